@@ -1,0 +1,207 @@
+package wire
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+)
+
+// echoHandler answers hello as a standalone and echoes how many documents an insert got.
+func echoHandler() Handler {
+	return HandlerFunc(func(ctx context.Context, s *Session, cmd *Command) bson.Raw {
+		switch strings.ToLower(cmd.Name) {
+		case "hello", "ismaster":
+			return OK(HelloBase(cmd, "7.0.0")...)
+		case "ping", "endsessions":
+			return OK()
+		case "insert":
+			docs, _ := cmd.Lookup("documents").Array().Values()
+			return OK(bson.E{Key: "n", Value: int32(len(docs))})
+		case "whoami":
+			return OK(bson.E{Key: "user", Value: s.User()})
+		}
+		return ErrorReply(CommandNotFound(cmd.Name))
+	})
+}
+
+func listen(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.Handler == nil {
+		cfg.Handler = echoHandler()
+	}
+	s, err := Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func connect(t *testing.T, opts *options.ClientOptions) *mongo.Client {
+	t.Helper()
+	opts.SetServerSelectionTimeout(2 * time.Second).SetConnectTimeout(2 * time.Second).SetDirect(true)
+	c, err := mongo.Connect(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect(context.Background()) })
+	return c
+}
+
+func TestDriverHandshakeAndDocumentSequences(t *testing.T) {
+	s := listen(t, Config{})
+	c := connect(t, options.Client().ApplyURI("mongodb://"+s.Addr()))
+	ctx := context.Background()
+	if err := c.Ping(ctx, nil); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	// The driver sends insert documents as an OP_MSG document sequence.
+	docs := make([]any, 250)
+	for i := range docs {
+		docs[i] = bson.D{{Key: "_id", Value: i}}
+	}
+	res, err := c.Database("db").Collection("c").InsertMany(ctx, docs)
+	if err != nil {
+		t.Fatalf("insert: %v", err)
+	}
+	if len(res.InsertedIDs) != 250 {
+		t.Fatalf("inserted %d", len(res.InsertedIDs))
+	}
+}
+
+func TestUnknownCommandIsCommandNotFound(t *testing.T) {
+	s := listen(t, Config{})
+	c := connect(t, options.Client().ApplyURI("mongodb://"+s.Addr()))
+	err := c.Database("admin").RunCommand(context.Background(), bson.D{{Key: "frobnicate", Value: 1}}).Err()
+	var ce mongo.CommandError
+	if !errors.As(err, &ce) || ce.Code != 59 {
+		t.Fatalf("want CommandNotFound, got %v", err)
+	}
+}
+
+func TestAuthRequiresTheRightPassword(t *testing.T) {
+	s := listen(t, Config{Credentials: &Credentials{User: "migrator", Password: "s3cret p@ss"}})
+	ctx := context.Background()
+
+	good := connect(t, options.Client().ApplyURI("mongodb://"+s.Addr()).
+		SetAuth(options.Credential{Username: "migrator", Password: "s3cret p@ss"}))
+	var who bson.M
+	if err := good.Database("admin").RunCommand(ctx, bson.D{{Key: "whoami", Value: 1}}).Decode(&who); err != nil {
+		t.Fatalf("authenticated command: %v", err)
+	}
+	if who["user"] != "migrator" {
+		t.Fatalf("session user = %v", who["user"])
+	}
+
+	bad := connect(t, options.Client().ApplyURI("mongodb://"+s.Addr()).
+		SetAuth(options.Credential{Username: "migrator", Password: "wrong"}))
+	err := bad.Ping(ctx, nil)
+	if err == nil || !strings.Contains(err.Error(), "Authentication failed") {
+		t.Fatalf("wrong password: want authentication failure, got %v", err)
+	}
+
+	anon := connect(t, options.Client().ApplyURI("mongodb://"+s.Addr()))
+	err = anon.Database("admin").RunCommand(ctx, bson.D{{Key: "whoami", Value: 1}}).Err()
+	var ce mongo.CommandError
+	if !errors.As(err, &ce) || ce.Code != 13 {
+		t.Fatalf("unauthenticated command: want Unauthorized, got %v", err)
+	}
+}
+
+func TestTLSOnlyServerRejectsPlainClients(t *testing.T) {
+	cert, pool := selfSigned(t)
+	s := listen(t, Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	ctx := context.Background()
+
+	secure := connect(t, options.Client().ApplyURI("mongodb://"+s.Addr()).SetTLSConfig(&tls.Config{RootCAs: pool}))
+	if err := secure.Ping(ctx, nil); err != nil {
+		t.Fatalf("TLS ping: %v", err)
+	}
+	plain := connect(t, options.Client().ApplyURI("mongodb://"+s.Addr()))
+	if err := plain.Ping(ctx, nil); err == nil {
+		t.Fatal("a plain connection to a TLS-only server succeeded")
+	}
+}
+
+func TestRefuseThenHealServesOnTheSameAddress(t *testing.T) {
+	s := listen(t, Config{})
+	addr := s.Addr()
+	if err := s.SetFault(Refuse); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("connection accepted while refusing")
+	}
+	if err := s.SetFault(Healthy); err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, options.Client().ApplyURI("mongodb://"+addr))
+	if err := c.Ping(context.Background(), nil); err != nil {
+		t.Fatalf("after healing: %v", err)
+	}
+}
+
+func TestBlackholeSwallowsRequests(t *testing.T) {
+	s := listen(t, Config{})
+	if err := s.SetFault(Blackhole); err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, options.Client().ApplyURI("mongodb://"+s.Addr()))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := c.Ping(ctx, nil); err == nil {
+		t.Fatal("ping answered through a blackhole")
+	}
+	if err := s.SetFault(Healthy); err != nil {
+		t.Fatal(err)
+	}
+	c2 := connect(t, options.Client().ApplyURI("mongodb://"+s.Addr()))
+	if err := c2.Ping(context.Background(), nil); err != nil {
+		t.Fatalf("after healing: %v", err)
+	}
+}
+
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "sandbox"},
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(parsed)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
