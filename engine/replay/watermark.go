@@ -1,0 +1,143 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/bson/primitive"
+)
+
+// Ticket identifies one entry handed to an applier; the applier returns it once the
+// entry's write is durable on the destination.
+type Ticket uint64
+
+// Watermark computes a shard's resume point: the newest oplog ts such that the entry at
+// that ts and every entry before it have been applied durably.
+//
+// Entries are dispatched in oplog order to many appliers, which finish in any order. The
+// resume point is therefore not the newest ts any applier reached but the minimum over
+// appliers: an applier that was handed entries and applied none holds the floor, however
+// far the others went. Entries sharing one ts (the operations of a committed
+// transaction carry the commit's ts) move the floor only when all of them are applied,
+// so a resume never starts after a half-applied transaction.
+type Watermark struct {
+	mu struct {
+		sync.Mutex
+		floor   primitive.Timestamp
+		head    Ticket // ticket of pending[0]
+		pending []slot // dispatched, in dispatch order, from head on
+		drained chan struct{}
+	}
+}
+
+type slot struct {
+	ts   primitive.Timestamp
+	done bool
+}
+
+// NewWatermark starts at floor: the ts from which the shard is known applied (its T0
+// or the checkpoint it resumes from).
+func NewWatermark(floor primitive.Timestamp) *Watermark {
+	w := &Watermark{}
+	w.mu.floor = floor
+	w.mu.drained = closedChan()
+	return w
+}
+
+// Dispatch records that the entry at ts was handed to an applier. Calls must come in
+// non-decreasing ts order, from one goroutine (the shard's dispatcher).
+func (w *Watermark) Dispatch(ts primitive.Timestamp) (Ticket, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last := w.mu.floor
+	if n := len(w.mu.pending); n > 0 {
+		last = w.mu.pending[n-1].ts
+	}
+	if ts.Before(last) {
+		return 0, fmt.Errorf("oplog entry %v dispatched after %v: entries must arrive in ts order", ts, last)
+	}
+	if len(w.mu.pending) == 0 {
+		w.mu.drained = make(chan struct{})
+	}
+	t := w.mu.head + Ticket(len(w.mu.pending))
+	w.mu.pending = append(w.mu.pending, slot{ts: ts})
+	return t, nil
+}
+
+// Skip moves the position past an entry that needs no write (a no-op, a filtered
+// entry): it counts as applied as soon as everything before it is.
+func (w *Watermark) Skip(ts primitive.Timestamp) error {
+	t, err := w.Dispatch(ts)
+	if err != nil {
+		return err
+	}
+	w.Applied(t)
+	return nil
+}
+
+// Applied records that the entry behind t is durable on the destination.
+func (w *Watermark) Applied(t Ticket) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i := int(t - w.mu.head)
+	if t < w.mu.head || i >= len(w.mu.pending) {
+		return // already accounted for
+	}
+	w.mu.pending[i].done = true
+	n := 0
+	for n < len(w.mu.pending) && w.mu.pending[n].done {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	// Move the floor to the newest completed ts none of whose siblings is still pending.
+	for k := n; k > 0; k-- {
+		ts := w.mu.pending[k-1].ts
+		if k == len(w.mu.pending) || w.mu.pending[k].ts != ts {
+			w.mu.floor = ts
+			break
+		}
+	}
+	w.mu.pending = w.mu.pending[n:]
+	w.mu.head += Ticket(n)
+	if len(w.mu.pending) == 0 {
+		close(w.mu.drained)
+		w.mu.pending = nil
+	}
+}
+
+// Floor is the resume point: every entry at or before it has been applied.
+func (w *Watermark) Floor() primitive.Timestamp {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mu.floor
+}
+
+// InFlight is the number of dispatched entries not yet accounted for.
+func (w *Watermark) InFlight() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.mu.pending)
+}
+
+// WaitDrained blocks until every dispatched entry is applied: the barrier a DDL entry
+// waits on before it is applied.
+func (w *Watermark) WaitDrained(ctx context.Context) error {
+	w.mu.Lock()
+	ch := w.mu.drained
+	w.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func closedChan() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
