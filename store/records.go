@@ -1,0 +1,121 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+)
+
+// The bson tags are the file format: rename Go fields freely, never the tags.
+// Times are kept to the millisecond (BSON datetime), in UTC.
+
+// ConnSettings are the non-secret settings of one cluster connection. There is no
+// password field on purpose: passwords live in the OS keyring (see Secrets).
+type ConnSettings struct {
+	Hosts    []string `bson:"hosts"` // mongos host:port list, without credentials
+	Username string   `bson:"username,omitempty"`
+	TLS      bool     `bson:"tls"`
+	CAFile   string   `bson:"caFile,omitempty"` // path of a CA bundle picked by the user
+	CAPEM    string   `bson:"caPem,omitempty"`  // or the pasted CA certificates (public)
+}
+
+// Event is one lifecycle transition of a migration.
+type Event struct {
+	At     time.Time `bson:"at"`
+	From   string    `bson:"from"`
+	To     string    `bson:"to"`
+	Reason string    `bson:"reason,omitempty"`
+}
+
+// Summary is what the final screen shows once a migration has ended.
+type Summary struct {
+	FinishedAt      time.Time     `bson:"finishedAt"`
+	Documents       int64         `bson:"documents"`
+	Bytes           int64         `bson:"bytes"`
+	OptimeGap       time.Duration `bson:"optimeGap"` // gap when syncing stopped (staging copies)
+	Verification    string        `bson:"verification,omitempty"`
+	UsersToRecreate []string      `bson:"usersToRecreate,omitempty"`
+}
+
+// Migration is one migration's record, without its per-shard checkpoints (those are
+// kept in their own keys so that a checkpoint write stays small).
+type Migration struct {
+	ID          string       `bson:"_id"`
+	Name        string       `bson:"name,omitempty"`
+	CreatedAt   time.Time    `bson:"createdAt"`
+	Source      ConnSettings `bson:"source"`
+	Destination ConnSettings `bson:"destination"`
+	// State and History change only through AppendHistory, so every transition is
+	// recorded with its time; SaveMigration keeps the stored ones.
+	State   string  `bson:"state"`
+	History []Event `bson:"history,omitempty"`
+	// BalancerWasOn is the source balancer's state before Shardlift stopped it;
+	// nil until it has been recorded.
+	BalancerWasOn *bool     `bson:"balancerWasOn,omitempty"`
+	TimerDeadline time.Time `bson:"timerDeadline,omitempty"` // cutover timer; zero when not running
+	Summary       *Summary  `bson:"summary,omitempty"`       // nil until the migration ended
+}
+
+// PartitionProgress is the copy progress of one partition of one namespace.
+type PartitionProgress struct {
+	Done   bool          `bson:"done"`
+	LastID bson.RawValue `bson:"lastId,omitempty"` // _id of the last document copied, as raw BSON
+	Docs   int64         `bson:"docs"`
+	Bytes  int64         `bson:"bytes"`
+}
+
+// ShardCheckpoint is the resume point of one source shard.
+type ShardCheckpoint struct {
+	Shard   string              `bson:"shard"`
+	Phase   string              `bson:"phase"`
+	T0      primitive.Timestamp `bson:"t0"`      // newest oplog ts when the copy started
+	Applied primitive.Timestamp `bson:"applied"` // last oplog ts durably applied by every applier
+	// Copied is keyed by namespace and partition id, as the engine names them.
+	Copied    map[string]PartitionProgress `bson:"copied,omitempty"`
+	Error     string                       `bson:"error,omitempty"`
+	UpdatedAt time.Time                    `bson:"updatedAt"` // set by SaveShardCheckpoint
+}
+
+// maxIDLen bounds ids and shard names, which are bbolt keys and keyring attributes.
+const maxIDLen = 200
+
+// checkName refuses empty, overlong or ambiguous ids: "/" separates the migration id
+// from the role in keyring keys.
+func checkName(kind, s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%w: empty %s", ErrInvalid, kind)
+	case len(s) > maxIDLen:
+		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalid, kind, maxIDLen)
+	case strings.ContainsAny(s, "/\x00"):
+		return fmt.Errorf("%w: %s %q contains '/' or a NUL byte", ErrInvalid, kind, s)
+	}
+	return nil
+}
+
+// checkNoSecrets refuses connection settings that would put a secret on disk: a
+// connection string pasted into a host field (it may carry user:password@) or a
+// private key pasted along with the CA certificates.
+func checkNoSecrets(role string, c ConnSettings) error {
+	for _, h := range c.Hosts {
+		if strings.ContainsAny(h, "@/") {
+			return fmt.Errorf("%w: %s host %q is not a host:port: enter each mongos as host:port, and the password in its own field",
+				ErrInvalid, role, redactHost(h))
+		}
+	}
+	if strings.Contains(c.CAPEM, "PRIVATE KEY") {
+		return fmt.Errorf("%w: the %s CA certificates contain a private key; paste only the CA certificates", ErrInvalid, role)
+	}
+	return nil
+}
+
+// redactHost hides whatever precedes an '@', which may be user:password.
+func redactHost(h string) string {
+	if i := strings.LastIndex(h, "@"); i >= 0 {
+		return "<redacted>" + h[i:]
+	}
+	return h
+}
