@@ -1,0 +1,314 @@
+package oplog
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+)
+
+const ui = `ui: {$binary: {base64: 'UG740CdIQ0yW3Szj7wyRPQ==', subType: '04'}}`
+
+// ddlOf translates one command entry (as MongoDB 4.2 to 8.0 write them) and
+// returns its DDL, nil when it yields only a position.
+func ddlOf(t *testing.T, o string, extra string) *DDL {
+	t.Helper()
+	entry := `{op: 'c', ns: 'shop.$cmd', ` + ui + `, o: ` + o + `, ` + tsAt(1) + `, v: {$numberLong: '2'}, wall: {$date: {$numberLong: '1616670994481'}}`
+	if extra != "" {
+		entry += `, ` + extra
+	}
+	items := process(t, NewTranslator(Config{}), entry+`}`)
+	if len(items) != 1 {
+		t.Fatalf("%s: %d items", o, len(items))
+	}
+	if items[0].Kind == ItemPosition {
+		return nil
+	}
+	if items[0].TS != ts(1700000000, 1) {
+		t.Errorf("DDL at %v", items[0].TS)
+	}
+	return items[0].DDL
+}
+
+func TestDDLEntriesTranslateToDDL(t *testing.T) {
+	shop := func(c string) Namespace { return Namespace{DB: "shop", Coll: c} }
+
+	d := ddlOf(t, `{create: 'log', capped: true, size: 1048576, max: 1000, idIndex: {v: 2, key: {_id: 1}, name: '_id_'}}`, ``)
+	if d.Kind != DDLCreateCollection || d.NS != shop("log") {
+		t.Fatalf("create: %+v", d)
+	}
+	sameDoc(t, "create options", d.Options, doc(t, `{capped: true, size: 1048576, max: 1000}`))
+
+	d = ddlOf(t, `{drop: 'orders'}`, `o2: {numRecords: 3}`)
+	if d.Kind != DDLDrop || d.NS != shop("orders") {
+		t.Fatalf("drop: %+v", d)
+	}
+
+	d = ddlOf(t, `{dropDatabase: 1}`, ``)
+	if d.Kind != DDLDropDatabase || d.NS != (Namespace{DB: "shop"}) {
+		t.Fatalf("dropDatabase: %+v", d)
+	}
+
+	d = ddlOf(t, `{renameCollection: 'shop.tmp.agg_out.1', to: 'shop.report', stayTemp: false, dropTarget: {$binary: {base64: 'eDZOnxEAQcqDUU94UF8IHQ==', subType: '04'}}}`, ``)
+	if d.Kind != DDLRename || d.NS != shop("tmp.agg_out.1") || d.To != shop("report") || !d.DropTarget {
+		t.Fatalf("renameCollection: %+v", d)
+	}
+	d = ddlOf(t, `{renameCollection: 'shop.a', to: 'archive.a', stayTemp: false, dropTarget: false}`, ``)
+	if d.Kind != DDLRename || d.To != (Namespace{DB: "archive", Coll: "a"}) || d.DropTarget {
+		t.Fatalf("renameCollection across databases: %+v", d)
+	}
+
+	d = ddlOf(t, `{createIndexes: 'orders', v: 2, unique: true, key: {sku: 1}, name: 'sku_1', ns: 'shop.orders'}`, ``)
+	if d.Kind != DDLCreateIndexes || d.NS != shop("orders") || len(d.Indexes) != 1 {
+		t.Fatalf("createIndexes: %+v", d)
+	}
+	sameDoc(t, "index spec", d.Indexes[0], doc(t, `{v: 2, unique: true, key: {sku: 1}, name: 'sku_1'}`))
+
+	if d = ddlOf(t, `{startIndexBuild: 'orders', indexBuildUUID: {$binary: {base64: '4bxQ3jVUS+yW7PKdH21C6Q==', subType: '04'}}, indexes: [{v: 2, key: {a: 1}, name: 'a_1'}]}`, ``); d != nil {
+		t.Fatalf("startIndexBuild: %+v, want nothing until the commit", d)
+	}
+	if d = ddlOf(t, `{abortIndexBuild: 'orders', indexBuildUUID: {$binary: {base64: '4bxQ3jVUS+yW7PKdH21C6Q==', subType: '04'}}, indexes: [{v: 2, key: {a: 1}, name: 'a_1'}], cause: {ok: false, code: 11601}}`, ``); d != nil {
+		t.Fatalf("abortIndexBuild: %+v, want nothing", d)
+	}
+	d = ddlOf(t, `{commitIndexBuild: 'orders', indexBuildUUID: {$binary: {base64: '4bxQ3jVUS+yW7PKdH21C6Q==', subType: '04'}}, indexes: [{v: 2, key: {a: 1}, name: 'a_1'}, {v: 2, key: {b: -1}, name: 'b_-1', expireAfterSeconds: 60}]}`, ``)
+	if d.Kind != DDLCreateIndexes || len(d.Indexes) != 2 {
+		t.Fatalf("commitIndexBuild: %+v", d)
+	}
+	sameDoc(t, "second spec", d.Indexes[1], doc(t, `{v: 2, key: {b: -1}, name: 'b_-1', expireAfterSeconds: 60}`))
+
+	for _, o := range []string{`{dropIndexes: 'orders', index: 'sku_1'}`, `{deleteIndexes: 'orders', index: 'sku_1'}`, `{deleteIndex: 'orders', index: 'sku_1'}`} {
+		d = ddlOf(t, o, `o2: {v: 2, key: {sku: 1}, name: 'sku_1'}`)
+		if d.Kind != DDLDropIndexes || d.NS != shop("orders") || len(d.IndexNames) != 1 || d.IndexNames[0] != "sku_1" {
+			t.Fatalf("%s: %+v", o, d)
+		}
+	}
+	d = ddlOf(t, `{dropIndexes: 'orders', index: {sku: 1}}`, ``)
+	if d.Kind != DDLDropIndexes || d.IndexNames != nil {
+		t.Fatalf("dropIndexes by key: %+v", d)
+	}
+	sameDoc(t, "dropIndexes by key", d.Options, doc(t, `{index: {sku: 1}}`))
+
+	d = ddlOf(t, `{collMod: 'orders', validator: {qty: {$gte: 0}}, validationLevel: 'moderate'}`, `o2: {collectionOptions_old: {uuid: {$binary: {base64: 'UG740CdIQ0yW3Szj7wyRPQ==', subType: '04'}}}}`)
+	if d.Kind != DDLCollMod || d.NS != shop("orders") {
+		t.Fatalf("collMod: %+v", d)
+	}
+	sameDoc(t, "collMod options", d.Options, doc(t, `{validator: {qty: {$gte: 0}}, validationLevel: 'moderate'}`))
+
+	d = ddlOf(t, `{emptycapped: 'log'}`, ``)
+	if d.Kind != DDLEmptyCapped || d.NS != shop("log") {
+		t.Fatalf("emptycapped: %+v", d)
+	}
+	d = ddlOf(t, `{convertToCapped: 'log', size: 4096}`, ``)
+	if d.Kind != DDLConvertToCapped {
+		t.Fatalf("convertToCapped: %+v", d)
+	}
+	sameDoc(t, "convertToCapped options", d.Options, doc(t, `{size: 4096}`))
+	if d = ddlOf(t, `{dbCheck: 'orders', type: 'batch'}`, ``); d != nil {
+		t.Fatalf("dbCheck: %+v", d)
+	}
+}
+
+func TestUnreplayableCommandsAreErrors(t *testing.T) {
+	for _, o := range []string{
+		`{importCollection: 'orders', collectionProperties: {}}`,
+		`{renameCollection: 'shop.orders', to: 'shop.system.orders'}`,
+		`{renameCollection: 'config.x', to: 'shop.x'}`,
+	} {
+		e := decode(t, `{op: 'c', ns: 'shop.$cmd', o: `+o+`, `+tsAt(1)+`}`)
+		if _, err := NewTranslator(Config{}).Process(&e, nil); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("%s: got %v, want ErrUnsupported", o, err)
+		}
+	}
+	e := decode(t, `{op: 'c', ns: 'shop.$cmd', o: {drop: 5}, `+tsAt(1)+`}`)
+	if _, err := NewTranslator(Config{}).Process(&e, nil); !errors.Is(err, ErrMalformed) {
+		t.Errorf("drop of a number: got %v, want ErrMalformed", err)
+	}
+}
+
+func TestCopiesOfOneDDLFromSeveralShardsAreAppliedOnce(t *testing.T) {
+	g := NewDDLGroups([]string{"rs0", "rs1", "rs2"}, time.Minute)
+	drop := DDL{Kind: DDLDrop, NS: Namespace{DB: "shop", Coll: "orders"}}
+	id0, opened, err := g.Add("rs0", ts(1000, 1), drop)
+	if err != nil || !opened {
+		t.Fatalf("first copy: %v %v", opened, err)
+	}
+	id1, opened, _ := g.Add("rs1", ts(1002, 5), drop)
+	if opened || id1 != id0 {
+		t.Fatalf("second copy opened a group (%d vs %d)", id1, id0)
+	}
+	applied := map[string]primitive.Timestamp{"rs0": ts(1000, 1), "rs1": ts(1002, 5), "rs2": ts(1030, 0)}
+	if r := g.Ready(applied); len(r) != 0 {
+		t.Fatalf("ready while rs2 may still write a copy or hold earlier writes: %+v", r)
+	}
+	applied["rs2"] = ts(1061, 0)
+	r := g.Ready(applied)
+	if len(r) != 1 || r[0].ID != id0 || len(r[0].Shards) != 2 || r[0].DDL.Kind != DDLDrop {
+		t.Fatalf("ready groups %+v, want the drop once, from rs0 and rs1", r)
+	}
+	if r := g.Ready(applied); len(r) != 0 {
+		t.Fatalf("a group was handed out twice: %+v", r)
+	}
+}
+
+func TestRepeatedDDLOpensANewGroup(t *testing.T) {
+	g := NewDDLGroups([]string{"rs0", "rs1"}, time.Minute)
+	create := DDL{Kind: DDLCreateIndexes, NS: Namespace{DB: "shop", Coll: "orders"}, Indexes: []bson.Raw{doc(t, `{key: {a: 1}, name: 'a_1'}`)}}
+	drop := DDL{Kind: DDLDropIndexes, NS: Namespace{DB: "shop", Coll: "orders"}, IndexNames: []string{"a_1"}}
+	a1, _, _ := g.Add("rs0", ts(100, 1), create)
+	g.Add("rs0", ts(101, 1), drop)
+	a2, opened, _ := g.Add("rs0", ts(102, 1), create)
+	if !opened || a2 == a1 {
+		t.Fatal("re-creating the index on the same shard joined the first create")
+	}
+	b1, _, _ := g.Add("rs1", ts(100, 3), create)
+	g.Add("rs1", ts(101, 3), drop)
+	b2, _, _ := g.Add("rs1", ts(102, 3), create)
+	if b1 != a1 || b2 != a2 {
+		t.Fatalf("rs1's copies joined groups %d, %d; want %d, %d", b1, b2, a1, a2)
+	}
+	r := g.Ready(map[string]primitive.Timestamp{})
+	if len(r) != 3 || r[0].DDL.Kind != DDLCreateIndexes || r[1].DDL.Kind != DDLDropIndexes || r[2].DDL.Kind != DDLCreateIndexes {
+		t.Fatalf("ready %+v, want create, drop, create in ts order", r)
+	}
+}
+
+func TestDDLKeyDistinguishesWhatTheDDLDoes(t *testing.T) {
+	base := DDL{Kind: DDLCreateIndexes, NS: Namespace{DB: "a", Coll: "b"}, Indexes: []bson.Raw{doc(t, `{key: {a: 1}, name: 'a_1'}`)}}
+	other := []DDL{
+		{Kind: DDLCreateIndexes, NS: Namespace{DB: "a", Coll: "c"}, Indexes: base.Indexes},
+		{Kind: DDLCreateIndexes, NS: base.NS, Indexes: []bson.Raw{doc(t, `{key: {a: -1}, name: 'a_1'}`)}},
+		{Kind: DDLDropIndexes, NS: base.NS, IndexNames: []string{"a_1"}},
+	}
+	for _, o := range other {
+		if o.Key() == base.Key() {
+			t.Errorf("%+v has the key of %+v", o, base)
+		}
+	}
+	same := base
+	same.Indexes = []bson.Raw{doc(t, `{key: {a: 1}, name: 'a_1'}`)}
+	if same.Key() != base.Key() {
+		t.Error("identical DDL has another key")
+	}
+	if _, _, err := NewDDLGroups([]string{"rs0"}, 0).Add("rs9", ts(1, 1), base); err == nil {
+		t.Error("a DDL from an unknown shard was accepted")
+	}
+}
+
+func TestUniqueIndexIsBuiltNonUniqueDuringSync(t *testing.T) {
+	spec := doc(t, `{v: 2, unique: true, key: {sku: 1}, name: 'sku_1', partialFilterExpression: {sku: {$exists: true}}, prepareUnique: true}`)
+	relaxed, original, err := RelaxIndexForSync(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameDoc(t, "relaxed", relaxed, doc(t, `{v: 2, key: {sku: 1}, name: 'sku_1', partialFilterExpression: {sku: {$exists: true}}}`))
+	sameDoc(t, "original", original, spec)
+	clear(spec)
+	if _, ok := lookup(original, "unique"); !ok {
+		t.Error("original aliases the input")
+	}
+}
+
+func TestTTLIndexGetsAHugeExpiryDuringSync(t *testing.T) {
+	spec := doc(t, `{v: 2, key: {createdAt: 1}, name: 'createdAt_1', expireAfterSeconds: 3600}`)
+	relaxed, original, err := RelaxIndexForSync(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameDoc(t, "relaxed", relaxed, doc(t, `{v: 2, key: {createdAt: 1}, name: 'createdAt_1', expireAfterSeconds: 2147483647}`))
+	sameDoc(t, "original", original, spec)
+}
+
+func TestIDIndexAndPlainIndexesAreNotChanged(t *testing.T) {
+	for _, s := range []string{`{v: 2, key: {_id: 1}, name: '_id_'}`, `{v: 2, key: {a: 1, b: 'hashed'}, name: 'ab', unique: false}`} {
+		relaxed, _, err := RelaxIndexForSync(doc(t, s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameDoc(t, "spec", relaxed, doc(t, s))
+	}
+	if _, _, err := RelaxIndexForSync(bson.Raw{1, 2}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("corrupt spec: %v", err)
+	}
+}
+
+func TestCollModUniqueAndTTLAreWithheldUntilFinalize(t *testing.T) {
+	cases := []struct{ opts, apply, withheld string }{
+		{`{index: {name: 'a_1', unique: true}}`, ``, `{index: {name: 'a_1', unique: true}}`},
+		{`{index: {name: 'a_1', prepareUnique: true}}`, ``, `{index: {name: 'a_1', prepareUnique: true}}`},
+		{`{index: {keyPattern: {a: 1}, forceNonUnique: true}}`, ``, `{index: {keyPattern: {a: 1}, forceNonUnique: true}}`},
+		{`{index: {name: 'ts_1', expireAfterSeconds: {$numberLong: '1000'}}}`, `{index: {name: 'ts_1', expireAfterSeconds: 2147483647}}`, `{index: {name: 'ts_1', expireAfterSeconds: {$numberLong: '1000'}}}`},
+		{`{index: {name: 'f_1', hidden: true}}`, `{index: {name: 'f_1', hidden: true}}`, ``},
+		{`{validator: {a: 1}, expireAfterSeconds: 60}`, `{validator: {a: 1}, expireAfterSeconds: 2147483647}`, `{expireAfterSeconds: 60}`},
+		{`{expireAfterSeconds: 'off'}`, `{expireAfterSeconds: 'off'}`, ``},
+	}
+	for _, c := range cases {
+		apply, withheld, err := RelaxCollectionOptionsForSync(doc(t, c.opts))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.apply == "" {
+			if apply != nil {
+				t.Errorf("%s: apply %s, want nothing", c.opts, apply)
+			}
+		} else {
+			sameDoc(t, c.opts+" apply", apply, doc(t, c.apply))
+		}
+		if c.withheld == "" {
+			if withheld != nil {
+				t.Errorf("%s: withheld %s, want nothing", c.opts, withheld)
+			}
+		} else {
+			sameDoc(t, c.opts+" withheld", withheld, doc(t, c.withheld))
+		}
+	}
+}
+
+// The corpus' collMod entries (MongoDB 6.0+ unique conversion) go through the
+// relaxation as the engine would apply them.
+func TestCorpusCollModIsRelaxed(t *testing.T) {
+	entries := readBSONFile(t, corpusDir(t)+"/oplogs__bson__collMod_indexUniqueness.bson")
+	withheldUnique := 0
+	for _, raw := range entries {
+		e, err := Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items, err := NewTranslator(Config{}).Process(&e, nil)
+		if err != nil || len(items) != 1 || items[0].Kind != ItemDDL {
+			t.Fatalf("%s: %v %+v", raw, err, items)
+		}
+		d := items[0].DDL
+		switch d.Kind {
+		case DDLCollMod:
+			apply, withheld, err := RelaxCollectionOptionsForSync(d.Options)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ix, ok := lookup(apply, "index"); ok {
+				for _, f := range []string{"unique", "prepareUnique", "forceNonUnique"} {
+					if _, bad := lookup(ix.val, f); bad {
+						t.Errorf("%s applied during sync: %s", f, apply)
+					}
+				}
+			}
+			if ix, ok := lookup(withheld, "index"); ok {
+				if _, ok := lookup(ix.val, "unique"); ok {
+					withheldUnique++
+				}
+			}
+		case DDLCreateIndexes:
+			relaxed, _, err := RelaxIndexForSync(d.Indexes[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ttl, ok := lookup(relaxed, "expireAfterSeconds"); ok && ttl.int32() != RelaxedExpireAfterSeconds {
+				t.Errorf("TTL not relaxed: %s", relaxed)
+			}
+		}
+	}
+	if withheldUnique != 4 {
+		t.Errorf("withheld %d unique conversions, want the corpus' 4", withheldUnique)
+	}
+}
