@@ -1,0 +1,369 @@
+package ui
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+)
+
+func TestReadyToMigrateNeedsEveryItemTicked(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	h.a.showPrepare()
+	ready := h.button("I'm ready to migrate")
+	for i, it := range prepareItems {
+		if !ready.Disabled() {
+			t.Fatalf("I'm ready to migrate enabled with %d of %d items ticked", i, len(prepareItems))
+		}
+		test.Tap(h.check(it.title))
+	}
+	if ready.Disabled() {
+		t.Fatal("I'm ready to migrate disabled with every item ticked")
+	}
+	h.tap("I'm ready to migrate")
+	if _, ok := h.a.cur.(*connectScreen); !ok {
+		t.Fatalf("screen %T, want Connections", h.a.cur)
+	}
+}
+
+func TestValidateNeedsBothClustersHosts(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	h.a.showConnect("")
+	f := h.a.forms
+	if !h.button("Validate").Disabled() {
+		t.Fatal("Validate enabled with empty forms")
+	}
+	h.mustShow("Fill in both clusters' mongos hosts")
+	test.Type(f.src.hosts, "db1:27017")
+	if !h.button("Validate").Disabled() {
+		t.Fatal("Validate enabled without the destination's hosts")
+	}
+	test.Type(f.dst.hosts, "mongodb+srv://dest.example.net/")
+	if h.button("Validate").Disabled() {
+		t.Fatal("Validate disabled with both hosts")
+	}
+	if !h.button("Start migration").Disabled() {
+		t.Fatal("Start migration enabled before validating")
+	}
+	h.mustShow("Validate first")
+}
+
+func TestHostsAreCheckedAsTyped(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	fillForms(h)
+	f := h.a.forms
+	f.src.hosts.SetText("db1:27017,db2:99999")
+	h.mustShow(`The port of "db2:99999" must be a number from 1 to 65535`)
+	if !h.button("Validate").Disabled() {
+		t.Fatal("Validate enabled with a bad port")
+	}
+	f.src.hosts.SetText("db1:27017,db2:27018")
+	h.mustNotShow("must be a number")
+	if h.button("Validate").Disabled() {
+		t.Fatal("Validate disabled after fixing the port")
+	}
+}
+
+func TestInvalidPEMIsReportedAsItIsPasted(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	fillForms(h)
+	f := h.a.forms
+	if !f.src.pem.Disabled() {
+		t.Fatal("the CA field is enabled with TLS off")
+	}
+	test.Tap(f.src.tls)
+	test.Type(f.src.pem, "hello")
+	h.mustShow("not a PEM certificate: paste the text from -----BEGIN CERTIFICATE-----")
+	if !h.button("Validate").Disabled() {
+		t.Fatal("Validate enabled with an invalid CA certificate")
+	}
+	good := string(testCA(t, h.now.Add(-time.Hour), h.now.Add(365*24*time.Hour), true))
+	f.src.pem.SetText(good)
+	h.mustNotShow("not a PEM certificate")
+	h.mustShow("1 certificate: Example Test CA, valid until 2027-11-20.")
+	if h.button("Validate").Disabled() {
+		t.Fatal("Validate disabled with a valid CA certificate")
+	}
+	if c := f.src.connection(); c.CAPEM != strings.TrimSpace(good) || c.CAFile != "" || !c.TLS {
+		t.Fatalf("connection %+v does not carry the pasted CA", c)
+	}
+	// TLS off: the CA is not sent, and the form says so.
+	test.Tap(f.src.tls)
+	h.mustShow("TLS is off: the CA certificate is not used.")
+	if c := f.src.connection(); c.CAPEM != "" || c.TLS {
+		t.Fatalf("connection %+v sends a CA without TLS", c)
+	}
+}
+
+func TestCAFileIsCheckedWhenChosen(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	fillForms(h)
+	f := h.a.forms.dst
+	test.Tap(f.tls)
+	f.setCAFile("/home/dba/server.key", []byte("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n"), nil)
+	h.mustShow("this is a private key, not a certificate")
+	if !h.button("Validate").Disabled() {
+		t.Fatal("Validate enabled with a key as the CA file")
+	}
+	f.setCAFile("/home/dba/gone.pem", nil, errors.New("permission denied"))
+	h.mustShow("cannot read /home/dba/gone.pem: permission denied")
+	f.setCAFile("/etc/ssl/ca.pem", testCA(t, h.now.Add(-time.Hour), h.now.Add(time.Hour), true), nil)
+	h.mustShow("File: /etc/ssl/ca.pem")
+	if c := f.connection(); c.CAFile != "/etc/ssl/ca.pem" || c.CAPEM != "" {
+		t.Fatalf("connection %+v, want the CA file's path only", c)
+	}
+	test.Tap(f.clear)
+	if c := f.connection(); c.CAFile != "" {
+		t.Fatalf("Clear kept the CA file: %+v", c)
+	}
+}
+
+func TestEnterInTheFormValidates(t *testing.T) {
+	b := &fakeBackend{validation: Validation{Checks: []Check{{Status: Passed, Title: "Source is a sharded cluster (3 shards)"}}}}
+	h := newHarness(t, b)
+	fillForms(h)
+	h.a.forms.src.hosts.SetText("  db1.example:27017  ")
+	h.a.forms.dst.pass.TypedKey(enter)
+	h.q.drain()
+	if len(b.validated) != 1 {
+		t.Fatalf("Enter ran Validate %d times, want 1", len(b.validated))
+	}
+	want := [2]Connection{
+		{Hosts: "db1.example:27017", Username: "migrator", Password: "secret"},
+		{Hosts: "dest.example:27017", Username: "migrator", Password: "secret"},
+	}
+	if b.validated[0] != want {
+		t.Fatalf("validated %+v, want %+v", b.validated[0], want)
+	}
+	h.mustShow("All 1 checks passed.")
+	if h.button("Start migration").Disabled() {
+		t.Fatal("Start migration disabled although every check passed")
+	}
+}
+
+func TestValidateShowsProgressAndCanBeStopped(t *testing.T) {
+	b := &fakeBackend{validation: sampleValidation()}
+	h := newHarness(t, b)
+	fillForms(h)
+	test.Tap(h.button("Validate"))
+	h.mustShow("Connecting to both clusters and running every check…")
+	if !h.button("Validate").Disabled() || !h.button("Start migration").Disabled() {
+		t.Fatal("Validate and Start migration must be disabled while validating")
+	}
+	h.tap("Stop")
+	h.mustShow("Validation stopped.")
+	h.mustNotShow("Source is a sharded cluster")
+	if h.findButton("Stop") != nil {
+		t.Fatal("Stop is still shown")
+	}
+}
+
+func TestStartMigrationIsDisabledWhileACheckFailed(t *testing.T) {
+	b := &fakeBackend{validation: sampleValidation()}
+	h := newHarness(t, b)
+	fillForms(h)
+	h.tap("Validate")
+	h.mustShow("3 passed, 1 with a warning, 1 failed")
+	h.mustShow("Fix: allow this workstation through the firewall of db7:27018")
+	h.mustShow("If a check failed, check that:")
+	h.mustShow("Fix the failed checks and validate again")
+	if !h.button("Start migration").Disabled() {
+		t.Fatal("Start migration enabled with a failed check")
+	}
+	// The firewall was opened: only the warning is left.
+	v := sampleValidation()
+	v.Checks = append(v.Checks[:2], v.Checks[3:]...)
+	b.validation = v
+	h.tap("Validate")
+	h.mustShow("3 passed, 1 with a warning: read the warnings")
+	h.mustNotShow("If a check failed")
+	if h.button("Start migration").Disabled() {
+		t.Fatal("Start migration disabled with warnings only")
+	}
+}
+
+func TestEditingAfterValidationRequiresValidatingAgain(t *testing.T) {
+	h := newHarness(t, &fakeBackend{validation: Validation{Checks: []Check{{Status: Passed, Title: "ok"}}}})
+	fillForms(h)
+	h.tap("Validate")
+	if h.button("Start migration").Disabled() {
+		t.Fatal("Start migration disabled after a clean validation")
+	}
+	test.Type(h.a.forms.dst.user, "x")
+	h.mustShow("The connection details changed: validate again.")
+	if !h.button("Start migration").Disabled() {
+		t.Fatal("Start migration enabled for details that were not validated")
+	}
+}
+
+func TestValidationErrorPointsAtTheFieldToFix(t *testing.T) {
+	b := &fakeBackend{validateErr: &FieldError{Side: Destination, Field: FieldPassword,
+		Err: errors.New("authentication failed for user migrator on dest.example:27017: check the password")}}
+	h := newHarness(t, b)
+	fillForms(h)
+	h.tap("Validate")
+	h.mustShow("The checks could not run: check the destination password: authentication failed for user migrator")
+	note := h.a.forms.dst.notes[FieldPassword]
+	if !note.Visible() || !strings.Contains(note.Text, "check the password") {
+		t.Fatalf("no note under the destination password: %q", note.Text)
+	}
+	if h.a.win.Canvas().Focused() != h.a.forms.dst.pass {
+		t.Fatal("the destination password field does not have the focus")
+	}
+	test.Type(h.a.forms.dst.pass, "x")
+	if note.Visible() {
+		t.Fatal("the note stays after the password was edited")
+	}
+}
+
+func TestWipingTheDestinationNeedsExplicitConfirmation(t *testing.T) {
+	m := newFakeMigration(syncing())
+	b := &fakeBackend{startMig: m, validation: Validation{
+		Checks:             []Check{{Status: Passed, Title: "ok"}},
+		DestinationHasData: true, DestinationContents: "2 databases (shop, crm) with 1.2 M documents",
+	}}
+	h := newHarness(t, b)
+	fillForms(h)
+	h.tap("Validate")
+	h.tap("Start migration")
+	h.mustShow("It holds 2 databases (shop, crm) with 1.2 M documents.")
+	if !h.button("Wipe and start migration").Disabled() {
+		t.Fatal("the wipe can be confirmed without ticking the box")
+	}
+	h.escape()
+	if h.dialogs() != 0 || len(b.startCalls) != 0 {
+		t.Fatalf("Escape: %d dialogs, %d starts", h.dialogs(), len(b.startCalls))
+	}
+	h.tap("Start migration")
+	box := h.check("Wipe every database on dest.example:27017")
+	test.Tap(box)
+	if h.button("Wipe and start migration").Disabled() {
+		t.Fatal("the wipe cannot be confirmed after ticking the box")
+	}
+	test.Tap(box)
+	if !h.button("Wipe and start migration").Disabled() {
+		t.Fatal("unticking the box leaves the wipe confirmable")
+	}
+	test.Tap(box)
+	h.tap("Wipe and start migration")
+	if len(b.startCalls) != 1 || !b.startCalls[0].wipe {
+		t.Fatalf("start calls %+v, want one with the wipe confirmed", b.startCalls)
+	}
+	if _, ok := h.a.cur.(*monitorScreen); !ok {
+		t.Fatalf("screen %T after starting, want the progress screen", h.a.cur)
+	}
+}
+
+func TestEscapeInTheWipeDialogClosesItEvenWhenTheBoxHasTheFocus(t *testing.T) {
+	b := &fakeBackend{validation: Validation{Checks: []Check{{Status: Passed, Title: "ok"}}, DestinationHasData: true}}
+	h := newHarness(t, b)
+	fillForms(h)
+	h.tap("Validate")
+	h.tap("Start migration")
+	box := h.check("Wipe every database on dest.example:27017")
+	var focus fyne.Focusable
+	walk(h.roots()[0], true, func(o fyne.CanvasObject, _ bool) {
+		if c, ok := o.(*escCheck); ok && &c.Check == box {
+			focus = c
+		}
+	})
+	h.a.win.Canvas().Focus(focus)
+	h.escape()
+	if h.dialogs() != 0 {
+		t.Fatal("Escape with the focus on the check box left the dialog open")
+	}
+}
+
+func TestStartWithAnEmptyDestinationDoesNotAsk(t *testing.T) {
+	b := &fakeBackend{startMig: newFakeMigration(syncing()), validation: Validation{Checks: []Check{{Status: Passed, Title: "ok"}}}}
+	h := newHarness(t, b)
+	fillForms(h)
+	h.tap("Validate")
+	h.tap("Start migration")
+	if len(b.startCalls) != 1 || b.startCalls[0].wipe {
+		t.Fatalf("start calls %+v, want one without a wipe", b.startCalls)
+	}
+	h.mustShow("Migrating prod-eu:27017 -> atlas-eu:27017")
+}
+
+func TestKeyringUnavailableIsANoticeNotAFailure(t *testing.T) {
+	b := &fakeBackend{
+		startMig:   newFakeMigration(syncing()),
+		startErr:   fmt.Errorf("%w: the system keyring is not available; Shardlift will ask for the passwords again when it resumes", ErrKeyringUnavailable),
+		validation: Validation{Checks: []Check{{Status: Passed, Title: "ok"}}},
+	}
+	h := newHarness(t, b)
+	fillForms(h)
+	h.tap("Validate")
+	h.tap("Start migration")
+	s, ok := h.a.cur.(*monitorScreen)
+	if !ok {
+		t.Fatalf("screen %T, want the progress screen: the migration runs", h.a.cur)
+	}
+	if s.banner.level != levelWarning || !strings.Contains(s.banner.text.Text, "Shardlift will ask for the passwords again when it resumes") {
+		t.Fatalf("banner %d %q, want a warning with the keyring message", s.banner.level, s.banner.text.Text)
+	}
+	if h.dialogs() != 0 {
+		t.Fatal("the keyring notice must not block: no dialog")
+	}
+}
+
+func TestStartErrorIsShownOnTheConnectionsScreen(t *testing.T) {
+	b := &fakeBackend{
+		startErr:   errors.New("the source balancer could not be stopped: a chunk migration is running, retry in a minute"),
+		validation: Validation{Checks: []Check{{Status: Passed, Title: "ok"}}},
+	}
+	h := newHarness(t, b)
+	fillForms(h)
+	h.tap("Validate")
+	h.tap("Start migration")
+	h.mustShow("The migration did not start: the source balancer could not be stopped: a chunk migration is running, retry in a minute")
+	if h.button("Start migration").Disabled() {
+		t.Fatal("Start migration stays disabled after a failed start")
+	}
+}
+
+// TestTabRunsThroughTheFormsInOrder: source fields, then destination fields, and a
+// multi-line CA field does not swallow Tab.
+func TestTabRunsThroughTheFormsInOrder(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	h.a.showConnect("")
+	f := h.a.forms
+	test.Tap(f.src.tls)
+	c := h.a.win.Canvas()
+	c.Focus(f.src.hosts)
+	names := map[fyne.Focusable]string{
+		f.src.hosts: "src hosts", f.src.user: "src user", f.src.pass: "src password", f.src.tls: "src TLS",
+		f.src.choose: "src choose", f.src.pem: "src CA",
+		f.dst.hosts: "dst hosts", f.dst.user: "dst user", f.dst.pass: "dst password", f.dst.tls: "dst TLS",
+	}
+	var got []string
+	for range 12 {
+		if n, ok := names[c.Focused()]; ok {
+			got = append(got, n)
+		}
+		test.FocusNext(c)
+	}
+	want := "src hosts,src user,src password,src TLS,src choose,src CA,dst hosts,dst user,dst password,dst TLS"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("Tab order %v, want %s", got, want)
+	}
+	if f.src.pem.AcceptsTab() {
+		t.Fatal("the CA field takes Tab as text")
+	}
+}
+
+// TestFailedCheckRendersIconFindingAndFix pins how one failed check is drawn: the
+// error icon, the finding in bold, the evidence and the fix in the error colour.
+func TestFailedCheckRendersIconFindingAndFix(t *testing.T) {
+	test.NewTempApp(t)
+	row := checkRow(sampleValidation().Checks[2])
+	w := test.NewTempWindow(t, row)
+	w.Resize(fyne.NewSize(640, 160))
+	settle(w.Canvas())
+	test.AssertRendersToMarkup(t, "check_failed.xml", w.Canvas())
+}

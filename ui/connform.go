@@ -1,0 +1,404 @@
+package ui
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/storage"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+)
+
+// maxCAFile bounds how much of a chosen CA file is read: a CA bundle is a few KB.
+const maxCAFile = 1 << 20
+
+// connectForms are the two connection forms and the last validation of what they
+// held. They outlive the Connections screen, so that going back to Before you start
+// and returning keeps what was typed.
+type connectForms struct {
+	a        *App
+	src, dst *connForm
+	// gen counts edits; val is the last validation, of the forms as they were at valGen.
+	gen, valGen int
+	val         *Validation
+	// changed and submit are the current Connections screen's hooks.
+	changed, submit func()
+}
+
+func newConnectForms(a *App) *connectForms {
+	f := &connectForms{a: a}
+	f.src = newConnForm(a, Source, f.edited, f.submitted)
+	f.dst = newConnForm(a, Destination, f.edited, f.submitted)
+	return f
+}
+
+func (f *connectForms) edited() {
+	f.gen++
+	if f.changed != nil {
+		f.changed()
+	}
+}
+
+func (f *connectForms) submitted() {
+	if f.submit != nil {
+		f.submit()
+	}
+}
+
+func (f *connectForms) side(s Side) *connForm {
+	if s == Destination {
+		return f.dst
+	}
+	return f.src
+}
+
+// ready reports whether both forms can be validated as they are.
+func (f *connectForms) ready() bool { return f.src.ready() && f.dst.ready() }
+
+// validated reports whether the last validation is of the forms as they are now.
+func (f *connectForms) validated() bool { return f.val != nil && f.valGen == f.gen }
+
+func (f *connectForms) reset() {
+	f.src.fill(Connection{})
+	f.dst.fill(Connection{})
+	f.val = nil
+}
+
+// connForm is one cluster's connection form.
+type connForm struct {
+	a    *App
+	side Side
+
+	hosts, user, pass *widget.Entry
+	tls               *widget.Check
+	pem               *escEntry
+	caFile            string
+	fileLabel         *widget.Label
+	choose, clear     *widget.Button
+	notes             map[Field]*widget.Label
+	pemState          pemCheck
+	// filling is set while fill sets the fields, so that it counts as one edit.
+	filling bool
+
+	onChange, onSubmit func()
+	obj                fyne.CanvasObject
+}
+
+func newConnForm(a *App, side Side, onChange, onSubmit func()) *connForm {
+	f := &connForm{a: a, side: side, onChange: onChange, onSubmit: onSubmit, notes: map[Field]*widget.Label{}}
+	f.hosts = widget.NewEntry()
+	f.hosts.SetPlaceHolder("db1:27017,db2:27017 or mongodb://…")
+	f.user = widget.NewEntry()
+	f.user.SetPlaceHolder("empty without authentication")
+	f.pass = widget.NewPasswordEntry()
+	f.tls = widget.NewCheck("Use TLS", nil)
+	f.pem = newEscEntry(nil)
+	f.pem.MultiLine = true
+	f.pem.Wrapping = fyne.TextWrapOff
+	f.pem.SetMinRowsVisible(3)
+	f.pem.SetPlaceHolder("Paste the CA certificate (PEM)\nor choose a file.\nLeave empty for a public CA.")
+	f.fileLabel = widget.NewLabel("")
+	f.fileLabel.Truncation = fyne.TextTruncateEllipsis
+	f.fileLabel.Hide()
+	f.choose = widget.NewButtonWithIcon("Choose file…", theme.FolderOpenIcon(), f.chooseFile)
+	f.clear = widget.NewButtonWithIcon("Clear", theme.ContentClearIcon(), f.clearCA)
+	f.clear.Importance = widget.LowImportance
+	for _, fl := range []Field{FieldHosts, FieldUsername, FieldPassword, FieldTLS, FieldCA} {
+		n := wrapped("")
+		n.Hide()
+		f.notes[fl] = n
+	}
+
+	f.hosts.OnChanged = func(string) { f.changedField(FieldHosts) }
+	f.user.OnChanged = func(string) { f.changedField(FieldUsername) }
+	f.pass.OnChanged = func(string) { f.changedField(FieldPassword) }
+	f.tls.OnChanged = func(bool) { f.changedField(FieldTLS) }
+	f.pem.OnChanged = func(string) { f.changedField(FieldCA) }
+	for _, e := range []*widget.Entry{f.hosts, f.user, f.pass} {
+		e.OnSubmitted = func(string) { f.onSubmit() }
+	}
+
+	title, what := "Source cluster", "Any mongos of the sharded cluster to migrate from."
+	if side == Destination {
+		title, what = "Destination cluster", "Any mongos of the sharded cluster to migrate into."
+	}
+	label := func(s string) fyne.CanvasObject {
+		l := widget.NewLabelWithStyle(s, fyne.TextAlignTrailing, fyne.TextStyle{})
+		return container.NewVBox(l)
+	}
+	ca := container.NewVBox(
+		container.NewHBox(f.choose, f.clear),
+		f.fileLabel, f.pem, f.notes[FieldCA])
+	form := container.New(layout.NewFormLayout(),
+		label("Mongos hosts"), container.NewVBox(f.hosts, f.notes[FieldHosts]),
+		label("Username"), container.NewVBox(f.user, f.notes[FieldUsername]),
+		label("Password"), container.NewVBox(f.pass, f.notes[FieldPassword]),
+		label("TLS"), container.NewVBox(f.tls, f.notes[FieldTLS]),
+		label("CA certificate"), ca,
+	)
+	head := widget.NewLabelWithStyle(title, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	f.obj = container.NewVBox(head, wrapped(what), form)
+	f.refreshCA()
+	return f
+}
+
+func (f *connForm) view() fyne.CanvasObject { return f.obj }
+
+// changedField re-checks a field after an edit and drops the backend's note on it.
+func (f *connForm) changedField(fl Field) {
+	switch fl {
+	case FieldHosts:
+		f.setNote(FieldHosts, levelError, hostsProblem(f.hosts.Text))
+	case FieldCA, FieldTLS:
+		if fl == FieldCA && f.caFile == "" {
+			f.pemState = checkPEM(f.pem.Text, f.a.now())
+		}
+		f.refreshCA()
+	default:
+		f.setNote(fl, levelError, "")
+	}
+	if !f.filling {
+		f.onChange()
+	}
+}
+
+// setNote shows text under a field, or hides the note when text is empty.
+func (f *connForm) setNote(fl Field, l level, text string) {
+	n := f.notes[fl]
+	n.Importance = map[level]widget.Importance{
+		levelInfo: widget.SuccessImportance, levelWarning: widget.WarningImportance, levelError: widget.DangerImportance,
+	}[l]
+	n.SetText(text)
+	if text == "" {
+		n.Hide()
+	} else {
+		n.Show()
+	}
+}
+
+// refreshCA shows the CA widgets for the TLS toggle and what the CA field holds.
+func (f *connForm) refreshCA() {
+	if !f.tls.Checked {
+		f.choose.Disable()
+		f.clear.Disable()
+		f.pem.Disable()
+		text := ""
+		if f.caFile != "" || strings.TrimSpace(f.pem.Text) != "" {
+			text = "TLS is off: the CA certificate is not used."
+		}
+		f.setNote(FieldCA, levelWarning, text)
+		return
+	}
+	f.choose.Enable()
+	f.pem.Enable()
+	if f.caFile != "" {
+		f.fileLabel.SetText("File: " + f.caFile)
+		f.fileLabel.Show()
+		f.pem.Hide()
+	} else {
+		f.fileLabel.Hide()
+		f.pem.Show()
+	}
+	if f.caFile != "" || f.pem.Text != "" {
+		f.clear.Enable()
+	} else {
+		f.clear.Disable()
+	}
+	switch p := f.pemState; {
+	case p.Err != nil:
+		f.setNote(FieldCA, levelError, p.Err.Error())
+	case p.Warning != "":
+		f.setNote(FieldCA, levelWarning, p.Summary+". "+p.Warning+".")
+	case p.Summary != "":
+		f.setNote(FieldCA, levelInfo, p.Summary+".")
+	default:
+		f.setNote(FieldCA, levelInfo, "")
+	}
+}
+
+func (f *connForm) chooseFile() {
+	d := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
+		if err != nil {
+			f.setNote(FieldCA, levelError, fmt.Sprintf("Cannot open the CA file: %v", err))
+			return
+		}
+		if r == nil {
+			return
+		}
+		path := r.URI().Path()
+		f.a.background(func() func() {
+			data, err := io.ReadAll(io.LimitReader(r, maxCAFile))
+			r.Close()
+			return func() { f.setCAFile(path, data, err) }
+		})
+	}, f.a.win)
+	d.SetFilter(storage.NewExtensionFileFilter([]string{".pem", ".crt", ".cer", ".ca"}))
+	d.Resize(fyne.NewSize(800, 560))
+	f.a.showFileDialog(d)
+}
+
+// setCAFile takes a chosen CA file: its path goes to the backend, its content is
+// checked here so that a wrong file is caught before Validate.
+func (f *connForm) setCAFile(path string, data []byte, err error) {
+	f.caFile = path
+	if err != nil {
+		f.pemState = pemCheck{Err: fmt.Errorf("cannot read %s: %w", path, err)}
+	} else {
+		f.pemState = checkPEM(string(data), f.a.now())
+		if f.pemState.Err == nil && f.pemState.Summary == "" {
+			f.pemState.Err = fmt.Errorf("%s is empty: choose the CA certificate file", path)
+		}
+	}
+	f.filling = true
+	f.pem.SetText("")
+	f.filling = false
+	f.refreshCA()
+	f.onChange()
+}
+
+func (f *connForm) clearCA() {
+	f.caFile = ""
+	f.pemState = pemCheck{}
+	f.filling = true
+	f.pem.SetText("")
+	f.filling = false
+	f.refreshCA()
+	f.onChange()
+}
+
+// ready reports whether the form can be validated: hosts given and well formed, and
+// no unusable CA certificate.
+func (f *connForm) ready() bool {
+	if strings.TrimSpace(f.hosts.Text) == "" || hostsProblem(f.hosts.Text) != "" {
+		return false
+	}
+	return !f.tls.Checked || f.pemState.Err == nil
+}
+
+// connection is what the form holds, as the backend takes it.
+func (f *connForm) connection() Connection {
+	c := Connection{
+		Hosts:    strings.TrimSpace(f.hosts.Text),
+		Username: strings.TrimSpace(f.user.Text),
+		Password: f.pass.Text,
+		TLS:      f.tls.Checked,
+	}
+	if c.TLS {
+		if f.caFile != "" {
+			c.CAFile = f.caFile
+		} else {
+			c.CAPEM = strings.TrimSpace(f.pem.Text)
+		}
+	}
+	return c
+}
+
+// fill sets every field from c (the sandbox's connections, or empty for a new
+// migration). A CA file is read again off the event goroutine.
+func (f *connForm) fill(c Connection) {
+	f.filling = true
+	f.hosts.SetText(c.Hosts)
+	f.user.SetText(c.Username)
+	f.pass.SetText(c.Password)
+	f.tls.SetChecked(c.TLS)
+	f.caFile = ""
+	f.pemState = pemCheck{}
+	f.pem.SetText(c.CAPEM)
+	for fl := range f.notes {
+		f.setNote(fl, levelError, "")
+	}
+	f.changedField(FieldHosts)
+	f.changedField(FieldCA)
+	f.filling = false
+	f.onChange()
+	if c.CAFile != "" {
+		path := c.CAFile
+		f.a.background(func() func() {
+			data, err := readFile(path)
+			return func() { f.setCAFile(path, data, err) }
+		})
+	}
+}
+
+// focus puts the keyboard focus on a field.
+func (f *connForm) focus(fl Field) {
+	var o fyne.Focusable
+	switch fl {
+	case FieldHosts:
+		o = f.hosts
+	case FieldUsername:
+		o = f.user
+	case FieldPassword:
+		o = f.pass
+	case FieldTLS:
+		o = f.tls
+	case FieldCA:
+		o = f.pem
+		if f.caFile != "" {
+			o = f.choose
+		}
+	}
+	f.a.win.Canvas().Focus(o)
+}
+
+func readFile(path string) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	return io.ReadAll(io.LimitReader(fh, maxCAFile))
+}
+
+// hostsProblem says what is wrong with a mongos host list, or "" when it looks right
+// (or is empty). URIs are left to the driver.
+func hostsProblem(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	for _, p := range []string{"mongodb://", "mongodb+srv://"} {
+		if strings.HasPrefix(s, p) {
+			if rest := strings.TrimPrefix(s, p); rest == "" || strings.HasPrefix(rest, "/") {
+				return "The URI names no host: write mongodb://host:port"
+			}
+			return ""
+		}
+	}
+	if strings.Contains(s, "://") {
+		return "Only mongodb:// and mongodb+srv:// URIs are understood"
+	}
+	if strings.ContainsAny(s, "@/?") {
+		return "This looks like part of a URI: start it with mongodb://, or list only host:port pairs"
+	}
+	for _, h := range strings.Split(s, ",") {
+		h = strings.TrimSpace(h)
+		switch {
+		case h == "":
+			return "An empty host between commas: remove the extra comma"
+		case strings.ContainsAny(h, " \t"):
+			return fmt.Sprintf("%q contains a space: separate hosts with commas", h)
+		case !strings.Contains(h, ":"):
+			continue // the default port, 27017
+		}
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			return fmt.Sprintf("%q is not host:port", h)
+		}
+		if host == "" {
+			return fmt.Sprintf("%q has no host name before the port", h)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Sprintf("The port of %q must be a number from 1 to 65535", h)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,130 @@
+package ui
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/shardlift/shardlift/engine"
+)
+
+func cuttingOver(gap time.Duration) engine.Snapshot {
+	s := ready()
+	s.State = engine.CuttingOver
+	s.OptimeGap = gap
+	return s
+}
+
+func TestImDoneIsEnabledOnlyAtGapZero(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(cuttingOver(7 * time.Second))
+	h.attach(m)
+	h.mustShow("0:07")
+	h.mustShow("The destination is 0:07 behind the source.")
+	h.mustShow("Available at optime gap 0:00")
+	if !h.button("I'm done").Disabled() {
+		t.Fatal("I'm done enabled at gap 0:07")
+	}
+	for _, c := range []struct {
+		gap     time.Duration
+		shown   string
+		enabled bool
+	}{
+		{time.Second, "0:01", false},
+		{999 * time.Millisecond, "0:00", true},
+		{0, "0:00", true},
+		{2*time.Minute + 5*time.Second, "2:05", false},
+	} {
+		m.snap.OptimeGap = c.gap
+		h.tick()
+		h.mustShow(c.shown)
+		if got := !h.button("I'm done").Disabled(); got != c.enabled {
+			t.Fatalf("gap %v: I'm done enabled %v, want %v", c.gap, got, c.enabled)
+		}
+	}
+}
+
+func TestImDoneFinishesAndShowsTheSummary(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(cuttingOver(0))
+	h.attach(m)
+	h.tap("I'm done")
+	if !slices.Equal(m.calls, []string{"Done false"}) {
+		t.Fatalf("calls %v, want Done without override", m.calls)
+	}
+	h.mustShow("Migration complete")
+	if h.a.side.labels[stepSummary].Text != "6  Done" {
+		t.Fatalf("last step reads %q", h.a.side.labels[stepSummary].Text)
+	}
+}
+
+func TestCopyPutsTheConnectionStringOnTheClipboard(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	h.attach(newFakeMigration(cuttingOver(7 * time.Second)))
+	h.mustShow("mongodb://atlas-eu:27017/?tls=true")
+	h.tap("Copy")
+	if got := h.a.fa.Clipboard().Content(); got != "mongodb://atlas-eu:27017/?tls=true" {
+		t.Fatalf("clipboard %q", got)
+	}
+}
+
+func TestCutoverCancelExplainsTheStagingCopyAndItsGap(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(cuttingOver(7 * time.Second))
+	h.attach(m)
+	h.mustShow("Making a staging copy? Note the optime gap, now 0:07")
+	h.tap("Cancel (keep a staging copy)")
+	h.mustShow("Syncing stops now, with the destination 0:07 behind the source")
+	h.mustShow("The data migrated so far stays on the destination")
+	h.tap("Keep cutting over")
+	if len(m.calls) != 0 {
+		t.Fatalf("Keep cutting over called %v", m.calls)
+	}
+	h.tap("Cancel (keep a staging copy)")
+	h.tap("Cancel migration")
+	if !slices.Equal(m.calls, []string{"Cancel"}) {
+		t.Fatalf("calls %v, want Cancel", m.calls)
+	}
+	h.mustShow("Migration cancelled")
+	h.mustShow("with the destination 0:07 behind the source (optime gap at cancel)")
+}
+
+func TestVerificationMismatchNeedsAnExplicitOverride(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(cuttingOver(0))
+	m.snap.Verification = &engine.Verification{Namespaces: 12, Ranges: 240, Mismatches: []engine.Mismatch{
+		{Namespace: "shop.orders", Range: "{customer: 1042} to {customer: 2210}", SourceCount: 1204, DestCount: 1198, SampleIDs: []string{"1"}},
+		{Namespace: "crm.notes", Range: "{_id: MinKey} to {_id: 500}", SourceCount: 500, DestCount: 499},
+	}}
+	m.errs["Done"] = fmt.Errorf("%w: 2 of 240 ranges differ", ErrVerificationMismatch)
+	h.attach(m)
+	h.tap("I'm done")
+	h.mustShow("The destination differs from the source")
+	h.mustShow("shop.orders {customer: 1042} to {customer: 2210}: source 1,204 documents, destination 1,198 (for example _id 1)")
+	if !h.button("Finish anyway").Disabled() {
+		t.Fatal("Finish anyway is enabled before the mismatch was accepted")
+	}
+	h.tap("Don't finish")
+	if _, ok := h.a.cur.(*cutoverScreen); !ok || !slices.Equal(m.calls, []string{"Done false"}) {
+		t.Fatalf("Don't finish: screen %T, calls %v", h.a.cur, m.calls)
+	}
+	h.tap("I'm done")
+	h.check("I accept that 2 ranges differ").SetChecked(true)
+	h.tap("Finish anyway")
+	if !slices.Equal(m.calls, []string{"Done false", "Done false", "Done true"}) {
+		t.Fatalf("calls %v, want the override last", m.calls)
+	}
+	h.mustShow("Migration complete")
+}
+
+func TestFinalizingDisablesTheCutoverButtons(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(cuttingOver(0))
+	m.snap.State = engine.Finalizing
+	h.attach(m)
+	h.mustShow("Finalizing the destination")
+	if !h.button("I'm done").Disabled() || !h.button("Cancel (keep a staging copy)").Disabled() {
+		t.Fatal("cutover buttons enabled while finalizing")
+	}
+}

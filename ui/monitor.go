@@ -1,0 +1,493 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/shardlift/shardlift/engine"
+)
+
+// timerWarning is when the cutover countdown turns to the warning colour.
+const timerWarning = 12 * time.Hour
+
+// monitorScreen is steps 3 and 4: the sync's progress and, once every shard is in
+// sync, the cutover timer and Start cutover above it.
+type monitorScreen struct {
+	a      *App
+	at     *attachment
+	banner *banner
+	title  *widget.Label
+	state  *widget.Label
+
+	ready        *fyne.Container
+	readyText    *widget.Label
+	countdown    *widget.Label
+	deadline     *widget.Label
+	extend       *widget.Button
+	startCutover *widget.Button
+	behind       *widget.Label
+
+	failed     *fyne.Container
+	failedText *widget.Label
+	retry      *widget.Button
+
+	bar       *widget.ProgressBar
+	counts    *widget.Label
+	rates     *widget.Label
+	remaining *widget.Label
+	cancel    *widget.Button
+	toggle    *widget.Button
+
+	showShards bool
+	shards     *shardTable
+	lagChart   *lineChart
+	rateChart  *lineChart
+	chartAt    time.Time // the samples the charts draw; redrawn when a sample is added
+	history    *historyPanel
+
+	busy bool // an action runs: its buttons stay disabled
+	obj  fyne.CanvasObject
+}
+
+func newMonitorScreen(a *App, at *attachment) *monitorScreen {
+	s := &monitorScreen{a: a, at: at, banner: newBanner(), showShards: true}
+	s.title = heading("")
+	s.title.Truncation = fyne.TextTruncateEllipsis
+	s.state = widget.NewLabelWithStyle("", fyne.TextAlignTrailing, fyne.TextStyle{Bold: true})
+
+	// Ready for cutover.
+	s.readyText = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	s.readyText.Importance = widget.SuccessImportance
+	s.countdown = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	s.countdown.SizeName = theme.SizeNameHeadingText
+	s.deadline = widget.NewLabel("")
+	s.extend = widget.NewButtonWithIcon("Extend time (+24 h)", theme.HistoryIcon(), s.extendTimer)
+	s.extend.Importance = widget.LowImportance
+	s.startCutover = widget.NewButtonWithIcon("Start cutover", theme.NavigateNextIcon(), s.doStartCutover)
+	s.startCutover.Importance = widget.HighImportance
+	s.behind = wrapped("")
+	s.behind.Importance = widget.WarningImportance
+	s.behind.Hide()
+	timer := container.NewHBox(container.NewCenter(widget.NewLabel("Cut over within")), s.countdown, container.NewCenter(s.deadline))
+	readyExplain := wrapped("When the window closes, syncing stops. Plan the cutover in your maintenance window: Start cutover shows the steps, nothing is switched yet.")
+	s.ready = container.NewVBox(s.readyText, timer,
+		container.NewHBox(s.extend, layout.NewSpacer(), s.startCutover), s.behind, readyExplain, widget.NewSeparator())
+	s.ready.Hide()
+
+	// Failed.
+	s.failedText = wrapped("")
+	s.failedText.Importance = widget.DangerImportance
+	s.retry = widget.NewButtonWithIcon("Retry", theme.ViewRefreshIcon(), s.doRetry)
+	s.retry.Importance = widget.HighImportance
+	s.failed = container.NewVBox(
+		container.NewBorder(nil, nil, widget.NewIcon(theme.NewErrorThemedResource(theme.ErrorIcon())), container.NewVBox(s.retry), s.failedText),
+		widget.NewSeparator())
+	s.failed.Hide()
+
+	// Overall progress.
+	s.bar = widget.NewProgressBar()
+	s.counts = widget.NewLabel("")
+	s.rates = widget.NewLabel("")
+	s.remaining = widget.NewLabelWithStyle("", fyne.TextAlignTrailing, fyne.TextStyle{Bold: true})
+	s.cancel = widget.NewButtonWithIcon("Cancel migration", theme.CancelIcon(), s.confirmCancel)
+	s.toggle = widget.NewButton("Hide progress per shard", s.toggleShards)
+	s.toggle.Importance = widget.LowImportance
+	overall := container.NewVBox(
+		container.NewBorder(nil, nil, nil, s.remaining, s.counts),
+		s.bar,
+		container.NewBorder(nil, nil, nil, s.cancel, s.rates),
+	)
+
+	s.shards = newShardTable(s.confirmRestart)
+	s.lagChart = newLineChart("Lag per shard, last 10 min", func(v float64) string { return clockText(time.Duration(v * float64(time.Second))) })
+	s.rateChart = newLineChart("Documents per second, last 10 min", func(v float64) string { return rateText(v) + "/s" })
+	charts := container.NewGridWithColumns(2, s.lagChart, s.rateChart)
+	s.history = newHistoryPanel()
+	note := wrapped("Do not write to or change the destination while the migration runs; to scale it up, cancel, scale it and start a new migration. Until the cutover, avoid changing the source's configuration (removing members, changing featureCompatibilityVersion).")
+	note.TextStyle.Italic = true
+
+	top := container.NewVBox(container.NewBorder(nil, nil, nil, s.state, s.title), s.banner)
+	body := container.NewVBox(s.ready, s.failed, overall,
+		container.NewHBox(s.toggle), s.shards.view(), charts, s.history.view(), note)
+	s.obj = container.NewBorder(top, nil, nil, nil, container.NewVScroll(container.NewPadded(body)))
+	return s
+}
+
+func (s *monitorScreen) step() step {
+	if s.at.last.State == engine.Ready {
+		return stepReady
+	}
+	return stepSync
+}
+
+func (s *monitorScreen) view() fyne.CanvasObject { return s.obj }
+func (s *monitorScreen) bannerArea() *banner     { return s.banner }
+
+func (s *monitorScreen) handles(st engine.State) bool {
+	switch st {
+	case engine.Draft, engine.Validated, engine.Starting, engine.Syncing, engine.Ready, engine.Failed:
+		return true
+	}
+	return false
+}
+
+func (s *monitorScreen) show(snap engine.Snapshot, now time.Time) {
+	s.title.SetText("Migrating " + snap.Name)
+	s.state.SetText(stateText(snap.State))
+
+	// Ready panel.
+	if snap.State == engine.Ready {
+		s.ready.Show()
+		s.readyText.SetText(fmt.Sprintf("All shards are in sync (lag %s). You can start the cutover.", clockText(snap.Overall.Lag)))
+		left := snap.TimerDeadline.Sub(now)
+		s.countdown.SetText(countdownText(left))
+		if left < timerWarning {
+			s.countdown.Importance = widget.WarningImportance
+		} else {
+			s.countdown.Importance = widget.SuccessImportance
+		}
+		s.countdown.Refresh()
+		s.deadline.SetText("(until " + snap.TimerDeadline.Local().Format("Mon 2 Jan 15:04") + ")")
+		if snap.Reason != "" {
+			s.behind.SetText(snap.Reason)
+			s.behind.Show()
+		} else {
+			s.behind.Hide()
+		}
+	} else {
+		s.ready.Hide()
+	}
+
+	// Failed panel.
+	if snap.State == engine.Failed {
+		reason := snap.Reason
+		if reason == "" {
+			reason = "The migration stopped on an error: see the history below."
+		}
+		s.failedText.SetText(reason)
+		s.failed.Show()
+	} else {
+		s.failed.Hide()
+	}
+
+	// Overall.
+	o := snap.Overall
+	s.bar.SetValue(o.Fraction())
+	s.counts.SetText(fmt.Sprintf("%s of %s  ·  %s of %s documents",
+		sizeText(o.BytesCopied), sizeText(o.BytesTotal), countText(o.DocsCopied), countText(o.DocsTotal)))
+	switch snap.State {
+	case engine.Draft, engine.Validated, engine.Starting:
+		s.rates.SetText("Starting: stopping the source balancer, preparing the destination…")
+		s.remaining.SetText("")
+	default:
+		s.rates.SetText(fmt.Sprintf("%s docs/s copied  ·  %s oplog entries/s applied  ·  lag %s",
+			rateText(o.CopyRate), rateText(o.ApplyRate), clockText(o.Lag)))
+		s.remaining.SetText("Time remaining  " + overallRemaining(snap))
+	}
+
+	// Shards: a failed shard always shows its row and its Restart.
+	anyFailed := slices.ContainsFunc(snap.Shards, func(p engine.ShardProgress) bool { return p.Phase == engine.ShardFailed })
+	s.shards.show(snap.Shards)
+	if s.showShards || anyFailed {
+		s.shards.view().Show()
+		s.toggle.SetText("Hide progress per shard")
+	} else {
+		s.shards.view().Hide()
+		s.toggle.SetText("View progress per shard")
+	}
+	if anyFailed {
+		s.toggle.Hide()
+	} else {
+		s.toggle.Show()
+	}
+
+	if s.chartAt.IsZero() || !s.chartAt.Equal(s.at.samples.last) {
+		s.chartAt = s.at.samples.last
+		keys, labels := make([]string, 0, len(snap.Shards)), make([]string, 0, len(snap.Shards))
+		for _, sh := range snap.Shards {
+			keys, labels = append(keys, lagKey(sh.Name)), append(labels, sh.Name)
+		}
+		s.lagChart.set(s.at.samples, keys, labels, now)
+		s.rateChart.set(s.at.samples, []string{rateCopied, rateApplied}, []string{"copied", "applied (oplog)"}, now)
+	}
+	s.history.show(snap.History)
+
+	s.setBusy(s.busy)
+}
+
+// overallRemaining is the whole migration's estimate: copy plus catch-up.
+func overallRemaining(snap engine.Snapshot) string {
+	if snap.State == engine.Ready {
+		return "in sync"
+	}
+	return remaining(snap.Overall, "")
+}
+
+const (
+	rateCopied  = "rate:copied"
+	rateApplied = "rate:applied"
+)
+
+func lagKey(shard string) string { return "lag:" + shard }
+
+// chartValues are the values the charts keep from one snapshot.
+func chartValues(s engine.Snapshot) map[string]float64 {
+	v := map[string]float64{rateCopied: s.Overall.CopyRate, rateApplied: s.Overall.ApplyRate}
+	for _, sh := range s.Shards {
+		v[lagKey(sh.Name)] = sh.Lag.Seconds()
+	}
+	return v
+}
+
+func (s *monitorScreen) toggleShards() {
+	s.showShards = !s.showShards
+	s.show(s.at.last, s.a.now())
+}
+
+func (s *monitorScreen) setBusy(b bool) {
+	s.busy = b
+	for _, w := range []fyne.Disableable{s.extend, s.startCutover, s.cancel, s.retry} {
+		if b {
+			w.Disable()
+		} else {
+			w.Enable()
+		}
+	}
+	s.shards.setBusy(b)
+}
+
+// act runs one migration action off the event goroutine, with its buttons disabled;
+// its error goes to the banner, success to ok.
+func (s *monitorScreen) act(doing string, call func(context.Context) error, ok func()) {
+	s.setBusy(true)
+	s.banner.show(levelInfo, doing)
+	s.a.background(func() func() {
+		err := call(s.a.ctx)
+		return func() {
+			s.setBusy(false)
+			if err != nil {
+				s.banner.show(levelError, err.Error())
+				return
+			}
+			s.banner.clear()
+			if ok != nil {
+				ok()
+			}
+			s.a.refreshSoon()
+		}
+	})
+}
+
+func (s *monitorScreen) extendTimer() {
+	s.act("Extending the cutover window…", s.at.m.ExtendTimer, func() {
+		s.banner.show(levelInfo, "The cutover window was extended by 24 hours.")
+	})
+}
+
+func (s *monitorScreen) doStartCutover() {
+	s.act("Starting the cutover…", s.at.m.StartCutover, nil)
+}
+
+func (s *monitorScreen) doRetry() {
+	s.act("Starting the migration again from its checkpoints…", s.at.m.Retry, nil)
+}
+
+func (s *monitorScreen) confirmCancel() {
+	body := container.NewVBox(
+		wrapped("Syncing stops now. The data copied so far stays on the destination, and the source balancer is turned back on."),
+		wrapped("To migrate again later, start a new migration: it wipes the destination first."))
+	s.a.confirm("Cancel the migration?", body, "Keep migrating", "Cancel migration", widget.DangerImportance, func() {
+		s.act("Cancelling: stopping the sync and restoring the source balancer…", s.at.m.Cancel, nil)
+	})
+}
+
+func (s *monitorScreen) confirmRestart(shard string) {
+	body := wrapped(fmt.Sprintf("Shard %s starts its sync again from the beginning: its documents are copied again, then its oplog is replayed. The other shards keep syncing.", shard))
+	s.a.confirm(fmt.Sprintf("Restart shard %s?", shard), body, "Don't restart", "Restart "+shard, widget.DangerImportance, func() {
+		s.act(fmt.Sprintf("Restarting shard %s…", shard), func(ctx context.Context) error { return s.at.m.RestartShard(ctx, shard) }, nil)
+	})
+}
+
+// shardTable is the per-shard view: one row per shard.
+type shardTable struct {
+	onRestart func(string)
+	rows      map[string]*shardRow
+	names     []string
+	box       *fyne.Container
+}
+
+// shardColumns: shard, phase, progress (the rest), copied, rate, lag, time left.
+var shardColumns = columns{widths: []float32{90, 120, 0, 170, 120, 60, 90}}
+
+func newShardTable(onRestart func(string)) *shardTable {
+	return &shardTable{onRestart: onRestart, rows: map[string]*shardRow{}, box: container.NewVBox()}
+}
+
+func (t *shardTable) view() fyne.CanvasObject { return t.box }
+
+func (t *shardTable) show(shards []engine.ShardProgress) {
+	names := make([]string, len(shards))
+	for i, sh := range shards {
+		names[i] = sh.Name
+	}
+	if !slices.Equal(names, t.names) {
+		t.names = names
+		t.rows = map[string]*shardRow{}
+		t.box.RemoveAll()
+		head := func(s string) fyne.CanvasObject {
+			return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+		}
+		t.box.Add(container.New(shardColumns, head("Shard"), head("Phase"), head("Progress"), head("Copied"), head("Rate"), head("Lag"), head("Left")))
+		for _, n := range names {
+			r := newShardRow(n, t.onRestart)
+			t.rows[n] = r
+			t.box.Add(r.obj)
+		}
+	}
+	for _, sh := range shards {
+		t.rows[sh.Name].show(sh)
+	}
+}
+
+func (t *shardTable) setBusy(b bool) {
+	for _, r := range t.rows {
+		if b {
+			r.restart.Disable()
+		} else {
+			r.restart.Enable()
+		}
+	}
+}
+
+type shardRow struct {
+	name, phase, copied, rate, lag, left *widget.Label
+	bar                                  *widget.ProgressBar
+	problem                              *fyne.Container
+	errText, retrying                    *widget.Label
+	restart                              *widget.Button
+	obj                                  fyne.CanvasObject
+}
+
+func newShardRow(name string, onRestart func(string)) *shardRow {
+	r := &shardRow{
+		name:   widget.NewLabel(name),
+		phase:  widget.NewLabel(""),
+		copied: widget.NewLabel(""),
+		rate:   widget.NewLabel(""),
+		lag:    widget.NewLabel(""),
+		left:   widget.NewLabel(""),
+		bar:    widget.NewProgressBar(),
+	}
+	r.name.Truncation = fyne.TextTruncateEllipsis
+	r.errText = wrapped("")
+	r.errText.Importance = widget.DangerImportance
+	r.restart = widget.NewButtonWithIcon("Restart "+name, theme.ViewRefreshIcon(), func() { onRestart(name) })
+	r.restart.Importance = widget.DangerImportance
+	r.problem = container.NewBorder(nil, nil, widget.NewIcon(theme.NewErrorThemedResource(theme.ErrorIcon())), container.NewVBox(r.restart), r.errText)
+	r.problem.Hide()
+	r.retrying = wrapped("")
+	r.retrying.Importance = widget.WarningImportance
+	r.retrying.Hide()
+	line := container.New(shardColumns, r.name, r.phase, r.bar, r.copied, r.rate, r.lag, r.left)
+	r.obj = container.NewVBox(line, r.problem, r.retrying)
+	return r
+}
+
+func (r *shardRow) show(p engine.ShardProgress) {
+	r.phase.SetText(phaseText(p.Phase))
+	r.bar.SetValue(p.Fraction())
+	r.copied.SetText(fmt.Sprintf("%s / %s\n%s / %s docs",
+		sizeText(p.BytesCopied), sizeText(p.BytesTotal), countText(p.DocsCopied), countText(p.DocsTotal)))
+	switch p.Phase {
+	case engine.Copying, engine.Pending, engine.BuildingIndexes:
+		r.rate.SetText(rateText(p.CopyRate) + " docs/s\n" + sizeText(int64(p.CopyBytesRate)) + "/s")
+	default:
+		r.rate.SetText(rateText(p.ApplyRate) + " ops/s")
+	}
+	if p.Phase == engine.CatchingUp || p.Phase == engine.Synced {
+		r.lag.SetText(clockText(p.Lag))
+	} else {
+		r.lag.SetText("-")
+	}
+	r.left.SetText(remaining(p.Progress, p.Phase))
+	if p.Phase == engine.ShardFailed {
+		r.phase.Importance = widget.DangerImportance
+		r.errText.SetText(p.Error)
+		r.problem.Show()
+	} else {
+		r.phase.Importance = widget.MediumImportance
+		r.problem.Hide()
+	}
+	r.phase.Refresh()
+	if p.Retrying != "" {
+		r.retrying.SetText("Retrying: " + p.Retrying)
+		r.retrying.Show()
+	} else {
+		r.retrying.Hide()
+	}
+}
+
+// historyPanel lists the lifecycle events, newest first.
+type historyPanel struct {
+	n    int // events shown; -1 before the first snapshot
+	list *fyne.Container
+	box  *fyne.Container
+}
+
+// historyShown bounds the events listed on screen; the diagnostics export has them all.
+const historyShown = 100
+
+func newHistoryPanel() *historyPanel {
+	h := &historyPanel{n: -1, list: tight()}
+	h.box = container.NewVBox(widget.NewLabelWithStyle("History", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), h.list)
+	return h
+}
+
+func (h *historyPanel) view() fyne.CanvasObject { return h.box }
+
+func (h *historyPanel) show(events []engine.Event) {
+	if len(events) == h.n {
+		return
+	}
+	h.n = len(events)
+	h.list.RemoveAll()
+	if len(events) == 0 {
+		h.list.Add(widget.NewLabel("Nothing yet."))
+		return
+	}
+	for i := len(events) - 1; i >= 0 && len(events)-i <= historyShown; i-- {
+		h.list.Add(wrapped(eventText(events[i])))
+	}
+}
+
+// eventText is one history line: "10:02:11  rs0  copying → catching up: reason".
+func eventText(e engine.Event) string {
+	who := "migration"
+	if e.Shard != "" {
+		who = "shard " + e.Shard
+	}
+	t := fmt.Sprintf("%s   %s   %s → %s", e.At.Local().Format("2006-01-02 15:04:05"), who, humanState(e.From), humanState(e.To))
+	if e.Reason != "" {
+		t += ": " + e.Reason
+	}
+	return t
+}
+
+// humanState reads an event's From or To, which is a migration state or a shard phase.
+func humanState(s string) string {
+	if s == "" {
+		return "new"
+	}
+	if engine.State(s).Valid() {
+		return stateText(engine.State(s))
+	}
+	return phaseText(engine.Phase(s))
+}

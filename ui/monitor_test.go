@@ -1,0 +1,332 @@
+package ui
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/shardlift/shardlift/engine"
+)
+
+func TestProgressShowsHumanizedTotals(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	h.attach(newFakeMigration(syncing()))
+	for _, s := range []string{
+		"412 GB of 640 GB  ·  1.4 M of 2 M documents",
+		"Time remaining  1 h 12 min",
+		"2.1 M docs/s copied  ·  340 oplog entries/s applied  ·  lag 0:03",
+		"140 GB / 230 GB\n600,000 / 1 M docs",
+		"12,400 docs/s",
+		"catching up",
+		"0:41", // rs1's lag
+		"28 min",
+		"Cancel migration",
+	} {
+		h.mustShow(s)
+	}
+	if got := h.a.cur.(*monitorScreen).bar.Value; got < 0.64 || got > 0.65 {
+		t.Fatalf("overall bar at %v, want 412/640", got)
+	}
+	if h.a.side.labels[stepSync].Importance != widget.HighImportance {
+		t.Fatal("the step list does not mark Sync as the current step")
+	}
+}
+
+func TestProgressPerShardCanBeHiddenAndShown(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	h.attach(newFakeMigration(syncing()))
+	h.tap("Hide progress per shard")
+	h.mustNotShow("140 GB / 230 GB")
+	h.tap("View progress per shard")
+	h.mustShow("140 GB / 230 GB")
+}
+
+func failedShard() engine.Snapshot {
+	s := syncing()
+	s.Shards[2].Phase = engine.ShardFailed
+	s.Shards[2].Error = "the oplog of shard rs2 no longer reaches back to 10:02:11: restart this shard"
+	return s
+}
+
+func TestRestartIsOfferedForAFailedShardOnly(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(syncing())
+	h.attach(m)
+	for _, b := range h.buttons() {
+		if b == "Restart rs0" || b == "Restart rs1" || b == "Restart rs2" {
+			t.Fatalf("%s is offered for a shard that did not fail", b)
+		}
+	}
+	m.snap = failedShard()
+	h.tick()
+	h.mustShow("the oplog of shard rs2 no longer reaches back to 10:02:11: restart this shard")
+	restart := h.button("Restart rs2")
+	if restart.Importance != widget.DangerImportance {
+		t.Fatal("Restart of a failed shard is not prominent")
+	}
+	if h.findButton("Restart rs0") != nil || h.findButton("Hide progress per shard") != nil {
+		t.Fatal("only the failed shard offers Restart, and its row cannot be hidden")
+	}
+}
+
+func TestRestartAsksFirst(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(failedShard())
+	h.attach(m)
+	h.tap("Restart rs2")
+	h.mustShow("Shard rs2 starts its sync again from the beginning")
+	h.tap("Don't restart")
+	if len(m.calls) != 0 {
+		t.Fatalf("Don't restart called %v", m.calls)
+	}
+	h.tap("Restart rs2")
+	h.tap("Restart rs2") // the dialog's button
+	if !slices.Equal(m.calls, []string{"RestartShard rs2"}) {
+		t.Fatalf("calls %v, want RestartShard rs2", m.calls)
+	}
+}
+
+func TestCancelAsksAndSaysTheDataStays(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(syncing())
+	h.attach(m)
+	h.tap("Cancel migration")
+	h.mustShow("The data copied so far stays on the destination, and the source balancer is turned back on.")
+	h.tap("Keep migrating")
+	if len(m.calls) != 0 {
+		t.Fatalf("Keep migrating called %v", m.calls)
+	}
+	h.tap("Cancel migration")
+	h.tap("Cancel migration") // the dialog's button
+	if !slices.Equal(m.calls, []string{"Cancel"}) {
+		t.Fatalf("calls %v, want Cancel", m.calls)
+	}
+	h.mustShow("Migration cancelled")
+}
+
+func TestActionErrorsAreShownWhereTheyHappen(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(syncing())
+	m.errs["Cancel"] = errors.New("the source balancer could not be restarted: run sh.startBalancer() on the source mongos")
+	h.attach(m)
+	h.tap("Cancel migration")
+	h.tap("Cancel migration")
+	h.mustShow("the source balancer could not be restarted: run sh.startBalancer() on the source mongos")
+	if h.button("Cancel migration").Disabled() {
+		t.Fatal("Cancel migration stays disabled after the error")
+	}
+}
+
+func TestActionButtonsAreDisabledWhileTheActionRuns(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	h.attach(newFakeMigration(ready()))
+	h.a.cur.(*monitorScreen).extendTimer()
+	for _, b := range []string{"Extend time (+24 h)", "Start cutover", "Cancel migration"} {
+		if !h.button(b).Disabled() {
+			t.Fatalf("%s is enabled while the timer is being extended", b)
+		}
+	}
+	h.q.drain()
+	if h.button("Start cutover").Disabled() {
+		t.Fatal("Start cutover stays disabled")
+	}
+}
+
+func TestTimerCountsDownAndExtends(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(ready())
+	h.attach(m)
+	h.mustShow("All shards are in sync (lag 0:01)")
+	h.mustShow("3 d 0 h 0 min")
+	if h.a.side.labels[stepReady].Importance != widget.HighImportance {
+		t.Fatal("the step list does not mark Ready for cutover")
+	}
+	h.now = h.now.Add(2*time.Minute + 30*time.Second)
+	h.tick()
+	h.mustShow("2 d 23 h 57 min")
+	h.tap("Extend time (+24 h)")
+	if !slices.Equal(m.calls, []string{"ExtendTimer"}) {
+		t.Fatalf("calls %v, want ExtendTimer", m.calls)
+	}
+	h.mustShow("3 d 23 h 57 min")
+	h.mustShow("The cutover window was extended by 24 hours.")
+
+	countdown := h.a.cur.(*monitorScreen).countdown
+	if countdown.Importance != widget.SuccessImportance {
+		t.Fatal("a long countdown should read green")
+	}
+	h.now = m.snap.TimerDeadline.Add(-11 * time.Hour)
+	h.tick()
+	h.mustShow("11 h 0 min")
+	if countdown.Importance != widget.WarningImportance {
+		t.Fatal("the last hours of the countdown should stand out")
+	}
+}
+
+func TestFellBehindNoticeFollowsTheReason(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(ready())
+	h.attach(m)
+	h.mustNotShow("fell behind")
+	m.snap.Reason = "shard rs1 fell behind again (lag 0:45)"
+	h.tick()
+	h.mustShow("shard rs1 fell behind again (lag 0:45)")
+	m.snap.Reason = ""
+	h.tick()
+	h.mustNotShow("fell behind")
+}
+
+func TestStartCutoverIsTheAccentButtonAndOpensTheCutover(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(syncing())
+	h.attach(m)
+	if h.findButton("Start cutover") != nil {
+		t.Fatal("Start cutover is offered before every shard is in sync")
+	}
+	m.snap = ready()
+	h.tick()
+	b := h.button("Start cutover")
+	if b.Importance != widget.HighImportance {
+		t.Fatal("Start cutover is not in the accent colour")
+	}
+	h.tap("Start cutover")
+	if _, ok := h.a.cur.(*cutoverScreen); !ok {
+		t.Fatalf("screen %T after Start cutover, want the cutover", h.a.cur)
+	}
+}
+
+func TestFailedMigrationSaysWhyAndOffersRetry(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := syncing()
+	s.State = engine.Failed
+	s.Reason = "the destination mongos atlas-eu:27017 stopped answering: check it, then retry"
+	m := newFakeMigration(s)
+	h.attach(m)
+	h.mustShow("the destination mongos atlas-eu:27017 stopped answering: check it, then retry")
+	h.tap("Retry")
+	if !slices.Equal(m.calls, []string{"Retry"}) {
+		t.Fatalf("calls %v, want Retry", m.calls)
+	}
+}
+
+func TestHistoryListsEventsNewestFirst(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(syncing())
+	h.attach(m)
+	texts := h.texts()
+	first := slices.IndexFunc(texts, func(s string) bool { return s == eventText(m.snap.History[2]) })
+	last := slices.IndexFunc(texts, func(s string) bool { return s == eventText(m.snap.History[0]) })
+	if first < 0 || last < 0 || first > last {
+		t.Fatalf("history not newest first: %d, %d", first, last)
+	}
+	h.mustShow("shard rs1   copying → catching up")
+	h.mustShow("migration   not started → starting: balancer stopped")
+}
+
+// countingRunner counts the trips to the event goroutine and can hold them, as a busy
+// event loop would.
+type countingRunner struct {
+	queueRunner
+	dos  int
+	hold bool
+	held []func()
+}
+
+func (c *countingRunner) Do(f func()) {
+	c.dos++
+	if c.hold {
+		c.held = append(c.held, f)
+		return
+	}
+	f()
+}
+
+func TestSnapshotsReachTheScreenOncePerTickNotPerEvent(t *testing.T) {
+	fa := newHarness(t, &fakeBackend{}).a.fa
+	r := &countingRunner{}
+	a := newApp(fa, &fakeBackend{}, r, func() time.Time { return t0 })
+	r.drain()
+	s := syncing()
+	for range 500 { // a burst of engine events between two ticks
+		s.History = append(s.History, engine.Event{At: t0, Shard: "rs0", From: "copying", To: "copying", Reason: "batch"})
+	}
+	a.attach(newFakeMigration(s), s, "")
+	r.dos = 0
+	a.tick()
+	if r.dos != 1 {
+		t.Fatalf("one tick went to the event goroutine %d times, want 1", r.dos)
+	}
+	// While the event goroutine has not drawn the last tick, further ticks wait.
+	r.hold = true
+	a.tick()
+	a.tick()
+	a.tick()
+	if r.dos != 2 {
+		t.Fatalf("%d trips with a tick pending, want 2", r.dos)
+	}
+	for _, f := range r.held {
+		f()
+	}
+	r.hold = false
+	a.tick()
+	if r.dos != 3 {
+		t.Fatalf("ticks did not resume after the pending one was drawn: %d trips", r.dos)
+	}
+}
+
+func TestChartsKeepTenMinutesSampledEveryFiveSeconds(t *testing.T) {
+	s := newSamples()
+	at := t0
+	for i := range 200 {
+		if !s.add(at, map[string]float64{"x": float64(i)}) {
+			t.Fatalf("sample %d at a new 5 s step was dropped", i)
+		}
+		if s.add(at.Add(time.Second), map[string]float64{"x": -1}) {
+			t.Fatal("a sample within 5 s of the last was kept")
+		}
+		at = at.Add(sampleEvery)
+	}
+	pts := s.lines["x"]
+	if len(pts) != int(chartWindow/sampleEvery)+1 {
+		t.Fatalf("%d points kept, want ten minutes' worth (%d)", len(pts), int(chartWindow/sampleEvery)+1)
+	}
+	if pts[len(pts)-1].v != 199 {
+		t.Fatalf("newest point %v, want 199", pts[len(pts)-1].v)
+	}
+	s.add(at.Add(time.Hour), map[string]float64{"y": 1})
+	if _, ok := s.lines["x"]; ok {
+		t.Fatal("a line with no point in the window is kept")
+	}
+}
+
+func TestChartSaysCollectingUntilALineCanBeDrawn(t *testing.T) {
+	test.NewTempApp(t)
+	c := newLineChart("lag", func(v float64) string { return clockText(time.Duration(v) * time.Second) })
+	r := test.TempWidgetRenderer(t, c).(*chartRenderer)
+	s := newSamples()
+	s.add(t0, map[string]float64{"a": 1, "b": 2, "c": 3})
+	c.set(s, []string{"a", "b", "c"}, []string{"rs0", "rs1", "rs2"}, t0)
+	if r.empty.Hidden || len(r.lines) != 0 {
+		t.Fatalf("one point per line: empty hidden %v, %d segments", r.empty.Hidden, len(r.lines))
+	}
+	s.add(t0.Add(sampleEvery), map[string]float64{"a": 4, "b": 2, "c": 3})
+	c.set(s, []string{"a", "b", "c"}, []string{"rs0", "rs1", "rs2"}, t0.Add(sampleEvery))
+	if !r.empty.Hidden || len(r.lines) != 3 {
+		t.Fatalf("two points per line: empty hidden %v, %d segments, want 3", r.empty.Hidden, len(r.lines))
+	}
+	if r.top.Text != "max 0:04" {
+		t.Fatalf("top label %q, want the largest value", r.top.Text)
+	}
+}
+
+func TestHistorySaysNothingYetBeforeTheFirstEvent(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := syncing()
+	s.History = nil
+	h.attach(newFakeMigration(s))
+	h.mustShow("Nothing yet.")
+}

@@ -1,0 +1,165 @@
+package ui
+
+import (
+	"fmt"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/shardlift/shardlift/engine"
+)
+
+// summaryScreen is step 6: what happened (done, cancelled or expired), the users and
+// roles to re-create, and Export diagnostics.
+type summaryScreen struct {
+	a      *App
+	at     *attachment
+	banner *banner
+	title  *widget.Label
+	facts  *fyne.Container
+	users  *fyne.Container
+	copyJS *widget.Button
+	cancel *widget.Button
+	export *widget.Button
+	hist   *historyPanel
+	shown  engine.State
+	obj    fyne.CanvasObject
+}
+
+func newSummaryScreen(a *App, at *attachment) *summaryScreen {
+	s := &summaryScreen{a: a, at: at, banner: newBanner(), facts: container.NewVBox(), users: tight()}
+	s.title = heading("")
+	s.copyJS = widget.NewButtonWithIcon("Copy as mongosh commands", theme.ContentCopyIcon(), func() {
+		a.fa.Clipboard().SetContent(mongoshScript(s.at.last.SourceUsers))
+		s.banner.show(levelInfo, "The mongosh commands are on the clipboard: run them against the destination, each prompts for its user's password.")
+	})
+	s.cancel = widget.NewButtonWithIcon("Cancel migration", theme.CancelIcon(), s.confirmCancel)
+	s.cancel.Importance = widget.DangerImportance
+	s.cancel.Hide()
+	s.export = widget.NewButtonWithIcon("Export diagnostics…", theme.DocumentSaveIcon(), func() { a.exportDiagnostics(at.id, s.banner) })
+	s.export.Importance = widget.HighImportance
+	back := widget.NewButtonWithIcon("Back to migrations", theme.NavigateBackIcon(), a.showStart)
+	s.hist = newHistoryPanel()
+
+	usersHead := widget.NewLabelWithStyle("Users and roles to re-create", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	usersNote := wrapped("Shardlift does not migrate users, roles or their passwords. Re-create these on the destination before your applications connect to it.")
+	body := container.NewVBox(s.facts, widget.NewSeparator(), usersHead, usersNote, s.users,
+		container.NewHBox(s.copyJS), widget.NewSeparator(), s.hist.view())
+	top := container.NewVBox(s.title, s.banner)
+	footer := container.NewVBox(widget.NewSeparator(), container.NewHBox(back, layout.NewSpacer(), s.cancel, s.export))
+	s.obj = container.NewBorder(top, footer, nil, nil, container.NewVScroll(container.NewPadded(body)))
+	return s
+}
+
+func (s *summaryScreen) step() step              { return stepSummary }
+func (s *summaryScreen) view() fyne.CanvasObject { return s.obj }
+func (s *summaryScreen) bannerArea() *banner     { return s.banner }
+
+func (s *summaryScreen) handles(st engine.State) bool {
+	return st == engine.Done || st == engine.Cancelled || st == engine.Expired
+}
+
+// finishedAt is when the migration reached its final state, from its history.
+func finishedAt(snap engine.Snapshot, now time.Time) time.Time {
+	for i := len(snap.History) - 1; i >= 0; i-- {
+		e := snap.History[i]
+		if e.Shard == "" && e.To == string(snap.State) {
+			return e.At
+		}
+	}
+	return now
+}
+
+func (s *summaryScreen) show(snap engine.Snapshot, now time.Time) {
+	s.hist.show(snap.History)
+	if snap.State == s.shown {
+		return // a finished migration does not change: build the facts once
+	}
+	s.shown = snap.State
+	took := durationText(finishedAt(snap, now).Sub(snap.StartedAt))
+	o := snap.Overall
+	copied := fmt.Sprintf("Copied %s documents (%s) from %d shard%s.", countText(o.DocsCopied), sizeText(o.BytesCopied), len(snap.Shards), plural(len(snap.Shards)))
+	s.facts.RemoveAll()
+	add := func(text string, imp widget.Importance) {
+		l := wrapped(text)
+		l.Importance = imp
+		s.facts.Add(l)
+	}
+	switch snap.State {
+	case engine.Done:
+		s.title.SetText("Migration complete")
+		add(fmt.Sprintf("%s was migrated in %s.", snap.Name, took), widget.MediumImportance)
+		add(copied, widget.MediumImportance)
+		s.addVerification(snap.Verification, add)
+		add("The source balancer is on again. The destination is ready: your applications can write to it.", widget.MediumImportance)
+		s.cancel.Hide()
+	case engine.Cancelled:
+		s.title.SetText("Migration cancelled")
+		add(fmt.Sprintf("%s was cancelled after %s, with the destination %s behind the source (optime gap at cancel).", snap.Name, took, clockText(snap.OptimeGap)), widget.MediumImportance)
+		add(copied, widget.MediumImportance)
+		add("The data migrated so far stays on the destination and the source balancer is on again. Use it as a staging copy to test your applications; to migrate for real, start a new migration: it wipes the destination first.", widget.MediumImportance)
+		if snap.Verification != nil {
+			s.addVerification(snap.Verification, add)
+		}
+		s.cancel.Hide()
+	case engine.Expired:
+		s.title.SetText("Cutover window expired")
+		add(fmt.Sprintf("The cutover window closed on %s and syncing stopped, with the destination %s behind the source.", snap.TimerDeadline.Local().Format("Mon 2 Jan 15:04"), clockText(snap.OptimeGap)), widget.WarningImportance)
+		if snap.Reason != "" {
+			add(snap.Reason, widget.WarningImportance)
+		}
+		add(copied, widget.MediumImportance)
+		add("Cancel the migration to turn the source balancer back on and release the destination, then start a new migration to sync again.", widget.MediumImportance)
+		s.cancel.Show()
+	}
+
+	s.users.RemoveAll()
+	if len(snap.SourceUsers) == 0 {
+		s.users.Add(widget.NewLabel("The source has no users or roles to re-create."))
+		s.copyJS.Hide()
+	} else {
+		for _, u := range snap.SourceUsers {
+			s.users.Add(wrapped("•  " + userText(u)))
+		}
+		s.copyJS.Show()
+	}
+}
+
+func (s *summaryScreen) addVerification(v *engine.Verification, add func(string, widget.Importance)) {
+	switch {
+	case v == nil:
+		add("Not verified.", widget.WarningImportance)
+	case v.OK():
+		add(fmt.Sprintf("Verified: %d namespaces, %d ranges, %s documents: every range matches.", v.Namespaces, v.Ranges, countText(v.Documents)), widget.SuccessImportance)
+	default:
+		t := fmt.Sprintf("Verification: %d of %d ranges differ.", len(v.Mismatches), v.Ranges)
+		if v.Overridden {
+			t = fmt.Sprintf("Finished with an override: %d of %d ranges differ (listed in the diagnostics export).", len(v.Mismatches), v.Ranges)
+		}
+		add(t, widget.DangerImportance)
+	}
+}
+
+func (s *summaryScreen) confirmCancel() {
+	body := wrapped("The source balancer is turned back on and the destination is released, with the data migrated so far. Syncing does not start again: start a new migration for that.")
+	s.a.confirm("Cancel the expired migration?", body, "Not now", "Cancel migration", widget.DangerImportance, func() {
+		s.cancel.Disable()
+		s.banner.show(levelInfo, "Cancelling: restoring the source balancer…")
+		s.a.background(func() func() {
+			err := s.at.m.Cancel(s.a.ctx)
+			return func() {
+				s.cancel.Enable()
+				if err != nil {
+					s.banner.show(levelError, err.Error())
+					return
+				}
+				s.banner.clear()
+				s.a.refreshSoon()
+			}
+		})
+	})
+}

@@ -1,0 +1,140 @@
+package ui
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2/test"
+
+	"github.com/shardlift/shardlift/engine"
+)
+
+func finished(state engine.State) engine.Snapshot {
+	s := ready()
+	s.State = state
+	s.History = append(s.History, engine.Event{At: s.StartedAt.Add(5*time.Hour + 41*time.Minute), From: "finalizing", To: string(state)})
+	return s
+}
+
+func TestDoneSummaryHasCountsDurationVerificationAndUsers(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := finished(engine.Done)
+	s.Verification = &engine.Verification{Namespaces: 212, Ranges: 1024, Matched: 1024, Documents: 1_400_000_000}
+	h.attach(newFakeMigration(s))
+	for _, want := range []string{
+		"Migration complete",
+		"prod-eu:27017 -> atlas-eu:27017 was migrated in 5 h 41 min.",
+		"Copied 2 M documents (640 GB) from 3 shards.",
+		"Verified: 212 namespaces, 1024 ranges, 1.4 B documents: every range matches.",
+		"user app@admin: readWrite@shop, read@crm",
+		"role reporting@admin: read@shop",
+		"Export diagnostics…",
+	} {
+		h.mustShow(want)
+	}
+	h.tap("Copy as mongosh commands")
+	js := h.a.fa.Clipboard().Content()
+	if !strings.Contains(js, `db.getSiblingDB("admin").createUser({user: "app", pwd: passwordPrompt(), roles: [{role: "readWrite", db: "shop"}, {role: "read", db: "crm"}]})`) {
+		t.Fatalf("mongosh commands:\n%s", js)
+	}
+}
+
+func TestOverriddenVerificationIsReportedAsSuch(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := finished(engine.Done)
+	s.Verification = &engine.Verification{Ranges: 240, Mismatches: make([]engine.Mismatch, 2), Overridden: true}
+	h.attach(newFakeMigration(s))
+	h.mustShow("Finished with an override: 2 of 240 ranges differ")
+}
+
+func TestCancelledSummaryShowsTheGapAtCancel(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := finished(engine.Cancelled)
+	s.OptimeGap = 41 * time.Second
+	h.attach(newFakeMigration(s))
+	h.mustShow("Migration cancelled")
+	h.mustShow("was cancelled after 5 h 41 min, with the destination 0:41 behind the source (optime gap at cancel).")
+	h.mustShow("Use it as a staging copy")
+	if h.a.side.labels[stepSummary].Text != "6  Cancelled" {
+		t.Fatalf("last step reads %q", h.a.side.labels[stepSummary].Text)
+	}
+}
+
+func TestExpiredSummaryOffersCancel(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := finished(engine.Expired)
+	s.Reason = "nobody started the cutover within the window"
+	m := newFakeMigration(s)
+	h.attach(m)
+	h.mustShow("Cutover window expired")
+	h.mustShow("The cutover window closed on Mon 23 Nov")
+	h.mustShow("nobody started the cutover within the window")
+	h.tap("Cancel migration")
+	h.tap("Not now")
+	if len(m.calls) != 0 {
+		t.Fatalf("Not now called %v", m.calls)
+	}
+	h.tap("Cancel migration")
+	h.tap("Cancel migration")
+	if !slices.Equal(m.calls, []string{"Cancel"}) {
+		t.Fatalf("calls %v, want Cancel", m.calls)
+	}
+	h.mustShow("Migration cancelled")
+}
+
+type closingBuffer struct {
+	bytes.Buffer
+	closed bool
+}
+
+func (b *closingBuffer) Close() error {
+	b.closed = true
+	return nil
+}
+
+func TestExportDiagnosticsSaysWhereTheFileWent(t *testing.T) {
+	b := &fakeBackend{}
+	h := newHarness(t, b)
+	h.attach(newFakeMigration(finished(engine.Done)))
+	where := h.a.cur.(live).bannerArea()
+	w := &closingBuffer{}
+	h.a.writeDiagnostics("m1", w, "/home/dba/diag.zip", where)
+	h.mustShow("Exporting diagnostics to /home/dba/diag.zip…")
+	h.q.drain()
+	if w.String() != "diagnostics of m1" || !w.closed {
+		t.Fatalf("wrote %q, closed %v", w.String(), w.closed)
+	}
+	h.mustShow("Diagnostics saved to /home/dba/diag.zip.")
+
+	b.exportErr = errors.New("write /home/dba/diag.zip: no space left on device")
+	h.a.writeDiagnostics("m1", &closingBuffer{}, "/home/dba/diag.zip", where)
+	h.q.drain()
+	h.mustShow("Diagnostics not exported: write /home/dba/diag.zip: no space left on device")
+}
+
+func TestEscapeClosesTheFileDialogs(t *testing.T) {
+	b := &fakeBackend{}
+	h := newHarness(t, b)
+	h.attach(newFakeMigration(finished(engine.Done)))
+	h.tap("Export diagnostics…")
+	if h.dialogs() != 1 {
+		t.Fatalf("%d dialogs after Export diagnostics, want the save dialog", h.dialogs())
+	}
+	h.escape()
+	h.q.drain()
+	if h.dialogs() != 0 || len(b.exported) != 0 {
+		t.Fatalf("Escape: %d dialogs, exported %v", h.dialogs(), b.exported)
+	}
+
+	fillForms(h)
+	test.Tap(h.a.forms.src.tls)
+	h.a.forms.src.chooseFile()
+	h.escape()
+	if h.dialogs() != 0 || h.a.forms.src.caFile != "" {
+		t.Fatalf("Escape in the CA file dialog: %d dialogs, CA file %q", h.dialogs(), h.a.forms.src.caFile)
+	}
+}

@@ -1,0 +1,241 @@
+package ui
+
+import (
+	"image/color"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+)
+
+// level is how serious a message is.
+type level int
+
+const (
+	levelInfo level = iota
+	levelWarning
+	levelError
+)
+
+// banner shows one message where it happened, at the top of a screen: an error
+// written for a DBA, a warning or a notice. It is hidden while empty and can be
+// dismissed.
+type banner struct {
+	widget.BaseWidget
+	level level
+	text  *widget.Label
+	icon  *widget.Icon
+	bg    *canvas.Rectangle
+	close *widget.Button
+}
+
+func newBanner() *banner {
+	b := &banner{
+		text: widget.NewLabel(""),
+		icon: widget.NewIcon(nil),
+		bg:   canvas.NewRectangle(color.Transparent),
+	}
+	b.text.Wrapping = fyne.TextWrapWord
+	b.close = widget.NewButtonWithIcon("", theme.CancelIcon(), b.clear)
+	b.close.Importance = widget.LowImportance
+	b.ExtendBaseWidget(b)
+	b.Hide()
+	return b
+}
+
+func (b *banner) CreateRenderer() fyne.WidgetRenderer {
+	body := container.NewBorder(nil, nil, container.NewCenter(b.icon), container.NewVBox(b.close), b.text)
+	return widget.NewSimpleRenderer(container.NewStack(b.bg, container.NewPadded(body)))
+}
+
+func (b *banner) show(l level, text string) {
+	b.level = l
+	b.text.SetText(text)
+	b.Show()
+	b.Refresh()
+}
+
+func (b *banner) clear() {
+	b.text.SetText("")
+	b.Hide()
+}
+
+func (b *banner) Refresh() {
+	var c fyne.ThemeColorName
+	switch b.level {
+	case levelError:
+		c = theme.ColorNameError
+		b.icon.SetResource(theme.NewErrorThemedResource(theme.ErrorIcon()))
+	case levelWarning:
+		c = theme.ColorNameWarning
+		b.icon.SetResource(theme.NewWarningThemedResource(theme.WarningIcon()))
+	default:
+		c = theme.ColorNamePrimary
+		b.icon.SetResource(theme.NewPrimaryThemedResource(theme.InfoIcon()))
+	}
+	r, g, bl, _ := theme.Color(c).RGBA()
+	b.bg.FillColor = color.NRGBA{uint8(r >> 8), uint8(g >> 8), uint8(bl >> 8), 0x30}
+	b.bg.StrokeColor = theme.Color(c)
+	b.bg.StrokeWidth = 1
+	b.bg.CornerRadius = theme.InputRadiusSize()
+	b.bg.Refresh()
+	b.BaseWidget.Refresh()
+}
+
+// escEntry is an Entry that hands Escape to onEscape: Fyne gives keys to the focused
+// widget first, so without it Escape would not close a dialog while typing in it.
+type escEntry struct {
+	widget.Entry
+	onEscape func()
+}
+
+func newEscEntry(onEscape func()) *escEntry {
+	e := &escEntry{onEscape: onEscape}
+	e.ExtendBaseWidget(e)
+	return e
+}
+
+func newEscPasswordEntry(onEscape func()) *escEntry {
+	e := newEscEntry(onEscape)
+	e.Password = true
+	return e
+}
+
+func (e *escEntry) TypedKey(ev *fyne.KeyEvent) {
+	if ev.Name == fyne.KeyEscape && e.onEscape != nil {
+		e.onEscape()
+		return
+	}
+	e.Entry.TypedKey(ev)
+}
+
+// AcceptsTab keeps Tab for focus traversal even in a multi-line entry, so that Tab
+// runs through a form instead of typing a tab into the pasted certificate.
+func (e *escEntry) AcceptsTab() bool { return false }
+
+// escCheck is a Check that hands Escape to onEscape, like escEntry.
+type escCheck struct {
+	widget.Check
+	onEscape func()
+}
+
+func newEscCheck(text string, changed func(bool), onEscape func()) *escCheck {
+	c := &escCheck{onEscape: onEscape}
+	c.Text = text
+	c.OnChanged = changed
+	c.ExtendBaseWidget(c)
+	return c
+}
+
+func (c *escCheck) TypedKey(ev *fyne.KeyEvent) {
+	if ev.Name == fyne.KeyEscape && c.onEscape != nil {
+		c.onEscape()
+		return
+	}
+	c.Check.TypedKey(ev)
+}
+
+// widthLayout gives its one object a fixed width and the height that object needs at
+// that width, so that wrapped text in a dialog wraps there instead of one word a line.
+type widthLayout struct{ width float32 }
+
+func (l widthLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
+	o := objs[0]
+	if o.Size().Width != l.width {
+		o.Resize(fyne.NewSize(l.width, o.MinSize().Height))
+	}
+	return fyne.NewSize(l.width, o.MinSize().Height)
+}
+
+func (l widthLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	objs[0].Resize(size)
+}
+
+func fixedWidth(w float32, o fyne.CanvasObject) fyne.CanvasObject {
+	return container.New(widthLayout{w}, o)
+}
+
+// columns lays a table row out: fixed column widths and one column that takes the
+// rest. Every row of a table uses the same columns, so that they line up.
+type columns struct {
+	widths []float32 // 0 marks the flexible column
+}
+
+func (c columns) MinSize(objs []fyne.CanvasObject) fyne.Size {
+	var w, h float32
+	for i, o := range objs {
+		m := o.MinSize()
+		h = max(h, m.Height)
+		if i < len(c.widths) && c.widths[i] > 0 {
+			w += c.widths[i]
+		} else {
+			w += m.Width
+		}
+	}
+	return fyne.NewSize(w+theme.Padding()*float32(len(objs)-1), h)
+}
+
+func (c columns) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	pad := theme.Padding()
+	fixed := pad * float32(len(objs)-1)
+	for i := range objs {
+		if i < len(c.widths) {
+			fixed += c.widths[i]
+		}
+	}
+	x := float32(0)
+	for i, o := range objs {
+		w := float32(0)
+		if i < len(c.widths) {
+			w = c.widths[i]
+		}
+		if w == 0 {
+			w = max(size.Width-fixed, o.MinSize().Width)
+		}
+		h := o.MinSize().Height
+		o.Resize(fyne.NewSize(w, h))
+		o.Move(fyne.NewPos(x, (size.Height-h)/2))
+		x += w + pad
+	}
+}
+
+// heading is a screen title.
+func heading(text string) *widget.Label {
+	l := widget.NewLabelWithStyle(text, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	l.SizeName = theme.SizeNameSubHeadingText
+	return l
+}
+
+// wrapped is a label whose text wraps at the width it is given.
+func wrapped(text string) *widget.Label {
+	l := widget.NewLabel(text)
+	l.Wrapping = fyne.TextWrapWord
+	return l
+}
+
+// statusIcon is the icon of a check's status.
+func statusIcon(s Status) fyne.Resource {
+	switch s {
+	case Failed:
+		return theme.NewErrorThemedResource(theme.CancelIcon())
+	case Warning:
+		return theme.NewWarningThemedResource(theme.WarningIcon())
+	default:
+		return theme.NewSuccessThemedResource(theme.ConfirmIcon())
+	}
+}
+
+// indent shifts o right by the width of a check box, under the check's text.
+func indent(o fyne.CanvasObject) fyne.CanvasObject {
+	gap := canvas.NewRectangle(color.Transparent)
+	gap.SetMinSize(fyne.NewSize(theme.IconInlineSize()+theme.InnerPadding(), 0))
+	return container.NewBorder(nil, nil, gap, nil, o)
+}
+
+// tight stacks lines of text closer than a VBox does: one block, not paragraphs.
+func tight(objs ...fyne.CanvasObject) *fyne.Container {
+	return container.New(layout.NewCustomPaddedVBoxLayout(-theme.InnerPadding()), objs...)
+}
