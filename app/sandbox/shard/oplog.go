@@ -1,0 +1,367 @@
+package shard
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
+)
+
+// entry is one oplog document and its ts, kept apart for binary search.
+type entry struct {
+	ts  primitive.Timestamp
+	raw bson.Raw
+}
+
+// draft is an oplog entry before the oplog gives it a ts.
+type draft struct {
+	op, ns      string
+	ui          []byte // collection UUID, absent when nil
+	o, o2       bson.Raw
+	fromMigrate bool
+}
+
+// oplog is a shard's local.oplog.rs: an in-memory window of entries, capped by bytes,
+// mirrored in an append-only file so that a restart finds it again. Entries are
+// numbered by a sequence that never restarts within a process; cursors hold positions
+// in it and notice when their position has rolled off.
+type oplog struct {
+	path string
+
+	mu struct {
+		sync.Mutex
+		entries []entry
+		base    int64 // sequence number of entries[0]
+		size    int64 // bytes of the entries in memory
+		max     int64
+		last    primitive.Timestamp
+		wall    time.Time
+		changed chan struct{} // closed and replaced at every append
+		file    *os.File
+		dead    int64 // bytes at the head of the file that rolled off
+		closed  bool
+	}
+}
+
+// openOplog loads the oplog file at path (creating it if needed) and keeps at most max
+// bytes of it.
+func openOplog(path string, max int64) (*oplog, error) {
+	l := &oplog{path: path}
+	l.mu.max = max
+	l.mu.changed = make(chan struct{})
+	entries, good, err := readOplogFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open oplog file: %w", err)
+	}
+	// A crash can leave half an entry at the end: drop it.
+	if err := f.Truncate(good); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("truncate oplog file %s: %w", path, err)
+	}
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("seek oplog file %s: %w", path, err)
+	}
+	l.mu.file = f
+	for _, e := range entries {
+		l.mu.entries = append(l.mu.entries, e)
+		l.mu.size += int64(len(e.raw))
+	}
+	if n := len(entries); n > 0 {
+		l.mu.last = entries[n-1].ts
+		wall, _ := entries[n-1].raw.Lookup("wall").DateTimeOK()
+		l.mu.wall = time.UnixMilli(wall)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rollOffLocked()
+	if err := l.compactLocked(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if len(l.mu.entries) == 0 {
+		if err := l.appendLocked([]draft{noop("initiating set")}); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// readOplogFile returns the entries of an oplog file and the length of its valid part.
+func readOplogFile(path string) ([]entry, int64, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("open oplog file: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	var out []entry
+	var good int64
+	for {
+		var hdr [4]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return out, good, nil
+		}
+		n := int64(binary.LittleEndian.Uint32(hdr[:]))
+		if n < 5 || n > 64<<20 {
+			return out, good, nil
+		}
+		doc := make([]byte, n)
+		copy(doc, hdr[:])
+		if _, err := io.ReadFull(r, doc[4:]); err != nil {
+			return out, good, nil
+		}
+		raw := bson.Raw(doc)
+		if raw.Validate() != nil {
+			return out, good, nil
+		}
+		t, i, ok := raw.Lookup("ts").TimestampOK()
+		if !ok {
+			return out, good, nil
+		}
+		out = append(out, entry{ts: primitive.Timestamp{T: t, I: i}, raw: raw})
+		good += n
+	}
+}
+
+func noop(msg string) draft {
+	o, _ := bson.Marshal(bson.D{{Key: "msg", Value: msg}})
+	return draft{op: "n", o: o}
+}
+
+// append gives each draft the next ts and makes it visible, in order.
+func (l *oplog) append(drafts ...draft) error {
+	if len(drafts) == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return errors.New("the shard's oplog is closed")
+	}
+	return l.appendLocked(drafts)
+}
+
+func (l *oplog) appendLocked(drafts []draft) error {
+	var buf []byte
+	for _, d := range drafts {
+		now := time.Now()
+		ts := primitive.Timestamp{T: uint32(now.Unix()), I: 1}
+		if ts.T <= l.mu.last.T {
+			ts = primitive.Timestamp{T: l.mu.last.T, I: l.mu.last.I + 1}
+		}
+		raw := encodeEntry(d, ts, now)
+		l.mu.entries = append(l.mu.entries, entry{ts: ts, raw: raw})
+		l.mu.size += int64(len(raw))
+		l.mu.last, l.mu.wall = ts, now
+		buf = append(buf, raw...)
+	}
+	close(l.mu.changed)
+	l.mu.changed = make(chan struct{})
+	if _, err := l.mu.file.Write(buf); err != nil {
+		return fmt.Errorf("write oplog file %s: %w", l.path, err)
+	}
+	l.rollOffLocked()
+	if l.mu.dead > l.mu.size && l.mu.dead > 1<<20 {
+		return l.compactLocked()
+	}
+	return nil
+}
+
+// rollOffLocked drops the oldest entries until the oplog fits its size (keeping at
+// least the newest one, as a capped collection does).
+func (l *oplog) rollOffLocked() {
+	drop := 0
+	for l.mu.size > l.mu.max && drop < len(l.mu.entries)-1 {
+		n := int64(len(l.mu.entries[drop].raw))
+		l.mu.size -= n
+		l.mu.dead += n
+		drop++
+	}
+	if drop == 0 {
+		return
+	}
+	clear(l.mu.entries[:drop])
+	l.mu.entries = l.mu.entries[drop:]
+	l.mu.base += int64(drop)
+}
+
+// compactLocked rewrites the file with only the entries still in the oplog.
+func (l *oplog) compactLocked() error {
+	if l.mu.dead == 0 {
+		return nil
+	}
+	tmp := l.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("rewrite oplog file: %w", err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	for _, e := range l.mu.entries {
+		w.Write(e.raw)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("rewrite oplog file %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, l.path); err != nil {
+		f.Close()
+		return fmt.Errorf("replace oplog file %s: %w", l.path, err)
+	}
+	l.mu.file.Close()
+	l.mu.file = f
+	l.mu.dead = 0
+	return nil
+}
+
+// setMax changes the size cap; shrinking rolls old entries off now.
+func (l *oplog) setMax(max int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.mu.max = max
+	if l.mu.closed {
+		return nil
+	}
+	l.rollOffLocked()
+	return l.compactLocked()
+}
+
+func (l *oplog) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return nil
+	}
+	l.mu.closed = true
+	close(l.mu.changed)
+	l.mu.changed = make(chan struct{})
+	return l.mu.file.Close()
+}
+
+// last is the newest entry's ts and wall time.
+func (l *oplog) last() (primitive.Timestamp, time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.last, l.mu.wall
+}
+
+// stats reports entry count, bytes and the cap.
+func (l *oplog) stats() (count int, size, max int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.mu.entries), l.mu.size, l.mu.max
+}
+
+// bounds is the sequence range [base, end) currently held.
+func (l *oplog) bounds() (base, end int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.base, l.mu.base + int64(len(l.mu.entries))
+}
+
+// changed returns a channel closed at the next append (or when the oplog closes).
+func (l *oplog) changed() (ch <-chan struct{}, closed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.changed, l.mu.closed
+}
+
+// seek returns the sequence number of the first entry whose ts is >= ts (or > ts when
+// strict), by binary search.
+func (l *oplog) seek(ts primitive.Timestamp, strict bool) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := sort.Search(len(l.mu.entries), func(i int) bool {
+		c := compareTS(l.mu.entries[i].ts, ts)
+		if strict {
+			return c > 0
+		}
+		return c >= 0
+	})
+	return l.mu.base + int64(i)
+}
+
+func compareTS(a, b primitive.Timestamp) int {
+	switch {
+	case a.T != b.T:
+		if a.T < b.T {
+			return -1
+		}
+		return 1
+	case a.I < b.I:
+		return -1
+	case a.I > b.I:
+		return 1
+	}
+	return 0
+}
+
+// visit calls fn on entries from sequence number from, forward (or backward when
+// reverse), until fn returns false or the entries run out. It reports the sequence
+// number where it stopped (the next one to visit). Going forward, it reports instead
+// that the position rolled off when from is gone, or when needPrev is set and the entry
+// before from (the last one the caller saw) is gone.
+func (l *oplog) visit(from int64, needPrev, reverse bool, fn func(raw bson.Raw) bool) (next int64, rolledOff bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	base, end := l.mu.base, l.mu.base+int64(len(l.mu.entries))
+	if reverse {
+		s := min(from, end-1)
+		for ; s >= base; s-- {
+			if !fn(l.mu.entries[s-base].raw) {
+				return s, false
+			}
+		}
+		return s, false
+	}
+	if from < base || (needPrev && from == base) {
+		return from, true
+	}
+	s := from
+	for ; s < end; s++ {
+		if !fn(l.mu.entries[s-base].raw) {
+			return s, false
+		}
+	}
+	return s, false
+}
+
+// encodeEntry builds the entry document in MongoDB's field order.
+func encodeEntry(d draft, ts primitive.Timestamp, wall time.Time) bson.Raw {
+	idx, b := bsoncore.AppendDocumentStart(nil)
+	b = bsoncore.AppendStringElement(b, "op", d.op)
+	b = bsoncore.AppendStringElement(b, "ns", d.ns)
+	if d.ui != nil {
+		b = bsoncore.AppendBinaryElement(b, "ui", 4, d.ui)
+	}
+	b = bsoncore.AppendDocumentElement(b, "o", d.o)
+	if d.o2 != nil {
+		b = bsoncore.AppendDocumentElement(b, "o2", d.o2)
+	}
+	if d.fromMigrate {
+		b = bsoncore.AppendBooleanElement(b, "fromMigrate", true)
+	}
+	b = bsoncore.AppendTimestampElement(b, "ts", ts.T, ts.I)
+	b = bsoncore.AppendInt64Element(b, "t", 1)
+	b = bsoncore.AppendInt64Element(b, "v", 2)
+	b = bsoncore.AppendDateTimeElement(b, "wall", wall.UnixMilli())
+	b, _ = bsoncore.AppendDocumentEnd(b, idx)
+	return b
+}
