@@ -1,0 +1,420 @@
+package topology
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/x/mongo/driver/connstring"
+	"golang.org/x/sync/errgroup"
+)
+
+// DefaultTimeout is how long Shardlift waits for a server when Endpoint.Timeout is
+// zero. A connection gets half of it to be established (DNS, TCP, TLS, the MongoDB
+// handshake and authentication); finding a usable server and each discovery command
+// get all of it. A dead or firewalled host therefore costs at most this long.
+const DefaultTimeout = 10 * time.Second
+
+// Endpoint says how to reach a cluster: a connection string or a host list, with the
+// credentials and TLS settings. Fields set here override the same settings in URI.
+// Passwords are used for authentication only: String() and every error mask them.
+type Endpoint struct {
+	// URI is a mongodb:// or mongodb+srv:// connection string. Set URI or Hosts.
+	URI string
+	// Hosts is a list of host:port (mongos routers, or the members of one replica set).
+	Hosts []string
+	// ReplicaSet, with more than one host, is the replica set the hosts belong to; the
+	// connection then follows that set's primary. A single host without it is a
+	// direct connection to exactly that server.
+	ReplicaSet string
+	// Username and Password are SCRAM credentials; Password may be empty in URI and
+	// given here (for example from an environment variable).
+	Username, Password string
+	// AuthSource is the database the user is defined on; "" means the URI's, else "admin".
+	AuthSource string
+	// TLS turns TLS on. Giving a CA (CAFile or CAPEM) turns it on as well.
+	TLS bool
+	// CAFile is a PEM file of the CA that signed the servers' certificates.
+	CAFile string
+	// CAPEM is the same CA pasted as PEM text; it wins over CAFile.
+	CAPEM []byte
+	// Timeout bounds each connection and each command (DefaultTimeout when zero).
+	Timeout time.Duration
+
+	// Carried from the URI to ForHosts endpoints.
+	mechanism string
+	insecure  bool
+	err       error
+}
+
+func (e Endpoint) timeout() time.Duration {
+	if e.Timeout > 0 {
+		return e.Timeout
+	}
+	return DefaultTimeout
+}
+
+// String names the endpoint in messages: the URI with its password masked, or the hosts.
+func (e Endpoint) String() string {
+	if e.URI != "" {
+		return MaskURI(e.URI)
+	}
+	s := strings.Join(e.Hosts, ",")
+	if e.ReplicaSet != "" {
+		s = e.ReplicaSet + "/" + s
+	}
+	return s
+}
+
+// MaskURI replaces the password of a connection string with ****. Everything before
+// the last @ is taken as user information, so a malformed URI is masked too much
+// rather than too little.
+func MaskURI(uri string) string {
+	scheme := strings.Index(uri, "://")
+	if scheme < 0 {
+		return uri
+	}
+	rest := uri[scheme+3:]
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return uri
+	}
+	user := rest[:at]
+	if colon := strings.Index(user, ":"); colon >= 0 {
+		user = user[:colon] + ":****"
+	}
+	return uri[:scheme+3] + user + rest[at:]
+}
+
+// settings is an Endpoint with its URI resolved: what a connection needs.
+type settings struct {
+	hosts      []string
+	replicaSet string
+	username   string
+	password   string
+	authSource string
+	mechanism  string
+	tlsOn      bool
+	insecure   bool
+	caPEM      []byte
+	caName     string
+	// fromURI is the parsed connection string, whose other options still apply.
+	fromURI *connstring.ConnString
+}
+
+// resolve merges the URI (if any) with the fields that override it.
+func (e Endpoint) resolve() (*settings, error) {
+	if e.err != nil {
+		return nil, e.err
+	}
+	s := &settings{
+		hosts: e.Hosts, replicaSet: e.ReplicaSet, username: e.Username, password: e.Password,
+		authSource: e.AuthSource, mechanism: e.mechanism, tlsOn: e.TLS, insecure: e.insecure,
+	}
+	switch {
+	case e.URI != "" && len(e.Hosts) > 0:
+		return nil, &Error{Kind: ErrInvalidURI, Err: errors.New("give either a connection string or a host list, not both")}
+	case e.URI == "" && len(e.Hosts) == 0:
+		return nil, &Error{Kind: ErrInvalidURI, Err: errors.New("no connection string and no hosts given")}
+	case e.URI != "":
+		cs, err := connstring.ParseAndValidate(e.URI)
+		if err != nil {
+			return nil, uriError(e, err)
+		}
+		s.fromURI = cs
+		s.hosts = cs.Hosts
+		if s.replicaSet == "" {
+			s.replicaSet = cs.ReplicaSet
+		}
+		if s.username == "" {
+			s.username = cs.Username
+		}
+		if s.password == "" {
+			s.password = cs.Password
+		}
+		if s.authSource == "" {
+			s.authSource = cs.AuthSource
+		}
+		if s.mechanism == "" {
+			s.mechanism = cs.AuthMechanism
+		}
+		s.tlsOn = s.tlsOn || cs.SSL
+		s.insecure = s.insecure || cs.SSLInsecure
+		if cs.SSLCaFileSet && e.CAFile == "" && len(e.CAPEM) == 0 {
+			e.CAFile = cs.SSLCaFile
+		}
+	}
+	for _, h := range s.hosts {
+		if strings.TrimSpace(h) == "" {
+			return nil, &Error{Kind: ErrInvalidURI, Err: fmt.Errorf("empty host in %q", strings.Join(s.hosts, ","))}
+		}
+	}
+	if s.authSource == "" {
+		s.authSource = "admin"
+	}
+	switch {
+	case len(e.CAPEM) > 0:
+		s.caPEM, s.caName = e.CAPEM, "the pasted CA"
+	case e.CAFile != "":
+		pem, err := os.ReadFile(e.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read the CA file: %w", err)
+		}
+		s.caPEM, s.caName = pem, "CA file "+e.CAFile
+	}
+	if s.caPEM != nil {
+		s.tlsOn = true
+	}
+	return s, nil
+}
+
+// uriError reports a connection string that does not parse, or whose SRV record does
+// not resolve, without repeating its password.
+func uriError(e Endpoint, err error) error {
+	kind := ErrInvalidURI
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		kind = ErrDNS
+	}
+	msg := err.Error()
+	if pw := uriPassword(e.URI); pw != "" {
+		msg = strings.ReplaceAll(msg, pw, "****")
+	}
+	return &Error{Kind: kind, Op: "parse " + MaskURI(e.URI), Err: errors.New(msg)}
+}
+
+// uriPassword is the raw password part of a URI, as MaskURI finds it.
+func uriPassword(uri string) string {
+	_, pw, _ := userInfo(uri)
+	return pw
+}
+
+// userInfo splits the user information of a URI as MaskURI finds it (raw, still
+// percent-encoded).
+func userInfo(uri string) (user, password string, hasPassword bool) {
+	scheme := strings.Index(uri, "://")
+	if scheme < 0 {
+		return "", "", false
+	}
+	rest := uri[scheme+3:]
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return "", "", false
+	}
+	user, password, hasPassword = strings.Cut(rest[:at], ":")
+	return user, password, hasPassword
+}
+
+// URIUser tells whether a connection string names a user and whether it carries
+// that user's password, so a caller can supply the password from elsewhere.
+func URIUser(uri string) (user string, hasPassword bool) {
+	u, _, has := userInfo(uri)
+	if unescaped, err := url.PathUnescape(u); err == nil {
+		u = unescaped
+	}
+	return u, has
+}
+
+// tlsConfig builds the TLS client configuration, or nil when TLS is off.
+func (s *settings) tlsConfig() (*tls.Config, error) {
+	if !s.tlsOn {
+		return nil, nil
+	}
+	cfg := &tls.Config{InsecureSkipVerify: s.insecure} // only when the URI asked for tlsInsecure
+	if s.caPEM != nil {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(s.caPEM) {
+			return nil, &Error{Kind: ErrInvalidCA, Op: "load " + s.caName}
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// ClientOptions builds the driver options for the endpoint: hosts or URI, SCRAM
+// credentials, TLS with the given CA, and the timeouts of DefaultTimeout. A CA that is
+// not PEM is an *Error of kind ErrInvalidCA.
+func (e Endpoint) ClientOptions() (*options.ClientOptions, error) {
+	s, err := e.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return e.clientOptions(s)
+}
+
+func (e Endpoint) clientOptions(s *settings) (*options.ClientOptions, error) {
+	tlsCfg, err := s.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	opts := options.Client()
+	if s.fromURI != nil {
+		opts.ApplyURI(e.URI)
+	} else {
+		opts.SetHosts(s.hosts)
+		if s.replicaSet != "" && len(s.hosts) > 1 {
+			opts.SetReplicaSet(s.replicaSet)
+		} else if len(s.hosts) == 1 {
+			opts.SetDirect(true)
+		}
+	}
+	if s.username != "" {
+		opts.SetAuth(options.Credential{
+			Username: s.username, Password: s.password, PasswordSet: true,
+			AuthSource: s.authSource, AuthMechanism: s.mechanism,
+		})
+	}
+	if tlsCfg != nil {
+		opts.SetTLSConfig(tlsCfg)
+	}
+	t := e.timeout()
+	opts.SetConnectTimeout(t / 2).SetServerSelectionTimeout(t).SetAppName("shardlift")
+	if err := opts.Validate(); err != nil {
+		return nil, uriError(e, err)
+	}
+	return opts, nil
+}
+
+// ForHosts is an endpoint for other servers of the same cluster (shard members,
+// config servers) with the same credentials, TLS settings, CA and timeout. One host
+// without replicaSet is a direct connection to that server.
+func (e Endpoint) ForHosts(hosts []string, replicaSet string) Endpoint {
+	out := e
+	out.URI, out.Hosts, out.ReplicaSet = "", hosts, replicaSet
+	if e.URI == "" || e.err != nil {
+		return out
+	}
+	cs, err := connstring.ParseAndValidate(e.URI)
+	if err != nil {
+		out.err = uriError(e, err)
+		return out
+	}
+	if out.Username == "" {
+		out.Username = cs.Username
+	}
+	if out.Password == "" {
+		out.Password = cs.Password
+	}
+	if out.AuthSource == "" {
+		out.AuthSource = cs.AuthSource
+	}
+	if out.mechanism == "" {
+		out.mechanism = cs.AuthMechanism
+	}
+	out.TLS = out.TLS || cs.SSL
+	out.insecure = out.insecure || cs.SSLInsecure
+	if cs.SSLCaFileSet && out.CAFile == "" && len(out.CAPEM) == 0 {
+		out.CAFile = cs.SSLCaFile
+	}
+	return out
+}
+
+// Connect opens a client to the endpoint and proves it usable: every host is first
+// checked for DNS, TCP and TLS (so a dead host is reported at once and precisely),
+// then the driver connects, authenticates and pings. Failures are classified *Errors.
+// The caller disconnects the client.
+func Connect(ctx context.Context, e Endpoint) (*mongo.Client, error) {
+	client, _, err := connect(ctx, e)
+	return client, err
+}
+
+func connect(ctx context.Context, e Endpoint) (*mongo.Client, *settings, error) {
+	s, err := e.resolve()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := e.clientOptions(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := preflight(ctx, s.hosts, opts.TLSConfig, e.timeout()/2); err != nil {
+		return nil, nil, err
+	}
+	client, err := mongo.Connect(ctx, opts)
+	if err != nil {
+		return nil, nil, classify(ctx, "connect", "", s.tlsOn, e.timeout()/2, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, e.timeout())
+	defer cancel()
+	if err := client.Ping(pctx, nil); err != nil {
+		disconnect(ctx, client, e.timeout())
+		host := ""
+		if len(s.hosts) == 1 {
+			host = s.hosts[0]
+		}
+		return nil, nil, classify(ctx, "connect", host, s.tlsOn, e.timeout()/2, err)
+	}
+	return client, s, nil
+}
+
+// preflight checks that at least one host resolves, accepts TCP and (with TLS)
+// completes a TLS handshake with a certificate the configuration trusts. When none
+// does, the first host's failure is returned, classified.
+func preflight(ctx context.Context, hosts []string, tlsCfg *tls.Config, timeout time.Duration) error {
+	errs := make([]error, len(hosts))
+	var g errgroup.Group
+	for i, h := range hosts {
+		g.Go(func() error {
+			errs[i] = probeHost(ctx, h, tlsCfg, timeout)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	for _, err := range errs {
+		if err == nil {
+			return nil
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs[0]
+}
+
+// withPort adds MongoDB's default port to a host given without one, as the driver does.
+func withPort(host string) string {
+	if _, _, err := net.SplitHostPort(host); err != nil && !strings.HasPrefix(host, "[") && strings.Count(host, ":") == 0 {
+		return net.JoinHostPort(host, "27017")
+	}
+	return host
+}
+
+// probeHost is one host's DNS, TCP and TLS check.
+func probeHost(ctx context.Context, host string, tlsCfg *tls.Config, timeout time.Duration) error {
+	if strings.HasSuffix(host, ".sock") {
+		return nil
+	}
+	host = withPort(host)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return classify(ctx, "connect", host, tlsCfg != nil, timeout, err)
+	}
+	defer conn.Close()
+	if tlsCfg == nil {
+		return nil
+	}
+	cfg := tlsCfg.Clone()
+	if cfg.ServerName == "" {
+		name, _, splitErr := net.SplitHostPort(host)
+		if splitErr != nil {
+			name = host
+		}
+		cfg.ServerName = name
+	}
+	if err := tls.Client(conn, cfg).HandshakeContext(ctx); err != nil {
+		return classify(ctx, "TLS handshake with", host, true, timeout, err)
+	}
+	return nil
+}

@@ -1,0 +1,199 @@
+package topology
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/shardlift/shardlift/app/sandbox/wire"
+)
+
+// Every classification below is checked against a failure that really happens: a
+// name that does not resolve, a closed port, a server that swallows requests, TLS
+// servers with certificates from another CA, SCRAM with a wrong password.
+
+const shortTimeout = 1500 * time.Millisecond
+
+// expectKind asserts err is a classified *Error of the kind, names the host and has a fix.
+func expectKind(t *testing.T, err, kind error, host string) {
+	t.Helper()
+	if !errors.Is(err, kind) {
+		t.Fatalf("error %v: want kind %v", err, kind)
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v is not a *topology.Error", err)
+	}
+	if host != "" && !strings.Contains(err.Error(), host) {
+		t.Errorf("error %q does not name host %s", err, host)
+	}
+	if Fix(err) == "" {
+		t.Errorf("no fix for %v", err)
+	}
+}
+
+// driverOnly connects with the driver alone (no preflight), to prove the driver's
+// own errors are classified too.
+func driverOnly(t *testing.T, e Endpoint) error {
+	t.Helper()
+	ctx := context.Background()
+	s, err := e.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := e.clientOptions(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := mongo.Connect(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disconnect(ctx, client, time.Second)
+	return classify(ctx, "connect", "", s.tlsOn, e.timeout()/2, client.Ping(ctx, nil))
+}
+
+func TestClassifiesUnresolvableHostAsDNS(t *testing.T) {
+	t.Parallel()
+	host := "no-such-host.shardlift.invalid:27017"
+	_, err := Connect(context.Background(), Endpoint{Hosts: []string{host}, Timeout: shortTimeout})
+	expectKind(t, err, ErrDNS, host)
+}
+
+func TestClassifiesClosedPortAsRefused(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	e := Endpoint{Hosts: []string{addr}, Timeout: shortTimeout}
+	_, err := Connect(context.Background(), e)
+	expectKind(t, err, ErrRefused, addr)
+	expectKind(t, driverOnly(t, e), ErrRefused, addr)
+}
+
+func TestClassifiesSilentServerAsTimeout(t *testing.T) {
+	t.Parallel()
+	s := startNode(t, fakeNode{role: "mongos"}, wire.Config{})
+	if err := s.SetFault(wire.Blackhole); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := Connect(context.Background(), Endpoint{Hosts: []string{s.Addr()}, Timeout: shortTimeout})
+	expectKind(t, err, ErrTimeout, s.Addr())
+	if waited := time.Since(start); waited > 10*shortTimeout {
+		t.Errorf("a silent server held Connect for %v with a %v timeout", waited, shortTimeout)
+	}
+}
+
+func TestClassifiesPlainClientToTLSServerAsTLSRequired(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t, "ca")
+	s := startNode(t, fakeNode{role: "mongos"}, wire.Config{TLS: ca.serverTLS(t)})
+	e := Endpoint{Hosts: []string{s.Addr()}, Timeout: shortTimeout}
+	_, err := Connect(context.Background(), e)
+	expectKind(t, err, ErrTLSRequired, s.Addr())
+	expectKind(t, driverOnly(t, e), ErrTLSRequired, s.Addr())
+}
+
+func TestClassifiesTLSClientToPlainServerAsNotTLS(t *testing.T) {
+	t.Parallel()
+	s := startNode(t, fakeNode{role: "mongos"}, wire.Config{})
+	_, err := Connect(context.Background(), Endpoint{Hosts: []string{s.Addr()}, TLS: true, Timeout: shortTimeout})
+	expectKind(t, err, ErrNotTLS, s.Addr())
+}
+
+func TestClassifiesCertificateFromAnotherCAAsUnknownAuthority(t *testing.T) {
+	t.Parallel()
+	signer, other := newCA(t, "signer"), newCA(t, "other")
+	s := startNode(t, fakeNode{role: "mongos"}, wire.Config{TLS: signer.serverTLS(t)})
+	e := Endpoint{Hosts: []string{s.Addr()}, TLS: true, CAPEM: other.pem, Timeout: shortTimeout}
+	_, err := Connect(context.Background(), e)
+	expectKind(t, err, ErrUnknownAuthority, s.Addr())
+	expectKind(t, driverOnly(t, e), ErrUnknownAuthority, s.Addr())
+
+	// The right CA connects.
+	e.CAPEM = signer.pem
+	client, err := Connect(context.Background(), e)
+	if err != nil {
+		t.Fatalf("connect with the signing CA: %v", err)
+	}
+	disconnect(context.Background(), client, time.Second)
+}
+
+func TestClassifiesCertificateForAnotherNameAsCertificateName(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t, "ca")
+	s := startNode(t, fakeNode{role: "mongos"}, wire.Config{TLS: ca.serverTLSFor(t, []string{"db.example.com"}, nil)})
+	_, err := Connect(context.Background(), Endpoint{Hosts: []string{s.Addr()}, CAPEM: ca.pem, Timeout: shortTimeout})
+	expectKind(t, err, ErrCertificateName, s.Addr())
+}
+
+func TestClassifiesNonPEMCAFileAsInvalidCA(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, []byte("this is not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := Endpoint{Hosts: []string{"127.0.0.1:1"}, CAFile: path}
+	_, err := e.ClientOptions()
+	expectKind(t, err, ErrInvalidCA, "")
+	if !strings.Contains(err.Error(), path) {
+		t.Errorf("error %q does not name the CA file", err)
+	}
+	_, err = Connect(context.Background(), e)
+	expectKind(t, err, ErrInvalidCA, "")
+}
+
+func TestClassifiesWrongPasswordAsAuthFailed(t *testing.T) {
+	t.Parallel()
+	s := startNode(t, fakeNode{role: "mongos"}, wire.Config{Credentials: &wire.Credentials{User: "migrator", Password: "right"}})
+	e := Endpoint{Hosts: []string{s.Addr()}, Username: "migrator", Password: "wrong", Timeout: shortTimeout}
+	_, err := Connect(context.Background(), e)
+	expectKind(t, err, ErrAuthFailed, s.Addr())
+	if strings.Contains(err.Error(), "wrong") {
+		t.Errorf("error %q repeats the password", err)
+	}
+
+	e.Password = "right"
+	client, err := Connect(context.Background(), e)
+	if err != nil {
+		t.Fatalf("connect with the right password: %v", err)
+	}
+	disconnect(context.Background(), client, time.Second)
+}
+
+func TestClassifiesMissingPrivilegeAsUnauthorized(t *testing.T) {
+	t.Parallel()
+	s := startNode(t, fakeNode{role: "mongos", unauthorized: map[string]bool{"listshards": true}}, wire.Config{})
+	c, err := Discover(context.Background(), Endpoint{Hosts: []string{s.Addr()}, Timeout: shortTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probs := c.ProblemsWith(PartShards)
+	if len(probs) != 1 {
+		t.Fatalf("problems with listShards: %v (all: %v)", probs, c.Problems)
+	}
+	expectKind(t, probs[0].Err, ErrUnauthorized, "")
+	if !IsUnauthorized(probs[0].Err) {
+		t.Error("IsUnauthorized is false for a code 13 failure")
+	}
+}
+
+func TestClassifiesPre36ServerAsTooOld(t *testing.T) {
+	t.Parallel()
+	s := startNode(t, fakeNode{role: "mongos", version: "3.4.24", maxWire: 5}, wire.Config{})
+	_, err := Connect(context.Background(), Endpoint{Hosts: []string{s.Addr()}, Timeout: shortTimeout})
+	expectKind(t, err, ErrServerTooOld, "")
+}
+
+func TestUnclassifiedErrorsKeepTheirCause(t *testing.T) {
+	cause := errors.New("something else")
+	err := classify(context.Background(), "listShards", "", false, time.Second, cause)
+	if !errors.Is(err, cause) || Fix(err) != "" {
+		t.Fatalf("classify(%v) = %v with fix %q; want the cause wrapped and no fix", cause, err, Fix(err))
+	}
+}

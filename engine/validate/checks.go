@@ -1,0 +1,864 @@
+package validate
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/shardlift/shardlift/engine/topology"
+)
+
+// Check IDs, in report order.
+const (
+	IDSourceReachable      = "source.reachable"
+	IDSourceSharded        = "source.sharded"
+	IDSourceMetadata       = "source.metadata"
+	IDSourceConfigServers  = "source.config-servers"
+	IDSourceMembers        = "source.members"
+	IDSourceReadAccess     = "source.privileges.read"
+	IDSourceOplogAccess    = "source.privileges.oplog"
+	IDSourceConfigAccess   = "source.privileges.config"
+	IDSourceBalancerAccess = "source.privileges.balancer"
+	IDDestReachable        = "destination.reachable"
+	IDDestSharded          = "destination.sharded"
+	IDDestMetadata         = "destination.metadata"
+	IDShardCount           = "destination.shard-count"
+	IDVersion              = "versions.major"
+	IDFCV                  = "versions.fcv"
+	IDDestEmpty            = "destination.empty"
+	IDUsers                = "source.users"
+	IDCollectionKinds      = "source.collection-kinds"
+	IDOplogWindow          = "source.oplog-window"
+)
+
+// Thresholds of the checks.
+const (
+	// MinMajor is the oldest MongoDB the Go driver (and so Shardlift) can talk to.
+	MinMajor = "3.6"
+	// AssumedCopyRate is the initial-copy speed the oplog check plans for, per shard:
+	// deliberately slow (a WAN link, a busy source) so that the warning errs early.
+	AssumedCopyRate = 20 << 20 // bytes per second
+	// OplogSafetyFactor is how many times the estimated copy time a shard's oplog must
+	// hold: the copy must finish, and the tail must start, before its first entry rolls off.
+	OplogSafetyFactor = 2
+)
+
+// migratedKinds are the listCollections types Shardlift migrates; any other kind is
+// reported by IDCollectionKinds.
+var migratedKinds = map[string]bool{"collection": true, "view": true}
+
+// Check judges what discovery found; it does no I/O. Every check yields exactly one
+// finding, in the order of the ID constants.
+func Check(in Input) []Finding {
+	c := &checker{in: in, status: map[string]Status{}, rootCause: map[string]string{}}
+	c.reachable(IDSourceReachable, "Source reachable", "source", in.Source, in.SourceErr)
+	c.sharded(IDSourceSharded, "Source is a sharded cluster", "source", IDSourceReachable, in.Source)
+	c.metadata(IDSourceMetadata, "Source sharding metadata readable", IDSourceSharded, in.Source, in.SourceErr)
+	c.configServers()
+	c.members()
+	c.readAccess()
+	c.oplogAccess()
+	c.configAccess()
+	c.balancerAccess()
+	c.reachable(IDDestReachable, "Destination reachable", "destination", in.Destination, in.DestinationErr)
+	c.sharded(IDDestSharded, "Destination is a sharded cluster", "destination", IDDestReachable, in.Destination)
+	c.metadata(IDDestMetadata, "Destination sharding metadata readable", IDDestSharded, in.Destination, in.DestinationErr)
+	c.shardCount()
+	c.versions()
+	c.fcv()
+	c.destinationEmpty()
+	c.users()
+	c.collectionKinds()
+	c.oplogWindow()
+	return c.out
+}
+
+type checker struct {
+	in     Input
+	out    []Finding
+	status map[string]Status
+	// rootCause is, for a failed or not-run check, the title of the failed check behind it.
+	rootCause map[string]string
+}
+
+func (c *checker) add(f Finding) {
+	if f.Status == Passed {
+		f.Fix = ""
+	}
+	c.out = append(c.out, f)
+	c.status[f.ID] = f.Status
+	if f.Status == Failed {
+		c.rootCause[f.ID] = f.Title
+	}
+}
+
+// blocked adds a "not run" finding and reports true when one of deps did not pass
+// (a warning counts as passed). The finding names the check that failed first, not
+// the chain of checks that were not run because of it.
+func (c *checker) blocked(id, title string, deps ...string) bool {
+	for _, dep := range deps {
+		if s := c.status[dep]; s == Failed || s == NotRun {
+			root := c.rootCause[dep]
+			c.rootCause[id] = root
+			c.add(Finding{ID: id, Status: NotRun, Title: title,
+				Detail: fmt.Sprintf("not run because %q failed", root),
+				Fix:    fmt.Sprintf("Fix %q first, then validate again.", root)})
+			return true
+		}
+	}
+	return false
+}
+
+// fixOf is the classified fix of err, or fallback.
+func fixOf(err error, fallback string) string {
+	if f := topology.Fix(err); f != "" {
+		return f
+	}
+	return fallback
+}
+
+// brief is an error in a few words: a classified error's kind, else its text.
+func brief(err error) string {
+	var e *topology.Error
+	if errors.As(err, &e) {
+		return e.Kind.Error()
+	}
+	return err.Error()
+}
+
+// joinFixes lists distinct fixes in order.
+func joinFixes(fixes []string) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range fixes {
+		if f != "" && !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// list shows at most a few items and how many more there are.
+func list(items []string) string {
+	const most = 6
+	if len(items) <= most {
+		return strings.Join(items, "; ")
+	}
+	return strings.Join(items[:most], "; ") + fmt.Sprintf("; and %d more", len(items)-most)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+func (c *checker) reachable(id, title, side string, cl *topology.Cluster, err error) {
+	if cl == nil {
+		if err == nil {
+			err = errors.New("discovery returned neither a cluster nor an error")
+		}
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: err.Error(),
+			Fix: fixOf(err, "Check the "+side+" connection string, the network path from this workstation and the credentials.")})
+		return
+	}
+	who := "without authentication"
+	if len(cl.Access.Users) > 0 {
+		who = "as " + strings.Join(cl.Access.Users, ", ")
+	}
+	c.add(Finding{ID: id, Status: Passed, Title: title,
+		Detail: fmt.Sprintf("connected to %s %s at %s %s", cl.Kind, cl.Router.Version, cl.Router.Host, who)})
+}
+
+func (c *checker) sharded(id, title, side, dep string, cl *topology.Cluster) {
+	if c.blocked(id, title, dep) {
+		return
+	}
+	switch cl.Kind {
+	case topology.KindMongos:
+		c.add(Finding{ID: id, Status: Passed, Title: title,
+			Detail: fmt.Sprintf("a mongos of a sharded cluster with %s", plural(len(cl.Shards), "shard", "shards"))})
+	case topology.KindReplicaSet:
+		f := Finding{ID: id, Status: Failed, Title: title,
+			Detail: fmt.Sprintf("the %s is a replica set (%s), not a sharded cluster", side, cl.SetName)}
+		if side == "source" {
+			f.Fix = "Migrate it as a replica set first (a replica-set live migration into a replica set), then scale that cluster to a sharded cluster. If this is a shard of your cluster, give the address of a mongos instead."
+		} else {
+			f.Fix = "Give the address of the destination cluster's mongos; the destination must be a sharded cluster with as many shards as the source."
+		}
+		c.add(f)
+	default:
+		f := Finding{ID: id, Status: Failed, Title: title, Detail: fmt.Sprintf("the %s is a standalone mongod, not a sharded cluster", side)}
+		if side == "source" {
+			f.Fix = "Convert the standalone to a replica set first, migrate it as a replica set, then scale that cluster to a sharded cluster."
+		} else {
+			f.Fix = "Give the address of the destination cluster's mongos; the destination must be a sharded cluster with as many shards as the source."
+		}
+		c.add(f)
+	}
+}
+
+// criticalParts are the parts of a sharded cluster a migration cannot plan without.
+var criticalParts = []string{topology.PartShards, topology.PartConfigServers, topology.PartDatabases,
+	topology.PartCollections, topology.PartChunks, topology.PartBalancer, topology.PartInventory}
+
+func (c *checker) metadata(id, title, dep string, cl *topology.Cluster, err error) {
+	if c.blocked(id, title, dep) {
+		return
+	}
+	var issues, fixes []string
+	if err != nil {
+		issues = append(issues, err.Error())
+		fixes = append(fixes, "Repair the sharding metadata named above (or ask MongoDB support); Shardlift does not migrate metadata it cannot read exactly.")
+	}
+	for _, part := range criticalParts {
+		for _, p := range cl.ProblemsWith(part) {
+			issues = append(issues, p.Error())
+			fixes = append(fixes, fixOf(p.Err, "Check that the user may run the command named above and that the servers answer."))
+		}
+	}
+	if len(issues) > 0 {
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: list(issues), Fix: joinFixes(fixes)})
+		return
+	}
+	chunks := 0
+	for _, coll := range cl.Collections {
+		chunks += len(coll.Chunks)
+	}
+	c.add(Finding{ID: id, Status: Passed, Title: title, Detail: fmt.Sprintf("%s, %s with %s, %s",
+		plural(len(cl.Databases), "database", "databases"), plural(len(cl.Collections), "sharded collection", "sharded collections"),
+		plural(chunks, "chunk", "chunks"), plural(len(cl.Namespaces), "collection or view", "collections and views"))})
+}
+
+func (c *checker) configServers() {
+	const id, title = IDSourceConfigServers, "Source config servers are a replica set (CSRS)"
+	if c.blocked(id, title, IDSourceSharded) {
+		return
+	}
+	cs := c.in.Source.ConfigServers
+	switch {
+	case cs.ConnString == "":
+		var errs []string
+		for _, p := range c.in.Source.ProblemsWith(topology.PartConfigServers) {
+			errs = append(errs, p.Error())
+		}
+		c.add(Finding{ID: id, Status: Failed, Title: title,
+			Detail: "the config server connection string could not be read: " + list(errs),
+			Fix:    "Grant the user the clusterAdmin role (serverStatus and getShardMap on mongos need clusterMonitor privileges)."})
+	case cs.Legacy:
+		c.add(Finding{ID: id, Status: Failed, Title: title,
+			Detail: fmt.Sprintf("the config servers %s are legacy mirrored config servers (SCCC), not a replica set", cs.ConnString),
+			Fix:    "Convert the config servers to a replica set (MongoDB's \"Upgrade Config Servers to Replica Set\" procedure) before migrating."})
+	default:
+		c.add(Finding{ID: id, Status: Passed, Title: title,
+			Detail: fmt.Sprintf("config server replica set %s with %s", cs.SetName, plural(len(cs.Hosts), "member", "members"))})
+	}
+}
+
+func (c *checker) members() {
+	const id, title = IDSourceMembers, "Every source shard and config server member reachable with the credentials"
+	if c.blocked(id, title, IDSourceSharded) {
+		return
+	}
+	src := c.in.Source
+	if len(src.Shards) == 0 {
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "the source's shards are unknown (listShards failed)",
+			Fix: "Fix \"Source sharding metadata readable\" first."})
+		return
+	}
+	var issues, fixes []string
+	total := 0
+	for _, sh := range src.Shards {
+		primary := false
+		for _, m := range sh.Members {
+			total++
+			switch {
+			case m.Err != nil:
+				issues = append(issues, fmt.Sprintf("shard %s member %s: %s", sh.Name, m.Host, brief(m.Err)))
+				fixes = append(fixes, fixOf(m.Err, "Check that this workstation can reach every shard member."))
+			case sh.SetName != "" && m.SetName != sh.SetName:
+				issues = append(issues, fmt.Sprintf("shard %s member %s says it belongs to replica set %q, not %q", sh.Name, m.Host, m.SetName, sh.SetName))
+				fixes = append(fixes, "Check that the shard's host names in listShards reach that shard's own members from this workstation (no address translation mixing them up).")
+			case m.Primary:
+				primary = true
+			}
+		}
+		if !primary {
+			issues = append(issues, fmt.Sprintf("shard %s: no member answered as primary", sh.Name))
+			fixes = append(fixes, "Check the shard's replica set health (rs.status()): Shardlift reads each shard's oplog from its primary.")
+		}
+	}
+	for _, m := range src.ConfigServers.Members {
+		total++
+		if m.Err != nil {
+			issues = append(issues, fmt.Sprintf("config server %s: %s", m.Host, brief(m.Err)))
+			fixes = append(fixes, fixOf(m.Err, "Check that this workstation can reach every config server."))
+		}
+	}
+	if len(issues) > 0 {
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: list(issues), Fix: joinFixes(fixes)})
+		return
+	}
+	c.add(Finding{ID: id, Status: Passed, Title: title, Detail: fmt.Sprintf("all %s of %s and the config servers answered and accepted the credentials",
+		plural(total, "member", "members"), plural(len(src.Shards), "shard", "shards"))})
+}
+
+// enforced reports whether the server checked the user at all: without
+// authentication (no user authenticated) every operation is allowed.
+func enforced(a topology.Access) bool { return len(a.Users) > 0 }
+
+// routerAccess returns the source router's access, or adds a finding and false when
+// it is unknown.
+func (c *checker) routerAccess(id, title string) (topology.Access, bool) {
+	if c.blocked(id, title, IDSourceSharded) {
+		return topology.Access{}, false
+	}
+	a := c.in.Source.Access
+	if !a.Known {
+		var errs []string
+		for _, p := range c.in.Source.ProblemsWith(topology.PartAccess) {
+			errs = append(errs, p.Error())
+		}
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "the user's privileges could not be read: " + list(errs),
+			Fix: "Check that connectionStatus works for this user on the source mongos."})
+		return a, false
+	}
+	if !enforced(a) {
+		c.add(Finding{ID: id, Status: Passed, Title: title, Detail: "the source does not enforce authentication, so every operation is allowed"})
+		return a, false
+	}
+	return a, true
+}
+
+// unauthorizedIn lists the problems of the parts that failed for lack of a privilege.
+func (c *checker) unauthorizedIn(parts ...string) []string {
+	var out []string
+	for _, part := range parts {
+		for _, p := range c.in.Source.ProblemsWith(part) {
+			if topology.IsUnauthorized(p.Err) {
+				out = append(out, p.Error())
+			}
+		}
+	}
+	return out
+}
+
+const grantRoles = "Grant the user the readWriteAnyDatabase and clusterAdmin roles on the admin database (the same user, with the same password, on the cluster, on every shard and on the config server replica set)."
+
+func (c *checker) readAccess() {
+	const id, title = IDSourceReadAccess, "User can read every source database"
+	a, ok := c.routerAccess(id, title)
+	if !ok {
+		return
+	}
+	dbs := map[string]bool{}
+	for _, ns := range c.in.Source.Namespaces {
+		dbs[ns.DB] = true
+	}
+	for _, db := range c.in.Source.Databases {
+		if db.Name != "admin" && db.Name != "config" && db.Name != "local" {
+			dbs[db.Name] = true
+		}
+	}
+	var missing []string
+	for db := range dbs {
+		if !a.Allows(topology.DatabaseResource(db), "find", "listCollections") {
+			missing = append(missing, db)
+		}
+	}
+	sort.Strings(missing)
+	missing = append(missing, c.unauthorizedIn(topology.PartInventory)...)
+	if len(missing) > 0 {
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "the user cannot read: " + list(missing), Fix: grantRoles})
+		return
+	}
+	c.add(Finding{ID: id, Status: Passed, Title: title, Detail: fmt.Sprintf("the user can read every database (%d)", len(dbs))})
+}
+
+func (c *checker) oplogAccess() {
+	const id, title = IDSourceOplogAccess, "User can read each source shard's oplog"
+	if c.blocked(id, title, IDSourceSharded) {
+		return
+	}
+	shards := c.in.Source.Shards
+	if len(shards) == 0 {
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "the source's shards are unknown (listShards failed)", Fix: "Fix \"Source sharding metadata readable\" first."})
+		return
+	}
+	var issues, fixes []string
+	for _, sh := range shards {
+		switch {
+		case sh.Primary == "":
+			issues = append(issues, fmt.Sprintf("shard %s: no primary reached, so its oplog could not be checked", sh.Name))
+			fixes = append(fixes, "Fix \"Every source shard and config server member reachable with the credentials\" first.")
+		case sh.Access.Known && enforced(sh.Access) && !sh.Access.Allows(topology.CollectionResource("local", "oplog.rs"), "find"):
+			issues = append(issues, fmt.Sprintf("shard %s: the user may not read local.oplog.rs on %s", sh.Name, sh.Primary))
+			fixes = append(fixes, grantRoles)
+		case sh.Oplog.Err != nil:
+			issues = append(issues, fmt.Sprintf("shard %s: %v", sh.Name, sh.Oplog.Err))
+			fixes = append(fixes, fixOf(sh.Oplog.Err, "Check that the shard is a replica set and that the user may read local.oplog.rs on its primary."))
+		}
+	}
+	if len(issues) > 0 {
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: list(issues), Fix: joinFixes(fixes)})
+		return
+	}
+	c.add(Finding{ID: id, Status: Passed, Title: title, Detail: fmt.Sprintf("the oplog of every shard (%d) was read on its primary", len(shards))})
+}
+
+func (c *checker) configAccess() {
+	const id, title = IDSourceConfigAccess, "User can read and write the source config database"
+	a, ok := c.routerAccess(id, title)
+	if !ok {
+		return
+	}
+	var missing []string
+	for _, action := range []string{"find", "insert", "update", "remove"} {
+		if !a.Allows(topology.DatabaseResource("config"), action) {
+			missing = append(missing, action)
+		}
+	}
+	denied := c.unauthorizedIn(topology.PartDatabases, topology.PartCollections, topology.PartChunks)
+	if len(missing) > 0 || len(denied) > 0 {
+		detail := ""
+		if len(missing) > 0 {
+			detail = "the user lacks " + strings.Join(missing, ", ") + " on the config database"
+		}
+		if len(denied) > 0 {
+			detail = strings.TrimPrefix(detail+"; "+list(denied), "; ")
+		}
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: detail, Fix: grantRoles})
+		return
+	}
+	c.add(Finding{ID: id, Status: Passed, Title: title, Detail: "the user may find, insert, update and remove in the config database"})
+}
+
+func (c *checker) balancerAccess() {
+	const id, title = IDSourceBalancerAccess, "User can stop and start the source balancer"
+	a, ok := c.routerAccess(id, title)
+	if !ok {
+		return
+	}
+	b := c.in.Source.Balancer
+	state := "state unknown"
+	if b.From != "" {
+		state = "now " + b.Mode
+		if b.InRound {
+			state += ", in a balancing round"
+		}
+	}
+	// balancerStart and balancerStop need update on config.settings, balancerStatus find.
+	if !a.Allows(topology.CollectionResource("config", "settings"), "update", "find") {
+		c.add(Finding{ID: id, Status: Failed, Title: title,
+			Detail: "the user may not update config.settings, which balancerStop and balancerStart need (balancer " + state + ")", Fix: grantRoles})
+		return
+	}
+	c.add(Finding{ID: id, Status: Passed, Title: title, Detail: "the user may run balancerStop and balancerStart (balancer " + state + "); validation left it as it is"})
+}
+
+func (c *checker) shardCount() {
+	const id, title = IDShardCount, "Destination has as many shards as the source"
+	if c.blocked(id, title, IDSourceSharded, IDDestSharded) {
+		return
+	}
+	src, dst := len(c.in.Source.Shards), len(c.in.Destination.Shards)
+	if src == 0 || dst == 0 {
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "the shards of one side are unknown (listShards failed)",
+			Fix: "Fix the \"sharding metadata readable\" checks first."})
+		return
+	}
+	if src != dst {
+		c.add(Finding{ID: id, Status: Failed, Title: title,
+			Detail: fmt.Sprintf("the source has %s but the destination has %s", plural(src, "shard", "shards"), plural(dst, "shard", "shards")),
+			Fix:    fmt.Sprintf("Add or remove shards on the destination so that it has %d, as the source does.", src)})
+		return
+	}
+	c.add(Finding{ID: id, Status: Passed, Title: title, Detail: fmt.Sprintf("both have %s", plural(src, "shard", "shards"))})
+}
+
+// node is one server's version as the version checks see it.
+type node struct {
+	label, version, fcv string
+}
+
+// mongods are the data-bearing servers of a cluster that answered (shard and config
+// members), or the server itself when it is not a mongos.
+func mongods(cl *topology.Cluster) []node {
+	if cl.Kind != topology.KindMongos {
+		return []node{{label: string(cl.Kind) + " " + cl.Router.Host, version: cl.Router.Version, fcv: cl.Router.FCV}}
+	}
+	var out []node
+	for _, sh := range cl.Shards {
+		for _, m := range sh.Members {
+			if m.Err == nil && m.Version != "" {
+				out = append(out, node{label: "shard " + sh.Name + " " + m.Host, version: m.Version, fcv: m.FCV})
+			}
+		}
+	}
+	for _, m := range cl.ConfigServers.Members {
+		if m.Err == nil && m.Version != "" {
+			out = append(out, node{label: "config server " + m.Host, version: m.Version, fcv: m.FCV})
+		}
+	}
+	return out
+}
+
+// allNodes adds the router to mongods.
+func allNodes(cl *topology.Cluster) []node {
+	out := mongods(cl)
+	if cl.Kind == topology.KindMongos {
+		out = append(out, node{label: "mongos " + cl.Router.Host, version: cl.Router.Version})
+	}
+	return out
+}
+
+// olderThan reports whether version's major.minor is below min's.
+func olderThan(version, min string) bool {
+	vMaj, vMin, ok1 := majorMinor(version)
+	mMaj, mMin, ok2 := majorMinor(min)
+	if !ok1 || !ok2 {
+		return false
+	}
+	return vMaj < mMaj || (vMaj == mMaj && vMin < mMin)
+}
+
+func majorMinor(v string) (int, int, bool) {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return 0, 0, false
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(parts[1])
+	return major, minor, err1 == nil && err2 == nil
+}
+
+// distinct returns the distinct non-empty values of f over nodes, each with the
+// nodes that have it.
+func distinct(nodes []node, f func(node) string) map[string][]string {
+	out := map[string][]string{}
+	for _, n := range nodes {
+		if v := f(n); v != "" {
+			out[v] = append(out[v], n.label)
+		}
+	}
+	return out
+}
+
+func describe(values map[string][]string) string {
+	var parts []string
+	for v, labels := range values {
+		parts = append(parts, fmt.Sprintf("%s on %s", v, list(labels)))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " and ")
+}
+
+func only(values map[string][]string) string {
+	for v := range values {
+		return v
+	}
+	return ""
+}
+
+func (c *checker) versions() {
+	const id, title = IDVersion, "Same major MongoDB version on both sides, " + MinMajor + " or newer"
+	if c.blocked(id, title, IDSourceReachable, IDDestReachable) {
+		return
+	}
+	var old []string
+	for _, side := range []struct {
+		name string
+		cl   *topology.Cluster
+	}{{"source", c.in.Source}, {"destination", c.in.Destination}} {
+		var nodes []node
+		for _, n := range allNodes(side.cl) {
+			if olderThan(n.version, MinMajor) {
+				nodes = append(nodes, n)
+			}
+		}
+		if len(nodes) > 0 {
+			old = append(old, fmt.Sprintf("the %s runs MongoDB %s", side.name, describe(distinct(nodes, func(n node) string { return n.version }))))
+		}
+	}
+	if len(old) > 0 {
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "refused: " + strings.Join(old, "; ") + " (older than " + MinMajor + ", which the MongoDB Go driver cannot use)",
+			Fix: "Upgrade both clusters to MongoDB " + MinMajor + " or newer (the same major version on both) before migrating."})
+		return
+	}
+	major := func(n node) string { return topology.MajorVersion(n.version) }
+	src, dst := distinct(mongods(c.in.Source), major), distinct(mongods(c.in.Destination), major)
+	switch {
+	case len(src) == 0 || len(dst) == 0:
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "the version of a side is unknown: none of its shard or config server members answered",
+			Fix: "Fix the reachability checks first."})
+	case len(src) > 1:
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "the source runs mixed versions: " + describe(src),
+			Fix: "Finish the source's upgrade (or downgrade) so that every member runs the same major version."})
+	case len(dst) > 1:
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "the destination runs mixed versions: " + describe(dst),
+			Fix: "Finish the destination's upgrade (or downgrade) so that every member runs the same major version."})
+	case only(src) != only(dst):
+		c.add(Finding{ID: id, Status: Failed, Title: title,
+			Detail: fmt.Sprintf("the source runs MongoDB %s but the destination runs %s", only(src), only(dst)),
+			Fix:    fmt.Sprintf("Use a destination running MongoDB %s (the source's major version), or upgrade the source to %s first.", only(src), only(dst))})
+	default:
+		c.add(Finding{ID: id, Status: Passed, Title: title, Detail: "both run MongoDB " + only(src)})
+	}
+}
+
+func (c *checker) fcv() {
+	const id, title = IDFCV, "Same featureCompatibilityVersion on both sides"
+	if c.blocked(id, title, IDSourceReachable, IDDestReachable) {
+		return
+	}
+	fcv := func(n node) string { return n.fcv }
+	src, dst := distinct(mongods(c.in.Source), fcv), distinct(mongods(c.in.Destination), fcv)
+	switch {
+	case len(src) == 0 || len(dst) == 0:
+		side := "source"
+		if len(src) > 0 {
+			side = "destination"
+		}
+		c.add(Finding{ID: id, Status: Warning, Title: title,
+			Detail: "the " + side + "'s featureCompatibilityVersion is unknown: none of its shard or config server members reported it",
+			Fix:    "Check it by hand on a shard primary: db.adminCommand({getParameter: 1, featureCompatibilityVersion: 1})."})
+	case len(src) > 1:
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "the source's members disagree: " + describe(src),
+			Fix: "Finish the source's setFeatureCompatibilityVersion so that every member reports the same FCV."})
+	case len(dst) > 1:
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "the destination's members disagree: " + describe(dst),
+			Fix: "Finish the destination's setFeatureCompatibilityVersion so that every member reports the same FCV."})
+	case only(src) != only(dst):
+		c.add(Finding{ID: id, Status: Failed, Title: title,
+			Detail: fmt.Sprintf("the source's FCV is %s but the destination's is %s", only(src), only(dst)),
+			Fix:    fmt.Sprintf("Run db.adminCommand({setFeatureCompatibilityVersion: %q}) on the destination's mongos (or set the source to %q) so that both match.", only(src), only(dst))})
+	default:
+		c.add(Finding{ID: id, Status: Passed, Title: title, Detail: "both are at FCV " + only(src)})
+	}
+}
+
+func (c *checker) destinationEmpty() {
+	const id, title = IDDestEmpty, "Destination holds no user data"
+	if c.blocked(id, title, IDDestReachable) {
+		return
+	}
+	dst := c.in.Destination
+	if probs := dst.ProblemsWith(topology.PartInventory); len(probs) > 0 {
+		var errs []string
+		for _, p := range probs {
+			errs = append(errs, p.Error())
+		}
+		c.add(Finding{ID: id, Status: Warning, Title: title, Detail: "could not list the destination's collections: " + list(errs),
+			Fix: "Check by hand that the destination holds nothing you need: starting the migration wipes it."})
+		return
+	}
+	perDB := map[string]int{}
+	for _, ns := range dst.Namespaces {
+		perDB[ns.DB]++
+	}
+	if len(perDB) == 0 {
+		c.add(Finding{ID: id, Status: Passed, Title: title, Detail: "the destination has no user databases"})
+		return
+	}
+	var dbs []string
+	for db, n := range perDB {
+		dbs = append(dbs, fmt.Sprintf("%s (%s)", db, plural(n, "collection", "collections")))
+	}
+	sort.Strings(dbs)
+	c.add(Finding{ID: id, Status: Warning, Title: title,
+		Detail: "the destination holds data that starting the migration will wipe: " + list(dbs) + " (validation changed nothing)",
+		Fix:    "Back up what you need from the destination, or choose an empty cluster; you will be asked to confirm the wipe when the migration starts."})
+}
+
+func (c *checker) users() {
+	const id, title = IDUsers, "Users and roles (not migrated)"
+	if c.blocked(id, title, IDSourceSharded) {
+		return
+	}
+	src := c.in.Source
+	problems := append(src.ProblemsWith(topology.PartUsers), src.ProblemsWith(topology.PartRoles)...)
+	var names []string
+	for _, u := range src.Users {
+		roles := make([]string, len(u.Roles))
+		for i, r := range u.Roles {
+			roles[i] = r.String()
+		}
+		names = append(names, fmt.Sprintf("user %s@%s (%s)", u.Name, u.DB, strings.Join(roles, ", ")))
+	}
+	for _, r := range src.Roles {
+		names = append(names, fmt.Sprintf("role %s@%s", r.Name, r.DB))
+	}
+	var parts []string
+	if len(names) > 0 {
+		parts = append(parts, fmt.Sprintf("%s and %s will not be migrated: %s",
+			plural(len(src.Users), "user", "users"), plural(len(src.Roles), "role", "roles"), list(names)))
+	}
+	if len(problems) > 0 {
+		parts = append(parts, "could not list them all: "+problemList(problems))
+	}
+	if len(parts) == 0 {
+		c.add(Finding{ID: id, Status: Passed, Title: title, Detail: "the source has no users or user-defined roles to re-create"})
+		return
+	}
+	fix := "Re-create the users your applications need on the destination (SCRAM) before the cutover; the summary lists them again."
+	if len(problems) > 0 {
+		fix = "List the users and roles by hand (db.getUsers(), db.getRoles() on each database) and re-create them on the destination: users and roles are not migrated."
+	}
+	c.add(Finding{ID: id, Status: Warning, Title: title, Detail: strings.Join(parts, "; "), Fix: fix})
+}
+
+func (c *checker) collectionKinds() {
+	const id, title = IDCollectionKinds, "Every source collection is of a kind Shardlift migrates"
+	if c.blocked(id, title, IDSourceSharded) {
+		return
+	}
+	var odd []string
+	colls, views, capped := 0, 0, 0
+	for _, ns := range c.in.Source.Namespaces {
+		switch {
+		case !migratedKinds[ns.Type]:
+			odd = append(odd, fmt.Sprintf("%s (%s)", ns.Name(), ns.Type))
+		case ns.Type == "view":
+			views++
+		default:
+			colls++
+			if ns.Capped {
+				capped++
+			}
+		}
+	}
+	if len(odd) > 0 {
+		c.add(Finding{ID: id, Status: Warning, Title: title, Detail: "not migrated: " + list(odd),
+			Fix: "Move these collections by another means (for example mongodump/mongorestore of a time-series collection during the cutover) or drop them if they are not needed."})
+		return
+	}
+	c.add(Finding{ID: id, Status: Passed, Title: title, Detail: fmt.Sprintf("%s (%d capped, copied in natural order) and %s (re-created)",
+		plural(colls, "collection", "collections"), capped, plural(views, "view", "views"))})
+}
+
+// shardBytes is how many bytes each source shard holds: what the shard primary's
+// dbStats said, else an estimate from the collection sizes (per-shard sizes where the
+// server reported them, a sharded collection split evenly, an unsharded one on its
+// database's primary shard). complete is false for a shard whose estimate misses a
+// collection of unknown size.
+func shardBytes(cl *topology.Cluster) (bytes map[string]int64, complete map[string]bool) {
+	primary := map[string]string{}
+	for _, db := range cl.Databases {
+		primary[db.Name] = db.Primary
+	}
+	bytes, complete = map[string]int64{}, map[string]bool{}
+	for _, sh := range cl.Shards {
+		complete[sh.Name] = true
+	}
+	for _, ns := range cl.Namespaces {
+		switch {
+		case !ns.SizeKnown:
+			if ns.Type != "collection" {
+				continue
+			}
+			if ns.Sharded || primary[ns.DB] == "" {
+				for _, sh := range cl.Shards {
+					complete[sh.Name] = false
+				}
+			} else {
+				complete[primary[ns.DB]] = false
+			}
+		case len(ns.ShardSizes) > 0:
+			for shard, size := range ns.ShardSizes {
+				bytes[shard] += size
+			}
+		case ns.Sharded && len(cl.Shards) > 0:
+			for _, sh := range cl.Shards {
+				bytes[sh.Name] += ns.Size / int64(len(cl.Shards))
+			}
+		default:
+			bytes[primary[ns.DB]] += ns.Size
+		}
+	}
+	for _, sh := range cl.Shards {
+		if sh.DataBytesKnown {
+			bytes[sh.Name], complete[sh.Name] = sh.DataBytes, true
+		}
+	}
+	return bytes, complete
+}
+
+func (c *checker) oplogWindow() {
+	const id, title = IDOplogWindow, "Each source shard's oplog outlasts the initial copy"
+	if c.blocked(id, title, IDSourceSharded) {
+		return
+	}
+	src := c.in.Source
+	bytes, complete := shardBytes(src)
+	var short, unknown, ok []string
+	for _, sh := range src.Shards {
+		switch {
+		case sh.Oplog.Err != nil:
+			unknown = append(unknown, fmt.Sprintf("shard %s: oplog not read", sh.Name))
+			continue
+		case !complete[sh.Name]:
+			unknown = append(unknown, fmt.Sprintf("shard %s: data size unknown", sh.Name))
+			continue
+		}
+		copyTime := time.Duration(float64(bytes[sh.Name]) / AssumedCopyRate * float64(time.Second))
+		// Oplog timestamps count whole seconds: a need below one second is no need.
+		need := (OplogSafetyFactor * copyTime).Truncate(time.Second)
+		have := sh.Oplog.Capacity()
+		line := fmt.Sprintf("shard %s holds %s, %s to copy, oplog holds %s", sh.Name,
+			humanize.IBytes(uint64(bytes[sh.Name])), round(copyTime), round(have))
+		if have < need {
+			short = append(short, line)
+		} else {
+			ok = append(ok, line)
+		}
+	}
+	switch {
+	case len(short) > 0:
+		c.add(Finding{ID: id, Status: Warning, Title: title,
+			Detail: "the oplog may roll over before the copy ends: " + list(short),
+			Fix: fmt.Sprintf("Grow the oplog of those shards (replSetResizeOplog) to at least %d× the copy time (planned at %s/s per shard), or migrate at a quieter time.",
+				OplogSafetyFactor, humanize.IBytes(AssumedCopyRate))})
+	case len(unknown) > 0:
+		c.add(Finding{ID: id, Status: Warning, Title: title, Detail: "not fully checked: " + list(unknown),
+			Fix: "Compare each shard's oplog window (rs.printReplicationInfo()) with the time to copy its data."})
+	default:
+		c.add(Finding{ID: id, Status: Passed, Title: title, Detail: list(ok)})
+	}
+}
+
+// round shows a duration to the second, or to the minute when it is long.
+func round(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "under a second"
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Minute).String()
+}
+
+// problemList shows problems, those failing the same way once: "roles of a, roles of
+// b: (CommandNotFound) no such command".
+func problemList(probs []topology.Problem) string {
+	var order []string
+	parts := map[string][]string{}
+	for _, p := range probs {
+		msg := p.Err.Error()
+		if _, seen := parts[msg]; !seen {
+			order = append(order, msg)
+		}
+		parts[msg] = append(parts[msg], p.Part)
+	}
+	out := make([]string, len(order))
+	for i, msg := range order {
+		out[i] = list(parts[msg]) + ": " + msg
+	}
+	return list(out)
+}

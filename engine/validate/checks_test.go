@@ -1,0 +1,372 @@
+package validate
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/topology"
+)
+
+// Hand-built clusters force the failures no sandbox produces (time-series
+// collections, a short oplog, mixed versions, missing privileges, users).
+
+// migrationUser has what the Atlas procedure asks for: readWriteAnyDatabase and
+// clusterAdmin, reduced to the privileges the checks look at.
+func migrationUser() topology.Access {
+	return topology.Access{Known: true, Users: []string{"migrator@admin"},
+		Roles: []topology.RoleRef{{Role: "readWriteAnyDatabase", DB: "admin"}, {Role: "clusterAdmin", DB: "admin"}},
+		Privileges: []topology.Privilege{
+			{Resource: topology.Resource{}, Actions: []string{"find", "insert", "update", "remove", "listCollections"}},
+			{Resource: topology.ClusterResource, Actions: []string{"listShards", "serverStatus"}},
+			{Resource: topology.DatabaseResource("config"), Actions: []string{"find", "insert", "update", "remove"}},
+			{Resource: topology.DatabaseResource("local"), Actions: []string{"find"}},
+		}}
+}
+
+func readOnlyUser() topology.Access {
+	return topology.Access{Known: true, Users: []string{"reader@admin"},
+		Privileges: []topology.Privilege{{Resource: topology.Resource{}, Actions: []string{"find", "listCollections"}}}}
+}
+
+// goodCluster is a healthy sharded cluster running 7.0 with one database.
+func goodCluster(name string, shards int) *topology.Cluster {
+	c := &topology.Cluster{
+		Endpoint: "mongodb://" + name + ":27017",
+		Kind:     topology.KindMongos,
+		Router:   topology.Node{Host: name + ":27017", Version: "7.0.14"},
+		ConfigServers: topology.ConfigServers{ConnString: "cfg/" + name + "-cfg:27019", SetName: "cfg", Hosts: []string{name + "-cfg:27019"},
+			Members: []topology.Member{{Node: topology.Node{Host: name + "-cfg:27019", Version: "7.0.14", FCV: "7.0"}, SetName: "cfg", Primary: true}}},
+		Balancer: topology.Balancer{Mode: "full", Enabled: true, From: "balancerStatus"},
+		Access:   migrationUser(),
+	}
+	for i := range shards {
+		sname := fmt.Sprintf("%s-shard%d", name, i)
+		host := sname + ":27018"
+		c.Shards = append(c.Shards, topology.Shard{Name: sname, SetName: sname, Hosts: []string{host},
+			Members: []topology.Member{{Node: topology.Node{Host: host, Version: "7.0.14", FCV: "7.0"}, SetName: sname, Primary: true}},
+			Primary: host, Version: "7.0.14", FCV: "7.0",
+			Oplog:  topology.Oplog{First: primitive.Timestamp{T: 1_000_000}, Last: primitive.Timestamp{T: 1_000_000 + 24*3600}},
+			Access: migrationUser()})
+	}
+	return c
+}
+
+// goodSource adds data to a good cluster: a sharded and an unsharded collection.
+func goodSource() *topology.Cluster {
+	c := goodCluster("src", 2)
+	c.Databases = []topology.Database{{Name: "shop", Primary: "src-shard0", Partitioned: true}}
+	c.Collections = []topology.Collection{{Namespace: "shop.orders", Chunks: []topology.Chunk{{Shard: "src-shard0"}, {Shard: "src-shard1"}}}}
+	c.Namespaces = []topology.Namespace{
+		{DB: "shop", Collection: "orders", Type: "collection", Sharded: true, Count: 1000, Size: 1 << 20, SizeKnown: true},
+		{DB: "shop", Collection: "carts", Type: "collection", Count: 10, Size: 4096, SizeKnown: true},
+		{DB: "shop", Collection: "recent", Type: "view"},
+	}
+	return c
+}
+
+func goodInput() Input {
+	return Input{Source: goodSource(), Destination: goodCluster("dst", 2)}
+}
+
+func finding(t *testing.T, fs []Finding, id string) Finding {
+	t.Helper()
+	for _, f := range fs {
+		if f.ID == id {
+			return f
+		}
+	}
+	t.Fatalf("no finding %s in %v", id, fs)
+	return Finding{}
+}
+
+// expect asserts a finding's status and that its detail (and fix, for a non-pass)
+// name each of the words.
+func expect(t *testing.T, fs []Finding, id string, status Status, detail ...string) Finding {
+	t.Helper()
+	f := finding(t, fs, id)
+	if f.Status != status {
+		t.Errorf("%s: status %s (%s), want %s", id, f.Status, f.Detail, status)
+	}
+	for _, w := range detail {
+		if !strings.Contains(f.Detail, w) {
+			t.Errorf("%s: detail %q does not mention %q", id, f.Detail, w)
+		}
+	}
+	if status != Passed && f.Fix == "" {
+		t.Errorf("%s: %s without a fix", id, status)
+	}
+	return f
+}
+
+var allIDs = []string{IDSourceReachable, IDSourceSharded, IDSourceMetadata, IDSourceConfigServers, IDSourceMembers,
+	IDSourceReadAccess, IDSourceOplogAccess, IDSourceConfigAccess, IDSourceBalancerAccess, IDDestReachable,
+	IDDestSharded, IDDestMetadata, IDShardCount, IDVersion, IDFCV, IDDestEmpty, IDUsers, IDCollectionKinds, IDOplogWindow}
+
+func TestGoodPairPassesEveryCheckInOrder(t *testing.T) {
+	fs := Check(goodInput())
+	if len(fs) != len(allIDs) {
+		t.Fatalf("%d findings, want %d: %v", len(fs), len(allIDs), fs)
+	}
+	for i, f := range fs {
+		if f.ID != allIDs[i] {
+			t.Errorf("finding %d is %s, want %s", i, f.ID, allIDs[i])
+		}
+		if f.Status != Passed || f.Title == "" || f.Detail == "" || f.Fix != "" {
+			t.Errorf("%s: %+v; want passed with a title and a detail, no fix", f.ID, f)
+		}
+	}
+	r := Report{Findings: fs}
+	if !r.Passed() || r.Summary() != fmt.Sprintf("%d passed, 0 failed, 0 warnings, 0 not run", len(allIDs)) {
+		t.Errorf("Passed %v, summary %q", r.Passed(), r.Summary())
+	}
+}
+
+func TestChecksThatCannotRunAreReportedNotDropped(t *testing.T) {
+	in := goodInput()
+	in.Source, in.SourceErr = nil, &topology.Error{Kind: topology.ErrRefused, Host: "src:27017", Op: "connect", Err: errors.New("connection refused")}
+	fs := Check(in)
+	if len(fs) != len(allIDs) {
+		t.Fatalf("%d findings, want every one of the %d checks", len(fs), len(allIDs))
+	}
+	f := expect(t, fs, IDSourceReachable, Failed, "src:27017", "refused")
+	if f.Fix != topology.Fix(in.SourceErr) {
+		t.Errorf("fix %q, want the classified fix", f.Fix)
+	}
+	for _, id := range []string{IDSourceSharded, IDSourceMetadata, IDSourceConfigServers, IDSourceMembers, IDSourceReadAccess,
+		IDSourceOplogAccess, IDSourceConfigAccess, IDSourceBalancerAccess, IDShardCount, IDVersion, IDFCV, IDUsers, IDCollectionKinds, IDOplogWindow} {
+		expect(t, fs, id, NotRun, "Source reachable")
+	}
+	for _, id := range []string{IDDestReachable, IDDestSharded, IDDestEmpty} {
+		expect(t, fs, id, Passed)
+	}
+	if (Report{Findings: fs}).Passed() {
+		t.Error("a report with a failed check passed")
+	}
+}
+
+func TestReplicaSetAndStandaloneSourcesGetTheAtlasAdvice(t *testing.T) {
+	in := goodInput()
+	in.Source = &topology.Cluster{Kind: topology.KindReplicaSet, SetName: "rs0", Router: topology.Node{Host: "h:27017", Version: "7.0.14", FCV: "7.0"}}
+	f := expect(t, Check(in), IDSourceSharded, Failed, "replica set (rs0)")
+	if !strings.Contains(f.Fix, "Migrate it as a replica set first") || !strings.Contains(f.Fix, "scale") {
+		t.Errorf("replica set fix %q", f.Fix)
+	}
+	in.Source = &topology.Cluster{Kind: topology.KindStandalone, Router: topology.Node{Host: "h:27017", Version: "7.0.14"}}
+	f = expect(t, Check(in), IDSourceSharded, Failed, "standalone")
+	if !strings.Contains(f.Fix, "Convert the standalone to a replica set first") {
+		t.Errorf("standalone fix %q", f.Fix)
+	}
+	in = goodInput()
+	in.Destination = &topology.Cluster{Kind: topology.KindReplicaSet, SetName: "atlas-rs", Router: topology.Node{Host: "d:27017", Version: "7.0.14"}}
+	fs := Check(in)
+	expect(t, fs, IDDestSharded, Failed, "destination is a replica set")
+	expect(t, fs, IDShardCount, NotRun)
+}
+
+func TestLegacyConfigServersFail(t *testing.T) {
+	in := goodInput()
+	in.Source.ConfigServers = topology.ConfigServers{ConnString: "c1:27019,c2:27019,c3:27019", Hosts: []string{"c1:27019", "c2:27019", "c3:27019"}, Legacy: true}
+	f := expect(t, Check(in), IDSourceConfigServers, Failed, "legacy mirrored", "c1:27019,c2:27019,c3:27019")
+	if !strings.Contains(f.Fix, "replica set") {
+		t.Errorf("fix %q", f.Fix)
+	}
+}
+
+func TestUnreachableMemberWrongSetAndMissingPrimaryAreNamed(t *testing.T) {
+	in := goodInput()
+	sh := &in.Source.Shards[1]
+	down := &topology.Error{Kind: topology.ErrTimeout, Host: "src-shard1-b:27018", Op: "connect"}
+	sh.Members = append(sh.Members, topology.Member{Node: topology.Node{Host: "src-shard1-b:27018", Err: down}})
+	in.Source.Shards[0].Members[0].SetName = "other"
+	in.Source.Shards[0].Members[0].Primary = false
+	in.Source.ConfigServers.Members[0].Err = &topology.Error{Kind: topology.ErrAuthFailed, Host: "src-cfg:27019", Op: "connect"}
+	f := expect(t, Check(in), IDSourceMembers, Failed, "src-shard1-b:27018", "no answer", `"other"`, "shard src-shard0: no member answered as primary", "src-cfg:27019", "authentication failed")
+	for _, fix := range []string{topology.Fix(down), topology.Fix(in.Source.ConfigServers.Members[0].Err), "rs.status()"} {
+		if !strings.Contains(f.Fix, fix) {
+			t.Errorf("fix %q does not include %q", f.Fix, fix)
+		}
+	}
+}
+
+func TestPrivilegesOfAReadOnlyUserFailEachNeed(t *testing.T) {
+	in := goodInput()
+	in.Source.Access = readOnlyUser()
+	for i := range in.Source.Shards {
+		in.Source.Shards[i].Access = readOnlyUser()
+	}
+	fs := Check(in)
+	expect(t, fs, IDSourceReadAccess, Passed)
+	expect(t, fs, IDSourceOplogAccess, Failed, "local.oplog.rs", "src-shard0", "src-shard1")
+	expect(t, fs, IDSourceConfigAccess, Failed, "insert, update, remove")
+	f := expect(t, fs, IDSourceBalancerAccess, Failed, "config.settings")
+	if !strings.Contains(f.Fix, "clusterAdmin") {
+		t.Errorf("fix %q does not name clusterAdmin", f.Fix)
+	}
+
+	in = goodInput()
+	in.Source.Access.Privileges = nil
+	in.Source.Problems = []topology.Problem{{Part: topology.PartChunks, Err: &topology.Error{Kind: topology.ErrUnauthorized, Op: topology.PartChunks}}}
+	fs = Check(in)
+	expect(t, fs, IDSourceReadAccess, Failed, "shop")
+	expect(t, fs, IDSourceConfigAccess, Failed, "config.chunks")
+	expect(t, fs, IDSourceMetadata, Failed, "config.chunks", "not authorized")
+}
+
+func TestNoAuthenticationMeansEveryPrivilege(t *testing.T) {
+	in := goodInput()
+	in.Source.Access = topology.Access{Known: true}
+	for i := range in.Source.Shards {
+		in.Source.Shards[i].Access = topology.Access{Known: true}
+	}
+	fs := Check(in)
+	for _, id := range []string{IDSourceReadAccess, IDSourceOplogAccess, IDSourceConfigAccess, IDSourceBalancerAccess} {
+		expect(t, fs, id, Passed)
+	}
+	expect(t, fs, IDSourceConfigAccess, Passed, "does not enforce authentication")
+}
+
+func TestShardCountMustMatch(t *testing.T) {
+	in := goodInput()
+	in.Destination = goodCluster("dst", 3)
+	f := expect(t, Check(in), IDShardCount, Failed, "2 shards", "3 shards")
+	if !strings.Contains(f.Fix, "2") {
+		t.Errorf("fix %q does not give the count", f.Fix)
+	}
+}
+
+func setVersion(c *topology.Cluster, version, fcv string) {
+	for i := range c.Shards {
+		for j := range c.Shards[i].Members {
+			c.Shards[i].Members[j].Version, c.Shards[i].Members[j].FCV = version, fcv
+		}
+	}
+	for j := range c.ConfigServers.Members {
+		c.ConfigServers.Members[j].Version, c.ConfigServers.Members[j].FCV = version, fcv
+	}
+	c.Router.Version = version
+}
+
+func TestVersionsAndFCVMustMatchAndBeAtLeast36(t *testing.T) {
+	in := goodInput()
+	setVersion(in.Destination, "6.0.9", "6.0")
+	fs := Check(in)
+	expect(t, fs, IDVersion, Failed, "7.0", "6.0")
+	expect(t, fs, IDFCV, Failed, "7.0", "6.0")
+
+	in = goodInput()
+	setVersion(in.Destination, "7.0.2", "6.0") // same binaries, FCV not upgraded
+	fs = Check(in)
+	expect(t, fs, IDVersion, Passed)
+	f := expect(t, fs, IDFCV, Failed, "source's FCV is 7.0", "destination's is 6.0")
+	if !strings.Contains(f.Fix, "setFeatureCompatibilityVersion") {
+		t.Errorf("fix %q", f.Fix)
+	}
+
+	in = goodInput()
+	setVersion(in.Source, "3.4.24", "3.4")
+	setVersion(in.Destination, "3.4.24", "3.4")
+	expect(t, Check(in), IDVersion, Failed, "refused", "3.4.24", "older than 3.6")
+
+	in = goodInput()
+	in.Source.Shards[1].Members[0].Version = "6.0.3"
+	expect(t, Check(in), IDVersion, Failed, "mixed versions", "6.0 on shard src-shard1")
+
+	in = goodInput()
+	setVersion(in.Destination, "7.0.14", "")
+	expect(t, Check(in), IDFCV, Warning, "destination's featureCompatibilityVersion is unknown")
+}
+
+func TestNonEmptyDestinationIsAWarningThatNamesTheData(t *testing.T) {
+	in := goodInput()
+	in.Destination.Namespaces = []topology.Namespace{{DB: "shop", Collection: "orders", Type: "collection"}, {DB: "shop", Collection: "carts", Type: "collection"}, {DB: "crm", Collection: "leads", Type: "collection"}}
+	fs := Check(in)
+	expect(t, fs, IDDestEmpty, Warning, "wipe", "shop (2 collections)", "crm (1 collection)", "validation changed nothing")
+	if !(Report{Findings: fs}).Passed() {
+		t.Error("a warning made the report fail")
+	}
+}
+
+func TestUsersAndRolesAreListedAsNotMigrated(t *testing.T) {
+	in := goodInput()
+	in.Source.Users = []topology.User{{Name: "app", DB: "admin", Roles: []topology.RoleRef{{Role: "readWrite", DB: "shop"}}}}
+	in.Source.Roles = []topology.Role{{Name: "auditor", DB: "admin"}}
+	expect(t, Check(in), IDUsers, Warning, "1 user and 1 role will not be migrated", "app@admin (readWrite@shop)", "role auditor@admin")
+
+	in = goodInput()
+	in.Source.Problems = []topology.Problem{{Part: topology.PartUsers, Err: errors.New("usersInfo: CommandNotFound")}}
+	expect(t, Check(in), IDUsers, Warning, "could not list them all", "usersInfo")
+
+	in = goodInput()
+	in.Source.Users = []topology.User{{Name: "app", DB: "admin"}}
+	in.Source.Problems = []topology.Problem{{Part: topology.PartRoles + " of admin", Err: errors.New("rolesInfo: CommandNotFound")}}
+	f := expect(t, Check(in), IDUsers, Warning, "app@admin", "could not list them all", "rolesInfo")
+	if !strings.Contains(f.Fix, "by hand") {
+		t.Errorf("fix %q", f.Fix)
+	}
+}
+
+func TestTimeSeriesCollectionsAreReported(t *testing.T) {
+	in := goodInput()
+	in.Source.Namespaces = append(in.Source.Namespaces, topology.Namespace{DB: "iot", Collection: "readings", Type: "timeseries"})
+	expect(t, Check(in), IDCollectionKinds, Warning, "iot.readings (timeseries)")
+}
+
+func TestShortOplogWindowIsAWarning(t *testing.T) {
+	in := goodInput()
+	// 10 GiB on shard1: ~8.5 minutes at 20 MiB/s, so its oplog must hold ~17 minutes.
+	in.Source.Namespaces[0].ShardSizes = map[string]int64{"src-shard0": 1 << 20, "src-shard1": 10 << 30}
+	in.Source.Shards[1].Oplog = topology.Oplog{First: primitive.Timestamp{T: 1000}, Last: primitive.Timestamp{T: 1000 + 600}}
+	f := expect(t, Check(in), IDOplogWindow, Warning, "src-shard1", "10 GiB", "9m0s to copy", "oplog holds 10m0s")
+	if strings.Contains(f.Detail, "src-shard0") {
+		t.Errorf("detail %q names a shard whose oplog is long enough", f.Detail)
+	}
+	// The same window is enough when the oplog is a tenth full: it holds ten times more.
+	in.Source.Shards[1].Oplog.UsedBytes, in.Source.Shards[1].Oplog.MaxBytes = 1<<30, 10<<30
+	expect(t, Check(in), IDOplogWindow, Passed)
+}
+
+func TestShardBytesPrefersWhatTheShardSaid(t *testing.T) {
+	c := goodSource()
+	got, complete := shardBytes(c)
+	// orders (1 MiB, sharded, no per-shard sizes) split evenly; carts on shard0, the primary.
+	if !complete["src-shard0"] || !complete["src-shard1"] || got["src-shard0"] != 512<<10+4096 || got["src-shard1"] != 512<<10 {
+		t.Errorf("shardBytes = %v complete %v", got, complete)
+	}
+	c.Namespaces = append(c.Namespaces, topology.Namespace{DB: "shop", Collection: "sizeless", Type: "collection"})
+	if _, complete := shardBytes(c); complete["src-shard0"] || !complete["src-shard1"] {
+		t.Errorf("an unsharded collection of unknown size on shard0: complete %v", complete)
+	}
+	c.Shards[0].DataBytes, c.Shards[0].DataBytesKnown = 3<<30, true
+	got, complete = shardBytes(c)
+	if !complete["src-shard0"] || got["src-shard0"] != 3<<30 {
+		t.Errorf("the shard's own dbStats did not win: %v %v", got, complete)
+	}
+	expect(t, Check(Input{Source: goodSource(), Destination: goodCluster("dst", 2)}), IDOplogWindow, Passed)
+	in := goodInput()
+	in.Source.Namespaces = append(in.Source.Namespaces, topology.Namespace{DB: "shop", Collection: "sizeless", Type: "collection", Sharded: true})
+	expect(t, Check(in), IDOplogWindow, Warning, "src-shard0: data size unknown", "src-shard1: data size unknown")
+}
+
+func TestMetadataErrorFailsTheMetadataCheck(t *testing.T) {
+	in := goodInput()
+	in.SourceErr = &topology.MetadataError{Where: "config.chunks \"c1\" of shop.orders", Reason: "the chunk has no max bound"}
+	expect(t, Check(in), IDSourceMetadata, Failed, "no max bound", "shop.orders")
+}
+
+func TestDurationsAndProblemsStayReadable(t *testing.T) {
+	for d, want := range map[time.Duration]string{300 * time.Millisecond: "under a second", 42*time.Second + 400*time.Millisecond: "42s", 90*time.Minute + 17*time.Second: "1h30m0s"} {
+		if got := round(d); got != want {
+			t.Errorf("round(%v) = %q, want %q", d, got, want)
+		}
+	}
+	notFound := errors.New("(CommandNotFound) no such command: 'rolesInfo'")
+	got := problemList([]topology.Problem{{Part: "roles of admin", Err: notFound}, {Part: "roles of shop", Err: notFound}, {Part: "users", Err: errors.New("timeout")}})
+	if want := "roles of admin; roles of shop: (CommandNotFound) no such command: 'rolesInfo'; users: timeout"; got != want {
+		t.Errorf("problemList = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,127 @@
+// Package validate runs the pre-migration checks on a source and a destination
+// cluster and reports each as a finding a DBA can act on. It changes nothing on
+// either cluster: it only discovers them (engine/topology) and judges what it found.
+//
+//	source endpoint ──topology.Discover──┐ (concurrently)
+//	destination endpoint ──Discover──────┤
+//	                                     ▼
+//	              Check(source, destination) — pure: clusters in, findings out
+//	                                     ▼
+//	Report{Findings: [reachable, sharded, CSRS, members, privileges, shard count,
+//	        versions, FCV, destination empty, users, collection kinds, oplog window],
+//	       Source, Destination}
+//
+// Every check always yields a finding: one that cannot run because an earlier one
+// failed says so (status "not run") instead of disappearing.
+package validate
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shardlift/shardlift/engine/topology"
+)
+
+// Status is a finding's outcome.
+type Status string
+
+const (
+	Passed  Status = "passed"
+	Failed  Status = "failed"
+	Warning Status = "warning"
+	// NotRun is a check that could not run because a check it depends on failed.
+	NotRun Status = "not run"
+)
+
+// Finding is one check's result.
+type Finding struct {
+	// ID names the check, stable across runs ("source.sharded").
+	ID     string `json:"id"`
+	Status Status `json:"status"`
+	// Title is what the check verifies ("Source is a sharded cluster").
+	Title string `json:"title"`
+	// Detail is the one-line finding ("the source is a replica set (rs0)").
+	Detail string `json:"detail"`
+	// Fix is what the DBA should do; empty when the check passed.
+	Fix string `json:"fix,omitempty"`
+}
+
+// Report is the outcome of Run.
+type Report struct {
+	Findings []Finding
+	// Source and Destination are the discovered clusters (nil when unreachable),
+	// for the UI to show.
+	Source, Destination *topology.Cluster
+	Elapsed             time.Duration
+}
+
+// Passed is true when no check failed and none was left unrun.
+func (r Report) Passed() bool {
+	for _, f := range r.Findings {
+		if f.Status == Failed || f.Status == NotRun {
+			return false
+		}
+	}
+	return true
+}
+
+// Count is how many findings have the status.
+func (r Report) Count(s Status) int {
+	n := 0
+	for _, f := range r.Findings {
+		if f.Status == s {
+			n++
+		}
+	}
+	return n
+}
+
+// Finding returns the finding with the ID.
+func (r Report) Finding(id string) (Finding, bool) {
+	for _, f := range r.Findings {
+		if f.ID == id {
+			return f, true
+		}
+	}
+	return Finding{}, false
+}
+
+// Summary is one line: "12 passed, 1 failed, 2 warnings, 3 not run".
+func (r Report) Summary() string {
+	warnings := "warnings"
+	if r.Count(Warning) == 1 {
+		warnings = "warning"
+	}
+	return fmt.Sprintf("%d passed, %d failed, %d %s, %d not run",
+		r.Count(Passed), r.Count(Failed), r.Count(Warning), warnings, r.Count(NotRun))
+}
+
+// Run discovers both clusters concurrently and checks them. Each discovery is
+// bounded by its endpoint's Timeout per step; ctx bounds the whole.
+func Run(ctx context.Context, source, destination topology.Endpoint) Report {
+	start := time.Now()
+	var (
+		in Input
+		g  errgroup.Group
+	)
+	g.Go(func() error {
+		in.Source, in.SourceErr = topology.Discover(ctx, source)
+		return nil
+	})
+	g.Go(func() error {
+		in.Destination, in.DestinationErr = topology.Discover(ctx, destination)
+		return nil
+	})
+	_ = g.Wait()
+	return Report{Findings: Check(in), Source: in.Source, Destination: in.Destination, Elapsed: time.Since(start)}
+}
+
+// Input is what discovery returned for both sides: a nil cluster with the
+// connection error, or a cluster with a possible metadata error.
+type Input struct {
+	Source, Destination       *topology.Cluster
+	SourceErr, DestinationErr error
+}
