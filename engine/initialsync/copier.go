@@ -1,0 +1,278 @@
+package initialsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shardlift/shardlift/engine/prepare"
+)
+
+// Defaults of Config.
+const (
+	DefaultNamespaces      = 4
+	DefaultWriters         = 4
+	DefaultBatchDocs       = 1000
+	DefaultBatchBytes      = 8 << 20
+	DefaultQueueBytes      = 64 << 20
+	DefaultCheckpointEvery = time.Second
+)
+
+// Order is the order a scan returns documents in.
+type Order int
+
+const (
+	// ByID is ascending _id, MongoDB's order across types.
+	ByID Order = iota
+	// Natural is insertion order ($natural), for capped collections.
+	Natural
+)
+
+// Source reads one shard directly (not through mongos: a shard's copy must see
+// its own documents, orphans included, to skip them).
+type Source interface {
+	// Find scans db.coll with the filter in the given order.
+	Find(ctx context.Context, db, coll string, filter bson.D, order Order) (Cursor, error)
+	// ListIndexes returns the collection's index specifications.
+	ListIndexes(ctx context.Context, db, coll string) ([]bson.Raw, error)
+}
+
+// Cursor iterates a scan. Current is valid until the next call to Next.
+type Cursor interface {
+	Next(ctx context.Context) bool
+	Current() bson.Raw
+	Err() error
+	Close(ctx context.Context) error
+}
+
+// Destination writes to the destination cluster through mongos. Errors are the
+// driver's (mongo.BulkWriteException, mongo.CommandError, network errors), so
+// that duplicates and transient failures are told apart the same way for real
+// servers and for fakes.
+type Destination interface {
+	// Insert inserts the documents, bypassing document validation.
+	Insert(ctx context.Context, db, coll string, docs []bson.Raw, ordered bool) error
+	// CreateIndexes builds the indexes (createIndexes).
+	CreateIndexes(ctx context.Context, db, coll string, specs []bson.Raw) error
+	// Empty deletes every document of a collection (prepare.EmptyCollection).
+	Empty(ctx context.Context, c *prepare.Collection) error
+	// ExistingIDs reports, for each _id, whether a document with an equal _id is in
+	// db.coll.
+	ExistingIDs(ctx context.Context, db, coll string, ids []bson.RawValue) ([]bool, error)
+}
+
+// CheckpointSink saves a shard's copy progress, keyed by partition (the
+// namespace "db.coll"). It is called at most once per Config.CheckpointEvery and
+// when Copy returns, from one goroutine at a time.
+type CheckpointSink interface {
+	SaveCopyProgress(shard string, progress map[string]PartitionProgress) error
+}
+
+// IndexSink keeps the original specification of every index built relaxed
+// (unique left out, TTL made huge), so that finalize or cancel can restore it.
+type IndexSink interface {
+	RelaxedIndex(ns string, original bson.Raw) error
+}
+
+// Config is one shard's copy.
+type Config struct {
+	// Shard is the shard's part of the plan.
+	Shard *prepare.ShardPlan
+	// Source reads the shard's primary directly; Destination writes through mongos.
+	Source      Source
+	Destination Destination
+	// Saved is the progress saved by an earlier run (nil to start afresh).
+	Saved       map[string]PartitionProgress
+	Checkpoints CheckpointSink
+	Indexes     IndexSink
+	// IndexBuilds is shared by the copiers of all shards so that each index is
+	// built once; nil gives this copier a registry of its own.
+	IndexBuilds *IndexBuilds
+	// Namespaces are copied this many at once; Writers write each one's batches.
+	Namespaces, Writers int
+	// BatchDocs and BatchBytes cut batches; a document bigger than BatchBytes is
+	// a batch of its own.
+	BatchDocs  int
+	BatchBytes int64
+	// QueueBytes bounds the batches read and not yet written, for the whole shard.
+	QueueBytes int64
+	// CheckpointEvery is the shortest time between two checkpoints.
+	CheckpointEvery time.Duration
+	Logger          *slog.Logger
+}
+
+// Progress is a copy's progress at one moment.
+type Progress struct {
+	// Docs and Bytes have been written (including what an earlier run copied);
+	// DocsTotal and BytesTotal are the plan's estimates.
+	Docs, Bytes           int64
+	DocsTotal, BytesTotal int64
+	// Orphans are the documents skipped because the shard does not own them.
+	Orphans int64
+	// Namespaces and NamespacesDone count the shard's partitions.
+	Namespaces, NamespacesDone int
+}
+
+// Copier copies one shard. Copy and BuildIndexes are meant to be called once
+// each, in that order; Snapshot may be called at any time from any goroutine.
+type Copier struct {
+	cfg    Config
+	log    *slog.Logger
+	parts  []*partition
+	extra  map[string]PartitionProgress // saved partitions the plan no longer has
+	mem    *budget
+	retry  retryPolicy
+	builds *IndexBuilds
+
+	docs, bytes, orphans atomic.Int64
+	done                 atomic.Int64
+}
+
+// partition is one namespace's copy.
+type partition struct {
+	ns      *prepare.ShardNamespace
+	id      string
+	tracker *tracker
+}
+
+// New checks the configuration and restores the saved progress.
+func New(cfg Config) (*Copier, error) {
+	switch {
+	case cfg.Shard == nil:
+		return nil, errors.New("initial sync: no shard plan")
+	case cfg.Source == nil || cfg.Destination == nil:
+		return nil, fmt.Errorf("initial sync of shard %s: source and destination are required", cfg.Shard.Source)
+	case cfg.Checkpoints == nil || cfg.Indexes == nil:
+		return nil, fmt.Errorf("initial sync of shard %s: checkpoint and index sinks are required", cfg.Shard.Source)
+	}
+	cfg.Namespaces = orDefault(cfg.Namespaces, DefaultNamespaces)
+	cfg.Writers = orDefault(cfg.Writers, DefaultWriters)
+	cfg.BatchDocs = orDefault(cfg.BatchDocs, DefaultBatchDocs)
+	cfg.BatchBytes = orDefault(cfg.BatchBytes, DefaultBatchBytes)
+	cfg.QueueBytes = orDefault(cfg.QueueBytes, DefaultQueueBytes)
+	cfg.CheckpointEvery = orDefault(cfg.CheckpointEvery, DefaultCheckpointEvery)
+	c := &Copier{cfg: cfg, log: cfg.Logger, mem: newBudget(cfg.QueueBytes), retry: defaultRetry, extra: maps.Clone(cfg.Saved), builds: cfg.IndexBuilds}
+	if c.builds == nil {
+		c.builds = NewIndexBuilds()
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.log = c.log.With("shard", cfg.Shard.Source)
+	for i := range cfg.Shard.Namespaces {
+		n := &cfg.Shard.Namespaces[i]
+		id := n.NS()
+		saved := cfg.Saved[id]
+		delete(c.extra, id)
+		c.parts = append(c.parts, &partition{ns: n, id: id, tracker: newTracker(saved)})
+		c.docs.Add(saved.Docs)
+		c.bytes.Add(saved.Bytes)
+		if saved.Done {
+			c.done.Add(1)
+		}
+	}
+	return c, nil
+}
+
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// Snapshot returns the progress; it is cheap and never blocks on I/O.
+func (c *Copier) Snapshot() Progress {
+	return Progress{
+		Docs: c.docs.Load(), Bytes: c.bytes.Load(),
+		DocsTotal: c.cfg.Shard.Docs, BytesTotal: c.cfg.Shard.Bytes,
+		Orphans:    c.orphans.Load(),
+		Namespaces: len(c.parts), NamespacesDone: int(c.done.Load()),
+	}
+}
+
+// Copy copies every document the shard owns that the saved progress does not
+// already cover, then saves the final progress. It returns the first failure
+// (the other namespaces are stopped), wrapping ctx's error when cancelled; the
+// progress saved on the way out lets the next Copy resume.
+func (c *Copier) Copy(ctx context.Context) error {
+	start := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	copied := make(chan struct{})
+	g.Go(func() error { return c.checkpointLoop(gctx, copied) })
+	g.Go(func() error {
+		defer close(copied)
+		work, wctx := errgroup.WithContext(gctx)
+		work.SetLimit(c.cfg.Namespaces)
+		for _, p := range c.parts {
+			if prog, _ := p.tracker.progress(); prog.Done {
+				continue
+			}
+			work.Go(func() error { return c.copyPartition(wctx, p) })
+		}
+		return work.Wait()
+	})
+	err := g.Wait()
+	if saveErr := c.save(); saveErr != nil {
+		err = errors.Join(err, saveErr)
+	}
+	if err != nil {
+		return fmt.Errorf("copy of shard %s: %w", c.cfg.Shard.Source, err)
+	}
+	s := c.Snapshot()
+	c.log.Info("copy done", "docs", s.Docs, "bytes", s.Bytes, "orphans", s.Orphans, "elapsed", time.Since(start))
+	return nil
+}
+
+// checkpointLoop saves the progress at most once per CheckpointEvery while the
+// copy runs, when it changed.
+func (c *Copier) checkpointLoop(ctx context.Context, copied <-chan struct{}) error {
+	tick := time.NewTicker(c.cfg.CheckpointEvery)
+	defer tick.Stop()
+	var saved uint64
+	for {
+		select {
+		case <-copied:
+			return nil
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if v := c.version(); v != saved {
+			if err := c.save(); err != nil {
+				return err
+			}
+			saved = v
+		}
+	}
+}
+
+// version changes whenever any partition's durable progress does.
+func (c *Copier) version() uint64 {
+	var v uint64
+	for _, p := range c.parts {
+		_, pv := p.tracker.progress()
+		v += pv
+	}
+	return v
+}
+
+// save hands every partition's durable progress to the sink.
+func (c *Copier) save() error {
+	all := make(map[string]PartitionProgress, len(c.parts)+len(c.extra))
+	maps.Copy(all, c.extra)
+	for _, p := range c.parts {
+		all[p.id], _ = p.tracker.progress()
+	}
+	if err := c.cfg.Checkpoints.SaveCopyProgress(c.cfg.Shard.Source, all); err != nil {
+		return fmt.Errorf("save the copy checkpoint: %w", err)
+	}
+	return nil
+}

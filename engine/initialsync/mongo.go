@@ -1,0 +1,127 @@
+package initialsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/shardlift/shardlift/engine/prepare"
+)
+
+// RecordT0 returns the newest entry's ts in the shard's oplog (local.oplog.rs,
+// $natural descending, limit 1), on a direct connection to the shard primary.
+// Called before the copy it is T0, where the shard's oplog replay starts; called
+// when the copy ends it is the consistency point, from which the destination
+// holds a consistent image of the shard once replay passes it.
+func RecordT0(ctx context.Context, shard *mongo.Client) (primitive.Timestamp, error) {
+	raw, err := shard.Database("local").Collection("oplog.rs").FindOne(ctx, bson.D{},
+		options.FindOne().SetSort(bson.D{{Key: "$natural", Value: -1}}).SetProjection(bson.D{{Key: "ts", Value: 1}})).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return primitive.Timestamp{}, errors.New("read the newest oplog entry: local.oplog.rs is empty (is this server a replica set member?)")
+	}
+	if err != nil {
+		return primitive.Timestamp{}, fmt.Errorf("read the newest oplog entry: %w", err)
+	}
+	t, i, ok := raw.Lookup("ts").TimestampOK()
+	if !ok {
+		return primitive.Timestamp{}, fmt.Errorf("the newest oplog entry has no timestamp ts: %s", raw)
+	}
+	return primitive.Timestamp{T: t, I: i}, nil
+}
+
+// MongoSource reads a shard through a client connected directly to its primary.
+// Scans use the server's default read concern (local): with a majority read
+// concern, writes made before T0 but not yet majority-committed could be missed
+// by the copy and never replayed.
+func MongoSource(shard *mongo.Client) Source { return mongoSource{shard} }
+
+type mongoSource struct{ client *mongo.Client }
+
+// scanBatch is the cursor batch size of a scan: servers that do not fill 16 MiB
+// batches by default (FerretDB answers 101 documents at a time) are read in
+// fewer round trips, and MongoDB's own batches stay far below 16 MiB.
+const scanBatch = DefaultBatchDocs
+
+func (s mongoSource) Find(ctx context.Context, db, coll string, filter bson.D, order Order) (Cursor, error) {
+	sort := bson.D{{Key: "_id", Value: 1}}
+	if order == Natural {
+		sort = bson.D{{Key: "$natural", Value: 1}}
+	}
+	cur, err := s.client.Database(db).Collection(coll).Find(ctx, filter, options.Find().SetSort(sort).SetBatchSize(scanBatch))
+	if err != nil {
+		return nil, err
+	}
+	return mongoCursor{cur}, nil
+}
+
+func (s mongoSource) ListIndexes(ctx context.Context, db, coll string) ([]bson.Raw, error) {
+	cur, err := s.client.Database(db).Collection(coll).Indexes().List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	var out []bson.Raw
+	for cur.Next(ctx) {
+		out = append(out, append(bson.Raw(nil), cur.Current...))
+	}
+	return out, cur.Err()
+}
+
+type mongoCursor struct{ c *mongo.Cursor }
+
+func (m mongoCursor) Next(ctx context.Context) bool   { return m.c.Next(ctx) }
+func (m mongoCursor) Current() bson.Raw               { return m.c.Current }
+func (m mongoCursor) Err() error                      { return m.c.Err() }
+func (m mongoCursor) Close(ctx context.Context) error { return m.c.Close(ctx) }
+
+// MongoDestination writes through a client connected to the destination's mongos.
+func MongoDestination(mongos *mongo.Client) Destination { return mongoDestination{mongos} }
+
+type mongoDestination struct{ client *mongo.Client }
+
+func (d mongoDestination) Insert(ctx context.Context, db, coll string, docs []bson.Raw, ordered bool) error {
+	list := make([]any, len(docs))
+	for i, doc := range docs {
+		list[i] = doc
+	}
+	_, err := d.client.Database(db).Collection(coll).InsertMany(ctx, list,
+		options.InsertMany().SetOrdered(ordered).SetBypassDocumentValidation(true))
+	return err
+}
+
+func (d mongoDestination) CreateIndexes(ctx context.Context, db, coll string, specs []bson.Raw) error {
+	list := make(bson.A, len(specs))
+	for i, s := range specs {
+		list[i] = s
+	}
+	return d.client.Database(db).RunCommand(ctx, bson.D{{Key: "createIndexes", Value: coll}, {Key: "indexes", Value: list}}).Err()
+}
+
+func (d mongoDestination) Empty(ctx context.Context, c *prepare.Collection) error {
+	return prepare.EmptyCollection(ctx, d.client, c)
+}
+
+func (d mongoDestination) ExistingIDs(ctx context.Context, db, coll string, ids []bson.RawValue) ([]bool, error) {
+	cur, err := d.client.Database(db).Collection(coll).Find(ctx,
+		bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	present := make([]bool, len(ids))
+	for cur.Next(ctx) {
+		found := cur.Current.Lookup("_id")
+		for i, id := range ids {
+			if !present[i] && compareIDs(found, id) == 0 {
+				present[i] = true
+			}
+		}
+	}
+	return present, cur.Err()
+}

@@ -1,0 +1,246 @@
+package initialsync
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shardlift/shardlift/engine/shardkey"
+)
+
+// orphanRun is how many documents in a row, counted in batches of BatchDocs, may
+// be skipped as orphans before the scan position is recorded anyway, so that a
+// long run of orphans does not hold the checkpoint back.
+const orphanRun = 10
+
+// batch is a run of scanned documents: the owned ones to write, and where the
+// run ends in the scan.
+type batch struct {
+	seq    uint64
+	arena  []byte // the documents, back to back
+	ends   []int  // end offset of each document in arena
+	lastID bson.RawValue
+	weight int64 // what the batch took from the budget
+}
+
+func (b *batch) docs() []bson.Raw {
+	out := make([]bson.Raw, len(b.ends))
+	start := 0
+	for i, end := range b.ends {
+		out[i] = bson.Raw(b.arena[start:end])
+		start = end
+	}
+	return out
+}
+
+// copyPartition runs one namespace's scanner and writers until the namespace is
+// copied or one of them fails.
+func (c *Copier) copyPartition(ctx context.Context, p *partition) error {
+	start := time.Now()
+	writers := c.cfg.Writers
+	if p.ns.Capped {
+		// Natural order is the collection's content: one ordered writer keeps it.
+		writers = 1
+		if err := c.restartCapped(ctx, p); err != nil {
+			return err
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	batches := make(chan *batch, writers)
+	for range writers {
+		g.Go(func() error { return c.writeLoop(gctx, p, batches) })
+	}
+	g.Go(func() error {
+		defer close(batches)
+		return c.scan(gctx, p, batches)
+	})
+	err := g.Wait()
+	for b := range batches {
+		c.mem.release(b.weight) // left in the queue by writers that stopped early
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.id, err)
+	}
+	if !p.tracker.finish() {
+		return fmt.Errorf("%s: internal error: the scan ended with batches still pending", p.id)
+	}
+	c.done.Add(1)
+	prog, _ := p.tracker.progress()
+	c.log.Info("namespace copied", "ns", p.id, "docs", prog.Docs, "bytes", prog.Bytes, "elapsed", time.Since(start))
+	return nil
+}
+
+// restartCapped empties a capped collection before its copy: its natural order
+// cannot be resumed by _id, and a run interrupted before its first checkpoint
+// leaves documents behind too, so it is always copied whole into an empty
+// collection.
+func (c *Copier) restartCapped(ctx context.Context, p *partition) error {
+	if err := c.cfg.Destination.Empty(ctx, p.ns.Collection); err != nil {
+		return fmt.Errorf("empty capped %s before copying it: %w", p.id, err)
+	}
+	prog, _ := p.tracker.progress()
+	c.docs.Add(-prog.Docs)
+	c.bytes.Add(-prog.Bytes)
+	p.tracker.reset()
+	return nil
+}
+
+// scanner is one partition's read state.
+type scanner struct {
+	c   *Copier
+	p   *partition
+	out chan<- *batch
+	// last is the _id of the last document read: where the scan resumes.
+	last   bson.RawValue
+	cur    *batch
+	keyBuf []byte
+	// scanned counts the documents of cur, orphans included.
+	scanned int
+}
+
+// scan reads the partition from its resume point and hands batches to the writers.
+func (c *Copier) scan(ctx context.Context, p *partition, out chan<- *batch) error {
+	prog, _ := p.tracker.progress()
+	s := &scanner{c: c, p: p, out: out, last: prog.LastID, cur: &batch{}}
+	order := ByID
+	if p.ns.Capped {
+		order, s.last = Natural, bson.RawValue{}
+	}
+	failures := 0
+	for {
+		err := s.read(ctx, order)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// A capped collection's natural order cannot be reopened where it stopped:
+		// its partition fails, and the next Copy copies it again whole.
+		var fatal *fatalError
+		if errors.As(err, &fatal) || order == Natural || !transient(err) || failures >= c.retry.attempts {
+			return fmt.Errorf("read from the source shard: %w", err)
+		}
+		failures++
+		c.log.Warn("source read interrupted, reopening the scan", "ns", p.id, "after", s.last, "attempt", failures, "err", err)
+		if err := c.retry.wait(ctx, failures); err != nil {
+			return err
+		}
+	}
+	return s.emit(ctx)
+}
+
+// fatalError is a scan failure that retrying cannot fix.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+// read opens a cursor after s.last and consumes it to the end.
+func (s *scanner) read(ctx context.Context, order Order) error {
+	filter := bson.D{}
+	from := s.last
+	if from.Type != 0 {
+		// Not {$gt: last}: range operators bracket by type and would lose every
+		// _id of a later type class. Earlier classes come back and are dropped below.
+		filter = bson.D{{Key: "_id", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$lte", Value: s.last}}}}}}
+	}
+	cur, err := s.c.cfg.Source.Find(ctx, s.p.ns.DB, s.p.ns.Name, filter, order)
+	if err != nil {
+		return err
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	for cur.Next(ctx) {
+		if err := s.add(ctx, cur.Current(), order, from); err != nil {
+			return err
+		}
+	}
+	return cur.Err()
+}
+
+// add takes one scanned document into the current batch. from is where the
+// cursor was opened: documents at or before it were read before.
+func (s *scanner) add(ctx context.Context, doc bson.Raw, order Order, from bson.RawValue) error {
+	id, err := doc.LookupErr("_id")
+	if err != nil {
+		return &fatalError{fmt.Errorf("a document has no _id: %w", err)}
+	}
+	if order == ByID {
+		if from.Type != 0 && compareIDs(id, from) <= 0 {
+			return nil // an earlier type class, read before the cursor was opened
+		}
+		if s.last.Type != 0 && compareIDs(id, s.last) <= 0 {
+			return &fatalError{fmt.Errorf("the shard returned _id %s after %s: the scan is not in _id order, so it cannot be resumed safely", id, s.last)}
+		}
+	}
+	owned, buf, err := s.p.ns.Owns(doc, s.keyBuf)
+	s.keyBuf = buf
+	if err != nil {
+		return &fatalError{fmt.Errorf("document _id %s: %w", id, err)}
+	}
+	if owned && len(s.cur.ends) > 0 && int64(len(s.cur.arena)+len(doc)) > s.c.cfg.BatchBytes {
+		// The batch is full without this document: it ends at the previous one.
+		if err := s.emit(ctx); err != nil {
+			return err
+		}
+	}
+	s.last = cloneValue(id)
+	s.scanned++
+	if !owned {
+		s.c.orphans.Add(1)
+		if s.scanned >= orphanRun*s.c.cfg.BatchDocs {
+			return s.emit(ctx)
+		}
+		return nil
+	}
+	b := s.cur
+	b.arena = append(b.arena, doc...)
+	b.ends = append(b.ends, len(b.arena))
+	if len(b.ends) >= s.c.cfg.BatchDocs || int64(len(b.arena)) >= s.c.cfg.BatchBytes {
+		return s.emit(ctx)
+	}
+	return nil
+}
+
+// emit closes the current batch: it waits for room in the budget, registers the
+// batch with the tracker, and hands it to a writer (or, with nothing to write,
+// completes it at once).
+func (s *scanner) emit(ctx context.Context) error {
+	b := s.cur
+	if s.scanned == 0 {
+		return nil
+	}
+	s.cur, s.scanned = &batch{}, 0
+	b.lastID = s.last
+	if len(b.ends) == 0 {
+		s.p.tracker.complete(s.p.tracker.issue(b.lastID, 0, 0))
+		return nil
+	}
+	b.weight = int64(len(b.arena))
+	if err := s.c.mem.acquire(ctx, b.weight); err != nil {
+		return err
+	}
+	b.seq = s.p.tracker.issue(b.lastID, int64(len(b.ends)), int64(len(b.arena)))
+	select {
+	case s.out <- b:
+		return nil
+	case <-ctx.Done():
+		s.c.mem.release(b.weight)
+		return ctx.Err()
+	}
+}
+
+// compareIDs orders _id values as MongoDB's _id index does.
+func compareIDs(a, b bson.RawValue) int {
+	return shardkey.Compare(bsoncore.Value{Type: a.Type, Data: a.Value}, bsoncore.Value{Type: b.Type, Data: b.Value})
+}
+
+func cloneValue(v bson.RawValue) bson.RawValue {
+	return bson.RawValue{Type: v.Type, Value: bytes.Clone(v.Value)}
+}

@@ -1,0 +1,397 @@
+package prepare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/shardkey"
+)
+
+// RelaxSink keeps what Prepare did not apply as the source has it, so that the
+// end of the migration (finish or cancel) can restore it.
+type RelaxSink interface {
+	// RelaxedCollection records the original collection options withheld from
+	// ns during the sync (a clustered collection's expireAfterSeconds), as
+	// oplog.RelaxCollectionOptionsForSync returns them.
+	RelaxedCollection(ns string, withheld bson.Raw) error
+}
+
+// HasUserData lists the destination's user databases (every database but admin,
+// config and local) holding at least one collection or view; none means the
+// destination is empty.
+func HasUserData(ctx context.Context, client *mongo.Client) (bool, []string, error) {
+	names, err := userDatabases(ctx, client)
+	if err != nil {
+		return false, nil, err
+	}
+	var dbs []string
+	for _, db := range names {
+		colls, err := client.Database(db).ListCollectionNames(ctx, bson.D{})
+		if err != nil {
+			return false, nil, fmt.Errorf("list the collections of %s on the destination: %w", db, err)
+		}
+		if len(colls) > 0 {
+			dbs = append(dbs, db)
+		}
+	}
+	return len(dbs) > 0, dbs, nil
+}
+
+// Wipe drops every user database of the destination, including databases only
+// config.databases still knows. Call it only once the user confirmed.
+func Wipe(ctx context.Context, client *mongo.Client) error {
+	names, err := userDatabases(ctx, client)
+	if err != nil {
+		return err
+	}
+	known, err := configDatabases(ctx, client)
+	if err != nil {
+		return err
+	}
+	for _, db := range known {
+		if !slices.Contains(names, db) {
+			names = append(names, db)
+		}
+	}
+	for _, db := range names {
+		if err := client.Database(db).Drop(ctx); err != nil {
+			return fmt.Errorf("wipe the destination: drop database %s: %w", db, err)
+		}
+	}
+	return nil
+}
+
+func userDatabases(ctx context.Context, client *mongo.Client) ([]string, error) {
+	all, err := client.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("list the destination's databases: %w", err)
+	}
+	var out []string
+	for _, db := range all {
+		if !internalDBs[db] {
+			out = append(out, db)
+		}
+	}
+	return out, nil
+}
+
+func configDatabases(ctx context.Context, client *mongo.Client) ([]string, error) {
+	cur, err := client.Database("config").Collection("databases").Find(ctx, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("read the destination's config.databases: %w", err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	var out []string
+	for cur.Next(ctx) {
+		if name, ok := cur.Current.Lookup("_id").StringValueOK(); ok && !internalDBs[name] {
+			out = append(out, name)
+		}
+	}
+	return out, cur.Err()
+}
+
+// Prepare builds on the destination (a mongos) everything the copy writes into,
+// as the plan says: databases with their primary on the twin shard, collections
+// with their options, views, sharded collections with the same key and unique
+// flag, split and placed so that each source shard's chunks land on its twin.
+// Every step checks what is already there first, so Prepare can run again after
+// an interruption. It refuses, before changing anything, a plan holding a
+// namespace of a kind the engine does not migrate.
+func Prepare(ctx context.Context, client *mongo.Client, plan *Plan, sink RelaxSink, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var refused []string
+	for _, c := range plan.Collections {
+		if !c.Migrated() {
+			refused = append(refused, fmt.Sprintf("%s (%s)", c.NS(), c.Type))
+		}
+	}
+	if len(refused) > 0 {
+		return fmt.Errorf("prepare the destination: %w: %s; remove or convert them on the source, then validate again",
+			ErrUnsupportedNamespace, strings.Join(refused, ", "))
+	}
+	for _, db := range plan.Databases {
+		if err := ensureDatabase(ctx, client, db); err != nil {
+			return err
+		}
+	}
+	for _, c := range plan.Collections {
+		if err := createCollection(ctx, client, c, sink); err != nil {
+			return err
+		}
+	}
+	for _, c := range plan.Collections {
+		if !c.Sharded {
+			continue
+		}
+		if err := shardCollection(ctx, client, c); err != nil {
+			return err
+		}
+		n, err := placeChunks(ctx, client, plan, c)
+		if err != nil {
+			return err
+		}
+		log.Info("sharded collection prepared", "ns", c.NS(), "chunks", len(c.Chunks), "moved", n)
+	}
+	return nil
+}
+
+// ensureDatabase creates the database with its primary on the twin shard:
+// enableSharding with primaryShard (4.0.14, 4.2.2 and later), else enableSharding
+// and then movePrimary.
+func ensureDatabase(ctx context.Context, client *mongo.Client, db Database) error {
+	admin := client.Database("admin")
+	primary, found, err := destinationPrimary(ctx, client, db.Name)
+	if err != nil {
+		return err
+	}
+	if found && primary == db.Primary {
+		return nil
+	}
+	var firstErr error
+	if !found {
+		firstErr = admin.RunCommand(ctx, bson.D{{Key: "enableSharding", Value: db.Name}, {Key: "primaryShard", Value: db.Primary}}).Err()
+		if firstErr != nil {
+			if err := admin.RunCommand(ctx, bson.D{{Key: "enableSharding", Value: db.Name}}).Err(); err != nil {
+				return fmt.Errorf("create database %s on the destination (enableSharding): %w", db.Name, errors.Join(firstErr, err))
+			}
+		}
+		if primary, _, err = destinationPrimary(ctx, client, db.Name); err != nil {
+			return err
+		}
+		if primary == db.Primary {
+			return nil
+		}
+	}
+	if err := admin.RunCommand(ctx, bson.D{{Key: "movePrimary", Value: db.Name}, {Key: "to", Value: db.Primary}}).Err(); err != nil {
+		return fmt.Errorf("database %s has its primary on destination shard %s, not on %s (the twin of source shard %s), and it could not be moved: %w",
+			db.Name, primary, db.Primary, db.SourcePrimary, errors.Join(firstErr, err))
+	}
+	return nil
+}
+
+// destinationPrimary reads a database's primary shard from config.databases.
+func destinationPrimary(ctx context.Context, client *mongo.Client, db string) (string, bool, error) {
+	doc, err := client.Database("config").Collection("databases").FindOne(ctx, bson.D{{Key: "_id", Value: db}}).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read config.databases of %s on the destination: %w", db, err)
+	}
+	primary, _ := doc.Lookup("primary").StringValueOK()
+	return primary, true, nil
+}
+
+// createCollection creates a collection or view with the source's options; a
+// clustered collection's TTL is relaxed (the original goes to the sink first, so
+// an interruption cannot lose it). An existing namespace is left as it is.
+func createCollection(ctx context.Context, client *mongo.Client, c *Collection, sink RelaxSink) error {
+	cmd := bson.D{{Key: "create", Value: c.Name}}
+	if len(c.Options) > 0 {
+		apply, withheld, err := oplog.RelaxCollectionOptionsForSync(c.Options)
+		if err != nil {
+			return fmt.Errorf("options of %s: %w", c.NS(), err)
+		}
+		if withheld != nil {
+			if sink == nil {
+				return fmt.Errorf("create %s: its options %s must be relaxed during the sync but nothing records the original", c.NS(), withheld)
+			}
+			if err := sink.RelaxedCollection(c.NS(), withheld); err != nil {
+				return fmt.Errorf("record the original options of %s: %w", c.NS(), err)
+			}
+		}
+		elems, err := apply.Elements()
+		if err != nil {
+			return fmt.Errorf("options of %s: %w", c.NS(), err)
+		}
+		for _, e := range elems {
+			cmd = append(cmd, bson.E{Key: e.Key(), Value: e.Value()})
+		}
+	}
+	err := client.Database(c.DB).RunCommand(ctx, cmd).Err()
+	if err != nil && !isCode(err, codeNamespaceExists) {
+		return fmt.Errorf("create %s %s on the destination with the source's options: %w", c.Type, c.NS(), err)
+	}
+	return nil
+}
+
+// shardCollection shards with the source's key and unique flag. A collection
+// with a default collation is sharded with the simple collation, as MongoDB
+// requires of shard key indexes.
+func shardCollection(ctx context.Context, client *mongo.Client, c *Collection) error {
+	cmd := bson.D{{Key: "shardCollection", Value: c.NS()}, {Key: "key", Value: c.Key}, {Key: "unique", Value: c.Unique}}
+	if c.Options != nil && c.Options.Lookup("collation").Type != 0 {
+		cmd = append(cmd, bson.E{Key: "collation", Value: bson.D{{Key: "locale", Value: "simple"}}})
+	}
+	err := client.Database("admin").RunCommand(ctx, cmd).Err()
+	if err == nil {
+		return nil
+	}
+	// Servers before 4.4 refuse to shard a collection twice even with the same key.
+	if isCode(err, codeAlreadyInit) || isCode(err, codeIllegalOperation) {
+		doc, ferr := client.Database("config").Collection("collections").FindOne(ctx, bson.D{{Key: "_id", Value: c.NS()}}).Raw()
+		if ferr == nil {
+			if key, ok := doc.Lookup("key").DocumentOK(); ok && shardkey.CompareKeys(shardkey.Key(key), shardkey.Key(c.Key)) == 0 && string(keyNames(key)) == string(keyNames(c.Key)) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("shard %s on the destination with key %s (unique: %v): %w", c.NS(), c.Key, c.Unique, err)
+}
+
+// keyNames is a key pattern's field names, for comparing patterns.
+func keyNames(key bson.Raw) []byte {
+	elems, _ := key.Elements()
+	var b []byte
+	for _, e := range elems {
+		b = append(append(b, e.Key()...), 0)
+	}
+	return b
+}
+
+// placeChunks splits the destination collection at every source chunk boundary
+// and moves each chunk to the twin of the source shard owning that range. It
+// returns how many chunks it moved.
+func placeChunks(ctx context.Context, client *mongo.Client, plan *Plan, c *Collection) (int, error) {
+	dst, err := destinationChunks(ctx, client, c.NS())
+	if err != nil {
+		return 0, err
+	}
+	admin := client.Database("admin")
+	for _, at := range missingSplits(c.Chunks, dst) {
+		if err := admin.RunCommand(ctx, bson.D{{Key: "split", Value: c.NS()}, {Key: "middle", Value: bson.Raw(at)}}).Err(); err != nil {
+			return 0, fmt.Errorf("split %s on the destination at %s (a source chunk boundary): %w", c.NS(), at, err)
+		}
+	}
+	if dst, err = destinationChunks(ctx, client, c.NS()); err != nil {
+		return 0, err
+	}
+	if left := missingSplits(c.Chunks, dst); len(left) > 0 {
+		return 0, fmt.Errorf("split %s on the destination: the chunk boundary %s is still missing after the split", c.NS(), left[0])
+	}
+	moves, err := chunkMoves(c.chunkMap, dst, plan.Twin)
+	if err != nil {
+		return 0, fmt.Errorf("place the chunks of %s: %w", c.NS(), err)
+	}
+	for _, m := range moves {
+		cmd := bson.D{
+			{Key: "moveChunk", Value: c.NS()},
+			{Key: "bounds", Value: bson.A{bson.Raw(m.Min), bson.Raw(m.Max)}},
+			{Key: "to", Value: m.To},
+		}
+		if err := admin.RunCommand(ctx, cmd).Err(); err != nil {
+			return 0, fmt.Errorf("move chunk [%s, %s) of %s on the destination from %s to %s: %w", m.Min, m.Max, c.NS(), m.From, m.To, err)
+		}
+	}
+	if len(moves) > 0 {
+		if dst, err = destinationChunks(ctx, client, c.NS()); err != nil {
+			return 0, err
+		}
+		left, err := chunkMoves(c.chunkMap, dst, plan.Twin)
+		if err != nil {
+			return 0, fmt.Errorf("place the chunks of %s: %w", c.NS(), err)
+		}
+		if len(left) > 0 {
+			return 0, fmt.Errorf("place the chunks of %s: chunk [%s, %s) is on %s after moveChunk to %s (is the destination's balancer moving chunks?)",
+				c.NS(), left[0].Min, left[0].Max, left[0].From, left[0].To)
+		}
+	}
+	return len(moves), nil
+}
+
+// destinationChunks reads a collection's chunks from the destination's
+// config.chunks, keyed by ns (until 4.4) or by the collection's uuid (5.0+).
+func destinationChunks(ctx context.Context, client *mongo.Client, ns string) ([]shardkey.Chunk, error) {
+	cfg := client.Database("config")
+	coll, err := cfg.Collection("collections").FindOne(ctx, bson.D{{Key: "_id", Value: ns}}).Raw()
+	if err != nil {
+		return nil, fmt.Errorf("read config.collections of %s on the destination: %w", ns, err)
+	}
+	filter := bson.D{{Key: "ns", Value: ns}}
+	if uuid := coll.Lookup("uuid"); uuid.Type != 0 {
+		filter = bson.D{{Key: "$or", Value: bson.A{filter, bson.D{{Key: "uuid", Value: uuid}}}}}
+	}
+	cur, err := cfg.Collection("chunks").Find(ctx, filter,
+		options.Find().SetProjection(bson.D{{Key: "min", Value: 1}, {Key: "max", Value: 1}, {Key: "shard", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("read config.chunks of %s on the destination: %w", ns, err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	var out []shardkey.Chunk
+	for cur.Next(ctx) {
+		lo, ok1 := cur.Current.Lookup("min").DocumentOK()
+		hi, ok2 := cur.Current.Lookup("max").DocumentOK()
+		shard, ok3 := cur.Current.Lookup("shard").StringValueOK()
+		if !ok1 || !ok2 || !ok3 {
+			return nil, fmt.Errorf("config.chunks of %s on the destination: malformed chunk %s", ns, cur.Current)
+		}
+		out = append(out, shardkey.Chunk{
+			Min: shardkey.Key(slices.Clone(lo)), Max: shardkey.Key(slices.Clone(hi)), Shard: shard,
+		})
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("read config.chunks of %s on the destination: %w", ns, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("config.chunks of %s on the destination lists no chunk", ns)
+	}
+	slices.SortFunc(out, func(a, b shardkey.Chunk) int { return shardkey.CompareKeys(a.Min, b.Min) })
+	return out, nil
+}
+
+// missingSplits are the source chunk boundaries (every chunk min but the global
+// minimum) that are not yet a destination chunk boundary. Both lists are sorted
+// by Min.
+func missingSplits(src, dst []shardkey.Chunk) []shardkey.Key {
+	var out []shardkey.Key
+	j := 0
+	for i := 1; i < len(src); i++ {
+		at := src[i].Min
+		for j < len(dst) && shardkey.CompareKeys(dst[j].Min, at) < 0 {
+			j++
+		}
+		if j < len(dst) && shardkey.CompareKeys(dst[j].Min, at) == 0 {
+			continue
+		}
+		out = append(out, at)
+	}
+	return out
+}
+
+// move is one moveChunk Prepare runs.
+type move struct {
+	Min, Max shardkey.Key
+	From, To string
+}
+
+// chunkMoves lists the destination chunks not on the twin of the source shard
+// owning their range. Destination chunks must already be split at every source
+// boundary, so that each lies within one source chunk.
+func chunkMoves(src *shardkey.ChunkMap, dst []shardkey.Chunk, twin func(string) string) ([]move, error) {
+	var out []move
+	for _, ch := range dst {
+		owner, ok := src.Owner(ch.Min)
+		if !ok {
+			return nil, fmt.Errorf("destination chunk [%s, %s) does not fit the source's shard key", ch.Min, ch.Max)
+		}
+		to := twin(owner)
+		if to == "" {
+			return nil, fmt.Errorf("source shard %s has no destination twin", owner)
+		}
+		if ch.Shard != to {
+			out = append(out, move{Min: ch.Min, Max: ch.Max, From: ch.Shard, To: to})
+		}
+	}
+	return out, nil
+}

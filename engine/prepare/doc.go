@@ -1,0 +1,27 @@
+// Package prepare does everything that happens before the first document is
+// copied, and the one destructive step of a shard restart:
+//
+//	source mongos ── StopBalancer ─► balancer off, no migration in flight (wasOn kept)
+//	      │                            ... migration ...  RestoreBalancer(wasOn)
+//	      ▼
+//	topology.Cluster (source) + topology.Cluster (destination)
+//	      │ NewPlan: shard i ─► twin shard i (listShards order); per source shard the
+//	      │          namespaces it owns data in, with key pattern, owned ranges
+//	      │          (shardkey.Ranges from config.chunks), estimates, capped flag
+//	      ▼
+//	Plan ─┬─► Prepare(destination mongos):
+//	      │     refuse kinds the engine does not migrate (time-series, ...)
+//	      │     databases with their primary on the twin shard (enableSharding
+//	      │       primaryShard, else movePrimary)
+//	      │     collections with their options (capped, collation, validator,
+//	      │       clusteredIndex; a clustered TTL relaxed, the original to a sink), views
+//	      │     shardCollection (same key, same unique flag), split at every source
+//	      │       chunk boundary, moveChunk each chunk to the twin of its source shard
+//	      ├─► initialsync: the copy of each shard consumes its ShardPlan
+//	      └─► ClearShard(destination, shard): delete what one source shard owns
+//	            (documents in its chunk ranges, its unsharded collections) before
+//	            that shard is copied again
+//
+// HasUserData and Wipe guard and clear a destination before Prepare. Nothing is
+// ever written to the source but the balancer setting.
+package prepare

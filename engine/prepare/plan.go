@@ -1,0 +1,302 @@
+package prepare
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/shardlift/shardlift/engine/shardkey"
+	"github.com/shardlift/shardlift/engine/topology"
+)
+
+// Plan is what a migration copies and where it puts it: built once from the
+// source's topology (with the balancer stopped, so chunks stay where they are) and
+// the destination's shard list. It is immutable once built and safe to share.
+type Plan struct {
+	// Shards pairs every source shard with its destination twin, in the source's
+	// listShards order.
+	Shards []ShardPlan
+	// Databases are the source's user databases with their primary shards.
+	Databases []Database
+	// Collections are every collection and view of the source's user databases,
+	// sorted by namespace, including kinds Prepare refuses (see Collection.Type).
+	Collections []*Collection
+}
+
+// Database is one user database and where its primary is on both sides.
+type Database struct {
+	Name string
+	// SourcePrimary is the source shard holding the database's unsharded
+	// collections; Primary is its destination twin.
+	SourcePrimary, Primary string
+}
+
+// Collection is one namespace of the source as the whole migration sees it.
+type Collection struct {
+	DB, Name string
+	// Type is listCollections' type: "collection", "view", "timeseries", ...
+	Type string
+	// Options are listCollections' options (capped, size, max, collation,
+	// validator, viewOn, pipeline, clusteredIndex, ...), nil when unknown.
+	Options bson.Raw
+	Capped  bool
+	// Sharded collections have a shard key Pattern (Key is its document), the
+	// unique flag, and the source's chunks. Unsharded ones live on SourcePrimary.
+	Sharded bool
+	Key     bson.Raw
+	Pattern *shardkey.Pattern
+	Unique  bool
+	// Chunks are sorted by Min.
+	Chunks   []shardkey.Chunk
+	chunkMap *shardkey.ChunkMap
+	// SourcePrimary is the primary shard of the collection's database.
+	SourcePrimary string
+	// Count and Size (bytes) are the source's estimates for the whole collection.
+	Count, Size int64
+}
+
+// NS is "db.collection".
+func (c *Collection) NS() string { return c.DB + "." + c.Name }
+
+// Migrated reports whether the engine copies this kind of namespace: plain
+// collections and views. Anything else is refused by validation and by Prepare.
+func (c *Collection) Migrated() bool { return c.Type == "collection" || c.Type == "view" }
+
+// ShardPlan is one source shard's part of the migration.
+type ShardPlan struct {
+	// Source is the source shard's name, Destination its twin's.
+	Source, Destination string
+	// Namespaces are the collections this shard owns documents of, largest
+	// first: the order the copy takes them in.
+	Namespaces []ShardNamespace
+	// Docs and Bytes are the estimated totals of Namespaces.
+	Docs, Bytes int64
+}
+
+// ShardNamespace is one collection's part on one shard.
+type ShardNamespace struct {
+	*Collection
+	// Ranges are the shard key ranges this shard owns (its chunks, adjacent ones
+	// merged); a document outside them is an orphan. Nil for an unsharded
+	// collection, whose every document on its primary shard is owned.
+	Ranges *shardkey.Ranges
+	// Docs and Bytes are this shard's estimated share.
+	Docs, Bytes int64
+}
+
+// Owns reports whether the document belongs to this shard's part. An error means
+// the document cannot be placed at all (an array in its shard key). buf is
+// scratch space for the shard key; the grown buffer is returned for reuse.
+func (n *ShardNamespace) Owns(doc bson.Raw, buf []byte) (bool, []byte, error) {
+	if n.Ranges == nil {
+		return true, buf, nil
+	}
+	key, err := n.Pattern.AppendKey(buf[:0], doc)
+	if err != nil {
+		return false, buf, err
+	}
+	return n.Ranges.Contains(key), []byte(key), nil
+}
+
+// Shard returns the plan of the named source shard.
+func (p *Plan) Shard(source string) (*ShardPlan, bool) {
+	for i := range p.Shards {
+		if p.Shards[i].Source == source {
+			return &p.Shards[i], true
+		}
+	}
+	return nil, false
+}
+
+// Twin names the destination shard of a source shard ("" when unknown).
+func (p *Plan) Twin(source string) string {
+	if s, ok := p.Shard(source); ok {
+		return s.Destination
+	}
+	return ""
+}
+
+// Collection returns the named namespace ("db.coll").
+func (p *Plan) Collection(ns string) (*Collection, bool) {
+	for _, c := range p.Collections {
+		if c.NS() == ns {
+			return c, true
+		}
+	}
+	return nil, false
+}
+
+// internalDBs are never migrated.
+var internalDBs = map[string]bool{"admin": true, "config": true, "local": true}
+
+// NewPlan builds the plan from the source's and the destination's discovery. It
+// refuses a source whose sharding metadata or inventory could not be read (the
+// plan would silently miss data), shard counts that differ, chunks that do not
+// tile their collection's key space, and namespaces whose database has no
+// primary shard.
+func NewPlan(src, dst *topology.Cluster) (*Plan, error) {
+	if src.Kind != topology.KindMongos || dst.Kind != topology.KindMongos {
+		return nil, fmt.Errorf("plan: source (%s) and destination (%s) must both be sharded clusters reached through mongos", src.Kind, dst.Kind)
+	}
+	for _, part := range []string{topology.PartShards, topology.PartDatabases, topology.PartCollections, topology.PartChunks, topology.PartInventory} {
+		if probs := src.ProblemsWith(part); len(probs) > 0 {
+			return nil, fmt.Errorf("plan: the source's %s could not be read, so the migration cannot know all of its data: %w", part, probs[0])
+		}
+	}
+	if len(dst.ProblemsWith(topology.PartShards)) > 0 {
+		return nil, fmt.Errorf("plan: the destination's shards could not be listed: %w", dst.ProblemsWith(topology.PartShards)[0])
+	}
+	if len(src.Shards) == 0 {
+		return nil, errors.New("plan: the source lists no shards")
+	}
+	if len(src.Shards) != len(dst.Shards) {
+		return nil, fmt.Errorf("plan: the source has %d shards and the destination %d: each source shard needs a destination twin (add or remove destination shards)", len(src.Shards), len(dst.Shards))
+	}
+
+	p := &Plan{}
+	twin := map[string]string{}
+	for i, s := range src.Shards {
+		twin[s.Name] = dst.Shards[i].Name
+		p.Shards = append(p.Shards, ShardPlan{Source: s.Name, Destination: dst.Shards[i].Name})
+	}
+
+	primaries := map[string]string{}
+	for _, d := range src.Databases {
+		if internalDBs[d.Name] {
+			continue
+		}
+		if _, ok := twin[d.Primary]; !ok {
+			return nil, fmt.Errorf("plan: database %s has primary shard %q, which listShards does not report", d.Name, d.Primary)
+		}
+		primaries[d.Name] = d.Primary
+		p.Databases = append(p.Databases, Database{Name: d.Name, SourcePrimary: d.Primary, Primary: twin[d.Primary]})
+	}
+	slices.SortFunc(p.Databases, func(a, b Database) int { return strings.Compare(a.Name, b.Name) })
+
+	byNS := map[string]*Collection{}
+	for _, n := range src.Namespaces {
+		c := &Collection{DB: n.DB, Name: n.Collection, Type: n.Type, Options: n.Options, Capped: n.Capped, Count: n.Count, Size: n.Size}
+		byNS[c.NS()] = c
+	}
+	shardSizes := map[string]map[string]int64{}
+	for _, n := range src.Namespaces {
+		shardSizes[n.Name()] = n.ShardSizes
+	}
+	for _, sc := range src.Collections {
+		c, ok := byNS[sc.Namespace]
+		if !ok {
+			// Sharded but not listed by the inventory (created meanwhile): still copied.
+			db, name, _ := strings.Cut(sc.Namespace, ".")
+			c = &Collection{DB: db, Name: name, Type: "collection"}
+			byNS[sc.Namespace] = c
+		}
+		if err := c.setSharding(sc, twin); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range byNS {
+		primary, ok := primaries[c.DB]
+		if !ok {
+			return nil, fmt.Errorf("plan: %s is in database %s, which config.databases does not list: its primary shard is unknown", c.NS(), c.DB)
+		}
+		c.SourcePrimary = primary
+		p.Collections = append(p.Collections, c)
+	}
+	slices.SortFunc(p.Collections, func(a, b *Collection) int { return strings.Compare(a.NS(), b.NS()) })
+
+	for i := range p.Shards {
+		sp := &p.Shards[i]
+		for _, c := range p.Collections {
+			if c.Type != "collection" {
+				continue
+			}
+			n, ok := c.partOn(sp.Source, shardSizes[c.NS()])
+			if !ok {
+				continue
+			}
+			sp.Namespaces = append(sp.Namespaces, n)
+			sp.Docs += n.Docs
+			sp.Bytes += n.Bytes
+		}
+		slices.SortStableFunc(sp.Namespaces, func(a, b ShardNamespace) int {
+			if a.Bytes != b.Bytes {
+				return -cmpInt64(a.Bytes, b.Bytes)
+			}
+			return -cmpInt64(a.Docs, b.Docs)
+		})
+	}
+	return p, nil
+}
+
+// setSharding records a sharded collection's key and chunks, checking that the
+// chunks tile the key space and name known shards.
+func (c *Collection) setSharding(sc topology.Collection, twin map[string]string) error {
+	key, err := bson.Marshal(sc.Key)
+	if err != nil {
+		return fmt.Errorf("plan: shard key of %s: %w", sc.Namespace, err)
+	}
+	pattern, err := shardkey.ParsePattern(key)
+	if err != nil {
+		return fmt.Errorf("plan: %s: %w", sc.Namespace, err)
+	}
+	chunks := make([]shardkey.Chunk, 0, len(sc.Chunks))
+	for _, ch := range sc.Chunks {
+		if _, ok := twin[ch.Shard]; !ok {
+			return fmt.Errorf("plan: a chunk of %s is on shard %q, which listShards does not report", sc.Namespace, ch.Shard)
+		}
+		chunks = append(chunks, shardkey.Chunk{Min: shardkey.Key(ch.Min), Max: shardkey.Key(ch.Max), Shard: ch.Shard})
+	}
+	cm, err := shardkey.NewChunkMap(chunks)
+	if err != nil {
+		return fmt.Errorf("plan: chunks of %s: %w", sc.Namespace, err)
+	}
+	slices.SortFunc(chunks, func(a, b shardkey.Chunk) int { return shardkey.CompareKeys(a.Min, b.Min) })
+	c.Sharded, c.Key, c.Pattern, c.Unique, c.Chunks, c.chunkMap = true, key, pattern, sc.Unique, chunks, cm
+	return nil
+}
+
+// partOn is the collection's part on one source shard, false when the shard owns
+// none of it.
+func (c *Collection) partOn(shard string, sizes map[string]int64) (ShardNamespace, bool) {
+	n := ShardNamespace{Collection: c}
+	if !c.Sharded {
+		if c.SourcePrimary != shard {
+			return n, false
+		}
+		n.Docs, n.Bytes = c.Count, c.Size
+		return n, true
+	}
+	n.Ranges = c.chunkMap.Ranges(shard)
+	if n.Ranges.Len() == 0 {
+		return n, false
+	}
+	if size, ok := sizes[shard]; ok {
+		n.Bytes = size
+		if c.Size > 0 {
+			n.Docs = int64(float64(c.Count) * float64(size) / float64(c.Size))
+		}
+		return n, true
+	}
+	owned := 0
+	for _, ch := range c.Chunks {
+		if ch.Shard == shard {
+			owned++
+		}
+	}
+	n.Docs = c.Count * int64(owned) / int64(len(c.Chunks))
+	n.Bytes = c.Size * int64(owned) / int64(len(c.Chunks))
+	return n, true
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

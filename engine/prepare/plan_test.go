@@ -1,0 +1,170 @@
+package prepare
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/shardkey"
+	"github.com/shardlift/shardlift/engine/topology"
+)
+
+func raw(t testing.TB, d bson.D) bson.Raw {
+	t.Helper()
+	b, err := bson.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func key(t testing.TB, field string, v any) shardkey.Key {
+	return shardkey.Key(raw(t, bson.D{{Key: field, Value: v}}))
+}
+
+// clusters is a two-shard source and destination: app.users sharded on region
+// (s0 owns [MinKey, "m"), s1 owns ["m", MaxKey)), app.logs capped and app.v a view
+// in database app (primary s1), app.ts a time-series collection.
+func clusters(t testing.TB) (*topology.Cluster, *topology.Cluster) {
+	chunk := func(lo, hi any, shard string) topology.Chunk {
+		return topology.Chunk{Min: raw(t, bson.D{{Key: "region", Value: lo}}), Max: raw(t, bson.D{{Key: "region", Value: hi}}), Shard: shard}
+	}
+	src := &topology.Cluster{
+		Kind:   topology.KindMongos,
+		Shards: []topology.Shard{{Name: "s0"}, {Name: "s1"}},
+		Databases: []topology.Database{
+			{Name: "app", Primary: "s1"}, {Name: "config", Primary: "config"},
+		},
+		Collections: []topology.Collection{{
+			Namespace: "app.users", Key: bson.D{{Key: "region", Value: 1}}, Unique: true,
+			Chunks: []topology.Chunk{chunk("m", primitive.MaxKey{}, "s1"), chunk(primitive.MinKey{}, "m", "s0")},
+		}},
+		Namespaces: []topology.Namespace{
+			{DB: "app", Collection: "users", Type: "collection", Sharded: true, Count: 100, Size: 10000, SizeKnown: true, ShardSizes: map[string]int64{"s0": 4000, "s1": 6000}},
+			{DB: "app", Collection: "logs", Type: "collection", Capped: true, Count: 10, Size: 500, SizeKnown: true,
+				Options: raw(t, bson.D{{Key: "capped", Value: true}, {Key: "size", Value: 4096}})},
+			{DB: "app", Collection: "v", Type: "view", Options: raw(t, bson.D{{Key: "viewOn", Value: "users"}, {Key: "pipeline", Value: bson.A{}}})},
+			{DB: "app", Collection: "ts", Type: "timeseries"},
+		},
+	}
+	dst := &topology.Cluster{Kind: topology.KindMongos, Shards: []topology.Shard{{Name: "d0"}, {Name: "d1"}}}
+	return src, dst
+}
+
+func TestPlanPairsShardsAndAssignsEachNamespaceToItsOwners(t *testing.T) {
+	src, dst := clusters(t)
+	p, err := NewPlan(src, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Twin("s0") != "d0" || p.Twin("s1") != "d1" {
+		t.Fatalf("twins s0->%q s1->%q, want d0 and d1 (listShards order)", p.Twin("s0"), p.Twin("s1"))
+	}
+	if len(p.Databases) != 1 || p.Databases[0] != (Database{Name: "app", SourcePrimary: "s1", Primary: "d1"}) {
+		t.Fatalf("databases %+v, want app with its primary s1 -> d1 (config left out)", p.Databases)
+	}
+	if len(p.Collections) != 4 {
+		t.Fatalf("%d collections in the plan, want all 4 namespaces", len(p.Collections))
+	}
+	s0, _ := p.Shard("s0")
+	s1, _ := p.Shard("s1")
+	if len(s0.Namespaces) != 1 || s0.Namespaces[0].NS() != "app.users" || s0.Namespaces[0].Bytes != 4000 || s0.Namespaces[0].Docs != 40 {
+		t.Fatalf("s0 plan %+v, want app.users with 4000 bytes and 40 docs", s0.Namespaces)
+	}
+	if len(s1.Namespaces) != 2 || s1.Namespaces[0].NS() != "app.users" || s1.Namespaces[1].NS() != "app.logs" || !s1.Namespaces[1].Capped {
+		t.Fatalf("s1 plan %v, want app.users (6000 bytes) before capped app.logs (500 bytes)", s1.Namespaces)
+	}
+	if s1.Namespaces[1].Ranges != nil {
+		t.Fatal("an unsharded collection got ranges: every document on its primary is owned")
+	}
+	users := s0.Namespaces[0]
+	for _, c := range []struct {
+		region any
+		want   bool
+	}{{"a", true}, {"l", true}, {"m", false}, {"z", false}, {5, true}, {primitive.NewObjectID(), false}} {
+		owned, _, err := users.Owns(raw(t, bson.D{{Key: "_id", Value: 1}, {Key: "region", Value: c.region}}), nil)
+		if err != nil || owned != c.want {
+			t.Errorf("s0 owns region %v: %v (%v), want %v", c.region, owned, err, c.want)
+		}
+	}
+	if !users.Unique || users.Chunks[0].Shard != "s0" {
+		t.Fatalf("app.users lost its unique flag or its chunks are not sorted by min: %+v", users.Collection)
+	}
+}
+
+func TestPlanRefusesWhatItCannotMigrateCompletely(t *testing.T) {
+	for name, change := range map[string]func(src, dst *topology.Cluster){
+		"shard counts differ": func(_, dst *topology.Cluster) { dst.Shards = dst.Shards[:1] },
+		"chunks unreadable": func(src, _ *topology.Cluster) {
+			src.Problems = append(src.Problems, topology.Problem{Part: topology.PartChunks, Err: errors.New("unauthorized")})
+		},
+		"chunks leave a gap": func(src, _ *topology.Cluster) { src.Collections[0].Chunks = src.Collections[0].Chunks[:1] },
+		"database unknown": func(src, _ *topology.Cluster) {
+			src.Namespaces = append(src.Namespaces, topology.Namespace{DB: "other", Collection: "c", Type: "collection"})
+		},
+		"chunk on an unknown shard": func(src, _ *topology.Cluster) { src.Collections[0].Chunks[0].Shard = "s9" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			src, dst := clusters(t)
+			change(src, dst)
+			if _, err := NewPlan(src, dst); err == nil {
+				t.Fatal("NewPlan accepted it")
+			}
+		})
+	}
+}
+
+func TestPrepareRefusesTimeSeriesNamingThem(t *testing.T) {
+	src, dst := clusters(t)
+	p, err := NewPlan(src, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Refused before any command is sent: the nil client is never used.
+	err = Prepare(context.Background(), nil, p, nil, nil)
+	if !errors.Is(err, ErrUnsupportedNamespace) || !strings.Contains(err.Error(), "app.ts (timeseries)") {
+		t.Fatalf("Prepare = %v, want a refusal naming app.ts", err)
+	}
+}
+
+func TestPlacementSplitsAtEverySourceBoundaryAndMovesToTwins(t *testing.T) {
+	hk := func(v any) shardkey.Key { return key(t, "h", v) }
+	minK, maxK := hk(primitive.MinKey{}), hk(primitive.MaxKey{})
+	src := []shardkey.Chunk{
+		{Min: minK, Max: hk(int64(-100)), Shard: "s0"},
+		{Min: hk(int64(-100)), Max: hk(int64(0)), Shard: "s1"},
+		{Min: hk(int64(0)), Max: hk(int64(100)), Shard: "s0"},
+		{Min: hk(int64(100)), Max: maxK, Shard: "s1"},
+	}
+	srcMap, err := shardkey.NewChunkMap(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What shardCollection made on an empty hashed collection: two chunks split at 0.
+	dst := []shardkey.Chunk{{Min: minK, Max: hk(int64(0)), Shard: "d0"}, {Min: hk(int64(0)), Max: maxK, Shard: "d1"}}
+	splits := missingSplits(src, dst)
+	if len(splits) != 2 || shardkey.CompareKeys(splits[0], hk(int64(-100))) != 0 || shardkey.CompareKeys(splits[1], hk(int64(100))) != 0 {
+		t.Fatalf("splits %v, want -100 and 100 (0 is a boundary already)", splits)
+	}
+	split := []shardkey.Chunk{
+		{Min: minK, Max: hk(int64(-100)), Shard: "d0"},
+		{Min: hk(int64(-100)), Max: hk(int64(0)), Shard: "d0"},
+		{Min: hk(int64(0)), Max: hk(int64(100)), Shard: "d1"},
+		{Min: hk(int64(100)), Max: maxK, Shard: "d1"},
+	}
+	if left := missingSplits(src, split); len(left) != 0 {
+		t.Fatalf("splits still missing after splitting: %v", left)
+	}
+	twin := map[string]string{"s0": "d0", "s1": "d1"}
+	moves, err := chunkMoves(srcMap, split, func(s string) string { return twin[s] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(moves) != 2 || moves[0].To != "d1" || moves[0].From != "d0" || moves[1].To != "d0" || shardkey.CompareKeys(moves[1].Min, hk(int64(0))) != 0 {
+		t.Fatalf("moves %+v, want [-100,0) d0->d1 and [0,100) d1->d0", moves)
+	}
+}
