@@ -444,3 +444,22 @@ func TestReadPreferenceDoesNotMatter(t *testing.T) {
 		t.Errorf("find with secondaryPreferred gave %d documents", len(got))
 	}
 }
+
+// Validation lists the source's users and roles to re-create; the router must answer
+// both commands as MongoDB does, or every sandbox validation ends with a warning.
+func TestUsersInfoAndRolesInfoAnswerAsMongoDB(t *testing.T) {
+	c := startCluster(t, Options{Shards: 2})
+	cl := routerClient(t, c)
+	for _, db := range []string{"admin", "shop"} {
+		users := run(t, cl, db, bson.D{{Key: "usersInfo", Value: 1}})
+		if _, ok := users.Lookup("users").ArrayOK(); !ok {
+			t.Errorf("usersInfo on %s: no users array: %v", db, users)
+		}
+		roles := run(t, cl, db, bson.D{{Key: "rolesInfo", Value: 1}})
+		if arr, ok := roles.Lookup("roles").ArrayOK(); !ok {
+			t.Errorf("rolesInfo on %s: no roles array: %v", db, roles)
+		} else if vals, _ := arr.Values(); len(vals) != 0 {
+			t.Errorf("rolesInfo on %s lists built-in roles without showBuiltinRoles: %v", db, vals)
+		}
+	}
+}

@@ -159,6 +159,7 @@ func init() {
 		"balancerstatus":    (*Router).balancerStatus,
 		"flushrouterconfig": (*Router).flushRouterConfig,
 		"usersinfo":         (*Router).usersInfo,
+		"rolesinfo":         (*Router).rolesInfo,
 		"enablesharding":    (*Router).enableSharding,
 		"shardcollection":   (*Router).shardCollection,
 		"split":             (*Router).split,
@@ -233,6 +234,12 @@ func (r *Router) usersInfo(_ context.Context, _ *wire.Session, cmd *wire.Command
 		})
 	}
 	return wire.OK(bson.E{Key: "users", Value: users}), nil
+}
+
+// rolesInfo reports no user-defined roles: the sandbox has only built-in ones, which
+// rolesInfo leaves out unless asked for showBuiltinRoles, as MongoDB does.
+func (r *Router) rolesInfo(_ context.Context, _ *wire.Session, _ *wire.Command) (bson.Raw, error) {
+	return wire.OK(bson.E{Key: "roles", Value: bson.A{}}), nil
 }
 
 // backend returns the client for a shard name from the catalog.
