@@ -1,9 +1,30 @@
 // Package replay applies one shard's oplog to the destination.
 //
-//	tailer ─► decode/filter ─► dispatch by document key ─► appliers (bulk, idempotent)
-//	                │                                          │
-//	                └──── Watermark.Dispatch ◄── Applied ──────┘──► checkpoint = Floor()
+//	Source.Tail ─► tailer ─► dispatcher ──────────────────────► K appliers ─► Destination
+//	(from the      │          oplog.Decode, Translator.Process      (bulk writes,   (mongos)
+//	 resume point, │          (filter, transactions, translate)     ordered, cut by
+//	 first entry   │          PartitionKey(write) % K               count, bytes and
+//	 = resume)     │          bytes taken from the queue budget     updates)
+//	               │              │                                      │
+//	               │              ├─ DDL: barrier through every applier, │
+//	               │              │  then DDLApplier (once for all       │
+//	               │              │  shards); later writes to its        │
+//	               │              │  namespaces wait, the rest go on     │
+//	               │              └─ Watermark.Dispatch / Skip ◄─────────┘ Applied(ticket)
+//	               └─ newest source ts (and Source.Newest every 2 s) ─► lag
+//	  every second: Checkpointer.SaveApplied(Watermark.Floor()), DDLApplier.Position
 //
 // The Watermark is the resume point: the newest ts at and before which everything is
-// applied, which is the minimum over appliers, never the maximum.
+// applied, which is the minimum over appliers, never the maximum. The entries of an
+// open transaction hold it until the transaction's commit is applied.
+//
+// A transient fault (network, step-down, shutdown) ends the run; the Shard starts a
+// new one from the resume point after a backoff. An oplog that no longer holds the
+// resume point fails the shard with a *GapError: nothing continues from a gap.
+//
+// DDL and the cluster: on a sharded source one DDL appears in the oplog of every
+// shard it concerns. DDLOnce (the DDLApplier of a migration) matches the copies
+// (oplog.DDLGroups) and applies each once, when every shard has applied what
+// precedes it, through a DDLExecutor (MongoDDL: unique and TTL indexes relaxed for
+// the sync, originals kept by a RelaxedSink).
 package replay

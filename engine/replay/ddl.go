@@ -1,0 +1,358 @@
+package replay
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/shardlift/shardlift/engine/oplog"
+)
+
+// DDLApplier applies the DDL of all the shards of one migration. On a sharded source
+// one DDL shows up in the oplog of every shard it concerns; it must be applied once,
+// and only when every shard has applied the writes that precede it.
+type DDLApplier interface {
+	// AddDDL registers the copy of d that shard read at ts, once the shard's
+	// appliers have applied everything before it. The shard then waits, with the
+	// returned function, until d is applied on the destination (from its copy or
+	// another shard's), holding only the namespaces d touches meanwhile.
+	AddDDL(shard string, ts primitive.Timestamp, d oplog.DDL) (wait func(context.Context) error, err error)
+	// Position reports that shard has applied every entry up to ts, leaving aside the
+	// namespaces it holds for a DDL of its own. Pipelines call it several times a
+	// second; the owner of a failed or restarting shard reports it with a maximal
+	// ts so that it holds nobody's DDL.
+	Position(shard string, ts primitive.Timestamp)
+}
+
+// DDLExecutor runs one DDL against the destination.
+type DDLExecutor interface {
+	Exec(ctx context.Context, d oplog.DDL) error
+}
+
+// DDLOnce is the DDLApplier of one migration: it matches the copies the shards read
+// of one DDL (oplog.DDLGroups), applies each group once its every shard has either
+// read its copy or applied past the group's window, and releases the shards waiting
+// on it. Run applies the groups, one at a time, oldest first.
+//
+// Applying once matters beyond saving work: drop, createIndexes with relaxed
+// options, dropIndexes and collMod are idempotent, but renameCollection is not (a
+// second rename of a name that is gone fails, and with dropTarget it would drop a
+// collection re-created since), and re-applying a drop after another shard wrote to
+// the re-created collection would lose those writes. A copy read again by the same
+// shard (its pipeline restarted before its checkpoint passed the DDL) joins the
+// group it joined the first time. Copies read after a process restart are new
+// copies; the executor tolerates the errors their re-application gives (see
+// MongoDDL).
+type DDLOnce struct {
+	groups *oplog.DDLGroups
+	exec   DDLExecutor
+	log    *slog.Logger
+	wake   chan struct{}
+
+	mu struct {
+		sync.Mutex
+		positions map[string]primitive.Timestamp
+		byGroup   map[uint64]*ddlResult
+		copies    map[ddlCopy]*ddlResult
+		open      int // groups added and not yet returned by Ready
+	}
+}
+
+type ddlCopy struct {
+	shard string
+	ts    primitive.Timestamp
+}
+
+type ddlResult struct {
+	done chan struct{}
+	err  error
+}
+
+// NewDDLOnce applies the DDL of the named shards through exec. Copies of one DDL on
+// different shards are matched when their ts are within window of each other (zero
+// means oplog.DefaultDDLWindow); a DDL read by some shards waits until every other
+// shard has applied past its ts plus window.
+func NewDDLOnce(shards []string, window time.Duration, exec DDLExecutor, logger *slog.Logger) *DDLOnce {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	o := &DDLOnce{groups: oplog.NewDDLGroups(shards, window), exec: exec, log: logger, wake: make(chan struct{}, 1)}
+	o.mu.positions = map[string]primitive.Timestamp{}
+	o.mu.byGroup = map[uint64]*ddlResult{}
+	o.mu.copies = map[ddlCopy]*ddlResult{}
+	return o
+}
+
+// AddDDL implements DDLApplier.
+func (o *DDLOnce) AddDDL(shard string, ts primitive.Timestamp, d oplog.DDL) (func(context.Context) error, error) {
+	o.mu.Lock()
+	r, ok := o.mu.copies[ddlCopy{shard, ts}]
+	if !ok {
+		id, opened, err := o.groups.Add(shard, ts, d)
+		if err != nil {
+			o.mu.Unlock()
+			return nil, err
+		}
+		if opened {
+			o.mu.open++
+		}
+		r = o.mu.byGroup[id]
+		if r == nil {
+			r = &ddlResult{done: make(chan struct{})}
+			o.mu.byGroup[id] = r
+		}
+		o.mu.copies[ddlCopy{shard, ts}] = r
+	}
+	o.mu.Unlock()
+	o.poke()
+	return func(ctx context.Context) error {
+		select {
+		case <-r.done:
+			return r.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}, nil
+}
+
+// Position implements DDLApplier.
+func (o *DDLOnce) Position(shard string, ts primitive.Timestamp) {
+	o.mu.Lock()
+	o.mu.positions[shard] = ts
+	for c := range o.mu.copies {
+		if c.shard == shard && !ts.Before(c.ts) && isDone(o.mu.copies[c]) {
+			delete(o.mu.copies, c)
+		}
+	}
+	open := o.mu.open
+	o.mu.Unlock()
+	if open > 0 {
+		o.poke()
+	}
+}
+
+func isDone(r *ddlResult) bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (o *DDLOnce) poke() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run applies the ready groups until ctx ends. Transient errors are retried; any
+// other error fails the shards whose copies joined the group.
+func (o *DDLOnce) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-o.wake:
+		}
+		o.mu.Lock()
+		positions := make(map[string]primitive.Timestamp, len(o.mu.positions))
+		for s, ts := range o.mu.positions {
+			positions[s] = ts
+		}
+		ready := o.groups.Ready(positions)
+		o.mu.open -= len(ready)
+		o.mu.Unlock()
+		for _, g := range ready {
+			err := o.apply(ctx, g)
+			o.mu.Lock()
+			r := o.mu.byGroup[g.ID]
+			delete(o.mu.byGroup, g.ID)
+			o.mu.Unlock()
+			r.err = err
+			close(r.done)
+		}
+	}
+}
+
+func (o *DDLOnce) apply(ctx context.Context, g oplog.DDLGroup) error {
+	b := newBackoff()
+	for {
+		err := o.exec.Exec(ctx, g.DDL)
+		if err == nil {
+			o.log.Info("applied DDL", "kind", g.DDL.Kind, "ns", g.DDL.NS, "shards", g.Shards,
+				"ts", tsString(g.First))
+			return nil
+		}
+		if !isTransient(err) || ctx.Err() != nil {
+			return fmt.Errorf("apply %s on %s (read by %v at %s): %w", g.DDL.Kind, g.DDL.NS, g.Shards, tsString(g.First), err)
+		}
+		o.log.Warn("retrying DDL", "kind", g.DDL.Kind, "ns", g.DDL.NS, "err", err)
+		if err := b.wait(ctx, nil); err != nil {
+			return err
+		}
+	}
+}
+
+// RelaxedSink keeps what the sync relaxed so that finalize can restore it.
+type RelaxedSink interface {
+	// IndexRelaxed records the original spec of an index built relaxed on ns.
+	IndexRelaxed(ns oplog.Namespace, original bson.Raw) error
+	// OptionsWithheld records collection options of ns withheld until finalize.
+	OptionsWithheld(ns oplog.Namespace, withheld bson.Raw) error
+}
+
+// MongoDDL runs DDL through the destination's mongos. Unique and TTL indexes and
+// TTL collection options are relaxed for the sync (oplog.RelaxIndexForSync,
+// oplog.RelaxCollectionOptionsForSync); the originals go to the sink before the
+// relaxed form is applied, so a crash in between loses nothing.
+//
+// Re-applying a DDL (a copy read again after a process restart) is tolerated:
+// NamespaceExists on create, NamespaceNotFound on drop, dropIndexes, collMod and
+// renameCollection (the source name is gone: the rename happened), IndexNotFound on
+// dropIndexes. A collection created on the source during the migration is created
+// unsharded on the destination: shardCollection is not in any oplog.
+type MongoDDL struct {
+	client *mongo.Client
+	sink   RelaxedSink
+}
+
+// NewMongoDDL runs DDL through client; sink may be nil when nothing needs
+// restoring (a replay into a scratch database).
+func NewMongoDDL(client *mongo.Client, sink RelaxedSink) *MongoDDL {
+	return &MongoDDL{client: client, sink: sink}
+}
+
+// Exec implements DDLExecutor.
+func (m *MongoDDL) Exec(ctx context.Context, d oplog.DDL) error {
+	db := m.client.Database(d.NS.DB)
+	run := func(cmd bson.D, tolerated ...int) error {
+		err := db.RunCommand(ctx, cmd).Err()
+		if err != nil && hasCode(err, tolerated...) {
+			return nil
+		}
+		return err
+	}
+	switch d.Kind {
+	case oplog.DDLCreateCollection:
+		cmd := bson.D{{Key: "create", Value: d.NS.Coll}}
+		if len(d.Options) > 0 {
+			apply, withheld, err := oplog.RelaxCollectionOptionsForSync(d.Options)
+			if err != nil {
+				return err
+			}
+			if err := m.withhold(d.NS, withheld); err != nil {
+				return err
+			}
+			cmd = appendFields(cmd, apply)
+		}
+		return run(cmd, codeNamespaceExists)
+	case oplog.DDLCreateView:
+		err := run(appendFields(bson.D{{Key: "create", Value: d.NS.Coll}}, d.Options))
+		if hasCode(err, codeNamespaceExists) {
+			return run(appendFields(bson.D{{Key: "collMod", Value: d.NS.Coll}}, viewDefinition(d.Options)))
+		}
+		return err
+	case oplog.DDLModifyView:
+		if d.Options == nil {
+			return fmt.Errorf("view %s was modified on the source without its definition in the oplog: %w", d.NS, oplog.ErrUnsupported)
+		}
+		return run(appendFields(bson.D{{Key: "collMod", Value: d.NS.Coll}}, viewDefinition(d.Options)))
+	case oplog.DDLDrop:
+		return run(bson.D{{Key: "drop", Value: d.NS.Coll}}, codeNamespaceNotFound)
+	case oplog.DDLDropDatabase:
+		return run(bson.D{{Key: "dropDatabase", Value: 1}})
+	case oplog.DDLRename:
+		cmd := bson.D{{Key: "renameCollection", Value: d.NS.String()}, {Key: "to", Value: d.To.String()}, {Key: "dropTarget", Value: d.DropTarget}}
+		err := m.client.Database("admin").RunCommand(ctx, cmd).Err()
+		if hasCode(err, codeNamespaceNotFound) {
+			return nil
+		}
+		return err
+	case oplog.DDLCreateIndexes:
+		specs := make(bson.A, 0, len(d.Indexes))
+		for _, spec := range d.Indexes {
+			relaxed, original, err := oplog.RelaxIndexForSync(spec)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(relaxed, original) && m.sink != nil {
+				if err := m.sink.IndexRelaxed(d.NS, original); err != nil {
+					return fmt.Errorf("record the original of index %s on %s: %w", spec.Lookup("name"), d.NS, err)
+				}
+			}
+			specs = append(specs, relaxed)
+		}
+		return run(bson.D{{Key: "createIndexes", Value: d.NS.Coll}, {Key: "indexes", Value: specs}})
+	case oplog.DDLDropIndexes:
+		var index any
+		switch {
+		case len(d.IndexNames) == 1:
+			index = d.IndexNames[0]
+		case len(d.IndexNames) > 1:
+			index = d.IndexNames
+		default:
+			index = d.Options.Lookup("index")
+		}
+		return run(bson.D{{Key: "dropIndexes", Value: d.NS.Coll}, {Key: "index", Value: index}}, codeNamespaceNotFound, codeIndexNotFound)
+	case oplog.DDLCollMod:
+		apply, withheld, err := oplog.RelaxCollectionOptionsForSync(d.Options)
+		if err != nil {
+			return err
+		}
+		if err := m.withhold(d.NS, withheld); err != nil {
+			return err
+		}
+		if apply == nil {
+			return nil
+		}
+		return run(appendFields(bson.D{{Key: "collMod", Value: d.NS.Coll}}, apply), codeNamespaceNotFound)
+	case oplog.DDLEmptyCapped:
+		// emptycapped is a test command mongos does not route; deleting every document
+		// has the same effect.
+		_, err := db.Collection(d.NS.Coll).DeleteMany(ctx, bson.D{})
+		return err
+	case oplog.DDLConvertToCapped:
+		return run(appendFields(bson.D{{Key: "convertToCapped", Value: d.NS.Coll}}, d.Options))
+	}
+	return fmt.Errorf("DDL on %s: unknown kind %d", d.NS, d.Kind)
+}
+
+func (m *MongoDDL) withhold(ns oplog.Namespace, withheld bson.Raw) error {
+	if withheld == nil || m.sink == nil {
+		return nil
+	}
+	if err := m.sink.OptionsWithheld(ns, withheld); err != nil {
+		return fmt.Errorf("record the withheld options %v of %s: %w", withheld, ns, err)
+	}
+	return nil
+}
+
+// appendFields appends the elements of a raw document to cmd.
+func appendFields(cmd bson.D, doc bson.Raw) bson.D {
+	elems, _ := doc.Elements()
+	for _, e := range elems {
+		cmd = append(cmd, bson.E{Key: e.Key(), Value: e.Value()})
+	}
+	return cmd
+}
+
+// viewDefinition keeps the fields collMod accepts for a view.
+func viewDefinition(opts bson.Raw) bson.Raw {
+	var out bson.D
+	for _, name := range []string{"viewOn", "pipeline"} {
+		if v, err := opts.LookupErr(name); err == nil {
+			out = append(out, bson.E{Key: name, Value: v})
+		}
+	}
+	raw, _ := bson.Marshal(out)
+	return raw
+}

@@ -1,0 +1,37 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/mongo"
+)
+
+func TestErrorsAreClassifiedByCodeAndLabel(t *testing.T) {
+	for _, c := range []struct {
+		err       error
+		transient bool
+	}{
+		{mongo.CommandError{Code: codeShutdownInProgress, Name: "ShutdownInProgress"}, true},
+		{mongo.CommandError{Code: codeNotWritablePrimary, Name: "NotWritablePrimary"}, true},
+		{mongo.CommandError{Code: codeInterruptedDueToReplStateChange}, true},
+		{mongo.CommandError{Code: 1, Labels: []string{"NetworkError"}}, true},
+		{fmt.Errorf("tail the oplog: %w", mongo.CommandError{Code: codePrimarySteppedDown}), true},
+		{writeError(codeWriteConflict), true},
+		{mongo.CommandError{Code: codeCappedPositionLost, Name: "CappedPositionLost"}, false},
+		{writeError(codeDuplicateKey), false},
+		{mongo.CommandError{Code: 13, Name: "Unauthorized"}, false},
+		{context.Canceled, false},
+		{fmt.Errorf("server selection: %w", context.DeadlineExceeded), true}, // a node down
+		{errors.New("something else"), false},
+	} {
+		if got := isTransient(c.err); got != c.transient {
+			t.Errorf("isTransient(%v) = %v, want %v", c.err, got, c.transient)
+		}
+	}
+	if !isCappedPositionLost(fmt.Errorf("getMore: %w", mongo.CommandError{Code: codeCappedPositionLost})) {
+		t.Error("CappedPositionLost not recognized through wrapping")
+	}
+}

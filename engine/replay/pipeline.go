@@ -1,0 +1,565 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shardlift/shardlift/engine/oplog"
+)
+
+// run is one pass of a shard's pipeline, from a resume point until a stop, the end
+// of a finite source or an error. After a transient error the Shard starts a new
+// run from the resume point: nothing of a failed run is kept but what it applied.
+type run struct {
+	s             *Shard
+	cfg           *Config
+	from          primitive.Timestamp
+	check         bool                // the first entry must be the one at from
+	tolerateUntil primitive.Timestamp // idempotency errors are tolerated up to here
+
+	wm  *Watermark // the resume point
+	pos *Watermark // the position reported for other shards' DDL: wm without the held namespaces
+	tr  *oplog.Translator
+
+	budget   *budget
+	queues   []*queue
+	batches  chan []bson.Raw
+	eof      bool                // set by the tailer before it closes batches
+	tailErr  error               // why the tailer stopped; read once the run is over
+	lastRead primitive.Timestamp // the newest entry dispatched; read once the run is over
+
+	g        *errgroup.Group
+	holdCtx  context.Context
+	holdDone chan *hold
+
+	// Dispatcher state.
+	items    []oplog.Item
+	txns     map[string][]Ticket // tickets of the buffered entries of open transactions
+	holds    []*hold             // DDL waiting to be applied, each holding its namespaces
+	parked   []parkedItem        // items for held namespaces, in oplog order
+	parkedNS map[oplog.Namespace]int
+	parkedDB map[string]int // parked items by database
+	dbWide   map[string]int // parked dropDatabase by database
+}
+
+// hold is a DDL on its way: the shard's appliers drain, the DDL applier applies it
+// once for all shards, and meanwhile later writes to its namespaces are parked.
+type hold struct {
+	ddl    oplog.DDL
+	ts     primitive.Timestamp
+	done   *completion
+	scopes []oplog.Namespace
+}
+
+// parkedItem is a write or a DDL for a held namespace. Its ticket is taken and its
+// bytes counted when it is parked, so the resume point stays before it.
+type parkedItem struct {
+	write oplog.Write
+	diff  bson.Raw
+	ddl   *oplog.DDL
+	done  *completion
+	bytes int64
+}
+
+func (p *parkedItem) scopes() []oplog.Namespace {
+	if p.ddl != nil {
+		return ddlScopes(p.ddl)
+	}
+	return []oplog.Namespace{p.write.NS}
+}
+
+// txnGroup releases the tickets of a transaction's buffered entries once every item
+// of its commit is applied: until then a resume must start before its first entry.
+type txnGroup struct {
+	wm   *Watermark
+	held []Ticket
+	left atomic.Int64
+}
+
+func (g *txnGroup) finish() {
+	if g.left.Add(-1) == 0 {
+		for _, t := range g.held {
+			g.wm.Applied(t)
+		}
+	}
+}
+
+func newRun(s *Shard, from, tolerateUntil primitive.Timestamp) *run {
+	r := &run{
+		s: s, cfg: &s.cfg, from: from, check: from != (primitive.Timestamp{}), tolerateUntil: tolerateUntil,
+		wm: NewWatermark(from), pos: NewWatermark(from), tr: oplog.NewTranslator(s.cfg.Translator),
+		budget: newBudget(s.cfg.QueueBytes), batches: make(chan []bson.Raw, 1), holdDone: make(chan *hold),
+		txns: map[string][]Ticket{}, parkedNS: map[oplog.Namespace]int{}, parkedDB: map[string]int{}, dbWide: map[string]int{},
+	}
+	for range s.cfg.Appliers {
+		r.queues = append(r.queues, newQueue())
+	}
+	s.wm.Store(r.wm)
+	s.pos.Store(r.pos)
+	s.budget.Store(r.budget)
+	return r
+}
+
+// run starts the tailer, the dispatcher and the appliers and waits for them.
+//
+// When the tailer stops (stop, end of a file, or a fault of the source) the
+// appliers still apply what was read, so that no write of this run is in flight on
+// the destination when the next run re-applies entries from the resume point: a
+// write abandoned mid-way may still run on the server, after the newer ones. Only
+// a failure of the dispatcher or an applier, or the end of ctx, abandons them.
+func (r *run) run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	r.g = g
+	tailCtx, stopTail := context.WithCancel(gctx)
+	holdCtx, stopHolds := context.WithCancel(gctx)
+	defer stopHolds()
+	r.holdCtx = holdCtx
+	g.Go(func() error {
+		select {
+		case <-r.s.stop:
+			stopTail()
+		case <-tailCtx.Done():
+		}
+		return nil
+	})
+	g.Go(func() error {
+		defer stopTail()
+		r.tailErr = r.tail(tailCtx)
+		return nil
+	})
+	g.Go(func() error {
+		defer stopHolds()
+		return r.dispatch(gctx)
+	})
+	for _, q := range r.queues {
+		g.Go(func() error { return r.apply(gctx, q) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return r.tailErr
+}
+
+// tail reads the oplog into batches until the source ends, the shard stops or an
+// error.
+func (r *run) tail(ctx context.Context) error {
+	defer close(r.batches)
+	cur, err := r.cfg.Source.Tail(ctx, r.from)
+	if isCappedPositionLost(err) {
+		return &GapError{Shard: r.cfg.Shard, Resume: r.from}
+	}
+	if err != nil {
+		return r.tailError(err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = cur.Close(cctx) // the server reaps a cursor it cannot close after 10 minutes
+	}()
+	last := r.from
+	for {
+		batch, err := cur.Next(ctx)
+		switch {
+		case err == io.EOF:
+			r.eof = true
+			return nil
+		case isCappedPositionLost(err):
+			return &GapError{Shard: r.cfg.Shard, Resume: last}
+		case err != nil:
+			return r.tailError(err)
+		case len(batch) == 0:
+			continue
+		}
+		if t, i, ok := batch[len(batch)-1].Lookup("ts").TimestampOK(); ok {
+			last = primitive.Timestamp{T: t, I: i}
+		}
+		select {
+		case r.batches <- batch:
+		case <-ctx.Done():
+			return r.tailError(ctx.Err())
+		}
+	}
+}
+
+func (r *run) tailError(err error) error {
+	if r.s.stopping() {
+		return nil
+	}
+	return fmt.Errorf("tail the oplog: %w", err)
+}
+
+// dispatch decodes, filters and translates entries and hands their items out, in
+// oplog order; it closes the appliers' queues when it returns.
+func (r *run) dispatch(ctx context.Context) error {
+	defer func() {
+		for _, q := range r.queues {
+			q.close()
+		}
+	}()
+	for {
+		select {
+		case batch, ok := <-r.batches:
+			if !ok {
+				if !r.eof {
+					return nil // stopped, or the source failed: apply what was read
+				}
+				return r.drainHolds(ctx)
+			}
+			for _, raw := range batch {
+				if err := r.entry(ctx, raw); err != nil {
+					return err
+				}
+			}
+		case h := <-r.holdDone:
+			r.finishHold(h)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// drainHolds waits, at the end of a finite source, for the DDL still on its way.
+func (r *run) drainHolds(ctx context.Context) error {
+	for len(r.holds) > 0 {
+		select {
+		case h := <-r.holdDone:
+			r.finishHold(h)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// entry handles one raw oplog entry.
+func (r *run) entry(ctx context.Context, raw bson.Raw) error {
+	e, err := oplog.Decode(raw)
+	if err != nil {
+		return err
+	}
+	r.s.c.entries.Add(1)
+	raiseTS(&r.s.c.newest, e.TS)
+	r.lastRead = e.TS
+	if r.check {
+		r.check = false
+		if e.TS != r.from {
+			return &GapError{Shard: r.cfg.Shard, Resume: r.from, First: e.TS}
+		}
+		r.s.setRetrying(retryWork, "") // tailing again, from where it has to
+		return nil                     // applied before the resume point was saved
+	}
+	items, err := r.tr.Process(&e, r.items[:0])
+	r.items = items
+	if err != nil {
+		return err
+	}
+	key, inTxn := txnKey(&e)
+	if len(items) == 0 {
+		// A buffered part of an open transaction: the resume point must stay
+		// before it until the transaction's commit is applied.
+		t, err := r.wm.Dispatch(e.TS)
+		if err != nil {
+			return err
+		}
+		if err := r.pos.Skip(e.TS); err != nil {
+			return err
+		}
+		r.txns[key] = append(r.txns[key], t)
+		return nil
+	}
+	var grp *txnGroup
+	if held, ok := r.txns[key]; ok && inTxn && endsTxn(&e) {
+		delete(r.txns, key)
+		grp = &txnGroup{wm: r.wm, held: held}
+		grp.left.Store(int64(len(items)))
+	}
+	if len(items) == 1 && items[0].Kind == oplog.ItemPosition {
+		r.s.c.skipped[skipReason(&e)].Add(1)
+	} else if e.Command == oplog.CmdCommitTransaction || e.Command == oplog.CmdApplyOps && inTxn && e.MultiOpType != 1 && endsTxn(&e) {
+		r.s.c.txns.Add(1)
+	}
+	var diff bson.Raw
+	if e.Op == oplog.OpUpdate && e.Update == oplog.UpdateDiff {
+		diff, _ = e.O.Lookup("diff").DocumentOK()
+	}
+	for i := range items {
+		if err := r.item(ctx, &items[i], grp, diff); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *run) item(ctx context.Context, it *oplog.Item, grp *txnGroup, diff bson.Raw) error {
+	switch it.Kind {
+	case oplog.ItemWrite:
+		if it.Write.Pipeline == nil {
+			diff = nil
+		}
+		return r.write(ctx, it.Write, diff, it.TS, grp)
+	case oplog.ItemDDL:
+		return r.ddl(it.DDL, it.TS, grp)
+	}
+	if err := r.wm.Skip(it.TS); err != nil {
+		return err
+	}
+	if grp != nil {
+		grp.finish()
+	}
+	return r.pos.Skip(it.TS)
+}
+
+func (r *run) newCompletion(ts primitive.Timestamp, grp *txnGroup) (*completion, error) {
+	t, err := r.wm.Dispatch(ts)
+	if err != nil {
+		return nil, err
+	}
+	return &completion{entry: ts, ts: t, txn: grp, tolerate: !r.tolerateUntil.Before(ts)}, nil
+}
+
+// write queues a write to its applier, or parks it behind a DDL on its namespace.
+func (r *run) write(ctx context.Context, w oplog.Write, diff bson.Raw, ts primitive.Timestamp, grp *txnGroup) error {
+	n := writeSize(&w)
+	if err := r.take(ctx, n); err != nil {
+		return err
+	}
+	c, err := r.newCompletion(ts, grp)
+	if err != nil {
+		return err
+	}
+	if r.blocked([]oplog.Namespace{w.NS}) {
+		r.park(parkedItem{write: w, diff: diff, done: c, bytes: n})
+		return r.pos.Skip(ts)
+	}
+	pt, err := r.pos.Dispatch(ts)
+	if err != nil {
+		return err
+	}
+	c.pos = tsTicket{t: pt, ok: true}
+	r.queueWrite(w, diff, c, n)
+	return nil
+}
+
+func (r *run) queueWrite(w oplog.Write, diff bson.Raw, c *completion, n int64) {
+	q := r.queues[oplog.PartitionKey(&w)%uint64(len(r.queues))]
+	q.push(task{write: w, diff: diff, done: c, bytes: n})
+}
+
+// take waits until the queues have room for n more bytes, finishing DDL meanwhile.
+func (r *run) take(ctx context.Context, n int64) error {
+	for {
+		ok, changed := r.budget.tryTake(n)
+		if ok {
+			return nil
+		}
+		select {
+		case <-changed:
+		case h := <-r.holdDone:
+			r.finishHold(h)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// ddl starts a hold for a DDL, or parks it behind one on the same namespaces.
+func (r *run) ddl(d *oplog.DDL, ts primitive.Timestamp, grp *txnGroup) error {
+	c, err := r.newCompletion(ts, grp)
+	if err != nil {
+		return err
+	}
+	if r.blocked(ddlScopes(d)) {
+		r.park(parkedItem{ddl: d, done: c})
+		return r.pos.Skip(ts)
+	}
+	pt, err := r.pos.Dispatch(ts)
+	if err != nil {
+		return err
+	}
+	r.startHold(d, c, tsTicket{t: pt, ok: true})
+	return nil
+}
+
+// startHold sends a barrier through every applier and, once all have passed it,
+// hands the DDL to the DDL applier.
+func (r *run) startHold(d *oplog.DDL, c *completion, pos tsTicket) {
+	h := &hold{ddl: *d, ts: c.entry, done: c, scopes: ddlScopes(d)}
+	r.holds = append(r.holds, h)
+	b := newBarrier(len(r.queues))
+	for _, q := range r.queues {
+		q.push(task{barrier: b})
+	}
+	r.g.Go(func() error {
+		ctx := r.holdCtx
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			return nil
+		}
+		wait, err := r.cfg.DDL.AddDDL(r.cfg.Shard, h.ts, h.ddl)
+		if err != nil {
+			return fmt.Errorf("%s on %s at %s: %w", h.ddl.Kind, h.ddl.NS, tsString(h.ts), err)
+		}
+		if pos.ok {
+			r.pos.Applied(pos.t)
+		}
+		if err := wait(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		select {
+		case r.holdDone <- h:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+}
+
+// finishHold completes an applied DDL and releases what was parked behind it.
+func (r *run) finishHold(h *hold) {
+	for i, x := range r.holds {
+		if x == h {
+			r.holds = append(r.holds[:i], r.holds[i+1:]...)
+			break
+		}
+	}
+	r.s.c.ddl.Add(1)
+	r.complete(h.done)
+	parked := r.parked
+	r.parked = nil
+	clear(r.parkedNS)
+	clear(r.parkedDB)
+	clear(r.dbWide)
+	for _, p := range parked {
+		switch {
+		case r.blocked(p.scopes()):
+			r.park(p)
+		case p.ddl != nil:
+			r.startHold(p.ddl, p.done, tsTicket{})
+		default:
+			r.queueWrite(p.write, p.diff, p.done, p.bytes)
+		}
+	}
+}
+
+// blocked reports whether any of scopes is held by a DDL on its way or by an item
+// parked earlier (which must go first).
+func (r *run) blocked(scopes []oplog.Namespace) bool {
+	for _, sc := range scopes {
+		for _, h := range r.holds {
+			for _, hs := range h.scopes {
+				if overlaps(sc, hs) {
+					return true
+				}
+			}
+		}
+		if sc.Coll == "" {
+			if r.parkedDB[sc.DB] > 0 {
+				return true
+			}
+		} else if r.parkedNS[sc] > 0 || r.dbWide[sc.DB] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *run) park(p parkedItem) {
+	r.parked = append(r.parked, p)
+	for _, sc := range p.scopes() {
+		if sc.Coll == "" {
+			r.dbWide[sc.DB]++
+		} else {
+			r.parkedNS[sc]++
+		}
+		r.parkedDB[sc.DB]++
+	}
+}
+
+// ddlScopes are the namespaces a DDL holds: a database is {DB, ""}.
+func ddlScopes(d *oplog.DDL) []oplog.Namespace {
+	switch d.Kind {
+	case oplog.DDLDropDatabase:
+		return []oplog.Namespace{{DB: d.NS.DB}}
+	case oplog.DDLRename:
+		return []oplog.Namespace{d.NS, d.To}
+	}
+	return []oplog.Namespace{d.NS}
+}
+
+func overlaps(a, b oplog.Namespace) bool {
+	return a.DB == b.DB && (a.Coll == "" || b.Coll == "" || a.Coll == b.Coll)
+}
+
+// complete marks what a write or DDL completes.
+func (r *run) complete(c *completion) {
+	r.wm.Applied(c.ts)
+	if c.pos.ok {
+		r.pos.Applied(c.pos.t)
+	}
+	if c.txn != nil {
+		c.txn.finish()
+	}
+}
+
+// writeSize is what a queued write counts against the budget: its documents and
+// the task around them.
+func writeSize(w *oplog.Write) int64 {
+	return int64(w.Size() + len(w.NS.DB) + len(w.NS.Coll) + 128)
+}
+
+// txnKey identifies the transaction an entry belongs to, as the Translator does:
+// the whole logical session id and the txnNumber.
+func txnKey(e *oplog.Entry) (string, bool) {
+	if e.LSID == nil || !e.HasTxnNumber {
+		return "", false
+	}
+	var n [8]byte
+	for i := range n {
+		n[i] = byte(uint64(e.TxnNumber) >> (8 * i))
+	}
+	return string(e.LSID) + string(n[:]), true
+}
+
+// endsTxn reports whether an entry commits or aborts its transaction.
+func endsTxn(e *oplog.Entry) bool {
+	switch e.Command {
+	case oplog.CmdApplyOps:
+		return !e.PartialTxn && !e.Prepare
+	case oplog.CmdCommitTransaction, oplog.CmdAbortTransaction:
+		return true
+	}
+	return false
+}
+
+// skipReason says why an entry that yields no write needed none, for the counts.
+func skipReason(e *oplog.Entry) SkipReason {
+	switch {
+	case e.Op == oplog.OpNoop:
+		return SkipNoop
+	case e.FromMigrate:
+		return SkipFromMigrate
+	case e.Command == oplog.CmdAbortTransaction:
+		return SkipAbortedTxn
+	case e.Command == oplog.CmdStartIndexBuild || e.Command == oplog.CmdAbortIndexBuild:
+		return SkipIndexBuild
+	}
+	switch e.NS.DB {
+	case "admin", "config", "local":
+		return SkipInternal
+	}
+	if strings.HasPrefix(e.NS.Coll, "system.") {
+		return SkipInternal
+	}
+	return SkipNoChange
+}

@@ -1,0 +1,376 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/oplog"
+)
+
+// Checkpointer keeps each shard's resume point durably.
+type Checkpointer interface {
+	// SaveApplied records that every entry of shard's oplog up to ts is applied.
+	SaveApplied(shard string, ts primitive.Timestamp) error
+}
+
+// Config describes one shard's replay.
+type Config struct {
+	// Shard is the source shard's name, for messages, checkpoints and DDL.
+	Shard       string
+	Source      Source
+	Destination Destination
+	// DDL applies the DDL of every shard of the migration once. Required.
+	DDL DDLApplier
+	// Checkpoints receives the resume point every CheckpointEvery and at the end;
+	// nil for a replay that is never resumed (a file).
+	Checkpoints Checkpointer
+
+	// Resume is the entry the replay starts after: the shard's T0 (its newest entry
+	// when the copy began) or the checkpoint it resumes from. That entry must still be
+	// in the oplog (else the shard fails with a *GapError) and is not applied again.
+	// Zero means every entry of the source, the first one included (a file).
+	Resume primitive.Timestamp
+	// ConsistencyPoint is the newest source ts when the shard's copy finished. Entries
+	// up to it may meet documents the copy read in a later state, so the write errors
+	// that causes (see idempotencyCodes) are tolerated up to it, and fail the shard
+	// after it. The replay also tolerates them up to the newest entry at its own start,
+	// which a previous run (killed before it checkpointed) may have applied already.
+	ConsistencyPoint primitive.Timestamp
+
+	// Translator configures the decoding of entries into writes (shard key fields of
+	// sharded collections, the transaction buffer's bound).
+	Translator oplog.Config
+
+	// Appliers is the number of parallel appliers (K); zero means 4.
+	Appliers int
+	// QueueBytes bounds the bytes of the writes read and not yet applied, over all
+	// appliers and the writes waiting behind a DDL; zero means 64 MiB. Outside it: the
+	// tailer's batch, one batch between tailer and dispatcher and the dispatcher's
+	// batch (each at most the source's batch size and 16 MiB), and the open
+	// transactions (Translator.TxnBufferBytes).
+	QueueBytes int64
+	// A bulk write holds at most BatchWrites writes (zero: 1000), BatchBytes bytes
+	// (zero: 8 MiB) and BatchUpdates update or replace statements (zero: 99; FerretDB
+	// deadlocks on 100 or more, MongoDB does not mind).
+	BatchWrites  int
+	BatchBytes   int64
+	BatchUpdates int
+	// Linger is how long an applier waits for more writes before it writes a batch
+	// that is not full; zero means 5 ms.
+	Linger time.Duration
+	// CheckpointEvery is the checkpoint period; zero means 1 s.
+	CheckpointEvery time.Duration
+
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	switch {
+	case c.Shard == "":
+		return errors.New("replay: the shard has no name")
+	case c.Source == nil || c.Destination == nil || c.DDL == nil:
+		return fmt.Errorf("replay of shard %s: Source, Destination and DDL are required", c.Shard)
+	}
+	if c.Appliers <= 0 {
+		c.Appliers = 4
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = 64 << 20
+	}
+	if c.BatchWrites <= 0 {
+		c.BatchWrites = 1000
+	}
+	if c.BatchBytes <= 0 {
+		c.BatchBytes = 8 << 20
+	}
+	if c.BatchUpdates <= 0 {
+		c.BatchUpdates = 99
+	}
+	if c.Linger <= 0 {
+		c.Linger = 5 * time.Millisecond
+	}
+	if c.CheckpointEvery <= 0 {
+		c.CheckpointEvery = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Logger = c.Logger.With("shard", c.Shard)
+	return nil
+}
+
+// Shard replays one shard's oplog into the destination: Run it in a goroutine,
+// read Snapshot at will, and Stop it (or cancel Run's context, which abandons the
+// work in flight without a final checkpoint, as a crash would).
+type Shard struct {
+	cfg   Config
+	c     counters
+	rates rates
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+	started  atomic.Bool
+
+	noPipelines atomic.Bool // the destination refused a pipeline update (see DiffWriter)
+
+	wm     atomic.Pointer[Watermark] // resume point of the current run
+	pos    atomic.Pointer[Watermark] // position for other shards' DDL (see DDLApplier.Position)
+	budget atomic.Pointer[budget]
+
+	mu struct {
+		sync.Mutex
+		retrying [2]string // by retryWork, retryCheckpoint
+		err      error
+	}
+}
+
+// New checks cfg and returns a Shard ready to Run.
+func New(cfg Config) (*Shard, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	s := &Shard{cfg: cfg, stop: make(chan struct{}), done: make(chan struct{})}
+	s.wm.Store(NewWatermark(cfg.Resume))
+	s.pos.Store(NewWatermark(cfg.Resume))
+	s.budget.Store(newBudget(cfg.QueueBytes))
+	return s, nil
+}
+
+// newestEvery is how often the source's newest entry is read, for the lag.
+const newestEvery = 2 * time.Second
+
+// positionEvery is how often the shard tells the DDL applier how far it is.
+const positionEvery = 100 * time.Millisecond
+
+// Run replays until Stop (nil), the end of a finite source (nil), a failure (the
+// error; the shard must be restarted or the fault fixed) or the end of ctx
+// (ctx.Err(), without a final checkpoint). Transient faults are retried, each time
+// from the resume point, reporting "retrying: <cause>" in the progress.
+func (s *Shard) Run(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return fmt.Errorf("replay of shard %s: Run called twice", s.cfg.Shard)
+	}
+	defer close(s.done)
+	hkCtx, stopHK := context.WithCancel(ctx)
+	var hk sync.WaitGroup
+	hk.Add(2)
+	go func() { defer hk.Done(); s.housekeep(hkCtx) }()
+	go func() { defer hk.Done(); s.pollNewest(hkCtx) }()
+
+	err := s.loop(ctx)
+	stopHK()
+	hk.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if cerr := s.finalCheckpoint(ctx); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.mu.err = err
+		s.mu.retrying = [2]string{}
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// loop runs the pipeline, from the resume point again after each transient fault.
+func (s *Shard) loop(ctx context.Context) error {
+	tolerate := s.cfg.ConsistencyPoint
+	retry := newBackoff()
+	for !s.stopping() {
+		newest, err := s.cfg.Source.Newest(ctx)
+		if err == nil {
+			raiseTS(&s.c.newest, newest)
+			tolerate = maxTS(tolerate, newest)
+			from := s.wm.Load().Floor()
+			r := newRun(s, from, tolerate)
+			err = r.run(ctx)
+			tolerate = maxTS(tolerate, r.lastRead)
+			if s.wm.Load().Floor().After(from) {
+				retry.reset() // it made progress: the fault is new, retry soon
+			}
+			if err == nil {
+				s.setRetrying(retryWork, "")
+				return nil
+			}
+		}
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case s.stopping():
+			return nil
+		case isTransient(err) || errors.Is(err, errCursorClosed):
+			s.setRetrying(retryWork, "retrying: "+err.Error())
+			s.cfg.Logger.Warn("replay interrupted, resuming from the checkpoint", "from", tsString(s.wm.Load().Floor()), "err", err)
+			if err := retry.wait(ctx, s.stop); err != nil {
+				return err
+			}
+		default:
+			var gap *GapError
+			if errors.As(err, &gap) {
+				return err
+			}
+			return fmt.Errorf("replay of shard %s: %w", s.cfg.Shard, err)
+		}
+	}
+	return nil
+}
+
+// Stop asks Run to stop reading, apply what it read and save a final checkpoint,
+// and waits for it to return (or for ctx to end).
+func (s *Shard) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	if !s.started.Load() {
+		return nil
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Shard) stopping() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// What is being retried, for Progress.Retrying.
+const (
+	retryWork       = iota // tailing or writing
+	retryCheckpoint        // saving the checkpoint
+)
+
+func (s *Shard) setRetrying(kind int, msg string) {
+	s.mu.Lock()
+	s.mu.retrying[kind] = msg
+	s.mu.Unlock()
+}
+
+// housekeep saves checkpoints, tells the DDL applier the shard's position and
+// samples the apply rate, until ctx ends.
+func (s *Shard) housekeep(ctx context.Context) {
+	tick := time.NewTicker(positionEvery)
+	defer tick.Stop()
+	var saved primitive.Timestamp
+	var lastSave, lastSample time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			s.cfg.DDL.Position(s.cfg.Shard, s.pos.Load().Floor())
+			floor := s.wm.Load().Floor()
+			if now.Sub(lastSample) >= time.Second {
+				lastSample = now
+				s.rates.add(now, s.c.inserts.Load()+s.c.updates.Load()+s.c.deletes.Load())
+			}
+			if s.cfg.Checkpoints == nil || floor == saved || now.Sub(lastSave) < s.cfg.CheckpointEvery {
+				continue
+			}
+			lastSave = now
+			if err := s.cfg.Checkpoints.SaveApplied(s.cfg.Shard, floor); err != nil {
+				// Retried at the next period, with the newest floor: never skipped.
+				s.setRetrying(retryCheckpoint, fmt.Sprintf("retrying: save the checkpoint %s: %v", tsString(floor), err))
+				continue
+			}
+			s.setRetrying(retryCheckpoint, "")
+			saved = floor
+		}
+	}
+}
+
+// finalCheckpoint saves the resume point once the pipeline has stopped, retrying
+// until it is saved or ctx ends.
+func (s *Shard) finalCheckpoint(ctx context.Context) error {
+	floor := s.wm.Load().Floor()
+	if s.cfg.Checkpoints == nil {
+		return nil
+	}
+	b := newBackoff()
+	for {
+		err := s.cfg.Checkpoints.SaveApplied(s.cfg.Shard, floor)
+		if err == nil {
+			return nil
+		}
+		s.setRetrying(retryCheckpoint, fmt.Sprintf("retrying: save the checkpoint %s: %v", tsString(floor), err))
+		if werr := b.wait(ctx, nil); werr != nil {
+			return fmt.Errorf("save the final checkpoint %s of shard %s: %w", tsString(floor), s.cfg.Shard, err)
+		}
+	}
+}
+
+// pollNewest reads the source's newest entry every newestEvery, for the lag: the
+// tailer's last entry is the newest only once it has caught up.
+func (s *Shard) pollNewest(ctx context.Context) {
+	tick := time.NewTicker(newestEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			qctx, cancel := context.WithTimeout(ctx, newestEvery)
+			ts, err := s.cfg.Source.Newest(qctx)
+			cancel()
+			if err == nil {
+				raiseTS(&s.c.newest, ts)
+			}
+		}
+	}
+}
+
+// Snapshot returns the shard's progress. It does no I/O and takes only short locks.
+func (s *Shard) Snapshot() Progress {
+	p := Progress{
+		Shard:        s.cfg.Shard,
+		Inserts:      s.c.inserts.Load(),
+		Updates:      s.c.updates.Load(),
+		Deletes:      s.c.deletes.Load(),
+		DDL:          s.c.ddl.Load(),
+		Transactions: s.c.txns.Load(),
+		Tolerated:    s.c.tolerated.Load(),
+		Entries:      s.c.entries.Load(),
+		Bytes:        s.c.bytes.Load(),
+		ApplyRate:    s.rates.rate(),
+		Applied:      s.wm.Load().Floor(),
+		Newest:       unpackTS(s.c.newest.Load()),
+	}
+	b := s.budget.Load()
+	p.QueuedBytes, p.PeakQueuedBytes = b.used(), b.peak.Load()
+	for i := range p.Skipped {
+		p.Skipped[i] = s.c.skipped[i].Load()
+	}
+	if p.Newest.T > p.Applied.T {
+		p.Lag = time.Duration(p.Newest.T-p.Applied.T) * time.Second
+	}
+	s.mu.Lock()
+	p.Retrying, p.Err = s.mu.retrying[retryWork], s.mu.err
+	if p.Retrying == "" {
+		p.Retrying = s.mu.retrying[retryCheckpoint]
+	}
+	s.mu.Unlock()
+	return p
+}
+
+func maxTS(a, b primitive.Timestamp) primitive.Timestamp {
+	if a.Before(b) {
+		return b
+	}
+	return a
+}

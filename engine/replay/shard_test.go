@@ -1,0 +1,650 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/shardlift/shardlift/engine/oplog"
+)
+
+const ns = "db.c"
+
+func doc(id, v int) bson.D {
+	return bson.D{{Key: "_id", Value: int32(id)}, {Key: "v", Value: int32(v)}}
+}
+
+func TestResumeStartsAtTheCheckpointAndSkipsItOnce(t *testing.T) {
+	var entries []bson.Raw
+	for i := 1; i <= 10; i++ {
+		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+	}
+	src := newFakeOplog(entries...)
+	src.finite = true
+	dest := newFakeDest()
+	cps := &fakeCheckpoints{}
+	s := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(5)})
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := src.tailedFrom(); len(got) != 1 || got[0] != at(5) {
+		t.Fatalf("tailed from %v, want the checkpoint %v", got, at(5))
+	}
+	docs := dest.docs(ns)
+	for i := 1; i <= 10; i++ {
+		_, ok := docs[idKey(bsonValue(int32(i)))]
+		if want := i > 5; ok != want {
+			t.Errorf("document %d applied: %v, want %v (the entry at the checkpoint and before it are applied already)", i, ok, want)
+		}
+	}
+	if n := len(dest.writes()); n != 5 {
+		t.Errorf("%d writes, want 5: each entry after the checkpoint once", n)
+	}
+	if got := cps.last(); got != at(10) {
+		t.Errorf("final checkpoint %v, want %v", got, at(10))
+	}
+}
+
+func bsonValue(v any) bson.RawValue {
+	raw, _ := bson.Marshal(bson.D{{Key: "x", Value: v}})
+	return bson.Raw(raw).Lookup("x")
+}
+
+func TestOplogGapFailsTheShardWithThePlainMessage(t *testing.T) {
+	var entries []bson.Raw
+	for i := 1; i <= 10; i++ {
+		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+	}
+	t.Run("checkpoint rolled off before the start", func(t *testing.T) {
+		src := newFakeOplog(entries...)
+		src.rollTo(at(7))
+		dest := newFakeDest()
+		cps := &fakeCheckpoints{}
+		s := testShard(t, Config{Shard: "rs1", Source: src, Destination: dest, Checkpoints: cps, Resume: at(5)})
+		err := s.Run(context.Background())
+		checkGap(t, err, "rs1", at(5))
+		if n := len(dest.writes()); n != 0 {
+			t.Errorf("%d writes applied from beyond a gap", n)
+		}
+		if got := cps.last(); got.After(at(5)) {
+			t.Errorf("checkpoint %v moved past the gap", got)
+		}
+		if p := s.Snapshot(); !errors.Is(p.Err, ErrOplogGap) {
+			t.Errorf("progress error %v, want the gap", p.Err)
+		}
+	})
+	t.Run("position lost while tailing", func(t *testing.T) {
+		src := newFakeOplog(entries[:5]...)
+		dest := newFakeDest()
+		s := testShard(t, Config{Shard: "rs1", Source: src, Destination: dest, Resume: at(1)})
+		wait := start(t, context.Background(), s)
+		eventually(t, "the first entries applied", func() bool { return s.Snapshot().Applied == at(5) })
+		// The source writes faster than the shard reads: the cursor's position rolls off.
+		src.appendRolling(at(8), entries[5:]...)
+		checkGap(t, wait(), "rs1", at(5))
+	})
+}
+
+func checkGap(t *testing.T, err error, shard string, resume primitive.Timestamp) {
+	t.Helper()
+	if !errors.Is(err, ErrOplogGap) {
+		t.Fatalf("error %v, want ErrOplogGap", err)
+	}
+	want := fmt.Sprintf("the oplog of shard %s no longer reaches back to %s (Timestamp(%d, %d)): restart this shard",
+		shard, time.Unix(int64(resume.T), 0).UTC().Format("2006-01-02 15:04:05 UTC"), resume.T, resume.I)
+	if err.Error() != want {
+		t.Fatalf("message\n  %q\nwant\n  %q", err.Error(), want)
+	}
+}
+
+func TestApplierFailureHoldsTheCheckpoint(t *testing.T) {
+	// Document 1's write at ts 2 fails on the destination after every later entry
+	// (other documents, other appliers) was applied: the checkpoint must stay at 1.
+	entries := []bson.Raw{noopOp(at(1))}
+	for i := 2; i <= 40; i++ {
+		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i-1, 0)))
+	}
+	src := newFakeOplog(entries...)
+	src.finite = true
+	dest := newFakeDest()
+	release := make(chan struct{})
+	dest.gate = func(ctx context.Context, _ oplog.Namespace, writes []oplog.Write) error {
+		if writes[0].Filter.Lookup("_id").Int32() != 1 {
+			return nil
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return nil
+	}
+	dest.fail = func(_ oplog.Namespace, w *oplog.Write) error {
+		if w.Filter.Lookup("_id").Int32() == 1 {
+			return writeError(2) // BadValue: not transient, not an idempotency error
+		}
+		return nil
+	}
+	cps := &fakeCheckpoints{}
+	s := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(1), Appliers: 4, BatchWrites: 1, CheckpointEvery: time.Millisecond})
+	wait := start(t, context.Background(), s)
+	// The writes queued behind document 1's on its applier wait with it; the others
+	// go through.
+	others := 0
+	for id := 2; id <= 39; id++ {
+		if partition(id, 4) != partition(1, 4) {
+			others++
+		}
+	}
+	eventually(t, "the writes of the other appliers applied", func() bool { return dest.applied.Load() == int64(others) })
+	eventually(t, "a checkpoint taken with them applied", func() bool { return len(cps.all()) > 0 })
+	close(release)
+	err := wait()
+	if err == nil || !strings.Contains(err.Error(), "ts Timestamp(2, 1)") && !strings.Contains(err.Error(), "Timestamp(2, 1)") {
+		t.Fatalf("error %v, want the failed write's entry named", err)
+	}
+	for _, ts := range cps.all() {
+		if ts != at(1) {
+			t.Fatalf("checkpoint %v passed the unapplied entry at %v (saved: %v)", ts, at(2), cps.all())
+		}
+	}
+	if got := s.Snapshot().Applied; got != at(1) {
+		t.Fatalf("resume point %v, want %v", got, at(1))
+	}
+}
+
+func TestPerDocumentOrderHoldsAcrossAppliers(t *testing.T) {
+	// 50 documents, each inserted then updated 40 times and finally deleted or not,
+	// interleaved; eight appliers on a destination with random latency.
+	const docs, updates = 50, 40
+	entries := []bson.Raw{noopOp(at(1))}
+	ts := uint32(1)
+	next := func() primitive.Timestamp { ts++; return at(ts) }
+	for d := range docs {
+		entries = append(entries, insertOp(next(), ns, doc(d, 0)))
+	}
+	for v := 1; v <= updates; v++ {
+		for d := range docs {
+			entries = append(entries, setOp(next(), ns, int32(d), bson.D{{Key: "v", Value: int32(v)}}))
+		}
+	}
+	for d := 0; d < docs; d += 2 {
+		entries = append(entries, deleteOp(next(), ns, int32(d)))
+	}
+	src := newFakeOplog(entries...)
+	src.finite = true
+	src.batch = 64
+	dest := newFakeDest()
+	dest.delay = true
+	s := testShard(t, Config{Source: src, Destination: dest, Resume: at(1), Appliers: 8, BatchWrites: 7, Linger: 50 * time.Microsecond})
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]int32{}
+	for _, w := range dest.writes() {
+		prev, seen := last[w.id]
+		switch {
+		case !seen && w.kind != oplog.InsertReplace:
+			t.Fatalf("document %s: first write is a %v, want its insert", w.id, w.kind)
+		case seen && w.v != -1 && w.v != prev+1:
+			t.Fatalf("document %s went from v %d to v %d: its writes were reordered", w.id, prev, w.v)
+		case seen && prev == -1:
+			t.Fatalf("document %s written after its delete", w.id)
+		}
+		last[w.id] = w.v
+	}
+	final := dest.docs(ns)
+	if len(final) != docs/2 {
+		t.Fatalf("%d documents left, want %d", len(final), docs/2)
+	}
+	for id, d := range final {
+		if v := d[1].Value.(int32); v != updates {
+			t.Errorf("document %s ends at v %d, want %d", id, v, updates)
+		}
+	}
+	if s.Snapshot().Applied != at(ts) {
+		t.Errorf("resume point %v, want %v", s.Snapshot().Applied, at(ts))
+	}
+}
+
+func TestDDLWaitsForAppliersToDrain(t *testing.T) {
+	// Inserts into db.c, a drop of db.c, inserts into db.c again and into db.d. The
+	// drop must run after every earlier insert is applied and before any later
+	// insert into db.c; db.d is not held by it.
+	entries := []bson.Raw{noopOp(at(1))}
+	for i := 2; i <= 20; i++ {
+		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+	}
+	entries = append(entries, commandOp(at(21), "db", bson.D{{Key: "drop", Value: "c"}}))
+	for i := 22; i <= 30; i++ {
+		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)), insertOp(primitive.Timestamp{T: uint32(i), I: 2}, "db.d", doc(i, 0)))
+	}
+	src := newFakeOplog(entries...)
+	src.finite = true
+	dest := newFakeDest()
+	dest.delay = true
+	dest.gate = func(_ context.Context, n oplog.Namespace, writes []oplog.Write) error {
+		if n.Coll == "c" && writes[0].Filter.Lookup("_id").Int32() <= 20 {
+			time.Sleep(time.Millisecond) // the writes before the drop are the slow ones
+		}
+		return nil
+	}
+	exec := &fakeExec{dest: dest}
+	s := testShard(t, Config{Source: src, Destination: dest, DDL: startDDL(t, []string{"s0"}, exec), Resume: at(1), Appliers: 4, BatchWrites: 2})
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ran := exec.ran()
+	if len(ran) != 1 || ran[0].ddl.Kind != oplog.DDLDrop {
+		t.Fatalf("DDL run: %+v, want one drop", ran)
+	}
+	if ran[0].writesApplied < 19 {
+		t.Fatalf("the drop ran with %d writes applied, before the 19 inserts that precede it", ran[0].writesApplied)
+	}
+	left := dest.docs(ns)
+	if len(left) != 9 {
+		t.Fatalf("db.c holds %d documents, want the 9 inserted after the drop", len(left))
+	}
+	for id := range left {
+		if idInt(id) <= 20 {
+			t.Errorf("document %s, inserted before the drop, survived it", id)
+		}
+	}
+	if p := s.Snapshot(); p.DDL != 1 || p.Inserts != 37 {
+		t.Errorf("progress %+v, want 1 DDL and 37 inserts (the entry at the resume point is applied already)", p)
+	}
+}
+
+func TestDDLSeenOnSeveralShardsIsAppliedOnce(t *testing.T) {
+	// Both shards hold documents of db.c and both oplogs show the drop. Shard b is
+	// slow: the drop must wait for b's earlier inserts, run once, and the inserts
+	// both shards make after it must survive.
+	mk := func(base, first uint32) []bson.Raw {
+		es := []bson.Raw{noopOp(at(first - 1))}
+		for i := uint32(0); i < 10; i++ {
+			es = append(es, insertOp(at(first+i), ns, doc(int(base+i), 0)))
+		}
+		es = append(es, commandOp(at(first+20), "db", bson.D{{Key: "drop", Value: "c"}}))
+		for i := uint32(0); i < 5; i++ {
+			es = append(es, insertOp(at(first+30+i), ns, doc(int(base+100+i), 0)))
+		}
+		return es
+	}
+	dest := newFakeDest()
+	exec := &fakeExec{dest: dest}
+	ddl := startDDL(t, []string{"a", "b"}, exec)
+	srcA := newFakeOplog(mk(0, 100)...)
+	srcB := newFakeOplog(mk(1000, 101)...)
+	srcA.finite, srcB.finite = true, true
+	slowDest := &slowWriter{dest: dest, delay: 2 * time.Millisecond}
+	a := testShard(t, Config{Shard: "a", Source: srcA, Destination: dest, DDL: ddl, Resume: at(99)})
+	b := testShard(t, Config{Shard: "b", Source: srcB, Destination: slowDest, DDL: ddl, Resume: at(100)})
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, s := range []*Shard{a, b} {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = s.Run(context.Background()) }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	ran := exec.ran()
+	if len(ran) != 1 {
+		t.Fatalf("the drop ran %d times, want once: %+v", len(ran), ran)
+	}
+	if ran[0].writesApplied != 20 {
+		t.Errorf("the drop ran with %d writes applied, want the 20 inserts both shards made before it", ran[0].writesApplied)
+	}
+	if left := dest.docs(ns); len(left) != 10 {
+		t.Errorf("db.c holds %d documents after the drop, want the 10 inserted after it", len(left))
+	}
+	if a.Snapshot().DDL != 1 || b.Snapshot().DDL != 1 {
+		t.Errorf("each shard waits on the drop once: a %d, b %d", a.Snapshot().DDL, b.Snapshot().DDL)
+	}
+}
+
+// slowWriter delays every bulk write.
+type slowWriter struct {
+	dest  Destination
+	delay time.Duration
+}
+
+func (w *slowWriter) Write(ctx context.Context, n oplog.Namespace, writes []oplog.Write) (int, error) {
+	time.Sleep(w.delay)
+	return w.dest.Write(ctx, n, writes)
+}
+
+func TestQueueIsBoundedByBytes(t *testing.T) {
+	// 400 entries of about 10 KiB into a slow destination, with 100 KiB of queue:
+	// the tailer must not read more than the queue holds plus the batches in hand.
+	const n, size, limit = 400, 10 << 10, 100 << 10
+	pad := strings.Repeat("x", size)
+	var entries []bson.Raw
+	for i := 1; i <= n; i++ {
+		entries = append(entries, insertOp(at(uint32(i)), ns, bson.D{{Key: "_id", Value: int32(i)}, {Key: "pad", Value: pad}}))
+	}
+	src := newFakeOplog(entries...)
+	src.finite = true
+	src.batch = 4
+	dest := newFakeDest()
+	dest.gate = func(context.Context, oplog.Namespace, []oplog.Write) error {
+		time.Sleep(200 * time.Microsecond)
+		return nil
+	}
+	var maxAhead atomic.Int64
+	src.onRead = func() {
+		ahead := src.reads.Load() - dest.applied.Load()
+		for {
+			m := maxAhead.Load()
+			if ahead <= m || maxAhead.CompareAndSwap(m, ahead) {
+				break
+			}
+		}
+	}
+	s := testShard(t, Config{Source: src, Destination: dest, Resume: at(1), QueueBytes: limit, Appliers: 2})
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := dest.applied.Load(); got != n-1 {
+		t.Fatalf("%d writes applied, want %d", got, n-1)
+	}
+	if peak := s.Snapshot().PeakQueuedBytes; peak > limit || peak == 0 {
+		t.Errorf("queues held %d bytes at their peak, over the %d limit", peak, limit)
+	}
+	// In hand beyond the queues: the dispatcher's batch, one batch in the channel and
+	// the tailer's, 4 entries each, and one write taken by each applier's bulk.
+	bound := int64(limit/size + 3*4 + 2)
+	if m := maxAhead.Load(); m > bound {
+		t.Errorf("the tailer read %d entries ahead of the destination, more than the %d the byte bound allows", m, bound)
+	}
+}
+
+func TestTransientErrorsAreRetried(t *testing.T) {
+	t.Run("source", func(t *testing.T) {
+		var entries []bson.Raw
+		for i := 1; i <= 30; i++ {
+			entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+		}
+		src := newFakeOplog(entries[:10]...)
+		dest := newFakeDest()
+		s := testShard(t, Config{Source: src, Destination: dest, Resume: at(1)})
+		wait := start(t, context.Background(), s)
+		eventually(t, "the first entries applied", func() bool { return s.Snapshot().Applied == at(10) })
+		src.inject(mongo.CommandError{Code: codeNotPrimaryOrSecondary, Message: "node is recovering"})
+		eventually(t, "the fault reported", func() bool { return strings.HasPrefix(s.Snapshot().Retrying, "retrying: ") })
+		src.append(entries[10:]...)
+		eventually(t, "every entry applied", func() bool { return s.Snapshot().Applied == at(30) })
+		if from := src.tailedFrom(); len(from) != 2 || from[1] != at(10) {
+			t.Errorf("tailed from %v, want the resume point again after the fault", from)
+		}
+		if err := s.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := wait(); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(dest.docs(ns)); got != 29 {
+			t.Errorf("%d documents, want 29", got)
+		}
+		if p := s.Snapshot(); p.Retrying != "" {
+			t.Errorf("still retrying %q after recovering", p.Retrying)
+		}
+	})
+	t.Run("destination", func(t *testing.T) {
+		var entries []bson.Raw
+		for i := 1; i <= 10; i++ {
+			entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+		}
+		src := newFakeOplog(entries...)
+		src.finite = true
+		dest := newFakeDest()
+		var failures atomic.Int32
+		dest.fail = func(_ oplog.Namespace, w *oplog.Write) error {
+			if w.Filter.Lookup("_id").Int32() == 5 && failures.Add(1) <= 3 {
+				return mongo.CommandError{Code: codeNotWritablePrimary, Message: "not primary", Labels: []string{"RetryableWriteError"}}
+			}
+			return nil
+		}
+		s := testShard(t, Config{Source: src, Destination: dest, Resume: at(1)})
+		if err := s.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(dest.docs(ns)); got != 9 {
+			t.Errorf("%d documents, want 9", got)
+		}
+		if failures.Load() != 4 {
+			t.Errorf("the failing write was tried %d times, want 4", failures.Load())
+		}
+	})
+}
+
+func TestCheckpointStaysBeforeAnOpenTransaction(t *testing.T) {
+	lsid := bson.D{{Key: "id", Value: primitive.Binary{Subtype: 4, Data: make([]byte, 16)}}}
+	src := newFakeOplog(
+		noopOp(at(1)),
+		txnOp(at(2), primitive.Timestamp{}, lsid, 7, true, innerInsert(ns, doc(1, 0))),
+		insertOp(at(3), ns, doc(2, 0)),
+		insertOp(at(4), ns, doc(3, 0)),
+	)
+	dest := newFakeDest()
+	cps := &fakeCheckpoints{}
+	s := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(1), CheckpointEvery: time.Millisecond})
+	wait := start(t, context.Background(), s)
+	eventually(t, "the writes after the transaction's first entry applied", func() bool { return dest.applied.Load() == 2 })
+	eventually(t, "a checkpoint", func() bool { return len(cps.all()) > 0 })
+	if got := s.Snapshot().Applied; got != at(1) {
+		t.Fatalf("resume point %v while the transaction begun at %v is open", got, at(2))
+	}
+	src.append(txnOp(at(5), at(2), lsid, 7, false, innerInsert(ns, doc(4, 0))))
+	eventually(t, "the commit applied", func() bool { return s.Snapshot().Applied == at(5) })
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ts := range cps.all() {
+		if ts != at(1) && ts != at(5) {
+			t.Fatalf("checkpoint %v inside the open transaction (saved %v)", ts, cps.all())
+		}
+	}
+	if got := len(dest.docs(ns)); got != 4 {
+		t.Fatalf("%d documents, want 4", got)
+	}
+	if p := s.Snapshot(); p.Transactions != 1 {
+		t.Errorf("%d transactions counted, want 1", p.Transactions)
+	}
+}
+
+func TestIdempotencyErrorsAreToleratedOnlyBeforeTheConsistencyPoint(t *testing.T) {
+	// Updates of documents 4 and 8 fail as when they meet a later state of their
+	// document. Up to the consistency point (and to the newest entry when the replay
+	// started, which an earlier run may have applied) that is expected; after it, the
+	// same error fails the shard.
+	entries := []bson.Raw{noopOp(at(1))}
+	for i := 2; i <= 10; i++ {
+		entries = append(entries, setOp(at(uint32(i)), ns, int32(i), bson.D{{Key: "x", Value: int32(1)}}))
+	}
+	src := newFakeOplog(entries...)
+	dest := newFakeDest()
+	dest.fail = func(_ oplog.Namespace, w *oplog.Write) error {
+		if id := w.Filter.Lookup("_id").Int32(); id == 4 || id == 8 || id == 11 {
+			return writeError(codePathNotViable)
+		}
+		return nil
+	}
+	s := testShard(t, Config{Source: src, Destination: dest, Resume: at(1), ConsistencyPoint: at(5)})
+	wait := start(t, context.Background(), s)
+	eventually(t, "the backlog applied", func() bool { return s.Snapshot().Applied == at(10) })
+	if got := s.Snapshot().Tolerated; got != 2 {
+		t.Fatalf("%d errors tolerated, want 2", got)
+	}
+	src.append(setOp(at(11), ns, int32(11), bson.D{{Key: "x", Value: int32(1)}}))
+	err := wait()
+	if err == nil || !strings.Contains(err.Error(), "Timestamp(11, 1)") || !hasCode(err, codePathNotViable) {
+		t.Fatalf("error %v, want the write of the entry at Timestamp(11, 1) failing the shard", err)
+	}
+	if got := s.Snapshot().Applied; got != at(10) {
+		t.Fatalf("resume point %v, want %v", got, at(10))
+	}
+}
+
+func TestStopAppliesWhatWasReadAndSavesAFinalCheckpoint(t *testing.T) {
+	var entries []bson.Raw
+	for i := 1; i <= 50; i++ {
+		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+	}
+	src := newFakeOplog(entries...)
+	dest := newFakeDest()
+	cps := &fakeCheckpoints{}
+	s := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(1), CheckpointEvery: time.Hour})
+	wait := start(t, context.Background(), s)
+	eventually(t, "the backlog applied", func() bool { return s.Snapshot().Applied == at(50) })
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := cps.last(); got != at(50) {
+		t.Fatalf("final checkpoint %v, want %v", got, at(50))
+	}
+}
+
+func TestFailedCheckpointIsRetriedNotSkipped(t *testing.T) {
+	src := newFakeOplog(noopOp(at(1)), insertOp(at(2), ns, doc(1, 0)))
+	dest := newFakeDest()
+	cps := &fakeCheckpoints{}
+	cps.fail.Store(3)
+	s := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(1), CheckpointEvery: time.Millisecond})
+	start(t, context.Background(), s)
+	eventually(t, "the failure reported", func() bool { return strings.Contains(s.Snapshot().Retrying, "disk full") })
+	eventually(t, "the checkpoint saved", func() bool { return cps.last() == at(2) })
+	eventually(t, "the report cleared", func() bool { return s.Snapshot().Retrying == "" })
+}
+
+func TestCancelAbandonsWithoutAFinalCheckpoint(t *testing.T) {
+	// Cancelling Run's context is a crash: no final checkpoint, and a new Shard
+	// resumes from the last saved one and converges.
+	var entries []bson.Raw
+	for i := 1; i <= 200; i++ {
+		entries = append(entries, setOp(at(uint32(i)), ns, int32(i%7), bson.D{{Key: "v", Value: int32(i)}}))
+	}
+	seed := func(dest *fakeDest) {
+		var ws []oplog.Write
+		for id := range 7 {
+			raw, _ := bson.Marshal(doc(id, 0))
+			key, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(id)}})
+			ws = append(ws, oplog.Write{Kind: oplog.InsertReplace, NS: oplog.ParseNamespace(ns), Filter: key, Replacement: raw})
+		}
+		dest.Write(context.Background(), oplog.ParseNamespace(ns), ws)
+	}
+	src := newFakeOplog(entries...)
+	dest := newFakeDest()
+	seed(dest)
+	var n atomic.Int32
+	dest.gate = func(ctx context.Context, _ oplog.Namespace, _ []oplog.Write) error {
+		if n.Add(1) > 20 {
+			<-ctx.Done() // stuck mid-way: the kill comes now
+			return ctx.Err()
+		}
+		return nil
+	}
+	cps := &fakeCheckpoints{}
+	s := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(1), CheckpointEvery: time.Millisecond, BatchWrites: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := start(t, ctx, s)
+	eventually(t, "some checkpoint", func() bool { return len(cps.all()) > 0 && cps.last().After(at(1)) })
+	saves := len(cps.all())
+	cancel()
+	if err := wait(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v, want context.Canceled", err)
+	}
+	if len(cps.all()) > saves+1 {
+		t.Fatalf("checkpoints saved after the kill: %v", cps.all()[saves:])
+	}
+	resume := cps.last()
+	dest.gate = nil
+	src.finite = true
+	s2 := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, Resume: resume})
+	if err := s2.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for id, d := range dest.docs(ns) {
+		want := int32(196 + idInt(id))
+		if want > 200 {
+			want -= 7
+		}
+		if got := d[1].Value.(int32); got != want {
+			t.Errorf("document %s at v %d, want %d", id, got, want)
+		}
+	}
+}
+
+// idInt reads back an int32 _id from the fake destination's key.
+func idInt(key string) int {
+	var v struct {
+		N string `bson:"$numberInt"`
+	}
+	if err := bson.UnmarshalExtJSON([]byte(key), true, &v); err != nil {
+		panic(err)
+	}
+	var n int
+	fmt.Sscan(v.N, &n)
+	return n
+}
+
+// partition is the applier a write to document id of db.c goes to.
+func partition(id, appliers int) uint64 {
+	key, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(id)}})
+	w := oplog.Write{NS: oplog.ParseNamespace(ns), Filter: key}
+	return oplog.PartitionKey(&w) % uint64(appliers)
+}
+
+func TestDDLHoldsOnlyItsNamespaces(t *testing.T) {
+	// Shard a reads an index build on db.c that shard b's oplog does not hold: it is
+	// applied once b has applied past its ts plus the window. Meanwhile a's later
+	// writes to db.d go through and its writes to db.c wait.
+	dest := newFakeDest()
+	exec := &fakeExec{dest: dest}
+	ddl := startDDL(t, []string{"a", "b"}, exec)
+	srcA := newFakeOplog(
+		noopOp(at(100)),
+		insertOp(at(101), ns, doc(1, 0)),
+		commandOp(at(102), "db", bson.D{{Key: "createIndexes", Value: "c"}, {Key: "v", Value: int32(2)},
+			{Key: "key", Value: bson.D{{Key: "x", Value: int32(1)}}}, {Key: "name", Value: "x_1"}}),
+		insertOp(at(103), ns, doc(2, 0)),
+		insertOp(at(104), "db.d", doc(3, 0)),
+	)
+	srcB := newFakeOplog(noopOp(at(100)))
+	a := testShard(t, Config{Shard: "a", Source: srcA, Destination: dest, DDL: ddl, Resume: at(100)})
+	b := testShard(t, Config{Shard: "b", Source: srcB, Destination: dest, DDL: ddl, Resume: at(100)})
+	start(t, context.Background(), a)
+	start(t, context.Background(), b)
+	eventually(t, "the write to db.d after the DDL applied", func() bool { return len(dest.docs("db.d")) == 1 })
+	if got := len(dest.docs(ns)); got != 1 {
+		t.Fatalf("db.c holds %d documents while its index build waits for shard b, want 1", got)
+	}
+	if len(exec.ran()) != 0 {
+		t.Fatal("the index build ran before shard b passed it")
+	}
+	if got := a.Snapshot().Applied; got != at(101) {
+		t.Fatalf("shard a's resume point %v, want %v: before the DDL", got, at(101))
+	}
+	srcB.append(noopOp(at(110)))
+	eventually(t, "the write to db.c after the DDL applied", func() bool { return len(dest.docs(ns)) == 2 })
+	if ran := exec.ran(); len(ran) != 1 || ran[0].ddl.Kind != oplog.DDLCreateIndexes {
+		t.Fatalf("DDL run %+v, want the index build once", ran)
+	}
+	eventually(t, "shard a's resume point at its last entry", func() bool { return a.Snapshot().Applied == at(104) })
+}

@@ -1,0 +1,246 @@
+package replay
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/shardlift/shardlift/engine/oplog"
+)
+
+// Source is one shard's oplog.
+type Source interface {
+	// Tail opens a cursor on the entries with ts >= from, in oplog order (every
+	// entry when from is zero).
+	Tail(ctx context.Context, from primitive.Timestamp) (Cursor, error)
+	// Newest returns the ts of the newest entry (zero when the oplog is empty).
+	Newest(ctx context.Context) (primitive.Timestamp, error)
+}
+
+// Cursor reads entries from a Source.
+type Cursor interface {
+	// Next returns the next entries, in oplog order, each in its own buffer that the
+	// caller may keep. An empty batch means nothing new arrived within the source's
+	// wait; io.EOF ends a finite source (a file).
+	Next(ctx context.Context) ([]bson.Raw, error)
+	Close(ctx context.Context) error
+}
+
+// MongoSource tails local.oplog.rs of one shard's primary.
+type MongoSource struct {
+	client *mongo.Client
+	opts   MongoSourceOptions
+}
+
+// MongoSourceOptions tune the oplog cursor.
+type MongoSourceOptions struct {
+	// BatchSize is the number of entries per getMore; zero means 1000. The server also
+	// cuts batches at 16 MiB.
+	BatchSize int32
+	// MaxAwait is how long a getMore waits for new entries; zero means 1 s.
+	MaxAwait time.Duration
+}
+
+// NewMongoSource reads the oplog through client, which must reach the shard's
+// primary: a direct connection (directConnection=true) to it, or the shard's
+// replica set. The client's credentials need read access to the local database.
+func NewMongoSource(client *mongo.Client, opts MongoSourceOptions) *MongoSource {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 1000
+	}
+	if opts.MaxAwait <= 0 {
+		opts.MaxAwait = time.Second
+	}
+	return &MongoSource{client: client, opts: opts}
+}
+
+func (s *MongoSource) oplog() *mongo.Collection {
+	return s.client.Database("local").Collection("oplog.rs")
+}
+
+// Tail runs a tailable, awaitData find on {ts: {$gte: from}}.
+func (s *MongoSource) Tail(ctx context.Context, from primitive.Timestamp) (Cursor, error) {
+	filter := bson.D{}
+	if from != (primitive.Timestamp{}) {
+		filter = bson.D{{Key: "ts", Value: bson.D{{Key: "$gte", Value: from}}}}
+	}
+	opts := options.Find().
+		SetCursorType(options.TailableAwait).
+		SetMaxAwaitTime(s.opts.MaxAwait).
+		SetBatchSize(s.opts.BatchSize)
+	cur, err := s.oplog().Find(ctx, filter, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open a tailable cursor on local.oplog.rs: %w", err)
+	}
+	return &mongoCursor{cur: cur}, nil
+}
+
+// Newest reads the last entry in natural order.
+func (s *MongoSource) Newest(ctx context.Context) (primitive.Timestamp, error) {
+	opts := options.FindOne().SetSort(bson.D{{Key: "$natural", Value: -1}}).SetProjection(bson.D{{Key: "ts", Value: 1}})
+	raw, err := s.oplog().FindOne(ctx, bson.D{}, opts).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return primitive.Timestamp{}, nil
+	}
+	if err != nil {
+		return primitive.Timestamp{}, fmt.Errorf("read the newest entry of local.oplog.rs: %w", err)
+	}
+	t, i, ok := raw.Lookup("ts").TimestampOK()
+	if !ok {
+		return primitive.Timestamp{}, fmt.Errorf("the newest entry of local.oplog.rs has no timestamp ts: %v", raw)
+	}
+	return primitive.Timestamp{T: t, I: i}, nil
+}
+
+type mongoCursor struct {
+	cur *mongo.Cursor
+}
+
+func (c *mongoCursor) Next(ctx context.Context) ([]bson.Raw, error) {
+	if !c.cur.TryNext(ctx) {
+		if err := c.cur.Err(); err != nil {
+			return nil, err
+		}
+		if c.cur.ID() == 0 {
+			return nil, errCursorClosed
+		}
+		return nil, nil
+	}
+	batch := make([]bson.Raw, 0, c.cur.RemainingBatchLength()+1)
+	for {
+		batch = append(batch, append(bson.Raw(nil), c.cur.Current...))
+		if c.cur.RemainingBatchLength() == 0 || !c.cur.TryNext(ctx) {
+			break
+		}
+	}
+	return batch, c.cur.Err()
+}
+
+func (c *mongoCursor) Close(ctx context.Context) error { return c.cur.Close(ctx) }
+
+// errCursorClosed: the server closed a tailable cursor (it does when the collection
+// is dropped or, on some servers, when the first batch came back short). The
+// pipeline reopens it from where it was.
+var errCursorClosed = errors.New("the server closed the tailable cursor on local.oplog.rs")
+
+// ReaderSource is a finite oplog: concatenated raw BSON entries, as a dump of
+// local.oplog.rs (mongodump --db local --collection oplog.rs) holds them. It can be
+// tailed once.
+type ReaderSource struct {
+	r      *bufio.Reader
+	opened bool
+	// BatchSize is the number of entries per batch; zero means 1000.
+	BatchSize int
+}
+
+// NewReaderSource reads entries from r.
+func NewReaderSource(r io.Reader) *ReaderSource {
+	return &ReaderSource{r: bufio.NewReaderSize(r, 1<<20)}
+}
+
+// maxEntryBytes bounds one entry: a 16 MiB document plus the entry's own fields.
+const maxEntryBytes = 16<<20 + 16<<10
+
+// Tail returns the entries from from on; it can be called once.
+func (s *ReaderSource) Tail(_ context.Context, from primitive.Timestamp) (Cursor, error) {
+	if s.opened {
+		return nil, errors.New("an oplog file can be read only once")
+	}
+	s.opened = true
+	n := s.BatchSize
+	if n <= 0 {
+		n = 1000
+	}
+	return &readerCursor{src: s, from: from, batch: n}, nil
+}
+
+// Newest is unknown for a stream: zero.
+func (s *ReaderSource) Newest(context.Context) (primitive.Timestamp, error) {
+	return primitive.Timestamp{}, nil
+}
+
+type readerCursor struct {
+	src   *ReaderSource
+	from  primitive.Timestamp
+	batch int
+	last  primitive.Timestamp // ts of the last entry read, for messages
+	count int
+}
+
+func (c *readerCursor) Next(ctx context.Context) ([]bson.Raw, error) {
+	var out []bson.Raw
+	for len(out) < c.batch {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		raw, err := c.read()
+		if err == io.EOF {
+			if len(out) > 0 {
+				return out, nil
+			}
+			return nil, io.EOF
+		}
+		if err != nil {
+			return out, err
+		}
+		c.count++
+		if t, i, ok := raw.Lookup("ts").TimestampOK(); ok {
+			ts := primitive.Timestamp{T: t, I: i}
+			if ts.Before(c.last) {
+				return out, fmt.Errorf("oplog file: entry %d at %s comes after %s: an oplog is in ts order, this file is not", c.count, tsString(ts), tsString(c.last))
+			}
+			c.last = ts
+			if ts.Before(c.from) {
+				continue
+			}
+		}
+		out = append(out, raw)
+	}
+	return out, nil
+}
+
+// read reads one length-prefixed document.
+func (c *readerCursor) read() (bson.Raw, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(c.src.r, hdr[:]); err != nil {
+		if err == io.EOF {
+			return nil, io.EOF
+		}
+		return nil, c.truncated(err)
+	}
+	n := int(int32(binary.LittleEndian.Uint32(hdr[:])))
+	if n < 5 || n > maxEntryBytes {
+		return nil, fmt.Errorf("oplog file: entry %d (after %s) declares %d bytes: %w", c.count+1, tsString(c.last), n, oplog.ErrMalformed)
+	}
+	doc := make([]byte, n)
+	copy(doc, hdr[:])
+	if _, err := io.ReadFull(c.src.r, doc[4:]); err != nil {
+		return nil, c.truncated(err)
+	}
+	return doc, nil
+}
+
+func (c *readerCursor) truncated(err error) error {
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		return fmt.Errorf("oplog file: entry %d (after %s) is truncated: %w", c.count+1, tsString(c.last), oplog.ErrMalformed)
+	}
+	return fmt.Errorf("oplog file: read entry %d: %w", c.count+1, err)
+}
+
+func (c *readerCursor) Close(context.Context) error { return nil }
+
+func tsString(ts primitive.Timestamp) string {
+	if ts == (primitive.Timestamp{}) {
+		return "the start"
+	}
+	return fmt.Sprintf("Timestamp(%d, %d)", ts.T, ts.I)
+}
