@@ -1,0 +1,102 @@
+package engine
+
+import (
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/initialsync"
+)
+
+// Checkpoints keeps a migration's state durably: the engine declares it, the app
+// implements it on the store. Everything a restart needs to resume goes through it;
+// the destination never holds anything of Shardlift's.
+//
+// The engine calls AppendEvent and SaveRecord from one goroutine at a time, and
+// SaveShard from one goroutine at a time per shard (shards save concurrently).
+type Checkpoints interface {
+	// Load returns the migration's record and the checkpoints of its shards, in any
+	// order. A migration that never started has State Draft (or Validated) and no
+	// shard checkpoint.
+	Load() (Record, []ShardCheckpoint, error)
+	// AppendEvent records an event of the migration itself (Shard is "") and makes
+	// ev.To its state, in one write.
+	AppendEvent(ev Event) error
+	// SaveRecord saves everything of the record but State and History.
+	SaveRecord(r Record) error
+	// SaveShard replaces one shard's checkpoint, whole.
+	SaveShard(cp ShardCheckpoint) error
+}
+
+// Record is a migration's durable state, apart from its shards' checkpoints.
+type Record struct {
+	ID      string
+	State   State
+	History []Event // the migration's own events, oldest first
+	// BalancerWasOn is the source balancer's state before the migration stopped it,
+	// nil until recorded (which happens before it is stopped).
+	BalancerWasOn *bool
+	// TimerDeadline is when the cutover window closes; zero before ready.
+	TimerDeadline time.Time
+	// Relaxed are the originals of what the sync relaxed on the destination, to be
+	// restored when the migration finishes, is cancelled or expires.
+	Relaxed      []Relaxed
+	Verification *Verification
+	// Users are the source's users and roles, as discovery last found them.
+	Users []User
+	// Summary is set when the migration ends (done, cancelled or expired).
+	Summary *Summary
+}
+
+// RelaxedKind says what a Relaxed original is.
+type RelaxedKind string
+
+const (
+	// RelaxedIndex is an index specification built non-unique or with a huge TTL.
+	RelaxedIndex RelaxedKind = "index"
+	// RelaxedOptions are collection options withheld during the sync (collMod or
+	// create options: a clustered collection's expireAfterSeconds, an index's
+	// unique or TTL change).
+	RelaxedOptions RelaxedKind = "options"
+)
+
+// Relaxed is one original the sync relaxed on a destination namespace.
+type Relaxed struct {
+	NS       string // "db.collection"
+	Kind     RelaxedKind
+	Original bson.Raw
+}
+
+// Summary is what remains of a migration once it ended.
+type Summary struct {
+	FinishedAt       time.Time
+	Documents, Bytes int64
+	// OptimeGap is how far the destination was behind when syncing stopped (the
+	// staging copy's age when cancelled during the cutover).
+	OptimeGap time.Duration
+	// Verification is the verification's outcome in one line ("" when none ran).
+	Verification string
+	// UsersToRecreate are the source's users and roles ("name@db"), not migrated.
+	UsersToRecreate []string
+	// Notes say what the DBA must know (writes after the cutover were not copied).
+	Notes []string
+}
+
+// ShardCheckpoint is one source shard's resume point.
+type ShardCheckpoint struct {
+	Shard string
+	Phase Phase
+	// T0 is the shard's newest oplog entry when its copy started: replay starts
+	// after it. ConsistencyPoint is the newest entry when the copy ended.
+	T0, ConsistencyPoint primitive.Timestamp
+	// Applied is the newest entry at and before which every entry is applied on the
+	// destination (zero until the replay checkpoints once).
+	Applied primitive.Timestamp
+	// Copied is the copy progress per partition (namespace).
+	Copied map[string]initialsync.PartitionProgress
+	// Error is why the shard failed (Phase ShardFailed).
+	Error string
+	// History are the shard's phase changes, oldest first.
+	History []Event
+}

@@ -1,0 +1,488 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/shardlift/shardlift/app/sandbox"
+	"github.com/shardlift/shardlift/app/sandbox/load"
+	"github.com/shardlift/shardlift/app/sandbox/seed"
+	"github.com/shardlift/shardlift/engine/topology"
+)
+
+// End-to-end tests run the whole lifecycle on two sandbox clusters, or on the real
+// clusters these variables name (the destination is wiped: use test clusters).
+const (
+	sourceEnv      = "SHARDLIFT_TEST_SOURCE_URI"
+	destinationEnv = "SHARDLIFT_TEST_DESTINATION_URI"
+)
+
+// e2e is a source seeded with the sandbox data set, a destination, and a write load.
+type e2e struct {
+	t          *testing.T
+	src, dst   topology.Endpoint
+	srcC, dstC *mongo.Client
+	stats      load.Stats
+	stopLoad   context.CancelFunc
+	loadDone   chan error
+}
+
+func startE2E(t *testing.T, docs int) *e2e {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: starts two sandbox clusters (set " + sourceEnv + " and " + destinationEnv + " to use real ones)")
+	}
+	ctx := context.Background()
+	srcURI, dstURI := os.Getenv(sourceEnv), os.Getenv(destinationEnv)
+	if srcURI == "" || dstURI == "" {
+		var uris [2]string
+		for i, name := range []string{"source", "destination"} {
+			opts := sandbox.Options{Shards: 2, Dir: t.TempDir()}
+			if f := os.Getenv("SHARDLIFT_E2E_SANDBOX_LOG"); f != "" {
+				w, err := os.Create(f + "." + name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			}
+			c, err := sandbox.Start(ctx, name, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			uris[i] = c.URI()
+		}
+		srcURI, dstURI = uris[0], uris[1]
+	}
+	e := &e2e{t: t, src: topology.Endpoint{URI: srcURI, Timeout: 30 * time.Second}, dst: topology.Endpoint{URI: dstURI, Timeout: 30 * time.Second}}
+	var err error
+	if e.srcC, err = topology.Connect(ctx, e.src); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.srcC.Disconnect(context.Background()) })
+	if e.dstC, err = topology.Connect(ctx, e.dst); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.dstC.Disconnect(context.Background()) })
+	present, err := seed.Present(ctx, e.srcC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !present {
+		if _, err := seed.Populate(ctx, e.srcC, docs, rand.New(rand.NewPCG(7, 8))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+// startLoad keeps opsPerSec writes per second going to the source.
+func (e *e2e) startLoad(opsPerSec int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stopLoad, e.loadDone = cancel, make(chan error, 1)
+	go func() { e.loadDone <- load.Run(ctx, e.srcC, opsPerSec, rand.New(rand.NewPCG(9, 10)), &e.stats) }()
+	e.t.Cleanup(e.endLoad)
+}
+
+// endLoad stops the load and waits for its writes in flight.
+func (e *e2e) endLoad() {
+	if e.stopLoad == nil {
+		return
+	}
+	e.stopLoad()
+	if err := <-e.loadDone; err != nil {
+		e.t.Errorf("load: %v", err)
+	}
+	e.stopLoad = nil
+	e.t.Logf("load: %s", &e.stats)
+}
+
+// migration returns a Migration on real clusters, keeping its state in cp.
+func (e *e2e) migration(cp Checkpoints) *Migration {
+	e.t.Helper()
+	m, err := New(Config{
+		ID: "e2e", Source: e.src, Destination: e.dst, PollEvery: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}, cp)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
+// testWriter sends log lines to the test's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// running runs m in the background; stop cancels it and returns Run's result.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func run(m *Migration, opts StartOptions) *running {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- m.Run(ctx, opts) }()
+	return r
+}
+
+func (r *running) kill() error {
+	r.cancel()
+	return <-r.done
+}
+
+// await polls the snapshot until cond holds; the limit only keeps a broken run from
+// hanging the test.
+func await(t *testing.T, m *Migration, limit time.Duration, what string, cond func(Snapshot) bool) Snapshot {
+	t.Helper()
+	end := time.Now().Add(limit)
+	for {
+		s := m.Snapshot()
+		if cond(s) {
+			return s
+		}
+		if s.State == Failed || time.Now().After(end) {
+			t.Fatalf("never %s: state %s, reason %q, shards %+v", what, s.State, s.Reason, s.Shards)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func isState(st State) func(Snapshot) bool { return func(s Snapshot) bool { return s.State == st } }
+
+// finish stops the load, starts the cutover, waits for the gap to close and presses
+// I'm done.
+func (e *e2e) finish(m *Migration) Snapshot {
+	e.t.Helper()
+	e.endLoad()
+	if err := m.StartCutover(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	began := time.Now()
+	await(e.t, m, time.Minute, "closed the optime gap", func(s Snapshot) bool { return s.OptimeGap == 0 })
+	e.t.Logf("optime gap 0:00 %v after the load stopped", time.Since(began).Round(time.Millisecond))
+	if err := m.Done(context.Background(), false); err != nil {
+		e.t.Fatalf("I'm done: %v", err)
+	}
+	return m.Snapshot()
+}
+
+// sameData compares every seed collection of both clusters document by document,
+// exact BSON, in _id order.
+func (e *e2e) sameData() int {
+	e.t.Helper()
+	ctx := context.Background()
+	total := 0
+	for _, c := range seed.Collections() {
+		a, b := e.all(ctx, e.srcC, c.DB, c.Name), e.all(ctx, e.dstC, c.DB, c.Name)
+		if len(a) != len(b) {
+			e.t.Errorf("%s: %d documents on the source, %d on the destination", c.Namespace(), len(a), len(b))
+		}
+		for i := range min(len(a), len(b)) {
+			if !bytes.Equal(a[i], b[i]) {
+				e.t.Errorf("%s: document %d differs:\n source %s\n dest   %s", c.Namespace(), i, a[i], b[i])
+				break
+			}
+		}
+		total += len(a)
+	}
+	return total
+}
+
+// sameIndexes checks that every index of the source's seed collections is on the
+// destination with the same key, unique flag and TTL: what the sync relaxed is
+// restored.
+func (e *e2e) sameIndexes() {
+	e.t.Helper()
+	ctx := context.Background()
+	for _, c := range seed.Collections() {
+		dst := map[string]bson.Raw{}
+		for _, spec := range e.indexes(ctx, e.dstC, c.DB, c.Name) {
+			name, _ := spec.Lookup("name").StringValueOK()
+			dst[name] = spec
+		}
+		for _, spec := range e.indexes(ctx, e.srcC, c.DB, c.Name) {
+			name, _ := spec.Lookup("name").StringValueOK()
+			got, ok := dst[name]
+			if !ok {
+				e.t.Errorf("%s: index %s is not on the destination", c.Namespace(), name)
+				continue
+			}
+			for _, f := range []string{"key", "unique", "expireAfterSeconds"} {
+				a, b := spec.Lookup(f), got.Lookup(f)
+				if f == "unique" && (a.Type == 0 || b.Type == 0) {
+					a, b = bson.RawValue{Type: bson.TypeBoolean, Value: []byte{boolByte(a)}}, bson.RawValue{Type: bson.TypeBoolean, Value: []byte{boolByte(b)}}
+				}
+				if x, okA := a.AsInt64OK(); okA {
+					if y, okB := b.AsInt64OK(); okB && x == y {
+						continue // a TTL read back as another integer type
+					}
+				}
+				if !a.Equal(b) {
+					e.t.Errorf("%s: index %s has %s %s on the source and %s on the destination", c.Namespace(), name, f, a, b)
+				}
+			}
+		}
+	}
+}
+
+func boolByte(v bson.RawValue) byte {
+	if b, ok := v.BooleanOK(); ok && b {
+		return 1
+	}
+	return 0
+}
+
+func (e *e2e) indexes(ctx context.Context, c *mongo.Client, db, coll string) []bson.Raw {
+	cur, err := c.Database(db).Collection(coll).Indexes().List(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []bson.Raw
+	for cur.Next(ctx) {
+		out = append(out, append(bson.Raw(nil), cur.Current...))
+	}
+	return out
+}
+
+func (e *e2e) all(ctx context.Context, c *mongo.Client, db, coll string) []bson.Raw {
+	cur, err := c.Database(db).Collection(coll).Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []bson.Raw
+	for cur.Next(ctx) {
+		out = append(out, append(bson.Raw(nil), cur.Current...))
+	}
+	if err := cur.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+func (e *e2e) balancerOn(c *mongo.Client) bool {
+	e.t.Helper()
+	st, err := c.Database("admin").RunCommand(context.Background(), bson.D{{Key: "balancerStatus", Value: 1}}).Raw()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	mode, _ := st.Lookup("mode").StringValueOK()
+	return mode != "off"
+}
+
+// A seeded source with a load running is migrated: ready, the load stops, the
+// cutover closes the gap, I'm done finalizes and verification matches every range.
+func TestSandboxMigrationWithALoadEndsDoneAndVerified(t *testing.T) {
+	e := startE2E(t, 3000)
+	e.startLoad(100)
+	m := e.migration(newMemCheckpoints("e2e"))
+	r := run(m, StartOptions{WipeDestination: true})
+	began := time.Now()
+	s := await(t, m, 3*time.Minute, "ready", isState(Ready))
+	t.Logf("ready after %v: %d documents copied, lag %v", time.Since(began).Round(time.Millisecond), s.Overall.DocsCopied, s.Overall.Lag)
+	if e.balancerOn(e.srcC) || e.balancerOn(e.dstC) {
+		t.Fatal("a balancer runs during the sync")
+	}
+	// The load keeps writing while the migration stays ready.
+	for e.stats.Total() < 800 {
+		if s := m.Snapshot(); s.State != Ready {
+			t.Fatalf("state %s under load, want ready", s.State)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s = m.Snapshot()
+	t.Logf("under load: lag %v, %.0f writes/s applied", s.Overall.Lag, s.Overall.ApplyRate)
+	s = e.finish(m)
+	if err := <-r.done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	v := s.Verification
+	if s.State != Done || !v.OK() || v.Ranges == 0 || v.Matched != v.Ranges {
+		t.Fatalf("state %s verification %+v", s.State, v)
+	}
+	n := e.sameData()
+	t.Logf("verified %d namespaces, %d ranges, %d documents; %d documents compared independently", v.Namespaces, v.Ranges, v.Documents, n)
+	e.sameIndexes()
+	if !e.balancerOn(e.srcC) || !e.balancerOn(e.dstC) {
+		t.Fatal("balancers not restored after done")
+	}
+}
+
+// A document changed on the destination behind Shardlift's back (after the sync
+// stopped applying to it) is found by verification, which blocks I'm done.
+func TestSandboxVerificationFindsADocumentAlteredOnTheDestination(t *testing.T) {
+	e := startE2E(t, 1000)
+	m := e.migration(newMemCheckpoints("e2e"))
+	r := run(m, StartOptions{WipeDestination: true})
+	await(t, m, 3*time.Minute, "ready", isState(Ready))
+	if err := m.StartCutover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	await(t, m, time.Minute, "closed the optime gap", func(s Snapshot) bool { return s.OptimeGap == 0 })
+	ctx := context.Background()
+	c := seed.Collections()[0]
+	doc, err := e.dstC.Database(c.DB).Collection(c.Name).FindOne(ctx, bson.D{}).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter := bson.D{{Key: "_id", Value: doc.Lookup("_id")}}
+	for _, f := range c.KeyFields() {
+		if f != "_id" {
+			filter = append(filter, bson.E{Key: f, Value: doc.Lookup(strings.Split(f, ".")...)})
+		}
+	}
+	if _, err := e.dstC.Database(c.DB).Collection(c.Name).UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "tampered", Value: true}}}}); err != nil {
+		t.Fatal(err)
+	}
+	err = m.Done(ctx, false)
+	var me *MismatchError
+	if !errors.As(err, &me) {
+		t.Fatalf("Done after tampering: %v", err)
+	}
+	mm := me.Verification.Mismatches
+	if len(mm) != 1 || mm[0].Namespace != c.Namespace() || len(mm[0].SampleIDs) != 1 || mm[0].SampleIDs[0] != doc.Lookup("_id").String() {
+		t.Fatalf("mismatches %+v, want %s _id %s", mm, c.Namespace(), doc.Lookup("_id"))
+	}
+	t.Logf("found: %s %s sample %v", mm[0].Namespace, mm[0].Range, mm[0].SampleIDs)
+	if err := m.Done(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-r.done; err != nil || m.State() != Done || !m.Snapshot().Verification.Overridden {
+		t.Fatalf("Run %v, state %s", err, m.State())
+	}
+}
+
+// The process is killed (Run's context cancelled, nothing more saved) at several
+// points while a load runs; each time a new Migration resumes from the checkpoints.
+// The end is a destination equal to the source, document for document.
+func TestSandboxKilledAtSeveralPointsResumesWithoutLossOrDuplicates(t *testing.T) {
+	e := startE2E(t, 10000)
+	e.startLoad(150)
+	cp := newMemCheckpoints("e2e")
+	points := []struct {
+		name string
+		at   func(Snapshot) bool
+	}{
+		{"starting", func(s Snapshot) bool { return s.State == Starting || s.State == Syncing }},
+		{"copying", func(s Snapshot) bool {
+			return anyShard(s, func(p ShardProgress) bool { return p.Phase == Copying && p.DocsCopied > 0 })
+		}},
+		{"building indexes", func(s Snapshot) bool {
+			return anyShard(s, func(p ShardProgress) bool { return p.Phase == BuildingIndexes || p.Phase == CatchingUp })
+		}},
+		{"replaying", func(s Snapshot) bool {
+			return !anyShard(s, func(p ShardProgress) bool { return p.Phase != CatchingUp && p.Phase != Synced })
+		}},
+	}
+	var seen sync.Map
+	for _, p := range points {
+		m := e.migration(cp)
+		r := run(m, StartOptions{WipeDestination: true})
+		s := await(t, m, 3*time.Minute, "reached "+p.name, func(s Snapshot) bool { return p.at(s) || s.State == Ready })
+		if err := r.kill(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("killed at %s: Run returned %v", p.name, err)
+		}
+		seen.Store(p.name, true)
+		t.Logf("killed at %s: state %s, shards %s", p.name, s.State, phases(s))
+	}
+	m := e.migration(cp)
+	r := run(m, StartOptions{})
+	await(t, m, 3*time.Minute, "ready after the last resume", isState(Ready))
+	s := e.finish(m)
+	if err := <-r.done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !s.Verification.OK() {
+		t.Fatalf("verification after resumes: %+v", s.Verification)
+	}
+	n := e.sameData()
+	t.Logf("%d documents equal on both sides after %d kills", n, len(points))
+}
+
+func anyShard(s Snapshot, f func(ShardProgress) bool) bool {
+	for _, p := range s.Shards {
+		if f(p) {
+			return true
+		}
+	}
+	return false
+}
+
+func phases(s Snapshot) string {
+	var parts []string
+	for _, p := range s.Shards {
+		parts = append(parts, fmt.Sprintf("%s %s %d/%d", p.Name, p.Phase, p.DocsCopied, p.DocsTotal))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// One shard is restarted while the other keeps syncing; the migration is then
+// cancelled during the cutover, which leaves a staging copy: the data stays, equal
+// to the source once the gap closed, with the index options and both balancers
+// restored.
+func TestSandboxShardRestartThenCancelLeavesAStagingCopy(t *testing.T) {
+	e := startE2E(t, 2000)
+	e.startLoad(100)
+	m := e.migration(newMemCheckpoints("e2e"))
+	r := run(m, StartOptions{WipeDestination: true})
+	s := await(t, m, 3*time.Minute, "ready", isState(Ready))
+	restarted, other := s.Shards[1].Name, s.Shards[0].Name
+	m.mu.Lock()
+	otherReplay := m.mu.shards[0].replayer
+	m.mu.Unlock()
+	if err := m.RestartShard(context.Background(), restarted); err != nil {
+		t.Fatal(err)
+	}
+	await(t, m, 3*time.Minute, "copied the restarted shard again", func(s Snapshot) bool {
+		return s.Shards[1].Phase == Synced && s.State == Ready
+	})
+	m.mu.Lock()
+	same := m.mu.shards[0].replayer == otherReplay
+	m.mu.Unlock()
+	if !same {
+		t.Fatalf("shard %s's replay was restarted along with %s", other, restarted)
+	}
+	e.endLoad()
+	if err := m.StartCutover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	await(t, m, time.Minute, "closed the optime gap", func(s Snapshot) bool { return s.OptimeGap == 0 })
+	v, err := m.Verify(context.Background())
+	if err != nil || !v.OK() {
+		t.Fatalf("verification on demand: %+v %v", v, err)
+	}
+	if err := m.Cancel(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-r.done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	s = m.Snapshot()
+	if s.State != Cancelled || !strings.Contains(s.Reason, "staging copy 0:00 behind") {
+		t.Fatalf("state %s reason %q", s.State, s.Reason)
+	}
+	if !e.balancerOn(e.srcC) || !e.balancerOn(e.dstC) {
+		t.Fatal("balancers not restored after cancel")
+	}
+	n := e.sameData()
+	e.sameIndexes()
+	t.Logf("staging copy: %d documents, equal to the source", n)
+}

@@ -1,0 +1,547 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/engine/replay"
+)
+
+// fakeClock moves only when a test advances it.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c     *fakeClock
+	at    time.Time
+	ch    chan time.Time
+	fired bool
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) NewTimer(d time.Duration) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, at: c.now.Add(d), ch: make(chan time.Time, 1)}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+// Advance moves the clock and fires the timers now due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.timers[:0]
+	for _, t := range c.timers {
+		if !t.at.After(c.now) {
+			t.fired = true
+			t.ch <- c.now
+			continue
+		}
+		kept = append(kept, t)
+	}
+	c.timers = kept
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.ch }
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	if t.fired {
+		return false
+	}
+	t.c.timers = slices.DeleteFunc(t.c.timers, func(x *fakeTimer) bool { return x == t })
+	t.fired = true
+	return true
+}
+
+// memCheckpoints is the store in memory. Like the store, it refuses an event whose
+// From is not the recorded state.
+type memCheckpoints struct {
+	mu     sync.Mutex
+	rec    Record
+	shards map[string]ShardCheckpoint
+	// onSaveRecord, when set, sees every record saved.
+	onSaveRecord func(Record)
+	failShard    error
+}
+
+func newMemCheckpoints(id string) *memCheckpoints {
+	return &memCheckpoints{rec: Record{ID: id, State: Draft}, shards: map[string]ShardCheckpoint{}}
+}
+
+func (c *memCheckpoints) Load() (Record, []ShardCheckpoint, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec := c.rec
+	rec.History = slices.Clone(c.rec.History)
+	rec.Relaxed = slices.Clone(c.rec.Relaxed)
+	var cps []ShardCheckpoint
+	for _, k := range slices.Sorted(maps.Keys(c.shards)) {
+		cps = append(cps, c.shards[k])
+	}
+	return rec, cps, nil
+}
+
+func (c *memCheckpoints) AppendEvent(ev Event) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ev.From != string(c.rec.State) {
+		return fmt.Errorf("event %s -> %s but the state is %s", ev.From, ev.To, c.rec.State)
+	}
+	c.rec.History = append(c.rec.History, ev)
+	c.rec.State = State(ev.To)
+	return nil
+}
+
+func (c *memCheckpoints) SaveRecord(r Record) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r.State, r.History = c.rec.State, c.rec.History
+	c.rec = r
+	if c.onSaveRecord != nil {
+		c.onSaveRecord(r)
+	}
+	return nil
+}
+
+func (c *memCheckpoints) SaveShard(cp ShardCheckpoint) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failShard != nil {
+		return c.failShard
+	}
+	c.shards[cp.Shard] = cp
+	return nil
+}
+
+func (c *memCheckpoints) record() Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rec
+}
+
+func (c *memCheckpoints) shard(name string) ShardCheckpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.shards[name]
+}
+
+// fakeClusters plays both clusters. Every method records its call; behaviours are
+// set before Run or changed under mu.
+type fakeClusters struct {
+	mu    sync.Mutex
+	calls []string
+
+	inv         Inventory
+	validateErr error
+	destData    []string
+	srcBalancer bool // the source balancer is on
+	dstBalancer bool
+	// prepareGate, when set, holds PrepareDestination until closed (or ctx ends).
+	prepareGate chan struct{}
+	prepareErr  error
+	restoreErr  error
+	verifyErr   error
+	verifyRes   *Verification
+	wiped       bool
+	cleared     []string
+	restored    []Relaxed
+	// beforeStop sees the recorded balancer state when the balancer is stopped.
+	beforeStop func()
+
+	shards map[string]*fakeShard
+	relax  RelaxSink
+	closed int
+}
+
+// fakeShard is one source shard: its oplog's newest ts, its copy and its replays.
+type fakeShard struct {
+	name     string
+	newest   primitive.Timestamp
+	copyGate chan struct{} // nil: copies finish at once
+	copyErr  error
+	// relaxIndex, when set, is reported relaxed by the index build.
+	relaxIndex bson.Raw
+	copiers    []*fakeCopier
+	replayers  []*fakeReplayer
+}
+
+func newFakeClusters(shards ...string) *fakeClusters {
+	f := &fakeClusters{
+		inv:         Inventory{Shards: shards, BalancerOn: true, Users: []User{{Name: "app", DB: "admin", Roles: []string{"readWrite@shop"}}}},
+		srcBalancer: true, dstBalancer: true, shards: map[string]*fakeShard{},
+		verifyRes: &Verification{Namespaces: 2, Ranges: 4, Matched: 4, Documents: 100},
+	}
+	for i, s := range shards {
+		f.shards[s] = &fakeShard{name: s, newest: primitive.Timestamp{T: 1_800_000_000 + uint32(i), I: 1}}
+	}
+	return f
+}
+
+func (f *fakeClusters) connector() Connector {
+	return func(_ context.Context, _ Config, relax RelaxSink) (Clusters, error) {
+		f.mu.Lock()
+		f.relax = relax
+		f.mu.Unlock()
+		return f, nil
+	}
+}
+
+func (f *fakeClusters) call(format string, a ...any) {
+	f.mu.Lock()
+	f.calls = append(f.calls, fmt.Sprintf(format, a...))
+	f.mu.Unlock()
+}
+
+func (f *fakeClusters) called(name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		if c == name {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeClusters) Validate(context.Context) (Inventory, error) {
+	f.call("Validate")
+	return f.inv, f.validateErr
+}
+
+func (f *fakeClusters) Discover(context.Context) (Inventory, error) {
+	f.call("Discover")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	inv := f.inv
+	inv.BalancerOn = f.srcBalancer
+	return inv, nil
+}
+
+func (f *fakeClusters) DestinationData(context.Context) ([]string, error) {
+	f.call("DestinationData")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.destData, nil
+}
+
+func (f *fakeClusters) WipeDestination(context.Context) error {
+	f.call("WipeDestination")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.wiped, f.destData = true, nil
+	return nil
+}
+
+func (f *fakeClusters) StopSourceBalancer(context.Context) (bool, error) {
+	if f.beforeStop != nil {
+		f.beforeStop()
+	}
+	f.call("StopSourceBalancer")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	was := f.srcBalancer
+	f.srcBalancer = false
+	return was, nil
+}
+
+func (f *fakeClusters) RestoreSourceBalancer(_ context.Context, wasOn bool) error {
+	f.call("RestoreSourceBalancer")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if wasOn {
+		f.srcBalancer = true
+	}
+	return nil
+}
+
+func (f *fakeClusters) SetDestinationBalancer(_ context.Context, on bool) error {
+	f.call("SetDestinationBalancer %v", on)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dstBalancer = on
+	return nil
+}
+
+func (f *fakeClusters) PrepareDestination(ctx context.Context) error {
+	f.call("PrepareDestination")
+	f.mu.Lock()
+	gate, err := f.prepareGate, f.prepareErr
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err == nil {
+		err = f.relax.RelaxedCollection("shop.events", bson.Raw(bsonDoc("expireAfterSeconds", int32(3600))))
+	}
+	return err
+}
+
+func (f *fakeClusters) ClearShard(_ context.Context, shard string) error {
+	f.call("ClearShard %s", shard)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cleared = append(f.cleared, shard)
+	return nil
+}
+
+func (f *fakeClusters) Restore(_ context.Context, r Relaxed) error {
+	f.call("Restore")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.restoreErr != nil {
+		return f.restoreErr
+	}
+	f.restored = append(f.restored, r)
+	return nil
+}
+
+func (f *fakeClusters) Newest(_ context.Context, shard string) (primitive.Timestamp, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.shards[shard]
+	if !ok {
+		return primitive.Timestamp{}, ErrUnknownShard
+	}
+	return s.newest, nil
+}
+
+func (f *fakeClusters) NewCopier(shard string, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
+	f.call("NewCopier %s", shard)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.shards[shard]
+	c := &fakeCopier{f: f, shard: s, saved: saved, sink: sink, gate: s.copyGate, err: s.copyErr, relaxIndex: s.relaxIndex}
+	s.copiers = append(s.copiers, c)
+	return c, nil
+}
+
+func (f *fakeClusters) NewReplayer(shard string, resume, consistency primitive.Timestamp, sink replay.Checkpointer) (Replayer, error) {
+	f.call("NewReplayer %s", shard)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.shards[shard]
+	r := &fakeReplayer{shard: shard, resume: resume, consistency: consistency, sink: sink, stop: make(chan struct{}), done: make(chan struct{}), fail: make(chan error, 1)}
+	// A new replay has applied nothing yet and is 30 s behind the source.
+	r.p = replay.Progress{Shard: shard, Applied: resume, Newest: primitive.Timestamp{T: resume.T + 30, I: 1}, Lag: 30 * time.Second}
+	s.replayers = append(s.replayers, r)
+	return r, nil
+}
+
+func (f *fakeClusters) RunDDL(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+func (f *fakeClusters) ReleaseDDL(shard string) { f.call("ReleaseDDL %s", shard) }
+
+func (f *fakeClusters) Verify(_ context.Context, progress func(done, total int)) (*Verification, error) {
+	f.call("Verify")
+	progress(1, 1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.verifyErr != nil {
+		return nil, f.verifyErr
+	}
+	v := *f.verifyRes
+	return &v, nil
+}
+
+func (f *fakeClusters) Close(context.Context) error {
+	f.mu.Lock()
+	f.closed++
+	f.mu.Unlock()
+	return nil
+}
+
+// replayer returns the shard's current (latest) replay.
+func (f *fakeClusters) replayer(shard string) *fakeReplayer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rs := f.shards[shard].replayers
+	if len(rs) == 0 {
+		return nil
+	}
+	return rs[len(rs)-1]
+}
+
+func (f *fakeClusters) replayers(shard string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.shards[shard].replayers)
+}
+
+func (f *fakeClusters) copiers(shard string) []*fakeCopier {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.shards[shard].copiers)
+}
+
+type fakeCopier struct {
+	f          *fakeClusters
+	shard      *fakeShard
+	saved      map[string]initialsync.PartitionProgress
+	sink       initialsync.CheckpointSink
+	gate       chan struct{}
+	err        error
+	relaxIndex bson.Raw
+	mu         sync.Mutex
+	docs       int64
+}
+
+// Copy copies 100 documents of "shop.orders", saving its progress half way, and
+// waits at the gate (if any) in between.
+func (c *fakeCopier) Copy(ctx context.Context) error {
+	half := map[string]initialsync.PartitionProgress{"shop.orders": {Docs: 50, Bytes: 5000}}
+	c.add(50)
+	if err := c.sink.SaveCopyProgress(c.shard.name, half); err != nil {
+		return err
+	}
+	if c.gate != nil {
+		select {
+		case <-c.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if c.err != nil {
+		return c.err
+	}
+	c.add(50)
+	return c.sink.SaveCopyProgress(c.shard.name, map[string]initialsync.PartitionProgress{"shop.orders": {Done: true, Docs: 100, Bytes: 10000}})
+}
+
+func (c *fakeCopier) add(n int64) {
+	c.mu.Lock()
+	c.docs += n
+	c.mu.Unlock()
+}
+
+func (c *fakeCopier) BuildIndexes(context.Context) error {
+	if c.relaxIndex != nil {
+		return c.f.relax.RelaxedIndex("shop.orders", c.relaxIndex)
+	}
+	return nil
+}
+
+func (c *fakeCopier) Snapshot() initialsync.Progress {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return initialsync.Progress{Docs: c.docs, Bytes: c.docs * 100, DocsTotal: 100, BytesTotal: 10000}
+}
+
+// fakeReplayer replays until stopped, cancelled or failed; the test sets its
+// progress.
+type fakeReplayer struct {
+	shard               string
+	resume, consistency primitive.Timestamp
+	sink                replay.Checkpointer
+	mu                  sync.Mutex
+	p                   replay.Progress
+	stop, done          chan struct{}
+	stopOnce            sync.Once
+	fail                chan error
+	stopped             bool
+}
+
+func (r *fakeReplayer) Run(ctx context.Context) error {
+	defer close(r.done)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.stop:
+		r.mu.Lock()
+		r.stopped = true
+		applied := r.p.Applied
+		r.mu.Unlock()
+		return r.sink.SaveApplied(r.shard, applied)
+	case err := <-r.fail:
+		return err
+	}
+}
+
+func (r *fakeReplayer) Stop(ctx context.Context) error {
+	r.stopOnce.Do(func() { close(r.stop) })
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *fakeReplayer) Snapshot() replay.Progress {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.p
+}
+
+// behind sets how far the replay is behind its source: applied is the newest
+// entry minus lag (the newest itself when lag is 0).
+func (r *fakeReplayer) behind(lag time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	newest := primitive.Timestamp{T: r.resume.T + 1000, I: 1}
+	applied := newest
+	if lag > 0 {
+		applied = primitive.Timestamp{T: newest.T - uint32(lag/time.Second), I: 1}
+	}
+	r.p.Applied, r.p.Newest, r.p.Lag = applied, newest, lag
+}
+
+func (r *fakeReplayer) isStopped() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopped
+}
+
+// checkpoint saves the replay's resume point as the real one does every second.
+func (r *fakeReplayer) checkpoint(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	applied := r.p.Applied
+	r.mu.Unlock()
+	if err := r.sink.SaveApplied(r.shard, applied); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func bsonDoc(k string, v any) bson.Raw {
+	b, err := bson.Marshal(bson.D{{Key: k, Value: v}})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+var errBoom = errors.New("boom")

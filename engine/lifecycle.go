@@ -1,0 +1,557 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson/primitive"
+)
+
+// StartCutover moves a ready migration to the cutover: the applications must now
+// stop writing to the source, and the optime gap shows when the destination has
+// caught up.
+func (m *Migration) StartCutover(ctx context.Context) error {
+	m.life.Lock()
+	defer m.life.Unlock()
+	st := m.State()
+	if st != Ready {
+		return &RefusedError{Action: "start the cutover", State: st, Why: whyNotReady(st)}
+	}
+	if m.expiredNow() {
+		return m.refuseExpired(ctx, "start the cutover")
+	}
+	return m.transition(CuttingOver, "cutover started: stop every write to the source; the optime gap reaches 0:00 once the destination has applied everything")
+}
+
+func whyNotReady(st State) string {
+	switch st {
+	case Starting, Syncing:
+		return "the cutover starts once every shard is in sync (the migration is then ready)"
+	case CuttingOver, Finalizing:
+		return "the cutover has already started"
+	case Done, Cancelled, Expired:
+		return "the migration has ended"
+	case Failed:
+		return "the migration failed: resume it or cancel it"
+	}
+	return "start the migration first"
+}
+
+// refuseExpired expires a migration whose deadline passed (when Run is active) and
+// refuses the action. Called with life held.
+func (m *Migration) refuseExpired(ctx context.Context, action string) error {
+	if r := m.run; r != nil {
+		m.expire(ctx, r)
+	}
+	return &RefusedError{Action: action, State: m.State(), Why: "the cutover window has closed and syncing stopped", Err: ErrExpired}
+}
+
+// ExtendTimer adds Config.Extension (24 hours) to the cutover window, any number of
+// times while it runs; after the deadline it is refused (ErrExpired).
+func (m *Migration) ExtendTimer(ctx context.Context) error {
+	m.life.Lock()
+	defer m.life.Unlock()
+	st := m.State()
+	switch st {
+	case Ready, CuttingOver:
+	case Expired:
+		return &RefusedError{Action: "extend the cutover window", State: st, Why: "the window has closed and syncing stopped; start a new migration", Err: ErrExpired}
+	default:
+		return &RefusedError{Action: "extend the cutover window", State: st, Why: "the window runs only while the migration is ready or cutting over"}
+	}
+	if m.expiredNow() {
+		return m.refuseExpired(ctx, "extend the cutover window")
+	}
+	m.mu.Lock()
+	deadline := m.mu.deadline.Add(m.cfg.Extension)
+	m.mu.Unlock()
+	if err := m.saveRecord(func(rec *Record) { rec.TimerDeadline = deadline }); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.mu.deadline = deadline
+	m.mu.Unlock()
+	m.note(fmt.Sprintf("cutover window extended by %v: it closes at %s", m.cfg.Extension, deadline.UTC().Format(time.RFC3339)))
+	return nil
+}
+
+// Done is I'm done: refused unless the migration is cutting over with an optime
+// gap of 0 (a *GapError carries the gap). It then waits for every shard to apply
+// the source's newest entry, stops tailing and finalizes the destination: the
+// relaxed index and collection options are restored, the source balancer is put
+// back as it was, the destination balancer started, and the destination verified.
+// Mismatches keep the migration finalizing (a *MismatchError) unless override is
+// set, which is recorded in the history. Calling Done again resumes a finalize that
+// did not complete; a restart of the process does too.
+func (m *Migration) Done(ctx context.Context, override bool) error {
+	m.life.Lock()
+	defer m.life.Unlock()
+	st := m.State()
+	r := m.run
+	switch st {
+	case CuttingOver:
+		if gap, shard := m.liveGap(); gap > 0 {
+			return &GapError{Gap: gap, Shard: shard}
+		}
+		if r == nil {
+			return ErrNotRunning
+		}
+		if err := m.drain(ctx, r); err != nil {
+			return err
+		}
+		// A verification made earlier (on demand, with writes going on) is not the
+		// final one: only a verification made while finalizing can be overridden.
+		if err := m.saveVerification(nil); err != nil {
+			return err
+		}
+		if err := m.transition(Finalizing, "I'm done: every shard applied the source's newest entry (optime gap 0:00)"); err != nil {
+			return err
+		}
+	case Finalizing:
+		if r == nil {
+			return ErrNotRunning
+		}
+	case Ready:
+		return &RefusedError{Action: "finish the cutover", State: st, Why: "start the cutover first, stop the writes to the source and wait for the optime gap to reach 0:00"}
+	default:
+		return &RefusedError{Action: "finish the cutover", State: st, Why: whyNotReady(st)}
+	}
+	return m.finalize(ctx, r, override)
+}
+
+// drain waits until every shard has applied the newest entry its source oplog had
+// when I'm done was pressed: the gap read from the replays' last look at the source
+// may be a moment old. Called with life held.
+func (m *Migration) drain(ctx context.Context, r *runState) error {
+	deadline := m.clock.Now().Add(m.cfg.DrainTimeout)
+	for _, sh := range m.shardList() {
+		newest, err := r.clusters.Newest(ctx, sh.name)
+		if err != nil {
+			return fmt.Errorf("read the newest oplog entry of shard %s: %w", sh.name, err)
+		}
+		for {
+			m.mu.Lock()
+			rp := sh.replayer
+			m.mu.Unlock()
+			var applied primitive.Timestamp
+			if rp != nil {
+				applied = rp.Snapshot().Applied
+			}
+			if !applied.Before(newest) {
+				break
+			}
+			if !m.clock.Now().Before(deadline) {
+				return &GapError{Gap: gapBetween(applied, newest), Shard: sh.name}
+			}
+			t := m.clock.NewTimer(50 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C():
+			}
+		}
+	}
+	return nil
+}
+
+// gapBetween is how far applied is behind newest: at least a second when it is
+// behind at all, so that a gap of 0 means every entry is applied.
+func gapBetween(applied, newest primitive.Timestamp) time.Duration {
+	if !applied.Before(newest) {
+		return 0
+	}
+	return max(time.Second, time.Duration(int64(newest.T)-int64(applied.T))*time.Second)
+}
+
+// finalize runs the steps after I'm done, each idempotent, each shown in the
+// reason while it runs and recorded in the history once done. Called with life held
+// and the migration finalizing.
+func (m *Migration) finalize(ctx context.Context, r *runState, override bool) error {
+	step := func(doing string) { m.setReason(doing) }
+	fail := func(err error) error {
+		m.setReason(err.Error())
+		return err
+	}
+	if !r.stopped {
+		step("stopping the sync")
+		tailing := len(r.pipes) > 0
+		m.stopSync(ctx, r)
+		if tailing {
+			m.note("sync stopped: tailing ended on every shard")
+		}
+	}
+	step("restoring the index and collection options relaxed for the sync")
+	if err := m.restoreRelaxed(ctx, r.clusters); err != nil {
+		return fail(err)
+	}
+	step("restoring the source balancer")
+	if err := m.restoreSourceBalancer(ctx, r.clusters); err != nil {
+		return fail(err)
+	}
+	step("starting the destination balancer")
+	if err := r.clusters.SetDestinationBalancer(ctx, true); err != nil {
+		return fail(fmt.Errorf("start the destination balancer: %w", err))
+	}
+	m.note("destination balancer started")
+
+	v := m.finalVerification()
+	if v == nil || !override {
+		step("verifying the destination against the source")
+		var err error
+		if v, err = m.verify(ctx, r.clusters); err != nil {
+			return fail(err)
+		}
+		if err := m.saveVerification(v); err != nil {
+			return fail(err)
+		}
+	}
+	if !v.OK() {
+		if !override {
+			return fail(&MismatchError{Verification: v})
+		}
+		v.Overridden = true
+		if err := m.saveVerification(v); err != nil {
+			return fail(err)
+		}
+		m.note(fmt.Sprintf("finished with an override: %d of %d ranges differ", len(v.Mismatches), v.Ranges))
+	}
+	m.writeSummary(0, v)
+	return m.transition(Done, "the destination is finalized: "+verificationText(v))
+}
+
+// finalVerification is the verification made since the migration started
+// finalizing (Done clears any earlier one), nil when none was.
+func (m *Migration) finalVerification() *Verification {
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	if m.rec.Verification == nil {
+		return nil
+	}
+	v := *m.rec.Verification
+	return &v
+}
+
+func verificationText(v *Verification) string {
+	switch {
+	case v == nil:
+		return "not verified"
+	case v.OK():
+		return fmt.Sprintf("verified: %d namespaces, %d ranges, %d documents, every range matches", v.Namespaces, v.Ranges, v.Documents)
+	case v.Overridden:
+		return fmt.Sprintf("finished with an override: %d of %d ranges differ", len(v.Mismatches), v.Ranges)
+	}
+	return fmt.Sprintf("%d of %d ranges differ", len(v.Mismatches), v.Ranges)
+}
+
+// Verify compares source and destination now, on demand while the migration is
+// ready or cutting over: while writes continue, ranges being written can differ.
+// The result is in the snapshot.
+func (m *Migration) Verify(ctx context.Context) (*Verification, error) {
+	m.life.Lock()
+	st, r := m.State(), m.run
+	m.life.Unlock()
+	if st != Ready && st != CuttingOver {
+		return nil, &RefusedError{Action: "verify", State: st, Why: "verification on demand runs while the migration is ready or cutting over; I'm done verifies too"}
+	}
+	if r == nil {
+		return nil, ErrNotRunning
+	}
+	m.mu.Lock()
+	busy := m.mu.verifying
+	m.mu.verifying = true
+	m.mu.Unlock()
+	if busy {
+		return nil, &RefusedError{Action: "verify", State: st, Why: "a verification is already running"}
+	}
+	defer func() {
+		m.mu.Lock()
+		m.mu.verifying = false
+		m.mu.Unlock()
+	}()
+	v, err := m.verify(ctx, r.clusters)
+	if err != nil {
+		return nil, err
+	}
+	m.life.Lock()
+	defer m.life.Unlock()
+	if st := m.State(); st == Ready || st == CuttingOver {
+		// Saved only while it is still the latest word: once I'm done was pressed,
+		// only the finalize's own verification counts.
+		if err := m.saveVerification(v); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// verify compares the clusters; the caller saves the result.
+func (m *Migration) verify(ctx context.Context, c Clusters) (*Verification, error) {
+	v, err := c.Verify(ctx, func(done, total int) {
+		m.setReason(fmt.Sprintf("verifying: %d of %d namespaces compared", done, total))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify the destination: %w", err)
+	}
+	v.At = m.clock.Now()
+	m.setReason("")
+	return v, nil
+}
+
+func (m *Migration) saveVerification(v *Verification) error {
+	if err := m.saveRecord(func(rec *Record) { rec.Verification = v }); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.mu.verification = v
+	m.mu.Unlock()
+	return nil
+}
+
+// Cancel stops syncing at any time, keeps the migrated data, restores what the sync
+// relaxed and both balancers, and makes the migration cancelled. Cancelling during
+// the cutover is how a staging copy is made: the summary keeps the optime gap at
+// that moment. A restore that fails is reported (the migration is cancelled all
+// the same) with what to do by hand. Without an active Run, Cancel connects to the
+// clusters itself.
+func (m *Migration) Cancel(ctx context.Context) error {
+	m.life.Lock()
+	defer m.life.Unlock()
+	st := m.State()
+	if !st.CanMoveTo(Cancelled) {
+		return &RefusedError{Action: "cancel", State: st, Why: whyNotCancel(st)}
+	}
+	r := m.run
+	if st == Starting && r != nil && r.cancelStart != nil {
+		// Interrupt the start steps and wait for them (they need life to finish).
+		r.cancelStart()
+		done := r.startDone
+		m.life.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+		m.life.Lock()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if st = m.State(); !st.CanMoveTo(Cancelled) {
+			return &RefusedError{Action: "cancel", State: st, Why: whyNotCancel(st)}
+		}
+	}
+	var clusters Clusters
+	if r != nil {
+		clusters = r.clusters
+		gap, _ := m.liveGap()
+		m.stopSync(ctx, r)
+		m.freezeGap(gap)
+	} else {
+		c, err := m.connect(ctx, m.cfg, m.relaxed)
+		if err != nil {
+			return fmt.Errorf("cancel: connect to the clusters to restore them: %w", err)
+		}
+		defer c.Close(context.WithoutCancel(ctx))
+		clusters = c
+	}
+	m.mu.Lock()
+	gap := m.mu.finalGap
+	m.mu.Unlock()
+	reason := "cancelled: syncing stopped; the migrated data stays on the destination"
+	if st == CuttingOver {
+		reason = fmt.Sprintf("cancelled during the cutover: a staging copy %s behind the source", GapText(gap))
+	}
+	restoreErr := m.restoreAll(ctx, clusters)
+	if restoreErr != nil {
+		reason += "; but " + restoreErr.Error()
+	}
+	m.writeSummary(gap, nil)
+	if err := m.transition(Cancelled, reason); err != nil {
+		return errors.Join(err, restoreErr)
+	}
+	if restoreErr != nil {
+		return fmt.Errorf("the migration is cancelled, but %w", restoreErr)
+	}
+	return nil
+}
+
+func whyNotCancel(st State) string {
+	switch st {
+	case Finalizing:
+		return "the destination is being finalized: wait for it, or press I'm done again if it stopped"
+	case Done, Cancelled:
+		return "the migration has ended"
+	}
+	return "the migration has not started"
+}
+
+// restoreAll puts the destination and the source back into use after the sync
+// stopped early (cancel, expiry): relaxed options, source balancer, destination
+// balancer. Every step is tried; the error lists those that failed, with the fix.
+func (m *Migration) restoreAll(ctx context.Context, c Clusters) error {
+	var errs []string
+	if err := m.restoreRelaxed(ctx, c); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if err := m.restoreSourceBalancer(ctx, c); err != nil {
+		errs = append(errs, err.Error()+" (start it by hand with sh.startBalancer() on a source mongos)")
+	}
+	if err := c.SetDestinationBalancer(ctx, true); err != nil {
+		errs = append(errs, fmt.Sprintf("start the destination balancer: %v (start it by hand with sh.startBalancer() on a destination mongos)", err))
+	} else {
+		m.note("destination balancer started")
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// restoreRelaxed re-applies every relaxed original on the destination.
+func (m *Migration) restoreRelaxed(ctx context.Context, c Clusters) error {
+	m.recMu.Lock()
+	relaxed := append([]Relaxed(nil), m.rec.Relaxed...)
+	m.recMu.Unlock()
+	var failed []string
+	for _, x := range relaxed {
+		if err := c.Restore(ctx, x); err != nil {
+			failed = append(failed, fmt.Sprintf("%s %s: %v", x.NS, x.Original, err))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("restore the options relaxed for the sync on the destination: %s", strings.Join(failed, "; "))
+	}
+	if len(relaxed) > 0 {
+		m.note(fmt.Sprintf("restored %d index and collection options relaxed for the sync (unique, TTL)", len(relaxed)))
+	}
+	return nil
+}
+
+// restoreSourceBalancer puts the source balancer back as the migration found it.
+func (m *Migration) restoreSourceBalancer(ctx context.Context, c Clusters) error {
+	m.recMu.Lock()
+	was := m.rec.BalancerWasOn
+	m.recMu.Unlock()
+	if was == nil {
+		return nil // never recorded, so never stopped
+	}
+	if err := c.RestoreSourceBalancer(ctx, *was); err != nil {
+		return fmt.Errorf("restore the source balancer: %w", err)
+	}
+	if *was {
+		m.note("source balancer started again, as it was on before the migration")
+	} else {
+		m.note("source balancer left off, as it was before the migration")
+	}
+	return nil
+}
+
+// writeSummary keeps what the final screen shows.
+func (m *Migration) writeSummary(gap time.Duration, v *Verification) {
+	s := m.Snapshot()
+	sum := &Summary{
+		FinishedAt: m.clock.Now(), Documents: s.Overall.DocsCopied, Bytes: s.Overall.BytesCopied,
+		OptimeGap: gap, Verification: verificationText(v),
+	}
+	if v == nil {
+		sum.Verification = ""
+	}
+	for _, u := range s.SourceUsers {
+		sum.UsersToRecreate = append(sum.UsersToRecreate, u.Name+"@"+u.DB)
+	}
+	switch {
+	case v != nil:
+		sum.Notes = append(sum.Notes, "writes that reached the source after the cutover were not copied to the destination")
+	case gap > 0:
+		sum.Notes = append(sum.Notes, fmt.Sprintf("the destination is %s behind the source: writes after that were not copied", GapText(gap)))
+	}
+	sum.Notes = append(sum.Notes, "users and roles are not migrated: re-create them on the destination")
+	if err := m.saveRecord(func(rec *Record) { rec.Summary = sum }); err != nil {
+		m.log.Error("save the summary", "err", err)
+		return
+	}
+	m.mu.Lock()
+	m.mu.summary = sum
+	m.mu.Unlock()
+}
+
+// RestartShard restarts one shard's sync from the beginning (a failed shard, or any
+// on request): its pipeline stops, what it owns on the destination is cleared, and
+// it is copied and replayed again from a new T0 while the other shards keep syncing.
+func (m *Migration) RestartShard(ctx context.Context, name string) error {
+	m.life.Lock()
+	defer m.life.Unlock()
+	st := m.State()
+	switch st {
+	case Syncing, Ready, CuttingOver:
+	case Done, Cancelled:
+		return &RefusedError{Action: "restart shard " + name, State: st, Why: "the migration has ended"}
+	case Expired:
+		return &RefusedError{Action: "restart shard " + name, State: st, Why: "syncing stopped when the cutover window closed", Err: ErrExpired}
+	default:
+		return &RefusedError{Action: "restart shard " + name, State: st, Why: "shards restart only while the migration syncs"}
+	}
+	sh := m.shard(name)
+	if sh == nil {
+		return fmt.Errorf("restart shard %q: %w", name, ErrUnknownShard)
+	}
+	r := m.run
+	if r == nil || r.stopped {
+		return ErrNotRunning
+	}
+	if p := r.pipes[name]; p != nil {
+		p.cancel()
+		<-p.done
+		delete(r.pipes, name)
+	}
+	r.clusters.ReleaseDDL(name)
+	m.mu.Lock()
+	sh.copier, sh.replayer, sh.samples, sh.copiedDocs, sh.copiedBytes = nil, nil, nil, 0, 0
+	m.mu.Unlock()
+	err := m.shardPhase(sh, nil, Pending, "restart requested: its data on the destination is cleared, then copied and replayed again", func(cp *ShardCheckpoint) {
+		cp.T0, cp.ConsistencyPoint, cp.Applied, cp.Copied, cp.Error = primitive.Timestamp{}, primitive.Timestamp{}, primitive.Timestamp{}, nil, ""
+	})
+	if err != nil {
+		return err
+	}
+	m.launch(r, sh, true)
+	return nil
+}
+
+// liveGap is the optime gap now: the largest, over the shards, of the source's
+// newest entry minus the last applied one (0 when every shard applied its newest
+// entry), and the shard furthest behind. A shard not replaying counts from its T0.
+func (m *Migration) liveGap() (time.Duration, string) {
+	now := m.clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gapLocked(now)
+}
+
+// gapLocked is liveGap with mu held.
+func (m *Migration) gapLocked(now time.Time) (time.Duration, string) {
+	var gap time.Duration
+	var worst string
+	for _, sh := range m.mu.shards {
+		var g time.Duration
+		switch {
+		case sh.replayer != nil:
+			p := sh.replayer.Snapshot()
+			if p.Newest.IsZero() {
+				g = max(time.Second, now.Sub(time.Unix(int64(p.Applied.T), 0)))
+			} else {
+				g = gapBetween(p.Applied, p.Newest)
+			}
+		case !sh.t0.IsZero():
+			g = max(time.Second, now.Sub(time.Unix(int64(sh.t0.T), 0)))
+		default:
+			g = max(time.Second, now.Sub(m.mu.startedAt))
+		}
+		if g > gap || worst == "" {
+			gap, worst = g, sh.name
+		}
+	}
+	return gap, worst
+}

@@ -1,0 +1,427 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"slices"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/writeconcern"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shardlift/shardlift/engine/cutover"
+	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/prepare"
+	"github.com/shardlift/shardlift/engine/replay"
+	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/engine/validate"
+	"github.com/shardlift/shardlift/engine/verify"
+)
+
+// mongoClusters is the real Clusters: both mongos, a connection to each source
+// shard's primary, the plan of the last discovery and the migration's DDL applier.
+type mongoClusters struct {
+	cfg     Config
+	relaxed RelaxSink
+	log     *slog.Logger
+	src     *mongo.Client // source mongos
+	dst     *mongo.Client // destination mongos, writes acknowledged by a majority
+	builds  *initialsync.IndexBuilds
+
+	mu struct {
+		sync.Mutex
+		plan      *prepare.Plan
+		keyFields map[string][]string // shard key fields of the sharded collections
+		shards    map[string]*mongo.Client
+		ddl       *replay.DDLOnce
+	}
+	ddlReady chan struct{} // closed once the DDL applier exists
+}
+
+// NewMongoClusters connects to both mongos; it is the default Connector.
+func NewMongoClusters(ctx context.Context, cfg Config, relaxed RelaxSink) (Clusters, error) {
+	src, err := topology.Connect(ctx, cfg.Source)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", cfg.Source, err)
+	}
+	dst, err := connectDestination(ctx, cfg.Destination)
+	if err != nil {
+		src.Disconnect(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("destination %s: %w", cfg.Destination, err)
+	}
+	c := &mongoClusters{cfg: cfg, relaxed: relaxed, log: cfg.Logger, src: src, dst: dst, builds: initialsync.NewIndexBuilds(), ddlReady: make(chan struct{})}
+	c.mu.shards = map[string]*mongo.Client{}
+	return c, nil
+}
+
+// connectDestination connects with a majority write concern unless the URI sets
+// one: a checkpoint must never cover a write that a failover can lose.
+func connectDestination(ctx context.Context, e topology.Endpoint) (*mongo.Client, error) {
+	probe, err := topology.Connect(ctx, e) // classified errors for an unreachable destination
+	if err != nil {
+		return nil, err
+	}
+	probe.Disconnect(context.WithoutCancel(ctx))
+	opts, err := e.ClientOptions()
+	if err != nil {
+		return nil, err
+	}
+	if opts.WriteConcern == nil {
+		opts.SetWriteConcern(writeconcern.Majority())
+	}
+	client, err := mongo.Connect(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := client.Ping(ctx, nil); err != nil {
+		client.Disconnect(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return client, nil
+}
+
+func (c *mongoClusters) Validate(ctx context.Context) (Inventory, error) {
+	report := validate.Run(ctx, c.cfg.Source, c.cfg.Destination)
+	if err := ctx.Err(); err != nil {
+		return Inventory{}, err
+	}
+	if !report.Passed() {
+		var failed []validate.Finding
+		for _, f := range report.Findings {
+			if f.Status == validate.Failed || f.Status == validate.NotRun {
+				failed = append(failed, f)
+			}
+		}
+		return Inventory{}, &ValidationError{Failed: failed}
+	}
+	return inventory(report.Source), nil
+}
+
+func (c *mongoClusters) Discover(ctx context.Context) (Inventory, error) {
+	var src, dst *topology.Cluster
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { src, err = topology.Discover(gctx, c.cfg.Source); return err })
+	g.Go(func() (err error) { dst, err = topology.Discover(gctx, c.cfg.Destination); return err })
+	if err := g.Wait(); err != nil {
+		return Inventory{}, err
+	}
+	plan, err := prepare.NewPlan(src, dst)
+	if err != nil {
+		return Inventory{}, err
+	}
+	keys := map[string][]string{}
+	for _, coll := range plan.Collections {
+		if coll.Sharded {
+			keys[coll.NS()] = coll.Pattern.Fields()
+		}
+	}
+	for _, sh := range src.Shards {
+		if err := c.connectShard(ctx, sh); err != nil {
+			return Inventory{}, err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.plan, c.mu.keyFields = plan, keys
+	if c.mu.ddl == nil {
+		names := make([]string, len(plan.Shards))
+		for i, s := range plan.Shards {
+			names[i] = s.Source
+		}
+		c.mu.ddl = replay.NewDDLOnce(names, 0, replay.NewMongoDDL(c.dst, c.relaxed), c.log)
+		close(c.ddlReady)
+	}
+	return inventory(src), nil
+}
+
+// connectShard opens a connection to a source shard's primary (the replica set
+// when the shard has several members, so that it follows a failover).
+func (c *mongoClusters) connectShard(ctx context.Context, sh topology.Shard) error {
+	c.mu.Lock()
+	_, ok := c.mu.shards[sh.Name]
+	c.mu.Unlock()
+	if ok {
+		return nil
+	}
+	client, err := topology.Connect(ctx, c.cfg.Source.ForHosts(sh.Hosts, sh.SetName))
+	if err != nil {
+		return fmt.Errorf("connect to source shard %s: %w", sh.Name, err)
+	}
+	c.mu.Lock()
+	c.mu.shards[sh.Name] = client
+	c.mu.Unlock()
+	return nil
+}
+
+func inventory(src *topology.Cluster) Inventory {
+	inv := Inventory{BalancerOn: src.Balancer.Enabled, Users: []User{}}
+	for _, s := range src.Shards {
+		inv.Shards = append(inv.Shards, s.Name)
+	}
+	for _, u := range src.Users {
+		inv.Users = append(inv.Users, User{Name: u.Name, DB: u.DB, Roles: roleNames(u.Roles)})
+	}
+	for _, r := range src.Roles {
+		inv.Users = append(inv.Users, User{Name: r.Name, DB: r.DB, Roles: roleNames(r.Roles), IsRole: true})
+	}
+	return inv
+}
+
+func roleNames(refs []topology.RoleRef) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.String()
+	}
+	return out
+}
+
+func (c *mongoClusters) DestinationData(ctx context.Context) ([]string, error) {
+	_, dbs, err := prepare.HasUserData(ctx, c.dst)
+	return dbs, err
+}
+
+func (c *mongoClusters) WipeDestination(ctx context.Context) error { return prepare.Wipe(ctx, c.dst) }
+
+func (c *mongoClusters) StopSourceBalancer(ctx context.Context) (bool, error) {
+	return prepare.StopBalancer(ctx, c.src)
+}
+
+func (c *mongoClusters) RestoreSourceBalancer(ctx context.Context, wasOn bool) error {
+	return prepare.RestoreBalancer(ctx, c.src, wasOn)
+}
+
+func (c *mongoClusters) SetDestinationBalancer(ctx context.Context, on bool) error {
+	if on {
+		return prepare.RestoreBalancer(ctx, c.dst, true)
+	}
+	_, err := prepare.StopBalancer(ctx, c.dst)
+	return err
+}
+
+func (c *mongoClusters) plan() (*prepare.Plan, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.plan == nil {
+		return nil, errors.New("internal error: the migration has no plan (Discover was not called)")
+	}
+	return c.mu.plan, nil
+}
+
+func (c *mongoClusters) PrepareDestination(ctx context.Context) error {
+	plan, err := c.plan()
+	if err != nil {
+		return err
+	}
+	return prepare.Prepare(ctx, c.dst, plan, c.relaxed, c.log)
+}
+
+func (c *mongoClusters) ClearShard(ctx context.Context, shard string) error {
+	plan, err := c.plan()
+	if err != nil {
+		return err
+	}
+	return prepare.ClearShard(ctx, c.dst, plan, shard)
+}
+
+func (c *mongoClusters) Restore(ctx context.Context, r Relaxed) error {
+	if r.Kind == RelaxedOptions {
+		return cutover.RestoreOptions(ctx, c.dst, r.NS, r.Original)
+	}
+	return cutover.RestoreIndex(ctx, c.dst, r.NS, r.Original)
+}
+
+func (c *mongoClusters) shardClient(shard string) (*mongo.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	client, ok := c.mu.shards[shard]
+	if !ok {
+		return nil, fmt.Errorf("source shard %s: %w", shard, ErrUnknownShard)
+	}
+	return client, nil
+}
+
+func (c *mongoClusters) Newest(ctx context.Context, shard string) (primitive.Timestamp, error) {
+	client, err := c.shardClient(shard)
+	if err != nil {
+		return primitive.Timestamp{}, err
+	}
+	return replay.NewMongoSource(client, replay.MongoSourceOptions{}).Newest(ctx)
+}
+
+func (c *mongoClusters) NewCopier(shard string, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
+	plan, err := c.plan()
+	if err != nil {
+		return nil, err
+	}
+	sp, ok := plan.Shard(shard)
+	if !ok {
+		return nil, fmt.Errorf("source shard %s: %w", shard, ErrUnknownShard)
+	}
+	client, err := c.shardClient(shard)
+	if err != nil {
+		return nil, err
+	}
+	return initialsync.New(initialsync.Config{
+		Shard: sp, Source: initialsync.MongoSource(client), Destination: existingIndexesSkipped{initialsync.MongoDestination(c.dst), c.dst},
+		Saved: saved, Checkpoints: sink, Indexes: c.relaxed, IndexBuilds: c.builds, Logger: c.log,
+	})
+}
+
+// existingIndexesSkipped is the copy's destination, minus the indexes that already
+// exist exactly as asked (same name, key and options). A copy resumed during its
+// index builds asks again for indexes it built before the interruption; MongoDB
+// accepts that, but the sandbox's FerretDB drops the connection on a createIndexes
+// of several indexes some of which exist, every time, which would fail the shard
+// for good. Asking only for the missing ones is the same request for MongoDB.
+type existingIndexesSkipped struct {
+	initialsync.Destination
+	client *mongo.Client
+}
+
+func (d existingIndexesSkipped) CreateIndexes(ctx context.Context, db, coll string, specs []bson.Raw) error {
+	cur, err := d.client.Database(db).Collection(coll).Indexes().List(ctx)
+	if err != nil {
+		return d.Destination.CreateIndexes(ctx, db, coll, specs) // let the real request report it
+	}
+	var existing []bson.Raw
+	for cur.Next(ctx) {
+		existing = append(existing, slices.Clone(cur.Current))
+	}
+	cur.Close(context.WithoutCancel(ctx))
+	var missing []bson.Raw
+	for _, spec := range specs {
+		if !slices.ContainsFunc(existing, func(e bson.Raw) bool { return sameIndexSpec(e, spec) }) {
+			missing = append(missing, spec)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return d.Destination.CreateIndexes(ctx, db, coll, missing)
+}
+
+// sameIndexSpec compares two index specifications field by field, in any order,
+// leaving out the index version and namespace servers add.
+func sameIndexSpec(a, b bson.Raw) bool {
+	fields := func(d bson.Raw) map[string]string {
+		out := map[string]string{}
+		elems, _ := d.Elements()
+		for _, e := range elems {
+			if k := e.Key(); k != "v" && k != "ns" {
+				v := e.Value()
+				out[k] = string(v.Type) + string(v.Value)
+			}
+		}
+		return out
+	}
+	return maps.Equal(fields(a), fields(b))
+}
+
+func (c *mongoClusters) NewReplayer(shard string, resume, consistency primitive.Timestamp, sink replay.Checkpointer) (Replayer, error) {
+	client, err := c.shardClient(shard)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	ddl, keys := c.mu.ddl, c.mu.keyFields
+	c.mu.Unlock()
+	return replay.New(replay.Config{
+		Shard: shard, Source: replay.NewMongoSource(client, replay.MongoSourceOptions{}),
+		Destination: replay.NewMongoDestination(c.dst), DDL: ddl, Checkpoints: sink,
+		Resume: resume, ConsistencyPoint: consistency,
+		Translator: oplog.Config{KeyFields: func(ns oplog.Namespace) []string { return keys[ns.DB+"."+ns.Coll] }},
+		Logger:     c.log,
+	})
+}
+
+func (c *mongoClusters) RunDDL(ctx context.Context) error {
+	select {
+	case <-c.ddlReady:
+	case <-ctx.Done():
+		return nil
+	}
+	c.mu.Lock()
+	ddl := c.mu.ddl
+	c.mu.Unlock()
+	return ddl.Run(ctx)
+}
+
+// maxTS is past every oplog entry: a shard reported there holds nobody's DDL.
+var maxTS = primitive.Timestamp{T: math.MaxUint32, I: math.MaxUint32}
+
+func (c *mongoClusters) ReleaseDDL(shard string) {
+	c.mu.Lock()
+	ddl := c.mu.ddl
+	c.mu.Unlock()
+	if ddl != nil {
+		ddl.Position(shard, maxTS)
+	}
+}
+
+// Verify compares every collection of the source with the destination, and every
+// destination collection the source does not have, from a fresh discovery of both.
+func (c *mongoClusters) Verify(ctx context.Context, progress func(done, total int)) (*Verification, error) {
+	var src, dst *topology.Cluster
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { src, err = topology.Discover(gctx, c.cfg.Source); return err })
+	g.Go(func() (err error) { dst, err = topology.Discover(gctx, c.cfg.Destination); return err })
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	plan, err := prepare.NewPlan(src, dst)
+	if err != nil {
+		return nil, err
+	}
+	var nss []verify.Namespace
+	seen := map[string]bool{}
+	for _, coll := range plan.Collections {
+		if coll.Type != "collection" {
+			continue
+		}
+		n := verify.Namespace{DB: coll.DB, Coll: coll.Name}
+		if coll.Sharded {
+			n.Pattern, n.Chunks = coll.Pattern, coll.Chunks
+		}
+		nss = append(nss, n)
+		seen[coll.NS()] = true
+	}
+	for _, n := range dst.Namespaces {
+		if n.Type == "collection" && !seen[n.Name()] { // discovery lists user databases only
+			nss = append(nss, verify.Namespace{DB: n.DB, Coll: n.Collection})
+		}
+	}
+	res, err := verify.Run(ctx, verify.MongoSide(c.src), verify.MongoSide(c.dst), nss, verify.Options{}, progress)
+	if err != nil {
+		return nil, err
+	}
+	v := &Verification{Namespaces: res.Namespaces, Ranges: res.Ranges, Matched: res.Matched, Documents: res.Documents}
+	for _, mm := range res.Mismatches {
+		v.Mismatches = append(v.Mismatches, Mismatch{
+			Namespace: mm.Namespace, Range: mm.Range, SourceCount: mm.SourceCount, DestCount: mm.DestCount, SampleIDs: mm.SampleIDs,
+		})
+	}
+	return v, nil
+}
+
+func (c *mongoClusters) Close(ctx context.Context) error {
+	c.mu.Lock()
+	clients := []*mongo.Client{c.src, c.dst}
+	for _, s := range c.mu.shards {
+		clients = append(clients, s)
+	}
+	c.mu.shards = map[string]*mongo.Client{}
+	c.mu.Unlock()
+	var errs []error
+	for _, cl := range clients {
+		errs = append(errs, cl.Disconnect(ctx))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"context"
+
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/engine/prepare"
+	"github.com/shardlift/shardlift/engine/replay"
+)
+
+// Clusters is everything the lifecycle does to the source and the destination. The
+// real one (NewMongoClusters) wires engine/topology, validate, prepare, initialsync,
+// replay, cutover and verify; the lifecycle's tests fake it, so that every refusal
+// and every transition is tested without a server.
+type Clusters interface {
+	// Validate runs every pre-migration check and returns what discovery found; a
+	// *ValidationError lists the checks that failed.
+	Validate(ctx context.Context) (Inventory, error)
+	// Discover reads both clusters again without judging them, and plans the
+	// migration from what it found (call it with the source balancer stopped).
+	Discover(ctx context.Context) (Inventory, error)
+	// DestinationData lists the destination's user databases that hold a collection.
+	DestinationData(ctx context.Context) ([]string, error)
+	// WipeDestination drops every user database of the destination.
+	WipeDestination(ctx context.Context) error
+	// StopSourceBalancer stops the source balancer and waits until no chunk moves;
+	// wasOn is its state as found.
+	StopSourceBalancer(ctx context.Context) (wasOn bool, err error)
+	// RestoreSourceBalancer starts the source balancer again when it was on.
+	RestoreSourceBalancer(ctx context.Context, wasOn bool) error
+	// SetDestinationBalancer stops (during the sync, so that chunks stay on the twin
+	// shards) or starts the destination's balancer.
+	SetDestinationBalancer(ctx context.Context, on bool) error
+	// PrepareDestination creates databases, collections and chunks as the plan of
+	// the last Discover says; originals of relaxed options go to the RelaxSink.
+	PrepareDestination(ctx context.Context) error
+	// ClearShard deletes from the destination what one source shard owns.
+	ClearShard(ctx context.Context, shard string) error
+	// Restore re-applies one relaxed original on the destination; restoring one
+	// already restored, or of a namespace or index gone since, does nothing.
+	Restore(ctx context.Context, r Relaxed) error
+	// Newest is the ts of the newest entry of a source shard's oplog.
+	Newest(ctx context.Context, shard string) (primitive.Timestamp, error)
+	// NewCopier prepares one shard's copy from its saved progress.
+	NewCopier(shard string, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error)
+	// NewReplayer prepares one shard's oplog replay, starting after resume.
+	NewReplayer(shard string, resume, consistency primitive.Timestamp, sink replay.Checkpointer) (Replayer, error)
+	// RunDDL applies the DDL the shards' replays meet until ctx ends.
+	RunDDL(ctx context.Context) error
+	// ReleaseDDL tells the DDL applier that a shard whose replay stopped (failed or
+	// restarting) holds nobody's DDL.
+	ReleaseDDL(shard string)
+	// Verify compares source and destination, namespace by namespace and range by
+	// range; progress is called as namespaces finish.
+	Verify(ctx context.Context, progress func(done, total int)) (*Verification, error)
+	// Close releases the connections.
+	Close(ctx context.Context) error
+}
+
+// Connector opens the Clusters of a migration; it is called once per Run (and by a
+// Cancel when no Run is active). relaxed receives the originals of what the sync
+// relaxes on the destination.
+type Connector func(ctx context.Context, cfg Config, relaxed RelaxSink) (Clusters, error)
+
+// Inventory is what discovery found that the lifecycle needs.
+type Inventory struct {
+	// Shards are the source shards in listShards order.
+	Shards []string
+	// BalancerOn is the source balancer's state as discovery saw it.
+	BalancerOn bool
+	// Users are the source's users and user-defined roles.
+	Users []User
+}
+
+// Copier is one shard's copy (*initialsync.Copier).
+type Copier interface {
+	Copy(ctx context.Context) error
+	BuildIndexes(ctx context.Context) error
+	Snapshot() initialsync.Progress
+}
+
+// Replayer is one shard's oplog replay (*replay.Shard).
+type Replayer interface {
+	// Run replays until Stop (nil), a failure, or the end of ctx.
+	Run(ctx context.Context) error
+	// Stop stops reading, applies what was read, saves a final checkpoint and
+	// waits for Run to return.
+	Stop(ctx context.Context) error
+	Snapshot() replay.Progress
+}
+
+// RelaxSink receives the originals of everything the sync relaxes on the
+// destination, from every stage that relaxes something: Prepare (collection
+// options), the copy's index builds and the replay's DDL.
+type RelaxSink interface {
+	prepare.RelaxSink
+	initialsync.IndexSink
+	replay.RelaxedSink
+}
+
+var (
+	_ Copier   = (*initialsync.Copier)(nil)
+	_ Replayer = (*replay.Shard)(nil)
+)

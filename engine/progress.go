@@ -1,0 +1,109 @@
+package engine
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shardlift/shardlift/engine/topology"
+)
+
+// Snapshot is the migration's progress now, composed from the stages' counters
+// under a short lock; it does no I/O and may be called many times a second.
+func (m *Migration) Snapshot() Snapshot {
+	now := m.clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := Snapshot{
+		ID:             m.cfg.ID,
+		Name:           m.cfg.Source.String() + " -> " + m.cfg.Destination.String(),
+		State:          m.mu.state,
+		Reason:         m.mu.reason,
+		StartedAt:      m.mu.startedAt,
+		DestinationURI: withoutPassword(m.cfg.Destination),
+		TimerDeadline:  m.mu.deadline,
+		History:        slices.Clone(m.mu.history),
+		SourceUsers:    slices.Clone(m.mu.users),
+	}
+	if v := m.mu.verification; v != nil {
+		c := *v
+		c.Mismatches = slices.Clone(v.Mismatches)
+		s.Verification = &c
+	}
+	for _, sh := range m.mu.shards {
+		row := sh.progressLocked()
+		s.Shards = append(s.Shards, row)
+		o := &s.Overall
+		o.DocsCopied += row.DocsCopied
+		o.DocsTotal += row.DocsTotal
+		o.BytesCopied += row.BytesCopied
+		o.BytesTotal += row.BytesTotal
+		o.CopyRate += row.CopyRate
+		o.CopyBytesRate += row.CopyBytesRate
+		o.ApplyRate += row.ApplyRate
+		o.Lag = max(o.Lag, row.Lag)
+		o.CopyRemaining = max(o.CopyRemaining, row.CopyRemaining)
+		o.CatchUpRemaining = max(o.CatchUpRemaining, row.CatchUpRemaining)
+	}
+	switch s.State {
+	case Done, Cancelled, Expired:
+		s.OptimeGap = m.mu.finalGap
+	case Syncing, Ready, CuttingOver, Finalizing:
+		s.OptimeGap, _ = m.gapLocked(now)
+	}
+	return s
+}
+
+// progressLocked is one shard's row. Called with Migration.mu held.
+func (sh *shardState) progressLocked() ShardProgress {
+	row := ShardProgress{Name: sh.name, Phase: sh.phase, Error: sh.err}
+	if sh.copier != nil {
+		p := sh.copier.Snapshot()
+		row.DocsCopied, row.BytesCopied = p.Docs, p.Bytes
+		row.DocsTotal, row.BytesTotal = p.DocsTotal, p.BytesTotal
+	} else {
+		row.DocsCopied, row.BytesCopied = sh.copiedDocs, sh.copiedBytes
+	}
+	switch sh.phase {
+	case BuildingIndexes, CatchingUp, Synced:
+		// The copy is over: its totals are what it copied, not the plan's estimates.
+		row.DocsTotal, row.BytesTotal = row.DocsCopied, row.BytesCopied
+	}
+	row.DocsTotal = max(row.DocsTotal, row.DocsCopied)
+	row.BytesTotal = max(row.BytesTotal, row.BytesCopied)
+	if sh.replayer != nil {
+		p := sh.replayer.Snapshot()
+		row.ApplyRate, row.Lag, row.Retrying = p.ApplyRate, p.Lag, p.Retrying
+	}
+	if n := len(sh.samples); n >= 2 {
+		first, last := sh.samples[0], sh.samples[n-1]
+		if dt := last.at.Sub(first.at).Seconds(); dt >= 1 {
+			row.CopyRate = float64(last.docs-first.docs) / dt
+			row.CopyBytesRate = float64(last.bytes-first.bytes) / dt
+			if first.lag > last.lag && last.lag > 0 {
+				row.CatchUpRemaining = time.Duration(float64(last.lag) * dt / (first.lag - last.lag).Seconds())
+			}
+		}
+	}
+	if sh.phase == Copying {
+		switch {
+		case row.CopyBytesRate > 0 && row.BytesTotal > row.BytesCopied:
+			row.CopyRemaining = time.Duration(float64(row.BytesTotal-row.BytesCopied) / row.CopyBytesRate * float64(time.Second))
+		case row.CopyRate > 0 && row.DocsTotal > row.DocsCopied:
+			row.CopyRemaining = time.Duration(float64(row.DocsTotal-row.DocsCopied) / row.CopyRate * float64(time.Second))
+		}
+	}
+	return row
+}
+
+// withoutPassword is the destination's connection string for the applications:
+// the URI without its password, or the hosts as a URI.
+func withoutPassword(e topology.Endpoint) string {
+	if e.URI == "" {
+		if len(e.Hosts) == 0 {
+			return ""
+		}
+		return "mongodb://" + strings.Join(e.Hosts, ",") + "/"
+	}
+	return strings.Replace(topology.MaskURI(e.URI), ":****@", "@", 1)
+}

@@ -1,0 +1,431 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/initialsync"
+)
+
+// shardState is one source shard: its durable checkpoint and what the snapshot
+// shows of it.
+type shardState struct {
+	name string
+
+	// saveMu serializes the writes of this shard's checkpoint (the pipeline's copy
+	// and replay checkpoints and the lifecycle's phase changes).
+	saveMu sync.Mutex
+	cp     ShardCheckpoint // guarded by saveMu: as last saved
+
+	// Guarded by Migration.mu.
+	phase    Phase
+	err      string
+	t0       primitive.Timestamp
+	copier   Copier
+	replayer Replayer
+	// copied are the copy's counters from the checkpoint, for a shard resumed past
+	// its copy (no copier).
+	copiedDocs, copiedBytes int64
+	samples                 []sample
+}
+
+// sample is one look at a shard's counters, for rates and estimates.
+type sample struct {
+	at          time.Time
+	docs, bytes int64
+	lag         time.Duration
+}
+
+// maxSamples keeps about five seconds of samples at the default poll period.
+const maxSamples = 10
+
+func newShardState(cp ShardCheckpoint) *shardState {
+	if cp.Phase == "" {
+		cp.Phase = Pending
+	}
+	sh := &shardState{name: cp.Shard, cp: cp, phase: cp.Phase, err: cp.Error, t0: cp.T0}
+	for _, p := range cp.Copied {
+		sh.copiedDocs += p.Docs
+		sh.copiedBytes += p.Bytes
+	}
+	return sh
+}
+
+func (sh *shardState) checkpoint() ShardCheckpoint {
+	sh.saveMu.Lock()
+	defer sh.saveMu.Unlock()
+	return sh.cp
+}
+
+// pipe is one running shard pipeline.
+type pipe struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (m *Migration) shardList() []*shardState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.mu.shards)
+}
+
+func (m *Migration) shard(name string) *shardState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, sh := range m.mu.shards {
+		if sh.name == name {
+			return sh
+		}
+	}
+	return nil
+}
+
+// launchAll starts the pipeline of every source shard, from its checkpoint. names
+// are the source's shards in listShards order. Called with life held.
+func (m *Migration) launchAll(r *runState, names []string) error {
+	if len(names) == 0 {
+		return errors.New("the source lists no shards")
+	}
+	known := map[string]*shardState{}
+	for _, sh := range m.shardList() {
+		known[sh.name] = sh
+	}
+	var shards []*shardState
+	for _, name := range names {
+		sh, ok := known[name]
+		if !ok {
+			sh = newShardState(ShardCheckpoint{Shard: name})
+		}
+		delete(known, name)
+		shards = append(shards, sh)
+	}
+	if len(known) > 0 {
+		gone := slices.Sorted(maps.Keys(known))
+		return fmt.Errorf("source shards %s have checkpoints but the source no longer lists them: the migration cannot continue; cancel it and start a new one",
+			strings.Join(gone, ", "))
+	}
+	m.mu.Lock()
+	m.mu.shards = shards
+	m.mu.Unlock()
+	for _, sh := range shards {
+		// A shard that never started copying in an earlier run may have left part
+		// of a copy behind before its first checkpoint: it is cleared first.
+		m.launch(r, sh, !r.fresh && sh.checkpoint().Phase == Pending)
+	}
+	return nil
+}
+
+// launch starts one shard's pipeline. Called with life held.
+func (m *Migration) launch(r *runState, sh *shardState, clear bool) {
+	if r.stopped {
+		return
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	p := &pipe{cancel: cancel, done: make(chan struct{})}
+	r.pipes[sh.name] = p
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(p.done)
+		defer cancel()
+		err := m.pipeline(ctx, r, sh, clear)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		m.failShard(sh, err)
+		r.clusters.ReleaseDDL(sh.name)
+	}()
+}
+
+// pipeline runs one shard from its checkpoint's phase: T0, copy, consistency point,
+// index builds, replay. Each step is saved before the next begins, so a restart
+// resumes at the step it stopped in. It returns nil when the replay is stopped.
+func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, clear bool) error {
+	c := r.clusters
+	cp := sh.checkpoint()
+	sink := shardSink{m: m, sh: sh}
+	if cp.Phase == ShardFailed {
+		c.ReleaseDDL(sh.name) // it stays failed until restarted
+		return nil
+	}
+	if cp.Phase == Pending {
+		if clear {
+			if err := c.ClearShard(ctx, sh.name); err != nil {
+				return fmt.Errorf("clear what shard %s owns on the destination: %w", sh.name, err)
+			}
+		}
+		t0, err := c.Newest(ctx, sh.name)
+		if err != nil {
+			return fmt.Errorf("record T0 of shard %s: %w", sh.name, err)
+		}
+		if t0.IsZero() {
+			return fmt.Errorf("record T0 of shard %s: its oplog is empty (is it a replica set member?)", sh.name)
+		}
+		err = m.shardPhase(sh, nil, Copying, "copy started; the oplog replay will start after T0 "+tsText(t0), func(cp *ShardCheckpoint) {
+			cp.T0, cp.ConsistencyPoint, cp.Applied, cp.Copied = t0, primitive.Timestamp{}, primitive.Timestamp{}, nil
+		})
+		if err != nil {
+			return err
+		}
+		cp = sh.checkpoint()
+	}
+	var copier Copier
+	if cp.Phase == Copying || cp.Phase == BuildingIndexes {
+		var err error
+		if copier, err = c.NewCopier(sh.name, cp.Copied, sink); err != nil {
+			return err
+		}
+		m.mu.Lock()
+		sh.copier = copier
+		m.mu.Unlock()
+	}
+	if cp.Phase == Copying {
+		if err := copier.Copy(ctx); err != nil {
+			return err
+		}
+		point, err := c.Newest(ctx, sh.name)
+		if err != nil {
+			return fmt.Errorf("record the consistency point of shard %s: %w", sh.name, err)
+		}
+		p := copier.Snapshot()
+		reason := fmt.Sprintf("copied %d documents (%d orphans skipped); building indexes", p.Docs, p.Orphans)
+		if err := m.shardPhase(sh, nil, BuildingIndexes, reason, func(cp *ShardCheckpoint) { cp.ConsistencyPoint = point }); err != nil {
+			return err
+		}
+		cp = sh.checkpoint()
+	}
+	if cp.Phase == BuildingIndexes {
+		if err := copier.BuildIndexes(ctx); err != nil {
+			return err
+		}
+		if err := m.shardPhase(sh, nil, CatchingUp, "indexes built; replaying the oplog from T0", nil); err != nil {
+			return err
+		}
+		cp = sh.checkpoint()
+	}
+	if cp.Phase == Synced {
+		if err := m.shardPhase(sh, nil, CatchingUp, "resumed: catching up from the checkpoint", nil); err != nil {
+			return err
+		}
+		cp = sh.checkpoint()
+	}
+	if cp.Phase != CatchingUp {
+		return fmt.Errorf("shard %s: unexpected phase %q in its checkpoint", sh.name, cp.Phase)
+	}
+	resume := cp.Applied
+	if resume.IsZero() {
+		resume = cp.T0
+	}
+	rp, err := c.NewReplayer(sh.name, resume, cp.ConsistencyPoint, sink)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	sh.replayer = rp
+	m.mu.Unlock()
+	return rp.Run(ctx)
+}
+
+// failShard records why a shard's sync stopped; the others keep syncing.
+func (m *Migration) failShard(sh *shardState, err error) {
+	msg := err.Error()
+	if !strings.Contains(msg, "restart this shard") {
+		msg += ": restart this shard once the cause is fixed"
+	}
+	m.log.Error("shard failed", "shard", sh.name, "err", err)
+	if serr := m.shardPhase(sh, nil, ShardFailed, msg, func(cp *ShardCheckpoint) { cp.Error = msg }); serr != nil {
+		m.log.Error("record the failure of a shard", "shard", sh.name, "err", serr)
+		m.mu.Lock()
+		sh.phase, sh.err = ShardFailed, msg
+		m.mu.Unlock()
+	}
+}
+
+// shardPhase moves a shard to a new phase, saved with its event; from, when not
+// nil, lists the phases the move is made from (another is left as it is: the
+// pipeline and the lifecycle both move shards).
+func (m *Migration) shardPhase(sh *shardState, from []Phase, to Phase, reason string, change func(*ShardCheckpoint)) error {
+	sh.saveMu.Lock()
+	if from != nil && !slices.Contains(from, sh.cp.Phase) {
+		sh.saveMu.Unlock()
+		return nil
+	}
+	next := sh.cp
+	next.Shard = sh.name
+	prev := next.Phase
+	if change != nil {
+		change(&next)
+	}
+	if to != ShardFailed {
+		next.Error = ""
+	}
+	next.Phase = to
+	ev := Event{At: m.clock.Now(), Shard: sh.name, From: string(prev), To: string(to), Reason: reason}
+	next.History = append(slices.Clip(next.History), ev)
+	err := m.cp.SaveShard(next)
+	if err == nil {
+		sh.cp = next
+	}
+	sh.saveMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("save the checkpoint of shard %s: %w", sh.name, err)
+	}
+	m.mu.Lock()
+	sh.phase, sh.err, sh.t0 = to, next.Error, next.T0
+	m.mu.history = append(m.mu.history, ev)
+	m.mu.Unlock()
+	m.log.Info("shard phase", "shard", sh.name, "from", prev, "to", to, "reason", reason)
+	m.poke()
+	return nil
+}
+
+// saveShard changes a shard's checkpoint without changing its phase.
+func (m *Migration) saveShard(sh *shardState, change func(*ShardCheckpoint)) error {
+	sh.saveMu.Lock()
+	defer sh.saveMu.Unlock()
+	next := sh.cp
+	next.Shard = sh.name
+	change(&next)
+	if err := m.cp.SaveShard(next); err != nil {
+		return err
+	}
+	sh.cp = next
+	return nil
+}
+
+// shardSink takes a shard's copy and replay checkpoints.
+type shardSink struct {
+	m  *Migration
+	sh *shardState
+}
+
+// SaveCopyProgress implements initialsync.CheckpointSink.
+func (s shardSink) SaveCopyProgress(_ string, progress map[string]initialsync.PartitionProgress) error {
+	return s.m.saveShard(s.sh, func(cp *ShardCheckpoint) { cp.Copied = progress })
+}
+
+// SaveApplied implements replay.Checkpointer.
+func (s shardSink) SaveApplied(_ string, ts primitive.Timestamp) error {
+	return s.m.saveShard(s.sh, func(cp *ShardCheckpoint) { cp.Applied = ts })
+}
+
+// judgeLag moves a replaying shard between catching up and synced by its lag.
+// Called with life held.
+func (m *Migration) judgeLag(sh *shardState) {
+	m.mu.Lock()
+	phase, rp := sh.phase, sh.replayer
+	m.mu.Unlock()
+	if rp == nil || (phase != CatchingUp && phase != Synced) {
+		return
+	}
+	p := rp.Snapshot()
+	if p.Err != nil || p.Newest.IsZero() {
+		return
+	}
+	var err error
+	switch {
+	case phase == CatchingUp && p.Lag < m.cfg.SyncedLag:
+		err = m.shardPhase(sh, []Phase{CatchingUp}, Synced, "in sync: lag "+GapText(p.Lag), nil)
+	case phase == Synced && p.Lag >= m.cfg.FellBehindLag:
+		err = m.shardPhase(sh, []Phase{Synced}, CatchingUp, "fell behind: lag "+GapText(p.Lag), nil)
+	}
+	if err != nil {
+		m.log.Warn("record a shard's phase", "shard", sh.name, "err", err)
+	}
+}
+
+// status is a shard's phase and, unless synced, why in words.
+func (sh *shardState) status(m *Migration) (Phase, string) {
+	m.mu.Lock()
+	phase, msg, rp := sh.phase, sh.err, sh.replayer
+	m.mu.Unlock()
+	switch phase {
+	case Synced:
+		return phase, ""
+	case ShardFailed:
+		return phase, fmt.Sprintf("shard %s failed: %s", sh.name, msg)
+	case CatchingUp:
+		if rp != nil {
+			return phase, fmt.Sprintf("shard %s fell behind: lag %s", sh.name, GapText(rp.Snapshot().Lag))
+		}
+	}
+	return phase, fmt.Sprintf("shard %s is %s", sh.name, strings.ReplaceAll(string(phase), "_", " "))
+}
+
+// stopSync stops every shard for good: the replays stop gracefully (what they read
+// is applied and checkpointed), the rest is cancelled. Called with life held.
+func (m *Migration) stopSync(ctx context.Context, r *runState) {
+	if r == nil || r.stopped {
+		return
+	}
+	r.stopped = true
+	var wg sync.WaitGroup
+	for name, p := range r.pipes {
+		sh := m.shard(name)
+		if sh == nil {
+			continue
+		}
+		m.mu.Lock()
+		rp := sh.replayer
+		m.mu.Unlock()
+		if rp == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, m.cfg.DrainTimeout)
+			defer cancel()
+			if err := rp.Stop(sctx); err != nil {
+				m.log.Warn("the replay did not stop in time; cancelling it", "shard", name, "err", err)
+			}
+			p.cancel()
+		}()
+	}
+	wg.Wait()
+	m.haltPipes(r)
+}
+
+// haltPipes cancels every pipeline and waits for them. Called with life held.
+func (m *Migration) haltPipes(r *runState) {
+	for name, p := range r.pipes {
+		p.cancel()
+		<-p.done
+		delete(r.pipes, name)
+	}
+}
+
+// sample records every shard's counters for rates and estimates.
+func (m *Migration) sample(now time.Time) {
+	for _, sh := range m.shardList() {
+		m.mu.Lock()
+		copier, rp := sh.copier, sh.replayer
+		m.mu.Unlock()
+		s := sample{at: now}
+		if copier != nil {
+			p := copier.Snapshot()
+			s.docs, s.bytes = p.Docs, p.Bytes
+		}
+		if rp != nil {
+			s.lag = rp.Snapshot().Lag
+		}
+		m.mu.Lock()
+		sh.samples = append(sh.samples, s)
+		if len(sh.samples) > maxSamples {
+			sh.samples = slices.Delete(sh.samples, 0, len(sh.samples)-maxSamples)
+		}
+		m.mu.Unlock()
+	}
+}
+
+func tsText(ts primitive.Timestamp) string {
+	return fmt.Sprintf("%s (Timestamp(%d, %d))", time.Unix(int64(ts.T), 0).UTC().Format(time.RFC3339), ts.T, ts.I)
+}

@@ -1,0 +1,33 @@
+package verify
+
+import (
+	"context"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+)
+
+// MongoSide reads a cluster through a client connected to its mongos.
+func MongoSide(client *mongo.Client) Side { return mongoSide{client} }
+
+type mongoSide struct{ client *mongo.Client }
+
+func (s mongoSide) Scan(ctx context.Context, db, coll string, idOnly bool) (Cursor, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}})
+	if idOnly {
+		opts.SetProjection(bson.D{{Key: "_id", Value: 1}})
+	}
+	cur, err := s.client.Database(db).Collection(coll).Find(ctx, bson.D{}, opts)
+	if err != nil {
+		return nil, err
+	}
+	return mongoCursor{cur}, nil
+}
+
+type mongoCursor struct{ c *mongo.Cursor }
+
+func (m mongoCursor) Next(ctx context.Context) bool   { return m.c.Next(ctx) }
+func (m mongoCursor) Current() bson.Raw               { return m.c.Current }
+func (m mongoCursor) Err() error                      { return m.c.Err() }
+func (m mongoCursor) Close(ctx context.Context) error { return m.c.Close(ctx) }
