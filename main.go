@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/shardlift/shardlift/app"
+	_ "github.com/shardlift/shardlift/app/plainlocale" // before Fyne's init: see its doc
 )
 
 func main() {
