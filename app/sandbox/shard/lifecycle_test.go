@@ -234,3 +234,66 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool.AddCert(parsed)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
 }
+
+// A shard stopped while writes are in flight must keep data and oplog in step, as a
+// real mongod does: every document it holds has its insert entry and every insert
+// entry its document. Before writes were quiesced on Stop, a write cut between its
+// FerretDB change and its oplog append left a document with no entry.
+func TestStopMidWriteNeverLeavesDataWithoutAnOplogEntry(t *testing.T) {
+	f := startFront(t, Config{})
+	for round := 0; round < 4; round++ {
+		c := connect(t, f, options.Client().SetRetryWrites(false))
+		coll := c.Database("db").Collection("stop")
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		for w := 0; w < 4; w++ {
+			go func(w int) {
+				defer func() { done <- struct{}{} }()
+				for i := 0; ctx.Err() == nil; i++ {
+					coll.InsertOne(ctx, bson.D{{Key: "_id", Value: primitive.NewObjectID()}, {Key: "w", Value: w}, {Key: "round", Value: round}})
+				}
+			}(w)
+		}
+		time.Sleep(time.Duration(20+round*15) * time.Millisecond)
+		if err := f.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		for w := 0; w < 4; w++ {
+			<-done
+		}
+		if err := f.Restart(); err != nil {
+			t.Fatal(err)
+		}
+
+		c = connect(t, f)
+		docs := map[primitive.ObjectID]bool{}
+		cur, err := c.Database("db").Collection("stop").Find(context.Background(), bson.D{{Key: "round", Value: round}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for cur.Next(context.Background()) {
+			docs[cur.Current.Lookup("_id").ObjectID()] = true
+		}
+		entries := map[primitive.ObjectID]bool{}
+		for _, e := range entriesAfter(t, c, primitive.Timestamp{}) {
+			o := e.Lookup("o").Document()
+			if e.Lookup("op").StringValue() == "i" && e.Lookup("ns").StringValue() == "db.stop" && o.Lookup("round").Int32() == int32(round) {
+				entries[o.Lookup("_id").ObjectID()] = true
+			}
+		}
+		if len(docs) == 0 {
+			t.Fatalf("round %d: no write landed before Stop; the test proves nothing", round)
+		}
+		for id := range docs {
+			if !entries[id] {
+				t.Errorf("round %d: document %s is on the shard with no oplog entry", round, id.Hex())
+			}
+		}
+		for id := range entries {
+			if !docs[id] {
+				t.Errorf("round %d: oplog entry for %s whose document is not on the shard", round, id.Hex())
+			}
+		}
+	}
+}

@@ -172,7 +172,13 @@ func (f *Front) stopLocked() error {
 	if err := f.server.SetFault(wire.Refuse); err != nil {
 		return fmt.Errorf("shard %s: %w", f.cfg.Name, err)
 	}
+	// Cancel only between writes: a write cut between its FerretDB change and its
+	// oplog entry would leave data a real mongod could never have (a change with no
+	// entry). Writes that wait for the lock find the context cancelled and fail before
+	// touching anything.
+	n.writeMu.Lock()
 	n.cancel()
+	n.writeMu.Unlock()
 	f.mu.Lock()
 	f.mu.node = nil
 	f.mu.Unlock()
