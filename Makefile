@@ -11,7 +11,7 @@ DEB_BUILD := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-
 	libxinerama-dev libxi-dev libxxf86vm-dev
 DEB_TEST := gnome-keyring dbus dbus-x11 xvfb xauth imagemagick
 
-.PHONY: all deps deps-test build run test test-short vet clean
+.PHONY: all deps deps-test build run screenshots package test test-short vet clean
 
 all: build
 
@@ -26,10 +26,30 @@ deps-test: deps
 build: deps
 	$(GO) build -o $(BIN) .
 
-# Until the desktop app lands, `make run` serves the sandbox clusters with a seeded data
-# set and a live write load; connect any MongoDB tool to the two URIs it prints.
+# The desktop app. "Try with sandbox clusters" walks the whole flow offline; `shardlift
+# sandbox` serves the same clusters to other MongoDB tools.
 run: build
-	./$(BIN) sandbox --docs 20000 --load 200
+	./$(BIN)
+
+# The real app under Xvfb walks the sandbox flow and saves every screen at 1280x800 and
+# 1024x700 into screenshots/.
+screenshots: deps-test build
+	scripts/screenshots.sh $(BIN) screenshots
+
+# The Linux package (tar.xz with the binary, a desktop entry and the icon) in dist/,
+# built by the fyne tool from FyneApp.toml; the tool is installed when missing. The
+# tool bumps Build in FyneApp.toml after each package: the file is put back, since the
+# binary's metadata (app/gui.go) must match it.
+FYNE_TOOL := fyne.io/tools/cmd/fyne@v1.7.4
+GOBIN_DIR = $(shell $(GO) env GOPATH)/bin
+package: deps
+	@command -v fyne >/dev/null || test -x $(GOBIN_DIR)/fyne || $(GO) install $(FYNE_TOOL)
+	mkdir -p dist
+	cp FyneApp.toml dist/FyneApp.toml.orig; \
+	PATH="$(GOBIN_DIR):$$PATH" fyne package --os linux --release; status=$$?; \
+	mv -f dist/FyneApp.toml.orig FyneApp.toml; exit $$status
+	mv -f Shardlift.tar.xz dist/
+	@tar -tJf dist/Shardlift.tar.xz
 
 vet: deps
 	$(GO) vet ./...

@@ -1,0 +1,341 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/shardlift/shardlift/engine"
+)
+
+// The headless API of `shardlift migrate --api ADDR` (DESIGN section 4), served on a
+// loopback address only:
+//
+//	GET  /status                  the migration's snapshot as JSON
+//	POST /cutover/start           ready -> cutting over
+//	POST /cutover/done[?override=true]  I'm done: 409 with the gap while it is not 0
+//	POST /cancel                  stop syncing, keep the data, restore the balancers
+//	POST /shards/{name}/restart   copy and replay one shard again
+//	POST /timer/extend            add 24 hours to the cutover window
+//	POST /verify                  compare source and destination now (while ready)
+//
+// Every POST answers the status after the action (200), or {"error": ...} with 409
+// for an action the lifecycle refuses now, 404 for an unknown shard, 503 when the
+// migration is not running, 500 otherwise. The thin clients (`shardlift status`,
+// `cutover`, `done`, ...) print the answer.
+
+// migrationControl is what the API drives: *engine.Migration.
+type migrationControl interface {
+	Snapshot() engine.Snapshot
+	StartCutover(ctx context.Context) error
+	Done(ctx context.Context, override bool) error
+	Cancel(ctx context.Context) error
+	ExtendTimer(ctx context.Context) error
+	RestartShard(ctx context.Context, shard string) error
+	Verify(ctx context.Context) (*engine.Verification, error)
+}
+
+var _ migrationControl = (*engine.Migration)(nil)
+
+// statusJSON is GET /status.
+type statusJSON struct {
+	ID               string            `json:"id"`
+	Name             string            `json:"name"`
+	State            engine.State      `json:"state"`
+	Reason           string            `json:"reason,omitempty"`
+	StartedAt        *time.Time        `json:"startedAt"`
+	OptimeGapSeconds float64           `json:"optimeGapSeconds"`
+	TimerDeadline    *time.Time        `json:"timerDeadline"`
+	DestinationURI   string            `json:"destinationUri"`
+	Verification     *verificationJSON `json:"verification"`
+	Overall          progressJSON      `json:"overall"`
+	Shards           []shardJSON       `json:"shards"`
+	SourceUsers      []userJSON        `json:"sourceUsers"`
+}
+
+type progressJSON struct {
+	DocsCopied  int64   `json:"docsCopied"`
+	DocsTotal   int64   `json:"docsTotal"`
+	BytesCopied int64   `json:"bytesCopied"`
+	BytesTotal  int64   `json:"bytesTotal"`
+	CopyRate    float64 `json:"copyRate"`
+	ApplyRate   float64 `json:"applyRate"`
+	LagSeconds  float64 `json:"lagSeconds"`
+}
+
+type shardJSON struct {
+	Name  string       `json:"name"`
+	Phase engine.Phase `json:"phase"`
+	progressJSON
+	Error    string `json:"error,omitempty"`
+	Retrying string `json:"retrying,omitempty"`
+}
+
+type verificationJSON struct {
+	At         time.Time      `json:"at"`
+	OK         bool           `json:"ok"`
+	Namespaces int            `json:"namespaces"`
+	Ranges     int            `json:"ranges"`
+	Matched    int            `json:"matched"`
+	Documents  int64          `json:"documents"`
+	Overridden bool           `json:"overridden,omitempty"`
+	Mismatches []mismatchJSON `json:"mismatches"`
+}
+
+type mismatchJSON struct {
+	Namespace   string   `json:"namespace"`
+	Range       string   `json:"range"`
+	SourceCount int64    `json:"sourceCount"`
+	DestCount   int64    `json:"destCount"`
+	SampleIDs   []string `json:"sampleIds"`
+}
+
+type userJSON struct {
+	Name   string   `json:"name"`
+	DB     string   `json:"db"`
+	Roles  []string `json:"roles"`
+	IsRole bool     `json:"isRole,omitempty"`
+}
+
+// errorJSON is the body of a refused or failed action.
+type errorJSON struct {
+	Error            string            `json:"error"`
+	State            engine.State      `json:"state"`
+	OptimeGapSeconds *float64          `json:"optimeGapSeconds,omitempty"`
+	Verification     *verificationJSON `json:"verification,omitempty"`
+}
+
+func toStatus(s engine.Snapshot) statusJSON {
+	out := statusJSON{
+		ID: s.ID, Name: s.Name, State: s.State, Reason: s.Reason,
+		OptimeGapSeconds: s.OptimeGap.Seconds(), DestinationURI: s.DestinationURI,
+		Verification: toVerificationJSON(s.Verification), Overall: toProgress(s.Overall),
+		Shards: []shardJSON{}, SourceUsers: []userJSON{},
+	}
+	if !s.StartedAt.IsZero() {
+		t := s.StartedAt.UTC()
+		out.StartedAt = &t
+	}
+	if !s.TimerDeadline.IsZero() {
+		t := s.TimerDeadline.UTC()
+		out.TimerDeadline = &t
+	}
+	for _, sh := range s.Shards {
+		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying})
+	}
+	for _, u := range s.SourceUsers {
+		roles := u.Roles
+		if roles == nil {
+			roles = []string{}
+		}
+		out.SourceUsers = append(out.SourceUsers, userJSON{Name: u.Name, DB: u.DB, Roles: roles, IsRole: u.IsRole})
+	}
+	return out
+}
+
+func toProgress(p engine.Progress) progressJSON {
+	return progressJSON{
+		DocsCopied: p.DocsCopied, DocsTotal: p.DocsTotal, BytesCopied: p.BytesCopied, BytesTotal: p.BytesTotal,
+		CopyRate: p.CopyRate, ApplyRate: p.ApplyRate, LagSeconds: p.Lag.Seconds(),
+	}
+}
+
+func toVerificationJSON(v *engine.Verification) *verificationJSON {
+	if v == nil {
+		return nil
+	}
+	out := &verificationJSON{At: v.At.UTC(), OK: v.OK(), Namespaces: v.Namespaces, Ranges: v.Ranges, Matched: v.Matched,
+		Documents: v.Documents, Overridden: v.Overridden, Mismatches: []mismatchJSON{}}
+	for _, m := range v.Mismatches {
+		out.Mismatches = append(out.Mismatches, mismatchJSON{Namespace: m.Namespace, Range: m.Range, SourceCount: m.SourceCount, DestCount: m.DestCount, SampleIDs: m.SampleIDs})
+	}
+	return out
+}
+
+// newAPIHandler serves the API. Actions run in a context derived from base (the
+// migrate command's): a client that disconnects does not interrupt a finalize.
+func newAPIHandler(base context.Context, m migrationControl) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, toStatus(m.Snapshot()))
+	})
+	action := func(do func(ctx context.Context, r *http.Request) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if err := do(base, r); err != nil {
+				writeError(w, m, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, toStatus(m.Snapshot()))
+		}
+	}
+	mux.Handle("POST /cutover/start", action(func(ctx context.Context, _ *http.Request) error { return m.StartCutover(ctx) }))
+	mux.Handle("POST /cutover/done", action(func(ctx context.Context, r *http.Request) error {
+		return m.Done(ctx, r.URL.Query().Get("override") == "true")
+	}))
+	mux.Handle("POST /cancel", action(func(ctx context.Context, _ *http.Request) error { return m.Cancel(ctx) }))
+	mux.Handle("POST /timer/extend", action(func(ctx context.Context, _ *http.Request) error { return m.ExtendTimer(ctx) }))
+	mux.Handle("POST /shards/{name}/restart", action(func(ctx context.Context, r *http.Request) error {
+		return m.RestartShard(ctx, r.PathValue("name"))
+	}))
+	mux.Handle("POST /verify", action(func(ctx context.Context, _ *http.Request) error {
+		_, err := m.Verify(ctx)
+		return err
+	}))
+	return loopbackOnly(mux)
+}
+
+// loopbackOnly refuses requests that do not come from this machine: the API can
+// stop a migration.
+func loopbackOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			writeJSON(w, http.StatusForbidden, errorJSON{Error: "the Shardlift API answers only this machine"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeError(w http.ResponseWriter, m migrationControl, err error) {
+	s := m.Snapshot()
+	body := errorJSON{Error: err.Error(), State: s.State}
+	code := http.StatusInternalServerError
+	var gap *engine.GapError
+	var mismatch *engine.MismatchError
+	switch {
+	case errors.As(err, &gap):
+		code = http.StatusConflict
+		secs := gap.Gap.Seconds()
+		body.OptimeGapSeconds = &secs
+	case errors.As(err, &mismatch):
+		code = http.StatusConflict
+		body.Verification = toVerificationJSON(mismatch.Verification)
+	case errors.Is(err, engine.ErrRefused):
+		code = http.StatusConflict
+	case errors.Is(err, engine.ErrUnknownShard):
+		code = http.StatusNotFound
+	case errors.Is(err, engine.ErrNotRunning):
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, body)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // "a -> b" stays readable
+	_ = enc.Encode(v)
+}
+
+// checkLoopback refuses an --api address other machines could reach.
+func checkLoopback(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return fmt.Errorf("--api %q: give HOST:PORT, such as 127.0.0.1:8321", addr)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("--api %q: the API listens on a loopback address only (127.0.0.1 or ::1), since it can stop the migration", addr)
+	}
+	return nil
+}
+
+// apiClients are the thin clients of the API, one command each.
+var apiClients = []struct {
+	name, summary, method, path, synopsis string
+}{
+	{"status", "print the status of a running headless migration (GET /status)", http.MethodGet, "/status", "--api ADDR"},
+	{"cutover", "start the cutover of a ready migration (POST /cutover/start)", http.MethodPost, "/cutover/start", "--api ADDR"},
+	{"done", "finish the cutover once the optime gap is 0 (POST /cutover/done)", http.MethodPost, "/cutover/done", "--api ADDR [--override]"},
+	{"cancel", "stop syncing, keep the migrated data, restore the balancers (POST /cancel)", http.MethodPost, "/cancel", "--api ADDR"},
+	{"extend", "add 24 hours to the cutover window (POST /timer/extend)", http.MethodPost, "/timer/extend", "--api ADDR"},
+	{"restart-shard", "copy and replay one shard again (POST /shards/{name}/restart)", http.MethodPost, "/shards/{name}/restart", "--api ADDR SHARD"},
+	{"verify", "compare source and destination now, while ready (POST /verify)", http.MethodPost, "/verify", "--api ADDR"},
+}
+
+// clientCommand is the command table's entry of the named thin client.
+func clientCommand(name string) command {
+	for _, c := range apiClients {
+		if c.name == name {
+			return command{name: c.name, summary: c.summary, run: func(ctx context.Context, s streams, args []string) int {
+				return runClient(ctx, s, args, c.name, c.method, c.path, c.synopsis)
+			}}
+		}
+	}
+	panic("no API client " + name)
+}
+
+func runClient(ctx context.Context, s streams, args []string, name, method, path, synopsis string) int {
+	f := newFlags(name, synopsis, fmt.Sprintf(`Calls %s %s on the API of a running 'shardlift migrate --api ADDR' and prints the
+answer (the migration's status as JSON, or the error). Exit status: 0 when the action
+was accepted, 1 when it was refused or failed, 2 for bad usage.`, method, path))
+	addr := f.String("api", "", "the `ADDR` (HOST:PORT) given to shardlift migrate --api")
+	timeout := f.Duration("timeout", 30*time.Minute, "wait at most `D` for the answer (I'm done verifies the destination first)")
+	var override *bool
+	if name == "done" {
+		override = f.Bool("override", false, "finish even though verification found ranges that differ (recorded in the history)")
+	}
+	if code, ok := f.parse(s, args); !ok {
+		return code
+	}
+	switch {
+	case *addr == "":
+		return usageError(s, f.prog, "--api is required")
+	case strings.Contains(path, "{name}") && f.NArg() != 1:
+		return usageError(s, f.prog, "name the shard to restart: %s", synopsis)
+	case !strings.Contains(path, "{name}") && f.NArg() > 0:
+		return usageError(s, f.prog, "unexpected argument %q", f.Arg(0))
+	}
+	if strings.Contains(path, "{name}") {
+		path = strings.Replace(path, "{name}", url.PathEscape(f.Arg(0)), 1)
+	}
+	if override != nil && *override {
+		path += "?override=true"
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	code, body, err := callAPI(ctx, *addr, method, path)
+	if err != nil {
+		fmt.Fprintf(s.err, "%s: cannot reach the API at %s (is 'shardlift migrate --api %s' running?): %v\n", f.prog, *addr, *addr, err)
+		return exitFail
+	}
+	s.out.Write(body)
+	if code/100 != 2 {
+		var e errorJSON
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			fmt.Fprintf(s.err, "%s: %s\n", f.prog, e.Error)
+		} else {
+			fmt.Fprintf(s.err, "%s: the API answered %d\n", f.prog, code)
+		}
+		return exitFail
+	}
+	return exitOK
+}
+
+// callAPI makes one request and returns the status code and body.
+func callAPI(ctx context.Context, addr, method, path string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(nil))
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	return resp.StatusCode, body, err
+}

@@ -1,0 +1,241 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shardlift/shardlift/engine"
+)
+
+// fakeControl answers the API as a migration would, with errors set by the test.
+type fakeControl struct {
+	snap     engine.Snapshot
+	err      error
+	calls    []string
+	override bool
+}
+
+func (f *fakeControl) Snapshot() engine.Snapshot { return f.snap }
+func (f *fakeControl) StartCutover(context.Context) error {
+	f.calls = append(f.calls, "cutover")
+	return f.err
+}
+func (f *fakeControl) Done(_ context.Context, override bool) error {
+	f.calls = append(f.calls, "done")
+	f.override = override
+	return f.err
+}
+func (f *fakeControl) Cancel(context.Context) error {
+	f.calls = append(f.calls, "cancel")
+	return f.err
+}
+func (f *fakeControl) ExtendTimer(context.Context) error {
+	f.calls = append(f.calls, "extend")
+	return f.err
+}
+func (f *fakeControl) RestartShard(_ context.Context, name string) error {
+	f.calls = append(f.calls, "restart "+name)
+	return f.err
+}
+func (f *fakeControl) Verify(context.Context) (*engine.Verification, error) {
+	f.calls = append(f.calls, "verify")
+	return nil, f.err
+}
+
+func newFakeControl() *fakeControl {
+	return &fakeControl{snap: engine.Snapshot{
+		ID: "m1", State: engine.CuttingOver, OptimeGap: 41 * time.Second,
+		TimerDeadline: time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC),
+		Shards: []engine.ShardProgress{{Name: "rs0", Phase: engine.Synced, Progress: engine.Progress{
+			DocsCopied: 10, DocsTotal: 10, BytesCopied: 1000, BytesTotal: 1000, Lag: 2 * time.Second}}},
+	}}
+}
+
+// serve starts the API on a loopback port and returns its address.
+func serve(t *testing.T, m migrationControl) string {
+	t.Helper()
+	srv := httptest.NewServer(newAPIHandler(context.Background(), m))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestStatusHasTheFieldsScriptsRead(t *testing.T) {
+	addr := serve(t, newFakeControl())
+	code, body, err := callAPI(context.Background(), addr, http.MethodGet, "/status")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /status: %d %v", code, err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st["state"] != "cutting_over" || st["optimeGapSeconds"] != 41.0 || st["timerDeadline"] != "2026-03-04T09:00:00Z" {
+		t.Fatalf("status %s", body)
+	}
+	if _, ok := st["verification"]; !ok {
+		t.Fatalf("status lacks verification: %s", body)
+	}
+	shard := st["shards"].([]any)[0].(map[string]any)
+	for k, want := range map[string]any{"name": "rs0", "phase": "synced", "lagSeconds": 2.0, "docsCopied": 10.0, "docsTotal": 10.0, "bytesCopied": 1000.0, "bytesTotal": 1000.0} {
+		if shard[k] != want {
+			t.Errorf("shard %s = %v, want %v (%s)", k, shard[k], want, body)
+		}
+	}
+}
+
+func TestActionsMapRefusalsToStatusCodes(t *testing.T) {
+	cases := []struct {
+		err  error
+		code int
+		say  string
+	}{
+		{&engine.GapError{Gap: 41 * time.Second, Shard: "rs1"}, http.StatusConflict, `"optimeGapSeconds": 41`},
+		{&engine.RefusedError{Action: "finish the cutover", State: engine.Ready}, http.StatusConflict, "cannot finish the cutover"},
+		{&engine.MismatchError{Verification: &engine.Verification{Ranges: 2, Mismatches: []engine.Mismatch{{Namespace: "a.b"}}}}, http.StatusConflict, `"namespace": "a.b"`},
+		{fmt.Errorf("restart shard x: %w", engine.ErrUnknownShard), http.StatusNotFound, "no such source shard"},
+		{engine.ErrNotRunning, http.StatusServiceUnavailable, "not running"},
+		{fmt.Errorf("disk full"), http.StatusInternalServerError, "disk full"},
+		{nil, http.StatusOK, `"state": "cutting_over"`},
+	}
+	for _, c := range cases {
+		f := newFakeControl()
+		f.err = c.err
+		code, body, err := callAPI(context.Background(), serve(t, f), http.MethodPost, "/cutover/done")
+		if err != nil || code != c.code || !strings.Contains(string(body), c.say) {
+			t.Errorf("error %v: answered %d %s, want %d with %q", c.err, code, body, c.code, c.say)
+		}
+	}
+}
+
+func TestEveryEndpointReachesItsAction(t *testing.T) {
+	f := newFakeControl()
+	addr := serve(t, f)
+	for _, p := range []string{"/cutover/start", "/cutover/done?override=true", "/cancel", "/timer/extend", "/shards/rs%2F1/restart", "/verify"} {
+		if code, body, err := callAPI(context.Background(), addr, http.MethodPost, p); err != nil || code != http.StatusOK {
+			t.Fatalf("POST %s: %d %s %v", p, code, body, err)
+		}
+	}
+	want := []string{"cutover", "done", "cancel", "extend", "restart rs/1", "verify"}
+	if fmt.Sprint(f.calls) != fmt.Sprint(want) || !f.override {
+		t.Fatalf("calls %v override %v", f.calls, f.override)
+	}
+	if code, _, _ := callAPI(context.Background(), addr, http.MethodGet, "/cancel"); code != http.StatusMethodNotAllowed {
+		t.Fatalf("GET /cancel: %d", code)
+	}
+}
+
+func TestAPIListensOnLoopbackOnly(t *testing.T) {
+	for _, ok := range []string{"127.0.0.1:8321", "localhost:1", "[::1]:9"} {
+		if err := checkLoopback(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"0.0.0.0:8321", ":8321", "10.1.2.3:80", "db.example.com:80", "127.0.0.1"} {
+		if err := checkLoopback(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+	req := httptest.NewRequest(http.MethodPost, "/cancel", nil)
+	req.RemoteAddr = "10.1.2.3:5555"
+	rec := httptest.NewRecorder()
+	f := newFakeControl()
+	newAPIHandler(context.Background(), f).ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden || len(f.calls) != 0 {
+		t.Fatalf("a remote request: %d, calls %v", rec.Code, f.calls)
+	}
+}
+
+func TestClientCommandsPrintTheAnswerAndExitByIt(t *testing.T) {
+	f := newFakeControl()
+	addr := serve(t, f)
+	code, out, errOut := runCLI(t, "status", "--api", addr)
+	if code != exitOK || !strings.Contains(out, `"state": "cutting_over"`) {
+		t.Fatalf("status: %d %s %s", code, out, errOut)
+	}
+	f.err = &engine.GapError{Gap: 41 * time.Second, Shard: "rs1"}
+	code, out, errOut = runCLI(t, "done", "--api", addr, "--override")
+	if code != exitFail || !strings.Contains(errOut, "0:41") || !strings.Contains(out, "optimeGapSeconds") || !f.override {
+		t.Fatalf("done with a gap: %d %s %s", code, out, errOut)
+	}
+	f.err = nil
+	if code, _, errOut := runCLI(t, "restart-shard", "--api", addr, "rs1"); code != exitOK || f.calls[len(f.calls)-1] != "restart rs1" {
+		t.Fatalf("restart-shard: %d %s %v", code, errOut, f.calls)
+	}
+	if code, _, errOut := runCLI(t, "restart-shard", "--api", addr); code != exitUsage || !strings.Contains(errOut, "name the shard") {
+		t.Fatalf("restart-shard without a shard: %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "cancel"); code != exitUsage || !strings.Contains(errOut, "--api is required") {
+		t.Fatalf("cancel without --api: %d %s", code, errOut)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	if code, _, errOut := runCLI(t, "extend", "--api", closed); code != exitFail || !strings.Contains(errOut, "cannot reach the API") {
+		t.Fatalf("extend with nothing listening: %d %s", code, errOut)
+	}
+}
+
+func TestMigrateBadUsageExitsTwo(t *testing.T) {
+	cases := [][]string{
+		{"migrate"},
+		{"migrate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1"},
+		{"migrate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1", "--state", "x.db", "--api", "0.0.0.0:1"},
+		{"migrate", "--source", "a:1", "--destination", "mongodb://b:1", "--state", "x.db"},
+		{"migrate", "--source", "mongodb://u@a:1", "--destination", "mongodb://b:1", "--state", "x.db"},
+	}
+	for _, args := range cases {
+		t.Setenv(envSourcePassword, "")
+		if code, _, errOut := runCLI(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d (%s)", args, code, errOut)
+		}
+	}
+}
+
+func TestMigrateReportsALockedStateFile(t *testing.T) {
+	path := t.TempDir() + "/state.db"
+	st := openStore(t, path)
+	_ = st
+	code, _, errOut := runCLI(t, "migrate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1", "--state", path)
+	if code != exitFail || !strings.Contains(errOut, "another Shardlift is using this state file") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
+func TestConnSettingsKeepNoPassword(t *testing.T) {
+	e, err := endpointFor("--source", "mongodb://app:pa55word@B.example:27017,a.example:27018/admin?tls=true", "", envSourcePassword, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := connSettings(e, "")
+	if fmt.Sprint(got.Hosts) != "[a.example:27018 b.example:27017]" || got.Username != "app" || !got.TLS {
+		t.Fatalf("settings %+v", got)
+	}
+	if strings.Contains(fmt.Sprintf("%+v", got), "pa55word") {
+		t.Fatal("the password reached the state file's settings")
+	}
+}
+
+func TestProgressLineSaysWhatMatters(t *testing.T) {
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	s := engine.Snapshot{
+		State: engine.Ready, TimerDeadline: now.Add(72 * time.Hour), Reason: "shard rs1 fell behind: lag 0:41",
+		Overall: engine.Progress{DocsCopied: 12345, DocsTotal: 20000, BytesCopied: 1 << 20, BytesTotal: 2 << 20, Lag: 41 * time.Second},
+		Shards:  []engine.ShardProgress{{Name: "rs0", Phase: engine.Synced, Progress: engine.Progress{Lag: time.Second}}, {Name: "rs1", Phase: engine.CatchingUp, Progress: engine.Progress{Lag: 41 * time.Second}}},
+	}
+	line := progressLine(s, now)
+	for _, want := range []string{"ready", "12,345/20,000 docs", "1.0 MiB/2.0 MiB", "lag 0:41", "window closes in 72h00m", "rs0 synced 0:01", "rs1 catching up 0:41", "fell behind"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("line %q lacks %q", line, want)
+		}
+	}
+}

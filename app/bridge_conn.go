@@ -1,0 +1,292 @@
+package app
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"go.mongodb.org/mongo-driver/x/mongo/driver/connstring"
+
+	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/engine/validate"
+	"github.com/shardlift/shardlift/store"
+	"github.com/shardlift/shardlift/ui"
+)
+
+// A connection form as the engine and the store see it:
+//
+//	ui.Connection ─► endpointOf ─► topology.Endpoint (with the password, for this process)
+//	              └► settingsOf ─► store.ConnSettings (no password, for the state file)
+//	store.ConnSettings + password from the keyring ─► endpointFromSettings (resume)
+//
+// Anything wrong with one field comes back as a *ui.FieldError naming it.
+
+// conn is one form, checked and mapped.
+type conn struct {
+	endpoint topology.Endpoint
+	settings store.ConnSettings
+	// password is the one the endpoint authenticates with: the form's field, or the
+	// connection string's when the field is empty. It goes to the keyring only.
+	password string
+}
+
+// connOf checks one form and maps it.
+func connOf(side ui.Side, c ui.Connection, timeout time.Duration) (conn, error) {
+	fieldErr := func(f ui.Field, format string, a ...any) error {
+		return &ui.FieldError{Side: side, Field: f, Err: fmt.Errorf(format, a...)}
+	}
+	hosts := strings.TrimSpace(c.Hosts)
+	if hosts == "" {
+		return conn{}, fieldErr(ui.FieldHosts, "enter the mongos host:port list (db1:27017,db2:27017) or a mongodb:// connection string")
+	}
+	out := conn{password: c.Password}
+	e := topology.Endpoint{Username: strings.TrimSpace(c.Username), Password: c.Password, TLS: c.TLS, Timeout: timeout}
+	set := store.ConnSettings{Username: e.Username, TLS: c.TLS}
+	if strings.Contains(hosts, "://") {
+		if !strings.HasPrefix(hosts, "mongodb://") && !strings.HasPrefix(hosts, "mongodb+srv://") {
+			return conn{}, fieldErr(ui.FieldHosts, "%s is not a mongodb:// or mongodb+srv:// connection string", topology.MaskURI(schemeOf(hosts)))
+		}
+		cs, err := connstring.ParseAndValidate(hosts)
+		if err != nil {
+			return conn{}, fieldErr(ui.FieldHosts, "the connection string does not parse: %s", maskIn(err.Error(), hosts))
+		}
+		e.URI = hosts
+		set.Hosts = cs.Hosts
+		if set.Username == "" {
+			set.Username = cs.Username
+		}
+		if out.password == "" {
+			out.password = cs.Password
+		}
+		set.TLS = set.TLS || cs.SSL || strings.HasPrefix(hosts, "mongodb+srv://")
+		if cs.SSLCaFileSet && c.CAFile == "" && c.CAPEM == "" {
+			c.CAFile = cs.SSLCaFile
+		}
+	} else {
+		list, err := hostList(hosts)
+		if err != nil {
+			return conn{}, &ui.FieldError{Side: side, Field: ui.FieldHosts, Err: err}
+		}
+		e.Hosts, set.Hosts = list, list
+	}
+	switch {
+	case c.CAPEM != "":
+		pemText := strings.TrimSpace(c.CAPEM)
+		if err := checkCA([]byte(pemText)); err != nil {
+			return conn{}, &ui.FieldError{Side: side, Field: ui.FieldCA, Err: fmt.Errorf("the pasted CA: %w", err)}
+		}
+		e.CAPEM, set.CAPEM = []byte(pemText), pemText
+	case c.CAFile != "":
+		data, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return conn{}, fieldErr(ui.FieldCA, "cannot read the CA file: %v", err)
+		}
+		if err := checkCA(data); err != nil {
+			return conn{}, fieldErr(ui.FieldCA, "%s: %v", c.CAFile, err)
+		}
+		e.CAFile, set.CAFile = c.CAFile, c.CAFile
+	}
+	if e.CAFile != "" || len(e.CAPEM) > 0 {
+		e.TLS, set.TLS = true, true
+	}
+	if _, err := e.ClientOptions(); err != nil {
+		field := ui.FieldHosts
+		if errors.Is(err, topology.ErrInvalidCA) {
+			field = ui.FieldCA
+		}
+		return conn{}, &ui.FieldError{Side: side, Field: field, Err: err}
+	}
+	out.endpoint, out.settings = e, set
+	return out, nil
+}
+
+// schemeOf is the part of a connection string before its host, for a message.
+func schemeOf(uri string) string {
+	if i := strings.Index(uri, "://"); i >= 0 {
+		return uri[:i+3] + "…"
+	}
+	return uri
+}
+
+// maskIn hides the password of uri wherever it appears in msg.
+func maskIn(msg, uri string) string {
+	if pw := uriSecret(uri); pw != "" {
+		msg = strings.ReplaceAll(msg, pw, "****")
+		if dec, err := url.PathUnescape(pw); err == nil && dec != "" {
+			msg = strings.ReplaceAll(msg, dec, "****")
+		}
+	}
+	return msg
+}
+
+// hostList parses "host1:port1, host2:port2"; a host without a port is on 27017.
+func hostList(s string) ([]string, error) {
+	var out []string
+	for _, h := range strings.Split(s, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			return nil, fmt.Errorf("%q has an empty entry: separate the mongos hosts with single commas", s)
+		}
+		if strings.ContainsAny(h, "@/? \t") {
+			return nil, fmt.Errorf("%q is not host:port: enter each mongos as host:port (the user and password go in their own fields)", maskHost(h))
+		}
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			if strings.Count(h, ":") > 0 && !strings.HasPrefix(h, "[") {
+				return nil, fmt.Errorf("%q is not host:port: %v", h, err)
+			}
+			host, port = strings.Trim(h, "[]"), "27017"
+		}
+		if host == "" {
+			return nil, fmt.Errorf("%q has no host name before the port", h)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%q: the port must be a number from 1 to 65535", h)
+		}
+		out = append(out, net.JoinHostPort(host, port))
+	}
+	return out, nil
+}
+
+// maskHost hides what precedes an '@' in a host entry: it may be user:password.
+func maskHost(h string) string {
+	if i := strings.LastIndex(h, "@"); i >= 0 {
+		return "****" + h[i:]
+	}
+	return h
+}
+
+// checkCA accepts PEM text holding at least one certificate and no private key.
+func checkCA(data []byte) error {
+	if strings.Contains(string(data), "PRIVATE KEY") {
+		return errors.New("it contains a private key: give only the CA certificate (BEGIN CERTIFICATE), and keep the key secret")
+	}
+	rest := data
+	n := 0
+	for {
+		block, after := pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type == "CERTIFICATE" {
+			if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+				return fmt.Errorf("certificate %d cannot be read: %v", n+1, err)
+			}
+			n++
+		}
+		rest = after
+	}
+	if n == 0 {
+		return errors.New("not a PEM certificate: it must hold the text from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----")
+	}
+	return nil
+}
+
+// endpointFromSettings rebuilds an endpoint from what the state file kept and the
+// password, to resume a migration. Options of a connection string other than its
+// hosts, user and TLS are not kept by the state file (store.ConnSettings has no
+// field for them), so the resumed connection uses the defaults (authSource admin).
+func endpointFromSettings(s store.ConnSettings, password string, timeout time.Duration) topology.Endpoint {
+	e := topology.Endpoint{Hosts: s.Hosts, Username: s.Username, Password: password, TLS: s.TLS, CAFile: s.CAFile, Timeout: timeout}
+	if s.CAPEM != "" {
+		e.CAPEM = []byte(s.CAPEM)
+	}
+	return e
+}
+
+// applicationURI is the connection string the cutover screen gives the applications
+// for a destination entered as a host list: the engine's names the hosts only, and
+// an application following it would connect without TLS. It carries TLS and the CA
+// file, not the user (applications connect as their own users); "" for a destination
+// entered as a connection string, which the engine's keeps (without its password).
+func applicationURI(e topology.Endpoint) string {
+	if e.URI != "" || len(e.Hosts) == 0 {
+		return ""
+	}
+	u := "mongodb://" + strings.Join(e.Hosts, ",") + "/"
+	switch {
+	case e.CAFile != "":
+		u += "?tls=true&tlsCAFile=" + url.QueryEscape(e.CAFile)
+	case e.TLS || len(e.CAPEM) > 0:
+		u += "?tls=true"
+	}
+	return u
+}
+
+// checksOf turns the validation report into the Connections screen's checks. A check
+// that could not run blocks the start as a failure does (the engine refuses it too),
+// so it is shown as failed and says it did not run.
+func checksOf(r validate.Report) ui.Validation {
+	var v ui.Validation
+	for _, f := range r.Findings {
+		c := ui.Check{Title: f.Title, Detail: f.Detail, Fix: f.Fix}
+		switch f.Status {
+		case validate.Passed:
+			c.Status = ui.Passed
+		case validate.Warning:
+			c.Status = ui.Warning
+		case validate.NotRun:
+			c.Status = ui.Failed
+			c.Title = f.Title + " (not run)"
+		default:
+			c.Status = ui.Failed
+		}
+		v.Checks = append(v.Checks, c)
+	}
+	if f, ok := r.Finding(validate.IDDestEmpty); ok && f.Status != validate.Passed && r.Destination != nil && len(r.Destination.Namespaces) > 0 {
+		v.DestinationHasData = true
+		v.DestinationContents = contentsOf(r.Destination.Namespaces)
+	}
+	return v
+}
+
+// contentsOf describes what a destination holds: "2 databases (logs, shop), 5
+// collections, 12,345 documents, 3.4 MiB".
+func contentsOf(nss []topology.Namespace) string {
+	var dbs []string
+	seen := map[string]bool{}
+	var docs, size int64
+	known := true
+	for _, ns := range nss {
+		if !seen[ns.DB] {
+			seen[ns.DB] = true
+			dbs = append(dbs, ns.DB)
+		}
+		if ns.SizeKnown {
+			docs += ns.Count
+			size += ns.Size
+		} else {
+			known = false
+		}
+	}
+	out := fmt.Sprintf("%s (%s), %s", countNoun(len(dbs), "database"), strings.Join(dbs, ", "), countNoun(len(nss), "collection"))
+	if known {
+		out += fmt.Sprintf(", %s documents, %s", humanize.Comma(docs), humanize.IBytes(uint64(max(size, 0))))
+	}
+	return out
+}
+
+func countNoun(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// resumable reports whether a migration in state s still has syncing to do.
+func resumable(s engine.State) bool {
+	switch s {
+	case engine.Done, engine.Cancelled, engine.Expired:
+		return false
+	}
+	return true
+}

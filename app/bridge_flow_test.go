@@ -1,0 +1,329 @@
+package app
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+
+	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/store"
+	"github.com/shardlift/shardlift/ui"
+)
+
+// These tests run the real bridge, engine and store against the sandbox clusters.
+
+// flowLimit only keeps a broken flow from hanging the test.
+const flowLimit = 3 * time.Minute
+
+func needSandbox(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts two sandbox clusters and runs a migration")
+	}
+}
+
+// awaitSnapshot polls m until cond holds; a failed migration ends the wait.
+func awaitSnapshot(t *testing.T, m ui.Migration, what string, cond func(engine.Snapshot) bool) engine.Snapshot {
+	t.Helper()
+	end := time.Now().Add(flowLimit)
+	for {
+		s := m.Snapshot()
+		if cond(s) {
+			return s
+		}
+		if s.State == engine.Failed || time.Now().After(end) {
+			t.Fatalf("never %s: state %s, reason %q, shards %+v", what, s.State, s.Reason, s.Shards)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
+	needSandbox(t)
+	ctx := context.Background()
+	k := newMemKeyring()
+	b := newTestBridge(t, k, "")
+	src, dst, err := b.StartSandbox(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := src.Password
+	if len(password) < 16 || src.Username == "" || !src.TLS || src.CAFile == "" || dst.CAFile == "" {
+		t.Fatalf("the sandbox connections lack credentials or TLS: %+v", src)
+	}
+
+	v, err := b.Validate(ctx, src, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range v.Checks {
+		if c.Status == ui.Failed {
+			t.Fatalf("check failed on the sandbox: %+v", c)
+		}
+	}
+	mig, err := b.Start(ctx, src, dst, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := mig.Snapshot().ID
+	if pw, err := k.Get(id, store.RoleSource); err != nil || pw != password {
+		t.Errorf("the source password is not in the keyring: %q, %v", pw, err)
+	}
+	began := time.Now()
+	awaitSnapshot(t, mig, "ready", func(s engine.Snapshot) bool { return s.State == engine.Ready })
+	t.Logf("ready %v after the start", time.Since(began).Round(time.Millisecond))
+	if err := mig.StartCutover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	began = time.Now()
+	awaitSnapshot(t, mig, "optime gap 0:00", func(s engine.Snapshot) bool { return s.OptimeGap == 0 })
+	t.Logf("gap 0:00 %v after the cutover started (the sandbox load stopped with it)", time.Since(began).Round(time.Millisecond))
+	if err := mig.Done(ctx, false); err != nil {
+		t.Fatalf("I'm done: %v", err)
+	}
+	final := mig.Snapshot()
+	if final.State != engine.Done || !final.Verification.OK() {
+		t.Fatalf("after I'm done: state %s, verification %+v", final.State, final.Verification)
+	}
+	t.Logf("done: %d documents copied, %s", final.Overall.DocsCopied, final.Reason)
+
+	var diag bytes.Buffer
+	if err := b.ExportDiagnostics(ctx, id, &diag); err != nil {
+		t.Fatal(err)
+	}
+	files := readZip(t, diag.Bytes())
+	for _, name := range []string{"README.txt", "migration.json", "checkpoints.json", "snapshot.json", "log.txt", "version.json"} {
+		if _, ok := files[name]; !ok {
+			t.Errorf("the diagnostics lack %s", name)
+		}
+	}
+	var rec diagMigration
+	if err := json.Unmarshal(files["migration.json"], &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Source.Hosts[0] != src.Hosts || rec.Source.Username != src.Username || !rec.Source.TLS || rec.Source.CAFile != src.CAFile ||
+		rec.State != string(engine.Done) || len(rec.History) == 0 {
+		t.Errorf("migration.json does not hold the settings and history: %+v", rec)
+	}
+	var shards []diagShard
+	if err := json.Unmarshal(files["checkpoints.json"], &shards); err != nil || len(shards) != 2 {
+		t.Errorf("checkpoints.json: %v, %d shards, want 2", err, len(shards))
+	}
+	if !strings.Contains(string(files["log.txt"]), "migration starting") {
+		t.Errorf("log.txt lacks the app's log lines:\n%s", files["log.txt"])
+	}
+
+	logs := strings.Join(b.ring.lines(), "\n") + b.stderr.String()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stateFile, err := os.ReadFile(b.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forms := []string{password, url.QueryEscape(password)}
+	for where, data := range map[string][]byte{"the state file": stateFile, "the logs": []byte(logs)} {
+		for _, f := range forms {
+			if bytes.Contains(data, []byte(f)) {
+				t.Errorf("%s holds the password", where)
+			}
+		}
+	}
+	for name, data := range files {
+		for _, f := range forms {
+			if bytes.Contains(data, []byte(f)) {
+				t.Errorf("diagnostics file %s holds the password", name)
+			}
+		}
+	}
+}
+
+func readZip(t *testing.T, data []byte) map[string][]byte {
+	t.Helper()
+	z, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, f := range z.File {
+		r, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[f.Name] = b
+	}
+	return out
+}
+
+func TestReopeningTakesOverAMigrationSyncingInTheBackground(t *testing.T) {
+	needSandbox(t)
+	ctx := context.Background()
+	k := newMemKeyring()
+	// The sandbox belongs to a bridge that stays up: the first window's bridge hands
+	// its migration over and closes.
+	host := newTestBridge(t, newMemKeyring(), "")
+	src, dst, err := host.StartSandbox(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	first := newTestBridge(t, k, "")
+	mig, err := first.Start(ctx, src, dst, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := mig.Snapshot().ID
+	awaitSnapshot(t, mig, "syncing", func(s engine.Snapshot) bool { return s.State == engine.Syncing })
+	if err := mig.Detach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var bgOut syncBuffer
+	bgCtx, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	bgDone := make(chan struct{})
+	go func() {
+		defer close(bgDone)
+		keepSyncing(bgCtx, first.bridge, first.path, streams{out: &bgOut, err: &bgOut})
+	}()
+
+	// The new window finds the state file held and asks for it.
+	var out syncBuffer
+	var st *store.Store
+	for end := time.Now().Add(flowLimit); ; {
+		st, err = openStateFile(ctx, first.path, streams{out: &out, err: &out})
+		if !errors.Is(err, store.ErrLocked) || time.Now().After(end) {
+			break // the background process may not listen yet on the first try
+		}
+	}
+	if err != nil {
+		t.Fatalf("take the state file over: %v (background: %s)", err, bgOut.String())
+	}
+	<-bgDone
+	if !strings.Contains(bgOut.String(), "keeps syncing") && !strings.Contains(bgOut.String(), "syncing continues in the background") {
+		t.Errorf("the background process did not say it kept syncing:\n%s", bgOut.String())
+	}
+	if mig.(*liveMigration).active() {
+		t.Error("the background process still runs the migration after the handover")
+	}
+	second := newTestBridgeOn(t, k, st, first.path)
+	list, err := second.Migrations(ctx)
+	if err != nil || len(list) != 1 || (list[0].State != engine.Syncing && list[0].State != engine.Ready) {
+		t.Fatalf("the new window's list: %+v, %v", list, err)
+	}
+	again, err := second.Open(ctx, id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.(*liveMigration).active() {
+		t.Fatal("Open did not resume the migration")
+	}
+	awaitSnapshot(t, again, "ready after the resume", func(s engine.Snapshot) bool { return s.State == engine.Ready })
+	// Finishing proves the resumed replay applied what the load wrote meanwhile:
+	// I'm done verifies every range of source and destination.
+	if err := again.StartCutover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	host.stopSandboxLoad("the test's cutover")
+	awaitSnapshot(t, again, "optime gap 0:00", func(s engine.Snapshot) bool { return s.OptimeGap == 0 })
+	if err := again.Done(ctx, false); err != nil {
+		t.Fatalf("I'm done after the resume: %v", err)
+	}
+	if s := again.Snapshot(); s.State != engine.Done || !s.Verification.OK() {
+		t.Errorf("after the resume and I'm done: state %s, verification %+v", s.State, s.Verification)
+	}
+}
+
+func TestASandboxMigrationStaysWithTheProcessThatRunsItsClusters(t *testing.T) {
+	needSandbox(t)
+	ctx := context.Background()
+	b := newTestBridge(t, newMemKeyring(), "")
+	src, dst, err := b.StartSandbox(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mig, err := b.Start(ctx, src, dst, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mig.Detach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var bgOut syncBuffer
+	bgCtx, stopBg := context.WithCancel(ctx)
+	bgDone := make(chan struct{})
+	go func() {
+		defer close(bgDone)
+		keepSyncing(bgCtx, b.bridge, b.path, streams{out: &bgOut, err: &bgOut})
+	}()
+	var out syncBuffer
+	var refused *handoverRefused
+	for end := time.Now().Add(flowLimit); ; {
+		_, err = openStateFile(ctx, b.path, streams{out: &out, err: &out})
+		if errors.As(err, &refused) || time.Now().After(end) {
+			break // the background process may not listen yet on the first try
+		}
+	}
+	if !errors.As(err, &refused) || !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "sandbox clusters") {
+		t.Fatalf("a new window took a sandbox migration over: %v", err)
+	}
+	if !mig.(*liveMigration).active() {
+		t.Error("the refused handover stopped the migration")
+	}
+	stopBg()
+	<-bgDone
+	if !strings.Contains(bgOut.String(), "pause at their checkpoints") {
+		t.Errorf("a signal did not say the migrations pause:\n%s", bgOut.String())
+	}
+}
+
+func TestGUIValidatesTheSandboxClusters(t *testing.T) {
+	needSandbox(t)
+	a := newSerialApp(t)
+	b := newTestBridge(t, newMemKeyring(), "")
+	u := ui.New(a, b)
+	t.Cleanup(u.Window().Close)
+	d := screenDriver{win: u.Window()}
+	ctx := context.Background()
+	if err := d.tap(ctx, "Try with sandbox clusters", flowLimit); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.awaitForms(ctx, flowLimit); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.tap(ctx, "Validate", flowLimit); err != nil {
+		t.Fatal(err)
+	}
+	var summary string
+	if err := await(ctx, flowLimit, "the validation's summary", func() bool {
+		summary = d.validationSummary()
+		return summary != ""
+	}); err != nil {
+		t.Fatalf("%v; the window shows:\n%s", err, strings.Join(d.texts(""), "\n"))
+	}
+	if strings.Contains(summary, "failed") {
+		t.Fatalf("validation on the sandbox: %s", summary)
+	}
+	t.Logf("validation: %s", summary)
+	for _, w := range d.texts("") {
+		if strings.Contains(w, "Fix:") {
+			t.Logf("  %s", w)
+		}
+	}
+	if _, enabled := d.button("Start migration"); !enabled {
+		t.Error("Start migration is not enabled after a validation without failures")
+	}
+}

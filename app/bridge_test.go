@@ -1,0 +1,548 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/engine/validate"
+	"github.com/shardlift/shardlift/store"
+	"github.com/shardlift/shardlift/ui"
+)
+
+// memKeyring is a keyring in memory; setErr makes every Set fail with it.
+type memKeyring struct {
+	mu      sync.Mutex
+	m       map[string]string
+	setErr  error
+	deleted []string
+}
+
+func newMemKeyring() *memKeyring { return &memKeyring{m: map[string]string{}} }
+
+func (k *memKeyring) Set(id, role, pw string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.setErr != nil {
+		return k.setErr
+	}
+	k.m[id+"/"+role] = pw
+	return nil
+}
+
+func (k *memKeyring) Get(id, role string) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	pw, ok := k.m[id+"/"+role]
+	if !ok {
+		return "", fmt.Errorf("read the %s password of migration %s: %w", role, id, store.ErrSecretNotFound)
+	}
+	return pw, nil
+}
+
+func (k *memKeyring) DeleteAll(id string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.m, id+"/"+store.RoleSource)
+	delete(k.m, id+"/"+store.RoleDestination)
+	k.deleted = append(k.deleted, id)
+	return nil
+}
+
+// testBridge is a bridge on a state file in a temporary folder.
+type testBridge struct {
+	*bridge
+	path   string
+	stderr *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newTestBridge(t *testing.T, k secretStore, path string) *testBridge {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "state.db")
+	}
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newTestBridgeOn(t, k, st, path)
+}
+
+func newTestBridgeOn(t *testing.T, k secretStore, st *store.Store, path string) *testBridge {
+	t.Helper()
+	secrets := &secretSet{}
+	ring := newLogRing(logRingSize, secrets)
+	stderr := &syncBuffer{}
+	b := newBridge(context.Background(), bridgeConfig{
+		Store: st, Keyring: k, Log: newAppLogger(ring, stderr, secrets), Ring: ring, Secrets: secrets,
+		Timeout: 30 * time.Second, Sandbox: sandboxOptions{Docs: 1000, Rate: 20}, PollEvery: 100 * time.Millisecond,
+	})
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close the bridge: %v", err)
+		}
+	})
+	return &testBridge{bridge: b, path: path, stderr: stderr}
+}
+
+// serialApp is Fyne's test app with fyne.Do serialized, as the event goroutine of a
+// real display does: the test driver runs it on the calling goroutine, so the
+// screens' background results would race with each other and with the test.
+type serialApp struct {
+	fyne.App
+	driver serialDriver
+}
+
+type serialDriver struct {
+	fyne.Driver
+	mu *sync.Mutex
+}
+
+func (d serialDriver) DoFromGoroutine(f func(), wait bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.Driver.DoFromGoroutine(f, wait)
+}
+
+func (a serialApp) Driver() fyne.Driver { return a.driver }
+
+func newSerialApp(t *testing.T) fyne.App {
+	base := test.NewTempApp(t)
+	a := serialApp{App: base, driver: serialDriver{Driver: base.Driver(), mu: &sync.Mutex{}}}
+	fyne.SetCurrentApp(a)
+	return a
+}
+
+// writeCA writes a self-signed CA certificate in PEM and returns its path and text.
+func writeCA(t *testing.T) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, text
+}
+
+func TestConnectionFormsMapToEndpointsAndPasswordlessSettings(t *testing.T) {
+	caFile, caPEM := writeCA(t)
+	cases := []struct {
+		name     string
+		in       ui.Connection
+		endpoint topology.Endpoint
+		settings store.ConnSettings
+		password string
+	}{
+		{
+			name:     "host list with spaces and a default port",
+			in:       ui.Connection{Hosts: " db1:27017, db2 ", Username: " admin ", Password: "hunter2-pw"},
+			endpoint: topology.Endpoint{Hosts: []string{"db1:27017", "db2:27017"}, Username: "admin", Password: "hunter2-pw"},
+			settings: store.ConnSettings{Hosts: []string{"db1:27017", "db2:27017"}, Username: "admin"},
+			password: "hunter2-pw",
+		},
+		{
+			name:     "connection string carrying the user, the password and TLS",
+			in:       ui.Connection{Hosts: "mongodb://migrator:s3cr%40t@h1:27017,h2:27018/?tls=true"},
+			endpoint: topology.Endpoint{URI: "mongodb://migrator:s3cr%40t@h1:27017,h2:27018/?tls=true"},
+			settings: store.ConnSettings{Hosts: []string{"h1:27017", "h2:27018"}, Username: "migrator", TLS: true},
+			password: "s3cr@t",
+		},
+		{
+			name:     "CA file turns TLS on",
+			in:       ui.Connection{Hosts: "db1:27017", TLS: true, CAFile: caFile},
+			endpoint: topology.Endpoint{Hosts: []string{"db1:27017"}, TLS: true, CAFile: caFile},
+			settings: store.ConnSettings{Hosts: []string{"db1:27017"}, TLS: true, CAFile: caFile},
+		},
+		{
+			name:     "pasted CA",
+			in:       ui.Connection{Hosts: "[::1]:27017", TLS: true, CAPEM: caPEM},
+			endpoint: topology.Endpoint{Hosts: []string{"[::1]:27017"}, TLS: true, CAPEM: []byte(strings.TrimSpace(caPEM))},
+			settings: store.ConnSettings{Hosts: []string{"[::1]:27017"}, TLS: true, CAPEM: strings.TrimSpace(caPEM)},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := connOf(ui.Source, c.in, 7*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.endpoint.Timeout = 7 * time.Second
+			e := got.endpoint
+			if e.URI != c.endpoint.URI || !slices.Equal(e.Hosts, c.endpoint.Hosts) || e.Username != c.endpoint.Username ||
+				e.Password != c.endpoint.Password || e.TLS != c.endpoint.TLS || e.CAFile != c.endpoint.CAFile ||
+				!bytes.Equal(e.CAPEM, c.endpoint.CAPEM) || e.Timeout != c.endpoint.Timeout {
+				t.Errorf("endpoint %+v, want %+v", e, c.endpoint)
+			}
+			s := got.settings
+			if !slices.Equal(s.Hosts, c.settings.Hosts) || s.Username != c.settings.Username || s.TLS != c.settings.TLS ||
+				s.CAFile != c.settings.CAFile || s.CAPEM != c.settings.CAPEM {
+				t.Errorf("settings %+v, want %+v", s, c.settings)
+			}
+			if got.password != c.password {
+				t.Errorf("password %q, want %q", got.password, c.password)
+			}
+			raw, err := bson.Marshal(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.password != "" && bytes.Contains(raw, []byte(c.password)) {
+				t.Errorf("the settings for the state file hold the password: %s", bson.Raw(raw))
+			}
+		})
+	}
+}
+
+func TestConnectionFieldErrorsNameTheFieldAndNeverThePassword(t *testing.T) {
+	caFile, caPEM := writeCA(t)
+	notPEM := filepath.Join(t.TempDir(), "ca.txt")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		in    ui.Connection
+		field ui.Field
+		say   string
+	}{
+		{"empty", ui.Connection{Hosts: "  "}, ui.FieldHosts, "enter the mongos host:port list"},
+		{"empty entry", ui.Connection{Hosts: "a:1,,b:2"}, ui.FieldHosts, "empty entry"},
+		{"credentials in a host", ui.Connection{Hosts: "admin:topsecret@db1:27017"}, ui.FieldHosts, "is not host:port"},
+		{"bad port", ui.Connection{Hosts: "db1:99999"}, ui.FieldHosts, "from 1 to 65535"},
+		{"not mongodb", ui.Connection{Hosts: "http://admin:topsecret@db1"}, ui.FieldHosts, "not a mongodb://"},
+		{"bad URI", ui.Connection{Hosts: "mongodb://admin:topsecret@db1:27017/?w=&&&foo"}, ui.FieldHosts, "does not parse"},
+		{"missing CA file", ui.Connection{Hosts: "db1", TLS: true, CAFile: filepath.Join(t.TempDir(), "none.pem")}, ui.FieldCA, "cannot read the CA file"},
+		{"CA file not PEM", ui.Connection{Hosts: "db1", TLS: true, CAFile: notPEM}, ui.FieldCA, "not a PEM certificate"},
+		{"pasted private key", ui.Connection{Hosts: "db1", TLS: true, CAPEM: caPEM + "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"}, ui.FieldCA, "private key"},
+	}
+	_ = caFile
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := connOf(ui.Destination, c.in, time.Second)
+			var fe *ui.FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v, want a *ui.FieldError", err)
+			}
+			if fe.Side != ui.Destination || fe.Field != c.field {
+				t.Errorf("field error on %v field %v, want destination field %v", fe.Side, fe.Field, c.field)
+			}
+			if !strings.Contains(err.Error(), c.say) {
+				t.Errorf("error %q does not say %q", err, c.say)
+			}
+			if strings.Contains(err.Error(), "topsecret") {
+				t.Errorf("error %q shows the password", err)
+			}
+		})
+	}
+}
+
+func TestChecksKeepEveryFindingAndANotRunCheckBlocksTheStart(t *testing.T) {
+	r := validate.Report{
+		Findings: []validate.Finding{
+			{ID: "source.reachable", Status: validate.Passed, Title: "Source reachable", Detail: "connected"},
+			{ID: "versions", Status: validate.Failed, Title: "Same MongoDB version", Detail: "7.0 vs 6.0", Fix: "upgrade"},
+			{ID: "oplog", Status: validate.NotRun, Title: "Oplog readable", Detail: "the source is unreachable", Fix: "fix reachability first"},
+			{ID: validate.IDDestEmpty, Status: validate.Warning, Title: "Destination holds no user data", Detail: "shop (2 collections)", Fix: "back up"},
+		},
+		Destination: &topology.Cluster{Namespaces: []topology.Namespace{
+			{DB: "shop", Collection: "orders", Count: 1200, Size: 2 << 20, SizeKnown: true},
+			{DB: "shop", Collection: "users", Count: 34, Size: 4096, SizeKnown: true},
+			{DB: "logs", Collection: "events", Count: 5, Size: 512, SizeKnown: true},
+		}},
+	}
+	v := checksOf(r)
+	want := []ui.Check{
+		{Status: ui.Passed, Title: "Source reachable", Detail: "connected"},
+		{Status: ui.Failed, Title: "Same MongoDB version", Detail: "7.0 vs 6.0", Fix: "upgrade"},
+		{Status: ui.Failed, Title: "Oplog readable (not run)", Detail: "the source is unreachable", Fix: "fix reachability first"},
+		{Status: ui.Warning, Title: "Destination holds no user data", Detail: "shop (2 collections)", Fix: "back up"},
+	}
+	if !slices.Equal(v.Checks, want) {
+		t.Errorf("checks\n%+v\nwant\n%+v", v.Checks, want)
+	}
+	if !v.DestinationHasData {
+		t.Error("a destination with collections is not reported as holding data")
+	}
+	if w := "2 databases (shop, logs), 3 collections, 1,239 documents, 2.0 MiB"; v.DestinationContents != w {
+		t.Errorf("contents %q, want %q", v.DestinationContents, w)
+	}
+
+	r.Findings[3].Status = validate.Passed
+	r.Destination.Namespaces = nil
+	if v := checksOf(r); v.DestinationHasData || v.DestinationContents != "" {
+		t.Errorf("an empty destination is reported as holding %q", v.DestinationContents)
+	}
+}
+
+func TestMigrationsListStateReasonShardsAndGapFromTheStateFile(t *testing.T) {
+	b := newTestBridge(t, newMemKeyring(), "")
+	st := b.st
+	save := func(id, state string, created time.Time, history []store.Event, sum *store.Summary) {
+		t.Helper()
+		if err := st.SaveMigration(store.Migration{ID: id, Name: id + " name", CreatedAt: created, State: string(engine.Draft), Summary: sum,
+			Source: store.ConnSettings{Hosts: []string{"s:1"}}, Destination: store.ConnSettings{Hosts: []string{"d:1"}}}); err != nil {
+			t.Fatal(err)
+		}
+		from := string(engine.Draft)
+		for _, e := range history {
+			e.From = from
+			if err := st.AppendHistory(id, e); err != nil {
+				t.Fatal(err)
+			}
+			from = e.To
+		}
+	}
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	save("failed", "", t0, []store.Event{
+		{At: t0.Add(time.Minute), To: "validated"}, {At: t0.Add(2 * time.Minute), To: "starting"},
+		{At: t0.Add(3 * time.Minute), To: "failed", Reason: "stop the source balancer: not authorized"},
+	}, nil)
+	save("cancelled", "", t0.Add(time.Hour), []store.Event{
+		{At: t0.Add(61 * time.Minute), To: "validated"}, {At: t0.Add(62 * time.Minute), To: "starting"},
+		{At: t0.Add(63 * time.Minute), To: "syncing"}, {At: t0.Add(64 * time.Minute), To: "cancelled", Reason: "cancelled"},
+	}, &store.Summary{OptimeGap: 83 * time.Second})
+	for _, shard := range []string{"rs0", "rs1"} {
+		if err := st.SaveShardCheckpoint("cancelled", store.ShardCheckpoint{Shard: shard, Phase: "synced"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := newStoreCheckpoints(st, "cancelled").SaveRecord(engine.Record{ID: "cancelled", Summary: &engine.Summary{OptimeGap: 83 * time.Second}}); err != nil {
+		t.Fatal(err)
+	}
+
+	list, err := b.Migrations(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].ID != "cancelled" || list[1].ID != "failed" {
+		t.Fatalf("list %+v, want cancelled then failed (newest first)", list)
+	}
+	c, f := list[0], list[1]
+	if c.State != engine.Cancelled || c.Shards != 2 || c.Lag != 83*time.Second || c.Name != "cancelled name" || c.Updated.Before(t0.Add(64*time.Minute)) {
+		t.Errorf("cancelled: %+v (want 2 shards, not the meta record, and the gap at cancel)", c)
+	}
+	if f.State != engine.Failed || f.Reason != "stop the source balancer: not authorized" || f.Shards != 0 || !f.Updated.Equal(t0.Add(3*time.Minute)) {
+		t.Errorf("failed: %+v", f)
+	}
+}
+
+func TestOpenAsksForThePasswordsWhenTheKeyringHasNone(t *testing.T) {
+	b := newTestBridge(t, newMemKeyring(), "")
+	if err := b.st.SaveMigration(store.Migration{ID: "m1", State: string(engine.Draft),
+		Source: store.ConnSettings{Hosts: []string{"127.0.0.1:1"}, Username: "u"}, Destination: store.ConnSettings{Hosts: []string{"127.0.0.1:2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.st.AppendHistory("m1", store.Event{From: "draft", To: "validated"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.Open(context.Background(), "m1", nil)
+	if !errors.Is(err, ui.ErrPasswordsNeeded) || !errors.Is(err, store.ErrSecretNotFound) {
+		t.Fatalf("Open without saved passwords: %v, want ErrPasswordsNeeded", err)
+	}
+	if b.live("m1") != nil {
+		t.Error("a migration that could not be opened is kept open")
+	}
+}
+
+func TestRemoveDeletesTheRecordAndThePasswordsButRefusesARunningOne(t *testing.T) {
+	k := newMemKeyring()
+	b := newTestBridge(t, k, "")
+	if err := b.st.SaveMigration(store.Migration{ID: "m1", State: string(engine.Draft), Source: store.ConnSettings{Hosts: []string{"a:1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Set("m1", store.RoleSource, "pw-123456"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Remove(context.Background(), "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.st.Migration("m1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the record is still there: %v", err)
+	}
+	if _, err := k.Get("m1", store.RoleSource); !errors.Is(err, store.ErrSecretNotFound) {
+		t.Errorf("the password is still in the keyring: %v", err)
+	}
+}
+
+func TestKeyringUnavailableIsANoticeTheUIRecognizes(t *testing.T) {
+	k := newMemKeyring()
+	k.setErr = &store.KeyringError{Op: "save the source password of migration m1", Cause: errors.New("org.freedesktop.DBus.Error.ServiceUnknown")}
+	b := newTestBridge(t, k, "")
+	err := b.savePasswords("m1", "pw-source", "pw-destination")
+	if !errors.Is(err, ui.ErrKeyringUnavailable) || !errors.Is(err, store.ErrKeyringUnavailable) {
+		t.Fatalf("error %v does not match ui.ErrKeyringUnavailable", err)
+	}
+	if err.Error() != store.ErrKeyringUnavailable.Error() {
+		t.Errorf("notice %q, want the store's sentence %q", err, store.ErrKeyringUnavailable)
+	}
+	if !strings.Contains(b.stderr.String(), "ServiceUnknown") {
+		t.Errorf("the keyring's cause is not logged: %q", b.stderr.String())
+	}
+}
+
+func TestLockedStateFileIsReportedNotWaitedOn(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	holder, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	var errOut syncBuffer
+	_, err = openStateFile(context.Background(), path, streams{out: &errOut, err: &errOut})
+	if !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("open a held state file: %v, want ErrLocked", err)
+	}
+	b := newBridge(context.Background(), bridgeConfig{StoreErr: err})
+	defer b.Close()
+	u := ui.New(newSerialApp(t), b)
+	defer u.Window().Close()
+	showStateFileProblem(u.Window(), path, err)
+	d := screenDriver{win: u.Window()}
+	for _, w := range []string{"Shardlift is already running", path, "cannot list, start or resume migrations"} {
+		if !d.has(w) {
+			t.Errorf("the dialog does not say %q", w)
+		}
+	}
+	if _, err := b.Migrations(context.Background()); !errors.Is(err, store.ErrLocked) {
+		t.Errorf("Migrations without a state file: %v, want the lock error", err)
+	}
+	if _, err := b.Start(context.Background(), ui.Connection{Hosts: "a:1"}, ui.Connection{Hosts: "b:1"}, false); !errors.Is(err, store.ErrLocked) {
+		t.Errorf("Start without a state file: %v, want the lock error", err)
+	}
+}
+
+func TestApplicationConnectionStringKeepsTLSAndTheCAButNoUser(t *testing.T) {
+	cases := []struct {
+		e    topology.Endpoint
+		want string
+	}{
+		{topology.Endpoint{Hosts: []string{"d1:27017", "d2:27017"}, Username: "u", Password: "pw"}, "mongodb://d1:27017,d2:27017/"},
+		{topology.Endpoint{Hosts: []string{"d1:27017"}, TLS: true, CAFile: "/etc/ssl/my ca.pem"}, "mongodb://d1:27017/?tls=true&tlsCAFile=%2Fetc%2Fssl%2Fmy+ca.pem"},
+		{topology.Endpoint{Hosts: []string{"d1:27017"}, CAPEM: []byte("pem")}, "mongodb://d1:27017/?tls=true"},
+		{topology.Endpoint{URI: "mongodb://u:pw@d1/?tls=true"}, ""},
+	}
+	for _, c := range cases {
+		if got := applicationURI(c.e); got != c.want {
+			t.Errorf("applicationURI(%+v) = %q, want %q", c.e, got, c.want)
+		}
+	}
+}
+
+func TestLogRingKeepsTheNewestLinesWithSecretsMasked(t *testing.T) {
+	secrets := &secretSet{}
+	secrets.add("p@ss word!", "abc")
+	r := newLogRing(3, secrets)
+	for i := range 5 {
+		fmt.Fprintf(r, "line %d uri=mongodb://u:%s@h p@ss word! abc\n", i, "p%40ss%20word%21")
+	}
+	got := r.lines()
+	want := []string{
+		"line 2 uri=mongodb://u:****@h **** abc",
+		"line 3 uri=mongodb://u:****@h **** abc",
+		"line 4 uri=mongodb://u:****@h **** abc",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("lines\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestMetadataMatchesFyneAppToml(t *testing.T) {
+	data, err := os.ReadFile("../FyneApp.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := map[string]string{}
+	section := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			section = strings.Trim(line, "[]")
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); ok {
+			kv[section+"."+strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	m := appMetadata()
+	for key, want := range map[string]string{
+		"Details.Name": m.Name, "Details.ID": m.ID, "Details.Version": m.Version,
+		"Details.Build": fmt.Sprint(m.Build), "Migrations.fyneDo": fmt.Sprint(m.Migrations["fyneDo"]),
+	} {
+		if kv[key] != want {
+			t.Errorf("FyneApp.toml %s = %q, the binary says %q", key, kv[key], want)
+		}
+	}
+	if m.Icon == nil || len(m.Icon.Content()) == 0 {
+		t.Error("the metadata has no icon")
+	}
+}
+
+func TestWithoutADisplayTheAppPointsToTheHeadlessCommands(t *testing.T) {
+	t.Setenv("DISPLAY", "")
+	t.Setenv("WAYLAND_DISPLAY", "")
+	var out, errOut syncBuffer
+	if code := runGUI(context.Background(), streams{out: &out, err: &errOut}); code != exitFail {
+		t.Errorf("exit %d, want %d", code, exitFail)
+	}
+	for _, w := range []string{"no display", "shardlift validate", "shardlift migrate", "shardlift sandbox"} {
+		if !strings.Contains(errOut.String(), w) {
+			t.Errorf("the message does not say %q:\n%s", w, errOut.String())
+		}
+	}
+
+	t.Setenv("DISPLAY", ":93")
+	errOut = syncBuffer{}
+	if code := runGUI(context.Background(), streams{out: &out, err: &errOut}); code != exitFail || !strings.Contains(errOut.String(), "no X server answers on DISPLAY=:93") {
+		t.Errorf("a display nobody serves: exit %d, message:\n%s", code, errOut.String())
+	}
+}

@@ -1,0 +1,96 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// runCLI runs the command line in-process and returns its exit code, stdout and stderr.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), streams{out: &out, err: &errOut}, args)
+	return code, out.String(), errOut.String()
+}
+
+func TestHelpListsEveryCommandAndExitsZero(t *testing.T) {
+	for _, args := range [][]string{nil, {"--help"}, {"-h"}, {"help"}} {
+		code, out, errOut := runCLI(t, args...)
+		if code != exitOK {
+			t.Errorf("shardlift %v: exit %d, want 0 (stderr %q)", args, code, errOut)
+		}
+		for _, c := range commands {
+			if !strings.Contains(out, c.name) || !strings.Contains(out, c.summary) {
+				t.Errorf("shardlift %v: help does not list %q with its summary:\n%s", args, c.name, out)
+			}
+		}
+	}
+}
+
+func TestCommandHelpListsEveryFlag(t *testing.T) {
+	want := []string{"--shards N", "--dest-shards N", "--docs N", "--load OPS_PER_SEC", "--dir DIR", "--auth USER:PASS", "--tls", "--oplog-size BYTES"}
+	for _, args := range [][]string{{"sandbox", "--help"}, {"sandbox", "-h"}, {"help", "sandbox"}} {
+		code, out, errOut := runCLI(t, args...)
+		if code != exitOK {
+			t.Fatalf("shardlift %v: exit %d, want 0 (stderr %q)", args, code, errOut)
+		}
+		if !strings.HasPrefix(out, "Usage: shardlift sandbox") {
+			t.Errorf("shardlift %v: help does not start with the usage line:\n%s", args, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("shardlift %v: help does not list %q:\n%s", args, w, out)
+			}
+		}
+	}
+}
+
+func TestBadUsageExitsTwoNamingTheProblem(t *testing.T) {
+	cases := []struct {
+		args []string
+		say  []string // what stderr must name
+	}{
+		{[]string{"frobnicate"}, []string{`unknown command "frobnicate"`, "shardlift --help"}},
+		{[]string{"help", "frobnicate"}, []string{`unknown command "frobnicate"`}},
+		{[]string{"--verbose"}, []string{"unknown flag --verbose", "shardlift --help"}},
+		{[]string{"sandbox", "--bogus"}, []string{"-bogus", "shardlift sandbox --help"}},
+		{[]string{"sandbox", "--shards"}, []string{"needs an argument", "-shards"}},
+		{[]string{"sandbox", "--shards", "two"}, []string{`"two"`, "-shards"}},
+		{[]string{"sandbox", "--shards", "0"}, []string{"--shards 0"}},
+		{[]string{"sandbox", "--dest-shards", "-1"}, []string{"--dest-shards -1"}},
+		{[]string{"sandbox", "--docs", "-5"}, []string{"--docs -5"}},
+		{[]string{"sandbox", "--load", "-5"}, []string{"--load -5"}},
+		{[]string{"sandbox", "--auth", "admin"}, []string{"--auth", "USER:PASS"}},
+		{[]string{"sandbox", "--auth", ":secret"}, []string{"--auth", "USER:PASS"}},
+		{[]string{"sandbox", "--oplog-size", "lots"}, []string{`"lots"`, "-oplog-size"}},
+		{[]string{"sandbox", "extra"}, []string{`unexpected argument "extra"`}},
+	}
+	for _, c := range cases {
+		code, out, errOut := runCLI(t, c.args...)
+		if code != exitUsage {
+			t.Errorf("shardlift %v: exit %d, want 2", c.args, code)
+		}
+		if out != "" {
+			t.Errorf("shardlift %v: wrote %q to stdout on bad usage", c.args, out)
+		}
+		for _, s := range c.say {
+			if !strings.Contains(errOut, s) {
+				t.Errorf("shardlift %v: stderr %q does not say %q", c.args, errOut, s)
+			}
+		}
+	}
+}
+
+func TestOplogSizeTakesBytesOrUnits(t *testing.T) {
+	for in, want := range map[string]int64{"1048576": 1 << 20, "1MiB": 1 << 20, "64 MiB": 64 << 20, "2kB": 2000} {
+		var b byteSize
+		if err := b.Set(in); err != nil {
+			t.Fatalf("--oplog-size %q: %v", in, err)
+		}
+		if int64(b) != want {
+			t.Errorf("--oplog-size %q = %d bytes, want %d", in, b, want)
+		}
+	}
+}

@@ -1,0 +1,309 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/store"
+)
+
+const migrateDescription = `Migrates a sharded cluster into another one, headless: validates both (and refuses to
+start on a failed check), stops the source balancer, prepares the destination, copies
+every shard and keeps replaying their oplogs. It prints a progress line every few
+seconds and runs until the migration is done, cancelled or expired, or until
+interrupted (Ctrl-C): the state file keeps the checkpoints, and running the same
+command again resumes the migration from them.
+
+With --api, the lifecycle is driven through a JSON API on that loopback address:
+'shardlift status|cutover|done|cancel|extend|restart-shard|verify --api ADDR'.
+
+Passwords come from the URI, or else from SHARDLIFT_SOURCE_PASSWORD and
+SHARDLIFT_DESTINATION_PASSWORD; they are never printed nor saved.
+
+Exit status: 0 when the migration is done or cancelled, 1 when it failed, expired, was
+refused or interrupted, 2 for bad usage.`
+
+func runMigrate(ctx context.Context, s streams, args []string) int {
+	f := newFlags("migrate", "--source URI --destination URI --state FILE [flags]", migrateDescription)
+	source := f.String("source", "", "the source cluster's mongos connection string `URI`")
+	destination := f.String("destination", "", "the destination cluster's mongos connection string `URI`")
+	sourceCA := f.String("source-ca", "", "PEM `FILE` of the CA that signed the source's certificates (turns TLS on)")
+	destinationCA := f.String("destination-ca", "", "PEM `FILE` of the CA that signed the destination's certificates (turns TLS on)")
+	statePath := f.String("state", "", "the state `FILE` that keeps the checkpoints (created when absent)")
+	apiAddr := f.String("api", "", "serve the JSON API on `ADDR`, a loopback HOST:PORT such as 127.0.0.1:8321")
+	wipe := f.Bool("wipe-destination", false, "confirm that a destination holding data is wiped before the migration starts")
+	timeout := f.Duration("timeout", topology.DefaultTimeout, "wait at most `D` for each connection and each discovery command")
+	every := f.Duration("progress-every", 5*time.Second, "print a progress line every `D`")
+	verbose := f.Bool("verbose", false, "log every step of the engine")
+	if code, ok := f.parse(s, args); !ok {
+		return code
+	}
+	switch {
+	case f.NArg() > 0:
+		return usageError(s, f.prog, "unexpected argument %q", f.Arg(0))
+	case *source == "":
+		return usageError(s, f.prog, "--source is required")
+	case *destination == "":
+		return usageError(s, f.prog, "--destination is required")
+	case *statePath == "":
+		return usageError(s, f.prog, "--state is required")
+	case *timeout <= 0:
+		return usageError(s, f.prog, "--timeout %v: the timeout must be positive", *timeout)
+	case *every <= 0:
+		return usageError(s, f.prog, "--progress-every %v: the period must be positive", *every)
+	}
+	src, err := endpointFor("--source", *source, *sourceCA, envSourcePassword, *timeout)
+	if err != nil {
+		return usageError(s, f.prog, "%v", err)
+	}
+	dst, err := endpointFor("--destination", *destination, *destinationCA, envDestinationPassword, *timeout)
+	if err != nil {
+		return usageError(s, f.prog, "%v", err)
+	}
+	if *apiAddr != "" {
+		if err := checkLoopback(*apiAddr); err != nil {
+			return usageError(s, f.prog, "%v", err)
+		}
+	}
+	secrets := []string{src.Password, dst.Password, uriSecret(*source), uriSecret(*destination)}
+	out := &redactingWriter{w: &syncWriter{w: s.out}, secrets: secrets}
+	errw := &redactingWriter{w: &syncWriter{w: s.err}, secrets: secrets}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(errw, f.prog+": "+format+"\n", a...)
+		return exitFail
+	}
+
+	st, err := store.Open(*statePath, store.Options{})
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer st.Close()
+	id, resumed, err := findOrCreateMigration(st, src, dst, *sourceCA, *destinationCA)
+	if err != nil {
+		return fail("%v", err)
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	m, err := engine.New(engine.Config{
+		ID: id, Source: src, Destination: dst,
+		Logger: slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: level})),
+	}, newStoreCheckpoints(st, id))
+	if err != nil {
+		return fail("%v", err)
+	}
+	if resumed {
+		fmt.Fprintf(out, "resuming migration %s (%s) from %s\n", id, m.State(), *statePath)
+	} else {
+		fmt.Fprintf(out, "migration %s: %s -> %s, state in %s\n", id, src, dst, *statePath)
+	}
+	if *apiAddr != "" {
+		stopAPI, err := serveAPI(ctx, *apiAddr, m)
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer stopAPI()
+		fmt.Fprintf(out, "api: http://%s (shardlift status --api %s)\n", *apiAddr, *apiAddr)
+	}
+
+	progressDone := make(chan struct{})
+	stopProgress := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		tick := time.NewTicker(*every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopProgress:
+				return
+			case <-tick.C:
+				fmt.Fprintln(out, progressLine(m.Snapshot(), time.Now()))
+			}
+		}
+	}()
+	runErr := m.Run(ctx, engine.StartOptions{WipeDestination: *wipe})
+	close(stopProgress)
+	<-progressDone
+	return migrateResult(out, errw, f.prog, *statePath, m.Snapshot(), runErr, ctx.Err() != nil)
+}
+
+// migrateResult prints how the run ended and returns the exit code.
+func migrateResult(out, errw io.Writer, prog, statePath string, snap engine.Snapshot, err error, interrupted bool) int {
+	var verr *engine.ValidationError
+	switch {
+	case interrupted:
+		fmt.Fprintf(errw, "%s: interrupted while %s; the checkpoints are in %s: run the same command again to resume\n", prog, snap.State, statePath)
+		return exitFail
+	case errors.As(err, &verr):
+		fmt.Fprintf(errw, "%s: the migration did not start; these checks failed:\n", prog)
+		for _, f := range verr.Failed {
+			line := fmt.Sprintf("  FAIL  %s: %s", f.Title, f.Detail)
+			if f.Fix != "" {
+				line += " | Fix: " + f.Fix
+			}
+			fmt.Fprintln(errw, line)
+		}
+		return exitFail
+	case err != nil:
+		fmt.Fprintf(errw, "%s: %v\n", prog, err)
+		return exitFail
+	}
+	fmt.Fprintln(out, progressLine(snap, time.Now()))
+	switch snap.State {
+	case engine.Done:
+		fmt.Fprintf(out, "done: %s\n", snap.Reason)
+	case engine.Cancelled:
+		fmt.Fprintf(out, "cancelled: %s\n", snap.Reason)
+	case engine.Expired:
+		fmt.Fprintf(errw, "%s: expired: %s\n", prog, snap.Reason)
+	}
+	if v := snap.Verification; v != nil {
+		for _, mm := range v.Mismatches {
+			fmt.Fprintf(out, "  differs: %s %s: %d documents on the source, %d on the destination; for example _id %s\n",
+				mm.Namespace, mm.Range, mm.SourceCount, mm.DestCount, strings.Join(mm.SampleIDs, ", "))
+		}
+	}
+	if len(snap.SourceUsers) > 0 {
+		fmt.Fprintln(out, "users and roles are not migrated; re-create them on the destination:")
+		for _, u := range snap.SourceUsers {
+			kind := "user"
+			if u.IsRole {
+				kind = "role"
+			}
+			fmt.Fprintf(out, "  %s %s@%s roles %s\n", kind, u.Name, u.DB, strings.Join(u.Roles, ", "))
+		}
+	}
+	if snap.State == engine.Expired {
+		return exitFail
+	}
+	return exitOK
+}
+
+// serveAPI serves the API until the returned stop is called.
+func serveAPI(ctx context.Context, addr string, m migrationControl) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("serve the API on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: newAPIHandler(ctx, m), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln) // returns http.ErrServerClosed on Shutdown
+	}()
+	return func() {
+		// Let an answer being written (I'm done's) reach its client.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+		<-served
+	}, nil
+}
+
+// progressLine is one line of progress for people.
+func progressLine(s engine.Snapshot, now time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%s] %s", now.Format("15:04:05"), strings.ReplaceAll(string(s.State), "_", " "))
+	o := s.Overall
+	if o.DocsTotal > 0 || o.DocsCopied > 0 {
+		fmt.Fprintf(&b, " | copied %s/%s docs (%s/%s)", humanize.Comma(o.DocsCopied), humanize.Comma(o.DocsTotal),
+			humanize.IBytes(uint64(max(o.BytesCopied, 0))), humanize.IBytes(uint64(max(o.BytesTotal, 0))))
+	}
+	switch s.State {
+	case engine.Syncing, engine.Ready:
+		fmt.Fprintf(&b, " | lag %s", engine.GapText(o.Lag))
+	case engine.CuttingOver, engine.Cancelled, engine.Expired:
+		fmt.Fprintf(&b, " | optime gap %s", engine.GapText(s.OptimeGap))
+	}
+	if (s.State == engine.Ready || s.State == engine.CuttingOver) && !s.TimerDeadline.IsZero() {
+		left := max(s.TimerDeadline.Sub(now), 0)
+		fmt.Fprintf(&b, " | window closes in %dh%02dm", int(left.Hours()), int(left.Minutes())%60)
+	}
+	var shards []string
+	for _, sh := range s.Shards {
+		p := sh.Name + " " + strings.ReplaceAll(string(sh.Phase), "_", " ")
+		if sh.Phase == engine.CatchingUp || sh.Phase == engine.Synced {
+			p += " " + engine.GapText(sh.Lag)
+		}
+		if sh.Retrying != "" {
+			p += " (" + sh.Retrying + ")"
+		}
+		shards = append(shards, p)
+	}
+	if len(shards) > 0 {
+		b.WriteString(" | " + strings.Join(shards, ", "))
+	}
+	if s.Reason != "" {
+		b.WriteString(" | " + s.Reason)
+	}
+	return b.String()
+}
+
+// findOrCreateMigration finds the migration of this source and destination that
+// has not ended in the state file (to resume it), or records a new one.
+func findOrCreateMigration(st *store.Store, src, dst topology.Endpoint, srcCA, dstCA string) (id string, resumed bool, err error) {
+	srcSet, dstSet := connSettings(src, srcCA), connSettings(dst, dstCA)
+	all, err := st.Migrations()
+	if err != nil {
+		return "", false, err
+	}
+	for _, m := range all { // newest first
+		switch engine.State(m.State) {
+		case engine.Done, engine.Cancelled, engine.Expired:
+			continue
+		}
+		if slices.Equal(m.Source.Hosts, srcSet.Hosts) && slices.Equal(m.Destination.Hosts, dstSet.Hosts) {
+			return m.ID, true, nil
+		}
+	}
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", false, err
+	}
+	id = time.Now().UTC().Format("m20060102-150405-") + hex.EncodeToString(b[:])
+	err = st.SaveMigration(store.Migration{
+		ID: id, Name: src.String() + " -> " + dst.String(), State: string(engine.Draft),
+		Source: srcSet, Destination: dstSet,
+	})
+	return id, false, err
+}
+
+// connSettings are what the state file keeps of an endpoint: hosts, user and TLS,
+// never the password.
+func connSettings(e topology.Endpoint, caFile string) store.ConnSettings {
+	user, _ := topology.URIUser(e.URI)
+	rest := e.URI[strings.Index(e.URI, "://")+3:]
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		rest = rest[at+1:]
+	}
+	if end := strings.IndexAny(rest, "/?"); end >= 0 {
+		rest = rest[:end]
+	}
+	var hosts []string
+	for _, h := range strings.Split(rest, ",") {
+		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	slices.Sort(hosts)
+	q := strings.ToLower(e.URI)
+	tls := strings.HasPrefix(q, "mongodb+srv://") || strings.Contains(q, "tls=true") || strings.Contains(q, "ssl=true") || caFile != ""
+	return store.ConnSettings{Hosts: hosts, Username: user, TLS: tls, CAFile: caFile}
+}

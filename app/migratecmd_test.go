@@ -1,0 +1,160 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shardlift/shardlift/app/sandbox/load"
+	"github.com/shardlift/shardlift/app/sandbox/seed"
+	"github.com/shardlift/shardlift/app/sandbox/wire"
+)
+
+// background runs a command in-process until it returns or its context ends
+// (lockedBuffer is sandboxcmd_test.go's).
+type background struct {
+	out, err lockedBuffer
+	cancel   context.CancelFunc
+	code     chan int
+}
+
+func startCommand(args ...string) *background {
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &background{cancel: cancel, code: make(chan int, 1)}
+	go func() { b.code <- run(ctx, streams{out: &b.out, err: &b.err}, args) }()
+	return b
+}
+
+func (b *background) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case code := <-b.code:
+		return code
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the command did not return; stdout:\n%s\nstderr:\n%s", b.out.String(), b.err.String())
+		return 0
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// apiStatus reads GET /status through the status client.
+func apiStatus(t *testing.T, addr string) (statusJSON, bool) {
+	t.Helper()
+	code, out, _ := runCLI(t, "status", "--api", addr)
+	var st statusJSON
+	if code != exitOK || json.Unmarshal([]byte(out), &st) != nil {
+		return st, false
+	}
+	return st, true
+}
+
+func awaitStatus(t *testing.T, addr, what string, cond func(statusJSON) bool) statusJSON {
+	t.Helper()
+	end := time.Now().Add(2 * time.Minute)
+	for {
+		st, ok := apiStatus(t, addr)
+		if ok && cond(st) {
+			return st
+		}
+		if time.Now().After(end) || st.State == "failed" {
+			t.Fatalf("never %s: %+v", what, st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The headless migration of a sandbox with SCRAM and TLS, a load running: migrate
+// with --api, interrupted and resumed, driven to done by the thin clients.
+func TestMigrateOnTheSandboxDrivenByTheAPIClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: starts two sandbox clusters")
+	}
+	creds := &wire.Credentials{User: "migrator", Password: "pa55-word"}
+	src, dst := startPair(t, creds)
+	ctx := context.Background()
+	client, err := connect(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	if _, err := seed.Populate(ctx, client, 3000, rand.New(rand.NewPCG(1, 2))); err != nil {
+		t.Fatal(err)
+	}
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var stats load.Stats
+	loadDone := make(chan error, 1)
+	go func() { loadDone <- load.Run(loadCtx, client, 100, rand.New(rand.NewPCG(3, 4)), &stats) }()
+	defer stopLoad()
+
+	// The destination's password comes from the environment, not the URI.
+	u, err := url.Parse(dst.URI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(creds.User)
+	t.Setenv(envDestinationPassword, creds.Password)
+	state := filepath.Join(t.TempDir(), "state.db")
+	addr := freeAddr(t)
+	args := []string{"migrate", "--source", src.URI(), "--destination", u.String(), "--state", state,
+		"--api", addr, "--progress-every", "500ms", "--source-ca", src.CAFile(), "--destination-ca", dst.CAFile()}
+
+	first := startCommand(args...)
+	awaitStatus(t, addr, "ready", func(s statusJSON) bool { return s.State == "ready" })
+	first.cancel()
+	if code := first.wait(t); code != exitFail || !strings.Contains(first.err.String(), "run the same command again to resume") {
+		t.Fatalf("interrupted migrate: exit %d\n%s", code, first.err.String())
+	}
+
+	second := startCommand(args...)
+	st := awaitStatus(t, addr, "ready again", func(s statusJSON) bool { return s.State == "ready" })
+	if st.TimerDeadline == nil || len(st.Shards) != 2 {
+		t.Fatalf("status %+v", st)
+	}
+	for stats.Total() < 300 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	stopLoad()
+	<-loadDone
+	if code, out, errOut := runCLI(t, "done", "--api", addr); code != exitFail || !strings.Contains(errOut, "cannot finish the cutover") || !strings.Contains(out, `"state": "ready"`) {
+		t.Fatalf("done before the cutover: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, "extend", "--api", addr); code != exitOK {
+		t.Fatalf("extend: %s", errOut)
+	}
+	if code, _, errOut := runCLI(t, "cutover", "--api", addr); code != exitOK {
+		t.Fatalf("cutover: %s", errOut)
+	}
+	awaitStatus(t, addr, "closed the optime gap", func(s statusJSON) bool { return s.OptimeGapSeconds == 0 })
+	code, out, errOut := runCLI(t, "done", "--api", addr)
+	if code != exitOK || !strings.Contains(out, `"state": "done"`) || !strings.Contains(out, `"ok": true`) {
+		t.Fatalf("done: %d\n%s\n%s", code, out, errOut)
+	}
+	if code := second.wait(t); code != exitOK {
+		t.Fatalf("migrate: exit %d\n%s", code, second.err.String())
+	}
+	all := first.out.String() + first.err.String() + second.out.String() + second.err.String()
+	for _, want := range []string{"resuming migration", "ready", "done: the destination is finalized: verified", "users and roles are not migrated"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("output lacks %q:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, creds.Password) {
+		t.Fatal("a password was printed")
+	}
+	t.Logf("load: %s", &stats)
+}

@@ -1,0 +1,280 @@
+package app
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/shardlift/shardlift/app/sandbox"
+	"github.com/shardlift/shardlift/app/sandbox/load"
+	"github.com/shardlift/shardlift/app/sandbox/seed"
+	"github.com/shardlift/shardlift/app/sandbox/wire"
+)
+
+// sandboxLabel is printed first: the sandbox must never be mistaken for a database.
+const sandboxLabel = "shardlift sandbox: a test and demo tool, not a database for production."
+
+// statusEvery is how often the load's progress is reported.
+const statusEvery = 10 * time.Second
+
+// seedSource is the random source of the seed data set: fixed, so every sandbox holds
+// the same documents.
+var seedSource = [2]uint64{0x5eed, 0x5ba1d}
+
+const sandboxDescription = `Starts a source and a destination sandbox sharded cluster on 127.0.0.1 (FerretDB
+servers behind a router that answers as mongos), optionally seeds the source and keeps a
+write load on it, and prints the two connection strings first on stdout:
+  source: mongodb://...
+  destination: mongodb://...
+It runs until interrupted (Ctrl-C or SIGTERM), then stops both clusters. Without --dir
+the data lives in a temporary folder that is removed at exit; with --dir it is kept, and
+a later run with the same --dir serves the same data.`
+
+// sandboxConfig is what the sandbox flags ask for.
+type sandboxConfig struct {
+	shards, destShards int
+	docs, rate         int
+	dir                string
+	auth               *wire.Credentials
+	tls                bool
+	oplogSize          int64
+}
+
+func runSandbox(ctx context.Context, s streams, args []string) int {
+	f := newFlags("sandbox", "[flags]", sandboxDescription)
+	shards := f.Int("shards", 2, "`N` shards in the source cluster")
+	destShards := f.Int("dest-shards", 0, "`N` shards in the destination cluster (default: as --shards)")
+	docs := f.Int("docs", 0, "seed the source with `N` documents, unless --dir already holds them")
+	rate := f.Int("load", 0, "keep `OPS_PER_SEC` writes per second going to the source")
+	dir := f.String("dir", "", "keep the data in `DIR` (source/ and destination/) instead of a temporary folder")
+	auth := f.String("auth", "", "require the SCRAM-SHA-256 user `USER:PASS` on routers and shards")
+	useTLS := f.Bool("tls", false, "serve TLS only, with a CA and certificates made under the data folder")
+	var oplog byteSize
+	f.Var(&oplog, "oplog-size", "cap each shard's oplog at `BYTES`, such as 1048576 or 1MiB (default 64 MiB)")
+	if code, ok := f.parse(s, args); !ok {
+		return code
+	}
+	if f.NArg() > 0 {
+		return usageError(s, f.prog, "unexpected argument %q", f.Arg(0))
+	}
+	cfg := sandboxConfig{shards: *shards, destShards: *destShards, docs: *docs, rate: *rate, dir: *dir, tls: *useTLS, oplogSize: int64(oplog)}
+	set := map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	switch {
+	case set["shards"] && cfg.shards < 1:
+		return usageError(s, f.prog, "--shards %d: a cluster needs at least 1 shard", cfg.shards)
+	case set["dest-shards"] && cfg.destShards < 1:
+		return usageError(s, f.prog, "--dest-shards %d: a cluster needs at least 1 shard", cfg.destShards)
+	case cfg.docs < 0:
+		return usageError(s, f.prog, "--docs %d: the document count cannot be negative", cfg.docs)
+	case cfg.rate < 0:
+		return usageError(s, f.prog, "--load %d: the write rate cannot be negative", cfg.rate)
+	}
+	// A --dir that already holds clusters restarts them as they are: without an explicit
+	// --shards the sandbox takes each cluster's shard count from its folder (0 = "as the
+	// folder holds, else 2"); --dest-shards follows an explicit --shards.
+	if !set["shards"] {
+		cfg.shards = 0
+	}
+	if !set["dest-shards"] {
+		cfg.destShards = cfg.shards
+	}
+	if *auth != "" {
+		user, pass, ok := strings.Cut(*auth, ":")
+		if !ok || user == "" || pass == "" {
+			return usageError(s, f.prog, "--auth wants USER:PASS, both non-empty")
+		}
+		cfg.auth = &wire.Credentials{User: user, Password: pass}
+	}
+	s.err = &syncWriter{w: s.err}
+	return sandboxMain(ctx, s, cfg)
+}
+
+// sandboxMain runs the sandbox until ctx ends.
+//
+//	data folder ─► start source, destination ─► seed the source (unless already seeded)
+//	    ─► print URIs ─► load + status lines ... ctx done ─► stop load ─► close clusters
+//	    ─► remove a temporary data folder
+func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
+	fmt.Fprintln(s.err, sandboxLabel)
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(s.err, "shardlift sandbox: "+format+"\n", a...)
+		return exitFail
+	}
+	root := cfg.dir
+	if root == "" {
+		tmp, err := os.MkdirTemp("", "shardlift-sandbox-")
+		if err != nil {
+			return fail("make a temporary data folder: %v", err)
+		}
+		root = tmp
+		defer func() {
+			if err := os.RemoveAll(tmp); err != nil {
+				code = fail("remove the temporary data folder: %v", err)
+			}
+		}()
+	} else if err := os.MkdirAll(root, 0o755); err != nil {
+		return fail("make the data folder: %v", err)
+	}
+	logger := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	start := func(name string, shards int) (*sandbox.Cluster, error) {
+		return sandbox.Start(ctx, name, sandbox.Options{
+			Shards:    shards,
+			Dir:       filepath.Join(root, name),
+			Auth:      cfg.auth,
+			TLS:       cfg.tls,
+			OplogSize: cfg.oplogSize,
+			Logger:    logger.With("cluster", name),
+		})
+	}
+	closeCluster := func(name string, c *sandbox.Cluster) {
+		if err := c.Close(); err != nil {
+			code = fail("stop the %s cluster: %v", name, err)
+		}
+	}
+	src, err := start("source", cfg.shards)
+	if err != nil {
+		return fail("start the source cluster: %v", err)
+	}
+	defer closeCluster("source", src)
+	dst, err := start("destination", cfg.destShards)
+	if err != nil {
+		return fail("start the destination cluster: %v", err)
+	}
+	defer closeCluster("destination", dst)
+
+	client, err := connect(ctx, src)
+	if err != nil {
+		return fail("connect to the source router: %v", err)
+	}
+	defer client.Disconnect(context.WithoutCancel(ctx))
+	if cfg.docs > 0 {
+		if err := seedOnce(ctx, s, client, cfg.docs); err != nil {
+			if ctx.Err() != nil && cfg.dir != "" {
+				return fail("interrupted while seeding: %s holds part of the data set, and a restart on it will not seed again; remove it to start over", cfg.dir)
+			}
+			return fail("%v", err)
+		}
+	}
+
+	fmt.Fprintf(s.out, "source: %s\ndestination: %s\n", src.URI(), dst.URI())
+	if cfg.tls {
+		// Each cluster has its own CA; the URIs name them too (tlsCAFile).
+		fmt.Fprintf(s.out, "source ca: %s\ndestination ca: %s\n", src.CAFile(), dst.CAFile())
+	}
+
+	var stats load.Stats
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	loadDone := make(chan error, 1)
+	if cfg.rate > 0 {
+		fmt.Fprintf(s.err, "load: %d writes/s on the source\n", cfg.rate)
+		rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
+		go func() { loadDone <- load.Run(loadCtx, client, cfg.rate, rnd, &stats) }()
+	} else {
+		close(loadDone)
+	}
+	ticker := time.NewTicker(statusEvery)
+	defer ticker.Stop()
+	fmt.Fprintln(s.err, "running; press Ctrl-C to stop")
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case err, ok := <-loadDone:
+			if ok && err != nil {
+				return fail("%v", err)
+			}
+			loadDone = nil
+		case <-ticker.C:
+			if cfg.rate > 0 {
+				fmt.Fprintf(s.err, "load: %s\n", &stats)
+			}
+		}
+	}
+	fmt.Fprintln(s.err, "stopping")
+	stopLoad()
+	if loadDone != nil {
+		<-loadDone
+	}
+	if cfg.rate > 0 {
+		fmt.Fprintf(s.err, "load: %s\n", &stats)
+	}
+	return exitOK
+}
+
+// seedOnce seeds the source unless it already holds the data set (a restart on kept data).
+func seedOnce(ctx context.Context, s streams, client *mongo.Client, docs int) error {
+	present, err := seed.Present(ctx, client)
+	if err != nil {
+		return err
+	}
+	if present {
+		fmt.Fprintln(s.err, "seed: the source already holds the data set; not seeding it again")
+		return nil
+	}
+	fmt.Fprintf(s.err, "seed: inserting %d documents into the source\n", docs)
+	began := time.Now()
+	sum, err := seed.Populate(ctx, client, docs, rand.New(rand.NewPCG(seedSource[0], seedSource[1])))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.err, "seed: %d documents (%s) in %d collections in %s\n",
+		sum.Docs(), humanize.IBytes(uint64(sum.Bytes())), len(sum.Collections), time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// connect opens a client on a cluster's router.
+func connect(ctx context.Context, c *sandbox.Cluster) (*mongo.Client, error) {
+	opts := options.Client().ApplyURI(c.URI()).SetServerSelectionTimeout(10 * time.Second)
+	client, err := mongo.Connect(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := client.Ping(ctx, nil); err != nil {
+		client.Disconnect(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return client, nil
+}
+
+// byteSize is a flag value in bytes that also takes units ("64MiB", "1 GB").
+type byteSize int64
+
+func (b *byteSize) String() string { return fmt.Sprint(int64(*b)) }
+
+func (b *byteSize) Set(v string) error {
+	n, err := humanize.ParseBytes(v)
+	if err != nil {
+		return fmt.Errorf("not a size in bytes: %w", err)
+	}
+	if n > 1<<62 {
+		return fmt.Errorf("%s is too large", v)
+	}
+	*b = byteSize(n)
+	return nil
+}
+
+// syncWriter serializes writes from the command, the load and the clusters' loggers.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}

@@ -1,0 +1,295 @@
+package app
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/store"
+)
+
+// storeCheckpoints keeps one migration's engine state in the store (it implements
+// engine.Checkpoints):
+//
+//	engine.Record ─┬─ state, history, balancer, deadline, summary ─► store.Migration
+//	               └─ relaxed originals, verification, users, notes ─► extras (below)
+//	engine.ShardCheckpoint ─► store.ShardCheckpoint; consistency point and the
+//	                          shard's history ─► extras (below)
+//
+// The store's records have no fields yet for what is marked "extras": they are kept
+// as one BSON document under the reserved partition key extrasKey of a shard's
+// Copied map, and the migration's own in the checkpoint of the pseudo-shard
+// metaShard. Neither name can clash with real ones: partition keys are namespaces
+// ("db.coll", and database names cannot contain '$'), and metaShard is refused as
+// a real shard's name.
+type storeCheckpoints struct {
+	st *store.Store
+	id string
+
+	mu        sync.Mutex
+	lastMeta  []byte // the extras last saved, to skip rewriting them unchanged
+	lastSaved store.Migration
+}
+
+const (
+	extrasKey = "$shardlift"
+	metaShard = "$shardlift"
+)
+
+func newStoreCheckpoints(st *store.Store, id string) *storeCheckpoints {
+	return &storeCheckpoints{st: st, id: id}
+}
+
+// The BSON documents of the extras. The tags are the file format.
+type (
+	shardExtras struct {
+		ConsistencyPoint primitive.Timestamp `bson:"consistencyPoint"`
+		History          []eventDoc          `bson:"history,omitempty"`
+	}
+	eventDoc struct {
+		At     time.Time `bson:"at"`
+		From   string    `bson:"from"`
+		To     string    `bson:"to"`
+		Reason string    `bson:"reason,omitempty"`
+	}
+	migrationExtras struct {
+		Relaxed      []relaxedDoc     `bson:"relaxed,omitempty"`
+		Verification *verificationDoc `bson:"verification,omitempty"`
+		Users        []userDoc        `bson:"users,omitempty"`
+		Notes        []string         `bson:"notes,omitempty"`
+	}
+	relaxedDoc struct {
+		NS       string   `bson:"ns"`
+		Kind     string   `bson:"kind"`
+		Original bson.Raw `bson:"original"`
+	}
+	verificationDoc struct {
+		At         time.Time     `bson:"at"`
+		Namespaces int           `bson:"namespaces"`
+		Ranges     int           `bson:"ranges"`
+		Matched    int           `bson:"matched"`
+		Documents  int64         `bson:"documents"`
+		Mismatches []mismatchDoc `bson:"mismatches,omitempty"`
+		Overridden bool          `bson:"overridden,omitempty"`
+	}
+	mismatchDoc struct {
+		Namespace   string   `bson:"ns"`
+		Range       string   `bson:"range"`
+		SourceCount int64    `bson:"sourceCount"`
+		DestCount   int64    `bson:"destCount"`
+		SampleIDs   []string `bson:"sampleIds,omitempty"`
+	}
+	userDoc struct {
+		Name   string   `bson:"name"`
+		DB     string   `bson:"db"`
+		Roles  []string `bson:"roles,omitempty"`
+		IsRole bool     `bson:"isRole,omitempty"`
+	}
+)
+
+// Load implements engine.Checkpoints.
+func (c *storeCheckpoints) Load() (engine.Record, []engine.ShardCheckpoint, error) {
+	m, err := c.st.Migration(c.id)
+	if err != nil {
+		return engine.Record{}, nil, err
+	}
+	cps, err := c.st.ShardCheckpoints(c.id)
+	if err != nil {
+		return engine.Record{}, nil, err
+	}
+	rec := engine.Record{
+		ID: m.ID, State: engine.State(m.State), BalancerWasOn: m.BalancerWasOn, TimerDeadline: m.TimerDeadline,
+	}
+	for _, e := range m.History {
+		rec.History = append(rec.History, engine.Event{At: e.At, From: e.From, To: e.To, Reason: e.Reason})
+	}
+	var extras migrationExtras
+	var shards []engine.ShardCheckpoint
+	for _, cp := range cps {
+		if cp.Shard == metaShard {
+			if err := decodeExtras(cp, &extras); err != nil {
+				return engine.Record{}, nil, fmt.Errorf("migration %s: %w", c.id, err)
+			}
+			continue
+		}
+		sc, err := fromStoreShard(cp)
+		if err != nil {
+			return engine.Record{}, nil, fmt.Errorf("migration %s: %w", c.id, err)
+		}
+		shards = append(shards, sc)
+	}
+	for _, r := range extras.Relaxed {
+		rec.Relaxed = append(rec.Relaxed, engine.Relaxed{NS: r.NS, Kind: engine.RelaxedKind(r.Kind), Original: r.Original})
+	}
+	rec.Verification = fromVerificationDoc(extras.Verification)
+	for _, u := range extras.Users {
+		rec.Users = append(rec.Users, engine.User{Name: u.Name, DB: u.DB, Roles: u.Roles, IsRole: u.IsRole})
+	}
+	if s := m.Summary; s != nil {
+		rec.Summary = &engine.Summary{
+			FinishedAt: s.FinishedAt, Documents: s.Documents, Bytes: s.Bytes, OptimeGap: s.OptimeGap,
+			Verification: s.Verification, UsersToRecreate: s.UsersToRecreate, Notes: extras.Notes,
+		}
+	}
+	c.mu.Lock()
+	c.lastSaved = m
+	c.mu.Unlock()
+	return rec, shards, nil
+}
+
+// AppendEvent implements engine.Checkpoints.
+func (c *storeCheckpoints) AppendEvent(ev engine.Event) error {
+	if ev.Shard != "" {
+		return fmt.Errorf("internal error: shard %s's event belongs in its checkpoint", ev.Shard)
+	}
+	return c.st.AppendHistory(c.id, store.Event{At: ev.At, From: ev.From, To: ev.To, Reason: ev.Reason})
+}
+
+// SaveRecord implements engine.Checkpoints: the extras first, then the migration's
+// record; each is rewritten only when it changed.
+func (c *storeCheckpoints) SaveRecord(r engine.Record) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	extras := migrationExtras{Verification: toVerificationDoc(r.Verification)}
+	for _, x := range r.Relaxed {
+		extras.Relaxed = append(extras.Relaxed, relaxedDoc{NS: x.NS, Kind: string(x.Kind), Original: x.Original})
+	}
+	for _, u := range r.Users {
+		extras.Users = append(extras.Users, userDoc{Name: u.Name, DB: u.DB, Roles: u.Roles, IsRole: u.IsRole})
+	}
+	if r.Summary != nil {
+		extras.Notes = r.Summary.Notes
+	}
+	doc, err := bson.Marshal(extras)
+	if err != nil {
+		return fmt.Errorf("encode the migration's details: %w", err)
+	}
+	if !bytes.Equal(doc, c.lastMeta) {
+		cp := store.ShardCheckpoint{Shard: metaShard, Phase: "meta", Copied: map[string]store.PartitionProgress{
+			extrasKey: {LastID: bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: doc}},
+		}}
+		if err := c.st.SaveShardCheckpoint(c.id, cp); err != nil {
+			return err
+		}
+		c.lastMeta = doc
+	}
+	m, err := c.st.Migration(c.id)
+	if err != nil {
+		return err
+	}
+	m.BalancerWasOn, m.TimerDeadline, m.Summary = r.BalancerWasOn, r.TimerDeadline, nil
+	if s := r.Summary; s != nil {
+		m.Summary = &store.Summary{
+			FinishedAt: s.FinishedAt, Documents: s.Documents, Bytes: s.Bytes, OptimeGap: s.OptimeGap,
+			Verification: s.Verification, UsersToRecreate: s.UsersToRecreate,
+		}
+	}
+	if sameRecord(m, c.lastSaved) {
+		return nil
+	}
+	if err := c.st.SaveMigration(m); err != nil {
+		return err
+	}
+	c.lastSaved = m
+	return nil
+}
+
+// sameRecord compares the parts of a migration SaveRecord writes.
+func sameRecord(a, b store.Migration) bool {
+	ab, err1 := bson.Marshal(bson.D{{Key: "b", Value: a.BalancerWasOn}, {Key: "t", Value: a.TimerDeadline}, {Key: "s", Value: a.Summary}})
+	bb, err2 := bson.Marshal(bson.D{{Key: "b", Value: b.BalancerWasOn}, {Key: "t", Value: b.TimerDeadline}, {Key: "s", Value: b.Summary}})
+	return err1 == nil && err2 == nil && bytes.Equal(ab, bb)
+}
+
+// SaveShard implements engine.Checkpoints.
+func (c *storeCheckpoints) SaveShard(cp engine.ShardCheckpoint) error {
+	if cp.Shard == metaShard {
+		return fmt.Errorf("a source shard is named %q, which Shardlift reserves: rename the shard", metaShard)
+	}
+	extras := shardExtras{ConsistencyPoint: cp.ConsistencyPoint}
+	for _, e := range cp.History {
+		extras.History = append(extras.History, eventDoc{At: e.At, From: e.From, To: e.To, Reason: e.Reason})
+	}
+	doc, err := bson.Marshal(extras)
+	if err != nil {
+		return fmt.Errorf("encode the checkpoint of shard %s: %w", cp.Shard, err)
+	}
+	copied := make(map[string]store.PartitionProgress, len(cp.Copied)+1)
+	for ns, p := range cp.Copied {
+		if strings.HasPrefix(ns, "$") {
+			return fmt.Errorf("checkpoint of shard %s: partition %q would clash with Shardlift's reserved key", cp.Shard, ns)
+		}
+		copied[ns] = store.PartitionProgress{Done: p.Done, LastID: p.LastID, Docs: p.Docs, Bytes: p.Bytes}
+	}
+	copied[extrasKey] = store.PartitionProgress{LastID: bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: doc}}
+	return c.st.SaveShardCheckpoint(c.id, store.ShardCheckpoint{
+		Shard: cp.Shard, Phase: string(cp.Phase), T0: cp.T0, Applied: cp.Applied, Copied: copied, Error: cp.Error,
+	})
+}
+
+func fromStoreShard(cp store.ShardCheckpoint) (engine.ShardCheckpoint, error) {
+	out := engine.ShardCheckpoint{Shard: cp.Shard, Phase: engine.Phase(cp.Phase), T0: cp.T0, Applied: cp.Applied, Error: cp.Error}
+	var extras shardExtras
+	if err := decodeExtras(cp, &extras); err != nil {
+		return out, err
+	}
+	out.ConsistencyPoint = extras.ConsistencyPoint
+	for _, e := range extras.History {
+		out.History = append(out.History, engine.Event{At: e.At, Shard: cp.Shard, From: e.From, To: e.To, Reason: e.Reason})
+	}
+	copied := maps.Clone(cp.Copied)
+	delete(copied, extrasKey)
+	if len(copied) > 0 {
+		out.Copied = make(map[string]initialsync.PartitionProgress, len(copied))
+		for ns, p := range copied {
+			out.Copied[ns] = initialsync.PartitionProgress{Done: p.Done, LastID: p.LastID, Docs: p.Docs, Bytes: p.Bytes}
+		}
+	}
+	return out, nil
+}
+
+// decodeExtras reads the extras of a checkpoint (none is fine: an older record).
+func decodeExtras(cp store.ShardCheckpoint, out any) error {
+	p, ok := cp.Copied[extrasKey]
+	if !ok {
+		return nil
+	}
+	if p.LastID.Type != bson.TypeEmbeddedDocument {
+		return errors.New("checkpoint of " + cp.Shard + ": Shardlift's details are not a document")
+	}
+	if err := bson.Unmarshal(p.LastID.Value, out); err != nil {
+		return fmt.Errorf("checkpoint of %s: decode Shardlift's details: %w", cp.Shard, err)
+	}
+	return nil
+}
+
+func toVerificationDoc(v *engine.Verification) *verificationDoc {
+	if v == nil {
+		return nil
+	}
+	d := &verificationDoc{At: v.At, Namespaces: v.Namespaces, Ranges: v.Ranges, Matched: v.Matched, Documents: v.Documents, Overridden: v.Overridden}
+	for _, m := range v.Mismatches {
+		d.Mismatches = append(d.Mismatches, mismatchDoc{Namespace: m.Namespace, Range: m.Range, SourceCount: m.SourceCount, DestCount: m.DestCount, SampleIDs: m.SampleIDs})
+	}
+	return d
+}
+
+func fromVerificationDoc(d *verificationDoc) *engine.Verification {
+	if d == nil {
+		return nil
+	}
+	v := &engine.Verification{At: d.At, Namespaces: d.Namespaces, Ranges: d.Ranges, Matched: d.Matched, Documents: d.Documents, Overridden: d.Overridden}
+	for _, m := range d.Mismatches {
+		v.Mismatches = append(v.Mismatches, engine.Mismatch{Namespace: m.Namespace, Range: m.Range, SourceCount: m.SourceCount, DestCount: m.DestCount, SampleIDs: m.SampleIDs})
+	}
+	return v
+}

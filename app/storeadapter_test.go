@@ -1,0 +1,119 @@
+package app
+
+import (
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/store"
+)
+
+func openStore(t *testing.T, path string) *store.Store {
+	t.Helper()
+	st, err := store.Open(path, store.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func mustRaw(t *testing.T, d bson.D) bson.Raw {
+	t.Helper()
+	b, err := bson.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Everything the engine saves comes back, whole, after the state file is closed and
+// opened again (a restart of the process).
+func TestStoreCheckpointsKeepEverythingTheEngineSaves(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	st := openStore(t, path)
+	if err := st.SaveMigration(store.Migration{ID: "m1", State: string(engine.Draft), Source: store.ConnSettings{Hosts: []string{"src:27017"}}}); err != nil {
+		t.Fatal(err)
+	}
+	cp := newStoreCheckpoints(st, "m1")
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	for _, ev := range []engine.Event{
+		{At: at, From: "draft", To: "validated", Reason: "checks passed"},
+		{At: at.Add(time.Second), From: "validated", To: "starting"},
+		{At: at.Add(2 * time.Second), From: "starting", To: "syncing"},
+	} {
+		if err := cp.AppendEvent(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	on := true
+	rec := engine.Record{
+		ID: "m1", BalancerWasOn: &on, TimerDeadline: at.Add(72 * time.Hour),
+		Relaxed: []engine.Relaxed{
+			{NS: "shop.users", Kind: engine.RelaxedIndex, Original: mustRaw(t, bson.D{{Key: "v", Value: 2}, {Key: "key", Value: bson.D{{Key: "email", Value: 1}}}, {Key: "name", Value: "email_1"}, {Key: "unique", Value: true}})},
+			{NS: "shop.events", Kind: engine.RelaxedOptions, Original: mustRaw(t, bson.D{{Key: "expireAfterSeconds", Value: int32(60)}})},
+		},
+		Verification: &engine.Verification{At: at, Namespaces: 2, Ranges: 5, Matched: 4, Documents: 99,
+			Mismatches: []engine.Mismatch{{Namespace: "shop.orders", Range: "[{k: 1}, {k: 2})", SourceCount: 3, DestCount: 2, SampleIDs: []string{`{"$oid":"65f0a1b2c3d4e5f601234567"}`}}}},
+		Users: []engine.User{{Name: "app", DB: "admin", Roles: []string{"readWrite@shop"}}, {Name: "auditor", DB: "shop", IsRole: true}},
+		Summary: &engine.Summary{FinishedAt: at.Add(time.Hour), Documents: 99, Bytes: 9900, OptimeGap: 7 * time.Second,
+			Verification: "4 of 5 ranges", UsersToRecreate: []string{"app@admin"}, Notes: []string{"writes after the cutover were not copied"}},
+	}
+	if err := cp.SaveRecord(rec); err != nil {
+		t.Fatal(err)
+	}
+	_, oid, _ := bson.MarshalValue(primitive.ObjectID{1, 2, 3})
+	shard := engine.ShardCheckpoint{
+		Shard: "rs0", Phase: engine.CatchingUp,
+		T0: primitive.Timestamp{T: 100, I: 1}, ConsistencyPoint: primitive.Timestamp{T: 150, I: 2}, Applied: primitive.Timestamp{T: 170, I: 3},
+		Copied:  map[string]initialsync.PartitionProgress{"shop.orders": {Done: true, LastID: bson.RawValue{Type: bson.TypeObjectID, Value: oid}, Docs: 50, Bytes: 5000}},
+		History: []engine.Event{{At: at, Shard: "rs0", From: "pending", To: "copying", Reason: "copy started"}},
+	}
+	if err := cp.SaveShard(shard); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st = openStore(t, path)
+	got, shards, err := newStoreCheckpoints(st, "m1").Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != engine.Syncing || len(got.History) != 3 || got.History[0].Reason != "checks passed" {
+		t.Fatalf("state %s history %+v", got.State, got.History)
+	}
+	got.State, got.History = "", nil
+	if !reflect.DeepEqual(got, rec) {
+		t.Fatalf("record read back\n%+v\nwant\n%+v", got, rec)
+	}
+	if len(shards) != 1 || !reflect.DeepEqual(shards[0], shard) {
+		t.Fatalf("shards read back\n%+v\nwant\n%+v", shards, shard)
+	}
+	// The settings the app saved are kept.
+	if m, _ := st.Migration("m1"); m.Source.Hosts[0] != "src:27017" {
+		t.Fatalf("settings lost: %+v", m.Source)
+	}
+}
+
+func TestStoreCheckpointsRefuseReservedNames(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "state.db"))
+	if err := st.SaveMigration(store.Migration{ID: "m1", State: "draft"}); err != nil {
+		t.Fatal(err)
+	}
+	cp := newStoreCheckpoints(st, "m1")
+	if err := cp.SaveShard(engine.ShardCheckpoint{Shard: metaShard, Phase: engine.Pending}); err == nil || !strings.Contains(err.Error(), "reserves") {
+		t.Fatalf("a shard named %s: %v", metaShard, err)
+	}
+	if err := cp.AppendEvent(engine.Event{Shard: "rs0", From: "draft", To: "draft"}); err == nil {
+		t.Fatal("a shard's event went to the migration's history")
+	}
+}
