@@ -7,11 +7,11 @@ import (
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 )
 
-// canonicalType is canonicalizeBSONType (bsontypes.h): the rank of a type in
+// CanonicalType is canonicalizeBSONType (bsontypes.h): the rank of a type in
 // the sort order. Types with the same rank compare by value. Note that
 // undefined (0) sorts before null (5): they are not equal, but a missing shard
 // key field is extracted as null, so "missing" and null are the same key.
-func canonicalType(t bsontype.Type) int {
+func CanonicalType(t bsontype.Type) int {
 	switch t {
 	case bsontype.MinKey:
 		return -1
@@ -78,7 +78,7 @@ func Compare(a, b bsoncore.Value) int {
 
 func compareTyped(ta bsontype.Type, va []byte, tb bsontype.Type, vb []byte) int {
 	if ta != tb {
-		if c := cmp3(canonicalType(ta), canonicalType(tb)); c != 0 {
+		if c := cmp3(CanonicalType(ta), CanonicalType(tb)); c != 0 {
 			return c
 		}
 	}
@@ -151,7 +151,7 @@ func compareDocuments(a, b []byte) int {
 			return cmp3(b2i(oka), b2i(okb))
 		}
 		if ta != tb {
-			if c := cmp3(canonicalType(ta), canonicalType(tb)); c != 0 {
+			if c := cmp3(CanonicalType(ta), CanonicalType(tb)); c != 0 {
 				return c
 			}
 		}

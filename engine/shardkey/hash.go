@@ -81,5 +81,5 @@ func hash64(t bsontype.Type, v []byte) int64 {
 }
 
 func appendCanonicalType(buf []byte, t bsontype.Type) []byte {
-	return binary.LittleEndian.AppendUint32(buf, uint32(int32(canonicalType(t))))
+	return binary.LittleEndian.AppendUint32(buf, uint32(int32(CanonicalType(t))))
 }
