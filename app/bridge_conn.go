@@ -215,12 +215,16 @@ func applicationURI(e topology.Endpoint) string {
 	u := "mongodb://" + strings.Join(e.Hosts, ",") + "/"
 	switch {
 	case e.CAFile != "":
-		u += "?tls=true&tlsCAFile=" + url.QueryEscape(e.CAFile)
+		u += "?tls=true&tlsCAFile=" + caPathEscaper.Replace(e.CAFile)
 	case e.TLS || len(e.CAPEM) > 0:
 		u += "?tls=true"
 	}
 	return u
 }
+
+// caPathEscaper escapes what a file path cannot hold as is in a connection string's
+// option, leaving the slashes readable.
+var caPathEscaper = strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", " ", "%20", "?", "%3F", ",", "%2C")
 
 // checksOf turns the validation report into the Connections screen's checks. A check
 // that could not run blocks the start as a failure does (the engine refuses it too),

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/store"
 	"github.com/shardlift/shardlift/ui"

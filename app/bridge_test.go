@@ -23,6 +23,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/x/mongo/driver/connstring"
 
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
@@ -446,7 +447,7 @@ func TestLockedStateFileIsReportedNotWaitedOn(t *testing.T) {
 	defer b.Close()
 	u := ui.New(newSerialApp(t), b)
 	defer u.Window().Close()
-	showStateFileProblem(u.Window(), path, err)
+	fyne.DoAndWait(func() { showStateFileProblem(u.Window(), path, err) })
 	d := screenDriver{win: u.Window()}
 	for _, w := range []string{"Shardlift is already running", path, "cannot list, start or resume migrations"} {
 		if !d.has(w) {
@@ -467,13 +468,22 @@ func TestApplicationConnectionStringKeepsTLSAndTheCAButNoUser(t *testing.T) {
 		want string
 	}{
 		{topology.Endpoint{Hosts: []string{"d1:27017", "d2:27017"}, Username: "u", Password: "pw"}, "mongodb://d1:27017,d2:27017/"},
-		{topology.Endpoint{Hosts: []string{"d1:27017"}, TLS: true, CAFile: "/etc/ssl/my ca.pem"}, "mongodb://d1:27017/?tls=true&tlsCAFile=%2Fetc%2Fssl%2Fmy+ca.pem"},
+		{topology.Endpoint{Hosts: []string{"d1:27017"}, TLS: true, CAFile: "/etc/ssl/my ca&1+2.pem"}, "mongodb://d1:27017/?tls=true&tlsCAFile=/etc/ssl/my%20ca%261%2B2.pem"},
 		{topology.Endpoint{Hosts: []string{"d1:27017"}, CAPEM: []byte("pem")}, "mongodb://d1:27017/?tls=true"},
 		{topology.Endpoint{URI: "mongodb://u:pw@d1/?tls=true"}, ""},
 	}
 	for _, c := range cases {
-		if got := applicationURI(c.e); got != c.want {
+		got := applicationURI(c.e)
+		if got != c.want {
 			t.Errorf("applicationURI(%+v) = %q, want %q", c.e, got, c.want)
+		}
+		if got == "" {
+			continue
+		}
+		cs, err := connstring.ParseAndValidate(got)
+		wantTLS := c.e.TLS || c.e.CAFile != "" || len(c.e.CAPEM) > 0
+		if err != nil || cs.SSL != wantTLS || cs.SSLCaFile != c.e.CAFile || cs.Username != "" {
+			t.Errorf("%s parses as %+v, %v: want TLS %v and CA file %q, no user", got, cs, err, wantTLS, c.e.CAFile)
 		}
 	}
 }

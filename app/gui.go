@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image/color"
 	"net"
 	"os"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
@@ -105,17 +107,28 @@ func runGUI(ctx context.Context, s streams) int {
 		}
 	}()
 	var tourErr chan error
+	tourCtx, stopTour := context.WithCancel(ctx)
+	defer stopTour()
 	if dir := os.Getenv(screenshotsEnv); dir != "" {
 		tourErr = make(chan error, 1)
-		go func() { tourErr <- runTour(ctx, win, b, dir, s) }()
+		go func() { tourErr <- runTour(tourCtx, win, b, dir, s) }()
 	}
 	u.ShowAndRun()
 	close(guiDone)
 
 	code := exitOK
 	if tourErr != nil {
-		if err := <-tourErr; err != nil {
-			fmt.Fprintf(s.err, "shardlift: screenshots: %v\n", err)
+		// The tour closes the window when it is over; a window closed otherwise
+		// leaves it waiting on an event loop that has stopped.
+		stopTour()
+		select {
+		case err := <-tourErr:
+			if err != nil {
+				fmt.Fprintf(s.err, "shardlift: screenshots: %v\n", err)
+				code = exitFail
+			}
+		case <-time.After(5 * time.Second):
+			fmt.Fprintln(s.err, "shardlift: screenshots: the window closed before the tour was over")
 			code = exitFail
 		}
 	}
@@ -174,9 +187,10 @@ func openStateFile(ctx context.Context, path string, s streams) (*store.Store, e
 	if herr := requestHandover(ctx, handoverPath(path)); herr != nil {
 		var refused *handoverRefused
 		if errors.As(herr, &refused) {
-			return nil, fmt.Errorf("%w: %w", err, refused)
+			return nil, fmt.Errorf("%w %s: %w", store.ErrLocked, path, refused)
 		}
-		return nil, err
+		// The store's message names the CLI's --state flag; the app has none.
+		return nil, fmt.Errorf("%w %s: close it, then open Shardlift again", store.ErrLocked, path)
 	}
 	return store.Open(path, store.Options{Timeout: 10 * time.Second})
 }
@@ -200,7 +214,8 @@ func showStateFileProblem(win fyne.Window, path string, err error) {
 	msg := widget.NewLabel(what + "\n\nMeanwhile this window can validate clusters and try the sandbox, " +
 		"but it cannot list, start or resume migrations.")
 	msg.Wrapping = fyne.TextWrapWord
-	width := widget.NewLabel(strings.Repeat(" ", 110))
+	width := canvas.NewRectangle(color.Transparent)
+	width.SetMinSize(fyne.NewSize(560, 0)) // wrapped text has no width of its own
 	d := dialog.NewCustom(title, "OK", container.NewStack(width, msg), win)
 	d.Show()
 }
