@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/shardlift/shardlift/app/sandbox"
+	"github.com/shardlift/shardlift/internal/corpus"
 )
 
 // oplogEntry builds a raw oplog entry at Timestamp(sec, 1).
@@ -146,7 +147,7 @@ func TestReplayUsage(t *testing.T) {
 // Every oplog file of MongoDB's tools' tests goes through decoding, filtering and
 // translation; the ones the tools assembled out of ts order are refused as such.
 func TestReplayDryRunOfTheCorpus(t *testing.T) {
-	dir := corpusDir(t)
+	dir := corpus.Dir(t)
 	files, _ := filepath.Glob(filepath.Join(dir, "*.bson"))
 	if len(files) == 0 {
 		t.Skipf("no .bson files in %s", dir)
@@ -160,30 +161,6 @@ func TestReplayDryRunOfTheCorpus(t *testing.T) {
 			t.Errorf("%s: exit %d\n%s%s", filepath.Base(f), code, out, errOut)
 		}
 	}
-}
-
-// corpusDir finds the MongoDB corpus next to the repository, skipping without it.
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the working directory: cannot locate the corpus")
-		}
-		dir = parent
-	}
-	corpus := filepath.Join(filepath.Dir(dir), "shared", "corpus", "mongo-tools")
-	if _, err := os.Stat(corpus); err != nil {
-		t.Skipf("MongoDB corpus not found at %s", corpus)
-	}
-	return corpus
 }
 
 func TestReplayIntoASandboxDestination(t *testing.T) {

@@ -10,13 +10,15 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/shardlift/shardlift/internal/corpus"
 )
 
 // Every entry of the real-server corpus decodes, and translates to what the
 // rules say. The counts are per file, so a change in how any entry is
 // classified shows up here.
 func TestCorpusEntriesDecodeAndTranslate(t *testing.T) {
-	dir := corpusDir(t)
+	dir := corpus.Dir(t)
 	files, err := filepath.Glob(filepath.Join(dir, "*.bson"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no .bson files in %s: %v", dir, err)
@@ -90,7 +92,7 @@ func counts(m map[string]int, keys ...string) string {
 // translate and apply each case's entries with the reference applier; the
 // namespace must then hold exactly the post-image documents, in order.
 func TestTransactionCorpusReachesPostImage(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(corpusDir(t), "txn_oplog_entries.json"))
+	b, err := os.ReadFile(filepath.Join(corpus.Dir(t), "txn_oplog_entries.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/internal/corpus"
 )
 
 const ui = `ui: {$binary: {base64: 'UG740CdIQ0yW3Szj7wyRPQ==', subType: '04'}}`
@@ -268,7 +270,7 @@ func TestCollModUniqueAndTTLAreWithheldUntilFinalize(t *testing.T) {
 // The corpus' collMod entries (MongoDB 6.0+ unique conversion) go through the
 // relaxation as the engine would apply them.
 func TestCorpusCollModIsRelaxed(t *testing.T) {
-	entries := readBSONFile(t, corpusDir(t)+"/oplogs__bson__collMod_indexUniqueness.bson")
+	entries := readBSONFile(t, corpus.Dir(t)+"/oplogs__bson__collMod_indexUniqueness.bson")
 	withheldUnique := 0
 	for _, raw := range entries {
 		e, err := Decode(raw)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/shardlift/shardlift/internal/corpus"
 )
 
 func TestDecodeReadsEveryField(t *testing.T) {
@@ -140,7 +142,7 @@ func TestTruncatedEntryIsAnError(t *testing.T) {
 // wrapping one of the package's sentinels. Seeds: every entry of the shared
 // corpus and the hand-written entries of this package's tests.
 func FuzzDecode(f *testing.F) {
-	if dir := corpusDirForFuzz(); dir != "" {
+	if dir, _ := corpus.Find(); dir != "" {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.bson"))
 		for _, file := range files {
 			b, err := os.ReadFile(file)
@@ -190,28 +192,6 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
-}
-
-// corpusDirForFuzz is corpusDir without a testing.T to skip.
-func corpusDirForFuzz() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			c := filepath.Join(filepath.Dir(dir), "shared", "corpus", "mongo-tools")
-			if _, err := os.Stat(c); err == nil {
-				return c
-			}
-			return ""
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
 }
 
 var fuzzSeeds = []string{

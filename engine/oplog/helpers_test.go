@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -124,32 +123,6 @@ func sameDoc(t testing.TB, what string, got, want bson.Raw) {
 }
 
 func ts(t, i uint32) primitive.Timestamp { return primitive.Timestamp{T: t, I: i} }
-
-// corpusDir returns the shared MongoDB corpus: <repo root>/../shared/corpus/
-// mongo-tools, the repo root being the directory holding go.mod. It skips the
-// test when the corpus is absent.
-func corpusDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the working directory; cannot locate the shared corpus")
-		}
-		dir = parent
-	}
-	c := filepath.Join(filepath.Dir(dir), "shared", "corpus", "mongo-tools")
-	if _, err := os.Stat(c); err != nil {
-		t.Skipf("shared MongoDB corpus not found at %s", c)
-	}
-	return c
-}
 
 // readBSONFile splits a file of concatenated BSON documents.
 func readBSONFile(t testing.TB, path string) []bson.Raw {

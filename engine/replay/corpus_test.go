@@ -10,37 +10,14 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson"
-)
 
-// corpusDir finds the MongoDB corpus: <repo root>/../shared/corpus/mongo-tools, the
-// repo root being the directory holding go.mod.
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the working directory: cannot locate the corpus")
-		}
-		dir = parent
-	}
-	corpus := filepath.Join(filepath.Dir(dir), "shared", "corpus", "mongo-tools")
-	if _, err := os.Stat(corpus); err != nil {
-		t.Skipf("MongoDB corpus not found at %s", corpus)
-	}
-	return corpus
-}
+	"github.com/shardlift/shardlift/internal/corpus"
+)
 
 // The transaction cases MongoDB's tools replay (common/txn testdata): applyOps,
 // partial chains, prepared commits and aborts, each ending in a known postimage.
 func TestTransactionCorpusConvergesToThePostimage(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(corpusDir(t), "txn_oplog_entries.json"))
+	data, err := os.ReadFile(filepath.Join(corpus.Dir(t), "txn_oplog_entries.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
