@@ -116,42 +116,27 @@ func (e Endpoint) resolve() (*settings, error) {
 	if e.err != nil {
 		return nil, e.err
 	}
-	s := &settings{
-		hosts: e.Hosts, replicaSet: e.ReplicaSet, username: e.Username, password: e.Password,
-		authSource: e.AuthSource, mechanism: e.mechanism, tlsOn: e.TLS, insecure: e.insecure,
-	}
+	var cs *connstring.ConnString
 	switch {
 	case e.URI != "" && len(e.Hosts) > 0:
 		return nil, &Error{Kind: ErrInvalidURI, Err: errors.New("give either a connection string or a host list, not both")}
 	case e.URI == "" && len(e.Hosts) == 0:
 		return nil, &Error{Kind: ErrInvalidURI, Err: errors.New("no connection string and no hosts given")}
 	case e.URI != "":
-		cs, err := connstring.ParseAndValidate(e.URI)
-		if err != nil {
+		var err error
+		if cs, err = connstring.ParseAndValidate(e.URI); err != nil {
 			return nil, uriError(e, err)
 		}
-		s.fromURI = cs
-		s.hosts = cs.Hosts
-		if s.replicaSet == "" {
-			s.replicaSet = cs.ReplicaSet
+		e = e.withURIFields(cs)
+		e.Hosts = cs.Hosts
+		if e.ReplicaSet == "" {
+			e.ReplicaSet = cs.ReplicaSet
 		}
-		if s.username == "" {
-			s.username = cs.Username
-		}
-		if s.password == "" {
-			s.password = cs.Password
-		}
-		if s.authSource == "" {
-			s.authSource = cs.AuthSource
-		}
-		if s.mechanism == "" {
-			s.mechanism = cs.AuthMechanism
-		}
-		s.tlsOn = s.tlsOn || cs.SSL
-		s.insecure = s.insecure || cs.SSLInsecure
-		if cs.SSLCaFileSet && e.CAFile == "" && len(e.CAPEM) == 0 {
-			e.CAFile = cs.SSLCaFile
-		}
+	}
+	s := &settings{
+		hosts: e.Hosts, replicaSet: e.ReplicaSet, username: e.Username, password: e.Password,
+		authSource: e.AuthSource, mechanism: e.mechanism, tlsOn: e.TLS, insecure: e.insecure,
+		fromURI: cs,
 	}
 	for _, h := range s.hosts {
 		if strings.TrimSpace(h) == "" {
@@ -298,24 +283,30 @@ func (e Endpoint) ForHosts(hosts []string, replicaSet string) Endpoint {
 		out.err = uriError(e, err)
 		return out
 	}
-	if out.Username == "" {
-		out.Username = cs.Username
+	return out.withURIFields(cs)
+}
+
+// withURIFields fills the credential, TLS and CA fields the endpoint leaves unset
+// from the connection string: fields given explicitly override the URI.
+func (e Endpoint) withURIFields(cs *connstring.ConnString) Endpoint {
+	if e.Username == "" {
+		e.Username = cs.Username
 	}
-	if out.Password == "" {
-		out.Password = cs.Password
+	if e.Password == "" {
+		e.Password = cs.Password
 	}
-	if out.AuthSource == "" {
-		out.AuthSource = cs.AuthSource
+	if e.AuthSource == "" {
+		e.AuthSource = cs.AuthSource
 	}
-	if out.mechanism == "" {
-		out.mechanism = cs.AuthMechanism
+	if e.mechanism == "" {
+		e.mechanism = cs.AuthMechanism
 	}
-	out.TLS = out.TLS || cs.SSL
-	out.insecure = out.insecure || cs.SSLInsecure
-	if cs.SSLCaFileSet && out.CAFile == "" && len(out.CAPEM) == 0 {
-		out.CAFile = cs.SSLCaFile
+	e.TLS = e.TLS || cs.SSL
+	e.insecure = e.insecure || cs.SSLInsecure
+	if cs.SSLCaFileSet && e.CAFile == "" && len(e.CAPEM) == 0 {
+		e.CAFile = cs.SSLCaFile
 	}
-	return out
+	return e
 }
 
 // Connect opens a client to the endpoint and proves it usable: every host is first
