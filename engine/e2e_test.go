@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -485,4 +487,61 @@ func TestSandboxShardRestartThenCancelLeavesAStagingCopy(t *testing.T) {
 	n := e.sameData()
 	e.sameIndexes()
 	t.Logf("staging copy: %d documents, equal to the source", n)
+}
+
+// userNamespaces lists every collection and view outside admin, config and local, as
+// "db.name", sorted.
+func (e *e2e) userNamespaces(c *mongo.Client) []string {
+	e.t.Helper()
+	ctx := context.Background()
+	dbs, err := c.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, db := range dbs {
+		if db == "admin" || db == "config" || db == "local" {
+			continue
+		}
+		names, err := c.Database(db).ListCollectionNames(ctx, bson.D{})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, n := range names {
+			out = append(out, db+"."+n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// DESIGN section 2: Shardlift's state lives in the local store; nothing of Shardlift's
+// (no database, collection or marker document) is left on the destination, and
+// nothing is written to the source but the balancer setting.
+func TestNothingOfShardliftIsLeftOnTheDestinationNorWrittenToTheSource(t *testing.T) {
+	e := startE2E(t, 500)
+	before := e.userNamespaces(e.srcC)
+	if len(before) == 0 {
+		t.Fatal("the seeded source lists no namespaces: the test would prove nothing")
+	}
+	m := e.migration(newMemCheckpoints("e2e"))
+	r := run(m, StartOptions{WipeDestination: true})
+	await(t, m, 3*time.Minute, "ready", isState(Ready))
+	s := e.finish(m)
+	if err := <-r.done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if s.State != Done {
+		t.Fatalf("state %s", s.State)
+	}
+	src, dst := e.userNamespaces(e.srcC), e.userNamespaces(e.dstC)
+	if !slices.Equal(src, before) {
+		t.Errorf("the source's namespaces changed during the migration:\n before %v\n after  %v", before, src)
+	}
+	if !slices.Equal(dst, src) {
+		t.Errorf("the destination holds other namespaces than the source:\n source      %v\n destination %v", src, dst)
+	}
+	if n := e.sameData(); n == 0 {
+		t.Fatal("no documents compared")
+	}
 }
