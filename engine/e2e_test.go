@@ -110,6 +110,57 @@ func (e *e2e) endLoad() {
 	}
 	e.stopLoad = nil
 	e.t.Logf("load: %s", &e.stats)
+	e.awaitQuietSource()
+}
+
+// awaitQuietSource waits until no write lands on the source any more: a load writer
+// whose request was cancelled returns at once while its write may still be running in
+// the router. The applications "stopped writing" only once every shard's newest entry
+// (no-ops aside) stays the same for a second.
+func (e *e2e) awaitQuietSource() {
+	e.t.Helper()
+	ctx := context.Background()
+	var shards struct {
+		Shards []struct{ Host string } `bson:"shards"`
+	}
+	if err := e.srcC.Database("admin").RunCommand(ctx, bson.D{{Key: "listShards", Value: 1}}).Decode(&shards); err != nil {
+		e.t.Fatalf("listShards: %v", err)
+	}
+	var members []*mongo.Client
+	for _, sh := range shards.Shards {
+		_, hosts, err := topology.ParseHostString(sh.Host)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		c, err := topology.Connect(ctx, e.src.ForHosts(hosts[:1], ""))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		defer c.Disconnect(ctx)
+		members = append(members, c)
+	}
+	newest := func() string {
+		var all string
+		for _, c := range members {
+			raw, err := c.Database("local").Collection("oplog.rs").FindOne(ctx,
+				bson.D{{Key: "op", Value: bson.D{{Key: "$ne", Value: "n"}}}},
+				options.FindOne().SetSort(bson.D{{Key: "$natural", Value: -1}})).Raw()
+			if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+				e.t.Fatalf("newest oplog entry: %v", err)
+			}
+			all += raw.Lookup("ts").String()
+		}
+		return all
+	}
+	last, since := newest(), time.Now()
+	for deadline := time.Now().Add(time.Minute); time.Since(since) < time.Second; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			e.t.Fatal("the source kept taking writes for a minute after the load stopped")
+		}
+		if now := newest(); now != last {
+			last, since = now, time.Now()
+		}
+	}
 }
 
 // migration returns a Migration on real clusters, keeping its state in cp.
