@@ -273,6 +273,12 @@ func (d *discovery) inspectShard(ctx context.Context, sh *Shard) {
 	sh.Version, sh.FCV = members.version()
 	if primary < 0 {
 		sh.Oplog.Err = fmt.Errorf("no member of shard %s answered as primary", sh.Name)
+		for _, m := range sh.Members {
+			if m.Primary && m.Err != nil {
+				sh.Oplog.Err = fmt.Errorf("the primary of shard %s could not be inspected: %w", sh.Name, m.Err)
+				break
+			}
+		}
 		return
 	}
 	sh.Primary = sh.Members[primary].Host
@@ -366,7 +372,8 @@ func (d *discovery) inspectMembers(ctx context.Context, hosts []string) (probed,
 	_ = g.Wait()
 	primary := -1
 	for i, m := range p.list {
-		if m.Primary && primary < 0 {
+		// A primary whose probe failed after hello has no client to read through.
+		if m.Primary && p.clients[i] != nil && primary < 0 {
 			primary = i
 		}
 	}

@@ -197,3 +197,22 @@ func TestUnclassifiedErrorsKeepTheirCause(t *testing.T) {
 		t.Fatalf("classify(%v) = %v with fix %q; want the cause wrapped and no fix", cause, err, Fix(err))
 	}
 }
+
+// A member that answers hello as primary but fails the probe after it has no client:
+// the shard reports that primary's failure instead of reading through nothing.
+func TestAPrimaryWhoseProbeFailedIsNotReadThrough(t *testing.T) {
+	t.Parallel()
+	s := startNode(t, fakeNode{role: "primary", unauthorized: map[string]bool{"buildinfo": true}}, wire.Config{})
+	e := Endpoint{Hosts: []string{s.Addr()}, Timeout: shortTimeout}
+	client, st, err := connect(context.Background(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disconnect(context.Background(), client, e.timeout())
+	d := &discovery{e: e, s: st, client: client, c: &Cluster{}}
+	sh := &Shard{Name: "shard-a", Hosts: []string{s.Addr()}}
+	d.inspectShard(context.Background(), sh)
+	if sh.Oplog.Err == nil || !strings.Contains(sh.Oplog.Err.Error(), "the primary of shard shard-a could not be inspected") {
+		t.Fatalf("oplog error = %v, want the primary's probe failure", sh.Oplog.Err)
+	}
+}
