@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"fyne.io/fyne/v2"
+
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/store"
 	"github.com/shardlift/shardlift/ui"
@@ -168,6 +170,10 @@ func readZip(t *testing.T, data []byte) map[string][]byte {
 	return out
 }
 
+// TestReopeningTakesOverAMigrationSyncingInTheBackground: the window's close
+// button during a migration, answered Keep syncing in the background, leaves it
+// syncing in this process; a new window takes it over, resumes it at once, and the
+// resumed migration finishes with every range verified.
 func TestReopeningTakesOverAMigrationSyncingInTheBackground(t *testing.T) {
 	needSandbox(t)
 	ctx := context.Background()
@@ -187,8 +193,11 @@ func TestReopeningTakesOverAMigrationSyncingInTheBackground(t *testing.T) {
 	}
 	id := mig.Snapshot().ID
 	awaitSnapshot(t, mig, "syncing", func(s engine.Snapshot) bool { return s.State == engine.Syncing })
-	if err := mig.Detach(ctx); err != nil {
-		t.Fatal(err)
+	// The window's close button asks; Keep syncing in the background hands the
+	// migration to this process, which runs on headless (runGUI's keepSyncing).
+	closeWindowAnswering(t, first, "Keep syncing in the background")
+	if !mig.(*liveMigration).active() {
+		t.Fatal("the migration stopped when the window closed")
 	}
 	var bgOut syncBuffer
 	bgCtx, stopBg := context.WithCancel(ctx)
@@ -202,14 +211,18 @@ func TestReopeningTakesOverAMigrationSyncingInTheBackground(t *testing.T) {
 	// The new window finds the state file held and asks for it.
 	var out syncBuffer
 	var st *store.Store
+	var handed []string
 	for end := time.Now().Add(flowLimit); ; {
-		st, err = openStateFile(ctx, first.path, streams{out: &out, err: &out})
+		st, handed, err = openStateFile(ctx, first.path, streams{out: &out, err: &out})
 		if !errors.Is(err, store.ErrLocked) || time.Now().After(end) {
 			break // the background process may not listen yet on the first try
 		}
 	}
 	if err != nil {
 		t.Fatalf("take the state file over: %v (background: %s)", err, bgOut.String())
+	}
+	if len(handed) != 1 || handed[0] != id {
+		t.Fatalf("the background process handed over %q, want [%s]", handed, id)
 	}
 	<-bgDone
 	if !strings.Contains(bgOut.String(), "keeps syncing") && !strings.Contains(bgOut.String(), "syncing continues in the background") {
@@ -223,12 +236,15 @@ func TestReopeningTakesOverAMigrationSyncingInTheBackground(t *testing.T) {
 	if err != nil || len(list) != 1 || (list[0].State != engine.Syncing && list[0].State != engine.Ready) {
 		t.Fatalf("the new window's list: %+v, %v", list, err)
 	}
+	// As runGUI does: the new window resumes what it took over, without a click:
+	// the user asked it to keep syncing.
+	resumeHandedOver(ctx, second.bridge, handed)
+	if l := second.live(id); l == nil || !l.active() {
+		t.Fatal("the new window did not resume the migration it took over")
+	}
 	again, err := second.Open(ctx, id, nil)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if !again.(*liveMigration).active() {
-		t.Fatal("Open did not resume the migration")
 	}
 	awaitSnapshot(t, again, "ready after the resume", func(s engine.Snapshot) bool { return s.State == engine.Ready })
 	// Finishing proves the resumed replay applied what the load wrote meanwhile:
@@ -271,7 +287,7 @@ func TestASandboxMigrationStaysWithTheProcessThatRunsItsClusters(t *testing.T) {
 	var out syncBuffer
 	var refused *handoverRefused
 	for end := time.Now().Add(flowLimit); ; {
-		_, err = openStateFile(ctx, b.path, streams{out: &out, err: &out})
+		_, _, err = openStateFile(ctx, b.path, streams{out: &out, err: &out})
 		if errors.As(err, &refused) || time.Now().After(end) {
 			break // the background process may not listen yet on the first try
 		}
@@ -324,5 +340,94 @@ func TestGUIValidatesTheSandboxClusters(t *testing.T) {
 	}
 	if _, enabled := d.button("Start migration"); !enabled {
 		t.Error("Start migration is not enabled after a validation without failures")
+	}
+}
+
+// TestClosingTheWindowToPauseThenReopeningResumes walks the close question of the
+// real window over the real bridge: Pause and close stops the sync at its
+// checkpoints, and a new process (a new bridge on the same state file) resumes it
+// from the list, replaying from the checkpoint.
+func TestClosingTheWindowToPauseThenReopeningResumes(t *testing.T) {
+	needSandbox(t)
+	ctx := context.Background()
+	k := newMemKeyring()
+	// The clusters outlive the first window's process, as real clusters do.
+	host := newTestBridge(t, newMemKeyring(), "")
+	src, dst, err := host.StartSandbox(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := newTestBridge(t, k, "")
+	mig, err := first.Start(ctx, src, dst, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := mig.Snapshot().ID
+	awaitSnapshot(t, mig, "ready", func(s engine.Snapshot) bool { return s.State == engine.Ready })
+
+	closeWindowAnswering(t, first, "Pause and close")
+	if mig.(*liveMigration).active() {
+		t.Fatal("the migration still syncs after Pause and close")
+	}
+	paused := mig.Snapshot()
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	second := newTestBridge(t, k, first.path)
+	u2 := ui.New(newSerialApp(t), second)
+	t.Cleanup(func() { fyne.DoAndWait(u2.Window().Close) })
+	d2 := screenDriver{win: u2.Window()}
+	if err := d2.tap(ctx, "Resume", flowLimit); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.waitFor(ctx, "Cut over within", flowLimit); err != nil {
+		t.Fatal(err)
+	}
+	again, err := second.Open(ctx, id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.(*liveMigration).active() {
+		t.Fatal("reopening did not resume the migration")
+	}
+	resumed := func(s engine.Snapshot) bool {
+		n := 0
+		for _, e := range s.History[len(paused.History):] {
+			if strings.HasPrefix(e.Reason, "resumed: catching up from the checkpoint") {
+				n++
+			}
+		}
+		return n == len(s.Shards) && s.State == engine.Ready
+	}
+	awaitSnapshot(t, again, "every shard resumed from its checkpoint and ready", resumed)
+}
+
+// closeWindowAnswering opens the window over b, resumes (attaches to) its one
+// migration from the list, presses the window's close button and answers the
+// question with the button labelled answer, then waits for the window to close.
+func closeWindowAnswering(t *testing.T, b *testBridge, answer string) {
+	t.Helper()
+	ctx := context.Background()
+	u := ui.New(newSerialApp(t), b)
+	d := screenDriver{win: u.Window()}
+	if err := d.tap(ctx, "Resume", flowLimit); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.waitFor(ctx, "Cancel migration", flowLimit); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	fyne.DoAndWait(func() {
+		u.Window().SetOnClosed(func() { close(closed) })
+		u.RequestClose()
+	})
+	if err := d.tap(ctx, answer, flowLimit); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(flowLimit):
+		t.Fatalf("%s did not close the window", answer)
 	}
 }

@@ -439,7 +439,7 @@ func TestLockedStateFileIsReportedNotWaitedOn(t *testing.T) {
 	}
 	defer holder.Close()
 	var errOut syncBuffer
-	_, err = openStateFile(context.Background(), path, streams{out: &errOut, err: &errOut})
+	_, _, err = openStateFile(context.Background(), path, streams{out: &errOut, err: &errOut})
 	if !errors.Is(err, store.ErrLocked) {
 		t.Fatalf("open a held state file: %v, want ErrLocked", err)
 	}

@@ -74,8 +74,9 @@ func runGUI(ctx context.Context, s streams) int {
 
 	path, err := store.DefaultPath()
 	var st *store.Store
+	var handed []string
 	if err == nil {
-		st, err = openStateFile(ctx, path, s)
+		st, handed, err = openStateFile(ctx, path, s)
 	}
 	if err != nil {
 		log.Warn("the state file is not available", "err", err)
@@ -89,6 +90,7 @@ func runGUI(ctx context.Context, s streams) int {
 		}
 	}()
 
+	resumeHandedOver(ctx, b, handed)
 	fyneapp.SetMetadata(appMetadata())
 	fa := fyneapp.NewWithID(appID)
 	u := ui.New(fa, b)
@@ -111,7 +113,7 @@ func runGUI(ctx context.Context, s streams) int {
 	defer stopTour()
 	if dir := os.Getenv(screenshotsEnv); dir != "" {
 		tourErr = make(chan error, 1)
-		go func() { tourErr <- runTour(tourCtx, win, b, dir, s) }()
+		go func() { tourErr <- runTour(tourCtx, u, b, dir, s) }()
 	}
 	u.ShowAndRun()
 	close(guiDone)
@@ -177,22 +179,36 @@ func displayAvailable() error {
 
 // openStateFile opens the state file. When a background Shardlift holds it, that
 // one is asked to pause its migrations and release it, so that this window shows
-// them and resumes them.
-func openStateFile(ctx context.Context, path string, s streams) (*store.Store, error) {
-	st, err := store.Open(path, store.Options{})
+// them and resumes them: handed lists the ids of those that were syncing.
+func openStateFile(ctx context.Context, path string, s streams) (st *store.Store, handed []string, err error) {
+	st, err = store.Open(path, store.Options{})
 	if !errors.Is(err, store.ErrLocked) {
-		return st, err
+		return st, nil, err
 	}
 	fmt.Fprintln(s.err, "shardlift: another Shardlift holds the state file; asking it to hand its migrations over…")
-	if herr := requestHandover(ctx, handoverPath(path)); herr != nil {
+	handed, herr := requestHandover(ctx, handoverPath(path))
+	if herr != nil {
 		var refused *handoverRefused
 		if errors.As(herr, &refused) {
-			return nil, fmt.Errorf("%w %s: %w", store.ErrLocked, path, refused)
+			return nil, nil, fmt.Errorf("%w %s: %w", store.ErrLocked, path, refused)
 		}
 		// The store's message names the CLI's --state flag; the app has none.
-		return nil, fmt.Errorf("%w %s: close it, then open Shardlift again", store.ErrLocked, path)
+		return nil, nil, fmt.Errorf("%w %s: close it, then open Shardlift again", store.ErrLocked, path)
 	}
-	return store.Open(path, store.Options{Timeout: 10 * time.Second})
+	st, err = store.Open(path, store.Options{Timeout: 10 * time.Second})
+	return st, handed, err
+}
+
+// resumeHandedOver resumes, in this process, the migrations a background Shardlift
+// was syncing when it handed them over: the user asked them to keep syncing, so the
+// pause of the handover must not last. One whose passwords the keyring cannot give
+// back waits in the list for them.
+func resumeHandedOver(ctx context.Context, b *bridge, ids []string) {
+	for _, id := range ids {
+		if _, err := b.Open(ctx, id, nil); err != nil {
+			b.log.Warn("resume a migration taken over from the background: open it from the list", "migration", id, "err", err)
+		}
+	}
 }
 
 // showStateFileProblem says why no migration can be listed, started or resumed.
@@ -268,10 +284,15 @@ func keepSyncing(ctx context.Context, b *bridge, path string, s streams) {
 				continue
 			}
 			b.log.Info("a new Shardlift window takes the migrations over")
+			var ids []string
+			for _, l := range b.detachedRunning() {
+				ids = append(ids, l.id)
+			}
 			if err := b.Close(); err != nil {
 				b.log.Warn("release for the new window", "err", err)
 			}
-			_, _ = c.Write([]byte("released\n"))
+			// The new window resumes the migrations that were syncing.
+			_, _ = c.Write([]byte(strings.TrimSpace("released "+strings.Join(ids, " ")) + "\n"))
 			c.Close()
 			return
 		}
@@ -314,30 +335,32 @@ func acceptHandovers(ln net.Listener, requests chan<- net.Conn, stop <-chan stru
 }
 
 // requestHandover asks the background Shardlift listening on sock to release the
-// state file, and waits until it has.
-func requestHandover(ctx context.Context, sock string) error {
+// state file, and waits until it has. It returns the ids of the migrations that
+// were syncing there ("released id1 id2").
+func requestHandover(ctx context.Context, sock string) ([]string, error) {
 	d := net.Dialer{Timeout: 2 * time.Second}
 	c, err := d.DialContext(ctx, "unix", sock)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(handoverWait))
 	if _, err := c.Write([]byte("handover\n")); err != nil {
-		return err
+		return nil, err
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
-		return fmt.Errorf("the background Shardlift did not release the state file: %w", err)
+		return nil, fmt.Errorf("the background Shardlift did not release the state file: %w", err)
 	}
 	answer := strings.TrimSpace(line)
 	if why, ok := strings.CutPrefix(answer, "refused "); ok {
-		return &handoverRefused{why: why}
+		return nil, &handoverRefused{why: why}
 	}
-	if answer != "released" {
-		return fmt.Errorf("unexpected answer %q from the background Shardlift", answer)
+	fields := strings.Fields(answer)
+	if len(fields) == 0 || fields[0] != "released" {
+		return nil, fmt.Errorf("unexpected answer %q from the background Shardlift", answer)
 	}
-	return nil
+	return fields[1:], nil
 }
 
 // handoverRefused is a background Shardlift keeping its migrations, and why.

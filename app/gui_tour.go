@@ -14,6 +14,8 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
+
+	"github.com/shardlift/shardlift/ui"
 )
 
 // The screenshot tour (SHARDLIFT_SCREENSHOTS=DIR, used by `make screenshots`): the
@@ -21,8 +23,8 @@ import (
 // buttons, and saves each screen at the sizes of shotSizes:
 //
 //	start ─► before you start ─► connections (sandbox) ─► validated ─► progress
-//	  ─► cancel dialog ─► ready (after chartsLinger) ─► cutover at gap 0:00 ─► summary
-//	  ─► start (the list)
+//	  ─► cancel dialog ─► ready (after chartsLinger) ─► close question ─► cutover
+//	  at gap 0:00 ─► summary ─► start (the list)
 //
 // screenDriver finds widgets by their text in what the window shows; the app's
 // headless test drives the same way.
@@ -192,17 +194,19 @@ func (d screenDriver) waitFor(ctx context.Context, s string, limit time.Duration
 // tour is one run of the screenshot tour.
 type tour struct {
 	screenDriver
+	u     *ui.App
 	dir   string
 	shots []string
 }
 
 // runTour walks the flow, then closes the window.
-func runTour(ctx context.Context, win fyne.Window, b *bridge, dir string, s streams) error {
+func runTour(ctx context.Context, u *ui.App, b *bridge, dir string, s streams) error {
+	win := u.Window()
 	defer fyne.Do(win.Close)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	t := &tour{screenDriver: screenDriver{win: win}, dir: dir}
+	t := &tour{screenDriver: screenDriver{win: win}, u: u, dir: dir}
 	err := t.walk(ctx)
 	fmt.Fprintf(s.err, "shardlift: screenshots: %d written to %s\n", len(t.shots), dir)
 	for _, p := range t.shots {
@@ -236,6 +240,7 @@ func (t *tour) walk(ctx context.Context) error {
 		{"start migration", func() error { return t.tap(ctx, "Start migration", tourStepLimit) }},
 		// The per-shard table appears once the shards sync.
 		{"progress", func() error { return t.waitFor(ctx, "Phase", tourStepLimit) }},
+		{"", func() error { return t.awaitCopying(ctx, tourStepLimit) }},
 		{"", func() error { return t.shot("05-progress") }},
 		{"cancel dialog", func() error { return t.tap(ctx, "Cancel migration", tourStepLimit) }},
 		{"", func() error { return t.waitFor(ctx, "Keep migrating", tourStepLimit) }},
@@ -246,16 +251,21 @@ func (t *tour) walk(ctx context.Context) error {
 		// Let the charts collect a little history of lag and throughput.
 		{"", func() error { return sleep(ctx, chartsLinger) }},
 		{"", func() error { return t.shot("07-ready-for-cutover") }},
+		// The window's close button during a migration asks first.
+		{"close question", func() error { fyne.DoAndWait(t.u.RequestClose); return nil }},
+		{"", func() error { return t.waitFor(ctx, "Pause and close", tourStepLimit) }},
+		{"", func() error { return t.shot("08-close-question") }},
+		{"", func() error { return t.tap(ctx, "Don't close", tourStepLimit) }},
 		// The sandbox's load stops with the cutover, so the gap closes within a second.
 		{"cutover", func() error { return t.tap(ctx, "Start cutover", tourStepLimit) }},
 		{"gap 0:00", func() error { return t.awaitEnabled(ctx, "I'm done", tourSyncLimit) }},
-		{"", func() error { return t.shot("08-cutover") }},
+		{"", func() error { return t.shot("09-cutover") }},
 		{"finish", func() error { return t.tap(ctx, "I'm done", tourStepLimit) }},
 		{"summary", func() error { return t.waitFor(ctx, "Back to migrations", tourSyncLimit) }},
-		{"", func() error { return t.shot("09-summary") }},
+		{"", func() error { return t.shot("10-summary") }},
 		{"list", func() error { return t.tap(ctx, "Back to migrations", tourStepLimit) }},
 		{"", func() error { return t.waitFor(ctx, "Summary", tourStepLimit) }},
-		{"", func() error { return t.shot("10-start-with-history") }},
+		{"", func() error { return t.shot("11-start-with-history") }},
 	}
 	step := ""
 	for _, st := range steps {
@@ -269,9 +279,8 @@ func (t *tour) walk(ctx context.Context) error {
 	return nil
 }
 
-// awaitForms waits until the sandbox's connections fill both forms: Validate is
-// enabled and both CA files are read (the forms read them in the background, and a
-// validation started before that would run without them).
+// awaitForms waits until the sandbox's connections fill both forms: both CA files
+// are shown and Validate is enabled, which it is only once they are read.
 func (d screenDriver) awaitForms(ctx context.Context, limit time.Duration) error {
 	return await(ctx, limit, "both forms filled, their CA files read", func() bool {
 		var files int
@@ -313,6 +322,19 @@ func (d screenDriver) validationSummary() string {
 }
 
 var validationSummaryRE = regexp.MustCompile(`^(All \d+ checks passed\.|\d+ passed, )`)
+
+// awaitCopying waits until the overall counts show copied data, so that the
+// progress shot shows a sync under way rather than its first instant.
+func (d screenDriver) awaitCopying(ctx context.Context, limit time.Duration) error {
+	return await(ctx, limit, "the first documents copied", func() bool {
+		for _, t := range d.texts(" documents") {
+			if strings.Contains(t, " of ") && !strings.HasPrefix(t, "0 B of") {
+				return true
+			}
+		}
+		return false
+	})
+}
 
 // awaitEnabled waits until the button labelled text is shown and enabled.
 func (t *tour) awaitEnabled(ctx context.Context, text string, limit time.Duration) error {

@@ -108,6 +108,11 @@ func newApp(fa fyne.App, b Backend, r runner, now func() time.Time) *App {
 // Window is the app's window, for the app package's screenshots.
 func (a *App) Window() fyne.Window { return a.win }
 
+// RequestClose closes the window as its close button does: during a migration it
+// first asks whether to keep syncing in the background or to pause. Call it on the
+// event goroutine.
+func (a *App) RequestClose() { a.requestClose() }
+
 // ShowAndRun shows the window and runs until it closes, then stops the ticker and
 // waits for backend calls still running.
 func (a *App) ShowAndRun() {

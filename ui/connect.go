@@ -184,6 +184,10 @@ func (s *connectScreen) runValidate() {
 	if s.cancelValidate != nil || s.starting {
 		return
 	}
+	if s.f.src.reading || s.f.dst.reading {
+		s.banner.show(levelInfo, "A CA file is still being read: validate once its field shows the certificate.")
+		return
+	}
 	if !s.f.ready() {
 		s.banner.show(levelError, "Fill in the mongos hosts of both clusters, and fix what is marked in red, before validating.")
 		return

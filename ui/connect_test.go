@@ -3,12 +3,16 @@ package ui
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 )
 
 func TestReadyToMigrateNeedsEveryItemTicked(t *testing.T) {
@@ -112,13 +116,101 @@ func TestCAFileIsCheckedWhenChosen(t *testing.T) {
 	f.setCAFile("/home/dba/gone.pem", nil, errors.New("permission denied"))
 	h.mustShow("cannot read /home/dba/gone.pem: permission denied")
 	f.setCAFile("/etc/ssl/ca.pem", testCA(t, h.now.Add(-time.Hour), h.now.Add(time.Hour), true), nil)
-	h.mustShow("File: /etc/ssl/ca.pem")
+	h.mustShow("File: ca.pem\nin /etc/ssl")
 	if c := f.connection(); c.CAFile != "/etc/ssl/ca.pem" || c.CAPEM != "" {
 		t.Fatalf("connection %+v, want the CA file's path only", c)
 	}
 	test.Tap(f.clear)
 	if c := f.connection(); c.CAFile != "" {
 		t.Fatalf("Clear kept the CA file: %+v", c)
+	}
+}
+
+func TestValidateWaitsUntilTheChosenCAFileIsRead(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	fillForms(h)
+	f := h.a.forms.dst
+	test.Tap(f.tls)
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, testCA(t, h.now.Add(-time.Hour), h.now.Add(time.Hour), true), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := storage.Reader(storage.NewFileURI(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.chosen(r, nil) // the read is queued, not done
+	h.mustShow("Reading the CA file…")
+	if !h.button("Validate").Disabled() {
+		t.Fatal("Validate is enabled before the chosen CA file was read")
+	}
+	f.pass.TypedKey(enter)
+	h.mustShow("A CA file is still being read")
+	h.q.drain()
+	if len(h.b.validated) != 0 {
+		t.Fatal("Enter validated before the CA file was read")
+	}
+	h.mustShow("1 certificate")
+	if h.button("Validate").Disabled() {
+		t.Fatalf("Validate stays disabled after a good CA file was read; visible: %s", h.textDump())
+	}
+	if c := f.connection(); c.CAFile != path {
+		t.Fatalf("connection %+v, want the CA file %s", c, path)
+	}
+}
+
+func TestUnreadableCAFileIsReportedAtTheField(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	fillForms(h)
+	f := h.a.forms.src
+	missing := filepath.Join(t.TempDir(), "gone.pem")
+	f.fill(Connection{Hosts: "db1.example:27017", TLS: true, CAFile: missing})
+	if !h.button("Validate").Disabled() {
+		t.Fatal("Validate is enabled while the CA file is read")
+	}
+	h.q.drain()
+	h.mustShow("cannot read " + missing)
+	if !h.button("Validate").Disabled() {
+		t.Fatal("Validate is enabled with an unreadable CA file")
+	}
+	if n := f.notes[FieldCA]; !n.Visible() || n.Importance != widget.DangerImportance {
+		t.Fatalf("the CA field's note is %q (shown %v): want the error in red", n.Text, n.Visible())
+	}
+}
+
+func TestAClearedCAFileIsNotBroughtBackByItsRead(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	fillForms(h)
+	f := h.a.forms.dst
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, testCA(t, h.now.Add(-time.Hour), h.now.Add(time.Hour), true), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.fill(Connection{Hosts: "dest.example:27017", TLS: true, CAFile: path})
+	test.Tap(f.clear)
+	h.q.drain()
+	if c := f.connection(); c.CAFile != "" {
+		t.Fatalf("the read of a cleared CA file set it again: %+v", c)
+	}
+	if h.button("Validate").Disabled() {
+		t.Fatal("Validate stays disabled after the CA file was cleared")
+	}
+}
+
+func TestALongCAFilePathShowsTheFileName(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	h.a.win.Resize(fyne.NewSize(1024, 700))
+	fillForms(h)
+	f := h.a.forms.dst
+	test.Tap(f.tls)
+	f.setCAFile(longCAPath, testCA(t, h.now.Add(-time.Hour), h.now.Add(time.Hour), true), nil)
+	h.settle()
+	l := f.fileLabel
+	if !strings.HasPrefix(l.Text, "File: prod-eu-internal-root-ca-bundle.pem\n") || !strings.Contains(l.Text, "2026-rotation") {
+		t.Fatalf("the file label reads %q: want the file name first, then its folder", l.Text)
+	}
+	if l.Truncation != fyne.TextTruncateOff || l.Size().Width < l.MinSize().Width || l.Size().Height < l.MinSize().Height {
+		t.Fatalf("the file label is cut: size %v, needs %v", l.Size(), l.MinSize())
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -81,10 +82,15 @@ type connForm struct {
 	tls               *widget.Check
 	pem               *escEntry
 	caFile            string
-	fileLabel         *widget.Label
-	choose, clear     *widget.Button
-	notes             map[Field]*widget.Label
-	pemState          pemCheck
+	// reading is set while the CA file caFile is read, off the event goroutine;
+	// readGen counts the reads, so that the result of one overtaken by another
+	// choice (or Clear) is dropped.
+	reading       bool
+	readGen       int
+	fileLabel     *widget.Label
+	choose, clear *widget.Button
+	notes         map[Field]*widget.Label
+	pemState      pemCheck
 	// filling is set while fill sets the fields, so that it counts as one edit.
 	filling bool
 
@@ -105,8 +111,10 @@ func newConnForm(a *App, side Side, onChange, onSubmit func()) *connForm {
 	f.pem.Wrapping = fyne.TextWrapOff
 	f.pem.SetMinRowsVisible(3)
 	f.pem.SetPlaceHolder("Paste the CA certificate (PEM)\nor choose a file.\nLeave empty for a public CA.")
+	// The file's name first, then its folder: a long path wraps instead of hiding
+	// the name behind an ellipsis.
 	f.fileLabel = widget.NewLabel("")
-	f.fileLabel.Truncation = fyne.TextTruncateEllipsis
+	f.fileLabel.Wrapping = fyne.TextWrapBreak
 	f.fileLabel.Hide()
 	f.choose = widget.NewButtonWithIcon("Choose file…", theme.FolderOpenIcon(), f.chooseFile)
 	f.clear = widget.NewButtonWithIcon("Clear", theme.ContentClearIcon(), f.clearCA)
@@ -200,7 +208,7 @@ func (f *connForm) refreshCA() {
 	f.choose.Enable()
 	f.pem.Enable()
 	if f.caFile != "" {
-		f.fileLabel.SetText("File: " + f.caFile)
+		f.fileLabel.SetText(fileText(f.caFile))
 		f.fileLabel.Show()
 		f.pem.Hide()
 	} else {
@@ -213,6 +221,8 @@ func (f *connForm) refreshCA() {
 		f.clear.Disable()
 	}
 	switch p := f.pemState; {
+	case f.reading:
+		f.setNote(FieldCA, levelInfo, "Reading the CA file…")
 	case p.Err != nil:
 		f.setNote(FieldCA, levelError, p.Err.Error())
 	case p.Warning != "":
@@ -225,30 +235,55 @@ func (f *connForm) refreshCA() {
 }
 
 func (f *connForm) chooseFile() {
-	d := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
-		if err != nil {
-			f.setNote(FieldCA, levelError, fmt.Sprintf("Cannot open the CA file: %v", err))
-			return
-		}
-		if r == nil {
-			return
-		}
-		path := r.URI().Path()
-		f.a.background(func() func() {
-			data, err := io.ReadAll(io.LimitReader(r, maxCAFile))
-			r.Close()
-			return func() { f.setCAFile(path, data, err) }
-		})
-	}, f.a.win)
+	d := dialog.NewFileOpen(f.chosen, f.a.win)
 	d.SetFilter(storage.NewExtensionFileFilter([]string{".pem", ".crt", ".cer", ".ca"}))
 	d.Resize(fyne.NewSize(800, 560))
 	f.a.showFileDialog(d)
 }
 
+// chosen takes what the file dialog returns: the file is read in the background.
+func (f *connForm) chosen(r fyne.URIReadCloser, err error) {
+	if err != nil {
+		f.setNote(FieldCA, levelError, fmt.Sprintf("Cannot open the CA file: %v", err))
+		return
+	}
+	if r == nil {
+		return // the dialog was cancelled
+	}
+	f.readCAFile(r.URI().Path(), func() ([]byte, error) {
+		defer r.Close()
+		return io.ReadAll(io.LimitReader(r, maxCAFile))
+	})
+}
+
+// readCAFile reads a CA file off the event goroutine. Until the read is over the
+// form is not ready, so that Validate cannot run without the certificate, and the
+// field says it is being read.
+func (f *connForm) readCAFile(path string, read func() ([]byte, error)) {
+	f.readGen++
+	gen := f.readGen
+	f.caFile, f.reading, f.pemState = path, true, pemCheck{}
+	f.filling = true
+	f.pem.SetText("")
+	f.filling = false
+	f.refreshCA()
+	f.onChange()
+	f.a.background(func() func() {
+		data, err := read()
+		return func() {
+			if gen != f.readGen {
+				return // another file was chosen, or the field cleared, meanwhile
+			}
+			f.setCAFile(path, data, err)
+		}
+	})
+}
+
 // setCAFile takes a chosen CA file: its path goes to the backend, its content is
 // checked here so that a wrong file is caught before Validate.
 func (f *connForm) setCAFile(path string, data []byte, err error) {
-	f.caFile = path
+	f.readGen++
+	f.caFile, f.reading = path, false
 	if err != nil {
 		f.pemState = pemCheck{Err: fmt.Errorf("cannot read %s: %w", path, err)}
 	} else {
@@ -265,7 +300,8 @@ func (f *connForm) setCAFile(path string, data []byte, err error) {
 }
 
 func (f *connForm) clearCA() {
-	f.caFile = ""
+	f.readGen++
+	f.caFile, f.reading = "", false
 	f.pemState = pemCheck{}
 	f.filling = true
 	f.pem.SetText("")
@@ -280,7 +316,7 @@ func (f *connForm) ready() bool {
 	if strings.TrimSpace(f.hosts.Text) == "" || hostsProblem(f.hosts.Text) != "" {
 		return false
 	}
-	return !f.tls.Checked || f.pemState.Err == nil
+	return !f.tls.Checked || (!f.reading && f.pemState.Err == nil)
 }
 
 // connection is what the form holds, as the backend takes it.
@@ -309,7 +345,8 @@ func (f *connForm) fill(c Connection) {
 	f.user.SetText(c.Username)
 	f.pass.SetText(c.Password)
 	f.tls.SetChecked(c.TLS)
-	f.caFile = ""
+	f.readGen++
+	f.caFile, f.reading = "", false
 	f.pemState = pemCheck{}
 	f.pem.SetText(c.CAPEM)
 	for fl := range f.notes {
@@ -321,10 +358,7 @@ func (f *connForm) fill(c Connection) {
 	f.onChange()
 	if c.CAFile != "" {
 		path := c.CAFile
-		f.a.background(func() func() {
-			data, err := readFile(path)
-			return func() { f.setCAFile(path, data, err) }
-		})
+		f.readCAFile(path, func() ([]byte, error) { return readFile(path) })
 	}
 }
 
@@ -347,6 +381,15 @@ func (f *connForm) focus(fl Field) {
 		}
 	}
 	f.a.win.Canvas().Focus(o)
+}
+
+// fileText names a chosen file: "File: ca.pem" and, on the next line, its folder.
+func fileText(path string) string {
+	dir, name := filepath.Split(path)
+	if dir == "" {
+		return "File: " + name
+	}
+	return "File: " + name + "\nin " + filepath.Clean(dir)
 }
 
 func readFile(path string) ([]byte, error) {

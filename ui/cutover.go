@@ -28,6 +28,10 @@ type cutoverScreen struct {
 	title  *widget.Label
 
 	gap, gapNote *widget.Label
+	// The cutover window still runs: when it closes, syncing stops (expired).
+	window       *fyne.Container
+	left         *widget.Label
+	extend       *widget.Button
 	uri          *widget.Label
 	copyURI      *widget.Button
 	done, cancel *widget.Button
@@ -35,6 +39,14 @@ type cutoverScreen struct {
 	staging      *widget.Label
 	finalizing   *fyne.Container
 	activity     *widget.Activity
+	finalStep    *widget.Label
+
+	// stopped is set when the last action failed: a finalize that stopped on an error
+	// (a mismatch, a balancer that could not be restored) runs again with I'm done.
+	// It is set too when the screen opens on a finalize started earlier (by another
+	// window or process), which may have stopped: I'm done then resumes it.
+	stopped bool
+	shown   bool
 
 	busy bool
 	obj  fyne.CanvasObject
@@ -43,7 +55,7 @@ type cutoverScreen struct {
 func newCutoverScreen(a *App, at *attachment) *cutoverScreen {
 	s := &cutoverScreen{a: a, at: at, banner: newBanner()}
 	s.title = heading("")
-	s.title.Truncation = fyne.TextTruncateEllipsis
+	s.title.Wrapping = fyne.TextWrapWord
 	s.gap = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
 	s.gap.SizeName = theme.SizeNameHeadingText
 	s.gapNote = wrapped("")
@@ -59,8 +71,10 @@ func newCutoverScreen(a *App, at *attachment) *cutoverScreen {
 	s.staging = wrapped("")
 	s.staging.TextStyle.Italic = true
 	s.activity = widget.NewActivity()
-	s.finalizing = container.NewBorder(nil, nil, s.activity, nil,
-		wrapped("Finalizing the destination: verifying every range, building the remaining indexes and turning the source balancer back on. Do not write to the destination until this is done."))
+	s.finalStep = wrapped("")
+	s.finalizing = container.NewBorder(nil, nil, s.activity, nil, container.NewVBox(
+		wrapped("Finalizing the destination: restoring the index options relaxed for the sync (unique, TTL), putting the source balancer back as it was, starting the destination balancer and verifying every range. Do not write to the destination until this is done."),
+		s.finalStep))
 	s.finalizing.Hide()
 
 	steps := container.NewVBox(
@@ -74,7 +88,11 @@ func newCutoverScreen(a *App, at *attachment) *cutoverScreen {
 			container.NewBorder(nil, nil, nil, container.NewVBox(s.copyURI), s.uri))),
 		numbered(4, wrapped("Press I'm done. Writes sent to the source after this are not migrated: check that every application uses the destination before restarting it.")),
 	)
-	top := container.NewVBox(s.title, s.banner)
+	s.left = widget.NewLabel("")
+	s.extend = widget.NewButtonWithIcon("Extend time (+24 h)", theme.HistoryIcon(), s.extendTimer)
+	s.extend.Importance = widget.LowImportance
+	s.window = container.NewHBox(s.left, s.extend)
+	top := container.NewVBox(s.title, s.window, s.banner)
 	footer := container.NewVBox(widget.NewSeparator(),
 		container.NewHBox(s.cancel, layout.NewSpacer(), s.doneHint, s.done))
 	body := container.NewVBox(steps, s.finalizing, widget.NewSeparator(), s.staging)
@@ -100,7 +118,24 @@ func (s *cutoverScreen) handles(st engine.State) bool {
 func gapClosed(gap time.Duration) bool { return gap < time.Second }
 
 func (s *cutoverScreen) show(snap engine.Snapshot, now time.Time) {
+	if !s.shown {
+		s.shown = true
+		s.stopped = snap.State == engine.Finalizing
+	}
 	s.title.SetText("Cut over " + snap.Name)
+	if left := snap.TimerDeadline.Sub(now); !snap.TimerDeadline.IsZero() && snap.State == engine.CuttingOver {
+		s.left.SetText(fmt.Sprintf("Cutover window: %s left (until %s); when it closes, syncing stops.",
+			countdownText(left), snap.TimerDeadline.Local().Format("Mon 2 Jan 15:04")))
+		if left < timerWarning {
+			s.left.Importance = widget.WarningImportance
+		} else {
+			s.left.Importance = widget.MediumImportance
+		}
+		s.left.Refresh()
+		s.window.Show()
+	} else {
+		s.window.Hide()
+	}
 	s.gap.SetText(clockText(snap.OptimeGap))
 	closed := gapClosed(snap.OptimeGap)
 	if closed {
@@ -127,11 +162,23 @@ func (s *cutoverScreen) show(snap engine.Snapshot, now time.Time) {
 	if finalizing {
 		s.finalizing.Show()
 		s.activity.Start()
+		if snap.Reason != "" {
+			s.finalStep.SetText("Now: " + snap.Reason)
+			s.finalStep.Show()
+		} else {
+			s.finalStep.Hide()
+		}
 	} else {
 		s.finalizing.Hide()
 		s.activity.Stop()
 	}
 	switch {
+	case finalizing && s.stopped && !s.busy:
+		// I'm done resumes the finalize; Cancel gives up on it and restores what the
+		// finalize has not (the engine says so when it refuses).
+		s.done.Enable()
+		s.cancel.Enable()
+		s.doneHint.SetText("If finalizing stopped, press I'm done to try again")
 	case finalizing || s.busy:
 		s.done.Disable()
 		s.cancel.Disable()
@@ -145,6 +192,23 @@ func (s *cutoverScreen) show(snap engine.Snapshot, now time.Time) {
 		s.cancel.Enable()
 		s.doneHint.SetText("")
 	}
+}
+
+func (s *cutoverScreen) extendTimer() {
+	s.extend.Disable()
+	s.banner.show(levelInfo, "Extending the cutover window…")
+	s.a.background(func() func() {
+		err := s.at.m.ExtendTimer(s.a.ctx)
+		return func() {
+			s.extend.Enable()
+			if err != nil {
+				s.banner.show(levelError, err.Error())
+				return
+			}
+			s.banner.show(levelInfo, "The cutover window was extended by 24 hours.")
+			s.a.refreshSoon()
+		}
+	})
 }
 
 func (s *cutoverScreen) copy() {
@@ -166,6 +230,7 @@ func (s *cutoverScreen) act(doing string, call func(context.Context) error) {
 		}
 		return func() {
 			s.busy = false
+			s.stopped = err != nil
 			s.show(s.at.last, s.a.now())
 			switch {
 			case errors.Is(err, ErrVerificationMismatch):
@@ -182,7 +247,7 @@ func (s *cutoverScreen) act(doing string, call func(context.Context) error) {
 }
 
 func (s *cutoverScreen) finish() {
-	s.act("Finishing: verifying the destination, building the remaining indexes, restoring the source balancer…",
+	s.act("Finishing: restoring the relaxed index options and the balancers, verifying every range…",
 		func(ctx context.Context) error { return s.at.m.Done(ctx, false) })
 }
 
@@ -230,8 +295,8 @@ func (s *cutoverScreen) confirmCancel() {
 	gap := clockText(s.at.last.OptimeGap)
 	body := container.NewVBox(
 		wrapped(fmt.Sprintf("Syncing stops now, with the destination %s behind the source: as a staging copy, it lacks the source's writes of the last %s.", gap, gap)),
-		wrapped("The data migrated so far stays on the destination and the source balancer is turned back on. Test your applications against it with the destination's driver and version, then run the migration again in full: a new migration wipes the destination first."))
+		wrapped("The data migrated so far stays on the destination; the source balancer is put back as it was, the destination balancer is started and the relaxed index options are restored. Test your applications against it with the destination's driver and version, then run the migration again in full: a new migration wipes the destination first."))
 	s.a.confirm("Cancel and keep a staging copy?", body, "Keep cutting over", "Cancel migration", widget.DangerImportance, func() {
-		s.act("Cancelling: stopping the sync and restoring the source balancer…", s.at.m.Cancel)
+		s.act("Cancelling: stopping the sync, restoring the balancers and the relaxed index options…", s.at.m.Cancel)
 	})
 }

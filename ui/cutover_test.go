@@ -1,10 +1,13 @@
 package ui
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"fyne.io/fyne/v2/widget"
 
 	"github.com/shardlift/shardlift/engine"
 )
@@ -121,10 +124,71 @@ func TestVerificationMismatchNeedsAnExplicitOverride(t *testing.T) {
 func TestFinalizingDisablesTheCutoverButtons(t *testing.T) {
 	h := newHarness(t, &fakeBackend{})
 	m := newFakeMigration(cuttingOver(0))
-	m.snap.State = engine.Finalizing
 	h.attach(m)
+	m.snap.State = engine.Finalizing
+	m.snap.Reason = "verifying: 3 of 12 namespaces compared"
+	h.tick()
 	h.mustShow("Finalizing the destination")
+	h.mustShow("Now: verifying: 3 of 12 namespaces compared")
 	if !h.button("I'm done").Disabled() || !h.button("Cancel (keep a staging copy)").Disabled() {
 		t.Fatal("cutover buttons enabled while finalizing")
+	}
+}
+
+// TestAFinalizeThatStoppedCanBeResumedWithImDone: the engine keeps a migration
+// finalizing when a step fails and resumes it on the next I'm done; the buttons must
+// not stay disabled then.
+func TestAFinalizeThatStoppedCanBeResumedWithImDone(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(cuttingOver(0))
+	h.attach(m)
+	m.errs["Done"] = errors.New("restore the source balancer: connection refused")
+	h.tap("I'm done")
+	m.snap.State = engine.Finalizing
+	m.snap.Reason = "restore the source balancer: connection refused"
+	h.tick()
+	h.mustShow("restore the source balancer: connection refused")
+	if h.button("I'm done").Disabled() {
+		t.Fatal("I'm done stays disabled after the finalize stopped on an error")
+	}
+	if h.button("Cancel (keep a staging copy)").Disabled() {
+		t.Fatal("Cancel stays disabled after the finalize stopped on an error")
+	}
+	delete(m.errs, "Done")
+	h.tap("I'm done")
+	if !slices.Equal(m.calls, []string{"Done false", "Done false"}) {
+		t.Fatalf("calls %v, want I'm done twice", m.calls)
+	}
+	h.mustShow("Migration complete")
+}
+
+func TestReopeningOnAFinalizeOffersImDoneToResumeIt(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(cuttingOver(0))
+	m.snap.State = engine.Finalizing
+	h.attach(m)
+	if h.button("I'm done").Disabled() {
+		t.Fatal("a window opened on a finalize started earlier cannot resume it")
+	}
+	h.mustShow("If finalizing stopped, press I'm done to try again")
+}
+
+// TestTheCutoverWindowKeepsRunningDuringTheCutover: the engine expires a migration
+// cutting over too and lets the window be extended then; the screen shows both.
+func TestTheCutoverWindowKeepsRunningDuringTheCutover(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(cuttingOver(7 * time.Second))
+	h.attach(m)
+	h.mustShow("Cutover window: 3 d 0 h 0 min left (until ")
+	h.tap("Extend time (+24 h)")
+	if !slices.Equal(m.calls, []string{"ExtendTimer"}) {
+		t.Fatalf("calls %v, want ExtendTimer", m.calls)
+	}
+	h.mustShow("The cutover window was extended by 24 hours.")
+	h.mustShow("Cutover window: 4 d 0 h 0 min left")
+	h.now = m.snap.TimerDeadline.Add(-2 * time.Hour)
+	h.tick()
+	if l := h.a.cur.(*cutoverScreen).left; l.Importance != widget.WarningImportance {
+		t.Fatal("the last hours of the cutover window do not stand out")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -60,7 +61,7 @@ type monitorScreen struct {
 func newMonitorScreen(a *App, at *attachment) *monitorScreen {
 	s := &monitorScreen{a: a, at: at, banner: newBanner(), showShards: true}
 	s.title = heading("")
-	s.title.Truncation = fyne.TextTruncateEllipsis
+	s.title.Wrapping = fyne.TextWrapWord
 	s.state = widget.NewLabelWithStyle("", fyne.TextAlignTrailing, fyne.TextStyle{Bold: true})
 
 	// Ready for cutover.
@@ -72,12 +73,12 @@ func newMonitorScreen(a *App, at *attachment) *monitorScreen {
 	s.extend = widget.NewButtonWithIcon("Extend time (+24 h)", theme.HistoryIcon(), s.extendTimer)
 	s.extend.Importance = widget.LowImportance
 	s.startCutover = widget.NewButtonWithIcon("Start cutover", theme.NavigateNextIcon(), s.doStartCutover)
-	s.startCutover.Importance = widget.HighImportance
+	s.startCutover.Importance = widget.SuccessImportance // green, with the timer, as in Atlas
 	s.behind = wrapped("")
 	s.behind.Importance = widget.WarningImportance
 	s.behind.Hide()
 	timer := container.NewHBox(container.NewCenter(widget.NewLabel("Cut over within")), s.countdown, container.NewCenter(s.deadline))
-	readyExplain := wrapped("When the window closes, syncing stops. Plan the cutover in your maintenance window: Start cutover shows the steps, nothing is switched yet.")
+	readyExplain := wrapped("When the cutover window closes, syncing stops: the destination keeps the data migrated so far and the source balancer is put back as it was. Plan the cutover in your maintenance window: Start cutover shows the steps, nothing is switched yet.")
 	s.ready = container.NewVBox(s.readyText, timer,
 		container.NewHBox(s.extend, layout.NewSpacer(), s.startCutover), s.behind, readyExplain, widget.NewSeparator())
 	s.ready.Hide()
@@ -185,12 +186,12 @@ func (s *monitorScreen) show(snap engine.Snapshot, now time.Time) {
 		sizeText(o.BytesCopied), sizeText(o.BytesTotal), countText(o.DocsCopied), countText(o.DocsTotal)))
 	switch snap.State {
 	case engine.Draft, engine.Validated, engine.Starting:
-		s.rates.SetText("Starting: stopping the source balancer, preparing the destination…")
+		s.rates.SetText("Starting: stopping the source and destination balancers, preparing the destination…")
 		s.remaining.SetText("")
 	default:
 		s.rates.SetText(fmt.Sprintf("%s docs/s copied  ·  %s oplog entries/s applied  ·  lag %s",
 			rateText(o.CopyRate), rateText(o.ApplyRate), clockText(o.Lag)))
-		s.remaining.SetText("Time remaining  " + overallRemaining(snap))
+		s.remaining.SetText(overallRemaining(snap))
 	}
 
 	// Shards: a failed shard always shows its row and its Restart.
@@ -226,9 +227,9 @@ func (s *monitorScreen) show(snap engine.Snapshot, now time.Time) {
 // overallRemaining is the whole migration's estimate: copy plus catch-up.
 func overallRemaining(snap engine.Snapshot) string {
 	if snap.State == engine.Ready {
-		return "in sync"
+		return "Every shard in sync"
 	}
-	return remaining(snap.Overall, "")
+	return "Time remaining  " + remaining(snap.Overall, "")
 }
 
 const (
@@ -302,10 +303,10 @@ func (s *monitorScreen) doRetry() {
 
 func (s *monitorScreen) confirmCancel() {
 	body := container.NewVBox(
-		wrapped("Syncing stops now. The data copied so far stays on the destination, and the source balancer is turned back on."),
+		wrapped("Syncing stops now. The data copied so far stays on the destination. The source balancer is put back as it was before the migration, the destination balancer is started and the index options relaxed for the sync (unique, TTL) are restored."),
 		wrapped("To migrate again later, start a new migration: it wipes the destination first."))
 	s.a.confirm("Cancel the migration?", body, "Keep migrating", "Cancel migration", widget.DangerImportance, func() {
-		s.act("Cancelling: stopping the sync and restoring the source balancer…", s.at.m.Cancel, nil)
+		s.act("Cancelling: stopping the sync, restoring the balancers and the relaxed index options…", s.at.m.Cancel, nil)
 	})
 }
 
@@ -316,19 +317,32 @@ func (s *monitorScreen) confirmRestart(shard string) {
 	})
 }
 
-// shardTable is the per-shard view: one row per shard.
+// shardTable is the per-shard view: one row per shard. Its columns are as wide as
+// their widest cell (shard names differ in length from cluster to cluster), the
+// progress bar takes the rest.
 type shardTable struct {
 	onRestart func(string)
 	rows      map[string]*shardRow
 	names     []string
+	cols      *columns
+	head      []fyne.CanvasObject
 	box       *fyne.Container
 }
 
-// shardColumns: shard, phase, progress (the rest), copied, rate, lag, time left.
-var shardColumns = columns{widths: []float32{90, 120, 0, 170, 120, 60, 90}}
+// The columns: shard, phase, progress (flexible), copied, rate, lag, time left.
+const (
+	colName     = 0
+	colProgress = 2
+	colCount    = 7
+)
+
+// shardNameMax bounds the shard column: a longer name wraps instead of squeezing the
+// progress bar out of the window.
+const shardNameMax = 220
 
 func newShardTable(onRestart func(string)) *shardTable {
-	return &shardTable{onRestart: onRestart, rows: map[string]*shardRow{}, box: container.NewVBox()}
+	return &shardTable{onRestart: onRestart, rows: map[string]*shardRow{}, box: container.NewVBox(),
+		cols: &columns{widths: make([]float32, colCount), flex: colProgress}}
 }
 
 func (t *shardTable) view() fyne.CanvasObject { return t.box }
@@ -342,12 +356,14 @@ func (t *shardTable) show(shards []engine.ShardProgress) {
 		t.names = names
 		t.rows = map[string]*shardRow{}
 		t.box.RemoveAll()
+		t.cols.widths = make([]float32, colCount)
 		head := func(s string) fyne.CanvasObject {
 			return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 		}
-		t.box.Add(container.New(shardColumns, head("Shard"), head("Phase"), head("Progress"), head("Copied"), head("Rate"), head("Lag"), head("Left")))
+		t.head = []fyne.CanvasObject{head("Shard"), head("Phase"), head("Progress"), head("Copied"), head("Rate"), head("Lag"), head("Left")}
+		t.box.Add(container.New(t.cols, t.head...))
 		for _, n := range names {
-			r := newShardRow(n, t.onRestart)
+			r := newShardRow(n, t.onRestart, t.cols)
 			t.rows[n] = r
 			t.box.Add(r.obj)
 		}
@@ -355,6 +371,43 @@ func (t *shardTable) show(shards []engine.ShardProgress) {
 	for _, sh := range shards {
 		t.rows[sh.Name].show(sh)
 	}
+	t.fit()
+}
+
+// fit widens each column to its widest cell. Widths only grow while the shards stay
+// the same, so that the columns do not jump as the numbers change.
+func (t *shardTable) fit() {
+	grew := false
+	widen := func(i int, w float32) {
+		if i != colProgress && w > t.cols.widths[i] {
+			t.cols.widths[i] = w
+			grew = true
+		}
+	}
+	for i, h := range t.head {
+		widen(i, h.MinSize().Width)
+	}
+	for _, n := range t.names {
+		r := t.rows[n]
+		widen(colName, min(naturalWidth(r.name), shardNameMax))
+		for i, c := range r.cells {
+			if i != colName {
+				widen(i, c.MinSize().Width)
+			}
+		}
+	}
+	if grew {
+		t.box.Refresh()
+	}
+}
+
+// naturalWidth is the width a label needs to show its text on one line.
+func naturalWidth(l *widget.Label) float32 {
+	w := float32(0)
+	for _, line := range strings.Split(l.Text, "\n") {
+		w = max(w, fyne.MeasureText(line, theme.TextSize(), l.TextStyle).Width)
+	}
+	return w + 2*theme.InnerPadding()
 }
 
 func (t *shardTable) setBusy(b bool) {
@@ -370,15 +423,16 @@ func (t *shardTable) setBusy(b bool) {
 type shardRow struct {
 	name, phase, copied, rate, lag, left *widget.Label
 	bar                                  *widget.ProgressBar
+	cells                                []fyne.CanvasObject
 	problem                              *fyne.Container
 	errText, retrying                    *widget.Label
 	restart                              *widget.Button
 	obj                                  fyne.CanvasObject
 }
 
-func newShardRow(name string, onRestart func(string)) *shardRow {
+func newShardRow(name string, onRestart func(string), cols *columns) *shardRow {
 	r := &shardRow{
-		name:   widget.NewLabel(name),
+		name:   wrapped(name),
 		phase:  widget.NewLabel(""),
 		copied: widget.NewLabel(""),
 		rate:   widget.NewLabel(""),
@@ -386,7 +440,7 @@ func newShardRow(name string, onRestart func(string)) *shardRow {
 		left:   widget.NewLabel(""),
 		bar:    widget.NewProgressBar(),
 	}
-	r.name.Truncation = fyne.TextTruncateEllipsis
+	r.name.Wrapping = fyne.TextWrapBreak
 	r.errText = wrapped("")
 	r.errText.Importance = widget.DangerImportance
 	r.restart = widget.NewButtonWithIcon("Restart "+name, theme.ViewRefreshIcon(), func() { onRestart(name) })
@@ -396,11 +450,11 @@ func newShardRow(name string, onRestart func(string)) *shardRow {
 	r.retrying = wrapped("")
 	r.retrying.Importance = widget.WarningImportance
 	r.retrying.Hide()
-	line := container.New(shardColumns, r.name, r.phase, r.bar, r.copied, r.rate, r.lag, r.left)
+	r.cells = []fyne.CanvasObject{r.name, r.phase, r.bar, r.copied, r.rate, r.lag, r.left}
+	line := container.New(cols, r.cells...)
 	r.obj = container.NewVBox(line, r.problem, r.retrying)
 	return r
 }
-
 func (r *shardRow) show(p engine.ShardProgress) {
 	r.phase.SetText(phaseText(p.Phase))
 	r.bar.SetValue(p.Fraction())
@@ -468,26 +522,89 @@ func (h *historyPanel) show(events []engine.Event) {
 	}
 }
 
-// eventText is one history line: "10:02:11  rs0  copying → catching up: reason".
+// eventText is one history line: when, who, and what happened in words, then the
+// engine's reason ("10:02:11   shard rs0   copy done: … building indexes"). A step
+// that changes no state (From == To) is told by its reason alone.
 func eventText(e engine.Event) string {
 	who := "migration"
 	if e.Shard != "" {
 		who = "shard " + e.Shard
 	}
-	t := fmt.Sprintf("%s   %s   %s → %s", e.At.Local().Format("2006-01-02 15:04:05"), who, humanState(e.From), humanState(e.To))
-	if e.Reason != "" {
-		t += ": " + e.Reason
+	what := e.Reason
+	if e.From != e.To || e.Reason == "" {
+		what = happened(e)
+		// The engine's reason often starts by saying the same ("in sync: lag 0:01").
+		head, _, _ := strings.Cut(what, ":")
+		switch {
+		case e.Reason == "":
+		case strings.HasPrefix(strings.ToLower(e.Reason), strings.ToLower(head)):
+			what = e.Reason
+		default:
+			what += ": " + e.Reason
+		}
 	}
-	return t
+	return fmt.Sprintf("%s   %s   %s", e.At.Local().Format("2006-01-02 15:04:05"), who, what)
 }
 
-// humanState reads an event's From or To, which is a migration state or a shard phase.
-func humanState(s string) string {
-	if s == "" {
-		return "new"
+// happened says what one transition of the migration or of a shard was.
+func happened(e engine.Event) string {
+	if e.Shard != "" {
+		switch p := engine.Phase(e.To); p {
+		case engine.Pending:
+			if e.From != "" {
+				return "restarted from the beginning"
+			}
+			return "waiting to copy"
+		case engine.Copying:
+			return "copy started"
+		case engine.BuildingIndexes:
+			return "copy done"
+		case engine.CatchingUp:
+			if engine.Phase(e.From) == engine.Synced {
+				return "fell behind, catching up"
+			}
+			if engine.Phase(e.From) == engine.CatchingUp {
+				return "catching up again"
+			}
+			return "catching up"
+		case engine.Synced:
+			return "in sync"
+		case engine.ShardFailed:
+			return "failed"
+		default:
+			return "now " + phaseText(p)
+		}
 	}
-	if engine.State(s).Valid() {
-		return stateText(engine.State(s))
+	switch st := engine.State(e.To); st {
+	case engine.Draft:
+		return "created"
+	case engine.Validated:
+		if engine.State(e.From) == engine.Validated {
+			return "validated again"
+		}
+		return "validated"
+	case engine.Starting:
+		if engine.State(e.From) == engine.Failed {
+			return "started again"
+		}
+		return "started"
+	case engine.Syncing:
+		return "syncing"
+	case engine.Ready:
+		return "ready for cutover"
+	case engine.CuttingOver:
+		return "cutover started"
+	case engine.Finalizing:
+		return "I'm done: finalizing the destination"
+	case engine.Done:
+		return "migration complete"
+	case engine.Cancelled:
+		return "cancelled"
+	case engine.Expired:
+		return "the cutover window expired"
+	case engine.Failed:
+		return "failed"
+	default:
+		return "now " + stateText(st)
 	}
-	return phaseText(engine.Phase(s))
 }

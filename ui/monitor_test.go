@@ -95,7 +95,7 @@ func TestCancelAsksAndSaysTheDataStays(t *testing.T) {
 	m := newFakeMigration(syncing())
 	h.attach(m)
 	h.tap("Cancel migration")
-	h.mustShow("The data copied so far stays on the destination, and the source balancer is turned back on.")
+	h.mustShow("The data copied so far stays on the destination. The source balancer is put back as it was before the migration")
 	h.tap("Keep migrating")
 	if len(m.calls) != 0 {
 		t.Fatalf("Keep migrating called %v", m.calls)
@@ -180,7 +180,9 @@ func TestFellBehindNoticeFollowsTheReason(t *testing.T) {
 	h.mustNotShow("fell behind")
 }
 
-func TestStartCutoverIsTheAccentButtonAndOpensTheCutover(t *testing.T) {
+// TestStartCutoverTurnsGreenAndOpensTheCutover: as in Atlas ("when the migration
+// timer and the Start Cutover button turn green") and DESIGN step 5.
+func TestStartCutoverTurnsGreenAndOpensTheCutover(t *testing.T) {
 	h := newHarness(t, &fakeBackend{})
 	m := newFakeMigration(syncing())
 	h.attach(m)
@@ -190,8 +192,8 @@ func TestStartCutoverIsTheAccentButtonAndOpensTheCutover(t *testing.T) {
 	m.snap = ready()
 	h.tick()
 	b := h.button("Start cutover")
-	if b.Importance != widget.HighImportance {
-		t.Fatal("Start cutover is not in the accent colour")
+	if b.Importance != widget.SuccessImportance {
+		t.Fatal("Start cutover is not green")
 	}
 	h.tap("Start cutover")
 	if _, ok := h.a.cur.(*cutoverScreen); !ok {
@@ -223,8 +225,8 @@ func TestHistoryListsEventsNewestFirst(t *testing.T) {
 	if first < 0 || last < 0 || first > last {
 		t.Fatalf("history not newest first: %d, %d", first, last)
 	}
-	h.mustShow("shard rs1   copying → catching up")
-	h.mustShow("migration   not started → starting: balancer stopped")
+	h.mustShow("shard rs1   catching up")
+	h.mustShow("migration   started: balancer stopped")
 }
 
 // countingRunner counts the trips to the event goroutine and can hold them, as a busy

@@ -20,7 +20,7 @@ var prepareItems = []prepareItem{
 	{"A matching destination",
 		"A sharded cluster with the same number of shards, the same major version and the same featureCompatibilityVersion as the source, with a user that can write to it. Anything on it will be wiped. Size it to keep up with the source's write load: it cannot be changed while the migration runs."},
 	{"A stable source",
-		"Config servers run as a replica set (CSRS). Shardlift stops the balancer now and turns it back on at the end or when you cancel. Until the cutover, do not remove members or change featureCompatibilityVersion."},
+		"Config servers run as a replica set (CSRS). Shardlift stops the source balancer when the migration starts and puts it back as it was (on, if it was on) at the end, when you cancel, or when the cutover window closes. Until the cutover, do not remove members or change featureCompatibilityVersion."},
 	{"A maintenance window for the cutover",
 		"The cutover needs your applications stopped and every write to the source stopped until the destination catches up. Once in sync you have 72 hours, extendable, to start it."},
 	{"Users and roles to re-create",

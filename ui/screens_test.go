@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +39,7 @@ var scenes = []struct {
 		h.b.migrations = []MigrationInfo{
 			{ID: "m1", Name: "prod-eu:27017 -> atlas-eu:27017", State: engine.Syncing, Shards: 3, Lag: 2 * time.Second, Updated: t0},
 			{ID: "m2", Name: "staging-test:27017 -> stage:27017", State: engine.Cancelled, Shards: 2, Lag: 41 * time.Second, Updated: t0.Add(-48 * time.Hour)},
+			{ID: "m4", Name: longName, State: engine.Ready, Shards: 3, Updated: t0.Add(-2 * time.Hour)},
 			{ID: "m3", Name: "crm-old:27017 -> crm-new:27017", State: engine.Failed, Shards: 2, Updated: t0.Add(-time.Hour),
 				Reason: "destination crm-new:27017 refused the connection: check that it is running and reachable"},
 		}
@@ -59,7 +61,7 @@ var scenes = []struct {
 		test.Type(f.dst.user, "migrator")
 		test.Type(f.dst.pass, "secret")
 		f.dst.tls.SetChecked(true)
-		f.dst.setCAFile("/etc/ssl/atlas-ca.pem", testCA(h.t, h.now.Add(-time.Hour), h.now.Add(365*24*time.Hour), true), nil)
+		f.dst.setCAFile(longCAPath, testCA(h.t, h.now.Add(-time.Hour), h.now.Add(365*24*time.Hour), true), nil)
 		f.src.pem.SetText("")
 		h.b.validation = sampleValidation()
 		h.tap("Validate")
@@ -79,6 +81,21 @@ var scenes = []struct {
 		h.attach(m)
 		feedSamples(h, m)
 	}},
+	{"07-sync-long-names", func(h *harness) {
+		s := syncing()
+		s.Name = longName
+		names := []string{"source-shard0", "prod-eu-shard-1", "atlas-3x9q2k-shard-02"}
+		phases := []engine.Phase{engine.BuildingIndexes, engine.CatchingUp, engine.Pending}
+		for i := range s.Shards {
+			s.Shards[i].Name, s.Shards[i].Phase = names[i], phases[i]
+		}
+		s.Shards[0].DocsCopied, s.Shards[0].DocsTotal = 123_456_789, 987_654_321
+		s.History = []engine.Event{
+			{At: t0.Add(-3 * time.Hour), From: "draft", To: "validated", Reason: "every pre-migration check passed"},
+			{At: t0.Add(-2 * time.Hour), From: "syncing", To: "syncing", Reason: "cutover window extended by 24h0m0s: it closes at 2026-11-23T10:00:00Z"},
+		}
+		h.attach(newFakeMigration(s))
+	}},
 	{"08-sync-cancel-dialog", func(h *harness) {
 		h.attach(newFakeMigration(syncing()))
 		h.tap("Cancel migration")
@@ -93,6 +110,7 @@ var scenes = []struct {
 	}},
 	{"10-cutover", func(h *harness) {
 		s := ready()
+		s.Name = longName
 		s.State = engine.CuttingOver
 		s.OptimeGap = 7 * time.Second
 		h.attach(newFakeMigration(s))
@@ -128,11 +146,31 @@ var scenes = []struct {
 		h.attach(newFakeMigration(s))
 	}},
 	{"15-expired", func(h *harness) {
-		s := ready()
-		s.State = engine.Expired
+		s := expiredWith("restore the source balancer: connection refused (start it by hand with sh.startBalancer() on a source mongos)",
+			"restored 2 index and collection options relaxed for the sync (unique, TTL)", "destination balancer started")
 		s.OptimeGap = 3 * time.Minute
-		s.Reason = "nobody started the cutover within the window"
 		h.attach(newFakeMigration(s))
+	}},
+	{"15-expired-cancel-dialog", func(h *harness) {
+		h.attach(newFakeMigration(expiredWith("restore the source balancer: connection refused (start it by hand with sh.startBalancer() on a source mongos)")))
+		h.tap("Cancel migration")
+	}},
+	{"10-cutover-cancel-dialog", func(h *harness) {
+		s := ready()
+		s.State = engine.CuttingOver
+		s.OptimeGap = 7 * time.Second
+		h.attach(newFakeMigration(s))
+		h.tap("Cancel (keep a staging copy)")
+	}},
+	{"07-sync-restart-dialog", func(h *harness) {
+		h.attach(newFakeMigration(failedShard()))
+		h.tap("Restart rs2")
+	}},
+	{"01-start-remove-dialog", func(h *harness) {
+		h.b.migrations = []MigrationInfo{{ID: "m2", Name: "staging-test:27017 -> stage:27017", State: engine.Cancelled, Shards: 2, Updated: t0}}
+		h.a.showStart()
+		h.q.drain()
+		h.tap("Remove")
 	}},
 	{"16-close-question", func(h *harness) {
 		h.attach(newFakeMigration(syncing()))
@@ -146,6 +184,12 @@ var scenes = []struct {
 		h.tap("Resume")
 	}},
 }
+
+// longName is a migration between clusters with long host lists.
+const longName = "db1.prod-eu.example:27017,db2.prod-eu.example:27017 -> atlas-eu-shard-00-00.abc12.mongodb.net:27017"
+
+// longCAPath is a CA file deep in a home folder: its name must stay readable.
+const longCAPath = "/home/dba/clusters/prod-eu/certificates/2026-rotation/prod-eu-internal-root-ca-bundle.pem"
 
 // fillForms types valid connections into both forms.
 func fillForms(h *harness) {
@@ -184,7 +228,8 @@ func feedSamples(h *harness, m *fakeMigration) {
 }
 
 // TestScreensFitTheWindow lays every screen out at 1280x800 and 1024x700 and checks
-// that nothing leaves the window and no label or button is narrower than its text.
+// that nothing leaves the window and no label or button is narrower than its text:
+// a label that ends in an ellipsis is cut too.
 // With SHARDLIFT_UI_SHOTS=dir it also writes a PNG of each, light and dark, to look at.
 func TestScreensFitTheWindow(t *testing.T) {
 	shots := os.Getenv("SHARDLIFT_UI_SHOTS")
@@ -218,6 +263,59 @@ func TestScreensFitTheWindow(t *testing.T) {
 	}
 }
 
+// TestEscapeClosesEveryDialog opens each dialog of the scenes and presses Escape,
+// where the keyboard focus is: the dialog closes and nothing is done.
+func TestEscapeClosesEveryDialog(t *testing.T) {
+	tried := 0
+	for _, sc := range scenes {
+		t.Run(sc.name, func(t *testing.T) {
+			h := newHarness(t, &fakeBackend{})
+			sc.setup(h)
+			if h.dialogs() == 0 {
+				return
+			}
+			tried++
+			m := &fakeMigration{}
+			if at := h.a.att.Load(); at != nil {
+				m = at.m.(*fakeMigration)
+			}
+			calls, starts, removed := len(m.calls), len(h.b.startCalls), len(h.b.removed)
+			h.escape()
+			h.q.drain()
+			if h.dialogs() != 0 {
+				t.Fatalf("Escape left %d dialogs open", h.dialogs())
+			}
+			if len(m.calls) != calls || len(h.b.startCalls) != starts || len(h.b.removed) != removed || h.closed {
+				t.Fatalf("Escape did something: calls %v, starts %d, removed %v, window closed %v", m.calls, len(h.b.startCalls), h.b.removed, h.closed)
+			}
+		})
+	}
+	if tried < 8 {
+		t.Fatalf("only %d scenes open a dialog", tried)
+	}
+}
+
+// TestNoScreenClaimsTheBalancerIsSimplyOn: the engine puts the source balancer back
+// as it found it (it may have been off), after a cancel, an expiry or I'm done; no
+// screen or dialog may promise more, or ask to cancel for what was already done.
+func TestNoScreenClaimsTheBalancerIsSimplyOn(t *testing.T) {
+	wrong := []string{"balancer is turned back on", "balancer is on again", "turns it back on", "turn the source balancer back on",
+		"turning the source balancer back on", "building the remaining indexes"}
+	for _, sc := range scenes {
+		t.Run(sc.name, func(t *testing.T) {
+			h := newHarness(t, &fakeBackend{})
+			sc.setup(h)
+			for _, text := range h.texts() {
+				for _, w := range wrong {
+					if strings.Contains(text, w) {
+						t.Errorf("%q says %q", text, w)
+					}
+				}
+			}
+		})
+	}
+}
+
 // area is where objects must stay: the window, or a vertical scroll's columns.
 type area struct {
 	x0, y0, x1, y1 float32
@@ -244,10 +342,14 @@ func checkFits(t *testing.T, h *harness) {
 		}
 		if text := textOf(o); text != "" {
 			min := o.MinSize()
+			if l, ok := o.(*widget.Label); ok && l.Truncation != fyne.TextTruncateOff {
+				// A truncated label asks for less than its text: measure the whole text.
+				whole := widget.NewLabelWithStyle(l.Text, l.Alignment, l.TextStyle)
+				whole.SizeName = l.SizeName
+				min = whole.MinSize()
+			}
 			if size.Width < min.Width-slack || size.Height < min.Height-slack {
-				if l, ok := o.(*widget.Label); !ok || l.Truncation == fyne.TextTruncateOff {
-					t.Errorf("%T %q is cut: size %v, needs %v", o, text, size, min)
-				}
+				t.Errorf("%T %q is cut: size %v, needs %v", o, text, size, min)
 			}
 		}
 		var children []fyne.CanvasObject

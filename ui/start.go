@@ -83,7 +83,7 @@ func (s *startScreen) show(ms []MigrationInfo) {
 // row is one migration: name, state and numbers, and what can be done with it.
 func (s *startScreen) row(m MigrationInfo) fyne.CanvasObject {
 	name := widget.NewLabelWithStyle(m.Name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	name.Truncation = fyne.TextTruncateEllipsis
+	name.Wrapping = fyne.TextWrapWord
 	facts := []string{stateText(m.State)}
 	if m.Shards > 0 {
 		facts = append(facts, fmt.Sprintf("%d shard%s", m.Shards, plural(m.Shards)))

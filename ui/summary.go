@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -89,19 +90,29 @@ func (s *summaryScreen) show(snap engine.Snapshot, now time.Time) {
 		l.Importance = imp
 		s.facts.Add(l)
 	}
+	restored, problem := restoreFacts(snap)
 	switch snap.State {
 	case engine.Done:
 		s.title.SetText("Migration complete")
 		add(fmt.Sprintf("%s was migrated in %s.", snap.Name, took), widget.MediumImportance)
 		add(copied, widget.MediumImportance)
 		s.addVerification(snap.Verification, add)
-		add("The source balancer is on again. The destination is ready: your applications can write to it.", widget.MediumImportance)
+		for _, r := range restored {
+			add(r, widget.MediumImportance)
+		}
+		add("The destination is ready: your applications can write to it. Writes sent to the source after I'm done were not migrated.", widget.MediumImportance)
 		s.cancel.Hide()
 	case engine.Cancelled:
 		s.title.SetText("Migration cancelled")
 		add(fmt.Sprintf("%s was cancelled after %s, with the destination %s behind the source (optime gap at cancel).", snap.Name, took, clockText(snap.OptimeGap)), widget.MediumImportance)
 		add(copied, widget.MediumImportance)
-		add("The data migrated so far stays on the destination and the source balancer is on again. Use it as a staging copy to test your applications; to migrate for real, start a new migration: it wipes the destination first.", widget.MediumImportance)
+		for _, r := range restored {
+			add(r, widget.MediumImportance)
+		}
+		if problem != "" {
+			add("Still to do: "+problem, widget.DangerImportance)
+		}
+		add("The data migrated so far stays on the destination. Use it as a staging copy to test your applications; to migrate for real, start a new migration: it wipes the destination first.", widget.MediumImportance)
 		if snap.Verification != nil {
 			s.addVerification(snap.Verification, add)
 		}
@@ -109,12 +120,17 @@ func (s *summaryScreen) show(snap engine.Snapshot, now time.Time) {
 	case engine.Expired:
 		s.title.SetText("Cutover window expired")
 		add(fmt.Sprintf("The cutover window closed on %s and syncing stopped, with the destination %s behind the source.", snap.TimerDeadline.Local().Format("Mon 2 Jan 15:04"), clockText(snap.OptimeGap)), widget.WarningImportance)
-		if snap.Reason != "" {
-			add(snap.Reason, widget.WarningImportance)
-		}
 		add(copied, widget.MediumImportance)
-		add("Cancel the migration to turn the source balancer back on and release the destination, then start a new migration to sync again.", widget.MediumImportance)
-		s.cancel.Show()
+		for _, r := range restored {
+			add(r, widget.MediumImportance)
+		}
+		if problem != "" {
+			add("Still to do: "+problem+". Cancel the migration to try again.", widget.DangerImportance)
+			s.cancel.Show()
+		} else {
+			s.cancel.Hide()
+		}
+		add("The data migrated so far stays on the destination. To sync again, start a new migration: it wipes the destination first.", widget.MediumImportance)
 	}
 
 	s.users.RemoveAll()
@@ -145,10 +161,10 @@ func (s *summaryScreen) addVerification(v *engine.Verification, add func(string,
 }
 
 func (s *summaryScreen) confirmCancel() {
-	body := wrapped("The source balancer is turned back on and the destination is released, with the data migrated so far. Syncing does not start again: start a new migration for that.")
+	body := wrapped("Shardlift connects to both clusters again and retries what was not restored when the window closed: the source balancer as it was before the migration, the destination balancer and the index options relaxed for the sync. The data migrated so far stays. Syncing does not start again: start a new migration for that.")
 	s.a.confirm("Cancel the expired migration?", body, "Not now", "Cancel migration", widget.DangerImportance, func() {
 		s.cancel.Disable()
-		s.banner.show(levelInfo, "Cancelling: restoring the source balancer…")
+		s.banner.show(levelInfo, "Cancelling: restoring the balancers and the relaxed index options…")
 		s.a.background(func() func() {
 			err := s.at.m.Cancel(s.a.ctx)
 			return func() {
@@ -162,4 +178,31 @@ func (s *summaryScreen) confirmCancel() {
 			}
 		})
 	})
+}
+
+// restoreFacts reads from the history what the engine put back when the migration
+// ended (the source balancer as it found it, the destination balancer, the relaxed
+// index options), and what it could not put back, from the final state's reason:
+// after "; but " when cancelled, after the data note when expired.
+func restoreFacts(snap engine.Snapshot) (restored []string, problem string) {
+	for _, e := range snap.History {
+		if e.Shard != "" || e.From != e.To {
+			continue
+		}
+		r := e.Reason
+		if strings.HasPrefix(r, "source balancer ") || strings.HasPrefix(r, "destination balancer ") || strings.HasPrefix(r, "restored ") {
+			restored = append(restored, strings.ToUpper(r[:1])+r[1:]+".")
+		}
+	}
+	switch snap.State {
+	case engine.Cancelled:
+		if _, p, ok := strings.Cut(snap.Reason, "; but "); ok {
+			problem = p
+		}
+	case engine.Expired:
+		if _, p, ok := strings.Cut(snap.Reason, "the migrated data stays on the destination; "); ok {
+			problem = strings.TrimSuffix(p, " (cancel the migration to try again)")
+		}
+	}
+	return restored, problem
 }

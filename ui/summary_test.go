@@ -64,15 +64,48 @@ func TestCancelledSummaryShowsTheGapAtCancel(t *testing.T) {
 	}
 }
 
-func TestExpiredSummaryOffersCancel(t *testing.T) {
-	h := newHarness(t, &fakeBackend{})
+// expiredWith is an expired migration as the engine leaves it: the history notes
+// what expire restored, the reason what it could not.
+func expiredWith(problem string, notes ...string) engine.Snapshot {
 	s := finished(engine.Expired)
-	s.Reason = "nobody started the cutover within the window"
-	m := newFakeMigration(s)
-	h.attach(m)
+	s.Reason = "the cutover window closed at 2026-11-23T10:00:00Z: syncing stopped with the destination 0:03 behind; the migrated data stays on the destination"
+	if problem != "" {
+		s.Reason += "; " + problem + " (cancel the migration to try again)"
+	}
+	at := s.History[len(s.History)-1].At
+	for _, n := range notes {
+		s.History = append(s.History[:len(s.History)-1], engine.Event{At: at, From: "ready", To: "ready", Reason: n}, s.History[len(s.History)-1])
+	}
+	return s
+}
+
+// TestExpiredSummarySaysTheBalancerIsAlreadyRestored: the engine restores the source
+// balancer (as it was), the destination balancer and the relaxed index options when
+// the window closes; the screen must not ask the user to cancel for that.
+func TestExpiredSummarySaysTheBalancerIsAlreadyRestored(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	h.attach(newFakeMigration(expiredWith("",
+		"restored 2 index and collection options relaxed for the sync (unique, TTL)",
+		"source balancer left off, as it was before the migration",
+		"destination balancer started")))
 	h.mustShow("Cutover window expired")
 	h.mustShow("The cutover window closed on Mon 23 Nov")
-	h.mustShow("nobody started the cutover within the window")
+	h.mustShow("Source balancer left off, as it was before the migration.")
+	h.mustShow("Destination balancer started.")
+	h.mustShow("Restored 2 index and collection options relaxed for the sync (unique, TTL).")
+	h.mustNotShow("turn the source balancer back on")
+	h.mustNotShow("Still to do")
+	if h.findButton("Cancel migration") != nil {
+		t.Fatal("Cancel is offered although everything was restored when the window closed")
+	}
+}
+
+func TestExpiredSummaryOffersCancelToRetryAFailedRestore(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	problem := "restore the source balancer: connection refused (start it by hand with sh.startBalancer() on a source mongos)"
+	m := newFakeMigration(expiredWith(problem, "destination balancer started"))
+	h.attach(m)
+	h.mustShow("Still to do: " + problem + ". Cancel the migration to try again.")
 	h.tap("Cancel migration")
 	h.tap("Not now")
 	if len(m.calls) != 0 {
@@ -84,6 +117,25 @@ func TestExpiredSummaryOffersCancel(t *testing.T) {
 		t.Fatalf("calls %v, want Cancel", m.calls)
 	}
 	h.mustShow("Migration cancelled")
+}
+
+func TestDoneAndCancelledSayHowTheBalancerWasLeft(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := finished(engine.Done)
+	s.Verification = &engine.Verification{Namespaces: 1, Ranges: 1, Matched: 1}
+	s.History = append(s.History[:len(s.History)-1],
+		engine.Event{At: t0, From: "finalizing", To: "finalizing", Reason: "source balancer left off, as it was before the migration"},
+		s.History[len(s.History)-1])
+	h.attach(newFakeMigration(s))
+	h.mustShow("Source balancer left off, as it was before the migration.")
+	h.mustNotShow("balancer is on again")
+
+	h = newHarness(t, &fakeBackend{})
+	c := finished(engine.Cancelled)
+	c.Reason = "cancelled: syncing stopped; the migrated data stays on the destination; but start the destination balancer: timeout (start it by hand with sh.startBalancer() on a destination mongos)"
+	h.attach(newFakeMigration(c))
+	h.mustShow("Still to do: start the destination balancer: timeout (start it by hand with sh.startBalancer() on a destination mongos)")
+	h.mustNotShow("balancer is on again")
 }
 
 type closingBuffer struct {

@@ -158,43 +158,46 @@ func fixedWidth(w float32, o fyne.CanvasObject) fyne.CanvasObject {
 	return container.New(widthLayout{w}, o)
 }
 
-// columns lays a table row out: fixed column widths and one column that takes the
-// rest. Every row of a table uses the same columns, so that they line up.
+// columns lays a table row out: the widths of the fixed columns, and one flexible
+// column that takes the rest. Every row of a table shares one columns, so that they
+// line up; the table sets the widths.
 type columns struct {
-	widths []float32 // 0 marks the flexible column
+	widths []float32
+	flex   int // the flexible column's index; its entry in widths is ignored
 }
 
-func (c columns) MinSize(objs []fyne.CanvasObject) fyne.Size {
+func (c *columns) width(i int, o fyne.CanvasObject) float32 {
+	if i < len(c.widths) && i != c.flex {
+		return c.widths[i]
+	}
+	return o.MinSize().Width
+}
+
+func (c *columns) MinSize(objs []fyne.CanvasObject) fyne.Size {
 	var w, h float32
 	for i, o := range objs {
-		m := o.MinSize()
-		h = max(h, m.Height)
-		if i < len(c.widths) && c.widths[i] > 0 {
-			w += c.widths[i]
-		} else {
-			w += m.Width
-		}
+		w += c.width(i, o)
+		h = max(h, o.MinSize().Height)
 	}
 	return fyne.NewSize(w+theme.Padding()*float32(len(objs)-1), h)
 }
 
-func (c columns) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+func (c *columns) Layout(objs []fyne.CanvasObject, size fyne.Size) {
 	pad := theme.Padding()
 	fixed := pad * float32(len(objs)-1)
-	for i := range objs {
-		if i < len(c.widths) {
-			fixed += c.widths[i]
+	for i, o := range objs {
+		if i != c.flex {
+			fixed += c.width(i, o)
 		}
 	}
 	x := float32(0)
 	for i, o := range objs {
-		w := float32(0)
-		if i < len(c.widths) {
-			w = c.widths[i]
+		w := c.width(i, o)
+		if i == c.flex {
+			w = max(size.Width-fixed, w)
 		}
-		if w == 0 {
-			w = max(size.Width-fixed, o.MinSize().Width)
-		}
+		// A wrapped text knows its height once it has its width.
+		o.Resize(fyne.NewSize(w, o.MinSize().Height))
 		h := o.MinSize().Height
 		o.Resize(fyne.NewSize(w, h))
 		o.Move(fyne.NewPos(x, (size.Height-h)/2))
