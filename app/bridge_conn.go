@@ -24,8 +24,9 @@ import (
 
 // A connection form as the engine and the store see it:
 //
-//	ui.Connection ─► endpointOf ─► topology.Endpoint (with the password, for this process)
-//	              └► settingsOf ─► store.ConnSettings (no password, for the state file)
+//	ui.Connection ─► connOf ─┬─► topology.Endpoint (with the password, for this process)
+//	                         └─► store.ConnSettings (connection string through
+//	                             store.RedactURI: no secret, for the state file)
 //	store.ConnSettings + password from the keyring ─► endpointFromSettings (resume)
 //
 // Anything wrong with one field comes back as a *ui.FieldError naming it.
@@ -61,13 +62,18 @@ func connOf(side ui.Side, c ui.Connection, timeout time.Duration) (conn, error) 
 		}
 		e.URI = hosts
 		set.Hosts = cs.Hosts
+		// Every option, and an SRV name unresolved (its records may change), so that
+		// a resumed migration connects as this one does.
+		set.URI = store.RedactURI(hosts)
 		if set.Username == "" {
 			set.Username = cs.Username
 		}
 		if out.password == "" {
 			out.password = cs.Password
 		}
-		set.TLS = set.TLS || cs.SSL || strings.HasPrefix(hosts, "mongodb+srv://")
+		// cs.SSL is on for mongodb+srv:// unless the string says tls=false; the
+		// resumed endpoint takes this with the string, so it must not say more.
+		set.TLS = set.TLS || cs.SSL
 		if cs.SSLCaFileSet && c.CAFile == "" && c.CAPEM == "" {
 			c.CAFile = cs.SSLCaFile
 		}
@@ -192,11 +198,17 @@ func checkCA(data []byte) error {
 }
 
 // endpointFromSettings rebuilds an endpoint from what the state file kept and the
-// password, to resume a migration. Options of a connection string other than its
-// hosts, user and TLS are not kept by the state file (store.ConnSettings has no
-// field for them), so the resumed connection uses the defaults (authSource admin).
+// password, to resume a migration: the connection string as entered (without its
+// secrets) when there is one, so authSource, replicaSet, an SRV name and every other
+// option apply again; else the host list. Records written before the connection
+// string was kept have only the host list, and resume as they always did.
 func endpointFromSettings(s store.ConnSettings, password string, timeout time.Duration) topology.Endpoint {
-	e := topology.Endpoint{Hosts: s.Hosts, Username: s.Username, Password: password, TLS: s.TLS, CAFile: s.CAFile, Timeout: timeout}
+	e := topology.Endpoint{Username: s.Username, Password: password, TLS: s.TLS, CAFile: s.CAFile, Timeout: timeout}
+	if s.URI != "" {
+		e.URI = s.URI
+	} else {
+		e.Hosts = s.Hosts
+	}
 	if s.CAPEM != "" {
 		e.CAPEM = []byte(s.CAPEM)
 	}

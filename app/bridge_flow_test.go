@@ -58,9 +58,12 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 		t.Fatal(err)
 	}
 	password := src.Password
-	if len(password) < 16 || src.Username == "" || !src.TLS || src.CAFile == "" || dst.CAFile == "" {
+	if len(password) < 16 || src.Username == "" || !src.TLS || src.CAFile == "" || dst.CAFile == "" || dst.Password != password {
 		t.Fatalf("the sandbox connections lack credentials or TLS: %+v", src)
 	}
+	// The destination is entered as a connection string carrying its password.
+	keptURI := "mongodb://" + dst.Username + "@" + dst.Hosts + "/?authSource=admin&appName=secret-test"
+	dst = ui.Connection{Hosts: strings.Replace(keptURI, "@", ":"+url.PathEscape(dst.Password)+"@", 1), CAFile: dst.CAFile}
 
 	v, err := b.Validate(ctx, src, dst)
 	if err != nil {
@@ -78,6 +81,9 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 	id := mig.Snapshot().ID
 	if pw, err := k.Get(id, store.RoleSource); err != nil || pw != password {
 		t.Errorf("the source password is not in the keyring: %q, %v", pw, err)
+	}
+	if pw, err := k.Get(id, store.RoleDestination); err != nil || pw != password {
+		t.Errorf("the password of the destination's connection string is not in the keyring: %q, %v", pw, err)
 	}
 	began := time.Now()
 	awaitSnapshot(t, mig, "ready", func(s engine.Snapshot) bool { return s.State == engine.Ready })
@@ -130,6 +136,9 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 	stateFile, err := os.ReadFile(b.path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !bytes.Contains(stateFile, []byte(keptURI)) {
+		t.Errorf("the state file lacks the destination's connection string without its password, %s", keptURI)
 	}
 	forms := []string{password, url.QueryEscape(password)}
 	for where, data := range map[string][]byte{"the state file": stateFile, "the logs": []byte(logs)} {

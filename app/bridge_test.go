@@ -196,7 +196,7 @@ func TestConnectionFormsMapToEndpointsAndPasswordlessSettings(t *testing.T) {
 			name:     "connection string carrying the user, the password and TLS",
 			in:       ui.Connection{Hosts: "mongodb://migrator:s3cr%40t@h1:27017,h2:27018/?tls=true"},
 			endpoint: topology.Endpoint{URI: "mongodb://migrator:s3cr%40t@h1:27017,h2:27018/?tls=true"},
-			settings: store.ConnSettings{Hosts: []string{"h1:27017", "h2:27018"}, Username: "migrator", TLS: true},
+			settings: store.ConnSettings{Hosts: []string{"h1:27017", "h2:27018"}, Username: "migrator", TLS: true, URI: "mongodb://migrator@h1:27017,h2:27018/?tls=true"},
 			password: "s3cr@t",
 		},
 		{
@@ -227,7 +227,7 @@ func TestConnectionFormsMapToEndpointsAndPasswordlessSettings(t *testing.T) {
 			}
 			s := got.settings
 			if !slices.Equal(s.Hosts, c.settings.Hosts) || s.Username != c.settings.Username || s.TLS != c.settings.TLS ||
-				s.CAFile != c.settings.CAFile || s.CAPEM != c.settings.CAPEM {
+				s.CAFile != c.settings.CAFile || s.CAPEM != c.settings.CAPEM || s.URI != c.settings.URI {
 				t.Errorf("settings %+v, want %+v", s, c.settings)
 			}
 			if got.password != c.password {
@@ -554,5 +554,193 @@ func TestWithoutADisplayTheAppPointsToTheHeadlessCommands(t *testing.T) {
 	errOut = syncBuffer{}
 	if code := runGUI(context.Background(), streams{out: &out, err: &errOut}); code != exitFail || !strings.Contains(errOut.String(), "no X server answers on DISPLAY=:93") {
 		t.Errorf("a display nobody serves: exit %d, message:\n%s", code, errOut.String())
+	}
+}
+
+// connView is what a client built from an endpoint connects with, to compare the
+// connection of a resumed migration with the one first entered.
+func connView(t *testing.T, e topology.Endpoint) string {
+	t.Helper()
+	o, err := e.ClientOptions()
+	if err != nil {
+		t.Fatalf("client options of %s: %v", e, err)
+	}
+	v := fmt.Sprintf("hosts=%v tls=%t", o.Hosts, o.TLSConfig != nil)
+	if o.Auth != nil {
+		v += fmt.Sprintf(" user=%s password=%s authSource=%s mechanism=%s", o.Auth.Username, o.Auth.Password, o.Auth.AuthSource, o.Auth.AuthMechanism)
+	}
+	if o.ReplicaSet != nil {
+		v += " replicaSet=" + *o.ReplicaSet
+	}
+	if o.ReadPreference != nil {
+		v += " readPreference=" + o.ReadPreference.Mode().String()
+	}
+	if o.Direct != nil {
+		v += fmt.Sprintf(" direct=%t", *o.Direct)
+	}
+	return v + fmt.Sprintf(" compressors=%v", o.Compressors)
+}
+
+// TestResumedConnectionKeepsEveryConnectionStringOption: a connection entered as a
+// connection string is saved without its secrets, and the endpoint rebuilt from the
+// state file after a restart (password from the keyring) connects as the one entered.
+func TestResumedConnectionKeepsEveryConnectionStringOption(t *testing.T) {
+	const uri = "mongodb://migrator:s3cr%40t@h1:27017,h2:27018/shop?authSource=users&replicaSet=rs9" +
+		"&readPreference=secondaryPreferred&compressors=zstd&tls=true&tlsCertificateKeyFilePassword=k3yPass"
+	first, err := connOf(ui.Source, ui.Connection{Hosts: uri}, 7*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := connView(t, first.endpoint)
+	for _, w := range []string{"authSource=users", "replicaSet=rs9", "readPreference=secondaryPreferred", "compressors=[zstd]", "password=s3cr@t"} {
+		if !strings.Contains(want, w) {
+			t.Fatalf("the entered connection lacks %s: %s", w, want)
+		}
+	}
+
+	path := filepath.Join(t.TempDir(), "state.db")
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveMigration(store.Migration{ID: "m1", State: string(engine.Syncing), Source: first.settings,
+		Destination: store.ConnSettings{Hosts: []string{"d:1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"s3cr", "k3yPass"} {
+		if bytes.Contains(raw, []byte(secret)) {
+			t.Errorf("the state file holds the secret %q", secret)
+		}
+	}
+
+	st, err = store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rec, err := st.Migration("m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed := endpointFromSettings(rec.Source, first.password, 7*time.Second)
+	if got := connView(t, resumed); got != want {
+		t.Errorf("the resumed migration connects with\n  %s\nthe one entered with\n  %s", got, want)
+	}
+}
+
+// TestResumedSRVConnectionIsResolvedAgain: an Atlas mongodb+srv:// string is kept
+// with its SRV name, not the hosts it resolved to when entered, and with its options.
+func TestResumedSRVConnectionIsResolvedAgain(t *testing.T) {
+	const entered = "mongodb+srv://migrator:Atl%40sPw@cluster0.abcde.mongodb.net/?authSource=admin&replicaSet=atlas-abc-shard-0&retryWrites=true&w=majority"
+	set := store.ConnSettings{
+		// What connOf keeps: the hosts resolved at entry, and the string without its password.
+		Hosts: []string{"cluster0-shard-00-00.abcde.mongodb.net:27017"}, Username: "migrator", TLS: true,
+		URI: store.RedactURI(entered),
+	}
+	path := filepath.Join(t.TempDir(), "state.db")
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.SaveMigration(store.Migration{ID: "m1", State: string(engine.Syncing), Source: set, Destination: set}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := st.Migration("m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := endpointFromSettings(rec.Destination, "Atl@sPw", time.Second)
+	const want = "mongodb+srv://migrator@cluster0.abcde.mongodb.net/?authSource=admin&replicaSet=atlas-abc-shard-0&retryWrites=true&w=majority"
+	if e.URI != want || len(e.Hosts) != 0 || e.Username != "migrator" || e.Password != "Atl@sPw" || !e.TLS {
+		t.Errorf("resumed endpoint %+v, want URI %s with the keyring's password", e, want)
+	}
+}
+
+// TestRecordWithoutConnectionStringResumesFromItsHosts: a record written before the
+// connection string was kept resumes from its host list, as it always did.
+func TestRecordWithoutConnectionStringResumesFromItsHosts(t *testing.T) {
+	e := endpointFromSettings(store.ConnSettings{Hosts: []string{"db1:27017", "db2:27017"}, Username: "migrator", TLS: true}, "pw", time.Second)
+	got := connView(t, e)
+	const want = "hosts=[db1:27017 db2:27017] tls=true user=migrator password=pw authSource=admin mechanism="
+	if !strings.HasPrefix(got, want) || e.URI != "" {
+		t.Errorf("old record resumes with %s (URI %q), want %s", got, e.URI, want)
+	}
+}
+
+// TestCLIRecordKeepsTheConnectionStringWithoutItsPassword: `shardlift migrate` takes
+// --source/--destination again at each run, and its record keeps them without
+// secrets, so that the GUI resuming that record connects the same way.
+func TestCLIRecordKeepsTheConnectionStringWithoutItsPassword(t *testing.T) {
+	const uri = "mongodb://app:pa55word@a.example:27018/?authSource=users&replicaSet=rs0&tls=true"
+	e, err := endpointFor("--source", uri, "", envSourcePassword, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := connSettings(e, "")
+	if set.URI != "mongodb://app@a.example:27018/?authSource=users&replicaSet=rs0&tls=true" {
+		t.Fatalf("the CLI keeps %q", set.URI)
+	}
+	// The password the GUI would have in the keyring for it.
+	if got, want := connView(t, endpointFromSettings(set, "pa55word", time.Second)), connView(t, e); got != want {
+		t.Errorf("resumed from the CLI's record:\n  %s\nas run:\n  %s", got, want)
+	}
+}
+
+// TestResumedMigrationConnectsAsTheConnectionStringEntered runs against the sandbox's
+// TLS and SCRAM router: a destination entered as a connection string whose
+// tlsInsecure (no CA given) is what lets TLS through still connects once rebuilt from
+// the state file, where the host list alone (a record without the string) cannot.
+func TestResumedMigrationConnectsAsTheConnectionStringEntered(t *testing.T) {
+	needSandbox(t)
+	ctx := context.Background()
+	b := newTestBridge(t, newMemKeyring(), "")
+	_, dst, err := b.StartSandbox(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered := ui.Connection{Hosts: "mongodb://" + dst.Username + ":" + dst.Password + "@" + dst.Hosts + "/?tls=true&tlsInsecure=true&authSource=admin"}
+	c, err := connOf(ui.Destination, entered, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect := func(e topology.Endpoint) error {
+		client, err := topology.Connect(ctx, e)
+		if err != nil {
+			return err
+		}
+		return client.Disconnect(ctx)
+	}
+	if err := connect(c.endpoint); err != nil {
+		t.Fatalf("the connection string entered does not connect: %v", err)
+	}
+
+	path := filepath.Join(t.TempDir(), "state.db")
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.SaveMigration(store.Migration{ID: "m1", State: string(engine.Syncing), Source: c.settings, Destination: c.settings}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := st.Migration("m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := connect(endpointFromSettings(rec.Destination, c.password, 10*time.Second)); err != nil {
+		t.Errorf("the resumed destination does not connect: %v", err)
+	}
+	hostsOnly := rec.Destination
+	hostsOnly.URI = ""
+	if err := connect(endpointFromSettings(hostsOnly, c.password, 10*time.Second)); !errors.Is(err, topology.ErrUnknownAuthority) {
+		t.Errorf("without the connection string's options: %v, want %v (else this test proves nothing)", err, topology.ErrUnknownAuthority)
 	}
 }

@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +22,95 @@ type ConnSettings struct {
 	TLS      bool     `bson:"tls"`
 	CAFile   string   `bson:"caFile,omitempty"` // path of a CA bundle picked by the user
 	CAPEM    string   `bson:"caPem,omitempty"`  // or the pasted CA certificates (public)
+	// URI is the connection string the user entered, passed through RedactURI: every
+	// option (authSource, replicaSet, an unresolved mongodb+srv host, readPreference,
+	// tls options...) as entered, no secret. Empty for a connection entered as a host
+	// list, and in records written before it was kept (those resume from Hosts).
+	URI string `bson:"uri,omitempty"`
+}
+
+// RedactURI is a mongodb:// or mongodb+srv:// connection string without its secrets:
+// the password of the user information (the user stays), the options that hold a
+// password (secretOptions) and the AWS_SESSION_TOKEN of authMechanismProperties.
+// Everything else is kept byte for byte, so a URI without secrets comes back unchanged.
+// The user information ends at the first '@', as the driver reads it: uri is one
+// the driver accepts (the app checks it with connstring.ParseAndValidate first).
+func RedactURI(uri string) string {
+	scheme := strings.Index(uri, "://")
+	if scheme < 0 {
+		return uri
+	}
+	head, rest := uri[:scheme+3], uri[scheme+3:]
+	if at := strings.Index(rest, "@"); at >= 0 {
+		if user, _, hasPassword := strings.Cut(rest[:at], ":"); hasPassword {
+			rest = rest[at+1:]
+			if user != "" {
+				rest = user + "@" + rest
+			}
+		}
+	}
+	q := strings.Index(rest, "?")
+	if q < 0 {
+		return head + rest
+	}
+	pairs := strings.FieldsFunc(rest[q+1:], func(r rune) bool { return r == '&' || r == ';' })
+	kept := make([]string, 0, len(pairs))
+	for _, pair := range pairs {
+		if p, keep := redactOption(pair); keep {
+			kept = append(kept, p)
+		}
+	}
+	if slices.Equal(kept, pairs) {
+		return head + rest
+	}
+	if len(kept) == 0 {
+		return head + rest[:q]
+	}
+	return head + rest[:q+1] + strings.Join(kept, "&")
+}
+
+// secretOptions are the connection string options whose value is a secret, by
+// lowercased name (the driver reads option names case-insensitively).
+var secretOptions = map[string]bool{
+	"tlscertificatekeyfilepassword":   true,
+	"sslclientcertificatekeypassword": true,
+}
+
+// redactOption is one key=value of a connection string without its secret, and
+// whether anything of it is left.
+func redactOption(pair string) (string, bool) {
+	rawKey, rawValue, _ := strings.Cut(pair, "=")
+	key, err := url.QueryUnescape(rawKey)
+	if err != nil {
+		key = rawKey
+	}
+	key = strings.ToLower(key)
+	if secretOptions[key] {
+		return "", false
+	}
+	if key != "authmechanismproperties" {
+		return pair, true
+	}
+	value, err := url.QueryUnescape(rawValue)
+	if err != nil {
+		// Unreadable, so the token cannot be told apart: keep none of it.
+		return "", false
+	}
+	props := strings.Split(value, ",")
+	kept := props[:0:0]
+	for _, p := range props {
+		name, _, _ := strings.Cut(p, ":")
+		if !strings.EqualFold(name, "AWS_SESSION_TOKEN") {
+			kept = append(kept, p)
+		}
+	}
+	switch {
+	case len(kept) == len(props):
+		return pair, true
+	case len(kept) == 0:
+		return "", false
+	}
+	return rawKey + "=" + url.QueryEscape(strings.Join(kept, ",")), true
 }
 
 // Event is one lifecycle transition of a migration.
@@ -108,6 +199,10 @@ func checkNoSecrets(role string, c ConnSettings) error {
 	}
 	if strings.Contains(c.CAPEM, "PRIVATE KEY") {
 		return fmt.Errorf("%w: the %s CA certificates contain a private key; paste only the CA certificates", ErrInvalid, role)
+	}
+	if c.URI != "" && RedactURI(c.URI) != c.URI {
+		return fmt.Errorf("%w: the %s connection string carries a password or another secret; only %s is kept, and the password goes to the keyring",
+			ErrInvalid, role, RedactURI(c.URI))
 	}
 	return nil
 }
