@@ -148,6 +148,13 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 			}
 		}
 	}
+	settings := false
+	for _, data := range files {
+		settings = settings || bytes.Contains(data, []byte(jsonText(keptURI)))
+	}
+	if !settings {
+		t.Errorf("the diagnostics lack the destination's connection string without its password, %s", keptURI)
+	}
 	for name, data := range files {
 		for _, f := range forms {
 			if bytes.Contains(data, []byte(f)) {
@@ -155,6 +162,12 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 			}
 		}
 	}
+}
+
+// jsonText is s as encoding/json writes it inside a string.
+func jsonText(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b[1 : len(b)-1])
 }
 
 func readZip(t *testing.T, data []byte) map[string][]byte {

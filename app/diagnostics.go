@@ -153,10 +153,12 @@ type (
 		Verification  *engine.Verification `json:"verification"`
 		SourceUsers   []engine.User        `json:"sourceUsersToRecreate"`
 	}
-	// diagConn is a connection's settings: hosts, user, TLS and where the CA came
-	// from. There is no password here, and none in the state file.
+	// diagConn is a connection's settings: hosts, the connection string without its
+	// secrets, user, TLS and where the CA came from. There is no password here, and
+	// none in the state file.
 	diagConn struct {
 		Hosts    []string `json:"hosts"`
+		URI      string   `json:"connectionString,omitempty"`
 		Username string   `json:"username"`
 		TLS      bool     `json:"tls"`
 		CAFile   string   `json:"caFile,omitempty"`
@@ -280,7 +282,7 @@ func (b *bridge) ExportDiagnostics(ctx context.Context, id string, w io.Writer) 
 }
 
 func diagConnOf(c store.ConnSettings) diagConn {
-	d := diagConn{Hosts: c.Hosts, Username: c.Username, TLS: c.TLS, CAFile: c.CAFile}
+	d := diagConn{Hosts: c.Hosts, URI: store.RedactURI(c.URI), Username: c.Username, TLS: c.TLS, CAFile: c.CAFile}
 	if c.CAPEM != "" {
 		d.CAPasted = fmt.Sprintf("pasted PEM, %d bytes", len(c.CAPEM))
 	}
