@@ -14,6 +14,8 @@ import (
 
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/store"
 )
 
@@ -54,6 +56,16 @@ type (
 	shardExtras struct {
 		ConsistencyPoint primitive.Timestamp `bson:"consistencyPoint"`
 		History          []eventDoc          `bson:"history,omitempty"`
+		DDLApplied       []ddlCopyDoc        `bson:"ddlApplied,omitempty"`
+	}
+	ddlCopyDoc struct {
+		TS  primitive.Timestamp `bson:"ts"`
+		Key []byte              `bson:"key"`
+	}
+	cancelDoc struct {
+		At        time.Time     `bson:"at"`
+		From      string        `bson:"from"`
+		OptimeGap time.Duration `bson:"optimeGap"`
 	}
 	eventDoc struct {
 		At     time.Time `bson:"at"`
@@ -66,6 +78,7 @@ type (
 		Verification *verificationDoc `bson:"verification,omitempty"`
 		Users        []userDoc        `bson:"users,omitempty"`
 		Notes        []string         `bson:"notes,omitempty"`
+		Cancelling   *cancelDoc       `bson:"cancelling,omitempty"`
 	}
 	relaxedDoc struct {
 		NS       string   `bson:"ns"`
@@ -131,6 +144,9 @@ func (c *storeCheckpoints) Load() (engine.Record, []engine.ShardCheckpoint, erro
 		rec.Relaxed = append(rec.Relaxed, engine.Relaxed{NS: r.NS, Kind: engine.RelaxedKind(r.Kind), Original: r.Original})
 	}
 	rec.Verification = fromVerificationDoc(extras.Verification)
+	if c := extras.Cancelling; c != nil {
+		rec.Cancelling = &engine.CancelRequest{At: c.At, From: engine.State(c.From), OptimeGap: c.OptimeGap}
+	}
 	for _, u := range extras.Users {
 		rec.Users = append(rec.Users, engine.User{Name: u.Name, DB: u.DB, Roles: u.Roles, IsRole: u.IsRole})
 	}
@@ -168,6 +184,9 @@ func (c *storeCheckpoints) SaveRecord(r engine.Record) error {
 	}
 	if r.Summary != nil {
 		extras.Notes = r.Summary.Notes
+	}
+	if c := r.Cancelling; c != nil {
+		extras.Cancelling = &cancelDoc{At: c.At, From: string(c.From), OptimeGap: c.OptimeGap}
 	}
 	doc, err := bson.Marshal(extras)
 	if err != nil {
@@ -219,6 +238,9 @@ func (c *storeCheckpoints) SaveShard(cp engine.ShardCheckpoint) error {
 	for _, e := range cp.History {
 		extras.History = append(extras.History, eventDoc{At: e.At, From: e.From, To: e.To, Reason: e.Reason})
 	}
+	for _, c := range cp.DDLApplied {
+		extras.DDLApplied = append(extras.DDLApplied, ddlCopyDoc{TS: c.TS, Key: c.Key[:]})
+	}
 	doc, err := bson.Marshal(extras)
 	if err != nil {
 		return fmt.Errorf("encode the checkpoint of shard %s: %w", cp.Shard, err)
@@ -245,6 +267,14 @@ func fromStoreShard(cp store.ShardCheckpoint) (engine.ShardCheckpoint, error) {
 	out.ConsistencyPoint = extras.ConsistencyPoint
 	for _, e := range extras.History {
 		out.History = append(out.History, engine.Event{At: e.At, Shard: cp.Shard, From: e.From, To: e.To, Reason: e.Reason})
+	}
+	for _, c := range extras.DDLApplied {
+		var key oplog.DDLKey
+		if len(c.Key) != len(key) {
+			return out, fmt.Errorf("checkpoint of %s: an applied DDL's key has %d bytes, want %d", cp.Shard, len(c.Key), len(key))
+		}
+		copy(key[:], c.Key)
+		out.DDLApplied = append(out.DDLApplied, replay.DDLCopy{TS: c.TS, Key: key})
 	}
 	copied := maps.Clone(cp.Copied)
 	delete(copied, extrasKey)

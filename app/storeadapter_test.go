@@ -12,6 +12,8 @@ import (
 
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/store"
 )
 
@@ -65,6 +67,7 @@ func TestStoreCheckpointsKeepEverythingTheEngineSaves(t *testing.T) {
 		Users: []engine.User{{Name: "app", DB: "admin", Roles: []string{"readWrite@shop"}}, {Name: "auditor", DB: "shop", IsRole: true}},
 		Summary: &engine.Summary{FinishedAt: at.Add(time.Hour), Documents: 99, Bytes: 9900, OptimeGap: 7 * time.Second,
 			Verification: "4 of 5 ranges", UsersToRecreate: []string{"app@admin"}, Notes: []string{"writes after the cutover were not copied"}},
+		Cancelling: &engine.CancelRequest{At: at.Add(50 * time.Minute), From: engine.CuttingOver, OptimeGap: 7 * time.Second},
 	}
 	if err := cp.SaveRecord(rec); err != nil {
 		t.Fatal(err)
@@ -73,8 +76,9 @@ func TestStoreCheckpointsKeepEverythingTheEngineSaves(t *testing.T) {
 	shard := engine.ShardCheckpoint{
 		Shard: "rs0", Phase: engine.CatchingUp,
 		T0: primitive.Timestamp{T: 100, I: 1}, ConsistencyPoint: primitive.Timestamp{T: 150, I: 2}, Applied: primitive.Timestamp{T: 170, I: 3},
-		Copied:  map[string]initialsync.PartitionProgress{"shop.orders": {Done: true, LastID: bson.RawValue{Type: bson.TypeObjectID, Value: oid}, Docs: 50, Bytes: 5000}},
-		History: []engine.Event{{At: at, Shard: "rs0", From: "pending", To: "copying", Reason: "copy started"}},
+		Copied:     map[string]initialsync.PartitionProgress{"shop.orders": {Done: true, LastID: bson.RawValue{Type: bson.TypeObjectID, Value: oid}, Docs: 50, Bytes: 5000}},
+		History:    []engine.Event{{At: at, Shard: "rs0", From: "pending", To: "copying", Reason: "copy started"}},
+		DDLApplied: []replay.DDLCopy{{TS: primitive.Timestamp{T: 171, I: 1}, Key: oplog.DDLKey{1, 2, 3}}, {TS: primitive.Timestamp{T: 171, I: 1}, Key: oplog.DDLKey{4}}},
 	}
 	if err := cp.SaveShard(shard); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/engine/replay"
 )
 
 // Checkpoints keeps a migration's state durably: the engine declares it, the app
@@ -47,6 +48,21 @@ type Record struct {
 	Users []User
 	// Summary is set when the migration ends (done, cancelled or expired).
 	Summary *Summary
+	// Cancelling is the cancel the user asked for, recorded before its clean-up
+	// begins: a restart finishes that cancel instead of syncing again. nil until
+	// Cancel is called.
+	Cancelling *CancelRequest
+}
+
+// CancelRequest is a cancel recorded before its clean-up (stop syncing, restore
+// what the sync relaxed, restore both balancers) and before the migration is
+// recorded cancelled.
+type CancelRequest struct {
+	At time.Time
+	// From is the state the migration was cancelled in.
+	From State
+	// OptimeGap is how far the destination was behind when syncing stopped.
+	OptimeGap time.Duration
 }
 
 // RelaxedKind says what a Relaxed original is.
@@ -95,6 +111,10 @@ type ShardCheckpoint struct {
 	Applied primitive.Timestamp
 	// Copied is the copy progress per partition (namespace).
 	Copied map[string]initialsync.PartitionProgress
+	// DDLApplied are the DDL entries after Applied that the shard read and whose
+	// DDL is applied on the destination (from its copy or another shard's): read
+	// again after a restart, they are not applied twice (see replay.DDLOnce).
+	DDLApplied []replay.DDLCopy
 	// Error is why the shard failed (Phase ShardFailed).
 	Error string
 	// History are the shard's phase changes, oldest first.

@@ -88,6 +88,8 @@ type memCheckpoints struct {
 	// onSaveRecord, when set, sees every record saved.
 	onSaveRecord func(Record)
 	failShard    error
+	// failEvent, when set, may refuse an event (a crash before it was recorded).
+	failEvent func(Event) error
 }
 
 func newMemCheckpoints(id string) *memCheckpoints {
@@ -110,6 +112,11 @@ func (c *memCheckpoints) Load() (Record, []ShardCheckpoint, error) {
 func (c *memCheckpoints) AppendEvent(ev Event) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.failEvent != nil {
+		if err := c.failEvent(ev); err != nil {
+			return err
+		}
+	}
 	if ev.From != string(c.rec.State) {
 		return fmt.Errorf("event %s -> %s but the state is %s", ev.From, ev.To, c.rec.State)
 	}
@@ -159,6 +166,7 @@ type fakeClusters struct {
 
 	inv         Inventory
 	validateErr error
+	discoverErr error
 	destData    []string
 	srcBalancer bool // the source balancer is on
 	dstBalancer bool
@@ -173,6 +181,8 @@ type fakeClusters struct {
 	restored    []Relaxed
 	// beforeStop sees the recorded balancer state when the balancer is stopped.
 	beforeStop func()
+	// restoreGate, when set, holds Restore until closed (or ctx ends).
+	restoreGate chan struct{}
 
 	shards map[string]*fakeShard
 	relax  RelaxSink
@@ -239,6 +249,9 @@ func (f *fakeClusters) Discover(context.Context) (Inventory, error) {
 	f.call("Discover")
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.discoverErr != nil {
+		return Inventory{}, f.discoverErr
+	}
 	inv := f.inv
 	inv.BalancerOn = f.srcBalancer
 	return inv, nil
@@ -315,8 +328,18 @@ func (f *fakeClusters) ClearShard(_ context.Context, shard string) error {
 	return nil
 }
 
-func (f *fakeClusters) Restore(_ context.Context, r Relaxed) error {
+func (f *fakeClusters) Restore(ctx context.Context, r Relaxed) error {
 	f.call("Restore")
+	f.mu.Lock()
+	gate := f.restoreGate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.restoreErr != nil {
@@ -346,12 +369,12 @@ func (f *fakeClusters) NewCopier(shard string, saved map[string]initialsync.Part
 	return c, nil
 }
 
-func (f *fakeClusters) NewReplayer(shard string, resume, consistency primitive.Timestamp, sink replay.Checkpointer) (Replayer, error) {
+func (f *fakeClusters) NewReplayer(shard string, resume, consistency primitive.Timestamp, ddlApplied []replay.DDLCopy, sink ReplaySink) (Replayer, error) {
 	f.call("NewReplayer %s", shard)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.shards[shard]
-	r := &fakeReplayer{shard: shard, resume: resume, consistency: consistency, sink: sink, stop: make(chan struct{}), done: make(chan struct{}), fail: make(chan error, 1)}
+	r := &fakeReplayer{shard: shard, resume: resume, consistency: consistency, ddlApplied: ddlApplied, sink: sink, stop: make(chan struct{}), done: make(chan struct{}), fail: make(chan error, 1)}
 	// A new replay has applied nothing yet and is 30 s behind the source.
 	r.p = replay.Progress{Shard: shard, Applied: resume, Newest: primitive.Timestamp{T: resume.T + 30, I: 1}, Lag: 30 * time.Second}
 	s.replayers = append(s.replayers, r)
@@ -465,7 +488,8 @@ func (c *fakeCopier) Snapshot() initialsync.Progress {
 type fakeReplayer struct {
 	shard               string
 	resume, consistency primitive.Timestamp
-	sink                replay.Checkpointer
+	ddlApplied          []replay.DDLCopy
+	sink                ReplaySink
 	mu                  sync.Mutex
 	p                   replay.Progress
 	stop, done          chan struct{}

@@ -16,6 +16,9 @@ import (
 func (m *Migration) StartCutover(ctx context.Context) error {
 	m.life.Lock()
 	defer m.life.Unlock()
+	if err := m.refuseWhileCancelling("start the cutover"); err != nil {
+		return err
+	}
 	st := m.State()
 	if st != Ready {
 		return &RefusedError{Action: "start the cutover", State: st, Why: whyNotReady(st)}
@@ -54,6 +57,9 @@ func (m *Migration) refuseExpired(ctx context.Context, action string) error {
 func (m *Migration) ExtendTimer(ctx context.Context) error {
 	m.life.Lock()
 	defer m.life.Unlock()
+	if err := m.refuseWhileCancelling("extend the cutover window"); err != nil {
+		return err
+	}
 	st := m.State()
 	switch st {
 	case Ready, CuttingOver:
@@ -89,6 +95,9 @@ func (m *Migration) ExtendTimer(ctx context.Context) error {
 func (m *Migration) Done(ctx context.Context, override bool) error {
 	m.life.Lock()
 	defer m.life.Unlock()
+	if err := m.refuseWhileCancelling("finish the cutover"); err != nil {
+		return err
+	}
 	st := m.State()
 	r := m.run
 	switch st {
@@ -253,7 +262,11 @@ func verificationText(v *Verification) string {
 func (m *Migration) Verify(ctx context.Context) (*Verification, error) {
 	m.life.Lock()
 	st, r := m.State(), m.run
+	cancelling := m.refuseWhileCancelling("verify")
 	m.life.Unlock()
+	if cancelling != nil {
+		return nil, cancelling
+	}
 	if st != Ready && st != CuttingOver {
 		return nil, &RefusedError{Action: "verify", State: st, Why: "verification on demand runs while the migration is ready or cutting over; I'm done verifies too"}
 	}
@@ -311,12 +324,17 @@ func (m *Migration) saveVerification(v *Verification) error {
 	return nil
 }
 
-// Cancel stops syncing at any time, keeps the migrated data, restores what the sync
-// relaxed and both balancers, and makes the migration cancelled. Cancelling during
-// the cutover is how a staging copy is made: the summary keeps the optime gap at
-// that moment. A restore that fails is reported (the migration is cancelled all
-// the same) with what to do by hand. Without an active Run, Cancel connects to the
-// clusters itself.
+// Cancel stops syncing at any time until the migration is done (finalizing
+// included), keeps the migrated data, restores what the sync relaxed and both
+// balancers, and makes the migration cancelled. Cancelling during the cutover is
+// how a staging copy is made: the summary keeps the optime gap at that moment. A
+// restore that fails is reported (the migration is cancelled all the same) with
+// what to do by hand. Without an active Run, Cancel connects to the clusters
+// itself.
+//
+// The cancel is durable: it is recorded before anything stops, so a crash during
+// its clean-up, or before the cancelled state is recorded, never resumes the
+// sync: the next Run (or Cancel) finishes the cancel.
 func (m *Migration) Cancel(ctx context.Context) error {
 	m.life.Lock()
 	defer m.life.Unlock()
@@ -325,6 +343,18 @@ func (m *Migration) Cancel(ctx context.Context) error {
 		return &RefusedError{Action: "cancel", State: st, Why: whyNotCancel(st)}
 	}
 	r := m.run
+	req := m.cancelRequest()
+	if req == nil {
+		gap := m.frozenGap()
+		if r != nil && !r.stopped {
+			gap, _ = m.liveGap()
+		}
+		req = &CancelRequest{At: m.clock.Now(), From: st, OptimeGap: gap}
+		if err := m.saveRecord(func(rec *Record) { rec.Cancelling = req }); err != nil {
+			return fmt.Errorf("cancel: record the cancel before stopping anything: %w", err)
+		}
+		m.setReason(cancellingReason(*req))
+	}
 	if st == Starting && r != nil && r.cancelStart != nil {
 		// Interrupt the start steps and wait for them (they need life to finish).
 		r.cancelStart()
@@ -336,38 +366,71 @@ func (m *Migration) Cancel(ctx context.Context) error {
 		}
 		m.life.Lock()
 		if err := ctx.Err(); err != nil {
-			return err
+			return err // the monitor, or the next Run, finishes the recorded cancel
 		}
-		if st = m.State(); !st.CanMoveTo(Cancelled) {
+		if st = m.State(); st == Cancelled {
+			return nil // the monitor finished it meanwhile
+		}
+		if !st.CanMoveTo(Cancelled) {
 			return &RefusedError{Action: "cancel", State: st, Why: whyNotCancel(st)}
 		}
 	}
-	var clusters Clusters
 	if r != nil {
-		clusters = r.clusters
-		gap, _ := m.liveGap()
-		m.stopSync(ctx, r)
-		m.freezeGap(gap)
-	} else {
-		c, err := m.connect(ctx, m.cfg, m.relaxed)
-		if err != nil {
-			return fmt.Errorf("cancel: connect to the clusters to restore them: %w", err)
-		}
-		defer c.Close(context.WithoutCancel(ctx))
-		clusters = c
+		return m.finishCancel(ctx, r, r.clusters, *req)
 	}
-	m.mu.Lock()
-	gap := m.mu.finalGap
-	m.mu.Unlock()
+	c, err := m.connect(ctx, m.cfg, m.relaxed)
+	if err != nil {
+		return fmt.Errorf("cancel: connect to the clusters to restore them: %w", err)
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	return m.finishCancel(ctx, nil, c, *req)
+}
+
+// cancelRequest is the recorded cancel not yet finished, or nil.
+func (m *Migration) cancelRequest() *CancelRequest {
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	if m.rec.Cancelling == nil || m.rec.State == Cancelled {
+		return nil
+	}
+	req := *m.rec.Cancelling
+	return &req
+}
+
+// refuseWhileCancelling refuses an action once a cancel is recorded.
+func (m *Migration) refuseWhileCancelling(action string) error {
+	if req := m.cancelRequest(); req != nil {
+		return &RefusedError{Action: action, State: m.State(), Why: "the migration is being cancelled (since " + req.At.UTC().Format(time.RFC3339) + ")"}
+	}
+	return nil
+}
+
+func cancellingReason(req CancelRequest) string {
+	return "cancelling (asked at " + req.At.UTC().Format(time.RFC3339) + "): stopping the sync and restoring the balancers and the relaxed index options"
+}
+
+// finishCancel does the clean-up of a recorded cancel and records the migration
+// cancelled; every step may run again after an interruption. r is the active Run
+// (nil when Cancel connected by itself). Called with life held.
+func (m *Migration) finishCancel(ctx context.Context, r *runState, c Clusters, req CancelRequest) error {
+	m.setReason(cancellingReason(req))
+	m.stopSync(ctx, r)
+	m.freezeGap(req.OptimeGap)
 	reason := "cancelled: syncing stopped; the migrated data stays on the destination"
-	if st == CuttingOver {
-		reason = fmt.Sprintf("cancelled during the cutover: a staging copy %s behind the source", GapText(gap))
+	switch req.From {
+	case CuttingOver:
+		reason = fmt.Sprintf("cancelled during the cutover: a staging copy %s behind the source", GapText(req.OptimeGap))
+	case Finalizing:
+		reason = "cancelled while finalizing: syncing had stopped with every entry applied (optime gap 0:00); the migrated data stays on the destination"
 	}
-	restoreErr := m.restoreAll(ctx, clusters)
+	restoreErr := m.restoreAll(ctx, c)
+	if err := ctx.Err(); err != nil {
+		return err // interrupted, not failed: the next Run finishes the cancel
+	}
 	if restoreErr != nil {
 		reason += "; but " + restoreErr.Error()
 	}
-	m.writeSummary(gap, nil)
+	m.writeSummary(req.OptimeGap, nil)
 	if err := m.transition(Cancelled, reason); err != nil {
 		return errors.Join(err, restoreErr)
 	}
@@ -379,8 +442,6 @@ func (m *Migration) Cancel(ctx context.Context) error {
 
 func whyNotCancel(st State) string {
 	switch st {
-	case Finalizing:
-		return "the destination is being finalized: wait for it, or press I'm done again if it stopped"
 	case Done, Cancelled:
 		return "the migration has ended"
 	}
@@ -483,6 +544,9 @@ func (m *Migration) writeSummary(gap time.Duration, v *Verification) {
 func (m *Migration) RestartShard(ctx context.Context, name string) error {
 	m.life.Lock()
 	defer m.life.Unlock()
+	if err := m.refuseWhileCancelling("restart shard " + name); err != nil {
+		return err
+	}
 	st := m.State()
 	switch st {
 	case Syncing, Ready, CuttingOver:
@@ -512,6 +576,7 @@ func (m *Migration) RestartShard(ctx context.Context, name string) error {
 	m.mu.Unlock()
 	err := m.shardPhase(sh, nil, Pending, "restart requested: its data on the destination is cleared, then copied and replayed again", func(cp *ShardCheckpoint) {
 		cp.T0, cp.ConsistencyPoint, cp.Applied, cp.Copied, cp.Error = primitive.Timestamp{}, primitive.Timestamp{}, primitive.Timestamp{}, nil, ""
+		cp.DDLApplied = nil
 	})
 	if err != nil {
 		return err

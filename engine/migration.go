@@ -44,6 +44,11 @@ type Config struct {
 	// DrainTimeout bounds I'm done's wait for every shard to apply the source's
 	// newest entry, and the graceful stop of the replays.
 	DrainTimeout time.Duration
+	// DDLWindow is how far apart in time the copies of one DDL in different
+	// shards' oplogs may be (zero: oplog.DefaultDDLWindow). A DDL that only some
+	// shards write (a create on a database's primary shard) holds its namespaces
+	// until every other shard has applied past it by this much.
+	DDLWindow time.Duration
 	// Clock is the time of the lifecycle (SystemClock when nil).
 	Clock  Clock
 	Logger *slog.Logger
@@ -221,8 +226,12 @@ func (m *Migration) load() error {
 	return nil
 }
 
-// lastReason explains a failed or ended migration after a restart.
+// lastReason explains a failed or ended migration, or one being cancelled, after
+// a restart.
 func lastReason(rec Record) string {
+	if rec.Cancelling != nil && rec.State != Cancelled {
+		return cancellingReason(*rec.Cancelling)
+	}
 	switch rec.State {
 	case Failed, Expired, Cancelled, Done:
 		for i := len(rec.History) - 1; i >= 0; i-- {
@@ -269,8 +278,14 @@ func (m *Migration) Run(ctx context.Context, opts StartOptions) error {
 	}
 	defer m.running.Store(false)
 	switch m.State() {
-	case Done, Cancelled, Expired:
+	case Done, Cancelled:
 		return nil
+	case Expired:
+		// Nothing more happens to an expired migration, unless a Cancel of it was
+		// recorded and not finished: begin finishes that.
+		if m.cancelRequest() == nil {
+			return nil
+		}
 	}
 	clusters, err := m.connect(ctx, m.cfg, m.relaxed)
 	if err != nil {
@@ -311,6 +326,12 @@ func (m *Migration) Run(ctx context.Context, opts StartOptions) error {
 // begin brings the migration from its loaded state to syncing (or resumes the
 // finalize), launching the shard pipelines.
 func (m *Migration) begin(ctx context.Context, r *runState, opts StartOptions) error {
+	if req := m.cancelRequest(); req != nil {
+		// Cancelled before the process stopped: finish that, never sync again.
+		m.life.Lock()
+		defer m.life.Unlock()
+		return m.finishCancel(ctx, r, r.clusters, *req)
+	}
 	switch st := m.State(); st {
 	case Draft, Validated:
 		inv, err := m.validate(ctx, r, opts)
@@ -530,6 +551,13 @@ func (m *Migration) monitor(ctx context.Context, r *runState) error {
 func (m *Migration) check(ctx context.Context, r *runState) {
 	now := m.clock.Now()
 	m.sample(now)
+	if req := m.cancelRequest(); req != nil {
+		// A Cancel whose caller gave up waiting (its context ended) left it to us.
+		if err := m.finishCancel(ctx, r, r.clusters, *req); err != nil {
+			m.log.Error("finish the cancel", "err", err)
+		}
+		return
+	}
 	st := m.State()
 	if st != Syncing && st != Ready && st != CuttingOver {
 		return
@@ -670,4 +698,11 @@ func (m *Migration) freezeGap(gap time.Duration) {
 	m.mu.Lock()
 	m.mu.finalGap = gap
 	m.mu.Unlock()
+}
+
+// frozenGap is the optime gap kept when syncing stopped for good.
+func (m *Migration) frozenGap() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.finalGap
 }

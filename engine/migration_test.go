@@ -407,22 +407,34 @@ func TestCancelAtEachPhaseRestoresAndKeepsTheData(t *testing.T) {
 	}
 }
 
-func TestCancelIsRefusedOnceFinalizingOrEnded(t *testing.T) {
+// DESIGN section 1: Cancel is available at any time, a finalize stuck on a
+// verification mismatch included; once the migration ended it is refused.
+func TestCancelWhileFinalizingRestoresAndIsRefusedOnceEnded(t *testing.T) {
 	h := newHarness(t, "s0")
 	h.fc.verifyRes = &Verification{Ranges: 1, Mismatches: []Mismatch{{Namespace: "shop.orders", Range: "[MinKey, MaxKey)"}}}
 	h.cuttingOver()
 	if err := h.m.Done(bg, false); !errors.Is(err, ErrVerificationMismatch) {
 		t.Fatalf("Done: %v", err)
 	}
-	var re *RefusedError
-	if err := h.m.Cancel(bg); !errors.As(err, &re) || re.State != Finalizing {
+	if h.m.State() != Finalizing {
+		t.Fatalf("state %s", h.m.State())
+	}
+	if err := h.m.Cancel(bg); err != nil {
 		t.Fatalf("cancel while finalizing: %v", err)
 	}
-	if err := h.m.Done(bg, true); err != nil {
-		t.Fatal(err)
+	s := h.m.Snapshot()
+	if s.State != Cancelled || !strings.Contains(s.Reason, "while finalizing") {
+		t.Fatalf("state %s reason %q", s.State, s.Reason)
 	}
-	if err := h.m.Cancel(bg); !errors.As(err, &re) || re.State != Done {
-		t.Fatalf("cancel when done: %v", err)
+	if !h.fc.srcBalancer || !h.fc.dstBalancer || h.fc.wiped || len(h.fc.cleared) > 0 {
+		t.Fatalf("after cancel: source balancer %v, destination balancer %v, wiped %v, cleared %v", h.fc.srcBalancer, h.fc.dstBalancer, h.fc.wiped, h.fc.cleared)
+	}
+	var re *RefusedError
+	if err := h.m.Cancel(bg); !errors.As(err, &re) || re.State != Cancelled {
+		t.Fatalf("cancel when cancelled: %v", err)
+	}
+	if err := h.m.Done(bg, true); !errors.As(err, &re) || re.State != Cancelled {
+		t.Fatalf("I'm done when cancelled: %v", err)
 	}
 }
 

@@ -136,7 +136,7 @@ func (c *mongoClusters) Discover(ctx context.Context) (Inventory, error) {
 		for i, s := range plan.Shards {
 			names[i] = s.Source
 		}
-		c.mu.ddl = replay.NewDDLOnce(names, 0, replay.NewMongoDDL(c.dst, c.relaxed), c.log)
+		c.mu.ddl = replay.NewDDLOnce(names, c.cfg.DDLWindow, replay.NewMongoDDL(c.dst, c.relaxed), c.log)
 		close(c.ddlReady)
 	}
 	return inventory(src), nil
@@ -325,7 +325,7 @@ func sameIndexSpec(a, b bson.Raw) bool {
 	return maps.Equal(fields(a), fields(b))
 }
 
-func (c *mongoClusters) NewReplayer(shard string, resume, consistency primitive.Timestamp, sink replay.Checkpointer) (Replayer, error) {
+func (c *mongoClusters) NewReplayer(shard string, resume, consistency primitive.Timestamp, ddlApplied []replay.DDLCopy, sink ReplaySink) (Replayer, error) {
 	client, err := c.shardClient(shard)
 	if err != nil {
 		return nil, err
@@ -333,6 +333,7 @@ func (c *mongoClusters) NewReplayer(shard string, resume, consistency primitive.
 	c.mu.Lock()
 	ddl, keys := c.mu.ddl, c.mu.keyFields
 	c.mu.Unlock()
+	ddl.Recover(shard, ddlApplied, sink)
 	return replay.New(replay.Config{
 		Shard: shard, Source: replay.NewMongoSource(client, replay.MongoSourceOptions{}),
 		Destination: replay.NewMongoDestination(c.dst), DDL: ddl, Checkpoints: sink,

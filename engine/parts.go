@@ -46,7 +46,9 @@ type Clusters interface {
 	// NewCopier prepares one shard's copy from its saved progress.
 	NewCopier(shard string, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error)
 	// NewReplayer prepares one shard's oplog replay, starting after resume.
-	NewReplayer(shard string, resume, consistency primitive.Timestamp, sink replay.Checkpointer) (Replayer, error)
+	// ddlApplied are the DDL entries after resume that the shard read before and
+	// whose DDL is applied; sink keeps the replay's checkpoints.
+	NewReplayer(shard string, resume, consistency primitive.Timestamp, ddlApplied []replay.DDLCopy, sink ReplaySink) (Replayer, error)
 	// RunDDL applies the DDL the shards' replays meet until ctx ends.
 	RunDDL(ctx context.Context) error
 	// ReleaseDDL tells the DDL applier that a shard whose replay stopped (failed or
@@ -89,6 +91,13 @@ type Replayer interface {
 	// waits for Run to return.
 	Stop(ctx context.Context) error
 	Snapshot() replay.Progress
+}
+
+// ReplaySink keeps one shard's replay checkpoints: its resume point, and the DDL
+// it read that is applied.
+type ReplaySink interface {
+	replay.Checkpointer
+	replay.DDLLog
 }
 
 // RelaxSink receives the originals of everything the sync relaxes on the

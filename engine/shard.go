@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/engine/replay"
 )
 
 // shardState is one source shard: its durable checkpoint and what the snapshot
@@ -170,7 +171,7 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 			return fmt.Errorf("record T0 of shard %s: its oplog is empty (is it a replica set member?)", sh.name)
 		}
 		err = m.shardPhase(sh, nil, Copying, "copy started; the oplog replay will start after T0 "+tsText(t0), func(cp *ShardCheckpoint) {
-			cp.T0, cp.ConsistencyPoint, cp.Applied, cp.Copied = t0, primitive.Timestamp{}, primitive.Timestamp{}, nil
+			cp.T0, cp.ConsistencyPoint, cp.Applied, cp.Copied, cp.DDLApplied = t0, primitive.Timestamp{}, primitive.Timestamp{}, nil, nil
 		})
 		if err != nil {
 			return err
@@ -224,7 +225,7 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 	if resume.IsZero() {
 		resume = cp.T0
 	}
-	rp, err := c.NewReplayer(sh.name, resume, cp.ConsistencyPoint, sink)
+	rp, err := c.NewReplayer(sh.name, resume, cp.ConsistencyPoint, cp.DDLApplied, sink)
 	if err != nil {
 		return err
 	}
@@ -312,9 +313,24 @@ func (s shardSink) SaveCopyProgress(_ string, progress map[string]initialsync.Pa
 	return s.m.saveShard(s.sh, func(cp *ShardCheckpoint) { cp.Copied = progress })
 }
 
-// SaveApplied implements replay.Checkpointer.
+// SaveApplied implements replay.Checkpointer. The DDL entries the resume point
+// passed are never read again: their records go.
 func (s shardSink) SaveApplied(_ string, ts primitive.Timestamp) error {
-	return s.m.saveShard(s.sh, func(cp *ShardCheckpoint) { cp.Applied = ts })
+	return s.m.saveShard(s.sh, func(cp *ShardCheckpoint) {
+		cp.Applied = ts
+		if slices.ContainsFunc(cp.DDLApplied, func(c replay.DDLCopy) bool { return !ts.Before(c.TS) }) {
+			cp.DDLApplied = slices.DeleteFunc(slices.Clone(cp.DDLApplied), func(c replay.DDLCopy) bool { return !ts.Before(c.TS) })
+		}
+	})
+}
+
+// DDLApplied implements replay.DDLLog.
+func (s shardSink) DDLApplied(_ string, c replay.DDLCopy) error {
+	return s.m.saveShard(s.sh, func(cp *ShardCheckpoint) {
+		if !slices.Contains(cp.DDLApplied, c) && cp.Applied.Before(c.TS) {
+			cp.DDLApplied = append(slices.Clip(cp.DDLApplied), c)
+		}
+	})
 }
 
 // judgeLag moves a replaying shard between catching up and synced by its lag.

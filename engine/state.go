@@ -32,7 +32,7 @@ var transitions = map[State][]State{
 	Syncing:     {Ready, Cancelled, Failed},
 	Ready:       {CuttingOver, Expired, Cancelled, Failed},
 	CuttingOver: {Finalizing, Expired, Cancelled, Failed},
-	Finalizing:  {Done, Failed},
+	Finalizing:  {Done, Cancelled, Failed},
 	Failed:      {Starting, Cancelled},
 	Expired:     {Cancelled},
 }

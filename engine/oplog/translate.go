@@ -187,7 +187,7 @@ func (t *Translator) diffUpdate(e *Entry, ts primitive.Timestamp, filter bson.Ra
 	if !p.planDoc("", d) {
 		stage := pipelineStage(d)
 		return append(out, Item{Kind: ItemWrite, TS: ts, Write: Write{
-			Kind: Update, NS: e.NS, Filter: filter, Pipeline: []bson.Raw{stage},
+			Kind: Update, NS: e.NS, Filter: filter, Pipeline: []bson.Raw{stage}, Diff: bson.Raw(diffEl.val),
 		}}), nil
 	}
 	if len(p.set) == 0 && len(p.unset) == 0 {

@@ -47,7 +47,7 @@ func (k WriteKind) String() string {
 //
 // A bulk writer maps a Write to one driver model:
 //
-//	InsertReplace  mongo.NewReplaceOneModel().SetFilter(Filter).SetReplacement(Replacement).SetUpsert(true)
+//	InsertReplace  mongo.NewReplaceOneModel().SetFilter(Filter).SetReplacement(Replacement).SetUpsert(Upsert)
 //	Update         mongo.NewUpdateOneModel().SetFilter(Filter).SetUpdate(Update)      (operator form)
 //	               mongo.NewUpdateOneModel().SetFilter(Filter).SetUpdate(Pipeline)    (pipeline form)
 //	Delete         mongo.NewDeleteOneModel().SetFilter(Filter)
@@ -62,7 +62,12 @@ type Write struct {
 	Update      bson.Raw   // Update in operator form: {$set: ..., $unset: ...}
 	Pipeline    []bson.Raw // Update in pipeline form (stages); nil for the operator form
 	Replacement bson.Raw   // InsertReplace: the whole document
-	Upsert      bool       // true for InsertReplace
+	Upsert      bool       // InsertReplace inserts when none matches: true for every write the Translator makes
+	// Diff is the $v: 2 diff that Pipeline reproduces (nil for other writes). A
+	// destination that runs no pipeline updates (FerretDB) applies it instead: it
+	// reads the document, applies the diff (ApplyDiff) and replaces the document.
+	// It is set wherever the update comes from, transactions and applyOps included.
+	Diff bson.Raw
 }
 
 // Size is the number of document bytes the write sends, for cutting bulk

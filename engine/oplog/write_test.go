@@ -185,3 +185,34 @@ func TestWritesToOneDocumentShareAPartition(t *testing.T) {
 		t.Errorf("PartitionKey allocates %v times", a)
 	}
 }
+
+// A $v: 2 update that only a pipeline reproduces carries its diff, wherever it comes
+// from (a transaction's applyOps too), so that a destination without pipeline
+// updates can apply the diff instead; the diff gives the document MongoDB has.
+func TestPipelineUpdateCarriesItsDiffInsideTransactionsToo(t *testing.T) {
+	// The inserted fields are not in the order MongoDB's $set would append them: only
+	// a pipeline (or the diff itself) puts them where the source has them.
+	upd := `{op: 'u', ns: 'shop.items', o: {$v: 2, diff: {u: {x: 1}, i: {z: 1, b: 2}}}, o2: {_id: 0}}`
+	for name, entry := range map[string]string{
+		"plain":       `{op: 'u', ns: 'shop.items', ` + tsAt(1) + `, o: {$v: 2, diff: {u: {x: 1}, i: {z: 1, b: 2}}}, o2: {_id: 0}}`,
+		"transaction": txnEntry(1, lsidA, 1, upd, ``, nullPrev),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ws := writes(process(t, NewTranslator(Config{}), entry))
+			if len(ws) != 1 || ws[0].Pipeline == nil {
+				t.Fatalf("writes %+v, want one pipeline update", ws)
+			}
+			want := doc(t, `{u: {x: 1}, i: {z: 1, b: 2}}`)
+			sameDoc(t, "diff", ws[0].Diff, want)
+			post, err := ApplyDiff(doc(t, `{_id: 0, x: 0}`), ws[0].Diff)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameDoc(t, "document after the diff", post, doc(t, `{_id: 0, x: 1, z: 1, b: 2}`))
+		})
+	}
+	ws := writes(process(t, NewTranslator(Config{}), `{op: 'u', ns: 'shop.items', `+tsAt(1)+`, o: {$v: 2, diff: {u: {x: 1}}}, o2: {_id: 0}}`))
+	if len(ws) != 1 || ws[0].Pipeline != nil || ws[0].Diff != nil {
+		t.Fatalf("an operator update %+v carries a diff it does not need", ws)
+	}
+}

@@ -1,10 +1,13 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/shardlift/shardlift/engine/oplog"
 )
@@ -102,7 +105,7 @@ func (r *run) apply(ctx context.Context, q *queue) error {
 	}
 }
 
-// flush writes a batch: one ordered bulk write per namespace (a document's writes
+// flush writes a batch: one bulk write per namespace (a document's writes
 // all go to one namespace, in order), then marks each write applied.
 func (r *run) flush(ctx context.Context, tasks []task) error {
 	type group struct {
@@ -129,42 +132,35 @@ next:
 }
 
 // writeNS writes tasks to ns, retrying transient errors and, up to the consistency
-// point, stepping over the idempotency errors (see idempotencyCodes). A pipeline
-// update the destination cannot run is applied from its diff instead (DiffWriter).
+// point, stepping over the idempotency errors (see idempotencyCodes). On a
+// destination that runs no pipeline updates, those with a diff at hand go as
+// replacements of the document read and patched here (see ImageReader, resolve).
 func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) error {
-	writes := make([]oplog.Write, len(tasks))
-	for i := range tasks {
-		writes[i] = tasks[i].write
-	}
+	var p prepared
 	retry := newBackoff()
 	retried := false
 	for start := 0; start < len(tasks); {
-		end := len(tasks)
-		if r.s.noPipelines.Load() {
-			for i := start; i < end; i++ {
-				if byDiff(&tasks[i]) {
-					end = i
-					break
-				}
+		end, perr := r.prepare(ctx, ns, tasks, start, &p)
+		var err error
+		if len(p.writes) > 0 {
+			var n int
+			n, err = r.cfg.Destination.Write(ctx, ns, p.writes)
+			if err != nil {
+				// The writes before the failed one are applied, and so are the tasks
+				// before its own (diffs of absent documents send nothing).
+				end = p.task[min(max(n, 0), len(p.writes)-1)]
 			}
 		}
-		var n int
-		var err error
-		if end == start {
-			err = r.cfg.Destination.(DiffWriter).WriteDiff(ctx, ns, tasks[start].write.Filter, tasks[start].diff)
-		} else {
-			n, err = r.cfg.Destination.Write(ctx, ns, writes[start:end])
-		}
 		if err == nil {
-			r.applied(tasks[start:max(end, start+1)])
-			start = max(end, start+1)
+			err = perr
+		}
+		r.applied(tasks[start:end])
+		start = end
+		if err == nil {
 			continue
 		}
-		n = min(max(n, 0), max(end-start-1, 0))
-		r.applied(tasks[start : start+n])
-		start += n
 		failed := &tasks[start]
-		if _, ok := r.cfg.Destination.(DiffWriter); ok && byDiff(failed) && hasCode(err, codeNotImplemented) {
+		if _, ok := r.cfg.Destination.(ImageReader); ok && byDiff(failed) && hasCode(err, codeNotImplemented) {
 			if !r.s.noPipelines.Swap(true) {
 				r.cfg.Logger.Warn("the destination runs no pipeline updates: applying those from their diff, reading and replacing the document", "err", err)
 			}
@@ -193,6 +189,91 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 		r.s.setRetrying(retryWork, "")
 	}
 	return nil
+}
+
+// prepared is the bulk write for a run of tasks: writes[i] is the write of
+// tasks[task[i]]; task[len(writes)] is the end of the run.
+type prepared struct {
+	writes []oplog.Write
+	task   []int
+	images map[string]image // by _id, for resolve
+}
+
+// image is a document as the writes before the current one leave it.
+type image struct {
+	filter bson.Raw
+	doc    bson.Raw // nil: no such document
+	known  bool     // false: a write other than a diff changed it, in a way not known here
+}
+
+// prepare fills p with the writes of tasks[start:end] and returns end, at most
+// len(tasks). An error is that of tasks[end], which is then also where p's writes
+// stop (and end == start when p has none).
+func (r *run) prepare(ctx context.Context, ns oplog.Namespace, tasks []task, start int, p *prepared) (int, error) {
+	p.writes, p.task = p.writes[:0], p.task[:0]
+	clear(p.images)
+	resolve := r.s.noPipelines.Load()
+	for i := start; i < len(tasks); i++ {
+		t := &tasks[i]
+		if !resolve {
+			p.add(t.write, i)
+			continue
+		}
+		w, send, ok, err := r.resolve(ctx, ns, t, p)
+		if err != nil || !ok {
+			p.task = append(p.task, i)
+			return i, err
+		}
+		if send {
+			p.add(w, i)
+		}
+	}
+	p.task = append(p.task, len(tasks))
+	return len(tasks), nil
+}
+
+func (p *prepared) add(w oplog.Write, i int) {
+	p.writes = append(p.writes, w)
+	p.task = append(p.task, i)
+}
+
+// resolve returns the write to send for t, on a destination without pipeline
+// updates: t's own write, or for a diff the replacement of its document with the
+// diff applied (send is false when there is no document: nothing to update). ok is
+// false when t's document must first be written by the bulk so far: an earlier
+// write of this run changed it in a way not known here.
+func (r *run) resolve(ctx context.Context, ns oplog.Namespace, t *task, p *prepared) (w oplog.Write, send, ok bool, err error) {
+	if p.images == nil {
+		p.images = map[string]image{}
+	}
+	id := t.write.Filter.Lookup("_id")
+	key := string(rune(id.Type)) + string(id.Value)
+	img, seen := p.images[key]
+	if !byDiff(t) {
+		p.images[key] = image{}
+		return t.write, true, true, nil
+	}
+	if seen && (!img.known || !bytes.Equal(img.filter, t.write.Filter)) {
+		return w, false, false, nil
+	}
+	if !seen {
+		doc, err := r.cfg.Destination.(ImageReader).Image(ctx, ns, t.write.Filter)
+		if err != nil {
+			return w, false, false, fmt.Errorf("read the document %s to apply an update's diff: %w", t.write.Filter, err)
+		}
+		img = image{filter: t.write.Filter, doc: doc, known: true}
+	}
+	if img.doc == nil {
+		p.images[key] = img
+		return w, false, true, nil
+	}
+	post, err := oplog.ApplyDiff(img.doc, t.diff)
+	if err != nil {
+		return w, false, false, fmt.Errorf("%w: %v", errDiffMismatch, err)
+	}
+	img.doc = post
+	p.images[key] = img
+	return oplog.Write{Kind: oplog.InsertReplace, NS: ns, Filter: t.write.Filter, Replacement: post}, true, true, nil
 }
 
 // byDiff reports whether a task is a pipeline update to apply from its diff.

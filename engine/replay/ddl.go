@@ -47,9 +47,12 @@ type DDLExecutor interface {
 // collection re-created since), and re-applying a drop after another shard wrote to
 // the re-created collection would lose those writes. A copy read again by the same
 // shard (its pipeline restarted before its checkpoint passed the DDL) joins the
-// group it joined the first time. Copies read after a process restart are new
-// copies; the executor tolerates the errors their re-application gives (see
-// MongoDDL).
+// group it joined the first time. Across a process restart the same holds
+// through a DDLLog: once a group is applied, each copy in it is recorded in its
+// shard's checkpoint before any of those shards goes on, and Recover hands the
+// records to the next process, so a copy read again there is already applied.
+// (Only a crash between applying a DDL and recording it re-applies it; the
+// executor tolerates the errors that gives, see MongoDDL.)
 type DDLOnce struct {
 	groups *oplog.DDLGroups
 	exec   DDLExecutor
@@ -61,13 +64,29 @@ type DDLOnce struct {
 		positions map[string]primitive.Timestamp
 		byGroup   map[uint64]*ddlResult
 		copies    map[ddlCopy]*ddlResult
-		open      int // groups added and not yet returned by Ready
+		logs      map[string]DDLLog // by shard; see Recover
+		open      int               // groups added and not yet returned by Ready
 	}
 }
 
+// ddlCopy is one shard's copy of a DDL. The key tells apart the DDL of one
+// applyOps entry, which share its ts.
 type ddlCopy struct {
 	shard string
 	ts    primitive.Timestamp
+	key   oplog.DDLKey
+}
+
+// DDLCopy is a DDL a shard read: the ts of its entry and the DDL's key.
+type DDLCopy struct {
+	TS  primitive.Timestamp
+	Key oplog.DDLKey
+}
+
+// DDLLog keeps durably, in a shard's checkpoint, the copies of DDL the shard read
+// that are applied on the destination, until the shard's resume point passes them.
+type DDLLog interface {
+	DDLApplied(shard string, c DDLCopy) error
 }
 
 type ddlResult struct {
@@ -87,13 +106,40 @@ func NewDDLOnce(shards []string, window time.Duration, exec DDLExecutor, logger 
 	o.mu.positions = map[string]primitive.Timestamp{}
 	o.mu.byGroup = map[uint64]*ddlResult{}
 	o.mu.copies = map[ddlCopy]*ddlResult{}
+	o.mu.logs = map[string]DDLLog{}
 	return o
+}
+
+// Recover prepares for a shard's replay (a fresh start, or a resume in a new
+// process): applied are the copies its checkpoint records as applied, which are
+// not applied again when the replay reads them, and log records the copies of
+// the shard applied from now on (nil: none is recorded, for a replay that is
+// never resumed). Call it before the shard's replay starts.
+func (o *DDLOnce) Recover(shard string, applied []DDLCopy, log DDLLog) {
+	done := &ddlResult{done: make(chan struct{})}
+	close(done.done)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for c, r := range o.mu.copies {
+		if c.shard == shard && isDone(r) {
+			delete(o.mu.copies, c)
+		}
+	}
+	for _, c := range applied {
+		o.mu.copies[ddlCopy{shard, c.TS, c.Key}] = done
+	}
+	if log == nil {
+		delete(o.mu.logs, shard)
+	} else {
+		o.mu.logs[shard] = log
+	}
 }
 
 // AddDDL implements DDLApplier.
 func (o *DDLOnce) AddDDL(shard string, ts primitive.Timestamp, d oplog.DDL) (func(context.Context) error, error) {
+	cp := ddlCopy{shard, ts, d.Key()}
 	o.mu.Lock()
-	r, ok := o.mu.copies[ddlCopy{shard, ts}]
+	r, ok := o.mu.copies[cp]
 	if !ok {
 		id, opened, err := o.groups.Add(shard, ts, d)
 		if err != nil {
@@ -108,7 +154,7 @@ func (o *DDLOnce) AddDDL(shard string, ts primitive.Timestamp, d oplog.DDL) (fun
 			r = &ddlResult{done: make(chan struct{})}
 			o.mu.byGroup[id] = r
 		}
-		o.mu.copies[ddlCopy{shard, ts}] = r
+		o.mu.copies[cp] = r
 	}
 	o.mu.Unlock()
 	o.poke()
@@ -177,8 +223,36 @@ func (o *DDLOnce) Run(ctx context.Context) error {
 			r := o.mu.byGroup[g.ID]
 			delete(o.mu.byGroup, g.ID)
 			o.mu.Unlock()
+			if err == nil {
+				o.record(g, r)
+			}
 			r.err = err
 			close(r.done)
+		}
+	}
+}
+
+// record writes each copy of an applied group to its shard's DDLLog, before the
+// shards waiting on it go on (and their checkpoints can pass it). A record that
+// fails is logged: a restart before the shard's checkpoint passes the copy then
+// applies the DDL again, which the executor tolerates.
+func (o *DDLOnce) record(g oplog.DDLGroup, r *ddlResult) {
+	type entry struct {
+		c   ddlCopy
+		log DDLLog
+	}
+	var todo []entry
+	o.mu.Lock()
+	for c, cr := range o.mu.copies {
+		if cr == r && o.mu.logs[c.shard] != nil {
+			todo = append(todo, entry{c, o.mu.logs[c.shard]})
+		}
+	}
+	o.mu.Unlock()
+	for _, e := range todo {
+		if err := e.log.DDLApplied(e.c.shard, DDLCopy{TS: e.c.ts, Key: e.c.key}); err != nil {
+			o.log.Error("record an applied DDL in the shard's checkpoint; a restart before the checkpoint passes it applies it again",
+				"kind", g.DDL.Kind, "ns", g.DDL.NS, "shard", e.c.shard, "ts", tsString(e.c.ts), "err", err)
 		}
 	}
 }

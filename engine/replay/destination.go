@@ -1,9 +1,11 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -14,9 +16,12 @@ import (
 
 // Destination applies document writes.
 type Destination interface {
-	// Write applies writes, all to ns, in order, as one ordered bulk write. It returns
-	// how many were applied; on error that is the index of the write that failed (the
-	// ones before it are applied, the ones after it are not).
+	// Write applies writes, all to ns, as one bulk write: the writes to one document
+	// in order; writes to different documents may be applied in any order. It returns
+	// how many were applied; on error that is the index of the first write that
+	// failed: the ones before it are applied, the ones after it may or may not be
+	// (writing them again is harmless: every write of an oplog is idempotent, as long
+	// as a document's writes keep their order).
 	Write(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) (applied int, err error)
 }
 
@@ -33,7 +38,9 @@ func NewMongoDestination(client *mongo.Client) *MongoDestination {
 }
 
 // Write maps each oplog.Write to its driver model (see oplog.Write) and runs one
-// ordered bulk write.
+// bulk write, unordered when no two writes touch one document: a mongos then sends
+// each shard its part at once, where an ordered bulk goes shard by shard, in runs
+// that end wherever the next write targets another shard.
 func (d *MongoDestination) Write(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) (int, error) {
 	models := make([]mongo.WriteModel, len(writes))
 	for i := range writes {
@@ -44,7 +51,7 @@ func (d *MongoDestination) Write(ctx context.Context, ns oplog.Namespace, writes
 		models[i] = m
 	}
 	coll := d.client.Database(ns.DB).Collection(ns.Coll)
-	_, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true))
+	_, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(sharesDocument(writes)))
 	if err == nil {
 		return len(writes), nil
 	}
@@ -61,10 +68,25 @@ func (d *MongoDestination) Write(ctx context.Context, ns oplog.Namespace, writes
 	return 0, err
 }
 
+// sharesDocument reports whether two of writes target the same document (by _id,
+// which names one document at a time in a shard's oplog).
+func sharesDocument(writes []oplog.Write) bool {
+	seen := make(map[string]struct{}, len(writes))
+	for i := range writes {
+		id := writes[i].Filter.Lookup("_id")
+		k := string(rune(id.Type)) + string(id.Value)
+		if _, dup := seen[k]; dup {
+			return true
+		}
+		seen[k] = struct{}{}
+	}
+	return false
+}
+
 func writeModel(w *oplog.Write) (mongo.WriteModel, error) {
 	switch w.Kind {
 	case oplog.InsertReplace:
-		return mongo.NewReplaceOneModel().SetFilter(w.Filter).SetReplacement(w.Replacement).SetUpsert(true), nil
+		return mongo.NewReplaceOneModel().SetFilter(w.Filter).SetReplacement(w.Replacement).SetUpsert(w.Upsert), nil
 	case oplog.Update:
 		if w.Pipeline != nil {
 			return mongo.NewUpdateOneModel().SetFilter(w.Filter).SetUpdate(w.Pipeline), nil
@@ -76,17 +98,17 @@ func writeModel(w *oplog.Write) (mongo.WriteModel, error) {
 	return nil, fmt.Errorf("write to %s: unknown write kind %d", w.NS, w.Kind)
 }
 
-// DiffWriter is implemented by destinations that can apply a $v: 2 diff to a
-// document by reading it and replacing it whole, for servers that run no pipeline
-// updates (FerretDB): the applier falls back to it for the updates the translator
-// could only express as a pipeline, once the destination refused one with
-// NotImplemented. Reading and replacing is safe because one applier owns every
-// write to a document and nothing else writes to the destination during the sync.
-type DiffWriter interface {
-	// WriteDiff applies diff to the document matching filter; no document is no
-	// error (an update that matches nothing). A diff that does not fit the document
-	// is an error wrapping errDiffMismatch.
-	WriteDiff(ctx context.Context, ns oplog.Namespace, filter, diff bson.Raw) error
+// ImageReader is implemented by destinations that can read one document, for
+// servers that run no pipeline updates (FerretDB): once the destination refused one
+// with NotImplemented, the applier turns each update the translator could only
+// express as a pipeline into a replacement (no upsert) of the document it read with
+// the update's $v: 2 diff applied, written in the same bulk write as its neighbours.
+// Reading and replacing is safe because one applier owns every write to a document
+// and nothing else writes to the destination during the sync.
+type ImageReader interface {
+	// Image returns the document matching filter (a document key: _id and the shard
+	// key fields), or nil when none does.
+	Image(ctx context.Context, ns oplog.Namespace, filter bson.Raw) (bson.Raw, error)
 }
 
 // errDiffMismatch: a diff does not fit the document it is applied to (the document
@@ -94,22 +116,87 @@ type DiffWriter interface {
 // point).
 var errDiffMismatch = errors.New("the update's diff does not fit the document")
 
-// WriteDiff implements DiffWriter.
-func (d *MongoDestination) WriteDiff(ctx context.Context, ns oplog.Namespace, filter, diff bson.Raw) error {
+// Image implements ImageReader. It queries by _id alone and checks the other fields
+// of the document key itself: {_id: v} is the query every server answers from an
+// index (FerretDB scans the whole collection for any other filter, which made each
+// read cost as much as the collection is large), and a document whose shard key
+// changed can exist under the same _id on two shards for a while.
+func (d *MongoDestination) Image(ctx context.Context, ns oplog.Namespace, filter bson.Raw) (bson.Raw, error) {
+	id, err := filter.LookupErr("_id")
+	if err != nil {
+		return nil, fmt.Errorf("read a document of %s: its document key %s has no _id", ns, filter)
+	}
 	coll := d.client.Database(ns.DB).Collection(ns.Coll)
-	pre, err := coll.FindOne(ctx, filter).Raw()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil
-	}
+	cur, err := coll.Find(ctx, bson.D{{Key: "_id", Value: id}})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	post, err := oplog.ApplyDiff(pre, diff)
+	defer cur.Close(context.WithoutCancel(ctx))
+	for cur.Next(ctx) {
+		if keyMatches(filter, cur.Current) {
+			return append(bson.Raw(nil), cur.Current...), nil
+		}
+	}
+	return nil, cur.Err()
+}
+
+// keyMatches reports whether doc has the document key filter names: each field
+// other than _id (a dotted path) equal to doc's, a null matching a missing field.
+func keyMatches(filter, doc bson.Raw) bool {
+	elems, err := filter.Elements()
 	if err != nil {
-		return fmt.Errorf("%w: %v", errDiffMismatch, err)
+		return false
 	}
-	_, err = coll.ReplaceOne(ctx, filter, post)
-	return err
+	for _, e := range elems {
+		if e.Key() == "_id" {
+			continue
+		}
+		want := e.Value()
+		got, err := doc.LookupErr(strings.Split(e.Key(), ".")...)
+		if err != nil {
+			if want.Type != bson.TypeNull {
+				return false
+			}
+			continue
+		}
+		if !sameValue(want, got) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameValue compares two values as a query's equality does for the types a shard
+// key holds: numbers by value whatever their type, anything else by type and bytes.
+func sameValue(a, b bson.RawValue) bool {
+	if a.Type == b.Type {
+		return bytes.Equal(a.Value, b.Value)
+	}
+	ai, aInt := intOf(a)
+	bi, bInt := intOf(b)
+	if aInt && bInt {
+		return ai == bi
+	}
+	af, aNum := floatOf(a)
+	bf, bNum := floatOf(b)
+	return aNum && bNum && af == bf
+}
+
+func intOf(v bson.RawValue) (int64, bool) {
+	switch v.Type {
+	case bson.TypeInt32:
+		return int64(v.Int32()), true
+	case bson.TypeInt64:
+		return v.Int64(), true
+	}
+	return 0, false
+}
+
+func floatOf(v bson.RawValue) (float64, bool) {
+	if i, ok := intOf(v); ok {
+		return float64(i), true
+	}
+	return v.DoubleOK()
 }
 
 // discard is the destination of a dry run: it applies nothing.

@@ -2,9 +2,11 @@
 //
 //	Source.Tail ─► tailer ─► dispatcher ──────────────────────► K appliers ─► Destination
 //	(from the      │          oplog.Decode, Translator.Process      (bulk writes,   (mongos)
-//	 resume point, │          (filter, transactions, translate)     ordered, cut by
-//	 first entry   │          PartitionKey(write) % K               count, bytes and
-//	 = resume)     │          bytes taken from the queue budget     updates)
+//	 resume point, │          (filter, transactions, translate)     cut by count,
+//	 first entry   │          PartitionKey(write) % K               bytes, updates;
+//	 = resume)     │          bytes taken from the queue budget     unordered when
+//	               │                                                no document is
+//	               │                                                written twice)
 //	               │              │                                      │
 //	               │              ├─ DDL: barrier through every applier, │
 //	               │              │  then DDLApplier (once for all       │

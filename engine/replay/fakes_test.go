@@ -314,6 +314,9 @@ func (d *fakeDest) applyLocked(ns oplog.Namespace, w *oplog.Write) error {
 		if exists && !matches {
 			return writeError(codeDuplicateKey)
 		}
+		if !matches && !w.Upsert {
+			return nil
+		}
 		var doc bson.D
 		if err := bson.Unmarshal(w.Replacement, &doc); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
@@ -286,25 +287,19 @@ func (r *run) entry(ctx context.Context, raw bson.Raw) error {
 	} else if e.Command == oplog.CmdCommitTransaction || e.Command == oplog.CmdApplyOps && inTxn && e.MultiOpType != 1 && endsTxn(&e) {
 		r.s.c.txns.Add(1)
 	}
-	var diff bson.Raw
-	if e.Op == oplog.OpUpdate && e.Update == oplog.UpdateDiff {
-		diff, _ = e.O.Lookup("diff").DocumentOK()
-	}
 	for i := range items {
-		if err := r.item(ctx, &items[i], grp, diff); err != nil {
+		if err := r.item(ctx, &items[i], grp); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (r *run) item(ctx context.Context, it *oplog.Item, grp *txnGroup, diff bson.Raw) error {
+func (r *run) item(ctx context.Context, it *oplog.Item, grp *txnGroup) error {
 	switch it.Kind {
 	case oplog.ItemWrite:
-		if it.Write.Pipeline == nil {
-			diff = nil
-		}
-		return r.write(ctx, it.Write, diff, it.TS, grp)
+		// Diff is set wherever the update comes from, transactions included.
+		return r.write(ctx, it.Write, it.Write.Diff, it.TS, grp)
 	case oplog.ItemDDL:
 		return r.ddl(it.DDL, it.TS, grp)
 	}
@@ -512,11 +507,14 @@ func (r *run) complete(c *completion) {
 	}
 }
 
-// writeSize is what a queued write counts against the budget: its documents and
-// the task around them.
+// writeSize is what a queued write counts against the budget: its documents, the
+// task and completion around them, and the entry's own fields (ts, op, ns, wall...)
+// that the write's slices keep alive.
 func writeSize(w *oplog.Write) int64 {
-	return int64(w.Size() + len(w.NS.DB) + len(w.NS.Coll) + 128)
+	return int64(w.Size()+len(w.NS.DB)+len(w.NS.Coll)) + queuedOverhead
 }
+
+const queuedOverhead = int64(unsafe.Sizeof(task{})+unsafe.Sizeof(completion{})) + 160
 
 // txnKey identifies the transaction an entry belongs to, as the Translator does:
 // the whole logical session id and the txnNumber.

@@ -69,7 +69,7 @@ type task struct {
 	write oplog.Write
 	// diff is the $v: 2 diff a pipeline-form update reproduces, when the entry is at
 	// hand (a top-level update): destinations without pipeline updates apply it by
-	// reading and replacing the document (see DiffWriter).
+	// reading and replacing the document (see ImageReader).
 	diff    bson.Raw
 	done    *completion // what to mark once the write is applied
 	bytes   int64

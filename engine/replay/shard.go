@@ -119,7 +119,7 @@ type Shard struct {
 	done     chan struct{}
 	started  atomic.Bool
 
-	noPipelines atomic.Bool // the destination refused a pipeline update (see DiffWriter)
+	noPipelines atomic.Bool // the destination refused a pipeline update (see ImageReader)
 
 	wm     atomic.Pointer[Watermark] // resume point of the current run
 	pos    atomic.Pointer[Watermark] // position for other shards' DDL (see DDLApplier.Position)
@@ -127,7 +127,7 @@ type Shard struct {
 
 	mu struct {
 		sync.Mutex
-		retrying [2]string // by retryWork, retryCheckpoint
+		retrying [numRetry]string // by retryWork, retryCheckpoint, retrySource
 		err      error
 	}
 }
@@ -177,7 +177,7 @@ func (s *Shard) Run(ctx context.Context) error {
 	if err != nil {
 		s.mu.Lock()
 		s.mu.err = err
-		s.mu.retrying = [2]string{}
+		s.mu.retrying = [numRetry]string{}
 		s.mu.Unlock()
 	}
 	return err
@@ -254,6 +254,8 @@ func (s *Shard) stopping() bool {
 const (
 	retryWork       = iota // tailing or writing
 	retryCheckpoint        // saving the checkpoint
+	retrySource            // reaching the source shard (a tail can wait silently on a dead link)
+	numRetry
 )
 
 func (s *Shard) setRetrying(kind int, msg string) {
@@ -320,6 +322,7 @@ func (s *Shard) finalCheckpoint(ctx context.Context) error {
 func (s *Shard) pollNewest(ctx context.Context) {
 	tick := time.NewTicker(newestEvery)
 	defer tick.Stop()
+	var since time.Time // of the first failure in a row
 	for {
 		select {
 		case <-ctx.Done():
@@ -328,8 +331,19 @@ func (s *Shard) pollNewest(ctx context.Context) {
 			qctx, cancel := context.WithTimeout(ctx, newestEvery)
 			ts, err := s.cfg.Source.Newest(qctx)
 			cancel()
-			if err == nil {
+			switch {
+			case err == nil:
 				raiseTS(&s.c.newest, ts)
+				since = time.Time{}
+				s.setRetrying(retrySource, "")
+			case ctx.Err() != nil:
+				return
+			case since.IsZero():
+				since = time.Now()
+			default:
+				// A tail blocked on a link that drops packets gets no error: the
+				// failed polls are what shows the shard is out of reach.
+				s.setRetrying(retrySource, fmt.Sprintf("retrying: the source shard has not answered since %s: %v", since.UTC().Format("15:04:05"), err))
 			}
 		}
 	}
@@ -361,8 +375,10 @@ func (s *Shard) Snapshot() Progress {
 	}
 	s.mu.Lock()
 	p.Retrying, p.Err = s.mu.retrying[retryWork], s.mu.err
-	if p.Retrying == "" {
-		p.Retrying = s.mu.retrying[retryCheckpoint]
+	for _, kind := range []int{retryCheckpoint, retrySource} {
+		if p.Retrying == "" {
+			p.Retrying = s.mu.retrying[kind]
+		}
 	}
 	s.mu.Unlock()
 	return p

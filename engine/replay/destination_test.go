@@ -1,0 +1,88 @@
+package replay_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/event"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/shardlift/shardlift/app/sandbox"
+	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/replay"
+)
+
+func TestImageIsReadByIDAloneAndMatchedOnTheWholeDocumentKey(t *testing.T) {
+	// A filter naming the shard key fields too makes FerretDB scan the collection for
+	// every read (the cost grew with the data until replay fell behind); {_id: v} is
+	// found by index on every server. The document key is then checked here.
+	ctx := context.Background()
+	dst, err := sandbox.Start(ctx, "destination", sandbox.Options{Shards: 2})
+	if err != nil {
+		t.Fatalf("start the sandbox: %v", err)
+	}
+	t.Cleanup(func() { dst.Close() })
+	var mu sync.Mutex
+	var filters []bson.Raw
+	monitor := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		if e.CommandName == "find" {
+			mu.Lock()
+			filters = append(filters, append(bson.Raw(nil), e.Command.Lookup("filter").Document()...))
+			mu.Unlock()
+		}
+	}}
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(dst.URI()).SetMonitor(monitor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Disconnect(context.Background()) })
+	coll := client.Database("db").Collection("c")
+	if _, err := coll.InsertMany(ctx, []any{
+		bson.D{{Key: "_id", Value: 1}, {Key: "k", Value: bson.D{{Key: "x", Value: 7}}}, {Key: "v", Value: "a"}},
+		bson.D{{Key: "_id", Value: 2}, {Key: "k", Value: bson.D{{Key: "x", Value: 8}}}, {Key: "v", Value: "b"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dest := replay.NewMongoDestination(client)
+	ns := oplog.Namespace{DB: "db", Coll: "c"}
+	key := func(id, x int) bson.Raw {
+		raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: id}, {Key: "k.x", Value: x}})
+		return raw
+	}
+	cases := []struct {
+		filter bson.Raw
+		want   string // v of the document read, "" for none
+	}{
+		{key(1, 7), "a"},
+		{key(2, 8), "b"},
+		{key(1, 8), ""}, // _id 1 under another shard key value is another document
+		{key(3, 7), ""},
+	}
+	for _, c := range cases {
+		doc, err := dest.Image(ctx, ns, c.filter)
+		if err != nil {
+			t.Fatalf("Image(%s): %v", c.filter, err)
+		}
+		got := ""
+		if doc != nil {
+			got = doc.Lookup("v").StringValue()
+		}
+		if got != c.want {
+			t.Errorf("Image(%s) read %q, want %q", c.filter, got, c.want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(filters) != len(cases) {
+		t.Fatalf("%d finds for %d reads", len(filters), len(cases))
+	}
+	for i, f := range filters {
+		elems, _ := f.Elements()
+		if len(elems) != 1 || elems[0].Key() != "_id" || !elems[0].Value().Equal(cases[i].filter.Lookup("_id")) {
+			t.Errorf("read %d queried %s, want {_id: %s} alone", i, f, cases[i].filter.Lookup("_id"))
+		}
+	}
+}
