@@ -48,6 +48,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	wipe := f.Bool("wipe-destination", false, "confirm that a destination holding data is wiped before the migration starts")
 	timeout := f.Duration("timeout", topology.DefaultTimeout, "wait at most `D` for each connection and each discovery command")
 	every := f.Duration("progress-every", 5*time.Second, "print a progress line every `D`")
+	window := f.Duration("cutover-window", engine.DefaultCutoverWindow, "how long the cutover window stays open once every shard is in sync, `D` (shorter for trial runs)")
 	verbose := f.Bool("verbose", false, "log every step of the engine")
 	if code, ok := f.parse(s, args); !ok {
 		return code
@@ -65,6 +66,8 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		return usageError(s, f.prog, "--timeout %v: the timeout must be positive", *timeout)
 	case *every <= 0:
 		return usageError(s, f.prog, "--progress-every %v: the period must be positive", *every)
+	case *window <= 0:
+		return usageError(s, f.prog, "--cutover-window %v: the window must be positive", *window)
 	}
 	src, err := endpointFor("--source", *source, *sourceCA, envSourcePassword, *timeout)
 	if err != nil {
@@ -101,7 +104,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		level = slog.LevelInfo
 	}
 	m, err := engine.New(engine.Config{
-		ID: id, Source: src, Destination: dst,
+		ID: id, Source: src, Destination: dst, CutoverWindow: *window,
 		Logger: slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: level})),
 	}, newStoreCheckpoints(st, id))
 	if err != nil {
@@ -265,13 +268,20 @@ func findOrCreateMigration(st *store.Store, src, dst topology.Endpoint, srcCA, d
 		return "", false, err
 	}
 	for _, m := range all { // newest first
-		switch engine.State(m.State) {
-		case engine.Done, engine.Cancelled, engine.Expired:
+		if !slices.Equal(m.Source.Hosts, srcSet.Hosts) || !slices.Equal(m.Destination.Hosts, dstSet.Hosts) {
 			continue
 		}
-		if slices.Equal(m.Source.Hosts, srcSet.Hosts) && slices.Equal(m.Destination.Hosts, dstSet.Hosts) {
+		switch engine.State(m.State) {
+		case engine.Done:
+			// Run again after a crash during finalize, the same command would start
+			// over onto the cluster the applications now use (--wipe-destination too).
+			return "", false, fmt.Errorf("migration %s of these clusters is done: the destination is now the applications' cluster and is not migrated onto again; to migrate again, pass --state with a new file", m.ID)
+		case engine.Cancelled, engine.Expired:
+			// A staging copy: a new migration may refresh it.
+		default:
 			return m.ID, true, nil
 		}
+		break
 	}
 	var b [3]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -285,8 +295,9 @@ func findOrCreateMigration(st *store.Store, src, dst topology.Endpoint, srcCA, d
 	return id, false, err
 }
 
-// connSettings are what the state file keeps of an endpoint: hosts, user and TLS,
-// never the password.
+// connSettings are what the state file keeps of an endpoint: hosts, user, TLS and
+// the connection string without its secrets (which a GUI resuming this record
+// connects with), never the password.
 func connSettings(e topology.Endpoint, caFile string) store.ConnSettings {
 	user, _ := topology.URIUser(e.URI)
 	rest := e.URI[strings.Index(e.URI, "://")+3:]

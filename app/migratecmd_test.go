@@ -14,6 +14,9 @@ import (
 	"github.com/shardlift/shardlift/app/sandbox/load"
 	"github.com/shardlift/shardlift/app/sandbox/seed"
 	"github.com/shardlift/shardlift/app/sandbox/wire"
+	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/store"
 )
 
 // background runs a command in-process until it returns or its context ends
@@ -157,4 +160,36 @@ func TestMigrateOnTheSandboxDrivenByTheAPIClients(t *testing.T) {
 		t.Fatal("a password was printed")
 	}
 	t.Logf("load: %s", &stats)
+}
+
+// Running the same migrate command again after the migration finished (say, after a
+// crash during finalize that completed anyway) must not start a new migration onto
+// the destination the applications now use.
+func TestMigrateAgainAfterDoneIsRefusedNotStartedOver(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	src, dst := topology.Endpoint{URI: "mongodb://a:27017/"}, topology.Endpoint{URI: "mongodb://b:27017/"}
+	id, resumed, err := findOrCreateMigration(st, src, dst, "", "")
+	if err != nil || resumed {
+		t.Fatalf("first run: %q resumed %v, %v", id, resumed, err)
+	}
+	from := engine.Draft
+	for _, to := range []engine.State{engine.Validated, engine.Starting, engine.Syncing, engine.Ready, engine.CuttingOver, engine.Finalizing, engine.Done} {
+		if again, resumed, err := findOrCreateMigration(st, src, dst, "", ""); err != nil || !resumed || again != id {
+			t.Fatalf("while %s: %q resumed %v, %v; want %q resumed", from, again, resumed, err, id)
+		}
+		if err := st.AppendHistory(id, store.Event{At: time.Now(), From: string(from), To: string(to)}); err != nil {
+			t.Fatal(err)
+		}
+		from = to
+	}
+	if again, _, err := findOrCreateMigration(st, src, dst, "", ""); err == nil || !strings.Contains(err.Error(), "--state with a new file") {
+		t.Fatalf("after done: %q, %v; want a refusal", again, err)
+	}
+	if _, _, err := findOrCreateMigration(st, src, topology.Endpoint{URI: "mongodb://c:27017/"}, "", ""); err != nil {
+		t.Fatalf("another destination: %v", err)
+	}
 }

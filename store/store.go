@@ -334,5 +334,19 @@ func decode(key, v []byte, out any) error {
 	if checksum(key, doc) != binary.BigEndian.Uint32(v) {
 		return errors.New("record checksum mismatch")
 	}
+	return unmarshalRecord(doc, out)
+}
+
+// unmarshalRecord decodes a record's document. The driver's Validate and Unmarshal
+// panic on some malformed documents (found by FuzzRecordDecode): a panic is an error.
+func unmarshalRecord(doc []byte, out any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("record is not a valid BSON document (%v)", r)
+		}
+	}()
+	if err := bson.Raw(doc).Validate(); err != nil {
+		return fmt.Errorf("record is not a valid BSON document: %w", err)
+	}
 	return bson.Unmarshal(doc, out)
 }

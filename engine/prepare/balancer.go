@@ -79,6 +79,9 @@ func balancerMode(ctx context.Context, client *mongo.Client) (string, error) {
 	return "full", nil
 }
 
+// setBalancerAttempts bounds the sends of balancerStart/balancerStop on network errors.
+const setBalancerAttempts = 3
+
 // setBalancer runs balancerStart or balancerStop (3.4+), or on older servers
 // writes config.settings' balancer document as the shell's sh.setBalancerState did.
 func setBalancer(ctx context.Context, client *mongo.Client, on bool) error {
@@ -86,7 +89,15 @@ func setBalancer(ctx context.Context, client *mongo.Client, on bool) error {
 	if on {
 		cmd = "balancerStart"
 	}
-	err := client.Database("admin").RunCommand(ctx, bson.D{{Key: cmd, Value: 1}}).Err()
+	// A connection a restarted mongos dropped fails the first command sent on it (the
+	// driver then empties its pool): the command is idempotent, so it is sent again.
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = client.Database("admin").RunCommand(ctx, bson.D{{Key: cmd, Value: 1}}).Err()
+		if err == nil || !mongo.IsNetworkError(err) || attempt == setBalancerAttempts || ctx.Err() != nil {
+			break
+		}
+	}
 	if err == nil || !isCode(err, codeCommandNotFound) {
 		return err
 	}

@@ -534,6 +534,12 @@ func majorMinor(v string) (int, int, bool) {
 	if len(parts) < 2 {
 		return 0, 0, false
 	}
+	// Decimal digits only: Atoi would also take signs ("+7").
+	for _, p := range parts[:2] {
+		if p == "" || strings.Trim(p, "0123456789") != "" {
+			return 0, 0, false
+		}
+	}
 	major, err1 := strconv.Atoi(parts[0])
 	minor, err2 := strconv.Atoi(parts[1])
 	return major, minor, err1 == nil && err2 == nil
@@ -572,20 +578,30 @@ func (c *checker) versions() {
 	if c.blocked(id, title, IDSourceReachable, IDDestReachable) {
 		return
 	}
-	var old []string
+	var old, unreadable []string
 	for _, side := range []struct {
 		name string
 		cl   *topology.Cluster
 	}{{"source", c.in.Source}, {"destination", c.in.Destination}} {
-		var nodes []node
+		var nodes, bad []node
 		for _, n := range allNodes(side.cl) {
-			if olderThan(n.version, MinMajor) {
+			if _, _, ok := majorMinor(n.version); !ok && n.version != "" {
+				bad = append(bad, n)
+			} else if olderThan(n.version, MinMajor) {
 				nodes = append(nodes, n)
 			}
 		}
 		if len(nodes) > 0 {
 			old = append(old, fmt.Sprintf("the %s runs MongoDB %s", side.name, describe(distinct(nodes, func(n node) string { return n.version }))))
 		}
+		if len(bad) > 0 {
+			unreadable = append(unreadable, fmt.Sprintf("the %s reports version %s", side.name, describe(distinct(bad, func(n node) string { return fmt.Sprintf("%q", n.version) }))))
+		}
+	}
+	if len(unreadable) > 0 {
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "refused: " + strings.Join(unreadable, "; ") + ", which is not a MongoDB version (major.minor.patch)",
+			Fix: "Check that every host is a MongoDB server (mongos, mongod) and not a proxy or another product answering on its port."})
+		return
 	}
 	if len(old) > 0 {
 		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "refused: " + strings.Join(old, "; ") + " (older than " + MinMajor + ", which the MongoDB Go driver cannot use)",
