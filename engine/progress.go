@@ -61,6 +61,9 @@ func (sh *shardState) progressLocked() ShardProgress {
 		p := sh.copier.Snapshot()
 		row.DocsCopied, row.BytesCopied = p.Docs, p.Bytes
 		row.DocsTotal, row.BytesTotal = p.DocsTotal, p.BytesTotal
+		if sh.phase == Copying || sh.phase == BuildingIndexes {
+			row.Retrying = p.Retrying
+		}
 	} else {
 		row.DocsCopied, row.BytesCopied = sh.copiedDocs, sh.copiedBytes
 	}
@@ -73,7 +76,10 @@ func (sh *shardState) progressLocked() ShardProgress {
 	row.BytesTotal = max(row.BytesTotal, row.BytesCopied)
 	if sh.replayer != nil {
 		p := sh.replayer.Snapshot()
-		row.ApplyRate, row.Lag, row.Retrying = p.ApplyRate, p.Lag, p.Retrying
+		row.ApplyRate, row.Lag = p.ApplyRate, p.Lag
+		if p.Retrying != "" {
+			row.Retrying = p.Retrying
+		}
 	}
 	if n := len(sh.samples); n >= 2 {
 		first, last := sh.samples[0], sh.samples[n-1]

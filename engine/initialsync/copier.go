@@ -118,6 +118,9 @@ type Progress struct {
 	Orphans int64
 	// Namespaces and NamespacesDone count the shard's partitions.
 	Namespaces, NamespacesDone int
+	// Retrying describes a transient failure being retried ("retrying: ..."), so the
+	// shard's row shows a source or destination that went away; "" otherwise.
+	Retrying string
 }
 
 // Copier copies one shard. Copy and BuildIndexes are meant to be called once
@@ -133,6 +136,7 @@ type Copier struct {
 
 	docs, bytes, orphans atomic.Int64
 	done                 atomic.Int64
+	retryMsg             atomic.Pointer[string]
 }
 
 // partition is one namespace's copy.
@@ -195,7 +199,18 @@ func (c *Copier) Snapshot() Progress {
 		DocsTotal: c.cfg.Shard.Docs, BytesTotal: c.cfg.Shard.Bytes,
 		Orphans:    c.orphans.Load(),
 		Namespaces: len(c.parts), NamespacesDone: int(c.done.Load()),
+		Retrying: c.retryingNow(),
 	}
+}
+
+// setRetrying records the transient failure being retried ("" once it is over).
+func (c *Copier) setRetrying(msg string) { c.retryMsg.Store(&msg) }
+
+func (c *Copier) retryingNow() string {
+	if p := c.retryMsg.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // Copy copies every document the shard owns that the saved progress does not

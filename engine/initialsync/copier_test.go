@@ -605,3 +605,35 @@ func TestDuplicatesNamingNoIndexAreCheckedOnTheDestination(t *testing.T) {
 		t.Fatalf("Copy = %v, want a unique index conflict", err)
 	}
 }
+
+// A shard whose destination (or source) went away must say so in its row while the
+// copy retries, and stop saying so once it goes on (issue 9, scenario 2).
+func TestRetriedFailureShowsInTheProgressUntilItIsOver(t *testing.T) {
+	src := newFakeSource()
+	for i := range 30 {
+		src.add("app.c", doc(t, bson.D{{Key: "_id", Value: int32(i)}}))
+	}
+	dst := newFakeDestination()
+	var c *Copier
+	var failures atomic.Int32
+	var shown atomic.Value
+	dst.hook = func(string, []bson.Raw, bool) error {
+		switch failures.Add(1) {
+		case 1:
+			return mongo.CommandError{Code: 91, Name: "ShutdownInProgress", Message: "shutting down"}
+		case 2:
+			shown.Store(c.Snapshot().Retrying)
+		}
+		return nil
+	}
+	c = newCopier(t, plan(unsharded("app", "c")), src, dst, &sinks{}, nil, func(cfg *Config) { cfg.Writers = 1 })
+	if err := c.Copy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := shown.Load().(string); !strings.Contains(got, "retrying") || !strings.Contains(got, "shutting down") {
+		t.Fatalf("while retrying, the progress said %q", got)
+	}
+	if got := c.Snapshot().Retrying; got != "" {
+		t.Fatalf("after the retry succeeded, the progress still says %q", got)
+	}
+}

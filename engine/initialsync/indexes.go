@@ -155,10 +155,14 @@ func (c *Copier) createIndexes(ctx context.Context, p *partition, specs []bson.R
 func (c *Copier) retrying(ctx context.Context, what string, op func() error) error {
 	for failures := 0; ; failures++ {
 		err := op()
+		if err == nil && failures > 0 {
+			c.setRetrying("")
+		}
 		if err == nil || ctx.Err() != nil || !transient(err) || failures >= c.retry.attempts {
 			return err
 		}
 		c.log.Warn("retrying", "ns", what, "attempt", failures+1, "err", err)
+		c.setRetrying(fmt.Sprintf("retrying (attempt %d): %s: %v", failures+1, what, err))
 		if werr := c.retry.wait(ctx, failures+1); werr != nil {
 			return errors.Join(err, werr)
 		}

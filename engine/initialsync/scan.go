@@ -116,6 +116,9 @@ func (c *Copier) scan(ctx context.Context, p *partition, out chan<- *batch) erro
 	for {
 		err := s.read(ctx, order)
 		if err == nil {
+			if failures > 0 {
+				c.setRetrying("")
+			}
 			break
 		}
 		if ctx.Err() != nil {
@@ -129,6 +132,7 @@ func (c *Copier) scan(ctx context.Context, p *partition, out chan<- *batch) erro
 		}
 		failures++
 		c.log.Warn("source read interrupted, reopening the scan", "ns", p.id, "after", s.last, "attempt", failures, "err", err)
+		c.setRetrying(fmt.Sprintf("retrying (attempt %d): read %s from the source shard: %v", failures, p.id, err))
 		if err := c.retry.wait(ctx, failures); err != nil {
 			return err
 		}

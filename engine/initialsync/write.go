@@ -45,6 +45,9 @@ func (c *Copier) write(ctx context.Context, p *partition, b *batch) error {
 			}
 		}
 		if res.err == nil {
+			if failures > 0 {
+				c.setRetrying("")
+			}
 			docs = res.rest
 			continue
 		}
@@ -56,6 +59,7 @@ func (c *Copier) write(ctx context.Context, p *partition, b *batch) error {
 		}
 		failures++
 		c.log.Warn("destination write failed, retrying", "ns", p.id, "docs", len(res.rest), "attempt", failures, "err", res.err)
+		c.setRetrying(fmt.Sprintf("retrying (attempt %d): write %s to the destination: %v", failures, p.id, res.err))
 		if err := c.retry.wait(ctx, failures); err != nil {
 			return err
 		}
