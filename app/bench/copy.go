@@ -1,0 +1,299 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/writeconcern"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/engine/prepare"
+	"github.com/shardlift/shardlift/engine/topology"
+)
+
+// childArg is the first argument that makes this binary a copy or insert child.
+const childArg = "bench-child"
+
+// childResult is what a child prints on its last line of stdout, and what the
+// parent adds from the child's rusage.
+type childResult struct {
+	Mode    string  `json:"mode"`
+	Docs    int64   `json:"docs"`
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+	Conns   int     `json:"conns"`
+	// FirstWrite is how long the copy ran before its first batch was written, in
+	// seconds: the source's time to the first batch of a scan.
+	FirstWrite float64 `json:"first_write"`
+	// PeakRSS is the child's peak resident set size in bytes (VmHWM, which the child
+	// reads itself: the rusage Maxrss of a child started by vfork+exec reports the
+	// parent's peak, its address space before the exec).
+	PeakRSS int64 `json:"peak_rss"`
+	// ChildCPU is the child's CPU time, ServerCPU the CPU time of this process (the
+	// sandbox's servers) while the child ran (both filled in by the parent).
+	ChildCPU, ServerCPU time.Duration `json:"-"`
+	Wall                time.Duration `json:"-"`
+}
+
+// cpuTime is a process's user plus system time.
+func cpuTime(ru *syscall.Rusage) time.Duration {
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// selfCPU is this process's CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return cpuTime(&ru)
+}
+
+// cpuShare says how busy the machine's cores were during the child's life: the
+// child's and the servers' CPU time over the wall time.
+func (r childResult) cpuShare() string {
+	return fmt.Sprintf("copying process %.2f cores, sandbox servers %.2f cores (of %d)",
+		r.ChildCPU.Seconds()/r.Wall.Seconds(), r.ServerCPU.Seconds()/r.Wall.Seconds(), runtime.NumCPU())
+}
+
+func (r childResult) docsPerSec() float64  { return float64(r.Docs) / r.Seconds }
+func (r childResult) bytesPerSec() float64 { return float64(r.Bytes) / r.Seconds }
+
+// runChildProcess runs this binary as a child in mode ("copy" or "insert") against
+// the two clusters, and returns its result with its peak RSS.
+func runChildProcess(ctx context.Context, mode, src, dst string, docs int, cpuProfile string, stderr io.Writer) (childResult, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return childResult{}, fmt.Errorf("find this program to start the %s child: %w", mode, err)
+	}
+	args := []string{childArg, "--mode", mode, "--source", src, "--destination", dst, "--docs", fmt.Sprint(docs)}
+	if cpuProfile != "" {
+		args = append(args, "--cpuprofile", cpuProfile)
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, stderr
+	cpu0, start := selfCPU(), time.Now()
+	if err := cmd.Run(); err != nil {
+		return childResult{}, fmt.Errorf("the %s child failed: %w", mode, err)
+	}
+	wall, serverCPU := time.Since(start), selfCPU()-cpu0
+	lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
+	var res childResult
+	if err := json.Unmarshal(lines[len(lines)-1], &res); err != nil {
+		return childResult{}, fmt.Errorf("read the %s child's result %q: %w", mode, out.String(), err)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		res.ChildCPU = cpuTime(ru)
+	}
+	res.Wall, res.ServerCPU = wall, serverCPU
+	return res, nil
+}
+
+// childMain is the child: it prepares the destination from the source's layout (as
+// a migration's start does) and then, timed, copies the source with
+// engine/initialsync ("copy") or inserts the seed documents 0..docs-1 directly
+// ("insert") over as many connections as the copy writes with.
+func childMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f := flag.NewFlagSet(childArg, flag.ContinueOnError)
+	f.SetOutput(stderr)
+	mode := f.String("mode", "copy", "copy or insert")
+	src := f.String("source", "", "source mongos URI")
+	dst := f.String("destination", "", "destination mongos URI")
+	docs := f.Int("docs", 0, "insert: the number of seed documents")
+	cpuProfile := f.String("cpuprofile", "", "write a CPU profile of the timed part to `FILE`")
+	if err := f.Parse(args); err != nil {
+		return 2
+	}
+	res, err := child(ctx, *mode, *src, *dst, *docs, *cpuProfile)
+	if err == nil {
+		res.PeakRSS, err = peakRSS()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bench %s child: %v\n", *mode, err)
+		return 1
+	}
+	if err := json.NewEncoder(stdout).Encode(res); err != nil {
+		fmt.Fprintf(stderr, "bench %s child: %v\n", *mode, err)
+		return 1
+	}
+	return 0
+}
+
+func child(ctx context.Context, mode, srcURI, dstURI string, docs int, cpuProfile string) (childResult, error) {
+	if mode != "copy" && mode != "insert" {
+		return childResult{}, fmt.Errorf("unknown mode %q (copy or insert)", mode)
+	}
+	srcEnd, dstEnd := topology.Endpoint{URI: srcURI, Timeout: time.Minute}, topology.Endpoint{URI: dstURI, Timeout: time.Minute}
+	var srcTop, dstTop *topology.Cluster
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { srcTop, err = topology.Discover(gctx, srcEnd); return err })
+	g.Go(func() (err error) { dstTop, err = topology.Discover(gctx, dstEnd); return err })
+	if err := g.Wait(); err != nil {
+		return childResult{}, fmt.Errorf("discover the clusters: %w", err)
+	}
+	plan, err := prepare.NewPlan(srcTop, dstTop)
+	if err != nil {
+		return childResult{}, err
+	}
+	dst, err := connectMajority(ctx, dstEnd)
+	if err != nil {
+		return childResult{}, fmt.Errorf("connect to the destination: %w", err)
+	}
+	defer dst.Disconnect(context.WithoutCancel(ctx))
+	if err := prepare.Prepare(ctx, dst, plan, discardSink{}, nil); err != nil {
+		return childResult{}, err
+	}
+	var copiers []*initialsync.Copier
+	if mode == "copy" {
+		for _, sh := range srcTop.Shards {
+			client, err := topology.Connect(ctx, srcEnd.ForHosts(sh.Hosts, sh.SetName))
+			if err != nil {
+				return childResult{}, fmt.Errorf("connect to source shard %s: %w", sh.Name, err)
+			}
+			defer client.Disconnect(context.WithoutCancel(ctx))
+			sp, ok := plan.Shard(sh.Name)
+			if !ok {
+				return childResult{}, fmt.Errorf("the plan has no shard %s", sh.Name)
+			}
+			c, err := initialsync.New(initialsync.Config{
+				Shard: sp, Source: initialsync.MongoSource(client), Destination: initialsync.MongoDestination(dst),
+				Checkpoints: discardSink{}, Indexes: discardSink{},
+			})
+			if err != nil {
+				return childResult{}, err
+			}
+			copiers = append(copiers, c)
+		}
+	}
+	conns := len(srcTop.Shards) * initialsync.DefaultWriters
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return childResult{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return childResult{}, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res := childResult{Mode: mode, Conns: conns}
+	start := time.Now()
+	switch mode {
+	case "copy":
+		g, gctx := errgroup.WithContext(ctx)
+		for _, c := range copiers {
+			g.Go(func() error { return c.Copy(gctx) })
+		}
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		first := make(chan time.Duration, 1)
+		go func() { first <- firstWrite(watchCtx, copiers, start) }()
+		err := g.Wait()
+		res.Seconds = time.Since(start).Seconds()
+		stopWatch()
+		res.FirstWrite = (<-first).Seconds()
+		if err != nil {
+			return childResult{}, err
+		}
+		for _, c := range copiers {
+			s := c.Snapshot()
+			res.Docs += s.Docs
+			res.Bytes += s.Bytes
+		}
+	case "insert":
+		coll := dst.Database(benchDB).Collection(docsColl)
+		if err := insertDocs(ctx, coll, 0, docs, conns, benchDoc); err != nil {
+			return childResult{}, err
+		}
+		res.Seconds = time.Since(start).Seconds()
+		res.Docs, res.Bytes = int64(docs), int64(docs)*docBytes
+	}
+	return res, nil
+}
+
+// firstWrite polls the copiers until one has written a document, and returns how
+// long after start that was (the time until ctx ends if none did).
+func firstWrite(ctx context.Context, copiers []*initialsync.Copier, start time.Time) time.Duration {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, c := range copiers {
+			if c.Snapshot().Docs > 0 {
+				return time.Since(start)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start)
+		case <-tick.C:
+		}
+	}
+}
+
+// connectMajority connects as the migration connects to its destination: writes
+// acknowledged by a majority.
+func connectMajority(ctx context.Context, e topology.Endpoint) (*mongo.Client, error) {
+	opts, err := e.ClientOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts.SetWriteConcern(writeconcern.Majority())
+	client, err := mongo.Connect(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := client.Ping(ctx, nil); err != nil {
+		client.Disconnect(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return client, nil
+}
+
+// discardSink takes the checkpoints and relaxed index records a benchmark does not keep.
+type discardSink struct{}
+
+func (discardSink) SaveCopyProgress(string, map[string]initialsync.PartitionProgress) error {
+	return nil
+}
+func (discardSink) RelaxedIndex(string, bson.Raw) error      { return nil }
+func (discardSink) RelaxedCollection(string, bson.Raw) error { return nil }
+
+// peakRSS is this process's peak resident set size in bytes (VmHWM).
+func peakRSS() (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("read the peak RSS: %w", err)
+	}
+	return parseVmHWM(string(b))
+}
+
+// parseVmHWM reads the "VmHWM:   1234 kB" line of /proc/PID/status.
+func parseVmHWM(status string) (int64, error) {
+	for _, line := range strings.Split(status, "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("read the peak RSS from %q: %w", line, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmHWM line in /proc/self/status")
+}
