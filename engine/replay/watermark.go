@@ -66,8 +66,22 @@ func (w *Watermark) Dispatch(ts primitive.Timestamp) (Ticket, error) {
 }
 
 // Skip moves the position past an entry that needs no write (a no-op, a filtered
-// entry): it counts as applied as soon as everything before it is.
+// entry): it counts as applied as soon as everything before it is. Skips that follow
+// a done slot extend that slot instead of adding one, so a long run of no-ops behind
+// a write still in flight holds one slot, not one per entry.
 func (w *Watermark) Skip(ts primitive.Timestamp) error {
+	w.mu.Lock()
+	if n := len(w.mu.pending); n > 0 && w.mu.pending[n-1].done {
+		last := &w.mu.pending[n-1]
+		if ts.Before(last.ts) {
+			w.mu.Unlock()
+			return fmt.Errorf("oplog entry %v dispatched after %v: entries must arrive in ts order", ts, last.ts)
+		}
+		last.ts = ts
+		w.mu.Unlock()
+		return nil
+	}
+	w.mu.Unlock()
 	t, err := w.Dispatch(ts)
 	if err != nil {
 		return err

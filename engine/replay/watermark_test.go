@@ -170,3 +170,34 @@ func TestFloorUnderConcurrentAppliers(t *testing.T) {
 		t.Fatalf("final floor %v, want %d", got, n)
 	}
 }
+
+// Memory stays bounded: no-ops and filtered entries behind a write still in flight
+// (hours of idle no-ops behind a destination that does not answer) take one slot in
+// all, and the floor still moves past them once the write is applied.
+func TestSkipsBehindAWriteInFlightTakeOneSlot(t *testing.T) {
+	w := NewWatermark(ts(1, 0))
+	held, _ := w.Dispatch(ts(2, 0))
+	for i := uint32(3); i < 100_000; i++ {
+		if err := w.Skip(ts(i, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := w.InFlight(); n > 2 {
+		t.Fatalf("%d slots held for one write and a run of skips", n)
+	}
+	if got := w.Floor(); got != ts(1, 0) {
+		t.Fatalf("floor %v passed the write in flight at 2,0", got)
+	}
+	if err := w.Skip(ts(5, 0)); err == nil {
+		t.Fatal("a skip older than the last one was accepted")
+	}
+	next, _ := w.Dispatch(ts(100_000, 1))
+	w.Applied(held)
+	if got := w.Floor(); got != ts(99_999, 0) {
+		t.Fatalf("floor %v, want the last skip 99999,0 once the write is applied", got)
+	}
+	w.Applied(next)
+	if got := w.Floor(); got != ts(100_000, 1) {
+		t.Fatalf("floor %v, want 100000,1", got)
+	}
+}
