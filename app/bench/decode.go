@@ -4,14 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/shardlift/shardlift/internal/repo"
 )
 
 // decodeBenchmark is engine/oplog's benchmark of decode + filter + translate.
@@ -50,24 +49,6 @@ func parseBenchLine(line string) (benchResult, bool) {
 	return r, true
 }
 
-// repoRoot is the directory holding go.mod, from the working directory up.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod in the working directory or above: run the benchmark from the Shardlift repository")
-		}
-		dir = parent
-	}
-}
-
 // decodeRuns is how many times the decode benchmark runs; the fastest run is kept,
 // the one least slowed down by other work on a shared machine.
 const decodeRuns = 3
@@ -76,7 +57,7 @@ const decodeRuns = 3
 // GOMAXPROCS=1) with allocations decodeRuns times, and returns its fastest run; the
 // go command's output goes to log.
 func runDecodeBenchmark(ctx context.Context, benchtime string, log io.Writer) (benchResult, error) {
-	root, err := repoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return benchResult{}, err
 	}

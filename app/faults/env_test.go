@@ -25,6 +25,7 @@ import (
 	"github.com/shardlift/shardlift/app/sandbox"
 	"github.com/shardlift/shardlift/app/sandbox/load"
 	"github.com/shardlift/shardlift/app/sandbox/seed"
+	"github.com/shardlift/shardlift/internal/repo"
 	"github.com/shardlift/shardlift/store"
 )
 
@@ -66,7 +67,7 @@ type suite struct {
 // so that a kill is a real SIGKILL.
 func buildBinary(t *testing.T, dir string) string {
 	t.Helper()
-	root, err := repoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,24 +79,6 @@ func buildBinary(t *testing.T, dir string) string {
 		t.Fatalf("build shardlift: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// repoRoot is the directory holding go.mod, found walking up from the package.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
 }
 
 func newSuite(t *testing.T) *suite {

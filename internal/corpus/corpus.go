@@ -8,23 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/shardlift/shardlift/internal/repo"
 )
 
 // Find returns the corpus folder, or "" and the reason it was not found.
 func Find() (dir, why string) {
-	dir, err := os.Getwd()
+	dir, err := repo.Root()
 	if err != nil {
-		return "", err.Error()
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", "no go.mod above the working directory: cannot locate the shared corpus"
-		}
-		dir = parent
+		return "", err.Error() + ": cannot locate the shared corpus"
 	}
 	c := filepath.Join(filepath.Dir(dir), "shared", "corpus", "mongo-tools")
 	if _, err := os.Stat(c); err != nil {
