@@ -152,27 +152,8 @@ func (e *e2e) awaitQuietSource() {
 		defer c.Disconnect(ctx)
 		members = append(members, c)
 	}
-	newest := func() string {
-		var all string
-		for _, c := range members {
-			raw, err := c.Database("local").Collection("oplog.rs").FindOne(ctx,
-				bson.D{{Key: "op", Value: bson.D{{Key: "$ne", Value: "n"}}}},
-				options.FindOne().SetSort(bson.D{{Key: "$natural", Value: -1}})).Raw()
-			if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-				e.t.Fatalf("newest oplog entry: %v", err)
-			}
-			all += raw.Lookup("ts").String()
-		}
-		return all
-	}
-	last, since := newest(), time.Now()
-	for deadline := time.Now().Add(time.Minute); time.Since(since) < time.Second; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			e.t.Fatal("the source kept taking writes for a minute after the load stopped")
-		}
-		if now := newest(); now != last {
-			last, since = now, time.Now()
-		}
+	if err := load.AwaitQuiet(ctx, members, time.Second, time.Minute); err != nil {
+		e.t.Fatal(err)
 	}
 }
 

@@ -246,31 +246,18 @@ func (e *env) endLoad() {
 // second: a write whose client gave up may still be running in the router.
 func (e *env) awaitQuietSource() {
 	e.t.Helper()
-	var last string
-	since := time.Now()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		now := e.newestEntries()
-		if now != last {
-			last, since = now, time.Now()
-		} else if time.Since(since) >= time.Second {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatal("the source kept taking writes for a minute after the load stopped")
-		}
-	}
-}
-
-func (e *env) newestEntries() string {
-	var all []string
+	var shards []*mongo.Client
 	for _, sh := range e.src.Shards() {
-		ts, err := e.oplogEdge(sh.Addr, -1)
+		c, err := mongo.Connect(e.ctx, options.Client().ApplyURI("mongodb://"+sh.Addr+"/?directConnection=true").SetTimeout(30*time.Second))
 		if err != nil {
-			e.t.Fatalf("newest oplog entry of %s: %v", sh.Name, err)
+			e.t.Fatalf("connect to %s: %v", sh.Name, err)
 		}
-		all = append(all, ts.String())
+		defer c.Disconnect(e.ctx)
+		shards = append(shards, c)
 	}
-	return strings.Join(all, ",")
+	if err := load.AwaitQuiet(e.ctx, shards, time.Second, time.Minute); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // oplogEdge is the ts of a shard's oldest (dir 1) or newest (dir -1) oplog entry.
