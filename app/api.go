@@ -77,6 +77,7 @@ type shardJSON struct {
 	progressJSON
 	Error    string `json:"error,omitempty"`
 	Retrying string `json:"retrying,omitempty"`
+	Waiting  string `json:"waiting,omitempty"`
 }
 
 type verificationJSON struct {
@@ -129,7 +130,7 @@ func toStatus(s engine.Snapshot) statusJSON {
 		out.TimerDeadline = &t
 	}
 	for _, sh := range s.Shards {
-		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying})
+		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying, Waiting: sh.Waiting})
 	}
 	for _, u := range s.SourceUsers {
 		roles := u.Roles

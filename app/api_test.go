@@ -54,7 +54,8 @@ func newFakeControl() *fakeControl {
 		ID: "m1", State: engine.CuttingOver, OptimeGap: 41 * time.Second,
 		TimerDeadline: time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC),
 		Shards: []engine.ShardProgress{{Name: "rs0", Phase: engine.Synced, Progress: engine.Progress{
-			DocsCopied: 10, DocsTotal: 10, BytesCopied: 1000, BytesTotal: 1000, Lag: 2 * time.Second}}},
+			DocsCopied: 10, DocsTotal: 10, BytesCopied: 1000, BytesTotal: 1000, Lag: 2 * time.Second},
+			Waiting: "waiting for every shard to pass the drop of shop.carts"}},
 	}}
 }
 
@@ -83,7 +84,7 @@ func TestStatusHasTheFieldsScriptsRead(t *testing.T) {
 		t.Fatalf("status lacks verification: %s", body)
 	}
 	shard := st["shards"].([]any)[0].(map[string]any)
-	for k, want := range map[string]any{"name": "rs0", "phase": "synced", "lagSeconds": 2.0, "docsCopied": 10.0, "docsTotal": 10.0, "bytesCopied": 1000.0, "bytesTotal": 1000.0} {
+	for k, want := range map[string]any{"name": "rs0", "phase": "synced", "waiting": "waiting for every shard to pass the drop of shop.carts", "lagSeconds": 2.0, "docsCopied": 10.0, "docsTotal": 10.0, "bytesCopied": 1000.0, "bytesTotal": 1000.0} {
 		if shard[k] != want {
 			t.Errorf("shard %s = %v, want %v (%s)", k, shard[k], want, body)
 		}
@@ -230,10 +231,10 @@ func TestProgressLineSaysWhatMatters(t *testing.T) {
 	s := engine.Snapshot{
 		State: engine.Ready, TimerDeadline: now.Add(72 * time.Hour), Reason: "shard rs1 fell behind: lag 0:41",
 		Overall: engine.Progress{DocsCopied: 12345, DocsTotal: 20000, BytesCopied: 1 << 20, BytesTotal: 2 << 20, Lag: 41 * time.Second},
-		Shards:  []engine.ShardProgress{{Name: "rs0", Phase: engine.Synced, Progress: engine.Progress{Lag: time.Second}}, {Name: "rs1", Phase: engine.CatchingUp, Progress: engine.Progress{Lag: 41 * time.Second}}},
+		Shards:  []engine.ShardProgress{{Name: "rs0", Phase: engine.Synced, Progress: engine.Progress{Lag: time.Second}}, {Name: "rs1", Phase: engine.CatchingUp, Progress: engine.Progress{Lag: 41 * time.Second}, Waiting: "waiting for every shard to pass the drop of shop.carts"}},
 	}
 	line := progressLine(s, now)
-	for _, want := range []string{"ready", "12,345/20,000 docs", "1.0 MiB/2.0 MiB", "lag 0:41", "window closes in 72h00m", "rs0 synced 0:01", "rs1 catching up 0:41", "fell behind"} {
+	for _, want := range []string{"ready", "12,345/20,000 docs", "1.0 MiB/2.0 MiB", "lag 0:41", "window closes in 72h00m", "rs0 synced 0:01", "rs1 catching up 0:41 (waiting for every shard to pass the drop of shop.carts)", "fell behind"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("line %q lacks %q", line, want)
 		}

@@ -247,6 +247,8 @@ func progressLine(s engine.Snapshot, now time.Time) string {
 		}
 		if sh.Retrying != "" {
 			p += " (" + sh.Retrying + ")"
+		} else if sh.Waiting != "" {
+			p += " (" + sh.Waiting + ")"
 		}
 		shards = append(shards, p)
 	}

@@ -80,6 +80,7 @@ func (sh *shardState) progressLocked() ShardProgress {
 		if p.Retrying != "" {
 			row.Retrying = p.Retrying
 		}
+		row.Waiting = p.Waiting
 	}
 	if n := len(sh.samples); n >= 2 {
 		first, last := sh.samples[0], sh.samples[n-1]

@@ -67,9 +67,11 @@ type ShardProgress struct {
 	Phase Phase
 	Progress
 	// Error is why the shard failed, with what to do ("restart this shard"); empty
-	// unless Phase is ShardFailed. Retrying says a transient fault is being retried.
+	// unless Phase is ShardFailed. Retrying says a transient fault is being retried;
+	// Waiting, that a DDL waits for the other shards to pass it (the lag grows meanwhile).
 	Error    string
 	Retrying string
+	Waiting  string
 }
 
 // Verification is the result of comparing source and destination.

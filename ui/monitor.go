@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -481,12 +483,30 @@ func (r *shardRow) show(p engine.ShardProgress) {
 		r.problem.Hide()
 	}
 	r.phase.Refresh()
-	if p.Retrying != "" {
-		r.retrying.SetText("Retrying: " + p.Retrying)
+	switch {
+	case p.Retrying != "":
+		r.retrying.SetText(retryingText(p.Retrying))
 		r.retrying.Show()
-	} else {
+	case p.Waiting != "":
+		r.retrying.SetText(capitalized(p.Waiting))
+		r.retrying.Show()
+	default:
 		r.retrying.Hide()
 	}
+}
+
+// retryingText is the engine's retry note as a sentence: "Retrying: <cause>", once.
+func retryingText(s string) string {
+	if strings.HasPrefix(strings.ToLower(s), "retrying") {
+		return capitalized(s)
+	}
+	return "Retrying: " + s
+}
+
+// capitalized is s with its first letter upper case.
+func capitalized(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
 }
 
 // historyPanel lists the lifecycle events, newest first.

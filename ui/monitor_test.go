@@ -332,3 +332,24 @@ func TestHistorySaysNothingYetBeforeTheFirstEvent(t *testing.T) {
 	h.attach(newFakeMigration(s))
 	h.mustShow("Nothing yet.")
 }
+
+// A shard's row says why it waits or retries, once: a DDL waiting for the other
+// shards explains the lag that grows meanwhile, and an engine note that already says
+// "retrying" is not prefixed a second time.
+func TestShardRowSaysWhatItWaitsForOrRetries(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := syncing()
+	s.Shards[0].Waiting = "waiting for every shard to pass the createIndexes of shop.orders (10:02:11 UTC) before applying it once; writes to it wait too"
+	m := newFakeMigration(s)
+	h.attach(m)
+	h.mustShow("Waiting for every shard to pass the createIndexes of shop.orders")
+	m.snap.Shards[0].Waiting = ""
+	m.snap.Shards[0].Retrying = "retrying: the source shard has not answered since 10:02:11"
+	h.tick()
+	h.mustNotShow("Waiting for every shard")
+	h.mustShow("Retrying: the source shard has not answered since 10:02:11")
+	h.mustNotShow("Retrying: retrying")
+	m.snap.Shards[0].Retrying = ""
+	h.tick()
+	h.mustNotShow("Retrying")
+}

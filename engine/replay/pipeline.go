@@ -406,6 +406,8 @@ func (r *run) startHold(d *oplog.DDL, c *completion, pos tsTicket) {
 		if pos.ok {
 			r.pos.Applied(pos.t)
 		}
+		r.s.waitingFor(h, true)
+		defer r.s.waitingFor(h, false)
 		if err := wait(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -66,7 +66,11 @@ type Progress struct {
 	// Retrying describes a transient fault being retried ("retrying: <cause>"), empty
 	// otherwise; Err is why the shard failed.
 	Retrying string
-	Err      error
+	// Waiting says a DDL this shard read waits for the other shards to pass it, so
+	// that it is applied once: writes to its namespaces wait with it, and the lag grows
+	// meanwhile. Empty when no DDL waits.
+	Waiting string
+	Err     error
 }
 
 // SkippedTotal sums the skipped entries over every reason.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,6 +129,7 @@ type Shard struct {
 	mu struct {
 		sync.Mutex
 		retrying [numRetry]string // by retryWork, retryCheckpoint, retrySource
+		waiting  []*hold          // DDL waiting for the other shards, oldest first
 		err      error
 	}
 }
@@ -258,6 +260,16 @@ const (
 	numRetry
 )
 
+// waitingFor records that h waits for the other shards (on), or no longer does.
+func (s *Shard) waitingFor(h *hold, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.waiting = slices.DeleteFunc(s.mu.waiting, func(x *hold) bool { return x == h })
+	if on {
+		s.mu.waiting = append(s.mu.waiting, h)
+	}
+}
+
 func (s *Shard) setRetrying(kind int, msg string) {
 	s.mu.Lock()
 	s.mu.retrying[kind] = msg
@@ -375,6 +387,11 @@ func (s *Shard) Snapshot() Progress {
 	}
 	s.mu.Lock()
 	p.Retrying, p.Err = s.mu.retrying[retryWork], s.mu.err
+	if len(s.mu.waiting) > 0 {
+		h := s.mu.waiting[0]
+		p.Waiting = fmt.Sprintf("waiting for every shard to pass the %s of %s (%s) before applying it once; writes to it wait too",
+			h.ddl.Kind, h.ddl.NS, time.Unix(int64(h.ts.T), 0).UTC().Format("15:04:05 UTC"))
+	}
 	for _, kind := range []int{retryCheckpoint, retrySource} {
 		if p.Retrying == "" {
 			p.Retrying = s.mu.retrying[kind]

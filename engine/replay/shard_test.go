@@ -641,8 +641,16 @@ func TestDDLHoldsOnlyItsNamespaces(t *testing.T) {
 	if got := a.Snapshot().Applied; got != at(101) {
 		t.Fatalf("shard a's resume point %v, want %v: before the DDL", got, at(101))
 	}
+	// The lag that grows meanwhile has its reason in the shard's row.
+	eventually(t, "shard a saying what it waits for", func() bool {
+		return strings.Contains(a.Snapshot().Waiting, "createIndexes of db.c")
+	})
+	if w := b.Snapshot().Waiting; w != "" {
+		t.Fatalf("shard b waits for nothing, its progress says %q", w)
+	}
 	srcB.append(noopOp(at(110)))
 	eventually(t, "the write to db.c after the DDL applied", func() bool { return len(dest.docs(ns)) == 2 })
+	eventually(t, "shard a no longer waiting", func() bool { return a.Snapshot().Waiting == "" })
 	if ran := exec.ran(); len(ran) != 1 || ran[0].ddl.Kind != oplog.DDLCreateIndexes {
 		t.Fatalf("DDL run %+v, want the index build once", ran)
 	}
