@@ -188,6 +188,24 @@ func readZip(t *testing.T, data []byte) map[string][]byte {
 	return out
 }
 
+// startBeforeClosing starts a migration in a first window's bridge (secrets in k) on
+// sandbox clusters that belong to another bridge: the clusters outlive the first
+// window, as real clusters do, while it hands its migration over or pauses it.
+func startBeforeClosing(t *testing.T, k secretStore) (host, first *testBridge, mig ui.Migration) {
+	t.Helper()
+	ctx := context.Background()
+	host = newTestBridge(t, newMemKeyring(), "")
+	src, dst, err := host.StartSandbox(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first = newTestBridge(t, k, "")
+	if mig, err = first.Start(ctx, src, dst, false); err != nil {
+		t.Fatal(err)
+	}
+	return host, first, mig
+}
+
 // TestReopeningTakesOverAMigrationSyncingInTheBackground: the window's close
 // button during a migration, answered Keep syncing in the background, leaves it
 // syncing in this process; a new window takes it over, resumes it at once, and the
@@ -196,19 +214,7 @@ func TestReopeningTakesOverAMigrationSyncingInTheBackground(t *testing.T) {
 	needSandbox(t)
 	ctx := context.Background()
 	k := newMemKeyring()
-	// The sandbox belongs to a bridge that stays up: the first window's bridge hands
-	// its migration over and closes.
-	host := newTestBridge(t, newMemKeyring(), "")
-	src, dst, err := host.StartSandbox(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	first := newTestBridge(t, k, "")
-	mig, err := first.Start(ctx, src, dst, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	host, first, mig := startBeforeClosing(t, k)
 	id := mig.Snapshot().ID
 	awaitSnapshot(t, mig, "syncing", func(s engine.Snapshot) bool { return s.State == engine.Syncing })
 	// The window's close button asks; Keep syncing in the background hands the
@@ -230,6 +236,7 @@ func TestReopeningTakesOverAMigrationSyncingInTheBackground(t *testing.T) {
 	var out syncBuffer
 	var st *store.Store
 	var handed []string
+	var err error
 	for end := time.Now().Add(flowLimit); ; {
 		st, handed, err = openStateFile(ctx, first.path, streams{out: &out, err: &out})
 		if !errors.Is(err, store.ErrLocked) || time.Now().After(end) {
@@ -369,17 +376,7 @@ func TestClosingTheWindowToPauseThenReopeningResumes(t *testing.T) {
 	needSandbox(t)
 	ctx := context.Background()
 	k := newMemKeyring()
-	// The clusters outlive the first window's process, as real clusters do.
-	host := newTestBridge(t, newMemKeyring(), "")
-	src, dst, err := host.StartSandbox(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := newTestBridge(t, k, "")
-	mig, err := first.Start(ctx, src, dst, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, first, mig := startBeforeClosing(t, k)
 	id := mig.Snapshot().ID
 	awaitSnapshot(t, mig, "ready", func(s engine.Snapshot) bool { return s.State == engine.Ready })
 
