@@ -262,7 +262,10 @@ func (e Endpoint) clientOptions(s *settings) (*options.ClientOptions, error) {
 		opts.SetTLSConfig(tlsCfg)
 	}
 	t := e.timeout()
-	opts.SetConnectTimeout(t / 2).SetServerSelectionTimeout(t).SetAppName("shardlift")
+	opts.SetConnectTimeout(t / 2).SetServerSelectionTimeout(t)
+	if opts.AppName == nil { // the servers' logs and currentOp name Shardlift, unless the URI says otherwise
+		opts.SetAppName("shardlift")
+	}
 	if err := opts.Validate(); err != nil {
 		return nil, uriError(e, err)
 	}

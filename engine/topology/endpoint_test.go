@@ -118,3 +118,27 @@ func TestBadURIIsReportedWithoutItsPassword(t *testing.T) {
 		t.Errorf("empty endpoint: %v; want ErrInvalidURI", err)
 	}
 }
+
+// DBAs find Shardlift's connections in the servers' logs and currentOp by its appName;
+// one the user wrote in the connection string is kept.
+func TestAppNameIsShardliftUnlessTheURIGivesOne(t *testing.T) {
+	for uri, want := range map[string]string{
+		"mongodb://h1:1/":                    "shardlift",
+		"mongodb://h1:1/?appName=nightly-mv": "nightly-mv",
+	} {
+		opts, err := Endpoint{URI: uri}.ClientOptions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opts.AppName == nil || *opts.AppName != want {
+			t.Errorf("%s: appName %v, want %q", uri, opts.AppName, want)
+		}
+	}
+	opts, err := Endpoint{Hosts: []string{"h1:1"}}.ClientOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.AppName == nil || *opts.AppName != "shardlift" {
+		t.Errorf("host list: appName %v, want shardlift", opts.AppName)
+	}
+}
