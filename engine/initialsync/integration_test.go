@@ -590,25 +590,32 @@ func TestMigrationCopyMakesTheDestinationEqualAndSurvivesRestarts(t *testing.T) 
 			t.Fatal(err)
 		}
 		mem := newMemory()
-		for _, s := range p.Shards {
-			ctx, cancel := context.WithCancel(ctx)
-			dst := &cancelAfter{Destination: initialsync.MongoDestination(e.dstC), n: 5, cancel: cancel}
-			_, err := e.copyShard(ctx, t, p, s.Source, mem, dst, 40)
-			cancel()
-			if err == nil && dst.calls.Load() > 5 {
-				t.Fatalf("the copy of %s went on after it was cancelled", s.Source)
-			}
-		}
+		// Each round cancels every shard's copy after n more batch writes, resuming
+		// from what the rounds before saved. Where a round's cancellations happen to
+		// leave no partition part-copied (every batch written belonged to partitions
+		// that finished, or to none whose first batch was durable), the next round
+		// cancels later: the test must resume at least one part-copied partition.
 		interrupted := 0
-		for _, progress := range mem.progress {
-			for _, pp := range progress {
-				if !pp.Done && pp.Docs > 0 {
-					interrupted++
+		for round, n := 1, int64(5); interrupted == 0; round, n = round+1, n*2 {
+			if round > 5 {
+				t.Fatal("no partition was left part-copied by five rounds of cancellations: the test resumes nothing")
+			}
+			for _, s := range p.Shards {
+				ctx, cancel := context.WithCancel(ctx)
+				dst := &cancelAfter{Destination: initialsync.MongoDestination(e.dstC), n: n, cancel: cancel}
+				_, err := e.copyShard(ctx, t, p, s.Source, mem, dst, 40)
+				cancel()
+				if err == nil && dst.calls.Load() > n {
+					t.Fatalf("the copy of %s went on after it was cancelled", s.Source)
 				}
 			}
-		}
-		if interrupted == 0 {
-			t.Fatal("no partition was left part-copied by the cancellations: the test resumes nothing")
+			for _, progress := range mem.progress {
+				for _, pp := range progress {
+					if !pp.Done && pp.Docs > 0 {
+						interrupted++
+					}
+				}
+			}
 		}
 		e.copyAll(t, p, mem)
 		e.assertEqual(t, p)
