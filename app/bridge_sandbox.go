@@ -13,11 +13,11 @@ import (
 
 	"go.mongodb.org/mongo-driver/mongo"
 
-	"github.com/shardlift/shardlift/app/sandbox"
-	"github.com/shardlift/shardlift/app/sandbox/load"
-	"github.com/shardlift/shardlift/app/sandbox/seed"
-	"github.com/shardlift/shardlift/app/sandbox/wire"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/sandbox"
+	"github.com/shardlift/shardlift/sandbox/load"
+	"github.com/shardlift/shardlift/sandbox/seed"
+	"github.com/shardlift/shardlift/sandbox/wire"
 	"github.com/shardlift/shardlift/ui"
 )
 

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shardlift/shardlift/app/sandbox/load"
-	"github.com/shardlift/shardlift/app/sandbox/seed"
-	"github.com/shardlift/shardlift/app/sandbox/wire"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/sandbox/load"
+	"github.com/shardlift/shardlift/sandbox/seed"
+	"github.com/shardlift/shardlift/sandbox/wire"
 	"github.com/shardlift/shardlift/store"
 )
 

@@ -14,8 +14,8 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/shardlift/shardlift/app/sandbox"
 	"github.com/shardlift/shardlift/internal/corpus"
+	"github.com/shardlift/shardlift/sandbox"
 )
 
 // oplogEntry builds a raw oplog entry at Timestamp(sec, 1).

@@ -17,10 +17,10 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/shardlift/shardlift/app/sandbox"
-	"github.com/shardlift/shardlift/app/sandbox/load"
-	"github.com/shardlift/shardlift/app/sandbox/seed"
-	"github.com/shardlift/shardlift/app/sandbox/wire"
+	"github.com/shardlift/shardlift/sandbox"
+	"github.com/shardlift/shardlift/sandbox/load"
+	"github.com/shardlift/shardlift/sandbox/seed"
+	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
 // sandboxLabel is printed first: the sandbox must never be mistaken for a database.

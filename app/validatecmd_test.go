@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shardlift/shardlift/app/sandbox"
-	"github.com/shardlift/shardlift/app/sandbox/wire"
 	"github.com/shardlift/shardlift/engine/validate"
+	"github.com/shardlift/shardlift/sandbox"
+	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
 func TestValidateBadUsageExitsTwo(t *testing.T) {

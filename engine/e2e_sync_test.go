@@ -14,9 +14,9 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/shardlift/shardlift/app/sandbox"
-	"github.com/shardlift/shardlift/app/sandbox/seed"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/sandbox"
+	"github.com/shardlift/shardlift/sandbox/seed"
 )
 
 // End-to-end tests of what a live source does during a migration: a shard key change

@@ -19,10 +19,10 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/shardlift/shardlift/app/sandbox"
-	"github.com/shardlift/shardlift/app/sandbox/load"
-	"github.com/shardlift/shardlift/app/sandbox/seed"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/sandbox"
+	"github.com/shardlift/shardlift/sandbox/load"
+	"github.com/shardlift/shardlift/sandbox/seed"
 )
 
 // End-to-end tests run the whole lifecycle on two sandbox clusters, or on the real

@@ -19,8 +19,8 @@ import (
 	"github.com/dustin/go-humanize"
 	"go.mongodb.org/mongo-driver/mongo"
 
-	"github.com/shardlift/shardlift/app/sandbox"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/sandbox"
 )
 
 // Options size the run. The defaults are the sizes.

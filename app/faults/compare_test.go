@@ -8,7 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/app/faults"
-	"github.com/shardlift/shardlift/app/sandbox"
+	"github.com/shardlift/shardlift/sandbox"
 )
 
 // The comparison every scenario ends with must catch one lost, one extra and one

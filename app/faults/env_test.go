@@ -22,10 +22,10 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/shardlift/shardlift/app/faults"
-	"github.com/shardlift/shardlift/app/sandbox"
-	"github.com/shardlift/shardlift/app/sandbox/load"
-	"github.com/shardlift/shardlift/app/sandbox/seed"
 	"github.com/shardlift/shardlift/internal/repo"
+	"github.com/shardlift/shardlift/sandbox"
+	"github.com/shardlift/shardlift/sandbox/load"
+	"github.com/shardlift/shardlift/sandbox/seed"
 	"github.com/shardlift/shardlift/store"
 )
 

@@ -16,9 +16,9 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/shardlift/shardlift/app/faults"
-	"github.com/shardlift/shardlift/app/sandbox"
-	"github.com/shardlift/shardlift/app/sandbox/seed"
-	"github.com/shardlift/shardlift/app/sandbox/wire"
+	"github.com/shardlift/shardlift/sandbox"
+	"github.com/shardlift/shardlift/sandbox/seed"
+	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
 // TestFaultSuite runs every scenario of issue 9 on two sandboxes with a write load

@@ -12,9 +12,9 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/shardlift/shardlift/app/sandbox"
 	"github.com/shardlift/shardlift/engine/cutover"
 	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/sandbox"
 )
 
 // destination is a sandbox cluster, or the real cluster SHARDLIFT_TEST_DESTINATION_URI

@@ -14,9 +14,9 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 
-	"github.com/shardlift/shardlift/app/sandbox/match"
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/shardkey"
+	"github.com/shardlift/shardlift/sandbox/match"
 )
 
 // fakeSource is a shard holding documents in memory. Find evaluates filters with

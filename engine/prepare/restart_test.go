@@ -4,9 +4,9 @@ import (
 	"context"
 	"testing"
 
-	"github.com/shardlift/shardlift/app/sandbox"
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/sandbox"
 )
 
 // A mongos restarted while the migration ran leaves dead connections in the pool:

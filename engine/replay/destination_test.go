@@ -10,9 +10,9 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/shardlift/shardlift/app/sandbox"
 	"github.com/shardlift/shardlift/engine/oplog"
 	"github.com/shardlift/shardlift/engine/replay"
+	"github.com/shardlift/shardlift/sandbox"
 )
 
 func TestImageIsReadByIDAloneAndMatchedOnTheWholeDocumentKey(t *testing.T) {

@@ -17,12 +17,12 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/shardlift/shardlift/app/sandbox"
-	"github.com/shardlift/shardlift/app/sandbox/load"
-	"github.com/shardlift/shardlift/app/sandbox/seed"
 	"github.com/shardlift/shardlift/engine/oplog"
 	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/sandbox"
+	"github.com/shardlift/shardlift/sandbox/load"
+	"github.com/shardlift/shardlift/sandbox/seed"
 )
 
 // Replay against real servers: two sandbox clusters, or the clusters named by

@@ -11,9 +11,9 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/shardlift/shardlift/app/sandbox"
 	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/internal/corpus"
+	"github.com/shardlift/shardlift/sandbox"
 )
 
 // An update inside a transaction that only a pipeline reproduces reaches a

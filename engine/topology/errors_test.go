@@ -11,7 +11,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/mongo"
 
-	"github.com/shardlift/shardlift/app/sandbox/wire"
+	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
 // Every classification below is checked against a failure that really happens: a

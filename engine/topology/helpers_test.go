@@ -17,7 +17,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 
-	"github.com/shardlift/shardlift/app/sandbox/wire"
+	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
 // testCA is a certificate authority made for one test.

@@ -12,9 +12,9 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 
-	"github.com/shardlift/shardlift/app/sandbox"
-	"github.com/shardlift/shardlift/app/sandbox/wire"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/sandbox"
+	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
 // Discovery against real servers: the sandbox, or the cluster named by

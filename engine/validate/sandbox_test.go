@@ -21,10 +21,10 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/shardlift/shardlift/app/sandbox"
-	"github.com/shardlift/shardlift/app/sandbox/wire"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/engine/validate"
+	"github.com/shardlift/shardlift/sandbox"
+	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
 // Every check runs here against real servers: the sandbox's FerretDB shards behind

@@ -1,0 +1,128 @@
+package load_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/shardlift/shardlift/sandbox"
+	"github.com/shardlift/shardlift/sandbox/load"
+	"github.com/shardlift/shardlift/sandbox/seed"
+)
+
+// seeded is a router client on a cluster holding the seed data set: a new sandbox, or
+// the real cluster named by SHARDLIFT_TEST_SOURCE_URI (seeded when it is not yet).
+func seeded(t *testing.T, docs int) *mongo.Client {
+	t.Helper()
+	uri := os.Getenv("SHARDLIFT_TEST_SOURCE_URI")
+	if uri == "" {
+		c, err := sandbox.Start(t.Context(), "source", sandbox.Options{Shards: 2, Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := c.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+		uri = c.URI()
+	}
+	client, err := mongo.Connect(t.Context(), options.Client().ApplyURI(uri).SetServerSelectionTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Disconnect(context.Background()) })
+	present, err := seed.Present(t.Context(), client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !present {
+		if _, err := seed.Populate(t.Context(), client, docs, rand.New(rand.NewPCG(1, 2))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return client
+}
+
+func TestLoadRunsEveryKindOfWriteWithoutErrors(t *testing.T) {
+	client := seeded(t, 600)
+	stats := runUntil(t, client, 200, rand.New(rand.NewPCG(3, 4)), func(s *load.Stats) bool {
+		for _, k := range load.Kinds {
+			if s.Ops(k) < 10 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("load: %s", stats)
+	if stats.Errors() != 0 {
+		t.Fatalf("%d writes failed; last: %v", stats.Errors(), stats.LastError())
+	}
+	// A write that matches nothing is a race with a write in flight; a router that
+	// sent writes to the wrong shard would make most of them miss.
+	if stats.Missed()*10 > stats.Total() {
+		t.Errorf("%d of %d writes matched no document", stats.Missed(), stats.Total())
+	}
+	dbs, err := client.ListDatabaseNames(t.Context(), bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range dbs {
+		if !slices.Contains([]string{"shop", "inventory", "analytics", "admin", "config", "local"}, db) {
+			t.Errorf("the load created database %s", db)
+		}
+	}
+}
+
+// runUntil runs the load until enough(stats) (a few seconds at most on an idle machine;
+// a minute is the limit on a busy one), then stops it.
+func runUntil(t *testing.T, client *mongo.Client, rate int, rnd *rand.Rand, enough func(*load.Stats) bool) *load.Stats {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stats := &load.Stats{}
+	done := make(chan error, 1)
+	go func() { done <- load.Run(ctx, client, rate, rnd, stats) }()
+	limit := time.After(time.Minute)
+	for !enough(stats) {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned before it was stopped: %v (%s)", err, stats)
+		case <-limit:
+			t.Fatalf("the load did not get there in a minute: %s", stats)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return stats
+}
+
+func TestLoadFillsAnEmptyCluster(t *testing.T) {
+	if os.Getenv("SHARDLIFT_TEST_SOURCE_URI") != "" {
+		t.Skip("needs an empty cluster")
+	}
+	c, err := sandbox.Start(t.Context(), "source", sandbox.Options{Shards: 2, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	client, err := mongo.Connect(t.Context(), options.Client().ApplyURI(c.URI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	stats := runUntil(t, client, 100, rand.New(rand.NewPCG(5, 6)), func(s *load.Stats) bool { return s.Total() >= 50 })
+	if stats.Errors() != 0 || stats.Ops(load.Insert) == 0 {
+		t.Fatalf("load on an empty cluster: %s", stats)
+	}
+}

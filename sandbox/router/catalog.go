@@ -1,0 +1,598 @@
+package router
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/shardkey"
+	"github.com/shardlift/shardlift/sandbox/wire"
+)
+
+// The config database's documents, in the formats MongoDB 7.0 stores them.
+
+// ShardDoc is a config.shards document.
+type ShardDoc struct {
+	ID           string              `bson:"_id"`
+	Host         string              `bson:"host"`
+	State        int32               `bson:"state"`
+	TopologyTime primitive.Timestamp `bson:"topologyTime"`
+}
+
+// DatabaseDoc is a config.databases document.
+type DatabaseDoc struct {
+	ID          string          `bson:"_id"`
+	Primary     string          `bson:"primary"`
+	Partitioned bool            `bson:"partitioned"`
+	Version     DatabaseVersion `bson:"version"`
+}
+
+// DatabaseVersion is a database's routing version.
+type DatabaseVersion struct {
+	UUID      primitive.Binary    `bson:"uuid"`
+	Timestamp primitive.Timestamp `bson:"timestamp"`
+	LastMod   int32               `bson:"lastMod"`
+}
+
+// CollectionDoc is a config.collections document (sharded collections only).
+type CollectionDoc struct {
+	ID           string              `bson:"_id"`
+	LastmodEpoch primitive.ObjectID  `bson:"lastmodEpoch"`
+	Lastmod      primitive.DateTime  `bson:"lastmod"`
+	Timestamp    primitive.Timestamp `bson:"timestamp"`
+	UUID         primitive.Binary    `bson:"uuid"`
+	Key          bson.Raw            `bson:"key"`
+	Unique       bool                `bson:"unique"`
+	NoBalance    bool                `bson:"noBalance"`
+}
+
+// ChunkDoc is a config.chunks document in the 5.0+ form (keyed by collection uuid).
+type ChunkDoc struct {
+	ID                  primitive.ObjectID  `bson:"_id"`
+	UUID                primitive.Binary    `bson:"uuid"`
+	Min                 bson.Raw            `bson:"min"`
+	Max                 bson.Raw            `bson:"max"`
+	Shard               string              `bson:"shard"`
+	Lastmod             primitive.Timestamp `bson:"lastmod"`
+	OnCurrentShardSince primitive.Timestamp `bson:"onCurrentShardSince"`
+	History             []ChunkHistory      `bson:"history"`
+}
+
+// ChunkHistory is one entry of a chunk's placement history.
+type ChunkHistory struct {
+	ValidAfter primitive.Timestamp `bson:"validAfter"`
+	Shard      string              `bson:"shard"`
+}
+
+// BalancerDoc is config.settings {_id: "balancer"}.
+type BalancerDoc struct {
+	ID      string `bson:"_id"`
+	Stopped bool   `bson:"stopped"`
+	Mode    string `bson:"mode"`
+}
+
+// VersionDoc is the config.version document.
+type VersionDoc struct {
+	ID        int32              `bson:"_id"`
+	ClusterID primitive.ObjectID `bson:"clusterId"`
+}
+
+// catalogFile is the persisted form of the catalog.
+type catalogFile struct {
+	Version     VersionDoc      `bson:"version"`
+	Databases   []DatabaseDoc   `bson:"databases"`
+	Collections []CollectionDoc `bson:"collections"`
+	Chunks      []ChunkDoc      `bson:"chunks"`
+	Balancer    BalancerDoc     `bson:"balancer"`
+	NextPrimary int32           `bson:"nextPrimary"`
+}
+
+// Routing is an immutable snapshot of how one namespace is placed: its database's
+// primary shard and, for a sharded collection, its key pattern and chunks.
+type Routing struct {
+	NS      string
+	DB      DatabaseDoc
+	Coll    *CollectionDoc // nil: unsharded, lives on DB.Primary
+	Pattern *shardkey.Pattern
+	Chunks  []ChunkDoc // sorted by min
+	Map     *shardkey.ChunkMap
+}
+
+// Sharded reports whether the namespace is a sharded collection.
+func (r *Routing) Sharded() bool { return r.Coll != nil }
+
+// ChunkShards lists the shards owning at least one chunk (the primary for an
+// unsharded collection).
+func (r *Routing) ChunkShards() []string {
+	if r.Coll == nil {
+		return []string{r.DB.Primary}
+	}
+	return r.Map.Shards()
+}
+
+// ChunkFor returns the index of the chunk containing key.
+func (r *Routing) ChunkFor(key shardkey.Key) int {
+	i := sort.Search(len(r.Chunks), func(i int) bool {
+		return shardkey.CompareKeys(shardkey.Key(r.Chunks[i].Min), key) > 0
+	})
+	return i - 1
+}
+
+// Catalog is the sandbox's config database: kept in Go (FerretDB rejects the
+// MinKey/MaxKey chunk bounds), persisted to one BSON file after every change,
+// shared by the router and the config server endpoint.
+type Catalog struct {
+	path string
+
+	mu struct {
+		sync.RWMutex
+		shards      []ShardDoc
+		version     VersionDoc
+		databases   map[string]DatabaseDoc
+		routing     map[string]*Routing // sharded collections by namespace
+		balancer    BalancerDoc
+		nextPrimary int32
+		lastTS      primitive.Timestamp
+	}
+}
+
+// OpenCatalog loads the catalog from path, or starts an empty one there. shards is
+// the cluster's shard list (names and hosts), which replaces the stored one.
+func OpenCatalog(path string, shards []Shard) (*Catalog, error) {
+	c := &Catalog{path: path}
+	c.mu.databases = map[string]DatabaseDoc{}
+	c.mu.routing = map[string]*Routing{}
+	c.mu.balancer = BalancerDoc{ID: "balancer", Mode: "full"}
+	now := c.nextTimestampLocked()
+	for _, s := range shards {
+		c.mu.shards = append(c.mu.shards, ShardDoc{ID: s.Name, Host: s.Host(), State: 1, TopologyTime: now})
+	}
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		c.mu.version = VersionDoc{ID: 1, ClusterID: primitive.NewObjectID()}
+		return c, c.saveLocked()
+	case err != nil:
+		return nil, fmt.Errorf("read the sandbox catalog: %w", err)
+	}
+	var f catalogFile
+	if err := bson.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("the sandbox catalog %s is damaged (%w): remove the data folder to start afresh", path, err)
+	}
+	c.mu.version, c.mu.balancer, c.mu.nextPrimary = f.Version, f.Balancer, f.NextPrimary
+	for _, d := range f.Databases {
+		if !c.hasShardLocked(d.Primary) {
+			return nil, fmt.Errorf("the sandbox catalog %s names shard %q, which this cluster does not have: start it with the same shard count", path, d.Primary)
+		}
+		c.mu.databases[d.ID] = d
+	}
+	chunksByUUID := map[string][]ChunkDoc{}
+	for _, ch := range f.Chunks {
+		chunksByUUID[string(ch.UUID.Data)] = append(chunksByUUID[string(ch.UUID.Data)], ch)
+	}
+	for _, coll := range f.Collections {
+		r, err := c.newRoutingLocked(coll, chunksByUUID[string(coll.UUID.Data)])
+		if err != nil {
+			return nil, fmt.Errorf("the sandbox catalog %s: %w", path, err)
+		}
+		c.mu.routing[coll.ID] = r
+	}
+	return c, nil
+}
+
+func (c *Catalog) hasShardLocked(name string) bool {
+	for _, s := range c.mu.shards {
+		if s.ID == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Catalog) newRoutingLocked(coll CollectionDoc, chunks []ChunkDoc) (*Routing, error) {
+	pattern, err := shardkey.ParsePattern(coll.Key)
+	if err != nil {
+		return nil, fmt.Errorf("collection %s: %w", coll.ID, err)
+	}
+	chunks = slices.Clone(chunks)
+	slices.SortFunc(chunks, func(a, b ChunkDoc) int {
+		return shardkey.CompareKeys(shardkey.Key(a.Min), shardkey.Key(b.Min))
+	})
+	mapped := make([]shardkey.Chunk, len(chunks))
+	for i, ch := range chunks {
+		mapped[i] = shardkey.Chunk{Min: shardkey.Key(ch.Min), Max: shardkey.Key(ch.Max), Shard: ch.Shard}
+	}
+	m, err := shardkey.NewChunkMap(mapped)
+	if err != nil {
+		return nil, fmt.Errorf("collection %s: %w", coll.ID, err)
+	}
+	db, _, _ := splitNS(coll.ID)
+	cp := coll
+	return &Routing{NS: coll.ID, DB: c.mu.databases[db], Coll: &cp, Pattern: pattern, Chunks: chunks, Map: m}, nil
+}
+
+// saveLocked writes the catalog atomically (temp file, fsync, rename).
+func (c *Catalog) saveLocked() error {
+	f := catalogFile{Version: c.mu.version, Balancer: c.mu.balancer, NextPrimary: c.mu.nextPrimary}
+	for _, name := range sortedKeys(c.mu.databases) {
+		f.Databases = append(f.Databases, c.mu.databases[name])
+	}
+	for _, ns := range sortedKeys(c.mu.routing) {
+		r := c.mu.routing[ns]
+		f.Collections = append(f.Collections, *r.Coll)
+		f.Chunks = append(f.Chunks, r.Chunks...)
+	}
+	data, err := bson.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("encode the sandbox catalog: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(c.path), 0o755); err != nil {
+		return fmt.Errorf("save the sandbox catalog: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(c.path), ".catalog-*")
+	if err != nil {
+		return fmt.Errorf("save the sandbox catalog: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save the sandbox catalog: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save the sandbox catalog: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save the sandbox catalog: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), c.path); err != nil {
+		return fmt.Errorf("save the sandbox catalog: %w", err)
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// nextTimestampLocked is a strictly increasing cluster-time-like timestamp.
+func (c *Catalog) nextTimestampLocked() primitive.Timestamp {
+	now := uint32(time.Now().Unix())
+	ts := primitive.Timestamp{T: now, I: 1}
+	if now <= c.mu.lastTS.T {
+		ts = primitive.Timestamp{T: c.mu.lastTS.T, I: c.mu.lastTS.I + 1}
+	}
+	c.mu.lastTS = ts
+	return ts
+}
+
+// Shards returns config.shards.
+func (c *Catalog) Shards() []ShardDoc {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return slices.Clone(c.mu.shards)
+}
+
+// Database returns config.databases' entry for name.
+func (c *Catalog) Database(name string) (DatabaseDoc, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	d, ok := c.mu.databases[name]
+	return d, ok
+}
+
+// Route returns how ns is placed; ok is false when its database does not exist.
+func (c *Catalog) Route(ns string) (*Routing, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	db, _, _ := splitNS(ns)
+	if r, ok := c.mu.routing[ns]; ok {
+		cp := *r
+		cp.DB = c.mu.databases[db]
+		return &cp, true
+	}
+	d, ok := c.mu.databases[db]
+	if !ok {
+		return nil, false
+	}
+	return &Routing{NS: ns, DB: d}, true
+}
+
+// EnsureDatabase returns the database's entry, creating it as mongos does on first
+// use: its primary is the shard with the fewest databases, ties broken round robin.
+func (c *Catalog) EnsureDatabase(name string, primary string) (DatabaseDoc, error) {
+	if err := checkDBName(name); err != nil {
+		return DatabaseDoc{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d, ok := c.mu.databases[name]; ok {
+		return d, nil
+	}
+	if primary == "" {
+		primary = c.pickPrimaryLocked()
+	} else if !c.hasShardLocked(primary) {
+		return DatabaseDoc{}, &wire.Error{Code: 70, Name: "ShardNotFound", Msg: fmt.Sprintf("shard %q not found", primary)}
+	}
+	d := DatabaseDoc{ID: name, Primary: primary, Version: DatabaseVersion{
+		UUID: newUUID(), Timestamp: c.nextTimestampLocked(), LastMod: 1,
+	}}
+	c.mu.databases[name] = d
+	return d, c.saveLocked()
+}
+
+func (c *Catalog) pickPrimaryLocked() string {
+	count := map[string]int{}
+	for _, d := range c.mu.databases {
+		count[d.Primary]++
+	}
+	n := len(c.mu.shards)
+	best := ""
+	for i := range n {
+		s := c.mu.shards[(int(c.mu.nextPrimary)+i)%n].ID
+		if best == "" || count[s] < count[best] {
+			best = s
+		}
+	}
+	c.mu.nextPrimary = (c.mu.nextPrimary + 1) % int32(n)
+	return best
+}
+
+// EnableSharding marks a database partitioned (creating it if needed).
+func (c *Catalog) EnableSharding(name, primary string) (DatabaseDoc, error) {
+	if _, err := c.EnsureDatabase(name, primary); err != nil {
+		return DatabaseDoc{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.mu.databases[name]
+	if primary != "" && d.Primary != primary {
+		return DatabaseDoc{}, &wire.Error{Code: 48, Name: "NamespaceExists",
+			Msg: fmt.Sprintf("database %s already exists with primary shard %s", name, d.Primary)}
+	}
+	d.Partitioned = true
+	c.mu.databases[name] = d
+	return d, c.saveLocked()
+}
+
+// AddCollection records a newly sharded collection with its initial chunks.
+func (c *Catalog) AddCollection(coll CollectionDoc, chunks []ChunkDoc) (*Routing, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.mu.routing[coll.ID]; ok {
+		return nil, &wire.Error{Code: 23, Name: "AlreadyInitialized", Msg: fmt.Sprintf("sharding already enabled for collection %s", coll.ID)}
+	}
+	ts := c.nextTimestampLocked()
+	coll.Timestamp = ts
+	coll.Lastmod = primitive.NewDateTimeFromTime(time.Now())
+	coll.LastmodEpoch = primitive.NewObjectID()
+	for i := range chunks {
+		chunks[i].ID = primitive.NewObjectID()
+		chunks[i].UUID = coll.UUID
+		chunks[i].Lastmod = primitive.Timestamp{T: 1, I: uint32(i)}
+		chunks[i].OnCurrentShardSince = ts
+		chunks[i].History = []ChunkHistory{{ValidAfter: ts, Shard: chunks[i].Shard}}
+	}
+	r, err := c.newRoutingLocked(coll, chunks)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.routing[coll.ID] = r
+	return r, c.saveLocked()
+}
+
+// collectionVersion is the highest chunk lastmod of a collection.
+func collectionVersion(chunks []ChunkDoc) primitive.Timestamp {
+	var v primitive.Timestamp
+	for _, ch := range chunks {
+		if ch.Lastmod.T > v.T || (ch.Lastmod.T == v.T && ch.Lastmod.I > v.I) {
+			v = ch.Lastmod
+		}
+	}
+	return v
+}
+
+// SplitChunk splits the chunk of ns containing at into [min, at) and [at, max),
+// bumping their minor versions as a split does.
+func (c *Catalog) SplitChunk(ns string, at shardkey.Key) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.mu.routing[ns]
+	if !ok {
+		return &wire.Error{Code: 118, Name: "NamespaceNotSharded", Msg: ns + " is not sharded"}
+	}
+	i := r.ChunkFor(at)
+	if i < 0 {
+		return wire.BadValue(fmt.Sprintf("split point %s is outside every chunk of %s", at, ns))
+	}
+	old := r.Chunks[i]
+	if bytes.Equal(old.Min, at) {
+		return &wire.Error{Code: 2, Name: "BadValue", Msg: fmt.Sprintf("cannot split chunk %s..%s at its own lower bound", bson.Raw(old.Min), bson.Raw(old.Max))}
+	}
+	v := collectionVersion(r.Chunks)
+	left, right := old, old
+	left.Max = bson.Raw(slices.Clone(at))
+	left.Lastmod = primitive.Timestamp{T: v.T, I: v.I + 1}
+	right.ID = primitive.NewObjectID()
+	right.Min = bson.Raw(slices.Clone(at))
+	right.Lastmod = primitive.Timestamp{T: v.T, I: v.I + 2}
+	chunks := slices.Clone(r.Chunks)
+	chunks[i] = left
+	chunks = slices.Insert(chunks, i+1, right)
+	return c.replaceLocked(r, chunks)
+}
+
+// MoveChunk records that the chunk starting at min now lives on shard to.
+func (c *Catalog) MoveChunk(ns string, min bson.Raw, to string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.mu.routing[ns]
+	if !ok {
+		return &wire.Error{Code: 118, Name: "NamespaceNotSharded", Msg: ns + " is not sharded"}
+	}
+	chunks := slices.Clone(r.Chunks)
+	for i := range chunks {
+		if !bytes.Equal(chunks[i].Min, min) {
+			continue
+		}
+		ts := c.nextTimestampLocked()
+		v := collectionVersion(chunks)
+		chunks[i].Shard = to
+		chunks[i].Lastmod = primitive.Timestamp{T: v.T + 1, I: 0}
+		chunks[i].OnCurrentShardSince = ts
+		chunks[i].History = append([]ChunkHistory{{ValidAfter: ts, Shard: to}}, chunks[i].History...)
+		return c.replaceLocked(r, chunks)
+	}
+	return wire.BadValue(fmt.Sprintf("no chunk of %s starts at %s", ns, min))
+}
+
+func (c *Catalog) replaceLocked(r *Routing, chunks []ChunkDoc) error {
+	nr, err := c.newRoutingLocked(*r.Coll, chunks)
+	if err != nil {
+		return err
+	}
+	c.mu.routing[r.NS] = nr
+	return c.saveLocked()
+}
+
+// DropCollection forgets a sharded collection and its chunks.
+func (c *Catalog) DropCollection(ns string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.mu.routing[ns]; !ok {
+		return nil
+	}
+	delete(c.mu.routing, ns)
+	return c.saveLocked()
+}
+
+// RenameCollection moves a sharded collection's entry to a new namespace, keeping
+// its uuid (chunks are keyed by uuid, so they follow).
+func (c *Catalog) RenameCollection(from, to string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.mu.routing, to)
+	r, ok := c.mu.routing[from]
+	if !ok {
+		return c.saveLocked()
+	}
+	delete(c.mu.routing, from)
+	coll := *r.Coll
+	coll.ID = to
+	coll.Timestamp = c.nextTimestampLocked()
+	coll.Lastmod = primitive.NewDateTimeFromTime(time.Now())
+	nr, err := c.newRoutingLocked(coll, r.Chunks)
+	if err != nil {
+		return err
+	}
+	c.mu.routing[to] = nr
+	return c.saveLocked()
+}
+
+// DropDatabase forgets a database and its sharded collections.
+func (c *Catalog) DropDatabase(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.mu.databases, name)
+	for ns := range c.mu.routing {
+		if db, _, _ := splitNS(ns); db == name {
+			delete(c.mu.routing, ns)
+		}
+	}
+	return c.saveLocked()
+}
+
+// Balancer returns config.settings' balancer document.
+func (c *Catalog) Balancer() BalancerDoc {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.mu.balancer
+}
+
+// SetBalancer starts or stops the (simulated) balancer.
+func (c *Catalog) SetBalancer(running bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.balancer.Stopped = !running
+	c.mu.balancer.Mode = map[bool]string{true: "full", false: "off"}[running]
+	return c.saveLocked()
+}
+
+// configCollections are the config database collections the catalog serves.
+var configCollections = []string{"chunks", "collections", "databases", "migrations", "settings", "shards", "tags", "version"}
+
+// Docs returns the documents of config.<coll>, in _id order as MongoDB's default
+// scan of these small collections tends to give.
+func (c *Catalog) Docs(coll string) []bson.Raw {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []bson.Raw
+	switch coll {
+	case "shards":
+		for _, s := range c.mu.shards {
+			out = append(out, rawDoc(s))
+		}
+	case "databases":
+		for _, name := range sortedKeys(c.mu.databases) {
+			out = append(out, rawDoc(c.mu.databases[name]))
+		}
+	case "collections":
+		for _, ns := range sortedKeys(c.mu.routing) {
+			out = append(out, rawDoc(c.mu.routing[ns].Coll))
+		}
+	case "chunks":
+		for _, ns := range sortedKeys(c.mu.routing) {
+			for _, ch := range c.mu.routing[ns].Chunks {
+				out = append(out, rawDoc(ch))
+			}
+		}
+	case "settings":
+		out = append(out, rawDoc(c.mu.balancer))
+	case "version":
+		out = append(out, rawDoc(c.mu.version))
+	}
+	return out
+}
+
+func newUUID() primitive.Binary {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic("router: no randomness for a UUID: " + err.Error())
+	}
+	b[6] = (b[6] & 0x0f) | 0x40
+	b[8] = (b[8] & 0x3f) | 0x80
+	return primitive.Binary{Subtype: 4, Data: b}
+}
+
+// splitNS splits "db.coll" into its parts.
+func splitNS(ns string) (db, coll string, ok bool) {
+	for i := 0; i < len(ns); i++ {
+		if ns[i] == '.' {
+			return ns[:i], ns[i+1:], i > 0 && i < len(ns)-1
+		}
+	}
+	return ns, "", false
+}
+
+// checkDBName refuses database names MongoDB refuses.
+func checkDBName(name string) error {
+	if name == "" || len(name) > 63 || bytes.ContainsAny([]byte(name), "/\\. \"$*<>:|?") {
+		return &wire.Error{Code: 73, Name: "InvalidNamespace", Msg: fmt.Sprintf("Invalid database name: '%s'", name)}
+	}
+	return nil
+}

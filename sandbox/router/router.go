@@ -1,0 +1,285 @@
+// Package router is the sandbox's mongos: a wire-protocol server that keeps the
+// cluster catalog (the config database) and routes every command to the shard
+// fronts with the Go driver, plus the config server endpoint that serves the same
+// catalog as a CSRS primary.
+//
+//	client ─► wire.Server ─► Router.Handle ─┬─ hello, listShards, balancer*, getShardMap, serverStatus
+//	                                         ├─ config.* reads ◄── Catalog (Go, persisted BSON file)
+//	                                         ├─ shardCollection, split, moveChunk ─► Catalog + shards
+//	                                         ├─ insert/update/delete ─► target by shard key ─► shard(s)
+//	                                         ├─ find/count/distinct/aggregate ─► shard cursors
+//	                                         │      ─► k-way merge, orphan filter, skip/limit,
+//	                                         │         projection, pipeline stages ─► router cursor
+//	                                         └─ DDL ─► every shard holding the namespace
+//
+// The router never stores documents: everything lives on the shards, each of which
+// writes its own oplog. What the router adds is what mongos adds: placement
+// (implicit database creation with a primary shard, chunk ownership, hashed
+// placement with MongoDB's own hash), merging, and the catalog in MongoDB's formats.
+package router
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/shardlift/shardlift/sandbox/wire"
+)
+
+// Config describes a router.
+type Config struct {
+	// Catalog is the cluster's config database, shared with its config server.
+	Catalog *Catalog
+	// Shards are the shard fronts, in the order listShards reports them.
+	Shards []Shard
+	// ClientOptions returns the base driver options for connecting to a shard
+	// (credentials, TLS); the router adds the host and timeouts.
+	ClientOptions func() *options.ClientOptions
+	// Identity is the version/FCV the router reports.
+	Identity wire.Identity
+	// ConfigServers is the config server connection string serverStatus and
+	// getShardMap report: "cfgRS/host:port" or a legacy "h1:p1,h2:p2,h3:p3".
+	ConfigServers string
+	// Credentials are the cluster's user, reported by usersInfo.
+	Credentials *wire.Credentials
+	// LeaveOrphans makes moveChunk keep the donor's copies (orphans).
+	LeaveOrphans bool
+	Logger       *slog.Logger
+}
+
+// defaultOpTimeout bounds a command that gives no maxTimeMS, so a client never
+// waits forever on a shard that swallows requests.
+const defaultOpTimeout = 2 * time.Minute
+
+// Router is the mongos stand-in. It is a wire.Handler.
+type Router struct {
+	cfg      Config
+	cat      *Catalog
+	backends map[string]*backend
+	order    []*backend
+	cursors  *cursorTable
+	started  time.Time
+	log      *slog.Logger
+
+	nsMu   sync.Mutex
+	nsLock map[string]*sync.RWMutex
+}
+
+// New connects a router to its shards (lazily: the driver dials on first use).
+func New(cfg Config) (*Router, error) {
+	if cfg.Catalog == nil {
+		return nil, fmt.Errorf("router: no catalog")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Router{
+		cfg:      cfg,
+		cat:      cfg.Catalog,
+		backends: map[string]*backend{},
+		cursors:  newCursorTable(),
+		started:  time.Now(),
+		log:      cfg.Logger,
+		nsLock:   map[string]*sync.RWMutex{},
+	}
+	for _, s := range cfg.Shards {
+		b, err := connectBackend(s, cfg.ClientOptions)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.backends[s.Name] = b
+		r.order = append(r.order, b)
+	}
+	return r, nil
+}
+
+// Close drops the router's cursors and its connections to the shards.
+func (r *Router) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r.cursors.closeAll(ctx)
+	for _, b := range r.order {
+		b.client.Disconnect(ctx)
+	}
+	return nil
+}
+
+// Handle answers one command.
+func (r *Router) Handle(ctx context.Context, s *wire.Session, cmd *wire.Command) bson.Raw {
+	if reply, ok := r.cfg.Identity.AnswerCommon(s, cmd); ok {
+		return reply
+	}
+	name := strings.ToLower(cmd.Name)
+	h, ok := routerCommands[name]
+	if !ok {
+		return wire.ErrorReply(wire.CommandNotFound(cmd.Name))
+	}
+	if v := cmd.Lookup("startTransaction"); v.Type != 0 {
+		return wire.ErrorReply(wire.IllegalOperation("the sandbox router does not support transactions"))
+	}
+	ctx, cancel := opContext(ctx, cmd)
+	defer cancel()
+	reply, err := h(r, ctx, s, cmd)
+	if err != nil {
+		r.log.Debug("command failed", "cmd", cmd.Name, "db", cmd.DB, "err", err)
+		return wire.ErrorReply(err)
+	}
+	return reply
+}
+
+// opContext bounds a command by its maxTimeMS, or by defaultOpTimeout.
+func opContext(ctx context.Context, cmd *wire.Command) (context.Context, context.CancelFunc) {
+	if ms, ok := asInt64(cmd.Lookup("maxTimeMS")); ok && ms > 0 {
+		return context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
+	}
+	return context.WithTimeout(ctx, defaultOpTimeout)
+}
+
+// routerCommands maps lower-case command names to their handlers.
+var routerCommands map[string]func(*Router, context.Context, *wire.Session, *wire.Command) (bson.Raw, error)
+
+func init() {
+	routerCommands = map[string]func(*Router, context.Context, *wire.Session, *wire.Command) (bson.Raw, error){
+		"hello":             (*Router).hello,
+		"ismaster":          (*Router).hello,
+		"isdbgrid":          (*Router).isdbgrid,
+		"serverstatus":      (*Router).serverStatus,
+		"getshardmap":       (*Router).getShardMap,
+		"listshards":        (*Router).listShards,
+		"balancerstart":     (*Router).balancerStart,
+		"balancerstop":      (*Router).balancerStop,
+		"balancerstatus":    (*Router).balancerStatus,
+		"flushrouterconfig": (*Router).flushRouterConfig,
+		"usersinfo":         (*Router).usersInfo,
+		"rolesinfo":         (*Router).rolesInfo,
+		"enablesharding":    (*Router).enableSharding,
+		"shardcollection":   (*Router).shardCollection,
+		"split":             (*Router).split,
+		"movechunk":         (*Router).moveChunk,
+		"find":              (*Router).find,
+		"getmore":           (*Router).getMore,
+		"killcursors":       (*Router).killCursors,
+		"count":             (*Router).count,
+		"distinct":          (*Router).distinct,
+		"aggregate":         (*Router).aggregate,
+		"insert":            (*Router).insert,
+		"update":            (*Router).update,
+		"delete":            (*Router).delete,
+		"findandmodify":     (*Router).findAndModify,
+		"listdatabases":     (*Router).listDatabases,
+		"listcollections":   (*Router).listCollections,
+		"listindexes":       (*Router).listIndexes,
+		"create":            (*Router).create,
+		"createindexes":     (*Router).createIndexes,
+		"dropindexes":       (*Router).dropIndexes,
+		"collmod":           (*Router).collMod,
+		"drop":              (*Router).drop,
+		"dropdatabase":      (*Router).dropDatabase,
+		"renamecollection":  (*Router).renameCollection,
+		"dbstats":           (*Router).dbStats,
+		"collstats":         (*Router).collStats,
+	}
+}
+
+func (r *Router) hello(_ context.Context, _ *wire.Session, cmd *wire.Command) (bson.Raw, error) {
+	d := wire.HelloBase(cmd, r.cfg.Identity.Version)
+	d = append(d, bson.E{Key: "msg", Value: "isdbgrid"})
+	return wire.OK(d...), nil
+}
+
+func (r *Router) isdbgrid(context.Context, *wire.Session, *wire.Command) (bson.Raw, error) {
+	host, _ := os.Hostname()
+	return wire.OK(bson.E{Key: "isdbgrid", Value: int32(1)}, bson.E{Key: "hostname", Value: host}), nil
+}
+
+func (r *Router) flushRouterConfig(context.Context, *wire.Session, *wire.Command) (bson.Raw, error) {
+	return wire.OK(bson.E{Key: "flushed", Value: true}), nil
+}
+
+func (r *Router) getMore(ctx context.Context, _ *wire.Session, cmd *wire.Command) (bson.Raw, error) {
+	return r.cursors.getMore(ctx, cmd), nil
+}
+
+func (r *Router) killCursors(ctx context.Context, _ *wire.Session, cmd *wire.Command) (bson.Raw, error) {
+	return r.cursors.kill(ctx, cmd), nil
+}
+
+// usersInfo reports the cluster's one user (admin only), so tools that list users
+// to re-create find it.
+func (r *Router) usersInfo(_ context.Context, _ *wire.Session, cmd *wire.Command) (bson.Raw, error) {
+	users := bson.A{}
+	if c := r.cfg.Credentials; c != nil && cmd.DB == "admin" {
+		roles := bson.A{}
+		rs := r.cfg.Identity.Roles
+		if len(rs) == 0 {
+			rs = wire.DefaultRoles
+		}
+		for _, role := range rs {
+			roles = append(roles, bson.D{{Key: "role", Value: role}, {Key: "db", Value: "admin"}})
+		}
+		users = append(users, bson.D{
+			{Key: "_id", Value: "admin." + c.User},
+			{Key: "user", Value: c.User},
+			{Key: "db", Value: "admin"},
+			{Key: "roles", Value: roles},
+			{Key: "mechanisms", Value: bson.A{"SCRAM-SHA-256"}},
+		})
+	}
+	return wire.OK(bson.E{Key: "users", Value: users}), nil
+}
+
+// rolesInfo reports no user-defined roles: the sandbox has only built-in ones, which
+// rolesInfo leaves out unless asked for showBuiltinRoles, as MongoDB does.
+func (r *Router) rolesInfo(_ context.Context, _ *wire.Session, _ *wire.Command) (bson.Raw, error) {
+	return wire.OK(bson.E{Key: "roles", Value: bson.A{}}), nil
+}
+
+// backend returns the client for a shard name from the catalog.
+func (r *Router) backend(name string) (*backend, error) {
+	b, ok := r.backends[name]
+	if !ok {
+		return nil, &wire.Error{Code: 70, Name: "ShardNotFound", Msg: fmt.Sprintf("shard %q not found", name)}
+	}
+	return b, nil
+}
+
+// lockNS returns the namespace's lock: CRUD holds it shared, chunk migrations and
+// DDL that move or remove data hold it exclusively (mongos' critical section).
+func (r *Router) lockNS(ns string) *sync.RWMutex {
+	r.nsMu.Lock()
+	defer r.nsMu.Unlock()
+	l := r.nsLock[ns]
+	if l == nil {
+		l = &sync.RWMutex{}
+		r.nsLock[ns] = l
+	}
+	return l
+}
+
+// collName reads the collection named by a command's first field.
+func collName(cmd *wire.Command) (string, error) {
+	v := cmd.Lookup(cmd.Name)
+	s, ok := v.StringValueOK()
+	if !ok || s == "" {
+		return "", &wire.Error{Code: 73, Name: "InvalidNamespace",
+			Msg: fmt.Sprintf("collection name for %s must be a non-empty string", cmd.Name)}
+	}
+	return s, nil
+}
+
+// checkWritable refuses writes to the databases a sandbox router does not store.
+func checkWritable(db string) error {
+	switch db {
+	case "config", "admin", "local":
+		return wire.IllegalOperation(fmt.Sprintf("the sandbox router does not accept writes to the %s database", db))
+	}
+	return checkDBName(db)
+}

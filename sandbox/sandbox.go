@@ -1,0 +1,441 @@
+// Package sandbox starts local stand-in MongoDB sharded clusters for tests,
+// benchmarks and the demo: real FerretDB servers behind shard fronts that own their
+// oplogs, a config server and a mongos-like router, all on 127.0.0.1.
+//
+//	Start ─► TLS material (Dir/tls) ─► shard fronts (Dir/<name>-shardN: FerretDB + oplog)
+//	      ─► catalog (Dir/config/catalog.bson) ─► config server(s) ─► router
+//	      ─► Dir/cluster.json (addresses, so a restart serves the same ones)
+//
+// A Cluster is used through its URI with any MongoDB driver; its Go API adds the
+// fault hooks tests need (stop, restart or isolate a shard, restart the router).
+// It is a test and demo tool, not a database.
+package sandbox
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/shardlift/shardlift/sandbox/router"
+	"github.com/shardlift/shardlift/sandbox/shard"
+	"github.com/shardlift/shardlift/sandbox/wire"
+)
+
+// Options shape a cluster.
+type Options struct {
+	// Shards is the number of shards (default 2).
+	Shards int
+	// Dir keeps the cluster's data and addresses; "" means a temporary directory
+	// removed by Close.
+	Dir string
+	// Auth, when set, requires SCRAM-SHA-256 with these credentials on the router,
+	// the config server and every shard.
+	Auth *wire.Credentials
+	// TLS makes every endpoint TLS-only, with certificates under Dir/tls.
+	TLS bool
+	// OplogSize is each shard's oplog size in bytes (0: the shard's default).
+	OplogSize int64
+	// Identity is the version/FCV every node reports (default 7.0.42 / 7.0).
+	Identity wire.Identity
+	// LegacyConfigServers reports three mirrored config servers ("h1:p1,h2:p2,h3:p3")
+	// instead of a CSRS ("cfgRS/host:port"), for validation tests.
+	LegacyConfigServers bool
+	// LeaveOrphans makes moveChunk leave the donor's copies behind.
+	LeaveOrphans bool
+	Logger       *slog.Logger
+}
+
+// ShardInfo describes one shard.
+type ShardInfo struct {
+	Name string // replica set name, "<cluster>-shardN"
+	Addr string // 127.0.0.1:port
+	Host string // "name/addr", as listShards reports it
+}
+
+// Cluster is a running sandbox cluster.
+type Cluster struct {
+	name    string
+	opts    Options
+	dir     string
+	tempDir bool
+	certs   *certs
+	log     *slog.Logger
+
+	fronts     []*shard.Front
+	catalog    *router.Catalog
+	cfgHandler *router.ConfigServer
+	cfgServers []*wire.Server
+	cfgString  string
+
+	mu struct {
+		sync.Mutex
+		router *router.Router
+		server *wire.Server
+		addr   string
+		closed bool
+	}
+}
+
+// layout is Dir/cluster.json: the addresses a restart reuses.
+type layout struct {
+	Name   string        `json:"name"`
+	Shards []layoutShard `json:"shards"`
+	Router string        `json:"router"`
+	Config []string      `json:"config"`
+}
+
+type layoutShard struct {
+	Name string `json:"name"`
+	Addr string `json:"addr"`
+}
+
+const anyPort = "127.0.0.1:0"
+
+// Start starts a cluster. name ("source", "destination") prefixes its shard names.
+func Start(ctx context.Context, name string, opts Options) (*Cluster, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Identity.Version == "" {
+		opts.Identity.Version = "7.0.42"
+	}
+	if opts.Identity.FCV == "" {
+		opts.Identity.FCV = "7.0"
+	}
+	c := &Cluster{name: name, opts: opts, log: opts.Logger}
+	if opts.Dir == "" {
+		dir, err := os.MkdirTemp("", "shardlift-sandbox-"+name+"-")
+		if err != nil {
+			return nil, fmt.Errorf("sandbox %s: create a temporary directory: %w", name, err)
+		}
+		c.dir, c.tempDir = dir, true
+	} else {
+		if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("sandbox %s: %w", name, err)
+		}
+		c.dir = opts.Dir
+	}
+	if err := c.start(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("sandbox %s: %w", name, err)
+	}
+	return c, nil
+}
+
+func (c *Cluster) start(ctx context.Context) error {
+	lay, err := readLayout(c.dir)
+	if err != nil {
+		return err
+	}
+	n := c.opts.Shards
+	switch {
+	case len(lay.Shards) > 0 && n != 0 && n != len(lay.Shards):
+		return fmt.Errorf("%s holds a %d-shard cluster: start it with %d shards or use another directory", c.dir, len(lay.Shards), len(lay.Shards))
+	case len(lay.Shards) > 0:
+		n = len(lay.Shards)
+	case n == 0:
+		n = 2
+	}
+	if lay.Name != "" && lay.Name != c.name {
+		return fmt.Errorf("%s holds the %q cluster, not %q: use another directory", c.dir, lay.Name, c.name)
+	}
+	if c.opts.TLS {
+		if c.certs, err = loadOrCreateCerts(filepath.Join(c.dir, "tls")); err != nil {
+			return err
+		}
+	}
+	serverTLS := c.serverTLS()
+	var shards []router.Shard
+	for i := range n {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		sname := fmt.Sprintf("%s-shard%d", c.name, i)
+		addr := anyPort
+		if i < len(lay.Shards) && lay.Shards[i].Name == sname {
+			addr = lay.Shards[i].Addr
+		}
+		f, err := shard.Start(shard.Config{
+			Name:        sname,
+			Addr:        addr,
+			Dir:         filepath.Join(c.dir, sname),
+			TLS:         serverTLS,
+			Credentials: c.opts.Auth,
+			Identity:    c.opts.Identity,
+			OplogSize:   c.opts.OplogSize,
+			Logger:      c.log.With("shard", sname),
+		})
+		if err != nil {
+			return fmt.Errorf("start shard %s: %w", sname, err)
+		}
+		c.fronts = append(c.fronts, f)
+		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr()})
+	}
+	if c.catalog, err = router.OpenCatalog(filepath.Join(c.dir, "config", "catalog.bson"), shards); err != nil {
+		return err
+	}
+	nCfg := 1
+	if c.opts.LegacyConfigServers {
+		nCfg = 3
+	}
+	c.cfgHandler = router.NewConfigServer(c.catalog, c.opts.Identity, c.opts.LegacyConfigServers)
+	var cfgAddrs []string
+	for i := range nCfg {
+		addr := anyPort
+		if i < len(lay.Config) {
+			addr = lay.Config[i]
+		}
+		s, err := wire.Listen(wire.Config{Addr: addr, TLS: serverTLS, Credentials: c.opts.Auth, Handler: c.cfgHandler, Logger: c.log.With("node", "config")})
+		if err != nil {
+			return fmt.Errorf("start the config server: %w", err)
+		}
+		c.cfgServers = append(c.cfgServers, s)
+		cfgAddrs = append(cfgAddrs, s.Addr())
+	}
+	c.cfgHandler.SetHosts(cfgAddrs[0], cfgAddrs)
+	if c.opts.LegacyConfigServers {
+		c.cfgString = strings.Join(cfgAddrs, ",")
+	} else {
+		c.cfgString = router.ConfigReplSet + "/" + cfgAddrs[0]
+	}
+	routerAddr := anyPort
+	if lay.Router != "" {
+		routerAddr = lay.Router
+	}
+	c.mu.addr = routerAddr
+	if err := c.startRouter(); err != nil {
+		return err
+	}
+	lay = layout{Name: c.name, Router: c.mu.addr, Config: cfgAddrs}
+	for _, s := range shards {
+		lay.Shards = append(lay.Shards, layoutShard{Name: s.Name, Addr: s.Addr})
+	}
+	c.log.Info("sandbox cluster started", "cluster", c.name, "router", c.mu.addr, "config", c.cfgString, "shards", n, "dir", c.dir)
+	return writeLayout(c.dir, lay)
+}
+
+func (c *Cluster) serverTLS() *tls.Config {
+	if c.certs == nil {
+		return nil
+	}
+	return c.certs.serverConfig()
+}
+
+// startRouter starts the router on c.mu.addr (the caller holds c.mu or is Start).
+func (c *Cluster) startRouter() error {
+	var shards []router.Shard
+	for _, f := range c.fronts {
+		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr()})
+	}
+	rt, err := router.New(router.Config{
+		Catalog:       c.catalog,
+		Shards:        shards,
+		ClientOptions: c.shardClientOptions,
+		Identity:      c.opts.Identity,
+		ConfigServers: c.cfgString,
+		Credentials:   c.opts.Auth,
+		LeaveOrphans:  c.opts.LeaveOrphans,
+		Logger:        c.log.With("node", "router"),
+	})
+	if err != nil {
+		return err
+	}
+	s, err := wire.Listen(wire.Config{Addr: c.mu.addr, TLS: c.serverTLS(), Credentials: c.opts.Auth, Handler: rt, Logger: c.log.With("node", "router")})
+	if err != nil {
+		rt.Close()
+		return fmt.Errorf("start the router: %w", err)
+	}
+	c.mu.router, c.mu.server, c.mu.addr = rt, s, s.Addr()
+	return nil
+}
+
+// shardClientOptions are the driver options the router uses to reach its shards.
+func (c *Cluster) shardClientOptions() *options.ClientOptions {
+	o := options.Client()
+	if a := c.opts.Auth; a != nil {
+		o.SetAuth(options.Credential{AuthMechanism: "SCRAM-SHA-256", AuthSource: "admin", Username: a.User, Password: a.Password})
+	}
+	if c.certs != nil {
+		o.SetTLSConfig(c.certs.clientConfig())
+	}
+	return o
+}
+
+func readLayout(dir string) (layout, error) {
+	var l layout
+	data, err := os.ReadFile(filepath.Join(dir, "cluster.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return l, nil
+	}
+	if err != nil {
+		return l, err
+	}
+	if err := json.Unmarshal(data, &l); err != nil {
+		return l, fmt.Errorf("%s/cluster.json is damaged (%w): remove it to start on new ports", dir, err)
+	}
+	return l, nil
+}
+
+func writeLayout(dir string, l layout) error {
+	data, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".cluster.json.tmp")
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("save the cluster layout: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "cluster.json")); err != nil {
+		return fmt.Errorf("save the cluster layout: %w", err)
+	}
+	return nil
+}
+
+// URI is the router's connection string:
+// mongodb://[user:pass@]127.0.0.1:port/[?tls=true&tlsCAFile=<path>].
+func (c *Cluster) URI() string {
+	u := url.URL{Scheme: "mongodb", Host: c.RouterAddr(), Path: "/"}
+	if a := c.opts.Auth; a != nil {
+		u.User = url.UserPassword(a.User, a.Password)
+	}
+	if c.certs != nil {
+		u.RawQuery = "tls=true&tlsCAFile=" + url.QueryEscape(c.certs.caFile)
+	}
+	return u.String()
+}
+
+// RouterAddr is the router's host:port.
+func (c *Cluster) RouterAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.addr
+}
+
+// ConfigAddr is the (first) config server's host:port.
+func (c *Cluster) ConfigAddr() string { return c.cfgServers[0].Addr() }
+
+// ConfigString is the config server connection string the router reports.
+func (c *Cluster) ConfigString() string { return c.cfgString }
+
+// CAFile is the CA certificate's path, or "" without TLS.
+func (c *Cluster) CAFile() string {
+	if c.certs == nil {
+		return ""
+	}
+	return c.certs.caFile
+}
+
+// Dir is the cluster's data directory.
+func (c *Cluster) Dir() string { return c.dir }
+
+// Shards lists the shards.
+func (c *Cluster) Shards() []ShardInfo {
+	out := make([]ShardInfo, len(c.fronts))
+	for i, f := range c.fronts {
+		out[i] = ShardInfo{Name: f.Name(), Addr: f.Addr(), Host: f.Host()}
+	}
+	return out
+}
+
+func (c *Cluster) front(name string) (*shard.Front, error) {
+	for _, f := range c.fronts {
+		if f.Name() == name {
+			return f, nil
+		}
+	}
+	return nil, fmt.Errorf("sandbox %s has no shard %q", c.name, name)
+}
+
+// StopShard stops a shard: its port refuses connections until RestartShard.
+func (c *Cluster) StopShard(name string) error {
+	f, err := c.front(name)
+	if err != nil {
+		return err
+	}
+	return f.Stop()
+}
+
+// RestartShard starts a stopped shard again, on the same address with the same data.
+func (c *Cluster) RestartShard(name string) error {
+	f, err := c.front(name)
+	if err != nil {
+		return err
+	}
+	return f.Restart()
+}
+
+// SetShardFault makes a shard refuse or swallow its clients' requests (or heals it).
+func (c *Cluster) SetShardFault(name string, fault wire.Fault) error {
+	f, err := c.front(name)
+	if err != nil {
+		return err
+	}
+	return f.SetFault(fault)
+}
+
+// SetRouterFault makes the router refuse or swallow requests (or heals it).
+func (c *Cluster) SetRouterFault(fault wire.Fault) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return errors.New("sandbox closed")
+	}
+	return c.mu.server.SetFault(fault)
+}
+
+// RestartRouter stops the router (its connections and cursors are lost) and starts
+// it again on the same address, as a restarted mongos.
+func (c *Cluster) RestartRouter() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return errors.New("sandbox closed")
+	}
+	c.mu.server.Close()
+	c.mu.router.Close()
+	if err := c.startRouter(); err != nil {
+		return fmt.Errorf("sandbox %s: restart the router: %w", c.name, err)
+	}
+	return nil
+}
+
+// Close stops every node. A temporary directory is removed; a Dir is kept.
+func (c *Cluster) Close() error {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.closed = true
+	var errs []error
+	if c.mu.server != nil {
+		errs = append(errs, c.mu.server.Close())
+	}
+	if c.mu.router != nil {
+		errs = append(errs, c.mu.router.Close())
+	}
+	c.mu.Unlock()
+	for _, s := range c.cfgServers {
+		errs = append(errs, s.Close())
+	}
+	if c.cfgHandler != nil {
+		c.cfgHandler.Close()
+	}
+	for _, f := range c.fronts {
+		errs = append(errs, f.Close())
+	}
+	if c.tempDir {
+		errs = append(errs, os.RemoveAll(c.dir))
+	}
+	return errors.Join(errs...)
+}

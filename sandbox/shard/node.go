@@ -1,0 +1,231 @@
+package shard
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/sandbox/wire"
+)
+
+// node is one running incarnation of a shard, from Start or Restart to Stop: FerretDB,
+// the oplog, the catalog and the cursors on the oplog.
+type node struct {
+	front      *Front
+	ctx        context.Context // ends at Stop: aborts backend calls and cursor waits
+	cancel     context.CancelFunc
+	be         *backend
+	oplog      *oplog
+	cat        *catalog
+	cursors    *cursorRegistry
+	electionID primitive.ObjectID
+	started    time.Time
+	noopDone   chan struct{}
+
+	// writeMu serializes every write of the shard, so that oplog order is apply order
+	// and an entry becomes visible only after everything before it.
+	writeMu sync.Mutex
+}
+
+func openNode(f *Front) (*node, error) {
+	be, err := startBackend(f.cfg.Dir, f.cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &node{
+		front:      f,
+		ctx:        ctx,
+		cancel:     cancel,
+		be:         be,
+		cursors:    newCursorRegistry(),
+		electionID: primitive.NewObjectID(),
+		started:    time.Now(),
+		noopDone:   make(chan struct{}),
+	}
+	fail := func(err error) (*node, error) {
+		cancel()
+		be.close()
+		if n.oplog != nil {
+			n.oplog.close()
+		}
+		return nil, err
+	}
+	if n.cat, err = loadCatalog(filepath.Join(f.cfg.Dir, "catalog.bson")); err != nil {
+		return fail(err)
+	}
+	if err := n.reconcile(); err != nil {
+		return fail(err)
+	}
+	if n.oplog, err = openOplog(filepath.Join(f.cfg.Dir, "oplog.bson"), f.oplogSize()); err != nil {
+		return fail(err)
+	}
+	go n.noops(f.cfg.NoopInterval)
+	return n, nil
+}
+
+// reconcile brings the catalog in line with the collections FerretDB holds.
+func (n *node) reconcile() error {
+	reply, err := n.be.run(n.ctx, "admin", bson.D{{Key: "listDatabases", Value: 1}, {Key: "nameOnly", Value: true}})
+	if err != nil {
+		return fmt.Errorf("list the shard's databases: %w", err)
+	}
+	found := map[string]primitive.Binary{}
+	dbs := values(reply.Lookup("databases"))
+	for _, d := range dbs {
+		db := str(document(d).Lookup("name"))
+		r, err := n.be.run(n.ctx, db, bson.D{{Key: "listCollections", Value: 1}})
+		if err != nil {
+			return fmt.Errorf("list the collections of %s: %w", db, err)
+		}
+		colls, err := n.be.drain(n.ctx, db, r)
+		if err != nil {
+			return fmt.Errorf("list the collections of %s: %w", db, err)
+		}
+		for _, c := range colls {
+			var uuid primitive.Binary
+			if sub, data, ok := c.Lookup("info", "uuid").BinaryOK(); ok && sub == 4 {
+				uuid = primitive.Binary{Subtype: 4, Data: data}
+			}
+			name := str(c.Lookup("name"))
+			if err := n.be.ensureIDIndex(n.ctx, db, name); err != nil {
+				return err
+			}
+			found[db+"."+name] = uuid
+		}
+	}
+	return n.cat.reconcile(found)
+}
+
+// noops writes a periodic no-op whenever the oplog has been quiet for interval, as a
+// replica-set primary does.
+func (n *node) noops(interval time.Duration) {
+	defer close(n.noopDone)
+	for {
+		_, wall := n.oplog.last()
+		wait := min(time.Until(wall.Add(interval)), interval)
+		if wait <= 0 {
+			if err := n.oplog.append(noop("periodic noop")); err != nil {
+				n.front.cfg.Logger.Error("periodic noop", "shard", n.front.cfg.Name, "err", err)
+			}
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-n.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// close ends the incarnation: cursors and waits are cancelled, FerretDB stops and
+// releases its files, the oplog file is closed.
+func (n *node) close() error {
+	n.cancel()
+	<-n.noopDone
+	n.cursors.clear()
+	errBe := n.be.close()
+	errLog := n.oplog.close()
+	if errBe != nil {
+		return errBe
+	}
+	return errLog
+}
+
+// handle answers one command.
+func (n *node) handle(s *wire.Session, cmd *wire.Command) bson.Raw {
+	if r, ok := n.front.cfg.Identity.AnswerCommon(s, cmd); ok {
+		return r
+	}
+	ctx := n.ctx
+	switch strings.ToLower(cmd.Name) {
+	case "hello", "ismaster":
+		return n.hello(cmd)
+	case "replsetgetstatus":
+		return n.replSetGetStatus(cmd)
+	case "replsetgetconfig":
+		return n.replSetGetConfig(cmd)
+	case "serverstatus":
+		return n.serverStatus()
+	case "appendoplognote":
+		return n.appendOplogNote(cmd)
+	case "saslstart", "saslcontinue":
+		// Only reached when the shard runs without credentials.
+		return wire.ErrorReply(wire.AuthenticationFailed())
+	case "insert":
+		return n.insert(ctx, cmd)
+	case "update":
+		return n.update(ctx, cmd)
+	case "delete":
+		return n.delete(ctx, cmd)
+	case "findandmodify":
+		return n.findAndModify(ctx, cmd)
+	case "create":
+		return n.create(ctx, cmd)
+	case "drop":
+		return n.drop(ctx, cmd)
+	case "dropdatabase":
+		return n.dropDatabase(ctx, cmd)
+	case "renamecollection":
+		return n.renameCollection(ctx, cmd)
+	case "createindexes":
+		return n.createIndexes(ctx, cmd)
+	case "dropindexes", "deleteindexes":
+		return n.dropIndexes(ctx, cmd)
+	case "collmod":
+		return n.collMod(ctx, cmd)
+	case "_sandboxsetcollection":
+		return n.setCollection(cmd)
+	case "find":
+		return n.find(ctx, cmd)
+	case "getmore":
+		return n.getMore(ctx, cmd)
+	case "killcursors":
+		return n.killCursors(ctx, cmd)
+	case "count":
+		return n.count(ctx, cmd)
+	case "collstats":
+		return n.collStats(ctx, cmd)
+	case "aggregate":
+		return n.aggregate(ctx, cmd)
+	case "listcollections":
+		return n.listCollections(ctx, cmd)
+	case "listindexes":
+		return n.listIndexes(ctx, cmd)
+	case "listdatabases":
+		return n.listDatabases(ctx, cmd)
+	}
+	return n.passthrough(ctx, cmd)
+}
+
+// passthrough sends a command to FerretDB as it came, less its envelope.
+func (n *node) passthrough(ctx context.Context, cmd *wire.Command) bson.Raw {
+	return relay(n.be.run(ctx, cmd.DB, stripped(cmd.Body)))
+}
+
+// relay turns a backend answer into the reply for the client.
+func relay(reply bson.Raw, err error) bson.Raw {
+	if err == nil {
+		return reply
+	}
+	if be, ok := err.(*backendError); ok {
+		return be.reply
+	}
+	return wire.ErrorReply(&wire.Error{Code: 6, Name: "HostUnreachable", Msg: err.Error()})
+}
+
+// collName is the collection a command names in its first field.
+func collName(cmd *wire.Command) (string, bool) {
+	s, ok := cmd.Body.Lookup(cmd.Name).StringValueOK()
+	return s, ok && s != ""
+}
+
+func isOplog(db, coll string) bool { return db == "local" && coll == "oplog.rs" }

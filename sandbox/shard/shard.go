@@ -1,0 +1,260 @@
+// Package shard is one sandbox shard: an embedded FerretDB (SQLite files in the shard's
+// directory, reachable only over a Unix socket there) behind a wire-protocol front on
+// 127.0.0.1 that answers as a one-member replica set's primary and owns the oplog.
+//
+//	client ─► wire (TLS, SCRAM) ─► front ─┬─ hello, replSetGetStatus, serverStatus ─► answered here
+//	                                      ├─ local.oplog.rs reads ─► oplog (memory + file, capped)
+//	                                      ├─ writes, DDL ─► write lock ─► FerretDB by {_id} ─► oplog entry
+//	                                      └─ other reads ─► FerretDB (+ UUIDs, views, kept indexes)
+//
+// FerretDB's own oplog cannot serve as a shard's (entries out of order, no DDL, updates
+// logged as whole documents), so the front serializes the shard's writes, applies each
+// to FerretDB one document at a time and appends the entry MongoDB would write
+// (including $v:2 diffs) before the next one. Tailable awaitData cursors wait on the
+// oplog's change signal.
+//
+// Two commands carry the router's knowledge: {_sandboxSetCollection: coll, key, uuid}
+// sets a collection's UUID and shard key (used for `ui` and the document keys of its
+// entries), and `fromMigrate: true` on insert and delete marks their entries as a chunk
+// migration's.
+package shard
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/shardlift/shardlift/sandbox/wire"
+)
+
+// Config describes one shard.
+type Config struct {
+	// Name is the replica set name, e.g. "src-shard0".
+	Name string
+	// Addr is where the front listens: "127.0.0.1:0" or a fixed port (kept on Restart).
+	Addr string
+	// Dir holds FerretDB's SQLite files, the oplog and the front's metadata.
+	Dir         string
+	TLS         *tls.Config
+	Credentials *wire.Credentials
+	// Identity is the version, FCV and user roles the shard reports.
+	Identity wire.Identity
+	// OplogSize caps the oplog in bytes (0: 64 MiB); old entries roll off.
+	OplogSize int64
+	// NoopInterval is how long the oplog may stay quiet before a no-op (0: 10 s).
+	NoopInterval time.Duration
+	Logger       *slog.Logger
+}
+
+// Front is a running shard.
+type Front struct {
+	cfg    Config
+	server *wire.Server
+
+	// lifeMu serializes Stop, Restart, SetOplogSize and Close.
+	lifeMu sync.Mutex
+
+	mu struct {
+		// Commands hold the read lock while they run; replacing the node takes the
+		// write lock, so it waits for commands in flight (their context is cancelled
+		// first, so they end promptly).
+		sync.RWMutex
+		node      *node
+		oplogSize int64
+		closed    bool
+	}
+}
+
+// Start opens (or creates) the shard in cfg.Dir and starts serving.
+func Start(cfg Config) (*Front, error) {
+	if cfg.Name == "" || cfg.Dir == "" {
+		return nil, errors.New("shard: Name and Dir are required")
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.OplogSize <= 0 {
+		cfg.OplogSize = 64 << 20
+	}
+	if cfg.NoopInterval <= 0 {
+		cfg.NoopInterval = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Identity.Version == "" {
+		cfg.Identity.Version = "7.0.42"
+	}
+	if cfg.Identity.FCV == "" {
+		cfg.Identity.FCV = "7.0"
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("shard %s: create %s: %w", cfg.Name, cfg.Dir, err)
+	}
+	f := &Front{cfg: cfg}
+	f.mu.oplogSize = cfg.OplogSize
+	n, err := openNode(f)
+	if err != nil {
+		return nil, fmt.Errorf("shard %s: %w", cfg.Name, err)
+	}
+	f.mu.node = n
+	f.server, err = wire.Listen(wire.Config{
+		Addr:        cfg.Addr,
+		TLS:         cfg.TLS,
+		Credentials: cfg.Credentials,
+		Handler:     wire.HandlerFunc(f.handle),
+		Logger:      cfg.Logger,
+	})
+	if err != nil {
+		n.close()
+		return nil, fmt.Errorf("shard %s: %w", cfg.Name, err)
+	}
+	return f, nil
+}
+
+func (f *Front) handle(_ context.Context, s *wire.Session, cmd *wire.Command) (reply bson.Raw) {
+	// A bug in one command must not take the whole sandbox process down.
+	defer func() {
+		if r := recover(); r != nil {
+			f.cfg.Logger.Error("shard command failed", "shard", f.cfg.Name, "command", cmd.Name, "panic", r, "stack", string(debug.Stack()))
+			reply = wire.ErrorReply(&wire.Error{Code: 1, Name: "InternalError", Msg: fmt.Sprintf("sandbox shard %s failed on %s: %v", f.cfg.Name, cmd.Name, r)})
+		}
+	}()
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.mu.node == nil {
+		return wire.ErrorReply(&wire.Error{Code: 91, Name: "ShutdownInProgress", Msg: "shard " + f.cfg.Name + " is stopped"})
+	}
+	return f.mu.node.handle(s, cmd)
+}
+
+// Name is the replica set name.
+func (f *Front) Name() string { return f.cfg.Name }
+
+// Addr is the front's host:port.
+func (f *Front) Addr() string { return f.server.Addr() }
+
+// Host is the shard's host string as listShards shows it: "name/host:port".
+func (f *Front) Host() string { return f.cfg.Name + "/" + f.Addr() }
+
+func (f *Front) oplogSize() int64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.mu.oplogSize
+}
+
+// Stop makes the shard unreachable (connections refused) and stops FerretDB, which
+// releases its files; the data stays in Dir for Restart.
+func (f *Front) Stop() error {
+	f.lifeMu.Lock()
+	defer f.lifeMu.Unlock()
+	return f.stopLocked()
+}
+
+func (f *Front) stopLocked() error {
+	f.mu.RLock()
+	n, closed := f.mu.node, f.mu.closed
+	f.mu.RUnlock()
+	if closed {
+		return errors.New("shard " + f.cfg.Name + " is closed")
+	}
+	if n == nil {
+		return nil
+	}
+	if err := f.server.SetFault(wire.Refuse); err != nil {
+		return fmt.Errorf("shard %s: %w", f.cfg.Name, err)
+	}
+	// Cancel only between writes: a write cut between its FerretDB change and its
+	// oplog entry would leave data a real mongod could never have (a change with no
+	// entry). Writes that wait for the lock find the context cancelled and fail before
+	// touching anything.
+	n.writeMu.Lock()
+	n.cancel()
+	n.writeMu.Unlock()
+	f.mu.Lock()
+	f.mu.node = nil
+	f.mu.Unlock()
+	if err := n.close(); err != nil {
+		return fmt.Errorf("shard %s: %w", f.cfg.Name, err)
+	}
+	return nil
+}
+
+// Restart starts the shard again (stopping it first if it runs), on the same address
+// with the same data and oplog.
+func (f *Front) Restart() error {
+	f.lifeMu.Lock()
+	defer f.lifeMu.Unlock()
+	if err := f.stopLocked(); err != nil {
+		return err
+	}
+	n, err := openNode(f)
+	if err != nil {
+		return fmt.Errorf("shard %s: restart: %w", f.cfg.Name, err)
+	}
+	f.mu.Lock()
+	f.mu.node = n
+	f.mu.Unlock()
+	if err := f.server.SetFault(wire.Healthy); err != nil {
+		return fmt.Errorf("shard %s: listen again on %s: %w", f.cfg.Name, f.Addr(), err)
+	}
+	return nil
+}
+
+// SetFault changes how the running shard treats its clients (see wire.Fault). A
+// stopped shard refuses connections until Restart.
+func (f *Front) SetFault(fault wire.Fault) error {
+	f.mu.RLock()
+	running := f.mu.node != nil
+	f.mu.RUnlock()
+	if !running {
+		return fmt.Errorf("shard %s is stopped: Restart it instead", f.cfg.Name)
+	}
+	return f.server.SetFault(fault)
+}
+
+// SetOplogSize changes the oplog's cap; shrinking rolls old entries off now.
+func (f *Front) SetOplogSize(bytes int64) {
+	f.lifeMu.Lock()
+	defer f.lifeMu.Unlock()
+	if bytes <= 0 {
+		bytes = 64 << 20
+	}
+	f.mu.Lock()
+	f.mu.oplogSize = bytes
+	n := f.mu.node
+	f.mu.Unlock()
+	if n != nil {
+		if err := n.oplog.setMax(bytes); err != nil {
+			f.cfg.Logger.Error("resize oplog", "shard", f.cfg.Name, "err", err)
+		}
+	}
+}
+
+// Close stops the shard for good and frees its address; the data stays in Dir.
+func (f *Front) Close() error {
+	f.lifeMu.Lock()
+	defer f.lifeMu.Unlock()
+	f.mu.RLock()
+	closed := f.mu.closed
+	f.mu.RUnlock()
+	if closed {
+		return nil
+	}
+	err := f.stopLocked()
+	f.mu.Lock()
+	f.mu.closed = true
+	f.mu.Unlock()
+	if errClose := f.server.Close(); err == nil {
+		err = errClose
+	}
+	return err
+}

@@ -1,0 +1,161 @@
+package shard
+
+import (
+	"os"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/shardlift/shardlift/sandbox/wire"
+)
+
+// What a one-member replica set's primary says about itself.
+
+func opTime(n *node) (bson.D, time.Time) {
+	ts, wall := n.oplog.last()
+	return bson.D{{Key: "ts", Value: ts}, {Key: "t", Value: int64(1)}}, wall
+}
+
+func (n *node) hello(cmd *wire.Command) bson.Raw {
+	addr := n.front.Addr()
+	op, wall := opTime(n)
+	d := wire.HelloBase(cmd, n.front.cfg.Identity.Version)
+	d = append(d,
+		bson.E{Key: "hosts", Value: bson.A{addr}},
+		bson.E{Key: "setName", Value: n.front.cfg.Name},
+		bson.E{Key: "setVersion", Value: int32(1)},
+		bson.E{Key: "secondary", Value: false},
+		bson.E{Key: "primary", Value: addr},
+		bson.E{Key: "me", Value: addr},
+		bson.E{Key: "electionId", Value: n.electionID},
+		bson.E{Key: "lastWrite", Value: bson.D{
+			{Key: "opTime", Value: op}, {Key: "lastWriteDate", Value: wall},
+			{Key: "majorityOpTime", Value: op}, {Key: "majorityWriteDate", Value: wall},
+		}},
+	)
+	return wire.OK(d...)
+}
+
+func adminOnly(cmd *wire.Command) bson.Raw {
+	if cmd.DB == "admin" {
+		return nil
+	}
+	return wire.ErrorReply(wire.Unauthorized(cmd.Name + " may only be run against the admin database."))
+}
+
+func (n *node) replSetGetStatus(cmd *wire.Command) bson.Raw {
+	if r := adminOnly(cmd); r != nil {
+		return r
+	}
+	addr := n.front.Addr()
+	op, wall := opTime(n)
+	now := time.Now()
+	return wire.OK(
+		bson.E{Key: "set", Value: n.front.cfg.Name},
+		bson.E{Key: "date", Value: now},
+		bson.E{Key: "myState", Value: int32(1)},
+		bson.E{Key: "term", Value: int64(1)},
+		bson.E{Key: "heartbeatIntervalMillis", Value: int64(2000)},
+		bson.E{Key: "majorityVoteCount", Value: int32(1)},
+		bson.E{Key: "writeMajorityCount", Value: int32(1)},
+		bson.E{Key: "votingMembersCount", Value: int32(1)},
+		bson.E{Key: "writableVotingMembersCount", Value: int32(1)},
+		bson.E{Key: "optimes", Value: bson.D{
+			{Key: "lastCommittedOpTime", Value: op}, {Key: "lastCommittedWallTime", Value: wall},
+			{Key: "readConcernMajorityOpTime", Value: op}, {Key: "appliedOpTime", Value: op},
+			{Key: "durableOpTime", Value: op}, {Key: "lastAppliedWallTime", Value: wall},
+			{Key: "lastDurableWallTime", Value: wall},
+		}},
+		bson.E{Key: "members", Value: bson.A{bson.D{
+			{Key: "_id", Value: int32(0)},
+			{Key: "name", Value: addr},
+			{Key: "health", Value: 1.0},
+			{Key: "state", Value: int32(1)},
+			{Key: "stateStr", Value: "PRIMARY"},
+			{Key: "uptime", Value: int32(now.Sub(n.started).Seconds())},
+			{Key: "optime", Value: op},
+			{Key: "optimeDate", Value: wall},
+			{Key: "lastAppliedWallTime", Value: wall},
+			{Key: "lastDurableWallTime", Value: wall},
+			{Key: "syncSourceHost", Value: ""},
+			{Key: "syncSourceId", Value: int32(-1)},
+			{Key: "infoMessage", Value: ""},
+			{Key: "electionDate", Value: n.started},
+			{Key: "configVersion", Value: int32(1)},
+			{Key: "configTerm", Value: int64(1)},
+			{Key: "self", Value: true},
+			{Key: "lastHeartbeatMessage", Value: ""},
+		}}},
+	)
+}
+
+func (n *node) replSetGetConfig(cmd *wire.Command) bson.Raw {
+	if r := adminOnly(cmd); r != nil {
+		return r
+	}
+	return wire.OK(bson.E{Key: "config", Value: bson.D{
+		{Key: "_id", Value: n.front.cfg.Name},
+		{Key: "version", Value: int32(1)},
+		{Key: "term", Value: int64(1)},
+		{Key: "protocolVersion", Value: int64(1)},
+		{Key: "writeConcernMajorityJournalDefault", Value: true},
+		{Key: "members", Value: bson.A{bson.D{
+			{Key: "_id", Value: int32(0)}, {Key: "host", Value: n.front.Addr()},
+			{Key: "arbiterOnly", Value: false}, {Key: "buildIndexes", Value: true},
+			{Key: "hidden", Value: false}, {Key: "priority", Value: 1.0},
+			{Key: "tags", Value: bson.D{}}, {Key: "secondaryDelaySecs", Value: int64(0)},
+			{Key: "votes", Value: int32(1)},
+		}}},
+		{Key: "settings", Value: bson.D{{Key: "chainingAllowed", Value: true}, {Key: "heartbeatIntervalMillis", Value: int32(2000)}}},
+	}})
+}
+
+func (n *node) serverStatus() bson.Raw {
+	addr := n.front.Addr()
+	op, wall := opTime(n)
+	now := time.Now()
+	up := now.Sub(n.started)
+	_, size, maxSize := n.oplog.stats()
+	return wire.OK(
+		bson.E{Key: "host", Value: addr},
+		bson.E{Key: "version", Value: n.front.cfg.Identity.Version},
+		bson.E{Key: "process", Value: "mongod"},
+		bson.E{Key: "pid", Value: int64(os.Getpid())},
+		bson.E{Key: "uptime", Value: up.Seconds()},
+		bson.E{Key: "uptimeMillis", Value: up.Milliseconds()},
+		bson.E{Key: "uptimeEstimate", Value: int64(up.Seconds())},
+		bson.E{Key: "localTime", Value: now},
+		bson.E{Key: "repl", Value: bson.D{
+			{Key: "hosts", Value: bson.A{addr}},
+			{Key: "setName", Value: n.front.cfg.Name},
+			{Key: "setVersion", Value: int32(1)},
+			{Key: "isWritablePrimary", Value: true},
+			{Key: "secondary", Value: false},
+			{Key: "primary", Value: addr},
+			{Key: "me", Value: addr},
+			{Key: "electionId", Value: n.electionID},
+			{Key: "lastWrite", Value: bson.D{
+				{Key: "opTime", Value: op}, {Key: "lastWriteDate", Value: wall},
+				{Key: "majorityOpTime", Value: op}, {Key: "majorityWriteDate", Value: wall},
+			}},
+			{Key: "rbid", Value: int32(1)},
+		}},
+		bson.E{Key: "oplog", Value: bson.D{{Key: "sizeBytes", Value: size}, {Key: "maxSizeBytes", Value: maxSize}}},
+		bson.E{Key: "storageEngine", Value: bson.D{{Key: "name", Value: "sandbox-ferretdb-sqlite"}, {Key: "persistent", Value: true}}},
+	)
+}
+
+// appendOplogNote writes a no-op entry carrying the caller's data, as MongoDB does.
+func (n *node) appendOplogNote(cmd *wire.Command) bson.Raw {
+	if r := adminOnly(cmd); r != nil {
+		return r
+	}
+	data, ok := cmd.Lookup("data").DocumentOK()
+	if !ok {
+		return wire.ErrorReply(wire.BadValue("appendOplogNote needs 'data' as a document"))
+	}
+	if err := n.oplog.append(draft{op: "n", o: data}); err != nil {
+		return wire.ErrorReply(err)
+	}
+	return wire.OK()
+}
