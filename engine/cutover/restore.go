@@ -24,6 +24,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
+
+	"github.com/shardlift/shardlift/engine/oplog"
 )
 
 // Server error codes the restore reacts to.
@@ -68,7 +70,7 @@ func RestoreIndex(ctx context.Context, client *mongo.Client, ns string, original
 	if !bytesEqual(current.Lookup("key"), original.Lookup("key")) {
 		return nil // another index now has that name: the original was dropped
 	}
-	return restore(ctx, client, db, coll, current, withoutField(original, "ns"))
+	return restore(ctx, client, db, coll, current, oplog.DestinationIndexSpec(original))
 }
 
 // RestoreOptions applies collection options withheld during the sync.

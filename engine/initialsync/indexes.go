@@ -62,7 +62,9 @@ func (b *IndexBuilds) claim(ctx context.Context, ns string) (*nsBuilds, error) {
 func (n *nsBuilds) release() { <-n.turn }
 
 // BuildIndexes builds, on the destination, the indexes the source shard has on
-// each of its namespaces, relaxed for the sync by oplog.RelaxIndexForSync (unique
+// each of its namespaces, as the destination takes them (oplog.DestinationIndexSpec:
+// no index version, ns or background leftovers) and relaxed for the sync by
+// oplog.RelaxIndexForSync (unique
 // built non-unique, TTL with a huge expiry); an index another shard's copier
 // already built (Config.IndexBuilds) is not built again. The original of every
 // index that was relaxed goes to the IndexSink before the index is built, so no
@@ -103,7 +105,7 @@ func (c *Copier) buildIndexes(ctx context.Context, p *partition) error {
 	defer builds.release()
 	var build []bson.Raw
 	for _, spec := range specs {
-		relaxed, original, err := oplog.RelaxIndexForSync(withoutField(spec, "ns"))
+		relaxed, original, err := oplog.RelaxIndexForSync(oplog.DestinationIndexSpec(spec))
 		if err != nil {
 			return err
 		}
@@ -219,24 +221,4 @@ func isIDIndex(spec bson.Raw) bool {
 func indexName(spec bson.Raw) string {
 	name, _ := spec.Lookup("name").StringValueOK()
 	return name
-}
-
-// withoutField drops a top-level field (the "ns" that servers before 4.4 put in
-// index specs and createIndexes does not take).
-func withoutField(doc bson.Raw, field string) bson.Raw {
-	if doc.Lookup(field).Type == 0 {
-		return doc
-	}
-	elems, err := doc.Elements()
-	if err != nil {
-		return doc
-	}
-	idx, out := bsoncore.AppendDocumentStart(nil)
-	for _, e := range elems {
-		if e.Key() != field {
-			out = append(out, e...)
-		}
-	}
-	out, _ = bsoncore.AppendDocumentEnd(out, idx)
-	return out
 }

@@ -71,7 +71,8 @@ func (k DDLKind) String() string {
 
 // DDL is a change to collections, views or indexes, to apply on the destination
 // through mongos once (see DDLGroups) and after the appliers have drained the
-// namespaces it touches. Index specs and collection options must go through
+// namespaces it touches. Index specs are as the destination takes them
+// (DestinationIndexSpec); they and collection options must go through
 // RelaxIndexForSync and RelaxCollectionOptionsForSync first.
 //
 // Apply it idempotently: a resumed sync replays DDL the destination may
@@ -131,7 +132,7 @@ func commandDDL(e *Entry) (*DDL, error) {
 			return &DDL{Kind: DDLCreateIndexes, NS: ns, Indexes: specs}, err
 		}
 		// 4.2 and later write one entry per index, the spec inline.
-		return &DDL{Kind: DDLCreateIndexes, NS: ns, Indexes: []bson.Raw{without(e.O, string(e.Command), "ns")}}, nil
+		return &DDL{Kind: DDLCreateIndexes, NS: ns, Indexes: []bson.Raw{DestinationIndexSpec(without(e.O, string(e.Command)))}}, nil
 	case CmdCommitIndexBuild:
 		ix, ok := lookup(e.O, "indexes")
 		if !ok {
@@ -232,7 +233,8 @@ func dropIndexesDDL(e *Entry, ns Namespace) (*DDL, error) {
 	return d, nil
 }
 
-// indexSpecs copies the specs of an indexes array, without their legacy ns.
+// indexSpecs copies the specs of an indexes array as the destination takes them
+// (DestinationIndexSpec).
 func indexSpecs(ts primitive.Timestamp, field string, ix element) ([]bson.Raw, error) {
 	if ix.t != bsontype.Array {
 		return nil, malformed(ts, field, "is %s, want an array", typeName(ix.t))
@@ -247,7 +249,7 @@ func indexSpecs(ts primitive.Timestamp, field string, ix element) ([]bson.Raw, e
 		if el.t != bsontype.EmbeddedDocument {
 			return nil, malformed(ts, field, "an index spec is %s", typeName(el.t))
 		}
-		specs = append(specs, without(el.val, "ns"))
+		specs = append(specs, DestinationIndexSpec(el.val))
 	}
 	if it.bad {
 		return nil, malformed(ts, field, "corrupt BSON")

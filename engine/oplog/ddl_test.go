@@ -66,7 +66,7 @@ func TestDDLEntriesTranslateToDDL(t *testing.T) {
 	if d.Kind != DDLCreateIndexes || d.NS != shop("orders") || len(d.Indexes) != 1 {
 		t.Fatalf("createIndexes: %+v", d)
 	}
-	sameDoc(t, "index spec", d.Indexes[0], doc(t, `{v: 2, unique: true, key: {sku: 1}, name: 'sku_1'}`))
+	sameDoc(t, "index spec", d.Indexes[0], doc(t, `{unique: true, key: {sku: 1}, name: 'sku_1'}`))
 
 	if d = ddlOf(t, `{startIndexBuild: 'orders', indexBuildUUID: {$binary: {base64: '4bxQ3jVUS+yW7PKdH21C6Q==', subType: '04'}}, indexes: [{v: 2, key: {a: 1}, name: 'a_1'}]}`, ``); d != nil {
 		t.Fatalf("startIndexBuild: %+v, want nothing until the commit", d)
@@ -78,7 +78,7 @@ func TestDDLEntriesTranslateToDDL(t *testing.T) {
 	if d.Kind != DDLCreateIndexes || len(d.Indexes) != 2 {
 		t.Fatalf("commitIndexBuild: %+v", d)
 	}
-	sameDoc(t, "second spec", d.Indexes[1], doc(t, `{v: 2, key: {b: -1}, name: 'b_-1', expireAfterSeconds: 60}`))
+	sameDoc(t, "second spec", d.Indexes[1], doc(t, `{key: {b: -1}, name: 'b_-1', expireAfterSeconds: 60}`))
 
 	for _, o := range []string{`{dropIndexes: 'orders', index: 'sku_1'}`, `{deleteIndexes: 'orders', index: 'sku_1'}`, `{deleteIndex: 'orders', index: 'sku_1'}`} {
 		d = ddlOf(t, o, `o2: {v: 2, key: {sku: 1}, name: 'sku_1'}`)
@@ -110,6 +110,19 @@ func TestDDLEntriesTranslateToDDL(t *testing.T) {
 	if d = ddlOf(t, `{dbCheck: 'orders', type: 'batch'}`, ``); d != nil {
 		t.Fatalf("dbCheck: %+v", d)
 	}
+}
+
+func TestIndexDDLCarriesSpecsAsTheDestinationTakesThem(t *testing.T) {
+	// A 4.2 source's inline createIndexes and a 4.4 source's commitIndexBuild, with
+	// what older servers leave in a spec (v: 1 indexes from before 3.4, ns before 4.4,
+	// background before 4.2, dropDups before 3.0): a 5.0+ destination refuses ns.
+	want := doc(t, `{key: {sku: 1}, name: 'sku_1', unique: true, partialFilterExpression: {qty: {$gt: 0}}}`)
+	d := ddlOf(t, `{createIndexes: 'orders', v: 1, key: {sku: 1}, name: 'sku_1', ns: 'shop.orders', background: true, unique: true, partialFilterExpression: {qty: {$gt: 0}}}`, ``)
+	sameDoc(t, "createIndexes spec", d.Indexes[0], want)
+	d = ddlOf(t, `{commitIndexBuild: 'orders', indexBuildUUID: {$binary: {base64: '4bxQ3jVUS+yW7PKdH21C6Q==', subType: '04'}}, indexes: [{v: 1, key: {sku: 1}, name: 'sku_1', background: true, dropDups: true, unique: true, partialFilterExpression: {qty: {$gt: 0}}}]}`, ``)
+	sameDoc(t, "commitIndexBuild spec", d.Indexes[0], want)
+	sameDoc(t, "DestinationIndexSpec", DestinationIndexSpec(doc(t, `{v: 2, key: {loc: 'geoHaystack', type: 1}, name: 'loc', bucketSize: 1, ns: 'shop.places'}`)),
+		doc(t, `{key: {loc: 'geoHaystack', type: 1}, name: 'loc', bucketSize: 1}`))
 }
 
 func TestUnreplayableCommandsAreErrors(t *testing.T) {
