@@ -20,25 +20,7 @@ func TestImageIsReadByIDAloneAndMatchedOnTheWholeDocumentKey(t *testing.T) {
 	// every read (the cost grew with the data until replay fell behind); {_id: v} is
 	// found by index on every server. The document key is then checked here.
 	ctx := context.Background()
-	dst, err := sandbox.Start(ctx, "destination", sandbox.Options{Shards: 2})
-	if err != nil {
-		t.Fatalf("start the sandbox: %v", err)
-	}
-	t.Cleanup(func() { dst.Close() })
-	var mu sync.Mutex
-	var filters []bson.Raw
-	monitor := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
-		if e.CommandName == "find" {
-			mu.Lock()
-			filters = append(filters, append(bson.Raw(nil), e.Command.Lookup("filter").Document()...))
-			mu.Unlock()
-		}
-	}}
-	client, err := mongo.Connect(ctx, options.Client().ApplyURI(dst.URI()).SetMonitor(monitor))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Disconnect(context.Background()) })
+	client, commands := monitoredDestination(t)
 	coll := client.Database("db").Collection("c")
 	if _, err := coll.InsertMany(ctx, []any{
 		bson.D{{Key: "_id", Value: 1}, {Key: "k", Value: bson.D{{Key: "x", Value: 7}}}, {Key: "v", Value: "a"}},
@@ -74,8 +56,10 @@ func TestImageIsReadByIDAloneAndMatchedOnTheWholeDocumentKey(t *testing.T) {
 			t.Errorf("Image(%s) read %q, want %q", c.filter, got, c.want)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	var filters []bson.Raw
+	for _, cmd := range commands("find") {
+		filters = append(filters, cmd.Lookup("filter").Document())
+	}
 	if len(filters) != len(cases) {
 		t.Fatalf("%d finds for %d reads", len(filters), len(cases))
 	}
@@ -84,5 +68,71 @@ func TestImageIsReadByIDAloneAndMatchedOnTheWholeDocumentKey(t *testing.T) {
 		if len(elems) != 1 || elems[0].Key() != "_id" || !elems[0].Value().Equal(cases[i].filter.Lookup("_id")) {
 			t.Errorf("read %d queried %s, want {_id: %s} alone", i, f, cases[i].filter.Lookup("_id"))
 		}
+	}
+}
+
+// monitoredDestination starts a sandbox destination and connects to it; commands
+// returns the commands of one name the client has sent so far.
+func monitoredDestination(t *testing.T) (*mongo.Client, func(name string) []bson.Raw) {
+	t.Helper()
+	ctx := context.Background()
+	dst, err := sandbox.Start(ctx, "destination", sandbox.Options{Shards: 2})
+	if err != nil {
+		t.Fatalf("start the sandbox: %v", err)
+	}
+	t.Cleanup(func() { dst.Close() })
+	var mu sync.Mutex
+	sent := map[string][]bson.Raw{}
+	monitor := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		mu.Lock()
+		sent[e.CommandName] = append(sent[e.CommandName], append(bson.Raw(nil), e.Command...))
+		mu.Unlock()
+	}}
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(dst.URI()).SetMonitor(monitor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Disconnect(context.Background()) })
+	return client, func(name string) []bson.Raw {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]bson.Raw(nil), sent[name]...)
+	}
+}
+
+func TestReplayWritesBypassDocumentValidationAsTheCopyDoes(t *testing.T) {
+	// A document the source accepted before its validator changed (or under
+	// validationLevel moderate) must reach the destination all the same: the copy
+	// inserts with bypassDocumentValidation, and so must every replayed write.
+	ctx := context.Background()
+	client, commands := monitoredDestination(t)
+	ns := oplog.Namespace{DB: "db", Coll: "c"}
+	raw := func(d bson.D) bson.Raw {
+		b, _ := bson.Marshal(d)
+		return b
+	}
+	id := func(i int) bson.Raw { return raw(bson.D{{Key: "_id", Value: i}}) }
+	writes := []oplog.Write{
+		{Kind: oplog.InsertReplace, NS: ns, Filter: id(1), Replacement: raw(bson.D{{Key: "_id", Value: 1}, {Key: "qty", Value: 1}}), Upsert: true},
+		{Kind: oplog.Update, NS: ns, Filter: id(1), Update: raw(bson.D{{Key: "$set", Value: bson.D{{Key: "qty", Value: 2}}}})},
+		{Kind: oplog.Delete, NS: ns, Filter: id(2)},
+	}
+	if n, err := replay.NewMongoDestination(client).Write(ctx, ns, writes); err != nil || n != len(writes) {
+		t.Fatalf("Write: %d applied, %v", n, err)
+	}
+	updates := commands("update")
+	if len(updates) == 0 {
+		t.Fatal("no update command was sent")
+	}
+	for _, cmd := range updates {
+		if b, ok := cmd.Lookup("bypassDocumentValidation").BooleanOK(); !ok || !b {
+			t.Errorf("update sent without bypassDocumentValidation: %s", cmd)
+		}
+	}
+	var got struct {
+		Qty int `bson:"qty"`
+	}
+	if err := client.Database("db").Collection("c").FindOne(ctx, bson.D{{Key: "_id", Value: 1}}).Decode(&got); err != nil || got.Qty != 2 {
+		t.Fatalf("document after the writes: %+v, %v", got, err)
 	}
 }
