@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -15,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // Source is one shard's oplog.
@@ -39,6 +41,9 @@ type Cursor interface {
 type MongoSource struct {
 	client *mongo.Client
 	opts   MongoSourceOptions
+
+	mu      sync.Mutex
+	version string // the server's, once read
 }
 
 // MongoSourceOptions tune the oplog cursor.
@@ -67,21 +72,48 @@ func (s *MongoSource) oplog() *mongo.Collection {
 	return s.client.Database("local").Collection("oplog.rs")
 }
 
-// Tail runs a tailable, awaitData find on {ts: {$gte: from}}.
+// Tail runs a tailable, awaitData find on {ts: {$gte: from}}. On a server older
+// than 4.4 the find says oplogReplay, without which 3.6 to 4.2 reach the resume
+// point by scanning the oplog from its oldest entry (4.4 and later seek by
+// themselves and ignore the flag; see topology.NeedsOplogReplay).
 func (s *MongoSource) Tail(ctx context.Context, from primitive.Timestamp) (Cursor, error) {
 	filter := bson.D{}
-	if from != (primitive.Timestamp{}) {
-		filter = bson.D{{Key: "ts", Value: bson.D{{Key: "$gte", Value: from}}}}
-	}
 	opts := options.Find().
 		SetCursorType(options.TailableAwait).
 		SetMaxAwaitTime(s.opts.MaxAwait).
 		SetBatchSize(s.opts.BatchSize)
+	if from != (primitive.Timestamp{}) {
+		filter = bson.D{{Key: "ts", Value: bson.D{{Key: "$gte", Value: from}}}}
+		version, err := s.serverVersion(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if topology.NeedsOplogReplay(version) {
+			opts.SetOplogReplay(true) // deprecated by the driver for 4.4+, which ignore it
+		}
+	}
 	cur, err := s.oplog().Find(ctx, filter, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open a tailable cursor on local.oplog.rs: %w", err)
 	}
 	return &mongoCursor{cur: cur}, nil
+}
+
+// serverVersion is buildInfo's version of the server behind the client, read once.
+func (s *MongoSource) serverVersion(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.version != "" {
+		return s.version, nil
+	}
+	var info struct {
+		Version string `bson:"version"`
+	}
+	if err := s.client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return "", fmt.Errorf("read the version of the shard (buildInfo) to tail its oplog: %w", err)
+	}
+	s.version = info.Version
+	return s.version, nil
 }
 
 // Newest reads the last entry in natural order.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -519,32 +518,6 @@ func allNodes(cl *topology.Cluster) []node {
 	return out
 }
 
-// olderThan reports whether version's major.minor is below min's.
-func olderThan(version, min string) bool {
-	vMaj, vMin, ok1 := majorMinor(version)
-	mMaj, mMin, ok2 := majorMinor(min)
-	if !ok1 || !ok2 {
-		return false
-	}
-	return vMaj < mMaj || (vMaj == mMaj && vMin < mMin)
-}
-
-func majorMinor(v string) (int, int, bool) {
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) < 2 {
-		return 0, 0, false
-	}
-	// Decimal digits only: Atoi would also take signs ("+7").
-	for _, p := range parts[:2] {
-		if p == "" || strings.Trim(p, "0123456789") != "" {
-			return 0, 0, false
-		}
-	}
-	major, err1 := strconv.Atoi(parts[0])
-	minor, err2 := strconv.Atoi(parts[1])
-	return major, minor, err1 == nil && err2 == nil
-}
-
 // distinct returns the distinct non-empty values of f over nodes, each with the
 // nodes that have it.
 func distinct(nodes []node, f func(node) string) map[string][]string {
@@ -585,9 +558,9 @@ func (c *checker) versions() {
 	}{{"source", c.in.Source}, {"destination", c.in.Destination}} {
 		var nodes, bad []node
 		for _, n := range allNodes(side.cl) {
-			if _, _, ok := majorMinor(n.version); !ok && n.version != "" {
+			if _, _, ok := topology.ParseMajorMinor(n.version); !ok && n.version != "" {
 				bad = append(bad, n)
-			} else if olderThan(n.version, MinMajor) {
+			} else if topology.OlderThan(n.version, MinMajor) {
 				nodes = append(nodes, n)
 			}
 		}

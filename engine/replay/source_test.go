@@ -1,0 +1,95 @@
+package replay_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/event"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/shardlift/shardlift/engine/replay"
+	"github.com/shardlift/shardlift/sandbox"
+	"github.com/shardlift/shardlift/sandbox/wire"
+)
+
+func TestTailSaysOplogReplayToServersOlderThan44(t *testing.T) {
+	// MongoDB 3.6 to 4.2 reach a {ts: {$gte: T}} bound of an oplog find by scanning
+	// the oplog from its oldest entry unless the find says oplogReplay: a resume on a
+	// large oplog would take hours. 4.4 and later seek by themselves.
+	for _, c := range []struct {
+		version string
+		want    bool
+	}{{"3.6.23", true}, {"4.2.24", true}, {"4.4.29", false}, {"7.0.42", false}} {
+		t.Run(c.version, func(t *testing.T) {
+			ctx := context.Background()
+			src, err := sandbox.Start(ctx, "source", sandbox.Options{Shards: 1, Identity: wire.Identity{Version: c.version, FCV: c.version[:3]}})
+			if err != nil {
+				t.Fatalf("start the sandbox: %v", err)
+			}
+			t.Cleanup(func() { src.Close() })
+			router := connect(t, src.URI())
+			for i := range 3 {
+				if _, err := router.Database("db").Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: i}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var mu sync.Mutex
+			var finds []bson.Raw
+			monitor := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+				if e.CommandName == "find" {
+					mu.Lock()
+					finds = append(finds, append(bson.Raw(nil), e.Command...))
+					mu.Unlock()
+				}
+			}}
+			shard, err := mongo.Connect(ctx, options.Client().ApplyURI("mongodb://"+src.Shards()[0].Addr+"/?directConnection=true").SetMonitor(monitor))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { shard.Disconnect(context.Background()) })
+
+			source := replay.NewMongoSource(shard, replay.MongoSourceOptions{})
+			from := tail(t, source, primitive.Timestamp{})[1]
+			if got := tail(t, source, from); len(got) < 2 || got[0] != from {
+				t.Fatalf("tail from %v read %v", from, got)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(finds) != 2 {
+				t.Fatalf("%d finds, want 2", len(finds))
+			}
+			if finds[0].Lookup("oplogReplay").Type != 0 {
+				t.Errorf("a tail without a ts bound said oplogReplay: %s", finds[0])
+			}
+			said, _ := finds[1].Lookup("oplogReplay").BooleanOK()
+			if said != c.want {
+				t.Errorf("MongoDB %s: the resumed tail said oplogReplay %v, want %v: %s", c.version, said, c.want, finds[1])
+			}
+		})
+	}
+}
+
+// tail opens a cursor from ts and returns the ts of the entries of its first batch.
+func tail(t *testing.T, s replay.Source, from primitive.Timestamp) []primitive.Timestamp {
+	t.Helper()
+	ctx := context.Background()
+	cur, err := s.Tail(ctx, from)
+	if err != nil {
+		t.Fatalf("tail from %v: %v", from, err)
+	}
+	defer cur.Close(ctx)
+	batch, err := cur.Next(ctx)
+	if err != nil {
+		t.Fatalf("read the tail from %v: %v", from, err)
+	}
+	out := make([]primitive.Timestamp, len(batch))
+	for i, raw := range batch {
+		tt, ii, _ := raw.Lookup("ts").TimestampOK()
+		out[i] = primitive.Timestamp{T: tt, I: ii}
+	}
+	return out
+}
