@@ -292,7 +292,8 @@ type RelaxedSink interface {
 // Re-applying a DDL (a copy read again after a process restart) is tolerated:
 // NamespaceExists on create, NamespaceNotFound on drop, dropIndexes, collMod and
 // renameCollection (the source name is gone: the rename happened), IndexNotFound on
-// dropIndexes. A collection created on the source during the migration is created
+// dropIndexes. A renameCollection with dropTarget on a destination without that
+// option is a drop and a rename (see rename). A collection created on the source during the migration is created
 // unsharded on the destination: shardCollection is not in any oplog.
 type MongoDDL struct {
 	client *mongo.Client
@@ -345,12 +346,7 @@ func (m *MongoDDL) Exec(ctx context.Context, d oplog.DDL) error {
 	case oplog.DDLDropDatabase:
 		return run(bson.D{{Key: "dropDatabase", Value: 1}})
 	case oplog.DDLRename:
-		cmd := bson.D{{Key: "renameCollection", Value: d.NS.String()}, {Key: "to", Value: d.To.String()}, {Key: "dropTarget", Value: d.DropTarget}}
-		err := m.client.Database("admin").RunCommand(ctx, cmd).Err()
-		if hasCode(err, codeNamespaceNotFound) {
-			return nil
-		}
-		return err
+		return m.rename(ctx, d)
 	case oplog.DDLCreateIndexes:
 		specs := make(bson.A, 0, len(d.Indexes))
 		for _, spec := range d.Indexes {
@@ -398,6 +394,40 @@ func (m *MongoDDL) Exec(ctx context.Context, d oplog.DDL) error {
 		return run(appendFields(bson.D{{Key: "convertToCapped", Value: d.NS.Coll}}, d.Options))
 	}
 	return fmt.Errorf("DDL on %s: unknown kind %d", d.NS, d.Kind)
+}
+
+// rename runs renameCollection. A destination that refuses dropTarget (FerretDB
+// and other MongoDB-compatible servers answer NotImplemented or an unknown-field
+// error) gets the same effect in two steps, drop the target then rename, each safe
+// to run again: an interruption between them leaves the source and no target, which
+// the next run drops (nothing) and renames; after the rename the source is gone and
+// the next run does nothing, so it never drops the renamed collection.
+func (m *MongoDDL) rename(ctx context.Context, d oplog.DDL) error {
+	admin := m.client.Database("admin")
+	renamed := func(dropTarget bool) error {
+		cmd := bson.D{{Key: "renameCollection", Value: d.NS.String()}, {Key: "to", Value: d.To.String()}, {Key: "dropTarget", Value: dropTarget}}
+		err := admin.RunCommand(ctx, cmd).Err()
+		if hasCode(err, codeNamespaceNotFound) {
+			return nil // the source is gone: the rename happened before
+		}
+		return err
+	}
+	err := renamed(d.DropTarget)
+	if err == nil || !d.DropTarget || !hasCode(err, optionRefusedCodes...) {
+		return err
+	}
+	names, lerr := m.client.Database(d.NS.DB).ListCollectionNames(ctx, bson.D{{Key: "name", Value: d.NS.Coll}})
+	if lerr != nil {
+		return fmt.Errorf("the destination refused renameCollection's dropTarget (%v); look for %s before dropping %s instead: %w", err, d.NS, d.To, lerr)
+	}
+	if len(names) == 0 {
+		return nil // the source is gone: the rename happened before
+	}
+	drop := bson.D{{Key: "drop", Value: d.To.Coll}}
+	if derr := m.client.Database(d.To.DB).RunCommand(ctx, drop).Err(); derr != nil && !hasCode(derr, codeNamespaceNotFound) {
+		return fmt.Errorf("the destination refused renameCollection's dropTarget (%v); drop %s before the rename instead: %w", err, d.To, derr)
+	}
+	return renamed(false)
 }
 
 func (m *MongoDDL) withhold(ns oplog.Namespace, withheld bson.Raw) error {

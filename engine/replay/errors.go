@@ -67,7 +67,14 @@ const (
 	codeNotPrimaryNoSecondaryOk         = 13435
 	codeNotPrimaryOrSecondary           = 13436
 	codeSocketException                 = 9001
+	codeFailedToParse                   = 9
+	codeInvalidOptions                  = 72
+	codeIDLUnknownField                 = 40415
 )
+
+// optionRefusedCodes are how servers say they do not take a command's option:
+// FerretDB answers NotImplemented, MongoDB-compatible servers an unknown field.
+var optionRefusedCodes = []int{codeFailedToParse, codeInvalidOptions, codeNotImplemented, codeIDLUnknownField}
 
 // transientCodes are server errors that a retry (after reconnecting, for the tailer)
 // can get past: the node stepped down or is shutting down, the network failed, a
