@@ -25,11 +25,16 @@ transaction buffer and appliers as a migration's replay: the file holds concaten
 raw BSON entries, as a dump of local.oplog.rs does (mongodump --db local --collection
 oplog.rs). The destination may be a mongos or any MongoDB-compatible server.
 
-Every write is idempotent and targeted by the full document key, so a file may be
-replayed onto data already holding some of its effects: the errors that causes (a
-duplicate _id, a path that no longer exists) are counted, not fatal. Unique and TTL
-indexes the file creates are built relaxed (not unique, no expiry), as during a sync;
-they are listed at the end for you to restore.
+Every write is idempotent and targeted by the full document key. The replay is
+strict: a write the destination refuses stops it (exit status 1) with the entry's ts,
+and nothing from that entry on is counted as applied. A file replayed onto data that
+already holds part of its effects meets errors that its later entries repair (a
+duplicate _id under another shard key, an update into a field whose type changed
+since): --tolerate-idempotency-errors counts those instead of stopping, after checking
+that each is one (a destination refusing a kind of update, or a duplicate on another
+unique index, still stops the replay). Unique and TTL indexes the file creates are
+built relaxed (not unique, no expiry), as during a sync; they are listed at the end
+for you to restore.
 
 It prints what it applied and what it skipped, by reason. A malformed entry stops the
 replay with its ts (exit status 1); what came before it is applied.
@@ -43,6 +48,7 @@ func runReplay(ctx context.Context, s streams, args []string) int {
 	destination := f.String("destination", "", "the destination's connection string `URI` (a mongos or a server)")
 	destinationCA := f.String("destination-ca", "", "PEM `FILE` of the CA that signed the destination's certificates (turns TLS on)")
 	dryRun := f.Bool("dry-run", false, "decode, filter and translate every entry but write nothing (no --destination needed)")
+	tolerate := f.Bool("tolerate-idempotency-errors", false, "count, instead of stopping at, the write errors of data already holding part of the file (see above)")
 	timeout := f.Duration("timeout", topology.DefaultTimeout, "wait at most `D` to connect to the destination")
 	if code, ok := f.parse(s, args); !ok {
 		return code
@@ -90,7 +96,7 @@ func runReplay(ctx context.Context, s streams, args []string) int {
 	} else {
 		fmt.Fprintf(s.err, "Dry run of %s: nothing is written.\n", *file)
 	}
-	p, err := replayFile(ctx, in, filepath.Base(*file), dest, exec)
+	p, err := replayFile(ctx, in, filepath.Base(*file), dest, exec, *tolerate)
 	printReplay(s.out, p, relaxed.list())
 	if err != nil {
 		if ctx.Err() != nil {
@@ -102,17 +108,15 @@ func runReplay(ctx context.Context, s streams, args []string) int {
 }
 
 // replayFile runs one shard pipeline over the entries of r and returns what it did.
-func replayFile(ctx context.Context, r io.Reader, name string, dest replay.Destination, exec replay.DDLExecutor) (replay.Progress, error) {
+// tolerate accepts the idempotency errors over the whole file, for a file replayed
+// onto data holding some of its effects; otherwise every write error stops it.
+func replayFile(ctx context.Context, r io.Reader, name string, dest replay.Destination, exec replay.DDLExecutor, tolerate bool) (replay.Progress, error) {
 	ddl := replay.NewDDLOnce([]string{name}, 0, exec, slog.New(slog.DiscardHandler))
-	shard, err := replay.New(replay.Config{
-		Shard:       name,
-		Source:      replay.NewReaderSource(r),
-		Destination: dest,
-		DDL:         ddl,
-		// A captured oplog may be replayed onto data holding some of its effects:
-		// tolerate the idempotency errors over the whole file.
-		ConsistencyPoint: primitive.Timestamp{T: math.MaxUint32, I: math.MaxUint32},
-	})
+	cfg := replay.Config{Shard: name, Source: replay.NewReaderSource(r), Destination: dest, DDL: ddl}
+	if tolerate {
+		cfg.ConsistencyPoint = primitive.Timestamp{T: math.MaxUint32, I: math.MaxUint32}
+	}
+	shard, err := replay.New(cfg)
 	if err != nil {
 		return replay.Progress{}, err
 	}

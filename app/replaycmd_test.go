@@ -248,3 +248,46 @@ func TestReplayIntoASandboxDestination(t *testing.T) {
 		t.Error("index ref_1 not built")
 	}
 }
+
+func TestReplayIsStrictUnlessToldToTolerateIdempotencyErrors(t *testing.T) {
+	// The destination already holds a later state of document 1 (its field a is a
+	// number now); the file's update writes into a when it was a document.
+	ctx := context.Background()
+	dst, err := sandbox.Start(ctx, "destination", sandbox.Options{Shards: 1})
+	if err != nil {
+		t.Fatalf("start the sandbox: %v", err)
+	}
+	defer dst.Close()
+	client, err := mongo.Connect(ctx, options.Client().ApplyURI(dst.URI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	orders := client.Database("shop").Collection("orders")
+	if _, err := orders.InsertOne(ctx, bson.D{{Key: "_id", Value: int32(1)}, {Key: "a", Value: int32(5)}}); err != nil {
+		t.Fatal(err)
+	}
+	path := writeOplogFile(t,
+		oplogEntry(t, 1, "u", "shop.orders", entryO(bson.D{{Key: "$v", Value: int32(1)}, {Key: "$set", Value: bson.D{{Key: "a.b", Value: int32(1)}}}}),
+			entryO2(bson.D{{Key: "_id", Value: int32(1)}})),
+		oplogEntry(t, 2, "i", "shop.orders", entryO(bson.D{{Key: "_id", Value: int32(2)}})),
+	)
+	code, out, errOut := runCLI(t, "replay", "--oplog", path, "--destination", dst.URI())
+	if code != exitFail || !strings.Contains(errOut, "Timestamp(1, 1)") || !strings.Contains(out, "idempotency errors tolerated: 0") {
+		t.Fatalf("strict replay: exit %d\n%s%s\nwant exit 1 at the update of Timestamp(1, 1)", code, out, errOut)
+	}
+	if strings.Contains(out, "last entry applied") {
+		t.Errorf("the strict replay counts the failed entry as applied:\n%s", out)
+	}
+	code, out, errOut = runCLI(t, "replay", "--oplog", path, "--destination", dst.URI(), "--tolerate-idempotency-errors")
+	if code != exitOK || !strings.Contains(out, "idempotency errors tolerated: 1") {
+		t.Fatalf("tolerant replay: exit %d\n%s%s", code, out, errOut)
+	}
+	if n, _ := orders.CountDocuments(ctx, bson.D{{Key: "_id", Value: int32(2)}}); n != 1 {
+		t.Error("the tolerant replay did not apply the entry after the tolerated one")
+	}
+	_, help, _ := runCLI(t, "replay", "--help")
+	if !strings.Contains(help, "strict") || !strings.Contains(help, "--tolerate-idempotency-errors") {
+		t.Errorf("replay --help does not say it is strict and how to tolerate:\n%s", help)
+	}
+}

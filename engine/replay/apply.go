@@ -132,7 +132,7 @@ next:
 }
 
 // writeNS writes tasks to ns, retrying transient errors and, up to the consistency
-// point, stepping over the idempotency errors (see idempotencyCodes). On a
+// point, stepping over the idempotency errors it can confirm (see expected). On a
 // destination that runs no pipeline updates, those with a diff at hand go as
 // replacements of the document read and patched here (see ImageReader, resolve).
 func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) error {
@@ -166,29 +166,87 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 			}
 			continue
 		}
-		switch {
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			return ctx.Err()
-		case isTransient(err):
-			retried = true
-			r.s.setRetrying(retryWork, fmt.Sprintf("retrying: write to %s: %v", ns, err))
-			if err := retry.wait(ctx, nil); err != nil {
-				return err
+		}
+		formRefused := false
+		if !isTransient(err) && failed.done.tolerate && (hasCode(err, idempotencyCodes...) || errors.Is(err, errDiffMismatch)) {
+			expected, cerr := r.expected(ctx, ns, failed, err)
+			switch {
+			case cerr != nil && !isTransient(cerr):
+				return fmt.Errorf("apply the %s of the entry at %s to %s: %w; and telling whether the destination's document is merely in a later state failed: %v",
+					failed.write.Kind, tsString(failed.done.entry), ns, err, cerr)
+			case cerr != nil:
+				err = cerr // retried below
+			case expected:
+				r.s.c.tolerated.Add(1)
+				r.cfg.Logger.Debug("tolerated an idempotency error before the consistency point",
+					"ns", ns, "entry", tsString(failed.done.entry), "err", err)
+				r.applied(tasks[start : start+1])
+				start++
+				continue
+			default:
+				formRefused = failed.write.Kind == oplog.Update && hasCode(err, codePathNotViable, codeTypeMismatch)
 			}
-		case failed.done.tolerate && (hasCode(err, idempotencyCodes...) || errors.Is(err, errDiffMismatch)):
-			r.s.c.tolerated.Add(1)
-			r.cfg.Logger.Debug("tolerated an idempotency error before the consistency point",
-				"ns", ns, "entry", tsString(failed.done.entry), "err", err)
-			r.applied(tasks[start : start+1])
-			start++
-		default:
-			return fmt.Errorf("apply the %s of the entry at %s to %s: %w", failed.write.Kind, tsString(failed.done.entry), ns, err)
+		}
+		if !isTransient(err) {
+			return refused(ns, failed, err, formRefused)
+		}
+		retried = true
+		r.s.setRetrying(retryWork, fmt.Sprintf("retrying: write to %s: %v", ns, err))
+		if err := retry.wait(ctx, nil); err != nil {
+			return err
 		}
 	}
 	if retried {
 		r.s.setRetrying(retryWork, "")
 	}
 	return nil
+}
+
+// expected reports whether err, the failure of t's write up to the consistency
+// point, is one an idempotent replay meets when a document is already in a later
+// state, which later entries repair (see idempotencyCodes), and not the
+// destination refusing the write:
+//
+//   - a diff that does not fit the document it was read against (errDiffMismatch);
+//   - DuplicateKey on an insert (a replace-upsert) whose _id the destination holds
+//     under another document key, rather than on a unique index of other fields;
+//   - PathNotViable or TypeMismatch on an update the destination takes the form of:
+//     the same update against no document succeeds (a server without pipeline
+//     updates refuses those with TypeMismatch whatever the document).
+//
+// A destination that cannot tell (no IdempotencyChecker) has none of them
+// tolerated. An error means the check itself failed.
+func (r *run) expected(ctx context.Context, ns oplog.Namespace, t *task, err error) (bool, error) {
+	if errors.Is(err, errDiffMismatch) {
+		return true, nil
+	}
+	check, ok := r.cfg.Destination.(IdempotencyChecker)
+	if !ok {
+		return false, nil
+	}
+	switch {
+	case t.write.Kind == oplog.InsertReplace && hasCode(err, codeDuplicateKey):
+		return check.HoldsID(ctx, ns, t.write.Filter.Lookup("_id"))
+	case t.write.Kind == oplog.Update && hasCode(err, codePathNotViable, codeTypeMismatch):
+		ferr := check.AcceptsUpdate(ctx, ns, t.write)
+		if ferr != nil && isTransient(ferr) {
+			return false, ferr
+		}
+		return ferr == nil, nil
+	}
+	return false, nil
+}
+
+// refused is the error that stops a shard whose destination refused a write: the
+// entry's write is not applied, so the shard's resume point stays before it.
+func refused(ns oplog.Namespace, t *task, err error, form bool) error {
+	if form {
+		return fmt.Errorf("apply the %s of the entry at %s to %s: the destination refuses this form of update, whatever the document (%w): the shard stops here, with the entry not applied; use a destination that takes it (pipeline updates need MongoDB 4.2 or newer)",
+			t.write.Kind, tsString(t.done.entry), ns, err)
+	}
+	return fmt.Errorf("apply the %s of the entry at %s to %s: %w", t.write.Kind, tsString(t.done.entry), ns, err)
 }
 
 // prepared is the bulk write for a run of tasks: writes[i] is the write of

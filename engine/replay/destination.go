@@ -113,6 +113,37 @@ type ImageReader interface {
 	Image(ctx context.Context, ns oplog.Namespace, filter bson.Raw) (bson.Raw, error)
 }
 
+// IdempotencyChecker is implemented by destinations that can tell a write error
+// an idempotent replay expects (see idempotencyCodes) from the destination refusing
+// the write. A destination without it has none of those errors tolerated.
+type IdempotencyChecker interface {
+	// HoldsID reports whether ns holds a document with this _id, whatever its other
+	// fields.
+	HoldsID(ctx context.Context, ns oplog.Namespace, id bson.RawValue) (bool, error)
+	// AcceptsUpdate runs w's update (an oplog.Update) against no document: nil when
+	// the destination takes its form.
+	AcceptsUpdate(ctx context.Context, ns oplog.Namespace, w oplog.Write) error
+}
+
+// HoldsID implements IdempotencyChecker.
+func (d *MongoDestination) HoldsID(ctx context.Context, ns oplog.Namespace, id bson.RawValue) (bool, error) {
+	n, err := d.client.Database(ns.DB).Collection(ns.Coll).CountDocuments(ctx, bson.D{{Key: "_id", Value: id}}, options.Count().SetLimit(1))
+	return n > 0, err
+}
+
+// AcceptsUpdate implements IdempotencyChecker: the update goes to every document
+// without an _id, which is none (a multi update, which mongos takes without the
+// shard key and sends to every shard; the _id index answers it at once).
+func (d *MongoDestination) AcceptsUpdate(ctx context.Context, ns oplog.Namespace, w oplog.Write) error {
+	var update any = w.Update
+	if w.Pipeline != nil {
+		update = w.Pipeline
+	}
+	none := bson.D{{Key: "_id", Value: bson.D{{Key: "$exists", Value: false}}}}
+	_, err := d.client.Database(ns.DB).Collection(ns.Coll).UpdateMany(ctx, none, update, options.Update().SetBypassDocumentValidation(true))
+	return err
+}
+
 // errDiffMismatch: a diff does not fit the document it is applied to (the document
 // is in a later state than the entry, which only happens before the consistency
 // point).

@@ -136,3 +136,34 @@ func TestReplayWritesBypassDocumentValidationAsTheCopyDoes(t *testing.T) {
 		t.Fatalf("document after the writes: %+v, %v", got, err)
 	}
 }
+
+func TestDestinationTellsItsDocumentsAndTheUpdateFormsItTakes(t *testing.T) {
+	ctx := context.Background()
+	client, _ := monitoredDestination(t)
+	ns := oplog.Namespace{DB: "db", Coll: "c"}
+	if _, err := client.Database("db").Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "k", Value: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	dest := replay.NewMongoDestination(client)
+	id := func(v int) bson.RawValue {
+		_, raw, _ := bson.MarshalValue(int32(v))
+		return bson.RawValue{Type: bson.TypeInt32, Value: raw}
+	}
+	for v, want := range map[int]bool{1: true, 2: false} {
+		if got, err := dest.HoldsID(ctx, ns, id(v)); err != nil || got != want {
+			t.Errorf("HoldsID(%d) = %v, %v; want %v", v, got, err, want)
+		}
+	}
+	set, _ := bson.Marshal(bson.D{{Key: "$set", Value: bson.D{{Key: "k.x", Value: 1}}}})
+	if err := dest.AcceptsUpdate(ctx, ns, oplog.Write{Kind: oplog.Update, NS: ns, Update: set}); err != nil {
+		t.Errorf("a $set update was refused: %v", err)
+	}
+	stage, _ := bson.Marshal(bson.D{{Key: "$set", Value: bson.D{{Key: "k", Value: bson.D{{Key: "$literal", Value: 1}}}}}})
+	if err := dest.AcceptsUpdate(ctx, ns, oplog.Write{Kind: oplog.Update, NS: ns, Pipeline: []bson.Raw{stage}}); err == nil {
+		t.Error("the sandbox (FerretDB) runs no pipeline updates, yet one was accepted")
+	}
+	var got bson.M
+	if err := client.Database("db").Collection("c").FindOne(ctx, bson.D{{Key: "_id", Value: 1}}).Decode(&got); err != nil || got["k"] != int32(5) {
+		t.Errorf("the checks changed the document: %v, %v", got, err)
+	}
+}

@@ -293,6 +293,23 @@ func (d *fakeDest) Write(ctx context.Context, ns oplog.Namespace, writes []oplog
 	return len(writes), nil
 }
 
+// HoldsID implements IdempotencyChecker.
+func (d *fakeDest) HoldsID(_ context.Context, ns oplog.Namespace, id bson.RawValue) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.mu.docs[ns][idKey(id)]
+	return ok, nil
+}
+
+// AcceptsUpdate implements IdempotencyChecker: the fake takes every update but
+// pipelines, which it refuses as MongoDB 4.0 does.
+func (d *fakeDest) AcceptsUpdate(_ context.Context, _ oplog.Namespace, w oplog.Write) error {
+	if w.Pipeline != nil {
+		return mongo.CommandError{Code: codeTypeMismatch, Name: "TypeMismatch", Message: "BSON field 'update.updates.u' is the wrong type 'array', expected type 'object'"}
+	}
+	return nil
+}
+
 func writeError(code int) error {
 	return mongo.BulkWriteException{WriteErrors: []mongo.BulkWriteError{{WriteError: mongo.WriteError{Code: code, Message: fmt.Sprintf("error %d", code)}}}}
 }

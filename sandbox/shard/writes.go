@@ -450,6 +450,11 @@ func (n *node) updateStatement(ctx context.Context, db, coll string, stmt bson.R
 	if u.Type != bsontype.EmbeddedDocument && u.Type != bsontype.Array {
 		return res, wire.FailedToParse("update statement needs 'u' as a document or a pipeline")
 	}
+	if u.Type == bsontype.Array {
+		// FerretDB refuses pipelines when it applies one to a document; a server refuses
+		// the form before it matches anything, so this does too.
+		return res, notImplemented("pipeline updates are not supported by the sandbox (FerretDB)")
+	}
 	for _, f := range []string{"collation", "c"} {
 		if stmt.Lookup(f).Type != 0 {
 			return res, notImplemented(fmt.Sprintf("update option %q is not supported by the sandbox (FerretDB)", f))
