@@ -387,7 +387,7 @@ func (c *mongoClusters) Verify(ctx context.Context, progress func(done, total in
 		if coll.Type != "collection" {
 			continue
 		}
-		n := verify.Namespace{DB: coll.DB, Coll: coll.Name}
+		n := verify.Namespace{DB: coll.DB, Coll: coll.Name, Collated: coll.DefaultCollation() != nil}
 		if coll.Sharded {
 			n.Pattern, n.Chunks = coll.Pattern, coll.Chunks
 		}

@@ -38,8 +38,10 @@ const (
 // Source reads one shard directly (not through mongos: a shard's copy must see
 // its own documents, orphans included, to skip them).
 type Source interface {
-	// Find scans db.coll with the filter in the given order.
-	Find(ctx context.Context, db, coll string, filter bson.D, order Order) (Cursor, error)
+	// Find scans db.coll with the filter in the given order. simpleCollation
+	// compares strings (in the filter and in the order) by their bytes, as the
+	// copier does, on a collection with a default collation.
+	Find(ctx context.Context, db, coll string, filter bson.D, order Order, simpleCollation bool) (Cursor, error)
 	// ListIndexes returns the collection's index specifications.
 	ListIndexes(ctx context.Context, db, coll string) ([]bson.Raw, error)
 }

@@ -187,7 +187,7 @@ func TestResumeAfterLastIDKeepsLaterTypeClasses(t *testing.T) {
 		all = append(all, d)
 	}
 	// The rule this protects: {_id: {$gt: "c"}} only matches strings.
-	cur, err := src.Find(context.Background(), "app", "mixed", bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: "c"}}}}, ByID)
+	cur, err := src.Find(context.Background(), "app", "mixed", bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: "c"}}}}, ByID, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,6 +246,49 @@ func TestTransientReadErrorReopensTheScanWithoutLoss(t *testing.T) {
 	}
 	if len(src.filters) != 2 {
 		t.Fatalf("%d scans, want the first and one reopened after the failure", len(src.filters))
+	}
+}
+
+func TestCollectionWithADefaultCollationIsCopiedAndResumedInBytewiseOrder(t *testing.T) {
+	// Under a case-insensitive default collation the shard orders "a" < "B" < "c",
+	// and {_id: {$not: {$lte: "B"}}} skips "a"; the copier compares bytes ("B" <
+	// "a"). Its scans must ask for the simple collation, or it refuses the order (or,
+	// resuming, loses what sorts differently).
+	src := newFakeSource()
+	src.caseless = map[string]bool{"app.people": true}
+	var ids []string
+	for _, first := range "aBcDeFgH" {
+		for _, second := range "xYz" {
+			ids = append(ids, string(first)+string(second))
+		}
+	}
+	for i, id := range ids {
+		src.add("app.people", doc(t, bson.D{{Key: "_id", Value: id}, {Key: "i", Value: i}}))
+	}
+	src.failAt["app.people"] = 10
+	src.failErr = mongo.CommandError{Code: 43, Name: "CursorNotFound", Message: "cursor id 7 not found"}
+	part := unsharded("app", "people")
+	part.Options = doc(t, bson.D{{Key: "collation", Value: bson.D{{Key: "locale", Value: "en"}, {Key: "strength", Value: int32(2)}}}})
+	dst := newFakeDestination()
+	c := newCopier(t, plan(part), src, dst, &sinks{}, nil, func(cfg *Config) { cfg.BatchDocs = 4 })
+	if err := c.Copy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(dst.docs("app.people")); got != len(ids) || dst.duplicates.Load() != 0 {
+		t.Fatalf("%d documents, %d duplicates; want %d and none", got, dst.duplicates.Load(), len(ids))
+	}
+	if len(src.simple) != 2 || !src.simple[0] || !src.simple[1] {
+		t.Errorf("scans asked for the simple collation: %v, want the first and the reopened one to", src.simple)
+	}
+	// A collection without a default collation keeps its index order: no collation asked.
+	src.simple = nil
+	src.add("app.plain", doc(t, bson.D{{Key: "_id", Value: "a"}}))
+	c = newCopier(t, plan(unsharded("app", "plain")), src, newFakeDestination(), &sinks{}, nil, nil)
+	if err := c.Copy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(src.simple) != 1 || src.simple[0] {
+		t.Errorf("scans of a collection without a default collation asked for the simple one: %v", src.simple)
 	}
 }
 

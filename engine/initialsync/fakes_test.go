@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,6 +33,11 @@ type fakeSource struct {
 	failAt  map[string]int
 	failErr error
 	yielded atomic.Int64
+	// caseless are the namespaces with a case-insensitive default collation: unless
+	// a find asks for the simple collation, string _ids compare without case in
+	// its filter and its order, as a server's would.
+	caseless map[string]bool
+	simple   []bool // each find's simpleCollation
 }
 
 func newFakeSource() *fakeSource {
@@ -44,7 +50,7 @@ func (s *fakeSource) add(ns string, docs ...bson.Raw) {
 	s.colls[ns] = append(s.colls[ns], docs...)
 }
 
-func (s *fakeSource) Find(ctx context.Context, db, coll string, filter bson.D, order Order) (Cursor, error) {
+func (s *fakeSource) Find(ctx context.Context, db, coll string, filter bson.D, order Order, simple bool) (Cursor, error) {
 	raw, err := bson.Marshal(filter)
 	if err != nil {
 		return nil, err
@@ -57,13 +63,22 @@ func (s *fakeSource) Find(ctx context.Context, db, coll string, filter bson.D, o
 	defer s.mu.Unlock()
 	ns := db + "." + coll
 	s.filters = append(s.filters, filter)
+	s.simple = append(s.simple, simple)
+	matches, compare := m.Match, compareIDs
+	if s.caseless[ns] && !simple {
+		compare = compareCaseless
+		if last := bson.Raw(raw).Lookup("_id", "$not", "$lte"); last.Type != 0 {
+			// The copier's resume filter, {_id: {$not: {$lte: last}}}, under the collation.
+			matches = func(d bson.Raw) bool { return compare(d.Lookup("_id"), last) > 0 }
+		}
+	}
 	docs := slices.Clone(s.colls[ns])
 	if order == ByID {
-		slices.SortStableFunc(docs, func(a, b bson.Raw) int { return compareIDs(a.Lookup("_id"), b.Lookup("_id")) })
+		slices.SortStableFunc(docs, func(a, b bson.Raw) int { return compare(a.Lookup("_id"), b.Lookup("_id")) })
 	}
 	var out []bson.Raw
 	for _, d := range docs {
-		if m.Match(d) {
+		if matches(d) {
 			out = append(out, d)
 		}
 	}
@@ -73,6 +88,17 @@ func (s *fakeSource) Find(ctx context.Context, db, coll string, filter bson.D, o
 		delete(s.failAt, ns)
 	}
 	return cur, nil
+}
+
+// compareCaseless orders _ids as a case-insensitive collation does: strings by
+// their lower case, anything else as compareIDs.
+func compareCaseless(a, b bson.RawValue) int {
+	as, aok := a.StringValueOK()
+	bs, bok := b.StringValueOK()
+	if aok && bok {
+		return strings.Compare(strings.ToLower(as), strings.ToLower(bs))
+	}
+	return compareIDs(a, b)
 }
 
 func (s *fakeSource) ListIndexes(_ context.Context, db, coll string) ([]bson.Raw, error) {

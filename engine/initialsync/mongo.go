@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/shardlift/shardlift/engine/prepare"
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // RecordT0 returns the newest entry's ts in the shard's oplog (local.oplog.rs,
@@ -38,28 +39,42 @@ func RecordT0(ctx context.Context, shard *mongo.Client) (primitive.Timestamp, er
 // Scans use the server's default read concern (local): with a majority read
 // concern, writes made before T0 but not yet majority-committed could be missed
 // by the copy and never replayed.
-func MongoSource(shard *mongo.Client) Source { return mongoSource{shard} }
+func MongoSource(shard *mongo.Client) Source {
+	return &mongoSource{client: shard, version: topology.NewServerVersion(shard)}
+}
 
-type mongoSource struct{ client *mongo.Client }
+type mongoSource struct {
+	client  *mongo.Client
+	version *topology.ServerVersion
+}
 
 // scanBatch is the cursor batch size of a scan: servers that do not fill 16 MiB
 // batches by default (FerretDB answers 101 documents at a time) are read in
 // fewer round trips, and MongoDB's own batches stay far below 16 MiB.
 const scanBatch = DefaultBatchDocs
 
-func (s mongoSource) Find(ctx context.Context, db, coll string, filter bson.D, order Order) (Cursor, error) {
+// Find sorts by _id, or by $natural; simpleCollation is topology.InSimpleCollation.
+func (s *mongoSource) Find(ctx context.Context, db, coll string, filter bson.D, order Order, simple bool) (Cursor, error) {
 	sort := bson.D{{Key: "_id", Value: 1}}
 	if order == Natural {
 		sort = bson.D{{Key: "$natural", Value: 1}}
 	}
-	cur, err := s.client.Database(db).Collection(coll).Find(ctx, filter, options.Find().SetSort(sort).SetBatchSize(scanBatch))
+	opts := options.Find().SetSort(sort).SetBatchSize(scanBatch)
+	if simple {
+		version, err := s.version.Get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		topology.InSimpleCollation(opts, version)
+	}
+	cur, err := s.client.Database(db).Collection(coll).Find(ctx, filter, opts)
 	if err != nil {
 		return nil, err
 	}
 	return mongoCursor{cur}, nil
 }
 
-func (s mongoSource) ListIndexes(ctx context.Context, db, coll string) ([]bson.Raw, error) {
+func (s *mongoSource) ListIndexes(ctx context.Context, db, coll string) ([]bson.Raw, error) {
 	cur, err := s.client.Database(db).Collection(coll).Indexes().List(ctx)
 	if err != nil {
 		return nil, err

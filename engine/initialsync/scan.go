@@ -155,7 +155,10 @@ func (s *scanner) read(ctx context.Context, order Order) error {
 		// _id of a later type class. Earlier classes come back and are dropped below.
 		filter = bson.D{{Key: "_id", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$lte", Value: s.last}}}}}}
 	}
-	cur, err := s.c.cfg.Source.Find(ctx, s.p.ns.DB, s.p.ns.Name, filter, order)
+	// The resume filter and the order compare _ids as compareIDs does: bytewise for
+	// strings, whatever the collection's default collation.
+	simple := order == ByID && s.p.ns.DefaultCollation() != nil
+	cur, err := s.c.cfg.Source.Find(ctx, s.p.ns.DB, s.p.ns.Name, filter, order, simple)
 	if err != nil {
 		return err
 	}

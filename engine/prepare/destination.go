@@ -193,13 +193,16 @@ func destinationPrimary(ctx context.Context, client *mongo.Client, db string) (s
 	return primary, true, nil
 }
 
-// createCollection creates a collection or view with the source's options; a
-// clustered collection's TTL is relaxed (the original goes to the sink first, so
-// an interruption cannot lose it). An existing namespace is left as it is.
+// createCollection creates a collection or view with the source's options and
+// default collation; a clustered collection's TTL is relaxed (the original goes to
+// the sink first, so an interruption cannot lose it). An existing namespace is left
+// as it is.
 func createCollection(ctx context.Context, client *mongo.Client, c *Collection, sink RelaxSink) error {
-	cmd := bson.D{{Key: "create", Value: c.Name}}
+	var apply bson.Raw
 	if len(c.Options) > 0 {
-		apply, withheld, err := oplog.RelaxCollectionOptionsForSync(c.Options)
+		var withheld bson.Raw
+		var err error
+		apply, withheld, err = oplog.RelaxCollectionOptionsForSync(c.Options)
 		if err != nil {
 			return fmt.Errorf("options of %s: %w", c.NS(), err)
 		}
@@ -211,19 +214,36 @@ func createCollection(ctx context.Context, client *mongo.Client, c *Collection, 
 				return fmt.Errorf("record the original options of %s: %w", c.NS(), err)
 			}
 		}
+	}
+	cmd, err := createCommand(c, apply)
+	if err != nil {
+		return err
+	}
+	err = client.Database(c.DB).RunCommand(ctx, cmd).Err()
+	if err != nil && !isCode(err, codeNamespaceExists) {
+		return fmt.Errorf("create %s %s on the destination with the source's options: %w", c.Type, c.NS(), err)
+	}
+	return nil
+}
+
+// createCommand is the create of c with the options to apply, plus the default
+// collation of a collection only config.collections describes (sharded after the
+// inventory listed the collections).
+func createCommand(c *Collection, apply bson.Raw) (bson.D, error) {
+	cmd := bson.D{{Key: "create", Value: c.Name}}
+	if len(apply) > 0 {
 		elems, err := apply.Elements()
 		if err != nil {
-			return fmt.Errorf("options of %s: %w", c.NS(), err)
+			return nil, fmt.Errorf("options of %s: %w", c.NS(), err)
 		}
 		for _, e := range elems {
 			cmd = append(cmd, bson.E{Key: e.Key(), Value: e.Value()})
 		}
 	}
-	err := client.Database(c.DB).RunCommand(ctx, cmd).Err()
-	if err != nil && !isCode(err, codeNamespaceExists) {
-		return fmt.Errorf("create %s %s on the destination with the source's options: %w", c.Type, c.NS(), err)
+	if collation := c.DefaultCollation(); collation != nil && apply.Lookup("collation").Type == 0 {
+		cmd = append(cmd, bson.E{Key: "collation", Value: collation})
 	}
-	return nil
+	return cmd, nil
 }
 
 // shardCollection shards with the source's key and unique flag. A collection
@@ -231,7 +251,7 @@ func createCollection(ctx context.Context, client *mongo.Client, c *Collection, 
 // requires of shard key indexes.
 func shardCollection(ctx context.Context, client *mongo.Client, c *Collection) error {
 	cmd := bson.D{{Key: "shardCollection", Value: c.NS()}, {Key: "key", Value: c.Key}, {Key: "unique", Value: c.Unique}}
-	if c.Options != nil && c.Options.Lookup("collation").Type != 0 {
+	if c.DefaultCollation() != nil {
 		cmd = append(cmd, bson.E{Key: "collation", Value: bson.D{{Key: "locale", Value: "simple"}}})
 	}
 	err := client.Database("admin").RunCommand(ctx, cmd).Err()

@@ -54,12 +54,25 @@ type Collection struct {
 	chunkMap *shardkey.ChunkMap
 	// SourcePrimary is the primary shard of the collection's database.
 	SourcePrimary string
+	// configCollation is config.collections' defaultCollation (see DefaultCollation).
+	configCollation bson.Raw
 	// Count and Size (bytes) are the source's estimates for the whole collection.
 	Count, Size int64
 }
 
 // NS is "db.collection".
 func (c *Collection) NS() string { return c.DB + "." + c.Name }
+
+// DefaultCollation is the collection's default collation: listCollections'
+// options.collation, else config.collections' defaultCollation; nil for the simple
+// collation. String comparisons of queries on the collection use it unless they
+// name another; the destination collection is created with it.
+func (c *Collection) DefaultCollation() bson.Raw {
+	if coll, ok := c.Options.Lookup("collation").DocumentOK(); ok && len(coll) > 5 {
+		return coll
+	}
+	return c.configCollation
+}
 
 // Migrated reports whether the engine copies this kind of namespace: plain
 // collections and views. Anything else is refused by validation and by Prepare.
@@ -255,6 +268,7 @@ func (c *Collection) setSharding(sc topology.Collection, twin map[string]string)
 	}
 	slices.SortFunc(chunks, func(a, b shardkey.Chunk) int { return shardkey.CompareKeys(a.Min, b.Min) })
 	c.Sharded, c.Key, c.Pattern, c.Unique, c.Chunks, c.chunkMap = true, key, pattern, sc.Unique, chunks, cm
+	c.configCollation = sc.DefaultCollation
 	return nil
 }
 

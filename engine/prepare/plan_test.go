@@ -1,6 +1,7 @@
 package prepare
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -166,5 +167,42 @@ func TestPlacementSplitsAtEverySourceBoundaryAndMovesToTwins(t *testing.T) {
 	}
 	if len(moves) != 2 || moves[0].To != "d1" || moves[0].From != "d0" || moves[1].To != "d0" || shardkey.CompareKeys(moves[1].Min, hk(int64(0))) != 0 {
 		t.Fatalf("moves %+v, want [-100,0) d0->d1 and [0,100) d1->d0", moves)
+	}
+}
+
+func TestDefaultCollationComesFromListCollectionsOrConfigAndReachesTheDestination(t *testing.T) {
+	fr := raw(t, bson.D{{Key: "locale", Value: "fr"}, {Key: "strength", Value: int32(2)}})
+	src, dst := clusters(t)
+	// app.users: its default collation in config.collections only (sharded after the
+	// inventory listed it); app.notes: in listCollections' options.
+	src.Collections[0].DefaultCollation = fr
+	src.Namespaces[0].Options = nil
+	src.Namespaces = append(src.Namespaces, topology.Namespace{DB: "app", Collection: "notes", Type: "collection",
+		Options: raw(t, bson.D{{Key: "collation", Value: fr}})})
+	p, err := NewPlan(src, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{"app.users", "app.notes"} {
+		c, _ := p.Collection(ns)
+		if !bytes.Equal(c.DefaultCollation(), fr) {
+			t.Errorf("%s: default collation %s, want %s", ns, c.DefaultCollation(), fr)
+		}
+		cmd, err := createCommand(c, c.Options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range cmd {
+			if e.Key == "collation" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s: create %v, want it with the default collation once", ns, cmd)
+		}
+	}
+	if c, _ := p.Collection("app.logs"); c.DefaultCollation() != nil {
+		t.Errorf("app.logs has the default collation %s, want none", c.DefaultCollation())
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -39,11 +38,9 @@ type Cursor interface {
 
 // MongoSource tails local.oplog.rs of one shard's primary.
 type MongoSource struct {
-	client *mongo.Client
-	opts   MongoSourceOptions
-
-	mu      sync.Mutex
-	version string // the server's, once read
+	client  *mongo.Client
+	opts    MongoSourceOptions
+	version *topology.ServerVersion
 }
 
 // MongoSourceOptions tune the oplog cursor.
@@ -65,7 +62,7 @@ func NewMongoSource(client *mongo.Client, opts MongoSourceOptions) *MongoSource 
 	if opts.MaxAwait <= 0 {
 		opts.MaxAwait = time.Second
 	}
-	return &MongoSource{client: client, opts: opts}
+	return &MongoSource{client: client, opts: opts, version: topology.NewServerVersion(client)}
 }
 
 func (s *MongoSource) oplog() *mongo.Collection {
@@ -84,9 +81,9 @@ func (s *MongoSource) Tail(ctx context.Context, from primitive.Timestamp) (Curso
 		SetBatchSize(s.opts.BatchSize)
 	if from != (primitive.Timestamp{}) {
 		filter = bson.D{{Key: "ts", Value: bson.D{{Key: "$gte", Value: from}}}}
-		version, err := s.serverVersion(ctx)
+		version, err := s.version.Get(ctx)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("tail the oplog: %w", err)
 		}
 		if topology.NeedsOplogReplay(version) {
 			opts.SetOplogReplay(true) // deprecated by the driver for 4.4+, which ignore it
@@ -97,23 +94,6 @@ func (s *MongoSource) Tail(ctx context.Context, from primitive.Timestamp) (Curso
 		return nil, fmt.Errorf("open a tailable cursor on local.oplog.rs: %w", err)
 	}
 	return &mongoCursor{cur: cur}, nil
-}
-
-// serverVersion is buildInfo's version of the server behind the client, read once.
-func (s *MongoSource) serverVersion(ctx context.Context) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.version != "" {
-		return s.version, nil
-	}
-	var info struct {
-		Version string `bson:"version"`
-	}
-	if err := s.client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
-		return "", fmt.Errorf("read the version of the shard (buildInfo) to tail its oplog: %w", err)
-	}
-	s.version = info.Version
-	return s.version, nil
 }
 
 // Newest reads the last entry in natural order.

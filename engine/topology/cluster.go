@@ -144,6 +144,9 @@ type Collection struct {
 	// UUID is the collection's UUID (binary subtype 4); empty before MongoDB 3.6.
 	UUID      primitive.Binary
 	NoBalance bool
+	// DefaultCollation is config.collections' defaultCollation: the collection's
+	// default collation, nil for the simple one.
+	DefaultCollation bson.Raw
 	// Chunks are the collection's chunks in config.chunks order.
 	Chunks []Chunk
 }

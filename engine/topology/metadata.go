@@ -96,6 +96,9 @@ func parseCollections(docs []bson.Raw) ([]Collection, error) {
 		if sub, data, ok := doc.Lookup("uuid").BinaryOK(); ok {
 			c.UUID = primitive.Binary{Subtype: sub, Data: append([]byte(nil), data...)}
 		}
+		if coll, ok := doc.Lookup("defaultCollation").DocumentOK(); ok && len(coll) > 5 { // not {}
+			c.DefaultCollation = cloneRaw(coll)
+		}
 		out = append(out, c)
 	}
 	return out, errors.Join(errs...)

@@ -179,3 +179,21 @@ func TestOplogCapacityScalesAWindowThatIsNotFull(t *testing.T) {
 		t.Errorf("a full oplog holds %v, want its window", o.Capacity())
 	}
 }
+
+func TestDefaultCollationIsReadFromConfigCollections(t *testing.T) {
+	colls, err := parseCollections(raws(t,
+		bson.D{{Key: "_id", Value: "app.a"}, {Key: "key", Value: bson.D{{Key: "k", Value: 1}}},
+			{Key: "defaultCollation", Value: bson.D{{Key: "locale", Value: "fr"}, {Key: "strength", Value: int32(2)}}}},
+		bson.D{{Key: "_id", Value: "app.b"}, {Key: "key", Value: bson.D{{Key: "k", Value: 1}}}},
+		bson.D{{Key: "_id", Value: "app.c"}, {Key: "key", Value: bson.D{{Key: "k", Value: 1}}}, {Key: "defaultCollation", Value: bson.D{}}},
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if locale, _ := colls[0].DefaultCollation.Lookup("locale").StringValueOK(); locale != "fr" {
+		t.Errorf("app.a default collation %s, want the French one", colls[0].DefaultCollation)
+	}
+	if colls[1].DefaultCollation != nil || colls[2].DefaultCollation != nil {
+		t.Errorf("default collations %s and %s, want none (the simple collation)", colls[1].DefaultCollation, colls[2].DefaultCollation)
+	}
+}

@@ -1,9 +1,44 @@
 package topology
 
 import (
+	"context"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 )
+
+// ServerVersion remembers the version of the server behind a client: buildInfo's
+// ("7.0.12"), read on first use. Safe for concurrent use.
+type ServerVersion struct {
+	client  *mongo.Client
+	mu      sync.Mutex
+	version string
+}
+
+// NewServerVersion reads the version of the server behind client when first asked.
+func NewServerVersion(client *mongo.Client) *ServerVersion {
+	return &ServerVersion{client: client}
+}
+
+// Get returns the version, reading it if it is not known yet.
+func (v *ServerVersion) Get(ctx context.Context) (string, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.version != "" {
+		return v.version, nil
+	}
+	reply, err := v.client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Raw()
+	if err != nil {
+		return "", fmt.Errorf("read the server's version (buildInfo): %w", err)
+	}
+	v.version = str(reply, "version")
+	return v.version, nil
+}
 
 // ParseMajorMinor reads the major and minor numbers of a MongoDB version ("7",
 // "0" of "7.0.12"); ok is false for anything else.
@@ -55,6 +90,26 @@ func sign(n int) int {
 func OlderThan(version, min string) bool {
 	c, ok := CompareVersions(version, min)
 	return ok && c < 0
+}
+
+// SortsOnDisk reports whether a find on a server of this version takes
+// allowDiskUse, for a sort no index serves: 4.4 and later do, older servers refuse
+// the field (so does an unknown version here).
+func SortsOnDisk(version string) bool {
+	c, ok := CompareVersions(version, "4.4")
+	return ok && c >= 0
+}
+
+// InSimpleCollation makes a find on a collection with a default collation compare
+// strings by their bytes, in its filter and its sort, as Shardlift's own
+// comparisons do. The collection's indexes use its default collation, so none can
+// give a sort on strings: the server sorts, on disk where it can (version's).
+func InSimpleCollation(opts *options.FindOptions, version string) *options.FindOptions {
+	opts.SetCollation(&options.Collation{Locale: "simple"})
+	if SortsOnDisk(version) {
+		opts.SetAllowDiskUse(true)
+	}
+	return opts
 }
 
 // NeedsOplogReplay reports whether a find on the oplog of a server of this version

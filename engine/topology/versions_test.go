@@ -25,6 +25,11 @@ func TestVersionsCompareByMajorAndMinor(t *testing.T) {
 	if OlderThan("garbage", "3.6") || !OlderThan("3.4.24", "3.6") || OlderThan("3.6.0", "3.6") {
 		t.Error("OlderThan")
 	}
+	for v, want := range map[string]bool{"4.2.24": false, "4.4.0": true, "8.0.4": true, "": false, "garbage": false} {
+		if got := SortsOnDisk(v); got != want {
+			t.Errorf("SortsOnDisk(%q) = %v, want %v", v, got, want)
+		}
+	}
 	for v, want := range map[string]bool{"3.6.23": true, "4.0.28": true, "4.2.24": true, "4.4.0": false, "8.0.4": false, "": true} {
 		if got := NeedsOplogReplay(v); got != want {
 			t.Errorf("NeedsOplogReplay(%q) = %v, want %v", v, got, want)

@@ -6,17 +6,31 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // MongoSide reads a cluster through a client connected to its mongos.
-func MongoSide(client *mongo.Client) Side { return mongoSide{client} }
+func MongoSide(client *mongo.Client) Side {
+	return mongoSide{client: client, version: topology.NewServerVersion(client)}
+}
 
-type mongoSide struct{ client *mongo.Client }
+type mongoSide struct {
+	client  *mongo.Client
+	version *topology.ServerVersion
+}
 
-func (s mongoSide) Scan(ctx context.Context, db, coll string, idOnly bool) (Cursor, error) {
+func (s mongoSide) Scan(ctx context.Context, db, coll string, idOnly, simpleCollation bool) (Cursor, error) {
 	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}})
 	if idOnly {
 		opts.SetProjection(bson.D{{Key: "_id", Value: 1}})
+	}
+	if simpleCollation {
+		version, err := s.version.Get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		topology.InSimpleCollation(opts, version)
 	}
 	cur, err := s.client.Database(db).Collection(coll).Find(ctx, bson.D{}, opts)
 	if err != nil {

@@ -50,6 +50,10 @@ type Namespace struct {
 	// collection's ranges: the source's chunks. Nil for an unsharded collection.
 	Pattern *shardkey.Pattern
 	Chunks  []shardkey.Chunk
+	// Collated is a collection with a default collation: its scans ask for the
+	// simple collation, so that they come in the bytewise _id order the ranges and
+	// the merge of both sides compare in.
+	Collated bool
 }
 
 // Name is "db.collection".
@@ -67,9 +71,10 @@ type Options struct {
 
 // Side reads one cluster, through its mongos.
 type Side interface {
-	// Scan streams a collection's documents sorted by _id; idOnly projects {_id: 1}.
-	// A collection that does not exist scans as empty.
-	Scan(ctx context.Context, db, coll string, idOnly bool) (Cursor, error)
+	// Scan streams a collection's documents sorted by _id; idOnly projects {_id: 1};
+	// simpleCollation compares string _ids by their bytes, whatever the collection's
+	// default collation. A collection that does not exist scans as empty.
+	Scan(ctx context.Context, db, coll string, idOnly, simpleCollation bool) (Cursor, error)
 }
 
 // Cursor iterates a scan. Current is valid until the next call to Next.
@@ -231,7 +236,7 @@ func compare(ctx context.Context, src, dst Side, n Namespace, opts Options) (nsR
 // hash. The slot after the last range holds unplaceable documents.
 func hashSide(ctx context.Context, s Side, n Namespace, rs ranges) ([]acc, error) {
 	accs := make([]acc, rs.len()+1)
-	cur, err := s.Scan(ctx, n.DB, n.Coll, false)
+	cur, err := s.Scan(ctx, n.DB, n.Coll, false, n.Collated)
 	if err != nil {
 		return nil, err
 	}
@@ -280,12 +285,12 @@ func sampleDifferences(ctx context.Context, src, dst Side, n Namespace, rs range
 		}
 		return true
 	}
-	a, err := src.Scan(ctx, n.DB, n.Coll, false)
+	a, err := src.Scan(ctx, n.DB, n.Coll, false, n.Collated)
 	if err != nil {
 		return nil, err
 	}
 	defer a.Close(context.WithoutCancel(ctx))
-	b, err := dst.Scan(ctx, n.DB, n.Coll, false)
+	b, err := dst.Scan(ctx, n.DB, n.Coll, false, n.Collated)
 	if err != nil {
 		return nil, err
 	}
@@ -385,7 +390,7 @@ func (r *idRanges) locate(doc bson.Raw) int {
 
 // idBoundaries cuts the source's _ids into ranges of size documents.
 func idBoundaries(ctx context.Context, src Side, n Namespace, size int) (*idRanges, error) {
-	cur, err := src.Scan(ctx, n.DB, n.Coll, true)
+	cur, err := src.Scan(ctx, n.DB, n.Coll, true, n.Collated)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,9 @@ import (
 type memSide struct {
 	colls map[string][]bson.Raw
 	scans atomic.Int64
+	// caseless are the namespaces with a case-insensitive default collation: a scan
+	// without the simple collation orders their string _ids without case.
+	caseless map[string]bool
 }
 
 func newMemSide() *memSide { return &memSide{colls: map[string][]bson.Raw{}} }
@@ -43,10 +46,21 @@ func (s *memSide) remove(ns string, id any) {
 	})
 }
 
-func (s *memSide) Scan(_ context.Context, db, coll string, idOnly bool) (Cursor, error) {
+func (s *memSide) Scan(_ context.Context, db, coll string, idOnly, simple bool) (Cursor, error) {
 	s.scans.Add(1)
 	docs := slices.Clone(s.colls[db+"."+coll])
-	slices.SortFunc(docs, func(a, b bson.Raw) int { return compareIDs(a.Lookup("_id"), b.Lookup("_id")) })
+	compare := compareIDs
+	if s.caseless[db+"."+coll] && !simple {
+		compare = func(a, b bson.RawValue) int {
+			as, aok := a.StringValueOK()
+			bs, bok := b.StringValueOK()
+			if aok && bok {
+				return strings.Compare(strings.ToLower(as), strings.ToLower(bs))
+			}
+			return compareIDs(a, b)
+		}
+	}
+	slices.SortFunc(docs, func(a, b bson.Raw) int { return compare(a.Lookup("_id"), b.Lookup("_id")) })
 	if idOnly {
 		for i, d := range docs {
 			docs[i], _ = bson.Marshal(bson.D{{Key: "_id", Value: d.Lookup("_id")}})
@@ -200,5 +214,26 @@ func TestEachSideIsScannedOnceWhenEverythingMatches(t *testing.T) {
 	}
 	if src.scans.Load() != 4 || dst.scans.Load() != 3 {
 		t.Fatalf("scans: source %d, destination %d", src.scans.Load(), dst.scans.Load())
+	}
+}
+
+func TestCollatedCollectionsAreMergedInBytewiseOrder(t *testing.T) {
+	// Under a case-insensitive default collation a mongos orders "a" < "B" < "c";
+	// merged by bytes ("B" < "a"), such scans pair the wrong documents and name ones
+	// that do not differ.
+	src, dst := newMemSide(), newMemSide()
+	for _, s := range []*memSide{src, dst} {
+		s.caseless = map[string]bool{"crm.people": true}
+		for _, id := range []string{"B", "c", "D", "e"} {
+			s.put("crm.people", bson.D{{Key: "_id", Value: id}})
+		}
+	}
+	src.put("crm.people", bson.D{{Key: "_id", Value: "a"}}) // missing on the destination
+	res, err := Run(context.Background(), src, dst, []Namespace{{DB: "crm", Coll: "people", Collated: true}}, Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Mismatches) != 1 || !slices.Equal(res.Mismatches[0].SampleIDs, []string{`"a"`}) {
+		t.Fatalf("mismatches %+v, want one naming \"a\" alone", res.Mismatches)
 	}
 }
