@@ -18,7 +18,7 @@ var prepareItems = []prepareItem{
 	{"A migration user on the source",
 		"A SCRAM user with readWriteAnyDatabase and clusterAdmin on the admin database, with the same name and password on every shard and on the config server replica set. It reads every database and the oplog, and stops the balancer."},
 	{"A matching destination",
-		"A sharded cluster with the same number of shards, the same major version and the same featureCompatibilityVersion as the source, with a user that can write to it. Anything on it will be wiped. Size it to keep up with the source's write load: it cannot be changed while the migration runs."},
+		"A sharded cluster with the same number of shards as the source, and the same major version and featureCompatibilityVersion (or, for a source on 4.4 or newer, a newer version: validation names anything that cannot cross). Its user needs readWriteAnyDatabase, dbAdminAnyDatabase and clusterAdmin on admin (on Atlas: Atlas admin). Anything on it will be wiped. Size it to keep up with the source's write load: it cannot be changed while the migration runs."},
 	{"A stable source",
 		"Config servers run as a replica set (CSRS). Shardlift stops the source balancer when the migration starts and puts it back as it was (on, if it was on) at the end, when you cancel, or when the cutover window closes. Until the cutover, do not remove members or change featureCompatibilityVersion."},
 	{"A maintenance window for the cutover",

@@ -1,6 +1,10 @@
 package oplog
 
-import "go.mongodb.org/mongo-driver/bson"
+import (
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/bson"
+)
 
 // indexLeftovers are the fields of a source's index specification (as listIndexes
 // and the oplog's createIndexes, startIndexBuild and commitIndexBuild carry it)
@@ -28,4 +32,24 @@ func DestinationIndexSpec(spec bson.Raw) bson.Raw {
 		return spec
 	}
 	return without(spec, indexLeftovers...)
+}
+
+// IndexLeftovers names the leftovers spec carries that DestinationIndexSpec leaves
+// out, but for an index version that is the default of every server since 3.4
+// (v: 2): "ns", "background", "dropDups", "v: 1".
+func IndexLeftovers(spec bson.Raw) []string {
+	var out []string
+	for _, f := range indexLeftovers {
+		v := spec.Lookup(f)
+		switch {
+		case v.Type == 0:
+		case f == "v":
+			if n, ok := v.AsInt64OK(); ok && n < 2 {
+				out = append(out, fmt.Sprintf("v: %d", n))
+			}
+		default:
+			out = append(out, f)
+		}
+	}
+	return out
 }

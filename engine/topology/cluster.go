@@ -219,6 +219,9 @@ type Namespace struct {
 	Capped bool
 	// Options are listCollections' options, as the server returned them.
 	Options bson.Raw
+	// Indexes are listIndexes' specifications, as the server returned them (a
+	// collection's only).
+	Indexes []bson.Raw
 	// Sharded is true for a collection in config.collections.
 	Sharded bool
 	// Count and Size (bytes, uncompressed) are known when SizeKnown; ShardSizes
@@ -274,6 +277,7 @@ const (
 	PartUsers         = "users"
 	PartRoles         = "roles"
 	PartAccess        = "privileges"
+	PartIndexes       = "indexes"
 )
 
 // ProblemsWith lists the problems of one part (a Part* name, or its prefix).

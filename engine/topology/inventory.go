@@ -40,6 +40,7 @@ func (d *discovery) readInventory(ctx context.Context) {
 			for i := range nss {
 				if nss[i].Type == "collection" {
 					d.sizeOf(ctx, &nss[i])
+					d.indexesOf(ctx, &nss[i])
 				}
 			}
 			mu.Lock()

@@ -150,6 +150,13 @@ func TestDiscoverReadsEveryPartOfAShardedCluster(t *testing.T) {
 	if o, ok := kinds["orders"]; !ok || !o.Sharded || o.Type != "collection" || o.Count != 20 {
 		t.Errorf("orders in the inventory = %+v", o)
 	}
+	indexes := map[string]bool{}
+	for _, spec := range kinds["orders"].Indexes {
+		indexes[spec.Lookup("name").StringValue()] = true
+	}
+	if !indexes["_id_"] || !indexes["k_1"] {
+		t.Errorf("indexes of orders in the inventory: %v, want _id_ and the shard key's k_1", kinds["orders"].Indexes)
+	}
 	if ca, ok := kinds["carts"]; !ok || ca.Sharded || ca.Count != 1 {
 		t.Errorf("carts in the inventory = %+v", ca)
 	}

@@ -29,7 +29,9 @@ const (
 	IDShardCount           = "destination.shard-count"
 	IDVersion              = "versions.major"
 	IDFCV                  = "versions.fcv"
+	IDVersionCrossing      = "versions.crossing"
 	IDDestEmpty            = "destination.empty"
+	IDDestPrivileges       = "destination.privileges"
 	IDUsers                = "source.users"
 	IDCollectionKinds      = "source.collection-kinds"
 	IDOplogWindow          = "source.oplog-window"
@@ -70,7 +72,9 @@ func Check(in Input) []Finding {
 	c.shardCount()
 	c.versions()
 	c.fcv()
+	c.crossing()
 	c.destinationEmpty()
+	c.destinationPrivileges()
 	c.users()
 	c.collectionKinds()
 	c.oplogWindow()
@@ -547,7 +551,7 @@ func only(values map[string][]string) string {
 }
 
 func (c *checker) versions() {
-	const id, title = IDVersion, "Same major MongoDB version on both sides, " + MinMajor + " or newer"
+	const id, title = IDVersion, "Same major MongoDB version on both sides, or an upgrade from " + MinUpgradeSource + " or newer"
 	if c.blocked(id, title, IDSourceReachable, IDDestReachable) {
 		return
 	}
@@ -581,8 +585,7 @@ func (c *checker) versions() {
 			Fix: "Upgrade both clusters to MongoDB " + MinMajor + " or newer (the same major version on both) before migrating."})
 		return
 	}
-	major := func(n node) string { return topology.MajorVersion(n.version) }
-	src, dst := distinct(mongods(c.in.Source), major), distinct(mongods(c.in.Destination), major)
+	src, dst := majors(c.in.Source), majors(c.in.Destination)
 	switch {
 	case len(src) == 0 || len(dst) == 0:
 		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "the version of a side is unknown: none of its shard or config server members answered",
@@ -594,16 +597,14 @@ func (c *checker) versions() {
 		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "the destination runs mixed versions: " + describe(dst),
 			Fix: "Finish the destination's upgrade (or downgrade) so that every member runs the same major version."})
 	case only(src) != only(dst):
-		c.add(Finding{ID: id, Status: Failed, Title: title,
-			Detail: fmt.Sprintf("the source runs MongoDB %s but the destination runs %s", only(src), only(dst)),
-			Fix:    fmt.Sprintf("Use a destination running MongoDB %s (the source's major version), or upgrade the source to %s first.", only(src), only(dst))})
+		c.add(versionPair(id, title, only(src), only(dst)))
 	default:
 		c.add(Finding{ID: id, Status: Passed, Title: title, Detail: "both run MongoDB " + only(src)})
 	}
 }
 
 func (c *checker) fcv() {
-	const id, title = IDFCV, "Same featureCompatibilityVersion on both sides"
+	const id, title = IDFCV, "Same featureCompatibilityVersion on both sides (for an upgrade, the destination's not below the source's)"
 	if c.blocked(id, title, IDSourceReachable, IDDestReachable) {
 		return
 	}
@@ -624,6 +625,9 @@ func (c *checker) fcv() {
 	case len(dst) > 1:
 		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "the destination's members disagree: " + describe(dst),
 			Fix: "Finish the destination's setFeatureCompatibilityVersion so that every member reports the same FCV."})
+	case only(src) != only(dst) && c.upgrade() && !topology.OlderThan(only(dst), only(src)):
+		c.add(Finding{ID: id, Status: Passed, Title: title,
+			Detail: fmt.Sprintf("the source's FCV is %s and the destination's %s, as an upgrade needs", only(src), only(dst))})
 	case only(src) != only(dst):
 		c.add(Finding{ID: id, Status: Failed, Title: title,
 			Detail: fmt.Sprintf("the source's FCV is %s but the destination's is %s", only(src), only(dst)),

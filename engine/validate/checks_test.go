@@ -15,17 +15,27 @@ import (
 // Hand-built clusters force the failures no sandbox produces (time-series
 // collections, a short oplog, mixed versions, missing privileges, users).
 
-// migrationUser has what the Atlas procedure asks for: readWriteAnyDatabase and
-// clusterAdmin, reduced to the privileges the checks look at.
+// migrationUser has what a migration asks for: readWriteAnyDatabase, clusterAdmin
+// and (for the destination) dbAdminAnyDatabase, reduced to the privileges the
+// checks look at, on the resources MongoDB grants them on.
 func migrationUser() topology.Access {
 	return topology.Access{Known: true, Users: []string{"migrator@admin"},
-		Roles: []topology.RoleRef{{Role: "readWriteAnyDatabase", DB: "admin"}, {Role: "clusterAdmin", DB: "admin"}},
-		Privileges: []topology.Privilege{
-			{Resource: topology.Resource{}, Actions: []string{"find", "insert", "update", "remove", "listCollections"}},
-			{Resource: topology.ClusterResource, Actions: []string{"listShards", "serverStatus"}},
-			{Resource: topology.DatabaseResource("config"), Actions: []string{"find", "insert", "update", "remove"}},
-			{Resource: topology.DatabaseResource("local"), Actions: []string{"find"}},
-		}}
+		Roles: []topology.RoleRef{{Role: "readWriteAnyDatabase", DB: "admin"}, {Role: "dbAdminAnyDatabase", DB: "admin"}, {Role: "clusterAdmin", DB: "admin"}},
+		Privileges: append(clusterAdminPrivileges(),
+			topology.Privilege{Resource: topology.Resource{}, Actions: []string{"find", "insert", "update", "remove", "listCollections",
+				"createCollection", "createIndex", "dropCollection", "dropIndex", "renameCollectionSameDB"}},
+			topology.Privilege{Resource: topology.Resource{}, Actions: []string{"bypassDocumentValidation", "collMod", "dropDatabase"}},
+		)}
+}
+
+// clusterAdminPrivileges are clusterAdmin's, reduced as migrationUser's.
+func clusterAdminPrivileges() []topology.Privilege {
+	return []topology.Privilege{
+		{Resource: topology.ClusterResource, Actions: []string{"listShards", "serverStatus", "listDatabases"}},
+		{Resource: topology.Resource{}, Actions: []string{"enableSharding", "splitChunk", "moveChunk", "dropDatabase"}},
+		{Resource: topology.DatabaseResource("config"), Actions: []string{"find", "insert", "update", "remove"}},
+		{Resource: topology.DatabaseResource("local"), Actions: []string{"find"}},
+	}
 }
 
 func readOnlyUser() topology.Access {
@@ -105,7 +115,8 @@ func expect(t *testing.T, fs []Finding, id string, status Status, detail ...stri
 
 var allIDs = []string{IDSourceReachable, IDSourceSharded, IDSourceMetadata, IDSourceConfigServers, IDSourceMembers,
 	IDSourceReadAccess, IDSourceOplogAccess, IDSourceConfigAccess, IDSourceBalancerAccess, IDDestReachable,
-	IDDestSharded, IDDestMetadata, IDShardCount, IDVersion, IDFCV, IDDestEmpty, IDUsers, IDCollectionKinds, IDOplogWindow}
+	IDDestSharded, IDDestMetadata, IDShardCount, IDVersion, IDFCV, IDVersionCrossing, IDDestEmpty, IDDestPrivileges, IDUsers,
+	IDCollectionKinds, IDOplogWindow}
 
 func TestGoodPairPassesEveryCheckInOrder(t *testing.T) {
 	fs := Check(goodInput())
@@ -138,7 +149,8 @@ func TestChecksThatCannotRunAreReportedNotDropped(t *testing.T) {
 		t.Errorf("fix %q, want the classified fix", f.Fix)
 	}
 	for _, id := range []string{IDSourceSharded, IDSourceMetadata, IDSourceConfigServers, IDSourceMembers, IDSourceReadAccess,
-		IDSourceOplogAccess, IDSourceConfigAccess, IDSourceBalancerAccess, IDShardCount, IDVersion, IDFCV, IDUsers, IDCollectionKinds, IDOplogWindow} {
+		IDSourceOplogAccess, IDSourceConfigAccess, IDSourceBalancerAccess, IDShardCount, IDVersion, IDFCV, IDVersionCrossing,
+		IDDestPrivileges, IDUsers, IDCollectionKinds, IDOplogWindow} {
 		expect(t, fs, id, NotRun, "Source reachable")
 	}
 	for _, id := range []string{IDDestReachable, IDDestSharded, IDDestEmpty} {

@@ -7,9 +7,10 @@ import (
 )
 
 // FuzzServerVersions: whatever version strings the servers report, the version check
-// runs without panicking and passes only two parsable major.minor versions that are
-// the same major version and at least MinMajor: a version it cannot read is a failed
-// check that shows it, never a silent pass.
+// runs without panicking and passes only two parsable major.minor versions, at least
+// MinMajor, that are the same major version or an upgrade from MinUpgradeSource or
+// newer: a version it cannot read is a failed check that shows it, never a silent
+// pass, and a downgrade never passes.
 func FuzzServerVersions(f *testing.F) {
 	for _, v := range [][2]string{
 		{"7.0.14", "7.0.14"}, {"6.0.1", "7.0.2"}, {"3.4.1", "3.4.1"}, {"garbage", "garbage"}, {"", ""},
@@ -49,8 +50,12 @@ func FuzzServerVersions(f *testing.F) {
 		}
 		a1, a2, _ := strictMajorMinor(srcVersion)
 		b1, b2, _ := strictMajorMinor(dstVersion)
-		if a1 != b1 || a2 != b2 {
-			t.Fatalf("source %q and destination %q passed with different major versions", srcVersion, dstVersion)
+		switch {
+		case a1 == b1 && a2 == b2:
+		case b1 < a1 || b1 == a1 && b2 < a2:
+			t.Fatalf("the downgrade from %q to %q passed", srcVersion, dstVersion)
+		case a1 < 4 || a1 == 4 && a2 < 4:
+			t.Fatalf("the upgrade from %q (older than %s) to %q passed", srcVersion, MinUpgradeSource, dstVersion)
 		}
 	})
 }

@@ -206,7 +206,8 @@ func expect(t *testing.T, r validate.Report, id string, status validate.Status, 
 var coreChecks = []string{validate.IDSourceReachable, validate.IDSourceSharded, validate.IDSourceMetadata,
 	validate.IDSourceConfigServers, validate.IDSourceMembers, validate.IDSourceReadAccess, validate.IDSourceOplogAccess,
 	validate.IDSourceConfigAccess, validate.IDSourceBalancerAccess, validate.IDDestReachable, validate.IDDestSharded,
-	validate.IDDestMetadata, validate.IDShardCount, validate.IDVersion, validate.IDFCV, validate.IDDestEmpty, validate.IDCollectionKinds}
+	validate.IDDestMetadata, validate.IDShardCount, validate.IDVersion, validate.IDFCV, validate.IDVersionCrossing, validate.IDDestEmpty,
+	validate.IDDestPrivileges, validate.IDCollectionKinds}
 
 func TestGoodPairPassesEveryCheck(t *testing.T) {
 	src, dst := goodPair(t)
@@ -413,6 +414,19 @@ func TestVersionAndFCVMismatchFail(t *testing.T) {
 	expect(t, r, validate.IDFCV, validate.Failed, "source's FCV is 7.0", "destination's is 6.0")
 }
 
+func TestAnUpgradeFrom44OrNewerPassesAndADowngradeDoesNot(t *testing.T) {
+	sandboxOnly(t)
+	src := start(t, "source", sandbox.Options{Shards: 1, Auth: sandboxCreds, Identity: wire.Identity{Version: "5.0.30", FCV: "5.0"}})
+	dst := start(t, "destination", sandbox.Options{Shards: 1, Auth: sandboxCreds})
+	srcEP, dstEP := topology.Endpoint{URI: src.URI(), Timeout: testTimeout}, topology.Endpoint{URI: dst.URI(), Timeout: testTimeout}
+	r := run(t, srcEP, dstEP)
+	expect(t, r, validate.IDVersion, validate.Passed, "an upgrade from MongoDB 5.0 to 7.0")
+	expect(t, r, validate.IDFCV, validate.Passed)
+	expect(t, r, validate.IDVersionCrossing, validate.Passed)
+	r = run(t, dstEP, srcEP)
+	expect(t, r, validate.IDVersion, validate.Failed, "downgrade", "|", "7.0")
+}
+
 func TestVersionsOlderThan36AreRefused(t *testing.T) {
 	sandboxOnly(t)
 	old := wire.Identity{Version: "3.4.24", FCV: "3.4"}
@@ -454,4 +468,21 @@ func TestUserWithoutClusterRolesFailsThePrivilegeChecks(t *testing.T) {
 	expect(t, r, validate.IDSourceOplogAccess, validate.Failed, "local.oplog.rs", "|", "clusterAdmin")
 	expect(t, r, validate.IDSourceConfigAccess, validate.Failed, "insert, update, remove", "|", "clusterAdmin")
 	expect(t, r, validate.IDSourceBalancerAccess, validate.Failed, "config.settings", "|", "clusterAdmin")
+}
+
+func TestDestinationUserWithoutDBAdminIsNamedBeforeAnythingChanges(t *testing.T) {
+	// The sandbox answers connectionStatus with the privileges MongoDB's built-in
+	// roles grant: readWriteAnyDatabase and clusterAdmin lack bypassDocumentValidation
+	// and collMod, which dbAdminAnyDatabase grants.
+	sandboxOnly(t)
+	src, _ := goodPair(t)
+	dst := start(t, "destination", sandbox.Options{Shards: 2, Auth: sandboxCreds, Identity: wire.Identity{Roles: []string{"readWriteAnyDatabase", "clusterAdmin"}}})
+	r := run(t, src, topology.Endpoint{URI: dst.URI(), Timeout: testTimeout})
+	expect(t, r, validate.IDDestPrivileges, validate.Failed, "bypassDocumentValidation on shop.carts", "collMod", "dbAdminAnyDatabase",
+		"|", "dbAdminAnyDatabase")
+	f, _ := r.Finding(validate.IDDestPrivileges)
+	if strings.Contains(f.Detail, "enableSharding") || strings.Contains(f.Detail, "splitChunk") {
+		t.Errorf("clusterAdmin grants the sharding commands, yet: %s", f.Detail)
+	}
+	expect(t, r, validate.IDSourceConfigAccess, validate.Passed)
 }

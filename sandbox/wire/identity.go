@@ -21,8 +21,10 @@ type Identity struct {
 	Roles []string
 }
 
-// DefaultRoles are the roles a migration user needs.
-var DefaultRoles = []string{"readWriteAnyDatabase", "clusterAdmin"}
+// DefaultRoles are the roles a migration user needs: on the source the Atlas
+// procedure's readWriteAnyDatabase and clusterAdmin; on the destination
+// dbAdminAnyDatabase too (collMod, and writes that bypass document validation).
+var DefaultRoles = []string{"readWriteAnyDatabase", "dbAdminAnyDatabase", "clusterAdmin"}
 
 // AnswerCommon answers the commands whose reply does not depend on a node's role.
 // It reports false for any other command.
@@ -100,34 +102,14 @@ func (id Identity) connectionStatus(s *Session, showPrivileges bool) bson.Raw {
 	return OK(bson.E{Key: "authInfo", Value: info})
 }
 
-// privilegesOf lists the privileges MongoDB's built-in roles grant, reduced to the
-// resources and actions a migration needs, in connectionStatus's format.
+// privilegesOf lists the privileges the built-in roles grant, in connectionStatus's
+// format (see roles.go).
 func privilegesOf(roles []string) []bson.D {
-	type grant struct {
-		resource bson.D
-		actions  []string
-	}
-	anyDB := bson.D{{Key: "db", Value: ""}, {Key: "collection", Value: ""}}
-	var grants []grant
+	var out []bson.D
 	for _, r := range roles {
-		switch r {
-		case "readAnyDatabase":
-			grants = append(grants, grant{anyDB, []string{"find", "listCollections", "listIndexes", "collStats", "dbStats"}})
-		case "readWriteAnyDatabase":
-			grants = append(grants, grant{anyDB, []string{"find", "insert", "update", "remove", "createCollection", "createIndex", "dropCollection", "dropIndex", "collMod", "listCollections", "listIndexes", "collStats", "dbStats", "renameCollectionSameDB"}})
-		case "clusterAdmin", "clusterManager":
-			grants = append(grants,
-				grant{bson.D{{Key: "cluster", Value: true}}, []string{"listShards", "enableSharding", "splitChunk", "moveChunk", "getParameter", "serverStatus", "replSetGetStatus", "listDatabases", "dropDatabase"}},
-				grant{bson.D{{Key: "db", Value: "config"}, {Key: "collection", Value: ""}}, []string{"find", "insert", "update", "remove"}},
-				grant{bson.D{{Key: "db", Value: "local"}, {Key: "collection", Value: ""}}, []string{"find"}},
-			)
-		case "root":
-			grants = append(grants, grant{bson.D{{Key: "anyResource", Value: true}}, []string{"anyAction"}})
+		for _, g := range builtinRoles[r] {
+			out = append(out, bson.D{{Key: "resource", Value: g.resource}, {Key: "actions", Value: g.actions}})
 		}
-	}
-	out := make([]bson.D, 0, len(grants))
-	for _, g := range grants {
-		out = append(out, bson.D{{Key: "resource", Value: g.resource}, {Key: "actions", Value: g.actions}})
 	}
 	return out
 }
