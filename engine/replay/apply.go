@@ -169,9 +169,11 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		formRefused := false
+		why := ""
 		if !isTransient(err) && failed.done.tolerate && (hasCode(err, idempotencyCodes...) || errors.Is(err, errDiffMismatch)) {
-			expected, cerr := r.expected(ctx, ns, failed, err)
+			var expected bool
+			var cerr error
+			expected, why, cerr = r.expected(ctx, ns, failed, err)
 			switch {
 			case cerr != nil && !isTransient(cerr):
 				return fmt.Errorf("apply the %s of the entry at %s to %s: %w; and telling whether the destination's document is merely in a later state failed: %v",
@@ -185,12 +187,10 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 				r.applied(tasks[start : start+1])
 				start++
 				continue
-			default:
-				formRefused = failed.write.Kind == oplog.Update && hasCode(err, codePathNotViable, codeTypeMismatch)
 			}
 		}
 		if !isTransient(err) {
-			return refused(ns, failed, err, formRefused)
+			return refused(ns, failed, err, why)
 		}
 		retried = true
 		r.s.setRetrying(retryWork, fmt.Sprintf("retrying: write to %s: %v", ns, err))
@@ -216,35 +216,42 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 //     the same update against no document succeeds (a server without pipeline
 //     updates refuses those with TypeMismatch whatever the document).
 //
-// A destination that cannot tell (no IdempotencyChecker) has none of them
-// tolerated. An error means the check itself failed.
-func (r *run) expected(ctx context.Context, ns oplog.Namespace, t *task, err error) (bool, error) {
+// When it is not, why says what the check found ("" when it could not check: the
+// destination is no IdempotencyChecker). An error means the check itself failed.
+func (r *run) expected(ctx context.Context, ns oplog.Namespace, t *task, err error) (ok bool, why string, cerr error) {
 	if errors.Is(err, errDiffMismatch) {
-		return true, nil
+		return true, "", nil
 	}
-	check, ok := r.cfg.Destination.(IdempotencyChecker)
-	if !ok {
-		return false, nil
+	check, isChecker := r.cfg.Destination.(IdempotencyChecker)
+	if !isChecker {
+		return false, "", nil
 	}
 	switch {
 	case t.write.Kind == oplog.InsertReplace && hasCode(err, codeDuplicateKey):
-		return check.HoldsID(ctx, ns, t.write.Filter.Lookup("_id"))
+		held, cerr := check.HoldsID(ctx, ns, t.write.Filter.Lookup("_id"))
+		if cerr != nil || held {
+			return held, "", cerr
+		}
+		return false, "no document has this _id: the duplicate is on a unique index of other fields, which the source does not have or does not hold this value in", nil
 	case t.write.Kind == oplog.Update && hasCode(err, codePathNotViable, codeTypeMismatch):
 		ferr := check.AcceptsUpdate(ctx, ns, t.write)
-		if ferr != nil && isTransient(ferr) {
-			return false, ferr
+		switch {
+		case ferr == nil:
+			return true, "", nil
+		case isTransient(ferr):
+			return false, "", ferr
 		}
-		return ferr == nil, nil
+		return false, "the destination refuses this form of update whatever the document: use a destination that takes it (pipeline updates need MongoDB 4.2 or newer)", nil
 	}
-	return false, nil
+	return false, "", nil
 }
 
 // refused is the error that stops a shard whose destination refused a write: the
 // entry's write is not applied, so the shard's resume point stays before it.
-func refused(ns oplog.Namespace, t *task, err error, form bool) error {
-	if form {
-		return fmt.Errorf("apply the %s of the entry at %s to %s: the destination refuses this form of update, whatever the document (%w): the shard stops here, with the entry not applied; use a destination that takes it (pipeline updates need MongoDB 4.2 or newer)",
-			t.write.Kind, tsString(t.done.entry), ns, err)
+func refused(ns oplog.Namespace, t *task, err error, why string) error {
+	if why != "" {
+		return fmt.Errorf("apply the %s of the entry at %s to %s: %w; %s. The shard stops here, with this entry not applied",
+			t.write.Kind, tsString(t.done.entry), ns, err, why)
 	}
 	return fmt.Errorf("apply the %s of the entry at %s to %s: %w", t.write.Kind, tsString(t.done.entry), ns, err)
 }

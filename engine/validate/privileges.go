@@ -61,12 +61,20 @@ func destinationNeeds(src, dst *topology.Cluster) []destinationNeed {
 			sharded = append(sharded, r)
 		}
 	}
-	held := map[string]bool{}
-	for _, ns := range dst.Namespaces {
-		if !held[ns.DB] {
-			held[ns.DB] = true
-			wipe = append(wipe, topology.DatabaseResource(ns.DB))
+	// A wipe drops the databases holding collections and those only config.databases
+	// still knows (prepare.Wipe).
+	held := map[string]bool{"admin": true, "config": true, "local": true}
+	hold := func(db string) {
+		if !held[db] {
+			held[db] = true
+			wipe = append(wipe, topology.DatabaseResource(db))
 		}
+	}
+	for _, ns := range dst.Namespaces {
+		hold(ns.DB)
+	}
+	for _, d := range dst.Databases {
+		hold(d.Name)
 	}
 	config := func(coll string) topology.Resource { return topology.CollectionResource("config", coll) }
 	cluster := []topology.Resource{topology.ClusterResource}

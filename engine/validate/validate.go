@@ -8,7 +8,8 @@
 //	              Check(source, destination) — pure: clusters in, findings out
 //	                                     ▼
 //	Report{Findings: [reachable, sharded, CSRS, members, privileges, shard count,
-//	        versions, FCV, destination empty, users, collection kinds, oplog window],
+//	        versions, FCV, what cannot cross, destination empty, destination
+//	        privileges, users, collection kinds, oplog window],
 //	       Source, Destination}
 //
 // Every check always yields a finding: one that cannot run because an earlier one
