@@ -77,6 +77,7 @@ func Check(in Input) []Finding {
 	c.destinationPrivileges()
 	c.users()
 	c.collectionKinds()
+	c.collations()
 	c.oplogWindow()
 	return c.out
 }

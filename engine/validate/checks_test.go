@@ -116,7 +116,7 @@ func expect(t *testing.T, fs []Finding, id string, status Status, detail ...stri
 var allIDs = []string{IDSourceReachable, IDSourceSharded, IDSourceMetadata, IDSourceConfigServers, IDSourceMembers,
 	IDSourceReadAccess, IDSourceOplogAccess, IDSourceConfigAccess, IDSourceBalancerAccess, IDDestReachable,
 	IDDestSharded, IDDestMetadata, IDShardCount, IDVersion, IDFCV, IDVersionCrossing, IDDestEmpty, IDDestPrivileges, IDUsers,
-	IDCollectionKinds, IDOplogWindow}
+	IDCollectionKinds, IDCollations, IDOplogWindow}
 
 func TestGoodPairPassesEveryCheckInOrder(t *testing.T) {
 	fs := Check(goodInput())
@@ -150,7 +150,7 @@ func TestChecksThatCannotRunAreReportedNotDropped(t *testing.T) {
 	}
 	for _, id := range []string{IDSourceSharded, IDSourceMetadata, IDSourceConfigServers, IDSourceMembers, IDSourceReadAccess,
 		IDSourceOplogAccess, IDSourceConfigAccess, IDSourceBalancerAccess, IDShardCount, IDVersion, IDFCV, IDVersionCrossing,
-		IDDestPrivileges, IDUsers, IDCollectionKinds, IDOplogWindow} {
+		IDDestPrivileges, IDUsers, IDCollectionKinds, IDCollations, IDOplogWindow} {
 		expect(t, fs, id, NotRun, "Source reachable")
 	}
 	for _, id := range []string{IDDestReachable, IDDestSharded, IDDestEmpty} {

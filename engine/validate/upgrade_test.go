@@ -133,3 +133,16 @@ func TestCrossingNamesTheLeftoversTheCopyLeavesOutAndWhatItCouldNotList(t *testi
 	in = pair("7.0.14", "6.0.19")
 	expect(t, Check(in), IDVersionCrossing, NotRun)
 }
+
+func TestCollectionsWithADefaultCollationAreAWarningWithTheSortLimit(t *testing.T) {
+	in := goodInput()
+	expect(t, Check(in), IDCollations, Passed)
+	withOptions(t, in, bson.D{{Key: "collation", Value: bson.D{{Key: "locale", Value: "fr"}}}})
+	in.Source.Collections[0].DefaultCollation, _ = bson.Marshal(bson.D{{Key: "locale", Value: "de"}})
+	expect(t, Check(in), IDCollations, Warning, "shop.carts", "shop.orders", "on disk")
+	setVersion(in.Source, "4.2.24", "4.2")
+	f := expect(t, Check(in), IDCollations, Warning, "32 MB")
+	if !strings.Contains(f.Fix, "internalQueryExecMaxBlockingSortBytes") {
+		t.Errorf("fix %q", f.Fix)
+	}
+}
