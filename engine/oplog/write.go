@@ -6,6 +6,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // WriteKind is the destination operation of a Write.
@@ -104,15 +106,12 @@ type Item struct {
 	DDL   *DDL  // ItemDDL
 }
 
-// userNamespace reports whether ns holds user data: not in the admin, config
-// or local databases and not a system.* collection. Writes to <db>.system.views
-// are the exception handled by the caller: they are view definitions.
+// userNamespace reports whether ns holds user data: not in an internal database
+// (admin, config, local, Shardlift's marker: topology.InternalDatabase) and not a
+// system.* collection. Writes to <db>.system.views are the exception handled by
+// the caller: they are view definitions.
 func userNamespace(ns Namespace) bool {
-	switch ns.DB {
-	case "admin", "config", "local":
-		return false
-	}
-	return !strings.HasPrefix(ns.Coll, "system.")
+	return !topology.InternalDatabase(ns.DB) && !strings.HasPrefix(ns.Coll, "system.")
 }
 
 // docKeyOf checks that a document key (o2 of an update, o of a delete) holds

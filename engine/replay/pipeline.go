@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // run is one pass of a shard's pipeline, from a resume point until a stop, the end
@@ -554,11 +555,7 @@ func skipReason(e *oplog.Entry) SkipReason {
 	case e.Command == oplog.CmdStartIndexBuild || e.Command == oplog.CmdAbortIndexBuild:
 		return SkipIndexBuild
 	}
-	switch e.NS.DB {
-	case "admin", "config", "local":
-		return SkipInternal
-	}
-	if strings.HasPrefix(e.NS.Coll, "system.") {
+	if topology.InternalDatabase(e.NS.DB) || strings.HasPrefix(e.NS.Coll, "system.") {
 		return SkipInternal
 	}
 	return SkipNoChange

@@ -31,6 +31,9 @@ type Cluster struct {
 	// Router is the server the endpoint reached: a mongos for a sharded cluster.
 	Router Node
 	// The rest is filled for a sharded cluster only.
+	// Identity is the cluster's clusterId, shards and mongos addresses (the
+	// clusterId stays zero when config.version could not be read: see Problems).
+	Identity      Identity
 	ConfigServers ConfigServers
 	Shards        []Shard
 	// Databases are config.databases: every database with its primary shard.
@@ -47,6 +50,9 @@ type Cluster struct {
 	Roles []Role
 	// Access is what the connecting user may do on the router.
 	Access Access
+	// Marker is Shardlift's marker of a migration into this cluster, nil when none
+	// holds it.
+	Marker *Marker
 	// Problems are the parts discovery could not read (a privilege missing, a command
 	// the server lacks, a server that did not answer); the rest is still filled.
 	Problems []Problem
@@ -267,6 +273,8 @@ func (p Problem) Error() string { return fmt.Sprintf("%s: %v", p.Part, p.Err) }
 // Parts of a discovery that can fail on their own.
 const (
 	PartShards        = "listShards"
+	PartClusterID     = "config.version"
+	PartMarker        = "Shardlift's marker"
 	PartConfigServers = "config servers"
 	PartDatabases     = "config.databases"
 	PartCollections   = "config.collections"

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 	"golang.org/x/sync/errgroup"
 )
@@ -170,7 +171,17 @@ func (d *discovery) sharded(ctx context.Context) {
 	g.Go(func() error { d.readBalancer(ctx); return nil })
 	g.Go(func() error { d.readInventory(ctx); return nil })
 	g.Go(func() error { d.readUsers(ctx); return nil })
+	var clusterID primitive.ObjectID
+	g.Go(func() error {
+		var err error
+		if clusterID, err = readClusterID(ctx, d.client, d.e.timeout()); err != nil {
+			d.problem(ctx, PartClusterID, err)
+		}
+		return nil
+	})
+	g.Go(func() error { d.readMarker(ctx); return nil })
 	_ = g.Wait()
+	d.c.Identity = Identity{ClusterID: clusterID, Shards: shardHosts(d.c.Shards), Routers: normalHosts(d.s.hosts)}
 
 	sharded := map[string]bool{}
 	for _, c := range d.c.Collections {
@@ -179,6 +190,18 @@ func (d *discovery) sharded(ctx context.Context) {
 	for i := range d.c.Namespaces {
 		d.c.Namespaces[i].Sharded = sharded[d.c.Namespaces[i].Name()]
 	}
+}
+
+// readMarker reads Shardlift's marker, if a migration into this cluster left one.
+func (d *discovery) readMarker(ctx context.Context) {
+	mctx, cancel := context.WithTimeout(ctx, d.e.timeout())
+	defer cancel()
+	m, err := ReadMarker(mctx, d.client)
+	if err != nil {
+		d.problem(ctx, PartMarker, err)
+		return
+	}
+	d.c.Marker = m
 }
 
 func readAccessWithin(ctx context.Context, client *mongo.Client, timeout time.Duration) (Access, error) {

@@ -12,6 +12,8 @@
 //	    │        every member, direct (ForHosts): hello, buildInfo, FCV, credentials
 //	    │        shard primary: oplog first/last ts, connectionStatus privileges
 //	    ├─ config.databases, config.collections, config.chunks (by ns ≤4.4, by uuid ≥5.0)
+//	    ├─ config.version clusterId + listShards + mongos addresses ─► Identity (Compare: one cluster?)
+//	    ├─ shardlift_marker.migration ─► Marker (a migration holds this destination)
 //	    ├─ balancerStatus (else config.settings)
 //	    ├─ listDatabases ─► listCollections ─► $collStats / collStats / estimated count
 //	    ├─ usersInfo, rolesInfo (names and roles only, never credentials)

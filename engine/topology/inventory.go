@@ -13,9 +13,6 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// internalDBs hold MongoDB's own data; a migration never copies them.
-var internalDBs = map[string]bool{"admin": true, "config": true, "local": true}
-
 // readInventory lists every user database's collections and views with their sizes,
 // then the user-defined roles of admin and of each database.
 func (d *discovery) readInventory(ctx context.Context) {
@@ -55,7 +52,7 @@ func (d *discovery) readInventory(ctx context.Context) {
 	d.c.Namespaces = all
 }
 
-// listDatabases names the user databases (admin, config and local are left out).
+// listDatabases names the user databases (InternalDatabase ones are left out).
 func listDatabases(ctx context.Context, client *mongo.Client, timeout time.Duration) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -65,7 +62,7 @@ func listDatabases(ctx context.Context, client *mongo.Client, timeout time.Durat
 	}
 	var out []string
 	for _, n := range names {
-		if !internalDBs[n] {
+		if !InternalDatabase(n) {
 			out = append(out, n)
 		}
 	}

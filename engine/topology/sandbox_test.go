@@ -289,3 +289,56 @@ func TestASilentShardCostsAtMostItsTimeouts(t *testing.T) {
 		t.Errorf("discovery with a silent shard took %v with a 1s timeout", elapsed)
 	}
 }
+
+// A cluster's identity is config.version's clusterId, which the cluster keeps for
+// life (a restart of the sandbox keeps it too), plus its shards and mongos.
+func TestIdentityIsTheClusterIDItKeepsAcrossRestarts(t *testing.T) {
+	e, sb := source(t, sandbox.Options{Shards: 2})
+	ctx := context.Background()
+	id, err := topology.ReadIdentity(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.ClusterID.IsZero() || len(id.Shards) == 0 || len(id.Routers) == 0 {
+		t.Fatalf("identity %+v", id)
+	}
+	c, err := topology.Discover(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := topology.Compare(c.Identity, id); !o.SameClusterID || len(o.Hosts) < len(id.Routers)+len(id.Shards) {
+		t.Fatalf("discovery's identity %v differs from ReadIdentity's %v", c.Identity, id)
+	}
+	if sb == nil {
+		return // a real cluster: the rest restarts the sandbox
+	}
+	for i, sh := range sb.Shards() {
+		if id.Shards[i].Name != sh.Name || len(id.Shards[i].Hosts) != 1 || id.Shards[i].Hosts[0] != sh.Addr {
+			t.Errorf("shard %d: %+v, want %s at %s", i, id.Shards[i], sh.Name, sh.Addr)
+		}
+	}
+	dir := sb.Dir()
+	if err := sb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := sandbox.Start(ctx, "source", sandbox.Options{Shards: 2, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { again.Close() })
+	restarted, err := topology.ReadIdentity(ctx, topology.Endpoint{URI: again.URI(), Timeout: testTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if restarted.ClusterID != id.ClusterID {
+		t.Fatalf("clusterId %s after a restart, was %s", restarted.ClusterID.Hex(), id.ClusterID.Hex())
+	}
+	other, _ := source(t, sandbox.Options{Shards: 2})
+	otherID, err := topology.ReadIdentity(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := topology.Compare(id, otherID); o.Any() {
+		t.Fatalf("two sandboxes share %s", o.Describe())
+	}
+}

@@ -26,6 +26,8 @@ const (
 	IDDestReachable        = "destination.reachable"
 	IDDestSharded          = "destination.sharded"
 	IDDestMetadata         = "destination.metadata"
+	IDDistinct             = "clusters.distinct"
+	IDDestHeld             = "destination.not-held"
 	IDShardCount           = "destination.shard-count"
 	IDVersion              = "versions.major"
 	IDFCV                  = "versions.fcv"
@@ -69,6 +71,8 @@ func Check(in Input) []Finding {
 	c.reachable(IDDestReachable, "Destination reachable", "destination", in.Destination, in.DestinationErr)
 	c.sharded(IDDestSharded, "Destination is a sharded cluster", "destination", IDDestReachable, in.Destination)
 	c.metadata(IDDestMetadata, "Destination sharding metadata readable", IDDestSharded, in.Destination, in.DestinationErr)
+	c.distinct()
+	c.notHeld()
 	c.shardCount()
 	c.versions()
 	c.fcv()
@@ -367,7 +371,7 @@ func (c *checker) readAccess() {
 		dbs[ns.DB] = true
 	}
 	for _, db := range c.in.Source.Databases {
-		if db.Name != "admin" && db.Name != "config" && db.Name != "local" {
+		if !topology.InternalDatabase(db.Name) {
 			dbs[db.Name] = true
 		}
 	}
@@ -465,6 +469,72 @@ func (c *checker) balancerAccess() {
 		return
 	}
 	c.add(Finding{ID: id, Status: Passed, Title: title, Detail: "the user may run balancerStop and balancerStart (balancer " + state + "); validation left it as it is"})
+}
+
+// distinct refuses a source and a destination that are one cluster (the same
+// clusterId) or share a mongos or a shard member: the wipe would drop the source's
+// databases and the copy would write over them.
+func (c *checker) distinct() {
+	const id, title = IDDistinct, "Source and destination are two different clusters"
+	if c.blocked(id, title, IDSourceSharded, IDDestSharded) {
+		return
+	}
+	src, dst := c.in.Source.Identity, c.in.Destination.Identity
+	if o := topology.Compare(src, dst); o.Any() {
+		c.add(Finding{ID: id, Status: Failed, Title: title,
+			Detail: fmt.Sprintf("the source is %s and the destination is %s: %s", src, dst, o.Describe()),
+			Fix:    "Give the destination cluster's own mongos address: a cluster other than the source, sharing none of its servers. Starting would drop or overwrite the source's data, so Shardlift refuses it."})
+		return
+	}
+	var unknown, fixes []string
+	const grantMonitor = "Grant the user the clusterMonitor role (it reads config.version, as sh.status() does)."
+	for _, side := range []struct {
+		name string
+		cl   *topology.Cluster
+	}{{"source", c.in.Source}, {"destination", c.in.Destination}} {
+		if !side.cl.Identity.ClusterID.IsZero() {
+			continue
+		}
+		probs := side.cl.ProblemsWith(topology.PartClusterID)
+		if len(probs) == 0 {
+			unknown = append(unknown, "the "+side.name+"'s clusterId was not read")
+			fixes = append(fixes, grantMonitor)
+		}
+		for _, p := range probs {
+			unknown = append(unknown, "the "+side.name+"'s "+p.Error())
+			fixes = append(fixes, fixOf(p.Err, grantMonitor))
+		}
+	}
+	if len(unknown) > 0 {
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "a cluster's identity could not be read: " + list(unknown), Fix: joinFixes(fixes)})
+		return
+	}
+	c.add(Finding{ID: id, Status: Passed, Title: title,
+		Detail: fmt.Sprintf("the source is %s, the destination %s; they share no mongos or shard member", src, dst)})
+}
+
+// notHeld refuses a destination that another migration holds: its marker is there.
+func (c *checker) notHeld() {
+	const id, title = IDDestHeld, "No other migration holds the destination"
+	if c.blocked(id, title, IDDestSharded) {
+		return
+	}
+	dst := c.in.Destination
+	if probs := dst.ProblemsWith(topology.PartMarker); len(probs) > 0 {
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "could not look for another migration's marker: " + probs[0].Error(),
+			Fix: fixOf(probs[0].Err, "Grant the user the readWriteAnyDatabase role: Shardlift reads and writes its marker, "+topology.MarkerDatabase+"."+topology.MarkerCollection+", on the destination.")})
+		return
+	}
+	switch m := dst.Marker; {
+	case m == nil:
+		c.add(Finding{ID: id, Status: Passed, Title: title, Detail: "the destination holds no other migration's marker"})
+	case m.MigrationID == c.in.MigrationID:
+		c.add(Finding{ID: id, Status: Passed, Title: title, Detail: "the destination's marker is this migration's own, from a start that was interrupted"})
+	default:
+		c.add(Finding{ID: id, Status: Failed, Title: title,
+			Detail: "the destination is held by " + m.String() + ": a second migration into it would overwrite that one",
+			Fix:    "Wait for that migration to end, or cancel it in the Shardlift that runs it (on " + m.Workstation + "). If it is known dead (that Shardlift no longer runs and will not be resumed), clear its marker: shardlift clear-marker --destination URI."})
+	}
 }
 
 func (c *checker) shardCount() {

@@ -53,6 +53,7 @@ func goodCluster(name string, shards int) *topology.Cluster {
 			Members: []topology.Member{{Node: topology.Node{Host: name + "-cfg:27019", Version: "7.0.14", FCV: "7.0"}, SetName: "cfg", Primary: true}}},
 		Balancer: topology.Balancer{Mode: "full", Enabled: true, From: "balancerStatus"},
 		Access:   migrationUser(),
+		Identity: topology.Identity{ClusterID: primitive.NewObjectID(), Routers: []string{name + ":27017"}},
 	}
 	for i := range shards {
 		sname := fmt.Sprintf("%s-shard%d", name, i)
@@ -62,6 +63,7 @@ func goodCluster(name string, shards int) *topology.Cluster {
 			Primary: host, Version: "7.0.14", FCV: "7.0",
 			Oplog:  topology.Oplog{First: primitive.Timestamp{T: 1_000_000}, Last: primitive.Timestamp{T: 1_000_000 + 24*3600}},
 			Access: migrationUser()})
+		c.Identity.Shards = append(c.Identity.Shards, topology.ShardHosts{Name: sname, Hosts: []string{host}})
 	}
 	return c
 }
@@ -115,8 +117,8 @@ func expect(t *testing.T, fs []Finding, id string, status Status, detail ...stri
 
 var allIDs = []string{IDSourceReachable, IDSourceSharded, IDSourceMetadata, IDSourceConfigServers, IDSourceMembers,
 	IDSourceReadAccess, IDSourceOplogAccess, IDSourceConfigAccess, IDSourceBalancerAccess, IDDestReachable,
-	IDDestSharded, IDDestMetadata, IDShardCount, IDVersion, IDFCV, IDVersionCrossing, IDDestEmpty, IDDestPrivileges, IDUsers,
-	IDCollectionKinds, IDCollations, IDOplogWindow}
+	IDDestSharded, IDDestMetadata, IDDistinct, IDDestHeld, IDShardCount, IDVersion, IDFCV, IDVersionCrossing, IDDestEmpty,
+	IDDestPrivileges, IDUsers, IDCollectionKinds, IDCollations, IDOplogWindow}
 
 func TestGoodPairPassesEveryCheckInOrder(t *testing.T) {
 	fs := Check(goodInput())
@@ -381,4 +383,57 @@ func TestDurationsAndProblemsStayReadable(t *testing.T) {
 	if want := "roles of admin; roles of shop: (CommandNotFound) no such command: 'rolesInfo'; users: timeout"; got != want {
 		t.Errorf("problemList = %q, want %q", got, want)
 	}
+}
+
+// The walk of issue 19: the same mongos as source and destination passed every
+// check but a "destination holds data" warning, and the wipe then dropped every
+// database of the source.
+func TestTheSameClusterAsSourceAndDestinationFails(t *testing.T) {
+	in := goodInput()
+	in.Destination = goodSource()
+	in.Destination.Identity = in.Source.Identity
+	fs := Check(in)
+	f := expect(t, fs, IDDistinct, Failed, "both have clusterId "+in.Source.Identity.ClusterID.Hex(), "the same cluster",
+		"src:27017 is the source's mongos and the destination's mongos", "src-shard0:27018 is the source's shard src-shard0 member")
+	if !strings.Contains(f.Fix, "drop or overwrite the source's data") {
+		t.Errorf("fix %q does not say what is at stake", f.Fix)
+	}
+	if r := (Report{Findings: fs}); r.Passed() {
+		t.Fatal("the report passed")
+	}
+}
+
+// Two clusterIds, but a server in common: a destination reached through the
+// source's mongos, or a destination shard that is one of the source's.
+func TestClustersSharingAServerFail(t *testing.T) {
+	in := goodInput()
+	in.Destination.Identity.Routers = append(in.Destination.Identity.Routers, "src:27017")
+	expect(t, Check(in), IDDistinct, Failed, "src:27017 is the source's mongos and the destination's mongos")
+	in = goodInput()
+	in.Destination.Identity.Shards[1].Hosts = []string{"dst-shard1:27018", "src-shard1:27018"}
+	f := expect(t, Check(in), IDDistinct, Failed, "src-shard1:27018 is the source's shard src-shard1 member and the destination's shard dst-shard1 member")
+	if strings.Contains(f.Detail, "same cluster") {
+		t.Errorf("two clusterIds reported as one cluster: %s", f.Detail)
+	}
+}
+
+func TestAnUnreadableClusterIDFailsTheIdentityCheck(t *testing.T) {
+	in := goodInput()
+	in.Destination.Identity.ClusterID = primitive.ObjectID{}
+	in.Destination.Problems = append(in.Destination.Problems, topology.Problem{Part: topology.PartClusterID,
+		Err: &topology.Error{Kind: topology.ErrUnauthorized, Op: "find", Err: errors.New("not authorized on config to execute command { find: \"version\" }")}})
+	expect(t, Check(in), IDDistinct, Failed, "identity could not be read", "destination's config.version", "not authorized")
+}
+
+func TestADestinationHeldByAnotherMigrationFails(t *testing.T) {
+	in := goodInput()
+	started := time.Date(2026, 11, 25, 7, 41, 0, 0, time.UTC)
+	in.Destination.Marker = &topology.Marker{MigrationID: "m20261125-074100-abcdef", SourceClusterID: in.Source.Identity.ClusterID, Workstation: "dba-laptop", StartedAt: started}
+	f := expect(t, Check(in), IDDestHeld, Failed, "m20261125-074100-abcdef", in.Source.Identity.ClusterID.Hex(), "dba-laptop", "2026-11-25 07:41 UTC")
+	if !strings.Contains(f.Fix, "shardlift clear-marker --destination") || !strings.Contains(f.Fix, "dba-laptop") {
+		t.Errorf("fix %q", f.Fix)
+	}
+	// The migration that placed it, validating again after an interrupted start.
+	in.MigrationID = "m20261125-074100-abcdef"
+	expect(t, Check(in), IDDestHeld, Passed, "this migration's own")
 }

@@ -7,9 +7,10 @@
 //	                                     ▼
 //	              Check(source, destination) — pure: clusters in, findings out
 //	                                     ▼
-//	Report{Findings: [reachable, sharded, CSRS, members, privileges, shard count,
-//	        versions, FCV, what cannot cross, destination empty, destination
-//	        privileges, users, collection kinds, oplog window],
+//	Report{Findings: [reachable, sharded, CSRS, members, privileges, two clusters
+//	        (clusterId, servers), destination not held, shard count, versions, FCV,
+//	        what cannot cross, destination empty, destination privileges, users,
+//	        collection kinds, oplog window],
 //	       Source, Destination}
 //
 // Every check always yields a finding: one that cannot run because an earlier one
@@ -103,9 +104,16 @@ func (r Report) Summary() string {
 // Run discovers both clusters concurrently and checks them. Each discovery is
 // bounded by its endpoint's Timeout per step; ctx bounds the whole.
 func Run(ctx context.Context, source, destination topology.Endpoint) Report {
+	return RunFor(ctx, source, destination, "")
+}
+
+// RunFor is Run for the migration migrationID about to start: its own marker on
+// the destination (left by an interrupted start) does not fail the check that
+// no other migration holds the destination.
+func RunFor(ctx context.Context, source, destination topology.Endpoint, migrationID string) Report {
 	start := time.Now()
 	var (
-		in Input
+		in = Input{MigrationID: migrationID}
 		g  errgroup.Group
 	)
 	g.Go(func() error {
@@ -125,4 +133,6 @@ func Run(ctx context.Context, source, destination topology.Endpoint) Report {
 type Input struct {
 	Source, Destination       *topology.Cluster
 	SourceErr, DestinationErr error
+	// MigrationID is the migration being started ("" when validating alone).
+	MigrationID string
 }
