@@ -8,11 +8,13 @@ import (
 
 	"github.com/shardlift/shardlift/engine/initialsync"
 	"github.com/shardlift/shardlift/engine/replay"
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // Checkpoints keeps a migration's state durably: the engine declares it, the app
 // implements it on the store. Everything a restart needs to resume goes through it;
-// the destination never holds anything of Shardlift's.
+// the destination holds nothing of Shardlift's but its marker, and that only while
+// the migration runs (topology.MarkerDatabase).
 //
 // The engine calls AppendEvent and SaveRecord from one goroutine at a time, and
 // SaveShard from one goroutine at a time per shard (shards save concurrently).
@@ -35,6 +37,10 @@ type Record struct {
 	ID      string
 	State   State
 	History []Event // the migration's own events, oldest first
+	// SourceIdentity and DestinationIdentity are the clusters this migration runs
+	// between, recorded when it starts (or, in a state file older than them, when
+	// it first resumes): a Run on other clusters is refused.
+	SourceIdentity, DestinationIdentity *topology.Identity
 	// BalancerWasOn is the source balancer's state before the migration stopped it,
 	// nil until recorded (which happens before it is stopped).
 	BalancerWasOn *bool

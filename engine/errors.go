@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/engine/validate"
 )
 
@@ -29,7 +30,64 @@ var (
 	ErrVerificationMismatch = errors.New("source and destination differ")
 	// ErrValidation: a pre-migration check failed (a *ValidationError).
 	ErrValidation = errors.New("a pre-migration check failed")
+	// ErrSameCluster: the source and the destination are one cluster or share
+	// servers (a *SameClusterError).
+	ErrSameCluster = errors.New("the source and the destination are the same cluster")
+	// ErrWrongCluster: a cluster is not the one the migration recorded when it
+	// started (a *WrongClusterError).
+	ErrWrongCluster = errors.New("not the cluster this migration runs on")
+	// ErrDestinationInUse: another migration holds the destination (a
+	// *DestinationInUseError).
+	ErrDestinationInUse = errors.New("another migration holds the destination")
 )
+
+// SameClusterError refuses to migrate a cluster into itself, or into a cluster
+// sharing one of its servers: the wipe would drop the source's databases, the copy
+// would write over them. Nothing was changed on either cluster.
+type SameClusterError struct {
+	// Source and Destination are the endpoints given, passwords masked.
+	Source, Destination     string
+	SourceID, DestinationID topology.Identity
+	Overlap                 topology.Overlap
+}
+
+func (e *SameClusterError) Error() string {
+	return fmt.Sprintf("refused: the source %s is %s and the destination %s is %s: %s. Migrating a cluster into itself would drop or overwrite the source's data, so nothing was changed on either; give the destination's own mongos address (a cluster other than the source, sharing none of its servers)",
+		e.Source, e.SourceID, e.Destination, e.DestinationID, e.Overlap.Describe())
+}
+
+func (e *SameClusterError) Unwrap() error { return ErrSameCluster }
+
+// WrongClusterError refuses to resume (or cancel) a migration on another cluster
+// than the one it recorded when it started. Nothing was changed, on the clusters or
+// in the state file.
+type WrongClusterError struct {
+	MigrationID string
+	// Role is "source" or "destination"; Endpoint is the one given now.
+	Role, Endpoint  string
+	Recorded, Found topology.Identity
+}
+
+func (e *WrongClusterError) Error() string {
+	return fmt.Sprintf("refused: migration %s was started with %s %s, but the %s given now (%s) is %s; nothing was changed. Give the clusters this migration was started with, or use another state file (--state) for a migration of these clusters",
+		e.MigrationID, e.Role, e.Recorded, e.Role, e.Endpoint, e.Found)
+}
+
+func (e *WrongClusterError) Unwrap() error { return ErrWrongCluster }
+
+// DestinationInUseError refuses a second migration into a destination that
+// another migration holds (its marker is there).
+type DestinationInUseError struct {
+	Destination string // the endpoint, password masked
+	Marker      topology.Marker
+}
+
+func (e *DestinationInUseError) Error() string {
+	return fmt.Sprintf("refused: the destination %s is held by %s, and a second migration into it would overwrite that one; nothing was changed. Wait for that migration to end or cancel it in the Shardlift that runs it; if it is known dead (that Shardlift no longer runs and will not be resumed), clear its marker with: shardlift clear-marker --destination URI",
+		e.Destination, e.Marker)
+}
+
+func (e *DestinationInUseError) Unwrap() error { return ErrDestinationInUse }
 
 // RefusedError is an action the lifecycle does not allow now.
 type RefusedError struct {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shardlift/shardlift/engine/initialsync"
 	"github.com/shardlift/shardlift/engine/replay"
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // fakeClock moves only when a test advances it.
@@ -187,6 +188,10 @@ type fakeClusters struct {
 	shards map[string]*fakeShard
 	relax  RelaxSink
 	closed int
+
+	// srcID and dstID are what Identify reads; marker is the destination's.
+	srcID, dstID topology.Identity
+	marker       *topology.Marker
 }
 
 // fakeShard is one source shard: its oplog's newest ts, its copy and its replays.
@@ -206,6 +211,8 @@ func newFakeClusters(shards ...string) *fakeClusters {
 		inv:         Inventory{Shards: shards, BalancerOn: true, Users: []User{{Name: "app", DB: "admin", Roles: []string{"readWrite@shop"}}}},
 		srcBalancer: true, dstBalancer: true, shards: map[string]*fakeShard{},
 		verifyRes: &Verification{Namespaces: 2, Ranges: 4, Matched: 4, Documents: 100},
+		srcID:     fakeIdentity("src", 1, shards...),
+		dstID:     fakeIdentity("dst", 2, shards...),
 	}
 	for i, s := range shards {
 		f.shards[s] = &fakeShard{name: s, newest: primitive.Timestamp{T: 1_800_000_000 + uint32(i), I: 1}}
@@ -264,10 +271,71 @@ func (f *fakeClusters) DestinationData(context.Context) ([]string, error) {
 	return f.destData, nil
 }
 
-func (f *fakeClusters) WipeDestination(context.Context) error {
+// fakeIdentity is a cluster whose clusterId ends in n, with one member per shard
+// at <prefix>-<shard>:27017 and its mongos at <prefix>-mongos:27017.
+func fakeIdentity(prefix string, n byte, shards ...string) topology.Identity {
+	id := topology.Identity{ClusterID: primitive.ObjectID{11: n}, Routers: []string{prefix + "-mongos:27017"}}
+	for _, s := range shards {
+		id.Shards = append(id.Shards, topology.ShardHosts{Name: s, Hosts: []string{prefix + "-" + s + ":27017"}})
+	}
+	return id
+}
+
+func (f *fakeClusters) Identify(context.Context) (topology.Identity, topology.Identity, error) {
+	f.call("Identify")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.srcID, f.dstID, nil
+}
+
+func (f *fakeClusters) DestinationMarker(context.Context) (*topology.Marker, error) {
+	f.call("DestinationMarker")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.marker, nil
+}
+
+func (f *fakeClusters) PlaceMarker(_ context.Context, m topology.Marker) (*topology.Marker, error) {
+	f.call("PlaceMarker")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.marker != nil && f.marker.MigrationID != m.MigrationID {
+		return f.marker, nil
+	}
+	if f.marker == nil {
+		f.marker = &m
+	}
+	return nil, nil
+}
+
+func (f *fakeClusters) RemoveMarker(context.Context) (*topology.Marker, error) {
+	f.call("RemoveMarker")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	found := f.marker
+	if found != nil && found.MigrationID == "m1" {
+		f.marker = nil
+	}
+	return found, nil
+}
+
+// heldBy is the migration whose marker is on the destination, "" for none.
+func (f *fakeClusters) heldBy() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.marker == nil {
+		return ""
+	}
+	return f.marker.MigrationID
+}
+
+func (f *fakeClusters) WipeDestination(_ context.Context, dropped func(string)) error {
 	f.call("WipeDestination")
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for _, db := range f.destData {
+		dropped(db)
+	}
 	f.wiped, f.destData = true, nil
 	return nil
 }

@@ -228,6 +228,10 @@ func (m *Migration) finalize(ctx context.Context, r *runState, override bool) er
 		}
 		m.note(fmt.Sprintf("finished with an override: %d of %d ranges differ", len(v.Mismatches), v.Ranges))
 	}
+	step("removing Shardlift's marker from the destination")
+	if err := m.releaseDestination(ctx, r.clusters); err != nil {
+		return fail(err)
+	}
 	m.writeSummary(0, v)
 	return m.transition(Done, "the destination is finalized: "+verificationText(v))
 }
@@ -343,6 +347,21 @@ func (m *Migration) Cancel(ctx context.Context) error {
 		return &RefusedError{Action: "cancel", State: st, Why: whyNotCancel(st)}
 	}
 	r := m.run
+	var (
+		c       Clusters // connected here when no Run is active
+		connErr error
+	)
+	if r == nil {
+		if c, connErr = m.connect(ctx, m.cfg, m.relaxed); connErr == nil {
+			defer c.Close(context.WithoutCancel(ctx))
+			// Refused before anything is recorded: these are not its clusters.
+			recorded, err := m.checkIdentities(ctx, c)
+			if err != nil {
+				return fmt.Errorf("cancel: %w", err)
+			}
+			m.noteIf(recorded)
+		}
+	}
 	req := m.cancelRequest()
 	if req == nil {
 		gap := m.frozenGap()
@@ -378,11 +397,9 @@ func (m *Migration) Cancel(ctx context.Context) error {
 	if r != nil {
 		return m.finishCancel(ctx, r, r.clusters, *req)
 	}
-	c, err := m.connect(ctx, m.cfg, m.relaxed)
-	if err != nil {
-		return fmt.Errorf("cancel: connect to the clusters to restore them: %w", err)
+	if connErr != nil {
+		return fmt.Errorf("cancel: connect to the clusters to restore them: %w", connErr)
 	}
-	defer c.Close(context.WithoutCancel(ctx))
 	return m.finishCancel(ctx, nil, c, *req)
 }
 
@@ -450,7 +467,8 @@ func whyNotCancel(st State) string {
 
 // restoreAll puts the destination and the source back into use after the sync
 // stopped early (cancel, expiry): relaxed options, source balancer, destination
-// balancer. Every step is tried; the error lists those that failed, with the fix.
+// balancer, Shardlift's marker. Every step is tried; the error lists those that
+// failed, with the fix.
 func (m *Migration) restoreAll(ctx context.Context, c Clusters) error {
 	var errs []string
 	if err := m.restoreRelaxed(ctx, c); err != nil {
@@ -463,6 +481,9 @@ func (m *Migration) restoreAll(ctx context.Context, c Clusters) error {
 		errs = append(errs, fmt.Sprintf("start the destination balancer: %v (start it by hand with sh.startBalancer() on a destination mongos)", err))
 	} else {
 		m.note("destination balancer started")
+	}
+	if err := m.releaseDestination(ctx, c); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -49,6 +50,10 @@ type Config struct {
 	// shards write (a create on a database's primary shard) holds its namespaces
 	// until every other shard has applied past it by this much.
 	DDLWindow time.Duration
+	// Workstation names the machine running the migration in the destination's
+	// marker, for a second migration's refusal to say who holds it (os.Hostname
+	// when empty).
+	Workstation string
 	// Clock is the time of the lifecycle (SystemClock when nil).
 	Clock  Clock
 	Logger *slog.Logger
@@ -84,6 +89,11 @@ func (c *Config) defaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Workstation == "" {
+		if c.Workstation, _ = os.Hostname(); c.Workstation == "" {
+			c.Workstation = "unknown"
+		}
 	}
 	return nil
 }
@@ -270,8 +280,11 @@ var errStartCancelled = errors.New("the start was cancelled")
 // it is done, cancelled or expired (nil), until a start step fails (the migration is
 // then failed, and the error says why), or until ctx ends (ctx's error: everything
 // stops as in a crash and the next Run resumes from the checkpoints). A migration
-// refused before it started (a failed check, a destination holding data) returns a
-// *ValidationError or a *DestinationNotEmptyError and stays as it was.
+// refused before it started (a failed check, a destination holding data or held by
+// another migration) returns a *ValidationError, a *DestinationNotEmptyError or a
+// *DestinationInUseError and stays as it was. Clusters that are one, or are not the
+// ones the migration started with, are refused at every Run (*SameClusterError,
+// *WrongClusterError), before anything is written.
 func (m *Migration) Run(ctx context.Context, opts StartOptions) error {
 	if !m.running.CompareAndSwap(false, true) {
 		return errors.New("migration: Run is already active")
@@ -310,6 +323,13 @@ func (m *Migration) Run(ctx context.Context, opts StartOptions) error {
 			m.log.Warn("close the connections", "err", cerr)
 		}
 	}()
+	recorded, err := m.checkIdentities(ctx, clusters)
+	if err != nil {
+		return err
+	}
+	m.life.Lock()
+	m.noteIf(recorded)
+	m.life.Unlock()
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -331,6 +351,13 @@ func (m *Migration) begin(ctx context.Context, r *runState, opts StartOptions) e
 		m.life.Lock()
 		defer m.life.Unlock()
 		return m.finishCancel(ctx, r, r.clusters, *req)
+	}
+	switch st := m.State(); st {
+	case Starting, Failed, Syncing, Ready, CuttingOver:
+		// Still this migration's destination: its marker stays, or is put back.
+		if err := m.holdDestination(ctx, r.clusters); err != nil {
+			return err
+		}
 	}
 	switch st := m.State(); st {
 	case Draft, Validated:
@@ -363,14 +390,19 @@ func (m *Migration) begin(ctx context.Context, r *runState, opts StartOptions) e
 	}
 }
 
-// validate runs the checks and refuses a destination holding data unless the user
-// confirmed the wipe. Nothing has been changed on either cluster when it refuses.
+// validate runs the checks, refuses a destination another migration holds, and
+// refuses a destination holding data unless the user confirmed the wipe. Nothing
+// has been changed on either cluster when it refuses. It then marks the destination
+// as this migration's and wipes it (each database dropped is in the history).
 func (m *Migration) validate(ctx context.Context, r *runState, opts StartOptions) (Inventory, error) {
 	inv, err := r.clusters.Validate(ctx)
 	if err != nil {
 		return Inventory{}, err
 	}
 	m.setUsers(inv.Users)
+	if err := m.refuseHeldDestination(ctx, r.clusters); err != nil {
+		return Inventory{}, err
+	}
 	dbs, err := r.clusters.DestinationData(ctx)
 	if err != nil {
 		return Inventory{}, fmt.Errorf("look for data on the destination: %w", err)
@@ -380,21 +412,50 @@ func (m *Migration) validate(ctx context.Context, r *runState, opts StartOptions
 	if err := m.transition(Validated, "every pre-migration check passed"); err != nil {
 		return Inventory{}, err
 	}
-	reason := "the destination is empty"
-	if len(dbs) > 0 {
-		if !opts.WipeDestination {
-			return Inventory{}, &DestinationNotEmptyError{Databases: dbs}
-		}
-		if err := r.clusters.WipeDestination(ctx); err != nil {
-			return Inventory{}, fmt.Errorf("wipe the destination: %w", err)
-		}
-		reason = "the destination was wiped as confirmed (databases " + strings.Join(dbs, ", ") + ")"
+	if len(dbs) > 0 && !opts.WipeDestination {
+		return Inventory{}, &DestinationNotEmptyError{Databases: dbs}
 	}
-	r.fresh = true
-	if err := m.transition(Starting, reason); err != nil {
+	if err := m.holdDestination(ctx, r.clusters); err != nil {
+		return Inventory{}, err
+	}
+	reason, err := m.wipeIfAsked(ctx, r.clusters, dbs)
+	if err == nil {
+		r.fresh = true
+		err = m.transition(Starting, reason)
+	}
+	if err != nil {
+		// Not started: the destination is not held any more.
+		if rerr := m.releaseDestination(context.WithoutCancel(ctx), r.clusters); rerr != nil {
+			m.log.Warn("the migration did not start, and its marker stays on the destination", "err", rerr)
+		}
 		return Inventory{}, err
 	}
 	return inv, nil
+}
+
+// wipeIfAsked drops the destination's databases when it holds data (the user
+// confirmed it), recording each database dropped; it returns the reason of the
+// start. Called with life held.
+func (m *Migration) wipeIfAsked(ctx context.Context, c Clusters, dbs []string) (string, error) {
+	if len(dbs) == 0 {
+		return "the destination is empty", nil
+	}
+	var dropped []string
+	err := c.WipeDestination(ctx, func(db string) {
+		dropped = append(dropped, db)
+		m.noteAt(slog.LevelWarn, "wipe of the destination, as confirmed: dropped database "+db)
+	})
+	if err != nil {
+		return "", fmt.Errorf("wipe the destination (dropped so far: %s): %w", listOrNone(dropped), err)
+	}
+	return "the destination was wiped as confirmed (dropped databases " + listOrNone(dropped) + ")", nil
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 // starting runs the start steps, each of which may run again after an interruption:
@@ -662,8 +723,19 @@ func (m *Migration) transition(to State, reason string) error {
 }
 
 // note records a step that changes no state (a finalize step, an extension of the
-// timer, an override) in the history. Called with life held.
-func (m *Migration) note(reason string) {
+// timer, an override) in the history, and logs it. Called with life held.
+func (m *Migration) note(reason string) { m.noteAt(slog.LevelInfo, reason) }
+
+// noteIf notes reason unless it is empty. Called with life held.
+func (m *Migration) noteIf(reason string) {
+	if reason != "" {
+		m.note(reason)
+	}
+}
+
+// noteAt is note with the log line at level (Warn for what a DBA must see even
+// without verbose logging: a dropped database).
+func (m *Migration) noteAt(level slog.Level, reason string) {
 	m.recMu.Lock()
 	defer m.recMu.Unlock()
 	st := m.State()
@@ -676,7 +748,7 @@ func (m *Migration) note(reason string) {
 	m.mu.Lock()
 	m.mu.history = append(m.mu.history, ev)
 	m.mu.Unlock()
-	m.log.Info(reason)
+	m.log.Log(context.Background(), level, reason)
 }
 
 // saveRecord changes the record and saves it.

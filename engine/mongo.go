@@ -89,7 +89,7 @@ func connectDestination(ctx context.Context, e topology.Endpoint) (*mongo.Client
 }
 
 func (c *mongoClusters) Validate(ctx context.Context) (Inventory, error) {
-	report := validate.Run(ctx, c.cfg.Source, c.cfg.Destination)
+	report := validate.RunFor(ctx, c.cfg.Source, c.cfg.Destination, c.cfg.ID)
 	if err := ctx.Err(); err != nil {
 		return Inventory{}, err
 	}
@@ -183,12 +183,41 @@ func roleNames(refs []topology.RoleRef) []string {
 	return out
 }
 
+func (c *mongoClusters) Identify(ctx context.Context) (src, dst topology.Identity, err error) {
+	if src, err = topology.IdentityOf(ctx, c.src, c.cfg.Source); err != nil {
+		return src, dst, fmt.Errorf("source %s: %w", c.cfg.Source, err)
+	}
+	if dst, err = topology.IdentityOf(ctx, c.dst, c.cfg.Destination); err != nil {
+		return src, dst, fmt.Errorf("destination %s: %w", c.cfg.Destination, err)
+	}
+	return src, dst, nil
+}
+
+func (c *mongoClusters) DestinationMarker(ctx context.Context) (*topology.Marker, error) {
+	return topology.ReadMarker(ctx, c.dst)
+}
+
+func (c *mongoClusters) PlaceMarker(ctx context.Context, m topology.Marker) (*topology.Marker, error) {
+	err := prepare.PlaceMarker(ctx, c.dst, m)
+	var held *prepare.HeldError
+	if errors.As(err, &held) {
+		return &held.Marker, nil
+	}
+	return nil, err
+}
+
+func (c *mongoClusters) RemoveMarker(ctx context.Context) (*topology.Marker, error) {
+	return prepare.RemoveMarker(ctx, c.dst, c.cfg.ID)
+}
+
 func (c *mongoClusters) DestinationData(ctx context.Context) ([]string, error) {
 	_, dbs, err := prepare.HasUserData(ctx, c.dst)
 	return dbs, err
 }
 
-func (c *mongoClusters) WipeDestination(ctx context.Context) error { return prepare.Wipe(ctx, c.dst) }
+func (c *mongoClusters) WipeDestination(ctx context.Context, dropped func(db string)) error {
+	return prepare.Wipe(ctx, c.dst, c.cfg.ID, dropped)
+}
 
 func (c *mongoClusters) StopSourceBalancer(ctx context.Context) (bool, error) {
 	return prepare.StopBalancer(ctx, c.src)

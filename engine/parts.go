@@ -8,6 +8,7 @@ import (
 	"github.com/shardlift/shardlift/engine/initialsync"
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/replay"
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // Clusters is everything the lifecycle does to the source and the destination. The
@@ -21,10 +22,22 @@ type Clusters interface {
 	// Discover reads both clusters again without judging them, and plans the
 	// migration from what it found (call it with the source balancer stopped).
 	Discover(ctx context.Context) (Inventory, error)
+	// Identify reads both clusters' identities (clusterId, shards, mongos).
+	Identify(ctx context.Context) (src, dst topology.Identity, err error)
+	// DestinationMarker reads the destination's marker: nil when no migration holds it.
+	DestinationMarker(ctx context.Context) (*topology.Marker, error)
+	// PlaceMarker marks the destination as held by this migration. When another
+	// migration's marker is there, nothing is written and that marker is returned.
+	PlaceMarker(ctx context.Context, m topology.Marker) (held *topology.Marker, err error)
+	// RemoveMarker removes the destination's marker when it is this migration's,
+	// leaving nothing of Shardlift's there; it returns the marker it found (nil
+	// when none), which another migration's stays.
+	RemoveMarker(ctx context.Context) (found *topology.Marker, err error)
 	// DestinationData lists the destination's user databases that hold a collection.
 	DestinationData(ctx context.Context) ([]string, error)
-	// WipeDestination drops every user database of the destination.
-	WipeDestination(ctx context.Context) error
+	// WipeDestination drops every user database of the destination, calling
+	// dropped with each; it refuses a destination another migration holds.
+	WipeDestination(ctx context.Context, dropped func(db string)) error
 	// StopSourceBalancer stops the source balancer and waits until no chunk moves;
 	// wasOn is its state as found.
 	StopSourceBalancer(ctx context.Context) (wasOn bool, err error)

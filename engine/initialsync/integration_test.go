@@ -579,7 +579,7 @@ func TestMigrationCopyMakesTheDestinationEqualAndSurvivesRestarts(t *testing.T) 
 	})
 
 	t.Run("a cancelled copy resumes without loss or duplicates", func(t *testing.T) {
-		if err := prepare.Wipe(ctx, e.dstC); err != nil {
+		if err := prepare.Wipe(ctx, e.dstC, "test", func(string) {}); err != nil {
 			t.Fatal(err)
 		}
 		if has, dbs, err := prepare.HasUserData(ctx, e.dstC); err != nil || has {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shardlift/shardlift/engine/oplog"
 	"github.com/shardlift/shardlift/engine/shardkey"
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // RelaxSink keeps what Prepare did not apply as the source has it, so that the
@@ -25,9 +26,9 @@ type RelaxSink interface {
 	RelaxedCollection(ns string, withheld bson.Raw) error
 }
 
-// HasUserData lists the destination's user databases (every database but admin,
-// config and local) holding at least one collection or view; none means the
-// destination is empty.
+// HasUserData lists the destination's user databases (every database but the
+// internal ones: topology.InternalDatabase) holding at least one collection or
+// view; none means the destination is empty.
 func HasUserData(ctx context.Context, client *mongo.Client) (bool, []string, error) {
 	names, err := userDatabases(ctx, client)
 	if err != nil {
@@ -47,8 +48,14 @@ func HasUserData(ctx context.Context, client *mongo.Client) (bool, []string, err
 }
 
 // Wipe drops every user database of the destination, including databases only
-// config.databases still knows. Call it only once the user confirmed.
-func Wipe(ctx context.Context, client *mongo.Client) error {
+// config.databases still knows, and calls dropped with each one it dropped. Call it
+// only once the user confirmed. A destination held by another migration than
+// migrationID (its marker) is refused with a *HeldError before anything is
+// dropped; the marker itself is never dropped.
+func Wipe(ctx context.Context, client *mongo.Client, migrationID string, dropped func(db string)) error {
+	if err := heldByAnother(ctx, client, migrationID); err != nil {
+		return fmt.Errorf("wipe the destination: %w", err)
+	}
 	names, err := userDatabases(ctx, client)
 	if err != nil {
 		return err
@@ -66,6 +73,7 @@ func Wipe(ctx context.Context, client *mongo.Client) error {
 		if err := client.Database(db).Drop(ctx); err != nil {
 			return fmt.Errorf("wipe the destination: drop database %s: %w", db, err)
 		}
+		dropped(db)
 	}
 	return nil
 }
@@ -77,7 +85,7 @@ func userDatabases(ctx context.Context, client *mongo.Client) ([]string, error) 
 	}
 	var out []string
 	for _, db := range all {
-		if !internalDBs[db] {
+		if !topology.InternalDatabase(db) {
 			out = append(out, db)
 		}
 	}
@@ -92,7 +100,7 @@ func configDatabases(ctx context.Context, client *mongo.Client) ([]string, error
 	defer cur.Close(context.WithoutCancel(ctx))
 	var out []string
 	for cur.Next(ctx) {
-		if name, ok := cur.Current.Lookup("_id").StringValueOK(); ok && !internalDBs[name] {
+		if name, ok := cur.Current.Lookup("_id").StringValueOK(); ok && !topology.InternalDatabase(name) {
 			out = append(out, name)
 		}
 	}

@@ -22,6 +22,8 @@
 //	            (documents in its chunk ranges, its unsharded collections) before
 //	            that shard is copied again
 //
-// HasUserData and Wipe guard and clear a destination before Prepare. Nothing is
-// ever written to the source but the balancer setting.
+// HasUserData and Wipe guard and clear a destination before Prepare; PlaceMarker
+// marks the destination as held by one migration (refusing a second one) and
+// RemoveMarker unmarks it when that migration ends. Nothing is ever written to the
+// source but the balancer setting.
 package prepare

@@ -142,9 +142,6 @@ func (p *Plan) Collection(ns string) (*Collection, bool) {
 	return nil, false
 }
 
-// internalDBs are never migrated.
-var internalDBs = map[string]bool{"admin": true, "config": true, "local": true}
-
 // NewPlan builds the plan from the source's and the destination's discovery. It
 // refuses a source whose sharding metadata or inventory could not be read (the
 // plan would silently miss data), shard counts that differ, chunks that do not
@@ -178,7 +175,7 @@ func NewPlan(src, dst *topology.Cluster) (*Plan, error) {
 
 	primaries := map[string]string{}
 	for _, d := range src.Databases {
-		if internalDBs[d.Name] {
+		if topology.InternalDatabase(d.Name) {
 			continue
 		}
 		if _, ok := twin[d.Primary]; !ok {

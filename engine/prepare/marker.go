@@ -1,0 +1,85 @@
+package prepare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/shardlift/shardlift/engine/topology"
+)
+
+// HeldError refuses to change a destination that another migration holds (its
+// marker names another migration).
+type HeldError struct {
+	Marker topology.Marker
+}
+
+func (e *HeldError) Error() string {
+	return "the destination is held by " + e.Marker.String()
+}
+
+// markerDoc is the marker as stored: its fixed _id, then the Marker's fields.
+type markerDoc struct {
+	ID              string `bson:"_id"`
+	topology.Marker `bson:",inline"`
+}
+
+// PlaceMarker marks the destination as held by m.MigrationID. The marker's _id is
+// fixed, so of two migrations starting at once only one insert succeeds. A marker of
+// the same migration is kept as it is (a resumed start); another migration's is a
+// *HeldError, and nothing is written.
+func PlaceMarker(ctx context.Context, client *mongo.Client, m topology.Marker) error {
+	coll := client.Database(topology.MarkerDatabase).Collection(topology.MarkerCollection)
+	for range 2 {
+		_, err := coll.InsertOne(ctx, markerDoc{ID: topology.MarkerID, Marker: m})
+		if err == nil {
+			return nil
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return fmt.Errorf("write Shardlift's marker on the destination: %w", err)
+		}
+		held, err := topology.ReadMarker(ctx, client)
+		if err != nil {
+			return err
+		}
+		switch {
+		case held == nil:
+			continue // removed meanwhile: try again
+		case held.MigrationID == m.MigrationID:
+			return nil
+		}
+		return &HeldError{Marker: *held}
+	}
+	return errors.New("write Shardlift's marker on the destination: it appeared and vanished twice while being written; try again")
+}
+
+// RemoveMarker drops the marker's database when the marker names migrationID,
+// leaving nothing of Shardlift's on the destination, and returns the marker it
+// found (nil when there was none). Another migration's marker is left in place.
+// Between the check and the drop no other migration can place its own: the
+// marker's fixed _id is taken.
+func RemoveMarker(ctx context.Context, client *mongo.Client, migrationID string) (*topology.Marker, error) {
+	m, err := topology.ReadMarker(ctx, client)
+	if err != nil || m == nil || m.MigrationID != migrationID {
+		return m, err
+	}
+	if err := client.Database(topology.MarkerDatabase).Drop(ctx); err != nil {
+		return nil, fmt.Errorf("remove Shardlift's marker (drop database %s) on the destination: %w", topology.MarkerDatabase, err)
+	}
+	return m, nil
+}
+
+// heldByAnother is a *HeldError when another migration than migrationID holds the
+// destination.
+func heldByAnother(ctx context.Context, client *mongo.Client, migrationID string) error {
+	m, err := topology.ReadMarker(ctx, client)
+	if err != nil {
+		return err
+	}
+	if m != nil && m.MigrationID != migrationID {
+		return &HeldError{Marker: *m}
+	}
+	return nil
+}
