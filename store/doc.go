@@ -11,13 +11,14 @@
 //
 //	meta/         schema = {format: "shardlift-state", version: 1}
 //	migrations/   <migration id> = Migration: connection settings without passwords,
-//	              lifecycle state and history, balancer's original state, timer, summary
+//	              the two clusters' identities, lifecycle state and history, balancer's
+//	              original state, timer, summary
 //	checkpoints/  <migration id>/ <shard> = ShardCheckpoint: phase, T0, applied ts,
 //	              copy progress per partition (one small record, rewritten every second)
 //
 // A file is inspected read-only before it is opened for writing: a damaged file, a
 // file written by a newer Shardlift or a file that is not Shardlift's is reported and
-// left exactly as it was. Every write is one bbolt transaction, so a crash leaves either
+// left exactly as it was. Opening a sound file and reading it writes nothing to it. Every write is one bbolt transaction, so a crash leaves either
 // the previous checkpoint or the new one, never half of one.
 //
 // The package is a leaf: it imports only bbolt, go-keyring, the MongoDB driver's bson

@@ -290,6 +290,10 @@ func sampleMigration(id string) Migration {
 		},
 		State:         "draft",
 		BalancerWasOn: &on,
+		SourceIdentity: &ClusterIdentity{ClusterID: primitive.ObjectID{1, 2, 3}, Routers: []string{"mongos1.internal:27017"},
+			Shards: []ShardHosts{{Name: "rs0", Hosts: []string{"db0a.internal:27018", "db0b.internal:27018"}}}},
+		DestinationIdentity: &ClusterIdentity{ClusterID: primitive.ObjectID{4, 5, 6}, Routers: []string{"atlas-shard-00.mongodb.net:27016"},
+			Shards: []ShardHosts{{Name: "atlas-shard-0", Hosts: []string{"atlas-shard-00-00.mongodb.net:27017"}}}},
 	}
 }
 

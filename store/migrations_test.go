@@ -212,3 +212,19 @@ func TestRecordsHaveNoPasswordField(t *testing.T) {
 	walk(reflect.TypeFor[Migration](), "Migration")
 	walk(reflect.TypeFor[ShardCheckpoint](), "ShardCheckpoint")
 }
+
+// A record written before identities were kept (no such fields) still opens, with
+// none recorded: the engine records them on its first resume.
+func TestARecordWithoutIdentitiesStillOpens(t *testing.T) {
+	s, _ := openTemp(t)
+	m := sampleMigration("m1")
+	m.SourceIdentity, m.DestinationIdentity = nil, nil
+	mustSave(t, s, m)
+	got, err := s.Migration("m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SourceIdentity != nil || got.DestinationIdentity != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("read back %+v", got)
+	}
+}

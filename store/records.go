@@ -143,11 +143,30 @@ type Migration struct {
 	// recorded with its time; SaveMigration keeps the stored ones.
 	State   string  `bson:"state"`
 	History []Event `bson:"history,omitempty"`
+	// SourceIdentity and DestinationIdentity are the clusters the migration runs
+	// between, recorded when it starts; nil in records written before they were kept
+	// (the engine records them on the first resume).
+	SourceIdentity      *ClusterIdentity `bson:"sourceIdentity,omitempty"`
+	DestinationIdentity *ClusterIdentity `bson:"destinationIdentity,omitempty"`
 	// BalancerWasOn is the source balancer's state before Shardlift stopped it;
 	// nil until it has been recorded.
 	BalancerWasOn *bool     `bson:"balancerWasOn,omitempty"`
 	TimerDeadline time.Time `bson:"timerDeadline,omitempty"` // cutover timer; zero when not running
 	Summary       *Summary  `bson:"summary,omitempty"`       // nil until the migration ended
+}
+
+// ClusterIdentity is how a migration knows a cluster: the clusterId of its
+// config.version, its shards and the mongos addresses it was reached through.
+type ClusterIdentity struct {
+	ClusterID primitive.ObjectID `bson:"clusterId"`
+	Shards    []ShardHosts       `bson:"shards,omitempty"`
+	Routers   []string           `bson:"routers,omitempty"`
+}
+
+// ShardHosts is one shard of a ClusterIdentity: its name and members' host:port.
+type ShardHosts struct {
+	Name  string   `bson:"name"`
+	Hosts []string `bson:"hosts,omitempty"`
 }
 
 // PartitionProgress is the copy progress of one partition of one namespace.

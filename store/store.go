@@ -95,7 +95,18 @@ func Open(path string, opts Options) (*Store, error) {
 	case err != nil:
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error { return initSchema(tx, path) }); err != nil {
+	// A bbolt write transaction rewrites the file's meta page even when it changes
+	// nothing: a file that needs no initialization is checked read-only, so that
+	// opening and reading a state file (a refused migrate) leaves it byte for byte.
+	var needsInit bool
+	err = db.View(func(tx *bolt.Tx) error {
+		needsInit = tx.Bucket(bucketMeta) == nil || tx.Bucket(bucketMigrations) == nil || tx.Bucket(bucketCheckpoints) == nil
+		return checkSchema(tx, path)
+	})
+	if err == nil && needsInit {
+		err = db.Update(func(tx *bolt.Tx) error { return initSchema(tx, path) })
+	}
+	if err != nil {
 		_ = db.Close()
 		return nil, err
 	}

@@ -459,3 +459,36 @@ func TestDamageIsReportedOrHarmlessNeverSilent(t *testing.T) {
 	}
 	t.Logf("outcomes: %v", counts)
 }
+
+// A migrate refused before it changed anything (another cluster than the state file
+// recorded) only opened and read the file: it must stay byte for byte as it was.
+func TestOpeningAndReadingLeavesTheFileByteForByte(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSave(t, s, sampleMigration("m1"))
+	if err := s.SaveShardCheckpoint("m1", ShardCheckpoint{Shard: "rs0", Phase: "copying"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Migrations(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ShardCheckpoints("m1"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
+		t.Fatal("opening and reading the state file changed it")
+	}
+}
