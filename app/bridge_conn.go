@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -261,8 +262,25 @@ func checksOf(r validate.Report) ui.Validation {
 	if f, ok := r.Finding(validate.IDDestEmpty); ok && f.Status != validate.Passed && r.Destination != nil && len(r.Destination.Namespaces) > 0 {
 		v.DestinationHasData = true
 		v.DestinationContents = contentsOf(r.Destination.Namespaces)
+		v.WipeDatabases = wipedBy(r.Destination)
 	}
 	return v
+}
+
+// wipedBy names the databases a wipe of the destination drops, as prepare.Wipe
+// picks them: every user database listed, and every one config.databases knows.
+func wipedBy(dst *topology.Cluster) []string {
+	var dbs []string
+	for _, ns := range dst.Namespaces {
+		dbs = append(dbs, ns.DB)
+	}
+	for _, db := range dst.Databases {
+		if !topology.InternalDatabase(db.Name) {
+			dbs = append(dbs, db.Name)
+		}
+	}
+	slices.Sort(dbs)
+	return slices.Compact(dbs)
 }
 
 // contentsOf describes what a destination holds: "2 databases (logs, shop), 5

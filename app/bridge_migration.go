@@ -180,6 +180,10 @@ func (l *liveMigration) Snapshot() engine.Snapshot {
 	l.mu.Unlock()
 	switch {
 	case active || !resumable(s.State):
+	case errors.Is(err, engine.ErrWrongCluster) || errors.Is(err, engine.ErrSameCluster) || errors.Is(err, engine.ErrDestinationInUse):
+		// Refused before anything changed: the message says what to do, and a
+		// Retry alone would be refused again.
+		s.State, s.Reason = engine.Failed, err.Error()
 	case err != nil && s.State != engine.Failed:
 		s.State = engine.Failed
 		s.Reason = fmt.Sprintf("syncing stopped: %v. Retry resumes the migration from its checkpoints.", err)

@@ -299,7 +299,7 @@ func TestChecksKeepEveryFindingAndANotRunCheckBlocksTheStart(t *testing.T) {
 			{DB: "shop", Collection: "orders", Count: 1200, Size: 2 << 20, SizeKnown: true},
 			{DB: "shop", Collection: "users", Count: 34, Size: 4096, SizeKnown: true},
 			{DB: "logs", Collection: "events", Count: 5, Size: 512, SizeKnown: true},
-		}},
+		}, Databases: []topology.Database{{Name: "config"}, {Name: "shop"}, {Name: "stale"}}},
 	}
 	v := checksOf(r)
 	want := []ui.Check{
@@ -316,6 +316,10 @@ func TestChecksKeepEveryFindingAndANotRunCheckBlocksTheStart(t *testing.T) {
 	}
 	if w := "2 databases (shop, logs), 3 collections, 1,239 documents, 2.0 MiB"; v.DestinationContents != w {
 		t.Errorf("contents %q, want %q", v.DestinationContents, w)
+	}
+	// The wipe also drops a database only config.databases still knows.
+	if w := []string{"logs", "shop", "stale"}; !slices.Equal(v.WipeDatabases, w) {
+		t.Errorf("the wipe dialog would list %v, want %v", v.WipeDatabases, w)
 	}
 
 	r.Findings[3].Status = validate.Passed

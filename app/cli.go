@@ -48,6 +48,7 @@ var commands = []command{
 	{name: "replay", summary: "apply a file of oplog entries to a destination (a captured oplog into staging)", run: runReplay},
 	{name: "sandbox", summary: "run local source and destination sandbox clusters (a test and demo tool)", run: runSandbox},
 	{name: "migrate", summary: "migrate a sharded cluster into another, headless (resumes from --state)", run: runMigrate},
+	{name: "clear-marker", summary: "clear the marker a dead migration left on its destination (shows it first)", run: runClearMarker},
 	clientCommand("status"),
 	clientCommand("cutover"),
 	clientCommand("done"),

@@ -23,7 +23,12 @@ import (
 
 const migrateDescription = `Migrates a sharded cluster into another one, headless: validates both (and refuses to
 start on a failed check), stops the source balancer, prepares the destination, copies
-every shard and keeps replaying their oplogs. It prints a progress line every few
+every shard and keeps replaying their oplogs.
+
+Shardlift knows each cluster by its clusterId (config.version) and its servers: it
+refuses a source that is the destination or shares a server with it, a state file
+of other clusters (one state file per source and destination), and a destination
+another migration holds (see 'shardlift clear-marker' for a dead one's). It prints a progress line every few
 seconds and runs until the migration is done, cancelled or expired, or until
 interrupted (Ctrl-C): the state file keeps the checkpoints, and running the same
 command again resumes the migration from them.
@@ -43,7 +48,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	destination := f.String("destination", "", "the destination cluster's mongos connection string `URI`")
 	sourceCA := f.String("source-ca", "", "PEM `FILE` of the CA that signed the source's certificates (turns TLS on)")
 	destinationCA := f.String("destination-ca", "", "PEM `FILE` of the CA that signed the destination's certificates (turns TLS on)")
-	statePath := f.String("state", "", "the state `FILE` that keeps the checkpoints (created when absent)")
+	statePath := f.String("state", "", "the state `FILE` that keeps the checkpoints of this source and destination (created when absent)")
 	apiAddr := f.String("api", "", "serve the JSON API on `ADDR`, a loopback HOST:PORT such as 127.0.0.1:8321")
 	wipe := f.Bool("wipe-destination", false, "confirm that a destination holding data is wiped before the migration starts")
 	timeout := f.Duration("timeout", topology.DefaultTimeout, "wait at most `D` for each connection and each discovery command")
@@ -95,9 +100,15 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		return fail("%v", err)
 	}
 	defer st.Close()
-	id, resumed, err := findOrCreateMigration(st, src, dst, *sourceCA, *destinationCA)
+	// Both clusters' identities are read before anything is written: one cluster
+	// given twice, or other clusters than the state file's, change nothing.
+	srcID, dstID, err := readIdentities(ctx, src, dst)
 	if err != nil {
 		return fail("%v", err)
+	}
+	id, resumed, err := findOrCreateMigration(st, clusterOf(src, *sourceCA, srcID), clusterOf(dst, *destinationCA, dstID))
+	if err != nil {
+		return fail("state file %s: %v", *statePath, err)
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -261,17 +272,67 @@ func progressLine(s engine.Snapshot, now time.Time) string {
 	return b.String()
 }
 
+// readIdentities reads both clusters' identities and refuses one cluster given as
+// both, or two sharing a server.
+func readIdentities(ctx context.Context, src, dst topology.Endpoint) (srcID, dstID topology.Identity, err error) {
+	if srcID, err = topology.ReadIdentity(ctx, src); err != nil {
+		return srcID, dstID, fmt.Errorf("source %s: %w", src, err)
+	}
+	if dstID, err = topology.ReadIdentity(ctx, dst); err != nil {
+		return srcID, dstID, fmt.Errorf("destination %s: %w", dst, err)
+	}
+	if o := topology.Compare(srcID, dstID); o.Any() {
+		return srcID, dstID, &engine.SameClusterError{Source: src.String(), Destination: dst.String(), SourceID: srcID, DestinationID: dstID, Overlap: o}
+	}
+	return srcID, dstID, nil
+}
+
+// cluster is one side of a migration as the command line names it.
+type cluster struct {
+	endpoint topology.Endpoint
+	settings store.ConnSettings
+	id       topology.Identity
+}
+
+func clusterOf(e topology.Endpoint, caFile string, id topology.Identity) cluster {
+	return cluster{endpoint: e, settings: connSettings(e, caFile), id: id}
+}
+
+// isIn refuses c as the source or destination (role) of m unless it is the
+// cluster m recorded: the same clusterId or, in a record older than identities,
+// the same mongos hosts.
+func (c cluster) isIn(m store.Migration, role string) error {
+	recorded, settings := m.SourceIdentity, m.Source
+	if role == "destination" {
+		recorded, settings = m.DestinationIdentity, m.Destination
+	}
+	was := topology.Identity{Routers: settings.Hosts}
+	switch {
+	case recorded == nil && slices.Equal(settings.Hosts, c.settings.Hosts):
+		return nil
+	case recorded != nil && recorded.ClusterID == c.id.ClusterID:
+		return nil
+	case recorded != nil:
+		was = *fromStoreIdentity(recorded)
+	}
+	return &engine.WrongClusterError{MigrationID: m.ID, Role: role, Endpoint: c.endpoint.String(), Recorded: was, Found: c.id}
+}
+
 // findOrCreateMigration finds the migration of this source and destination that
-// has not ended in the state file (to resume it), or records a new one.
-func findOrCreateMigration(st *store.Store, src, dst topology.Endpoint, srcCA, dstCA string) (id string, resumed bool, err error) {
-	srcSet, dstSet := connSettings(src, srcCA), connSettings(dst, dstCA)
+// has not ended in the state file (to resume it), or records a new one. A state
+// file belongs to one source and one destination: a migration of other clusters
+// in it is refused before anything is written.
+func findOrCreateMigration(st *store.Store, src, dst cluster) (id string, resumed bool, err error) {
 	all, err := st.Migrations()
 	if err != nil {
 		return "", false, err
 	}
 	for _, m := range all { // newest first
-		if !slices.Equal(m.Source.Hosts, srcSet.Hosts) || !slices.Equal(m.Destination.Hosts, dstSet.Hosts) {
-			continue
+		if err := src.isIn(m, "source"); err != nil {
+			return "", false, err
+		}
+		if err := dst.isIn(m, "destination"); err != nil {
+			return "", false, err
 		}
 		switch engine.State(m.State) {
 		case engine.Done:
@@ -291,8 +352,8 @@ func findOrCreateMigration(st *store.Store, src, dst topology.Endpoint, srcCA, d
 	}
 	id = time.Now().UTC().Format("m20060102-150405-") + hex.EncodeToString(b[:])
 	err = st.SaveMigration(store.Migration{
-		ID: id, Name: src.String() + " -> " + dst.String(), State: string(engine.Draft),
-		Source: srcSet, Destination: dstSet,
+		ID: id, Name: src.endpoint.String() + " -> " + dst.endpoint.String(), State: string(engine.Draft),
+		Source: src.settings, Destination: dst.settings,
 	})
 	return id, false, err
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
@@ -171,14 +174,14 @@ func TestMigrateAgainAfterDoneIsRefusedNotStartedOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	src, dst := topology.Endpoint{URI: "mongodb://a:27017/"}, topology.Endpoint{URI: "mongodb://b:27017/"}
-	id, resumed, err := findOrCreateMigration(st, src, dst, "", "")
+	src, dst := fakeCluster("a", 1), fakeCluster("b", 2)
+	id, resumed, err := findOrCreateMigration(st, src, dst)
 	if err != nil || resumed {
 		t.Fatalf("first run: %q resumed %v, %v", id, resumed, err)
 	}
 	from := engine.Draft
 	for _, to := range []engine.State{engine.Validated, engine.Starting, engine.Syncing, engine.Ready, engine.CuttingOver, engine.Finalizing, engine.Done} {
-		if again, resumed, err := findOrCreateMigration(st, src, dst, "", ""); err != nil || !resumed || again != id {
+		if again, resumed, err := findOrCreateMigration(st, src, dst); err != nil || !resumed || again != id {
 			t.Fatalf("while %s: %q resumed %v, %v; want %q resumed", from, again, resumed, err, id)
 		}
 		if err := st.AppendHistory(id, store.Event{At: time.Now(), From: string(from), To: string(to)}); err != nil {
@@ -186,10 +189,69 @@ func TestMigrateAgainAfterDoneIsRefusedNotStartedOver(t *testing.T) {
 		}
 		from = to
 	}
-	if again, _, err := findOrCreateMigration(st, src, dst, "", ""); err == nil || !strings.Contains(err.Error(), "--state with a new file") {
+	if again, _, err := findOrCreateMigration(st, src, dst); err == nil || !strings.Contains(err.Error(), "--state with a new file") {
 		t.Fatalf("after done: %q, %v; want a refusal", again, err)
 	}
-	if _, _, err := findOrCreateMigration(st, src, topology.Endpoint{URI: "mongodb://c:27017/"}, "", ""); err != nil {
-		t.Fatalf("another destination: %v", err)
+}
+
+// fakeCluster is a cluster at mongodb://<host>:27017 whose clusterId ends in n.
+func fakeCluster(host string, n byte) cluster {
+	e := topology.Endpoint{URI: "mongodb://" + host + ":27017/"}
+	return clusterOf(e, "", topology.Identity{ClusterID: primitive.ObjectID{11: n}, Routers: []string{host + ":27017"}})
+}
+
+// A state file belongs to one source and one destination: reused with another one,
+// it is refused, naming the cluster it belongs to, and nothing is written to it.
+func TestAStateFileOfOtherClustersIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	st, err := store.Open(path, store.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	src, dst := fakeCluster("a", 1), fakeCluster("b", 2)
+	id, _, err := findOrCreateMigration(st, src, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := st.Migration(id)
+	rec.SourceIdentity, rec.DestinationIdentity = toStoreIdentity(&src.id), toStoreIdentity(&dst.id)
+	if err := st.SaveMigration(rec); err != nil {
+		t.Fatal(err)
+	}
+	// Another mongos of the same clusters resumes it.
+	sameDst := fakeCluster("b2", 2)
+	if again, resumed, err := findOrCreateMigration(st, src, sameDst); err != nil || !resumed || again != id {
+		t.Fatalf("another mongos of the destination: %q resumed %v, %v", again, resumed, err)
+	}
+	for name, pair := range map[string][2]cluster{
+		"another destination":                         {src, fakeCluster("c", 3)},
+		"another source":                              {fakeCluster("c", 3), dst},
+		"the same hosts, another cluster behind them": {src, fakeCluster("b", 4)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, _, err := findOrCreateMigration(st, pair[0], pair[1])
+			var wrong *engine.WrongClusterError
+			if !errors.As(err, &wrong) || got != "" {
+				t.Fatalf("%q, %v; want a refusal", got, err)
+			}
+			if !strings.Contains(err.Error(), "migration "+id+" was started with") || !strings.Contains(err.Error(), "another state file (--state)") {
+				t.Fatalf("refusal: %v", err)
+			}
+			if all, _ := st.Migrations(); len(all) != 1 {
+				t.Fatalf("the refused run recorded a migration: %d in the file", len(all))
+			}
+		})
+	}
+	// A record from before identities were kept is told apart by its mongos hosts.
+	rec.SourceIdentity, rec.DestinationIdentity = nil, nil
+	if err := st.SaveMigration(rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := findOrCreateMigration(st, src, fakeCluster("c", 3)); !errors.Is(err, engine.ErrWrongCluster) || !strings.Contains(err.Error(), "mongos b:27017") {
+		t.Fatalf("an old record with another destination: %v", err)
+	}
+	if again, resumed, err := findOrCreateMigration(st, src, dst); err != nil || !resumed || again != id {
+		t.Fatalf("an old record of the same hosts: %q resumed %v, %v", again, resumed, err)
 	}
 }

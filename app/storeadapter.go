@@ -16,13 +16,14 @@ import (
 	"github.com/shardlift/shardlift/engine/initialsync"
 	"github.com/shardlift/shardlift/engine/oplog"
 	"github.com/shardlift/shardlift/engine/replay"
+	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/store"
 )
 
 // storeCheckpoints keeps one migration's engine state in the store (it implements
 // engine.Checkpoints):
 //
-//	engine.Record ─┬─ state, history, balancer, deadline, summary ─► store.Migration
+//	engine.Record ─┬─ state, history, identities, balancer, deadline, summary ─► store.Migration
 //	               └─ relaxed originals, verification, users, notes ─► extras (below)
 //	engine.ShardCheckpoint ─► store.ShardCheckpoint; consistency point and the
 //	                          shard's history ─► extras (below)
@@ -121,6 +122,7 @@ func (c *storeCheckpoints) Load() (engine.Record, []engine.ShardCheckpoint, erro
 	}
 	rec := engine.Record{
 		ID: m.ID, State: engine.State(m.State), BalancerWasOn: m.BalancerWasOn, TimerDeadline: m.TimerDeadline,
+		SourceIdentity: fromStoreIdentity(m.SourceIdentity), DestinationIdentity: fromStoreIdentity(m.DestinationIdentity),
 	}
 	for _, e := range m.History {
 		rec.History = append(rec.History, engine.Event{At: e.At, From: e.From, To: e.To, Reason: e.Reason})
@@ -206,6 +208,7 @@ func (c *storeCheckpoints) SaveRecord(r engine.Record) error {
 		return err
 	}
 	m.BalancerWasOn, m.TimerDeadline, m.Summary = r.BalancerWasOn, r.TimerDeadline, nil
+	m.SourceIdentity, m.DestinationIdentity = toStoreIdentity(r.SourceIdentity), toStoreIdentity(r.DestinationIdentity)
 	if s := r.Summary; s != nil {
 		m.Summary = &store.Summary{
 			FinishedAt: s.FinishedAt, Documents: s.Documents, Bytes: s.Bytes, OptimeGap: s.OptimeGap,
@@ -224,9 +227,36 @@ func (c *storeCheckpoints) SaveRecord(r engine.Record) error {
 
 // sameRecord compares the parts of a migration SaveRecord writes.
 func sameRecord(a, b store.Migration) bool {
-	ab, err1 := bson.Marshal(bson.D{{Key: "b", Value: a.BalancerWasOn}, {Key: "t", Value: a.TimerDeadline}, {Key: "s", Value: a.Summary}})
-	bb, err2 := bson.Marshal(bson.D{{Key: "b", Value: b.BalancerWasOn}, {Key: "t", Value: b.TimerDeadline}, {Key: "s", Value: b.Summary}})
+	parts := func(m store.Migration) bson.D {
+		return bson.D{{Key: "b", Value: m.BalancerWasOn}, {Key: "t", Value: m.TimerDeadline}, {Key: "s", Value: m.Summary},
+			{Key: "si", Value: m.SourceIdentity}, {Key: "di", Value: m.DestinationIdentity}}
+	}
+	ab, err1 := bson.Marshal(parts(a))
+	bb, err2 := bson.Marshal(parts(b))
 	return err1 == nil && err2 == nil && bytes.Equal(ab, bb)
+}
+
+// toStoreIdentity and fromStoreIdentity convert a cluster's identity.
+func toStoreIdentity(id *topology.Identity) *store.ClusterIdentity {
+	if id == nil {
+		return nil
+	}
+	out := &store.ClusterIdentity{ClusterID: id.ClusterID, Routers: id.Routers}
+	for _, sh := range id.Shards {
+		out.Shards = append(out.Shards, store.ShardHosts{Name: sh.Name, Hosts: sh.Hosts})
+	}
+	return out
+}
+
+func fromStoreIdentity(id *store.ClusterIdentity) *topology.Identity {
+	if id == nil {
+		return nil
+	}
+	out := &topology.Identity{ClusterID: id.ClusterID, Routers: id.Routers}
+	for _, sh := range id.Shards {
+		out.Shards = append(out.Shards, topology.ShardHosts{Name: sh.Name, Hosts: sh.Hosts})
+	}
+	return out
 }
 
 // SaveShard implements engine.Checkpoints.

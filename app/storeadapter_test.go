@@ -14,6 +14,7 @@ import (
 	"github.com/shardlift/shardlift/engine/initialsync"
 	"github.com/shardlift/shardlift/engine/oplog"
 	"github.com/shardlift/shardlift/engine/replay"
+	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/store"
 )
 
@@ -58,6 +59,10 @@ func TestStoreCheckpointsKeepEverythingTheEngineSaves(t *testing.T) {
 	on := true
 	rec := engine.Record{
 		ID: "m1", BalancerWasOn: &on, TimerDeadline: at.Add(72 * time.Hour),
+		SourceIdentity: &topology.Identity{ClusterID: primitive.ObjectID{7}, Routers: []string{"src:27017"},
+			Shards: []topology.ShardHosts{{Name: "rs0", Hosts: []string{"a:27018", "b:27018"}}}},
+		DestinationIdentity: &topology.Identity{ClusterID: primitive.ObjectID{8}, Routers: []string{"dst:27017"},
+			Shards: []topology.ShardHosts{{Name: "d0", Hosts: []string{"c:27018"}}}},
 		Relaxed: []engine.Relaxed{
 			{NS: "shop.users", Kind: engine.RelaxedIndex, Original: mustRaw(t, bson.D{{Key: "v", Value: 2}, {Key: "key", Value: bson.D{{Key: "email", Value: 1}}}, {Key: "name", Value: "email_1"}, {Key: "unique", Value: true}})},
 			{NS: "shop.events", Kind: engine.RelaxedOptions, Original: mustRaw(t, bson.D{{Key: "expireAfterSeconds", Value: int32(60)}})},

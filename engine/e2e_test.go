@@ -577,12 +577,18 @@ func TestNothingOfShardliftIsLeftOnTheDestinationNorWrittenToTheSource(t *testin
 	m := e.migration(newMemCheckpoints("e2e"))
 	r := run(m, StartOptions{WipeDestination: true})
 	await(t, m, 3*time.Minute, "ready", isState(Ready))
+	if held := e.readMarker(); held == nil || held.MigrationID != "e2e" {
+		t.Fatalf("while ready the destination's marker is %+v, want migration e2e's", held)
+	}
 	s := e.finish(m)
 	if err := <-r.done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	if s.State != Done {
 		t.Fatalf("state %s", s.State)
+	}
+	if held := e.readMarker(); held != nil {
+		t.Fatalf("the marker stays after done: %+v", held)
 	}
 	src, dst := e.userNamespaces(e.srcC), e.userNamespaces(e.dstC)
 	if !slices.Equal(src, before) {

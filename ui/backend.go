@@ -113,9 +113,11 @@ type Check struct {
 type Validation struct {
 	Checks []Check
 	// DestinationHasData is set when starting would wipe the destination;
-	// DestinationContents then describes what is there ("2 databases, 1.2 M documents").
+	// DestinationContents then describes what is there ("2 databases, 1.2 M documents")
+	// and WipeDatabases names every database the wipe drops.
 	DestinationHasData  bool
 	DestinationContents string
+	WipeDatabases       []string
 }
 
 // MigrationInfo is one row of the Start screen's list.

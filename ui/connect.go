@@ -332,15 +332,30 @@ func (s *connectScreen) startTapped() {
 			c.ok.Disable()
 		}
 	}, s.a.escape)
-	body := container.NewVBox(
-		wrapped("The destination cluster is not empty. It holds "+contents+"."),
-		wrapped("Starting the migration drops every database on the destination, except admin, config and local, before copying the source. This cannot be undone."),
-		check,
-	)
+	body := container.NewVBox(wrapped("The destination cluster is not empty. It holds " + contents + "."))
+	if len(v.WipeDatabases) > 0 {
+		body.Add(wrapped("Starting the migration drops these databases on the destination before copying the source. This cannot be undone."))
+		body.Add(databaseList(v.WipeDatabases))
+	} else {
+		body.Add(wrapped("Starting the migration drops every database on the destination, except admin, config and local, before copying the source. This cannot be undone."))
+	}
+	body.Add(check)
 	c = s.a.confirm("Wipe the destination?", body, "Don't start", "Wipe and start migration", widget.DangerImportance, func() {
 		s.startMigration(true)
 	})
 	c.ok.Disable()
+}
+
+// databaseList lists databases one per line, scrolling past a screenful.
+func databaseList(dbs []string) fyne.CanvasObject {
+	const shown = 8
+	list := wrapped("• " + strings.Join(dbs, "\n• "))
+	if len(dbs) <= shown {
+		return list
+	}
+	scroll := container.NewVScroll(list)
+	scroll.SetMinSize(fyne.NewSize(0, shown*(theme.TextSize()+theme.InnerPadding())))
+	return scroll
 }
 
 // startMigration calls Start off the event goroutine and opens the migration's

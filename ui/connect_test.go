@@ -317,12 +317,16 @@ func TestWipingTheDestinationNeedsExplicitConfirmation(t *testing.T) {
 	b := &fakeBackend{startMig: m, validation: Validation{
 		Checks:             []Check{{Status: Passed, Title: "ok"}},
 		DestinationHasData: true, DestinationContents: "2 databases (shop, crm) with 1.2 M documents",
+		WipeDatabases: []string{"crm", "legacy", "shop"},
 	}}
 	h := newHarness(t, b)
 	fillForms(h)
 	h.tap("Validate")
 	h.tap("Start migration")
 	h.mustShow("It holds 2 databases (shop, crm) with 1.2 M documents.")
+	// Every database the wipe drops is named, including one without collections.
+	h.mustShow("drops these databases")
+	h.mustShow("• crm\n• legacy\n• shop")
 	if !h.button("Wipe and start migration").Disabled() {
 		t.Fatal("the wipe can be confirmed without ticking the box")
 	}

@@ -68,7 +68,7 @@ var scenes = []struct {
 	}},
 	{"06-wipe", func(h *harness) {
 		fillForms(h)
-		h.b.validation = Validation{Checks: sampleValidation().Checks[:2], DestinationHasData: true, DestinationContents: "2 databases (shop, crm) with 1.2 M documents"}
+		h.b.validation = Validation{Checks: sampleValidation().Checks[:2], DestinationHasData: true, DestinationContents: "2 databases (shop, crm) with 1.2 M documents", WipeDatabases: []string{"crm", "shop"}}
 		h.tap("Validate")
 		h.tap("Start migration")
 	}},
