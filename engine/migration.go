@@ -112,12 +112,14 @@ func WithConnector(c Connector) Option { return func(m *Migration) { m.connect =
 
 // Migration drives one migration through its lifecycle (DESIGN section 3):
 //
-//	Run: load checkpoints ─► Draft/Validated: validate ─► destination empty (or wiped, if confirmed)
+//	Run: load checkpoints ─► identities (identity.go: not one cluster, the recorded ones)
+//	     ─► Draft/Validated: validate ─► no other migration's marker ─► destination empty, or
+//	        its wipe confirmed ─► this migration's marker placed ─► wipe (each database noted)
 //	     ─► Starting: record the balancer's state, stop it ─► discover + plan ─► prepare the destination
 //	     ─► Syncing: per shard, in parallel: T0 ─► copy ─► indexes ─► consistency point ─► replay
 //	     ─► Ready when every shard's lag < SyncedLag (deadline stored) ─► StartCutover ─► CuttingOver
 //	     ─► Done: gap 0, drain ─► Finalizing: stop tailing, restore relaxed options, balancers,
-//	        verify ─► Done
+//	        verify, remove the marker ─► Done
 //	Cancel (any time), expiry of the deadline, RestartShard, ExtendTimer: see their doc.
 //
 // Run owns every goroutine; the actions (StartCutover, Done, Cancel, ...) are called
