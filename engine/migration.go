@@ -327,6 +327,9 @@ func (m *Migration) Run(ctx context.Context, opts StartOptions) error {
 	}()
 	recorded, err := m.checkIdentities(ctx, clusters)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // stopped, not refused
+		}
 		return err
 	}
 	m.life.Lock()

@@ -123,7 +123,7 @@ func shardHosts(shards []Shard) []ShardHosts {
 
 // normalHost is host:port as identities compare it: lowercased, with MongoDB's
 // default port when none is given. Two names of one server (an IP address and a
-// host name) still differ; the clusterId tells those apart.
+// host name) still differ here; when they reach one cluster, its clusterId says so.
 func normalHost(h string) string { return strings.ToLower(withPort(strings.TrimSpace(h))) }
 
 func normalHosts(hosts []string) []string {
