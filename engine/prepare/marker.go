@@ -32,27 +32,26 @@ type markerDoc struct {
 // *HeldError, and nothing is written.
 func PlaceMarker(ctx context.Context, client *mongo.Client, m topology.Marker) error {
 	coll := client.Database(topology.MarkerDatabase).Collection(topology.MarkerCollection)
-	for range 2 {
-		_, err := coll.InsertOne(ctx, markerDoc{ID: topology.MarkerID, Marker: m})
-		if err == nil {
-			return nil
-		}
-		if !mongo.IsDuplicateKeyError(err) {
-			return fmt.Errorf("write Shardlift's marker on the destination: %w", err)
-		}
+	for range 3 {
 		held, err := topology.ReadMarker(ctx, client)
-		if err != nil {
-			return err
-		}
 		switch {
-		case held == nil:
-			continue // removed meanwhile: try again
-		case held.MigrationID == m.MigrationID:
+		case err != nil:
+			return err
+		case held != nil && held.MigrationID == m.MigrationID:
+			return nil
+		case held != nil:
+			return &HeldError{Marker: *held}
+		}
+		_, err = coll.InsertOne(ctx, markerDoc{ID: topology.MarkerID, Marker: m})
+		if !mongo.IsDuplicateKeyError(err) {
+			if err != nil {
+				return fmt.Errorf("write Shardlift's marker on the destination: %w", err)
+			}
 			return nil
 		}
-		return &HeldError{Marker: *held}
+		// Another migration placed its marker since the read: read it.
 	}
-	return errors.New("write Shardlift's marker on the destination: it appeared and vanished twice while being written; try again")
+	return errors.New("write Shardlift's marker on the destination: it kept appearing and vanishing while being written; try again")
 }
 
 // RemoveMarker drops the marker's database when the marker names migrationID,
