@@ -6,14 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"go.mongodb.org/mongo-driver/x/mongo/driver/connstring"
 
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
@@ -45,6 +42,10 @@ func connOf(side ui.Side, c ui.Connection, timeout time.Duration) (conn, error) 
 	fieldErr := func(f ui.Field, format string, a ...any) error {
 		return &ui.FieldError{Side: side, Field: f, Err: fmt.Errorf(format, a...)}
 	}
+	// classified is an error of engine/topology with the fix it names.
+	classified := func(f ui.Field, err error) error {
+		return &ui.FieldError{Side: side, Field: f, Err: err, Fix: topology.Fix(err)}
+	}
 	hosts := strings.TrimSpace(c.Hosts)
 	if hosts == "" {
 		return conn{}, fieldErr(ui.FieldHosts, "enter the mongos host:port list (db1:27017,db2:27017) or a mongodb:// connection string")
@@ -56,9 +57,9 @@ func connOf(side ui.Side, c ui.Connection, timeout time.Duration) (conn, error) 
 		if !strings.HasPrefix(hosts, "mongodb://") && !strings.HasPrefix(hosts, "mongodb+srv://") {
 			return conn{}, fieldErr(ui.FieldHosts, "%s is not a mongodb:// or mongodb+srv:// connection string", topology.MaskURI(schemeOf(hosts)))
 		}
-		cs, err := connstring.ParseAndValidate(hosts)
+		cs, err := topology.ParseURI(hosts)
 		if err != nil {
-			return conn{}, fieldErr(ui.FieldHosts, "the connection string does not parse: %s", maskIn(err.Error(), hosts))
+			return conn{}, classified(ui.FieldHosts, err)
 		}
 		e.URI = hosts
 		set.Hosts = cs.Hosts
@@ -92,9 +93,9 @@ func connOf(side ui.Side, c ui.Connection, timeout time.Duration) (conn, error) 
 		}
 		e.CAPEM, set.CAPEM = []byte(pemText), pemText
 	case c.CAFile != "":
-		data, err := os.ReadFile(c.CAFile)
+		data, err := topology.ReadCAFile(c.CAFile)
 		if err != nil {
-			return conn{}, fieldErr(ui.FieldCA, "cannot read the CA file: %v", err)
+			return conn{}, classified(ui.FieldCA, err)
 		}
 		if err := checkCA(data); err != nil {
 			return conn{}, fieldErr(ui.FieldCA, "%s: %v", c.CAFile, err)
@@ -106,10 +107,10 @@ func connOf(side ui.Side, c ui.Connection, timeout time.Duration) (conn, error) 
 	}
 	if _, err := e.ClientOptions(); err != nil {
 		field := ui.FieldHosts
-		if errors.Is(err, topology.ErrInvalidCA) {
+		if errors.Is(err, topology.ErrInvalidCA) || errors.Is(err, topology.ErrCAFileUnreadable) {
 			field = ui.FieldCA
 		}
-		return conn{}, &ui.FieldError{Side: side, Field: field, Err: err}
+		return conn{}, classified(field, err)
 	}
 	out.endpoint, out.settings = e, set
 	return out, nil
@@ -121,17 +122,6 @@ func schemeOf(uri string) string {
 		return uri[:i+3] + "…"
 	}
 	return uri
-}
-
-// maskIn hides the password of uri wherever it appears in msg.
-func maskIn(msg, uri string) string {
-	if pw := uriSecret(uri); pw != "" {
-		msg = strings.ReplaceAll(msg, pw, "****")
-		if dec, err := url.PathUnescape(pw); err == nil && dec != "" {
-			msg = strings.ReplaceAll(msg, dec, "****")
-		}
-	}
-	return msg
 }
 
 // hostList parses "host1:port1, host2:port2"; a host without a port is on 27017.

@@ -261,8 +261,10 @@ func TestConnectionFieldErrorsNameTheFieldAndNeverThePassword(t *testing.T) {
 		{"credentials in a host", ui.Connection{Hosts: "admin:topsecret@db1:27017"}, ui.FieldHosts, "is not host:port"},
 		{"bad port", ui.Connection{Hosts: "db1:99999"}, ui.FieldHosts, "from 1 to 65535"},
 		{"not mongodb", ui.Connection{Hosts: "http://admin:topsecret@db1"}, ui.FieldHosts, "not a mongodb://"},
-		{"bad URI", ui.Connection{Hosts: "mongodb://admin:topsecret@db1:27017/?w=&&&foo"}, ui.FieldHosts, "does not parse"},
-		{"missing CA file", ui.Connection{Hosts: "db1", TLS: true, CAFile: filepath.Join(t.TempDir(), "none.pem")}, ui.FieldCA, "cannot read the CA file"},
+		{"bad URI", ui.Connection{Hosts: "mongodb://admin:topsecret@db1:27017/?w=&&&foo"}, ui.FieldHosts, "the connection string is not valid"},
+		{"unescaped @ in the password", ui.Connection{Hosts: "mongodb://admin:top@secret@db1:27017/"}, ui.FieldHosts, "must be percent-encoded"},
+		{"missing CA file", ui.Connection{Hosts: "db1", TLS: true, CAFile: filepath.Join(t.TempDir(), "none.pem")}, ui.FieldCA, "the CA file cannot be read (no such file or directory)"},
+		{"missing CA file in the URI", ui.Connection{Hosts: "mongodb://db1/?tls=true&tlsCAFile=" + filepath.Join(t.TempDir(), "none.pem")}, ui.FieldCA, "the CA file cannot be read"},
 		{"CA file not PEM", ui.Connection{Hosts: "db1", TLS: true, CAFile: notPEM}, ui.FieldCA, "not a PEM certificate"},
 		{"pasted private key", ui.Connection{Hosts: "db1", TLS: true, CAPEM: caPEM + "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"}, ui.FieldCA, "private key"},
 	}
@@ -280,7 +282,10 @@ func TestConnectionFieldErrorsNameTheFieldAndNeverThePassword(t *testing.T) {
 			if !strings.Contains(err.Error(), c.say) {
 				t.Errorf("error %q does not say %q", err, c.say)
 			}
-			if strings.Contains(err.Error(), "topsecret") {
+			if fix := topology.Fix(fe.Err); fe.Fix != fix {
+				t.Errorf("fix %q, want the classified error's %q", fe.Fix, fix)
+			}
+			if strings.Contains(err.Error(), "topsecret") || strings.Contains(err.Error(), "secret@") {
 				t.Errorf("error %q shows the password", err)
 			}
 		})

@@ -31,6 +31,9 @@ command again resumes the migration from them.
 With --api, the lifecycle is driven through a JSON API on that loopback address:
 'shardlift status|cutover|done|cancel|extend|restart-shard|verify --api ADDR'.
 
+Each cluster is given as its mongos connection string (mongodb://..., mongodb+srv://...)
+or as a list of its mongos host:port (db1:27017,db2:27017), as in the app.
+
 Passwords come from the URI, or else from SHARDLIFT_SOURCE_PASSWORD and
 SHARDLIFT_DESTINATION_PASSWORD; they are never printed nor saved.
 
@@ -39,8 +42,8 @@ refused or interrupted, 2 for bad usage.`
 
 func runMigrate(ctx context.Context, s streams, args []string) int {
 	f := newFlags("migrate", "--source URI --destination URI --state FILE [flags]", migrateDescription)
-	source := f.String("source", "", "the source cluster's mongos connection string `URI`")
-	destination := f.String("destination", "", "the destination cluster's mongos connection string `URI`")
+	source := f.String("source", "", "the source cluster's mongos connection string `URI`, or its mongos host:port list")
+	destination := f.String("destination", "", "the destination cluster's mongos connection string `URI`, or its mongos host:port list")
 	sourceCA := f.String("source-ca", "", "PEM `FILE` of the CA that signed the source's certificates (turns TLS on)")
 	destinationCA := f.String("destination-ca", "", "PEM `FILE` of the CA that signed the destination's certificates (turns TLS on)")
 	statePath := f.String("state", "", "the state `FILE` that keeps the checkpoints (created when absent)")
@@ -301,21 +304,25 @@ func findOrCreateMigration(st *store.Store, src, dst topology.Endpoint, srcCA, d
 // the connection string without its secrets (which a GUI resuming this record
 // connects with), never the password.
 func connSettings(e topology.Endpoint, caFile string) store.ConnSettings {
-	user, _ := topology.URIUser(e.URI)
-	rest := e.URI[strings.Index(e.URI, "://")+3:]
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		rest = rest[at+1:]
-	}
-	if end := strings.IndexAny(rest, "/?"); end >= 0 {
-		rest = rest[:end]
+	list := e.Hosts // a host list; else the connection string's hosts
+	if e.URI != "" {
+		rest := e.URI[strings.Index(e.URI, "://")+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			rest = rest[at+1:]
+		}
+		if end := strings.IndexAny(rest, "/?"); end >= 0 {
+			rest = rest[:end]
+		}
+		list = strings.Split(rest, ",")
 	}
 	var hosts []string
-	for _, h := range strings.Split(rest, ",") {
+	for _, h := range list {
 		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
 			hosts = append(hosts, h)
 		}
 	}
 	slices.Sort(hosts)
+	user, _ := topology.URIUser(e.URI)
 	q := strings.ToLower(e.URI)
 	tls := strings.HasPrefix(q, "mongodb+srv://") || strings.Contains(q, "tls=true") || strings.Contains(q, "ssl=true") || caFile != ""
 	return store.ConnSettings{Hosts: hosts, Username: user, TLS: tls, CAFile: caFile, URI: store.RedactURI(e.URI)}

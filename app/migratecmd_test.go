@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +192,28 @@ func TestMigrateAgainAfterDoneIsRefusedNotStartedOver(t *testing.T) {
 	}
 	if _, _, err := findOrCreateMigration(st, src, topology.Endpoint{URI: "mongodb://c:27017/"}, "", ""); err != nil {
 		t.Fatalf("another destination: %v", err)
+	}
+}
+
+// Mongos hosts given as host:port, as the app takes them: the migration is recorded
+// with those hosts and refused with the validation's findings.
+func TestMigrateTakesAHostList(t *testing.T) {
+	src, dst := freeAddr(t), freeAddr(t)
+	state := filepath.Join(t.TempDir(), "state.db")
+	code, out, errOut := runCLI(t, "migrate", "--source", src+", "+freeAddr(t), "--destination", dst, "--state", state, "--timeout", "2s")
+	if code != exitFail || !strings.Contains(errOut, src) || !strings.Contains(errOut, "the connection was refused") {
+		t.Fatalf("exit %d, want 1 with the refused connection\n%s\n%s", code, out, errOut)
+	}
+	st, err := store.Open(state, store.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ms, err := st.Migrations()
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("migrations %+v, %v; want one", ms, err)
+	}
+	if m := ms[0]; len(m.Source.Hosts) != 2 || !slices.Contains(m.Source.Hosts, src) || len(m.Destination.Hosts) != 1 || m.Destination.Hosts[0] != dst || m.Source.URI != "" {
+		t.Errorf("recorded %+v -> %+v, want the host lists", m.Source, m.Destination)
 	}
 }

@@ -444,7 +444,11 @@ func (a *App) writeDiagnostics(id string, w io.WriteCloser, path string, where *
 func errorText(prefix string, err error) string {
 	var fe *FieldError
 	if errors.As(err, &fe) {
-		return fmt.Sprintf("%s: check the %s %s: %v", prefix, fe.Side, fieldNames[fe.Field], fe.Err)
+		text := fmt.Sprintf("%s: check the %s %s: %v", prefix, fe.Side, fieldNames[fe.Field], fe.Err)
+		if fe.Fix != "" {
+			text += "\nFix: " + fe.Fix
+		}
+		return text
 	}
 	return fmt.Sprintf("%s: %v", prefix, err)
 }

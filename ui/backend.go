@@ -174,6 +174,8 @@ type FieldError struct {
 	Side  Side
 	Field Field
 	Err   error
+	// Fix, when known, says what to do about Err.
+	Fix string
 }
 
 func (e *FieldError) Error() string {
