@@ -229,8 +229,8 @@ func applicationURI(e topology.Endpoint) string {
 var caPathEscaper = strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", " ", "%20", "?", "%3F", ",", "%2C")
 
 // checksOf turns the validation report into the Connections screen's checks. A check
-// that could not run blocks the start as a failure does (the engine refuses it too),
-// so it is shown as failed and says it did not run.
+// that could not run is counted as not run, as the command line counts it; it blocks
+// the start as a failure does (the engine refuses it too).
 func checksOf(r validate.Report) ui.Validation {
 	var v ui.Validation
 	for _, f := range r.Findings {
@@ -241,8 +241,7 @@ func checksOf(r validate.Report) ui.Validation {
 		case validate.Warning:
 			c.Status = ui.Warning
 		case validate.NotRun:
-			c.Status = ui.Failed
-			c.Title = f.Title + " (not run)"
+			c.Status = ui.NotRun
 		default:
 			c.Status = ui.Failed
 		}

@@ -310,7 +310,7 @@ func TestChecksKeepEveryFindingAndANotRunCheckBlocksTheStart(t *testing.T) {
 	want := []ui.Check{
 		{Status: ui.Passed, Title: "Source reachable", Detail: "connected"},
 		{Status: ui.Failed, Title: "Same MongoDB version", Detail: "7.0 vs 6.0", Fix: "upgrade"},
-		{Status: ui.Failed, Title: "Oplog readable (not run)", Detail: "the source is unreachable", Fix: "fix reachability first"},
+		{Status: ui.NotRun, Title: "Oplog readable", Detail: "the source is unreachable", Fix: "fix reachability first"},
 		{Status: ui.Warning, Title: "Destination holds no user data", Detail: "shop (2 collections)", Fix: "back up"},
 	}
 	if !slices.Equal(v.Checks, want) {

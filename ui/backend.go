@@ -98,6 +98,9 @@ const (
 	Passed Status = iota
 	Warning
 	Failed
+	// NotRun is a check that could not run because one it depends on failed. It
+	// blocks the start as a failed check does.
+	NotRun
 )
 
 // Check is one pre-migration check as the Connections screen shows it.

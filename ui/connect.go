@@ -153,7 +153,7 @@ func (s *connectScreen) updateButtons() {
 		hint = "Fill in both clusters' mongos hosts"
 	case !s.f.validated():
 		hint = "Validate first"
-	case failedChecks(s.f.val.Checks) > 0:
+	case blockingChecks(s.f.val.Checks) > 0:
 		hint = "Fix the failed checks and validate again"
 	}
 	s.startHint.SetText(hint)
@@ -169,10 +169,12 @@ func (s *connectScreen) updateButtons() {
 	}
 }
 
-func failedChecks(cs []Check) int {
+// blockingChecks counts the checks that keep the migration from starting: those that
+// failed and those that could not run.
+func blockingChecks(cs []Check) int {
 	n := 0
 	for _, c := range cs {
-		if c.Status == Failed {
+		if c.Status == Failed || c.Status == NotRun {
 			n++
 		}
 	}
@@ -259,7 +261,7 @@ func (s *connectScreen) showValidateError(err error) {
 
 func (s *connectScreen) showResults(v Validation) {
 	s.results.RemoveAll()
-	var passed, warned, failed int
+	var passed, warned, failed, notRun int
 	for _, c := range v.Checks {
 		switch c.Status {
 		case Passed:
@@ -268,12 +270,18 @@ func (s *connectScreen) showResults(v Validation) {
 			warned++
 		case Failed:
 			failed++
+		case NotRun:
+			notRun++
 		}
 		s.results.Add(checkRow(c))
 	}
 	switch {
-	case failed > 0:
-		s.summary.SetText(fmt.Sprintf("%d passed, %d with a warning, %d failed: fix what failed, then validate again.", passed, warned, failed))
+	case failed > 0 || notRun > 0:
+		counts := fmt.Sprintf("%d passed, %d with a warning, %d failed", passed, warned, failed)
+		if notRun > 0 {
+			counts += fmt.Sprintf(", %d not run", notRun)
+		}
+		s.summary.SetText(counts + ": fix what failed, then validate again.")
 		s.summary.Importance = widget.DangerImportance
 		s.hints.Show()
 	case warned > 0:

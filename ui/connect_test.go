@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -275,6 +276,27 @@ func TestStartMigrationIsDisabledWhileACheckFailed(t *testing.T) {
 	h.mustNotShow("If a check failed")
 	if h.button("Start migration").Disabled() {
 		t.Fatal("Start migration disabled with warnings only")
+	}
+}
+
+// Checks that could not run are counted as not run, as the command line counts them,
+// and they block the start as failed ones do.
+func TestChecksThatDidNotRunAreCountedAsNotRun(t *testing.T) {
+	v := sampleValidation()
+	v.Checks = append(v.Checks,
+		Check{Status: NotRun, Title: "Oplog window", Detail: `not run because "Shard rs2 member db7:27018 is unreachable" failed`, Fix: "Fix it first."},
+		Check{Status: NotRun, Title: "Users and roles", Detail: "not run", Fix: "Fix it first."})
+	h := newHarness(t, &fakeBackend{validation: v})
+	fillForms(h)
+	h.tap("Validate")
+	h.mustShow("3 passed, 1 with a warning, 1 failed, 2 not run: fix what failed, then validate again.")
+	// Only the failed check failed.
+	v.Checks = slices.DeleteFunc(v.Checks, func(c Check) bool { return c.Status == Failed })
+	h.b.validation = v
+	h.tap("Validate")
+	h.mustShow("3 passed, 1 with a warning, 0 failed, 2 not run")
+	if !h.button("Start migration").Disabled() {
+		t.Fatal("Start migration enabled while checks did not run")
 	}
 }
 

@@ -226,6 +226,8 @@ func statusIcon(s Status) fyne.Resource {
 		return theme.NewErrorThemedResource(theme.CancelIcon())
 	case Warning:
 		return theme.NewWarningThemedResource(theme.WarningIcon())
+	case NotRun:
+		return theme.NewDisabledResource(theme.MediaSkipNextIcon())
 	default:
 		return theme.NewSuccessThemedResource(theme.ConfirmIcon())
 	}
