@@ -44,7 +44,10 @@ type connectScreen struct {
 
 	cancelValidate context.CancelFunc // set while Validate runs
 	starting       bool
-	obj            fyne.CanvasObject
+	// bannerFixed, while the banner shows an error about the forms, reports whether
+	// what it is about has been dealt with; the banner then goes.
+	bannerFixed func() bool
+	obj         fyne.CanvasObject
 }
 
 func newConnectScreen(a *App) *connectScreen {
@@ -127,8 +130,12 @@ func localAddrs() []string {
 	return out
 }
 
-// formsChanged runs after every edit: an old validation no longer counts.
+// formsChanged runs after every edit: an old validation no longer counts, and an
+// error about a field goes once that field is edited.
 func (s *connectScreen) formsChanged() {
+	if s.bannerFixed != nil && s.bannerFixed() {
+		s.clearBanner()
+	}
 	if s.f.val != nil && !s.f.validated() && s.cancelValidate == nil {
 		s.summary.SetText("The connection details changed: validate again.")
 		s.summary.Importance = widget.WarningImportance
@@ -187,14 +194,14 @@ func (s *connectScreen) runValidate() {
 		return
 	}
 	if s.f.src.reading || s.f.dst.reading {
-		s.banner.show(levelInfo, "A CA file is still being read: validate once its field shows the certificate.")
+		s.showBanner(levelInfo, "A CA file is still being read: validate once its field shows the certificate.", nil)
 		return
 	}
 	if !s.f.ready() {
-		s.banner.show(levelError, "Fill in the mongos hosts of both clusters, and fix what is marked in red, before validating.")
+		s.showBanner(levelError, "Fill in the mongos hosts of both clusters, and fix what is marked in red, before validating.", s.f.ready)
 		return
 	}
-	s.banner.clear()
+	s.clearBanner()
 	ctx, cancel := context.WithCancel(s.a.ctx)
 	s.cancelValidate = cancel
 	gen := s.f.gen
@@ -233,7 +240,7 @@ func (s *connectScreen) finishValidate(gen int, v Validation, err error, stopped
 	case stopped:
 		s.status.SetText("Validation stopped.")
 	case err != nil:
-		s.showValidateError(err)
+		s.showFieldError("The checks could not run", err)
 	case gen != s.f.gen:
 		s.summary.SetText("The connection details changed while validating: validate again.")
 		s.summary.Importance = widget.WarningImportance
@@ -247,16 +254,32 @@ func (s *connectScreen) finishValidate(gen int, v Validation, err error, stopped
 	s.updateButtons()
 }
 
-// showValidateError shows why the checks could not run; a FieldError also goes under
-// its field, which gets the focus.
-func (s *connectScreen) showValidateError(err error) {
-	s.banner.show(levelError, errorText("The checks could not run", err))
+// showBanner shows a message on top of the screen; fixed, when not nil, says when
+// the forms no longer have what it is about.
+func (s *connectScreen) showBanner(l level, text string, fixed func() bool) {
+	s.banner.show(l, text)
+	s.bannerFixed = fixed
+}
+
+func (s *connectScreen) clearBanner() {
+	s.banner.clear()
+	s.bannerFixed = nil
+}
+
+// showFieldError shows why an action failed; a FieldError also goes under its
+// field, which gets the focus, and the banner goes once that field is edited.
+func (s *connectScreen) showFieldError(prefix string, err error) {
 	var fe *FieldError
-	if errors.As(err, &fe) {
-		f := s.f.side(fe.Side)
-		f.setNote(fe.Field, levelError, fe.Err.Error())
-		f.focus(fe.Field)
+	if !errors.As(err, &fe) {
+		s.showBanner(levelError, errorText(prefix, err), nil)
+		return
 	}
+	f := s.f.side(fe.Side)
+	note := f.notes[fe.Field]
+	f.setNote(fe.Field, levelError, fe.Err.Error())
+	f.focus(fe.Field)
+	shown := note.Text
+	s.showBanner(levelError, errorText(prefix, err), func() bool { return !note.Visible() || note.Text != shown })
 }
 
 func (s *connectScreen) showResults(v Validation) {
@@ -355,7 +378,7 @@ func (s *connectScreen) startTapped() {
 // screens once it runs.
 func (s *connectScreen) startMigration(wipe bool) {
 	s.starting = true
-	s.banner.clear()
+	s.clearBanner()
 	s.activity.Show()
 	s.activity.Start()
 	s.status.SetText("Starting: saving the passwords, stopping the source balancer, preparing the destination…")
@@ -374,7 +397,7 @@ func (s *connectScreen) startMigration(wipe bool) {
 			s.status.SetText("")
 			if m == nil {
 				s.updateButtons()
-				s.showStartError(err)
+				s.showFieldError("The migration did not start", err)
 				return
 			}
 			notice := ""
@@ -390,12 +413,3 @@ func (s *connectScreen) startMigration(wipe bool) {
 	})
 }
 
-func (s *connectScreen) showStartError(err error) {
-	s.banner.show(levelError, errorText("The migration did not start", err))
-	var fe *FieldError
-	if errors.As(err, &fe) {
-		f := s.f.side(fe.Side)
-		f.setNote(fe.Field, levelError, fe.Err.Error())
-		f.focus(fe.Field)
-	}
-}

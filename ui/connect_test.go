@@ -332,6 +332,40 @@ func TestValidationErrorPointsAtTheFieldToFix(t *testing.T) {
 	if note.Visible() {
 		t.Fatal("the note stays after the password was edited")
 	}
+	h.mustNotShow("The checks could not run")
+}
+
+// The banner of an error about one field says the fix, stays while other fields are
+// edited, and goes once that field is.
+func TestAFieldErrorBannerShowsTheFixAndGoesWhenTheFieldIsFixed(t *testing.T) {
+	b := &fakeBackend{validateErr: &FieldError{Side: Source, Field: FieldCA,
+		Err: errors.New("read CA file /home/dba/ca.pem: the CA file cannot be read (no such file or directory)"),
+		Fix: "Check the CA file's path and that this user may read it."}}
+	h := newHarness(t, b)
+	fillForms(h)
+	test.Tap(h.a.forms.src.tls)
+	h.a.forms.src.pem.SetText(string(testCA(t, h.now.Add(-time.Hour), h.now.Add(time.Hour), true)))
+	h.tap("Validate")
+	s := h.a.cur.(*connectScreen)
+	if !s.banner.Visible() || !strings.Contains(s.banner.text.Text, "the CA file cannot be read") ||
+		!strings.Contains(s.banner.text.Text, "Fix: Check the CA file's path") {
+		t.Fatalf("banner %q (shown %v), want the error and its fix", s.banner.text.Text, s.banner.Visible())
+	}
+	test.Type(h.a.forms.dst.user, "x")
+	if !s.banner.Visible() {
+		t.Fatal("the banner went when another field was edited")
+	}
+	test.Tap(h.a.forms.src.clear)
+	if s.banner.Visible() {
+		t.Fatalf("the banner stays after its field was changed: %q", s.banner.text.Text)
+	}
+
+	// Enter with a form not ready: the banner goes once both forms are.
+	h.a.forms.dst.hosts.SetText("")
+	h.a.forms.dst.pass.TypedKey(enter)
+	h.mustShow("Fill in the mongos hosts of both clusters")
+	test.Type(h.a.forms.dst.hosts, "dest.example:27017")
+	h.mustNotShow("Fill in the mongos hosts of both clusters")
 }
 
 func TestWipingTheDestinationNeedsExplicitConfirmation(t *testing.T) {
