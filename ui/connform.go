@@ -194,6 +194,16 @@ func (f *connForm) setNote(fl Field, l level, text string) {
 
 // refreshCA shows the CA widgets for the TLS toggle and what the CA field holds.
 func (f *connForm) refreshCA() {
+	// The chosen file, or the paste field: also with TLS off, so that a file cleared
+	// meanwhile (a new migration after the sandbox's) is not shown.
+	if f.caFile != "" {
+		f.fileLabel.SetText(fileText(f.caFile))
+		f.fileLabel.Show()
+		f.pem.Hide()
+	} else {
+		f.fileLabel.Hide()
+		f.pem.Show()
+	}
 	if !f.tls.Checked {
 		f.choose.Disable()
 		f.clear.Disable()
@@ -207,14 +217,6 @@ func (f *connForm) refreshCA() {
 	}
 	f.choose.Enable()
 	f.pem.Enable()
-	if f.caFile != "" {
-		f.fileLabel.SetText(fileText(f.caFile))
-		f.fileLabel.Show()
-		f.pem.Hide()
-	} else {
-		f.fileLabel.Hide()
-		f.pem.Show()
-	}
 	if f.caFile != "" || f.pem.Text != "" {
 		f.clear.Enable()
 	} else {
