@@ -193,6 +193,7 @@ func (s *connectScreen) runValidate() {
 	if s.cancelValidate != nil || s.starting {
 		return
 	}
+	s.f.takeURIPasswords()
 	if s.f.src.reading || s.f.dst.reading {
 		s.showBanner(levelInfo, "A CA file is still being read: validate once its field shows the certificate.", nil)
 		return
@@ -342,6 +343,7 @@ func checkRow(c Check) fyne.CanvasObject {
 
 // startTapped asks before wiping a destination that holds data.
 func (s *connectScreen) startTapped() {
+	s.f.takeURIPasswords()
 	if !s.f.validated() {
 		return
 	}
@@ -412,4 +414,3 @@ func (s *connectScreen) startMigration(wipe bool) {
 		}
 	})
 }
-

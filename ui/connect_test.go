@@ -515,3 +515,61 @@ func TestFailedCheckRendersIconFindingAndFix(t *testing.T) {
 	settle(w.Canvas())
 	test.AssertRendersToMarkup(t, "check_failed.xml", w.Canvas())
 }
+
+// A connection string pasted with its password shows **** in its place from then on;
+// the password goes to the backend as the Password field's would.
+func TestAPastedConnectionStringsPasswordIsMasked(t *testing.T) {
+	b := &fakeBackend{validation: Validation{Checks: []Check{{Status: Passed, Title: "ok"}}}}
+	h := newHarness(t, b)
+	fillForms(h)
+	f := h.a.forms.src
+	f.user.SetText("")
+	f.pass.SetText("")
+	f.hosts.SetText("")
+	h.a.win.Canvas().Focus(f.hosts)
+	clip := h.a.fa.Clipboard()
+	clip.SetContent("mongodb://migrator:p%40ss%3Aw0rd-xyz@db1.example:27017/?authSource=admin")
+	f.hosts.TypedShortcut(&fyne.ShortcutPaste{Clipboard: clip})
+	if got := f.hosts.Text; got != "mongodb://migrator:****@db1.example:27017/?authSource=admin" {
+		t.Fatalf("the field shows %q after the paste", got)
+	}
+	h.mustNotShow("w0rd-xyz")
+	// Editing the host keeps the password.
+	f.hosts.SetText(strings.Replace(f.hosts.Text, "db1.example", "db2.example", 1))
+	h.tap("Validate")
+	want := Connection{Hosts: "mongodb://migrator@db2.example:27017/?authSource=admin", Password: "p@ss:w0rd-xyz"}
+	if got := b.validated[0][0]; got != want {
+		t.Fatalf("validated %+v, want %+v", got, want)
+	}
+
+	// Typed (with an @ left in the password), then the field is left.
+	f.hosts.SetText("")
+	h.a.win.Canvas().Focus(f.hosts)
+	test.Type(f.hosts, "mongodb://migrator:typed@secret@db3.example:27017/")
+	h.a.win.Canvas().Focus(f.user)
+	if got := f.hosts.Text; got != "mongodb://migrator:****@db3.example:27017/" {
+		t.Fatalf("the field shows %q once left", got)
+	}
+	if c := f.connection(); c.Password != "typed@secret" || c.Hosts != "mongodb://migrator@db3.example:27017/" {
+		t.Fatalf("connection %+v", c)
+	}
+	// The Password field wins, as it does over a connection string's password.
+	test.Type(f.pass, "from-the-field")
+	if c := f.connection(); c.Password != "from-the-field" {
+		t.Fatalf("connection %+v, want the Password field's", c)
+	}
+	// Taking the password out of the string forgets it.
+	f.pass.SetText("")
+	f.hosts.SetText("mongodb://migrator@db3.example:27017/")
+	if c := f.connection(); c.Password != "" {
+		t.Fatalf("a password outlived its removal: %+v", c)
+	}
+
+	// Typed and Validate pressed at once.
+	f.hosts.SetText("mongodb://migrator:typed-then-validate@db4.example:27017/")
+	h.tap("Validate")
+	h.mustNotShow("typed-then-validate")
+	if got := b.validated[len(b.validated)-1][0]; got.Password != "typed-then-validate" || strings.Contains(got.Hosts, "typed-then") {
+		t.Fatalf("validated %+v", got)
+	}
+}
