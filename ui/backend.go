@@ -41,6 +41,10 @@ type Backend interface {
 	// ExportDiagnostics writes a zip of the migration's history, logs and settings,
 	// without secrets, to w.
 	ExportDiagnostics(ctx context.Context, id string, w io.Writer) error
+	// OpenLog opens the migration's log file with the desktop's application for it.
+	// It returns the file's path also when the file could not be opened (err says
+	// why), so that the screen can say where it is.
+	OpenLog(ctx context.Context, id string) (path string, err error)
 }
 
 // Migration is one attached migration. Snapshot is cheap and never blocks on I/O;
