@@ -106,9 +106,16 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	if *verbose {
 		level = slog.LevelInfo
 	}
+	// The migration's log file, as the app writes it: every step, whatever --verbose says.
+	logSecrets := &secretSet{}
+	logSecrets.add(secrets...)
+	logs := newMigrationLogs(logDir(*statePath), logSecrets)
+	defer logs.Close()
+	log := slog.New(slog.NewMultiHandler(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: level}), logs.Handler()))
+	log.Info("shardlift migrate", "migration", id, "version", appVersion, "source", src.String(), "destination", dst.String(),
+		"state", *statePath, "resumed", resumed)
 	m, err := engine.New(engine.Config{
-		ID: id, Source: src, Destination: dst, CutoverWindow: *window,
-		Logger: slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: level})),
+		ID: id, Source: src, Destination: dst, CutoverWindow: *window, Logger: log,
 	}, newStoreCheckpoints(st, id))
 	if err != nil {
 		return fail("%v", err)
@@ -118,6 +125,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	} else {
 		fmt.Fprintf(out, "migration %s: %s -> %s, state in %s\n", id, src, dst, *statePath)
 	}
+	fmt.Fprintf(out, "log: %s\n", logs.Path(id))
 	if *apiAddr != "" {
 		stopAPI, err := serveAPI(ctx, *apiAddr, m)
 		if err != nil {
@@ -133,10 +141,16 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		defer close(progressDone)
 		tick := time.NewTicker(*every)
 		defer tick.Stop()
+		steps := time.NewTicker(stepsEvery)
+		defer steps.Stop()
+		printed := len(m.Snapshot().History) // a resumed migration's past steps are not news
 		for {
 			select {
 			case <-stopProgress:
+				printSteps(out, m.Snapshot().History, printed)
 				return
+			case <-steps.C:
+				printed = printSteps(out, m.Snapshot().History, printed)
 			case <-tick.C:
 				fmt.Fprintln(out, progressLine(m.Snapshot(), time.Now()))
 			}
@@ -198,6 +212,29 @@ func migrateResult(out, errw io.Writer, prog, statePath string, snap engine.Snap
 		return exitFail
 	}
 	return exitOK
+}
+
+// stepsEvery is how often migrate looks for new steps in the migration's history.
+const stepsEvery = 250 * time.Millisecond
+
+// printSteps prints the migration's own steps of history after the first done (its
+// state changes, the stop and the restore of the source balancer, the finalize
+// steps), as they happen, and returns how many are printed.
+func printSteps(w io.Writer, history []engine.Event, done int) int {
+	for _, e := range history[min(done, len(history)):] {
+		if e.Shard != "" {
+			continue // the progress lines show the shards
+		}
+		step := e.Reason
+		if e.From != e.To {
+			step = strings.ReplaceAll(e.From+" -> "+e.To, "_", " ")
+			if e.Reason != "" {
+				step += ": " + e.Reason
+			}
+		}
+		fmt.Fprintf(w, "[%s] %s\n", e.At.Local().Format("15:04:05"), step)
+	}
+	return len(history)
 }
 
 // serveAPI serves the API until the returned stop is called.

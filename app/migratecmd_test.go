@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -159,6 +160,34 @@ func TestMigrateOnTheSandboxDrivenByTheAPIClients(t *testing.T) {
 	}
 	if strings.Contains(all, creds.Password) {
 		t.Fatal("a password was printed")
+	}
+	// The balancer's stop and restore are printed as they happen.
+	if !strings.Contains(first.out.String(), "] source balancer stopped\n") {
+		t.Errorf("the first run did not print the balancer's stop:\n%s", first.out.String())
+	}
+	if !strings.Contains(second.out.String(), "] source balancer started again") && !strings.Contains(second.out.String(), "] source balancer left off") {
+		t.Errorf("the second run did not print the balancer's restore:\n%s", second.out.String())
+	}
+	// Both runs write the migration's log next to the state file, and say where first.
+	var logPath string
+	for i, run := range []*background{first, second} {
+		lines := strings.SplitN(run.out.String(), "\n", 3)
+		if len(lines) < 2 || !strings.HasPrefix(lines[1], "log: "+filepath.Join(filepath.Dir(state), "logs")+"/") {
+			t.Fatalf("run %d does not say where its log is in its first lines:\n%s", i+1, run.out.String())
+		}
+		logPath = strings.TrimPrefix(lines[1], "log: ")
+	}
+	log, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"shardlift migrate", "resumed=true", "source balancer stopped", "to=done"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("the log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(string(log), creds.Password) {
+		t.Fatal("the log holds a password")
 	}
 	t.Logf("load: %s", &stats)
 }
