@@ -191,7 +191,7 @@ func TestMigrateBadUsageExitsTwo(t *testing.T) {
 		{"migrate"},
 		{"migrate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1"},
 		{"migrate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1", "--state", "x.db", "--api", "0.0.0.0:1"},
-		{"migrate", "--source", "a:1", "--destination", "mongodb://b:1", "--state", "x.db"},
+		{"migrate", "--source", "a:1,,b:2", "--destination", "mongodb://b:1", "--state", "x.db"},
 		{"migrate", "--source", "mongodb://u@a:1", "--destination", "mongodb://b:1", "--state", "x.db"},
 	}
 	for _, args := range cases {

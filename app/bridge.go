@@ -40,6 +40,7 @@ type bridge struct {
 	keyring secretStore
 	log     *slog.Logger
 	ring    *logRing
+	logs    *migrationLogs // nil: no log files
 	secrets *secretSet
 	timeout time.Duration
 	sbOpts  sandboxOptions
@@ -74,7 +75,9 @@ type bridgeConfig struct {
 	Keyring  secretStore
 	Log      *slog.Logger
 	Ring     *logRing
-	Secrets  *secretSet
+	// Logs are the migrations' log files Log writes to (nil: none); Close closes them.
+	Logs    *migrationLogs
+	Secrets *secretSet
 	// Timeout bounds each connection and command (topology.DefaultTimeout when 0).
 	Timeout   time.Duration
 	Sandbox   sandboxOptions
@@ -103,7 +106,7 @@ func newBridge(ctx context.Context, cfg bridgeConfig) *bridge {
 	}
 	b := &bridge{
 		ctx: ctx, stop: stop, st: cfg.Store, stErr: cfg.StoreErr, keyring: cfg.Keyring, log: cfg.Log,
-		ring: cfg.Ring, secrets: cfg.Secrets, timeout: cfg.Timeout, sbOpts: cfg.Sandbox.withDefaults(),
+		ring: cfg.Ring, logs: cfg.Logs, secrets: cfg.Secrets, timeout: cfg.Timeout, sbOpts: cfg.Sandbox.withDefaults(),
 		pollEvery: cfg.PollEvery, changed: make(chan struct{}, 1),
 	}
 	b.mu.live = map[string]*liveMigration{}
@@ -139,6 +142,9 @@ func (b *bridge) Close() error {
 	b.sandboxMu.Unlock()
 	if b.st != nil {
 		errs = append(errs, b.st.Close())
+	}
+	if b.logs != nil {
+		errs = append(errs, b.logs.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -308,7 +314,7 @@ func (b *bridge) Start(ctx context.Context, src, dst ui.Connection, wipeConfirme
 		b.forget(id)
 		return nil, err
 	}
-	b.log.Info("migration starting", "migration", id, "name", name, "wipeConfirmed", wipeConfirmed)
+	b.log.Info("migration starting", "migration", id, "name", name, "wipeConfirmed", wipeConfirmed, "version", appVersion)
 	opts := engine.StartOptions{WipeDestination: wipeConfirmed}
 	if err := l.awaitStarted(ctx, l.run(opts)); err != nil {
 		if st := l.m.State(); st == engine.Draft || st == engine.Validated {
@@ -395,7 +401,7 @@ func (b *bridge) Open(ctx context.Context, id string, pw *ui.Passwords) (ui.Migr
 		return nil, err
 	}
 	if resumable(state) {
-		b.log.Info("migration resuming from its checkpoints", "migration", id, "state", state)
+		b.log.Info("migration resuming from its checkpoints", "migration", id, "state", state, "version", appVersion)
 		l.run(engine.StartOptions{})
 	}
 	return l, nil
@@ -441,6 +447,11 @@ func (b *bridge) Remove(ctx context.Context, id string) error {
 	}
 	b.deletePasswords(id)
 	b.log.Info("migration removed from this workstation", "migration", id)
+	if b.logs != nil {
+		if err := b.logs.Remove(id); err != nil {
+			b.log.Warn("the migration's log files could not be deleted; delete them by hand", "path", b.logs.Path(id), "err", err)
+		}
+	}
 	return nil
 }
 

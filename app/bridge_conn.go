@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"go.mongodb.org/mongo-driver/x/mongo/driver/connstring"
 
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
@@ -46,6 +43,10 @@ func connOf(side ui.Side, c ui.Connection, timeout time.Duration) (conn, error) 
 	fieldErr := func(f ui.Field, format string, a ...any) error {
 		return &ui.FieldError{Side: side, Field: f, Err: fmt.Errorf(format, a...)}
 	}
+	// classified is an error of engine/topology with the fix it names.
+	classified := func(f ui.Field, err error) error {
+		return &ui.FieldError{Side: side, Field: f, Err: err, Fix: topology.Fix(err)}
+	}
 	hosts := strings.TrimSpace(c.Hosts)
 	if hosts == "" {
 		return conn{}, fieldErr(ui.FieldHosts, "enter the mongos host:port list (db1:27017,db2:27017) or a mongodb:// connection string")
@@ -57,9 +58,9 @@ func connOf(side ui.Side, c ui.Connection, timeout time.Duration) (conn, error) 
 		if !strings.HasPrefix(hosts, "mongodb://") && !strings.HasPrefix(hosts, "mongodb+srv://") {
 			return conn{}, fieldErr(ui.FieldHosts, "%s is not a mongodb:// or mongodb+srv:// connection string", topology.MaskURI(schemeOf(hosts)))
 		}
-		cs, err := connstring.ParseAndValidate(hosts)
+		cs, err := topology.ParseURI(hosts)
 		if err != nil {
-			return conn{}, fieldErr(ui.FieldHosts, "the connection string does not parse: %s", maskIn(err.Error(), hosts))
+			return conn{}, classified(ui.FieldHosts, err)
 		}
 		e.URI = hosts
 		set.Hosts = cs.Hosts
@@ -93,9 +94,9 @@ func connOf(side ui.Side, c ui.Connection, timeout time.Duration) (conn, error) 
 		}
 		e.CAPEM, set.CAPEM = []byte(pemText), pemText
 	case c.CAFile != "":
-		data, err := os.ReadFile(c.CAFile)
+		data, err := topology.ReadCAFile(c.CAFile)
 		if err != nil {
-			return conn{}, fieldErr(ui.FieldCA, "cannot read the CA file: %v", err)
+			return conn{}, classified(ui.FieldCA, err)
 		}
 		if err := checkCA(data); err != nil {
 			return conn{}, fieldErr(ui.FieldCA, "%s: %v", c.CAFile, err)
@@ -107,10 +108,10 @@ func connOf(side ui.Side, c ui.Connection, timeout time.Duration) (conn, error) 
 	}
 	if _, err := e.ClientOptions(); err != nil {
 		field := ui.FieldHosts
-		if errors.Is(err, topology.ErrInvalidCA) {
+		if errors.Is(err, topology.ErrInvalidCA) || errors.Is(err, topology.ErrCAFileUnreadable) {
 			field = ui.FieldCA
 		}
-		return conn{}, &ui.FieldError{Side: side, Field: field, Err: err}
+		return conn{}, classified(field, err)
 	}
 	out.endpoint, out.settings = e, set
 	return out, nil
@@ -122,17 +123,6 @@ func schemeOf(uri string) string {
 		return uri[:i+3] + "…"
 	}
 	return uri
-}
-
-// maskIn hides the password of uri wherever it appears in msg.
-func maskIn(msg, uri string) string {
-	if pw := uriSecret(uri); pw != "" {
-		msg = strings.ReplaceAll(msg, pw, "****")
-		if dec, err := url.PathUnescape(pw); err == nil && dec != "" {
-			msg = strings.ReplaceAll(msg, dec, "****")
-		}
-	}
-	return msg
 }
 
 // hostList parses "host1:port1, host2:port2"; a host without a port is on 27017.
@@ -240,8 +230,8 @@ func applicationURI(e topology.Endpoint) string {
 var caPathEscaper = strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", " ", "%20", "?", "%3F", ",", "%2C")
 
 // checksOf turns the validation report into the Connections screen's checks. A check
-// that could not run blocks the start as a failure does (the engine refuses it too),
-// so it is shown as failed and says it did not run.
+// that could not run is counted as not run, as the command line counts it; it blocks
+// the start as a failure does (the engine refuses it too).
 func checksOf(r validate.Report) ui.Validation {
 	var v ui.Validation
 	for _, f := range r.Findings {
@@ -252,8 +242,7 @@ func checksOf(r validate.Report) ui.Validation {
 		case validate.Warning:
 			c.Status = ui.Warning
 		case validate.NotRun:
-			c.Status = ui.Failed
-			c.Title = f.Title + " (not run)"
+			c.Status = ui.NotRun
 		default:
 			c.Status = ui.Failed
 		}

@@ -9,12 +9,14 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"fyne.io/fyne/v2"
 
+	"github.com/shardlift/shardlift/app/logfile"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/store"
 	"github.com/shardlift/shardlift/ui"
@@ -108,7 +110,7 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := readZip(t, diag.Bytes())
-	for _, name := range []string{"README.txt", "migration.json", "checkpoints.json", "snapshot.json", "log.txt", "version.json"} {
+	for _, name := range []string{"README.txt", "migration.json", "checkpoints.json", "snapshot.json", "log.txt", "migration.log", "version.json"} {
 		if _, ok := files[name]; !ok {
 			t.Errorf("the diagnostics lack %s", name)
 		}
@@ -133,6 +135,20 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// The migration's own log file, next to the state file.
+	var logFile []byte
+	for _, path := range logfile.Files(filepath.Join(logDir(b.path), id+".log")) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logFile = append(logFile, data...)
+	}
+	for _, want := range []string{"migration starting", "to=syncing", "to=done", "source balancer"} {
+		if !bytes.Contains(logFile, []byte(want)) {
+			t.Errorf("the migration's log file lacks %q:\n%s", want, logFile)
+		}
+	}
 	stateFile, err := os.ReadFile(b.path)
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +157,7 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 		t.Errorf("the state file lacks the destination's connection string without its password, %s", keptURI)
 	}
 	forms := []string{password, url.QueryEscape(password)}
-	for where, data := range map[string][]byte{"the state file": stateFile, "the logs": []byte(logs)} {
+	for where, data := range map[string][]byte{"the state file": stateFile, "the logs": []byte(logs), "the migration's log file": logFile} {
 		for _, f := range forms {
 			if bytes.Contains(data, []byte(f)) {
 				t.Errorf("%s holds the password", where)

@@ -56,6 +56,7 @@ var commands = []command{
 	clientCommand("extend"),
 	clientCommand("restart-shard"),
 	clientCommand("verify"),
+	{name: "version", summary: "print Shardlift's version, the Go version and the commit it was built from", run: runVersion},
 }
 
 // Run runs the command line args (without the program name) and returns the exit code.
@@ -88,6 +89,8 @@ func run(ctx context.Context, s streams, args []string) int {
 	case "-h", "-help", "--help":
 		printHelp(s.out)
 		return exitOK
+	case "-version", "--version":
+		return runVersion(ctx, s, args[1:])
 	case "help":
 		if len(args) == 1 {
 			printHelp(s.out)

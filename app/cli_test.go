@@ -3,6 +3,8 @@ package app
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -92,5 +94,25 @@ func TestOplogSizeTakesBytesOrUnits(t *testing.T) {
 		if int64(b) != want {
 			t.Errorf("--oplog-size %q = %d bytes, want %d", in, b, want)
 		}
+	}
+}
+
+// shardlift --version and shardlift version print the app's version (the one the
+// desktop app has, from FyneApp.toml), the Go version and the commit when known.
+func TestVersionPrintsTheAppsVersionGoAndCommit(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		code, out, errOut := runCLI(t, args...)
+		want := fmt.Sprintf("Shardlift %s (build %d)\n%s %s/%s\n", appMetadata().Version, appMetadata().Build, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		if code != exitOK || !strings.HasPrefix(out, want) || errOut != "" {
+			t.Errorf("shardlift %v: exit %d, stdout %q, stderr %q; want it to start with %q", args, code, out, errOut, want)
+		}
+	}
+	v := versionInfo()
+	v.Revision, v.RevisionAt, v.Modified = "6842b6f0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6", "2026-11-25T07:00:00Z", "true"
+	if got := versionText(v); !strings.HasSuffix(got, "\ncommit 6842b6f0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6 (2026-11-25T07:00:00Z, with uncommitted changes)\n") {
+		t.Errorf("with a commit: %q", got)
+	}
+	if code, _, errOut := runCLI(t, "version", "extra"); code != exitUsage || !strings.Contains(errOut, `unexpected argument "extra"`) {
+		t.Errorf("version extra: exit %d, %q", code, errOut)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -18,13 +20,16 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
+	"github.com/shardlift/shardlift/app/logfile"
 	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/store"
 )
 
 // Diagnostics: what a DBA attaches when asking for help, with no secret in it.
 //
 //	slog records of the app ─► logRing (recent lines, secrets masked) ──────────┐
+//	the migration's log file (migrationlog.go) ─────────────────────────────────┤
 //	store: the migration's record, history, shard checkpoints ─► JSON ──────────┼─► secretSet.redact ─► zip
 //	live migration's snapshot, version and build info ─► JSON ──────────────────┘
 //
@@ -64,7 +69,9 @@ func (s *secretSet) add(secrets ...string) {
 	slices.SortFunc(s.list, func(a, b string) int { return len(b) - len(a) })
 }
 
-// redact returns p with every secret replaced by ****.
+// redact returns p with every secret replaced by ****, and every connection string
+// in it without its secrets: its password, even one the app never saw, and the
+// options that hold one (store.RedactURI).
 func (s *secretSet) redact(p []byte) []byte {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -73,7 +80,23 @@ func (s *secretSet) redact(p []byte) []byte {
 			p = bytes.ReplaceAll(p, []byte(sec), []byte("****"))
 		}
 	}
-	return p
+	return redactConnectionStrings(p)
+}
+
+// connectionString is a connection string in text: from its scheme to the next
+// space or quote.
+var connectionString = regexp.MustCompile(`mongodb(\+srv)?://[^\s"'<>]*`)
+
+// redactConnectionStrings passes each connection string in p through MaskURI, which
+// takes all before the last @ as user information (so a password with an unescaped
+// @ is masked whole), then store.RedactURI.
+func redactConnectionStrings(p []byte) []byte {
+	if !bytes.Contains(p, []byte("mongodb")) {
+		return p
+	}
+	return connectionString.ReplaceAllFunc(p, func(uri []byte) []byte {
+		return []byte(store.RedactURI(topology.MaskURI(string(uri))))
+	})
 }
 
 // redactWriter masks the secrets in what passes through it to w.
@@ -127,13 +150,18 @@ func (r *logRing) lines() []string {
 	return append(out, r.mu.lines[:r.mu.next]...)
 }
 
-// newAppLogger logs to the ring (info and above) and to stderr (warnings and above),
-// both with the secrets masked.
-func newAppLogger(ring *logRing, stderr io.Writer, secrets *secretSet) *slog.Logger {
-	return slog.New(slog.NewMultiHandler(
+// newAppLogger logs to the ring (info and above), to stderr (warnings and above) and,
+// when logs is not nil, each record about a migration to that migration's log file
+// (info and above), all with the secrets masked.
+func newAppLogger(ring *logRing, stderr io.Writer, secrets *secretSet, logs *migrationLogs) *slog.Logger {
+	handlers := []slog.Handler{
 		slog.NewTextHandler(ring, &slog.HandlerOptions{Level: slog.LevelInfo}),
 		slog.NewTextHandler(redactWriter{w: stderr, secrets: secrets}, &slog.HandlerOptions{Level: slog.LevelWarn}),
-	))
+	}
+	if logs != nil {
+		handlers = append(handlers, logs.Handler())
+	}
+	return slog.New(slog.NewMultiHandler(handlers...))
 }
 
 // The JSON files of the zip. Their field names are for people reading them.
@@ -218,6 +246,7 @@ const diagReadme = `Shardlift diagnostics for migration %s, exported %s.
                     progress per namespace
   snapshot.json     its progress at the export (when open in this Shardlift)
   log.txt           this Shardlift's recent log lines
+  migration.log     the migration's own log file, oldest line first (when it has one)
   version.json      Shardlift's version and build
 
 No password is in this file: the state file never holds one, and every password
@@ -254,7 +283,21 @@ func (b *bridge) ExportDiagnostics(ctx context.Context, id string, w io.Writer) 
 	if l := b.live(id); l != nil {
 		files = append(files, file{"snapshot.json", l.Snapshot()})
 	}
-	files = append(files, file{"log.txt", strings.Join(b.ring.lines(), "\n") + "\n"}, file{"version.json", versionInfo()})
+	files = append(files, file{"log.txt", strings.Join(b.ring.lines(), "\n") + "\n"})
+	if b.logs != nil {
+		var log []byte
+		for _, path := range logfile.Files(b.logs.Path(id)) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return fmt.Errorf("diagnostics: %w", err)
+			}
+			log = append(log, data...)
+		}
+		if len(log) > 0 {
+			files = append(files, file{"migration.log", string(log)})
+		}
+	}
+	files = append(files, file{"version.json", versionInfo()})
 	z := zip.NewWriter(w)
 	for _, f := range files {
 		if err := ctx.Err(); err != nil {

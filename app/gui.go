@@ -70,9 +70,13 @@ func runGUI(ctx context.Context, s streams) int {
 	}
 	secrets := &secretSet{}
 	ring := newLogRing(logRingSize, secrets)
-	log := newAppLogger(ring, s.err, secrets)
-
 	path, err := store.DefaultPath()
+	var logs *migrationLogs // the migrations' log files, next to the state file
+	if err == nil {
+		logs = newMigrationLogs(logDir(path), secrets)
+	}
+	log := newAppLogger(ring, s.err, secrets, logs)
+
 	var st *store.Store
 	var handed []string
 	if err == nil {
@@ -82,7 +86,7 @@ func runGUI(ctx context.Context, s streams) int {
 		log.Warn("the state file is not available", "err", err)
 	}
 	b := newBridge(ctx, bridgeConfig{
-		Store: st, StoreErr: err, Keyring: store.NewSecrets(0), Log: log, Ring: ring, Secrets: secrets,
+		Store: st, StoreErr: err, Keyring: store.NewSecrets(0), Log: log, Ring: ring, Secrets: secrets, Logs: logs,
 	})
 	defer func() {
 		if err := b.Close(); err != nil {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,7 +25,8 @@ import (
 //
 //	start ─► before you start ─► connections (sandbox) ─► validated ─► progress
 //	  ─► cancel dialog ─► ready (after chartsLinger) ─► close question ─► cutover
-//	  at gap 0:00 ─► summary ─► start (the list)
+//	  at gap 0:00 ─► summary ─► start (the list) ─► a new migration's connections,
+//	  a connection string pasted
 //
 // screenDriver finds widgets by their text in what the window shows; the app's
 // headless test drives the same way.
@@ -266,6 +268,14 @@ func (t *tour) walk(ctx context.Context) error {
 		{"list", func() error { return t.tap(ctx, "Back to migrations", tourStepLimit) }},
 		{"", func() error { return t.waitFor(ctx, "Summary", tourStepLimit) }},
 		{"", func() error { return t.shot("11-start-with-history") }},
+		// A new migration after the sandbox's starts from empty forms; a connection
+		// string pasted with its password shows **** in its place.
+		{"new migration", func() error { return t.tap(ctx, "New migration", tourStepLimit) }},
+		{"", func() error { t.tickAll(); return t.tap(ctx, "I'm ready to migrate", tourStepLimit) }},
+		{"", func() error { return t.waitFor(ctx, "Fill in both clusters' mongos hosts", tourStepLimit) }},
+		{"", func() error { return t.pasteInFirstField(tourPastedURI) }},
+		{"", func() error { return t.waitFor(ctx, "Fill in both clusters' mongos hosts", tourStepLimit) }},
+		{"", func() error { return t.shot("12-new-migration-pasted-uri") }},
 	}
 	step := ""
 	for _, st := range steps {
@@ -275,6 +285,51 @@ func (t *tour) walk(ctx context.Context) error {
 		if err := st.do(); err != nil {
 			return fmt.Errorf("%s: %w", step, err)
 		}
+	}
+	return nil
+}
+
+// tourPastedURI is what the tour pastes into a new migration's source form: its
+// password must not be shown.
+const tourPastedURI = "mongodb://migrator:Tour-Passw0rd@db1.example.net/"
+
+// tickAll ticks every check box shown.
+func (d screenDriver) tickAll() {
+	fyne.DoAndWait(func() {
+		d.visit(func(o fyne.CanvasObject) bool {
+			if c, ok := o.(*widget.Check); ok && !c.Checked {
+				c.SetChecked(true)
+			}
+			return false
+		})
+	})
+}
+
+// pasteInFirstField pastes text into the screen's first text field with Ctrl+V, as
+// a user does: the focus moves through the window until it reaches a text field.
+func (d screenDriver) pasteInFirstField(text string) error {
+	pasted := false
+	fyne.DoAndWait(func() {
+		c := d.win.Canvas()
+		c.Unfocus()
+		for range 50 {
+			c.FocusNext()
+			field, ok := c.Focused().(interface {
+				fyne.Shortcutable
+				SelectedText() string
+			})
+			if ok {
+				cb := fyne.CurrentApp().Clipboard()
+				cb.SetContent(text)
+				field.TypedShortcut(&fyne.ShortcutPaste{Clipboard: cb})
+				c.Unfocus()
+				pasted = true
+				return
+			}
+		}
+	})
+	if !pasted {
+		return errors.New("no text field to paste into")
 	}
 	return nil
 }

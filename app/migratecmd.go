@@ -36,6 +36,9 @@ command again resumes the migration from them.
 With --api, the lifecycle is driven through a JSON API on that loopback address:
 'shardlift status|cutover|done|cancel|extend|restart-shard|verify --api ADDR'.
 
+Each cluster is given as its mongos connection string (mongodb://..., mongodb+srv://...)
+or as a list of its mongos host:port (db1:27017,db2:27017), as in the app.
+
 Passwords come from the URI, or else from SHARDLIFT_SOURCE_PASSWORD and
 SHARDLIFT_DESTINATION_PASSWORD; they are never printed nor saved.
 
@@ -44,8 +47,8 @@ refused or interrupted, 2 for bad usage.`
 
 func runMigrate(ctx context.Context, s streams, args []string) int {
 	f := newFlags("migrate", "--source URI --destination URI --state FILE [flags]", migrateDescription)
-	source := f.String("source", "", "the source cluster's mongos connection string `URI`")
-	destination := f.String("destination", "", "the destination cluster's mongos connection string `URI`")
+	source := f.String("source", "", "the source cluster's mongos connection string `URI`, or its mongos host:port list")
+	destination := f.String("destination", "", "the destination cluster's mongos connection string `URI`, or its mongos host:port list")
 	sourceCA := f.String("source-ca", "", "PEM `FILE` of the CA that signed the source's certificates (turns TLS on)")
 	destinationCA := f.String("destination-ca", "", "PEM `FILE` of the CA that signed the destination's certificates (turns TLS on)")
 	statePath := f.String("state", "", "the state `FILE` that keeps the checkpoints of this source and destination (created when absent)")
@@ -114,9 +117,16 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	if *verbose {
 		level = slog.LevelInfo
 	}
+	// The migration's log file, as the app writes it: every step, whatever --verbose says.
+	logSecrets := &secretSet{}
+	logSecrets.add(secrets...)
+	logs := newMigrationLogs(logDir(*statePath), logSecrets)
+	defer logs.Close()
+	log := slog.New(slog.NewMultiHandler(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: level}), logs.Handler()))
+	log.Info("shardlift migrate", "migration", id, "version", appVersion, "source", src.String(), "destination", dst.String(),
+		"state", *statePath, "resumed", resumed)
 	m, err := engine.New(engine.Config{
-		ID: id, Source: src, Destination: dst, CutoverWindow: *window,
-		Logger: slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: level})),
+		ID: id, Source: src, Destination: dst, CutoverWindow: *window, Logger: log,
 	}, newStoreCheckpoints(st, id))
 	if err != nil {
 		return fail("%v", err)
@@ -126,6 +136,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	} else {
 		fmt.Fprintf(out, "migration %s: %s -> %s, state in %s\n", id, src, dst, *statePath)
 	}
+	fmt.Fprintf(out, "log: %s\n", logs.Path(id))
 	if *apiAddr != "" {
 		stopAPI, err := serveAPI(ctx, *apiAddr, m)
 		if err != nil {
@@ -141,10 +152,16 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		defer close(progressDone)
 		tick := time.NewTicker(*every)
 		defer tick.Stop()
+		steps := time.NewTicker(stepsEvery)
+		defer steps.Stop()
+		printed := len(m.Snapshot().History) // a resumed migration's past steps are not news
 		for {
 			select {
 			case <-stopProgress:
+				printSteps(out, m.Snapshot().History, printed)
 				return
+			case <-steps.C:
+				printed = printSteps(out, m.Snapshot().History, printed)
 			case <-tick.C:
 				fmt.Fprintln(out, progressLine(m.Snapshot(), time.Now()))
 			}
@@ -206,6 +223,29 @@ func migrateResult(out, errw io.Writer, prog, statePath string, snap engine.Snap
 		return exitFail
 	}
 	return exitOK
+}
+
+// stepsEvery is how often migrate looks for new steps in the migration's history.
+const stepsEvery = 250 * time.Millisecond
+
+// printSteps prints the migration's own steps of history after the first done (its
+// state changes, the stop and the restore of the source balancer, the finalize
+// steps), as they happen, and returns how many are printed.
+func printSteps(w io.Writer, history []engine.Event, done int) int {
+	for _, e := range history[min(done, len(history)):] {
+		if e.Shard != "" {
+			continue // the progress lines show the shards
+		}
+		step := e.Reason
+		if e.From != e.To {
+			step = strings.ReplaceAll(e.From+" -> "+e.To, "_", " ")
+			if e.Reason != "" {
+				step += ": " + e.Reason
+			}
+		}
+		fmt.Fprintf(w, "[%s] %s\n", e.At.Local().Format("15:04:05"), step)
+	}
+	return len(history)
 }
 
 // serveAPI serves the API until the returned stop is called.
@@ -362,21 +402,25 @@ func findOrCreateMigration(st *store.Store, src, dst cluster) (id string, resume
 // the connection string without its secrets (which a GUI resuming this record
 // connects with), never the password.
 func connSettings(e topology.Endpoint, caFile string) store.ConnSettings {
-	user, _ := topology.URIUser(e.URI)
-	rest := e.URI[strings.Index(e.URI, "://")+3:]
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		rest = rest[at+1:]
-	}
-	if end := strings.IndexAny(rest, "/?"); end >= 0 {
-		rest = rest[:end]
+	list := e.Hosts // a host list; else the connection string's hosts
+	if e.URI != "" {
+		rest := e.URI[strings.Index(e.URI, "://")+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			rest = rest[at+1:]
+		}
+		if end := strings.IndexAny(rest, "/?"); end >= 0 {
+			rest = rest[:end]
+		}
+		list = strings.Split(rest, ",")
 	}
 	var hosts []string
-	for _, h := range strings.Split(rest, ",") {
+	for _, h := range list {
 		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
 			hosts = append(hosts, h)
 		}
 	}
 	slices.Sort(hosts)
+	user, _ := topology.URIUser(e.URI)
 	q := strings.ToLower(e.URI)
 	tls := strings.HasPrefix(q, "mongodb+srv://") || strings.Contains(q, "tls=true") || strings.Contains(q, "ssl=true") || caFile != ""
 	return store.ConnSettings{Hosts: hosts, Username: user, TLS: tls, CAFile: caFile, URI: store.RedactURI(e.URI)}

@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +164,34 @@ func TestMigrateOnTheSandboxDrivenByTheAPIClients(t *testing.T) {
 	if strings.Contains(all, creds.Password) {
 		t.Fatal("a password was printed")
 	}
+	// The balancer's stop and restore are printed as they happen.
+	if !strings.Contains(first.out.String(), "] source balancer stopped\n") {
+		t.Errorf("the first run did not print the balancer's stop:\n%s", first.out.String())
+	}
+	if !strings.Contains(second.out.String(), "] source balancer started again") && !strings.Contains(second.out.String(), "] source balancer left off") {
+		t.Errorf("the second run did not print the balancer's restore:\n%s", second.out.String())
+	}
+	// Both runs write the migration's log next to the state file, and say where first.
+	var logPath string
+	for i, run := range []*background{first, second} {
+		lines := strings.SplitN(run.out.String(), "\n", 3)
+		if len(lines) < 2 || !strings.HasPrefix(lines[1], "log: "+filepath.Join(filepath.Dir(state), "logs")+"/") {
+			t.Fatalf("run %d does not say where its log is in its first lines:\n%s", i+1, run.out.String())
+		}
+		logPath = strings.TrimPrefix(lines[1], "log: ")
+	}
+	log, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"shardlift migrate", "resumed=true", "source balancer stopped", "to=done"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("the log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(string(log), creds.Password) {
+		t.Fatal("the log holds a password")
+	}
 	t.Logf("load: %s", &stats)
 }
 
@@ -253,5 +283,28 @@ func TestAStateFileOfOtherClustersIsRefused(t *testing.T) {
 	}
 	if again, resumed, err := findOrCreateMigration(st, src, dst); err != nil || !resumed || again != id {
 		t.Fatalf("an old record of the same hosts: %q resumed %v, %v", again, resumed, err)
+	}
+}
+
+// Mongos hosts given as host:port, as the app takes them: the migration is recorded
+// with those hosts and refused with the validation's findings.
+func TestMigrateTakesAHostList(t *testing.T) {
+	src, dst := freeAddr(t), freeAddr(t)
+	state := filepath.Join(t.TempDir(), "state.db")
+	code, out, errOut := runCLI(t, "migrate", "--source", src+", "+freeAddr(t), "--destination", dst, "--state", state, "--timeout", "2s")
+	if code != exitFail || !strings.Contains(errOut, src) || !strings.Contains(errOut, "the connection was refused") {
+		t.Fatalf("exit %d, want 1 with the refused connection\n%s\n%s", code, out, errOut)
+	}
+	st, err := store.Open(state, store.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ms, err := st.Migrations()
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("migrations %+v, %v; want one", ms, err)
+	}
+	if m := ms[0]; len(m.Source.Hosts) != 2 || !slices.Contains(m.Source.Hosts, src) || len(m.Destination.Hosts) != 1 || m.Destination.Hosts[0] != dst || m.Source.URI != "" {
+		t.Errorf("recorded %+v -> %+v, want the host lists", m.Source, m.Destination)
 	}
 }

@@ -130,7 +130,7 @@ func TestReplayUsage(t *testing.T) {
 	}{
 		{[]string{"replay"}, "--oplog is required"},
 		{[]string{"replay", "--oplog", path}, "--destination is required"},
-		{[]string{"replay", "--oplog", path, "--destination", "localhost:27017"}, "not a mongodb://"},
+		{[]string{"replay", "--oplog", path, "--destination", "localhost:99999"}, "from 1 to 65535"},
 		{[]string{"replay", "--oplog", path, "--dry-run", "extra"}, `unexpected argument "extra"`},
 	} {
 		code, _, errOut := runCLI(t, c.args...)

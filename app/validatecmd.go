@@ -17,6 +17,9 @@ const validateDescription = `Runs every pre-migration check on a source and a de
 prints one line per check: its status, the finding and, when it did not pass, the fix.
 Nothing is changed on either cluster.
 
+Each cluster is given as its mongos connection string (mongodb://..., mongodb+srv://...)
+or as a list of its mongos host:port (db1:27017,db2:27017), as in the app.
+
 Passwords come from the URI, or else from SHARDLIFT_SOURCE_PASSWORD and
 SHARDLIFT_DESTINATION_PASSWORD; they are never printed. Each connection and each
 command waits at most --timeout, so a dead or firewalled host cannot hold validation.
@@ -31,8 +34,8 @@ const (
 
 func runValidate(ctx context.Context, s streams, args []string) int {
 	f := newFlags("validate", "--source URI --destination URI [flags]", validateDescription)
-	source := f.String("source", "", "the source cluster's mongos connection string `URI`")
-	destination := f.String("destination", "", "the destination cluster's mongos connection string `URI`")
+	source := f.String("source", "", "the source cluster's mongos connection string `URI`, or its mongos host:port list")
+	destination := f.String("destination", "", "the destination cluster's mongos connection string `URI`, or its mongos host:port list")
 	sourceCA := f.String("source-ca", "", "PEM `FILE` of the CA that signed the source's certificates (turns TLS on)")
 	destinationCA := f.String("destination-ca", "", "PEM `FILE` of the CA that signed the destination's certificates (turns TLS on)")
 	asJSON := f.Bool("json", false, "print the report as JSON")
@@ -81,13 +84,22 @@ func runValidate(ctx context.Context, s streams, args []string) int {
 	return exitOK
 }
 
-// endpointFor builds an endpoint from a URI, a CA file and the password variable.
-// A URI that names a user without a password takes it from the environment; without
-// either, the user would be sent an empty password, so that is bad usage.
+// endpointFor builds an endpoint from a URI or a mongos host:port list (as the app's
+// form takes them), a CA file and the password variable. A URI that names a user
+// without a password takes it from the environment; without either, the user would
+// be sent an empty password, so that is bad usage.
 func endpointFor(flagName, uri, caFile, passwordEnv string, timeout time.Duration) (topology.Endpoint, error) {
 	e := topology.Endpoint{URI: uri, CAFile: caFile, Timeout: timeout}
 	if !strings.Contains(uri, "://") {
-		return e, fmt.Errorf("%s %q is not a mongodb:// or mongodb+srv:// connection string", flagName, topology.MaskURI(uri))
+		if strings.Contains(uri, "@") {
+			return e, fmt.Errorf("%s %q names a user: write it as a connection string, mongodb://USER@host:port/", flagName, maskHost(uri))
+		}
+		hosts, err := hostList(uri)
+		if err != nil {
+			return e, fmt.Errorf("%s: %v (give a mongos host:port list or a mongodb:// connection string)", flagName, err)
+		}
+		e.URI, e.Hosts = "", hosts
+		return e, nil
 	}
 	user, hasPassword := topology.URIUser(uri)
 	if user != "" && !hasPassword {

@@ -24,13 +24,18 @@ func TestValidateBadUsageExitsTwo(t *testing.T) {
 		{[]string{"validate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1", "extra"}, []string{`unexpected argument "extra"`}},
 		{[]string{"validate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1", "--timeout", "0s"}, []string{"--timeout 0s"}},
 		{[]string{"validate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1", "--timeout", "soon"}, []string{"-timeout"}},
-		{[]string{"validate", "--source", "a:1", "--destination", "mongodb://b:1"}, []string{"not a mongodb://"}},
+		{[]string{"validate", "--source", "a:1,,b:2", "--destination", "mongodb://b:1"}, []string{"--source", "empty entry", "mongodb:// connection string"}},
+		{[]string{"validate", "--source", "a:99999", "--destination", "mongodb://b:1"}, []string{"--source", "from 1 to 65535"}},
+		{[]string{"validate", "--source", "migrator:Sup3rSecret@a:1", "--destination", "mongodb://b:1"}, []string{"names a user", "mongodb://USER@host:port/"}},
 		{[]string{"validate", "--source", "mongodb://migrator@a:1", "--destination", "mongodb://b:1"}, []string{`user "migrator"`, envSourcePassword}},
 	}
 	for _, c := range cases {
 		code, out, errOut := runCLI(t, c.args...)
 		if code != exitUsage || out != "" {
 			t.Errorf("shardlift %v: exit %d stdout %q; want 2 and nothing on stdout", c.args, code, out)
+		}
+		if strings.Contains(errOut, "Sup3rSecret") {
+			t.Errorf("shardlift %v: stderr shows the password: %q", c.args, errOut)
 		}
 		for _, s := range c.say {
 			if !strings.Contains(errOut, s) {
@@ -100,6 +105,29 @@ func startPair(t *testing.T, creds *wire.Credentials) (src, dst *sandbox.Cluster
 		}
 	}
 	return src, dst
+}
+
+// Mongos hosts given as host:port (as the app takes them) reach the cluster; one
+// that requires a login, reached without a user, says so and what to enter.
+func TestValidateTakesAHostListAndAsksForTheMissingLogin(t *testing.T) {
+	src, dst := startPair(t, &wire.Credentials{User: "migrator", Password: "pa55-word"})
+	code, out, errOut := runCLI(t, "validate", "--source", src.RouterAddr()+", "+closedPort(t), "--source-ca", src.CAFile(),
+		"--destination", dst.RouterAddr(), "--destination-ca", dst.CAFile(), "--timeout", "5s")
+	if code != exitFail {
+		t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errOut)
+	}
+	for _, side := range []string{"Source reachable", "Destination reachable"} {
+		line := ""
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, side+":") {
+				line = l
+			}
+		}
+		if !strings.HasPrefix(line, "FAIL") || !strings.Contains(line, "the cluster requires authentication and no user was given") ||
+			!strings.Contains(line, "Fix: Enter the user name and password") {
+			t.Errorf("%s: %q, want the missing login and what to enter\n%s", side, line, out)
+		}
+	}
 }
 
 func TestValidateAgainstTheSandboxPrintsThePassingTable(t *testing.T) {

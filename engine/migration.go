@@ -517,6 +517,7 @@ func (m *Migration) startSteps(ctx context.Context, r *runState, inv Inventory) 
 	if err != nil {
 		return fmt.Errorf("stop the source balancer: %w", err)
 	}
+	m.noteBalancerStopped(wasOn)
 	if wasOn {
 		m.recMu.Lock()
 		off := m.rec.BalancerWasOn != nil && !*m.rec.BalancerWasOn
@@ -567,13 +568,27 @@ func (m *Migration) resume(ctx context.Context, r *runState) error {
 	m.setUsers(inv.Users)
 	// Both balancers must still be off (someone may have turned one on meanwhile);
 	// the source's original state is already recorded and is not overwritten.
-	if _, err := r.clusters.StopSourceBalancer(ctx); err != nil {
+	wasOn, err := r.clusters.StopSourceBalancer(ctx)
+	if err != nil {
 		return fmt.Errorf("stop the source balancer: %w", err)
+	}
+	if wasOn {
+		m.noteBalancerStopped(wasOn)
 	}
 	if err := r.clusters.SetDestinationBalancer(ctx, false); err != nil {
 		return fmt.Errorf("stop the destination balancer: %w", err)
 	}
 	return m.launchAll(r, inv.Shards)
+}
+
+// noteBalancerStopped records in the history that the source balancer was stopped,
+// as restoreSourceBalancer records its restore.
+func (m *Migration) noteBalancerStopped(wasOn bool) {
+	if wasOn {
+		m.note("source balancer stopped")
+	} else {
+		m.note("source balancer already off")
+	}
 }
 
 func (m *Migration) setUsers(users []User) {

@@ -98,6 +98,10 @@ func TestBalancerStateIsRecordedBeforeTheBalancerIsStopped(t *testing.T) {
 	if h.fc.dstBalancer {
 		t.Fatal("the destination balancer is on during the sync: chunks could leave their twin shards")
 	}
+	// The stop is in the history, as its restore will be, for the logs and the CLI.
+	if !slices.ContainsFunc(h.m.Snapshot().History, func(e Event) bool { return e.Shard == "" && e.Reason == "source balancer stopped" }) {
+		t.Fatalf("the history does not record the balancer's stop: %+v", h.m.Snapshot().History)
+	}
 }
 
 func TestFailedCheckRefusesToStartAndChangesNothing(t *testing.T) {

@@ -440,11 +440,33 @@ func (a *App) writeDiagnostics(id string, w io.WriteCloser, path string, where *
 	})
 }
 
+// openLog opens the log file of migration id off the event goroutine, and says in
+// where that it did, or where the file is when it could not.
+func (a *App) openLog(id string, where *banner) {
+	a.background(func() func() {
+		path, err := a.b.OpenLog(a.ctx, id)
+		return func() {
+			switch {
+			case err == nil:
+				where.show(levelInfo, "The log is open in your desktop's viewer. It is the file "+path)
+			case path != "":
+				where.show(levelWarning, fmt.Sprintf("The log could not be opened (%v). It is the file %s", err, path))
+			default:
+				where.show(levelError, fmt.Sprintf("The log could not be opened: %v", err))
+			}
+		}
+	})
+}
+
 // errorText is an error as a banner shows it. A FieldError names the form field.
 func errorText(prefix string, err error) string {
 	var fe *FieldError
 	if errors.As(err, &fe) {
-		return fmt.Sprintf("%s: check the %s %s: %v", prefix, fe.Side, fieldNames[fe.Field], fe.Err)
+		text := fmt.Sprintf("%s: check the %s %s: %v", prefix, fe.Side, fieldNames[fe.Field], fe.Err)
+		if fe.Fix != "" {
+			text += "\nFix: " + fe.Fix
+		}
+		return text
 	}
 	return fmt.Sprintf("%s: %v", prefix, err)
 }

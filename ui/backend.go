@@ -41,6 +41,10 @@ type Backend interface {
 	// ExportDiagnostics writes a zip of the migration's history, logs and settings,
 	// without secrets, to w.
 	ExportDiagnostics(ctx context.Context, id string, w io.Writer) error
+	// OpenLog opens the migration's log file with the desktop's application for it.
+	// It returns the file's path also when the file could not be opened (err says
+	// why), so that the screen can say where it is.
+	OpenLog(ctx context.Context, id string) (path string, err error)
 }
 
 // Migration is one attached migration. Snapshot is cheap and never blocks on I/O;
@@ -98,6 +102,9 @@ const (
 	Passed Status = iota
 	Warning
 	Failed
+	// NotRun is a check that could not run because one it depends on failed. It
+	// blocks the start as a failed check does.
+	NotRun
 )
 
 // Check is one pre-migration check as the Connections screen shows it.
@@ -176,6 +183,8 @@ type FieldError struct {
 	Side  Side
 	Field Field
 	Err   error
+	// Fix, when known, says what to do about Err.
+	Fix string
 }
 
 func (e *FieldError) Error() string {

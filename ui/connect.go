@@ -44,7 +44,10 @@ type connectScreen struct {
 
 	cancelValidate context.CancelFunc // set while Validate runs
 	starting       bool
-	obj            fyne.CanvasObject
+	// bannerFixed, while the banner shows an error about the forms, reports whether
+	// what it is about has been dealt with; the banner then goes.
+	bannerFixed func() bool
+	obj         fyne.CanvasObject
 }
 
 func newConnectScreen(a *App) *connectScreen {
@@ -127,8 +130,12 @@ func localAddrs() []string {
 	return out
 }
 
-// formsChanged runs after every edit: an old validation no longer counts.
+// formsChanged runs after every edit: an old validation no longer counts, and an
+// error about a field goes once that field is edited.
 func (s *connectScreen) formsChanged() {
+	if s.bannerFixed != nil && s.bannerFixed() {
+		s.clearBanner()
+	}
 	if s.f.val != nil && !s.f.validated() && s.cancelValidate == nil {
 		s.summary.SetText("The connection details changed: validate again.")
 		s.summary.Importance = widget.WarningImportance
@@ -153,7 +160,7 @@ func (s *connectScreen) updateButtons() {
 		hint = "Fill in both clusters' mongos hosts"
 	case !s.f.validated():
 		hint = "Validate first"
-	case failedChecks(s.f.val.Checks) > 0:
+	case blockingChecks(s.f.val.Checks) > 0:
 		hint = "Fix the failed checks and validate again"
 	}
 	s.startHint.SetText(hint)
@@ -169,10 +176,12 @@ func (s *connectScreen) updateButtons() {
 	}
 }
 
-func failedChecks(cs []Check) int {
+// blockingChecks counts the checks that keep the migration from starting: those that
+// failed and those that could not run.
+func blockingChecks(cs []Check) int {
 	n := 0
 	for _, c := range cs {
-		if c.Status == Failed {
+		if c.Status == Failed || c.Status == NotRun {
 			n++
 		}
 	}
@@ -184,15 +193,16 @@ func (s *connectScreen) runValidate() {
 	if s.cancelValidate != nil || s.starting {
 		return
 	}
+	s.f.takeURIPasswords()
 	if s.f.src.reading || s.f.dst.reading {
-		s.banner.show(levelInfo, "A CA file is still being read: validate once its field shows the certificate.")
+		s.showBanner(levelInfo, "A CA file is still being read: validate once its field shows the certificate.", nil)
 		return
 	}
 	if !s.f.ready() {
-		s.banner.show(levelError, "Fill in the mongos hosts of both clusters, and fix what is marked in red, before validating.")
+		s.showBanner(levelError, "Fill in the mongos hosts of both clusters, and fix what is marked in red, before validating.", s.f.ready)
 		return
 	}
-	s.banner.clear()
+	s.clearBanner()
 	ctx, cancel := context.WithCancel(s.a.ctx)
 	s.cancelValidate = cancel
 	gen := s.f.gen
@@ -231,7 +241,7 @@ func (s *connectScreen) finishValidate(gen int, v Validation, err error, stopped
 	case stopped:
 		s.status.SetText("Validation stopped.")
 	case err != nil:
-		s.showValidateError(err)
+		s.showFieldError("The checks could not run", err)
 	case gen != s.f.gen:
 		s.summary.SetText("The connection details changed while validating: validate again.")
 		s.summary.Importance = widget.WarningImportance
@@ -245,21 +255,37 @@ func (s *connectScreen) finishValidate(gen int, v Validation, err error, stopped
 	s.updateButtons()
 }
 
-// showValidateError shows why the checks could not run; a FieldError also goes under
-// its field, which gets the focus.
-func (s *connectScreen) showValidateError(err error) {
-	s.banner.show(levelError, errorText("The checks could not run", err))
+// showBanner shows a message on top of the screen; fixed, when not nil, says when
+// the forms no longer have what it is about.
+func (s *connectScreen) showBanner(l level, text string, fixed func() bool) {
+	s.banner.show(l, text)
+	s.bannerFixed = fixed
+}
+
+func (s *connectScreen) clearBanner() {
+	s.banner.clear()
+	s.bannerFixed = nil
+}
+
+// showFieldError shows why an action failed; a FieldError also goes under its
+// field, which gets the focus, and the banner goes once that field is edited.
+func (s *connectScreen) showFieldError(prefix string, err error) {
 	var fe *FieldError
-	if errors.As(err, &fe) {
-		f := s.f.side(fe.Side)
-		f.setNote(fe.Field, levelError, fe.Err.Error())
-		f.focus(fe.Field)
+	if !errors.As(err, &fe) {
+		s.showBanner(levelError, errorText(prefix, err), nil)
+		return
 	}
+	f := s.f.side(fe.Side)
+	note := f.notes[fe.Field]
+	f.setNote(fe.Field, levelError, fe.Err.Error())
+	f.focus(fe.Field)
+	shown := note.Text
+	s.showBanner(levelError, errorText(prefix, err), func() bool { return !note.Visible() || note.Text != shown })
 }
 
 func (s *connectScreen) showResults(v Validation) {
 	s.results.RemoveAll()
-	var passed, warned, failed int
+	var passed, warned, failed, notRun int
 	for _, c := range v.Checks {
 		switch c.Status {
 		case Passed:
@@ -268,12 +294,18 @@ func (s *connectScreen) showResults(v Validation) {
 			warned++
 		case Failed:
 			failed++
+		case NotRun:
+			notRun++
 		}
 		s.results.Add(checkRow(c))
 	}
 	switch {
-	case failed > 0:
-		s.summary.SetText(fmt.Sprintf("%d passed, %d with a warning, %d failed: fix what failed, then validate again.", passed, warned, failed))
+	case failed > 0 || notRun > 0:
+		counts := fmt.Sprintf("%d passed, %d with a warning, %d failed", passed, warned, failed)
+		if notRun > 0 {
+			counts += fmt.Sprintf(", %d not run", notRun)
+		}
+		s.summary.SetText(counts + ": fix what failed, then validate again.")
 		s.summary.Importance = widget.DangerImportance
 		s.hints.Show()
 	case warned > 0:
@@ -311,6 +343,7 @@ func checkRow(c Check) fyne.CanvasObject {
 
 // startTapped asks before wiping a destination that holds data.
 func (s *connectScreen) startTapped() {
+	s.f.takeURIPasswords()
 	if !s.f.validated() {
 		return
 	}
@@ -362,7 +395,7 @@ func databaseList(dbs []string) fyne.CanvasObject {
 // screens once it runs.
 func (s *connectScreen) startMigration(wipe bool) {
 	s.starting = true
-	s.banner.clear()
+	s.clearBanner()
 	s.activity.Show()
 	s.activity.Start()
 	s.status.SetText("Starting: saving the passwords, stopping the source balancer, preparing the destination…")
@@ -381,7 +414,7 @@ func (s *connectScreen) startMigration(wipe bool) {
 			s.status.SetText("")
 			if m == nil {
 				s.updateButtons()
-				s.showStartError(err)
+				s.showFieldError("The migration did not start", err)
 				return
 			}
 			notice := ""
@@ -395,14 +428,4 @@ func (s *connectScreen) startMigration(wipe bool) {
 			s.a.attach(m, first, notice)
 		}
 	})
-}
-
-func (s *connectScreen) showStartError(err error) {
-	s.banner.show(levelError, errorText("The migration did not start", err))
-	var fe *FieldError
-	if errors.As(err, &fe) {
-		f := s.f.side(fe.Side)
-		f.setNote(fe.Field, levelError, fe.Err.Error())
-		f.focus(fe.Field)
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -278,6 +279,27 @@ func TestStartMigrationIsDisabledWhileACheckFailed(t *testing.T) {
 	}
 }
 
+// Checks that could not run are counted as not run, as the command line counts them,
+// and they block the start as failed ones do.
+func TestChecksThatDidNotRunAreCountedAsNotRun(t *testing.T) {
+	v := sampleValidation()
+	v.Checks = append(v.Checks,
+		Check{Status: NotRun, Title: "Oplog window", Detail: `not run because "Shard rs2 member db7:27018 is unreachable" failed`, Fix: "Fix it first."},
+		Check{Status: NotRun, Title: "Users and roles", Detail: "not run", Fix: "Fix it first."})
+	h := newHarness(t, &fakeBackend{validation: v})
+	fillForms(h)
+	h.tap("Validate")
+	h.mustShow("3 passed, 1 with a warning, 1 failed, 2 not run: fix what failed, then validate again.")
+	// Only the failed check failed.
+	v.Checks = slices.DeleteFunc(v.Checks, func(c Check) bool { return c.Status == Failed })
+	h.b.validation = v
+	h.tap("Validate")
+	h.mustShow("3 passed, 1 with a warning, 0 failed, 2 not run")
+	if !h.button("Start migration").Disabled() {
+		t.Fatal("Start migration enabled while checks did not run")
+	}
+}
+
 func TestEditingAfterValidationRequiresValidatingAgain(t *testing.T) {
 	h := newHarness(t, &fakeBackend{validation: Validation{Checks: []Check{{Status: Passed, Title: "ok"}}}})
 	fillForms(h)
@@ -310,6 +332,40 @@ func TestValidationErrorPointsAtTheFieldToFix(t *testing.T) {
 	if note.Visible() {
 		t.Fatal("the note stays after the password was edited")
 	}
+	h.mustNotShow("The checks could not run")
+}
+
+// The banner of an error about one field says the fix, stays while other fields are
+// edited, and goes once that field is.
+func TestAFieldErrorBannerShowsTheFixAndGoesWhenTheFieldIsFixed(t *testing.T) {
+	b := &fakeBackend{validateErr: &FieldError{Side: Source, Field: FieldCA,
+		Err: errors.New("read CA file /home/dba/ca.pem: the CA file cannot be read (no such file or directory)"),
+		Fix: "Check the CA file's path and that this user may read it."}}
+	h := newHarness(t, b)
+	fillForms(h)
+	test.Tap(h.a.forms.src.tls)
+	h.a.forms.src.pem.SetText(string(testCA(t, h.now.Add(-time.Hour), h.now.Add(time.Hour), true)))
+	h.tap("Validate")
+	s := h.a.cur.(*connectScreen)
+	if !s.banner.Visible() || !strings.Contains(s.banner.text.Text, "the CA file cannot be read") ||
+		!strings.Contains(s.banner.text.Text, "Fix: Check the CA file's path") {
+		t.Fatalf("banner %q (shown %v), want the error and its fix", s.banner.text.Text, s.banner.Visible())
+	}
+	test.Type(h.a.forms.dst.user, "x")
+	if !s.banner.Visible() {
+		t.Fatal("the banner went when another field was edited")
+	}
+	test.Tap(h.a.forms.src.clear)
+	if s.banner.Visible() {
+		t.Fatalf("the banner stays after its field was changed: %q", s.banner.text.Text)
+	}
+
+	// Enter with a form not ready: the banner goes once both forms are.
+	h.a.forms.dst.hosts.SetText("")
+	h.a.forms.dst.pass.TypedKey(enter)
+	h.mustShow("Fill in the mongos hosts of both clusters")
+	test.Type(h.a.forms.dst.hosts, "dest.example:27017")
+	h.mustNotShow("Fill in the mongos hosts of both clusters")
 }
 
 func TestWipingTheDestinationNeedsExplicitConfirmation(t *testing.T) {
@@ -462,4 +518,62 @@ func TestFailedCheckRendersIconFindingAndFix(t *testing.T) {
 	w.Resize(fyne.NewSize(640, 160))
 	settle(w.Canvas())
 	test.AssertRendersToMarkup(t, "check_failed.xml", w.Canvas())
+}
+
+// A connection string pasted with its password shows **** in its place from then on;
+// the password goes to the backend as the Password field's would.
+func TestAPastedConnectionStringsPasswordIsMasked(t *testing.T) {
+	b := &fakeBackend{validation: Validation{Checks: []Check{{Status: Passed, Title: "ok"}}}}
+	h := newHarness(t, b)
+	fillForms(h)
+	f := h.a.forms.src
+	f.user.SetText("")
+	f.pass.SetText("")
+	f.hosts.SetText("")
+	h.a.win.Canvas().Focus(f.hosts)
+	clip := h.a.fa.Clipboard()
+	clip.SetContent("mongodb://migrator:p%40ss%3Aw0rd-xyz@db1.example:27017/?authSource=admin")
+	f.hosts.TypedShortcut(&fyne.ShortcutPaste{Clipboard: clip})
+	if got := f.hosts.Text; got != "mongodb://migrator:****@db1.example:27017/?authSource=admin" {
+		t.Fatalf("the field shows %q after the paste", got)
+	}
+	h.mustNotShow("w0rd-xyz")
+	// Editing the host keeps the password.
+	f.hosts.SetText(strings.Replace(f.hosts.Text, "db1.example", "db2.example", 1))
+	h.tap("Validate")
+	want := Connection{Hosts: "mongodb://migrator@db2.example:27017/?authSource=admin", Password: "p@ss:w0rd-xyz"}
+	if got := b.validated[0][0]; got != want {
+		t.Fatalf("validated %+v, want %+v", got, want)
+	}
+
+	// Typed (with an @ left in the password), then the field is left.
+	f.hosts.SetText("")
+	h.a.win.Canvas().Focus(f.hosts)
+	test.Type(f.hosts, "mongodb://migrator:typed@secret@db3.example:27017/")
+	h.a.win.Canvas().Focus(f.user)
+	if got := f.hosts.Text; got != "mongodb://migrator:****@db3.example:27017/" {
+		t.Fatalf("the field shows %q once left", got)
+	}
+	if c := f.connection(); c.Password != "typed@secret" || c.Hosts != "mongodb://migrator@db3.example:27017/" {
+		t.Fatalf("connection %+v", c)
+	}
+	// The Password field wins, as it does over a connection string's password.
+	test.Type(f.pass, "from-the-field")
+	if c := f.connection(); c.Password != "from-the-field" {
+		t.Fatalf("connection %+v, want the Password field's", c)
+	}
+	// Taking the password out of the string forgets it.
+	f.pass.SetText("")
+	f.hosts.SetText("mongodb://migrator@db3.example:27017/")
+	if c := f.connection(); c.Password != "" {
+		t.Fatalf("a password outlived its removal: %+v", c)
+	}
+
+	// Typed and Validate pressed at once.
+	f.hosts.SetText("mongodb://migrator:typed-then-validate@db4.example:27017/")
+	h.tap("Validate")
+	h.mustNotShow("typed-then-validate")
+	if got := b.validated[len(b.validated)-1][0]; got.Password != "typed-then-validate" || strings.Contains(got.Hosts, "typed-then") {
+		t.Fatalf("validated %+v", got)
+	}
 }

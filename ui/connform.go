@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,8 @@ import (
 	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // maxCAFile bounds how much of a chosen CA file is read: a CA bundle is a few KB.
@@ -67,6 +70,12 @@ func (f *connectForms) ready() bool { return f.src.ready() && f.dst.ready() }
 // validated reports whether the last validation is of the forms as they are now.
 func (f *connectForms) validated() bool { return f.val != nil && f.valGen == f.gen }
 
+// takeURIPasswords hides the password of a connection string in either form.
+func (f *connectForms) takeURIPasswords() {
+	f.src.takeURIPassword()
+	f.dst.takeURIPassword()
+}
+
 func (f *connectForms) reset() {
 	f.src.fill(Connection{})
 	f.dst.fill(Connection{})
@@ -78,10 +87,14 @@ type connForm struct {
 	a    *App
 	side Side
 
-	hosts, user, pass *widget.Entry
-	tls               *widget.Check
-	pem               *escEntry
-	caFile            string
+	hosts      *uriEntry
+	user, pass *widget.Entry
+	// uriPassword is the password taken out of a connection string entered in hosts,
+	// which then shows **** in its place (see takeURIPassword).
+	uriPassword string
+	tls         *widget.Check
+	pem         *escEntry
+	caFile      string
 	// reading is set while the CA file caFile is read, off the event goroutine;
 	// readGen counts the reads, so that the result of one overtaken by another
 	// choice (or Clear) is dropped.
@@ -100,7 +113,7 @@ type connForm struct {
 
 func newConnForm(a *App, side Side, onChange, onSubmit func()) *connForm {
 	f := &connForm{a: a, side: side, onChange: onChange, onSubmit: onSubmit, notes: map[Field]*widget.Label{}}
-	f.hosts = widget.NewEntry()
+	f.hosts = newURIEntry(f.takeURIPassword)
 	f.hosts.SetPlaceHolder("db1:27017,db2:27017 or mongodb://…")
 	f.user = widget.NewEntry()
 	f.user.SetPlaceHolder("empty without authentication")
@@ -130,8 +143,11 @@ func newConnForm(a *App, side Side, onChange, onSubmit func()) *connForm {
 	f.pass.OnChanged = func(string) { f.changedField(FieldPassword) }
 	f.tls.OnChanged = func(bool) { f.changedField(FieldTLS) }
 	f.pem.OnChanged = func(string) { f.changedField(FieldCA) }
-	for _, e := range []*widget.Entry{f.hosts, f.user, f.pass} {
-		e.OnSubmitted = func(string) { f.onSubmit() }
+	for _, e := range []*widget.Entry{&f.hosts.Entry, f.user, f.pass} {
+		e.OnSubmitted = func(string) {
+			f.takeURIPassword()
+			f.onSubmit()
+		}
 	}
 
 	title, what := "Source cluster", "Any mongos of the sharded cluster to migrate from."
@@ -164,6 +180,9 @@ func (f *connForm) view() fyne.CanvasObject { return f.obj }
 func (f *connForm) changedField(fl Field) {
 	switch fl {
 	case FieldHosts:
+		if !strings.Contains(f.hosts.Text, maskedUserInfo) {
+			f.uriPassword = "" // the masked password was edited away
+		}
 		f.setNote(FieldHosts, levelError, hostsProblem(f.hosts.Text))
 	case FieldCA, FieldTLS:
 		if fl == FieldCA && f.caFile == "" {
@@ -194,6 +213,16 @@ func (f *connForm) setNote(fl Field, l level, text string) {
 
 // refreshCA shows the CA widgets for the TLS toggle and what the CA field holds.
 func (f *connForm) refreshCA() {
+	// The chosen file, or the paste field: also with TLS off, so that a file cleared
+	// meanwhile (a new migration after the sandbox's) is not shown.
+	if f.caFile != "" {
+		f.fileLabel.SetText(fileText(f.caFile))
+		f.fileLabel.Show()
+		f.pem.Hide()
+	} else {
+		f.fileLabel.Hide()
+		f.pem.Show()
+	}
 	if !f.tls.Checked {
 		f.choose.Disable()
 		f.clear.Disable()
@@ -207,14 +236,6 @@ func (f *connForm) refreshCA() {
 	}
 	f.choose.Enable()
 	f.pem.Enable()
-	if f.caFile != "" {
-		f.fileLabel.SetText(fileText(f.caFile))
-		f.fileLabel.Show()
-		f.pem.Hide()
-	} else {
-		f.fileLabel.Hide()
-		f.pem.Show()
-	}
 	if f.caFile != "" || f.pem.Text != "" {
 		f.clear.Enable()
 	} else {
@@ -319,13 +340,52 @@ func (f *connForm) ready() bool {
 	return !f.tls.Checked || (!f.reading && f.pemState.Err == nil)
 }
 
-// connection is what the form holds, as the backend takes it.
+// maskedUserInfo is what the hosts field shows in place of a connection string's
+// password, as topology.MaskURI writes it.
+const maskedUserInfo = ":****@"
+
+// takeURIPassword takes the password out of a connection string entered in the hosts
+// field: the field shows **** instead, and the password goes to the backend (and the
+// keyring) as the Password field's does. It runs once the string is entered: pasted,
+// submitted, the field left, or Validate or Start pressed. The password is everything
+// between the user's colon and the last @, decoded when it is percent-encoded, so no
+// part of it stays on screen, whatever characters it holds.
+func (f *connForm) takeURIPassword() {
+	text := f.hosts.Text
+	if !strings.Contains(text, "://") {
+		return
+	}
+	masked := topology.MaskURI(text)
+	if masked == text || strings.Contains(text, maskedUserInfo) && f.uriPassword != "" {
+		return // no password, or already taken
+	}
+	scheme := strings.Index(text, "://") + 3
+	userInfo := text[scheme : scheme+strings.LastIndex(text[scheme:], "@")]
+	_, pw, _ := strings.Cut(userInfo, ":")
+	if decoded, err := url.PathUnescape(pw); err == nil {
+		pw = decoded
+	}
+	f.uriPassword = pw
+	f.filling = true // the same connection, not an edit
+	f.hosts.SetText(masked)
+	f.filling = false
+}
+
+// connection is what the form holds, as the backend takes it. A password taken out
+// of the connection string is sent as the password, unless the Password field has
+// one, which wins as it does over a password written in a connection string.
 func (f *connForm) connection() Connection {
 	c := Connection{
 		Hosts:    strings.TrimSpace(f.hosts.Text),
 		Username: strings.TrimSpace(f.user.Text),
 		Password: f.pass.Text,
 		TLS:      f.tls.Checked,
+	}
+	if f.uriPassword != "" && strings.Contains(c.Hosts, maskedUserInfo) {
+		c.Hosts = strings.Replace(c.Hosts, maskedUserInfo, "@", 1)
+		if c.Password == "" {
+			c.Password = f.uriPassword
+		}
 	}
 	if c.TLS {
 		if f.caFile != "" {
@@ -341,6 +401,7 @@ func (f *connForm) connection() Connection {
 // migration). A CA file is read again off the event goroutine.
 func (f *connForm) fill(c Connection) {
 	f.filling = true
+	f.uriPassword = ""
 	f.hosts.SetText(c.Hosts)
 	f.user.SetText(c.Username)
 	f.pass.SetText(c.Password)
@@ -354,6 +415,7 @@ func (f *connForm) fill(c Connection) {
 	}
 	f.changedField(FieldHosts)
 	f.changedField(FieldCA)
+	f.takeURIPassword()
 	f.filling = false
 	f.onChange()
 	if c.CAFile != "" {

@@ -70,6 +70,10 @@ type fakeBackend struct {
 
 	exported  []string
 	exportErr error
+
+	logPath   string
+	logErr    error
+	logOpened []string
 }
 
 func (b *fakeBackend) Migrations(context.Context) ([]MigrationInfo, error) {
@@ -129,6 +133,11 @@ func (b *fakeBackend) ExportDiagnostics(_ context.Context, id string, w io.Write
 	b.exported = append(b.exported, id)
 	_, err := io.WriteString(w, "diagnostics of "+id)
 	return err
+}
+
+func (b *fakeBackend) OpenLog(_ context.Context, id string) (string, error) {
+	b.logOpened = append(b.logOpened, id)
+	return b.logPath, b.logErr
 }
 
 // fakeMigration is a migration whose snapshot the test sets; actions are recorded and

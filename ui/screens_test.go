@@ -366,7 +366,7 @@ func checkFits(t *testing.T, h *harness) {
 			return
 		case fyne.Widget:
 			switch o.(type) {
-			case *widget.Label, *widget.Button, *widget.Check, *widget.Entry, *escEntry, *escCheck, *widget.ProgressBar, *widget.Icon, *lineChart, *widget.Activity:
+			case *widget.Label, *widget.Button, *widget.Check, *widget.Entry, *escEntry, *uriEntry, *escCheck, *widget.ProgressBar, *widget.Icon, *lineChart, *widget.Activity:
 				return // drawn by Fyne inside its own bounds
 			}
 			children = test.WidgetRenderer(c).Objects()

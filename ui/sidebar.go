@@ -38,12 +38,13 @@ var stepTitles = map[step]string{
 
 // sidebar is the step list on the left: where the user is in the wizard.
 type sidebar struct {
-	a      *App
-	home   *widget.Button
-	icons  map[step]*widget.Icon
-	labels map[step]*widget.Label
-	export *widget.Button
-	obj    fyne.CanvasObject
+	a       *App
+	home    *widget.Button
+	icons   map[step]*widget.Icon
+	labels  map[step]*widget.Label
+	export  *widget.Button
+	openLog *widget.Button
+	obj     fyne.CanvasObject
 }
 
 func newSidebar(a *App) *sidebar {
@@ -74,9 +75,18 @@ func newSidebar(a *App) *sidebar {
 	})
 	s.export.Importance = widget.LowImportance
 	s.export.Hide()
+	s.openLog = widget.NewButtonWithIcon("Open log", theme.FileTextIcon(), func() {
+		if at := a.att.Load(); at != nil {
+			if lv, ok := a.cur.(live); ok {
+				a.openLog(at.id, lv.bannerArea())
+			}
+		}
+	})
+	s.openLog.Importance = widget.LowImportance
+	s.openLog.Hide()
 
 	top := container.NewVBox(container.NewHBox(logo, name), widget.NewSeparator(), s.home, widget.NewSeparator())
-	list := container.NewBorder(top, s.export, nil, nil, container.NewVBox(steps, layout.NewSpacer()))
+	list := container.NewBorder(top, container.NewVBox(s.openLog, s.export), nil, nil, container.NewVBox(steps, layout.NewSpacer()))
 	s.obj = container.NewHBox(container.NewPadded(list), widget.NewSeparator())
 	s.setStep(stepStart, "")
 	return s
@@ -125,7 +135,9 @@ func (s *sidebar) setStep(cur step, state engine.State) {
 	}
 	if s.a.att.Load() != nil {
 		s.export.Show()
+		s.openLog.Show()
 	} else {
 		s.export.Hide()
+		s.openLog.Hide()
 	}
 }

@@ -2,6 +2,8 @@ package ui
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -180,4 +182,37 @@ func TestNewMigrationStartsFromEmptyForms(t *testing.T) {
 	if h.a.forms.src.hosts.Text != "" {
 		t.Fatal("New migration kept the old forms")
 	}
+}
+
+// The sandbox fills the forms with its CA files; a new migration afterwards starts
+// from empty forms and shows none of them.
+func TestANewMigrationDoesNotInheritTheSandboxCAFile(t *testing.T) {
+	h0 := newHarness(t, &fakeBackend{})
+	ca := filepath.Join(t.TempDir(), "sandbox-ca.pem")
+	if err := os.WriteFile(ca, testCA(t, h0.now.Add(-time.Hour), h0.now.Add(time.Hour), true), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := &fakeBackend{
+		sandboxSrc: Connection{Hosts: "127.0.0.1:40001", Username: "admin", Password: "sandbox", TLS: true, CAFile: ca},
+		sandboxDst: Connection{Hosts: "127.0.0.1:40101", Username: "admin", Password: "sandbox", TLS: true, CAFile: ca},
+	}
+	h := newHarness(t, b)
+	h.tap("Try with sandbox clusters")
+	h.q.drain()
+	h.mustShow("File: sandbox-ca.pem")
+	h.tap("Migrations")
+	h.tap("New migration")
+	h.a.showConnect("")
+	h.q.drain()
+	h.mustNotShow("sandbox-ca.pem")
+	for _, f := range []*connForm{h.a.forms.src, h.a.forms.dst} {
+		if c := f.connection(); c != (Connection{}) {
+			t.Errorf("a new migration's form holds %+v", c)
+		}
+		test.Tap(f.tls)
+		if c := f.connection(); c.CAFile != "" || c.CAPEM != "" {
+			t.Errorf("with TLS on, the new form sends the CA %+v", c)
+		}
+	}
+	h.mustNotShow("sandbox-ca.pem")
 }

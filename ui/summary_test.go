@@ -190,3 +190,26 @@ func TestEscapeClosesTheFileDialogs(t *testing.T) {
 		t.Fatalf("Escape in the CA file dialog: %d dialogs, CA file %q", h.dialogs(), h.a.forms.src.caFile)
 	}
 }
+
+// Open log, next to Export diagnostics while a migration is on screen: the backend
+// opens the file; when it cannot, the screen says where the file is.
+func TestOpenLogOpensTheFileOrSaysWhereItIs(t *testing.T) {
+	b := &fakeBackend{logPath: "/home/dba/.config/shardlift/logs/m1.log"}
+	h := newHarness(t, b)
+	if h.findButton("Open log") != nil {
+		t.Fatal("Open log is shown without a migration")
+	}
+	m := newFakeMigration(syncing())
+	h.attach(m)
+	h.tap("Open log")
+	h.q.drain()
+	if len(b.logOpened) != 1 || b.logOpened[0] != m.snap.ID {
+		t.Fatalf("logs opened %v, want %s's", b.logOpened, m.snap.ID)
+	}
+	h.mustShow("The log is open in your desktop's viewer. It is the file /home/dba/.config/shardlift/logs/m1.log")
+	b.logErr = errors.New(`xdg-open: exit status 3: no method available for opening '/home/dba/.config/shardlift/logs/m1.log'`)
+	h.tap("Open log")
+	h.q.drain()
+	h.mustShow("The log could not be opened (xdg-open: exit status 3")
+	h.mustShow("It is the file /home/dba/.config/shardlift/logs/m1.log")
+}

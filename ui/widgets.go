@@ -116,6 +116,31 @@ func (e *escEntry) TypedKey(ev *fyne.KeyEvent) {
 // runs through a form instead of typing a tab into the pasted certificate.
 func (e *escEntry) AcceptsTab() bool { return false }
 
+// uriEntry is an Entry that calls onEntered once text is pasted into it and when it
+// loses the focus: the hosts field then hides a connection string's password.
+type uriEntry struct {
+	widget.Entry
+	onEntered func()
+}
+
+func newURIEntry(onEntered func()) *uriEntry {
+	e := &uriEntry{onEntered: onEntered}
+	e.ExtendBaseWidget(e)
+	return e
+}
+
+func (e *uriEntry) TypedShortcut(s fyne.Shortcut) {
+	e.Entry.TypedShortcut(s)
+	if _, ok := s.(*fyne.ShortcutPaste); ok {
+		e.onEntered()
+	}
+}
+
+func (e *uriEntry) FocusLost() {
+	e.Entry.FocusLost()
+	e.onEntered()
+}
+
 // escCheck is a Check that hands Escape to onEscape, like escEntry.
 type escCheck struct {
 	widget.Check
@@ -226,6 +251,8 @@ func statusIcon(s Status) fyne.Resource {
 		return theme.NewErrorThemedResource(theme.CancelIcon())
 	case Warning:
 		return theme.NewWarningThemedResource(theme.WarningIcon())
+	case NotRun:
+		return theme.NewDisabledResource(theme.MediaSkipNextIcon())
 	default:
 		return theme.NewSuccessThemedResource(theme.ConfirmIcon())
 	}

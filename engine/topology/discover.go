@@ -115,6 +115,11 @@ func (d *discovery) identify(ctx context.Context) error {
 	if err != nil {
 		return classify(ctx, "buildInfo", d.c.Router.Host, d.s.tlsOn, d.e.timeout()/2, err)
 	}
+	if d.s.username == "" {
+		if err := loginNeeded(ctx, d.client, d.e.timeout()); err != nil {
+			return &Error{Kind: ErrAuthRequired, Host: d.c.Router.Host, Op: "connect", Err: err}
+		}
+	}
 	if d.c.Access, err = readAccessWithin(ctx, d.client, d.e.timeout()); err != nil {
 		d.problem(ctx, PartAccess, err)
 	}
@@ -128,6 +133,19 @@ func helloOf(ctx context.Context, client *mongo.Client, timeout time.Duration) (
 		reply, err = runCommand(ctx, client, timeout, "admin", bson.D{{Key: "isMaster", Value: 1}})
 	}
 	return reply, err
+}
+
+// loginNeeded returns the server's refusal when it enforces authentication for a
+// client that gave no user, else nil. Such a server answers hello, ping and buildInfo
+// before a login and refuses every other command as Unauthorized (code 13): without
+// this probe, each part of discovery would fail as a missing privilege of a user
+// that was never named.
+func loginNeeded(ctx context.Context, client *mongo.Client, timeout time.Duration) error {
+	_, err := runCommand(ctx, client, timeout, "admin", bson.D{{Key: "listDatabases", Value: 1}, {Key: "nameOnly", Value: true}})
+	if hasCode(err, codeUnauthorized) {
+		return err
+	}
+	return nil
 }
 
 // versionOf reads buildInfo's version and the FCV; a server that does not report its

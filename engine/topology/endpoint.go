@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -150,9 +151,9 @@ func (e Endpoint) resolve() (*settings, error) {
 	case len(e.CAPEM) > 0:
 		s.caPEM, s.caName = e.CAPEM, "the pasted CA"
 	case e.CAFile != "":
-		pem, err := os.ReadFile(e.CAFile)
+		pem, err := ReadCAFile(e.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read the CA file: %w", err)
+			return nil, err
 		}
 		s.caPEM, s.caName = pem, "CA file "+e.CAFile
 	}
@@ -160,6 +161,31 @@ func (e Endpoint) resolve() (*settings, error) {
 		s.tlsOn = true
 	}
 	return s, nil
+}
+
+// ReadCAFile reads a PEM CA file; a file that is missing or unreadable is an *Error
+// of kind ErrCAFileUnreadable naming it.
+func ReadCAFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		cause := err
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			cause = pe.Err // the path is in Op already
+		}
+		return nil, &Error{Kind: ErrCAFileUnreadable, Op: "read CA file " + path, Err: cause}
+	}
+	return data, nil
+}
+
+// ParseURI parses and validates a connection string as the driver does; a string the
+// driver refuses is a classified *Error that does not repeat its password.
+func ParseURI(uri string) (*connstring.ConnString, error) {
+	cs, err := connstring.ParseAndValidate(uri)
+	if err != nil {
+		return nil, uriError(Endpoint{URI: uri}, err)
+	}
+	return cs, nil
 }
 
 // uriError reports a connection string that does not parse, or whose SRV record does
@@ -171,10 +197,37 @@ func uriError(e Endpoint, err error) error {
 		kind = ErrDNS
 	}
 	msg := err.Error()
+	if which := unescapedInUserInfo(msg); which != "" {
+		// The driver's text may quote part of the password ("invalid URL escape"):
+		// say which character it is instead.
+		kind, msg = ErrUnescapedUserInfo, which
+	}
 	if pw := uriPassword(e.URI); pw != "" {
 		msg = strings.ReplaceAll(msg, pw, "****")
 	}
 	return &Error{Kind: kind, Op: "parse " + MaskURI(e.URI), Err: errors.New(msg)}
+}
+
+// userInfoErrors are the driver's messages (x/mongo/driver/connstring) for a user name
+// or password with a reserved character left as is, and what each means.
+var userInfoErrors = []struct{ driver, means string }{
+	{"unescaped @ sign in user info", "an @ in the user name or password is not written %40"},
+	{"unescaped colon in password", "a : in the password is not written %3A"},
+	{"unescaped slash in password", "a / in the password is not written %2F"},
+	{"unescaped slash in username", "a / in the user name is not written %2F"},
+	{"invalid password", "a % in the password does not start a percent-encoding (write a % as %25)"},
+	{"invalid username", "a % in the user name does not start a percent-encoding (write a % as %25)"},
+}
+
+// unescapedInUserInfo says which reserved character the driver's parse error is
+// about, or "" when the error is about something else.
+func unescapedInUserInfo(driverMsg string) string {
+	for _, e := range userInfoErrors {
+		if strings.Contains(driverMsg, "error parsing uri: "+e.driver) {
+			return e.means
+		}
+	}
+	return ""
 }
 
 // uriPassword is the raw password part of a URI, as MaskURI finds it.
@@ -341,6 +394,14 @@ func connect(ctx context.Context, e Endpoint) (*mongo.Client, *settings, error) 
 	defer cancel()
 	if err := client.Ping(pctx, nil); err != nil {
 		disconnect(ctx, client, e.timeout())
+		if s.replicaSet != "" {
+			// The driver drops a mongos from a replica set's topology and finds no
+			// member: it reports a timeout, which would send the DBA to the firewall.
+			if host := firstMongos(ctx, e, s.hosts); host != "" {
+				return nil, nil, &Error{Kind: ErrReplicaSetOnMongos, Host: host, Op: "connect",
+					Err: fmt.Errorf("replicaSet=%s, but %s answers as a mongos", s.replicaSet, host)}
+			}
+		}
 		host := ""
 		if len(s.hosts) == 1 {
 			host = s.hosts[0]
@@ -348,6 +409,23 @@ func connect(ctx context.Context, e Endpoint) (*mongo.Client, *settings, error) 
 		return nil, nil, classify(ctx, "connect", host, s.tlsOn, e.timeout()/2, err)
 	}
 	return client, s, nil
+}
+
+// firstMongos connects to each host directly and returns the first that answers
+// hello as a mongos, or "".
+func firstMongos(ctx context.Context, e Endpoint, hosts []string) string {
+	for _, h := range hosts {
+		client, _, err := connect(ctx, e.ForHosts([]string{h}, ""))
+		if err != nil {
+			continue
+		}
+		hello, err := helloOf(ctx, client, e.timeout())
+		disconnect(ctx, client, e.timeout())
+		if err == nil && str(hello, "msg") == "isdbgrid" {
+			return h
+		}
+	}
+	return ""
 }
 
 // preflight checks that at least one host resolves, accepts TCP and (with TLS)

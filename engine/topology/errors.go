@@ -44,6 +44,16 @@ var (
 	ErrCertificateInvalid = errors.New("the server's certificate is not valid")
 	// ErrInvalidCA: the CA file or pasted CA is not a PEM certificate.
 	ErrInvalidCA = errors.New("the CA file is not a valid PEM certificate")
+	// ErrCAFileUnreadable: the CA file is missing or cannot be read.
+	ErrCAFileUnreadable = errors.New("the CA file cannot be read")
+	// ErrUnescapedUserInfo: the user name or password in a connection string holds a
+	// character that must be percent-encoded there (@ : / %).
+	ErrUnescapedUserInfo = errors.New("the user name or password in the connection string has a character that must be percent-encoded")
+	// ErrReplicaSetOnMongos: the connection string names a replica set (replicaSet=)
+	// but its host is a mongos, which belongs to none: the driver finds no member.
+	ErrReplicaSetOnMongos = errors.New("the connection string names a replica set, but the host is a mongos")
+	// ErrAuthRequired: the server enforces authentication and no user was given.
+	ErrAuthRequired = errors.New("the cluster requires authentication and no user was given")
 	// ErrAuthFailed: the server rejected the user name or password (code 18).
 	ErrAuthFailed = errors.New("authentication failed")
 	// ErrUnauthorized: the user is authenticated but lacks a privilege (code 13).
@@ -102,6 +112,10 @@ var fixes = map[error]string{
 	ErrCertificateName:    "Connect with the host name written in the server's certificate (not an IP address or an alias the certificate does not list).",
 	ErrCertificateInvalid: "Renew the server's certificate (it is expired, not yet valid or not usable for a server), or check the workstation's clock.",
 	ErrInvalidCA:          "Give the CA as a PEM file (it starts with -----BEGIN CERTIFICATE-----); a DER, PKCS#12 or key file does not work.",
+	ErrCAFileUnreadable:   "Check the CA file's path and that this user may read it (--source-ca/--destination-ca or tlsCAFile= on the command line); in the app, choose the file again or paste the certificate.",
+	ErrUnescapedUserInfo:  "Percent-encode these characters in the user name and password of the connection string: @ as %40, : as %3A, / as %2F, % as %25. Or leave the password out of the connection string: in the app, type it in the Password field; on the command line, put it in SHARDLIFT_SOURCE_PASSWORD or SHARDLIFT_DESTINATION_PASSWORD.",
+	ErrReplicaSetOnMongos: "Remove replicaSet= from the connection string: give the mongos hosts alone (Shardlift finds each shard's replica set itself).",
+	ErrAuthRequired:       "Enter the user name and password of a user with the readWriteAnyDatabase and clusterAdmin roles: in the app, the Username and Password fields; on the command line, mongodb://USER@host:port/ with the password in SHARDLIFT_SOURCE_PASSWORD or SHARDLIFT_DESTINATION_PASSWORD.",
 	ErrAuthFailed:         "Check the user name and password, and that the user exists on the admin database (authSource); on a sharded source the same user must exist on every shard and on the config server replica set.",
 	ErrUnauthorized:       "Grant the user the readWriteAnyDatabase and clusterAdmin roles on the admin database (on the cluster, every shard and the config servers).",
 	ErrServerTooOld:       "Upgrade the cluster to MongoDB 3.6 or newer before migrating: older servers are not supported.",

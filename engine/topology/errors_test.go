@@ -166,6 +166,92 @@ func TestClassifiesWrongPasswordAsAuthFailed(t *testing.T) {
 	disconnect(context.Background(), client, time.Second)
 }
 
+func TestClassifiesMissingCAFileAsUnreadable(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "gone", "ca.pem")
+	for _, e := range []Endpoint{
+		{Hosts: []string{"127.0.0.1:1"}, CAFile: path},
+		{URI: "mongodb://127.0.0.1:1/?tls=true&tlsCAFile=" + path},
+	} {
+		_, err := e.ClientOptions()
+		expectKind(t, err, ErrCAFileUnreadable, "")
+		if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "no such file") {
+			t.Errorf("error %q does not name the CA file and why it cannot be read", err)
+		}
+	}
+	unreadable := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(unreadable, nil, 0o000); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() != 0 { // root reads any file
+		_, err := ReadCAFile(unreadable)
+		expectKind(t, err, ErrCAFileUnreadable, "")
+	}
+}
+
+// A password (or user name) with a character the connection string reserves, left as
+// is: its own kind and fix, and never a piece of the password in the message.
+func TestClassifiesUnescapedCharacterInTheUserInfo(t *testing.T) {
+	t.Parallel()
+	for uri, says := range map[string]string{
+		"mongodb://migrator:p@ssw0rd-long@db1:27017/":   "an @",
+		"mongodb://migrator:pa:ssw0rd-long@db1:27017/":  "a : in the password",
+		"mongodb://migrator:pa/ssw0rd-long@db1:27017/":  "a / in the password",
+		"mongodb://migrator:100%zzsure-long@db1:27017/": "a % in the password",
+	} {
+		_, err := Endpoint{URI: uri}.ClientOptions()
+		expectKind(t, err, ErrUnescapedUserInfo, "")
+		if !strings.Contains(err.Error(), says) {
+			t.Errorf("%s: error %q does not say %q", uri, err, says)
+		}
+		for _, piece := range []string{"ssw0rd", "zzsure"} {
+			if strings.Contains(err.Error(), piece) {
+				t.Errorf("%s: error %q shows part of the password", uri, err)
+			}
+		}
+		if _, err := ParseURI(uri); !errors.Is(err, ErrUnescapedUserInfo) {
+			t.Errorf("ParseURI(%s) = %v, want ErrUnescapedUserInfo", uri, err)
+		}
+	}
+	if _, err := ParseURI("mongodb://migrator:p%40ssw0rd@db1:27017/"); err != nil {
+		t.Errorf("an encoded @ is refused: %v", err)
+	}
+}
+
+// replicaSet= on a mongos: the driver finds no member and times out; the error says
+// what is wrong instead of blaming the network.
+func TestClassifiesReplicaSetOnAMongos(t *testing.T) {
+	t.Parallel()
+	s := startNode(t, fakeNode{role: "mongos"}, wire.Config{})
+	_, err := Connect(context.Background(), Endpoint{URI: "mongodb://" + s.Addr() + "/?replicaSet=rs0", Timeout: shortTimeout})
+	expectKind(t, err, ErrReplicaSetOnMongos, s.Addr())
+	if !strings.Contains(err.Error(), "replicaSet=rs0") {
+		t.Errorf("error %q does not quote the option", err)
+	}
+	// The same host without the option connects.
+	client, err := Connect(context.Background(), Endpoint{URI: "mongodb://" + s.Addr() + "/", Timeout: shortTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	disconnect(context.Background(), client, time.Second)
+}
+
+// A server that enforces authentication, reached without a user: the cluster needs a
+// login, not privileges for a user that was never named.
+func TestClassifiesMissingLoginAsAuthRequired(t *testing.T) {
+	t.Parallel()
+	s := startNode(t, fakeNode{role: "mongos"}, wire.Config{Credentials: &wire.Credentials{User: "migrator", Password: "right"}})
+	_, err := Discover(context.Background(), Endpoint{Hosts: []string{s.Addr()}, Timeout: shortTimeout})
+	expectKind(t, err, ErrAuthRequired, s.Addr())
+	if !strings.Contains(Fix(err), "Username and Password") {
+		t.Errorf("fix %q does not say what to enter", Fix(err))
+	}
+	c, err := Discover(context.Background(), Endpoint{Hosts: []string{s.Addr()}, Username: "migrator", Password: "right", Timeout: shortTimeout})
+	if err != nil || c.Kind != KindMongos {
+		t.Fatalf("with the login: %v, %+v", err, c)
+	}
+}
+
 func TestClassifiesMissingPrivilegeAsUnauthorized(t *testing.T) {
 	t.Parallel()
 	s := startNode(t, fakeNode{role: "mongos", unauthorized: map[string]bool{"listshards": true}}, wire.Config{})

@@ -168,13 +168,27 @@ func plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
+// loginFixes say what to check when a side refused the login: the source's user
+// must exist on every shard as well, the destination's is the destination's own.
+var loginFixes = map[string]string{
+	"source": "Check the source user name and password and where the user is defined (authSource, admin unless the connection string says otherwise). " +
+		"Shardlift logs in to each source shard and config server with this user: it must exist with the same password on every shard and on the config server replica set.",
+	"destination": "Check the destination user name and password: they are a user of the destination cluster (on Atlas, a database user from Database Access), " +
+		"often not the source's, defined on admin unless the connection string gives another authSource, with readWriteAnyDatabase and clusterAdmin (atlasAdmin on Atlas).",
+}
+
 func (c *checker) reachable(id, title, side string, cl *topology.Cluster, err error) {
 	if cl == nil {
 		if err == nil {
 			err = errors.New("discovery returned neither a cluster nor an error")
 		}
-		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: err.Error(),
-			Fix: fixOf(err, "Check the "+side+" connection string, the network path from this workstation and the credentials.")})
+		f := Finding{ID: id, Status: Failed, Title: title, Detail: err.Error(),
+			Fix: fixOf(err, "Check the "+side+" connection string, the network path from this workstation and the credentials.")}
+		if errors.Is(err, topology.ErrAuthFailed) {
+			f.Detail = "the " + side + " cluster refused the login: " + f.Detail
+			f.Fix = loginFixes[side]
+		}
+		c.add(f)
 		return
 	}
 	who := "without authentication"

@@ -163,6 +163,26 @@ func TestChecksThatCannotRunAreReportedNotDropped(t *testing.T) {
 	}
 }
 
+// A refused login names the side, and the destination's fix is about the
+// destination's own user, not the source's shards.
+func TestALoginRefusedBySourceOrDestinationSaysWhichAndWhatToCheck(t *testing.T) {
+	refused := func(host string) error {
+		return &topology.Error{Kind: topology.ErrAuthFailed, Host: host, Op: "connect", Err: errors.New("sasl conversation error")}
+	}
+	in := goodInput()
+	in.Destination, in.DestinationErr = nil, refused("dst:27017")
+	dst := expect(t, Check(in), IDDestReachable, Failed, "the destination cluster refused the login", "dst:27017")
+	in = goodInput()
+	in.Source, in.SourceErr = nil, refused("src:27017")
+	src := expect(t, Check(in), IDSourceReachable, Failed, "the source cluster refused the login", "src:27017")
+	if !strings.Contains(src.Fix, "every shard") {
+		t.Errorf("source fix %q does not ask for the user on every shard", src.Fix)
+	}
+	if !strings.Contains(dst.Fix, "a user of the destination cluster") || strings.Contains(dst.Fix, "shard") {
+		t.Errorf("destination fix %q is not about the destination's own user", dst.Fix)
+	}
+}
+
 func TestReplicaSetAndStandaloneSourcesGetTheAtlasAdvice(t *testing.T) {
 	in := goodInput()
 	in.Source = &topology.Cluster{Kind: topology.KindReplicaSet, SetName: "rs0", Router: topology.Node{Host: "h:27017", Version: "7.0.14", FCV: "7.0"}}
