@@ -6,6 +6,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/namespaces"
 )
 
 // DefaultTxnBufferBytes is the default bound on the bytes a Translator holds
@@ -125,7 +127,7 @@ func (t *Translator) process(e *Entry, out []Item) ([]Item, bool, error) {
 
 // crud translates an insert, update or delete completed at ts.
 func (t *Translator) crud(e *Entry, ts primitive.Timestamp, out []Item) ([]Item, error) {
-	if e.NS.Coll == "system.views" && userNamespace(Namespace{DB: e.NS.DB}) {
+	if namespaces.Classify(e.NS.DB, e.NS.Coll) == namespaces.ViewCatalog {
 		d, err := viewDDL(e)
 		if err != nil || d == nil {
 			return out, err
@@ -438,7 +440,7 @@ func innerError(err error, i int) error {
 
 // command translates a DDL command entry completed at ts.
 func (t *Translator) command(e *Entry, ts primitive.Timestamp, out []Item) ([]Item, error) {
-	if !userNamespace(Namespace{DB: e.NS.DB}) {
+	if !namespaces.UserDatabase(e.NS.DB) {
 		return out, nil
 	}
 	d, err := commandDDL(e)

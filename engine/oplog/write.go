@@ -6,6 +6,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/namespaces"
 )
 
 // WriteKind is the destination operation of a Write.
@@ -104,16 +106,10 @@ type Item struct {
 	DDL   *DDL  // ItemDDL
 }
 
-// userNamespace reports whether ns holds user data: not in the admin, config
-// or local databases and not a system.* collection. Writes to <db>.system.views
-// are the exception handled by the caller: they are view definitions.
-func userNamespace(ns Namespace) bool {
-	switch ns.DB {
-	case "admin", "config", "local":
-		return false
-	}
-	return !strings.HasPrefix(ns.Coll, "system.")
-}
+// userNamespace reports whether ns holds user data (namespaces.Migrated).
+// Writes to <db>.system.views are the exception handled by the caller: they
+// are view definitions.
+func userNamespace(ns Namespace) bool { return namespaces.Migrated(ns.DB, ns.Coll) }
 
 // docKeyOf checks that a document key (o2 of an update, o of a delete) holds
 // _id.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -13,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/oplog"
 )
 
@@ -554,11 +554,7 @@ func skipReason(e *oplog.Entry) SkipReason {
 	case e.Command == oplog.CmdStartIndexBuild || e.Command == oplog.CmdAbortIndexBuild:
 		return SkipIndexBuild
 	}
-	switch e.NS.DB {
-	case "admin", "config", "local":
-		return SkipInternal
-	}
-	if strings.HasPrefix(e.NS.Coll, "system.") {
+	if !namespaces.Migrated(e.NS.DB, e.NS.Coll) {
 		return SkipInternal
 	}
 	return SkipNoChange

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/topology"
 )
 
@@ -367,7 +368,7 @@ func (c *checker) readAccess() {
 		dbs[ns.DB] = true
 	}
 	for _, db := range c.in.Source.Databases {
-		if db.Name != "admin" && db.Name != "config" && db.Name != "local" {
+		if namespaces.UserDatabase(db.Name) {
 			dbs[db.Name] = true
 		}
 	}
