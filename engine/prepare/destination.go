@@ -12,8 +12,10 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
+	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/oplog"
 	"github.com/shardlift/shardlift/engine/shardkey"
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // RelaxSink keeps what Prepare did not apply as the source has it, so that the
@@ -77,7 +79,7 @@ func userDatabases(ctx context.Context, client *mongo.Client) ([]string, error) 
 	}
 	var out []string
 	for _, db := range all {
-		if !internalDBs[db] {
+		if namespaces.UserDatabase(db) {
 			out = append(out, db)
 		}
 	}
@@ -92,7 +94,7 @@ func configDatabases(ctx context.Context, client *mongo.Client) ([]string, error
 	defer cur.Close(context.WithoutCancel(ctx))
 	var out []string
 	for cur.Next(ctx) {
-		if name, ok := cur.Current.Lookup("_id").StringValueOK(); ok && !internalDBs[name] {
+		if name, ok := cur.Current.Lookup("_id").StringValueOK(); ok && namespaces.UserDatabase(name) {
 			out = append(out, name)
 		}
 	}
@@ -100,9 +102,11 @@ func configDatabases(ctx context.Context, client *mongo.Client) ([]string, error
 }
 
 // Prepare builds on the destination (a mongos) everything the copy writes into,
-// as the plan says: databases with their primary on the twin shard, collections
-// with their options, views, sharded collections with the same key and unique
-// flag, split and placed so that each source shard's chunks land on its twin.
+// as the plan says: databases with their primary on the twin shard, each twin in
+// its source shard's zones, collections with their options, views, sharded
+// collections with the same key and unique flag, their zone key ranges, split
+// and placed so that each source shard's chunks land on its twin, and the
+// balancer kept off those the source's leaves alone (noBalance).
 // Every step checks what is already there first, so Prepare can run again after
 // an interruption. It refuses, before changing anything, a plan holding a
 // namespace of a kind the engine does not migrate.
@@ -125,23 +129,52 @@ func Prepare(ctx context.Context, client *mongo.Client, plan *Plan, sink RelaxSi
 			return err
 		}
 	}
+	if err := joinZones(ctx, client, plan); err != nil {
+		return err
+	}
+	zones, err := destinationZones(ctx, client)
+	if err != nil {
+		return err
+	}
 	for _, c := range plan.Collections {
 		if err := createCollection(ctx, client, c, sink); err != nil {
 			return err
 		}
 	}
+	sharded := map[string]bool{}
 	for _, c := range plan.Collections {
 		if !c.Sharded {
 			continue
 		}
+		sharded[c.NS()] = true
 		if err := shardCollection(ctx, client, c); err != nil {
+			return err
+		}
+		// The zone ranges before the chunks are placed: moveChunk refuses a move
+		// to a shard outside the range's zone, so a placement that disagrees with
+		// the zones fails here instead of being undone by the balancer later.
+		if err := assignZoneRanges(ctx, client, plan.Zones, c.NS(), zones); err != nil {
 			return err
 		}
 		n, err := placeChunks(ctx, client, plan, c)
 		if err != nil {
 			return err
 		}
+		if c.NoBalance {
+			if err := disableBalancing(ctx, client, c.NS(), plan.DestinationVersion); err != nil {
+				return err
+			}
+		}
 		log.Info("sharded collection prepared", "ns", c.NS(), "chunks", len(c.Chunks), "moved", n)
+	}
+	// Zone ranges of namespaces that are not sharded (MongoDB keeps them for a
+	// later shardCollection).
+	for _, z := range plan.Zones {
+		if !sharded[z.Namespace] {
+			if err := assignZoneRanges(ctx, client, []topology.ZoneRange{z}, z.Namespace, zones); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
