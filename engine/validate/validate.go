@@ -9,7 +9,7 @@
 //	                                     ▼
 //	Report{Findings: [reachable, sharded, CSRS, members, privileges, shard count,
 //	        versions, FCV, what cannot cross, destination empty, destination
-//	        privileges, users, collection kinds, oplog window],
+//	        privileges, users, collection kinds, zones, oplog window],
 //	       Source, Destination}
 //
 // Every check always yields a finding: one that cannot run because an earlier one
