@@ -283,8 +283,12 @@ func createCommand(c *Collection, apply bson.Raw) (bson.D, error) {
 // with a default collation is sharded with the simple collation, as MongoDB
 // requires of shard key indexes.
 func shardCollection(ctx context.Context, client *mongo.Client, c *Collection) error {
-	cmd := bson.D{{Key: "shardCollection", Value: c.NS()}, {Key: "key", Value: c.Key}, {Key: "unique", Value: c.Unique}}
-	if c.DefaultCollation() != nil {
+	return shardWithKey(ctx, client, c.NS(), c.Key, c.Unique, c.DefaultCollation() != nil)
+}
+
+func shardWithKey(ctx context.Context, client *mongo.Client, ns string, key bson.Raw, unique, simpleCollation bool) error {
+	cmd := bson.D{{Key: "shardCollection", Value: ns}, {Key: "key", Value: key}, {Key: "unique", Value: unique}}
+	if simpleCollation {
 		cmd = append(cmd, bson.E{Key: "collation", Value: bson.D{{Key: "locale", Value: "simple"}}})
 	}
 	err := client.Database("admin").RunCommand(ctx, cmd).Err()
@@ -293,14 +297,82 @@ func shardCollection(ctx context.Context, client *mongo.Client, c *Collection) e
 	}
 	// Servers before 4.4 refuse to shard a collection twice even with the same key.
 	if isCode(err, codeAlreadyInit) || isCode(err, codeIllegalOperation) {
-		doc, ferr := client.Database("config").Collection("collections").FindOne(ctx, bson.D{{Key: "_id", Value: c.NS()}}).Raw()
-		if ferr == nil {
-			if key, ok := doc.Lookup("key").DocumentOK(); ok && shardkey.CompareKeys(shardkey.Key(key), shardkey.Key(c.Key)) == 0 && string(keyNames(key)) == string(keyNames(c.Key)) {
-				return nil
-			}
+		if have, sharded, ferr := destinationKey(ctx, client, ns); ferr == nil && sharded && SameShardKey(have, key) {
+			return nil
 		}
 	}
-	return fmt.Errorf("shard %s on the destination with key %s (unique: %v): %w", c.NS(), c.Key, c.Unique, err)
+	return fmt.Errorf("shard %s on the destination with key %s (unique: %v): %w", ns, key, unique, err)
+}
+
+// EnsureShardKey makes the destination's ns sharded on key, as the source
+// sharded it (or refined its key) during the migration: shardCollection when it
+// is not sharded (with the simple collation, which a shard key index needs
+// whatever the collection's default), refineCollectionShardKey (4.4+) when its
+// key is a prefix of key, nothing when it has key already. Any other key is an
+// error: the source resharded the collection, which Shardlift cannot follow.
+func EnsureShardKey(ctx context.Context, client *mongo.Client, ns string, key bson.Raw, unique bool) error {
+	have, sharded, err := destinationKey(ctx, client, ns)
+	switch {
+	case err != nil:
+		return err
+	case !sharded:
+		return shardWithKey(ctx, client, ns, key, unique, true)
+	case SameShardKey(have, key):
+		return nil
+	case RefinesShardKey(have, key):
+		cmd := bson.D{{Key: "refineCollectionShardKey", Value: ns}, {Key: "key", Value: key}}
+		if err := client.Database("admin").RunCommand(ctx, cmd).Err(); err != nil {
+			return fmt.Errorf("refine the shard key of %s on the destination from %s to %s, as on the source: %w", ns, have, key, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s is sharded on %s on the destination and on %s on the source: the source resharded it during the migration, "+
+		"which Shardlift cannot follow; cancel, drop it on the destination and migrate again", ns, have, key)
+}
+
+// destinationKey reads a collection's shard key from the destination's
+// config.collections; sharded is false for a collection that is not there, is
+// dropped (until 4.4) or is an 8.0 tracked unsharded collection.
+func destinationKey(ctx context.Context, client *mongo.Client, ns string) (key bson.Raw, sharded bool, err error) {
+	doc, err := client.Database("config").Collection("collections").FindOne(ctx, bson.D{{Key: "_id", Value: ns}}).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read config.collections of %s on the destination: %w", ns, err)
+	}
+	key, ok := doc.Lookup("key").DocumentOK()
+	if !ok || isTrue(doc.Lookup("dropped")) || isTrue(doc.Lookup("unsplittable")) {
+		return nil, false, nil
+	}
+	return key, true, nil
+}
+
+func isTrue(v bson.RawValue) bool {
+	b, ok := v.BooleanOK()
+	return ok && b
+}
+
+// SameShardKey compares two key patterns: the same fields in the same order
+// with equal values (1 and 1.0 are one direction).
+func SameShardKey(a, b bson.Raw) bool {
+	return shardkey.CompareKeys(shardkey.Key(a), shardkey.Key(b)) == 0 && string(keyNames(a)) == string(keyNames(b))
+}
+
+// RefinesShardKey reports whether key pattern b extends a (a is a strict prefix
+// of b), as refineCollectionShardKey does.
+func RefinesShardKey(a, b bson.Raw) bool {
+	ae, err1 := a.Elements()
+	be, err2 := b.Elements()
+	if err1 != nil || err2 != nil || len(ae) >= len(be) {
+		return false
+	}
+	prefix := bson.D{}
+	for _, e := range be[:len(ae)] {
+		prefix = append(prefix, bson.E{Key: e.Key(), Value: e.Value()})
+	}
+	raw, err := bson.Marshal(prefix)
+	return err == nil && SameShardKey(a, raw)
 }
 
 // keyNames is a key pattern's field names, for comparing patterns.

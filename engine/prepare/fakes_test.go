@@ -96,6 +96,14 @@ func destination(version string, shards ...string) *fakemongos.Mongos {
 				}
 			}
 			m.SetConfig("chunks", chunks)
+		case "refineCollectionShardKey":
+			colls := m.Config("collections")
+			for i, c := range colls {
+				if c[0].Value == str("refineCollectionShardKey") {
+					colls[i][1].Value = cmd.Lookup("key").Document()
+				}
+			}
+			m.SetConfig("collections", colls)
 		case "updateZoneKeyRange":
 			m.SetConfig("tags", append(m.Config("tags"), bson.D{{Key: "ns", Value: str("updateZoneKeyRange")},
 				{Key: "min", Value: cmd.Lookup("min").Document()}, {Key: "max", Value: cmd.Lookup("max").Document()}, {Key: "tag", Value: str("zone")}}))

@@ -282,3 +282,24 @@ func balancerFromSettings(docs []bson.Raw) Balancer {
 	b.Enabled = b.Mode != "off"
 	return b
 }
+
+// ShardedCollections reads config.collections through a mongos and returns its
+// sharded user collections, without their chunks: what the metadata watcher
+// compares between the source and the destination during the sync.
+func ShardedCollections(ctx context.Context, client *mongo.Client, timeout time.Duration) ([]Collection, error) {
+	docs, err := readAll(ctx, client.Database("config").Collection("collections"), timeout, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("read config.collections: %w", err)
+	}
+	colls, err := parseCollections(docs)
+	if err != nil {
+		return nil, err
+	}
+	var out []Collection
+	for _, c := range colls {
+		if c.Sharded() {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
