@@ -19,6 +19,7 @@ import (
 
 	"github.com/shardlift/shardlift/engine/cutover"
 	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/oplog"
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/replay"
@@ -481,7 +482,7 @@ func (c *mongoClusters) Verify(ctx context.Context, progress func(done, total in
 		seen[coll.NS()] = true
 	}
 	for _, n := range dst.Namespaces {
-		if n.Type == "collection" && !seen[n.Name()] { // discovery lists user databases only
+		if n.Type == "collection" && !seen[n.Name()] && namespaces.Migrated(n.DB, n.Collection) {
 			nss = append(nss, verify.Namespace{DB: n.DB, Coll: n.Collection})
 		}
 	}
