@@ -150,9 +150,10 @@ func Prepare(ctx context.Context, client *mongo.Client, plan *Plan, sink RelaxSi
 		if err := shardCollection(ctx, client, c); err != nil {
 			return err
 		}
-		// The zone ranges before the chunks are placed: moveChunk refuses a move
-		// to a shard outside the range's zone, so a placement that disagrees with
-		// the zones fails here instead of being undone by the balancer later.
+		// The zone ranges before the chunks are placed: moveChunk checks a move
+		// against the zones ("is not in the correct zone", balancer policy), so a
+		// placement that disagrees with them fails here instead of being undone by
+		// the destination's balancer after the migration.
 		if err := assignZoneRanges(ctx, client, plan.Zones, c.NS(), zones); err != nil {
 			return err
 		}

@@ -185,11 +185,6 @@ func (m *Mongos) listCollections(db string) bson.Raw {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var docs []bson.D
-	if db == "config" {
-		for name := range m.ConfigDocs {
-			docs = append(docs, bson.D{{Key: "name", Value: name}, {Key: "type", Value: "collection"}, {Key: "options", Value: bson.D{}}})
-		}
-	}
 	for _, c := range m.Databases[db] {
 		typ := c.Type
 		if typ == "" {
