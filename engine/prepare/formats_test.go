@@ -148,7 +148,7 @@ func TestPrepareCarriesZonesAndBalancing(t *testing.T) {
 					noBalance = noBalance || e.Key == "noBalance" && e.Value == true
 				}
 			}
-			if topology.AtLeast(tc.destination, 8, 1) {
+			if !topology.OlderThan(tc.destination, "8.1") {
 				cfg := fake.Commands("configureCollectionBalancing")
 				if len(cfg) != 1 || cfg[0].Lookup("enableBalancing").Boolean() || noBalance {
 					t.Errorf("8.1: configureCollectionBalancing %v, config.collections noBalance %v", cfg, noBalance)

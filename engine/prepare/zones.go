@@ -85,7 +85,7 @@ func assignZoneRanges(ctx context.Context, client *mongo.Client, ranges []topolo
 // has no such field) the supported way, which sh.disableBalancing takes, is to
 // set noBalance in the collection's config.collections document through mongos.
 func disableBalancing(ctx context.Context, client *mongo.Client, ns, destinationVersion string) error {
-	if topology.AtLeast(destinationVersion, 8, 1) {
+	if c, ok := topology.CompareVersions(destinationVersion, "8.1"); ok && c >= 0 {
 		cmd := bson.D{{Key: "configureCollectionBalancing", Value: ns}, {Key: "enableBalancing", Value: false}}
 		if err := client.Database("admin").RunCommand(ctx, cmd).Err(); err != nil {
 			return fmt.Errorf("keep the destination's balancer off %s, as on the source (configureCollectionBalancing): %w", ns, err)

@@ -2,7 +2,6 @@ package topology
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -82,18 +81,6 @@ func MajorVersion(v string) string {
 		return v
 	}
 	return parts[0] + "." + parts[1]
-}
-
-// AtLeast reports whether version v ("7.0.12") is major.minor or newer; an
-// unreadable version is not.
-func AtLeast(v string, major, minor int) bool {
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) < 2 {
-		return false
-	}
-	a, err1 := strconv.Atoi(parts[0])
-	b, err2 := strconv.Atoi(parts[1])
-	return err1 == nil && err2 == nil && (a > major || a == major && b >= minor)
 }
 
 // Member is one server of a shard or of the config servers.

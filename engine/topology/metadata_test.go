@@ -227,14 +227,3 @@ func TestTwinsPairConfigShardsAndTheRestInOrder(t *testing.T) {
 		t.Errorf("Twins of 2 and 1 shards: %v", err)
 	}
 }
-
-func TestAtLeastComparesMajorAndMinor(t *testing.T) {
-	for _, tc := range []struct {
-		v    string
-		want bool
-	}{{"8.1.0", true}, {"8.0.4", false}, {"10.0.1", true}, {"7.0.12", false}, {"8.1", true}, {"", false}, {"x.y", false}} {
-		if got := AtLeast(tc.v, 8, 1); got != tc.want {
-			t.Errorf("AtLeast(%q, 8, 1) = %v", tc.v, got)
-		}
-	}
-}

@@ -185,4 +185,6 @@ func boundName(v any) string {
 	return fmt.Sprint(v)
 }
 
-func atLeast(version string, major, minor int) bool { return topology.AtLeast(version, major, minor) }
+func atLeast(version string, major, minor int) bool {
+	return !topology.OlderThan(version, fmt.Sprintf("%d.%d", major, minor))
+}
