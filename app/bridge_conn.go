@@ -14,6 +14,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/engine/validate"
 	"github.com/shardlift/shardlift/store"
@@ -264,7 +265,7 @@ func wipedBy(dst *topology.Cluster) []string {
 		dbs = append(dbs, ns.DB)
 	}
 	for _, db := range dst.Databases {
-		if !topology.InternalDatabase(db.Name) {
+		if namespaces.UserDatabase(db.Name) {
 			dbs = append(dbs, db.Name)
 		}
 	}

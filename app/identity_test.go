@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/sandbox"
@@ -57,7 +58,7 @@ func contents(t *testing.T, c *mongo.Client) []string {
 	}
 	var out []string
 	for _, db := range dbs {
-		if topology.InternalDatabase(db) {
+		if !namespaces.UserDatabase(db) {
 			continue
 		}
 		names, err := c.Database(db).ListCollectionNames(ctx, bson.D{})

@@ -343,3 +343,52 @@ func TestSandboxOplogRolloverFailsTheShardAndItsRestartConverges(t *testing.T) {
 	}
 	t.Logf("%d documents equal on both sides", e.sameEverything())
 }
+
+// A collection the source shards during the sync is sharded on the destination
+// with the same key (the metadata watcher: the sandbox, like 3.6 to 5.x, writes no
+// shardCollection no-op), and the writes before and after it all arrive.
+func TestSandboxCollectionShardedDuringTheSyncIsShardedOnTheDestination(t *testing.T) {
+	e := startE2E(t, 300)
+	ctx := context.Background()
+	e.startLoad(50)
+	m := e.migration(newMemCheckpoints("e2e"))
+	r := run(m, StartOptions{WipeDestination: true})
+	await(t, m, 3*time.Minute, "ready", isState(Ready))
+
+	metrics := e.srcC.Database("lab").Collection("metrics")
+	var docs []any
+	for i := range 50 {
+		docs = append(docs, bson.D{{Key: "_id", Value: i}, {Key: "sensor", Value: fmt.Sprintf("s%03d", i)}, {Key: "v", Value: i}})
+	}
+	if _, err := metrics.InsertMany(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := metrics.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "sensor", Value: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srcC.Database("admin").RunCommand(ctx, bson.D{{Key: "shardCollection", Value: "lab.metrics"}, {Key: "key", Value: bson.D{{Key: "sensor", Value: 1}}}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := metrics.InsertOne(ctx, bson.D{{Key: "_id", Value: 100}, {Key: "sensor", Value: "s100"}, {Key: "v", Value: "after the shardCollection"}}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, m, 2*time.Minute, "sharded lab.metrics on the destination", func(Snapshot) bool {
+		doc, err := e.dstC.Database("config").Collection("collections").FindOne(ctx, bson.D{{Key: "_id", Value: "lab.metrics"}}).Raw()
+		return err == nil && doc.Lookup("key").Document().String() == `{"sensor": {"$numberInt":"1"}}`
+	})
+	if _, err := metrics.UpdateOne(ctx, bson.D{{Key: "_id", Value: 7}, {Key: "sensor", Value: "s007"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "updated once sharded"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := metrics.InsertOne(ctx, bson.D{{Key: "_id", Value: 101}, {Key: "sensor", Value: "s101"}, {Key: "v", Value: "after the destination's shardCollection"}}); err != nil {
+		t.Fatal(err)
+	}
+	s := e.finish(m)
+	if err := <-r.done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if s.State != Done || !s.Verification.OK() {
+		t.Fatalf("state %s verification %+v", s.State, s.Verification)
+	}
+	n := e.sameEverything()
+	t.Logf("%d documents equal on both sides", n)
+}

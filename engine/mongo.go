@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/shardlift/shardlift/engine/cutover"
 	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/oplog"
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/replay"
@@ -36,14 +38,50 @@ type mongoClusters struct {
 	dst     *mongo.Client // destination mongos, writes acknowledged by a majority
 	builds  *initialsync.IndexBuilds
 
+	keys shardKeys // shard key fields of the sharded collections, as the source has them now
+
 	mu struct {
 		sync.Mutex
-		plan      *prepare.Plan
-		keyFields map[string][]string // shard key fields of the sharded collections
-		shards    map[string]*mongo.Client
-		ddl       *replay.DDLOnce
+		plan   *prepare.Plan
+		shards map[string]*mongo.Client
+		ddl    *replay.DDLOnce
 	}
-	ddlReady chan struct{} // closed once the DDL applier exists
+	ddlReady  chan struct{} // closed once the DDL applier exists
+	replaying chan struct{} // closed when the first replay is made: the destination is prepared
+	replayed  sync.Once
+}
+
+// shardKeyWatchEvery is how often the metadata watcher compares the clusters'
+// sharded collections (replay.ShardKeyWatch).
+const shardKeyWatchEvery = 5 * time.Second
+
+// shardKeys are the shard key fields of the source's sharded collections: from
+// the plan, then as the replays and the metadata watcher see collections sharded
+// during the sync. Safe for concurrent use.
+type shardKeys struct {
+	mu     sync.RWMutex
+	fields map[string][]string
+}
+
+func (k *shardKeys) reset(fields map[string][]string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.fields = fields
+}
+
+func (k *shardKeys) set(ns string, fields []string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.fields == nil {
+		k.fields = map[string][]string{}
+	}
+	k.fields[ns] = fields
+}
+
+func (k *shardKeys) of(ns oplog.Namespace) []string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.fields[ns.DB+"."+ns.Coll]
 }
 
 // NewMongoClusters connects to both mongos; it is the default Connector.
@@ -57,7 +95,8 @@ func NewMongoClusters(ctx context.Context, cfg Config, relaxed RelaxSink) (Clust
 		src.Disconnect(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("destination %s: %w", cfg.Destination, err)
 	}
-	c := &mongoClusters{cfg: cfg, relaxed: relaxed, log: cfg.Logger, src: src, dst: dst, builds: initialsync.NewIndexBuilds(), ddlReady: make(chan struct{})}
+	c := &mongoClusters{cfg: cfg, relaxed: relaxed, log: cfg.Logger, src: src, dst: dst, builds: initialsync.NewIndexBuilds(),
+		ddlReady: make(chan struct{}), replaying: make(chan struct{})}
 	c.mu.shards = map[string]*mongo.Client{}
 	return c, nil
 }
@@ -128,9 +167,10 @@ func (c *mongoClusters) Discover(ctx context.Context) (Inventory, error) {
 			return Inventory{}, err
 		}
 	}
+	c.keys.reset(keys)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.mu.plan, c.mu.keyFields = plan, keys
+	c.mu.plan = plan
 	if c.mu.ddl == nil {
 		names := make([]string, len(plan.Shards))
 		for i, s := range plan.Shards {
@@ -360,14 +400,15 @@ func (c *mongoClusters) NewReplayer(shard string, resume, consistency primitive.
 		return nil, err
 	}
 	c.mu.Lock()
-	ddl, keys := c.mu.ddl, c.mu.keyFields
+	ddl := c.mu.ddl
 	c.mu.Unlock()
 	ddl.Recover(shard, ddlApplied, sink)
+	c.replayed.Do(func() { close(c.replaying) })
 	return replay.New(replay.Config{
 		Shard: shard, Source: replay.NewMongoSource(client, replay.MongoSourceOptions{}),
 		Destination: replay.NewMongoDestination(c.dst), DDL: ddl, Checkpoints: sink,
 		Resume: resume, ConsistencyPoint: consistency,
-		Translator: oplog.Config{KeyFields: func(ns oplog.Namespace) []string { return keys[ns.DB+"."+ns.Coll] }},
+		Translator: oplog.Config{KeyFields: c.keys.of, ShardKeyChanged: func(ns oplog.Namespace, fields []string) { c.keys.set(ns.String(), fields) }},
 		Logger:     c.log,
 	})
 }
@@ -381,7 +422,53 @@ func (c *mongoClusters) RunDDL(ctx context.Context) error {
 	c.mu.Lock()
 	ddl := c.mu.ddl
 	c.mu.Unlock()
+	var watcher sync.WaitGroup
+	watcher.Go(func() { c.watchShardKeys(ctx, ddl) })
+	defer watcher.Wait()
 	return ddl.Run(ctx)
+}
+
+// watchShardKeys runs the metadata watcher from the first replay on (before it,
+// Prepare is still shaping the destination) until ctx ends.
+func (c *mongoClusters) watchShardKeys(ctx context.Context, ddl *replay.DDLOnce) {
+	select {
+	case <-c.replaying:
+	case <-ctx.Done():
+		return
+	}
+	sharded := func(client *mongo.Client, e topology.Endpoint) func(context.Context) ([]topology.Collection, error) {
+		timeout := e.Timeout
+		if timeout <= 0 {
+			timeout = topology.DefaultTimeout
+		}
+		return func(ctx context.Context) ([]topology.Collection, error) {
+			return topology.ShardedCollections(ctx, client, timeout)
+		}
+	}
+	w := &replay.ShardKeyWatch{
+		Source: sharded(c.src, c.cfg.Source), Destination: sharded(c.dst, c.cfg.Destination),
+		Newest: c.newestOfAll, DDL: ddl, KeyChanged: c.keys.set, Logger: c.log,
+	}
+	w.Run(ctx, shardKeyWatchEvery)
+}
+
+// newestOfAll is the newest oplog ts over every source shard.
+func (c *mongoClusters) newestOfAll(ctx context.Context) (primitive.Timestamp, error) {
+	plan, err := c.plan()
+	if err != nil {
+		return primitive.Timestamp{}, err
+	}
+	var newest primitive.Timestamp
+	for _, s := range plan.Shards {
+		ts, err := c.Newest(ctx, s.Source)
+		if err != nil {
+			return primitive.Timestamp{}, err
+		}
+		if newest.Before(ts) {
+			newest = ts
+		}
+	}
+	return newest, nil
 }
 
 // maxTS is past every oplog entry: a shard reported there holds nobody's DDL.
@@ -424,7 +511,7 @@ func (c *mongoClusters) Verify(ctx context.Context, progress func(done, total in
 		seen[coll.NS()] = true
 	}
 	for _, n := range dst.Namespaces {
-		if n.Type == "collection" && !seen[n.Name()] { // discovery lists user databases only
+		if n.Type == "collection" && !seen[n.Name()] && namespaces.Migrated(n.DB, n.Collection) {
 			nss = append(nss, verify.Namespace{DB: n.DB, Coll: n.Collection})
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 
+	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/shardkey"
 )
 
@@ -44,20 +45,17 @@ func (d *Diff) sample(format string, a ...any) {
 	}
 }
 
-// internalDB is a database neither side's comparison covers: the clusters' own.
-func internalDB(db string) bool { return db == "admin" || db == "config" || db == "local" }
-
 // Compare reads every user namespace of both clusters through their routers, sorted
 // by _id, and compares them document by document, exact BSON (field order included).
 // A namespace on only one side is compared with an empty one, so a collection the
 // migration forgot is lost documents and one it left behind is extra documents.
 func Compare(ctx context.Context, src, dst *mongo.Client) (Diff, error) {
 	var d Diff
-	a, err := namespaces(ctx, src)
+	a, err := userNamespaces(ctx, src)
 	if err != nil {
 		return d, fmt.Errorf("list the source's namespaces: %w", err)
 	}
-	b, err := namespaces(ctx, dst)
+	b, err := userNamespaces(ctx, dst)
 	if err != nil {
 		return d, fmt.Errorf("list the destination's namespaces: %w", err)
 	}
@@ -74,15 +72,15 @@ func Compare(ctx context.Context, src, dst *mongo.Client) (Diff, error) {
 	return d, nil
 }
 
-// namespaces lists "db.coll" of every user collection (system.* and views aside).
-func namespaces(ctx context.Context, c *mongo.Client) ([]string, error) {
+// userNamespaces lists "db.coll" of every collection a migration carries (views aside).
+func userNamespaces(ctx context.Context, c *mongo.Client) ([]string, error) {
 	dbs, err := c.ListDatabaseNames(ctx, bson.D{})
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, db := range dbs {
-		if internalDB(db) {
+		if !namespaces.UserDatabase(db) {
 			continue
 		}
 		specs, err := c.Database(db).ListCollectionSpecifications(ctx, bson.D{})
@@ -90,7 +88,7 @@ func namespaces(ctx context.Context, c *mongo.Client) ([]string, error) {
 			return nil, fmt.Errorf("list the collections of %s: %w", db, err)
 		}
 		for _, s := range specs {
-			if strings.HasPrefix(s.Name, "system.") || s.Type == "view" {
+			if !namespaces.Migrated(db, s.Name) || s.Type == "view" {
 				continue
 			}
 			out = append(out, db+"."+s.Name)

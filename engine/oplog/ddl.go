@@ -39,6 +39,11 @@ const (
 	DDLEmptyCapped
 	// DDLConvertToCapped: make NS capped with Options {size[, max]}.
 	DDLConvertToCapped
+	// DDLShardCollection: shard NS with Options {key, unique}, as the source did
+	// during the migration (see sharding.go).
+	DDLShardCollection
+	// DDLRefineShardKey: refine the shard key of NS to Options {key}.
+	DDLRefineShardKey
 )
 
 func (k DDLKind) String() string {
@@ -65,6 +70,10 @@ func (k DDLKind) String() string {
 		return "emptycapped"
 	case DDLConvertToCapped:
 		return "convertToCapped"
+	case DDLShardCollection:
+		return "shardCollection"
+	case DDLRefineShardKey:
+		return "refineCollectionShardKey"
 	}
 	return "unknown"
 }

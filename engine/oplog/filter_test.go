@@ -28,7 +28,7 @@ func TestFromMigrateEntriesAreSkipped(t *testing.T) {
 func TestNoOpsAdvanceThePosition(t *testing.T) {
 	items := process(t, NewTranslator(Config{}),
 		`{op: 'n', ns: '', o: {msg: 'periodic noop'}, `+tsAt(1)+`}`,
-		`{op: 'n', ns: 'shop.orders', o2: {shardCollection: 'shop.orders'}, o: {msg: {shardCollection: 'shop.orders'}}, `+tsAt(2)+`}`,
+		`{op: 'n', ns: 'shop.orders', o: {msg: 'Migrating chunk from shard shard01 to shard shard02'}, o2: {type: 'migrateChunkToNewShard', fromShard: 'shard01', toShard: 'shard02'}, `+tsAt(2)+`}`,
 	)
 	if len(items) != 2 || items[0].Kind != ItemPosition || items[0].TS != ts(1700000000, 1) || items[1].TS != ts(1700000000, 2) {
 		t.Fatalf("items %+v, want one position per no-op", items)

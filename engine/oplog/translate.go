@@ -6,6 +6,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/namespaces"
 )
 
 // DefaultTxnBufferBytes is the default bound on the bytes a Translator holds
@@ -22,6 +24,10 @@ type Config struct {
 	// document key of inserted documents. nil, or an empty result, means the
 	// collection is not sharded: the key is the server's o2, or {_id}.
 	KeyFields func(Namespace) []string
+	// ShardKeyChanged, when set, is told the shard key fields of a collection
+	// as soon as the translator meets the entry sharding it (or refining its
+	// key) on the source, before that entry's DDL item is returned.
+	ShardKeyChanged func(ns Namespace, fields []string)
 
 	// TxnBufferBytes bounds the bytes held for open transactions, summed over
 	// all of them. Zero means DefaultTxnBufferBytes. A transaction that would
@@ -33,12 +39,13 @@ type Config struct {
 // into Items. It holds the operations of transactions until they commit, so
 // use one Translator per shard, from one goroutine.
 type Translator struct {
-	keyFields func(Namespace) []string
-	limit     int
-	txns      map[string]*openTxn
-	held      int // bytes held by txns
-	plan      updatePlan
-	diffs     diffParser
+	keyFields       func(Namespace) []string
+	shardKeyChanged func(Namespace, []string)
+	limit           int
+	txns            map[string]*openTxn
+	held            int // bytes held by txns
+	plan            updatePlan
+	diffs           diffParser
 }
 
 // openTxn is a transaction whose entries were seen but not its commit.
@@ -51,7 +58,7 @@ type openTxn struct {
 
 // NewTranslator returns a Translator for one shard.
 func NewTranslator(cfg Config) *Translator {
-	t := &Translator{keyFields: cfg.KeyFields, limit: cfg.TxnBufferBytes, txns: map[string]*openTxn{}}
+	t := &Translator{keyFields: cfg.KeyFields, shardKeyChanged: cfg.ShardKeyChanged, limit: cfg.TxnBufferBytes, txns: map[string]*openTxn{}}
 	if t.limit <= 0 {
 		t.limit = DefaultTxnBufferBytes
 	}
@@ -105,7 +112,8 @@ func (t *Translator) process(e *Entry, out []Item) ([]Item, bool, error) {
 	}
 	switch e.Op {
 	case OpNoop:
-		return out, false, nil
+		out, err := t.noop(e, out)
+		return out, false, err
 	case OpInsert, OpUpdate, OpDelete:
 		out, err := t.crud(e, e.TS, out)
 		return out, false, err
@@ -125,7 +133,7 @@ func (t *Translator) process(e *Entry, out []Item) ([]Item, bool, error) {
 
 // crud translates an insert, update or delete completed at ts.
 func (t *Translator) crud(e *Entry, ts primitive.Timestamp, out []Item) ([]Item, error) {
-	if e.NS.Coll == "system.views" && userNamespace(Namespace{DB: e.NS.DB}) {
+	if namespaces.Classify(e.NS.DB, e.NS.Coll) == namespaces.ViewCatalog {
 		d, err := viewDDL(e)
 		if err != nil || d == nil {
 			return out, err
@@ -438,7 +446,7 @@ func innerError(err error, i int) error {
 
 // command translates a DDL command entry completed at ts.
 func (t *Translator) command(e *Entry, ts primitive.Timestamp, out []Item) ([]Item, error) {
-	if !userNamespace(Namespace{DB: e.NS.DB}) {
+	if !namespaces.UserDatabase(e.NS.DB) {
 		return out, nil
 	}
 	d, err := commandDDL(e)

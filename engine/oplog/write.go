@@ -7,7 +7,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
-	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/engine/namespaces"
 )
 
 // WriteKind is the destination operation of a Write.
@@ -106,13 +106,10 @@ type Item struct {
 	DDL   *DDL  // ItemDDL
 }
 
-// userNamespace reports whether ns holds user data: not in an internal database
-// (admin, config, local, Shardlift's marker: topology.InternalDatabase) and not a
-// system.* collection. Writes to <db>.system.views are the exception handled by
-// the caller: they are view definitions.
-func userNamespace(ns Namespace) bool {
-	return !topology.InternalDatabase(ns.DB) && !strings.HasPrefix(ns.Coll, "system.")
-}
+// userNamespace reports whether ns holds user data (namespaces.Migrated).
+// Writes to <db>.system.views are the exception handled by the caller: they
+// are view definitions.
+func userNamespace(ns Namespace) bool { return namespaces.Migrated(ns.DB, ns.Coll) }
 
 // docKeyOf checks that a document key (o2 of an update, o of a delete) holds
 // _id.

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
+	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/oplog"
 	"github.com/shardlift/shardlift/engine/shardkey"
 	"github.com/shardlift/shardlift/engine/topology"
@@ -27,7 +28,7 @@ type RelaxSink interface {
 }
 
 // HasUserData lists the destination's user databases (every database but the
-// internal ones: topology.InternalDatabase) holding at least one collection or
+// internal ones: namespaces.UserDatabase) holding at least one collection or
 // view; none means the destination is empty.
 func HasUserData(ctx context.Context, client *mongo.Client) (bool, []string, error) {
 	names, err := userDatabases(ctx, client)
@@ -85,7 +86,7 @@ func userDatabases(ctx context.Context, client *mongo.Client) ([]string, error) 
 	}
 	var out []string
 	for _, db := range all {
-		if !topology.InternalDatabase(db) {
+		if namespaces.UserDatabase(db) {
 			out = append(out, db)
 		}
 	}
@@ -100,7 +101,7 @@ func configDatabases(ctx context.Context, client *mongo.Client) ([]string, error
 	defer cur.Close(context.WithoutCancel(ctx))
 	var out []string
 	for cur.Next(ctx) {
-		if name, ok := cur.Current.Lookup("_id").StringValueOK(); ok && !topology.InternalDatabase(name) {
+		if name, ok := cur.Current.Lookup("_id").StringValueOK(); ok && namespaces.UserDatabase(name) {
 			out = append(out, name)
 		}
 	}
@@ -108,9 +109,11 @@ func configDatabases(ctx context.Context, client *mongo.Client) ([]string, error
 }
 
 // Prepare builds on the destination (a mongos) everything the copy writes into,
-// as the plan says: databases with their primary on the twin shard, collections
-// with their options, views, sharded collections with the same key and unique
-// flag, split and placed so that each source shard's chunks land on its twin.
+// as the plan says: databases with their primary on the twin shard, each twin in
+// its source shard's zones, collections with their options, views, sharded
+// collections with the same key and unique flag, their zone key ranges, split
+// and placed so that each source shard's chunks land on its twin, and the
+// balancer kept off those the source's leaves alone (noBalance).
 // Every step checks what is already there first, so Prepare can run again after
 // an interruption. It refuses, before changing anything, a plan holding a
 // namespace of a kind the engine does not migrate.
@@ -133,23 +136,53 @@ func Prepare(ctx context.Context, client *mongo.Client, plan *Plan, sink RelaxSi
 			return err
 		}
 	}
+	if err := joinZones(ctx, client, plan); err != nil {
+		return err
+	}
+	zones, err := destinationZones(ctx, client)
+	if err != nil {
+		return err
+	}
 	for _, c := range plan.Collections {
 		if err := createCollection(ctx, client, c, sink); err != nil {
 			return err
 		}
 	}
+	sharded := map[string]bool{}
 	for _, c := range plan.Collections {
 		if !c.Sharded {
 			continue
 		}
+		sharded[c.NS()] = true
 		if err := shardCollection(ctx, client, c); err != nil {
+			return err
+		}
+		// The zone ranges before the chunks are placed: moveChunk checks a move
+		// against the zones ("is not in the correct zone", balancer policy), so a
+		// placement that disagrees with them fails here instead of being undone by
+		// the destination's balancer after the migration.
+		if err := assignZoneRanges(ctx, client, plan.Zones, c.NS(), zones); err != nil {
 			return err
 		}
 		n, err := placeChunks(ctx, client, plan, c)
 		if err != nil {
 			return err
 		}
+		if c.NoBalance {
+			if err := disableBalancing(ctx, client, c.NS(), plan.DestinationVersion); err != nil {
+				return err
+			}
+		}
 		log.Info("sharded collection prepared", "ns", c.NS(), "chunks", len(c.Chunks), "moved", n)
+	}
+	// Zone ranges of namespaces that are not sharded (MongoDB keeps them for a
+	// later shardCollection).
+	for _, z := range plan.Zones {
+		if !sharded[z.Namespace] {
+			if err := assignZoneRanges(ctx, client, []topology.ZoneRange{z}, z.Namespace, zones); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -258,8 +291,12 @@ func createCommand(c *Collection, apply bson.Raw) (bson.D, error) {
 // with a default collation is sharded with the simple collation, as MongoDB
 // requires of shard key indexes.
 func shardCollection(ctx context.Context, client *mongo.Client, c *Collection) error {
-	cmd := bson.D{{Key: "shardCollection", Value: c.NS()}, {Key: "key", Value: c.Key}, {Key: "unique", Value: c.Unique}}
-	if c.DefaultCollation() != nil {
+	return shardWithKey(ctx, client, c.NS(), c.Key, c.Unique, c.DefaultCollation() != nil)
+}
+
+func shardWithKey(ctx context.Context, client *mongo.Client, ns string, key bson.Raw, unique, simpleCollation bool) error {
+	cmd := bson.D{{Key: "shardCollection", Value: ns}, {Key: "key", Value: key}, {Key: "unique", Value: unique}}
+	if simpleCollation {
 		cmd = append(cmd, bson.E{Key: "collation", Value: bson.D{{Key: "locale", Value: "simple"}}})
 	}
 	err := client.Database("admin").RunCommand(ctx, cmd).Err()
@@ -268,14 +305,82 @@ func shardCollection(ctx context.Context, client *mongo.Client, c *Collection) e
 	}
 	// Servers before 4.4 refuse to shard a collection twice even with the same key.
 	if isCode(err, codeAlreadyInit) || isCode(err, codeIllegalOperation) {
-		doc, ferr := client.Database("config").Collection("collections").FindOne(ctx, bson.D{{Key: "_id", Value: c.NS()}}).Raw()
-		if ferr == nil {
-			if key, ok := doc.Lookup("key").DocumentOK(); ok && shardkey.CompareKeys(shardkey.Key(key), shardkey.Key(c.Key)) == 0 && string(keyNames(key)) == string(keyNames(c.Key)) {
-				return nil
-			}
+		if have, sharded, ferr := destinationKey(ctx, client, ns); ferr == nil && sharded && SameShardKey(have, key) {
+			return nil
 		}
 	}
-	return fmt.Errorf("shard %s on the destination with key %s (unique: %v): %w", c.NS(), c.Key, c.Unique, err)
+	return fmt.Errorf("shard %s on the destination with key %s (unique: %v): %w", ns, key, unique, err)
+}
+
+// EnsureShardKey makes the destination's ns sharded on key, as the source
+// sharded it (or refined its key) during the migration: shardCollection when it
+// is not sharded (with the simple collation, which a shard key index needs
+// whatever the collection's default), refineCollectionShardKey (4.4+) when its
+// key is a prefix of key, nothing when it has key already. Any other key is an
+// error: the source resharded the collection, which Shardlift cannot follow.
+func EnsureShardKey(ctx context.Context, client *mongo.Client, ns string, key bson.Raw, unique bool) error {
+	have, sharded, err := destinationKey(ctx, client, ns)
+	switch {
+	case err != nil:
+		return err
+	case !sharded:
+		return shardWithKey(ctx, client, ns, key, unique, true)
+	case SameShardKey(have, key):
+		return nil
+	case RefinesShardKey(have, key):
+		cmd := bson.D{{Key: "refineCollectionShardKey", Value: ns}, {Key: "key", Value: key}}
+		if err := client.Database("admin").RunCommand(ctx, cmd).Err(); err != nil {
+			return fmt.Errorf("refine the shard key of %s on the destination from %s to %s, as on the source: %w", ns, have, key, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s is sharded on %s on the destination and on %s on the source: the source resharded it during the migration, "+
+		"which Shardlift cannot follow; cancel, drop it on the destination and migrate again", ns, have, key)
+}
+
+// destinationKey reads a collection's shard key from the destination's
+// config.collections; sharded is false for a collection that is not there, is
+// dropped (until 4.4) or is an 8.0 tracked unsharded collection.
+func destinationKey(ctx context.Context, client *mongo.Client, ns string) (key bson.Raw, sharded bool, err error) {
+	doc, err := client.Database("config").Collection("collections").FindOne(ctx, bson.D{{Key: "_id", Value: ns}}).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read config.collections of %s on the destination: %w", ns, err)
+	}
+	key, ok := doc.Lookup("key").DocumentOK()
+	if !ok || isTrue(doc.Lookup("dropped")) || isTrue(doc.Lookup("unsplittable")) {
+		return nil, false, nil
+	}
+	return key, true, nil
+}
+
+func isTrue(v bson.RawValue) bool {
+	b, ok := v.BooleanOK()
+	return ok && b
+}
+
+// SameShardKey compares two key patterns: the same fields in the same order
+// with equal values (1 and 1.0 are one direction).
+func SameShardKey(a, b bson.Raw) bool {
+	return shardkey.CompareKeys(shardkey.Key(a), shardkey.Key(b)) == 0 && string(keyNames(a)) == string(keyNames(b))
+}
+
+// RefinesShardKey reports whether key pattern b extends a (a is a strict prefix
+// of b), as refineCollectionShardKey does.
+func RefinesShardKey(a, b bson.Raw) bool {
+	ae, err1 := a.Elements()
+	be, err2 := b.Elements()
+	if err1 != nil || err2 != nil || len(ae) >= len(be) {
+		return false
+	}
+	prefix := bson.D{}
+	for _, e := range be[:len(ae)] {
+		prefix = append(prefix, bson.E{Key: e.Key(), Value: e.Value()})
+	}
+	raw, err := bson.Marshal(prefix)
+	return err == nil && SameShardKey(a, raw)
 }
 
 // keyNames is a key pattern's field names, for comparing patterns.

@@ -5,18 +5,22 @@
 //	      │                            ... migration ...  RestoreBalancer(wasOn)
 //	      ▼
 //	topology.Cluster (source) + topology.Cluster (destination)
-//	      │ NewPlan: shard i ─► twin shard i (listShards order); per source shard the
-//	      │          namespaces it owns data in, with key pattern, owned ranges
-//	      │          (shardkey.Ranges from config.chunks), estimates, capped flag
+//	      │ NewPlan: each source shard ─► its twin (topology.Twins: listShards order,
+//	      │          8.0 config shards paired); per source shard the namespaces it
+//	      │          owns data in, with key pattern, owned ranges (shardkey.Ranges
+//	      │          from config.chunks), estimates, capped flag; its zones and the
+//	      │          zone ranges. MongoDB's own namespaces (engine/namespaces) never
+//	      │          enter it; 8.0 tracked unsharded collections are unsharded ones
 //	      ▼
 //	Plan ─┬─► Prepare(destination mongos):
 //	      │     refuse kinds the engine does not migrate (time-series, ...)
 //	      │     databases with their primary on the twin shard (enableSharding
-//	      │       primaryShard, else movePrimary)
+//	      │       primaryShard, else movePrimary); each twin in its shard's zones
 //	      │     collections with their options (capped, collation, validator,
 //	      │       clusteredIndex; a clustered TTL relaxed, the original to a sink), views
-//	      │     shardCollection (same key, same unique flag), split at every source
-//	      │       chunk boundary, moveChunk each chunk to the twin of its source shard
+//	      │     shardCollection (same key, same unique flag), its zone ranges, split
+//	      │       at every source chunk boundary, moveChunk each chunk to the twin of
+//	      │       its source shard, noBalance kept
 //	      ├─► initialsync: the copy of each shard consumes its ShardPlan
 //	      └─► ClearShard(destination, shard): delete what one source shard owns
 //	            (documents in its chunk ranges, its unsharded collections) before

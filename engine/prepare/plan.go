@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 
+	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/shardkey"
 	"github.com/shardlift/shardlift/engine/topology"
 )
@@ -24,6 +25,12 @@ type Plan struct {
 	// Collections are every collection and view of the source's user databases,
 	// sorted by namespace, including kinds Prepare refuses (see Collection.Type).
 	Collections []*Collection
+	// Zones are the source's zone key ranges, which Prepare gives the
+	// destination (each source shard's zones go to its twin: ShardPlan.Zones).
+	Zones []topology.ZoneRange
+	// DestinationVersion is the destination's MongoDB version (its mongos'),
+	// which decides the commands Prepare uses where they changed.
+	DestinationVersion string
 }
 
 // Database is one user database and where its primary is on both sides.
@@ -44,15 +51,21 @@ type Collection struct {
 	Options bson.Raw
 	Capped  bool
 	// Sharded collections have a shard key Pattern (Key is its document), the
-	// unique flag, and the source's chunks. Unsharded ones live on SourcePrimary.
+	// unique flag, the balancer flag, and the source's chunks. Unsharded ones
+	// live on SourcePrimary.
 	Sharded bool
 	Key     bson.Raw
 	Pattern *shardkey.Pattern
 	Unique  bool
+	// NoBalance is set when the source's balancer leaves the collection alone
+	// (sh.disableBalancing); the destination's does too.
+	NoBalance bool
 	// Chunks are sorted by Min.
 	Chunks   []shardkey.Chunk
 	chunkMap *shardkey.ChunkMap
-	// SourcePrimary is the primary shard of the collection's database.
+	// SourcePrimary is the source shard holding the collection when it is not
+	// sharded: its database's primary shard, or for an 8.0 tracked unsharded
+	// collection (unsplittable) the shard of its one chunk.
 	SourcePrimary string
 	// configCollation is config.collections' defaultCollation (see DefaultCollation).
 	configCollation bson.Raw
@@ -87,6 +100,8 @@ type ShardPlan struct {
 	Namespaces []ShardNamespace
 	// Docs and Bytes are the estimated totals of Namespaces.
 	Docs, Bytes int64
+	// Zones are the source shard's zones, which its twin joins.
+	Zones []string
 }
 
 // ShardNamespace is one collection's part on one shard.
@@ -143,15 +158,16 @@ func (p *Plan) Collection(ns string) (*Collection, bool) {
 }
 
 // NewPlan builds the plan from the source's and the destination's discovery. It
-// refuses a source whose sharding metadata or inventory could not be read (the
-// plan would silently miss data), shard counts that differ, chunks that do not
-// tile their collection's key space, and namespaces whose database has no
-// primary shard.
+// refuses a source whose sharding metadata, zones or inventory could not be read
+// (the plan would silently miss data), shard counts that differ, chunks that do
+// not tile their collection's key space, and namespaces whose database has no
+// primary shard. MongoDB's own namespaces (engine/namespaces) are never in it,
+// whatever discovery lists.
 func NewPlan(src, dst *topology.Cluster) (*Plan, error) {
 	if src.Kind != topology.KindMongos || dst.Kind != topology.KindMongos {
 		return nil, fmt.Errorf("plan: source (%s) and destination (%s) must both be sharded clusters reached through mongos", src.Kind, dst.Kind)
 	}
-	for _, part := range []string{topology.PartShards, topology.PartDatabases, topology.PartCollections, topology.PartChunks, topology.PartInventory} {
+	for _, part := range []string{topology.PartShards, topology.PartDatabases, topology.PartCollections, topology.PartChunks, topology.PartZones, topology.PartInventory} {
 		if probs := src.ProblemsWith(part); len(probs) > 0 {
 			return nil, fmt.Errorf("plan: the source's %s could not be read, so the migration cannot know all of its data: %w", part, probs[0])
 		}
@@ -162,20 +178,24 @@ func NewPlan(src, dst *topology.Cluster) (*Plan, error) {
 	if len(src.Shards) == 0 {
 		return nil, errors.New("plan: the source lists no shards")
 	}
-	if len(src.Shards) != len(dst.Shards) {
-		return nil, fmt.Errorf("plan: the source has %d shards and the destination %d: each source shard needs a destination twin (add or remove destination shards)", len(src.Shards), len(dst.Shards))
+	twin, err := topology.Twins(src.Shards, dst.Shards)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
 	}
 
-	p := &Plan{}
-	twin := map[string]string{}
-	for i, s := range src.Shards {
-		twin[s.Name] = dst.Shards[i].Name
-		p.Shards = append(p.Shards, ShardPlan{Source: s.Name, Destination: dst.Shards[i].Name})
+	p := &Plan{DestinationVersion: dst.Router.Version}
+	for _, s := range src.Shards {
+		p.Shards = append(p.Shards, ShardPlan{Source: s.Name, Destination: twin[s.Name], Zones: s.Zones})
+	}
+	for _, z := range src.Zones {
+		if namespaces.MigratedNS(z.Namespace) {
+			p.Zones = append(p.Zones, z)
+		}
 	}
 
 	primaries := map[string]string{}
 	for _, d := range src.Databases {
-		if topology.InternalDatabase(d.Name) {
+		if !namespaces.UserDatabase(d.Name) {
 			continue
 		}
 		if _, ok := twin[d.Primary]; !ok {
@@ -188,6 +208,9 @@ func NewPlan(src, dst *topology.Cluster) (*Plan, error) {
 
 	byNS := map[string]*Collection{}
 	for _, n := range src.Namespaces {
+		if !namespaces.Migrated(n.DB, n.Collection) {
+			continue // stored JavaScript: listed for validation to report
+		}
 		c := &Collection{DB: n.DB, Name: n.Collection, Type: n.Type, Options: n.Options, Capped: n.Capped, Count: n.Count, Size: n.Size}
 		byNS[c.NS()] = c
 	}
@@ -195,7 +218,23 @@ func NewPlan(src, dst *topology.Cluster) (*Plan, error) {
 	for _, n := range src.Namespaces {
 		shardSizes[n.Name()] = n.ShardSizes
 	}
+	homes := map[string]string{}
 	for _, sc := range src.Collections {
+		if !namespaces.MigratedNS(sc.Namespace) {
+			continue
+		}
+		if !sc.Sharded() {
+			// 8.0 tracks some unsharded collections: one chunk, on the shard that
+			// holds the whole collection. It is migrated unsharded.
+			if len(sc.Chunks) != 1 {
+				return nil, fmt.Errorf("plan: the tracked unsharded collection %s has %d chunks, not one", sc.Namespace, len(sc.Chunks))
+			}
+			if _, ok := twin[sc.Chunks[0].Shard]; !ok {
+				return nil, fmt.Errorf("plan: %s is on shard %q, which listShards does not report", sc.Namespace, sc.Chunks[0].Shard)
+			}
+			homes[sc.Namespace] = sc.Chunks[0].Shard
+			continue
+		}
 		c, ok := byNS[sc.Namespace]
 		if !ok {
 			// Sharded but not listed by the inventory (created meanwhile): still copied.
@@ -213,6 +252,9 @@ func NewPlan(src, dst *topology.Cluster) (*Plan, error) {
 			return nil, fmt.Errorf("plan: %s is in database %s, which config.databases does not list: its primary shard is unknown", c.NS(), c.DB)
 		}
 		c.SourcePrimary = primary
+		if home, ok := homes[c.NS()]; ok {
+			c.SourcePrimary = home
+		}
 		p.Collections = append(p.Collections, c)
 	}
 	slices.SortFunc(p.Collections, func(a, b *Collection) int { return strings.Compare(a.NS(), b.NS()) })
@@ -264,7 +306,7 @@ func (c *Collection) setSharding(sc topology.Collection, twin map[string]string)
 		return fmt.Errorf("plan: chunks of %s: %w", sc.Namespace, err)
 	}
 	slices.SortFunc(chunks, func(a, b shardkey.Chunk) int { return shardkey.CompareKeys(a.Min, b.Min) })
-	c.Sharded, c.Key, c.Pattern, c.Unique, c.Chunks, c.chunkMap = true, key, pattern, sc.Unique, chunks, cm
+	c.Sharded, c.Key, c.Pattern, c.Unique, c.NoBalance, c.Chunks, c.chunkMap = true, key, pattern, sc.Unique, sc.NoBalance, chunks, cm
 	c.configCollation = sc.DefaultCollation
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/prepare"
 )
 
 // DDLApplier applies the DDL of all the shards of one migration. On a sharded source
@@ -92,6 +93,7 @@ type DDLLog interface {
 type ddlResult struct {
 	done chan struct{}
 	err  error
+	then func(error) // Schedule's callback
 }
 
 // NewDDLOnce applies the DDL of the named shards through exec. Copies of one DDL on
@@ -168,6 +170,17 @@ func (o *DDLOnce) AddDDL(shard string, ts primitive.Timestamp, d oplog.DDL) (fun
 	}, nil
 }
 
+// Schedule applies d, a DDL no shard read (the metadata watcher's), once every
+// shard has applied past ts, in order with the shards' DDL; done is then called
+// with its outcome, from Run.
+func (o *DDLOnce) Schedule(ts primitive.Timestamp, d oplog.DDL, done func(error)) {
+	o.mu.Lock()
+	o.mu.byGroup[o.groups.Schedule(ts, d)] = &ddlResult{done: make(chan struct{}), then: done}
+	o.mu.open++
+	o.mu.Unlock()
+	o.poke()
+}
+
 // Position implements DDLApplier.
 func (o *DDLOnce) Position(shard string, ts primitive.Timestamp) {
 	o.mu.Lock()
@@ -228,6 +241,9 @@ func (o *DDLOnce) Run(ctx context.Context) error {
 			}
 			r.err = err
 			close(r.done)
+			if r.then != nil {
+				r.then(err)
+			}
 		}
 	}
 }
@@ -293,8 +309,8 @@ type RelaxedSink interface {
 // NamespaceExists on create, NamespaceNotFound on drop, dropIndexes, collMod and
 // renameCollection (the source name is gone: the rename happened), IndexNotFound on
 // dropIndexes. A renameCollection with dropTarget on a destination without that
-// option is a drop and a rename (see rename). A collection created on the source during the migration is created
-// unsharded on the destination: shardCollection is not in any oplog.
+// option is a drop and a rename (see rename). Sharding a collection already
+// sharded with the same key does nothing (prepare.EnsureShardKey).
 type MongoDDL struct {
 	client *mongo.Client
 	sink   RelaxedSink
@@ -392,6 +408,13 @@ func (m *MongoDDL) Exec(ctx context.Context, d oplog.DDL) error {
 		return err
 	case oplog.DDLConvertToCapped:
 		return run(appendFields(bson.D{{Key: "convertToCapped", Value: d.NS.Coll}}, d.Options))
+	case oplog.DDLShardCollection, oplog.DDLRefineShardKey:
+		key, ok := d.Options.Lookup("key").DocumentOK()
+		if !ok {
+			return fmt.Errorf("%s of %s without a shard key", d.Kind, d.NS)
+		}
+		unique, _ := d.Options.Lookup("unique").BooleanOK()
+		return prepare.EnsureShardKey(ctx, m.client, d.NS.String(), key, unique)
 	}
 	return fmt.Errorf("DDL on %s: unknown kind %d", d.NS, d.Kind)
 }

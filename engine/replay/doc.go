@@ -28,5 +28,9 @@
 // shard it concerns. DDLOnce (the DDLApplier of a migration) matches the copies
 // (oplog.DDLGroups) and applies each once, when every shard has applied what
 // precedes it, through a DDLExecutor (MongoDDL: unique and TTL indexes relaxed for
-// the sync, originals kept by a RelaxedSink).
+// the sync, originals kept by a RelaxedSink). A collection the source shards (or
+// whose key it refines) during the sync is sharded on the destination with the same
+// key: from the shard's no-op on 6.0+ (oplog/sharding.go), and on every version
+// from ShardKeyWatch, the metadata watcher, which schedules it with DDLOnce for once
+// every shard has replayed past the moment it noticed.
 package replay

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -13,8 +12,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/oplog"
-	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // run is one pass of a shard's pipeline, from a resume point until a stop, the end
@@ -555,7 +554,7 @@ func skipReason(e *oplog.Entry) SkipReason {
 	case e.Command == oplog.CmdStartIndexBuild || e.Command == oplog.CmdAbortIndexBuild:
 		return SkipIndexBuild
 	}
-	if topology.InternalDatabase(e.NS.DB) || strings.HasPrefix(e.NS.Coll, "system.") {
+	if !namespaces.Migrated(e.NS.DB, e.NS.Coll) {
 		return SkipInternal
 	}
 	return SkipNoChange

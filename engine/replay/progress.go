@@ -14,7 +14,7 @@ type SkipReason uint8
 const (
 	SkipNoop        SkipReason = iota // op "n": periodic no-ops and other markers
 	SkipFromMigrate                   // written by a chunk migration
-	SkipInternal                      // admin, config, local or system.* namespaces
+	SkipInternal                      // MongoDB's own namespaces (engine/namespaces)
 	SkipAbortedTxn                    // abortTransaction: the transaction's writes are dropped
 	SkipIndexBuild                    // startIndexBuild/abortIndexBuild: the index comes with commitIndexBuild
 	SkipNoChange                      // an update or transaction that changes nothing Shardlift applies

@@ -38,9 +38,14 @@ type Cluster struct {
 	Shards        []Shard
 	// Databases are config.databases: every database with its primary shard.
 	Databases []Database
-	// Collections are the sharded collections (config.collections, dropped ones skipped).
+	// Collections are the user collections config.collections lists (dropped
+	// ones and MongoDB's own skipped): the sharded collections, and from 8.0 the
+	// tracked unsharded ones (Unsplittable).
 	Collections []Collection
-	Balancer    Balancer
+	// Zones are the zone key ranges of config.tags (MongoDB's own namespaces'
+	// left out); each shard's zones are in Shard.Zones.
+	Zones    []ZoneRange
+	Balancer Balancer
 	// Namespaces are the collections and views of every database but admin, config
 	// and local, with their kind and size.
 	Namespaces []Namespace
@@ -102,6 +107,8 @@ type Shard struct {
 	Hosts   []string
 	// Draining is true while the shard is being removed.
 	Draining bool
+	// Zones are the zones the shard belongs to (its tags in config.shards).
+	Zones []string
 	// Members are the probed hosts, in Hosts order.
 	Members []Member
 	// Primary is the host that answered as primary, "" when none did.
@@ -140,7 +147,7 @@ type Database struct {
 	Partitioned bool
 }
 
-// Collection is a sharded collection from config.collections with its chunks.
+// Collection is a collection from config.collections with its chunks.
 type Collection struct {
 	// Namespace is "db.collection".
 	Namespace string
@@ -153,6 +160,10 @@ type Collection struct {
 	// DefaultCollation is config.collections' defaultCollation: the collection's
 	// default collation, nil for the simple one.
 	DefaultCollation bson.Raw
+	// Unsplittable marks an 8.0 tracked unsharded collection: not sharded, it
+	// lives whole on the shard of its one chunk (which need not be its
+	// database's primary shard after a moveCollection).
+	Unsplittable bool
 	// Chunks are the collection's chunks in config.chunks order.
 	Chunks []Chunk
 }
@@ -166,6 +177,18 @@ func (c Collection) ChunksOn(shard string) []Chunk {
 		}
 	}
 	return out
+}
+
+// Sharded reports whether the collection is sharded (not an 8.0 tracked
+// unsharded collection).
+func (c Collection) Sharded() bool { return !c.Unsplittable }
+
+// ZoneRange is one zone key range of config.tags: the shard key range [Min, Max)
+// of Namespace belongs to Zone.
+type ZoneRange struct {
+	Namespace string
+	Min, Max  bson.Raw
+	Zone      string
 }
 
 // Chunk is one chunk range [Min, Max) and its shard.
@@ -279,6 +302,7 @@ const (
 	PartDatabases     = "config.databases"
 	PartCollections   = "config.collections"
 	PartChunks        = "config.chunks"
+	PartZones         = "config.tags"
 	PartBalancer      = "balancer state"
 	PartInventory     = "databases and collections"
 	PartSizes         = "collection sizes"
@@ -297,4 +321,45 @@ func (c *Cluster) ProblemsWith(part string) []Problem {
 		}
 	}
 	return out
+}
+
+// ConfigShard is the name MongoDB 8.0 gives a config server that also holds data
+// (a config shard) in listShards.
+const ConfigShard = "config"
+
+// Twins pairs each source shard with its destination twin: a config shard with
+// the destination's config shard when both clusters have one (it also serves
+// the cluster's metadata, so it keeps the role it was sized for), every other
+// source shard with the destination's remaining shards, both in listShards
+// order. The shard counts must be equal.
+func Twins(src, dst []Shard) (map[string]string, error) {
+	if len(src) != len(dst) {
+		return nil, fmt.Errorf("the source has %d shards and the destination %d: each source shard needs a destination twin (add or remove destination shards)", len(src), len(dst))
+	}
+	twins := make(map[string]string, len(src))
+	taken := map[string]bool{}
+	if hasShard(src, ConfigShard) && hasShard(dst, ConfigShard) {
+		twins[ConfigShard], taken[ConfigShard] = ConfigShard, true
+	}
+	next := 0
+	for _, s := range src {
+		if _, done := twins[s.Name]; done {
+			continue
+		}
+		for taken[dst[next].Name] {
+			next++
+		}
+		twins[s.Name], taken[dst[next].Name] = dst[next].Name, true
+		next++
+	}
+	return twins, nil
+}
+
+func hasShard(shards []Shard, name string) bool {
+	for _, s := range shards {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
 }

@@ -186,6 +186,7 @@ func (d *discovery) sharded(ctx context.Context) {
 	}
 	g.Go(func() error { d.readDatabases(ctx); return nil })
 	g.Go(func() error { d.readCollections(ctx); return nil })
+	g.Go(func() error { d.readZones(ctx); return nil })
 	g.Go(func() error { d.readBalancer(ctx); return nil })
 	g.Go(func() error { d.readInventory(ctx); return nil })
 	g.Go(func() error { d.readUsers(ctx); return nil })
@@ -203,7 +204,7 @@ func (d *discovery) sharded(ctx context.Context) {
 
 	sharded := map[string]bool{}
 	for _, c := range d.c.Collections {
-		sharded[c.Namespace] = true
+		sharded[c.Namespace] = c.Sharded()
 	}
 	for i := range d.c.Namespaces {
 		d.c.Namespaces[i].Sharded = sharded[d.c.Namespaces[i].Name()]
@@ -242,7 +243,11 @@ func (d *discovery) listShards(ctx context.Context) {
 	d.c.Shards = shards
 }
 
-// parseShards reads listShards' reply; a shard whose host string does not parse is
+// parseShards reads listShards' reply, config.shards' documents: {_id, host,
+// state, draining, tags (its zones), maxSize (until 5.x), topologyTime (5.0+)}.
+// From 8.0 a config server that also holds data (a config shard) is listed as
+// the shard named "config" with the config servers as its hosts: it is a shard
+// like any other for the migration. A shard whose host string does not parse is
 // left out and reported.
 func parseShards(reply bson.Raw) ([]Shard, error) {
 	arr, ok := reply.Lookup("shards").ArrayOK()
@@ -268,7 +273,16 @@ func parseShards(reply bson.Raw) ([]Shard, error) {
 			errs = append(errs, fmt.Errorf("shard %s: %w", name, err))
 			continue
 		}
-		shards = append(shards, Shard{Name: name, SetName: setName, Hosts: hosts, Draining: isTrue(doc.Lookup("draining"))})
+		sh := Shard{Name: name, SetName: setName, Hosts: hosts, Draining: isTrue(doc.Lookup("draining"))}
+		if tags, ok := doc.Lookup("tags").ArrayOK(); ok {
+			values, _ := tags.Values()
+			for _, v := range values {
+				if zone, ok := v.StringValueOK(); ok {
+					sh.Zones = append(sh.Zones, zone)
+				}
+			}
+		}
+		shards = append(shards, sh)
 	}
 	return shards, errors.Join(errs...)
 }

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/shardlift/shardlift/engine/namespaces"
 )
 
 // readInventory lists every user database's collections and views with their sizes,
@@ -52,7 +53,7 @@ func (d *discovery) readInventory(ctx context.Context) {
 	d.c.Namespaces = all
 }
 
-// listDatabases names the user databases (InternalDatabase ones are left out).
+// listDatabases names the user databases (namespaces.UserDatabase says which).
 func listDatabases(ctx context.Context, client *mongo.Client, timeout time.Duration) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -62,7 +63,7 @@ func listDatabases(ctx context.Context, client *mongo.Client, timeout time.Durat
 	}
 	var out []string
 	for _, n := range names {
-		if !InternalDatabase(n) {
+		if namespaces.UserDatabase(n) {
 			out = append(out, n)
 		}
 	}
@@ -71,8 +72,9 @@ func listDatabases(ctx context.Context, client *mongo.Client, timeout time.Durat
 }
 
 // listNamespaces lists a database's collections and views. MongoDB's own
-// collections (system.*: views' definitions, time-series buckets, profiles) are left
+// collections (views' definitions, time-series buckets, profiles, ...) are left
 // out: the views and time-series collections themselves are listed by their names.
+// Stored JavaScript (system.js) is listed, for validation to report.
 func listNamespaces(ctx context.Context, db *mongo.Database, timeout time.Duration) ([]Namespace, error) {
 	lctx, cancel := context.WithTimeout(ctx, timeout)
 	cur, err := db.ListCollections(lctx, bson.D{})
@@ -87,7 +89,7 @@ func listNamespaces(ctx context.Context, db *mongo.Database, timeout time.Durati
 	var out []Namespace
 	for _, doc := range docs {
 		name := str(doc, "name")
-		if name == "" || strings.HasPrefix(name, "system.") {
+		if name == "" || !listed(db.Name(), name) {
 			continue
 		}
 		ns := Namespace{DB: db.Name(), Collection: name, Type: str(doc, "type")}
@@ -101,6 +103,16 @@ func listNamespaces(ctx context.Context, db *mongo.Database, timeout time.Durati
 		out = append(out, ns)
 	}
 	return out, nil
+}
+
+// listed reports whether the inventory lists a collection: user data, and the
+// user data Shardlift does not migrate but validation reports.
+func listed(db, coll string) bool {
+	switch namespaces.Classify(db, coll) {
+	case namespaces.UserData, namespaces.StoredJavaScript:
+		return true
+	}
+	return false
 }
 
 // drain reads a cursor to the end, each batch bounded by the timeout.

@@ -9,6 +9,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/shardlift/shardlift/engine/namespaces"
 )
 
 // The marker: while a migration runs, its destination holds one document,
@@ -16,9 +18,10 @@ import (
 // writes when the migration starts (engine/prepare) and drops, database and all,
 // when it is done, cancelled or expires. A second migration into the same
 // destination finds it and is refused. The database is one of Shardlift's own
-// (InternalDatabase): never migrated, verified, counted as data nor wiped.
+// (namespaces.UserDatabase says no): never migrated, verified, counted as data
+// nor wiped.
 const (
-	MarkerDatabase   = "shardlift_marker"
+	MarkerDatabase   = namespaces.MarkerDatabase
 	MarkerCollection = "migration"
 	MarkerID         = "migration"
 )
@@ -48,15 +51,4 @@ func ReadMarker(ctx context.Context, client *mongo.Client) (*Marker, error) {
 		return nil, fmt.Errorf("read Shardlift's marker %s.%s: %w", MarkerDatabase, MarkerCollection, err)
 	}
 	return &m, nil
-}
-
-// InternalDatabase reports whether db holds no user data: MongoDB's own admin,
-// config and local, and Shardlift's marker. A migration never copies, verifies,
-// counts as data nor wipes them.
-func InternalDatabase(db string) bool {
-	switch db {
-	case "admin", "config", "local", MarkerDatabase:
-		return true
-	}
-	return false
 }

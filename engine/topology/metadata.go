@@ -11,6 +11,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/shardlift/shardlift/engine/namespaces"
 )
 
 // readAll runs a find and returns copies of every document. The find and each
@@ -36,11 +38,22 @@ func (d *discovery) readDatabases(ctx context.Context) {
 		d.problem(ctx, PartDatabases, err)
 		return
 	}
+	d.c.Databases = parseDatabases(docs)
+}
+
+// parseDatabases reads config.databases documents: {_id, primary, partitioned
+// (until 5.x), version: {uuid, lastMod, timestamp (5.0+)}}. Entries of MongoDB's
+// own databases (3.x listed admin, with primary "config") are left out.
+func parseDatabases(docs []bson.Raw) []Database {
+	var out []Database
 	for _, doc := range docs {
-		d.c.Databases = append(d.c.Databases, Database{
-			Name: str(doc, "_id"), Primary: str(doc, "primary"), Partitioned: isTrue(doc.Lookup("partitioned")),
-		})
+		name := str(doc, "_id")
+		if !namespaces.UserDatabase(name) {
+			continue
+		}
+		out = append(out, Database{Name: name, Primary: str(doc, "primary"), Partitioned: isTrue(doc.Lookup("partitioned"))})
 	}
+	return out
 }
 
 // readCollections reads config.collections and then config.chunks, in both of its
@@ -68,8 +81,13 @@ func (d *discovery) readCollections(ctx context.Context) {
 	d.c.Collections = colls
 }
 
-// parseCollections reads config.collections documents, skipping dropped ones
-// (dropped: true, until 4.4). A collection without a key pattern is malformed.
+// parseCollections reads config.collections documents in every version's form:
+// {_id: ns, key, unique, uuid (3.6+), lastmodEpoch, lastmod, defaultCollation,
+// noBalance, dropped (until 4.4: true once the collection is gone), timestamp
+// (5.0+), unsplittable (8.0: a tracked unsharded collection)}. Dropped
+// collections and MongoDB's own namespaces (config.system.sessions, sharded on
+// _id since 3.6, and the buckets of sharded time-series collections) are left
+// out. A collection without a key pattern is malformed.
 func parseCollections(docs []bson.Raw) ([]Collection, error) {
 	var out []Collection
 	var errs []error
@@ -82,6 +100,9 @@ func parseCollections(docs []bson.Raw) ([]Collection, error) {
 			errs = append(errs, &MetadataError{Where: "config.collections", Reason: "a document has no string _id"})
 			continue
 		}
+		if !namespaces.MigratedNS(ns) {
+			continue
+		}
 		keyDoc, ok := doc.Lookup("key").DocumentOK()
 		if !ok {
 			errs = append(errs, &MetadataError{Where: "config.collections " + ns, Reason: "it has no shard key document (key)"})
@@ -92,7 +113,8 @@ func parseCollections(docs []bson.Raw) ([]Collection, error) {
 			errs = append(errs, &MetadataError{Where: "config.collections " + ns, Reason: "its shard key is empty or unreadable"})
 			continue
 		}
-		c := Collection{Namespace: ns, Key: key, Unique: isTrue(doc.Lookup("unique")), NoBalance: isTrue(doc.Lookup("noBalance"))}
+		c := Collection{Namespace: ns, Key: key, Unique: isTrue(doc.Lookup("unique")), NoBalance: isTrue(doc.Lookup("noBalance")),
+			Unsplittable: isTrue(doc.Lookup("unsplittable"))}
 		if sub, data, ok := doc.Lookup("uuid").BinaryOK(); ok {
 			c.UUID = primitive.Binary{Subtype: sub, Data: append([]byte(nil), data...)}
 		}
@@ -140,8 +162,12 @@ func attachChunks(colls []Collection, chunks []bson.Raw) error {
 		c.Chunks = append(c.Chunks, ch)
 	}
 	for _, c := range colls {
-		if len(c.Chunks) == 0 {
+		switch {
+		case len(c.Chunks) == 0:
 			errs = append(errs, &MetadataError{Where: "config.chunks of " + c.Namespace, Reason: "the sharded collection has no chunks"})
+		case c.Unsplittable && len(c.Chunks) != 1:
+			errs = append(errs, &MetadataError{Where: "config.chunks of " + c.Namespace,
+				Reason: fmt.Sprintf("the tracked unsharded collection (unsplittable) has %d chunks, not one", len(c.Chunks))})
 		}
 	}
 	return errors.Join(errs...)
@@ -187,6 +213,43 @@ func chunkID(doc bson.Raw) string {
 	return v.String()
 }
 
+// readZones reads config.tags, the zone key ranges.
+func (d *discovery) readZones(ctx context.Context) {
+	docs, err := readAll(ctx, d.config("tags"), d.e.timeout(), bson.D{})
+	if err != nil {
+		d.problem(ctx, PartZones, err)
+		return
+	}
+	zones, err := parseZones(docs)
+	if err != nil {
+		d.malformedMetadata(err)
+	}
+	d.c.Zones = zones
+}
+
+// parseZones reads config.tags documents, {_id ({ns, min} until 4.4, else an
+// ObjectId), ns, min, max, tag}, the same in every version. Ranges of MongoDB's
+// own namespaces are left out.
+func parseZones(docs []bson.Raw) ([]ZoneRange, error) {
+	var out []ZoneRange
+	var errs []error
+	for _, doc := range docs {
+		z := ZoneRange{Namespace: str(doc, "ns"), Zone: str(doc, "tag")}
+		lo, okMin := doc.Lookup("min").DocumentOK()
+		hi, okMax := doc.Lookup("max").DocumentOK()
+		if z.Namespace == "" || z.Zone == "" || !okMin || !okMax {
+			errs = append(errs, &MetadataError{Where: "config.tags " + chunkID(doc), Reason: "a zone range needs ns, tag, min and max"})
+			continue
+		}
+		if !namespaces.MigratedNS(z.Namespace) {
+			continue
+		}
+		z.Min, z.Max = cloneRaw(lo), cloneRaw(hi)
+		out = append(out, z)
+	}
+	return out, errors.Join(errs...)
+}
+
 // readBalancer asks balancerStatus (3.4+), else reads config.settings.
 func (d *discovery) readBalancer(ctx context.Context) {
 	status, err := d.command(ctx, "admin", bson.D{{Key: "balancerStatus", Value: 1}})
@@ -218,4 +281,25 @@ func balancerFromSettings(docs []bson.Raw) Balancer {
 	}
 	b.Enabled = b.Mode != "off"
 	return b
+}
+
+// ShardedCollections reads config.collections through a mongos and returns its
+// sharded user collections, without their chunks: what the metadata watcher
+// compares between the source and the destination during the sync.
+func ShardedCollections(ctx context.Context, client *mongo.Client, timeout time.Duration) ([]Collection, error) {
+	docs, err := readAll(ctx, client.Database("config").Collection("collections"), timeout, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("read config.collections: %w", err)
+	}
+	colls, err := parseCollections(docs)
+	if err != nil {
+		return nil, err
+	}
+	var out []Collection
+	for _, c := range colls {
+		if c.Sharded() {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }

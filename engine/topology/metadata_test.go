@@ -197,3 +197,33 @@ func TestDefaultCollationIsReadFromConfigCollections(t *testing.T) {
 		t.Errorf("default collations %s and %s, want none (the simple collation)", colls[1].DefaultCollation, colls[2].DefaultCollation)
 	}
 }
+
+func TestTwinsPairConfigShardsAndTheRestInOrder(t *testing.T) {
+	shards := func(names ...string) []Shard {
+		out := make([]Shard, len(names))
+		for i, n := range names {
+			out[i] = Shard{Name: n}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		src, dst []string
+		want     map[string]string
+	}{
+		{[]string{"a", "b"}, []string{"x", "y"}, map[string]string{"a": "x", "b": "y"}},
+		// 8.0 config shards on both sides pair, wherever listShards puts them.
+		{[]string{"config", "a", "b"}, []string{"x", "y", "config"}, map[string]string{"config": "config", "a": "x", "b": "y"}},
+		{[]string{"a", "config"}, []string{"config", "x"}, map[string]string{"config": "config", "a": "x"}},
+		// A config shard on one side only is a shard like the others.
+		{[]string{"config", "a"}, []string{"x", "y"}, map[string]string{"config": "x", "a": "y"}},
+		{[]string{"a", "b"}, []string{"config", "y"}, map[string]string{"a": "config", "b": "y"}},
+	} {
+		got, err := Twins(shards(tc.src...), shards(tc.dst...))
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("Twins(%v, %v) = %v, %v; want %v", tc.src, tc.dst, got, err, tc.want)
+		}
+	}
+	if _, err := Twins(shards("a", "b"), shards("x")); err == nil || !strings.Contains(err.Error(), "2 shards and the destination 1") {
+		t.Errorf("Twins of 2 and 1 shards: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/topology"
 )
 
@@ -36,6 +37,7 @@ const (
 	IDDestPrivileges       = "destination.privileges"
 	IDUsers                = "source.users"
 	IDCollectionKinds      = "source.collection-kinds"
+	IDZones                = "destination.zones"
 	IDOplogWindow          = "source.oplog-window"
 )
 
@@ -82,6 +84,7 @@ func Check(in Input) []Finding {
 	c.users()
 	c.collectionKinds()
 	c.collations()
+	c.zones()
 	c.oplogWindow()
 	return c.out
 }
@@ -229,7 +232,7 @@ func (c *checker) sharded(id, title, side, dep string, cl *topology.Cluster) {
 
 // criticalParts are the parts of a sharded cluster a migration cannot plan without.
 var criticalParts = []string{topology.PartShards, topology.PartConfigServers, topology.PartDatabases,
-	topology.PartCollections, topology.PartChunks, topology.PartBalancer, topology.PartInventory}
+	topology.PartCollections, topology.PartChunks, topology.PartZones, topology.PartBalancer, topology.PartInventory}
 
 func (c *checker) metadata(id, title, dep string, cl *topology.Cluster, err error) {
 	if c.blocked(id, title, dep) {
@@ -250,12 +253,15 @@ func (c *checker) metadata(id, title, dep string, cl *topology.Cluster, err erro
 		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: list(issues), Fix: joinFixes(fixes)})
 		return
 	}
-	chunks := 0
+	chunks, sharded := 0, 0
 	for _, coll := range cl.Collections {
-		chunks += len(coll.Chunks)
+		if coll.Sharded() {
+			chunks += len(coll.Chunks)
+			sharded++
+		}
 	}
 	c.add(Finding{ID: id, Status: Passed, Title: title, Detail: fmt.Sprintf("%s, %s with %s, %s",
-		plural(len(cl.Databases), "database", "databases"), plural(len(cl.Collections), "sharded collection", "sharded collections"),
+		plural(len(cl.Databases), "database", "databases"), plural(sharded, "sharded collection", "sharded collections"),
 		plural(chunks, "chunk", "chunks"), plural(len(cl.Namespaces), "collection or view", "collections and views"))})
 }
 
@@ -385,7 +391,7 @@ func (c *checker) readAccess() {
 		dbs[ns.DB] = true
 	}
 	for _, db := range c.in.Source.Databases {
-		if !topology.InternalDatabase(db.Name) {
+		if namespaces.UserDatabase(db.Name) {
 			dbs[db.Name] = true
 		}
 	}
@@ -801,6 +807,8 @@ func (c *checker) collectionKinds() {
 	colls, views, capped := 0, 0, 0
 	for _, ns := range c.in.Source.Namespaces {
 		switch {
+		case namespaces.Classify(ns.DB, ns.Collection) == namespaces.StoredJavaScript:
+			odd = append(odd, fmt.Sprintf("%s (%s)", ns.Name(), namespaces.StoredJavaScript))
 		case !migratedKinds[ns.Type]:
 			odd = append(odd, fmt.Sprintf("%s (%s)", ns.Name(), ns.Type))
 		case ns.Type == "view":
@@ -814,7 +822,7 @@ func (c *checker) collectionKinds() {
 	}
 	if len(odd) > 0 {
 		c.add(Finding{ID: id, Status: Warning, Title: title, Detail: "not migrated: " + list(odd),
-			Fix: "Move these collections by another means (for example mongodump/mongorestore of a time-series collection during the cutover) or drop them if they are not needed."})
+			Fix: "Move these collections by another means (for example mongodump/mongorestore of a time-series collection or of system.js during the cutover) or drop them if they are not needed."})
 		return
 	}
 	c.add(Finding{ID: id, Status: Passed, Title: title, Detail: fmt.Sprintf("%s (%d capped, copied in natural order) and %s (re-created)",

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/topology"
@@ -118,7 +119,7 @@ func expect(t *testing.T, fs []Finding, id string, status Status, detail ...stri
 var allIDs = []string{IDSourceReachable, IDSourceSharded, IDSourceMetadata, IDSourceConfigServers, IDSourceMembers,
 	IDSourceReadAccess, IDSourceOplogAccess, IDSourceConfigAccess, IDSourceBalancerAccess, IDDestReachable,
 	IDDestSharded, IDDestMetadata, IDDistinct, IDDestHeld, IDShardCount, IDVersion, IDFCV, IDVersionCrossing, IDDestEmpty,
-	IDDestPrivileges, IDUsers, IDCollectionKinds, IDCollations, IDOplogWindow}
+	IDDestPrivileges, IDUsers, IDCollectionKinds, IDCollations, IDZones, IDOplogWindow}
 
 func TestGoodPairPassesEveryCheckInOrder(t *testing.T) {
 	fs := Check(goodInput())
@@ -152,7 +153,7 @@ func TestChecksThatCannotRunAreReportedNotDropped(t *testing.T) {
 	}
 	for _, id := range []string{IDSourceSharded, IDSourceMetadata, IDSourceConfigServers, IDSourceMembers, IDSourceReadAccess,
 		IDSourceOplogAccess, IDSourceConfigAccess, IDSourceBalancerAccess, IDShardCount, IDVersion, IDFCV, IDVersionCrossing,
-		IDDestPrivileges, IDUsers, IDCollectionKinds, IDCollations, IDOplogWindow} {
+		IDDestPrivileges, IDUsers, IDCollectionKinds, IDCollations, IDZones, IDOplogWindow} {
 		expect(t, fs, id, NotRun, "Source reachable")
 	}
 	for _, id := range []string{IDDestReachable, IDDestSharded, IDDestEmpty} {
@@ -348,6 +349,64 @@ func TestTimeSeriesCollectionsAreReported(t *testing.T) {
 	in := goodInput()
 	in.Source.Namespaces = append(in.Source.Namespaces, topology.Namespace{DB: "iot", Collection: "readings", Type: "timeseries"})
 	expect(t, Check(in), IDCollectionKinds, Warning, "iot.readings (timeseries)")
+}
+
+// Stored JavaScript is user data Shardlift does not migrate: reported, never
+// silently left behind.
+func TestStoredJavaScriptIsReported(t *testing.T) {
+	in := goodInput()
+	in.Source.Namespaces = append(in.Source.Namespaces, topology.Namespace{DB: "shop", Collection: "system.js", Type: "collection"})
+	expect(t, Check(in), IDCollectionKinds, Warning, "shop.system.js (stored JavaScript)")
+}
+
+// 8.0 lists tracked unsharded collections in config.collections; they are not
+// sharded collections.
+func TestTrackedUnshardedCollectionsAreNotCountedAsSharded(t *testing.T) {
+	in := goodInput()
+	in.Source.Collections = append(in.Source.Collections, topology.Collection{Namespace: "shop.events", Unsplittable: true, Chunks: []topology.Chunk{{Shard: "src-shard1"}}})
+	expect(t, Check(in), IDSourceMetadata, Passed, "1 sharded collection with 2 chunks")
+}
+
+func zoneRange(t *testing.T, ns string, lo, hi any, zone string) topology.ZoneRange {
+	b := func(v any) []byte {
+		raw, err := bson.Marshal(bson.D{{Key: "k", Value: v}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	return topology.ZoneRange{Namespace: ns, Min: b(lo), Max: b(hi), Zone: zone}
+}
+
+func TestDestinationZonesThatConflictAreReported(t *testing.T) {
+	withZones := func() Input {
+		in := goodInput()
+		in.Source.Shards[0].Zones = []string{"EU"}
+		in.Source.Zones = []topology.ZoneRange{zoneRange(t, "shop.orders", primitive.MinKey{}, 100, "EU")}
+		return in
+	}
+	in := withZones()
+	expect(t, Check(in), IDZones, Passed, "1 shard zone membership and 1 zone range go to the twin shards")
+
+	// The same zones already there (an earlier run) agree.
+	in.Destination.Shards[0].Zones = []string{"EU"}
+	in.Destination.Zones = []topology.ZoneRange{zoneRange(t, "shop.orders", primitive.MinKey{}, 100, "EU")}
+	expect(t, Check(in), IDZones, Passed)
+
+	in = withZones()
+	in.Destination.Zones = []topology.ZoneRange{zoneRange(t, "shop.orders", 50, 200, "US")}
+	expect(t, Check(in), IDZones, Failed, "shop.orders", "zone US on the destination", "in zone EU")
+
+	in = withZones()
+	in.Destination.Shards[1].Zones = []string{"EU"}
+	in.Destination.Zones = []topology.ZoneRange{zoneRange(t, "shop.carts", 0, 10, "EU")}
+	expect(t, Check(in), IDZones, Warning, "shard dst-shard1 in zone EU", "range shop.carts")
+
+	in = withZones()
+	in.Destination.Problems = []topology.Problem{{Part: topology.PartZones, Err: errors.New("not authorized")}}
+	fs := Check(in)
+	expect(t, fs, IDDestMetadata, Failed, "config.tags", "not authorized")
+	expect(t, fs, IDZones, NotRun)
 }
 
 func TestShortOplogWindowIsAWarning(t *testing.T) {

@@ -10,7 +10,7 @@
 //	Report{Findings: [reachable, sharded, CSRS, members, privileges, two clusters
 //	        (clusterId, servers), destination not held, shard count, versions, FCV,
 //	        what cannot cross, destination empty, destination privileges, users,
-//	        collection kinds, oplog window],
+//	        collection kinds, zones, oplog window],
 //	       Source, Destination}
 //
 // Every check always yields a finding: one that cannot run because an earlier one

@@ -1,0 +1,33 @@
+package engine
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/internal/fakemongos"
+)
+
+// The verification compares what the migration carries: not MongoDB's own
+// namespaces, nor stored JavaScript a destination may hold.
+func TestVerifyComparesOnlyMigratedNamespaces(t *testing.T) {
+	dst := fakemongos.EmptyCluster("7.0.16", "rs0", "rs1")
+	dst.Databases["shop"] = []fakemongos.Collection{{Name: "orders"}, {Name: "customers"}, {Name: "system.js"}, {Name: "system.profile"}}
+	cfg := Config{ID: "verify",
+		Source:      topology.Endpoint{URI: fakemongos.Start(t, fakemongos.Cluster("7.0.16")), Timeout: 2 * time.Second},
+		Destination: topology.Endpoint{URI: fakemongos.Start(t, dst), Timeout: 2 * time.Second}}
+	ctx := context.Background()
+	c, err := NewMongoClusters(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	v, err := c.Verify(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Namespaces != 2 { // shop.orders and shop.customers
+		t.Errorf("verified %d namespaces, want 2: %+v", v.Namespaces, v)
+	}
+}
