@@ -63,7 +63,7 @@ func openNode(f *Front) (*node, error) {
 	if err := n.reconcile(); err != nil {
 		return fail(err)
 	}
-	if n.oplog, err = openOplog(filepath.Join(f.cfg.Dir, "oplog.bson"), f.oplogSize()); err != nil {
+	if n.oplog, err = openOplog(filepath.Join(f.cfg.Dir, "oplog.bson"), f.oplogSize(), f.forms); err != nil {
 		return fail(err)
 	}
 	go n.noops(f.cfg.NoopInterval)

@@ -57,6 +57,7 @@ type Config struct {
 // Front is a running shard.
 type Front struct {
 	cfg    Config
+	forms  forms // the oplog forms of cfg.Identity
 	server *wire.Server
 
 	// lifeMu serializes Stop, Restart, SetOplogSize and Close.
@@ -99,7 +100,7 @@ func Start(cfg Config) (*Front, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("shard %s: create %s: %w", cfg.Name, cfg.Dir, err)
 	}
-	f := &Front{cfg: cfg}
+	f := &Front{cfg: cfg, forms: formsOf(cfg.Identity)}
 	f.mu.oplogSize = cfg.OplogSize
 	n, err := openNode(f)
 	if err != nil {
