@@ -17,7 +17,7 @@ type forms struct {
 	// wallBeforeV: 4.4 and 5.x write wall before v, 6.0 and later v before wall.
 	wallBeforeV bool
 	// uuids: collections have UUIDs (ui on entries) from FCV 3.6.
-	uuids bool
+	uuids  bool
 	update updateForm
 	index  indexForm
 	// specNS: index specs carry their ns before 4.4 (create's idIndex, dropIndexes' o2,
