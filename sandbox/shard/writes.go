@@ -269,7 +269,7 @@ func (n *node) insert(ctx context.Context, cmd *wire.Command) bson.Raw {
 	for i, d := range docs {
 		if inserted[i] {
 			count++
-			drafts = append(drafts, draft{op: "i", ns: ns, ui: ci.UUID.Data, o: d, o2: docKey(ci, d), fromMigrate: fromMigrate})
+			drafts = append(drafts, n.front.forms.insertDraft(ci, d, fromMigrate))
 		}
 	}
 	if err := n.oplog.append(drafts...); err != nil {
@@ -489,7 +489,7 @@ func (n *node) updateStatement(ctx context.Context, db, coll string, stmt bson.R
 			continue
 		}
 		res.modified++
-		if err := n.oplog.append(updateDraft(ci, pre, post, replacement)); err != nil {
+		if err := n.oplog.append(n.front.forms.updateDraft(ci, pre, post, replacement)); err != nil {
 			return res, err
 		}
 	}
@@ -504,12 +504,27 @@ func (n *node) updateStatement(ctx context.Context, db, coll string, stmt bson.R
 	return res, nil
 }
 
-func updateDraft(ci collInfo, pre, post bson.Raw, replacement bool) draft {
+// updateDraft is the entry of an update: the whole new document for a replacement,
+// else the version's update form.
+func (f forms) updateDraft(ci collInfo, pre, post bson.Raw, replacement bool) draft {
 	o := post
-	if !replacement {
+	switch {
+	case replacement:
+	case f.update == diffV2:
 		o = updateEntryObject(pre, post)
+	default:
+		o = modifierEntryObject(pre, post, f.update == modifierV1)
 	}
 	return draft{op: "u", ns: ci.NS, ui: ci.UUID.Data, o: o, o2: docKey(ci, pre)}
+}
+
+// insertDraft is the entry of an insert; from 6.0 it carries the document key in o2.
+func (f forms) insertDraft(ci collInfo, doc bson.Raw, fromMigrate bool) draft {
+	d := draft{op: "i", ns: ci.NS, ui: ci.UUID.Data, o: doc, fromMigrate: fromMigrate}
+	if f.insertKey {
+		d.o2 = docKey(ci, doc)
+	}
+	return d
 }
 
 // upsert creates the document an upsert inserts when nothing matched, logging its
@@ -532,7 +547,7 @@ func (n *node) upsert(ctx context.Context, db, coll string, m *match.Matcher, q 
 	if err != nil {
 		return nil, err
 	}
-	return post, n.oplog.append(draft{op: "i", ns: ns, ui: ci.UUID.Data, o: post, o2: docKey(ci, post)})
+	return post, n.oplog.append(n.front.forms.insertDraft(ci, post, false))
 }
 
 // upsertByBackend lets FerretDB build the upserted document, for filters the Go matcher
@@ -883,7 +898,7 @@ func (n *node) findAndModify(ctx context.Context, cmd *wire.Command) bson.Raw {
 			return errorReply(err, ns)
 		}
 		if !bytes.Equal(pre, post) {
-			if err := n.oplog.append(updateDraft(ci, pre, post, isReplacement(update))); err != nil {
+			if err := n.oplog.append(n.front.forms.updateDraft(ci, pre, post, isReplacement(update))); err != nil {
 				return wire.ErrorReply(err)
 			}
 		}
