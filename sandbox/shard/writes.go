@@ -156,7 +156,7 @@ func (n *node) ensureCollection(ctx context.Context, ns string) (collInfo, error
 	if err != nil {
 		return ci, err
 	}
-	return ci, n.oplog.append(createDraft(db, coll, ci.UUID.Data, nil))
+	return ci, n.oplog.append(n.front.forms.createDraft(db, coll, ci.UUID.Data, nil))
 }
 
 // hasCode reports whether err is a FerretDB error with the given code.
@@ -169,11 +169,15 @@ func hasCode(err error, code int32) bool {
 	return c == code
 }
 
-func createDraft(db, coll string, uuid []byte, options bson.D) draft {
+// createDraft is the entry of a collection's creation, with its _id index spec (which
+// names the collection's ns before 4.4).
+func (f forms) createDraft(db, coll string, uuid []byte, options bson.D) draft {
 	o := append(bson.D{{Key: "create", Value: coll}}, options...)
-	o = append(o, bson.E{Key: "idIndex", Value: bson.D{
-		{Key: "v", Value: int32(2)}, {Key: "key", Value: bson.D{{Key: "_id", Value: int32(1)}}}, {Key: "name", Value: "_id_"},
-	}})
+	idIndex := bson.D{{Key: "v", Value: int32(2)}, {Key: "key", Value: bson.D{{Key: "_id", Value: int32(1)}}}, {Key: "name", Value: "_id_"}}
+	if f.specNS {
+		idIndex = append(idIndex, bson.E{Key: "ns", Value: db + "." + coll})
+	}
+	o = append(o, bson.E{Key: "idIndex", Value: idIndex})
 	return draft{op: "c", ns: db + ".$cmd", ui: uuid, o: mustMarshal(o)}
 }
 
