@@ -498,7 +498,7 @@ func (n *node) createIndexes(ctx context.Context, cmd *wire.Command) bson.Raw {
 			if errLog := build.abort(err); errLog != nil {
 				return wire.ErrorReply(errLog)
 			}
-			return relay(nil, err)
+			return errorReply(err, ns)
 		}
 	}
 	ci, err = n.cat.update(ns, func(c *collInfo) {

@@ -295,3 +295,28 @@ func matchRaw(got, want bson.Raw) bool {
 	}
 	return true
 }
+
+// A two-phase build that fails (a unique index over duplicates) is logged as its start
+// and its abort, with the cause MongoDB serializes; before 4.4 only the no-op remains.
+func TestFailedIndexBuildIsLoggedAsItsVersionDoes(t *testing.T) {
+	for _, c := range []struct{ version, want string }{
+		{"4.2.25", `n:{"msg": "Creating indexes. Coll: app.dup"}`},
+		{"7.0.14", `c:{"startIndexBuild": "dup", "indexBuildUUID": *, "indexes": [{"v": 2, "key": {"a": 1}, "name": "a_1", "unique": true}]}` +
+			` c:{"abortIndexBuild": "dup", "indexBuildUUID": *, "indexes": [{"v": 2, "key": {"a": 1}, "name": "a_1", "unique": true}], "cause": {"ok": false, "code": 11000, "codeName": "DuplicateKey", "errmsg": *}}`},
+	} {
+		t.Run(c.version, func(t *testing.T) {
+			cl := versionFront(t, c.version, c.version[:3])
+			ctx := context.Background()
+			coll := cl.Database("app").Collection("dup")
+			if _, err := coll.InsertMany(ctx, []any{bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: 1}}, bson.D{{Key: "_id", Value: 2}, {Key: "a", Value: 1}}}); err != nil {
+				t.Fatal(err)
+			}
+			before := lastTS(t, cl)
+			_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "a", Value: 1}}, Options: options.Index().SetUnique(true)})
+			if commandCode(err) != 11000 {
+				t.Fatalf("unique index over duplicates: %v, want a DuplicateKey error", err)
+			}
+			expectForms(t, "failed build", entriesAfterWithNoops(t, cl, before), c.want)
+		})
+	}
+}
