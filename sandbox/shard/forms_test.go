@@ -320,3 +320,115 @@ func TestFailedIndexBuildIsLoggedAsItsVersionDoes(t *testing.T) {
 		})
 	}
 }
+
+// From 6.1 a multi-document delete logs its deletes in applyOps batches of up to 100,
+// without lsid, a batch of one as a plain delete; 6.0 logs one delete per document.
+func TestMultiDeletesAreBatchedFrom61(t *testing.T) {
+	for _, c := range []struct {
+		version string
+		want    []int // inner deletes of each entry; 0: a plain delete
+	}{
+		{"6.0.20", []int{0, 0, 0}},
+		{"7.0.14", []int{3}},
+		{"8.0.4", []int{100, 50}},
+	} {
+		t.Run(c.version, func(t *testing.T) {
+			cl := versionFront(t, c.version, c.version[:3])
+			ctx := context.Background()
+			coll := cl.Database("app").Collection("del")
+			total := 0
+			for _, k := range c.want {
+				total += max(k, 1)
+			}
+			docs := make([]any, total)
+			for i := range docs {
+				docs[i] = bson.D{{Key: "_id", Value: i}, {Key: "g", Value: 1}}
+			}
+			if _, err := coll.InsertMany(ctx, docs); err != nil {
+				t.Fatal(err)
+			}
+			before := lastTS(t, cl)
+			if res, err := coll.DeleteMany(ctx, bson.D{{Key: "g", Value: 1}}); err != nil || res.DeletedCount != int64(total) {
+				t.Fatalf("deleteMany: %v %v", res, err)
+			}
+			got := entriesAfter(t, cl, before)
+			if len(got) != len(c.want) {
+				t.Fatalf("got %d entries, want %d", len(got), len(c.want))
+			}
+			for i, k := range c.want {
+				e := got[i]
+				if e.Lookup("lsid").Type != 0 || e.Lookup("txnNumber").Type != 0 {
+					t.Errorf("entry %d carries session fields: %s", i, e)
+				}
+				if k == 0 {
+					if e.Lookup("op").StringValue() != "d" {
+						t.Errorf("entry %d: %s, want a delete", i, e)
+					}
+					continue
+				}
+				ops := values(e.Lookup("o", "applyOps"))
+				if e.Lookup("ns").StringValue() != "admin.$cmd" || len(ops) != k {
+					t.Fatalf("entry %d: %s, want an applyOps of %d deletes", i, e, k)
+				}
+				if want := ext(t, `{"op": "d", "ns": "app.del", "ui": "*", "o": {"_id": 0}}`); i == 0 && !matchRaw(document(ops[0]), want) {
+					t.Errorf("first inner delete %s, want the form %s", document(ops[0]), want)
+				}
+			}
+			// deleteOne is never batched.
+			if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "x"}, {Key: "g", Value: 2}}); err != nil {
+				t.Fatal(err)
+			}
+			before = lastTS(t, cl)
+			if _, err := coll.DeleteMany(ctx, bson.D{{Key: "g", Value: 2}}); err != nil {
+				t.Fatal(err)
+			}
+			if got := entriesAfter(t, cl, before); len(got) != 1 || got[0].Lookup("op").StringValue() != "d" {
+				t.Errorf("a multi-delete of one document logged %v, want one plain delete", got)
+			}
+		})
+	}
+}
+
+// 8.0 logs an insert of several documents as applyOps entries of up to 64 inserts marked
+// multiOpType 1; a retryable one carries the session on the applyOps, the stmtIds inside
+// and prevOpTime chaining the entries.
+func TestInsertsAreVectoredIn80(t *testing.T) {
+	f := startFront(t, Config{Identity: wire.Identity{Version: "8.0.4", FCV: "8.0"}})
+	cl := connect(t, f) // retryable
+	ctx := context.Background()
+	coll := cl.Database("app").Collection("vec")
+	docs := make([]any, 70)
+	for i := range docs {
+		docs[i] = bson.D{{Key: "_id", Value: i}}
+	}
+	if err := cl.Database("app").CreateCollection(ctx, "vec"); err != nil {
+		t.Fatal(err)
+	}
+	before := lastTS(t, cl)
+	if _, err := coll.InsertMany(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	got := entriesAfter(t, cl, before)
+	if len(got) != 2 {
+		t.Fatalf("got %d entries, want 2 applyOps", len(got))
+	}
+	var prev primitive.Timestamp
+	for i, e := range got {
+		if mt, _ := e.Lookup("multiOpType").Int32OK(); mt != 1 || e.Lookup("lsid").Type == 0 {
+			t.Errorf("entry %d: %s, want multiOpType 1 and the session", i, e)
+		}
+		ops := values(e.Lookup("o", "applyOps"))
+		if want := []int{64, 6}[i]; len(ops) != want {
+			t.Errorf("entry %d holds %d inserts, want %d", i, len(ops), want)
+		}
+		if id, _ := document(ops[0]).Lookup("stmtId").Int32OK(); id != int32(64*i) {
+			t.Errorf("entry %d: first stmtId %d, want %d", i, id, 64*i)
+		}
+		_, _, _, p, _ := sessionOf(t, e)
+		if p != prev {
+			t.Errorf("entry %d: prevOpTime %v, want %v", i, p, prev)
+		}
+		ts, ti, _ := e.Lookup("ts").TimestampOK()
+		prev = primitive.Timestamp{T: ts, I: ti}
+	}
+}
