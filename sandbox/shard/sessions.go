@@ -40,10 +40,17 @@ type retryable struct {
 	rec       *sessionRecord
 }
 
+// routerLSID is the field in which the sandbox's router forwards a client's lsid: its
+// driver adds an lsid of its own to every command it sends.
+const routerLSID = "_sandboxLsid"
+
 // retryableOf reads the session fields of a write command: nil when it is no retryable
 // write (no txnNumber, or a transaction, which the sandbox does not run).
 func (n *node) retryableOf(cmd *wire.Command) (*retryable, error) {
-	lsid, hasLSID := cmd.Lookup("lsid").DocumentOK()
+	lsid, hasLSID := cmd.Lookup(routerLSID).DocumentOK()
+	if !hasLSID {
+		lsid, hasLSID = cmd.Lookup("lsid").DocumentOK()
+	}
 	txn := cmd.Lookup("txnNumber")
 	if !hasLSID || txn.Type == 0 || cmd.Lookup("autocommit").Type != 0 {
 		return nil, nil
