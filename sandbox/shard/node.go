@@ -194,6 +194,8 @@ func (n *node) handle(s *wire.Session, cmd *wire.Command) bson.Raw {
 		return n.collMod(ctx, cmd)
 	case "_sandboxsetcollection":
 		return n.setCollection(cmd)
+	case "_sandboxnoop":
+		return n.shardingNoop(cmd)
 	case "find":
 		return n.find(ctx, cmd)
 	case "getmore":

@@ -13,10 +13,12 @@
 // (including $v:2 diffs) before the next one. Tailable awaitData cursors wait on the
 // oplog's change signal.
 //
-// Two commands carry the router's knowledge: {_sandboxSetCollection: coll, key, uuid}
-// sets a collection's UUID and shard key (used for `ui` and the document keys of its
-// entries), and `fromMigrate: true` on insert and delete marks their entries as a chunk
-// migration's.
+// Commands carry the router's knowledge: {_sandboxSetCollection: coll, key, uuid} sets a
+// collection's UUID and shard key (used for `ui` and the document keys of its entries),
+// `fromMigrate: true` on insert, delete and drop marks their entries as a chunk
+// migration's or a sharded DDL participant's, {_sandboxNoop: coll, o, o2} writes the
+// no-op of a sharding event, and _sandboxLsid, txnNumber and stmtIds carry a retryable
+// write's session.
 package shard
 
 import (
