@@ -100,7 +100,7 @@ func newestTS(t *testing.T, sc *mongo.Client) primitive.Timestamp {
 func TestEachVersionLogsItsOwnOplogForms(t *testing.T) {
 	type forms struct {
 		shardCollection, insert, update, findAndModify, deleteMany, insertMany, createIndexes, refine string
-		dropPrimary, dropOther                                                                       string
+		dropPrimary, dropOther                                                                        string
 	}
 	for _, c := range []struct {
 		version, fcv string
