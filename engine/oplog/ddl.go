@@ -312,7 +312,7 @@ func systemIndexDDL(e *Entry) (*DDL, error) {
 	if !userNamespace(ns) {
 		return nil, nil
 	}
-	return &DDL{Kind: DDLCreateIndexes, NS: ns, Indexes: []bson.Raw{without(e.O, "ns")}}, nil
+	return &DDL{Kind: DDLCreateIndexes, NS: ns, Indexes: []bson.Raw{DestinationIndexSpec(e.O)}}, nil
 }
 
 // checkViewOn refuses the views MongoDB creates for time-series collections.

@@ -292,7 +292,7 @@ func TestEveryVersionsFormsDecodeTranslateAndApply(t *testing.T) {
 			}
 			for _, it := range items {
 				if it.Kind == ItemDDL && it.DDL.Kind == DDLCreateIndexes {
-					sameDoc(t, "index spec", it.DDL.Indexes[0], doc(t, spec))
+					sameDoc(t, "index spec", it.DDL.Indexes[0], DestinationIndexSpec(doc(t, spec)))
 				}
 			}
 		})
