@@ -1,7 +1,6 @@
 package shard
 
 import (
-	"bytes"
 	"slices"
 	"strconv"
 	"strings"
@@ -9,6 +8,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
+
+	engineoplog "github.com/shardlift/shardlift/engine/oplog"
 )
 
 // The $v:1 update form MongoDB 3.6 to 4.4 write to the oplog: {$v: 1, $set: {<dotted
@@ -77,10 +78,10 @@ func (m *modifierLog) add(c modifierChange) {
 
 // docChange is one field a document diff changes.
 type docChange struct {
-	name   string
-	kind   byte // 'd' delete, 'u' update in place, 'i' new field, 's' sub-diff
-	value  bson.RawValue
-	subDif bson.Raw
+	name  string
+	kind  byte // 'd' delete, 'u' update in place, 'i' new field, 's' sub-diff
+	value bson.RawValue
+	sub   bson.Raw
 }
 
 // doc adds the changes of a document diff (diffDoc's format) of pre into post.
@@ -91,7 +92,7 @@ func (m *modifierLog) doc(prefix string, pre, post, diff bson.Raw) bool {
 	for _, s := range sections {
 		key := s.Key()
 		if strings.HasPrefix(key, "s") && len(key) > 1 {
-			changes = append(changes, docChange{name: key[1:], kind: 's', subDif: s.Value().Document()})
+			changes = append(changes, docChange{name: key[1:], kind: 's', sub: s.Value().Document()})
 			continue
 		}
 		fields, _ := s.Value().Document().Elements()
@@ -107,7 +108,7 @@ func (m *modifierLog) doc(prefix string, pre, post, diff bson.Raw) bool {
 		}
 	}
 	for i := range inserted {
-		if !pathName(inserted[i]) || i > 0 && !(inserted[i-1] < inserted[i] && lessPathsAndIndexes(inserted[i-1], inserted[i])) {
+		if !pathName(inserted[i]) || i > 0 && !engineoplog.NewFieldsInOrder([]byte(inserted[i-1]), []byte(inserted[i])) {
 			return false
 		}
 	}
@@ -123,7 +124,7 @@ func (m *modifierLog) doc(prefix string, pre, post, diff bson.Raw) bool {
 		case 'u', 'i':
 			m.add(modifierChange{path: path, value: c.value})
 		case 's':
-			if !m.sub(path, pre.Lookup(c.name), post.Lookup(c.name), c.subDif) {
+			if !m.sub(path, pre.Lookup(c.name), post.Lookup(c.name), c.sub) {
 				return false
 			}
 		}
@@ -189,24 +190,4 @@ func joinPath(prefix, name string) string {
 		return name
 	}
 	return prefix + "." + name
-}
-
-// lessPathsAndIndexes is the order in which newer servers apply an object's fields:
-// names of digits only (no leading zero) by numeric value, the rest bytewise. Older ones
-// apply them bytewise; new fields must come in an order both agree on.
-func lessPathsAndIndexes(a, b string) bool {
-	na, aNum := digitsOnly(a)
-	nb, bNum := digitsOnly(b)
-	if aNum && bNum {
-		return na < nb
-	}
-	return bytes.Compare([]byte(a), []byte(b)) < 0
-}
-
-func digitsOnly(s string) (uint64, bool) {
-	if s == "" || s[0] == '0' && len(s) > 1 {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	return n, err == nil
 }

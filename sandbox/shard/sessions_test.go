@@ -246,3 +246,33 @@ func TestRetryableFindAndModifyKeepsItsImage(t *testing.T) {
 		})
 	}
 }
+
+// A driver retrying a findAndModify whose answer it lost gets the same answer, and the
+// document is modified once.
+func TestRetriedFindAndModifyAnswersAgainWithoutModifyingTwice(t *testing.T) {
+	f := startFront(t, Config{})
+	c := connect(t, f, options.Client().SetRetryWrites(false))
+	db := c.Database("app")
+	if _, err := db.Collection("fam").InsertOne(context.Background(), bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	fam := bson.D{{Key: "findAndModify", Value: "fam"}, {Key: "query", Value: bson.D{{Key: "_id", Value: 1}}},
+		{Key: "update", Value: bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}}, {Key: "new", Value: true}, {Key: "txnNumber", Value: int64(3)}}
+	inSession(t, c, func(ctx context.Context) {
+		first, err := db.RunCommand(ctx, fam).Raw()
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := db.RunCommand(ctx, fam).Raw()
+		if err != nil {
+			t.Fatalf("retry: %v", err)
+		}
+		if !bytes.Equal(first.Lookup("value").Value, again.Lookup("value").Value) {
+			t.Errorf("the retry answered %s, want the first answer %s", again.Lookup("value"), first.Lookup("value"))
+		}
+	})
+	var doc struct{ N int32 }
+	if err := db.Collection("fam").FindOne(context.Background(), bson.D{{Key: "_id", Value: 1}}).Decode(&doc); err != nil || doc.N != 1 {
+		t.Errorf("n = %d (%v), want 1", doc.N, err)
+	}
+}
