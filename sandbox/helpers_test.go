@@ -166,3 +166,13 @@ func str(v bson.RawValue) string {
 	s, _ := v.StringValueOK()
 	return s
 }
+
+// values lists an array's values, none for anything else.
+func values(v bson.RawValue) []bson.RawValue {
+	arr, ok := v.ArrayOK()
+	if !ok {
+		return nil
+	}
+	vals, _ := arr.Values()
+	return vals
+}

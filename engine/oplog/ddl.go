@@ -303,6 +303,27 @@ func viewDDL(e *Entry) (*DDL, error) {
 	return &DDL{Kind: DDLModifyView, NS: ns, Options: without(e.O, "_id")}, nil
 }
 
+// systemIndexDDL translates an insert into <db>.system.indexes: how a 3.6 server at
+// FCV 3.4 (collections without UUIDs) logs an index build, the spec naming its
+// collection in ns.
+func systemIndexDDL(e *Entry) (*DDL, error) {
+	if e.Op != OpInsert {
+		return nil, nil
+	}
+	nsEl, ok := lookup(e.O, "ns")
+	if !ok || nsEl.t != bsontype.String {
+		return nil, malformed(e.TS, "o.ns", "an index spec in system.indexes names its collection in ns")
+	}
+	ns := ParseNamespace(string(str(nsEl.val)))
+	if ns.DB != e.NS.DB || ns.Coll == "" {
+		return nil, malformed(e.TS, "o.ns", "index of %q logged in database %q", ns, e.NS.DB)
+	}
+	if !userNamespace(ns) {
+		return nil, nil
+	}
+	return &DDL{Kind: DDLCreateIndexes, NS: ns, Indexes: []bson.Raw{DestinationIndexSpec(e.O)}}, nil
+}
+
 // checkViewOn refuses the views MongoDB creates for time-series collections.
 func checkViewOn(e *Entry, ns Namespace) error {
 	_, ts := lookup(e.O, "timeseries")

@@ -27,7 +27,8 @@
 //     exceptions: applyOps, commitTransaction and abortTransaction commands
 //     (wherever they are) carry user writes, whose inner operations are
 //     filtered one by one; writes to <db>.system.views are view definitions
-//     and become view DDL.
+//     and become view DDL, and inserts into <db>.system.indexes (3.6 at FCV
+//     3.4) are index builds.
 //   - Transactions are applied only when they commit, each operation with the
 //     commit entry's ts; aborted ones are dropped. While one is open, its first
 //     ts is a floor for checkpoints (Translator.OpenTxnFloor).

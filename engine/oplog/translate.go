@@ -72,8 +72,8 @@ func NewTranslator(cfg Config) *Translator {
 //     commit, all with the commit entry's ts);
 //   - a single ItemPosition when it changes nothing Shardlift applies: no-ops,
 //     fromMigrate entries, admin/config/local and system.* namespaces (except
-//     view definitions and transactions), index build start/abort, aborted
-//     transactions;
+//     view definitions, system.indexes inserts and transactions), index build
+//     start/abort, aborted transactions;
 //   - nothing while it is a buffered part of a transaction that has not
 //     committed: its position must not be checkpointed (see OpenTxnFloor).
 //
@@ -133,8 +133,12 @@ func (t *Translator) process(e *Entry, out []Item) ([]Item, bool, error) {
 
 // crud translates an insert, update or delete completed at ts.
 func (t *Translator) crud(e *Entry, ts primitive.Timestamp, out []Item) ([]Item, error) {
-	if namespaces.Classify(e.NS.DB, e.NS.Coll) == namespaces.ViewCatalog {
-		d, err := viewDDL(e)
+	if class := namespaces.Classify(e.NS.DB, e.NS.Coll); class == namespaces.ViewCatalog || (namespaces.UserDatabase(e.NS.DB) && e.NS.Coll == "system.indexes") {
+		ddl := viewDDL
+		if e.NS.Coll == "system.indexes" {
+			ddl = systemIndexDDL
+		}
+		d, err := ddl(e)
 		if err != nil || d == nil {
 			return out, err
 		}

@@ -101,7 +101,7 @@ func (p *updatePlan) planDoc(prefix string, d *docDiff) bool {
 		case modUpdate:
 			p.set = append(p.set, planField{path: path, elem: m.elem})
 		case modInsert:
-			if prevIns != nil && !(lessBytewise(prevIns, m.name) && lessPathsAndIndexes(prevIns, m.name)) {
+			if prevIns != nil && !NewFieldsInOrder(prevIns, m.name) {
 				return false
 			}
 			prevIns = m.name
@@ -144,6 +144,13 @@ func (p *updatePlan) planArr(prefix string, a *arrDiff) bool {
 }
 
 func lessBytewise(a, b []byte) bool { return bytes.Compare(a, b) < 0 }
+
+// NewFieldsInOrder reports whether MongoDB appends new field a before new field b
+// when one modifier update adds both to an object, whichever order the server applies
+// fields in (see rule 1 above): both orders must agree that a comes first.
+func NewFieldsInOrder(a, b []byte) bool {
+	return lessBytewise(a, b) && lessPathsAndIndexes(a, b)
+}
 
 // lessPathsAndIndexes is MongoDB's pathsupport::cmpPathsAndArrayIndexes, the
 // order in which newer servers' UpdateObjectNode applies its children.

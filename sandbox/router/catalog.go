@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 
 	"github.com/shardlift/shardlift/engine/shardkey"
 	"github.com/shardlift/shardlift/sandbox/wire"
@@ -467,6 +469,50 @@ func (c *Catalog) replaceLocked(r *Routing, chunks []ChunkDoc) error {
 		return err
 	}
 	c.mu.routing[r.NS] = nr
+	return c.saveLocked()
+}
+
+// RefineShardKey extends a sharded collection's key with suffix fields: each chunk
+// bound gets MinKey for them, the global maximum MaxKey, and the collection a new epoch.
+func (c *Catalog) RefineShardKey(ns string, key bson.Raw) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.mu.routing[ns]
+	if !ok {
+		return &wire.Error{Code: 118, Name: "NamespaceNotSharded", Msg: ns + " is not sharded"}
+	}
+	fields, _ := key.Elements()
+	suffix := fields[len(r.Pattern.Fields()):]
+	extend := func(bound bson.Raw) bson.Raw {
+		last := bsontype.MinKey
+		if elems, _ := bound.Elements(); len(elems) > 0 && elems[0].Value().Type == bsontype.MaxKey {
+			last = bsontype.MaxKey
+		}
+		elems, _ := bound.Elements()
+		idx, b := bsoncore.AppendDocumentStart(nil)
+		for _, e := range elems {
+			b = append(b, e...)
+		}
+		for _, f := range suffix {
+			b = bsoncore.AppendHeader(b, last, f.Key())
+		}
+		b, _ = bsoncore.AppendDocumentEnd(b, idx)
+		return b
+	}
+	chunks := slices.Clone(r.Chunks)
+	for i := range chunks {
+		chunks[i].Min, chunks[i].Max = extend(chunks[i].Min), extend(chunks[i].Max)
+	}
+	coll := *r.Coll
+	coll.Key = slices.Clone(key)
+	coll.LastmodEpoch = primitive.NewObjectID()
+	coll.Timestamp = c.nextTimestampLocked()
+	coll.Lastmod = primitive.NewDateTimeFromTime(time.Now())
+	nr, err := c.newRoutingLocked(coll, chunks)
+	if err != nil {
+		return err
+	}
+	c.mu.routing[ns] = nr
 	return c.saveLocked()
 }
 

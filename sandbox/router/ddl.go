@@ -355,8 +355,8 @@ func (r *Router) drop(ctx context.Context, _ *wire.Session, cmd *wire.Command) (
 		return wire.OK(bson.E{Key: "ns", Value: ns}), nil
 	}
 	var nIndexes bson.RawValue
-	for _, b := range r.primaryFirst(rt.DB.Primary) {
-		reply, err := b.run(ctx, cmd.DB, bson.D{{Key: "drop", Value: coll}})
+	for _, b := range r.dropOrder(rt.DB.Primary) {
+		reply, err := b.run(ctx, cmd.DB, r.participantDrop(coll, b.Name != rt.DB.Primary))
 		if isCode(err, codeNamespaceNotFound) {
 			continue
 		}

@@ -187,6 +187,7 @@ func init() {
 		"dbstats":           (*Router).dbStats,
 		"collstats":         (*Router).collStats,
 	}
+	routerCommands["refinecollectionshardkey"] = (*Router).refineCollectionShardKey
 }
 
 func (r *Router) hello(_ context.Context, _ *wire.Session, cmd *wire.Command) (bson.Raw, error) {

@@ -116,6 +116,9 @@ func (r *Router) shardCollection(ctx context.Context, _ *wire.Session, cmd *wire
 	if _, err := r.cat.AddCollection(CollectionDoc{ID: ns, UUID: uuid, Key: keyDoc, Unique: unique}, chunks); err != nil {
 		return nil, err
 	}
+	if err := r.noteShardCollection(ctx, primary, db, coll, keyDoc, unique, numChunks); err != nil {
+		return nil, err
+	}
 	r.log.Info("collection sharded", "ns", ns, "key", keyDoc.String(), "chunks", len(chunks))
 	return wire.OK(bson.E{Key: "collectionsharded", Value: ns}, bson.E{Key: "collectionUUID", Value: uuid}), nil
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/engine/shardkey"
@@ -25,6 +26,34 @@ const (
 	insertBatchDocs  = 1000
 	insertBatchBytes = 8 << 20
 )
+
+// retryableWrite is the session of a client's retryable write (lsid and txnNumber),
+// which mongos forwards to the shards with the ids of the statements each runs, so that
+// their entries carry the client's session. The lsid travels as _sandboxLsid: the
+// router's driver adds an lsid of its own to every command.
+type retryableWrite struct {
+	lsid, txnNumber bson.RawValue
+}
+
+func retryableOf(cmd *wire.Command) *retryableWrite {
+	w := &retryableWrite{lsid: cmd.Lookup("lsid"), txnNumber: cmd.Lookup("txnNumber")}
+	if w.lsid.Type != bsontype.EmbeddedDocument || w.txnNumber.Type == 0 || cmd.Lookup("autocommit").Type != 0 {
+		return nil
+	}
+	return w
+}
+
+// fields are what a shard command of statements stmtIDs adds (none for nil).
+func (w *retryableWrite) fields(stmtIDs ...int) bson.D {
+	if w == nil {
+		return nil
+	}
+	ids := make(bson.A, len(stmtIDs))
+	for i, id := range stmtIDs {
+		ids[i] = int32(id)
+	}
+	return bson.D{{Key: "_sandboxLsid", Value: w.lsid}, {Key: "txnNumber", Value: w.txnNumber}, {Key: "stmtIds", Value: ids}}
+}
 
 // stmtError is a statement's write error as a shard reported it (without index).
 type stmtError struct{ body bson.Raw }
@@ -139,6 +168,7 @@ func (r *Router) insert(ctx context.Context, _ *wire.Session, cmd *wire.Command)
 		docs[i] = ensureID(d)
 		shardOf[i], targetErr[i] = docShard(rt, docs[i])
 	}
+	rw := retryableOf(cmd)
 	var n int64
 	var errs []writeError
 	if ordered(cmd) {
@@ -153,7 +183,7 @@ func (r *Router) insert(ctx context.Context, _ *wire.Session, cmd *wire.Command)
 				idx = append(idx, j)
 				j++
 			}
-			nn, werrs := r.insertOn(ctx, shardOf[i], db, coll, docs, idx, true)
+			nn, werrs := r.insertOn(ctx, shardOf[i], db, coll, docs, idx, true, rw)
 			n += nn
 			errs = append(errs, werrs...)
 			if len(werrs) > 0 {
@@ -171,7 +201,7 @@ func (r *Router) insert(ctx context.Context, _ *wire.Session, cmd *wire.Command)
 			byShard[shardOf[i]] = append(byShard[shardOf[i]], i)
 		}
 		for _, s := range sortedKeys(byShard) {
-			nn, werrs := r.insertOn(ctx, s, db, coll, docs, byShard[s], false)
+			nn, werrs := r.insertOn(ctx, s, db, coll, docs, byShard[s], false, rw)
 			n += nn
 			errs = append(errs, werrs...)
 		}
@@ -180,8 +210,8 @@ func (r *Router) insert(ctx context.Context, _ *wire.Session, cmd *wire.Command)
 }
 
 // insertOn inserts docs[idx...] on one shard in batches, reporting write errors
-// with the client's indexes.
-func (r *Router) insertOn(ctx context.Context, shard, db, coll string, docs []bson.Raw, idx []int, isOrdered bool) (int64, []writeError) {
+// with the client's indexes (which are also the statement ids of a retryable write).
+func (r *Router) insertOn(ctx context.Context, shard, db, coll string, docs []bson.Raw, idx []int, isOrdered bool, rw *retryableWrite) (int64, []writeError) {
 	b, err := r.backend(shard)
 	if err != nil {
 		return 0, []writeError{{idx[0], err}}
@@ -199,7 +229,8 @@ func (r *Router) insertOn(ctx context.Context, shard, db, coll string, docs []bs
 		for i, k := range batch {
 			arr[i] = docs[k]
 		}
-		reply, err := b.run(ctx, db, bson.D{{Key: "insert", Value: coll}, {Key: "documents", Value: arr}, {Key: "ordered", Value: isOrdered}})
+		cmd := append(bson.D{{Key: "insert", Value: coll}, {Key: "documents", Value: arr}, {Key: "ordered", Value: isOrdered}}, rw.fields(batch...)...)
+		reply, err := b.run(ctx, db, cmd)
 		if err != nil {
 			// The shard did not take the batch: every statement in it failed.
 			for _, k := range batch {
@@ -241,9 +272,10 @@ func (r *Router) delete(ctx context.Context, _ *wire.Session, cmd *wire.Command)
 	return r.writeStatements(ctx, cmd, "deletes", r.deleteStmt)
 }
 
-// writeStatements runs an update or delete command statement by statement.
+// writeStatements runs an update or delete command statement by statement; session
+// holds the fields that carry a retryable write's session and the statement's id.
 func (r *Router) writeStatements(ctx context.Context, cmd *wire.Command, field string,
-	run func(ctx context.Context, rt *Routing, db, coll string, stmt bson.Raw) (stmtResult, error)) (bson.Raw, error) {
+	run func(ctx context.Context, rt *Routing, db, coll string, stmt bson.Raw, session bson.D) (stmtResult, error)) (bson.Raw, error) {
 	coll, err := collName(cmd)
 	if err != nil {
 		return nil, err
@@ -269,6 +301,7 @@ func (r *Router) writeStatements(ctx context.Context, cmd *wire.Command, field s
 		}
 	}
 	rt, exists := r.cat.Route(ns)
+	rw := retryableOf(cmd)
 	var n, modified int64
 	var upserted bson.A
 	var errs []writeError
@@ -276,7 +309,7 @@ func (r *Router) writeStatements(ctx context.Context, cmd *wire.Command, field s
 		if !exists {
 			continue // nothing to update or delete in a database that does not exist
 		}
-		res, err := run(ctx, rt, db, coll, s)
+		res, err := run(ctx, rt, db, coll, s, rw.fields(i))
 		if err != nil {
 			errs = append(errs, writeError{i, err})
 			if ordered(cmd) {
@@ -300,12 +333,12 @@ func (r *Router) writeStatements(ctx context.Context, cmd *wire.Command, field s
 	return writeReply(fields, errs), nil
 }
 
-func (r *Router) updateStmt(ctx context.Context, rt *Routing, db, coll string, stmt bson.Raw) (stmtResult, error) {
+func (r *Router) updateStmt(ctx context.Context, rt *Routing, db, coll string, stmt bson.Raw, session bson.D) (stmtResult, error) {
 	q, _ := stmt.Lookup("q").DocumentOK()
 	u := stmt.Lookup("u")
 	multi, upsert := truthy(stmt.Lookup("multi")), truthy(stmt.Lookup("upsert"))
 	if !rt.Sharded() {
-		return r.sendUpdate(ctx, rt.DB.Primary, db, coll, stmt)
+		return r.sendUpdate(ctx, rt.DB.Primary, db, coll, stmt, session)
 	}
 	shards, pinned := target(rt, q)
 	changesKey := touchesPaths(u, rt.Pattern.Fields()) && !(pinned && keepsKey(rt, q, u))
@@ -316,7 +349,7 @@ func (r *Router) updateStmt(ctx context.Context, rt *Routing, db, coll string, s
 		}
 		var total stmtResult
 		for _, s := range shards {
-			res, err := r.sendUpdate(ctx, s, db, coll, stmt)
+			res, err := r.sendUpdate(ctx, s, db, coll, stmt, session)
 			if err != nil {
 				return total, err
 			}
@@ -329,7 +362,7 @@ func (r *Router) updateStmt(ctx context.Context, rt *Routing, db, coll string, s
 		return total, nil
 	}
 	if pinned && !changesKey {
-		return r.sendUpdate(ctx, shards[0], db, coll, stmt)
+		return r.sendUpdate(ctx, shards[0], db, coll, stmt, session)
 	}
 	if !pinned && upsert {
 		return stmtResult{}, upsertNeedsKey(rt)
@@ -340,7 +373,7 @@ func (r *Router) updateStmt(ctx context.Context, rt *Routing, db, coll string, s
 	}
 	if !found {
 		if pinned {
-			return r.sendUpdate(ctx, shards[0], db, coll, stmt)
+			return r.sendUpdate(ctx, shards[0], db, coll, stmt, session)
 		}
 		return stmtResult{}, nil
 	}
@@ -356,7 +389,7 @@ func (r *Router) updateStmt(ctx context.Context, rt *Routing, db, coll string, s
 			return stmtResult{n: 1, modified: 1}, err
 		}
 	}
-	return r.sendUpdate(ctx, shard, db, coll, pinnedStmt)
+	return r.sendUpdate(ctx, shard, db, coll, pinnedStmt, session)
 }
 
 // keepsKey reports whether a replacement keeps the shard key its filter pins, so
@@ -435,8 +468,8 @@ func (r *Router) findOneOwned(ctx context.Context, rt *Routing, filter, sort bso
 	return docs[0], shard, true, nil
 }
 
-func (r *Router) sendUpdate(ctx context.Context, shard, db, coll string, stmt bson.Raw) (stmtResult, error) {
-	reply, err := r.sendStatement(ctx, shard, db, bson.D{{Key: "update", Value: coll}, {Key: "updates", Value: bson.A{stmt}}})
+func (r *Router) sendUpdate(ctx context.Context, shard, db, coll string, stmt bson.Raw, session bson.D) (stmtResult, error) {
+	reply, err := r.sendStatement(ctx, shard, db, append(bson.D{{Key: "update", Value: coll}, {Key: "updates", Value: bson.A{stmt}}}, session...))
 	if err != nil {
 		return stmtResult{}, err
 	}
@@ -468,14 +501,14 @@ func (r *Router) sendStatement(ctx context.Context, shard, db string, cmd bson.D
 	return reply, nil
 }
 
-func (r *Router) deleteStmt(ctx context.Context, rt *Routing, db, coll string, stmt bson.Raw) (stmtResult, error) {
+func (r *Router) deleteStmt(ctx context.Context, rt *Routing, db, coll string, stmt bson.Raw, session bson.D) (stmtResult, error) {
 	q, _ := stmt.Lookup("q").DocumentOK()
 	limit, _ := asInt64(stmt.Lookup("limit"))
 	shards, pinned := target(rt, q)
 	if pinned || limit != 1 {
 		var total stmtResult
 		for _, s := range shards {
-			res, err := r.sendDelete(ctx, s, db, coll, stmt)
+			res, err := r.sendDelete(ctx, s, db, coll, stmt, session)
 			if err != nil {
 				return total, err
 			}
@@ -487,11 +520,11 @@ func (r *Router) deleteStmt(ctx context.Context, rt *Routing, db, coll string, s
 	if err != nil || !found {
 		return stmtResult{}, err
 	}
-	return r.sendDelete(ctx, shard, db, coll, withField(stmt, "q", rawValue(pinFilter(pre.Lookup("_id"), q))))
+	return r.sendDelete(ctx, shard, db, coll, withField(stmt, "q", rawValue(pinFilter(pre.Lookup("_id"), q))), session)
 }
 
-func (r *Router) sendDelete(ctx context.Context, shard, db, coll string, stmt bson.Raw) (stmtResult, error) {
-	reply, err := r.sendStatement(ctx, shard, db, bson.D{{Key: "delete", Value: coll}, {Key: "deletes", Value: bson.A{stmt}}})
+func (r *Router) sendDelete(ctx context.Context, shard, db, coll string, stmt bson.Raw, session bson.D) (stmtResult, error) {
+	reply, err := r.sendStatement(ctx, shard, db, append(bson.D{{Key: "delete", Value: coll}, {Key: "deletes", Value: bson.A{stmt}}}, session...))
 	if err != nil {
 		return stmtResult{}, err
 	}
@@ -532,7 +565,7 @@ func (r *Router) findAndModify(ctx context.Context, _ *wire.Session, cmd *wire.C
 			return nil, err
 		}
 		full := append(bson.D{{Key: "findAndModify", Value: coll}}, rawElems(body)...)
-		return b.run(ctx, db, full)
+		return b.run(ctx, db, append(full, retryableOf(cmd).fields(0)...))
 	}
 	if !rt.Sharded() {
 		return send(rt.DB.Primary, body)

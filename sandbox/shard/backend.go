@@ -341,6 +341,7 @@ var envelopeFields = map[string]bool{
 	"maxTimeMSOpOnly": true, "databaseVersion": true, "shardVersion": true, "$queryOptions": true,
 	"noCursorTimeout": true, "allowPartialResults": true, "mayBypassWriteBlocking": true,
 	"clientOperationKey": true, "fromMigrate": true, "bypassDocumentValidation": true,
+	"stmtIds": true, "stmtId": true, routerLSID: true,
 }
 
 // stripped is the command without its envelope fields, and without the named extra ones.

@@ -3,6 +3,7 @@ package shard
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -108,7 +109,7 @@ func (n *node) create(ctx context.Context, cmd *wire.Command) bson.Raw {
 			options = append(options, bson.E{Key: k, Value: v})
 		}
 	}
-	if err := n.oplog.append(createDraft(cmd.DB, coll, ci.UUID.Data, options)); err != nil {
+	if err := n.oplog.append(n.front.forms.createDraft(cmd.DB, coll, ci.UUID.Data, options)); err != nil {
 		return wire.ErrorReply(err)
 	}
 	return reply
@@ -141,13 +142,12 @@ func (n *node) drop(ctx context.Context, cmd *wire.Command) bson.Raw {
 		}
 		return wire.OK(bson.E{Key: "ns", Value: ns}, bson.E{Key: "nIndexesWas", Value: int32(0)})
 	}
-	var numRecords int64
+	var numRecordsWas int64
 	if known && ci.Exists {
-		r, err := n.be.run(ctx, cmd.DB, bson.D{{Key: "count", Value: coll}})
-		if err != nil {
+		var err error
+		if numRecordsWas, err = n.countDocs(ctx, cmd.DB, coll); err != nil {
 			return relay(nil, err)
 		}
-		numRecords, _ = r.Lookup("n").AsInt64OK()
 	}
 	reply, err := n.be.run(ctx, cmd.DB, stripped(cmd.Body))
 	if err != nil {
@@ -160,9 +160,12 @@ func (n *node) drop(ctx context.Context, cmd *wire.Command) bson.Raw {
 		return wire.ErrorReply(err)
 	}
 	if ci.Exists {
+		// A sharded DDL coordinator (6.0+) marks the participants' copies fromMigrate.
 		d := draft{op: "c", ns: cmdNS(cmd.DB), ui: ci.UUID.Data,
-			o:  mustMarshal(bson.D{{Key: "drop", Value: coll}}),
-			o2: mustMarshal(bson.D{{Key: "numRecords", Value: int32(numRecords)}})}
+			o: mustMarshal(bson.D{{Key: "drop", Value: coll}}), fromMigrate: boolField(cmd, "fromMigrate", false)}
+		if n.front.forms.dropCounts {
+			d.o2 = numRecords(numRecordsWas)
+		}
 		if err := n.oplog.append(d); err != nil {
 			return wire.ErrorReply(err)
 		}
@@ -229,9 +232,14 @@ func (n *node) renameCollection(ctx context.Context, cmd *wire.Command) bson.Raw
 	}
 	dst, dstKnown := n.cat.get(to)
 	var dropped []byte
+	var droppedRecords int64
 	if dstKnown && (dst.Exists || dst.isView()) {
 		if !boolField(cmd, "dropTarget", false) || dst.isView() {
 			return wire.ErrorReply(&wire.Error{Code: 48, Name: "NamespaceExists", Msg: "target namespace exists"})
+		}
+		var err error
+		if droppedRecords, err = n.countDocs(ctx, toDB, toColl); err != nil {
+			return relay(nil, err)
 		}
 		if _, err := n.be.run(ctx, toDB, bson.D{{Key: "drop", Value: toColl}}); err != nil {
 			return relay(nil, err)
@@ -244,14 +252,48 @@ func (n *node) renameCollection(ctx context.Context, cmd *wire.Command) bson.Raw
 	if err := n.cat.rename(from, to); err != nil {
 		return wire.ErrorReply(err)
 	}
-	o := bson.D{{Key: "renameCollection", Value: from}, {Key: "to", Value: to}, {Key: "stayTemp", Value: false}}
-	if dropped != nil {
-		o = append(o, bson.E{Key: "dropTarget", Value: primitive.Binary{Subtype: 4, Data: dropped}})
-	}
-	if err := n.oplog.append(draft{op: "c", ns: cmdNS(fromDB), ui: src.UUID.Data, o: mustMarshal(o)}); err != nil {
+	if err := n.oplog.append(n.front.forms.renameDraft(src, to, dropped, droppedRecords)); err != nil {
 		return wire.ErrorReply(err)
 	}
 	return wire.OK()
+}
+
+// renameDraft is the entry of a rename; dropped is the UUID of the target it replaced.
+// 3.6 always writes dropTarget (false when nothing was dropped); 4.2 and later count the
+// dropped target's documents in o2.
+func (f forms) renameDraft(src collInfo, to string, dropped []byte, droppedRecords int64) draft {
+	db, _, _ := strings.Cut(src.NS, ".")
+	o := bson.D{{Key: "renameCollection", Value: src.NS}, {Key: "to", Value: to}, {Key: "stayTemp", Value: false}}
+	d := draft{op: "c", ns: cmdNS(db), ui: src.UUID.Data}
+	switch {
+	case dropped != nil && f.uuids:
+		o = append(o, bson.E{Key: "dropTarget", Value: primitive.Binary{Subtype: 4, Data: dropped}})
+	case f.renameFlag:
+		o = append(o, bson.E{Key: "dropTarget", Value: dropped != nil})
+	}
+	if dropped != nil && f.dropCounts {
+		d.o2 = numRecords(droppedRecords)
+	}
+	d.o = mustMarshal(o)
+	return d
+}
+
+// numRecords is the o2 of a drop: how many documents the collection held.
+func numRecords(n int64) bson.Raw {
+	if n <= math.MaxInt32 {
+		return mustMarshal(bson.D{{Key: "numRecords", Value: int32(n)}})
+	}
+	return mustMarshal(bson.D{{Key: "numRecords", Value: n}})
+}
+
+// countDocs is how many documents a collection holds.
+func (n *node) countDocs(ctx context.Context, db, coll string) (int64, error) {
+	r, err := n.be.run(ctx, db, bson.D{{Key: "count", Value: coll}})
+	if err != nil {
+		return 0, err
+	}
+	c, _ := r.Lookup("n").AsInt64OK()
+	return c, nil
 }
 
 // ---- indexes ----
@@ -440,9 +482,23 @@ func (n *node) createIndexes(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if ci, err = n.ensureCollection(ctx, ns); err != nil {
 		return errorReply(err, ns)
 	}
+	var newSpecs []bson.Raw
+	for _, p := range plan {
+		name := specName(p.spec)
+		if p.virtual || !slices.ContainsFunc(existing, func(s bson.Raw) bool { return specName(s) == name }) {
+			newSpecs = append(newSpecs, p.spec)
+		}
+	}
+	build, err := n.startIndexBuild(ctx, ci, newSpecs, created)
+	if err != nil {
+		return wire.ErrorReply(err)
+	}
 	if len(toBackend) > 0 {
 		if _, err = n.be.run(ctx, cmd.DB, bson.D{{Key: "createIndexes", Value: coll}, {Key: "indexes", Value: toBackend}}); err != nil {
-			return relay(nil, err)
+			if errLog := build.abort(err); errLog != nil {
+				return wire.ErrorReply(errLog)
+			}
+			return errorReply(err, ns)
 		}
 	}
 	ci, err = n.cat.update(ns, func(c *collInfo) {
@@ -462,20 +518,7 @@ func (n *node) createIndexes(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if err != nil {
 		return wire.ErrorReply(err)
 	}
-	var drafts []draft
-	for _, p := range plan {
-		name := specName(p.spec)
-		if !p.virtual && slices.ContainsFunc(existing, func(s bson.Raw) bool { return specName(s) == name }) {
-			continue
-		}
-		o := bsoncore.NewDocumentBuilder().AppendString("createIndexes", coll)
-		elems, _ := p.spec.Elements()
-		for _, e := range elems {
-			o.AppendValue(e.Key(), bsoncore.Value{Type: e.Value().Type, Data: e.Value().Value})
-		}
-		drafts = append(drafts, draft{op: "c", ns: cmdNS(cmd.DB), ui: ci.UUID.Data, o: bson.Raw(o.Build())})
-	}
-	if err := n.oplog.append(drafts...); err != nil {
+	if err := build.commit(); err != nil {
 		return wire.ErrorReply(err)
 	}
 	after, err := n.backendIndexes(ctx, cmd.DB, coll)
@@ -562,6 +605,9 @@ func (n *node) dropIndexes(ctx context.Context, cmd *wire.Command) bson.Raw {
 	}
 	var drafts []draft
 	for _, spec := range targets {
+		if n.front.forms.specNS {
+			spec = specWithNS(spec, ns)
+		}
 		drafts = append(drafts, draft{op: "c", ns: cmdNS(cmd.DB), ui: ci.UUID.Data,
 			o:  mustMarshal(bson.D{{Key: "dropIndexes", Value: coll}, {Key: "index", Value: specName(spec)}}),
 			o2: spec})
@@ -654,7 +700,11 @@ func (n *node) collMod(ctx context.Context, cmd *wire.Command) bson.Raw {
 		return wire.ErrorReply(wire.NamespaceNotFound("ns does not exist: " + ns))
 	}
 	o := bson.D{{Key: "collMod", Value: coll}}
-	o2 := bson.D{{Key: "collectionOptions_old", Value: bson.D{{Key: "uuid", Value: ci.UUID}}}}
+	oldOptions := bson.D{}
+	if n.front.forms.uuids {
+		oldOptions = append(oldOptions, bson.E{Key: "uuid", Value: ci.UUID})
+	}
+	o2 := bson.D{{Key: "collectionOptions_old", Value: oldOptions}}
 	var result []bson.E
 	if ixArg, ok := cmd.Lookup("index").DocumentOK(); ok {
 		backend, err := n.backendIndexes(ctx, cmd.DB, coll)
@@ -693,7 +743,14 @@ func (n *node) collMod(ctx context.Context, cmd *wire.Command) bson.Raw {
 		}
 		logged := append(bson.D{{Key: "name", Value: name}}, rawFields(changes)...)
 		o = append(o, bson.E{Key: "index", Value: logged})
-		o2 = append(o2, bson.E{Key: "indexOptions_old", Value: old})
+		if n.front.forms.indexOptionsOld {
+			o2 = append(o2, bson.E{Key: "indexOptions_old", Value: old})
+		} else {
+			// Before 6.0: expireAfterSeconds_old (when there was one), hidden_old.
+			for _, e := range old {
+				o2 = append(o2, bson.E{Key: e.Key + "_old", Value: e.Value})
+			}
+		}
 		result = res
 	}
 	if err := n.oplog.append(draft{op: "c", ns: cmdNS(cmd.DB), ui: ci.UUID.Data, o: mustMarshal(o), o2: mustMarshal(o2)}); err != nil {

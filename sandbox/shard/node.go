@@ -31,6 +31,11 @@ type node struct {
 	// writeMu serializes every write of the shard, so that oplog order is apply order
 	// and an entry becomes visible only after everything before it.
 	writeMu sync.Mutex
+	// sessions are the retryable writes' sessions by lsid (see sessions.go), under
+	// writeMu, with those whose config.transactions record is due.
+	sessions      map[string]*sessionRecord
+	dirtySessions map[string]bool
+	sessionsDone  chan struct{}
 }
 
 func openNode(f *Front) (*node, error) {
@@ -48,6 +53,8 @@ func openNode(f *Front) (*node, error) {
 		electionID: primitive.NewObjectID(),
 		started:    time.Now(),
 		noopDone:   make(chan struct{}),
+
+		sessionsDone: make(chan struct{}),
 	}
 	fail := func(err error) (*node, error) {
 		cancel()
@@ -63,10 +70,12 @@ func openNode(f *Front) (*node, error) {
 	if err := n.reconcile(); err != nil {
 		return fail(err)
 	}
-	if n.oplog, err = openOplog(filepath.Join(f.cfg.Dir, "oplog.bson"), f.oplogSize()); err != nil {
+	if n.oplog, err = openOplog(filepath.Join(f.cfg.Dir, "oplog.bson"), f.oplogSize(), f.forms); err != nil {
 		return fail(err)
 	}
+	n.rebuildSessions()
 	go n.noops(f.cfg.NoopInterval)
+	go n.flushSessions()
 	return n, nil
 }
 
@@ -131,6 +140,7 @@ func (n *node) noops(interval time.Duration) {
 func (n *node) close() error {
 	n.cancel()
 	<-n.noopDone
+	<-n.sessionsDone
 	n.cursors.clear()
 	errBe := n.be.close()
 	errLog := n.oplog.close()
@@ -184,6 +194,8 @@ func (n *node) handle(s *wire.Session, cmd *wire.Command) bson.Raw {
 		return n.collMod(ctx, cmd)
 	case "_sandboxsetcollection":
 		return n.setCollection(cmd)
+	case "_sandboxnoop":
+		return n.shardingNoop(cmd)
 	case "find":
 		return n.find(ctx, cmd)
 	case "getmore":

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"sort"
 	"sync"
@@ -25,9 +26,33 @@ type entry struct {
 // draft is an oplog entry before the oplog gives it a ts.
 type draft struct {
 	op, ns      string
-	ui          []byte // collection UUID, absent when nil
+	ui          []byte // collection UUID, absent when nil (or before FCV 3.6)
 	o, o2       bson.Raw
 	fromMigrate bool
+	session     *stmtSession // the session fields of a retryable write; nil otherwise
+	multiOpType int32        // 1: the applyOps of a vectored insert (8.0)
+}
+
+// stmtSession is what an entry of a retryable write carries: lsid, txnNumber, stmtId
+// and the links to the session's previous entry and to a findAndModify image.
+type stmtSession struct {
+	lsid      bson.Raw
+	txnNumber int64
+	stmtID    int32 // noStmtID leaves stmtId out
+	prev      link  // prevOpTime
+	noPrev    bool  // leave prevOpTime out (the image no-op before 4.4)
+	// image is "preImage" or "postImage" for a findAndModify's write: needsRetryImage
+	// from 5.1, else preImageOpTime / postImageOpTime pointing to the preceding no-op.
+	image string
+}
+
+const noStmtID = -1
+
+// link is an optime an entry points to: an explicit one (zero: the null optime that
+// starts a chain), or the entry just before it in the same append.
+type link struct {
+	ts        primitive.Timestamp
+	preceding bool
 }
 
 // oplog is a shard's local.oplog.rs: an in-memory window of entries, capped by bytes,
@@ -35,7 +60,8 @@ type draft struct {
 // numbered by a sequence that never restarts within a process; cursors hold positions
 // in it and notice when their position has rolled off.
 type oplog struct {
-	path string
+	path  string
+	forms forms
 
 	mu struct {
 		sync.Mutex
@@ -53,9 +79,9 @@ type oplog struct {
 }
 
 // openOplog loads the oplog file at path (creating it if needed) and keeps at most max
-// bytes of it.
-func openOplog(path string, max int64) (*oplog, error) {
-	l := &oplog{path: path}
+// bytes of it; new entries take the given forms.
+func openOplog(path string, max int64, fm forms) (*oplog, error) {
+	l := &oplog{path: path, forms: fm}
 	l.mu.max = max
 	l.mu.changed = make(chan struct{})
 	entries, good, err := readOplogFile(path)
@@ -148,15 +174,22 @@ func noop(msg string) draft {
 
 // append gives each draft the next ts and makes it visible, in order.
 func (l *oplog) append(drafts ...draft) error {
+	_, err := l.write(drafts...)
+	return err
+}
+
+// write is append that also reports the ts of the last entry written.
+func (l *oplog) write(drafts ...draft) (primitive.Timestamp, error) {
 	if len(drafts) == 0 {
-		return nil
+		return primitive.Timestamp{}, nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {
-		return errors.New("the shard's oplog is closed")
+		return primitive.Timestamp{}, errors.New("the shard's oplog is closed")
 	}
-	return l.appendLocked(drafts)
+	err := l.appendLocked(drafts)
+	return l.mu.last, err
 }
 
 func (l *oplog) appendLocked(drafts []draft) error {
@@ -167,7 +200,7 @@ func (l *oplog) appendLocked(drafts []draft) error {
 		if ts.T <= l.mu.last.T {
 			ts = primitive.Timestamp{T: l.mu.last.T, I: l.mu.last.I + 1}
 		}
-		raw := encodeEntry(d, ts, now)
+		raw := l.forms.encodeEntry(d, ts, l.mu.last, now)
 		l.mu.entries = append(l.mu.entries, entry{ts: ts, raw: raw})
 		l.mu.size += int64(len(raw))
 		l.mu.last, l.mu.wall = ts, now
@@ -343,14 +376,44 @@ func (l *oplog) visit(from int64, needPrev, reverse bool, fn func(raw bson.Raw) 
 	return s, false
 }
 
-// encodeEntry builds the entry document in MongoDB's field order.
-func encodeEntry(d draft, ts primitive.Timestamp, wall time.Time) bson.Raw {
+// encodeEntry builds the entry document in the field order of the version; preceding
+// is the ts of the entry written just before it.
+func (f forms) encodeEntry(d draft, ts, preceding primitive.Timestamp, wall time.Time) bson.Raw {
 	idx, b := bsoncore.AppendDocumentStart(nil)
-	b = bsoncore.AppendStringElement(b, "op", d.op)
-	b = bsoncore.AppendStringElement(b, "ns", d.ns)
-	if d.ui != nil {
-		b = bsoncore.AppendBinaryElement(b, "ui", 4, d.ui)
+	s := d.session
+	if f.legacyEnvelope {
+		b = bsoncore.AppendTimestampElement(b, "ts", ts.T, ts.I)
+		b = bsoncore.AppendInt64Element(b, "t", 1)
+		switch {
+		case f.randomHash:
+			b = bsoncore.AppendInt64Element(b, "h", rand.Int64())
+		case f.zeroHash:
+			b = bsoncore.AppendInt64Element(b, "h", 0)
+		}
+		b = bsoncore.AppendInt32Element(b, "v", 2)
+		b = f.appendTarget(b, d)
+		if d.fromMigrate {
+			b = bsoncore.AppendBooleanElement(b, "fromMigrate", true)
+		}
+		if d.o2 != nil {
+			b = bsoncore.AppendDocumentElement(b, "o2", d.o2)
+		}
+		b = bsoncore.AppendDateTimeElement(b, "wall", wall.UnixMilli())
+		if s != nil {
+			b = s.appendIDs(b)
+			if s.stmtID != noStmtID {
+				b = bsoncore.AppendInt32Element(b, "stmtId", s.stmtID)
+			}
+			b = s.appendLinks(b, f, preceding)
+		}
+		b = bsoncore.AppendDocumentElement(b, "o", d.o)
+		b, _ = bsoncore.AppendDocumentEnd(b, idx)
+		return b
 	}
+	if s != nil {
+		b = s.appendIDs(b)
+	}
+	b = f.appendTarget(b, d)
 	b = bsoncore.AppendDocumentElement(b, "o", d.o)
 	if d.o2 != nil {
 		b = bsoncore.AppendDocumentElement(b, "o2", d.o2)
@@ -358,10 +421,75 @@ func encodeEntry(d draft, ts primitive.Timestamp, wall time.Time) bson.Raw {
 	if d.fromMigrate {
 		b = bsoncore.AppendBooleanElement(b, "fromMigrate", true)
 	}
+	if s != nil && s.stmtID != noStmtID {
+		b = bsoncore.AppendInt32Element(b, "stmtId", s.stmtID)
+	}
 	b = bsoncore.AppendTimestampElement(b, "ts", ts.T, ts.I)
 	b = bsoncore.AppendInt64Element(b, "t", 1)
-	b = bsoncore.AppendInt64Element(b, "v", 2)
-	b = bsoncore.AppendDateTimeElement(b, "wall", wall.UnixMilli())
+	if f.wallBeforeV {
+		b = bsoncore.AppendDateTimeElement(b, "wall", wall.UnixMilli())
+		b = bsoncore.AppendInt64Element(b, "v", 2)
+	} else {
+		b = bsoncore.AppendInt64Element(b, "v", 2)
+		b = bsoncore.AppendDateTimeElement(b, "wall", wall.UnixMilli())
+	}
+	if s != nil {
+		b = s.appendLinks(b, f, preceding)
+	}
+	if d.multiOpType != 0 {
+		b = bsoncore.AppendInt32Element(b, "multiOpType", d.multiOpType)
+	}
 	b, _ = bsoncore.AppendDocumentEnd(b, idx)
+	return b
+}
+
+// appendTarget appends op, ns and ui.
+func (f forms) appendTarget(b []byte, d draft) []byte {
+	b = bsoncore.AppendStringElement(b, "op", d.op)
+	b = bsoncore.AppendStringElement(b, "ns", d.ns)
+	if d.ui != nil && f.uuids {
+		b = bsoncore.AppendBinaryElement(b, "ui", 4, d.ui)
+	}
+	return b
+}
+
+func (s *stmtSession) appendIDs(b []byte) []byte {
+	b = bsoncore.AppendDocumentElement(b, "lsid", s.lsid)
+	return bsoncore.AppendInt64Element(b, "txnNumber", s.txnNumber)
+}
+
+// appendLinks appends prevOpTime and the image fields.
+func (s *stmtSession) appendLinks(b []byte, f forms, preceding primitive.Timestamp) []byte {
+	if !s.noPrev {
+		b = appendOpTime(b, "prevOpTime", s.prev.resolve(preceding))
+	}
+	switch {
+	case s.image == "":
+	case f.imageCollection:
+		b = bsoncore.AppendStringElement(b, "needsRetryImage", s.image)
+	default:
+		b = appendOpTime(b, s.image+"OpTime", preceding)
+	}
+	return b
+}
+
+func (k link) resolve(preceding primitive.Timestamp) primitive.Timestamp {
+	if k.preceding {
+		return preceding
+	}
+	return k.ts
+}
+
+// appendOpTime appends {ts, t}; the zero ts is the null optime {ts: Timestamp(0, 0), t: -1}.
+func appendOpTime(b []byte, key string, ts primitive.Timestamp) []byte {
+	var i int32
+	i, b = bsoncore.AppendDocumentElementStart(b, key)
+	b = bsoncore.AppendTimestampElement(b, "ts", ts.T, ts.I)
+	term := int64(1)
+	if ts == (primitive.Timestamp{}) {
+		term = -1
+	}
+	b = bsoncore.AppendInt64Element(b, "t", term)
+	b, _ = bsoncore.AppendDocumentEnd(b, i)
 	return b
 }

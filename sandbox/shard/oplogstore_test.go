@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
 func allEntries(l *oplog) []bson.Raw {
@@ -24,7 +26,7 @@ func allEntries(l *oplog) []bson.Raw {
 func TestOplogFileKeepsTheWindowAcrossReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "oplog.bson")
 	const max = 64 << 10
-	l, err := openOplog(path, max)
+	l, err := openOplog(path, max, formsOf(wire.Identity{Version: "7.0.42", FCV: "7.0"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +54,7 @@ func TestOplogFileKeepsTheWindowAcrossReopen(t *testing.T) {
 	f.Write([]byte{200, 0, 0, 0, 3, 'x'})
 	f.Close()
 
-	l, err = openOplog(path, max)
+	l, err = openOplog(path, max, formsOf(wire.Identity{Version: "7.0.42", FCV: "7.0"}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,10 +13,12 @@
 // (including $v:2 diffs) before the next one. Tailable awaitData cursors wait on the
 // oplog's change signal.
 //
-// Two commands carry the router's knowledge: {_sandboxSetCollection: coll, key, uuid}
-// sets a collection's UUID and shard key (used for `ui` and the document keys of its
-// entries), and `fromMigrate: true` on insert and delete marks their entries as a chunk
-// migration's.
+// Commands carry the router's knowledge: {_sandboxSetCollection: coll, key, uuid} sets a
+// collection's UUID and shard key (used for `ui` and the document keys of its entries),
+// `fromMigrate: true` on insert, delete and drop marks their entries as a chunk
+// migration's or a sharded DDL participant's, {_sandboxNoop: coll, o, o2} writes the
+// no-op of a sharding event, and _sandboxLsid, txnNumber and stmtIds carry a retryable
+// write's session.
 package shard
 
 import (
@@ -57,6 +59,7 @@ type Config struct {
 // Front is a running shard.
 type Front struct {
 	cfg    Config
+	forms  forms // the oplog forms of cfg.Identity
 	server *wire.Server
 
 	// lifeMu serializes Stop, Restart, SetOplogSize and Close.
@@ -99,7 +102,7 @@ func Start(cfg Config) (*Front, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("shard %s: create %s: %w", cfg.Name, cfg.Dir, err)
 	}
-	f := &Front{cfg: cfg}
+	f := &Front{cfg: cfg, forms: formsOf(cfg.Identity)}
 	f.mu.oplogSize = cfg.OplogSize
 	n, err := openNode(f)
 	if err != nil {

@@ -159,3 +159,26 @@ func (n *node) appendOplogNote(cmd *wire.Command) bson.Raw {
 	}
 	return wire.OK()
 }
+
+// shardingNoop answers the router's {_sandboxNoop: coll, o, o2}: the no-op a primary
+// shard writes for a sharding event on db.coll (shardCollection from 5.0,
+// refineCollectionShardKey from 6.1), with the collection's UUID.
+func (n *node) shardingNoop(cmd *wire.Command) bson.Raw {
+	coll, ok := collName(cmd)
+	o, okO := cmd.Lookup("o").DocumentOK()
+	o2, okO2 := cmd.Lookup("o2").DocumentOK()
+	if !ok || !okO || !okO2 {
+		return wire.ErrorReply(wire.BadValue("_sandboxNoop needs a collection name, o and o2"))
+	}
+	ns := cmd.DB + "." + coll
+	n.writeMu.Lock()
+	defer n.writeMu.Unlock()
+	d := draft{op: "n", ns: ns, o: o, o2: o2}
+	if ci, ok := n.cat.get(ns); ok {
+		d.ui = ci.UUID.Data
+	}
+	if err := n.oplog.append(d); err != nil {
+		return wire.ErrorReply(err)
+	}
+	return wire.OK()
+}

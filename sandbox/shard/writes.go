@@ -156,7 +156,7 @@ func (n *node) ensureCollection(ctx context.Context, ns string) (collInfo, error
 	if err != nil {
 		return ci, err
 	}
-	return ci, n.oplog.append(createDraft(db, coll, ci.UUID.Data, nil))
+	return ci, n.oplog.append(n.front.forms.createDraft(db, coll, ci.UUID.Data, nil))
 }
 
 // hasCode reports whether err is a FerretDB error with the given code.
@@ -169,11 +169,15 @@ func hasCode(err error, code int32) bool {
 	return c == code
 }
 
-func createDraft(db, coll string, uuid []byte, options bson.D) draft {
+// createDraft is the entry of a collection's creation, with its _id index spec (which
+// names the collection's ns before 4.4).
+func (f forms) createDraft(db, coll string, uuid []byte, options bson.D) draft {
 	o := append(bson.D{{Key: "create", Value: coll}}, options...)
-	o = append(o, bson.E{Key: "idIndex", Value: bson.D{
-		{Key: "v", Value: int32(2)}, {Key: "key", Value: bson.D{{Key: "_id", Value: int32(1)}}}, {Key: "name", Value: "_id_"},
-	}})
+	idIndex := bson.D{{Key: "v", Value: int32(2)}, {Key: "key", Value: bson.D{{Key: "_id", Value: int32(1)}}}, {Key: "name", Value: "_id_"}}
+	if f.specNS {
+		idIndex = append(idIndex, bson.E{Key: "ns", Value: db + "." + coll})
+	}
+	o = append(o, bson.E{Key: "idIndex", Value: idIndex})
 	return draft{op: "c", ns: db + ".$cmd", ui: uuid, o: mustMarshal(o)}
 }
 
@@ -259,23 +263,91 @@ func (n *node) insert(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if ci, ok := n.cat.get(ns); ok && ci.isView() {
 		return wire.ErrorReply(notSupportedOnView(ns))
 	}
+	rw, err := n.retryableOf(cmd)
+	if err != nil {
+		return wire.ErrorReply(err)
+	}
+	// A retried statement the session already wrote counts as inserted, once.
+	var pending []bson.Raw
+	var stmts []int
+	count := 0
+	for i, d := range docs {
+		if rw != nil && rw.written(i) {
+			count++
+			continue
+		}
+		pending = append(pending, d)
+		stmts = append(stmts, i)
+	}
+	if len(pending) == 0 {
+		return writeReply(count, -1, nil, nil)
+	}
 	ci, err := n.ensureCollection(ctx, ns)
 	if err != nil {
 		return errorReply(err, ns)
 	}
-	inserted, werrs := n.insertDocs(ctx, cmd.DB, coll, docs, ordered)
-	var drafts []draft
-	count := 0
-	for i, d := range docs {
+	inserted, werrs := n.insertDocs(ctx, cmd.DB, coll, pending, ordered)
+	for i := range werrs {
+		werrs[i].index = stmts[werrs[i].index]
+	}
+	var done []bson.Raw
+	var doneStmts []int
+	for i, d := range pending {
 		if inserted[i] {
-			count++
-			drafts = append(drafts, draft{op: "i", ns: ns, ui: ci.UUID.Data, o: d, o2: docKey(ci, d), fromMigrate: fromMigrate})
+			done = append(done, d)
+			doneStmts = append(doneStmts, stmts[i])
 		}
 	}
-	if err := n.oplog.append(drafts...); err != nil {
+	ts, err := n.oplog.write(n.insertDrafts(ci, done, doneStmts, fromMigrate, rw)...)
+	if err != nil {
 		return wire.ErrorReply(err)
 	}
-	return writeReply(count, -1, nil, werrs)
+	if rw != nil && len(done) > 0 {
+		rw.wrote(ts, doneStmts...)
+		n.saveSession(rw)
+	}
+	return writeReply(count+len(done), -1, nil, werrs)
+}
+
+// vectoredInsertBatch is how many documents 8.0 groups in one applyOps
+// (internalInsertMaxBatchSize).
+const vectoredInsertBatch = 64
+
+// insertDrafts are the entries of inserted documents (stmts: their statements): one
+// insert each, or from 8.0, for several documents, applyOps entries of up to 64 inserts
+// marked multiOpType 1.
+func (n *node) insertDrafts(ci collInfo, docs []bson.Raw, stmts []int, fromMigrate bool, rw *retryable) []draft {
+	f := n.front.forms
+	var drafts []draft
+	if !f.vectoredInserts || len(docs) < 2 || fromMigrate {
+		for k, d := range docs {
+			dr := f.insertDraft(ci, d, fromMigrate)
+			if rw != nil {
+				dr.session = rw.session(stmts[k], k > 0)
+			}
+			drafts = append(drafts, dr)
+		}
+		return drafts
+	}
+	for start := 0; start < len(docs); start += vectoredInsertBatch {
+		end := min(start+vectoredInsertBatch, len(docs))
+		ops := make(bson.A, 0, end-start)
+		for k := start; k < end; k++ {
+			op := bson.D{{Key: "op", Value: "i"}, {Key: "ns", Value: ci.NS}, {Key: "ui", Value: ci.UUID},
+				{Key: "o", Value: docs[k]}, {Key: "o2", Value: docKey(ci, docs[k])}}
+			if rw != nil {
+				op = append(op, bson.E{Key: "stmtId", Value: rw.stmtID(stmts[k])})
+			}
+			ops = append(ops, op)
+		}
+		dr := draft{op: "c", ns: "admin.$cmd", o: mustMarshal(bson.D{{Key: "applyOps", Value: ops}}), multiOpType: 1}
+		if rw != nil {
+			dr.session = rw.session(stmts[start], start > 0)
+			dr.session.stmtID = noStmtID
+		}
+		drafts = append(drafts, dr)
+	}
+	return drafts
 }
 
 // insertDocs inserts documents into FerretDB in chunks and reports which were inserted.
@@ -409,11 +481,15 @@ func (n *node) update(ctx context.Context, cmd *wire.Command) bson.Raw {
 
 	n.writeMu.Lock()
 	defer n.writeMu.Unlock()
+	rw, err := n.retryableOf(cmd)
+	if err != nil {
+		return wire.ErrorReply(err)
+	}
 	matched, modified := 0, 0
 	var upserted bson.A
 	var werrs []writeError
 	for i, s := range stmts {
-		res, err := n.updateStatement(ctx, cmd.DB, coll, s)
+		res, err := n.updateStatement(ctx, cmd.DB, coll, s, rw, i)
 		matched += res.matched
 		modified += res.modified
 		if res.upsertedID.Type != 0 {
@@ -428,8 +504,13 @@ func (n *node) update(ctx context.Context, cmd *wire.Command) bson.Raw {
 			}
 		}
 	}
+	n.saveSession(rw)
 	return writeReply(matched, modified, upserted, werrs)
 }
+
+// errMultiRetryable is MongoDB's refusal of a retryable write that may touch several
+// documents.
+var errMultiRetryable = &wire.Error{Code: 72, Name: "InvalidOptions", Msg: "Cannot use (or request) retryable writes with multi=true"}
 
 // isReplacement reports whether an update is a replacement document (not operators,
 // not a pipeline).
@@ -442,7 +523,9 @@ func isReplacement(u bson.RawValue) bool {
 	return err != nil || !strings.HasPrefix(first.Key(), "$")
 }
 
-func (n *node) updateStatement(ctx context.Context, db, coll string, stmt bson.Raw) (updateResult, error) {
+// updateStatement runs the i-th statement of an update command (rw: its session when it
+// is a retryable write).
+func (n *node) updateStatement(ctx context.Context, db, coll string, stmt bson.Raw, rw *retryable, i int) (updateResult, error) {
 	var res updateResult
 	ns := db + "." + coll
 	q, _ := stmt.Lookup("q").DocumentOK()
@@ -465,6 +548,13 @@ func (n *node) updateStatement(ctx context.Context, db, coll string, stmt bson.R
 	replacement := isReplacement(u)
 	if multi && replacement {
 		return res, wire.FailedToParse("multi update is not supported for replacement-style update")
+	}
+	if rw != nil && multi {
+		return res, errMultiRetryable
+	}
+	if rw != nil && rw.written(i) {
+		res.matched, res.modified = 1, 1 // a retry: the update is already in the oplog
+		return res, nil
 	}
 	ci := n.cat.lookup(ns)
 	if ci.isView() {
@@ -489,36 +579,67 @@ func (n *node) updateStatement(ctx context.Context, db, coll string, stmt bson.R
 			continue
 		}
 		res.modified++
-		if err := n.oplog.append(updateDraft(ci, pre, post, replacement)); err != nil {
+		d := n.front.forms.updateDraft(ci, pre, post, replacement)
+		if rw != nil {
+			d.session = rw.session(i, false)
+		}
+		ts, err := n.oplog.write(d)
+		if err != nil {
 			return res, err
+		}
+		if rw != nil {
+			rw.wrote(ts, i)
 		}
 	}
 	if len(docs) > 0 || !upsert {
 		return res, nil
 	}
-	post, err := n.upsert(ctx, db, coll, m, q, u, arrayFilters)
+	var sess *stmtSession
+	if rw != nil {
+		sess = rw.session(i, false)
+	}
+	post, ts, err := n.upsert(ctx, db, coll, m, q, u, arrayFilters, sess)
 	if err != nil {
 		return res, err
+	}
+	if rw != nil {
+		rw.wrote(ts, i)
 	}
 	res.upsertedID = post.Lookup("_id")
 	return res, nil
 }
 
-func updateDraft(ci collInfo, pre, post bson.Raw, replacement bool) draft {
+// updateDraft is the entry of an update: the whole new document for a replacement,
+// else the version's update form.
+func (f forms) updateDraft(ci collInfo, pre, post bson.Raw, replacement bool) draft {
 	o := post
-	if !replacement {
+	switch {
+	case replacement:
+	case f.update == diffV2:
 		o = updateEntryObject(pre, post)
+	default:
+		o = modifierEntryObject(pre, post, f.update == modifierV1)
 	}
 	return draft{op: "u", ns: ci.NS, ui: ci.UUID.Data, o: o, o2: docKey(ci, pre)}
 }
 
+// insertDraft is the entry of an insert; from 6.0 it carries the document key in o2.
+func (f forms) insertDraft(ci collInfo, doc bson.Raw, fromMigrate bool) draft {
+	d := draft{op: "i", ns: ci.NS, ui: ci.UUID.Data, o: doc, fromMigrate: fromMigrate}
+	if f.insertKey {
+		d.o2 = docKey(ci, doc)
+	}
+	return d
+}
+
 // upsert creates the document an upsert inserts when nothing matched, logging its
-// insert (after the collection's creation when the upsert creates it).
-func (n *node) upsert(ctx context.Context, db, coll string, m *match.Matcher, q bson.Raw, u, arrayFilters bson.RawValue) (bson.Raw, error) {
+// insert (after the collection's creation when the upsert creates it; sess: the session
+// fields of a retryable write) and reporting the insert's ts.
+func (n *node) upsert(ctx context.Context, db, coll string, m *match.Matcher, q bson.Raw, u, arrayFilters bson.RawValue, sess *stmtSession) (bson.Raw, primitive.Timestamp, error) {
 	ns := db + "." + coll
 	ci, err := n.ensureCollection(ctx, ns)
 	if err != nil {
-		return nil, err
+		return nil, primitive.Timestamp{}, err
 	}
 	var post bson.Raw
 	switch {
@@ -530,9 +651,12 @@ func (n *node) upsert(ctx context.Context, db, coll string, m *match.Matcher, q 
 		post, err = n.upsertWithOperators(ctx, db, coll, m, u, arrayFilters)
 	}
 	if err != nil {
-		return nil, err
+		return nil, primitive.Timestamp{}, err
 	}
-	return post, n.oplog.append(draft{op: "i", ns: ns, ui: ci.UUID.Data, o: post, o2: docKey(ci, post)})
+	d := n.front.forms.insertDraft(ci, post, false)
+	d.session = sess
+	ts, err := n.oplog.write(d)
+	return post, ts, err
 }
 
 // upsertByBackend lets FerretDB build the upserted document, for filters the Go matcher
@@ -753,11 +877,15 @@ func (n *node) delete(ctx context.Context, cmd *wire.Command) bson.Raw {
 
 	n.writeMu.Lock()
 	defer n.writeMu.Unlock()
+	rw, err := n.retryableOf(cmd)
+	if err != nil {
+		return wire.ErrorReply(err)
+	}
 	ci := n.cat.lookup(ns)
 	deleted := 0
 	var werrs []writeError
 	for i, s := range stmts {
-		k, err := n.deleteStatement(ctx, ci, s, fromMigrate)
+		k, err := n.deleteStatement(ctx, ci, s, fromMigrate, rw, i)
 		deleted += k
 		if err != nil {
 			code, _, msg := classify(err, ns)
@@ -767,10 +895,18 @@ func (n *node) delete(ctx context.Context, cmd *wire.Command) bson.Raw {
 			}
 		}
 	}
+	n.saveSession(rw)
 	return writeReply(deleted, -1, nil, werrs)
 }
 
-func (n *node) deleteStatement(ctx context.Context, ci collInfo, stmt bson.Raw, fromMigrate bool) (int, error) {
+// deleteBatchDocs is how many deletes a batched delete groups in one applyOps
+// (batchedDeletesTargetBatchDocs).
+const deleteBatchDocs = 100
+
+// deleteStatement runs the i-th statement of a delete command (rw: its session when it
+// is a retryable write). From 6.1 a multi-document delete logs its deletes in batches
+// (see forms.batchedDeletes).
+func (n *node) deleteStatement(ctx context.Context, ci collInfo, stmt bson.Raw, fromMigrate bool, rw *retryable, i int) (int, error) {
 	if ci.isView() {
 		return 0, notSupportedOnView(ci.NS)
 	}
@@ -783,25 +919,71 @@ func (n *node) deleteStatement(ctx context.Context, ci collInfo, stmt bson.Raw, 
 	if truthy(stmt.Lookup("limit")) {
 		limit = 1
 	}
+	if rw != nil && limit == 0 {
+		return 0, errMultiRetryable
+	}
+	if rw != nil && rw.written(i) {
+		return 1, nil // a retry: the delete is already in the oplog
+	}
 	docs, _, err := n.targets(ctx, db, coll, q, nil, limit)
 	if err != nil {
 		return 0, err
+	}
+	batched := limit == 0 && !fromMigrate && n.front.forms.batchedDeletes
+	var batch []draft
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		d := batchDraft(batch)
+		batch = batch[:0]
+		return n.oplog.append(d)
 	}
 	deleted := 0
 	for _, pre := range docs {
 		ok, err := n.be.deleteByID(ctx, db, coll, pre.Lookup("_id"))
 		if err != nil {
-			return deleted, err
+			return deleted, errors.Join(err, flush())
 		}
 		if !ok {
 			continue
 		}
 		deleted++
-		if err := n.oplog.append(draft{op: "d", ns: ci.NS, ui: ci.UUID.Data, o: docKey(ci, pre), fromMigrate: fromMigrate}); err != nil {
+		d := draft{op: "d", ns: ci.NS, ui: ci.UUID.Data, o: docKey(ci, pre), fromMigrate: fromMigrate}
+		if batched {
+			if batch = append(batch, d); len(batch) == deleteBatchDocs {
+				if err := flush(); err != nil {
+					return deleted, err
+				}
+			}
+			continue
+		}
+		if rw != nil {
+			d.session = rw.session(i, false)
+		}
+		ts, err := n.oplog.write(d)
+		if err != nil {
 			return deleted, err
 		}
+		if rw != nil {
+			rw.wrote(ts, i)
+		}
 	}
-	return deleted, nil
+	return deleted, flush()
+}
+
+// batchDraft is the entry of a batch of deletes: one applyOps without lsid (a batch of
+// one is a plain delete).
+func batchDraft(batch []draft) draft {
+	if len(batch) == 1 {
+		return batch[0]
+	}
+	ops := make(bson.A, len(batch))
+	for i, d := range batch {
+		ops[i] = bson.D{{Key: "op", Value: d.op}, {Key: "ns", Value: d.ns},
+			{Key: "ui", Value: primitive.Binary{Subtype: 4, Data: d.ui}}, {Key: "o", Value: d.o}}
+	}
+	return draft{op: "c", ns: "admin.$cmd", o: mustMarshal(bson.D{{Key: "applyOps", Value: ops}})}
 }
 
 // ---- findAndModify ----
@@ -844,6 +1026,24 @@ func (n *node) findAndModify(ctx context.Context, cmd *wire.Command) bson.Raw {
 
 	n.writeMu.Lock()
 	defer n.writeMu.Unlock()
+	rw, err := n.retryableOf(cmd)
+	if err != nil {
+		return wire.ErrorReply(err)
+	}
+	if rw != nil && rw.written(0) {
+		// A driver retries a findAndModify whose answer it lost: answer it again.
+		if rw.rec.reply != nil {
+			return rw.rec.reply
+		}
+		return wire.ErrorReply(&wire.Error{Code: 217, Name: "IncompleteTransactionHistory",
+			Msg: "the shard restarted since this findAndModify ran and no longer has its answer"})
+	}
+	remember := func(reply bson.Raw) bson.Raw {
+		if rw != nil {
+			rw.rec.reply = reply
+		}
+		return reply
+	}
 	ci := n.cat.lookup(ns)
 	if ci.isView() {
 		return wire.ErrorReply(notSupportedOnView(ns))
@@ -869,12 +1069,12 @@ func (n *node) findAndModify(ctx context.Context, cmd *wire.Command) bson.Raw {
 			return errorReply(err, ns)
 		}
 		if ok {
-			if err := n.oplog.append(draft{op: "d", ns: ns, ui: ci.UUID.Data, o: docKey(ci, pre)}); err != nil {
+			if err := n.logWithImage(ctx, draft{op: "d", ns: ns, ui: ci.UUID.Data, o: docKey(ci, pre)}, rw, "preImage", pre); err != nil {
 				return wire.ErrorReply(err)
 			}
 			lastError[0].Value = int32(1)
 		}
-		return wire.OK(bson.E{Key: "lastErrorObject", Value: lastError}, bson.E{Key: "value", Value: value(pre)})
+		return remember(wire.OK(bson.E{Key: "lastErrorObject", Value: lastError}, bson.E{Key: "value", Value: value(pre)}))
 	}
 	if len(docs) > 0 {
 		pre := docs[0]
@@ -883,7 +1083,11 @@ func (n *node) findAndModify(ctx context.Context, cmd *wire.Command) bson.Raw {
 			return errorReply(err, ns)
 		}
 		if !bytes.Equal(pre, post) {
-			if err := n.oplog.append(updateDraft(ci, pre, post, isReplacement(update))); err != nil {
+			kind, image := "preImage", pre
+			if returnNew {
+				kind, image = "postImage", post
+			}
+			if err := n.logWithImage(ctx, n.front.forms.updateDraft(ci, pre, post, isReplacement(update)), rw, kind, image); err != nil {
 				return wire.ErrorReply(err)
 			}
 		}
@@ -892,20 +1096,71 @@ func (n *node) findAndModify(ctx context.Context, cmd *wire.Command) bson.Raw {
 		if returnNew {
 			out = post
 		}
-		return wire.OK(bson.E{Key: "lastErrorObject", Value: lastError}, bson.E{Key: "value", Value: value(out)})
+		return remember(wire.OK(bson.E{Key: "lastErrorObject", Value: lastError}, bson.E{Key: "value", Value: value(out)}))
 	}
 	if !upsert {
 		lastError = append(lastError, bson.E{Key: "updatedExisting", Value: false})
 		return wire.OK(bson.E{Key: "lastErrorObject", Value: lastError}, bson.E{Key: "value", Value: nil})
 	}
-	post, err := n.upsert(ctx, cmd.DB, coll, m, query, update, arrayFilters)
+	var sess *stmtSession
+	if rw != nil {
+		sess = rw.session(0, false)
+	}
+	post, ts, err := n.upsert(ctx, cmd.DB, coll, m, query, update, arrayFilters, sess)
 	if err != nil {
 		return errorReply(err, ns)
+	}
+	if rw != nil {
+		rw.wrote(ts, 0)
+		n.saveSession(rw)
 	}
 	lastError = bson.D{{Key: "n", Value: int32(1)}, {Key: "updatedExisting", Value: false}, {Key: "upserted", Value: post.Lookup("_id")}}
 	var out bson.Raw
 	if returnNew {
 		out = post
 	}
-	return wire.OK(bson.E{Key: "lastErrorObject", Value: lastError}, bson.E{Key: "value", Value: value(out)})
+	return remember(wire.OK(bson.E{Key: "lastErrorObject", Value: lastError}, bson.E{Key: "value", Value: value(out)}))
+}
+
+// logWithImage logs the update or delete of a findAndModify. A retryable one keeps the
+// document it answers with (its pre- or post-image, kind) so that a retry can answer
+// again: before 5.1 in a no-op entry just before it, to which it points
+// (preImageOpTime / postImageOpTime); from 5.1 in config.image_collection, the entry
+// marked needsRetryImage.
+func (n *node) logWithImage(ctx context.Context, d draft, rw *retryable, kind string, image bson.Raw) error {
+	if rw == nil {
+		return n.oplog.append(d)
+	}
+	f := n.front.forms
+	d.session = rw.session(0, false)
+	d.session.image = kind
+	drafts := []draft{d}
+	if !f.imageCollection {
+		note := draft{op: "n", ns: d.ns, ui: d.ui, o: image, session: rw.session(0, false)}
+		note.session.noPrev = !f.imageNoopLinked
+		drafts = []draft{note, d}
+	}
+	ts, err := n.oplog.write(drafts...)
+	if err != nil {
+		return err
+	}
+	rw.wrote(ts, 0)
+	n.saveSession(rw)
+	if f.imageCollection {
+		return n.saveImage(ctx, rw, ts, kind, image)
+	}
+	return nil
+}
+
+// saveImage keeps a retryable findAndModify's image in config.image_collection, as 5.1
+// and later do: {_id: lsid, txnNum, ts, imageKind, image, invalidated}.
+func (n *node) saveImage(ctx context.Context, rw *retryable, ts primitive.Timestamp, kind string, image bson.Raw) error {
+	err := n.upsertByID(ctx, "config", "image_collection", bson.D{
+		{Key: "_id", Value: rw.lsid}, {Key: "txnNum", Value: rw.txnNumber}, {Key: "ts", Value: ts},
+		{Key: "imageKind", Value: kind}, {Key: "image", Value: image}, {Key: "invalidated", Value: false},
+	})
+	if err != nil {
+		return fmt.Errorf("record the image in config.image_collection: %w", err)
+	}
+	return nil
 }
