@@ -13,7 +13,9 @@ package sandbox
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,11 +25,15 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
+	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
+	"github.com/shardlift/shardlift/sandbox/release"
 	"github.com/shardlift/shardlift/sandbox/router"
 	"github.com/shardlift/shardlift/sandbox/shard"
+	"github.com/shardlift/shardlift/sandbox/sysdb"
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
@@ -45,7 +51,13 @@ type Options struct {
 	TLS bool
 	// OplogSize is each shard's oplog size in bytes (0: the shard's default).
 	OplogSize int64
-	// Identity is the version/FCV every node reports (default 7.0.42 / 7.0).
+	// MongoDBVersion is the MongoDB release the cluster presents, "3.6" to "8.0"
+	// (default "7.0"): hello, buildInfo, FCV, the config database's formats and the
+	// internal namespaces of that release (package release).
+	MongoDBVersion string
+	// Identity overrides what every node reports: a full version (its release is the
+	// cluster's when MongoDBVersion is unset), an FCV other than the release's, the
+	// user's roles. Tests use it to provoke version findings.
 	Identity wire.Identity
 	// LegacyConfigServers reports three mirrored config servers ("h1:p1,h2:p2,h3:p3")
 	// instead of a CSRS ("cfgRS/host:port"), for validation tests.
@@ -73,6 +85,8 @@ type Cluster struct {
 
 	fronts     []*shard.Front
 	catalog    *router.Catalog
+	view       clusterView
+	internal   *wire.Credentials // the cluster members' identity, with Auth
 	cfgHandler *router.ConfigServer
 	cfgServers []*wire.Server
 	cfgString  string
@@ -88,10 +102,13 @@ type Cluster struct {
 
 // layout is Dir/cluster.json: the addresses a restart reuses.
 type layout struct {
-	Name   string        `json:"name"`
-	Shards []layoutShard `json:"shards"`
-	Router string        `json:"router"`
-	Config []string      `json:"config"`
+	Name string `json:"name"`
+	// Release is the MongoDB release the cluster presents ("" before releases were
+	// recorded: 7.0).
+	Release string        `json:"release,omitempty"`
+	Shards  []layoutShard `json:"shards"`
+	Router  string        `json:"router"`
+	Config  []string      `json:"config"`
 }
 
 type layoutShard struct {
@@ -106,12 +123,11 @@ func Start(ctx context.Context, name string, opts Options) (*Cluster, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Identity.Version == "" {
-		opts.Identity.Version = "7.0.42"
+	id, err := identityOf(opts)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", name, err)
 	}
-	if opts.Identity.FCV == "" {
-		opts.Identity.FCV = "7.0"
-	}
+	opts.Identity = id
 	c := &Cluster{name: name, opts: opts, log: opts.Logger}
 	if opts.Dir == "" {
 		dir, err := os.MkdirTemp("", "shardlift-sandbox-"+name+"-")
@@ -132,10 +148,41 @@ func Start(ctx context.Context, name string, opts Options) (*Cluster, error) {
 	return c, nil
 }
 
+// identityOf is what the cluster's nodes report: the release's version and FCV unless
+// the options override them.
+func identityOf(opts Options) (wire.Identity, error) {
+	id := opts.Identity
+	rel := release.Default
+	switch {
+	case opts.MongoDBVersion != "":
+		r, err := release.Parse(opts.MongoDBVersion)
+		if err != nil {
+			return id, err
+		}
+		if id.Version != "" && release.Of(id.Version) != r {
+			return id, fmt.Errorf("the identity's version %s is not a MongoDB %s version", id.Version, r)
+		}
+		rel = r
+	case id.Version != "":
+		rel = release.Of(id.Version)
+	}
+	if id.Version == "" {
+		id.Version = rel.Version()
+	}
+	if id.FCV == "" {
+		id.FCV = rel.FCV()
+	}
+	return id, nil
+}
+
 func (c *Cluster) start(ctx context.Context) error {
 	lay, err := readLayout(c.dir)
 	if err != nil {
 		return err
+	}
+	rel := c.opts.Identity.Release()
+	if held := lay.release(); held != "" && held != rel.String() {
+		return fmt.Errorf("%s holds a MongoDB %s cluster: start it with MongoDB version %s or use another directory", c.dir, held, held)
 	}
 	n := c.opts.Shards
 	switch {
@@ -155,6 +202,9 @@ func (c *Cluster) start(ctx context.Context) error {
 		}
 	}
 	serverTLS := c.serverTLS()
+	if c.opts.Auth != nil {
+		c.internal = &wire.Credentials{User: "__system", Password: randomSecret()}
+	}
 	var shards []router.Shard
 	for i := range n {
 		if err := ctx.Err(); err != nil {
@@ -171,6 +221,8 @@ func (c *Cluster) start(ctx context.Context) error {
 			Dir:         filepath.Join(c.dir, sname),
 			TLS:         serverTLS,
 			Credentials: c.opts.Auth,
+			Internal:    c.internal,
+			Cluster:     &c.view,
 			Identity:    c.opts.Identity,
 			OplogSize:   c.opts.OplogSize,
 			Logger:      c.log.With("shard", sname),
@@ -181,7 +233,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		c.fronts = append(c.fronts, f)
 		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr()})
 	}
-	if c.catalog, err = router.OpenCatalog(filepath.Join(c.dir, "config", "catalog.bson"), shards); err != nil {
+	if c.catalog, err = router.OpenCatalog(filepath.Join(c.dir, "config", "catalog.bson"), shards, c.opts.Identity, c.opts.Auth); err != nil {
 		return err
 	}
 	nCfg := 1
@@ -208,6 +260,8 @@ func (c *Cluster) start(ctx context.Context) error {
 	} else {
 		c.cfgString = router.ConfigReplSet + "/" + cfgAddrs[0]
 	}
+	c.catalog.SetConfigServers(c.cfgString)
+	c.view.set(c.catalog)
 	routerAddr := anyPort
 	if lay.Router != "" {
 		routerAddr = lay.Router
@@ -216,7 +270,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := c.startRouter(); err != nil {
 		return err
 	}
-	lay = layout{Name: c.name, Router: c.mu.addr, Config: cfgAddrs}
+	lay = layout{Name: c.name, Release: rel.String(), Router: c.mu.addr, Config: cfgAddrs}
 	for _, s := range shards {
 		lay.Shards = append(lay.Shards, layoutShard{Name: s.Name, Addr: s.Addr})
 	}
@@ -242,7 +296,6 @@ func (c *Cluster) startRouter() error {
 		Shards:        shards,
 		ClientOptions: c.shardClientOptions,
 		Identity:      c.opts.Identity,
-		ConfigServers: c.cfgString,
 		Credentials:   c.opts.Auth,
 		LeaveOrphans:  c.opts.LeaveOrphans,
 		Logger:        c.log.With("node", "router"),
@@ -256,19 +309,78 @@ func (c *Cluster) startRouter() error {
 		return fmt.Errorf("start the router: %w", err)
 	}
 	c.mu.router, c.mu.server, c.mu.addr = rt, s, s.Addr()
+	rt.Register(s.Addr())
 	return nil
 }
 
-// shardClientOptions are the driver options the router uses to reach its shards.
+// shardClientOptions are the driver options the router uses to reach its shards: it
+// authenticates as a cluster member, as a mongos does with the cluster's keyfile.
 func (c *Cluster) shardClientOptions() *options.ClientOptions {
 	o := options.Client()
-	if a := c.opts.Auth; a != nil {
+	if a := c.internal; a != nil {
 		o.SetAuth(options.Credential{AuthMechanism: "SCRAM-SHA-256", AuthSource: "admin", Username: a.User, Password: a.Password})
 	}
 	if c.certs != nil {
 		o.SetTLSConfig(c.certs.clientConfig())
 	}
 	return o
+}
+
+// release is the release the layout's cluster presents: 7.0 for a layout written
+// before releases were recorded, "" for a new directory.
+func (l layout) release() string {
+	switch {
+	case l.Release != "":
+		return l.Release
+	case l.Name != "":
+		return release.V70.String()
+	}
+	return ""
+}
+
+// clusterView is what the shards know of their cluster: the catalog, once it is open
+// (the shards start first, since the catalog records their addresses).
+type clusterView struct {
+	cat atomic.Pointer[router.Catalog]
+}
+
+func (v *clusterView) set(c *router.Catalog) { v.cat.Store(c) }
+
+func (v *clusterView) ClusterID() primitive.ObjectID {
+	if c := v.cat.Load(); c != nil {
+		return c.ClusterID()
+	}
+	return primitive.NilObjectID
+}
+
+func (v *clusterView) ConfigServers() string {
+	if c := v.cat.Load(); c != nil {
+		return c.ConfigServers()
+	}
+	return ""
+}
+
+func (v *clusterView) ShardCount() int {
+	if c := v.cat.Load(); c != nil {
+		return c.ShardCount()
+	}
+	return 0
+}
+
+func (v *clusterView) ShardCollections(shard string, load func(db, name string) bool) []sysdb.Collection {
+	if c := v.cat.Load(); c != nil {
+		return c.ShardCollections(shard, load)
+	}
+	return nil
+}
+
+// randomSecret is a password nobody needs to know.
+func randomSecret() string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		panic("sandbox: no randomness: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func readLayout(dir string) (layout, error) {

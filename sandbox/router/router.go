@@ -44,9 +44,6 @@ type Config struct {
 	ClientOptions func() *options.ClientOptions
 	// Identity is the version/FCV the router reports.
 	Identity wire.Identity
-	// ConfigServers is the config server connection string serverStatus and
-	// getShardMap report: "cfgRS/host:port" or a legacy "h1:p1,h2:p2,h3:p3".
-	ConfigServers string
 	// Credentials are the cluster's user, reported by usersInfo.
 	Credentials *wire.Credentials
 	// LeaveOrphans makes moveChunk keep the donor's copies (orphans).
@@ -66,6 +63,7 @@ type Router struct {
 	order    []*backend
 	cursors  *cursorTable
 	started  time.Time
+	topo     *wire.Topology
 	log      *slog.Logger
 
 	nsMu   sync.Mutex
@@ -86,6 +84,7 @@ func New(cfg Config) (*Router, error) {
 		backends: map[string]*backend{},
 		cursors:  newCursorTable(),
 		started:  time.Now(),
+		topo:     wire.NewTopology(),
 		log:      cfg.Logger,
 		nsLock:   map[string]*sync.RWMutex{},
 	}
@@ -112,12 +111,20 @@ func (r *Router) Close() error {
 	return nil
 }
 
+// Register records the router in config.mongos under the address it listens on.
+func (r *Router) Register(addr string) { r.cat.RegisterMongos(addr, r.started) }
+
 // Handle answers one command.
 func (r *Router) Handle(ctx context.Context, s *wire.Session, cmd *wire.Command) bson.Raw {
+	name := strings.ToLower(cmd.Name)
+	if name == "getparameter" {
+		// A mongos has no FCV of its own: before 8.3 it answers with its binary's
+		// version, whatever the cluster's FCV is (SERVER-118760).
+		return wire.FCVParameter(cmd, r.cfg.Identity.Release().FCV())
+	}
 	if reply, ok := r.cfg.Identity.AnswerCommon(s, cmd); ok {
 		return reply
 	}
-	name := strings.ToLower(cmd.Name)
 	h, ok := routerCommands[name]
 	if !ok {
 		return wire.ErrorReply(wire.CommandNotFound(cmd.Name))
@@ -148,49 +155,52 @@ var routerCommands map[string]func(*Router, context.Context, *wire.Session, *wir
 
 func init() {
 	routerCommands = map[string]func(*Router, context.Context, *wire.Session, *wire.Command) (bson.Raw, error){
-		"hello":             (*Router).hello,
-		"ismaster":          (*Router).hello,
-		"isdbgrid":          (*Router).isdbgrid,
-		"serverstatus":      (*Router).serverStatus,
-		"getshardmap":       (*Router).getShardMap,
-		"listshards":        (*Router).listShards,
-		"balancerstart":     (*Router).balancerStart,
-		"balancerstop":      (*Router).balancerStop,
-		"balancerstatus":    (*Router).balancerStatus,
-		"flushrouterconfig": (*Router).flushRouterConfig,
-		"usersinfo":         (*Router).usersInfo,
-		"rolesinfo":         (*Router).rolesInfo,
-		"enablesharding":    (*Router).enableSharding,
-		"shardcollection":   (*Router).shardCollection,
-		"split":             (*Router).split,
-		"movechunk":         (*Router).moveChunk,
-		"find":              (*Router).find,
-		"getmore":           (*Router).getMore,
-		"killcursors":       (*Router).killCursors,
-		"count":             (*Router).count,
-		"distinct":          (*Router).distinct,
-		"aggregate":         (*Router).aggregate,
-		"insert":            (*Router).insert,
-		"update":            (*Router).update,
-		"delete":            (*Router).delete,
-		"findandmodify":     (*Router).findAndModify,
-		"listdatabases":     (*Router).listDatabases,
-		"listcollections":   (*Router).listCollections,
-		"listindexes":       (*Router).listIndexes,
-		"create":            (*Router).create,
-		"createindexes":     (*Router).createIndexes,
-		"dropindexes":       (*Router).dropIndexes,
-		"collmod":           (*Router).collMod,
-		"drop":              (*Router).drop,
-		"dropdatabase":      (*Router).dropDatabase,
-		"renamecollection":  (*Router).renameCollection,
-		"dbstats":           (*Router).dbStats,
-		"collstats":         (*Router).collStats,
+		"hello":               (*Router).hello,
+		"ismaster":            (*Router).hello,
+		"isdbgrid":            (*Router).isdbgrid,
+		"serverstatus":        (*Router).serverStatus,
+		"getshardmap":         (*Router).getShardMap,
+		"listshards":          (*Router).listShards,
+		"balancerstart":       (*Router).balancerStart,
+		"balancerstop":        (*Router).balancerStop,
+		"balancerstatus":      (*Router).balancerStatus,
+		"flushrouterconfig":   (*Router).flushRouterConfig,
+		"usersinfo":           (*Router).usersInfo,
+		"rolesinfo":           (*Router).rolesInfo,
+		"enablesharding":      (*Router).enableSharding,
+		"shardcollection":     (*Router).shardCollection,
+		"split":               (*Router).split,
+		"movechunk":           (*Router).moveChunk,
+		"find":                (*Router).find,
+		"getmore":             (*Router).getMore,
+		"killcursors":         (*Router).killCursors,
+		"count":               (*Router).count,
+		"distinct":            (*Router).distinct,
+		"aggregate":           (*Router).aggregate,
+		"insert":              (*Router).insert,
+		"update":              (*Router).update,
+		"delete":              (*Router).delete,
+		"findandmodify":       (*Router).findAndModify,
+		"listdatabases":       (*Router).listDatabases,
+		"listcollections":     (*Router).listCollections,
+		"listindexes":         (*Router).listIndexes,
+		"create":              (*Router).create,
+		"createindexes":       (*Router).createIndexes,
+		"dropindexes":         (*Router).dropIndexes,
+		"collmod":             (*Router).collMod,
+		"drop":                (*Router).drop,
+		"dropdatabase":        (*Router).dropDatabase,
+		"renamecollection":    (*Router).renameCollection,
+		"dbstats":             (*Router).dbStats,
+		"collstats":           (*Router).collStats,
+		"addshardtozone":      (*Router).addShardToZone,
+		"removeshardfromzone": (*Router).removeShardFromZone,
+		"updatezonekeyrange":  (*Router).updateZoneKeyRange,
 	}
 }
 
-func (r *Router) hello(_ context.Context, _ *wire.Session, cmd *wire.Command) (bson.Raw, error) {
-	d := wire.HelloBase(cmd, r.cfg.Identity.Version)
+func (r *Router) hello(ctx context.Context, s *wire.Session, cmd *wire.Command) (bson.Raw, error) {
+	d := r.cfg.Identity.Hello(ctx, s, cmd, r.topo)
 	d = append(d, bson.E{Key: "msg", Value: "isdbgrid"})
 	return wire.OK(d...), nil
 }

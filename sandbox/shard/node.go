@@ -25,6 +25,7 @@ type node struct {
 	cat        *catalog
 	cursors    *cursorRegistry
 	electionID primitive.ObjectID
+	topo       *wire.Topology
 	started    time.Time
 	noopDone   chan struct{}
 
@@ -46,6 +47,7 @@ func openNode(f *Front) (*node, error) {
 		be:         be,
 		cursors:    newCursorRegistry(),
 		electionID: primitive.NewObjectID(),
+		topo:       wire.NewTopology(),
 		started:    time.Now(),
 		noopDone:   make(chan struct{}),
 	}
@@ -67,6 +69,7 @@ func openNode(f *Front) (*node, error) {
 		return fail(err)
 	}
 	go n.noops(f.cfg.NoopInterval)
+	f.logStartup(n.started)
 	return n, nil
 }
 
@@ -140,15 +143,25 @@ func (n *node) close() error {
 	return errLog
 }
 
-// handle answers one command.
-func (n *node) handle(s *wire.Session, cmd *wire.Command) bson.Raw {
+// handle answers one command; connCtx ends when the server closes.
+func (n *node) handle(connCtx context.Context, s *wire.Session, cmd *wire.Command) bson.Raw {
 	if r, ok := n.front.cfg.Identity.AnswerCommon(s, cmd); ok {
+		return r
+	}
+	if err := n.directShardCheck(s, cmd); err != nil {
+		return wire.ErrorReply(err)
+	}
+	if r, ok := n.serveInternal(cmd); ok {
 		return r
 	}
 	ctx := n.ctx
 	switch strings.ToLower(cmd.Name) {
 	case "hello", "ismaster":
-		return n.hello(cmd)
+		helloCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(connCtx, cancel)
+		defer stop()
+		return n.hello(helloCtx, s, cmd)
 	case "replsetgetstatus":
 		return n.replSetGetStatus(cmd)
 	case "replsetgetconfig":

@@ -31,7 +31,9 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 
+	"github.com/shardlift/shardlift/sandbox/release"
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
@@ -45,6 +47,11 @@ type Config struct {
 	Dir         string
 	TLS         *tls.Config
 	Credentials *wire.Credentials
+	// Internal is the cluster members' identity (see wire.Config.Internal): requests
+	// authenticated with it come from the router.
+	Internal *wire.Credentials
+	// Cluster is what the shard knows of its cluster (nil outside one).
+	Cluster Cluster
 	// Identity is the version, FCV and user roles the shard reports.
 	Identity wire.Identity
 	// OplogSize caps the oplog in bytes (0: 64 MiB); old entries roll off.
@@ -58,6 +65,13 @@ type Config struct {
 type Front struct {
 	cfg    Config
 	server *wire.Server
+	// replicaSetID is the shard's replica set id (settings.replicaSetId).
+	replicaSetID primitive.ObjectID
+
+	// uuidMu guards the uuids of the front's internal collections and its starts.
+	uuidMu sync.Mutex
+	uuids  map[string]primitive.Binary
+	starts []time.Time
 
 	// lifeMu serializes Stop, Restart, SetOplogSize and Close.
 	lifeMu sync.Mutex
@@ -91,15 +105,15 @@ func Start(cfg Config) (*Front, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Identity.Version == "" {
-		cfg.Identity.Version = "7.0.42"
+		cfg.Identity.Version = release.Default.Version()
 	}
 	if cfg.Identity.FCV == "" {
-		cfg.Identity.FCV = "7.0"
+		cfg.Identity.FCV = cfg.Identity.Release().FCV()
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("shard %s: create %s: %w", cfg.Name, cfg.Dir, err)
 	}
-	f := &Front{cfg: cfg}
+	f := &Front{cfg: cfg, replicaSetID: primitive.NewObjectID(), uuids: map[string]primitive.Binary{}}
 	f.mu.oplogSize = cfg.OplogSize
 	n, err := openNode(f)
 	if err != nil {
@@ -110,6 +124,7 @@ func Start(cfg Config) (*Front, error) {
 		Addr:        cfg.Addr,
 		TLS:         cfg.TLS,
 		Credentials: cfg.Credentials,
+		Internal:    cfg.Internal,
 		Handler:     wire.HandlerFunc(f.handle),
 		Logger:      cfg.Logger,
 	})
@@ -120,7 +135,7 @@ func Start(cfg Config) (*Front, error) {
 	return f, nil
 }
 
-func (f *Front) handle(_ context.Context, s *wire.Session, cmd *wire.Command) (reply bson.Raw) {
+func (f *Front) handle(ctx context.Context, s *wire.Session, cmd *wire.Command) (reply bson.Raw) {
 	// A bug in one command must not take the whole sandbox process down.
 	defer func() {
 		if r := recover(); r != nil {
@@ -133,7 +148,7 @@ func (f *Front) handle(_ context.Context, s *wire.Session, cmd *wire.Command) (r
 	if f.mu.node == nil {
 		return wire.ErrorReply(&wire.Error{Code: 91, Name: "ShutdownInProgress", Msg: "shard " + f.cfg.Name + " is stopped"})
 	}
-	return f.mu.node.handle(s, cmd)
+	return f.mu.node.handle(ctx, s, cmd)
 }
 
 // Name is the replica set name.

@@ -20,28 +20,30 @@ type Credentials struct {
 // were created with mechanisms: ["SCRAM-SHA-256"].
 const mechanism = "SCRAM-SHA-256"
 
-// authenticator checks SCRAM conversations against one user's stored keys. The keys are
-// derived once from the password; the password itself is not kept.
+// authenticator checks SCRAM conversations against the stored keys of the cluster's
+// user and, when set, its internal member identity. The keys are derived once from the
+// passwords; the passwords themselves are not kept.
 type authenticator struct {
-	user   string
-	server *scram.Server
+	internal string // the internal identity's user name, "" without one
+	server   *scram.Server
 }
 
-func newAuthenticator(c Credentials) (*authenticator, error) {
-	client, err := scram.SHA256.NewClient(c.User, c.Password, "")
-	if err != nil {
-		return nil, fmt.Errorf("sandbox credentials: %w", err)
+func newAuthenticator(c Credentials, internal *Credentials) (*authenticator, error) {
+	users := map[string]scram.StoredCredentials{}
+	all := []Credentials{c}
+	if internal != nil {
+		all = append(all, *internal)
 	}
-	salt := make([]byte, 28)
-	if _, err := rand.Read(salt); err != nil {
-		return nil, err
-	}
-	stored, err := client.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: 15000})
-	if err != nil {
-		return nil, fmt.Errorf("sandbox credentials: %w", err)
+	for _, u := range all {
+		stored, err := storedKeys(u)
+		if err != nil {
+			return nil, err
+		}
+		users[u.User] = stored
 	}
 	server, err := scram.SHA256.NewServer(func(name string) (scram.StoredCredentials, error) {
-		if name != c.User {
+		stored, ok := users[name]
+		if !ok {
 			return scram.StoredCredentials{}, fmt.Errorf("unknown user %q", name)
 		}
 		return stored, nil
@@ -49,7 +51,34 @@ func newAuthenticator(c Credentials) (*authenticator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &authenticator{user: c.User, server: server}, nil
+	a := &authenticator{server: server}
+	if internal != nil {
+		a.internal = internal.User
+	}
+	return a, nil
+}
+
+func storedKeys(c Credentials) (scram.StoredCredentials, error) {
+	client, err := scram.SHA256.NewClient(c.User, c.Password, "")
+	if err != nil {
+		return scram.StoredCredentials{}, fmt.Errorf("sandbox credentials: %w", err)
+	}
+	salt := make([]byte, 28)
+	if _, err := rand.Read(salt); err != nil {
+		return scram.StoredCredentials{}, err
+	}
+	stored, err := client.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: 15000})
+	if err != nil {
+		return scram.StoredCredentials{}, fmt.Errorf("sandbox credentials: %w", err)
+	}
+	return stored, nil
+}
+
+// authenticated records the conversation's user on the session.
+func (a *authenticator) authenticated(s *Session) {
+	s.user = s.conv.scram.Username()
+	s.internal = a.internal != "" && s.user == a.internal
+	s.conv = nil
 }
 
 // conversation is one client's SASL exchange, held by its session.
@@ -86,8 +115,7 @@ func (a *authenticator) saslContinue(s *Session, cmd *Command) bson.Raw {
 		return ErrorReply(&Error{17, "ProtocolError", "No SASL session state found"})
 	}
 	if s.conv.awaitingEmpty {
-		s.conv = nil
-		s.user = a.user
+		a.authenticated(s)
 		return saslReply(true, nil)
 	}
 	return a.step(s, cmd)
@@ -108,8 +136,7 @@ func (a *authenticator) step(s *Session, cmd *Command) bson.Raw {
 		return saslReply(false, []byte(out))
 	}
 	if s.conv.skipEmptyExchange {
-		s.conv = nil
-		s.user = a.user
+		a.authenticated(s)
 		return saslReply(true, []byte(out))
 	}
 	s.conv.awaitingEmpty = true

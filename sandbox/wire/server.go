@@ -19,6 +19,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
@@ -60,14 +61,19 @@ type Config struct {
 	TLS *tls.Config
 	// Credentials, when set, require SCRAM-SHA-256 authentication for most commands.
 	Credentials *Credentials
-	Handler     Handler
-	Logger      *slog.Logger
+	// Internal is the cluster's own member identity (MongoDB's keyfile user __system):
+	// the router authenticates with it to its shards, which then treat its requests as
+	// a cluster member's. Only meaningful with Credentials.
+	Internal *Credentials
+	Handler  Handler
+	Logger   *slog.Logger
 }
 
 // Server is one listening wire-protocol endpoint.
 type Server struct {
 	cfg    Config
 	auth   *authenticator
+	nextID atomic.Int64
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -93,7 +99,7 @@ func Listen(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg}
 	if cfg.Credentials != nil {
-		a, err := newAuthenticator(*cfg.Credentials)
+		a, err := newAuthenticator(*cfg.Credentials, cfg.Internal)
 		if err != nil {
 			return nil, err
 		}
@@ -212,12 +218,19 @@ func (s *Server) accept(l net.Listener) {
 type Session struct {
 	// Remote is the client's address.
 	Remote string
-	user   string
-	conv   *conversation
+	// ID is the server's number for the connection (hello's connectionId).
+	ID       int64
+	user     string
+	internal bool
+	conv     *conversation
 }
 
 // User is the authenticated user name, or "" before authentication (or without auth).
 func (s *Session) User() string { return s.user }
+
+// Internal reports whether the client authenticated as the cluster's internal member
+// identity (Config.Internal), as a mongos does to its shards.
+func (s *Session) Internal() bool { return s.internal }
 
 func (s *Server) serve(c net.Conn) {
 	defer s.wg.Done()
@@ -227,7 +240,7 @@ func (s *Server) serve(c net.Conn) {
 		s.mu.Unlock()
 		c.Close()
 	}()
-	sess := &Session{Remote: c.RemoteAddr().String()}
+	sess := &Session{Remote: c.RemoteAddr().String(), ID: s.nextID.Add(1)}
 	r := bufio.NewReaderSize(c, 64<<10)
 	for {
 		msg, err := readMessage(r)
@@ -277,7 +290,7 @@ func (s *Server) dispatch(sess *Session, cmd *Command) bson.Raw {
 		case "saslcontinue":
 			return s.auth.saslContinue(sess, cmd)
 		case "logout":
-			sess.user = ""
+			sess.user, sess.internal = "", false
 			return OK()
 		}
 		if sess.user == "" && requiresAuth(cmd.Name) {

@@ -1,0 +1,230 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/hex"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/bsontype"
+	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/shardlift/shardlift/sandbox/release"
+)
+
+// What a real cluster of each release presents, checked through the Go driver on the
+// router, a shard and the config server. The expected values are written out here
+// from MongoDB's sources (see the README's table), not computed by package release.
+var personalities = []struct {
+	version        string
+	maxWire        int32
+	sessionsChunks int
+}{
+	{"3.6", 6, 1},
+	{"4.0", 7, 1},
+	{"4.2", 8, 1024},
+	{"4.4", 9, 1024},
+	{"5.0", 13, 1024},
+	{"6.0", 17, 1024},
+	{"7.0", 21, 1024},
+	{"8.0", 25, 1},
+}
+
+func atLeast(v, min string) bool {
+	r, _ := release.Parse(v)
+	m, _ := release.Parse(min)
+	return r.AtLeast(m)
+}
+
+func TestEveryPersonalityPresentsItsRelease(t *testing.T) {
+	for _, p := range personalities {
+		t.Run(p.version, func(t *testing.T) {
+			c := startCluster(t, Options{MongoDBVersion: p.version})
+			cl := routerClient(t, c)
+			sc := shardClient(t, c, c.Shards()[0])
+			cfg := connect(t, configClientOptions(c))
+			ctx := context.Background()
+
+			// hello, buildInfo, FCV on the router, a shard and the config server.
+			hello := run(t, cl, "admin", bson.D{{Key: "hello", Value: 1}})
+			if got := hello.Lookup("maxWireVersion").Int32(); got != p.maxWire {
+				t.Errorf("maxWireVersion %d, want %d", got, p.maxWire)
+			}
+			if str(hello.Lookup("msg")) != "isdbgrid" || hello.Lookup("minWireVersion").Int32() != 0 {
+				t.Errorf("router hello: %s", hello)
+			}
+			if has := hello.Lookup("topologyVersion").Type == bsontype.EmbeddedDocument; has != atLeast(p.version, "4.4") {
+				t.Errorf("topologyVersion present: %v", has)
+			}
+			for _, node := range []*mongo.Client{cl, sc, cfg} {
+				info := run(t, node, "admin", bson.D{{Key: "buildInfo", Value: 1}})
+				version := str(info.Lookup("version"))
+				if !strings.HasPrefix(version, p.version+".") {
+					t.Errorf("buildInfo version %q", version)
+				}
+				arr, _ := info.Lookup("versionArray").Array().Values()
+				if len(arr) != 4 || arr[0].Int32() != int32(version[0]-'0') {
+					t.Errorf("versionArray %v for %s", arr, version)
+				}
+				if git, err := hex.DecodeString(str(info.Lookup("gitVersion"))); err != nil || len(git) != 20 {
+					t.Errorf("gitVersion %q is not 40 hex digits", str(info.Lookup("gitVersion")))
+				}
+				fcv := run(t, node, "admin", bson.D{{Key: "getParameter", Value: 1}, {Key: "featureCompatibilityVersion", Value: 1}})
+				if got := str(fcv.Lookup("featureCompatibilityVersion", "version")); got != p.version {
+					t.Errorf("FCV %q, want %q", got, p.version)
+				}
+			}
+			status := run(t, cl, "admin", bson.D{{Key: "serverStatus", Value: 1}})
+			if str(status.Lookup("process")) != "mongos" || str(status.Lookup("sharding", "configsvrConnectionString")) != c.ConfigString() {
+				t.Errorf("router serverStatus: process %v, sharding %v", status.Lookup("process"), status.Lookup("sharding"))
+			}
+			if s := run(t, sc, "admin", bson.D{{Key: "serverStatus", Value: 1}}); str(s.Lookup("process")) != "mongod" || str(s.Lookup("sharding", "configsvrConnectionString")) != c.ConfigString() {
+				t.Errorf("shard serverStatus: %v %v", s.Lookup("process"), s.Lookup("sharding"))
+			}
+
+			// listDatabases: admin and config through the router, local on a shard too.
+			routerDBs, _ := cl.ListDatabaseNames(ctx, bson.D{})
+			shardDBs, _ := sc.ListDatabaseNames(ctx, bson.D{})
+			if !slices.Contains(routerDBs, "admin") || !slices.Contains(routerDBs, "config") || slices.Contains(routerDBs, "local") {
+				t.Errorf("router listDatabases %v", routerDBs)
+			}
+			for _, db := range []string{"admin", "config", "local"} {
+				if !slices.Contains(shardDBs, db) {
+					t.Errorf("shard listDatabases %v lacks %s", shardDBs, db)
+				}
+			}
+
+			// A sharded user collection, to see the user metadata's formats.
+			run(t, cl, "admin", bson.D{{Key: "enableSharding", Value: "app"}})
+			run(t, cl, "admin", bson.D{{Key: "shardCollection", Value: "app.c"}, {Key: "key", Value: bson.D{{Key: "k", Value: 1}}}})
+			config := cl.Database("config")
+			db := findOne(t, config.Collection("databases"), bson.D{{Key: "_id", Value: "app"}})
+			if has(db, "version") != atLeast(p.version, "4.0") || has(db, "version", "timestamp") != atLeast(p.version, "5.0") {
+				t.Errorf("config.databases: %s", db)
+			}
+			if db.Lookup("partitioned").Boolean() != !atLeast(p.version, "6.0") {
+				t.Errorf("config.databases partitioned after enableSharding: %s", db)
+			}
+			version := findOne(t, config.Collection("version"), bson.D{})
+			if has(version, "currentVersion") == atLeast(p.version, "7.0") || version.Lookup("clusterId").Type != bsontype.ObjectID {
+				t.Errorf("config.version: %s", version)
+			}
+			for _, s := range findAll(t, config.Collection("shards"), bson.D{}) {
+				if has(s, "topologyTime") != atLeast(p.version, "5.0") {
+					t.Errorf("config.shards: %s", s)
+				}
+			}
+
+			// config.system.sessions, sharded on {_id: 1}, in config.collections and config.chunks.
+			sessions := findOne(t, config.Collection("collections"), bson.D{{Key: "_id", Value: "config.system.sessions"}})
+			if key := sessions.Lookup("key").Document(); key.String() != `{"_id": {"$numberInt":"1"}}` {
+				t.Errorf("sessions key %s", key)
+			}
+			if has(sessions, "dropped") == atLeast(p.version, "5.0") || has(sessions, "timestamp") != atLeast(p.version, "5.0") {
+				t.Errorf("config.collections format: %s", sessions)
+			}
+			chunkFilter := bson.D{{Key: "ns", Value: "config.system.sessions"}}
+			if atLeast(p.version, "5.0") {
+				chunkFilter = bson.D{{Key: "uuid", Value: sessions.Lookup("uuid")}}
+			}
+			chunks := findAll(t, config.Collection("chunks"), chunkFilter)
+			if len(chunks) != p.sessionsChunks {
+				t.Errorf("%d sessions chunks, want %d", len(chunks), p.sessionsChunks)
+			}
+			owners := map[string]int{}
+			for _, ch := range chunks {
+				owners[str(ch.Lookup("shard"))]++
+			}
+			if p.sessionsChunks > 1 && (len(owners) != 2 || owners[c.Shards()[0].Name] != 512) {
+				t.Errorf("sessions chunks per shard: %v, want 512 each", owners)
+			}
+			ch := chunks[0]
+			wantID := bsontype.String
+			if atLeast(p.version, "4.4") {
+				wantID = bsontype.ObjectID
+			}
+			if ch.Lookup("_id").Type != wantID || has(ch, "lastmodEpoch") == atLeast(p.version, "5.0") ||
+				has(ch, "history") != atLeast(p.version, "4.0") || has(ch, "onCurrentShardSince") != atLeast(p.version, "7.0") {
+				t.Errorf("config.chunks format: %s", ch)
+			}
+			if !atLeast(p.version, "4.4") && str(ch.Lookup("_id")) != "config.system.sessions-_id_MinKey" {
+				t.Errorf("chunk _id %v, want config.system.sessions-_id_MinKey", ch.Lookup("_id"))
+			}
+
+			// Session records: through the router, and on the shards that own them.
+			viaRouter := findAll(t, config.Collection("system.sessions"), bson.D{})
+			onShards := 0
+			for _, s := range c.Shards() {
+				onShards += len(findAll(t, shardClient(t, c, s).Database("config").Collection("system.sessions"), bson.D{}))
+			}
+			if len(viaRouter) == 0 || onShards != len(viaRouter) {
+				t.Errorf("%d session records through the router, %d on the shards", len(viaRouter), onShards)
+			}
+			if id := viaRouter[0].Lookup("_id"); id.Document().Lookup("id").Type != bsontype.Binary || viaRouter[0].Lookup("lastUse").Type != bsontype.DateTime {
+				t.Errorf("session record %s", viaRouter[0])
+			}
+
+			// The shard's own config, admin and local collections.
+			shardConfig, _ := sc.Database("config").ListCollectionNames(ctx, bson.D{})
+			for name, want := range map[string]bool{
+				"transactions": true, "cache.collections": true, "cache.chunks.config.system.sessions": true,
+				"cache.databases": atLeast(p.version, "4.0"), "system.indexBuilds": atLeast(p.version, "4.4"),
+				"image_collection": atLeast(p.version, "6.0"), "cache.chunks.app.c": true,
+			} {
+				if slices.Contains(shardConfig, name) != want {
+					t.Errorf("shard config.%s listed: %v, want %v (%v)", name, !want, want, shardConfig)
+				}
+			}
+			if n := len(findAll(t, sc.Database("config").Collection("cache.chunks.config.system.sessions"), bson.D{})); n != p.sessionsChunks {
+				t.Errorf("the shard caches %d sessions chunks, want %d", n, p.sessionsChunks)
+			}
+			identity := findOne(t, sc.Database("admin").Collection("system.version"), bson.D{{Key: "_id", Value: "shardIdentity"}})
+			if identity.Lookup("clusterId").ObjectID() != version.Lookup("clusterId").ObjectID() || str(identity.Lookup("shardName")) != c.Shards()[0].Name {
+				t.Errorf("shardIdentity %s", identity)
+			}
+			if fcvDoc := findOne(t, sc.Database("admin").Collection("system.version"), bson.D{{Key: "_id", Value: "featureCompatibilityVersion"}}); str(fcvDoc.Lookup("version")) != p.version {
+				t.Errorf("FCV document %s", fcvDoc)
+			}
+			if rs := findOne(t, sc.Database("local").Collection("system.replset"), bson.D{}); str(rs.Lookup("_id")) != c.Shards()[0].Name {
+				t.Errorf("local.system.replset %s", rs)
+			}
+			if log := findAll(t, sc.Database("local").Collection("startup_log"), bson.D{}); len(log) != 1 || !strings.HasPrefix(str(log[0].Lookup("buildinfo", "version")), p.version+".") {
+				t.Errorf("local.startup_log %v", log)
+			}
+
+			// The config server's collections.
+			cfgConfig, _ := cfg.Database("config").ListCollectionNames(ctx, bson.D{})
+			for name, want := range map[string]bool{
+				"locks": !atLeast(p.version, "5.0"), "lockpings": !atLeast(p.version, "5.0"),
+				"placementHistory": atLeast(p.version, "7.0"), "mongos": true, "changelog": true, "actionlog": true,
+				"migrations": true, "tags": true, "version": true,
+			} {
+				if slices.Contains(cfgConfig, name) != want {
+					t.Errorf("config server config.%s listed: %v, want %v", name, !want, want)
+				}
+			}
+			if m := findOne(t, config.Collection("mongos"), bson.D{}); str(m.Lookup("_id")) != c.RouterAddr() || !strings.HasPrefix(str(m.Lookup("mongoVersion")), p.version) {
+				t.Errorf("config.mongos %s", m)
+			}
+			if keys := findAll(t, cl.Database("admin").Collection("system.keys"), bson.D{{Key: "purpose", Value: "HMAC"}}); len(keys) != 2 {
+				t.Errorf("admin.system.keys: %d keys", len(keys))
+			}
+		})
+	}
+}
+
+func has(doc bson.Raw, path ...string) bool {
+	_, err := doc.LookupErr(path...)
+	return err == nil
+}
+
+func findOne(t testing.TB, coll *mongo.Collection, filter any) bson.Raw {
+	t.Helper()
+	raw, err := coll.FindOne(context.Background(), filter).Raw()
+	if err != nil {
+		t.Fatalf("findOne on %s %v: %v", coll.Name(), filter, err)
+	}
+	return raw
+}
