@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/sandbox/release"
+	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
 // What a real cluster of each release presents, checked through the Go driver on the
@@ -227,4 +229,104 @@ func findOne(t testing.TB, coll *mongo.Collection, filter any) bson.Raw {
 		t.Fatalf("findOne on %s %v: %v", coll.Name(), filter, err)
 	}
 	return raw
+}
+
+// An 8.0 shard of a cluster with two shards and authentication refuses operations on
+// user data from a user without the directShardOperations role, with the error a real
+// one sends; 7.0 only logged a warning. The router's own requests pass.
+func TestDirectShardOperationsNeedTheirRoleOn80(t *testing.T) {
+	creds := &wire.Credentials{User: "dba", Password: "s3cret"}
+	for _, tc := range []struct {
+		version string
+		roles   []string
+		refused bool
+	}{
+		{"8.0", nil, true},
+		{"8.0", []string{"readWriteAnyDatabase", "clusterAdmin", "directShardOperations"}, false},
+		{"7.0", nil, false},
+	} {
+		t.Run(tc.version+" "+strings.Join(tc.roles, ","), func(t *testing.T) {
+			c := startCluster(t, Options{MongoDBVersion: tc.version, Auth: creds, Identity: wire.Identity{Roles: tc.roles}})
+			cl := routerClient(t, c)
+			ctx := context.Background()
+			if _, err := cl.Database("app").Collection("c").InsertOne(ctx, bson.D{{Key: "a", Value: 1}}); err != nil {
+				t.Fatalf("insert through the router: %v", err)
+			}
+			var primary string
+			for _, d := range findAll(t, cl.Database("config").Collection("databases"), bson.D{{Key: "_id", Value: "app"}}) {
+				primary = str(d.Lookup("primary"))
+			}
+			var sc *mongo.Client
+			for _, s := range c.Shards() {
+				if s.Name == primary {
+					sc = shardClient(t, c, s)
+				}
+			}
+			_, err := sc.Database("app").Collection("c").Find(ctx, bson.D{})
+			if !tc.refused {
+				if err != nil {
+					t.Errorf("a direct read was refused: %v", err)
+				}
+				return
+			}
+			var ce mongo.CommandError
+			if !errors.As(err, &ce) || ce.Code != 13 || ce.Message != "You are connecting to a sharded cluster improperly by connecting directly to a shard. Please connect to the cluster via a router (mongos)." {
+				t.Errorf("a direct read without the role: %v, want Unauthorized (13)", err)
+			}
+			if _, err := sc.Database("app").Collection("c").InsertOne(ctx, bson.D{{Key: "a", Value: 2}}); commandCode(err) != 13 {
+				t.Errorf("a direct write without the role: %v, want Unauthorized (13)", err)
+			}
+			// The internal databases stay readable, as on a real 8.0 shard.
+			if got := findAll(t, sc.Database("local").Collection("oplog.rs"), bson.D{}); len(got) == 0 {
+				t.Error("the oplog is not readable directly")
+			}
+			findOne(t, sc.Database("admin").Collection("system.version"), bson.D{{Key: "_id", Value: "shardIdentity"}})
+			if n, err := cl.Database("app").Collection("c").CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
+				t.Errorf("through the router: %d documents, %v", n, err)
+			}
+		})
+	}
+}
+
+func TestUsersAreInTheConfigServersAdminDatabase(t *testing.T) {
+	c := startCluster(t, Options{MongoDBVersion: "6.0", Auth: &wire.Credentials{User: "dba", Password: "s3cret"}})
+	cl := routerClient(t, c)
+	user := findOne(t, cl.Database("admin").Collection("system.users"), bson.D{{Key: "user", Value: "dba"}})
+	if str(user.Lookup("_id")) != "admin.dba" || user.Lookup("credentials", "SCRAM-SHA-256", "iterationCount").Int32() != 15000 {
+		t.Errorf("admin.system.users: %s", user)
+	}
+	if strings.Contains(user.String(), "s3cret") {
+		t.Error("the user document shows the password")
+	}
+	schema := findOne(t, cl.Database("admin").Collection("system.version"), bson.D{{Key: "_id", Value: "authSchema"}})
+	if schema.Lookup("currentVersion").Int32() != 5 {
+		t.Errorf("authSchema %s", schema)
+	}
+	// Without authentication there is no user, nor system.users.
+	plain := routerClient(t, startCluster(t, Options{MongoDBVersion: "6.0"}))
+	names, _ := plain.Database("admin").ListCollectionNames(context.Background(), bson.D{})
+	if slices.Contains(names, "system.users") || !slices.Contains(names, "system.version") {
+		t.Errorf("admin without auth: %v", names)
+	}
+}
+
+func TestAClusterKeepsItsRelease(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Start(context.Background(), "source", Options{Dir: dir, MongoDBVersion: "4.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	_, err = Start(context.Background(), "source", Options{Dir: dir, MongoDBVersion: "6.0"})
+	if err == nil || !strings.Contains(err.Error(), "holds a MongoDB 4.2 cluster") {
+		t.Fatalf("restarting a 4.2 cluster as 6.0: %v", err)
+	}
+	if _, err := Start(context.Background(), "source", Options{MongoDBVersion: "4.8"}); err == nil || !strings.Contains(err.Error(), "3.6, 4.0, 4.2, 4.4, 5.0, 6.0, 7.0, 8.0") {
+		t.Errorf("an unknown release: %v", err)
+	}
+	again := startCluster(t, Options{Dir: dir, MongoDBVersion: "4.2"})
+	info := run(t, routerClient(t, again), "admin", bson.D{{Key: "buildInfo", Value: 1}})
+	if !strings.HasPrefix(str(info.Lookup("version")), "4.2.") {
+		t.Errorf("after the restart: %s", info.Lookup("version"))
+	}
 }
