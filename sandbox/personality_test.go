@@ -324,9 +324,64 @@ func TestAClusterKeepsItsRelease(t *testing.T) {
 	if _, err := Start(context.Background(), "source", Options{MongoDBVersion: "4.8"}); err == nil || !strings.Contains(err.Error(), "3.6, 4.0, 4.2, 4.4, 5.0, 6.0, 7.0, 8.0") {
 		t.Errorf("an unknown release: %v", err)
 	}
-	again := startCluster(t, Options{Dir: dir, MongoDBVersion: "4.2"})
+	again := startCluster(t, Options{Dir: dir})
 	info := run(t, routerClient(t, again), "admin", bson.D{{Key: "buildInfo", Value: 1}})
 	if !strings.HasPrefix(str(info.Lookup("version")), "4.2.") {
-		t.Errorf("after the restart: %s", info.Lookup("version"))
+		t.Errorf("restarted without a version, the cluster presents %s, not the 4.2 its directory holds", info.Lookup("version"))
+	}
+}
+
+// An 8.0 config shard: the config server (replica set cfgRS) is shard "config" as
+// well, holding user data beside the cluster's metadata.
+func TestConfigShard(t *testing.T) {
+	if _, err := Start(context.Background(), "source", Options{MongoDBVersion: "7.0", ConfigShard: true, Dir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "needs MongoDB 8.0") {
+		t.Fatalf("a 7.0 config shard: %v", err)
+	}
+	dir := t.TempDir()
+	c := startCluster(t, Options{MongoDBVersion: "8.0", ConfigShard: true, Shards: 1, Dir: dir})
+	cl := routerClient(t, c)
+	ctx := context.Background()
+	listed := run(t, cl, "admin", bson.D{{Key: "listShards", Value: 1}})
+	shards, _ := listed.Lookup("shards").Array().Values()
+	var hosts []string
+	for _, s := range shards {
+		hosts = append(hosts, str(s.Document().Lookup("_id"))+"="+str(s.Document().Lookup("host")))
+	}
+	if want := "config=cfgRS/" + c.ConfigAddr(); len(hosts) != 2 || !slices.Contains(hosts, want) {
+		t.Errorf("listShards %v, want 2 shards with %s", hosts, want)
+	}
+	if got := str(run(t, cl, "admin", bson.D{{Key: "serverStatus", Value: 1}}).Lookup("sharding", "configsvrConnectionString")); got != "cfgRS/"+c.ConfigAddr() {
+		t.Errorf("configsvrConnectionString %q", got)
+	}
+	cfg := connect(t, configClientOptions(c))
+	hello := run(t, cfg, "admin", bson.D{{Key: "hello", Value: 1}})
+	if str(hello.Lookup("setName")) != "cfgRS" || hello.Lookup("configsvr").Int32() != 2 {
+		t.Errorf("the config shard's hello: %s", hello)
+	}
+	run(t, cl, "admin", bson.D{{Key: "enableSharding", Value: "onconfig"}, {Key: "primaryShard", Value: "config"}})
+	if _, err := cl.Database("onconfig").Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: "here"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := findAll(t, cfg.Database("onconfig").Collection("c"), bson.D{}); len(got) != 1 {
+		t.Errorf("the config shard holds %d documents of onconfig.c, want 1", len(got))
+	}
+	if n := len(findAll(t, cfg.Database("config").Collection("chunks"), bson.D{})); n == 0 {
+		t.Error("the config shard does not serve config.chunks")
+	}
+	identity := findOne(t, cfg.Database("admin").Collection("system.version"), bson.D{{Key: "_id", Value: "shardIdentity"}})
+	if str(identity.Lookup("shardName")) != "config" {
+		t.Errorf("shardIdentity %s", identity)
+	}
+	cl.Disconnect(ctx)
+	cfg.Disconnect(ctx)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := startCluster(t, Options{MongoDBVersion: "8.0", ConfigShard: true, Dir: dir})
+	if n, err := routerClient(t, again).Database("onconfig").Collection("c").CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
+		t.Errorf("after a restart: %d documents, %v", n, err)
+	}
+	if _, err := Start(ctx, "source", Options{MongoDBVersion: "8.0", Dir: dir}); err == nil || !strings.Contains(err.Error(), "config server is a shard") {
+		t.Errorf("restarting a config-shard cluster without one: %v", err)
 	}
 }

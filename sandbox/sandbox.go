@@ -52,8 +52,9 @@ type Options struct {
 	// OplogSize is each shard's oplog size in bytes (0: the shard's default).
 	OplogSize int64
 	// MongoDBVersion is the MongoDB release the cluster presents, "3.6" to "8.0"
-	// (default "7.0"): hello, buildInfo, FCV, the config database's formats and the
-	// internal namespaces of that release (package release).
+	// (default: the one Dir's cluster presents, else "7.0"): hello, buildInfo, FCV,
+	// the config database's formats and the internal namespaces of that release
+	// (package release).
 	MongoDBVersion string
 	// Identity overrides what every node reports: a full version (its release is the
 	// cluster's when MongoDBVersion is unset), an FCV other than the release's, the
@@ -62,6 +63,9 @@ type Options struct {
 	// LegacyConfigServers reports three mirrored config servers ("h1:p1,h2:p2,h3:p3")
 	// instead of a CSRS ("cfgRS/host:port"), for validation tests.
 	LegacyConfigServers bool
+	// ConfigShard (MongoDB 8.0) makes the config server a shard as well: shard
+	// "config", replica set cfgRS, holding user data beside the cluster's metadata.
+	ConfigShard bool
 	// LeaveOrphans makes moveChunk leave the donor's copies behind.
 	LeaveOrphans bool
 	Logger       *slog.Logger
@@ -105,10 +109,12 @@ type layout struct {
 	Name string `json:"name"`
 	// Release is the MongoDB release the cluster presents ("" before releases were
 	// recorded: 7.0).
-	Release string        `json:"release,omitempty"`
-	Shards  []layoutShard `json:"shards"`
-	Router  string        `json:"router"`
-	Config  []string      `json:"config"`
+	Release string `json:"release,omitempty"`
+	// ConfigShard: the config server (Config[0]) is shard "config" too.
+	ConfigShard bool          `json:"configShard,omitempty"`
+	Shards      []layoutShard `json:"shards"`
+	Router      string        `json:"router"`
+	Config      []string      `json:"config"`
 }
 
 type layoutShard struct {
@@ -123,11 +129,10 @@ func Start(ctx context.Context, name string, opts Options) (*Cluster, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	id, err := identityOf(opts)
-	if err != nil {
+	// A bad release is refused before anything is written.
+	if _, err := identityOf(opts); err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", name, err)
 	}
-	opts.Identity = id
 	c := &Cluster{name: name, opts: opts, log: opts.Logger}
 	if opts.Dir == "" {
 		dir, err := os.MkdirTemp("", "shardlift-sandbox-"+name+"-")
@@ -180,9 +185,25 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.opts.MongoDBVersion == "" && c.opts.Identity.Version == "" {
+		// Unless told otherwise, a directory's cluster keeps its release.
+		c.opts.MongoDBVersion = lay.release()
+	}
+	if c.opts.Identity, err = identityOf(c.opts); err != nil {
+		return err
+	}
 	rel := c.opts.Identity.Release()
 	if held := lay.release(); held != "" && held != rel.String() {
 		return fmt.Errorf("%s holds a MongoDB %s cluster: start it with MongoDB version %s or use another directory", c.dir, held, held)
+	}
+	switch {
+	case c.opts.ConfigShard && !rel.ConfigShard():
+		return fmt.Errorf("a config shard needs MongoDB 8.0; this cluster presents %s", rel)
+	case c.opts.ConfigShard && c.opts.LegacyConfigServers:
+		return errors.New("a config shard is a replica set: it cannot be a legacy mirrored config server")
+	case len(lay.Shards) > 0 && lay.ConfigShard != c.opts.ConfigShard:
+		return fmt.Errorf("%s holds a cluster whose config server %s a shard: start it the same way or use another directory", c.dir,
+			map[bool]string{true: "is", false: "is not"}[lay.ConfigShard])
 	}
 	n := c.opts.Shards
 	switch {
@@ -215,46 +236,34 @@ func (c *Cluster) start(ctx context.Context) error {
 		if i < len(lay.Shards) && lay.Shards[i].Name == sname {
 			addr = lay.Shards[i].Addr
 		}
-		f, err := shard.Start(shard.Config{
-			Name:        sname,
-			Addr:        addr,
-			Dir:         filepath.Join(c.dir, sname),
-			TLS:         serverTLS,
-			Credentials: c.opts.Auth,
-			Internal:    c.internal,
-			Cluster:     &c.view,
-			Identity:    c.opts.Identity,
-			OplogSize:   c.opts.OplogSize,
-			Logger:      c.log.With("shard", sname),
-		})
+		f, err := c.startShard(shard.Config{Name: sname, Addr: addr, Dir: filepath.Join(c.dir, sname)})
 		if err != nil {
 			return fmt.Errorf("start shard %s: %w", sname, err)
 		}
 		c.fronts = append(c.fronts, f)
 		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr()})
 	}
+	var cfgAddrs []string
+	if c.opts.ConfigShard {
+		addr := anyPort
+		if len(lay.Config) > 0 {
+			addr = lay.Config[0]
+		}
+		f, err := c.startShard(shard.Config{Name: "config", SetName: router.ConfigReplSet, ConfigServer: true, Addr: addr,
+			Dir: filepath.Join(c.dir, "config-shard")})
+		if err != nil {
+			return fmt.Errorf("start the config shard: %w", err)
+		}
+		c.fronts = append(c.fronts, f)
+		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr(), SetName: router.ConfigReplSet})
+		cfgAddrs = []string{f.Addr()}
+	}
 	if c.catalog, err = router.OpenCatalog(filepath.Join(c.dir, "config", "catalog.bson"), shards, c.opts.Identity, c.opts.Auth); err != nil {
 		return err
 	}
-	nCfg := 1
-	if c.opts.LegacyConfigServers {
-		nCfg = 3
+	if err := c.startConfigServers(lay, serverTLS, &cfgAddrs); err != nil {
+		return err
 	}
-	c.cfgHandler = router.NewConfigServer(c.catalog, c.opts.Identity, c.opts.LegacyConfigServers)
-	var cfgAddrs []string
-	for i := range nCfg {
-		addr := anyPort
-		if i < len(lay.Config) {
-			addr = lay.Config[i]
-		}
-		s, err := wire.Listen(wire.Config{Addr: addr, TLS: serverTLS, Credentials: c.opts.Auth, Handler: c.cfgHandler, Logger: c.log.With("node", "config")})
-		if err != nil {
-			return fmt.Errorf("start the config server: %w", err)
-		}
-		c.cfgServers = append(c.cfgServers, s)
-		cfgAddrs = append(cfgAddrs, s.Addr())
-	}
-	c.cfgHandler.SetHosts(cfgAddrs[0], cfgAddrs)
 	if c.opts.LegacyConfigServers {
 		c.cfgString = strings.Join(cfgAddrs, ",")
 	} else {
@@ -270,12 +279,53 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := c.startRouter(); err != nil {
 		return err
 	}
-	lay = layout{Name: c.name, Release: rel.String(), Router: c.mu.addr, Config: cfgAddrs}
+	lay = layout{Name: c.name, Release: rel.String(), ConfigShard: c.opts.ConfigShard, Router: c.mu.addr, Config: cfgAddrs}
 	for _, s := range shards {
-		lay.Shards = append(lay.Shards, layoutShard{Name: s.Name, Addr: s.Addr})
+		if s.Name != "config" {
+			lay.Shards = append(lay.Shards, layoutShard{Name: s.Name, Addr: s.Addr})
+		}
 	}
 	c.log.Info("sandbox cluster started", "cluster", c.name, "router", c.mu.addr, "config", c.cfgString, "shards", n, "dir", c.dir)
 	return writeLayout(c.dir, lay)
+}
+
+// startShard starts a shard front of the cluster, cfg naming it and its place.
+func (c *Cluster) startShard(cfg shard.Config) (*shard.Front, error) {
+	cfg.TLS = c.serverTLS()
+	cfg.Credentials = c.opts.Auth
+	cfg.Internal = c.internal
+	cfg.Cluster = &c.view
+	cfg.Identity = c.opts.Identity
+	cfg.OplogSize = c.opts.OplogSize
+	cfg.Logger = c.log.With("shard", cfg.Name)
+	return shard.Start(cfg)
+}
+
+// startConfigServers starts the dedicated config server(s), unless the config server
+// is a config shard (whose address cfgAddrs already holds).
+func (c *Cluster) startConfigServers(lay layout, serverTLS *tls.Config, cfgAddrs *[]string) error {
+	if c.opts.ConfigShard {
+		return nil
+	}
+	nCfg := 1
+	if c.opts.LegacyConfigServers {
+		nCfg = 3
+	}
+	c.cfgHandler = router.NewConfigServer(c.catalog, c.opts.Identity, c.opts.LegacyConfigServers)
+	for i := range nCfg {
+		addr := anyPort
+		if i < len(lay.Config) {
+			addr = lay.Config[i]
+		}
+		s, err := wire.Listen(wire.Config{Addr: addr, TLS: serverTLS, Credentials: c.opts.Auth, Handler: c.cfgHandler, Logger: c.log.With("node", "config")})
+		if err != nil {
+			return fmt.Errorf("start the config server: %w", err)
+		}
+		c.cfgServers = append(c.cfgServers, s)
+		*cfgAddrs = append(*cfgAddrs, s.Addr())
+	}
+	c.cfgHandler.SetHosts((*cfgAddrs)[0], *cfgAddrs)
+	return nil
 }
 
 func (c *Cluster) serverTLS() *tls.Config {
@@ -289,7 +339,11 @@ func (c *Cluster) serverTLS() *tls.Config {
 func (c *Cluster) startRouter() error {
 	var shards []router.Shard
 	for _, f := range c.fronts {
-		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr()})
+		s := router.Shard{Name: f.Name(), Addr: f.Addr()}
+		if f.Name() == "config" {
+			s.SetName = router.ConfigReplSet
+		}
+		shards = append(shards, s)
 	}
 	rt, err := router.New(router.Config{
 		Catalog:       c.catalog,
@@ -374,6 +428,13 @@ func (v *clusterView) ShardCollections(shard string, load func(db, name string) 
 	return nil
 }
 
+func (v *clusterView) ConfigServerCollections(load func(db, name string) bool) sysdb.Set {
+	if c := v.cat.Load(); c != nil {
+		return c.ConfigServerCollections(load)
+	}
+	return nil
+}
+
 // randomSecret is a password nobody needs to know.
 func randomSecret() string {
 	b := make([]byte, 24)
@@ -434,7 +495,12 @@ func (c *Cluster) RouterAddr() string {
 }
 
 // ConfigAddr is the (first) config server's host:port.
-func (c *Cluster) ConfigAddr() string { return c.cfgServers[0].Addr() }
+func (c *Cluster) ConfigAddr() string {
+	if c.opts.ConfigShard {
+		return c.fronts[len(c.fronts)-1].Addr()
+	}
+	return c.cfgServers[0].Addr()
+}
 
 // ConfigString is the config server connection string the router reports.
 func (c *Cluster) ConfigString() string { return c.cfgString }

@@ -39,8 +39,15 @@ import (
 
 // Config describes one shard.
 type Config struct {
-	// Name is the replica set name, e.g. "src-shard0".
+	// Name is the shard's name, e.g. "src-shard0", and its replica set's unless SetName
+	// says otherwise.
 	Name string
+	// SetName is the replica set name when it differs from the shard's (an 8.0 config
+	// shard: shard "config" of replica set "cfgRS").
+	SetName string
+	// ConfigServer makes the node the cluster's config server as well (an 8.0 config
+	// shard): it says so in hello and serves the config database's metadata.
+	ConfigServer bool
 	// Addr is where the front listens: "127.0.0.1:0" or a fixed port (kept on Restart).
 	Addr string
 	// Dir holds FerretDB's SQLite files, the oplog and the front's metadata.
@@ -94,6 +101,9 @@ func Start(cfg Config) (*Front, error) {
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.SetName == "" {
+		cfg.SetName = cfg.Name
 	}
 	if cfg.OplogSize <= 0 {
 		cfg.OplogSize = 64 << 20
@@ -151,14 +161,14 @@ func (f *Front) handle(ctx context.Context, s *wire.Session, cmd *wire.Command) 
 	return f.mu.node.handle(ctx, s, cmd)
 }
 
-// Name is the replica set name.
+// Name is the shard's name.
 func (f *Front) Name() string { return f.cfg.Name }
 
 // Addr is the front's host:port.
 func (f *Front) Addr() string { return f.server.Addr() }
 
-// Host is the shard's host string as listShards shows it: "name/host:port".
-func (f *Front) Host() string { return f.cfg.Name + "/" + f.Addr() }
+// Host is the shard's host string as listShards shows it: "setName/host:port".
+func (f *Front) Host() string { return f.cfg.SetName + "/" + f.Addr() }
 
 func (f *Front) oplogSize() int64 {
 	f.mu.RLock()

@@ -24,7 +24,7 @@ func (n *node) hello(ctx context.Context, s *wire.Session, cmd *wire.Command) bs
 	op, wall := opTime(n)
 	d = append(d,
 		bson.E{Key: "hosts", Value: bson.A{addr}},
-		bson.E{Key: "setName", Value: n.front.cfg.Name},
+		bson.E{Key: "setName", Value: n.front.cfg.SetName},
 		bson.E{Key: "setVersion", Value: int32(1)},
 		bson.E{Key: "secondary", Value: false},
 		bson.E{Key: "primary", Value: addr},
@@ -35,6 +35,9 @@ func (n *node) hello(ctx context.Context, s *wire.Session, cmd *wire.Command) bs
 			{Key: "majorityOpTime", Value: op}, {Key: "majorityWriteDate", Value: wall},
 		}},
 	)
+	if n.front.cfg.ConfigServer {
+		d = append(d, bson.E{Key: "configsvr", Value: int32(2)})
+	}
 	return wire.OK(d...)
 }
 
@@ -53,7 +56,7 @@ func (n *node) replSetGetStatus(cmd *wire.Command) bson.Raw {
 	op, wall := opTime(n)
 	now := time.Now()
 	return wire.OK(
-		bson.E{Key: "set", Value: n.front.cfg.Name},
+		bson.E{Key: "set", Value: n.front.cfg.SetName},
 		bson.E{Key: "date", Value: now},
 		bson.E{Key: "myState", Value: int32(1)},
 		bson.E{Key: "term", Value: int64(1)},
@@ -115,7 +118,7 @@ func (n *node) serverStatus() bson.Raw {
 		bson.E{Key: "localTime", Value: now},
 		bson.E{Key: "repl", Value: bson.D{
 			{Key: "hosts", Value: bson.A{addr}},
-			{Key: "setName", Value: n.front.cfg.Name},
+			{Key: "setName", Value: n.front.cfg.SetName},
 			{Key: "setVersion", Value: int32(1)},
 			{Key: "isWritablePrimary", Value: true},
 			{Key: "secondary", Value: false},

@@ -33,6 +33,9 @@ type Cluster interface {
 	// ShardCollections are the config collections the shard holds because of the
 	// cluster's metadata; only those load accepts carry their documents.
 	ShardCollections(shard string, load func(db, name string) bool) []sysdb.Collection
+	// ConfigServerCollections are the config server's config and admin collections,
+	// which a config shard holds too.
+	ConfigServerCollections(load func(db, name string) bool) sysdb.Set
 }
 
 // internalCollections are the shard's admin, config and local collections; load picks
@@ -43,24 +46,43 @@ func (n *node) internalCollections(load func(db, name string) bool) sysdb.Set {
 	var set sysdb.Set
 	adminVersion := []bson.Raw{sysdb.Raw(sysdb.FCVDocument(f.cfg.Identity.FCV))}
 	if cl := f.cfg.Cluster; cl != nil {
-		set = append(set, cl.ShardCollections(f.cfg.Name, load)...)
+		if f.cfg.ConfigServer {
+			set = append(set, cl.ConfigServerCollections(load)...)
+		}
+		for _, c := range cl.ShardCollections(f.cfg.Name, load) {
+			if _, dup := set.Find(c.DB, c.Name); !dup {
+				set = append(set, c)
+			}
+		}
 		// The shardIdentity document addShard leaves on every shard.
 		adminVersion = append(adminVersion, sysdb.Raw(bson.D{
 			{Key: "_id", Value: "shardIdentity"}, {Key: "shardName", Value: f.cfg.Name},
 			{Key: "clusterId", Value: cl.ClusterID()}, {Key: "configsvrConnectionString", Value: cl.ConfigServers()},
 		}))
 	}
-	set = append(set,
-		sysdb.Collection{DB: "admin", Name: "system.version", Docs: adminVersion},
-		sysdb.Collection{DB: "config", Name: "transactions", Indexes: transactionsIndexes(n)},
-	)
+	own := []sysdb.Collection{
+		{DB: "admin", Name: "system.version", Docs: adminVersion},
+		{DB: "config", Name: "transactions", Indexes: transactionsIndexes(n)},
+	}
 	if rel.IndexBuilds() {
-		set = append(set, sysdb.Collection{DB: "config", Name: "system.indexBuilds"})
+		own = append(own, sysdb.Collection{DB: "config", Name: "system.indexBuilds"})
 	}
 	if rel.ImageCollection() {
-		set = append(set, sysdb.Collection{DB: "config", Name: "image_collection"})
+		own = append(own, sysdb.Collection{DB: "config", Name: "image_collection"})
 	}
-	set = append(set, n.sysNode().LocalCollections(n.startupLog())...)
+	own = append(own, n.sysNode().LocalCollections(n.startupLog())...)
+	for _, c := range own {
+		if i := slices.IndexFunc(set, func(s sysdb.Collection) bool { return s.DB == c.DB && s.Name == c.Name }); i >= 0 {
+			// A config shard: the node's own version of a collection the config
+			// server also lists (admin.system.version with shardIdentity, transactions).
+			if c.Name == "system.version" {
+				c.Docs = append(set[i].Docs, c.Docs[1:]...)
+			}
+			set[i] = c
+			continue
+		}
+		set = append(set, c)
+	}
 	for i := range set {
 		if len(set[i].UUID.Data) == 0 {
 			set[i].UUID = f.internalUUID(set[i].NS())
@@ -81,7 +103,11 @@ func transactionsIndexes(n *node) []bson.D {
 // sysNode describes the shard member for the documents it writes about itself.
 func (n *node) sysNode() sysdb.Node {
 	f := n.front
-	return sysdb.Node{Release: f.cfg.Identity.Release(), Host: f.Addr(), SetName: f.cfg.Name, ClusterRole: "shardsvr",
+	role := "shardsvr"
+	if f.cfg.ConfigServer {
+		role = "configsvr"
+	}
+	return sysdb.Node{Release: f.cfg.Identity.Release(), Host: f.Addr(), SetName: f.cfg.SetName, ClusterRole: role,
 		ReplicaSetID: f.replicaSetID, Started: n.started, BuildInfo: f.cfg.Identity.BuildInfo()}
 }
 
