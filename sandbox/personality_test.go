@@ -353,6 +353,10 @@ func TestConfigShard(t *testing.T) {
 	if got := str(run(t, cl, "admin", bson.D{{Key: "serverStatus", Value: 1}}).Lookup("sharding", "configsvrConnectionString")); got != "cfgRS/"+c.ConfigAddr() {
 		t.Errorf("configsvrConnectionString %q", got)
 	}
+	shardMap := run(t, cl, "admin", bson.D{{Key: "getShardMap", Value: 1}}).Lookup("map").Document()
+	if elems, _ := shardMap.Elements(); len(elems) != 2 || str(shardMap.Lookup("config")) != "cfgRS/"+c.ConfigAddr() {
+		t.Errorf("getShardMap's map %s, want the user shard and config once", shardMap)
+	}
 	cfg := connect(t, configClientOptions(c))
 	hello := run(t, cfg, "admin", bson.D{{Key: "hello", Value: 1}})
 	if str(hello.Lookup("setName")) != "cfgRS" || hello.Lookup("configsvr").Int32() != 2 {

@@ -11,7 +11,8 @@ package release
 func (r Release) TopologyVersion() bool { return r.AtLeast(V44) }
 
 // StorageEngines is buildInfo's storageEngines of a community build: mmapv1 until 4.0,
-// ephemeralForTest until 6.0, biggie in 4.2-5.0.
+// ephemeralForTest until 6.0, biggie in 4.2-5.0 (4.2's as a real 4.2.9
+// local.startup_log records it).
 func (r Release) StorageEngines() []string {
 	switch {
 	case !r.AtLeast(V42):
@@ -24,11 +25,11 @@ func (r Release) StorageEngines() []string {
 	return []string{"devnull", "wiredTiger"}
 }
 
-// SCRAMSHA256 is offered from 4.0 (SERVER-33168); 3.6 knows SCRAM-SHA-1 only.
+// SCRAMSHA256 is offered from 4.0; 3.6 knows SCRAM-SHA-1 only.
 func (r Release) SCRAMSHA256() bool { return r.AtLeast(V40) }
 
 // MaxChunkSizeBytes is the default chunk size: 64 MiB, 128 MiB from 6.0
-// (src/mongo/s/balancer_configuration.h, SERVER-62065).
+// (src/mongo/s/balancer_configuration.h).
 func (r Release) MaxChunkSizeBytes() int64 {
 	if r.AtLeast(V60) {
 		return 128 << 20
@@ -132,7 +133,3 @@ func (r Release) ImageCollection() bool { return r.AtLeast(V60) }
 // TransactionsParentIndex: config.transactions has the parent_lsid partial index for
 // internal sessions from 6.0 (MongoDSessionCatalog::getConfigTxnPartialIndexSpec).
 func (r Release) TransactionsParentIndex() bool { return r.AtLeast(V60) }
-
-// RangeDeletions: config.rangeDeletions and config.migrationCoordinators on shards,
-// from 4.4 (resumable range deleter).
-func (r Release) RangeDeletions() bool { return r.AtLeast(V44) }

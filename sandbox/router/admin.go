@@ -30,6 +30,9 @@ func (r *Router) serverStatus(context.Context, *wire.Session, *wire.Command) (bs
 func (r *Router) getShardMap(context.Context, *wire.Session, *wire.Command) (bson.Raw, error) {
 	m, hosts, conn := bson.D{}, bson.D{}, bson.D{}
 	for _, s := range r.cat.Shards() {
+		if s.ID == "config" {
+			continue // a config shard: listed once, as the config server, below
+		}
 		m = append(m, bson.E{Key: s.ID, Value: s.Host})
 		conn = append(conn, bson.E{Key: s.Host, Value: s.ID})
 		_, addrs, _ := strings.Cut(s.Host, "/")

@@ -39,7 +39,7 @@ func (n Node) StartupLog() bson.D {
 	return bson.D{
 		{Key: "_id", Value: host + "-" + strconv.FormatInt(n.Started.UnixMilli(), 10)},
 		{Key: "hostname", Value: host},
-		{Key: "startTime", Value: primitive.NewDateTimeFromTime(n.Started)},
+		{Key: "startTime", Value: primitive.NewDateTimeFromTime(n.Started.Truncate(time.Second))},
 		{Key: "startTimeLocal", Value: n.Started.Format("Mon Jan _2 15:04:05.000")},
 		{Key: "cmdLine", Value: bson.D{
 			{Key: "net", Value: bson.D{{Key: "bindIp", Value: "127.0.0.1"}, {Key: "port", Value: int32(portNum)}}},
