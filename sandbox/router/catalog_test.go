@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/shardkey"
 	"github.com/shardlift/shardlift/sandbox/wire"
@@ -174,5 +176,20 @@ func TestCatalogSurvivesReopenWithMinKeyMaxKeyBounds(t *testing.T) {
 	docs = slices.DeleteFunc(docs, func(d bson.Raw) bool { return !bytes.Equal(d.Lookup("uuid").Value, rawValue(rt.Coll.UUID).Value) })
 	if len(docs) != 2 || docs[0].Lookup("uuid").Type != bsontype.Binary || docs[0].Lookup("history").Type != bsontype.Array {
 		t.Errorf("config.chunks documents: %v", docs)
+	}
+}
+
+// Chunk _ids until 4.2 as MongoDB's documentation and real clusters show them.
+func TestChunkNamesAreMongoDBs(t *testing.T) {
+	for want, min := range map[string]bson.D{
+		`mydb.foo-a_"cat"`:                   {{Key: "a", Value: "cat"}},
+		"config.system.sessions-_id_MinKey":  {{Key: "_id", Value: primitive.MinKey{}}},
+		"test.user-_id_-4611686018427387902": {{Key: "_id", Value: int64(-4611686018427387902)}},
+		"db.c-a_1b_MaxKey":                   {{Key: "a", Value: int32(1)}, {Key: "b", Value: primitive.MaxKey{}}},
+	} {
+		ns := want[:strings.Index(want, "-")]
+		if got := chunkName(ns, rawDoc(min)); got != want {
+			t.Errorf("chunkName(%s, %v) = %q, want %q", ns, min, got, want)
+		}
 	}
 }
