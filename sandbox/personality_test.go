@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/shardlift/shardlift/sandbox/release"
 	"github.com/shardlift/shardlift/sandbox/wire"
@@ -387,5 +389,35 @@ func TestConfigShard(t *testing.T) {
 	}
 	if _, err := Start(ctx, "source", Options{MongoDBVersion: "8.0", Dir: dir}); err == nil || !strings.Contains(err.Error(), "config server is a shard") {
 		t.Errorf("restarting a config-shard cluster without one: %v", err)
+	}
+}
+
+// A 3.6 cluster authenticates with SCRAM-SHA-1 (MongoDB's, over the password digest),
+// the only SCRAM it had; drivers pick it from the wire version.
+func TestAuthOn36IsSCRAMSHA1(t *testing.T) {
+	creds := &wire.Credentials{User: "dba", Password: "s3cret"}
+	c := startCluster(t, Options{MongoDBVersion: "3.6", Auth: creds})
+	cl := routerClient(t, c)
+	ctx := context.Background()
+	if _, err := cl.Database("app").Collection("c").InsertOne(ctx, bson.D{{Key: "a", Value: 1}}); err != nil {
+		t.Fatalf("a driver's default mechanism on 3.6: %v", err)
+	}
+	if n := len(findAll(t, shardClient(t, c, c.Shards()[0]).Database("config").Collection("transactions"), bson.D{})); n != 0 {
+		t.Errorf("config.transactions holds %d documents", n)
+	}
+	hello := run(t, cl, "admin", bson.D{{Key: "hello", Value: 1}, {Key: "saslSupportedMechs", Value: "admin.dba"}})
+	if mechs, _ := hello.Lookup("saslSupportedMechs").Array().Values(); len(mechs) != 1 || mechs[0].StringValue() != "SCRAM-SHA-1" {
+		t.Errorf("saslSupportedMechs %v", mechs)
+	}
+	if user := findOne(t, cl.Database("admin").Collection("system.users"), bson.D{}); user.Lookup("credentials", "SCRAM-SHA-1", "iterationCount").Int32() != 10000 {
+		t.Errorf("admin.system.users %s", user)
+	}
+	sha256 := connect(t, options.Client().ApplyURI(c.URI()).SetAuth(options.Credential{AuthMechanism: "SCRAM-SHA-256", Username: "dba", Password: "s3cret"}).SetServerSelectionTimeout(2*time.Second))
+	if err := sha256.Ping(ctx, nil); err == nil {
+		t.Error("SCRAM-SHA-256 was accepted by a 3.6 cluster")
+	}
+	wrong := connect(t, options.Client().ApplyURI(c.URI()).SetAuth(options.Credential{Username: "dba", Password: "wrong"}).SetServerSelectionTimeout(2*time.Second))
+	if err := wrong.Ping(ctx, nil); err == nil {
+		t.Error("a wrong password was accepted")
 	}
 }

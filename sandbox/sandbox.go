@@ -44,7 +44,7 @@ type Options struct {
 	// Dir keeps the cluster's data and addresses; "" means a temporary directory
 	// removed by Close.
 	Dir string
-	// Auth, when set, requires SCRAM-SHA-256 with these credentials on the router,
+	// Auth, when set, requires SCRAM (SHA-256; SHA-1 on 3.6) with these credentials on the router,
 	// the config server and every shard.
 	Auth *wire.Credentials
 	// TLS makes every endpoint TLS-only, with certificates under Dir/tls.
@@ -317,7 +317,8 @@ func (c *Cluster) startConfigServers(lay layout, serverTLS *tls.Config, cfgAddrs
 		if i < len(lay.Config) {
 			addr = lay.Config[i]
 		}
-		s, err := wire.Listen(wire.Config{Addr: addr, TLS: serverTLS, Credentials: c.opts.Auth, Handler: c.cfgHandler, Logger: c.log.With("node", "config")})
+		s, err := wire.Listen(wire.Config{Addr: addr, TLS: serverTLS, Credentials: c.opts.Auth, Mechanism: c.opts.Identity.Mechanism(),
+			Handler: c.cfgHandler, Logger: c.log.With("node", "config")})
 		if err != nil {
 			return fmt.Errorf("start the config server: %w", err)
 		}
@@ -357,7 +358,8 @@ func (c *Cluster) startRouter() error {
 	if err != nil {
 		return err
 	}
-	s, err := wire.Listen(wire.Config{Addr: c.mu.addr, TLS: c.serverTLS(), Credentials: c.opts.Auth, Handler: rt, Logger: c.log.With("node", "router")})
+	s, err := wire.Listen(wire.Config{Addr: c.mu.addr, TLS: c.serverTLS(), Credentials: c.opts.Auth, Mechanism: c.opts.Identity.Mechanism(),
+		Handler: rt, Logger: c.log.With("node", "router")})
 	if err != nil {
 		rt.Close()
 		return fmt.Errorf("start the router: %w", err)
@@ -372,7 +374,7 @@ func (c *Cluster) startRouter() error {
 func (c *Cluster) shardClientOptions() *options.ClientOptions {
 	o := options.Client()
 	if a := c.internal; a != nil {
-		o.SetAuth(options.Credential{AuthMechanism: "SCRAM-SHA-256", AuthSource: "admin", Username: a.User, Password: a.Password})
+		o.SetAuth(options.Credential{AuthMechanism: c.opts.Identity.Mechanism(), AuthSource: "admin", Username: a.User, Password: a.Password})
 	}
 	if c.certs != nil {
 		o.SetTLSConfig(c.certs.clientConfig())

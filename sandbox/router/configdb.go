@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/sandbox/sysdb"
+	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
 // The config and admin databases as the config server holds them (and a mongos reads
@@ -224,13 +225,14 @@ func (c *Catalog) keyDocsLocked() []bson.Raw {
 // from the sandbox reveals nothing about the password.
 func (c *Catalog) userDocLocked() bson.Raw {
 	r := c.derived("user")
-	creds := bson.D{{Key: "iterationCount", Value: int32(15000)},
+	mech := c.id.Mechanism()
+	iters := int32(15000)
+	if mech == wire.SCRAMSHA1 {
+		iters = 10000
+	}
+	creds := bson.D{{Key: "iterationCount", Value: iters},
 		{Key: "salt", Value: b64(randomBytes(r, 28))}, {Key: "storedKey", Value: b64(randomBytes(r, 32))},
 		{Key: "serverKey", Value: b64(randomBytes(r, 32))}}
-	mech := "SCRAM-SHA-256"
-	if !c.rel.SCRAMSHA256() {
-		mech = "SCRAM-SHA-1"
-	}
 	roles := bson.A{}
 	for _, role := range c.id.UserRoles() {
 		roles = append(roles, bson.D{{Key: "role", Value: role}, {Key: "db", Value: "admin"}})

@@ -235,13 +235,17 @@ func (r *Router) usersInfo(_ context.Context, _ *wire.Session, cmd *wire.Command
 		for _, role := range rs {
 			roles = append(roles, bson.D{{Key: "role", Value: role}, {Key: "db", Value: "admin"}})
 		}
-		users = append(users, bson.D{
+		user := bson.D{
 			{Key: "_id", Value: "admin." + c.User},
 			{Key: "user", Value: c.User},
 			{Key: "db", Value: "admin"},
 			{Key: "roles", Value: roles},
-			{Key: "mechanisms", Value: bson.A{"SCRAM-SHA-256"}},
-		})
+		}
+		if r.cfg.Identity.Release().SCRAMSHA256() {
+			// usersInfo lists the mechanisms from 4.0, when there came to be two.
+			user = append(user, bson.E{Key: "mechanisms", Value: bson.A{r.cfg.Identity.Mechanism()}})
+		}
+		users = append(users, user)
 	}
 	return wire.OK(bson.E{Key: "users", Value: users}), nil
 }

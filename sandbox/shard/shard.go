@@ -134,6 +134,7 @@ func Start(cfg Config) (*Front, error) {
 		Addr:        cfg.Addr,
 		TLS:         cfg.TLS,
 		Credentials: cfg.Credentials,
+		Mechanism:   cfg.Identity.Mechanism(),
 		Internal:    cfg.Internal,
 		Handler:     wire.HandlerFunc(f.handle),
 		Logger:      cfg.Logger,

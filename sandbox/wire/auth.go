@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"crypto/md5"
 	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -10,38 +12,54 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 )
 
-// Credentials is the one SCRAM-SHA-256 user a sandbox server accepts, defined on "admin".
+// Credentials is the one SCRAM user a sandbox server accepts, defined on "admin".
 type Credentials struct {
 	User     string
 	Password string
 }
 
-// mechanism is the only SASL mechanism the sandbox offers, as on a server whose users
-// were created with mechanisms: ["SCRAM-SHA-256"].
-const mechanism = "SCRAM-SHA-256"
+// The SASL mechanisms the sandbox offers: SCRAM-SHA-256, as on a server whose users
+// were created with mechanisms: ["SCRAM-SHA-256"], or, on a server of a release before
+// 4.0, the SCRAM-SHA-1 it had instead.
+const (
+	SCRAMSHA256 = "SCRAM-SHA-256"
+	SCRAMSHA1   = "SCRAM-SHA-1"
+)
 
 // authenticator checks SCRAM conversations against the stored keys of the cluster's
 // user and, when set, its internal member identity. The keys are derived once from the
 // passwords; the passwords themselves are not kept.
 type authenticator struct {
-	internal string // the internal identity's user name, "" without one
-	server   *scram.Server
+	mechanism string
+	internal  string // the internal identity's user name, "" without one
+	server    *scram.Server
 }
 
-func newAuthenticator(c Credentials, internal *Credentials) (*authenticator, error) {
+func newAuthenticator(mechanism string, c Credentials, internal *Credentials) (*authenticator, error) {
+	hash := scram.SHA256
+	switch mechanism {
+	case SCRAMSHA256:
+	case SCRAMSHA1:
+		hash = scram.SHA1
+	default:
+		return nil, fmt.Errorf("the sandbox offers %s or %s, not %q", SCRAMSHA256, SCRAMSHA1, mechanism)
+	}
 	users := map[string]scram.StoredCredentials{}
 	all := []Credentials{c}
 	if internal != nil {
 		all = append(all, *internal)
 	}
 	for _, u := range all {
-		stored, err := storedKeys(u)
+		if mechanism == SCRAMSHA1 {
+			u.Password = passwordDigest(u)
+		}
+		stored, err := storedKeys(mechanism, hash, u)
 		if err != nil {
 			return nil, err
 		}
 		users[u.User] = stored
 	}
-	server, err := scram.SHA256.NewServer(func(name string) (scram.StoredCredentials, error) {
+	server, err := hash.NewServer(func(name string) (scram.StoredCredentials, error) {
 		stored, ok := users[name]
 		if !ok {
 			return scram.StoredCredentials{}, fmt.Errorf("unknown user %q", name)
@@ -51,15 +69,22 @@ func newAuthenticator(c Credentials, internal *Credentials) (*authenticator, err
 	if err != nil {
 		return nil, err
 	}
-	a := &authenticator{server: server}
+	a := &authenticator{mechanism: mechanism, server: server}
 	if internal != nil {
 		a.internal = internal.User
 	}
 	return a, nil
 }
 
-func storedKeys(c Credentials) (scram.StoredCredentials, error) {
-	client, err := scram.SHA256.NewClient(c.User, c.Password, "")
+// passwordDigest is what MongoDB's SCRAM-SHA-1 uses as the password: the hex MD5 of
+// "user:mongo:password" (the drivers' SCRAM-SHA-1 does the same on their side).
+func passwordDigest(c Credentials) string {
+	sum := md5.Sum([]byte(c.User + ":mongo:" + c.Password))
+	return hex.EncodeToString(sum[:])
+}
+
+func storedKeys(mechanism string, hash scram.HashGeneratorFcn, c Credentials) (scram.StoredCredentials, error) {
+	client, err := hash.NewClient(c.User, c.Password, "")
 	if err != nil {
 		return scram.StoredCredentials{}, fmt.Errorf("sandbox credentials: %w", err)
 	}
@@ -67,7 +92,12 @@ func storedKeys(c Credentials) (scram.StoredCredentials, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return scram.StoredCredentials{}, err
 	}
-	stored, err := client.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: 15000})
+	// MongoDB's default iteration counts: 15000 for SCRAM-SHA-256, 10000 for SCRAM-SHA-1.
+	iters := 15000
+	if mechanism == SCRAMSHA1 {
+		iters = 10000
+	}
+	stored, err := client.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: iters})
 	if err != nil {
 		return scram.StoredCredentials{}, fmt.Errorf("sandbox credentials: %w", err)
 	}
@@ -96,7 +126,7 @@ var preAuthCommands = map[string]bool{
 
 func (a *authenticator) saslStart(s *Session, cmd *Command) bson.Raw {
 	mech, _ := cmd.Lookup("mechanism").StringValueOK()
-	if mech != mechanism {
+	if mech != a.mechanism {
 		return ErrorReply(MechanismUnavailable(fmt.Sprintf("Received authentication for mechanism %s which is not enabled", mech)))
 	}
 	if cmd.DB != "admin" {

@@ -27,6 +27,14 @@ type Identity struct {
 // Release is the MongoDB release whose personality the node presents.
 func (id Identity) Release() release.Release { return release.Of(id.Version) }
 
+// Mechanism is the SCRAM mechanism a node of this release offers.
+func (id Identity) Mechanism() string {
+	if id.Release().SCRAMSHA256() {
+		return SCRAMSHA256
+	}
+	return SCRAMSHA1
+}
+
 // DefaultRoles are the roles a migration user needs.
 var DefaultRoles = []string{"readWriteAnyDatabase", "clusterAdmin"}
 

@@ -2,7 +2,7 @@
 // fronts are built on.
 //
 //	TCP/TLS listener ─► connection goroutine ─► decode (OP_MSG, OP_QUERY handshake)
-//	    ─► SCRAM-SHA-256 gate ─► Handler.Handle(cmd) ─► encode reply (OP_MSG / OP_REPLY)
+//	    ─► SCRAM gate ─► Handler.Handle(cmd) ─► encode reply (OP_MSG / OP_REPLY)
 //
 // It knows nothing of sharding: a Handler answers commands. It adds what every MongoDB
 // server does before a command reaches its logic (authentication, saslSupportedMechs in
@@ -59,8 +59,11 @@ type Config struct {
 	Addr string
 	// TLS, when set, makes the listener TLS-only.
 	TLS *tls.Config
-	// Credentials, when set, require SCRAM-SHA-256 authentication for most commands.
+	// Credentials, when set, require SCRAM authentication for most commands.
 	Credentials *Credentials
+	// Mechanism is the SCRAM mechanism offered: SCRAMSHA256 (the default) or
+	// SCRAMSHA1 (a 3.6 server).
+	Mechanism string
 	// Internal is the cluster's own member identity (MongoDB's keyfile user __system):
 	// the router authenticates with it to its shards, which then treat its requests as
 	// a cluster member's. Only meaningful with Credentials.
@@ -99,7 +102,10 @@ func Listen(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg}
 	if cfg.Credentials != nil {
-		a, err := newAuthenticator(*cfg.Credentials, cfg.Internal)
+		if cfg.Mechanism == "" {
+			cfg.Mechanism = SCRAMSHA256
+		}
+		a, err := newAuthenticator(cfg.Mechanism, *cfg.Credentials, cfg.Internal)
 		if err != nil {
 			return nil, err
 		}
@@ -299,7 +305,7 @@ func (s *Server) dispatch(sess *Session, cmd *Command) bson.Raw {
 	}
 	reply := s.cfg.Handler.Handle(s.ctx, sess, cmd)
 	if s.auth != nil && (lower == "hello" || lower == "ismaster") && cmd.Lookup("saslSupportedMechs").Type != 0 {
-		reply = appendField(reply, "saslSupportedMechs", bson.A{mechanism})
+		reply = appendField(reply, "saslSupportedMechs", bson.A{s.auth.mechanism})
 	}
 	return reply
 }
