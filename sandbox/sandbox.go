@@ -2,9 +2,13 @@
 // benchmarks and the demo: real FerretDB servers behind shard fronts that own their
 // oplogs, a config server and a mongos-like router, all on 127.0.0.1.
 //
-//	Start ─► TLS material (Dir/tls) ─► shard fronts (Dir/<name>-shardN: FerretDB + oplog)
+//	Start ─► release (Options.MongoDBVersion, or Dir's) ─► TLS material (Dir/tls)
+//	      ─► shard fronts (Dir/<name>-shardN: FerretDB + oplog; 8.0: + config shard)
 //	      ─► catalog (Dir/config/catalog.bson) ─► config server(s) ─► router
-//	      ─► Dir/cluster.json (addresses, so a restart serves the same ones)
+//	      ─► Dir/cluster.json (release and addresses, so a restart serves the same)
+//
+// Every node presents the same MongoDB release (package release): its hello,
+// buildInfo, FCV, config database formats and internal namespaces.
 //
 // A Cluster is used through its URI with any MongoDB driver; its Go API adds the
 // fault hooks tests need (stop, restart or isolate a shard, restart the router).

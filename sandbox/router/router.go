@@ -4,8 +4,10 @@
 // catalog as a CSRS primary.
 //
 //	client ─► wire.Server ─► Router.Handle ─┬─ hello, listShards, balancer*, getShardMap, serverStatus
-//	                                         ├─ config.* reads ◄── Catalog (Go, persisted BSON file)
-//	                                         ├─ shardCollection, split, moveChunk ─► Catalog + shards
+//	                                         ├─ admin.*, config.* reads ◄── Catalog (Go, persisted BSON file),
+//	                                         │      rendered in the release's formats (formats.go)
+//	                                         ├─ config.system.sessions reads ─► the shards owning its chunks
+//	                                         ├─ shardCollection, split, moveChunk, zones ─► Catalog + shards
 //	                                         ├─ insert/update/delete ─► target by shard key ─► shard(s)
 //	                                         ├─ find/count/distinct/aggregate ─► shard cursors
 //	                                         │      ─► k-way merge, orphan filter, skip/limit,

@@ -551,14 +551,14 @@ func countGroup(docs []bson.Raw, spec bson.Raw) ([]bson.Raw, error) {
 	for _, e := range elems {
 		if e.Key() == "_id" {
 			if _, isDoc := e.Value().DocumentOK(); isDoc || strings.HasPrefix(str(e.Value()), "$") {
-				return nil, notImplemented("the sandbox groups the oplog only by a constant _id")
+				return nil, notImplemented("the sandbox groups the oplog and internal collections only by a constant _id")
 			}
 			out = append(out, bson.E{Key: "_id", Value: e.Value()})
 			continue
 		}
 		one, err := document(e.Value()).LookupErr("$sum")
 		if n, ok := asFloat(one); err != nil || !ok || n != 1 {
-			return nil, notImplemented("the sandbox groups the oplog only with {$sum: 1}")
+			return nil, notImplemented("the sandbox groups the oplog and internal collections only with {$sum: 1}")
 		}
 		out = append(out, bson.E{Key: e.Key(), Value: int32(len(docs))})
 	}

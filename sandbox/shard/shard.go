@@ -3,7 +3,9 @@
 // 127.0.0.1 that answers as a one-member replica set's primary and owns the oplog.
 //
 //	client ─► wire (TLS, SCRAM) ─► front ─┬─ hello, replSetGetStatus, serverStatus ─► answered here
+//	                                      ├─ 8.0: user data without directShardOperations ─► refused
 //	                                      ├─ local.oplog.rs reads ─► oplog (memory + file, capped)
+//	                                      ├─ admin/config/local internal collections ─► memory (sysns.go)
 //	                                      ├─ writes, DDL ─► write lock ─► FerretDB by {_id} ─► oplog entry
 //	                                      └─ other reads ─► FerretDB (+ UUIDs, views, kept indexes)
 //
@@ -12,6 +14,9 @@
 // to FerretDB one document at a time and appends the entry MongoDB would write
 // (including $v:2 diffs) before the next one. Tailable awaitData cursors wait on the
 // oplog's change signal.
+//
+// Everything it reports (hello, buildInfo, the internal collections' formats) is that
+// of its identity's MongoDB release (package release).
 //
 // Two commands carry the router's knowledge: {_sandboxSetCollection: coll, key, uuid}
 // sets a collection's UUID and shard key (used for `ui` and the document keys of its
