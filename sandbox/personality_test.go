@@ -209,6 +209,38 @@ func TestEveryPersonalityPresentsItsRelease(t *testing.T) {
 					t.Errorf("config server config.%s listed: %v, want %v", name, !want, want)
 				}
 			}
+			if n, _ := config.Collection("changelog").CountDocuments(ctx, bson.D{{Key: "what", Value: "shardCollection.start"}, {Key: "ns", Value: "app.c"}}); n != 1 {
+				t.Errorf("config.changelog has %d shardCollection.start entries for app.c", n)
+			}
+			if atLeast(p.version, "7.0") {
+				placed := findOne(t, config.Collection("placementHistory"), bson.D{{Key: "nss", Value: "app.c"}})
+				if shards, _ := placed.Lookup("shards").Array().Values(); len(shards) != 1 || placed.Lookup("uuid").Type != bsontype.Binary {
+					t.Errorf("config.placementHistory %s", placed)
+				}
+			} else if !atLeast(p.version, "5.0") {
+				if lock := findOne(t, config.Collection("locks"), bson.D{{Key: "_id", Value: "app.c"}}); lock.Lookup("state").Int32() != 0 {
+					t.Errorf("config.locks %s", lock)
+				}
+			}
+			specs, err := cfg.Database("config").Collection("chunks").Indexes().List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var spec bson.Raw
+			for specs.Next(ctx) {
+				if str(specs.Current.Lookup("name")) != "_id_" {
+					spec = append(bson.Raw(nil), specs.Current...)
+					break
+				}
+			}
+			specs.Close(ctx)
+			if has(spec, "ns") == atLeast(p.version, "4.4") || !strings.HasPrefix(str(spec.Lookup("name")), map[bool]string{true: "uuid_1", false: "ns_1"}[atLeast(p.version, "5.0")]) {
+				t.Errorf("config.chunks index spec %s", spec)
+			}
+			member := findOne(t, sc.Database("local").Collection("system.replset"), bson.D{}).Lookup("members").Array().Index(0).Value().Document()
+			if has(member, "secondaryDelaySecs") != atLeast(p.version, "5.0") || has(member, "slaveDelay") == atLeast(p.version, "5.0") {
+				t.Errorf("replica set member %s", member)
+			}
 			if m := findOne(t, config.Collection("mongos"), bson.D{}); str(m.Lookup("_id")) != c.RouterAddr() || !strings.HasPrefix(str(m.Lookup("mongoVersion")), p.version) {
 				t.Errorf("config.mongos %s", m)
 			}
