@@ -136,8 +136,10 @@ type catalogFile struct {
 	Placement   []PlacementDoc      `bson:"placement,omitempty"`
 }
 
-// changelogCap bounds config.changelog, a capped collection on a real config server.
-const changelogCap = 1000
+// changelogCap bounds config.changelog, a capped collection on a real config server
+// (200 MB there); the sandbox keeps the latest entries only, since the whole catalog is
+// rewritten after every change.
+const changelogCap = 200
 
 // Routing is an immutable snapshot of how one namespace is placed: its database's
 // primary shard and, for a sharded collection, its key pattern and chunks.
