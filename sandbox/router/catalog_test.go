@@ -193,3 +193,22 @@ func TestChunkNamesAreMongoDBs(t *testing.T) {
 		}
 	}
 }
+
+func TestChangelogKeepsItsLatestEntries(t *testing.T) {
+	cat, err := OpenCatalog(filepath.Join(t.TempDir(), "catalog.bson"), testShards(2), wire.Identity{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat.mu.Lock()
+	for i := range changelogCap + 50 {
+		cat.logChangeLocked("split", "db.c", bson.D{{Key: "i", Value: i}})
+	}
+	log := cat.mu.changelog
+	cat.mu.Unlock()
+	if len(log) != changelogCap || bson.Raw(log[len(log)-1].Details).Lookup("i").Int32() != changelogCap+49 {
+		t.Errorf("changelog holds %d entries, the last %s", len(log), log[len(log)-1].Details)
+	}
+	if log[0].What != "split" {
+		t.Errorf("the oldest entries (addShard) were not the ones dropped: %s", log[0].What)
+	}
+}
