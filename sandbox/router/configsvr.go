@@ -166,7 +166,8 @@ func (c *ConfigServer) hello(ctx context.Context, s *wire.Session, cmd *wire.Com
 	c.mu.Lock()
 	me, hosts := c.me, c.hosts
 	c.mu.Unlock()
-	d := c.identity.Hello(ctx, s, cmd, c.topo)
+	c.topo.Await(ctx, c.identity, cmd)
+	d := c.identity.Hello(s, cmd, c.topo)
 	if c.legacy {
 		return d
 	}

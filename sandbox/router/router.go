@@ -202,7 +202,8 @@ func init() {
 }
 
 func (r *Router) hello(ctx context.Context, s *wire.Session, cmd *wire.Command) (bson.Raw, error) {
-	d := r.cfg.Identity.Hello(ctx, s, cmd, r.topo)
+	r.topo.Await(ctx, r.cfg.Identity, cmd)
+	d := r.cfg.Identity.Hello(s, cmd, r.topo)
 	d = append(d, bson.E{Key: "msg", Value: "isdbgrid"})
 	return wire.OK(d...), nil
 }

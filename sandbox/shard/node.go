@@ -143,8 +143,8 @@ func (n *node) close() error {
 	return errLog
 }
 
-// handle answers one command; connCtx ends when the server closes.
-func (n *node) handle(connCtx context.Context, s *wire.Session, cmd *wire.Command) bson.Raw {
+// handle answers one command.
+func (n *node) handle(s *wire.Session, cmd *wire.Command) bson.Raw {
 	if r, ok := n.front.cfg.Identity.AnswerCommon(s, cmd); ok {
 		return r
 	}
@@ -157,11 +157,7 @@ func (n *node) handle(connCtx context.Context, s *wire.Session, cmd *wire.Comman
 	ctx := n.ctx
 	switch strings.ToLower(cmd.Name) {
 	case "hello", "ismaster":
-		helloCtx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		stop := context.AfterFunc(connCtx, cancel)
-		defer stop()
-		return n.hello(helloCtx, s, cmd)
+		return n.hello(s, cmd)
 	case "replsetgetstatus":
 		return n.replSetGetStatus(cmd)
 	case "replsetgetconfig":

@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -159,12 +160,31 @@ func (f *Front) handle(ctx context.Context, s *wire.Session, cmd *wire.Command) 
 			reply = wire.ErrorReply(&wire.Error{Code: 1, Name: "InternalError", Msg: fmt.Sprintf("sandbox shard %s failed on %s: %v", f.cfg.Name, cmd.Name, r)})
 		}
 	}()
+	if name := strings.ToLower(cmd.Name); name == "hello" || name == "ismaster" {
+		f.awaitHello(ctx, cmd)
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.mu.node == nil {
 		return wire.ErrorReply(&wire.Error{Code: 91, Name: "ShutdownInProgress", Msg: "shard " + f.cfg.Name + " is stopped"})
 	}
-	return f.mu.node.handle(ctx, s, cmd)
+	return f.mu.node.handle(s, cmd)
+}
+
+// awaitHello holds an awaitable hello (see wire.Topology.Await) without holding the
+// front's lock, so that stopping or resizing the shard never waits for it; it ends
+// early when the node stops or the server closes (ctx).
+func (f *Front) awaitHello(ctx context.Context, cmd *wire.Command) {
+	f.mu.RLock()
+	n := f.mu.node
+	f.mu.RUnlock()
+	if n == nil {
+		return
+	}
+	wait, cancel := context.WithCancel(n.ctx)
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
+	n.topo.Await(wait, f.cfg.Identity, cmd)
 }
 
 // Name is the shard's name.

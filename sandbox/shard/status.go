@@ -1,7 +1,6 @@
 package shard
 
 import (
-	"context"
 	"os"
 	"time"
 
@@ -18,8 +17,8 @@ func opTime(n *node) (bson.D, time.Time) {
 	return bson.D{{Key: "ts", Value: ts}, {Key: "t", Value: int64(1)}}, wall
 }
 
-func (n *node) hello(ctx context.Context, s *wire.Session, cmd *wire.Command) bson.Raw {
-	d := n.front.cfg.Identity.Hello(ctx, s, cmd, n.topo)
+func (n *node) hello(s *wire.Session, cmd *wire.Command) bson.Raw {
+	d := n.front.cfg.Identity.Hello(s, cmd, n.topo)
 	addr := n.front.Addr()
 	op, wall := opTime(n)
 	d = append(d,

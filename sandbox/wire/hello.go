@@ -56,15 +56,9 @@ func (t *Topology) doc() bson.D {
 
 // Hello is the hello/isMaster reply a sandbox node of this identity sends on session s,
 // before its role's fields: HelloBase plus connectionId and, from 4.4, topologyVersion.
-// A 4.4+ awaitable hello (topologyVersion equal to the node's and maxAwaitTimeMS, the
-// drivers' streaming monitor) waits maxAwaitTimeMS first, or until ctx ends, as
-// MongoDB does while its topology does not change: answering at once would make the
-// driver ask again in a tight loop.
-func (id Identity) Hello(ctx context.Context, s *Session, cmd *Command, topo *Topology) bson.D {
+// The node calls Topology.Await first.
+func (id Identity) Hello(s *Session, cmd *Command, topo *Topology) bson.D {
 	rel := id.Release()
-	if rel.TopologyVersion() && topo != nil {
-		awaitTopologyChange(ctx, cmd, topo)
-	}
 	d := HelloBase(cmd, id.Version)
 	if rel.AtLeast(release.V42) && s != nil {
 		d = append(d, bson.E{Key: "connectionId", Value: int32(s.ID)})
@@ -75,7 +69,14 @@ func (id Identity) Hello(ctx context.Context, s *Session, cmd *Command, topo *To
 	return d
 }
 
-func awaitTopologyChange(ctx context.Context, cmd *Command, topo *Topology) {
+// Await holds a 4.4+ node's awaitable hello (topologyVersion equal to the node's and
+// maxAwaitTimeMS, the drivers' streaming monitor) for maxAwaitTimeMS, or until ctx
+// ends, as MongoDB does while its topology does not change: answering at once would
+// make the driver ask again in a tight loop. Any other hello returns at once.
+func (topo *Topology) Await(ctx context.Context, id Identity, cmd *Command) {
+	if !id.Release().TopologyVersion() {
+		return
+	}
 	wait, ok := cmd.Lookup("maxAwaitTimeMS").AsInt64OK()
 	tv, isDoc := cmd.Lookup("topologyVersion").DocumentOK()
 	if !ok || !isDoc || wait <= 0 {

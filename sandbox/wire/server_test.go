@@ -215,7 +215,8 @@ func TestAwaitableHello(t *testing.T) {
 	id := Identity{Version: "7.0.14", FCV: "7.0"}
 	s := listen(t, Config{Handler: HandlerFunc(func(ctx context.Context, sess *Session, cmd *Command) bson.Raw {
 		if strings.EqualFold(cmd.Name, "hello") || strings.EqualFold(cmd.Name, "isMaster") {
-			return OK(id.Hello(ctx, sess, cmd, topo)...)
+			topo.Await(ctx, id, cmd)
+			return OK(id.Hello(sess, cmd, topo)...)
 		}
 		return ErrorReply(CommandNotFound(cmd.Name))
 	})})
@@ -241,7 +242,7 @@ func TestAwaitableHello(t *testing.T) {
 	if waited := time.Since(start); waited < 200*time.Millisecond {
 		t.Errorf("an awaitable hello was answered after %v, before its maxAwaitTimeMS", waited)
 	}
-	old := Identity{Version: "4.2.25"}.Hello(ctx, nil, &Command{Name: "hello", Body: mustRaw(t, bson.D{{Key: "hello", Value: 1}})}, topo)
+	old := Identity{Version: "4.2.25"}.Hello(nil, &Command{Name: "hello", Body: mustRaw(t, bson.D{{Key: "hello", Value: 1}})}, topo)
 	for _, e := range old {
 		if e.Key == "topologyVersion" {
 			t.Errorf("a 4.2 hello carries topologyVersion")
