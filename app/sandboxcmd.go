@@ -19,6 +19,7 @@ import (
 
 	"github.com/shardlift/shardlift/sandbox"
 	"github.com/shardlift/shardlift/sandbox/load"
+	"github.com/shardlift/shardlift/sandbox/release"
 	"github.com/shardlift/shardlift/sandbox/seed"
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
@@ -34,8 +35,10 @@ const statusEvery = 10 * time.Second
 var seedSource = [2]uint64{0x5eed, 0x5ba1d}
 
 const sandboxDescription = `Starts a source and a destination sandbox sharded cluster on 127.0.0.1 (FerretDB
-servers behind a router that answers as mongos), optionally seeds the source and keeps a
-write load on it, and prints the two connection strings first on stdout:
+servers behind a router that answers as mongos), each presenting a MongoDB release (3.6
+to 8.0: hello, buildInfo, FCV, the config database's formats, the internal namespaces),
+optionally seeds the source and keeps a write load on it, and prints the two connection
+strings first on stdout:
   source: mongodb://...
   destination: mongodb://...
 It runs until interrupted (Ctrl-C or SIGTERM), then stops both clusters. Without --dir
@@ -50,6 +53,10 @@ type sandboxConfig struct {
 	auth               *wire.Credentials
 	tls                bool
 	oplogSize          int64
+	// version and destVersion are the MongoDB releases the clusters present ("":
+	// as their --dir holds, else 7.0).
+	version, destVersion string
+	configShard          bool
 }
 
 func runSandbox(ctx context.Context, s streams, args []string) int {
@@ -63,15 +70,37 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 	useTLS := f.Bool("tls", false, "serve TLS only, with a CA and certificates made under the data folder")
 	var oplog byteSize
 	f.Var(&oplog, "oplog-size", "cap each shard's oplog at `BYTES`, such as 1048576 or 1MiB (default 64 MiB)")
+	version := f.String("mongodb-version", release.Default.String(), "the MongoDB release the clusters present: `VERSION` is one of "+release.List())
+	destVersion := f.String("dest-mongodb-version", "", "the release the destination presents, if not --mongodb-version's (`VERSION`)")
+	configShard := f.Bool("config-shard", false, "make the config server of each MongoDB 8.0 cluster a shard too (shard \"config\")")
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
 	if f.NArg() > 0 {
 		return usageError(s, f.prog, "unexpected argument %q", f.Arg(0))
 	}
-	cfg := sandboxConfig{shards: *shards, destShards: *destShards, docs: *docs, rate: *rate, dir: *dir, tls: *useTLS, oplogSize: int64(oplog)}
+	cfg := sandboxConfig{shards: *shards, destShards: *destShards, docs: *docs, rate: *rate, dir: *dir, tls: *useTLS, oplogSize: int64(oplog), configShard: *configShard}
 	set := map[string]bool{}
 	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	// Like the shard counts, the releases default to what a --dir holds.
+	if set["mongodb-version"] {
+		cfg.version = *version
+	}
+	cfg.destVersion = cfg.version
+	if set["dest-mongodb-version"] {
+		cfg.destVersion = *destVersion
+	}
+	for _, v := range []struct{ flag, value string }{{"mongodb-version", cfg.version}, {"dest-mongodb-version", cfg.destVersion}} {
+		if v.value == "" {
+			continue
+		}
+		if _, err := release.Parse(v.value); err != nil {
+			return usageError(s, f.prog, "--%s %s: %v", v.flag, v.value, err)
+		}
+	}
+	if cfg.configShard && !isRelease80(cfg.version) && !isRelease80(cfg.destVersion) {
+		return usageError(s, f.prog, "--config-shard needs a MongoDB 8.0 cluster: add --mongodb-version 8.0 or --dest-mongodb-version 8.0")
+	}
 	switch {
 	case set["shards"] && cfg.shards < 1:
 		return usageError(s, f.prog, "--shards %d: a cluster needs at least 1 shard", cfg.shards)
@@ -129,14 +158,16 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 		return fail("make the data folder: %v", err)
 	}
 	logger := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	start := func(name string, shards int) (*sandbox.Cluster, error) {
+	start := func(name string, shards int, version string) (*sandbox.Cluster, error) {
 		return sandbox.Start(ctx, name, sandbox.Options{
-			Shards:    shards,
-			Dir:       filepath.Join(root, name),
-			Auth:      cfg.auth,
-			TLS:       cfg.tls,
-			OplogSize: cfg.oplogSize,
-			Logger:    logger.With("cluster", name),
+			Shards:         shards,
+			Dir:            filepath.Join(root, name),
+			Auth:           cfg.auth,
+			TLS:            cfg.tls,
+			OplogSize:      cfg.oplogSize,
+			MongoDBVersion: version,
+			ConfigShard:    cfg.configShard && isRelease80(version),
+			Logger:         logger.With("cluster", name),
 		})
 	}
 	closeCluster := func(name string, c *sandbox.Cluster) {
@@ -144,12 +175,12 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 			code = fail("stop the %s cluster: %v", name, err)
 		}
 	}
-	src, err := start("source", cfg.shards)
+	src, err := start("source", cfg.shards, cfg.version)
 	if err != nil {
 		return fail("start the source cluster: %v", err)
 	}
 	defer closeCluster("source", src)
-	dst, err := start("destination", cfg.destShards)
+	dst, err := start("destination", cfg.destShards, cfg.destVersion)
 	if err != nil {
 		return fail("start the destination cluster: %v", err)
 	}
@@ -213,6 +244,12 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 		fmt.Fprintf(s.err, "load: %s\n", &stats)
 	}
 	return exitOK
+}
+
+// isRelease80 reports whether a --mongodb-version value names 8.0.
+func isRelease80(version string) bool {
+	r, err := release.Parse(version)
+	return err == nil && r == release.V80
 }
 
 // seedOnce seeds the source unless it already holds the data set (a restart on kept data).

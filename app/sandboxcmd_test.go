@@ -201,6 +201,33 @@ func TestSandboxCommand(t *testing.T) {
 	bin := buildShardlift(t)
 	t.Run("ServesKeepsAndRestoresItsData", func(t *testing.T) { testSandboxKeepsData(t, bin) })
 	t.Run("WithoutDirLeavesNoTemporaryFiles", func(t *testing.T) { testSandboxTemporary(t, bin) })
+	t.Run("PresentsTheReleasesAsked", func(t *testing.T) { testSandboxReleases(t, bin) })
+}
+
+func testSandboxReleases(t *testing.T, bin string) {
+	p := startSandbox(t, bin, nil, "--shards", "1", "--dest-shards", "1", "--mongodb-version", "4.2", "--dest-mongodb-version", "8.0", "--config-shard")
+	src := dial(t, "mongodb://"+p.line(t, "source: mongodb://"))
+	dst := dial(t, "mongodb://"+p.line(t, "destination: mongodb://"))
+	for _, c := range []struct {
+		client *mongo.Client
+		want   string
+		shards int
+	}{{src, "4.2.", 1}, {dst, "8.0.", 2}} {
+		var info struct {
+			Version string `bson:"version"`
+		}
+		if err := c.client.Database("admin").RunCommand(t.Context(), bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil || !strings.HasPrefix(info.Version, c.want) {
+			t.Errorf("buildInfo version %q (%v), want %s*", info.Version, err, c.want)
+		}
+		// The 8.0 destination's config server is its second shard (--config-shard);
+		// the 4.2 source has none.
+		if n := len(shardHosts(t, c.client)); n != c.shards {
+			t.Errorf("a %sx cluster lists %d shards, want %d", c.want, n, c.shards)
+		}
+	}
+	src.Disconnect(t.Context())
+	dst.Disconnect(t.Context())
+	p.stop(t, os.Interrupt)
 }
 
 func testSandboxKeepsData(t *testing.T, bin string) {

@@ -69,6 +69,15 @@ func shardClient(t testing.TB, c *Cluster, s ShardInfo) *mongo.Client {
 	return connect(t, opts)
 }
 
+// configClientOptions reach the config server directly.
+func configClientOptions(c *Cluster) *options.ClientOptions {
+	opts := options.Client().SetHosts([]string{c.ConfigAddr()}).SetDirect(true)
+	if a := c.opts.Auth; a != nil {
+		opts.SetAuth(options.Credential{Username: a.User, Password: a.Password})
+	}
+	return opts
+}
+
 func tlsTo(t testing.TB, caFile string) *tls.Config {
 	t.Helper()
 	pem, err := os.ReadFile(caFile)

@@ -136,7 +136,8 @@ func TestShardCollectionRangedHashedUnique(t *testing.T) {
 	if err := cl.Database("config").Collection("databases").FindOne(ctx, bson.D{{Key: "_id", Value: "app"}}).Decode(&db); err != nil {
 		t.Fatal(err)
 	}
-	if !db.Partitioned || db.Primary == "" {
+	// 7.0 keeps the field but no longer sets it (deprecated since 6.0, SERVER-60926).
+	if db.Partitioned || db.Primary == "" {
 		t.Errorf("config.databases app = %+v", db)
 	}
 	var coll struct {
@@ -342,14 +343,18 @@ func TestConfigDatabaseReadableThroughRouterWithMinKeyMaxKey(t *testing.T) {
 		Max   bson.Raw `bson:"max"`
 		Shard string   `bson:"shard"`
 	}
-	if err := cl.Database("config").Collection("chunks").FindOne(ctx, bson.D{}).Decode(&chunk); err != nil {
+	var coll struct{ UUID bson.RawValue }
+	if err := cl.Database("config").Collection("collections").FindOne(ctx, bson.D{{Key: "_id", Value: "app.c"}}).Decode(&coll); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Database("config").Collection("chunks").FindOne(ctx, bson.D{{Key: "uuid", Value: coll.UUID}}).Decode(&chunk); err != nil {
 		t.Fatal(err)
 	}
 	if chunk.Min.Lookup("k").Type != bsontype.MinKey || chunk.Max.Lookup("k").Type != bsontype.MaxKey {
 		t.Errorf("config.chunks bounds: %s .. %s", chunk.Min, chunk.Max)
 	}
 	cur, err := cl.Database("config").Collection("chunks").Aggregate(ctx, bson.A{
-		bson.D{{Key: "$match", Value: bson.D{{Key: "shard", Value: chunk.Shard}}}},
+		bson.D{{Key: "$match", Value: bson.D{{Key: "uuid", Value: coll.UUID}, {Key: "shard", Value: chunk.Shard}}}},
 		bson.D{{Key: "$count", Value: "n"}},
 	})
 	if err != nil {

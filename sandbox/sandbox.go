@@ -2,9 +2,13 @@
 // benchmarks and the demo: real FerretDB servers behind shard fronts that own their
 // oplogs, a config server and a mongos-like router, all on 127.0.0.1.
 //
-//	Start ─► TLS material (Dir/tls) ─► shard fronts (Dir/<name>-shardN: FerretDB + oplog)
+//	Start ─► release (Options.MongoDBVersion, or Dir's) ─► TLS material (Dir/tls)
+//	      ─► shard fronts (Dir/<name>-shardN: FerretDB + oplog; 8.0: + config shard)
 //	      ─► catalog (Dir/config/catalog.bson) ─► config server(s) ─► router
-//	      ─► Dir/cluster.json (addresses, so a restart serves the same ones)
+//	      ─► Dir/cluster.json (release and addresses, so a restart serves the same)
+//
+// Every node presents the same MongoDB release (package release): its hello,
+// buildInfo, FCV, config database formats and internal namespaces.
 //
 // A Cluster is used through its URI with any MongoDB driver; its Go API adds the
 // fault hooks tests need (stop, restart or isolate a shard, restart the router).
@@ -13,7 +17,9 @@ package sandbox
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,11 +29,15 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
+	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
+	"github.com/shardlift/shardlift/sandbox/release"
 	"github.com/shardlift/shardlift/sandbox/router"
 	"github.com/shardlift/shardlift/sandbox/shard"
+	"github.com/shardlift/shardlift/sandbox/sysdb"
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
@@ -38,18 +48,28 @@ type Options struct {
 	// Dir keeps the cluster's data and addresses; "" means a temporary directory
 	// removed by Close.
 	Dir string
-	// Auth, when set, requires SCRAM-SHA-256 with these credentials on the router,
+	// Auth, when set, requires SCRAM (SHA-256; SHA-1 on 3.6) with these credentials on the router,
 	// the config server and every shard.
 	Auth *wire.Credentials
 	// TLS makes every endpoint TLS-only, with certificates under Dir/tls.
 	TLS bool
 	// OplogSize is each shard's oplog size in bytes (0: the shard's default).
 	OplogSize int64
-	// Identity is the version/FCV every node reports (default 7.0.42 / 7.0).
+	// MongoDBVersion is the MongoDB release the cluster presents, "3.6" to "8.0"
+	// (default: the one Dir's cluster presents, else "7.0"): hello, buildInfo, FCV,
+	// the config database's formats and the internal namespaces of that release
+	// (package release).
+	MongoDBVersion string
+	// Identity overrides what every node reports: a full version (its release is the
+	// cluster's when MongoDBVersion is unset), an FCV other than the release's, the
+	// user's roles. Tests use it to provoke version findings.
 	Identity wire.Identity
 	// LegacyConfigServers reports three mirrored config servers ("h1:p1,h2:p2,h3:p3")
 	// instead of a CSRS ("cfgRS/host:port"), for validation tests.
 	LegacyConfigServers bool
+	// ConfigShard (MongoDB 8.0) makes the config server a shard as well: shard
+	// "config", replica set cfgRS, holding user data beside the cluster's metadata.
+	ConfigShard bool
 	// LeaveOrphans makes moveChunk leave the donor's copies behind.
 	LeaveOrphans bool
 	Logger       *slog.Logger
@@ -73,6 +93,8 @@ type Cluster struct {
 
 	fronts     []*shard.Front
 	catalog    *router.Catalog
+	view       clusterView
+	internal   *wire.Credentials // the cluster members' identity, with Auth
 	cfgHandler *router.ConfigServer
 	cfgServers []*wire.Server
 	cfgString  string
@@ -88,10 +110,15 @@ type Cluster struct {
 
 // layout is Dir/cluster.json: the addresses a restart reuses.
 type layout struct {
-	Name   string        `json:"name"`
-	Shards []layoutShard `json:"shards"`
-	Router string        `json:"router"`
-	Config []string      `json:"config"`
+	Name string `json:"name"`
+	// Release is the MongoDB release the cluster presents ("" before releases were
+	// recorded: 7.0).
+	Release string `json:"release,omitempty"`
+	// ConfigShard: the config server (Config[0]) is shard "config" too.
+	ConfigShard bool          `json:"configShard,omitempty"`
+	Shards      []layoutShard `json:"shards"`
+	Router      string        `json:"router"`
+	Config      []string      `json:"config"`
 }
 
 type layoutShard struct {
@@ -106,11 +133,9 @@ func Start(ctx context.Context, name string, opts Options) (*Cluster, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Identity.Version == "" {
-		opts.Identity.Version = "7.0.42"
-	}
-	if opts.Identity.FCV == "" {
-		opts.Identity.FCV = "7.0"
+	// A bad release is refused before anything is written.
+	if _, err := identityOf(opts); err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", name, err)
 	}
 	c := &Cluster{name: name, opts: opts, log: opts.Logger}
 	if opts.Dir == "" {
@@ -132,10 +157,57 @@ func Start(ctx context.Context, name string, opts Options) (*Cluster, error) {
 	return c, nil
 }
 
+// identityOf is what the cluster's nodes report: the release's version and FCV unless
+// the options override them.
+func identityOf(opts Options) (wire.Identity, error) {
+	id := opts.Identity
+	rel := release.Default
+	switch {
+	case opts.MongoDBVersion != "":
+		r, err := release.Parse(opts.MongoDBVersion)
+		if err != nil {
+			return id, err
+		}
+		if id.Version != "" && release.Of(id.Version) != r {
+			return id, fmt.Errorf("the identity's version %s is not a MongoDB %s version", id.Version, r)
+		}
+		rel = r
+	case id.Version != "":
+		rel = release.Of(id.Version)
+	}
+	if id.Version == "" {
+		id.Version = rel.Version()
+	}
+	if id.FCV == "" {
+		id.FCV = rel.FCV()
+	}
+	return id, nil
+}
+
 func (c *Cluster) start(ctx context.Context) error {
 	lay, err := readLayout(c.dir)
 	if err != nil {
 		return err
+	}
+	if c.opts.MongoDBVersion == "" && c.opts.Identity.Version == "" {
+		// Unless told otherwise, a directory's cluster keeps its release.
+		c.opts.MongoDBVersion = lay.release()
+	}
+	if c.opts.Identity, err = identityOf(c.opts); err != nil {
+		return err
+	}
+	rel := c.opts.Identity.Release()
+	if held := lay.release(); held != "" && held != rel.String() {
+		return fmt.Errorf("%s holds a MongoDB %s cluster: start it with MongoDB version %s or use another directory", c.dir, held, held)
+	}
+	switch {
+	case c.opts.ConfigShard && !rel.ConfigShard():
+		return fmt.Errorf("a config shard needs MongoDB 8.0; this cluster presents %s", rel)
+	case c.opts.ConfigShard && c.opts.LegacyConfigServers:
+		return errors.New("a config shard is a replica set: it cannot be a legacy mirrored config server")
+	case len(lay.Shards) > 0 && lay.ConfigShard != c.opts.ConfigShard:
+		return fmt.Errorf("%s holds a cluster whose config server %s a shard: start it the same way or use another directory", c.dir,
+			map[bool]string{true: "is", false: "is not"}[lay.ConfigShard])
 	}
 	n := c.opts.Shards
 	switch {
@@ -155,6 +227,9 @@ func (c *Cluster) start(ctx context.Context) error {
 		}
 	}
 	serverTLS := c.serverTLS()
+	if c.opts.Auth != nil {
+		c.internal = &wire.Credentials{User: "__system", Password: randomSecret()}
+	}
 	var shards []router.Shard
 	for i := range n {
 		if err := ctx.Err(); err != nil {
@@ -165,49 +240,41 @@ func (c *Cluster) start(ctx context.Context) error {
 		if i < len(lay.Shards) && lay.Shards[i].Name == sname {
 			addr = lay.Shards[i].Addr
 		}
-		f, err := shard.Start(shard.Config{
-			Name:        sname,
-			Addr:        addr,
-			Dir:         filepath.Join(c.dir, sname),
-			TLS:         serverTLS,
-			Credentials: c.opts.Auth,
-			Identity:    c.opts.Identity,
-			OplogSize:   c.opts.OplogSize,
-			Logger:      c.log.With("shard", sname),
-		})
+		f, err := c.startShard(shard.Config{Name: sname, Addr: addr, Dir: filepath.Join(c.dir, sname)})
 		if err != nil {
 			return fmt.Errorf("start shard %s: %w", sname, err)
 		}
 		c.fronts = append(c.fronts, f)
 		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr()})
 	}
-	if c.catalog, err = router.OpenCatalog(filepath.Join(c.dir, "config", "catalog.bson"), shards); err != nil {
+	var cfgAddrs []string
+	if c.opts.ConfigShard {
+		addr := anyPort
+		if len(lay.Config) > 0 {
+			addr = lay.Config[0]
+		}
+		f, err := c.startShard(shard.Config{Name: "config", SetName: router.ConfigReplSet, ConfigServer: true, Addr: addr,
+			Dir: filepath.Join(c.dir, "config-shard")})
+		if err != nil {
+			return fmt.Errorf("start the config shard: %w", err)
+		}
+		c.fronts = append(c.fronts, f)
+		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr(), SetName: router.ConfigReplSet})
+		cfgAddrs = []string{f.Addr()}
+	}
+	if c.catalog, err = router.OpenCatalog(filepath.Join(c.dir, "config", "catalog.bson"), shards, c.opts.Identity, c.opts.Auth); err != nil {
 		return err
 	}
-	nCfg := 1
-	if c.opts.LegacyConfigServers {
-		nCfg = 3
+	if err := c.startConfigServers(lay, serverTLS, &cfgAddrs); err != nil {
+		return err
 	}
-	c.cfgHandler = router.NewConfigServer(c.catalog, c.opts.Identity, c.opts.LegacyConfigServers)
-	var cfgAddrs []string
-	for i := range nCfg {
-		addr := anyPort
-		if i < len(lay.Config) {
-			addr = lay.Config[i]
-		}
-		s, err := wire.Listen(wire.Config{Addr: addr, TLS: serverTLS, Credentials: c.opts.Auth, Handler: c.cfgHandler, Logger: c.log.With("node", "config")})
-		if err != nil {
-			return fmt.Errorf("start the config server: %w", err)
-		}
-		c.cfgServers = append(c.cfgServers, s)
-		cfgAddrs = append(cfgAddrs, s.Addr())
-	}
-	c.cfgHandler.SetHosts(cfgAddrs[0], cfgAddrs)
 	if c.opts.LegacyConfigServers {
 		c.cfgString = strings.Join(cfgAddrs, ",")
 	} else {
 		c.cfgString = router.ConfigReplSet + "/" + cfgAddrs[0]
 	}
+	c.catalog.SetConfigServers(c.cfgString)
+	c.view.set(c.catalog)
 	routerAddr := anyPort
 	if lay.Router != "" {
 		routerAddr = lay.Router
@@ -216,12 +283,54 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := c.startRouter(); err != nil {
 		return err
 	}
-	lay = layout{Name: c.name, Router: c.mu.addr, Config: cfgAddrs}
+	lay = layout{Name: c.name, Release: rel.String(), ConfigShard: c.opts.ConfigShard, Router: c.mu.addr, Config: cfgAddrs}
 	for _, s := range shards {
-		lay.Shards = append(lay.Shards, layoutShard{Name: s.Name, Addr: s.Addr})
+		if s.Name != "config" {
+			lay.Shards = append(lay.Shards, layoutShard{Name: s.Name, Addr: s.Addr})
+		}
 	}
 	c.log.Info("sandbox cluster started", "cluster", c.name, "router", c.mu.addr, "config", c.cfgString, "shards", n, "dir", c.dir)
 	return writeLayout(c.dir, lay)
+}
+
+// startShard starts a shard front of the cluster, cfg naming it and its place.
+func (c *Cluster) startShard(cfg shard.Config) (*shard.Front, error) {
+	cfg.TLS = c.serverTLS()
+	cfg.Credentials = c.opts.Auth
+	cfg.Internal = c.internal
+	cfg.Cluster = &c.view
+	cfg.Identity = c.opts.Identity
+	cfg.OplogSize = c.opts.OplogSize
+	cfg.Logger = c.log.With("shard", cfg.Name)
+	return shard.Start(cfg)
+}
+
+// startConfigServers starts the dedicated config server(s), unless the config server
+// is a config shard (whose address cfgAddrs already holds).
+func (c *Cluster) startConfigServers(lay layout, serverTLS *tls.Config, cfgAddrs *[]string) error {
+	if c.opts.ConfigShard {
+		return nil
+	}
+	nCfg := 1
+	if c.opts.LegacyConfigServers {
+		nCfg = 3
+	}
+	c.cfgHandler = router.NewConfigServer(c.catalog, c.opts.Identity, c.opts.LegacyConfigServers)
+	for i := range nCfg {
+		addr := anyPort
+		if i < len(lay.Config) {
+			addr = lay.Config[i]
+		}
+		s, err := wire.Listen(wire.Config{Addr: addr, TLS: serverTLS, Credentials: c.opts.Auth, Mechanism: c.opts.Identity.Mechanism(),
+			Handler: c.cfgHandler, Logger: c.log.With("node", "config")})
+		if err != nil {
+			return fmt.Errorf("start the config server: %w", err)
+		}
+		c.cfgServers = append(c.cfgServers, s)
+		*cfgAddrs = append(*cfgAddrs, s.Addr())
+	}
+	c.cfgHandler.SetHosts((*cfgAddrs)[0], *cfgAddrs)
+	return nil
 }
 
 func (c *Cluster) serverTLS() *tls.Config {
@@ -235,14 +344,17 @@ func (c *Cluster) serverTLS() *tls.Config {
 func (c *Cluster) startRouter() error {
 	var shards []router.Shard
 	for _, f := range c.fronts {
-		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr()})
+		s := router.Shard{Name: f.Name(), Addr: f.Addr()}
+		if f.Name() == "config" {
+			s.SetName = router.ConfigReplSet
+		}
+		shards = append(shards, s)
 	}
 	rt, err := router.New(router.Config{
 		Catalog:       c.catalog,
 		Shards:        shards,
 		ClientOptions: c.shardClientOptions,
 		Identity:      c.opts.Identity,
-		ConfigServers: c.cfgString,
 		Credentials:   c.opts.Auth,
 		LeaveOrphans:  c.opts.LeaveOrphans,
 		Logger:        c.log.With("node", "router"),
@@ -250,25 +362,92 @@ func (c *Cluster) startRouter() error {
 	if err != nil {
 		return err
 	}
-	s, err := wire.Listen(wire.Config{Addr: c.mu.addr, TLS: c.serverTLS(), Credentials: c.opts.Auth, Handler: rt, Logger: c.log.With("node", "router")})
+	s, err := wire.Listen(wire.Config{Addr: c.mu.addr, TLS: c.serverTLS(), Credentials: c.opts.Auth, Mechanism: c.opts.Identity.Mechanism(),
+		Handler: rt, Logger: c.log.With("node", "router")})
 	if err != nil {
 		rt.Close()
 		return fmt.Errorf("start the router: %w", err)
 	}
 	c.mu.router, c.mu.server, c.mu.addr = rt, s, s.Addr()
+	rt.Register(s.Addr())
 	return nil
 }
 
-// shardClientOptions are the driver options the router uses to reach its shards.
+// shardClientOptions are the driver options the router uses to reach its shards: it
+// authenticates as a cluster member, as a mongos does with the cluster's keyfile.
 func (c *Cluster) shardClientOptions() *options.ClientOptions {
 	o := options.Client()
-	if a := c.opts.Auth; a != nil {
-		o.SetAuth(options.Credential{AuthMechanism: "SCRAM-SHA-256", AuthSource: "admin", Username: a.User, Password: a.Password})
+	if a := c.internal; a != nil {
+		o.SetAuth(options.Credential{AuthMechanism: c.opts.Identity.Mechanism(), AuthSource: "admin", Username: a.User, Password: a.Password})
 	}
 	if c.certs != nil {
 		o.SetTLSConfig(c.certs.clientConfig())
 	}
 	return o
+}
+
+// release is the release the layout's cluster presents: 7.0 for a layout written
+// before releases were recorded, "" for a new directory.
+func (l layout) release() string {
+	switch {
+	case l.Release != "":
+		return l.Release
+	case l.Name != "":
+		return release.V70.String()
+	}
+	return ""
+}
+
+// clusterView is what the shards know of their cluster: the catalog, once it is open
+// (the shards start first, since the catalog records their addresses).
+type clusterView struct {
+	cat atomic.Pointer[router.Catalog]
+}
+
+func (v *clusterView) set(c *router.Catalog) { v.cat.Store(c) }
+
+func (v *clusterView) ClusterID() primitive.ObjectID {
+	if c := v.cat.Load(); c != nil {
+		return c.ClusterID()
+	}
+	return primitive.NilObjectID
+}
+
+func (v *clusterView) ConfigServers() string {
+	if c := v.cat.Load(); c != nil {
+		return c.ConfigServers()
+	}
+	return ""
+}
+
+func (v *clusterView) ShardCount() int {
+	if c := v.cat.Load(); c != nil {
+		return c.ShardCount()
+	}
+	return 0
+}
+
+func (v *clusterView) ShardCollections(shard string, load func(db, name string) bool) []sysdb.Collection {
+	if c := v.cat.Load(); c != nil {
+		return c.ShardCollections(shard, load)
+	}
+	return nil
+}
+
+func (v *clusterView) ConfigServerCollections(load func(db, name string) bool) sysdb.Set {
+	if c := v.cat.Load(); c != nil {
+		return c.ConfigServerCollections(load)
+	}
+	return nil
+}
+
+// randomSecret is a password nobody needs to know.
+func randomSecret() string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		panic("sandbox: no randomness: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func readLayout(dir string) (layout, error) {
@@ -322,7 +501,12 @@ func (c *Cluster) RouterAddr() string {
 }
 
 // ConfigAddr is the (first) config server's host:port.
-func (c *Cluster) ConfigAddr() string { return c.cfgServers[0].Addr() }
+func (c *Cluster) ConfigAddr() string {
+	if c.opts.ConfigShard {
+		return c.fronts[len(c.fronts)-1].Addr()
+	}
+	return c.cfgServers[0].Addr()
+}
 
 // ConfigString is the config server connection string the router reports.
 func (c *Cluster) ConfigString() string { return c.cfgString }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
-	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
@@ -22,21 +21,18 @@ func (r *Router) serverStatus(context.Context, *wire.Session, *wire.Command) (bs
 		bson.E{Key: "pid", Value: int64(os.Getpid())},
 		bson.E{Key: "uptime", Value: up.Seconds()},
 		bson.E{Key: "uptimeMillis", Value: up.Milliseconds()},
+		bson.E{Key: "uptimeEstimate", Value: int64(up.Seconds())},
 		bson.E{Key: "localTime", Value: time.Now()},
-		bson.E{Key: "sharding", Value: bson.D{
-			{Key: "configsvrConnectionString", Value: r.cfg.ConfigServers},
-			{Key: "lastSeenConfigServerOpTime", Value: bson.D{
-				{Key: "ts", Value: primitive.Timestamp{T: uint32(time.Now().Unix()), I: 1}},
-				{Key: "t", Value: int64(1)},
-			}},
-			{Key: "maxChunkSizeInBytes", Value: int64(128 << 20)},
-		}},
+		bson.E{Key: "sharding", Value: shardingSection(r.cat)},
 	), nil
 }
 
 func (r *Router) getShardMap(context.Context, *wire.Session, *wire.Command) (bson.Raw, error) {
 	m, hosts, conn := bson.D{}, bson.D{}, bson.D{}
 	for _, s := range r.cat.Shards() {
+		if s.ID == "config" {
+			continue // a config shard: listed once, as the config server, below
+		}
 		m = append(m, bson.E{Key: s.ID, Value: s.Host})
 		conn = append(conn, bson.E{Key: s.Host, Value: s.ID})
 		_, addrs, _ := strings.Cut(s.Host, "/")
@@ -44,9 +40,10 @@ func (r *Router) getShardMap(context.Context, *wire.Session, *wire.Command) (bso
 			hosts = append(hosts, bson.E{Key: a, Value: s.ID})
 		}
 	}
-	m = append(m, bson.E{Key: "config", Value: r.cfg.ConfigServers})
-	conn = append(conn, bson.E{Key: r.cfg.ConfigServers, Value: "config"})
-	cfgHosts := r.cfg.ConfigServers
+	cfgString := r.cat.ConfigServers()
+	m = append(m, bson.E{Key: "config", Value: cfgString})
+	conn = append(conn, bson.E{Key: cfgString, Value: "config"})
+	cfgHosts := cfgString
 	if _, after, ok := strings.Cut(cfgHosts, "/"); ok {
 		cfgHosts = after
 	}
@@ -63,7 +60,7 @@ func (r *Router) getShardMap(context.Context, *wire.Session, *wire.Command) (bso
 func (r *Router) listShards(context.Context, *wire.Session, *wire.Command) (bson.Raw, error) {
 	arr := bson.A{}
 	for _, s := range r.cat.Shards() {
-		arr = append(arr, s)
+		arr = append(arr, renderShard(r.cat.Release(), s))
 	}
 	return wire.OK(bson.E{Key: "shards", Value: arr}), nil
 }

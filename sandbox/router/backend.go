@@ -15,12 +15,19 @@ import (
 
 // Shard names one shard front the router talks to.
 type Shard struct {
-	Name string // replica set name, e.g. "source-shard0"
+	Name string // shard name, e.g. "source-shard0"
 	Addr string // host:port of its primary
+	// SetName is its replica set's name when it differs from Name (the config shard).
+	SetName string
 }
 
 // Host is the shard's host string as config.shards and listShards show it.
-func (s Shard) Host() string { return s.Name + "/" + s.Addr }
+func (s Shard) Host() string {
+	if s.SetName != "" {
+		return s.SetName + "/" + s.Addr
+	}
+	return s.Name + "/" + s.Addr
+}
 
 // backend is the router's driver client for one shard.
 type backend struct {

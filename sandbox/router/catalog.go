@@ -18,10 +18,12 @@ import (
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 
 	"github.com/shardlift/shardlift/engine/shardkey"
+	"github.com/shardlift/shardlift/sandbox/release"
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
-// The config database's documents, in the formats MongoDB 7.0 stores them.
+// The catalog keeps the config database in one model, close to MongoDB 7.0's documents;
+// formats.go renders it as the cluster's release writes it.
 
 // ShardDoc is a config.shards document.
 type ShardDoc struct {
@@ -29,6 +31,8 @@ type ShardDoc struct {
 	Host         string              `bson:"host"`
 	State        int32               `bson:"state"`
 	TopologyTime primitive.Timestamp `bson:"topologyTime"`
+	// Tags are the zones the shard belongs to.
+	Tags []string `bson:"tags,omitempty"`
 }
 
 // DatabaseDoc is a config.databases document.
@@ -89,15 +93,55 @@ type VersionDoc struct {
 	ClusterID primitive.ObjectID `bson:"clusterId"`
 }
 
-// catalogFile is the persisted form of the catalog.
-type catalogFile struct {
-	Version     VersionDoc      `bson:"version"`
-	Databases   []DatabaseDoc   `bson:"databases"`
-	Collections []CollectionDoc `bson:"collections"`
-	Chunks      []ChunkDoc      `bson:"chunks"`
-	Balancer    BalancerDoc     `bson:"balancer"`
-	NextPrimary int32           `bson:"nextPrimary"`
+// TagDoc is a config.tags document: a shard key range assigned to a zone.
+type TagDoc struct {
+	ID  primitive.ObjectID `bson:"_id"`
+	NS  string             `bson:"ns"`
+	Min bson.Raw           `bson:"min"`
+	Max bson.Raw           `bson:"max"`
+	Tag string             `bson:"tag"`
 }
+
+// ChangeDoc is a config.changelog document: one change to the cluster's metadata.
+type ChangeDoc struct {
+	ID         string             `bson:"_id"`
+	Server     string             `bson:"server"`
+	ClientAddr string             `bson:"clientAddr"`
+	Time       primitive.DateTime `bson:"time"`
+	What       string             `bson:"what"`
+	NS         string             `bson:"ns"`
+	Details    bson.Raw           `bson:"details"`
+}
+
+// PlacementDoc is a config.placementHistory document (7.0+): which shards held a
+// database or collection from a cluster time on.
+type PlacementDoc struct {
+	ID        primitive.ObjectID  `bson:"_id"`
+	NSS       string              `bson:"nss"`
+	UUID      *primitive.Binary   `bson:"uuid,omitempty"`
+	Timestamp primitive.Timestamp `bson:"timestamp"`
+	Shards    []string            `bson:"shards"`
+}
+
+// catalogFile is the persisted form of the catalog. The sessions collection is not
+// in it: its routing follows from the cluster's identity and shards (sessions.go).
+type catalogFile struct {
+	Version     VersionDoc          `bson:"version"`
+	Databases   []DatabaseDoc       `bson:"databases"`
+	Collections []CollectionDoc     `bson:"collections"`
+	Chunks      []ChunkDoc          `bson:"chunks"`
+	Balancer    BalancerDoc         `bson:"balancer"`
+	NextPrimary int32               `bson:"nextPrimary"`
+	ShardTags   map[string][]string `bson:"shardTags,omitempty"`
+	Tags        []TagDoc            `bson:"tags,omitempty"`
+	Changelog   []ChangeDoc         `bson:"changelog,omitempty"`
+	Placement   []PlacementDoc      `bson:"placement,omitempty"`
+}
+
+// changelogCap bounds config.changelog, a capped collection on a real config server
+// (200 MB there); the sandbox keeps the latest entries only, since the whole catalog is
+// rewritten after every change.
+const changelogCap = 200
 
 // Routing is an immutable snapshot of how one namespace is placed: its database's
 // primary shard and, for a sharded collection, its key pattern and chunks.
@@ -132,28 +176,42 @@ func (r *Routing) ChunkFor(key shardkey.Key) int {
 
 // Catalog is the sandbox's config database: kept in Go (FerretDB rejects the
 // MinKey/MaxKey chunk bounds), persisted to one BSON file after every change,
-// shared by the router and the config server endpoint.
+// shared by the router, the config server endpoint and (as what they learn from the
+// config server) the shards.
 type Catalog struct {
 	path string
+	id   wire.Identity
+	rel  release.Release
+	auth *wire.Credentials
 
 	mu struct {
 		sync.RWMutex
 		shards      []ShardDoc
 		version     VersionDoc
 		databases   map[string]DatabaseDoc
-		routing     map[string]*Routing // sharded collections by namespace
+		routing     map[string]*Routing // sharded collections by namespace, config.system.sessions included
 		balancer    BalancerDoc
 		nextPrimary int32
 		lastTS      primitive.Timestamp
+		tags        []TagDoc
+		changelog   []ChangeDoc
+		placement   []PlacementDoc
+		mongos      map[string]mongosEntry
+		configConn  string
+		sessions    []sessionRecord
 	}
 }
 
-// OpenCatalog loads the catalog from path, or starts an empty one there. shards is
-// the cluster's shard list (names and hosts), which replaces the stored one.
-func OpenCatalog(path string, shards []Shard) (*Catalog, error) {
-	c := &Catalog{path: path}
+// OpenCatalog loads the catalog from path, or starts an empty one there, for a cluster
+// whose nodes report id (its release decides the formats). shards is the cluster's
+// shard list (names and hosts), which replaces the stored one; auth is the cluster's
+// user (nil without authentication), whose sessions config.system.sessions records.
+func OpenCatalog(path string, shards []Shard, id wire.Identity, auth *wire.Credentials) (*Catalog, error) {
+	rel := id.Release()
+	c := &Catalog{path: path, id: id, rel: rel, auth: auth}
 	c.mu.databases = map[string]DatabaseDoc{}
 	c.mu.routing = map[string]*Routing{}
+	c.mu.mongos = map[string]mongosEntry{}
 	c.mu.balancer = BalancerDoc{ID: "balancer", Mode: "full"}
 	now := c.nextTimestampLocked()
 	for _, s := range shards {
@@ -163,6 +221,15 @@ func OpenCatalog(path string, shards []Shard) (*Catalog, error) {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		c.mu.version = VersionDoc{ID: 1, ClusterID: primitive.NewObjectID()}
+		for _, s := range c.mu.shards {
+			c.logChangeLocked("addShard", "", bson.D{{Key: "name", Value: s.ID}, {Key: "host", Value: s.Host}})
+		}
+		if rel.PlacementHistory() {
+			c.initPlacementLocked()
+		}
+		if err := c.addSessionsLocked(); err != nil {
+			return nil, err
+		}
 		return c, c.saveLocked()
 	case err != nil:
 		return nil, fmt.Errorf("read the sandbox catalog: %w", err)
@@ -172,6 +239,10 @@ func OpenCatalog(path string, shards []Shard) (*Catalog, error) {
 		return nil, fmt.Errorf("the sandbox catalog %s is damaged (%w): remove the data folder to start afresh", path, err)
 	}
 	c.mu.version, c.mu.balancer, c.mu.nextPrimary = f.Version, f.Balancer, f.NextPrimary
+	c.mu.tags, c.mu.changelog, c.mu.placement = f.Tags, f.Changelog, f.Placement
+	for i := range c.mu.shards {
+		c.mu.shards[i].Tags = f.ShardTags[c.mu.shards[i].ID]
+	}
 	for _, d := range f.Databases {
 		if !c.hasShardLocked(d.Primary) {
 			return nil, fmt.Errorf("the sandbox catalog %s names shard %q, which this cluster does not have: start it with the same shard count", path, d.Primary)
@@ -189,7 +260,42 @@ func OpenCatalog(path string, shards []Shard) (*Catalog, error) {
 		}
 		c.mu.routing[coll.ID] = r
 	}
+	if err := c.addSessionsLocked(); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// Release is the release whose formats the catalog presents.
+func (c *Catalog) Release() release.Release { return c.rel }
+
+// ClusterID is config.version's clusterId.
+func (c *Catalog) ClusterID() primitive.ObjectID {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.mu.version.ClusterID
+}
+
+// SetConfigServers records the config server connection string (shards keep it in
+// their shardIdentity document).
+func (c *Catalog) SetConfigServers(conn string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.configConn = conn
+}
+
+// ConfigServers is the config server connection string.
+func (c *Catalog) ConfigServers() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.mu.configConn
+}
+
+// ShardCount is how many shards the cluster has.
+func (c *Catalog) ShardCount() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.mu.shards)
 }
 
 func (c *Catalog) hasShardLocked(name string) bool {
@@ -225,11 +331,20 @@ func (c *Catalog) newRoutingLocked(coll CollectionDoc, chunks []ChunkDoc) (*Rout
 
 // saveLocked writes the catalog atomically (temp file, fsync, rename).
 func (c *Catalog) saveLocked() error {
-	f := catalogFile{Version: c.mu.version, Balancer: c.mu.balancer, NextPrimary: c.mu.nextPrimary}
+	f := catalogFile{Version: c.mu.version, Balancer: c.mu.balancer, NextPrimary: c.mu.nextPrimary,
+		Tags: c.mu.tags, Changelog: c.mu.changelog, Placement: c.mu.placement, ShardTags: map[string][]string{}}
+	for _, s := range c.mu.shards {
+		if len(s.Tags) > 0 {
+			f.ShardTags[s.ID] = s.Tags
+		}
+	}
 	for _, name := range sortedKeys(c.mu.databases) {
 		f.Databases = append(f.Databases, c.mu.databases[name])
 	}
 	for _, ns := range sortedKeys(c.mu.routing) {
+		if ns == SessionsNS {
+			continue
+		}
 		r := c.mu.routing[ns]
 		f.Collections = append(f.Collections, *r.Coll)
 		f.Chunks = append(f.Chunks, r.Chunks...)
@@ -287,7 +402,11 @@ func (c *Catalog) nextTimestampLocked() primitive.Timestamp {
 func (c *Catalog) Shards() []ShardDoc {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return slices.Clone(c.mu.shards)
+	out := slices.Clone(c.mu.shards)
+	for i := range out {
+		out[i].Tags = slices.Clone(out[i].Tags)
+	}
+	return out
 }
 
 // Database returns config.databases' entry for name.
@@ -335,6 +454,7 @@ func (c *Catalog) EnsureDatabase(name string, primary string) (DatabaseDoc, erro
 		UUID: newUUID(), Timestamp: c.nextTimestampLocked(), LastMod: 1,
 	}}
 	c.mu.databases[name] = d
+	c.placeLocked(name, nil, d.Version.Timestamp, []string{primary})
 	return d, c.saveLocked()
 }
 
@@ -382,6 +502,9 @@ func (c *Catalog) AddCollection(coll CollectionDoc, chunks []ChunkDoc) (*Routing
 	ts := c.nextTimestampLocked()
 	coll.Timestamp = ts
 	coll.Lastmod = primitive.NewDateTimeFromTime(time.Now())
+	if c.rel.CollectionDropped() {
+		coll.Lastmod = initialLastmod(len(chunks))
+	}
 	coll.LastmodEpoch = primitive.NewObjectID()
 	for i := range chunks {
 		chunks[i].ID = primitive.NewObjectID()
@@ -395,6 +518,12 @@ func (c *Catalog) AddCollection(coll CollectionDoc, chunks []ChunkDoc) (*Routing
 		return nil, err
 	}
 	c.mu.routing[coll.ID] = r
+	c.logChangeLocked("shardCollection.start", coll.ID, bson.D{
+		{Key: "shardKey", Value: coll.Key}, {Key: "collection", Value: coll.ID}, {Key: "uuid", Value: coll.UUID},
+		{Key: "primary", Value: r.DB.Primary}, {Key: "numChunks", Value: int32(len(chunks))},
+	})
+	c.logChangeLocked("shardCollection.end", coll.ID, bson.D{{Key: "version", Value: chunkVersionString(collectionVersion(chunks), coll.LastmodEpoch)}})
+	c.placeLocked(coll.ID, &coll.UUID, ts, r.ChunkShards())
 	return r, c.saveLocked()
 }
 
@@ -436,6 +565,10 @@ func (c *Catalog) SplitChunk(ns string, at shardkey.Key) error {
 	chunks := slices.Clone(r.Chunks)
 	chunks[i] = left
 	chunks = slices.Insert(chunks, i+1, right)
+	bounds := func(ch ChunkDoc) bson.D {
+		return bson.D{{Key: "min", Value: ch.Min}, {Key: "max", Value: ch.Max}, {Key: "lastmod", Value: ch.Lastmod}}
+	}
+	c.logChangeLocked("split", ns, bson.D{{Key: "before", Value: bounds(old)}, {Key: "left", Value: bounds(left)}, {Key: "right", Value: bounds(right)}})
 	return c.replaceLocked(r, chunks)
 }
 
@@ -454,11 +587,23 @@ func (c *Catalog) MoveChunk(ns string, min bson.Raw, to string) error {
 		}
 		ts := c.nextTimestampLocked()
 		v := collectionVersion(chunks)
+		from := chunks[i].Shard
 		chunks[i].Shard = to
 		chunks[i].Lastmod = primitive.Timestamp{T: v.T + 1, I: 0}
 		chunks[i].OnCurrentShardSince = ts
 		chunks[i].History = append([]ChunkHistory{{ValidAfter: ts, Shard: to}}, chunks[i].History...)
-		return c.replaceLocked(r, chunks)
+		c.logChangeLocked("moveChunk.commit", ns, bson.D{
+			{Key: "min", Value: chunks[i].Min}, {Key: "max", Value: chunks[i].Max}, {Key: "from", Value: from}, {Key: "to", Value: to},
+		})
+		before := r.ChunkShards()
+		if err := c.replaceLocked(r, chunks); err != nil {
+			return err
+		}
+		if after := c.mu.routing[ns].ChunkShards(); !slices.Equal(before, after) {
+			c.placeLocked(ns, &r.Coll.UUID, ts, after)
+			return c.saveLocked()
+		}
+		return nil
 	}
 	return wire.BadValue(fmt.Sprintf("no chunk of %s starts at %s", ns, min))
 }
@@ -520,10 +665,14 @@ func (c *Catalog) RefineShardKey(ns string, key bson.Raw) error {
 func (c *Catalog) DropCollection(ns string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.mu.routing[ns]; !ok {
+	r, ok := c.mu.routing[ns]
+	if !ok {
 		return nil
 	}
 	delete(c.mu.routing, ns)
+	c.dropTagsLocked(ns)
+	c.logChangeLocked("dropCollection", ns, bson.D{})
+	c.placeLocked(ns, &r.Coll.UUID, c.nextTimestampLocked(), []string{})
 	return c.saveLocked()
 }
 
@@ -547,6 +696,9 @@ func (c *Catalog) RenameCollection(from, to string) error {
 		return err
 	}
 	c.mu.routing[to] = nr
+	c.logChangeLocked("renameCollection.end", from, bson.D{{Key: "source", Value: from}, {Key: "destination", Value: to}})
+	c.placeLocked(from, &coll.UUID, coll.Timestamp, []string{})
+	c.placeLocked(to, &coll.UUID, coll.Timestamp, nr.ChunkShards())
 	return c.saveLocked()
 }
 
@@ -554,12 +706,18 @@ func (c *Catalog) RenameCollection(from, to string) error {
 func (c *Catalog) DropDatabase(name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, ok := c.mu.databases[name]; !ok {
+		return nil
+	}
 	delete(c.mu.databases, name)
 	for ns := range c.mu.routing {
 		if db, _, _ := splitNS(ns); db == name {
 			delete(c.mu.routing, ns)
+			c.dropTagsLocked(ns)
 		}
 	}
+	c.logChangeLocked("dropDatabase", name, bson.D{})
+	c.placeLocked(name, nil, c.nextTimestampLocked(), []string{})
 	return c.saveLocked()
 }
 
@@ -577,42 +735,6 @@ func (c *Catalog) SetBalancer(running bool) error {
 	c.mu.balancer.Stopped = !running
 	c.mu.balancer.Mode = map[bool]string{true: "full", false: "off"}[running]
 	return c.saveLocked()
-}
-
-// configCollections are the config database collections the catalog serves.
-var configCollections = []string{"chunks", "collections", "databases", "migrations", "settings", "shards", "tags", "version"}
-
-// Docs returns the documents of config.<coll>, in _id order as MongoDB's default
-// scan of these small collections tends to give.
-func (c *Catalog) Docs(coll string) []bson.Raw {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	var out []bson.Raw
-	switch coll {
-	case "shards":
-		for _, s := range c.mu.shards {
-			out = append(out, rawDoc(s))
-		}
-	case "databases":
-		for _, name := range sortedKeys(c.mu.databases) {
-			out = append(out, rawDoc(c.mu.databases[name]))
-		}
-	case "collections":
-		for _, ns := range sortedKeys(c.mu.routing) {
-			out = append(out, rawDoc(c.mu.routing[ns].Coll))
-		}
-	case "chunks":
-		for _, ns := range sortedKeys(c.mu.routing) {
-			for _, ch := range c.mu.routing[ns].Chunks {
-				out = append(out, rawDoc(ch))
-			}
-		}
-	case "settings":
-		out = append(out, rawDoc(c.mu.balancer))
-	case "version":
-		out = append(out, rawDoc(c.mu.version))
-	}
-	return out
 }
 
 func newUUID() primitive.Binary {

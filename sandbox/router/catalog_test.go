@@ -1,13 +1,18 @@
 package router
 
 import (
+	"bytes"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/shardkey"
+	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
 func testShards(n int) []Shard {
@@ -87,7 +92,7 @@ func equalStrings(a, b []string) bool {
 }
 
 func TestNewDatabasesGoToTheShardWithFewestDatabases(t *testing.T) {
-	cat, err := OpenCatalog(filepath.Join(t.TempDir(), "catalog.bson"), testShards(3))
+	cat, err := OpenCatalog(filepath.Join(t.TempDir(), "catalog.bson"), testShards(3), wire.Identity{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +120,7 @@ func TestNewDatabasesGoToTheShardWithFewestDatabases(t *testing.T) {
 func TestCatalogSurvivesReopenWithMinKeyMaxKeyBounds(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "catalog.bson")
 	shards := testShards(2)
-	cat, err := OpenCatalog(path, shards)
+	cat, err := OpenCatalog(path, shards, wire.Identity{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +143,7 @@ func TestCatalogSurvivesReopenWithMinKeyMaxKeyBounds(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	again, err := OpenCatalog(path, shards)
+	again, err := OpenCatalog(path, shards, wire.Identity{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,8 +172,43 @@ func TestCatalogSurvivesReopenWithMinKeyMaxKeyBounds(t *testing.T) {
 	if d, _ := again.Database("db"); !d.Partitioned || d.Primary != "s-shard0" {
 		t.Errorf("database after reopen: %+v", d)
 	}
-	docs := again.Docs("chunks")
+	docs := again.configServerDocs("config", "chunks")
+	docs = slices.DeleteFunc(docs, func(d bson.Raw) bool { return !bytes.Equal(d.Lookup("uuid").Value, rawValue(rt.Coll.UUID).Value) })
 	if len(docs) != 2 || docs[0].Lookup("uuid").Type != bsontype.Binary || docs[0].Lookup("history").Type != bsontype.Array {
 		t.Errorf("config.chunks documents: %v", docs)
+	}
+}
+
+// Chunk _ids until 4.2 as MongoDB's documentation and real clusters show them.
+func TestChunkNamesAreMongoDBs(t *testing.T) {
+	for want, min := range map[string]bson.D{
+		`mydb.foo-a_"cat"`:                   {{Key: "a", Value: "cat"}},
+		"config.system.sessions-_id_MinKey":  {{Key: "_id", Value: primitive.MinKey{}}},
+		"test.user-_id_-4611686018427387902": {{Key: "_id", Value: int64(-4611686018427387902)}},
+		"db.c-a_1b_MaxKey":                   {{Key: "a", Value: int32(1)}, {Key: "b", Value: primitive.MaxKey{}}},
+	} {
+		ns := want[:strings.Index(want, "-")]
+		if got := chunkName(ns, rawDoc(min)); got != want {
+			t.Errorf("chunkName(%s, %v) = %q, want %q", ns, min, got, want)
+		}
+	}
+}
+
+func TestChangelogKeepsItsLatestEntries(t *testing.T) {
+	cat, err := OpenCatalog(filepath.Join(t.TempDir(), "catalog.bson"), testShards(2), wire.Identity{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat.mu.Lock()
+	for i := range changelogCap + 50 {
+		cat.logChangeLocked("split", "db.c", bson.D{{Key: "i", Value: i}})
+	}
+	log := cat.mu.changelog
+	cat.mu.Unlock()
+	if len(log) != changelogCap || bson.Raw(log[len(log)-1].Details).Lookup("i").Int32() != changelogCap+49 {
+		t.Errorf("changelog holds %d entries, the last %s", len(log), log[len(log)-1].Details)
+	}
+	if log[0].What != "split" {
+		t.Errorf("the oldest entries (addShard) were not the ones dropped: %s", log[0].What)
 	}
 }

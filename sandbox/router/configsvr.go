@@ -2,12 +2,15 @@ package router
 
 import (
 	"context"
+	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
+	"github.com/shardlift/shardlift/sandbox/sysdb"
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
@@ -16,14 +19,16 @@ const ConfigReplSet = "cfgRS"
 
 // ConfigServer answers as the cluster's config server: hello as a CSRS primary
 // (or, for a legacy mirrored config server, as a standalone), the common commands,
-// and read-only find/count/distinct/aggregate on the config database, served from
-// the same catalog the router uses.
+// and read-only find/count/distinct/aggregate on its config, admin and local
+// databases, served from the same catalog the router uses.
 type ConfigServer struct {
 	cat      *Catalog
 	identity wire.Identity
 	legacy   bool
 	cursors  *cursorTable
 	election primitive.ObjectID
+	topo     *wire.Topology
+	started  time.Time
 
 	mu    sync.Mutex
 	me    string
@@ -33,7 +38,8 @@ type ConfigServer struct {
 // NewConfigServer builds the handler; SetHosts tells it its addresses once the
 // listeners are up.
 func NewConfigServer(cat *Catalog, identity wire.Identity, legacy bool) *ConfigServer {
-	return &ConfigServer{cat: cat, identity: identity, legacy: legacy, cursors: newCursorTable(), election: primitive.NewObjectID()}
+	return &ConfigServer{cat: cat, identity: identity, legacy: legacy, cursors: newCursorTable(),
+		election: primitive.NewObjectID(), topo: wire.NewTopology(), started: time.Now()}
 }
 
 // SetHosts records this server's address and the set's members.
@@ -51,17 +57,19 @@ func (c *ConfigServer) Handle(ctx context.Context, s *wire.Session, cmd *wire.Co
 	if reply, ok := c.identity.AnswerCommon(s, cmd); ok {
 		return reply
 	}
-	reply, err := c.handle(ctx, cmd)
+	reply, err := c.handle(ctx, s, cmd)
 	if err != nil {
 		return wire.ErrorReply(err)
 	}
 	return reply
 }
 
-func (c *ConfigServer) handle(ctx context.Context, cmd *wire.Command) (bson.Raw, error) {
+func (c *ConfigServer) handle(ctx context.Context, s *wire.Session, cmd *wire.Command) (bson.Raw, error) {
 	switch strings.ToLower(cmd.Name) {
 	case "hello", "ismaster":
-		return wire.OK(c.hello(cmd)...), nil
+		return wire.OK(c.hello(ctx, s, cmd)...), nil
+	case "serverstatus":
+		return c.serverStatus(), nil
 	case "getmore":
 		return c.cursors.getMore(ctx, cmd), nil
 	case "killcursors":
@@ -120,38 +128,46 @@ func (c *ConfigServer) handle(ctx context.Context, cmd *wire.Command) (bson.Raw,
 		batchSize, _ := asInt64(cmd.Body.Lookup("cursor", "batchSize"))
 		return c.cursors.reply(ctx, cmd.DB+"."+coll, it, batchSize, false), nil
 	case "listcollections":
-		var docs []bson.Raw
-		if cmd.DB == "config" {
-			for _, name := range configCollections {
-				docs = append(docs, rawDoc(bson.D{{Key: "name", Value: name}, {Key: "type", Value: "collection"}}))
-			}
-		}
-		return c.cursors.reply(ctx, cmd.DB+".$cmd.listCollections", &sliceIter{docs: docs}, 0, false), nil
+		return listInternalCollections(ctx, c.cursors, cmd, c.collections(nil).In(cmd.DB), c.identity)
+	case "listindexes":
+		return listInternalIndexes(ctx, c.cursors, cmd, c.collections(nil), c.identity)
 	case "listdatabases":
-		return wire.OK(bson.E{Key: "databases", Value: bson.A{
-			bson.D{{Key: "name", Value: "admin"}, {Key: "sizeOnDisk", Value: int64(0)}, {Key: "empty", Value: false}},
-			bson.D{{Key: "name", Value: "config"}, {Key: "sizeOnDisk", Value: int64(0)}, {Key: "empty", Value: false}},
-			bson.D{{Key: "name", Value: "local"}, {Key: "sizeOnDisk", Value: int64(0)}, {Key: "empty", Value: false}},
-		}}), nil
+		return listInternalDatabases(cmd, c.collections(func(string, string) bool { return true }), []string{"admin", "config", "local"})
 	case "insert", "update", "delete", "findandmodify", "create", "drop", "dropdatabase", "createindexes":
 		return nil, wire.IllegalOperation("the sandbox config server is read-only: change the cluster through its router")
 	}
 	return nil, wire.CommandNotFound(cmd.Name)
 }
 
-// docs serves config.* from the catalog; other databases are empty.
-func (c *ConfigServer) docs(db, coll string) []bson.Raw {
-	if db != "config" {
-		return nil
-	}
-	return c.cat.Docs(coll)
+// node describes the config server for the documents it writes about itself.
+func (c *ConfigServer) node() sysdb.Node {
+	c.mu.Lock()
+	me := c.me
+	c.mu.Unlock()
+	return sysdb.Node{Release: c.identity.Release(), Host: me, SetName: ConfigReplSet, ClusterRole: "configsvr",
+		ReplicaSetID: c.election, Started: c.started, BuildInfo: c.identity.BuildInfo()}
 }
 
-func (c *ConfigServer) hello(cmd *wire.Command) bson.D {
+// collections are the config server's internal collections; load picks those whose
+// documents are needed.
+func (c *ConfigServer) collections(load func(db, name string) bool) sysdb.Set {
+	n := c.node()
+	set := c.cat.ConfigServerCollections(load)
+	return append(set, n.LocalCollections([]bson.Raw{sysdb.Raw(n.StartupLog())})...)
+}
+
+// docs are one collection's documents (none for a collection the server does not have).
+func (c *ConfigServer) docs(db, coll string) []bson.Raw {
+	found, _ := c.collections(func(d, n string) bool { return d == db && n == coll }).Find(db, coll)
+	return found.Docs
+}
+
+func (c *ConfigServer) hello(ctx context.Context, s *wire.Session, cmd *wire.Command) bson.D {
 	c.mu.Lock()
 	me, hosts := c.me, c.hosts
 	c.mu.Unlock()
-	d := wire.HelloBase(cmd, c.identity.Version)
+	c.topo.Await(ctx, c.identity, cmd)
+	d := c.identity.Hello(s, cmd, c.topo)
 	if c.legacy {
 		return d
 	}
@@ -165,4 +181,42 @@ func (c *ConfigServer) hello(cmd *wire.Command) bson.D {
 		bson.E{Key: "electionId", Value: c.election},
 		bson.E{Key: "configsvr", Value: int32(2)},
 	)
+}
+
+// serverStatus is a config server's: process mongod, its replica set and its sharding
+// section.
+func (c *ConfigServer) serverStatus() bson.Raw {
+	c.mu.Lock()
+	me := c.me
+	c.mu.Unlock()
+	up := time.Since(c.started)
+	now := time.Now()
+	return wire.OK(
+		bson.E{Key: "host", Value: me},
+		bson.E{Key: "version", Value: c.identity.Version},
+		bson.E{Key: "process", Value: "mongod"},
+		bson.E{Key: "pid", Value: int64(os.Getpid())},
+		bson.E{Key: "uptime", Value: up.Seconds()},
+		bson.E{Key: "uptimeMillis", Value: up.Milliseconds()},
+		bson.E{Key: "uptimeEstimate", Value: int64(up.Seconds())},
+		bson.E{Key: "localTime", Value: now},
+		bson.E{Key: "repl", Value: bson.D{
+			{Key: "setName", Value: ConfigReplSet}, {Key: "isWritablePrimary", Value: true},
+			{Key: "secondary", Value: false}, {Key: "primary", Value: me}, {Key: "me", Value: me},
+			{Key: "electionId", Value: c.election},
+		}},
+		bson.E{Key: "sharding", Value: shardingSection(c.cat)},
+	)
+}
+
+// shardingSection is serverStatus' sharding section on mongos and mongod alike.
+func shardingSection(cat *Catalog) bson.D {
+	return bson.D{
+		{Key: "configsvrConnectionString", Value: cat.ConfigServers()},
+		{Key: "lastSeenConfigServerOpTime", Value: bson.D{
+			{Key: "ts", Value: primitive.Timestamp{T: uint32(time.Now().Unix()), I: 1}},
+			{Key: "t", Value: int64(1)},
+		}},
+		{Key: "maxChunkSizeInBytes", Value: cat.Release().MaxChunkSizeBytes()},
+	}
 }

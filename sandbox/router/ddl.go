@@ -8,6 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/shardlift/shardlift/sandbox/match"
+	"github.com/shardlift/shardlift/sandbox/sysdb"
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
@@ -79,8 +80,7 @@ func (r *Router) listDatabases(ctx context.Context, _ *wire.Session, cmd *wire.C
 				continue
 			}
 			name, _ := d.Lookup("name").StringValueOK()
-			switch name {
-			case "", "admin", "config", "local":
+			if name == "" || sysdb.Internal(name) {
 				continue
 			}
 			size, _ := asInt64(d.Lookup("sizeOnDisk"))
@@ -93,24 +93,16 @@ func (r *Router) listDatabases(ctx context.Context, _ *wire.Session, cmd *wire.C
 			info.empty = info.empty && truthy(d.Lookup("empty"))
 		}
 	}
-	// admin and config exist on every mongos; they are listed only when a filter
-	// asks for them by name, so tools listing user databases do not see them.
-	if m != nil {
-		for _, name := range []string{"admin", "config"} {
-			if _, ok := dbs[name]; !ok {
-				dbs[name] = &dbInfo{}
-			}
-		}
+	// admin and config are the config server's, as a mongos lists them; local is not
+	// listed through a mongos.
+	arr, total, err := internalDatabaseEntries(cmd, r.cat.ConfigServerCollections(func(string, string) bool { return true }), []string{"admin", "config"})
+	if err != nil {
+		return nil, err
 	}
-	arr := bson.A{}
-	var total int64
 	for _, name := range sortedKeys(dbs) {
 		info := dbs[name]
 		entry := bson.D{{Key: "name", Value: name}, {Key: "sizeOnDisk", Value: info.size}, {Key: "empty", Value: info.empty}}
 		if m != nil && !m.Match(rawDoc(entry)) {
-			continue
-		}
-		if (name == "admin" || name == "config") && !filterNames(filter, name) {
 			continue
 		}
 		total += info.size
@@ -130,39 +122,11 @@ func (r *Router) listDatabases(ctx context.Context, _ *wire.Session, cmd *wire.C
 	), nil
 }
 
-// filterNames reports whether a listDatabases filter names the database explicitly.
-func filterNames(filter bson.Raw, name string) bool {
-	v, ok := equalityValue(filter, "name")
-	if ok {
-		s, _ := v.StringValueOK()
-		return s == name
-	}
-	if in, err := filter.LookupErr("name", "$in"); err == nil {
-		vals, _ := in.Array().Values()
-		for _, v := range vals {
-			if s, _ := v.StringValueOK(); s == name {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func (r *Router) listCollections(ctx context.Context, _ *wire.Session, cmd *wire.Command) (bson.Raw, error) {
 	batchSize, _ := asInt64(cmd.Body.Lookup("cursor", "batchSize"))
 	ns := cmd.DB + ".$cmd.listCollections"
-	if cmd.DB == "config" {
-		filter, _ := cmd.Lookup("filter").DocumentOK()
-		var docs []bson.Raw
-		for _, c := range configCollections {
-			docs = append(docs, rawDoc(bson.D{{Key: "name", Value: c}, {Key: "type", Value: "collection"},
-				{Key: "options", Value: bson.D{}}, {Key: "info", Value: bson.D{{Key: "readOnly", Value: true}}}}))
-		}
-		it, err := memoryFind(docs, findQuery{filter: filter})
-		if err != nil {
-			return nil, err
-		}
-		return r.cursors.reply(ctx, ns, it, batchSize, false), nil
+	if sysdb.Internal(cmd.DB) {
+		return listInternalCollections(ctx, r.cursors, cmd, r.cat.ConfigServerCollections(nil).In(cmd.DB), r.cfg.Identity)
 	}
 	d, ok := r.cat.Database(cmd.DB)
 	if !ok {
@@ -198,6 +162,9 @@ func (r *Router) listIndexes(ctx context.Context, _ *wire.Session, cmd *wire.Com
 	batchSize, _ := asInt64(cmd.Body.Lookup("cursor", "batchSize"))
 	ns := cmd.DB + ".$cmd.listIndexes." + coll
 	rt, ok := r.cat.Route(cmd.DB + "." + coll)
+	if sysdb.Internal(cmd.DB) && !(ok && rt.Sharded()) {
+		return listInternalIndexes(ctx, r.cursors, cmd, r.cat.ConfigServerCollections(nil), r.cfg.Identity)
+	}
 	notFound := wire.NamespaceNotFound(fmt.Sprintf("ns does not exist: %s.%s", cmd.DB, coll))
 	if !ok {
 		return nil, notFound

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shardlift/shardlift/engine/shardkey"
 	"github.com/shardlift/shardlift/sandbox/match"
+	"github.com/shardlift/shardlift/sandbox/sysdb"
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
@@ -86,11 +87,15 @@ func (r *Router) find(ctx context.Context, _ *wire.Session, cmd *wire.Command) (
 	return r.cursors.reply(ctx, ns, it, q.batchSize, q.single), nil
 }
 
-// openRead plans a find on any namespace: the catalog for config.*, nothing for a
-// database that does not exist, the shards otherwise.
+// openRead plans a find on any namespace: the config server's collections for admin
+// and config (the sharded config.system.sessions excepted), nothing for a database
+// that does not exist, the shards otherwise.
 func (r *Router) openRead(ctx context.Context, db, coll string, q findQuery) (docIter, error) {
-	if db == "config" {
-		return memoryFind(r.cat.Docs(coll), q)
+	if rt, ok := r.cat.Route(db + "." + coll); ok && rt.Sharded() && sysdb.Internal(db) {
+		return r.openFind(ctx, rt, q)
+	}
+	if sysdb.Internal(db) {
+		return memoryFind(r.cat.configServerDocs(db, coll), q)
 	}
 	rt, ok := r.cat.Route(db + "." + coll)
 	if !ok {
@@ -344,8 +349,8 @@ func (r *Router) count(ctx context.Context, _ *wire.Session, cmd *wire.Command) 
 // documents.
 func (r *Router) countDocs(ctx context.Context, db, coll string, query bson.Raw, skip, limit int64) (int64, error) {
 	q := findQuery{filter: query, skip: skip, limit: limit}
-	if db == "config" {
-		it, err := memoryFind(r.cat.Docs(coll), q)
+	if rt, ok := r.cat.Route(db + "." + coll); sysdb.Internal(db) && !(ok && rt.Sharded()) {
+		it, err := memoryFind(r.cat.configServerDocs(db, coll), q)
 		if err != nil {
 			return 0, err
 		}
@@ -417,7 +422,7 @@ func (r *Router) distinct(ctx context.Context, _ *wire.Session, cmd *wire.Comman
 	}
 	query, _ := cmd.Lookup("query").DocumentOK()
 	q := findQuery{filter: query}
-	if db := cmd.DB; db != "config" {
+	if db := cmd.DB; !sysdb.Internal(db) {
 		if rt, ok := r.cat.Route(db + "." + coll); ok {
 			proj := bson.D{{Key: key, Value: 1}}
 			if p := keyProjection(rt); rt.Sharded() {

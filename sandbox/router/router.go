@@ -4,8 +4,10 @@
 // catalog as a CSRS primary.
 //
 //	client ─► wire.Server ─► Router.Handle ─┬─ hello, listShards, balancer*, getShardMap, serverStatus
-//	                                         ├─ config.* reads ◄── Catalog (Go, persisted BSON file)
-//	                                         ├─ shardCollection, split, moveChunk ─► Catalog + shards
+//	                                         ├─ admin.*, config.* reads ◄── Catalog (Go, persisted BSON file),
+//	                                         │      rendered in the release's formats (formats.go)
+//	                                         ├─ config.system.sessions reads ─► the shards owning its chunks
+//	                                         ├─ shardCollection, split, moveChunk, zones ─► Catalog + shards
 //	                                         ├─ insert/update/delete ─► target by shard key ─► shard(s)
 //	                                         ├─ find/count/distinct/aggregate ─► shard cursors
 //	                                         │      ─► k-way merge, orphan filter, skip/limit,
@@ -44,9 +46,6 @@ type Config struct {
 	ClientOptions func() *options.ClientOptions
 	// Identity is the version/FCV the router reports.
 	Identity wire.Identity
-	// ConfigServers is the config server connection string serverStatus and
-	// getShardMap report: "cfgRS/host:port" or a legacy "h1:p1,h2:p2,h3:p3".
-	ConfigServers string
 	// Credentials are the cluster's user, reported by usersInfo.
 	Credentials *wire.Credentials
 	// LeaveOrphans makes moveChunk keep the donor's copies (orphans).
@@ -66,6 +65,7 @@ type Router struct {
 	order    []*backend
 	cursors  *cursorTable
 	started  time.Time
+	topo     *wire.Topology
 	log      *slog.Logger
 
 	nsMu   sync.Mutex
@@ -86,6 +86,7 @@ func New(cfg Config) (*Router, error) {
 		backends: map[string]*backend{},
 		cursors:  newCursorTable(),
 		started:  time.Now(),
+		topo:     wire.NewTopology(),
 		log:      cfg.Logger,
 		nsLock:   map[string]*sync.RWMutex{},
 	}
@@ -112,12 +113,20 @@ func (r *Router) Close() error {
 	return nil
 }
 
+// Register records the router in config.mongos under the address it listens on.
+func (r *Router) Register(addr string) { r.cat.RegisterMongos(addr, r.started) }
+
 // Handle answers one command.
 func (r *Router) Handle(ctx context.Context, s *wire.Session, cmd *wire.Command) bson.Raw {
+	name := strings.ToLower(cmd.Name)
+	if name == "getparameter" {
+		// A mongos has no FCV of its own: before 8.3 it answers with its binary's
+		// version, whatever the cluster's FCV is (SERVER-118760).
+		return wire.FCVParameter(cmd, r.cfg.Identity.Release().FCV())
+	}
 	if reply, ok := r.cfg.Identity.AnswerCommon(s, cmd); ok {
 		return reply
 	}
-	name := strings.ToLower(cmd.Name)
 	h, ok := routerCommands[name]
 	if !ok {
 		return wire.ErrorReply(wire.CommandNotFound(cmd.Name))
@@ -148,50 +157,54 @@ var routerCommands map[string]func(*Router, context.Context, *wire.Session, *wir
 
 func init() {
 	routerCommands = map[string]func(*Router, context.Context, *wire.Session, *wire.Command) (bson.Raw, error){
-		"hello":             (*Router).hello,
-		"ismaster":          (*Router).hello,
-		"isdbgrid":          (*Router).isdbgrid,
-		"serverstatus":      (*Router).serverStatus,
-		"getshardmap":       (*Router).getShardMap,
-		"listshards":        (*Router).listShards,
-		"balancerstart":     (*Router).balancerStart,
-		"balancerstop":      (*Router).balancerStop,
-		"balancerstatus":    (*Router).balancerStatus,
-		"flushrouterconfig": (*Router).flushRouterConfig,
-		"usersinfo":         (*Router).usersInfo,
-		"rolesinfo":         (*Router).rolesInfo,
-		"enablesharding":    (*Router).enableSharding,
-		"shardcollection":   (*Router).shardCollection,
-		"split":             (*Router).split,
-		"movechunk":         (*Router).moveChunk,
-		"find":              (*Router).find,
-		"getmore":           (*Router).getMore,
-		"killcursors":       (*Router).killCursors,
-		"count":             (*Router).count,
-		"distinct":          (*Router).distinct,
-		"aggregate":         (*Router).aggregate,
-		"insert":            (*Router).insert,
-		"update":            (*Router).update,
-		"delete":            (*Router).delete,
-		"findandmodify":     (*Router).findAndModify,
-		"listdatabases":     (*Router).listDatabases,
-		"listcollections":   (*Router).listCollections,
-		"listindexes":       (*Router).listIndexes,
-		"create":            (*Router).create,
-		"createindexes":     (*Router).createIndexes,
-		"dropindexes":       (*Router).dropIndexes,
-		"collmod":           (*Router).collMod,
-		"drop":              (*Router).drop,
-		"dropdatabase":      (*Router).dropDatabase,
-		"renamecollection":  (*Router).renameCollection,
-		"dbstats":           (*Router).dbStats,
-		"collstats":         (*Router).collStats,
+		"hello":               (*Router).hello,
+		"ismaster":            (*Router).hello,
+		"isdbgrid":            (*Router).isdbgrid,
+		"serverstatus":        (*Router).serverStatus,
+		"getshardmap":         (*Router).getShardMap,
+		"listshards":          (*Router).listShards,
+		"balancerstart":       (*Router).balancerStart,
+		"balancerstop":        (*Router).balancerStop,
+		"balancerstatus":      (*Router).balancerStatus,
+		"flushrouterconfig":   (*Router).flushRouterConfig,
+		"usersinfo":           (*Router).usersInfo,
+		"rolesinfo":           (*Router).rolesInfo,
+		"enablesharding":      (*Router).enableSharding,
+		"shardcollection":     (*Router).shardCollection,
+		"split":               (*Router).split,
+		"movechunk":           (*Router).moveChunk,
+		"find":                (*Router).find,
+		"getmore":             (*Router).getMore,
+		"killcursors":         (*Router).killCursors,
+		"count":               (*Router).count,
+		"distinct":            (*Router).distinct,
+		"aggregate":           (*Router).aggregate,
+		"insert":              (*Router).insert,
+		"update":              (*Router).update,
+		"delete":              (*Router).delete,
+		"findandmodify":       (*Router).findAndModify,
+		"listdatabases":       (*Router).listDatabases,
+		"listcollections":     (*Router).listCollections,
+		"listindexes":         (*Router).listIndexes,
+		"create":              (*Router).create,
+		"createindexes":       (*Router).createIndexes,
+		"dropindexes":         (*Router).dropIndexes,
+		"collmod":             (*Router).collMod,
+		"drop":                (*Router).drop,
+		"dropdatabase":        (*Router).dropDatabase,
+		"renamecollection":    (*Router).renameCollection,
+		"dbstats":             (*Router).dbStats,
+		"collstats":           (*Router).collStats,
+		"addshardtozone":      (*Router).addShardToZone,
+		"removeshardfromzone": (*Router).removeShardFromZone,
+		"updatezonekeyrange":  (*Router).updateZoneKeyRange,
 	}
 	routerCommands["refinecollectionshardkey"] = (*Router).refineCollectionShardKey
 }
 
-func (r *Router) hello(_ context.Context, _ *wire.Session, cmd *wire.Command) (bson.Raw, error) {
-	d := wire.HelloBase(cmd, r.cfg.Identity.Version)
+func (r *Router) hello(ctx context.Context, s *wire.Session, cmd *wire.Command) (bson.Raw, error) {
+	r.topo.Await(ctx, r.cfg.Identity, cmd)
+	d := r.cfg.Identity.Hello(s, cmd, r.topo)
 	d = append(d, bson.E{Key: "msg", Value: "isdbgrid"})
 	return wire.OK(d...), nil
 }
@@ -226,13 +239,17 @@ func (r *Router) usersInfo(_ context.Context, _ *wire.Session, cmd *wire.Command
 		for _, role := range rs {
 			roles = append(roles, bson.D{{Key: "role", Value: role}, {Key: "db", Value: "admin"}})
 		}
-		users = append(users, bson.D{
+		user := bson.D{
 			{Key: "_id", Value: "admin." + c.User},
 			{Key: "user", Value: c.User},
 			{Key: "db", Value: "admin"},
 			{Key: "roles", Value: roles},
-			{Key: "mechanisms", Value: bson.A{"SCRAM-SHA-256"}},
-		})
+		}
+		if r.cfg.Identity.Release().SCRAMSHA256() {
+			// usersInfo lists the mechanisms from 4.0, when there came to be two.
+			user = append(user, bson.E{Key: "mechanisms", Value: bson.A{r.cfg.Identity.Mechanism()}})
+		}
+		users = append(users, user)
 	}
 	return wire.OK(bson.E{Key: "users", Value: users}), nil
 }

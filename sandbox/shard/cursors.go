@@ -454,9 +454,9 @@ func (p *projection) apply(doc bson.Raw) bson.Raw {
 	return b
 }
 
-// oplogAggregate runs the simple pipelines tools send to the oplog: $match, $sort by
-// $natural or ts, $skip, $limit, $project, $count, and $group by a constant with
-// {$sum: 1} (how drivers count documents).
+// oplogAggregate runs the simple pipelines tools send to the oplog: $match, $sort,
+// $skip, $limit, $project, $count, and $group by a constant with {$sum: 1} (how
+// drivers count documents).
 func (n *node) oplogAggregate(cmd *wire.Command) bson.Raw {
 	stages := values(cmd.Lookup("pipeline"))
 	var docs []bson.Raw
@@ -473,7 +473,7 @@ func (n *node) oplogAggregate(cmd *wire.Command) bson.Raw {
 		}
 		op, arg := elems[0].Key(), elems[0].Value()
 		var err error
-		if docs, err = applyStage(docs, op, arg); err != nil {
+		if docs, err = applyStage(oplogNS, docs, op, arg); err != nil {
 			return wire.ErrorReply(err)
 		}
 	}
@@ -491,12 +491,14 @@ func (n *node) oplogAggregate(cmd *wire.Command) bson.Raw {
 	return wire.OK(bson.E{Key: "cursor", Value: bson.D{{Key: "firstBatch", Value: arr}, {Key: "id", Value: int64(0)}, {Key: "ns", Value: oplogNS}}})
 }
 
-func applyStage(docs []bson.Raw, op string, arg bson.RawValue) ([]bson.Raw, error) {
+// applyStage runs one aggregation stage on documents held in memory (ns names them in
+// errors).
+func applyStage(ns string, docs []bson.Raw, op string, arg bson.RawValue) ([]bson.Raw, error) {
 	switch op {
 	case "$match":
 		m, err := match.Compile(document(arg))
 		if err != nil {
-			return nil, wire.BadValue(fmt.Sprintf("$match on %s: %v", oplogNS, err))
+			return nil, wire.BadValue(fmt.Sprintf("$match on %s: %v", ns, err))
 		}
 		out := docs[:0:0]
 		for _, d := range docs {
@@ -506,18 +508,7 @@ func applyStage(docs []bson.Raw, op string, arg bson.RawValue) ([]bson.Raw, erro
 		}
 		return out, nil
 	case "$sort":
-		reverse, err := naturalOrder(document(arg))
-		if err != nil {
-			return nil, err
-		}
-		if reverse {
-			out := make([]bson.Raw, len(docs))
-			for i, d := range docs {
-				out[len(docs)-1-i] = d
-			}
-			return out, nil
-		}
-		return docs, nil
+		return sortDocs(docs, document(arg))
 	case "$skip", "$limit":
 		k, ok := arg.AsInt64OK()
 		if !ok || k < 0 {
@@ -550,7 +541,7 @@ func applyStage(docs []bson.Raw, op string, arg bson.RawValue) ([]bson.Raw, erro
 	case "$group":
 		return countGroup(docs, document(arg))
 	}
-	return nil, notImplemented(fmt.Sprintf("pipeline stage %s on %s is not supported by the sandbox", op, oplogNS))
+	return nil, notImplemented(fmt.Sprintf("pipeline stage %s on %s is not supported by the sandbox", op, ns))
 }
 
 // countGroup handles {$group: {_id: <constant>, <field>: {$sum: 1}}}.
@@ -560,14 +551,14 @@ func countGroup(docs []bson.Raw, spec bson.Raw) ([]bson.Raw, error) {
 	for _, e := range elems {
 		if e.Key() == "_id" {
 			if _, isDoc := e.Value().DocumentOK(); isDoc || strings.HasPrefix(str(e.Value()), "$") {
-				return nil, notImplemented("the sandbox groups the oplog only by a constant _id")
+				return nil, notImplemented("the sandbox groups the oplog and internal collections only by a constant _id")
 			}
 			out = append(out, bson.E{Key: "_id", Value: e.Value()})
 			continue
 		}
 		one, err := document(e.Value()).LookupErr("$sum")
 		if n, ok := asFloat(one); err != nil || !ok || n != 1 {
-			return nil, notImplemented("the sandbox groups the oplog only with {$sum: 1}")
+			return nil, notImplemented("the sandbox groups the oplog and internal collections only with {$sum: 1}")
 		}
 		out = append(out, bson.E{Key: e.Key(), Value: int32(len(docs))})
 	}

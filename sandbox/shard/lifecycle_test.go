@@ -297,3 +297,39 @@ func TestStopMidWriteNeverLeavesDataWithoutAnOplogEntry(t *testing.T) {
 		}
 	}
 }
+
+// A 4.4+ driver keeps an awaitable hello in flight on every shard it monitors (held up
+// to its heartbeat interval, a minute here): resizing the oplog or stopping the shard
+// must not wait for it, nor stall the shard's other commands meanwhile.
+func TestAwaitableHellosDoNotHoldTheShard(t *testing.T) {
+	f := startFront(t, Config{})
+	c := connect(t, f, options.Client().SetHeartbeatInterval(time.Minute))
+	ctx := context.Background()
+	if err := c.Ping(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	within := func(what string, fn func()) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() { fn(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s waited for the driver's awaitable hello", what)
+		}
+	}
+	for i := range 10 {
+		within("SetOplogSize", func() { f.SetOplogSize(int64(64+i) << 20) })
+		within("a find", func() { oplogColl(c).FindOne(ctx, bson.D{}) })
+	}
+	within("Stop", func() {
+		if err := f.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	within("Restart", func() {
+		if err := f.Restart(); err != nil {
+			t.Error(err)
+		}
+	})
+}

@@ -25,6 +25,7 @@ type node struct {
 	cat        *catalog
 	cursors    *cursorRegistry
 	electionID primitive.ObjectID
+	topo       *wire.Topology
 	started    time.Time
 	noopDone   chan struct{}
 
@@ -51,6 +52,7 @@ func openNode(f *Front) (*node, error) {
 		be:         be,
 		cursors:    newCursorRegistry(),
 		electionID: primitive.NewObjectID(),
+		topo:       wire.NewTopology(),
 		started:    time.Now(),
 		noopDone:   make(chan struct{}),
 
@@ -76,6 +78,7 @@ func openNode(f *Front) (*node, error) {
 	n.rebuildSessions()
 	go n.noops(f.cfg.NoopInterval)
 	go n.flushSessions()
+	f.logStartup(n.started)
 	return n, nil
 }
 
@@ -155,10 +158,16 @@ func (n *node) handle(s *wire.Session, cmd *wire.Command) bson.Raw {
 	if r, ok := n.front.cfg.Identity.AnswerCommon(s, cmd); ok {
 		return r
 	}
+	if err := n.directShardCheck(s, cmd); err != nil {
+		return wire.ErrorReply(err)
+	}
+	if r, ok := n.serveInternal(cmd); ok {
+		return r
+	}
 	ctx := n.ctx
 	switch strings.ToLower(cmd.Name) {
 	case "hello", "ismaster":
-		return n.hello(cmd)
+		return n.hello(s, cmd)
 	case "replsetgetstatus":
 		return n.replSetGetStatus(cmd)
 	case "replsetgetconfig":

@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -58,6 +59,15 @@ func (n *node) listCollections(ctx context.Context, cmd *wire.Command) bson.Raw 
 			{Key: "options", Value: bson.D{{Key: "capped", Value: true}, {Key: "size", Value: maxSize}}},
 			{Key: "info", Value: bson.D{{Key: "readOnly", Value: false}}},
 		})
+	}
+	listed := map[string]bool{}
+	for _, d := range docs {
+		listed[str(d.Lookup("name"))] = true
+	}
+	for _, c := range n.internalCollections(nil).In(cmd.DB) {
+		if !listed[c.Name] {
+			extra = append(extra, c.ListEntry(n.front.cfg.Identity.Release(), false))
+		}
 	}
 	for _, ci := range n.cat.inDB(cmd.DB) {
 		if !ci.isView() {
@@ -130,36 +140,55 @@ func (n *node) listIndexes(ctx context.Context, cmd *wire.Command) bson.Raw {
 	return firstBatchReply(ns, mergedIndexes(docs, ci))
 }
 
+// listDatabases lists FerretDB's databases and the shard's internal ones (admin,
+// config, local), whose sizes add what the front holds for them.
 func (n *node) listDatabases(ctx context.Context, cmd *wire.Command) bson.Raw {
-	reply, err := n.be.run(ctx, cmd.DB, stripped(cmd.Body))
+	m := listFilter(cmd)
+	if m == nil {
+		// A filter beyond the sandbox's matcher: FerretDB's own answer.
+		return n.passthrough(ctx, cmd)
+	}
+	reply, err := n.be.run(ctx, cmd.DB, bson.D{{Key: "listDatabases", Value: 1}})
 	if err != nil {
 		return relay(nil, err)
 	}
-	dbs := values(reply.Lookup("databases"))
-	out := make(bson.A, 0, len(dbs)+1)
-	for _, d := range dbs {
-		if str(document(d).Lookup("name")) == "local" {
-			return reply
+	sizes := map[string]int64{}
+	var names []string
+	for _, d := range values(reply.Lookup("databases")) {
+		doc := document(d)
+		name := str(doc.Lookup("name"))
+		size, _ := doc.Lookup("sizeOnDisk").AsInt64OK()
+		names = append(names, name)
+		sizes[name] = size
+	}
+	internal := n.internalCollections(func(string, string) bool { return true })
+	_, oplogSize, _ := n.oplog.stats()
+	for _, db := range []string{"admin", "config", "local"} {
+		if _, ok := sizes[db]; !ok {
+			names = append(names, db)
 		}
-		out = append(out, d)
+		sizes[db] += internal.DBSize(db)
 	}
-	_, size, _ := n.oplog.stats()
-	local := bson.D{{Key: "name", Value: "local"}}
+	sizes["local"] += oplogSize
+	slices.Sort(names)
 	nameOnly := boolField(cmd, "nameOnly", false)
-	if !nameOnly {
-		local = append(local, bson.E{Key: "sizeOnDisk", Value: size}, bson.E{Key: "empty", Value: false})
+	out := bson.A{}
+	var total int64
+	for _, name := range names {
+		entry := bson.D{{Key: "name", Value: name}, {Key: "sizeOnDisk", Value: sizes[name]}, {Key: "empty", Value: sizes[name] == 0}}
+		if !m.Match(mustMarshal(entry)) {
+			continue
+		}
+		total += sizes[name]
+		if nameOnly {
+			entry = entry[:1]
+		}
+		out = append(out, entry)
 	}
-	if m := listFilter(cmd); m == nil || !m.Match(mustMarshal(local)) {
-		return reply
+	if nameOnly {
+		return wire.OK(bson.E{Key: "databases", Value: out})
 	}
-	out = append(out, local)
-	fields := bson.D{{Key: "databases", Value: out}}
-	if total, ok := reply.Lookup("totalSize").AsInt64OK(); ok {
-		fields = append(fields,
-			bson.E{Key: "totalSize", Value: total + size},
-			bson.E{Key: "totalSizeMb", Value: (total + size) >> 20})
-	}
-	return wire.OK(fields...)
+	return wire.OK(bson.E{Key: "databases", Value: out}, bson.E{Key: "totalSize", Value: total}, bson.E{Key: "totalSizeMb", Value: total >> 20})
 }
 
 // resolveView follows a view (and views of views) to its collection, returning the

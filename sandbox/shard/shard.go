@@ -3,7 +3,9 @@
 // 127.0.0.1 that answers as a one-member replica set's primary and owns the oplog.
 //
 //	client ─► wire (TLS, SCRAM) ─► front ─┬─ hello, replSetGetStatus, serverStatus ─► answered here
+//	                                      ├─ 8.0: user data without directShardOperations ─► refused
 //	                                      ├─ local.oplog.rs reads ─► oplog (memory + file, capped)
+//	                                      ├─ admin/config/local internal collections ─► memory (sysns.go)
 //	                                      ├─ writes, DDL ─► write lock ─► FerretDB by {_id} ─► oplog entry
 //	                                      └─ other reads ─► FerretDB (+ UUIDs, views, kept indexes)
 //
@@ -12,6 +14,9 @@
 // to FerretDB one document at a time and appends the entry MongoDB would write
 // (including $v:2 diffs) before the next one. Tailable awaitData cursors wait on the
 // oplog's change signal.
+//
+// Everything it reports (hello, buildInfo, the internal collections' formats, the oplog's
+// forms) is that of its identity's MongoDB release (package release).
 //
 // Commands carry the router's knowledge: {_sandboxSetCollection: coll, key, uuid} sets a
 // collection's UUID and shard key (used for `ui` and the document keys of its entries),
@@ -29,24 +34,39 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 
+	"github.com/shardlift/shardlift/sandbox/release"
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
 // Config describes one shard.
 type Config struct {
-	// Name is the replica set name, e.g. "src-shard0".
+	// Name is the shard's name, e.g. "src-shard0", and its replica set's unless SetName
+	// says otherwise.
 	Name string
+	// SetName is the replica set name when it differs from the shard's (an 8.0 config
+	// shard: shard "config" of replica set "cfgRS").
+	SetName string
+	// ConfigServer makes the node the cluster's config server as well (an 8.0 config
+	// shard): it says so in hello and serves the config database's metadata.
+	ConfigServer bool
 	// Addr is where the front listens: "127.0.0.1:0" or a fixed port (kept on Restart).
 	Addr string
 	// Dir holds FerretDB's SQLite files, the oplog and the front's metadata.
 	Dir         string
 	TLS         *tls.Config
 	Credentials *wire.Credentials
+	// Internal is the cluster members' identity (see wire.Config.Internal): requests
+	// authenticated with it come from the router.
+	Internal *wire.Credentials
+	// Cluster is what the shard knows of its cluster (nil outside one).
+	Cluster Cluster
 	// Identity is the version, FCV and user roles the shard reports.
 	Identity wire.Identity
 	// OplogSize caps the oplog in bytes (0: 64 MiB); old entries roll off.
@@ -61,6 +81,13 @@ type Front struct {
 	cfg    Config
 	forms  forms // the oplog forms of cfg.Identity
 	server *wire.Server
+	// replicaSetID is the shard's replica set id (settings.replicaSetId).
+	replicaSetID primitive.ObjectID
+
+	// uuidMu guards the uuids of the front's internal collections and its starts.
+	uuidMu sync.Mutex
+	uuids  map[string]primitive.Binary
+	starts []time.Time
 
 	// lifeMu serializes Stop, Restart, SetOplogSize and Close.
 	lifeMu sync.Mutex
@@ -84,6 +111,9 @@ func Start(cfg Config) (*Front, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
+	if cfg.SetName == "" {
+		cfg.SetName = cfg.Name
+	}
 	if cfg.OplogSize <= 0 {
 		cfg.OplogSize = 64 << 20
 	}
@@ -94,15 +124,15 @@ func Start(cfg Config) (*Front, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Identity.Version == "" {
-		cfg.Identity.Version = "7.0.42"
+		cfg.Identity.Version = release.Default.Version()
 	}
 	if cfg.Identity.FCV == "" {
-		cfg.Identity.FCV = "7.0"
+		cfg.Identity.FCV = cfg.Identity.Release().FCV()
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("shard %s: create %s: %w", cfg.Name, cfg.Dir, err)
 	}
-	f := &Front{cfg: cfg, forms: formsOf(cfg.Identity)}
+	f := &Front{cfg: cfg, forms: formsOf(cfg.Identity), replicaSetID: primitive.NewObjectID(), uuids: map[string]primitive.Binary{}}
 	f.mu.oplogSize = cfg.OplogSize
 	n, err := openNode(f)
 	if err != nil {
@@ -113,6 +143,8 @@ func Start(cfg Config) (*Front, error) {
 		Addr:        cfg.Addr,
 		TLS:         cfg.TLS,
 		Credentials: cfg.Credentials,
+		Mechanism:   cfg.Identity.Mechanism(),
+		Internal:    cfg.Internal,
 		Handler:     wire.HandlerFunc(f.handle),
 		Logger:      cfg.Logger,
 	})
@@ -123,7 +155,7 @@ func Start(cfg Config) (*Front, error) {
 	return f, nil
 }
 
-func (f *Front) handle(_ context.Context, s *wire.Session, cmd *wire.Command) (reply bson.Raw) {
+func (f *Front) handle(ctx context.Context, s *wire.Session, cmd *wire.Command) (reply bson.Raw) {
 	// A bug in one command must not take the whole sandbox process down.
 	defer func() {
 		if r := recover(); r != nil {
@@ -131,6 +163,9 @@ func (f *Front) handle(_ context.Context, s *wire.Session, cmd *wire.Command) (r
 			reply = wire.ErrorReply(&wire.Error{Code: 1, Name: "InternalError", Msg: fmt.Sprintf("sandbox shard %s failed on %s: %v", f.cfg.Name, cmd.Name, r)})
 		}
 	}()
+	if name := strings.ToLower(cmd.Name); name == "hello" || name == "ismaster" {
+		f.awaitHello(ctx, cmd)
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.mu.node == nil {
@@ -139,14 +174,30 @@ func (f *Front) handle(_ context.Context, s *wire.Session, cmd *wire.Command) (r
 	return f.mu.node.handle(s, cmd)
 }
 
-// Name is the replica set name.
+// awaitHello holds an awaitable hello (see wire.Topology.Await) without holding the
+// front's lock, so that stopping or resizing the shard never waits for it; it ends
+// early when the node stops or the server closes (ctx).
+func (f *Front) awaitHello(ctx context.Context, cmd *wire.Command) {
+	f.mu.RLock()
+	n := f.mu.node
+	f.mu.RUnlock()
+	if n == nil {
+		return
+	}
+	wait, cancel := context.WithCancel(n.ctx)
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
+	n.topo.Await(wait, f.cfg.Identity, cmd)
+}
+
+// Name is the shard's name.
 func (f *Front) Name() string { return f.cfg.Name }
 
 // Addr is the front's host:port.
 func (f *Front) Addr() string { return f.server.Addr() }
 
-// Host is the shard's host string as listShards shows it: "name/host:port".
-func (f *Front) Host() string { return f.cfg.Name + "/" + f.Addr() }
+// Host is the shard's host string as listShards shows it: "setName/host:port".
+func (f *Front) Host() string { return f.cfg.SetName + "/" + f.Addr() }
 
 func (f *Front) oplogSize() int64 {
 	f.mu.RLock()

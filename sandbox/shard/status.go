@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
@@ -16,13 +17,13 @@ func opTime(n *node) (bson.D, time.Time) {
 	return bson.D{{Key: "ts", Value: ts}, {Key: "t", Value: int64(1)}}, wall
 }
 
-func (n *node) hello(cmd *wire.Command) bson.Raw {
+func (n *node) hello(s *wire.Session, cmd *wire.Command) bson.Raw {
+	d := n.front.cfg.Identity.Hello(s, cmd, n.topo)
 	addr := n.front.Addr()
 	op, wall := opTime(n)
-	d := wire.HelloBase(cmd, n.front.cfg.Identity.Version)
 	d = append(d,
 		bson.E{Key: "hosts", Value: bson.A{addr}},
-		bson.E{Key: "setName", Value: n.front.cfg.Name},
+		bson.E{Key: "setName", Value: n.front.cfg.SetName},
 		bson.E{Key: "setVersion", Value: int32(1)},
 		bson.E{Key: "secondary", Value: false},
 		bson.E{Key: "primary", Value: addr},
@@ -33,6 +34,9 @@ func (n *node) hello(cmd *wire.Command) bson.Raw {
 			{Key: "majorityOpTime", Value: op}, {Key: "majorityWriteDate", Value: wall},
 		}},
 	)
+	if n.front.cfg.ConfigServer {
+		d = append(d, bson.E{Key: "configsvr", Value: int32(2)})
+	}
 	return wire.OK(d...)
 }
 
@@ -51,7 +55,7 @@ func (n *node) replSetGetStatus(cmd *wire.Command) bson.Raw {
 	op, wall := opTime(n)
 	now := time.Now()
 	return wire.OK(
-		bson.E{Key: "set", Value: n.front.cfg.Name},
+		bson.E{Key: "set", Value: n.front.cfg.SetName},
 		bson.E{Key: "date", Value: now},
 		bson.E{Key: "myState", Value: int32(1)},
 		bson.E{Key: "term", Value: int64(1)},
@@ -93,21 +97,7 @@ func (n *node) replSetGetConfig(cmd *wire.Command) bson.Raw {
 	if r := adminOnly(cmd); r != nil {
 		return r
 	}
-	return wire.OK(bson.E{Key: "config", Value: bson.D{
-		{Key: "_id", Value: n.front.cfg.Name},
-		{Key: "version", Value: int32(1)},
-		{Key: "term", Value: int64(1)},
-		{Key: "protocolVersion", Value: int64(1)},
-		{Key: "writeConcernMajorityJournalDefault", Value: true},
-		{Key: "members", Value: bson.A{bson.D{
-			{Key: "_id", Value: int32(0)}, {Key: "host", Value: n.front.Addr()},
-			{Key: "arbiterOnly", Value: false}, {Key: "buildIndexes", Value: true},
-			{Key: "hidden", Value: false}, {Key: "priority", Value: 1.0},
-			{Key: "tags", Value: bson.D{}}, {Key: "secondaryDelaySecs", Value: int64(0)},
-			{Key: "votes", Value: int32(1)},
-		}}},
-		{Key: "settings", Value: bson.D{{Key: "chainingAllowed", Value: true}, {Key: "heartbeatIntervalMillis", Value: int32(2000)}}},
-	}})
+	return wire.OK(bson.E{Key: "config", Value: n.sysNode().ReplSetConfig()})
 }
 
 func (n *node) serverStatus() bson.Raw {
@@ -116,7 +106,7 @@ func (n *node) serverStatus() bson.Raw {
 	now := time.Now()
 	up := now.Sub(n.started)
 	_, size, maxSize := n.oplog.stats()
-	return wire.OK(
+	fields := bson.D{
 		bson.E{Key: "host", Value: addr},
 		bson.E{Key: "version", Value: n.front.cfg.Identity.Version},
 		bson.E{Key: "process", Value: "mongod"},
@@ -127,7 +117,7 @@ func (n *node) serverStatus() bson.Raw {
 		bson.E{Key: "localTime", Value: now},
 		bson.E{Key: "repl", Value: bson.D{
 			{Key: "hosts", Value: bson.A{addr}},
-			{Key: "setName", Value: n.front.cfg.Name},
+			{Key: "setName", Value: n.front.cfg.SetName},
 			{Key: "setVersion", Value: int32(1)},
 			{Key: "isWritablePrimary", Value: true},
 			{Key: "secondary", Value: false},
@@ -142,7 +132,15 @@ func (n *node) serverStatus() bson.Raw {
 		}},
 		bson.E{Key: "oplog", Value: bson.D{{Key: "sizeBytes", Value: size}, {Key: "maxSizeBytes", Value: maxSize}}},
 		bson.E{Key: "storageEngine", Value: bson.D{{Key: "name", Value: "sandbox-ferretdb-sqlite"}, {Key: "persistent", Value: true}}},
-	)
+	}
+	if cl := n.front.cfg.Cluster; cl != nil {
+		fields = append(fields, bson.E{Key: "sharding", Value: bson.D{
+			{Key: "configsvrConnectionString", Value: cl.ConfigServers()},
+			{Key: "lastSeenConfigServerOpTime", Value: bson.D{{Key: "ts", Value: primitive.Timestamp{T: uint32(now.Unix()), I: 1}}, {Key: "t", Value: int64(1)}}},
+			{Key: "maxChunkSizeInBytes", Value: n.front.cfg.Identity.Release().MaxChunkSizeBytes()},
+		}})
+	}
+	return wire.OK(fields...)
 }
 
 // appendOplogNote writes a no-op entry carrying the caller's data, as MongoDB does.

@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"crypto/md5"
 	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -10,38 +12,56 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 )
 
-// Credentials is the one SCRAM-SHA-256 user a sandbox server accepts, defined on "admin".
+// Credentials is the one SCRAM user a sandbox server accepts, defined on "admin".
 type Credentials struct {
 	User     string
 	Password string
 }
 
-// mechanism is the only SASL mechanism the sandbox offers, as on a server whose users
-// were created with mechanisms: ["SCRAM-SHA-256"].
-const mechanism = "SCRAM-SHA-256"
+// The SASL mechanisms the sandbox offers: SCRAM-SHA-256, as on a server whose users
+// were created with mechanisms: ["SCRAM-SHA-256"], or, on a server of a release before
+// 4.0, the SCRAM-SHA-1 it had instead.
+const (
+	SCRAMSHA256 = "SCRAM-SHA-256"
+	SCRAMSHA1   = "SCRAM-SHA-1"
+)
 
-// authenticator checks SCRAM conversations against one user's stored keys. The keys are
-// derived once from the password; the password itself is not kept.
+// authenticator checks SCRAM conversations against the stored keys of the cluster's
+// user and, when set, its internal member identity. The keys are derived once from the
+// passwords; the passwords themselves are not kept.
 type authenticator struct {
-	user   string
-	server *scram.Server
+	mechanism string
+	internal  string // the internal identity's user name, "" without one
+	server    *scram.Server
 }
 
-func newAuthenticator(c Credentials) (*authenticator, error) {
-	client, err := scram.SHA256.NewClient(c.User, c.Password, "")
-	if err != nil {
-		return nil, fmt.Errorf("sandbox credentials: %w", err)
+func newAuthenticator(mechanism string, c Credentials, internal *Credentials) (*authenticator, error) {
+	hash := scram.SHA256
+	switch mechanism {
+	case SCRAMSHA256:
+	case SCRAMSHA1:
+		hash = scram.SHA1
+	default:
+		return nil, fmt.Errorf("the sandbox offers %s or %s, not %q", SCRAMSHA256, SCRAMSHA1, mechanism)
 	}
-	salt := make([]byte, 28)
-	if _, err := rand.Read(salt); err != nil {
-		return nil, err
+	users := map[string]scram.StoredCredentials{}
+	all := []Credentials{c}
+	if internal != nil {
+		all = append(all, *internal)
 	}
-	stored, err := client.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: 15000})
-	if err != nil {
-		return nil, fmt.Errorf("sandbox credentials: %w", err)
+	for _, u := range all {
+		if mechanism == SCRAMSHA1 {
+			u.Password = passwordDigest(u)
+		}
+		stored, err := storedKeys(mechanism, hash, u)
+		if err != nil {
+			return nil, err
+		}
+		users[u.User] = stored
 	}
-	server, err := scram.SHA256.NewServer(func(name string) (scram.StoredCredentials, error) {
-		if name != c.User {
+	server, err := hash.NewServer(func(name string) (scram.StoredCredentials, error) {
+		stored, ok := users[name]
+		if !ok {
 			return scram.StoredCredentials{}, fmt.Errorf("unknown user %q", name)
 		}
 		return stored, nil
@@ -49,7 +69,46 @@ func newAuthenticator(c Credentials) (*authenticator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &authenticator{user: c.User, server: server}, nil
+	a := &authenticator{mechanism: mechanism, server: server}
+	if internal != nil {
+		a.internal = internal.User
+	}
+	return a, nil
+}
+
+// passwordDigest is what MongoDB's SCRAM-SHA-1 uses as the password: the hex MD5 of
+// "user:mongo:password" (the drivers' SCRAM-SHA-1 does the same on their side).
+func passwordDigest(c Credentials) string {
+	sum := md5.Sum([]byte(c.User + ":mongo:" + c.Password))
+	return hex.EncodeToString(sum[:])
+}
+
+func storedKeys(mechanism string, hash scram.HashGeneratorFcn, c Credentials) (scram.StoredCredentials, error) {
+	client, err := hash.NewClient(c.User, c.Password, "")
+	if err != nil {
+		return scram.StoredCredentials{}, fmt.Errorf("sandbox credentials: %w", err)
+	}
+	salt := make([]byte, 28)
+	if _, err := rand.Read(salt); err != nil {
+		return scram.StoredCredentials{}, err
+	}
+	// MongoDB's default iteration counts: 15000 for SCRAM-SHA-256, 10000 for SCRAM-SHA-1.
+	iters := 15000
+	if mechanism == SCRAMSHA1 {
+		iters = 10000
+	}
+	stored, err := client.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: iters})
+	if err != nil {
+		return scram.StoredCredentials{}, fmt.Errorf("sandbox credentials: %w", err)
+	}
+	return stored, nil
+}
+
+// authenticated records the conversation's user on the session.
+func (a *authenticator) authenticated(s *Session) {
+	s.user = s.conv.scram.Username()
+	s.internal = a.internal != "" && s.user == a.internal
+	s.conv = nil
 }
 
 // conversation is one client's SASL exchange, held by its session.
@@ -67,7 +126,7 @@ var preAuthCommands = map[string]bool{
 
 func (a *authenticator) saslStart(s *Session, cmd *Command) bson.Raw {
 	mech, _ := cmd.Lookup("mechanism").StringValueOK()
-	if mech != mechanism {
+	if mech != a.mechanism {
 		return ErrorReply(MechanismUnavailable(fmt.Sprintf("Received authentication for mechanism %s which is not enabled", mech)))
 	}
 	if cmd.DB != "admin" {
@@ -86,8 +145,7 @@ func (a *authenticator) saslContinue(s *Session, cmd *Command) bson.Raw {
 		return ErrorReply(&Error{17, "ProtocolError", "No SASL session state found"})
 	}
 	if s.conv.awaitingEmpty {
-		s.conv = nil
-		s.user = a.user
+		a.authenticated(s)
 		return saslReply(true, nil)
 	}
 	return a.step(s, cmd)
@@ -108,8 +166,7 @@ func (a *authenticator) step(s *Session, cmd *Command) bson.Raw {
 		return saslReply(false, []byte(out))
 	}
 	if s.conv.skipEmptyExchange {
-		s.conv = nil
-		s.user = a.user
+		a.authenticated(s)
 		return saslReply(true, []byte(out))
 	}
 	s.conv.awaitingEmpty = true

@@ -1,65 +1,96 @@
 package wire
 
 import (
-	"strconv"
+	"context"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/sandbox/release"
 )
-
-// MaxWireVersion is the wire version a MongoDB server of the given "major.minor" version
-// reports; drivers pick their features from it. Unknown versions get 7.0's.
-func MaxWireVersion(version string) int32 {
-	major, minor := majorMinor(version)
-	switch {
-	case major == 3 && minor == 6:
-		return 6
-	case major == 4 && minor == 0:
-		return 7
-	case major == 4 && minor == 2:
-		return 8
-	case major == 4 && minor == 4:
-		return 9
-	case major == 5:
-		return 13
-	case major == 6:
-		return 17
-	case major == 7:
-		return 21
-	case major == 8:
-		return 25
-	}
-	return 21
-}
-
-func majorMinor(version string) (int, int) {
-	parts := strings.SplitN(version, ".", 3)
-	if len(parts) < 2 {
-		return 0, 0
-	}
-	major, _ := strconv.Atoi(parts[0])
-	minor, _ := strconv.Atoi(parts[1])
-	return major, minor
-}
 
 // HelloBase is the part of a hello/isMaster reply every MongoDB server sends, for a
 // server of the given version. Callers add their role: msg "isdbgrid" for a router,
-// setName/hosts/isWritablePrimary for a replica-set primary.
+// setName/hosts/isWritablePrimary for a replica-set primary. Sandbox nodes use
+// Identity.Hello, which adds what depends on the connection.
 func HelloBase(cmd *Command, version string) bson.D {
 	primaryKey := "isWritablePrimary"
 	if !strings.EqualFold(cmd.Name, "hello") {
 		primaryKey = "ismaster"
 	}
-	return bson.D{
-		{Key: primaryKey, Value: true},
-		{Key: "maxBsonObjectSize", Value: int32(16 * 1024 * 1024)},
-		{Key: "maxMessageSizeBytes", Value: int32(maxMessageSize)},
-		{Key: "maxWriteBatchSize", Value: int32(100000)},
-		{Key: "localTime", Value: time.Now()},
-		{Key: "logicalSessionTimeoutMinutes", Value: int32(30)},
-		{Key: "minWireVersion", Value: int32(0)},
-		{Key: "maxWireVersion", Value: MaxWireVersion(version)},
-		{Key: "readOnly", Value: false},
+	d := bson.D{{Key: primaryKey, Value: true}}
+	if ok, _ := cmd.Lookup("helloOk").BooleanOK(); ok {
+		// Every release the sandbox presents has hello (3.6.21+, 4.0.21+, 4.2.10+,
+		// 4.4.2+): it says so to a client that asks in its legacy handshake.
+		d = append(d, bson.E{Key: "helloOk", Value: true})
+	}
+	return append(d,
+		bson.E{Key: "maxBsonObjectSize", Value: int32(16 * 1024 * 1024)},
+		bson.E{Key: "maxMessageSizeBytes", Value: int32(maxMessageSize)},
+		bson.E{Key: "maxWriteBatchSize", Value: int32(100000)},
+		bson.E{Key: "localTime", Value: time.Now()},
+		bson.E{Key: "logicalSessionTimeoutMinutes", Value: int32(30)},
+		bson.E{Key: "minWireVersion", Value: int32(0)},
+		bson.E{Key: "maxWireVersion", Value: release.MaxWireVersion(version)},
+		bson.E{Key: "readOnly", Value: false},
+	)
+}
+
+// Topology is a node incarnation's topologyVersion (4.4+): a process id that changes
+// when the node restarts and a counter of its topology changes. A sandbox node never
+// changes role while it runs, so the counter stays 0.
+type Topology struct {
+	processID primitive.ObjectID
+	counter   atomic.Int64
+}
+
+// NewTopology starts a node incarnation's topology version.
+func NewTopology() *Topology { return &Topology{processID: primitive.NewObjectID()} }
+
+func (t *Topology) doc() bson.D {
+	return bson.D{{Key: "processId", Value: t.processID}, {Key: "counter", Value: t.counter.Load()}}
+}
+
+// Hello is the hello/isMaster reply a sandbox node of this identity sends on session s,
+// before its role's fields: HelloBase plus connectionId and, from 4.4, topologyVersion.
+// The node calls Topology.Await first.
+func (id Identity) Hello(s *Session, cmd *Command, topo *Topology) bson.D {
+	rel := id.Release()
+	d := HelloBase(cmd, id.Version)
+	if rel.AtLeast(release.V42) && s != nil {
+		d = append(d, bson.E{Key: "connectionId", Value: int32(s.ID)})
+	}
+	if rel.TopologyVersion() && topo != nil {
+		d = append(d, bson.E{Key: "topologyVersion", Value: topo.doc()})
+	}
+	return d
+}
+
+// Await holds a 4.4+ node's awaitable hello (topologyVersion equal to the node's and
+// maxAwaitTimeMS, the drivers' streaming monitor) for maxAwaitTimeMS, or until ctx
+// ends, as MongoDB does while its topology does not change: answering at once would
+// make the driver ask again in a tight loop. Any other hello returns at once.
+func (topo *Topology) Await(ctx context.Context, id Identity, cmd *Command) {
+	if !id.Release().TopologyVersion() {
+		return
+	}
+	wait, ok := cmd.Lookup("maxAwaitTimeMS").AsInt64OK()
+	tv, isDoc := cmd.Lookup("topologyVersion").DocumentOK()
+	if !ok || !isDoc || wait <= 0 {
+		return
+	}
+	pid, _ := tv.Lookup("processId").ObjectIDOK()
+	counter, _ := tv.Lookup("counter").AsInt64OK()
+	if pid != topo.processID || counter != topo.counter.Load() {
+		return
+	}
+	t := time.NewTimer(time.Duration(wait) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }

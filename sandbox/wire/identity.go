@@ -2,23 +2,37 @@ package wire
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/shardlift/shardlift/sandbox/release"
 )
 
 // Identity is what a sandbox node says about itself, whatever its role: the server
-// version and feature compatibility version it reports (tests set other values to
-// provoke version-mismatch findings), and the roles of its one user.
+// version and feature compatibility version it reports, and the roles of its one user.
+// Its version decides the node's personality (Release): what hello, buildInfo and the
+// internal namespaces look like. Tests may report a version or FCV of their own to
+// provoke version findings (3.4.24, or 7.0 binaries at FCV 6.0).
 type Identity struct {
-	// Version is the full server version, such as "7.0.42".
+	// Version is the full server version, such as "7.0.14".
 	Version string
 	// FCV is the featureCompatibilityVersion, such as "7.0".
 	FCV string
 	// Roles of the sandbox user on "admin"; empty means readWriteAnyDatabase + clusterAdmin,
 	// the roles the Atlas procedure asks for.
 	Roles []string
+}
+
+// Release is the MongoDB release whose personality the node presents.
+func (id Identity) Release() release.Release { return release.Of(id.Version) }
+
+// Mechanism is the SCRAM mechanism a node of this release offers.
+func (id Identity) Mechanism() string {
+	if id.Release().SCRAMSHA256() {
+		return SCRAMSHA256
+	}
+	return SCRAMSHA1
 }
 
 // DefaultRoles are the roles a migration user needs: on the source the Atlas
@@ -47,31 +61,80 @@ func (id Identity) AnswerCommon(s *Session, cmd *Command) (bson.Raw, bool) {
 	return nil, false
 }
 
+// buildInfo is a community build's buildInfo for the node's version
+// (src/mongo/util/version_impl.cpp appendBuildInfo): the fields drivers and tools read.
 func (id Identity) buildInfo() bson.Raw {
-	parts := strings.Split(id.Version, ".")
-	arr := bson.A{}
-	for i := 0; i < 4; i++ {
-		n := 0
-		if i < len(parts) {
-			n, _ = strconv.Atoi(parts[i])
-		}
-		arr = append(arr, int32(n))
-	}
-	return OK(
-		bson.E{Key: "version", Value: id.Version},
-		bson.E{Key: "gitVersion", Value: "sandbox"},
-		bson.E{Key: "versionArray", Value: arr},
-		bson.E{Key: "bits", Value: int32(64)},
-		bson.E{Key: "maxBsonObjectSize", Value: int32(16 * 1024 * 1024)},
-		bson.E{Key: "storageEngines", Value: bson.A{"sandbox"}},
-	)
+	return OK(id.BuildInfo()...)
 }
 
+// BuildInfo is buildInfo's reply without ok, also recorded in local.startup_log.
+func (id Identity) BuildInfo() bson.D {
+	rel := id.Release()
+	arr := bson.A{}
+	for _, n := range versionNumbers(id.Version) {
+		arr = append(arr, n)
+	}
+	engines := bson.A{}
+	for _, e := range rel.StorageEngines() {
+		engines = append(engines, e)
+	}
+	return bson.D{
+		{Key: "version", Value: id.Version},
+		{Key: "gitVersion", Value: release.GitVersion(id.Version)},
+		{Key: "modules", Value: bson.A{}},
+		{Key: "allocator", Value: "tcmalloc"},
+		{Key: "javascriptEngine", Value: "mozjs"},
+		{Key: "sysInfo", Value: "deprecated"},
+		{Key: "versionArray", Value: arr},
+		{Key: "openssl", Value: bson.D{{Key: "running", Value: "OpenSSL 3.0.2 15 Mar 2022"}, {Key: "compiled", Value: "OpenSSL 3.0.2 15 Mar 2022"}}},
+		{Key: "buildEnvironment", Value: bson.D{
+			{Key: "distmod", Value: "ubuntu2204"}, {Key: "distarch", Value: "x86_64"},
+			{Key: "target_arch", Value: "x86_64"}, {Key: "target_os", Value: "linux"},
+		}},
+		{Key: "bits", Value: int32(64)},
+		{Key: "debug", Value: false},
+		{Key: "maxBsonObjectSize", Value: int32(16 * 1024 * 1024)},
+		{Key: "storageEngines", Value: engines},
+	}
+}
+
+// versionNumbers is buildInfo's versionArray: [major, minor, patch, 0].
+func versionNumbers(version string) [4]int32 {
+	var out [4]int32
+	for i, p := range strings.SplitN(version, ".", 3) {
+		var n int32
+		fmt.Sscan(p, &n)
+		out[i] = n
+	}
+	return out
+}
+
+// getParameter answers featureCompatibilityVersion as mongod does: {version: "7.0"}.
+// (A router answers it from its binary version instead, see the router.)
 func (id Identity) getParameter(cmd *Command) bson.Raw {
+	return FCVParameter(cmd, id.FCV)
+}
+
+// FCVParameter answers getParameter for featureCompatibilityVersion with fcv, in the
+// document form MongoDB has used since 3.6.
+func FCVParameter(cmd *Command, fcv string) bson.Raw {
 	if cmd.Lookup("featureCompatibilityVersion").Type == 0 {
 		return ErrorReply(&Error{72, "InvalidOptions", "no option found to get"})
 	}
-	return OK(bson.E{Key: "featureCompatibilityVersion", Value: bson.D{{Key: "version", Value: id.FCV}}})
+	return OK(bson.E{Key: "featureCompatibilityVersion", Value: bson.D{{Key: "version", Value: fcv}}})
+}
+
+// UserRoles are the sandbox user's roles on admin.
+func (id Identity) UserRoles() []string { return id.roles() }
+
+// HasRole reports whether the sandbox user holds the built-in role.
+func (id Identity) HasRole(role string) bool {
+	for _, r := range id.roles() {
+		if r == role {
+			return true
+		}
+	}
+	return false
 }
 
 func (id Identity) roles() []string {

@@ -57,6 +57,8 @@ var builtinRoles = map[string][]grant{
 	"hostManager":    hostManager,
 	"clusterAdmin":   slices.Concat(clusterMonitor, hostManager, clusterManager, []grant{{anyNormal, []string{"dropDatabase"}}}),
 	"root":           {{bson.D{{Key: "anyResource", Value: true}}, []string{"anyAction"}}},
+	// 8.0: direct operations on a shard's user data (src/mongo/db/auth/builtin_roles.yml).
+	"directShardOperations": {{clusterRes, []string{"issueDirectShardOperations"}}},
 }
 
 var (

@@ -2,7 +2,7 @@
 // fronts are built on.
 //
 //	TCP/TLS listener ─► connection goroutine ─► decode (OP_MSG, OP_QUERY handshake)
-//	    ─► SCRAM-SHA-256 gate ─► Handler.Handle(cmd) ─► encode reply (OP_MSG / OP_REPLY)
+//	    ─► SCRAM gate ─► Handler.Handle(cmd) ─► encode reply (OP_MSG / OP_REPLY)
 //
 // It knows nothing of sharding: a Handler answers commands. It adds what every MongoDB
 // server does before a command reaches its logic (authentication, saslSupportedMechs in
@@ -19,6 +19,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
@@ -58,16 +59,24 @@ type Config struct {
 	Addr string
 	// TLS, when set, makes the listener TLS-only.
 	TLS *tls.Config
-	// Credentials, when set, require SCRAM-SHA-256 authentication for most commands.
+	// Credentials, when set, require SCRAM authentication for most commands.
 	Credentials *Credentials
-	Handler     Handler
-	Logger      *slog.Logger
+	// Mechanism is the SCRAM mechanism offered: SCRAMSHA256 (the default) or
+	// SCRAMSHA1 (a 3.6 server).
+	Mechanism string
+	// Internal is the cluster's own member identity (MongoDB's keyfile user __system):
+	// the router authenticates with it to its shards, which then treat its requests as
+	// a cluster member's. Only meaningful with Credentials.
+	Internal *Credentials
+	Handler  Handler
+	Logger   *slog.Logger
 }
 
 // Server is one listening wire-protocol endpoint.
 type Server struct {
 	cfg    Config
 	auth   *authenticator
+	nextID atomic.Int64
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -93,7 +102,10 @@ func Listen(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg}
 	if cfg.Credentials != nil {
-		a, err := newAuthenticator(*cfg.Credentials)
+		if cfg.Mechanism == "" {
+			cfg.Mechanism = SCRAMSHA256
+		}
+		a, err := newAuthenticator(cfg.Mechanism, *cfg.Credentials, cfg.Internal)
 		if err != nil {
 			return nil, err
 		}
@@ -212,12 +224,19 @@ func (s *Server) accept(l net.Listener) {
 type Session struct {
 	// Remote is the client's address.
 	Remote string
-	user   string
-	conv   *conversation
+	// ID is the server's number for the connection (hello's connectionId).
+	ID       int64
+	user     string
+	internal bool
+	conv     *conversation
 }
 
 // User is the authenticated user name, or "" before authentication (or without auth).
 func (s *Session) User() string { return s.user }
+
+// Internal reports whether the client authenticated as the cluster's internal member
+// identity (Config.Internal), as a mongos does to its shards.
+func (s *Session) Internal() bool { return s.internal }
 
 func (s *Server) serve(c net.Conn) {
 	defer s.wg.Done()
@@ -227,7 +246,7 @@ func (s *Server) serve(c net.Conn) {
 		s.mu.Unlock()
 		c.Close()
 	}()
-	sess := &Session{Remote: c.RemoteAddr().String()}
+	sess := &Session{Remote: c.RemoteAddr().String(), ID: s.nextID.Add(1)}
 	r := bufio.NewReaderSize(c, 64<<10)
 	for {
 		msg, err := readMessage(r)
@@ -277,7 +296,7 @@ func (s *Server) dispatch(sess *Session, cmd *Command) bson.Raw {
 		case "saslcontinue":
 			return s.auth.saslContinue(sess, cmd)
 		case "logout":
-			sess.user = ""
+			sess.user, sess.internal = "", false
 			return OK()
 		}
 		if sess.user == "" && requiresAuth(cmd.Name) {
@@ -286,7 +305,7 @@ func (s *Server) dispatch(sess *Session, cmd *Command) bson.Raw {
 	}
 	reply := s.cfg.Handler.Handle(s.ctx, sess, cmd)
 	if s.auth != nil && (lower == "hello" || lower == "ismaster") && cmd.Lookup("saslSupportedMechs").Type != 0 {
-		reply = appendField(reply, "saslSupportedMechs", bson.A{mechanism})
+		reply = appendField(reply, "saslSupportedMechs", bson.A{s.auth.mechanism})
 	}
 	return reply
 }

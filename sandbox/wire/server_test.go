@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 )
@@ -204,4 +205,56 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(parsed)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+// A 4.4+ node answers an awaitable hello (its own topologyVersion and maxAwaitTimeMS,
+// as the drivers' streaming monitor sends) only after maxAwaitTimeMS, and any other
+// hello at once; a 4.2 node has no topologyVersion.
+func TestAwaitableHello(t *testing.T) {
+	topo := NewTopology()
+	id := Identity{Version: "7.0.14", FCV: "7.0"}
+	s := listen(t, Config{Handler: HandlerFunc(func(ctx context.Context, sess *Session, cmd *Command) bson.Raw {
+		if strings.EqualFold(cmd.Name, "hello") || strings.EqualFold(cmd.Name, "isMaster") {
+			topo.Await(ctx, id, cmd)
+			return OK(id.Hello(sess, cmd, topo)...)
+		}
+		return ErrorReply(CommandNotFound(cmd.Name))
+	})})
+	c := connect(t, options.Client().ApplyURI("mongodb://"+s.Addr()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	first, err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tv, ok := first.Lookup("topologyVersion").DocumentOK()
+	if !ok || first.Lookup("connectionId").Type == 0 {
+		t.Fatalf("a 7.0 hello: %s", first)
+	}
+	other := bson.D{{Key: "processId", Value: primitive.NewObjectID()}, {Key: "counter", Value: int64(0)}}
+	if _, err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "hello", Value: 1}, {Key: "topologyVersion", Value: other}, {Key: "maxAwaitTimeMS", Value: int64(600000)}}).Raw(); err != nil {
+		t.Errorf("a hello with another topologyVersion: %v", err)
+	}
+	start := time.Now()
+	if _, err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "hello", Value: 1}, {Key: "topologyVersion", Value: tv}, {Key: "maxAwaitTimeMS", Value: int64(200)}}).Raw(); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 200*time.Millisecond {
+		t.Errorf("an awaitable hello was answered after %v, before its maxAwaitTimeMS", waited)
+	}
+	old := Identity{Version: "4.2.25"}.Hello(nil, &Command{Name: "hello", Body: mustRaw(t, bson.D{{Key: "hello", Value: 1}})}, topo)
+	for _, e := range old {
+		if e.Key == "topologyVersion" {
+			t.Errorf("a 4.2 hello carries topologyVersion")
+		}
+	}
+}
+
+func mustRaw(t *testing.T, d bson.D) bson.Raw {
+	t.Helper()
+	b, err := bson.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
