@@ -62,13 +62,13 @@ func (n *node) internalCollections(load func(db, name string) bool) sysdb.Set {
 	}
 	own := []sysdb.Collection{
 		{DB: "admin", Name: "system.version", Docs: adminVersion},
-		{DB: "config", Name: "transactions", Indexes: transactionsIndexes(n)},
+		{DB: "config", Name: "transactions", Indexes: transactionsIndexes(n), Docs: n.storedDocs(load, "config", "transactions")},
 	}
 	if rel.IndexBuilds() {
 		own = append(own, sysdb.Collection{DB: "config", Name: "system.indexBuilds"})
 	}
 	if rel.ImageCollection() {
-		own = append(own, sysdb.Collection{DB: "config", Name: "image_collection"})
+		own = append(own, sysdb.Collection{DB: "config", Name: "image_collection", Docs: n.storedDocs(load, "config", "image_collection")})
 	}
 	own = append(own, n.sysNode().LocalCollections(n.startupLog())...)
 	for _, c := range own {
@@ -89,6 +89,21 @@ func (n *node) internalCollections(load func(db, name string) bool) sysdb.Set {
 		}
 	}
 	return set
+}
+
+// storedDocs are the documents the node itself keeps in one of its internal
+// collections in FerretDB (the session records of config.transactions, the images of
+// config.image_collection: see sessions.go and writes.go), when load asks for them.
+func (n *node) storedDocs(load func(db, name string) bool, db, coll string) []bson.Raw {
+	if load == nil || !load(db, coll) {
+		return nil
+	}
+	docs, err := n.be.find(n.ctx, db, coll, nil, nil, 0)
+	if err != nil {
+		n.front.cfg.Logger.Error("read the shard's own internal collection", "shard", n.front.cfg.Name, "ns", db+"."+coll, "err", err)
+		return nil
+	}
+	return docs
 }
 
 func transactionsIndexes(n *node) []bson.D {
