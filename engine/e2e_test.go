@@ -506,6 +506,12 @@ func TestSandboxShardRestartThenCancelLeavesAStagingCopy(t *testing.T) {
 	await(t, m, 3*time.Minute, "copied the restarted shard again", func(s Snapshot) bool {
 		return s.Shards[1].Phase == Synced && s.State == Ready
 	})
+	// Meanwhile the migration was not ready: the restarted shard was not in sync.
+	if !slices.ContainsFunc(m.Snapshot().History, func(ev Event) bool {
+		return ev.From == string(Ready) && ev.To == string(Syncing) && strings.Contains(ev.Reason, "shard "+restarted+" is not in sync")
+	}) {
+		t.Fatalf("the restart of %s did not make the migration syncing again: %+v", restarted, m.Snapshot().History)
+	}
 	m.mu.Lock()
 	same := m.mu.shards[0].replayer == otherReplay
 	m.mu.Unlock()

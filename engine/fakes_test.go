@@ -184,6 +184,8 @@ type fakeClusters struct {
 	beforeStop func()
 	// restoreGate, when set, holds Restore until closed (or ctx ends).
 	restoreGate chan struct{}
+	// clearGate, when set, holds ClearShard until closed (or ctx ends).
+	clearGate chan struct{}
 
 	shards map[string]*fakeShard
 	relax  RelaxSink
@@ -196,10 +198,12 @@ type fakeClusters struct {
 
 // fakeShard is one source shard: its oplog's newest ts, its copy and its replays.
 type fakeShard struct {
-	name     string
-	newest   primitive.Timestamp
-	copyGate chan struct{} // nil: copies finish at once
-	copyErr  error
+	name   string
+	newest primitive.Timestamp
+	// newestErr, when set, is Newest's answer: the source shard does not answer.
+	newestErr error
+	copyGate  chan struct{} // nil: copies finish at once
+	copyErr   error
 	// relaxIndex, when set, is reported relaxed by the index build.
 	relaxIndex bson.Raw
 	copiers    []*fakeCopier
@@ -388,8 +392,18 @@ func (f *fakeClusters) PrepareDestination(ctx context.Context) error {
 	return err
 }
 
-func (f *fakeClusters) ClearShard(_ context.Context, shard string) error {
+func (f *fakeClusters) ClearShard(ctx context.Context, shard string) error {
 	f.call("ClearShard %s", shard)
+	f.mu.Lock()
+	gate := f.clearGate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cleared = append(f.cleared, shard)
@@ -424,7 +438,7 @@ func (f *fakeClusters) Newest(_ context.Context, shard string) (primitive.Timest
 	if !ok {
 		return primitive.Timestamp{}, ErrUnknownShard
 	}
-	return s.newest, nil
+	return s.newest, s.newestErr
 }
 
 func (f *fakeClusters) NewCopier(shard string, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
