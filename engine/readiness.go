@@ -30,11 +30,11 @@ func (e *NotSyncedError) Error() string { return fmt.Sprintf("cannot %s: %s", e.
 // Is makes a NotSyncedError match ErrRefused.
 func (e *NotSyncedError) Is(target error) bool { return target == ErrRefused }
 
-// notSynced is why this shard keeps the cutover from starting (finishing false) or
+// NotSynced is why this shard keeps the cutover from starting (finishing false) or
 // from finishing, in words a DBA can act on; "" when it does not. A shard catching
 // up does not keep the cutover from finishing by itself: the optime gap says
 // whether it has applied everything.
-func (p ShardProgress) notSynced(finishing bool) string {
+func (p ShardProgress) NotSynced(finishing bool) string {
 	switch p.Phase {
 	case Synced:
 		return ""
@@ -54,7 +54,7 @@ func (p ShardProgress) notSynced(finishing bool) string {
 // finishing), and why; ok when none does.
 func (s Snapshot) firstNotSynced(finishing bool) (shard ShardProgress, why string) {
 	for _, p := range s.Shards {
-		if why := p.notSynced(finishing); why != "" {
+		if why := p.NotSynced(finishing); why != "" {
 			return p, why
 		}
 	}
