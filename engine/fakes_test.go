@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -194,6 +195,8 @@ type fakeClusters struct {
 	// srcID and dstID are what Identify reads; marker is the destination's.
 	srcID, dstID topology.Identity
 	marker       *topology.Marker
+	// replayLag is how far behind a new replay starts (zero: 30 s).
+	replayLag time.Duration
 }
 
 // fakeShard is one source shard: its oplog's newest ts, its copy and its replays.
@@ -457,8 +460,9 @@ func (f *fakeClusters) NewReplayer(shard string, resume, consistency primitive.T
 	defer f.mu.Unlock()
 	s := f.shards[shard]
 	r := &fakeReplayer{shard: shard, resume: resume, consistency: consistency, ddlApplied: ddlApplied, sink: sink, stop: make(chan struct{}), done: make(chan struct{}), fail: make(chan error, 1)}
-	// A new replay has applied nothing yet and is 30 s behind the source.
-	r.p = replay.Progress{Shard: shard, Applied: resume, Newest: primitive.Timestamp{T: resume.T + 30, I: 1}, Lag: 30 * time.Second}
+	// A new replay has applied nothing yet and is 30 s (or replayLag) behind the source.
+	lag := cmp.Or(f.replayLag, 30*time.Second)
+	r.p = replay.Progress{Shard: shard, Applied: resume, Newest: primitive.Timestamp{T: resume.T + uint32(lag/time.Second), I: 1}, Lag: lag}
 	s.replayers = append(s.replayers, r)
 	return r, nil
 }

@@ -85,6 +85,8 @@ func (m *Migration) shardGapLocked(sh *shardState, now time.Time) time.Duration 
 			return sinceTS(now, p.Applied)
 		}
 		return gapBetween(p.Applied, p.Newest)
+	case !sh.applied.IsZero():
+		return sinceTS(now, sh.applied) // resumed, its replay not started yet
 	case !sh.t0.IsZero():
 		return sinceTS(now, sh.t0)
 	}

@@ -234,3 +234,36 @@ func TestSnapshotSaysWhenTheSourceWasLastWritten(t *testing.T) {
 		t.Fatalf("age %v ten seconds later, want 14 s", age)
 	}
 }
+
+// checkNow runs one look of the monitor, as its timer would.
+func (h *harness) checkNow() {
+	h.m.life.Lock()
+	defer h.m.life.Unlock()
+	h.m.check(bg, h.m.run)
+}
+
+// A restart of Shardlift is not a shard falling behind: a ready migration stays
+// ready through it unless a shard's lag reaches FellBehindLag.
+func TestARestartOfShardliftKeepsAReadyMigrationReady(t *testing.T) {
+	h := newHarness(t, "s0", "s1")
+	h.ready()
+	h.fc.mu.Lock()
+	h.fc.replayLag = 5 * time.Second // above SyncedLag, under FellBehindLag
+	h.fc.mu.Unlock()
+	h.restart()
+	h.eventually("both replaying again", func() bool { return h.fc.replayers("s0") == 2 && h.fc.replayers("s1") == 2 })
+	h.checkNow()
+	if s := h.m.Snapshot(); s.State != Ready || h.phase("s0") != Synced || h.phase("s1") != Synced || slices.Contains(h.events(), "ready>syncing") {
+		t.Fatalf("after the restart: state %s, phases %s %s, history %v", s.State, h.phase("s0"), h.phase("s1"), h.events())
+	}
+	if !slices.ContainsFunc(h.m.Snapshot().History, func(e Event) bool {
+		return e.Shard == "s0" && strings.HasPrefix(e.Reason, "resumed from the checkpoint")
+	}) {
+		t.Fatalf("the resume is not in the history: %v", h.events())
+	}
+	h.fc.replayer("s1").behind(41 * time.Second)
+	h.checkNow()
+	if s := h.m.Snapshot(); s.State != Syncing || !strings.Contains(s.Reason, "shard s1 is behind (lag 0:41)") {
+		t.Fatalf("s1 41 s behind: state %s reason %q", s.State, s.Reason)
+	}
+}

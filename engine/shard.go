@@ -222,12 +222,15 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 		cp = sh.checkpoint()
 	}
 	if cp.Phase == Synced {
-		if err := m.shardPhase(sh, nil, CatchingUp, "resumed: catching up from the checkpoint", nil); err != nil {
+		// A synced shard stays synced across a restart unless its lag reaches
+		// FellBehindLag, as it would have without the restart: a ready migration
+		// stays ready through a restart of Shardlift unless a shard really fell behind.
+		reason := fmt.Sprintf("resumed from the checkpoint: in sync unless its lag reaches %v", m.cfg.FellBehindLag)
+		if err := m.shardPhase(sh, nil, Synced, reason, nil); err != nil {
 			return err
 		}
-		cp = sh.checkpoint()
 	}
-	if cp.Phase != CatchingUp {
+	if cp.Phase != CatchingUp && cp.Phase != Synced {
 		return fmt.Errorf("shard %s: unexpected phase %q in its checkpoint", sh.name, cp.Phase)
 	}
 	resume := cp.Applied
