@@ -20,8 +20,9 @@ import (
 // loopback address only:
 //
 //	GET  /status                  the migration's snapshot as JSON
-//	POST /cutover/start           ready -> cutting over
-//	POST /cutover/done[?override=true]  I'm done: 409 with the gap while it is not 0
+//	POST /cutover/start           ready -> cutting over: 409 naming the shard not in sync
+//	POST /cutover/done[?override=true]  I'm done: 409 naming the shard not in sync, or
+//	                              with the gap while it is not 0
 //	POST /cancel                  stop syncing, keep the data, restore the balancers
 //	POST /shards/{name}/restart   copy and replay one shard again
 //	POST /timer/extend            add 24 hours to the cutover window
@@ -47,18 +48,31 @@ var _ migrationControl = (*engine.Migration)(nil)
 
 // statusJSON is GET /status.
 type statusJSON struct {
-	ID               string            `json:"id"`
-	Name             string            `json:"name"`
-	State            engine.State      `json:"state"`
-	Reason           string            `json:"reason,omitempty"`
-	StartedAt        *time.Time        `json:"startedAt"`
-	OptimeGapSeconds float64           `json:"optimeGapSeconds"`
-	TimerDeadline    *time.Time        `json:"timerDeadline"`
-	DestinationURI   string            `json:"destinationUri"`
-	Verification     *verificationJSON `json:"verification"`
-	Overall          progressJSON      `json:"overall"`
-	Shards           []shardJSON       `json:"shards"`
-	SourceUsers      []userJSON        `json:"sourceUsers"`
+	ID               string       `json:"id"`
+	Name             string       `json:"name"`
+	State            engine.State `json:"state"`
+	Reason           string       `json:"reason,omitempty"`
+	StartedAt        *time.Time   `json:"startedAt"`
+	OptimeGapSeconds float64      `json:"optimeGapSeconds"`
+	GapShard         string       `json:"gapShard,omitempty"`
+	// CanCutover and CanFinish say whether POST /cutover/start and /cutover/done
+	// would be accepted now; when not, CutoverBlocked and FinishBlocked say why,
+	// naming the shard that is not in sync.
+	CanCutover     bool   `json:"canCutover"`
+	CutoverBlocked string `json:"cutoverBlocked,omitempty"`
+	CanFinish      bool   `json:"canFinish"`
+	FinishBlocked  string `json:"finishBlocked,omitempty"`
+	// LastSourceWrite is the newest write to user data the tails read from the
+	// source, SourceWriteAgeSeconds how long ago (null before one was read).
+	LastSourceWrite       *time.Time        `json:"lastSourceWrite"`
+	SourceWriteAgeSeconds *float64          `json:"sourceWriteAgeSeconds"`
+	TimerDeadline         *time.Time        `json:"timerDeadline"`
+	DestinationURI        string            `json:"destinationUri"`
+	Verification          *verificationJSON `json:"verification"`
+	Overall               progressJSON      `json:"overall"`
+	Shards                []shardJSON       `json:"shards"`
+	SourceUsers           []userJSON        `json:"sourceUsers"`
+	Summary               *summaryJSON      `json:"summary"`
 }
 
 type progressJSON struct {
@@ -78,6 +92,31 @@ type shardJSON struct {
 	Error    string `json:"error,omitempty"`
 	Retrying string `json:"retrying,omitempty"`
 	Waiting  string `json:"waiting,omitempty"`
+	// GapSeconds is the shard's optime gap; AppliedUpTo the source time up to which
+	// it applied every entry (null before it applied one).
+	GapSeconds  float64    `json:"gapSeconds"`
+	AppliedUpTo *time.Time `json:"appliedUpTo"`
+}
+
+// summaryJSON is what remains once the migration ended.
+type summaryJSON struct {
+	FinishedAt       time.Time      `json:"finishedAt"`
+	Documents        int64          `json:"documents"`
+	Bytes            int64          `json:"bytes"`
+	OptimeGapSeconds float64        `json:"optimeGapSeconds"`
+	Verification     string         `json:"verification,omitempty"`
+	UsersToRecreate  []string       `json:"usersToRecreate"`
+	Notes            []string       `json:"notes"`
+	Shards           []positionJSON `json:"shards"`
+}
+
+// positionJSON is where one shard stopped (cancelled, expired).
+type positionJSON struct {
+	Shard       string       `json:"shard"`
+	Phase       engine.Phase `json:"phase"`
+	AppliedUpTo *time.Time   `json:"appliedUpTo"`
+	Consistent  bool         `json:"consistent"`
+	Text        string       `json:"text"`
 }
 
 type verificationJSON struct {
@@ -108,8 +147,10 @@ type userJSON struct {
 
 // errorJSON is the body of a refused or failed action.
 type errorJSON struct {
-	Error            string            `json:"error"`
-	State            engine.State      `json:"state"`
+	Error string       `json:"error"`
+	State engine.State `json:"state"`
+	// Shard is the shard that is not in sync, or furthest behind.
+	Shard            string            `json:"shard,omitempty"`
 	OptimeGapSeconds *float64          `json:"optimeGapSeconds,omitempty"`
 	Verification     *verificationJSON `json:"verification,omitempty"`
 }
@@ -121,16 +162,24 @@ func toStatus(s engine.Snapshot) statusJSON {
 		Verification: toVerificationJSON(s.Verification), Overall: toProgress(s.Overall),
 		Shards: []shardJSON{}, SourceUsers: []userJSON{},
 	}
-	if !s.StartedAt.IsZero() {
-		t := s.StartedAt.UTC()
-		out.StartedAt = &t
-	}
-	if !s.TimerDeadline.IsZero() {
-		t := s.TimerDeadline.UTC()
-		out.TimerDeadline = &t
+	out.StartedAt, out.TimerDeadline, out.GapShard = optionalTime(s.StartedAt), optionalTime(s.TimerDeadline), s.GapShard
+	out.CanCutover, out.CutoverBlocked = s.CanStartCutover()
+	out.CanFinish, out.FinishBlocked = s.CanFinish()
+	if !s.LastSourceWrite.IsZero() {
+		out.LastSourceWrite = optionalTime(s.LastSourceWrite)
+		age := s.SourceWriteAge.Seconds()
+		out.SourceWriteAgeSeconds = &age
 	}
 	for _, sh := range s.Shards {
-		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying, Waiting: sh.Waiting})
+		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying, Waiting: sh.Waiting,
+			GapSeconds: sh.Gap.Seconds(), AppliedUpTo: optionalTime(sh.AppliedUpTo)})
+	}
+	if sum := s.Summary; sum != nil {
+		out.Summary = &summaryJSON{FinishedAt: sum.FinishedAt.UTC(), Documents: sum.Documents, Bytes: sum.Bytes, OptimeGapSeconds: sum.OptimeGap.Seconds(),
+			Verification: sum.Verification, UsersToRecreate: nonNil(sum.UsersToRecreate), Notes: nonNil(sum.Notes), Shards: []positionJSON{}}
+		for _, p := range sum.Shards {
+			out.Summary.Shards = append(out.Summary.Shards, positionJSON{Shard: p.Shard, Phase: p.Phase, AppliedUpTo: optionalTime(p.AppliedUpTo), Consistent: p.Consistent, Text: p.Text})
+		}
 	}
 	for _, u := range s.SourceUsers {
 		roles := u.Roles
@@ -140,6 +189,23 @@ func toStatus(s engine.Snapshot) statusJSON {
 		out.SourceUsers = append(out.SourceUsers, userJSON{Name: u.Name, DB: u.DB, Roles: roles, IsRole: u.IsRole})
 	}
 	return out
+}
+
+// optionalTime is t in UTC, or nil (JSON null) when it is zero.
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// nonNil makes an empty list a JSON [] rather than null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func toProgress(p engine.Progress) progressJSON {
@@ -211,12 +277,16 @@ func writeError(w http.ResponseWriter, m migrationControl, err error) {
 	body := errorJSON{Error: err.Error(), State: s.State}
 	code := http.StatusInternalServerError
 	var gap *engine.GapError
+	var notSynced *engine.NotSyncedError
 	var mismatch *engine.MismatchError
 	switch {
+	case errors.As(err, &notSynced):
+		code = http.StatusConflict
+		body.Shard = notSynced.Shard
 	case errors.As(err, &gap):
 		code = http.StatusConflict
 		secs := gap.Gap.Seconds()
-		body.OptimeGapSeconds = &secs
+		body.OptimeGapSeconds, body.Shard = &secs, gap.Shard
 	case errors.As(err, &mismatch):
 		code = http.StatusConflict
 		body.Verification = toVerificationJSON(mismatch.Verification)
@@ -322,6 +392,16 @@ was accepted, 1 when it was refused or failed, 2 for bad usage.`, method, path))
 			fmt.Fprintf(s.err, "%s: the API answered %d\n", f.prog, code)
 		}
 		return exitFail
+	}
+	var st statusJSON
+	if name == "cancel" && json.Unmarshal(body, &st) == nil {
+		// What the staging copy holds, shard by shard, for people.
+		fmt.Fprintf(s.err, "%s: %s\n", f.prog, st.Reason)
+		if st.Summary != nil {
+			for _, p := range st.Summary.Shards {
+				fmt.Fprintf(s.err, "  %s\n", p.Text)
+			}
+		}
 	}
 	return exitOK
 }

@@ -240,3 +240,72 @@ func TestProgressLineSaysWhatMatters(t *testing.T) {
 		}
 	}
 }
+
+// A shard that is not in sync blocks the cutover: the status says so, naming the
+// shard, and both cutover actions answer 409 with it; the thin clients print why.
+func TestAShardNotInSyncBlocksTheCutoverNamingIt(t *testing.T) {
+	f := newFakeControl()
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	f.snap.State = engine.Ready
+	f.snap.OptimeGap, f.snap.GapShard = 5*time.Minute, "rs1"
+	f.snap.LastSourceWrite, f.snap.SourceWriteAge = now.Add(-4*time.Second), 4*time.Second
+	failure := "the oplog of shard rs1 no longer reaches back to 10:02:11: restart this shard"
+	f.snap.Shards = append(f.snap.Shards, engine.ShardProgress{Name: "rs1", Phase: engine.ShardFailed, Error: failure,
+		Gap: 5 * time.Minute, AppliedUpTo: now.Add(-5 * time.Minute)})
+	addr := serve(t, f)
+	_, body, err := callAPI(context.Background(), addr, http.MethodGet, "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"canCutover": false, "cutoverBlocked": "shard rs1 failed: " + failure, "canFinish": false,
+		"gapShard": "rs1", "lastSourceWrite": "2026-03-01T08:59:56Z", "sourceWriteAgeSeconds": 4.0}
+	for k, w := range want {
+		if st[k] != w {
+			t.Errorf("status %s = %v, want %v", k, st[k], w)
+		}
+	}
+	rs1 := st["shards"].([]any)[1].(map[string]any)
+	if rs1["gapSeconds"] != 300.0 || rs1["appliedUpTo"] != "2026-03-01T08:55:00Z" {
+		t.Errorf("rs1 %v", rs1)
+	}
+
+	f.err = &engine.NotSyncedError{Action: "start the cutover", Shard: "rs1", Phase: engine.ShardFailed, Why: "shard rs1 failed: " + failure}
+	for _, p := range []string{"/cutover/start", "/cutover/done"} {
+		code, body, err := callAPI(context.Background(), addr, http.MethodPost, p)
+		if err != nil || code != http.StatusConflict || !strings.Contains(string(body), `"shard": "rs1"`) || !strings.Contains(string(body), "shard rs1 failed") {
+			t.Errorf("POST %s: %d %s %v", p, code, body, err)
+		}
+	}
+	code, _, errOut := runCLI(t, "cutover", "--api", addr)
+	if code != exitFail || !strings.Contains(errOut, "cannot start the cutover: shard rs1 failed: the oplog of shard rs1 no longer reaches back") {
+		t.Fatalf("cutover: %d %s", code, errOut)
+	}
+}
+
+// Cancel's answer says where each shard stopped, in the JSON and for people.
+func TestCancelClientSaysWhereEachShardStopped(t *testing.T) {
+	f := newFakeControl()
+	at := time.Date(2026, 3, 1, 10, 20, 11, 0, time.UTC)
+	f.snap.State = engine.Cancelled
+	f.snap.Reason = "cancelled during the cutover: the destination is not a consistent staging copy: shard rs1 failed and stopped at 2026-03-01 10:02:11 UTC"
+	f.snap.Summary = &engine.Summary{FinishedAt: at, Shards: []engine.ShardPosition{
+		{Shard: "rs0", Phase: engine.Synced, AppliedUpTo: at, Consistent: true, Text: "shard rs0 applied every entry up to 2026-03-01 10:20:11 UTC (source time)"},
+		{Shard: "rs1", Phase: engine.ShardFailed, AppliedUpTo: at.Add(-18 * time.Minute), Text: "shard rs1 failed and stopped at 2026-03-01 10:02:11 UTC: not a consistent staging copy"},
+	}}
+	code, out, errOut := runCLI(t, "cancel", "--api", serve(t, f))
+	if code != exitOK {
+		t.Fatalf("cancel: %d %s", code, errOut)
+	}
+	for _, w := range []string{"shard rs0 applied every entry up to 2026-03-01 10:20:11 UTC", "shard rs1 failed and stopped at 2026-03-01 10:02:11 UTC", "not a consistent staging copy"} {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("cancel printed %q, lacking %q", errOut, w)
+		}
+	}
+	if !strings.Contains(out, `"appliedUpTo": "2026-03-01T10:02:11Z"`) || !strings.Contains(out, `"consistent": false`) {
+		t.Errorf("cancel's JSON lacks the positions: %s", out)
+	}
+}

@@ -25,8 +25,8 @@ import (
 //
 //	start ─► before you start ─► connections (sandbox) ─► validated ─► progress
 //	  ─► cancel dialog ─► ready (after chartsLinger) ─► close question ─► cutover
-//	  at gap 0:00 ─► summary ─► start (the list) ─► a new migration's connections,
-//	  a connection string pasted
+//	  at gap 0:00, the source quiet ─► I'm done's confirmation ─► summary ─► start (the
+//	  list) ─► a new migration's connections, a connection string pasted
 //
 // screenDriver finds widgets by their text in what the window shows; the app's
 // headless test drives the same way.
@@ -261,13 +261,23 @@ func (t *tour) walk(ctx context.Context) error {
 		// The sandbox's load stops with the cutover, so the gap closes within a second.
 		{"cutover", func() error { return t.tap(ctx, "Start cutover", tourStepLimit) }},
 		{"gap 0:00", func() error { return t.awaitEnabled(ctx, "I'm done", tourSyncLimit) }},
+		// The screen shows the source quiet once its last write is a few seconds old.
+		{"source quiet", func() error {
+			return await(ctx, tourStepLimit, "the source's last write to age", func() bool {
+				return t.has("Last write to the source") && !t.has("The source still takes writes")
+			})
+		}},
 		{"", func() error { return t.shot("09-cutover") }},
+		// I'm done asks first, saying what finishing does.
 		{"finish", func() error { return t.tap(ctx, "I'm done", tourStepLimit) }},
+		{"", func() error { return t.waitFor(ctx, "Finish the cutover?", tourStepLimit) }},
+		{"", func() error { return t.shot("10-finish-confirm") }},
+		{"", func() error { return t.tap(ctx, "Finish the cutover", tourStepLimit) }},
 		{"summary", func() error { return t.waitFor(ctx, "Back to migrations", tourSyncLimit) }},
-		{"", func() error { return t.shot("10-summary") }},
+		{"", func() error { return t.shot("11-summary") }},
 		{"list", func() error { return t.tap(ctx, "Back to migrations", tourStepLimit) }},
 		{"", func() error { return t.waitFor(ctx, "Summary", tourStepLimit) }},
-		{"", func() error { return t.shot("11-start-with-history") }},
+		{"", func() error { return t.shot("12-start-with-history") }},
 		// A new migration after the sandbox's starts from empty forms; a connection
 		// string pasted with its password shows **** in its place.
 		{"new migration", func() error { return t.tap(ctx, "New migration", tourStepLimit) }},
@@ -275,7 +285,7 @@ func (t *tour) walk(ctx context.Context) error {
 		{"", func() error { return t.waitFor(ctx, "Fill in both clusters' mongos hosts", tourStepLimit) }},
 		{"", func() error { return t.pasteInFirstField(tourPastedURI) }},
 		{"", func() error { return t.waitFor(ctx, "Fill in both clusters' mongos hosts", tourStepLimit) }},
-		{"", func() error { return t.shot("12-new-migration-pasted-uri") }},
+		{"", func() error { return t.shot("13-new-migration-pasted-uri") }},
 	}
 	step := ""
 	for _, st := range steps {

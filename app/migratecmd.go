@@ -203,6 +203,11 @@ func migrateResult(out, errw io.Writer, prog, statePath string, snap engine.Snap
 	case engine.Expired:
 		fmt.Fprintf(errw, "%s: expired: %s\n", prog, snap.Reason)
 	}
+	if sum := snap.Summary; sum != nil {
+		for _, p := range sum.Shards {
+			fmt.Fprintf(out, "  %s\n", p.Text)
+		}
+	}
 	if v := snap.Verification; v != nil {
 		for _, mm := range v.Mismatches {
 			fmt.Fprintf(out, "  differs: %s %s: %d documents on the source, %d on the destination; for example _id %s\n",
@@ -286,7 +291,7 @@ func progressLine(s engine.Snapshot, now time.Time) string {
 	case engine.CuttingOver, engine.Cancelled, engine.Expired:
 		fmt.Fprintf(&b, " | optime gap %s", engine.GapText(s.OptimeGap))
 	}
-	if (s.State == engine.Ready || s.State == engine.CuttingOver) && !s.TimerDeadline.IsZero() {
+	if (s.State == engine.Syncing || s.State == engine.Ready || s.State == engine.CuttingOver) && !s.TimerDeadline.IsZero() {
 		left := max(s.TimerDeadline.Sub(now), 0)
 		fmt.Fprintf(&b, " | window closes in %dh%02dm", int(left.Hours()), int(left.Minutes())%60)
 	}

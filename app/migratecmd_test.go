@@ -138,6 +138,9 @@ func TestMigrateOnTheSandboxDrivenByTheAPIClients(t *testing.T) {
 	}
 	stopLoad()
 	<-loadDone
+	// Under the load a shard may have fallen behind (the migration is syncing then):
+	// without it, every shard catches up.
+	awaitStatus(t, addr, "every shard in sync", func(s statusJSON) bool { return s.State == "ready" && s.CanCutover })
 	if code, out, errOut := runCLI(t, "done", "--api", addr); code != exitFail || !strings.Contains(errOut, "cannot finish the cutover") || !strings.Contains(out, `"state": "ready"`) {
 		t.Fatalf("done before the cutover: %d %s %s", code, out, errOut)
 	}

@@ -24,7 +24,8 @@ import (
 // engine.Checkpoints):
 //
 //	engine.Record ─┬─ state, history, identities, balancer, deadline, summary ─► store.Migration
-//	               └─ relaxed originals, verification, users, notes ─► extras (below)
+//	               └─ relaxed originals, verification, users, the summary's notes and
+//	                  shard positions ─► extras (below)
 //	engine.ShardCheckpoint ─► store.ShardCheckpoint; consistency point and the
 //	                          shard's history ─► extras (below)
 //
@@ -80,6 +81,14 @@ type (
 		Users        []userDoc        `bson:"users,omitempty"`
 		Notes        []string         `bson:"notes,omitempty"`
 		Cancelling   *cancelDoc       `bson:"cancelling,omitempty"`
+		Positions    []positionDoc    `bson:"positions,omitempty"` // the summary's
+	}
+	positionDoc struct {
+		Shard       string    `bson:"shard"`
+		Phase       string    `bson:"phase"`
+		AppliedUpTo time.Time `bson:"appliedUpTo"`
+		Consistent  bool      `bson:"consistent"`
+		Text        string    `bson:"text"`
 	}
 	relaxedDoc struct {
 		NS       string   `bson:"ns"`
@@ -157,6 +166,10 @@ func (c *storeCheckpoints) Load() (engine.Record, []engine.ShardCheckpoint, erro
 			FinishedAt: s.FinishedAt, Documents: s.Documents, Bytes: s.Bytes, OptimeGap: s.OptimeGap,
 			Verification: s.Verification, UsersToRecreate: s.UsersToRecreate, Notes: extras.Notes,
 		}
+		for _, p := range extras.Positions {
+			rec.Summary.Shards = append(rec.Summary.Shards, engine.ShardPosition{
+				Shard: p.Shard, Phase: engine.Phase(p.Phase), AppliedUpTo: p.AppliedUpTo, Consistent: p.Consistent, Text: p.Text})
+		}
 	}
 	c.mu.Lock()
 	c.lastSaved = m
@@ -186,6 +199,10 @@ func (c *storeCheckpoints) SaveRecord(r engine.Record) error {
 	}
 	if r.Summary != nil {
 		extras.Notes = r.Summary.Notes
+		for _, p := range r.Summary.Shards {
+			extras.Positions = append(extras.Positions, positionDoc{
+				Shard: p.Shard, Phase: string(p.Phase), AppliedUpTo: p.AppliedUpTo, Consistent: p.Consistent, Text: p.Text})
+		}
 	}
 	if c := r.Cancelling; c != nil {
 		extras.Cancelling = &cancelDoc{At: c.At, From: string(c.From), OptimeGap: c.OptimeGap}

@@ -71,7 +71,11 @@ func TestStoreCheckpointsKeepEverythingTheEngineSaves(t *testing.T) {
 			Mismatches: []engine.Mismatch{{Namespace: "shop.orders", Range: "[{k: 1}, {k: 2})", SourceCount: 3, DestCount: 2, SampleIDs: []string{`{"$oid":"65f0a1b2c3d4e5f601234567"}`}}}},
 		Users: []engine.User{{Name: "app", DB: "admin", Roles: []string{"readWrite@shop"}}, {Name: "auditor", DB: "shop", IsRole: true}},
 		Summary: &engine.Summary{FinishedAt: at.Add(time.Hour), Documents: 99, Bytes: 9900, OptimeGap: 7 * time.Second,
-			Verification: "4 of 5 ranges", UsersToRecreate: []string{"app@admin"}, Notes: []string{"writes after the cutover were not copied"}},
+			Verification: "4 of 5 ranges", UsersToRecreate: []string{"app@admin"}, Notes: []string{"writes after the cutover were not copied"},
+			Shards: []engine.ShardPosition{
+				{Shard: "rs0", Phase: engine.Synced, AppliedUpTo: at.Add(50 * time.Minute), Consistent: true, Text: "shard rs0 applied every entry up to 09:50:00"},
+				{Shard: "rs1", Phase: engine.ShardFailed, AppliedUpTo: at.Add(20 * time.Minute), Text: "shard rs1 failed and stopped at 09:20:00"},
+			}},
 		Cancelling: &engine.CancelRequest{At: at.Add(50 * time.Minute), From: engine.CuttingOver, OptimeGap: 7 * time.Second},
 	}
 	if err := cp.SaveRecord(rec); err != nil {

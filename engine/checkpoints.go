@@ -103,6 +103,25 @@ type Summary struct {
 	UsersToRecreate []string
 	// Notes say what the DBA must know (writes after the cutover were not copied).
 	Notes []string
+	// Shards say where each shard's sync stopped (cancelled or expired): what a
+	// staging copy holds of it.
+	Shards []ShardPosition
+}
+
+// ShardPosition is where one shard's sync stopped.
+type ShardPosition struct {
+	Shard string
+	Phase Phase
+	// AppliedUpTo is the source time up to which every entry of the shard is applied
+	// on the destination (zero when none was).
+	AppliedUpTo time.Time
+	// Consistent says the shard's data on the destination is the source shard as it
+	// was at AppliedUpTo: false while its copy was incomplete, its replay had not
+	// reached the copy's consistency point, or it had failed (the entries after
+	// AppliedUpTo were never applied).
+	Consistent bool
+	// Text says it in words ("shard rs0: applied up to 2026-03-01 10:20:11 UTC").
+	Text string
 }
 
 // ShardCheckpoint is one source shard's resume point.

@@ -218,14 +218,27 @@ func await(t *testing.T, m *Migration, limit time.Duration, what string, cond fu
 
 func isState(st State) func(Snapshot) bool { return func(s Snapshot) bool { return s.State == st } }
 
+// startCutover starts the cutover once every shard is in sync: a shard may have
+// fallen behind under the load, the migration is then syncing until it caught up.
+func (e *e2e) startCutover(m *Migration) {
+	e.t.Helper()
+	var err error
+	var ns *NotSyncedError
+	await(e.t, m, time.Minute, "the cutover started", func(Snapshot) bool {
+		err = m.StartCutover(context.Background())
+		return !errors.As(err, &ns)
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // finish stops the load, starts the cutover, waits for the gap to close and presses
 // I'm done.
 func (e *e2e) finish(m *Migration) Snapshot {
 	e.t.Helper()
 	e.endLoad()
-	if err := m.StartCutover(context.Background()); err != nil {
-		e.t.Fatal(err)
-	}
+	e.startCutover(m)
 	began := time.Now()
 	await(e.t, m, time.Minute, "closed the optime gap", func(s Snapshot) bool { return s.OptimeGap == 0 })
 	e.t.Logf("optime gap 0:00 %v after the load stopped", time.Since(began).Round(time.Millisecond))
@@ -506,6 +519,12 @@ func TestSandboxShardRestartThenCancelLeavesAStagingCopy(t *testing.T) {
 	await(t, m, 3*time.Minute, "copied the restarted shard again", func(s Snapshot) bool {
 		return s.Shards[1].Phase == Synced && s.State == Ready
 	})
+	// Meanwhile the migration was not ready: the restarted shard was not in sync.
+	if !slices.ContainsFunc(m.Snapshot().History, func(ev Event) bool {
+		return ev.From == string(Ready) && ev.To == string(Syncing) && strings.Contains(ev.Reason, "shard "+restarted+" is not in sync")
+	}) {
+		t.Fatalf("the restart of %s did not make the migration syncing again: %+v", restarted, m.Snapshot().History)
+	}
 	m.mu.Lock()
 	same := m.mu.shards[0].replayer == otherReplay
 	m.mu.Unlock()
@@ -513,9 +532,7 @@ func TestSandboxShardRestartThenCancelLeavesAStagingCopy(t *testing.T) {
 		t.Fatalf("shard %s's replay was restarted along with %s", other, restarted)
 	}
 	e.endLoad()
-	if err := m.StartCutover(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.startCutover(m)
 	await(t, m, time.Minute, "closed the optime gap", func(s Snapshot) bool { return s.OptimeGap == 0 })
 	v, err := m.Verify(context.Background())
 	if err != nil || !v.OK() {

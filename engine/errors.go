@@ -14,7 +14,8 @@ import (
 // carry the details (typed errors below) in messages a DBA can act on.
 var (
 	// ErrRefused: the action is not possible in the migration's current state (a
-	// *RefusedError, or a *GapError for I'm done while the optime gap is not 0).
+	// *RefusedError; a *NotSyncedError while a shard is not in sync; a *GapError for
+	// I'm done while the optime gap is not 0).
 	ErrRefused = errors.New("refused")
 	// ErrNotRunning: the action needs the migration's Run, which is not active.
 	ErrNotRunning = errors.New("the migration is not running here: start it again (shardlift migrate with the same state file) to resume it")
@@ -120,8 +121,7 @@ type GapError struct {
 }
 
 func (e *GapError) Error() string {
-	return fmt.Sprintf("cannot finish the cutover: the optime gap is %s (shard %s is behind): stop every write to the source and wait until the gap is 0:00",
-		GapText(e.Gap), e.Shard)
+	return "cannot finish the cutover: " + gapAdvice(e.Gap, e.Shard)
 }
 
 // Is makes a GapError match ErrRefused.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -184,6 +185,8 @@ type fakeClusters struct {
 	beforeStop func()
 	// restoreGate, when set, holds Restore until closed (or ctx ends).
 	restoreGate chan struct{}
+	// clearGate, when set, holds ClearShard until closed (or ctx ends).
+	clearGate chan struct{}
 
 	shards map[string]*fakeShard
 	relax  RelaxSink
@@ -192,14 +195,18 @@ type fakeClusters struct {
 	// srcID and dstID are what Identify reads; marker is the destination's.
 	srcID, dstID topology.Identity
 	marker       *topology.Marker
+	// replayLag is how far behind a new replay starts (zero: 30 s).
+	replayLag time.Duration
 }
 
 // fakeShard is one source shard: its oplog's newest ts, its copy and its replays.
 type fakeShard struct {
-	name     string
-	newest   primitive.Timestamp
-	copyGate chan struct{} // nil: copies finish at once
-	copyErr  error
+	name   string
+	newest primitive.Timestamp
+	// newestErr, when set, is Newest's answer: the source shard does not answer.
+	newestErr error
+	copyGate  chan struct{} // nil: copies finish at once
+	copyErr   error
 	// relaxIndex, when set, is reported relaxed by the index build.
 	relaxIndex bson.Raw
 	copiers    []*fakeCopier
@@ -388,8 +395,18 @@ func (f *fakeClusters) PrepareDestination(ctx context.Context) error {
 	return err
 }
 
-func (f *fakeClusters) ClearShard(_ context.Context, shard string) error {
+func (f *fakeClusters) ClearShard(ctx context.Context, shard string) error {
 	f.call("ClearShard %s", shard)
+	f.mu.Lock()
+	gate := f.clearGate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cleared = append(f.cleared, shard)
@@ -424,7 +441,7 @@ func (f *fakeClusters) Newest(_ context.Context, shard string) (primitive.Timest
 	if !ok {
 		return primitive.Timestamp{}, ErrUnknownShard
 	}
-	return s.newest, nil
+	return s.newest, s.newestErr
 }
 
 func (f *fakeClusters) NewCopier(shard string, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
@@ -443,8 +460,9 @@ func (f *fakeClusters) NewReplayer(shard string, resume, consistency primitive.T
 	defer f.mu.Unlock()
 	s := f.shards[shard]
 	r := &fakeReplayer{shard: shard, resume: resume, consistency: consistency, ddlApplied: ddlApplied, sink: sink, stop: make(chan struct{}), done: make(chan struct{}), fail: make(chan error, 1)}
-	// A new replay has applied nothing yet and is 30 s behind the source.
-	r.p = replay.Progress{Shard: shard, Applied: resume, Newest: primitive.Timestamp{T: resume.T + 30, I: 1}, Lag: 30 * time.Second}
+	// A new replay has applied nothing yet and is 30 s (or replayLag) behind the source.
+	lag := cmp.Or(f.replayLag, 30*time.Second)
+	r.p = replay.Progress{Shard: shard, Applied: resume, Newest: primitive.Timestamp{T: resume.T + uint32(lag/time.Second), I: 1}, Lag: lag}
 	s.replayers = append(s.replayers, r)
 	return r, nil
 }

@@ -20,6 +20,13 @@ func (m *Migration) StartCutover(ctx context.Context) error {
 		return err
 	}
 	st := m.State()
+	if st == Ready || st == Syncing {
+		// Name the shard that is not in sync. (The monitor makes a ready migration
+		// syncing again, but may not have looked since that shard failed.)
+		if err := m.Snapshot().notSyncedError("start the cutover", false); err != nil {
+			return err
+		}
+	}
 	if st != Ready {
 		return &RefusedError{Action: "start the cutover", State: st, Why: whyNotReady(st)}
 	}
@@ -61,12 +68,17 @@ func (m *Migration) ExtendTimer(ctx context.Context) error {
 		return err
 	}
 	st := m.State()
-	switch st {
-	case Ready, CuttingOver:
-	case Expired:
+	m.mu.Lock()
+	running := !m.mu.deadline.IsZero()
+	m.mu.Unlock()
+	switch {
+	case st == Ready || st == CuttingOver:
+	case st == Syncing && running:
+		// Ready before, until a shard fell out of sync: the window kept running.
+	case st == Expired:
 		return &RefusedError{Action: "extend the cutover window", State: st, Why: "the window has closed and syncing stopped; start a new migration", Err: ErrExpired}
 	default:
-		return &RefusedError{Action: "extend the cutover window", State: st, Why: "the window runs only while the migration is ready or cutting over"}
+		return &RefusedError{Action: "extend the cutover window", State: st, Why: "the window runs once the migration has been ready"}
 	}
 	if m.expiredNow() {
 		return m.refuseExpired(ctx, "extend the cutover window")
@@ -102,8 +114,12 @@ func (m *Migration) Done(ctx context.Context, override bool) error {
 	r := m.run
 	switch st {
 	case CuttingOver:
-		if gap, shard := m.liveGap(); gap > 0 {
-			return &GapError{Gap: gap, Shard: shard}
+		snap := m.Snapshot()
+		if err := snap.notSyncedError("finish the cutover", true); err != nil {
+			return err
+		}
+		if snap.OptimeGap > 0 {
+			return &GapError{Gap: snap.OptimeGap, Shard: snap.GapShard}
 		}
 		if r == nil {
 			return ErrNotRunning
@@ -232,7 +248,7 @@ func (m *Migration) finalize(ctx context.Context, r *runState, override bool) er
 	if err := m.releaseDestination(ctx, r.clusters); err != nil {
 		return fail(err)
 	}
-	m.writeSummary(0, v)
+	m.writeSummary(0, v, nil)
 	return m.transition(Done, "the destination is finalized: "+verificationText(v))
 }
 
@@ -433,10 +449,15 @@ func (m *Migration) finishCancel(ctx context.Context, r *runState, c Clusters, r
 	m.setReason(cancellingReason(req))
 	m.stopSync(ctx, r)
 	m.freezeGap(req.OptimeGap)
+	positions := m.positions()
 	reason := "cancelled: syncing stopped; the migrated data stays on the destination"
 	switch req.From {
 	case CuttingOver:
-		reason = fmt.Sprintf("cancelled during the cutover: a staging copy %s behind the source", GapText(req.OptimeGap))
+		if bad := inconsistent(positions); bad != "" {
+			reason = "cancelled during the cutover: the destination is not a consistent staging copy: " + bad
+		} else {
+			reason = fmt.Sprintf("cancelled during the cutover: a staging copy %s behind the source", GapText(req.OptimeGap))
+		}
 	case Finalizing:
 		reason = "cancelled while finalizing: syncing had stopped with every entry applied (optime gap 0:00); the migrated data stays on the destination"
 	}
@@ -447,7 +468,7 @@ func (m *Migration) finishCancel(ctx context.Context, r *runState, c Clusters, r
 	if restoreErr != nil {
 		reason += "; but " + restoreErr.Error()
 	}
-	m.writeSummary(req.OptimeGap, nil)
+	m.writeSummary(req.OptimeGap, nil, positions)
 	if err := m.transition(Cancelled, reason); err != nil {
 		return errors.Join(err, restoreErr)
 	}
@@ -530,12 +551,25 @@ func (m *Migration) restoreSourceBalancer(ctx context.Context, c Clusters) error
 	return nil
 }
 
-// writeSummary keeps what the final screen shows.
-func (m *Migration) writeSummary(gap time.Duration, v *Verification) {
+// inconsistent lists the shards whose copy is not a consistent staging copy, in
+// words; "" when every shard's is.
+func inconsistent(positions []ShardPosition) string {
+	var bad []string
+	for _, p := range positions {
+		if !p.Consistent {
+			bad = append(bad, p.Text)
+		}
+	}
+	return strings.Join(bad, "; ")
+}
+
+// writeSummary keeps what the final screen shows; positions are where the shards
+// stopped (nil once done: every shard applied everything).
+func (m *Migration) writeSummary(gap time.Duration, v *Verification, positions []ShardPosition) {
 	s := m.Snapshot()
 	sum := &Summary{
 		FinishedAt: m.clock.Now(), Documents: s.Overall.DocsCopied, Bytes: s.Overall.BytesCopied,
-		OptimeGap: gap, Verification: verificationText(v),
+		OptimeGap: gap, Verification: verificationText(v), Shards: positions,
 	}
 	if v == nil {
 		sum.Verification = ""
@@ -543,9 +577,11 @@ func (m *Migration) writeSummary(gap time.Duration, v *Verification) {
 	for _, u := range s.SourceUsers {
 		sum.UsersToRecreate = append(sum.UsersToRecreate, u.Name+"@"+u.DB)
 	}
-	switch {
+	switch bad := inconsistent(positions); {
 	case v != nil:
 		sum.Notes = append(sum.Notes, "writes that reached the source after the cutover were not copied to the destination")
+	case bad != "":
+		sum.Notes = append(sum.Notes, "the destination is not a consistent staging copy: "+bad)
 	case gap > 0:
 		sum.Notes = append(sum.Notes, fmt.Sprintf("the destination is %s behind the source: writes after that were not copied", GapText(gap)))
 	}
@@ -562,6 +598,7 @@ func (m *Migration) writeSummary(gap time.Duration, v *Verification) {
 // RestartShard restarts one shard's sync from the beginning (a failed shard, or any
 // on request): its pipeline stops, what it owns on the destination is cleared, and
 // it is copied and replayed again from a new T0 while the other shards keep syncing.
+// A ready migration is syncing again until the shard is in sync.
 func (m *Migration) RestartShard(ctx context.Context, name string) error {
 	m.life.Lock()
 	defer m.life.Unlock()
@@ -593,6 +630,10 @@ func (m *Migration) RestartShard(ctx context.Context, name string) error {
 	}
 	r.clusters.ReleaseDDL(name)
 	m.mu.Lock()
+	// Until its new copy counts them, the shard's totals are what it had copied: the
+	// overall progress must not read 100% while it copies again.
+	row := sh.progressLocked()
+	sh.expectedDocs, sh.expectedBytes = max(row.DocsTotal, sh.expectedDocs), max(row.BytesTotal, sh.expectedBytes)
 	sh.copier, sh.replayer, sh.samples, sh.copiedDocs, sh.copiedBytes = nil, nil, nil, 0, 0
 	m.mu.Unlock()
 	err := m.shardPhase(sh, nil, Pending, "restart requested: its data on the destination is cleared, then copied and replayed again", func(cp *ShardCheckpoint) {
@@ -602,42 +643,12 @@ func (m *Migration) RestartShard(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if st == Ready {
+		// Not ready any more, from now on: the shard copies again.
+		snap := m.Snapshot()
+		_, why := snap.firstNotSynced(false)
+		m.fallBack(why, snap.TimerDeadline)
+	}
 	m.launch(r, sh, true)
 	return nil
-}
-
-// liveGap is the optime gap now: the largest, over the shards, of the source's
-// newest entry minus the last applied one (0 when every shard applied its newest
-// entry), and the shard furthest behind. A shard not replaying counts from its T0.
-func (m *Migration) liveGap() (time.Duration, string) {
-	now := m.clock.Now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.gapLocked(now)
-}
-
-// gapLocked is liveGap with mu held.
-func (m *Migration) gapLocked(now time.Time) (time.Duration, string) {
-	var gap time.Duration
-	var worst string
-	for _, sh := range m.mu.shards {
-		var g time.Duration
-		switch {
-		case sh.replayer != nil:
-			p := sh.replayer.Snapshot()
-			if p.Newest.IsZero() {
-				g = max(time.Second, now.Sub(time.Unix(int64(p.Applied.T), 0)))
-			} else {
-				g = gapBetween(p.Applied, p.Newest)
-			}
-		case !sh.t0.IsZero():
-			g = max(time.Second, now.Sub(time.Unix(int64(sh.t0.T), 0)))
-		default:
-			g = max(time.Second, now.Sub(m.mu.startedAt))
-		}
-		if g > gap || worst == "" {
-			gap, worst = g, sh.name
-		}
-	}
-	return gap, worst
 }

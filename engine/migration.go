@@ -117,7 +117,8 @@ func WithConnector(c Connector) Option { return func(m *Migration) { m.connect =
 //	        its wipe confirmed ─► this migration's marker placed ─► wipe (each database noted)
 //	     ─► Starting: record the balancer's state, stop it ─► discover + plan ─► prepare the destination
 //	     ─► Syncing: per shard, in parallel: T0 ─► copy ─► indexes ─► consistency point ─► replay
-//	     ─► Ready when every shard's lag < SyncedLag (deadline stored) ─► StartCutover ─► CuttingOver
+//	     ─► Ready when every shard's lag < SyncedLag (deadline stored; back to Syncing while a shard
+//	        fails, falls behind or restarts: the deadline keeps running) ─► StartCutover ─► CuttingOver
 //	     ─► Done: gap 0, drain ─► Finalizing: stop tailing, restore relaxed options, balancers,
 //	        verify, remove the marker ─► Done
 //	Cancel (any time), expiry of the deadline, RestartShard, ExtendTimer: see their doc.
@@ -160,6 +161,8 @@ type Migration struct {
 		shards       []*shardState
 		finalGap     time.Duration // frozen when syncing stopped for good
 		verifying    bool
+		// blocking is the shard that keeps the cutover from finishing, as last noted.
+		blocking string
 	}
 }
 
@@ -335,12 +338,16 @@ func (m *Migration) Run(ctx context.Context, opts StartOptions) error {
 	m.life.Lock()
 	m.noteIf(recorded)
 	m.life.Unlock()
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
 		if err := clusters.RunDDL(rctx); err != nil && rctx.Err() == nil {
 			m.log.Error("DDL applier stopped", "err", err)
 		}
+	}()
+	go func() {
+		defer r.wg.Done()
+		m.watchFailed(rctx, clusters)
 	}()
 	if err := m.begin(ctx, r, opts); err != nil && !errors.Is(err, errStartCancelled) {
 		return err
@@ -627,8 +634,9 @@ func (m *Migration) monitor(ctx context.Context, r *runState) error {
 }
 
 // check moves shards between catching up and synced by their lag, makes the
-// migration ready when every shard is synced, says when a shard fell behind, and
-// expires the migration at its deadline. Called with life held.
+// migration ready when every shard is synced and syncing again when one is not
+// (failed, behind, restarted), says during the cutover what keeps it from
+// finishing, and expires the migration at its deadline. Called with life held.
 func (m *Migration) check(ctx context.Context, r *runState) {
 	now := m.clock.Now()
 	m.sample(now)
@@ -643,27 +651,45 @@ func (m *Migration) check(ctx context.Context, r *runState) {
 	if st != Syncing && st != Ready && st != CuttingOver {
 		return
 	}
-	if st != Syncing && m.expiredNow() {
+	if m.expiredNow() {
 		m.expire(ctx, r)
 		return
 	}
 	if r.stopped {
 		return
 	}
-	allSynced := true
-	var behind string
 	for _, sh := range m.shardList() {
 		m.judgeLag(sh)
-		if phase, why := sh.status(m); phase != Synced {
-			allSynced = false
-			if behind == "" {
-				behind = why
-			}
-		}
 	}
-	switch {
-	case st == Syncing && allSynced && len(m.shardList()) > 0:
-		deadline := now.Add(m.cfg.CutoverWindow)
+	snap := m.Snapshot()
+	_, notSynced := snap.firstNotSynced(false)
+	switch st {
+	case Syncing:
+		switch {
+		case notSynced == "" && len(snap.Shards) > 0:
+			m.becomeReady(now)
+		case !snap.TimerDeadline.IsZero():
+			m.setReason(notSynced) // it was ready: say why it is not any more
+		}
+	case Ready:
+		if notSynced != "" {
+			m.fallBack(notSynced, snap.TimerDeadline)
+		}
+	case CuttingOver:
+		m.judgeCutover(snap, notSynced)
+	}
+}
+
+// becomeReady starts the cutover window, or keeps the one that kept running while a
+// shard was not in sync: falling back to syncing neither resets the DBA's window
+// nor extends it. Called with life held.
+func (m *Migration) becomeReady(now time.Time) {
+	m.mu.Lock()
+	deadline := m.mu.deadline
+	m.mu.Unlock()
+	reason := ""
+	if deadline.IsZero() {
+		deadline = now.Add(m.cfg.CutoverWindow)
 		if err := m.saveRecord(func(rec *Record) { rec.TimerDeadline = deadline }); err != nil {
 			m.log.Error("save the cutover deadline", "err", err)
 			return
@@ -671,12 +697,48 @@ func (m *Migration) check(ctx context.Context, r *runState) {
 		m.mu.Lock()
 		m.mu.deadline = deadline
 		m.mu.Unlock()
-		reason := fmt.Sprintf("every shard is in sync (lag under %v): the cutover window closes at %s", m.cfg.SyncedLag, deadline.UTC().Format(time.RFC3339))
-		if err := m.transition(Ready, reason); err != nil {
-			m.log.Error("become ready", "err", err)
+		reason = fmt.Sprintf("every shard is in sync (lag under %v): the cutover window closes at %s", m.cfg.SyncedLag, deadline.UTC().Format(time.RFC3339))
+	} else {
+		reason = fmt.Sprintf("every shard is in sync again (lag under %v): the cutover window, which kept running, closes at %s", m.cfg.SyncedLag, deadline.UTC().Format(time.RFC3339))
+	}
+	if err := m.transition(Ready, reason); err != nil {
+		m.log.Error("become ready", "err", err)
+	}
+}
+
+// fallBack makes a ready migration syncing again because a shard is not in sync
+// (why names it); the cutover window keeps running. Called with life held.
+func (m *Migration) fallBack(why string, deadline time.Time) {
+	reason := fmt.Sprintf("%s; the cutover can start once every shard is in sync again; the cutover window keeps running (it closes at %s)",
+		why, deadline.UTC().Format(time.RFC3339))
+	if err := m.transition(Syncing, reason); err != nil {
+		m.log.Error("fall back to syncing", "err", err)
+		return
+	}
+	m.setReason(why)
+}
+
+// judgeCutover says, while cutting over, what keeps the cutover from finishing (a
+// failed shard, one copying again), recorded in the history when that shard changes
+// and when nothing does any more; otherwise it names a shard that fell behind.
+// Called with life held.
+func (m *Migration) judgeCutover(snap Snapshot, behind string) {
+	p, why := snap.firstNotSynced(true)
+	m.mu.Lock()
+	was := m.mu.blocking
+	m.mu.blocking = p.Name
+	m.mu.Unlock()
+	switch {
+	case why != "":
+		reason := "the cutover cannot finish: " + why
+		if p.Name != was {
+			m.note(reason)
 		}
-		m.setReason("")
-	case st != Syncing:
+		m.setReason(reason)
+	default:
+		if was != "" {
+			m.note("every shard replays again: the cutover can finish once the optime gap is 0:00")
+		}
 		m.setReason(behind)
 	}
 }
@@ -703,7 +765,7 @@ func (m *Migration) expire(ctx context.Context, r *runState) {
 	if err := m.restoreAll(ctx, r.clusters); err != nil {
 		reason += "; " + err.Error() + " (cancel the migration to try again)"
 	}
-	m.writeSummary(gap, nil)
+	m.writeSummary(gap, nil, m.positions())
 	if err := m.transition(Expired, reason); err != nil {
 		m.log.Error("expire", "err", err)
 	}

@@ -229,11 +229,12 @@ func TestStartCutoverOnlyWhenReady(t *testing.T) {
 	h := newHarness(t, "s0")
 	h.start(StartOptions{})
 	h.replaying()
-	var re *RefusedError
-	if err := h.m.StartCutover(bg); !errors.As(err, &re) || re.State != Syncing {
+	var ns *NotSyncedError
+	if err := h.m.StartCutover(bg); !errors.As(err, &ns) || ns.Shard != "s0" || ns.Phase != CatchingUp {
 		t.Fatalf("StartCutover while syncing: %v", err)
 	}
 	h.ready()
+	var re *RefusedError
 	if err := h.m.StartCutover(bg); err != nil {
 		t.Fatal(err)
 	}
@@ -242,24 +243,54 @@ func TestStartCutoverOnlyWhenReady(t *testing.T) {
 	}
 }
 
-func TestShardFallingBehindWhileReadyIsReportedAndTheTimerKeepsRunning(t *testing.T) {
+// A shard that falls behind makes a ready migration syncing again, naming it; the
+// cutover window keeps running (neither reset nor extended) and the migration is
+// ready again, with the same deadline, once the shard is back in sync.
+func TestShardFallingBehindWhileReadyMakesItSyncingAndTheWindowKeepsRunning(t *testing.T) {
 	h := newHarness(t, "s0", "s1")
 	rs := h.ready()
 	deadline := h.m.Snapshot().TimerDeadline
-	rs["s1"].behind(41 * time.Second)
-	h.eventually("the reason", func() bool { return h.m.Snapshot().Reason == "shard s1 fell behind: lag 0:41" })
-	s := h.m.Snapshot()
-	if s.State != Ready || !s.TimerDeadline.Equal(deadline) || h.phase("s1") != CatchingUp {
-		t.Fatalf("state %s deadline %v phase %s", s.State, s.TimerDeadline, h.phase("s1"))
-	}
 	// A lag between SyncedLag and FellBehindLag does not flap the shard.
 	rs["s0"].behind(5 * time.Second)
 	h.m.poke()
-	if h.phase("s0") != Synced {
-		t.Fatalf("s0 at 5 s lag is %s, want still synced", h.phase("s0"))
+	if h.phase("s0") != Synced || h.m.State() != Ready {
+		t.Fatalf("s0 at 5 s lag is %s (state %s), want still synced and ready", h.phase("s0"), h.m.State())
 	}
+	rs["s1"].behind(41 * time.Second)
+	h.waitState(Syncing)
+	s := h.m.Snapshot()
+	if s.Reason != "shard s1 is behind (lag 0:41): wait until it is in sync again" || !s.TimerDeadline.Equal(deadline) || h.phase("s1") != CatchingUp {
+		t.Fatalf("reason %q deadline %v phase %s", s.Reason, s.TimerDeadline, h.phase("s1"))
+	}
+	last := s.History[len(s.History)-1]
+	if last.From != "ready" || last.To != "syncing" || !strings.Contains(last.Reason, "shard s1 is behind") || !strings.Contains(last.Reason, "window keeps running") {
+		t.Fatalf("history's last event %+v", last)
+	}
+	var ns *NotSyncedError
+	if err := h.m.StartCutover(bg); !errors.As(err, &ns) || ns.Shard != "s1" || !errors.Is(err, ErrRefused) {
+		t.Fatalf("StartCutover with s1 behind: %v", err)
+	}
+	if ok, why := h.m.Snapshot().CanStartCutover(); ok || !strings.Contains(why, "shard s1") {
+		t.Fatalf("CanStartCutover: %v %q", ok, why)
+	}
+	// The window can still be extended while it runs.
+	if err := h.m.ExtendTimer(bg); err != nil {
+		t.Fatal(err)
+	}
+	deadline = deadline.Add(24 * time.Hour)
 	rs["s1"].behind(0)
-	h.eventually("the reason to clear", func() bool { return h.m.Snapshot().Reason == "" })
+	h.waitState(Ready)
+	if s := h.m.Snapshot(); !s.TimerDeadline.Equal(deadline) || s.Reason != "" {
+		t.Fatalf("ready again: deadline %v (want %v) reason %q", s.TimerDeadline, deadline, s.Reason)
+	}
+	if ok, why := h.m.Snapshot().CanStartCutover(); !ok {
+		t.Fatalf("CanStartCutover once in sync again: %q", why)
+	}
+	// And a window that closes while a shard is not in sync expires the migration.
+	rs["s1"].behind(41 * time.Second)
+	h.waitState(Syncing)
+	h.clk.Advance(96 * time.Hour)
+	h.waitState(Expired)
 }
 
 func TestTimerExtendsByADayAnyNumberOfTimes(t *testing.T) {
@@ -507,9 +538,9 @@ func TestRestartShardCopiesItAgainWhileOthersKeepSyncing(t *testing.T) {
 	rs := h.ready()
 	gap := &replay.GapError{Shard: "s1", Resume: primitive.Timestamp{T: 1_800_000_000}}
 	rs["s1"].fail <- gap
-	h.eventually("s1 failed", func() bool { return h.phase("s1") == ShardFailed })
+	h.waitState(Syncing)
 	s := h.m.Snapshot()
-	if s.State != Ready || !strings.Contains(s.Reason, "no longer reaches back") || !strings.Contains(s.Shards[1].Error, "restart this shard") {
+	if !strings.HasPrefix(s.Reason, "shard s1 failed: ") || !strings.Contains(s.Reason, "no longer reaches back") || !strings.Contains(s.Shards[1].Error, "restart this shard") {
 		t.Fatalf("state %s reason %q error %q", s.State, s.Reason, s.Shards[1].Error)
 	}
 	if h.fc.called("ReleaseDDL s1") == 0 {
@@ -534,14 +565,15 @@ func TestRestartShardCopiesItAgainWhileOthersKeepSyncing(t *testing.T) {
 	if h.fc.replayers("s0") != 1 || h.fc.replayer("s0").isStopped() {
 		t.Fatal("the other shard's sync was disturbed")
 	}
-	if h.m.State() != Ready {
-		t.Fatalf("state %s", h.m.State())
+	if s := h.m.Snapshot(); s.State != Syncing || !strings.Contains(s.Reason, "shard s1") {
+		t.Fatalf("state %s reason %q while s1 catches up after its restart", s.State, s.Reason)
 	}
 	var re *RefusedError
 	if err := h.m.RestartShard(bg, "nope"); !errors.Is(err, ErrUnknownShard) {
 		t.Fatalf("restart an unknown shard: %v", err)
 	}
 	h.fc.replayer("s1").behind(0)
+	h.waitState(Ready)
 	if err := h.m.StartCutover(bg); err != nil {
 		t.Fatal(err)
 	}

@@ -45,12 +45,7 @@ func (m *Migration) Snapshot() Snapshot {
 		o.CopyRemaining = max(o.CopyRemaining, row.CopyRemaining)
 		o.CatchUpRemaining = max(o.CatchUpRemaining, row.CatchUpRemaining)
 	}
-	switch s.State {
-	case Done, Cancelled, Expired:
-		s.OptimeGap = m.mu.finalGap
-	case Syncing, Ready, CuttingOver, Finalizing:
-		s.OptimeGap, _ = m.gapLocked(now)
-	}
+	m.placeLocked(&s, now)
 	return s
 }
 
@@ -66,6 +61,10 @@ func (sh *shardState) progressLocked() ShardProgress {
 		}
 	} else {
 		row.DocsCopied, row.BytesCopied = sh.copiedDocs, sh.copiedBytes
+	}
+	if row.DocsTotal == 0 && row.BytesTotal == 0 {
+		// A restarted shard whose new copy has not counted yet: what it had copied.
+		row.DocsTotal, row.BytesTotal = sh.expectedDocs, sh.expectedBytes
 	}
 	switch sh.phase {
 	case BuildingIndexes, CatchingUp, Synced:

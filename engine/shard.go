@@ -35,7 +35,16 @@ type shardState struct {
 	// copied are the copy's counters from the checkpoint, for a shard resumed past
 	// its copy (no copier).
 	copiedDocs, copiedBytes int64
-	samples                 []sample
+	// expected are what a restarted shard copied before its restart: its totals
+	// until its new copy counts them.
+	expectedDocs, expectedBytes int64
+	samples                     []sample
+	// applied is the checkpoint's resume point.
+	applied primitive.Timestamp
+	// watched is the newest entry of a failed shard's source, as watchFailed last
+	// read it; unreachable, that its last look failed.
+	watched     primitive.Timestamp
+	unreachable bool
 }
 
 // sample is one look at a shard's counters, for rates and estimates.
@@ -52,7 +61,7 @@ func newShardState(cp ShardCheckpoint) *shardState {
 	if cp.Phase == "" {
 		cp.Phase = Pending
 	}
-	sh := &shardState{name: cp.Shard, cp: cp, phase: cp.Phase, err: cp.Error, t0: cp.T0}
+	sh := &shardState{name: cp.Shard, cp: cp, phase: cp.Phase, err: cp.Error, t0: cp.T0, applied: cp.Applied}
 	for _, p := range cp.Copied {
 		sh.copiedDocs += p.Docs
 		sh.copiedBytes += p.Bytes
@@ -213,12 +222,15 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 		cp = sh.checkpoint()
 	}
 	if cp.Phase == Synced {
-		if err := m.shardPhase(sh, nil, CatchingUp, "resumed: catching up from the checkpoint", nil); err != nil {
+		// A synced shard stays synced across a restart unless its lag reaches
+		// FellBehindLag, as it would have without the restart: a ready migration
+		// stays ready through a restart of Shardlift unless a shard really fell behind.
+		reason := fmt.Sprintf("resumed from the checkpoint: in sync unless its lag reaches %v", m.cfg.FellBehindLag)
+		if err := m.shardPhase(sh, nil, Synced, reason, nil); err != nil {
 			return err
 		}
-		cp = sh.checkpoint()
 	}
-	if cp.Phase != CatchingUp {
+	if cp.Phase != CatchingUp && cp.Phase != Synced {
 		return fmt.Errorf("shard %s: unexpected phase %q in its checkpoint", sh.name, cp.Phase)
 	}
 	resume := cp.Applied
@@ -280,7 +292,10 @@ func (m *Migration) shardPhase(sh *shardState, from []Phase, to Phase, reason st
 		return fmt.Errorf("save the checkpoint of shard %s: %w", sh.name, err)
 	}
 	m.mu.Lock()
-	sh.phase, sh.err, sh.t0 = to, next.Error, next.T0
+	sh.phase, sh.err, sh.t0, sh.applied = to, next.Error, next.T0, next.Applied
+	if to != ShardFailed {
+		sh.watched, sh.unreachable = primitive.Timestamp{}, false
+	}
 	m.mu.history = append(m.mu.history, ev)
 	m.mu.Unlock()
 	m.log.Info("shard phase", "shard", sh.name, "from", prev, "to", to, "reason", reason)
@@ -316,12 +331,18 @@ func (s shardSink) SaveCopyProgress(_ string, progress map[string]initialsync.Pa
 // SaveApplied implements replay.Checkpointer. The DDL entries the resume point
 // passed are never read again: their records go.
 func (s shardSink) SaveApplied(_ string, ts primitive.Timestamp) error {
-	return s.m.saveShard(s.sh, func(cp *ShardCheckpoint) {
+	err := s.m.saveShard(s.sh, func(cp *ShardCheckpoint) {
 		cp.Applied = ts
 		if slices.ContainsFunc(cp.DDLApplied, func(c replay.DDLCopy) bool { return !ts.Before(c.TS) }) {
 			cp.DDLApplied = slices.DeleteFunc(slices.Clone(cp.DDLApplied), func(c replay.DDLCopy) bool { return !ts.Before(c.TS) })
 		}
 	})
+	if err == nil {
+		s.m.mu.Lock()
+		s.sh.applied = ts
+		s.m.mu.Unlock()
+	}
+	return err
 }
 
 // DDLApplied implements replay.DDLLog.
@@ -356,24 +377,6 @@ func (m *Migration) judgeLag(sh *shardState) {
 	if err != nil {
 		m.log.Warn("record a shard's phase", "shard", sh.name, "err", err)
 	}
-}
-
-// status is a shard's phase and, unless synced, why in words.
-func (sh *shardState) status(m *Migration) (Phase, string) {
-	m.mu.Lock()
-	phase, msg, rp := sh.phase, sh.err, sh.replayer
-	m.mu.Unlock()
-	switch phase {
-	case Synced:
-		return phase, ""
-	case ShardFailed:
-		return phase, fmt.Sprintf("shard %s failed: %s", sh.name, msg)
-	case CatchingUp:
-		if rp != nil {
-			return phase, fmt.Sprintf("shard %s fell behind: lag %s", sh.name, GapText(rp.Snapshot().Lag))
-		}
-	}
-	return phase, fmt.Sprintf("shard %s is %s", sh.name, strings.ReplaceAll(string(phase), "_", " "))
 }
 
 // stopSync stops every shard for good: the replays stop gracefully (what they read

@@ -20,9 +20,19 @@ type Snapshot struct {
 	Overall Progress
 	Shards  []ShardProgress
 
-	// OptimeGap is how far the destination is behind the source: the largest, over all
-	// shards, of newest source oplog entry minus last applied entry.
+	// OptimeGap is how far the destination is behind the source: the largest of the
+	// shards' gaps (ShardProgress.Gap); GapShard is the shard furthest behind.
 	OptimeGap time.Duration
+	GapShard  string
+	// LastSourceWrite is the source time of the newest write to user data the shards'
+	// tails read (an insert, update, delete, DDL or transaction; not a no-op, a chunk
+	// migration's entry or an internal namespace's), and SourceWriteAge how long ago
+	// that was by this workstation's clock: during the cutover they show whether the
+	// applications really stopped writing. Zero when no write was read since the
+	// replays (re)started. While the optime gap is not 0 a newer write may not be
+	// read yet.
+	LastSourceWrite time.Time
+	SourceWriteAge  time.Duration
 	// TimerDeadline is when the cutover window closes; zero before the migration is ready.
 	TimerDeadline time.Time
 
@@ -31,6 +41,8 @@ type Snapshot struct {
 	// SourceUsers are the users and roles to re-create on the destination: Shardlift
 	// does not migrate them (nor their credentials).
 	SourceUsers []User
+	// Summary is what remains once the migration ended (done, cancelled, expired).
+	Summary *Summary
 }
 
 // Progress counts one shard's work, or all shards' together.
@@ -72,6 +84,14 @@ type ShardProgress struct {
 	Error    string
 	Retrying string
 	Waiting  string
+	// Gap is this shard's optime gap: its source's newest entry minus its last
+	// applied one. A failed shard's keeps growing with the source's clock (with the
+	// wall clock while its source does not answer); a shard still copying counts
+	// from its T0. Zero once the migration ended.
+	Gap time.Duration
+	// AppliedUpTo is the source time up to which every entry of the shard is applied
+	// on the destination; zero before its replay applied one.
+	AppliedUpTo time.Time
 }
 
 // Verification is the result of comparing source and destination.

@@ -24,13 +24,15 @@ const (
 )
 
 // transitions lists, for each state, the states it may move to. It is the one place
-// the lifecycle's rules live; every change of state goes through Transition.
+// the lifecycle's rules live; every change of state goes through Transition. A
+// ready migration whose shard fails, falls behind or restarts is syncing again; its
+// cutover window keeps running, so a syncing migration can expire too.
 var transitions = map[State][]State{
 	Draft:       {Validated, Failed},
 	Validated:   {Validated, Starting, Failed},
 	Starting:    {Syncing, Cancelled, Failed},
-	Syncing:     {Ready, Cancelled, Failed},
-	Ready:       {CuttingOver, Expired, Cancelled, Failed},
+	Syncing:     {Ready, Expired, Cancelled, Failed},
+	Ready:       {CuttingOver, Syncing, Expired, Cancelled, Failed},
 	CuttingOver: {Finalizing, Expired, Cancelled, Failed},
 	Finalizing:  {Done, Cancelled, Failed},
 	Failed:      {Starting, Cancelled},

@@ -350,6 +350,12 @@ func (a *App) confirm(title string, body fyne.CanvasObject, cancelText, okText s
 	return c
 }
 
+// confirmRestart asks before restarting one shard's sync, then runs restart.
+func (a *App) confirmRestart(shard string, restart func()) {
+	body := wrapped(fmt.Sprintf("Shard %s starts its sync again from the beginning: its documents are copied again, then its oplog is replayed. The other shards keep syncing.", shard))
+	a.confirm(fmt.Sprintf("Restart shard %s?", shard), body, "Don't restart", "Restart "+shard, widget.DangerImportance, restart)
+}
+
 // requestClose runs when the user closes the window: during a migration it asks
 // whether to keep syncing in the background or to pause.
 func (a *App) requestClose() {

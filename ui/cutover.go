@@ -28,6 +28,12 @@ type cutoverScreen struct {
 	title  *widget.Label
 
 	gap, gapNote *widget.Label
+	// writes says how long ago the source was last written: whether the
+	// applications really stopped.
+	writes *widget.Label
+	// shards names the shards that keep the gap open, with Restart for a failed one.
+	shards *cutoverShards
+	users  *usersPanel
 	// The cutover window still runs: when it closes, syncing stops (expired).
 	window       *fyne.Container
 	left         *widget.Label
@@ -59,11 +65,18 @@ func newCutoverScreen(a *App, at *attachment) *cutoverScreen {
 	s.gap = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
 	s.gap.SizeName = theme.SizeNameHeadingText
 	s.gapNote = wrapped("")
+	s.writes = wrapped("")
+	s.shards = newCutoverShards(func(shard string) {
+		a.confirmRestart(shard, func() {
+			s.act(fmt.Sprintf("Restarting shard %s…", shard), func(ctx context.Context) error { return s.at.m.RestartShard(ctx, shard) })
+		})
+	})
+	s.users = newUsersPanel(a, s.banner)
 	s.uri = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
 	s.uri.Selectable = true
 	s.uri.Wrapping = fyne.TextWrapBreak
 	s.copyURI = widget.NewButtonWithIcon("Copy", theme.ContentCopyIcon(), s.copy)
-	s.done = widget.NewButtonWithIcon("I'm done", theme.ConfirmIcon(), s.finish)
+	s.done = widget.NewButtonWithIcon("I'm done", theme.ConfirmIcon(), s.confirmFinish)
 	s.done.Importance = widget.HighImportance
 	s.doneHint = widget.NewLabel("")
 	s.doneHint.TextStyle.Italic = true
@@ -78,15 +91,20 @@ func newCutoverScreen(a *App, at *attachment) *cutoverScreen {
 	s.finalizing.Hide()
 
 	steps := container.NewVBox(
-		numbered(1, wrapped("Stop your applications and every write to the source cluster.")),
+		numbered(1, container.NewVBox(
+			wrapped("Stop your applications and every write to the source cluster."),
+			s.writes)),
 		numbered(2, container.NewVBox(
 			wrapped("Wait until the optime gap reaches 0:00. The gap is how far the destination is behind the source; it closes once writes to the source stop."),
 			container.NewHBox(widget.NewLabel("Optime gap"), s.gap),
-			s.gapNote)),
+			s.gapNote, s.shards.view())),
 		numbered(3, container.NewVBox(
-			wrapped("Point your applications at the destination, with this connection string and their own users (re-create them there: see the list at the end):"),
+			wrapped("Re-create the source's users and roles on the destination: Shardlift does not migrate them, nor their passwords."),
+			s.users.view())),
+		numbered(4, container.NewVBox(
+			wrapped("Point your applications at the destination, with this connection string and their own users:"),
 			container.NewBorder(nil, nil, nil, container.NewVBox(s.copyURI), s.uri))),
-		numbered(4, wrapped("Press I'm done. Writes sent to the source after this are not migrated: check that every application uses the destination before restarting it.")),
+		numbered(5, wrapped("Press I'm done. Writes sent to the source after this are not migrated: check that every application uses the destination before restarting it.")),
 	)
 	s.left = widget.NewLabel("")
 	s.extend = widget.NewButtonWithIcon("Extend time (+24 h)", theme.HistoryIcon(), s.extendTimer)
@@ -138,27 +156,51 @@ func (s *cutoverScreen) show(snap engine.Snapshot, now time.Time) {
 	}
 	s.gap.SetText(clockText(snap.OptimeGap))
 	closed := gapClosed(snap.OptimeGap)
-	if closed {
+	// A shard that failed or copies again keeps the gap open whatever the source
+	// does: the advice names it, not writes to the source.
+	stuck := stuckShard(snap)
+	switch {
+	case stuck != nil:
+		s.gap.Importance = widget.DangerImportance
+		s.gapNote.Importance = widget.DangerImportance
+		s.gapNote.SetText(stuckText(*stuck) + " Writes to the source are not the cause.")
+	case closed:
 		s.gap.Importance = widget.SuccessImportance
+		s.gapNote.Importance = widget.MediumImportance
 		s.gapNote.SetText("The destination has every write the source has taken. Press I'm done once your applications point at the destination.")
-	} else {
+	default:
 		s.gap.Importance = widget.WarningImportance
-		s.gapNote.SetText(fmt.Sprintf("The destination is %s behind the source. If the gap does not shrink, something still writes to the source.", clockText(snap.OptimeGap)))
+		s.gapNote.Importance = widget.MediumImportance
+		note := fmt.Sprintf("The destination is %s behind the source. If the gap does not shrink, something still writes to the source.", clockText(snap.OptimeGap))
+		if len(snap.Shards) > 1 && snap.GapShard != "" {
+			note += fmt.Sprintf(" Shard %s is furthest behind.", snap.GapShard)
+		}
+		s.gapNote.SetText(note)
 	}
 	s.gap.Refresh()
+	s.gapNote.Refresh()
+	s.shards.show(snap.Shards)
+	s.users.show(snap.SourceUsers)
+	text, imp := writesText(snap)
+	s.writes.Importance = imp
+	s.writes.SetText(text)
 	uri := snap.DestinationURI
 	if uri == "" {
 		uri = "(the destination's connection string is not known yet)"
 	}
 	s.uri.SetText(uri)
-	if closed {
+	switch {
+	case stuck != nil:
+		s.staging.SetText(fmt.Sprintf("Making a staging copy? Not now: while shard %s is not in sync, the destination is not a consistent staging copy. Restart it and wait until it has caught up.", stuck.Name))
+	case closed:
 		s.staging.SetText("Making a staging copy? With the optime gap at 0:00 it has every write so far. Press Cancel: the destination keeps the data migrated so far.")
-	} else {
+	default:
 		s.staging.SetText(fmt.Sprintf("Making a staging copy? Note the optime gap, now %s: the staging copy will lack the source's last %s of writes. Then press Cancel: the destination keeps the data migrated so far.",
 			clockText(snap.OptimeGap), clockText(snap.OptimeGap)))
 	}
 
 	finalizing := snap.State == engine.Finalizing
+	s.shards.setBusy(finalizing || s.busy)
 	if finalizing {
 		s.finalizing.Show()
 		s.activity.Start()
@@ -183,6 +225,10 @@ func (s *cutoverScreen) show(snap engine.Snapshot, now time.Time) {
 		s.done.Disable()
 		s.cancel.Disable()
 		s.doneHint.SetText("")
+	case stuck != nil:
+		s.done.Disable()
+		s.cancel.Enable()
+		s.doneHint.SetText(fmt.Sprintf("Not available: shard %s is not in sync", stuck.Name))
 	case !closed:
 		s.done.Disable()
 		s.cancel.Enable()
@@ -246,6 +292,23 @@ func (s *cutoverScreen) act(doing string, call func(context.Context) error) {
 	})
 }
 
+// confirmFinish says what I'm done does before doing it; a finalize that stopped
+// on an error is resumed without asking again.
+func (s *cutoverScreen) confirmFinish() {
+	if s.at.last.State == engine.Finalizing {
+		s.finish()
+		return
+	}
+	body := container.NewVBox(
+		wrapped("Shardlift now finishes the migration:"),
+		wrapped("1.  Waits until every shard has applied the source's newest entry, then stops syncing."),
+		wrapped("2.  Restores the index and collection options relaxed for the sync (unique, TTL) on the destination."),
+		wrapped("3.  Puts the source balancer back as it was before the migration and starts the destination balancer."),
+		wrapped("4.  Verifies every range of the destination against the source."),
+		wrapped("Writes sent to the source after this are not migrated: your applications must use the destination from now on."))
+	s.a.confirm("Finish the cutover?", body, "Keep cutting over", "Finish the cutover", widget.HighImportance, s.finish)
+}
+
 func (s *cutoverScreen) finish() {
 	s.act("Finishing: restoring the relaxed index options and the balancers, verifying every range…",
 		func(ctx context.Context) error { return s.at.m.Done(ctx, false) })
@@ -293,10 +356,158 @@ func (s *cutoverScreen) askOverride(v *engine.Verification) {
 
 func (s *cutoverScreen) confirmCancel() {
 	gap := clockText(s.at.last.OptimeGap)
+	what := fmt.Sprintf("Syncing stops now, with the destination %s behind the source: as a staging copy, it lacks the source's writes of the last %s.", gap, gap)
+	if p := stuckShard(s.at.last); p != nil {
+		what = fmt.Sprintf("Syncing stops now, but shard %s is not in sync: the destination is not a consistent staging copy. ", p.Name)
+		if p.Phase == engine.ShardFailed && !p.AppliedUpTo.IsZero() {
+			what += fmt.Sprintf("Shard %s stopped at %s (source time) when it failed; its entries after that are lost.", p.Name, p.AppliedUpTo.Local().Format("15:04:05"))
+		} else {
+			what += fmt.Sprintf("Shard %s had not copied its data again.", p.Name)
+		}
+	}
 	body := container.NewVBox(
-		wrapped(fmt.Sprintf("Syncing stops now, with the destination %s behind the source: as a staging copy, it lacks the source's writes of the last %s.", gap, gap)),
+		wrapped(what),
 		wrapped("The data migrated so far stays on the destination; the source balancer is put back as it was, the destination balancer is started and the relaxed index options are restored. Test your applications against it with the destination's driver and version, then run the migration again in full: a new migration wipes the destination first."))
 	s.a.confirm("Cancel and keep a staging copy?", body, "Keep cutting over", "Cancel migration", widget.DangerImportance, func() {
 		s.act("Cancelling: stopping the sync, restoring the balancers and the relaxed index options…", s.at.m.Cancel)
 	})
+}
+
+// recentWrite is how recent a write to the source must be to say the source still
+// takes writes.
+const recentWrite = 10 * time.Second
+
+// writesText says when the source was last written, from the tails' reading.
+func writesText(snap engine.Snapshot) (string, widget.Importance) {
+	if snap.LastSourceWrite.IsZero() {
+		return "Last write to the source: none read since the sync (re)started.", widget.MediumImportance
+	}
+	t := fmt.Sprintf("Last write to the source: %s ago (%s).", agoText(snap.SourceWriteAge), snap.LastSourceWrite.Local().Format("15:04:05"))
+	if !gapClosed(snap.OptimeGap) {
+		t += " The sync has not read everything yet: newer writes may follow."
+	}
+	if snap.SourceWriteAge < recentWrite {
+		return t + " The source still takes writes: stop every application that writes to it.", widget.WarningImportance
+	}
+	return t, widget.MediumImportance
+}
+
+// agoText is how long ago something happened, to the second while it is recent:
+// "4 s", "2 min 5 s", "3 h 12 min".
+func agoText(d time.Duration) string {
+	sec := int64(max(d, 0) / time.Second)
+	switch {
+	case sec < 60:
+		return fmt.Sprintf("%d s", sec)
+	case sec < 3600:
+		return fmt.Sprintf("%d min %d s", sec/60, sec%60)
+	}
+	return durationText(d)
+}
+
+// stuckShard is the first shard that keeps the cutover from finishing whatever the
+// source does (failed, or copying again), or nil.
+func stuckShard(snap engine.Snapshot) *engine.ShardProgress {
+	for i, p := range snap.Shards {
+		if p.NotSynced(true) != "" {
+			return &snap.Shards[i]
+		}
+	}
+	return nil
+}
+
+// stuckText says why the gap cannot close while shard p is stuck.
+func stuckText(p engine.ShardProgress) string {
+	if p.Phase == engine.ShardFailed {
+		return fmt.Sprintf("Shard %s failed: the gap cannot close until you restart it and it has caught up.", p.Name)
+	}
+	return fmt.Sprintf("Shard %s is copying its data again: the gap cannot close until it has caught up.", p.Name)
+}
+
+// cutoverShards names, during the cutover, each shard that keeps the gap open: a
+// failed one (with its error and Restart), one copying again, one behind.
+type cutoverShards struct {
+	onRestart func(string)
+	key       string // the shards and phases the rows were built for
+	rows      map[string]*cutoverShardRow
+	box       *fyne.Container
+}
+
+type cutoverShardRow struct {
+	text    *widget.Label
+	restart *widget.Button
+}
+
+func newCutoverShards(onRestart func(string)) *cutoverShards {
+	return &cutoverShards{onRestart: onRestart, box: container.NewVBox()}
+}
+
+func (c *cutoverShards) view() fyne.CanvasObject { return c.box }
+
+func (c *cutoverShards) show(shards []engine.ShardProgress) {
+	// The shards that keep the gap open whatever the source does first, then
+	// those behind.
+	var stuck, behind []engine.ShardProgress
+	for _, p := range shards {
+		switch {
+		case p.NotSynced(true) != "":
+			stuck = append(stuck, p)
+		case p.Phase == engine.CatchingUp && !gapClosed(p.Gap):
+			behind = append(behind, p)
+		}
+	}
+	listed := append(stuck, behind...)
+	key := ""
+	for _, p := range listed {
+		key += p.Name + "/" + string(p.Phase) + "\n"
+	}
+	if key != c.key {
+		c.key = key
+		c.rows = map[string]*cutoverShardRow{}
+		c.box.RemoveAll()
+		for _, p := range listed {
+			r := &cutoverShardRow{text: wrapped("")}
+			var obj fyne.CanvasObject = r.text
+			if p.Phase == engine.ShardFailed {
+				name := p.Name
+				r.restart = widget.NewButtonWithIcon("Restart "+name, theme.ViewRefreshIcon(), func() { c.onRestart(name) })
+				r.restart.Importance = widget.DangerImportance
+				obj = container.NewBorder(nil, nil, widget.NewIcon(theme.NewErrorThemedResource(theme.ErrorIcon())), container.NewVBox(r.restart), r.text)
+			}
+			c.rows[p.Name] = r
+			c.box.Add(obj)
+		}
+	}
+	for _, p := range listed {
+		r := c.rows[p.Name]
+		switch p.Phase {
+		case engine.ShardFailed:
+			r.text.Importance = widget.DangerImportance
+			t := fmt.Sprintf("Shard %s failed", p.Name)
+			if !p.AppliedUpTo.IsZero() {
+				t += fmt.Sprintf(" and stopped at %s (source time); it is %s behind and falling further", p.AppliedUpTo.Local().Format("15:04:05"), clockText(p.Gap))
+			}
+			r.text.SetText(t + ": " + p.Error)
+		case engine.CatchingUp:
+			r.text.Importance = widget.WarningImportance
+			r.text.SetText(fmt.Sprintf("Shard %s is %s behind the source.", p.Name, clockText(p.Gap)))
+		default:
+			r.text.Importance = widget.WarningImportance
+			r.text.SetText(fmt.Sprintf("Shard %s is %s again: the cutover can finish once it has copied its data and caught up.", p.Name, phaseText(p.Phase)))
+		}
+	}
+}
+
+// setBusy disables the Restart buttons while an action runs.
+func (c *cutoverShards) setBusy(b bool) {
+	for _, r := range c.rows {
+		if r.restart == nil {
+			continue
+		}
+		if b {
+			r.restart.Disable()
+		} else {
+			r.restart.Enable()
+		}
+	}
 }

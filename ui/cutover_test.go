@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,11 +49,18 @@ func TestImDoneIsEnabledOnlyAtGapZero(t *testing.T) {
 	}
 }
 
+// finish presses I'm done and confirms it.
+func (h *harness) finish() {
+	h.t.Helper()
+	h.tap("I'm done")
+	h.tap("Finish the cutover")
+}
+
 func TestImDoneFinishesAndShowsTheSummary(t *testing.T) {
 	h := newHarness(t, &fakeBackend{})
 	m := newFakeMigration(cuttingOver(0))
 	h.attach(m)
-	h.tap("I'm done")
+	h.finish()
 	if !slices.Equal(m.calls, []string{"Done false"}) {
 		t.Fatalf("calls %v, want Done without override", m.calls)
 	}
@@ -102,7 +110,7 @@ func TestVerificationMismatchNeedsAnExplicitOverride(t *testing.T) {
 	}}
 	m.errs["Done"] = fmt.Errorf("%w: 2 of 240 ranges differ", ErrVerificationMismatch)
 	h.attach(m)
-	h.tap("I'm done")
+	h.finish()
 	h.mustShow("The destination differs from the source")
 	h.mustShow("shop.orders {customer: 1042} to {customer: 2210}: source 1,204 documents, destination 1,198 (for example _id 1)")
 	if !h.button("Finish anyway").Disabled() {
@@ -112,7 +120,7 @@ func TestVerificationMismatchNeedsAnExplicitOverride(t *testing.T) {
 	if _, ok := h.a.cur.(*cutoverScreen); !ok || !slices.Equal(m.calls, []string{"Done false"}) {
 		t.Fatalf("Don't finish: screen %T, calls %v", h.a.cur, m.calls)
 	}
-	h.tap("I'm done")
+	h.finish()
 	h.check("I accept that 2 ranges differ").SetChecked(true)
 	h.tap("Finish anyway")
 	if !slices.Equal(m.calls, []string{"Done false", "Done false", "Done true"}) {
@@ -143,7 +151,7 @@ func TestAFinalizeThatStoppedCanBeResumedWithImDone(t *testing.T) {
 	m := newFakeMigration(cuttingOver(0))
 	h.attach(m)
 	m.errs["Done"] = errors.New("restore the source balancer: connection refused")
-	h.tap("I'm done")
+	h.finish()
 	m.snap.State = engine.Finalizing
 	m.snap.Reason = "restore the source balancer: connection refused"
 	h.tick()
@@ -191,4 +199,125 @@ func TestTheCutoverWindowKeepsRunningDuringTheCutover(t *testing.T) {
 	if l := h.a.cur.(*cutoverScreen).left; l.Importance != widget.WarningImportance {
 		t.Fatal("the last hours of the cutover window do not stand out")
 	}
+}
+
+// cutoverWithAFailedShard is a cutover whose shard rs2 failed: it stopped at
+// 10:02:11 and its gap keeps growing.
+func cutoverWithAFailedShard() engine.Snapshot {
+	s := cuttingOver(5*time.Minute + 3*time.Second)
+	s.GapShard = "rs2"
+	rs2 := &s.Shards[2]
+	rs2.Phase = engine.ShardFailed
+	rs2.Error = "the oplog of shard rs2 no longer reaches back to 10:02:11 (its checkpoint): restart this shard"
+	rs2.Gap = 5*time.Minute + 3*time.Second
+	rs2.AppliedUpTo = time.Date(2026, 11, 20, 10, 2, 11, 0, time.Local)
+	s.Reason = "the cutover cannot finish: shard rs2 failed: " + rs2.Error
+	return s
+}
+
+func TestCutoverNamesTheFailedShardAndOffersItsRestart(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(cutoverWithAFailedShard())
+	h.attach(m)
+	h.mustShow("Shard rs2 failed and stopped at 10:02:11 (source time); it is 5:03 behind and falling further: the oplog of shard rs2 no longer reaches back")
+	h.mustShow("Shard rs2 failed: the gap cannot close until you restart it and it has caught up. Writes to the source are not the cause.")
+	h.mustNotShow("something still writes to the source")
+	h.mustShow("Not available: shard rs2 is not in sync")
+	if !h.button("I'm done").Disabled() {
+		t.Fatal("I'm done is enabled while shard rs2 has failed")
+	}
+	h.mustShow("Making a staging copy? Not now: while shard rs2 is not in sync")
+	// The gap keeps growing: the screen follows.
+	m.snap.OptimeGap, m.snap.Shards[2].Gap = 6*time.Minute, 6*time.Minute
+	h.tick()
+	h.mustShow("it is 6:00 behind and falling further")
+	h.tap("Restart rs2")
+	h.mustShow("Shard rs2 starts its sync again from the beginning")
+	h.tap("Restart rs2") // the dialog's button
+	if !slices.Equal(m.calls, []string{"RestartShard rs2"}) {
+		t.Fatalf("calls %v, want RestartShard rs2", m.calls)
+	}
+	// Copying again: named, no Restart, I'm done still disabled.
+	m.snap.Shards[2].Phase, m.snap.Shards[2].Error = engine.Copying, ""
+	h.tick()
+	h.mustShow("Shard rs2 is copying again: the cutover can finish once it has copied its data and caught up.")
+	if h.findButton("Restart rs2") != nil || !h.button("I'm done").Disabled() {
+		t.Fatal("a shard copying again offers Restart, or I'm done is enabled")
+	}
+	// A shard that is only behind is named with its gap.
+	m.snap = cuttingOver(41 * time.Second)
+	m.snap.GapShard = "rs1"
+	m.snap.Shards[1].Phase, m.snap.Shards[1].Gap = engine.CatchingUp, 41*time.Second
+	h.tick()
+	h.mustShow("Shard rs1 is 0:41 behind the source.")
+	h.mustShow("If the gap does not shrink, something still writes to the source. Shard rs1 is furthest behind.")
+}
+
+func TestCutoverCancelWithAFailedShardSaysItIsNotAConsistentCopy(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	h.attach(newFakeMigration(cutoverWithAFailedShard()))
+	h.tap("Cancel (keep a staging copy)")
+	h.mustShow("Syncing stops now, but shard rs2 is not in sync: the destination is not a consistent staging copy. Shard rs2 stopped at 10:02:11 (source time) when it failed; its entries after that are lost.")
+	h.mustNotShow("behind the source: as a staging copy")
+}
+
+// The users and roles to re-create are listed at the cutover, before the
+// applications move to the destination.
+func TestCutoverListsTheUsersToRecreateBeforeTheApplicationsMove(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	h.attach(newFakeMigration(cuttingOver(0)))
+	h.mustShow("Re-create the source's users and roles on the destination: Shardlift does not migrate them")
+	h.mustShow("•  user app@admin: readWrite@shop, read@crm")
+	h.mustShow("•  role reporting@admin: read@shop")
+	texts := h.texts()
+	users := slices.Index(texts, "•  user app@admin: readWrite@shop, read@crm")
+	point := slices.IndexFunc(texts, func(s string) bool { return strings.HasPrefix(s, "Point your applications at the destination") })
+	if users < 0 || point < 0 || users > point {
+		t.Fatalf("the users (%d) come after pointing the applications at the destination (%d)", users, point)
+	}
+	h.tap("Copy as mongosh commands")
+	if js := h.a.fa.Clipboard().Content(); !strings.Contains(js, `createUser({user: "app"`) {
+		t.Fatalf("clipboard %q", js)
+	}
+}
+
+func TestImDoneAsksFirstAndSaysWhatHappens(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(cuttingOver(0))
+	h.attach(m)
+	h.tap("I'm done")
+	for _, want := range []string{"Finish the cutover?", "stops syncing", "Restores the index and collection options relaxed for the sync",
+		"Puts the source balancer back as it was before the migration", "Verifies every range of the destination against the source",
+		"Writes sent to the source after this are not migrated"} {
+		h.mustShow(want)
+	}
+	h.tap("Keep cutting over")
+	if len(m.calls) != 0 || h.dialogs() != 0 {
+		t.Fatalf("Keep cutting over: calls %v, %d dialogs", m.calls, h.dialogs())
+	}
+	h.finish()
+	if !slices.Equal(m.calls, []string{"Done false"}) {
+		t.Fatalf("calls %v", m.calls)
+	}
+}
+
+// The cutover shows whether the source still takes writes: the age of its last
+// write, which grows once the applications stopped.
+func TestCutoverShowsHowLongAgoTheSourceWasWritten(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := cuttingOver(0)
+	s.LastSourceWrite, s.SourceWriteAge = time.Date(2026, 11, 20, 10, 0, 7, 0, time.Local), 4*time.Second
+	m := newFakeMigration(s)
+	h.attach(m)
+	h.mustShow("Last write to the source: 4 s ago (10:00:07). The source still takes writes: stop every application that writes to it.")
+	if l := h.a.cur.(*cutoverScreen).writes; l.Importance != widget.WarningImportance {
+		t.Fatal("a recent write to the source does not stand out")
+	}
+	m.snap.SourceWriteAge = 2*time.Minute + 5*time.Second
+	h.tick()
+	h.mustShow("Last write to the source: 2 min 5 s ago (10:00:07).")
+	h.mustNotShow("still takes writes")
+	m.snap.LastSourceWrite, m.snap.SourceWriteAge = time.Time{}, 0
+	h.tick()
+	h.mustShow("Last write to the source: none read since the sync (re)started.")
 }

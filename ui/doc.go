@@ -5,6 +5,10 @@
 //	   ▲                                                                      │
 //	   └── Summary (done, cancelled, expired) ◄── Cutover ◄── Ready for cutover
 //
+// A screen says "ready" only when the engine accepts Start cutover
+// (Snapshot.CanStartCutover): a shard that failed, fell behind or restarts is named
+// instead, with its Restart, on the Sync and the Cutover screens alike.
+//
 // The screens talk to the rest of Shardlift through Backend and Migration, declared
 // here and implemented by the app package. Data flows one way:
 //

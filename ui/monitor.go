@@ -57,7 +57,9 @@ type monitorScreen struct {
 	history    *historyPanel
 
 	busy bool // an action runs: its buttons stay disabled
-	obj  fyne.CanvasObject
+	// cutoverOK: the engine accepts Start cutover now (every shard in sync).
+	cutoverOK bool
+	obj       fyne.CanvasObject
 }
 
 func newMonitorScreen(a *App, at *attachment) *monitorScreen {
@@ -125,10 +127,17 @@ func newMonitorScreen(a *App, at *attachment) *monitorScreen {
 }
 
 func (s *monitorScreen) step() step {
-	if s.at.last.State == engine.Ready {
+	if readyForCutover(s.at.last) {
 		return stepReady
 	}
 	return stepSync
+}
+
+// readyForCutover reports whether the migration is ready with every shard in sync:
+// only then does a screen say "ready for cutover".
+func readyForCutover(snap engine.Snapshot) bool {
+	ok, _ := snap.CanStartCutover()
+	return ok
 }
 
 func (s *monitorScreen) view() fyne.CanvasObject { return s.obj }
@@ -144,25 +153,41 @@ func (s *monitorScreen) handles(st engine.State) bool {
 
 func (s *monitorScreen) show(snap engine.Snapshot, now time.Time) {
 	s.title.SetText("Migrating " + snap.Name)
-	s.state.SetText(stateText(snap.State))
+	var why string
+	s.cutoverOK, why = snap.CanStartCutover()
+	if snap.State == engine.Ready && !s.cutoverOK {
+		s.state.SetText(stateText(engine.Syncing)) // the engine says so too once it looks
+	} else {
+		s.state.SetText(stateText(snap.State))
+	}
 
-	// Ready panel.
-	if snap.State == engine.Ready {
+	// Ready panel; its cutover window keeps running while a shard is out of sync again.
+	if snap.State == engine.Ready || snap.State == engine.Syncing && !snap.TimerDeadline.IsZero() {
 		s.ready.Show()
-		s.readyText.SetText(fmt.Sprintf("All shards are in sync (lag %s). You can start the cutover.", clockText(snap.Overall.Lag)))
+		if s.cutoverOK {
+			s.readyText.Importance = widget.SuccessImportance
+			s.readyText.SetText(fmt.Sprintf("All shards are in sync (lag %s). You can start the cutover.", clockText(snap.Overall.Lag)))
+		} else {
+			s.readyText.Importance = widget.WarningImportance
+			s.readyText.SetText("Not ready for cutover: a shard is not in sync. The cutover window keeps running.")
+		}
 		left := snap.TimerDeadline.Sub(now)
 		s.countdown.SetText(countdownText(left))
-		if left < timerWarning {
+		if left < timerWarning || !s.cutoverOK {
 			s.countdown.Importance = widget.WarningImportance
 		} else {
 			s.countdown.Importance = widget.SuccessImportance
 		}
 		s.countdown.Refresh()
 		s.deadline.SetText("(until " + snap.TimerDeadline.Local().Format("Mon 2 Jan 15:04") + ")")
-		if snap.Reason != "" {
+		switch {
+		case !s.cutoverOK:
+			s.behind.SetText("Start cutover is disabled: " + why)
+			s.behind.Show()
+		case snap.Reason != "":
 			s.behind.SetText(snap.Reason)
 			s.behind.Show()
-		} else {
+		default:
 			s.behind.Hide()
 		}
 	} else {
@@ -228,7 +253,7 @@ func (s *monitorScreen) show(snap engine.Snapshot, now time.Time) {
 
 // overallRemaining is the whole migration's estimate: copy plus catch-up.
 func overallRemaining(snap engine.Snapshot) string {
-	if snap.State == engine.Ready {
+	if readyForCutover(snap) {
 		return "Every shard in sync"
 	}
 	return "Time remaining  " + remaining(snap.Overall, "")
@@ -258,7 +283,7 @@ func (s *monitorScreen) toggleShards() {
 func (s *monitorScreen) setBusy(b bool) {
 	s.busy = b
 	for _, w := range []fyne.Disableable{s.extend, s.startCutover, s.cancel, s.retry} {
-		if b {
+		if b || w == s.startCutover && !s.cutoverOK {
 			w.Disable()
 		} else {
 			w.Enable()
@@ -313,8 +338,7 @@ func (s *monitorScreen) confirmCancel() {
 }
 
 func (s *monitorScreen) confirmRestart(shard string) {
-	body := wrapped(fmt.Sprintf("Shard %s starts its sync again from the beginning: its documents are copied again, then its oplog is replayed. The other shards keep syncing.", shard))
-	s.a.confirm(fmt.Sprintf("Restart shard %s?", shard), body, "Don't restart", "Restart "+shard, widget.DangerImportance, func() {
+	s.a.confirmRestart(shard, func() {
 		s.act(fmt.Sprintf("Restarting shard %s…", shard), func(ctx context.Context) error { return s.at.m.RestartShard(ctx, shard) }, nil)
 	})
 }

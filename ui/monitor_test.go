@@ -353,3 +353,50 @@ func TestShardRowSaysWhatItWaitsForOrRetries(t *testing.T) {
 	h.tick()
 	h.mustNotShow("Retrying")
 }
+
+// The header never says ready, nor that every shard is in sync, while a shard is
+// not: Start cutover is disabled with the reason, naming the shard.
+func TestNotReadyWhileAShardIsNotInSync(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := ready()
+	s.Shards[2].Phase = engine.ShardFailed
+	s.Shards[2].Error = "the oplog of shard rs2 no longer reaches back to 10:02:11: restart this shard"
+	m := newFakeMigration(s) // the engine still says ready: it has not looked since
+	h.attach(m)
+	check := func() {
+		t.Helper()
+		if st := h.a.cur.(*monitorScreen).state.Text; st != "syncing" {
+			t.Fatalf("the header says %q", st)
+		}
+		h.mustNotShow("All shards are in sync")
+		h.mustNotShow("Every shard in sync")
+		h.mustShow("Not ready for cutover: a shard is not in sync.")
+		h.mustShow("Start cutover is disabled: shard rs2 failed: the oplog of shard rs2 no longer reaches back to 10:02:11: restart this shard")
+		if !h.button("Start cutover").Disabled() {
+			t.Fatal("Start cutover is enabled while shard rs2 has failed")
+		}
+		if h.a.side.labels[stepReady].Importance == widget.HighImportance {
+			t.Fatal("the step list marks Ready for cutover")
+		}
+		h.button("Restart rs2")
+	}
+	check()
+	// Once the engine looked: syncing again, the cutover window still running.
+	m.snap.State = engine.Syncing
+	m.snap.Reason = "shard rs2 failed: " + s.Shards[2].Error
+	h.tick()
+	check()
+	h.mustShow("3 d 0 h 0 min")
+	// An action ending does not enable it either.
+	h.tap("Extend time (+24 h)")
+	if !h.button("Start cutover").Disabled() {
+		t.Fatal("Start cutover enabled after extending the window")
+	}
+	// In sync again: ready.
+	m.snap = ready()
+	h.tick()
+	h.mustShow("All shards are in sync (lag 0:01). You can start the cutover.")
+	if h.button("Start cutover").Disabled() {
+		t.Fatal("Start cutover stays disabled once every shard is in sync")
+	}
+}

@@ -108,6 +108,33 @@ var scenes = []struct {
 		h.now = h.now.Add(2*time.Minute + 30*time.Second)
 		h.tick()
 	}},
+	{"09-ready-shard-failed", func(h *harness) {
+		s := ready()
+		s.Name = longName
+		s.State = engine.Syncing
+		s.Shards[2].Phase = engine.ShardFailed
+		s.Shards[2].Error = "the oplog of shard rs2 no longer reaches back to 10:02:11 (Timestamp(1795600931, 4)), its checkpoint: restart this shard"
+		s.Reason = "shard rs2 failed: " + s.Shards[2].Error
+		h.attach(newFakeMigration(s))
+	}},
+	{"10-cutover-failed-shard", func(h *harness) {
+		s := cutoverWithAFailedShard()
+		s.Name = longName
+		s.Shards[1].Phase, s.Shards[1].Gap = engine.CatchingUp, 41*time.Second
+		s.LastSourceWrite, s.SourceWriteAge = t0.Add(-3*time.Second), 3*time.Second
+		h.attach(newFakeMigration(s))
+	}},
+	{"10-cutover-failed-shard-cancel-dialog", func(h *harness) {
+		h.attach(newFakeMigration(cutoverWithAFailedShard()))
+		h.tap("Cancel (keep a staging copy)")
+	}},
+	{"11-cutover-finish-dialog", func(h *harness) {
+		s := ready()
+		s.State = engine.CuttingOver
+		s.LastSourceWrite, s.SourceWriteAge = t0.Add(-2*time.Minute), 2*time.Minute
+		h.attach(newFakeMigration(s))
+		h.tap("I'm done")
+	}},
 	{"10-cutover", func(h *harness) {
 		s := ready()
 		s.Name = longName
@@ -130,7 +157,7 @@ var scenes = []struct {
 		}}
 		m.errs["Done"] = fmt.Errorf("%w: 2 of 240 ranges differ", ErrVerificationMismatch)
 		h.attach(m)
-		h.tap("I'm done")
+		h.finish()
 	}},
 	{"13-done", func(h *harness) {
 		s := ready()
@@ -143,6 +170,18 @@ var scenes = []struct {
 		s := syncing()
 		s.State = engine.Cancelled
 		s.OptimeGap = 41 * time.Second
+		h.attach(newFakeMigration(s))
+	}},
+	{"14-cancelled-failed-shard", func(h *harness) {
+		s := syncing()
+		s.Name = longName
+		s.State = engine.Cancelled
+		s.OptimeGap = 18 * time.Minute
+		s.Summary = &engine.Summary{Shards: []engine.ShardPosition{
+			{Shard: "rs0", Consistent: true, Text: "shard rs0 applied every entry up to 2026-11-20 10:20:11 UTC (source time)"},
+			{Shard: "rs1", Consistent: true, Text: "shard rs1 applied every entry up to 2026-11-20 10:20:10 UTC (source time)"},
+			{Shard: "rs2", Phase: engine.ShardFailed, Text: "shard rs2 failed and stopped at 2026-11-20 10:02:11 UTC: its source's entries after that were never applied (entries lost), so the copy of this shard is not a consistent staging copy"},
+		}}
 		h.attach(newFakeMigration(s))
 	}},
 	{"15-expired", func(h *harness) {

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,8 +23,7 @@ type summaryScreen struct {
 	banner *banner
 	title  *widget.Label
 	facts  *fyne.Container
-	users  *fyne.Container
-	copyJS *widget.Button
+	users  *usersPanel
 	cancel *widget.Button
 	export *widget.Button
 	hist   *historyPanel
@@ -32,12 +32,9 @@ type summaryScreen struct {
 }
 
 func newSummaryScreen(a *App, at *attachment) *summaryScreen {
-	s := &summaryScreen{a: a, at: at, banner: newBanner(), facts: container.NewVBox(), users: tight()}
+	s := &summaryScreen{a: a, at: at, banner: newBanner(), facts: container.NewVBox()}
 	s.title = heading("")
-	s.copyJS = widget.NewButtonWithIcon("Copy as mongosh commands", theme.ContentCopyIcon(), func() {
-		a.fa.Clipboard().SetContent(mongoshScript(s.at.last.SourceUsers))
-		s.banner.show(levelInfo, "The mongosh commands are on the clipboard: run them against the destination, each prompts for its user's password.")
-	})
+	s.users = newUsersPanel(a, s.banner)
 	s.cancel = widget.NewButtonWithIcon("Cancel migration", theme.CancelIcon(), s.confirmCancel)
 	s.cancel.Importance = widget.DangerImportance
 	s.cancel.Hide()
@@ -48,8 +45,8 @@ func newSummaryScreen(a *App, at *attachment) *summaryScreen {
 
 	usersHead := widget.NewLabelWithStyle("Users and roles to re-create", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	usersNote := wrapped("Shardlift does not migrate users, roles or their passwords. Re-create these on the destination before your applications connect to it.")
-	body := container.NewVBox(s.facts, widget.NewSeparator(), usersHead, usersNote, s.users,
-		container.NewHBox(s.copyJS), widget.NewSeparator(), s.hist.view())
+	body := container.NewVBox(s.facts, widget.NewSeparator(), usersHead, usersNote, s.users.view(),
+		widget.NewSeparator(), s.hist.view())
 	top := container.NewVBox(s.title, s.banner)
 	footer := container.NewVBox(widget.NewSeparator(), container.NewHBox(back, layout.NewSpacer(), s.cancel, s.export))
 	s.obj = container.NewBorder(top, footer, nil, nil, container.NewVScroll(container.NewPadded(body)))
@@ -104,7 +101,12 @@ func (s *summaryScreen) show(snap engine.Snapshot, now time.Time) {
 		s.cancel.Hide()
 	case engine.Cancelled:
 		s.title.SetText("Migration cancelled")
-		add(fmt.Sprintf("%s was cancelled after %s, with the destination %s behind the source (optime gap at cancel).", snap.Name, took, clockText(snap.OptimeGap)), widget.MediumImportance)
+		if consistentCopy(snap.Summary) {
+			add(fmt.Sprintf("%s was cancelled after %s, with the destination %s behind the source (optime gap at cancel).", snap.Name, took, clockText(snap.OptimeGap)), widget.MediumImportance)
+		} else {
+			add(fmt.Sprintf("%s was cancelled after %s. The destination is not a consistent staging copy, shard by shard:", snap.Name, took), widget.DangerImportance)
+		}
+		addPositions(snap.Summary, add)
 		add(copied, widget.MediumImportance)
 		for _, r := range restored {
 			add(r, widget.MediumImportance)
@@ -120,6 +122,7 @@ func (s *summaryScreen) show(snap engine.Snapshot, now time.Time) {
 	case engine.Expired:
 		s.title.SetText("Cutover window expired")
 		add(fmt.Sprintf("The cutover window closed on %s and syncing stopped, with the destination %s behind the source.", snap.TimerDeadline.Local().Format("Mon 2 Jan 15:04"), clockText(snap.OptimeGap)), widget.WarningImportance)
+		addPositions(snap.Summary, add)
 		add(copied, widget.MediumImportance)
 		for _, r := range restored {
 			add(r, widget.MediumImportance)
@@ -133,16 +136,28 @@ func (s *summaryScreen) show(snap engine.Snapshot, now time.Time) {
 		add("The data migrated so far stays on the destination. To sync again, start a new migration: it wipes the destination first.", widget.MediumImportance)
 	}
 
-	s.users.RemoveAll()
-	if len(snap.SourceUsers) == 0 {
-		s.users.Add(widget.NewLabel("The source has no users or roles to re-create."))
-		s.copyJS.Hide()
-	} else {
-		for _, u := range snap.SourceUsers {
-			s.users.Add(wrapped("•  " + userText(u)))
-		}
-		s.copyJS.Show()
+	s.users.show(snap.SourceUsers)
+}
+
+// addPositions says where each shard stopped (a cancel, an expiry): a staging copy
+// is only as consistent as its least consistent shard.
+func addPositions(sum *engine.Summary, add func(string, widget.Importance)) {
+	if sum == nil {
+		return
 	}
+	for _, p := range sum.Shards {
+		imp := widget.MediumImportance
+		if !p.Consistent {
+			imp = widget.DangerImportance
+		}
+		add("•  "+capitalized(p.Text)+".", imp)
+	}
+}
+
+// consistentCopy reports whether every shard's copy is consistent (true too when
+// the positions are not known).
+func consistentCopy(sum *engine.Summary) bool {
+	return sum == nil || !slices.ContainsFunc(sum.Shards, func(p engine.ShardPosition) bool { return !p.Consistent })
 }
 
 func (s *summaryScreen) addVerification(v *engine.Verification, add func(string, widget.Importance)) {

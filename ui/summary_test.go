@@ -213,3 +213,19 @@ func TestOpenLogOpensTheFileOrSaysWhereItIs(t *testing.T) {
 	h.mustShow("The log could not be opened (xdg-open: exit status 3")
 	h.mustShow("It is the file /home/dba/.config/shardlift/logs/m1.log")
 }
+
+// A cancel with a failed shard says where each shard stopped instead of one gap.
+func TestCancelledSummarySaysWhereEachShardStopped(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := finished(engine.Cancelled)
+	s.OptimeGap = 20 * time.Second
+	s.Summary = &engine.Summary{Shards: []engine.ShardPosition{
+		{Shard: "rs0", Consistent: true, Text: "shard rs0 applied every entry up to 2026-11-20 10:20:11 UTC (source time)"},
+		{Shard: "rs2", Phase: engine.ShardFailed, Text: "shard rs2 failed and stopped at 2026-11-20 10:02:11 UTC: its source's entries after that were never applied (entries lost), so the copy of this shard is not a consistent staging copy"},
+	}}
+	h.attach(newFakeMigration(s))
+	h.mustShow("was cancelled after 5 h 41 min. The destination is not a consistent staging copy, shard by shard:")
+	h.mustShow("•  Shard rs0 applied every entry up to 2026-11-20 10:20:11 UTC (source time).")
+	h.mustShow("•  Shard rs2 failed and stopped at 2026-11-20 10:02:11 UTC: its source's entries after that were never applied (entries lost)")
+	h.mustNotShow("0:20 behind")
+}

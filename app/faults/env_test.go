@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -357,6 +358,26 @@ func (e *env) post(path string) faults.Status {
 	return s
 }
 
+// startCutover starts the cutover once every shard is in sync: under the load or
+// after a fault a shard may fall behind, the migration is then syncing (the API
+// answers 409 naming the shard) until it has caught up.
+func (e *env) startCutover() {
+	e.t.Helper()
+	var err error
+	e.await("the cutover started", 5*time.Minute, func(s faults.Status) bool {
+		if s.State != "ready" && s.State != "syncing" {
+			err = nil
+			return true
+		}
+		_, err = e.m.API().Post(e.ctx, "/cutover/start")
+		var refused *faults.APIError
+		return !errors.As(err, &refused) || refused.Code != http.StatusConflict
+	})
+	if err != nil {
+		e.t.Fatalf("POST /cutover/start: %v", err)
+	}
+}
+
 // finish drives a running migration to done: the load stops, the cutover starts,
 // the gap closes, I'm done; the process exits 0.
 func (e *env) finish() {
@@ -364,7 +385,7 @@ func (e *env) finish() {
 	e.endLoad()
 	s := e.await("ready or cutting over", 5*time.Minute, isState("ready", "cutting_over", "finalizing"))
 	if s.State == "ready" {
-		e.post("/cutover/start")
+		e.startCutover()
 	}
 	if s.State != "finalizing" {
 		e.await("the optime gap closed", 5*time.Minute, func(s faults.Status) bool { return s.State == "cutting_over" && s.OptimeGapSeconds == 0 })

@@ -145,7 +145,7 @@ func crashAnywhere(t *testing.T, e *env, row *faults.Row) {
 			case cuttingOver:
 				if s := e.await("ready for the cutover", 5*time.Minute, isState("ready", "cutting_over", "finalizing")); s.State == "ready" {
 					e.endLoad()
-					e.post("/cutover/start")
+					e.startCutover()
 				}
 			case finalizing:
 				s, finished := e.awaitUnlessDone("cutting over or finalizing", isState("cutting_over", "finalizing"))
@@ -518,7 +518,7 @@ func cutoverUnderPressure(t *testing.T, e *env, row *faults.Row) {
 	e.startLoad(2 * e.s.size.rate)
 	e.start()
 	e.await("ready", 5*time.Minute, isState("ready"))
-	e.post("/cutover/start")
+	e.startCutover()
 	time.Sleep(2 * time.Second) // the applications take a moment to stop
 	e.endLoad()
 	e.await("the optime gap closed", 5*time.Minute, func(s faults.Status) bool { return s.OptimeGapSeconds == 0 })
@@ -560,7 +560,7 @@ func balancerOffCrashCancel(t *testing.T, e *env, row *faults.Row) {
 	restarted := time.Now()
 	e.start()
 	e.await("ready", 5*time.Minute, isState("ready"))
-	e.post("/cutover/start")
+	e.startCutover()
 	e.endLoad()
 	e.await("the optime gap closed", 5*time.Minute, func(s faults.Status) bool { return s.OptimeGapSeconds == 0 })
 	e.post("/cancel")

@@ -274,6 +274,7 @@ func (r *run) entry(ctx context.Context, raw bson.Raw) error {
 			return err
 		}
 		r.txns[key] = append(r.txns[key], t)
+		raiseTS(&r.s.c.lastWrite, e.TS)
 		return nil
 	}
 	var grp *txnGroup
@@ -284,8 +285,11 @@ func (r *run) entry(ctx context.Context, raw bson.Raw) error {
 	}
 	if len(items) == 1 && items[0].Kind == oplog.ItemPosition {
 		r.s.c.skipped[skipReason(&e)].Add(1)
-	} else if e.Command == oplog.CmdCommitTransaction || e.Command == oplog.CmdApplyOps && inTxn && e.MultiOpType != 1 && endsTxn(&e) {
-		r.s.c.txns.Add(1)
+	} else {
+		raiseTS(&r.s.c.lastWrite, e.TS)
+		if e.Command == oplog.CmdCommitTransaction || e.Command == oplog.CmdApplyOps && inTxn && e.MultiOpType != 1 && endsTxn(&e) {
+			r.s.c.txns.Add(1)
+		}
 	}
 	for i := range items {
 		if err := r.item(ctx, &items[i], grp); err != nil {

@@ -60,6 +60,11 @@ type Progress struct {
 	Applied, Newest primitive.Timestamp
 	// Lag is Newest minus Applied, in the oplog's one-second resolution.
 	Lag time.Duration
+	// LastWrite is the newest entry read that writes user data (an insert, update,
+	// delete, DDL or transaction; not a no-op, a chunk migration's entry or an
+	// internal namespace's): during the cutover it shows whether the applications
+	// still write to the source. Zero until this replay read one.
+	LastWrite primitive.Timestamp
 	// QueuedBytes is what the appliers' queues hold now, PeakQueuedBytes the most
 	// they held in the current run (both bounded by Config.QueueBytes).
 	QueuedBytes, PeakQueuedBytes int64
@@ -87,7 +92,7 @@ type counters struct {
 	inserts, updates, deletes, ddl, txns atomic.Int64
 	skipped                              [numSkipReasons]atomic.Int64
 	tolerated, entries, bytes, queued    atomic.Int64
-	newest                               atomic.Uint64 // a timestamp, T<<32|I
+	newest, lastWrite                    atomic.Uint64 // timestamps, T<<32|I
 }
 
 func packTS(ts primitive.Timestamp) uint64 { return uint64(ts.T)<<32 | uint64(ts.I) }

@@ -376,6 +376,7 @@ func (s *Shard) Snapshot() Progress {
 		ApplyRate:    s.rates.rate(),
 		Applied:      s.wm.Load().Floor(),
 		Newest:       unpackTS(s.c.newest.Load()),
+		LastWrite:    unpackTS(s.c.lastWrite.Load()),
 	}
 	b := s.budget.Load()
 	p.QueuedBytes, p.PeakQueuedBytes = b.used(), b.peak.Load()

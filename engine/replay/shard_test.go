@@ -656,3 +656,26 @@ func TestDDLHoldsOnlyItsNamespaces(t *testing.T) {
 	}
 	eventually(t, "shard a's resume point at its last entry", func() bool { return a.Snapshot().Applied == at(104) })
 }
+
+// LastWrite is the newest entry that writes user data: no-ops, chunk migrations'
+// entries and internal namespaces' do not show applications writing.
+func TestLastWriteIgnoresNoopsMigrationsAndInternalNamespaces(t *testing.T) {
+	src := newFakeOplog(
+		insertOp(at(1), ns, doc(1, 0)),
+		insertOp(at(2), ns, doc(2, 0)),
+		setOp(at(3), ns, int32(2), bson.D{{Key: "v", Value: int32(1)}}),
+		noopOp(at(4)),
+		entry(at(5), "i", ns, bson.E{Key: "o", Value: doc(9, 0)}, bson.E{Key: "fromMigrate", Value: true}),
+		insertOp(at(6), "config.system.sessions", bson.D{{Key: "_id", Value: "s"}}),
+		noopOp(at(7)),
+	)
+	src.finite = true
+	s := testShard(t, Config{Source: src, Destination: newFakeDest(), Checkpoints: &fakeCheckpoints{}, Resume: at(1)})
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p := s.Snapshot()
+	if p.Applied != at(7) || p.LastWrite != at(3) {
+		t.Fatalf("applied %v, last write %v; want every entry applied and the update at %v as the last write", p.Applied, p.LastWrite, at(3))
+	}
+}
