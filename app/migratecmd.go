@@ -18,6 +18,7 @@ import (
 
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/internal/units"
 	"github.com/shardlift/shardlift/store"
 )
 
@@ -278,7 +279,7 @@ func progressLine(s engine.Snapshot, now time.Time) string {
 	o := s.Overall
 	if o.DocsTotal > 0 || o.DocsCopied > 0 {
 		fmt.Fprintf(&b, " | copied %s/%s docs (%s/%s)", humanize.Comma(o.DocsCopied), humanize.Comma(o.DocsTotal),
-			humanize.IBytes(uint64(max(o.BytesCopied, 0))), humanize.IBytes(uint64(max(o.BytesTotal, 0))))
+			units.Bytes(o.BytesCopied), units.Bytes(o.BytesTotal))
 	}
 	switch s.State {
 	case engine.Syncing, engine.Ready:

@@ -10,11 +10,6 @@ import (
 	"github.com/shardlift/shardlift/engine"
 )
 
-// sizeText is a byte count for people: "412 GB".
-func sizeText(n int64) string {
-	return humanize.Bytes(uint64(max(n, 0)))
-}
-
 // countText is a document count for people: "412,345", "12.4 M", "1.4 B".
 func countText(n int64) string {
 	switch {

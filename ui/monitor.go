@@ -16,6 +16,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/internal/units"
 )
 
 // timerWarning is when the cutover countdown turns to the warning colour.
@@ -185,7 +186,7 @@ func (s *monitorScreen) show(snap engine.Snapshot, now time.Time) {
 	o := snap.Overall
 	s.bar.SetValue(o.Fraction())
 	s.counts.SetText(fmt.Sprintf("%s of %s  ·  %s of %s documents",
-		sizeText(o.BytesCopied), sizeText(o.BytesTotal), countText(o.DocsCopied), countText(o.DocsTotal)))
+		units.Bytes(o.BytesCopied), units.Bytes(o.BytesTotal), countText(o.DocsCopied), countText(o.DocsTotal)))
 	switch snap.State {
 	case engine.Draft, engine.Validated, engine.Starting:
 		s.rates.SetText("Starting: stopping the source and destination balancers, preparing the destination…")
@@ -461,10 +462,10 @@ func (r *shardRow) show(p engine.ShardProgress) {
 	r.phase.SetText(phaseText(p.Phase))
 	r.bar.SetValue(p.Fraction())
 	r.copied.SetText(fmt.Sprintf("%s / %s\n%s / %s docs",
-		sizeText(p.BytesCopied), sizeText(p.BytesTotal), countText(p.DocsCopied), countText(p.DocsTotal)))
+		units.Bytes(p.BytesCopied), units.Bytes(p.BytesTotal), countText(p.DocsCopied), countText(p.DocsTotal)))
 	switch p.Phase {
 	case engine.Copying, engine.Pending, engine.BuildingIndexes:
-		r.rate.SetText(rateText(p.CopyRate) + " docs/s\n" + sizeText(int64(p.CopyBytesRate)) + "/s")
+		r.rate.SetText(rateText(p.CopyRate) + " docs/s\n" + units.Rate(p.CopyBytesRate))
 	default:
 		r.rate.SetText(rateText(p.ApplyRate) + " ops/s")
 	}

@@ -7,10 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dustin/go-humanize"
-
 	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/internal/units"
 )
 
 // Check IDs, in report order.
@@ -898,7 +897,7 @@ func (c *checker) oplogWindow() {
 		need := (OplogSafetyFactor * copyTime).Truncate(time.Second)
 		have := sh.Oplog.Capacity()
 		line := fmt.Sprintf("shard %s holds %s, %s to copy, oplog holds %s", sh.Name,
-			humanize.IBytes(uint64(bytes[sh.Name])), round(copyTime), round(have))
+			units.Bytes(bytes[sh.Name]), round(copyTime), round(have))
 		if have < need {
 			short = append(short, line)
 		} else {
@@ -910,7 +909,7 @@ func (c *checker) oplogWindow() {
 		c.add(Finding{ID: id, Status: Warning, Title: title,
 			Detail: "the oplog may roll over before the copy ends: " + list(short),
 			Fix: fmt.Sprintf("Grow the oplog of those shards (replSetResizeOplog) to at least %d× the copy time (planned at %s/s per shard), or migrate at a quieter time.",
-				OplogSafetyFactor, humanize.IBytes(AssumedCopyRate))})
+				OplogSafetyFactor, units.Bytes(AssumedCopyRate))})
 	case len(unknown) > 0:
 		c.add(Finding{ID: id, Status: Warning, Title: title, Detail: "not fully checked: " + list(unknown),
 			Fix: "Compare each shard's oplog window (rs.printReplicationInfo()) with the time to copy its data."})
