@@ -192,6 +192,8 @@ type fakeClusters struct {
 	// srcID and dstID are what Identify reads; marker is the destination's.
 	srcID, dstID topology.Identity
 	marker       *topology.Marker
+	// world, when set, makes the copies real copiers of its documents.
+	world *copyWorld
 }
 
 // fakeShard is one source shard: its oplog's newest ts, its copy and its replays.
@@ -393,6 +395,9 @@ func (f *fakeClusters) ClearShard(_ context.Context, shard string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cleared = append(f.cleared, shard)
+	if f.world != nil {
+		f.world.clear(shard)
+	}
 	return nil
 }
 
@@ -431,6 +436,9 @@ func (f *fakeClusters) NewCopier(shard string, saved map[string]initialsync.Part
 	f.call("NewCopier %s", shard)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.world != nil {
+		return f.world.newCopier(shard, saved, sink, f.relax)
+	}
 	s := f.shards[shard]
 	c := &fakeCopier{f: f, shard: s, saved: saved, sink: sink, gate: s.copyGate, err: s.copyErr, relaxIndex: s.relaxIndex}
 	s.copiers = append(s.copiers, c)

@@ -35,7 +35,10 @@ type shardState struct {
 	// copied are the copy's counters from the checkpoint, for a shard resumed past
 	// its copy (no copier).
 	copiedDocs, copiedBytes int64
-	samples                 []sample
+	// estimate is the plan's expectation of the copy: the totals until a copier
+	// counts them.
+	estimate Estimate
+	samples  []sample
 }
 
 // sample is one look at a shard's counters, for rates and estimates.
@@ -89,9 +92,10 @@ func (m *Migration) shard(name string) *shardState {
 	return nil
 }
 
-// launchAll starts the pipeline of every source shard, from its checkpoint. names
-// are the source's shards in listShards order. Called with life held.
-func (m *Migration) launchAll(r *runState, names []string) error {
+// launchAll starts the pipeline of every source shard, from its checkpoint: the
+// inventory's shards, in listShards order. Called with life held.
+func (m *Migration) launchAll(r *runState, inv Inventory) error {
+	names := inv.Shards
 	if len(names) == 0 {
 		return errors.New("the source lists no shards")
 	}
@@ -115,6 +119,9 @@ func (m *Migration) launchAll(r *runState, names []string) error {
 	}
 	m.mu.Lock()
 	m.mu.shards = shards
+	for _, sh := range shards {
+		sh.estimate = inv.Estimates[sh.name]
+	}
 	m.mu.Unlock()
 	for _, sh := range shards {
 		// A shard that never started copying in an earlier run may have left part
