@@ -20,6 +20,11 @@ import (
 // loopback address only:
 //
 //	GET  /status                  the migration's snapshot as JSON
+//
+// In the status, docsTotal and bytesTotal are estimates while totalsEstimated is
+// true (never below docsCopied and bytesCopied); lagSeconds is null until the shard
+// replays its oplog (overall: until every shard does), and optimeGapSeconds null
+// while a shard has no lag yet. Sizes are bytes, rates per second.
 //	POST /cutover/start           ready -> cutting over
 //	POST /cutover/done[?override=true]  I'm done: 409 with the gap while it is not 0
 //	POST /cancel                  stop syncing, keep the data, restore the balancers
@@ -52,7 +57,7 @@ type statusJSON struct {
 	State            engine.State      `json:"state"`
 	Reason           string            `json:"reason,omitempty"`
 	StartedAt        *time.Time        `json:"startedAt"`
-	OptimeGapSeconds float64           `json:"optimeGapSeconds"`
+	OptimeGapSeconds *float64          `json:"optimeGapSeconds"`
 	TimerDeadline    *time.Time        `json:"timerDeadline"`
 	DestinationURI   string            `json:"destinationUri"`
 	Verification     *verificationJSON `json:"verification"`
@@ -62,13 +67,14 @@ type statusJSON struct {
 }
 
 type progressJSON struct {
-	DocsCopied  int64   `json:"docsCopied"`
-	DocsTotal   int64   `json:"docsTotal"`
-	BytesCopied int64   `json:"bytesCopied"`
-	BytesTotal  int64   `json:"bytesTotal"`
-	CopyRate    float64 `json:"copyRate"`
-	ApplyRate   float64 `json:"applyRate"`
-	LagSeconds  float64 `json:"lagSeconds"`
+	DocsCopied      int64    `json:"docsCopied"`
+	DocsTotal       int64    `json:"docsTotal"`
+	BytesCopied     int64    `json:"bytesCopied"`
+	BytesTotal      int64    `json:"bytesTotal"`
+	TotalsEstimated bool     `json:"totalsEstimated"`
+	CopyRate        float64  `json:"copyRate"`
+	ApplyRate       float64  `json:"applyRate"`
+	LagSeconds      *float64 `json:"lagSeconds"`
 }
 
 type shardJSON struct {
@@ -117,7 +123,7 @@ type errorJSON struct {
 func toStatus(s engine.Snapshot) statusJSON {
 	out := statusJSON{
 		ID: s.ID, Name: s.Name, State: s.State, Reason: s.Reason,
-		OptimeGapSeconds: s.OptimeGap.Seconds(), DestinationURI: s.DestinationURI,
+		OptimeGapSeconds: seconds(s.OptimeGap, s.OptimeGapKnown), DestinationURI: s.DestinationURI,
 		Verification: toVerificationJSON(s.Verification), Overall: toProgress(s.Overall),
 		Shards: []shardJSON{}, SourceUsers: []userJSON{},
 	}
@@ -145,8 +151,17 @@ func toStatus(s engine.Snapshot) statusJSON {
 func toProgress(p engine.Progress) progressJSON {
 	return progressJSON{
 		DocsCopied: p.DocsCopied, DocsTotal: p.DocsTotal, BytesCopied: p.BytesCopied, BytesTotal: p.BytesTotal,
-		CopyRate: p.CopyRate, ApplyRate: p.ApplyRate, LagSeconds: p.Lag.Seconds(),
+		TotalsEstimated: p.TotalsEstimated, CopyRate: p.CopyRate, ApplyRate: p.ApplyRate, LagSeconds: seconds(p.Lag, p.LagKnown),
 	}
+}
+
+// seconds is a lag or a gap in seconds, nil (null) when it is not known.
+func seconds(d time.Duration, known bool) *float64 {
+	if !known {
+		return nil
+	}
+	s := d.Seconds()
+	return &s
 }
 
 func toVerificationJSON(v *engine.Verification) *verificationJSON {

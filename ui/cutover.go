@@ -114,8 +114,11 @@ func (s *cutoverScreen) handles(st engine.State) bool {
 	return st == engine.CuttingOver || st == engine.Finalizing
 }
 
-// gapClosed is the rule for I'm done: the gap shows 0:00.
-func gapClosed(gap time.Duration) bool { return gap < time.Second }
+// gapClosed is the rule for I'm done: the gap is known and shows 0:00.
+func gapClosed(snap engine.Snapshot) bool { return snap.OptimeGapKnown && snap.OptimeGap < time.Second }
+
+// notReplaying explains an optime gap that is not known.
+const notReplaying = "A shard does not replay its oplog yet (it copies, waits to copy, or was restarted): the optime gap is known, and I'm done possible, once every shard replays."
 
 func (s *cutoverScreen) show(snap engine.Snapshot, now time.Time) {
 	if !s.shown {
@@ -136,12 +139,16 @@ func (s *cutoverScreen) show(snap engine.Snapshot, now time.Time) {
 	} else {
 		s.window.Hide()
 	}
-	s.gap.SetText(clockText(snap.OptimeGap))
-	closed := gapClosed(snap.OptimeGap)
-	if closed {
+	s.gap.SetText(lagText(snap.OptimeGap, snap.OptimeGapKnown))
+	closed := gapClosed(snap)
+	switch {
+	case closed:
 		s.gap.Importance = widget.SuccessImportance
 		s.gapNote.SetText("The destination has every write the source has taken. Press I'm done once your applications point at the destination.")
-	} else {
+	case !snap.OptimeGapKnown:
+		s.gap.Importance = widget.WarningImportance
+		s.gapNote.SetText(notReplaying)
+	default:
 		s.gap.Importance = widget.WarningImportance
 		s.gapNote.SetText(fmt.Sprintf("The destination is %s behind the source. If the gap does not shrink, something still writes to the source.", clockText(snap.OptimeGap)))
 	}
@@ -151,9 +158,12 @@ func (s *cutoverScreen) show(snap engine.Snapshot, now time.Time) {
 		uri = "(the destination's connection string is not known yet)"
 	}
 	s.uri.SetText(uri)
-	if closed {
+	switch {
+	case closed:
 		s.staging.SetText("Making a staging copy? With the optime gap at 0:00 it has every write so far. Press Cancel: the destination keeps the data migrated so far.")
-	} else {
+	case !snap.OptimeGapKnown:
+		s.staging.SetText("Making a staging copy? Wait until every shard replays its oplog again: until then the destination lacks part of a shard's data.")
+	default:
 		s.staging.SetText(fmt.Sprintf("Making a staging copy? Note the optime gap, now %s: the staging copy will lack the source's last %s of writes. Then press Cancel: the destination keeps the data migrated so far.",
 			clockText(snap.OptimeGap), clockText(snap.OptimeGap)))
 	}
@@ -293,8 +303,12 @@ func (s *cutoverScreen) askOverride(v *engine.Verification) {
 
 func (s *cutoverScreen) confirmCancel() {
 	gap := clockText(s.at.last.OptimeGap)
+	stops := wrapped(fmt.Sprintf("Syncing stops now, with the destination %s behind the source: as a staging copy, it lacks the source's writes of the last %s.", gap, gap))
+	if !s.at.last.OptimeGapKnown {
+		stops = wrapped("Syncing stops now, while a shard does not replay its oplog: as a staging copy, the destination lacks part of that shard's data.")
+	}
 	body := container.NewVBox(
-		wrapped(fmt.Sprintf("Syncing stops now, with the destination %s behind the source: as a staging copy, it lacks the source's writes of the last %s.", gap, gap)),
+		stops,
 		wrapped("The data migrated so far stays on the destination; the source balancer is put back as it was, the destination balancer is started and the relaxed index options are restored. Test your applications against it with the destination's driver and version, then run the migration again in full: a new migration wipes the destination first."))
 	s.a.confirm("Cancel and keep a staging copy?", body, "Keep cutting over", "Cancel migration", widget.DangerImportance, func() {
 		s.act("Cancelling: stopping the sync, restoring the balancers and the relaxed index options…", s.at.m.Cancel)

@@ -47,6 +47,27 @@ func clockText(d time.Duration) string {
 	return fmt.Sprintf("%d:%02d", s/60, s%60)
 }
 
+// unknown stands for a lag or an optime gap nobody measured yet: a shard that
+// does not replay its oplog has none.
+const unknown = "—"
+
+// lagText is a lag or an optime gap when it is known, else unknown.
+func lagText(d time.Duration, known bool) string {
+	if !known {
+		return unknown
+	}
+	return clockText(d)
+}
+
+// ofTotal is "copied of total" for people; a total that is still an estimate reads
+// "about": "412 GiB of about 640 GiB".
+func ofTotal(copied, total string, estimated bool) string {
+	if estimated {
+		return copied + " of about " + total
+	}
+	return copied + " of " + total
+}
+
 // durationText is an elapsed or remaining time: "< 1 min", "28 min", "1 h 12 min", "2 d 3 h".
 func durationText(d time.Duration) string {
 	m := int64(max(d, 0) / time.Minute)

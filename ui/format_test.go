@@ -21,7 +21,7 @@ func TestGapReadsZeroOnlyUnderOneSecond(t *testing.T) {
 		if got := clockText(c.d); got != c.want {
 			t.Errorf("clockText(%v) = %q, want %q", c.d, got, c.want)
 		}
-		if gapClosed(c.d) != (c.want == "0:00") {
+		if gapClosed(engine.Snapshot{OptimeGap: c.d, OptimeGapKnown: true}) != (c.want == "0:00") {
 			t.Errorf("gapClosed(%v) disagrees with the %q shown", c.d, c.want)
 		}
 	}

@@ -1,8 +1,15 @@
 package units
 
 import (
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
+
+	"github.com/shardlift/shardlift/internal/repo"
 )
 
 func TestBytesAreBinary(t *testing.T) {
@@ -63,5 +70,48 @@ func TestFindSIFindsDecimalSizesOnly(t *testing.T) {
 		if got := FindSI(text); got != want {
 			t.Errorf("FindSI(%q) = %q, want %q", text, got, want)
 		}
+	}
+}
+
+// TestNothingElseFormatsBytes reads Shardlift's own code: no other place writes a
+// byte count with go-humanize, nor spells out a decimal size unit in a string (a
+// line that parses another program's output says so: "// read, not written").
+func TestNothingElseFormatsBytes(t *testing.T) {
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	humanized := regexp.MustCompile(`humanize\.I?Bytes(N)?\(`)
+	siLiteral := regexp.MustCompile(`"[^"]*\b(kB|KB|MB|GB|TB)\b[^"]*"`)
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || rel == filepath.Join("internal", "units")) {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for i, line := range strings.Split(string(src), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "//") || strings.HasSuffix(line, "// read, not written") {
+				continue
+			}
+			if m := humanized.FindString(line); m != "" {
+				t.Errorf("%s:%d: %s: write sizes with units.Bytes", rel, i+1, m)
+			}
+			if m := siLiteral.FindString(line); m != "" {
+				t.Errorf("%s:%d: %s: an SI size unit; write sizes with units.Bytes and units.Rate", rel, i+1, m)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
