@@ -15,9 +15,10 @@ import (
 
 // How a source shard's read rate is measured: its largest collection is read in _id
 // order through the copy's own reader (initialsync.MongoSource, on a connection to
-// the shard as the copy makes it) for ReadSampleTime or ReadSampleBytes, whichever
-// comes first; ReadSampleLimit bounds the wait for a first batch (a server that
-// sorts the whole collection before answering).
+// the shard as the copy makes it) for ReadSampleTime from its first document, or
+// ReadSampleBytes, whichever comes first. The rate counts the wait for the first
+// batch too, as the copy waits for it: a server that sorts a collection before its
+// first batch (FerretDB) makes every scan pay that. ReadSampleLimit bounds the whole.
 const (
 	ReadSampleTime  = 1500 * time.Millisecond
 	ReadSampleBytes = 64 << 20
@@ -98,10 +99,14 @@ func measureReadRate(ctx context.Context, e topology.Endpoint, ns topology.Names
 		return r
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
+	var first time.Time
 	for cur.Next(ctx) {
+		if r.Docs == 0 {
+			first = time.Now()
+		}
 		r.Docs++
 		r.Bytes += int64(len(cur.Current()))
-		if r.Bytes >= ReadSampleBytes || time.Since(start) >= ReadSampleTime {
+		if r.Bytes >= ReadSampleBytes || time.Since(first) >= ReadSampleTime {
 			break
 		}
 	}
