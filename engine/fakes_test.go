@@ -556,7 +556,7 @@ func (c *fakeCopier) BuildIndexes(context.Context) error {
 func (c *fakeCopier) Snapshot() initialsync.Progress {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return initialsync.Progress{Docs: c.docs, Bytes: c.docs * 100, DocsTotal: 100, BytesTotal: 10000}
+	return initialsync.Progress{Docs: c.docs, Bytes: c.docs * 100, DocsTotal: 100, BytesTotal: 10000, Estimated: c.docs < 100}
 }
 
 // fakeReplayer replays until stopped, cancelled or failed; the test sets its

@@ -407,3 +407,38 @@ func TestLagAndGapAreUnknownUntilEveryShardReplays(t *testing.T) {
 			s.Overall.Lag, s.Overall.LagKnown, s.OptimeGap, s.OptimeGapKnown)
 	}
 }
+
+// A shard restarted during the cutover copies again: the overall counts leave 100%
+// while it waits and copies, with its estimate as its total, and come back to 100%
+// once it copied.
+func TestARestartedShardTakesTheOverallCountsBackBelowDone(t *testing.T) {
+	h := newHarness(t, "s0", "s1")
+	h.fc.inv.Estimates = map[string]Estimate{"s0": {Docs: 90, Bytes: 9000}, "s1": {Docs: 120, Bytes: 12000}}
+	h.cuttingOver()
+	if o := h.m.Snapshot().Overall; o.Fraction() != 1 || o.TotalsEstimated || o.DocsTotal != 200 {
+		t.Fatalf("every shard copied: %+v, want 100%% of 200 documents", o)
+	}
+	gate := make(chan struct{})
+	h.fc.mu.Lock()
+	h.fc.shards["s1"].copyGate = gate
+	h.fc.mu.Unlock()
+	if err := h.m.RestartShard(bg, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	s := h.m.Snapshot()
+	sh := s.Shards[1]
+	if sh.Phase != Pending && sh.Phase != Copying {
+		t.Fatalf("s1 is %s right after its restart", sh.Phase)
+	}
+	if o := s.Overall; o.Fraction() >= 1 || !o.TotalsEstimated || o.DocsTotal < 100+sh.DocsTotal || sh.DocsTotal < 100 {
+		t.Fatalf("s1 restarted: overall %+v (%.3f), s1 %+v; want below 100%% with s1 counted again", o, o.Fraction(), sh.Progress)
+	}
+	if s.OptimeGapKnown {
+		t.Fatalf("the optime gap %v is known while s1 copies again", s.OptimeGap)
+	}
+	close(gate)
+	h.eventually("s1 copied again", func() bool {
+		o := h.m.Snapshot().Overall
+		return o.Fraction() == 1 && !o.TotalsEstimated
+	})
+}
