@@ -17,7 +17,11 @@ import (
 )
 
 // The headless API of `shardlift migrate --api ADDR` (DESIGN section 4), served on a
-// loopback address only:
+// loopback address only (in the status, docsTotal and bytesTotal are estimates while
+// totalsEstimated is true, never below docsCopied and bytesCopied; lagSeconds is null
+// until the shard replays its oplog, overall until every shard does, and
+// optimeGapSeconds null while a shard has no lag yet; sizes are bytes, rates per
+// second):
 //
 //	GET  /status                  the migration's snapshot as JSON
 //	POST /cutover/start           ready -> cutting over: 409 naming the shard not in sync
@@ -53,7 +57,7 @@ type statusJSON struct {
 	State            engine.State `json:"state"`
 	Reason           string       `json:"reason,omitempty"`
 	StartedAt        *time.Time   `json:"startedAt"`
-	OptimeGapSeconds float64      `json:"optimeGapSeconds"`
+	OptimeGapSeconds *float64     `json:"optimeGapSeconds"`
 	GapShard         string       `json:"gapShard,omitempty"`
 	// CanCutover and CanFinish say whether POST /cutover/start and /cutover/done
 	// would be accepted now; when not, CutoverBlocked and FinishBlocked say why,
@@ -76,13 +80,14 @@ type statusJSON struct {
 }
 
 type progressJSON struct {
-	DocsCopied  int64   `json:"docsCopied"`
-	DocsTotal   int64   `json:"docsTotal"`
-	BytesCopied int64   `json:"bytesCopied"`
-	BytesTotal  int64   `json:"bytesTotal"`
-	CopyRate    float64 `json:"copyRate"`
-	ApplyRate   float64 `json:"applyRate"`
-	LagSeconds  float64 `json:"lagSeconds"`
+	DocsCopied      int64    `json:"docsCopied"`
+	DocsTotal       int64    `json:"docsTotal"`
+	BytesCopied     int64    `json:"bytesCopied"`
+	BytesTotal      int64    `json:"bytesTotal"`
+	TotalsEstimated bool     `json:"totalsEstimated"`
+	CopyRate        float64  `json:"copyRate"`
+	ApplyRate       float64  `json:"applyRate"`
+	LagSeconds      *float64 `json:"lagSeconds"`
 }
 
 type shardJSON struct {
@@ -158,7 +163,7 @@ type errorJSON struct {
 func toStatus(s engine.Snapshot) statusJSON {
 	out := statusJSON{
 		ID: s.ID, Name: s.Name, State: s.State, Reason: s.Reason,
-		OptimeGapSeconds: s.OptimeGap.Seconds(), DestinationURI: s.DestinationURI,
+		OptimeGapSeconds: seconds(s.OptimeGap, s.OptimeGapKnown), DestinationURI: s.DestinationURI,
 		Verification: toVerificationJSON(s.Verification), Overall: toProgress(s.Overall),
 		Shards: []shardJSON{}, SourceUsers: []userJSON{},
 	}
@@ -211,8 +216,17 @@ func nonNil(s []string) []string {
 func toProgress(p engine.Progress) progressJSON {
 	return progressJSON{
 		DocsCopied: p.DocsCopied, DocsTotal: p.DocsTotal, BytesCopied: p.BytesCopied, BytesTotal: p.BytesTotal,
-		CopyRate: p.CopyRate, ApplyRate: p.ApplyRate, LagSeconds: p.Lag.Seconds(),
+		TotalsEstimated: p.TotalsEstimated, CopyRate: p.CopyRate, ApplyRate: p.ApplyRate, LagSeconds: seconds(p.Lag, p.LagKnown),
 	}
+}
+
+// seconds is a lag or a gap in seconds, nil (null) when it is not known.
+func seconds(d time.Duration, known bool) *float64 {
+	if !known {
+		return nil
+	}
+	s := d.Seconds()
+	return &s
 }
 
 func toVerificationJSON(v *engine.Verification) *verificationJSON {

@@ -51,10 +51,10 @@ func (f *fakeControl) Verify(context.Context) (*engine.Verification, error) {
 
 func newFakeControl() *fakeControl {
 	return &fakeControl{snap: engine.Snapshot{
-		ID: "m1", State: engine.CuttingOver, OptimeGap: 41 * time.Second,
+		ID: "m1", State: engine.CuttingOver, OptimeGap: 41 * time.Second, OptimeGapKnown: true,
 		TimerDeadline: time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC),
 		Shards: []engine.ShardProgress{{Name: "rs0", Phase: engine.Synced, Progress: engine.Progress{
-			DocsCopied: 10, DocsTotal: 10, BytesCopied: 1000, BytesTotal: 1000, Lag: 2 * time.Second},
+			DocsCopied: 10, DocsTotal: 10, BytesCopied: 1000, BytesTotal: 1000, Lag: 2 * time.Second, LagKnown: true},
 			Waiting: "waiting for every shard to pass the drop of shop.carts"}},
 	}}
 }
@@ -84,10 +84,48 @@ func TestStatusHasTheFieldsScriptsRead(t *testing.T) {
 		t.Fatalf("status lacks verification: %s", body)
 	}
 	shard := st["shards"].([]any)[0].(map[string]any)
-	for k, want := range map[string]any{"name": "rs0", "phase": "synced", "waiting": "waiting for every shard to pass the drop of shop.carts", "lagSeconds": 2.0, "docsCopied": 10.0, "docsTotal": 10.0, "bytesCopied": 1000.0, "bytesTotal": 1000.0} {
+	for k, want := range map[string]any{"name": "rs0", "phase": "synced", "waiting": "waiting for every shard to pass the drop of shop.carts", "lagSeconds": 2.0, "docsCopied": 10.0, "docsTotal": 10.0, "bytesCopied": 1000.0, "bytesTotal": 1000.0, "totalsEstimated": false} {
 		if shard[k] != want {
 			t.Errorf("shard %s = %v, want %v (%s)", k, shard[k], want, body)
 		}
+	}
+}
+
+// While shards copy, their totals are estimates and their lag is not known: the
+// status says so (totalsEstimated, lagSeconds and optimeGapSeconds null), never a
+// lag of 0 next to a gap of several seconds.
+func TestStatusSaysWhatIsNotKnownYet(t *testing.T) {
+	f := newFakeControl()
+	f.snap.State, f.snap.OptimeGap, f.snap.OptimeGapKnown = engine.Syncing, 6400*time.Millisecond, false
+	copying := engine.Progress{DocsCopied: 2106, DocsTotal: 20341, BytesCopied: 2_829_050, BytesTotal: 27_000_000, TotalsEstimated: true}
+	replaying := engine.Progress{DocsCopied: 500, DocsTotal: 500, BytesCopied: 50_000, BytesTotal: 50_000, Lag: 3 * time.Second, LagKnown: true}
+	f.snap.Overall = copying
+	f.snap.Shards = []engine.ShardProgress{{Name: "rs0", Phase: engine.Copying, Progress: copying}, {Name: "rs1", Phase: engine.CatchingUp, Progress: replaying}}
+	_, body, err := callAPI(context.Background(), serve(t, f), http.MethodGet, "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		OptimeGapSeconds *float64 `json:"optimeGapSeconds"`
+		Overall          map[string]any
+		Shards           []map[string]any
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	for what, p := range map[string]map[string]any{"overall": st.Overall, "copying shard": st.Shards[0]} {
+		if lag, ok := p["lagSeconds"]; !ok || lag != nil {
+			t.Errorf("%s: lagSeconds %v (present %v), want null: %s", what, lag, ok, body)
+		}
+		if p["totalsEstimated"] != true {
+			t.Errorf("%s: totalsEstimated %v, want true: %s", what, p["totalsEstimated"], body)
+		}
+	}
+	if st.Shards[1]["lagSeconds"] != 3.0 || st.Shards[1]["totalsEstimated"] != false {
+		t.Errorf("replaying shard: %v", st.Shards[1])
+	}
+	if st.OptimeGapSeconds != nil || !strings.Contains(string(body), `"optimeGapSeconds": null`) {
+		t.Errorf("optimeGapSeconds %v while a shard copies, want null: %s", st.OptimeGapSeconds, body)
 	}
 }
 
@@ -230,11 +268,12 @@ func TestProgressLineSaysWhatMatters(t *testing.T) {
 	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	s := engine.Snapshot{
 		State: engine.Ready, TimerDeadline: now.Add(72 * time.Hour), Reason: "shard rs1 fell behind: lag 0:41",
-		Overall: engine.Progress{DocsCopied: 12345, DocsTotal: 20000, BytesCopied: 1 << 20, BytesTotal: 2 << 20, Lag: 41 * time.Second},
-		Shards:  []engine.ShardProgress{{Name: "rs0", Phase: engine.Synced, Progress: engine.Progress{Lag: time.Second}}, {Name: "rs1", Phase: engine.CatchingUp, Progress: engine.Progress{Lag: 41 * time.Second}, Waiting: "waiting for every shard to pass the drop of shop.carts"}},
+		Overall: engine.Progress{DocsCopied: 12345, DocsTotal: 20000, BytesCopied: 1 << 20, BytesTotal: 2 << 20, Lag: 41 * time.Second, LagKnown: true},
+		Shards: []engine.ShardProgress{{Name: "rs0", Phase: engine.Synced, Progress: engine.Progress{Lag: time.Second, LagKnown: true}},
+			{Name: "rs1", Phase: engine.CatchingUp, Progress: engine.Progress{Lag: 41 * time.Second, LagKnown: true}, Waiting: "waiting for every shard to pass the drop of shop.carts"}},
 	}
 	line := progressLine(s, now)
-	for _, want := range []string{"ready", "12,345/20,000 docs", "1.0 MiB/2.0 MiB", "lag 0:41", "window closes in 72h00m", "rs0 synced 0:01", "rs1 catching up 0:41 (waiting for every shard to pass the drop of shop.carts)", "fell behind"} {
+	for _, want := range []string{"ready", "12,345/20,000 docs", "1.0 MiB/2.0 MiB)", "lag 0:41", "window closes in 72h00m", "rs0 synced 0:01", "rs1 catching up 0:41 (waiting for every shard to pass the drop of shop.carts)", "fell behind"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("line %q lacks %q", line, want)
 		}
@@ -307,5 +346,30 @@ func TestCancelClientSaysWhereEachShardStopped(t *testing.T) {
 	}
 	if !strings.Contains(out, `"appliedUpTo": "2026-03-01T10:02:11Z"`) || !strings.Contains(out, `"consistent": false`) {
 		t.Errorf("cancel's JSON lacks the positions: %s", out)
+	}
+}
+
+// While a shard copies, the line labels the totals as estimates and says the lag
+// is not known, instead of "lag 0:00".
+func TestProgressLineLabelsEstimatesAndUnknownLag(t *testing.T) {
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	s := engine.Snapshot{
+		State:   engine.Syncing,
+		Overall: engine.Progress{DocsCopied: 2106, DocsTotal: 20341, BytesCopied: 2_829_050, BytesTotal: 27_262_976, TotalsEstimated: true},
+		Shards: []engine.ShardProgress{{Name: "rs0", Phase: engine.Copying, Progress: engine.Progress{TotalsEstimated: true}},
+			{Name: "rs1", Phase: engine.CatchingUp}},
+	}
+	line := progressLine(s, now)
+	for _, want := range []string{"copied 2,106/~20,341 docs (2.7 MiB/~26 MiB, totals estimated)", "lag — (not every shard replays yet)", "rs0 copying", "rs1 catching up —"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("line %q lacks %q", line, want)
+		}
+	}
+	if strings.Contains(line, "lag 0:00") || strings.Contains(line, "up 0:00") {
+		t.Errorf("line %q shows a lag of 0:00 that nobody measured", line)
+	}
+	s.State = engine.CuttingOver
+	if line := progressLine(s, now); !strings.Contains(line, "optime gap — (not every shard replays yet)") {
+		t.Errorf("cutting over with a shard restarted: %q", line)
 	}
 }

@@ -228,16 +228,16 @@ func (b *bridge) Migrations(ctx context.Context) ([]ui.MigrationInfo, error) {
 			}
 		}
 		if s := rec.Summary; s != nil && (info.State == engine.Cancelled || info.State == engine.Expired) {
-			info.Lag = s.OptimeGap
+			info.Lag, info.LagKnown = s.OptimeGap, true
 		}
 		if l := b.live(rec.ID); l != nil {
 			s := l.Snapshot()
-			info.State, info.Reason, info.Lag = s.State, "", s.Overall.Lag
+			info.State, info.Reason, info.Lag, info.LagKnown = s.State, "", s.Overall.Lag, s.Overall.LagKnown
 			if s.State == engine.Failed || s.State == engine.Expired {
 				info.Reason = s.Reason
 			}
 			if s.State == engine.CuttingOver || s.State == engine.Cancelled || s.State == engine.Expired {
-				info.Lag = s.OptimeGap
+				info.Lag, info.LagKnown = s.OptimeGap, s.OptimeGapKnown
 			}
 			if len(s.Shards) > 0 {
 				info.Shards = len(s.Shards)

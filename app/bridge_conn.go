@@ -17,6 +17,7 @@ import (
 	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/engine/validate"
+	"github.com/shardlift/shardlift/internal/units"
 	"github.com/shardlift/shardlift/store"
 	"github.com/shardlift/shardlift/ui"
 )
@@ -294,7 +295,7 @@ func contentsOf(nss []topology.Namespace) string {
 	}
 	out := fmt.Sprintf("%s (%s), %s", countNoun(len(dbs), "database"), strings.Join(dbs, ", "), countNoun(len(nss), "collection"))
 	if known {
-		out += fmt.Sprintf(", %s documents, %s", humanize.Comma(docs), humanize.IBytes(uint64(max(size, 0))))
+		out += fmt.Sprintf(", %s documents, %s", humanize.Comma(docs), units.Bytes(size))
 	}
 	return out
 }

@@ -7,6 +7,11 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/internal/units"
 )
 
 // runCLI runs the command line in-process and returns its exit code, stdout and stderr.
@@ -119,5 +124,20 @@ func TestVersionPrintsTheAppsVersionGoAndCommit(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, "version", "extra"); code != exitUsage || !strings.Contains(errOut, `unexpected argument "extra"`) {
 		t.Errorf("version extra: exit %d, %q", code, errOut)
+	}
+}
+
+// Sizes the commands and the GUI bridge write are binary (MiB), never SI (MB): the
+// progress line, the wipe question's description of the destination.
+func TestCommandOutputsWriteBinaryUnits(t *testing.T) {
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	for what, text := range map[string]string{
+		"progress line": progressLine(engine.Snapshot{State: engine.Syncing, Overall: engine.Progress{
+			DocsCopied: 1_400_000, DocsTotal: 2_000_000, BytesCopied: 412_000_000_000, BytesTotal: 640_000_000_000, TotalsEstimated: true}}, now),
+		"destination contents": contentsOf([]topology.Namespace{{DB: "shop", Collection: "orders", Type: "collection", SizeKnown: true, Count: 20_365, Size: 27_262_976}}),
+	} {
+		if si := units.FindSI(text); si != "" || !strings.Contains(text, "iB") {
+			t.Errorf("%s %q: want binary units, found %q", what, text, si)
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/internal/units"
 	"github.com/shardlift/shardlift/store"
 )
 
@@ -282,14 +283,27 @@ func progressLine(s engine.Snapshot, now time.Time) string {
 	fmt.Fprintf(&b, "[%s] %s", now.Format("15:04:05"), strings.ReplaceAll(string(s.State), "_", " "))
 	o := s.Overall
 	if o.DocsTotal > 0 || o.DocsCopied > 0 {
-		fmt.Fprintf(&b, " | copied %s/%s docs (%s/%s)", humanize.Comma(o.DocsCopied), humanize.Comma(o.DocsTotal),
-			humanize.IBytes(uint64(max(o.BytesCopied, 0))), humanize.IBytes(uint64(max(o.BytesTotal, 0))))
+		// "~": the totals are the source's estimates until every namespace is copied.
+		about, estimated := "", ""
+		if o.TotalsEstimated {
+			about, estimated = "~", ", totals estimated"
+		}
+		fmt.Fprintf(&b, " | copied %s/%s%s docs (%s/%s%s%s)", humanize.Comma(o.DocsCopied), about, humanize.Comma(o.DocsTotal),
+			units.Bytes(o.BytesCopied), about, units.Bytes(o.BytesTotal), estimated)
 	}
 	switch s.State {
 	case engine.Syncing, engine.Ready:
-		fmt.Fprintf(&b, " | lag %s", engine.GapText(o.Lag))
+		if o.LagKnown {
+			fmt.Fprintf(&b, " | lag %s", engine.GapText(o.Lag))
+		} else {
+			b.WriteString(" | lag — (not every shard replays yet)")
+		}
 	case engine.CuttingOver, engine.Cancelled, engine.Expired:
-		fmt.Fprintf(&b, " | optime gap %s", engine.GapText(s.OptimeGap))
+		if s.OptimeGapKnown {
+			fmt.Fprintf(&b, " | optime gap %s", engine.GapText(s.OptimeGap))
+		} else {
+			b.WriteString(" | optime gap — (not every shard replays yet)")
+		}
 	}
 	if (s.State == engine.Syncing || s.State == engine.Ready || s.State == engine.CuttingOver) && !s.TimerDeadline.IsZero() {
 		left := max(s.TimerDeadline.Sub(now), 0)
@@ -299,7 +313,11 @@ func progressLine(s engine.Snapshot, now time.Time) string {
 	for _, sh := range s.Shards {
 		p := sh.Name + " " + strings.ReplaceAll(string(sh.Phase), "_", " ")
 		if sh.Phase == engine.CatchingUp || sh.Phase == engine.Synced {
-			p += " " + engine.GapText(sh.Lag)
+			if sh.LagKnown {
+				p += " " + engine.GapText(sh.Lag)
+			} else {
+				p += " —"
+			}
 		}
 		if sh.Retrying != "" {
 			p += " (" + sh.Retrying + ")"

@@ -150,7 +150,7 @@ func TestMigrateOnTheSandboxDrivenByTheAPIClients(t *testing.T) {
 	if code, _, errOut := runCLI(t, "cutover", "--api", addr); code != exitOK {
 		t.Fatalf("cutover: %s", errOut)
 	}
-	awaitStatus(t, addr, "closed the optime gap", func(s statusJSON) bool { return s.OptimeGapSeconds == 0 })
+	awaitStatus(t, addr, "closed the optime gap", func(s statusJSON) bool { return s.OptimeGapSeconds != nil && *s.OptimeGapSeconds == 0 })
 	code, out, errOut := runCLI(t, "done", "--api", addr)
 	if code != exitOK || !strings.Contains(out, `"state": "done"`) || !strings.Contains(out, `"ok": true`) {
 		t.Fatalf("done: %d\n%s\n%s", code, out, errOut)

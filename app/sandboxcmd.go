@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
+	"github.com/shardlift/shardlift/internal/units"
 	"github.com/shardlift/shardlift/sandbox"
 	"github.com/shardlift/shardlift/sandbox/load"
 	"github.com/shardlift/shardlift/sandbox/release"
@@ -269,7 +270,7 @@ func seedOnce(ctx context.Context, s streams, client *mongo.Client, docs int) er
 		return err
 	}
 	fmt.Fprintf(s.err, "seed: %d documents (%s) in %d collections in %s\n",
-		sum.Docs(), humanize.IBytes(uint64(sum.Bytes())), len(sum.Collections), time.Since(began).Round(time.Millisecond))
+		sum.Docs(), units.Bytes(sum.Bytes()), len(sum.Collections), time.Since(began).Round(time.Millisecond))
 	return nil
 }
 

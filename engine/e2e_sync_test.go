@@ -287,7 +287,7 @@ func TestSandboxShardKeyMovesOrphansAndDDLDuringTheSyncEndEqual(t *testing.T) {
 // shard keeps syncing; restarting the failed shard copies it again and the
 // destination ends equal to the source.
 func TestSandboxOplogRolloverFailsTheShardAndItsRestartConverges(t *testing.T) {
-	e := startE2EWith(t, 1000, "a small oplog", func(o *sandbox.Options) { o.OplogSize = 2 << 20 })
+	e := startE2EWith(t, 1000, "an oplog shrunk while Shardlift is down", func(*sandbox.Options) {})
 	ctx := context.Background()
 	e.startLoad(50)
 	cp := newMemCheckpoints("e2e")
@@ -298,7 +298,13 @@ func TestSandboxOplogRolloverFailsTheShardAndItsRestartConverges(t *testing.T) {
 		t.Fatalf("kill: %v", err)
 	}
 
-	// While Shardlift is down, 4 MiB go to one shard: a new database's primary.
+	// While Shardlift is down, the oplogs shrink to 2 MiB (large enough when the
+	// migration was validated) and 4 MiB go to one shard: a new database's primary.
+	for _, sh := range e.srcBox.Shards() {
+		if err := e.srcBox.SetOplogSize(sh.Name, 2<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
 	fill := e.srcC.Database("burst").Collection("fill")
 	pad := strings.Repeat("x", 100<<10)
 	for i := range 40 {

@@ -37,9 +37,11 @@ type e2e struct {
 	t          *testing.T
 	src, dst   topology.Endpoint
 	srcC, dstC *mongo.Client
-	stats      load.Stats
-	stopLoad   context.CancelFunc
-	loadDone   chan error
+	// srcBox is the source sandbox, for tests that need it (nil on real clusters).
+	srcBox   *sandbox.Cluster
+	stats    load.Stats
+	stopLoad context.CancelFunc
+	loadDone chan error
 }
 
 func startE2E(t *testing.T, docs int) *e2e {
@@ -59,6 +61,7 @@ func startE2EWith(t *testing.T, docs int, needs string, source func(*sandbox.Opt
 	if (srcURI != "" && dstURI != "") && source != nil {
 		t.Skip("needs the sandbox: " + needs)
 	}
+	var srcBox *sandbox.Cluster
 	if srcURI == "" || dstURI == "" {
 		var uris [2]string
 		for i, name := range []string{"source", "destination"} {
@@ -79,10 +82,13 @@ func startE2EWith(t *testing.T, docs int, needs string, source func(*sandbox.Opt
 			}
 			t.Cleanup(func() { c.Close() })
 			uris[i] = c.URI()
+			if i == 0 {
+				srcBox = c
+			}
 		}
 		srcURI, dstURI = uris[0], uris[1]
 	}
-	e := &e2e{t: t, src: topology.Endpoint{URI: srcURI, Timeout: 30 * time.Second}, dst: topology.Endpoint{URI: dstURI, Timeout: 30 * time.Second}}
+	e := &e2e{t: t, src: topology.Endpoint{URI: srcURI, Timeout: 30 * time.Second}, dst: topology.Endpoint{URI: dstURI, Timeout: 30 * time.Second}, srcBox: srcBox}
 	var err error
 	if e.srcC, err = topology.Connect(ctx, e.src); err != nil {
 		t.Fatal(err)

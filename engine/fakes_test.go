@@ -197,6 +197,8 @@ type fakeClusters struct {
 	marker       *topology.Marker
 	// replayLag is how far behind a new replay starts (zero: 30 s).
 	replayLag time.Duration
+	// world, when set, makes the copies real copiers of its documents.
+	world *copyWorld
 }
 
 // fakeShard is one source shard: its oplog's newest ts, its copy and its replays.
@@ -410,6 +412,9 @@ func (f *fakeClusters) ClearShard(ctx context.Context, shard string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cleared = append(f.cleared, shard)
+	if f.world != nil {
+		f.world.clear(shard)
+	}
 	return nil
 }
 
@@ -448,6 +453,9 @@ func (f *fakeClusters) NewCopier(shard string, saved map[string]initialsync.Part
 	f.call("NewCopier %s", shard)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.world != nil {
+		return f.world.newCopier(shard, saved, sink, f.relax)
+	}
 	s := f.shards[shard]
 	c := &fakeCopier{f: f, shard: s, saved: saved, sink: sink, gate: s.copyGate, err: s.copyErr, relaxIndex: s.relaxIndex}
 	s.copiers = append(s.copiers, c)
@@ -566,7 +574,7 @@ func (c *fakeCopier) BuildIndexes(context.Context) error {
 func (c *fakeCopier) Snapshot() initialsync.Progress {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return initialsync.Progress{Docs: c.docs, Bytes: c.docs * 100, DocsTotal: 100, BytesTotal: 10000}
+	return initialsync.Progress{Docs: c.docs, Bytes: c.docs * 100, DocsTotal: 100, BytesTotal: 10000, Estimated: c.docs < 100}
 }
 
 // fakeReplayer replays until stopped, cancelled or failed; the test sets its

@@ -552,7 +552,7 @@ func (m *Migration) startSteps(ctx context.Context, r *runState, inv Inventory) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := m.launchAll(r, inv.Shards); err != nil {
+	if err := m.launchAll(r, inv); err != nil {
 		return err
 	}
 	return m.transition(Syncing, fmt.Sprintf("the destination is prepared; %d shards are syncing", len(inv.Shards)))
@@ -585,7 +585,7 @@ func (m *Migration) resume(ctx context.Context, r *runState) error {
 	if err := r.clusters.SetDestinationBalancer(ctx, false); err != nil {
 		return fmt.Errorf("stop the destination balancer: %w", err)
 	}
-	return m.launchAll(r, inv.Shards)
+	return m.launchAll(r, inv)
 }
 
 // noteBalancerStopped records in the history that the source balancer was stopped,

@@ -171,6 +171,11 @@ func (c *mongoClusters) Discover(ctx context.Context) (Inventory, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.mu.plan = plan
+	inv := inventory(src)
+	inv.Estimates = map[string]Estimate{}
+	for _, s := range plan.Shards {
+		inv.Estimates[s.Source] = Estimate{Docs: s.Docs, Bytes: s.Bytes}
+	}
 	if c.mu.ddl == nil {
 		names := make([]string, len(plan.Shards))
 		for i, s := range plan.Shards {
@@ -179,7 +184,7 @@ func (c *mongoClusters) Discover(ctx context.Context) (Inventory, error) {
 		c.mu.ddl = replay.NewDDLOnce(names, c.cfg.DDLWindow, replay.NewMongoDDL(c.dst, c.relaxed), c.log)
 		close(c.ddlReady)
 	}
-	return inventory(src), nil
+	return inv, nil
 }
 
 // connectShard opens a connection to a source shard's primary (the replica set

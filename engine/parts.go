@@ -87,6 +87,14 @@ type Inventory struct {
 	BalancerOn bool
 	// Users are the source's users and user-defined roles.
 	Users []User
+	// Estimates are what each source shard's copy is expected to move, from the
+	// source's collection statistics: the shard's totals until its copy starts.
+	Estimates map[string]Estimate
+}
+
+// Estimate is a shard's expected copy: documents and bytes it owns.
+type Estimate struct {
+	Docs, Bytes int64
 }
 
 // Copier is one shard's copy (*initialsync.Copier).

@@ -30,52 +30,85 @@ func (m *Migration) Snapshot() Snapshot {
 		c.Mismatches = slices.Clone(v.Mismatches)
 		s.Verification = &c
 	}
+	o := &s.Overall
+	// Before the shards are known, neither are the totals nor the lag.
+	o.TotalsEstimated = len(m.mu.shards) == 0
+	o.LagKnown = len(m.mu.shards) > 0
+	gapKnown := true
 	for _, sh := range m.mu.shards {
 		row := sh.progressLocked()
 		s.Shards = append(s.Shards, row)
-		o := &s.Overall
 		o.DocsCopied += row.DocsCopied
 		o.DocsTotal += row.DocsTotal
 		o.BytesCopied += row.BytesCopied
 		o.BytesTotal += row.BytesTotal
+		o.TotalsEstimated = o.TotalsEstimated || row.TotalsEstimated
 		o.CopyRate += row.CopyRate
 		o.CopyBytesRate += row.CopyBytesRate
 		o.ApplyRate += row.ApplyRate
-		o.Lag = max(o.Lag, row.Lag)
+		if row.LagKnown {
+			o.Lag = max(o.Lag, row.Lag)
+		} else {
+			o.LagKnown = false
+			gapKnown = gapKnown && row.Phase == ShardFailed
+		}
 		o.CopyRemaining = max(o.CopyRemaining, row.CopyRemaining)
 		o.CatchUpRemaining = max(o.CatchUpRemaining, row.CatchUpRemaining)
 	}
+	if !o.LagKnown {
+		o.Lag = 0
+	}
 	m.placeLocked(&s, now)
+	switch s.State {
+	case Done, Cancelled, Expired:
+		s.OptimeGapKnown = true
+	case Syncing, Ready, CuttingOver, Finalizing:
+		s.OptimeGapKnown = gapKnown && len(s.Shards) > 0
+	}
+	if !s.OptimeGapKnown {
+		// A shard still copying has no applied entry to measure a gap from.
+		s.OptimeGap, s.GapShard = 0, ""
+	}
 	return s
 }
 
 // progressLocked is one shard's row. Called with Migration.mu held.
 func (sh *shardState) progressLocked() ShardProgress {
 	row := ShardProgress{Name: sh.name, Phase: sh.phase, Error: sh.err}
-	if sh.copier != nil {
+	switch {
+	case sh.copier != nil:
+		// The copier knows each namespace's totals as it copies it.
 		p := sh.copier.Snapshot()
 		row.DocsCopied, row.BytesCopied = p.Docs, p.Bytes
-		row.DocsTotal, row.BytesTotal = p.DocsTotal, p.BytesTotal
+		row.DocsTotal, row.BytesTotal, row.TotalsEstimated = p.DocsTotal, p.BytesTotal, p.Estimated
 		if sh.phase == Copying || sh.phase == BuildingIndexes {
 			row.Retrying = p.Retrying
 		}
-	} else {
+	case sh.phase == CatchingUp || sh.phase == Synced:
+		// Resumed past its copy: the checkpoint counts what it copied.
 		row.DocsCopied, row.BytesCopied = sh.copiedDocs, sh.copiedBytes
+		row.DocsTotal, row.BytesTotal = sh.copiedDocs, sh.copiedBytes
+	default:
+		// Waiting to copy (at the start or after a restart): the plan's estimate.
+		row.DocsCopied, row.BytesCopied = sh.copiedDocs, sh.copiedBytes
+		row.DocsTotal = max(sh.estimate.Docs, sh.copiedDocs, sh.expectedDocs)
+		row.BytesTotal = max(sh.estimate.Bytes, sh.copiedBytes, sh.expectedBytes)
+		row.TotalsEstimated = true
 	}
 	if row.DocsTotal == 0 && row.BytesTotal == 0 {
 		// A restarted shard whose new copy has not counted yet: what it had copied.
 		row.DocsTotal, row.BytesTotal = sh.expectedDocs, sh.expectedBytes
-	}
-	switch sh.phase {
-	case BuildingIndexes, CatchingUp, Synced:
-		// The copy is over: its totals are what it copied, not the plan's estimates.
-		row.DocsTotal, row.BytesTotal = row.DocsCopied, row.BytesCopied
+		row.TotalsEstimated = true
 	}
 	row.DocsTotal = max(row.DocsTotal, row.DocsCopied)
 	row.BytesTotal = max(row.BytesTotal, row.BytesCopied)
 	if sh.replayer != nil {
 		p := sh.replayer.Snapshot()
-		row.ApplyRate, row.Lag = p.ApplyRate, p.Lag
+		row.ApplyRate = p.ApplyRate
+		// A replay that has not read the source's newest entry yet has no lag.
+		if !p.Newest.IsZero() {
+			row.Lag, row.LagKnown = p.Lag, true
+		}
 		if p.Retrying != "" {
 			row.Retrying = p.Retrying
 		}

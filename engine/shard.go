@@ -35,6 +35,9 @@ type shardState struct {
 	// copied are the copy's counters from the checkpoint, for a shard resumed past
 	// its copy (no copier).
 	copiedDocs, copiedBytes int64
+	// estimate is the plan's expectation of the copy: the totals until a copier
+	// counts them.
+	estimate Estimate
 	// expected are what a restarted shard copied before its restart: its totals
 	// until its new copy counts them.
 	expectedDocs, expectedBytes int64
@@ -98,9 +101,10 @@ func (m *Migration) shard(name string) *shardState {
 	return nil
 }
 
-// launchAll starts the pipeline of every source shard, from its checkpoint. names
-// are the source's shards in listShards order. Called with life held.
-func (m *Migration) launchAll(r *runState, names []string) error {
+// launchAll starts the pipeline of every source shard, from its checkpoint: the
+// inventory's shards, in listShards order. Called with life held.
+func (m *Migration) launchAll(r *runState, inv Inventory) error {
+	names := inv.Shards
 	if len(names) == 0 {
 		return errors.New("the source lists no shards")
 	}
@@ -124,6 +128,9 @@ func (m *Migration) launchAll(r *runState, names []string) error {
 	}
 	m.mu.Lock()
 	m.mu.shards = shards
+	for _, sh := range shards {
+		sh.estimate = inv.Estimates[sh.name]
+	}
 	m.mu.Unlock()
 	for _, sh := range shards {
 		// A shard that never started copying in an earlier run may have left part

@@ -21,9 +21,13 @@ type Snapshot struct {
 	Shards  []ShardProgress
 
 	// OptimeGap is how far the destination is behind the source: the largest of the
-	// shards' gaps (ShardProgress.Gap); GapShard is the shard furthest behind.
-	OptimeGap time.Duration
-	GapShard  string
+	// shards' gaps (ShardProgress.Gap); GapShard is the shard furthest behind. It is
+	// known (OptimeGapKnown) once every shard that has not failed replays its oplog,
+	// or when syncing stopped for good (the gap then is the one it stopped at):
+	// before, a shard still copying has no applied entry to measure from.
+	OptimeGap      time.Duration
+	GapShard       string
+	OptimeGapKnown bool
 	// LastSourceWrite is the source time of the newest write to user data the shards'
 	// tails read (an insert, update, delete, DDL or transaction; not a no-op, a chunk
 	// migration's entry or an internal namespace's), and SourceWriteAge how long ago
@@ -49,28 +53,49 @@ type Snapshot struct {
 type Progress struct {
 	DocsCopied, DocsTotal   int64
 	BytesCopied, BytesTotal int64
+	// TotalsEstimated is set while DocsTotal and BytesTotal are estimates: some
+	// namespace is still to be copied, and its total is the larger of the source's
+	// estimate and what it copied so far. A total is never below what was copied.
+	TotalsEstimated bool
 	// CopyRate is documents copied per second and ApplyRate oplog entries applied per
 	// second, both over the last few seconds.
 	CopyRate, CopyBytesRate, ApplyRate float64
-	// Lag is the newest source oplog entry's time minus the last applied entry's time.
-	Lag time.Duration
+	// Lag is the newest source oplog entry's time minus the last applied entry's
+	// time. It is known (LagKnown) once the shard replays and has read the source's
+	// newest entry; for all shards together, once every shard's is.
+	Lag      time.Duration
+	LagKnown bool
 	// CopyRemaining and CatchUpRemaining are estimates; zero when unknown or done.
 	CopyRemaining, CatchUpRemaining time.Duration
 }
 
-// Fraction is the share of the copy done, from 0 to 1.
+// Fraction is the share of the copy done, from 0 to 1: the bytes copied over their
+// total, or the documents when no byte is counted. While the totals are estimates
+// it stays below 1 (an estimate too low must not show a copy still running as
+// complete), so it reads 1 exactly when the copy is done, in bytes and documents alike.
 func (p Progress) Fraction() float64 {
 	if p.BytesTotal > 0 {
-		return clamp01(float64(p.BytesCopied) / float64(p.BytesTotal))
+		return p.share(p.BytesCopied, p.BytesTotal)
 	}
-	if p.DocsTotal > 0 {
-		return clamp01(float64(p.DocsCopied) / float64(p.DocsTotal))
-	}
-	return 0
+	return p.share(p.DocsCopied, p.DocsTotal)
 }
 
-func clamp01(f float64) float64 {
-	return min(max(f, 0), 1)
+// maxEstimatedFraction is the most Fraction reads while the totals are estimates.
+const maxEstimatedFraction = 0.999
+
+func (p Progress) share(copied, total int64) float64 {
+	if total <= 0 {
+		// Nothing to copy: done once that is known.
+		if p.TotalsEstimated {
+			return 0
+		}
+		return 1
+	}
+	f := min(max(float64(copied)/float64(total), 0), 1)
+	if p.TotalsEstimated {
+		f = min(f, maxEstimatedFraction)
+	}
+	return f
 }
 
 // ShardProgress is one shard's row of the per-shard view.

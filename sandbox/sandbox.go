@@ -558,6 +558,16 @@ func (c *Cluster) RestartShard(name string) error {
 	return f.Restart()
 }
 
+// SetOplogSize changes a shard's oplog cap; shrinking it rolls old entries off now.
+func (c *Cluster) SetOplogSize(name string, bytes int64) error {
+	f, err := c.front(name)
+	if err != nil {
+		return err
+	}
+	f.SetOplogSize(bytes)
+	return nil
+}
+
 // SetShardFault makes a shard refuse or swallow its clients' requests (or heals it).
 func (c *Cluster) SetShardFault(name string, fault wire.Fault) error {
 	f, err := c.front(name)

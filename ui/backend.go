@@ -134,8 +134,10 @@ type MigrationInfo struct {
 	Updated  time.Time
 	Shards   int
 	// Lag is the replication lag while the migration syncs, and the optime gap at the
-	// moment it was cancelled.
-	Lag time.Duration
+	// moment it was cancelled; LagKnown is false when it is not known (a shard still
+	// copies, or the migration is not open in this process).
+	Lag      time.Duration
+	LagKnown bool
 	// Reason explains a failed or expired state.
 	Reason string
 }

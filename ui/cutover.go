@@ -132,8 +132,11 @@ func (s *cutoverScreen) handles(st engine.State) bool {
 	return st == engine.CuttingOver || st == engine.Finalizing
 }
 
-// gapClosed is the rule for I'm done: the gap shows 0:00.
-func gapClosed(gap time.Duration) bool { return gap < time.Second }
+// gapClosed is the rule for I'm done: the gap is known and shows 0:00.
+func gapClosed(snap engine.Snapshot) bool { return snap.OptimeGapKnown && snap.OptimeGap < time.Second }
+
+// notReplaying explains an optime gap that is not known.
+const notReplaying = "A shard does not replay its oplog yet (it copies, waits to copy, or was restarted): the optime gap is known, and I'm done possible, once every shard replays."
 
 func (s *cutoverScreen) show(snap engine.Snapshot, now time.Time) {
 	if !s.shown {
@@ -154,8 +157,8 @@ func (s *cutoverScreen) show(snap engine.Snapshot, now time.Time) {
 	} else {
 		s.window.Hide()
 	}
-	s.gap.SetText(clockText(snap.OptimeGap))
-	closed := gapClosed(snap.OptimeGap)
+	s.gap.SetText(lagText(snap.OptimeGap, snap.OptimeGapKnown))
+	closed := gapClosed(snap)
 	// A shard that failed or copies again keeps the gap open whatever the source
 	// does: the advice names it, not writes to the source.
 	stuck := stuckShard(snap)
@@ -168,6 +171,10 @@ func (s *cutoverScreen) show(snap engine.Snapshot, now time.Time) {
 		s.gap.Importance = widget.SuccessImportance
 		s.gapNote.Importance = widget.MediumImportance
 		s.gapNote.SetText("The destination has every write the source has taken. Press I'm done once your applications point at the destination.")
+	case !snap.OptimeGapKnown:
+		s.gap.Importance = widget.WarningImportance
+		s.gapNote.Importance = widget.MediumImportance
+		s.gapNote.SetText(notReplaying)
 	default:
 		s.gap.Importance = widget.WarningImportance
 		s.gapNote.Importance = widget.MediumImportance
@@ -194,6 +201,8 @@ func (s *cutoverScreen) show(snap engine.Snapshot, now time.Time) {
 		s.staging.SetText(fmt.Sprintf("Making a staging copy? Not now: while shard %s is not in sync, the destination is not a consistent staging copy. Restart it and wait until it has caught up.", stuck.Name))
 	case closed:
 		s.staging.SetText("Making a staging copy? With the optime gap at 0:00 it has every write so far. Press Cancel: the destination keeps the data migrated so far.")
+	case !snap.OptimeGapKnown:
+		s.staging.SetText("Making a staging copy? Wait until every shard replays its oplog again: until then the destination lacks part of a shard's data.")
 	default:
 		s.staging.SetText(fmt.Sprintf("Making a staging copy? Note the optime gap, now %s: the staging copy will lack the source's last %s of writes. Then press Cancel: the destination keeps the data migrated so far.",
 			clockText(snap.OptimeGap), clockText(snap.OptimeGap)))
@@ -357,6 +366,9 @@ func (s *cutoverScreen) askOverride(v *engine.Verification) {
 func (s *cutoverScreen) confirmCancel() {
 	gap := clockText(s.at.last.OptimeGap)
 	what := fmt.Sprintf("Syncing stops now, with the destination %s behind the source: as a staging copy, it lacks the source's writes of the last %s.", gap, gap)
+	if !s.at.last.OptimeGapKnown {
+		what = "Syncing stops now, while a shard does not replay its oplog: as a staging copy, the destination lacks part of that shard's data."
+	}
 	if p := stuckShard(s.at.last); p != nil {
 		what = fmt.Sprintf("Syncing stops now, but shard %s is not in sync: the destination is not a consistent staging copy. ", p.Name)
 		if p.Phase == engine.ShardFailed && !p.AppliedUpTo.IsZero() {
@@ -383,7 +395,7 @@ func writesText(snap engine.Snapshot) (string, widget.Importance) {
 		return "Last write to the source: none read since the sync (re)started.", widget.MediumImportance
 	}
 	t := fmt.Sprintf("Last write to the source: %s ago (%s).", agoText(snap.SourceWriteAge), snap.LastSourceWrite.Local().Format("15:04:05"))
-	if !gapClosed(snap.OptimeGap) {
+	if !gapClosed(snap) {
 		t += " The sync has not read everything yet: newer writes may follow."
 	}
 	if snap.SourceWriteAge < recentWrite {
@@ -452,7 +464,7 @@ func (c *cutoverShards) show(shards []engine.ShardProgress) {
 		switch {
 		case p.NotSynced(true) != "":
 			stuck = append(stuck, p)
-		case p.Phase == engine.CatchingUp && !gapClosed(p.Gap):
+		case p.Phase == engine.CatchingUp && p.Gap >= time.Second:
 			behind = append(behind, p)
 		}
 	}

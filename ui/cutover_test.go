@@ -56,6 +56,29 @@ func (h *harness) finish() {
 	h.tap("Finish the cutover")
 }
 
+// A shard restarted during the cutover has no lag until it replays again: the gap
+// is not known, shows as —, never as 0:00, and I'm done waits for it.
+func TestAnUnknownGapIsNotZero(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := cuttingOver(0)
+	s.OptimeGapKnown = false
+	s.Shards[1].Phase, s.Shards[1].LagKnown, s.Shards[1].Lag = engine.Copying, false, 0
+	m := newFakeMigration(s)
+	h.attach(m)
+	if got := h.a.cur.(*cutoverScreen).gap.Text; got != "—" {
+		t.Fatalf("the gap reads %q while a shard copies, want —", got)
+	}
+	h.mustShow("the optime gap is known, and I'm done possible, once every shard replays")
+	if !h.button("I'm done").Disabled() {
+		t.Fatal("I'm done enabled while the gap is not known")
+	}
+	m.snap.OptimeGapKnown = true
+	h.tick()
+	if h.button("I'm done").Disabled() {
+		t.Fatal("I'm done still disabled at a known gap of 0:00")
+	}
+}
+
 func TestImDoneFinishesAndShowsTheSummary(t *testing.T) {
 	h := newHarness(t, &fakeBackend{})
 	m := newFakeMigration(cuttingOver(0))

@@ -467,19 +467,19 @@ func syncing() engine.Snapshot {
 		DestinationURI: "mongodb://atlas-eu:27017/?tls=true",
 		Overall: engine.Progress{
 			DocsCopied: 1_400_000, DocsTotal: 2_000_000,
-			BytesCopied: 412_000_000_000, BytesTotal: 640_000_000_000,
-			CopyRate: 2_100_000, ApplyRate: 340, Lag: 3 * time.Second,
+			BytesCopied: 412_000_000_000, BytesTotal: 640_000_000_000, TotalsEstimated: true,
+			CopyRate: 2_100_000, ApplyRate: 340,
 			CopyRemaining: 72 * time.Minute,
 		},
 		Shards: []engine.ShardProgress{
 			{Name: "rs0", Phase: engine.Copying, Progress: engine.Progress{
-				DocsCopied: 600_000, DocsTotal: 1_000_000, BytesCopied: 140_000_000_000, BytesTotal: 230_000_000_000,
+				DocsCopied: 600_000, DocsTotal: 1_000_000, BytesCopied: 140_000_000_000, BytesTotal: 230_000_000_000, TotalsEstimated: true,
 				CopyRate: 12_400, CopyRemaining: 28 * time.Minute}},
 			{Name: "rs1", Phase: engine.CatchingUp, Progress: engine.Progress{
 				DocsCopied: 800_000, DocsTotal: 800_000, BytesCopied: 210_000_000_000, BytesTotal: 210_000_000_000,
-				ApplyRate: 340, Lag: 41 * time.Second, CatchUpRemaining: 3 * time.Minute}},
+				ApplyRate: 340, Lag: 41 * time.Second, LagKnown: true, CatchUpRemaining: 3 * time.Minute}},
 			{Name: "rs2", Phase: engine.Copying, Progress: engine.Progress{
-				DocsCopied: 0, DocsTotal: 200_000, BytesCopied: 62_000_000_000, BytesTotal: 200_000_000_000}},
+				DocsCopied: 0, DocsTotal: 200_000, BytesCopied: 62_000_000_000, BytesTotal: 200_000_000_000, TotalsEstimated: true}},
 		},
 		History: []engine.Event{
 			{At: t0.Add(-2 * time.Hour), From: "validated", To: "starting", Reason: "balancer stopped"},
@@ -498,13 +498,13 @@ func ready() engine.Snapshot {
 	s := syncing()
 	s.State = engine.Ready
 	s.TimerDeadline = t0.Add(72 * time.Hour)
-	s.Overall.Lag = time.Second
-	s.Overall.DocsCopied, s.Overall.BytesCopied = s.Overall.DocsTotal, s.Overall.BytesTotal
+	s.Overall.Lag, s.Overall.LagKnown, s.OptimeGapKnown = time.Second, true, true
+	s.Overall.DocsCopied, s.Overall.BytesCopied, s.Overall.TotalsEstimated = s.Overall.DocsTotal, s.Overall.BytesTotal, false
 	for i := range s.Shards {
 		sh := &s.Shards[i]
 		sh.Phase = engine.Synced
-		sh.Lag = time.Second
-		sh.DocsCopied, sh.BytesCopied = sh.DocsTotal, sh.BytesTotal
+		sh.Lag, sh.LagKnown = time.Second, true
+		sh.DocsCopied, sh.BytesCopied, sh.TotalsEstimated = sh.DocsTotal, sh.BytesTotal, false
 	}
 	return s
 }

@@ -10,11 +10,6 @@ import (
 	"github.com/shardlift/shardlift/engine"
 )
 
-// sizeText is a byte count for people: "412 GB".
-func sizeText(n int64) string {
-	return humanize.Bytes(uint64(max(n, 0)))
-}
-
 // countText is a document count for people: "412,345", "12.4 M", "1.4 B".
 func countText(n int64) string {
 	switch {
@@ -50,6 +45,27 @@ func clockText(d time.Duration) string {
 		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
 	}
 	return fmt.Sprintf("%d:%02d", s/60, s%60)
+}
+
+// unknown stands for a lag or an optime gap nobody measured yet: a shard that
+// does not replay its oplog has none.
+const unknown = "—"
+
+// lagText is a lag or an optime gap when it is known, else unknown.
+func lagText(d time.Duration, known bool) string {
+	if !known {
+		return unknown
+	}
+	return clockText(d)
+}
+
+// ofTotal is "copied of total" for people; a total that is still an estimate reads
+// "about": "412 GiB of about 640 GiB".
+func ofTotal(copied, total string, estimated bool) string {
+	if estimated {
+		return copied + " of about " + total
+	}
+	return copied + " of " + total
 }
 
 // durationText is an elapsed or remaining time: "< 1 min", "28 min", "1 h 12 min", "2 d 3 h".

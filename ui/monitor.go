@@ -16,6 +16,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/internal/units"
 )
 
 // timerWarning is when the cutover countdown turns to the warning colour.
@@ -166,7 +167,7 @@ func (s *monitorScreen) show(snap engine.Snapshot, now time.Time) {
 		s.ready.Show()
 		if s.cutoverOK {
 			s.readyText.Importance = widget.SuccessImportance
-			s.readyText.SetText(fmt.Sprintf("All shards are in sync (lag %s). You can start the cutover.", clockText(snap.Overall.Lag)))
+			s.readyText.SetText(fmt.Sprintf("All shards are in sync (lag %s). You can start the cutover.", lagText(snap.Overall.Lag, snap.Overall.LagKnown)))
 		} else {
 			s.readyText.Importance = widget.WarningImportance
 			s.readyText.SetText("Not ready for cutover: a shard is not in sync. The cutover window keeps running.")
@@ -209,15 +210,19 @@ func (s *monitorScreen) show(snap engine.Snapshot, now time.Time) {
 	// Overall.
 	o := snap.Overall
 	s.bar.SetValue(o.Fraction())
-	s.counts.SetText(fmt.Sprintf("%s of %s  ·  %s of %s documents",
-		sizeText(o.BytesCopied), sizeText(o.BytesTotal), countText(o.DocsCopied), countText(o.DocsTotal)))
+	s.counts.SetText(ofTotal(units.Bytes(o.BytesCopied), units.Bytes(o.BytesTotal), o.TotalsEstimated) + "  ·  " +
+		ofTotal(countText(o.DocsCopied), countText(o.DocsTotal), o.TotalsEstimated) + " documents")
 	switch snap.State {
 	case engine.Draft, engine.Validated, engine.Starting:
 		s.rates.SetText("Starting: stopping the source and destination balancers, preparing the destination…")
 		s.remaining.SetText("")
 	default:
-		s.rates.SetText(fmt.Sprintf("%s docs/s copied  ·  %s oplog entries/s applied  ·  lag %s",
-			rateText(o.CopyRate), rateText(o.ApplyRate), clockText(o.Lag)))
+		lag := "lag " + lagText(o.Lag, o.LagKnown)
+		if !o.LagKnown {
+			lag += " until every shard replays"
+		}
+		s.rates.SetText(fmt.Sprintf("%s docs/s copied  ·  %s oplog entries/s applied  ·  %s",
+			rateText(o.CopyRate), rateText(o.ApplyRate), lag))
 		s.remaining.SetText(overallRemaining(snap))
 	}
 
@@ -270,7 +275,9 @@ func lagKey(shard string) string { return "lag:" + shard }
 func chartValues(s engine.Snapshot) map[string]float64 {
 	v := map[string]float64{rateCopied: s.Overall.CopyRate, rateApplied: s.Overall.ApplyRate}
 	for _, sh := range s.Shards {
-		v[lagKey(sh.Name)] = sh.Lag.Seconds()
+		if sh.LagKnown {
+			v[lagKey(sh.Name)] = sh.Lag.Seconds()
+		}
 	}
 	return v
 }
@@ -484,19 +491,19 @@ func newShardRow(name string, onRestart func(string), cols *columns) *shardRow {
 func (r *shardRow) show(p engine.ShardProgress) {
 	r.phase.SetText(phaseText(p.Phase))
 	r.bar.SetValue(p.Fraction())
-	r.copied.SetText(fmt.Sprintf("%s / %s\n%s / %s docs",
-		sizeText(p.BytesCopied), sizeText(p.BytesTotal), countText(p.DocsCopied), countText(p.DocsTotal)))
+	about := ""
+	if p.TotalsEstimated {
+		about = "~"
+	}
+	r.copied.SetText(fmt.Sprintf("%s / %s%s\n%s / %s%s docs",
+		units.Bytes(p.BytesCopied), about, units.Bytes(p.BytesTotal), countText(p.DocsCopied), about, countText(p.DocsTotal)))
 	switch p.Phase {
 	case engine.Copying, engine.Pending, engine.BuildingIndexes:
-		r.rate.SetText(rateText(p.CopyRate) + " docs/s\n" + sizeText(int64(p.CopyBytesRate)) + "/s")
+		r.rate.SetText(rateText(p.CopyRate) + " docs/s\n" + units.Rate(p.CopyBytesRate))
 	default:
 		r.rate.SetText(rateText(p.ApplyRate) + " ops/s")
 	}
-	if p.Phase == engine.CatchingUp || p.Phase == engine.Synced {
-		r.lag.SetText(clockText(p.Lag))
-	} else {
-		r.lag.SetText("-")
-	}
+	r.lag.SetText(lagText(p.Lag, p.LagKnown))
 	r.left.SetText(remaining(p.Progress, p.Phase))
 	if p.Phase == engine.ShardFailed {
 		r.phase.Importance = widget.DangerImportance

@@ -12,14 +12,17 @@ import (
 	"github.com/shardlift/shardlift/engine"
 )
 
+// The totals of a copy still running are estimates and say so ("about", "~"), in
+// binary units; the lag of a shard still copying, and so the overall lag, is not
+// known and never shows as 0:00.
 func TestProgressShowsHumanizedTotals(t *testing.T) {
 	h := newHarness(t, &fakeBackend{})
 	h.attach(newFakeMigration(syncing()))
 	for _, s := range []string{
-		"412 GB of 640 GB  ·  1.4 M of 2 M documents",
+		"384 GiB of about 596 GiB  ·  1.4 M of about 2 M documents",
 		"Time remaining  1 h 12 min",
-		"2.1 M docs/s copied  ·  340 oplog entries/s applied  ·  lag 0:03",
-		"140 GB / 230 GB\n600,000 / 1 M docs",
+		"2.1 M docs/s copied  ·  340 oplog entries/s applied  ·  lag — until every shard replays",
+		"130 GiB / ~214 GiB\n600,000 / ~1 M docs",
 		"12,400 docs/s",
 		"catching up",
 		"0:41", // rs1's lag
@@ -27,6 +30,11 @@ func TestProgressShowsHumanizedTotals(t *testing.T) {
 		"Cancel migration",
 	} {
 		h.mustShow(s)
+	}
+	h.mustNotShow("lag 0:00")
+	rows := h.a.cur.(*monitorScreen).shards.rows
+	if rows["rs0"].lag.Text != "—" || rows["rs2"].lag.Text != "—" || rows["rs1"].lag.Text != "0:41" {
+		t.Fatalf("lag cells %q %q %q, want — for the shards copying and 0:41", rows["rs0"].lag.Text, rows["rs1"].lag.Text, rows["rs2"].lag.Text)
 	}
 	if got := h.a.cur.(*monitorScreen).bar.Value; got < 0.64 || got > 0.65 {
 		t.Fatalf("overall bar at %v, want 412/640", got)
@@ -40,9 +48,9 @@ func TestProgressPerShardCanBeHiddenAndShown(t *testing.T) {
 	h := newHarness(t, &fakeBackend{})
 	h.attach(newFakeMigration(syncing()))
 	h.tap("Hide progress per shard")
-	h.mustNotShow("140 GB / 230 GB")
+	h.mustNotShow("130 GiB / ~214 GiB")
 	h.tap("View progress per shard")
-	h.mustShow("140 GB / 230 GB")
+	h.mustShow("130 GiB / ~214 GiB")
 }
 
 func failedShard() engine.Snapshot {

@@ -18,6 +18,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/internal/units"
 )
 
 // variantTheme is the default theme in one variant, as a system preference would pick.
@@ -37,8 +38,8 @@ var scenes = []struct {
 }{
 	{"01-start", func(h *harness) {
 		h.b.migrations = []MigrationInfo{
-			{ID: "m1", Name: "prod-eu:27017 -> atlas-eu:27017", State: engine.Syncing, Shards: 3, Lag: 2 * time.Second, Updated: t0},
-			{ID: "m2", Name: "staging-test:27017 -> stage:27017", State: engine.Cancelled, Shards: 2, Lag: 41 * time.Second, Updated: t0.Add(-48 * time.Hour)},
+			{ID: "m1", Name: "prod-eu:27017 -> atlas-eu:27017", State: engine.Syncing, Shards: 3, Lag: 2 * time.Second, LagKnown: true, Updated: t0},
+			{ID: "m2", Name: "staging-test:27017 -> stage:27017", State: engine.Cancelled, Shards: 2, Lag: 41 * time.Second, LagKnown: true, Updated: t0.Add(-48 * time.Hour)},
 			{ID: "m4", Name: longName, State: engine.Ready, Shards: 3, Updated: t0.Add(-2 * time.Hour)},
 			{ID: "m3", Name: "crm-old:27017 -> crm-new:27017", State: engine.Failed, Shards: 2, Updated: t0.Add(-time.Hour),
 				Reason: "destination crm-new:27017 refused the connection: check that it is running and reachable"},
@@ -169,7 +170,7 @@ var scenes = []struct {
 	{"14-cancelled", func(h *harness) {
 		s := syncing()
 		s.State = engine.Cancelled
-		s.OptimeGap = 41 * time.Second
+		s.OptimeGap, s.OptimeGapKnown = 41*time.Second, true
 		h.attach(newFakeMigration(s))
 	}},
 	{"14-cancelled-failed-shard", func(h *harness) {
@@ -436,4 +437,22 @@ func textOf(o fyne.CanvasObject) string {
 		return x.Text
 	}
 	return ""
+}
+
+// TestNoScreenWritesSIUnits looks at every text of every screen and dialog: sizes
+// and rates are in binary units (MiB, MiB/s), as everywhere else in Shardlift, never
+// "MB" or "GB".
+func TestNoScreenWritesSIUnits(t *testing.T) {
+	for _, sc := range scenes {
+		t.Run(sc.name, func(t *testing.T) {
+			h := newHarness(t, &fakeBackend{})
+			sc.setup(h)
+			h.settle()
+			for _, text := range h.texts() {
+				if si := units.FindSI(text); si != "" {
+					t.Errorf("%q writes %q in SI units", text, si)
+				}
+			}
+		})
+	}
 }

@@ -89,6 +89,7 @@ func (s *startScreen) row(m MigrationInfo) fyne.CanvasObject {
 		facts = append(facts, fmt.Sprintf("%d shard%s", m.Shards, plural(m.Shards)))
 	}
 	switch {
+	case !m.LagKnown:
 	case m.State == engine.Cancelled:
 		facts = append(facts, "optime gap at cancel "+clockText(m.Lag))
 	case running(m.State):

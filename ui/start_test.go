@@ -15,8 +15,8 @@ import (
 
 func listed() []MigrationInfo {
 	return []MigrationInfo{
-		{ID: "m1", Name: "prod-eu -> atlas-eu", State: engine.Syncing, Shards: 3, Lag: 2 * time.Second, Updated: t0},
-		{ID: "m2", Name: "staging-test -> stage", State: engine.Cancelled, Shards: 2, Lag: 41 * time.Second, Updated: t0},
+		{ID: "m1", Name: "prod-eu -> atlas-eu", State: engine.Syncing, Shards: 3, Lag: 2 * time.Second, LagKnown: true, Updated: t0},
+		{ID: "m2", Name: "staging-test -> stage", State: engine.Cancelled, Shards: 2, Lag: 41 * time.Second, LagKnown: true, Updated: t0},
 		{ID: "m3", Name: "crm-old -> crm-new", State: engine.Failed, Shards: 2, Updated: t0,
 			Reason: "destination crm-new:27017 refused the connection: check that it is running"},
 	}

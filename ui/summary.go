@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/internal/units"
 )
 
 // summaryScreen is step 6: what happened (done, cancelled or expired), the users and
@@ -80,7 +81,7 @@ func (s *summaryScreen) show(snap engine.Snapshot, now time.Time) {
 	s.shown = snap.State
 	took := durationText(finishedAt(snap, now).Sub(snap.StartedAt))
 	o := snap.Overall
-	copied := fmt.Sprintf("Copied %s documents (%s) from %d shard%s.", countText(o.DocsCopied), sizeText(o.BytesCopied), len(snap.Shards), plural(len(snap.Shards)))
+	copied := fmt.Sprintf("Copied %s documents (%s) from %d shard%s.", countText(o.DocsCopied), units.Bytes(o.BytesCopied), len(snap.Shards), plural(len(snap.Shards)))
 	s.facts.RemoveAll()
 	add := func(text string, imp widget.Importance) {
 		l := wrapped(text)

@@ -28,7 +28,7 @@ func TestDoneSummaryHasCountsDurationVerificationAndUsers(t *testing.T) {
 	for _, want := range []string{
 		"Migration complete",
 		"prod-eu:27017 -> atlas-eu:27017 was migrated in 5 h 41 min.",
-		"Copied 2 M documents (640 GB) from 3 shards.",
+		"Copied 2 M documents (596 GiB) from 3 shards.",
 		"Verified: 212 namespaces, 1024 ranges, 1.4 B documents: every range matches.",
 		"user app@admin: readWrite@shop, read@crm",
 		"role reporting@admin: read@shop",

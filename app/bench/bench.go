@@ -16,10 +16,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dustin/go-humanize"
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/internal/units"
 	"github.com/shardlift/shardlift/sandbox"
 )
 
@@ -284,7 +284,7 @@ func (r *runner) copy(ctx context.Context) (childResult, error) {
 	if err != nil {
 		return childResult{}, err
 	}
-	r.logf("   %s in %.1f s (first write after %.1f s), peak RSS %s; %s", rate(cp.docsPerSec(), "docs/s"), cp.Seconds, cp.FirstWrite, humanize.IBytes(uint64(cp.PeakRSS)), cp.cpuShare())
+	r.logf("   %s in %.1f s (first write after %.1f s), peak RSS %s; %s", rate(cp.docsPerSec(), "docs/s"), cp.Seconds, cp.FirstWrite, units.Bytes(cp.PeakRSS), cp.cpuShare())
 	if cp.Docs != int64(r.o.Docs) {
 		return childResult{}, fmt.Errorf("the copy wrote %d documents, the source holds %d", cp.Docs, r.o.Docs)
 	}
@@ -294,8 +294,8 @@ func (r *runner) copy(ctx context.Context) (childResult, error) {
 	ratio := Ratio(cp.docsPerSec(), ins.docsPerSec())
 	r.t.Rows = append(r.t.Rows, Row{
 		Figure:    fmt.Sprintf("1. initial sync, %s docs of 1 KiB, %d shards", thousands(cp.Docs), r.o.Shards),
-		Shardlift: fmt.Sprintf("%s, %.1f MB/s", rate(cp.docsPerSec(), "docs/s"), cp.bytesPerSec()/1e6),
-		Ceiling:   fmt.Sprintf("%s, %.1f MB/s (bulk insert, %d conns)", rate(ins.docsPerSec(), "docs/s"), ins.bytesPerSec()/1e6, ins.Conns),
+		Shardlift: fmt.Sprintf("%s, %s", rate(cp.docsPerSec(), "docs/s"), units.Rate(cp.bytesPerSec())),
+		Ceiling:   fmt.Sprintf("%s, %s (bulk insert, %d conns)", rate(ins.docsPerSec(), "docs/s"), units.Rate(ins.bytesPerSec()), ins.Conns),
 		Ratio:     ratio, Target: ">= 0.90", Verdict: AtLeast(ratio, 0.9),
 	})
 	return cp, nil
@@ -410,12 +410,12 @@ func (r *runner) memory(ctx context.Context, small childResult) error {
 	if err != nil {
 		return err
 	}
-	r.logf("   %s in %.1f s, peak RSS %s", rate(cp.docsPerSec(), "docs/s"), cp.Seconds, humanize.IBytes(uint64(cp.PeakRSS)))
+	r.logf("   %s in %.1f s, peak RSS %s", rate(cp.docsPerSec(), "docs/s"), cp.Seconds, units.Bytes(cp.PeakRSS))
 	ratio := Ratio(float64(cp.PeakRSS), float64(small.PeakRSS))
 	r.t.Rows = append(r.t.Rows, Row{
 		Figure:    fmt.Sprintf("5. peak RSS of the copying process, 4x: %s docs", thousands(cp.Docs)),
-		Shardlift: fmt.Sprintf("%s (copy at %s)", humanize.IBytes(uint64(cp.PeakRSS)), rate(cp.docsPerSec(), "docs/s")),
-		Ceiling:   fmt.Sprintf("%s with %s docs", humanize.IBytes(uint64(small.PeakRSS)), thousands(small.Docs)),
+		Shardlift: fmt.Sprintf("%s (copy at %s)", units.Bytes(cp.PeakRSS), rate(cp.docsPerSec(), "docs/s")),
+		Ceiling:   fmt.Sprintf("%s with %s docs", units.Bytes(small.PeakRSS), thousands(small.Docs)),
 		Ratio:     ratio, Target: "<= 1.20 (flat)", Verdict: AtMost(ratio, 1.2),
 	})
 	return nil

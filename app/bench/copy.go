@@ -288,7 +288,7 @@ func peakRSS() (int64, error) {
 func parseVmHWM(status string) (int64, error) {
 	for _, line := range strings.Split(status, "\n") {
 		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64) // read, not written
 			if err != nil {
 				return 0, fmt.Errorf("read the peak RSS from %q: %w", line, err)
 			}

@@ -5,7 +5,7 @@
 //	Run ─► sandbox source + destination (3 shards each, in this process, FerretDB)
 //	  ─► seed the source: bench.docs, N documents of ~1 KiB, hashed _id over 3 shards
 //	  1. child "insert": plain parallel bulk insert of the same N documents ─► ceiling
-//	     child "copy":   engine/initialsync, one copier per shard, as a migration ─► docs/s, MB/s
+//	     child "copy":   engine/initialsync, one copier per shard, as a migration ─► docs/s, MiB/s
 //	  2. backlog of mixed oplog entries (one stream per shard) ─► engine/replay (3 shards)
 //	     the same writes translated once, sent directly as ordered bulks ─► ceiling
 //	  3. replay tailing the real source oplogs, while a write load of half the replay

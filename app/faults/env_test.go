@@ -388,7 +388,7 @@ func (e *env) finish() {
 		e.startCutover()
 	}
 	if s.State != "finalizing" {
-		e.await("the optime gap closed", 5*time.Minute, func(s faults.Status) bool { return s.State == "cutting_over" && s.OptimeGapSeconds == 0 })
+		e.await("the optime gap closed", 5*time.Minute, func(s faults.Status) bool { return s.State == "cutting_over" && s.GapClosed() })
 		e.post("/cutover/done")
 	}
 	e.awaitExit(0)

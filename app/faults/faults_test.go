@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,7 +153,7 @@ func crashAnywhere(t *testing.T, e *env, row *faults.Row) {
 					continue
 				}
 				if s.State == "cutting_over" {
-					e.await("the optime gap closed", 5*time.Minute, func(s faults.Status) bool { return s.OptimeGapSeconds == 0 })
+					e.await("the optime gap closed", 5*time.Minute, func(s faults.Status) bool { return s.GapClosed() })
 					go e.m.API().Post(e.ctx, "/cutover/done") // answered, or cut by the kill
 				}
 			}
@@ -521,7 +520,7 @@ func cutoverUnderPressure(t *testing.T, e *env, row *faults.Row) {
 	e.startCutover()
 	time.Sleep(2 * time.Second) // the applications take a moment to stop
 	e.endLoad()
-	e.await("the optime gap closed", 5*time.Minute, func(s faults.Status) bool { return s.OptimeGapSeconds == 0 })
+	e.await("the optime gap closed", 5*time.Minute, func(s faults.Status) bool { return s.GapClosed() })
 	doneErr := make(chan error, 1)
 	go func() { _, err := e.m.API().Post(e.ctx, "/cutover/done"); doneErr <- err }()
 	e.await("finalizing", 5*time.Minute, isState("finalizing", "done"))
@@ -562,7 +561,7 @@ func balancerOffCrashCancel(t *testing.T, e *env, row *faults.Row) {
 	e.await("ready", 5*time.Minute, isState("ready"))
 	e.startCutover()
 	e.endLoad()
-	e.await("the optime gap closed", 5*time.Minute, func(s faults.Status) bool { return s.OptimeGapSeconds == 0 })
+	e.await("the optime gap closed", 5*time.Minute, func(s faults.Status) bool { return s.GapClosed() })
 	e.post("/cancel")
 	e.awaitExit(0)
 	row.Converge = time.Since(restarted)
@@ -582,7 +581,7 @@ func balancerOnExpiry(t *testing.T, e *env, row *faults.Row) {
 	e.await("ready", 5*time.Minute, isState("ready"))
 	stopped := time.Now()
 	e.endLoad()
-	e.await("in sync", expiryWindow, func(s faults.Status) bool { return allSynced(s) && s.OptimeGapSeconds == 0 && maxLag(s) == 0 })
+	e.await("in sync", expiryWindow, func(s faults.Status) bool { return allSynced(s) && s.GapClosed() && s.CaughtUp() })
 	e.awaitExit(1)
 	if !strings.Contains(e.log.String(), "expired") {
 		t.Errorf("shardlift migrate did not say the window expired:\n%s", e.log.tail(20))
@@ -593,16 +592,4 @@ func balancerOnExpiry(t *testing.T, e *env, row *faults.Row) {
 	row.Converge = time.Since(stopped)
 	row.Notes = fmt.Sprintf("balancer on before; cutover window of %v expired", expiryWindow)
 	e.verify(row)
-}
-
-func maxLag(s faults.Status) float64 {
-	return slices.MaxFunc(s.Shards, func(a, b faults.Shard) int {
-		switch {
-		case a.LagSeconds < b.LagSeconds:
-			return -1
-		case a.LagSeconds > b.LagSeconds:
-			return 1
-		}
-		return 0
-	}).LagSeconds
 }

@@ -79,21 +79,34 @@ func (m *Migrator) Wait(ctx context.Context) (int, error) {
 
 // Status is the part of GET /status the suite reads.
 type Status struct {
-	State            string  `json:"state"`
-	Reason           string  `json:"reason"`
-	OptimeGapSeconds float64 `json:"optimeGapSeconds"`
-	Shards           []Shard `json:"shards"`
+	State            string   `json:"state"`
+	Reason           string   `json:"reason"`
+	OptimeGapSeconds *float64 `json:"optimeGapSeconds"` // nil while not known
+	Shards           []Shard  `json:"shards"`
 }
 
 // Shard is one row of the per-shard progress.
 type Shard struct {
-	Name       string  `json:"name"`
-	Phase      string  `json:"phase"`
-	DocsCopied int64   `json:"docsCopied"`
-	DocsTotal  int64   `json:"docsTotal"`
-	LagSeconds float64 `json:"lagSeconds"`
-	Error      string  `json:"error"`
-	Retrying   string  `json:"retrying"`
+	Name       string   `json:"name"`
+	Phase      string   `json:"phase"`
+	DocsCopied int64    `json:"docsCopied"`
+	DocsTotal  int64    `json:"docsTotal"`
+	LagSeconds *float64 `json:"lagSeconds"` // nil until the shard replays
+	Error      string   `json:"error"`
+	Retrying   string   `json:"retrying"`
+}
+
+// GapClosed reports whether the optime gap is known and 0.
+func (s Status) GapClosed() bool { return s.OptimeGapSeconds != nil && *s.OptimeGapSeconds == 0 }
+
+// CaughtUp reports whether every shard replays with a lag of 0.
+func (s Status) CaughtUp() bool {
+	for _, sh := range s.Shards {
+		if sh.LagSeconds == nil || *sh.LagSeconds != 0 {
+			return false
+		}
+	}
+	return len(s.Shards) > 0
 }
 
 // Shard returns the named row.

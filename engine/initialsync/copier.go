@@ -112,10 +112,15 @@ type Config struct {
 
 // Progress is a copy's progress at one moment.
 type Progress struct {
-	// Docs and Bytes have been written (including what an earlier run copied);
-	// DocsTotal and BytesTotal are the plan's estimates.
-	Docs, Bytes           int64
+	// Docs and Bytes have been written (including what an earlier run copied).
+	Docs, Bytes int64
+	// DocsTotal and BytesTotal add up, for each namespace, what it copied once it
+	// is copied, else the larger of the plan's estimate and what it copied so far:
+	// never less than Docs and Bytes, and exact once Estimated is false. They shrink
+	// only when a namespace turns out smaller than its estimate.
 	DocsTotal, BytesTotal int64
+	// Estimated is set while a namespace is still being copied (or waits to be).
+	Estimated bool
 	// Orphans are the documents skipped because the shard does not own them.
 	Orphans int64
 	// Namespaces and NamespacesDone count the shard's partitions.
@@ -136,9 +141,8 @@ type Copier struct {
 	retry  retryPolicy
 	builds *IndexBuilds
 
-	docs, bytes, orphans atomic.Int64
-	done                 atomic.Int64
-	retryMsg             atomic.Pointer[string]
+	orphans  atomic.Int64
+	retryMsg atomic.Pointer[string]
 }
 
 // partition is one namespace's copy.
@@ -146,6 +150,10 @@ type partition struct {
 	ns      *prepare.ShardNamespace
 	id      string
 	tracker *tracker
+	// docs and bytes count what is written (an earlier run's saved progress
+	// included); done is set once every batch is, after their last addition.
+	docs, bytes atomic.Int64
+	done        atomic.Bool
 }
 
 // New checks the configuration and restores the saved progress.
@@ -177,12 +185,16 @@ func New(cfg Config) (*Copier, error) {
 		id := n.NS()
 		saved := cfg.Saved[id]
 		delete(c.extra, id)
-		c.parts = append(c.parts, &partition{ns: n, id: id, tracker: newTracker(saved)})
-		c.docs.Add(saved.Docs)
-		c.bytes.Add(saved.Bytes)
-		if saved.Done {
-			c.done.Add(1)
+		if n.Capped && !saved.Done {
+			// Copied again whole (see restartCapped): what an earlier run wrote of it
+			// counts for nothing.
+			saved = PartitionProgress{}
 		}
+		p := &partition{ns: n, id: id, tracker: newTracker(saved)}
+		p.docs.Store(saved.Docs)
+		p.bytes.Store(saved.Bytes)
+		p.done.Store(saved.Done)
+		c.parts = append(c.parts, p)
 	}
 	return c, nil
 }
@@ -196,13 +208,24 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 
 // Snapshot returns the progress; it is cheap and never blocks on I/O.
 func (c *Copier) Snapshot() Progress {
-	return Progress{
-		Docs: c.docs.Load(), Bytes: c.bytes.Load(),
-		DocsTotal: c.cfg.Shard.Docs, BytesTotal: c.cfg.Shard.Bytes,
-		Orphans:    c.orphans.Load(),
-		Namespaces: len(c.parts), NamespacesDone: int(c.done.Load()),
-		Retrying: c.retryingNow(),
+	p := Progress{Orphans: c.orphans.Load(), Namespaces: len(c.parts), Retrying: c.retryingNow()}
+	for _, part := range c.parts {
+		// done first: once it is set, the counters read after it are final.
+		done := part.done.Load()
+		docs, bytes := part.docs.Load(), part.bytes.Load()
+		p.Docs += docs
+		p.Bytes += bytes
+		if done {
+			p.NamespacesDone++
+			p.DocsTotal += docs
+			p.BytesTotal += bytes
+			continue
+		}
+		p.Estimated = true
+		p.DocsTotal += max(part.ns.Docs, docs)
+		p.BytesTotal += max(part.ns.Bytes, bytes)
 	}
+	return p
 }
 
 // setRetrying records the transient failure being retried ("" once it is over).

@@ -682,3 +682,52 @@ func TestRetriedFailureShowsInTheProgressUntilItIsOver(t *testing.T) {
 		t.Fatalf("after the retry succeeded, the progress still says %q", got)
 	}
 }
+
+// Each namespace's total is its estimate until it is copied, then what it copied:
+// an estimate too high shrinks to the real size (never below it), one too low grows
+// with the copy, and the totals are exact once every namespace is copied.
+func TestTotalsAreEstimatesUntilEachNamespaceIsCopied(t *testing.T) {
+	src := newFakeSource()
+	var bigBytes, smallBytes int64
+	for i := range 10 {
+		d := doc(t, bson.D{{Key: "_id", Value: int32(i)}, {Key: "pad", Value: strings.Repeat("b", 100)}})
+		src.add("app.big", d)
+		bigBytes += int64(len(d))
+	}
+	for i := range 20 {
+		d := doc(t, bson.D{{Key: "_id", Value: int32(i)}})
+		src.add("app.small", d)
+		smallBytes += int64(len(d))
+	}
+	big, small := unsharded("app", "big"), unsharded("app", "small")
+	big.Docs, big.Bytes = 100, 100_000 // too high
+	small.Docs, small.Bytes = 1, 10    // too low
+	dst := newFakeDestination()
+	var c *Copier
+	var looks atomic.Int32
+	dst.hook = func(ns string, docs []bson.Raw, _ bool) error {
+		if ns != "app.small" {
+			return nil
+		}
+		looks.Add(1)
+		p := c.Snapshot()
+		// app.big is copied (one namespace at a time, the larger estimate first).
+		if !p.Estimated || p.DocsTotal != 10+max(1, p.Docs-10) || p.BytesTotal != bigBytes+max(10, p.Bytes-bigBytes) {
+			t.Errorf("while copying app.small: %+v, want app.big's real 10 docs / %d bytes plus app.small's larger of estimate and copied", p, bigBytes)
+		}
+		return nil
+	}
+	c = newCopier(t, plan(big, small), src, dst, &sinks{}, nil, func(cfg *Config) { cfg.BatchDocs = 4; cfg.Namespaces = 1 })
+	if p := c.Snapshot(); !p.Estimated || p.DocsTotal != 101 || p.BytesTotal != 100_010 {
+		t.Fatalf("before the copy: %+v, want the estimates 101 docs, 100010 bytes", p)
+	}
+	if err := c.Copy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if looks.Load() < 3 {
+		t.Fatalf("looked at the progress %d times while copying app.small", looks.Load())
+	}
+	if p := c.Snapshot(); p.Estimated || p.DocsTotal != 30 || p.Docs != 30 || p.BytesTotal != bigBytes+smallBytes || p.Bytes != p.BytesTotal {
+		t.Fatalf("after the copy: %+v, want exact totals of 30 docs, %d bytes", p, bigBytes+smallBytes)
+	}
+}

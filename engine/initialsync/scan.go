@@ -70,7 +70,7 @@ func (c *Copier) copyPartition(ctx context.Context, p *partition) error {
 	if !p.tracker.finish() {
 		return fmt.Errorf("%s: internal error: the scan ended with batches still pending", p.id)
 	}
-	c.done.Add(1)
+	p.done.Store(true)
 	prog, _ := p.tracker.progress()
 	c.log.Info("namespace copied", "ns", p.id, "docs", prog.Docs, "bytes", prog.Bytes, "elapsed", time.Since(start))
 	return nil
@@ -79,15 +79,11 @@ func (c *Copier) copyPartition(ctx context.Context, p *partition) error {
 // restartCapped empties a capped collection before its copy: its natural order
 // cannot be resumed by _id, and a run interrupted before its first checkpoint
 // leaves documents behind too, so it is always copied whole into an empty
-// collection.
+// collection (New started its progress from nothing).
 func (c *Copier) restartCapped(ctx context.Context, p *partition) error {
 	if err := c.cfg.Destination.Empty(ctx, p.ns.Collection); err != nil {
 		return fmt.Errorf("empty capped %s before copying it: %w", p.id, err)
 	}
-	prog, _ := p.tracker.progress()
-	c.docs.Add(-prog.Docs)
-	c.bytes.Add(-prog.Bytes)
-	p.tracker.reset()
 	return nil
 }
 

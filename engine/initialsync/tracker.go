@@ -98,15 +98,6 @@ func (t *tracker) finish() bool {
 	return true
 }
 
-// reset forgets all progress (a capped collection copied again from the start).
-func (t *tracker) reset() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.mu.durable = PartitionProgress{}
-	t.mu.pending = nil
-	t.mu.version++
-}
-
 // progress is the durable prefix and its version.
 func (t *tracker) progress() (PartitionProgress, uint64) {
 	t.mu.Lock()

@@ -25,8 +25,8 @@ func (c *Copier) writeLoop(ctx context.Context, p *partition, in <-chan *batch) 
 			return err
 		}
 		p.tracker.complete(b.seq)
-		c.docs.Add(int64(len(b.ends)))
-		c.bytes.Add(int64(len(b.arena)))
+		p.docs.Add(int64(len(b.ends)))
+		p.bytes.Add(int64(len(b.arena)))
 	}
 	return nil
 }

@@ -118,9 +118,10 @@ type Shard struct {
 	// Oplog is the primary's oplog window.
 	Oplog Oplog
 	// DataBytes is the uncompressed size of the user data on the primary (dbStats
-	// dataSize summed over its databases), known when DataBytesKnown.
-	DataBytes      int64
-	DataBytesKnown bool
+	// dataSize summed over its databases), and IndexBytes the size of its indexes
+	// (dbStats indexSize), both known when DataBytesKnown.
+	DataBytes, IndexBytes int64
+	DataBytesKnown        bool
 	// Access is what the connecting user may do on the primary.
 	Access Access
 }

@@ -347,32 +347,33 @@ func (d *discovery) inspectShard(ctx context.Context, sh *Shard) {
 		d.problem(ctx, PartAccess+" on shard "+sh.Name, err)
 	}
 	sh.Access = a
-	if sh.DataBytes, err = dataBytes(ctx, client, d.e.timeout()); err != nil {
+	if sh.DataBytes, sh.IndexBytes, err = dataBytes(ctx, client, d.e.timeout()); err != nil {
 		d.problem(ctx, PartSizes+" on shard "+sh.Name, err)
 	} else {
 		sh.DataBytesKnown = true
 	}
 }
 
-// dataBytes sums dbStats' dataSize over the user databases of one server.
-func dataBytes(ctx context.Context, client *mongo.Client, timeout time.Duration) (int64, error) {
+// dataBytes sums dbStats' dataSize and indexSize over the user databases of one
+// server.
+func dataBytes(ctx context.Context, client *mongo.Client, timeout time.Duration) (data, index int64, err error) {
 	dbs, err := listDatabases(ctx, client, timeout)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var total int64
 	for _, db := range dbs {
 		stats, err := runCommand(ctx, client, timeout, db, bson.D{{Key: "dbStats", Value: 1}})
 		if err != nil {
-			return 0, fmt.Errorf("dbStats of %s: %w", db, err)
+			return 0, 0, fmt.Errorf("dbStats of %s: %w", db, err)
 		}
 		size, ok := asInt64(stats.Lookup("dataSize"))
 		if !ok {
-			return 0, fmt.Errorf("dbStats of %s has no dataSize", db)
+			return 0, 0, fmt.Errorf("dbStats of %s has no dataSize", db)
 		}
-		total += size
+		indexes, _ := asInt64(stats.Lookup("indexSize"))
+		data, index = data+size, index+indexes
 	}
-	return total, nil
+	return data, index, nil
 }
 
 func (d *discovery) inspectConfigServers(ctx context.Context) {

@@ -7,10 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dustin/go-humanize"
-
 	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/internal/units"
 )
 
 // Check IDs, in report order.
@@ -45,11 +44,12 @@ const (
 const (
 	// MinMajor is the oldest MongoDB the Go driver (and so Shardlift) can talk to.
 	MinMajor = "3.6"
-	// AssumedCopyRate is the initial-copy speed the oplog check plans for, per shard:
-	// deliberately slow (a WAN link, a busy source) so that the warning errs early.
-	AssumedCopyRate = 20 << 20 // bytes per second
-	// OplogSafetyFactor is how many times the estimated copy time a shard's oplog must
-	// hold: the copy must finish, and the tail must start, before its first entry rolls off.
+	// OplogSafetyFactor is how many times the estimated copy and index builds a
+	// shard's oplog must hold: its replay starts from T0 only once both are over, and
+	// the estimate is optimistic. The rate is measured on one collection read alone
+	// for a moment, while the copy reads several at once with the applications'
+	// load, and the window is the oplog's at today's write rate: a busier hour
+	// during the copy (twice the writes halve the window) must not roll T0 off.
 	OplogSafetyFactor = 2
 )
 
@@ -829,26 +829,29 @@ func (c *checker) collectionKinds() {
 		plural(colls, "collection", "collections"), capped, plural(views, "view", "views"))})
 }
 
-// shardBytes is how many bytes each source shard holds: what the shard primary's
-// dbStats said, else an estimate from the collection sizes (per-shard sizes where the
-// server reported them, a sharded collection split evenly, an unsharded one on its
-// database's primary shard). complete is false for a shard whose estimate misses a
-// collection of unknown size.
-func shardBytes(cl *topology.Cluster) (bytes map[string]int64, complete map[string]bool) {
+// share is a collection's part on one shard, in bytes.
+type share struct {
+	ns    topology.Namespace
+	bytes int64
+}
+
+// shardShares is each source shard's part of every collection of known size: the
+// per-shard sizes where the server reported them, a sharded collection split evenly,
+// an unsharded one on its database's primary shard. complete is false for a shard
+// that may hold a collection of unknown size.
+func shardShares(cl *topology.Cluster) (shares map[string][]share, complete map[string]bool) {
 	primary := map[string]string{}
 	for _, db := range cl.Databases {
 		primary[db.Name] = db.Primary
 	}
-	bytes, complete = map[string]int64{}, map[string]bool{}
+	shares, complete = map[string][]share{}, map[string]bool{}
 	for _, sh := range cl.Shards {
 		complete[sh.Name] = true
 	}
 	for _, ns := range cl.Namespaces {
 		switch {
+		case ns.Type != "collection":
 		case !ns.SizeKnown:
-			if ns.Type != "collection" {
-				continue
-			}
 			if ns.Sharded || primary[ns.DB] == "" {
 				for _, sh := range cl.Shards {
 					complete[sh.Name] = false
@@ -858,14 +861,38 @@ func shardBytes(cl *topology.Cluster) (bytes map[string]int64, complete map[stri
 			}
 		case len(ns.ShardSizes) > 0:
 			for shard, size := range ns.ShardSizes {
-				bytes[shard] += size
+				shares[shard] = append(shares[shard], share{ns, size})
 			}
 		case ns.Sharded && len(cl.Shards) > 0:
 			for _, sh := range cl.Shards {
-				bytes[sh.Name] += ns.Size / int64(len(cl.Shards))
+				shares[sh.Name] = append(shares[sh.Name], share{ns, ns.Size / int64(len(cl.Shards))})
 			}
 		default:
-			bytes[primary[ns.DB]] += ns.Size
+			shares[primary[ns.DB]] = append(shares[primary[ns.DB]], share{ns, ns.Size})
+		}
+	}
+	return shares, complete
+}
+
+// largestShare is the shard's largest non-empty collection part.
+func largestShare(shares []share) (share, bool) {
+	var best share
+	for _, s := range shares {
+		if s.bytes > best.bytes {
+			best = s
+		}
+	}
+	return best, best.bytes > 0
+}
+
+// shardBytes is how many bytes each source shard holds: what the shard primary's
+// dbStats said, else the sum of its collection parts (shardShares).
+func shardBytes(cl *topology.Cluster) (bytes map[string]int64, complete map[string]bool) {
+	shares, complete := shardShares(cl)
+	bytes = map[string]int64{}
+	for shard, ss := range shares {
+		for _, s := range ss {
+			bytes[shard] += s.bytes
 		}
 	}
 	for _, sh := range cl.Shards {
@@ -883,8 +910,9 @@ func (c *checker) oplogWindow() {
 	}
 	src := c.in.Source
 	bytes, complete := shardBytes(src)
-	var short, unknown, ok []string
+	var short, fixes, unknown, ok []string
 	for _, sh := range src.Shards {
+		rate := c.in.ReadRates[sh.Name]
 		switch {
 		case sh.Oplog.Err != nil:
 			unknown = append(unknown, fmt.Sprintf("shard %s: oplog not read", sh.Name))
@@ -892,31 +920,92 @@ func (c *checker) oplogWindow() {
 		case !complete[sh.Name]:
 			unknown = append(unknown, fmt.Sprintf("shard %s: data size unknown", sh.Name))
 			continue
+		case bytes[sh.Name] > 0 && rate.BytesPerSecond() <= 0:
+			why := "not measured"
+			if rate.Err != nil {
+				why = rate.Err.Error()
+			}
+			unknown = append(unknown, fmt.Sprintf("shard %s: read rate unknown (%s)", sh.Name, why))
+			continue
 		}
-		copyTime := time.Duration(float64(bytes[sh.Name]) / AssumedCopyRate * float64(time.Second))
-		// Oplog timestamps count whole seconds: a need below one second is no need.
-		need := (OplogSafetyFactor * copyTime).Truncate(time.Second)
+		e := copyEstimate(sh, bytes[sh.Name], rate)
 		have := sh.Oplog.Capacity()
-		line := fmt.Sprintf("shard %s holds %s, %s to copy, oplog holds %s", sh.Name,
-			humanize.IBytes(uint64(bytes[sh.Name])), round(copyTime), round(have))
-		if have < need {
-			short = append(short, line)
-		} else {
-			ok = append(ok, line)
+		if have >= e.need {
+			ok = append(ok, fmt.Sprintf("shard %s: %s, oplog holds %s", sh.Name, e, round(have)))
+			continue
 		}
+		short = append(short, fmt.Sprintf("shard %s's oplog holds %s of writes; %s", sh.Name, round(have), e))
+		fixes = append(fixes, resizeFix(sh, e.need))
 	}
 	switch {
 	case len(short) > 0:
-		c.add(Finding{ID: id, Status: Warning, Title: title,
-			Detail: "the oplog may roll over before the copy ends: " + list(short),
-			Fix: fmt.Sprintf("Grow the oplog of those shards (replSetResizeOplog) to at least %d× the copy time (planned at %s/s per shard), or migrate at a quieter time.",
-				OplogSafetyFactor, humanize.IBytes(AssumedCopyRate))})
+		c.add(Finding{ID: id, Status: Failed, Title: title,
+			Detail: fmt.Sprintf("the oplog would roll past T0 before the copy and index builds end (their replay starts from T0; %d× margin): %s", OplogSafetyFactor, list(short)),
+			Fix:    strings.Join(fixes, " ") + " Or migrate when the source takes fewer writes, or over a faster link to the source (the copy reads at the rate measured)."})
 	case len(unknown) > 0:
 		c.add(Finding{ID: id, Status: Warning, Title: title, Detail: "not fully checked: " + list(unknown),
-			Fix: "Compare each shard's oplog window (rs.printReplicationInfo()) with the time to copy its data."})
+			Fix: "Compare each shard's oplog window (rs.printReplicationInfo()) with the time to copy its data and build its indexes."})
 	default:
 		c.add(Finding{ID: id, Status: Passed, Title: title, Detail: list(ok)})
 	}
+}
+
+// estimate is how long one shard's copy and index builds take at its measured read
+// rate, and how much oplog time they need.
+type estimate struct {
+	bytes, indexBytes int64
+	rate              float64 // bytes per second
+	copy, index, need time.Duration
+}
+
+// copyEstimate reads the shard's data, then writes its indexes (their size, from
+// dbStats: the _id index is written during the copy, the others after it), at the
+// measured rate.
+func copyEstimate(sh topology.Shard, bytes int64, r ReadRate) estimate {
+	e := estimate{bytes: bytes, rate: r.BytesPerSecond()}
+	if sh.DataBytesKnown {
+		e.indexBytes = sh.IndexBytes
+	}
+	if e.rate > 0 {
+		e.copy = time.Duration(float64(bytes) / e.rate * float64(time.Second))
+		e.index = time.Duration(float64(e.indexBytes) / e.rate * float64(time.Second))
+	}
+	// Oplog timestamps count whole seconds: a need below one second is no need.
+	e.need = (OplogSafetyFactor * (e.copy + e.index)).Truncate(time.Second)
+	return e
+}
+
+func (e estimate) String() string {
+	if e.bytes == 0 {
+		return "no data to copy"
+	}
+	s := fmt.Sprintf("copying its %s at the measured %s takes %s", units.Bytes(e.bytes), units.Rate(e.rate), about(e.copy))
+	if e.indexBytes > 0 {
+		s += fmt.Sprintf(" plus %s of index builds (%s of indexes)", about(e.index), units.Bytes(e.indexBytes))
+	}
+	return s
+}
+
+// about is an estimated duration: "about 45s", "under a second".
+func about(d time.Duration) string {
+	if d < time.Second {
+		return round(d)
+	}
+	return "about " + round(d)
+}
+
+// resizeFix says how large the shard's oplog must be to hold need: in time, and in
+// bytes at the write rate its oplog shows now.
+func resizeFix(sh topology.Shard, need time.Duration) string {
+	fix := fmt.Sprintf("Enlarge the oplog of shard %s to hold at least %s of writes", sh.Name, round(need))
+	if w := sh.Oplog.Window(); w > 0 && sh.Oplog.UsedBytes > 0 {
+		size := int64(float64(sh.Oplog.UsedBytes) * need.Seconds() / w.Seconds())
+		mib := max((size+1<<20-1)>>20, 990) // replSetResizeOplog takes MiB, 990 at least
+		fix += fmt.Sprintf(": about %s at its current write rate (db.adminCommand({replSetResizeOplog: 1, size: %d}) on each member, size in MiB)", units.Bytes(size), mib)
+	} else {
+		fix += " (replSetResizeOplog on each member)"
+	}
+	return fix + "."
 }
 
 // round shows a duration to the second, or to the minute when it is long.

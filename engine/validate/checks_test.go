@@ -82,8 +82,14 @@ func goodSource() *topology.Cluster {
 	return c
 }
 
+// measured is a read rate measured at bytesPerSecond (a 1.5 s read).
+func measured(ns string, bytesPerSecond float64) ReadRate {
+	return ReadRate{NS: ns, Bytes: int64(bytesPerSecond * 1.5), Docs: 100, Elapsed: 1500 * time.Millisecond}
+}
+
 func goodInput() Input {
-	return Input{Source: goodSource(), Destination: goodCluster("dst", 2)}
+	return Input{Source: goodSource(), Destination: goodCluster("dst", 2), ReadRates: map[string]ReadRate{
+		"src-shard0": measured("shop.orders", 20<<20), "src-shard1": measured("shop.orders", 20<<20)}}
 }
 
 func finding(t *testing.T, fs []Finding, id string) Finding {
@@ -409,18 +415,54 @@ func TestDestinationZonesThatConflictAreReported(t *testing.T) {
 	expect(t, fs, IDZones, NotRun)
 }
 
-func TestShortOplogWindowIsAWarning(t *testing.T) {
+func TestShortOplogWindowFailsWithTheNumbers(t *testing.T) {
 	in := goodInput()
-	// 10 GiB on shard1: ~8.5 minutes at 20 MiB/s, so its oplog must hold ~17 minutes.
+	// 10 GiB on shard1 at the measured 20 MiB/s: ~8.5 minutes, plus 1 GiB of indexes
+	// in ~51 s, so its oplog must hold ~19 minutes; it holds 10.
 	in.Source.Namespaces[0].ShardSizes = map[string]int64{"src-shard0": 1 << 20, "src-shard1": 10 << 30}
-	in.Source.Shards[1].Oplog = topology.Oplog{First: primitive.Timestamp{T: 1000}, Last: primitive.Timestamp{T: 1000 + 600}}
-	f := expect(t, Check(in), IDOplogWindow, Warning, "src-shard1", "10 GiB", "9m0s to copy", "oplog holds 10m0s")
+	in.Source.Shards[1].DataBytes, in.Source.Shards[1].IndexBytes, in.Source.Shards[1].DataBytesKnown = 10<<30, 1<<30, true
+	in.Source.Shards[1].Oplog = topology.Oplog{First: primitive.Timestamp{T: 1000}, Last: primitive.Timestamp{T: 1000 + 600}, UsedBytes: 1 << 30, MaxBytes: 1 << 30}
+	f := expect(t, Check(in), IDOplogWindow, Failed, "src-shard1's oplog holds 10m0s of writes",
+		"copying its 10 GiB at the measured 20 MiB/s takes about 9m0s plus about 51s of index builds (1.0 GiB of indexes)")
 	if strings.Contains(f.Detail, "src-shard0") {
 		t.Errorf("detail %q names a shard whose oplog is long enough", f.Detail)
 	}
+	// 2 x (512 s + 51.2 s) = 1126 s, at 1 GiB per 600 s: 1.88 GiB, 1922 MiB.
+	for _, want := range []string{"Enlarge the oplog of shard src-shard1 to hold at least 19m0s of writes", "about 1.9 GiB", "replSetResizeOplog: 1, size: 1922}"} {
+		if !strings.Contains(f.Fix, want) {
+			t.Errorf("fix %q lacks %q", f.Fix, want)
+		}
+	}
 	// The same window is enough when the oplog is a tenth full: it holds ten times more.
 	in.Source.Shards[1].Oplog.UsedBytes, in.Source.Shards[1].Oplog.MaxBytes = 1<<30, 10<<30
-	expect(t, Check(in), IDOplogWindow, Passed)
+	expect(t, Check(in), IDOplogWindow, Passed, "src-shard1: copying its 10 GiB at the measured 20 MiB/s", "oplog holds 1h40m0s")
+}
+
+// The case found on the sandbox: 13 MiB to copy were judged "under a second" at an
+// assumed 20 MiB/s next to an oplog holding 9 s, while the copy read 0.3 MB/s.
+func TestTheMeasuredRateDecidesNotAnAssumedOne(t *testing.T) {
+	in := goodInput()
+	in.Source.Namespaces[0].ShardSizes = map[string]int64{"src-shard0": 13 << 20, "src-shard1": 13 << 20}
+	for i := range in.Source.Shards {
+		in.Source.Shards[i].Oplog = topology.Oplog{First: primitive.Timestamp{T: 1000}, Last: primitive.Timestamp{T: 1009}, UsedBytes: 1 << 20, MaxBytes: 1 << 20}
+	}
+	in.ReadRates["src-shard1"] = measured("shop.orders", 300_000)
+	f := expect(t, Check(in), IDOplogWindow, Failed, "src-shard1's oplog holds 9s of writes",
+		"copying its 13 MiB at the measured 293 KiB/s takes about 45s")
+	if strings.Contains(f.Detail, "src-shard0") {
+		t.Errorf("detail %q fails the shard read at 20 MiB/s", f.Detail)
+	}
+	if (Report{Findings: Check(in)}).Passed() {
+		t.Error("a report with a short oplog passed")
+	}
+}
+
+func TestAnUnmeasuredReadRateIsNotAssumed(t *testing.T) {
+	in := goodInput()
+	in.ReadRates["src-shard1"] = ReadRate{NS: "shop.orders", Err: errors.New("read shop.orders: connection refused")}
+	expect(t, Check(in), IDOplogWindow, Warning, "shard src-shard1: read rate unknown (read shop.orders: connection refused)")
+	delete(in.ReadRates, "src-shard0")
+	expect(t, Check(in), IDOplogWindow, Warning, "shard src-shard0: read rate unknown (not measured)")
 }
 
 func TestShardBytesPrefersWhatTheShardSaid(t *testing.T) {
@@ -439,7 +481,7 @@ func TestShardBytesPrefersWhatTheShardSaid(t *testing.T) {
 	if !complete["src-shard0"] || got["src-shard0"] != 3<<30 {
 		t.Errorf("the shard's own dbStats did not win: %v %v", got, complete)
 	}
-	expect(t, Check(Input{Source: goodSource(), Destination: goodCluster("dst", 2)}), IDOplogWindow, Passed)
+	expect(t, Check(goodInput()), IDOplogWindow, Passed)
 	in := goodInput()
 	in.Source.Namespaces = append(in.Source.Namespaces, topology.Namespace{DB: "shop", Collection: "sizeless", Type: "collection", Sharded: true})
 	expect(t, Check(in), IDOplogWindow, Warning, "src-shard0: data size unknown", "src-shard1: data size unknown")

@@ -227,6 +227,25 @@ func TestGoodPairPassesEveryCheck(t *testing.T) {
 	}
 }
 
+// The oplog check plans with each shard's read rate, measured by reading its
+// largest collection as the copy reads it, not with an assumed one.
+func TestTheOplogCheckUsesEachShardsMeasuredReadRate(t *testing.T) {
+	src, dst := goodPair(t)
+	r := run(t, src, dst)
+	f, _ := r.Finding(validate.IDOplogWindow)
+	for _, sh := range r.Source.Shards {
+		if !strings.Contains(f.Detail, sh.Name+": copying its ") && !strings.Contains(f.Detail, sh.Name+"'s oplog holds") {
+			t.Errorf("the oplog check says nothing of shard %s's copy: %q", sh.Name, f.Detail)
+		}
+	}
+	if !strings.Contains(f.Detail, "at the measured ") || !strings.Contains(f.Detail, "/s takes ") {
+		t.Errorf("the oplog check measured no read rate: %q", f.Detail)
+	}
+	if _, _, real := realPair(); !real {
+		expect(t, r, validate.IDOplogWindow, validate.Passed)
+	}
+}
+
 func TestValidationLeavesTheBalancerAsItWas(t *testing.T) {
 	src, dst := goodPair(t)
 	before := run(t, src, dst).Source.Balancer

@@ -1,11 +1,14 @@
 // Package validate runs the pre-migration checks on a source and a destination
 // cluster and reports each as a finding a DBA can act on. It changes nothing on
-// either cluster: it only discovers them (engine/topology) and judges what it found.
+// either cluster: it only discovers them (engine/topology), reads each source shard
+// for a moment to measure how fast the copy will read it, and judges what it found.
 //
 //	source endpoint ──topology.Discover──┐ (concurrently)
 //	destination endpoint ──Discover──────┤
 //	                                     ▼
-//	              Check(source, destination) — pure: clusters in, findings out
+//	   each source shard: read its largest collection for ReadSampleTime ─► ReadRate
+//	                                     ▼
+//	   Check(source, destination, read rates) — pure: clusters in, findings out
 //	                                     ▼
 //	Report{Findings: [reachable, sharded, CSRS, members, privileges, two clusters
 //	        (clusterId, servers), destination not held, shard count, versions, FCV,
@@ -101,8 +104,10 @@ func (r Report) Summary() string {
 		r.Count(Passed), r.Count(Failed), r.Count(Warning), warnings, r.Count(NotRun))
 }
 
-// Run discovers both clusters concurrently and checks them. Each discovery is
-// bounded by its endpoint's Timeout per step; ctx bounds the whole.
+// Run discovers both clusters concurrently, measures how fast each source shard
+// reads (a moment's read of its largest collection, as the copy reads), and checks
+// them. Each discovery is bounded by its endpoint's Timeout per step; ctx bounds the
+// whole.
 func Run(ctx context.Context, source, destination topology.Endpoint) Report {
 	return RunFor(ctx, source, destination, "")
 }
@@ -125,14 +130,20 @@ func RunFor(ctx context.Context, source, destination topology.Endpoint, migratio
 		return nil
 	})
 	_ = g.Wait()
+	if in.Source != nil && in.Source.Kind == topology.KindMongos {
+		in.ReadRates = measureReadRates(ctx, source, in.Source)
+	}
 	return Report{Findings: Check(in), Source: in.Source, Destination: in.Destination, Elapsed: time.Since(start)}
 }
 
 // Input is what discovery returned for both sides: a nil cluster with the
-// connection error, or a cluster with a possible metadata error.
+// connection error, or a cluster with a possible metadata error; and each source
+// shard's measured read rate, by shard name.
 type Input struct {
 	Source, Destination       *topology.Cluster
 	SourceErr, DestinationErr error
 	// MigrationID is the migration being started ("" when validating alone).
 	MigrationID string
+	// ReadRates are the source shards' measured read rates, by shard name.
+	ReadRates map[string]ReadRate
 }

@@ -378,7 +378,7 @@ func (n *node) count(ctx context.Context, cmd *wire.Command) bson.Raw {
 func (n *node) collStats(ctx context.Context, cmd *wire.Command) bson.Raw {
 	coll, _ := collName(cmd)
 	if !isOplog(cmd.DB, coll) {
-		return n.passthrough(ctx, cmd)
+		return n.userCollStats(ctx, cmd)
 	}
 	count, size, maxSize := n.oplog.stats()
 	avg := int64(0)

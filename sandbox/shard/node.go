@@ -215,6 +215,8 @@ func (n *node) handle(s *wire.Session, cmd *wire.Command) bson.Raw {
 		return n.count(ctx, cmd)
 	case "collstats":
 		return n.collStats(ctx, cmd)
+	case "dbstats":
+		return n.dbStats(ctx, cmd)
 	case "aggregate":
 		return n.aggregate(ctx, cmd)
 	case "listcollections":
