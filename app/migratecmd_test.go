@@ -289,8 +289,8 @@ func TestAStateFileOfOtherClustersIsRefused(t *testing.T) {
 	}
 }
 
-// Mongos hosts given as host:port, as the app takes them: the migration is recorded
-// with those hosts and refused with the validation's findings.
+// Mongos hosts given as host:port, as the app takes them: the clusters are reached
+// through them (here, refused), and a state file records them as a host list.
 func TestMigrateTakesAHostList(t *testing.T) {
 	src, dst := freeAddr(t), freeAddr(t)
 	state := filepath.Join(t.TempDir(), "state.db")
@@ -298,16 +298,12 @@ func TestMigrateTakesAHostList(t *testing.T) {
 	if code != exitFail || !strings.Contains(errOut, src) || !strings.Contains(errOut, "the connection was refused") {
 		t.Fatalf("exit %d, want 1 with the refused connection\n%s\n%s", code, out, errOut)
 	}
-	st, err := store.Open(state, store.Options{Timeout: time.Second})
+	e, err := endpointFor("--source", "DB1.example:27017, db2.example", "", envSourcePassword, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	ms, err := st.Migrations()
-	if err != nil || len(ms) != 1 {
-		t.Fatalf("migrations %+v, %v; want one", ms, err)
-	}
-	if m := ms[0]; len(m.Source.Hosts) != 2 || !slices.Contains(m.Source.Hosts, src) || len(m.Destination.Hosts) != 1 || m.Destination.Hosts[0] != dst || m.Source.URI != "" {
-		t.Errorf("recorded %+v -> %+v, want the host lists", m.Source, m.Destination)
+	set := connSettings(e, "/etc/ssl/ca.pem")
+	if want := []string{"db1.example:27017", "db2.example:27017"}; !slices.Equal(set.Hosts, want) || set.URI != "" || !set.TLS || set.CAFile != "/etc/ssl/ca.pem" {
+		t.Errorf("recorded %+v, want the hosts %v, no connection string, TLS with the CA file", set, want)
 	}
 }
