@@ -251,3 +251,40 @@ func TestEachVersionLogsItsOwnOplogForms(t *testing.T) {
 		})
 	}
 }
+
+// A dropDatabase drops its sharded collections first on every shard, the shards other
+// than the primary marking their copies fromMigrate from 6.0; a shard left without
+// collections no longer holds the database and logs no dropDatabase.
+func TestDropDatabaseDropsShardedCollectionsFirst(t *testing.T) {
+	for _, c := range []struct{ version, other string }{
+		{"4.4.29", "c:drop"},
+		{"7.0.14", "c:drop+fromMigrate"},
+	} {
+		t.Run(c.version, func(t *testing.T) {
+			cl := startCluster(t, Options{Identity: wire.Identity{Version: c.version, FCV: c.version[:3]}})
+			router := routerClient(t, cl)
+			run(t, router, "admin", bson.D{{Key: "shardCollection", Value: "gone.h"}, {Key: "key", Value: bson.D{{Key: "_id", Value: "hashed"}}}})
+			var db struct{ Primary string }
+			if err := router.Database("config").Collection("databases").FindOne(context.Background(), bson.D{{Key: "_id", Value: "gone"}}).Decode(&db); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range cl.Shards() {
+				if s.Name == db.Primary {
+					continue
+				}
+				other := shardClient(t, cl, s)
+				before := newestTS(t, other)
+				if err := router.Database("gone").Drop(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, e := range shardOplog(t, other, before) {
+					got = append(got, formOf(e))
+				}
+				if g := strings.Join(got, " "); g != c.other {
+					t.Errorf("the other shard logged %q, want %q", g, c.other)
+				}
+			}
+		})
+	}
+}

@@ -349,6 +349,9 @@ func (r *Router) dropDatabase(ctx context.Context, _ *wire.Session, cmd *wire.Co
 	if err := checkWritable(db); err != nil {
 		return nil, err
 	}
+	if err := r.dropShardedCollections(ctx, db); err != nil {
+		return nil, err
+	}
 	for _, b := range r.order {
 		reply, err := b.run(ctx, "admin", bson.D{{Key: "listDatabases", Value: 1}, {Key: "nameOnly", Value: true},
 			{Key: "filter", Value: bson.D{{Key: "name", Value: db}}}})

@@ -17,8 +17,8 @@ import (
 
 // What the shards' oplogs record of sharded DDL, version by version, as the primary
 // shard's DDL coordinators (5.0+) write it: a no-op for shardCollection (5.0+) and
-// refineCollectionShardKey (6.1+), and a drop of a sharded collection run on the other
-// shards first, their copies marked fromMigrate from 6.0.
+// refineCollectionShardKey (6.1+), and a drop of a sharded collection (alone or in a
+// dropDatabase) run on the other shards first, their copies marked fromMigrate from 6.0.
 
 // dropOrder is the order in which a collection's drop reaches the shards: the primary
 // first before 5.0, last from 5.0 (so that the collection can only be re-created after
@@ -39,6 +39,31 @@ func (r *Router) participantDrop(coll string, participant bool) bson.D {
 		cmd = append(cmd, bson.E{Key: "fromMigrate", Value: true})
 	}
 	return cmd
+}
+
+// dropShardedCollections drops a database's sharded collections before the database
+// itself, as the config server (before 5.0) and the drop database coordinator (5.0+) do:
+// each on every shard, in dropOrder, the other shards' copies marked fromMigrate from
+// 6.0. A shard left without collections holds no database any more, so its oplog shows
+// no dropDatabase.
+func (r *Router) dropShardedCollections(ctx context.Context, db string) error {
+	d, ok := r.cat.Database(db)
+	if !ok {
+		return nil
+	}
+	for _, doc := range r.cat.Docs("collections") {
+		ns, _ := doc.Lookup("_id").StringValueOK()
+		collDB, coll, _ := splitNS(ns)
+		if collDB != db {
+			continue
+		}
+		for _, b := range r.dropOrder(d.Primary) {
+			if _, err := b.run(ctx, db, r.participantDrop(coll, b.Name != d.Primary)); err != nil && !isCode(err, codeNamespaceNotFound) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // noteShardCollection writes on the primary shard the no-op 5.0 and later record a
