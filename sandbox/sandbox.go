@@ -522,6 +522,9 @@ func (c *Cluster) CAFile() string {
 // Dir is the cluster's data directory.
 func (c *Cluster) Dir() string { return c.dir }
 
+// Identity is the release personality every node of the cluster presents.
+func (c *Cluster) Identity() wire.Identity { return c.opts.Identity }
+
 // Shards lists the shards.
 func (c *Cluster) Shards() []ShardInfo {
 	out := make([]ShardInfo, len(c.fronts))

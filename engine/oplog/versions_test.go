@@ -282,7 +282,16 @@ func TestEveryVersionsFormsDecodeTranslateAndApply(t *testing.T) {
 					ddl = append(ddl, it.DDL.Kind.String()+" "+it.DDL.NS.String())
 				}
 			}
-			wantDDL := "create shop.orders, createIndexes shop.orders, dropIndexes shop.orders, collMod shop.orders, renameCollection shop.tmp"
+			// The sharding records become DDL too: the destination shards (or refines)
+			// the collection with the same key.
+			wantDDL := "create shop.orders, createIndexes shop.orders"
+			if v.shardNote {
+				wantDDL += ", shardCollection shop.orders"
+			}
+			if v.refineNote {
+				wantDDL += ", refineCollectionShardKey shop.orders"
+			}
+			wantDDL += ", dropIndexes shop.orders, collMod shop.orders, renameCollection shop.tmp"
 			if renameFlag {
 				wantDDL += ", renameCollection shop.tmp2"
 			}

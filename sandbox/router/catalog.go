@@ -702,6 +702,20 @@ func (c *Catalog) RenameCollection(from, to string) error {
 	return c.saveLocked()
 }
 
+// ShardedCollections names a database's sharded collections, sorted.
+func (c *Catalog) ShardedCollections(db string) []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []string
+	for ns := range c.mu.routing {
+		if d, coll, _ := splitNS(ns); d == db {
+			out = append(out, coll)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // DropDatabase forgets a database and its sharded collections.
 func (c *Catalog) DropDatabase(name string) error {
 	c.mu.Lock()

@@ -51,12 +51,7 @@ func (r *Router) dropShardedCollections(ctx context.Context, db string) error {
 	if !ok {
 		return nil
 	}
-	for _, doc := range r.cat.Docs("collections") {
-		ns, _ := doc.Lookup("_id").StringValueOK()
-		collDB, coll, _ := splitNS(ns)
-		if collDB != db {
-			continue
-		}
+	for _, coll := range r.cat.ShardedCollections(db) {
 		for _, b := range r.dropOrder(d.Primary) {
 			if _, err := b.run(ctx, db, r.participantDrop(coll, b.Name != d.Primary)); err != nil && !isCode(err, codeNamespaceNotFound) {
 				return err
