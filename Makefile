@@ -10,9 +10,13 @@ BIN := bin/shardlift
 DEB_BUILD := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
 	libxinerama-dev libxi-dev libxxf86vm-dev
 DEB_TEST := gnome-keyring dbus dbus-x11 xvfb xauth imagemagick
+# mongosh for the sandbox's real-client test: 2.12.0, and 1.10.6 for MongoDB 3.6-4.2,
+# which mongosh 2.12 refuses (sandbox/mongosh_test.go reads them from this prefix).
+MONGOSH_PREFIX := /opt/shardlift-tools
+MONGOSH_VERSIONS := 2.12.0 1.10.6
 
 .PHONY: all deps deps-test build run screenshots package test test-short vet clean
-.PHONY: faults
+.PHONY: faults test-matrix
 
 all: build
 
@@ -23,6 +27,7 @@ deps:
 
 deps-test: deps
 	@scripts/apt-install.sh $(DEB_TEST)
+	@scripts/mongosh-install.sh $(MONGOSH_PREFIX) $(MONGOSH_VERSIONS)
 
 build: deps
 	$(GO) build -o $(BIN) .
@@ -58,6 +63,11 @@ vet: deps
 # Every test, with a real Secret Service for the keyring tests.
 test: deps-test vet
 	scripts/keyring-session.sh $(GO) test -timeout 25m ./...
+
+# mongosh against every MongoDB release the sandbox presents (`make test` checks 3.6,
+# 7.0 and 8.0).
+test-matrix: deps-test
+	SHARDLIFT_MONGOSH_ALL=1 $(GO) test -count=1 -timeout 15m -run '^TestMongoshAcceptsEveryPersonality$$' -v ./sandbox
 
 # The reliability suite (issue 9), long form: every fault scenario of app/faults with
 # more data, 20 kill -9s and 30 s outages, then each fuzz target for FUZZTIME. It prints

@@ -241,6 +241,17 @@ func TestEveryPersonalityPresentsItsRelease(t *testing.T) {
 			if has(member, "secondaryDelaySecs") != atLeast(p.version, "5.0") || has(member, "slaveDelay") == atLeast(p.version, "5.0") {
 				t.Errorf("replica set member %s", member)
 			}
+			// rs.status(): syncingTo until 4.2, wall times and majority counts from 4.2,
+			// voting member counts and configTerm from 4.4.
+			rsStatus := run(t, sc, "admin", bson.D{{Key: "replSetGetStatus", Value: 1}})
+			self := rsStatus.Lookup("members").Array().Index(0).Value().Document()
+			if has(rsStatus, "syncingTo") != !atLeast(p.version, "4.4") || has(self, "syncingTo") != !atLeast(p.version, "4.4") ||
+				has(rsStatus, "optimes", "lastCommittedWallTime") != atLeast(p.version, "4.2") || has(rsStatus, "majorityVoteCount") != atLeast(p.version, "4.2") ||
+				has(self, "lastAppliedWallTime") != atLeast(p.version, "4.2") ||
+				has(rsStatus, "votingMembersCount") != atLeast(p.version, "4.4") || has(self, "configTerm") != atLeast(p.version, "4.4") ||
+				str(self.Lookup("stateStr")) != "PRIMARY" || str(self.Lookup("syncSourceHost")) != "" || !has(self, "electionTime") {
+				t.Errorf("replSetGetStatus %s", rsStatus)
+			}
 			if m := findOne(t, config.Collection("mongos"), bson.D{}); str(m.Lookup("_id")) != c.RouterAddr() || !strings.HasPrefix(str(m.Lookup("mongoVersion")), p.version) {
 				t.Errorf("config.mongos %s", m)
 			}

@@ -9,7 +9,8 @@
 // down to SQLite: a shard front fetches a document by its lone _id and checks the rest
 // of the filter here, and serves local.oplog.rs queries itself. It covers the operators
 // those callers meet (equality with dotted paths and array membership, $ne, $gt/$gte/
-// $lt/$lte with type bracketing, $in, $nin, $exists, $not, $and, $or, $nor); anything
+// $lt/$lte with type bracketing, $in, $nin, $exists, $not, regular expressions, $and,
+// $or, $nor); anything
 // else is reported as ErrUnsupported so that callers can fall back to the backend.
 package match
 
@@ -225,7 +226,8 @@ func isOperatorDoc(v bson.RawValue) (bson.Raw, bool) {
 // compileValue compiles the condition on one field.
 func compileValue(path string, val bson.RawValue, pins *pins, collect bool) (pred, error) {
 	if val.Type == bsontype.Regex {
-		return nil, unsupported("regular expression on %q", path)
+		pattern, options := val.Regex()
+		return regexPred(path, pattern, options)
 	}
 	ops, isOps := isOperatorDoc(val)
 	if !isOps {
@@ -273,6 +275,16 @@ func compileValue(path string, val bson.RawValue, pins *pins, collect bool) (pre
 			}
 		case "$exists":
 			p = existsPred(truthy(arg))
+		case "$regex":
+			var err error
+			if p, err = compileRegexOp(path, arg, ops.Lookup("$options")); err != nil {
+				return nil, err
+			}
+		case "$options":
+			if _, err := ops.LookupErr("$regex"); err != nil {
+				return nil, fmt.Errorf("$options on %q needs a $regex", path)
+			}
+			continue
 		case "$not":
 			inner, err := compileNot(path, arg)
 			if err != nil {
@@ -295,7 +307,8 @@ func compileValue(path string, val bson.RawValue, pins *pins, collect bool) (pre
 
 func compileNot(path string, arg bson.RawValue) (pred, error) {
 	if arg.Type == bsontype.Regex {
-		return nil, unsupported("$not with a regular expression on %q", path)
+		pattern, options := arg.Regex()
+		return regexPred(path, pattern, options)
 	}
 	if _, ok := isOperatorDoc(arg); !ok {
 		return nil, fmt.Errorf("$not on %q needs an operator document", path)
@@ -316,7 +329,11 @@ func inList(path, op string, arg bson.RawValue) ([]bson.RawValue, error) {
 	}
 	for _, v := range vals {
 		if v.Type == bsontype.Regex {
-			return nil, unsupported("regular expression inside %s on %q", op, path)
+			// Checked here, so that inPred can compile it without failing.
+			pattern, options := v.Regex()
+			if _, err := regexPred(path, pattern, options); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return vals, nil
@@ -445,6 +462,10 @@ func inPred(list []bson.RawValue) pred {
 	preds := make([]pred, len(list))
 	for i, v := range list {
 		preds[i] = eqPred(v)
+		if v.Type == bsontype.Regex {
+			pattern, options := v.Regex()
+			preds[i], _ = regexPred("", pattern, options) // inList checked it
+		}
 	}
 	return func(r resolved) bool {
 		for _, p := range preds {

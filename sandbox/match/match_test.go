@@ -75,6 +75,15 @@ func TestMatchFollowsMongoDBSemantics(t *testing.T) {
 		{`{"a.b": {"$exists": true}}`, `{"a": [{"c": 1}]}`, false},
 		{`{"a": {"$not": {"$gt": 5}}}`, `{"a": 3}`, true},
 		{`{"a": {"$not": {"$gt": 5}}}`, `{"a": "x"}`, true},
+		// Regular expressions: on strings and array elements, with options, in $in and $not.
+		{`{"_id": {"$regularExpression": {"pattern": "^app\\.", "options": ""}}}`, `{"_id": "app.items"}`, true},
+		{`{"_id": {"$regularExpression": {"pattern": "^app\\.", "options": ""}}}`, `{"_id": "apps.items"}`, false},
+		{`{"a": {"$regex": "^X", "$options": "i"}}`, `{"a": ["q", "xy"]}`, true},
+		{`{"a": {"$regex": "^X"}}`, `{"a": "xy"}`, false},
+		{`{"a": {"$regex": "^x"}}`, `{"a": 1}`, false},
+		{`{"a": {"$in": [5, {"$regularExpression": {"pattern": "b$", "options": ""}}]}}`, `{"a": "ab"}`, true},
+		{`{"a": {"$not": {"$regularExpression": {"pattern": "b", "options": ""}}}}`, `{"a": "xyz"}`, true},
+		{`{"a": {"$regularExpression": {"pattern": "b", "options": ""}}}`, `{"a": {"$regularExpression": {"pattern": "b", "options": ""}}}`, true},
 		// Logical operators.
 		{`{"$or": [{"a": 1}, {"b": 2}]}`, `{"b": 2}`, true},
 		{`{"$and": [{"a": 1}, {"b": 2}]}`, `{"a": 1, "b": 3}`, false},
@@ -96,8 +105,8 @@ func TestMatchFollowsMongoDBSemantics(t *testing.T) {
 
 func TestUnsupportedOperatorsAreReportedByName(t *testing.T) {
 	for _, f := range []string{
-		`{"a": {"$regex": "x"}}`,
-		`{"a": {"$regularExpression": {"pattern": "x", "options": ""}}}`,
+		`{"a": {"$regex": "(?=x)"}}`,
+		`{"a": {"$regularExpression": {"pattern": "x", "options": "x"}}}`,
 		`{"a": {"$elemMatch": {"b": 1}}}`,
 		`{"$where": "true"}`,
 		`{"a": {"$size": 2}}`,

@@ -47,6 +47,22 @@ func (r Release) DirectShardOperationsEnforced() bool { return r.AtLeast(V80) }
 // transitionFromDedicatedConfigServer / --configShard).
 func (r Release) ConfigShard() bool { return r.AtLeast(V80) }
 
+// ---- replSetGetStatus (rs.status()) ----
+
+// ReplStatusSyncingTo: syncingTo, the deprecated twin of syncSourceHost (3.6.6+,
+// 4.0), at the top and on each member until 4.2; 4.4 dropped it.
+func (r Release) ReplStatusSyncingTo() bool { return !r.AtLeast(V44) }
+
+// ReplStatusWallTimes: from 4.2 the optimes carry their wall clock times
+// (SERVER-40078, SERVER-40080), each member its lastAppliedWallTime and
+// lastDurableWallTime (SERVER-54909, backported to 4.2), and the reply
+// majorityVoteCount and writeMajorityCount (4.2.1).
+func (r Release) ReplStatusWallTimes() bool { return r.AtLeast(V42) }
+
+// ReplStatusVotingCounts: votingMembersCount and writableVotingMembersCount
+// (SERVER-46274, 4.3.4), and each member's configTerm (4.4's term-aware reconfig).
+func (r Release) ReplStatusVotingCounts() bool { return r.AtLeast(V44) }
+
 // ---- config database formats (config server) ----
 
 // DatabaseVersion: config.databases entries carry version {uuid, lastMod} from 4.0

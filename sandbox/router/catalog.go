@@ -595,6 +595,12 @@ func (c *Catalog) MoveChunk(ns string, min bson.Raw, to string) error {
 		c.logChangeLocked("moveChunk.commit", ns, bson.D{
 			{Key: "min", Value: chunks[i].Min}, {Key: "max", Value: chunks[i].Max}, {Key: "from", Value: from}, {Key: "to", Value: to},
 		})
+		// The donor's summary of the migration (MoveTimingHelper, less its step
+		// timings): what sh.status() counts as the last day's migrations.
+		c.logChangeLocked("moveChunk.from", ns, bson.D{
+			{Key: "min", Value: chunks[i].Min}, {Key: "max", Value: chunks[i].Max}, {Key: "to", Value: to}, {Key: "from", Value: from},
+			{Key: "note", Value: "success"},
+		})
 		before := r.ChunkShards()
 		if err := c.replaceLocked(r, chunks); err != nil {
 			return err

@@ -250,6 +250,9 @@ func parseGroup(doc bson.Raw) (*groupSpec, error) {
 	hasID := false
 	for _, e := range elems {
 		if e.Key() == "_id" {
+			if err := checkExpr(e.Value()); err != nil {
+				return nil, err
+			}
 			g.id, hasID = e.Value(), true
 			continue
 		}
@@ -267,38 +270,15 @@ func parseGroup(doc bson.Raw) (*groupSpec, error) {
 		default:
 			return nil, wire.BadValue(fmt.Sprintf("the sandbox router's $group supports $sum, $count, $avg, $min, $max, $first and $last, not %s", op))
 		}
+		if err := checkExpr(ae[0].Value()); err != nil {
+			return nil, err
+		}
 		g.accs = append(g.accs, accumulatorSpec{field: e.Key(), op: op, expr: ae[0].Value()})
 	}
 	if !hasID {
 		return nil, wire.BadValue("a group specification must include an _id")
 	}
 	return g, nil
-}
-
-// evalExpr evaluates the expressions $group accepts: "$path" (missing: ok=false),
-// a document of expressions, or a constant.
-func evalExpr(doc bson.Raw, e bson.RawValue) (bson.RawValue, bool) {
-	switch e.Type {
-	case bsontype.String:
-		s := e.StringValue()
-		if strings.HasPrefix(s, "$") {
-			return lookupPath(doc, s[1:])
-		}
-	case bsontype.EmbeddedDocument:
-		elems, _ := e.Document().Elements()
-		if len(elems) == 1 && elems[0].Key() == "$literal" {
-			return elems[0].Value(), true
-		}
-		idx, out := bsoncore.AppendDocumentStart(nil)
-		for _, el := range elems {
-			if v, ok := evalExpr(doc, el.Value()); ok {
-				out = bsoncore.AppendValueElement(out, el.Key(), core(v))
-			}
-		}
-		out, _ = bsoncore.AppendDocumentEnd(out, idx)
-		return bson.RawValue{Type: bsontype.EmbeddedDocument, Value: out}, true
-	}
-	return e, true
 }
 
 // groupKey identifies a group; numbers that compare equal share a key, as they do

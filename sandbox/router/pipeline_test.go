@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -112,6 +113,55 @@ func TestProjectionInclusionExclusionAndNestedPaths(t *testing.T) {
 	}
 	if _, err := parseProjection(rawDoc(bson.D{{Key: "a", Value: 1}, {Key: "z", Value: 0}}), false); err == nil {
 		t.Error("a projection mixing inclusion and exclusion was accepted")
+	}
+}
+
+// sh.status() summarises migrations with a computed _id and $ifNull, and chunks per
+// shard with a projection renaming the group key.
+func TestProjectComputedIDAndIfNull(t *testing.T) {
+	in := docs(t,
+		bson.D{{Key: "_id", Value: 1}, {Key: "what", Value: "moveChunk.from"}, {Key: "details", Value: bson.D{{Key: "note", Value: "success"}}}},
+		bson.D{{Key: "_id", Value: 2}, {Key: "what", Value: "moveChunk.from"}, {Key: "details", Value: bson.D{{Key: "errmsg", Value: "boom"}, {Key: "from", Value: "s0"}}}},
+		bson.D{{Key: "_id", Value: 3}, {Key: "what", Value: "moveChunk.from"}, {Key: "details", Value: bson.D{{Key: "note", Value: "success"}}}},
+	)
+	got := runPipeline(t, in, bson.A{
+		bson.D{{Key: "$group", Value: bson.D{
+			{Key: "_id", Value: bson.D{{Key: "msg", Value: "$details.errmsg"}, {Key: "from", Value: "$details.from"}}},
+			{Key: "count", Value: bson.D{{Key: "$sum", Value: 1}}},
+		}}},
+		bson.D{{Key: "$project", Value: bson.D{
+			{Key: "_id", Value: bson.D{{Key: "$ifNull", Value: bson.A{"$_id.msg", "Success"}}}},
+			{Key: "from", Value: "$_id.from"},
+			{Key: "count", Value: "$count"},
+		}}},
+	})
+	want := []bson.M{{"_id": "Success", "count": int32(2)}, {"_id": "boom", "from": "s0", "count": int32(1)}}
+	if len(got) != 2 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	doc := rawDoc(bson.D{{Key: "_id", Value: "s0"}, {Key: "cnt", Value: 4}})
+	p, err := parseProjection(rawDoc(bson.D{{Key: "_id", Value: 0}, {Key: "shard", Value: "$_id"}, {Key: "nChunks", Value: "$cnt"}}), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.apply(doc).String(), `{"shard": "s0","nChunks": {"$numberInt":"4"}}`; got != want {
+		t.Errorf("renaming projection gave %s, want %s", got, want)
+	}
+	p, err = parseProjection(rawDoc(bson.D{{Key: "n", Value: 1}, {Key: "_id", Value: bson.D{{Key: "$ifNull", Value: bson.A{"$gone", nil, "$n"}}}}}), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.apply(rawDoc(bson.D{{Key: "_id", Value: 9}, {Key: "n", Value: 4}})).String(), `{"_id": {"$numberInt":"4"},"n": {"$numberInt":"4"}}`; got != want {
+		t.Errorf("a computed _id gave %s, want %s first and alone", got, want)
+	}
+	for _, bad := range []bson.D{
+		{{Key: "x", Value: bson.D{{Key: "$ifNull", Value: bson.A{"$a"}}}}},
+		{{Key: "x", Value: bson.D{{Key: "$toUpper", Value: "$a"}}}},
+		{{Key: "a", Value: 0}, {Key: "_id", Value: "$a"}},
+	} {
+		if _, err := parseProjection(rawDoc(bad), true); err == nil {
+			t.Errorf("$project %v was accepted", bad)
+		}
 	}
 }
 

@@ -13,8 +13,8 @@ import (
 
 // projection applies a find projection (or a $project stage) in the router, where
 // results from several shards are merged: inclusion or exclusion of dotted paths,
-// _id shown unless excluded, and (for $project) top-level fields computed from a
-// "$path" or a {$literal: v}.
+// _id shown unless excluded, and (for $project) top-level fields, _id included,
+// computed from an expression (expr.go).
 type projection struct {
 	inclusive bool
 	root      *projNode
@@ -27,9 +27,8 @@ type projNode struct {
 }
 
 type computedField struct {
-	name    string
-	path    string        // "$a.b" without the "$"
-	literal bson.RawValue // when path is ""
+	name string
+	expr bson.RawValue
 }
 
 // parseProjection reads a projection document; allowComputed enables the $project
@@ -40,9 +39,27 @@ func parseProjection(spec bson.Raw, allowComputed bool) (*projection, error) {
 		return nil, err
 	}
 	p := &projection{root: &projNode{children: map[string]*projNode{}}}
-	idExcluded, modeSet := false, false
+	idExcluded, idComputed, modeSet := false, false, false
 	for _, e := range elems {
 		key, v := e.Key(), e.Value()
+		if allowComputed && isExpression(v) {
+			if strings.Contains(key, ".") {
+				return nil, unsupportedProjection(key)
+			}
+			if err := checkExpr(v); err != nil {
+				return nil, err
+			}
+			if key == "_id" {
+				idComputed = true
+			} else {
+				if modeSet && !p.inclusive {
+					return nil, wire.BadValue("Cannot use a computed field in an exclusion projection")
+				}
+				p.inclusive, modeSet = true, true
+			}
+			p.computed = append(p.computed, computedField{name: key, expr: v})
+			continue
+		}
 		switch v.Type {
 		case bsontype.Boolean, bsontype.Int32, bsontype.Int64, bsontype.Double:
 			include := truthy(v)
@@ -57,23 +74,6 @@ func parseProjection(spec bson.Raw, allowComputed bool) (*projection, error) {
 			}
 			p.inclusive, modeSet = include, true
 			p.root.add(strings.Split(key, "."))
-		case bsontype.String:
-			s := v.StringValue()
-			if !allowComputed || !strings.HasPrefix(s, "$") || strings.Contains(key, ".") {
-				return nil, unsupportedProjection(key)
-			}
-			if modeSet && !p.inclusive {
-				return nil, wire.BadValue("Cannot use a computed field in an exclusion projection")
-			}
-			p.inclusive, modeSet = true, true
-			p.computed = append(p.computed, computedField{name: key, path: s[1:]})
-		case bsontype.EmbeddedDocument:
-			lit, err := v.Document().LookupErr("$literal")
-			if !allowComputed || err != nil || strings.Contains(key, ".") {
-				return nil, unsupportedProjection(key)
-			}
-			p.inclusive, modeSet = true, true
-			p.computed = append(p.computed, computedField{name: key, literal: lit})
 		default:
 			return nil, unsupportedProjection(key)
 		}
@@ -82,16 +82,35 @@ func parseProjection(spec bson.Raw, allowComputed bool) (*projection, error) {
 		// Only _id was named: {_id: 0} excludes it, {_id: 1} keeps only it.
 		p.inclusive = !idExcluded
 	}
-	if idExcluded {
+	switch {
+	case idComputed && !p.inclusive:
+		return nil, wire.BadValue("Cannot use a computed _id in an exclusion projection")
+	case idComputed:
+		delete(p.root.children, "_id")
+	case idExcluded:
 		if p.inclusive {
 			delete(p.root.children, "_id")
 		} else {
 			p.root.children["_id"] = &projNode{leaf: true}
 		}
-	} else if p.inclusive {
+	case p.inclusive:
 		p.root.children["_id"] = &projNode{leaf: true}
 	}
 	return p, nil
+}
+
+// isExpression tells a computed field ("$path", {$op: ...}) from an inclusion, an
+// exclusion or a nested projection.
+func isExpression(v bson.RawValue) bool {
+	switch v.Type {
+	case bsontype.String:
+		return strings.HasPrefix(v.StringValue(), "$")
+	case bsontype.EmbeddedDocument:
+		elems, _ := v.Document().Elements()
+		_, ok := operatorOf(elems)
+		return ok
+	}
+	return false
 }
 
 func unsupportedProjection(key string) error {
@@ -121,19 +140,27 @@ func (p *projection) apply(doc bson.Raw) bson.Raw {
 		return doc
 	}
 	idx, out := bsoncore.AppendDocumentStart(nil)
+	// A computed _id comes first, where the document's own would be.
+	for _, c := range p.computed {
+		if c.name == "_id" {
+			out = appendComputed(out, doc, c)
+		}
+	}
 	out = p.root.appendDoc(out, doc, p.inclusive)
 	for _, c := range p.computed {
-		v := c.literal
-		if c.path != "" {
-			var ok bool
-			v, ok = lookupPath(doc, c.path)
-			if !ok {
-				continue
-			}
+		if c.name != "_id" {
+			out = appendComputed(out, doc, c)
 		}
-		out = bsoncore.AppendValueElement(out, c.name, core(v))
 	}
 	out, _ = bsoncore.AppendDocumentEnd(out, idx)
+	return out
+}
+
+// appendComputed appends a computed field, unless it names a missing field.
+func appendComputed(out []byte, doc bson.Raw, c computedField) []byte {
+	if v, ok := evalExpr(doc, c.expr); ok {
+		out = bsoncore.AppendValueElement(out, c.name, core(v))
+	}
 	return out
 }
 

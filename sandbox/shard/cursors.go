@@ -380,24 +380,47 @@ func (n *node) collStats(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if !isOplog(cmd.DB, coll) {
 		return n.userCollStats(ctx, cmd)
 	}
+	return wire.OK(append(bson.D{{Key: "ns", Value: oplogNS}}, n.oplogStorageStats()...)...)
+}
+
+// oplogStorageStats is what collStats, and $collStats's storageStats, say of the oplog.
+func (n *node) oplogStorageStats() bson.D {
 	count, size, maxSize := n.oplog.stats()
 	avg := int64(0)
 	if count > 0 {
 		avg = size / int64(count)
 	}
-	return wire.OK(
-		bson.E{Key: "ns", Value: oplogNS},
-		bson.E{Key: "size", Value: size},
-		bson.E{Key: "count", Value: int64(count)},
-		bson.E{Key: "avgObjSize", Value: avg},
-		bson.E{Key: "storageSize", Value: size},
-		bson.E{Key: "capped", Value: true},
-		bson.E{Key: "max", Value: int64(0)},
-		bson.E{Key: "maxSize", Value: maxSize},
-		bson.E{Key: "nindexes", Value: int32(0)},
-		bson.E{Key: "totalIndexSize", Value: int64(0)},
-		bson.E{Key: "indexSizes", Value: bson.D{}},
-	)
+	return bson.D{
+		{Key: "size", Value: size},
+		{Key: "count", Value: int64(count)},
+		{Key: "avgObjSize", Value: avg},
+		{Key: "storageSize", Value: size},
+		{Key: "capped", Value: true},
+		{Key: "max", Value: int64(0)},
+		{Key: "maxSize", Value: maxSize},
+		{Key: "nindexes", Value: int32(0)},
+		{Key: "totalIndexSize", Value: int64(0)},
+		{Key: "indexSizes", Value: bson.D{}},
+	}
+}
+
+// oplogCollStats is the one document a leading $collStats stage makes of the oplog:
+// its storageStats and count, as asked.
+func (n *node) oplogCollStats(spec bson.Raw) (bson.Raw, error) {
+	out := bson.D{{Key: "ns", Value: oplogNS}, {Key: "host", Value: n.front.Addr()}, {Key: "localTime", Value: time.Now()}}
+	elems, _ := spec.Elements()
+	for _, e := range elems {
+		switch e.Key() {
+		case "storageStats":
+			out = append(out, bson.E{Key: "storageStats", Value: append(n.oplogStorageStats(), bson.E{Key: "scaleFactor", Value: int32(1)})})
+		case "count":
+			count, _, _ := n.oplog.stats()
+			out = append(out, bson.E{Key: "count", Value: int64(count)})
+		default:
+			return nil, notImplemented(fmt.Sprintf("$collStats %s on %s is not supported by the sandbox (storageStats and count are)", e.Key(), oplogNS))
+		}
+	}
+	return mustMarshal(out), nil
 }
 
 // projection is a top-level inclusion or exclusion projection.
@@ -454,9 +477,9 @@ func (p *projection) apply(doc bson.Raw) bson.Raw {
 	return b
 }
 
-// oplogAggregate runs the simple pipelines tools send to the oplog: $match, $sort,
-// $skip, $limit, $project, $count, and $group by a constant with {$sum: 1} (how
-// drivers count documents).
+// oplogAggregate runs the simple pipelines tools send to the oplog: $collStats first
+// (how mongosh reads its size), $match, $sort, $skip, $limit, $project, $count, and
+// $group by a constant with {$sum: 1} (how drivers count documents).
 func (n *node) oplogAggregate(cmd *wire.Command) bson.Raw {
 	stages := values(cmd.Lookup("pipeline"))
 	var docs []bson.Raw
@@ -465,7 +488,7 @@ func (n *node) oplogAggregate(cmd *wire.Command) bson.Raw {
 		docs = append(docs, raw)
 		return true
 	})
-	for _, st := range stages {
+	for i, st := range stages {
 		stage, _ := st.DocumentOK()
 		elems, _ := stage.Elements()
 		if len(elems) != 1 {
@@ -473,6 +496,14 @@ func (n *node) oplogAggregate(cmd *wire.Command) bson.Raw {
 		}
 		op, arg := elems[0].Key(), elems[0].Value()
 		var err error
+		if op == "$collStats" && i == 0 {
+			stats, err := n.oplogCollStats(document(arg))
+			if err != nil {
+				return wire.ErrorReply(err)
+			}
+			docs = []bson.Raw{stats}
+			continue
+		}
 		if docs, err = applyStage(oplogNS, docs, op, arg); err != nil {
 			return wire.ErrorReply(err)
 		}

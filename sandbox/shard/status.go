@@ -47,50 +47,73 @@ func adminOnly(cmd *wire.Command) bson.Raw {
 	return wire.ErrorReply(wire.Unauthorized(cmd.Name + " may only be run against the admin database."))
 }
 
+// replSetGetStatus is the one member's view, shaped as its release's reply.
 func (n *node) replSetGetStatus(cmd *wire.Command) bson.Raw {
 	if r := adminOnly(cmd); r != nil {
 		return r
 	}
+	rel := n.front.cfg.Identity.Release()
 	addr := n.front.Addr()
 	op, wall := opTime(n)
 	now := time.Now()
-	return wire.OK(
-		bson.E{Key: "set", Value: n.front.cfg.SetName},
-		bson.E{Key: "date", Value: now},
-		bson.E{Key: "myState", Value: int32(1)},
-		bson.E{Key: "term", Value: int64(1)},
-		bson.E{Key: "heartbeatIntervalMillis", Value: int64(2000)},
-		bson.E{Key: "majorityVoteCount", Value: int32(1)},
-		bson.E{Key: "writeMajorityCount", Value: int32(1)},
-		bson.E{Key: "votingMembersCount", Value: int32(1)},
-		bson.E{Key: "writableVotingMembersCount", Value: int32(1)},
-		bson.E{Key: "optimes", Value: bson.D{
-			{Key: "lastCommittedOpTime", Value: op}, {Key: "lastCommittedWallTime", Value: wall},
-			{Key: "readConcernMajorityOpTime", Value: op}, {Key: "appliedOpTime", Value: op},
-			{Key: "durableOpTime", Value: op}, {Key: "lastAppliedWallTime", Value: wall},
-			{Key: "lastDurableWallTime", Value: wall},
-		}},
-		bson.E{Key: "members", Value: bson.A{bson.D{
-			{Key: "_id", Value: int32(0)},
-			{Key: "name", Value: addr},
-			{Key: "health", Value: 1.0},
-			{Key: "state", Value: int32(1)},
-			{Key: "stateStr", Value: "PRIMARY"},
-			{Key: "uptime", Value: int32(now.Sub(n.started).Seconds())},
-			{Key: "optime", Value: op},
-			{Key: "optimeDate", Value: wall},
-			{Key: "lastAppliedWallTime", Value: wall},
-			{Key: "lastDurableWallTime", Value: wall},
-			{Key: "syncSourceHost", Value: ""},
-			{Key: "syncSourceId", Value: int32(-1)},
-			{Key: "infoMessage", Value: ""},
-			{Key: "electionDate", Value: n.started},
-			{Key: "configVersion", Value: int32(1)},
-			{Key: "configTerm", Value: int64(1)},
-			{Key: "self", Value: true},
-			{Key: "lastHeartbeatMessage", Value: ""},
-		}}},
+	out := bson.D{
+		{Key: "set", Value: n.front.cfg.SetName},
+		{Key: "date", Value: now},
+		{Key: "myState", Value: int32(1)},
+		{Key: "term", Value: int64(1)},
+	}
+	syncSource := bson.D{{Key: "syncSourceHost", Value: ""}, {Key: "syncSourceId", Value: int32(-1)}}
+	if rel.ReplStatusSyncingTo() {
+		syncSource = append(bson.D{{Key: "syncingTo", Value: ""}}, syncSource...)
+	}
+	out = append(out, syncSource...)
+	out = append(out, bson.E{Key: "heartbeatIntervalMillis", Value: int64(2000)})
+	if rel.ReplStatusWallTimes() {
+		out = append(out, bson.E{Key: "majorityVoteCount", Value: int32(1)}, bson.E{Key: "writeMajorityCount", Value: int32(1)})
+	}
+	if rel.ReplStatusVotingCounts() {
+		out = append(out, bson.E{Key: "votingMembersCount", Value: int32(1)}, bson.E{Key: "writableVotingMembersCount", Value: int32(1)})
+	}
+	optimes := bson.D{{Key: "lastCommittedOpTime", Value: op}}
+	if rel.ReplStatusWallTimes() {
+		optimes = append(optimes, bson.E{Key: "lastCommittedWallTime", Value: wall})
+	}
+	optimes = append(optimes, bson.E{Key: "readConcernMajorityOpTime", Value: op},
+		bson.E{Key: "appliedOpTime", Value: op}, bson.E{Key: "durableOpTime", Value: op})
+	if rel.ReplStatusWallTimes() {
+		optimes = append(optimes, bson.E{Key: "lastAppliedWallTime", Value: wall}, bson.E{Key: "lastDurableWallTime", Value: wall})
+	}
+	member := bson.D{
+		{Key: "_id", Value: int32(0)},
+		{Key: "name", Value: addr},
+		{Key: "health", Value: 1.0},
+		{Key: "state", Value: int32(1)},
+		{Key: "stateStr", Value: "PRIMARY"},
+		{Key: "uptime", Value: int32(now.Sub(n.started).Seconds())},
+		{Key: "optime", Value: op},
+		{Key: "optimeDate", Value: wall},
+	}
+	if rel.ReplStatusWallTimes() {
+		member = append(member, bson.E{Key: "lastAppliedWallTime", Value: wall}, bson.E{Key: "lastDurableWallTime", Value: wall})
+	}
+	member = append(member, syncSource...)
+	member = append(member,
+		bson.E{Key: "infoMessage", Value: ""},
+		bson.E{Key: "electionTime", Value: n.electionTime()},
+		bson.E{Key: "electionDate", Value: n.started},
+		bson.E{Key: "configVersion", Value: int32(1)},
 	)
+	if rel.ReplStatusVotingCounts() {
+		member = append(member, bson.E{Key: "configTerm", Value: int64(1)})
+	}
+	member = append(member, bson.E{Key: "self", Value: true}, bson.E{Key: "lastHeartbeatMessage", Value: ""})
+	out = append(out, bson.E{Key: "optimes", Value: optimes}, bson.E{Key: "members", Value: bson.A{member}})
+	return wire.OK(out...)
+}
+
+// electionTime is the optime of the member's election: when its front started.
+func (n *node) electionTime() primitive.Timestamp {
+	return primitive.Timestamp{T: uint32(n.started.Unix()), I: 1}
 }
 
 func (n *node) replSetGetConfig(cmd *wire.Command) bson.Raw {
