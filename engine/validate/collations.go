@@ -12,7 +12,7 @@ const IDCollations = "source.collations"
 // collations warns of the collections with a default collation: the copy reads them
 // in bytewise _id order (the simple collation), which their _id index, built with
 // the default collation, cannot give; each shard sorts them instead, on disk from
-// 4.4 on, in memory before, where a sort over 32 MB fails. Their destination
+// 4.4 on, in memory before, where a sort over 32 MiB fails. Their destination
 // collections get the same default collation.
 func (c *checker) collations() {
 	const id, title = IDCollations, "Collections with a default collation can be copied in _id order"
@@ -39,7 +39,7 @@ func (c *checker) collations() {
 	version := only(majors(src))
 	if topology.OlderThan(version, "4.4") {
 		c.add(Finding{ID: id, Status: Warning, Title: title,
-			Detail: fmt.Sprintf("%s: the copy reads them sorted by _id in bytewise order, which their _id index cannot give, and MongoDB %s sorts at most 32 MB in memory: a shard's part of a larger one fails its copy",
+			Detail: fmt.Sprintf("%s: the copy reads them sorted by _id in bytewise order, which their _id index cannot give, and MongoDB %s sorts at most 32 MiB in memory: a shard's part of a larger one fails its copy",
 				list(names), version),
 			Fix: "On each shard primary raise the limit for the copy, db.adminCommand({setParameter: 1, internalQueryExecMaxBlockingSortBytes: <bytes of the largest collection's part on that shard>}), and set it back afterwards."})
 		return

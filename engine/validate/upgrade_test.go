@@ -141,7 +141,7 @@ func TestCollectionsWithADefaultCollationAreAWarningWithTheSortLimit(t *testing.
 	in.Source.Collections[0].DefaultCollation, _ = bson.Marshal(bson.D{{Key: "locale", Value: "de"}})
 	expect(t, Check(in), IDCollations, Warning, "shop.carts", "shop.orders", "on disk")
 	setVersion(in.Source, "4.2.24", "4.2")
-	f := expect(t, Check(in), IDCollations, Warning, "32 MB")
+	f := expect(t, Check(in), IDCollations, Warning, "32 MiB")
 	if !strings.Contains(f.Fix, "internalQueryExecMaxBlockingSortBytes") {
 		t.Errorf("fix %q", f.Fix)
 	}
