@@ -31,7 +31,9 @@ var idKinds = []struct {
 	}},
 	{"date", func(i int) any { return primitive.NewDateTimeFromTime(time.Date(1960+i, 1, 1, 0, 0, 0, 0, time.UTC)) }},
 	{"uuid", func(i int) any { return primitive.Binary{Subtype: 4, Data: []byte(fmt.Sprintf("uuid-%011d", i))} }},
-	{"compound", func(i int) any { return bson.D{{Key: "tenant", Value: "t1"}, {Key: "seq", Value: int64(i)}, {Key: "at", Value: 2.25}} }},
+	{"compound", func(i int) any {
+		return bson.D{{Key: "tenant", Value: "t1"}, {Key: "seq", Value: int64(i)}, {Key: "at", Value: 2.25}}
+	}},
 }
 
 // shardSQL opens the SQLite file FerretDB keeps for db in the front's directory and
@@ -251,4 +253,3 @@ func TestKeyedSQLSearchesTheIDIndex(t *testing.T) {
 		}
 	}
 }
-
