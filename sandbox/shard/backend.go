@@ -56,7 +56,9 @@ func startBackend(dir string, logger *slog.Logger) (*backend, error) {
 		}
 		b.sockDir, sockDir = tmp, tmp
 	}
-	client, stop, err := runFerret(dataDir, filepath.Join(sockDir, "ferretdb.sock"), logger)
+	// synchronous(normal): with SQLite's WAL a commit survives the process being killed
+	// (not a power cut), which is what a sandbox needs, without an fsync per write.
+	client, stop, err := runFerret(dataDir, "synchronous(normal)", filepath.Join(sockDir, "ferretdb.sock"), logger)
 	if err != nil {
 		b.removeSockDir()
 		return nil, err
@@ -69,19 +71,18 @@ func startBackend(dir string, logger *slog.Logger) (*backend, error) {
 	return b, nil
 }
 
-// runFerret starts an embedded FerretDB on the SQLite files in dataDir, listening on the
-// Unix socket sock only, and connects to it; stop disconnects and stops it.
-func runFerret(dataDir, sock string, logger *slog.Logger) (client *mongo.Client, stop func(), err error) {
+// runFerret starts an embedded FerretDB on the SQLite files in dataDir (with the given
+// SQLite pragma), listening on the Unix socket sock only, and connects to it; stop
+// disconnects and stops it.
+func runFerret(dataDir, pragma, sock string, logger *slog.Logger) (client *mongo.Client, stop func(), err error) {
 	// A socket file left by a killed process would make the listener fail.
 	os.Remove(sock)
 
-	// synchronous(normal): with SQLite's WAL a commit survives the process being killed
-	// (not a power cut), which is what a sandbox needs, without an fsync per write.
 	ferretNewMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{Unix: sock},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + dataDir + "/?_pragma=synchronous(normal)",
+		SQLiteURL: "file:" + dataDir + "/?_pragma=" + pragma,
 		Logger:    slog.New(minLevel{slog.LevelError, logger.Handler()}),
 	})
 	ferretNewMu.Unlock()

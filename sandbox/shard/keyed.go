@@ -140,6 +140,58 @@ func (b *backend) deleteByID(ctx context.Context, db, coll string, id bson.RawVa
 	return b.files.deleteByKey(ctx, db, coll, keys[0])
 }
 
+// keyedFindFields are the find options keyedFind answers; any other sends the find to
+// FerretDB.
+var keyedFindFields = map[string]bool{"find": true, "filter": true, "projection": true, "limit": true, "batchSize": true, "singleBatch": true, "sort": true}
+
+// keyedFind answers a find whose filter pins _id ({_id: v}, {_id: v, <shard key>: k},
+// {_id: {$in: [...]}}) with keyed lookups, as writes find their documents: that is how
+// the router finds the shard of a document it is asked to update or delete by _id
+// alone. It reports false for any other find, which FerretDB answers.
+func (n *node) keyedFind(ctx context.Context, cmd *wire.Command, coll string) (bson.Raw, bool) {
+	body := stripped(cmd.Body)
+	elems, _ := body.Elements()
+	for _, e := range elems {
+		if !keyedFindFields[e.Key()] {
+			return nil, false
+		}
+	}
+	filter, _ := body.Lookup("filter").DocumentOK()
+	m, err := match.Compile(filter)
+	if err != nil {
+		return nil, false
+	}
+	ids, ok := m.IDValues()
+	sort, _ := body.Lookup("sort").DocumentOK()
+	if !ok || (len(sort) > 0 && len(ids) > 1) {
+		return nil, false
+	}
+	var proj *projection
+	if p, ok := body.Lookup("projection").DocumentOK(); ok {
+		if proj, err = compileProjection(p); err != nil {
+			return nil, false
+		}
+	}
+	limit, _ := asFloat(body.Lookup("limit"))
+	batchSize, _ := asFloat(body.Lookup("batchSize"))
+	n.writeMu.Lock()
+	docs, _, err := n.targets(ctx, cmd.DB, coll, filter, sort, int64(math.Abs(limit)))
+	n.writeMu.Unlock()
+	if err != nil {
+		return errorReply(err, cmd.DB+"."+coll), true
+	}
+	if batchSize > 0 && float64(len(docs)) > batchSize {
+		return nil, false // needs a cursor: FerretDB's
+	}
+	batch := make(bson.A, len(docs))
+	for i, d := range docs {
+		batch[i] = proj.apply(d)
+	}
+	return wire.OK(bson.E{Key: "cursor", Value: bson.D{
+		{Key: "firstBatch", Value: batch}, {Key: "id", Value: int64(0)}, {Key: "ns", Value: cmd.DB + "." + coll},
+	}}), true
+}
+
 // sameID is the filter {_id: id}, MongoDB's equality on _id.
 func sameID(id bson.RawValue) (*match.Matcher, error) {
 	idx, f := bsoncore.AppendDocumentStart(nil)
@@ -449,12 +501,16 @@ func (f *sqlFiles) deleteByKey(ctx context.Context, db, coll, key string) (bool,
 
 // workbench is a private FerretDB (its own SQLite directory, a socket only the front
 // knows) with one collection that holds at most one document: the copy of a stored row
-// the front needs decoded or updated. It is emptied before each use and wiped at start.
+// the front needs decoded or updated. It is replaced before each use and wiped at start.
+// Only the shard's write lock holder uses it.
 type workbench struct {
 	client *mongo.Client
 	stop   func()
 	files  *sqlFiles
 	table  string
+	// holds is the text of the document on the bench ("" when unknown): a decode
+	// followed by an update of the same document copies it once.
+	holds string
 }
 
 const workbenchDB, workbenchColl = "workbench", "doc"
@@ -468,7 +524,8 @@ func startWorkbench(dir, sock string, logger *slog.Logger) (*workbench, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the workbench: %w", err)
 	}
-	client, stop, err := runFerret(dataDir, sock, logger)
+	// Nothing on the workbench outlives a write: no need to sync it to disk.
+	client, stop, err := runFerret(dataDir, "synchronous(off)", sock, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -494,18 +551,31 @@ func (w *workbench) close() error {
 	return err
 }
 
-// put makes a stored row's text the workbench's only document.
+// put makes a stored row's text the workbench's only document, in one transaction.
 func (w *workbench) put(ctx context.Context, text string) error {
+	if text == w.holds {
+		return nil
+	}
+	w.holds = ""
 	conn, err := w.files.open(workbenchDB)
 	if err != nil {
 		return err
 	}
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %q`, w.table)); err != nil {
-		return fmt.Errorf("clear the workbench: %w", err)
-	}
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %q (_ferretdb_sjson) VALUES (?)`, w.table), text); err != nil {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
 		return fmt.Errorf("copy a document onto the workbench: %w", err)
 	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %q`, w.table)); err != nil {
+		return fmt.Errorf("clear the workbench: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %q (_ferretdb_sjson) VALUES (?)`, w.table), text); err != nil {
+		return fmt.Errorf("copy a document onto the workbench: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("copy a document onto the workbench: %w", err)
+	}
+	w.holds = text
 	return nil
 }
 
@@ -529,6 +599,8 @@ func (w *workbench) apply(ctx context.Context, text string, update, arrayFilters
 	if err := w.put(ctx, text); err != nil {
 		return nil, "", err
 	}
+	// The update changes the document on the bench, whatever comes of it.
+	w.holds = ""
 	cmd := bson.D{
 		{Key: "findAndModify", Value: workbenchColl},
 		{Key: "query", Value: bson.D{}},

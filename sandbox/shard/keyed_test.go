@@ -106,6 +106,11 @@ func TestTargetedWritesAreIndexLookupsForEveryIDType(t *testing.T) {
 				t.Fatalf("update by _id and a wrong k: %+v, %v", res, err)
 			}
 			var after bson.M
+			for _, filter := range []bson.D{byID, byKey} {
+				if err := coll.FindOne(ctx, filter, options.FindOne().SetProjection(bson.D{{Key: "n", Value: 1}})).Decode(&after); err != nil || after["n"] != int32(2) || len(after) != 2 {
+					t.Fatalf("find by %v: %v, %v; want _id and n 2", filter, after, err)
+				}
+			}
 			err = coll.FindOneAndUpdate(ctx, byKey, inc, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&after)
 			if err != nil || after["n"] != int32(3) {
 				t.Fatalf("findAndModify: %v, %v; want n 3", after, err)
