@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,9 +175,13 @@ func (n *node) keyedFind(ctx context.Context, cmd *wire.Command, coll string) (b
 	}
 	limit, _ := asFloat(body.Lookup("limit"))
 	batchSize, _ := asFloat(body.Lookup("batchSize"))
-	n.writeMu.Lock()
+	// The front's own lookups (the workbench, its SQLite connections) are the write
+	// lock holder's; string and ObjectId lookups are FerretDB's and run concurrently.
+	if slices.ContainsFunc(ids, func(id bson.RawValue) bool { return !pushedDown(id) }) {
+		n.writeMu.Lock()
+		defer n.writeMu.Unlock()
+	}
 	docs, _, err := n.targets(ctx, cmd.DB, coll, filter, sort, int64(math.Abs(limit)))
-	n.writeMu.Unlock()
 	if err != nil {
 		return errorReply(err, cmd.DB+"."+coll), true
 	}
