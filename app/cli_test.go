@@ -37,7 +37,7 @@ func TestHelpListsEveryCommandAndExitsZero(t *testing.T) {
 }
 
 func TestCommandHelpListsEveryFlag(t *testing.T) {
-	want := []string{"--shards N", "--dest-shards N", "--docs N", "--load OPS_PER_SEC", "--dir DIR", "--auth USER:PASS", "--tls", "--oplog-size BYTES",
+	want := []string{"--shards N", "--dest-shards N", "--docs N", "--load OPS_PER_SEC", "--dir DIR", "--auth USER:PASS", "--tls", "--oplog-size BYTES", "--id-type TYPE",
 		"--mongodb-version VERSION", "--dest-mongodb-version VERSION", "--config-shard", "3.6, 4.0, 4.2, 4.4, 5.0, 6.0, 7.0, 8.0"}
 	for _, args := range [][]string{{"sandbox", "--help"}, {"sandbox", "-h"}, {"help", "sandbox"}} {
 		code, out, errOut := runCLI(t, args...)
@@ -73,6 +73,7 @@ func TestBadUsageExitsTwoNamingTheProblem(t *testing.T) {
 		{[]string{"sandbox", "--auth", "admin"}, []string{"--auth", "USER:PASS"}},
 		{[]string{"sandbox", "--auth", ":secret"}, []string{"--auth", "USER:PASS"}},
 		{[]string{"sandbox", "--oplog-size", "lots"}, []string{`"lots"`, "-oplog-size"}},
+		{[]string{"sandbox", "--id-type", "uuid"}, []string{"--id-type", `"uuid"`, "objectid or number"}},
 		{[]string{"sandbox", "extra"}, []string{`unexpected argument "extra"`}},
 		{[]string{"sandbox", "--mongodb-version", "3.4"}, []string{"--mongodb-version 3.4", "3.6, 4.0, 4.2, 4.4, 5.0, 6.0, 7.0, 8.0"}},
 		{[]string{"sandbox", "--dest-mongodb-version", "7"}, []string{"--dest-mongodb-version 7", "3.6, 4.0"}},

@@ -58,6 +58,7 @@ type sandboxConfig struct {
 	// as their --dir holds, else 7.0).
 	version, destVersion string
 	configShard          bool
+	ids                  seed.IDs
 }
 
 func runSandbox(ctx context.Context, s streams, args []string) int {
@@ -69,6 +70,7 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 	dir := f.String("dir", "", "keep the data in `DIR` (source/ and destination/) instead of a temporary folder")
 	auth := f.String("auth", "", "require the SCRAM-SHA-256 user `USER:PASS` on routers and shards")
 	useTLS := f.Bool("tls", false, "serve TLS only, with a CA and certificates made under the data folder")
+	idType := f.String("id-type", "objectid", "`TYPE` of the seeded and loaded documents' _ids: objectid, or number (ints, longs and doubles mixed, as counters and snowflake ids)")
 	var oplog byteSize
 	f.Var(&oplog, "oplog-size", "cap each shard's oplog at `BYTES`, such as 1048576 or 1MiB (default 64 MiB)")
 	version := f.String("mongodb-version", release.Default.String(), "the MongoDB release the clusters present: `VERSION` is one of "+release.List())
@@ -80,7 +82,11 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 	if f.NArg() > 0 {
 		return usageError(s, f.prog, "unexpected argument %q", f.Arg(0))
 	}
-	cfg := sandboxConfig{shards: *shards, destShards: *destShards, docs: *docs, rate: *rate, dir: *dir, tls: *useTLS, oplogSize: int64(oplog), configShard: *configShard}
+	ids, err := seed.ParseIDs(*idType)
+	if err != nil {
+		return usageError(s, f.prog, "--id-type: %v", err)
+	}
+	cfg := sandboxConfig{shards: *shards, destShards: *destShards, docs: *docs, rate: *rate, dir: *dir, tls: *useTLS, oplogSize: int64(oplog), configShard: *configShard, ids: ids}
 	set := map[string]bool{}
 	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	// Like the shard counts, the releases default to what a --dir holds.
@@ -193,7 +199,7 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 	}
 	defer client.Disconnect(context.WithoutCancel(ctx))
 	if cfg.docs > 0 {
-		if err := seedOnce(ctx, s, client, cfg.docs); err != nil {
+		if err := seedOnce(ctx, s, client, cfg.docs, cfg.ids); err != nil {
 			if ctx.Err() != nil && cfg.dir != "" {
 				return fail("interrupted while seeding: %s holds part of the data set, and a restart on it will not seed again; remove it to start over", cfg.dir)
 			}
@@ -214,7 +220,7 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 	if cfg.rate > 0 {
 		fmt.Fprintf(s.err, "load: %d writes/s on the source\n", cfg.rate)
 		rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
-		go func() { loadDone <- load.Run(loadCtx, client, cfg.rate, rnd, &stats) }()
+		go func() { loadDone <- load.RunIDs(loadCtx, client, cfg.rate, cfg.ids, rnd, &stats) }()
 	} else {
 		close(loadDone)
 	}
@@ -254,7 +260,7 @@ func isRelease80(version string) bool {
 }
 
 // seedOnce seeds the source unless it already holds the data set (a restart on kept data).
-func seedOnce(ctx context.Context, s streams, client *mongo.Client, docs int) error {
+func seedOnce(ctx context.Context, s streams, client *mongo.Client, docs int, ids seed.IDs) error {
 	present, err := seed.Present(ctx, client)
 	if err != nil {
 		return err
@@ -263,9 +269,9 @@ func seedOnce(ctx context.Context, s streams, client *mongo.Client, docs int) er
 		fmt.Fprintln(s.err, "seed: the source already holds the data set; not seeding it again")
 		return nil
 	}
-	fmt.Fprintf(s.err, "seed: inserting %d documents into the source\n", docs)
+	fmt.Fprintf(s.err, "seed: inserting %d documents with %s _ids into the source\n", docs, ids)
 	began := time.Now()
-	sum, err := seed.Populate(ctx, client, docs, rand.New(rand.NewPCG(seedSource[0], seedSource[1])))
+	sum, err := seed.PopulateIDs(ctx, client, docs, rand.New(rand.NewPCG(seedSource[0], seedSource[1])), ids)
 	if err != nil {
 		return err
 	}

@@ -130,10 +130,17 @@ const (
 // router falls behind, writes more than a second late are skipped rather than sent in
 // a burst.
 func Run(ctx context.Context, client *mongo.Client, opsPerSec int, rnd *rand.Rand, stats *Stats) error {
+	return RunIDs(ctx, client, opsPerSec, seed.ObjectIDs, rnd, stats)
+}
+
+// RunIDs is Run on a data set seeded with the given type of _id (seed.PopulateIDs): its
+// inserts get _ids of that type (of the type of the collection's sampled _ids when it
+// has some), so a load on numeric _ids stays on numeric _ids.
+func RunIDs(ctx context.Context, client *mongo.Client, opsPerSec int, ids seed.IDs, rnd *rand.Rand, stats *Stats) error {
 	if opsPerSec <= 0 {
 		return fmt.Errorf("load: rate %d ops/s must be positive", opsPerSec)
 	}
-	targets, err := sample(ctx, client)
+	targets, err := sample(ctx, client, ids)
 	if err != nil {
 		return err
 	}
@@ -184,9 +191,9 @@ type target struct {
 }
 
 // sample reads up to sampleSize document keys from each seed collection.
-func sample(ctx context.Context, client *mongo.Client) ([]*target, error) {
+func sample(ctx context.Context, client *mongo.Client, ids seed.IDs) ([]*target, error) {
 	var targets []*target
-	for _, c := range seed.Collections() {
+	for _, c := range seed.CollectionsWith(ids) {
 		t := &target{spec: c, coll: client.Database(c.DB).Collection(c.Name)}
 		projection := bson.D{}
 		for _, f := range c.KeyFields() {

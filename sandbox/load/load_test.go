@@ -19,7 +19,7 @@ import (
 
 // seeded is a router client on a cluster holding the seed data set: a new sandbox, or
 // the real cluster named by SHARDLIFT_TEST_SOURCE_URI (seeded when it is not yet).
-func seeded(t *testing.T, docs int) *mongo.Client {
+func seeded(t *testing.T, docs int, ids seed.IDs) *mongo.Client {
 	t.Helper()
 	uri := os.Getenv("SHARDLIFT_TEST_SOURCE_URI")
 	if uri == "" {
@@ -44,7 +44,7 @@ func seeded(t *testing.T, docs int) *mongo.Client {
 		t.Fatal(err)
 	}
 	if !present {
-		if _, err := seed.Populate(t.Context(), client, docs, rand.New(rand.NewPCG(1, 2))); err != nil {
+		if _, err := seed.PopulateIDs(t.Context(), client, docs, rand.New(rand.NewPCG(1, 2)), ids); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -52,8 +52,8 @@ func seeded(t *testing.T, docs int) *mongo.Client {
 }
 
 func TestLoadRunsEveryKindOfWriteWithoutErrors(t *testing.T) {
-	client := seeded(t, 600)
-	stats := runUntil(t, client, 200, rand.New(rand.NewPCG(3, 4)), func(s *load.Stats) bool {
+	client := seeded(t, 600, seed.ObjectIDs)
+	stats := runUntil(t, client, 200, seed.ObjectIDs, rand.New(rand.NewPCG(3, 4)), func(s *load.Stats) bool {
 		for _, k := range load.Kinds {
 			if s.Ops(k) < 10 {
 				return false
@@ -83,13 +83,13 @@ func TestLoadRunsEveryKindOfWriteWithoutErrors(t *testing.T) {
 
 // runUntil runs the load until enough(stats) (a few seconds at most on an idle machine;
 // a minute is the limit on a busy one), then stops it.
-func runUntil(t *testing.T, client *mongo.Client, rate int, rnd *rand.Rand, enough func(*load.Stats) bool) *load.Stats {
+func runUntil(t *testing.T, client *mongo.Client, rate int, ids seed.IDs, rnd *rand.Rand, enough func(*load.Stats) bool) *load.Stats {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	stats := &load.Stats{}
 	done := make(chan error, 1)
-	go func() { done <- load.Run(ctx, client, rate, rnd, stats) }()
+	go func() { done <- load.RunIDs(ctx, client, rate, ids, rnd, stats) }()
 	limit := time.After(time.Minute)
 	for !enough(stats) {
 		select {
@@ -121,8 +121,49 @@ func TestLoadFillsAnEmptyCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Disconnect(context.Background())
-	stats := runUntil(t, client, 100, rand.New(rand.NewPCG(5, 6)), func(s *load.Stats) bool { return s.Total() >= 50 })
+	stats := runUntil(t, client, 100, seed.ObjectIDs, rand.New(rand.NewPCG(5, 6)), func(s *load.Stats) bool { return s.Total() >= 50 })
 	if stats.Errors() != 0 || stats.Ops(load.Insert) == 0 {
 		t.Fatalf("load on an empty cluster: %s", stats)
+	}
+}
+
+// TestLoadOnNumberIDsKeepsToNumbers: on a data set seeded with numeric _ids, every kind
+// of write runs without errors and what the load inserts has numeric _ids too, ints,
+// longs and doubles alike.
+func TestLoadOnNumberIDsKeepsToNumbers(t *testing.T) {
+	if os.Getenv("SHARDLIFT_TEST_SOURCE_URI") != "" {
+		t.Skip("needs an empty cluster to seed with numeric _ids")
+	}
+	client := seeded(t, 600, seed.NumberIDs)
+	stats := runUntil(t, client, 200, seed.NumberIDs, rand.New(rand.NewPCG(5, 6)), func(s *load.Stats) bool {
+		for _, k := range load.Kinds {
+			if s.Ops(k) < 10 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("load: %s", stats)
+	if stats.Errors() != 0 {
+		t.Fatalf("%d writes failed; last: %v", stats.Errors(), stats.LastError())
+	}
+	if stats.Missed()*10 > stats.Total() {
+		t.Errorf("%d of %d writes matched no document", stats.Missed(), stats.Total())
+	}
+	for _, c := range seed.CollectionsWith(seed.NumberIDs) {
+		if c.Namespace() == "shop.customers" {
+			continue // its _ids are customer numbers (strings) in every data set
+		}
+		types := map[string]int64{}
+		for _, typ := range []string{"int", "long", "double", "objectId"} {
+			n, err := client.Database(c.DB).Collection(c.Name).CountDocuments(t.Context(), bson.D{{Key: "_id", Value: bson.D{{Key: "$type", Value: typ}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			types[typ] = n
+		}
+		if types["objectId"] != 0 || types["int"] == 0 || types["long"] == 0 || types["double"] == 0 {
+			t.Errorf("%s holds _ids of types %v; want ints, longs and doubles only", c.Namespace(), types)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -35,6 +36,7 @@ type Collection struct {
 	// Tags is an array of strings from a small vocabulary, shrunk by $pull.
 	Tags string
 
+	ids      IDs
 	share    int // percent of the data set's documents
 	padField string
 	seedKey  func(r *rand.Rand, n int, counts map[string]int) bson.D
@@ -95,14 +97,19 @@ func (c Collection) Document(r *rand.Rand, key bson.D) bson.D {
 	return doc
 }
 
-// NewKey draws the document key of a new document. Its _id is a fresh ObjectId (unique
-// across runs, unlike seeded ids, which are fixed); like is an existing key of the same
+// NewKey draws the document key of a new document. Its _id is a fresh ObjectId or
+// number (unique across runs, unlike seeded ids, which are fixed): a number when like's
+// is one, else as the collection's IDs say; like is an existing key of the same
 // collection whose shard key values the new document may share, or nil.
 func (c Collection) NewKey(r *rand.Rand, like bson.D) bson.D {
-	id := primitive.NewObjectID()
+	oid := primitive.NewObjectID()
+	var id any = oid
+	if c.ids == NumberIDs || isNumber(like) {
+		id = newNumberID(r)
+	}
 	switch c.Namespace() {
 	case "shop.customers":
-		return bson.D{{Key: "_id", Value: "C-" + id.Hex()}}
+		return bson.D{{Key: "_id", Value: "C-" + oid.Hex()}}
 	case "shop.orders":
 		customer := any(customerID(r.IntN(1000)))
 		if v, ok := lookup(like, "customerId"); ok {
@@ -110,9 +117,99 @@ func (c Collection) NewKey(r *rand.Rand, like bson.D) bson.D {
 		}
 		return bson.D{{Key: "_id", Value: id}, {Key: "customerId", Value: customer}}
 	case "inventory.items":
-		return bson.D{{Key: "_id", Value: id}, {Key: "sku", Value: "SKU-" + id.Hex()}}
+		return bson.D{{Key: "_id", Value: id}, {Key: "sku", Value: "SKU-" + oid.Hex()}}
 	}
 	return bson.D{{Key: "_id", Value: id}}
+}
+
+// seedKeyOf is the document key of seeded document n, its _id a number when the
+// collection's IDs say so.
+func (c Collection) seedKeyOf(r *rand.Rand, n int, counts map[string]int) bson.D {
+	key := c.seedKey(r, n, counts)
+	if c.ids != NumberIDs {
+		return key
+	}
+	for i, e := range key {
+		if _, ok := e.Value.(primitive.ObjectID); ok && e.Key == "_id" {
+			key[i].Value = seedNumberID(n)
+		}
+	}
+	return key
+}
+
+// IDs is the type of _id the data set gives the collections whose _ids are generated
+// (all but shop.customers, whose _ids are customer numbers orders refer to).
+type IDs int
+
+const (
+	// ObjectIDs are ObjectIds, as drivers make them: the default.
+	ObjectIDs IDs = iota
+	// NumberIDs are numbers, as applications with counters and snowflake ids have:
+	// ints, longs and doubles mixed in each collection.
+	NumberIDs
+)
+
+var idsNames = []string{ObjectIDs: "objectid", NumberIDs: "number"}
+
+func (ids IDs) String() string {
+	if ids < 0 || int(ids) >= len(idsNames) {
+		return fmt.Sprintf("IDs(%d)", int(ids))
+	}
+	return idsNames[ids]
+}
+
+// ParseIDs reads an IDs name: "objectid" or "number".
+func ParseIDs(s string) (IDs, error) {
+	for i, name := range idsNames {
+		if strings.EqualFold(s, name) {
+			return IDs(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown _id type %q: use %s", s, strings.Join(idsNames, " or "))
+}
+
+// seedNumberID is the numeric _id of seeded document n: a counter (int) for a third of
+// them, a snowflake id (long: a millisecond time in 2023 over 22 bits of sequence) for
+// another, a double for the rest. The three never hold equal values.
+func seedNumberID(n int) any {
+	switch n % 3 {
+	case 0:
+		return int32(n)
+	case 1:
+		return snowflake(1_685_577_600_000+int64(n), int64(n))
+	}
+	return float64(n) + 0.5
+}
+
+// newNumberSeq makes new numeric _ids unique in a run and, as it starts from the clock,
+// unlikely to meet a previous run's.
+var newNumberSeq atomic.Int64
+
+func init() { newNumberSeq.Store(time.Now().UnixMilli() * 1000) }
+
+// newNumberID draws the numeric _id of a new document: a negative int or double (seeded
+// ones are positive) or a snowflake of now.
+func newNumberID(r *rand.Rand) any {
+	seq := newNumberSeq.Add(1)
+	switch r.IntN(3) {
+	case 0:
+		return -1 - int32(seq%math.MaxInt32)
+	case 1:
+		return snowflake(time.Now().UnixMilli(), seq)
+	}
+	return -float64(seq%(1<<40)) - 0.5
+}
+
+func snowflake(ms, seq int64) int64 { return ms<<22 | seq&(1<<22-1) }
+
+// isNumber reports whether a document key's _id is a number.
+func isNumber(key bson.D) bool {
+	id, _ := lookup(key, "_id")
+	switch id.(type) {
+	case int32, int64, float64:
+		return true
+	}
+	return false
 }
 
 // SetValue draws a new value for Field.
@@ -124,9 +221,12 @@ func (c Collection) Element(r *rand.Rand) bson.D { return c.element(r) }
 // Tag draws one of the tags Tags holds.
 func Tag(r *rand.Rand) string { return tagWords[r.IntN(len(tagWords))] }
 
-// Collections is the data set, in the order Populate creates it.
-func Collections() []Collection {
-	return []Collection{
+// Collections is the data set with ObjectId _ids, in the order Populate creates it.
+func Collections() []Collection { return CollectionsWith(ObjectIDs) }
+
+// CollectionsWith is the data set whose generated _ids are of the given type.
+func CollectionsWith(ids IDs) []Collection {
+	colls := []Collection{
 		{
 			DB: "shop", Name: "customers", Key: bson.D{{Key: "_id", Value: "hashed"}},
 			Indexes: []Index{
@@ -217,6 +317,10 @@ func Collections() []Collection {
 			element:  cartLine,
 		},
 	}
+	for i := range colls {
+		colls[i].ids = ids
+	}
+	return colls
 }
 
 // Dates: created/seen dates lie in 2024; expiry dates lie in 2100, so no TTL index ever

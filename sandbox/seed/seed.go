@@ -62,8 +62,14 @@ func (s Summary) Bytes() int64 {
 
 // Populate creates the data set's collections and indexes through the router client
 // talks to, spreads the sharded collections' chunks over every shard, and inserts docs
-// documents in all. It expects none of the data set's namespaces to exist (see Present).
+// documents in all, with ObjectId _ids. It expects none of the data set's namespaces to
+// exist (see Present).
 func Populate(ctx context.Context, client *mongo.Client, docs int, rnd *rand.Rand) (Summary, error) {
+	return PopulateIDs(ctx, client, docs, rnd, ObjectIDs)
+}
+
+// PopulateIDs is Populate with generated _ids of the given type.
+func PopulateIDs(ctx context.Context, client *mongo.Client, docs int, rnd *rand.Rand, ids IDs) (Summary, error) {
 	if docs < 0 {
 		return Summary{}, fmt.Errorf("seed: document count %d is negative", docs)
 	}
@@ -71,7 +77,7 @@ func Populate(ctx context.Context, client *mongo.Client, docs int, rnd *rand.Ran
 	if err != nil {
 		return Summary{}, err
 	}
-	colls := Collections()
+	colls := CollectionsWith(ids)
 	counts := share(colls, docs)
 	admin := client.Database("admin")
 	var enabled []string
@@ -284,7 +290,7 @@ func insert(ctx context.Context, client *mongo.Client, c Collection, counts map[
 		batch := make([]any, 0, min(batchSize, total-start))
 		var size int64
 		for n := start; n < start+cap(batch); n++ {
-			raw, err := bson.Marshal(c.Document(rnd, c.seedKey(rnd, n, counts)))
+			raw, err := bson.Marshal(c.Document(rnd, c.seedKeyOf(rnd, n, counts)))
 			if err != nil {
 				return inserted, bytes, fmt.Errorf("seed: encode a document for %s: %w", c.Namespace(), err)
 			}

@@ -2,7 +2,6 @@ package shard
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,14 +28,16 @@ const maxSocketPath = 107
 // ferretNewMu serializes ferretdb.New, which writes package-level state in FerretDB.
 var ferretNewMu sync.Mutex
 
-// backend is the embedded FerretDB of one shard and the driver client that talks to it
-// over its Unix socket.
+// backend is the embedded FerretDB of one shard, the driver client that talks to it
+// over its Unix socket, the front's own connections to its SQLite files, and the
+// workbench the front's keyed writes use (see keyed.go).
 type backend struct {
 	dataDir string
-	cancel  context.CancelFunc
-	done    chan struct{}
 	client  *mongo.Client
-	sockDir string // a temporary directory holding the socket, removed on close; "" when in Dir
+	stop    func()
+	files   *sqlFiles
+	bench   *workbench
+	sockDir string // a temporary directory holding the sockets, removed on close; "" when in Dir
 }
 
 // startBackend runs FerretDB on dir's SQLite files and connects to it.
@@ -45,45 +46,64 @@ func startBackend(dir string, logger *slog.Logger) (*backend, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create shard data directory: %w", err)
 	}
-	b := &backend{dataDir: dataDir, done: make(chan struct{})}
-	sock := filepath.Join(dir, "ferretdb.sock")
-	if len(sock) > maxSocketPath {
+	b := &backend{dataDir: dataDir, files: newSQLFiles(dataDir)}
+	sockDir := dir
+	if len(filepath.Join(dir, "workbench.sock")) > maxSocketPath {
 		// The data directory's path is too long for a socket: use a short private one.
 		tmp, err := os.MkdirTemp("", "shardlift-")
 		if err != nil {
 			return nil, fmt.Errorf("create socket directory: %w", err)
 		}
-		b.sockDir = tmp
-		sock = filepath.Join(tmp, "ferretdb.sock")
+		b.sockDir, sockDir = tmp, tmp
 	}
+	// synchronous(normal): with SQLite's WAL a commit survives the process being killed
+	// (not a power cut), which is what a sandbox needs, without an fsync per write.
+	client, stop, err := runFerret(dataDir, "synchronous(normal)", filepath.Join(sockDir, "ferretdb.sock"), logger)
+	if err != nil {
+		b.removeSockDir()
+		return nil, err
+	}
+	b.client, b.stop = client, stop
+	if b.bench, err = startWorkbench(dir, filepath.Join(sockDir, "workbench.sock"), logger); err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// runFerret starts an embedded FerretDB on the SQLite files in dataDir (with the given
+// SQLite pragma), listening on the Unix socket sock only, and connects to it; stop
+// disconnects and stops it.
+func runFerret(dataDir, pragma, sock string, logger *slog.Logger) (client *mongo.Client, stop func(), err error) {
 	// A socket file left by a killed process would make the listener fail.
 	os.Remove(sock)
 
-	// synchronous(normal): with SQLite's WAL a commit survives the process being killed
-	// (not a power cut), which is what a sandbox needs, without an fsync per write.
 	ferretNewMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{Unix: sock},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + dataDir + "/?_pragma=synchronous(normal)",
+		SQLiteURL: "file:" + dataDir + "/?_pragma=" + pragma,
 		Logger:    slog.New(minLevel{slog.LevelError, logger.Handler()}),
 	})
 	ferretNewMu.Unlock()
 	if err != nil {
-		b.removeSockDir()
-		return nil, fmt.Errorf("start FerretDB on %s: %w", dataDir, err)
+		return nil, nil, fmt.Errorf("start FerretDB on %s: %w", dataDir, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b.cancel = cancel
+	done := make(chan struct{})
 	go func() {
-		defer close(b.done)
+		defer close(done)
 		f.Run(ctx)
 	}()
+	stopFerret := func() {
+		cancel()
+		<-done
+	}
 
 	// The driver lowercases host names, so the socket path in the URI is only a label:
 	// the dialer connects to the exact path.
 	uri := "mongodb://" + strings.ReplaceAll(url.PathEscape(sock), "/", "%2F") + "/"
-	client, err := mongo.Connect(context.Background(), options.Client().ApplyURI(uri).
+	client, err = mongo.Connect(context.Background(), options.Client().ApplyURI(uri).
 		SetDialer(socketDialer(sock)).
 		SetDirect(true).
 		SetMaxPoolSize(128).
@@ -91,11 +111,16 @@ func startBackend(dir string, logger *slog.Logger) (*backend, error) {
 		SetRetryWrites(false).
 		SetServerSelectionTimeout(5*time.Second))
 	if err != nil {
-		b.stopFerret()
-		return nil, fmt.Errorf("connect to FerretDB on %s: %w", sock, err)
+		stopFerret()
+		return nil, nil, fmt.Errorf("connect to FerretDB on %s: %w", sock, err)
 	}
-	b.client = client
-	return b, nil
+	stop = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		client.Disconnect(ctx)
+		stopFerret()
+	}
+	return client, stop, nil
 }
 
 type socketDialer string
@@ -105,49 +130,44 @@ func (p socketDialer) DialContext(ctx context.Context, _, _ string) (net.Conn, e
 	return d.DialContext(ctx, "unix", string(p))
 }
 
-func (b *backend) stopFerret() {
-	b.cancel()
-	<-b.done
-	b.removeSockDir()
-}
-
 func (b *backend) removeSockDir() {
 	if b.sockDir != "" {
 		os.RemoveAll(b.sockDir)
 	}
 }
 
-// close disconnects and stops FerretDB, which closes its SQLite files.
+// close stops the workbench, closes the front's SQLite connections (before FerretDB's,
+// so that SQLite's last connection, which checkpoints, is FerretDB's) and stops
+// FerretDB, which closes its SQLite files.
 func (b *backend) close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := b.client.Disconnect(ctx)
-	b.stopFerret()
-	if err != nil {
-		return fmt.Errorf("disconnect from FerretDB: %w", err)
+	var err error
+	if b.bench != nil {
+		err = b.bench.close()
 	}
-	return nil
+	if errFiles := b.files.closeAll(); err == nil {
+		err = errFiles
+	}
+	b.stop()
+	b.removeSockDir()
+	return err
 }
 
 // ensureIDIndex adds to a collection's SQLite table the index FerretDB's own lookups
-// by _id can use. FerretDB v1.24.2 filters on `_ferretdb_sjson->'$._id'` but indexes
-// `_ferretdb_sjson->"_id"`, an expression SQLite does not recognize as the same, so
-// without this every read, update and delete by _id scans the whole table (measured:
-// 20-40 ms per targeted write at 10,000 documents, growing with the collection). The
-// index is invisible to FerretDB (not in its metadata) and goes with the table. The
-// "sqlite" database/sql driver is the one FerretDB registers (modernc.org/sqlite).
+// by _id and the front's keyed writes (keyed.go) use. FerretDB v1.24.2 filters on
+// `_ferretdb_sjson->'$._id'` but indexes `_ferretdb_sjson->"_id"`, an expression SQLite
+// does not recognize as the same, so without this every read, update and delete by _id
+// scans the whole table (measured: 20-40 ms per targeted write at 10,000 documents,
+// growing with the collection). The index is invisible to FerretDB (not in its
+// metadata) and goes with the table.
 func (b *backend) ensureIDIndex(ctx context.Context, db, coll string) error {
-	conn, err := sql.Open("sqlite", "file:"+filepath.Join(b.dataDir, db+".sqlite")+"?_pragma=busy_timeout(10000)")
+	conn, table, err := b.files.table(ctx, db, coll)
 	if err != nil {
-		return fmt.Errorf("open %s's SQLite file: %w", db, err)
+		return err
 	}
-	defer conn.Close()
-	var table string
-	err = conn.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = ?`, coll).Scan(&table)
-	if err != nil {
-		return fmt.Errorf("find the SQLite table of %s.%s: %w", db, coll, err)
+	if table == "" {
+		return fmt.Errorf("find the SQLite table of %s.%s: FerretDB has none", db, coll)
 	}
-	q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`, table+"_shardlift_id", table)
+	q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (%s)`, table+"_shardlift_id", table, idColumn)
 	if _, err := conn.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("index _id of %s.%s: %w", db, coll, err)
 	}
@@ -242,9 +262,9 @@ func (b *backend) drain(ctx context.Context, db string, reply bson.Raw) ([]bson.
 	}
 }
 
-// fetchByID reads one document by a lone {_id: v} filter, the one FerretDB pushes down
-// to SQLite. It returns nil when there is none.
-func (b *backend) fetchByID(ctx context.Context, db, coll string, id bson.RawValue) (bson.Raw, error) {
+// ferretFetchByID has FerretDB read one document by a lone {_id: v} filter. It returns
+// nil when there is none.
+func (b *backend) ferretFetchByID(ctx context.Context, db, coll string, id bson.RawValue) (bson.Raw, error) {
 	reply, err := b.run(ctx, db, bson.D{
 		{Key: "find", Value: coll},
 		{Key: "filter", Value: bson.D{{Key: "_id", Value: id}}},
@@ -261,9 +281,9 @@ func (b *backend) fetchByID(ctx context.Context, db, coll string, id bson.RawVal
 	return document(docs[0]), nil
 }
 
-// modifyByID applies an update (operators, replacement or pipeline) to the document
-// with the given _id and returns the post-image.
-func (b *backend) modifyByID(ctx context.Context, db, coll string, id, update, arrayFilters bson.RawValue) (bson.Raw, error) {
+// ferretModifyByID has FerretDB apply an update (operators, replacement or pipeline) to
+// the document with the given _id and returns the post-image.
+func (b *backend) ferretModifyByID(ctx context.Context, db, coll string, id, update, arrayFilters bson.RawValue) (bson.Raw, error) {
 	cmd := bson.D{
 		{Key: "findAndModify", Value: coll},
 		{Key: "query", Value: bson.D{{Key: "_id", Value: id}}},
@@ -284,8 +304,9 @@ func (b *backend) modifyByID(ctx context.Context, db, coll string, id, update, a
 	return post, nil
 }
 
-// deleteByID deletes the document with the given _id and reports whether it existed.
-func (b *backend) deleteByID(ctx context.Context, db, coll string, id bson.RawValue) (bool, error) {
+// ferretDeleteByID has FerretDB delete the document with the given _id and reports
+// whether it existed.
+func (b *backend) ferretDeleteByID(ctx context.Context, db, coll string, id bson.RawValue) (bool, error) {
 	reply, err := b.run(ctx, db, bson.D{
 		{Key: "delete", Value: coll},
 		{Key: "deletes", Value: bson.A{bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: id}}}, {Key: "limit", Value: int32(1)}}}},

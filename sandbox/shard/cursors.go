@@ -119,6 +119,9 @@ func (n *node) find(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if ci, ok := n.cat.get(cmd.DB + "." + coll); ok && ci.isView() {
 		return n.viewFind(ctx, cmd, ci)
 	}
+	if reply, ok := n.keyedFind(ctx, cmd, coll); ok {
+		return reply
+	}
 	return n.passthrough(ctx, cmd)
 }
 

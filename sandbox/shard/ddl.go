@@ -179,6 +179,10 @@ func (n *node) dropDatabase(ctx context.Context, cmd *wire.Command) bson.Raw {
 	}
 	n.writeMu.Lock()
 	defer n.writeMu.Unlock()
+	// FerretDB removes the database's file: the front lets go of it first (sqlFiles).
+	if err := n.be.files.release(cmd.DB); err != nil {
+		return wire.ErrorReply(err)
+	}
 	reply, err := n.be.run(ctx, cmd.DB, stripped(cmd.Body))
 	if err != nil {
 		return relay(nil, err)

@@ -17,9 +17,8 @@ import (
 )
 
 // Writes: each command takes the shard's write lock, changes FerretDB one document at a
-// time by a lone {_id} filter (the only one FerretDB pushes down to SQLite, where
-// ensureIDIndex gives it an index) and appends the matching oplog entry before the next
-// document is touched.
+// time by its _id, through an index whatever the _id's type (keyed.go), and appends the
+// matching oplog entry before the next document is touched.
 
 // maxInsertChunk is how many documents go to FerretDB per insert command: within one of
 // its internal batches, its ordered/unordered semantics hold.
@@ -423,8 +422,9 @@ func writeReply(count, nModified int, upserted bson.A, werrs []writeError) bson.
 // ---- targeting ----
 
 // targets finds the documents a filter selects (at most limit when limit > 0). When the
-// filter pins _id to a few values it reads those documents by a lone {_id} filter and
-// checks the rest in Go; otherwise FerretDB evaluates the filter. The matcher is nil
+// filter pins _id to a few values ({_id: v}, {_id: v, <shard key>: k}, {_id: {$in: ...}})
+// it looks those documents up by _id (keyed.go) and checks the rest of the filter in
+// Go; otherwise FerretDB evaluates the filter. The matcher is nil
 // when the filter is beyond the Go matcher.
 func (n *node) targets(ctx context.Context, db, coll string, filter, sort bson.Raw, limit int64) ([]bson.Raw, *match.Matcher, error) {
 	m, err := match.Compile(filter)
@@ -433,21 +433,21 @@ func (n *node) targets(ctx context.Context, db, coll string, filter, sort bson.R
 	} else if ids, ok := m.IDValues(); ok && (len(sort) == 0 || len(ids) == 1) {
 		var docs []bson.Raw
 		seen := map[string]bool{}
+	ids:
 		for _, id := range ids {
-			doc, err := n.be.fetchByID(ctx, db, coll, id)
+			found, err := n.be.fetchByID(ctx, db, coll, id)
 			if err != nil {
 				return nil, m, err
 			}
-			if doc == nil {
-				continue
-			}
-			// {_id: {$in: [1, 1.0]}} names one document twice.
-			got := doc.Lookup("_id")
-			if k := string(rune(got.Type)) + string(got.Value); !seen[k] && m.Match(doc) {
-				seen[k] = true
-				docs = append(docs, doc)
-				if limit > 0 && int64(len(docs)) >= limit {
-					break
+			for _, doc := range found {
+				// {_id: {$in: [1, 1.0]}} names one document twice.
+				got := doc.Lookup("_id")
+				if k := string(rune(got.Type)) + string(got.Value); !seen[k] && m.Match(doc) {
+					seen[k] = true
+					docs = append(docs, doc)
+					if limit > 0 && int64(len(docs)) >= limit {
+						break ids
+					}
 				}
 			}
 		}
@@ -677,11 +677,14 @@ func (n *node) upsertByBackend(ctx context.Context, db, coll string, q bson.Raw,
 	if err != nil {
 		return nil, fmt.Errorf("FerretDB did not report the upserted document of %s.%s", db, coll)
 	}
-	doc, err := n.be.fetchByID(ctx, db, coll, up)
-	if err == nil && doc == nil {
+	docs, err := n.be.fetchByID(ctx, db, coll, up)
+	if err == nil && len(docs) == 0 {
 		err = fmt.Errorf("FerretDB lost the upserted document of %s.%s", db, coll)
 	}
-	return doc, err
+	if err != nil {
+		return nil, err
+	}
+	return docs[0], nil
 }
 
 func firstWriteError(reply bson.Raw) error {

@@ -1,0 +1,638 @@
+package shard
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/bsontype"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
+
+	"github.com/shardlift/shardlift/sandbox/match"
+	"github.com/shardlift/shardlift/sandbox/wire"
+)
+
+// Keyed writes: every targeted read, update and delete the front makes by _id is an
+// index lookup in SQLite, whatever the _id's type.
+//
+// FerretDB v1.24.2 (SQLite backend) stores each document as one row of "sjson" text,
+// `{"$s": <schema: key order and BSON types>, "_id": <JSON value>, ...}`, and pushes a
+// filter down to SQL only when it is exactly {_id: <string or ObjectId>}
+// (backends/sqlite/collection.go, Query). Any other _id (an int32 counter, a snowflake
+// long, a double, a date, a UUID, a compound document) makes FerretDB read and decode
+// every row of the collection for each update or delete: at 100,000 documents a write
+// takes seconds, and a load on such collections collapses as they grow. FerretDB's
+// own writes, once it has found a document, are already keyed: UpdateAll and
+// DeleteAll use `WHERE _ferretdb_sjson->'$._id' = <sjson of _id>`, which the index of
+// ensureIDIndex serves.
+//
+// So for _ids FerretDB does not push down, the front does the lookup itself, on that
+// same indexed expression:
+//
+//   - find: `SELECT rowid, _ferretdb_sjson ... WHERE _ferretdb_sjson->'$._id' IN (...)`
+//     with the sjson texts of every value MongoDB counts as equal to the _id (5, 5L
+//     and 5.0 are one _id; 2^62 as a long and as a double are written differently).
+//     EXPLAIN QUERY PLAN shows an index search (TestKeyedLookupSearchesTheIDIndex).
+//   - decode: the front never interprets a stored row. It copies the row's text, as
+//     is, onto a workbench (a private FerretDB with a one-document collection, never
+//     reachable by clients) and asks that FerretDB for the document: FerretDB's own
+//     decoding, with no second codec to drift from it. Texts are not unique per _id
+//     (the date 42 and the int 42 both store `42`), so the decoded _id is compared
+//     with MongoDB's rules before the document counts.
+//   - update: the workbench's FerretDB applies the update (its operators, arrayFilters,
+//     validation and errors) to the copy, and the front writes the resulting row text
+//     back with `UPDATE ... WHERE rowid = ?`. SQLite still checks the collection's
+//     unique indexes on that write.
+//   - delete: `DELETE ... WHERE _ferretdb_sjson->'$._id' = <the document's exact text>`,
+//     one row: FerretDB's unique index on the _id text allows no second one.
+//
+// All of this runs under the shard's write lock, as FerretDB's own path did: the
+// workbench holds one document at a time, and a write is still one SQL statement on
+// the collection, so a crash leaves either the old row or the new one. String and
+// ObjectId _ids keep FerretDB's own keyed path (one round trip instead of several).
+// _id types with no text form here (regular expressions, timestamps' neighbours the
+// sandbox refuses anyway) fall back to FerretDB's scan.
+
+// idColumn is FerretDB's expression for a row's _id, which ensureIDIndex indexes.
+const idColumn = `_ferretdb_sjson->'$._id'`
+
+// pushedDown reports whether FerretDB itself looks an _id up by index.
+func pushedDown(id bson.RawValue) bool {
+	return id.Type == bsontype.String || id.Type == bsontype.ObjectID
+}
+
+// fetchByID returns the documents whose _id MongoDB counts as equal to id (more than one
+// only when FerretDB stored equal numbers as distinct _ids, e.g. 0 and -0.0).
+func (b *backend) fetchByID(ctx context.Context, db, coll string, id bson.RawValue) ([]bson.Raw, error) {
+	keys, ok := idKeys(id)
+	if pushedDown(id) || !ok {
+		doc, err := b.ferretFetchByID(ctx, db, coll, id)
+		if doc == nil || err != nil {
+			return nil, err
+		}
+		return []bson.Raw{doc}, nil
+	}
+	rows, err := b.files.rowsByID(ctx, db, coll, keys)
+	if err != nil {
+		return nil, err
+	}
+	same, err := sameID(id)
+	if err != nil {
+		return nil, err
+	}
+	var docs []bson.Raw
+	for _, r := range rows {
+		doc, err := b.bench.decode(ctx, r.text)
+		if err != nil {
+			return nil, err
+		}
+		if same.Match(doc) {
+			docs = append(docs, doc)
+		}
+	}
+	return docs, nil
+}
+
+// modifyByID applies an update to the document whose _id is exactly id (as read from
+// it) and returns the post-image.
+func (b *backend) modifyByID(ctx context.Context, db, coll string, id, update, arrayFilters bson.RawValue) (bson.Raw, error) {
+	keys, ok := idKeys(id)
+	if pushedDown(id) || !ok {
+		return b.ferretModifyByID(ctx, db, coll, id, update, arrayFilters)
+	}
+	rows, err := b.files.rowsByID(ctx, db, coll, keys[:1])
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) != 1 {
+		return nil, fmt.Errorf("FerretDB lost document _id %s of %s.%s during an update", id, db, coll)
+	}
+	post, text, err := b.bench.apply(ctx, rows[0].text, update, arrayFilters)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.files.rewrite(ctx, db, coll, rows[0].rowid, text); err != nil {
+		return nil, err
+	}
+	return post, nil
+}
+
+// deleteByID deletes the document whose _id is exactly id (as read from it) and reports
+// whether it existed.
+func (b *backend) deleteByID(ctx context.Context, db, coll string, id bson.RawValue) (bool, error) {
+	keys, ok := idKeys(id)
+	if pushedDown(id) || !ok {
+		return b.ferretDeleteByID(ctx, db, coll, id)
+	}
+	return b.files.deleteByKey(ctx, db, coll, keys[0])
+}
+
+// keyedFindFields are the find options keyedFind answers; any other sends the find to
+// FerretDB.
+var keyedFindFields = map[string]bool{"find": true, "filter": true, "projection": true, "limit": true, "batchSize": true, "singleBatch": true, "sort": true}
+
+// keyedFind answers a find whose filter pins _id ({_id: v}, {_id: v, <shard key>: k},
+// {_id: {$in: [...]}}) with keyed lookups, as writes find their documents: that is how
+// the router finds the shard of a document it is asked to update or delete by _id
+// alone. It reports false for any other find, which FerretDB answers.
+func (n *node) keyedFind(ctx context.Context, cmd *wire.Command, coll string) (bson.Raw, bool) {
+	body := stripped(cmd.Body)
+	elems, _ := body.Elements()
+	for _, e := range elems {
+		if !keyedFindFields[e.Key()] {
+			return nil, false
+		}
+	}
+	filter, _ := body.Lookup("filter").DocumentOK()
+	m, err := match.Compile(filter)
+	if err != nil {
+		return nil, false
+	}
+	ids, ok := m.IDValues()
+	sort, _ := body.Lookup("sort").DocumentOK()
+	if !ok || (len(sort) > 0 && len(ids) > 1) {
+		return nil, false
+	}
+	var proj *projection
+	if p, ok := body.Lookup("projection").DocumentOK(); ok {
+		if proj, err = compileProjection(p); err != nil {
+			return nil, false
+		}
+	}
+	limit, _ := asFloat(body.Lookup("limit"))
+	batchSize, _ := asFloat(body.Lookup("batchSize"))
+	// The front's own lookups (the workbench, its SQLite connections) are the write
+	// lock holder's; string and ObjectId lookups are FerretDB's and run concurrently.
+	if slices.ContainsFunc(ids, func(id bson.RawValue) bool { return !pushedDown(id) }) {
+		n.writeMu.Lock()
+		defer n.writeMu.Unlock()
+	}
+	docs, _, err := n.targets(ctx, cmd.DB, coll, filter, sort, int64(math.Abs(limit)))
+	if err != nil {
+		return errorReply(err, cmd.DB+"."+coll), true
+	}
+	if batchSize > 0 && float64(len(docs)) > batchSize {
+		return nil, false // needs a cursor: FerretDB's
+	}
+	batch := make(bson.A, len(docs))
+	for i, d := range docs {
+		batch[i] = proj.apply(d)
+	}
+	return wire.OK(bson.E{Key: "cursor", Value: bson.D{
+		{Key: "firstBatch", Value: batch}, {Key: "id", Value: int64(0)}, {Key: "ns", Value: cmd.DB + "." + coll},
+	}}), true
+}
+
+// sameID is the filter {_id: id}, MongoDB's equality on _id.
+func sameID(id bson.RawValue) (*match.Matcher, error) {
+	idx, f := bsoncore.AppendDocumentStart(nil)
+	f = appendValue(f, "_id", id)
+	f, _ = bsoncore.AppendDocumentEnd(f, idx)
+	return match.Compile(f)
+}
+
+// ---- sjson texts of _id values ----
+
+// maxKeyVariants bounds the texts one compound _id expands to (each number inside may
+// be written two ways); beyond it FerretDB's scan is used.
+const maxKeyVariants = 16
+
+// idKeys returns the texts FerretDB's sjson writes for the _id values MongoDB counts as
+// equal to id, id's own text first, or false when id's type has no keyed form here.
+// The texts follow FerretDB v1.24.2's sjson marshalling (handler/sjson): strings,
+// ObjectIds (as hex) and binary data (as base64) are JSON strings made by
+// encoding/json, numbers and dates (milliseconds) JSON numbers, documents and arrays
+// JSON objects and arrays of those, in order, without schema.
+func idKeys(id bson.RawValue) ([]string, bool) {
+	keys, ok := sjsonTexts(id)
+	if !ok || len(keys) > maxKeyVariants {
+		return nil, false
+	}
+	return keys, true
+}
+
+func sjsonTexts(v bson.RawValue) ([]string, bool) {
+	one := func(x any) ([]string, bool) {
+		b, err := json.Marshal(x)
+		return []string{string(b)}, err == nil
+	}
+	switch v.Type {
+	case bsontype.Int32:
+		return numberTexts(strconv.FormatInt(int64(v.Int32()), 10), float64(v.Int32()), true), true
+	case bsontype.Int64:
+		i := v.Int64()
+		f := float64(i)
+		// Only a long a double can hold exactly has an equal double.
+		exact := f < math.Ldexp(1, 63) && int64(f) == i
+		return numberTexts(strconv.FormatInt(i, 10), f, exact), true
+	case bsontype.Double:
+		f := v.Double()
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, false
+		}
+		own, ok := one(f)
+		if !ok {
+			return nil, false
+		}
+		keys := own
+		if f == math.Trunc(f) && f >= -math.Ldexp(1, 63) && f < math.Ldexp(1, 63) {
+			keys = appendNew(keys, strconv.FormatInt(int64(f), 10))
+		}
+		if f == 0 {
+			keys = appendNew(keys, "-0")
+		}
+		return keys, true
+	case bsontype.String:
+		return one(v.StringValue())
+	case bsontype.ObjectID:
+		oid := v.ObjectID()
+		return one(hex.EncodeToString(oid[:]))
+	case bsontype.DateTime:
+		return []string{strconv.FormatInt(v.DateTime(), 10)}, true
+	case bsontype.Binary:
+		_, data := v.Binary()
+		return []string{`"` + base64.StdEncoding.EncodeToString(data) + `"`}, true
+	case bsontype.Boolean:
+		return one(v.Boolean())
+	case bsontype.Null:
+		return []string{"null"}, true
+	case bsontype.EmbeddedDocument, bsontype.Array:
+		return compositeTexts(v)
+	}
+	return nil, false
+}
+
+// numberTexts are the texts of an integer (as int or long) and of the double equal to it
+// when there is one, zero's "-0" included.
+func numberTexts(intText string, f float64, hasDouble bool) []string {
+	keys := []string{intText}
+	if hasDouble {
+		b, _ := json.Marshal(f)
+		keys = appendNew(keys, string(b))
+		if f == 0 {
+			keys = appendNew(keys, "-0")
+		}
+	}
+	return keys
+}
+
+func appendNew(keys []string, k string) []string {
+	for _, have := range keys {
+		if have == k {
+			return keys
+		}
+	}
+	return append(keys, k)
+}
+
+// compositeTexts writes a document or an array, one text per combination of its
+// elements' texts.
+func compositeTexts(v bson.RawValue) ([]string, bool) {
+	doc := bson.Raw(v.Value)
+	elems, err := doc.Elements()
+	if err != nil {
+		return nil, false
+	}
+	open, close := "{", "}"
+	if v.Type == bsontype.Array {
+		open, close = "[", "]"
+	}
+	texts := []string{open}
+	for i, e := range elems {
+		sub, ok := sjsonTexts(e.Value())
+		if !ok || len(texts)*len(sub) > maxKeyVariants {
+			return nil, false
+		}
+		prefix := ""
+		if i > 0 {
+			prefix = ","
+		}
+		if v.Type == bsontype.EmbeddedDocument {
+			name, _ := json.Marshal(e.Key())
+			prefix += string(name) + ":"
+		}
+		next := make([]string, 0, len(texts)*len(sub))
+		for _, t := range texts {
+			for _, s := range sub {
+				next = append(next, t+prefix+s)
+			}
+		}
+		texts = next
+	}
+	for i := range texts {
+		texts[i] += close
+	}
+	return texts, true
+}
+
+// ---- the front's connections to FerretDB's SQLite files ----
+
+// sqlFiles holds one connection per FerretDB database file (FerretDB keeps one file
+// per database, <db>.sqlite, with a _ferretdb_collections table naming each
+// collection's table). They are the "sqlite" database/sql driver FerretDB registers
+// (modernc.org/sqlite), on the WAL files FerretDB writes, so reads see every write
+// FerretDB has committed. A connection must be released before FerretDB removes its
+// file (dropDatabase): closing the last connection to a removed file would remove the
+// write-ahead log of the file FerretDB creates in its place.
+type sqlFiles struct {
+	dir string
+	mu  sync.Mutex
+	dbs map[string]*sql.DB
+}
+
+func newSQLFiles(dir string) *sqlFiles {
+	return &sqlFiles{dir: dir, dbs: map[string]*sql.DB{}}
+}
+
+// open returns the connection to db's file, or nil when FerretDB has no such file
+// (opening it would create one).
+func (f *sqlFiles) open(db string) (*sql.DB, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if conn := f.dbs[db]; conn != nil {
+		return conn, nil
+	}
+	path := filepath.Join(f.dir, db+".sqlite")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	conn, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return nil, fmt.Errorf("open %s's SQLite file: %w", db, err)
+	}
+	conn.SetMaxOpenConns(1)
+	f.dbs[db] = conn
+	return conn, nil
+}
+
+// release closes the connection to db's file, if any.
+func (f *sqlFiles) release(db string) error {
+	f.mu.Lock()
+	conn := f.dbs[db]
+	delete(f.dbs, db)
+	f.mu.Unlock()
+	if conn == nil {
+		return nil
+	}
+	return conn.Close()
+}
+
+func (f *sqlFiles) closeAll() error {
+	f.mu.Lock()
+	dbs := f.dbs
+	f.dbs = map[string]*sql.DB{}
+	f.mu.Unlock()
+	var err error
+	for _, conn := range dbs {
+		if errClose := conn.Close(); err == nil {
+			err = errClose
+		}
+	}
+	return err
+}
+
+// table returns the connection to db's file and the SQLite table of db.coll, or ""
+// when FerretDB has none.
+func (f *sqlFiles) table(ctx context.Context, db, coll string) (*sql.DB, string, error) {
+	conn, err := f.open(db)
+	if err != nil || conn == nil {
+		return nil, "", err
+	}
+	var table string
+	err = conn.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = ?`, coll).Scan(&table)
+	if errors.Is(err, sql.ErrNoRows) {
+		return conn, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("find the SQLite table of %s.%s: %w", db, coll, err)
+	}
+	return conn, table, nil
+}
+
+// storedRow is one row of a collection's table: FerretDB's text of a document.
+type storedRow struct {
+	rowid int64
+	text  string
+}
+
+// lookupSQL selects the rows whose _id text is one of n texts, through the _id index.
+func lookupSQL(table string, n int) string {
+	return fmt.Sprintf(`SELECT rowid, _ferretdb_sjson FROM %q WHERE %s IN (%s)`,
+		table, idColumn, strings.TrimSuffix(strings.Repeat("json(?),", n), ","))
+}
+
+// rowsByID returns the rows of db.coll whose _id text is one of keys.
+func (f *sqlFiles) rowsByID(ctx context.Context, db, coll string, keys []string) ([]storedRow, error) {
+	conn, table, err := f.table(ctx, db, coll)
+	if err != nil || table == "" {
+		return nil, err
+	}
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	rows, err := conn.QueryContext(ctx, lookupSQL(table, len(keys)), args...)
+	if err != nil {
+		return nil, fmt.Errorf("look up _id in %s.%s: %w", db, coll, err)
+	}
+	defer rows.Close()
+	var out []storedRow
+	for rows.Next() {
+		var r storedRow
+		if err := rows.Scan(&r.rowid, &r.text); err != nil {
+			return nil, fmt.Errorf("look up _id in %s.%s: %w", db, coll, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up _id in %s.%s: %w", db, coll, err)
+	}
+	return out, nil
+}
+
+// rewrite replaces the text of one row, as FerretDB's UpdateAll does.
+func (f *sqlFiles) rewrite(ctx context.Context, db, coll string, rowid int64, text string) error {
+	conn, table, err := f.table(ctx, db, coll)
+	if err == nil && table == "" {
+		err = fmt.Errorf("collection %s.%s disappeared during an update", db, coll)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, fmt.Sprintf(`UPDATE %q SET _ferretdb_sjson = ? WHERE rowid = ?`, table), text, rowid)
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		return &wire.Error{Code: 11000, Name: "DuplicateKey", Msg: "E11000 duplicate key error collection: " + db + "." + coll}
+	}
+	if err != nil {
+		return fmt.Errorf("update a document of %s.%s: %w", db, coll, err)
+	}
+	return nil
+}
+
+// deleteSQL deletes the row whose _id text is the argument, through the _id index.
+func deleteSQL(table string) string {
+	return fmt.Sprintf(`DELETE FROM %q WHERE %s = json(?)`, table, idColumn)
+}
+
+// deleteByKey deletes the row whose _id text is key and reports whether there was one.
+func (f *sqlFiles) deleteByKey(ctx context.Context, db, coll, key string) (bool, error) {
+	conn, table, err := f.table(ctx, db, coll)
+	if err != nil || table == "" {
+		return false, err
+	}
+	res, err := conn.ExecContext(ctx, deleteSQL(table), key)
+	if err != nil {
+		return false, fmt.Errorf("delete a document of %s.%s: %w", db, coll, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// ---- the workbench ----
+
+// workbench is a private FerretDB (its own SQLite directory, a socket only the front
+// knows) with one collection that holds at most one document: the copy of a stored row
+// the front needs decoded or updated. It is replaced before each use and wiped at start.
+// Only the shard's write lock holder uses it.
+type workbench struct {
+	client *mongo.Client
+	stop   func()
+	files  *sqlFiles
+	table  string
+	// holds is the text of the document on the bench ("" when unknown): a decode
+	// followed by an update of the same document copies it once.
+	holds string
+}
+
+const workbenchDB, workbenchColl = "workbench", "doc"
+
+// startWorkbench starts the workbench in dir/workbench, wiping what a previous run left.
+func startWorkbench(dir, sock string, logger *slog.Logger) (*workbench, error) {
+	dataDir := filepath.Join(dir, "workbench")
+	if err := os.RemoveAll(dataDir); err != nil {
+		return nil, fmt.Errorf("wipe the workbench: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create the workbench: %w", err)
+	}
+	// Nothing on the workbench outlives a write: no need to sync it to disk.
+	client, stop, err := runFerret(dataDir, "synchronous(off)", sock, logger)
+	if err != nil {
+		return nil, err
+	}
+	w := &workbench{client: client, stop: stop, files: newSQLFiles(dataDir)}
+	ctx := context.Background()
+	if err := client.Database(workbenchDB).RunCommand(ctx, bson.D{{Key: "create", Value: workbenchColl}}).Err(); err != nil {
+		w.close()
+		return nil, fmt.Errorf("create the workbench collection: %w", err)
+	}
+	if _, w.table, err = w.files.table(ctx, workbenchDB, workbenchColl); err == nil && w.table == "" {
+		err = errors.New("FerretDB made no table for the workbench collection")
+	}
+	if err != nil {
+		w.close()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *workbench) close() error {
+	err := w.files.closeAll()
+	w.stop()
+	return err
+}
+
+// put makes a stored row's text the workbench's only document, in one transaction.
+func (w *workbench) put(ctx context.Context, text string) error {
+	if text == w.holds {
+		return nil
+	}
+	w.holds = ""
+	conn, err := w.files.open(workbenchDB)
+	if err != nil {
+		return err
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("copy a document onto the workbench: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %q`, w.table)); err != nil {
+		return fmt.Errorf("clear the workbench: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %q (_ferretdb_sjson) VALUES (?)`, w.table), text); err != nil {
+		return fmt.Errorf("copy a document onto the workbench: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("copy a document onto the workbench: %w", err)
+	}
+	w.holds = text
+	return nil
+}
+
+// decode returns the document a stored row's text holds, as FerretDB reads it.
+func (w *workbench) decode(ctx context.Context, text string) (bson.Raw, error) {
+	if err := w.put(ctx, text); err != nil {
+		return nil, err
+	}
+	var doc bson.Raw
+	err := w.client.Database(workbenchDB).Collection(workbenchColl).FindOne(ctx, bson.D{}).Decode(&doc)
+	if err != nil {
+		return nil, fmt.Errorf("decode a stored document on the workbench: %w", err)
+	}
+	return doc, nil
+}
+
+// apply has FerretDB update the document a stored row's text holds and returns the
+// result and its text. FerretDB's refusals come back as they would from the shard's
+// own FerretDB (a *backendError).
+func (w *workbench) apply(ctx context.Context, text string, update, arrayFilters bson.RawValue) (bson.Raw, string, error) {
+	if err := w.put(ctx, text); err != nil {
+		return nil, "", err
+	}
+	// The update changes the document on the bench, whatever comes of it.
+	w.holds = ""
+	cmd := bson.D{
+		{Key: "findAndModify", Value: workbenchColl},
+		{Key: "query", Value: bson.D{}},
+		{Key: "update", Value: update},
+		{Key: "new", Value: true},
+	}
+	if arrayFilters.Type != 0 {
+		cmd = append(cmd, bson.E{Key: "arrayFilters", Value: arrayFilters})
+	}
+	raw, err := w.client.Database(workbenchDB).RunCommand(ctx, cmd).Raw()
+	if len(raw) > 0 && !isOK(raw) {
+		return nil, "", &backendError{reply: raw}
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("update on the workbench: %w", err)
+	}
+	post, ok := raw.Lookup("value").DocumentOK()
+	if !ok {
+		return nil, "", errors.New("the workbench lost its document during an update")
+	}
+	conn, err := w.files.open(workbenchDB)
+	if err != nil {
+		return nil, "", err
+	}
+	var out string
+	if err := conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT _ferretdb_sjson FROM %q`, w.table)).Scan(&out); err != nil {
+		return nil, "", fmt.Errorf("read the workbench's updated document: %w", err)
+	}
+	return post, out, nil
+}
