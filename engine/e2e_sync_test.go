@@ -42,9 +42,9 @@ func (e *e2e) chunks(ns string) []chunk {
 	if err := config.Collection("collections").FindOne(ctx, bson.D{{Key: "_id", Value: ns}}).Decode(&coll); err != nil {
 		e.t.Fatalf("config.collections %s: %v", ns, err)
 	}
-	filter := bson.D{{Key: "ns", Value: ns}}
+	filter := bson.D{{Key: "ns", Value: ns}} // until 4.4; by uuid from 5.0
 	if !coll.UUID.IsZero() {
-		filter = bson.D{{Key: "uuid", Value: coll.UUID}}
+		filter = bson.D{{Key: "$or", Value: bson.A{filter, bson.D{{Key: "uuid", Value: coll.UUID}}}}}
 	}
 	cur, err := config.Collection("chunks").Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "min", Value: 1}}))
 	if err != nil {
@@ -351,10 +351,19 @@ func TestSandboxOplogRolloverFailsTheShardAndItsRestartConverges(t *testing.T) {
 }
 
 // A collection the source shards during the sync is sharded on the destination
-// with the same key (the metadata watcher: the sandbox, like 3.6 to 5.x, writes no
-// shardCollection no-op), and the writes before and after it all arrive.
+// with the same key, and the writes before and after it all arrive: on 4.4, which
+// writes no shardCollection no-op, through the metadata watcher; on 7.0 from the
+// primary shard's no-op.
 func TestSandboxCollectionShardedDuringTheSyncIsShardedOnTheDestination(t *testing.T) {
-	e := startE2E(t, 300)
+	for _, version := range []string{"4.4", "7.0"} {
+		t.Run(version, func(t *testing.T) {
+			e := startE2EShaped(t, 300, "MongoDB "+version+" personalities", func(_ string, o *sandbox.Options) { o.MongoDBVersion = version })
+			shardDuringTheSync(t, e)
+		})
+	}
+}
+
+func shardDuringTheSync(t *testing.T, e *e2e) {
 	ctx := context.Background()
 	e.startLoad(50)
 	m := e.migration(newMemCheckpoints("e2e"))
@@ -397,4 +406,80 @@ func TestSandboxCollectionShardedDuringTheSyncIsShardedOnTheDestination(t *testi
 	}
 	n := e.sameEverything()
 	t.Logf("%d documents equal on both sides", n)
+}
+
+// Real clusters of every release hold MongoDB's own sharded config.system.sessions
+// (and 8.0 may make its config server a shard): the migration is not stopped by
+// them, and the source's zones (each shard's, and the zone ranges of a sharded
+// collection, placed as its chunks are) reach the twin shards on the destination.
+func TestSandboxReleasesMigrateWithTheirZones(t *testing.T) {
+	for _, rel := range []struct {
+		version     string
+		configShard bool
+	}{{"3.6", false}, {"5.0", false}, {"8.0", true}} {
+		t.Run(rel.version, func(t *testing.T) {
+			e := startE2EShaped(t, 300, "MongoDB "+rel.version+" personalities", func(_ string, o *sandbox.Options) {
+				o.MongoDBVersion, o.ConfigShard = rel.version, rel.configShard
+			})
+			ctx := context.Background()
+			admin := func(c *mongo.Client, cmd bson.D) {
+				t.Helper()
+				if err := c.Database("admin").RunCommand(ctx, cmd).Err(); err != nil {
+					t.Fatalf("%v: %v", cmd, err)
+				}
+			}
+			zone := func(shard string) string { return "zone-" + shard }
+			orders := e.chunks("shop.orders")
+			zoned := map[string]bool{}
+			for _, ch := range orders {
+				if !zoned[ch.Shard] {
+					admin(e.srcC, bson.D{{Key: "addShardToZone", Value: ch.Shard}, {Key: "zone", Value: zone(ch.Shard)}})
+					zoned[ch.Shard] = true
+				}
+				admin(e.srcC, bson.D{{Key: "updateZoneKeyRange", Value: "shop.orders"}, {Key: "min", Value: ch.Min}, {Key: "max", Value: ch.Max}, {Key: "zone", Value: zone(ch.Shard)}})
+			}
+
+			m := e.migration(newMemCheckpoints("e2e"))
+			r := run(m, StartOptions{WipeDestination: true})
+			await(t, m, 3*time.Minute, "ready", isState(Ready))
+
+			src, err := topology.Discover(ctx, e.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst, err := topology.Discover(ctx, e.dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			twins, err := topology.Twins(src.Shards, dst.Shards)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range src.Shards {
+				for _, d := range dst.Shards {
+					if d.Name == twins[s.Name] && !slices.Equal(d.Zones, s.Zones) {
+						t.Errorf("destination shard %s is in zones %v, its twin %s in %v", d.Name, d.Zones, s.Name, s.Zones)
+					}
+				}
+			}
+			if len(dst.Zones) != len(orders) || len(src.Zones) != len(orders) {
+				t.Fatalf("zone ranges: source %d, destination %d, want %d", len(src.Zones), len(dst.Zones), len(orders))
+			}
+			for i, z := range src.Zones {
+				d := dst.Zones[i]
+				if d.Namespace != z.Namespace || d.Zone != z.Zone || !bytes.Equal(d.Min, z.Min) || !bytes.Equal(d.Max, z.Max) {
+					t.Errorf("zone range %d: destination %+v, source %+v", i, d, z)
+				}
+			}
+
+			s := e.finish(m)
+			if err := <-r.done; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if s.State != Done || !s.Verification.OK() {
+				t.Fatalf("state %s verification %+v", s.State, s.Verification)
+			}
+			t.Logf("%d documents equal on both sides", e.sameEverything())
+		})
+	}
 }

@@ -53,12 +53,27 @@ func startE2E(t *testing.T, docs int) *e2e {
 // of the sandbox the test relies on, to skip it on real clusters.
 func startE2EWith(t *testing.T, docs int, needs string, source func(*sandbox.Options)) *e2e {
 	t.Helper()
+	var shape func(string, *sandbox.Options)
+	if source != nil {
+		shape = func(side string, o *sandbox.Options) {
+			if side == "source" {
+				source(o)
+			}
+		}
+	}
+	return startE2EShaped(t, docs, needs, shape)
+}
+
+// startE2EShaped is startE2E with both sandboxes shaped by shape (side is "source"
+// or "destination").
+func startE2EShaped(t *testing.T, docs int, needs string, shape func(side string, o *sandbox.Options)) *e2e {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: starts two sandbox clusters (set " + sourceEnv + " and " + destinationEnv + " to use real ones)")
 	}
 	ctx := context.Background()
 	srcURI, dstURI := os.Getenv(sourceEnv), os.Getenv(destinationEnv)
-	if (srcURI != "" && dstURI != "") && source != nil {
+	if (srcURI != "" && dstURI != "") && shape != nil {
 		t.Skip("needs the sandbox: " + needs)
 	}
 	var srcBox *sandbox.Cluster
@@ -66,8 +81,8 @@ func startE2EWith(t *testing.T, docs int, needs string, source func(*sandbox.Opt
 		var uris [2]string
 		for i, name := range []string{"source", "destination"} {
 			opts := sandbox.Options{Shards: 2, Dir: t.TempDir()}
-			if i == 0 && source != nil {
-				source(&opts)
+			if shape != nil {
+				shape(name, &opts)
 			}
 			if f := os.Getenv("SHARDLIFT_E2E_SANDBOX_LOG"); f != "" {
 				w, err := os.Create(f + "." + name)

@@ -485,6 +485,7 @@ func (c *mongoClusters) ReleaseDDL(shard string) {
 	c.mu.Unlock()
 	if ddl != nil {
 		ddl.Position(shard, maxTS)
+		ddl.Applied(shard, maxTS) // its replay starts again with the new shard keys
 	}
 }
 

@@ -167,24 +167,6 @@ func TestCopiesOfOneDDLFromSeveralShardsAreAppliedOnce(t *testing.T) {
 	}
 }
 
-// A scheduled DDL (the metadata watcher's) waits for every shard to apply past
-// its ts, without the window, and a shard's copy of it near ts joins it.
-func TestScheduledDDLWaitsForEveryShardToPassItsTS(t *testing.T) {
-	g := NewDDLGroups([]string{"rs0", "rs1"}, time.Minute)
-	shard := DDL{Kind: DDLShardCollection, NS: Namespace{DB: "shop", Coll: "orders"}, Options: doc(t, `{key: {k: 1}, unique: false}`)}
-	id := g.Schedule(ts(1000, 3), shard)
-	if r := g.Ready(map[string]primitive.Timestamp{"rs0": ts(1000, 4), "rs1": ts(1000, 3)}); len(r) != 0 {
-		t.Fatalf("ready while rs1 has not applied past the ts: %+v", r)
-	}
-	if joined, opened, _ := g.Add("rs0", ts(1001, 0), shard); opened || joined != id {
-		t.Fatalf("rs0's copy opened group %d, want it to join %d", joined, id)
-	}
-	r := g.Ready(map[string]primitive.Timestamp{"rs0": ts(1000, 4), "rs1": ts(1000, 4)})
-	if len(r) != 1 || r[0].ID != id || r[0].DDL.Kind != DDLShardCollection {
-		t.Fatalf("ready %+v, want the scheduled shardCollection as soon as both passed it", r)
-	}
-}
-
 func TestRepeatedDDLOpensANewGroup(t *testing.T) {
 	g := NewDDLGroups([]string{"rs0", "rs1"}, time.Minute)
 	create := DDL{Kind: DDLCreateIndexes, NS: Namespace{DB: "shop", Coll: "orders"}, Indexes: []bson.Raw{doc(t, `{key: {a: 1}, name: 'a_1'}`)}}

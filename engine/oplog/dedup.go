@@ -99,9 +99,6 @@ type DDLGroup struct {
 	DDL    DDL                 // the first copy
 	First  primitive.Timestamp // ts of the first copy
 	Shards []string            // shards that added a copy, in order
-	// Horizon is how far every other shard must have applied before the group
-	// is applied: First plus the window, or for a scheduled DDL its ts.
-	Horizon primitive.Timestamp
 }
 
 // DefaultDDLWindow is how far apart in time the copies of one DDL on different
@@ -133,25 +130,9 @@ func (g *DDLGroups) Add(shard string, ts primitive.Timestamp, d DDL) (id uint64,
 		}
 	}
 	g.mu.nextID++
-	horizon := primitive.Timestamp{T: ts.T + g.window, I: ts.I}
-	if horizon.T < ts.T {
-		horizon = primitive.Timestamp{T: ^uint32(0), I: ^uint32(0)}
-	}
-	grp := &DDLGroup{ID: g.mu.nextID, Key: key, DDL: d, First: ts, Shards: []string{shard}, Horizon: horizon}
+	grp := &DDLGroup{ID: g.mu.nextID, Key: key, DDL: d, First: ts, Shards: []string{shard}}
 	g.mu.groups = append(g.mu.groups, grp)
 	return grp.ID, true, nil
-}
-
-// Schedule adds a DDL that no shard read: one the engine learned of elsewhere
-// (the metadata watcher), to apply once every shard has applied past ts (idle
-// shards get there with their periodic no-ops), in order with the DDL the shards
-// read. A copy of the same DDL a shard reads near ts joins it.
-func (g *DDLGroups) Schedule(ts primitive.Timestamp, d DDL) (id uint64) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.mu.nextID++
-	g.mu.groups = append(g.mu.groups, &DDLGroup{ID: g.mu.nextID, Key: d.Key(), DDL: d, First: ts, Horizon: ts})
-	return g.mu.nextID
 }
 
 func (g *DDLGroups) near(a, b primitive.Timestamp) bool {
@@ -184,12 +165,16 @@ func (g *DDLGroups) Ready(applied map[string]primitive.Timestamp) []DDLGroup {
 }
 
 func (g *DDLGroups) isReady(grp *DDLGroup, applied map[string]primitive.Timestamp) bool {
+	horizon := primitive.Timestamp{T: grp.First.T + g.window, I: grp.First.I}
+	if horizon.T < grp.First.T {
+		horizon = primitive.Timestamp{T: ^uint32(0), I: ^uint32(0)}
+	}
 	for _, s := range g.shards {
 		if slices.Contains(grp.Shards, s) {
 			continue
 		}
 		pos, ok := applied[s]
-		if !ok || pos.Compare(grp.Horizon) <= 0 {
+		if !ok || pos.Compare(horizon) <= 0 {
 			return false
 		}
 	}

@@ -11,17 +11,19 @@ import (
 // during the migration (src/mongo/db/s create_collection_coordinator,
 // refine_collection_shard_key_coordinator, change_stream_oplog_notification):
 //
-//	6.0+  the coordinating (primary) shard writes a no-op for change streams:
+//	5.0+  the coordinating (primary) shard's DDL coordinator writes a no-op for
+//	      change streams (which show it as an event from 6.0):
 //	      {op: "n", ns: "db.coll", o: {msg: {shardCollection: "db.coll"}},
 //	       o2: {shardCollection: "db.coll", shardKey: {...}, unique, collation, ...}}
 //	      (8.0's tracked unsharded collections write none: they are not sharded)
 //	6.1+  likewise for a refine:
 //	      {op: "n", ns: "db.coll", o: {msg: "Refine shard key for collection ..."},
 //	       o2: {refineCollectionShardKey: "db.coll", shardKey: {...}, oldShardKey: {...}}}
-//	3.6 to 5.x  nothing in any shard's oplog: the config servers' catalog changes
-//	      only, so the engine's metadata watcher (replay.WatchShardKeys) polls
-//	      config.collections for them. It runs for every version; on 6.0+ it finds
-//	      the destination already sharded.
+//	3.6 to 4.4 (and refines before 6.1)  nothing in any shard's oplog: the config
+//	      servers' catalog changes only, so the engine's metadata watcher
+//	      (replay.ShardKeyWatch) polls config.collections for them. It runs for
+//	      every version; where the no-op came first it finds the destination
+//	      already sharded.
 //
 // Both become DDL: shard (or refine) the destination collection with the same key.
 const (

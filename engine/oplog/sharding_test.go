@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// The no-ops 6.0+ (shardCollection) and 6.1+ (refineCollectionShardKey) write on
+// The no-ops 5.0+ (shardCollection) and 6.1+ (refineCollectionShardKey) write on
 // the coordinating shard, as MongoDB's change_stream_oplog_notification and
 // refine_collection_shard_key_coordinator build them, become DDL; the
 // translator's later inserts of the collection carry the new key.

@@ -316,14 +316,25 @@ func shardWithKey(ctx context.Context, client *mongo.Client, ns string, key bson
 // sharded it (or refined its key) during the migration: shardCollection when it
 // is not sharded (with the simple collation, which a shard key index needs
 // whatever the collection's default), refineCollectionShardKey (4.4+) when its
-// key is a prefix of key, nothing when it has key already. Any other key is an
-// error: the source resharded the collection, which Shardlift cannot follow.
+// key is a prefix of key, nothing when it has key already. The replay creates
+// the collection before (the source's shardCollection created it if need be): a
+// collection the destination lacks was dropped on the source since, and is left
+// alone. Any other key is an error: the source resharded the collection, which
+// Shardlift cannot follow.
 func EnsureShardKey(ctx context.Context, client *mongo.Client, ns string, key bson.Raw, unique bool) error {
 	have, sharded, err := destinationKey(ctx, client, ns)
 	switch {
 	case err != nil:
 		return err
 	case !sharded:
+		db, coll, _ := strings.Cut(ns, ".")
+		names, err := client.Database(db).ListCollectionNames(ctx, bson.D{{Key: "name", Value: coll}})
+		if err != nil {
+			return fmt.Errorf("look for %s on the destination: %w", ns, err)
+		}
+		if len(names) == 0 {
+			return nil
+		}
 		return shardWithKey(ctx, client, ns, key, unique, true)
 	case SameShardKey(have, key):
 		return nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,6 +31,10 @@ type DDLApplier interface {
 	// second; the owner of a failed or restarting shard reports it with a maximal
 	// ts so that it holds nobody's DDL.
 	Position(shard string, ts primitive.Timestamp)
+	// Applied reports that shard has applied every entry up to ts, those of the
+	// namespaces it holds included (its resume point), for the DDL no shard read
+	// (Schedule). Reported like Position.
+	Applied(shard string, ts primitive.Timestamp)
 }
 
 // DDLExecutor runs one DDL against the destination.
@@ -55,6 +60,7 @@ type DDLExecutor interface {
 // (Only a crash between applying a DDL and recording it re-applies it; the
 // executor tolerates the errors that gives, see MongoDDL.)
 type DDLOnce struct {
+	shards []string
 	groups *oplog.DDLGroups
 	exec   DDLExecutor
 	log    *slog.Logger
@@ -63,11 +69,21 @@ type DDLOnce struct {
 	mu struct {
 		sync.Mutex
 		positions map[string]primitive.Timestamp
+		applied   map[string]primitive.Timestamp // see Applied
 		byGroup   map[uint64]*ddlResult
 		copies    map[ddlCopy]*ddlResult
 		logs      map[string]DDLLog // by shard; see Recover
 		open      int               // groups added and not yet returned by Ready
+		scheduled []scheduledDDL
 	}
+}
+
+// scheduledDDL is a DDL no shard read (Schedule), due once every shard has applied
+// past ts.
+type scheduledDDL struct {
+	ts   primitive.Timestamp
+	ddl  oplog.DDL
+	done func(error)
 }
 
 // ddlCopy is one shard's copy of a DDL. The key tells apart the DDL of one
@@ -93,7 +109,6 @@ type DDLLog interface {
 type ddlResult struct {
 	done chan struct{}
 	err  error
-	then func(error) // Schedule's callback
 }
 
 // NewDDLOnce applies the DDL of the named shards through exec. Copies of one DDL on
@@ -104,8 +119,9 @@ func NewDDLOnce(shards []string, window time.Duration, exec DDLExecutor, logger 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	o := &DDLOnce{groups: oplog.NewDDLGroups(shards, window), exec: exec, log: logger, wake: make(chan struct{}, 1)}
+	o := &DDLOnce{shards: slices.Clone(shards), groups: oplog.NewDDLGroups(shards, window), exec: exec, log: logger, wake: make(chan struct{}, 1)}
 	o.mu.positions = map[string]primitive.Timestamp{}
+	o.mu.applied = map[string]primitive.Timestamp{}
 	o.mu.byGroup = map[uint64]*ddlResult{}
 	o.mu.copies = map[ddlCopy]*ddlResult{}
 	o.mu.logs = map[string]DDLLog{}
@@ -171,14 +187,48 @@ func (o *DDLOnce) AddDDL(shard string, ts primitive.Timestamp, d oplog.DDL) (fun
 }
 
 // Schedule applies d, a DDL no shard read (the metadata watcher's), once every
-// shard has applied past ts, in order with the shards' DDL; done is then called
-// with its outcome, from Run.
+// shard has applied every entry up to ts, held namespaces included (Applied), in
+// turn with the shards' DDL; done is then called with its outcome, from Run.
 func (o *DDLOnce) Schedule(ts primitive.Timestamp, d oplog.DDL, done func(error)) {
 	o.mu.Lock()
-	o.mu.byGroup[o.groups.Schedule(ts, d)] = &ddlResult{done: make(chan struct{}), then: done}
-	o.mu.open++
+	o.mu.scheduled = append(o.mu.scheduled, scheduledDDL{ts: ts, ddl: d, done: done})
 	o.mu.Unlock()
 	o.poke()
+}
+
+// Applied implements DDLApplier.
+func (o *DDLOnce) Applied(shard string, ts primitive.Timestamp) {
+	o.mu.Lock()
+	o.mu.applied[shard] = ts
+	pending := len(o.mu.scheduled)
+	o.mu.Unlock()
+	if pending > 0 {
+		o.poke()
+	}
+}
+
+// dueScheduled removes and returns the scheduled DDL every shard has applied past.
+func (o *DDLOnce) dueScheduled() []scheduledDDL {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var due []scheduledDDL
+	kept := o.mu.scheduled[:0]
+	for _, sd := range o.mu.scheduled {
+		passed := true
+		for _, s := range o.shards {
+			if pos, ok := o.mu.applied[s]; !ok || pos.Compare(sd.ts) <= 0 {
+				passed = false
+				break
+			}
+		}
+		if passed {
+			due = append(due, sd)
+		} else {
+			kept = append(kept, sd)
+		}
+	}
+	o.mu.scheduled = kept
+	return due
 }
 
 // Position implements DDLApplier.
@@ -241,9 +291,9 @@ func (o *DDLOnce) Run(ctx context.Context) error {
 			}
 			r.err = err
 			close(r.done)
-			if r.then != nil {
-				r.then(err)
-			}
+		}
+		for _, sd := range o.dueScheduled() {
+			sd.done(o.apply(ctx, oplog.DDLGroup{DDL: sd.ddl, First: sd.ts}))
 		}
 	}
 }

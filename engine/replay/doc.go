@@ -30,7 +30,8 @@
 // precedes it, through a DDLExecutor (MongoDDL: unique and TTL indexes relaxed for
 // the sync, originals kept by a RelaxedSink). A collection the source shards (or
 // whose key it refines) during the sync is sharded on the destination with the same
-// key: from the shard's no-op on 6.0+ (oplog/sharding.go), and on every version
+// key: from the primary shard's no-op where the release writes one (oplog/sharding.go),
+// and on every version
 // from ShardKeyWatch, the metadata watcher, which schedules it with DDLOnce for once
 // every shard has replayed past the moment it noticed.
 package replay

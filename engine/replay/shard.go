@@ -290,6 +290,7 @@ func (s *Shard) housekeep(ctx context.Context) {
 		case now := <-tick.C:
 			s.cfg.DDL.Position(s.cfg.Shard, s.pos.Load().Floor())
 			floor := s.wm.Load().Floor()
+			s.cfg.DDL.Applied(s.cfg.Shard, floor)
 			if now.Sub(lastSample) >= time.Second {
 				lastSample = now
 				s.rates.add(now, s.c.inserts.Load()+s.c.updates.Load()+s.c.deletes.Load())

@@ -15,9 +15,9 @@ import (
 
 // ShardKeyWatch is the metadata watcher: it finds the collections the source
 // shards, or whose shard key it refines, during the migration by comparing the
-// source's config.collections with the destination's, because 3.6 to 5.x record
-// neither in any shard's oplog (6.0+ do: see oplog/sharding.go; there the
-// watcher finds the destination already sharded).
+// source's config.collections with the destination's, because 3.6 to 4.4 record
+// neither in any shard's oplog, nor refines before 6.1 (later releases do: see
+// oplog/sharding.go; there the watcher finds the destination already sharded).
 //
 // For each collection whose destination key differs it first tells KeyChanged
 // the new key fields (so that the replays build the documents' filters with
@@ -128,7 +128,7 @@ func (w *ShardKeyWatch) Check(ctx context.Context) error {
 	}
 	for _, d := range todo {
 		w.logger().Info("the source sharded a collection during the migration; the destination follows once the shards have replayed up to now",
-			"kind", d.Kind, "ns", d.NS, "options", d.Options, "ts", tsString(ts))
+			"kind", d.Kind, "ns", d.NS, "options", d.Options.String(), "ts", tsString(ts))
 		w.DDL.Schedule(ts, d, func(err error) {
 			if err != nil {
 				w.logger().Error("the destination could not follow the source's sharding; its collection stays as it is, the data is still synced",

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
@@ -36,12 +37,10 @@ func (c *catalogs) note(e string) {
 }
 
 // shardingExec records the sharding DDL and then lists the collection sharded on
-// the fake destination, as prepare.EnsureShardKey leaves it; it notes where the
-// shards' replays were when it ran.
+// the fake destination, as prepare.EnsureShardKey leaves it.
 type shardingExec struct {
-	c         *catalogs
-	positions func() string
-	ran       chan string
+	c   *catalogs
+	ran chan string
 }
 
 func (e *shardingExec) Exec(_ context.Context, d oplog.DDL) error {
@@ -53,42 +52,56 @@ func (e *shardingExec) Exec(_ context.Context, d oplog.DDL) error {
 	e.c.dst = slices.DeleteFunc(e.c.dst, func(c topology.Collection) bool { return c.Namespace == d.NS.String() })
 	e.c.dst = append(e.c.dst, topology.Collection{Namespace: d.NS.String(), Key: key})
 	e.c.mu.Unlock()
-	e.ran <- d.Kind.String() + " " + d.NS.String() + " after " + e.positions()
+	e.ran <- d.Kind.String() + " " + d.NS.String()
 	return nil
 }
 
-// The metadata watcher (the only way 3.6 to 5.x tell a sharding during the sync)
-// makes the replays use the new key first, then shards the destination only once
-// every shard has replayed past the source's newest entry at that moment: the
+// A DDL no shard read is due only once every shard has applied past its ts, the
+// namespaces it holds for a DDL of its own included: the position it reports for
+// the other shards' DDL, which leaves those aside, is not enough.
+func TestScheduledDDLWaitsForWhatEveryShardApplied(t *testing.T) {
+	o := NewDDLOnce([]string{"s0", "s1"}, time.Second, &fakeExec{}, nil)
+	var outcome []error
+	o.Schedule(ts(105, 0), oplog.DDL{Kind: oplog.DDLShardCollection, NS: oplog.Namespace{DB: "shop", Coll: "orders"}}, func(err error) { outcome = append(outcome, err) })
+	o.Position("s0", ts(200, 0))
+	o.Position("s1", ts(200, 0)) // s1 holds shop.orders for its create: its writes there wait
+	o.Applied("s0", ts(106, 0))
+	o.Applied("s1", ts(105, 0))
+	if due := o.dueScheduled(); len(due) != 0 {
+		t.Fatalf("due while s1 has not applied past 105: %+v", due)
+	}
+	o.Applied("s1", ts(106, 0))
+	if due := o.dueScheduled(); len(due) != 1 || due[0].ddl.Kind != oplog.DDLShardCollection {
+		t.Fatalf("due %+v, want the shardCollection once both applied past 105", due)
+	}
+	if due := o.dueScheduled(); len(due) != 0 {
+		t.Fatalf("handed out twice: %+v", due)
+	}
+}
+
+// The metadata watcher (the only way 3.6 to 4.4 tell a sharding during the sync)
+// makes the replays use the new key first, then reads the source's newest ts and
+// schedules the destination's sharding for once every shard applied past it: the
 // writes translated without the key are all applied while the destination
 // collection still takes them. A refine follows the same way; nothing is
 // scheduled twice.
-func TestMetadataWatcherShardsTheDestinationAfterTheReplaysCaughtUp(t *testing.T) {
+func TestMetadataWatcherShardsTheDestinationOnceTheReplaysPassedTheNewKey(t *testing.T) {
 	c := &catalogs{}
-	var posMu sync.Mutex
-	reported := []string{}
-	exec := &shardingExec{c: c, ran: make(chan string, 4), positions: func() string {
-		posMu.Lock()
-		defer posMu.Unlock()
-		return reported[len(reported)-1]
-	}}
+	exec := &shardingExec{c: c, ran: make(chan string, 4)}
 	ddl := startDDL(t, []string{"s0", "s1"}, exec)
-	position := func(shard string, at uint32) {
-		posMu.Lock()
-		reported = append(reported, shard+"@"+string(rune('0'+at-100)))
-		posMu.Unlock()
-		ddl.Position(shard, ts(at, 0))
-	}
 	keys := map[string][]string{}
+	var newest uint32 = 105
 	w := &ShardKeyWatch{
 		Source: c.list(&c.src), Destination: c.list(&c.dst),
-		Newest:     func(context.Context) (primitive.Timestamp, error) { c.note("newest"); return ts(105, 0), nil },
+		Newest:     func(context.Context) (primitive.Timestamp, error) { c.note("newest"); return ts(newest, 0), nil },
 		DDL:        ddl,
 		KeyChanged: func(ns string, fields []string) { c.note("key " + ns); keys[ns] = fields },
 	}
 	ctx := context.Background()
-	position("s0", 101)
-	position("s1", 101)
+	applied := func(at uint32) {
+		ddl.Applied("s0", ts(at, 0))
+		ddl.Applied("s1", ts(at, 0))
+	}
 
 	// Nothing sharded on the source that the destination lacks: nothing to do.
 	c.src = []topology.Collection{{Namespace: "shop.carts", Key: bson.D{{Key: "_id", Value: "hashed"}}}}
@@ -107,21 +120,21 @@ func TestMetadataWatcherShardsTheDestinationAfterTheReplaysCaughtUp(t *testing.T
 	if err := w.Check(ctx); err != nil || len(c.events) != 2 {
 		t.Fatalf("a second Check while it waits: %v, events %v; want nothing scheduled again", err, c.events)
 	}
-	position("s0", 106) // past the newest ts of 105
-	position("s1", 105) // not past it
-	position("s1", 106)
-	if got := <-exec.ran; got != "shardCollection shop.orders after s1@6" {
-		t.Fatalf("ran %q, want shardCollection once s1 passed 105", got)
+	applied(106)
+	if got := <-exec.ran; got != "shardCollection shop.orders" {
+		t.Fatalf("ran %q, want shardCollection", got)
 	}
 
 	// The source refines the key; the destination follows.
+	c.mu.Lock()
 	c.src[1].Key = bson.D{{Key: "customerId", Value: 1}, {Key: "day", Value: 1}}
+	c.mu.Unlock()
+	newest = 110
 	if err := w.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
-	position("s0", 107)
-	position("s1", 107)
-	if got := <-exec.ran; got != "refineCollectionShardKey shop.orders after s1@7" {
+	applied(111)
+	if got := <-exec.ran; got != "refineCollectionShardKey shop.orders" {
 		t.Fatalf("ran %q, want the refine", got)
 	}
 	if !slices.Equal(keys["shop.orders"], []string{"customerId", "day"}) {

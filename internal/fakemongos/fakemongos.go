@@ -150,7 +150,8 @@ func (m *Mongos) handle(_ context.Context, s *wire.Session, cmd *wire.Command) b
 	case "listdatabases":
 		return m.listDatabases()
 	case "listcollections":
-		return m.listCollections(cmd.DB)
+		name, _ := cmd.Body.Lookup("filter", "name").StringValueOK()
+		return m.listCollections(cmd.DB, name)
 	case "find":
 		return m.find(cmd)
 	case "update":
@@ -181,11 +182,15 @@ func (m *Mongos) listDatabases() bson.Raw {
 	return wire.OK(bson.E{Key: "databases", Value: dbs}, bson.E{Key: "totalSize", Value: int64(0)})
 }
 
-func (m *Mongos) listCollections(db string) bson.Raw {
+// listCollections lists db's collections, only the one called name when it is set.
+func (m *Mongos) listCollections(db, name string) bson.Raw {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var docs []bson.D
 	for _, c := range m.Databases[db] {
+		if name != "" && c.Name != name {
+			continue
+		}
 		typ := c.Type
 		if typ == "" {
 			typ = "collection"

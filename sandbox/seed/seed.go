@@ -230,7 +230,8 @@ type chunk struct {
 }
 
 // chunksOf reads a collection's chunks from config.chunks, which since MongoDB 5.0 names
-// the collection by UUID rather than by namespace.
+// the collection by UUID rather than by namespace (3.6 to 4.4 collections have a UUID
+// too, but their chunks name the namespace).
 func chunksOf(ctx context.Context, client *mongo.Client, ns string) ([]chunk, error) {
 	config := client.Database("config")
 	var coll struct {
@@ -241,7 +242,7 @@ func chunksOf(ctx context.Context, client *mongo.Client, ns string) ([]chunk, er
 	}
 	filter := bson.D{{Key: "ns", Value: ns}}
 	if !coll.UUID.IsZero() {
-		filter = bson.D{{Key: "uuid", Value: coll.UUID}}
+		filter = bson.D{{Key: "$or", Value: bson.A{filter, bson.D{{Key: "uuid", Value: coll.UUID}}}}}
 	}
 	cur, err := config.Collection("chunks").Find(ctx, filter)
 	if err != nil {
