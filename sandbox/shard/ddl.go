@@ -495,7 +495,7 @@ func (n *node) createIndexes(ctx context.Context, cmd *wire.Command) bson.Raw {
 	}
 	build, err := n.startIndexBuild(ctx, ci, newSpecs, created)
 	if err != nil {
-		return wire.ErrorReply(err)
+		return relay(nil, err) // FerretDB unreachable: HostUnreachable, which clients retry
 	}
 	if len(toBackend) > 0 {
 		if _, err = n.be.run(ctx, cmd.DB, bson.D{{Key: "createIndexes", Value: coll}, {Key: "indexes", Value: toBackend}}); err != nil {

@@ -1073,7 +1073,7 @@ func (n *node) findAndModify(ctx context.Context, cmd *wire.Command) bson.Raw {
 		}
 		if ok {
 			if err := n.logWithImage(ctx, draft{op: "d", ns: ns, ui: ci.UUID.Data, o: docKey(ci, pre)}, rw, "preImage", pre); err != nil {
-				return wire.ErrorReply(err)
+				return relay(nil, err)
 			}
 			lastError[0].Value = int32(1)
 		}
@@ -1091,7 +1091,7 @@ func (n *node) findAndModify(ctx context.Context, cmd *wire.Command) bson.Raw {
 				kind, image = "postImage", post
 			}
 			if err := n.logWithImage(ctx, n.front.forms.updateDraft(ci, pre, post, isReplacement(update)), rw, kind, image); err != nil {
-				return wire.ErrorReply(err)
+				return relay(nil, err)
 			}
 		}
 		lastError = bson.D{{Key: "n", Value: int32(1)}, {Key: "updatedExisting", Value: true}}
