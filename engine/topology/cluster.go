@@ -232,13 +232,16 @@ func (o Oplog) Window() time.Duration {
 
 // Capacity is how much time the oplog can hold at the write rate seen so far: the
 // window itself once the oplog is full, else the window scaled to the configured
-// size (an oplog that is a tenth full holds ten times its current window).
+// size (an oplog that is a tenth full holds ten times its current window). A window
+// under the timestamps' one-second resolution (a cluster just created, its entries
+// all written within one second) is scaled as one second: the write rate of such a
+// burst cannot be told, and zero would read as an oplog that holds nothing.
 func (o Oplog) Capacity() time.Duration {
 	w := o.Window()
 	if o.UsedBytes <= 0 || o.MaxBytes <= o.UsedBytes {
 		return w
 	}
-	return time.Duration(float64(w) * float64(o.MaxBytes) / float64(o.UsedBytes))
+	return time.Duration(float64(max(w, time.Second)) * float64(o.MaxBytes) / float64(o.UsedBytes))
 }
 
 // Namespace is one collection or view of a user database.

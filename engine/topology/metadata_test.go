@@ -178,6 +178,15 @@ func TestOplogCapacityScalesAWindowThatIsNotFull(t *testing.T) {
 	if o.Capacity() != 10*time.Minute {
 		t.Errorf("a full oplog holds %v, want its window", o.Capacity())
 	}
+	// A new cluster: every entry within one second, the oplog far from full.
+	o = Oplog{First: primitive.Timestamp{T: 1000}, Last: primitive.Timestamp{T: 1000, I: 900}, UsedBytes: 100 << 10, MaxBytes: 64 << 20}
+	if o.Capacity() != 655360*time.Millisecond {
+		t.Errorf("an oplog written within a second, 0.16%% full, holds %v, want 1 s scaled to its size (10m55s)", o.Capacity())
+	}
+	o.UsedBytes = o.MaxBytes
+	if o.Capacity() != 0 {
+		t.Errorf("a full oplog written within a second holds %v, want 0", o.Capacity())
+	}
 }
 
 func TestDefaultCollationIsReadFromConfigCollections(t *testing.T) {

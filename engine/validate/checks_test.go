@@ -558,3 +558,15 @@ func TestADestinationHeldByAnotherMigrationFails(t *testing.T) {
 	in.MigrationID = "m20261125-074100-abcdef"
 	expect(t, Check(in), IDDestHeld, Passed, "this migration's own")
 }
+
+// A cluster just created wrote its whole oplog within one second: that is no
+// window of zero. Found by the CLI tests on a freshly seeded sandbox, which failed
+// validation ("holds under a second of writes" for 99 KiB to copy).
+func TestANewClustersOplogIsNotAnEmptyWindow(t *testing.T) {
+	in := goodInput()
+	for i := range in.Source.Shards {
+		in.Source.Shards[i].Oplog = topology.Oplog{First: primitive.Timestamp{T: 1000, I: 1}, Last: primitive.Timestamp{T: 1000, I: 700}, UsedBytes: 300 << 10, MaxBytes: 64 << 20}
+	}
+	in.ReadRates["src-shard1"] = measured("shop.orders", 228<<10)
+	expect(t, Check(in), IDOplogWindow, Passed)
+}
