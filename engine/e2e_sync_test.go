@@ -351,9 +351,9 @@ func TestSandboxOplogRolloverFailsTheShardAndItsRestartConverges(t *testing.T) {
 }
 
 // A collection the source shards during the sync is sharded on the destination
-// with the same key, and the writes before and after it all arrive: on 4.4, which
-// writes no shardCollection no-op, through the metadata watcher; on 7.0 from the
-// primary shard's no-op.
+// with the same key, then its key refined there too, and the writes before and
+// after each all arrive: on 4.4, which writes neither no-op, through the metadata
+// watcher; on 7.0 from the primary shard's no-ops.
 func TestSandboxCollectionShardedDuringTheSyncIsShardedOnTheDestination(t *testing.T) {
 	for _, version := range []string{"4.4", "7.0"} {
 		t.Run(version, func(t *testing.T) {
@@ -395,6 +395,26 @@ func shardDuringTheSync(t *testing.T, e *e2e) {
 		t.Fatal(err)
 	}
 	if _, err := metrics.InsertOne(ctx, bson.D{{Key: "_id", Value: 101}, {Key: "sensor", Value: "s101"}, {Key: "v", Value: "after the destination's shardCollection"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The source refines the key (4.4+); the destination follows, and the writes
+	// after it carry the new field.
+	refined := bson.D{{Key: "sensor", Value: 1}, {Key: "day", Value: 1}}
+	if _, err := metrics.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: refined}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srcC.Database("admin").RunCommand(ctx, bson.D{{Key: "refineCollectionShardKey", Value: "lab.metrics"}, {Key: "key", Value: refined}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := metrics.InsertOne(ctx, bson.D{{Key: "_id", Value: 102}, {Key: "sensor", Value: "s102"}, {Key: "day", Value: 3}, {Key: "v", Value: "after the refine"}}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, m, 2*time.Minute, "refined the key of lab.metrics on the destination", func(Snapshot) bool {
+		doc, err := e.dstC.Database("config").Collection("collections").FindOne(ctx, bson.D{{Key: "_id", Value: "lab.metrics"}}).Raw()
+		return err == nil && doc.Lookup("key").Document().String() == `{"sensor": {"$numberInt":"1"},"day": {"$numberInt":"1"}}`
+	})
+	if _, err := metrics.InsertOne(ctx, bson.D{{Key: "_id", Value: 103}, {Key: "sensor", Value: "s103"}, {Key: "day", Value: 4}, {Key: "v", Value: "after the destination's refine"}}); err != nil {
 		t.Fatal(err)
 	}
 	s := e.finish(m)
