@@ -114,12 +114,8 @@ func (m *Migration) Done(ctx context.Context, override bool) error {
 	r := m.run
 	switch st {
 	case CuttingOver:
-		snap := m.Snapshot()
-		if err := snap.notSyncedError("finish the cutover", true); err != nil {
+		if err := m.Snapshot().finishRefusal(); err != nil {
 			return err
-		}
-		if snap.OptimeGap > 0 {
-			return &GapError{Gap: snap.OptimeGap, Shard: snap.GapShard}
 		}
 		if r == nil {
 			return ErrNotRunning

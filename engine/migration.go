@@ -672,8 +672,13 @@ func (m *Migration) check(ctx context.Context, r *runState) {
 			m.setReason(notSynced) // it was ready: say why it is not any more
 		}
 	case Ready:
-		if notSynced != "" {
-			m.fallBack(notSynced, snap.TimerDeadline)
+		// A synced shard whose lag is not known yet (resumed, its replay starting)
+		// holds Start cutover for a moment; it does not make the migration syncing.
+		for _, p := range snap.Shards {
+			if why := p.NotSynced(false); why != "" && p.Phase != Synced {
+				m.fallBack(why, snap.TimerDeadline)
+				break
+			}
 		}
 	case CuttingOver:
 		m.judgeCutover(snap, notSynced)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,9 +12,10 @@ import (
 // cutover says it cannot finish) and by the API and the screens, so that none of
 // them can say "ready" while a shard is not in sync:
 //
-//   - the cutover starts only when every shard is synced;
+//   - the cutover starts only when every shard is synced (its lag measured: a shard
+//     resumed after a restart waits until its replay has read its source);
 //   - I'm done finishes it only when no shard failed or is copying again, and the
-//     optime gap (every shard's, a failed one's included) is 0.
+//     optime gap (every shard's, a failed one's included) is known and 0.
 
 // NotSyncedError refuses to start or finish the cutover while a shard is not in
 // sync; it matches ErrRefused.
@@ -37,6 +39,10 @@ func (e *NotSyncedError) Is(target error) bool { return target == ErrRefused }
 func (p ShardProgress) NotSynced(finishing bool) string {
 	switch p.Phase {
 	case Synced:
+		if !finishing && !p.LagKnown {
+			// Resumed after a restart, its replay has not looked at its source yet.
+			return fmt.Sprintf("shard %s has not read its source's newest entry since it resumed: its lag is not known yet; wait a moment", p.Name)
+		}
 		return ""
 	case CatchingUp:
 		if finishing {
@@ -96,13 +102,36 @@ func (s Snapshot) CanFinish() (bool, string) {
 	default:
 		return false, whyNotReady(s.State)
 	}
-	if _, why := s.firstNotSynced(true); why != "" {
-		return false, why
-	}
-	if s.OptimeGap > 0 {
-		return false, gapAdvice(s.OptimeGap, s.GapShard)
+	var ns *NotSyncedError
+	var gap *GapError
+	switch err := s.finishRefusal(); {
+	case errors.As(err, &ns):
+		return false, ns.Why
+	case errors.As(err, &gap):
+		return false, gapAdvice(gap.Gap, gap.Shard)
 	}
 	return true, ""
+}
+
+// finishRefusal is why I'm done is refused while cutting over (nil when it is not):
+// a shard not in sync or whose gap is not known yet (a *NotSyncedError), or an
+// optime gap that is not 0 (a *GapError).
+func (s Snapshot) finishRefusal() error {
+	if err := s.notSyncedError("finish the cutover", true); err != nil {
+		return err
+	}
+	if !s.OptimeGapKnown {
+		for _, p := range s.Shards {
+			if !p.LagKnown {
+				return &NotSyncedError{Action: "finish the cutover", Shard: p.Name, Phase: p.Phase,
+					Why: fmt.Sprintf("the optime gap is not known yet: shard %s has not read its source's newest entry; wait a moment", p.Name)}
+			}
+		}
+	}
+	if s.OptimeGap > 0 {
+		return &GapError{Gap: s.OptimeGap, Shard: s.GapShard}
+	}
+	return nil
 }
 
 // gapAdvice is what to do about an optime gap that is not 0 yet (no shard failed:

@@ -261,6 +261,40 @@ func TestARestartOfShardliftKeepsAReadyMigrationReady(t *testing.T) {
 	}) {
 		t.Fatalf("the resume is not in the history: %v", h.events())
 	}
+	// A replay that has not read its source yet: its lag is not known. The migration
+	// stays ready, but the cutover waits for it, and I'm done for its gap.
+	s0 := h.fc.replayer("s0")
+	s0.set(func(p *replay.Progress) { p.Newest = primitive.Timestamp{} })
+	h.checkNow()
+	var ns *NotSyncedError
+	if err := h.m.StartCutover(bg); !errors.As(err, &ns) || ns.Shard != "s0" || !strings.Contains(err.Error(), "its lag is not known yet") || h.m.State() != Ready {
+		t.Fatalf("StartCutover with s0's lag unknown: %v (state %s)", err, h.m.State())
+	}
+	s0.behind(0)
+	h.fc.replayer("s1").behind(0)
+	if err := h.m.StartCutover(bg); err != nil {
+		t.Fatal(err)
+	}
+	s0.set(func(p *replay.Progress) { p.Newest = primitive.Timestamp{} })
+	if err := h.m.Done(bg, false); !errors.As(err, &ns) || ns.Shard != "s0" || !strings.Contains(err.Error(), "the optime gap is not known yet") {
+		t.Fatalf("Done with s0's gap unknown: %v", err)
+	}
+	if ok, why := h.m.Snapshot().CanFinish(); ok || !strings.Contains(why, "not known yet") {
+		t.Fatalf("CanFinish with s0's gap unknown: %v %q", ok, why)
+	}
+	s0.behind(0)
+	if err := h.m.Done(bg, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A shard that falls behind after a restart makes the ready migration syncing.
+func TestAShardBehindAfterARestartMakesTheMigrationSyncing(t *testing.T) {
+	h := newHarness(t, "s0", "s1")
+	h.ready()
+	h.restart()
+	h.eventually("both replaying again", func() bool { return h.fc.replayers("s0") == 2 && h.fc.replayers("s1") == 2 })
+	h.fc.replayer("s0").behind(0)
 	h.fc.replayer("s1").behind(41 * time.Second)
 	h.checkNow()
 	if s := h.m.Snapshot(); s.State != Syncing || !strings.Contains(s.Reason, "shard s1 is behind (lag 0:41)") {
