@@ -313,7 +313,7 @@ func (s *cutoverScreen) confirmFinish() {
 		wrapped("1.  Waits until every shard has applied the source's newest entry, then stops syncing."),
 		wrapped("2.  Restores the index and collection options relaxed for the sync (unique, TTL) on the destination."),
 		wrapped("3.  Puts the source balancer back as it was before the migration and starts the destination balancer."),
-		wrapped("4.  Verifies every range of the destination against the source."),
+		wrapped("4.  Verifies every range of the destination against the source, then removes Shardlift's marker from the destination."),
 		wrapped("Writes sent to the source after this are not migrated: your applications must use the destination from now on."))
 	s.a.confirm("Finish the cutover?", body, "Keep cutting over", "Finish the cutover", widget.HighImportance, s.finish)
 }
