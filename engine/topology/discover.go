@@ -31,7 +31,37 @@ const parallelism = 8
 //
 // Every network step is bounded by the endpoint's Timeout; shards, members and
 // collections are inspected concurrently.
+//
+// A discovery during which the endpoint closed connections (a mongos restarting) is
+// run once more after a pause, so that a moment's restart does not read as a
+// cluster with unreadable parts.
 func Discover(ctx context.Context, e Endpoint) (*Cluster, error) {
+	c, err := discoverOnce(ctx, e)
+	if !closedDuring(c, err) || pauseBeforeRetry(ctx) != nil {
+		return c, err
+	}
+	return discoverOnce(ctx, e)
+}
+
+// closedDuring tells whether a discovery met a connection the server closed after
+// connect had succeeded (connect retries its own).
+func closedDuring(c *Cluster, err error) bool {
+	var te *Error
+	if errors.As(err, &te) && errors.Is(err, ErrConnectionClosed) {
+		return te.Op != "connect"
+	}
+	if c == nil {
+		return false
+	}
+	for _, p := range c.Problems {
+		if errors.Is(p.Err, ErrConnectionClosed) {
+			return true
+		}
+	}
+	return false
+}
+
+func discoverOnce(ctx context.Context, e Endpoint) (*Cluster, error) {
 	start := time.Now()
 	client, s, err := connect(ctx, e)
 	if err != nil {

@@ -374,7 +374,36 @@ func Connect(ctx context.Context, e Endpoint) (*mongo.Client, error) {
 	return client, err
 }
 
+// closedRetries is how many more times connect tries a server that accepted the
+// connection and closed it without saying why: a mongos or member restarting (or a
+// load balancer draining) does that for a moment, and one such moment must not fail a
+// validation or a resume. A server that always closes it (a wrong protocol) is still
+// reported, a couple of seconds later.
+const closedRetries = 2
+
+// pauseBeforeRetry waits before each of those tries (a test replaces it).
+var pauseBeforeRetry = func(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Second):
+		return nil
+	}
+}
+
 func connect(ctx context.Context, e Endpoint) (*mongo.Client, *settings, error) {
+	for attempt := 0; ; attempt++ {
+		client, s, err := connectOnce(ctx, e)
+		if attempt == closedRetries || !errors.Is(err, ErrConnectionClosed) {
+			return client, s, err
+		}
+		if pauseBeforeRetry(ctx) != nil {
+			return nil, nil, err
+		}
+	}
+}
+
+func connectOnce(ctx context.Context, e Endpoint) (*mongo.Client, *settings, error) {
 	s, err := e.resolve()
 	if err != nil {
 		return nil, nil, err

@@ -3,9 +3,13 @@ package topology
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -300,5 +304,139 @@ func TestAPrimaryWhoseProbeFailedIsNotReadThrough(t *testing.T) {
 	d.inspectShard(context.Background(), sh)
 	if sh.Oplog.Err == nil || !strings.Contains(sh.Oplog.Err.Error(), "the primary of shard shard-a could not be inspected") {
 		t.Fatalf("oplog error = %v, want the primary's probe failure", sh.Oplog.Err)
+	}
+}
+
+// closingProxy forwards connections to a server, except that while it is closing it
+// closes every connection that sends a request: a mongos restarting under its clients.
+type closingProxy struct {
+	ln      net.Listener
+	backend string
+	closing atomic.Bool
+	closed  atomic.Int32
+
+	mu   sync.Mutex
+	live []net.Conn
+}
+
+// restart closes every forwarded connection and closes new ones until healed.
+func (p *closingProxy) restart() {
+	p.closing.Store(true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.live {
+		c.Close()
+	}
+	p.live = nil
+}
+
+func startClosingProxy(t *testing.T, backend string) *closingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &closingProxy{ln: ln, backend: backend}
+	p.closing.Store(true)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *closingProxy) serve(c net.Conn) {
+	defer c.Close()
+	first := make([]byte, 4096)
+	n, err := c.Read(first)
+	if err != nil {
+		return
+	}
+	if p.closing.Load() {
+		p.closed.Add(1)
+		return
+	}
+	b, err := net.Dial("tcp", p.backend)
+	if err != nil {
+		return
+	}
+	defer b.Close()
+	p.mu.Lock()
+	p.live = append(p.live, c, b)
+	p.mu.Unlock()
+	if _, err := b.Write(first[:n]); err != nil {
+		return
+	}
+	go io.Copy(c, b)
+	io.Copy(b, c)
+}
+
+// A mongos that closes connections while it restarts costs a retry, not a failed
+// validation: the connection that follows the pause succeeds.
+func TestAServerClosingConnectionsForAMomentIsTriedAgain(t *testing.T) {
+	s := startNode(t, fakeNode{role: "mongos"}, wire.Config{})
+	p := startClosingProxy(t, s.Addr())
+	pauses := 0
+	defer func(old func(context.Context) error) { pauseBeforeRetry = old }(pauseBeforeRetry)
+	pauseBeforeRetry = func(context.Context) error {
+		pauses++
+		p.closing.Store(false)
+		return nil
+	}
+	client, err := Connect(context.Background(), Endpoint{Hosts: []string{p.ln.Addr().String()}, Timeout: shortTimeout})
+	if err != nil {
+		t.Fatalf("connect through a restart: %v (%d connections closed, %d pauses)", err, p.closed.Load(), pauses)
+	}
+	disconnect(context.Background(), client, time.Second)
+	if pauses != 1 || p.closed.Load() == 0 {
+		t.Errorf("%d pauses, %d connections closed; want one pause after closed connections", pauses, p.closed.Load())
+	}
+}
+
+// A server that always closes the connection is reported as such after the retries.
+func TestAServerThatAlwaysClosesIsReportedAfterTheRetries(t *testing.T) {
+	s := startNode(t, fakeNode{role: "mongos"}, wire.Config{})
+	p := startClosingProxy(t, s.Addr())
+	pauses := 0
+	defer func(old func(context.Context) error) { pauseBeforeRetry = old }(pauseBeforeRetry)
+	pauseBeforeRetry = func(context.Context) error { pauses++; return nil }
+	_, err := Connect(context.Background(), Endpoint{Hosts: []string{p.ln.Addr().String()}, Timeout: shortTimeout})
+	expectKind(t, err, ErrConnectionClosed, p.ln.Addr().String())
+	if pauses != closedRetries {
+		t.Errorf("%d pauses; want %d", pauses, closedRetries)
+	}
+}
+
+// A mongos restarting after the connection succeeded, in the middle of a discovery,
+// costs one more discovery, not a cluster reported unreachable or unreadable.
+func TestADiscoveryCutByARestartIsRunAgain(t *testing.T) {
+	var p *closingProxy
+	var once sync.Once
+	s := startNode(t, fakeNode{role: "mongos", before: func(name string) {
+		if name == "buildinfo" {
+			once.Do(p.restart)
+		}
+	}}, wire.Config{})
+	p = startClosingProxy(t, s.Addr())
+	p.closing.Store(false)
+	pauses := 0
+	defer func(old func(context.Context) error) { pauseBeforeRetry = old }(pauseBeforeRetry)
+	pauseBeforeRetry = func(context.Context) error {
+		pauses++
+		p.closing.Store(false)
+		return nil
+	}
+	c, err := Discover(context.Background(), Endpoint{Hosts: []string{p.ln.Addr().String()}, Timeout: shortTimeout})
+	if c == nil || errors.Is(err, ErrConnectionClosed) {
+		t.Fatalf("discover through a restart: %v", err)
+	}
+	if c.Kind != KindMongos || c.Router.Version == "" || pauses != 1 {
+		t.Errorf("kind %q, version %q after %d pauses; want the mongos read after one pause", c.Kind, c.Router.Version, pauses)
 	}
 }

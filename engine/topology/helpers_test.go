@@ -95,10 +95,16 @@ type fakeNode struct {
 	maxWire int32
 	// unauthorized lists commands answered with Unauthorized (code 13).
 	unauthorized map[string]bool
+	// before, when set, is called with each command's lower-case name before it is
+	// answered.
+	before func(name string)
 }
 
 func (n fakeNode) handle(_ context.Context, s *wire.Session, cmd *wire.Command) bson.Raw {
 	name := strings.ToLower(cmd.Name)
+	if n.before != nil {
+		n.before(name)
+	}
 	if n.unauthorized[name] {
 		return wire.ErrorReply(wire.Unauthorized("not authorized on admin to execute command { " + cmd.Name + " }"))
 	}
