@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -155,13 +154,6 @@ func (e *e2e) indexKeys(c *mongo.Client, ns string) []string {
 // during the sync collections are created, renamed and dropped and indexes created
 // and dropped, all while a load runs. The destination ends equal to the source.
 func TestSandboxShardKeyMovesOrphansAndDDLDuringTheSyncEndEqual(t *testing.T) {
-	if os.Getenv("SHARDLIFT_KNOWN_DDL_DEFECT") == "" {
-		// Known open defect (session 3, issue 15), cause not yet found (suspected: 6.0+
-		// participant drops logged fromMigrate): this test's drop/rename during the sync is
-		// never applied on the merged tree ("never applied the DDL"). Set
-		// SHARDLIFT_KNOWN_DDL_DEFECT=1 to run it; the next session fixes it first.
-		t.Skip("known open defect: DDL during the sync never applied on the merged tree (issue 15; cause not yet found); SHARDLIFT_KNOWN_DDL_DEFECT=1 runs it")
-	}
 	e := startE2EWith(t, 1000, "moveChunk that leaves orphans", func(o *sandbox.Options) { o.LeaveOrphans = true })
 	ctx := context.Background()
 	admin := e.srcC.Database("admin")
@@ -266,11 +258,27 @@ func TestSandboxShardKeyMovesOrphansAndDDLDuringTheSyncEndEqual(t *testing.T) {
 	// The load goes on until the DDL reached the destination: the shards' positions
 	// move on with it, so the DDL that one shard wrote need not wait for no-ops. The
 	// destination holds Shardlift's marker while the migration runs.
-	await(t, m, time.Minute, "applied the DDL", func(Snapshot) bool {
+	var missing string
+	defer func() {
+		if t.Failed() && missing != "" {
+			t.Logf("what the destination lacked last: %s", missing)
+		}
+	}()
+	await(t, m, 3*time.Minute, "applied the DDL", func(Snapshot) bool {
 		n, err := e.dstC.Database("lab").Collection("archive").CountDocuments(ctx, bson.D{})
 		migrated := slices.DeleteFunc(e.userNamespaces(e.dstC), func(ns string) bool { return strings.HasPrefix(ns, topology.MarkerDatabase+".") })
-		return err == nil && n == 21 && slices.Equal(e.indexKeys(e.dstC, "shop.orders"), e.indexKeys(e.srcC, "shop.orders")) &&
-			slices.Equal(migrated, e.userNamespaces(e.srcC))
+		dstIndexes, srcIndexes := e.indexKeys(e.dstC, "shop.orders"), e.indexKeys(e.srcC, "shop.orders")
+		switch {
+		case err != nil || n != 21:
+			missing = fmt.Sprintf("lab.archive holds %d documents of 21 (%v)", n, err)
+		case !slices.Equal(dstIndexes, srcIndexes):
+			missing = fmt.Sprintf("shop.orders indexes %v, the source's %v", dstIndexes, srcIndexes)
+		case !slices.Equal(migrated, e.userNamespaces(e.srcC)):
+			missing = fmt.Sprintf("namespaces %v, the source's %v", migrated, e.userNamespaces(e.srcC))
+		default:
+			return true
+		}
+		return false
 	})
 	s := e.finish(m)
 	if err := <-r.done; err != nil {
