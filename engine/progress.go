@@ -43,6 +43,7 @@ func (m *Migration) Snapshot() Snapshot {
 		o.BytesCopied += row.BytesCopied
 		o.BytesTotal += row.BytesTotal
 		o.TotalsEstimated = o.TotalsEstimated || row.TotalsEstimated
+		o.CopyUnfinished = o.CopyUnfinished || row.CopyUnfinished
 		o.CopyRate += row.CopyRate
 		o.CopyBytesRate += row.CopyBytesRate
 		o.ApplyRate += row.ApplyRate
@@ -75,6 +76,7 @@ func (m *Migration) Snapshot() Snapshot {
 // progressLocked is one shard's row. Called with Migration.mu held.
 func (sh *shardState) progressLocked() ShardProgress {
 	row := ShardProgress{Name: sh.name, Phase: sh.phase, Error: sh.err}
+	row.CopyUnfinished = sh.phase == Pending || sh.phase == Copying || sh.phase == BuildingIndexes
 	switch {
 	case sh.copier != nil:
 		// The copier knows each namespace's totals as it copies it.

@@ -265,7 +265,7 @@ func (c *progressChecker) look() {
 
 // docsView is the progress as documents alone.
 func docsView(p Progress) Progress {
-	return Progress{DocsCopied: p.DocsCopied, DocsTotal: p.DocsTotal, TotalsEstimated: p.TotalsEstimated}
+	return Progress{DocsCopied: p.DocsCopied, DocsTotal: p.DocsTotal, TotalsEstimated: p.TotalsEstimated, CopyUnfinished: p.CopyUnfinished}
 }
 
 func (c *progressChecker) totals(what string, p Progress) {
@@ -273,8 +273,9 @@ func (c *progressChecker) totals(what string, p Progress) {
 		c.t.Errorf("look %d: %s: copied %d docs / %d bytes of totals %d / %d", c.looks, what, p.DocsCopied, p.BytesCopied, p.DocsTotal, p.BytesTotal)
 	}
 	fb, fd := p.Fraction(), docsView(p).Fraction()
-	if p.TotalsEstimated != (fb < 1) || p.TotalsEstimated != (fd < 1) {
-		c.t.Errorf("look %d: %s: bytes say %.4f and documents %.4f done with estimated totals %v", c.looks, what, fb, fd, p.TotalsEstimated)
+	unfinished := p.TotalsEstimated || p.CopyUnfinished
+	if unfinished != (fb < 1) || unfinished != (fd < 1) {
+		c.t.Errorf("look %d: %s: bytes say %.4f and documents %.4f done with estimated totals %v, copy unfinished %v", c.looks, what, fb, fd, p.TotalsEstimated, p.CopyUnfinished)
 	}
 }
 

@@ -57,6 +57,10 @@ type Progress struct {
 	// namespace is still to be copied, and its total is the larger of the source's
 	// estimate and what it copied so far. A total is never below what was copied.
 	TotalsEstimated bool
+	// CopyUnfinished is set while a shard has yet to finish its copy (waiting to
+	// start, copying or building its indexes): its totals can be exact and all
+	// copied while the copy still runs, and Fraction then stays below 1 too.
+	CopyUnfinished bool
 	// CopyRate is documents copied per second and ApplyRate oplog entries applied per
 	// second, both over the last few seconds.
 	CopyRate, CopyBytesRate, ApplyRate float64
@@ -89,10 +93,13 @@ func (p Progress) share(copied, total int64) float64 {
 		if p.TotalsEstimated {
 			return 0
 		}
+		if p.CopyUnfinished {
+			return maxEstimatedFraction
+		}
 		return 1
 	}
 	f := min(max(float64(copied)/float64(total), 0), 1)
-	if p.TotalsEstimated {
+	if p.TotalsEstimated || p.CopyUnfinished {
 		f = min(f, maxEstimatedFraction)
 	}
 	return f
