@@ -553,14 +553,17 @@ func TestCancelAbandonsWithoutAFinalCheckpoint(t *testing.T) {
 	dest := newFakeDest()
 	seed(dest)
 	var n atomic.Int32
+	cps := &fakeCheckpoints{}
 	dest.gate = func(ctx context.Context, _ oplog.Namespace, _ []oplog.Write) error {
-		if n.Add(1) > 20 {
-			<-ctx.Done() // stuck mid-way: the kill comes now
+		// Stuck mid-way once a checkpoint was saved: the kill comes now. (Stuck
+		// after a fixed count instead, a slow machine could block every write
+		// before the first checkpoint and never save one.)
+		if n.Add(1) > 20 && len(cps.all()) > 0 && cps.last().After(at(1)) {
+			<-ctx.Done()
 			return ctx.Err()
 		}
 		return nil
 	}
-	cps := &fakeCheckpoints{}
 	s := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(1), CheckpointEvery: time.Millisecond, BatchWrites: 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := start(t, ctx, s)
