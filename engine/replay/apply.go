@@ -144,7 +144,7 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 		var err error
 		if len(p.writes) > 0 {
 			var n int
-			n, err = r.cfg.Destination.Write(ctx, ns, p.writes)
+			n, err = r.writeInFlight(ctx, ns, p.writes)
 			if err != nil {
 				// The writes before the failed one are applied, and so are the tasks
 				// before its own (diffs of absent documents send nothing).
@@ -202,6 +202,20 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 		r.s.setRetrying(retryWork, "")
 	}
 	return nil
+}
+
+// inFlightGrace bounds how long a bulk write already sent goes on after the shard
+// was told to stop.
+const inFlightGrace = 15 * time.Second
+
+// writeInFlight sends one bulk write and waits for its answer even when the shard is told
+// to stop meanwhile (up to inFlightGrace): a write abandoned by its client still
+// runs on the server, and could land after the process that takes over (a resume,
+// a hand-over to another window) has written a later state of the same document.
+func (r *run) writeInFlight(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) (int, error) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inFlightGrace)
+	defer cancel()
+	return r.cfg.Destination.Write(wctx, ns, writes)
 }
 
 // expected reports whether err, the failure of t's write up to the consistency

@@ -554,13 +554,15 @@ func TestCancelAbandonsWithoutAFinalCheckpoint(t *testing.T) {
 	seed(dest)
 	var n atomic.Int32
 	cps := &fakeCheckpoints{}
+	killed := make(chan struct{})
 	dest.gate = func(ctx context.Context, _ oplog.Namespace, _ []oplog.Write) error {
-		// Stuck mid-way once a checkpoint was saved: the kill comes now. (Stuck
-		// after a fixed count instead, a slow machine could block every write
-		// before the first checkpoint and never save one.)
+		// Stuck mid-way once a checkpoint was saved: the kill comes now, and the
+		// write in flight fails after it. (Stuck after a fixed count instead, a slow
+		// machine could block every write before the first checkpoint and never
+		// save one.)
 		if n.Add(1) > 20 && len(cps.all()) > 0 && cps.last().After(at(1)) {
-			<-ctx.Done()
-			return ctx.Err()
+			<-killed
+			return errors.New("connection closed")
 		}
 		return nil
 	}
@@ -570,6 +572,7 @@ func TestCancelAbandonsWithoutAFinalCheckpoint(t *testing.T) {
 	eventually(t, "some checkpoint", func() bool { return len(cps.all()) > 0 && cps.last().After(at(1)) })
 	saves := len(cps.all())
 	cancel()
+	close(killed)
 	if err := wait(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run returned %v, want context.Canceled", err)
 	}
@@ -680,5 +683,53 @@ func TestLastWriteIgnoresNoopsMigrationsAndInternalNamespaces(t *testing.T) {
 	p := s.Snapshot()
 	if p.Applied != at(7) || p.LastWrite != at(3) {
 		t.Fatalf("applied %v, last write %v; want every entry applied and the update at %v as the last write", p.Applied, p.LastWrite, at(3))
+	}
+}
+
+// A bulk write already sent when the shard is told to stop is waited for, not
+// abandoned: its server would run it anyway, possibly after whoever resumes the
+// shard has written a later state of the same documents.
+func TestAWriteInFlightWhenStoppedIsWaitedFor(t *testing.T) {
+	var entries []bson.Raw
+	for i := 1; i <= 50; i++ {
+		entries = append(entries, setOp(at(uint32(i)), ns, int32(i%7), bson.D{{Key: "v", Value: int32(i)}}))
+	}
+	src := newFakeOplog(entries...)
+	dest := newFakeDest()
+	inFlight, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var cancelledWhileSent atomic.Bool
+	dest.gate = func(ctx context.Context, _ oplog.Namespace, _ []oplog.Write) error {
+		first := false
+		once.Do(func() { first = true })
+		if !first {
+			return nil
+		}
+		close(inFlight)
+		<-release
+		cancelledWhileSent.Store(ctx.Err() != nil)
+		return nil
+	}
+	s := testShard(t, Config{Source: src, Destination: dest, Checkpoints: &fakeCheckpoints{}, Resume: at(1), BatchWrites: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	returned := make(chan error, 1)
+	go func() { returned <- s.Run(ctx) }()
+	select {
+	case <-inFlight:
+	case err := <-returned:
+		t.Fatalf("Run returned %v before its first write", err)
+	}
+	cancel()
+	select {
+	case err := <-returned:
+		t.Fatalf("Run returned (%v) with a write still in flight", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-returned; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v, want context.Canceled", err)
+	}
+	if cancelledWhileSent.Load() {
+		t.Fatal("the write in flight was cancelled with the shard: its server would have run it anyway")
 	}
 }
