@@ -200,7 +200,8 @@ func migrateResult(out, errw io.Writer, prog, statePath string, snap engine.Snap
 	case engine.Done:
 		fmt.Fprintf(out, "done: %s\n", snap.Reason)
 	case engine.Cancelled:
-		fmt.Fprintf(out, "cancelled: %s\n", snap.Reason)
+		// The engine's reasons for a cancel say "cancelled ..." themselves.
+		fmt.Fprintln(out, snap.Reason)
 	case engine.Expired:
 		fmt.Fprintf(errw, "%s: expired: %s\n", prog, snap.Reason)
 	}

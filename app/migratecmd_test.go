@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -305,5 +306,15 @@ func TestMigrateTakesAHostList(t *testing.T) {
 	set := connSettings(e, "/etc/ssl/ca.pem")
 	if want := []string{"db1.example:27017", "db2.example:27017"}; !slices.Equal(set.Hosts, want) || set.URI != "" || !set.TLS || set.CAFile != "/etc/ssl/ca.pem" {
 		t.Errorf("recorded %+v, want the hosts %v, no connection string, TLS with the CA file", set, want)
+	}
+}
+
+// A cancelled run ends with the engine's reason as it is: it says "cancelled" itself.
+func TestACancelledRunPrintsItsReasonOnce(t *testing.T) {
+	var out, errw bytes.Buffer
+	snap := engine.Snapshot{State: engine.Cancelled, Reason: "cancelled: syncing stopped; the migrated data stays on the destination"}
+	migrateResult(&out, &errw, "shardlift migrate", "state.db", snap, nil, false)
+	if strings.Contains(out.String(), "cancelled: cancelled") || !strings.Contains(out.String(), "\n"+snap.Reason+"\n") {
+		t.Errorf("output %q: want the reason on a line of its own, not prefixed again", out.String())
 	}
 }
