@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -105,14 +106,9 @@ func TestMigrateRefusesTheSameClusterAsSourceAndDestination(t *testing.T) {
 			}
 		}
 	}
-	st, err := store.Open(state, store.Options{})
-	if err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(state); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused migrate left a state file behind (%v)", err)
 	}
-	if all, err := st.Migrations(); err != nil || len(all) != 0 {
-		t.Errorf("the refused migrate recorded %+v (%v)", all, err)
-	}
-	st.Close()
 	if after := contents(t, client); !slices.Equal(after, before) {
 		t.Fatalf("the source changed:\n before %v\n after  %v", before, after)
 	}

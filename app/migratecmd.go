@@ -99,17 +99,18 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		return exitFail
 	}
 
+	// Both clusters' identities are read before anything is written, the state file
+	// included: one cluster given twice, or other clusters than the state file's,
+	// change nothing and leave no file behind.
+	srcID, dstID, err := readIdentities(ctx, src, dst)
+	if err != nil {
+		return fail("%v", err)
+	}
 	st, err := store.Open(*statePath, store.Options{})
 	if err != nil {
 		return fail("%v", err)
 	}
 	defer st.Close()
-	// Both clusters' identities are read before anything is written: one cluster
-	// given twice, or other clusters than the state file's, change nothing.
-	srcID, dstID, err := readIdentities(ctx, src, dst)
-	if err != nil {
-		return fail("%v", err)
-	}
 	id, resumed, err := findOrCreateMigration(st, clusterOf(src, *sourceCA, srcID), clusterOf(dst, *destinationCA, dstID))
 	if err != nil {
 		return fail("state file %s: %v", *statePath, err)
