@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -729,5 +730,60 @@ func TestTotalsAreEstimatesUntilEachNamespaceIsCopied(t *testing.T) {
 	}
 	if p := c.Snapshot(); p.Estimated || p.DocsTotal != 30 || p.Docs != 30 || p.BytesTotal != bigBytes+smallBytes || p.Bytes != p.BytesTotal {
 		t.Fatalf("after the copy: %+v, want exact totals of 30 docs, %d bytes", p, bigBytes+smallBytes)
+	}
+}
+
+// inFlightDestination holds its first insert until released, and records whether
+// that insert's context was cancelled meanwhile.
+type inFlightDestination struct {
+	*fakeDestination
+	once      sync.Once
+	sent      chan struct{}
+	release   chan struct{}
+	cancelled atomic.Bool
+}
+
+func (d *inFlightDestination) Insert(ctx context.Context, db, coll string, docs []bson.Raw, ordered bool) error {
+	first := false
+	d.once.Do(func() { first = true })
+	if first {
+		close(d.sent)
+		<-d.release
+		d.cancelled.Store(ctx.Err() != nil)
+	}
+	return d.fakeDestination.Insert(ctx, db, coll, docs, ordered)
+}
+
+// An insert already sent when the copy is stopped is waited for, not abandoned:
+// its server would run it anyway, possibly after whoever resumes the shard has
+// replayed a delete of one of its documents.
+func TestAnInsertInFlightWhenStoppedIsWaitedFor(t *testing.T) {
+	src := newFakeSource()
+	for i := range 2000 {
+		src.add("app.c", doc(t, bson.D{{Key: "_id", Value: int32(i)}}))
+	}
+	dst := &inFlightDestination{fakeDestination: newFakeDestination(), sent: make(chan struct{}), release: make(chan struct{})}
+	// Many small batches: the copy has work left when it is stopped.
+	c := newCopier(t, plan(unsharded("app", "c")), src, dst, &sinks{}, nil, func(cfg *Config) { cfg.BatchDocs = 10 })
+	ctx, cancel := context.WithCancel(context.Background())
+	returned := make(chan error, 1)
+	go func() { returned <- c.Copy(ctx) }()
+	select {
+	case <-dst.sent:
+	case err := <-returned:
+		t.Fatalf("Copy returned %v before its first insert", err)
+	}
+	cancel()
+	select {
+	case err := <-returned:
+		t.Fatalf("Copy returned (%v) with an insert still in flight", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(dst.release)
+	if err := <-returned; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Copy = %v, want cancelled", err)
+	}
+	if dst.cancelled.Load() {
+		t.Fatal("the insert in flight was cancelled with the copy: its server would have run it anyway")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -38,7 +39,7 @@ func (c *Copier) write(ctx context.Context, p *partition, b *batch) error {
 	ordered := p.ns.Capped
 	failures := 0
 	for len(docs) > 0 {
-		res := outcome(docs, ordered, c.cfg.Destination.Insert(ctx, p.ns.DB, p.ns.Name, docs, ordered))
+		res := outcome(docs, ordered, c.insertInFlight(ctx, p, docs, ordered))
 		if len(res.unnamed) > 0 {
 			if err := c.confirmDuplicates(ctx, p, docs, res.unnamed); err != nil {
 				return fmt.Errorf("insert into the destination: %w", err)
@@ -205,4 +206,18 @@ func duplicateOn(we mongo.WriteError) int {
 		return dupOther
 	}
 	return dupUnnamed
+}
+
+// inFlightGrace bounds how long an insert already sent goes on after the copy was
+// told to stop.
+const inFlightGrace = 15 * time.Second
+
+// insertInFlight sends one insert and waits for its answer even when the copy is
+// stopped meanwhile (up to inFlightGrace): an insert abandoned by its client still
+// runs on the server, and landing after the process that takes over replayed a
+// delete of the same document, it would bring that document back.
+func (c *Copier) insertInFlight(ctx context.Context, p *partition, docs []bson.Raw, ordered bool) error {
+	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inFlightGrace)
+	defer cancel()
+	return c.cfg.Destination.Insert(ictx, p.ns.DB, p.ns.Name, docs, ordered)
 }
