@@ -404,24 +404,30 @@ func keyNames(key bson.Raw) []byte {
 	return b
 }
 
-// placeChunks splits the destination collection at every source chunk boundary
-// and moves each chunk to the twin of the source shard owning that range. It
-// returns how many chunks it moved.
+// placeChunks splits the destination collection where the source's owning shard
+// changes (and at its zone range bounds), and moves each resulting chunk to the
+// twin of the source shard owning that range. It returns how many chunks it moved.
+//
+// Only ownership matters to the migration: a run of source chunks on one shard
+// becomes one destination chunk, so 100,000 source chunks in a few runs cost a few
+// splits and moves, not 100,000 of each (the destination's own balancer and
+// auto-splitter shape the chunks afterwards, as they would on any cluster).
 func placeChunks(ctx context.Context, client *mongo.Client, plan *Plan, c *Collection) (int, error) {
 	dst, err := destinationChunks(ctx, client, c.NS())
 	if err != nil {
 		return 0, err
 	}
+	bounds := placementBounds(c, plan.Zones)
 	admin := client.Database("admin")
-	for _, at := range missingSplits(c.Chunks, dst) {
+	for _, at := range missingSplits(bounds, dst) {
 		if err := admin.RunCommand(ctx, bson.D{{Key: "split", Value: c.NS()}, {Key: "middle", Value: bson.Raw(at)}}).Err(); err != nil {
-			return 0, fmt.Errorf("split %s on the destination at %s (a source chunk boundary): %w", c.NS(), at, err)
+			return 0, fmt.Errorf("split %s on the destination at %s (where the source's owning shard changes): %w", c.NS(), at, err)
 		}
 	}
 	if dst, err = destinationChunks(ctx, client, c.NS()); err != nil {
 		return 0, err
 	}
-	if left := missingSplits(c.Chunks, dst); len(left) > 0 {
+	if left := missingSplits(bounds, dst); len(left) > 0 {
 		return 0, fmt.Errorf("split %s on the destination: the chunk boundary %s is still missing after the split", c.NS(), left[0])
 	}
 	moves, err := chunkMoves(c.chunkMap, dst, plan.Twin)
@@ -494,14 +500,40 @@ func destinationChunks(ctx context.Context, client *mongo.Client, ns string) ([]
 	return out, nil
 }
 
-// missingSplits are the source chunk boundaries (every chunk min but the global
-// minimum) that are not yet a destination chunk boundary. Both lists are sorted
-// by Min.
-func missingSplits(src, dst []shardkey.Chunk) []shardkey.Key {
+// placementBounds are the keys where the destination must have a chunk boundary:
+// each source chunk min whose shard differs from the chunk before it, and each
+// bound of the collection's zone ranges (a chunk must lie within one zone for
+// moveChunk to place it), sorted, without the global minimum and maximum.
+func placementBounds(c *Collection, zones []topology.ZoneRange) []shardkey.Key {
+	var out []shardkey.Key
+	for i := 1; i < len(c.Chunks); i++ {
+		if c.Chunks[i].Shard != c.Chunks[i-1].Shard {
+			out = append(out, c.Chunks[i].Min)
+		}
+	}
+	if len(c.Chunks) > 0 {
+		lo, hi := c.Chunks[0].Min, c.Chunks[len(c.Chunks)-1].Max
+		for _, z := range zones {
+			if z.Namespace != c.NS() {
+				continue
+			}
+			for _, at := range []shardkey.Key{shardkey.Key(z.Min), shardkey.Key(z.Max)} {
+				if shardkey.CompareKeys(at, lo) > 0 && shardkey.CompareKeys(at, hi) < 0 {
+					out = append(out, at)
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, shardkey.CompareKeys)
+	return slices.CompactFunc(out, func(a, b shardkey.Key) bool { return shardkey.CompareKeys(a, b) == 0 })
+}
+
+// missingSplits are the bounds (sorted) that are not yet a destination chunk
+// boundary; dst is sorted by Min.
+func missingSplits(bounds []shardkey.Key, dst []shardkey.Chunk) []shardkey.Key {
 	var out []shardkey.Key
 	j := 0
-	for i := 1; i < len(src); i++ {
-		at := src[i].Min
+	for _, at := range bounds {
 		for j < len(dst) && shardkey.CompareKeys(dst[j].Min, at) < 0 {
 			j++
 		}

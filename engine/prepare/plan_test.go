@@ -147,7 +147,8 @@ func TestPlacementSplitsAtEverySourceBoundaryAndMovesToTwins(t *testing.T) {
 	}
 	// What shardCollection made on an empty hashed collection: two chunks split at 0.
 	dst := []shardkey.Chunk{{Min: minK, Max: hk(int64(0)), Shard: "d0"}, {Min: hk(int64(0)), Max: maxK, Shard: "d1"}}
-	splits := missingSplits(src, dst)
+	srcColl := &Collection{DB: "app", Name: "c", Chunks: src}
+	splits := missingSplits(placementBounds(srcColl, nil), dst)
 	if len(splits) != 2 || shardkey.CompareKeys(splits[0], hk(int64(-100))) != 0 || shardkey.CompareKeys(splits[1], hk(int64(100))) != 0 {
 		t.Fatalf("splits %v, want -100 and 100 (0 is a boundary already)", splits)
 	}
@@ -157,7 +158,7 @@ func TestPlacementSplitsAtEverySourceBoundaryAndMovesToTwins(t *testing.T) {
 		{Min: hk(int64(0)), Max: hk(int64(100)), Shard: "d1"},
 		{Min: hk(int64(100)), Max: maxK, Shard: "d1"},
 	}
-	if left := missingSplits(src, split); len(left) != 0 {
+	if left := missingSplits(placementBounds(srcColl, nil), split); len(left) != 0 {
 		t.Fatalf("splits still missing after splitting: %v", left)
 	}
 	twin := map[string]string{"s0": "d0", "s1": "d1"}
@@ -167,6 +168,47 @@ func TestPlacementSplitsAtEverySourceBoundaryAndMovesToTwins(t *testing.T) {
 	}
 	if len(moves) != 2 || moves[0].To != "d1" || moves[0].From != "d0" || moves[1].To != "d0" || shardkey.CompareKeys(moves[1].Min, hk(int64(0))) != 0 {
 		t.Fatalf("moves %+v, want [-100,0) d0->d1 and [0,100) d1->d0", moves)
+	}
+}
+
+// Placement splits the destination only where the source's owning shard changes
+// (and at zone bounds): 1,000 source chunks in three runs cost two splits, and a
+// zone range inside a run two more.
+func TestPlacementSplitsOnlyWhereTheOwnerChanges(t *testing.T) {
+	k := func(v any) shardkey.Key { return key(t, "sku", v) }
+	var src []shardkey.Chunk
+	for i := range 1000 {
+		owner := "s0"
+		if i >= 400 && i < 700 {
+			owner = "s1"
+		}
+		lo, hi := k(int64(i)), k(int64(i+1))
+		if i == 0 {
+			lo = k(primitive.MinKey{})
+		}
+		if i == 999 {
+			hi = k(primitive.MaxKey{})
+		}
+		src = append(src, shardkey.Chunk{Min: lo, Max: hi, Shard: owner})
+	}
+	c := &Collection{DB: "app", Name: "c", Chunks: src}
+	zones := []topology.ZoneRange{
+		{Namespace: "app.c", Min: bson.Raw(k(int64(100))), Max: bson.Raw(k(int64(200))), Zone: "z"},
+		{Namespace: "app.other", Min: bson.Raw(k(int64(300))), Max: bson.Raw(k(int64(350))), Zone: "z"},
+	}
+	bounds := placementBounds(c, zones)
+	want := []int64{100, 200, 400, 700}
+	if len(bounds) != len(want) {
+		t.Fatalf("bounds %v, want %v", bounds, want)
+	}
+	for i, w := range want {
+		if shardkey.CompareKeys(bounds[i], k(w)) != 0 {
+			t.Fatalf("bound %d is %s, want %d", i, bounds[i], w)
+		}
+	}
+	dst := []shardkey.Chunk{{Min: k(primitive.MinKey{}), Max: k(primitive.MaxKey{}), Shard: "d0"}}
+	if splits := missingSplits(bounds, dst); len(splits) != 4 {
+		t.Fatalf("splits %v, want the 4 bounds", splits)
 	}
 }
 
