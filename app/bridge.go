@@ -280,6 +280,30 @@ func (b *bridge) Validate(ctx context.Context, src, dst ui.Connection) (ui.Valid
 	return v, nil
 }
 
+// ClearMarker implements ui.Backend: the destination's identity is read again and
+// must be clusterID, and its marker still migrationID's, before it is removed.
+func (b *bridge) ClearMarker(ctx context.Context, dst ui.Connection, clusterID, migrationID string) error {
+	d, err := connOf(ui.Destination, dst, b.timeout)
+	if err != nil {
+		return err
+	}
+	b.secrets.add(d.password)
+	client, err := topology.Connect(ctx, d.endpoint)
+	if err != nil {
+		return fmt.Errorf("destination %s: %w", d.endpoint, err)
+	}
+	defer client.Disconnect(context.WithoutCancel(ctx))
+	id, err := topology.IdentityOf(ctx, client, d.endpoint)
+	if err != nil {
+		return fmt.Errorf("destination %s: %w", d.endpoint, err)
+	}
+	if _, err := removeMarker(ctx, client, id, clusterID, migrationID); err != nil {
+		return err
+	}
+	b.log.Warn("cleared another migration's marker from the destination", "destination", d.endpoint.String(), "migration", migrationID, "cluster", clusterID)
+	return nil
+}
+
 // Start implements ui.Backend: it records the migration (settings without
 // passwords), saves the passwords to the keyring, and runs the engine until the
 // migration has started (validated again, destination checked, start steps

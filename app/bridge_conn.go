@@ -250,6 +250,10 @@ func checksOf(r validate.Report) ui.Validation {
 		}
 		v.Checks = append(v.Checks, c)
 	}
+	if f, ok := r.Finding(validate.IDDestHeld); ok && f.Status == validate.Failed && r.Destination != nil && r.Destination.Marker != nil {
+		m := r.Destination.Marker
+		v.HeldBy = &ui.Hold{ClusterID: r.Destination.Identity.ClusterID.Hex(), MigrationID: m.MigrationID, Marker: m.String(), Workstation: m.Workstation}
+	}
 	if f, ok := r.Finding(validate.IDDestEmpty); ok && f.Status != validate.Passed && r.Destination != nil && len(r.Destination.Namespaces) > 0 {
 		v.DestinationHasData = true
 		v.DestinationContents = contentsOf(r.Destination.Namespaces)

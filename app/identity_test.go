@@ -294,3 +294,49 @@ func TestClearMarkerShowsTheMarkerAndClearsItOnlyWhenConfirmed(t *testing.T) {
 		t.Fatalf("the marker stays: %+v", m)
 	}
 }
+
+// The app's validation offers to clear another migration's marker, and the clear
+// reads the destination again: another clusterId, or a marker that names another
+// migration by now, clear nothing.
+func TestGUIClearsAMarkerOnlyOfTheConfirmedClusterAndMigration(t *testing.T) {
+	needSandbox(t)
+	src, _ := startCluster(t, "source", 0)
+	dst, client := startCluster(t, "destination", 0)
+	ctx := context.Background()
+	id, err := topology.ReadIdentity(ctx, topology.Endpoint{URI: dst.URI()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := topology.Marker{MigrationID: "m-dead", Workstation: "lost-laptop", StartedAt: time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)}
+	if err := prepare.PlaceMarker(ctx, client, dead); err != nil {
+		t.Fatal(err)
+	}
+	b := newTestBridge(t, newMemKeyring(), "")
+	srcConn, dstConn := ui.Connection{Hosts: src.URI()}, ui.Connection{Hosts: dst.URI()}
+	v, err := b.Validate(ctx, srcConn, dstConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := v.HeldBy
+	if h == nil || h.ClusterID != id.ClusterID.Hex() || h.MigrationID != "m-dead" || h.Workstation != "lost-laptop" || !strings.Contains(h.Marker, "m-dead") {
+		t.Fatalf("held by %+v, want the marker of m-dead on %s", h, id.ClusterID.Hex())
+	}
+	if err := b.ClearMarker(ctx, dstConn, "65f0c3a1b2c3d4e5f6a7b8c9", h.MigrationID); err == nil || !strings.Contains(err.Error(), "not this destination's clusterId") {
+		t.Fatalf("another clusterId: %v", err)
+	}
+	if err := b.ClearMarker(ctx, dstConn, h.ClusterID, "m-other"); err == nil || !strings.Contains(err.Error(), "changed meanwhile") {
+		t.Fatalf("another migration's marker: %v", err)
+	}
+	if m, _ := topology.ReadMarker(ctx, client); m == nil || m.MigrationID != "m-dead" {
+		t.Fatalf("the marker was touched by refused clears: %+v", m)
+	}
+	if err := b.ClearMarker(ctx, dstConn, h.ClusterID, h.MigrationID); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := topology.ReadMarker(ctx, client); m != nil {
+		t.Fatalf("the marker stays: %+v", m)
+	}
+	if v, err := b.Validate(ctx, srcConn, dstConn); err != nil || v.HeldBy != nil {
+		t.Fatalf("after the clear: held by %+v (%v)", v.HeldBy, err)
+	}
+}

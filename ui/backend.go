@@ -41,6 +41,11 @@ type Backend interface {
 	// ExportDiagnostics writes a zip of the migration's history, logs and settings,
 	// without secrets, to w.
 	ExportDiagnostics(ctx context.Context, id string, w io.Writer) error
+	// ClearMarker removes the marker of migration migrationID from the destination,
+	// once the destination proves to be cluster clusterID (what the DBA typed to
+	// confirm) and the marker there is still that migration's. It leaves everything
+	// else as it is.
+	ClearMarker(ctx context.Context, dst Connection, clusterID, migrationID string) error
 	// OpenLog opens the migration's log file with the desktop's application for it.
 	// It returns the file's path also when the file could not be opened (err says
 	// why), so that the screen can say where it is.
@@ -125,6 +130,17 @@ type Validation struct {
 	DestinationHasData  bool
 	DestinationContents string
 	WipeDatabases       []string
+	// HeldBy is set when another migration's marker holds the destination.
+	HeldBy *Hold
+}
+
+// Hold is another migration's marker on the destination.
+type Hold struct {
+	// ClusterID is the destination's clusterId, MigrationID the migration holding
+	// it; Marker describes that migration (its source, start and workstation).
+	ClusterID, MigrationID, Marker string
+	// Workstation is where that migration runs.
+	Workstation string
 }
 
 // MigrationInfo is one row of the Start screen's list.

@@ -299,6 +299,11 @@ func (s *connectScreen) showResults(v Validation) {
 		}
 		s.results.Add(checkRow(c))
 	}
+	if h := v.HeldBy; h != nil {
+		clear := widget.NewButton("Clear the marker…", func() { s.confirmClearMarker(*h) })
+		clear.Importance = widget.DangerImportance
+		s.results.Add(container.NewHBox(clear))
+	}
 	switch {
 	case failed > 0 || notRun > 0:
 		counts := fmt.Sprintf("%d passed, %d with a warning, %d failed", passed, warned, failed)
@@ -339,6 +344,45 @@ func checkRow(c Check) fyne.CanvasObject {
 	}
 	icon := widget.NewIcon(statusIcon(c.Status))
 	return container.NewBorder(nil, nil, container.NewVBox(icon), nil, lines)
+}
+
+// confirmClearMarker asks before clearing another migration's marker: the DBA
+// types the destination's clusterId, as the command line's --confirm takes it.
+func (s *connectScreen) confirmClearMarker(h Hold) {
+	var c *confirmDialog
+	id := newEscEntry(s.a.escape)
+	id.SetPlaceHolder(h.ClusterID)
+	id.OnChanged = func(typed string) {
+		if strings.TrimSpace(typed) == h.ClusterID {
+			c.ok.Enable()
+		} else {
+			c.ok.Disable()
+		}
+	}
+	body := container.NewVBox(
+		wrapped("The destination (cluster "+h.ClusterID+") is held by "+h.Marker+"."),
+		wrapped("Clear the marker only if that migration is dead: its Shardlift no longer runs on "+h.Workstation+" and its state file will not be resumed. Otherwise a second migration would overwrite what it migrated."),
+		wrapped("Type the destination's clusterId to confirm:"),
+		id,
+	)
+	dst := s.f.dst.connection()
+	c = s.a.confirm("Clear the marker?", body, "Don't clear", "Clear the marker", widget.DangerImportance, func() {
+		s.status.SetText("Clearing the marker…")
+		s.a.background(func() func() {
+			err := s.a.b.ClearMarker(s.a.ctx, dst, h.ClusterID, h.MigrationID)
+			return func() {
+				s.status.SetText("")
+				if err != nil {
+					s.showBanner(levelError, errorText("The marker was not cleared", err), nil)
+					return
+				}
+				s.showBanner(levelInfo, "The marker of migration "+h.MigrationID+" is cleared: validating again.", nil)
+				s.runValidate()
+			}
+		})
+	})
+	c.ok.Disable()
+	s.a.win.Canvas().Focus(id)
 }
 
 // startTapped asks before wiping a destination that holds data.

@@ -577,3 +577,68 @@ func TestAPastedConnectionStringsPasswordIsMasked(t *testing.T) {
 		t.Fatalf("validated %+v", got)
 	}
 }
+
+// A destination held by another migration's marker offers to clear it, only once
+// the DBA typed the destination's clusterId; the checks then run again.
+func TestAMarkerIsClearedOnlyWithTheClusterIDTyped(t *testing.T) {
+	hold := &Hold{ClusterID: "6b15c0ffee0000000000a816", MigrationID: "m20261201-0900-aaaa",
+		Marker: "migration m20261201-0900-aaaa (from source cluster 65aa, started 2026-12-01 09:00 UTC on workstation dba-laptop)", Workstation: "dba-laptop"}
+	b := &fakeBackend{validation: Validation{
+		Checks: []Check{{Status: Failed, Title: "No other migration holds the destination", Fix: "Wait for that migration to end"}},
+		HeldBy: hold,
+	}}
+	h := newHarness(t, b)
+	fillForms(h)
+	h.tap("Validate")
+	h.tap("Clear the marker…")
+	h.mustShow("started 2026-12-01 09:00 UTC on workstation dba-laptop")
+	h.mustShow("its Shardlift no longer runs on dba-laptop")
+	if !h.button("Clear the marker").Disabled() {
+		t.Fatal("the marker can be cleared without typing the clusterId")
+	}
+	var entry *escEntry
+	walk(h.roots()[0], true, func(o fyne.CanvasObject, vis bool) {
+		if e, ok := o.(*escEntry); ok && vis && e.PlaceHolder == hold.ClusterID {
+			entry = e
+		}
+	})
+	if entry == nil {
+		t.Fatal("no field for the clusterId in the dialog")
+	}
+	test.Type(entry, "6b15c0ffee0000000000a81")
+	if !h.button("Clear the marker").Disabled() {
+		t.Fatal("a clusterId typed short enables the clear")
+	}
+	test.Type(entry, "6")
+	h.tap("Clear the marker")
+	h.q.drain()
+	if len(b.cleared) != 1 || b.cleared[0] != [2]string{hold.ClusterID, hold.MigrationID} {
+		t.Fatalf("cleared %v, want the marker of %s on %s", b.cleared, hold.MigrationID, hold.ClusterID)
+	}
+	if len(b.validated) != 2 {
+		t.Fatalf("%d validations, want the checks run again after the clear", len(b.validated))
+	}
+	h.mustNotShow("Clear the marker…")
+}
+
+// A clear that fails says why and clears nothing.
+func TestAMarkerThatCouldNotBeClearedSaysWhy(t *testing.T) {
+	hold := &Hold{ClusterID: "6b15", MigrationID: "m1", Marker: "migration m1", Workstation: "w"}
+	b := &fakeBackend{clearErr: errors.New("the marker changed meanwhile, it now names migration m2"),
+		validation: Validation{Checks: []Check{{Status: Failed, Title: "No other migration holds the destination"}}, HeldBy: hold}}
+	h := newHarness(t, b)
+	fillForms(h)
+	h.tap("Validate")
+	h.tap("Clear the marker…")
+	var entry *escEntry
+	walk(h.roots()[0], true, func(o fyne.CanvasObject, vis bool) {
+		if e, ok := o.(*escEntry); ok && vis && e.PlaceHolder == hold.ClusterID {
+			entry = e
+		}
+	})
+	test.Type(entry, "6b15")
+	h.tap("Clear the marker")
+	h.q.drain()
+	h.mustShow("The marker was not cleared")
+	h.mustShow("it now names migration m2")
+}

@@ -74,6 +74,18 @@ type fakeBackend struct {
 	logPath   string
 	logErr    error
 	logOpened []string
+
+	clearErr error
+	cleared  [][2]string // clusterID, migrationID
+}
+
+func (b *fakeBackend) ClearMarker(_ context.Context, _ Connection, clusterID, migrationID string) error {
+	if b.clearErr != nil {
+		return b.clearErr
+	}
+	b.cleared = append(b.cleared, [2]string{clusterID, migrationID})
+	b.validation.HeldBy = nil
+	return nil
 }
 
 func (b *fakeBackend) Migrations(context.Context) ([]MigrationInfo, error) {

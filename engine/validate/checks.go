@@ -553,7 +553,7 @@ func (c *checker) notHeld() {
 	default:
 		c.add(Finding{ID: id, Status: Failed, Title: title,
 			Detail: "the destination is held by " + m.String() + ": a second migration into it would overwrite that one",
-			Fix:    "Wait for that migration to end, or cancel it in the Shardlift that runs it (on " + m.Workstation + "). If it is known dead (that Shardlift no longer runs and will not be resumed), clear its marker: shardlift clear-marker --destination URI."})
+			Fix:    "Wait for that migration to end, or cancel it in the Shardlift that runs it (on " + m.Workstation + "). If it is known dead (that Shardlift no longer runs and will not be resumed), clear its marker: Clear the marker… below the checks in the app, or shardlift clear-marker --destination URI."})
 	}
 }
 
