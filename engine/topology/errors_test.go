@@ -377,25 +377,33 @@ func (p *closingProxy) serve(c net.Conn) {
 	io.Copy(b, c)
 }
 
+// countPauses replaces the pause before a retry, for the test, by heal (the server
+// is back) and counts the pauses.
+func countPauses(t *testing.T, heal func()) *int {
+	old := pauseBeforeRetry
+	t.Cleanup(func() { pauseBeforeRetry = old })
+	pauses := new(int)
+	pauseBeforeRetry = func(context.Context) error {
+		*pauses++
+		heal()
+		return nil
+	}
+	return pauses
+}
+
 // A mongos that closes connections while it restarts costs a retry, not a failed
 // validation: the connection that follows the pause succeeds.
 func TestAServerClosingConnectionsForAMomentIsTriedAgain(t *testing.T) {
 	s := startNode(t, fakeNode{role: "mongos"}, wire.Config{})
 	p := startClosingProxy(t, s.Addr())
-	pauses := 0
-	defer func(old func(context.Context) error) { pauseBeforeRetry = old }(pauseBeforeRetry)
-	pauseBeforeRetry = func(context.Context) error {
-		pauses++
-		p.closing.Store(false)
-		return nil
-	}
+	pauses := countPauses(t, func() { p.closing.Store(false) })
 	client, err := Connect(context.Background(), Endpoint{Hosts: []string{p.ln.Addr().String()}, Timeout: shortTimeout})
 	if err != nil {
-		t.Fatalf("connect through a restart: %v (%d connections closed, %d pauses)", err, p.closed.Load(), pauses)
+		t.Fatalf("connect through a restart: %v (%d connections closed, %d pauses)", err, p.closed.Load(), *pauses)
 	}
 	disconnect(context.Background(), client, time.Second)
-	if pauses != 1 || p.closed.Load() == 0 {
-		t.Errorf("%d pauses, %d connections closed; want one pause after closed connections", pauses, p.closed.Load())
+	if *pauses != 1 || p.closed.Load() == 0 {
+		t.Errorf("%d pauses, %d connections closed; want one pause after closed connections", *pauses, p.closed.Load())
 	}
 }
 
@@ -403,13 +411,11 @@ func TestAServerClosingConnectionsForAMomentIsTriedAgain(t *testing.T) {
 func TestAServerThatAlwaysClosesIsReportedAfterTheRetries(t *testing.T) {
 	s := startNode(t, fakeNode{role: "mongos"}, wire.Config{})
 	p := startClosingProxy(t, s.Addr())
-	pauses := 0
-	defer func(old func(context.Context) error) { pauseBeforeRetry = old }(pauseBeforeRetry)
-	pauseBeforeRetry = func(context.Context) error { pauses++; return nil }
+	pauses := countPauses(t, func() {})
 	_, err := Connect(context.Background(), Endpoint{Hosts: []string{p.ln.Addr().String()}, Timeout: shortTimeout})
 	expectKind(t, err, ErrConnectionClosed, p.ln.Addr().String())
-	if pauses != closedRetries {
-		t.Errorf("%d pauses; want %d", pauses, closedRetries)
+	if *pauses != closedRetries {
+		t.Errorf("%d pauses; want %d", *pauses, closedRetries)
 	}
 }
 
@@ -425,18 +431,12 @@ func TestADiscoveryCutByARestartIsRunAgain(t *testing.T) {
 	}}, wire.Config{})
 	p = startClosingProxy(t, s.Addr())
 	p.closing.Store(false)
-	pauses := 0
-	defer func(old func(context.Context) error) { pauseBeforeRetry = old }(pauseBeforeRetry)
-	pauseBeforeRetry = func(context.Context) error {
-		pauses++
-		p.closing.Store(false)
-		return nil
-	}
+	pauses := countPauses(t, func() { p.closing.Store(false) })
 	c, err := Discover(context.Background(), Endpoint{Hosts: []string{p.ln.Addr().String()}, Timeout: shortTimeout})
 	if c == nil || errors.Is(err, ErrConnectionClosed) {
 		t.Fatalf("discover through a restart: %v", err)
 	}
-	if c.Kind != KindMongos || c.Router.Version == "" || pauses != 1 {
-		t.Errorf("kind %q, version %q after %d pauses; want the mongos read after one pause", c.Kind, c.Router.Version, pauses)
+	if c.Kind != KindMongos || c.Router.Version == "" || *pauses != 1 {
+		t.Errorf("kind %q, version %q after %d pauses; want the mongos read after one pause", c.Kind, c.Router.Version, *pauses)
 	}
 }
