@@ -65,9 +65,12 @@ test: deps-test vet
 	scripts/keyring-session.sh $(GO) test -timeout 25m ./...
 
 # mongosh against every MongoDB release the sandbox presents (`make test` checks 3.6,
-# 7.0 and 8.0).
+# 7.0 and 8.0), then a migration under a write load on each personality, 8.0 with a
+# config shard, and upward (4.4 -> 7.0, 5.0 -> 8.0, 6.0 -> 8.0) (`make test` migrates
+# 3.6, 5.0 -> 8.0 and 8.0 with a config shard).
 test-matrix: deps-test
 	SHARDLIFT_MONGOSH_ALL=1 $(GO) test -count=1 -timeout 15m -run '^TestMongoshAcceptsEveryPersonality$$' -v ./sandbox
+	SHARDLIFT_E2E_MATRIX=1 $(GO) test -count=1 -timeout 30m -run '^TestSandboxReleasesMigrateWithTheirZones$$' -v ./engine
 
 # The reliability suite (issue 9), long form: every fault scenario of app/faults with
 # more data, 20 kill -9s and 30 s outages, then each fuzz target for FUZZTIME. It prints

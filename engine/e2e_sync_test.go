@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -446,18 +447,55 @@ func shardDuringTheSync(t *testing.T, e *e2e) {
 	t.Logf("%d documents equal on both sides", n)
 }
 
+// releaseCase is one pair of MongoDB personalities: the source's release and the
+// destination's, configShard when 8.0 makes each config server a shard.
+type releaseCase struct {
+	source, destination string
+	configShard         bool
+}
+
+func (c releaseCase) String() string {
+	name := c.source
+	if c.destination != c.source {
+		name += "-to-" + c.destination
+	}
+	if c.configShard {
+		name += "-config-shard"
+	}
+	return name
+}
+
+// matrixEnv asks for every personality the sandbox presents (make test-matrix); the
+// default run keeps the oldest release, an upward migration and a config shard.
+const matrixEnv = "SHARDLIFT_E2E_MATRIX"
+
+func releaseCases() []releaseCase {
+	if os.Getenv(matrixEnv) != "1" {
+		return []releaseCase{{"3.6", "3.6", false}, {"5.0", "8.0", false}, {"8.0", "8.0", true}}
+	}
+	var out []releaseCase
+	for _, v := range []string{"3.6", "4.0", "4.2", "4.4", "5.0", "6.0", "7.0", "8.0"} {
+		out = append(out, releaseCase{v, v, false})
+	}
+	return append(out, releaseCase{"8.0", "8.0", true},
+		releaseCase{"4.4", "7.0", false}, releaseCase{"5.0", "8.0", false}, releaseCase{"6.0", "8.0", false})
+}
+
 // Real clusters of every release hold MongoDB's own sharded config.system.sessions
-// (and 8.0 may make its config server a shard): the migration is not stopped by
-// them, and the source's zones (each shard's, and the zone ranges of a sharded
-// collection, placed as its chunks are) reach the twin shards on the destination.
+// (and 8.0 may make its config server a shard): a migration under a write load, to
+// the same release or upward, is not stopped by them, and ends done with every
+// document equal and the source's sharding metadata on the destination: each shard's
+// zones on its twin, every zone range, each collection's shard key, unique flag and
+// noBalance (sh.disableBalancing).
 func TestSandboxReleasesMigrateWithTheirZones(t *testing.T) {
-	for _, rel := range []struct {
-		version     string
-		configShard bool
-	}{{"3.6", false}, {"5.0", false}, {"8.0", true}} {
-		t.Run(rel.version, func(t *testing.T) {
-			e := startE2EShaped(t, 300, "MongoDB "+rel.version+" personalities", func(_ string, o *sandbox.Options) {
-				o.MongoDBVersion, o.ConfigShard = rel.version, rel.configShard
+	for _, rel := range releaseCases() {
+		t.Run(rel.String(), func(t *testing.T) {
+			began := time.Now()
+			e := startE2EShaped(t, 300, "MongoDB "+rel.String()+" personalities", func(side string, o *sandbox.Options) {
+				o.MongoDBVersion, o.ConfigShard = rel.source, rel.configShard
+				if side == "destination" {
+					o.MongoDBVersion = rel.destination
+				}
 			})
 			ctx := context.Background()
 			admin := func(c *mongo.Client, cmd bson.D) {
@@ -476,40 +514,26 @@ func TestSandboxReleasesMigrateWithTheirZones(t *testing.T) {
 				}
 				admin(e.srcC, bson.D{{Key: "updateZoneKeyRange", Value: "shop.orders"}, {Key: "min", Value: ch.Min}, {Key: "max", Value: ch.Max}, {Key: "zone", Value: zone(ch.Shard)}})
 			}
+			// sh.disableBalancing("shop.customers"), as the shell does it on every release
+			// the sandbox presents.
+			res, err := e.srcC.Database("config").Collection("collections").UpdateOne(ctx,
+				bson.D{{Key: "_id", Value: "shop.customers"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "noBalance", Value: true}}}})
+			if err != nil || res.MatchedCount != 1 {
+				t.Fatalf("disableBalancing shop.customers: %v, %+v", err, res)
+			}
 
+			e.startLoad(100)
 			m := e.migration(newMemCheckpoints("e2e"))
 			r := run(m, StartOptions{WipeDestination: true})
 			await(t, m, 3*time.Minute, "ready", isState(Ready))
-
-			src, err := topology.Discover(ctx, e.src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dst, err := topology.Discover(ctx, e.dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			twins, err := topology.Twins(src.Shards, dst.Shards)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, s := range src.Shards {
-				for _, d := range dst.Shards {
-					if d.Name == twins[s.Name] && !slices.Equal(d.Zones, s.Zones) {
-						t.Errorf("destination shard %s is in zones %v, its twin %s in %v", d.Name, d.Zones, s.Name, s.Zones)
-					}
+			ready := time.Since(began)
+			// The load goes on writing while the migration keeps the destination in sync.
+			for atReady := e.stats.Total(); e.stats.Total() < atReady+200; time.Sleep(20 * time.Millisecond) {
+				if s := m.Snapshot(); s.State != Ready && s.State != Syncing {
+					t.Fatalf("state %s under load, want ready or syncing", s.State)
 				}
 			}
-			if len(dst.Zones) != len(orders) || len(src.Zones) != len(orders) {
-				t.Fatalf("zone ranges: source %d, destination %d, want %d", len(src.Zones), len(dst.Zones), len(orders))
-			}
-			for i, z := range src.Zones {
-				d := dst.Zones[i]
-				if d.Namespace != z.Namespace || d.Zone != z.Zone || !bytes.Equal(d.Min, z.Min) || !bytes.Equal(d.Max, z.Max) {
-					t.Errorf("zone range %d: destination %+v, source %+v", i, d, z)
-				}
-			}
-
+			synced := time.Since(began)
 			s := e.finish(m)
 			if err := <-r.done; err != nil {
 				t.Fatalf("Run: %v", err)
@@ -517,7 +541,81 @@ func TestSandboxReleasesMigrateWithTheirZones(t *testing.T) {
 			if s.State != Done || !s.Verification.OK() {
 				t.Fatalf("state %s verification %+v", s.State, s.Verification)
 			}
-			t.Logf("%d documents equal on both sides", e.sameEverything())
+			done := time.Since(began)
+			if e.stats.Errors() > 0 {
+				t.Errorf("%d writes of the load failed, the last: %v", e.stats.Errors(), e.stats.LastError())
+			}
+			n := e.sameEverything()
+			e.sameShardingMetadata(len(orders))
+			round := func(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }
+			t.Logf("%s: %d documents equal on both sides, %d writes during the migration; from the sandboxes' start: ready %v, load stopped %v, done %v, checked %v",
+				rel, n, e.stats.Total(), round(ready), round(synced), round(done), round(time.Since(began)))
 		})
+	}
+}
+
+// sameShardingMetadata compares what topology.Discover reads on both clusters: each
+// source shard's zones on its twin, every zone range (zoneRanges of them), and each
+// sharded collection's key, unique flag and noBalance.
+func (e *e2e) sameShardingMetadata(zoneRanges int) {
+	e.t.Helper()
+	ctx := context.Background()
+	src, err := topology.Discover(ctx, e.src)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	dst, err := topology.Discover(ctx, e.dst)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	twins, err := topology.Twins(src.Shards, dst.Shards)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, s := range src.Shards {
+		for _, d := range dst.Shards {
+			if d.Name == twins[s.Name] && !slices.Equal(d.Zones, s.Zones) {
+				e.t.Errorf("destination shard %s is in zones %v, its twin %s in %v", d.Name, d.Zones, s.Name, s.Zones)
+			}
+		}
+	}
+	if len(dst.Zones) != zoneRanges || len(src.Zones) != zoneRanges {
+		e.t.Errorf("zone ranges: source %d, destination %d, want %d", len(src.Zones), len(dst.Zones), zoneRanges)
+	}
+	for i, z := range src.Zones[:min(len(src.Zones), len(dst.Zones))] {
+		d := dst.Zones[i]
+		if d.Namespace != z.Namespace || d.Zone != z.Zone || !bytes.Equal(d.Min, z.Min) || !bytes.Equal(d.Max, z.Max) {
+			e.t.Errorf("zone range %d: destination %+v, source %+v", i, d, z)
+		}
+	}
+	sharding := func(c *topology.Cluster) map[string]string {
+		out := map[string]string{}
+		for _, coll := range c.Collections {
+			if coll.Sharded() {
+				key, err := bson.MarshalExtJSON(coll.Key, true, false)
+				if err != nil {
+					e.t.Fatal(err)
+				}
+				out[coll.Namespace] = fmt.Sprintf("key %s unique %v noBalance %v", key, coll.Unique, coll.NoBalance)
+			}
+		}
+		return out
+	}
+	a, b := sharding(src), sharding(dst)
+	if len(a) == 0 {
+		e.t.Error("the source has no sharded collection")
+	}
+	for ns, want := range a {
+		if got, ok := b[ns]; !ok || got != want {
+			e.t.Errorf("%s: %s on the source, %q on the destination", ns, want, got)
+		}
+	}
+	for ns, got := range b {
+		if _, ok := a[ns]; !ok {
+			e.t.Errorf("%s is sharded on the destination only: %s", ns, got)
+		}
+	}
+	if !strings.Contains(a["shop.customers"], "noBalance true") {
+		e.t.Errorf("shop.customers on the source: %s, want noBalance", a["shop.customers"])
 	}
 }

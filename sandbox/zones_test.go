@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -103,6 +104,55 @@ func TestZoneCommands(t *testing.T) {
 			}
 			if n, _ := cl.Database("config").Collection("tags").CountDocuments(ctx, bson.D{}); n != 0 {
 				t.Errorf("a dropped collection keeps %d zone ranges", n)
+			}
+		})
+	}
+}
+
+// sh.disableBalancing / sh.enableBalancing through the router: noBalance in the
+// collection's config.collections document (written only when true until 4.4, always
+// from 5.0); any other write to config.collections is refused with a message.
+func TestDisableBalancingSetsNoBalance(t *testing.T) {
+	for _, version := range []string{"4.2", "7.0"} {
+		t.Run(version, func(t *testing.T) {
+			c := startCluster(t, Options{MongoDBVersion: version, Dir: t.TempDir()})
+			cl := routerClient(t, c)
+			ctx := context.Background()
+			run(t, cl, "admin", bson.D{{Key: "shardCollection", Value: "app.z"}, {Key: "key", Value: bson.D{{Key: "k", Value: 1}}}})
+			colls := cl.Database("config").Collection("collections")
+			noBalance := func() bson.RawValue {
+				return findOne(t, colls, bson.D{{Key: "_id", Value: "app.z"}}).Lookup("noBalance")
+			}
+			set := func(ns string, on bool) (matched, modified int64) {
+				t.Helper()
+				res, err := colls.UpdateOne(ctx, bson.D{{Key: "_id", Value: ns}}, bson.D{{Key: "$set", Value: bson.D{{Key: "noBalance", Value: on}}}})
+				if err != nil {
+					t.Fatalf("noBalance %v on %s: %v", on, ns, err)
+				}
+				return res.MatchedCount, res.ModifiedCount
+			}
+			if v := noBalance(); v.Type != 0 && v.Boolean() {
+				t.Fatalf("a new sharded collection has noBalance %s", v)
+			}
+			if n, m := set("app.z", true); n != 1 || m != 1 {
+				t.Errorf("disableBalancing matched %d, modified %d, want 1 and 1", n, m)
+			}
+			if v, ok := noBalance().BooleanOK(); !ok || !v {
+				t.Errorf("after disableBalancing noBalance is %s", noBalance())
+			}
+			if n, m := set("app.z", true); n != 1 || m != 0 {
+				t.Errorf("disableBalancing again matched %d, modified %d, want 1 and 0", n, m)
+			}
+			if n, _ := set("app.unsharded", true); n != 0 {
+				t.Errorf("disableBalancing of an unsharded collection matched %d", n)
+			}
+			set("app.z", false)
+			if v := noBalance(); v.Type != 0 && v.Boolean() {
+				t.Errorf("after enableBalancing noBalance is %s", v)
+			}
+			_, err := colls.UpdateOne(ctx, bson.D{{Key: "_id", Value: "app.z"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "key", Value: bson.D{{Key: "x", Value: 1}}}}}})
+			if commandCode(err) != 20 || !strings.Contains(err.Error(), "noBalance") {
+				t.Errorf("another write to config.collections: %v, want IllegalOperation naming what is taken", err)
 			}
 		})
 	}

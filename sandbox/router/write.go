@@ -265,7 +265,40 @@ type stmtResult struct {
 }
 
 func (r *Router) update(ctx context.Context, _ *wire.Session, cmd *wire.Command) (bson.Raw, error) {
+	if coll, _ := cmd.Lookup(cmd.Name).StringValueOK(); cmd.DB == "config" && coll == "collections" {
+		return r.setCollectionBalancing(cmd)
+	}
 	return r.writeStatements(ctx, cmd, "updates", r.updateStmt)
+}
+
+// setCollectionBalancing is the one write a mongos takes on config.collections here:
+// sh.disableBalancing's and sh.enableBalancing's {q: {_id: ns}, u: {$set: {noBalance:
+// bool}}}, which keeps the balancer off a sharded collection or lets it back on.
+func (r *Router) setCollectionBalancing(cmd *wire.Command) (bson.Raw, error) {
+	stmts, err := statements(cmd, "updates")
+	if err != nil {
+		return nil, err
+	}
+	var n, modified int64
+	for _, s := range stmts {
+		ns, okID := s.Lookup("q", "_id").StringValueOK()
+		set, okSet := s.Lookup("u", "$set").DocumentOK()
+		elems, _ := set.Elements()
+		if !okID || !okSet || len(elems) != 1 || elems[0].Key() != "noBalance" || elems[0].Value().Type != bsontype.Boolean {
+			return nil, wire.IllegalOperation("the sandbox router takes only {q: {_id: <namespace>}, u: {$set: {noBalance: <bool>}}} on config.collections (sh.disableBalancing / sh.enableBalancing)")
+		}
+		found, changed, err := r.cat.SetNoBalance(ns, elems[0].Value().Boolean())
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			n++
+		}
+		if changed {
+			modified++
+		}
+	}
+	return writeReply(bson.D{{Key: "n", Value: narrowInt(n)}, {Key: "nModified", Value: narrowInt(modified)}}, nil), nil
 }
 
 func (r *Router) delete(ctx context.Context, _ *wire.Session, cmd *wire.Command) (bson.Raw, error) {

@@ -232,3 +232,26 @@ func adminCommand(cmd *wire.Command) error {
 	}
 	return nil
 }
+
+// SetNoBalance keeps the balancer off a sharded collection, or lets it back on: the
+// noBalance field of its config.collections document, which sh.disableBalancing and
+// sh.enableBalancing set through mongos. found is false when ns is not sharded.
+func (c *Catalog) SetNoBalance(ns string, noBalance bool) (found, changed bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.mu.routing[ns]
+	if !ok {
+		return false, false, nil
+	}
+	if r.Coll.NoBalance == noBalance {
+		return true, false, nil
+	}
+	coll := *r.Coll
+	coll.NoBalance = noBalance
+	nr, err := c.newRoutingLocked(coll, r.Chunks)
+	if err != nil {
+		return true, false, err
+	}
+	c.mu.routing[ns] = nr
+	return true, true, c.saveLocked()
+}
