@@ -46,7 +46,7 @@ func startBackend(dir string, logger *slog.Logger) (*backend, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create shard data directory: %w", err)
 	}
-	b := &backend{dataDir: dataDir, files: newSQLFiles(dataDir)}
+	b := &backend{dataDir: dataDir, files: newSQLFiles(dataDir, shardSync)}
 	sockDir := dir
 	if len(filepath.Join(dir, "workbench.sock")) > maxSocketPath {
 		// The data directory's path is too long for a socket: use a short private one.
@@ -56,9 +56,7 @@ func startBackend(dir string, logger *slog.Logger) (*backend, error) {
 		}
 		b.sockDir, sockDir = tmp, tmp
 	}
-	// synchronous(normal): with SQLite's WAL a commit survives the process being killed
-	// (not a power cut), which is what a sandbox needs, without an fsync per write.
-	client, stop, err := runFerret(dataDir, "synchronous(normal)", filepath.Join(sockDir, "ferretdb.sock"), logger)
+	client, stop, err := runFerret(dataDir, shardSync, filepath.Join(sockDir, "ferretdb.sock"), logger)
 	if err != nil {
 		b.removeSockDir()
 		return nil, err
@@ -70,6 +68,13 @@ func startBackend(dir string, logger *slog.Logger) (*backend, error) {
 	}
 	return b, nil
 }
+
+// shardSync is the SQLite pragma of every connection to a shard's files, FerretDB's and
+// the front's own (keyed.go): with SQLite's WAL, synchronous(normal) makes a commit
+// survive the process being killed (not a power cut), which is what a sandbox needs,
+// without an fsync per write. A connection left at SQLite's default (full) syncs the
+// WAL at each of its commits: the front's keyed writes did, and each cost an fsync.
+const shardSync = "synchronous(normal)"
 
 // runFerret starts an embedded FerretDB on the SQLite files in dataDir (with the given
 // SQLite pragma), listening on the Unix socket sock only, and connects to it; stop

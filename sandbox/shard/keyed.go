@@ -350,12 +350,15 @@ func compositeTexts(v bson.RawValue) ([]string, bool) {
 // write-ahead log of the file FerretDB creates in its place.
 type sqlFiles struct {
 	dir string
-	mu  sync.Mutex
-	dbs map[string]*sql.DB
+	// pragma is the synchronous setting of the FerretDB writing these files: a
+	// connection's commits are synced as FerretDB's are.
+	pragma string
+	mu     sync.Mutex
+	dbs    map[string]*sql.DB
 }
 
-func newSQLFiles(dir string) *sqlFiles {
-	return &sqlFiles{dir: dir, dbs: map[string]*sql.DB{}}
+func newSQLFiles(dir, pragma string) *sqlFiles {
+	return &sqlFiles{dir: dir, pragma: pragma, dbs: map[string]*sql.DB{}}
 }
 
 // open returns the connection to db's file, or nil when FerretDB has no such file
@@ -370,7 +373,7 @@ func (f *sqlFiles) open(db string) (*sql.DB, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	conn, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)")
+	conn, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)&_pragma="+f.pragma)
 	if err != nil {
 		return nil, fmt.Errorf("open %s's SQLite file: %w", db, err)
 	}
@@ -520,6 +523,10 @@ type workbench struct {
 
 const workbenchDB, workbenchColl = "workbench", "doc"
 
+// workbenchSync: nothing on the workbench outlives a write, so neither FerretDB nor the
+// front syncs its file to disk.
+const workbenchSync = "synchronous(off)"
+
 // startWorkbench starts the workbench in dir/workbench, wiping what a previous run left.
 func startWorkbench(dir, sock string, logger *slog.Logger) (*workbench, error) {
 	dataDir := filepath.Join(dir, "workbench")
@@ -529,12 +536,11 @@ func startWorkbench(dir, sock string, logger *slog.Logger) (*workbench, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the workbench: %w", err)
 	}
-	// Nothing on the workbench outlives a write: no need to sync it to disk.
-	client, stop, err := runFerret(dataDir, "synchronous(off)", sock, logger)
+	client, stop, err := runFerret(dataDir, workbenchSync, sock, logger)
 	if err != nil {
 		return nil, err
 	}
-	w := &workbench{client: client, stop: stop, files: newSQLFiles(dataDir)}
+	w := &workbench{client: client, stop: stop, files: newSQLFiles(dataDir, workbenchSync)}
 	ctx := context.Background()
 	if err := client.Database(workbenchDB).RunCommand(ctx, bson.D{{Key: "create", Value: workbenchColl}}).Err(); err != nil {
 		w.close()

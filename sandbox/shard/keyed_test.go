@@ -258,3 +258,40 @@ func TestKeyedSQLSearchesTheIDIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestFrontsSQLiteConnectionsSyncAsFerretDB checks the front's own connections to the
+// SQLite files (its keyed lookups and writes, and the workbench's) commit with the
+// synchronous setting of the FerretDB sharing those files: SQLite's default (full)
+// would sync the write-ahead log at every keyed write.
+func TestFrontsSQLiteConnectionsSyncAsFerretDB(t *testing.T) {
+	f := startFront(t, Config{})
+	coll := connect(t, f).Database("app").Collection("c")
+	ctx := context.Background()
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	// A keyed update opens both: the shard's file and the workbench's.
+	if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.RLock()
+	be := f.mu.node.be
+	f.mu.RUnlock()
+	for _, c := range []struct {
+		files *sqlFiles
+		db    string
+		want  int // PRAGMA synchronous: 0 off, 1 normal, 2 full
+	}{{be.files, "app", 1}, {be.bench.files, workbenchDB, 0}} {
+		conn, err := c.files.open(c.db)
+		if err != nil || conn == nil {
+			t.Fatalf("open %s: %v", c.db, err)
+		}
+		var got int
+		if err := conn.QueryRow(`PRAGMA synchronous`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("the front's connection to %s has synchronous=%d, want %d", c.db, got, c.want)
+		}
+	}
+}
