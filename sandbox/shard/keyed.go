@@ -519,6 +519,51 @@ type workbench struct {
 	// holds is the text of the document on the bench ("" when unknown): a decode
 	// followed by an update of the same document copies it once.
 	holds string
+	// seen remembers what the bench decoded and wrote, by stored text.
+	seen decodedTexts
+}
+
+// decodedTexts maps stored texts to the documents FerretDB reads from them, for the
+// texts the workbench decoded or produced by an update: a document updated again (a
+// load, a replay, touches the same documents over and over) is decoded without a copy
+// onto the bench and a FerretDB round trip, two of the five steps of a keyed update.
+// A text always decodes to the same document, so an entry never goes stale; the map
+// is capped at decodedTextsMax bytes of texts and documents, dropping arbitrary
+// entries when full.
+type decodedTexts struct {
+	docs  map[string]bson.Raw
+	bytes int
+}
+
+// decodedTextsMax bounds a workbench's decodedTexts: about 6,000 documents of 1 KiB.
+const decodedTextsMax = 16 << 20
+
+func (d *decodedTexts) get(text string) (bson.Raw, bool) {
+	doc, ok := d.docs[text]
+	return doc, ok
+}
+
+func (d *decodedTexts) put(text string, doc bson.Raw) {
+	size := len(text) + len(doc)
+	if size > decodedTextsMax/16 {
+		return
+	}
+	if _, ok := d.docs[text]; ok {
+		return
+	}
+	if d.docs == nil {
+		d.docs = map[string]bson.Raw{}
+	}
+	for k, v := range d.docs {
+		if d.bytes+size <= decodedTextsMax {
+			break
+		}
+		d.bytes -= len(k) + len(v)
+		delete(d.docs, k)
+	}
+	// Clipped: a caller appending to the document gets a copy, not another's bytes.
+	d.docs[text] = slices.Clip(doc)
+	d.bytes += size
 }
 
 const workbenchDB, workbenchColl = "workbench", "doc"
@@ -592,6 +637,9 @@ func (w *workbench) put(ctx context.Context, text string) error {
 
 // decode returns the document a stored row's text holds, as FerretDB reads it.
 func (w *workbench) decode(ctx context.Context, text string) (bson.Raw, error) {
+	if doc, ok := w.seen.get(text); ok {
+		return doc, nil
+	}
 	if err := w.put(ctx, text); err != nil {
 		return nil, err
 	}
@@ -600,6 +648,7 @@ func (w *workbench) decode(ctx context.Context, text string) (bson.Raw, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode a stored document on the workbench: %w", err)
 	}
+	w.seen.put(text, doc)
 	return doc, nil
 }
 
@@ -640,5 +689,8 @@ func (w *workbench) apply(ctx context.Context, text string, update, arrayFilters
 	if err := conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT _ferretdb_sjson FROM %q`, w.table)).Scan(&out); err != nil {
 		return nil, "", fmt.Errorf("read the workbench's updated document: %w", err)
 	}
+	// The text now on the bench (and soon in the shard's row) reads as post.
+	w.holds = out
+	w.seen.put(out, post)
 	return post, out, nil
 }

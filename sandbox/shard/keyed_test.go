@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -293,5 +294,75 @@ func TestFrontsSQLiteConnectionsSyncAsFerretDB(t *testing.T) {
 		if got != c.want {
 			t.Errorf("the front's connection to %s has synchronous=%d, want %d", c.db, got, c.want)
 		}
+	}
+}
+
+// TestWorkbenchRemembersWhatItDecodedAndWrote checks an updated document is decoded
+// again without going back onto the bench, as exactly what FerretDB reads from its
+// text (values FerretDB stores in odd ways included), and that the memory is capped.
+func TestWorkbenchRemembersWhatItDecodedAndWrote(t *testing.T) {
+	dir := t.TempDir()
+	f := startFront(t, Config{Dir: dir})
+	coll := connect(t, f).Database("app").Collection("c")
+	ctx := context.Background()
+	doc := bson.D{{Key: "_id", Value: int64(7)}, {Key: "n", Value: int32(1)}, {Key: "arr", Value: bson.A{1, "x", 2.5}}}
+	if _, err := coll.InsertOne(ctx, doc); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.RLock()
+	be := f.mu.node.be
+	f.mu.RUnlock()
+	w := be.bench
+	conn, table := shardSQL(t, dir, "app", "c")
+	var text string
+	if err := conn.QueryRow(fmt.Sprintf(`SELECT _ferretdb_sjson FROM %q`, table)).Scan(&text); err != nil {
+		t.Fatal(err)
+	}
+	updates := []bson.D{
+		{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}},
+		{{Key: "$set", Value: bson.D{{Key: "z", Value: math.Copysign(0, -1)}, {Key: "d", Value: primitive.NewDateTimeFromTime(time.UnixMilli(1700000000123))}}}},
+		{{Key: "$set", Value: bson.D{{Key: "big", Value: int64(1) << 60}, {Key: "f", Value: 1e300}, {Key: "s", Value: "é\x00"}}}},
+		{{Key: "$pop", Value: bson.D{{Key: "arr", Value: -1}}}},
+		{{Key: "$unset", Value: bson.D{{Key: "n", Value: ""}}}},
+	}
+	for _, u := range updates {
+		raw, _ := bson.Marshal(u)
+		post, out, err := w.apply(ctx, text, bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: raw}, bson.RawValue{})
+		if err != nil {
+			t.Fatalf("apply %v: %v", u, err)
+		}
+		// Something else goes onto the bench: a remembered text must not need it back.
+		if err := w.put(ctx, text); err != nil {
+			t.Fatal(err)
+		}
+		remembered, err := w.decode(ctx, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.holds != text {
+			t.Errorf("decoding the text an update wrote copied it onto the bench again")
+		}
+		// What FerretDB itself reads from that text, through a fresh bench.
+		w.seen = decodedTexts{}
+		fresh, err := w.decode(ctx, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(remembered, fresh) || !bytes.Equal(post, fresh) {
+			t.Errorf("after %v: remembered %s, FerretDB reads %s", u, remembered, fresh)
+		}
+		text = out
+	}
+
+	var d decodedTexts
+	big := bson.Raw(make([]byte, 1000))
+	for i := range 100_000 {
+		d.put(fmt.Sprintf("%08d", i), big)
+		if d.bytes > decodedTextsMax {
+			t.Fatalf("%d bytes remembered, cap %d", d.bytes, decodedTextsMax)
+		}
+	}
+	if got, ok := d.get(fmt.Sprintf("%08d", 99_999)); !ok || len(got) != len(big) || cap(got) != len(got) {
+		t.Errorf("the last document put is not remembered whole and clipped: %d/%d bytes, %v", len(got), cap(got), ok)
 	}
 }
