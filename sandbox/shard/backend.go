@@ -37,6 +37,10 @@ type backend struct {
 	stop    func()
 	files   *sqlFiles
 	bench   *workbench
+	// fetched are the rows the last fetchByID read, by fetchedKey: the update that
+	// follows (under the same write lock) rewrites its document's row without
+	// looking it up again. Only the write lock holder uses it.
+	fetched map[string]storedRow
 	sockDir string // a temporary directory holding the sockets, removed on close; "" when in Dir
 }
 
@@ -46,7 +50,7 @@ func startBackend(dir string, logger *slog.Logger) (*backend, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create shard data directory: %w", err)
 	}
-	b := &backend{dataDir: dataDir, files: newSQLFiles(dataDir, shardSync)}
+	b := &backend{dataDir: dataDir, files: newSQLFiles(dataDir, shardSync), fetched: map[string]storedRow{}}
 	sockDir := dir
 	if len(filepath.Join(dir, "workbench.sock")) > maxSocketPath {
 		// The data directory's path is too long for a socket: use a short private one.

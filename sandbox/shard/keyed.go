@@ -94,6 +94,7 @@ func (b *backend) fetchByID(ctx context.Context, db, coll string, id bson.RawVal
 	if err != nil {
 		return nil, err
 	}
+	clear(b.fetched)
 	var docs []bson.Raw
 	for _, r := range rows {
 		doc, err := b.bench.decode(ctx, r.text)
@@ -102,10 +103,16 @@ func (b *backend) fetchByID(ctx context.Context, db, coll string, id bson.RawVal
 		}
 		if same.Match(doc) {
 			docs = append(docs, doc)
+			if own, ok := idKeys(doc.Lookup("_id")); ok {
+				b.fetched[fetchedKey(db, coll, own[0])] = r
+			}
 		}
 	}
 	return docs, nil
 }
+
+// fetchedKey names a row in backend.fetched.
+func fetchedKey(db, coll, idText string) string { return db + "\x00" + coll + "\x00" + idText }
 
 // modifyByID applies an update to the document whose _id is exactly id (as read from
 // it) and returns the post-image.
@@ -114,21 +121,38 @@ func (b *backend) modifyByID(ctx context.Context, db, coll string, id, update, a
 	if pushedDown(id) || !ok {
 		return b.ferretModifyByID(ctx, db, coll, id, update, arrayFilters)
 	}
-	rows, err := b.files.rowsByID(ctx, db, coll, keys[:1])
-	if err != nil {
-		return nil, err
+	// The row fetchByID has just read, when it has (an update finds its document
+	// first): the rewrite checks it is unchanged, else the row is read again.
+	k := fetchedKey(db, coll, keys[0])
+	row, known := b.fetched[k]
+	delete(b.fetched, k)
+	for {
+		if !known {
+			rows, err := b.files.rowsByID(ctx, db, coll, keys[:1])
+			if err != nil {
+				return nil, err
+			}
+			if len(rows) != 1 {
+				return nil, fmt.Errorf("FerretDB lost document _id %s of %s.%s during an update", id, db, coll)
+			}
+			row = rows[0]
+		}
+		post, text, err := b.bench.apply(ctx, row.text, update, arrayFilters)
+		if err != nil {
+			return nil, err
+		}
+		rewritten, err := b.files.rewrite(ctx, db, coll, row, text)
+		if err != nil {
+			return nil, err
+		}
+		if rewritten {
+			return post, nil
+		}
+		if !known {
+			return nil, fmt.Errorf("FerretDB lost document _id %s of %s.%s during an update", id, db, coll)
+		}
+		known = false
 	}
-	if len(rows) != 1 {
-		return nil, fmt.Errorf("FerretDB lost document _id %s of %s.%s during an update", id, db, coll)
-	}
-	post, text, err := b.bench.apply(ctx, rows[0].text, update, arrayFilters)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.files.rewrite(ctx, db, coll, rows[0].rowid, text); err != nil {
-		return nil, err
-	}
-	return post, nil
 }
 
 // deleteByID deletes the document whose _id is exactly id (as read from it) and reports
@@ -467,23 +491,25 @@ func (f *sqlFiles) rowsByID(ctx context.Context, db, coll string, keys []string)
 	return out, nil
 }
 
-// rewrite replaces the text of one row, as FerretDB's UpdateAll does.
-func (f *sqlFiles) rewrite(ctx context.Context, db, coll string, rowid int64, text string) error {
+// rewrite replaces the text of one row, as FerretDB's UpdateAll does, if the row still
+// holds the text read from it; it reports whether it did.
+func (f *sqlFiles) rewrite(ctx context.Context, db, coll string, row storedRow, text string) (bool, error) {
 	conn, table, err := f.table(ctx, db, coll)
 	if err == nil && table == "" {
 		err = fmt.Errorf("collection %s.%s disappeared during an update", db, coll)
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
-	_, err = conn.ExecContext(ctx, fmt.Sprintf(`UPDATE %q SET _ferretdb_sjson = ? WHERE rowid = ?`, table), text, rowid)
+	res, err := conn.ExecContext(ctx, fmt.Sprintf(`UPDATE %q SET _ferretdb_sjson = ? WHERE rowid = ? AND _ferretdb_sjson = ?`, table), text, row.rowid, row.text)
 	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
-		return &wire.Error{Code: 11000, Name: "DuplicateKey", Msg: "E11000 duplicate key error collection: " + db + "." + coll}
+		return false, &wire.Error{Code: 11000, Name: "DuplicateKey", Msg: "E11000 duplicate key error collection: " + db + "." + coll}
 	}
 	if err != nil {
-		return fmt.Errorf("update a document of %s.%s: %w", db, coll, err)
+		return false, fmt.Errorf("update a document of %s.%s: %w", db, coll, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // deleteSQL deletes the row whose _id text is the argument, through the _id index.

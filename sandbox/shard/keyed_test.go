@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 )
 
 // idKinds are the _id types applications use, each with a way to make the i-th _id.
@@ -364,5 +365,48 @@ func TestWorkbenchRemembersWhatItDecodedAndWrote(t *testing.T) {
 	}
 	if got, ok := d.get(fmt.Sprintf("%08d", 99_999)); !ok || len(got) != len(big) || cap(got) != len(got) {
 		t.Errorf("the last document put is not remembered whole and clipped: %d/%d bytes, %v", len(got), cap(got), ok)
+	}
+}
+
+// TestKeyedUpdateRereadsARowThatChangedSinceItsLookup checks the row a lookup read is
+// rewritten only while it still holds what was read: an update applies to the stored
+// document, not to a copy read earlier.
+func TestKeyedUpdateRereadsARowThatChangedSinceItsLookup(t *testing.T) {
+	dir := t.TempDir()
+	f := startFront(t, Config{Dir: dir})
+	coll := connect(t, f).Database("app").Collection("c")
+	ctx := context.Background()
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: int64(3)}, {Key: "n", Value: int32(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.RLock()
+	n := f.mu.node
+	f.mu.RUnlock()
+	n.writeMu.Lock()
+	defer n.writeMu.Unlock()
+	id := bson.RawValue{Type: bson.TypeInt64, Value: bsoncore.AppendInt64(nil, 3)}
+	docs, err := n.be.fetchByID(ctx, "app", "c", id)
+	if err != nil || len(docs) != 1 {
+		t.Fatalf("fetch: %v, %v", docs, err)
+	}
+	// The row changes after the lookup (FerretDB's own write: n becomes 5).
+	conn, table := shardSQL(t, dir, "app", "c")
+	if _, err := conn.Exec(fmt.Sprintf(`UPDATE %q SET _ferretdb_sjson = json_set(_ferretdb_sjson, '$.n', 5)`, table)); err != nil {
+		t.Fatal(err)
+	}
+	inc, _ := bson.Marshal(bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}})
+	post, err := n.be.modifyByID(ctx, "app", "c", id, bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: inc}, bson.RawValue{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := post.Lookup("n").Int32(); got != 6 {
+		t.Errorf("the update made n %d, want 6 (5 stored, plus 1)", got)
+	}
+	var stored string
+	if err := conn.QueryRow(fmt.Sprintf(`SELECT _ferretdb_sjson->>'$.n' FROM %q`, table)).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != "6" {
+		t.Errorf("stored n is %s, want 6", stored)
 	}
 }
