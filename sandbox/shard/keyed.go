@@ -55,8 +55,11 @@ import (
 //     with MongoDB's rules before the document counts.
 //   - update: the workbench's FerretDB applies the update (its operators, arrayFilters,
 //     validation and errors) to the copy, and the front writes the resulting row text
-//     back with `UPDATE ... WHERE rowid = ?`. SQLite still checks the collection's
-//     unique indexes on that write.
+//     back with `UPDATE ... WHERE rowid = ? AND <text> = <the text read>` (the row its
+//     lookup read, read again if it changed). SQLite still checks the collection's
+//     unique indexes on that write. The workbench remembers the documents it decoded
+//     and wrote by their text (decodedTexts), so a document updated again is not
+//     decoded again.
 //   - delete: `DELETE ... WHERE _ferretdb_sjson->'$._id' = <the document's exact text>`,
 //     one row: FerretDB's unique index on the _id text allows no second one.
 //
