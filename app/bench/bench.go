@@ -35,9 +35,15 @@ type Options struct {
 	Shards int
 	// DecodeTime is the decode benchmark's -benchtime.
 	DecodeTime string
-	// Only lists the figures to measure (1-5); empty means all. Figure 3 needs 2's
+	// Only lists the figures to measure (1-6); empty means all. Figure 3 needs 2's
 	// ceiling, and 5 the copy of 1: they run what they need.
 	Only []int
+	// Shardlift is the shardlift binary figure 6 runs `migrate` with.
+	Shardlift string
+	// MigrateDocs is figure 6's seed size, and MigrateFor how long it measures after
+	// the copy.
+	MigrateDocs int
+	MigrateFor  time.Duration
 	// ProfileDir, when set, receives CPU profiles: the copy child's (copy.cpu), the
 	// insert child's (insert.cpu), and this process's (the sandbox's FerretDB servers,
 	// and the replay itself) while they run (servers-copy.cpu, servers-insert.cpu)
@@ -49,7 +55,8 @@ type Options struct {
 
 // DefaultOptions are the sizes of issue 8.
 func DefaultOptions() Options {
-	return Options{Docs: 200_000, Backlog: 100_000, LagFor: time.Minute, Shards: 3, DecodeTime: "1s"}
+	return Options{Docs: 200_000, Backlog: 100_000, LagFor: time.Minute, Shards: 3, DecodeTime: "1s",
+		MigrateDocs: 20_000, MigrateFor: 3 * time.Minute}
 }
 
 // Scaled shrinks (or grows) the data sizes and the lag's duration by f, for a quick
@@ -58,6 +65,8 @@ func (o Options) Scaled(f float64) Options {
 	o.Docs = max(int(float64(o.Docs)*f), 1000)
 	o.Backlog = max(int(float64(o.Backlog)*f), 1000)
 	o.LagFor = max(time.Duration(float64(o.LagFor)*f), 10*time.Second)
+	o.MigrateDocs = max(int(float64(o.MigrateDocs)*f), 1000)
+	o.MigrateFor = max(time.Duration(float64(o.MigrateFor)*f), time.Minute)
 	return o
 }
 
@@ -76,6 +85,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	scale := f.Float64("scale", 1, "multiply the data sizes and the lag's duration by `F` (1 = the issue's sizes)")
 	only := f.String("only", "", "measure only these figures, such as `1,5` (default: all)")
 	f.StringVar(&o.ProfileDir, "profile-dir", "", "write CPU profiles of the copy, the insert and the replays to `DIR`")
+	f.StringVar(&o.Shardlift, "shardlift", "", "the shardlift `BINARY` figure 6 runs `migrate` with")
 	f.StringVar(&o.DecodeTime, "decode-benchtime", o.DecodeTime, "the decode benchmark's -benchtime")
 	if err := f.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -95,8 +105,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 5 {
-			fmt.Fprintf(stderr, "shardlift-bench: --only %q: figures are numbered 1 to 5\n", *only)
+		if err != nil || n < 1 || n > 6 {
+			fmt.Fprintf(stderr, "shardlift-bench: --only %q: figures are numbered 1 to 6\n", *only)
 			return 2
 		}
 		o.Only = append(o.Only, n)
@@ -152,6 +162,11 @@ func (r *runner) note(format string, a ...any) {
 func (r *runner) run(ctx context.Context, want func(int) bool) error {
 	if want(4) {
 		if err := r.decode(ctx); err != nil {
+			return err
+		}
+	}
+	if want(6) {
+		if err := r.migrateUnderLoad(ctx); err != nil {
 			return err
 		}
 	}

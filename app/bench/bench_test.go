@@ -11,6 +11,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
+	"github.com/shardlift/shardlift/app/faults"
 	"github.com/shardlift/shardlift/engine/oplog"
 )
 
@@ -238,5 +239,28 @@ func TestTinyRunMeasuresEveryFigure(t *testing.T) {
 	}
 	if !strings.Contains(tab.Rows[3].Figure, "4x: 4,") {
 		t.Errorf("the memory point copied %q, want 4x the documents", tab.Rows[3].Figure)
+	}
+}
+
+func TestMigrationReplaysOnceEveryShardHasCopiedAndItsLagIsTheLargest(t *testing.T) {
+	lag := func(v float64) *float64 { return &v }
+	st := func(shards ...faults.Shard) faults.Status { return faults.Status{State: "syncing", Shards: shards} }
+	cases := []struct {
+		st        faults.Status
+		replaying bool
+		worst     float64
+	}{
+		{st(), false, 0},
+		{st(faults.Shard{Phase: "catching_up", LagSeconds: lag(4)}, faults.Shard{Phase: "building_indexes"}), false, 4},
+		{st(faults.Shard{Phase: "catching_up", LagSeconds: lag(4)}, faults.Shard{Phase: "synced", LagSeconds: lag(1)}), true, 4},
+		{st(faults.Shard{Phase: "synced", LagSeconds: lag(0)}, faults.Shard{Phase: "synced", LagSeconds: lag(2)}), true, 2},
+	}
+	for i, c := range cases {
+		if got := replaying(c.st); got != c.replaying {
+			t.Errorf("case %d: replaying = %v, want %v", i, got, c.replaying)
+		}
+		if got := worstLag(c.st); got != c.worst {
+			t.Errorf("case %d: worstLag = %v, want %v", i, got, c.worst)
+		}
 	}
 }

@@ -37,6 +37,10 @@ type backend struct {
 	stop    func()
 	files   *sqlFiles
 	bench   *workbench
+	// fetched are the rows the last fetchByID read, by fetchedKey: the update that
+	// follows (under the same write lock) rewrites its document's row without
+	// looking it up again. Only the write lock holder uses it.
+	fetched map[string]storedRow
 	sockDir string // a temporary directory holding the sockets, removed on close; "" when in Dir
 }
 
@@ -46,7 +50,7 @@ func startBackend(dir string, logger *slog.Logger) (*backend, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create shard data directory: %w", err)
 	}
-	b := &backend{dataDir: dataDir, files: newSQLFiles(dataDir)}
+	b := &backend{dataDir: dataDir, files: newSQLFiles(dataDir, shardSync), fetched: map[string]storedRow{}}
 	sockDir := dir
 	if len(filepath.Join(dir, "workbench.sock")) > maxSocketPath {
 		// The data directory's path is too long for a socket: use a short private one.
@@ -56,9 +60,7 @@ func startBackend(dir string, logger *slog.Logger) (*backend, error) {
 		}
 		b.sockDir, sockDir = tmp, tmp
 	}
-	// synchronous(normal): with SQLite's WAL a commit survives the process being killed
-	// (not a power cut), which is what a sandbox needs, without an fsync per write.
-	client, stop, err := runFerret(dataDir, "synchronous(normal)", filepath.Join(sockDir, "ferretdb.sock"), logger)
+	client, stop, err := runFerret(dataDir, shardSync, filepath.Join(sockDir, "ferretdb.sock"), logger)
 	if err != nil {
 		b.removeSockDir()
 		return nil, err
@@ -70,6 +72,13 @@ func startBackend(dir string, logger *slog.Logger) (*backend, error) {
 	}
 	return b, nil
 }
+
+// shardSync is the SQLite pragma of every connection to a shard's files, FerretDB's and
+// the front's own (keyed.go): with SQLite's WAL, synchronous(normal) makes a commit
+// survive the process being killed (not a power cut), which is what a sandbox needs,
+// without an fsync per write. A connection left at SQLite's default (full) syncs the
+// WAL at each of its commits: the front's keyed writes did, and each cost an fsync.
+const shardSync = "synchronous(normal)"
 
 // runFerret starts an embedded FerretDB on the SQLite files in dataDir (with the given
 // SQLite pragma), listening on the Unix socket sock only, and connects to it; stop

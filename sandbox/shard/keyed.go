@@ -55,8 +55,11 @@ import (
 //     with MongoDB's rules before the document counts.
 //   - update: the workbench's FerretDB applies the update (its operators, arrayFilters,
 //     validation and errors) to the copy, and the front writes the resulting row text
-//     back with `UPDATE ... WHERE rowid = ?`. SQLite still checks the collection's
-//     unique indexes on that write.
+//     back with `UPDATE ... WHERE rowid = ? AND <text> = <the text read>` (the row its
+//     lookup read, read again if it changed). SQLite still checks the collection's
+//     unique indexes on that write. The workbench remembers the documents it decoded
+//     and wrote by their text (decodedTexts), so a document updated again is not
+//     decoded again.
 //   - delete: `DELETE ... WHERE _ferretdb_sjson->'$._id' = <the document's exact text>`,
 //     one row: FerretDB's unique index on the _id text allows no second one.
 //
@@ -94,6 +97,7 @@ func (b *backend) fetchByID(ctx context.Context, db, coll string, id bson.RawVal
 	if err != nil {
 		return nil, err
 	}
+	clear(b.fetched)
 	var docs []bson.Raw
 	for _, r := range rows {
 		doc, err := b.bench.decode(ctx, r.text)
@@ -102,10 +106,16 @@ func (b *backend) fetchByID(ctx context.Context, db, coll string, id bson.RawVal
 		}
 		if same.Match(doc) {
 			docs = append(docs, doc)
+			if own, ok := idKeys(doc.Lookup("_id")); ok {
+				b.fetched[fetchedKey(db, coll, own[0])] = r
+			}
 		}
 	}
 	return docs, nil
 }
+
+// fetchedKey names a row in backend.fetched.
+func fetchedKey(db, coll, idText string) string { return db + "\x00" + coll + "\x00" + idText }
 
 // modifyByID applies an update to the document whose _id is exactly id (as read from
 // it) and returns the post-image.
@@ -114,21 +124,38 @@ func (b *backend) modifyByID(ctx context.Context, db, coll string, id, update, a
 	if pushedDown(id) || !ok {
 		return b.ferretModifyByID(ctx, db, coll, id, update, arrayFilters)
 	}
-	rows, err := b.files.rowsByID(ctx, db, coll, keys[:1])
-	if err != nil {
-		return nil, err
+	// The row fetchByID has just read, when it has (an update finds its document
+	// first): the rewrite checks it is unchanged, else the row is read again.
+	k := fetchedKey(db, coll, keys[0])
+	row, known := b.fetched[k]
+	delete(b.fetched, k)
+	for {
+		if !known {
+			rows, err := b.files.rowsByID(ctx, db, coll, keys[:1])
+			if err != nil {
+				return nil, err
+			}
+			if len(rows) != 1 {
+				return nil, fmt.Errorf("FerretDB lost document _id %s of %s.%s during an update", id, db, coll)
+			}
+			row = rows[0]
+		}
+		post, text, err := b.bench.apply(ctx, row.text, update, arrayFilters)
+		if err != nil {
+			return nil, err
+		}
+		rewritten, err := b.files.rewrite(ctx, db, coll, row, text)
+		if err != nil {
+			return nil, err
+		}
+		if rewritten {
+			return post, nil
+		}
+		if !known {
+			return nil, fmt.Errorf("FerretDB lost document _id %s of %s.%s during an update", id, db, coll)
+		}
+		known = false
 	}
-	if len(rows) != 1 {
-		return nil, fmt.Errorf("FerretDB lost document _id %s of %s.%s during an update", id, db, coll)
-	}
-	post, text, err := b.bench.apply(ctx, rows[0].text, update, arrayFilters)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.files.rewrite(ctx, db, coll, rows[0].rowid, text); err != nil {
-		return nil, err
-	}
-	return post, nil
 }
 
 // deleteByID deletes the document whose _id is exactly id (as read from it) and reports
@@ -350,12 +377,15 @@ func compositeTexts(v bson.RawValue) ([]string, bool) {
 // write-ahead log of the file FerretDB creates in its place.
 type sqlFiles struct {
 	dir string
-	mu  sync.Mutex
-	dbs map[string]*sql.DB
+	// pragma is the synchronous setting of the FerretDB writing these files: a
+	// connection's commits are synced as FerretDB's are.
+	pragma string
+	mu     sync.Mutex
+	dbs    map[string]*sql.DB
 }
 
-func newSQLFiles(dir string) *sqlFiles {
-	return &sqlFiles{dir: dir, dbs: map[string]*sql.DB{}}
+func newSQLFiles(dir, pragma string) *sqlFiles {
+	return &sqlFiles{dir: dir, pragma: pragma, dbs: map[string]*sql.DB{}}
 }
 
 // open returns the connection to db's file, or nil when FerretDB has no such file
@@ -370,7 +400,7 @@ func (f *sqlFiles) open(db string) (*sql.DB, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	conn, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)")
+	conn, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)&_pragma="+f.pragma)
 	if err != nil {
 		return nil, fmt.Errorf("open %s's SQLite file: %w", db, err)
 	}
@@ -464,23 +494,25 @@ func (f *sqlFiles) rowsByID(ctx context.Context, db, coll string, keys []string)
 	return out, nil
 }
 
-// rewrite replaces the text of one row, as FerretDB's UpdateAll does.
-func (f *sqlFiles) rewrite(ctx context.Context, db, coll string, rowid int64, text string) error {
+// rewrite replaces the text of one row, as FerretDB's UpdateAll does, if the row still
+// holds the text read from it; it reports whether it did.
+func (f *sqlFiles) rewrite(ctx context.Context, db, coll string, row storedRow, text string) (bool, error) {
 	conn, table, err := f.table(ctx, db, coll)
 	if err == nil && table == "" {
 		err = fmt.Errorf("collection %s.%s disappeared during an update", db, coll)
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
-	_, err = conn.ExecContext(ctx, fmt.Sprintf(`UPDATE %q SET _ferretdb_sjson = ? WHERE rowid = ?`, table), text, rowid)
+	res, err := conn.ExecContext(ctx, fmt.Sprintf(`UPDATE %q SET _ferretdb_sjson = ? WHERE rowid = ? AND _ferretdb_sjson = ?`, table), text, row.rowid, row.text)
 	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
-		return &wire.Error{Code: 11000, Name: "DuplicateKey", Msg: "E11000 duplicate key error collection: " + db + "." + coll}
+		return false, &wire.Error{Code: 11000, Name: "DuplicateKey", Msg: "E11000 duplicate key error collection: " + db + "." + coll}
 	}
 	if err != nil {
-		return fmt.Errorf("update a document of %s.%s: %w", db, coll, err)
+		return false, fmt.Errorf("update a document of %s.%s: %w", db, coll, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // deleteSQL deletes the row whose _id text is the argument, through the _id index.
@@ -516,9 +548,58 @@ type workbench struct {
 	// holds is the text of the document on the bench ("" when unknown): a decode
 	// followed by an update of the same document copies it once.
 	holds string
+	// seen remembers what the bench decoded and wrote, by stored text.
+	seen decodedTexts
+}
+
+// decodedTexts maps stored texts to the documents FerretDB reads from them, for the
+// texts the workbench decoded or produced by an update: a document updated again (a
+// load, a replay, touches the same documents over and over) is decoded without a copy
+// onto the bench and a FerretDB round trip, two of the five steps of a keyed update.
+// A text always decodes to the same document, so an entry never goes stale; the map
+// is capped at decodedTextsMax bytes of texts and documents, dropping arbitrary
+// entries when full.
+type decodedTexts struct {
+	docs  map[string]bson.Raw
+	bytes int
+}
+
+// decodedTextsMax bounds a workbench's decodedTexts: about 6,000 documents of 1 KiB.
+const decodedTextsMax = 16 << 20
+
+func (d *decodedTexts) get(text string) (bson.Raw, bool) {
+	doc, ok := d.docs[text]
+	return doc, ok
+}
+
+func (d *decodedTexts) put(text string, doc bson.Raw) {
+	size := len(text) + len(doc)
+	if size > decodedTextsMax/16 {
+		return
+	}
+	if _, ok := d.docs[text]; ok {
+		return
+	}
+	if d.docs == nil {
+		d.docs = map[string]bson.Raw{}
+	}
+	for k, v := range d.docs {
+		if d.bytes+size <= decodedTextsMax {
+			break
+		}
+		d.bytes -= len(k) + len(v)
+		delete(d.docs, k)
+	}
+	// Clipped: a caller appending to the document gets a copy, not another's bytes.
+	d.docs[text] = slices.Clip(doc)
+	d.bytes += size
 }
 
 const workbenchDB, workbenchColl = "workbench", "doc"
+
+// workbenchSync: nothing on the workbench outlives a write, so neither FerretDB nor the
+// front syncs its file to disk.
+const workbenchSync = "synchronous(off)"
 
 // startWorkbench starts the workbench in dir/workbench, wiping what a previous run left.
 func startWorkbench(dir, sock string, logger *slog.Logger) (*workbench, error) {
@@ -529,12 +610,11 @@ func startWorkbench(dir, sock string, logger *slog.Logger) (*workbench, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the workbench: %w", err)
 	}
-	// Nothing on the workbench outlives a write: no need to sync it to disk.
-	client, stop, err := runFerret(dataDir, "synchronous(off)", sock, logger)
+	client, stop, err := runFerret(dataDir, workbenchSync, sock, logger)
 	if err != nil {
 		return nil, err
 	}
-	w := &workbench{client: client, stop: stop, files: newSQLFiles(dataDir)}
+	w := &workbench{client: client, stop: stop, files: newSQLFiles(dataDir, workbenchSync)}
 	ctx := context.Background()
 	if err := client.Database(workbenchDB).RunCommand(ctx, bson.D{{Key: "create", Value: workbenchColl}}).Err(); err != nil {
 		w.close()
@@ -586,6 +666,9 @@ func (w *workbench) put(ctx context.Context, text string) error {
 
 // decode returns the document a stored row's text holds, as FerretDB reads it.
 func (w *workbench) decode(ctx context.Context, text string) (bson.Raw, error) {
+	if doc, ok := w.seen.get(text); ok {
+		return doc, nil
+	}
 	if err := w.put(ctx, text); err != nil {
 		return nil, err
 	}
@@ -594,6 +677,7 @@ func (w *workbench) decode(ctx context.Context, text string) (bson.Raw, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode a stored document on the workbench: %w", err)
 	}
+	w.seen.put(text, doc)
 	return doc, nil
 }
 
@@ -634,5 +718,8 @@ func (w *workbench) apply(ctx context.Context, text string, update, arrayFilters
 	if err := conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT _ferretdb_sjson FROM %q`, w.table)).Scan(&out); err != nil {
 		return nil, "", fmt.Errorf("read the workbench's updated document: %w", err)
 	}
+	// The text now on the bench (and soon in the shard's row) reads as post.
+	w.holds = out
+	w.seen.put(out, post)
 	return post, out, nil
 }

@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 )
 
 // idKinds are the _id types applications use, each with a way to make the i-th _id.
@@ -256,5 +258,155 @@ func TestKeyedSQLSearchesTheIDIndex(t *testing.T) {
 		if !strings.Contains(joined, "USING INDEX "+table+"_shardlift_id") || strings.Contains(joined, "SCAN") {
 			t.Errorf("%s\nplan: %s; want a search of the _id index", q, joined)
 		}
+	}
+}
+
+// TestFrontsSQLiteConnectionsSyncAsFerretDB checks the front's own connections to the
+// SQLite files (its keyed lookups and writes, and the workbench's) commit with the
+// synchronous setting of the FerretDB sharing those files: SQLite's default (full)
+// would sync the write-ahead log at every keyed write.
+func TestFrontsSQLiteConnectionsSyncAsFerretDB(t *testing.T) {
+	f := startFront(t, Config{})
+	coll := connect(t, f).Database("app").Collection("c")
+	ctx := context.Background()
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	// A keyed update opens both: the shard's file and the workbench's.
+	if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.RLock()
+	be := f.mu.node.be
+	f.mu.RUnlock()
+	for _, c := range []struct {
+		files *sqlFiles
+		db    string
+		want  int // PRAGMA synchronous: 0 off, 1 normal, 2 full
+	}{{be.files, "app", 1}, {be.bench.files, workbenchDB, 0}} {
+		conn, err := c.files.open(c.db)
+		if err != nil || conn == nil {
+			t.Fatalf("open %s: %v", c.db, err)
+		}
+		var got int
+		if err := conn.QueryRow(`PRAGMA synchronous`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("the front's connection to %s has synchronous=%d, want %d", c.db, got, c.want)
+		}
+	}
+}
+
+// TestWorkbenchRemembersWhatItDecodedAndWrote checks an updated document is decoded
+// again without going back onto the bench, as exactly what FerretDB reads from its
+// text (values FerretDB stores in odd ways included), and that the memory is capped.
+func TestWorkbenchRemembersWhatItDecodedAndWrote(t *testing.T) {
+	dir := t.TempDir()
+	f := startFront(t, Config{Dir: dir})
+	coll := connect(t, f).Database("app").Collection("c")
+	ctx := context.Background()
+	doc := bson.D{{Key: "_id", Value: int64(7)}, {Key: "n", Value: int32(1)}, {Key: "arr", Value: bson.A{1, "x", 2.5}}}
+	if _, err := coll.InsertOne(ctx, doc); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.RLock()
+	be := f.mu.node.be
+	f.mu.RUnlock()
+	w := be.bench
+	conn, table := shardSQL(t, dir, "app", "c")
+	var text string
+	if err := conn.QueryRow(fmt.Sprintf(`SELECT _ferretdb_sjson FROM %q`, table)).Scan(&text); err != nil {
+		t.Fatal(err)
+	}
+	updates := []bson.D{
+		{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}},
+		{{Key: "$set", Value: bson.D{{Key: "z", Value: math.Copysign(0, -1)}, {Key: "d", Value: primitive.NewDateTimeFromTime(time.UnixMilli(1700000000123))}}}},
+		{{Key: "$set", Value: bson.D{{Key: "big", Value: int64(1) << 60}, {Key: "f", Value: 1e300}, {Key: "s", Value: "é\x00"}}}},
+		{{Key: "$pop", Value: bson.D{{Key: "arr", Value: -1}}}},
+		{{Key: "$unset", Value: bson.D{{Key: "n", Value: ""}}}},
+	}
+	for _, u := range updates {
+		raw, _ := bson.Marshal(u)
+		post, out, err := w.apply(ctx, text, bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: raw}, bson.RawValue{})
+		if err != nil {
+			t.Fatalf("apply %v: %v", u, err)
+		}
+		// Something else goes onto the bench: a remembered text must not need it back.
+		if err := w.put(ctx, text); err != nil {
+			t.Fatal(err)
+		}
+		remembered, err := w.decode(ctx, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.holds != text {
+			t.Errorf("decoding the text an update wrote copied it onto the bench again")
+		}
+		// What FerretDB itself reads from that text, through a fresh bench.
+		w.seen = decodedTexts{}
+		fresh, err := w.decode(ctx, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(remembered, fresh) || !bytes.Equal(post, fresh) {
+			t.Errorf("after %v: remembered %s, FerretDB reads %s", u, remembered, fresh)
+		}
+		text = out
+	}
+
+	var d decodedTexts
+	big := bson.Raw(make([]byte, 1000))
+	for i := range 100_000 {
+		d.put(fmt.Sprintf("%08d", i), big)
+		if d.bytes > decodedTextsMax {
+			t.Fatalf("%d bytes remembered, cap %d", d.bytes, decodedTextsMax)
+		}
+	}
+	if got, ok := d.get(fmt.Sprintf("%08d", 99_999)); !ok || len(got) != len(big) || cap(got) != len(got) {
+		t.Errorf("the last document put is not remembered whole and clipped: %d/%d bytes, %v", len(got), cap(got), ok)
+	}
+}
+
+// TestKeyedUpdateRereadsARowThatChangedSinceItsLookup checks the row a lookup read is
+// rewritten only while it still holds what was read: an update applies to the stored
+// document, not to a copy read earlier.
+func TestKeyedUpdateRereadsARowThatChangedSinceItsLookup(t *testing.T) {
+	dir := t.TempDir()
+	f := startFront(t, Config{Dir: dir})
+	coll := connect(t, f).Database("app").Collection("c")
+	ctx := context.Background()
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: int64(3)}, {Key: "n", Value: int32(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.RLock()
+	n := f.mu.node
+	f.mu.RUnlock()
+	n.writeMu.Lock()
+	defer n.writeMu.Unlock()
+	id := bson.RawValue{Type: bson.TypeInt64, Value: bsoncore.AppendInt64(nil, 3)}
+	docs, err := n.be.fetchByID(ctx, "app", "c", id)
+	if err != nil || len(docs) != 1 {
+		t.Fatalf("fetch: %v, %v", docs, err)
+	}
+	// The row changes after the lookup (FerretDB's own write: n becomes 5).
+	conn, table := shardSQL(t, dir, "app", "c")
+	if _, err := conn.Exec(fmt.Sprintf(`UPDATE %q SET _ferretdb_sjson = json_set(_ferretdb_sjson, '$.n', 5)`, table)); err != nil {
+		t.Fatal(err)
+	}
+	inc, _ := bson.Marshal(bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}})
+	post, err := n.be.modifyByID(ctx, "app", "c", id, bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: inc}, bson.RawValue{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := post.Lookup("n").Int32(); got != 6 {
+		t.Errorf("the update made n %d, want 6 (5 stored, plus 1)", got)
+	}
+	var stored string
+	if err := conn.QueryRow(fmt.Sprintf(`SELECT _ferretdb_sjson->>'$.n' FROM %q`, table)).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != "6" {
+		t.Errorf("stored n is %s, want 6", stored)
 	}
 }
