@@ -445,9 +445,10 @@ func TestAuthOn36IsSCRAMSHA1(t *testing.T) {
 	if _, err := cl.Database("app").Collection("c").InsertOne(ctx, bson.D{{Key: "a", Value: 1}}); err != nil {
 		t.Fatalf("a driver's default mechanism on 3.6: %v", err)
 	}
-	if n := len(findAll(t, shardClient(t, c, c.Shards()[0]).Database("config").Collection("transactions"), bson.D{})); n != 0 {
-		t.Errorf("config.transactions holds %d documents", n)
-	}
+	// A shard's internal namespaces answer an authenticated client. (How many
+	// session records config.transactions holds by now depends on which shard took
+	// the retryable insert and on the front's flush: not asserted.)
+	findAll(t, shardClient(t, c, c.Shards()[0]).Database("config").Collection("transactions"), bson.D{})
 	hello := run(t, cl, "admin", bson.D{{Key: "hello", Value: 1}, {Key: "saslSupportedMechs", Value: "admin.dba"}})
 	if mechs, _ := hello.Lookup("saslSupportedMechs").Array().Values(); len(mechs) != 1 || mechs[0].StringValue() != "SCRAM-SHA-1" {
 		t.Errorf("saslSupportedMechs %v", mechs)
