@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -99,18 +100,28 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		return exitFail
 	}
 
-	// Both clusters' identities are read before anything is written, the state file
-	// included: one cluster given twice, or other clusters than the state file's,
-	// change nothing and leave no file behind.
+	// Both clusters' identities are read before anything is written: one cluster
+	// given twice, or other clusters than the state file's, change nothing. A state
+	// file that exists is opened first (another Shardlift using it is said at once);
+	// a new one is created only once the identities are read, so that a refused run
+	// leaves no file behind.
+	var st *store.Store
+	if _, err := os.Stat(*statePath); err == nil {
+		if st, err = store.Open(*statePath, store.Options{}); err != nil {
+			return fail("%v", err)
+		}
+		defer st.Close()
+	}
 	srcID, dstID, err := readIdentities(ctx, src, dst)
 	if err != nil {
 		return fail("%v", err)
 	}
-	st, err := store.Open(*statePath, store.Options{})
-	if err != nil {
-		return fail("%v", err)
+	if st == nil {
+		if st, err = store.Open(*statePath, store.Options{}); err != nil {
+			return fail("%v", err)
+		}
+		defer st.Close()
 	}
-	defer st.Close()
 	id, resumed, err := findOrCreateMigration(st, clusterOf(src, *sourceCA, srcID), clusterOf(dst, *destinationCA, dstID))
 	if err != nil {
 		return fail("state file %s: %v", *statePath, err)
