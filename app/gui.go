@@ -17,6 +17,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/shardlift/shardlift/assets"
@@ -98,6 +99,9 @@ func runGUI(ctx context.Context, s streams) int {
 	fyneapp.SetMetadata(appMetadata())
 	fa := fyneapp.NewWithID(appID)
 	u := ui.New(fa, b)
+	if tray, ok := fa.(desktop.App); ok && desktopHasTray() {
+		u.UseSystemTray(tray)
+	}
 	win := u.Window()
 	if err != nil {
 		showStateFileProblem(win, path, err)
