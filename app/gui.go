@@ -8,6 +8,7 @@ import (
 	"image/color"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -149,7 +150,11 @@ func runGUI(ctx context.Context, s streams) int {
 // displayAvailable reports why the app cannot open a window, if it cannot. Fyne
 // draws through X11 on Linux (XWayland under Wayland), so DISPLAY must name a
 // server that accepts connections: Fyne would crash rather than return an error.
+// Windows and macOS always have their desktop.
 func displayAvailable() error {
+	if runtime.GOOS == "windows" || runtime.GOOS == "darwin" {
+		return nil
+	}
 	display := os.Getenv("DISPLAY")
 	if display == "" {
 		if os.Getenv("WAYLAND_DISPLAY") != "" {

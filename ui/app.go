@@ -436,7 +436,7 @@ func (a *App) exportDiagnostics(id string, where *banner) {
 		if w == nil {
 			return
 		}
-		a.writeDiagnostics(id, w, w.URI().Path(), where)
+		a.writeDiagnostics(id, w, localPath(w.URI()), where)
 	}, a.win)
 	d.SetFileName(fmt.Sprintf("shardlift-%s-diagnostics.zip", id))
 	d.Resize(fyne.NewSize(800, 560))
