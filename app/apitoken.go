@@ -37,15 +37,15 @@ func loadOrCreateAPIToken(path string) (token string, created bool, err error) {
 	token = hex.EncodeToString(raw)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", false, fmt.Errorf("--api-token-file %s: create it: %w", path, err)
+		return "", false, fmt.Errorf("token file %s: create it: %w", path, err)
 	}
 	if _, err := f.WriteString(token + "\n"); err != nil {
 		f.Close()
 		os.Remove(path)
-		return "", false, fmt.Errorf("--api-token-file %s: %w", path, err)
+		return "", false, fmt.Errorf("token file %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
-		return "", false, fmt.Errorf("--api-token-file %s: %w", path, err)
+		return "", false, fmt.Errorf("token file %s: %w", path, err)
 	}
 	return token, true, nil
 }
@@ -58,15 +58,15 @@ func readAPIToken(path string) (string, error) {
 		return "", err
 	}
 	if runtime.GOOS != "windows" && info.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("--api-token-file %s: other users can read it (mode %v): run 'chmod 600 %s'", path, info.Mode().Perm(), path)
+		return "", fmt.Errorf("token file %s: other users can read it (mode %v): run 'chmod 600 %s'", path, info.Mode().Perm(), path)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("--api-token-file %s: %w", path, err)
+		return "", fmt.Errorf("token file %s: %w", path, err)
 	}
 	token := strings.TrimSpace(string(b))
 	if token == "" {
-		return "", fmt.Errorf("--api-token-file %s is empty: delete it, and Shardlift writes a new token there", path)
+		return "", fmt.Errorf("token file %s is empty: delete it, and Shardlift writes a new token there", path)
 	}
 	return token, nil
 }
