@@ -77,14 +77,17 @@ package-windows: deps
 # The Windows package under Wine (Debian's wine64), not part of `make test`:
 # Shardlift.exe --help, validate and a short migrate (API token, metrics, cutover,
 # done) against `shardlift sandbox` running on Linux, a screenshot of its window
-# under Xvfb (dist/windows-smoke/window.png), and the ui package's headless tests
-# (notifications, tray, Windows paths) built for Windows.
+# under Xvfb (dist/windows-smoke/window.png); the ui package's headless tests
+# (notifications, tray) and the store's keyring tests (go-keyring's Windows
+# backend, against Wine's Credential Manager API) built for Windows.
 DEB_WINE := wine64 xvfb xauth imagemagick curl
 test-windows: package-windows build
 	@scripts/apt-install.sh $(DEB_WINE)
 	scripts/windows-smoke.sh dist/Shardlift.exe $(BIN) dist/windows-smoke
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) test -c -o bin/ui.test.exe ./ui
 	scripts/wine-test.sh bin/ui.test.exe -test.run 'Notif|Tray'
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) test -c -o bin/store.test.exe ./store
+	SHARDLIFT_KEYRING=1 scripts/wine-test.sh bin/store.test.exe -test.run 'TestSecrets|TestRemovingAMigrationsPasswords|TestConcurrentSecretCalls'
 
 vet: deps
 	$(GO) vet ./...

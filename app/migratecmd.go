@@ -35,7 +35,11 @@ interrupted (Ctrl-C): the state file keeps the checkpoints, and running the same
 command again resumes the migration from them.
 
 With --api, the lifecycle is driven through a JSON API on that loopback address:
-'shardlift status|cutover|done|cancel|extend|restart-shard|verify --api ADDR'.
+'shardlift status|cutover|done|cancel|extend|restart-shard|verify --api ADDR'; GET
+/metrics serves the same figures to Prometheus. Every user of this machine can reach
+a loopback port: --api-token-file FILE makes the API require the token in FILE
+(created readable by you only, and printed once, when missing); give the clients the
+same --api-token-file FILE.
 
 Each cluster is given as its mongos connection string (mongodb://..., mongodb+srv://...)
 or as a list of its mongos host:port (db1:27017,db2:27017), as in the app.
