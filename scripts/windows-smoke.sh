@@ -65,7 +65,10 @@ win migrate --source "$src" --destination "$dst" --state "$state" --api "$api" -
 migrate=$!
 pids+=($migrate)
 tokfile=$WINEPREFIX/drive_c/users/Public/shardlift-smoke/api.token
-status() { curl -fsS -H "Authorization: Bearer $(tr -d '\r\n' <"$tokfile")" "http://$api/status" 2>/dev/null || true; }
+status() { # GET /status with the token, once migrate has written it
+	[ -s "$tokfile" ] || return 0
+	curl -fsS -H "Authorization: Bearer $(tr -d '\r\n' <"$tokfile")" "http://$api/status" 2>/dev/null || true
+}
 await() { # await WHAT REGEX
 	for _ in $(seq 1 600); do status | grep -Eq "$2" && return 0; kill -0 "$migrate" 2>/dev/null || break; sleep 0.5; done
 	fail "never $1; migrate said: $(cat "$work/migrate.txt")"
