@@ -96,6 +96,9 @@ display=:$((90 + RANDOM % 100))
 Xvfb "$display" -screen 0 1600x1000x24 -nolisten tcp >"$work/xvfb.txt" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do [ -e "/tmp/.X11-unix/X${display#:}" ] && break; sleep 0.1; done
+# Wine's desktop (its explorer process) started with the prefix, without a display,
+# and every later program of that wineserver would share it: restart with the display.
+wine_stop
 DISPLAY=$display "$wine" "$exe" >"$work/gui.txt" 2>&1 &
 pids+=($!)
 shot=$out/window.png
