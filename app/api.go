@@ -31,6 +31,10 @@ import (
 //	POST /shards/{name}/restart   copy and replay one shard again
 //	POST /timer/extend            add 24 hours to the cutover window
 //	POST /verify                  compare source and destination now (while ready)
+//	GET  /metrics                 the same snapshot in the Prometheus text format (metrics.go)
+//
+// With --api-token-file every request carries "Authorization: Bearer <token>"
+// (apitoken.go); a request without it is answered 401.
 //
 // Every POST answers the status after the action (200), or {"error": ...} with 409
 // for an action the lifecycle refuses now, 404 for an unknown shard, 503 when the
@@ -243,11 +247,14 @@ func toVerificationJSON(v *engine.Verification) *verificationJSON {
 
 // newAPIHandler serves the API. Actions run in a context derived from base (the
 // migrate command's): a client that disconnects does not interrupt a finalize.
-func newAPIHandler(base context.Context, m migrationControl) http.Handler {
+// With a token (--api-token-file), every request must carry it; "" serves anyone
+// on this machine.
+func newAPIHandler(base context.Context, m migrationControl, token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, toStatus(m.Snapshot()))
 	})
+	mux.Handle("GET /metrics", metricsHandler(m.Snapshot))
 	action := func(do func(ctx context.Context, r *http.Request) error) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if err := do(base, r); err != nil {
@@ -270,7 +277,7 @@ func newAPIHandler(base context.Context, m migrationControl) http.Handler {
 		_, err := m.Verify(ctx)
 		return err
 	}))
-	return loopbackOnly(mux)
+	return loopbackOnly(requireToken(token, mux))
 }
 
 // loopbackOnly refuses requests that do not come from this machine: the API can
@@ -368,6 +375,7 @@ func runClient(ctx context.Context, s streams, args []string, name, method, path
 answer (the migration's status as JSON, or the error). Exit status: 0 when the action
 was accepted, 1 when it was refused or failed, 2 for bad usage.`, method, path))
 	addr := f.String("api", "", "the `ADDR` (HOST:PORT) given to shardlift migrate --api")
+	tokenFile := f.String("api-token-file", "", "the token `FILE` given to shardlift migrate --api-token-file, when it has one")
 	timeout := f.Duration("timeout", 30*time.Minute, "wait at most `D` for the answer (I'm done verifies the destination first)")
 	var override *bool
 	if name == "done" {
@@ -390,9 +398,17 @@ was accepted, 1 when it was refused or failed, 2 for bad usage.`, method, path))
 	if override != nil && *override {
 		path += "?override=true"
 	}
+	var token string
+	if *tokenFile != "" {
+		var err error
+		if token, err = readAPIToken(*tokenFile); err != nil {
+			fmt.Fprintf(s.err, "%s: %v\n", f.prog, err)
+			return exitFail
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	code, body, err := callAPI(ctx, *addr, method, path)
+	code, body, err := callAPI(ctx, *addr, method, path, token)
 	if err != nil {
 		fmt.Fprintf(s.err, "%s: cannot reach the API at %s (is 'shardlift migrate --api %s' running?): %v\n", f.prog, *addr, *addr, err)
 		return exitFail
@@ -420,11 +436,15 @@ was accepted, 1 when it was refused or failed, 2 for bad usage.`, method, path))
 	return exitOK
 }
 
-// callAPI makes one request and returns the status code and body.
-func callAPI(ctx context.Context, addr, method, path string) (int, []byte, error) {
+// callAPI makes one request, with the API's token when it has one, and returns the
+// status code and body.
+func callAPI(ctx context.Context, addr, method, path, token string) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(nil))
 	if err != nil {
 		return 0, nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

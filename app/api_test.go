@@ -60,16 +60,19 @@ func newFakeControl() *fakeControl {
 }
 
 // serve starts the API on a loopback port and returns its address.
-func serve(t *testing.T, m migrationControl) string {
+func serve(t *testing.T, m migrationControl) string { return serveWithToken(t, m, "") }
+
+// serveWithToken starts the API requiring token ("": none) and returns its address.
+func serveWithToken(t *testing.T, m migrationControl, token string) string {
 	t.Helper()
-	srv := httptest.NewServer(newAPIHandler(context.Background(), m))
+	srv := httptest.NewServer(newAPIHandler(context.Background(), m, token))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
 func TestStatusHasTheFieldsScriptsRead(t *testing.T) {
 	addr := serve(t, newFakeControl())
-	code, body, err := callAPI(context.Background(), addr, http.MethodGet, "/status")
+	code, body, err := callAPI(context.Background(), addr, http.MethodGet, "/status", "")
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("GET /status: %d %v", code, err)
 	}
@@ -101,7 +104,7 @@ func TestStatusSaysWhatIsNotKnownYet(t *testing.T) {
 	replaying := engine.Progress{DocsCopied: 500, DocsTotal: 500, BytesCopied: 50_000, BytesTotal: 50_000, Lag: 3 * time.Second, LagKnown: true}
 	f.snap.Overall = copying
 	f.snap.Shards = []engine.ShardProgress{{Name: "rs0", Phase: engine.Copying, Progress: copying}, {Name: "rs1", Phase: engine.CatchingUp, Progress: replaying}}
-	_, body, err := callAPI(context.Background(), serve(t, f), http.MethodGet, "/status")
+	_, body, err := callAPI(context.Background(), serve(t, f), http.MethodGet, "/status", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +149,7 @@ func TestActionsMapRefusalsToStatusCodes(t *testing.T) {
 	for _, c := range cases {
 		f := newFakeControl()
 		f.err = c.err
-		code, body, err := callAPI(context.Background(), serve(t, f), http.MethodPost, "/cutover/done")
+		code, body, err := callAPI(context.Background(), serve(t, f), http.MethodPost, "/cutover/done", "")
 		if err != nil || code != c.code || !strings.Contains(string(body), c.say) {
 			t.Errorf("error %v: answered %d %s, want %d with %q", c.err, code, body, c.code, c.say)
 		}
@@ -157,7 +160,7 @@ func TestEveryEndpointReachesItsAction(t *testing.T) {
 	f := newFakeControl()
 	addr := serve(t, f)
 	for _, p := range []string{"/cutover/start", "/cutover/done?override=true", "/cancel", "/timer/extend", "/shards/rs%2F1/restart", "/verify"} {
-		if code, body, err := callAPI(context.Background(), addr, http.MethodPost, p); err != nil || code != http.StatusOK {
+		if code, body, err := callAPI(context.Background(), addr, http.MethodPost, p, ""); err != nil || code != http.StatusOK {
 			t.Fatalf("POST %s: %d %s %v", p, code, body, err)
 		}
 	}
@@ -165,7 +168,7 @@ func TestEveryEndpointReachesItsAction(t *testing.T) {
 	if fmt.Sprint(f.calls) != fmt.Sprint(want) || !f.override {
 		t.Fatalf("calls %v override %v", f.calls, f.override)
 	}
-	if code, _, _ := callAPI(context.Background(), addr, http.MethodGet, "/cancel"); code != http.StatusMethodNotAllowed {
+	if code, _, _ := callAPI(context.Background(), addr, http.MethodGet, "/cancel", ""); code != http.StatusMethodNotAllowed {
 		t.Fatalf("GET /cancel: %d", code)
 	}
 }
@@ -185,7 +188,7 @@ func TestAPIListensOnLoopbackOnly(t *testing.T) {
 	req.RemoteAddr = "10.1.2.3:5555"
 	rec := httptest.NewRecorder()
 	f := newFakeControl()
-	newAPIHandler(context.Background(), f).ServeHTTP(rec, req)
+	newAPIHandler(context.Background(), f, "").ServeHTTP(rec, req)
 	if rec.Code != http.StatusForbidden || len(f.calls) != 0 {
 		t.Fatalf("a remote request: %d, calls %v", rec.Code, f.calls)
 	}
@@ -292,7 +295,7 @@ func TestAShardNotInSyncBlocksTheCutoverNamingIt(t *testing.T) {
 	f.snap.Shards = append(f.snap.Shards, engine.ShardProgress{Name: "rs1", Phase: engine.ShardFailed, Error: failure,
 		Gap: 5 * time.Minute, AppliedUpTo: now.Add(-5 * time.Minute)})
 	addr := serve(t, f)
-	_, body, err := callAPI(context.Background(), addr, http.MethodGet, "/status")
+	_, body, err := callAPI(context.Background(), addr, http.MethodGet, "/status", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +317,7 @@ func TestAShardNotInSyncBlocksTheCutoverNamingIt(t *testing.T) {
 
 	f.err = &engine.NotSyncedError{Action: "start the cutover", Shard: "rs1", Phase: engine.ShardFailed, Why: "shard rs1 failed: " + failure}
 	for _, p := range []string{"/cutover/start", "/cutover/done"} {
-		code, body, err := callAPI(context.Background(), addr, http.MethodPost, p)
+		code, body, err := callAPI(context.Background(), addr, http.MethodPost, p, "")
 		if err != nil || code != http.StatusConflict || !strings.Contains(string(body), `"shard": "rs1"`) || !strings.Contains(string(body), "shard rs1 failed") {
 			t.Errorf("POST %s: %d %s %v", p, code, body, err)
 		}

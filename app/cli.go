@@ -70,11 +70,11 @@ func Run(args []string) int {
 		<-ctx.Done()
 		stop()
 	}()
-	s := streams{out: os.Stdout, err: os.Stderr}
 	if len(args) == 0 {
-		return runGUI(ctx, s)
+		return runGUI(ctx, streams{out: os.Stdout, err: os.Stderr})
 	}
-	return run(ctx, s, args)
+	attachConsole()
+	return run(ctx, streams{out: os.Stdout, err: os.Stderr}, args)
 }
 
 func run(ctx context.Context, s streams, args []string) int {

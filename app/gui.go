@@ -3,11 +3,13 @@ package app
 import (
 	"bufio"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"image/color"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/shardlift/shardlift/assets"
@@ -98,6 +101,9 @@ func runGUI(ctx context.Context, s streams) int {
 	fyneapp.SetMetadata(appMetadata())
 	fa := fyneapp.NewWithID(appID)
 	u := ui.New(fa, b)
+	if tray, ok := fa.(desktop.App); ok && desktopHasTray() {
+		u.UseSystemTray(tray)
+	}
 	win := u.Window()
 	if err != nil {
 		showStateFileProblem(win, path, err)
@@ -145,7 +151,11 @@ func runGUI(ctx context.Context, s streams) int {
 // displayAvailable reports why the app cannot open a window, if it cannot. Fyne
 // draws through X11 on Linux (XWayland under Wayland), so DISPLAY must name a
 // server that accepts connections: Fyne would crash rather than return an error.
+// Windows and macOS always have their desktop.
 func displayAvailable() error {
+	if runtime.GOOS == "windows" || runtime.GOOS == "darwin" {
+		return nil
+	}
 	display := os.Getenv("DISPLAY")
 	if display == "" {
 		if os.Getenv("WAYLAND_DISPLAY") != "" {
@@ -190,7 +200,7 @@ func openStateFile(ctx context.Context, path string, s streams) (st *store.Store
 		return st, nil, err
 	}
 	fmt.Fprintln(s.err, "shardlift: another Shardlift holds the state file; asking it to hand its migrations over…")
-	handed, herr := requestHandover(ctx, handoverPath(path))
+	handed, herr := requestHandover(ctx, path)
 	if herr != nil {
 		var refused *handoverRefused
 		if errors.As(herr, &refused) {
@@ -259,7 +269,11 @@ func keepSyncing(ctx context.Context, b *bridge, path string, s streams) {
 	requests := make(chan net.Conn)
 	sock := handoverPath(path)
 	_ = os.Remove(sock) // a socket left by a background Shardlift that crashed; this process holds the state file
-	ln, err := net.Listen("unix", sock)
+	token, _, err := loadOrCreateAPIToken(handoverTokenPath(path))
+	var ln net.Listener
+	if err == nil {
+		ln, err = net.Listen("unix", sock)
+	}
 	if err != nil {
 		fmt.Fprintf(s.err, "shardlift: a new window cannot take the migrations over (%v): quit this process first to open it.\n", err)
 	} else {
@@ -268,7 +282,7 @@ func keepSyncing(ctx context.Context, b *bridge, path string, s streams) {
 			close(stop)
 			ln.Close()
 		}()
-		go acceptHandovers(ln, requests, stop)
+		go acceptHandovers(ln, token, requests, stop)
 	}
 	for {
 		select {
@@ -315,9 +329,12 @@ func (b *bridge) cannotHandOver() string {
 	return ""
 }
 
-// acceptHandovers passes on the connections that ask for a handover, until stop is
-// closed (and ln with it).
-func acceptHandovers(ln net.Listener, requests chan<- net.Conn, stop <-chan struct{}) {
+// acceptHandovers passes on the connections that ask for a handover with the token,
+// until stop is closed (and ln with it). The token (in an owner-only file next to
+// the state file) keeps other users of the workstation from making this process
+// release its migrations, as --api-token-file does for the API.
+func acceptHandovers(ln net.Listener, token string, requests chan<- net.Conn, stop <-chan struct{}) {
+	want := []byte("handover " + token)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -325,7 +342,7 @@ func acceptHandovers(ln net.Listener, requests chan<- net.Conn, stop <-chan stru
 		}
 		_ = c.SetDeadline(time.Now().Add(handoverWait))
 		line, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil || strings.TrimSpace(line) != "handover" {
+		if err != nil || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(line)), want) != 1 {
 			c.Close()
 			continue
 		}
@@ -338,18 +355,22 @@ func acceptHandovers(ln net.Listener, requests chan<- net.Conn, stop <-chan stru
 	}
 }
 
-// requestHandover asks the background Shardlift listening on sock to release the
-// state file, and waits until it has. It returns the ids of the migrations that
-// were syncing there ("released id1 id2").
-func requestHandover(ctx context.Context, sock string) ([]string, error) {
+// requestHandover asks the background Shardlift of the state file at statePath to
+// release it, with the handover token, and waits until it has. It returns the ids of
+// the migrations that were syncing there ("released id1 id2").
+func requestHandover(ctx context.Context, statePath string) ([]string, error) {
+	token, err := readAPIToken(handoverTokenPath(statePath))
+	if err != nil {
+		return nil, err
+	}
 	d := net.Dialer{Timeout: 2 * time.Second}
-	c, err := d.DialContext(ctx, "unix", sock)
+	c, err := d.DialContext(ctx, "unix", handoverPath(statePath))
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(handoverWait))
-	if _, err := c.Write([]byte("handover\n")); err != nil {
+	if _, err := c.Write([]byte("handover " + token + "\n")); err != nil {
 		return nil, err
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
@@ -376,3 +397,6 @@ func (e *handoverRefused) Error() string {
 
 // handoverPath is the socket a background Shardlift listens on, next to its state file.
 func handoverPath(statePath string) string { return statePath + ".sock" }
+
+// handoverTokenPath is the owner-only file of the token a handover request carries.
+func handoverTokenPath(statePath string) string { return statePath + ".token" }

@@ -36,7 +36,11 @@ interrupted (Ctrl-C): the state file keeps the checkpoints, and running the same
 command again resumes the migration from them.
 
 With --api, the lifecycle is driven through a JSON API on that loopback address:
-'shardlift status|cutover|done|cancel|extend|restart-shard|verify --api ADDR'.
+'shardlift status|cutover|done|cancel|extend|restart-shard|verify --api ADDR'; GET
+/metrics serves the same figures to Prometheus. Every user of this machine can reach
+a loopback port: --api-token-file FILE makes the API require the token in FILE
+(created readable by you only, and printed once, when missing); give the clients the
+same --api-token-file FILE.
 
 Each cluster is given as its mongos connection string (mongodb://..., mongodb+srv://...)
 or as a list of its mongos host:port (db1:27017,db2:27017), as in the app.
@@ -55,6 +59,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	destinationCA := f.String("destination-ca", "", "PEM `FILE` of the CA that signed the destination's certificates (turns TLS on)")
 	statePath := f.String("state", "", "the state `FILE` that keeps the checkpoints of this source and destination (created when absent)")
 	apiAddr := f.String("api", "", "serve the JSON API on `ADDR`, a loopback HOST:PORT such as 127.0.0.1:8321")
+	tokenFile := f.String("api-token-file", "", "make the API require the token kept in `FILE` (created owner-only with a new token, printed once, when missing)")
 	wipe := f.Bool("wipe-destination", false, "confirm that a destination holding data is wiped before the migration starts")
 	timeout := f.Duration("timeout", topology.DefaultTimeout, "wait at most `D` for each connection and each discovery command")
 	every := f.Duration("progress-every", 5*time.Second, "print a progress line every `D`")
@@ -90,6 +95,20 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	if *apiAddr != "" {
 		if err := checkLoopback(*apiAddr); err != nil {
 			return usageError(s, f.prog, "%v", err)
+		}
+	}
+	var token string
+	if *tokenFile != "" {
+		if *apiAddr == "" {
+			return usageError(s, f.prog, "--api-token-file protects the API: give --api ADDR as well")
+		}
+		var created bool
+		if token, created, err = loadOrCreateAPIToken(*tokenFile); err != nil {
+			fmt.Fprintf(s.err, "%s: %v\n", f.prog, err)
+			return exitFail
+		}
+		if created {
+			fmt.Fprintf(s.out, "api token (shown this once; kept in %s, give that file to the clients with --api-token-file): %s\n", *tokenFile, token)
 		}
 	}
 	secrets := []string{src.Password, dst.Password, uriSecret(*source), uriSecret(*destination)}
@@ -151,12 +170,16 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	}
 	fmt.Fprintf(out, "log: %s\n", logs.Path(id))
 	if *apiAddr != "" {
-		stopAPI, err := serveAPI(ctx, *apiAddr, m)
+		stopAPI, err := serveAPI(ctx, *apiAddr, m, token)
 		if err != nil {
 			return fail("%v", err)
 		}
 		defer stopAPI()
-		fmt.Fprintf(out, "api: http://%s (shardlift status --api %s)\n", *apiAddr, *apiAddr)
+		client := "--api " + *apiAddr
+		if token != "" {
+			client += " --api-token-file " + *tokenFile
+		}
+		fmt.Fprintf(out, "api: http://%s (shardlift status %s)\n", *apiAddr, client)
 	}
 
 	progressDone := make(chan struct{})
@@ -268,12 +291,12 @@ func printSteps(w io.Writer, history []engine.Event, done int) int {
 }
 
 // serveAPI serves the API until the returned stop is called.
-func serveAPI(ctx context.Context, addr string, m migrationControl) (stop func(), err error) {
+func serveAPI(ctx context.Context, addr string, m migrationControl, token string) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("serve the API on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: newAPIHandler(ctx, m), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: newAPIHandler(ctx, m, token), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)

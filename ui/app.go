@@ -53,6 +53,12 @@ type App struct {
 	tickPending atomic.Bool
 
 	dialogs []dialog.Dialog // open dialogs, the top one last: Escape hides it
+
+	// notify sends a desktop notification (Fyne's; notify.go).
+	notify func(*fyne.Notification)
+	// tray is the system tray when the desktop has one (tray.go), trayStatus what it shows.
+	tray       Tray
+	trayStatus string
 }
 
 // attachment is one migration on screen and what the screens keep about it.
@@ -61,6 +67,7 @@ type attachment struct {
 	id      string
 	samples *samples        // chart history; event goroutine only
 	last    engine.Snapshot // the latest snapshot shown; event goroutine only
+	lastAt  time.Time       // when last was taken
 }
 
 // screen is one step's content.
@@ -85,7 +92,7 @@ func New(fa fyne.App, b Backend) *App {
 
 func newApp(fa fyne.App, b Backend, r runner, now func() time.Time) *App {
 	ctx, stop := context.WithCancel(context.Background())
-	a := &App{fa: fa, b: b, ctx: ctx, stop: stop, run: r, now: now, addrs: localAddrs}
+	a := &App{fa: fa, b: b, ctx: ctx, stop: stop, run: r, now: now, addrs: localAddrs, notify: fa.SendNotification}
 	fa.SetIcon(assets.Icon)
 	a.win = fa.NewWindow("Shardlift")
 	a.win.SetMaster()
@@ -223,7 +230,9 @@ func (a *App) apply(at *attachment, s engine.Snapshot, now time.Time) {
 	if a.att.Load() != at {
 		return
 	}
-	at.last = s
+	a.sendNotices(notices(at.last, s, at.lastAt, now))
+	a.updateTray(trayStatus(s))
+	at.last, at.lastAt = s, now
 	at.samples.add(now, chartValues(s))
 	lv, ok := a.cur.(live)
 	if !ok || !lv.handles(s.State) {
@@ -374,7 +383,7 @@ func (a *App) requestClose() {
 	status := wrapped("")
 	status.Hide()
 	var keep, pause, stay *widget.Button
-	act := func(verb string, call func(context.Context) error) {
+	act := func(verb string, call func(context.Context) error, then func()) {
 		keep.Disable()
 		pause.Disable()
 		status.SetText(verb + "…")
@@ -392,13 +401,20 @@ func (a *App) requestClose() {
 					return
 				}
 				d.Hide()
-				a.quit()
+				then()
 			}
 		})
 	}
-	keep = widget.NewButton("Keep syncing in the background", func() { act("Handing the migration to a background process", at.m.Detach) })
+	keep = widget.NewButton("Keep syncing in the background", func() {
+		if a.tray != nil {
+			// The tray shows the migration and opens the window again.
+			act("Keeping the migration syncing", at.m.Detach, a.win.Hide)
+			return
+		}
+		act("Handing the migration to a background process", at.m.Detach, a.quit)
+	})
 	keep.Importance = widget.HighImportance
-	pause = widget.NewButton("Pause and close", func() { act("Pausing at a checkpoint", at.m.Pause) })
+	pause = widget.NewButton("Pause and close", func() { act("Pausing at a checkpoint", at.m.Pause, a.quit) })
 	stay = widget.NewButton("Don't close", func() { d.Hide() })
 	d = dialog.NewCustomWithoutButtons("A migration is running", fixedWidth(wideDialogWidth, container.NewVBox(msg, note, status)), a.win)
 	d.SetButtons([]fyne.CanvasObject{stay, pause, keep})
@@ -420,7 +436,7 @@ func (a *App) exportDiagnostics(id string, where *banner) {
 		if w == nil {
 			return
 		}
-		a.writeDiagnostics(id, w, w.URI().Path(), where)
+		a.writeDiagnostics(id, w, localPath(w.URI()), where)
 	}, a.win)
 	d.SetFileName(fmt.Sprintf("shardlift-%s-diagnostics.zip", id))
 	d.Resize(fyne.NewSize(800, 560))

@@ -271,7 +271,7 @@ func (f *connForm) chosen(r fyne.URIReadCloser, err error) {
 	if r == nil {
 		return // the dialog was cancelled
 	}
-	f.readCAFile(r.URI().Path(), func() ([]byte, error) {
+	f.readCAFile(localPath(r.URI()), func() ([]byte, error) {
 		defer r.Close()
 		return io.ReadAll(io.LimitReader(r, maxCAFile))
 	})
@@ -444,6 +444,11 @@ func (f *connForm) focus(fl Field) {
 	}
 	f.a.win.Canvas().Focus(o)
 }
+
+// localPath is the file of a file dialog's URI as the system writes paths: Fyne's
+// file URIs use forward slashes everywhere (C:/Users/dba/ca.pem on Windows), a
+// Windows user reads and types C:\Users\dba\ca.pem.
+func localPath(u fyne.URI) string { return filepath.FromSlash(u.Path()) }
 
 // fileText names a chosen file: "File: ca.pem" and, on the next line, its folder.
 func fileText(path string) string {

@@ -85,8 +85,11 @@ func newSidebar(a *App) *sidebar {
 	s.openLog.Importance = widget.LowImportance
 	s.openLog.Hide()
 
+	notifications := widget.NewButtonWithIcon("Notifications…", theme.SettingsIcon(), a.showNotificationSettings)
+	notifications.Importance = widget.LowImportance
+
 	top := container.NewVBox(container.NewHBox(logo, name), widget.NewSeparator(), s.home, widget.NewSeparator())
-	list := container.NewBorder(top, container.NewVBox(s.openLog, s.export), nil, nil, container.NewVBox(steps, layout.NewSpacer()))
+	list := container.NewBorder(top, container.NewVBox(s.openLog, s.export, notifications), nil, nil, container.NewVBox(steps, layout.NewSpacer()))
 	s.obj = container.NewHBox(container.NewPadded(list), widget.NewSeparator())
 	s.setStep(stepStart, "")
 	return s

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package app
+
+// desktopHasTray reports whether the session shows tray entries: Windows' notification
+// area and macOS's menu bar always do.
+func desktopHasTray() bool { return true }
