@@ -72,6 +72,10 @@ type Options struct {
 	ConfigShard bool
 	// LeaveOrphans makes moveChunk leave the donor's copies behind.
 	LeaveOrphans bool
+	// Members is the number of members of each shard's replica set (0: 1). Every
+	// secondary applies each write again (package shard, replset.go): tests keep the
+	// one-member default unless they exercise the set; the CLI starts 3.
+	Members int
 	Logger       *slog.Logger
 }
 
@@ -245,7 +249,7 @@ func (c *Cluster) start(ctx context.Context) error {
 			return fmt.Errorf("start shard %s: %w", sname, err)
 		}
 		c.fronts = append(c.fronts, f)
-		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr()})
+		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr(), Members: membersOf(f)})
 	}
 	var cfgAddrs []string
 	if c.opts.ConfigShard {
@@ -259,7 +263,7 @@ func (c *Cluster) start(ctx context.Context) error {
 			return fmt.Errorf("start the config shard: %w", err)
 		}
 		c.fronts = append(c.fronts, f)
-		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr(), SetName: router.ConfigReplSet})
+		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr(), SetName: router.ConfigReplSet, Members: membersOf(f)})
 		cfgAddrs = []string{f.Addr()}
 	}
 	if c.catalog, err = router.OpenCatalog(filepath.Join(c.dir, "config", "catalog.bson"), shards, c.opts.Identity, c.opts.Auth); err != nil {
@@ -301,8 +305,17 @@ func (c *Cluster) startShard(cfg shard.Config) (*shard.Front, error) {
 	cfg.Cluster = &c.view
 	cfg.Identity = c.opts.Identity
 	cfg.OplogSize = c.opts.OplogSize
+	cfg.Members = c.opts.Members
 	cfg.Logger = c.log.With("shard", cfg.Name)
 	return shard.Start(cfg)
+}
+
+// membersOf is a shard's member addresses when it has more than one.
+func membersOf(f *shard.Front) []string {
+	if m := f.MemberAddrs(); len(m) > 1 {
+		return m
+	}
+	return nil
 }
 
 // startConfigServers starts the dedicated config server(s), unless the config server
@@ -344,7 +357,7 @@ func (c *Cluster) serverTLS() *tls.Config {
 func (c *Cluster) startRouter() error {
 	var shards []router.Shard
 	for _, f := range c.fronts {
-		s := router.Shard{Name: f.Name(), Addr: f.Addr()}
+		s := router.Shard{Name: f.Name(), Addr: f.Addr(), Members: membersOf(f)}
 		if f.Name() == "config" {
 			s.SetName = router.ConfigReplSet
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -19,14 +20,25 @@ type Shard struct {
 	Addr string // host:port of its primary
 	// SetName is its replica set's name when it differs from Name (the config shard).
 	SetName string
+	// Members are its replica set members' host:port when it has more than one (Addr
+	// is one of them): the router then follows the set's primary, as a mongos does.
+	Members []string
 }
 
 // Host is the shard's host string as config.shards and listShards show it.
 func (s Shard) Host() string {
-	if s.SetName != "" {
-		return s.SetName + "/" + s.Addr
+	hosts := s.Addr
+	if len(s.Members) > 0 {
+		hosts = strings.Join(s.Members, ",")
 	}
-	return s.Name + "/" + s.Addr
+	return s.setName() + "/" + hosts
+}
+
+func (s Shard) setName() string {
+	if s.SetName != "" {
+		return s.SetName
+	}
+	return s.Name
 }
 
 // backend is the router's driver client for one shard.
@@ -40,9 +52,12 @@ func connectBackend(s Shard, base func() *options.ClientOptions) (*backend, erro
 	if base != nil {
 		opts = base()
 	}
-	opts.SetHosts([]string{s.Addr}).
-		SetDirect(true).
-		SetRetryWrites(false).
+	if len(s.Members) > 1 {
+		opts.SetHosts(s.Members).SetReplicaSet(s.setName())
+	} else {
+		opts.SetHosts([]string{s.Addr}).SetDirect(true)
+	}
+	opts.SetRetryWrites(false).
 		SetRetryReads(false).
 		SetServerSelectionTimeout(2 * time.Second).
 		SetConnectTimeout(2 * time.Second).

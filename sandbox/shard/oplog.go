@@ -21,6 +21,9 @@ import (
 type entry struct {
 	ts  primitive.Timestamp
 	raw bson.Raw
+	// post is an update's document after it, kept in memory only for the secondaries
+	// that apply the entry (replset.go); nil for other entries and after a restart.
+	post bson.Raw
 }
 
 // draft is an oplog entry before the oplog gives it a ts.
@@ -31,6 +34,7 @@ type draft struct {
 	fromMigrate bool
 	session     *stmtSession // the session fields of a retryable write; nil otherwise
 	multiOpType int32        // 1: the applyOps of a vectored insert (8.0)
+	post        bson.Raw     // an update's document after it (see entry.post)
 }
 
 // stmtSession is what an entry of a retryable write carries: lsid, txnNumber, stmtId
@@ -71,6 +75,7 @@ type oplog struct {
 		max     int64
 		last    primitive.Timestamp
 		wall    time.Time
+		term    int64 // the replica set term new entries carry (t)
 		changed chan struct{} // closed and replaced at every append
 		file    *os.File
 		dead    int64 // bytes at the head of the file that rolled off
@@ -110,6 +115,10 @@ func openOplog(path string, max int64, fm forms) (*oplog, error) {
 		l.mu.last = entries[n-1].ts
 		wall, _ := entries[n-1].raw.Lookup("wall").DateTimeOK()
 		l.mu.wall = time.UnixMilli(wall)
+		l.mu.term, _ = entries[n-1].raw.Lookup("t").AsInt64OK()
+	}
+	if l.mu.term < 1 {
+		l.mu.term = 1
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -200,8 +209,8 @@ func (l *oplog) appendLocked(drafts []draft) error {
 		if ts.T <= l.mu.last.T {
 			ts = primitive.Timestamp{T: l.mu.last.T, I: l.mu.last.I + 1}
 		}
-		raw := l.forms.encodeEntry(d, ts, l.mu.last, now)
-		l.mu.entries = append(l.mu.entries, entry{ts: ts, raw: raw})
+		raw := l.forms.encodeEntry(d, ts, l.mu.last, l.mu.term, now)
+		l.mu.entries = append(l.mu.entries, entry{ts: ts, raw: raw, post: d.post})
 		l.mu.size += int64(len(raw))
 		l.mu.last, l.mu.wall = ts, now
 		buf = append(buf, raw...)
@@ -378,12 +387,12 @@ func (l *oplog) visit(from int64, needPrev, reverse bool, fn func(raw bson.Raw) 
 
 // encodeEntry builds the entry document in the field order of the version; preceding
 // is the ts of the entry written just before it.
-func (f forms) encodeEntry(d draft, ts, preceding primitive.Timestamp, wall time.Time) bson.Raw {
+func (f forms) encodeEntry(d draft, ts, preceding primitive.Timestamp, term int64, wall time.Time) bson.Raw {
 	idx, b := bsoncore.AppendDocumentStart(nil)
 	s := d.session
 	if f.legacyEnvelope {
 		b = bsoncore.AppendTimestampElement(b, "ts", ts.T, ts.I)
-		b = bsoncore.AppendInt64Element(b, "t", 1)
+		b = bsoncore.AppendInt64Element(b, "t", term)
 		switch {
 		case f.randomHash:
 			b = bsoncore.AppendInt64Element(b, "h", rand.Int64())
@@ -425,7 +434,7 @@ func (f forms) encodeEntry(d draft, ts, preceding primitive.Timestamp, wall time
 		b = bsoncore.AppendInt32Element(b, "stmtId", s.stmtID)
 	}
 	b = bsoncore.AppendTimestampElement(b, "ts", ts.T, ts.I)
-	b = bsoncore.AppendInt64Element(b, "t", 1)
+	b = bsoncore.AppendInt64Element(b, "t", term)
 	if f.wallBeforeV {
 		b = bsoncore.AppendDateTimeElement(b, "wall", wall.UnixMilli())
 		b = bsoncore.AppendInt64Element(b, "v", 2)

@@ -1,0 +1,309 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/readconcern"
+	"go.mongodb.org/mongo-driver/mongo/readpref"
+)
+
+// connectMember opens a direct connection to member i of the set, reading from it
+// whatever its role.
+func connectMember(t testing.TB, f *Front, i int) *mongo.Client {
+	t.Helper()
+	o := options.Client().ApplyURI("mongodb://" + f.MemberAddrs()[i]).SetDirect(true).
+		SetReadPreference(readpref.PrimaryPreferred()).SetRetryWrites(false).
+		SetServerSelectionTimeout(5 * time.Second)
+	c, err := mongo.Connect(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect(context.Background()) })
+	return c
+}
+
+// connectSet opens a replica set connection: the driver finds the primary by hello.
+func connectSet(t testing.TB, f *Front) *mongo.Client {
+	t.Helper()
+	o := options.Client().SetHosts(f.MemberAddrs()).SetReplicaSet(f.SetName()).
+		SetServerSelectionTimeout(10 * time.Second)
+	c, err := mongo.Connect(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect(context.Background()) })
+	return c
+}
+
+// docsOf returns a collection's documents sorted by _id, as extended JSON.
+func docsOf(t testing.TB, c *mongo.Client, db, coll string, rc *readconcern.ReadConcern) []string {
+	t.Helper()
+	opts := options.Collection()
+	if rc != nil {
+		opts.SetReadConcern(rc)
+	}
+	cur, err := c.Database(db).Collection(coll, opts).Find(context.Background(), bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(2))
+	if err != nil {
+		t.Fatalf("read %s.%s: %v", db, coll, err)
+	}
+	var out []string
+	for cur.Next(context.Background()) {
+		out = append(out, cur.Current.String())
+	}
+	if err := cur.Err(); err != nil {
+		t.Fatalf("read %s.%s: %v", db, coll, err)
+	}
+	return out
+}
+
+func helloOf(t testing.TB, c *mongo.Client) bson.Raw {
+	t.Helper()
+	r, err := c.Database("admin").RunCommand(context.Background(), bson.D{{Key: "hello", Value: 1}}).Raw()
+	if err != nil {
+		t.Fatalf("hello: %v", err)
+	}
+	return r
+}
+
+func tsAt(t testing.TB, r bson.Raw, path ...string) primitive.Timestamp {
+	t.Helper()
+	ts, i, ok := r.Lookup(path...).TimestampOK()
+	if !ok {
+		t.Fatalf("no timestamp at %v in %s", path, r)
+	}
+	return primitive.Timestamp{T: ts, I: i}
+}
+
+// A secondary applies what the primary writes: its data and its oplog end up the
+// primary's.
+func TestSecondariesApplyThePrimarysWrites(t *testing.T) {
+	f := startFront(t, Config{Members: 3})
+	p := connectMember(t, f, 0)
+	ctx := context.Background()
+	coll := p.Database("app").Collection("items")
+	for i := range 5 {
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: i}, {Key: "n", Value: i}, {Key: "tags", Value: bson.A{"a", "b"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 10}}}, {Key: "$pop", Value: bson.D{{Key: "tags", Value: 1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: 3}}, bson.D{{Key: "x", Value: "replaced"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Database("app").Collection("gone").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Database("app").Collection("gone").Drop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := docsOf(t, p, "app", "items", nil)
+	last := lastTS(t, p)
+	for i := 1; i < 3; i++ {
+		s := connectMember(t, f, i)
+		waitFor(t, fmt.Sprintf("member %d to apply %v", i, last), func() bool { return lastTS(t, s) == last })
+		if got := docsOf(t, s, "app", "items", nil); !slices.Equal(got, want) {
+			t.Errorf("member %d holds\n%v\nthe primary\n%v", i, got, want)
+		}
+		names, err := s.Database("app").ListCollectionNames(ctx, bson.D{})
+		if err != nil || slices.Contains(names, "gone") {
+			t.Errorf("member %d lists %v (%v): the dropped collection should be gone", i, names, err)
+		}
+		if got, want := len(entriesAfter(t, s, primitive.Timestamp{})), len(entriesAfter(t, p, primitive.Timestamp{})); got != want {
+			t.Errorf("member %d's oplog has %d entries, the primary's %d", i, got, want)
+		}
+	}
+}
+
+// hello and replSetGetStatus describe the set as a real member does.
+func TestMembersReportTheSet(t *testing.T) {
+	f := startFront(t, Config{Members: 3})
+	addrs := f.MemberAddrs()
+	if _, err := connectMember(t, f, 0).Database("app").Collection("c").InsertOne(context.Background(), bson.D{{Key: "x", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		c := connectMember(t, f, i)
+		h := helloOf(t, c)
+		if got := h.Lookup("setName").StringValue(); got != "test-shard0" {
+			t.Errorf("member %d: setName %q", i, got)
+		}
+		hosts, _ := h.Lookup("hosts").Array().Values()
+		if len(hosts) != 3 {
+			t.Errorf("member %d: hosts %v", i, hosts)
+		}
+		if got := h.Lookup("me").StringValue(); got != addrs[i] {
+			t.Errorf("member %d: me %q, want %q", i, got, addrs[i])
+		}
+		if got := h.Lookup("primary").StringValue(); got != addrs[0] {
+			t.Errorf("member %d: primary %q, want %q", i, got, addrs[0])
+		}
+		if w, s := h.Lookup("isWritablePrimary").Boolean(), h.Lookup("secondary").Boolean(); w != (i == 0) || s != (i != 0) {
+			t.Errorf("member %d: isWritablePrimary %v secondary %v", i, w, s)
+		}
+		if _, ok := h.Lookup("electionId").ObjectIDOK(); ok != (i == 0) {
+			t.Errorf("member %d: electionId present %v", i, ok)
+		}
+		tsAt(t, h, "lastWrite", "opTime", "ts")
+		tsAt(t, h, "lastWrite", "majorityOpTime", "ts")
+
+		st, err := c.Database("admin").RunCommand(context.Background(), bson.D{{Key: "replSetGetStatus", Value: 1}}).Raw()
+		if err != nil {
+			t.Fatalf("member %d: replSetGetStatus: %v", i, err)
+		}
+		if got := st.Lookup("myState").Int32(); got != map[bool]int32{true: 1, false: 2}[i == 0] {
+			t.Errorf("member %d: myState %d", i, got)
+		}
+		members, _ := st.Lookup("members").Array().Values()
+		if len(members) != 3 {
+			t.Fatalf("member %d: members %v", i, members)
+		}
+		for j, m := range members {
+			d := m.Document()
+			if got, want := d.Lookup("stateStr").StringValue(), map[bool]string{true: "PRIMARY", false: "SECONDARY"}[j == 0]; got != want {
+				t.Errorf("member %d sees member %d as %s, want %s", i, j, got, want)
+			}
+			if self, _ := d.Lookup("self").BooleanOK(); self != (i == j) {
+				t.Errorf("member %d: member %d self %v", i, j, self)
+			}
+			if j != 0 && d.Lookup("syncSourceHost").StringValue() != addrs[0] {
+				t.Errorf("member %d: member %d syncs from %s", i, j, d.Lookup("syncSourceHost"))
+			}
+		}
+		tsAt(t, st, "optimes", "lastCommittedOpTime", "ts")
+	}
+}
+
+// A secondary refuses writes, and reads from a client that asked for the primary.
+func TestSecondaryRefusesWritesAndPrimaryOnlyReads(t *testing.T) {
+	f := startFront(t, Config{Members: 2})
+	s := connectMember(t, f, 1)
+	_, err := s.Database("app").Collection("c").InsertOne(context.Background(), bson.D{{Key: "x", Value: 1}})
+	var ce mongo.WriteException
+	var cmdErr mongo.CommandError
+	switch {
+	case errors.As(err, &cmdErr) && cmdErr.Code == 10107:
+	case errors.As(err, &ce) && ce.HasErrorCode(10107):
+	default:
+		t.Errorf("insert on a secondary: %v, want NotWritablePrimary (10107)", err)
+	}
+	strict := options.Client().ApplyURI("mongodb://" + f.MemberAddrs()[1]).SetDirect(true).SetReadPreference(readpref.Primary())
+	c, err := mongo.Connect(context.Background(), strict)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(context.Background())
+	err = c.Database("app").RunCommand(context.Background(), bson.D{{Key: "find", Value: "c"}, {Key: "$readPreference", Value: bson.D{{Key: "mode", Value: "primary"}}}}).Err()
+	if !errors.As(err, &cmdErr) || cmdErr.Code != 13435 {
+		t.Errorf("a primary-only find on a secondary: %v, want NotPrimaryNoSecondaryOk (13435)", err)
+	}
+}
+
+// The majority commit point is where a majority of members are: it waits for the
+// secondaries, and majority reads see the data as of it.
+func TestMajorityPointFollowsTheSecondaries(t *testing.T) {
+	f := startFront(t, Config{Members: 3})
+	p := connectMember(t, f, 0)
+	ctx := context.Background()
+	coll := p.Database("app").Collection("c")
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	first := lastTS(t, p)
+	waitFor(t, "the majority to reach the first insert", func() bool {
+		return tsAt(t, helloOf(t, p), "lastWrite", "majorityOpTime", "ts") == first
+	})
+
+	// One secondary held: the other still makes a majority with the primary.
+	if err := f.SetLag(1, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	second := lastTS(t, p)
+	waitFor(t, "the majority to reach the second insert", func() bool {
+		return tsAt(t, helloOf(t, p), "lastWrite", "majorityOpTime", "ts") == second
+	})
+
+	// Both held: the majority point stays, majority reads do not see what follows.
+	if err := f.SetLag(-1, -1); err != nil {
+		t.Fatal(err)
+	}
+	for i := 3; i <= 7; i++ {
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: i}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := tsAt(t, helloOf(t, p), "lastWrite", "majorityOpTime", "ts"); got != second {
+		t.Errorf("majorityOpTime %v with both secondaries held, want %v", got, second)
+	}
+	if got := docsOf(t, p, "app", "c", readconcern.Majority()); len(got) != 2 {
+		t.Errorf("a majority read sees %d documents, want the 2 a majority holds: %v", len(got), got)
+	}
+	if got := docsOf(t, p, "app", "c", readconcern.Local()); len(got) != 7 {
+		t.Errorf("a local read sees %d documents, want 7", len(got))
+	}
+	// Released, the majority catches up.
+	if err := f.SetLag(-1, 0); err != nil {
+		t.Fatal(err)
+	}
+	last := lastTS(t, p)
+	waitFor(t, "the majority to catch up", func() bool {
+		return tsAt(t, helloOf(t, p), "lastWrite", "majorityOpTime", "ts") == last
+	})
+	if got := docsOf(t, p, "app", "c", readconcern.Majority()); len(got) != 7 {
+		t.Errorf("a majority read sees %d documents once the secondaries caught up, want 7", len(got))
+	}
+}
+
+// A read with afterClusterTime waits until its member has applied that time.
+func TestAfterClusterTimeWaitsForTheMember(t *testing.T) {
+	f := startFront(t, Config{Members: 2})
+	p := connectMember(t, f, 0)
+	s := connectMember(t, f, 1)
+	ctx := context.Background()
+	if err := f.SetLag(1, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Database("app").Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	ts := lastTS(t, p)
+	find := bson.D{{Key: "find", Value: "c"}, {Key: "readConcern", Value: bson.D{{Key: "afterClusterTime", Value: ts}}}, {Key: "maxTimeMS", Value: 200}}
+	err := s.Database("app").RunCommand(ctx, find).Err()
+	var ce mongo.CommandError
+	if !errors.As(err, &ce) || ce.Code != 50 {
+		t.Fatalf("afterClusterTime past a held secondary: %v, want MaxTimeMSExpired", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		find := bson.D{{Key: "find", Value: "c"}, {Key: "readConcern", Value: bson.D{{Key: "afterClusterTime", Value: ts}}}}
+		r, err := s.Database("app").RunCommand(ctx, find).Raw()
+		if err == nil {
+			if docs, _ := r.Lookup("cursor", "firstBatch").Array().Values(); len(docs) != 1 {
+				err = fmt.Errorf("found %d documents, want 1", len(docs))
+			}
+		}
+		done <- err
+	}()
+	if err := f.SetLag(1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("afterClusterTime once the secondary applied it: %v", err)
+	}
+}
