@@ -76,7 +76,7 @@ type Options struct {
 	// secondary applies each write again (package shard, replset.go): tests keep the
 	// one-member default unless they exercise the set; the CLI starts 3.
 	Members int
-	Logger       *slog.Logger
+	Logger  *slog.Logger
 }
 
 // ShardInfo describes one shard.

@@ -75,7 +75,7 @@ type oplog struct {
 		max     int64
 		last    primitive.Timestamp
 		wall    time.Time
-		term    int64 // the replica set term new entries carry (t)
+		term    int64         // the replica set term new entries carry (t)
 		changed chan struct{} // closed and replaced at every append
 		file    *os.File
 		dead    int64 // bytes at the head of the file that rolled off

@@ -14,6 +14,8 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readconcern"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
+
+	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
 // connectMember opens a direct connection to member i of the set, reading from it
@@ -200,15 +202,13 @@ func TestSecondaryRefusesWritesAndPrimaryOnlyReads(t *testing.T) {
 	default:
 		t.Errorf("insert on a secondary: %v, want NotWritablePrimary (10107)", err)
 	}
-	strict := options.Client().ApplyURI("mongodb://" + f.MemberAddrs()[1]).SetDirect(true).SetReadPreference(readpref.Primary())
-	c, err := mongo.Connect(context.Background(), strict)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Disconnect(context.Background())
-	err = c.Database("app").RunCommand(context.Background(), bson.D{{Key: "find", Value: "c"}, {Key: "$readPreference", Value: bson.D{{Key: "mode", Value: "primary"}}}}).Err()
-	if !errors.As(err, &cmdErr) || cmdErr.Code != 13435 {
-		t.Errorf("a primary-only find on a secondary: %v, want NotPrimaryNoSecondaryOk (13435)", err)
+	// Drivers connected to one member read with primaryPreferred: the find comes as
+	// an old client's would, asking for the primary.
+	body, _ := bson.Marshal(bson.D{{Key: "find", Value: "c"}, {Key: "$readPreference", Value: bson.D{{Key: "mode", Value: "primary"}}}, {Key: "$db", Value: "app"}})
+	nodes, _ := f.running()
+	reply := nodes[1].handle(nil, &wire.Command{Name: "find", DB: "app", Body: body})
+	if code, _ := reply.Lookup("code").AsInt32OK(); code != 13435 {
+		t.Errorf("a primary-only find on a secondary: %s, want NotPrimaryNoSecondaryOk (13435)", reply)
 	}
 }
 

@@ -79,13 +79,13 @@ type Config struct {
 	// MemberAddrs are the secondaries' addresses ("127.0.0.1:0" for any); missing ones
 	// come from Dir/replset.json, else any port.
 	MemberAddrs []string
-	Logger       *slog.Logger
+	Logger      *slog.Logger
 }
 
 // Front is a running shard.
 type Front struct {
 	cfg    Config
-	forms  forms // the oplog forms of cfg.Identity
+	forms  forms        // the oplog forms of cfg.Identity
 	server *wire.Server // member 0's, whose address names the shard
 	// servers are the members' listeners, by member index (servers[0] == server).
 	servers []*wire.Server

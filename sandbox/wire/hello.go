@@ -116,3 +116,14 @@ func (topo *Topology) Await(ctx context.Context, id Identity, cmd *Command) {
 	case <-ctx.Done():
 	}
 }
+
+// StateErrorReply is the reply to a command refused for the node's replica set state
+// ("not primary"...): from 4.4 it carries the node's topologyVersion, by which a driver
+// tells a current error (it rechecks the node) from a stale one (it ignores it).
+func (topo *Topology) StateErrorReply(id Identity, err *Error) bson.Raw {
+	d := bson.D{{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: err.Msg}, {Key: "code", Value: err.Code}, {Key: "codeName", Value: err.Name}}
+	if id.Release().TopologyVersion() {
+		d = append(d, bson.E{Key: "topologyVersion", Value: topo.doc()})
+	}
+	return Reply(d)
+}
