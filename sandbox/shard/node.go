@@ -92,7 +92,7 @@ func openNode(f *Front, i int, cat *catalog) (*node, error) {
 			return fail(err)
 		}
 	}
-	if n.oplog, err = openOplog(filepath.Join(dir, "oplog.bson"), f.oplogSize(), f.forms); err != nil {
+	if n.oplog, err = openOplogFile(filepath.Join(dir, "oplog.bson"), f.oplogSize(), f.forms, cat == nil); err != nil {
 		return fail(err)
 	}
 	n.rebuildSessions()
@@ -201,10 +201,22 @@ func (n *node) dispatch(s *wire.Session, cmd *wire.Command) bson.Raw {
 	if r, ok := n.serveInternal(cmd); ok {
 		return r
 	}
-	ctx := n.ctx
 	if writeCommands[strings.ToLower(cmd.Name)] {
-		ctx = n.writeContext()
+		ctx := n.writeContext()
+		reply := n.command(ctx, s, cmd)
+		if ctx.Err() != nil && n.ctx.Err() == nil {
+			// The member stepped down while the write waited for the write lock: it
+			// changed nothing (see StepDown).
+			return n.topo.StateErrorReply(n.front.cfg.Identity, cmd, &wire.Error{Code: 11602, Name: "InterruptedDueToReplStateChange",
+				Msg: "operation was interrupted because the member stepped down"})
+		}
+		return reply
 	}
+	return n.command(n.ctx, s, cmd)
+}
+
+// command runs a command on the member's data.
+func (n *node) command(ctx context.Context, s *wire.Session, cmd *wire.Command) bson.Raw {
 	switch strings.ToLower(cmd.Name) {
 	case "hello", "ismaster":
 		return n.hello(s, cmd)

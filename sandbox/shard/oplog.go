@@ -75,17 +75,26 @@ type oplog struct {
 		max     int64
 		last    primitive.Timestamp
 		wall    time.Time
-		term    int64         // the replica set term new entries carry (t)
-		changed chan struct{} // closed and replaced at every append
-		file    *os.File
-		dead    int64 // bytes at the head of the file that rolled off
-		closed  bool
+		term    int64 // the replica set term new entries carry (t)
+		// secondary refuses the entries of writes: a secondary's come from its
+		// primary (appendEntries).
+		secondary bool
+		changed   chan struct{} // closed and replaced at every append
+		file      *os.File
+		dead      int64 // bytes at the head of the file that rolled off
+		closed    bool
 	}
 }
 
 // openOplog loads the oplog file at path (creating it if needed) and keeps at most max
 // bytes of it; new entries take the given forms.
 func openOplog(path string, max int64, fm forms) (*oplog, error) {
+	return openOplogFile(path, max, fm, true)
+}
+
+// openOplogFile is openOplog; initiate writes the first entry of an empty oplog, as a
+// replica set's first primary does (a new secondary's oplog starts empty instead).
+func openOplogFile(path string, max int64, fm forms, initiate bool) (*oplog, error) {
 	l := &oplog{path: path, forms: fm}
 	l.mu.max = max
 	l.mu.changed = make(chan struct{})
@@ -127,7 +136,7 @@ func openOplog(path string, max int64, fm forms) (*oplog, error) {
 		f.Close()
 		return nil, err
 	}
-	if len(l.mu.entries) == 0 {
+	if len(l.mu.entries) == 0 && initiate {
 		if err := l.appendLocked([]draft{noop("initiating set")}); err != nil {
 			f.Close()
 			return nil, err
@@ -196,6 +205,9 @@ func (l *oplog) write(drafts ...draft) (primitive.Timestamp, error) {
 	defer l.mu.Unlock()
 	if l.mu.closed {
 		return primitive.Timestamp{}, errors.New("the shard's oplog is closed")
+	}
+	if l.mu.secondary {
+		return primitive.Timestamp{}, notWritablePrimary()
 	}
 	err := l.appendLocked(drafts)
 	return l.mu.last, err

@@ -125,3 +125,10 @@ func (l *oplog) entryAfter(ts primitive.Timestamp) primitive.Timestamp {
 	}
 	return l.mu.entries[i].ts
 }
+
+// setSecondary makes the oplog refuse (or take again) the entries of writes.
+func (l *oplog) setSecondary(on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.mu.secondary = on
+}

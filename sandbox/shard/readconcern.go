@@ -46,9 +46,9 @@ func (n *node) replGate(s *wire.Session, cmd *wire.Command) (bson.Raw, bool) {
 	primary := n.primary.Load()
 	switch {
 	case writeCommands[name] && !primary:
-		return n.topo.StateErrorReply(n.front.cfg.Identity, notWritablePrimary()), true
+		return n.topo.StateErrorReply(n.front.cfg.Identity, cmd, notWritablePrimary()), true
 	case secondaryReads[name] && !primary && !secondaryOk(cmd):
-		return n.topo.StateErrorReply(n.front.cfg.Identity, &wire.Error{Code: 13435, Name: "NotPrimaryNoSecondaryOk", Msg: "not primary and secondaryOk=false"}), true
+		return n.topo.StateErrorReply(n.front.cfg.Identity, cmd, &wire.Error{Code: 13435, Name: "NotPrimaryNoSecondaryOk", Msg: "not primary and secondaryOk=false"}), true
 	case name == "getmore" || name == "killcursors":
 		return n.forwardedCursor(s, cmd)
 	case concernedReads[name]:

@@ -157,6 +157,7 @@ func openNodes(f *Front) ([]*node, error) {
 		if nodes[i], err = openNode(f, i, nodes[p].cat); err != nil {
 			return fail(fmt.Errorf("member %d: %w", i, err))
 		}
+		nodes[i].becomeSecondary()
 		if err := nodes[i].catchUp(nodes[p]); err != nil {
 			return fail(fmt.Errorf("member %d: %w", i, err))
 		}
@@ -191,6 +192,7 @@ func (n *node) becomePrimary() {
 	defer n.termMu.Unlock()
 	n.termCtx, n.termStop = context.WithCancel(n.ctx)
 	n.electionID = electionIDOf(n.oplog.term())
+	n.oplog.setSecondary(false)
 	n.primary.Store(true)
 }
 
@@ -199,6 +201,7 @@ func (n *node) becomeSecondary() {
 	n.termMu.Lock()
 	defer n.termMu.Unlock()
 	n.primary.Store(false)
+	n.oplog.setSecondary(true)
 	if n.termStop != nil {
 		n.termStop()
 	}
@@ -326,6 +329,11 @@ func (n *node) applyEntriesLocked(es []entry, src *node) error {
 // set's secondaries start level with the primary (entries read back from the file
 // have no post-image: their documents come from src, which takes no write meanwhile).
 func (n *node) catchUp(src *node) error {
+	if _, size, _ := n.oplog.stats(); size == 0 {
+		if err := n.initialSync(src); err != nil {
+			return fmt.Errorf("initial sync: %w", err)
+		}
+	}
 	for {
 		last, _ := n.oplog.last()
 		es, held := src.oplog.since(last, replicationBatch)

@@ -307,3 +307,79 @@ func TestAfterClusterTimeWaitsForTheMember(t *testing.T) {
 		t.Errorf("afterClusterTime once the secondary applied it: %v", err)
 	}
 }
+
+// A shard started with more members than before copies its data to the new ones; a
+// secondary that had not applied everything when the set stopped catches up at the
+// next start (its entries' documents fetched from the primary), and the primary stays
+// the one that was.
+func TestSetRestartsWithItsSecondariesLevel(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	one, err := Start(Config{Name: "test-shard0", Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := connectMember(t, one, 0)
+	for i := range 3 {
+		if _, err := c.Database("app").Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: i}, {Key: "v", Value: 0}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Disconnect(ctx)
+	if err := one.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	f, err := Start(Config{Name: "test-shard0", Dir: dir, Members: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (Clients of a closed shard take seconds to disconnect: these go first.)
+	var members []*mongo.Client
+	for i := range 3 {
+		members = append(members, connectMember(t, f, i))
+	}
+	p := members[0]
+	want := docsOf(t, p, "app", "c", nil)
+	for i := 1; i < 3; i++ {
+		if got := docsOf(t, members[i], "app", "c", nil); !slices.Equal(got, want) {
+			t.Errorf("new member %d holds %v, want the primary's %v", i, got, want)
+		}
+	}
+	// Member 2 misses updates, then the set stops after a stepdown to member 1.
+	if err := f.SetLag(2, -1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := p.Database("app").Collection("c").UpdateOne(ctx, bson.D{{Key: "_id", Value: i}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "v", Value: i + 1}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.StepDown(false); err != nil {
+		t.Fatal(err)
+	}
+	want = docsOf(t, members[1], "app", "c", nil)
+	for _, m := range members {
+		m.Disconnect(ctx)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	f = startFront(t, Config{Name: "test-shard0", Dir: dir, Members: 3})
+	ms, err := f.Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms[1].State != "PRIMARY" {
+		t.Errorf("after the restart: %+v, want member 1 primary still", ms)
+	}
+	for i := range 3 {
+		if ms[i].Applied != ms[1].Applied {
+			t.Errorf("member %d is at %v after the restart, the primary at %v", i, ms[i].Applied, ms[1].Applied)
+		}
+		if got := docsOf(t, connectMember(t, f, i), "app", "c", nil); !slices.Equal(got, want) {
+			t.Errorf("member %d holds %v after the restart, want %v", i, got, want)
+		}
+	}
+}

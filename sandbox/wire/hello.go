@@ -120,8 +120,14 @@ func (topo *Topology) Await(ctx context.Context, id Identity, cmd *Command) {
 // StateErrorReply is the reply to a command refused for the node's replica set state
 // ("not primary"...): from 4.4 it carries the node's topologyVersion, by which a driver
 // tells a current error (it rechecks the node) from a stale one (it ignores it).
-func (topo *Topology) StateErrorReply(id Identity, err *Error) bson.Raw {
+// A retryable write (the command has a txnNumber outside a transaction) refused so
+// is labelled RetryableWriteError, as 4.4+ drivers expect before they retry it.
+func (topo *Topology) StateErrorReply(id Identity, cmd *Command, err *Error) bson.Raw {
 	d := bson.D{{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: err.Msg}, {Key: "code", Value: err.Code}, {Key: "codeName", Value: err.Name}}
+	_, inTxn := cmd.Lookup("autocommit").BooleanOK()
+	if cmd.Lookup("txnNumber").Type != 0 && !inTxn {
+		d = append(d, bson.E{Key: "errorLabels", Value: bson.A{"RetryableWriteError"}})
+	}
 	if id.Release().TopologyVersion() {
 		d = append(d, bson.E{Key: "topologyVersion", Value: topo.doc()})
 	}
