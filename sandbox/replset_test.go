@@ -154,7 +154,7 @@ func waitLevel(t *testing.T, c *Cluster, shardName string) {
 		}
 		level := true
 		for _, m := range ms {
-			level = level && m.Applied == ms[0].Applied
+			level = level && m.Applied.TS == ms[0].Applied.TS
 		}
 		if level {
 			return
