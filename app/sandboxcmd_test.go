@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -202,6 +204,36 @@ func TestSandboxCommand(t *testing.T) {
 	t.Run("ServesKeepsAndRestoresItsData", func(t *testing.T) { testSandboxKeepsData(t, bin) })
 	t.Run("WithoutDirLeavesNoTemporaryFiles", func(t *testing.T) { testSandboxTemporary(t, bin) })
 	t.Run("PresentsTheReleasesAsked", func(t *testing.T) { testSandboxReleases(t, bin) })
+	t.Run("ServesTheControlAPI", func(t *testing.T) { testSandboxControl(t, bin) })
+}
+
+// --control serves the fault hooks over HTTP: a stepdown says where the primary went,
+// and the cluster keeps taking writes.
+func testSandboxControl(t *testing.T, bin string) {
+	p := startSandbox(t, bin, nil, "--shards", "1", "--dest-shards", "1", "--members", "2", "--control", "127.0.0.1:0")
+	src := dial(t, "mongodb://"+p.line(t, "source: mongodb://"))
+	p.line(t, "destination: mongodb://")
+	control := "http://" + p.line(t, "control: http://")
+	resp, err := http.Post(control+"source/shards/source-shard0/stepdown", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Result struct {
+			NewPrimary string `json:"newPrimary"`
+			Term       int64  `json:"term"`
+		} `json:"result"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || out.Result.NewPrimary == "" || out.Result.Term != 2 {
+		t.Errorf("stepdown: %d %+v (%v), want the new primary in term 2", resp.StatusCode, out, err)
+	}
+	if _, err := src.Database("app").Collection("c").InsertOne(t.Context(), bson.D{{Key: "x", Value: 1}}); err != nil {
+		t.Errorf("insert after the stepdown: %v", err)
+	}
+	src.Disconnect(t.Context())
+	p.stop(t, os.Interrupt)
 }
 
 func testSandboxReleases(t *testing.T, bin string) {
