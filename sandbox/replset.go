@@ -48,3 +48,23 @@ func (c *Cluster) MajorityOpTime(name string) (shard.OpTime, error) {
 	}
 	return f.MajorityOpTime()
 }
+
+// HideNextEntries makes a shard primary's next n oplog entries of writes invisible to
+// the oplog's readers, the entries after them visible, until RevealEntries: oplog
+// holes placed exactly.
+func (c *Cluster) HideNextEntries(name string, n int) error {
+	f, err := c.front(name)
+	if err != nil {
+		return err
+	}
+	return f.HideNextEntries(n)
+}
+
+// RevealEntries closes the holes HideNextEntries opened on a shard.
+func (c *Cluster) RevealEntries(name string) error {
+	f, err := c.front(name)
+	if err != nil {
+		return err
+	}
+	return f.RevealEntries()
+}

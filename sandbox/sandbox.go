@@ -30,6 +30,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo/options"
@@ -76,7 +77,11 @@ type Options struct {
 	// secondary applies each write again (package shard, replset.go): tests keep the
 	// one-member default unless they exercise the set; the CLI starts 3.
 	Members int
-	Logger  *slog.Logger
+	// OplogHoles, when set, hides every other write's oplog entry from readers for that
+	// long while the entries after it are served, as concurrent commits on a real
+	// primary do (package shard, oplog_holes.go).
+	OplogHoles time.Duration
+	Logger     *slog.Logger
 }
 
 // ShardInfo describes one shard.
@@ -306,6 +311,7 @@ func (c *Cluster) startShard(cfg shard.Config) (*shard.Front, error) {
 	cfg.Identity = c.opts.Identity
 	cfg.OplogSize = c.opts.OplogSize
 	cfg.Members = c.opts.Members
+	cfg.OplogHoles = c.opts.OplogHoles
 	cfg.Logger = c.log.With("shard", cfg.Name)
 	return shard.Start(cfg)
 }

@@ -95,6 +95,7 @@ func openNode(f *Front, i int, cat *catalog) (*node, error) {
 	if n.oplog, err = openOplogFile(filepath.Join(dir, "oplog.bson"), f.oplogSize(), f.forms, cat == nil); err != nil {
 		return fail(err)
 	}
+	n.oplog.setHoles(f.cfg.OplogHoles)
 	n.rebuildSessions()
 	go n.noops(f.cfg.NoopInterval)
 	go n.flushSessions()

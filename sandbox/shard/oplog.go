@@ -24,6 +24,9 @@ type entry struct {
 	// post is an update's document after it, kept in memory only for the secondaries
 	// that apply the entry (replset.go); nil for other entries and after a restart.
 	post bson.Raw
+	// hole, when set, keeps the entry from readers until it is closed (see
+	// oplog_holes.go).
+	hole *hole
 }
 
 // draft is an oplog entry before the oplog gives it a ts.
@@ -79,6 +82,7 @@ type oplog struct {
 		// secondary refuses the entries of writes: a secondary's come from its
 		// primary (appendEntries).
 		secondary bool
+		holes     holePolicy
 		changed   chan struct{} // closed and replaced at every append
 		file      *os.File
 		dead      int64 // bytes at the head of the file that rolled off
@@ -222,7 +226,7 @@ func (l *oplog) appendLocked(drafts []draft) error {
 			ts = primitive.Timestamp{T: l.mu.last.T, I: l.mu.last.I + 1}
 		}
 		raw := l.forms.encodeEntry(d, ts, l.mu.last, l.mu.term, now)
-		l.mu.entries = append(l.mu.entries, entry{ts: ts, raw: raw, post: d.post})
+		l.mu.entries = append(l.mu.entries, entry{ts: ts, raw: raw, post: d.post, hole: l.mu.holes.next(d)})
 		l.mu.size += int64(len(raw))
 		l.mu.last, l.mu.wall = ts, now
 		buf = append(buf, raw...)
@@ -379,6 +383,9 @@ func (l *oplog) visit(from int64, needPrev, reverse bool, fn func(raw bson.Raw) 
 	if reverse {
 		s := min(from, end-1)
 		for ; s >= base; s-- {
+			if l.mu.entries[s-base].hole.open() {
+				continue
+			}
 			if !fn(l.mu.entries[s-base].raw) {
 				return s, false
 			}
@@ -390,6 +397,9 @@ func (l *oplog) visit(from int64, needPrev, reverse bool, fn func(raw bson.Raw) 
 	}
 	s := from
 	for ; s < end; s++ {
+		if l.mu.entries[s-base].hole.open() {
+			continue
+		}
 		if !fn(l.mu.entries[s-base].raw) {
 			return s, false
 		}

@@ -19,8 +19,15 @@ func (l *oplog) since(ts primitive.Timestamp, max int) ([]entry, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	i := sort.Search(len(l.mu.entries), func(i int) bool { return compareTS(l.mu.entries[i].ts, ts) > 0 })
-	held := i > 0 && l.mu.entries[i-1].ts == ts
+	held := ts.IsZero() || (i > 0 && l.mu.entries[i-1].ts == ts)
 	end := min(len(l.mu.entries), i+max)
+	// A member replicates up to the first hole, as MongoDB's oplog readers stop at
+	// the all-durable point.
+	for j := i; j < end; j++ {
+		if l.mu.entries[j].hole.open() {
+			end = j
+		}
+	}
 	return append([]entry(nil), l.mu.entries[i:end]...), held
 }
 

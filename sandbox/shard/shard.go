@@ -76,6 +76,9 @@ type Config struct {
 	// Members is the replica set's size (0: 1): a primary and Members-1 secondaries,
 	// each on its own address (see replset.go).
 	Members int
+	// OplogHoles, when set, hides every other write's entry from the oplog's readers
+	// for that long while later entries are served: oplog holes (oplog_holes.go).
+	OplogHoles time.Duration
 	// MemberAddrs are the secondaries' addresses ("127.0.0.1:0" for any); missing ones
 	// come from Dir/replset.json, else any port.
 	MemberAddrs []string
