@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -314,15 +315,114 @@ func (n *node) applyEntriesLocked(es []entry, src *node) error {
 	if err := n.ctx.Err(); err != nil {
 		return err
 	}
+	// Runs of inserts into one collection go to FerretDB as one insert: one SQLite
+	// transaction instead of one per document (a secondary kept up with a seeding
+	// primary ten times slower without it).
+	var run inserts
+	done := 0
+	flush := func() error {
+		if err := n.insertRun(run); err != nil {
+			return err
+		}
+		run = inserts{}
+		return nil
+	}
+	fail := func(e entry, err error) error {
+		if errApp := n.oplog.appendEntries(es[:done]); errApp != nil {
+			return errApp
+		}
+		return fmt.Errorf("apply %s: %w", e.raw, err)
+	}
 	for i, e := range es {
-		if err := n.applyEntry(n.ctx, e, src); err != nil {
-			if errApp := n.oplog.appendEntries(es[:i]); errApp != nil {
-				return errApp
+		if ns, docs, ok := insertsOf(e); ok {
+			if ns != run.ns && len(run.docs) > 0 {
+				if err := flush(); err != nil {
+					return fail(e, err)
+				}
+				done = i
 			}
-			return fmt.Errorf("apply %s: %w", e.raw, err)
+			run.ns = ns
+			run.docs = append(run.docs, docs...)
+			continue
+		}
+		if len(run.docs) > 0 {
+			if err := flush(); err != nil {
+				return fail(e, err)
+			}
+			done = i
+		}
+		if err := n.applyEntry(n.ctx, e, src); err != nil {
+			return fail(e, err)
+		}
+		done = i + 1
+	}
+	if len(run.docs) > 0 {
+		if err := flush(); err != nil {
+			return fail(es[len(es)-1], err)
 		}
 	}
 	return n.oplog.appendEntries(es)
+}
+
+// inserts are documents to insert into one namespace.
+type inserts struct {
+	ns   string
+	docs []bson.Raw
+}
+
+// insertsOf is what an insert entry inserts (a vectored insert's applyOps included):
+// ok false for any other entry.
+func insertsOf(e entry) (ns string, docs []bson.Raw, ok bool) {
+	op := str(e.raw.Lookup("op"))
+	o, _ := e.raw.Lookup("o").DocumentOK()
+	if op == "i" {
+		return str(e.raw.Lookup("ns")), []bson.Raw{o}, true
+	}
+	ops, isApplyOps := o.Lookup("applyOps").ArrayOK()
+	if op != "c" || !isApplyOps {
+		return "", nil, false
+	}
+	vals, _ := ops.Values()
+	for _, v := range vals {
+		d, _ := v.DocumentOK()
+		inner, _ := d.Lookup("o").DocumentOK()
+		if str(d.Lookup("op")) != "i" || (ns != "" && str(d.Lookup("ns")) != ns) {
+			return "", nil, false
+		}
+		ns = str(d.Lookup("ns"))
+		docs = append(docs, inner)
+	}
+	return ns, docs, len(docs) > 0
+}
+
+// insertRun inserts a run's documents; one already there (an entry applied again
+// after a restart) is replaced.
+func (n *node) insertRun(run inserts) error {
+	db, coll, _ := strings.Cut(run.ns, ".")
+	for start := 0; start < len(run.docs); start += cloneBatch {
+		batch := run.docs[start:min(start+cloneBatch, len(run.docs))]
+		docs := make(bson.A, len(batch))
+		for i, d := range batch {
+			docs[i] = d
+		}
+		reply, err := n.be.run(n.ctx, db, bson.D{{Key: "insert", Value: coll}, {Key: "documents", Value: docs}, {Key: "ordered", Value: false}})
+		if err != nil {
+			return err
+		}
+		werrs, _ := reply.Lookup("writeErrors").ArrayOK()
+		vals, _ := werrs.Values()
+		for _, v := range vals {
+			we, _ := v.DocumentOK()
+			idx, _ := we.Lookup("index").AsInt64OK()
+			if code, _ := we.Lookup("code").AsInt32OK(); code != 11000 {
+				return firstWriteError(reply)
+			}
+			if err := n.replaceDoc(n.ctx, db, coll, batch[idx]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // catchUp applies every entry of src that n lacks, regardless of lag: a restarted
