@@ -71,7 +71,9 @@ func (n *node) replFields() bson.D {
 	}
 	d = append(d, bson.E{Key: "me", Value: n.addr()})
 	if primary {
+		n.termMu.Lock()
 		d = append(d, bson.E{Key: "electionId", Value: n.electionID})
+		n.termMu.Unlock()
 	}
 	return append(d, bson.E{Key: "lastWrite", Value: bson.D{
 		{Key: "opTime", Value: own.doc()}, {Key: "lastWriteDate", Value: own.Wall},
