@@ -202,6 +202,11 @@ func TestSecondaryRefusesWritesAndPrimaryOnlyReads(t *testing.T) {
 	default:
 		t.Errorf("insert on a secondary: %v, want NotWritablePrimary (10107)", err)
 	}
+	// The refusal carries the member's topologyVersion: the driver keeps it as a
+	// secondary rather than unknown until its next heartbeat, and reads go on.
+	if err := s.Database("app").RunCommand(context.Background(), bson.D{{Key: "find", Value: "c"}}).Err(); err != nil {
+		t.Errorf("a read after the refused write: %v", err)
+	}
 	// Drivers connected to one member read with primaryPreferred: the find comes as
 	// an old client's would, asking for the primary.
 	body, _ := bson.Marshal(bson.D{{Key: "find", Value: "c"}, {Key: "$readPreference", Value: bson.D{{Key: "mode", Value: "primary"}}}, {Key: "$db", Value: "app"}})
@@ -380,6 +385,38 @@ func TestSetRestartsWithItsSecondariesLevel(t *testing.T) {
 		}
 		if got := docsOf(t, connectMember(t, f, i), "app", "c", nil); !slices.Equal(got, want) {
 			t.Errorf("member %d holds %v after the restart, want %v", i, got, want)
+		}
+	}
+}
+
+// New members of a shard whose oplog no longer holds its first entries get the data by
+// an initial sync, not from the oplog.
+func TestNewMembersCopyTheDataTheOplogLost(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	// A small oplog: the create and the first inserts roll off.
+	one, err := Start(Config{Name: "test-shard0", Dir: dir, OplogSize: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := connectMember(t, one, 0)
+	for i := range 8 {
+		if _, err := c.Database("app").Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: i}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Disconnect(ctx)
+	if err := one.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f := startFront(t, Config{Name: "test-shard0", Dir: dir, Members: 3, OplogSize: 600})
+	want := docsOf(t, connectMember(t, f, 0), "app", "c", nil)
+	if len(want) != 8 {
+		t.Fatalf("the primary holds %v", want)
+	}
+	for i := 1; i < 3; i++ {
+		if got := docsOf(t, connectMember(t, f, i), "app", "c", nil); !slices.Equal(got, want) {
+			t.Errorf("new member %d holds %v, want the primary's %v", i, got, want)
 		}
 	}
 }
