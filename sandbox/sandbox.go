@@ -10,8 +10,12 @@
 // Every node presents the same MongoDB release (package release): its hello,
 // buildInfo, FCV, config database formats and internal namespaces.
 //
+// Each shard is a replica set of Options.Members members (package shard, replset.go).
+//
 // A Cluster is used through its URI with any MongoDB driver; its Go API adds the
-// fault hooks tests need (stop, restart or isolate a shard, restart the router).
+// fault hooks tests need (stop, restart or isolate a shard, restart the router, step a
+// shard's primary down with or without rollback, lag its secondaries, open oplog
+// holes: replset.go), also served over HTTP for failure drills (Control).
 // It is a test and demo tool, not a database.
 package sandbox
 

@@ -1,6 +1,7 @@
-// Package shard is one sandbox shard: an embedded FerretDB (SQLite files in the shard's
-// directory, reachable only over a Unix socket there) behind a wire-protocol front on
-// 127.0.0.1 that answers as a one-member replica set's primary and owns the oplog.
+// Package shard is one sandbox shard: a replica set of Config.Members members (see
+// replset.go), each an embedded FerretDB (SQLite files in the member's directory,
+// reachable only over a Unix socket there) behind a wire-protocol front on 127.0.0.1;
+// the primary's front owns the oplog, the secondaries apply it.
 //
 //	client ─► wire (TLS, SCRAM) ─► front ─┬─ hello, replSetGetStatus, serverStatus ─► answered here
 //	                                      ├─ 8.0: user data without directShardOperations ─► refused
