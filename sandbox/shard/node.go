@@ -223,6 +223,8 @@ func (n *node) command(ctx context.Context, s *wire.Session, cmd *wire.Command) 
 		return n.hello(s, cmd)
 	case "replsetgetstatus":
 		return n.replSetGetStatus(cmd)
+	case "replsetgetrbid":
+		return wire.OK(bson.E{Key: "rbid", Value: n.front.set.rbid(n.member)})
 	case "replsetgetconfig":
 		return n.replSetGetConfig(cmd)
 	case "serverstatus":

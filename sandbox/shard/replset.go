@@ -50,10 +50,23 @@ type replSet struct {
 	// client holds (readconcern.go).
 	cursors map[int64]forwardedCursor
 	nextID  int64
+	// rbids are the members' rollback ids (replSetGetRBID): 1, plus one per rollback
+	// the member went through while the process ran.
+	rbids []int32
+}
+
+func (s *replSet) rbid(member int) int32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rbids[member]
 }
 
 func (s *replSet) init(members, primary int) {
 	s.lags = make([]time.Duration, members)
+	s.rbids = make([]int32, members)
+	for i := range s.rbids {
+		s.rbids[i] = 1
+	}
 	s.changed = make(chan struct{})
 	s.cursors = map[int64]forwardedCursor{}
 	if primary < 0 || primary >= members {

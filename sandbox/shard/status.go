@@ -217,7 +217,7 @@ func (n *node) serverStatus() bson.Raw {
 		bson.E{Key: "uptimeEstimate", Value: int64(up.Seconds())},
 		bson.E{Key: "localTime", Value: now},
 		bson.E{Key: "repl", Value: append(append(bson.D{{Key: "isWritablePrimary", Value: n.primary.Load()}}, n.replFields()...),
-			bson.E{Key: "rbid", Value: int32(1)})},
+			bson.E{Key: "rbid", Value: n.front.set.rbid(n.member)})},
 		bson.E{Key: "oplog", Value: bson.D{{Key: "sizeBytes", Value: size}, {Key: "maxSizeBytes", Value: maxSize}}},
 		bson.E{Key: "storageEngine", Value: bson.D{{Key: "name", Value: "sandbox-ferretdb-sqlite"}, {Key: "persistent", Value: true}}},
 	}

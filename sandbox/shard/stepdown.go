@@ -94,6 +94,9 @@ func (f *Front) StepDown(rollback bool) (StepDownReport, error) {
 			return rep, fmt.Errorf("shard %s: roll back the old primary: %w", f.cfg.Name, err)
 		}
 		rep.RolledBack, rep.Refetched, rep.CommonPoint = len(cut), n, common
+		f.set.mu.Lock()
+		f.set.rbids[old.member]++
+		f.set.mu.Unlock()
 	}
 	rep.Term = max(old.oplog.term(), next.oplog.term()) + 1
 	next.oplog.setTerm(rep.Term)

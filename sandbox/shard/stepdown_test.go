@@ -111,6 +111,11 @@ func TestStepDownRollsBackUnreplicatedWrites(t *testing.T) {
 	if got := entriesAfter(t, old, common); len(got) != 0 {
 		t.Errorf("the old primary's oplog still has entries past the common point: %v", got)
 	}
+	// Its rollback id moved on, as a client that resumes there checks.
+	rbid, err := old.Database("admin").RunCommand(ctx, bson.D{{Key: "replSetGetRBID", Value: 1}}).Raw()
+	if err != nil || rbid.Lookup("rbid").Int32() != 2 {
+		t.Errorf("replSetGetRBID on the rolled-back member: %s (%v), want rbid 2", rbid, err)
+	}
 	// Replication resumes, from the new primary, onto the rolled-back member.
 	if err := f.SetLag(-1, 0); err != nil {
 		t.Fatal(err)
