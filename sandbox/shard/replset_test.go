@@ -420,3 +420,31 @@ func TestNewMembersCopyTheDataTheOplogLost(t *testing.T) {
 		}
 	}
 }
+
+// A replica set client reading with readPreference secondary is served by a
+// secondary: it sees what the secondaries applied, not what only the primary has.
+func TestSecondaryReadPreferenceReadsASecondary(t *testing.T) {
+	f := startFront(t, Config{Members: 2})
+	c := connectSet(t, f)
+	ctx := context.Background()
+	if _, err := c.Database("app").Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	p := connectMember(t, f, 0)
+	s := connectMember(t, f, 1)
+	last := lastTS(t, p)
+	waitFor(t, "the secondary to apply the insert", func() bool { return lastTS(t, s) == last })
+	if err := f.SetLag(1, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Database("app").Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	fromSecondary := c.Database("app").Collection("c", options.Collection().SetReadPreference(readpref.Secondary()))
+	if n, err := fromSecondary.CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
+		t.Errorf("a secondary read counts %d (%v), want the 1 document the secondary holds", n, err)
+	}
+	if n, err := c.Database("app").Collection("c").CountDocuments(ctx, bson.D{}); err != nil || n != 2 {
+		t.Errorf("a primary read counts %d (%v), want 2", n, err)
+	}
+}
