@@ -29,6 +29,12 @@ import (
 // cost of one more FerretDB write per entry per secondary, and two idle embedded
 // FerretDB servers per member (data and the keyed writes' workbench): nothing runs
 // while the oplog is quiet, since the appliers wait on the oplog's change signal.
+// Measured on the 2-core test machine: 2 clusters x 2 shards x 3 members start in
+// about 0.25 s (0.11 s with 1 member) and idle at under 1% of one core; 5,000 inserts
+// through a router took 2.5 s to reach every member (0.6 s on 1-member shards), as
+// secondaries apply runs of inserts as one FerretDB insert. Separate database names
+// in one FerretDB would save the idle servers but not the writes, and would leak into
+// listDatabases, dbStats and the catalog's reconciliation of every member.
 //
 // The majority commit point is the newest optime a majority of members hold. Reads at
 // readConcern majority are served by the member that holds exactly that point (on a 3-
