@@ -117,6 +117,9 @@ func Control(clusters map[string]*Cluster) http.Handler {
 		if err != nil {
 			return nil, status, err
 		}
+		if _, err := f.Members(); err == nil {
+			return map[string]any{"shard": f.Name(), "action": "start", "note": "it was running: nothing changed", "members": members(f)}, 0, nil
+		}
 		if err := f.Restart(); err != nil {
 			return nil, http.StatusConflict, err
 		}

@@ -100,8 +100,11 @@ func TestControlAPIDrivesTheFaultHooks(t *testing.T) {
 	if out := post(base+"/stop", http.StatusOK); out["state"] != "stopped" {
 		t.Errorf("stop answered %v", out)
 	}
-	if out := post(base+"/start", http.StatusOK); out["members"] == nil {
+	if out := post(base+"/start", http.StatusOK); out["members"] == nil || out["note"] != nil {
 		t.Errorf("start answered %v", out)
+	}
+	if out := post(base+"/start", http.StatusOK); out["note"] == nil {
+		t.Errorf("start on a running shard answered %v, want a note that nothing changed", out)
 	}
 	if out := post("/source/shards/nope/stepdown", http.StatusNotFound); !strings.Contains(out["error"].(string), sh.Name) {
 		t.Errorf("an unknown shard: %v, want the shards named", out)
