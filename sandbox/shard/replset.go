@@ -244,7 +244,7 @@ const replicationBatch = 256
 // as n's lag, until n stops.
 func (n *node) replicate(nodes []*node) {
 	defer close(n.replDone)
-	for {
+	for n.ctx.Err() == nil {
 		primary, _, changed, lags := n.front.set.watch()
 		var wait <-chan struct{}
 		var timer *time.Timer
@@ -252,7 +252,9 @@ func (n *node) replicate(nodes []*node) {
 			src := nodes[primary]
 			applied, pending, err := n.pull(src, lags[n.member])
 			switch {
-			case err != nil && n.ctx.Err() == nil:
+			case err != nil && n.ctx.Err() != nil:
+				return
+			case err != nil:
 				n.front.cfg.Logger.Error("secondary cannot apply its primary's entries", "shard", n.front.cfg.Name, "member", n.member, "err", err)
 				timer = time.NewTimer(time.Second)
 			case applied > 0:

@@ -448,3 +448,30 @@ func TestSecondaryReadPreferenceReadsASecondary(t *testing.T) {
 		t.Errorf("a primary read counts %d (%v), want 2", n, err)
 	}
 }
+
+// A set stops while its secondaries have a backlog to apply: their replication ends
+// with the node instead of retrying its cancelled writes forever.
+func TestSetStopsWhileSecondariesApply(t *testing.T) {
+	f, err := Start(Config{Name: "test-shard0", Dir: t.TempDir(), Members: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := connectMember(t, f, 0)
+	if err := f.SetLag(-1, -1); err != nil {
+		t.Fatal(err)
+	}
+	docs := make([]any, 3000)
+	for i := range docs {
+		docs[i] = bson.D{{Key: "_id", Value: i}}
+	}
+	if _, err := c.Database("app").Collection("c").InsertMany(context.Background(), docs); err != nil {
+		t.Fatal(err)
+	}
+	c.Disconnect(context.Background())
+	if err := f.SetLag(-1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
