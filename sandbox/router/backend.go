@@ -74,6 +74,9 @@ func connectBackend(s Shard, base func() *options.ClientOptions) (*backend, erro
 // to reach the shard becomes a wire.Error naming it.
 func (b *backend) run(ctx context.Context, db string, cmd any) (bson.Raw, error) {
 	raw, err := b.client.Database(db).RunCommand(ctx, cmd).Raw()
+	if b.primaryChanged(err) {
+		raw, err = b.client.Database(db).RunCommand(ctx, cmd).Raw()
+	}
 	var we mongo.WriteException
 	if errors.As(err, &we) && len(raw) > 0 {
 		// Write errors are part of a write command's reply, not a failure of it:
@@ -89,6 +92,9 @@ func (b *backend) run(ctx context.Context, db string, cmd any) (bson.Raw, error)
 // cursor runs a cursor-returning command (find, aggregate, listCollections...).
 func (b *backend) cursor(ctx context.Context, db string, cmd any) (*mongo.Cursor, error) {
 	c, err := b.client.Database(db).RunCommandCursor(ctx, cmd)
+	if b.primaryChanged(err) {
+		c, err = b.client.Database(db).RunCommandCursor(ctx, cmd)
+	}
 	if err != nil {
 		return nil, b.classify(err)
 	}
@@ -110,6 +116,21 @@ func (b *backend) all(ctx context.Context, db string, cmd any) ([]bson.Raw, erro
 		return nil, b.classify(err)
 	}
 	return out, nil
+}
+
+// primaryChanged reports an error by which a replica set shard's member says it is no
+// longer primary (a stepdown): it changed nothing, and a mongos sends the command
+// again, to the new primary the driver finds through hello.
+func (b *backend) primaryChanged(err error) bool {
+	var ce mongo.CommandError
+	if len(b.Members) < 2 || !errors.As(err, &ce) {
+		return false
+	}
+	switch ce.Code {
+	case 10107, 13435, 13436, 11602, 189: // NotWritablePrimary, NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary, InterruptedDueToReplStateChange, PrimarySteppedDown
+		return true
+	}
+	return false
 }
 
 // classify turns a driver error into what mongos would answer: the shard's own
