@@ -159,8 +159,9 @@ func dial(t *testing.T, uri string) *mongo.Client {
 	return c
 }
 
-// shardHosts are the host:port of every shard listShards reports.
-func shardHosts(t *testing.T, c *mongo.Client) []string {
+// shardHostStrings are the host strings listShards reports, one per shard
+// ("set/host:port,host:port,...": every member of its replica set).
+func shardHostStrings(t *testing.T, c *mongo.Client) []string {
 	t.Helper()
 	var reply struct {
 		Shards []struct {
@@ -170,9 +171,19 @@ func shardHosts(t *testing.T, c *mongo.Client) []string {
 	if err := c.Database("admin").RunCommand(t.Context(), bson.D{{Key: "listShards", Value: 1}}).Decode(&reply); err != nil {
 		t.Fatalf("listShards: %v", err)
 	}
-	var hosts []string
+	var out []string
 	for _, s := range reply.Shards {
-		_, h, _ := strings.Cut(s.Host, "/")
+		out = append(out, s.Host)
+	}
+	return out
+}
+
+// shardHosts are the host:port of every member of every shard listShards reports.
+func shardHosts(t *testing.T, c *mongo.Client) []string {
+	t.Helper()
+	var hosts []string
+	for _, s := range shardHostStrings(t, c) {
+		_, h, _ := strings.Cut(s, "/")
 		hosts = append(hosts, strings.Split(h, ",")...)
 	}
 	return hosts
@@ -253,7 +264,7 @@ func testSandboxReleases(t *testing.T, bin string) {
 		}
 		// The 8.0 destination's config server is its second shard (--config-shard);
 		// the 4.2 source has none.
-		if n := len(shardHosts(t, c.client)); n != c.shards {
+		if n := len(shardHostStrings(t, c.client)); n != c.shards {
 			t.Errorf("a %sx cluster lists %d shards, want %d", c.want, n, c.shards)
 		}
 	}
@@ -281,7 +292,7 @@ func testSandboxKeepsData(t *testing.T, bin string) {
 	if err := dst.Ping(ctx, nil); err != nil {
 		t.Fatalf("destination: %v", err)
 	}
-	if n := len(shardHosts(t, dst)); n != 2 {
+	if n := len(shardHostStrings(t, dst)); n != 2 {
 		t.Fatalf("destination has %d shards, want 2 (--dest-shards)", n)
 	}
 	// The load inserts orders with fresh ObjectIds, unlike the seed's, which date from 2023.
@@ -320,7 +331,7 @@ func testSandboxKeepsData(t *testing.T, bin string) {
 	srcURI = "mongodb://" + p.line(t, "source: mongodb://")
 	dstURI = "mongodb://" + p.line(t, "destination: mongodb://")
 	src, dst = dial(t, srcURI), dial(t, dstURI)
-	if n, m := len(shardHosts(t, src)), len(shardHosts(t, dst)); n != 3 || m != 2 {
+	if n, m := len(shardHostStrings(t, src)), len(shardHostStrings(t, dst)); n != 3 || m != 2 {
 		t.Fatalf("restarted without --shards on the same --dir: %d and %d shards, want the 3 and 2 the folder holds", n, m)
 	}
 	if err := src.Database("e2e").Collection("marker").FindOne(ctx, bson.D{{Key: "_id", Value: "kept"}}).Err(); err != nil {
@@ -350,10 +361,10 @@ func testSandboxTemporary(t *testing.T, bin string) {
 	}
 	// The printed URIs carry what a client needs: the credentials and the CA.
 	src, dst := dial(t, srcURI), dial(t, dstURI)
-	if n := len(shardHosts(t, src)); n != 1 {
+	if n := len(shardHostStrings(t, src)); n != 1 {
 		t.Errorf("source has %d shards, want 1", n)
 	}
-	if n := len(shardHosts(t, dst)); n != 3 {
+	if n := len(shardHostStrings(t, dst)); n != 3 {
 		t.Errorf("destination has %d shards, want 3", n)
 	}
 	hosts := append(shardHosts(t, src), shardHosts(t, dst)...)
