@@ -50,7 +50,7 @@ func (n *node) replGate(s *wire.Session, cmd *wire.Command) (bson.Raw, bool) {
 	case secondaryReads[name] && !primary && !secondaryOk(cmd):
 		return n.topo.StateErrorReply(n.front.cfg.Identity, cmd, &wire.Error{Code: 13435, Name: "NotPrimaryNoSecondaryOk", Msg: "not primary and secondaryOk=false"}), true
 	case name == "getmore" || name == "killcursors":
-		return n.forwardedCursor(s, cmd)
+		return n.serveForwardedCursor(s, cmd)
 	case concernedReads[name]:
 		return n.readConcern(s, cmd)
 	}
@@ -179,8 +179,8 @@ func (s *replSet) track(at *node, id, clientID int64) int64 {
 	return clientID
 }
 
-// forwardedCursor serves getMore and killCursors on a cursor another member holds.
-func (n *node) forwardedCursor(s *wire.Session, cmd *wire.Command) (bson.Raw, bool) {
+// serveForwardedCursor serves getMore and killCursors on a cursor another member holds.
+func (n *node) serveForwardedCursor(s *wire.Session, cmd *wire.Command) (bson.Raw, bool) {
 	set := &n.front.set
 	if strings.EqualFold(cmd.Name, "getMore") {
 		id, _ := cmd.Lookup("getMore").AsInt64OK()

@@ -86,10 +86,12 @@ func (s *replSet) notifyLocked() {
 	s.changed = make(chan struct{})
 }
 
-func (s *replSet) watch() (primary int, lag time.Duration, changed <-chan struct{}, lags []time.Duration) {
+// watch is the current primary, the members' lags and a channel closed when either
+// changes.
+func (s *replSet) watch() (primary int, changed <-chan struct{}, lags []time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.primary, 0, s.changed, slices.Clone(s.lags)
+	return s.primary, s.changed, slices.Clone(s.lags)
 }
 
 // replSetState is Dir/replset.json: who is primary and where the secondaries listen,
@@ -245,7 +247,7 @@ const replicationBatch = 256
 func (n *node) replicate(nodes []*node) {
 	defer close(n.replDone)
 	for n.ctx.Err() == nil {
-		primary, _, changed, lags := n.front.set.watch()
+		primary, changed, lags := n.front.set.watch()
 		var wait <-chan struct{}
 		var timer *time.Timer
 		if primary != n.member {
