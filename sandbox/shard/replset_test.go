@@ -224,8 +224,11 @@ func TestMajorityPointFollowsTheSecondaries(t *testing.T) {
 	p := connectMember(t, f, 0)
 	ctx := context.Background()
 	coll := p.Database("app").Collection("c")
-	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
-		t.Fatal(err)
+	// Enough documents that a majority read (batches of 2) needs getMores.
+	for _, id := range []int{100, 101, 102, 103, 104, 1} {
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	first := lastTS(t, p)
 	waitFor(t, "the majority to reach the first insert", func() bool {
@@ -256,11 +259,11 @@ func TestMajorityPointFollowsTheSecondaries(t *testing.T) {
 	if got := tsAt(t, helloOf(t, p), "lastWrite", "majorityOpTime", "ts"); got != second {
 		t.Errorf("majorityOpTime %v with both secondaries held, want %v", got, second)
 	}
-	if got := docsOf(t, p, "app", "c", readconcern.Majority()); len(got) != 2 {
-		t.Errorf("a majority read sees %d documents, want the 2 a majority holds: %v", len(got), got)
+	if got := docsOf(t, p, "app", "c", readconcern.Majority()); len(got) != 7 {
+		t.Errorf("a majority read sees %d documents, want the 7 a majority holds: %v", len(got), got)
 	}
-	if got := docsOf(t, p, "app", "c", readconcern.Local()); len(got) != 7 {
-		t.Errorf("a local read sees %d documents, want 7", len(got))
+	if got := docsOf(t, p, "app", "c", readconcern.Local()); len(got) != 12 {
+		t.Errorf("a local read sees %d documents, want 12", len(got))
 	}
 	// Released, the majority catches up.
 	if err := f.SetLag(-1, 0); err != nil {
@@ -270,8 +273,8 @@ func TestMajorityPointFollowsTheSecondaries(t *testing.T) {
 	waitFor(t, "the majority to catch up", func() bool {
 		return tsAt(t, helloOf(t, p), "lastWrite", "majorityOpTime", "ts") == last
 	})
-	if got := docsOf(t, p, "app", "c", readconcern.Majority()); len(got) != 7 {
-		t.Errorf("a majority read sees %d documents once the secondaries caught up, want 7", len(got))
+	if got := docsOf(t, p, "app", "c", readconcern.Majority()); len(got) != 12 {
+		t.Errorf("a majority read sees %d documents once the secondaries caught up, want 12", len(got))
 	}
 }
 
