@@ -75,6 +75,7 @@ func TestBadUsageExitsTwoNamingTheProblem(t *testing.T) {
 		{[]string{"sandbox", "--oplog-size", "lots"}, []string{`"lots"`, "-oplog-size"}},
 		{[]string{"sandbox", "--id-type", "uuid"}, []string{"--id-type", `"uuid"`, "objectid or number"}},
 		{[]string{"sandbox", "extra"}, []string{`unexpected argument "extra"`}},
+		{[]string{"sandbox", "--members", "0"}, []string{"--members 0", "1 to 7"}},
 		{[]string{"sandbox", "--mongodb-version", "3.4"}, []string{"--mongodb-version 3.4", "3.6, 4.0, 4.2, 4.4, 5.0, 6.0, 7.0, 8.0"}},
 		{[]string{"sandbox", "--dest-mongodb-version", "7"}, []string{"--dest-mongodb-version 7", "3.6, 4.0"}},
 		{[]string{"sandbox", "--config-shard"}, []string{"--config-shard", "8.0"}},

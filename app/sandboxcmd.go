@@ -2,11 +2,14 @@ package app
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,6 +62,10 @@ type sandboxConfig struct {
 	version, destVersion string
 	configShard          bool
 	ids                  seed.IDs
+	// members is each shard's replica set size; control is where the fault hooks'
+	// HTTP API listens ("": nowhere).
+	members int
+	control string
 }
 
 func runSandbox(ctx context.Context, s streams, args []string) int {
@@ -76,6 +83,8 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 	version := f.String("mongodb-version", release.Default.String(), "the MongoDB release the clusters present: `VERSION` is one of "+release.List())
 	destVersion := f.String("dest-mongodb-version", "", "the release the destination presents, if not --mongodb-version's (`VERSION`)")
 	configShard := f.Bool("config-shard", false, "make the config server of each MongoDB 8.0 cluster a shard too (shard \"config\")")
+	members := f.Int("members", 3, "`N` members in each shard's replica set (1: a single-member set, the lightest)")
+	control := f.String("control", "", "serve the failure-drill API (stepdown, rollback, lag, stop, start) on `HOST:PORT`, such as 127.0.0.1:27100")
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
@@ -86,7 +95,8 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 	if err != nil {
 		return usageError(s, f.prog, "--id-type: %v", err)
 	}
-	cfg := sandboxConfig{shards: *shards, destShards: *destShards, docs: *docs, rate: *rate, dir: *dir, tls: *useTLS, oplogSize: int64(oplog), configShard: *configShard, ids: ids}
+	cfg := sandboxConfig{shards: *shards, destShards: *destShards, docs: *docs, rate: *rate, dir: *dir, tls: *useTLS, oplogSize: int64(oplog), configShard: *configShard, ids: ids,
+		members: *members, control: *control}
 	set := map[string]bool{}
 	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	// Like the shard counts, the releases default to what a --dir holds.
@@ -117,6 +127,8 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 		return usageError(s, f.prog, "--docs %d: the document count cannot be negative", cfg.docs)
 	case cfg.rate < 0:
 		return usageError(s, f.prog, "--load %d: the write rate cannot be negative", cfg.rate)
+	case cfg.members < 1 || cfg.members > 7:
+		return usageError(s, f.prog, "--members %d: a shard's replica set has 1 to 7 members here", cfg.members)
 	}
 	// A --dir that already holds clusters restarts them as they are: without an explicit
 	// --shards the sandbox takes each cluster's shard count from its folder (0 = "as the
@@ -174,6 +186,7 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 			OplogSize:      cfg.oplogSize,
 			MongoDBVersion: version,
 			ConfigShard:    cfg.configShard && isRelease80(version),
+			Members:        cfg.members,
 			Logger:         logger.With("cluster", name),
 		})
 	}
@@ -207,7 +220,18 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 		}
 	}
 
+	if cfg.control != "" {
+		addr, stopControl, err := serveControl(cfg.control, map[string]*sandbox.Cluster{"source": src, "destination": dst}, logger)
+		if err != nil {
+			return fail("--control %s: %v", cfg.control, err)
+		}
+		defer stopControl()
+		cfg.control = addr
+	}
 	fmt.Fprintf(s.out, "source: %s\ndestination: %s\n", src.URI(), dst.URI())
+	if cfg.control != "" {
+		fmt.Fprintf(s.out, "control: http://%s/\n", cfg.control)
+	}
 	if cfg.tls {
 		// Each cluster has its own CA; the URIs name them too (tlsCAFile).
 		fmt.Fprintf(s.out, "source ca: %s\ndestination ca: %s\n", src.CAFile(), dst.CAFile())
@@ -251,6 +275,22 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 		fmt.Fprintf(s.err, "load: %s\n", &stats)
 	}
 	return exitOK
+}
+
+// serveControl serves the clusters' failure-drill API (sandbox.Control) on addr until
+// stop is called; bound is the address it listens on (addr's port may be 0).
+func serveControl(addr string, clusters map[string]*sandbox.Cluster, logger *slog.Logger) (bound string, stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: sandbox.Control(clusters), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("control API stopped", "err", err)
+		}
+	}()
+	return l.Addr().String(), func() { srv.Close() }, nil
 }
 
 // isRelease80 reports whether a --mongodb-version value names 8.0.

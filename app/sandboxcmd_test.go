@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -157,8 +159,9 @@ func dial(t *testing.T, uri string) *mongo.Client {
 	return c
 }
 
-// shardHosts are the host:port of every shard listShards reports.
-func shardHosts(t *testing.T, c *mongo.Client) []string {
+// shardHostStrings are the host strings listShards reports, one per shard
+// ("set/host:port,host:port,...": every member of its replica set).
+func shardHostStrings(t *testing.T, c *mongo.Client) []string {
 	t.Helper()
 	var reply struct {
 		Shards []struct {
@@ -168,9 +171,19 @@ func shardHosts(t *testing.T, c *mongo.Client) []string {
 	if err := c.Database("admin").RunCommand(t.Context(), bson.D{{Key: "listShards", Value: 1}}).Decode(&reply); err != nil {
 		t.Fatalf("listShards: %v", err)
 	}
-	var hosts []string
+	var out []string
 	for _, s := range reply.Shards {
-		_, h, _ := strings.Cut(s.Host, "/")
+		out = append(out, s.Host)
+	}
+	return out
+}
+
+// shardHosts are the host:port of every member of every shard listShards reports.
+func shardHosts(t *testing.T, c *mongo.Client) []string {
+	t.Helper()
+	var hosts []string
+	for _, s := range shardHostStrings(t, c) {
+		_, h, _ := strings.Cut(s, "/")
 		hosts = append(hosts, strings.Split(h, ",")...)
 	}
 	return hosts
@@ -202,6 +215,36 @@ func TestSandboxCommand(t *testing.T) {
 	t.Run("ServesKeepsAndRestoresItsData", func(t *testing.T) { testSandboxKeepsData(t, bin) })
 	t.Run("WithoutDirLeavesNoTemporaryFiles", func(t *testing.T) { testSandboxTemporary(t, bin) })
 	t.Run("PresentsTheReleasesAsked", func(t *testing.T) { testSandboxReleases(t, bin) })
+	t.Run("ServesTheControlAPI", func(t *testing.T) { testSandboxControl(t, bin) })
+}
+
+// --control serves the fault hooks over HTTP: a stepdown says where the primary went,
+// and the cluster keeps taking writes.
+func testSandboxControl(t *testing.T, bin string) {
+	p := startSandbox(t, bin, nil, "--shards", "1", "--dest-shards", "1", "--members", "2", "--control", "127.0.0.1:0")
+	src := dial(t, "mongodb://"+p.line(t, "source: mongodb://"))
+	p.line(t, "destination: mongodb://")
+	control := "http://" + p.line(t, "control: http://")
+	resp, err := http.Post(control+"source/shards/source-shard0/stepdown", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Result struct {
+			NewPrimary string `json:"newPrimary"`
+			Term       int64  `json:"term"`
+		} `json:"result"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || out.Result.NewPrimary == "" || out.Result.Term != 2 {
+		t.Errorf("stepdown: %d %+v (%v), want the new primary in term 2", resp.StatusCode, out, err)
+	}
+	if _, err := src.Database("app").Collection("c").InsertOne(t.Context(), bson.D{{Key: "x", Value: 1}}); err != nil {
+		t.Errorf("insert after the stepdown: %v", err)
+	}
+	src.Disconnect(t.Context())
+	p.stop(t, os.Interrupt)
 }
 
 func testSandboxReleases(t *testing.T, bin string) {
@@ -221,7 +264,7 @@ func testSandboxReleases(t *testing.T, bin string) {
 		}
 		// The 8.0 destination's config server is its second shard (--config-shard);
 		// the 4.2 source has none.
-		if n := len(shardHosts(t, c.client)); n != c.shards {
+		if n := len(shardHostStrings(t, c.client)); n != c.shards {
 			t.Errorf("a %sx cluster lists %d shards, want %d", c.want, n, c.shards)
 		}
 	}
@@ -249,7 +292,7 @@ func testSandboxKeepsData(t *testing.T, bin string) {
 	if err := dst.Ping(ctx, nil); err != nil {
 		t.Fatalf("destination: %v", err)
 	}
-	if n := len(shardHosts(t, dst)); n != 2 {
+	if n := len(shardHostStrings(t, dst)); n != 2 {
 		t.Fatalf("destination has %d shards, want 2 (--dest-shards)", n)
 	}
 	// The load inserts orders with fresh ObjectIds, unlike the seed's, which date from 2023.
@@ -288,7 +331,7 @@ func testSandboxKeepsData(t *testing.T, bin string) {
 	srcURI = "mongodb://" + p.line(t, "source: mongodb://")
 	dstURI = "mongodb://" + p.line(t, "destination: mongodb://")
 	src, dst = dial(t, srcURI), dial(t, dstURI)
-	if n, m := len(shardHosts(t, src)), len(shardHosts(t, dst)); n != 3 || m != 2 {
+	if n, m := len(shardHostStrings(t, src)), len(shardHostStrings(t, dst)); n != 3 || m != 2 {
 		t.Fatalf("restarted without --shards on the same --dir: %d and %d shards, want the 3 and 2 the folder holds", n, m)
 	}
 	if err := src.Database("e2e").Collection("marker").FindOne(ctx, bson.D{{Key: "_id", Value: "kept"}}).Err(); err != nil {
@@ -318,10 +361,10 @@ func testSandboxTemporary(t *testing.T, bin string) {
 	}
 	// The printed URIs carry what a client needs: the credentials and the CA.
 	src, dst := dial(t, srcURI), dial(t, dstURI)
-	if n := len(shardHosts(t, src)); n != 1 {
+	if n := len(shardHostStrings(t, src)); n != 1 {
 		t.Errorf("source has %d shards, want 1", n)
 	}
-	if n := len(shardHosts(t, dst)); n != 3 {
+	if n := len(shardHostStrings(t, dst)); n != 3 {
 		t.Errorf("destination has %d shards, want 3", n)
 	}
 	hosts := append(shardHosts(t, src), shardHosts(t, dst)...)

@@ -10,8 +10,12 @@
 // Every node presents the same MongoDB release (package release): its hello,
 // buildInfo, FCV, config database formats and internal namespaces.
 //
+// Each shard is a replica set of Options.Members members (package shard, replset.go).
+//
 // A Cluster is used through its URI with any MongoDB driver; its Go API adds the
-// fault hooks tests need (stop, restart or isolate a shard, restart the router).
+// fault hooks tests need (stop, restart or isolate a shard, restart the router, step a
+// shard's primary down with or without rollback, lag its secondaries, open oplog
+// holes: replset.go), also served over HTTP for failure drills (Control).
 // It is a test and demo tool, not a database.
 package sandbox
 
@@ -30,6 +34,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo/options"
@@ -72,7 +77,15 @@ type Options struct {
 	ConfigShard bool
 	// LeaveOrphans makes moveChunk leave the donor's copies behind.
 	LeaveOrphans bool
-	Logger       *slog.Logger
+	// Members is the number of members of each shard's replica set (0: 1). Every
+	// secondary applies each write again (package shard, replset.go): tests keep the
+	// one-member default unless they exercise the set; the CLI starts 3.
+	Members int
+	// OplogHoles, when set, hides every other write's oplog entry from readers for that
+	// long while the entries after it are served, as concurrent commits on a real
+	// primary do (package shard, oplog_holes.go).
+	OplogHoles time.Duration
+	Logger     *slog.Logger
 }
 
 // ShardInfo describes one shard.
@@ -245,7 +258,7 @@ func (c *Cluster) start(ctx context.Context) error {
 			return fmt.Errorf("start shard %s: %w", sname, err)
 		}
 		c.fronts = append(c.fronts, f)
-		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr()})
+		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr(), Members: membersOf(f)})
 	}
 	var cfgAddrs []string
 	if c.opts.ConfigShard {
@@ -259,7 +272,7 @@ func (c *Cluster) start(ctx context.Context) error {
 			return fmt.Errorf("start the config shard: %w", err)
 		}
 		c.fronts = append(c.fronts, f)
-		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr(), SetName: router.ConfigReplSet})
+		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr(), SetName: router.ConfigReplSet, Members: membersOf(f)})
 		cfgAddrs = []string{f.Addr()}
 	}
 	if c.catalog, err = router.OpenCatalog(filepath.Join(c.dir, "config", "catalog.bson"), shards, c.opts.Identity, c.opts.Auth); err != nil {
@@ -301,8 +314,18 @@ func (c *Cluster) startShard(cfg shard.Config) (*shard.Front, error) {
 	cfg.Cluster = &c.view
 	cfg.Identity = c.opts.Identity
 	cfg.OplogSize = c.opts.OplogSize
+	cfg.Members = c.opts.Members
+	cfg.OplogHoles = c.opts.OplogHoles
 	cfg.Logger = c.log.With("shard", cfg.Name)
 	return shard.Start(cfg)
+}
+
+// membersOf is a shard's member addresses when it has more than one.
+func membersOf(f *shard.Front) []string {
+	if m := f.MemberAddrs(); len(m) > 1 {
+		return m
+	}
+	return nil
 }
 
 // startConfigServers starts the dedicated config server(s), unless the config server
@@ -344,7 +367,7 @@ func (c *Cluster) serverTLS() *tls.Config {
 func (c *Cluster) startRouter() error {
 	var shards []router.Shard
 	for _, f := range c.fronts {
-		s := router.Shard{Name: f.Name(), Addr: f.Addr()}
+		s := router.Shard{Name: f.Name(), Addr: f.Addr(), Members: membersOf(f)}
 		if f.Name() == "config" {
 			s.SetName = router.ConfigReplSet
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -19,14 +20,25 @@ type Shard struct {
 	Addr string // host:port of its primary
 	// SetName is its replica set's name when it differs from Name (the config shard).
 	SetName string
+	// Members are its replica set members' host:port when it has more than one (Addr
+	// is one of them): the router then follows the set's primary, as a mongos does.
+	Members []string
 }
 
 // Host is the shard's host string as config.shards and listShards show it.
 func (s Shard) Host() string {
-	if s.SetName != "" {
-		return s.SetName + "/" + s.Addr
+	hosts := s.Addr
+	if len(s.Members) > 0 {
+		hosts = strings.Join(s.Members, ",")
 	}
-	return s.Name + "/" + s.Addr
+	return s.setName() + "/" + hosts
+}
+
+func (s Shard) setName() string {
+	if s.SetName != "" {
+		return s.SetName
+	}
+	return s.Name
 }
 
 // backend is the router's driver client for one shard.
@@ -40,9 +52,12 @@ func connectBackend(s Shard, base func() *options.ClientOptions) (*backend, erro
 	if base != nil {
 		opts = base()
 	}
-	opts.SetHosts([]string{s.Addr}).
-		SetDirect(true).
-		SetRetryWrites(false).
+	if len(s.Members) > 1 {
+		opts.SetHosts(s.Members).SetReplicaSet(s.setName())
+	} else {
+		opts.SetHosts([]string{s.Addr}).SetDirect(true)
+	}
+	opts.SetRetryWrites(false).
 		SetRetryReads(false).
 		SetServerSelectionTimeout(2 * time.Second).
 		SetConnectTimeout(2 * time.Second).
@@ -59,6 +74,9 @@ func connectBackend(s Shard, base func() *options.ClientOptions) (*backend, erro
 // to reach the shard becomes a wire.Error naming it.
 func (b *backend) run(ctx context.Context, db string, cmd any) (bson.Raw, error) {
 	raw, err := b.client.Database(db).RunCommand(ctx, cmd).Raw()
+	if b.primaryChanged(err) {
+		raw, err = b.client.Database(db).RunCommand(ctx, cmd).Raw()
+	}
 	var we mongo.WriteException
 	if errors.As(err, &we) && len(raw) > 0 {
 		// Write errors are part of a write command's reply, not a failure of it:
@@ -74,6 +92,9 @@ func (b *backend) run(ctx context.Context, db string, cmd any) (bson.Raw, error)
 // cursor runs a cursor-returning command (find, aggregate, listCollections...).
 func (b *backend) cursor(ctx context.Context, db string, cmd any) (*mongo.Cursor, error) {
 	c, err := b.client.Database(db).RunCommandCursor(ctx, cmd)
+	if b.primaryChanged(err) {
+		c, err = b.client.Database(db).RunCommandCursor(ctx, cmd)
+	}
 	if err != nil {
 		return nil, b.classify(err)
 	}
@@ -95,6 +116,21 @@ func (b *backend) all(ctx context.Context, db string, cmd any) ([]bson.Raw, erro
 		return nil, b.classify(err)
 	}
 	return out, nil
+}
+
+// primaryChanged reports an error by which a replica set shard's member says it is no
+// longer primary (a stepdown): it changed nothing, and a mongos sends the command
+// again, to the new primary the driver finds through hello.
+func (b *backend) primaryChanged(err error) bool {
+	var ce mongo.CommandError
+	if len(b.Members) < 2 || !errors.As(err, &ce) {
+		return false
+	}
+	switch ce.Code {
+	case 10107, 13435, 13436, 11602, 189: // NotWritablePrimary, NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary, InterruptedDueToReplStateChange, PrimarySteppedDown
+		return true
+	}
+	return false
 }
 
 // classify turns a driver error into what mongos would answer: the shard's own

@@ -277,7 +277,7 @@ func TestFrontsSQLiteConnectionsSyncAsFerretDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.mu.RLock()
-	be := f.mu.node.be
+	be := f.mu.nodes[0].be
 	f.mu.RUnlock()
 	for _, c := range []struct {
 		files *sqlFiles
@@ -311,7 +311,7 @@ func TestWorkbenchRemembersWhatItDecodedAndWrote(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.mu.RLock()
-	be := f.mu.node.be
+	be := f.mu.nodes[0].be
 	f.mu.RUnlock()
 	w := be.bench
 	conn, table := shardSQL(t, dir, "app", "c")
@@ -380,7 +380,7 @@ func TestKeyedUpdateRereadsARowThatChangedSinceItsLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.mu.RLock()
-	n := f.mu.node
+	n := f.mu.nodes[0]
 	f.mu.RUnlock()
 	n.writeMu.Lock()
 	defer n.writeMu.Unlock()

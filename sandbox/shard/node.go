@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -29,6 +30,18 @@ type node struct {
 	started    time.Time
 	noopDone   chan struct{}
 
+	// member is the node's index in its replica set; primary says whether it is the
+	// set's primary now, and term ends the writes of its time as primary (replset.go).
+	member   int
+	primary  atomic.Bool
+	termMu   sync.Mutex
+	termCtx  context.Context
+	termStop context.CancelFunc
+	replDone chan struct{} // closed when a secondary's replication loop ends
+	// peers are the set's members of this incarnation, n among them (set once by
+	// openNodes, before the node serves).
+	peers []*node
+
 	// writeMu serializes every write of the shard, so that oplog order is apply order
 	// and an entry becomes visible only after everything before it.
 	writeMu sync.Mutex
@@ -39,8 +52,11 @@ type node struct {
 	sessionsDone  chan struct{}
 }
 
-func openNode(f *Front) (*node, error) {
-	be, err := startBackend(f.cfg.Dir, f.cfg.Logger)
+// openNode opens member i of the shard's set in its directory; a secondary shares the
+// set's catalog, cat (nil: the node loads it from the shard's directory).
+func openNode(f *Front, i int, cat *catalog) (*node, error) {
+	dir := f.memberDir(i)
+	be, err := startBackend(dir, f.cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -55,6 +71,8 @@ func openNode(f *Front) (*node, error) {
 		topo:       wire.NewTopology(),
 		started:    time.Now(),
 		noopDone:   make(chan struct{}),
+		member:     i,
+		replDone:   make(chan struct{}),
 
 		sessionsDone: make(chan struct{}),
 	}
@@ -66,15 +84,18 @@ func openNode(f *Front) (*node, error) {
 		}
 		return nil, err
 	}
-	if n.cat, err = loadCatalog(filepath.Join(f.cfg.Dir, "catalog.bson")); err != nil {
+	if n.cat = cat; cat == nil {
+		if n.cat, err = loadCatalog(filepath.Join(f.cfg.Dir, "catalog.bson")); err != nil {
+			return fail(err)
+		}
+		if err := n.reconcile(); err != nil {
+			return fail(err)
+		}
+	}
+	if n.oplog, err = openOplogFile(filepath.Join(dir, "oplog.bson"), f.oplogSize(), f.forms, cat == nil); err != nil {
 		return fail(err)
 	}
-	if err := n.reconcile(); err != nil {
-		return fail(err)
-	}
-	if n.oplog, err = openOplog(filepath.Join(f.cfg.Dir, "oplog.bson"), f.oplogSize(), f.forms); err != nil {
-		return fail(err)
-	}
+	n.oplog.setHoles(f.cfg.OplogHoles)
 	n.rebuildSessions()
 	go n.noops(f.cfg.NoopInterval)
 	go n.flushSessions()
@@ -122,10 +143,18 @@ func (n *node) noops(interval time.Duration) {
 	for {
 		_, wall := n.oplog.last()
 		wait := min(time.Until(wall.Add(interval)), interval)
+		if wait <= 0 && !n.primary.Load() {
+			wait = interval // a secondary's no-ops come from its primary
+		}
 		if wait <= 0 {
-			if err := n.oplog.append(noop("periodic noop")); err != nil {
-				n.front.cfg.Logger.Error("periodic noop", "shard", n.front.cfg.Name, "err", err)
+			// Under the write lock, so that no entry follows a stepdown.
+			n.writeMu.Lock()
+			if n.primary.Load() {
+				if err := n.oplog.append(noop("periodic noop")); err != nil {
+					n.front.cfg.Logger.Error("periodic noop", "shard", n.front.cfg.Name, "err", err)
+				}
 			}
+			n.writeMu.Unlock()
 			continue
 		}
 		t := time.NewTimer(wait)
@@ -144,6 +173,7 @@ func (n *node) close() error {
 	n.cancel()
 	<-n.noopDone
 	<-n.sessionsDone
+	<-n.replDone
 	n.cursors.clear()
 	errBe := n.be.close()
 	errLog := n.oplog.close()
@@ -161,15 +191,40 @@ func (n *node) handle(s *wire.Session, cmd *wire.Command) bson.Raw {
 	if err := n.directShardCheck(s, cmd); err != nil {
 		return wire.ErrorReply(err)
 	}
+	if r, ok := n.replGate(s, cmd); ok {
+		return r
+	}
+	return n.dispatch(s, cmd)
+}
+
+// dispatch runs a command the member may serve (see replGate).
+func (n *node) dispatch(s *wire.Session, cmd *wire.Command) bson.Raw {
 	if r, ok := n.serveInternal(cmd); ok {
 		return r
 	}
-	ctx := n.ctx
+	if writeCommands[strings.ToLower(cmd.Name)] {
+		ctx := n.writeContext()
+		reply := n.command(ctx, s, cmd)
+		if ctx.Err() != nil && n.ctx.Err() == nil {
+			// The member stepped down while the write waited for the write lock: it
+			// changed nothing (see StepDown).
+			return n.topo.StateErrorReply(n.front.cfg.Identity, cmd, &wire.Error{Code: 11602, Name: "InterruptedDueToReplStateChange",
+				Msg: "operation was interrupted because the member stepped down"})
+		}
+		return reply
+	}
+	return n.command(n.ctx, s, cmd)
+}
+
+// command runs a command on the member's data.
+func (n *node) command(ctx context.Context, s *wire.Session, cmd *wire.Command) bson.Raw {
 	switch strings.ToLower(cmd.Name) {
 	case "hello", "ismaster":
 		return n.hello(s, cmd)
 	case "replsetgetstatus":
 		return n.replSetGetStatus(cmd)
+	case "replsetgetrbid":
+		return wire.OK(bson.E{Key: "rbid", Value: n.front.set.rbid(n.member)})
 	case "replsetgetconfig":
 		return n.replSetGetConfig(cmd)
 	case "serverstatus":

@@ -21,6 +21,12 @@ import (
 type entry struct {
 	ts  primitive.Timestamp
 	raw bson.Raw
+	// post is an update's document after it, kept in memory only for the secondaries
+	// that apply the entry (replset.go); nil for other entries and after a restart.
+	post bson.Raw
+	// hole, when set, keeps the entry from readers until it is closed (see
+	// oplog_holes.go).
+	hole *hole
 }
 
 // draft is an oplog entry before the oplog gives it a ts.
@@ -31,6 +37,7 @@ type draft struct {
 	fromMigrate bool
 	session     *stmtSession // the session fields of a retryable write; nil otherwise
 	multiOpType int32        // 1: the applyOps of a vectored insert (8.0)
+	post        bson.Raw     // an update's document after it (see entry.post)
 }
 
 // stmtSession is what an entry of a retryable write carries: lsid, txnNumber, stmtId
@@ -71,16 +78,27 @@ type oplog struct {
 		max     int64
 		last    primitive.Timestamp
 		wall    time.Time
-		changed chan struct{} // closed and replaced at every append
-		file    *os.File
-		dead    int64 // bytes at the head of the file that rolled off
-		closed  bool
+		term    int64 // the replica set term new entries carry (t)
+		// secondary refuses the entries of writes: a secondary's come from its
+		// primary (appendEntries).
+		secondary bool
+		holes     holePolicy
+		changed   chan struct{} // closed and replaced at every append
+		file      *os.File
+		dead      int64 // bytes at the head of the file that rolled off
+		closed    bool
 	}
 }
 
 // openOplog loads the oplog file at path (creating it if needed) and keeps at most max
 // bytes of it; new entries take the given forms.
 func openOplog(path string, max int64, fm forms) (*oplog, error) {
+	return openOplogFile(path, max, fm, true)
+}
+
+// openOplogFile is openOplog; initiate writes the first entry of an empty oplog, as a
+// replica set's first primary does (a new secondary's oplog starts empty instead).
+func openOplogFile(path string, max int64, fm forms, initiate bool) (*oplog, error) {
 	l := &oplog{path: path, forms: fm}
 	l.mu.max = max
 	l.mu.changed = make(chan struct{})
@@ -110,6 +128,10 @@ func openOplog(path string, max int64, fm forms) (*oplog, error) {
 		l.mu.last = entries[n-1].ts
 		wall, _ := entries[n-1].raw.Lookup("wall").DateTimeOK()
 		l.mu.wall = time.UnixMilli(wall)
+		l.mu.term, _ = entries[n-1].raw.Lookup("t").AsInt64OK()
+	}
+	if l.mu.term < 1 {
+		l.mu.term = 1
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -118,7 +140,7 @@ func openOplog(path string, max int64, fm forms) (*oplog, error) {
 		f.Close()
 		return nil, err
 	}
-	if len(l.mu.entries) == 0 {
+	if len(l.mu.entries) == 0 && initiate {
 		if err := l.appendLocked([]draft{noop("initiating set")}); err != nil {
 			f.Close()
 			return nil, err
@@ -188,6 +210,9 @@ func (l *oplog) write(drafts ...draft) (primitive.Timestamp, error) {
 	if l.mu.closed {
 		return primitive.Timestamp{}, errors.New("the shard's oplog is closed")
 	}
+	if l.mu.secondary {
+		return primitive.Timestamp{}, notWritablePrimary()
+	}
 	err := l.appendLocked(drafts)
 	return l.mu.last, err
 }
@@ -200,8 +225,8 @@ func (l *oplog) appendLocked(drafts []draft) error {
 		if ts.T <= l.mu.last.T {
 			ts = primitive.Timestamp{T: l.mu.last.T, I: l.mu.last.I + 1}
 		}
-		raw := l.forms.encodeEntry(d, ts, l.mu.last, now)
-		l.mu.entries = append(l.mu.entries, entry{ts: ts, raw: raw})
+		raw := l.forms.encodeEntry(d, ts, l.mu.last, l.mu.term, now)
+		l.mu.entries = append(l.mu.entries, entry{ts: ts, raw: raw, post: d.post, hole: l.mu.holes.next(d)})
 		l.mu.size += int64(len(raw))
 		l.mu.last, l.mu.wall = ts, now
 		buf = append(buf, raw...)
@@ -358,6 +383,9 @@ func (l *oplog) visit(from int64, needPrev, reverse bool, fn func(raw bson.Raw) 
 	if reverse {
 		s := min(from, end-1)
 		for ; s >= base; s-- {
+			if l.mu.entries[s-base].hole.open() {
+				continue
+			}
 			if !fn(l.mu.entries[s-base].raw) {
 				return s, false
 			}
@@ -369,6 +397,9 @@ func (l *oplog) visit(from int64, needPrev, reverse bool, fn func(raw bson.Raw) 
 	}
 	s := from
 	for ; s < end; s++ {
+		if l.mu.entries[s-base].hole.open() {
+			continue
+		}
 		if !fn(l.mu.entries[s-base].raw) {
 			return s, false
 		}
@@ -378,12 +409,12 @@ func (l *oplog) visit(from int64, needPrev, reverse bool, fn func(raw bson.Raw) 
 
 // encodeEntry builds the entry document in the field order of the version; preceding
 // is the ts of the entry written just before it.
-func (f forms) encodeEntry(d draft, ts, preceding primitive.Timestamp, wall time.Time) bson.Raw {
+func (f forms) encodeEntry(d draft, ts, preceding primitive.Timestamp, term int64, wall time.Time) bson.Raw {
 	idx, b := bsoncore.AppendDocumentStart(nil)
 	s := d.session
 	if f.legacyEnvelope {
 		b = bsoncore.AppendTimestampElement(b, "ts", ts.T, ts.I)
-		b = bsoncore.AppendInt64Element(b, "t", 1)
+		b = bsoncore.AppendInt64Element(b, "t", term)
 		switch {
 		case f.randomHash:
 			b = bsoncore.AppendInt64Element(b, "h", rand.Int64())
@@ -425,7 +456,7 @@ func (f forms) encodeEntry(d draft, ts, preceding primitive.Timestamp, wall time
 		b = bsoncore.AppendInt32Element(b, "stmtId", s.stmtID)
 	}
 	b = bsoncore.AppendTimestampElement(b, "ts", ts.T, ts.I)
-	b = bsoncore.AppendInt64Element(b, "t", 1)
+	b = bsoncore.AppendInt64Element(b, "t", term)
 	if f.wallBeforeV {
 		b = bsoncore.AppendDateTimeElement(b, "wall", wall.UnixMilli())
 		b = bsoncore.AppendInt64Element(b, "v", 2)

@@ -1,6 +1,7 @@
-// Package shard is one sandbox shard: an embedded FerretDB (SQLite files in the shard's
-// directory, reachable only over a Unix socket there) behind a wire-protocol front on
-// 127.0.0.1 that answers as a one-member replica set's primary and owns the oplog.
+// Package shard is one sandbox shard: a replica set of Config.Members members (see
+// replset.go), each an embedded FerretDB (SQLite files in the member's directory,
+// reachable only over a Unix socket there) behind a wire-protocol front on 127.0.0.1;
+// the primary's front owns the oplog, the secondaries apply it.
 //
 //	client ─► wire (TLS, SCRAM) ─► front ─┬─ hello, replSetGetStatus, serverStatus ─► answered here
 //	                                      ├─ 8.0: user data without directShardOperations ─► refused
@@ -73,14 +74,26 @@ type Config struct {
 	OplogSize int64
 	// NoopInterval is how long the oplog may stay quiet before a no-op (0: 10 s).
 	NoopInterval time.Duration
-	Logger       *slog.Logger
+	// Members is the replica set's size (0: 1): a primary and Members-1 secondaries,
+	// each on its own address (see replset.go).
+	Members int
+	// OplogHoles, when set, hides every other write's entry from the oplog's readers
+	// for that long while later entries are served: oplog holes (oplog_holes.go).
+	OplogHoles time.Duration
+	// MemberAddrs are the secondaries' addresses ("127.0.0.1:0" for any); missing ones
+	// come from Dir/replset.json, else any port.
+	MemberAddrs []string
+	Logger      *slog.Logger
 }
 
 // Front is a running shard.
 type Front struct {
 	cfg    Config
-	forms  forms // the oplog forms of cfg.Identity
-	server *wire.Server
+	forms  forms        // the oplog forms of cfg.Identity
+	server *wire.Server // member 0's, whose address names the shard
+	// servers are the members' listeners, by member index (servers[0] == server).
+	servers []*wire.Server
+	set     replSet
 	// replicaSetID is the shard's replica set id (settings.replicaSetId).
 	replicaSetID primitive.ObjectID
 
@@ -97,7 +110,7 @@ type Front struct {
 		// write lock, so it waits for commands in flight (their context is cancelled
 		// first, so they end promptly).
 		sync.RWMutex
-		node      *node
+		nodes     []*node // by member index; nil while stopped
 		oplogSize int64
 		closed    bool
 	}
@@ -117,6 +130,9 @@ func Start(cfg Config) (*Front, error) {
 	if cfg.OplogSize <= 0 {
 		cfg.OplogSize = 64 << 20
 	}
+	if cfg.Members <= 0 {
+		cfg.Members = 1
+	}
 	if cfg.NoopInterval <= 0 {
 		cfg.NoopInterval = 10 * time.Second
 	}
@@ -134,28 +150,54 @@ func Start(cfg Config) (*Front, error) {
 	}
 	f := &Front{cfg: cfg, forms: formsOf(cfg.Identity), replicaSetID: primitive.NewObjectID(), uuids: map[string]primitive.Binary{}}
 	f.mu.oplogSize = cfg.OplogSize
-	n, err := openNode(f)
+	state, err := loadReplSetState(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: %w", cfg.Name, err)
 	}
-	f.mu.node = n
-	f.server, err = wire.Listen(wire.Config{
-		Addr:        cfg.Addr,
-		TLS:         cfg.TLS,
-		Credentials: cfg.Credentials,
-		Mechanism:   cfg.Identity.Mechanism(),
-		Internal:    cfg.Internal,
-		Handler:     wire.HandlerFunc(f.handle),
-		Logger:      cfg.Logger,
-	})
+	f.set.init(cfg.Members, state.Primary)
+	nodes, err := openNodes(f)
 	if err != nil {
-		n.close()
+		return nil, fmt.Errorf("shard %s: %w", cfg.Name, err)
+	}
+	f.mu.nodes = nodes
+	for i := range cfg.Members {
+		addr := cfg.Addr
+		if i > 0 {
+			addr = memberAddr(cfg, state, i)
+		}
+		s, err := wire.Listen(wire.Config{
+			Addr:        addr,
+			TLS:         cfg.TLS,
+			Credentials: cfg.Credentials,
+			Mechanism:   cfg.Identity.Mechanism(),
+			Internal:    cfg.Internal,
+			Handler:     f.memberHandler(i),
+			Logger:      cfg.Logger,
+		})
+		if err != nil {
+			for _, s := range f.servers {
+				s.Close()
+			}
+			closeNodes(nodes)
+			return nil, fmt.Errorf("shard %s: member %d: %w", cfg.Name, i, err)
+		}
+		f.servers = append(f.servers, s)
+	}
+	f.server = f.servers[0]
+	if err := f.saveReplSetState(); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("shard %s: %w", cfg.Name, err)
 	}
 	return f, nil
 }
 
-func (f *Front) handle(ctx context.Context, s *wire.Session, cmd *wire.Command) (reply bson.Raw) {
+func (f *Front) memberHandler(i int) wire.Handler {
+	return wire.HandlerFunc(func(ctx context.Context, s *wire.Session, cmd *wire.Command) bson.Raw {
+		return f.handle(ctx, i, s, cmd)
+	})
+}
+
+func (f *Front) handle(ctx context.Context, member int, s *wire.Session, cmd *wire.Command) (reply bson.Raw) {
 	// A bug in one command must not take the whole sandbox process down.
 	defer func() {
 		if r := recover(); r != nil {
@@ -164,22 +206,25 @@ func (f *Front) handle(ctx context.Context, s *wire.Session, cmd *wire.Command) 
 		}
 	}()
 	if name := strings.ToLower(cmd.Name); name == "hello" || name == "ismaster" {
-		f.awaitHello(ctx, cmd)
+		f.awaitHello(ctx, member, cmd)
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if f.mu.node == nil {
+	if f.mu.nodes == nil {
 		return wire.ErrorReply(&wire.Error{Code: 91, Name: "ShutdownInProgress", Msg: "shard " + f.cfg.Name + " is stopped"})
 	}
-	return f.mu.node.handle(s, cmd)
+	return f.mu.nodes[member].handle(s, cmd)
 }
 
 // awaitHello holds an awaitable hello (see wire.Topology.Await) without holding the
 // front's lock, so that stopping or resizing the shard never waits for it; it ends
 // early when the node stops or the server closes (ctx).
-func (f *Front) awaitHello(ctx context.Context, cmd *wire.Command) {
+func (f *Front) awaitHello(ctx context.Context, member int, cmd *wire.Command) {
 	f.mu.RLock()
-	n := f.mu.node
+	var n *node
+	if f.mu.nodes != nil {
+		n = f.mu.nodes[member]
+	}
 	f.mu.RUnlock()
 	if n == nil {
 		return
@@ -196,8 +241,21 @@ func (f *Front) Name() string { return f.cfg.Name }
 // Addr is the front's host:port.
 func (f *Front) Addr() string { return f.server.Addr() }
 
-// Host is the shard's host string as listShards shows it: "setName/host:port".
-func (f *Front) Host() string { return f.cfg.SetName + "/" + f.Addr() }
+// Host is the shard's host string as listShards shows it: "setName/host:port,...",
+// every member's address.
+func (f *Front) Host() string { return f.cfg.SetName + "/" + strings.Join(f.MemberAddrs(), ",") }
+
+// SetName is the shard's replica set name.
+func (f *Front) SetName() string { return f.cfg.SetName }
+
+// MemberAddrs are the members' addresses, by member index.
+func (f *Front) MemberAddrs() []string {
+	out := make([]string, len(f.servers))
+	for i, s := range f.servers {
+		out[i] = s.Addr()
+	}
+	return out
+}
 
 func (f *Front) oplogSize() int64 {
 	f.mu.RLock()
@@ -215,28 +273,32 @@ func (f *Front) Stop() error {
 
 func (f *Front) stopLocked() error {
 	f.mu.RLock()
-	n, closed := f.mu.node, f.mu.closed
+	nodes, closed := f.mu.nodes, f.mu.closed
 	f.mu.RUnlock()
 	if closed {
 		return errors.New("shard " + f.cfg.Name + " is closed")
 	}
-	if n == nil {
+	if nodes == nil {
 		return nil
 	}
-	if err := f.server.SetFault(wire.Refuse); err != nil {
-		return fmt.Errorf("shard %s: %w", f.cfg.Name, err)
+	for _, s := range f.servers {
+		if err := s.SetFault(wire.Refuse); err != nil {
+			return fmt.Errorf("shard %s: %w", f.cfg.Name, err)
+		}
 	}
 	// Cancel only between writes: a write cut between its FerretDB change and its
 	// oplog entry would leave data a real mongod could never have (a change with no
 	// entry). Writes that wait for the lock find the context cancelled and fail before
-	// touching anything.
-	n.writeMu.Lock()
-	n.cancel()
-	n.writeMu.Unlock()
+	// touching anything. A secondary applies under the same lock.
+	for _, n := range nodes {
+		n.writeMu.Lock()
+		n.cancel()
+		n.writeMu.Unlock()
+	}
 	f.mu.Lock()
-	f.mu.node = nil
+	f.mu.nodes = nil
 	f.mu.Unlock()
-	if err := n.close(); err != nil {
+	if err := closeNodes(nodes); err != nil {
 		return fmt.Errorf("shard %s: %w", f.cfg.Name, err)
 	}
 	return nil
@@ -250,15 +312,17 @@ func (f *Front) Restart() error {
 	if err := f.stopLocked(); err != nil {
 		return err
 	}
-	n, err := openNode(f)
+	nodes, err := openNodes(f)
 	if err != nil {
 		return fmt.Errorf("shard %s: restart: %w", f.cfg.Name, err)
 	}
 	f.mu.Lock()
-	f.mu.node = n
+	f.mu.nodes = nodes
 	f.mu.Unlock()
-	if err := f.server.SetFault(wire.Healthy); err != nil {
-		return fmt.Errorf("shard %s: listen again on %s: %w", f.cfg.Name, f.Addr(), err)
+	for _, s := range f.servers {
+		if err := s.SetFault(wire.Healthy); err != nil {
+			return fmt.Errorf("shard %s: listen again on %s: %w", f.cfg.Name, s.Addr(), err)
+		}
 	}
 	return nil
 }
@@ -267,12 +331,17 @@ func (f *Front) Restart() error {
 // stopped shard refuses connections until Restart.
 func (f *Front) SetFault(fault wire.Fault) error {
 	f.mu.RLock()
-	running := f.mu.node != nil
+	running := f.mu.nodes != nil
 	f.mu.RUnlock()
 	if !running {
 		return fmt.Errorf("shard %s is stopped: Restart it instead", f.cfg.Name)
 	}
-	return f.server.SetFault(fault)
+	for _, s := range f.servers {
+		if err := s.SetFault(fault); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetOplogSize changes the oplog's cap; shrinking rolls old entries off now.
@@ -284,9 +353,9 @@ func (f *Front) SetOplogSize(bytes int64) {
 	}
 	f.mu.Lock()
 	f.mu.oplogSize = bytes
-	n := f.mu.node
+	nodes := f.mu.nodes
 	f.mu.Unlock()
-	if n != nil {
+	for _, n := range nodes {
 		if err := n.oplog.setMax(bytes); err != nil {
 			f.cfg.Logger.Error("resize oplog", "shard", f.cfg.Name, "err", err)
 		}
@@ -307,8 +376,10 @@ func (f *Front) Close() error {
 	f.mu.Lock()
 	f.mu.closed = true
 	f.mu.Unlock()
-	if errClose := f.server.Close(); err == nil {
-		err = errClose
+	for _, s := range f.servers {
+		if errClose := s.Close(); err == nil {
+			err = errClose
+		}
 	}
 	return err
 }

@@ -10,34 +10,75 @@ import (
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
-// What a one-member replica set's primary says about itself.
+// What a replica set member says about itself and its set (replset.go).
 
-func opTime(n *node) (bson.D, time.Time) {
-	ts, wall := n.oplog.last()
-	return bson.D{{Key: "ts", Value: ts}, {Key: "t", Value: int64(1)}}, wall
+// addr is the member's address.
+func (n *node) addr() string {
+	if f := n.front; n.member < len(f.servers) {
+		return f.servers[n.member].Addr()
+	}
+	return n.front.cfg.Addr
+}
+
+// setView is what a member reports of its set: every member, the primary's address
+// and the majority commit point.
+type setView struct {
+	nodes    []*node
+	primary  string
+	majority OpTime
+}
+
+func (n *node) setView() setView {
+	nodes := n.peers
+	v := setView{nodes: nodes}
+	for _, m := range nodes {
+		if m.primary.Load() {
+			v.primary = m.addr()
+		}
+	}
+	v.majority, _ = majority(nodes)
+	return v
 }
 
 func (n *node) hello(s *wire.Session, cmd *wire.Command) bson.Raw {
 	d := n.front.cfg.Identity.Hello(s, cmd, n.topo)
-	addr := n.front.Addr()
-	op, wall := opTime(n)
-	d = append(d,
-		bson.E{Key: "hosts", Value: bson.A{addr}},
-		bson.E{Key: "setName", Value: n.front.cfg.SetName},
-		bson.E{Key: "setVersion", Value: int32(1)},
-		bson.E{Key: "secondary", Value: false},
-		bson.E{Key: "primary", Value: addr},
-		bson.E{Key: "me", Value: addr},
-		bson.E{Key: "electionId", Value: n.electionID},
-		bson.E{Key: "lastWrite", Value: bson.D{
-			{Key: "opTime", Value: op}, {Key: "lastWriteDate", Value: wall},
-			{Key: "majorityOpTime", Value: op}, {Key: "majorityWriteDate", Value: wall},
-		}},
-	)
+	primary := n.primary.Load()
+	d[0].Value = primary // isWritablePrimary / ismaster
+	d = append(d, n.replFields()...)
 	if n.front.cfg.ConfigServer {
 		d = append(d, bson.E{Key: "configsvr", Value: int32(2)})
 	}
 	return wire.OK(d...)
+}
+
+// replFields are hello's replica set fields (after isWritablePrimary).
+func (n *node) replFields() bson.D {
+	v := n.setView()
+	hosts := bson.A{}
+	for _, m := range v.nodes {
+		hosts = append(hosts, m.addr())
+	}
+	primary := n.primary.Load()
+	own := n.opTime()
+	d := bson.D{
+		{Key: "hosts", Value: hosts},
+		{Key: "setName", Value: n.front.cfg.SetName},
+		{Key: "setVersion", Value: int32(1)},
+		{Key: "secondary", Value: !primary},
+	}
+	if v.primary != "" {
+		d = append(d, bson.E{Key: "primary", Value: v.primary})
+	}
+	d = append(d, bson.E{Key: "me", Value: n.addr()})
+	if primary {
+		n.termMu.Lock()
+		d = append(d, bson.E{Key: "electionId", Value: n.electionID})
+		n.termMu.Unlock()
+	}
+	return append(d, bson.E{Key: "lastWrite", Value: bson.D{
+		{Key: "opTime", Value: own.doc()}, {Key: "lastWriteDate", Value: own.Wall},
+		{Key: "majorityOpTime", Value: v.majority.doc()}, {Key: "majorityWriteDate", Value: v.majority.Wall},
+	}})
 }
 
 func adminOnly(cmd *wire.Command) bson.Raw {
@@ -47,68 +88,106 @@ func adminOnly(cmd *wire.Command) bson.Raw {
 	return wire.ErrorReply(wire.Unauthorized(cmd.Name + " may only be run against the admin database."))
 }
 
-// replSetGetStatus is the one member's view, shaped as its release's reply.
+// replSetGetStatus is the member's view of its set, shaped as its release's reply.
 func (n *node) replSetGetStatus(cmd *wire.Command) bson.Raw {
 	if r := adminOnly(cmd); r != nil {
 		return r
 	}
 	rel := n.front.cfg.Identity.Release()
-	addr := n.front.Addr()
-	op, wall := opTime(n)
+	v := n.setView()
+	own := n.opTime()
 	now := time.Now()
+	count := int32(len(v.nodes))
+	primaryID := int32(-1)
+	for _, m := range v.nodes {
+		if m.primary.Load() {
+			primaryID = int32(m.member)
+		}
+	}
+	syncSource := func(m *node) bson.D {
+		host, id := "", int32(-1)
+		if !m.primary.Load() && primaryID >= 0 {
+			host, id = v.primary, primaryID
+		}
+		d := bson.D{{Key: "syncSourceHost", Value: host}, {Key: "syncSourceId", Value: id}}
+		if rel.ReplStatusSyncingTo() {
+			d = append(bson.D{{Key: "syncingTo", Value: host}}, d...)
+		}
+		return d
+	}
 	out := bson.D{
 		{Key: "set", Value: n.front.cfg.SetName},
 		{Key: "date", Value: now},
-		{Key: "myState", Value: int32(1)},
-		{Key: "term", Value: int64(1)},
+		{Key: "myState", Value: stateCode(n)},
+		{Key: "term", Value: n.oplog.term()},
 	}
-	syncSource := bson.D{{Key: "syncSourceHost", Value: ""}, {Key: "syncSourceId", Value: int32(-1)}}
-	if rel.ReplStatusSyncingTo() {
-		syncSource = append(bson.D{{Key: "syncingTo", Value: ""}}, syncSource...)
-	}
-	out = append(out, syncSource...)
+	out = append(out, syncSource(n)...)
 	out = append(out, bson.E{Key: "heartbeatIntervalMillis", Value: int64(2000)})
 	if rel.ReplStatusWallTimes() {
-		out = append(out, bson.E{Key: "majorityVoteCount", Value: int32(1)}, bson.E{Key: "writeMajorityCount", Value: int32(1)})
+		out = append(out, bson.E{Key: "majorityVoteCount", Value: count/2 + 1}, bson.E{Key: "writeMajorityCount", Value: count/2 + 1})
 	}
 	if rel.ReplStatusVotingCounts() {
-		out = append(out, bson.E{Key: "votingMembersCount", Value: int32(1)}, bson.E{Key: "writableVotingMembersCount", Value: int32(1)})
+		out = append(out, bson.E{Key: "votingMembersCount", Value: count}, bson.E{Key: "writableVotingMembersCount", Value: count})
 	}
-	optimes := bson.D{{Key: "lastCommittedOpTime", Value: op}}
+	optimes := bson.D{{Key: "lastCommittedOpTime", Value: v.majority.doc()}}
 	if rel.ReplStatusWallTimes() {
-		optimes = append(optimes, bson.E{Key: "lastCommittedWallTime", Value: wall})
+		optimes = append(optimes, bson.E{Key: "lastCommittedWallTime", Value: v.majority.Wall})
 	}
-	optimes = append(optimes, bson.E{Key: "readConcernMajorityOpTime", Value: op},
-		bson.E{Key: "appliedOpTime", Value: op}, bson.E{Key: "durableOpTime", Value: op})
+	optimes = append(optimes, bson.E{Key: "readConcernMajorityOpTime", Value: v.majority.doc()},
+		bson.E{Key: "appliedOpTime", Value: own.doc()}, bson.E{Key: "durableOpTime", Value: own.doc()})
 	if rel.ReplStatusWallTimes() {
-		optimes = append(optimes, bson.E{Key: "lastAppliedWallTime", Value: wall}, bson.E{Key: "lastDurableWallTime", Value: wall})
+		optimes = append(optimes, bson.E{Key: "lastAppliedWallTime", Value: own.Wall}, bson.E{Key: "lastDurableWallTime", Value: own.Wall})
 	}
-	member := bson.D{
-		{Key: "_id", Value: int32(0)},
-		{Key: "name", Value: addr},
-		{Key: "health", Value: 1.0},
-		{Key: "state", Value: int32(1)},
-		{Key: "stateStr", Value: "PRIMARY"},
-		{Key: "uptime", Value: int32(now.Sub(n.started).Seconds())},
-		{Key: "optime", Value: op},
-		{Key: "optimeDate", Value: wall},
+	var members bson.A
+	for _, m := range v.nodes {
+		op := m.opTime()
+		member := bson.D{
+			{Key: "_id", Value: int32(m.member)},
+			{Key: "name", Value: m.addr()},
+			{Key: "health", Value: 1.0},
+			{Key: "state", Value: stateCode(m)},
+			{Key: "stateStr", Value: m.stateStr()},
+			{Key: "uptime", Value: int32(now.Sub(m.started).Seconds())},
+			{Key: "optime", Value: op.doc()},
+		}
+		if m != n {
+			member = append(member, bson.E{Key: "optimeDurable", Value: op.doc()})
+		}
+		member = append(member, bson.E{Key: "optimeDate", Value: op.Wall})
+		if m != n {
+			member = append(member, bson.E{Key: "optimeDurableDate", Value: op.Wall})
+		}
+		if rel.ReplStatusWallTimes() {
+			member = append(member, bson.E{Key: "lastAppliedWallTime", Value: op.Wall}, bson.E{Key: "lastDurableWallTime", Value: op.Wall})
+		}
+		if m != n {
+			member = append(member, bson.E{Key: "lastHeartbeat", Value: now}, bson.E{Key: "lastHeartbeatRecv", Value: now},
+				bson.E{Key: "pingMs", Value: int64(0)}, bson.E{Key: "lastHeartbeatMessage", Value: ""})
+		}
+		member = append(member, syncSource(m)...)
+		member = append(member, bson.E{Key: "infoMessage", Value: ""})
+		if m.primary.Load() {
+			member = append(member, bson.E{Key: "electionTime", Value: m.electionTime()}, bson.E{Key: "electionDate", Value: m.started})
+		}
+		member = append(member, bson.E{Key: "configVersion", Value: int32(1)})
+		if rel.ReplStatusVotingCounts() {
+			member = append(member, bson.E{Key: "configTerm", Value: int64(1)})
+		}
+		if m == n {
+			member = append(member, bson.E{Key: "self", Value: true}, bson.E{Key: "lastHeartbeatMessage", Value: ""})
+		}
+		members = append(members, member)
 	}
-	if rel.ReplStatusWallTimes() {
-		member = append(member, bson.E{Key: "lastAppliedWallTime", Value: wall}, bson.E{Key: "lastDurableWallTime", Value: wall})
-	}
-	member = append(member, syncSource...)
-	member = append(member,
-		bson.E{Key: "infoMessage", Value: ""},
-		bson.E{Key: "electionTime", Value: n.electionTime()},
-		bson.E{Key: "electionDate", Value: n.started},
-		bson.E{Key: "configVersion", Value: int32(1)},
-	)
-	if rel.ReplStatusVotingCounts() {
-		member = append(member, bson.E{Key: "configTerm", Value: int64(1)})
-	}
-	member = append(member, bson.E{Key: "self", Value: true}, bson.E{Key: "lastHeartbeatMessage", Value: ""})
-	out = append(out, bson.E{Key: "optimes", Value: optimes}, bson.E{Key: "members", Value: bson.A{member}})
+	out = append(out, bson.E{Key: "optimes", Value: optimes}, bson.E{Key: "members", Value: members})
 	return wire.OK(out...)
+}
+
+// stateCode is a member's replica set state: 1 primary, 2 secondary.
+func stateCode(n *node) int32 {
+	if n.primary.Load() {
+		return 1
+	}
+	return 2
 }
 
 // electionTime is the optime of the member's election: when its front started.
@@ -124,8 +203,7 @@ func (n *node) replSetGetConfig(cmd *wire.Command) bson.Raw {
 }
 
 func (n *node) serverStatus() bson.Raw {
-	addr := n.front.Addr()
-	op, wall := opTime(n)
+	addr := n.addr()
 	now := time.Now()
 	up := now.Sub(n.started)
 	_, size, maxSize := n.oplog.stats()
@@ -138,21 +216,8 @@ func (n *node) serverStatus() bson.Raw {
 		bson.E{Key: "uptimeMillis", Value: up.Milliseconds()},
 		bson.E{Key: "uptimeEstimate", Value: int64(up.Seconds())},
 		bson.E{Key: "localTime", Value: now},
-		bson.E{Key: "repl", Value: bson.D{
-			{Key: "hosts", Value: bson.A{addr}},
-			{Key: "setName", Value: n.front.cfg.SetName},
-			{Key: "setVersion", Value: int32(1)},
-			{Key: "isWritablePrimary", Value: true},
-			{Key: "secondary", Value: false},
-			{Key: "primary", Value: addr},
-			{Key: "me", Value: addr},
-			{Key: "electionId", Value: n.electionID},
-			{Key: "lastWrite", Value: bson.D{
-				{Key: "opTime", Value: op}, {Key: "lastWriteDate", Value: wall},
-				{Key: "majorityOpTime", Value: op}, {Key: "majorityWriteDate", Value: wall},
-			}},
-			{Key: "rbid", Value: int32(1)},
-		}},
+		bson.E{Key: "repl", Value: append(append(bson.D{{Key: "isWritablePrimary", Value: n.primary.Load()}}, n.replFields()...),
+			bson.E{Key: "rbid", Value: n.front.set.rbid(n.member)})},
 		bson.E{Key: "oplog", Value: bson.D{{Key: "sizeBytes", Value: size}, {Key: "maxSizeBytes", Value: maxSize}}},
 		bson.E{Key: "storageEngine", Value: bson.D{{Key: "name", Value: "sandbox-ferretdb-sqlite"}, {Key: "persistent", Value: true}}},
 	}
@@ -175,6 +240,8 @@ func (n *node) appendOplogNote(cmd *wire.Command) bson.Raw {
 	if !ok {
 		return wire.ErrorReply(wire.BadValue("appendOplogNote needs 'data' as a document"))
 	}
+	n.writeMu.Lock()
+	defer n.writeMu.Unlock()
 	if err := n.oplog.append(draft{op: "n", o: data}); err != nil {
 		return wire.ErrorReply(err)
 	}

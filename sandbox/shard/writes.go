@@ -620,7 +620,7 @@ func (f forms) updateDraft(ci collInfo, pre, post bson.Raw, replacement bool) dr
 	default:
 		o = modifierEntryObject(pre, post, f.update == modifierV1)
 	}
-	return draft{op: "u", ns: ci.NS, ui: ci.UUID.Data, o: o, o2: docKey(ci, pre)}
+	return draft{op: "u", ns: ci.NS, ui: ci.UUID.Data, o: o, o2: docKey(ci, pre), post: post}
 }
 
 // insertDraft is the entry of an insert; from 6.0 it carries the document key in o2.

@@ -20,6 +20,8 @@ type Node struct {
 	Release release.Release
 	// Host is host:port.
 	Host string
+	// Members are the replica set's members' host:port, by member id (nil: Host alone).
+	Members []string
 	// SetName is its replica set's name.
 	SetName string
 	// ClusterRole is "shardsvr" or "configsvr".
@@ -51,7 +53,7 @@ func (n Node) StartupLog() bson.D {
 	}
 }
 
-// ReplSetConfig is the one-member replica set's configuration, as replSetGetConfig
+// ReplSetConfig is the replica set's configuration, as replSetGetConfig
 // returns it and local.system.replset stores it: term from 4.4, secondaryDelaySecs
 // instead of slaveDelay from 5.0.
 func (n Node) ReplSetConfig() bson.D {
@@ -62,22 +64,29 @@ func (n Node) ReplSetConfig() bson.D {
 	if n.ClusterRole == "configsvr" {
 		d = append(d, bson.E{Key: "configsvr", Value: true})
 	}
-	member := bson.D{
-		{Key: "_id", Value: int32(0)}, {Key: "host", Value: n.Host},
-		{Key: "arbiterOnly", Value: false}, {Key: "buildIndexes", Value: true},
-		{Key: "hidden", Value: false}, {Key: "priority", Value: 1.0},
-		{Key: "tags", Value: bson.D{}},
+	hosts := n.Members
+	if len(hosts) == 0 {
+		hosts = []string{n.Host}
 	}
-	if n.Release.AtLeast(release.V50) {
-		member = append(member, bson.E{Key: "secondaryDelaySecs", Value: int64(0)})
-	} else {
-		member = append(member, bson.E{Key: "slaveDelay", Value: int64(0)})
+	var members bson.A
+	for i, h := range hosts {
+		member := bson.D{
+			{Key: "_id", Value: int32(i)}, {Key: "host", Value: h},
+			{Key: "arbiterOnly", Value: false}, {Key: "buildIndexes", Value: true},
+			{Key: "hidden", Value: false}, {Key: "priority", Value: 1.0},
+			{Key: "tags", Value: bson.D{}},
+		}
+		if n.Release.AtLeast(release.V50) {
+			member = append(member, bson.E{Key: "secondaryDelaySecs", Value: int64(0)})
+		} else {
+			member = append(member, bson.E{Key: "slaveDelay", Value: int64(0)})
+		}
+		members = append(members, append(member, bson.E{Key: "votes", Value: int32(1)}))
 	}
-	member = append(member, bson.E{Key: "votes", Value: int32(1)})
 	return append(d,
 		bson.E{Key: "protocolVersion", Value: int64(1)},
 		bson.E{Key: "writeConcernMajorityJournalDefault", Value: true},
-		bson.E{Key: "members", Value: bson.A{member}},
+		bson.E{Key: "members", Value: members},
 		bson.E{Key: "settings", Value: bson.D{
 			{Key: "chainingAllowed", Value: true},
 			{Key: "heartbeatIntervalMillis", Value: int32(2000)},

@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,15 +41,34 @@ func HelloBase(cmd *Command, version string) bson.D {
 }
 
 // Topology is a node incarnation's topologyVersion (4.4+): a process id that changes
-// when the node restarts and a counter of its topology changes. A sandbox node never
-// changes role while it runs, so the counter stays 0.
+// when the node restarts and a counter of its topology changes (a replica set member
+// changing role: Changed).
 type Topology struct {
 	processID primitive.ObjectID
 	counter   atomic.Int64
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced by Changed
 }
 
 // NewTopology starts a node incarnation's topology version.
-func NewTopology() *Topology { return &Topology{processID: primitive.NewObjectID()} }
+func NewTopology() *Topology {
+	return &Topology{processID: primitive.NewObjectID(), changed: make(chan struct{})}
+}
+
+// Changed counts a topology change and answers the hellos awaiting one.
+func (t *Topology) Changed() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.counter.Add(1)
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+func (t *Topology) changedChan() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.changed
+}
 
 func (t *Topology) doc() bson.D {
 	return bson.D{{Key: "processId", Value: t.processID}, {Key: "counter", Value: t.counter.Load()}}
@@ -84,6 +104,7 @@ func (topo *Topology) Await(ctx context.Context, id Identity, cmd *Command) {
 	}
 	pid, _ := tv.Lookup("processId").ObjectIDOK()
 	counter, _ := tv.Lookup("counter").AsInt64OK()
+	changed := topo.changedChan()
 	if pid != topo.processID || counter != topo.counter.Load() {
 		return
 	}
@@ -91,6 +112,24 @@ func (topo *Topology) Await(ctx context.Context, id Identity, cmd *Command) {
 	defer t.Stop()
 	select {
 	case <-t.C:
+	case <-changed:
 	case <-ctx.Done():
 	}
+}
+
+// StateErrorReply is the reply to a command refused for the node's replica set state
+// ("not primary"...): from 4.4 it carries the node's topologyVersion, by which a driver
+// tells a current error (it rechecks the node) from a stale one (it ignores it).
+// A retryable write (the command has a txnNumber outside a transaction) refused so
+// is labelled RetryableWriteError, as 4.4+ drivers expect before they retry it.
+func (topo *Topology) StateErrorReply(id Identity, cmd *Command, err *Error) bson.Raw {
+	d := bson.D{{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: err.Msg}, {Key: "code", Value: err.Code}, {Key: "codeName", Value: err.Name}}
+	_, inTxn := cmd.Lookup("autocommit").BooleanOK()
+	if cmd.Lookup("txnNumber").Type != 0 && !inTxn {
+		d = append(d, bson.E{Key: "errorLabels", Value: bson.A{"RetryableWriteError"}})
+	}
+	if id.Release().TopologyVersion() {
+		d = append(d, bson.E{Key: "topologyVersion", Value: topo.doc()})
+	}
+	return Reply(d)
 }

@@ -1,0 +1,164 @@
+package shard
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/bson"
+)
+
+// A secondary applies its primary's entries to its own FerretDB (replset.go): inserts
+// and updates as the whole document (an update's post-image comes with its entry in
+// memory; an entry read back from the file after a restart has none, and the
+// document is fetched from the primary, which is then at the end of its oplog: see
+// catchUp), deletes by _id, DDL as the command it records. The shard's catalog
+// (UUIDs, shard keys, views) is the set's, shared by its members.
+
+// applyEntry applies one entry to n's data; from is the member it came from.
+func (n *node) applyEntry(ctx context.Context, e entry, from *node) error {
+	op := str(e.raw.Lookup("op"))
+	ns := str(e.raw.Lookup("ns"))
+	o, _ := e.raw.Lookup("o").DocumentOK()
+	return n.applyOp(ctx, op, ns, o, e.post, e.raw, from)
+}
+
+func (n *node) applyOp(ctx context.Context, op, ns string, o, post, raw bson.Raw, from *node) error {
+	db, coll, _ := strings.Cut(ns, ".")
+	switch op {
+	case "n":
+		return nil
+	case "i":
+		return n.replaceDoc(ctx, db, coll, o)
+	case "u":
+		if post == nil {
+			o2, _ := raw.Lookup("o2").DocumentOK()
+			return n.refetch(ctx, from, db, coll, o2.Lookup("_id"))
+		}
+		return n.replaceDoc(ctx, db, coll, post)
+	case "d":
+		_, err := n.be.deleteByID(ctx, db, coll, o.Lookup("_id"))
+		return ignoreMissing(err)
+	case "c":
+		return n.applyCommand(ctx, db, o, from)
+	}
+	return fmt.Errorf("cannot apply an entry with op %q", op)
+}
+
+// replaceDoc makes doc the document with its _id.
+func (n *node) replaceDoc(ctx context.Context, db, coll string, doc bson.Raw) error {
+	if _, err := n.be.deleteByID(ctx, db, coll, doc.Lookup("_id")); ignoreMissing(err) != nil {
+		return err
+	}
+	if err := n.insertOne(ctx, db, coll, doc); err != nil {
+		return err
+	}
+	return nil
+}
+
+// refetch makes the document with _id id what it is on member from (absent if it is
+// absent there), as MongoDB's refetch-based rollback does.
+func (n *node) refetch(ctx context.Context, from *node, db, coll string, id bson.RawValue) error {
+	docs, err := from.be.fetchByID(ctx, db, coll, id)
+	if ignoreMissing(err) != nil {
+		return err
+	}
+	if len(docs) == 0 {
+		_, err := n.be.deleteByID(ctx, db, coll, id)
+		return ignoreMissing(err)
+	}
+	return n.replaceDoc(ctx, db, coll, docs[0])
+}
+
+// ignoreMissing treats a collection or database that does not exist as nothing to do.
+func ignoreMissing(err error) error {
+	if err == nil || hasCode(err, 26) || strings.Contains(err.Error(), "no such table") {
+		return nil
+	}
+	return err
+}
+
+// applyCommand applies a c entry's command.
+func (n *node) applyCommand(ctx context.Context, db string, o bson.Raw, from *node) error {
+	elems, _ := o.Elements()
+	if len(elems) == 0 {
+		return nil
+	}
+	name := elems[0].Key()
+	arg := elems[0].Value()
+	coll, _ := arg.StringValueOK()
+	run := func(cmd bson.D) error {
+		_, err := n.be.run(ctx, db, cmd)
+		return err
+	}
+	switch name {
+	case "create":
+		if _, view := o.Lookup("viewOn").StringValueOK(); view {
+			return nil // views live in the set's catalog
+		}
+		if err := run(bson.D{{Key: "create", Value: coll}}); err != nil && !hasCode(err, 48) {
+			return err
+		}
+		return n.be.ensureIDIndex(ctx, db, coll)
+	case "drop":
+		return ignoreMissing(run(bson.D{{Key: "drop", Value: coll}}))
+	case "dropDatabase":
+		if err := n.be.files.release(db); err != nil {
+			return err
+		}
+		return run(bson.D{{Key: "dropDatabase", Value: 1}})
+	case "renameCollection":
+		to, _ := o.Lookup("to").StringValueOK()
+		cmd := bson.D{{Key: "renameCollection", Value: coll}, {Key: "to", Value: to}}
+		if drop, ok := o.Lookup("dropTarget").BooleanOK(); ok && drop {
+			toDB, toColl, _ := strings.Cut(to, ".")
+			if _, err := n.be.run(ctx, toDB, bson.D{{Key: "drop", Value: toColl}}); ignoreMissing(err) != nil {
+				return err
+			}
+		}
+		_, err := n.be.run(ctx, "admin", cmd)
+		return err
+	case "createIndexes":
+		spec := bson.D{}
+		for _, e := range elems[1:] {
+			spec = append(spec, bson.E{Key: e.Key(), Value: e.Value()})
+		}
+		return n.buildIndexes(ctx, db, coll, bson.A{spec})
+	case "commitIndexBuild":
+		specs, _ := o.Lookup("indexes").ArrayOK()
+		vals, _ := specs.Values()
+		a := bson.A{}
+		for _, v := range vals {
+			a = append(a, v)
+		}
+		return n.buildIndexes(ctx, db, coll, a)
+	case "dropIndexes", "deleteIndexes":
+		idx := o.Lookup("index")
+		return ignoreMissing(run(bson.D{{Key: "dropIndexes", Value: coll}, {Key: "index", Value: idx}}))
+	case "applyOps":
+		ops, _ := arg.ArrayOK()
+		vals, _ := ops.Values()
+		for _, v := range vals {
+			d, _ := v.DocumentOK()
+			inner, _ := d.Lookup("o").DocumentOK()
+			if err := n.applyOp(ctx, str(d.Lookup("op")), str(d.Lookup("ns")), inner, nil, d, from); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// startIndexBuild, abortIndexBuild, collMod, and the rest change nothing a
+	// secondary's FerretDB holds (the set's catalog keeps what FerretDB cannot).
+	return nil
+}
+
+// buildIndexes creates the indexes FerretDB can hold; those it cannot stay in the set's
+// catalog, as on the primary.
+func (n *node) buildIndexes(ctx context.Context, db, coll string, specs bson.A) error {
+	for _, s := range specs {
+		if _, err := n.be.run(ctx, db, bson.D{{Key: "createIndexes", Value: coll}, {Key: "indexes", Value: bson.A{s}}}); err != nil {
+			n.front.cfg.Logger.Debug("secondary left an index to the catalog", "shard", n.front.cfg.Name, "ns", db+"."+coll, "err", err)
+		}
+	}
+	return nil
+}
