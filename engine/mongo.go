@@ -340,12 +340,19 @@ func (c *mongoClusters) StartPoint(ctx context.Context, shard string) (StartPoin
 	if err != nil {
 		return StartPoint{}, err
 	}
-	src := replay.NewMongoSource(client, replay.MongoSourceOptions{})
+	return startPoint(ctx, replay.NewMongoSource(client, replay.MongoSourceOptions{}),
+		func(ctx context.Context, after primitive.Timestamp) (primitive.Timestamp, bool, error) {
+			return topology.OldestOpenTransaction(ctx, client, after)
+		})
+}
+
+// startPoint is StartPoint on a shard's oplog and its oldest open transaction.
+func startPoint(ctx context.Context, src replay.Source, oldestOpen func(ctx context.Context, after primitive.Timestamp) (primitive.Timestamp, bool, error)) (StartPoint, error) {
 	before, err := src.Majority(ctx)
 	if err != nil {
 		return StartPoint{}, err
 	}
-	oldest, open, err := topology.OldestOpenTransaction(ctx, client, before)
+	oldest, open, err := oldestOpen(ctx, before)
 	if err != nil {
 		return StartPoint{}, err
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson/primitive"
@@ -72,5 +73,45 @@ func TestResumeCheck_TermOfTheCheckpointReachesTheResumedReplay(t *testing.T) {
 	h.eventually("s0 replaying again", func() bool { return h.fc.replayers("s0") == 2 })
 	if got := h.fc.replayer("s0").from.Resume; got != (replay.OpTime{TS: applied, Term: 4}) {
 		t.Fatalf("the resumed replay starts after %+v, want %v of term 4", got, applied)
+	}
+}
+
+// movingOplog is a shard whose newest entry is past its majority commit point,
+// which moves each time it is read.
+type movingOplog struct {
+	replay.Source
+	newest    primitive.Timestamp
+	committed []primitive.Timestamp
+}
+
+func (o *movingOplog) Newest(context.Context) (primitive.Timestamp, error) { return o.newest, nil }
+
+func (o *movingOplog) Majority(context.Context) (primitive.Timestamp, error) {
+	ts := o.committed[0]
+	if len(o.committed) > 1 {
+		o.committed = o.committed[1:]
+	}
+	return ts, nil
+}
+
+// Rule "T0 at the majority commit point": T0 is the commit point read after
+// config.transactions, never the newest entry, which can sit past an oplog hole
+// or be rolled back; config.transactions is read as of the commit point before it.
+func TestT0AtTheMajorityPoint_NotTheNewestEntry(t *testing.T) {
+	ts := func(n uint32) primitive.Timestamp { return primitive.Timestamp{T: n, I: 1} }
+	src := &movingOplog{newest: ts(20), committed: []primitive.Timestamp{ts(10), ts(12)}}
+	var readAfter primitive.Timestamp
+	sp, err := startPoint(context.Background(), src, func(_ context.Context, after primitive.Timestamp) (primitive.Timestamp, bool, error) {
+		readAfter = after
+		return primitive.Timestamp{}, false, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (StartPoint{T0: ts(12), TxnStart: ts(10)}); sp != want {
+		t.Fatalf("start point %+v, want %+v: T0 at the commit point read last, not the newest entry %v", sp, want, src.newest)
+	}
+	if readAfter != ts(10) {
+		t.Fatalf("config.transactions read as of %v, want the first commit point %v", readAfter, ts(10))
 	}
 }
