@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // --- entries -------------------------------------------------------------------
@@ -98,6 +99,7 @@ type fakeOplog struct {
 	// majorityReads counts the times it was read.
 	majority      atomic.Uint64
 	majorityReads atomic.Int64
+	noCommitPoint atomic.Bool // the member reports none (a primary elected a moment ago)
 }
 
 func newFakeOplog(entries ...bson.Raw) *fakeOplog {
@@ -194,6 +196,9 @@ func (o *fakeOplog) Oldest(context.Context) (primitive.Timestamp, error) {
 
 func (o *fakeOplog) Majority(context.Context) (primitive.Timestamp, error) {
 	o.majorityReads.Add(1)
+	if o.noCommitPoint.Load() {
+		return primitive.Timestamp{}, fmt.Errorf("the shard's primary reports none: %w", topology.ErrNoCommitPoint)
+	}
 	if v := o.majority.Load(); v != 0 {
 		return unpackTS(v), nil
 	}

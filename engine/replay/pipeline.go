@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // run is one pass of a shard's pipeline, from a resume point until a stop, the end
@@ -231,8 +233,15 @@ func (r *run) awaitCommitted(ctx context.Context, entry bson.Raw) error {
 	var tick *time.Timer
 	for {
 		bound, err := r.cfg.Source.Majority(ctx)
-		if err != nil {
+		switch {
+		case errors.Is(err, topology.ErrNoCommitPoint):
+			// A primary elected a moment ago: the point will come; say why nothing
+			// is applied meanwhile.
+			r.s.setRetrying(retryCommit, "retrying: "+err.Error())
+		case err != nil:
 			return fmt.Errorf("read the majority commit point: %w", err)
+		default:
+			r.s.setRetrying(retryCommit, "")
 		}
 		if r.bound.Before(bound) {
 			r.bound = bound

@@ -277,3 +277,28 @@ func TestOpenTransactionsAtT0_CommitOfAnUnseenTransactionBeforeT0IsIgnored(t *te
 		t.Fatalf("got %v, %v; want one position item", items, err)
 	}
 }
+
+// Rule "majority bound": a primary elected a moment ago may report no commit point
+// yet; the replay waits for one, saying why, instead of failing the shard.
+func TestMajorityBound_NoCommitPointYetWaitsForOne(t *testing.T) {
+	src := newFakeOplog(noopOp(at(1)), insertOp(at(2), ns, doc(2, 0)))
+	src.noCommitPoint.Store(true)
+	dest := newFakeDest()
+	s := testShard(t, Config{Source: src, Destination: dest, Resume: at(1)})
+	wait := start(t, context.Background(), s)
+	eventually(t, "the wait reported", func() bool { return strings.Contains(s.Snapshot().Retrying, "reports none") })
+	if p := s.Snapshot(); p.Applied != at(1) || p.Err != nil {
+		t.Fatalf("applied %v, err %v while no commit point is known", p.Applied, p.Err)
+	}
+	src.noCommitPoint.Store(false)
+	eventually(t, "the entry applied once the point is known", func() bool { return s.Snapshot().Applied == at(2) })
+	if got := s.Snapshot().Retrying; got != "" {
+		t.Errorf("still retrying: %q", got)
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+}

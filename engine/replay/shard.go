@@ -289,6 +289,7 @@ const (
 	retryWork       = iota // tailing or writing
 	retryCheckpoint        // saving the checkpoint
 	retrySource            // reaching the source shard (a tail can wait silently on a dead link)
+	retryCommit            // learning the source shard's majority commit point
 	numRetry
 )
 
@@ -433,7 +434,7 @@ func (s *Shard) Snapshot() Progress {
 		p.Waiting = fmt.Sprintf("waiting for every shard to pass the %s of %s (%s) before applying it once; writes to it wait too",
 			h.ddl.Kind, h.ddl.NS, time.Unix(int64(h.ts.T), 0).UTC().Format("15:04:05 UTC"))
 	}
-	for _, kind := range []int{retryCheckpoint, retrySource} {
+	for _, kind := range []int{retryCheckpoint, retrySource, retryCommit} {
 		if p.Retrying == "" {
 			p.Retrying = s.mu.retrying[kind]
 		}

@@ -20,6 +20,10 @@ import (
 // needs one): every entry it wrote is committed, so its newest entry is the point.
 var ErrOneMember = errors.New("a one-member replica set: its newest entry is its majority commit point")
 
+// ErrNoCommitPoint: a member of a replica set of several members reports no
+// majority commit point (one elected a moment ago may not have one yet).
+var ErrNoCommitPoint = errors.New("no majority commit point reported")
+
 // MajorityCommitPoint reads the majority commit point of the replica set whose
 // member client reaches (its primary, or a direct connection to a member): the
 // newest entry a majority of the set has written, which no failover rolls back.
@@ -59,9 +63,9 @@ func commitPointOf(hello bson.Raw, status func() (bson.Raw, error)) (primitive.T
 	}
 	msg := "the shard's primary reports no majority commit point (hello lastWrite.majorityOpTime, replSetGetStatus optimes.lastCommittedOpTime)"
 	if statusErr != nil {
-		return primitive.Timestamp{}, fmt.Errorf("%s, and replSetGetStatus failed (grant the clusterMonitor role): %w", msg, statusErr)
+		return primitive.Timestamp{}, fmt.Errorf("%s, and replSetGetStatus failed (grant the clusterMonitor role: %v): %w", msg, statusErr, ErrNoCommitPoint)
 	}
-	return primitive.Timestamp{}, errors.New(msg + ": wait until its replica set has elected a primary and replicated, then retry")
+	return primitive.Timestamp{}, fmt.Errorf("%s: wait until its replica set has elected a primary and replicated, then retry: %w", msg, ErrNoCommitPoint)
 }
 
 // opTimeAt reads the ts of the optime at path in doc: {ts, t}, or a bare Timestamp

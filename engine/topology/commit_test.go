@@ -75,6 +75,9 @@ func TestMajorityBound_CommitPointFromHelloOrReplSetGetStatus(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%s: %v, %v; want an error saying %q", c.name, got, err, c.err)
 			}
+			if replSet := c.hello.Map()["setName"] != nil; replSet != errors.Is(err, ErrNoCommitPoint) {
+				t.Errorf("%s: %v is ErrNoCommitPoint: %v, want %v (a replica set that may report one soon)", c.name, err, !replSet, replSet)
+			}
 		case err != nil || got != c.want:
 			t.Errorf("%s: %v, %v; want %v", c.name, got, err, c.want)
 		}
