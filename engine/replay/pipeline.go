@@ -160,9 +160,13 @@ func (r *run) run(ctx context.Context) error {
 // error.
 func (r *run) tail(ctx context.Context) error {
 	defer close(r.batches)
-	cur, err := r.cfg.Source.Tail(ctx, r.from)
+	from := r.from
+	if r.txnStart {
+		from = r.cfg.TxnStart // r.from is just before it, where an entry may be
+	}
+	cur, err := r.cfg.Source.Tail(ctx, from)
 	if isCappedPositionLost(err) {
-		return &GapError{Shard: r.cfg.Shard, Resume: r.from}
+		return &GapError{Shard: r.cfg.Shard, Resume: from}
 	}
 	if err != nil {
 		return r.tailError(err)
@@ -172,7 +176,7 @@ func (r *run) tail(ctx context.Context) error {
 		defer cancel()
 		_ = cur.Close(cctx) // the server reaps a cursor it cannot close after 10 minutes
 	}()
-	last := r.from
+	last := from
 	for {
 		batch, err := cur.Next(ctx)
 		switch {

@@ -206,21 +206,23 @@ func session(b byte) bson.D {
 // T0, ignores those that began before what it read, and never fails on them.
 func TestOpenTransactionsAtT0_ReplayStartsAtTheOldestOpenTransaction(t *testing.T) {
 	a, b, c := session(1), session(2), session(3)
+	prepared := primitive.Timestamp{T: 2, I: 2}
 	src := newFakeOplog(
 		noopOp(at(1)),
-		preparedTxn(at(2), a, 1, innerInsert(ns, doc(1, 0))), // open at T0: committed at 8
+		insertOp(at(2), ns, doc(6, 0)),                        // just before the transaction: in the copy
+		preparedTxn(prepared, a, 1, innerInsert(ns, doc(1, 0))), // open at T0: committed at 8
 		insertOp(at(3), ns, doc(2, 0)),                       // in the copy
 		txnOp(at(4), primitive.Timestamp{}, b, 1, true, innerInsert(ns, doc(3, 0))),
 		txnOp(at(5), at(4), b, 1, false, innerInsert(ns, doc(4, 0))), // ended before T0: in the copy
 		commitTxn(at(6), at(0), c, 1),                                // began before what is read: ended before T0
 		noopOp(at(7)),                                                // T0
-		commitTxn(at(8), at(2), a, 1),
+		commitTxn(at(8), prepared, a, 1),
 		insertOp(at(9), ns, doc(5, 0)),
 	)
 	src.finite = true
 	dest := newFakeDest()
 	cps := &fakeCheckpoints{}
-	s := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(7), T0: at(7), TxnStart: at(2), CheckpointEvery: time.Millisecond})
+	s := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(7), T0: at(7), TxnStart: prepared, CheckpointEvery: time.Millisecond})
 	if err := s.Run(context.Background()); err != nil {
 		t.Fatalf("the replay failed on a transaction open at T0: %v", err)
 	}
@@ -233,11 +235,11 @@ func TestOpenTransactionsAtT0_ReplayStartsAtTheOldestOpenTransaction(t *testing.
 	if got := s.Snapshot().Skipped[SkipCopied]; got != 4 {
 		t.Errorf("%d entries skipped as in the copy, want 4 (at 3, 5, 6 and T0)", got)
 	}
-	if tails := src.tailedFrom(); len(tails) != 1 || !tails[0].Before(at(2)) {
-		t.Errorf("tailed from %v, want from the transaction's first entry %v", tails, at(2))
+	if tails := src.tailedFrom(); len(tails) != 1 || tails[0] != prepared {
+		t.Errorf("tailed from %v, want from the transaction's first entry %v", tails, prepared)
 	}
 	for _, ts := range cps.all() {
-		if ts.Before(at(2)) {
+		if ts.Before(prepared) {
 			t.Errorf("checkpoint %v saved: there is no entry before the transaction's first one to resume from", ts)
 		}
 	}

@@ -446,8 +446,9 @@ func (s *Shard) Snapshot() Progress {
 // unbounded is past every entry: the majority bound of a source without one.
 var unbounded = primitive.Timestamp{T: math.MaxUint32, I: math.MaxUint32}
 
-// justBefore is the position just before ts, between it and any earlier entry:
-// a resume point from which ts is the first entry read.
+// justBefore is the position just before ts: the resume point of a replay that
+// reads from ts on, ts included. An entry may sit there (ts minus one increment),
+// so such a replay tails from ts itself (see run.tail) and never saves it.
 func justBefore(ts primitive.Timestamp) primitive.Timestamp {
 	if ts.I > 0 {
 		return primitive.Timestamp{T: ts.T, I: ts.I - 1}
