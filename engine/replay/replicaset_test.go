@@ -209,9 +209,9 @@ func TestOpenTransactionsAtT0_ReplayStartsAtTheOldestOpenTransaction(t *testing.
 	prepared := primitive.Timestamp{T: 2, I: 2}
 	src := newFakeOplog(
 		noopOp(at(1)),
-		insertOp(at(2), ns, doc(6, 0)),                        // just before the transaction: in the copy
+		insertOp(at(2), ns, doc(6, 0)), // just before the transaction: in the copy
 		preparedTxn(prepared, a, 1, innerInsert(ns, doc(1, 0))), // open at T0: committed at 8
-		insertOp(at(3), ns, doc(2, 0)),                       // in the copy
+		insertOp(at(3), ns, doc(2, 0)),                          // in the copy
 		txnOp(at(4), primitive.Timestamp{}, b, 1, true, innerInsert(ns, doc(3, 0))),
 		txnOp(at(5), at(4), b, 1, false, innerInsert(ns, doc(4, 0))), // ended before T0: in the copy
 		commitTxn(at(6), at(0), c, 1),                                // began before what is read: ended before T0
