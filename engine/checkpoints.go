@@ -128,12 +128,17 @@ type ShardPosition struct {
 type ShardCheckpoint struct {
 	Shard string
 	Phase Phase
-	// T0 is the shard's newest oplog entry when its copy started: replay starts
-	// after it. ConsistencyPoint is the newest entry when the copy ended.
+	// T0 is the shard's majority commit point when its copy started: replay
+	// starts after it. ConsistencyPoint is the newest entry when the copy ended.
 	T0, ConsistencyPoint primitive.Timestamp
+	// TxnStart, when not zero, is where the replay starts reading instead of after
+	// T0: the first entry of the oldest transaction that may be open at T0.
+	TxnStart primitive.Timestamp
 	// Applied is the newest entry at and before which every entry is applied on the
-	// destination (zero until the replay checkpoints once).
-	Applied primitive.Timestamp
+	// destination (zero until the replay checkpoints once); AppliedTerm is that
+	// entry's term, checked on resume (0: unknown, in a state file older than it).
+	Applied     primitive.Timestamp
+	AppliedTerm int64
 	// Copied is the copy progress per partition (namespace).
 	Copied map[string]initialsync.PartitionProgress
 	// DDLApplied are the DDL entries after Applied that the shard read and whose

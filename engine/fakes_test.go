@@ -207,8 +207,10 @@ type fakeShard struct {
 	newest primitive.Timestamp
 	// newestErr, when set, is Newest's answer: the source shard does not answer.
 	newestErr error
-	copyGate  chan struct{} // nil: copies finish at once
-	copyErr   error
+	// txnStart is StartPoint's TxnStart: an open transaction began there.
+	txnStart primitive.Timestamp
+	copyGate chan struct{} // nil: copies finish at once
+	copyErr  error
 	// relaxIndex, when set, is reported relaxed by the index build.
 	relaxIndex bson.Raw
 	copiers    []*fakeCopier
@@ -449,7 +451,15 @@ func (f *fakeClusters) Newest(_ context.Context, shard string) (primitive.Timest
 	return s.newest, s.newestErr
 }
 
-func (f *fakeClusters) NewCopier(shard string, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
+// StartPoint is T0 at the fake shard's newest entry.
+func (f *fakeClusters) StartPoint(ctx context.Context, shard string) (StartPoint, error) {
+	t0, err := f.Newest(ctx, shard)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return StartPoint{T0: t0, TxnStart: f.shards[shard].txnStart}, err
+}
+
+func (f *fakeClusters) NewCopier(shard string, _ primitive.Timestamp, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
 	f.call("NewCopier %s", shard)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -462,12 +472,13 @@ func (f *fakeClusters) NewCopier(shard string, saved map[string]initialsync.Part
 	return c, nil
 }
 
-func (f *fakeClusters) NewReplayer(shard string, resume, consistency primitive.Timestamp, ddlApplied []replay.DDLCopy, sink ReplaySink) (Replayer, error) {
+func (f *fakeClusters) NewReplayer(shard string, from ReplayStart, ddlApplied []replay.DDLCopy, sink ReplaySink) (Replayer, error) {
+	resume, consistency := from.Resume.TS, from.ConsistencyPoint
 	f.call("NewReplayer %s", shard)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.shards[shard]
-	r := &fakeReplayer{shard: shard, resume: resume, consistency: consistency, ddlApplied: ddlApplied, sink: sink, stop: make(chan struct{}), done: make(chan struct{}), fail: make(chan error, 1)}
+	r := &fakeReplayer{shard: shard, from: from, resume: resume, consistency: consistency, ddlApplied: ddlApplied, sink: sink, stop: make(chan struct{}), done: make(chan struct{}), fail: make(chan error, 1)}
 	// A new replay has applied nothing yet and is 30 s (or replayLag) behind the source.
 	lag := cmp.Or(f.replayLag, 30*time.Second)
 	r.p = replay.Progress{Shard: shard, Applied: resume, Newest: primitive.Timestamp{T: resume.T + uint32(lag/time.Second), I: 1}, Lag: lag}
@@ -581,6 +592,7 @@ func (c *fakeCopier) Snapshot() initialsync.Progress {
 // progress.
 type fakeReplayer struct {
 	shard               string
+	from                ReplayStart
 	resume, consistency primitive.Timestamp
 	ddlApplied          []replay.DDLCopy
 	sink                ReplaySink
@@ -602,7 +614,7 @@ func (r *fakeReplayer) Run(ctx context.Context) error {
 		r.stopped = true
 		applied := r.p.Applied
 		r.mu.Unlock()
-		return r.sink.SaveApplied(r.shard, applied)
+		return r.sink.SaveApplied(r.shard, replay.OpTime{TS: applied})
 	case err := <-r.fail:
 		return err
 	}
@@ -649,7 +661,7 @@ func (r *fakeReplayer) checkpoint(t *testing.T) {
 	r.mu.Lock()
 	applied := r.p.Applied
 	r.mu.Unlock()
-	if err := r.sink.SaveApplied(r.shard, applied); err != nil {
+	if err := r.sink.SaveApplied(r.shard, replay.OpTime{TS: applied}); err != nil {
 		t.Fatal(err)
 	}
 }

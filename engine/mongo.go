@@ -330,7 +330,55 @@ func (c *mongoClusters) Newest(ctx context.Context, shard string) (primitive.Tim
 	return replay.NewMongoSource(client, replay.MongoSourceOptions{}).Newest(ctx)
 }
 
-func (c *mongoClusters) NewCopier(shard string, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
+// StartPoint reads the shard's majority commit point (before), the oldest
+// transaction open in what its majority committed as of before or later, then the
+// majority commit point again: T0. A transaction open at T0 either shows open
+// there (its first entry is where the replay starts reading) or began after
+// before; one that shows ended there ended at or before T0.
+func (c *mongoClusters) StartPoint(ctx context.Context, shard string) (StartPoint, error) {
+	client, err := c.shardClient(shard)
+	if err != nil {
+		return StartPoint{}, err
+	}
+	return startPoint(ctx, replay.NewMongoSource(client, replay.MongoSourceOptions{}),
+		func(ctx context.Context, after primitive.Timestamp) (primitive.Timestamp, bool, error) {
+			return topology.OldestOpenTransaction(ctx, client, after)
+		})
+}
+
+// startPoint is StartPoint on a shard's oplog and its oldest open transaction.
+func startPoint(ctx context.Context, src replay.Source, oldestOpen func(ctx context.Context, after primitive.Timestamp) (primitive.Timestamp, bool, error)) (StartPoint, error) {
+	before, err := src.Majority(ctx)
+	if err != nil {
+		return StartPoint{}, err
+	}
+	oldest, open, err := oldestOpen(ctx, before)
+	if err != nil {
+		return StartPoint{}, err
+	}
+	t0, err := src.Majority(ctx)
+	if err != nil {
+		return StartPoint{}, err
+	}
+	return startPointOf(before, oldest, open, t0), nil
+}
+
+// startPointOf is StartPoint from what it read: the replay reads from the oldest
+// open transaction's first entry, or from before, whichever is older, when that
+// is before T0.
+func startPointOf(before, oldest primitive.Timestamp, open bool, t0 primitive.Timestamp) StartPoint {
+	sp := StartPoint{T0: t0}
+	from := before
+	if open && oldest.Before(from) {
+		from = oldest
+	}
+	if from.Before(t0) {
+		sp.TxnStart = from
+	}
+	return sp
+}
+
+func (c *mongoClusters) NewCopier(shard string, t0 primitive.Timestamp, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
 	plan, err := c.plan()
 	if err != nil {
 		return nil, err
@@ -344,7 +392,7 @@ func (c *mongoClusters) NewCopier(shard string, saved map[string]initialsync.Par
 		return nil, err
 	}
 	return initialsync.New(initialsync.Config{
-		Shard: sp, Source: initialsync.MongoSource(client), Destination: existingIndexesSkipped{initialsync.MongoDestination(c.dst), c.dst},
+		Shard: sp, Source: initialsync.MongoSource(client, t0), Destination: existingIndexesSkipped{initialsync.MongoDestination(c.dst), c.dst},
 		Saved: saved, Checkpoints: sink, Indexes: c.relaxed, IndexBuilds: c.builds, Logger: c.log,
 	})
 }
@@ -399,7 +447,7 @@ func sameIndexSpec(a, b bson.Raw) bool {
 	return maps.Equal(fields(a), fields(b))
 }
 
-func (c *mongoClusters) NewReplayer(shard string, resume, consistency primitive.Timestamp, ddlApplied []replay.DDLCopy, sink ReplaySink) (Replayer, error) {
+func (c *mongoClusters) NewReplayer(shard string, from ReplayStart, ddlApplied []replay.DDLCopy, sink ReplaySink) (Replayer, error) {
 	client, err := c.shardClient(shard)
 	if err != nil {
 		return nil, err
@@ -412,7 +460,7 @@ func (c *mongoClusters) NewReplayer(shard string, resume, consistency primitive.
 	return replay.New(replay.Config{
 		Shard: shard, Source: replay.NewMongoSource(client, replay.MongoSourceOptions{}),
 		Destination: replay.NewMongoDestination(c.dst), DDL: ddl, Checkpoints: sink,
-		Resume: resume, ConsistencyPoint: consistency,
+		Resume: from.Resume.TS, ResumeTerm: from.Resume.Term, T0: from.T0, TxnStart: from.TxnStart, ConsistencyPoint: from.ConsistencyPoint,
 		Translator: oplog.Config{KeyFields: c.keys.of, ShardKeyChanged: func(ns oplog.Namespace, fields []string) { c.keys.set(ns.String(), fields) }},
 		Logger:     c.log,
 	})

@@ -56,12 +56,17 @@ type Clusters interface {
 	Restore(ctx context.Context, r Relaxed) error
 	// Newest is the ts of the newest entry of a source shard's oplog.
 	Newest(ctx context.Context, shard string) (primitive.Timestamp, error)
-	// NewCopier prepares one shard's copy from its saved progress.
-	NewCopier(shard string, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error)
-	// NewReplayer prepares one shard's oplog replay, starting after resume.
+	// StartPoint reads where a source shard's copy and replay start: T0 at its
+	// majority commit point, and where the replay must read from to see every
+	// transaction open at T0 (docs/correctness.md).
+	StartPoint(ctx context.Context, shard string) (StartPoint, error)
+	// NewCopier prepares one shard's copy from its saved progress: it reads what
+	// the shard's majority committed, as of t0 or later.
+	NewCopier(shard string, t0 primitive.Timestamp, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error)
+	// NewReplayer prepares one shard's oplog replay, starting after from.Resume.
 	// ddlApplied are the DDL entries after resume that the shard read before and
 	// whose DDL is applied; sink keeps the replay's checkpoints.
-	NewReplayer(shard string, resume, consistency primitive.Timestamp, ddlApplied []replay.DDLCopy, sink ReplaySink) (Replayer, error)
+	NewReplayer(shard string, from ReplayStart, ddlApplied []replay.DDLCopy, sink ReplaySink) (Replayer, error)
 	// RunDDL applies the DDL the shards' replays meet until ctx ends.
 	RunDDL(ctx context.Context) error
 	// ReleaseDDL tells the DDL applier that a shard whose replay stopped (failed or
@@ -72,6 +77,28 @@ type Clusters interface {
 	Verify(ctx context.Context, progress func(done, total int)) (*Verification, error)
 	// Close releases the connections.
 	Close(ctx context.Context) error
+}
+
+// StartPoint is where a shard's copy and replay start.
+type StartPoint struct {
+	// T0 is the shard's majority commit point when its copy starts: the copy
+	// holds every write up to it and none a failover can roll back; the replay
+	// applies the entries after it.
+	T0 primitive.Timestamp
+	// TxnStart, when not zero, is before T0: the first entry of the oldest
+	// transaction that may be open at T0, where the replay starts reading.
+	TxnStart primitive.Timestamp
+}
+
+// ReplayStart is where a shard's replay starts, from its checkpoint (see
+// replay.Config).
+type ReplayStart struct {
+	// Resume is the entry the replay starts after, with its term when known: the
+	// checkpoint's, or T0 when none was saved.
+	Resume replay.OpTime
+	// T0 and TxnStart are the shard's StartPoint; ConsistencyPoint is where its
+	// copy ended.
+	T0, TxnStart, ConsistencyPoint primitive.Timestamp
 }
 
 // Connector opens the Clusters of a migration; it is called once per Run (and by a

@@ -179,15 +179,17 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 				return fmt.Errorf("clear what shard %s owns on the destination: %w", sh.name, err)
 			}
 		}
-		t0, err := c.Newest(ctx, sh.name)
+		start, err := c.StartPoint(ctx, sh.name)
 		if err != nil {
 			return fmt.Errorf("record T0 of shard %s: %w", sh.name, err)
 		}
+		t0 := start.T0
 		if t0.IsZero() {
 			return fmt.Errorf("record T0 of shard %s: its oplog is empty (is it a replica set member?)", sh.name)
 		}
 		err = m.shardPhase(sh, nil, Copying, "copy started; the oplog replay will start after T0 "+tsText(t0), func(cp *ShardCheckpoint) {
-			cp.T0, cp.ConsistencyPoint, cp.Applied, cp.Copied, cp.DDLApplied = t0, primitive.Timestamp{}, primitive.Timestamp{}, nil, nil
+			cp.T0, cp.TxnStart, cp.ConsistencyPoint, cp.Copied, cp.DDLApplied = t0, start.TxnStart, primitive.Timestamp{}, nil, nil
+			cp.Applied, cp.AppliedTerm = primitive.Timestamp{}, 0
 		})
 		if err != nil {
 			return err
@@ -197,7 +199,7 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 	var copier Copier
 	if cp.Phase == Copying || cp.Phase == BuildingIndexes {
 		var err error
-		if copier, err = c.NewCopier(sh.name, cp.Copied, sink); err != nil {
+		if copier, err = c.NewCopier(sh.name, cp.T0, cp.Copied, sink); err != nil {
 			return err
 		}
 		m.mu.Lock()
@@ -240,11 +242,11 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 	if cp.Phase != CatchingUp && cp.Phase != Synced {
 		return fmt.Errorf("shard %s: unexpected phase %q in its checkpoint", sh.name, cp.Phase)
 	}
-	resume := cp.Applied
-	if resume.IsZero() {
-		resume = cp.T0
+	from := ReplayStart{Resume: replay.OpTime{TS: cp.Applied, Term: cp.AppliedTerm}, T0: cp.T0, TxnStart: cp.TxnStart, ConsistencyPoint: cp.ConsistencyPoint}
+	if cp.Applied.IsZero() {
+		from.Resume = replay.OpTime{TS: cp.T0}
 	}
-	rp, err := c.NewReplayer(sh.name, resume, cp.ConsistencyPoint, cp.DDLApplied, sink)
+	rp, err := c.NewReplayer(sh.name, from, cp.DDLApplied, sink)
 	if err != nil {
 		return err
 	}
@@ -337,9 +339,10 @@ func (s shardSink) SaveCopyProgress(_ string, progress map[string]initialsync.Pa
 
 // SaveApplied implements replay.Checkpointer. The DDL entries the resume point
 // passed are never read again: their records go.
-func (s shardSink) SaveApplied(_ string, ts primitive.Timestamp) error {
+func (s shardSink) SaveApplied(_ string, at replay.OpTime) error {
+	ts := at.TS
 	err := s.m.saveShard(s.sh, func(cp *ShardCheckpoint) {
-		cp.Applied = ts
+		cp.Applied, cp.AppliedTerm = ts, at.Term
 		if slices.ContainsFunc(cp.DDLApplied, func(c replay.DDLCopy) bool { return !ts.Before(c.TS) }) {
 			cp.DDLApplied = slices.DeleteFunc(slices.Clone(cp.DDLApplied), func(c replay.DDLCopy) bool { return !ts.Before(c.TS) })
 		}

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 )
 
 func TestShardCheckpointRoundTrip(t *testing.T) {
@@ -160,5 +163,41 @@ func BenchmarkSaveShardCheckpoint(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// A checkpoint saved before the term of the applied entry and the replay's
+// TxnStart were kept reads back without them: the shard resumes on its ts alone.
+func TestCheckpointSavedBeforeTermsReadsBackWithoutOne(t *testing.T) {
+	s, _ := openTemp(t)
+	mustSave(t, s, sampleMigration("m1"))
+	type legacy struct { // the record as it was: no appliedTerm, no txnStart
+		Shard     string              `bson:"shard"`
+		Phase     string              `bson:"phase"`
+		T0        primitive.Timestamp `bson:"t0"`
+		Applied   primitive.Timestamp `bson:"applied"`
+		UpdatedAt time.Time           `bson:"updatedAt"`
+	}
+	old := legacy{Shard: "rs0", Phase: "synced", T0: primitive.Timestamp{T: 10, I: 1}, Applied: primitive.Timestamp{T: 20, I: 2}, UpdatedAt: time.Now()}
+	v, err := encode([]byte(old.Shard), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketCheckpoints).CreateBucketIfNotExists([]byte("m1"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(old.Shard), v)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps, err := s.ShardCheckpoints("m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) != 1 || cps[0].Applied != old.Applied || cps[0].AppliedTerm != 0 || !cps[0].TxnStart.IsZero() {
+		t.Fatalf("read back %+v, want applied %v with no term and no TxnStart", cps, old.Applied)
 	}
 }

@@ -183,6 +183,12 @@ type ShardCheckpoint struct {
 	Phase   string              `bson:"phase"`
 	T0      primitive.Timestamp `bson:"t0"`      // newest oplog ts when the copy started
 	Applied primitive.Timestamp `bson:"applied"` // last oplog ts durably applied by every applier
+	// AppliedTerm is the term ("t") of the entry at Applied, checked when the shard
+	// resumes; 0 in a checkpoint saved before it was kept (the ts alone is checked).
+	AppliedTerm int64 `bson:"appliedTerm,omitempty"`
+	// TxnStart is where the shard's replay starts reading when it is before T0: the
+	// first entry of the oldest transaction that may be open at T0 (absent: none).
+	TxnStart primitive.Timestamp `bson:"txnStart,omitempty"`
 	// Copied is keyed by namespace and partition id, as the engine names them.
 	Copied    map[string]PartitionProgress `bson:"copied,omitempty"`
 	Error     string                       `bson:"error,omitempty"`

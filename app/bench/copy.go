@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/writeconcern"
 	"golang.org/x/sync/errgroup"
@@ -173,7 +174,7 @@ func child(ctx context.Context, mode, srcURI, dstURI string, docs int, cpuProfil
 				return childResult{}, fmt.Errorf("the plan has no shard %s", sh.Name)
 			}
 			c, err := initialsync.New(initialsync.Config{
-				Shard: sp, Source: initialsync.MongoSource(client), Destination: initialsync.MongoDestination(dst),
+				Shard: sp, Source: initialsync.MongoSource(client, primitive.Timestamp{}), Destination: initialsync.MongoDestination(dst),
 				Checkpoints: discardSink{}, Indexes: discardSink{},
 			})
 			if err != nil {

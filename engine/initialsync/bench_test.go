@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"golang.org/x/sync/errgroup"
@@ -133,7 +134,7 @@ func BenchmarkCopyVersusBulkInsert(b *testing.B) {
 			g.Go(func() error {
 				sp, _ := p.Shard(s.Source)
 				c, err := initialsync.New(initialsync.Config{
-					Shard: sp, Source: initialsync.MongoSource(clients[s.Source]), Destination: initialsync.MongoDestination(e.dstC),
+					Shard: sp, Source: initialsync.MongoSource(clients[s.Source], primitive.Timestamp{}), Destination: initialsync.MongoDestination(e.dstC),
 					Checkpoints: mem, Indexes: mem,
 				})
 				if err != nil {

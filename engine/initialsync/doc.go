@@ -1,7 +1,9 @@
 // Package initialsync copies the documents one source shard owns into the
 // destination, resumably, and then builds that shard's indexes there.
 //
-//	RecordT0(shard) ─► T0 saved by the caller before anything is copied
+//	T0 (the shard's majority commit point, engine.StartPoint) saved by the caller
+//	before anything is copied; MongoSource's finds read at read concern majority,
+//	afterClusterTime T0 (docs/correctness.md)
 //
 //	Copier.Copy: namespaces of the ShardPlan, largest first, Config.Namespaces at once
 //	  per namespace (one partition, scanned in _id order, or capped: natural order)
@@ -18,7 +20,7 @@
 //	                                       │
 //	  checkpoint loop (≤ once per CheckpointEvery, and at the end) ─► CheckpointSink.SaveCopyProgress
 //
-//	RecordT0(shard) again when Copy returns: the consistency point
+//	RecordT0(shard) (its newest entry) when Copy returns: the consistency point
 //	Copier.BuildIndexes: listIndexes on the shard ─► oplog.RelaxIndexForSync ─►
 //	  original to IndexSink ─► createIndexes on the destination, once per namespace
 //

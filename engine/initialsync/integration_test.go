@@ -315,7 +315,7 @@ func (e *env) copyShard(ctx context.Context, t testing.TB, p *prepare.Plan, shar
 		dst = initialsync.MongoDestination(e.dstC)
 	}
 	c, err := initialsync.New(initialsync.Config{
-		Shard: sp, Source: initialsync.MongoSource(src), Destination: dst,
+		Shard: sp, Source: initialsync.MongoSource(src, t0), Destination: dst,
 		Saved: mem.saved(shard), Checkpoints: mem, Indexes: mem, IndexBuilds: e.builds, BatchDocs: batchDocs,
 	})
 	if err != nil {
@@ -653,7 +653,7 @@ func (e *env) resumeKeepsLaterTypeClasses(t *testing.T, p *prepare.Plan) {
 	}
 	mem := newMemory()
 	c, err := initialsync.New(initialsync.Config{
-		Shard: part, Source: initialsync.MongoSource(src), Destination: initialsync.MongoDestination(e.dstC),
+		Shard: part, Source: initialsync.MongoSource(src, primitive.Timestamp{}), Destination: initialsync.MongoDestination(e.dstC),
 		Saved:       map[string]initialsync.PartitionProgress{db + ".ranged": {LastID: last}},
 		Checkpoints: mem, Indexes: mem,
 	})

@@ -35,16 +35,18 @@ func RecordT0(ctx context.Context, shard *mongo.Client) (primitive.Timestamp, er
 	return primitive.Timestamp{T: t, I: i}, nil
 }
 
-// MongoSource reads a shard through a client connected directly to its primary.
-// Scans use the server's default read concern (local): with a majority read
-// concern, writes made before T0 but not yet majority-committed could be missed
-// by the copy and never replayed.
-func MongoSource(shard *mongo.Client) Source {
-	return &mongoSource{client: shard, version: topology.NewServerVersion(shard)}
+// MongoSource reads a shard through a client connected to its replica set. Scans
+// read what the set's majority committed, as of t0 or later (read concern majority
+// with afterClusterTime t0, topology.MajorityReadsAfter): T0 is the shard's
+// majority commit point, so every write up to it is in what a scan reads, and a
+// scan never copies a write a failover can roll back (docs/correctness.md).
+func MongoSource(shard *mongo.Client, t0 primitive.Timestamp) Source {
+	return &mongoSource{client: shard, t0: t0, version: topology.NewServerVersion(shard)}
 }
 
 type mongoSource struct {
 	client  *mongo.Client
+	t0      primitive.Timestamp
 	version *topology.ServerVersion
 }
 
@@ -67,11 +69,28 @@ func (s *mongoSource) Find(ctx context.Context, db, coll string, filter bson.D, 
 		}
 		topology.InSimpleCollation(opts, version)
 	}
-	cur, err := s.client.Database(db).Collection(coll).Find(ctx, filter, opts)
+	sess, err := topology.MajorityReadsAfter(s.client, s.t0)
 	if err != nil {
 		return nil, err
 	}
-	return mongoCursor{cur}, nil
+	cur, err := s.client.Database(db).Collection(coll, topology.MajorityRead()).Find(mongo.NewSessionContext(ctx, sess), filter, opts)
+	if err != nil {
+		sess.EndSession(context.WithoutCancel(ctx))
+		return nil, topology.MajorityReadError(err)
+	}
+	return sessionCursor{mongoCursor{cur}, sess}, nil
+}
+
+// sessionCursor ends its session when it is closed.
+type sessionCursor struct {
+	mongoCursor
+	sess mongo.Session
+}
+
+func (c sessionCursor) Close(ctx context.Context) error {
+	err := c.mongoCursor.Close(ctx)
+	c.sess.EndSession(ctx)
+	return err
 }
 
 func (s *mongoSource) ListIndexes(ctx context.Context, db, coll string) ([]bson.Raw, error) {

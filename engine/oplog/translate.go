@@ -92,6 +92,29 @@ func (t *Translator) Process(e *Entry, out []Item) ([]Item, error) {
 	return out, nil
 }
 
+// ProcessCopied is Process for an entry the shard's copy already holds (at or
+// before its T0), read only because a transaction open at T0 began before it
+// (MongoDB's initial sync does the same). It buffers the entries of transactions,
+// so that one still open at T0 is whole when its commit comes after T0, and yields
+// a single ItemPosition for everything else: the copy holds its write. A
+// transaction that ends here (commit, abort, or the last applyOps of a chain) is
+// dropped, its writes in the copy too; one continued here whose first entry came
+// before what was read is ignored: it ended before T0, or it would have been the
+// oldest open transaction.
+func (t *Translator) ProcessCopied(e *Entry, out []Item) ([]Item, error) {
+	if e.LSID != nil && e.HasTxnNumber && !e.FromMigrate {
+		key := txnKey(e)
+		tx := t.txns[key]
+		switch {
+		case e.Command == CmdApplyOps && e.MultiOpType != 1 && (e.PartialTxn || e.Prepare) && (tx != nil || e.prevIsNull()):
+			return t.Process(e, out)
+		case tx != nil && (e.Command == CmdApplyOps || e.Command == CmdCommitTransaction || e.Command == CmdAbortTransaction):
+			t.drop(key, tx)
+		}
+	}
+	return append(out, Item{Kind: ItemPosition, TS: e.TS}), nil
+}
+
 // OpenTxnFloor returns the ts of the first entry of the oldest transaction
 // still open, if any. A checkpoint must stay strictly below it: resuming after
 // it would lose that transaction's buffered operations.

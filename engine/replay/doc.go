@@ -20,6 +20,14 @@
 // applied, which is the minimum over appliers, never the maximum. The entries of an
 // open transaction hold it until the transaction's commit is applied.
 //
+// The tailer hands on only what the shard's majority committed (Source.Majority):
+// entries past the majority commit point wait, one batch, until it moves, so no
+// entry a failover can roll back is ever applied. A replay that starts at T0 reads
+// from the first entry of the oldest transaction open at T0 (Config.TxnStart) and
+// uses only the transactions' entries up to T0. A resume checks that the entry at
+// the resume point is still the one applied (its ts and term): else the source
+// rolled back and the shard fails with a *RollbackError. See docs/correctness.md.
+//
 // A transient fault (network, step-down, shutdown) ends the run; the Shard starts a
 // new one from the resume point after a backoff. An oplog that no longer holds the
 // resume point fails the shard with a *GapError: nothing continues from a gap.

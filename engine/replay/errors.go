@@ -33,6 +33,32 @@ func (e *GapError) Error() string {
 
 func (e *GapError) Unwrap() error { return ErrOplogGap }
 
+// ErrRolledBack: the source shard lost an entry this replay had applied (a
+// failover rolled it back). The destination may hold writes the source no longer
+// has: the shard must be restarted. The error returned is a *RollbackError.
+var ErrRolledBack = errors.New("source rolled back")
+
+// RollbackError reports a resume point the source no longer holds as applied: the
+// entry there is of another term, or gone while older entries remain.
+type RollbackError struct {
+	Shard   string
+	Applied OpTime // the entry the replay applied last
+	Found   OpTime // the entry the source holds at its ts instead (zero: none)
+}
+
+func (e *RollbackError) Error() string {
+	at := time.Unix(int64(e.Applied.TS.T), 0).UTC().Format("2006-01-02 15:04:05 UTC")
+	what := fmt.Sprintf("no longer holds the entry at %s (Timestamp(%d, %d)) that the destination applied last", at, e.Applied.TS.T, e.Applied.TS.I)
+	if e.Found.TS == e.Applied.TS {
+		what = fmt.Sprintf("holds another entry at %s (Timestamp(%d, %d)) than the one the destination applied last: one of term %d, not %d",
+			at, e.Applied.TS.T, e.Applied.TS.I, e.Found.Term, e.Applied.Term)
+	}
+	return fmt.Sprintf("the source shard %s rolled back past what was applied (a failover lost writes Shardlift had already copied): its oplog %s; the destination may hold writes the source no longer has: restart this shard to copy it again",
+		e.Shard, what)
+}
+
+func (e *RollbackError) Unwrap() error { return ErrRolledBack }
+
 // Server error codes this package acts on (MongoDB's error_codes.yml).
 const (
 	codeHostUnreachable                 = 6

@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // --- entries -------------------------------------------------------------------
@@ -94,6 +95,11 @@ type fakeOplog struct {
 	reads   atomic.Int64 // entries returned by cursors
 	onRead  func()       // called after each batch is read
 	awaitMs int
+	// majority is the majority commit point (packTS), unbounded while zero;
+	// majorityReads counts the times it was read.
+	majority      atomic.Uint64
+	majorityReads atomic.Int64
+	noCommitPoint atomic.Bool // the member reports none (a primary elected a moment ago)
 }
 
 func newFakeOplog(entries ...bson.Raw) *fakeOplog {
@@ -177,6 +183,38 @@ func (o *fakeOplog) Newest(context.Context) (primitive.Timestamp, error) {
 		return primitive.Timestamp{}, nil
 	}
 	return o.mu.ts[len(o.mu.ts)-1], nil
+}
+
+func (o *fakeOplog) Oldest(context.Context) (primitive.Timestamp, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.mu.ts) == 0 {
+		return primitive.Timestamp{}, nil
+	}
+	return o.mu.ts[0], nil
+}
+
+func (o *fakeOplog) Majority(context.Context) (primitive.Timestamp, error) {
+	o.majorityReads.Add(1)
+	if o.noCommitPoint.Load() {
+		return primitive.Timestamp{}, fmt.Errorf("the shard's primary reports none: %w", topology.ErrNoCommitPoint)
+	}
+	if v := o.majority.Load(); v != 0 {
+		return unpackTS(v), nil
+	}
+	return unbounded, nil
+}
+
+// commit moves the majority commit point to ts.
+func (o *fakeOplog) commit(ts primitive.Timestamp) { o.majority.Store(packTS(ts)) }
+
+// replace swaps the entries of the oplog for others, as a rollback followed by the
+// new primary's writes does.
+func (o *fakeOplog) replace(entries ...bson.Raw) {
+	o.mu.Lock()
+	o.mu.entries, o.mu.ts = nil, nil
+	o.mu.Unlock()
+	o.append(entries...)
 }
 
 type fakeCursor struct {
@@ -462,18 +500,30 @@ type fakeCheckpoints struct {
 	mu   struct {
 		sync.Mutex
 		saved []primitive.Timestamp
+		terms []int64
 	}
 }
 
-func (c *fakeCheckpoints) SaveApplied(_ string, ts primitive.Timestamp) error {
+func (c *fakeCheckpoints) SaveApplied(_ string, at OpTime) error {
 	if c.fail.Load() > 0 {
 		c.fail.Add(-1)
 		return errors.New("disk full")
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.mu.saved = append(c.mu.saved, ts)
+	c.mu.saved = append(c.mu.saved, at.TS)
+	c.mu.terms = append(c.mu.terms, at.Term)
 	return nil
+}
+
+// lastTerm is the term saved with the last checkpoint.
+func (c *fakeCheckpoints) lastTerm() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.mu.terms) == 0 {
+		return 0
+	}
+	return c.mu.terms[len(c.mu.terms)-1]
 }
 
 func (c *fakeCheckpoints) all() []primitive.Timestamp {

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // run is one pass of a shard's pipeline, from a resume point until a stop, the end
@@ -23,7 +25,11 @@ type run struct {
 	s             *Shard
 	cfg           *Config
 	from          primitive.Timestamp
+	fromTerm      int64               // the term of the entry at from, 0 when unknown
 	check         bool                // the first entry must be the one at from
+	txnStart      bool                // from is just before TxnStart: the first entry must be TxnStart, and is used
+	bound         primitive.Timestamp // the source's majority commit point, as last read
+	term          int64               // the term of the entry being dispatched
 	tolerateUntil primitive.Timestamp // idempotency errors are tolerated up to here
 
 	wm  *Watermark // the resume point
@@ -93,10 +99,11 @@ func (g *txnGroup) finish() {
 	}
 }
 
-func newRun(s *Shard, from, tolerateUntil primitive.Timestamp) *run {
+func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
 	r := &run{
-		s: s, cfg: &s.cfg, from: from, check: from != (primitive.Timestamp{}), tolerateUntil: tolerateUntil,
-		wm: NewWatermark(from), pos: NewWatermark(from), tr: oplog.NewTranslator(s.cfg.Translator),
+		s: s, cfg: &s.cfg, from: from.TS, fromTerm: from.Term, check: from.TS != (primitive.Timestamp{}), tolerateUntil: tolerateUntil,
+		txnStart: s.beforeTxns && from == s.start,
+		wm:       newWatermarkAt(from), pos: newWatermarkAt(from), tr: oplog.NewTranslator(s.cfg.Translator),
 		budget: newBudget(s.cfg.QueueBytes), batches: make(chan []bson.Raw, 1), holdDone: make(chan *hold),
 		txns: map[string][]Ticket{}, parkedNS: map[oplog.Namespace]int{}, parkedDB: map[string]int{}, dbWide: map[string]int{},
 	}
@@ -153,9 +160,13 @@ func (r *run) run(ctx context.Context) error {
 // error.
 func (r *run) tail(ctx context.Context) error {
 	defer close(r.batches)
-	cur, err := r.cfg.Source.Tail(ctx, r.from)
+	from := r.from
+	if r.txnStart {
+		from = r.cfg.TxnStart // r.from is just before it, where an entry may be
+	}
+	cur, err := r.cfg.Source.Tail(ctx, from)
 	if isCappedPositionLost(err) {
-		return &GapError{Shard: r.cfg.Shard, Resume: r.from}
+		return &GapError{Shard: r.cfg.Shard, Resume: from}
 	}
 	if err != nil {
 		return r.tailError(err)
@@ -165,7 +176,7 @@ func (r *run) tail(ctx context.Context) error {
 		defer cancel()
 		_ = cur.Close(cctx) // the server reaps a cursor it cannot close after 10 minutes
 	}()
-	last := r.from
+	last := from
 	for {
 		batch, err := cur.Next(ctx)
 		switch {
@@ -182,10 +193,78 @@ func (r *run) tail(ctx context.Context) error {
 		if t, i, ok := batch[len(batch)-1].Lookup("ts").TimestampOK(); ok {
 			last = primitive.Timestamp{T: t, I: i}
 		}
+		if err := r.sendCommitted(ctx, batch); err != nil {
+			return r.tailError(err)
+		}
+	}
+}
+
+// sendCommitted hands batch to the dispatcher as the source's majority commit
+// point passes its entries: an entry past it could still be rolled back by a
+// failover, so it waits, asking the source again every CommitPollEvery, until the
+// point moves past it. Meanwhile the tailer reads nothing more: what waits is this
+// one batch.
+func (r *run) sendCommitted(ctx context.Context, batch []bson.Raw) error {
+	for len(batch) > 0 {
+		n := 0
+		for n < len(batch) {
+			t, i, ok := batch[n].Lookup("ts").TimestampOK()
+			if ok && r.bound.Before(primitive.Timestamp{T: t, I: i}) {
+				break
+			}
+			n++ // an entry without ts is the decoder's to report
+		}
+		if n == 0 {
+			if err := r.awaitCommitted(ctx, batch[0]); err != nil {
+				return err
+			}
+			continue
+		}
 		select {
-		case r.batches <- batch:
+		case r.batches <- batch[:n]:
 		case <-ctx.Done():
-			return r.tailError(ctx.Err())
+			return ctx.Err()
+		}
+		batch = batch[n:]
+	}
+	return nil
+}
+
+// awaitCommitted reads the majority commit point until it is at or past entry.
+func (r *run) awaitCommitted(ctx context.Context, entry bson.Raw) error {
+	t, i, _ := entry.Lookup("ts").TimestampOK()
+	ts := primitive.Timestamp{T: t, I: i}
+	var tick *time.Timer
+	for {
+		bound, err := r.cfg.Source.Majority(ctx)
+		switch {
+		case errors.Is(err, topology.ErrNoCommitPoint):
+			// A primary elected a moment ago: the point will come; say why nothing
+			// is applied meanwhile.
+			r.s.setRetrying(retryCommit, "retrying: "+err.Error())
+		case err != nil:
+			return fmt.Errorf("read the majority commit point: %w", err)
+		default:
+			r.s.setRetrying(retryCommit, "")
+		}
+		if r.bound.Before(bound) {
+			r.bound = bound
+			raiseTS(&r.s.c.committed, bound)
+		}
+		if !r.bound.Before(ts) {
+			return nil
+		}
+		r.s.c.commitWaits.Add(1)
+		if tick == nil {
+			tick = time.NewTimer(r.cfg.CommitPollEvery)
+			defer tick.Stop()
+		} else {
+			tick.Reset(r.cfg.CommitPollEvery)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done(): // also on Stop
+			return ctx.Err()
 		}
 	}
 }
@@ -248,34 +327,28 @@ func (r *run) entry(ctx context.Context, raw bson.Raw) error {
 	}
 	r.s.c.entries.Add(1)
 	raiseTS(&r.s.c.newest, e.TS)
-	r.lastRead = e.TS
+	r.lastRead, r.term = e.TS, e.Term
 	if r.check {
 		r.check = false
-		if e.TS != r.from {
-			return &GapError{Shard: r.cfg.Shard, Resume: r.from, First: e.TS}
+		if err := r.checkFirst(ctx, &e); err != nil {
+			return err
 		}
 		r.s.setRetrying(retryWork, "") // tailing again, from where it has to
-		return nil                     // applied before the resume point was saved
+		if !r.txnStart {
+			return nil // applied before the resume point was saved
+		}
+	}
+	key, inTxn := txnKey(&e)
+	if !r.cfg.T0.IsZero() && !r.cfg.T0.Before(e.TS) {
+		return r.copiedEntry(&e, key, inTxn)
 	}
 	items, err := r.tr.Process(&e, r.items[:0])
 	r.items = items
 	if err != nil {
 		return err
 	}
-	key, inTxn := txnKey(&e)
 	if len(items) == 0 {
-		// A buffered part of an open transaction: the resume point must stay
-		// before it until the transaction's commit is applied.
-		t, err := r.wm.Dispatch(e.TS)
-		if err != nil {
-			return err
-		}
-		if err := r.pos.Skip(e.TS); err != nil {
-			return err
-		}
-		r.txns[key] = append(r.txns[key], t)
-		raiseTS(&r.s.c.lastWrite, e.TS)
-		return nil
+		return r.buffered(&e, key)
 	}
 	var grp *txnGroup
 	if held, ok := r.txns[key]; ok && inTxn && endsTxn(&e) {
@@ -299,6 +372,72 @@ func (r *run) entry(ctx context.Context, raw bson.Raw) error {
 	return nil
 }
 
+// checkFirst checks the first entry read against the resume point: the entry at
+// it, of the term applied (a resume), or the first entry of the oldest
+// transaction open at T0 (a replay that starts there). An oplog that lost that
+// entry rolled past it (a gap) or, when it still holds older ones, rolled back.
+func (r *run) checkFirst(ctx context.Context, e *oplog.Entry) error {
+	want, term := r.from, r.fromTerm
+	if r.txnStart {
+		want, term = r.cfg.TxnStart, 0
+	}
+	if e.TS == want {
+		if term != 0 && e.Term != 0 && e.Term != term {
+			return &RollbackError{Shard: r.cfg.Shard, Applied: OpTime{TS: want, Term: term}, Found: OpTime{TS: e.TS, Term: e.Term}}
+		}
+		return nil
+	}
+	oldest, err := r.cfg.Source.Oldest(ctx)
+	if err != nil {
+		return fmt.Errorf("read the oldest oplog entry: %w", err)
+	}
+	if !oldest.IsZero() && oldest.Before(want) && !r.txnStart {
+		return &RollbackError{Shard: r.cfg.Shard, Applied: OpTime{TS: want, Term: term}}
+	}
+	return &GapError{Shard: r.cfg.Shard, Resume: want, First: e.TS}
+}
+
+// buffered holds the resume point before a buffered part of an open transaction
+// until the transaction's commit is applied.
+func (r *run) buffered(e *oplog.Entry, key string) error {
+	t, err := r.wm.DispatchAt(OpTime{TS: e.TS, Term: e.Term})
+	if err != nil {
+		return err
+	}
+	if err := r.pos.Skip(e.TS); err != nil {
+		return err
+	}
+	r.txns[key] = append(r.txns[key], t)
+	raiseTS(&r.s.c.lastWrite, e.TS)
+	return nil
+}
+
+// copiedEntry handles an entry at or before T0, read only for the transactions
+// open at T0 (Config.TxnStart): the copy holds its write. The entries of
+// transactions are buffered; a transaction that ends here is dropped, its writes
+// in the copy too, and releases the resume point it held.
+func (r *run) copiedEntry(e *oplog.Entry, key string, inTxn bool) error {
+	items, err := r.tr.ProcessCopied(e, r.items[:0])
+	r.items = items
+	if err != nil {
+		return err
+	}
+	if len(items) == 0 {
+		return r.buffered(e, key)
+	}
+	if held, ok := r.txns[key]; ok && inTxn && endsTxn(e) {
+		delete(r.txns, key)
+		for _, t := range held {
+			r.wm.Applied(t)
+		}
+	}
+	r.s.c.skipped[SkipCopied].Add(1)
+	if err := r.wm.SkipAt(OpTime{TS: e.TS, Term: e.Term}); err != nil {
+		return err
+	}
+	return r.pos.Skip(e.TS)
+}
+
 func (r *run) item(ctx context.Context, it *oplog.Item, grp *txnGroup) error {
 	switch it.Kind {
 	case oplog.ItemWrite:
@@ -307,7 +446,7 @@ func (r *run) item(ctx context.Context, it *oplog.Item, grp *txnGroup) error {
 	case oplog.ItemDDL:
 		return r.ddl(it.DDL, it.TS, grp)
 	}
-	if err := r.wm.Skip(it.TS); err != nil {
+	if err := r.wm.SkipAt(OpTime{TS: it.TS, Term: r.term}); err != nil {
 		return err
 	}
 	if grp != nil {
@@ -317,7 +456,7 @@ func (r *run) item(ctx context.Context, it *oplog.Item, grp *txnGroup) error {
 }
 
 func (r *run) newCompletion(ts primitive.Timestamp, grp *txnGroup) (*completion, error) {
-	t, err := r.wm.Dispatch(ts)
+	t, err := r.wm.DispatchAt(OpTime{TS: ts, Term: r.term})
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ const (
 	SkipAbortedTxn                    // abortTransaction: the transaction's writes are dropped
 	SkipIndexBuild                    // startIndexBuild/abortIndexBuild: the index comes with commitIndexBuild
 	SkipNoChange                      // an update or transaction that changes nothing Shardlift applies
+	SkipCopied                        // at or before T0, read for a transaction open at T0: its write is in the copy
 	numSkipReasons
 )
 
@@ -35,6 +36,8 @@ func (r SkipReason) String() string {
 		return "index build bookkeeping"
 	case SkipNoChange:
 		return "no change"
+	case SkipCopied:
+		return "in the copy"
 	}
 	return "unknown"
 }
@@ -65,6 +68,11 @@ type Progress struct {
 	// internal namespace's): during the cutover it shows whether the applications
 	// still write to the source. Zero until this replay read one.
 	LastWrite primitive.Timestamp
+	// Committed is the source's majority commit point as last read: no entry past
+	// it is applied. CommitWaits counts the times the entries read waited for it to
+	// move (each a CommitPollEvery).
+	Committed   primitive.Timestamp
+	CommitWaits int64
 	// QueuedBytes is what the appliers' queues hold now, PeakQueuedBytes the most
 	// they held in the current run (both bounded by Config.QueueBytes).
 	QueuedBytes, PeakQueuedBytes int64
@@ -92,7 +100,8 @@ type counters struct {
 	inserts, updates, deletes, ddl, txns atomic.Int64
 	skipped                              [numSkipReasons]atomic.Int64
 	tolerated, entries, bytes, queued    atomic.Int64
-	newest, lastWrite                    atomic.Uint64 // timestamps, T<<32|I
+	newest, lastWrite, committed         atomic.Uint64 // timestamps, T<<32|I
+	commitWaits                          atomic.Int64
 }
 
 func packTS(ts primitive.Timestamp) uint64 { return uint64(ts.T)<<32 | uint64(ts.I) }

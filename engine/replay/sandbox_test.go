@@ -97,7 +97,8 @@ type checkpoints struct {
 	ts map[string]primitive.Timestamp
 }
 
-func (c *checkpoints) SaveApplied(shard string, ts primitive.Timestamp) error {
+func (c *checkpoints) SaveApplied(shard string, at replay.OpTime) error {
+	ts := at.TS
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ts == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,8 +18,9 @@ import (
 
 // Checkpointer keeps each shard's resume point durably.
 type Checkpointer interface {
-	// SaveApplied records that every entry of shard's oplog up to ts is applied.
-	SaveApplied(shard string, ts primitive.Timestamp) error
+	// SaveApplied records that every entry of shard's oplog up to at is applied; at
+	// carries the term of that entry, which a resume checks (Config.ResumeTerm).
+	SaveApplied(shard string, at OpTime) error
 }
 
 // Config describes one shard's replay.
@@ -38,6 +40,20 @@ type Config struct {
 	// in the oplog (else the shard fails with a *GapError) and is not applied again.
 	// Zero means every entry of the source, the first one included (a file).
 	Resume primitive.Timestamp
+	// ResumeTerm is the term of the entry at Resume, 0 when unknown (a checkpoint
+	// saved before terms were kept: only its ts is checked). The entry the oplog
+	// holds at Resume must be of this term: one of another term, or none while the
+	// oplog holds older entries, means the source rolled back entries this replay
+	// applied, and the shard fails with a *RollbackError.
+	ResumeTerm int64
+	// T0 is the shard's T0: the copy holds every write up to it (it reads at the
+	// majority commit point, at or after T0). TxnStart is the first entry of the
+	// oldest transaction open at T0 (zero when none was): a replay that starts at T0
+	// (Resume == T0) reads from TxnStart instead, that entry included, so that it
+	// sees every entry of the transactions T0 cut in two. Of the entries up to T0 it
+	// uses only those of transactions (oplog.Translator.ProcessCopied); the rest
+	// are in the copy and only move the resume point.
+	T0, TxnStart primitive.Timestamp
 	// ConsistencyPoint is the newest source ts when the shard's copy finished. Entries
 	// up to it may meet documents the copy read in a later state, so the write errors
 	// that causes (see idempotencyCodes) are tolerated up to it, and fail the shard
@@ -68,6 +84,9 @@ type Config struct {
 	Linger time.Duration
 	// CheckpointEvery is the checkpoint period; zero means 1 s.
 	CheckpointEvery time.Duration
+	// CommitPollEvery is how often the source's majority commit point is asked
+	// again while the entries read wait for it to move; zero means 10 ms.
+	CommitPollEvery time.Duration
 
 	Logger *slog.Logger
 }
@@ -100,6 +119,9 @@ func (c *Config) defaults() error {
 	if c.CheckpointEvery <= 0 {
 		c.CheckpointEvery = time.Second
 	}
+	if c.CommitPollEvery <= 0 {
+		c.CommitPollEvery = 10 * time.Millisecond
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -122,6 +144,11 @@ type Shard struct {
 
 	noPipelines atomic.Bool // the destination refused a pipeline update (see ImageReader)
 
+	// start is the resume point the replay was given: never saved again. Before
+	// TxnStart when the replay reads from there (beforeTxns), else Resume.
+	start      OpTime
+	beforeTxns bool
+
 	wm     atomic.Pointer[Watermark] // resume point of the current run
 	pos    atomic.Pointer[Watermark] // position for other shards' DDL (see DDLApplier.Position)
 	budget atomic.Pointer[budget]
@@ -140,8 +167,12 @@ func New(cfg Config) (*Shard, error) {
 		return nil, err
 	}
 	s := &Shard{cfg: cfg, stop: make(chan struct{}), done: make(chan struct{})}
-	s.wm.Store(NewWatermark(cfg.Resume))
-	s.pos.Store(NewWatermark(cfg.Resume))
+	s.start = OpTime{TS: cfg.Resume, Term: cfg.ResumeTerm}
+	if !cfg.TxnStart.IsZero() && cfg.Resume == cfg.T0 && cfg.TxnStart.Before(cfg.T0) {
+		s.start, s.beforeTxns = OpTime{TS: justBefore(cfg.TxnStart)}, true
+	}
+	s.wm.Store(newWatermarkAt(s.start))
+	s.pos.Store(newWatermarkAt(s.start))
 	s.budget.Store(newBudget(cfg.QueueBytes))
 	return s, nil
 }
@@ -194,11 +225,11 @@ func (s *Shard) loop(ctx context.Context) error {
 		if err == nil {
 			raiseTS(&s.c.newest, newest)
 			tolerate = maxTS(tolerate, newest)
-			from := s.wm.Load().Floor()
+			from := s.wm.Load().At()
 			r := newRun(s, from, tolerate)
 			err = r.run(ctx)
 			tolerate = maxTS(tolerate, r.lastRead)
-			if s.wm.Load().Floor().After(from) {
+			if s.wm.Load().Floor().After(from.TS) {
 				retry.reset() // it made progress: the fault is new, retry soon
 			}
 			if err == nil {
@@ -219,7 +250,8 @@ func (s *Shard) loop(ctx context.Context) error {
 			}
 		default:
 			var gap *GapError
-			if errors.As(err, &gap) {
+			var rollback *RollbackError
+			if errors.As(err, &gap) || errors.As(err, &rollback) {
 				return err
 			}
 			return fmt.Errorf("replay of shard %s: %w", s.cfg.Shard, err)
@@ -257,6 +289,7 @@ const (
 	retryWork       = iota // tailing or writing
 	retryCheckpoint        // saving the checkpoint
 	retrySource            // reaching the source shard (a tail can wait silently on a dead link)
+	retryCommit            // learning the source shard's majority commit point
 	numRetry
 )
 
@@ -281,7 +314,10 @@ func (s *Shard) setRetrying(kind int, msg string) {
 func (s *Shard) housekeep(ctx context.Context) {
 	tick := time.NewTicker(positionEvery)
 	defer tick.Stop()
-	var saved primitive.Timestamp
+	var saved OpTime
+	if s.beforeTxns {
+		saved = s.start // before TxnStart is no entry: never saved
+	}
 	var lastSave, lastSample time.Time
 	for {
 		select {
@@ -289,23 +325,24 @@ func (s *Shard) housekeep(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			s.cfg.DDL.Position(s.cfg.Shard, s.pos.Load().Floor())
-			floor := s.wm.Load().Floor()
+			at := s.wm.Load().At()
+			floor := at.TS
 			s.cfg.DDL.Applied(s.cfg.Shard, floor)
 			if now.Sub(lastSample) >= time.Second {
 				lastSample = now
 				s.rates.add(now, s.c.inserts.Load()+s.c.updates.Load()+s.c.deletes.Load())
 			}
-			if s.cfg.Checkpoints == nil || floor == saved || now.Sub(lastSave) < s.cfg.CheckpointEvery {
+			if s.cfg.Checkpoints == nil || at == saved || now.Sub(lastSave) < s.cfg.CheckpointEvery {
 				continue
 			}
 			lastSave = now
-			if err := s.cfg.Checkpoints.SaveApplied(s.cfg.Shard, floor); err != nil {
+			if err := s.cfg.Checkpoints.SaveApplied(s.cfg.Shard, at); err != nil {
 				// Retried at the next period, with the newest floor: never skipped.
 				s.setRetrying(retryCheckpoint, fmt.Sprintf("retrying: save the checkpoint %s: %v", tsString(floor), err))
 				continue
 			}
 			s.setRetrying(retryCheckpoint, "")
-			saved = floor
+			saved = at
 		}
 	}
 }
@@ -313,13 +350,14 @@ func (s *Shard) housekeep(ctx context.Context) {
 // finalCheckpoint saves the resume point once the pipeline has stopped, retrying
 // until it is saved or ctx ends.
 func (s *Shard) finalCheckpoint(ctx context.Context) error {
-	floor := s.wm.Load().Floor()
-	if s.cfg.Checkpoints == nil {
-		return nil
+	at := s.wm.Load().At()
+	floor := at.TS
+	if s.cfg.Checkpoints == nil || s.beforeTxns && at == s.start {
+		return nil // before TxnStart is no entry: nothing to save
 	}
 	b := newBackoff()
 	for {
-		err := s.cfg.Checkpoints.SaveApplied(s.cfg.Shard, floor)
+		err := s.cfg.Checkpoints.SaveApplied(s.cfg.Shard, at)
 		if err == nil {
 			return nil
 		}
@@ -378,6 +416,8 @@ func (s *Shard) Snapshot() Progress {
 		Applied:      s.wm.Load().Floor(),
 		Newest:       unpackTS(s.c.newest.Load()),
 		LastWrite:    unpackTS(s.c.lastWrite.Load()),
+		Committed:    unpackTS(s.c.committed.Load()),
+		CommitWaits:  s.c.commitWaits.Load(),
 	}
 	b := s.budget.Load()
 	p.QueuedBytes, p.PeakQueuedBytes = b.used(), b.peak.Load()
@@ -394,13 +434,26 @@ func (s *Shard) Snapshot() Progress {
 		p.Waiting = fmt.Sprintf("waiting for every shard to pass the %s of %s (%s) before applying it once; writes to it wait too",
 			h.ddl.Kind, h.ddl.NS, time.Unix(int64(h.ts.T), 0).UTC().Format("15:04:05 UTC"))
 	}
-	for _, kind := range []int{retryCheckpoint, retrySource} {
+	for _, kind := range []int{retryCheckpoint, retrySource, retryCommit} {
 		if p.Retrying == "" {
 			p.Retrying = s.mu.retrying[kind]
 		}
 	}
 	s.mu.Unlock()
 	return p
+}
+
+// unbounded is past every entry: the majority bound of a source without one.
+var unbounded = primitive.Timestamp{T: math.MaxUint32, I: math.MaxUint32}
+
+// justBefore is the position just before ts: the resume point of a replay that
+// reads from ts on, ts included. An entry may sit there (ts minus one increment),
+// so such a replay tails from ts itself (see run.tail) and never saves it.
+func justBefore(ts primitive.Timestamp) primitive.Timestamp {
+	if ts.I > 0 {
+		return primitive.Timestamp{T: ts.T, I: ts.I - 1}
+	}
+	return primitive.Timestamp{T: ts.T - 1, I: math.MaxUint32}
 }
 
 func maxTS(a, b primitive.Timestamp) primitive.Timestamp {

@@ -25,6 +25,15 @@ type Source interface {
 	Tail(ctx context.Context, from primitive.Timestamp) (Cursor, error)
 	// Newest returns the ts of the newest entry (zero when the oplog is empty).
 	Newest(ctx context.Context) (primitive.Timestamp, error)
+	// Oldest returns the ts of the oldest entry (zero when unknown or empty): it
+	// tells an oplog that rolled past the resume point (a gap) from one that lost
+	// the resume point itself (a rollback).
+	Oldest(ctx context.Context) (primitive.Timestamp, error)
+	// Majority returns the shard's majority commit point: the newest entry a
+	// majority of its replica set has written, which no failover can roll back.
+	// The replay never applies an entry past it; a source with no such bound (a
+	// file) returns the largest ts.
+	Majority(ctx context.Context) (primitive.Timestamp, error)
 }
 
 // Cursor reads entries from a Source.
@@ -98,19 +107,44 @@ func (s *MongoSource) Tail(ctx context.Context, from primitive.Timestamp) (Curso
 
 // Newest reads the last entry in natural order.
 func (s *MongoSource) Newest(ctx context.Context) (primitive.Timestamp, error) {
-	opts := options.FindOne().SetSort(bson.D{{Key: "$natural", Value: -1}}).SetProjection(bson.D{{Key: "ts", Value: 1}})
+	return s.end(ctx, -1)
+}
+
+// end reads the ts of the oplog's first (natural 1) or last (-1) entry.
+func (s *MongoSource) end(ctx context.Context, natural int) (primitive.Timestamp, error) {
+	which := "newest"
+	if natural > 0 {
+		which = "oldest"
+	}
+	opts := options.FindOne().SetSort(bson.D{{Key: "$natural", Value: natural}}).SetProjection(bson.D{{Key: "ts", Value: 1}})
 	raw, err := s.oplog().FindOne(ctx, bson.D{}, opts).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return primitive.Timestamp{}, nil
 	}
 	if err != nil {
-		return primitive.Timestamp{}, fmt.Errorf("read the newest entry of local.oplog.rs: %w", err)
+		return primitive.Timestamp{}, fmt.Errorf("read the %s entry of local.oplog.rs: %w", which, err)
 	}
 	t, i, ok := raw.Lookup("ts").TimestampOK()
 	if !ok {
-		return primitive.Timestamp{}, fmt.Errorf("the newest entry of local.oplog.rs has no timestamp ts: %v", raw)
+		return primitive.Timestamp{}, fmt.Errorf("the %s entry of local.oplog.rs has no timestamp ts: %v", which, raw)
 	}
 	return primitive.Timestamp{T: t, I: i}, nil
+}
+
+// Oldest reads the first entry in natural order.
+func (s *MongoSource) Oldest(ctx context.Context) (primitive.Timestamp, error) {
+	return s.end(ctx, 1)
+}
+
+// Majority asks the shard's primary for its majority commit point (see
+// topology.MajorityCommitPoint); a one-member set that reports none has its
+// newest entry committed.
+func (s *MongoSource) Majority(ctx context.Context) (primitive.Timestamp, error) {
+	ts, err := topology.MajorityCommitPoint(ctx, s.client)
+	if errors.Is(err, topology.ErrOneMember) {
+		return s.Newest(ctx)
+	}
+	return ts, err
 }
 
 type mongoCursor struct {
@@ -178,6 +212,16 @@ func (s *ReaderSource) Tail(_ context.Context, from primitive.Timestamp) (Cursor
 // Newest is unknown for a stream: zero.
 func (s *ReaderSource) Newest(context.Context) (primitive.Timestamp, error) {
 	return primitive.Timestamp{}, nil
+}
+
+// Oldest is unknown for a stream: zero.
+func (s *ReaderSource) Oldest(context.Context) (primitive.Timestamp, error) {
+	return primitive.Timestamp{}, nil
+}
+
+// Majority is unbounded: a dump holds what its server had, and is replayed whole.
+func (s *ReaderSource) Majority(context.Context) (primitive.Timestamp, error) {
+	return unbounded, nil
 }
 
 type readerCursor struct {

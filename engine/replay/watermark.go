@@ -8,6 +8,15 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 )
 
+// OpTime is an entry's place in its shard's oplog: its ts and the term ("t") of the
+// primary that wrote it. Term 0 is unknown: an entry without one, or a checkpoint
+// saved before terms were kept (a replica set writes term 0 only before its first
+// election, when it takes no writes).
+type OpTime struct {
+	TS   primitive.Timestamp
+	Term int64
+}
+
 // Ticket identifies one entry handed to an applier; the applier returns it once the
 // entry's write is durable on the destination.
 type Ticket uint64
@@ -24,7 +33,7 @@ type Ticket uint64
 type Watermark struct {
 	mu struct {
 		sync.Mutex
-		floor   primitive.Timestamp
+		floor   OpTime
 		head    Ticket // ticket of pending[0]
 		pending []slot // dispatched, in dispatch order, from head on
 		drained chan struct{}
@@ -33,12 +42,17 @@ type Watermark struct {
 
 type slot struct {
 	ts   primitive.Timestamp
+	term int64
 	done bool
 }
 
 // NewWatermark starts at floor: the ts from which the shard is known applied (its T0
 // or the checkpoint it resumes from).
 func NewWatermark(floor primitive.Timestamp) *Watermark {
+	return newWatermarkAt(OpTime{TS: floor})
+}
+
+func newWatermarkAt(floor OpTime) *Watermark {
 	w := &Watermark{}
 	w.mu.floor = floor
 	w.mu.drained = closedChan()
@@ -48,9 +62,15 @@ func NewWatermark(floor primitive.Timestamp) *Watermark {
 // Dispatch records that the entry at ts was handed to an applier. Calls must come in
 // non-decreasing ts order, from one goroutine (the shard's dispatcher).
 func (w *Watermark) Dispatch(ts primitive.Timestamp) (Ticket, error) {
+	return w.DispatchAt(OpTime{TS: ts})
+}
+
+// DispatchAt is Dispatch of an entry whose term is known: the floor keeps it.
+func (w *Watermark) DispatchAt(at OpTime) (Ticket, error) {
+	ts := at.TS
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	last := w.mu.floor
+	last := w.mu.floor.TS
 	if n := len(w.mu.pending); n > 0 {
 		last = w.mu.pending[n-1].ts
 	}
@@ -61,7 +81,7 @@ func (w *Watermark) Dispatch(ts primitive.Timestamp) (Ticket, error) {
 		w.mu.drained = make(chan struct{})
 	}
 	t := w.mu.head + Ticket(len(w.mu.pending))
-	w.mu.pending = append(w.mu.pending, slot{ts: ts})
+	w.mu.pending = append(w.mu.pending, slot{ts: ts, term: at.Term})
 	return t, nil
 }
 
@@ -70,6 +90,12 @@ func (w *Watermark) Dispatch(ts primitive.Timestamp) (Ticket, error) {
 // a done slot extend that slot instead of adding one, so a long run of no-ops behind
 // a write still in flight holds one slot, not one per entry.
 func (w *Watermark) Skip(ts primitive.Timestamp) error {
+	return w.SkipAt(OpTime{TS: ts})
+}
+
+// SkipAt is Skip of an entry whose term is known.
+func (w *Watermark) SkipAt(at OpTime) error {
+	ts := at.TS
 	w.mu.Lock()
 	if n := len(w.mu.pending); n > 0 && w.mu.pending[n-1].done {
 		last := &w.mu.pending[n-1]
@@ -77,12 +103,12 @@ func (w *Watermark) Skip(ts primitive.Timestamp) error {
 			w.mu.Unlock()
 			return fmt.Errorf("oplog entry %v dispatched after %v: entries must arrive in ts order", ts, last.ts)
 		}
-		last.ts = ts
+		last.ts, last.term = ts, at.Term
 		w.mu.Unlock()
 		return nil
 	}
 	w.mu.Unlock()
-	t, err := w.Dispatch(ts)
+	t, err := w.DispatchAt(at)
 	if err != nil {
 		return err
 	}
@@ -110,7 +136,7 @@ func (w *Watermark) Applied(t Ticket) {
 	for k := n; k > 0; k-- {
 		ts := w.mu.pending[k-1].ts
 		if k == len(w.mu.pending) || w.mu.pending[k].ts != ts {
-			w.mu.floor = ts
+			w.mu.floor = OpTime{TS: ts, Term: w.mu.pending[k-1].term}
 			break
 		}
 	}
@@ -124,6 +150,11 @@ func (w *Watermark) Applied(t Ticket) {
 
 // Floor is the resume point: every entry at or before it has been applied.
 func (w *Watermark) Floor() primitive.Timestamp {
+	return w.At().TS
+}
+
+// At is the resume point with the term of its entry.
+func (w *Watermark) At() OpTime {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.mu.floor

@@ -429,6 +429,9 @@ func (c *checker) oplogAccess() {
 		case sh.Access.Known && enforced(sh.Access) && !sh.Access.Allows(topology.CollectionResource("local", "oplog.rs"), "find"):
 			issues = append(issues, fmt.Sprintf("shard %s: the user may not read local.oplog.rs on %s", sh.Name, sh.Primary))
 			fixes = append(fixes, grantRoles)
+		case sh.Access.Known && enforced(sh.Access) && !sh.Access.Allows(topology.CollectionResource("config", "transactions"), "find"):
+			issues = append(issues, fmt.Sprintf("shard %s: the user may not read config.transactions on %s, where the transactions open when its copy starts are found", sh.Name, sh.Primary))
+			fixes = append(fixes, grantRoles)
 		case sh.Oplog.Err != nil:
 			issues = append(issues, fmt.Sprintf("shard %s: %v", sh.Name, sh.Oplog.Err))
 			fixes = append(fixes, fixOf(sh.Oplog.Err, "Check that the shard is a replica set and that the user may read local.oplog.rs on its primary."))

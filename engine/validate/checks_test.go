@@ -234,6 +234,17 @@ func TestUnreachableMemberWrongSetAndMissingPrimaryAreNamed(t *testing.T) {
 	}
 }
 
+// The replay of a shard starts at the oldest transaction open at T0, which it
+// finds in the shard's config.transactions (docs/correctness.md).
+func TestOplogAccessNeedsTheShardsConfigTransactions(t *testing.T) {
+	in := goodInput()
+	for i := range in.Source.Shards {
+		in.Source.Shards[i].Access = topology.Access{Known: true, Users: []string{"tailer@admin"},
+			Privileges: []topology.Privilege{{Resource: topology.DatabaseResource("local"), Actions: []string{"find"}}}}
+	}
+	expect(t, Check(in), IDSourceOplogAccess, Failed, "config.transactions", "src-shard0", "src-shard1")
+}
+
 func TestPrivilegesOfAReadOnlyUserFailEachNeed(t *testing.T) {
 	in := goodInput()
 	in.Source.Access = readOnlyUser()

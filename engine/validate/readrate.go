@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shardlift/shardlift/engine/initialsync"
@@ -93,7 +94,7 @@ func measureReadRate(ctx context.Context, e topology.Endpoint, ns topology.Names
 		_, err := ns.Options.LookupErr("collation")
 		simple = err == nil
 	}
-	cur, err := initialsync.MongoSource(client).Find(ctx, ns.DB, ns.Collection, bson.D{}, initialsync.ByID, simple)
+	cur, err := initialsync.MongoSource(client, primitive.Timestamp{}).Find(ctx, ns.DB, ns.Collection, bson.D{}, initialsync.ByID, simple)
 	if err != nil {
 		r.Err = fmt.Errorf("read %s: %w", r.NS, err)
 		return r

@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"context"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/replay"
+)
+
+// The correctness rules of a shard read from a replica set (docs/correctness.md),
+// as the lifecycle carries them: where T0 and the replay start, and the term a
+// resume checks.
+
+// Rule "open transactions at T0": the replay reads from the oldest open
+// transaction's first entry, or from the commit point read before
+// config.transactions, whichever is older (a transaction that began after that
+// read is not listed), and from T0 when neither is before it.
+func TestOpenTransactionsAtT0_StartPointReadsFromTheOldestOpenTransaction(t *testing.T) {
+	ts := func(n uint32) primitive.Timestamp { return primitive.Timestamp{T: n, I: 1} }
+	for _, c := range []struct {
+		name               string
+		before, oldest, t0 primitive.Timestamp
+		open               bool
+		want               StartPoint
+	}{
+		{"a transaction open before", ts(10), ts(5), ts(12), true, StartPoint{T0: ts(12), TxnStart: ts(5)}},
+		{"none open", ts(10), primitive.Timestamp{}, ts(12), false, StartPoint{T0: ts(12), TxnStart: ts(10)}},
+		{"the oldest began after the first read", ts(10), ts(11), ts(12), true, StartPoint{T0: ts(12), TxnStart: ts(10)}},
+		{"no write between the reads", ts(12), primitive.Timestamp{}, ts(12), false, StartPoint{T0: ts(12)}},
+	} {
+		if got := startPointOf(c.before, c.oldest, c.open, c.t0); got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
+
+// Rules "T0 at the majority commit point" and "open transactions at T0": the
+// shard's start point is recorded with T0 and handed to every replay of the shard,
+// and the copy reads as of T0.
+func TestOpenTransactionsAtT0_StartPointIsRecordedAndReachesTheReplay(t *testing.T) {
+	h := newHarness(t, "s0")
+	t0 := h.fc.shards["s0"].newest
+	txnStart := primitive.Timestamp{T: t0.T - 5, I: 1}
+	h.fc.shards["s0"].txnStart = txnStart
+	h.start(StartOptions{})
+	h.eventually("s0 replaying", func() bool { return h.fc.replayer("s0") != nil })
+	if cp := h.cp.shard("s0"); cp.T0 != t0 || cp.TxnStart != txnStart {
+		t.Fatalf("checkpoint T0 %v, TxnStart %v; want %v, %v", cp.T0, cp.TxnStart, t0, txnStart)
+	}
+	want := ReplayStart{Resume: replay.OpTime{TS: t0}, T0: t0, TxnStart: txnStart, ConsistencyPoint: t0}
+	if got := h.fc.replayer("s0").from; got != want {
+		t.Fatalf("replay starts %+v, want %+v", got, want)
+	}
+}
+
+// Rule "resume check": the term saved with the checkpoint reaches the resumed
+// replay, which checks it against the source.
+func TestResumeCheck_TermOfTheCheckpointReachesTheResumedReplay(t *testing.T) {
+	h := newHarness(t, "s0")
+	h.start(StartOptions{})
+	h.eventually("s0 replaying", func() bool { return h.fc.replayer("s0") != nil })
+	r := h.fc.replayer("s0")
+	applied := primitive.Timestamp{T: r.resume.T + 7, I: 1}
+	if err := r.sink.SaveApplied("s0", replay.OpTime{TS: applied, Term: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if cp := h.cp.shard("s0"); cp.Applied != applied || cp.AppliedTerm != 4 {
+		t.Fatalf("checkpoint %v of term %d, want %v of term 4", cp.Applied, cp.AppliedTerm, applied)
+	}
+	h.restart()
+	h.eventually("s0 replaying again", func() bool { return h.fc.replayers("s0") == 2 })
+	if got := h.fc.replayer("s0").from.Resume; got != (replay.OpTime{TS: applied, Term: 4}) {
+		t.Fatalf("the resumed replay starts after %+v, want %v of term 4", got, applied)
+	}
+}
+
+// movingOplog is a shard whose newest entry is past its majority commit point,
+// which moves each time it is read.
+type movingOplog struct {
+	replay.Source
+	newest    primitive.Timestamp
+	committed []primitive.Timestamp
+}
+
+func (o *movingOplog) Newest(context.Context) (primitive.Timestamp, error) { return o.newest, nil }
+
+func (o *movingOplog) Majority(context.Context) (primitive.Timestamp, error) {
+	ts := o.committed[0]
+	if len(o.committed) > 1 {
+		o.committed = o.committed[1:]
+	}
+	return ts, nil
+}
+
+// Rule "T0 at the majority commit point": T0 is the commit point read after
+// config.transactions, never the newest entry, which can sit past an oplog hole
+// or be rolled back; config.transactions is read as of the commit point before it.
+func TestT0AtTheMajorityPoint_NotTheNewestEntry(t *testing.T) {
+	ts := func(n uint32) primitive.Timestamp { return primitive.Timestamp{T: n, I: 1} }
+	src := &movingOplog{newest: ts(20), committed: []primitive.Timestamp{ts(10), ts(12)}}
+	var readAfter primitive.Timestamp
+	sp, err := startPoint(context.Background(), src, func(_ context.Context, after primitive.Timestamp) (primitive.Timestamp, bool, error) {
+		readAfter = after
+		return primitive.Timestamp{}, false, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (StartPoint{T0: ts(12), TxnStart: ts(10)}); sp != want {
+		t.Fatalf("start point %+v, want %+v: T0 at the commit point read last, not the newest entry %v", sp, want, src.newest)
+	}
+	if readAfter != ts(10) {
+		t.Fatalf("config.transactions read as of %v, want the first commit point %v", readAfter, ts(10))
+	}
+}
