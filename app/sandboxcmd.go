@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -84,7 +85,7 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 	destVersion := f.String("dest-mongodb-version", "", "the release the destination presents, if not --mongodb-version's (`VERSION`)")
 	configShard := f.Bool("config-shard", false, "make the config server of each MongoDB 8.0 cluster a shard too (shard \"config\")")
 	members := f.Int("members", 3, "`N` members in each shard's replica set (1: a single-member set, the lightest)")
-	control := f.String("control", "", "serve the failure-drill API (stepdown, rollback, lag, stop, start) on `HOST:PORT`, such as 127.0.0.1:27100")
+	control := f.String("control", "", "serve the failure-drill API (stepdown, rollback, lag, stop, start, and stopping the load) on `HOST:PORT`, such as 127.0.0.1:27100")
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
@@ -220,8 +221,19 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 		}
 	}
 
+	var stats load.Stats
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	loadEnded := make(chan struct{})
+	// endLoad stops the load and returns once its last write is answered.
+	endLoad := func() string {
+		stopLoad()
+		<-loadEnded
+		return stats.String()
+	}
 	if cfg.control != "" {
-		addr, stopControl, err := serveControl(cfg.control, map[string]*sandbox.Cluster{"source": src, "destination": dst}, logger)
+		h := controlHandler(map[string]*sandbox.Cluster{"source": src, "destination": dst}, cfg.rate > 0, endLoad)
+		addr, stopControl, err := serveControl(cfg.control, h, logger)
 		if err != nil {
 			return fail("--control %s: %v", cfg.control, err)
 		}
@@ -237,16 +249,17 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 		fmt.Fprintf(s.out, "source ca: %s\ndestination ca: %s\n", src.CAFile(), dst.CAFile())
 	}
 
-	var stats load.Stats
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
 	loadDone := make(chan error, 1)
 	if cfg.rate > 0 {
 		fmt.Fprintf(s.err, "load: %d writes/s on the source\n", cfg.rate)
 		rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
-		go func() { loadDone <- load.RunIDs(loadCtx, client, cfg.rate, cfg.ids, rnd, &stats) }()
+		go func() {
+			defer close(loadEnded)
+			loadDone <- load.RunIDs(loadCtx, client, cfg.rate, cfg.ids, rnd, &stats)
+		}()
 	} else {
 		close(loadDone)
+		close(loadEnded)
 	}
 	ticker := time.NewTicker(statusEvery)
 	defer ticker.Stop()
@@ -277,14 +290,32 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 	return exitOK
 }
 
-// serveControl serves the clusters' failure-drill API (sandbox.Control) on addr until
-// stop is called; bound is the address it listens on (addr's port may be 0).
-func serveControl(addr string, clusters map[string]*sandbox.Cluster, logger *slog.Logger) (bound string, stop func(), err error) {
+// controlHandler is the clusters' failure-drill API (sandbox.Control) and
+// POST /load/stop, which stops the write load as the applications stop writing
+// before a cutover, and answers once its last write is done, with its counts.
+func controlHandler(clusters map[string]*sandbox.Cluster, loading bool, endLoad func() string) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", sandbox.Control(clusters))
+	mux.HandleFunc("POST /load/stop", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if !loading {
+			w.WriteHeader(http.StatusConflict)
+			json.NewEncoder(w).Encode(map[string]string{"error": "no load runs: start the sandbox with --load OPS_PER_SEC for one"})
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{"action": "stop load", "load": endLoad()})
+	})
+	return mux
+}
+
+// serveControl serves the control API h on addr until stop is called; bound is the
+// address it listens on (addr's port may be 0).
+func serveControl(addr string, h http.Handler, logger *slog.Logger) (bound string, stop func(), err error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", nil, err
 	}
-	srv := &http.Server{Handler: sandbox.Control(clusters), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("control API stopped", "err", err)

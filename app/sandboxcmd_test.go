@@ -219,9 +219,9 @@ func TestSandboxCommand(t *testing.T) {
 }
 
 // --control serves the fault hooks over HTTP: a stepdown says where the primary went,
-// and the cluster keeps taking writes.
+// and the cluster keeps taking writes; and it stops the load.
 func testSandboxControl(t *testing.T, bin string) {
-	p := startSandbox(t, bin, nil, "--shards", "1", "--dest-shards", "1", "--members", "2", "--control", "127.0.0.1:0")
+	p := startSandbox(t, bin, nil, "--shards", "1", "--dest-shards", "1", "--members", "2", "--control", "127.0.0.1:0", "--load", "20")
 	src := dial(t, "mongodb://"+p.line(t, "source: mongodb://"))
 	p.line(t, "destination: mongodb://")
 	control := "http://" + p.line(t, "control: http://")
@@ -244,7 +244,23 @@ func testSandboxControl(t *testing.T, bin string) {
 		t.Errorf("insert after the stepdown: %v", err)
 	}
 	src.Disconnect(t.Context())
+	// The applications stop writing before a cutover: POST /load/stop answers once
+	// the load's last write is done, so the counts it gives are the final ones.
+	resp, err = http.Post(control+"load/stop", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stopped struct{ Action, Load string }
+	err = json.NewDecoder(resp.Body).Decode(&stopped)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || stopped.Action != "stop load" || !strings.Contains(stopped.Load, " writes") {
+		t.Fatalf("stop the load: %d %+v (%v)", resp.StatusCode, stopped, err)
+	}
 	p.stop(t, os.Interrupt)
+	lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n")
+	if last := lines[len(lines)-1]; last != "load: "+stopped.Load {
+		t.Errorf("the load wrote after /load/stop answered: it said %q, the exit %q", stopped.Load, last)
+	}
 }
 
 func testSandboxReleases(t *testing.T, bin string) {
