@@ -46,7 +46,9 @@ Each cluster is given as its mongos connection string (mongodb://..., mongodb+sr
 or as a list of its mongos host:port (db1:27017,db2:27017), as in the app.
 
 Passwords come from the URI, or else from SHARDLIFT_SOURCE_PASSWORD and
-SHARDLIFT_DESTINATION_PASSWORD; they are never printed nor saved.
+SHARDLIFT_DESTINATION_PASSWORD; a client certificate key's from
+tlsCertificateKeyFilePassword= or else SHARDLIFT_SOURCE_KEY_PASSWORD and
+SHARDLIFT_DESTINATION_KEY_PASSWORD. They are never printed nor saved.
 
 Exit status: 0 when the migration is done or cancelled, 1 when it failed, expired, was
 refused or interrupted, 2 for bad usage.`
@@ -111,7 +113,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 			fmt.Fprintf(s.out, "api token (shown this once; kept in %s, give that file to the clients with --api-token-file): %s\n", *tokenFile, token)
 		}
 	}
-	secrets := []string{src.Password, dst.Password, uriSecret(*source), uriSecret(*destination)}
+	secrets := endpointSecrets(src, dst)
 	out := &redactingWriter{w: &syncWriter{w: s.out}, secrets: secrets}
 	errw := &redactingWriter{w: &syncWriter{w: s.err}, secrets: secrets}
 	fail := func(format string, a ...any) int {
