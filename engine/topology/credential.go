@@ -29,8 +29,9 @@ var externalMechanisms = map[string]bool{MechanismX509: true, MechanismAWS: true
 // DefaultAuthSource is the database a user of the mechanism is looked up on when the
 // connection string names none, as the driver decides it: $external for users defined
 // outside MongoDB (X.509, AWS IAM, Kerberos), the connection string's database or else
-// $external for PLAIN (LDAP), and the connection string's database or else admin for
-// SCRAM.
+// $external for PLAIN (LDAP; the Go driver v1 authenticates PLAIN on $external
+// whatever it says, GODRIVER-3317), and the connection string's database or else
+// admin for SCRAM.
 func DefaultAuthSource(mechanism, uriDatabase string) string {
 	switch m := strings.ToUpper(mechanism); {
 	case externalMechanisms[m]:
