@@ -65,7 +65,9 @@ func TestX509UserIsTheVerifiedClientCertificate(t *testing.T) {
 		External: &External{X509Subject: subject},
 		Handler:  HandlerFunc(func(ctx context.Context, s *Session, cmd *Command) bson.Raw { return identityHandler(s, cmd) }),
 	})
-	clientTLS := func(c tls.Certificate) *tls.Config { return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{c}} }
+	clientTLS := func(c tls.Certificate) *tls.Config {
+		return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{c}}
+	}
 	x509Auth := options.Credential{AuthMechanism: MechanismX509, AuthSource: "$external"}
 
 	good := connect(t, options.Client().ApplyURI("mongodb://"+s.Addr()).SetTLSConfig(clientTLS(cert)).SetAuth(x509Auth))
