@@ -52,6 +52,8 @@ type sandboxConfig struct {
 	docs, rate         int
 	dir                string
 	auth               *wire.Credentials
+	x509               bool              // --auth x509
+	plain              *wire.Credentials // --auth plain:USER:PASS
 	tls                bool
 	oplogSize          int64
 	// version and destVersion are the MongoDB releases the clusters present ("":
@@ -68,7 +70,7 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 	docs := f.Int("docs", 0, "seed the source with `N` documents, unless --dir already holds them")
 	rate := f.Int("load", 0, "keep `OPS_PER_SEC` writes per second going to the source")
 	dir := f.String("dir", "", "keep the data in `DIR` (source/ and destination/) instead of a temporary folder")
-	auth := f.String("auth", "", "require the SCRAM-SHA-256 user `USER:PASS` on routers and shards")
+	auth := f.String("auth", "", "require on routers and shards the SCRAM-SHA-256 user `USER:PASS`, or plain:USER:PASS (a PLAIN/LDAP user on $external), or x509 (client certificates required, the CA issues the X.509 user's; implies --tls)")
 	useTLS := f.Bool("tls", false, "serve TLS only, with a CA and certificates made under the data folder")
 	idType := f.String("id-type", "objectid", "`TYPE` of the seeded and loaded documents' _ids: objectid, or number (ints, longs and doubles mixed, as counters and snowflake ids)")
 	var oplog byteSize
@@ -128,11 +130,9 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 		cfg.destShards = cfg.shards
 	}
 	if *auth != "" {
-		user, pass, ok := strings.Cut(*auth, ":")
-		if !ok || user == "" || pass == "" {
-			return usageError(s, f.prog, "--auth wants USER:PASS, both non-empty")
+		if err := cfg.setAuth(*auth); err != nil {
+			return usageError(s, f.prog, "%v", err)
 		}
-		cfg.auth = &wire.Credentials{User: user, Password: pass}
 	}
 	s.err = &syncWriter{w: s.err}
 	return sandboxMain(ctx, s, cfg)
@@ -170,6 +170,8 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 			Shards:         shards,
 			Dir:            filepath.Join(root, name),
 			Auth:           cfg.auth,
+			X509:           cfg.x509,
+			Plain:          cfg.plain,
 			TLS:            cfg.tls,
 			OplogSize:      cfg.oplogSize,
 			MongoDBVersion: version,
@@ -251,6 +253,33 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 		fmt.Fprintf(s.err, "load: %s\n", &stats)
 	}
 	return exitOK
+}
+
+// setAuth takes --auth: x509, plain:USER:PASS or USER:PASS (SCRAM).
+func (cfg *sandboxConfig) setAuth(value string) error {
+	if strings.EqualFold(value, "x509") {
+		cfg.x509, cfg.tls = true, true
+		return nil
+	}
+	rest, plain := strings.CutPrefix(value, "plain:")
+	user, pass, ok := strings.Cut(rest, ":")
+	if !ok || user == "" || pass == "" {
+		return fmt.Errorf("--auth %s: want USER:PASS, plain:USER:PASS (both non-empty) or x509", maskAuth(value))
+	}
+	if plain {
+		cfg.plain = &wire.Credentials{User: user, Password: pass}
+	} else {
+		cfg.auth = &wire.Credentials{User: user, Password: pass}
+	}
+	return nil
+}
+
+// maskAuth is an --auth value with its password masked.
+func maskAuth(value string) string {
+	if i := strings.LastIndex(value, ":"); i >= 0 {
+		return value[:i+1] + "****"
+	}
+	return value
 }
 
 // isRelease80 reports whether a --mongodb-version value names 8.0.

@@ -53,6 +53,12 @@ type Options struct {
 	Auth *wire.Credentials
 	// TLS makes every endpoint TLS-only, with certificates under Dir/tls.
 	TLS bool
+	// X509, like a cluster whose users are X.509 certificates, requires a client
+	// certificate signed by the cluster's CA on every endpoint (TLS implied) and
+	// accepts the MONGODB-X509 user of the one the CA issued (ClientCertFile).
+	X509 bool
+	// Plain, when set, is a PLAIN (LDAP) user on $external the cluster accepts.
+	Plain *wire.Credentials
 	// OplogSize is each shard's oplog size in bytes (0: the shard's default).
 	OplogSize int64
 	// MongoDBVersion is the MongoDB release the cluster presents, "3.6" to "8.0"
@@ -221,13 +227,13 @@ func (c *Cluster) start(ctx context.Context) error {
 	if lay.Name != "" && lay.Name != c.name {
 		return fmt.Errorf("%s holds the %q cluster, not %q: use another directory", c.dir, lay.Name, c.name)
 	}
-	if c.opts.TLS {
+	if c.opts.TLS || c.opts.X509 {
 		if c.certs, err = loadOrCreateCerts(filepath.Join(c.dir, "tls")); err != nil {
 			return err
 		}
 	}
 	serverTLS := c.serverTLS()
-	if c.opts.Auth != nil {
+	if c.opts.Auth != nil || c.external() != nil {
 		c.internal = &wire.Credentials{User: "__system", Password: randomSecret()}
 	}
 	var shards []router.Shard
@@ -298,6 +304,7 @@ func (c *Cluster) startShard(cfg shard.Config) (*shard.Front, error) {
 	cfg.TLS = c.serverTLS()
 	cfg.Credentials = c.opts.Auth
 	cfg.Internal = c.internal
+	cfg.External = c.external()
 	cfg.Cluster = &c.view
 	cfg.Identity = c.opts.Identity
 	cfg.OplogSize = c.opts.OplogSize
@@ -322,7 +329,7 @@ func (c *Cluster) startConfigServers(lay layout, serverTLS *tls.Config, cfgAddrs
 			addr = lay.Config[i]
 		}
 		s, err := wire.Listen(wire.Config{Addr: addr, TLS: serverTLS, Credentials: c.opts.Auth, Mechanism: c.opts.Identity.Mechanism(),
-			Handler: c.cfgHandler, Logger: c.log.With("node", "config")})
+			External: c.external(), Handler: c.cfgHandler, Logger: c.log.With("node", "config")})
 		if err != nil {
 			return fmt.Errorf("start the config server: %w", err)
 		}
@@ -337,7 +344,19 @@ func (c *Cluster) serverTLS() *tls.Config {
 	if c.certs == nil {
 		return nil
 	}
-	return c.certs.serverConfig()
+	return c.certs.serverConfig(c.opts.X509)
+}
+
+// external are the cluster's users on $external, or nil without any.
+func (c *Cluster) external() *wire.External {
+	if !c.opts.X509 && c.opts.Plain == nil {
+		return nil
+	}
+	e := &wire.External{Plain: c.opts.Plain}
+	if c.opts.X509 && c.certs != nil {
+		e.X509Subject = c.certs.clientSubject
+	}
+	return e
 }
 
 // startRouter starts the router on c.mu.addr (the caller holds c.mu or is Start).
@@ -363,7 +382,7 @@ func (c *Cluster) startRouter() error {
 		return err
 	}
 	s, err := wire.Listen(wire.Config{Addr: c.mu.addr, TLS: c.serverTLS(), Credentials: c.opts.Auth, Mechanism: c.opts.Identity.Mechanism(),
-		Handler: rt, Logger: c.log.With("node", "router")})
+		External: c.external(), Handler: rt, Logger: c.log.With("node", "router")})
 	if err != nil {
 		rt.Close()
 		return fmt.Errorf("start the router: %w", err)
@@ -480,17 +499,37 @@ func writeLayout(dir string, l layout) error {
 	return nil
 }
 
-// URI is the router's connection string:
-// mongodb://[user:pass@]127.0.0.1:port/[?tls=true&tlsCAFile=<path>].
+// URI is the router's connection string, with everything a client needs:
+// mongodb://[user:pass@]127.0.0.1:port/[?tls=true&tlsCAFile=<path>
+// [&tlsCertificateKeyFile=<path>&authMechanism=MONGODB-X509]][&authMechanism=PLAIN&authSource=$external].
 func (c *Cluster) URI() string {
 	u := url.URL{Scheme: "mongodb", Host: c.RouterAddr(), Path: "/"}
-	if a := c.opts.Auth; a != nil {
-		u.User = url.UserPassword(a.User, a.Password)
+	var query []string
+	switch {
+	case c.opts.X509:
+	case c.opts.Plain != nil:
+		u.User = url.UserPassword(c.opts.Plain.User, c.opts.Plain.Password)
+		query = append(query, "authMechanism=PLAIN", "authSource="+url.QueryEscape("$external"))
+	case c.opts.Auth != nil:
+		u.User = url.UserPassword(c.opts.Auth.User, c.opts.Auth.Password)
 	}
 	if c.certs != nil {
-		u.RawQuery = "tls=true&tlsCAFile=" + url.QueryEscape(c.certs.caFile)
+		query = append([]string{"tls=true", "tlsCAFile=" + url.QueryEscape(c.certs.caFile)}, query...)
 	}
+	if c.opts.X509 {
+		query = append(query, "tlsCertificateKeyFile="+url.QueryEscape(c.certs.clientFile), "authMechanism=MONGODB-X509")
+	}
+	u.RawQuery = strings.Join(query, "&")
 	return u.String()
+}
+
+// ClientCertFile is the PEM file (certificate and key) of the X.509 user the CA
+// issued, or "" without TLS.
+func (c *Cluster) ClientCertFile() string {
+	if c.certs == nil {
+		return ""
+	}
+	return c.certs.clientFile
 }
 
 // RouterAddr is the router's host:port.
