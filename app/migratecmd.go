@@ -67,6 +67,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	every := f.Duration("progress-every", 5*time.Second, "print a progress line every `D`")
 	window := f.Duration("cutover-window", engine.DefaultCutoverWindow, "how long the cutover window stays open once every shard is in sync, `D` (shorter for trial runs)")
 	verbose := f.Bool("verbose", false, "log every step of the engine")
+	hostMapF := addHostMapFlags(f)
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
@@ -94,6 +95,10 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	if err != nil {
 		return usageError(s, f.prog, "%v", err)
 	}
+	if src.HostMap, err = hostMapF.hostMap(); err != nil {
+		return usageError(s, f.prog, "%v", err)
+	}
+	dst.HostMap = src.HostMap
 	if *apiAddr != "" {
 		if err := checkLoopback(*apiAddr); err != nil {
 			return usageError(s, f.prog, "%v", err)

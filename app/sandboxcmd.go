@@ -61,6 +61,7 @@ type sandboxConfig struct {
 	version, destVersion string
 	configShard          bool
 	ids                  seed.IDs
+	privateHostnames     bool
 }
 
 func runSandbox(ctx context.Context, s streams, args []string) int {
@@ -78,6 +79,7 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 	version := f.String("mongodb-version", release.Default.String(), "the MongoDB release the clusters present: `VERSION` is one of "+release.List())
 	destVersion := f.String("dest-mongodb-version", "", "the release the destination presents, if not --mongodb-version's (`VERSION`)")
 	configShard := f.Bool("config-shard", false, "make the config server of each MongoDB 8.0 cluster a shard too (shard \"config\")")
+	privateHostnames := f.Bool("private-hostnames", false, "name the shards and config servers in listShards by names that do not resolve here, as a cluster behind its own DNS; prints host-map: FILE, for --host-map")
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
@@ -88,7 +90,7 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 	if err != nil {
 		return usageError(s, f.prog, "--id-type: %v", err)
 	}
-	cfg := sandboxConfig{shards: *shards, destShards: *destShards, docs: *docs, rate: *rate, dir: *dir, tls: *useTLS, oplogSize: int64(oplog), configShard: *configShard, ids: ids}
+	cfg := sandboxConfig{shards: *shards, destShards: *destShards, docs: *docs, rate: *rate, dir: *dir, tls: *useTLS, oplogSize: int64(oplog), configShard: *configShard, ids: ids, privateHostnames: *privateHostnames}
 	set := map[string]bool{}
 	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	// Like the shard counts, the releases default to what a --dir holds.
@@ -167,16 +169,17 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 	logger := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	start := func(name string, shards int, version string) (*sandbox.Cluster, error) {
 		return sandbox.Start(ctx, name, sandbox.Options{
-			Shards:         shards,
-			Dir:            filepath.Join(root, name),
-			Auth:           cfg.auth,
-			X509:           cfg.x509,
-			Plain:          cfg.plain,
-			TLS:            cfg.tls,
-			OplogSize:      cfg.oplogSize,
-			MongoDBVersion: version,
-			ConfigShard:    cfg.configShard && isRelease80(version),
-			Logger:         logger.With("cluster", name),
+			Shards:           shards,
+			Dir:              filepath.Join(root, name),
+			Auth:             cfg.auth,
+			X509:             cfg.x509,
+			Plain:            cfg.plain,
+			TLS:              cfg.tls,
+			OplogSize:        cfg.oplogSize,
+			MongoDBVersion:   version,
+			ConfigShard:      cfg.configShard && isRelease80(version),
+			PrivateHostnames: cfg.privateHostnames,
+			Logger:           logger.With("cluster", name),
 		})
 	}
 	closeCluster := func(name string, c *sandbox.Cluster) {
@@ -210,6 +213,13 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 	}
 
 	fmt.Fprintf(s.out, "source: %s\ndestination: %s\n", src.URI(), dst.URI())
+	if cfg.privateHostnames {
+		path := filepath.Join(root, "host-map.txt")
+		if err := sandbox.WriteHostMap(path, src, dst); err != nil {
+			return fail("write the host map: %v", err)
+		}
+		fmt.Fprintf(s.out, "host-map: %s\n", path)
+	}
 	if cfg.tls {
 		// Each cluster has its own CA; the URIs name them too (tlsCAFile).
 		fmt.Fprintf(s.out, "source ca: %s\ndestination ca: %s\n", src.CAFile(), dst.CAFile())

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -66,6 +68,34 @@ func TestSandboxAuthFlagTakesEveryMechanism(t *testing.T) {
 		err := cfg.setAuth(bad)
 		if err == nil || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("--auth %s: %v, want a usage error without the password", bad, err)
+		}
+	}
+}
+
+func TestHostMapFlagsTakeTheDocumentedFormat(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "hosts.txt")
+	if err := os.WriteFile(file, []byte("# tunnels\nrs0-a.internal:27018=127.0.0.1:37018\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := newFlags("validate", "", "")
+	h := addHostMapFlags(f)
+	if err := f.Parse([]string{"--host-map", file, "--map-host", "rs1-a.internal:27018=127.0.0.1:37019"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := h.hostMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Reachable("rs0-a.internal:27018") != "127.0.0.1:37018" || m.Reachable("rs1-a.internal:27018") != "127.0.0.1:37019" {
+		t.Errorf("host map %v lacks a mapping", m)
+	}
+	for _, args := range [][]string{
+		{"--map-host", "rs0-a.internal=127.0.0.1:1"},
+		{"--host-map", filepath.Join(t.TempDir(), "missing.txt")},
+	} {
+		code, _, errOut := runCLI(t, append([]string{"validate", "--source", "m:1", "--destination", "d:1"}, args...)...)
+		if code != exitUsage || !strings.Contains(errOut, strings.TrimLeft(args[0], "-")) {
+			t.Errorf("%v: exit %d, want %d naming %s:\n%s", args, code, exitUsage, args[0], errOut)
 		}
 	}
 }

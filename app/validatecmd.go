@@ -52,6 +52,7 @@ func runValidate(ctx context.Context, s streams, args []string) int {
 	destinationCA := f.String("destination-ca", "", "PEM `FILE` of the CA that signed the destination's certificates (turns TLS on)")
 	asJSON := f.Bool("json", false, "print the report as JSON")
 	timeout := f.Duration("timeout", topology.DefaultTimeout, "wait at most `D` for each connection and each command")
+	hostMapF := addHostMapFlags(f)
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
@@ -73,6 +74,10 @@ func runValidate(ctx context.Context, s streams, args []string) int {
 	if err != nil {
 		return usageError(s, f.prog, "%v", err)
 	}
+	if src.HostMap, err = hostMapF.hostMap(); err != nil {
+		return usageError(s, f.prog, "%v", err)
+	}
+	dst.HostMap = src.HostMap
 	// Whatever a finding quotes, the passwords do not reach the terminal.
 	out := &redactingWriter{w: s.out, secrets: endpointSecrets(src, dst)}
 

@@ -24,9 +24,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +80,11 @@ type Options struct {
 	ConfigShard bool
 	// LeaveOrphans makes moveChunk leave the donor's copies behind.
 	LeaveOrphans bool
+	// PrivateHostnames makes listShards, config.shards and the config server string
+	// name the shards and config servers by names that do not resolve here (under
+	// .sandbox.invalid), as a cluster behind its own DNS does: only a host map
+	// (PrivateHosts, HostMapFile) reaches them.
+	PrivateHostnames bool
 	Logger       *slog.Logger
 }
 
@@ -101,6 +108,7 @@ type Cluster struct {
 	catalog    *router.Catalog
 	view       clusterView
 	internal   *wire.Credentials // the cluster members' identity, with Auth
+	private    map[string]string // private name -> address, with PrivateHostnames
 	cfgHandler *router.ConfigServer
 	cfgServers []*wire.Server
 	cfgString  string
@@ -251,7 +259,7 @@ func (c *Cluster) start(ctx context.Context) error {
 			return fmt.Errorf("start shard %s: %w", sname, err)
 		}
 		c.fronts = append(c.fronts, f)
-		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr()})
+		shards = append(shards, router.Shard{Name: f.Name(), Addr: c.advertise(f.Addr(), f.Name()+".sandbox.invalid:27018")})
 	}
 	var cfgAddrs []string
 	if c.opts.ConfigShard {
@@ -265,7 +273,7 @@ func (c *Cluster) start(ctx context.Context) error {
 			return fmt.Errorf("start the config shard: %w", err)
 		}
 		c.fronts = append(c.fronts, f)
-		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr(), SetName: router.ConfigReplSet})
+		shards = append(shards, router.Shard{Name: f.Name(), Addr: c.advertise(f.Addr(), c.name+"-config0.sandbox.invalid:27019"), SetName: router.ConfigReplSet})
 		cfgAddrs = []string{f.Addr()}
 	}
 	if c.catalog, err = router.OpenCatalog(filepath.Join(c.dir, "config", "catalog.bson"), shards, c.opts.Identity, c.opts.Auth); err != nil {
@@ -274,10 +282,14 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := c.startConfigServers(lay, serverTLS, &cfgAddrs); err != nil {
 		return err
 	}
+	named := make([]string, len(cfgAddrs))
+	for i, a := range cfgAddrs {
+		named[i] = c.advertise(a, fmt.Sprintf("%s-config%d.sandbox.invalid:27019", c.name, i))
+	}
 	if c.opts.LegacyConfigServers {
-		c.cfgString = strings.Join(cfgAddrs, ",")
+		c.cfgString = strings.Join(named, ",")
 	} else {
-		c.cfgString = router.ConfigReplSet + "/" + cfgAddrs[0]
+		c.cfgString = router.ConfigReplSet + "/" + named[0]
 	}
 	c.catalog.SetConfigServers(c.cfgString)
 	c.view.set(c.catalog)
@@ -290,9 +302,14 @@ func (c *Cluster) start(ctx context.Context) error {
 		return err
 	}
 	lay = layout{Name: c.name, Release: rel.String(), ConfigShard: c.opts.ConfigShard, Router: c.mu.addr, Config: cfgAddrs}
-	for _, s := range shards {
-		if s.Name != "config" {
-			lay.Shards = append(lay.Shards, layoutShard{Name: s.Name, Addr: s.Addr})
+	for _, f := range c.fronts {
+		if f.Name() != "config" {
+			lay.Shards = append(lay.Shards, layoutShard{Name: f.Name(), Addr: f.Addr()})
+		}
+	}
+	if c.opts.PrivateHostnames {
+		if err := WriteHostMap(c.HostMapFile(), c); err != nil {
+			return fmt.Errorf("write the host map: %w", err)
 		}
 	}
 	c.log.Info("sandbox cluster started", "cluster", c.name, "router", c.mu.addr, "config", c.cfgString, "shards", n, "dir", c.dir)
@@ -345,6 +362,41 @@ func (c *Cluster) serverTLS() *tls.Config {
 		return nil
 	}
 	return c.certs.serverConfig(c.opts.X509)
+}
+
+// advertise is the address the cluster names a member listening on addr by: addr,
+// or with PrivateHostnames the private name, which PrivateHosts maps back to addr.
+func (c *Cluster) advertise(addr, private string) string {
+	if !c.opts.PrivateHostnames {
+		return addr
+	}
+	if c.private == nil {
+		c.private = map[string]string{}
+	}
+	c.private[private] = addr
+	return private
+}
+
+// PrivateHosts maps each private name of a cluster started with PrivateHostnames to
+// the address its member listens on; nil without PrivateHostnames.
+func (c *Cluster) PrivateHosts() map[string]string { return maps.Clone(c.private) }
+
+// HostMapFile is Dir/host-map.txt, the cluster's own host map (WriteHostMap) when
+// it was started with PrivateHostnames.
+func (c *Cluster) HostMapFile() string { return filepath.Join(c.dir, "host-map.txt") }
+
+// WriteHostMap writes the private names of the clusters and their addresses to path
+// in the format of shardlift's --host-map (INTERNAL=REACHABLE, one a line).
+func WriteHostMap(path string, clusters ...*Cluster) error {
+	var b strings.Builder
+	b.WriteString("# shardlift sandbox: where this workstation reaches the members the clusters name privately\n")
+	for _, c := range clusters {
+		names := slices.Sorted(maps.Keys(c.private))
+		for _, n := range names {
+			fmt.Fprintf(&b, "%s=%s\n", n, c.private[n])
+		}
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // external are the cluster's users on $external, or nil without any.

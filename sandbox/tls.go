@@ -107,7 +107,7 @@ func generateCerts(dir, caFile, certFile, keyFile, clientFile string) error {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: "localhost", Organization: []string{"Shardlift sandbox (test only)"}},
-		DNSNames:     []string{"localhost"},
+		DNSNames:     []string{"localhost", "*.sandbox.invalid"}, // the private names of PrivateHostnames
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.AddDate(10, 0, 0),

@@ -68,6 +68,9 @@ type Endpoint struct {
 	AllowInvalidHostnames bool
 	// Timeout bounds each connection and each command (DefaultTimeout when zero).
 	Timeout time.Duration
+	// Hosts maps the names the cluster gives its members to the addresses this
+	// workstation reaches them at; it applies to every connection, shards' included.
+	HostMap HostMap
 
 	// Carried from the URI to ForHosts endpoints.
 	insecure    bool
@@ -370,6 +373,9 @@ func (e Endpoint) clientOptions(s *settings) (*options.ClientOptions, error) {
 	if tlsCfg != nil {
 		opts.SetTLSConfig(tlsCfg)
 	}
+	if len(e.HostMap) > 0 {
+		opts.SetDialer(&mappingDialer{hosts: e.HostMap})
+	}
 	t := e.timeout()
 	opts.SetConnectTimeout(t / 2).SetServerSelectionTimeout(t)
 	if opts.AppName == nil { // the servers' logs and currentOp name Shardlift, unless the URI says otherwise
@@ -485,7 +491,7 @@ func connectOnce(ctx context.Context, e Endpoint) (*mongo.Client, *settings, err
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := preflight(ctx, s.hosts, opts.TLSConfig, e.timeout()/2); err != nil {
+	if err := preflight(ctx, s.hosts, e.HostMap, opts.TLSConfig, e.timeout()/2); err != nil {
 		return nil, nil, err
 	}
 	client, err := mongo.Connect(ctx, opts)
@@ -533,12 +539,12 @@ func firstMongos(ctx context.Context, e Endpoint, hosts []string) string {
 // preflight checks that at least one host resolves, accepts TCP and (with TLS)
 // completes a TLS handshake with a certificate the configuration trusts. When none
 // does, the first host's failure is returned, classified.
-func preflight(ctx context.Context, hosts []string, tlsCfg *tls.Config, timeout time.Duration) error {
+func preflight(ctx context.Context, hosts []string, hostMap HostMap, tlsCfg *tls.Config, timeout time.Duration) error {
 	errs := make([]error, len(hosts))
 	var g errgroup.Group
 	for i, h := range hosts {
 		g.Go(func() error {
-			errs[i] = probeHost(ctx, h, tlsCfg, timeout)
+			errs[i] = probeHost(ctx, h, hostMap.Reachable(h), tlsCfg, timeout)
 			return nil
 		})
 	}
@@ -562,18 +568,23 @@ func withPort(host string) string {
 	return host
 }
 
-// probeHost is one host's DNS, TCP and TLS check.
-func probeHost(ctx context.Context, host string, tlsCfg *tls.Config, timeout time.Duration) error {
+// probeHost is one host's DNS, TCP and TLS check; it dials addr, where host is
+// reached (host itself unless a host map says otherwise).
+func probeHost(ctx context.Context, host, addr string, tlsCfg *tls.Config, timeout time.Duration) error {
 	if strings.HasSuffix(host, ".sock") {
 		return nil
 	}
-	host = withPort(host)
+	host, addr = withPort(host), withPort(addr)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", host)
+	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return classify(ctx, "connect", host, tlsCfg != nil, timeout, err)
+		err = classify(ctx, "connect", host, tlsCfg != nil, timeout, err)
+		if addr != host {
+			err = fmt.Errorf("%w (reached at %s by the host map)", err, addr)
+		}
+		return err
 	}
 	defer conn.Close()
 	if tlsCfg == nil {
