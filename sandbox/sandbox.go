@@ -85,7 +85,7 @@ type Options struct {
 	// .sandbox.invalid), as a cluster behind its own DNS does: only a host map
 	// (PrivateHosts, HostMapFile) reaches them.
 	PrivateHostnames bool
-	Logger       *slog.Logger
+	Logger           *slog.Logger
 }
 
 // ShardInfo describes one shard.
