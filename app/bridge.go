@@ -423,10 +423,7 @@ func (b *bridge) Open(ctx context.Context, id string, pw *ui.Passwords) (ui.Migr
 			return nil, err
 		}
 	}
-	srcKey, dstKey := b.loadKeyPasswords(id, state)
-	b.secrets.add(srcPw, dstPw, srcKey, dstKey)
-	srcEnd, dstEnd := endpointFromSettings(rec.Source, srcPw, b.timeout), endpointFromSettings(rec.Destination, dstPw, b.timeout)
-	srcEnd.CertificateKeyPassword, dstEnd.CertificateKeyPassword = srcKey, dstKey
+	srcEnd, dstEnd := b.resumedEndpoints(id, state, rec, srcPw, dstPw)
 	l, err := b.newLive(id, srcEnd, dstEnd)
 	if err != nil {
 		return nil, err
@@ -461,6 +458,16 @@ func (b *bridge) loadPasswords(id string, rec store.Migration) (src, dst string,
 		return "", "", err
 	}
 	return src, dst, nil
+}
+
+// resumedEndpoints rebuilds a migration's endpoints from its record, the users'
+// passwords and the client certificate keys' passwords the keyring holds.
+func (b *bridge) resumedEndpoints(id string, state engine.State, rec store.Migration, srcPw, dstPw string) (src, dst topology.Endpoint) {
+	srcKey, dstKey := b.loadKeyPasswords(id, state)
+	b.secrets.add(srcPw, dstPw, srcKey, dstKey)
+	src, dst = endpointFromSettings(rec.Source, srcPw, b.timeout), endpointFromSettings(rec.Destination, dstPw, b.timeout)
+	src.CertificateKeyPassword, dst.CertificateKeyPassword = srcKey, dstKey
+	return src, dst
 }
 
 // loadKeyPasswords reads the client certificate keys' passwords the keyring holds for
