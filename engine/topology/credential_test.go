@@ -284,6 +284,9 @@ func TestMaskURIHidesKeyPasswordAndSessionToken(t *testing.T) {
 	if !strings.Contains(got, "tlsCertificateKeyFile=/c.pem") || !strings.Contains(got, "authMechanism=MONGODB-AWS") {
 		t.Errorf("MaskURI = %q lost what is not secret", got)
 	}
+	if got := MaskURI("mongodb://h:1/?tls=true;tlsCertificateKeyFilePassword=k3y;appName=a"); got != "mongodb://h:1/?tls=true;tlsCertificateKeyFilePassword=****;appName=a" {
+		t.Errorf("MaskURI with ; separators = %q", got)
+	}
 	if !reflect.DeepEqual(withoutQueryOptions(in, tlsFileOptions), "mongodb://AKIA:s3cret@h:1/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:t0ken") {
 		t.Errorf("withoutQueryOptions = %q", withoutQueryOptions(in, tlsFileOptions))
 	}

@@ -65,18 +65,26 @@ func maskQuerySecrets(uri string) string {
 	if query == "" {
 		return uri
 	}
-	pairs := strings.Split(query, "&")
-	for i, pair := range pairs {
+	var b strings.Builder
+	for query != "" {
+		end := strings.IndexAny(query, "&;")
+		pair, sep := query, ""
+		if end >= 0 {
+			pair, sep, query = query[:end], query[end:end+1], query[end+1:]
+		} else {
+			query = ""
+		}
 		key, value, ok := strings.Cut(pair, "=")
 		switch k := strings.ToLower(key); {
 		case !ok:
 		case secretOptions[k]:
-			pairs[i] = key + "=****"
+			pair = key + "=****"
 		case k == "authmechanismproperties":
-			pairs[i] = key + "=" + maskProperties(value)
+			pair = key + "=" + maskProperties(value)
 		}
+		b.WriteString(pair + sep)
 	}
-	return head + "?" + strings.Join(pairs, "&")
+	return head + "?" + b.String()
 }
 
 // maskProperties masks AWS_SESSION_TOKEN in an authMechanismProperties value
