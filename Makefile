@@ -15,7 +15,7 @@ DEB_TEST := gnome-keyring dbus dbus-x11 xvfb xauth imagemagick
 MONGOSH_PREFIX := /opt/shardlift-tools
 MONGOSH_VERSIONS := 2.12.0 1.10.6
 
-.PHONY: all deps deps-test build run screenshots package test test-short vet clean
+.PHONY: all deps deps-test build build-gssapi run screenshots package test test-short vet clean
 .PHONY: faults test-matrix package-windows test-windows
 
 all: build
@@ -31,6 +31,13 @@ deps-test: deps
 
 build: deps
 	$(GO) build -o $(BIN) .
+
+# The same binary with Kerberos (authMechanism=GSSAPI): the driver's gssapi build tag,
+# cgo against MIT Kerberos (Debian's libkrb5-dev).
+DEB_GSSAPI := libkrb5-dev
+build-gssapi: deps
+	@scripts/apt-install.sh $(DEB_GSSAPI)
+	$(GO) build -tags gssapi -o $(BIN) .
 
 # The desktop app. "Try with sandbox clusters" walks the whole flow offline; `shardlift
 # sandbox` serves the same clusters to other MongoDB tools.

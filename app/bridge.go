@@ -258,7 +258,7 @@ func (b *bridge) Validate(ctx context.Context, src, dst ui.Connection) (ui.Valid
 	if err != nil {
 		return ui.Validation{}, err
 	}
-	b.secrets.add(s.password, d.password)
+	b.secrets.add(s.password, d.password, s.keyPassword, d.keyPassword)
 	r := validate.Run(ctx, s.endpoint, d.endpoint)
 	if err := ctx.Err(); err != nil {
 		return ui.Validation{}, err
@@ -322,7 +322,7 @@ func (b *bridge) Start(ctx context.Context, src, dst ui.Connection, wipeConfirme
 	if err != nil {
 		return nil, err
 	}
-	b.secrets.add(s.password, d.password)
+	b.secrets.add(s.password, d.password, s.keyPassword, d.keyPassword)
 	id, err := newMigrationID()
 	if err != nil {
 		return nil, err
@@ -332,7 +332,7 @@ func (b *bridge) Start(ctx context.Context, src, dst ui.Connection, wipeConfirme
 	if err := st.SaveMigration(rec); err != nil {
 		return nil, err
 	}
-	keyErr := b.savePasswords(id, s.password, d.password)
+	keyErr := b.savePasswords(id, s, d)
 	l, err := b.newLive(id, s.endpoint, d.endpoint)
 	if err != nil {
 		b.forget(id)
@@ -355,13 +355,17 @@ func (b *bridge) Start(ctx context.Context, src, dst ui.Connection, wipeConfirme
 	return l, nil
 }
 
-// savePasswords keeps the non-empty passwords in the keyring. An unusable keyring
-// is a notice for the UI (keyringNotice), not a failure.
-func (b *bridge) savePasswords(id, src, dst string) error {
+// savePasswords keeps the non-empty passwords (the users' and the client
+// certificate keys') in the keyring. An unusable keyring is a notice for the UI
+// (keyringNotice), not a failure.
+func (b *bridge) savePasswords(id string, src, dst conn) error {
 	if b.keyring == nil {
 		return keyringNotice{errors.New("no system keyring in this build")}
 	}
-	for _, p := range []struct{ role, pw string }{{store.RoleSource, src}, {store.RoleDestination, dst}} {
+	for _, p := range []struct{ role, pw string }{
+		{store.RoleSource, src.password}, {store.RoleDestination, dst.password},
+		{store.RoleSourceKey, src.keyPassword}, {store.RoleDestinationKey, dst.keyPassword},
+	} {
 		if p.pw == "" {
 			continue
 		}
@@ -419,8 +423,8 @@ func (b *bridge) Open(ctx context.Context, id string, pw *ui.Passwords) (ui.Migr
 			return nil, err
 		}
 	}
-	b.secrets.add(srcPw, dstPw)
-	l, err := b.newLive(id, endpointFromSettings(rec.Source, srcPw, b.timeout), endpointFromSettings(rec.Destination, dstPw, b.timeout))
+	srcEnd, dstEnd := b.resumedEndpoints(id, state, rec, srcPw, dstPw)
+	l, err := b.newLive(id, srcEnd, dstEnd)
 	if err != nil {
 		return nil, err
 	}
@@ -456,6 +460,33 @@ func (b *bridge) loadPasswords(id string, rec store.Migration) (src, dst string,
 	return src, dst, nil
 }
 
+// resumedEndpoints rebuilds a migration's endpoints from its record, the users'
+// passwords and the client certificate keys' passwords the keyring holds.
+func (b *bridge) resumedEndpoints(id string, state engine.State, rec store.Migration, srcPw, dstPw string) (src, dst topology.Endpoint) {
+	srcKey, dstKey := b.loadKeyPasswords(id, state)
+	b.secrets.add(srcPw, dstPw, srcKey, dstKey)
+	src, dst = endpointFromSettings(rec.Source, srcPw, b.timeout), endpointFromSettings(rec.Destination, dstPw, b.timeout)
+	src.CertificateKeyPassword, dst.CertificateKeyPassword = srcKey, dstKey
+	return src, dst
+}
+
+// loadKeyPasswords reads the client certificate keys' passwords the keyring holds for
+// a migration that still connects; a key without a password has none saved, and a
+// wrong or missing one is reported by the connection itself (ErrClientKeyPassword).
+func (b *bridge) loadKeyPasswords(id string, state engine.State) (src, dst string) {
+	if b.keyring == nil || state == engine.Done || state == engine.Cancelled {
+		return "", ""
+	}
+	get := func(role string) string {
+		pw, err := b.keyring.Get(id, role)
+		if err != nil && !errors.Is(err, store.ErrSecretNotFound) {
+			b.log.Info("key password not read from the keyring", "migration", id, "role", role, "err", keyringCause(err))
+		}
+		return pw
+	}
+	return get(store.RoleSourceKey), get(store.RoleDestinationKey)
+}
+
 // Remove implements ui.Backend.
 func (b *bridge) Remove(ctx context.Context, id string) error {
 	st, err := b.stateStore()
@@ -487,7 +518,7 @@ func (b *bridge) deletePasswords(id string) {
 	}
 	if err := b.keyring.DeleteAll(id); err != nil {
 		b.log.Warn("the migration's passwords could not be deleted from the system keyring; delete them by hand",
-			"service", store.KeyringService, "keys", id+"/"+store.RoleSource+", "+id+"/"+store.RoleDestination, "err", keyringCause(err))
+			"service", store.KeyringService, "keys", id+"/"+store.RoleSource+", "+id+"/"+store.RoleDestination+" (and -key)", "err", keyringCause(err))
 	}
 }
 

@@ -38,6 +38,9 @@ type conn struct {
 	// password is the one the endpoint authenticates with: the form's field, or the
 	// connection string's when the field is empty. It goes to the keyring only.
 	password string
+	// keyPassword decrypts the client certificate's key (the connection string's
+	// tlsCertificateKeyFilePassword). It goes to the keyring only.
+	keyPassword string
 }
 
 // connOf checks one form and maps it.
@@ -74,6 +77,9 @@ func connOf(side ui.Side, c ui.Connection, timeout time.Duration) (conn, error) 
 		}
 		if out.password == "" {
 			out.password = cs.Password
+		}
+		if cs.SSLClientCertificateKeyPasswordSet && cs.SSLClientCertificateKeyPassword != nil {
+			out.keyPassword = cs.SSLClientCertificateKeyPassword()
 		}
 		// cs.SSL is on for mongodb+srv:// unless the string says tls=false; the
 		// resumed endpoint takes this with the string, so it must not say more.

@@ -78,9 +78,13 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 	if len(password) < 16 || src.Username == "" || !src.TLS || src.CAFile == "" || dst.CAFile == "" || dst.Password != password {
 		t.Fatalf("the sandbox connections lack credentials or TLS: %+v", src)
 	}
-	// The destination is entered as a connection string carrying its password.
-	keptURI := "mongodb://" + dst.Username + "@" + dst.Hosts + "/?authSource=admin&appName=secret-test"
-	dst = ui.Connection{Hosts: strings.Replace(keptURI, "@", ":"+url.PathEscape(dst.Password)+"@", 1), CAFile: dst.CAFile}
+	// The destination is entered as a connection string carrying its password, and a
+	// client certificate whose key has a password of its own (the sandbox does not
+	// ask for it; the key is decrypted all the same).
+	const keyPassword = "Cl1ent-K3y-Passw0rd&"
+	certFile := writeEncryptedClientCert(t, keyPassword)
+	keptURI := "mongodb://" + dst.Username + "@" + dst.Hosts + "/?authSource=admin&appName=secret-test&tlsCertificateKeyFile=" + url.QueryEscape(certFile)
+	dst = ui.Connection{Hosts: strings.Replace(keptURI, "@", ":"+url.PathEscape(dst.Password)+"@", 1) + "&tlsCertificateKeyFilePassword=" + url.QueryEscape(keyPassword), CAFile: dst.CAFile}
 
 	v, err := b.Validate(ctx, src, dst)
 	if err != nil {
@@ -101,6 +105,9 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 	}
 	if pw, err := k.Get(id, store.RoleDestination); err != nil || pw != password {
 		t.Errorf("the password of the destination's connection string is not in the keyring: %q, %v", pw, err)
+	}
+	if pw, err := k.Get(id, store.RoleDestinationKey); err != nil || pw != keyPassword {
+		t.Errorf("the destination's client key password is not in the keyring: %q, %v", pw, err)
 	}
 	began := time.Now()
 	awaitSnapshot(t, mig, "ready", func(s engine.Snapshot) bool { return s.State == engine.Ready })
@@ -169,7 +176,7 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 	if !bytes.Contains(stateFile, []byte(keptURI)) {
 		t.Errorf("the state file lacks the destination's connection string without its password, %s", keptURI)
 	}
-	forms := []string{password, url.QueryEscape(password)}
+	forms := []string{password, url.QueryEscape(password), keyPassword, url.QueryEscape(keyPassword), keyPassword[:len(keyPassword)-1]}
 	for where, data := range map[string][]byte{"the state file": stateFile, "the logs": []byte(logs), "the migration's log file": logFile} {
 		for _, f := range forms {
 			if bytes.Contains(data, []byte(f)) {

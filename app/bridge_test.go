@@ -65,8 +65,9 @@ func (k *memKeyring) Get(id, role string) (string, error) {
 func (k *memKeyring) DeleteAll(id string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	delete(k.m, id+"/"+store.RoleSource)
-	delete(k.m, id+"/"+store.RoleDestination)
+	for _, role := range []string{store.RoleSource, store.RoleDestination, store.RoleSourceKey, store.RoleDestinationKey} {
+		delete(k.m, id+"/"+role)
+	}
 	k.deleted = append(k.deleted, id)
 	return nil
 }
@@ -429,7 +430,7 @@ func TestKeyringUnavailableIsANoticeTheUIRecognizes(t *testing.T) {
 	k := newMemKeyring()
 	k.setErr = &store.KeyringError{Op: "save the source password of migration m1", Cause: errors.New("org.freedesktop.DBus.Error.ServiceUnknown")}
 	b := newTestBridge(t, k, "")
-	err := b.savePasswords("m1", "pw-source", "pw-destination")
+	err := b.savePasswords("m1", conn{password: "pw-source"}, conn{password: "pw-destination"})
 	if !errors.Is(err, ui.ErrKeyringUnavailable) || !errors.Is(err, store.ErrKeyringUnavailable) {
 		t.Fatalf("error %v does not match ui.ErrKeyringUnavailable", err)
 	}

@@ -45,7 +45,7 @@ func runClearMarker(ctx context.Context, s streams, args []string) int {
 	if err != nil {
 		return usageError(s, f.prog, "%v", err)
 	}
-	secrets := []string{dst.Password, uriSecret(*destination)}
+	secrets := endpointSecrets(dst)
 	out := &redactingWriter{w: s.out, secrets: secrets}
 	errw := &redactingWriter{w: s.err, secrets: secrets}
 	fail := func(format string, a ...any) int {

@@ -46,7 +46,9 @@ Each cluster is given as its mongos connection string (mongodb://..., mongodb+sr
 or as a list of its mongos host:port (db1:27017,db2:27017), as in the app.
 
 Passwords come from the URI, or else from SHARDLIFT_SOURCE_PASSWORD and
-SHARDLIFT_DESTINATION_PASSWORD; they are never printed nor saved.
+SHARDLIFT_DESTINATION_PASSWORD; a client certificate key's from
+tlsCertificateKeyFilePassword= or else SHARDLIFT_SOURCE_KEY_PASSWORD and
+SHARDLIFT_DESTINATION_KEY_PASSWORD. They are never printed nor saved.
 
 Exit status: 0 when the migration is done or cancelled, 1 when it failed, expired, was
 refused or interrupted, 2 for bad usage.`
@@ -65,6 +67,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	every := f.Duration("progress-every", 5*time.Second, "print a progress line every `D`")
 	window := f.Duration("cutover-window", engine.DefaultCutoverWindow, "how long the cutover window stays open once every shard is in sync, `D` (shorter for trial runs)")
 	verbose := f.Bool("verbose", false, "log every step of the engine")
+	hostMapF := addHostMapFlags(f)
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
@@ -92,6 +95,10 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	if err != nil {
 		return usageError(s, f.prog, "%v", err)
 	}
+	if src.HostMap, err = hostMapF.hostMap(); err != nil {
+		return usageError(s, f.prog, "%v", err)
+	}
+	dst.HostMap = src.HostMap
 	if *apiAddr != "" {
 		if err := checkLoopback(*apiAddr); err != nil {
 			return usageError(s, f.prog, "%v", err)
@@ -111,7 +118,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 			fmt.Fprintf(s.out, "api token (shown this once; kept in %s, give that file to the clients with --api-token-file): %s\n", *tokenFile, token)
 		}
 	}
-	secrets := []string{src.Password, dst.Password, uriSecret(*source), uriSecret(*destination)}
+	secrets := endpointSecrets(src, dst)
 	out := &redactingWriter{w: &syncWriter{w: s.out}, secrets: secrets}
 	errw := &redactingWriter{w: &syncWriter{w: s.err}, secrets: secrets}
 	fail := func(format string, a ...any) int {

@@ -56,6 +56,8 @@ type sandboxConfig struct {
 	docs, rate         int
 	dir                string
 	auth               *wire.Credentials
+	x509               bool              // --auth x509
+	plain              *wire.Credentials // --auth plain:USER:PASS
 	tls                bool
 	oplogSize          int64
 	// version and destVersion are the MongoDB releases the clusters present ("":
@@ -65,8 +67,9 @@ type sandboxConfig struct {
 	ids                  seed.IDs
 	// members is each shard's replica set size; control is where the fault hooks'
 	// HTTP API listens ("": nowhere).
-	members int
-	control string
+	members          int
+	control          string
+	privateHostnames bool
 }
 
 func runSandbox(ctx context.Context, s streams, args []string) int {
@@ -76,7 +79,7 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 	docs := f.Int("docs", 0, "seed the source with `N` documents, unless --dir already holds them")
 	rate := f.Int("load", 0, "keep `OPS_PER_SEC` writes per second going to the source")
 	dir := f.String("dir", "", "keep the data in `DIR` (source/ and destination/) instead of a temporary folder")
-	auth := f.String("auth", "", "require the SCRAM-SHA-256 user `USER:PASS` on routers and shards")
+	auth := f.String("auth", "", "require on routers and shards the SCRAM-SHA-256 user `USER:PASS`, or plain:USER:PASS (a PLAIN/LDAP user on $external), or x509 (client certificates required, the CA issues the X.509 user's; implies --tls)")
 	useTLS := f.Bool("tls", false, "serve TLS only, with a CA and certificates made under the data folder")
 	idType := f.String("id-type", "objectid", "`TYPE` of the seeded and loaded documents' _ids: objectid, or number (ints, longs and doubles mixed, as counters and snowflake ids)")
 	var oplog byteSize
@@ -86,6 +89,7 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 	configShard := f.Bool("config-shard", false, "make the config server of each MongoDB 8.0 cluster a shard too (shard \"config\")")
 	members := f.Int("members", 3, "`N` members in each shard's replica set (1: a single-member set, the lightest)")
 	control := f.String("control", "", "serve the failure-drill API (stepdown, rollback, lag, stop, start, and stopping the load) on `HOST:PORT`, such as 127.0.0.1:27100")
+	privateHostnames := f.Bool("private-hostnames", false, "name the shards and config servers in listShards by names that do not resolve here, as a cluster behind its own DNS; prints host-map: FILE, for --host-map")
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
@@ -97,7 +101,7 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 		return usageError(s, f.prog, "--id-type: %v", err)
 	}
 	cfg := sandboxConfig{shards: *shards, destShards: *destShards, docs: *docs, rate: *rate, dir: *dir, tls: *useTLS, oplogSize: int64(oplog), configShard: *configShard, ids: ids,
-		members: *members, control: *control}
+		members: *members, control: *control, privateHostnames: *privateHostnames}
 	set := map[string]bool{}
 	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	// Like the shard counts, the releases default to what a --dir holds.
@@ -141,11 +145,9 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 		cfg.destShards = cfg.shards
 	}
 	if *auth != "" {
-		user, pass, ok := strings.Cut(*auth, ":")
-		if !ok || user == "" || pass == "" {
-			return usageError(s, f.prog, "--auth wants USER:PASS, both non-empty")
+		if err := cfg.setAuth(*auth); err != nil {
+			return usageError(s, f.prog, "%v", err)
 		}
-		cfg.auth = &wire.Credentials{User: user, Password: pass}
 	}
 	s.err = &syncWriter{w: s.err}
 	return sandboxMain(ctx, s, cfg)
@@ -180,15 +182,18 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 	logger := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	start := func(name string, shards int, version string) (*sandbox.Cluster, error) {
 		return sandbox.Start(ctx, name, sandbox.Options{
-			Shards:         shards,
-			Dir:            filepath.Join(root, name),
-			Auth:           cfg.auth,
-			TLS:            cfg.tls,
-			OplogSize:      cfg.oplogSize,
-			MongoDBVersion: version,
-			ConfigShard:    cfg.configShard && isRelease80(version),
-			Members:        cfg.members,
-			Logger:         logger.With("cluster", name),
+			Shards:           shards,
+			Dir:              filepath.Join(root, name),
+			Auth:             cfg.auth,
+			X509:             cfg.x509,
+			Plain:            cfg.plain,
+			TLS:              cfg.tls,
+			OplogSize:        cfg.oplogSize,
+			MongoDBVersion:   version,
+			ConfigShard:      cfg.configShard && isRelease80(version),
+			PrivateHostnames: cfg.privateHostnames,
+			Members:          cfg.members,
+			Logger:           logger.With("cluster", name),
 		})
 	}
 	closeCluster := func(name string, c *sandbox.Cluster) {
@@ -243,6 +248,13 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 	fmt.Fprintf(s.out, "source: %s\ndestination: %s\n", src.URI(), dst.URI())
 	if cfg.control != "" {
 		fmt.Fprintf(s.out, "control: http://%s/\n", cfg.control)
+	}
+	if cfg.privateHostnames {
+		path := filepath.Join(root, "host-map.txt")
+		if err := sandbox.WriteHostMap(path, src, dst); err != nil {
+			return fail("write the host map: %v", err)
+		}
+		fmt.Fprintf(s.out, "host-map: %s\n", path)
 	}
 	if cfg.tls {
 		// Each cluster has its own CA; the URIs name them too (tlsCAFile).
@@ -322,6 +334,33 @@ func serveControl(addr string, h http.Handler, logger *slog.Logger) (bound strin
 		}
 	}()
 	return l.Addr().String(), func() { srv.Close() }, nil
+}
+
+// setAuth takes --auth: x509, plain:USER:PASS or USER:PASS (SCRAM).
+func (cfg *sandboxConfig) setAuth(value string) error {
+	if strings.EqualFold(value, "x509") {
+		cfg.x509, cfg.tls = true, true
+		return nil
+	}
+	rest, plain := strings.CutPrefix(value, "plain:")
+	user, pass, ok := strings.Cut(rest, ":")
+	if !ok || user == "" || pass == "" {
+		return fmt.Errorf("--auth %s: want USER:PASS, plain:USER:PASS (both non-empty) or x509", maskAuth(value))
+	}
+	if plain {
+		cfg.plain = &wire.Credentials{User: user, Password: pass}
+	} else {
+		cfg.auth = &wire.Credentials{User: user, Password: pass}
+	}
+	return nil
+}
+
+// maskAuth is an --auth value with its password masked.
+func maskAuth(value string) string {
+	if i := strings.LastIndex(value, ":"); i >= 0 {
+		return value[:i+1] + "****"
+	}
+	return value
 }
 
 // isRelease80 reports whether a --mongodb-version value names 8.0.

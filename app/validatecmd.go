@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -21,16 +22,27 @@ Each cluster is given as its mongos connection string (mongodb://..., mongodb+sr
 or as a list of its mongos host:port (db1:27017,db2:27017), as in the app.
 
 Passwords come from the URI, or else from SHARDLIFT_SOURCE_PASSWORD and
-SHARDLIFT_DESTINATION_PASSWORD; they are never printed. Each connection and each
+SHARDLIFT_DESTINATION_PASSWORD; the password of a client certificate's key
+(tlsCertificateKeyFile=) from tlsCertificateKeyFilePassword= or else
+SHARDLIFT_SOURCE_KEY_PASSWORD and SHARDLIFT_DESTINATION_KEY_PASSWORD. They are
+never printed. Each connection and each
 command waits at most --timeout, so a dead or firewalled host cannot hold validation.
 
 Exit status: 0 when no check failed (warnings allowed), 1 when one failed, 2 for bad usage.`
 
-// Environment variables holding the passwords a URI leaves out.
+// Environment variables holding the passwords a URI leaves out: the users' and
+// those of the client certificates' keys (named by suffixing keyPasswordEnvSuffix).
 const (
 	envSourcePassword      = "SHARDLIFT_SOURCE_PASSWORD"
 	envDestinationPassword = "SHARDLIFT_DESTINATION_PASSWORD"
+	keyPasswordEnvSuffix   = "_KEY_PASSWORD" // SHARDLIFT_SOURCE_KEY_PASSWORD
 )
+
+// keyPasswordEnv is the variable holding the key password of the side whose user
+// password is in passwordEnv.
+func keyPasswordEnv(passwordEnv string) string {
+	return strings.TrimSuffix(passwordEnv, "_PASSWORD") + keyPasswordEnvSuffix
+}
 
 func runValidate(ctx context.Context, s streams, args []string) int {
 	f := newFlags("validate", "--source URI --destination URI [flags]", validateDescription)
@@ -40,6 +52,7 @@ func runValidate(ctx context.Context, s streams, args []string) int {
 	destinationCA := f.String("destination-ca", "", "PEM `FILE` of the CA that signed the destination's certificates (turns TLS on)")
 	asJSON := f.Bool("json", false, "print the report as JSON")
 	timeout := f.Duration("timeout", topology.DefaultTimeout, "wait at most `D` for each connection and each command")
+	hostMapF := addHostMapFlags(f)
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
@@ -61,8 +74,12 @@ func runValidate(ctx context.Context, s streams, args []string) int {
 	if err != nil {
 		return usageError(s, f.prog, "%v", err)
 	}
+	if src.HostMap, err = hostMapF.hostMap(); err != nil {
+		return usageError(s, f.prog, "%v", err)
+	}
+	dst.HostMap = src.HostMap
 	// Whatever a finding quotes, the passwords do not reach the terminal.
-	out := &redactingWriter{w: s.out, secrets: []string{src.Password, dst.Password, uriSecret(*source), uriSecret(*destination)}}
+	out := &redactingWriter{w: s.out, secrets: endpointSecrets(src, dst)}
 
 	fmt.Fprintf(s.err, "Validating %s -> %s (timeout %v per step)...\n", src, dst, *timeout)
 	report := validate.Run(ctx, src, dst)
@@ -101,6 +118,7 @@ func endpointFor(flagName, uri, caFile, passwordEnv string, timeout time.Duratio
 		e.URI, e.Hosts = "", hosts
 		return e, nil
 	}
+	e.CertificateKeyPassword = os.Getenv(keyPasswordEnv(passwordEnv)) // the URI's wins when it has one
 	user, hasPassword := topology.URIUser(uri)
 	if user != "" && !hasPassword {
 		e.Password = os.Getenv(passwordEnv)
@@ -109,6 +127,20 @@ func endpointFor(flagName, uri, caFile, passwordEnv string, timeout time.Duratio
 		}
 	}
 	return e, nil
+}
+
+// endpointSecrets are every secret the endpoints hold, in the forms output could
+// quote them: what a redactingWriter masks.
+func endpointSecrets(es ...topology.Endpoint) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Password, uriSecret(e.URI), e.CertificateKeyPassword)
+		if cs, err := topology.ParseURI(e.URI); err == nil && cs.SSLClientCertificateKeyPasswordSet && cs.SSLClientCertificateKeyPassword != nil {
+			kp := cs.SSLClientCertificateKeyPassword()
+			out = append(out, kp, url.QueryEscape(kp))
+		}
+	}
+	return out
 }
 
 // uriSecret is the password written in a URI, if any.

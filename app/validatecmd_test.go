@@ -70,8 +70,11 @@ func closedPort(t *testing.T) string {
 }
 
 func TestValidateFailureExitsOneAndNeverPrintsThePassword(t *testing.T) {
-	src := "mongodb://migrator:Sup3rSecret!@" + closedPort(t) + "/"
+	// The source's client certificate key has a password (in the URI) too, and the
+	// destination's comes from the environment: neither is printed either.
+	src := "mongodb://migrator:Sup3rSecret!@" + closedPort(t) + "/?tls=true&tlsCertificateKeyFilePassword=K3y-S3cret%26x"
 	dst := "mongodb://migrator:0ther-Secret@" + closedPort(t) + "/"
+	t.Setenv("SHARDLIFT_DESTINATION_KEY_PASSWORD", "Env-K3y-S3cret")
 	for _, extra := range [][]string{nil, {"--json"}} {
 		args := append([]string{"validate", "--source", src, "--destination", dst, "--timeout", "2s"}, extra...)
 		code, out, errOut := runCLI(t, args...)
@@ -81,7 +84,7 @@ func TestValidateFailureExitsOneAndNeverPrintsThePassword(t *testing.T) {
 		if !strings.Contains(out, "refused") {
 			t.Errorf("shardlift %v: output does not say the connection was refused:\n%s", extra, out)
 		}
-		for _, secret := range []string{"Sup3rSecret", "0ther-Secret"} {
+		for _, secret := range []string{"Sup3rSecret", "0ther-Secret", "K3y-S3cret", "Env-K3y"} {
 			if strings.Contains(out+errOut, secret) {
 				t.Errorf("shardlift %v printed a password:\n%s\n%s", extra, out, errOut)
 			}

@@ -28,9 +28,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +60,12 @@ type Options struct {
 	Auth *wire.Credentials
 	// TLS makes every endpoint TLS-only, with certificates under Dir/tls.
 	TLS bool
+	// X509, like a cluster whose users are X.509 certificates, requires a client
+	// certificate signed by the cluster's CA on every endpoint (TLS implied) and
+	// accepts the MONGODB-X509 user of the one the CA issued (ClientCertFile).
+	X509 bool
+	// Plain, when set, is a PLAIN (LDAP) user on $external the cluster accepts.
+	Plain *wire.Credentials
 	// OplogSize is each shard's oplog size in bytes (0: the shard's default).
 	OplogSize int64
 	// MongoDBVersion is the MongoDB release the cluster presents, "3.6" to "8.0"
@@ -85,7 +93,12 @@ type Options struct {
 	// long while the entries after it are served, as concurrent commits on a real
 	// primary do (package shard, oplog_holes.go).
 	OplogHoles time.Duration
-	Logger     *slog.Logger
+	// PrivateHostnames makes listShards, config.shards and the config server string
+	// name the shards and config servers by names that do not resolve here (under
+	// .sandbox.invalid), as a cluster behind its own DNS does: only a host map
+	// (PrivateHosts, HostMapFile) reaches them.
+	PrivateHostnames bool
+	Logger           *slog.Logger
 }
 
 // ShardInfo describes one shard.
@@ -108,6 +121,7 @@ type Cluster struct {
 	catalog    *router.Catalog
 	view       clusterView
 	internal   *wire.Credentials // the cluster members' identity, with Auth
+	private    map[string]string // private name -> address, with PrivateHostnames
 	cfgHandler *router.ConfigServer
 	cfgServers []*wire.Server
 	cfgString  string
@@ -234,13 +248,13 @@ func (c *Cluster) start(ctx context.Context) error {
 	if lay.Name != "" && lay.Name != c.name {
 		return fmt.Errorf("%s holds the %q cluster, not %q: use another directory", c.dir, lay.Name, c.name)
 	}
-	if c.opts.TLS {
+	if c.opts.TLS || c.opts.X509 {
 		if c.certs, err = loadOrCreateCerts(filepath.Join(c.dir, "tls")); err != nil {
 			return err
 		}
 	}
 	serverTLS := c.serverTLS()
-	if c.opts.Auth != nil {
+	if c.opts.Auth != nil || c.external() != nil {
 		c.internal = &wire.Credentials{User: "__system", Password: randomSecret()}
 	}
 	var shards []router.Shard
@@ -258,7 +272,8 @@ func (c *Cluster) start(ctx context.Context) error {
 			return fmt.Errorf("start shard %s: %w", sname, err)
 		}
 		c.fronts = append(c.fronts, f)
-		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr(), Members: membersOf(f)})
+		addr, members := c.advertiseShard(f, f.Name(), ".sandbox.invalid:27018")
+		shards = append(shards, router.Shard{Name: f.Name(), Addr: addr, Members: members})
 	}
 	var cfgAddrs []string
 	if c.opts.ConfigShard {
@@ -272,7 +287,8 @@ func (c *Cluster) start(ctx context.Context) error {
 			return fmt.Errorf("start the config shard: %w", err)
 		}
 		c.fronts = append(c.fronts, f)
-		shards = append(shards, router.Shard{Name: f.Name(), Addr: f.Addr(), SetName: router.ConfigReplSet, Members: membersOf(f)})
+		addr, members := c.advertiseShard(f, c.name+"-config", ".sandbox.invalid:27019")
+		shards = append(shards, router.Shard{Name: f.Name(), Addr: addr, SetName: router.ConfigReplSet, Members: members})
 		cfgAddrs = []string{f.Addr()}
 	}
 	if c.catalog, err = router.OpenCatalog(filepath.Join(c.dir, "config", "catalog.bson"), shards, c.opts.Identity, c.opts.Auth); err != nil {
@@ -281,10 +297,14 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := c.startConfigServers(lay, serverTLS, &cfgAddrs); err != nil {
 		return err
 	}
+	named := make([]string, len(cfgAddrs))
+	for i, a := range cfgAddrs {
+		named[i] = c.advertise(a, fmt.Sprintf("%s-config%d.sandbox.invalid:27019", c.name, i))
+	}
 	if c.opts.LegacyConfigServers {
-		c.cfgString = strings.Join(cfgAddrs, ",")
+		c.cfgString = strings.Join(named, ",")
 	} else {
-		c.cfgString = router.ConfigReplSet + "/" + cfgAddrs[0]
+		c.cfgString = router.ConfigReplSet + "/" + named[0]
 	}
 	c.catalog.SetConfigServers(c.cfgString)
 	c.view.set(c.catalog)
@@ -297,9 +317,14 @@ func (c *Cluster) start(ctx context.Context) error {
 		return err
 	}
 	lay = layout{Name: c.name, Release: rel.String(), ConfigShard: c.opts.ConfigShard, Router: c.mu.addr, Config: cfgAddrs}
-	for _, s := range shards {
-		if s.Name != "config" {
-			lay.Shards = append(lay.Shards, layoutShard{Name: s.Name, Addr: s.Addr})
+	for _, f := range c.fronts {
+		if f.Name() != "config" {
+			lay.Shards = append(lay.Shards, layoutShard{Name: f.Name(), Addr: f.Addr()})
+		}
+	}
+	if c.opts.PrivateHostnames {
+		if err := WriteHostMap(c.HostMapFile(), c); err != nil {
+			return fmt.Errorf("write the host map: %w", err)
 		}
 	}
 	c.log.Info("sandbox cluster started", "cluster", c.name, "router", c.mu.addr, "config", c.cfgString, "shards", n, "dir", c.dir)
@@ -311,6 +336,7 @@ func (c *Cluster) startShard(cfg shard.Config) (*shard.Front, error) {
 	cfg.TLS = c.serverTLS()
 	cfg.Credentials = c.opts.Auth
 	cfg.Internal = c.internal
+	cfg.External = c.external()
 	cfg.Cluster = &c.view
 	cfg.Identity = c.opts.Identity
 	cfg.OplogSize = c.opts.OplogSize
@@ -345,7 +371,7 @@ func (c *Cluster) startConfigServers(lay layout, serverTLS *tls.Config, cfgAddrs
 			addr = lay.Config[i]
 		}
 		s, err := wire.Listen(wire.Config{Addr: addr, TLS: serverTLS, Credentials: c.opts.Auth, Mechanism: c.opts.Identity.Mechanism(),
-			Handler: c.cfgHandler, Logger: c.log.With("node", "config")})
+			External: c.external(), Handler: c.cfgHandler, Logger: c.log.With("node", "config")})
 		if err != nil {
 			return fmt.Errorf("start the config server: %w", err)
 		}
@@ -360,7 +386,81 @@ func (c *Cluster) serverTLS() *tls.Config {
 	if c.certs == nil {
 		return nil
 	}
-	return c.certs.serverConfig()
+	return c.certs.serverConfig(c.opts.X509)
+}
+
+// advertise is the address the cluster names a member listening on addr by: addr,
+// or with PrivateHostnames the private name, which PrivateHosts maps back to addr.
+func (c *Cluster) advertise(addr, private string) string {
+	if !c.opts.PrivateHostnames {
+		return addr
+	}
+	if c.private == nil {
+		c.private = map[string]string{}
+	}
+	c.private[private] = addr
+	return private
+}
+
+// advertiseShard is how config.shards names a shard's members: their addresses, or
+// with PrivateHostnames private names (prefix and suffix around the member's index
+// from the second on: "source-shard0.sandbox.invalid:27018",
+// "source-shard0-1.sandbox.invalid:27018", ...). addr is the primary's; members is
+// nil for a one-member set, as membersOf.
+func (c *Cluster) advertiseShard(f *shard.Front, prefix, suffix string) (addr string, members []string) {
+	private := func(i int) string {
+		if i == 0 {
+			return prefix + suffix
+		}
+		return fmt.Sprintf("%s-%d%s", prefix, i, suffix)
+	}
+	real := membersOf(f)
+	if real == nil {
+		return c.advertise(f.Addr(), private(0)), nil
+	}
+	addr = f.Addr()
+	for i, m := range real {
+		name := c.advertise(m, private(i))
+		members = append(members, name)
+		if m == f.Addr() {
+			addr = name
+		}
+	}
+	return addr, members
+}
+
+// PrivateHosts maps each private name of a cluster started with PrivateHostnames to
+// the address its member listens on; nil without PrivateHostnames.
+func (c *Cluster) PrivateHosts() map[string]string { return maps.Clone(c.private) }
+
+// HostMapFile is Dir/host-map.txt, the cluster's own host map (WriteHostMap) when
+// it was started with PrivateHostnames.
+func (c *Cluster) HostMapFile() string { return filepath.Join(c.dir, "host-map.txt") }
+
+// WriteHostMap writes the private names of the clusters and their addresses to path
+// in the format of shardlift's --host-map (INTERNAL=REACHABLE, one a line).
+func WriteHostMap(path string, clusters ...*Cluster) error {
+	var b strings.Builder
+	b.WriteString("# shardlift sandbox: where this workstation reaches the members the clusters name privately\n")
+	for _, c := range clusters {
+		names := slices.Sorted(maps.Keys(c.private))
+		for _, n := range names {
+			fmt.Fprintf(&b, "%s=%s\n", n, c.private[n])
+		}
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// external are the cluster's users on $external, or nil without any.
+func (c *Cluster) external() *wire.External {
+	if !c.opts.X509 && c.opts.Plain == nil {
+		return nil
+	}
+	e := &wire.External{Plain: c.opts.Plain}
+	if c.opts.X509 && c.certs != nil {
+		e.X509Subject = c.certs.clientSubject
+	}
+	return e
 }
 
 // startRouter starts the router on c.mu.addr (the caller holds c.mu or is Start).
@@ -386,7 +486,7 @@ func (c *Cluster) startRouter() error {
 		return err
 	}
 	s, err := wire.Listen(wire.Config{Addr: c.mu.addr, TLS: c.serverTLS(), Credentials: c.opts.Auth, Mechanism: c.opts.Identity.Mechanism(),
-		Handler: rt, Logger: c.log.With("node", "router")})
+		External: c.external(), Handler: rt, Logger: c.log.With("node", "router")})
 	if err != nil {
 		rt.Close()
 		return fmt.Errorf("start the router: %w", err)
@@ -503,17 +603,37 @@ func writeLayout(dir string, l layout) error {
 	return nil
 }
 
-// URI is the router's connection string:
-// mongodb://[user:pass@]127.0.0.1:port/[?tls=true&tlsCAFile=<path>].
+// URI is the router's connection string, with everything a client needs:
+// mongodb://[user:pass@]127.0.0.1:port/[?tls=true&tlsCAFile=<path>
+// [&tlsCertificateKeyFile=<path>&authMechanism=MONGODB-X509]][&authMechanism=PLAIN&authSource=$external].
 func (c *Cluster) URI() string {
 	u := url.URL{Scheme: "mongodb", Host: c.RouterAddr(), Path: "/"}
-	if a := c.opts.Auth; a != nil {
-		u.User = url.UserPassword(a.User, a.Password)
+	var query []string
+	switch {
+	case c.opts.X509:
+	case c.opts.Plain != nil:
+		u.User = url.UserPassword(c.opts.Plain.User, c.opts.Plain.Password)
+		query = append(query, "authMechanism=PLAIN", "authSource="+url.QueryEscape("$external"))
+	case c.opts.Auth != nil:
+		u.User = url.UserPassword(c.opts.Auth.User, c.opts.Auth.Password)
 	}
 	if c.certs != nil {
-		u.RawQuery = "tls=true&tlsCAFile=" + url.QueryEscape(c.certs.caFile)
+		query = append([]string{"tls=true", "tlsCAFile=" + url.QueryEscape(c.certs.caFile)}, query...)
 	}
+	if c.opts.X509 {
+		query = append(query, "tlsCertificateKeyFile="+url.QueryEscape(c.certs.clientFile), "authMechanism=MONGODB-X509")
+	}
+	u.RawQuery = strings.Join(query, "&")
 	return u.String()
+}
+
+// ClientCertFile is the PEM file (certificate and key) of the X.509 user the CA
+// issued, or "" without TLS.
+func (c *Cluster) ClientCertFile() string {
+	if c.certs == nil {
+		return ""
+	}
+	return c.certs.clientFile
 }
 
 // RouterAddr is the router's host:port.

@@ -17,23 +17,32 @@ import (
 	"time"
 )
 
-// certs is a sandbox's TLS material: a CA (its key is thrown away once the server
-// certificate is signed) and one server certificate for 127.0.0.1 and localhost,
-// shared by the router, the config server and the shards.
+// certs is a sandbox's TLS material: a CA (its key is thrown away once the
+// certificates are signed), one server certificate for 127.0.0.1 and localhost,
+// shared by the router, the config server and the shards (which present it to each
+// other as members do), and the client certificate of the cluster's X.509 user.
 type certs struct {
 	caFile string
 	server tls.Certificate
 	pool   *x509.CertPool
+	// clientFile holds the X.509 user's certificate and key; clientSubject is the
+	// user's name, the certificate's subject.
+	clientFile    string
+	clientSubject string
 }
 
-// loadOrCreateCerts reuses dir/ca.pem, server.pem and server-key.pem when they are
-// all there, and generates them otherwise.
+// clientName is the subject of the X.509 user's certificate.
+var clientName = pkix.Name{CommonName: "migrator", OrganizationalUnit: []string{"clients"}, Organization: []string{"Shardlift sandbox (test only)"}}
+
+// loadOrCreateCerts reuses dir/ca.pem, server.pem, server-key.pem and client.pem
+// when they are all there, and generates them otherwise.
 func loadOrCreateCerts(dir string) (*certs, error) {
 	caFile := filepath.Join(dir, "ca.pem")
 	certFile := filepath.Join(dir, "server.pem")
 	keyFile := filepath.Join(dir, "server-key.pem")
-	if !exists(caFile) || !exists(certFile) || !exists(keyFile) {
-		if err := generateCerts(dir, caFile, certFile, keyFile); err != nil {
+	clientFile := filepath.Join(dir, "client.pem")
+	if !exists(caFile) || !exists(certFile) || !exists(keyFile) || !exists(clientFile) {
+		if err := generateCerts(dir, caFile, certFile, keyFile, clientFile); err != nil {
 			return nil, fmt.Errorf("generate the sandbox's TLS certificates in %s: %w", dir, err)
 		}
 	}
@@ -49,7 +58,15 @@ func loadOrCreateCerts(dir string) (*certs, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("%s holds no certificate (delete %s to regenerate it)", caFile, dir)
 	}
-	return &certs{caFile: caFile, server: server, pool: pool}, nil
+	client, err := tls.LoadX509KeyPair(clientFile, clientFile)
+	if err != nil {
+		return nil, fmt.Errorf("load the sandbox's client certificate (delete %s to regenerate it): %w", dir, err)
+	}
+	leaf, err := x509.ParseCertificate(client.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("load the sandbox's client certificate (delete %s to regenerate it): %w", dir, err)
+	}
+	return &certs{caFile: caFile, server: server, pool: pool, clientFile: clientFile, clientSubject: leaf.Subject.String()}, nil
 }
 
 func exists(path string) bool {
@@ -57,7 +74,7 @@ func exists(path string) bool {
 	return err == nil
 }
 
-func generateCerts(dir, caFile, certFile, keyFile string) error {
+func generateCerts(dir, caFile, certFile, keyFile, clientFile string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -90,7 +107,7 @@ func generateCerts(dir, caFile, certFile, keyFile string) error {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: "localhost", Organization: []string{"Shardlift sandbox (test only)"}},
-		DNSNames:     []string{"localhost"},
+		DNSNames:     []string{"localhost", "*.sandbox.invalid"}, // the private names of PrivateHostnames
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.AddDate(10, 0, 0),
@@ -105,13 +122,45 @@ func generateCerts(dir, caFile, certFile, keyFile string) error {
 	if err != nil {
 		return err
 	}
-	// The key first and the CA last: a reader that finds all three files knows the
+	client, err := clientCertPEM(ca, caKey, now)
+	if err != nil {
+		return err
+	}
+	// The keys first and the CA last: a reader that finds all the files knows the
 	// set is complete.
 	return errors.Join(
 		writePEM(keyFile, "EC PRIVATE KEY", keyDER, 0o600),
+		os.WriteFile(clientFile, client, 0o600),
 		writePEM(certFile, "CERTIFICATE", der, 0o644),
 		writePEM(caFile, "CERTIFICATE", caDER, 0o644),
 	)
+}
+
+// clientCertPEM is the X.509 user's certificate, signed by the CA, followed by its
+// key: one PEM file, as tlsCertificateKeyFile takes it.
+func clientCertPEM(ca *x509.Certificate, caKey *ecdsa.PrivateKey, now time.Time) ([]byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      clientName,
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(10, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})...), nil
 }
 
 func serial() *big.Int {
@@ -126,12 +175,19 @@ func writePEM(path, kind string, der []byte, mode os.FileMode) error {
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), mode)
 }
 
-// serverConfig is the TLS configuration of every sandbox listener.
-func (c *certs) serverConfig() *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{c.server}, MinVersion: tls.VersionTLS12}
+// serverConfig is the TLS configuration of every sandbox listener; with
+// requireClientCerts, as a mongod with net.tls.CAFile and X.509 users, a client must
+// present a certificate the CA signed.
+func (c *certs) serverConfig(requireClientCerts bool) *tls.Config {
+	cfg := &tls.Config{Certificates: []tls.Certificate{c.server}, MinVersion: tls.VersionTLS12}
+	if requireClientCerts {
+		cfg.ClientCAs, cfg.ClientAuth = c.pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg
 }
 
-// clientConfig is how the router connects to its shards.
+// clientConfig is how the router connects to its shards: it presents the members'
+// certificate, as cluster members do to each other.
 func (c *certs) clientConfig() *tls.Config {
-	return &tls.Config{RootCAs: c.pool, MinVersion: tls.VersionTLS12}
+	return &tls.Config{RootCAs: c.pool, Certificates: []tls.Certificate{c.server}, MinVersion: tls.VersionTLS12}
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,11 +14,17 @@ import (
 // KeyringService is the service name under which passwords are saved in the keyring.
 const KeyringService = "shardlift"
 
-// Roles of a migration's two passwords.
+// Roles of a migration's secrets: each side's user password, and the password of
+// each side's client certificate key (tlsCertificateKeyFile).
 const (
-	RoleSource      = "source"
-	RoleDestination = "destination"
+	RoleSource         = "source"
+	RoleDestination    = "destination"
+	RoleSourceKey      = "source-key"
+	RoleDestinationKey = "destination-key"
 )
+
+// roles are every role a migration's secrets may be saved under.
+var roles = []string{RoleSource, RoleDestination, RoleSourceKey, RoleDestinationKey}
 
 // DefaultKeyringTimeout bounds one keyring call.
 const DefaultKeyringTimeout = 2 * time.Second
@@ -99,9 +107,9 @@ func (s *Secrets) Delete(migrationID, role string) error {
 	return err
 }
 
-// DeleteAll removes both passwords of a migration (and only that migration's).
+// DeleteAll removes every secret of a migration (and only that migration's).
 func (s *Secrets) DeleteAll(migrationID string) error {
-	for _, role := range []string{RoleSource, RoleDestination} {
+	for _, role := range roles {
 		if err := s.Delete(migrationID, role); err != nil {
 			return err
 		}
@@ -113,8 +121,8 @@ func secretKey(migrationID, role string) (string, error) {
 	if err := checkName("migration id", migrationID); err != nil {
 		return "", err
 	}
-	if role != RoleSource && role != RoleDestination {
-		return "", fmt.Errorf("%w: password role %q (want %q or %q)", ErrInvalid, role, RoleSource, RoleDestination)
+	if !slices.Contains(roles, role) {
+		return "", fmt.Errorf("%w: password role %q (want one of %s)", ErrInvalid, role, strings.Join(roles, ", "))
 	}
 	return migrationID + "/" + role, nil
 }

@@ -77,7 +77,7 @@ func TestRemovingAMigrationsPasswordsKeepsOtherMigrations(t *testing.T) {
 	gone, kept := testMigrationID(t, "gone"), testMigrationID(t, "kept")
 	t.Cleanup(func() { _ = sec.DeleteAll(kept) })
 	for _, id := range []string{gone, kept} {
-		for _, role := range []string{RoleSource, RoleDestination} {
+		for _, role := range []string{RoleSource, RoleDestination, RoleSourceKey, RoleDestinationKey} {
 			if err := sec.Set(id, role, id+role); err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +86,7 @@ func TestRemovingAMigrationsPasswordsKeepsOtherMigrations(t *testing.T) {
 	if err := sec.DeleteAll(gone); err != nil {
 		t.Fatal(err)
 	}
-	for _, role := range []string{RoleSource, RoleDestination} {
+	for _, role := range []string{RoleSource, RoleDestination, RoleSourceKey, RoleDestinationKey} {
 		if _, err := sec.Get(gone, role); !errors.Is(err, ErrSecretNotFound) {
 			t.Fatalf("Get(%s) of a removed migration: %v, want ErrSecretNotFound", role, err)
 		}

@@ -37,24 +37,47 @@ type Endpoint struct {
 	// connection then follows that set's primary. A single host without it is a
 	// direct connection to exactly that server.
 	ReplicaSet string
-	// Username and Password are SCRAM credentials; Password may be empty in URI and
-	// given here (for example from an environment variable).
+	// Username and Password are the user's credentials; Password may be empty in URI
+	// and given here (for example from an environment variable or the keyring). An
+	// X.509 user needs no name (the server reads it from the client certificate), nor
+	// does an AWS one whose keys come from the environment.
 	Username, Password string
-	// AuthSource is the database the user is defined on; "" means the URI's, else "admin".
+	// AuthSource is the database the user is defined on; "" means the URI's, else
+	// DefaultAuthSource of the mechanism.
 	AuthSource string
+	// AuthMechanism is one of Mechanisms; "" lets the server choose SCRAM.
+	AuthMechanism string
+	// AuthMechanismProperties are the mechanism's settings (SERVICE_NAME for Kerberos,
+	// AWS_SESSION_TOKEN for temporary AWS keys).
+	AuthMechanismProperties map[string]string
 	// TLS turns TLS on. Giving a CA (CAFile or CAPEM) turns it on as well.
 	TLS bool
 	// CAFile is a PEM file of the CA that signed the servers' certificates.
 	CAFile string
 	// CAPEM is the same CA pasted as PEM text; it wins over CAFile.
 	CAPEM []byte
+	// CertificateKeyFile is a PEM file with the client certificate and its private key
+	// (tlsCertificateKeyFile): presented to servers that require client certificates,
+	// and the identity of MONGODB-X509. Giving it turns TLS on.
+	CertificateKeyFile string
+	// CertificateKeyPassword decrypts the private key of CertificateKeyFile when it is
+	// encrypted. It is a secret, like Password.
+	CertificateKeyPassword string
+	// AllowInvalidHostnames accepts a server certificate made out to another host
+	// name, still signed by the CA (tlsAllowInvalidHostnames).
+	AllowInvalidHostnames bool
 	// Timeout bounds each connection and each command (DefaultTimeout when zero).
 	Timeout time.Duration
+	// Hosts maps the names the cluster gives its members to the addresses this
+	// workstation reaches them at; it applies to every connection, shards' included.
+	HostMap HostMap
 
 	// Carried from the URI to ForHosts endpoints.
-	mechanism string
-	insecure  bool
-	err       error
+	insecure    bool
+	passwordSet bool
+	keyFiles    []string // tlsCertificateFile and tlsPrivateKeyFile, given apart
+	uriDatabase string
+	err         error
 }
 
 func (e Endpoint) timeout() time.Duration {
@@ -76,10 +99,15 @@ func (e Endpoint) String() string {
 	return s
 }
 
-// MaskURI replaces the password of a connection string with ****. Everything before
+// MaskURI replaces the password of a connection string, and the secrets among its
+// options (the client key's password, an AWS session token), with ****. Everything before
 // the last @ is taken as user information, so a malformed URI is masked too much
 // rather than too little.
 func MaskURI(uri string) string {
+	return maskUserPassword(maskQuerySecrets(uri))
+}
+
+func maskUserPassword(uri string) string {
 	scheme := strings.Index(uri, "://")
 	if scheme < 0 {
 		return uri
@@ -104,10 +132,15 @@ type settings struct {
 	password   string
 	authSource string
 	mechanism  string
-	tlsOn      bool
-	insecure   bool
-	caPEM      []byte
-	caName     string
+	// mechanismProperties, passwordSet: see options.Credential.
+	mechanismProperties map[string]string
+	passwordSet         bool
+	tlsOn               bool
+	insecure            bool
+	allowInvalidHosts   bool
+	caPEM               []byte
+	caName              string
+	clientCert          *tls.Certificate
 	// fromURI is the parsed connection string, whose other options still apply.
 	fromURI *connstring.ConnString
 }
@@ -134,9 +167,14 @@ func (e Endpoint) resolve() (*settings, error) {
 			e.ReplicaSet = cs.ReplicaSet
 		}
 	}
+	if err := checkMechanism(e.AuthMechanism); err != nil {
+		return nil, err
+	}
 	s := &settings{
 		hosts: e.Hosts, replicaSet: e.ReplicaSet, username: e.Username, password: e.Password,
-		authSource: e.AuthSource, mechanism: e.mechanism, tlsOn: e.TLS, insecure: e.insecure,
+		authSource: e.AuthSource, mechanism: strings.ToUpper(e.AuthMechanism),
+		mechanismProperties: e.AuthMechanismProperties, passwordSet: e.passwordSet,
+		tlsOn: e.TLS, insecure: e.insecure, allowInvalidHosts: e.AllowInvalidHostnames,
 		fromURI: cs,
 	}
 	for _, h := range s.hosts {
@@ -145,7 +183,7 @@ func (e Endpoint) resolve() (*settings, error) {
 		}
 	}
 	if s.authSource == "" {
-		s.authSource = "admin"
+		s.authSource = DefaultAuthSource(s.mechanism, e.uriDatabase)
 	}
 	switch {
 	case len(e.CAPEM) > 0:
@@ -157,7 +195,18 @@ func (e Endpoint) resolve() (*settings, error) {
 		}
 		s.caPEM, s.caName = pem, "CA file "+e.CAFile
 	}
-	if s.caPEM != nil {
+	keyFiles := e.keyFiles
+	if e.CertificateKeyFile != "" {
+		keyFiles = []string{e.CertificateKeyFile}
+	}
+	if len(keyFiles) > 0 {
+		cert, err := loadClientCertificate(e.CertificateKeyPassword, keyFiles...)
+		if err != nil {
+			return nil, err
+		}
+		s.clientCert = &cert
+	}
+	if s.caPEM != nil || s.clientCert != nil {
 		s.tlsOn = true
 	}
 	return s, nil
@@ -202,8 +251,10 @@ func uriError(e Endpoint, err error) error {
 		// say which character it is instead.
 		kind, msg = ErrUnescapedUserInfo, which
 	}
-	if pw := uriPassword(e.URI); pw != "" {
-		msg = strings.ReplaceAll(msg, pw, "****")
+	for _, secret := range []string{uriPassword(e.URI), e.Password, e.CertificateKeyPassword} {
+		if secret != "" {
+			msg = strings.ReplaceAll(msg, secret, "****")
+		}
 	}
 	return &Error{Kind: kind, Op: "parse " + MaskURI(e.URI), Err: errors.New(msg)}
 }
@@ -275,6 +326,14 @@ func (s *settings) tlsConfig() (*tls.Config, error) {
 		}
 		cfg.RootCAs = pool
 	}
+	if s.clientCert != nil {
+		cfg.Certificates = []tls.Certificate{*s.clientCert}
+	}
+	if s.allowInvalidHosts && !s.insecure {
+		// Go checks the chain and the name together: skip both, then check the chain.
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = verifyIgnoringHostname(cfg.RootCAs)
+	}
 	return cfg, nil
 }
 
@@ -296,7 +355,10 @@ func (e Endpoint) clientOptions(s *settings) (*options.ClientOptions, error) {
 	}
 	opts := options.Client()
 	if s.fromURI != nil {
-		opts.ApplyURI(e.URI)
+		// The TLS files were read above, with the password from wherever it came:
+		// the driver must not read them again (it would fail on a key whose password
+		// is not in the URI).
+		opts.ApplyURI(withoutQueryOptions(e.URI, tlsFileOptions))
 	} else {
 		opts.SetHosts(s.hosts)
 		if s.replicaSet != "" && len(s.hosts) > 1 {
@@ -305,14 +367,14 @@ func (e Endpoint) clientOptions(s *settings) (*options.ClientOptions, error) {
 			opts.SetDirect(true)
 		}
 	}
-	if s.username != "" {
-		opts.SetAuth(options.Credential{
-			Username: s.username, Password: s.password, PasswordSet: true,
-			AuthSource: s.authSource, AuthMechanism: s.mechanism,
-		})
+	if cred := s.credential(); cred != nil {
+		opts.SetAuth(*cred)
 	}
 	if tlsCfg != nil {
 		opts.SetTLSConfig(tlsCfg)
+	}
+	if len(e.HostMap) > 0 {
+		opts.SetDialer(&mappingDialer{hosts: e.HostMap})
 	}
 	t := e.timeout()
 	opts.SetConnectTimeout(t / 2).SetServerSelectionTimeout(t)
@@ -351,16 +413,33 @@ func (e Endpoint) withURIFields(cs *connstring.ConnString) Endpoint {
 	if e.Password == "" {
 		e.Password = cs.Password
 	}
-	if e.AuthSource == "" {
-		e.AuthSource = cs.AuthSource
+	if e.AuthSource == "" && cs.AuthSourceSet {
+		e.AuthSource = cs.AuthSource // else the mechanism's default, in resolve
 	}
-	if e.mechanism == "" {
-		e.mechanism = cs.AuthMechanism
+	if e.AuthMechanism == "" {
+		e.AuthMechanism = cs.AuthMechanism
 	}
+	if e.AuthMechanismProperties == nil {
+		e.AuthMechanismProperties = cs.AuthMechanismProperties
+	}
+	e.passwordSet = e.passwordSet || cs.PasswordSet
+	e.uriDatabase = cs.Database
 	e.TLS = e.TLS || cs.SSL
-	e.insecure = e.insecure || cs.SSLInsecure
+	e.insecure = e.insecure || cs.SSLInsecure || uriFlag(cs, "tlsallowinvalidcertificates")
+	e.AllowInvalidHostnames = e.AllowInvalidHostnames || uriFlag(cs, "tlsallowinvalidhostnames")
 	if cs.SSLCaFileSet && e.CAFile == "" && len(e.CAPEM) == 0 {
 		e.CAFile = cs.SSLCaFile
+	}
+	if e.CertificateKeyFile == "" && len(e.keyFiles) == 0 {
+		switch {
+		case cs.SSLClientCertificateKeyFileSet:
+			e.CertificateKeyFile = cs.SSLClientCertificateKeyFile
+		case cs.SSLCertificateFileSet || cs.SSLPrivateKeyFileSet:
+			e.keyFiles = nonEmpty(cs.SSLCertificateFile, cs.SSLPrivateKeyFile)
+		}
+	}
+	if e.CertificateKeyPassword == "" && cs.SSLClientCertificateKeyPasswordSet && cs.SSLClientCertificateKeyPassword != nil {
+		e.CertificateKeyPassword = cs.SSLClientCertificateKeyPassword()
 	}
 	return e
 }
@@ -412,7 +491,7 @@ func connectOnce(ctx context.Context, e Endpoint) (*mongo.Client, *settings, err
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := preflight(ctx, s.hosts, opts.TLSConfig, e.timeout()/2); err != nil {
+	if err := preflight(ctx, s.hosts, e.HostMap, opts.TLSConfig, e.timeout()/2); err != nil {
 		return nil, nil, err
 	}
 	client, err := mongo.Connect(ctx, opts)
@@ -460,12 +539,12 @@ func firstMongos(ctx context.Context, e Endpoint, hosts []string) string {
 // preflight checks that at least one host resolves, accepts TCP and (with TLS)
 // completes a TLS handshake with a certificate the configuration trusts. When none
 // does, the first host's failure is returned, classified.
-func preflight(ctx context.Context, hosts []string, tlsCfg *tls.Config, timeout time.Duration) error {
+func preflight(ctx context.Context, hosts []string, hostMap HostMap, tlsCfg *tls.Config, timeout time.Duration) error {
 	errs := make([]error, len(hosts))
 	var g errgroup.Group
 	for i, h := range hosts {
 		g.Go(func() error {
-			errs[i] = probeHost(ctx, h, tlsCfg, timeout)
+			errs[i] = probeHost(ctx, h, hostMap.Reachable(h), tlsCfg, timeout)
 			return nil
 		})
 	}
@@ -489,18 +568,23 @@ func withPort(host string) string {
 	return host
 }
 
-// probeHost is one host's DNS, TCP and TLS check.
-func probeHost(ctx context.Context, host string, tlsCfg *tls.Config, timeout time.Duration) error {
+// probeHost is one host's DNS, TCP and TLS check; it dials addr, where host is
+// reached (host itself unless a host map says otherwise).
+func probeHost(ctx context.Context, host, addr string, tlsCfg *tls.Config, timeout time.Duration) error {
 	if strings.HasSuffix(host, ".sock") {
 		return nil
 	}
-	host = withPort(host)
+	host, addr = withPort(host), withPort(addr)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", host)
+	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return classify(ctx, "connect", host, tlsCfg != nil, timeout, err)
+		err = classify(ctx, "connect", host, tlsCfg != nil, timeout, err)
+		if addr != host {
+			err = fmt.Errorf("%w (reached at %s by the host map)", err, addr)
+		}
+		return err
 	}
 	defer conn.Close()
 	if tlsCfg == nil {

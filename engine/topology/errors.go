@@ -60,6 +60,20 @@ var (
 	ErrUnauthorized = errors.New("the user is not authorized")
 	// ErrServerTooOld: the server is older than MongoDB 3.6, which the driver cannot use.
 	ErrServerTooOld = errors.New("the server is older than MongoDB 3.6")
+	// ErrClientCertUnreadable: the client certificate file is missing or cannot be read.
+	ErrClientCertUnreadable = errors.New("the client certificate file cannot be read")
+	// ErrInvalidClientCert: the client certificate file does not hold a PEM
+	// certificate with its matching private key.
+	ErrInvalidClientCert = errors.New("the client certificate file is not a PEM certificate with its private key")
+	// ErrClientKeyPassword: the client certificate's private key is encrypted and the
+	// password is missing or wrong.
+	ErrClientKeyPassword = errors.New("the client certificate's private key cannot be decrypted")
+	// ErrClientCertRefused: the server requires a client certificate and got none, or
+	// one not signed by a CA it trusts.
+	ErrClientCertRefused = errors.New("the server refused the client certificate (or requires one)")
+	// ErrMechanismUnavailable: the authentication mechanism is not enabled on the
+	// server, or not built into this Shardlift (GSSAPI).
+	ErrMechanismUnavailable = errors.New("the authentication mechanism is not available")
 	// ErrConnectionClosed: the server closed the connection during the handshake for
 	// a reason the probe could not tell.
 	ErrConnectionClosed = errors.New("the server closed the connection")
@@ -102,24 +116,29 @@ func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
 // fixes are what a DBA should do about each kind, modeled on the Atlas procedure's
 // "If validation fails, check that..." list.
 var fixes = map[error]string{
-	ErrInvalidURI:         "Check the connection string: mongodb://[user[:password]@]host1:port1[,host2:port2]/[?options] or mongodb+srv://host/.",
-	ErrDNS:                "Check the host name for typos and that it resolves from this workstation (a private name may need the VPN, a DNS server or an /etc/hosts entry).",
-	ErrRefused:            "Check that mongos/mongod runs on that host and port, and that the cluster's firewall lets this workstation in.",
-	ErrTimeout:            "Grant this workstation network access on the cluster's firewall (packets are being dropped), check the host and port, or allow a longer --timeout on a slow link.",
-	ErrTLSRequired:        "Turn TLS on (tls=true in the URI, the TLS toggle in the app) and give the cluster's CA file if its certificate is not from a public CA.",
-	ErrNotTLS:             "Turn TLS off: this server accepts plain connections only (the TLS toggle must be on only if the cluster requires it).",
-	ErrUnknownAuthority:   "Give the CA file that signed the cluster's certificates (--source-ca/--destination-ca, or paste the PEM in the app); the CA given did not sign this server's certificate.",
-	ErrCertificateName:    "Connect with the host name written in the server's certificate (not an IP address or an alias the certificate does not list).",
-	ErrCertificateInvalid: "Renew the server's certificate (it is expired, not yet valid or not usable for a server), or check the workstation's clock.",
-	ErrInvalidCA:          "Give the CA as a PEM file (it starts with -----BEGIN CERTIFICATE-----); a DER, PKCS#12 or key file does not work.",
-	ErrCAFileUnreadable:   "Check the CA file's path and that this user may read it (--source-ca/--destination-ca or tlsCAFile= on the command line); in the app, choose the file again or paste the certificate.",
-	ErrUnescapedUserInfo:  "Percent-encode these characters in the user name and password of the connection string: @ as %40, : as %3A, / as %2F, % as %25. Or leave the password out of the connection string: in the app, type it in the Password field; on the command line, put it in SHARDLIFT_SOURCE_PASSWORD or SHARDLIFT_DESTINATION_PASSWORD.",
-	ErrReplicaSetOnMongos: "Remove replicaSet= from the connection string: give the mongos hosts alone (Shardlift finds each shard's replica set itself).",
-	ErrAuthRequired:       "Enter the user name and password of a user with the readWriteAnyDatabase and clusterAdmin roles: in the app, the Username and Password fields; on the command line, mongodb://USER@host:port/ with the password in SHARDLIFT_SOURCE_PASSWORD or SHARDLIFT_DESTINATION_PASSWORD.",
-	ErrAuthFailed:         "Check the user name and password, and that the user exists on the admin database (authSource); on a sharded source the same user must exist on every shard and on the config server replica set.",
-	ErrUnauthorized:       "Grant the user the readWriteAnyDatabase and clusterAdmin roles on the admin database (on the cluster, every shard and the config servers).",
-	ErrServerTooOld:       "Upgrade the cluster to MongoDB 3.6 or newer before migrating: older servers are not supported.",
-	ErrConnectionClosed:   "Check that the host and port are a MongoDB server, whether it requires TLS (the TLS toggle) and the server's log for the reason it closed the connection.",
+	ErrInvalidURI:           "Check the connection string: mongodb://[user[:password]@]host1:port1[,host2:port2]/[?options] or mongodb+srv://host/.",
+	ErrDNS:                  "Check the host name for typos and that it resolves from this workstation (a private name may need the VPN, a DNS server or an /etc/hosts entry). A shard or config server name only the cluster's own network resolves can be mapped to an address this workstation reaches: --map-host NAME:PORT=REACHABLE:PORT or --host-map FILE.",
+	ErrRefused:              "Check that mongos/mongod runs on that host and port, and that the cluster's firewall lets this workstation in.",
+	ErrTimeout:              "Grant this workstation network access on the cluster's firewall (packets are being dropped), check the host and port, or allow a longer --timeout on a slow link.",
+	ErrTLSRequired:          "Turn TLS on (tls=true in the URI, the TLS toggle in the app) and give the cluster's CA file if its certificate is not from a public CA.",
+	ErrNotTLS:               "Turn TLS off: this server accepts plain connections only (the TLS toggle must be on only if the cluster requires it).",
+	ErrUnknownAuthority:     "Give the CA file that signed the cluster's certificates (--source-ca/--destination-ca, or paste the PEM in the app); the CA given did not sign this server's certificate.",
+	ErrCertificateName:      "Connect with the host name written in the server's certificate (not an IP address or an alias the certificate does not list).",
+	ErrCertificateInvalid:   "Renew the server's certificate (it is expired, not yet valid or not usable for a server), or check the workstation's clock.",
+	ErrInvalidCA:            "Give the CA as a PEM file (it starts with -----BEGIN CERTIFICATE-----); a DER, PKCS#12 or key file does not work.",
+	ErrCAFileUnreadable:     "Check the CA file's path and that this user may read it (--source-ca/--destination-ca or tlsCAFile= on the command line); in the app, choose the file again or paste the certificate.",
+	ErrUnescapedUserInfo:    "Percent-encode these characters in the user name and password of the connection string: @ as %40, : as %3A, / as %2F, % as %25. Or leave the password out of the connection string: in the app, type it in the Password field; on the command line, put it in SHARDLIFT_SOURCE_PASSWORD or SHARDLIFT_DESTINATION_PASSWORD.",
+	ErrReplicaSetOnMongos:   "Remove replicaSet= from the connection string: give the mongos hosts alone (Shardlift finds each shard's replica set itself).",
+	ErrAuthRequired:         "Enter the user name and password of a user with the readWriteAnyDatabase and clusterAdmin roles: in the app, the Username and Password fields; on the command line, mongodb://USER@host:port/ with the password in SHARDLIFT_SOURCE_PASSWORD or SHARDLIFT_DESTINATION_PASSWORD.",
+	ErrAuthFailed:           "Check the user name and password, and that the user exists on the admin database (authSource); on a sharded source the same user must exist on every shard and on the config server replica set.",
+	ErrUnauthorized:         "Grant the user the readWriteAnyDatabase and clusterAdmin roles on the admin database (on the cluster, every shard and the config servers).",
+	ErrServerTooOld:         "Upgrade the cluster to MongoDB 3.6 or newer before migrating: older servers are not supported.",
+	ErrClientCertUnreadable: "Check the client certificate file's path (tlsCertificateKeyFile= in the connection string, the Client certificate field in the app) and that this user may read it.",
+	ErrInvalidClientCert:    "Give one PEM file holding the client certificate and its private key (cat client.crt client.key > client.pem), as mongosh's --tlsCertificateKeyFile takes it.",
+	ErrClientKeyPassword:    "Give the password of the client certificate's private key: in the app, the Key password field; on the command line, SHARDLIFT_SOURCE_KEY_PASSWORD or SHARDLIFT_DESTINATION_KEY_PASSWORD (or tlsCertificateKeyFilePassword= in the connection string).",
+	ErrClientCertRefused:    "Give a client certificate signed by a CA the cluster trusts (tlsCertificateKeyFile= in the connection string, the Client certificate field in the app): the cluster requires one (net.tls.mode requireTLS with a CAFile, or MONGODB-X509 users).",
+	ErrMechanismUnavailable: "Use an authentication mechanism the cluster enables (its setParameter authenticationMechanisms); for GSSAPI (Kerberos), use a Shardlift built with -tags gssapi (Debian: apt-get install libkrb5-dev).",
+	ErrConnectionClosed:     "Check that the host and port are a MongoDB server, whether it requires TLS (the TLS toggle) and the server's log for the reason it closed the connection.",
 }
 
 // Fix is the action a DBA should take for a classified error, or "" for others.
@@ -134,9 +153,29 @@ func Fix(err error) string {
 // codeAuthFailed and codeUnauthorized are MongoDB's error codes for a refused
 // login and for a missing privilege.
 const (
-	codeAuthFailed   = 18
-	codeUnauthorized = 13
+	codeAuthFailed           = 18
+	codeUnauthorized         = 13
+	codeMechanismUnavailable = 334
 )
+
+// clientCertAlerts are the TLS alerts a server sends about the client's certificate
+// (crypto/tls names them so in "remote error: tls: ...").
+var clientCertAlerts = []string{"certificate required", "bad certificate", "unknown certificate authority", "certificate expired", "unsupported certificate", "certificate revoked", "certificate unknown"}
+
+// clientCertRefused tells whether the server ended the TLS session over the client's
+// certificate: with TLS 1.3 this comes on the first read after the handshake.
+func clientCertRefused(err error) bool {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" {
+		return false
+	}
+	for _, a := range clientCertAlerts {
+		if strings.HasSuffix(op.Err.Error(), "tls: "+a) {
+			return true
+		}
+	}
+	return false
+}
 
 // classify turns err into an *Error when its cause is one this package knows. host
 // is the server concerned when known ("" lets classify find it in a server selection
@@ -221,6 +260,11 @@ func kindOf(err error) error {
 		return ErrCertificateInvalid
 	case errors.As(err, &recordErr):
 		return ErrNotTLS
+	case clientCertRefused(err):
+		return ErrClientCertRefused
+	case hasCode(err, codeMechanismUnavailable), strings.Contains(err.Error(), "GSSAPI support not enabled"):
+		// The driver's only report of a build without Kerberos is this message.
+		return ErrMechanismUnavailable
 	case hasCode(err, codeAuthFailed):
 		return ErrAuthFailed
 	case hasCode(err, codeUnauthorized):

@@ -403,11 +403,46 @@ func (c *checker) readAccess() {
 	}
 	sort.Strings(missing)
 	missing = append(missing, c.unauthorizedIn(topology.PartInventory)...)
+	fix := grantRoles
+	if shards80 := c.shardsFrom80(); len(shards80) > 0 && !a.Allows(topology.ClusterResource, directShardAction) {
+		missing = append(missing, fmt.Sprintf("user data directly on the shards, which MongoDB 8.0 allows only with the directShardOperations role (%s)", list(shards80)))
+		fix = grantDirectShardOperations(a) + " " + fix
+	}
 	if len(missing) > 0 {
-		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "the user cannot read: " + list(missing), Fix: grantRoles})
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: "the user cannot read: " + list(missing), Fix: fix})
 		return
 	}
 	c.add(Finding{ID: id, Status: Passed, Title: title, Detail: fmt.Sprintf("the user can read every database (%d)", len(dbs))})
+}
+
+// directShardAction is the privilege of MongoDB 8.0's directShardOperations role,
+// which a shard asks of a client reading user data on it directly (as Shardlift's
+// copy and oplog tailing do) rather than through mongos.
+const directShardAction = "issueDirectShardOperations"
+
+// shardsFrom80 names the source shards running MongoDB 8.0 or newer.
+func (c *checker) shardsFrom80() []string {
+	var out []string
+	for _, sh := range c.in.Source.Shards {
+		for _, m := range sh.Members {
+			if m.Err == nil && m.Version != "" && !topology.OlderThan(m.Version, "8.0") {
+				out = append(out, sh.Name)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// grantDirectShardOperations says how to grant the role to the user of a.
+func grantDirectShardOperations(a topology.Access) string {
+	user, db := "USER", "admin"
+	if len(a.Users) > 0 {
+		if i := strings.LastIndex(a.Users[0], "@"); i > 0 {
+			user, db = a.Users[0][:i], a.Users[0][i+1:]
+		}
+	}
+	return fmt.Sprintf("On MongoDB 8.0, grant the source user the directShardOperations role (mongosh on the source mongos: db.getSiblingDB(%q).grantRolesToUser(%q, [{role: \"directShardOperations\", db: \"admin\"}])).", db, user)
 }
 
 func (c *checker) oplogAccess() {

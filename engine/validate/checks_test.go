@@ -581,3 +581,29 @@ func TestANewClustersOplogIsNotAnEmptyWindow(t *testing.T) {
 	in.ReadRates["src-shard1"] = measured("shop.orders", 228<<10)
 	expect(t, Check(in), IDOplogWindow, Passed)
 }
+
+// On 8.0 a shard refuses user data reads from a user without directShardOperations
+// (issueDirectShardOperations on the cluster); validation says how to grant it.
+func TestMongoDB80ShardsNeedTheDirectShardOperationsRole(t *testing.T) {
+	at80 := func(in Input) Input {
+		for i := range in.Source.Shards {
+			for j := range in.Source.Shards[i].Members {
+				in.Source.Shards[i].Members[j].Version = "8.0.4"
+			}
+		}
+		return in
+	}
+	in := at80(goodInput())
+	in.Source.Access.Users = []string{"CN=migrator,OU=dba@$external"}
+	f := expect(t, Check(in), IDSourceReadAccess, Failed, "directShardOperations", "src-shard0", "src-shard1")
+	for _, w := range []string{`grantRolesToUser("CN=migrator,OU=dba"`, `db.getSiblingDB("$external")`, `role: "directShardOperations"`} {
+		if !strings.Contains(f.Fix, w) {
+			t.Errorf("fix %q lacks %s", f.Fix, w)
+		}
+	}
+
+	in = at80(goodInput())
+	in.Source.Access.Privileges = append(in.Source.Access.Privileges, topology.Privilege{Resource: topology.ClusterResource, Actions: []string{"issueDirectShardOperations"}})
+	expect(t, Check(in), IDSourceReadAccess, Passed)
+	expect(t, Check(goodInput()), IDSourceReadAccess, Passed) // 7.0 does not ask for it
+}

@@ -66,6 +66,8 @@ type Config struct {
 	// Internal is the cluster members' identity (see wire.Config.Internal): requests
 	// authenticated with it come from the router.
 	Internal *wire.Credentials
+	// External are the cluster's users on $external (X.509, PLAIN), if any.
+	External *wire.External
 	// Cluster is what the shard knows of its cluster (nil outside one).
 	Cluster Cluster
 	// Identity is the version, FCV and user roles the shard reports.
@@ -171,6 +173,7 @@ func Start(cfg Config) (*Front, error) {
 			Credentials: cfg.Credentials,
 			Mechanism:   cfg.Identity.Mechanism(),
 			Internal:    cfg.Internal,
+			External:    cfg.External,
 			Handler:     f.memberHandler(i),
 			Logger:      cfg.Logger,
 		})

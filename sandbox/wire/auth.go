@@ -33,9 +33,12 @@ type authenticator struct {
 	mechanism string
 	internal  string // the internal identity's user name, "" without one
 	server    *scram.Server
+	external  *External // users on $external, nil without
 }
 
-func newAuthenticator(mechanism string, c Credentials, internal *Credentials) (*authenticator, error) {
+// newAuthenticator: c is the SCRAM user on admin, nil when the cluster's only users
+// are External ones (the internal identity is SCRAM all the same).
+func newAuthenticator(mechanism string, c *Credentials, internal *Credentials) (*authenticator, error) {
 	hash := scram.SHA256
 	switch mechanism {
 	case SCRAMSHA256:
@@ -45,7 +48,10 @@ func newAuthenticator(mechanism string, c Credentials, internal *Credentials) (*
 		return nil, fmt.Errorf("the sandbox offers %s or %s, not %q", SCRAMSHA256, SCRAMSHA1, mechanism)
 	}
 	users := map[string]scram.StoredCredentials{}
-	all := []Credentials{c}
+	var all []Credentials
+	if c != nil {
+		all = append(all, *c)
+	}
 	if internal != nil {
 		all = append(all, *internal)
 	}
@@ -106,7 +112,7 @@ func storedKeys(mechanism string, hash scram.HashGeneratorFcn, c Credentials) (s
 
 // authenticated records the conversation's user on the session.
 func (a *authenticator) authenticated(s *Session) {
-	s.user = s.conv.scram.Username()
+	s.user, s.userDB = s.conv.scram.Username(), "admin"
 	s.internal = a.internal != "" && s.user == a.internal
 	s.conv = nil
 }
@@ -126,6 +132,9 @@ var preAuthCommands = map[string]bool{
 
 func (a *authenticator) saslStart(s *Session, cmd *Command) bson.Raw {
 	mech, _ := cmd.Lookup("mechanism").StringValueOK()
+	if mech == MechanismPLAIN && a.external != nil && a.external.Plain != nil {
+		return a.plainStart(s, cmd)
+	}
 	if mech != a.mechanism {
 		return ErrorReply(MechanismUnavailable(fmt.Sprintf("Received authentication for mechanism %s which is not enabled", mech)))
 	}

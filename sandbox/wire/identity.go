@@ -147,7 +147,7 @@ func (id Identity) roles() []string {
 func (id Identity) connectionStatus(s *Session, showPrivileges bool) bson.Raw {
 	users, roles := bson.A{}, bson.A{}
 	if s.User() != "" {
-		users = append(users, bson.D{{Key: "user", Value: s.User()}, {Key: "db", Value: "admin"}})
+		users = append(users, bson.D{{Key: "user", Value: s.User()}, {Key: "db", Value: s.UserDB()}})
 		for _, r := range id.roles() {
 			roles = append(roles, bson.D{{Key: "role", Value: r}, {Key: "db", Value: "admin"}})
 		}

@@ -68,6 +68,9 @@ type Config struct {
 	// the router authenticates with it to its shards, which then treat its requests as
 	// a cluster member's. Only meaningful with Credentials.
 	Internal *Credentials
+	// External, when set, are users on $external (X.509, PLAIN) that may
+	// authenticate too; authentication is then required as with Credentials.
+	External *External
 	Handler  Handler
 	Logger   *slog.Logger
 }
@@ -101,14 +104,15 @@ func Listen(cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg}
-	if cfg.Credentials != nil {
+	if cfg.Credentials != nil || cfg.External != nil {
 		if cfg.Mechanism == "" {
 			cfg.Mechanism = SCRAMSHA256
 		}
-		a, err := newAuthenticator(cfg.Mechanism, *cfg.Credentials, cfg.Internal)
+		a, err := newAuthenticator(cfg.Mechanism, cfg.Credentials, cfg.Internal)
 		if err != nil {
 			return nil, err
 		}
+		a.external = cfg.External
 		s.auth = a
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -227,8 +231,19 @@ type Session struct {
 	// ID is the server's number for the connection (hello's connectionId).
 	ID       int64
 	user     string
+	userDB   string // the database the user is defined on: admin or $external
 	internal bool
 	conv     *conversation
+	conn     net.Conn
+}
+
+// UserDB is the database the authenticated user is defined on ("admin", or
+// "$external" for X.509 and PLAIN users).
+func (s *Session) UserDB() string {
+	if s.userDB == "" {
+		return "admin"
+	}
+	return s.userDB
 }
 
 // User is the authenticated user name, or "" before authentication (or without auth).
@@ -246,7 +261,7 @@ func (s *Server) serve(c net.Conn) {
 		s.mu.Unlock()
 		c.Close()
 	}()
-	sess := &Session{Remote: c.RemoteAddr().String(), ID: s.nextID.Add(1)}
+	sess := &Session{Remote: c.RemoteAddr().String(), ID: s.nextID.Add(1), conn: c}
 	r := bufio.NewReaderSize(c, 64<<10)
 	for {
 		msg, err := readMessage(r)
@@ -295,8 +310,10 @@ func (s *Server) dispatch(sess *Session, cmd *Command) bson.Raw {
 			return s.auth.saslStart(sess, cmd)
 		case "saslcontinue":
 			return s.auth.saslContinue(sess, cmd)
+		case "authenticate":
+			return s.auth.authenticateX509(sess, cmd)
 		case "logout":
-			sess.user, sess.internal = "", false
+			sess.user, sess.userDB, sess.internal = "", "", false
 			return OK()
 		}
 		if sess.user == "" && requiresAuth(cmd.Name) {
