@@ -141,6 +141,9 @@ faults: deps
 # sandbox command's load of 300 writes/s on numeric _ids: the load sustained, the time
 # from the copy's end to ready, and the lag for 3 minutes after the copy (5 minutes in
 # all); `make bench BENCH_ONLY=6` runs it alone.
+# Figure 7 (issue 17) is Prepare's placement of a source with 100,000 chunks on a
+# destination whose split and moveChunk take a real cluster's time (about 2 minutes;
+# `make bench BENCH_ONLY=7`).
 .PHONY: bench
 BENCH_SCALE ?= 1
 BENCH_ONLY ?=

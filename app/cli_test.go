@@ -38,7 +38,7 @@ func TestHelpListsEveryCommandAndExitsZero(t *testing.T) {
 
 func TestCommandHelpListsEveryFlag(t *testing.T) {
 	want := []string{"--shards N", "--dest-shards N", "--docs N", "--load OPS_PER_SEC", "--dir DIR", "--auth USER:PASS", "--tls", "--oplog-size BYTES", "--id-type TYPE",
-		"--mongodb-version VERSION", "--dest-mongodb-version VERSION", "--config-shard", "3.6, 4.0, 4.2, 4.4, 5.0, 6.0, 7.0, 8.0"}
+		"--mongodb-version VERSION", "--dest-mongodb-version VERSION", "--config-shard", "--chunks N", "--command-latency SETTING", "3.6, 4.0, 4.2, 4.4, 5.0, 6.0, 7.0, 8.0"}
 	for _, args := range [][]string{{"sandbox", "--help"}, {"sandbox", "-h"}, {"help", "sandbox"}} {
 		code, out, errOut := runCLI(t, args...)
 		if code != exitOK {
@@ -76,6 +76,9 @@ func TestBadUsageExitsTwoNamingTheProblem(t *testing.T) {
 		{[]string{"sandbox", "--id-type", "uuid"}, []string{"--id-type", `"uuid"`, "objectid or number"}},
 		{[]string{"sandbox", "extra"}, []string{`unexpected argument "extra"`}},
 		{[]string{"sandbox", "--members", "0"}, []string{"--members 0", "1 to 7"}},
+		{[]string{"sandbox", "--chunks", "-1"}, []string{"--chunks -1"}},
+		{[]string{"sandbox", "--command-latency", "slow"}, []string{"--command-latency", "realistic", "moveChunk=1s,split=50ms"}},
+		{[]string{"sandbox", "--command-latency", "merge=1s"}, []string{"--command-latency", "split and moveChunk"}},
 		{[]string{"sandbox", "--mongodb-version", "3.4"}, []string{"--mongodb-version 3.4", "3.6, 4.0, 4.2, 4.4, 5.0, 6.0, 7.0, 8.0"}},
 		{[]string{"sandbox", "--dest-mongodb-version", "7"}, []string{"--dest-mongodb-version 7", "3.6, 4.0"}},
 		{[]string{"sandbox", "--config-shard"}, []string{"--config-shard", "8.0"}},

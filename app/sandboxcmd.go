@@ -25,6 +25,7 @@ import (
 	"github.com/shardlift/shardlift/sandbox"
 	"github.com/shardlift/shardlift/sandbox/load"
 	"github.com/shardlift/shardlift/sandbox/release"
+	"github.com/shardlift/shardlift/sandbox/router"
 	"github.com/shardlift/shardlift/sandbox/seed"
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
@@ -70,6 +71,10 @@ type sandboxConfig struct {
 	members          int
 	control          string
 	privateHostnames bool
+	// chunks is how many chunks each seeded sharded collection gets (0: a few).
+	chunks int
+	// latency delays the routers' split and moveChunk as a real cluster's take.
+	latency router.CommandLatency
 }
 
 func runSandbox(ctx context.Context, s streams, args []string) int {
@@ -90,6 +95,8 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 	members := f.Int("members", 3, "`N` members in each shard's replica set (1: a single-member set, the lightest)")
 	control := f.String("control", "", "serve the failure-drill API (stepdown, rollback, lag, stop, start, and stopping the load) on `HOST:PORT`, such as 127.0.0.1:27100")
 	privateHostnames := f.Bool("private-hostnames", false, "name the shards and config servers in listShards by names that do not resolve here, as a cluster behind its own DNS; prints host-map: FILE, for --host-map")
+	chunks := f.Int("chunks", 0, "give each seeded sharded collection `N` chunks, owned by the shards in runs as on a balanced cluster (with --docs)")
+	latency := f.String("command-latency", "off", "make split and moveChunk on both routers take as long as on a real cluster: `SETTING` is realistic (moveChunk=1s,split=50ms), off, or a list such as moveChunk=2s,split=100ms")
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
@@ -101,7 +108,10 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 		return usageError(s, f.prog, "--id-type: %v", err)
 	}
 	cfg := sandboxConfig{shards: *shards, destShards: *destShards, docs: *docs, rate: *rate, dir: *dir, tls: *useTLS, oplogSize: int64(oplog), configShard: *configShard, ids: ids,
-		members: *members, control: *control, privateHostnames: *privateHostnames}
+		members: *members, control: *control, privateHostnames: *privateHostnames, chunks: *chunks}
+	if cfg.latency, err = router.ParseCommandLatency(*latency); err != nil {
+		return usageError(s, f.prog, "--command-latency: %v", err)
+	}
 	set := map[string]bool{}
 	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	// Like the shard counts, the releases default to what a --dir holds.
@@ -130,6 +140,8 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 		return usageError(s, f.prog, "--dest-shards %d: a cluster needs at least 1 shard", cfg.destShards)
 	case cfg.docs < 0:
 		return usageError(s, f.prog, "--docs %d: the document count cannot be negative", cfg.docs)
+	case cfg.chunks < 0:
+		return usageError(s, f.prog, "--chunks %d: the chunk count cannot be negative", cfg.chunks)
 	case cfg.rate < 0:
 		return usageError(s, f.prog, "--load %d: the write rate cannot be negative", cfg.rate)
 	case cfg.members < 1 || cfg.members > 7:
@@ -193,6 +205,7 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 			ConfigShard:      cfg.configShard && isRelease80(version),
 			PrivateHostnames: cfg.privateHostnames,
 			Members:          cfg.members,
+			CommandLatency:   cfg.latency,
 			Logger:           logger.With("cluster", name),
 		})
 	}
@@ -218,7 +231,7 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 	}
 	defer client.Disconnect(context.WithoutCancel(ctx))
 	if cfg.docs > 0 {
-		if err := seedOnce(ctx, s, client, cfg.docs, cfg.ids); err != nil {
+		if err := seedOnce(ctx, s, client, seed.Options{Docs: cfg.docs, IDs: cfg.ids, Chunks: cfg.chunks}); err != nil {
 			if ctx.Err() != nil && cfg.dir != "" {
 				return fail("interrupted while seeding: %s holds part of the data set, and a restart on it will not seed again; remove it to start over", cfg.dir)
 			}
@@ -370,7 +383,7 @@ func isRelease80(version string) bool {
 }
 
 // seedOnce seeds the source unless it already holds the data set (a restart on kept data).
-func seedOnce(ctx context.Context, s streams, client *mongo.Client, docs int, ids seed.IDs) error {
+func seedOnce(ctx context.Context, s streams, client *mongo.Client, o seed.Options) error {
 	present, err := seed.Present(ctx, client)
 	if err != nil {
 		return err
@@ -379,9 +392,9 @@ func seedOnce(ctx context.Context, s streams, client *mongo.Client, docs int, id
 		fmt.Fprintln(s.err, "seed: the source already holds the data set; not seeding it again")
 		return nil
 	}
-	fmt.Fprintf(s.err, "seed: inserting %d documents with %s _ids into the source\n", docs, ids)
+	fmt.Fprintf(s.err, "seed: inserting %d documents with %s _ids into the source\n", o.Docs, o.IDs)
 	began := time.Now()
-	sum, err := seed.PopulateIDs(ctx, client, docs, rand.New(rand.NewPCG(seedSource[0], seedSource[1])), ids)
+	sum, err := seed.PopulateWith(ctx, client, o, rand.New(rand.NewPCG(seedSource[0], seedSource[1])))
 	if err != nil {
 		return err
 	}

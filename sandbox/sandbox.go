@@ -98,7 +98,10 @@ type Options struct {
 	// .sandbox.invalid), as a cluster behind its own DNS does: only a host map
 	// (PrivateHosts, HostMapFile) reaches them.
 	PrivateHostnames bool
-	Logger           *slog.Logger
+	// CommandLatency makes the router's split and moveChunk take as long as a real
+	// cluster's (router.RealisticCommandLatency); zero for tests.
+	CommandLatency router.CommandLatency
+	Logger         *slog.Logger
 }
 
 // ShardInfo describes one shard.
@@ -474,13 +477,14 @@ func (c *Cluster) startRouter() error {
 		shards = append(shards, s)
 	}
 	rt, err := router.New(router.Config{
-		Catalog:       c.catalog,
-		Shards:        shards,
-		ClientOptions: c.shardClientOptions,
-		Identity:      c.opts.Identity,
-		Credentials:   c.opts.Auth,
-		LeaveOrphans:  c.opts.LeaveOrphans,
-		Logger:        c.log.With("node", "router"),
+		Catalog:        c.catalog,
+		Shards:         shards,
+		ClientOptions:  c.shardClientOptions,
+		Identity:       c.opts.Identity,
+		Credentials:    c.opts.Auth,
+		LeaveOrphans:   c.opts.LeaveOrphans,
+		CommandLatency: c.opts.CommandLatency,
+		Logger:         c.log.With("node", "router"),
 	})
 	if err != nil {
 		return err

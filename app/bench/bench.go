@@ -35,7 +35,7 @@ type Options struct {
 	Shards int
 	// DecodeTime is the decode benchmark's -benchtime.
 	DecodeTime string
-	// Only lists the figures to measure (1-6); empty means all. Figure 3 needs 2's
+	// Only lists the figures to measure (1-7); empty means all. Figure 3 needs 2's
 	// ceiling, and 5 the copy of 1: they run what they need.
 	Only []int
 	// Shardlift is the shardlift binary figure 6 runs `migrate` with.
@@ -105,8 +105,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 6 {
-			fmt.Fprintf(stderr, "shardlift-bench: --only %q: figures are numbered 1 to 6\n", *only)
+		if err != nil || n < 1 || n > 7 {
+			fmt.Fprintf(stderr, "shardlift-bench: --only %q: figures are numbered 1 to 7\n", *only)
 			return 2
 		}
 		o.Only = append(o.Only, n)
@@ -167,6 +167,11 @@ func (r *runner) run(ctx context.Context, want func(int) bool) error {
 	}
 	if want(6) {
 		if err := r.migrateUnderLoad(ctx); err != nil {
+			return err
+		}
+	}
+	if want(7) {
+		if err := r.placement(ctx); err != nil {
 			return err
 		}
 	}

@@ -784,3 +784,36 @@ func checkDBName(name string) error {
 	}
 	return nil
 }
+
+// SetChunks replaces the chunks of an empty sharded collection in one change (one
+// catalog write): the sandbox's bulk path for seeding many chunks, where 100,000
+// splits and moves would each rewrite the catalog. chunks must cover the key space
+// in order; each gets a new id, a version in one new major version, and a history
+// starting now. The caller makes sure no documents are affected (_sandboxSetChunks
+// checks that the collection is empty).
+func (c *Catalog) SetChunks(ns string, chunks []ChunkDoc) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.mu.routing[ns]
+	if !ok {
+		return &wire.Error{Code: 118, Name: "NamespaceNotSharded", Msg: ns + " is not sharded"}
+	}
+	ts := c.nextTimestampLocked()
+	v := collectionVersion(r.Chunks)
+	chunks = slices.Clone(chunks)
+	for i := range chunks {
+		chunks[i].ID = primitive.NewObjectID()
+		chunks[i].UUID = r.Coll.UUID
+		chunks[i].Lastmod = primitive.Timestamp{T: v.T + 1, I: uint32(i)}
+		chunks[i].OnCurrentShardSince = ts
+		chunks[i].History = []ChunkHistory{{ValidAfter: ts, Shard: chunks[i].Shard}}
+	}
+	nr, err := c.newRoutingLocked(*r.Coll, chunks)
+	if err != nil {
+		return wire.BadValue(err.Error())
+	}
+	c.mu.routing[ns] = nr
+	c.logChangeLocked("multi-split", ns, bson.D{{Key: "number", Value: int32(len(chunks))}})
+	c.placeLocked(ns, &r.Coll.UUID, ts, nr.ChunkShards())
+	return c.saveLocked()
+}

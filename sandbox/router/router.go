@@ -50,7 +50,9 @@ type Config struct {
 	Credentials *wire.Credentials
 	// LeaveOrphans makes moveChunk keep the donor's copies (orphans).
 	LeaveOrphans bool
-	Logger       *slog.Logger
+	// CommandLatency delays split and moveChunk as a real cluster's take.
+	CommandLatency CommandLatency
+	Logger         *slog.Logger
 }
 
 // defaultOpTimeout bounds a command that gives no maxTimeMS, so a client never
@@ -200,6 +202,7 @@ func init() {
 		"updatezonekeyrange":  (*Router).updateZoneKeyRange,
 	}
 	routerCommands["refinecollectionshardkey"] = (*Router).refineCollectionShardKey
+	routerCommands["_sandboxsetchunks"] = (*Router).setChunks
 }
 
 func (r *Router) hello(ctx context.Context, s *wire.Session, cmd *wire.Command) (bson.Raw, error) {

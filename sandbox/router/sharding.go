@@ -382,6 +382,9 @@ func (r *Router) split(ctx context.Context, _ *wire.Session, cmd *wire.Command) 
 			return nil, err
 		}
 	}
+	if err := pause(ctx, r.cfg.CommandLatency.Split); err != nil {
+		return nil, err
+	}
 	if err := r.cat.SplitChunk(ns, at); err != nil {
 		return nil, err
 	}
@@ -459,6 +462,9 @@ func (r *Router) moveChunk(ctx context.Context, _ *wire.Session, cmd *wire.Comma
 	if err != nil {
 		return nil, err
 	}
+	if err := pause(ctx, r.cfg.CommandLatency.MoveChunk); err != nil {
+		return nil, err
+	}
 	moved, err := r.migrate(ctx, rt, ch, donor, recipient, db, coll)
 	if err != nil {
 		return nil, fmt.Errorf("move chunk [%s, %s) of %s from %s to %s: %w", bson.Raw(ch.Min), bson.Raw(ch.Max), ns, donor.Name, to, err)
@@ -471,20 +477,7 @@ func (r *Router) moveChunk(ctx context.Context, _ *wire.Session, cmd *wire.Comma
 // commits the new owner in the catalog, then deletes the donor's copies (delete,
 // fromMigrate) unless the cluster leaves orphans. It returns the moved _ids.
 func (r *Router) migrate(ctx context.Context, rt *Routing, ch ChunkDoc, donor, recipient *backend, db, coll string) ([]bson.RawValue, error) {
-	if err := setCollection(ctx, recipient, db, coll, rt.Coll.Key, rt.Coll.UUID); err != nil {
-		return nil, err
-	}
-	indexes, err := donor.all(ctx, db, bson.D{{Key: "listIndexes", Value: coll}})
-	if err != nil && !isCode(err, codeNamespaceNotFound) {
-		return nil, err
-	}
-	var specs []bson.Raw
-	for _, ix := range indexes {
-		if name, _ := ix.Lookup("name").StringValueOK(); name != "_id_" {
-			specs = append(specs, without(ix, map[string]bool{"v": true, "ns": true}))
-		}
-	}
-	if err := r.ensureCollection(ctx, recipient, db, coll, specs); err != nil {
+	if err := r.receiveCollection(ctx, rt, donor, recipient, db, coll); err != nil {
 		return nil, err
 	}
 	// A range the recipient owned before may still hold its orphans: clear them, as
@@ -527,6 +520,25 @@ func (r *Router) migrate(ctx context.Context, rt *Routing, ch ChunkDoc, donor, r
 		return nil, fmt.Errorf("the chunk moved but its documents stayed on %s as orphans: %w", donor.Name, err)
 	}
 	return moved, nil
+}
+
+// receiveCollection readies a recipient for a range of the collection: it learns the
+// collection's uuid and key, and gets the collection with the donor's indexes.
+func (r *Router) receiveCollection(ctx context.Context, rt *Routing, donor, recipient *backend, db, coll string) error {
+	if err := setCollection(ctx, recipient, db, coll, rt.Coll.Key, rt.Coll.UUID); err != nil {
+		return err
+	}
+	indexes, err := donor.all(ctx, db, bson.D{{Key: "listIndexes", Value: coll}})
+	if err != nil && !isCode(err, codeNamespaceNotFound) {
+		return err
+	}
+	var specs []bson.Raw
+	for _, ix := range indexes {
+		if name, _ := ix.Lookup("name").StringValueOK(); name != "_id_" {
+			specs = append(specs, without(ix, map[string]bool{"v": true, "ns": true}))
+		}
+	}
+	return r.ensureCollection(ctx, recipient, db, coll, specs)
 }
 
 // rangeDocs reads the documents of a shard whose shard key lies in a chunk.

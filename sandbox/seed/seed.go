@@ -70,6 +70,25 @@ func Populate(ctx context.Context, client *mongo.Client, docs int, rnd *rand.Ran
 
 // PopulateIDs is Populate with generated _ids of the given type.
 func PopulateIDs(ctx context.Context, client *mongo.Client, docs int, rnd *rand.Rand, ids IDs) (Summary, error) {
+	return PopulateWith(ctx, client, Options{Docs: docs, IDs: ids}, rnd)
+}
+
+// Options shape a data set.
+type Options struct {
+	// Docs is the number of documents in all.
+	Docs int
+	// IDs is the type of the generated _ids.
+	IDs IDs
+	// Chunks, when more than the few chunks seeding makes anyway, gives every sharded
+	// collection that many chunks (fewer where its key has fewer distinct seeded
+	// values), owned in runs (see ownerRuns). It needs a sandbox router: they are set
+	// in one _sandboxSetChunks command, before the documents are inserted.
+	Chunks int
+}
+
+// PopulateWith is Populate with options.
+func PopulateWith(ctx context.Context, client *mongo.Client, o Options, rnd *rand.Rand) (Summary, error) {
+	docs, ids := o.Docs, o.IDs
 	if docs < 0 {
 		return Summary{}, fmt.Errorf("seed: document count %d is negative", docs)
 	}
@@ -94,6 +113,11 @@ func PopulateIDs(ctx context.Context, client *mongo.Client, docs int, rnd *rand.
 	for _, c := range colls {
 		if err := prepare(ctx, client, c, shards, counts); err != nil {
 			return sum, err
+		}
+		if c.Key != nil && o.Chunks > len(shards) {
+			if err := setChunks(ctx, client, c, shards, counts, o.Chunks, rnd); err != nil {
+				return sum, err
+			}
 		}
 		n, bytes, err := insert(ctx, client, c, counts, rnd)
 		sum.Collections = append(sum.Collections, Count{Namespace: c.Namespace(), Docs: n, Bytes: bytes})
@@ -216,7 +240,9 @@ func splitPoints(c Collection, shards int, counts map[string]int) []bson.D {
 		} else if c.splitAt != nil {
 			p = c.splitAt(k, shards, counts)
 		}
-		if p != nil && !slices.ContainsFunc(points, func(q bson.D) bool { return fmt.Sprint(q) == fmt.Sprint(p) }) {
+		// The points ascend with k, so a repeat (more cuts than distinct seeded keys)
+		// can only be the previous point.
+		if p != nil && (len(points) == 0 || fmt.Sprint(points[len(points)-1]) != fmt.Sprint(p)) {
 			points = append(points, p)
 		}
 	}
@@ -279,6 +305,45 @@ func place(ctx context.Context, client *mongo.Client, ns string, chunks []chunk,
 		}
 	}
 	return nil
+}
+
+// runsPerShard is how many runs of chunks each shard owns in a collection with many
+// chunks.
+const runsPerShard = 4
+
+// setChunks gives a sharded (still empty) collection n chunks, cut as splitPoints cuts
+// it for n parts, owned by the shards in runs (ownerRuns).
+func setChunks(ctx context.Context, client *mongo.Client, c Collection, shards []string, counts map[string]int, n int, rnd *rand.Rand) error {
+	points := splitPoints(c, n, counts)
+	splits := make(bson.A, len(points))
+	for i, p := range points {
+		splits[i] = p
+	}
+	owners := ownerRuns(len(points)+1, shards, rnd)
+	cmd := bson.D{{Key: "_sandboxSetChunks", Value: c.Namespace()}, {Key: "splits", Value: splits}, {Key: "shards", Value: owners}}
+	if err := client.Database("admin").RunCommand(ctx, cmd).Err(); err != nil {
+		return fmt.Errorf("seed: give %s %d chunks (this needs a sandbox router): %w", c.Namespace(), len(points)+1, err)
+	}
+	return nil
+}
+
+// ownerRuns assigns n chunks in order to the shards in runs of random length (about
+// runsPerShard runs per shard), each run on another shard than the one before, every
+// shard in turn. That is how a real balanced cluster's chunks lie: a chunk is born by
+// a split on the shard owning its range, the balancer moves a donor's chunks from one
+// end of its ranges, and since 7.0 the automerger joins neighbours on one shard, so
+// ownership changes a few times per shard, not at every chunk. A collection whose
+// 100,000 chunks alternated shards chunk by chunk would be no cluster's.
+func ownerRuns(n int, shards []string, rnd *rand.Rand) bson.A {
+	mean := max(1, n/(runsPerShard*len(shards)))
+	owners := make(bson.A, 0, n)
+	for run := 0; len(owners) < n; run++ {
+		length := 1 + rnd.IntN(2*mean-1)
+		for i := 0; i < length && len(owners) < n; i++ {
+			owners = append(owners, shards[run%len(shards)])
+		}
+	}
+	return owners
 }
 
 // insert adds the collection's share of documents in unordered batches.
