@@ -231,6 +231,12 @@ func (l *oplog) appendLocked(drafts []draft) error {
 		l.mu.last, l.mu.wall = ts, now
 		buf = append(buf, raw...)
 	}
+	return l.appendedLocked(buf)
+}
+
+// appendedLocked wakes the readers of the entries just added, writes their bytes buf
+// to the oplog file, and rolls off or compacts what the size leaves out.
+func (l *oplog) appendedLocked(buf []byte) error {
 	close(l.mu.changed)
 	l.mu.changed = make(chan struct{})
 	if _, err := l.mu.file.Write(buf); err != nil {

@@ -55,16 +55,7 @@ func (l *oplog) appendEntries(es []entry) error {
 		}
 		buf = append(buf, e.raw...)
 	}
-	close(l.mu.changed)
-	l.mu.changed = make(chan struct{})
-	if _, err := l.mu.file.Write(buf); err != nil {
-		return fmt.Errorf("write oplog file %s: %w", l.path, err)
-	}
-	l.rollOffLocked()
-	if l.mu.dead > l.mu.size && l.mu.dead > 1<<20 {
-		return l.compactLocked()
-	}
-	return nil
+	return l.appendedLocked(buf)
 }
 
 // truncateAfter removes the entries after ts (a rollback's common point) and returns
