@@ -2,16 +2,13 @@ package initialsync_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
-	"go.mongodb.org/mongo-driver/event"
-	"go.mongodb.org/mongo-driver/mongo"
-	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/internal/sandboxtest"
 	"github.com/shardlift/shardlift/sandbox"
 )
 
@@ -24,35 +21,7 @@ func TestT0AtTheMajorityPoint_CopyReadsWhatTheMajorityCommittedAsOfT0(t *testing
 		t.Skip("starts a sandbox cluster")
 	}
 	ctx := context.Background()
-	src, err := sandbox.Start(ctx, "source", sandbox.Options{Shards: 1, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("start the sandbox: %v", err)
-	}
-	t.Cleanup(func() { src.Close() })
-	router, err := mongo.Connect(ctx, options.Client().ApplyURI(src.URI()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { router.Disconnect(context.Background()) })
-	for i := range 3 {
-		if _, err := router.Database("db").Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: i}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var mu sync.Mutex
-	var finds []bson.Raw
-	monitor := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
-		if e.CommandName == "find" {
-			mu.Lock()
-			finds = append(finds, append(bson.Raw(nil), e.Command...))
-			mu.Unlock()
-		}
-	}}
-	shard, err := mongo.Connect(ctx, options.Client().ApplyURI("mongodb://"+src.Shards()[0].Addr+"/?directConnection=true").SetMonitor(monitor))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shard.Disconnect(context.Background()) })
+	shard, sent := sandboxtest.ShardWithFinds(t, sandbox.Options{})
 	t0, err := initialsync.RecordT0(ctx, shard)
 	if err != nil {
 		t.Fatal(err)
@@ -74,8 +43,7 @@ func TestT0AtTheMajorityPoint_CopyReadsWhatTheMajorityCommittedAsOfT0(t *testing
 	if n != 3 {
 		t.Fatalf("the scan read %d documents, want 3", n)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	finds := sent()
 	var scan bson.Raw
 	for _, f := range finds {
 		if f.Lookup("find").StringValue() == "c" {

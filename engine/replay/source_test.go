@@ -2,16 +2,12 @@ package replay_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 
-	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
-	"go.mongodb.org/mongo-driver/event"
-	"go.mongodb.org/mongo-driver/mongo"
-	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/shardlift/shardlift/engine/replay"
+	"github.com/shardlift/shardlift/internal/sandboxtest"
 	"github.com/shardlift/shardlift/sandbox"
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
@@ -25,40 +21,14 @@ func TestTailSaysOplogReplayToServersOlderThan44(t *testing.T) {
 		want    bool
 	}{{"3.6.23", true}, {"4.2.24", true}, {"4.4.29", false}, {"7.0.42", false}} {
 		t.Run(c.version, func(t *testing.T) {
-			ctx := context.Background()
-			src, err := sandbox.Start(ctx, "source", sandbox.Options{Shards: 1, Identity: wire.Identity{Version: c.version, FCV: c.version[:3]}})
-			if err != nil {
-				t.Fatalf("start the sandbox: %v", err)
-			}
-			t.Cleanup(func() { src.Close() })
-			router := connect(t, src.URI())
-			for i := range 3 {
-				if _, err := router.Database("db").Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: i}}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var mu sync.Mutex
-			var finds []bson.Raw
-			monitor := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
-				if e.CommandName == "find" {
-					mu.Lock()
-					finds = append(finds, append(bson.Raw(nil), e.Command...))
-					mu.Unlock()
-				}
-			}}
-			shard, err := mongo.Connect(ctx, options.Client().ApplyURI("mongodb://"+src.Shards()[0].Addr+"/?directConnection=true").SetMonitor(monitor))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { shard.Disconnect(context.Background()) })
+			shard, sent := sandboxtest.ShardWithFinds(t, sandbox.Options{Identity: wire.Identity{Version: c.version, FCV: c.version[:3]}})
 
 			source := replay.NewMongoSource(shard, replay.MongoSourceOptions{})
 			from := tail(t, source, primitive.Timestamp{})[1]
 			if got := tail(t, source, from); len(got) < 2 || got[0] != from {
 				t.Fatalf("tail from %v read %v", from, got)
 			}
-			mu.Lock()
-			defer mu.Unlock()
+			finds := sent()
 			if len(finds) != 2 {
 				t.Fatalf("%d finds, want 2", len(finds))
 			}
