@@ -381,17 +381,26 @@ func (f *fakeClusters) SetDestinationBalancer(_ context.Context, on bool) error 
 	return nil
 }
 
+// passGate waits until gate is closed (at once when it is nil) or ctx ends.
+func passGate(ctx context.Context, gate chan struct{}) error {
+	if gate == nil {
+		return nil
+	}
+	select {
+	case <-gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (f *fakeClusters) PrepareDestination(ctx context.Context) error {
 	f.call("PrepareDestination")
 	f.mu.Lock()
 	gate, err := f.prepareGate, f.prepareErr
 	f.mu.Unlock()
-	if gate != nil {
-		select {
-		case <-gate:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if err := passGate(ctx, gate); err != nil {
+		return err
 	}
 	if err == nil {
 		err = f.relax.RelaxedCollection("shop.events", bson.Raw(bsonDoc("expireAfterSeconds", int32(3600))))
@@ -404,12 +413,8 @@ func (f *fakeClusters) ClearShard(ctx context.Context, shard string) error {
 	f.mu.Lock()
 	gate := f.clearGate
 	f.mu.Unlock()
-	if gate != nil {
-		select {
-		case <-gate:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if err := passGate(ctx, gate); err != nil {
+		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -425,12 +430,8 @@ func (f *fakeClusters) Restore(ctx context.Context, r Relaxed) error {
 	f.mu.Lock()
 	gate := f.restoreGate
 	f.mu.Unlock()
-	if gate != nil {
-		select {
-		case <-gate:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if err := passGate(ctx, gate); err != nil {
+		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
