@@ -137,6 +137,17 @@ type verificationJSON struct {
 	Documents  int64          `json:"documents"`
 	Overridden bool           `json:"overridden,omitempty"`
 	Mismatches []mismatchJSON `json:"mismatches"`
+	// LateWrites are the writes the source took after the sync stopped.
+	LateWrites []lateWriteJSON `json:"lateWrites"`
+}
+
+type lateWriteJSON struct {
+	Shard      string    `json:"shard"`
+	Writes     int       `json:"writes"`
+	AtLeast    bool      `json:"atLeast"`
+	First      time.Time `json:"first,omitempty"`
+	Namespaces []string  `json:"namespaces"`
+	Text       string    `json:"text"`
 }
 
 type mismatchJSON struct {
@@ -238,7 +249,11 @@ func toVerificationJSON(v *engine.Verification) *verificationJSON {
 		return nil
 	}
 	out := &verificationJSON{At: v.At.UTC(), OK: v.OK(), Namespaces: v.Namespaces, Ranges: v.Ranges, Matched: v.Matched,
-		Documents: v.Documents, Overridden: v.Overridden, Mismatches: []mismatchJSON{}}
+		Documents: v.Documents, Overridden: v.Overridden, Mismatches: []mismatchJSON{}, LateWrites: []lateWriteJSON{}}
+	for _, l := range v.Late {
+		out.LateWrites = append(out.LateWrites, lateWriteJSON{Shard: l.Shard, Writes: l.Writes, AtLeast: l.AtLeast, First: l.First.UTC(),
+			Namespaces: append([]string{}, l.Namespaces...), Text: l.String()})
+	}
 	for _, m := range v.Mismatches {
 		out.Mismatches = append(out.Mismatches, mismatchJSON{Namespace: m.Namespace, Range: m.Range, SourceCount: m.SourceCount, DestCount: m.DestCount, SampleIDs: m.SampleIDs})
 	}

@@ -141,6 +141,7 @@ func TestActionsMapRefusalsToStatusCodes(t *testing.T) {
 		{&engine.GapError{Gap: 41 * time.Second, Shard: "rs1"}, http.StatusConflict, `"optimeGapSeconds": 41`},
 		{&engine.RefusedError{Action: "finish the cutover", State: engine.Ready}, http.StatusConflict, "cannot finish the cutover"},
 		{&engine.MismatchError{Verification: &engine.Verification{Ranges: 2, Mismatches: []engine.Mismatch{{Namespace: "a.b"}}}}, http.StatusConflict, `"namespace": "a.b"`},
+		{&engine.MismatchError{Verification: &engine.Verification{Ranges: 2, Late: []engine.LateWrites{{Shard: "rs1", Writes: 4}}}}, http.StatusConflict, `"text": "shard rs1 took 4 writes after the sync stopped"`},
 		{fmt.Errorf("restart shard x: %w", engine.ErrUnknownShard), http.StatusNotFound, "no such source shard"},
 		{engine.ErrNotRunning, http.StatusServiceUnavailable, "not running"},
 		{fmt.Errorf("disk full"), http.StatusInternalServerError, "disk full"},

@@ -257,6 +257,9 @@ func migrateResult(out, errw io.Writer, prog, statePath string, snap engine.Snap
 			fmt.Fprintf(out, "  differs: %s %s: %d documents on the source, %d on the destination; for example _id %s\n",
 				mm.Namespace, mm.Range, mm.SourceCount, mm.DestCount, strings.Join(mm.SampleIDs, ", "))
 		}
+		for _, l := range v.Late {
+			fmt.Fprintf(out, "  late writes: %s: the destination lacks them\n", l)
+		}
 	}
 	if len(snap.SourceUsers) > 0 {
 		fmt.Fprintln(out, "users and roles are not migrated; re-create them on the destination:")

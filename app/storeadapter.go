@@ -96,13 +96,21 @@ type (
 		Original bson.Raw `bson:"original"`
 	}
 	verificationDoc struct {
-		At         time.Time     `bson:"at"`
-		Namespaces int           `bson:"namespaces"`
-		Ranges     int           `bson:"ranges"`
-		Matched    int           `bson:"matched"`
-		Documents  int64         `bson:"documents"`
-		Mismatches []mismatchDoc `bson:"mismatches,omitempty"`
-		Overridden bool          `bson:"overridden,omitempty"`
+		At         time.Time      `bson:"at"`
+		Namespaces int            `bson:"namespaces"`
+		Ranges     int            `bson:"ranges"`
+		Matched    int            `bson:"matched"`
+		Documents  int64          `bson:"documents"`
+		Mismatches []mismatchDoc  `bson:"mismatches,omitempty"`
+		Late       []lateWriteDoc `bson:"lateWrites,omitempty"`
+		Overridden bool           `bson:"overridden,omitempty"`
+	}
+	lateWriteDoc struct {
+		Shard      string    `bson:"shard"`
+		Writes     int       `bson:"writes"`
+		AtLeast    bool      `bson:"atLeast,omitempty"`
+		First      time.Time `bson:"first,omitempty"`
+		Namespaces []string  `bson:"namespaces,omitempty"`
 	}
 	mismatchDoc struct {
 		Namespace   string   `bson:"ns"`
@@ -357,6 +365,9 @@ func toVerificationDoc(v *engine.Verification) *verificationDoc {
 	for _, m := range v.Mismatches {
 		d.Mismatches = append(d.Mismatches, mismatchDoc{Namespace: m.Namespace, Range: m.Range, SourceCount: m.SourceCount, DestCount: m.DestCount, SampleIDs: m.SampleIDs})
 	}
+	for _, l := range v.Late {
+		d.Late = append(d.Late, lateWriteDoc(l))
+	}
 	return d
 }
 
@@ -367,6 +378,9 @@ func fromVerificationDoc(d *verificationDoc) *engine.Verification {
 	v := &engine.Verification{At: d.At, Namespaces: d.Namespaces, Ranges: d.Ranges, Matched: d.Matched, Documents: d.Documents, Overridden: d.Overridden}
 	for _, m := range d.Mismatches {
 		v.Mismatches = append(v.Mismatches, engine.Mismatch{Namespace: m.Namespace, Range: m.Range, SourceCount: m.SourceCount, DestCount: m.DestCount, SampleIDs: m.SampleIDs})
+	}
+	for _, l := range d.Late {
+		v.Late = append(v.Late, engine.LateWrites(l))
 	}
 	return v
 }

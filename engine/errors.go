@@ -178,6 +178,9 @@ type MismatchError struct {
 
 func (e *MismatchError) Error() string {
 	v := e.Verification
+	if len(v.Late) > 0 {
+		return v.Late[0].String() + ": the destination lacks them. Stop whatever still writes to the source, then cancel the migration and start a new one, or finish with an override to accept the difference"
+	}
 	msg := fmt.Sprintf("verification found %d of %d ranges that differ", len(v.Mismatches), v.Ranges)
 	if len(v.Mismatches) > 0 {
 		m := v.Mismatches[0]

@@ -178,9 +178,12 @@ type fakeClusters struct {
 	restoreErr  error
 	verifyErr   error
 	verifyRes   *Verification
-	wiped       bool
-	cleared     []string
-	restored    []Relaxed
+	// late are WritesAfter's answers by shard, and lateAfter the ts each was asked after.
+	late      map[string]LateWrites
+	lateAfter map[string]primitive.Timestamp
+	wiped     bool
+	cleared   []string
+	restored  []Relaxed
 	// beforeStop sees the recorded balancer state when the balancer is stopped.
 	beforeStop func()
 	// restoreGate, when set, holds Restore until closed (or ctx ends).
@@ -450,6 +453,20 @@ func (f *fakeClusters) Newest(_ context.Context, shard string) (primitive.Timest
 		return primitive.Timestamp{}, ErrUnknownShard
 	}
 	return s.newest, s.newestErr
+}
+
+func (f *fakeClusters) WritesAfter(_ context.Context, shard string, ts primitive.Timestamp) (LateWrites, error) {
+	f.call("WritesAfter")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lateAfter == nil {
+		f.lateAfter = map[string]primitive.Timestamp{}
+	}
+	f.lateAfter[shard] = ts
+	if l, ok := f.late[shard]; ok {
+		return l, nil
+	}
+	return LateWrites{Shard: shard}, nil
 }
 
 // StartPoint is T0 at the fake shard's newest entry.

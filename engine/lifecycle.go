@@ -226,6 +226,11 @@ func (m *Migration) finalize(ctx context.Context, r *runState, override bool) er
 		if v, err = m.verify(ctx, r.clusters); err != nil {
 			return fail(err)
 		}
+		step("looking for writes the source took after the sync stopped")
+		if v.Late, err = m.lateWrites(ctx, r.clusters); err != nil {
+			return fail(err)
+		}
+		m.setReason("")
 		if err := m.saveVerification(v); err != nil {
 			return fail(err)
 		}
@@ -238,7 +243,7 @@ func (m *Migration) finalize(ctx context.Context, r *runState, override bool) er
 		if err := m.saveVerification(v); err != nil {
 			return fail(err)
 		}
-		m.note(fmt.Sprintf("finished with an override: %d of %d ranges differ", len(v.Mismatches), v.Ranges))
+		m.note("finished with an override: " + v.Differences())
 	}
 	step("removing Shardlift's marker from the destination")
 	if err := m.releaseDestination(ctx, r.clusters); err != nil {
@@ -267,9 +272,9 @@ func verificationText(v *Verification) string {
 	case v.OK():
 		return fmt.Sprintf("verified: %d namespaces, %d ranges, %d documents, every range matches", v.Namespaces, v.Ranges, v.Documents)
 	case v.Overridden:
-		return fmt.Sprintf("finished with an override: %d of %d ranges differ", len(v.Mismatches), v.Ranges)
+		return "finished with an override: " + v.Differences()
 	}
-	return fmt.Sprintf("%d of %d ranges differ", len(v.Mismatches), v.Ranges)
+	return v.Differences()
 }
 
 // Verify compares source and destination now, on demand while the migration is

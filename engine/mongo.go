@@ -330,6 +330,20 @@ func (c *mongoClusters) Newest(ctx context.Context, shard string) (primitive.Tim
 	return replay.NewMongoSource(client, replay.MongoSourceOptions{}).Newest(ctx)
 }
 
+func (c *mongoClusters) WritesAfter(ctx context.Context, shard string, ts primitive.Timestamp) (LateWrites, error) {
+	late := LateWrites{Shard: shard}
+	client, err := c.shardClient(shard)
+	if err != nil {
+		return late, err
+	}
+	raws, more, err := replay.NewMongoSource(client, replay.MongoSourceOptions{}).After(ctx, ts, maxLateEntries)
+	if err != nil {
+		return late, err
+	}
+	late.AtLeast = more
+	return late, countLateWrites(&late, raws)
+}
+
 // StartPoint reads the shard's majority commit point (before), the oldest
 // transaction open in what its majority committed as of before or later, then the
 // majority commit point again: T0. A transaction open at T0 either shows open

@@ -56,6 +56,9 @@ type Clusters interface {
 	Restore(ctx context.Context, r Relaxed) error
 	// Newest is the ts of the newest entry of a source shard's oplog.
 	Newest(ctx context.Context, shard string) (primitive.Timestamp, error)
+	// WritesAfter reads a source shard's oplog after ts (finalize: the entry its
+	// replay applied last) and counts the writes to migrated namespaces there.
+	WritesAfter(ctx context.Context, shard string, ts primitive.Timestamp) (LateWrites, error)
 	// StartPoint reads where a source shard's copy and replay start: T0 at its
 	// majority commit point, and where the replay must read from to see every
 	// transaction open at T0 (docs/correctness.md).

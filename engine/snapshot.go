@@ -1,6 +1,10 @@
 package engine
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Snapshot is a migration's progress at one moment: an immutable value, copied out
 // under a short lock and cheap to take many times a second. The UI and the headless
@@ -134,12 +138,29 @@ type Verification struct {
 	Matched    int
 	Documents  int64
 	Mismatches []Mismatch
+	// Late are the writes the source took after the sync stopped (latewrites.go):
+	// the destination lacks them even where every range matched.
+	Late []LateWrites
 	// Overridden is set when the user chose to finish despite mismatches.
 	Overridden bool
 }
 
-// OK reports whether every range matched.
-func (v *Verification) OK() bool { return v != nil && len(v.Mismatches) == 0 }
+// OK reports whether every range matched and no write reached the source after
+// the sync stopped.
+func (v *Verification) OK() bool { return v != nil && len(v.Mismatches) == 0 && len(v.Late) == 0 }
+
+// Differences says in a line what keeps the verification from passing: the
+// ranges that differ, then each shard's late writes.
+func (v *Verification) Differences() string {
+	var parts []string
+	if len(v.Mismatches) > 0 || len(v.Late) == 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d ranges differ", len(v.Mismatches), v.Ranges))
+	}
+	for _, l := range v.Late {
+		parts = append(parts, l.String())
+	}
+	return strings.Join(parts, "; ")
+}
 
 // Mismatch is one range whose documents differ.
 type Mismatch struct {

@@ -343,13 +343,28 @@ func (s *cutoverScreen) askOverride(v *engine.Verification) {
 			lines.Add(wrapped(t))
 		}
 	}
-	lines.Add(wrapped("This usually means something still wrote to the source after the gap reached 0:00. Check that every application is stopped, then press I'm done again to verify again."))
+	late := 0
+	if v != nil {
+		late = len(v.Late)
+		for _, l := range v.Late {
+			lines.Add(wrapped("•  " + l.String() + ": the destination lacks them."))
+		}
+	}
+	if late > 0 {
+		lines.Add(wrapped("Something still writes to the source. The sync has stopped, so these writes cannot reach the destination any more: stop whatever writes, then cancel and start a new migration, or finish anyway if the destination may lack them."))
+	} else {
+		lines.Add(wrapped("This usually means something still wrote to the source after the gap reached 0:00. Check that every application is stopped, then press I'm done again to verify again."))
+	}
 	var c *confirmDialog
 	verb := "differ"
 	if n == 1 {
 		verb = "differs"
 	}
-	accept := newEscCheck(fmt.Sprintf("I accept that %d range%s %s", n, plural(n), verb), func(on bool) {
+	label := fmt.Sprintf("I accept that %d range%s %s", n, plural(n), verb)
+	if late > 0 {
+		label = "I accept that the destination lacks what is listed"
+	}
+	accept := newEscCheck(label, func(on bool) {
 		if on {
 			c.ok.Enable()
 		} else {

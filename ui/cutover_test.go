@@ -154,6 +154,27 @@ func TestVerificationMismatchNeedsAnExplicitOverride(t *testing.T) {
 	h.mustShow("Migration complete")
 }
 
+// Writes the source took after the sync stopped are listed with the ranges, and
+// the override names what it accepts.
+func TestLateWritesAreListedBeforeAnOverride(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	m := newFakeMigration(cuttingOver(0))
+	m.snap.Verification = &engine.Verification{Namespaces: 12, Ranges: 240, Matched: 240, Late: []engine.LateWrites{
+		{Shard: "shard02", Writes: 7, First: time.Date(2026, 12, 6, 17, 4, 5, 0, time.UTC), Namespaces: []string{"shop.orders"}},
+	}}
+	m.errs["Done"] = fmt.Errorf("%w: shard shard02 took 7 writes after the sync stopped", ErrVerificationMismatch)
+	h.attach(m)
+	h.finish()
+	h.mustShow("The destination differs from the source")
+	h.mustShow("shard shard02 took 7 writes after the sync stopped (the first at 17:04:05 UTC) to shop.orders: the destination lacks them.")
+	h.mustShow("these writes cannot reach the destination any more")
+	h.check("I accept that the destination lacks what is listed").SetChecked(true)
+	h.tap("Finish anyway")
+	if !slices.Equal(m.calls, []string{"Done false", "Done true"}) {
+		t.Fatalf("calls %v, want the override last", m.calls)
+	}
+}
+
 func TestFinalizingDisablesTheCutoverButtons(t *testing.T) {
 	h := newHarness(t, &fakeBackend{})
 	m := newFakeMigration(cuttingOver(0))

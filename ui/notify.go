@@ -112,7 +112,7 @@ func notices(prev, cur engine.Snapshot, prevAt, now time.Time) []notice {
 		if v.OK() {
 			add(notifyVerification, "Verification passed", "%s: %d of %d ranges match.", cur.Name, v.Matched, v.Ranges)
 		} else {
-			add(notifyVerification, "Verification found differences", "%s: %d ranges differ; see the migration's screen.", cur.Name, len(v.Mismatches))
+			add(notifyVerification, "Verification found differences", "%s: %s; see the migration's screen.", cur.Name, v.Differences())
 		}
 	}
 	return out

@@ -131,7 +131,7 @@ func TestNotifiesWhenAVerificationEnds(t *testing.T) {
 	}), "Verification passed", "12 of 12 ranges match")
 	mustNotify(t, h.stepTo(m, sent, time.Minute, func(s *engine.Snapshot) {
 		s.Verification = &engine.Verification{At: h.now, Ranges: 12, Matched: 11, Mismatches: []engine.Mismatch{{Namespace: "shop.orders"}}}
-	}), "Verification found differences", "1 ranges differ")
+	}), "Verification found differences", "1 of 12 ranges differ")
 }
 
 func TestNotifiesWhenTheMigrationEnds(t *testing.T) {

@@ -168,9 +168,9 @@ func (s *summaryScreen) addVerification(v *engine.Verification, add func(string,
 	case v.OK():
 		add(fmt.Sprintf("Verified: %d namespaces, %d ranges, %s documents: every range matches.", v.Namespaces, v.Ranges, countText(v.Documents)), widget.SuccessImportance)
 	default:
-		t := fmt.Sprintf("Verification: %d of %d ranges differ.", len(v.Mismatches), v.Ranges)
+		t := fmt.Sprintf("Verification: %s.", v.Differences())
 		if v.Overridden {
-			t = fmt.Sprintf("Finished with an override: %d of %d ranges differ (listed in the diagnostics export).", len(v.Mismatches), v.Ranges)
+			t = fmt.Sprintf("Finished with an override: %s (listed in the diagnostics export).", v.Differences())
 		}
 		add(t, widget.DangerImportance)
 	}

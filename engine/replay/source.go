@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -129,6 +130,34 @@ func (s *MongoSource) end(ctx context.Context, natural int) (primitive.Timestamp
 		return primitive.Timestamp{}, fmt.Errorf("the %s entry of local.oplog.rs has no timestamp ts: %v", which, raw)
 	}
 	return primitive.Timestamp{T: t, I: i}, nil
+}
+
+// After reads at most limit entries after ts, in oplog order (a plain find, not
+// a tail); more is set when the oplog holds more of them.
+func (s *MongoSource) After(ctx context.Context, ts primitive.Timestamp, limit int) (raws []bson.Raw, more bool, err error) {
+	opts := options.Find().SetSort(bson.D{{Key: "$natural", Value: 1}}).SetLimit(int64(limit) + 1)
+	version, err := s.version.Get(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("read the oplog after %s: %w", tsString(ts), err)
+	}
+	if topology.NeedsOplogReplay(version) {
+		opts.SetOplogReplay(true)
+	}
+	cur, err := s.oplog().Find(ctx, bson.D{{Key: "ts", Value: bson.D{{Key: "$gt", Value: ts}}}}, opts)
+	if err != nil {
+		return nil, false, fmt.Errorf("read local.oplog.rs after %s: %w", tsString(ts), err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		if len(raws) == limit {
+			return raws, true, nil
+		}
+		raws = append(raws, slices.Clone(cur.Current))
+	}
+	if err := cur.Err(); err != nil {
+		return nil, false, fmt.Errorf("read local.oplog.rs after %s: %w", tsString(ts), err)
+	}
+	return raws, false, nil
 }
 
 // Oldest reads the first entry in natural order.

@@ -63,3 +63,44 @@ func tail(t *testing.T, s replay.Source, from primitive.Timestamp) []primitive.T
 	}
 	return out
 }
+
+// After (finalize's look for writes after the sync stopped) reads the entries
+// strictly after a ts, in oplog order, says whether more follow than it read, and
+// seeks like a tail does on 3.6 to 4.2 (oplogReplay).
+func TestAfterReadsTheEntriesPastATimestamp(t *testing.T) {
+	for _, c := range []struct {
+		version string
+		replay  bool
+	}{{"3.6.23", true}, {"8.0.4", false}} {
+		t.Run(c.version, func(t *testing.T) {
+			shard, sent := sandboxtest.ShardWithFinds(t, sandbox.Options{Identity: wire.Identity{Version: c.version, FCV: c.version[:3]}})
+			source := replay.NewMongoSource(shard, replay.MongoSourceOptions{})
+			ctx := context.Background()
+			all := tail(t, source, primitive.Timestamp{})
+			if len(all) < 3 {
+				t.Fatalf("the oplog holds %d entries", len(all))
+			}
+			from := all[len(all)-3]
+			raws, more, err := source.After(ctx, from, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []primitive.Timestamp
+			for _, raw := range raws {
+				tt, ii, _ := raw.Lookup("ts").TimestampOK()
+				got = append(got, primitive.Timestamp{T: tt, I: ii})
+			}
+			if more || len(got) != 2 || got[0] != all[len(all)-2] || got[1] != all[len(all)-1] {
+				t.Fatalf("after %v: %v (more %v), want %v", from, got, more, all[len(all)-2:])
+			}
+			if raws, more, err := source.After(ctx, from, 1); err != nil || len(raws) != 1 || !more {
+				t.Fatalf("after %v, at most 1: %d entries, more %v, %v", from, len(raws), more, err)
+			}
+			finds := sent()
+			said, _ := finds[len(finds)-1].Lookup("oplogReplay").BooleanOK()
+			if said != c.replay {
+				t.Errorf("MongoDB %s: After said oplogReplay %v, want %v", c.version, said, c.replay)
+			}
+		})
+	}
+}
