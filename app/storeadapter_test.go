@@ -69,7 +69,7 @@ func TestStoreCheckpointsKeepEverythingTheEngineSaves(t *testing.T) {
 		},
 		Verification: &engine.Verification{At: at, Namespaces: 2, Ranges: 5, Matched: 4, Documents: 99,
 			Mismatches: []engine.Mismatch{{Namespace: "shop.orders", Range: "[{k: 1}, {k: 2})", SourceCount: 3, DestCount: 2, SampleIDs: []string{`{"$oid":"65f0a1b2c3d4e5f601234567"}`}}},
-			Late: []engine.LateWrites{{Shard: "rs1", Writes: 10000, AtLeast: true, First: at.Add(time.Minute), Namespaces: []string{"shop.orders", "shop.carts"}}}},
+			Late:       []engine.LateWrites{{Shard: "rs1", Writes: 10000, AtLeast: true, First: at.Add(time.Minute), Namespaces: []string{"shop.orders", "shop.carts"}}}},
 		Users: []engine.User{{Name: "app", DB: "admin", Roles: []string{"readWrite@shop"}}, {Name: "auditor", DB: "shop", IsRole: true}},
 		Summary: &engine.Summary{FinishedAt: at.Add(time.Hour), Documents: 99, Bytes: 9900, OptimeGap: 7 * time.Second,
 			Verification: "4 of 5 ranges", UsersToRecreate: []string{"app@admin"}, Notes: []string{"writes after the cutover were not copied"},
