@@ -467,9 +467,9 @@ func findOrCreateMigration(st *store.Store, src, dst cluster) (id string, resume
 	return id, false, err
 }
 
-// connSettings are what the state file keeps of an endpoint: hosts, user, TLS and
-// the connection string without its secrets (which a GUI resuming this record
-// connects with), never the password.
+// connSettings are what the state file keeps of an endpoint: hosts, user, TLS, the
+// connection string without its secrets and the host map (which a GUI resuming this
+// record connects with), never the password.
 func connSettings(e topology.Endpoint, caFile string) store.ConnSettings {
 	list := e.Hosts // a host list; else the connection string's hosts
 	if e.URI != "" {
@@ -492,5 +492,5 @@ func connSettings(e topology.Endpoint, caFile string) store.ConnSettings {
 	user, _ := topology.URIUser(e.URI)
 	q := strings.ToLower(e.URI)
 	tls := strings.HasPrefix(q, "mongodb+srv://") || strings.Contains(q, "tls=true") || strings.Contains(q, "ssl=true") || caFile != ""
-	return store.ConnSettings{Hosts: hosts, Username: user, TLS: tls, CAFile: caFile, URI: store.RedactURI(e.URI)}
+	return store.ConnSettings{Hosts: hosts, Username: user, TLS: tls, CAFile: caFile, URI: store.RedactURI(e.URI), HostMap: e.HostMap}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -231,7 +232,7 @@ func TestEnterInTheFormValidates(t *testing.T) {
 		{Hosts: "db1.example:27017", Username: "migrator", Password: "secret"},
 		{Hosts: "dest.example:27017", Username: "migrator", Password: "secret"},
 	}
-	if b.validated[0] != want {
+	if !reflect.DeepEqual(b.validated[0], want) {
 		t.Fatalf("validated %+v, want %+v", b.validated[0], want)
 	}
 	h.mustShow("All 1 checks passed.")
@@ -544,7 +545,7 @@ func TestAPastedConnectionStringsPasswordIsMasked(t *testing.T) {
 	f.hosts.SetText(strings.Replace(f.hosts.Text, "db1.example", "db2.example", 1))
 	h.tap("Validate")
 	want := Connection{Hosts: "mongodb://migrator@db2.example:27017/?authSource=admin", Password: "p@ss:w0rd-xyz"}
-	if got := b.validated[0][0]; got != want {
+	if got := b.validated[0][0]; !reflect.DeepEqual(got, want) {
 		t.Fatalf("validated %+v, want %+v", got, want)
 	}
 
