@@ -492,18 +492,19 @@ func TestTabRunsThroughTheFormsInOrder(t *testing.T) {
 	c := h.a.win.Canvas()
 	c.Focus(f.src.hosts)
 	names := map[fyne.Focusable]string{
-		f.src.hosts: "src hosts", f.src.user: "src user", f.src.pass: "src password", f.src.tls: "src TLS",
+		f.src.hosts: "src hosts", f.src.mech: "src mechanism", f.src.user: "src user", f.src.pass: "src password",
+		f.src.certChoose: "src cert", f.src.keyPass: "src key password", f.src.tls: "src TLS",
 		f.src.choose: "src choose", f.src.pem: "src CA",
-		f.dst.hosts: "dst hosts", f.dst.user: "dst user", f.dst.pass: "dst password", f.dst.tls: "dst TLS",
+		f.dst.hosts: "dst hosts", f.dst.mech: "dst mechanism", f.dst.user: "dst user", f.dst.pass: "dst password",
 	}
 	var got []string
-	for range 12 {
+	for range 14 {
 		if n, ok := names[c.Focused()]; ok {
 			got = append(got, n)
 		}
 		test.FocusNext(c)
 	}
-	want := "src hosts,src user,src password,src TLS,src choose,src CA,dst hosts,dst user,dst password,dst TLS"
+	want := "src hosts,src mechanism,src user,src password,src cert,src key password,src TLS,src choose,src CA,dst hosts,dst mechanism,dst user,dst password"
 	if strings.Join(got, ",") != want {
 		t.Fatalf("Tab order %v, want %s", got, want)
 	}
