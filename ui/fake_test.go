@@ -58,7 +58,7 @@ type fakeBackend struct {
 
 	open      map[string]*fakeMigration
 	openErr   error
-	needPw    bool // Open wants passwords until some are given
+	needPw    bool  // Open wants passwords until some are given
 	needErr   error // what Open says it needs (else the keyring is unavailable)
 	wantPw    *Passwords
 	openCalls []openCall
