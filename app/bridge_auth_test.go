@@ -12,6 +12,7 @@ import (
 
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/engine/validate"
 	"github.com/shardlift/shardlift/store"
 	"github.com/shardlift/shardlift/ui"
 )
@@ -164,5 +165,28 @@ func TestNoMechanismSecretReachesTheChecksLogsOrStateFile(t *testing.T) {
 				t.Errorf("%s holds the secret %q", where, s)
 			}
 		}
+	}
+}
+
+// Validation gives the screen the source's shard members as listShards names them,
+// with why each could not be reached: the rows of the Shard addresses table.
+func TestValidationListsTheSourceShardMembersForTheHostMap(t *testing.T) {
+	unresolved := &topology.Error{Kind: topology.ErrDNS, Host: "s0-b.internal:27018", Op: "connect"}
+	src := &topology.Cluster{Shards: []topology.Shard{
+		{Name: "shard0", Hosts: []string{"s0-a.internal:27018", "s0-b.internal:27018"},
+			Members: []topology.Member{{Node: topology.Node{Host: "s0-a.internal:27018"}}, {Node: topology.Node{Host: "s0-b.internal:27018", Err: unresolved}}}},
+		{Name: "shard1", Hosts: []string{"s1.internal:27018"}},
+	}}
+	got := checksOf(validate.Report{Source: src}).ShardHosts
+	want := []ui.ShardHost{
+		{Shard: "shard0", Host: "s0-a.internal:27018"},
+		{Shard: "shard0", Host: "s0-b.internal:27018", Problem: unresolved.Error()},
+		{Shard: "shard1", Host: "s1.internal:27018"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("shard hosts %+v, want %+v", got, want)
+	}
+	if got := checksOf(validate.Report{}).ShardHosts; got != nil {
+		t.Fatalf("an unreachable source lists %+v", got)
 	}
 }
