@@ -152,6 +152,15 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	if err != nil {
 		return fail("state file %s: %v", *statePath, err)
 	}
+	if resumed && len(src.HostMap) == 0 {
+		if src.HostMap, err = recordedHostMap(st, id); err != nil {
+			return fail("state file %s: %v", *statePath, err)
+		}
+		dst.HostMap = src.HostMap
+		if n := len(src.HostMap); n > 0 {
+			fmt.Fprintf(out, "host map: %d names, as the migration started with (--host-map or --map-host replace it)\n", n)
+		}
+	}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
@@ -465,6 +474,19 @@ func findOrCreateMigration(st *store.Store, src, dst cluster) (id string, resume
 		Source: src.settings, Destination: dst.settings,
 	})
 	return id, false, err
+}
+
+// recordedHostMap is the host map a migration started with, which a resumed run
+// given none dials again (nil when it had none).
+func recordedHostMap(st *store.Store, id string) (topology.HostMap, error) {
+	rec, err := st.Migration(id)
+	if err != nil {
+		return nil, err
+	}
+	if len(rec.Source.HostMap) == 0 {
+		return nil, nil
+	}
+	return topology.HostMap(rec.Source.HostMap), nil
 }
 
 // connSettings are what the state file keeps of an endpoint: hosts, user, TLS, the
