@@ -104,6 +104,14 @@ func TestSandboxPrivateHostnamesMigrateThroughTheHostMap(t *testing.T) {
 	e.startLoad(50)
 	m := e.migration(newMemCheckpoints("e2e-hostmap"))
 	run := run(m, StartOptions{WipeDestination: true})
+	// The load runs until every shard replays through the map and it wrote 500 times;
+	// then it stops, so that readiness depends on the replay catching up, not on a busy
+	// machine's three members per shard outpacing the load.
+	await(t, m, 3*time.Minute, "replaying 500 writes", func(s Snapshot) bool {
+		replaying := s.State == Ready || !anyShard(s, func(p ShardProgress) bool { return p.Phase != CatchingUp && p.Phase != Synced })
+		return replaying && e.stats.Total() >= 500
+	})
+	e.endLoad()
 	await(t, m, 3*time.Minute, "ready", isState(Ready))
 	s := e.finish(m)
 	if err := <-run.done; err != nil {
