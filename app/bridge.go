@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -277,6 +279,10 @@ func (b *bridge) Validate(ctx context.Context, src, dst ui.Connection) (ui.Valid
 		c.Detail = string(b.secrets.redact([]byte(c.Detail)))
 		c.Fix = string(b.secrets.redact([]byte(c.Fix)))
 	}
+	for i := range v.ShardHosts {
+		h := &v.ShardHosts[i]
+		h.Problem = string(b.secrets.redact([]byte(h.Problem)))
+	}
 	return v, nil
 }
 
@@ -416,14 +422,26 @@ func (b *bridge) Open(ctx context.Context, id string, pw *ui.Passwords) (ui.Migr
 	// A migration that ended needs no connection: its summary is in the state file.
 	// Any other can sync or restore (cancel), which needs the passwords.
 	var srcPw, dstPw string
-	if state != engine.Done && state != engine.Cancelled {
+	connects := state != engine.Done && state != engine.Cancelled
+	if connects {
 		if pw != nil {
 			srcPw, dstPw = pw.Source, pw.Destination
+			if srcPw == "" {
+				srcPw, _ = b.keyringPassword(id, store.RoleSource, rec.Source.Username)
+			}
+			if dstPw == "" {
+				dstPw, _ = b.keyringPassword(id, store.RoleDestination, rec.Destination.Username)
+			}
 		} else if srcPw, dstPw, err = b.loadPasswords(id, rec); err != nil {
+			return nil, &ui.PasswordsError{Users: true, Keys: keySides(rec), Err: err}
+		}
+	}
+	srcEnd, dstEnd := b.resumedEndpoints(id, state, rec, srcPw, dstPw, pw)
+	if connects {
+		if err := keyPasswordsNeeded(srcEnd, dstEnd); err != nil {
 			return nil, err
 		}
 	}
-	srcEnd, dstEnd := b.resumedEndpoints(id, state, rec, srcPw, dstPw)
 	l, err := b.newLive(id, srcEnd, dstEnd)
 	if err != nil {
 		return nil, err
@@ -437,33 +455,75 @@ func (b *bridge) Open(ctx context.Context, id string, pw *ui.Passwords) (ui.Migr
 
 // loadPasswords reads the passwords of the users the record names from the keyring.
 func (b *bridge) loadPasswords(id string, rec store.Migration) (src, dst string, err error) {
-	get := func(role, user string) (string, error) {
-		if user == "" {
-			return "", nil
-		}
-		if b.keyring == nil {
-			return "", fmt.Errorf("%w: no system keyring in this build", ui.ErrPasswordsNeeded)
-		}
-		pw, err := b.keyring.Get(id, role)
-		if err != nil {
-			b.log.Info("password not read from the keyring", "migration", id, "role", role, "err", keyringCause(err))
-			return "", fmt.Errorf("%w: %w", ui.ErrPasswordsNeeded, err)
-		}
-		return pw, nil
-	}
-	if src, err = get(store.RoleSource, rec.Source.Username); err != nil {
+	if src, err = b.keyringPassword(id, store.RoleSource, rec.Source.Username); err != nil {
 		return "", "", err
 	}
-	if dst, err = get(store.RoleDestination, rec.Destination.Username); err != nil {
+	if dst, err = b.keyringPassword(id, store.RoleDestination, rec.Destination.Username); err != nil {
 		return "", "", err
 	}
 	return src, dst, nil
 }
 
+// keyringPassword is the keyring's password of the migration's user in role; none
+// for a connection without a user.
+func (b *bridge) keyringPassword(id, role, user string) (string, error) {
+	if user == "" {
+		return "", nil
+	}
+	if b.keyring == nil {
+		return "", fmt.Errorf("%w: no system keyring in this build", ui.ErrPasswordsNeeded)
+	}
+	pw, err := b.keyring.Get(id, role)
+	if err != nil {
+		b.log.Info("password not read from the keyring", "migration", id, "role", role, "err", keyringCause(err))
+		return "", fmt.Errorf("%w: %w", ui.ErrPasswordsNeeded, err)
+	}
+	return pw, nil
+}
+
+// keySides are the sides whose record names a client certificate, whose key may
+// need a password.
+func keySides(rec store.Migration) []ui.Side {
+	var out []ui.Side
+	for side, s := range map[ui.Side]store.ConnSettings{ui.Source: rec.Source, ui.Destination: rec.Destination} {
+		if s.CertificateKeyFile != "" || strings.Contains(strings.ToLower(s.URI), "tlscertificatekeyfile=") {
+			out = append(out, side)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// keyPasswordsNeeded is a PasswordsError naming the sides whose client certificate
+// key is encrypted and has no password (or a wrong one), nil when none.
+func keyPasswordsNeeded(src, dst topology.Endpoint) error {
+	perr := &ui.PasswordsError{}
+	for _, side := range []struct {
+		s ui.Side
+		e topology.Endpoint
+	}{{ui.Source, src}, {ui.Destination, dst}} {
+		if _, err := side.e.ClientOptions(); errors.Is(err, topology.ErrClientKeyPassword) {
+			perr.Keys = append(perr.Keys, side.s)
+			perr.Err = err
+		}
+	}
+	if len(perr.Keys) == 0 {
+		return nil
+	}
+	return perr
+}
+
 // resumedEndpoints rebuilds a migration's endpoints from its record, the users'
-// passwords and the client certificate keys' passwords the keyring holds.
-func (b *bridge) resumedEndpoints(id string, state engine.State, rec store.Migration, srcPw, dstPw string) (src, dst topology.Endpoint) {
+// passwords and the client certificate keys' passwords: those typed again (pw), else
+// the keyring's.
+func (b *bridge) resumedEndpoints(id string, state engine.State, rec store.Migration, srcPw, dstPw string, pw *ui.Passwords) (src, dst topology.Endpoint) {
 	srcKey, dstKey := b.loadKeyPasswords(id, state)
+	if pw != nil && pw.SourceKey != "" {
+		srcKey = pw.SourceKey
+	}
+	if pw != nil && pw.DestinationKey != "" {
+		dstKey = pw.DestinationKey
+	}
 	b.secrets.add(srcPw, dstPw, srcKey, dstKey)
 	src, dst = endpointFromSettings(rec.Source, srcPw, b.timeout), endpointFromSettings(rec.Destination, dstPw, b.timeout)
 	src.CertificateKeyPassword, dst.CertificateKeyPassword = srcKey, dstKey

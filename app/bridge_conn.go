@@ -114,15 +114,63 @@ func connOf(side ui.Side, c ui.Connection, timeout time.Duration) (conn, error) 
 	if e.CAFile != "" || len(e.CAPEM) > 0 {
 		e.TLS, set.TLS = true, true
 	}
+	if err := authOf(c, &e, &set, &out); err != nil {
+		err.Side = side
+		return conn{}, err
+	}
 	if _, err := e.ClientOptions(); err != nil {
-		field := ui.FieldHosts
-		if errors.Is(err, topology.ErrInvalidCA) || errors.Is(err, topology.ErrCAFileUnreadable) {
-			field = ui.FieldCA
-		}
-		return conn{}, classified(field, err)
+		return conn{}, classified(fieldOf(err), err)
 	}
 	out.endpoint, out.settings = e, set
 	return out, nil
+}
+
+// authOf takes the form's authentication mechanism and its properties, the client
+// certificate with its key's password, and the host map. The endpoint's fields win
+// over the connection string's; the key password goes to the keyring only.
+func authOf(c ui.Connection, e *topology.Endpoint, set *store.ConnSettings, out *conn) *ui.FieldError {
+	props, err := topology.ParseMechanismProperties(c.AuthMechanismProperties)
+	if err != nil {
+		return &ui.FieldError{Field: ui.FieldMechanismProperties, Err: err}
+	}
+	for name := range props {
+		if strings.EqualFold(name, "AWS_SESSION_TOKEN") {
+			return &ui.FieldError{Field: ui.FieldMechanismProperties,
+				Err: errors.New("AWS_SESSION_TOKEN is a secret: remove it here and set the AWS_SESSION_TOKEN environment variable before starting Shardlift, with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the driver reads them there)")}
+		}
+	}
+	e.AuthMechanism, set.AuthMechanism = c.AuthMechanism, c.AuthMechanism
+	e.AuthMechanismProperties, set.AuthMechanismProperties = props, props
+	if f := strings.TrimSpace(c.CertificateKeyFile); f != "" {
+		e.CertificateKeyFile, set.CertificateKeyFile = f, f
+		e.TLS, set.TLS = true, true
+	}
+	if c.CertificateKeyPassword != "" {
+		e.CertificateKeyPassword, out.keyPassword = c.CertificateKeyPassword, c.CertificateKeyPassword
+	}
+	if len(c.HostMap) > 0 {
+		m := topology.HostMap{}
+		for from, to := range c.HostMap {
+			if err := m.Add(from + "=" + to); err != nil {
+				return &ui.FieldError{Field: ui.FieldHostMap, Err: err}
+			}
+		}
+		e.HostMap, set.HostMap = m, map[string]string(m)
+	}
+	return nil
+}
+
+// fieldOf is the form field an endpoint's error is about.
+func fieldOf(err error) ui.Field {
+	switch {
+	case errors.Is(err, topology.ErrInvalidCA), errors.Is(err, topology.ErrCAFileUnreadable):
+		return ui.FieldCA
+	case errors.Is(err, topology.ErrClientCertUnreadable), errors.Is(err, topology.ErrInvalidClientCert):
+		return ui.FieldClientCert
+	case errors.Is(err, topology.ErrClientKeyPassword):
+		return ui.FieldKeyPassword
+	}
+	return ui.FieldHosts
 }
 
 // schemeOf is the part of a connection string before its host, for a message.
@@ -196,13 +244,18 @@ func checkCA(data []byte) error {
 	return nil
 }
 
-// endpointFromSettings rebuilds an endpoint from what the state file kept and the
+// endpointFromSettings rebuilds an endpoint from what the state file kept (the
+// mechanism, the client certificate's path and the host map included) and the
 // password, to resume a migration: the connection string as entered (without its
 // secrets) when there is one, so authSource, replicaSet, an SRV name and every other
 // option apply again; else the host list. Records written before the connection
 // string was kept have only the host list, and resume as they always did.
 func endpointFromSettings(s store.ConnSettings, password string, timeout time.Duration) topology.Endpoint {
-	e := topology.Endpoint{Username: s.Username, Password: password, TLS: s.TLS, CAFile: s.CAFile, Timeout: timeout}
+	e := topology.Endpoint{Username: s.Username, Password: password, TLS: s.TLS, CAFile: s.CAFile, Timeout: timeout,
+		AuthMechanism: s.AuthMechanism, AuthMechanismProperties: s.AuthMechanismProperties, CertificateKeyFile: s.CertificateKeyFile}
+	if len(s.HostMap) > 0 {
+		e.HostMap = topology.HostMap(s.HostMap)
+	}
 	if s.URI != "" {
 		e.URI = s.URI
 	} else {
@@ -260,12 +313,32 @@ func checksOf(r validate.Report) ui.Validation {
 		m := r.Destination.Marker
 		v.HeldBy = &ui.Hold{ClusterID: r.Destination.Identity.ClusterID.Hex(), MigrationID: m.MigrationID, Marker: m.String(), Workstation: m.Workstation}
 	}
+	v.ShardHosts = shardHostsOf(r.Source)
 	if f, ok := r.Finding(validate.IDDestEmpty); ok && f.Status != validate.Passed && r.Destination != nil && len(r.Destination.Namespaces) > 0 {
 		v.DestinationHasData = true
 		v.DestinationContents = contentsOf(r.Destination.Namespaces)
 		v.WipeDatabases = wipedBy(r.Destination)
 	}
 	return v
+}
+
+// shardHostsOf lists the source's shard members as listShards names them, with why
+// each could not be reached: the rows of the form's host map.
+func shardHostsOf(src *topology.Cluster) []ui.ShardHost {
+	if src == nil {
+		return nil
+	}
+	var out []ui.ShardHost
+	for _, sh := range src.Shards {
+		for i, h := range sh.Hosts {
+			row := ui.ShardHost{Shard: sh.Name, Host: h}
+			if i < len(sh.Members) && sh.Members[i].Err != nil {
+				row.Problem = sh.Members[i].Err.Error()
+			}
+			out = append(out, row)
+		}
+	}
+	return out
 }
 
 // wipedBy names the databases a wipe of the destination drops, as prepare.Wipe

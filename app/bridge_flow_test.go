@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,11 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 	certFile := writeEncryptedClientCert(t, keyPassword)
 	keptURI := "mongodb://" + dst.Username + "@" + dst.Hosts + "/?authSource=admin&appName=secret-test&tlsCertificateKeyFile=" + url.QueryEscape(certFile)
 	dst = ui.Connection{Hosts: strings.Replace(keptURI, "@", ":"+url.PathEscape(dst.Password)+"@", 1) + "&tlsCertificateKeyFilePassword=" + url.QueryEscape(keyPassword), CAFile: dst.CAFile}
+	// The source's client certificate and its key password come from the form's
+	// fields, with a host map (for a member the sandbox does not have).
+	const srcKeyPassword = "Src-K3y-Passw0rd#"
+	src.CertificateKeyFile, src.CertificateKeyPassword = writeEncryptedClientCert(t, srcKeyPassword), srcKeyPassword
+	src.HostMap = map[string]string{"unused-member.cluster.internal:27018": "127.0.0.1:9"}
 
 	v, err := b.Validate(ctx, src, dst)
 	if err != nil {
@@ -108,6 +114,9 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 	}
 	if pw, err := k.Get(id, store.RoleDestinationKey); err != nil || pw != keyPassword {
 		t.Errorf("the destination's client key password is not in the keyring: %q, %v", pw, err)
+	}
+	if pw, err := k.Get(id, store.RoleSourceKey); err != nil || pw != srcKeyPassword {
+		t.Errorf("the source's client key password is not in the keyring: %q, %v", pw, err)
 	}
 	began := time.Now()
 	awaitSnapshot(t, mig, "ready", func(s engine.Snapshot) bool { return s.State == engine.Ready })
@@ -140,6 +149,7 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rec.Source.Hosts[0] != src.Hosts || rec.Source.Username != src.Username || !rec.Source.TLS || rec.Source.CAFile != src.CAFile ||
+		rec.Source.CertificateKeyFile != src.CertificateKeyFile || !reflect.DeepEqual(rec.Source.HostMap, src.HostMap) ||
 		rec.State != string(engine.Done) || len(rec.History) == 0 {
 		t.Errorf("migration.json does not hold the settings and history: %+v", rec)
 	}
@@ -176,7 +186,8 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 	if !bytes.Contains(stateFile, []byte(keptURI)) {
 		t.Errorf("the state file lacks the destination's connection string without its password, %s", keptURI)
 	}
-	forms := []string{password, url.QueryEscape(password), keyPassword, url.QueryEscape(keyPassword), keyPassword[:len(keyPassword)-1]}
+	forms := []string{password, url.QueryEscape(password), keyPassword, url.QueryEscape(keyPassword), keyPassword[:len(keyPassword)-1],
+		srcKeyPassword, url.QueryEscape(srcKeyPassword)}
 	for where, data := range map[string][]byte{"the state file": stateFile, "the logs": []byte(logs), "the migration's log file": logFile} {
 		for _, f := range forms {
 			if bytes.Contains(data, []byte(f)) {

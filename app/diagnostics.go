@@ -191,6 +191,11 @@ type (
 		TLS      bool     `json:"tls"`
 		CAFile   string   `json:"caFile,omitempty"`
 		CAPasted string   `json:"caPasted,omitempty"`
+		// The authentication mechanism, the client certificate's path and the host
+		// map: what a support engineer needs to see how the clusters were reached.
+		AuthMechanism      string            `json:"authMechanism,omitempty"`
+		CertificateKeyFile string            `json:"certificateKeyFile,omitempty"`
+		HostMap            map[string]string `json:"hostMap,omitempty"`
 	}
 	diagEvent struct {
 		At     time.Time `json:"at"`
@@ -325,7 +330,8 @@ func (b *bridge) ExportDiagnostics(ctx context.Context, id string, w io.Writer) 
 }
 
 func diagConnOf(c store.ConnSettings) diagConn {
-	d := diagConn{Hosts: c.Hosts, URI: store.RedactURI(c.URI), Username: c.Username, TLS: c.TLS, CAFile: c.CAFile}
+	d := diagConn{Hosts: c.Hosts, URI: store.RedactURI(c.URI), Username: c.Username, TLS: c.TLS, CAFile: c.CAFile,
+		AuthMechanism: c.AuthMechanism, CertificateKeyFile: c.CertificateKeyFile, HostMap: c.HostMap}
 	if c.CAPEM != "" {
 		d.CAPasted = fmt.Sprintf("pasted PEM, %d bytes", len(c.CAPEM))
 	}

@@ -152,6 +152,15 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	if err != nil {
 		return fail("state file %s: %v", *statePath, err)
 	}
+	if resumed && len(src.HostMap) == 0 {
+		if src.HostMap, err = recordedHostMap(st, id); err != nil {
+			return fail("state file %s: %v", *statePath, err)
+		}
+		dst.HostMap = src.HostMap
+		if n := len(src.HostMap); n > 0 {
+			fmt.Fprintf(out, "host map: %d names, as the migration started with (--host-map or --map-host replace it)\n", n)
+		}
+	}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
@@ -467,9 +476,22 @@ func findOrCreateMigration(st *store.Store, src, dst cluster) (id string, resume
 	return id, false, err
 }
 
-// connSettings are what the state file keeps of an endpoint: hosts, user, TLS and
-// the connection string without its secrets (which a GUI resuming this record
-// connects with), never the password.
+// recordedHostMap is the host map a migration started with, which a resumed run
+// given none dials again (nil when it had none).
+func recordedHostMap(st *store.Store, id string) (topology.HostMap, error) {
+	rec, err := st.Migration(id)
+	if err != nil {
+		return nil, err
+	}
+	if len(rec.Source.HostMap) == 0 {
+		return nil, nil
+	}
+	return topology.HostMap(rec.Source.HostMap), nil
+}
+
+// connSettings are what the state file keeps of an endpoint: hosts, user, TLS, the
+// connection string without its secrets and the host map (which a GUI resuming this
+// record connects with), never the password.
 func connSettings(e topology.Endpoint, caFile string) store.ConnSettings {
 	list := e.Hosts // a host list; else the connection string's hosts
 	if e.URI != "" {
@@ -492,5 +514,5 @@ func connSettings(e topology.Endpoint, caFile string) store.ConnSettings {
 	user, _ := topology.URIUser(e.URI)
 	q := strings.ToLower(e.URI)
 	tls := strings.HasPrefix(q, "mongodb+srv://") || strings.Contains(q, "tls=true") || strings.Contains(q, "ssl=true") || caFile != ""
-	return store.ConnSettings{Hosts: hosts, Username: user, TLS: tls, CAFile: caFile, URI: store.RedactURI(e.URI)}
+	return store.ConnSettings{Hosts: hosts, Username: user, TLS: tls, CAFile: caFile, URI: store.RedactURI(e.URI), HostMap: e.HostMap}
 }

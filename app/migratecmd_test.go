@@ -318,3 +318,21 @@ func TestACancelledRunPrintsItsReasonOnce(t *testing.T) {
 		t.Errorf("output %q: want the reason on a line of its own, not prefixed again", out.String())
 	}
 }
+
+// The state file keeps the host map migrate started with, and a resumed run given
+// none reads it back, so that it dials the shards where the first run did.
+func TestTheStateFileKeepsTheHostMapForAResumedRun(t *testing.T) {
+	e := topology.Endpoint{URI: "mongodb://mongos.example:27017/", HostMap: topology.HostMap{"s0.internal:27018": "10.0.0.5:27018"}}
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.SaveMigration(store.Migration{ID: "m1", State: string(engine.Syncing), Source: connSettings(e, ""), Destination: connSettings(e, "")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := recordedHostMap(st, "m1")
+	if err != nil || got.Reachable("s0.internal:27018") != "10.0.0.5:27018" || len(got) != 1 {
+		t.Fatalf("recorded host map %v, %v", got, err)
+	}
+}

@@ -126,14 +126,14 @@ func TestResumedEndpointsTakeTheKeyPasswordFromTheKeyring(t *testing.T) {
 	if err := b.savePasswords("m1", c, c); err != nil {
 		t.Fatal(err)
 	}
-	src, dst := b.resumedEndpoints("m1", engine.Syncing, rec, "pw", "pw")
+	src, dst := b.resumedEndpoints("m1", engine.Syncing, rec, "pw", "pw", nil)
 	for _, e := range []topology.Endpoint{src, dst} {
 		if _, err := e.ClientOptions(); err != nil {
 			t.Errorf("resumed endpoint: %v", err)
 		}
 	}
 	k.DeleteAll("m1")
-	src, _ = b.resumedEndpoints("m1", engine.Syncing, rec, "pw", "pw")
+	src, _ = b.resumedEndpoints("m1", engine.Syncing, rec, "pw", "pw", nil)
 	if _, err := src.ClientOptions(); !errors.Is(err, topology.ErrClientKeyPassword) {
 		t.Errorf("without the keyring's key password: %v, want %v (else this test proves nothing)", err, topology.ErrClientKeyPassword)
 	}

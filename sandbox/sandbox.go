@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -419,17 +420,46 @@ func (c *Cluster) advertiseShard(f *shard.Front, prefix, suffix string) (addr st
 	}
 	real := membersOf(f)
 	if real == nil {
-		return c.advertise(f.Addr(), private(0)), nil
+		addr = c.advertise(f.Addr(), private(0))
+		c.nameMembers(f, map[string]string{f.Addr(): addr})
+		return addr, nil
 	}
 	addr = f.Addr()
+	names := map[string]string{}
 	for i, m := range real {
 		name := c.advertise(m, private(i))
+		names[m] = name
 		members = append(members, name)
 		if m == f.Addr() {
 			addr = name
 		}
 	}
+	c.nameMembers(f, names)
 	return addr, members
+}
+
+// nameMembers makes a shard's members name themselves by their private names in
+// hello (hosts, primary, me) and replSetGetStatus, as a real set's members report
+// the names of its configuration: a driver that found the set through a host map
+// then discovers only names the map must translate too.
+func (c *Cluster) nameMembers(f *shard.Front, names map[string]string) {
+	if c.opts.PrivateHostnames {
+		f.NameMembers(names)
+	}
+}
+
+// privateDialer reaches the members of a cluster by their private names, as the
+// cluster's own network resolves them for its mongos.
+type privateDialer struct {
+	names map[string]string // private name -> address
+	d     net.Dialer
+}
+
+func (p *privateDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	if addr, ok := p.names[address]; ok {
+		address = addr
+	}
+	return p.d.DialContext(ctx, network, address)
 }
 
 // PrivateHosts maps each private name of a cluster started with PrivateHostnames to
@@ -509,6 +539,9 @@ func (c *Cluster) shardClientOptions() *options.ClientOptions {
 	}
 	if c.certs != nil {
 		o.SetTLSConfig(c.certs.clientConfig())
+	}
+	if c.opts.PrivateHostnames {
+		o.SetDialer(&privateDialer{names: c.PrivateHosts()})
 	}
 	return o
 }

@@ -27,6 +27,15 @@ type ConnSettings struct {
 	// tls options...) as entered, no secret. Empty for a connection entered as a host
 	// list, and in records written before it was kept (those resume from Hosts).
 	URI string `bson:"uri,omitempty"`
+	// AuthMechanism and AuthMechanismProperties (without AWS_SESSION_TOKEN) are the
+	// form's authentication settings; CertificateKeyFile is the path of the client
+	// certificate with its key (its password is in the keyring).
+	AuthMechanism           string            `bson:"authMechanism,omitempty"`
+	AuthMechanismProperties map[string]string `bson:"authMechanismProperties,omitempty"`
+	CertificateKeyFile      string            `bson:"certificateKeyFile,omitempty"`
+	// HostMap is where this workstation reaches the members the cluster names
+	// (internal host:port -> reachable host:port): a resumed migration dials the same.
+	HostMap map[string]string `bson:"hostMap,omitempty"`
 }
 
 // RedactURI is a mongodb:// or mongodb+srv:// connection string without its secrets:

@@ -93,12 +93,45 @@ type Connection struct {
 	// certificate; at most one is set.
 	CAFile string
 	CAPEM  string
+	// AuthMechanism is one of topology.Mechanisms ("": the server's SCRAM), and
+	// AuthMechanismProperties its properties as a connection string writes them
+	// ("SERVICE_NAME:mongodb,CANONICALIZE_HOST_NAME:true").
+	AuthMechanism, AuthMechanismProperties string
+	// CertificateKeyFile is the PEM file of the client certificate and its key,
+	// CertificateKeyPassword the key's password when it is encrypted (a secret, kept
+	// in the keyring like Password).
+	CertificateKeyFile, CertificateKeyPassword string
+	// HostMap maps the names the cluster gives its shard members (listShards, hello)
+	// to the host:port this workstation reaches them at; nil: every name as it is.
+	HostMap map[string]string
 }
 
 // Passwords are typed again when the keyring could not give them back.
 type Passwords struct {
 	Source, Destination string
+	// SourceKey and DestinationKey are the client certificate keys' passwords, asked
+	// for when a PasswordsError names their side.
+	SourceKey, DestinationKey string
 }
+
+// PasswordsError is ErrPasswordsNeeded saying which passwords to type again: the
+// users' (Users) and those of the client certificate keys of the sides in Keys.
+// Open given Passwords takes a user's password left empty from the keyring when it
+// holds one.
+type PasswordsError struct {
+	Users bool
+	Keys  []Side
+	Err   error
+}
+
+func (e *PasswordsError) Error() string {
+	if errors.Is(e.Err, ErrPasswordsNeeded) {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("%v: %v", ErrPasswordsNeeded, e.Err)
+}
+
+func (e *PasswordsError) Unwrap() []error { return []error{ErrPasswordsNeeded, e.Err} }
 
 // Status is the outcome of one pre-migration check.
 type Status int
@@ -132,6 +165,17 @@ type Validation struct {
 	WipeDatabases       []string
 	// HeldBy is set when another migration's marker holds the destination.
 	HeldBy *Hold
+	// ShardHosts are the source's shard members as the cluster names them, which
+	// Shardlift connects to directly: the rows of the host map.
+	ShardHosts []ShardHost
+}
+
+// ShardHost is one shard member as the source cluster names it.
+type ShardHost struct {
+	Shard, Host string
+	// Problem says why it could not be reached (at its mapped address, when mapped),
+	// "" when it answered.
+	Problem string
 }
 
 // Hold is another migration's marker on the destination.
@@ -193,6 +237,12 @@ const (
 	FieldPassword
 	FieldTLS
 	FieldCA
+	FieldMechanism
+	FieldMechanismProperties
+	FieldClientCert
+	FieldKeyPassword
+	// FieldHostMap is the host map, which both forms share.
+	FieldHostMap
 )
 
 // FieldError ties an error to the form field to fix, so that the form can show it
@@ -212,9 +262,14 @@ func (e *FieldError) Error() string {
 func (e *FieldError) Unwrap() error { return e.Err }
 
 var fieldNames = map[Field]string{
-	FieldHosts:    "mongos hosts",
-	FieldUsername: "username",
-	FieldPassword: "password",
-	FieldTLS:      "TLS",
-	FieldCA:       "CA certificate",
+	FieldHosts:               "mongos hosts",
+	FieldUsername:            "username",
+	FieldPassword:            "password",
+	FieldTLS:                 "TLS",
+	FieldCA:                  "CA certificate",
+	FieldMechanism:           "authentication mechanism",
+	FieldMechanismProperties: "mechanism properties",
+	FieldClientCert:          "client certificate",
+	FieldKeyPassword:         "key password",
+	FieldHostMap:             "shard addresses",
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -231,7 +232,7 @@ func TestEnterInTheFormValidates(t *testing.T) {
 		{Hosts: "db1.example:27017", Username: "migrator", Password: "secret"},
 		{Hosts: "dest.example:27017", Username: "migrator", Password: "secret"},
 	}
-	if b.validated[0] != want {
+	if !reflect.DeepEqual(b.validated[0], want) {
 		t.Fatalf("validated %+v, want %+v", b.validated[0], want)
 	}
 	h.mustShow("All 1 checks passed.")
@@ -491,18 +492,19 @@ func TestTabRunsThroughTheFormsInOrder(t *testing.T) {
 	c := h.a.win.Canvas()
 	c.Focus(f.src.hosts)
 	names := map[fyne.Focusable]string{
-		f.src.hosts: "src hosts", f.src.user: "src user", f.src.pass: "src password", f.src.tls: "src TLS",
+		f.src.hosts: "src hosts", f.src.mech: "src mechanism", f.src.user: "src user", f.src.pass: "src password",
+		f.src.certChoose: "src cert", f.src.keyPass: "src key password", f.src.tls: "src TLS",
 		f.src.choose: "src choose", f.src.pem: "src CA",
-		f.dst.hosts: "dst hosts", f.dst.user: "dst user", f.dst.pass: "dst password", f.dst.tls: "dst TLS",
+		f.dst.hosts: "dst hosts", f.dst.mech: "dst mechanism", f.dst.user: "dst user", f.dst.pass: "dst password",
 	}
 	var got []string
-	for range 12 {
+	for range 14 {
 		if n, ok := names[c.Focused()]; ok {
 			got = append(got, n)
 		}
 		test.FocusNext(c)
 	}
-	want := "src hosts,src user,src password,src TLS,src choose,src CA,dst hosts,dst user,dst password,dst TLS"
+	want := "src hosts,src mechanism,src user,src password,src cert,src key password,src TLS,src choose,src CA,dst hosts,dst mechanism,dst user,dst password"
 	if strings.Join(got, ",") != want {
 		t.Fatalf("Tab order %v, want %s", got, want)
 	}
@@ -544,7 +546,7 @@ func TestAPastedConnectionStringsPasswordIsMasked(t *testing.T) {
 	f.hosts.SetText(strings.Replace(f.hosts.Text, "db1.example", "db2.example", 1))
 	h.tap("Validate")
 	want := Connection{Hosts: "mongodb://migrator@db2.example:27017/?authSource=admin", Password: "p@ss:w0rd-xyz"}
-	if got := b.validated[0][0]; got != want {
+	if got := b.validated[0][0]; !reflect.DeepEqual(got, want) {
 		t.Fatalf("validated %+v, want %+v", got, want)
 	}
 

@@ -30,6 +30,8 @@ const maxCAFile = 1 << 20
 type connectForms struct {
 	a        *App
 	src, dst *connForm
+	// hosts is the host map both forms' connections carry (the CLI's --host-map).
+	hosts *hostMap
 	// gen counts edits; val is the last validation, of the forms as they were at valGen.
 	gen, valGen int
 	val         *Validation
@@ -39,8 +41,9 @@ type connectForms struct {
 
 func newConnectForms(a *App) *connectForms {
 	f := &connectForms{a: a}
-	f.src = newConnForm(a, Source, f.edited, f.submitted)
-	f.dst = newConnForm(a, Destination, f.edited, f.submitted)
+	f.hosts = newHostMap(a, f.edited)
+	f.src = newConnForm(a, Source, f.hosts, f.edited, f.submitted)
+	f.dst = newConnForm(a, Destination, f.hosts, f.edited, f.submitted)
 	return f
 }
 
@@ -65,7 +68,7 @@ func (f *connectForms) side(s Side) *connForm {
 }
 
 // ready reports whether both forms can be validated as they are.
-func (f *connectForms) ready() bool { return f.src.ready() && f.dst.ready() }
+func (f *connectForms) ready() bool { return f.src.ready() && f.dst.ready() && f.hosts.ready() }
 
 // validated reports whether the last validation is of the forms as they are now.
 func (f *connectForms) validated() bool { return f.val != nil && f.valGen == f.gen }
@@ -79,6 +82,7 @@ func (f *connectForms) takeURIPasswords() {
 func (f *connectForms) reset() {
 	f.src.fill(Connection{})
 	f.dst.fill(Connection{})
+	f.hosts.clear()
 	f.val = nil
 }
 
@@ -107,12 +111,24 @@ type connForm struct {
 	// filling is set while fill sets the fields, so that it counts as one edit.
 	filling bool
 
+	// The authentication fields (connauth.go); certFile is the chosen client
+	// certificate. syncing is set while the URI and these fields update each other.
+	mech                  *widget.Select
+	props                 *widget.Entry
+	keyPass               *widget.Entry
+	certFile              string
+	certLabel             *widget.Label
+	certChoose, certClear *widget.Button
+	syncing               bool
+	// hostMap is the host map both forms share (hostmap.go).
+	hostMap *hostMap
+
 	onChange, onSubmit func()
 	obj                fyne.CanvasObject
 }
 
-func newConnForm(a *App, side Side, onChange, onSubmit func()) *connForm {
-	f := &connForm{a: a, side: side, onChange: onChange, onSubmit: onSubmit, notes: map[Field]*widget.Label{}}
+func newConnForm(a *App, side Side, hm *hostMap, onChange, onSubmit func()) *connForm {
+	f := &connForm{a: a, side: side, hostMap: hm, onChange: onChange, onSubmit: onSubmit, notes: map[Field]*widget.Label{}}
 	f.hosts = newURIEntry(f.takeURIPassword)
 	f.hosts.SetPlaceHolder("db1:27017,db2:27017 or mongodb://…")
 	f.user = widget.NewEntry()
@@ -137,13 +153,14 @@ func newConnForm(a *App, side Side, onChange, onSubmit func()) *connForm {
 		n.Hide()
 		f.notes[fl] = n
 	}
+	f.newAuthFields()
 
 	f.hosts.OnChanged = func(string) { f.changedField(FieldHosts) }
 	f.user.OnChanged = func(string) { f.changedField(FieldUsername) }
 	f.pass.OnChanged = func(string) { f.changedField(FieldPassword) }
 	f.tls.OnChanged = func(bool) { f.changedField(FieldTLS) }
 	f.pem.OnChanged = func(string) { f.changedField(FieldCA) }
-	for _, e := range []*widget.Entry{&f.hosts.Entry, f.user, f.pass} {
+	for _, e := range []*widget.Entry{&f.hosts.Entry, f.user, f.pass, f.keyPass} {
 		e.OnSubmitted = func(string) {
 			f.takeURIPassword()
 			f.onSubmit()
@@ -161,16 +178,22 @@ func newConnForm(a *App, side Side, onChange, onSubmit func()) *connForm {
 	ca := container.NewVBox(
 		container.NewHBox(f.choose, f.clear),
 		f.fileLabel, f.pem, f.notes[FieldCA])
-	form := container.New(layout.NewFormLayout(),
+	rows := []fyne.CanvasObject{
 		label("Mongos hosts"), container.NewVBox(f.hosts, f.notes[FieldHosts]),
+		label("Authentication"), container.NewVBox(f.mech, f.notes[FieldMechanism]),
 		label("Username"), container.NewVBox(f.user, f.notes[FieldUsername]),
 		label("Password"), container.NewVBox(f.pass, f.notes[FieldPassword]),
+	}
+	rows = append(rows, f.authRows(label)...)
+	rows = append(rows,
 		label("TLS"), container.NewVBox(f.tls, f.notes[FieldTLS]),
-		label("CA certificate"), ca,
-	)
+		label("CA certificate"), ca)
+	form := container.New(layout.NewFormLayout(), rows...)
 	head := widget.NewLabelWithStyle(title, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	f.obj = container.NewVBox(head, wrapped(what), form)
 	f.refreshCA()
+	f.refreshAuth()
+	f.refreshCert()
 	return f
 }
 
@@ -184,6 +207,13 @@ func (f *connForm) changedField(fl Field) {
 			f.uriPassword = "" // the masked password was edited away
 		}
 		f.setNote(FieldHosts, levelError, hostsProblem(f.hosts.Text))
+		f.authFromURI()
+		f.refreshAuth()
+	case FieldMechanism, FieldMechanismProperties, FieldClientCert:
+		f.setNote(fl, levelError, "")
+		f.authToURI(fl)
+		f.refreshAuth()
+		f.refreshCert()
 	case FieldCA, FieldTLS:
 		if fl == FieldCA && f.caFile == "" {
 			f.pemState = checkPEM(f.pem.Text, f.a.now())
@@ -337,6 +367,9 @@ func (f *connForm) ready() bool {
 	if strings.TrimSpace(f.hosts.Text) == "" || hostsProblem(f.hosts.Text) != "" {
 		return false
 	}
+	if f.mechanism() == topology.MechanismX509 && f.certFile == "" {
+		return false // the certificate is the user
+	}
 	return !f.tls.Checked || (!f.reading && f.pemState.Err == nil)
 }
 
@@ -394,6 +427,15 @@ func (f *connForm) connection() Connection {
 			c.CAPEM = strings.TrimSpace(f.pem.Text)
 		}
 	}
+	c.AuthMechanism = f.mechanism()
+	if !f.props.Disabled() {
+		c.AuthMechanismProperties = strings.TrimSpace(f.props.Text)
+	}
+	c.CertificateKeyFile, c.CertificateKeyPassword = f.certFile, f.keyPass.Text
+	if f.pass.Disabled() {
+		c.Password = ""
+	}
+	c.HostMap = f.hostMap.entries()
 	return c
 }
 
@@ -410,11 +452,19 @@ func (f *connForm) fill(c Connection) {
 	f.caFile, f.reading = "", false
 	f.pemState = pemCheck{}
 	f.pem.SetText(c.CAPEM)
+	f.setMechanism(c.AuthMechanism)
+	f.props.SetText(c.AuthMechanismProperties)
+	f.certFile = c.CertificateKeyFile
+	f.keyPass.SetText(c.CertificateKeyPassword)
+	if len(c.HostMap) > 0 {
+		f.hostMap.add(c.HostMap)
+	}
 	for fl := range f.notes {
 		f.setNote(fl, levelError, "")
 	}
 	f.changedField(FieldHosts)
 	f.changedField(FieldCA)
+	f.refreshCert()
 	f.takeURIPassword()
 	f.filling = false
 	f.onChange()
@@ -441,6 +491,17 @@ func (f *connForm) focus(fl Field) {
 		if f.caFile != "" {
 			o = f.choose
 		}
+	case FieldMechanism:
+		o = f.mech
+	case FieldMechanismProperties:
+		o = f.props
+	case FieldClientCert:
+		o = f.certChoose
+	case FieldKeyPassword:
+		o = f.keyPass
+	case FieldHostMap:
+		f.hostMap.focus()
+		return
 	}
 	f.a.win.Canvas().Focus(o)
 }

@@ -58,7 +58,8 @@ type fakeBackend struct {
 
 	open      map[string]*fakeMigration
 	openErr   error
-	needPw    bool // Open wants passwords until some are given
+	needPw    bool  // Open wants passwords until some are given
+	needErr   error // what Open says it needs (else the keyring is unavailable)
 	wantPw    *Passwords
 	openCalls []openCall
 
@@ -111,6 +112,9 @@ func (b *fakeBackend) Open(_ context.Context, id string, pw *Passwords) (Migrati
 		return nil, b.openErr
 	}
 	if b.needPw {
+		if pw == nil && b.needErr != nil {
+			return nil, b.needErr
+		}
 		if pw == nil {
 			return nil, fmt.Errorf("%w: the system keyring is not available", ErrPasswordsNeeded)
 		}

@@ -152,11 +152,22 @@ func (s *startScreen) open(m MigrationInfo, pw *Passwords) {
 	})
 }
 
-// askPasswords asks for both clusters' passwords when the keyring could not give them.
+// askPasswords asks for the passwords the keyring could not give: both clusters'
+// users', and the client certificate keys' a PasswordsError names.
 func (s *startScreen) askPasswords(m MigrationInfo, why error) {
 	var d *dialog.CustomDialog
 	src := newEscPasswordEntry(s.a.escape)
 	dst := newEscPasswordEntry(s.a.escape)
+	srcKey := newEscPasswordEntry(s.a.escape)
+	dstKey := newEscPasswordEntry(s.a.escape)
+	users, keys := true, map[Side]bool{}
+	var perr *PasswordsError
+	if errors.As(why, &perr) {
+		users = perr.Users
+		for _, k := range perr.Keys {
+			keys[k] = true
+		}
+	}
 	problem := wrapped("")
 	problem.Importance = widget.DangerImportance
 	problem.Hide()
@@ -164,7 +175,7 @@ func (s *startScreen) askPasswords(m MigrationInfo, why error) {
 	submit := func() {
 		resume.Disable()
 		problem.Hide()
-		pw := &Passwords{Source: src.Text, Destination: dst.Text}
+		pw := &Passwords{Source: src.Text, Destination: dst.Text, SourceKey: srcKey.Text, DestinationKey: dstKey.Text}
 		s.a.background(func() func() {
 			mig, err := s.a.b.Open(s.a.ctx, m.ID, pw)
 			var first engine.Snapshot
@@ -183,22 +194,39 @@ func (s *startScreen) askPasswords(m MigrationInfo, why error) {
 			}
 		})
 	}
-	src.OnSubmitted = func(string) { submit() }
-	dst.OnSubmitted = func(string) { submit() }
-	form := container.New(layout.NewFormLayout(),
-		widget.NewLabel("Source password"), src,
-		widget.NewLabel("Destination password"), dst)
-	body := container.NewVBox(
-		wrapped(fmt.Sprintf("%s: %v.", m.Name, why)),
-		wrapped("Type the passwords of the source and destination users again. Leave a field empty when that cluster does not enforce authentication."),
-		form, problem)
+	form := container.New(layout.NewFormLayout())
+	var first fyne.Focusable
+	row := func(label string, e *escEntry) {
+		e.OnSubmitted = func(string) { submit() }
+		form.Add(widget.NewLabel(label))
+		form.Add(e)
+		if first == nil {
+			first = e
+		}
+	}
+	explain := wrapped("")
+	if users {
+		row("Source password", src)
+		row("Destination password", dst)
+		explain.SetText("Type the passwords of the source and destination users again. Leave a field empty when that cluster does not enforce authentication.")
+	}
+	if keys[Source] {
+		row("Source key password", srcKey)
+	}
+	if keys[Destination] {
+		row("Destination key password", dstKey)
+	}
+	if len(keys) > 0 {
+		explain.SetText(strings.TrimSpace(explain.Text + " Type the password of each encrypted client certificate key named below."))
+	}
+	body := container.NewVBox(wrapped(fmt.Sprintf("%s: %v.", m.Name, why)), explain, form, problem)
 	cancel := widget.NewButton("Cancel", func() { d.Hide() })
 	resume = widget.NewButton("Resume", submit)
 	resume.Importance = widget.HighImportance
 	d = dialog.NewCustomWithoutButtons("Passwords needed", fixedWidth(dialogWidth, body), s.a.win)
 	d.SetButtons([]fyne.CanvasObject{cancel, resume})
 	s.a.showDialog(d)
-	s.a.win.Canvas().Focus(src)
+	s.a.win.Canvas().Focus(first)
 }
 
 func (s *startScreen) confirmRemove(m MigrationInfo) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -140,10 +141,10 @@ func TestSandboxFillsTheFormsAndOpensConnections(t *testing.T) {
 	if _, ok := h.a.cur.(*connectScreen); !ok {
 		t.Fatalf("screen %T, want Connections", h.a.cur)
 	}
-	if got := h.a.forms.src.connection(); got != b.sandboxSrc {
+	if got := h.a.forms.src.connection(); !reflect.DeepEqual(got, b.sandboxSrc) {
 		t.Fatalf("source form %+v, want %+v", got, b.sandboxSrc)
 	}
-	if got := h.a.forms.dst.connection(); got != b.sandboxDst {
+	if got := h.a.forms.dst.connection(); !reflect.DeepEqual(got, b.sandboxDst) {
 		t.Fatalf("destination form %+v, want %+v", got, b.sandboxDst)
 	}
 	h.mustShow("The sandbox clusters are running")
@@ -206,7 +207,7 @@ func TestANewMigrationDoesNotInheritTheSandboxCAFile(t *testing.T) {
 	h.q.drain()
 	h.mustNotShow("sandbox-ca.pem")
 	for _, f := range []*connForm{h.a.forms.src, h.a.forms.dst} {
-		if c := f.connection(); c != (Connection{}) {
+		if c := f.connection(); !reflect.DeepEqual(c, Connection{}) {
 			t.Errorf("a new migration's form holds %+v", c)
 		}
 		test.Tap(f.tls)

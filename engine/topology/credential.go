@@ -2,6 +2,7 @@ package topology
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/mongo/options"
@@ -22,6 +23,32 @@ const (
 // Mechanisms lists them in the order a form offers them; "" (let the server choose
 // SCRAM) comes first.
 var Mechanisms = []string{"", MechanismSCRAMSHA256, MechanismSCRAMSHA1, MechanismX509, MechanismPLAIN, MechanismAWS, MechanismGSSAPI}
+
+// OfferedMechanisms are the Mechanisms this binary can authenticate with: GSSAPI
+// only in a build with the gssapi tag.
+func OfferedMechanisms() []string {
+	if gssapiBuilt {
+		return Mechanisms
+	}
+	return slices.DeleteFunc(slices.Clone(Mechanisms), func(m string) bool { return m == MechanismGSSAPI })
+}
+
+// ParseMechanismProperties reads authMechanismProperties as a connection string writes
+// them, NAME:VALUE pairs separated by commas; "" is none.
+func ParseMechanismProperties(s string) (map[string]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, pair := range strings.Split(s, ",") {
+		name, value, ok := strings.Cut(strings.TrimSpace(pair), ":")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("%q is not NAME:VALUE (write SERVICE_NAME:mongodb, several separated by commas)", strings.TrimSpace(pair))
+		}
+		out[name] = value
+	}
+	return out, nil
+}
 
 // externalMechanisms authenticate users defined outside MongoDB: on $external.
 var externalMechanisms = map[string]bool{MechanismX509: true, MechanismAWS: true, MechanismGSSAPI: true, "MONGODB-OIDC": true}

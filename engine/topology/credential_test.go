@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"maps"
 	"math/big"
 	"net/url"
 	"os"
@@ -289,5 +290,20 @@ func TestMaskURIHidesKeyPasswordAndSessionToken(t *testing.T) {
 	}
 	if !reflect.DeepEqual(withoutQueryOptions(in, tlsFileOptions), "mongodb://AKIA:s3cret@h:1/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:t0ken") {
 		t.Errorf("withoutQueryOptions = %q", withoutQueryOptions(in, tlsFileOptions))
+	}
+}
+
+func TestMechanismPropertiesAreReadAsAConnectionStringWritesThem(t *testing.T) {
+	t.Parallel()
+	got, err := ParseMechanismProperties(" SERVICE_NAME:mongodb, CANONICALIZE_HOST_NAME:true,SERVICE_REALM:EX:AMPLE ")
+	want := map[string]string{"SERVICE_NAME": "mongodb", "CANONICALIZE_HOST_NAME": "true", "SERVICE_REALM": "EX:AMPLE"}
+	if err != nil || !maps.Equal(got, want) {
+		t.Fatalf("got %v, %v; want %v", got, err, want)
+	}
+	if got, err := ParseMechanismProperties("  "); err != nil || got != nil {
+		t.Fatalf("empty: %v, %v", got, err)
+	}
+	if _, err := ParseMechanismProperties("SERVICE_NAME"); err == nil || !strings.Contains(err.Error(), "NAME:VALUE") {
+		t.Fatalf("a name without a value: %v", err)
 	}
 }

@@ -117,7 +117,7 @@ func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
 // "If validation fails, check that..." list.
 var fixes = map[error]string{
 	ErrInvalidURI:           "Check the connection string: mongodb://[user[:password]@]host1:port1[,host2:port2]/[?options] or mongodb+srv://host/.",
-	ErrDNS:                  "Check the host name for typos and that it resolves from this workstation (a private name may need the VPN, a DNS server or an /etc/hosts entry). A shard or config server name only the cluster's own network resolves can be mapped to an address this workstation reaches: --map-host NAME:PORT=REACHABLE:PORT or --host-map FILE.",
+	ErrDNS:                  "Check the host name for typos and that it resolves from this workstation (a private name may need the VPN, a DNS server or an /etc/hosts entry). A shard or config server name only the cluster's own network resolves can be mapped to an address this workstation reaches: in the app, in the Shard addresses table; on the command line, --map-host NAME:PORT=REACHABLE:PORT or --host-map FILE.",
 	ErrRefused:              "Check that mongos/mongod runs on that host and port, and that the cluster's firewall lets this workstation in.",
 	ErrTimeout:              "Grant this workstation network access on the cluster's firewall (packets are being dropped), check the host and port, or allow a longer --timeout on a slow link.",
 	ErrTLSRequired:          "Turn TLS on (tls=true in the URI, the TLS toggle in the app) and give the cluster's CA file if its certificate is not from a public CA.",

@@ -4,6 +4,7 @@ package topology
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -20,5 +21,14 @@ func TestGSSAPIWithoutTheBuildTagSaysHowToBuildIt(t *testing.T) {
 	expectKind(t, err, ErrMechanismUnavailable, "")
 	if !strings.Contains(Fix(err), "-tags gssapi") {
 		t.Errorf("fix %q does not say how to build with Kerberos", Fix(err))
+	}
+}
+
+// A binary without Kerberos does not offer it in the forms.
+func TestGSSAPIIsNotOfferedWithoutTheBuildTag(t *testing.T) {
+	t.Parallel()
+	offered := OfferedMechanisms()
+	if slices.Contains(offered, MechanismGSSAPI) || len(offered) != len(Mechanisms)-1 {
+		t.Fatalf("offered %v", offered)
 	}
 }

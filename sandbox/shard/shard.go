@@ -33,10 +33,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -96,6 +98,8 @@ type Front struct {
 	// servers are the members' listeners, by member index (servers[0] == server).
 	servers []*wire.Server
 	set     replSet
+	// names are the members' own names by address (NameMembers); nil: their addresses.
+	names atomic.Pointer[map[string]string]
 	// replicaSetID is the shard's replica set id (settings.replicaSetId).
 	replicaSetID primitive.ObjectID
 
@@ -256,6 +260,35 @@ func (f *Front) MemberAddrs() []string {
 	out := make([]string, len(f.servers))
 	for i, s := range f.servers {
 		out[i] = s.Addr()
+	}
+	return out
+}
+
+// NameMembers makes the members name themselves and each other by these names (address
+// -> name) in hello, replSetGetStatus and their replica set config, as the members of a
+// real set do by the host names of its configuration: a cluster behind its own DNS
+// then names them only by names a client has to map. An address not in names keeps
+// being named by itself.
+func (f *Front) NameMembers(names map[string]string) {
+	m := maps.Clone(names)
+	f.names.Store(&m)
+}
+
+// memberName is how the members name the one listening on addr.
+func (f *Front) memberName(addr string) string {
+	if m := f.names.Load(); m != nil {
+		if name, ok := (*m)[addr]; ok {
+			return name
+		}
+	}
+	return addr
+}
+
+// memberNames are the members' names (memberName), by member index.
+func (f *Front) memberNames() []string {
+	out := f.MemberAddrs()
+	for i, a := range out {
+		out[i] = f.memberName(a)
 	}
 	return out
 }

@@ -20,6 +20,9 @@ func (n *node) addr() string {
 	return n.front.cfg.Addr
 }
 
+// name is how the set names the member (Front.NameMembers): its address unless told otherwise.
+func (n *node) name() string { return n.front.memberName(n.addr()) }
+
 // setView is what a member reports of its set: every member, the primary's address
 // and the majority commit point.
 type setView struct {
@@ -33,7 +36,7 @@ func (n *node) setView() setView {
 	v := setView{nodes: nodes}
 	for _, m := range nodes {
 		if m.primary.Load() {
-			v.primary = m.addr()
+			v.primary = m.name()
 		}
 	}
 	v.majority, _ = majority(nodes)
@@ -56,7 +59,7 @@ func (n *node) replFields() bson.D {
 	v := n.setView()
 	hosts := bson.A{}
 	for _, m := range v.nodes {
-		hosts = append(hosts, m.addr())
+		hosts = append(hosts, m.name())
 	}
 	primary := n.primary.Load()
 	own := n.opTime()
@@ -69,7 +72,7 @@ func (n *node) replFields() bson.D {
 	if v.primary != "" {
 		d = append(d, bson.E{Key: "primary", Value: v.primary})
 	}
-	d = append(d, bson.E{Key: "me", Value: n.addr()})
+	d = append(d, bson.E{Key: "me", Value: n.name()})
 	if primary {
 		n.termMu.Lock()
 		d = append(d, bson.E{Key: "electionId", Value: n.electionID})
@@ -143,7 +146,7 @@ func (n *node) replSetGetStatus(cmd *wire.Command) bson.Raw {
 		op := m.opTime()
 		member := bson.D{
 			{Key: "_id", Value: int32(m.member)},
-			{Key: "name", Value: m.addr()},
+			{Key: "name", Value: m.name()},
 			{Key: "health", Value: 1.0},
 			{Key: "state", Value: stateCode(m)},
 			{Key: "stateStr", Value: m.stateStr()},
@@ -203,12 +206,11 @@ func (n *node) replSetGetConfig(cmd *wire.Command) bson.Raw {
 }
 
 func (n *node) serverStatus() bson.Raw {
-	addr := n.addr()
 	now := time.Now()
 	up := now.Sub(n.started)
 	_, size, maxSize := n.oplog.stats()
 	fields := bson.D{
-		bson.E{Key: "host", Value: addr},
+		bson.E{Key: "host", Value: n.name()},
 		bson.E{Key: "version", Value: n.front.cfg.Identity.Version},
 		bson.E{Key: "process", Value: "mongod"},
 		bson.E{Key: "pid", Value: int64(os.Getpid())},

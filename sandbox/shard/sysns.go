@@ -122,7 +122,7 @@ func (n *node) sysNode() sysdb.Node {
 	if f.cfg.ConfigServer {
 		role = "configsvr"
 	}
-	return sysdb.Node{Release: f.cfg.Identity.Release(), Host: n.addr(), Members: f.MemberAddrs(), SetName: f.cfg.SetName, ClusterRole: role,
+	return sysdb.Node{Release: f.cfg.Identity.Release(), Host: n.name(), Members: f.memberNames(), SetName: f.cfg.SetName, ClusterRole: role,
 		ReplicaSetID: f.replicaSetID, Started: n.started, BuildInfo: f.cfg.Identity.BuildInfo()}
 }
 
