@@ -157,19 +157,44 @@ func (r *run) run(ctx context.Context) error {
 }
 
 // tail reads the oplog into batches until the source ends, the shard stops or an
-// error.
+// error. It hands on only entries that the majority commit point read before the
+// cursor passed them covers (see sendCommitted); after entries had to wait for the
+// point to move, it opens the cursor again after the last entry it handed on, so
+// that an entry that was in an oplog hole when the cursor passed it is read now.
 func (r *run) tail(ctx context.Context) error {
 	defer close(r.batches)
 	from := r.from
 	if r.txnStart {
 		from = r.cfg.TxnStart // r.from is just before it, where an entry may be
 	}
+	// The commit point as of now covers the entries the first cursor reads up to
+	// it; a source that cannot say yet is asked again when an entry waits.
+	if bound, err := r.cfg.Source.Majority(ctx); err == nil && r.bound.Before(bound) {
+		r.bound = bound
+		raiseTS(&r.s.c.committed, bound)
+	}
+	var sent OpTime // the newest entry handed on by this run (zero: none yet)
+	for {
+		reopen, err := r.tailCursor(ctx, from, &sent)
+		if err != nil || !reopen {
+			return err
+		}
+		if !sent.TS.IsZero() {
+			from = sent.TS
+		}
+	}
+}
+
+// tailCursor reads one cursor opened at from until it must be opened again
+// (reopen), the source ends, the shard stops or an error. A cursor opened again at
+// the entry handed on last (sent) must start with that entry, which it skips.
+func (r *run) tailCursor(ctx context.Context, from primitive.Timestamp, sent *OpTime) (reopen bool, err error) {
 	cur, err := r.cfg.Source.Tail(ctx, from)
 	if isCappedPositionLost(err) {
-		return &GapError{Shard: r.cfg.Shard, Resume: from}
+		return false, &GapError{Shard: r.cfg.Shard, Resume: from}
 	}
 	if err != nil {
-		return r.tailError(err)
+		return false, r.tailError(err)
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -177,63 +202,88 @@ func (r *run) tail(ctx context.Context) error {
 		_ = cur.Close(cctx) // the server reaps a cursor it cannot close after 10 minutes
 	}()
 	last := from
+	again := !sent.TS.IsZero() && sent.TS == from
 	for {
 		batch, err := cur.Next(ctx)
 		switch {
 		case err == io.EOF:
 			r.eof = true
-			return nil
+			return false, nil
 		case isCappedPositionLost(err):
-			return &GapError{Shard: r.cfg.Shard, Resume: last}
+			return false, &GapError{Shard: r.cfg.Shard, Resume: last}
 		case err != nil:
-			return r.tailError(err)
+			return false, r.tailError(err)
 		case len(batch) == 0:
 			continue
 		}
-		if t, i, ok := batch[len(batch)-1].Lookup("ts").TimestampOK(); ok {
-			last = primitive.Timestamp{T: t, I: i}
+		if again {
+			again = false
+			if first := tsOf(batch[0]); first != sent.TS {
+				return false, r.lost(ctx, *sent, first)
+			}
+			if batch = batch[1:]; len(batch) == 0 {
+				continue
+			}
 		}
-		if err := r.sendCommitted(ctx, batch); err != nil {
-			return r.tailError(err)
+		last = tsOf(batch[len(batch)-1])
+		reopen, err := r.sendCommitted(ctx, batch, sent)
+		if err != nil {
+			return false, r.tailError(err)
+		}
+		if reopen {
+			return true, nil
 		}
 	}
 }
 
-// sendCommitted hands batch to the dispatcher as the source's majority commit
-// point passes its entries: an entry past it could still be rolled back by a
-// failover, so it waits, asking the source again every CommitPollEvery, until the
-// point moves past it. Meanwhile the tailer reads nothing more: what waits is this
-// one batch.
-func (r *run) sendCommitted(ctx context.Context, batch []bson.Raw) error {
-	for len(batch) > 0 {
-		n := 0
-		for n < len(batch) {
-			t, i, ok := batch[n].Lookup("ts").TimestampOK()
-			if ok && r.bound.Before(primitive.Timestamp{T: t, I: i}) {
-				break
-			}
-			n++ // an entry without ts is the decoder's to report
+// tsOf is an entry's ts (zero without one: the decoder reports such an entry).
+func tsOf(raw bson.Raw) primitive.Timestamp {
+	t, i, _ := raw.Lookup("ts").TimestampOK()
+	return primitive.Timestamp{T: t, I: i}
+}
+
+// sendCommitted hands on the entries of batch the source's majority commit point
+// covers, as last read: an entry past it could still be rolled back by a failover,
+// or follow an entry that was in an oplog hole when the cursor read the batch (the
+// point is never past a hole). When an entry is past it, sendCommitted waits,
+// asking the source again every CommitPollEvery, until the point moves past it,
+// and asks for the cursor to be opened again (reopen) rather than trust the rest
+// of the batch. Meanwhile the tailer reads nothing more: what waits is this one
+// batch. sent is the newest entry handed on.
+func (r *run) sendCommitted(ctx context.Context, batch []bson.Raw, sent *OpTime) (reopen bool, err error) {
+	n := 0
+	for n < len(batch) {
+		if ts := tsOf(batch[n]); !ts.IsZero() && r.bound.Before(ts) {
+			break
 		}
-		if n == 0 {
-			if err := r.awaitCommitted(ctx, batch[0]); err != nil {
-				return err
-			}
-			continue
-		}
+		n++ // an entry without ts is the decoder's to report
+	}
+	if n > 0 {
 		select {
 		case r.batches <- batch[:n]:
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		}
-		batch = batch[n:]
+		if ts := tsOf(batch[n-1]); !ts.IsZero() {
+			term, _ := batch[n-1].Lookup("t").AsInt64OK()
+			*sent = OpTime{TS: ts, Term: term}
+		}
 	}
-	return nil
+	if n == len(batch) {
+		return false, nil
+	}
+	if err := r.awaitCommitted(ctx, batch[n]); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // awaitCommitted reads the majority commit point until it is at or past entry.
 func (r *run) awaitCommitted(ctx context.Context, entry bson.Raw) error {
 	t, i, _ := entry.Lookup("ts").TimestampOK()
 	ts := primitive.Timestamp{T: t, I: i}
+	r.s.setCommitWait(true)
+	defer r.s.setCommitWait(false)
 	var tick *time.Timer
 	for {
 		bound, err := r.cfg.Source.Majority(ctx)
@@ -387,14 +437,24 @@ func (r *run) checkFirst(ctx context.Context, e *oplog.Entry) error {
 		}
 		return nil
 	}
+	if r.txnStart {
+		return &GapError{Shard: r.cfg.Shard, Resume: want, First: e.TS}
+	}
+	return r.lost(ctx, OpTime{TS: want, Term: term}, e.TS)
+}
+
+// lost explains an oplog that returned first where it had to return the entry
+// want: it rolled past want (a gap), or, when it still holds older entries, rolled
+// want back.
+func (r *run) lost(ctx context.Context, want OpTime, first primitive.Timestamp) error {
 	oldest, err := r.cfg.Source.Oldest(ctx)
 	if err != nil {
 		return fmt.Errorf("read the oldest oplog entry: %w", err)
 	}
-	if !oldest.IsZero() && oldest.Before(want) && !r.txnStart {
-		return &RollbackError{Shard: r.cfg.Shard, Applied: OpTime{TS: want, Term: term}}
+	if !oldest.IsZero() && oldest.Before(want.TS) {
+		return &RollbackError{Shard: r.cfg.Shard, Applied: want}
 	}
-	return &GapError{Shard: r.cfg.Shard, Resume: want, First: e.TS}
+	return &GapError{Shard: r.cfg.Shard, Resume: want.TS, First: first}
 }
 
 // buffered holds the resume point before a buffered part of an open transaction

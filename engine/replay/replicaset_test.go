@@ -304,3 +304,37 @@ func TestMajorityBound_NoCommitPointYetWaitsForOne(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Rule "majority bound", as the DBA sees it: while entries wait for the majority
+// commit point for longer than a moment, the shard's progress says so and by how
+// much the majority is behind, so that a growing lag explains itself; once the point
+// moves past them it no longer does.
+func TestMajorityBound_ProgressSaysEntriesWaitForTheMajority(t *testing.T) {
+	entries := []bson.Raw{noopOp(at(1))}
+	for i := 2; i <= 10; i++ {
+		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+	}
+	src := newFakeOplog(entries...)
+	src.commit(at(5))
+	s := testShard(t, Config{Source: src, Destination: newFakeDest(), Resume: at(1)})
+	wait := start(t, context.Background(), s)
+	eventually(t, "the committed entries applied", func() bool { return s.Snapshot().Applied == at(5) })
+	eventually(t, "the wait for the majority shown", func() bool { return s.Snapshot().Waiting != "" })
+	got := s.Snapshot().Waiting
+	for _, want := range []string{"waiting for a majority of the source shard's members to catch up", "5s behind its newest entry", "failover"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("waiting %q, want it to say %q", got, want)
+		}
+	}
+	src.commit(at(10))
+	eventually(t, "everything applied once committed", func() bool { return s.Snapshot().Applied == at(10) })
+	if got := s.Snapshot().Waiting; got != "" {
+		t.Errorf("still waiting once the point passed every entry: %q", got)
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+}
