@@ -27,6 +27,7 @@ type run struct {
 	from          primitive.Timestamp
 	fromTerm      int64               // the term of the entry at from, 0 when unknown
 	check         bool                // the first entry must be the one at from
+	checkT0       bool                // from is before T0: the entry at T0 must be of T0's term
 	txnStart      bool                // from is just before TxnStart: the first entry must be TxnStart, and is used
 	bound         primitive.Timestamp // the source's majority commit point, as last read
 	term          int64               // the term of the entry being dispatched
@@ -102,8 +103,8 @@ func (g *txnGroup) finish() {
 func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
 	r := &run{
 		s: s, cfg: &s.cfg, from: from.TS, fromTerm: from.Term, check: from.TS != (primitive.Timestamp{}), tolerateUntil: tolerateUntil,
-		txnStart: s.beforeTxns && from == s.start,
-		wm:       newWatermarkAt(from), pos: newWatermarkAt(from), tr: oplog.NewTranslator(s.cfg.Translator),
+		txnStart: s.beforeTxns && from == s.start, checkT0: from.TS.Before(s.cfg.T0),
+		wm: newWatermarkAt(from), pos: newWatermarkAt(from), tr: oplog.NewTranslator(s.cfg.Translator),
 		budget: newBudget(s.cfg.QueueBytes), batches: make(chan []bson.Raw, 1), holdDone: make(chan *hold),
 		txns: map[string][]Ticket{}, parkedNS: map[oplog.Namespace]int{}, parkedDB: map[string]int{}, dbWide: map[string]int{},
 	}
@@ -169,9 +170,9 @@ func (r *run) tail(ctx context.Context) error {
 	}
 	// The commit point as of now covers the entries the first cursor reads up to
 	// it; a source that cannot say yet is asked again when an entry waits.
-	if bound, err := r.cfg.Source.Majority(ctx); err == nil && r.bound.Before(bound) {
-		r.bound = bound
-		raiseTS(&r.s.c.committed, bound)
+	if bound, err := r.cfg.Source.Majority(ctx); err == nil && r.bound.Before(bound.TS) {
+		r.bound = bound.TS
+		raiseTS(&r.s.c.committed, bound.TS)
 	}
 	var sent OpTime // the newest entry handed on by this run (zero: none yet)
 	for {
@@ -297,9 +298,9 @@ func (r *run) awaitCommitted(ctx context.Context, entry bson.Raw) error {
 		default:
 			r.s.setRetrying(retryCommit, "")
 		}
-		if r.bound.Before(bound) {
-			r.bound = bound
-			raiseTS(&r.s.c.committed, bound)
+		if r.bound.Before(bound.TS) {
+			r.bound = bound.TS
+			raiseTS(&r.s.c.committed, bound.TS)
 		}
 		if !r.bound.Before(ts) {
 			return nil
@@ -388,6 +389,12 @@ func (r *run) entry(ctx context.Context, raw bson.Raw) error {
 			return nil // applied before the resume point was saved
 		}
 	}
+	if r.checkT0 && !e.TS.Before(r.cfg.T0) {
+		r.checkT0 = false
+		if err := r.checkAtT0(&e); err != nil {
+			return err
+		}
+	}
 	key, inTxn := txnKey(&e)
 	if !r.cfg.T0.IsZero() && !r.cfg.T0.Before(e.TS) {
 		return r.copiedEntry(&e, key, inTxn)
@@ -431,16 +438,34 @@ func (r *run) checkFirst(ctx context.Context, e *oplog.Entry) error {
 	if r.txnStart {
 		want, term = r.cfg.TxnStart, 0
 	}
+	atT0 := want == r.cfg.T0 && !want.IsZero()
 	if e.TS == want {
 		if term != 0 && e.Term != 0 && e.Term != term {
-			return &RollbackError{Shard: r.cfg.Shard, Applied: OpTime{TS: want, Term: term}, Found: OpTime{TS: e.TS, Term: e.Term}}
+			return &RollbackError{Shard: r.cfg.Shard, Applied: OpTime{TS: want, Term: term}, Found: OpTime{TS: e.TS, Term: e.Term}, AtT0: atT0}
 		}
 		return nil
 	}
 	if r.txnStart {
 		return &GapError{Shard: r.cfg.Shard, Resume: want, First: e.TS}
 	}
-	return r.lost(ctx, OpTime{TS: want, Term: term}, e.TS)
+	err := r.lost(ctx, OpTime{TS: want, Term: term}, e.TS)
+	if rb, ok := err.(*RollbackError); ok {
+		rb.AtT0 = atT0
+	}
+	return err
+}
+
+// checkAtT0 checks the first entry read at or after T0, in a replay that started
+// before it: it must be the entry at T0, of T0's term (Config.T0Term).
+func (r *run) checkAtT0(e *oplog.Entry) error {
+	t0 := OpTime{TS: r.cfg.T0, Term: r.cfg.T0Term}
+	switch {
+	case e.TS != t0.TS:
+		return &RollbackError{Shard: r.cfg.Shard, Applied: t0, AtT0: true}
+	case t0.Term != 0 && e.Term != 0 && e.Term != t0.Term:
+		return &RollbackError{Shard: r.cfg.Shard, Applied: t0, Found: OpTime{TS: e.TS, Term: e.Term}, AtT0: true}
+	}
+	return nil
 }
 
 // lost explains an oplog that returned first where it had to return the entry

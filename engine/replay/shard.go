@@ -55,6 +55,13 @@ type Config struct {
 	// uses only those of transactions (oplog.Translator.ProcessCopied); the rest
 	// are in the copy and only move the resume point.
 	T0, TxnStart primitive.Timestamp
+	// T0Term is the term of the entry at T0 (0 when unknown): a replay that reads
+	// from before T0 (TxnStart, or a checkpoint before it) checks that the entry it
+	// reads at T0 is of this term, as the resume check does at Resume; the copy
+	// holds the writes up to that entry, so one of another term, or none, means the
+	// source rolled back what the copy holds, and the shard fails with a
+	// *RollbackError.
+	T0Term int64
 	// ConsistencyPoint is the newest source ts when the shard's copy finished. Entries
 	// up to it may meet documents the copy read in a later state, so the write errors
 	// that causes (see idempotencyCodes) are tolerated up to it, and fail the shard
