@@ -111,8 +111,9 @@ func oplogHoles(t *testing.T, e *env, row *faults.Row) {
 	e.start()
 	e.await("ready", 5*time.Minute, func(s faults.Status) bool { e.neverFailed(s); return s.State == "ready" && allSynced(s) })
 	synced := time.Now()
-	// The tail with holes, for a while under the load.
-	e.watch(e.s.size.outage, e.neverFailed)
+	// The tail with holes, under the load, for a few hundred more writes.
+	more := e.stats.Total() + int64(4*e.s.size.rate)
+	e.await("more writes tailed through holes", 5*time.Minute, func(s faults.Status) bool { e.neverFailed(s); return e.stats.Total() >= more })
 	e.finish()
 	row.Converge = time.Since(synced)
 	row.Notes = fmt.Sprintf("every other entry hidden for %v under %d writes/s, at T0 and through the tail", holeTime, e.s.size.rate)
