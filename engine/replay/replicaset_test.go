@@ -421,3 +421,30 @@ func TestResumeCheck_EntryAtT0MustBeOfT0sTerm(t *testing.T) {
 		}
 	})
 }
+
+// Rule "majority bound": the cursor opened again after a wait must start with the
+// entry handed on last; an oplog that rolled past it meanwhile is a gap (the shard
+// fails saying so), never a silent jump over the entries it lost.
+func TestMajorityBound_AReopenedCursorMustStartAtTheLastEntryHandedOn(t *testing.T) {
+	entries := []bson.Raw{noopOp(at(1))}
+	for i := 2; i <= 6; i++ {
+		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+	}
+	src := newFakeOplog(entries...) // batches of 3: [1 2 3] handed on, [4 5 6] waits
+	src.commit(at(3))
+	dest := newFakeDest()
+	s := testShard(t, Config{Source: src, Destination: dest, Resume: at(1)})
+	wait := start(t, context.Background(), s)
+	eventually(t, "the committed entries applied", func() bool { return s.Snapshot().Applied == at(3) })
+	polls := src.majorityReads.Load()
+	eventually(t, "the next entries waiting", func() bool { return src.majorityReads.Load() >= polls+3 })
+	src.rollTo(at(5))
+	src.commit(at(6))
+	var gap *GapError
+	if err := wait(); !errors.As(err, &gap) || gap.Resume != at(3) {
+		t.Fatalf("got %v, want a *GapError from %v", err, at(3))
+	}
+	if got := ids(dest, ns); !slices.Equal(got, []int32{2, 3}) {
+		t.Fatalf("the destination holds %v, want [2 3]: nothing after the gap", got)
+	}
+}
