@@ -224,7 +224,8 @@ func TestRollbackIDSurvivesARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	coll := connectSet(t, f).Database("app").Collection("c")
+	client := connectSet(t, f)
+	coll := client.Database("app").Collection("c")
 	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
 		t.Fatal(err)
 	}
@@ -243,6 +244,7 @@ func TestRollbackIDSurvivesARestart(t *testing.T) {
 		t.Fatalf("stepdown %+v, %v: want one entry rolled back", rep, err)
 	}
 	old := slices.Index(f.MemberAddrs(), rep.OldPrimary)
+	client.Disconnect(ctx) // its monitors would otherwise hold the restarted members' connections
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
