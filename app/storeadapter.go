@@ -309,12 +309,12 @@ func (c *storeCheckpoints) SaveShard(cp engine.ShardCheckpoint) error {
 	}
 	copied[extrasKey] = store.PartitionProgress{LastID: bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: doc}}
 	return c.st.SaveShardCheckpoint(c.id, store.ShardCheckpoint{
-		Shard: cp.Shard, Phase: string(cp.Phase), T0: cp.T0, TxnStart: cp.TxnStart, Applied: cp.Applied, AppliedTerm: cp.AppliedTerm, Copied: copied, Error: cp.Error,
+		Shard: cp.Shard, Phase: string(cp.Phase), T0: cp.T0, T0Term: cp.T0Term, TxnStart: cp.TxnStart, Applied: cp.Applied, AppliedTerm: cp.AppliedTerm, Copied: copied, Error: cp.Error,
 	})
 }
 
 func fromStoreShard(cp store.ShardCheckpoint) (engine.ShardCheckpoint, error) {
-	out := engine.ShardCheckpoint{Shard: cp.Shard, Phase: engine.Phase(cp.Phase), T0: cp.T0, TxnStart: cp.TxnStart, Applied: cp.Applied, AppliedTerm: cp.AppliedTerm, Error: cp.Error}
+	out := engine.ShardCheckpoint{Shard: cp.Shard, Phase: engine.Phase(cp.Phase), T0: cp.T0, T0Term: cp.T0Term, TxnStart: cp.TxnStart, Applied: cp.Applied, AppliedTerm: cp.AppliedTerm, Error: cp.Error}
 	var extras shardExtras
 	if err := decodeExtras(cp, &extras); err != nil {
 		return out, err

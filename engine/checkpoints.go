@@ -131,6 +131,9 @@ type ShardCheckpoint struct {
 	// T0 is the shard's majority commit point when its copy started: replay
 	// starts after it. ConsistencyPoint is the newest entry when the copy ended.
 	T0, ConsistencyPoint primitive.Timestamp
+	// T0Term is the term of the entry at T0, checked when the replay reads it (0:
+	// unknown, in a state file older than it).
+	T0Term int64
 	// TxnStart, when not zero, is where the replay starts reading instead of after
 	// T0: the first entry of the oldest transaction that may be open at T0.
 	TxnStart primitive.Timestamp

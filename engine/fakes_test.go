@@ -210,8 +210,12 @@ type fakeShard struct {
 	newest primitive.Timestamp
 	// newestErr, when set, is Newest's answer: the source shard does not answer.
 	newestErr error
+	// newestReads counts Newest's calls.
+	newestReads int
 	// txnStart is StartPoint's TxnStart: an open transaction began there.
 	txnStart primitive.Timestamp
+	// t0Term is StartPoint's T0Term.
+	t0Term   int64
 	copyGate chan struct{} // nil: copies finish at once
 	copyErr  error
 	// relaxIndex, when set, is reported relaxed by the index build.
@@ -452,6 +456,7 @@ func (f *fakeClusters) Newest(_ context.Context, shard string) (primitive.Timest
 	if !ok {
 		return primitive.Timestamp{}, ErrUnknownShard
 	}
+	s.newestReads++
 	return s.newest, s.newestErr
 }
 
@@ -474,7 +479,7 @@ func (f *fakeClusters) StartPoint(ctx context.Context, shard string) (StartPoint
 	t0, err := f.Newest(ctx, shard)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return StartPoint{T0: t0, TxnStart: f.shards[shard].txnStart}, err
+	return StartPoint{T0: t0, T0Term: f.shards[shard].t0Term, TxnStart: f.shards[shard].txnStart}, err
 }
 
 func (f *fakeClusters) NewCopier(shard string, _ primitive.Timestamp, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {

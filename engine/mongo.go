@@ -366,7 +366,7 @@ func startPoint(ctx context.Context, src replay.Source, oldestOpen func(ctx cont
 	if err != nil {
 		return StartPoint{}, err
 	}
-	oldest, open, err := oldestOpen(ctx, before)
+	oldest, open, err := oldestOpen(ctx, before.TS)
 	if err != nil {
 		return StartPoint{}, err
 	}
@@ -374,7 +374,9 @@ func startPoint(ctx context.Context, src replay.Source, oldestOpen func(ctx cont
 	if err != nil {
 		return StartPoint{}, err
 	}
-	return startPointOf(before, oldest, open, t0), nil
+	sp := startPointOf(before.TS, oldest, open, t0.TS)
+	sp.T0Term = t0.Term
+	return sp, nil
 }
 
 // startPointOf is StartPoint from what it read: the replay reads from the oldest
@@ -474,7 +476,7 @@ func (c *mongoClusters) NewReplayer(shard string, from ReplayStart, ddlApplied [
 	return replay.New(replay.Config{
 		Shard: shard, Source: replay.NewMongoSource(client, replay.MongoSourceOptions{}),
 		Destination: replay.NewMongoDestination(c.dst), DDL: ddl, Checkpoints: sink,
-		Resume: from.Resume.TS, ResumeTerm: from.Resume.Term, T0: from.T0, TxnStart: from.TxnStart, ConsistencyPoint: from.ConsistencyPoint,
+		Resume: from.Resume.TS, ResumeTerm: from.Resume.Term, T0: from.T0, T0Term: from.T0Term, TxnStart: from.TxnStart, ConsistencyPoint: from.ConsistencyPoint,
 		Translator: oplog.Config{KeyFields: c.keys.of, ShardKeyChanged: func(ns oplog.Namespace, fields []string) { c.keys.set(ns.String(), fields) }},
 		Logger:     c.log,
 	})

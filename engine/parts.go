@@ -86,8 +86,10 @@ type Clusters interface {
 type StartPoint struct {
 	// T0 is the shard's majority commit point when its copy starts: the copy
 	// holds every write up to it and none a failover can roll back; the replay
-	// applies the entries after it.
-	T0 primitive.Timestamp
+	// applies the entries after it. T0Term is its term (0 when unknown), which
+	// the replay checks (replay.Config.T0Term).
+	T0     primitive.Timestamp
+	T0Term int64
 	// TxnStart, when not zero, is before T0: the first entry of the oldest
 	// transaction that may be open at T0, where the replay starts reading.
 	TxnStart primitive.Timestamp
@@ -99,9 +101,10 @@ type ReplayStart struct {
 	// Resume is the entry the replay starts after, with its term when known: the
 	// checkpoint's, or T0 when none was saved.
 	Resume replay.OpTime
-	// T0 and TxnStart are the shard's StartPoint; ConsistencyPoint is where its
-	// copy ended.
+	// T0, T0Term and TxnStart are the shard's StartPoint; ConsistencyPoint is
+	// where its copy ended.
 	T0, TxnStart, ConsistencyPoint primitive.Timestamp
+	T0Term                         int64
 }
 
 // Connector opens the Clusters of a migration; it is called once per Run (and by a

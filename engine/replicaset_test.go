@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/engine/replay"
 )
@@ -38,18 +39,20 @@ func TestOpenTransactionsAtT0_StartPointReadsFromTheOldestOpenTransaction(t *tes
 
 // Rules "T0 at the majority commit point" and "open transactions at T0": the
 // shard's start point is recorded with T0 and handed to every replay of the shard,
-// and the copy reads as of T0.
+// and the copy reads as of T0. Rule "resume check": T0's term goes with it, so
+// that a replay that starts at T0, or reads past it, checks the entry there.
 func TestOpenTransactionsAtT0_StartPointIsRecordedAndReachesTheReplay(t *testing.T) {
 	h := newHarness(t, "s0")
 	t0 := h.fc.shards["s0"].newest
 	txnStart := primitive.Timestamp{T: t0.T - 5, I: 1}
 	h.fc.shards["s0"].txnStart = txnStart
+	h.fc.shards["s0"].t0Term = 6
 	h.start(StartOptions{})
 	h.eventually("s0 replaying", func() bool { return h.fc.replayer("s0") != nil })
-	if cp := h.cp.shard("s0"); cp.T0 != t0 || cp.TxnStart != txnStart {
-		t.Fatalf("checkpoint T0 %v, TxnStart %v; want %v, %v", cp.T0, cp.TxnStart, t0, txnStart)
+	if cp := h.cp.shard("s0"); cp.T0 != t0 || cp.T0Term != 6 || cp.TxnStart != txnStart {
+		t.Fatalf("checkpoint T0 %v of term %d, TxnStart %v; want %v of term 6, %v", cp.T0, cp.T0Term, cp.TxnStart, t0, txnStart)
 	}
-	want := ReplayStart{Resume: replay.OpTime{TS: t0}, T0: t0, TxnStart: txnStart, ConsistencyPoint: t0}
+	want := ReplayStart{Resume: replay.OpTime{TS: t0, Term: 6}, T0: t0, T0Term: 6, TxnStart: txnStart, ConsistencyPoint: t0}
 	if got := h.fc.replayer("s0").from; got != want {
 		t.Fatalf("replay starts %+v, want %+v", got, want)
 	}
@@ -81,12 +84,12 @@ func TestResumeCheck_TermOfTheCheckpointReachesTheResumedReplay(t *testing.T) {
 type movingOplog struct {
 	replay.Source
 	newest    primitive.Timestamp
-	committed []primitive.Timestamp
+	committed []replay.OpTime
 }
 
 func (o *movingOplog) Newest(context.Context) (primitive.Timestamp, error) { return o.newest, nil }
 
-func (o *movingOplog) Majority(context.Context) (primitive.Timestamp, error) {
+func (o *movingOplog) Majority(context.Context) (replay.OpTime, error) {
 	ts := o.committed[0]
 	if len(o.committed) > 1 {
 		o.committed = o.committed[1:]
@@ -97,9 +100,10 @@ func (o *movingOplog) Majority(context.Context) (primitive.Timestamp, error) {
 // Rule "T0 at the majority commit point": T0 is the commit point read after
 // config.transactions, never the newest entry, which can sit past an oplog hole
 // or be rolled back; config.transactions is read as of the commit point before it.
+// T0's term is kept with it, for the resume check.
 func TestT0AtTheMajorityPoint_NotTheNewestEntry(t *testing.T) {
 	ts := func(n uint32) primitive.Timestamp { return primitive.Timestamp{T: n, I: 1} }
-	src := &movingOplog{newest: ts(20), committed: []primitive.Timestamp{ts(10), ts(12)}}
+	src := &movingOplog{newest: ts(20), committed: []replay.OpTime{{TS: ts(10), Term: 2}, {TS: ts(12), Term: 3}}}
 	var readAfter primitive.Timestamp
 	sp, err := startPoint(context.Background(), src, func(_ context.Context, after primitive.Timestamp) (primitive.Timestamp, bool, error) {
 		readAfter = after
@@ -108,10 +112,50 @@ func TestT0AtTheMajorityPoint_NotTheNewestEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (StartPoint{T0: ts(12), TxnStart: ts(10)}); sp != want {
+	if want := (StartPoint{T0: ts(12), T0Term: 3, TxnStart: ts(10)}); sp != want {
 		t.Fatalf("start point %+v, want %+v: T0 at the commit point read last, not the newest entry %v", sp, want, src.newest)
 	}
 	if readAfter != ts(10) {
 		t.Fatalf("config.transactions read as of %v, want the first commit point %v", readAfter, ts(10))
 	}
+}
+
+// Rule "follows a failover": reading T0 and the consistency point rides out a
+// stepdown of the source shard's primary (the member answers "not primary" until
+// the driver finds the new one), as the copy and the replay do, instead of failing
+// the shard.
+func TestFollowsAFailover_T0AndTheConsistencyPointRetryNotPrimary(t *testing.T) {
+	notPrimary := mongo.CommandError{Code: 13435, Name: "NotPrimaryNoSecondaryOk", Message: "not primary and secondaryOk=false"}
+	h := newHarness(t, "s0")
+	sh := h.fc.shards["s0"]
+	failing := func(on bool) int {
+		h.fc.mu.Lock()
+		defer h.fc.mu.Unlock()
+		sh.newestErr = nil
+		if on {
+			sh.newestErr = notPrimary
+		}
+		return sh.newestReads
+	}
+	reads := func() int { h.fc.mu.Lock(); defer h.fc.mu.Unlock(); return sh.newestReads }
+	notFailed := func() {
+		if p := h.phase("s0"); p == ShardFailed {
+			t.Fatalf("s0 failed on a stepdown: %s", h.cp.shard("s0").Error)
+		}
+	}
+
+	// T0.
+	sh.copyGate = make(chan struct{})
+	before := failing(true)
+	h.start(StartOptions{})
+	h.eventually("T0 read again", func() bool { notFailed(); return reads() >= before+3 })
+	failing(false)
+	h.eventually("s0 copying", func() bool { notFailed(); return h.phase("s0") == Copying })
+
+	// The consistency point, once the copy ends.
+	before = failing(true)
+	close(sh.copyGate)
+	h.eventually("the consistency point read again", func() bool { notFailed(); return reads() >= before+3 })
+	failing(false)
+	h.eventually("s0 replaying", func() bool { notFailed(); return h.fc.replayer("s0") != nil })
 }

@@ -162,6 +162,11 @@ func (m *Migration) launch(r *runState, sh *shardState, clear bool) {
 	}()
 }
 
+// stepPatience is how long reading T0 or the consistency point retries a transient
+// failure (a failover of the source shard takes 10 to 30 seconds) before the shard
+// fails.
+const stepPatience = 2 * time.Minute
+
 // pipeline runs one shard from its checkpoint's phase: T0, copy, consistency point,
 // index builds, replay. Each step is saved before the next begins, so a restart
 // resumes at the step it stopped in. It returns nil when the replay is stopped.
@@ -179,7 +184,11 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 				return fmt.Errorf("clear what shard %s owns on the destination: %w", sh.name, err)
 			}
 		}
-		start, err := c.StartPoint(ctx, sh.name)
+		var start StartPoint
+		err := replay.RetryTransient(ctx, stepPatience, func(ctx context.Context) (err error) {
+			start, err = c.StartPoint(ctx, sh.name)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("record T0 of shard %s: %w", sh.name, err)
 		}
@@ -188,7 +197,7 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 			return fmt.Errorf("record T0 of shard %s: its oplog is empty (is it a replica set member?)", sh.name)
 		}
 		err = m.shardPhase(sh, nil, Copying, "copy started; the oplog replay will start after T0 "+tsText(t0), func(cp *ShardCheckpoint) {
-			cp.T0, cp.TxnStart, cp.ConsistencyPoint, cp.Copied, cp.DDLApplied = t0, start.TxnStart, primitive.Timestamp{}, nil, nil
+			cp.T0, cp.T0Term, cp.TxnStart, cp.ConsistencyPoint, cp.Copied, cp.DDLApplied = t0, start.T0Term, start.TxnStart, primitive.Timestamp{}, nil, nil
 			cp.Applied, cp.AppliedTerm = primitive.Timestamp{}, 0
 		})
 		if err != nil {
@@ -210,7 +219,11 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 		if err := copier.Copy(ctx); err != nil {
 			return err
 		}
-		point, err := c.Newest(ctx, sh.name)
+		var point primitive.Timestamp
+		err := replay.RetryTransient(ctx, stepPatience, func(ctx context.Context) (err error) {
+			point, err = c.Newest(ctx, sh.name)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("record the consistency point of shard %s: %w", sh.name, err)
 		}
@@ -242,9 +255,9 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 	if cp.Phase != CatchingUp && cp.Phase != Synced {
 		return fmt.Errorf("shard %s: unexpected phase %q in its checkpoint", sh.name, cp.Phase)
 	}
-	from := ReplayStart{Resume: replay.OpTime{TS: cp.Applied, Term: cp.AppliedTerm}, T0: cp.T0, TxnStart: cp.TxnStart, ConsistencyPoint: cp.ConsistencyPoint}
+	from := ReplayStart{Resume: replay.OpTime{TS: cp.Applied, Term: cp.AppliedTerm}, T0: cp.T0, T0Term: cp.T0Term, TxnStart: cp.TxnStart, ConsistencyPoint: cp.ConsistencyPoint}
 	if cp.Applied.IsZero() {
-		from.Resume = replay.OpTime{TS: cp.T0}
+		from.Resume = replay.OpTime{TS: cp.T0, Term: cp.T0Term}
 	}
 	rp, err := c.NewReplayer(sh.name, from, cp.DDLApplied, sink)
 	if err != nil {

@@ -188,9 +188,12 @@ type PartitionProgress struct {
 
 // ShardCheckpoint is the resume point of one source shard.
 type ShardCheckpoint struct {
-	Shard   string              `bson:"shard"`
-	Phase   string              `bson:"phase"`
-	T0      primitive.Timestamp `bson:"t0"`      // newest oplog ts when the copy started
+	Shard string              `bson:"shard"`
+	Phase string              `bson:"phase"`
+	T0    primitive.Timestamp `bson:"t0"` // the majority commit point when the copy started
+	// T0Term is the term of the entry at T0 (absent in a checkpoint saved before it
+	// was kept: 0, unknown).
+	T0Term  int64               `bson:"t0Term,omitempty"`
 	Applied primitive.Timestamp `bson:"applied"` // last oplog ts durably applied by every applier
 	// AppliedTerm is the term ("t") of the entry at Applied, checked when the shard
 	// resumes; 0 in a checkpoint saved before it was kept (the ts alone is checked).

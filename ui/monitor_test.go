@@ -362,6 +362,22 @@ func TestShardRowSaysWhatItWaitsForOrRetries(t *testing.T) {
 	h.mustNotShow("Retrying")
 }
 
+// A shard whose replay waits for its source replica set's majority says so in its
+// row, with how far the majority is behind, so that the DBA sees why its lag grows
+// (the secondaries are behind, not Shardlift), and stops saying it once they catch up.
+func TestShardRowSaysWhenItWaitsForTheSourceMajority(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := syncing()
+	s.Shards[1].Waiting = "waiting for a majority of the source shard's members to catch up: its majority commit point is 31s behind its newest entry; " +
+		"entries are applied once a majority holds them, so that a failover cannot take back a write applied here"
+	m := newFakeMigration(s)
+	h.attach(m)
+	h.mustShow("Waiting for a majority of the source shard's members to catch up: its majority commit point is 31s behind its newest entry")
+	m.snap.Shards[1].Waiting = ""
+	h.tick()
+	h.mustNotShow("Waiting for a majority")
+}
+
 // The header never says ready, nor that every shard is in sync, while a shard is
 // not: Start cutover is disabled with the reason, naming the shard.
 func TestNotReadyWhileAShardIsNotInSync(t *testing.T) {

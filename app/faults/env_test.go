@@ -148,14 +148,15 @@ func (l *lockedLog) String() string {
 	return l.buf.String()
 }
 
-// newEnv starts both sandboxes (the source keeps its directory, so it can be started
-// again with other options), seeds the source and records its balancer.
-func (s *suite) newEnv(t *testing.T, stream uint64) *env {
+// newEnv starts both sandboxes (the source, with srcOpts, keeps its directory, so it
+// can be started again with other options), seeds the source and records its balancer.
+func (s *suite) newEnv(t *testing.T, stream uint64, srcOpts sandbox.Options) *env {
 	t.Helper()
 	e := &env{t: t, s: s, ctx: context.Background(), rnd: rand.New(rand.NewPCG(s.seed, stream)),
 		srcDir: t.TempDir(), state: filepath.Join(t.TempDir(), "state.db"), api: freeAddr(t), log: &lockedLog{}}
 	var err error
-	if e.src, err = sandbox.Start(e.ctx, "source", sandbox.Options{Shards: 2, Dir: e.srcDir}); err != nil {
+	srcOpts.Shards, srcOpts.Dir = 2, e.srcDir
+	if e.src, err = sandbox.Start(e.ctx, "source", srcOpts); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.src.Close() })

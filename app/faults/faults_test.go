@@ -46,6 +46,9 @@ func TestFaultSuite(t *testing.T) {
 		{"6-cutover-under-pressure", cutoverUnderPressure},
 		{"7-balancer-off-crash-cancel", balancerOffCrashCancel},
 		{"7-balancer-on-expiry", balancerOnExpiry},
+		{"9-stepdown-during-copy", stepdownDuringCopy},
+		{"10-stepdown-rollback-steady", stepdownRollbackSteady},
+		{"11-oplog-holes", oplogHoles},
 	}
 	var rows []faults.Row
 	for i, sc := range scenarios {
@@ -54,7 +57,7 @@ func TestFaultSuite(t *testing.T) {
 		ok := t.Run(sc.name, func(t *testing.T) {
 			started = true
 			began := time.Now()
-			e := s.newEnv(t, uint64(i+1))
+			e := s.newEnv(t, uint64(i+1), sourceOptions[sc.name])
 			sc.run(t, e, &row)
 			row.Notes = strings.TrimPrefix(row.Notes+fmt.Sprintf("; %s in all", time.Since(began).Round(time.Second)), "; ")
 		})

@@ -94,6 +94,7 @@ type Shard struct {
 	LagSeconds *float64 `json:"lagSeconds"` // nil until the shard replays
 	Error      string   `json:"error"`
 	Retrying   string   `json:"retrying"`
+	Waiting    string   `json:"waiting"`
 }
 
 // GapClosed reports whether the optime gap is known and 0.

@@ -34,3 +34,22 @@ func (b *backoff) wait(ctx context.Context, stop <-chan struct{}) error {
 }
 
 func (b *backoff) reset() { b.next = backoffFirst }
+
+// RetryTransient runs op until it succeeds, fails with an error that is not
+// transient (a network failure, a server being elected or stepping down: see
+// isTransient), or has failed for patience; it returns op's last error. The steps
+// of a shard's sync outside its copy and replay (T0, the consistency point) use it
+// to ride out a failover as those do.
+func RetryTransient(ctx context.Context, patience time.Duration, op func(context.Context) error) error {
+	b := newBackoff()
+	deadline := time.Now().Add(patience)
+	for {
+		err := op(ctx)
+		if err == nil || ctx.Err() != nil || !isTransient(err) || time.Now().After(deadline) {
+			return err
+		}
+		if werr := b.wait(ctx, nil); werr != nil {
+			return err
+		}
+	}
+}

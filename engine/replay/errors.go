@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson/primitive"
@@ -44,14 +45,21 @@ type RollbackError struct {
 	Shard   string
 	Applied OpTime // the entry the replay applied last
 	Found   OpTime // the entry the source holds at its ts instead (zero: none)
+	// AtT0: Applied is the shard's T0, up to which the destination holds the copy
+	// (the replay had applied nothing after it).
+	AtT0 bool
 }
 
 func (e *RollbackError) Error() string {
 	at := time.Unix(int64(e.Applied.TS.T), 0).UTC().Format("2006-01-02 15:04:05 UTC")
-	what := fmt.Sprintf("no longer holds the entry at %s (Timestamp(%d, %d)) that the destination applied last", at, e.Applied.TS.T, e.Applied.TS.I)
+	applied := "that the destination applied last"
+	if e.AtT0 {
+		applied = "that is the shard's T0, up to which the destination holds its copy"
+	}
+	what := fmt.Sprintf("no longer holds the entry at %s (Timestamp(%d, %d)) %s", at, e.Applied.TS.T, e.Applied.TS.I, applied)
 	if e.Found.TS == e.Applied.TS {
-		what = fmt.Sprintf("holds another entry at %s (Timestamp(%d, %d)) than the one the destination applied last: one of term %d, not %d",
-			at, e.Applied.TS.T, e.Applied.TS.I, e.Found.Term, e.Applied.Term)
+		what = fmt.Sprintf("holds another entry at %s (Timestamp(%d, %d)) than the one %s: one of term %d, not %d",
+			at, e.Applied.TS.T, e.Applied.TS.I, strings.TrimPrefix(applied, "that "), e.Found.Term, e.Applied.Term)
 	}
 	return fmt.Sprintf("the source shard %s rolled back past what was applied (a failover lost writes Shardlift had already copied): its oplog %s; the destination may hold writes the source no longer has: restart this shard to copy it again",
 		e.Shard, what)

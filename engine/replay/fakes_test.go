@@ -91,6 +91,7 @@ type fakeOplog struct {
 		changed chan struct{}
 		faults  []error // returned by the next Next calls, one each
 		tails   []primitive.Timestamp
+		hidden  map[primitive.Timestamp]bool // entries in an oplog hole: cursors pass them
 	}
 	reads   atomic.Int64 // entries returned by cursors
 	onRead  func()       // called after each batch is read
@@ -153,6 +154,26 @@ func (o *fakeOplog) rollLocked(ts primitive.Timestamp) {
 	o.mu.rolled += n
 }
 
+// hide puts the entry at ts in an oplog hole: cursors pass it, as they pass a
+// write not yet visible on a primary, until reveal.
+func (o *fakeOplog) hide(ts primitive.Timestamp) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.mu.hidden == nil {
+		o.mu.hidden = map[primitive.Timestamp]bool{}
+	}
+	o.mu.hidden[ts] = true
+}
+
+// reveal closes every hole.
+func (o *fakeOplog) reveal() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.mu.hidden = nil
+	close(o.mu.changed)
+	o.mu.changed = make(chan struct{})
+}
+
 func (o *fakeOplog) inject(errs ...error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -194,15 +215,15 @@ func (o *fakeOplog) Oldest(context.Context) (primitive.Timestamp, error) {
 	return o.mu.ts[0], nil
 }
 
-func (o *fakeOplog) Majority(context.Context) (primitive.Timestamp, error) {
+func (o *fakeOplog) Majority(context.Context) (OpTime, error) {
 	o.majorityReads.Add(1)
 	if o.noCommitPoint.Load() {
-		return primitive.Timestamp{}, fmt.Errorf("the shard's primary reports none: %w", topology.ErrNoCommitPoint)
+		return OpTime{}, fmt.Errorf("the shard's primary reports none: %w", topology.ErrNoCommitPoint)
 	}
 	if v := o.majority.Load(); v != 0 {
-		return unpackTS(v), nil
+		return OpTime{TS: unpackTS(v), Term: 1}, nil
 	}
-	return unbounded, nil
+	return OpTime{TS: unbounded}, nil
 }
 
 // commit moves the majority commit point to ts.
@@ -237,13 +258,15 @@ func (c *fakeCursor) Next(ctx context.Context) ([]bson.Raw, error) {
 	}
 	i := c.pos - o.mu.rolled
 	if i < len(o.mu.entries) {
-		n := min(o.batch, len(o.mu.entries)-i)
-		out := make([]bson.Raw, n)
-		for k := range n {
-			out[k] = slices.Clone(o.mu.entries[i+k])
+		var out []bson.Raw
+		for ; i < len(o.mu.entries) && len(out) < o.batch; i++ {
+			if !o.mu.hidden[o.mu.ts[i]] {
+				out = append(out, slices.Clone(o.mu.entries[i]))
+			}
 		}
-		c.pos += n
+		c.pos = o.mu.rolled + i
 		o.mu.Unlock()
+		n := len(out)
 		o.reads.Add(int64(n))
 		if o.onRead != nil {
 			o.onRead()

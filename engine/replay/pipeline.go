@@ -27,6 +27,7 @@ type run struct {
 	from          primitive.Timestamp
 	fromTerm      int64               // the term of the entry at from, 0 when unknown
 	check         bool                // the first entry must be the one at from
+	checkT0       bool                // from is before T0: the entry at T0 must be of T0's term
 	txnStart      bool                // from is just before TxnStart: the first entry must be TxnStart, and is used
 	bound         primitive.Timestamp // the source's majority commit point, as last read
 	term          int64               // the term of the entry being dispatched
@@ -102,8 +103,8 @@ func (g *txnGroup) finish() {
 func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
 	r := &run{
 		s: s, cfg: &s.cfg, from: from.TS, fromTerm: from.Term, check: from.TS != (primitive.Timestamp{}), tolerateUntil: tolerateUntil,
-		txnStart: s.beforeTxns && from == s.start,
-		wm:       newWatermarkAt(from), pos: newWatermarkAt(from), tr: oplog.NewTranslator(s.cfg.Translator),
+		txnStart: s.beforeTxns && from == s.start, checkT0: from.TS.Before(s.cfg.T0),
+		wm: newWatermarkAt(from), pos: newWatermarkAt(from), tr: oplog.NewTranslator(s.cfg.Translator),
 		budget: newBudget(s.cfg.QueueBytes), batches: make(chan []bson.Raw, 1), holdDone: make(chan *hold),
 		txns: map[string][]Ticket{}, parkedNS: map[oplog.Namespace]int{}, parkedDB: map[string]int{}, dbWide: map[string]int{},
 	}
@@ -157,19 +158,44 @@ func (r *run) run(ctx context.Context) error {
 }
 
 // tail reads the oplog into batches until the source ends, the shard stops or an
-// error.
+// error. It hands on only entries that the majority commit point read before the
+// cursor passed them covers (see sendCommitted); after entries had to wait for the
+// point to move, it opens the cursor again after the last entry it handed on, so
+// that an entry that was in an oplog hole when the cursor passed it is read now.
 func (r *run) tail(ctx context.Context) error {
 	defer close(r.batches)
 	from := r.from
 	if r.txnStart {
 		from = r.cfg.TxnStart // r.from is just before it, where an entry may be
 	}
+	// The commit point as of now covers the entries the first cursor reads up to
+	// it; a source that cannot say yet is asked again when an entry waits.
+	if bound, err := r.cfg.Source.Majority(ctx); err == nil && r.bound.Before(bound.TS) {
+		r.bound = bound.TS
+		raiseTS(&r.s.c.committed, bound.TS)
+	}
+	var sent OpTime // the newest entry handed on by this run (zero: none yet)
+	for {
+		reopen, err := r.tailCursor(ctx, from, &sent)
+		if err != nil || !reopen {
+			return err
+		}
+		if !sent.TS.IsZero() {
+			from = sent.TS
+		}
+	}
+}
+
+// tailCursor reads one cursor opened at from until it must be opened again
+// (reopen), the source ends, the shard stops or an error. A cursor opened again at
+// the entry handed on last (sent) must start with that entry, which it skips.
+func (r *run) tailCursor(ctx context.Context, from primitive.Timestamp, sent *OpTime) (reopen bool, err error) {
 	cur, err := r.cfg.Source.Tail(ctx, from)
 	if isCappedPositionLost(err) {
-		return &GapError{Shard: r.cfg.Shard, Resume: from}
+		return false, &GapError{Shard: r.cfg.Shard, Resume: from}
 	}
 	if err != nil {
-		return r.tailError(err)
+		return false, r.tailError(err)
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -177,63 +203,88 @@ func (r *run) tail(ctx context.Context) error {
 		_ = cur.Close(cctx) // the server reaps a cursor it cannot close after 10 minutes
 	}()
 	last := from
+	again := !sent.TS.IsZero() && sent.TS == from
 	for {
 		batch, err := cur.Next(ctx)
 		switch {
 		case err == io.EOF:
 			r.eof = true
-			return nil
+			return false, nil
 		case isCappedPositionLost(err):
-			return &GapError{Shard: r.cfg.Shard, Resume: last}
+			return false, &GapError{Shard: r.cfg.Shard, Resume: last}
 		case err != nil:
-			return r.tailError(err)
+			return false, r.tailError(err)
 		case len(batch) == 0:
 			continue
 		}
-		if t, i, ok := batch[len(batch)-1].Lookup("ts").TimestampOK(); ok {
-			last = primitive.Timestamp{T: t, I: i}
+		if again {
+			again = false
+			if first := tsOf(batch[0]); first != sent.TS {
+				return false, r.lost(ctx, *sent, first)
+			}
+			if batch = batch[1:]; len(batch) == 0 {
+				continue
+			}
 		}
-		if err := r.sendCommitted(ctx, batch); err != nil {
-			return r.tailError(err)
+		last = tsOf(batch[len(batch)-1])
+		reopen, err := r.sendCommitted(ctx, batch, sent)
+		if err != nil {
+			return false, r.tailError(err)
+		}
+		if reopen {
+			return true, nil
 		}
 	}
 }
 
-// sendCommitted hands batch to the dispatcher as the source's majority commit
-// point passes its entries: an entry past it could still be rolled back by a
-// failover, so it waits, asking the source again every CommitPollEvery, until the
-// point moves past it. Meanwhile the tailer reads nothing more: what waits is this
-// one batch.
-func (r *run) sendCommitted(ctx context.Context, batch []bson.Raw) error {
-	for len(batch) > 0 {
-		n := 0
-		for n < len(batch) {
-			t, i, ok := batch[n].Lookup("ts").TimestampOK()
-			if ok && r.bound.Before(primitive.Timestamp{T: t, I: i}) {
-				break
-			}
-			n++ // an entry without ts is the decoder's to report
+// tsOf is an entry's ts (zero without one: the decoder reports such an entry).
+func tsOf(raw bson.Raw) primitive.Timestamp {
+	t, i, _ := raw.Lookup("ts").TimestampOK()
+	return primitive.Timestamp{T: t, I: i}
+}
+
+// sendCommitted hands on the entries of batch the source's majority commit point
+// covers, as last read: an entry past it could still be rolled back by a failover,
+// or follow an entry that was in an oplog hole when the cursor read the batch (the
+// point is never past a hole). When an entry is past it, sendCommitted waits,
+// asking the source again every CommitPollEvery, until the point moves past it,
+// and asks for the cursor to be opened again (reopen) rather than trust the rest
+// of the batch. Meanwhile the tailer reads nothing more: what waits is this one
+// batch. sent is the newest entry handed on.
+func (r *run) sendCommitted(ctx context.Context, batch []bson.Raw, sent *OpTime) (reopen bool, err error) {
+	n := 0
+	for n < len(batch) {
+		if ts := tsOf(batch[n]); !ts.IsZero() && r.bound.Before(ts) {
+			break
 		}
-		if n == 0 {
-			if err := r.awaitCommitted(ctx, batch[0]); err != nil {
-				return err
-			}
-			continue
-		}
+		n++ // an entry without ts is the decoder's to report
+	}
+	if n > 0 {
 		select {
 		case r.batches <- batch[:n]:
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		}
-		batch = batch[n:]
+		if ts := tsOf(batch[n-1]); !ts.IsZero() {
+			term, _ := batch[n-1].Lookup("t").AsInt64OK()
+			*sent = OpTime{TS: ts, Term: term}
+		}
 	}
-	return nil
+	if n == len(batch) {
+		return false, nil
+	}
+	if err := r.awaitCommitted(ctx, batch[n]); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // awaitCommitted reads the majority commit point until it is at or past entry.
 func (r *run) awaitCommitted(ctx context.Context, entry bson.Raw) error {
 	t, i, _ := entry.Lookup("ts").TimestampOK()
 	ts := primitive.Timestamp{T: t, I: i}
+	r.s.setCommitWait(true)
+	defer r.s.setCommitWait(false)
 	var tick *time.Timer
 	for {
 		bound, err := r.cfg.Source.Majority(ctx)
@@ -247,9 +298,9 @@ func (r *run) awaitCommitted(ctx context.Context, entry bson.Raw) error {
 		default:
 			r.s.setRetrying(retryCommit, "")
 		}
-		if r.bound.Before(bound) {
-			r.bound = bound
-			raiseTS(&r.s.c.committed, bound)
+		if r.bound.Before(bound.TS) {
+			r.bound = bound.TS
+			raiseTS(&r.s.c.committed, bound.TS)
 		}
 		if !r.bound.Before(ts) {
 			return nil
@@ -338,6 +389,12 @@ func (r *run) entry(ctx context.Context, raw bson.Raw) error {
 			return nil // applied before the resume point was saved
 		}
 	}
+	if r.checkT0 && !e.TS.Before(r.cfg.T0) {
+		r.checkT0 = false
+		if err := r.checkAtT0(&e); err != nil {
+			return err
+		}
+	}
 	key, inTxn := txnKey(&e)
 	if !r.cfg.T0.IsZero() && !r.cfg.T0.Before(e.TS) {
 		return r.copiedEntry(&e, key, inTxn)
@@ -381,20 +438,48 @@ func (r *run) checkFirst(ctx context.Context, e *oplog.Entry) error {
 	if r.txnStart {
 		want, term = r.cfg.TxnStart, 0
 	}
+	atT0 := want == r.cfg.T0 && !want.IsZero()
 	if e.TS == want {
 		if term != 0 && e.Term != 0 && e.Term != term {
-			return &RollbackError{Shard: r.cfg.Shard, Applied: OpTime{TS: want, Term: term}, Found: OpTime{TS: e.TS, Term: e.Term}}
+			return &RollbackError{Shard: r.cfg.Shard, Applied: OpTime{TS: want, Term: term}, Found: OpTime{TS: e.TS, Term: e.Term}, AtT0: atT0}
 		}
 		return nil
 	}
+	if r.txnStart {
+		return &GapError{Shard: r.cfg.Shard, Resume: want, First: e.TS}
+	}
+	err := r.lost(ctx, OpTime{TS: want, Term: term}, e.TS)
+	if rb, ok := err.(*RollbackError); ok {
+		rb.AtT0 = atT0
+	}
+	return err
+}
+
+// checkAtT0 checks the first entry read at or after T0, in a replay that started
+// before it: it must be the entry at T0, of T0's term (Config.T0Term).
+func (r *run) checkAtT0(e *oplog.Entry) error {
+	t0 := OpTime{TS: r.cfg.T0, Term: r.cfg.T0Term}
+	switch {
+	case e.TS != t0.TS:
+		return &RollbackError{Shard: r.cfg.Shard, Applied: t0, AtT0: true}
+	case t0.Term != 0 && e.Term != 0 && e.Term != t0.Term:
+		return &RollbackError{Shard: r.cfg.Shard, Applied: t0, Found: OpTime{TS: e.TS, Term: e.Term}, AtT0: true}
+	}
+	return nil
+}
+
+// lost explains an oplog that returned first where it had to return the entry
+// want: it rolled past want (a gap), or, when it still holds older entries, rolled
+// want back.
+func (r *run) lost(ctx context.Context, want OpTime, first primitive.Timestamp) error {
 	oldest, err := r.cfg.Source.Oldest(ctx)
 	if err != nil {
 		return fmt.Errorf("read the oldest oplog entry: %w", err)
 	}
-	if !oldest.IsZero() && oldest.Before(want) && !r.txnStart {
-		return &RollbackError{Shard: r.cfg.Shard, Applied: OpTime{TS: want, Term: term}}
+	if !oldest.IsZero() && oldest.Before(want.TS) {
+		return &RollbackError{Shard: r.cfg.Shard, Applied: want}
 	}
-	return &GapError{Shard: r.cfg.Shard, Resume: want, First: e.TS}
+	return &GapError{Shard: r.cfg.Shard, Resume: want.TS, First: first}
 }
 
 // buffered holds the resume point before a buffered part of an open transaction

@@ -304,3 +304,147 @@ func TestMajorityBound_NoCommitPointYetWaitsForOne(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Rule "majority bound", as the DBA sees it: while entries wait for the majority
+// commit point for longer than a moment, the shard's progress says so and by how
+// much the majority is behind, so that a growing lag explains itself; once the point
+// moves past them it no longer does.
+func TestMajorityBound_ProgressSaysEntriesWaitForTheMajority(t *testing.T) {
+	entries := []bson.Raw{noopOp(at(1))}
+	for i := 2; i <= 10; i++ {
+		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+	}
+	src := newFakeOplog(entries...)
+	src.commit(at(5))
+	s := testShard(t, Config{Source: src, Destination: newFakeDest(), Resume: at(1)})
+	wait := start(t, context.Background(), s)
+	eventually(t, "the committed entries applied", func() bool { return s.Snapshot().Applied == at(5) })
+	eventually(t, "the wait for the majority shown", func() bool { return s.Snapshot().Waiting != "" })
+	got := s.Snapshot().Waiting
+	for _, want := range []string{"waiting for a majority of the source shard's members to catch up", "5s behind its newest entry", "failover"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("waiting %q, want it to say %q", got, want)
+		}
+	}
+	src.commit(at(10))
+	eventually(t, "everything applied once committed", func() bool { return s.Snapshot().Applied == at(10) })
+	if got := s.Snapshot().Waiting; got != "" {
+		t.Errorf("still waiting once the point passed every entry: %q", got)
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Rule "majority bound", for oplog holes: a cursor can pass an entry that is not yet
+// visible (a write still committing on the primary) while it returns later ones. The
+// majority commit point never passes such a hole, so the entries after the point
+// that waited for it are read again, once it has moved, by a cursor opened after the
+// last entry handed on: the entry of the hole is applied, not lost.
+func TestMajorityBound_AnEntryInAnOplogHoleIsReadOnceTheMajorityPassesIt(t *testing.T) {
+	entries := []bson.Raw{noopOp(at(1))}
+	for i := 2; i <= 6; i++ {
+		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+	}
+	src := newFakeOplog(entries...) // batches of 3: [1 2 3], then [5 6] past the hole at 4
+	src.hide(at(4))
+	src.commit(at(3))
+	dest := newFakeDest()
+	s := testShard(t, Config{Source: src, Destination: dest, Resume: at(1)})
+	wait := start(t, context.Background(), s)
+	eventually(t, "the entries before the hole applied", func() bool { return s.Snapshot().Applied == at(3) })
+	polls := src.majorityReads.Load()
+	eventually(t, "the entries after the hole waiting", func() bool { return src.majorityReads.Load() >= polls+3 })
+	src.reveal()
+	src.commit(at(6))
+	eventually(t, "everything applied", func() bool { return s.Snapshot().Applied == at(6) })
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(dest, ns); !slices.Equal(got, []int32{2, 3, 4, 5, 6}) {
+		t.Fatalf("the destination holds %v, want [2 3 4 5 6]: the entry of the hole must be applied", got)
+	}
+	if tails := src.tailedFrom(); len(tails) != 2 || tails[1] != at(3) {
+		t.Errorf("tailed from %v, want the resume point, then the last entry handed on (%v)", tails, at(3))
+	}
+}
+
+// Rule "resume check", at T0: a replay that starts at T0, before it applied anything,
+// checks that the entry there is T0's (same term), and so does one that reads from
+// before T0 (the oldest open transaction's first entry) when it reaches T0: the copy
+// holds the writes up to that entry, and a source that lost it rolled back what the
+// destination holds.
+func TestResumeCheck_EntryAtT0MustBeOfT0sTerm(t *testing.T) {
+	atT0 := func(t *testing.T, err error) {
+		t.Helper()
+		var rb *RollbackError
+		if !errors.As(err, &rb) || !rb.AtT0 {
+			t.Fatalf("got %v, want a *RollbackError at T0", err)
+		}
+		if !strings.Contains(err.Error(), "the shard's T0, up to which the destination holds its copy") {
+			t.Errorf("message %q does not say the entry was T0", err)
+		}
+	}
+	run := func(t *testing.T, src *fakeOplog, cfg Config) error {
+		t.Helper()
+		cfg.Source, cfg.Destination, cfg.T0, cfg.T0Term = src, newFakeDest(), at(3), 1
+		s := testShard(t, cfg)
+		return start(t, context.Background(), s)()
+	}
+	t.Run("resumed at T0: another term there", func(t *testing.T) {
+		src := newFakeOplog(ofTerm(noopOp(at(2)), 1), ofTerm(noopOp(at(3)), 2), ofTerm(insertOp(at(4), ns, doc(4, 0)), 2))
+		err := run(t, src, Config{Resume: at(3), ResumeTerm: 1})
+		atT0(t, err)
+		if !strings.Contains(err.Error(), "one of term 2, not 1") {
+			t.Errorf("message %q does not name both terms", err)
+		}
+	})
+	t.Run("read from an open transaction: another term at T0", func(t *testing.T) {
+		src := newFakeOplog(ofTerm(noopOp(at(1)), 1), ofTerm(noopOp(at(2)), 1), ofTerm(noopOp(at(3)), 2), ofTerm(insertOp(at(4), ns, doc(4, 0)), 2))
+		atT0(t, run(t, src, Config{Resume: at(3), ResumeTerm: 1, TxnStart: at(2)}))
+	})
+	t.Run("read from an open transaction: T0 gone", func(t *testing.T) {
+		src := newFakeOplog(ofTerm(noopOp(at(1)), 1), ofTerm(noopOp(at(2)), 1), ofTerm(insertOp(at(4), ns, doc(4, 0)), 2))
+		atT0(t, run(t, src, Config{Resume: at(3), ResumeTerm: 1, TxnStart: at(2)}))
+	})
+	t.Run("read from an open transaction: T0 of its term", func(t *testing.T) {
+		src := newFakeOplog(ofTerm(noopOp(at(1)), 1), ofTerm(noopOp(at(2)), 1), ofTerm(noopOp(at(3)), 1), ofTerm(insertOp(at(4), ns, doc(4, 0)), 2))
+		src.finite = true
+		if err := run(t, src, Config{Resume: at(3), ResumeTerm: 1, TxnStart: at(2)}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// Rule "majority bound": the cursor opened again after a wait must start with the
+// entry handed on last; an oplog that rolled past it meanwhile is a gap (the shard
+// fails saying so), never a silent jump over the entries it lost.
+func TestMajorityBound_AReopenedCursorMustStartAtTheLastEntryHandedOn(t *testing.T) {
+	entries := []bson.Raw{noopOp(at(1))}
+	for i := 2; i <= 6; i++ {
+		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+	}
+	src := newFakeOplog(entries...) // batches of 3: [1 2 3] handed on, [4 5 6] waits
+	src.commit(at(3))
+	dest := newFakeDest()
+	s := testShard(t, Config{Source: src, Destination: dest, Resume: at(1)})
+	wait := start(t, context.Background(), s)
+	eventually(t, "the committed entries applied", func() bool { return s.Snapshot().Applied == at(3) })
+	polls := src.majorityReads.Load()
+	eventually(t, "the next entries waiting", func() bool { return src.majorityReads.Load() >= polls+3 })
+	src.rollTo(at(5))
+	src.commit(at(6))
+	var gap *GapError
+	if err := wait(); !errors.As(err, &gap) || gap.Resume != at(3) {
+		t.Fatalf("got %v, want a *GapError from %v", err, at(3))
+	}
+	if got := ids(dest, ns); !slices.Equal(got, []int32{2, 3}) {
+		t.Fatalf("the destination holds %v, want [2 3]: nothing after the gap", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,13 @@ type Config struct {
 	// uses only those of transactions (oplog.Translator.ProcessCopied); the rest
 	// are in the copy and only move the resume point.
 	T0, TxnStart primitive.Timestamp
+	// T0Term is the term of the entry at T0 (0 when unknown): a replay that reads
+	// from before T0 (TxnStart, or a checkpoint before it) checks that the entry it
+	// reads at T0 is of this term, as the resume check does at Resume; the copy
+	// holds the writes up to that entry, so one of another term, or none, means the
+	// source rolled back what the copy holds, and the shard fails with a
+	// *RollbackError.
+	T0Term int64
 	// ConsistencyPoint is the newest source ts when the shard's copy finished. Entries
 	// up to it may meet documents the copy read in a later state, so the write errors
 	// that causes (see idempotencyCodes) are tolerated up to it, and fail the shard
@@ -157,7 +165,10 @@ type Shard struct {
 		sync.Mutex
 		retrying [numRetry]string // by retryWork, retryCheckpoint, retrySource
 		waiting  []*hold          // DDL waiting for the other shards, oldest first
-		err      error
+		// commitWait is when the entry the tailer holds began waiting for the
+		// majority commit point (zero: none waits).
+		commitWait time.Time
+		err        error
 	}
 }
 
@@ -182,6 +193,11 @@ const newestEvery = 2 * time.Second
 
 // positionEvery is how often the shard tells the DDL applier how far it is.
 const positionEvery = 100 * time.Millisecond
+
+// commitWaitShown is how long entries wait for the source's majority commit point
+// before the shard's progress says so: under a load every new entry waits a few
+// milliseconds for the secondaries, which is no news.
+const commitWaitShown = time.Second
 
 // Run replays until Stop (nil), the end of a finite source (nil), a failure (the
 // error; the shard must be restarted or the fault fixed) or the end of ctx
@@ -429,11 +445,16 @@ func (s *Shard) Snapshot() Progress {
 	}
 	s.mu.Lock()
 	p.Retrying, p.Err = s.mu.retrying[retryWork], s.mu.err
+	var waits []string
+	if since := s.mu.commitWait; !since.IsZero() && time.Since(since) >= commitWaitShown {
+		waits = append(waits, commitWaitText(p.Newest, p.Committed))
+	}
 	if len(s.mu.waiting) > 0 {
 		h := s.mu.waiting[0]
-		p.Waiting = fmt.Sprintf("waiting for every shard to pass the %s of %s (%s) before applying it once; writes to it wait too",
-			h.ddl.Kind, h.ddl.NS, time.Unix(int64(h.ts.T), 0).UTC().Format("15:04:05 UTC"))
+		waits = append(waits, fmt.Sprintf("waiting for every shard to pass the %s of %s (%s) before applying it once; writes to it wait too",
+			h.ddl.Kind, h.ddl.NS, time.Unix(int64(h.ts.T), 0).UTC().Format("15:04:05 UTC")))
 	}
+	p.Waiting = strings.Join(waits, "; ")
 	for _, kind := range []int{retryCheckpoint, retrySource, retryCommit} {
 		if p.Retrying == "" {
 			p.Retrying = s.mu.retrying[kind]
@@ -441,6 +462,31 @@ func (s *Shard) Snapshot() Progress {
 	}
 	s.mu.Unlock()
 	return p
+}
+
+// commitWaitText says why entries wait for the majority commit point, and how far
+// the shard's majority is behind its newest entry (as last read): the lag grows by
+// that much while it lasts.
+func commitWaitText(newest, committed primitive.Timestamp) string {
+	behind := ""
+	if newest.T > committed.T && !committed.IsZero() {
+		behind = fmt.Sprintf(": its majority commit point is %s behind its newest entry", time.Duration(newest.T-committed.T)*time.Second)
+	}
+	return "waiting for a majority of the source shard's members to catch up" + behind +
+		"; entries are applied once a majority holds them, so that a failover cannot take back a write applied here"
+}
+
+// setCommitWait records that the tailer's entries wait for the majority commit
+// point (on) or no longer do.
+func (s *Shard) setCommitWait(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case !on:
+		s.mu.commitWait = time.Time{}
+	case s.mu.commitWait.IsZero():
+		s.mu.commitWait = time.Now()
+	}
 }
 
 // unbounded is past every entry: the majority bound of a source without one.

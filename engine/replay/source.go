@@ -31,10 +31,10 @@ type Source interface {
 	// the resume point itself (a rollback).
 	Oldest(ctx context.Context) (primitive.Timestamp, error)
 	// Majority returns the shard's majority commit point: the newest entry a
-	// majority of its replica set has written, which no failover can roll back.
-	// The replay never applies an entry past it; a source with no such bound (a
-	// file) returns the largest ts.
-	Majority(ctx context.Context) (primitive.Timestamp, error)
+	// majority of its replica set has written, which no failover can roll back,
+	// with its term (0 when unknown). The replay never applies an entry past it; a
+	// source with no such bound (a file) returns the largest ts.
+	Majority(ctx context.Context) (OpTime, error)
 }
 
 // Cursor reads entries from a Source.
@@ -167,13 +167,14 @@ func (s *MongoSource) Oldest(ctx context.Context) (primitive.Timestamp, error) {
 
 // Majority asks the shard's primary for its majority commit point (see
 // topology.MajorityCommitPoint); a one-member set that reports none has its
-// newest entry committed.
-func (s *MongoSource) Majority(ctx context.Context) (primitive.Timestamp, error) {
-	ts, err := topology.MajorityCommitPoint(ctx, s.client)
+// newest entry committed (its term is not read: 0).
+func (s *MongoSource) Majority(ctx context.Context) (OpTime, error) {
+	ts, term, err := topology.MajorityCommitPoint(ctx, s.client)
 	if errors.Is(err, topology.ErrOneMember) {
-		return s.Newest(ctx)
+		ts, err = s.Newest(ctx)
+		return OpTime{TS: ts}, err
 	}
-	return ts, err
+	return OpTime{TS: ts, Term: term}, err
 }
 
 type mongoCursor struct {
@@ -249,8 +250,8 @@ func (s *ReaderSource) Oldest(context.Context) (primitive.Timestamp, error) {
 }
 
 // Majority is unbounded: a dump holds what its server had, and is replayed whole.
-func (s *ReaderSource) Majority(context.Context) (primitive.Timestamp, error) {
-	return unbounded, nil
+func (s *ReaderSource) Majority(context.Context) (OpTime, error) {
+	return OpTime{TS: unbounded}, nil
 }
 
 type readerCursor struct {

@@ -32,11 +32,12 @@ var ErrNoCommitPoint = errors.New("no majority commit point reported")
 // lastWrite.majorityOpTime; replSetGetStatus's optimes.lastCommittedOpTime is read
 // when hello has none (a member without a committed snapshot yet). A member that
 // reports neither is ErrOneMember when its set has one member, else an error: the
-// replay could not know what may still be rolled back.
-func MajorityCommitPoint(ctx context.Context, client *mongo.Client) (primitive.Timestamp, error) {
+// replay could not know what may still be rolled back. term is the point's term
+// (0 where the server reports a bare timestamp: 3.6's protocol version 0).
+func MajorityCommitPoint(ctx context.Context, client *mongo.Client) (ts primitive.Timestamp, term int64, err error) {
 	hello, err := helloOf(ctx, client, DefaultTimeout)
 	if err != nil {
-		return primitive.Timestamp{}, fmt.Errorf("read the majority commit point (hello): %w", err)
+		return primitive.Timestamp{}, 0, fmt.Errorf("read the majority commit point (hello): %w", err)
 	}
 	return commitPointOf(hello, func() (bson.Raw, error) {
 		return runCommand(ctx, client, DefaultTimeout, "admin", bson.D{{Key: "replSetGetStatus", Value: 1}})
@@ -45,42 +46,43 @@ func MajorityCommitPoint(ctx context.Context, client *mongo.Client) (primitive.T
 
 // commitPointOf reads the commit point from a hello reply, asking status (the
 // replSetGetStatus reply) only when hello has none.
-func commitPointOf(hello bson.Raw, status func() (bson.Raw, error)) (primitive.Timestamp, error) {
-	if ts, ok := opTimeAt(hello, "lastWrite", "majorityOpTime"); ok {
-		return ts, nil
+func commitPointOf(hello bson.Raw, status func() (bson.Raw, error)) (primitive.Timestamp, int64, error) {
+	if ts, term, ok := opTimeAt(hello, "lastWrite", "majorityOpTime"); ok {
+		return ts, term, nil
 	}
 	if str(hello, "setName") == "" {
-		return primitive.Timestamp{}, errors.New("the shard's member is not a replica set member (hello reports no setName): it has no oplog to replay")
+		return primitive.Timestamp{}, 0, errors.New("the shard's member is not a replica set member (hello reports no setName): it has no oplog to replay")
 	}
 	st, statusErr := status()
 	if statusErr == nil {
-		if ts, ok := opTimeAt(st, "optimes", "lastCommittedOpTime"); ok {
-			return ts, nil
+		if ts, term, ok := opTimeAt(st, "optimes", "lastCommittedOpTime"); ok {
+			return ts, term, nil
 		}
 	}
 	if dataMembers(hello) == 1 {
-		return primitive.Timestamp{}, ErrOneMember
+		return primitive.Timestamp{}, 0, ErrOneMember
 	}
 	msg := "the shard's primary reports no majority commit point (hello lastWrite.majorityOpTime, replSetGetStatus optimes.lastCommittedOpTime)"
 	if statusErr != nil {
-		return primitive.Timestamp{}, fmt.Errorf("%s, and replSetGetStatus failed (grant the clusterMonitor role: %v): %w", msg, statusErr, ErrNoCommitPoint)
+		return primitive.Timestamp{}, 0, fmt.Errorf("%s, and replSetGetStatus failed (grant the clusterMonitor role: %v): %w", msg, statusErr, ErrNoCommitPoint)
 	}
-	return primitive.Timestamp{}, fmt.Errorf("%s: wait until its replica set has elected a primary and replicated, then retry: %w", msg, ErrNoCommitPoint)
+	return primitive.Timestamp{}, 0, fmt.Errorf("%s: wait until its replica set has elected a primary and replicated, then retry: %w", msg, ErrNoCommitPoint)
 }
 
-// opTimeAt reads the ts of the optime at path in doc: {ts, t}, or a bare Timestamp
-// (replSetGetStatus's optimes under 3.6's protocol version 0). A zero ts is none (a member
-// without a committed snapshot yet reports Timestamp(0, 0)).
-func opTimeAt(doc bson.Raw, path ...string) (primitive.Timestamp, bool) {
+// opTimeAt reads the ts and term of the optime at path in doc: {ts, t}, or a bare
+// Timestamp (replSetGetStatus's optimes under 3.6's protocol version 0: term 0). A
+// zero ts is none (a member without a committed snapshot yet reports Timestamp(0, 0)).
+func opTimeAt(doc bson.Raw, path ...string) (ts primitive.Timestamp, term int64, ok bool) {
 	v := doc.Lookup(path...)
 	if v.Type == bsontype.EmbeddedDocument {
+		term, _ = v.Document().Lookup("t").AsInt64OK()
 		v = v.Document().Lookup("ts")
 	}
 	t, i, ok := v.TimestampOK()
 	if !ok || t == 0 && i == 0 {
-		return primitive.Timestamp{}, false
+		return primitive.Timestamp{}, 0, false
 	}
-	return primitive.Timestamp{T: t, I: i}, true
+	return primitive.Timestamp{T: t, I: i}, max(term, 0), true
 }
 
 // dataMembers counts the data-bearing members hello lists: hosts and passives.
@@ -129,7 +131,7 @@ func OldestOpenTransaction(ctx context.Context, client *mongo.Client, after prim
 		}
 		return start, false, nil
 	}
-	start, ok = opTimeAt(cur.Current, "startOpTime")
+	start, _, ok = opTimeAt(cur.Current, "startOpTime")
 	if !ok {
 		return start, false, fmt.Errorf("config.transactions: an open transaction has no startOpTime timestamp: %s", cur.Current)
 	}

@@ -48,24 +48,25 @@ func TestMajorityBound_CommitPointFromHelloOrReplSetGetStatus(t *testing.T) {
 		hello  bson.D
 		status func() (bson.Raw, error)
 		want   primitive.Timestamp
+		term   int64
 		err    string
 		one    bool
 	}{
 		{"hello lastWrite.majorityOpTime (3.6 to 8.0)", hello(three, bson.D{
 			{Key: "opTime", Value: opTime(last)}, {Key: "majorityOpTime", Value: opTime(committed)},
-		}), refused, committed, "", false},
+		}), refused, committed, 4, "", false},
 		{"replSetGetStatus of protocol version 0 (3.6): a bare timestamp", hello(three, bson.D{{Key: "opTime", Value: opTime(last)}}),
 			func() (bson.Raw, error) {
 				return rawDoc(t, bson.D{{Key: "optimes", Value: bson.D{{Key: "lastCommittedOpTime", Value: committed}}}}), nil
-			}, committed, "", false},
+			}, committed, 0, "", false},
 		{"no committed snapshot yet: replSetGetStatus", hello(three, bson.D{
 			{Key: "opTime", Value: opTime(last)}, {Key: "majorityOpTime", Value: opTime(primitive.Timestamp{})},
-		}), status(committed), committed, "", false},
-		{"one member reporting none", hello(bson.A{"a:27017"}, bson.D{{Key: "opTime", Value: opTime(last)}}), refused, primitive.Timestamp{}, "", true},
-		{"three members reporting none", hello(three, nil), refused, primitive.Timestamp{}, "reports no majority commit point", false},
-		{"not a replica set", bson.D{{Key: "isWritablePrimary", Value: true}}, refused, primitive.Timestamp{}, "not a replica set member", false},
+		}), status(committed), committed, 4, "", false},
+		{"one member reporting none", hello(bson.A{"a:27017"}, bson.D{{Key: "opTime", Value: opTime(last)}}), refused, primitive.Timestamp{}, 0, "", true},
+		{"three members reporting none", hello(three, nil), refused, primitive.Timestamp{}, 0, "reports no majority commit point", false},
+		{"not a replica set", bson.D{{Key: "isWritablePrimary", Value: true}}, refused, primitive.Timestamp{}, 0, "not a replica set member", false},
 	} {
-		got, err := commitPointOf(rawDoc(t, c.hello), c.status)
+		got, term, err := commitPointOf(rawDoc(t, c.hello), c.status)
 		switch {
 		case c.one:
 			if !errors.Is(err, ErrOneMember) {
@@ -78,8 +79,8 @@ func TestMajorityBound_CommitPointFromHelloOrReplSetGetStatus(t *testing.T) {
 			if replSet := c.hello.Map()["setName"] != nil; replSet != errors.Is(err, ErrNoCommitPoint) {
 				t.Errorf("%s: %v is ErrNoCommitPoint: %v, want %v (a replica set that may report one soon)", c.name, err, !replSet, replSet)
 			}
-		case err != nil || got != c.want:
-			t.Errorf("%s: %v, %v; want %v", c.name, got, err, c.want)
+		case err != nil || got != c.want || term != c.term:
+			t.Errorf("%s: %v of term %d, %v; want %v of term %d", c.name, got, term, err, c.want, c.term)
 		}
 	}
 }

@@ -59,6 +59,7 @@ const noStmtID = -1
 // starts a chain), or the entry just before it in the same append.
 type link struct {
 	ts        primitive.Timestamp
+	term      int64 // ts's term
 	preceding bool
 }
 
@@ -441,7 +442,7 @@ func (f forms) encodeEntry(d draft, ts, preceding primitive.Timestamp, term int6
 			if s.stmtID != noStmtID {
 				b = bsoncore.AppendInt32Element(b, "stmtId", s.stmtID)
 			}
-			b = s.appendLinks(b, f, preceding)
+			b = s.appendLinks(b, f, preceding, term)
 		}
 		b = bsoncore.AppendDocumentElement(b, "o", d.o)
 		b, _ = bsoncore.AppendDocumentEnd(b, idx)
@@ -471,7 +472,7 @@ func (f forms) encodeEntry(d draft, ts, preceding primitive.Timestamp, term int6
 		b = bsoncore.AppendDateTimeElement(b, "wall", wall.UnixMilli())
 	}
 	if s != nil {
-		b = s.appendLinks(b, f, preceding)
+		b = s.appendLinks(b, f, preceding, term)
 	}
 	if d.multiOpType != 0 {
 		b = bsoncore.AppendInt32Element(b, "multiOpType", d.multiOpType)
@@ -495,34 +496,36 @@ func (s *stmtSession) appendIDs(b []byte) []byte {
 	return bsoncore.AppendInt64Element(b, "txnNumber", s.txnNumber)
 }
 
-// appendLinks appends prevOpTime and the image fields.
-func (s *stmtSession) appendLinks(b []byte, f forms, preceding primitive.Timestamp) []byte {
+// appendLinks appends prevOpTime and the image fields; term is the entry's.
+func (s *stmtSession) appendLinks(b []byte, f forms, preceding primitive.Timestamp, term int64) []byte {
 	if !s.noPrev {
-		b = appendOpTime(b, "prevOpTime", s.prev.resolve(preceding))
+		ts, t := s.prev.resolve(preceding, term)
+		b = appendOpTime(b, "prevOpTime", ts, t)
 	}
 	switch {
 	case s.image == "":
 	case f.imageCollection:
 		b = bsoncore.AppendStringElement(b, "needsRetryImage", s.image)
 	default:
-		b = appendOpTime(b, s.image+"OpTime", preceding)
+		b = appendOpTime(b, s.image+"OpTime", preceding, term)
 	}
 	return b
 }
 
-func (k link) resolve(preceding primitive.Timestamp) primitive.Timestamp {
+// resolve is the optime the link points to: the entry just before (preceding, of
+// the term of the append) or its own.
+func (k link) resolve(preceding primitive.Timestamp, term int64) (primitive.Timestamp, int64) {
 	if k.preceding {
-		return preceding
+		return preceding, term
 	}
-	return k.ts
+	return k.ts, k.term
 }
 
 // appendOpTime appends {ts, t}; the zero ts is the null optime {ts: Timestamp(0, 0), t: -1}.
-func appendOpTime(b []byte, key string, ts primitive.Timestamp) []byte {
+func appendOpTime(b []byte, key string, ts primitive.Timestamp, term int64) []byte {
 	var i int32
 	i, b = bsoncore.AppendDocumentElementStart(b, key)
 	b = bsoncore.AppendTimestampElement(b, "ts", ts.T, ts.I)
-	term := int64(1)
 	if ts == (primitive.Timestamp{}) {
 		term = -1
 	}

@@ -57,7 +57,8 @@ type replSet struct {
 	cursors map[int64]forwardedCursor
 	nextID  int64
 	// rbids are the members' rollback ids (replSetGetRBID): 1, plus one per rollback
-	// the member went through while the process ran.
+	// the member went through; kept in replset.json, as a real member keeps its in
+	// local.system.rollback.id, so that a restart does not reset them.
 	rbids []int32
 }
 
@@ -67,12 +68,16 @@ func (s *replSet) rbid(member int) int32 {
 	return s.rbids[member]
 }
 
-func (s *replSet) init(members, primary int) {
+func (s *replSet) init(members int, st replSetState) {
 	s.lags = make([]time.Duration, members)
 	s.rbids = make([]int32, members)
 	for i := range s.rbids {
 		s.rbids[i] = 1
+		if i < len(st.RBIDs) && st.RBIDs[i] > 0 {
+			s.rbids[i] = st.RBIDs[i]
+		}
 	}
+	primary := st.Primary
 	s.changed = make(chan struct{})
 	s.cursors = map[int64]forwardedCursor{}
 	if primary < 0 || primary >= members {
@@ -94,11 +99,12 @@ func (s *replSet) watch() (primary int, changed <-chan struct{}, lags []time.Dur
 	return s.primary, s.changed, slices.Clone(s.lags)
 }
 
-// replSetState is Dir/replset.json: who is primary and where the secondaries listen,
-// so that a restart brings the same set back.
+// replSetState is Dir/replset.json: who is primary, where the secondaries listen and
+// the members' rollback ids, so that a restart brings the same set back.
 type replSetState struct {
 	Primary int      `json:"primary"`
 	Members []string `json:"members"`
+	RBIDs   []int32  `json:"rbids,omitempty"`
 }
 
 func loadReplSetState(dir string) (replSetState, error) {
@@ -118,7 +124,7 @@ func loadReplSetState(dir string) (replSetState, error) {
 
 func (f *Front) saveReplSetState() error {
 	f.set.mu.Lock()
-	st := replSetState{Primary: f.set.primary, Members: f.MemberAddrs()}
+	st := replSetState{Primary: f.set.primary, Members: f.MemberAddrs(), RBIDs: slices.Clone(f.set.rbids)}
 	f.set.mu.Unlock()
 	data, err := json.Marshal(st)
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 type sessionRecord struct {
 	txnNumber int64
 	last      primitive.Timestamp
+	lastTerm  int64 // the term of the entry at last
 	wall      time.Time
 	written   map[int32]bool // statements of txnNumber already written
 	reply     bson.Raw       // the answer of its findAndModify, for a retry (not kept across restarts)
@@ -38,6 +39,7 @@ type retryable struct {
 	txnNumber int64
 	stmtIDs   []int32 // mongos' stmtIds; nil: the statement's index
 	rec       *sessionRecord
+	log       *oplog // where the command's entries go: their term is its term
 }
 
 // routerLSID is the field in which the sandbox's router forwards a client's lsid: its
@@ -59,7 +61,7 @@ func (n *node) retryableOf(cmd *wire.Command) (*retryable, error) {
 	if !ok {
 		return nil, wire.BadValue("txnNumber must be an integer")
 	}
-	r := &retryable{lsid: n.withUID(lsid), txnNumber: txnNumber}
+	r := &retryable{lsid: n.withUID(lsid), txnNumber: txnNumber, log: n.oplog}
 	if v := cmd.Lookup("stmtIds"); v.Type == bsontype.Array {
 		for _, id := range values(v) {
 			i, _ := id.AsInt64OK()
@@ -117,19 +119,20 @@ func (r *retryable) written(i int) bool { return r.rec.written[r.stmtID(i)] }
 // session is the session fields of the entry of statement i; chained links it to the
 // entry just before it in the same append, else it follows the session's last write.
 func (r *retryable) session(i int, chained bool) *stmtSession {
-	s := &stmtSession{lsid: r.lsid, txnNumber: r.txnNumber, stmtID: r.stmtID(i), prev: link{ts: r.rec.last}}
+	s := &stmtSession{lsid: r.lsid, txnNumber: r.txnNumber, stmtID: r.stmtID(i), prev: link{ts: r.rec.last, term: r.rec.lastTerm}}
 	if chained {
 		s.prev = link{preceding: true}
 	}
 	return s
 }
 
-// wrote records statements written by entries up to ts.
+// wrote records statements written by entries up to ts, just appended (of the
+// oplog's term).
 func (r *retryable) wrote(ts primitive.Timestamp, stmts ...int) {
 	for _, i := range stmts {
 		r.rec.written[r.stmtID(i)] = true
 	}
-	r.rec.last, r.rec.wall = ts, time.Now()
+	r.rec.last, r.rec.lastTerm, r.rec.wall = ts, r.log.term(), time.Now()
 }
 
 // saveSession marks the session's record for config.transactions. The records are
@@ -163,7 +166,7 @@ func (n *node) flushSessions() {
 			docs = append(docs, bson.D{
 				{Key: "_id", Value: bson.Raw(key)},
 				{Key: "txnNum", Value: rec.txnNumber},
-				{Key: "lastWriteOpTime", Value: bson.D{{Key: "ts", Value: rec.last}, {Key: "t", Value: int64(1)}}},
+				{Key: "lastWriteOpTime", Value: bson.D{{Key: "ts", Value: rec.last}, {Key: "t", Value: rec.lastTerm}}},
 				{Key: "lastWriteDate", Value: rec.wall},
 			})
 		}
@@ -213,6 +216,7 @@ func (n *node) rebuildSessions() {
 		t, i, _ := raw.Lookup("ts").TimestampOK()
 		wall, _ := raw.Lookup("wall").DateTimeOK()
 		rec.last, rec.wall = primitive.Timestamp{T: t, I: i}, time.UnixMilli(wall)
+		rec.lastTerm, _ = raw.Lookup("t").AsInt64OK()
 		if id, ok := raw.Lookup("stmtId").Int32OK(); ok {
 			rec.written[id] = true
 		}

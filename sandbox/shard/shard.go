@@ -160,7 +160,7 @@ func Start(cfg Config) (*Front, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: %w", cfg.Name, err)
 	}
-	f.set.init(cfg.Members, state.Primary)
+	f.set.init(cfg.Members, state)
 	nodes, err := openNodes(f)
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: %w", cfg.Name, err)

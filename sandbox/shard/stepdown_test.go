@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -146,5 +147,112 @@ func TestStepDownRefusesToRollBackDDL(t *testing.T) {
 	}
 	if h := helloOf(t, old); !h.Lookup("isWritablePrimary").Boolean() {
 		t.Errorf("the refused stepdown changed the primary: %s", h)
+	}
+}
+
+// A retryable write's prevOpTime is the optime of the session's previous entry, its
+// term included, as config.transactions' lastWriteOpTime is: after a stepdown the
+// chain links entries of the old term and of the new one.
+func TestSessionLinksCarryTheTermsOfTheirEntries(t *testing.T) {
+	f := startFront(t, Config{Members: 2})
+	c := connectSet(t, f)
+	ctx := context.Background()
+	db := c.Database("app")
+	if err := db.CreateCollection(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(ctx context.Context, id int) bson.Raw {
+		t.Helper()
+		cmd := bson.D{{Key: "insert", Value: "r"}, {Key: "documents", Value: bson.A{bson.D{{Key: "_id", Value: id}}}},
+			{Key: "txnNumber", Value: int64(7)}, {Key: "stmtId", Value: int32(id)}}
+		var err error
+		// The first write after the stepdown may reach the old primary, which refuses
+		// it ("not primary") until the driver has seen the new one.
+		waitFor(t, "the write taken", func() bool { err = db.RunCommand(ctx, cmd).Err(); return err == nil })
+		p := connectMember(t, f, slices.Index(f.MemberAddrs(), primaryAddr(t, f)))
+		var e bson.Raw
+		if err := oplogColl(p).FindOne(context.Background(), bson.D{{Key: "o._id", Value: id}}).Decode(&e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	opTime := func(e bson.Raw, key string) string {
+		if key != "" {
+			e = e.Lookup(key).Document()
+		}
+		return fmt.Sprintf("%v/%d", e.Lookup("ts"), e.Lookup("t").Int64())
+	}
+	inSession(t, c, func(ctx context.Context) {
+		first := insert(ctx, 0)
+		if _, err := f.StepDown(false); err != nil {
+			t.Fatal(err)
+		}
+		second := insert(ctx, 1)
+		third := insert(ctx, 2)
+		if got, want := opTime(second, "prevOpTime"), opTime(first, ""); got != want {
+			t.Errorf("the first entry of the new term links to %s, want the previous entry %s (term 1)", got, want)
+		}
+		if got, want := opTime(third, "prevOpTime"), opTime(second, ""); got != want {
+			t.Errorf("the next entry links to %s, want %s (term 2)", got, want)
+		}
+	})
+}
+
+// primaryAddr is the address of the set's primary.
+func primaryAddr(t *testing.T, f *Front) string {
+	t.Helper()
+	ms, err := f.Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.State == "PRIMARY" {
+			return m.Addr
+		}
+	}
+	t.Fatal("no primary")
+	return ""
+}
+
+// A member's rollback id counts the rollbacks it went through, and, as a real
+// server's (local.system.rollback.id), it survives a restart: a client that checks it
+// after the restart must not take the member for one that never rolled back.
+func TestRollbackIDSurvivesARestart(t *testing.T) {
+	cfg := Config{Name: "test-shard0", Dir: t.TempDir(), Members: 2}
+	f, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	client := connectSet(t, f)
+	coll := client.Database("app").Collection("c")
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the secondary to apply the insert", func() bool {
+		ms, _ := f.Members()
+		return len(ms) == 2 && ms[0].Applied.TS == ms[1].Applied.TS
+	})
+	if err := f.SetLag(-1, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := f.StepDown(true)
+	if err != nil || rep.RolledBack != 1 {
+		t.Fatalf("stepdown %+v, %v: want one entry rolled back", rep, err)
+	}
+	old := slices.Index(f.MemberAddrs(), rep.OldPrimary)
+	client.Disconnect(ctx) // its monitors would otherwise hold the restarted members' connections
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f = startFront(t, cfg)
+	for i, want := range map[int]int32{old: 2, 1 - old: 1} {
+		rbid, err := connectMember(t, f, i).Database("admin").RunCommand(ctx, bson.D{{Key: "replSetGetRBID", Value: 1}}).Raw()
+		if err != nil || rbid.Lookup("rbid").Int32() != want {
+			t.Errorf("member %d after the restart: replSetGetRBID %s (%v), want rbid %d", i, rbid, err, want)
+		}
 	}
 }
