@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/engine/shardkey"
+	"github.com/shardlift/shardlift/sandbox/modify"
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
@@ -413,7 +414,7 @@ func (r *Router) updateStmt(ctx context.Context, rt *Routing, db, coll string, s
 	pinnedStmt := withField(stmt, "q", rawValue(pinFilter(pre.Lookup("_id"), q)))
 	if changesKey {
 		ud, _ := u.DocumentOK()
-		post, err := applyUpdate(pre, ud)
+		post, err := modify.Apply(pre, ud)
 		if err != nil {
 			return stmtResult{}, err
 		}
@@ -429,7 +430,7 @@ func (r *Router) updateStmt(ctx context.Context, rt *Routing, db, coll string, s
 // it can go straight to that shard (the common replace-by-document-key case).
 func keepsKey(rt *Routing, q bson.Raw, u bson.RawValue) bool {
 	doc, ok := u.DocumentOK()
-	if !ok || !isReplacement(doc) {
+	if !ok || !modify.IsReplacement(doc) {
 		return false
 	}
 	want, ok := equalityKey(rt, q)
@@ -623,7 +624,7 @@ func (r *Router) findAndModify(ctx context.Context, _ *wire.Session, cmd *wire.C
 	}
 	if changesKey {
 		ud, _ := u.DocumentOK()
-		post, err := applyUpdate(pre, ud)
+		post, err := modify.Apply(pre, ud)
 		if err != nil {
 			return nil, err
 		}
