@@ -197,9 +197,13 @@ func (n *node) rebuildSessions() {
 		for key := range n.sessions {
 			n.dirtySessions[key] = true
 		}
+		n.rebuildTxns()
 	}()
 	base, _ := n.oplog.bounds()
 	n.oplog.visit(base, false, false, func(raw bson.Raw) bool {
+		if _, inTxn := txnEntryOf(raw); inTxn {
+			return true // rebuildTxns records transactions
+		}
 		lsid, ok := raw.Lookup("lsid").DocumentOK()
 		txn, hasTxn := raw.Lookup("txnNumber").AsInt64OK()
 		if !ok || !hasTxn {
