@@ -66,6 +66,7 @@ type Router struct {
 	backends map[string]*backend
 	order    []*backend
 	cursors  *cursorTable
+	txns     txnTable
 	started  time.Time
 	topo     *wire.Topology
 	log      *slog.Logger
@@ -133,8 +134,8 @@ func (r *Router) Handle(ctx context.Context, s *wire.Session, cmd *wire.Command)
 	if !ok {
 		return wire.ErrorReply(wire.CommandNotFound(cmd.Name))
 	}
-	if v := cmd.Lookup("startTransaction"); v.Type != 0 {
-		return wire.ErrorReply(wire.IllegalOperation("the sandbox router does not support transactions"))
+	if v := cmd.Lookup("startTransaction"); v.Type != 0 && !r.cfg.Identity.Release().CrossShardTransactions() {
+		return wire.ErrorReply(wire.IllegalOperation("Transactions are not supported on sharded clusters before 4.2: the sandbox's release is " + r.cfg.Identity.Release().String()))
 	}
 	ctx, cancel := opContext(ctx, cmd)
 	defer cancel()
@@ -201,6 +202,8 @@ func init() {
 		"removeshardfromzone": (*Router).removeShardFromZone,
 		"updatezonekeyrange":  (*Router).updateZoneKeyRange,
 	}
+	routerCommands["committransaction"] = (*Router).commitTransaction
+	routerCommands["aborttransaction"] = (*Router).abortTransaction
 	routerCommands["refinecollectionshardkey"] = (*Router).refineCollectionShardKey
 	routerCommands["_sandboxsetchunks"] = (*Router).setChunks
 }
