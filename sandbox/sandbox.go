@@ -784,11 +784,11 @@ func (c *Cluster) HoldCommits() {
 	c.mu.router.HoldCommits()
 }
 
-// ReleaseCommits lets the held commits go on.
-func (c *Cluster) ReleaseCommits() {
+// ReleaseCommits lets the held commits go on, or with abort aborts them, prepared.
+func (c *Cluster) ReleaseCommits(abort bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.mu.router.ReleaseCommits()
+	c.mu.router.ReleaseCommits(abort)
 }
 
 // HeldCommits is how many prepared transactions wait on the hold.

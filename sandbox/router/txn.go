@@ -31,6 +31,9 @@ type txnTable struct {
 	open map[string]*routerTxn
 	hold chan struct{} // closed when the hold ends; nil: no hold
 	held int           // commits waiting on the hold
+	// abortHeld is the decision for the commits the hold kept: abort them all, as a
+	// coordinator does when a participant votes no.
+	abortHeld bool
 }
 
 // routerTxn is a transaction's participants, in the order they joined.
@@ -108,11 +111,13 @@ func (r *Router) HoldCommits() {
 	}
 }
 
-// ReleaseCommits lets the held commits go on.
-func (r *Router) ReleaseCommits() {
+// ReleaseCommits lets the held commits go on, or aborts them all (they are prepared:
+// their shards log abortTransaction).
+func (r *Router) ReleaseCommits(abort bool) {
 	r.txns.mu.Lock()
 	defer r.txns.mu.Unlock()
 	if r.txns.hold != nil {
+		r.txns.abortHeld = abort
 		close(r.txns.hold)
 		r.txns.hold = nil
 	}
@@ -125,20 +130,22 @@ func (r *Router) HeldCommits() int {
 	return r.txns.held
 }
 
-// awaitHold waits while commits are held.
-func (r *Router) awaitHold() {
+// awaitHold waits while commits are held, and reports whether the release decided
+// to abort.
+func (r *Router) awaitHold() (abort bool) {
 	r.txns.mu.Lock()
 	hold := r.txns.hold
 	if hold == nil {
 		r.txns.mu.Unlock()
-		return
+		return false
 	}
 	r.txns.held++
 	r.txns.mu.Unlock()
 	<-hold
 	r.txns.mu.Lock()
+	defer r.txns.mu.Unlock()
 	r.txns.held--
-	r.txns.mu.Unlock()
+	return r.txns.abortHeld
 }
 
 // txnCommand runs a transaction command on one participant.
@@ -173,10 +180,14 @@ func (r *Router) commitTransaction(ctx context.Context, _ *wire.Session, cmd *wi
 			commitTS = ts
 		}
 	}
-	r.awaitHold()
-	// The decision is made: the commit goes on even when the client gave up.
+	abort := r.awaitHold()
+	// The decision is made: it goes on even when the client gave up.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultOpTimeout)
 	defer cancel()
+	if abort {
+		r.abortOn(ctx, tx)
+		return nil, &wire.Error{Code: 251, Name: "NoSuchTransaction", Msg: "the transaction was aborted while prepared (the sandbox's commit hold was released with abort)"}
+	}
 	for _, s := range tx.shards {
 		cmd := bson.D{{Key: "commitTransaction", Value: int32(1)}, {Key: "commitTimestamp", Value: commitTS}}
 		if err := r.retryCommit(ctx, tx, s, cmd); err != nil {

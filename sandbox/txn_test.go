@@ -1,0 +1,238 @@
+package sandbox
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/readconcern"
+)
+
+// txnCluster is two shards of 3 members with app.c split at k 50 between them, holding
+// {k: 10} on shard0 and {k: 60} on shard1; each shard chains a transaction's entries
+// every 2 operations.
+func txnCluster(t *testing.T) (*Cluster, *mongo.Client) {
+	t.Helper()
+	c := startCluster(t, Options{Members: 3, TxnOpsPerEntry: 2})
+	cl := routerClient(t, c)
+	run(t, cl, "admin", bson.D{{Key: "enableSharding", Value: "app"}, {Key: "primaryShard", Value: "source-shard0"}})
+	run(t, cl, "admin", bson.D{{Key: "shardCollection", Value: "app.c"}, {Key: "key", Value: bson.D{{Key: "k", Value: 1}}}})
+	run(t, cl, "admin", bson.D{{Key: "split", Value: "app.c"}, {Key: "middle", Value: bson.D{{Key: "k", Value: 50}}}})
+	run(t, cl, "admin", bson.D{{Key: "moveChunk", Value: "app.c"}, {Key: "find", Value: bson.D{{Key: "k", Value: 75}}}, {Key: "to", Value: "source-shard1"}})
+	if _, err := cl.Database("app").Collection("c").InsertMany(context.Background(), []any{
+		bson.D{{Key: "_id", Value: 10}, {Key: "k", Value: 10}}, bson.D{{Key: "_id", Value: 60}, {Key: "k", Value: 60}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return c, cl
+}
+
+// crossShardTxn runs, in the background, a transaction writing on both shards: three
+// operations on shard0 (a chain of two entries there) and two on shard1.
+func crossShardTxn(cl *mongo.Client) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		ctx := context.Background()
+		sess, err := cl.StartSession()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer sess.EndSession(ctx)
+		coll := cl.Database("app").Collection("c")
+		_, err = sess.WithTransaction(ctx, func(sc mongo.SessionContext) (any, error) {
+			if _, err := coll.UpdateOne(sc, bson.D{{Key: "_id", Value: 10}, {Key: "k", Value: 10}}, bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}}); err != nil {
+				return nil, err
+			}
+			if _, err := coll.InsertOne(sc, bson.D{{Key: "_id", Value: 20}, {Key: "k", Value: 20}}); err != nil {
+				return nil, err
+			}
+			if _, err := coll.InsertOne(sc, bson.D{{Key: "_id", Value: 30}, {Key: "k", Value: 30}}); err != nil {
+				return nil, err
+			}
+			if _, err := coll.DeleteOne(sc, bson.D{{Key: "_id", Value: 60}, {Key: "k", Value: 60}}); err != nil {
+				return nil, err
+			}
+			_, err := coll.InsertOne(sc, bson.D{{Key: "_id", Value: 70}, {Key: "k", Value: 70}})
+			return nil, err
+		})
+		done <- err
+	}()
+	return done
+}
+
+// awaitHeld waits until the router holds n prepared commits.
+func awaitHeld(t *testing.T, c *Cluster, n int, done <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for c.HeldCommits() < n {
+		select {
+		case err := <-done:
+			t.Fatalf("the transaction ended before its commit was held: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the transaction's commit was never held")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// txnRecord reads a shard's config.transactions record at read concern majority, as
+// the engine reads it (from the member at the majority commit point).
+func txnRecord(t *testing.T, sc *mongo.Client, state string) bson.Raw {
+	t.Helper()
+	coll := sc.Database("config").Collection("transactions", options.Collection().SetReadConcern(readconcern.Majority()))
+	deadline := time.Now().Add(time.Minute)
+	for {
+		for _, d := range findAll(t, coll, bson.D{{Key: "state", Value: state}}) {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s transaction in config.transactions: %v", state, findAll(t, coll, bson.D{}))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// txnEntries are a shard's entries of transactions (those with lsid on admin.$cmd).
+func txnEntries(t *testing.T, sc *mongo.Client) []bson.Raw {
+	var out []bson.Raw
+	for _, e := range oplog(t, sc, "admin.$cmd") {
+		if _, err := e.LookupErr("lsid"); err == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestCrossShardTransactionIsPreparedOnEachShardThenCommittedAtOneTimestamp(t *testing.T) {
+	c, cl := txnCluster(t)
+	coll := cl.Database("app").Collection("c")
+	c.HoldCommits()
+	done := crossShardTxn(cl)
+	awaitHeld(t, c, 1, done)
+
+	// Prepared: nothing visible yet, the chains logged, the records prepared.
+	if n, _ := coll.CountDocuments(context.Background(), bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: bson.A{20, 30, 70}}}}}); n != 0 {
+		t.Errorf("%d documents of the prepared transaction are visible before its commit", n)
+	}
+	if got := findAll(t, coll, bson.D{{Key: "_id", Value: 10}}); len(got) != 1 || got[0].Lookup("x").Type != 0 {
+		t.Errorf("the prepared update is visible before its commit: %v", got)
+	}
+	wantOps := map[string][]int{"source-shard0": {2, 1}, "source-shard1": {2}}
+	var prepareTS []uint32
+	for _, s := range c.Shards() {
+		sc := shardClient(t, c, s)
+		entries := txnEntries(t, sc)
+		if len(entries) != len(wantOps[s.Name]) {
+			t.Fatalf("%s: %d transaction entries while prepared, want %d: %v", s.Name, len(entries), len(wantOps[s.Name]), entries)
+		}
+		for i, e := range entries {
+			if got := len(values(e.Lookup("o", "applyOps"))); got != wantOps[s.Name][i] {
+				t.Errorf("%s entry %d holds %d operations, want %d", s.Name, i, got, wantOps[s.Name][i])
+			}
+			last := i == len(entries)-1
+			if _, prep := e.Lookup("o", "prepare").BooleanOK(); prep != last {
+				t.Errorf("%s entry %d: prepare marks only the last: %s", s.Name, i, e)
+			}
+			if _, partial := e.Lookup("o", "partialTxn").BooleanOK(); partial == last {
+				t.Errorf("%s entry %d: partialTxn marks all but the last: %s", s.Name, i, e)
+			}
+			prev, _, _ := e.Lookup("prevOpTime", "ts").TimestampOK()
+			if i == 0 && prev != 0 {
+				t.Errorf("%s: the first entry's prevOpTime is not the null optime: %s", s.Name, e)
+			}
+			if i > 0 && !e.Lookup("prevOpTime", "ts").Equal(entries[i-1].Lookup("ts")) {
+				t.Errorf("%s entry %d does not point to the one before it: %s", s.Name, i, e)
+			}
+		}
+		rec := txnRecord(t, sc, "prepared")
+		if !rec.Lookup("startOpTime", "ts").Equal(entries[0].Lookup("ts")) {
+			t.Errorf("%s: startOpTime %v, want the first entry's ts %v", s.Name, rec.Lookup("startOpTime"), entries[0].Lookup("ts"))
+		}
+		if !rec.Lookup("lastWriteOpTime", "ts").Equal(entries[len(entries)-1].Lookup("ts")) {
+			t.Errorf("%s: lastWriteOpTime %v, want the prepare entry's", s.Name, rec.Lookup("lastWriteOpTime"))
+		}
+		ts, _, _ := entries[len(entries)-1].Lookup("ts").TimestampOK()
+		prepareTS = append(prepareTS, ts)
+	}
+
+	c.ReleaseCommits(false)
+	if err := <-done; err != nil {
+		t.Fatalf("the transaction: %v", err)
+	}
+	if n, _ := coll.CountDocuments(context.Background(), bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: bson.A{20, 30, 70}}}}}); n != 3 {
+		t.Errorf("%d of the 3 inserted documents visible after the commit", n)
+	}
+	if n, _ := coll.CountDocuments(context.Background(), bson.D{{Key: "_id", Value: 60}}); n != 0 {
+		t.Error("the deleted document is still there after the commit")
+	}
+	var commitTS []bson.RawValue
+	for _, s := range c.Shards() {
+		sc := shardClient(t, c, s)
+		entries := txnEntries(t, sc)
+		commit := entries[len(entries)-1]
+		if commit.Lookup("o", "commitTransaction").Type == 0 || !commit.Lookup("prevOpTime", "ts").Equal(entries[len(entries)-2].Lookup("ts")) {
+			t.Errorf("%s: the last entry is no commit pointing to the prepare: %s", s.Name, commit)
+		}
+		commitTS = append(commitTS, commit.Lookup("o", "commitTimestamp"))
+		rec := txnRecord(t, sc, "committed")
+		if rec.Lookup("startOpTime").Type != 0 {
+			t.Errorf("%s: a committed record keeps startOpTime: %s", s.Name, rec)
+		}
+	}
+	if !commitTS[0].Equal(commitTS[1]) {
+		t.Errorf("the shards committed at different timestamps: %v", commitTS)
+	}
+	if ts, _, _ := commitTS[0].TimestampOK(); ts < max(prepareTS[0], prepareTS[1]) {
+		t.Errorf("commitTimestamp %v before a prepareTimestamp %v", commitTS[0], prepareTS)
+	}
+}
+
+func TestPreparedTransactionAbortedByTheCoordinatorLogsAbortAndChangesNothing(t *testing.T) {
+	c, cl := txnCluster(t)
+	c.HoldCommits()
+	done := crossShardTxn(cl)
+	awaitHeld(t, c, 1, done)
+	c.ReleaseCommits(true)
+	if err := <-done; commandCode(err) != 251 {
+		t.Fatalf("the aborted transaction's commit answered %v, want NoSuchTransaction", err)
+	}
+	if n, _ := cl.Database("app").Collection("c").CountDocuments(context.Background(), bson.D{}); n != 2 {
+		t.Errorf("%d documents after the abort, want the 2 from before it", n)
+	}
+	for _, s := range c.Shards() {
+		sc := shardClient(t, c, s)
+		entries := txnEntries(t, sc)
+		if last := entries[len(entries)-1]; last.Lookup("o", "abortTransaction").Type == 0 {
+			t.Errorf("%s: the last entry is no abort: %s", s.Name, last)
+		}
+		txnRecord(t, sc, "aborted")
+	}
+}
+
+func TestSingleShardTransactionCommitsAsOneApplyOps(t *testing.T) {
+	c, cl := txnCluster(t)
+	sess, err := cl.StartSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.EndSession(context.Background())
+	coll := cl.Database("app").Collection("c")
+	if _, err := sess.WithTransaction(context.Background(), func(sc mongo.SessionContext) (any, error) {
+		_, err := coll.InsertOne(sc, bson.D{{Key: "_id", Value: 20}, {Key: "k", Value: 20}})
+		return nil, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sc := shardClient(t, c, c.Shards()[0])
+	entries := txnEntries(t, sc)
+	if len(entries) != 1 || entries[0].Lookup("o", "prepare").Type != 0 || len(values(entries[0].Lookup("o", "applyOps"))) != 1 {
+		t.Fatalf("a single-shard transaction's entries: %v, want one unprepared applyOps", entries)
+	}
+	txnRecord(t, sc, "committed")
+}
