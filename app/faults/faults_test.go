@@ -46,6 +46,7 @@ func TestFaultSuite(t *testing.T) {
 		{"6-cutover-under-pressure", cutoverUnderPressure},
 		{"7-balancer-off-crash-cancel", balancerOffCrashCancel},
 		{"7-balancer-on-expiry", balancerOnExpiry},
+		{"8-prepared-transactions", preparedTransactions},
 	}
 	var rows []faults.Row
 	for i, sc := range scenarios {
