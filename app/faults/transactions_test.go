@@ -127,6 +127,13 @@ func (e *env) awaitReplayPastHeld() {
 		if err == nil && n == int64(len(ids)) {
 			return
 		}
+		if s, err := e.m.API().Status(e.ctx); err == nil {
+			for _, sh := range s.Shards {
+				if sh.Phase == "failed" {
+					e.t.Fatalf("shard %s failed while the transactions were prepared: %s", sh.Name, sh.Error)
+				}
+			}
+		}
 		if time.Now().After(deadline) {
 			e.t.Fatalf("the destination holds %d of the %d markers after 5 minutes (%v)", n, len(ids), err)
 		}
