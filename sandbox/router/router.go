@@ -105,8 +105,10 @@ func New(cfg Config) (*Router, error) {
 	return r, nil
 }
 
-// Close drops the router's cursors and its connections to the shards.
+// Close drops the router's cursors and its connections to the shards; held commits
+// are aborted.
 func (r *Router) Close() error {
+	r.ReleaseCommits(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	r.cursors.closeAll(ctx)
