@@ -38,7 +38,6 @@ func abortTxn(ts, prev primitive.Timestamp, lsid bson.D, txn int64) bson.Raw {
 		bson.E{Key: "prevOpTime", Value: bson.D{{Key: "ts", Value: prev}, {Key: "t", Value: int64(1)}}})
 }
 
-
 // Rule "open transactions at T0": a prepared transaction of several entries, all before
 // T0, committed after T0, is applied whole, once, at its commit; one aborted after T0
 // applies nothing; neither fails the shard.
