@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readconcern"
+	"go.mongodb.org/mongo-driver/mongo/readpref"
 )
 
 // txnCluster is two shards of 3 members with app.c split at k 50 between them, holding
@@ -183,6 +185,40 @@ func TestCrossShardTransactionIsPreparedOnEachShardThenCommittedAtOneTimestamp(t
 		rec := txnRecord(t, sc, "committed")
 		if rec.Lookup("startOpTime").Type != 0 {
 			t.Errorf("%s: a committed record keeps startOpTime: %s", s.Name, rec)
+		}
+	}
+	// Every secondary applies the transaction at its commit, whole.
+	for _, s := range c.Shards() {
+		ms, err := c.ShardMembers(s.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if m.State != "SECONDARY" {
+				continue
+			}
+			mc := connect(t, options.Client().SetHosts([]string{m.Addr}).SetDirect(true).SetReadPreference(readpref.SecondaryPreferred()))
+			mcoll := mc.Database("app").Collection("c")
+			want := map[string][]any{"source-shard0": {10, 20, 30}, "source-shard1": {70}}[s.Name]
+			deadline := time.Now().Add(time.Minute)
+			for {
+				got := findAll(t, mcoll, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+				var gotIDs []any
+				x := int64(0)
+				for _, d := range got {
+					gotIDs = append(gotIDs, int(d.Lookup("_id").AsInt64()))
+					if d.Lookup("_id").AsInt64() == 10 {
+						x, _ = d.Lookup("x").AsInt64OK()
+					}
+				}
+				if fmt.Sprint(gotIDs) == fmt.Sprint(want) && (s.Name != "source-shard0" || x == 1) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("secondary %s of %s holds %v, want %v with x: 1 on 10", m.Addr, s.Name, got, want)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 		}
 	}
 	if !commitTS[0].Equal(commitTS[1]) {
