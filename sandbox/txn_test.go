@@ -7,10 +7,13 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readconcern"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
+
+	"github.com/shardlift/shardlift/sandbox/shard"
 )
 
 // txnCluster is two shards of 3 members with app.c split at k 50 between them, holding
@@ -78,6 +81,43 @@ func awaitHeld(t *testing.T, c *Cluster, n int, done <-chan error) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the transaction's commit was never held")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// secondaries are a shard's secondary members.
+func secondaries(t *testing.T, c *Cluster, shardName string) []shard.Member {
+	t.Helper()
+	ms, err := c.ShardMembers(shardName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []shard.Member
+	for _, m := range ms {
+		if m.State == "SECONDARY" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// awaitApplied waits until member index of the shard applied the entry at ts.
+func awaitApplied(t *testing.T, c *Cluster, shardName string, index int, ts primitive.Timestamp) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ms, err := c.ShardMembers(shardName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if m.Index == index && !m.Applied.TS.Before(ts) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("member %d of %s never applied %v", index, shardName, ts)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -159,8 +199,16 @@ func TestCrossShardTransactionIsPreparedOnEachShardThenCommittedAtOneTimestamp(t
 		if !rec.Lookup("lastWriteOpTime", "ts").Equal(entries[len(entries)-1].Lookup("ts")) {
 			t.Errorf("%s: lastWriteOpTime %v, want the prepare entry's", s.Name, rec.Lookup("lastWriteOpTime"))
 		}
-		ts, _, _ := entries[len(entries)-1].Lookup("ts").TimestampOK()
+		ts, i, _ := entries[len(entries)-1].Lookup("ts").TimestampOK()
 		prepareTS = append(prepareTS, ts)
+		// A secondary that applied the prepare shows nothing of it either.
+		for _, m := range secondaries(t, c, s.Name) {
+			awaitApplied(t, c, s.Name, m.Index, primitive.Timestamp{T: ts, I: i})
+			mc := connect(t, options.Client().SetHosts([]string{m.Addr}).SetDirect(true).SetReadPreference(readpref.SecondaryPreferred()))
+			if got := findAll(t, mc.Database("app").Collection("c"), bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: bson.A{20, 30, 70}}}}}); len(got) != 0 {
+				t.Errorf("secondary %s of %s shows the prepared transaction's documents: %v", m.Addr, s.Name, got)
+			}
+		}
 	}
 
 	c.ReleaseCommits(false)
@@ -189,14 +237,7 @@ func TestCrossShardTransactionIsPreparedOnEachShardThenCommittedAtOneTimestamp(t
 	}
 	// Every secondary applies the transaction at its commit, whole.
 	for _, s := range c.Shards() {
-		ms, err := c.ShardMembers(s.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range ms {
-			if m.State != "SECONDARY" {
-				continue
-			}
+		for _, m := range secondaries(t, c, s.Name) {
 			mc := connect(t, options.Client().SetHosts([]string{m.Addr}).SetDirect(true).SetReadPreference(readpref.SecondaryPreferred()))
 			mcoll := mc.Database("app").Collection("c")
 			want := map[string][]any{"source-shard0": {10, 20, 30}, "source-shard1": {70}}[s.Name]
