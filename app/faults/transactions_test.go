@@ -2,6 +2,7 @@ package faults_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -89,7 +90,7 @@ func preparedTransactions(t *testing.T, e *env, row *faults.Row) {
 	}
 	endTxns()
 	e.finish()
-	row.Notes = stats.String()
+	row.Notes = fmt.Sprintf("prepared across T0; %d kills inside prepared spans; %s", e.kills, &stats)
 	e.verify(row)
 }
 
