@@ -313,3 +313,142 @@ func TestSingleShardTransactionCommitsAsOneApplyOps(t *testing.T) {
 	}
 	txnRecord(t, sc, "committed")
 }
+
+// A prepare answers once it is majority-committed: one a rollback removes was never
+// acknowledged (its vote fails), so no coordinator commits a transaction a shard lost.
+func TestPrepareIsAcknowledgedOnlyOnceMajorityCommitted(t *testing.T) {
+	c, cl := txnCluster(t)
+	sh := c.Shards()[0]
+	sess, err := cl.StartSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.EndSession(context.Background())
+	// A transaction's write reaches shard0; its prepare is then sent as the
+	// coordinator does, with shard0's secondaries held.
+	sc := mongo.NewSessionContext(context.Background(), sess)
+	if err := sess.StartTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Database("app").Collection("c").InsertOne(sc, bson.D{{Key: "_id", Value: 20}, {Key: "k", Value: 20}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetReplicationLag(sh.Name, -1, -1); err != nil {
+		t.Fatal(err)
+	}
+	lsid := sess.ID()
+	txnNumber := sess.(mongo.XSession).ClientSession().TxnNumber
+	direct := shardClient(t, c, sh)
+	voted := make(chan error, 1)
+	go func() {
+		_, err := direct.Database("admin").RunCommand(context.Background(), bson.D{{Key: "prepareTransaction", Value: 1},
+			{Key: "_sandboxLsid", Value: lsid}, {Key: "txnNumber", Value: txnNumber}, {Key: "autocommit", Value: false}}).Raw()
+		voted <- err
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for len(txnEntries(t, direct)) == 0 {
+		select {
+		case err := <-voted:
+			t.Fatalf("the prepare answered before its entry appeared: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the prepare entry never appeared")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := c.StepDown(sh.Name, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-voted; err == nil {
+		t.Fatal("the prepare was acknowledged before its entry was majority-committed, and then rolled back")
+	}
+	if err := c.SetReplicationLag(sh.Name, -1, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A primary elected while a transaction is prepared takes it over: the coordinator's
+// commit completes there, whole.
+func TestNewPrimaryTakesOverAPreparedTransaction(t *testing.T) {
+	c, cl := txnCluster(t)
+	c.HoldCommits()
+	done := crossShardTxn(cl)
+	awaitHeld(t, c, 1, done)
+	if _, err := c.StepDown(c.Shards()[0].Name, false); err != nil {
+		t.Fatal(err)
+	}
+	c.ReleaseCommits(false)
+	if err := <-done; err != nil {
+		t.Fatalf("the commit after the stepdown: %v", err)
+	}
+	coll := cl.Database("app").Collection("c")
+	if got := findAll(t, coll, bson.D{{Key: "_id", Value: 10}}); len(got) != 1 || got[0].Lookup("x").Type == 0 {
+		t.Errorf("the transaction's update on the new primary: %v", got)
+	}
+	if n, _ := coll.CountDocuments(context.Background(), bson.D{}); n != 4 {
+		t.Errorf("%d documents after the commit, want 4 (10, 20, 30, 70)", n)
+	}
+	txnRecord(t, shardClient(t, c, c.Shards()[0]), "committed")
+}
+
+// A commit rolled back with its primary leaves the transaction prepared on the new
+// primary; the coordinator's retry commits it there, and the rolled-back member ends
+// with the committed documents.
+func TestRolledBackCommitIsCommittedAgainOnTheNewPrimary(t *testing.T) {
+	c, cl := txnCluster(t)
+	sh := c.Shards()[0]
+	c.HoldCommits()
+	done := crossShardTxn(cl)
+	awaitHeld(t, c, 1, done)
+	if err := c.SetReplicationLag(sh.Name, -1, -1); err != nil {
+		t.Fatal(err)
+	}
+	direct := shardClient(t, c, sh)
+	c.ReleaseCommits(false)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		entries := txnEntries(t, direct)
+		if entries[len(entries)-1].Lookup("o", "commitTransaction").Type != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the commit entry never appeared on the primary")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rep, err := c.StepDown(sh.Name, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.RolledBack == 0 {
+		t.Fatalf("the stepdown rolled nothing back: %+v", rep)
+	}
+	// Rolled back and still held, the old primary shows the transaction as the new
+	// primary has it: prepared, its inserts not there.
+	old := connect(t, options.Client().SetHosts([]string{rep.OldPrimary}).SetDirect(true).SetReadPreference(readpref.SecondaryPreferred()))
+	if got := findAll(t, old.Database("app").Collection("c"), bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: bson.A{20, 30}}}}}); len(got) != 0 {
+		t.Errorf("the rolled-back member keeps the writes of the commit it rolled back: %v", got)
+	}
+	if err := c.SetReplicationLag(sh.Name, -1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the transaction whose commit was rolled back: %v", err)
+	}
+	coll := cl.Database("app").Collection("c")
+	if n, _ := coll.CountDocuments(context.Background(), bson.D{}); n != 4 {
+		t.Errorf("%d documents after the commit, want 4 (10, 20, 30, 70)", n)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for {
+		got := findAll(t, old.Database("app").Collection("c"), bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: bson.A{10, 20, 30}}}}})
+		if len(got) == 3 && got[0].Lookup("x").Type != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rolled-back member holds %v, want 10 (with x), 20 and 30", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

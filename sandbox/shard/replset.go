@@ -172,6 +172,7 @@ func openNodes(f *Front) ([]*node, error) {
 		return fail(err)
 	}
 	nodes[p].becomePrimary()
+	nodes[p].takeOverPreparedTxns()
 	for i := range nodes {
 		if i == p {
 			continue

@@ -30,14 +30,17 @@ import (
 // while prepared, then committed or aborted (startOpTime gone); every member derives
 // the record from the entries it writes or applies (txnRecorder), and a read of
 // config.transactions waits for the write in progress, since MongoDB writes the record
-// and the entries in one storage transaction.
+// and the entries in one storage transaction. A participant answers prepare, commit and
+// abort once its entry is majority-committed; a primary elected by a stepdown, or
+// started again, takes over the prepared transactions its oplog holds open
+// (takeOverPreparedTxns), so the coordinator's commit reaches them there, and a
+// rollback of a commit leaves its transaction prepared again.
 //
-// What the sandbox leaves out: a prepared transaction lives in its primary's memory,
-// so a restart or a stepdown loses it (its commit then answers NoSuchTransaction and
-// its record stays prepared); statements see the committed data, not the
-// transaction's own earlier writes to other documents; upserts, findAndModify and
-// array update operators are refused inside a transaction; a write outside a
-// transaction to a document one holds fails with WriteConflict instead of waiting.
+// What the sandbox leaves out: a transaction not yet prepared dies with its primary's
+// term; statements see the committed data, not the transaction's own earlier writes to
+// other documents; upserts, findAndModify and array update operators are refused
+// inside a transaction; a write outside a transaction to a document one holds fails
+// with WriteConflict instead of waiting.
 
 // shardTxn is an open transaction of the primary.
 type shardTxn struct {
@@ -58,6 +61,9 @@ type txnOp struct {
 	db, coll string
 	id       bson.RawValue
 	post     bson.Raw // the document after it; nil for a delete
+	// update, for a transaction a new primary took over (recoverPreparedTxns), is an
+	// update's o, applied at the commit to the document as it is then.
+	update bson.Raw
 }
 
 // txnSession reads a transaction command's lsid (with its uid) and txnNumber.
@@ -316,34 +322,54 @@ func (n *node) txnCommand(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if err != nil {
 		return wire.ErrorReply(err)
 	}
+	var ts primitive.Timestamp
+	switch strings.ToLower(cmd.Name) {
+	case "preparetransaction":
+		ts, err = n.endTxn(lsid, txnNumber, func(tx *shardTxn) (primitive.Timestamp, error) {
+			if tx.prepared {
+				return tx.prepareTS, nil // prepared already: the same vote again
+			}
+			return n.prepareTxn(tx)
+		})
+	case "committransaction":
+		ts, err = n.endTxn(lsid, txnNumber, func(tx *shardTxn) (primitive.Timestamp, error) { return n.commitTxn(ctx, tx, cmd) })
+	default:
+		ts, err = n.endTxn(lsid, txnNumber, n.abortTxn)
+	}
+	if err != nil {
+		return errorReply(err, "")
+	}
+	// A participant answers the coordinator once its prepare, commit or abort is
+	// majority-committed: no failover can lose a step the coordinator was told of
+	// (one that is rolled back is retried on the new primary, which took the prepared
+	// transaction over).
+	if err := awaitCondition(ctx, n.peers, func() bool {
+		op, _ := majority(n.peers)
+		return compareTS(op.TS, ts) >= 0
+	}); err != nil {
+		return wire.ErrorReply(&wire.Error{Code: 11602, Name: "InterruptedDueToReplStateChange",
+			Msg: fmt.Sprintf("waiting for the %s at %v to be majority-committed: %v", cmd.Name, ts, err)})
+	}
+	if strings.EqualFold(cmd.Name, "prepareTransaction") {
+		return wire.OK(bson.E{Key: "prepareTimestamp", Value: ts})
+	}
+	return wire.OK()
+}
+
+// endTxn runs step on the named transaction under the write lock and returns the ts
+// of the entry it wrote (or of the shard's last one, when it wrote none).
+func (n *node) endTxn(lsid bson.Raw, txnNumber int64, step func(*shardTxn) (primitive.Timestamp, error)) (primitive.Timestamp, error) {
 	n.writeMu.Lock()
 	defer n.writeMu.Unlock()
 	tx := n.txns[txnKeyOf(lsid, txnNumber)]
-	name := strings.ToLower(cmd.Name)
 	if tx == nil {
-		return wire.ErrorReply(noSuchTransaction(txnNumber))
+		return primitive.Timestamp{}, noSuchTransaction(txnNumber)
 	}
-	switch name {
-	case "preparetransaction":
-		if tx.prepared {
-			return wire.OK(bson.E{Key: "prepareTimestamp", Value: tx.prepareTS})
-		}
-		ts, err := n.prepareTxn(tx)
-		if err != nil {
-			return wire.ErrorReply(err)
-		}
-		return wire.OK(bson.E{Key: "prepareTimestamp", Value: ts})
-	case "committransaction":
-		if err := n.commitTxn(ctx, tx, cmd); err != nil {
-			return errorReply(err, "")
-		}
-		return wire.OK()
-	default:
-		if err := n.abortTxn(tx); err != nil {
-			return wire.ErrorReply(err)
-		}
-		return wire.OK()
+	ts, err := step(tx)
+	if ts.IsZero() {
+		ts, _ = n.oplog.last()
 	}
+	return ts, err
 }
 
 // maxTxnEntryBytes is about how many bytes of operations one applyOps entry of a
@@ -411,62 +437,77 @@ func (n *node) prepareTxn(tx *shardTxn) (primitive.Timestamp, error) {
 	return last, n.recordTxn(tx.lsid, tx.txnNumber, first, last, txnPrepared)
 }
 
-// commitTxn applies the transaction's writes and logs its commit.
-func (n *node) commitTxn(ctx context.Context, tx *shardTxn, cmd *wire.Command) error {
+// commitTxn applies the transaction's writes and logs its commit, reporting the ts of
+// the entry it wrote (none for an unprepared transaction that wrote nothing).
+func (n *node) commitTxn(ctx context.Context, tx *shardTxn, cmd *wire.Command) (primitive.Timestamp, error) {
 	var commitTS primitive.Timestamp
 	if tx.prepared {
 		t, i, ok := cmd.Lookup("commitTimestamp").TimestampOK()
 		if !ok {
-			return wire.BadValue("commitTransaction of a prepared transaction needs commitTimestamp")
+			return commitTS, wire.BadValue("commitTransaction of a prepared transaction needs commitTimestamp")
 		}
 		commitTS = primitive.Timestamp{T: t, I: i}
 		if commitTS.Before(tx.prepareTS) {
-			return wire.BadValue(fmt.Sprintf("commitTimestamp %v is before the prepareTimestamp %v", commitTS, tx.prepareTS))
+			return primitive.Timestamp{}, wire.BadValue(fmt.Sprintf("commitTimestamp %v is before the prepareTimestamp %v", commitTS, tx.prepareTS))
 		}
 	}
 	for _, op := range tx.ops {
-		var err error
-		if op.post == nil {
-			_, err = n.be.deleteByID(ctx, op.db, op.coll, op.id)
-		} else {
-			err = n.replaceDoc(ctx, op.db, op.coll, op.post)
-		}
-		if ignoreMissing(err) != nil {
-			return fmt.Errorf("apply the transaction's writes: %w", err)
+		if err := n.applyTxnOp(ctx, op); ignoreMissing(err) != nil {
+			return primitive.Timestamp{}, fmt.Errorf("apply the transaction's writes: %w", err)
 		}
 	}
 	defer n.dropTxn(tx)
 	if !tx.prepared {
 		if len(tx.ops) == 0 {
-			return nil // a transaction that wrote nothing logs nothing
+			return primitive.Timestamp{}, nil // a transaction that wrote nothing logs nothing
 		}
 		_, last, err := n.logTxn(tx, false)
 		if err != nil {
-			return err
+			return last, err
 		}
-		return n.recordTxn(tx.lsid, tx.txnNumber, primitive.Timestamp{}, last, txnCommitted)
+		return last, n.recordTxn(tx.lsid, tx.txnNumber, primitive.Timestamp{}, last, txnCommitted)
 	}
 	o := bson.D{{Key: "commitTransaction", Value: int32(1)}, {Key: "commitTimestamp", Value: commitTS}}
 	ts, err := n.oplog.write(draft{op: "c", ns: "admin.$cmd", o: mustMarshal(o),
 		session: &stmtSession{lsid: tx.lsid, txnNumber: tx.txnNumber, stmtID: noStmtID, prev: link{ts: tx.prepareTS}}})
 	if err != nil {
-		return err
+		return ts, err
 	}
-	return n.recordTxn(tx.lsid, tx.txnNumber, primitive.Timestamp{}, ts, txnCommitted)
+	return ts, n.recordTxn(tx.lsid, tx.txnNumber, primitive.Timestamp{}, ts, txnCommitted)
 }
 
-// abortTxn drops the transaction, logging the abort of a prepared one.
-func (n *node) abortTxn(tx *shardTxn) error {
+// applyTxnOp makes the data change of one operation of a committing transaction.
+func (n *node) applyTxnOp(ctx context.Context, op txnOp) error {
+	post := op.post
+	if op.update != nil {
+		docs, err := n.be.fetchByID(ctx, op.db, op.coll, op.id)
+		if err != nil || len(docs) == 0 {
+			return err // the document is gone: nothing to update
+		}
+		if post, err = applyUpdateEntry(docs[0], op.update); err != nil {
+			return err
+		}
+	}
+	if post == nil {
+		_, err := n.be.deleteByID(ctx, op.db, op.coll, op.id)
+		return err
+	}
+	return n.replaceDoc(ctx, op.db, op.coll, post)
+}
+
+// abortTxn drops the transaction, logging the abort of a prepared one, and reports the
+// ts of the entry it wrote (none for an unprepared one).
+func (n *node) abortTxn(tx *shardTxn) (primitive.Timestamp, error) {
 	defer n.dropTxn(tx)
 	if !tx.prepared {
-		return nil // nothing of it was logged
+		return primitive.Timestamp{}, nil // nothing of it was logged
 	}
 	ts, err := n.oplog.write(draft{op: "c", ns: "admin.$cmd", o: mustMarshal(bson.D{{Key: "abortTransaction", Value: int32(1)}}),
 		session: &stmtSession{lsid: tx.lsid, txnNumber: tx.txnNumber, stmtID: noStmtID, prev: link{ts: tx.prepareTS}}})
 	if err != nil {
-		return err
+		return ts, err
 	}
-	return n.recordTxn(tx.lsid, tx.txnNumber, primitive.Timestamp{}, ts, txnAborted)
+	return ts, n.recordTxn(tx.lsid, tx.txnNumber, primitive.Timestamp{}, ts, txnAborted)
 }
 
 // Durable transaction states (SessionTxnRecord's state).

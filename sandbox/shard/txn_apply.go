@@ -2,9 +2,13 @@ package shard
 
 import (
 	"context"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	engineoplog "github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/sandbox/modify"
 )
 
 // A member that applies its primary's entries follows their transactions as a
@@ -78,6 +82,11 @@ func txnEntryOf(raw bson.Raw) (txnEntry, bool) {
 type txnChain struct {
 	first primitive.Timestamp
 	ops   []bson.Raw
+	// lsid and txnNumber name it; prepared, once its prepare entry (at last) came.
+	lsid      bson.Raw
+	txnNumber int64
+	prepared  bool
+	last      primitive.Timestamp
 }
 
 // followTxn takes one entry of a transaction: it keeps, applies (with apply; nil
@@ -86,7 +95,7 @@ func (n *node) followTxn(e txnEntry, apply func(ops []bson.Raw) error) error {
 	key := txnKeyOf(e.lsid, e.txnNumber)
 	chain := n.txnChains[key]
 	if e.prevNull {
-		chain = &txnChain{first: e.ts}
+		chain = &txnChain{first: e.ts, lsid: e.lsid, txnNumber: e.txnNumber}
 	}
 	switch e.kind {
 	case txnPartial, txnPrepare:
@@ -94,10 +103,12 @@ func (n *node) followTxn(e txnEntry, apply func(ops []bson.Raw) error) error {
 			return nil // its first entries came before this member's oplog
 		}
 		chain.ops = append(chain.ops, e.ops...)
+		chain.last = e.ts
 		n.txnChains[key] = chain
 		if e.kind == txnPartial {
 			return nil
 		}
+		chain.prepared = true
 		return n.recordTxn(e.lsid, e.txnNumber, chain.first, e.ts, txnPrepared)
 	case txnAbort:
 		delete(n.txnChains, key)
@@ -156,4 +167,62 @@ func (n *node) rebuildTxns() {
 			n.front.cfg.Logger.Error("record a transaction in config.transactions", "shard", n.front.cfg.Name, "err", err)
 		}
 	}
+}
+
+// takeOverPreparedTxns makes the prepared transactions a new primary applied, and whose
+// end it has not, its own open transactions, as a MongoDB primary reconstructs them
+// at step-up: the coordinator's commit or abort then reaches them here. Their updates
+// are applied at the commit from their entries' o (the document after one is not in
+// the oplog).
+func (n *node) takeOverPreparedTxns() {
+	for key, chain := range n.txnChains {
+		if !chain.prepared {
+			continue
+		}
+		tx := &shardTxn{key: key, lsid: chain.lsid, txnNumber: chain.txnNumber, prepared: true, prepareTS: chain.last, posts: map[string]bson.Raw{}}
+		for _, d := range chain.ops {
+			ns := str(d.Lookup("ns"))
+			db, coll, _ := strings.Cut(ns, ".")
+			o, _ := d.Lookup("o").DocumentOK()
+			var inner bson.D
+			bson.Unmarshal(d, &inner)
+			op := txnOp{inner: inner, db: db, coll: coll, id: o.Lookup("_id")}
+			switch str(d.Lookup("op")) {
+			case "i":
+				op.post = o
+			case "u":
+				o2, _ := d.Lookup("o2").DocumentOK()
+				op.id, op.update = o2.Lookup("_id"), o
+			}
+			tx.ops = append(tx.ops, op)
+			n.txnLocks[lockKey(ns, op.id)] = key
+		}
+		n.txns[key] = tx
+	}
+}
+
+// stepDownTxns forgets a former primary's open transactions (the new primary took
+// the prepared ones over; the others die with the term, as on MongoDB) and follows
+// their chains as a secondary again.
+func (n *node) stepDownTxns() {
+	clear(n.txns)
+	clear(n.txnLocks)
+	n.rebuildTxns()
+}
+
+// applyUpdateEntry is the document an update entry's o makes of pre: a $v:2 diff, a
+// modifier object ($v:1 and older) or a whole replacement.
+func applyUpdateEntry(pre, o bson.Raw) (bson.Raw, error) {
+	if v, _ := o.Lookup("$v").AsInt64OK(); v == 2 {
+		diff, _ := o.Lookup("diff").DocumentOK()
+		return engineoplog.ApplyDiff(pre, diff)
+	}
+	elems, _ := o.Elements()
+	var u bson.D
+	for _, e := range elems {
+		if e.Key() != "$v" {
+			u = append(u, bson.E{Key: e.Key(), Value: e.Value()})
+		}
+	}
+	return modify.Apply(pre, mustMarshal(u))
 }
