@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,13 @@ import (
 // every 2 operations.
 func txnCluster(t *testing.T) (*Cluster, *mongo.Client) {
 	t.Helper()
-	c := startCluster(t, Options{Members: 3, TxnOpsPerEntry: 2})
+	return txnClusterOf(t, "")
+}
+
+// txnClusterOf is txnCluster presenting a MongoDB release ("": the default).
+func txnClusterOf(t *testing.T, version string) (*Cluster, *mongo.Client) {
+	t.Helper()
+	c := startCluster(t, Options{Members: 3, TxnOpsPerEntry: 2, MongoDBVersion: version})
 	cl := routerClient(t, c)
 	run(t, cl, "admin", bson.D{{Key: "enableSharding", Value: "app"}, {Key: "primaryShard", Value: "source-shard0"}})
 	run(t, cl, "admin", bson.D{{Key: "shardCollection", Value: "app.c"}, {Key: "key", Value: bson.D{{Key: "k", Value: 1}}}})
@@ -152,7 +159,14 @@ func txnEntries(t *testing.T, sc *mongo.Client) []bson.Raw {
 }
 
 func TestCrossShardTransactionIsPreparedOnEachShardThenCommittedAtOneTimestamp(t *testing.T) {
-	c, cl := txnCluster(t)
+	// 4.2 brought cross-shard transactions and writes the legacy envelope; 8.0 the last.
+	for _, version := range []string{"4.2", "8.0"} {
+		t.Run(version, func(t *testing.T) { crossShardTransactionPreparedThenCommitted(t, version) })
+	}
+}
+
+func crossShardTransactionPreparedThenCommitted(t *testing.T, version string) {
+	c, cl := txnClusterOf(t, version)
 	coll := cl.Database("app").Collection("c")
 	c.HoldCommits()
 	done := crossShardTxn(cl)
@@ -450,5 +464,22 @@ func TestRolledBackCommitIsCommittedAgainOnTheNewPrimary(t *testing.T) {
 			t.Fatalf("the rolled-back member holds %v, want 10 (with x), 20 and 30", got)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A 4.0 cluster runs no transaction through mongos (4.0 has them on replica sets only).
+func TestTransactionsThroughA40RouterAreRefused(t *testing.T) {
+	c := startCluster(t, Options{MongoDBVersion: "4.0"})
+	cl := routerClient(t, c)
+	sess, err := cl.StartSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.EndSession(context.Background())
+	_, err = sess.WithTransaction(context.Background(), func(sc mongo.SessionContext) (any, error) {
+		return cl.Database("app").Collection("c").InsertOne(sc, bson.D{{Key: "_id", Value: 1}})
+	})
+	if err == nil || !strings.Contains(err.Error(), "4.2") {
+		t.Fatalf("a transaction through a 4.0 router: %v, want a refusal naming 4.2", err)
 	}
 }
