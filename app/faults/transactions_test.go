@@ -19,7 +19,9 @@ import (
 
 // txnRate is the transactions per second of the transaction load, beside the plain
 // load; txnOpsPerEntry makes the source shards chain a transaction's entries every 2
-// operations, so most are large transactions of several entries.
+// operations, so most are large transactions of several entries. The source's shards
+// are 3-member sets: the engine reads config.transactions at read concern majority
+// from the member at the majority commit point, a secondary.
 const (
 	txnRate        = 5
 	txnOpsPerEntry = 2
@@ -37,7 +39,7 @@ func preparedTransactions(t *testing.T, e *env, row *faults.Row) {
 		t.Fatal(err)
 	}
 	var err error
-	if e.src, err = sandbox.Start(e.ctx, "source", sandbox.Options{Shards: 2, Dir: e.srcDir, TxnOpsPerEntry: txnOpsPerEntry}); err != nil {
+	if e.src, err = sandbox.Start(e.ctx, "source", sandbox.Options{Shards: 2, Dir: e.srcDir, Members: 3, TxnOpsPerEntry: txnOpsPerEntry}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.src.Close() })
