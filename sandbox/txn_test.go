@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -481,5 +482,46 @@ func TestTransactionsThroughA40RouterAreRefused(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "4.2") {
 		t.Fatalf("a transaction through a 4.0 router: %v, want a refusal naming 4.2", err)
+	}
+}
+
+// Two transactions writing one document: the second fails with a WriteConflict that
+// drivers retry (TransientTransactionError), as on mongos.
+func TestWriteConflictBetweenTransactionsIsTransient(t *testing.T) {
+	_, cl := txnCluster(t)
+	ctx := context.Background()
+	coll := cl.Database("app").Collection("c")
+	first, err := cl.StartSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.EndSession(ctx)
+	second, err := cl.StartSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.EndSession(ctx)
+	inc := bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}
+	key := bson.D{{Key: "_id", Value: 10}, {Key: "k", Value: 10}}
+	if err := first.StartTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.UpdateOne(mongo.NewSessionContext(ctx, first), key, inc); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.StartTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = coll.UpdateOne(mongo.NewSessionContext(ctx, second), key, inc)
+	var le mongo.LabeledError
+	if commandCode(err) != 112 || !errors.As(err, &le) || !le.HasErrorLabel("TransientTransactionError") {
+		t.Fatalf("the second transaction's write: %v, want a WriteConflict labelled TransientTransactionError", err)
+	}
+	second.AbortTransaction(ctx)
+	if err := first.CommitTransaction(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := findAll(t, coll, key); len(got) != 1 || got[0].Lookup("n").AsInt64() != 1 {
+		t.Errorf("after the first transaction's commit: %v, want n: 1", got)
 	}
 }

@@ -20,8 +20,13 @@ import (
 // transactions span several shards and are prepared and committed in two phases), and
 // increments the counter of, or deletes, documents earlier transactions inserted. One
 // in txnAbortEvery is aborted by the client after its writes. The transactions write
-// only documents they inserted, never those of the plain load (Run), so the two never
-// touch one document at once.
+// only documents they inserted (marked with txnMark, which the plain load's sample
+// leaves out), never those of the plain load (Run), so the two never touch one document
+// at once; two transactions that do are retried by the driver (WriteConflict is a
+// TransientTransactionError).
+
+// txnMark is the field, true, of the documents the transactions insert.
+const txnMark = "txnLoad"
 
 const (
 	txnInserts    = 3
@@ -120,7 +125,7 @@ func nextTxn(r *rand.Rand, t *target, abort bool) txnJob {
 	j := txnJob{coll: t.coll, abort: abort}
 	for range txnInserts {
 		key := t.spec.NewKey(r, nil)
-		j.inserts = append(j.inserts, t.spec.Document(r, key))
+		j.inserts = append(j.inserts, append(t.spec.Document(r, key), bson.E{Key: txnMark, Value: true}))
 		if !abort {
 			t.keys = append(t.keys, key)
 		}

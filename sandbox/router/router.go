@@ -144,7 +144,10 @@ func (r *Router) Handle(ctx context.Context, s *wire.Session, cmd *wire.Command)
 	reply, err := h(r, ctx, s, cmd)
 	if err != nil {
 		r.log.Debug("command failed", "cmd", cmd.Name, "db", cmd.DB, "err", err)
-		return wire.ErrorReply(err)
+		reply = wire.ErrorReply(err)
+	}
+	if cmd.Lookup("autocommit").Type != 0 {
+		return txnReply(reply)
 	}
 	return reply
 }

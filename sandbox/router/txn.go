@@ -233,6 +233,35 @@ func (r *Router) abortOn(ctx context.Context, tx *routerTxn) {
 	}
 }
 
+// transientTxnErrors are the codes after which a transaction may simply run again
+// (MongoDB labels them TransientTransactionError): a write conflict, and a transaction
+// its shard no longer has.
+var transientTxnErrors = map[int32]bool{112: true, 251: true}
+
+// txnReply is the reply to a command of a transaction as mongos gives it: a write
+// error fails the command (the transaction is over), and an error after which the
+// transaction may run again is labelled TransientTransactionError, which drivers'
+// withTransaction retries.
+func txnReply(reply bson.Raw) bson.Raw {
+	fail := reply
+	if we := writeErrorsOf(reply); len(we) > 0 {
+		fail = wire.Reply(bson.D{{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: we[0].Lookup("errmsg")},
+			{Key: "code", Value: we[0].Lookup("code")}, {Key: "codeName", Value: we[0].Lookup("codeName")}})
+	}
+	if ok, _ := asInt64(fail.Lookup("ok")); ok == 1 {
+		return reply
+	}
+	code, _ := asInt64(fail.Lookup("code"))
+	if !transientTxnErrors[int32(code)] {
+		return fail
+	}
+	var d bson.D
+	if err := bson.Unmarshal(fail, &d); err != nil {
+		return fail
+	}
+	return wire.Reply(append(d, bson.E{Key: "errorLabels", Value: bson.A{"TransientTransactionError"}}))
+}
+
 // inTxn reports whether a shard command's session fields are a transaction's.
 func inTxn(session bson.D) bool {
 	for _, e := range session {
