@@ -130,10 +130,11 @@ func (n *node) txnLocked(ns string, id bson.RawValue) error {
 	return nil
 }
 
-// hold records that tx writes the document, refusing it when another transaction
-// holds it, and returns the document as tx sees it (ok false: tx deleted it).
-func (n *node) hold(tx *shardTxn, ns string, pre bson.Raw) (bson.Raw, bool, error) {
-	k := lockKey(ns, pre.Lookup("_id"))
+// hold records that tx writes the document with _id id (stored: its committed
+// version, nil when there is none), refusing it when another transaction holds it, and
+// returns the document as tx sees it (exists false: there is none, or tx deleted it).
+func (n *node) hold(tx *shardTxn, ns string, id bson.RawValue, stored bson.Raw) (doc bson.Raw, exists bool, err error) {
+	k := lockKey(ns, id)
 	if owner, held := n.txnLocks[k]; held && owner != tx.key {
 		return nil, false, writeConflict()
 	}
@@ -141,7 +142,7 @@ func (n *node) hold(tx *shardTxn, ns string, pre bson.Raw) (bson.Raw, bool, erro
 	if post, seen := tx.posts[k]; seen {
 		return post, post != nil, nil
 	}
-	return pre, true, nil
+	return stored, stored != nil, nil
 }
 
 func (tx *shardTxn) add(ci collInfo, d draft, id bson.RawValue, post bson.Raw) {
@@ -216,7 +217,11 @@ func (n *node) txnInsert(ctx context.Context, tx *shardTxn, ci collInfo, doc bso
 	if err != nil {
 		return 0, err
 	}
-	if _, exists, err := n.holdAny(tx, ci.NS, id, existing); err != nil || exists {
+	var stored bson.Raw
+	if len(existing) > 0 {
+		stored = existing[0]
+	}
+	if _, exists, err := n.hold(tx, ci.NS, id, stored); err != nil || exists {
 		if err == nil {
 			err = &wire.Error{Code: 11000, Name: "DuplicateKey", Msg: "E11000 duplicate key error collection: " + ci.NS}
 		}
@@ -224,20 +229,6 @@ func (n *node) txnInsert(ctx context.Context, tx *shardTxn, ci collInfo, doc bso
 	}
 	tx.add(ci, n.front.forms.insertDraft(ci, doc, false), id, doc)
 	return 1, nil
-}
-
-// holdAny is hold for a document that may not exist (found: its stored versions).
-func (n *node) holdAny(tx *shardTxn, ns string, id bson.RawValue, found []bson.Raw) (bson.Raw, bool, error) {
-	if len(found) > 0 {
-		return n.hold(tx, ns, found[0])
-	}
-	k := lockKey(ns, id)
-	if owner, held := n.txnLocks[k]; held && owner != tx.key {
-		return nil, false, writeConflict()
-	}
-	n.txnLocks[k] = tx.key
-	post := tx.posts[k]
-	return post, post != nil, nil
 }
 
 func (n *node) txnUpdate(ctx context.Context, tx *shardTxn, ci collInfo, stmt bson.Raw) (matched, modified int, err error) {
@@ -259,7 +250,7 @@ func (n *node) txnUpdate(ctx context.Context, tx *shardTxn, ci collInfo, stmt bs
 		return 0, 0, err
 	}
 	for _, stored := range docs {
-		pre, exists, err := n.hold(tx, ci.NS, stored)
+		pre, exists, err := n.hold(tx, ci.NS, stored.Lookup("_id"), stored)
 		if err != nil {
 			return matched, modified, err
 		}
@@ -293,7 +284,7 @@ func (n *node) txnDelete(ctx context.Context, tx *shardTxn, ci collInfo, stmt bs
 	}
 	deleted := 0
 	for _, stored := range docs {
-		pre, exists, err := n.hold(tx, ci.NS, stored)
+		pre, exists, err := n.hold(tx, ci.NS, stored.Lookup("_id"), stored)
 		if err != nil {
 			return deleted, err
 		}
