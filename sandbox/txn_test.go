@@ -285,25 +285,40 @@ func crossShardTransactionPreparedThenCommitted(t *testing.T, version string) {
 	}
 }
 
-func TestPreparedTransactionAbortedByTheCoordinatorLogsAbortAndChangesNothing(t *testing.T) {
+// A coordinator that aborts a prepared transaction answers NoSuchTransaction, labelled
+// TransientTransactionError: each shard logs abortTransaction for it, and the driver's
+// withTransaction runs the transaction again, under a new txnNumber, which commits.
+func TestTransactionAbortedWhilePreparedLogsAbortAndTheDriverRunsItAgain(t *testing.T) {
 	c, cl := txnCluster(t)
 	c.HoldCommits()
 	done := crossShardTxn(cl)
 	awaitHeld(t, c, 1, done)
 	c.ReleaseCommits(true)
-	if err := <-done; commandCode(err) != 251 {
-		t.Fatalf("the aborted transaction's commit answered %v, want NoSuchTransaction", err)
+	if err := <-done; err != nil {
+		t.Fatalf("the transaction run again after the abort: %v", err)
 	}
-	if n, _ := cl.Database("app").Collection("c").CountDocuments(context.Background(), bson.D{}); n != 2 {
-		t.Errorf("%d documents after the abort, want the 2 from before it", n)
+	if n, _ := cl.Database("app").Collection("c").CountDocuments(context.Background(), bson.D{}); n != 4 {
+		t.Errorf("%d documents after the second run's commit, want 4 (10, 20, 30, 70)", n)
 	}
 	for _, s := range c.Shards() {
 		sc := shardClient(t, c, s)
-		entries := txnEntries(t, sc)
-		if last := entries[len(entries)-1]; last.Lookup("o", "abortTransaction").Type == 0 {
-			t.Errorf("%s: the last entry is no abort: %s", s.Name, last)
+		var kinds []string
+		var aborted, committed int64
+		for _, e := range txnEntries(t, sc) {
+			o := e.Lookup("o").Document()
+			switch first := o.Index(0).Key(); first {
+			case "abortTransaction":
+				aborted = e.Lookup("txnNumber").Int64()
+				kinds = append(kinds, first)
+			case "commitTransaction":
+				committed = e.Lookup("txnNumber").Int64()
+				kinds = append(kinds, first)
+			}
 		}
-		txnRecord(t, sc, "aborted")
+		if len(kinds) != 2 || kinds[0] != "abortTransaction" || kinds[1] != "commitTransaction" || committed <= aborted {
+			t.Errorf("%s: ends %v (txnNumber %d aborted, %d committed), want the abort of the first run then the commit of a later one", s.Name, kinds, aborted, committed)
+		}
+		txnRecord(t, sc, "committed")
 	}
 }
 
