@@ -50,6 +50,9 @@ type node struct {
 	sessions      map[string]*sessionRecord
 	dirtySessions map[string]bool
 	sessionsDone  chan struct{}
+	// recordsMu serializes the writes of config.transactions (FerretDB's upsert is not
+	// atomic: two at once for one _id both insert). It is taken after writeMu.
+	recordsMu sync.Mutex
 	// txns are the primary's open transactions by txnKeyOf, txnLocks the documents
 	// they write (lockKey to txn key), txnChains the transactions whose entries the
 	// member applied or read but not their end (txn.go, txn_apply.go), all under

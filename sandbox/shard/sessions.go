@@ -168,12 +168,16 @@ func (n *node) flushSessions() {
 			})
 		}
 		clear(n.dirtySessions)
+		// Taken before the write lock is let go: a transaction's record written
+		// after this batch was taken must land after it too (txn.go).
+		n.recordsMu.Lock()
 		n.writeMu.Unlock()
 		for _, doc := range docs {
 			if err := n.upsertByID(n.ctx, "config", "transactions", doc); err != nil && n.ctx.Err() == nil {
 				n.front.cfg.Logger.Error("record a session in config.transactions", "shard", n.front.cfg.Name, "err", err)
 			}
 		}
+		n.recordsMu.Unlock()
 	}
 }
 

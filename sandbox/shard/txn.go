@@ -526,5 +526,7 @@ func (n *node) recordTxn(lsid bson.Raw, txnNumber int64, start, last primitive.T
 		n.deferredTxnRecords[string(lsid)] = doc
 		return nil
 	}
+	n.recordsMu.Lock()
+	defer n.recordsMu.Unlock()
 	return n.upsertByID(n.ctx, "config", "transactions", doc)
 }

@@ -162,6 +162,8 @@ func (n *node) rebuildTxns() {
 	}
 	records := n.deferredTxnRecords
 	n.deferredTxnRecords = nil
+	n.recordsMu.Lock()
+	defer n.recordsMu.Unlock()
 	for _, doc := range records {
 		if err := n.upsertByID(n.ctx, "config", "transactions", doc); err != nil && n.ctx.Err() == nil {
 			n.front.cfg.Logger.Error("record a transaction in config.transactions", "shard", n.front.cfg.Name, "err", err)
