@@ -110,3 +110,38 @@ func TestOpenTransactionsAtT0_ResumeInsideAPreparedSpanAppliesTheCommitOnce(t *t
 		t.Errorf("%d writes applied, want 6: the two inside the span again (idempotent), the transaction's two once", got)
 	}
 }
+
+// Rule "open transactions at T0": a replay stopped while a transaction prepared before
+// T0 is still open, after it applied entries past T0, resumes before the
+// transaction's first entry and applies its commit.
+func TestOpenTransactionsAtT0_ResumeBeforeTheCommitOfATransactionPreparedBeforeT0(t *testing.T) {
+	a := session(1)
+	chain := preparedChain(a, 3, []primitive.Timestamp{at(2), at(3)}, innerInsert(ns, doc(1, 0)), innerInsert(ns, doc(2, 0)))
+	src := newFakeOplog(noopOp(at(1)), chain[0], insertOp(ts(2, 5), ns, doc(5, 0)), chain[1], noopOp(at(4)), insertOp(at(5), ns, doc(6, 0)), insertOp(at(6), ns, doc(7, 0)))
+	dest := newFakeDest()
+	cps := &fakeCheckpoints{}
+	cfg := Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(4), T0: at(4), TxnStart: at(2), CheckpointEvery: time.Millisecond}
+	s := testShard(t, cfg)
+	wait := start(t, context.Background(), s)
+	eventually(t, "the writes after T0 applied", func() bool { return dest.applied.Load() == 2 })
+	time.Sleep(20 * time.Millisecond)
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	saved := cps.all()
+	t.Logf("checkpoints %v", saved)
+	src.append(commitTxn(at(7), at(3), a, 3))
+	src.finite = true
+	if len(saved) > 0 {
+		cfg.Resume = saved[len(saved)-1]
+	}
+	if err := testShard(t, cfg).Run(context.Background()); err != nil {
+		t.Fatalf("the resumed replay: %v", err)
+	}
+	if got := ids(dest, ns); !slices.Equal(got, []int32{1, 2, 6, 7}) {
+		t.Fatalf("the destination holds %v, want [1 2 6 7]", got)
+	}
+}
