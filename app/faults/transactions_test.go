@@ -165,3 +165,4 @@ func (e *env) awaitHeld() {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+

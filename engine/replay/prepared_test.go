@@ -145,3 +145,41 @@ func TestOpenTransactionsAtT0_ResumeBeforeTheCommitOfATransactionPreparedBeforeT
 		t.Fatalf("the destination holds %v, want [1 2 6 7]", got)
 	}
 }
+
+// Rule "open transactions at T0": of two transactions prepared before T0, the first
+// commits after T0 and the resume point moves up to the second's first entry; a
+// replay resumed there reads the first one's commit again, without its prepare: it
+// was applied before the resume point was saved, and is skipped (found by fault
+// scenario 8: the shard failed with "commits a prepared transaction this sync never
+// saw").
+func TestOpenTransactionsAtT0_ResumeAfterAnAppliedTransactionSkipsItsCommit(t *testing.T) {
+	a, b := session(1), session(2)
+	ca := preparedChain(a, 2, []primitive.Timestamp{at(2)}, innerInsert(ns, doc(1, 0)))
+	cb := preparedChain(b, 6, []primitive.Timestamp{at(4), at(5)}, innerInsert(ns, doc(2, 0)), innerInsert(ns, doc(3, 0)))
+	src := newFakeOplog(noopOp(at(1)), ca[0], insertOp(at(3), ns, doc(5, 0)), cb[0], cb[1], noopOp(at(6)),
+		commitTxn(at(7), at(2), a, 2), insertOp(at(8), ns, doc(7, 0)))
+	dest := newFakeDest()
+	cps := &fakeCheckpoints{}
+	cfg := Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(6), T0: at(6), TxnStart: at(2), CheckpointEvery: time.Millisecond}
+	s := testShard(t, cfg)
+	wait := start(t, context.Background(), s)
+	eventually(t, "a checkpoint past the first transaction", func() bool {
+		saved := cps.all()
+		return len(saved) > 0 && saved[len(saved)-1] == at(3)
+	})
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	src.append(commitTxn(at(9), at(5), b, 6))
+	src.finite = true
+	cfg.Resume = at(3)
+	if err := testShard(t, cfg).Run(context.Background()); err != nil {
+		t.Fatalf("the resumed replay: %v", err)
+	}
+	if got := ids(dest, ns); !slices.Equal(got, []int32{1, 2, 3, 7}) {
+		t.Fatalf("the destination holds %v, want [1 2 3 7]", got)
+	}
+}
