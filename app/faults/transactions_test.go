@@ -165,4 +165,3 @@ func (e *env) awaitHeld() {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-

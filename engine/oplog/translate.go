@@ -51,7 +51,7 @@ type Translator struct {
 	appliedBefore primitive.Timestamp
 	applied       map[string]bool
 	plan          updatePlan
-	diffs           diffParser
+	diffs         diffParser
 }
 
 // openTxn is a transaction whose entries were seen but not its commit.
