@@ -37,7 +37,7 @@ func TestHelpListsEveryCommandAndExitsZero(t *testing.T) {
 }
 
 func TestCommandHelpListsEveryFlag(t *testing.T) {
-	want := []string{"--shards N", "--dest-shards N", "--docs N", "--load OPS_PER_SEC", "--dir DIR", "--auth USER:PASS", "--tls", "--oplog-size BYTES", "--id-type TYPE",
+	want := []string{"--shards N", "--dest-shards N", "--docs N", "--load OPS_PER_SEC", "--txn-rate N", "--dir DIR", "--auth USER:PASS", "--tls", "--oplog-size BYTES", "--id-type TYPE",
 		"--mongodb-version VERSION", "--dest-mongodb-version VERSION", "--config-shard", "--chunks N", "--command-latency SETTING", "3.6, 4.0, 4.2, 4.4, 5.0, 6.0, 7.0, 8.0"}
 	for _, args := range [][]string{{"sandbox", "--help"}, {"sandbox", "-h"}, {"help", "sandbox"}} {
 		code, out, errOut := runCLI(t, args...)
@@ -70,6 +70,8 @@ func TestBadUsageExitsTwoNamingTheProblem(t *testing.T) {
 		{[]string{"sandbox", "--dest-shards", "-1"}, []string{"--dest-shards -1"}},
 		{[]string{"sandbox", "--docs", "-5"}, []string{"--docs -5"}},
 		{[]string{"sandbox", "--load", "-5"}, []string{"--load -5"}},
+		{[]string{"sandbox", "--txn-rate", "-1"}, []string{"--txn-rate -1"}},
+		{[]string{"sandbox", "--mongodb-version", "4.0", "--txn-rate", "2"}, []string{"--txn-rate", "4.2"}},
 		{[]string{"sandbox", "--auth", "admin"}, []string{"--auth", "USER:PASS"}},
 		{[]string{"sandbox", "--auth", ":secret"}, []string{"--auth", "USER:PASS"}},
 		{[]string{"sandbox", "--oplog-size", "lots"}, []string{`"lots"`, "-oplog-size"}},

@@ -55,6 +55,7 @@ a later run with the same --dir serves the same data.`
 type sandboxConfig struct {
 	shards, destShards int
 	docs, rate         int
+	txnRate            int // cross-shard transactions per second (load.RunTxns)
 	dir                string
 	auth               *wire.Credentials
 	x509               bool              // --auth x509
@@ -83,6 +84,7 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 	destShards := f.Int("dest-shards", 0, "`N` shards in the destination cluster (default: as --shards)")
 	docs := f.Int("docs", 0, "seed the source with `N` documents, unless --dir already holds them")
 	rate := f.Int("load", 0, "keep `OPS_PER_SEC` writes per second going to the source")
+	txnRate := f.Int("txn-rate", 0, "keep `N` multi-document transactions per second going to the source's sharded collections (most span shards: prepared, then committed; one in five aborted); MongoDB 4.2 and later")
 	dir := f.String("dir", "", "keep the data in `DIR` (source/ and destination/) instead of a temporary folder")
 	auth := f.String("auth", "", "require on routers and shards the SCRAM-SHA-256 user `USER:PASS`, or plain:USER:PASS (a PLAIN/LDAP user on $external), or x509 (client certificates required, the CA issues the X.509 user's; implies --tls)")
 	useTLS := f.Bool("tls", false, "serve TLS only, with a CA and certificates made under the data folder")
@@ -107,7 +109,7 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 	if err != nil {
 		return usageError(s, f.prog, "--id-type: %v", err)
 	}
-	cfg := sandboxConfig{shards: *shards, destShards: *destShards, docs: *docs, rate: *rate, dir: *dir, tls: *useTLS, oplogSize: int64(oplog), configShard: *configShard, ids: ids,
+	cfg := sandboxConfig{shards: *shards, destShards: *destShards, docs: *docs, rate: *rate, txnRate: *txnRate, dir: *dir, tls: *useTLS, oplogSize: int64(oplog), configShard: *configShard, ids: ids,
 		members: *members, control: *control, privateHostnames: *privateHostnames, chunks: *chunks}
 	if cfg.latency, err = router.ParseCommandLatency(*latency); err != nil {
 		return usageError(s, f.prog, "--command-latency: %v", err)
@@ -144,6 +146,10 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 		return usageError(s, f.prog, "--chunks %d: the chunk count cannot be negative", cfg.chunks)
 	case cfg.rate < 0:
 		return usageError(s, f.prog, "--load %d: the write rate cannot be negative", cfg.rate)
+	case cfg.txnRate < 0:
+		return usageError(s, f.prog, "--txn-rate %d: the transaction rate cannot be negative", cfg.txnRate)
+	case cfg.txnRate > 0 && cfg.version != "" && !crossShardTransactions(cfg.version):
+		return usageError(s, f.prog, "--txn-rate needs a MongoDB 4.2 or later source (transactions span shards from 4.2): add --mongodb-version 4.2 or later")
 	case cfg.members < 1 || cfg.members > 7:
 		return usageError(s, f.prog, "--members %d: a shard's replica set has 1 to 7 members here", cfg.members)
 	}
@@ -240,17 +246,30 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 	}
 
 	var stats load.Stats
+	var txnStats load.TxnStats
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	loadEnded := make(chan struct{})
+	loading := cfg.rate > 0 || cfg.txnRate > 0
+	// loadReport is the loads' counts, one line.
+	loadReport := func() string {
+		var parts []string
+		if cfg.rate > 0 {
+			parts = append(parts, stats.String())
+		}
+		if cfg.txnRate > 0 {
+			parts = append(parts, txnStats.String())
+		}
+		return strings.Join(parts, "; ")
+	}
 	// endLoad stops the load and returns once its last write is answered.
 	endLoad := func() string {
 		stopLoad()
 		<-loadEnded
-		return stats.String()
+		return loadReport()
 	}
 	if cfg.control != "" {
-		h := controlHandler(map[string]*sandbox.Cluster{"source": src, "destination": dst}, cfg.rate > 0, endLoad)
+		h := controlHandler(map[string]*sandbox.Cluster{"source": src, "destination": dst}, loading, endLoad)
 		addr, stopControl, err := serveControl(cfg.control, h, logger)
 		if err != nil {
 			return fail("--control %s: %v", cfg.control, err)
@@ -274,18 +293,25 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 		fmt.Fprintf(s.out, "source ca: %s\ndestination ca: %s\n", src.CAFile(), dst.CAFile())
 	}
 
-	loadDone := make(chan error, 1)
+	// loadDone has each load's end (an error when it could not start); it is closed,
+	// and loadEnded with it, once every load ended.
+	loadDone := make(chan error, 2)
+	var loads sync.WaitGroup
 	if cfg.rate > 0 {
 		fmt.Fprintf(s.err, "load: %d writes/s on the source\n", cfg.rate)
 		rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
-		go func() {
-			defer close(loadEnded)
-			loadDone <- load.RunIDs(loadCtx, client, cfg.rate, cfg.ids, rnd, &stats)
-		}()
-	} else {
+		loads.Go(func() { loadDone <- load.RunIDs(loadCtx, client, cfg.rate, cfg.ids, rnd, &stats) })
+	}
+	if cfg.txnRate > 0 {
+		fmt.Fprintf(s.err, "load: %d transactions/s on the source\n", cfg.txnRate)
+		rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+		loads.Go(func() { loadDone <- load.RunTxns(loadCtx, client, cfg.txnRate, cfg.ids, rnd, &txnStats) })
+	}
+	go func() {
+		loads.Wait()
 		close(loadDone)
 		close(loadEnded)
-	}
+	}()
 	ticker := time.NewTicker(statusEvery)
 	defer ticker.Stop()
 	fmt.Fprintln(s.err, "running; press Ctrl-C to stop")
@@ -294,23 +320,24 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 		case <-ctx.Done():
 			running = false
 		case err, ok := <-loadDone:
-			if ok && err != nil {
+			if !ok {
+				loadDone = nil
+				continue
+			}
+			if err != nil {
 				return fail("%v", err)
 			}
-			loadDone = nil
 		case <-ticker.C:
-			if cfg.rate > 0 {
-				fmt.Fprintf(s.err, "load: %s\n", &stats)
+			if loading {
+				fmt.Fprintf(s.err, "load: %s\n", loadReport())
 			}
 		}
 	}
 	fmt.Fprintln(s.err, "stopping")
 	stopLoad()
-	if loadDone != nil {
-		<-loadDone
-	}
-	if cfg.rate > 0 {
-		fmt.Fprintf(s.err, "load: %s\n", &stats)
+	<-loadEnded
+	if loading {
+		fmt.Fprintf(s.err, "load: %s\n", loadReport())
 	}
 	return exitOK
 }
@@ -380,6 +407,11 @@ func maskAuth(value string) string {
 func isRelease80(version string) bool {
 	r, err := release.Parse(version)
 	return err == nil && r == release.V80
+}
+
+func crossShardTransactions(version string) bool {
+	r, err := release.Parse(version)
+	return err == nil && r.CrossShardTransactions()
 }
 
 // seedOnce seeds the source unless it already holds the data set (a restart on kept data).

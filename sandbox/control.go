@@ -21,6 +21,8 @@ import (
 //	POST /{cluster}/shards/{shard}/lag?seconds=N[&member=I]   (N < 0 holds replication)
 //	POST /{cluster}/shards/{shard}/stop
 //	POST /{cluster}/shards/{shard}/start
+//	POST /{cluster}/transactions/hold      cross-shard commits wait, prepared
+//	POST /{cluster}/transactions/release[?abort=true]   the held commits go on (or abort)
 //
 // Each answers JSON saying what happened, or {"error": ...} saying what to do.
 func Control(clusters map[string]*Cluster) http.Handler {
@@ -124,6 +126,19 @@ func Control(clusters map[string]*Cluster) http.Handler {
 			return nil, http.StatusConflict, err
 		}
 		return map[string]any{"shard": f.Name(), "action": "start", "members": members(f)}, 0, nil
+	})
+	handle("POST /{cluster}/transactions/hold", func(c *Cluster, _ string, r *http.Request) (any, int, error) {
+		c.HoldCommits()
+		return map[string]any{"action": "hold", "note": "cross-shard transactions stay prepared at their commit until release"}, 0, nil
+	})
+	handle("POST /{cluster}/transactions/release", func(c *Cluster, _ string, r *http.Request) (any, int, error) {
+		abort, err := boolParam(r, "abort")
+		if err != nil {
+			return nil, http.StatusBadRequest, err
+		}
+		held := c.HeldCommits()
+		c.ReleaseCommits(abort)
+		return map[string]any{"action": "release", "released": held, "aborted": abort}, 0, nil
 	})
 	return mux
 }

@@ -94,6 +94,11 @@ type Options struct {
 	// long while the entries after it are served, as concurrent commits on a real
 	// primary do (package shard, oplog_holes.go).
 	OplogHoles time.Duration
+	// TxnOpsPerEntry is how many operations of a transaction each shard logs in one
+	// applyOps entry before chaining the next (0: as many as fit in 15 MiB), as the
+	// server parameter maxNumberOfTransactionOperationsInSingleOplogEntry does: a small
+	// number makes every transaction a large one, of several chained entries.
+	TxnOpsPerEntry int
 	// PrivateHostnames makes listShards, config.shards and the config server string
 	// name the shards and config servers by names that do not resolve here (under
 	// .sandbox.invalid), as a cluster behind its own DNS does: only a host map
@@ -346,6 +351,7 @@ func (c *Cluster) startShard(cfg shard.Config) (*shard.Front, error) {
 	cfg.OplogSize = c.opts.OplogSize
 	cfg.Members = c.opts.Members
 	cfg.OplogHoles = c.opts.OplogHoles
+	cfg.TxnOpsPerEntry = c.opts.TxnOpsPerEntry
 	cfg.Logger = c.log.With("shard", cfg.Name)
 	return shard.Start(cfg)
 }
@@ -768,6 +774,28 @@ func (c *Cluster) SetRouterFault(fault wire.Fault) error {
 		return errors.New("sandbox closed")
 	}
 	return c.mu.server.SetFault(fault)
+}
+
+// HoldCommits keeps the router's cross-shard commits waiting once every participant
+// has prepared, until ReleaseCommits: the transactions stay prepared on their shards.
+func (c *Cluster) HoldCommits() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.router.HoldCommits()
+}
+
+// ReleaseCommits lets the held commits go on, or with abort aborts them, prepared.
+func (c *Cluster) ReleaseCommits(abort bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.router.ReleaseCommits(abort)
+}
+
+// HeldCommits is how many prepared transactions wait on the hold.
+func (c *Cluster) HeldCommits() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.router.HeldCommits()
 }
 
 // RestartRouter stops the router (its connections and cursors are lost) and starts

@@ -46,6 +46,7 @@ func TestFaultSuite(t *testing.T) {
 		{"6-cutover-under-pressure", cutoverUnderPressure},
 		{"7-balancer-off-crash-cancel", balancerOffCrashCancel},
 		{"7-balancer-on-expiry", balancerOnExpiry},
+		{"8-prepared-transactions", preparedTransactions},
 		{"9-stepdown-during-copy", stepdownDuringCopy},
 		{"10-stepdown-rollback-steady", stepdownRollbackSteady},
 		{"11-oplog-holes", oplogHoles},

@@ -44,8 +44,14 @@ type Translator struct {
 	limit           int
 	txns            map[string]*openTxn
 	held            int // bytes held by txns
-	plan            updatePlan
-	diffs           diffParser
+	// appliedBefore, when set, is a resume point the replay reached by applying:
+	// a transaction that began before it was applied whole before it (a resume
+	// point never passes the first entry of an open transaction), so its later
+	// links and its commit, read again, are skipped (applied lists them).
+	appliedBefore primitive.Timestamp
+	applied       map[string]bool
+	plan          updatePlan
+	diffs         diffParser
 }
 
 // openTxn is a transaction whose entries were seen but not its commit.
@@ -113,6 +119,37 @@ func (t *Translator) ProcessCopied(e *Entry, out []Item) ([]Item, error) {
 		}
 	}
 	return append(out, Item{Kind: ItemPosition, TS: e.TS}), nil
+}
+
+// AppliedBefore tells the Translator that the replay resumes at ts, a point it reached
+// by applying (a saved checkpoint, not T0): transactions that began before it were
+// applied before it, and their entries read again after it are skipped instead of
+// being reported as incomplete.
+func (t *Translator) AppliedBefore(ts primitive.Timestamp) {
+	t.appliedBefore, t.applied = ts, map[string]bool{}
+}
+
+// appliedTxn reports whether e, of a transaction this sync has not seen begin,
+// belongs to one applied before the resume point (AppliedBefore): its previous
+// entry is before that point, or an earlier entry of it was skipped so.
+func (t *Translator) appliedTxn(key string, e *Entry) bool {
+	if t.applied == nil {
+		return false
+	}
+	if t.applied[key] || (!e.prevIsNull() && e.PrevOpTime.TS.Before(t.appliedBefore)) {
+		t.applied[key] = !endsTransaction(e)
+		if !t.applied[key] {
+			delete(t.applied, key)
+		}
+		return true
+	}
+	return false
+}
+
+// endsTransaction reports whether e commits or aborts its transaction.
+func endsTransaction(e *Entry) bool {
+	return e.Command == CmdCommitTransaction || e.Command == CmdAbortTransaction ||
+		e.Command == CmdApplyOps && !e.PartialTxn && !e.Prepare
 }
 
 // OpenTxnFloor returns the ts of the first entry of the oldest transaction
@@ -303,6 +340,9 @@ func (t *Translator) applyOps(e *Entry, out []Item) ([]Item, bool, error) {
 	}
 	key := txnKey(e)
 	tx := t.txns[key]
+	if tx == nil && t.appliedTxn(key, e) {
+		return out, false, nil
+	}
 	if tx == nil && !e.prevIsNull() {
 		return out, false, &EntryError{TS: e.TS, Field: "prevOpTime", Err: ErrTxnIncomplete,
 			Detail: fmt.Sprintf("continues a transaction from Timestamp(%d, %d) that this sync never saw", e.PrevOpTime.TS.T, e.PrevOpTime.TS.I)}
@@ -374,6 +414,9 @@ func (t *Translator) commit(e *Entry, out []Item) ([]Item, error) {
 	}
 	key := txnKey(e)
 	tx := t.txns[key]
+	if tx == nil && t.appliedTxn(key, e) {
+		return out, nil
+	}
 	if tx == nil {
 		return out, &EntryError{TS: e.TS, Field: "o.commitTransaction", Err: ErrTxnIncomplete,
 			Detail: "commits a prepared transaction this sync never saw"}

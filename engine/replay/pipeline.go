@@ -108,6 +108,11 @@ func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
 		budget: newBudget(s.cfg.QueueBytes), batches: make(chan []bson.Raw, 1), holdDone: make(chan *hold),
 		txns: map[string][]Ticket{}, parkedNS: map[oplog.Namespace]int{}, parkedDB: map[string]int{}, dbWide: map[string]int{},
 	}
+	// A run that starts where the replay got by applying (not at T0 or TxnStart)
+	// finds there the commits of transactions applied before it: they are skipped.
+	if !from.TS.IsZero() && !(s.cfg.Resume == s.cfg.T0 && from == s.start) {
+		r.tr.AppliedBefore(from.TS)
+	}
 	for range s.cfg.Appliers {
 		r.queues = append(r.queues, newQueue())
 	}

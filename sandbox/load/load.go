@@ -199,7 +199,8 @@ func sample(ctx context.Context, client *mongo.Client, ids seed.IDs) ([]*target,
 		for _, f := range c.KeyFields() {
 			projection = append(projection, bson.E{Key: f, Value: 1})
 		}
-		cur, err := t.coll.Find(ctx, bson.D{}, options.Find().SetProjection(projection).SetLimit(sampleSize).SetBatchSize(sampleSize))
+		cur, err := t.coll.Find(ctx, bson.D{{Key: txnMark, Value: bson.D{{Key: "$exists", Value: false}}}},
+			options.Find().SetProjection(projection).SetLimit(sampleSize).SetBatchSize(sampleSize))
 		if err != nil {
 			return nil, fmt.Errorf("load: sample the documents of %s: %w", c.Namespace(), err)
 		}

@@ -146,6 +146,11 @@ func (r Release) IndexBuilds() bool { return r.AtLeast(V44) }
 // findAndModify images, from 6.0 (MongoDSessionCatalog::onStepUp).
 func (r Release) ImageCollection() bool { return r.AtLeast(V60) }
 
+// CrossShardTransactions: a transaction through mongos may write on several shards,
+// each of which prepares it before the commit (two-phase commit), from 4.2; 4.0 runs
+// transactions on replica sets only.
+func (r Release) CrossShardTransactions() bool { return r.AtLeast(V42) }
+
 // TransactionsParentIndex: config.transactions has the parent_lsid partial index for
 // internal sessions from 6.0 (MongoDSessionCatalog::getConfigTxnPartialIndexSpec).
 func (r Release) TransactionsParentIndex() bool { return r.AtLeast(V60) }

@@ -66,6 +66,7 @@ type Router struct {
 	backends map[string]*backend
 	order    []*backend
 	cursors  *cursorTable
+	txns     txnTable
 	started  time.Time
 	topo     *wire.Topology
 	log      *slog.Logger
@@ -104,8 +105,10 @@ func New(cfg Config) (*Router, error) {
 	return r, nil
 }
 
-// Close drops the router's cursors and its connections to the shards.
+// Close drops the router's cursors and its connections to the shards; held commits
+// are aborted.
 func (r *Router) Close() error {
+	r.ReleaseCommits(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	r.cursors.closeAll(ctx)
@@ -133,15 +136,18 @@ func (r *Router) Handle(ctx context.Context, s *wire.Session, cmd *wire.Command)
 	if !ok {
 		return wire.ErrorReply(wire.CommandNotFound(cmd.Name))
 	}
-	if v := cmd.Lookup("startTransaction"); v.Type != 0 {
-		return wire.ErrorReply(wire.IllegalOperation("the sandbox router does not support transactions"))
+	if v := cmd.Lookup("startTransaction"); v.Type != 0 && !r.cfg.Identity.Release().CrossShardTransactions() {
+		return wire.ErrorReply(wire.IllegalOperation("Transactions are not supported on sharded clusters before 4.2: the sandbox's release is " + r.cfg.Identity.Release().String()))
 	}
 	ctx, cancel := opContext(ctx, cmd)
 	defer cancel()
 	reply, err := h(r, ctx, s, cmd)
 	if err != nil {
 		r.log.Debug("command failed", "cmd", cmd.Name, "db", cmd.DB, "err", err)
-		return wire.ErrorReply(err)
+		reply = wire.ErrorReply(err)
+	}
+	if cmd.Lookup("autocommit").Type != 0 {
+		return txnReply(reply)
 	}
 	return reply
 }
@@ -201,6 +207,8 @@ func init() {
 		"removeshardfromzone": (*Router).removeShardFromZone,
 		"updatezonekeyrange":  (*Router).updateZoneKeyRange,
 	}
+	routerCommands["committransaction"] = (*Router).commitTransaction
+	routerCommands["aborttransaction"] = (*Router).abortTransaction
 	routerCommands["refinecollectionshardkey"] = (*Router).refineCollectionShardKey
 	routerCommands["_sandboxsetchunks"] = (*Router).setChunks
 }

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/engine/shardkey"
+	"github.com/shardlift/shardlift/sandbox/modify"
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
@@ -29,15 +30,17 @@ const (
 
 // retryableWrite is the session of a client's retryable write (lsid and txnNumber),
 // which mongos forwards to the shards with the ids of the statements each runs, so that
-// their entries carry the client's session. The lsid travels as _sandboxLsid: the
-// router's driver adds an lsid of its own to every command.
+// their entries carry the client's session, or of a write in a transaction (txn.go).
+// The lsid travels as _sandboxLsid: the router's driver adds an lsid of its own to
+// every command.
 type retryableWrite struct {
 	lsid, txnNumber bson.RawValue
+	txn             bool
 }
 
 func retryableOf(cmd *wire.Command) *retryableWrite {
-	w := &retryableWrite{lsid: cmd.Lookup("lsid"), txnNumber: cmd.Lookup("txnNumber")}
-	if w.lsid.Type != bsontype.EmbeddedDocument || w.txnNumber.Type == 0 || cmd.Lookup("autocommit").Type != 0 {
+	w := &retryableWrite{lsid: cmd.Lookup("lsid"), txnNumber: cmd.Lookup("txnNumber"), txn: cmd.Lookup("autocommit").Type != 0}
+	if w.lsid.Type != bsontype.EmbeddedDocument || w.txnNumber.Type == 0 {
 		return nil
 	}
 	return w
@@ -47,6 +50,9 @@ func retryableOf(cmd *wire.Command) *retryableWrite {
 func (w *retryableWrite) fields(stmtIDs ...int) bson.D {
 	if w == nil {
 		return nil
+	}
+	if w.txn {
+		return txnFields(w.lsid, w.txnNumber)
 	}
 	ids := make(bson.A, len(stmtIDs))
 	for i, id := range stmtIDs {
@@ -230,6 +236,7 @@ func (r *Router) insertOn(ctx context.Context, shard, db, coll string, docs []bs
 			arr[i] = docs[k]
 		}
 		cmd := append(bson.D{{Key: "insert", Value: coll}, {Key: "documents", Value: arr}, {Key: "ordered", Value: isOrdered}}, rw.fields(batch...)...)
+		r.txns.join(shard, cmd)
 		reply, err := b.run(ctx, db, cmd)
 		if err != nil {
 			// The shard did not take the batch: every statement in it failed.
@@ -412,8 +419,11 @@ func (r *Router) updateStmt(ctx context.Context, rt *Routing, db, coll string, s
 	}
 	pinnedStmt := withField(stmt, "q", rawValue(pinFilter(pre.Lookup("_id"), q)))
 	if changesKey {
+		if inTxn(session) {
+			return stmtResult{}, notInTxn("an update that changes a document's shard key")
+		}
 		ud, _ := u.DocumentOK()
-		post, err := applyUpdate(pre, ud)
+		post, err := modify.Apply(pre, ud)
 		if err != nil {
 			return stmtResult{}, err
 		}
@@ -429,7 +439,7 @@ func (r *Router) updateStmt(ctx context.Context, rt *Routing, db, coll string, s
 // it can go straight to that shard (the common replace-by-document-key case).
 func keepsKey(rt *Routing, q bson.Raw, u bson.RawValue) bool {
 	doc, ok := u.DocumentOK()
-	if !ok || !isReplacement(doc) {
+	if !ok || !modify.IsReplacement(doc) {
 		return false
 	}
 	want, ok := equalityKey(rt, q)
@@ -524,6 +534,7 @@ func (r *Router) sendStatement(ctx context.Context, shard, db string, cmd bson.D
 	if err != nil {
 		return nil, err
 	}
+	r.txns.join(shard, cmd)
 	reply, err := b.run(ctx, db, cmd)
 	if err != nil {
 		return nil, err
@@ -566,6 +577,9 @@ func (r *Router) sendDelete(ctx context.Context, shard, db, coll string, stmt bs
 }
 
 func (r *Router) findAndModify(ctx context.Context, _ *wire.Session, cmd *wire.Command) (bson.Raw, error) {
+	if cmd.Lookup("autocommit").Type != 0 {
+		return nil, notInTxn("findAndModify")
+	}
 	coll, err := collName(cmd)
 	if err != nil {
 		return nil, err
@@ -623,7 +637,7 @@ func (r *Router) findAndModify(ctx context.Context, _ *wire.Session, cmd *wire.C
 	}
 	if changesKey {
 		ud, _ := u.DocumentOK()
-		post, err := applyUpdate(pre, ud)
+		post, err := modify.Apply(pre, ud)
 		if err != nil {
 			return nil, err
 		}

@@ -116,6 +116,12 @@ func (n *node) find(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if isOplog(cmd.DB, coll) {
 		return n.oplogFind(cmd)
 	}
+	if cmd.DB == "config" && coll == "transactions" {
+		// MongoDB writes a transaction's record with its entries, in one storage
+		// transaction: the read waits for the write in progress (txn.go).
+		n.writeMu.Lock()
+		n.writeMu.Unlock()
+	}
 	if ci, ok := n.cat.get(cmd.DB + "." + coll); ok && ci.isView() {
 		return n.viewFind(ctx, cmd, ci)
 	}

@@ -50,6 +50,18 @@ type node struct {
 	sessions      map[string]*sessionRecord
 	dirtySessions map[string]bool
 	sessionsDone  chan struct{}
+	// recordsMu serializes the writes of config.transactions (FerretDB's upsert is not
+	// atomic: two at once for one _id both insert). It is taken after writeMu.
+	recordsMu sync.Mutex
+	// txns are the primary's open transactions by txnKeyOf, txnLocks the documents
+	// they write (lockKey to txn key), txnChains the transactions whose entries the
+	// member applied or read but not their end (txn.go, txn_apply.go), all under
+	// writeMu; deferredTxnRecords, when set, collects config.transactions records
+	// instead of writing them (rebuildTxns).
+	txns               map[string]*shardTxn
+	txnLocks           map[string]string
+	txnChains          map[string]*txnChain
+	deferredTxnRecords map[string]bson.D
 }
 
 // openNode opens member i of the shard's set in its directory; a secondary shares the
@@ -75,6 +87,9 @@ func openNode(f *Front, i int, cat *catalog) (*node, error) {
 		replDone:   make(chan struct{}),
 
 		sessionsDone: make(chan struct{}),
+		txns:         map[string]*shardTxn{},
+		txnLocks:     map[string]string{},
+		txnChains:    map[string]*txnChain{},
 	}
 	fail := func(err error) (*node, error) {
 		cancel()
@@ -234,12 +249,19 @@ func (n *node) command(ctx context.Context, s *wire.Session, cmd *wire.Command) 
 	case "saslstart", "saslcontinue":
 		// Only reached when the shard runs without credentials.
 		return wire.ErrorReply(wire.AuthenticationFailed())
-	case "insert":
-		return n.insert(ctx, cmd)
-	case "update":
-		return n.update(ctx, cmd)
-	case "delete":
+	case "insert", "update", "delete":
+		if cmd.Lookup("autocommit").Type != 0 {
+			return n.txnWrite(ctx, cmd)
+		}
+		switch strings.ToLower(cmd.Name) {
+		case "insert":
+			return n.insert(ctx, cmd)
+		case "update":
+			return n.update(ctx, cmd)
+		}
 		return n.delete(ctx, cmd)
+	case "preparetransaction", "committransaction", "aborttransaction":
+		return n.txnCommand(ctx, cmd)
 	case "findandmodify":
 		return n.findAndModify(ctx, cmd)
 	case "create":

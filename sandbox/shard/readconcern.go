@@ -23,7 +23,7 @@ var writeCommands = map[string]bool{
 	"insert": true, "update": true, "delete": true, "findandmodify": true, "create": true, "drop": true,
 	"dropdatabase": true, "renamecollection": true, "createindexes": true, "dropindexes": true,
 	"deleteindexes": true, "collmod": true, "_sandboxsetcollection": true, "_sandboxnoop": true,
-	"appendoplognote": true,
+	"appendoplognote": true, "preparetransaction": true, "committransaction": true, "aborttransaction": true,
 }
 
 // secondaryReads need the client's leave to run on a secondary.

@@ -178,6 +178,7 @@ func openNodes(f *Front) ([]*node, error) {
 		return fail(err)
 	}
 	nodes[p].becomePrimary()
+	nodes[p].takeOverPreparedTxns()
 	for i := range nodes {
 		if i == p {
 			continue
@@ -363,6 +364,19 @@ func (n *node) applyEntriesLocked(es []entry, src *node) error {
 		return fmt.Errorf("apply %s: %w", e.raw, err)
 	}
 	for i, e := range es {
+		if te, ok := txnEntryOf(e.raw); ok {
+			if len(run.docs) > 0 {
+				if err := flush(); err != nil {
+					return fail(e, err)
+				}
+				done = i
+			}
+			if err := n.applyTxnEntry(n.ctx, te, src); err != nil {
+				return fail(e, err)
+			}
+			done = i + 1
+			continue
+		}
 		if ns, docs, ok := insertsOf(e); ok {
 			if ns != run.ns && len(run.docs) > 0 {
 				if err := flush(); err != nil {

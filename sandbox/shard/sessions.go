@@ -171,12 +171,16 @@ func (n *node) flushSessions() {
 			})
 		}
 		clear(n.dirtySessions)
+		// Taken before the write lock is let go: a transaction's record written
+		// after this batch was taken must land after it too (txn.go).
+		n.recordsMu.Lock()
 		n.writeMu.Unlock()
 		for _, doc := range docs {
 			if err := n.upsertByID(n.ctx, "config", "transactions", doc); err != nil && n.ctx.Err() == nil {
 				n.front.cfg.Logger.Error("record a session in config.transactions", "shard", n.front.cfg.Name, "err", err)
 			}
 		}
+		n.recordsMu.Unlock()
 	}
 }
 
@@ -200,9 +204,13 @@ func (n *node) rebuildSessions() {
 		for key := range n.sessions {
 			n.dirtySessions[key] = true
 		}
+		n.rebuildTxns()
 	}()
 	base, _ := n.oplog.bounds()
 	n.oplog.visit(base, false, false, func(raw bson.Raw) bool {
+		if _, inTxn := txnEntryOf(raw); inTxn {
+			return true // rebuildTxns records transactions
+		}
 		lsid, ok := raw.Lookup("lsid").DocumentOK()
 		txn, hasTxn := raw.Lookup("txnNumber").AsInt64OK()
 		if !ok || !hasTxn {

@@ -84,6 +84,10 @@ type Config struct {
 	// OplogHoles, when set, hides every other write's entry from the oplog's readers
 	// for that long while later entries are served: oplog holes (oplog_holes.go).
 	OplogHoles time.Duration
+	// TxnOpsPerEntry is how many operations of a transaction one applyOps entry holds
+	// before the next one starts (0: as many as fit in 15 MiB), as the server parameter
+	// maxNumberOfTransactionOperationsInSingleOplogEntry does.
+	TxnOpsPerEntry int
 	// MemberAddrs are the secondaries' addresses ("127.0.0.1:0" for any); missing ones
 	// come from Dir/replset.json, else any port.
 	MemberAddrs []string

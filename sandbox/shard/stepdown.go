@@ -68,6 +68,9 @@ func (f *Front) StepDown(rollback bool) (StepDownReport, error) {
 			return rep, fmt.Errorf("shard %s: the new primary's last entry %v is not in the old primary's oplog: no common point to roll back to", f.cfg.Name, common)
 		}
 		for _, e := range cut {
+			if _, inTxn := txnEntryOf(e.raw); inTxn {
+				continue
+			}
 			if op := str(e.raw.Lookup("op")); op == "c" && !isApplyOps(e.raw) {
 				return rep, fmt.Errorf("shard %s: the sandbox cannot roll back DDL (%s at %v): step down without rollback, or after the DDL has replicated", f.cfg.Name, e.raw.Lookup("o"), e.ts)
 			}
@@ -88,6 +91,7 @@ func (f *Front) StepDown(rollback bool) (StepDownReport, error) {
 		}
 	}
 	old.becomeSecondary()
+	old.stepDownTxns()
 	if rollback && len(cut) > 0 {
 		n, err := old.rollBack(cut, common, next)
 		if err != nil {
@@ -103,6 +107,7 @@ func (f *Front) StepDown(rollback bool) (StepDownReport, error) {
 	old.oplog.setTerm(rep.Term)
 	next.becomePrimary()
 	next.rebuildSessions()
+	next.takeOverPreparedTxns()
 	if err := next.oplog.append(noop("new primary")); err != nil {
 		return rep, err
 	}
@@ -146,7 +151,11 @@ func (n *node) rollBack(cut []entry, common primitive.Timestamp, src *node) (int
 		db, coll, _ := strings.Cut(ns, ".")
 		return n.refetch(n.ctx, src, db, coll, id)
 	}
+	var commits []txnEntry
 	for _, e := range cut {
+		if te, ok := txnEntryOf(e.raw); ok && te.kind == txnCommit {
+			commits = append(commits, te)
+		}
 		o, _ := e.raw.Lookup("o").DocumentOK()
 		if ops, ok := o.Lookup("applyOps").ArrayOK(); ok {
 			vals, _ := ops.Values()
@@ -170,5 +179,19 @@ func (n *node) rollBack(cut []entry, common primitive.Timestamp, src *node) (int
 	}
 	n.cursors.clear()
 	n.rebuildSessions()
+	// A commit rolled back leaves its transaction prepared again (its chain is
+	// before the common point, so it is open once more): its documents become the
+	// new primary's, which has not committed it.
+	for _, c := range commits {
+		if chain := n.txnChains[txnKeyOf(c.lsid, c.txnNumber)]; chain != nil {
+			for _, d := range chain.ops {
+				inner, _ := d.Lookup("o").DocumentOK()
+				o2, _ := d.Lookup("o2").DocumentOK()
+				if err := refetch(str(d.Lookup("op")), str(d.Lookup("ns")), inner, o2); err != nil {
+					return 0, err
+				}
+			}
+		}
+	}
 	return len(seen), nil
 }

@@ -570,6 +570,9 @@ func (n *node) updateStatement(ctx context.Context, db, coll string, stmt bson.R
 	}
 	arrayFilters := stmt.Lookup("arrayFilters")
 	for _, pre := range docs {
+		if err := n.txnLocked(ns, pre.Lookup("_id")); err != nil {
+			return res, err
+		}
 		post, err := n.be.modifyByID(ctx, db, coll, pre.Lookup("_id"), u, arrayFilters)
 		if err != nil {
 			return res, err
@@ -944,6 +947,9 @@ func (n *node) deleteStatement(ctx context.Context, ci collInfo, stmt bson.Raw, 
 	}
 	deleted := 0
 	for _, pre := range docs {
+		if err := n.txnLocked(ci.NS, pre.Lookup("_id")); err != nil {
+			return deleted, errors.Join(err, flush())
+		}
 		ok, err := n.be.deleteByID(ctx, db, coll, pre.Lookup("_id"))
 		if err != nil {
 			return deleted, errors.Join(err, flush())

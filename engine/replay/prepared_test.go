@@ -1,0 +1,185 @@
+package replay
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+)
+
+// Cross-shard transactions as a 4.2+ participant shard logs them (the sandbox's shards
+// write the same): applyOps entries chained by prevOpTime, partialTxn on all but the
+// last, prepare on the last, then commitTransaction or abortTransaction pointing to
+// the prepare.
+
+// preparedChain is a prepared transaction's entries at tss, one operation each.
+func preparedChain(lsid bson.D, txn int64, tss []primitive.Timestamp, ops ...bson.D) []bson.Raw {
+	var out []bson.Raw
+	prev := primitive.Timestamp{}
+	for i, ts := range tss {
+		mark := bson.E{Key: "partialTxn", Value: true}
+		if i == len(tss)-1 {
+			mark = bson.E{Key: "prepare", Value: true}
+		}
+		out = append(out, commandOp(ts, "admin", bson.D{{Key: "applyOps", Value: bson.A{ops[i]}}, mark},
+			bson.E{Key: "lsid", Value: lsid}, bson.E{Key: "txnNumber", Value: txn},
+			bson.E{Key: "prevOpTime", Value: bson.D{{Key: "ts", Value: prev}, {Key: "t", Value: int64(1)}}}))
+		prev = ts
+	}
+	return out
+}
+
+func abortTxn(ts, prev primitive.Timestamp, lsid bson.D, txn int64) bson.Raw {
+	return commandOp(ts, "admin", bson.D{{Key: "abortTransaction", Value: 1}},
+		bson.E{Key: "lsid", Value: lsid}, bson.E{Key: "txnNumber", Value: txn},
+		bson.E{Key: "prevOpTime", Value: bson.D{{Key: "ts", Value: prev}, {Key: "t", Value: int64(1)}}})
+}
+
+// Rule "open transactions at T0": a prepared transaction of several entries, all before
+// T0, committed after T0, is applied whole, once, at its commit; one aborted after T0
+// applies nothing; neither fails the shard.
+func TestOpenTransactionsAtT0_PreparedChainsAcrossT0CommitWholeOrAbortToNothing(t *testing.T) {
+	a, b := session(1), session(2)
+	chainA := preparedChain(a, 4, []primitive.Timestamp{ts(2, 1), ts(2, 3), ts(2, 4)},
+		innerInsert(ns, doc(1, 0)), innerInsert(ns, doc(2, 0)), innerInsert(ns, doc(3, 0)))
+	chainB := preparedChain(b, 9, []primitive.Timestamp{ts(3, 1), ts(3, 2)},
+		innerInsert(ns, doc(7, 0)), innerInsert(ns, doc(8, 0)))
+	entries := []bson.Raw{noopOp(at(1))}
+	entries = append(entries, chainA[0], insertOp(ts(2, 2), ns, doc(10, 0)), chainA[1], chainA[2])
+	entries = append(entries, chainB...)
+	entries = append(entries,
+		noopOp(at(5)), // T0
+		abortTxn(at(6), ts(3, 2), b, 9),
+		commitTxn(at(7), ts(2, 4), a, 4),
+		insertOp(at(8), ns, doc(11, 0)),
+	)
+	src := newFakeOplog(entries...)
+	src.finite = true
+	dest := newFakeDest()
+	s := testShard(t, Config{Source: src, Destination: dest, Resume: at(5), T0: at(5), TxnStart: ts(2, 1)})
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatalf("the replay failed on transactions prepared before T0: %v", err)
+	}
+	if got := ids(dest, ns); !slices.Equal(got, []int32{1, 2, 3, 11}) {
+		t.Fatalf("the destination holds %v, want [1 2 3 11]: the committed chain whole, nothing of the aborted one nor of the copy", got)
+	}
+	if got := dest.applied.Load(); got != 4 {
+		t.Errorf("%d writes applied, want 4: the committed transaction's once", got)
+	}
+}
+
+// Rule "open transactions at T0": the resume point stays before the first entry of a
+// prepared transaction until its commit, so a replay stopped (a kill) while it is
+// prepared reads its whole chain again and applies its commit once.
+func TestOpenTransactionsAtT0_ResumeInsideAPreparedSpanAppliesTheCommitOnce(t *testing.T) {
+	a := session(1)
+	chain := preparedChain(a, 3, []primitive.Timestamp{at(2), at(3)}, innerInsert(ns, doc(1, 0)), innerInsert(ns, doc(2, 0)))
+	src := newFakeOplog(noopOp(at(1)), chain[0], insertOp(ts(2, 5), ns, doc(5, 0)), chain[1], insertOp(at(4), ns, doc(6, 0)))
+	dest := newFakeDest()
+	cps := &fakeCheckpoints{}
+	cfg := Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(1), CheckpointEvery: time.Millisecond}
+	s := testShard(t, cfg)
+	wait := start(t, context.Background(), s)
+	eventually(t, "the writes inside the prepared span applied", func() bool { return dest.applied.Load() == 2 })
+	eventually(t, "a checkpoint", func() bool { return len(cps.all()) > 0 })
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	saved := cps.all()
+	resume := saved[len(saved)-1]
+	if resume != at(1) {
+		t.Fatalf("checkpoint %v saved inside the prepared transaction begun at %v", resume, at(2))
+	}
+
+	src.append(commitTxn(at(5), at(3), a, 3))
+	src.finite = true
+	cfg.Resume = resume
+	if err := testShard(t, cfg).Run(context.Background()); err != nil {
+		t.Fatalf("the resumed replay failed on the prepared transaction: %v", err)
+	}
+	if got := ids(dest, ns); !slices.Equal(got, []int32{1, 2, 5, 6}) {
+		t.Fatalf("the destination holds %v, want [1 2 5 6]", got)
+	}
+	if got := dest.applied.Load(); got != 6 {
+		t.Errorf("%d writes applied, want 6: the two inside the span again (idempotent), the transaction's two once", got)
+	}
+}
+
+// Rule "open transactions at T0": a replay stopped while a transaction prepared before
+// T0 is still open, after it applied entries past T0, resumes before the
+// transaction's first entry and applies its commit.
+func TestOpenTransactionsAtT0_ResumeBeforeTheCommitOfATransactionPreparedBeforeT0(t *testing.T) {
+	a := session(1)
+	chain := preparedChain(a, 3, []primitive.Timestamp{at(2), at(3)}, innerInsert(ns, doc(1, 0)), innerInsert(ns, doc(2, 0)))
+	src := newFakeOplog(noopOp(at(1)), chain[0], insertOp(ts(2, 5), ns, doc(5, 0)), chain[1], noopOp(at(4)), insertOp(at(5), ns, doc(6, 0)), insertOp(at(6), ns, doc(7, 0)))
+	dest := newFakeDest()
+	cps := &fakeCheckpoints{}
+	cfg := Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(4), T0: at(4), TxnStart: at(2), CheckpointEvery: time.Millisecond}
+	s := testShard(t, cfg)
+	wait := start(t, context.Background(), s)
+	eventually(t, "the writes after T0 applied", func() bool { return dest.applied.Load() == 2 })
+	time.Sleep(20 * time.Millisecond)
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	saved := cps.all()
+	t.Logf("checkpoints %v", saved)
+	src.append(commitTxn(at(7), at(3), a, 3))
+	src.finite = true
+	if len(saved) > 0 {
+		cfg.Resume = saved[len(saved)-1]
+	}
+	if err := testShard(t, cfg).Run(context.Background()); err != nil {
+		t.Fatalf("the resumed replay: %v", err)
+	}
+	if got := ids(dest, ns); !slices.Equal(got, []int32{1, 2, 6, 7}) {
+		t.Fatalf("the destination holds %v, want [1 2 6 7]", got)
+	}
+}
+
+// Rule "open transactions at T0": of two transactions prepared before T0, the first
+// commits after T0 and the resume point moves up to the second's first entry; a
+// replay resumed there reads the first one's commit again, without its prepare: it
+// was applied before the resume point was saved, and is skipped (found by fault
+// scenario 8: the shard failed with "commits a prepared transaction this sync never
+// saw").
+func TestOpenTransactionsAtT0_ResumeAfterAnAppliedTransactionSkipsItsCommit(t *testing.T) {
+	a, b := session(1), session(2)
+	ca := preparedChain(a, 2, []primitive.Timestamp{at(2)}, innerInsert(ns, doc(1, 0)))
+	cb := preparedChain(b, 6, []primitive.Timestamp{at(4), at(5)}, innerInsert(ns, doc(2, 0)), innerInsert(ns, doc(3, 0)))
+	src := newFakeOplog(noopOp(at(1)), ca[0], insertOp(at(3), ns, doc(5, 0)), cb[0], cb[1], noopOp(at(6)),
+		commitTxn(at(7), at(2), a, 2), insertOp(at(8), ns, doc(7, 0)))
+	dest := newFakeDest()
+	cps := &fakeCheckpoints{}
+	cfg := Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(6), T0: at(6), TxnStart: at(2), CheckpointEvery: time.Millisecond}
+	s := testShard(t, cfg)
+	wait := start(t, context.Background(), s)
+	eventually(t, "a checkpoint past the first transaction", func() bool {
+		saved := cps.all()
+		return len(saved) > 0 && saved[len(saved)-1] == at(3)
+	})
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	src.append(commitTxn(at(9), at(5), b, 6))
+	src.finite = true
+	cfg.Resume = at(3)
+	if err := testShard(t, cfg).Run(context.Background()); err != nil {
+		t.Fatalf("the resumed replay: %v", err)
+	}
+	if got := ids(dest, ns); !slices.Equal(got, []int32{1, 2, 3, 7}) {
+		t.Fatalf("the destination holds %v, want [1 2 3 7]", got)
+	}
+}
