@@ -126,6 +126,7 @@ type ddlGroup struct {
 	first  primitive.Timestamp // ts of the first copy
 	shards []string            // shards that added a copy, in order
 	state  groupState
+	ran    bool // the DDL ran on the destination (see catalog.effect)
 	done   chan struct{}
 	err    error
 }
@@ -158,6 +159,43 @@ type ddlCopy struct {
 type DDLCopy struct {
 	TS  primitive.Timestamp
 	Key oplog.DDLKey
+	// Effect is what the DDL did to the destination's namespaces (a drop, a
+	// dropDatabase or a rename that ran), so that after a process restart the
+	// writes the shard reads again from before it are routed past it as they were
+	// the first time (see Recover); zero for every other DDL.
+	Effect DDLEffect
+}
+
+// DDLEffect is a drop, dropDatabase or rename applied on the destination. It is
+// comparable, as DDLCopy is.
+type DDLEffect struct {
+	Kind                 oplog.DDLKind // zero: no effect to remember
+	NS, To               oplog.Namespace
+	UUID, DropTargetUUID string
+	DropTarget           bool
+}
+
+// effectOf is the DDLEffect of d, when it ran.
+func effectOf(d *oplog.DDL, ran bool) DDLEffect {
+	switch {
+	case !ran:
+		return DDLEffect{}
+	case d.Kind == oplog.DDLDrop, d.Kind == oplog.DDLDropDatabase, d.Kind == oplog.DDLRename:
+		return DDLEffect{Kind: d.Kind, NS: d.NS, To: d.To, UUID: string(d.UUID), DropTargetUUID: string(d.DropTargetUUID), DropTarget: d.DropTarget}
+	}
+	return DDLEffect{}
+}
+
+// ddl is the DDL an effect records.
+func (e DDLEffect) ddl() oplog.DDL {
+	d := oplog.DDL{Kind: e.Kind, NS: e.NS, To: e.To, DropTarget: e.DropTarget}
+	if e.UUID != "" {
+		d.UUID = []byte(e.UUID)
+	}
+	if e.DropTargetUUID != "" {
+		d.DropTargetUUID = []byte(e.DropTargetUUID)
+	}
+	return d
 }
 
 // DDLLog keeps durably, in a shard's checkpoint, the copies of DDL the shard read
@@ -185,7 +223,9 @@ func NewDDLOnce(shards []string, exec DDLExecutor, logger *slog.Logger) *DDLOnce
 // not applied again when the replay reads them, and log records the copies of
 // the shard applied from now on (nil: none is recorded, for a replay that is
 // never resumed). Call it before the shard's replay starts: from then on the
-// shard's DDL wait for its position, and its position for nobody.
+// shard's DDL wait for its position, and its position for nobody. The effects of
+// the applied copies go back into the catalog, so that the writes the shard reads
+// again from before them are routed as they were the first time.
 func (o *DDLOnce) Recover(shard string, applied []DDLCopy, log DDLLog) {
 	done := &ddlGroup{state: groupApplied, done: make(chan struct{})}
 	close(done.done)
@@ -201,6 +241,9 @@ func (o *DDLOnce) Recover(shard string, applied []DDLCopy, log DDLLog) {
 	}
 	for _, c := range applied {
 		o.mu.copies[ddlCopy{shard, c.TS, c.Key}] = done
+		if c.Effect.Kind != 0 {
+			o.cat.remember(c.Effect.ddl(), c.TS)
+		}
 	}
 	if log == nil {
 		delete(o.mu.logs, shard)
@@ -409,16 +452,17 @@ func (o *DDLOnce) Run(ctx context.Context) error {
 				break
 			}
 			if !async {
-				o.finish(g, o.apply(ctx, g.ddl, g.first, g.shards))
+				o.finish(g, o.apply(ctx, g))
 				continue
 			}
 			builds.Go(func() {
-				o.finish(g, o.apply(ctx, g.ddl, g.first, g.shards))
+				o.finish(g, o.apply(ctx, g))
 				o.poke()
 			})
 		}
 		for _, sd := range o.dueScheduled() {
-			sd.done(o.apply(ctx, sd.ddl, sd.ts, nil))
+			_, err := o.run(ctx, sd.ddl, sd.ts, nil)
+			sd.done(err)
 		}
 	}
 }
@@ -502,21 +546,32 @@ func (o *DDLOnce) record(g *ddlGroup) {
 		}
 	}
 	o.mu.Unlock()
+	effect := effectOf(&g.ddl, g.ran)
 	for _, e := range todo {
-		if err := e.log.DDLApplied(e.c.shard, DDLCopy{TS: e.c.ts, Key: e.c.key}); err != nil {
+		if err := e.log.DDLApplied(e.c.shard, DDLCopy{TS: e.c.ts, Key: e.c.key, Effect: effect}); err != nil {
 			o.log.Error("record an applied DDL in the shard's checkpoint; a restart before the checkpoint passes it applies it again",
 				"kind", g.ddl.Kind, "ns", g.ddl.NS, "shard", e.c.shard, "ts", tsString(e.c.ts), "err", err)
 		}
 	}
 }
 
-// apply runs d on the destination, as the catalog says it applies there now.
-func (o *DDLOnce) apply(ctx context.Context, d oplog.DDL, first primitive.Timestamp, shards []string) error {
+// apply runs a group's DDL and notes whether it ran.
+func (o *DDLOnce) apply(ctx context.Context, g *ddlGroup) error {
+	ran, err := o.run(ctx, g.ddl, g.first, g.shards)
+	o.mu.Lock()
+	g.ran = ran
+	o.mu.Unlock()
+	return err
+}
+
+// run runs d on the destination, as the catalog says it applies there now; ran
+// is false when it changes nothing there.
+func (o *DDLOnce) run(ctx context.Context, d oplog.DDL, first primitive.Timestamp, shards []string) (ran bool, err error) {
 	d, run, why, record := o.cat.effect(d, first)
 	if !run {
 		o.log.Info("DDL changes nothing on the destination", "kind", d.Kind, "ns", d.NS, "shards", shards, "ts", tsString(first), "why", why)
 		o.cat.commit(record)
-		return nil
+		return false, nil
 	}
 	b := newBackoff()
 	for {
@@ -524,14 +579,14 @@ func (o *DDLOnce) apply(ctx context.Context, d oplog.DDL, first primitive.Timest
 		if err == nil {
 			o.log.Info("applied DDL", "kind", d.Kind, "ns", d.NS, "shards", shards, "ts", tsString(first))
 			o.cat.commit(record)
-			return nil
+			return true, nil
 		}
 		if !isTransient(err) || ctx.Err() != nil {
-			return fmt.Errorf("apply %s on %s (read by %v at %s): %w", d.Kind, d.NS, shards, tsString(first), err)
+			return false, fmt.Errorf("apply %s on %s (read by %v at %s): %w", d.Kind, d.NS, shards, tsString(first), err)
 		}
 		o.log.Warn("retrying DDL", "kind", d.Kind, "ns", d.NS, "err", err)
 		if err := b.wait(ctx, nil); err != nil {
-			return err
+			return false, err
 		}
 	}
 }

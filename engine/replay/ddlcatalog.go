@@ -188,6 +188,14 @@ func (c *catalog) catalogChange(d oplog.DDL, first primitive.Timestamp) (run boo
 	return true, "", nil
 }
 
+// remember records d, applied at ts before a process restart (DDLOnce.Recover).
+func (c *catalog) remember(d oplog.DDL, ts primitive.Timestamp) {
+	c.mu.RLock()
+	_, _, record := c.catalogChange(d, ts)
+	c.mu.RUnlock()
+	c.commit(record)
+}
+
 // commit runs a record effect returned.
 func (c *catalog) commit(record func()) {
 	if record == nil {

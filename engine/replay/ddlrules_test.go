@@ -283,3 +283,24 @@ func TestDDLFromAnUnknownShardIsRefused(t *testing.T) {
 		t.Fatal("a DDL from an unknown shard was accepted")
 	}
 }
+
+// After a process restart a shard reads again the writes before a drop it had
+// applied: the drop's effect, kept with the copy in its checkpoint, routes them
+// past it as the first time, so they do not re-create the dropped collection.
+func TestWritesReadAgainAfterARestartAreRoutedPastTheAppliedDrop(t *testing.T) {
+	log := &memDDLLog{}
+	ctx := ddlCtx(t)
+	first := startDDL(t, []string{"a"}, &fakeExec{})
+	first.Recover("a", nil, log)
+	must(t, ctx, add(t, first, "a", 10, oplog.DDL{Kind: oplog.DDLDrop, NS: nsOf("db.c"), UUID: uuidA}))
+	must(t, ctx, add(t, first, "a", 12, oplog.DDL{Kind: oplog.DDLRename, NS: nsOf("db.x"), To: nsOf("db.y"), UUID: uuidB}))
+
+	second := startDDL(t, []string{"a"}, &fakeExec{})
+	second.Recover("a", log.after("a", at(5)), log) // the checkpoint was before both
+	if _, ok := second.Route(nsOf("db.c"), uuidA, at(8)); ok {
+		t.Error("a write read again from before the drop re-creates the dropped collection")
+	}
+	if ns, ok := second.Route(nsOf("db.x"), nil, at(11)); !ok || ns != nsOf("db.y") {
+		t.Errorf("a write read again from before the rename goes to %v, %v; want db.y", ns, ok)
+	}
+}
