@@ -79,7 +79,7 @@ func (k DDLKind) String() string {
 }
 
 // DDL is a change to collections, views or indexes, to apply on the destination
-// through mongos once (see DDLGroups) and after the appliers have drained the
+// through mongos once (copies matched by DDLKey) and after the appliers have drained the
 // namespaces it touches. Index specs are as the destination takes them
 // (DestinationIndexSpec); they and collection options must go through
 // RelaxIndexForSync and RelaxCollectionOptionsForSync first.
