@@ -231,9 +231,7 @@ func (o *DDLOnce) Recover(shard string, applied []DDLCopy, log DDLLog) {
 	close(done.done)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if _, ok := o.mu.positions[shard]; !ok {
-		o.mu.positions[shard] = primitive.Timestamp{}
-	}
+	o.mu.positions[shard] = primitive.Timestamp{} // until its replay reports one
 	for c, g := range o.mu.copies {
 		if c.shard == shard && g.state == groupApplied {
 			delete(o.mu.copies, c)
@@ -260,6 +258,7 @@ func (o *DDLOnce) AddDDL(shard string, ts primitive.Timestamp, d oplog.DDL) (fun
 	cp := ddlCopy{shard, ts, d.Key()}
 	o.mu.Lock()
 	g, ok := o.mu.copies[cp]
+	var late DDLLog // the log of a copy that joins an applied group
 	if !ok {
 		g = o.match(shard, ts, &d, cp.key)
 		if g == nil {
@@ -267,11 +266,17 @@ func (o *DDLOnce) AddDDL(shard string, ts primitive.Timestamp, d oplog.DDL) (fun
 			g = &ddlGroup{id: o.mu.nextID, key: cp.key, ddl: d, first: ts, done: make(chan struct{})}
 			i, _ := slices.BinarySearchFunc(o.mu.groups, ts, func(x *ddlGroup, ts primitive.Timestamp) int { return x.first.Compare(ts) })
 			o.mu.groups = slices.Insert(o.mu.groups, i, g)
+		} else if g.state == groupApplied && g.err == nil {
+			late = o.mu.logs[shard]
 		}
 		g.shards = append(g.shards, shard)
 		o.mu.copies[cp] = g
 	}
+	ran := g.ran
 	o.mu.Unlock()
+	if late != nil {
+		o.logCopy(late, cp, &g.ddl, ran)
+	}
 	o.poke()
 	return func(ctx context.Context) error {
 		select {
@@ -546,12 +551,16 @@ func (o *DDLOnce) record(g *ddlGroup) {
 		}
 	}
 	o.mu.Unlock()
-	effect := effectOf(&g.ddl, g.ran)
 	for _, e := range todo {
-		if err := e.log.DDLApplied(e.c.shard, DDLCopy{TS: e.c.ts, Key: e.c.key, Effect: effect}); err != nil {
-			o.log.Error("record an applied DDL in the shard's checkpoint; a restart before the checkpoint passes it applies it again",
-				"kind", g.ddl.Kind, "ns", g.ddl.NS, "shard", e.c.shard, "ts", tsString(e.c.ts), "err", err)
-		}
+		o.logCopy(e.log, e.c, &g.ddl, g.ran)
+	}
+}
+
+// logCopy records an applied copy in its shard's DDLLog.
+func (o *DDLOnce) logCopy(log DDLLog, c ddlCopy, d *oplog.DDL, ran bool) {
+	if err := log.DDLApplied(c.shard, DDLCopy{TS: c.ts, Key: c.key, Effect: effectOf(d, ran)}); err != nil {
+		o.log.Error("record an applied DDL in the shard's checkpoint; a restart before the checkpoint passes it applies it again",
+			"kind", d.Kind, "ns", d.NS, "shard", c.shard, "ts", tsString(c.ts), "err", err)
 	}
 }
 

@@ -103,11 +103,17 @@ func TestLateCopyOfAnAppliedDDLIsNotAppliedAgain(t *testing.T) {
 	spec := mustRaw(t, bson.D{{Key: "key", Value: bson.D{{Key: "x", Value: 1}}}, {Key: "name", Value: "x_1"}})
 	idx := oplog.DDL{Kind: oplog.DDLCreateIndexes, NS: nsOf("db.c"), Indexes: []bson.Raw{spec}, UUID: uuidA}
 	ctx := ddlCtx(t)
+	log := &memDDLLog{}
+	o.Recover("b", nil, log)
 	o.Position("b", at(10))
 	must(t, ctx, add(t, o, "a", 10, idx))
 	must(t, ctx, add(t, o, "b", 10+3600, idx)) // an hour later: beyond any window
 	if got := kinds(exec.ran()); len(got) != 1 {
 		t.Fatalf("ran %v, want the index build once", got)
+	}
+	// Its shard's checkpoint records it, so that a restart does not apply it again.
+	if got := log.after("b", at(0)); len(got) != 1 || got[0].TS != at(10+3600) {
+		t.Fatalf("shard b's checkpoint records %+v, want its late copy", got)
 	}
 }
 
