@@ -99,7 +99,7 @@ func (a *ddlApp) end() {
 	}
 }
 
-// 8. DDL patterns: an application creates, writes, drops and replaces (with $out)
+// 12. DDL patterns: an application creates, writes, drops and replaces (with $out)
 // collections every second on every shard's databases while the migration is
 // killed (-9) twice in the middle of it, once while it catches up and once in steady
 // sync. It resumes and ends with every collection equal, none lost or left over.
