@@ -111,7 +111,7 @@ func runReplay(ctx context.Context, s streams, args []string) int {
 // tolerate accepts the idempotency errors over the whole file, for a file replayed
 // onto data holding some of its effects; otherwise every write error stops it.
 func replayFile(ctx context.Context, r io.Reader, name string, dest replay.Destination, exec replay.DDLExecutor, tolerate bool) (replay.Progress, error) {
-	ddl := replay.NewDDLOnce([]string{name}, 0, exec, slog.New(slog.DiscardHandler))
+	ddl := replay.NewDDLOnce([]string{name}, exec, slog.New(slog.DiscardHandler))
 	cfg := replay.Config{Shard: name, Source: replay.NewReaderSource(r), Destination: dest, DDL: ddl}
 	if tolerate {
 		cfg.ConsistencyPoint = primitive.Timestamp{T: math.MaxUint32, I: math.MaxUint32}

@@ -61,8 +61,19 @@ type (
 		DDLApplied       []ddlCopyDoc        `bson:"ddlApplied,omitempty"`
 	}
 	ddlCopyDoc struct {
-		TS  primitive.Timestamp `bson:"ts"`
-		Key []byte              `bson:"key"`
+		TS     primitive.Timestamp `bson:"ts"`
+		Key    []byte              `bson:"key"`
+		Effect *ddlEffectDoc       `bson:"effect,omitempty"`
+	}
+	// ddlEffectDoc is a replay.DDLEffect: what an applied drop, dropDatabase or
+	// rename did, for routing the writes read again after a restart.
+	ddlEffectDoc struct {
+		Kind           int32  `bson:"kind"`
+		NS             string `bson:"ns"`
+		To             string `bson:"to,omitempty"`
+		UUID           []byte `bson:"uuid,omitempty"`
+		DropTarget     bool   `bson:"dropTarget,omitempty"`
+		DropTargetUUID []byte `bson:"dropTargetUUID,omitempty"`
 	}
 	cancelDoc struct {
 		At        time.Time     `bson:"at"`
@@ -294,7 +305,14 @@ func (c *storeCheckpoints) SaveShard(cp engine.ShardCheckpoint) error {
 		extras.History = append(extras.History, eventDoc{At: e.At, From: e.From, To: e.To, Reason: e.Reason})
 	}
 	for _, c := range cp.DDLApplied {
-		extras.DDLApplied = append(extras.DDLApplied, ddlCopyDoc{TS: c.TS, Key: c.Key[:]})
+		doc := ddlCopyDoc{TS: c.TS, Key: c.Key[:]}
+		if e := c.Effect; e.Kind != 0 {
+			doc.Effect = &ddlEffectDoc{Kind: int32(e.Kind), NS: e.NS.String(), UUID: []byte(e.UUID), DropTarget: e.DropTarget, DropTargetUUID: []byte(e.DropTargetUUID)}
+			if e.To != (oplog.Namespace{}) {
+				doc.Effect.To = e.To.String()
+			}
+		}
+		extras.DDLApplied = append(extras.DDLApplied, doc)
 	}
 	doc, err := bson.Marshal(extras)
 	if err != nil {
@@ -329,7 +347,14 @@ func fromStoreShard(cp store.ShardCheckpoint) (engine.ShardCheckpoint, error) {
 			return out, fmt.Errorf("checkpoint of %s: an applied DDL's key has %d bytes, want %d", cp.Shard, len(c.Key), len(key))
 		}
 		copy(key[:], c.Key)
-		out.DDLApplied = append(out.DDLApplied, replay.DDLCopy{TS: c.TS, Key: key})
+		applied := replay.DDLCopy{TS: c.TS, Key: key}
+		if e := c.Effect; e != nil {
+			applied.Effect = replay.DDLEffect{Kind: oplog.DDLKind(e.Kind), NS: oplog.ParseNamespace(e.NS), UUID: string(e.UUID), DropTarget: e.DropTarget, DropTargetUUID: string(e.DropTargetUUID)}
+			if e.To != "" {
+				applied.Effect.To = oplog.ParseNamespace(e.To)
+			}
+		}
+		out.DDLApplied = append(out.DDLApplied, applied)
 	}
 	copied := maps.Clone(cp.Copied)
 	delete(copied, extrasKey)

@@ -183,10 +183,7 @@ func (e *e2e) migration(cp Checkpoints) *Migration {
 	e.t.Helper()
 	m, err := New(Config{
 		ID: "e2e", Source: e.src, Destination: e.dst, PollEvery: 100 * time.Millisecond,
-		// A DDL written by one shard only (a create) waits for the others to pass it by
-		// the window: seconds here, as every shard writes all the time.
-		DDLWindow: 2 * time.Second,
-		Logger:    slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}, cp)
 	if err != nil {
 		e.t.Fatal(err)

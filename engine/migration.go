@@ -45,11 +45,6 @@ type Config struct {
 	// DrainTimeout bounds I'm done's wait for every shard to apply the source's
 	// newest entry, and the graceful stop of the replays.
 	DrainTimeout time.Duration
-	// DDLWindow is how far apart in time the copies of one DDL in different
-	// shards' oplogs may be (zero: oplog.DefaultDDLWindow). A DDL that only some
-	// shards write (a create on a database's primary shard) holds its namespaces
-	// until every other shard has applied past it by this much.
-	DDLWindow time.Duration
 	// Workstation names the machine running the migration in the destination's
 	// marker, for a second migration's refusal to say who holds it (os.Hostname
 	// when empty).

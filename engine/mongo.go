@@ -181,7 +181,7 @@ func (c *mongoClusters) Discover(ctx context.Context) (Inventory, error) {
 		for i, s := range plan.Shards {
 			names[i] = s.Source
 		}
-		c.mu.ddl = replay.NewDDLOnce(names, c.cfg.DDLWindow, replay.NewMongoDDL(c.dst, c.relaxed), c.log)
+		c.mu.ddl = replay.NewDDLOnce(names, replay.NewMongoDDL(c.dst, c.relaxed), c.log)
 		close(c.ddlReady)
 	}
 	return inv, nil

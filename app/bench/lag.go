@@ -89,7 +89,7 @@ func measureLag(ctx context.Context, srcEnd topology.Endpoint, src, dst *mongo.C
 		clients[sh.Name] = c
 		names = append(names, sh.Name)
 	}
-	ddl := replay.NewDDLOnce(names, 0, replay.NewMongoDDL(dst, nil), nil)
+	ddl := replay.NewDDLOnce(names, replay.NewMongoDDL(dst, nil), nil)
 	shards := map[string]*replay.Shard{}
 	for _, name := range names {
 		t0, err := initialsync.RecordT0(ctx, clients[name])

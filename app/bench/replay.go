@@ -41,7 +41,7 @@ func replayBacklog(ctx context.Context, dst *mongo.Client, b *backlog) (time.Dur
 	for i := range names {
 		names[i] = fmt.Sprintf("backlog-%d", i)
 	}
-	ddl := replay.NewDDLOnce(names, 0, replay.NewMongoDDL(dst, nil), nil)
+	ddl := replay.NewDDLOnce(names, replay.NewMongoDDL(dst, nil), nil)
 	shards := make([]*replay.Shard, len(names))
 	for i, name := range names {
 		s, err := replay.New(replay.Config{

@@ -50,6 +50,7 @@ func TestFaultSuite(t *testing.T) {
 		{"9-stepdown-during-copy", stepdownDuringCopy},
 		{"10-stepdown-rollback-steady", stepdownRollbackSteady},
 		{"11-oplog-holes", oplogHoles},
+		{"12-ddl-patterns", ddlPatterns},
 	}
 	var rows []faults.Row
 	for i, sc := range scenarios {

@@ -79,7 +79,7 @@ func (k DDLKind) String() string {
 }
 
 // DDL is a change to collections, views or indexes, to apply on the destination
-// through mongos once (see DDLGroups) and after the appliers have drained the
+// through mongos once (copies matched by DDLKey) and after the appliers have drained the
 // namespaces it touches. Index specs are as the destination takes them
 // (DestinationIndexSpec); they and collection options must go through
 // RelaxIndexForSync and RelaxCollectionOptionsForSync first.
@@ -96,6 +96,13 @@ type DDL struct {
 	Options    bson.Raw   // see the kinds
 	Indexes    []bson.Raw // DDLCreateIndexes
 	IndexNames []string   // DDLDropIndexes
+	// UUID is the collection UUID the entry carries (its ui): the collection the
+	// DDL changes (the renamed one for DDLRename), nil when the entry has none
+	// (3.6 at FCV 3.4, dropDatabase, view definitions).
+	UUID []byte
+	// DropTargetUUID is the UUID of the collection a DDLRename replaced (4.2+
+	// write dropTarget as that UUID; older releases write true).
+	DropTargetUUID []byte
 }
 
 // commandDDL translates a command entry on a user database. It returns nil for
@@ -206,6 +213,9 @@ func renameDDL(e *Entry, first element) (*DDL, error) {
 	d := &DDL{Kind: DDLRename, NS: from, To: dest}
 	if dt, ok := lookup(e.O, "dropTarget"); ok {
 		d.DropTarget = dt.t == bsontype.Binary || dt.truthy()
+		if dt.t == bsontype.Binary && len(dt.val) > 5 {
+			d.DropTargetUUID = dt.val[5:]
+		}
 	}
 	return d, nil
 }

@@ -3,10 +3,8 @@ package oplog
 import (
 	"errors"
 	"testing"
-	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
-	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/internal/corpus"
 )
@@ -142,53 +140,6 @@ func TestUnreplayableCommandsAreErrors(t *testing.T) {
 	}
 }
 
-func TestCopiesOfOneDDLFromSeveralShardsAreAppliedOnce(t *testing.T) {
-	g := NewDDLGroups([]string{"rs0", "rs1", "rs2"}, time.Minute)
-	drop := DDL{Kind: DDLDrop, NS: Namespace{DB: "shop", Coll: "orders"}}
-	id0, opened, err := g.Add("rs0", ts(1000, 1), drop)
-	if err != nil || !opened {
-		t.Fatalf("first copy: %v %v", opened, err)
-	}
-	id1, opened, _ := g.Add("rs1", ts(1002, 5), drop)
-	if opened || id1 != id0 {
-		t.Fatalf("second copy opened a group (%d vs %d)", id1, id0)
-	}
-	applied := map[string]primitive.Timestamp{"rs0": ts(1000, 1), "rs1": ts(1002, 5), "rs2": ts(1030, 0)}
-	if r := g.Ready(applied); len(r) != 0 {
-		t.Fatalf("ready while rs2 may still write a copy or hold earlier writes: %+v", r)
-	}
-	applied["rs2"] = ts(1061, 0)
-	r := g.Ready(applied)
-	if len(r) != 1 || r[0].ID != id0 || len(r[0].Shards) != 2 || r[0].DDL.Kind != DDLDrop {
-		t.Fatalf("ready groups %+v, want the drop once, from rs0 and rs1", r)
-	}
-	if r := g.Ready(applied); len(r) != 0 {
-		t.Fatalf("a group was handed out twice: %+v", r)
-	}
-}
-
-func TestRepeatedDDLOpensANewGroup(t *testing.T) {
-	g := NewDDLGroups([]string{"rs0", "rs1"}, time.Minute)
-	create := DDL{Kind: DDLCreateIndexes, NS: Namespace{DB: "shop", Coll: "orders"}, Indexes: []bson.Raw{doc(t, `{key: {a: 1}, name: 'a_1'}`)}}
-	drop := DDL{Kind: DDLDropIndexes, NS: Namespace{DB: "shop", Coll: "orders"}, IndexNames: []string{"a_1"}}
-	a1, _, _ := g.Add("rs0", ts(100, 1), create)
-	g.Add("rs0", ts(101, 1), drop)
-	a2, opened, _ := g.Add("rs0", ts(102, 1), create)
-	if !opened || a2 == a1 {
-		t.Fatal("re-creating the index on the same shard joined the first create")
-	}
-	b1, _, _ := g.Add("rs1", ts(100, 3), create)
-	g.Add("rs1", ts(101, 3), drop)
-	b2, _, _ := g.Add("rs1", ts(102, 3), create)
-	if b1 != a1 || b2 != a2 {
-		t.Fatalf("rs1's copies joined groups %d, %d; want %d, %d", b1, b2, a1, a2)
-	}
-	r := g.Ready(map[string]primitive.Timestamp{})
-	if len(r) != 3 || r[0].DDL.Kind != DDLCreateIndexes || r[1].DDL.Kind != DDLDropIndexes || r[2].DDL.Kind != DDLCreateIndexes {
-		t.Fatalf("ready %+v, want create, drop, create in ts order", r)
-	}
-}
-
 func TestDDLKeyDistinguishesWhatTheDDLDoes(t *testing.T) {
 	base := DDL{Kind: DDLCreateIndexes, NS: Namespace{DB: "a", Coll: "b"}, Indexes: []bson.Raw{doc(t, `{key: {a: 1}, name: 'a_1'}`)}}
 	other := []DDL{
@@ -206,8 +157,10 @@ func TestDDLKeyDistinguishesWhatTheDDLDoes(t *testing.T) {
 	if same.Key() != base.Key() {
 		t.Error("identical DDL has another key")
 	}
-	if _, _, err := NewDDLGroups([]string{"rs0"}, 0).Add("rs9", ts(1, 1), base); err == nil {
-		t.Error("a DDL from an unknown shard was accepted")
+	withUUID := base
+	withUUID.UUID = []byte("0123456789abcdef")
+	if withUUID.Key() == base.Key() {
+		t.Error("the same DDL of another collection (UUID) has the same key")
 	}
 }
 

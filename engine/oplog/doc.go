@@ -4,7 +4,7 @@
 // Writes through mongos live elsewhere and use the values defined here.
 //
 //	raw bson.Raw ──Decode──► Entry ──Translator.Process──► []Item ─┬─ ItemWrite ──PartitionKey──► applier n
-//	                 │                 │                            ├─ ItemDDL ──DDLGroups──► once, after the
+//	                 │                 │                            ├─ ItemDDL ──DDLKey─────► once, after the
 //	                 │                 ├─ filter: fromMigrate,      │                         namespace drained
 //	                 │                 │  no-ops, admin/config/     └─ ItemPosition (nothing to apply, ts done)
 //	                 │                 │  local, system.*
@@ -33,7 +33,8 @@
 //     commit entry's ts; aborted ones are dropped. While one is open, its first
 //     ts is a floor for checkpoints (Translator.OpenTxnFloor).
 //   - DDL is returned as values: the engine applies each once for the whole
-//     cluster (DDLGroups) with unique and TTL indexes relaxed for the duration
+//     cluster (copies matched by DDLKey, which holds the collection UUID) with
+//     unique and TTL indexes relaxed for the duration
 //     of the sync (RelaxIndexForSync, RelaxCollectionOptionsForSync).
 //
 // Entries and the Items translated from them alias the raw bytes given to

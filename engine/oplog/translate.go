@@ -191,8 +191,26 @@ func (t *Translator) process(e *Entry, out []Item) ([]Item, bool, error) {
 	return out, false, err
 }
 
-// crud translates an insert, update or delete completed at ts.
+// crud translates an insert, update or delete completed at ts; its writes carry
+// the entry's collection UUID (a view definition's DDL does not: that is the
+// view catalog's).
 func (t *Translator) crud(e *Entry, ts primitive.Timestamp, out []Item) ([]Item, error) {
+	n := len(out)
+	out, err := t.crudItems(e, ts, out)
+	withUUID(out[n:], e.UI)
+	return out, err
+}
+
+// withUUID sets the collection UUID of the writes among items.
+func withUUID(items []Item, ui []byte) {
+	for i := range items {
+		if items[i].Kind == ItemWrite {
+			items[i].UI = ui
+		}
+	}
+}
+
+func (t *Translator) crudItems(e *Entry, ts primitive.Timestamp, out []Item) ([]Item, error) {
 	if class := namespaces.Classify(e.NS.DB, e.NS.Coll); class == namespaces.ViewCatalog || (namespaces.UserDatabase(e.NS.DB) && e.NS.Coll == "system.indexes") {
 		ddl := viewDDL
 		if e.NS.Coll == "system.indexes" {
@@ -523,5 +541,6 @@ func (t *Translator) command(e *Entry, ts primitive.Timestamp, out []Item) ([]It
 	if err != nil || d == nil {
 		return out, err
 	}
-	return append(out, Item{Kind: ItemDDL, TS: ts, DDL: d}), nil
+	d.UUID = e.UI
+	return append(out, Item{Kind: ItemDDL, TS: ts, DDL: d, UI: e.UI}), nil
 }

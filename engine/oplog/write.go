@@ -104,6 +104,10 @@ type Item struct {
 	TS    primitive.Timestamp
 	Write Write // ItemWrite
 	DDL   *DDL  // ItemDDL
+	// UI is the UUID of the collection the entry wrote to (its ui), nil when
+	// the entry has none: writes are told apart by it from writes to an earlier
+	// collection of the same name (see replay's DDL catalog).
+	UI []byte
 }
 
 // userNamespace reports whether ns holds user data (namespaces.Migrated).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,12 +20,13 @@ import (
 
 // DDLApplier applies the DDL of all the shards of one migration. On a sharded source
 // one DDL shows up in the oplog of every shard it concerns; it must be applied once,
-// and only when every shard has applied the writes that precede it.
+// after the writes that precede it on every shard, and before those that follow.
 type DDLApplier interface {
 	// AddDDL registers the copy of d that shard read at ts, once the shard's
-	// appliers have applied everything before it. The shard then waits, with the
-	// returned function, until d is applied on the destination (from its copy or
-	// another shard's), holding only the namespaces d touches meanwhile.
+	// appliers have applied everything before it that d must follow. The shard
+	// then waits, with the returned function, until d is applied on the
+	// destination (from its copy or another shard's), holding only the namespaces
+	// d touches meanwhile.
 	AddDDL(shard string, ts primitive.Timestamp, d oplog.DDL) (wait func(context.Context) error, err error)
 	// Position reports that shard has applied every entry up to ts, leaving aside the
 	// namespaces it holds for a DDL of its own. Pipelines call it several times a
@@ -35,6 +37,15 @@ type DDLApplier interface {
 	// namespaces it holds included (its resume point), for the DDL no shard read
 	// (Schedule). Reported like Position.
 	Applied(shard string, ts primitive.Timestamp)
+	// Route says where a write of shard's oplog at ts to ns, in the collection of
+	// UUID ui (nil when the entry had none), goes now that the DDL applied since
+	// may have renamed or dropped that collection: the namespace to write, or
+	// false to leave the write out (its collection is gone).
+	Route(ns oplog.Namespace, ui []byte, ts primitive.Timestamp) (oplog.Namespace, bool)
+	// Waiting says what the copy of d that shard read at ts waits for, for the
+	// shard's progress: the shards that have not applied past it yet, or the index
+	// build on its collection it must follow.
+	Waiting(shard string, ts primitive.Timestamp, d oplog.DDL) string
 }
 
 // DDLExecutor runs one DDL against the destination.
@@ -42,41 +53,91 @@ type DDLExecutor interface {
 	Exec(ctx context.Context, d oplog.DDL) error
 }
 
-// DDLOnce is the DDLApplier of one migration: it matches the copies the shards read
-// of one DDL (oplog.DDLGroups), applies each group once its every shard has either
-// read its copy or applied past the group's window, and releases the shards waiting
-// on it. Run applies the groups, one at a time, oldest first.
+// DDLOnce is the DDLApplier of one migration. It matches the copies the shards read
+// of one DDL into groups and applies each group once, by these rules (see
+// docs/correctness.md, "DDL", for which shards log which DDL on each release):
 //
-// Applying once matters beyond saving work: drop, createIndexes with relaxed
-// options, dropIndexes and collMod are idempotent, but renameCollection is not (a
+//   - Copies match by their oplog.DDLKey, which holds the collection UUID: one
+//     collection's DDL has one UUID on every shard, whenever each shard logs it.
+//     Copies without a UUID (3.6 at FCV 3.4, dropDatabase) match when their ts are
+//     within ddlMatchWindow of each other.
+//   - A group is applied once every other shard whose replay runs has applied
+//     every entry up to its first copy's ts (Position): their earlier writes are
+//     then on the destination, and their later ones come after it. No group waits
+//     for a copy another shard may log (a DDL of an unsharded collection is logged
+//     by its database's primary shard alone; newer releases log the participants'
+//     copies of a sharded DDL fromMigrate, which the replay skips), nor for a
+//     shard still copying or not started: its copy reflects the DDL or will, and
+//     the writes it replays later are routed by Route.
+//   - Positions move whatever the shards hold, so no two shards wait for each
+//     other: the oldest DDL held anywhere is always the next one applied.
+//   - Groups are applied in ts order per namespace: one whose namespaces overlap
+//     an older group still waiting waits behind it. Index builds run beside the
+//     replay and beside the other DDL; later DDL of their collection wait for them.
+//   - A copy that arrives once its group is applied (a shard that was copying, or
+//     replays again) is done at once, except a drop of the same collection UUID
+//     when nothing re-created its namespace since (MongoDB logs a create before
+//     any write to a new collection): it runs again, for what that shard copied
+//     or wrote into the collection before its copy reached the drop.
+//   - movePrimary's pair (a create of a collection that exists under another UUID
+//     on the database's new primary shard, then a drop of the old UUID on the
+//     old one) changes nothing on the destination (catalog.moved).
+//
+// Applying once matters beyond saving work: renameCollection is not idempotent (a
 // second rename of a name that is gone fails, and with dropTarget it would drop a
 // collection re-created since), and re-applying a drop after another shard wrote to
 // the re-created collection would lose those writes. A copy read again by the same
 // shard (its pipeline restarted before its checkpoint passed the DDL) joins the
-// group it joined the first time. Across a process restart the same holds
-// through a DDLLog: once a group is applied, each copy in it is recorded in its
-// shard's checkpoint before any of those shards goes on, and Recover hands the
-// records to the next process, so a copy read again there is already applied.
-// (Only a crash between applying a DDL and recording it re-applies it; the
-// executor tolerates the errors that gives, see MongoDDL.)
+// group it joined the first time. Across a process restart the same holds through a
+// DDLLog: once a group is applied, each copy in it is recorded in its shard's
+// checkpoint before any of those shards goes on, and Recover hands the records to
+// the next process, so a copy read again there is already applied. (Only a crash
+// between applying a DDL and recording it re-applies it; the executor tolerates the
+// errors that gives, see MongoDDL.)
 type DDLOnce struct {
 	shards []string
-	groups *oplog.DDLGroups
 	exec   DDLExecutor
 	log    *slog.Logger
 	wake   chan struct{}
+	cat    catalog
 
 	mu struct {
 		sync.Mutex
-		positions map[string]primitive.Timestamp
+		positions map[string]primitive.Timestamp // of the shards whose replay runs
 		applied   map[string]primitive.Timestamp // see Applied
-		byGroup   map[uint64]*ddlResult
-		copies    map[ddlCopy]*ddlResult
+		groups    []*ddlGroup                    // waiting, running, and applied ones copies may still join
+		copies    map[ddlCopy]*ddlGroup
 		logs      map[string]DDLLog // by shard; see Recover
-		open      int               // groups added and not yet returned by Ready
 		scheduled []scheduledDDL
+		builds    []*ddlGroup // index builds running
+		nextID    uint64
 	}
 }
+
+// ddlMatchWindow is how far apart in time the copies of one DDL without a UUID
+// on different shards may be.
+const ddlMatchWindow = 5 * time.Minute
+
+// ddlGroup is one logical DDL and the copies of it the shards read.
+type ddlGroup struct {
+	id     uint64
+	key    oplog.DDLKey
+	ddl    oplog.DDL           // the first copy
+	first  primitive.Timestamp // ts of the first copy
+	shards []string            // shards that added a copy, in order
+	state  groupState
+	ran    bool // the DDL ran on the destination (see catalog.effect)
+	done   chan struct{}
+	err    error
+}
+
+type groupState uint8
+
+const (
+	groupWaiting groupState = iota
+	groupRunning
+	groupApplied
+)
 
 // scheduledDDL is a DDL no shard read (Schedule), due once every shard has applied
 // past ts.
@@ -98,6 +159,43 @@ type ddlCopy struct {
 type DDLCopy struct {
 	TS  primitive.Timestamp
 	Key oplog.DDLKey
+	// Effect is what the DDL did to the destination's namespaces (a drop, a
+	// dropDatabase or a rename that ran), so that after a process restart the
+	// writes the shard reads again from before it are routed past it as they were
+	// the first time (see Recover); zero for every other DDL.
+	Effect DDLEffect
+}
+
+// DDLEffect is a drop, dropDatabase or rename applied on the destination. It is
+// comparable, as DDLCopy is.
+type DDLEffect struct {
+	Kind                 oplog.DDLKind // zero: no effect to remember
+	NS, To               oplog.Namespace
+	UUID, DropTargetUUID string
+	DropTarget           bool
+}
+
+// effectOf is the DDLEffect of d, when it ran.
+func effectOf(d *oplog.DDL, ran bool) DDLEffect {
+	switch {
+	case !ran:
+		return DDLEffect{}
+	case d.Kind == oplog.DDLDrop, d.Kind == oplog.DDLDropDatabase, d.Kind == oplog.DDLRename:
+		return DDLEffect{Kind: d.Kind, NS: d.NS, To: d.To, UUID: string(d.UUID), DropTargetUUID: string(d.DropTargetUUID), DropTarget: d.DropTarget}
+	}
+	return DDLEffect{}
+}
+
+// ddl is the DDL an effect records.
+func (e DDLEffect) ddl() oplog.DDL {
+	d := oplog.DDL{Kind: e.Kind, NS: e.NS, To: e.To, DropTarget: e.DropTarget}
+	if e.UUID != "" {
+		d.UUID = []byte(e.UUID)
+	}
+	if e.DropTargetUUID != "" {
+		d.DropTargetUUID = []byte(e.DropTargetUUID)
+	}
+	return d
 }
 
 // DDLLog keeps durably, in a shard's checkpoint, the copies of DDL the shard read
@@ -106,24 +204,16 @@ type DDLLog interface {
 	DDLApplied(shard string, c DDLCopy) error
 }
 
-type ddlResult struct {
-	done chan struct{}
-	err  error
-}
-
-// NewDDLOnce applies the DDL of the named shards through exec. Copies of one DDL on
-// different shards are matched when their ts are within window of each other (zero
-// means oplog.DefaultDDLWindow); a DDL read by some shards waits until every other
-// shard has applied past its ts plus window.
-func NewDDLOnce(shards []string, window time.Duration, exec DDLExecutor, logger *slog.Logger) *DDLOnce {
+// NewDDLOnce applies the DDL of the named shards through exec.
+func NewDDLOnce(shards []string, exec DDLExecutor, logger *slog.Logger) *DDLOnce {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	o := &DDLOnce{shards: slices.Clone(shards), groups: oplog.NewDDLGroups(shards, window), exec: exec, log: logger, wake: make(chan struct{}, 1)}
+	o := &DDLOnce{shards: slices.Clone(shards), exec: exec, log: logger, wake: make(chan struct{}, 1)}
+	o.cat.init()
 	o.mu.positions = map[string]primitive.Timestamp{}
 	o.mu.applied = map[string]primitive.Timestamp{}
-	o.mu.byGroup = map[uint64]*ddlResult{}
-	o.mu.copies = map[ddlCopy]*ddlResult{}
+	o.mu.copies = map[ddlCopy]*ddlGroup{}
 	o.mu.logs = map[string]DDLLog{}
 	return o
 }
@@ -132,19 +222,26 @@ func NewDDLOnce(shards []string, window time.Duration, exec DDLExecutor, logger 
 // process): applied are the copies its checkpoint records as applied, which are
 // not applied again when the replay reads them, and log records the copies of
 // the shard applied from now on (nil: none is recorded, for a replay that is
-// never resumed). Call it before the shard's replay starts.
+// never resumed). Call it before the shard's replay starts: from then on the
+// shard's DDL wait for its position, and its position for nobody. The effects of
+// the applied copies go back into the catalog, so that the writes the shard reads
+// again from before them are routed as they were the first time.
 func (o *DDLOnce) Recover(shard string, applied []DDLCopy, log DDLLog) {
-	done := &ddlResult{done: make(chan struct{})}
+	done := &ddlGroup{state: groupApplied, done: make(chan struct{})}
 	close(done.done)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for c, r := range o.mu.copies {
-		if c.shard == shard && isDone(r) {
+	o.mu.positions[shard] = primitive.Timestamp{} // until its replay reports one
+	for c, g := range o.mu.copies {
+		if c.shard == shard && g.state == groupApplied {
 			delete(o.mu.copies, c)
 		}
 	}
 	for _, c := range applied {
 		o.mu.copies[ddlCopy{shard, c.TS, c.Key}] = done
+		if c.Effect.Kind != 0 {
+			o.cat.remember(c.Effect.ddl(), c.TS)
+		}
 	}
 	if log == nil {
 		delete(o.mu.logs, shard)
@@ -155,35 +252,60 @@ func (o *DDLOnce) Recover(shard string, applied []DDLCopy, log DDLLog) {
 
 // AddDDL implements DDLApplier.
 func (o *DDLOnce) AddDDL(shard string, ts primitive.Timestamp, d oplog.DDL) (func(context.Context) error, error) {
+	if !slices.Contains(o.shards, shard) {
+		return nil, fmt.Errorf("DDL from shard %q, which is not one of the shards %v", shard, o.shards)
+	}
 	cp := ddlCopy{shard, ts, d.Key()}
 	o.mu.Lock()
-	r, ok := o.mu.copies[cp]
+	g, ok := o.mu.copies[cp]
+	var late DDLLog // the log of a copy that joins an applied group
 	if !ok {
-		id, opened, err := o.groups.Add(shard, ts, d)
-		if err != nil {
-			o.mu.Unlock()
-			return nil, err
+		g = o.match(shard, ts, &d, cp.key)
+		if g == nil {
+			o.mu.nextID++
+			g = &ddlGroup{id: o.mu.nextID, key: cp.key, ddl: d, first: ts, done: make(chan struct{})}
+			i, _ := slices.BinarySearchFunc(o.mu.groups, ts, func(x *ddlGroup, ts primitive.Timestamp) int { return x.first.Compare(ts) })
+			o.mu.groups = slices.Insert(o.mu.groups, i, g)
+		} else if g.state == groupApplied && g.err == nil {
+			late = o.mu.logs[shard]
 		}
-		if opened {
-			o.mu.open++
-		}
-		r = o.mu.byGroup[id]
-		if r == nil {
-			r = &ddlResult{done: make(chan struct{})}
-			o.mu.byGroup[id] = r
-		}
-		o.mu.copies[cp] = r
+		g.shards = append(g.shards, shard)
+		o.mu.copies[cp] = g
 	}
+	ran := g.ran
 	o.mu.Unlock()
+	if late != nil {
+		o.logCopy(late, cp, &g.ddl, ran)
+	}
 	o.poke()
 	return func(ctx context.Context) error {
 		select {
-		case <-r.done:
-			return r.err
+		case <-g.done:
+			return g.err
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}, nil
+}
+
+// match returns the group a new copy joins, nil when it opens one. Called with mu held.
+func (o *DDLOnce) match(shard string, ts primitive.Timestamp, d *oplog.DDL, key oplog.DDLKey) *ddlGroup {
+	for _, g := range o.mu.groups {
+		if g.key != key || slices.Contains(g.shards, shard) || d.UUID == nil && !near(g.first, ts) {
+			continue
+		}
+		if g.state == groupApplied && g.err == nil && d.Kind == oplog.DDLDrop && d.UUID != nil && !o.cat.recreatedSince(d, g.first) {
+			return nil // dropped again: see DDLOnce
+		}
+		return g
+	}
+	return nil
+}
+
+func near(a, b primitive.Timestamp) bool {
+	d := int64(a.T) - int64(b.T)
+	w := int64(ddlMatchWindow / time.Second)
+	return d <= w && -d <= w
 }
 
 // Schedule applies d, a DDL no shard read (the metadata watcher's), once every
@@ -235,25 +357,80 @@ func (o *DDLOnce) dueScheduled() []scheduledDDL {
 func (o *DDLOnce) Position(shard string, ts primitive.Timestamp) {
 	o.mu.Lock()
 	o.mu.positions[shard] = ts
-	for c := range o.mu.copies {
-		if c.shard == shard && !ts.Before(c.ts) && isDone(o.mu.copies[c]) {
+	for c, g := range o.mu.copies {
+		if c.shard == shard && !ts.Before(c.ts) && g.state == groupApplied {
 			delete(o.mu.copies, c)
 		}
 	}
-	open := o.mu.open
+	o.forgetApplied()
+	waiting := slices.ContainsFunc(o.mu.groups, func(g *ddlGroup) bool { return g.state == groupWaiting })
 	o.mu.Unlock()
-	if open > 0 {
+	if waiting {
 		o.poke()
 	}
 }
 
-func isDone(r *ddlResult) bool {
-	select {
-	case <-r.done:
+// forgetApplied drops the applied groups no copy can join any more: every shard
+// replays and has applied past the group (past its match window, for a DDL
+// without a UUID). Called with mu held.
+func (o *DDLOnce) forgetApplied() {
+	o.mu.groups = slices.DeleteFunc(o.mu.groups, func(g *ddlGroup) bool {
+		if g.state != groupApplied {
+			return false
+		}
+		horizon := g.first
+		if g.ddl.UUID == nil {
+			horizon.T += uint32(ddlMatchWindow / time.Second)
+		}
+		for _, s := range o.shards {
+			if pos, ok := o.mu.positions[s]; !ok || pos.Before(horizon) {
+				return false
+			}
+		}
 		return true
-	default:
-		return false
+	})
+}
+
+// Route implements DDLApplier.
+func (o *DDLOnce) Route(ns oplog.Namespace, ui []byte, ts primitive.Timestamp) (oplog.Namespace, bool) {
+	return o.cat.route(ns, ui, ts)
+}
+
+// Waiting implements DDLApplier.
+func (o *DDLOnce) Waiting(shard string, ts primitive.Timestamp, d oplog.DDL) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	g := o.mu.copies[ddlCopy{shard, ts, d.Key()}]
+	if g == nil {
+		return "waiting to hand the " + d.Kind.String() + " of " + d.NS.String() + " over once the shard's earlier writes are applied"
 	}
+	switch g.state {
+	case groupRunning:
+		return fmt.Sprintf("applying the %s of %s on the destination", g.ddl.Kind, g.ddl.NS)
+	case groupApplied:
+		return ""
+	}
+	if b := o.olderOnSameNamespace(g); b != nil {
+		if b.state == groupRunning && b.ddl.Kind == oplog.DDLCreateIndexes {
+			return fmt.Sprintf("the %s of %s waits for the index build on it to finish on the destination", g.ddl.Kind, g.ddl.NS)
+		}
+		return fmt.Sprintf("the %s of %s waits for the %s of %s (%s) to be applied first", g.ddl.Kind, g.ddl.NS, b.ddl.Kind, b.ddl.NS, clock(b.first))
+	}
+	var behind []string
+	for _, s := range o.shards {
+		if pos, ok := o.mu.positions[s]; ok && !slices.Contains(g.shards, s) && pos.Before(g.first) {
+			behind = append(behind, fmt.Sprintf("%s (at %s)", s, clock(pos)))
+		}
+	}
+	return fmt.Sprintf("the %s of %s (%s) waits for shards %s to apply their writes up to it; writes to it wait too",
+		g.ddl.Kind, g.ddl.NS, clock(g.first), strings.Join(behind, ", "))
+}
+
+func clock(ts primitive.Timestamp) string {
+	if ts.IsZero() {
+		return "not started"
+	}
+	return time.Unix(int64(ts.T), 0).UTC().Format("15:04:05 UTC")
 }
 
 func (o *DDLOnce) poke() {
@@ -263,81 +440,162 @@ func (o *DDLOnce) poke() {
 	}
 }
 
-// Run applies the ready groups until ctx ends. Transient errors are retried; any
-// other error fails the shards whose copies joined the group.
+// Run applies the groups as they become ready until ctx ends. Transient errors
+// are retried; any other error fails the shards whose copies joined the group.
 func (o *DDLOnce) Run(ctx context.Context) error {
+	var builds sync.WaitGroup
+	defer builds.Wait()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-o.wake:
 		}
-		o.mu.Lock()
-		positions := make(map[string]primitive.Timestamp, len(o.mu.positions))
-		for s, ts := range o.mu.positions {
-			positions[s] = ts
-		}
-		ready := o.groups.Ready(positions)
-		o.mu.open -= len(ready)
-		o.mu.Unlock()
-		for _, g := range ready {
-			err := o.apply(ctx, g)
-			o.mu.Lock()
-			r := o.mu.byGroup[g.ID]
-			delete(o.mu.byGroup, g.ID)
-			o.mu.Unlock()
-			if err == nil {
-				o.record(g, r)
+		for {
+			g, async := o.next()
+			if g == nil {
+				break
 			}
-			r.err = err
-			close(r.done)
+			if !async {
+				o.finish(g, o.apply(ctx, g))
+				continue
+			}
+			builds.Go(func() {
+				o.finish(g, o.apply(ctx, g))
+				o.poke()
+			})
 		}
 		for _, sd := range o.dueScheduled() {
-			sd.done(o.apply(ctx, oplog.DDLGroup{DDL: sd.ddl, First: sd.ts}))
+			_, err := o.run(ctx, sd.ddl, sd.ts, nil)
+			sd.done(err)
 		}
 	}
+}
+
+// next takes the oldest group that is ready and marks it running; async is set for
+// an index build, which runs beside the others.
+func (o *DDLOnce) next() (g *ddlGroup, async bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, g := range o.mu.groups {
+		if g.state != groupWaiting || !o.othersPassed(g) || o.olderOnSameNamespace(g) != nil {
+			continue
+		}
+		g.state = groupRunning
+		return g, g.ddl.Kind == oplog.DDLCreateIndexes
+	}
+	return nil, false
+}
+
+// othersPassed reports whether every replaying shard without a copy in g has
+// applied up to its first copy. Called with mu held.
+func (o *DDLOnce) othersPassed(g *ddlGroup) bool {
+	for s, pos := range o.mu.positions {
+		if pos.Before(g.first) && !slices.Contains(g.shards, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// olderOnSameNamespace returns a group older than g, not yet applied, that touches
+// a namespace g touches: g waits for it. Called with mu held.
+func (o *DDLOnce) olderOnSameNamespace(g *ddlGroup) *ddlGroup {
+	for _, b := range o.mu.groups {
+		if b == g || b.state == groupApplied || !b.first.Before(g.first) && !(b.first == g.first && b.id < g.id) {
+			continue
+		}
+		if scopesOverlap(ddlScopes(&b.ddl), ddlScopes(&g.ddl)) {
+			return b
+		}
+	}
+	return nil
+}
+
+func scopesOverlap(a, b []oplog.Namespace) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if overlaps(x, y) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// finish records the outcome of a group and releases the shards waiting on it.
+func (o *DDLOnce) finish(g *ddlGroup, err error) {
+	if err == nil {
+		o.record(g)
+	}
+	o.mu.Lock()
+	g.state, g.err = groupApplied, err
+	o.mu.Unlock()
+	close(g.done)
 }
 
 // record writes each copy of an applied group to its shard's DDLLog, before the
 // shards waiting on it go on (and their checkpoints can pass it). A record that
 // fails is logged: a restart before the shard's checkpoint passes the copy then
 // applies the DDL again, which the executor tolerates.
-func (o *DDLOnce) record(g oplog.DDLGroup, r *ddlResult) {
+func (o *DDLOnce) record(g *ddlGroup) {
 	type entry struct {
 		c   ddlCopy
 		log DDLLog
 	}
 	var todo []entry
 	o.mu.Lock()
-	for c, cr := range o.mu.copies {
-		if cr == r && o.mu.logs[c.shard] != nil {
+	for c, cg := range o.mu.copies {
+		if cg == g && o.mu.logs[c.shard] != nil {
 			todo = append(todo, entry{c, o.mu.logs[c.shard]})
 		}
 	}
 	o.mu.Unlock()
 	for _, e := range todo {
-		if err := e.log.DDLApplied(e.c.shard, DDLCopy{TS: e.c.ts, Key: e.c.key}); err != nil {
-			o.log.Error("record an applied DDL in the shard's checkpoint; a restart before the checkpoint passes it applies it again",
-				"kind", g.DDL.Kind, "ns", g.DDL.NS, "shard", e.c.shard, "ts", tsString(e.c.ts), "err", err)
-		}
+		o.logCopy(e.log, e.c, &g.ddl, g.ran)
 	}
 }
 
-func (o *DDLOnce) apply(ctx context.Context, g oplog.DDLGroup) error {
+// logCopy records an applied copy in its shard's DDLLog.
+func (o *DDLOnce) logCopy(log DDLLog, c ddlCopy, d *oplog.DDL, ran bool) {
+	if err := log.DDLApplied(c.shard, DDLCopy{TS: c.ts, Key: c.key, Effect: effectOf(d, ran)}); err != nil {
+		o.log.Error("record an applied DDL in the shard's checkpoint; a restart before the checkpoint passes it applies it again",
+			"kind", d.Kind, "ns", d.NS, "shard", c.shard, "ts", tsString(c.ts), "err", err)
+	}
+}
+
+// apply runs a group's DDL and notes whether it ran.
+func (o *DDLOnce) apply(ctx context.Context, g *ddlGroup) error {
+	ran, err := o.run(ctx, g.ddl, g.first, g.shards)
+	o.mu.Lock()
+	g.ran = ran
+	o.mu.Unlock()
+	return err
+}
+
+// run runs d on the destination, as the catalog says it applies there now; ran
+// is false when it changes nothing there.
+func (o *DDLOnce) run(ctx context.Context, d oplog.DDL, first primitive.Timestamp, shards []string) (ran bool, err error) {
+	d, run, why, record := o.cat.effect(d, first)
+	if !run {
+		o.log.Info("DDL changes nothing on the destination", "kind", d.Kind, "ns", d.NS, "shards", shards, "ts", tsString(first), "why", why)
+		o.cat.commit(record)
+		return false, nil
+	}
 	b := newBackoff()
 	for {
-		err := o.exec.Exec(ctx, g.DDL)
+		err := o.exec.Exec(ctx, d)
 		if err == nil {
-			o.log.Info("applied DDL", "kind", g.DDL.Kind, "ns", g.DDL.NS, "shards", g.Shards,
-				"ts", tsString(g.First))
-			return nil
+			o.log.Info("applied DDL", "kind", d.Kind, "ns", d.NS, "shards", shards, "ts", tsString(first))
+			o.cat.commit(record)
+			return true, nil
 		}
 		if !isTransient(err) || ctx.Err() != nil {
-			return fmt.Errorf("apply %s on %s (read by %v at %s): %w", g.DDL.Kind, g.DDL.NS, g.Shards, tsString(g.First), err)
+			return false, fmt.Errorf("apply %s on %s (read by %v at %s): %w", d.Kind, d.NS, shards, tsString(first), err)
 		}
-		o.log.Warn("retrying DDL", "kind", g.DDL.Kind, "ns", g.DDL.NS, "err", err)
+		o.log.Warn("retrying DDL", "kind", d.Kind, "ns", d.NS, "err", err)
 		if err := b.wait(ctx, nil); err != nil {
-			return err
+			return false, err
 		}
 	}
 }

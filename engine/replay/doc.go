@@ -33,9 +33,9 @@
 // resume point fails the shard with a *GapError: nothing continues from a gap.
 //
 // DDL and the cluster: on a sharded source one DDL appears in the oplog of every
-// shard it concerns. DDLOnce (the DDLApplier of a migration) matches the copies
-// (oplog.DDLGroups) and applies each once, when every shard has applied what
-// precedes it, through a DDLExecutor (MongoDDL: unique and TTL indexes relaxed for
+// shard it concerns. DDLOnce (the DDLApplier of a migration) matches the copies by
+// their key (collection UUID included) and applies each once, when every replaying
+// shard has applied what precedes it, through a DDLExecutor (MongoDDL: unique and TTL indexes relaxed for
 // the sync, originals kept by a RelaxedSink). A collection the source shards (or
 // whose key it refines) during the sync is sharded on the destination with the same
 // key: from the primary shard's no-op where the release writes one (oplog/sharding.go),

@@ -584,10 +584,14 @@ func testShard(t *testing.T, cfg Config) *Shard {
 	return s
 }
 
-// startDDL runs a DDLOnce for the test's duration.
+// startDDL runs a DDLOnce for the test's duration, every shard's replay
+// registered (Recover) as the engine does before it starts one.
 func startDDL(t *testing.T, shards []string, exec DDLExecutor) *DDLOnce {
 	t.Helper()
-	o := NewDDLOnce(shards, time.Second, exec, nil)
+	o := NewDDLOnce(shards, exec, nil)
+	for _, s := range shards {
+		o.Recover(s, nil, nil)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); o.Run(ctx) }()

@@ -73,6 +73,7 @@ type parkedItem struct {
 	write oplog.Write
 	diff  bson.Raw
 	ddl   *oplog.DDL
+	pos   tsTicket // a DDL's ticket in the position (a write's is in done)
 	done  *completion
 	bytes int64
 }
@@ -531,8 +532,14 @@ func (r *run) copiedEntry(e *oplog.Entry, key string, inTxn bool) error {
 func (r *run) item(ctx context.Context, it *oplog.Item, grp *txnGroup) error {
 	switch it.Kind {
 	case oplog.ItemWrite:
-		// Diff is set wherever the update comes from, transactions included.
-		return r.write(ctx, it.Write, it.Write.Diff, it.TS, grp)
+		w := it.Write
+		ns, keep := r.cfg.DDL.Route(w.NS, it.UI, it.TS)
+		if keep {
+			w.NS = ns
+			// Diff is set wherever the update comes from, transactions included.
+			return r.write(ctx, w, w.Diff, it.TS, grp)
+		}
+		r.s.c.skipped[SkipDropped].Add(1)
 	case oplog.ItemDDL:
 		return r.ddl(it.DDL, it.TS, grp)
 	}
@@ -563,15 +570,15 @@ func (r *run) write(ctx context.Context, w oplog.Write, diff bson.Raw, ts primit
 	if err != nil {
 		return err
 	}
-	if r.blocked([]oplog.Namespace{w.NS}) {
-		r.park(parkedItem{write: w, diff: diff, done: c, bytes: n})
-		return r.pos.Skip(ts)
-	}
 	pt, err := r.pos.Dispatch(ts)
 	if err != nil {
 		return err
 	}
 	c.pos = tsTicket{t: pt, ok: true}
+	if r.blocked([]oplog.Namespace{w.NS}) {
+		r.park(parkedItem{write: w, diff: diff, done: c, bytes: n})
+		return nil
+	}
 	r.queueWrite(w, diff, c, n)
 	return nil
 }
@@ -604,33 +611,42 @@ func (r *run) ddl(d *oplog.DDL, ts primitive.Timestamp, grp *txnGroup) error {
 	if err != nil {
 		return err
 	}
-	if r.blocked(ddlScopes(d)) {
-		r.park(parkedItem{ddl: d, done: c})
-		return r.pos.Skip(ts)
-	}
 	pt, err := r.pos.Dispatch(ts)
 	if err != nil {
 		return err
+	}
+	if r.blocked(ddlScopes(d)) {
+		r.park(parkedItem{ddl: d, done: c, pos: tsTicket{t: pt, ok: true}})
+		return nil
 	}
 	r.startHold(d, c, tsTicket{t: pt, ok: true})
 	return nil
 }
 
 // startHold sends a barrier through every applier and, once all have passed it,
-// hands the DDL to the DDL applier.
+// hands the DDL to the DDL applier. An index build holds nothing: the writes
+// before and after it apply beside it (unique and TTL indexes are built relaxed,
+// so no write can fail on it or be deleted by it), and the DDL applier runs it
+// beside the other DDL; the resume point stays before it until it is built.
 func (r *run) startHold(d *oplog.DDL, c *completion, pos tsTicket) {
-	h := &hold{ddl: *d, ts: c.entry, done: c, scopes: ddlScopes(d)}
+	h := &hold{ddl: *d, ts: c.entry, done: c}
 	r.holds = append(r.holds, h)
-	b := newBarrier(len(r.queues))
-	for _, q := range r.queues {
-		q.push(task{barrier: b})
+	var b *barrier
+	if d.Kind != oplog.DDLCreateIndexes {
+		h.scopes = ddlScopes(d)
+		b = newBarrier(len(r.queues))
+		for _, q := range r.queues {
+			q.push(task{barrier: b})
+		}
 	}
 	r.g.Go(func() error {
 		ctx := r.holdCtx
-		select {
-		case <-b.done:
-		case <-ctx.Done():
-			return nil
+		if b != nil {
+			select {
+			case <-b.done:
+			case <-ctx.Done():
+				return nil
+			}
 		}
 		wait, err := r.cfg.DDL.AddDDL(r.cfg.Shard, h.ts, h.ddl)
 		if err != nil {
@@ -675,7 +691,7 @@ func (r *run) finishHold(h *hold) {
 		case r.blocked(p.scopes()):
 			r.park(p)
 		case p.ddl != nil:
-			r.startHold(p.ddl, p.done, tsTicket{})
+			r.startHold(p.ddl, p.done, p.pos)
 		default:
 			r.queueWrite(p.write, p.diff, p.done, p.bytes)
 		}

@@ -19,6 +19,7 @@ const (
 	SkipIndexBuild                    // startIndexBuild/abortIndexBuild: the index comes with commitIndexBuild
 	SkipNoChange                      // an update or transaction that changes nothing Shardlift applies
 	SkipCopied                        // at or before T0, read for a transaction open at T0: its write is in the copy
+	SkipDropped                       // a write to a collection dropped since (DDLApplier.Route)
 	numSkipReasons
 )
 
@@ -38,6 +39,8 @@ func (r SkipReason) String() string {
 		return "no change"
 	case SkipCopied:
 		return "in the copy"
+	case SkipDropped:
+		return "collection dropped since"
 	}
 	return "unknown"
 }

@@ -165,7 +165,7 @@ func (m *migration) start(t testing.TB) {
 	for _, s := range m.c.shards {
 		names = append(names, s.name)
 	}
-	m.ddl = replay.NewDDLOnce(names, 2*time.Second, replay.NewMongoDDL(m.c.dst, sink{}), nil)
+	m.ddl = replay.NewDDLOnce(names, replay.NewMongoDDL(m.c.dst, sink{}), nil)
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.ddl.Run(ctx) }()
 	m.shards = nil
@@ -506,7 +506,7 @@ func BenchmarkReplayBacklog(b *testing.B) {
 			}
 			b.StartTimer()
 			start := time.Now()
-			ddl := replay.NewDDLOnce([]string{"bench"}, 0, replay.NewMongoDDL(c.dst, nil), nil)
+			ddl := replay.NewDDLOnce([]string{"bench"}, replay.NewMongoDDL(c.dst, nil), nil)
 			dctx, cancel := context.WithCancel(ctx)
 			go ddl.Run(dctx)
 			s, err := replay.New(replay.Config{Shard: "bench", Source: replay.NewReaderSource(bytes.NewReader(backlog)),

@@ -449,18 +449,22 @@ func (s *Shard) Snapshot() Progress {
 	if since := s.mu.commitWait; !since.IsZero() && time.Since(since) >= commitWaitShown {
 		waits = append(waits, commitWaitText(p.Newest, p.Committed))
 	}
+	var waiting *hold
 	if len(s.mu.waiting) > 0 {
-		h := s.mu.waiting[0]
-		waits = append(waits, fmt.Sprintf("waiting for every shard to pass the %s of %s (%s) before applying it once; writes to it wait too",
-			h.ddl.Kind, h.ddl.NS, time.Unix(int64(h.ts.T), 0).UTC().Format("15:04:05 UTC")))
+		waiting = s.mu.waiting[0]
 	}
-	p.Waiting = strings.Join(waits, "; ")
 	for _, kind := range []int{retryCheckpoint, retrySource, retryCommit} {
 		if p.Retrying == "" {
 			p.Retrying = s.mu.retrying[kind]
 		}
 	}
 	s.mu.Unlock()
+	if waiting != nil {
+		if w := s.cfg.DDL.Waiting(s.cfg.Shard, waiting.ts, waiting.ddl); w != "" {
+			waits = append(waits, w)
+		}
+	}
+	p.Waiting = strings.Join(waits, "; ")
 	return p
 }
 

@@ -618,17 +618,16 @@ func partition(id, appliers int) uint64 {
 }
 
 func TestDDLHoldsOnlyItsNamespaces(t *testing.T) {
-	// Shard a reads an index build on db.c that shard b's oplog does not hold: it is
-	// applied once b has applied past its ts plus the window. Meanwhile a's later
-	// writes to db.d go through and its writes to db.c wait.
+	// Shard a reads a collMod of db.c that shard b's oplog does not hold: it is
+	// applied once b has applied past its ts. Meanwhile a's later writes to db.d go
+	// through and its writes to db.c wait.
 	dest := newFakeDest()
 	exec := &fakeExec{dest: dest}
 	ddl := startDDL(t, []string{"a", "b"}, exec)
 	srcA := newFakeOplog(
 		noopOp(at(100)),
 		insertOp(at(101), ns, doc(1, 0)),
-		commandOp(at(102), "db", bson.D{{Key: "createIndexes", Value: "c"}, {Key: "v", Value: int32(2)},
-			{Key: "key", Value: bson.D{{Key: "x", Value: int32(1)}}}, {Key: "name", Value: "x_1"}}),
+		commandOp(at(102), "db", bson.D{{Key: "collMod", Value: "c"}, {Key: "validationLevel", Value: "off"}}),
 		insertOp(at(103), ns, doc(2, 0)),
 		insertOp(at(104), "db.d", doc(3, 0)),
 	)
@@ -639,17 +638,17 @@ func TestDDLHoldsOnlyItsNamespaces(t *testing.T) {
 	start(t, context.Background(), b)
 	eventually(t, "the write to db.d after the DDL applied", func() bool { return len(dest.docs("db.d")) == 1 })
 	if got := len(dest.docs(ns)); got != 1 {
-		t.Fatalf("db.c holds %d documents while its index build waits for shard b, want 1", got)
+		t.Fatalf("db.c holds %d documents while its collMod waits for shard b, want 1", got)
 	}
 	if len(exec.ran()) != 0 {
-		t.Fatal("the index build ran before shard b passed it")
+		t.Fatal("the collMod ran before shard b passed it")
 	}
 	if got := a.Snapshot().Applied; got != at(101) {
 		t.Fatalf("shard a's resume point %v, want %v: before the DDL", got, at(101))
 	}
 	// The lag that grows meanwhile has its reason in the shard's row.
 	eventually(t, "shard a saying what it waits for", func() bool {
-		return strings.Contains(a.Snapshot().Waiting, "createIndexes of db.c")
+		return strings.Contains(a.Snapshot().Waiting, "collMod of db.c")
 	})
 	if w := b.Snapshot().Waiting; w != "" {
 		t.Fatalf("shard b waits for nothing, its progress says %q", w)
@@ -657,8 +656,8 @@ func TestDDLHoldsOnlyItsNamespaces(t *testing.T) {
 	srcB.append(noopOp(at(110)))
 	eventually(t, "the write to db.c after the DDL applied", func() bool { return len(dest.docs(ns)) == 2 })
 	eventually(t, "shard a no longer waiting", func() bool { return a.Snapshot().Waiting == "" })
-	if ran := exec.ran(); len(ran) != 1 || ran[0].ddl.Kind != oplog.DDLCreateIndexes {
-		t.Fatalf("DDL run %+v, want the index build once", ran)
+	if ran := exec.ran(); len(ran) != 1 || ran[0].ddl.Kind != oplog.DDLCollMod {
+		t.Fatalf("DDL run %+v, want the collMod once", ran)
 	}
 	eventually(t, "shard a's resume point at its last entry", func() bool { return a.Snapshot().Applied == at(104) })
 }

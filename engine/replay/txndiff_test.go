@@ -71,7 +71,7 @@ func TestPipelineUpdateInsideATransactionIsAppliedFromItsDiff(t *testing.T) {
 		if updates != 1 {
 			t.Fatalf("%s: %d inner updates rewritten, want 1", name, updates)
 		}
-		ddl := replay.NewDDLOnce([]string{"s0"}, 0, replay.NewMongoDDL(client, nil), nil)
+		ddl := replay.NewDDLOnce([]string{"s0"}, replay.NewMongoDDL(client, nil), nil)
 		dctx, stopDDL := context.WithCancel(ctx)
 		ddlDone := make(chan struct{})
 		go func() { defer close(ddlDone); ddl.Run(dctx) }()

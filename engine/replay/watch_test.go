@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
@@ -60,7 +59,7 @@ func (e *shardingExec) Exec(_ context.Context, d oplog.DDL) error {
 // namespaces it holds for a DDL of its own included: the position it reports for
 // the other shards' DDL, which leaves those aside, is not enough.
 func TestScheduledDDLWaitsForWhatEveryShardApplied(t *testing.T) {
-	o := NewDDLOnce([]string{"s0", "s1"}, time.Second, &fakeExec{}, nil)
+	o := NewDDLOnce([]string{"s0", "s1"}, &fakeExec{}, nil)
 	var outcome []error
 	o.Schedule(ts(105, 0), oplog.DDL{Kind: oplog.DDLShardCollection, NS: oplog.Namespace{DB: "shop", Coll: "orders"}}, func(err error) { outcome = append(outcome, err) })
 	o.Position("s0", ts(200, 0))

@@ -457,7 +457,7 @@ func (r *Router) distinct(ctx context.Context, _ *wire.Session, cmd *wire.Comman
 	return wire.OK(bson.E{Key: "values", Value: arr}), nil
 }
 
-func (r *Router) aggregate(ctx context.Context, _ *wire.Session, cmd *wire.Command) (bson.Raw, error) {
+func (r *Router) aggregate(ctx context.Context, sess *wire.Session, cmd *wire.Command) (bson.Raw, error) {
 	coll, ok := cmd.Lookup("aggregate").StringValueOK()
 	if !ok || coll == "" {
 		return nil, wire.BadValue("the sandbox router runs aggregations on collections only (aggregate: \"<collection>\")")
@@ -470,6 +470,7 @@ func (r *Router) aggregate(ctx context.Context, _ *wire.Session, cmd *wire.Comma
 		return nil, wire.BadValue("the sandbox router does not explain")
 	}
 	batchSize, _ := asInt64(cmd.Body.Lookup("cursor", "batchSize"))
+	pipeline, into, intoSpec := writeStage(pipeline)
 	filter, stages, err := parsePipeline(pipeline)
 	if err != nil {
 		return nil, err
@@ -482,6 +483,9 @@ func (r *Router) aggregate(ctx context.Context, _ *wire.Session, cmd *wire.Comma
 		if it, err = st(it); err != nil {
 			return nil, err
 		}
+	}
+	if into != "" {
+		return r.aggregateInto(ctx, sess, cmd.DB, it, into, intoSpec)
 	}
 	return r.cursors.reply(ctx, cmd.DB+"."+coll, it, batchSize, false), nil
 }

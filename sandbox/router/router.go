@@ -211,6 +211,7 @@ func init() {
 	routerCommands["aborttransaction"] = (*Router).abortTransaction
 	routerCommands["refinecollectionshardkey"] = (*Router).refineCollectionShardKey
 	routerCommands["_sandboxsetchunks"] = (*Router).setChunks
+	routerCommands["moveprimary"] = (*Router).movePrimary
 }
 
 func (r *Router) hello(ctx context.Context, s *wire.Session, cmd *wire.Command) (bson.Raw, error) {

@@ -250,7 +250,7 @@ func (n *node) renameCollection(ctx context.Context, cmd *wire.Command) bson.Raw
 		}
 		dropped = dst.UUID.Data
 	}
-	if _, err := n.be.run(ctx, "admin", bson.D{{Key: "renameCollection", Value: from}, {Key: "to", Value: to}}); err != nil {
+	if err := n.renameInBackend(ctx, fromDB, fromColl, toColl); err != nil {
 		return relay(nil, err)
 	}
 	if err := n.cat.rename(from, to); err != nil {
@@ -260,6 +260,56 @@ func (n *node) renameCollection(ctx context.Context, cmd *wire.Command) bson.Raw
 		return wire.ErrorReply(err)
 	}
 	return wire.OK()
+}
+
+// renameInBackend renames a collection in FerretDB, which refuses names with a dot
+// in renameCollection (MongoDB's $out renames tmp.agg_out.<uuid>): those are
+// copied, documents and indexes, and the source dropped.
+func (n *node) renameInBackend(ctx context.Context, db, from, to string) error {
+	if !strings.Contains(from, ".") && !strings.Contains(to, ".") {
+		_, err := n.be.run(ctx, "admin", bson.D{{Key: "renameCollection", Value: db + "." + from}, {Key: "to", Value: db + "." + to}})
+		return err
+	}
+	if _, err := n.be.run(ctx, db, bson.D{{Key: "create", Value: to}}); err != nil {
+		return err
+	}
+	if err := n.be.ensureIDIndex(ctx, db, to); err != nil {
+		return err
+	}
+	indexes, err := n.backendIndexes(ctx, db, from)
+	if err != nil {
+		return err
+	}
+	var specs bson.A
+	for _, spec := range indexes {
+		if name, _ := spec.Lookup("name").StringValueOK(); name != "_id_" {
+			specs = append(specs, stripped(spec, "v", "ns"))
+		}
+	}
+	if len(specs) > 0 {
+		if _, err := n.be.run(ctx, db, bson.D{{Key: "createIndexes", Value: to}, {Key: "indexes", Value: specs}}); err != nil {
+			return err
+		}
+	}
+	docs, err := n.be.find(ctx, db, from, nil, nil, 0)
+	if err != nil {
+		return err
+	}
+	for start := 0; start < len(docs); start += 1000 {
+		batch := bson.A{}
+		for _, d := range docs[start:min(start+1000, len(docs))] {
+			batch = append(batch, d)
+		}
+		reply, err := n.be.run(ctx, db, bson.D{{Key: "insert", Value: to}, {Key: "documents", Value: batch}})
+		if err != nil {
+			return err
+		}
+		if we := reply.Lookup("writeErrors"); we.Type != 0 {
+			return fmt.Errorf("copy %s.%s to %s for a rename: %s", db, from, to, we)
+		}
+	}
+	_, err = n.be.run(ctx, db, bson.D{{Key: "drop", Value: from}})
+	return err
 }
 
 // renameDraft is the entry of a rename; dropped is the UUID of the target it replaced.

@@ -1,0 +1,141 @@
+package faults_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/shardlift/shardlift/app/faults"
+)
+
+// ddlApp is an application that changes collections all day, in one database per
+// source shard (each its primary): every round it creates a collection and writes
+// to it, drops the one of two rounds before, and replaces a report with $out.
+type ddlApp struct {
+	e      *env
+	dbs    []string
+	rounds atomic.Int64
+	stop   context.CancelFunc
+	done   chan error
+}
+
+func (e *env) startDDLApp() *ddlApp {
+	e.t.Helper()
+	a := &ddlApp{e: e, done: make(chan error, 1)}
+	for i, s := range e.src.Shards() {
+		db := fmt.Sprintf("ddlapp%d", i)
+		if err := e.srcC.Database("admin").RunCommand(e.ctx, bson.D{{Key: "enableSharding", Value: db}, {Key: "primaryShard", Value: s.Name}}).Err(); err != nil {
+			e.t.Fatal(err)
+		}
+		if _, err := e.srcC.Database(db).Collection("events").InsertOne(e.ctx, bson.D{{Key: "_id", Value: 0}}); err != nil {
+			e.t.Fatal(err)
+		}
+		a.dbs = append(a.dbs, db)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	a.stop = cancel
+	go func() { a.done <- a.run(ctx) }()
+	return a
+}
+
+func (a *ddlApp) run(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, len(a.dbs))
+		for i, name := range a.dbs {
+			wg.Go(func() { errs[i] = a.round(ctx, name, n) })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil && ctx.Err() == nil {
+				return err
+			}
+		}
+		a.rounds.Store(int64(n + 1))
+	}
+}
+
+func (a *ddlApp) round(ctx context.Context, name string, n int) error {
+	db := a.e.srcC.Database(name)
+	coll := fmt.Sprintf("batch_%04d", n)
+	if err := db.CreateCollection(ctx, coll); err != nil {
+		return fmt.Errorf("create %s.%s: %w", name, coll, err)
+	}
+	if _, err := db.Collection(coll).InsertMany(ctx, []any{bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: n}}, bson.D{{Key: "_id", Value: 2}}}); err != nil {
+		return err
+	}
+	if _, err := db.Collection("events").InsertOne(ctx, bson.D{{Key: "_id", Value: 1 + n}, {Key: "n", Value: n}}); err != nil {
+		return err
+	}
+	if n >= 2 {
+		if err := db.Collection(fmt.Sprintf("batch_%04d", n-2)).Drop(ctx); err != nil {
+			return err
+		}
+	}
+	cur, err := db.Collection("events").Aggregate(ctx, bson.A{bson.D{{Key: "$match", Value: bson.D{}}}, bson.D{{Key: "$out", Value: "report"}}})
+	if err != nil {
+		return fmt.Errorf("$out into %s.report: %w", name, err)
+	}
+	return cur.Close(ctx)
+}
+
+func (a *ddlApp) end() {
+	a.e.t.Helper()
+	a.stop()
+	if err := <-a.done; err != nil {
+		a.e.t.Fatalf("the DDL application: %v", err)
+	}
+}
+
+// 12. DDL patterns: an application creates, writes, drops and replaces (with $out)
+// collections every second on every shard's databases while the migration is
+// killed (-9) twice in the middle of it, once while it catches up and once in steady
+// sync. It resumes and ends with every collection equal, none lost or left over.
+func ddlPatterns(t *testing.T, e *env, row *faults.Row) {
+	e.startLoad(e.s.size.rate)
+	app := e.startDDLApp()
+	e.start()
+	e.await("catching up", 5*time.Minute, func(s faults.Status) bool { return momentOf(s) >= catchingUp })
+	e.kill("while catching up, the DDL application running")
+	e.start()
+	e.await("ready", 5*time.Minute, isState("ready"))
+	time.Sleep(time.Duration(e.rnd.Int64N(int64(3 * time.Second)))) // somewhere in the DDL rounds
+	e.kill("in steady sync, the DDL application running")
+	restarted := time.Now()
+	e.start()
+	e.await("ready after the kills", 5*time.Minute, isState("ready"))
+	// The DDL keep coming, and the lag stays small: a DDL only its database's
+	// primary shard logs must not hold that shard.
+	from := app.rounds.Load()
+	e.await("every shard's lag under 2 s, 3 DDL rounds after the restart", 3*time.Minute, func(s faults.Status) bool {
+		return app.rounds.Load() >= from+3 && lagUnder(s, 2)
+	})
+	app.end()
+	e.finish()
+	row.Converge = time.Since(restarted)
+	row.Notes = fmt.Sprintf("%d DDL rounds (create, write, drop, $out) in %d databases; 2 kills; lag under 2 s through the DDL", app.rounds.Load(), len(app.dbs))
+	t.Log(row.Notes)
+	e.verify(row)
+}
+
+// lagUnder reports whether every shard replays with a lag under secs seconds.
+func lagUnder(s faults.Status, secs float64) bool {
+	for _, sh := range s.Shards {
+		if sh.LagSeconds == nil || *sh.LagSeconds >= secs {
+			return false
+		}
+	}
+	return len(s.Shards) > 0
+}
