@@ -158,7 +158,7 @@ func child(ctx context.Context, mode, srcURI, dstURI string, docs int, cpuProfil
 		return childResult{}, fmt.Errorf("connect to the destination: %w", err)
 	}
 	defer dst.Disconnect(context.WithoutCancel(ctx))
-	if err := prepare.Prepare(ctx, dst, plan, discardSink{}, nil); err != nil {
+	if err := prepare.Prepare(ctx, dst, plan, discardSink{}, nil, nil); err != nil {
 		return childResult{}, err
 	}
 	var copiers []*initialsync.Copier

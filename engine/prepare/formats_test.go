@@ -115,14 +115,20 @@ func TestPrepareCarriesZonesAndBalancing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := Prepare(context.Background(), client, p, nil, nil); err != nil {
+			if err := Prepare(context.Background(), client, p, nil, nil, nil); err != nil {
 				t.Fatalf("Prepare: %v", err)
 			}
-			cmds := names(fake.Commands("addShardToZone", "enableSharding", "shardCollection", "updateZoneKeyRange", "split", "moveChunk", "configureCollectionBalancing"))
+			cmds := names(fake.Commands("addShardToZone", "enableSharding", "shardCollection", "updateZoneKeyRange", "split", "moveChunk", "moveRange", "configureCollectionBalancing"))
 			at := func(name string) int { return slices.Index(cmds, name) }
-			if at("addShardToZone") < 0 || at("addShardToZone") > at("shardCollection") || at("shardCollection") > at("updateZoneKeyRange") ||
-				at("updateZoneKeyRange") > at("split") || at("split") > at("moveChunk") {
-				t.Errorf("commands %v: want zones joined, then shardCollection, its zone ranges, split and moveChunk", cmds)
+			if at("addShardToZone") < 0 || at("addShardToZone") > at("shardCollection") || at("shardCollection") > at("updateZoneKeyRange") {
+				t.Errorf("commands %v: want zones joined, then shardCollection and its zone ranges", cmds)
+			}
+			if topology.OlderThan(tc.destination, "6.0") {
+				if at("updateZoneKeyRange") > at("split") || at("split") > at("moveChunk") || at("moveRange") >= 0 {
+					t.Errorf("commands %v: before 6.0, want the zone ranges, then split and moveChunk", cmds)
+				}
+			} else if at("updateZoneKeyRange") > at("moveRange") || at("split") >= 0 || at("moveChunk") >= 0 {
+				t.Errorf("commands %v: from 6.0, want the zone ranges, then moveRange alone", cmds)
 			}
 			for _, sh := range fake.Shards {
 				want := map[string]string{"rs0": fakemongos.ZoneFirst, "rs1": fakemongos.ZoneSecond}[sh[0].Value.(string)]
@@ -159,7 +165,7 @@ func TestPrepareCarriesZonesAndBalancing(t *testing.T) {
 
 			// Again, as after an interruption: nothing is assigned twice.
 			before := len(fake.Commands("updateZoneKeyRange"))
-			if err := Prepare(context.Background(), client, p, nil, nil); err != nil {
+			if err := Prepare(context.Background(), client, p, nil, nil, nil); err != nil {
 				t.Fatalf("Prepare again: %v", err)
 			}
 			if n := len(fake.Commands("updateZoneKeyRange")); n != before {
