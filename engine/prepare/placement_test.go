@@ -173,4 +173,3 @@ func destinationOwners(t *testing.T, c *topology.Cluster, ns string) *shardkey.C
 	t.Fatalf("the destination has no sharded %s", ns)
 	return nil
 }
-
