@@ -111,7 +111,7 @@ func (r *runner) placement(ctx context.Context) error {
 	}
 	defer dstC.Disconnect(context.WithoutCancel(ctx))
 	began = time.Now()
-	if err := prepare.Prepare(ctx, dstC, plan, nil, log); err != nil {
+	if err := prepare.Prepare(ctx, dstC, plan, nil, log, nil); err != nil {
 		return fmt.Errorf("prepare the destination: %w", err)
 	}
 	placed := time.Since(began)

@@ -28,6 +28,12 @@ type Placement struct {
 	Ranges, RangesPlaced           int
 }
 
+// String is the placement as the status shows it: "placed 12 of 40 ranges, 1 of 3
+// sharded collections".
+func (p Placement) String() string {
+	return fmt.Sprintf("placed %d of %d ranges, %d of %d sharded collections", p.RangesPlaced, p.Ranges, p.CollectionsPlaced, p.Collections)
+}
+
 // placementCounter counts Placement across the collections placed in parallel and
 // reports each change.
 type placementCounter struct {
