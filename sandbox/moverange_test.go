@@ -3,8 +3,10 @@ package sandbox
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo/options"
 )
 
 // moveRange (6.0+) moves a part of a chunk, splitting it at the bounds given, and
@@ -69,5 +71,21 @@ func TestMoveRange(t *testing.T) {
 	err = routerClient(t, old).Database("admin").RunCommand(ctx, bson.D{{Key: "moveRange", Value: "app.r"}, {Key: "toShard", Value: other.Name}, {Key: "min", Value: key(1)}}).Err()
 	if commandCode(err) != 59 {
 		t.Errorf("moveRange on 5.0: %v, want CommandNotFound", err)
+	}
+}
+
+// The network delay option reaches the router and every shard member: with an
+// hour's delay, no client gets an answer within its timeout.
+func TestLatencyDelaysTheRouterAndTheShards(t *testing.T) {
+	c := startCluster(t, Options{Latency: time.Hour})
+	for what, opts := range map[string]*options.ClientOptions{
+		"router": options.Client().ApplyURI(c.URI()),
+		"shard":  options.Client().SetHosts([]string{c.Shards()[0].Addr}).SetDirect(true),
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := connect(t, opts).Ping(ctx, nil); err == nil {
+			t.Errorf("the %s answered within 2 s at an hour's delay", what)
+		}
+		cancel()
 	}
 }
