@@ -115,7 +115,7 @@ func configDatabases(ctx context.Context, client *mongo.Client) ([]string, error
 // collections with the same key and unique flag, their zone key ranges, split
 // and placed so that each source shard's chunks land on its twin, and the
 // balancer kept off those the source's leaves alone (noBalance). The sharded
-// collections are placed a few at once (placementParallel); progress, when set,
+// collections are placed a few at once (PlacementParallel); progress, when set,
 // is told how far the placement is after each range (it may be called from
 // several goroutines, one call at a time).
 // Every step checks what is already there first, so Prepare can run again after
@@ -172,10 +172,10 @@ func Prepare(ctx context.Context, client *mongo.Client, plan *Plan, sink RelaxSi
 }
 
 // placeCollections shards and places the plan's sharded collections, up to
-// placementParallel at once; the first error stops the others.
+// PlacementParallel at once; the first error stops the others.
 func placeCollections(ctx context.Context, client *mongo.Client, plan *Plan, zones zoneRanges, pc *placementCounter, log *slog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(placementParallel)
+	g.SetLimit(PlacementParallel)
 	for _, c := range plan.Collections {
 		if !c.Sharded {
 			continue

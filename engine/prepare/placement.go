@@ -13,11 +13,11 @@ import (
 	"github.com/shardlift/shardlift/engine/topology"
 )
 
-// placementParallel bounds how many collections Prepare shards and places at
+// PlacementParallel bounds how many collections Prepare shards and places at
 // once. A real cluster's config server serialises the migrations of one
 // collection, not those of different collections; a few at once keep the
 // destination's shards from copying many ranges together.
-const placementParallel = 4
+const PlacementParallel = 4
 
 // Placement is how far Prepare has placed the sharded collections on the
 // destination: collections sharded and placed, and their ranges (runs of source
