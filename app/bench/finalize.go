@@ -46,7 +46,9 @@ func (r *runner) finalize(ctx context.Context) error {
 		}
 	}()
 	for _, name := range []string{"source", "destination"} {
-		c, err := sandbox.Start(ctx, name, sandbox.Options{Shards: r.o.Shards, Dir: filepath.Join(dir, name)})
+		// Oplogs large enough that validation, measuring the seed's burst, finds
+		// them outlasting the copy.
+		c, err := sandbox.Start(ctx, name, sandbox.Options{Shards: r.o.Shards, Dir: filepath.Join(dir, name), OplogSize: 2 << 30})
 		if err != nil {
 			return fmt.Errorf("start the %s sandbox: %w", name, err)
 		}

@@ -3,6 +3,7 @@ package prepare
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,7 +39,10 @@ func discover(t *testing.T, m *fakemongos.Mongos) (*topology.Cluster, *mongo.Cli
 // through the fake itself, noBalance updates of config.collections).
 func destination(version string, shards ...string) *fakemongos.Mongos {
 	m := fakemongos.EmptyCluster(version, shards...)
+	var mu sync.Mutex // Prepare places collections in parallel: one command at a time here
 	m.Handle = func(m *fakemongos.Mongos, cmd *wire.Command) (bson.Raw, bool) {
+		mu.Lock()
+		defer mu.Unlock()
 		str := func(k string) string { s, _ := cmd.Lookup(k).StringValueOK(); return s }
 		switch cmd.Name {
 		case "enableSharding":
