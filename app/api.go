@@ -77,10 +77,20 @@ type statusJSON struct {
 	TimerDeadline         *time.Time        `json:"timerDeadline"`
 	DestinationURI        string            `json:"destinationUri"`
 	Verification          *verificationJSON `json:"verification"`
-	Overall               progressJSON      `json:"overall"`
-	Shards                []shardJSON       `json:"shards"`
-	SourceUsers           []userJSON        `json:"sourceUsers"`
-	Summary               *summaryJSON      `json:"summary"`
+	// Placement is how far the start placed the destination's sharded collections
+	// (null before it began placing them).
+	Placement   *placementJSON `json:"placement"`
+	Overall     progressJSON   `json:"overall"`
+	Shards      []shardJSON    `json:"shards"`
+	SourceUsers []userJSON     `json:"sourceUsers"`
+	Summary     *summaryJSON   `json:"summary"`
+}
+
+type placementJSON struct {
+	Collections       int `json:"collections"`
+	CollectionsPlaced int `json:"collectionsPlaced"`
+	Ranges            int `json:"ranges"`
+	RangesPlaced      int `json:"rangesPlaced"`
 }
 
 type progressJSON struct {
@@ -189,6 +199,9 @@ func toStatus(s engine.Snapshot) statusJSON {
 		out.LastSourceWrite = optionalTime(s.LastSourceWrite)
 		age := s.SourceWriteAge.Seconds()
 		out.SourceWriteAgeSeconds = &age
+	}
+	if p := s.Placement; p != nil {
+		out.Placement = &placementJSON{Collections: p.Collections, CollectionsPlaced: p.CollectionsPlaced, Ranges: p.Ranges, RangesPlaced: p.RangesPlaced}
 	}
 	for _, sh := range s.Shards {
 		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying, Waiting: sh.Waiting,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -375,5 +376,27 @@ func TestProgressLineLabelsEstimatesAndUnknownLag(t *testing.T) {
 	s.State = engine.CuttingOver
 	if line := progressLine(s, now); !strings.Contains(line, "optime gap — (not every shard replays yet)") {
 		t.Errorf("cutting over with a shard restarted: %q", line)
+	}
+}
+
+// While the start places the destination's collections, the status says how far.
+func TestStatusCarriesThePlacement(t *testing.T) {
+	f := newFakeControl()
+	f.snap.State = engine.Starting
+	f.snap.Placement = &engine.Placement{Collections: 3, CollectionsPlaced: 1, Ranges: 41, RangesPlaced: 17}
+	_, body, err := callAPI(context.Background(), serve(t, f), http.MethodGet, "/status", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct{ Placement map[string]int }
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"collections": 3, "collectionsPlaced": 1, "ranges": 41, "rangesPlaced": 17}
+	if !maps.Equal(st.Placement, want) {
+		t.Errorf("placement %v, want %v: %s", st.Placement, want, body)
+	}
+	if line := progressLine(f.snap, time.Now()); !strings.Contains(line, "starting | placed 17 of 41 ranges, 1 of 3 sharded collections") {
+		t.Errorf("progress line %q lacks the placement", line)
 	}
 }

@@ -347,6 +347,10 @@ func progressLine(s engine.Snapshot, now time.Time) string {
 			units.Bytes(o.BytesCopied), about, units.Bytes(o.BytesTotal), estimated)
 	}
 	switch s.State {
+	case engine.Starting:
+		if p := s.Placement; p != nil {
+			fmt.Fprintf(&b, " | %s", p)
+		}
 	case engine.Syncing, engine.Ready:
 		if o.LagKnown {
 			fmt.Fprintf(&b, " | lag %s", engine.GapText(o.Lag))

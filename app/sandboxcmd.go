@@ -76,6 +76,10 @@ type sandboxConfig struct {
 	chunks int
 	// latency delays the routers' split and moveChunk as a real cluster's take.
 	latency router.CommandLatency
+	// network delays every reply of both clusters to their clients.
+	network time.Duration
+	// collections adds that many sharded collections to the seed.
+	collections int
 }
 
 func runSandbox(ctx context.Context, s streams, args []string) int {
@@ -98,7 +102,9 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 	control := f.String("control", "", "serve the failure-drill API (stepdown, rollback, lag, stop, start, and stopping the load) on `HOST:PORT`, such as 127.0.0.1:27100")
 	privateHostnames := f.Bool("private-hostnames", false, "name the shards and config servers in listShards by names that do not resolve here, as a cluster behind its own DNS; prints host-map: FILE, for --host-map")
 	chunks := f.Int("chunks", 0, "give each seeded sharded collection `N` chunks, owned by the shards in runs as on a balanced cluster (with --docs)")
-	latency := f.String("command-latency", "off", "make split and moveChunk on both routers take as long as on a real cluster: `SETTING` is realistic (moveChunk=1s,split=50ms), off, or a list such as moveChunk=2s,split=100ms")
+	latency := f.String("command-latency", "off", "make split and moveChunk (and moveRange) on both routers take as long as on a real cluster: `SETTING` is realistic (moveChunk=1s,split=50ms), off, or a list such as moveChunk=2s,split=100ms")
+	network := f.Duration("latency", 0, "delay every reply of both clusters to their clients by `D`, such as 40ms, as a network between this workstation and the clusters would (0: none)")
+	collections := f.Int("collections", 0, "add `N` sharded collections (many.items_0001, ...) to the seed, together holding as many documents as inventory.items (with --docs)")
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
@@ -110,7 +116,7 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 		return usageError(s, f.prog, "--id-type: %v", err)
 	}
 	cfg := sandboxConfig{shards: *shards, destShards: *destShards, docs: *docs, rate: *rate, txnRate: *txnRate, dir: *dir, tls: *useTLS, oplogSize: int64(oplog), configShard: *configShard, ids: ids,
-		members: *members, control: *control, privateHostnames: *privateHostnames, chunks: *chunks}
+		members: *members, control: *control, privateHostnames: *privateHostnames, chunks: *chunks, network: *network, collections: *collections}
 	if cfg.latency, err = router.ParseCommandLatency(*latency); err != nil {
 		return usageError(s, f.prog, "--command-latency: %v", err)
 	}
@@ -144,6 +150,10 @@ func runSandbox(ctx context.Context, s streams, args []string) int {
 		return usageError(s, f.prog, "--docs %d: the document count cannot be negative", cfg.docs)
 	case cfg.chunks < 0:
 		return usageError(s, f.prog, "--chunks %d: the chunk count cannot be negative", cfg.chunks)
+	case cfg.collections < 0:
+		return usageError(s, f.prog, "--collections %d: the collection count cannot be negative", cfg.collections)
+	case cfg.network < 0:
+		return usageError(s, f.prog, "--latency %v: the delay cannot be negative", cfg.network)
 	case cfg.rate < 0:
 		return usageError(s, f.prog, "--load %d: the write rate cannot be negative", cfg.rate)
 	case cfg.txnRate < 0:
@@ -212,6 +222,7 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 			PrivateHostnames: cfg.privateHostnames,
 			Members:          cfg.members,
 			CommandLatency:   cfg.latency,
+			Latency:          cfg.network,
 			Logger:           logger.With("cluster", name),
 		})
 	}
@@ -237,7 +248,7 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 	}
 	defer client.Disconnect(context.WithoutCancel(ctx))
 	if cfg.docs > 0 {
-		if err := seedOnce(ctx, s, client, seed.Options{Docs: cfg.docs, IDs: cfg.ids, Chunks: cfg.chunks}); err != nil {
+		if err := seedOnce(ctx, s, client, seed.Options{Docs: cfg.docs, IDs: cfg.ids, Chunks: cfg.chunks, Collections: cfg.collections}); err != nil {
 			if ctx.Err() != nil && cfg.dir != "" {
 				return fail("interrupted while seeding: %s holds part of the data set, and a restart on it will not seed again; remove it to start over", cfg.dir)
 			}

@@ -401,8 +401,9 @@ func passGate(ctx context.Context, gate chan struct{}) error {
 	}
 }
 
-func (f *fakeClusters) PrepareDestination(ctx context.Context) error {
+func (f *fakeClusters) PrepareDestination(ctx context.Context, placed func(Placement)) error {
 	f.call("PrepareDestination")
+	placed(Placement{Collections: 2, Ranges: 5, RangesPlaced: 1})
 	f.mu.Lock()
 	gate, err := f.prepareGate, f.prepareErr
 	f.mu.Unlock()

@@ -151,6 +151,7 @@ type Migration struct {
 		history      []Event
 		deadline     time.Time
 		verification *Verification
+		placement    *Placement
 		summary      *Summary
 		users        []User
 		shards       []*shardState
@@ -539,7 +540,7 @@ func (m *Migration) startSteps(ctx context.Context, r *runState, inv Inventory) 
 	if err := r.clusters.SetDestinationBalancer(ctx, false); err != nil {
 		return fmt.Errorf("stop the destination balancer: %w", err)
 	}
-	if err := r.clusters.PrepareDestination(ctx); err != nil {
+	if err := r.clusters.PrepareDestination(ctx, m.setPlacement); err != nil {
 		return err
 	}
 	m.life.Lock()
@@ -581,6 +582,13 @@ func (m *Migration) resume(ctx context.Context, r *runState) error {
 		return fmt.Errorf("stop the destination balancer: %w", err)
 	}
 	return m.launchAll(r, inv)
+}
+
+// setPlacement keeps Prepare's placement progress for Snapshot.
+func (m *Migration) setPlacement(p Placement) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mu.placement = &p
 }
 
 // noteBalancerStopped records in the history that the source balancer was stopped,

@@ -289,12 +289,12 @@ func (c *mongoClusters) plan() (*prepare.Plan, error) {
 	return c.mu.plan, nil
 }
 
-func (c *mongoClusters) PrepareDestination(ctx context.Context) error {
+func (c *mongoClusters) PrepareDestination(ctx context.Context, placed func(Placement)) error {
 	plan, err := c.plan()
 	if err != nil {
 		return err
 	}
-	return prepare.Prepare(ctx, c.dst, plan, c.relaxed, c.log)
+	return prepare.Prepare(ctx, c.dst, plan, c.relaxed, c.log, placed)
 }
 
 func (c *mongoClusters) ClearShard(ctx context.Context, shard string) error {

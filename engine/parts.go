@@ -48,7 +48,9 @@ type Clusters interface {
 	SetDestinationBalancer(ctx context.Context, on bool) error
 	// PrepareDestination creates databases, collections and chunks as the plan of
 	// the last Discover says; originals of relaxed options go to the RelaxSink.
-	PrepareDestination(ctx context.Context) error
+	// placed is told how far the placement of the sharded collections is, from
+	// the start and after each range (one call at a time).
+	PrepareDestination(ctx context.Context, placed func(Placement)) error
 	// ClearShard deletes from the destination what one source shard owns.
 	ClearShard(ctx context.Context, shard string) error
 	// Restore re-applies one relaxed original on the destination; restoring one
@@ -153,6 +155,10 @@ type ReplaySink interface {
 	replay.Checkpointer
 	replay.DDLLog
 }
+
+// Placement is how far Prepare has placed the destination's sharded collections:
+// collections, and ranges (runs of source chunks on one shard), placed of total.
+type Placement = prepare.Placement
 
 // RelaxSink receives the originals of everything the sync relaxes on the
 // destination, from every stage that relaxes something: Prepare (collection

@@ -25,6 +25,10 @@ func (m *Migration) Snapshot() Snapshot {
 		History:        slices.Clone(m.mu.history),
 		SourceUsers:    slices.Clone(m.mu.users),
 	}
+	if p := m.mu.placement; p != nil {
+		c := *p
+		s.Placement = &c
+	}
 	if v := m.mu.verification; v != nil {
 		c := *v
 		c.Mismatches = slices.Clone(v.Mismatches)

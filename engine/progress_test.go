@@ -443,3 +443,20 @@ func TestARestartedShardTakesTheOverallCountsBackBelowDone(t *testing.T) {
 		return o.Fraction() == 1 && !o.TotalsEstimated
 	})
 }
+
+// While Prepare places the destination's collections, the snapshot carries its
+// placement progress, as Prepare last reported it.
+func TestSnapshotCarriesThePlacementWhilePreparing(t *testing.T) {
+	h := newHarness(t, "s0")
+	h.fc.prepareGate = make(chan struct{})
+	if p := h.m.Snapshot().Placement; p != nil {
+		t.Fatalf("placement %+v before the start", p)
+	}
+	h.start(StartOptions{})
+	h.eventually("the placement reported", func() bool { return h.m.Snapshot().Placement != nil })
+	if p := *h.m.Snapshot().Placement; p != (Placement{Collections: 2, Ranges: 5, RangesPlaced: 1}) {
+		t.Errorf("placement %+v, want what PrepareDestination reported", p)
+	}
+	close(h.fc.prepareGate)
+	h.waitState(Syncing)
+}

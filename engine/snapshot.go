@@ -44,6 +44,11 @@ type Snapshot struct {
 	// TimerDeadline is when the cutover window closes; zero before the migration is ready.
 	TimerDeadline time.Time
 
+	// Placement is how far Prepare placed the destination's sharded collections on
+	// their twin shards, from the start of Prepare on (nil before; it stays once
+	// Prepare ended, complete, and is not known again after a resume).
+	Placement *Placement
+
 	History      []Event
 	Verification *Verification
 	// SourceUsers are the users and roles to re-create on the destination: Shardlift

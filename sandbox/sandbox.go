@@ -107,7 +107,11 @@ type Options struct {
 	// CommandLatency makes the router's split and moveChunk take as long as a real
 	// cluster's (router.RealisticCommandLatency); zero for tests.
 	CommandLatency router.CommandLatency
-	Logger         *slog.Logger
+	// Latency is the network delay between clients and the cluster: every reply of
+	// its router, config servers and shard members to a client waits that long
+	// (the router's own requests to its shards do not).
+	Latency time.Duration
+	Logger  *slog.Logger
 }
 
 // ShardInfo describes one shard.
@@ -352,6 +356,7 @@ func (c *Cluster) startShard(cfg shard.Config) (*shard.Front, error) {
 	cfg.Members = c.opts.Members
 	cfg.OplogHoles = c.opts.OplogHoles
 	cfg.TxnOpsPerEntry = c.opts.TxnOpsPerEntry
+	cfg.Latency = c.opts.Latency
 	cfg.Logger = c.log.With("shard", cfg.Name)
 	return shard.Start(cfg)
 }
@@ -381,7 +386,7 @@ func (c *Cluster) startConfigServers(lay layout, serverTLS *tls.Config, cfgAddrs
 			addr = lay.Config[i]
 		}
 		s, err := wire.Listen(wire.Config{Addr: addr, TLS: serverTLS, Credentials: c.opts.Auth, Mechanism: c.opts.Identity.Mechanism(),
-			External: c.external(), Handler: c.cfgHandler, Logger: c.log.With("node", "config")})
+			External: c.external(), Handler: c.cfgHandler, Latency: c.opts.Latency, Logger: c.log.With("node", "config")})
 		if err != nil {
 			return fmt.Errorf("start the config server: %w", err)
 		}
@@ -526,7 +531,7 @@ func (c *Cluster) startRouter() error {
 		return err
 	}
 	s, err := wire.Listen(wire.Config{Addr: c.mu.addr, TLS: c.serverTLS(), Credentials: c.opts.Auth, Mechanism: c.opts.Identity.Mechanism(),
-		External: c.external(), Handler: rt, Logger: c.log.With("node", "router")})
+		External: c.external(), Handler: rt, Latency: c.opts.Latency, Logger: c.log.With("node", "router")})
 	if err != nil {
 		rt.Close()
 		return fmt.Errorf("start the router: %w", err)

@@ -214,7 +214,11 @@ func (s *monitorScreen) show(snap engine.Snapshot, now time.Time) {
 		ofTotal(countText(o.DocsCopied), countText(o.DocsTotal), o.TotalsEstimated) + " documents")
 	switch snap.State {
 	case engine.Draft, engine.Validated, engine.Starting:
-		s.rates.SetText("Starting: stopping the source and destination balancers, preparing the destination…")
+		if p := snap.Placement; p != nil && snap.State == engine.Starting {
+			s.rates.SetText("Starting: preparing the destination: " + p.String() + "…")
+		} else {
+			s.rates.SetText("Starting: stopping the source and destination balancers, preparing the destination…")
+		}
 		s.remaining.SetText("")
 	default:
 		lag := "lag " + lagText(o.Lag, o.LagKnown)

@@ -424,3 +424,13 @@ func TestNotReadyWhileAShardIsNotInSync(t *testing.T) {
 		t.Fatal("Start cutover stays disabled once every shard is in sync")
 	}
 }
+
+// While the start places the destination's collections, the monitor says how far.
+func TestStartingShowsThePlacement(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	snap := syncing()
+	snap.State, snap.Shards, snap.Overall = engine.Starting, nil, engine.Progress{}
+	snap.Placement = &engine.Placement{Collections: 3, CollectionsPlaced: 1, Ranges: 41, RangesPlaced: 17}
+	h.attach(newFakeMigration(snap))
+	h.mustShow("Starting: preparing the destination: placed 17 of 41 ranges, 1 of 3 sharded collections…")
+}

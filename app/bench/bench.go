@@ -35,7 +35,7 @@ type Options struct {
 	Shards int
 	// DecodeTime is the decode benchmark's -benchtime.
 	DecodeTime string
-	// Only lists the figures to measure (1-7); empty means all. Figure 3 needs 2's
+	// Only lists the figures to measure (1-9); empty means all. Figure 3 needs 2's
 	// ceiling, and 5 the copy of 1: they run what they need.
 	Only []int
 	// Shardlift is the shardlift binary figure 6 runs `migrate` with.
@@ -105,8 +105,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 7 {
-			fmt.Fprintf(stderr, "shardlift-bench: --only %q: figures are numbered 1 to 7\n", *only)
+		if err != nil || n < 1 || n > 9 {
+			fmt.Fprintf(stderr, "shardlift-bench: --only %q: figures are numbered 1 to 9\n", *only)
 			return 2
 		}
 		o.Only = append(o.Only, n)
@@ -175,24 +175,34 @@ func (r *runner) run(ctx context.Context, want func(int) bool) error {
 			return err
 		}
 	}
-	if !want(1) && !want(2) && !want(3) && !want(5) {
+	if want(9) {
+		if err := r.finalize(ctx); err != nil {
+			return err
+		}
+	}
+	if !want(1) && !want(2) && !want(3) && !want(5) && !want(8) {
 		return nil
 	}
-	if err := r.start(ctx); err != nil {
+	if err := r.start(ctx, 0); err != nil {
 		return err
 	}
 	defer r.stop()
 	var copyRes childResult
-	if want(1) || want(5) {
+	if want(1) || want(5) || want(8) {
 		var err error
 		if copyRes, err = r.copy(ctx); err != nil {
 			return err
 		}
 	}
-	var ceiling float64
-	if want(2) || want(3) {
+	var ceiling, replayed float64
+	if want(2) || want(3) || want(8) {
 		var err error
-		if ceiling, err = r.replay(ctx); err != nil {
+		if ceiling, replayed, err = r.replay(ctx); err != nil {
+			return err
+		}
+	}
+	if want(8) {
+		if err := r.latency(ctx, copyRes, replayed); err != nil {
 			return err
 		}
 	}
@@ -209,14 +219,15 @@ func (r *runner) run(ctx context.Context, want func(int) bool) error {
 	return nil
 }
 
-// start starts the two sandbox clusters in this process and connects to them.
-func (r *runner) start(ctx context.Context) error {
+// start starts the two sandbox clusters in this process, latency away from their
+// clients (sandbox.Options.Latency), and connects to them.
+func (r *runner) start(ctx context.Context, latency time.Duration) error {
 	log := slog.New(slog.NewTextHandler(r.o.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var err error
-	if r.src, err = sandbox.Start(ctx, "source", sandbox.Options{Shards: r.o.Shards, Logger: log.With("cluster", "source")}); err != nil {
+	if r.src, err = sandbox.Start(ctx, "source", sandbox.Options{Shards: r.o.Shards, Latency: latency, Logger: log.With("cluster", "source")}); err != nil {
 		return fmt.Errorf("start the source sandbox: %w", err)
 	}
-	if r.dst, err = sandbox.Start(ctx, "destination", sandbox.Options{Shards: r.o.Shards, Logger: log.With("cluster", "destination")}); err != nil {
+	if r.dst, err = sandbox.Start(ctx, "destination", sandbox.Options{Shards: r.o.Shards, Latency: latency, Logger: log.With("cluster", "destination")}); err != nil {
 		return fmt.Errorf("start the destination sandbox: %w", err)
 	}
 	r.srcEnd = topology.Endpoint{URI: r.src.URI(), Timeout: time.Minute}
@@ -297,6 +308,20 @@ func (r *runner) copy(ctx context.Context) (childResult, error) {
 	if err := r.dropDestination(ctx); err != nil {
 		return childResult{}, err
 	}
+	r.logf("1. ceiling: plain driver pipe of the source shards' %d documents into the destination", r.o.Docs)
+	stopProfile = r.startProfile("servers-pipe.cpu")
+	pipe, err := runChildProcess(ctx, "pipe", r.src.URI(), r.dst.URI(), 0, r.profile("pipe.cpu"), r.o.Log)
+	stopProfile()
+	if err != nil {
+		return childResult{}, err
+	}
+	r.logf("   %s in %.1f s; %s", rate(pipe.docsPerSec(), "docs/s"), pipe.Seconds, pipe.cpuShare())
+	if pipe.Docs != int64(r.o.Docs) {
+		return childResult{}, fmt.Errorf("the pipe wrote %d documents, the source holds %d", pipe.Docs, r.o.Docs)
+	}
+	if err := r.dropDestination(ctx); err != nil {
+		return childResult{}, err
+	}
 	r.logf("1. Shardlift's copy (engine/initialsync) of %d documents", r.o.Docs)
 	stopProfile = r.startProfile("servers-copy.cpu")
 	cp, err := runChildProcess(ctx, "copy", r.src.URI(), r.dst.URI(), 0, r.profile("copy.cpu"), r.o.Log)
@@ -308,24 +333,25 @@ func (r *runner) copy(ctx context.Context) (childResult, error) {
 	if cp.Docs != int64(r.o.Docs) {
 		return childResult{}, fmt.Errorf("the copy wrote %d documents, the source holds %d", cp.Docs, r.o.Docs)
 	}
-	r.note("figure 1: the copy wrote its first document %.1f s after it started (the source's time to the first batch of a scan sorted by _id); CPU while the bulk insert ran: %s; while the copy ran: %s", cp.FirstWrite, ins.cpuShare(), cp.cpuShare())
-	insCPU, cpCPU := perDoc(ins.ServerCPU+ins.ChildCPU, ins.Docs), perDoc(cp.ServerCPU+cp.ChildCPU, cp.Docs)
-	r.note("figure 1: CPU per document (sandbox servers and client): bulk insert %.0f µs, copy %.0f µs; where the cores are the limit, the copy can reach at most %.2f of the ceiling on this machine", insCPU, cpCPU, Ratio(insCPU, cpCPU))
-	ratio := Ratio(cp.docsPerSec(), ins.docsPerSec())
+	r.note("figure 1: the copy wrote its first document %.1f s after it started (the source's time to the first batch of a scan sorted by _id); CPU while the bulk insert ran: %s; while the pipe ran: %s; while the copy ran: %s", cp.FirstWrite, ins.cpuShare(), pipe.cpuShare(), cp.cpuShare())
+	insCPU, pipeCPU, cpCPU := perDoc(ins.ServerCPU+ins.ChildCPU, ins.Docs), perDoc(pipe.ServerCPU+pipe.ChildCPU, pipe.Docs), perDoc(cp.ServerCPU+cp.ChildCPU, cp.Docs)
+	r.note("figure 1: CPU per document (sandbox servers and client): bulk insert %.0f µs, pipe %.0f µs, copy %.0f µs; where the cores are the limit, the copy can reach at most %.2f of the pipe on this machine", insCPU, pipeCPU, cpCPU, Ratio(pipeCPU, cpCPU))
+	ratio := Ratio(cp.docsPerSec(), pipe.docsPerSec())
 	r.t.Rows = append(r.t.Rows, Row{
 		Figure:    fmt.Sprintf("1. initial sync, %s docs of 1 KiB, %d shards", thousands(cp.Docs), r.o.Shards),
 		Shardlift: fmt.Sprintf("%s, %s", rate(cp.docsPerSec(), "docs/s"), units.Rate(cp.bytesPerSec())),
-		Ceiling:   fmt.Sprintf("%s, %s (bulk insert, %d conns)", rate(ins.docsPerSec(), "docs/s"), units.Rate(ins.bytesPerSec()), ins.Conns),
-		Ratio:     ratio, Target: ">= 0.90", Verdict: AtLeast(ratio, 0.9),
+		Ceiling: fmt.Sprintf("%s, %s (driver pipe, %d conns); bulk insert alone %s", rate(pipe.docsPerSec(), "docs/s"), units.Rate(pipe.bytesPerSec()), pipe.Conns,
+			rate(ins.docsPerSec(), "docs/s")),
+		Ratio: ratio, Target: ">= 0.90", Verdict: AtLeast(ratio, 0.9),
 	})
 	return cp, nil
 }
 
-// replay is figure 2; it returns the ceiling in entries/s.
-func (r *runner) replay(ctx context.Context) (float64, error) {
+// replay is figure 2; it returns the ceiling and the replay's rate in entries/s.
+func (r *runner) replay(ctx context.Context) (ceiling, got float64, err error) {
 	b, err := makeBacklog(r.o.Backlog, r.o.Shards)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var forms []string
 	for _, f := range backlogForms {
@@ -337,21 +363,21 @@ func (r *runner) replay(ctx context.Context) (float64, error) {
 	direct, err := directBacklog(ctx, r.dstC, b)
 	stopProfile()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	ceiling := float64(b.entries) / direct.Seconds()
+	ceiling = float64(b.entries) / direct.Seconds()
 	r.logf("   %s in %v", rate(ceiling, "entries/s"), direct.Round(time.Millisecond))
 	stopProfile = r.startProfile("replay.cpu")
 	r.logf("2. Shardlift's replay (engine/replay) of the backlog")
 	rep, err := replayBacklog(ctx, r.dstC, b)
 	stopProfile()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	got := float64(b.entries) / rep.Seconds()
+	got = float64(b.entries) / rep.Seconds()
 	r.logf("   %s in %v", rate(got, "entries/s"), rep.Round(time.Millisecond))
 	if err := r.dstC.Database(benchDB).Collection(backlogColl).Drop(ctx); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	ratio := Ratio(got, ceiling)
 	r.t.Rows = append(r.t.Rows, Row{
@@ -360,7 +386,7 @@ func (r *runner) replay(ctx context.Context) (float64, error) {
 		Ceiling:   fmt.Sprintf("%s (direct bulk, %d conns)", rate(ceiling, "entries/s"), r.o.Shards*defaultAppliers),
 		Ratio:     ratio, Target: ">= 0.80", Verdict: AtLeast(ratio, 0.8),
 	})
-	return ceiling, nil
+	return ceiling, got, nil
 }
 
 // startProfile profiles this process (the replay and the sandbox servers) into

@@ -12,14 +12,17 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/writeconcern"
 	"golang.org/x/sync/errgroup"
 
@@ -109,12 +112,13 @@ func runChildProcess(ctx context.Context, mode, src, dst string, docs int, cpuPr
 
 // childMain is the child: it prepares the destination from the source's layout (as
 // a migration's start does) and then, timed, copies the source with
-// engine/initialsync ("copy") or inserts the seed documents 0..docs-1 directly
-// ("insert") over as many connections as the copy writes with.
+// engine/initialsync ("copy"), pipes it with the plain driver ("pipe": pipeShards),
+// or inserts the seed documents 0..docs-1 directly ("insert") over as many
+// connections as the copy writes with.
 func childMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f := flag.NewFlagSet(childArg, flag.ContinueOnError)
 	f.SetOutput(stderr)
-	mode := f.String("mode", "copy", "copy or insert")
+	mode := f.String("mode", "copy", "copy, pipe or insert")
 	src := f.String("source", "", "source mongos URI")
 	dst := f.String("destination", "", "destination mongos URI")
 	docs := f.Int("docs", 0, "insert: the number of seed documents")
@@ -138,8 +142,8 @@ func childMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 func child(ctx context.Context, mode, srcURI, dstURI string, docs int, cpuProfile string) (childResult, error) {
-	if mode != "copy" && mode != "insert" {
-		return childResult{}, fmt.Errorf("unknown mode %q (copy or insert)", mode)
+	if mode != "copy" && mode != "pipe" && mode != "insert" {
+		return childResult{}, fmt.Errorf("unknown mode %q (copy, pipe or insert)", mode)
 	}
 	srcEnd, dstEnd := topology.Endpoint{URI: srcURI, Timeout: time.Minute}, topology.Endpoint{URI: dstURI, Timeout: time.Minute}
 	var srcTop, dstTop *topology.Cluster
@@ -158,17 +162,22 @@ func child(ctx context.Context, mode, srcURI, dstURI string, docs int, cpuProfil
 		return childResult{}, fmt.Errorf("connect to the destination: %w", err)
 	}
 	defer dst.Disconnect(context.WithoutCancel(ctx))
-	if err := prepare.Prepare(ctx, dst, plan, discardSink{}, nil); err != nil {
+	if err := prepare.Prepare(ctx, dst, plan, discardSink{}, nil, nil); err != nil {
 		return childResult{}, err
 	}
 	var copiers []*initialsync.Copier
-	if mode == "copy" {
+	var shardClients []*mongo.Client
+	if mode == "copy" || mode == "pipe" {
 		for _, sh := range srcTop.Shards {
 			client, err := topology.Connect(ctx, srcEnd.ForHosts(sh.Hosts, sh.SetName))
 			if err != nil {
 				return childResult{}, fmt.Errorf("connect to source shard %s: %w", sh.Name, err)
 			}
 			defer client.Disconnect(context.WithoutCancel(ctx))
+			shardClients = append(shardClients, client)
+			if mode == "pipe" {
+				continue
+			}
 			sp, ok := plan.Shard(sh.Name)
 			if !ok {
 				return childResult{}, fmt.Errorf("the plan has no shard %s", sh.Name)
@@ -218,6 +227,13 @@ func child(ctx context.Context, mode, srcURI, dstURI string, docs int, cpuProfil
 			res.Docs += s.Docs
 			res.Bytes += s.Bytes
 		}
+	case "pipe":
+		n, bytes, err := pipeShards(ctx, shardClients, dst.Database(benchDB).Collection(docsColl), initialsync.DefaultWriters)
+		if err != nil {
+			return childResult{}, err
+		}
+		res.Seconds = time.Since(start).Seconds()
+		res.Docs, res.Bytes = n, bytes
 	case "insert":
 		coll := dst.Database(benchDB).Collection(docsColl)
 		if err := insertDocs(ctx, coll, 0, docs, conns, benchDoc); err != nil {
@@ -227,6 +243,64 @@ func child(ctx context.Context, mode, srcURI, dstURI string, docs int, cpuProfil
 		res.Docs, res.Bytes = int64(docs), int64(docs)*docBytes
 	}
 	return res, nil
+}
+
+// pipeShards is figure 1's ceiling: the plain driver pipe a copy on one machine
+// can reach. Each source shard's bench.docs is read by one cursor, in natural
+// order, in batches of the copy's size, and written by writers unordered
+// insertMany calls to the destination's router: the copy's parallelism, without
+// its order by _id, resumability, orphan filter or checkpoints.
+func pipeShards(ctx context.Context, shards []*mongo.Client, dst *mongo.Collection, writers int) (docs, bytes int64, err error) {
+	var nDocs, nBytes atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	for _, client := range shards {
+		batches := make(chan []any, writers)
+		g.Go(func() error {
+			defer close(batches)
+			cur, err := client.Database(benchDB).Collection(docsColl).Find(gctx, bson.D{}, options.Find().SetBatchSize(initialsync.DefaultBatchDocs))
+			if err != nil {
+				return fmt.Errorf("pipe: read a source shard: %w", err)
+			}
+			defer cur.Close(context.WithoutCancel(gctx))
+			var batch []any
+			for cur.Next(gctx) {
+				batch = append(batch, bson.Raw(slices.Clone(cur.Current)))
+				nBytes.Add(int64(len(cur.Current)))
+				if len(batch) == initialsync.DefaultBatchDocs {
+					select {
+					case batches <- batch:
+					case <-gctx.Done():
+						return gctx.Err()
+					}
+					batch = nil
+				}
+			}
+			if err := cur.Err(); err != nil {
+				return fmt.Errorf("pipe: read a source shard: %w", err)
+			}
+			if len(batch) > 0 {
+				select {
+				case batches <- batch:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+		for range writers {
+			g.Go(func() error {
+				for b := range batches {
+					if _, err := dst.InsertMany(gctx, b, options.InsertMany().SetOrdered(false)); err != nil {
+						return fmt.Errorf("pipe: insert into the destination: %w", err)
+					}
+					nDocs.Add(int64(len(b)))
+				}
+				return nil
+			})
+		}
+	}
+	err = g.Wait()
+	return nDocs.Load(), nBytes.Load(), err
 }
 
 // firstWrite polls the copiers until one has written a document, and returns how

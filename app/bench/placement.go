@@ -26,9 +26,9 @@ import (
 //	shardlift sandbox --docs 20000 --chunks 100000 --command-latency realistic
 //
 // then discovery of both clusters, the plan, and Prepare, timed apart. It counts the
-// split and moveChunk commands Prepare sends against the places where the source's
-// owning shard changes, the least a placement must send; the ceiling is what those
-// commands alone cost at the realistic latencies.
+// split, moveChunk and moveRange commands Prepare sends against the places where
+// the source's owning shard changes, the least a placement must send; the ceiling
+// is what those commands alone cost at the realistic latencies, sent one at a time.
 
 // placementChunks is how many chunks the source's hashed collection gets.
 const placementChunks = 100_000
@@ -92,7 +92,7 @@ func (r *runner) placement(ctx context.Context) error {
 		}
 	}
 
-	var splits, moves atomic.Int64
+	var splits, moves, ranges atomic.Int64
 	opts, err := dstEnd.ClientOptions()
 	if err != nil {
 		return err
@@ -103,6 +103,8 @@ func (r *runner) placement(ctx context.Context) error {
 			splits.Add(1)
 		case "moveChunk":
 			moves.Add(1)
+		case "moveRange":
+			ranges.Add(1)
 		}
 	}})
 	dstC, err := mongo.Connect(ctx, opts)
@@ -111,20 +113,22 @@ func (r *runner) placement(ctx context.Context) error {
 	}
 	defer dstC.Disconnect(context.WithoutCancel(ctx))
 	began = time.Now()
-	if err := prepare.Prepare(ctx, dstC, plan, nil, log); err != nil {
+	var last prepare.Placement
+	if err := prepare.Prepare(ctx, dstC, plan, nil, log, func(p prepare.Placement) { last = p }); err != nil {
 		return fmt.Errorf("prepare the destination: %w", err)
 	}
 	placed := time.Since(began)
 	// At most one split per ownership change and one move per run (a run that lands
-	// where the destination's initial chunk lies needs none).
+	// where the destination's initial chunk lies needs none); with moveRange (6.0+)
+	// no split.
 	most := 2*changes + sharded
 	floor := time.Duration(changes)*lat.Split + time.Duration(changes+sharded)*lat.MoveChunk
-	sent := splits.Load() + moves.Load()
-	r.note("figure 7: %s source chunks in %d sharded collections, %d ownership changes; discovery of the source %.1f s, the plan %.2f s, Prepare %.1f s (%d splits, %d moveChunks at split %v, moveChunk %v; the commands a placement by ranges needs at most take %.1f s); ratio = commands sent / the most a placement by ranges needs (%d); load average %s",
-		thousands(int64(chunks)), sharded, changes, discovered.Seconds(), planned.Seconds(), placed.Seconds(), splits.Load(), moves.Load(), lat.Split, lat.MoveChunk, floor.Seconds(), most, loadAverage())
+	sent := splits.Load() + moves.Load() + ranges.Load()
+	r.note("figure 7: %s source chunks in %d sharded collections, %d ownership changes; discovery of the source %.1f s, the plan %.2f s, Prepare %.1f s (%d splits, %d moveChunks, %d moveRanges at split %v, moveChunk and moveRange %v, up to %d collections at once; placement progress at the end: %s; the commands a placement by ranges needs at most take %.1f s one at a time); ratio = commands sent / the most a placement by ranges needs (%d); load average %s",
+		thousands(int64(chunks)), sharded, changes, discovered.Seconds(), planned.Seconds(), placed.Seconds(), splits.Load(), moves.Load(), ranges.Load(), lat.Split, lat.MoveChunk, prepare.PlacementParallel, last, floor.Seconds(), most, loadAverage())
 	r.t.Rows = append(r.t.Rows, Row{
 		Figure:    fmt.Sprintf("7. placement of %s source chunks, %d shards, realistic command latency", thousands(int64(chunks)), r.o.Shards),
-		Shardlift: fmt.Sprintf("%.1f s: %d splits, %d moveChunks", placed.Seconds(), splits.Load(), moves.Load()),
+		Shardlift: fmt.Sprintf("%.1f s: %d splits, %d moveChunks, %d moveRanges", placed.Seconds(), splits.Load(), moves.Load(), ranges.Load()),
 		Ceiling:   fmt.Sprintf("%d ownership changes: up to %d commands", changes, most),
 		Ratio:     Ratio(float64(sent), float64(most)),
 		Target:    "under 60 s",

@@ -118,7 +118,7 @@ func BenchmarkCopyVersusBulkInsert(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		e.dstC.Database(db).Drop(ctx)
-		if err := prepare.Prepare(ctx, e.dstC, p, newMemory(), nil); err != nil {
+		if err := prepare.Prepare(ctx, e.dstC, p, newMemory(), nil, nil); err != nil {
 			b.Fatal(err)
 		}
 		clients := map[string]*mongo.Client{}
@@ -155,7 +155,7 @@ func BenchmarkCopyVersusBulkInsert(b *testing.B) {
 	}
 
 	e.dstC.Database(db).Drop(ctx)
-	if err := prepare.Prepare(ctx, e.dstC, p, newMemory(), nil); err != nil {
+	if err := prepare.Prepare(ctx, e.dstC, p, newMemory(), nil, nil); err != nil {
 		b.Fatal(err)
 	}
 	resetPeakRSS()

@@ -503,11 +503,11 @@ func TestMigrationCopyMakesTheDestinationEqualAndSurvivesRestarts(t *testing.T) 
 
 	p := e.plan(t)
 	mem := newMemory()
-	if err := prepare.Prepare(ctx, e.dstC, p, mem, nil); err != nil {
+	if err := prepare.Prepare(ctx, e.dstC, p, mem, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	e.assertPrepared(t, p)
-	if err := prepare.Prepare(ctx, e.dstC, p, mem, nil); err != nil {
+	if err := prepare.Prepare(ctx, e.dstC, p, mem, nil, nil); err != nil {
 		t.Fatalf("Prepare run a second time: %v", err)
 	}
 
@@ -586,7 +586,7 @@ func TestMigrationCopyMakesTheDestinationEqualAndSurvivesRestarts(t *testing.T) 
 			t.Fatalf("after Wipe the destination still holds %v (%v)", dbs, err)
 		}
 		e.builds = initialsync.NewIndexBuilds()
-		if err := prepare.Prepare(ctx, e.dstC, p, mem, nil); err != nil {
+		if err := prepare.Prepare(ctx, e.dstC, p, mem, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		mem := newMemory()

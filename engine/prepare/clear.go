@@ -8,6 +8,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // deleteBatch bounds the delete statements ClearShard sends in one bulk write:
@@ -22,10 +24,10 @@ const deleteBatch = 99
 // document of the unsharded collections of the databases it is primary for.
 // Indexes, options and the other shards' documents stay.
 //
-// The destination is scanned with a projection of _id and the shard key, each
-// key is checked against the ranges here (which is exact for compound and hashed
-// keys and for every BSON type, where a range query would bracket by type), and
-// the owned documents are deleted by their full document key.
+// A sharded collection's ranges go with one deleteMany each (rangeFilter), hinted
+// on the shard key index where the destination takes a hint (4.4+). A hashed key,
+// whose ranges hold hashes no query can compare, or a range bound of a type the
+// filter does not bracket, is cleared by a scan instead (scanAndDelete).
 func ClearShard(ctx context.Context, client *mongo.Client, plan *Plan, shard string) error {
 	sp, ok := plan.Shard(shard)
 	if !ok {
@@ -37,7 +39,7 @@ func ClearShard(ctx context.Context, client *mongo.Client, plan *Plan, shard str
 		if n.Ranges == nil {
 			err = EmptyCollection(ctx, client, n.Collection)
 		} else {
-			err = clearRanges(ctx, client, n)
+			err = clearRanges(ctx, client, n, plan.DestinationVersion)
 		}
 		if err != nil {
 			return fmt.Errorf("clear the data of shard %s on the destination: %w", shard, err)
@@ -67,9 +69,49 @@ func EmptyCollection(ctx context.Context, client *mongo.Client, c *Collection) e
 	return nil
 }
 
+// deleteHintFrom is the first release whose delete takes a hint.
+const deleteHintFrom = "4.4"
+
 // clearRanges deletes the documents of one sharded collection whose shard key
-// lies in the shard's ranges.
-func clearRanges(ctx context.Context, client *mongo.Client, n *ShardNamespace) error {
+// lies in the shard's ranges: a deleteMany per range.
+func clearRanges(ctx context.Context, client *mongo.Client, n *ShardNamespace, version string) error {
+	if n.Pattern.IsHashed() {
+		return scanAndDelete(ctx, client, n)
+	}
+	fields := n.Pattern.Fields()
+	var filters []bson.D
+	for i := range n.Ranges.Len() {
+		lo, hi := n.Ranges.Range(i)
+		f, none, ok := rangeFilter(fields, lo, hi)
+		if !ok {
+			return scanAndDelete(ctx, client, n)
+		}
+		if !none {
+			filters = append(filters, f)
+		}
+	}
+	opts := options.Delete()
+	if n.DefaultCollation() != nil {
+		opts.SetCollation(&options.Collation{Locale: "simple"}) // shard key order
+	}
+	if !topology.OlderThan(version, deleteHintFrom) {
+		opts.SetHint(n.Key)
+	}
+	coll := client.Database(n.DB).Collection(n.Name)
+	for _, f := range filters {
+		if _, err := coll.DeleteMany(ctx, f, opts); err != nil {
+			return fmt.Errorf("delete the range %v of %s: %w", f, n.NS(), err)
+		}
+	}
+	return nil
+}
+
+// scanAndDelete deletes the documents of one sharded collection whose shard key
+// lies in the shard's ranges by scanning the collection with a projection of _id
+// and the shard key, checking each key against the ranges here (exact for hashed
+// keys and every BSON type), and deleting the owned documents by their full
+// document key.
+func scanAndDelete(ctx context.Context, client *mongo.Client, n *ShardNamespace) error {
 	fields := n.Pattern.Fields()
 	proj := bson.D{{Key: "_id", Value: 1}}
 	for _, f := range fields {

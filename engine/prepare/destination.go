@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/oplog"
@@ -113,11 +114,14 @@ func configDatabases(ctx context.Context, client *mongo.Client) ([]string, error
 // its source shard's zones, collections with their options, views, sharded
 // collections with the same key and unique flag, their zone key ranges, split
 // and placed so that each source shard's chunks land on its twin, and the
-// balancer kept off those the source's leaves alone (noBalance).
+// balancer kept off those the source's leaves alone (noBalance). The sharded
+// collections are placed a few at once (PlacementParallel); progress, when set,
+// is told how far the placement is after each range (it may be called from
+// several goroutines, one call at a time).
 // Every step checks what is already there first, so Prepare can run again after
 // an interruption. It refuses, before changing anything, a plan holding a
 // namespace of a kind the engine does not migrate.
-func Prepare(ctx context.Context, client *mongo.Client, plan *Plan, sink RelaxSink, log *slog.Logger) error {
+func Prepare(ctx context.Context, client *mongo.Client, plan *Plan, sink RelaxSink, log *slog.Logger, progress func(Placement)) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -148,32 +152,12 @@ func Prepare(ctx context.Context, client *mongo.Client, plan *Plan, sink RelaxSi
 			return err
 		}
 	}
+	if err := placeCollections(ctx, client, plan, zones, newPlacementCounter(plan, progress), log); err != nil {
+		return err
+	}
 	sharded := map[string]bool{}
 	for _, c := range plan.Collections {
-		if !c.Sharded {
-			continue
-		}
-		sharded[c.NS()] = true
-		if err := shardCollection(ctx, client, c); err != nil {
-			return err
-		}
-		// The zone ranges before the chunks are placed: moveChunk checks a move
-		// against the zones ("is not in the correct zone", balancer policy), so a
-		// placement that disagrees with them fails here instead of being undone by
-		// the destination's balancer after the migration.
-		if err := assignZoneRanges(ctx, client, plan.Zones, c.NS(), zones); err != nil {
-			return err
-		}
-		n, err := placeChunks(ctx, client, plan, c)
-		if err != nil {
-			return err
-		}
-		if c.NoBalance {
-			if err := disableBalancing(ctx, client, c.NS(), plan.DestinationVersion); err != nil {
-				return err
-			}
-		}
-		log.Info("sharded collection prepared", "ns", c.NS(), "chunks", len(c.Chunks), "moved", n)
+		sharded[c.NS()] = c.Sharded
 	}
 	// Zone ranges of namespaces that are not sharded (MongoDB keeps them for a
 	// later shardCollection).
@@ -185,6 +169,43 @@ func Prepare(ctx context.Context, client *mongo.Client, plan *Plan, sink RelaxSi
 		}
 	}
 	return nil
+}
+
+// placeCollections shards and places the plan's sharded collections, up to
+// PlacementParallel at once; the first error stops the others.
+func placeCollections(ctx context.Context, client *mongo.Client, plan *Plan, zones zoneRanges, pc *placementCounter, log *slog.Logger) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(PlacementParallel)
+	for _, c := range plan.Collections {
+		if !c.Sharded {
+			continue
+		}
+		g.Go(func() error {
+			if err := shardCollection(ctx, client, c); err != nil {
+				return err
+			}
+			// The zone ranges before the chunks are placed: a move is checked
+			// against the zones ("is not in the correct zone", balancer policy), so
+			// a placement that disagrees with them fails here instead of being
+			// undone by the destination's balancer after the migration.
+			if err := assignZoneRanges(ctx, client, plan.Zones, c.NS(), zones); err != nil {
+				return err
+			}
+			n, err := placeChunks(ctx, client, plan, c, func() { pc.add(0, 1) })
+			if err != nil {
+				return err
+			}
+			if c.NoBalance {
+				if err := disableBalancing(ctx, client, c.NS(), plan.DestinationVersion); err != nil {
+					return err
+				}
+			}
+			pc.add(1, 0)
+			log.Info("sharded collection prepared", "ns", c.NS(), "chunks", len(c.Chunks), "moves", n)
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // ensureDatabase creates the database with its primary on the twin shard:
@@ -404,62 +425,6 @@ func keyNames(key bson.Raw) []byte {
 	return b
 }
 
-// placeChunks splits the destination collection where the source's owning shard
-// changes (and at its zone range bounds), and moves each resulting chunk to the
-// twin of the source shard owning that range. It returns how many chunks it moved.
-//
-// Only ownership matters to the migration: a run of source chunks on one shard
-// becomes one destination chunk, so 100,000 source chunks in a few runs cost a few
-// splits and moves, not 100,000 of each (the destination's own balancer and
-// auto-splitter shape the chunks afterwards, as they would on any cluster).
-func placeChunks(ctx context.Context, client *mongo.Client, plan *Plan, c *Collection) (int, error) {
-	dst, err := destinationChunks(ctx, client, c.NS())
-	if err != nil {
-		return 0, err
-	}
-	bounds := placementBounds(c, plan.Zones)
-	admin := client.Database("admin")
-	for _, at := range missingSplits(bounds, dst) {
-		if err := admin.RunCommand(ctx, bson.D{{Key: "split", Value: c.NS()}, {Key: "middle", Value: bson.Raw(at)}}).Err(); err != nil {
-			return 0, fmt.Errorf("split %s on the destination at %s (where the source's owning shard changes): %w", c.NS(), at, err)
-		}
-	}
-	if dst, err = destinationChunks(ctx, client, c.NS()); err != nil {
-		return 0, err
-	}
-	if left := missingSplits(bounds, dst); len(left) > 0 {
-		return 0, fmt.Errorf("split %s on the destination: the chunk boundary %s is still missing after the split", c.NS(), left[0])
-	}
-	moves, err := chunkMoves(c.chunkMap, dst, plan.Twin)
-	if err != nil {
-		return 0, fmt.Errorf("place the chunks of %s: %w", c.NS(), err)
-	}
-	for _, m := range moves {
-		cmd := bson.D{
-			{Key: "moveChunk", Value: c.NS()},
-			{Key: "bounds", Value: bson.A{bson.Raw(m.Min), bson.Raw(m.Max)}},
-			{Key: "to", Value: m.To},
-		}
-		if err := admin.RunCommand(ctx, cmd).Err(); err != nil {
-			return 0, fmt.Errorf("move chunk [%s, %s) of %s on the destination from %s to %s: %w", m.Min, m.Max, c.NS(), m.From, m.To, err)
-		}
-	}
-	if len(moves) > 0 {
-		if dst, err = destinationChunks(ctx, client, c.NS()); err != nil {
-			return 0, err
-		}
-		left, err := chunkMoves(c.chunkMap, dst, plan.Twin)
-		if err != nil {
-			return 0, fmt.Errorf("place the chunks of %s: %w", c.NS(), err)
-		}
-		if len(left) > 0 {
-			return 0, fmt.Errorf("place the chunks of %s: chunk [%s, %s) is on %s after moveChunk to %s (is the destination's balancer moving chunks?)",
-				c.NS(), left[0].Min, left[0].Max, left[0].From, left[0].To)
-		}
-	}
-	return len(moves), nil
-}
-
 // destinationChunks reads a collection's chunks from the destination's
 // config.chunks, keyed by ns (until 4.4) or by the collection's uuid (5.0+).
 func destinationChunks(ctx context.Context, client *mongo.Client, ns string) ([]shardkey.Chunk, error) {
@@ -497,77 +462,5 @@ func destinationChunks(ctx context.Context, client *mongo.Client, ns string) ([]
 		return nil, fmt.Errorf("config.chunks of %s on the destination lists no chunk", ns)
 	}
 	slices.SortFunc(out, func(a, b shardkey.Chunk) int { return shardkey.CompareKeys(a.Min, b.Min) })
-	return out, nil
-}
-
-// placementBounds are the keys where the destination must have a chunk boundary:
-// each source chunk min whose shard differs from the chunk before it, and each
-// bound of the collection's zone ranges (a chunk must lie within one zone for
-// moveChunk to place it), sorted, without the global minimum and maximum.
-func placementBounds(c *Collection, zones []topology.ZoneRange) []shardkey.Key {
-	var out []shardkey.Key
-	for i := 1; i < len(c.Chunks); i++ {
-		if c.Chunks[i].Shard != c.Chunks[i-1].Shard {
-			out = append(out, c.Chunks[i].Min)
-		}
-	}
-	if len(c.Chunks) > 0 {
-		lo, hi := c.Chunks[0].Min, c.Chunks[len(c.Chunks)-1].Max
-		for _, z := range zones {
-			if z.Namespace != c.NS() {
-				continue
-			}
-			for _, at := range []shardkey.Key{shardkey.Key(z.Min), shardkey.Key(z.Max)} {
-				if shardkey.CompareKeys(at, lo) > 0 && shardkey.CompareKeys(at, hi) < 0 {
-					out = append(out, at)
-				}
-			}
-		}
-	}
-	slices.SortFunc(out, shardkey.CompareKeys)
-	return slices.CompactFunc(out, func(a, b shardkey.Key) bool { return shardkey.CompareKeys(a, b) == 0 })
-}
-
-// missingSplits are the bounds (sorted) that are not yet a destination chunk
-// boundary; dst is sorted by Min.
-func missingSplits(bounds []shardkey.Key, dst []shardkey.Chunk) []shardkey.Key {
-	var out []shardkey.Key
-	j := 0
-	for _, at := range bounds {
-		for j < len(dst) && shardkey.CompareKeys(dst[j].Min, at) < 0 {
-			j++
-		}
-		if j < len(dst) && shardkey.CompareKeys(dst[j].Min, at) == 0 {
-			continue
-		}
-		out = append(out, at)
-	}
-	return out
-}
-
-// move is one moveChunk Prepare runs.
-type move struct {
-	Min, Max shardkey.Key
-	From, To string
-}
-
-// chunkMoves lists the destination chunks not on the twin of the source shard
-// owning their range. Destination chunks must already be split at every source
-// boundary, so that each lies within one source chunk.
-func chunkMoves(src *shardkey.ChunkMap, dst []shardkey.Chunk, twin func(string) string) ([]move, error) {
-	var out []move
-	for _, ch := range dst {
-		owner, ok := src.Owner(ch.Min)
-		if !ok {
-			return nil, fmt.Errorf("destination chunk [%s, %s) does not fit the source's shard key", ch.Min, ch.Max)
-		}
-		to := twin(owner)
-		if to == "" {
-			return nil, fmt.Errorf("source shard %s has no destination twin", owner)
-		}
-		if ch.Shard != to {
-			out = append(out, move{Min: ch.Min, Max: ch.Max, From: ch.Shard, To: to})
-		}
-	}
 	return out, nil
 }

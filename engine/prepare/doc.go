@@ -18,13 +18,15 @@
 //	      │       primaryShard, else movePrimary); each twin in its shard's zones
 //	      │     collections with their options (capped, collation, validator,
 //	      │       clusteredIndex; a clustered TTL relaxed, the original to a sink), views
-//	      │     shardCollection (same key, same unique flag), its zone ranges, split
-//	      │       at every source chunk boundary, moveChunk each chunk to the twin of
-//	      │       its source shard, noBalance kept
+//	      │     up to PlacementParallel collections at once: shardCollection (same
+//	      │       key, same unique flag), its zone ranges, each range where the
+//	      │       owning shard changes (and at zone bounds) moved to the twin of its
+//	      │       source shard (moveRange 6.0+; split + moveChunk before), noBalance
+//	      │       kept; the Placement progress reported after each range
 //	      ├─► initialsync: the copy of each shard consumes its ShardPlan
 //	      └─► ClearShard(destination, shard): delete what one source shard owns
-//	            (documents in its chunk ranges, its unsharded collections) before
-//	            that shard is copied again
+//	            (a deleteMany per owned range, rangeFilter; a scan for hashed keys;
+//	            its unsharded collections) before that shard is copied again
 //
 // HasUserData and Wipe guard and clear a destination before Prepare; PlaceMarker
 // marks the destination as held by one migration (refusing a second one) and

@@ -3,6 +3,7 @@ package prepare
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,11 +35,14 @@ func discover(t *testing.T, m *fakemongos.Mongos) (*topology.Cluster, *mongo.Cli
 
 // destination is an empty fake mongos of version that carries out, on its
 // config documents, the commands Prepare sends: enableSharding, create,
-// shardCollection, split, moveChunk, addShardToZone, updateZoneKeyRange (and,
+// shardCollection, split, moveChunk, moveRange, addShardToZone, updateZoneKeyRange (and,
 // through the fake itself, noBalance updates of config.collections).
 func destination(version string, shards ...string) *fakemongos.Mongos {
 	m := fakemongos.EmptyCluster(version, shards...)
+	var mu sync.Mutex // Prepare places collections in parallel: one command at a time here
 	m.Handle = func(m *fakemongos.Mongos, cmd *wire.Command) (bson.Raw, bool) {
+		mu.Lock()
+		defer mu.Unlock()
 		str := func(k string) string { s, _ := cmd.Lookup(k).StringValueOK(); return s }
 		switch cmd.Name {
 		case "enableSharding":
@@ -58,6 +62,9 @@ func destination(version string, shards ...string) *fakemongos.Mongos {
 			}
 		case "shardCollection":
 			ns := str("shardCollection")
+			if slices.ContainsFunc(m.Config("collections"), func(c bson.D) bool { return c[0].Value == ns }) {
+				break // already sharded: as 4.4+ answers the same key again
+			}
 			key := cmd.Lookup("key").Document()
 			elems, _ := key.Elements()
 			lo, hi := bson.D{}, bson.D{}
@@ -93,6 +100,31 @@ func destination(version string, shards ...string) *fakemongos.Mongos {
 			for i, ch := range chunks {
 				if ch[0].Value == str("moveChunk") && shardkey.CompareKeys(marshal(ch, "min"), shardkey.Key(bounds[0].Document())) == 0 {
 					chunks[i][3].Value = str("to")
+				}
+			}
+			m.SetConfig("chunks", chunks)
+		case "moveRange":
+			// Only the form Prepare sends: min and max within one chunk, which is
+			// split at whichever is not its own bound.
+			ns, lo, hi := str("moveRange"), shardkey.Key(cmd.Lookup("min").Document()), shardkey.Key(cmd.Lookup("max").Document())
+			var chunks []bson.D
+			for _, ch := range m.Config("chunks") {
+				cmin, cmax := marshal(ch, "min"), marshal(ch, "max")
+				if ch[0].Value != ns || shardkey.CompareKeys(cmin, lo) > 0 || shardkey.CompareKeys(hi, cmax) > 0 {
+					chunks = append(chunks, ch)
+					continue
+				}
+				piece := func(a, b shardkey.Key, shard string) bson.D {
+					p := slices.Clone(ch)
+					p[1].Value, p[2].Value, p[3].Value = bson.Raw(a), bson.Raw(b), shard
+					return p
+				}
+				if shardkey.CompareKeys(cmin, lo) < 0 {
+					chunks = append(chunks, piece(cmin, lo, ch[3].Value.(string)))
+				}
+				chunks = append(chunks, piece(lo, hi, str("toShard")))
+				if shardkey.CompareKeys(hi, cmax) < 0 {
+					chunks = append(chunks, piece(hi, cmax, ch[3].Value.(string)))
 				}
 			}
 			m.SetConfig("chunks", chunks)

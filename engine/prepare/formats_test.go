@@ -2,14 +2,18 @@ package prepare
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/internal/fakemongos"
+	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
 // The plan of what every version's metadata holds (internal/fakemongos.Cluster):
@@ -115,14 +119,20 @@ func TestPrepareCarriesZonesAndBalancing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := Prepare(context.Background(), client, p, nil, nil); err != nil {
+			if err := Prepare(context.Background(), client, p, nil, nil, nil); err != nil {
 				t.Fatalf("Prepare: %v", err)
 			}
-			cmds := names(fake.Commands("addShardToZone", "enableSharding", "shardCollection", "updateZoneKeyRange", "split", "moveChunk", "configureCollectionBalancing"))
+			cmds := names(fake.Commands("addShardToZone", "enableSharding", "shardCollection", "updateZoneKeyRange", "split", "moveChunk", "moveRange", "configureCollectionBalancing"))
 			at := func(name string) int { return slices.Index(cmds, name) }
-			if at("addShardToZone") < 0 || at("addShardToZone") > at("shardCollection") || at("shardCollection") > at("updateZoneKeyRange") ||
-				at("updateZoneKeyRange") > at("split") || at("split") > at("moveChunk") {
-				t.Errorf("commands %v: want zones joined, then shardCollection, its zone ranges, split and moveChunk", cmds)
+			if at("addShardToZone") < 0 || at("addShardToZone") > at("shardCollection") || at("shardCollection") > at("updateZoneKeyRange") {
+				t.Errorf("commands %v: want zones joined, then shardCollection and its zone ranges", cmds)
+			}
+			if topology.OlderThan(tc.destination, "6.0") {
+				if at("updateZoneKeyRange") > at("split") || at("split") > at("moveChunk") || at("moveRange") >= 0 {
+					t.Errorf("commands %v: before 6.0, want the zone ranges, then split and moveChunk", cmds)
+				}
+			} else if at("updateZoneKeyRange") > at("moveRange") || at("split") >= 0 || at("moveChunk") >= 0 {
+				t.Errorf("commands %v: from 6.0, want the zone ranges, then moveRange alone", cmds)
 			}
 			for _, sh := range fake.Shards {
 				want := map[string]string{"rs0": fakemongos.ZoneFirst, "rs1": fakemongos.ZoneSecond}[sh[0].Value.(string)]
@@ -159,12 +169,68 @@ func TestPrepareCarriesZonesAndBalancing(t *testing.T) {
 
 			// Again, as after an interruption: nothing is assigned twice.
 			before := len(fake.Commands("updateZoneKeyRange"))
-			if err := Prepare(context.Background(), client, p, nil, nil); err != nil {
+			if err := Prepare(context.Background(), client, p, nil, nil, nil); err != nil {
 				t.Fatalf("Prepare again: %v", err)
 			}
 			if n := len(fake.Commands("updateZoneKeyRange")); n != before {
 				t.Errorf("the second Prepare assigned %d zone ranges again", n-before)
 			}
 		})
+	}
+}
+
+// Prepare places several collections at once, and never more than
+// PlacementParallel: with eight collections each needing a move, the destination
+// sees moves of different collections in flight together.
+func TestPrepareMovesSeveralCollectionsAtOnce(t *testing.T) {
+	src, _ := clusters(t)
+	chunk := func(lo, hi any, shard string) topology.Chunk {
+		return topology.Chunk{Min: raw(t, bson.D{{Key: "region", Value: lo}}), Max: raw(t, bson.D{{Key: "region", Value: hi}}), Shard: shard}
+	}
+	src.Namespaces = nil
+	src.Collections = nil
+	for i := range 8 {
+		name := fmt.Sprintf("c%d", i)
+		src.Namespaces = append(src.Namespaces, topology.Namespace{DB: "app", Collection: name, Type: "collection", Sharded: true})
+		src.Collections = append(src.Collections, topology.Collection{Namespace: "app." + name, Key: bson.D{{Key: "region", Value: 1}},
+			Chunks: []topology.Chunk{chunk(primitive.MinKey{}, "m", "s0"), chunk("m", primitive.MaxKey{}, "s1")}})
+	}
+	fake := destination("8.0.4", "d0", "d1")
+	inner := fake.Handle
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	together := make(chan struct{})
+	fake.Handle = func(m *fakemongos.Mongos, cmd *wire.Command) (bson.Raw, bool) {
+		if cmd.Name == "moveRange" {
+			mu.Lock()
+			inFlight++
+			most = max(most, inFlight)
+			if inFlight == 2 {
+				close(together)
+			}
+			mu.Unlock()
+			// Wait for a second move to arrive (bounded, so that serial moves end
+			// the test rather than hang it).
+			select {
+			case <-together:
+			case <-time.After(30 * time.Second):
+			}
+			defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
+		}
+		return inner(m, cmd)
+	}
+	dst, client := discover(t, fake)
+	p, err := NewPlan(src, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Prepare(context.Background(), client, p, nil, nil, nil); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if n := len(fake.Commands("moveRange")); n != 8 {
+		t.Fatalf("%d moveRange commands, want one per collection", n)
+	}
+	if most < 2 || most > PlacementParallel {
+		t.Errorf("at most %d moves in flight, want 2 to %d", most, PlacementParallel)
 	}
 }

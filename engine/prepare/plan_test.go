@@ -126,13 +126,15 @@ func TestPrepareRefusesTimeSeriesNamingThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Refused before any command is sent: the nil client is never used.
-	err = Prepare(context.Background(), nil, p, nil, nil)
+	err = Prepare(context.Background(), nil, p, nil, nil, nil)
 	if !errors.Is(err, ErrUnsupportedNamespace) || !strings.Contains(err.Error(), "app.ts (timeseries)") {
 		t.Fatalf("Prepare = %v, want a refusal naming app.ts", err)
 	}
 }
 
-func TestPlacementSplitsAtEverySourceBoundaryAndMovesToTwins(t *testing.T) {
+// Placement moves each range to the twin of its source owner: from 6.0 by
+// moveRange on the destination's chunks as they are, before by splitting first.
+func TestPlacementMovesEachRangeToTheTwin(t *testing.T) {
 	hk := func(v any) shardkey.Key { return key(t, "h", v) }
 	minK, maxK := hk(primitive.MinKey{}), hk(primitive.MaxKey{})
 	src := []shardkey.Chunk{
@@ -147,8 +149,36 @@ func TestPlacementSplitsAtEverySourceBoundaryAndMovesToTwins(t *testing.T) {
 	}
 	// What shardCollection made on an empty hashed collection: two chunks split at 0.
 	dst := []shardkey.Chunk{{Min: minK, Max: hk(int64(0)), Shard: "d0"}, {Min: hk(int64(0)), Max: maxK, Shard: "d1"}}
-	srcColl := &Collection{DB: "app", Name: "c", Chunks: src}
-	splits := missingSplits(placementBounds(srcColl, nil), dst)
+	srcColl := &Collection{DB: "app", Name: "c", Chunks: src, chunkMap: srcMap}
+	bounds := placementBounds(srcColl, nil)
+	twin := map[string]string{"s0": "d0", "s1": "d1"}
+	runs, err := ownerRuns(srcColl, bounds, func(s string) string { return twin[s] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 4 || runs[1].Shard != "d1" || runs[2].Shard != "d0" {
+		t.Fatalf("runs %+v, want four, alternating d0 and d1", runs)
+	}
+	movesOn := func(dst []shardkey.Chunk) []move {
+		var out []move
+		for _, run := range runs {
+			out = append(out, misplaced(run, dst)...)
+		}
+		return out
+	}
+	wantMoves := func(how string, moves []move) {
+		t.Helper()
+		if len(moves) != 2 || moves[0].To != "d1" || moves[0].From != "d0" || shardkey.CompareKeys(moves[0].Min, hk(int64(-100))) != 0 ||
+			shardkey.CompareKeys(moves[0].Max, hk(int64(0))) != 0 || moves[1].To != "d0" || shardkey.CompareKeys(moves[1].Min, hk(int64(0))) != 0 ||
+			shardkey.CompareKeys(moves[1].Max, hk(int64(100))) != 0 {
+			t.Fatalf("%s: moves %+v, want [-100,0) d0->d1 and [0,100) d1->d0", how, moves)
+		}
+	}
+	// From 6.0 moveRange moves the parts of the initial chunks as they are.
+	wantMoves("moveRange", movesOn(dst))
+
+	// Before, the destination is split first and each misplaced chunk moves.
+	splits := missingSplits(bounds, dst)
 	if len(splits) != 2 || shardkey.CompareKeys(splits[0], hk(int64(-100))) != 0 || shardkey.CompareKeys(splits[1], hk(int64(100))) != 0 {
 		t.Fatalf("splits %v, want -100 and 100 (0 is a boundary already)", splits)
 	}
@@ -158,16 +188,18 @@ func TestPlacementSplitsAtEverySourceBoundaryAndMovesToTwins(t *testing.T) {
 		{Min: hk(int64(0)), Max: hk(int64(100)), Shard: "d1"},
 		{Min: hk(int64(100)), Max: maxK, Shard: "d1"},
 	}
-	if left := missingSplits(placementBounds(srcColl, nil), split); len(left) != 0 {
+	if left := missingSplits(bounds, split); len(left) != 0 {
 		t.Fatalf("splits still missing after splitting: %v", left)
 	}
-	twin := map[string]string{"s0": "d0", "s1": "d1"}
-	moves, err := chunkMoves(srcMap, split, func(s string) string { return twin[s] })
-	if err != nil {
-		t.Fatal(err)
+	wantMoves("moveChunk", movesOn(split))
+	placed := []shardkey.Chunk{
+		{Min: minK, Max: hk(int64(-100)), Shard: "d0"},
+		{Min: hk(int64(-100)), Max: hk(int64(0)), Shard: "d1"},
+		{Min: hk(int64(0)), Max: hk(int64(100)), Shard: "d0"},
+		{Min: hk(int64(100)), Max: maxK, Shard: "d1"},
 	}
-	if len(moves) != 2 || moves[0].To != "d1" || moves[0].From != "d0" || moves[1].To != "d0" || shardkey.CompareKeys(moves[1].Min, hk(int64(0))) != 0 {
-		t.Fatalf("moves %+v, want [-100,0) d0->d1 and [0,100) d1->d0", moves)
+	if left := movesOn(placed); len(left) != 0 {
+		t.Fatalf("moves left once placed: %+v", left)
 	}
 }
 

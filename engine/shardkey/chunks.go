@@ -219,6 +219,10 @@ func (r *Ranges) Contains(key Key) bool {
 
 func (r *Ranges) bound(i int) []bsoncore.Value { return r.bounds[i*r.width : (i+1)*r.width] }
 
+// Range returns the values of range i's bounds, in key order (i < Len()). The
+// slices are the set's own: read them, do not change them.
+func (r *Ranges) Range(i int) (min, max []bsoncore.Value) { return r.bound(2 * i), r.bound(2*i + 1) }
+
 // bounds holds decoded copies of ranges' bounds: range i's min is
 // vals[2i*width:(2i+1)*width] and its max the next width values.
 type bounds struct {

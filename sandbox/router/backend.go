@@ -61,7 +61,7 @@ func connectBackend(s Shard, base func() *options.ClientOptions) (*backend, erro
 		SetRetryReads(false).
 		SetServerSelectionTimeout(2 * time.Second).
 		SetConnectTimeout(2 * time.Second).
-		SetAppName("sandbox-router")
+		SetAppName(wire.RouterAppName)
 	c, err := mongo.Connect(context.Background(), opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to shard %s at %s: %w", s.Name, s.Addr, err)

@@ -212,3 +212,42 @@ func TestChangelogKeepsItsLatestEntries(t *testing.T) {
 		t.Errorf("the oldest entries (addShard) were not the ones dropped: %s", log[0].What)
 	}
 }
+
+// The catalog file's chunks, encoded by hand for speed, are what the driver encodes,
+// with and without a history.
+func TestChunkListEncodesAsTheDriverDoes(t *testing.T) {
+	withHistory := ChunkDoc{ID: primitive.NewObjectID(), UUID: newUUID(), Min: rawDoc(bson.D{{Key: "k", Value: primitive.MinKey{}}}),
+		Max: rawDoc(bson.D{{Key: "k", Value: 5}}), Shard: "s-shard0", Lastmod: primitive.Timestamp{T: 3, I: 4},
+		OnCurrentShardSince: primitive.Timestamp{T: 9}, History: []ChunkHistory{{ValidAfter: primitive.Timestamp{T: 9}, Shard: "s-shard0"}, {Shard: "s-shard1"}}}
+	without := withHistory
+	without.History = nil
+	for _, chunks := range [][]ChunkDoc{{withHistory, without}, {}, nil} {
+		want, err := bson.Marshal(struct {
+			Chunks []ChunkDoc `bson:"chunks"`
+		}{chunks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := bson.Marshal(struct {
+			Chunks chunkList `bson:"chunks"`
+		}{chunks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if chunks == nil {
+			// nil encodes as an empty array, which decodes the same.
+			want, _ = bson.Marshal(struct {
+				Chunks []ChunkDoc `bson:"chunks"`
+			}{[]ChunkDoc{}})
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("chunks %v encode as\n%s\nwant\n%s", chunks, bson.Raw(got), bson.Raw(want))
+		}
+		var back struct {
+			Chunks chunkList `bson:"chunks"`
+		}
+		if err := bson.Unmarshal(got, &back); err != nil || len(back.Chunks) != len(chunks) {
+			t.Errorf("decoded %d chunks (%v), want %d", len(back.Chunks), err, len(chunks))
+		}
+	}
+}

@@ -181,6 +181,7 @@ func init() {
 		"shardcollection":     (*Router).shardCollection,
 		"split":               (*Router).split,
 		"movechunk":           (*Router).moveChunk,
+		"moverange":           (*Router).moveRange,
 		"find":                (*Router).find,
 		"getmore":             (*Router).getMore,
 		"killcursors":         (*Router).killCursors,

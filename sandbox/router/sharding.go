@@ -454,23 +454,31 @@ func (r *Router) moveChunk(ctx context.Context, _ *wire.Session, cmd *wire.Comma
 	if i < 0 {
 		return nil, wire.BadValue(fmt.Sprintf("no chunk of %s matches the command", ns))
 	}
-	ch := rt.Chunks[i]
-	if ch.Shard == to {
-		return wire.OK(bson.E{Key: "millis", Value: int32(0)}), nil
+	if err := r.moveChunkTo(ctx, rt, rt.Chunks[i], recipient, db, coll); err != nil {
+		return nil, err
+	}
+	return wire.OK(bson.E{Key: "millis", Value: int32(time.Since(start).Milliseconds())}), nil
+}
+
+// moveChunkTo moves one chunk to the recipient, taking as long as the cluster's
+// moveChunk latency; a chunk already there stays. Called with the namespace locked.
+func (r *Router) moveChunkTo(ctx context.Context, rt *Routing, ch ChunkDoc, recipient *backend, db, coll string) error {
+	if ch.Shard == recipient.Name {
+		return nil
 	}
 	donor, err := r.backend(ch.Shard)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := pause(ctx, r.cfg.CommandLatency.MoveChunk); err != nil {
-		return nil, err
+		return err
 	}
 	moved, err := r.migrate(ctx, rt, ch, donor, recipient, db, coll)
 	if err != nil {
-		return nil, fmt.Errorf("move chunk [%s, %s) of %s from %s to %s: %w", bson.Raw(ch.Min), bson.Raw(ch.Max), ns, donor.Name, to, err)
+		return fmt.Errorf("move chunk [%s, %s) of %s from %s to %s: %w", bson.Raw(ch.Min), bson.Raw(ch.Max), rt.NS, donor.Name, recipient.Name, err)
 	}
-	r.log.Info("chunk moved", "ns", ns, "min", bson.Raw(ch.Min).String(), "from", donor.Name, "to", to, "docs", len(moved))
-	return wire.OK(bson.E{Key: "millis", Value: int32(time.Since(start).Milliseconds())}), nil
+	r.log.Info("chunk moved", "ns", rt.NS, "min", bson.Raw(ch.Min).String(), "from", donor.Name, "to", recipient.Name, "docs", len(moved))
+	return nil
 }
 
 // migrate copies a chunk's documents to the recipient (insert, fromMigrate),

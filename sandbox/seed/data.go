@@ -323,6 +323,41 @@ func CollectionsWith(ids IDs) []Collection {
 	return colls
 }
 
+// manyDB is the database of ManyCollections.
+const manyDB = "many"
+
+// ManyCollections are n sharded collections shaped as inventory.items, named
+// many.items_0001 and on. Together they hold as many documents as
+// inventory.items: PopulateWith scales the standard collections' shares by n
+// (share divides by the sum of the shares).
+func ManyCollections(n int, ids IDs) []Collection {
+	if n <= 0 {
+		return nil
+	}
+	var template Collection
+	std := CollectionsWith(ids)
+	for _, c := range std {
+		if c.Namespace() == "inventory.items" {
+			template = c
+		}
+	}
+	out := make([]Collection, n)
+	for i := range out {
+		c := template
+		c.DB, c.Name = manyDB, fmt.Sprintf("items_%04d", i+1)
+		ns := c.Namespace()
+		c.splitAt = func(k, shards int, counts map[string]int) bson.D {
+			at := k * counts[ns] / shards
+			if at == 0 {
+				return nil
+			}
+			return bson.D{{Key: "sku", Value: skuOf(at)}}
+		}
+		out[i] = c
+	}
+	return out
+}
+
 // Dates: created/seen dates lie in 2024; expiry dates lie in 2100, so no TTL index ever
 // deletes a seeded document.
 var (

@@ -215,3 +215,38 @@ func checkShardingMetadata(t *testing.T, cl cluster, c seed.Collection) {
 		}
 	}
 }
+
+// The many-collections option (issue 17) adds sharded collections shaped as
+// inventory.items, which together hold about as many documents as it, each sharded
+// and spread over the shards; the documents add up to the count asked for.
+func TestPopulateWithManyCollections(t *testing.T) {
+	if os.Getenv("SHARDLIFT_TEST_SOURCE_URI") != "" {
+		t.Skip("adds collections to the cluster: sandbox only")
+	}
+	cl := startCluster(t, 2)
+	ctx := t.Context()
+	const docs, many = 1200, 12
+	sum, err := seed.PopulateWith(ctx, cl.client, seed.Options{Docs: docs, Collections: many}, rand.New(rand.NewPCG(5, 6)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Docs() != docs || len(sum.Collections) != len(seed.Collections())+many {
+		t.Fatalf("summary: %d documents in %d collections, want %d in %d", sum.Docs(), len(sum.Collections), docs, len(seed.Collections())+many)
+	}
+	extra, items := 0, 0
+	for _, c := range sum.Collections {
+		switch {
+		case strings.HasPrefix(c.Namespace, "many.items_"):
+			extra += c.Docs
+		case c.Namespace == "inventory.items":
+			items = c.Docs
+		}
+	}
+	if extra < items*9/10 || extra > items*11/10 {
+		t.Errorf("the %d extra collections hold %d documents, inventory.items %d: want about as many", many, extra, items)
+	}
+	n, err := cl.client.Database("config").Collection("collections").CountDocuments(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^many\\.items_"}}}})
+	if err != nil || n != many {
+		t.Errorf("config.collections lists %d sharded extra collections (%v), want %d", n, err, many)
+	}
+}

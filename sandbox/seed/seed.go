@@ -84,6 +84,10 @@ type Options struct {
 	// values), owned in runs (see ownerRuns). It needs a sandbox router: they are set
 	// in one _sandboxSetChunks command, before the documents are inserted.
 	Chunks int
+	// Collections, when positive, adds that many sharded collections shaped as
+	// inventory.items (manyDB.items_0001, ...), which hold together as many
+	// documents as inventory.items: a cluster with many collections.
+	Collections int
 }
 
 // PopulateWith is Populate with options.
@@ -97,6 +101,12 @@ func PopulateWith(ctx context.Context, client *mongo.Client, o Options, rnd *ran
 		return Summary{}, err
 	}
 	colls := CollectionsWith(ids)
+	if many := ManyCollections(o.Collections, ids); len(many) > 0 {
+		for i := range colls {
+			colls[i].share *= len(many) // see ManyCollections
+		}
+		colls = append(colls, many...)
+	}
 	counts := share(colls, docs)
 	admin := client.Database("admin")
 	var enabled []string
@@ -147,9 +157,12 @@ func Present(ctx context.Context, client *mongo.Client) (bool, error) {
 // rounding goes to the first ones.
 func share(colls []Collection, docs int) map[string]int {
 	counts := make(map[string]int, len(colls))
-	left := docs
+	left, total := docs, 0
 	for _, c := range colls {
-		counts[c.Namespace()] = docs * c.share / 100
+		total += c.share
+	}
+	for _, c := range colls {
+		counts[c.Namespace()] = int(int64(docs) * int64(c.share) / int64(total))
 		left -= counts[c.Namespace()]
 	}
 	for i := 0; left > 0; i = (i + 1) % len(colls) {

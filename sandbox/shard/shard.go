@@ -91,7 +91,9 @@ type Config struct {
 	// MemberAddrs are the secondaries' addresses ("127.0.0.1:0" for any); missing ones
 	// come from Dir/replset.json, else any port.
 	MemberAddrs []string
-	Logger      *slog.Logger
+	// Latency delays the members' replies to clients (wire.Config.Latency).
+	Latency time.Duration
+	Logger  *slog.Logger
 }
 
 // Front is a running shard.
@@ -183,6 +185,7 @@ func Start(cfg Config) (*Front, error) {
 			Internal:    cfg.Internal,
 			External:    cfg.External,
 			Handler:     f.memberHandler(i),
+			Latency:     cfg.Latency,
 			Logger:      cfg.Logger,
 		})
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
@@ -71,9 +72,18 @@ type Config struct {
 	// External, when set, are users on $external (X.509, PLAIN) that may
 	// authenticate too; authentication is then required as with Credentials.
 	External *External
-	Handler  Handler
-	Logger   *slog.Logger
+	// Latency delays every reply to a client, as a network between the client and
+	// the cluster would (half of it each way, all of it per round trip); the
+	// cluster's own traffic, its router's requests to its shards (RouterAppName),
+	// is answered at once.
+	Latency time.Duration
+	Handler Handler
+	Logger  *slog.Logger
 }
+
+// RouterAppName is the application name a sandbox router's connections to its
+// shards give in their handshake: Config.Latency does not apply to them.
+const RouterAppName = "sandbox-router"
 
 // Server is one listening wire-protocol endpoint.
 type Server struct {
@@ -235,6 +245,8 @@ type Session struct {
 	internal bool
 	conv     *conversation
 	conn     net.Conn
+	// router is set once the handshake named the client a sandbox router.
+	router bool
 }
 
 // UserDB is the database the authenticated user is defined on ("admin", or
@@ -280,9 +292,35 @@ func (s *Server) serve(c net.Conn) {
 		if req.moreToCome {
 			continue
 		}
+		if !s.delay(sess, &req.cmd) {
+			return
+		}
 		if _, err := c.Write(encodeReply(req, reply)); err != nil {
 			return
 		}
+	}
+}
+
+// delay waits the configured latency before a reply to a client (not to the
+// cluster's router); it reports false when the server closed meanwhile.
+func (s *Server) delay(sess *Session, cmd *Command) bool {
+	if s.cfg.Latency <= 0 {
+		return true
+	}
+	if client, ok := cmd.Lookup("client").DocumentOK(); ok {
+		name, _ := client.Lookup("application", "name").StringValueOK()
+		sess.router = name == RouterAppName
+	}
+	if sess.router {
+		return true
+	}
+	t := time.NewTimer(s.cfg.Latency)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.ctx.Done():
+		return false
 	}
 }
 

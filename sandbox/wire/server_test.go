@@ -258,3 +258,19 @@ func mustRaw(t *testing.T, d bson.D) bson.Raw {
 	}
 	return b
 }
+
+// Latency delays every reply to a client (here an hour: the handshake itself never
+// completes within the client's timeout), and none to the cluster's own router.
+func TestLatencyDelaysRepliesToClientsNotToTheRouter(t *testing.T) {
+	s := listen(t, Config{Latency: time.Hour})
+	c := connect(t, options.Client().ApplyURI("mongodb://"+s.Addr()))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx, nil); err == nil {
+		t.Fatal("a client's ping answered within 2 s at an hour's latency")
+	}
+	router := connect(t, options.Client().ApplyURI("mongodb://"+s.Addr()).SetAppName(RouterAppName))
+	if err := router.Ping(context.Background(), nil); err != nil {
+		t.Fatalf("the router's ping: %v", err)
+	}
+}
