@@ -206,7 +206,10 @@ func TestPartitionedCopyResumesMidPartition(t *testing.T) {
 	dst.hook = func(_ string, docs []bson.Raw, _ bool) error {
 		for _, d := range docs {
 			if d.Lookup("_id").Type == bson.TypeDateTime && d.Lookup("i").Int32() >= 700 {
-				waitFor(t, "two partitions durable", func() bool { return donePartitions(s.last()) >= 2 })
+				waitFor(t, "two partitions durable and one mid-way", func() bool {
+					saved := s.last()
+					return donePartitions(saved) >= 2 && midPartitions(saved) >= 1
+				})
 				cancel()
 				return context.Canceled
 			}
@@ -223,16 +226,10 @@ func TestPartitionedCopyResumesMidPartition(t *testing.T) {
 		t.Fatalf("Copy = %v, want cancelled", err)
 	}
 	saved := s.last()
-	var done, mid int
-	for key, p := range saved {
-		switch {
-		case p.Done:
-			done++
-		case p.LastID.Type != 0:
-			mid++
-			if !strings.HasPrefix(key, "app.big$") {
-				t.Fatalf("checkpoint key %q", key)
-			}
+	done, mid := donePartitions(saved), midPartitions(saved)
+	for key := range saved {
+		if !strings.HasPrefix(key, "app.big$") {
+			t.Fatalf("checkpoint key %q, want partitions of app.big", key)
 		}
 	}
 	if len(saved) != 8 || mid == 0 || done < 2 {
@@ -278,6 +275,16 @@ func donePartitions(saved map[string]PartitionProgress) int {
 	n := 0
 	for _, p := range saved {
 		if p.Done {
+			n++
+		}
+	}
+	return n
+}
+
+func midPartitions(saved map[string]PartitionProgress) int {
+	n := 0
+	for _, p := range saved {
+		if !p.Done && p.LastID.Type != 0 {
 			n++
 		}
 	}
