@@ -113,7 +113,7 @@ type Config struct {
 	// Partitions cursors read a namespace of at least PartitionBytes or
 	// PartitionDocs (the plan's estimate for the shard), each its own _id range;
 	// 1 reads every namespace with one cursor.
-	Partitions                  int
+	Partitions                    int
 	PartitionBytes, PartitionDocs int64
 	// BatchDocs and BatchBytes cut batches; a document bigger than BatchBytes is
 	// a batch of its own.
