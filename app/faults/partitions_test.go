@@ -16,14 +16,15 @@ import (
 // partitionedKills is how many times the partitioned copy is killed.
 const partitionedKills = 2
 
-// killDuringPartitionedCopy: every collection is copied in 8 _id ranges
-// (--partition-min-size 1B makes every one large), with a collection of mixed
-// _id types holding most of the data; the process is killed (-9) during the copy,
-// each time once some documents are copied, restarted on the same state file,
-// and finally driven to done under the load: nothing lost or duplicated.
+// killDuringPartitionedCopy: an unsharded collection of mixed _id types holding
+// most of the data (about 3 MiB) is copied in 8 _id ranges (--partition-min-size
+// 256KiB; the smaller seed collections stay whole); the process is killed (-9)
+// during the copy, each time once some documents are copied, restarted on the
+// same state file, and finally driven to done under the load: nothing lost or
+// duplicated.
 func killDuringPartitionedCopy(t *testing.T, e *env, row *faults.Row) {
-	e.extra = append(e.extra, "--copy-partitions", "8", "--partition-min-size", "1B")
-	e.seedMixedIDs(5 * e.s.size.docs)
+	e.extra = append(e.extra, "--copy-partitions", "8", "--partition-min-size", "256KiB")
+	e.seedMixedIDs(2 * e.s.size.docs)
 	e.startLoad(e.s.size.rate)
 	var notes []string
 	for k := range partitionedKills {
