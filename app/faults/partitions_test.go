@@ -2,10 +2,11 @@ package faults_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
-	"time"
-
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 
@@ -27,25 +28,27 @@ func killDuringPartitionedCopy(t *testing.T, e *env, row *faults.Row) {
 	e.seedMixedIDs(2 * e.s.size.docs)
 	e.startLoad(e.s.size.rate)
 	var notes []string
+	sawRanges := false
 	for k := range partitionedKills {
 		e.start()
-		s, finished := e.awaitUnlessDone("documents copied", func(s faults.Status) bool {
-			return momentOf(s) > copying || copiedSome(s)
+		// Aimed after the split (the log says it) with a quarter of the data copied:
+		// the ranges' first checkpoints land once a second meanwhile.
+		s, finished := e.awaitUnlessDone("the split and a quarter copied", func(s faults.Status) bool {
+			return momentOf(s) > copying || (e.logSays("copying in partitions") && copiedShare(s) >= 0.25)
 		})
-		if finished || momentOf(s) > copying {
-			notes = append(notes, fmt.Sprintf("kill %d after the copy", k+1))
+		if !finished && momentOf(s) == copying {
+			time.Sleep(time.Duration(e.rnd.Int64N(int64(1500 * time.Millisecond))))
 		}
-		// A moment into the copy: the first checkpoints of the ranges land once a second.
-		time.Sleep(time.Duration(e.rnd.Int64N(int64(1500 * time.Millisecond))))
 		if finished || exited(e.m) {
 			break
 		}
 		e.kill(fmt.Sprintf("during the partitioned copy, at %s", s.Phases()))
 		ranges, done := e.savedRanges()
-		notes = append(notes, fmt.Sprintf("kill %d: %d ranges saved, %d done", k+1, ranges, done))
-		if k == 0 && ranges == 0 {
-			t.Fatalf("killed during the copy, the state file holds no _id range: the copy is not partitioned")
-		}
+		sawRanges = sawRanges || ranges > 0
+		notes = append(notes, fmt.Sprintf("kill %d at %s: %d ranges saved, %d done", k+1, momentNames[momentOf(s)], ranges, done))
+	}
+	if !sawRanges {
+		t.Fatalf("killed %d times during the copy, the state file never held an _id range: the copy is not partitioned (%s)", partitionedKills, strings.Join(notes, "; "))
 	}
 	if e.storedState() != "done" {
 		e.start()
@@ -58,9 +61,24 @@ func killDuringPartitionedCopy(t *testing.T, e *env, row *faults.Row) {
 	e.verify(row)
 }
 
-func copiedSome(s faults.Status) bool {
+// copiedShare is the share of the documents copied, over every shard.
+func copiedShare(s faults.Status) float64 {
+	var copied, total int64
 	for _, sh := range s.Shards {
-		if sh.Phase == "copying" && sh.DocsCopied > 0 {
+		copied += sh.DocsCopied
+		total += sh.DocsTotal
+	}
+	if total == 0 {
+		return 0
+	}
+	return float64(copied) / float64(total)
+}
+
+// logSays reports whether the migration's log file holds text.
+func (e *env) logSays(text string) bool {
+	files, _ := filepath.Glob(filepath.Join(filepath.Dir(e.state), "logs", "*.log"))
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), text) {
 			return true
 		}
 	}
