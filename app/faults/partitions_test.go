@@ -19,12 +19,12 @@ const partitionedKills = 2
 
 // killDuringPartitionedCopy: an unsharded collection of mixed _id types holding
 // most of the data (about 3 MiB) is copied in 8 _id ranges (--partition-min-size
-// 256KiB; the smaller seed collections stay whole); the process is killed (-9)
+// 2MiB; the smaller seed collections stay whole); the process is killed (-9)
 // during the copy, each time once some documents are copied, restarted on the
 // same state file, and finally driven to done under the load: nothing lost or
 // duplicated.
 func killDuringPartitionedCopy(t *testing.T, e *env, row *faults.Row) {
-	e.extra = append(e.extra, "--copy-partitions", "8", "--partition-min-size", "256KiB")
+	e.extra = append(e.extra, "--copy-partitions", "8", "--partition-min-size", "2MiB")
 	e.seedMixedIDs(2 * e.s.size.docs)
 	e.startLoad(e.s.size.rate)
 	var notes []string
@@ -45,7 +45,7 @@ func killDuringPartitionedCopy(t *testing.T, e *env, row *faults.Row) {
 		e.kill(fmt.Sprintf("during the partitioned copy, at %s", s.Phases()))
 		ranges, done := e.savedRanges()
 		sawRanges = sawRanges || ranges > 0
-		notes = append(notes, fmt.Sprintf("kill %d at %s: %d ranges saved, %d done", k+1, momentNames[momentOf(s)], ranges, done))
+		notes = append(notes, fmt.Sprintf("kill %d at %s, %.0f%% copied: %d ranges saved, %d done", k+1, momentNames[momentOf(s)], 100*copiedShare(s), ranges, done))
 	}
 	if !sawRanges {
 		t.Fatalf("killed %d times during the copy, the state file never held an _id range: the copy is not partitioned (%s)", partitionedKills, strings.Join(notes, "; "))
