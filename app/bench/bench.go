@@ -135,7 +135,7 @@ func Run(ctx context.Context, o Options) (*Table, error) {
 	r.note("load average at the start: %s", loadAverage())
 	err := r.run(ctx, want)
 	// Figures are measured in the order they depend on each other, shown by number.
-	slices.SortStableFunc(r.t.Rows, func(a, b Row) int { return strings.Compare(a.Figure, b.Figure) })
+	slices.SortStableFunc(r.t.Rows, func(a, b Row) int { return figureNumber(a.Figure) - figureNumber(b.Figure) })
 	r.note("load average at the end: %s", loadAverage())
 	return r.t, err
 }
@@ -510,4 +510,11 @@ func loadAverage() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// figureNumber is the number a row's figure starts with ("10. copy ..." is 10), so
+// that figure 10 comes after 9.
+func figureNumber(figure string) int {
+	n, _ := strconv.Atoi(strings.SplitN(figure, ".", 2)[0])
+	return n
 }

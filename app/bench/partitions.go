@@ -5,10 +5,10 @@ import (
 	"fmt"
 )
 
-// partitionsSide is the number of cursors figure 8 compares with one.
+// partitionsSide is the number of cursors figure 10 compares with one.
 const partitionsSide = 8
 
-// partitionedCopy is figure 8: the copy of one collection that holds the data
+// partitionedCopy is figure 10: the copy of one collection that holds the data
 // (bench.docs, hashed over the shards), by one cursor per shard and by 8 _id
 // ranges per shard, each in a child, one after the other in the same run.
 func (r *runner) partitionedCopy(ctx context.Context) error {
@@ -24,7 +24,7 @@ func (r *runner) partitionedCopy(ctx context.Context) error {
 		if err := r.dropDestination(ctx); err != nil {
 			return err
 		}
-		r.logf("8. the copy of %d documents in one collection, %d cursor(s) per shard", docs, parts)
+		r.logf("10. the copy of %d documents in one collection, %d cursor(s) per shard", docs, parts)
 		cp, err := runChildProcess(ctx, "copy", r.src.URI(), r.dst.URI(), 0, "", r.o.Log, "--partitions", fmt.Sprint(parts))
 		if err != nil {
 			return err
@@ -37,9 +37,9 @@ func (r *runner) partitionedCopy(ctx context.Context) error {
 		res[i] = cp
 	}
 	one, eight := res[0], res[1]
-	r.note("figure 8: CPU while one cursor per shard copied: %s; with %d: %s", one.cpuShare(), partitionsSide, eight.cpuShare())
+	r.note("figure 10: CPU while one cursor per shard copied: %s; with %d: %s", one.cpuShare(), partitionsSide, eight.cpuShare())
 	r.t.Rows = append(r.t.Rows, Row{
-		Figure:    fmt.Sprintf("8. copy of one collection, %s docs, %d shards: %d _id ranges per shard against 1", thousands(eight.Docs), r.o.Shards, partitionsSide),
+		Figure:    fmt.Sprintf("10. copy of one collection, %s docs, %d shards: %d _id ranges per shard against 1", thousands(eight.Docs), r.o.Shards, partitionsSide),
 		Shardlift: fmt.Sprintf("%s, %.1f s (%d ranges)", rate(eight.docsPerSec(), "docs/s"), eight.Seconds, partitionsSide),
 		Ceiling:   fmt.Sprintf("%s, %.1f s (1 cursor)", rate(one.docsPerSec(), "docs/s"), one.Seconds),
 		Ratio:     Ratio(eight.docsPerSec(), one.docsPerSec()),
