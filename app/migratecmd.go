@@ -18,6 +18,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/engine/initialsync"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/internal/units"
 	"github.com/shardlift/shardlift/store"
@@ -67,6 +68,8 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	every := f.Duration("progress-every", 5*time.Second, "print a progress line every `D`")
 	window := f.Duration("cutover-window", engine.DefaultCutoverWindow, "how long the cutover window stays open once every shard is in sync, `D` (shorter for trial runs)")
 	verbose := f.Bool("verbose", false, "log every step of the engine")
+	partitions := f.Int("copy-partitions", initialsync.DefaultPartitions, "read each large collection of a shard with `N` cursors in parallel, each its own _id range (1: one cursor)")
+	partitionSize := f.String("partition-min-size", humanize.IBytes(initialsync.DefaultPartitionBytes), "a collection's part on a shard is large from `SIZE` (such as 512MiB) or 4 million documents")
 	hostMapF := addHostMapFlags(f)
 	if code, ok := f.parse(s, args); !ok {
 		return code
@@ -86,6 +89,12 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		return usageError(s, f.prog, "--progress-every %v: the period must be positive", *every)
 	case *window <= 0:
 		return usageError(s, f.prog, "--cutover-window %v: the window must be positive", *window)
+	case *partitions < 1:
+		return usageError(s, f.prog, "--copy-partitions %d: give 1 or more cursors per collection", *partitions)
+	}
+	minSize, err := humanize.ParseBytes(*partitionSize)
+	if err != nil || minSize == 0 {
+		return usageError(s, f.prog, "--partition-min-size %q: give a size such as 512MiB or 2GB", *partitionSize)
 	}
 	src, err := endpointFor("--source", *source, *sourceCA, envSourcePassword, *timeout)
 	if err != nil {
@@ -175,6 +184,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		"state", *statePath, "resumed", resumed)
 	m, err := engine.New(engine.Config{
 		ID: id, Source: src, Destination: dst, CutoverWindow: *window, Logger: log,
+		Partitions: *partitions, PartitionBytes: int64(min(minSize, 1<<62)),
 	}, newStoreCheckpoints(st, id))
 	if err != nil {
 		return fail("%v", err)

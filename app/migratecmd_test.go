@@ -350,3 +350,19 @@ func TestTheStateFileKeepsTheHostMapForAResumedRun(t *testing.T) {
 		t.Fatalf("recorded host map %v, %v", got, err)
 	}
 }
+
+func TestMigratePartitionFlagsRefuseBadValues(t *testing.T) {
+	base := []string{"migrate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1", "--state", filepath.Join(t.TempDir(), "s.db")}
+	for _, c := range []struct {
+		args []string
+		say  string
+	}{
+		{[]string{"--copy-partitions", "0"}, "--copy-partitions 0: give 1 or more"},
+		{[]string{"--partition-min-size", "big"}, `--partition-min-size "big": give a size such as 512MiB`},
+	} {
+		code, out, errOut := runCLI(t, append(base, c.args...)...)
+		if code != exitUsage || out != "" || !strings.Contains(errOut, c.say) {
+			t.Errorf("shardlift %v: exit %d, stdout %q, stderr %q; want 2 saying %q", c.args, code, out, errOut, c.say)
+		}
+	}
+}

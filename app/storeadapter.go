@@ -323,7 +323,7 @@ func (c *storeCheckpoints) SaveShard(cp engine.ShardCheckpoint) error {
 		if strings.HasPrefix(ns, "$") {
 			return fmt.Errorf("checkpoint of shard %s: partition %q would clash with Shardlift's reserved key", cp.Shard, ns)
 		}
-		copied[ns] = store.PartitionProgress{Done: p.Done, LastID: p.LastID, Docs: p.Docs, Bytes: p.Bytes}
+		copied[ns] = store.PartitionProgress{Done: p.Done, LastID: p.LastID, Docs: p.Docs, Bytes: p.Bytes, Min: p.Min, Max: p.Max}
 	}
 	copied[extrasKey] = store.PartitionProgress{LastID: bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: doc}}
 	return c.st.SaveShardCheckpoint(c.id, store.ShardCheckpoint{
@@ -361,7 +361,7 @@ func fromStoreShard(cp store.ShardCheckpoint) (engine.ShardCheckpoint, error) {
 	if len(copied) > 0 {
 		out.Copied = make(map[string]initialsync.PartitionProgress, len(copied))
 		for ns, p := range copied {
-			out.Copied[ns] = initialsync.PartitionProgress{Done: p.Done, LastID: p.LastID, Docs: p.Docs, Bytes: p.Bytes}
+			out.Copied[ns] = initialsync.PartitionProgress{Done: p.Done, LastID: p.LastID, Docs: p.Docs, Bytes: p.Bytes, Min: p.Min, Max: p.Max}
 		}
 	}
 	return out, nil

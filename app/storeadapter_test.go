@@ -87,7 +87,12 @@ func TestStoreCheckpointsKeepEverythingTheEngineSaves(t *testing.T) {
 		Shard: "rs0", Phase: engine.CatchingUp,
 		T0: primitive.Timestamp{T: 100, I: 1}, ConsistencyPoint: primitive.Timestamp{T: 150, I: 2}, Applied: primitive.Timestamp{T: 170, I: 3},
 		TxnStart: primitive.Timestamp{T: 90, I: 4}, AppliedTerm: 6,
-		Copied:  map[string]initialsync.PartitionProgress{"shop.orders": {Done: true, LastID: bson.RawValue{Type: bson.TypeObjectID, Value: oid}, Docs: 50, Bytes: 5000}},
+		Copied: map[string]initialsync.PartitionProgress{
+			"shop.orders": {Done: true, LastID: bson.RawValue{Type: bson.TypeObjectID, Value: oid}, Docs: 50, Bytes: 5000},
+			// A collection copied in _id ranges: each range keeps its bounds.
+			"shop.items$0": {Max: bson.RawValue{Type: bson.TypeObjectID, Value: oid}, LastID: bson.RawValue{Type: bson.TypeObjectID, Value: oid}, Docs: 7},
+			"shop.items$1": {Min: bson.RawValue{Type: bson.TypeObjectID, Value: oid}, Done: true},
+		},
 		History: []engine.Event{{At: at, Shard: "rs0", From: "pending", To: "copying", Reason: "copy started"}},
 		DDLApplied: []replay.DDLCopy{{TS: primitive.Timestamp{T: 171, I: 1}, Key: oplog.DDLKey{1, 2, 3}}, {TS: primitive.Timestamp{T: 171, I: 1}, Key: oplog.DDLKey{4}},
 			{TS: primitive.Timestamp{T: 172, I: 1}, Key: oplog.DDLKey{5}, Effect: replay.DDLEffect{Kind: oplog.DDLRename, NS: oplog.ParseNamespace("shop.tmp.agg_out.1"), To: oplog.ParseNamespace("shop.report"), UUID: "0123456789abcdef", DropTarget: true, DropTargetUUID: "fedcba9876543210"}},

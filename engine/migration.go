@@ -49,6 +49,10 @@ type Config struct {
 	// marker, for a second migration's refusal to say who holds it (os.Hostname
 	// when empty).
 	Workstation string
+	// Partitions, PartitionBytes and PartitionDocs tune the copy of large
+	// collections (initialsync.Config; zero: its defaults).
+	Partitions                    int
+	PartitionBytes, PartitionDocs int64
 	// Clock is the time of the lifecycle (SystemClock when nil).
 	Clock  Clock
 	Logger *slog.Logger

@@ -410,6 +410,7 @@ func (c *mongoClusters) NewCopier(shard string, t0 primitive.Timestamp, saved ma
 	return initialsync.New(initialsync.Config{
 		Shard: sp, Source: initialsync.MongoSource(client, t0), Destination: existingIndexesSkipped{initialsync.MongoDestination(c.dst), c.dst},
 		Saved: saved, Checkpoints: sink, Indexes: c.relaxed, IndexBuilds: c.builds, Logger: c.log,
+		Partitions: c.cfg.Partitions, PartitionBytes: c.cfg.PartitionBytes, PartitionDocs: c.cfg.PartitionDocs,
 	})
 }
 

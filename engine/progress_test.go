@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -115,7 +116,7 @@ func (w *copyWorld) newCopier(shard string, saved map[string]initialsync.Partiti
 	w.mu.Unlock()
 	return initialsync.New(initialsync.Config{
 		Shard: w.plans[shard], Source: worldSource{w, shard}, Destination: &worldDest{w: w, shard: shard, gated: first && shard == w.gateShard},
-		Saved: saved, Checkpoints: sink, Indexes: idx, BatchDocs: 7, Writers: 3, Namespaces: 2,
+		Saved: saved, Checkpoints: sink, Indexes: idx, BatchDocs: 7, Writers: 3, Namespaces: 2, Partitions: 1,
 	})
 }
 
@@ -136,6 +137,15 @@ func (s worldSource) Find(_ context.Context, db, coll string, filter bson.D, _ i
 }
 
 func (worldSource) ListIndexes(context.Context, string, string) ([]bson.Raw, error) { return nil, nil }
+
+// The world copies every namespace whole (Partitions 1): ranges are not asked for.
+func (worldSource) FindRange(context.Context, string, string, bson.RawValue, bson.RawValue) (initialsync.Cursor, error) {
+	return nil, errors.New("the copy world scans namespaces whole")
+}
+
+func (worldSource) SampleIDs(context.Context, string, string, int) ([]bson.RawValue, error) {
+	return nil, errors.New("the copy world scans namespaces whole")
+}
 
 type worldCursor struct {
 	w         *copyWorld

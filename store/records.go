@@ -184,6 +184,10 @@ type PartitionProgress struct {
 	LastID bson.RawValue `bson:"lastId,omitempty"` // _id of the last document copied, as raw BSON
 	Docs   int64         `bson:"docs"`
 	Bytes  int64         `bson:"bytes"`
+	// Min and Max bound a range partition's _ids (Min included, Max excluded; absent:
+	// open); a namespace copied whole has neither, as every record before them.
+	Min bson.RawValue `bson:"min,omitempty"`
+	Max bson.RawValue `bson:"max,omitempty"`
 }
 
 // ShardCheckpoint is the resume point of one source shard.

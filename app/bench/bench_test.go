@@ -220,15 +220,15 @@ func TestTinyRunMeasuresEveryFigure(t *testing.T) {
 		t.Skip("starts sandbox clusters and child processes")
 	}
 	var log bytes.Buffer
-	o := Options{Docs: 1000, Backlog: 1000, LagFor: 2 * time.Second, Shards: 3, Only: []int{1, 2, 3, 5}, Log: &log}
+	o := Options{Docs: 1000, Backlog: 1000, LagFor: 2 * time.Second, Shards: 3, Only: []int{1, 2, 3, 5, 10}, Log: &log}
 	tab, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
-	if len(tab.Rows) != 4 {
+	if len(tab.Rows) != 5 {
 		t.Fatalf("rows %+v", tab.Rows)
 	}
-	for i, prefix := range []string{"1. ", "2. ", "3. ", "5. "} {
+	for i, prefix := range []string{"1. ", "2. ", "3. ", "5. ", "10. "} {
 		r := tab.Rows[i]
 		if !strings.HasPrefix(r.Figure, prefix) {
 			t.Errorf("row %d is %q, want figure %s", i, r.Figure, prefix)

@@ -80,8 +80,8 @@ func (r childResult) docsPerSec() float64  { return float64(r.Docs) / r.Seconds 
 func (r childResult) bytesPerSec() float64 { return float64(r.Bytes) / r.Seconds }
 
 // runChildProcess runs this binary as a child in mode ("copy" or "insert") against
-// the two clusters, and returns its result with its peak RSS.
-func runChildProcess(ctx context.Context, mode, src, dst string, docs int, cpuProfile string, stderr io.Writer) (childResult, error) {
+// the two clusters, with the extra child flags, and returns its result with its peak RSS.
+func runChildProcess(ctx context.Context, mode, src, dst string, docs int, cpuProfile string, stderr io.Writer, extra ...string) (childResult, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return childResult{}, fmt.Errorf("find this program to start the %s child: %w", mode, err)
@@ -90,6 +90,7 @@ func runChildProcess(ctx context.Context, mode, src, dst string, docs int, cpuPr
 	if cpuProfile != "" {
 		args = append(args, "--cpuprofile", cpuProfile)
 	}
+	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, exe, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, stderr
@@ -123,10 +124,11 @@ func childMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	dst := f.String("destination", "", "destination mongos URI")
 	docs := f.Int("docs", 0, "insert: the number of seed documents")
 	cpuProfile := f.String("cpuprofile", "", "write a CPU profile of the timed part to `FILE`")
+	partitions := f.Int("partitions", 0, "copy: read every collection with `N` cursors, each its own _id range (0: the copier's defaults)")
 	if err := f.Parse(args); err != nil {
 		return 2
 	}
-	res, err := child(ctx, *mode, *src, *dst, *docs, *cpuProfile)
+	res, err := child(ctx, *mode, *src, *dst, *docs, *cpuProfile, *partitions)
 	if err == nil {
 		res.PeakRSS, err = peakRSS()
 	}
@@ -141,7 +143,7 @@ func childMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return 0
 }
 
-func child(ctx context.Context, mode, srcURI, dstURI string, docs int, cpuProfile string) (childResult, error) {
+func child(ctx context.Context, mode, srcURI, dstURI string, docs int, cpuProfile string, partitions int) (childResult, error) {
 	if mode != "copy" && mode != "pipe" && mode != "insert" {
 		return childResult{}, fmt.Errorf("unknown mode %q (copy, pipe or insert)", mode)
 	}
@@ -182,10 +184,14 @@ func child(ctx context.Context, mode, srcURI, dstURI string, docs int, cpuProfil
 			if !ok {
 				return childResult{}, fmt.Errorf("the plan has no shard %s", sh.Name)
 			}
-			c, err := initialsync.New(initialsync.Config{
+			cfg := initialsync.Config{
 				Shard: sp, Source: initialsync.MongoSource(client, primitive.Timestamp{}), Destination: initialsync.MongoDestination(dst),
 				Checkpoints: discardSink{}, Indexes: discardSink{},
-			})
+			}
+			if partitions > 0 {
+				cfg.Partitions, cfg.PartitionDocs = partitions, 1 // every collection is split
+			}
+			c, err := initialsync.New(cfg)
 			if err != nil {
 				return childResult{}, err
 			}

@@ -51,6 +51,7 @@ func TestFaultSuite(t *testing.T) {
 		{"10-stepdown-rollback-steady", stepdownRollbackSteady},
 		{"11-oplog-holes", oplogHoles},
 		{"12-ddl-patterns", ddlPatterns},
+		{"17-kill-partitioned-copy", killDuringPartitionedCopy},
 	}
 	var rows []faults.Row
 	for i, sc := range scenarios {

@@ -23,6 +23,11 @@ const (
 	DefaultBatchBytes      = 8 << 20
 	DefaultQueueBytes      = 64 << 20
 	DefaultCheckpointEvery = time.Second
+	// DefaultPartitions cursors read a large namespace at once (see docs/performance.md).
+	DefaultPartitions = 8
+	// A namespace is large from DefaultPartitionBytes or DefaultPartitionDocs on the shard.
+	DefaultPartitionBytes = 1 << 30
+	DefaultPartitionDocs  = 4_000_000
 )
 
 // Order is the order a scan returns documents in.
@@ -42,6 +47,12 @@ type Source interface {
 	// compares strings (in the filter and in the order) by their bytes, as the
 	// copier does, on a collection with a default collation.
 	Find(ctx context.Context, db, coll string, filter bson.D, order Order, simpleCollation bool) (Cursor, error)
+	// FindRange scans the documents of db.coll whose _id is in [min, max) in
+	// MongoDB's order across types (a zero bound leaves that end open), in _id
+	// order, by the _id index's bounds rather than a filter, which would bracket by type.
+	FindRange(ctx context.Context, db, coll string, min, max bson.RawValue) (Cursor, error)
+	// SampleIDs draws about n _ids of db.coll at random, in no order; one may repeat.
+	SampleIDs(ctx context.Context, db, coll string, n int) ([]bson.RawValue, error)
 	// ListIndexes returns the collection's index specifications.
 	ListIndexes(ctx context.Context, db, coll string) ([]bson.Raw, error)
 }
@@ -70,8 +81,8 @@ type Destination interface {
 	ExistingIDs(ctx context.Context, db, coll string, ids []bson.RawValue) ([]bool, error)
 }
 
-// CheckpointSink saves a shard's copy progress, keyed by partition (the
-// namespace "db.coll"). It is called at most once per Config.CheckpointEvery and
+// CheckpointSink saves a shard's copy progress, keyed by partition: the
+// namespace "db.coll" copied whole, or "db.coll$i" for its range i. It is called at most once per Config.CheckpointEvery and
 // when Copy returns, from one goroutine at a time.
 type CheckpointSink interface {
 	SaveCopyProgress(shard string, progress map[string]PartitionProgress) error
@@ -99,6 +110,11 @@ type Config struct {
 	IndexBuilds *IndexBuilds
 	// Namespaces are copied this many at once; Writers write each one's batches.
 	Namespaces, Writers int
+	// Partitions cursors read a namespace of at least PartitionBytes or
+	// PartitionDocs (the plan's estimate for the shard), each its own _id range;
+	// 1 reads every namespace with one cursor.
+	Partitions                    int
+	PartitionBytes, PartitionDocs int64
 	// BatchDocs and BatchBytes cut batches; a document bigger than BatchBytes is
 	// a batch of its own.
 	BatchDocs  int
@@ -123,7 +139,7 @@ type Progress struct {
 	Estimated bool
 	// Orphans are the documents skipped because the shard does not own them.
 	Orphans int64
-	// Namespaces and NamespacesDone count the shard's partitions.
+	// Namespaces and NamespacesDone count the shard's namespaces.
 	Namespaces, NamespacesDone int
 	// Retrying describes a transient failure being retried ("retrying: ..."), so the
 	// shard's row shows a source or destination that went away; "" otherwise.
@@ -135,7 +151,7 @@ type Progress struct {
 type Copier struct {
 	cfg    Config
 	log    *slog.Logger
-	parts  []*partition
+	spaces []*namespace
 	extra  map[string]PartitionProgress // saved partitions the plan no longer has
 	mem    *budget
 	retry  retryPolicy
@@ -143,17 +159,6 @@ type Copier struct {
 
 	orphans  atomic.Int64
 	retryMsg atomic.Pointer[string]
-}
-
-// partition is one namespace's copy.
-type partition struct {
-	ns      *prepare.ShardNamespace
-	id      string
-	tracker *tracker
-	// docs and bytes count what is written (an earlier run's saved progress
-	// included); done is set once every batch is, after their last addition.
-	docs, bytes atomic.Int64
-	done        atomic.Bool
 }
 
 // New checks the configuration and restores the saved progress.
@@ -172,6 +177,9 @@ func New(cfg Config) (*Copier, error) {
 	cfg.BatchBytes = orDefault(cfg.BatchBytes, DefaultBatchBytes)
 	cfg.QueueBytes = orDefault(cfg.QueueBytes, DefaultQueueBytes)
 	cfg.CheckpointEvery = orDefault(cfg.CheckpointEvery, DefaultCheckpointEvery)
+	cfg.Partitions = orDefault(cfg.Partitions, DefaultPartitions)
+	cfg.PartitionBytes = orDefault(cfg.PartitionBytes, DefaultPartitionBytes)
+	cfg.PartitionDocs = orDefault(cfg.PartitionDocs, DefaultPartitionDocs)
 	c := &Copier{cfg: cfg, log: cfg.Logger, mem: newBudget(cfg.QueueBytes), retry: defaultRetry, extra: maps.Clone(cfg.Saved), builds: cfg.IndexBuilds}
 	if c.builds == nil {
 		c.builds = NewIndexBuilds()
@@ -181,22 +189,40 @@ func New(cfg Config) (*Copier, error) {
 	}
 	c.log = c.log.With("shard", cfg.Shard.Source)
 	for i := range cfg.Shard.Namespaces {
-		n := &cfg.Shard.Namespaces[i]
-		id := n.NS()
-		saved := cfg.Saved[id]
-		delete(c.extra, id)
-		if n.Capped && !saved.Done {
+		ns := &cfg.Shard.Namespaces[i]
+		n := &namespace{ns: ns, id: ns.NS()}
+		if err := n.restore(cfg.Saved, c.extra); err != nil {
+			return nil, fmt.Errorf("initial sync of shard %s: %w", cfg.Shard.Source, err)
+		}
+		parts := n.partitions()
+		if ns.Capped && (len(parts) != 1 || !partsDone(parts)) {
 			// Copied again whole (see restartCapped): what an earlier run wrote of it
 			// counts for nothing.
-			saved = PartitionProgress{}
+			parts = []*partition{n.wholePartition(PartitionProgress{})}
+			n.setPartitions(parts)
 		}
-		p := &partition{ns: n, id: id, tracker: newTracker(saved)}
-		p.docs.Store(saved.Docs)
-		p.bytes.Store(saved.Bytes)
-		p.done.Store(saved.Done)
-		c.parts = append(c.parts, p)
+		if parts == nil && !c.splits(ns) {
+			n.setPartitions([]*partition{n.wholePartition(PartitionProgress{})})
+		}
+		for _, p := range parts {
+			prog, _ := p.tracker.progress()
+			n.docs.Add(prog.Docs)
+			n.bytes.Add(prog.Bytes)
+		}
+		n.done.Store(parts != nil && partsDone(parts))
+		c.spaces = append(c.spaces, n)
 	}
 	return c, nil
+}
+
+// partsDone reports whether every partition is durably copied.
+func partsDone(parts []*partition) bool {
+	for _, p := range parts {
+		if prog, _ := p.tracker.progress(); !prog.Done {
+			return false
+		}
+	}
+	return true
 }
 
 func orDefault[T int | int64 | time.Duration](v, def T) T {
@@ -208,8 +234,8 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 
 // Snapshot returns the progress; it is cheap and never blocks on I/O.
 func (c *Copier) Snapshot() Progress {
-	p := Progress{Orphans: c.orphans.Load(), Namespaces: len(c.parts), Retrying: c.retryingNow()}
-	for _, part := range c.parts {
+	p := Progress{Orphans: c.orphans.Load(), Namespaces: len(c.spaces), Retrying: c.retryingNow()}
+	for _, part := range c.spaces {
 		// done first: once it is set, the counters read after it are final.
 		done := part.done.Load()
 		docs, bytes := part.docs.Load(), part.bytes.Load()
@@ -251,11 +277,11 @@ func (c *Copier) Copy(ctx context.Context) error {
 		defer close(copied)
 		work, wctx := errgroup.WithContext(gctx)
 		work.SetLimit(c.cfg.Namespaces)
-		for _, p := range c.parts {
-			if prog, _ := p.tracker.progress(); prog.Done {
+		for _, n := range c.spaces {
+			if n.done.Load() {
 				continue
 			}
-			work.Go(func() error { return c.copyPartition(wctx, p) })
+			work.Go(func() error { return c.copyNamespace(wctx, n) })
 		}
 		return work.Wait()
 	})
@@ -297,19 +323,23 @@ func (c *Copier) checkpointLoop(ctx context.Context, copied <-chan struct{}) err
 // version changes whenever any partition's durable progress does.
 func (c *Copier) version() uint64 {
 	var v uint64
-	for _, p := range c.parts {
-		_, pv := p.tracker.progress()
-		v += pv
+	for _, n := range c.spaces {
+		for _, p := range n.partitions() {
+			_, pv := p.tracker.progress()
+			v += pv + 1 // a namespace just split changes the version too
+		}
 	}
 	return v
 }
 
 // save hands every partition's durable progress to the sink.
 func (c *Copier) save() error {
-	all := make(map[string]PartitionProgress, len(c.parts)+len(c.extra))
+	all := make(map[string]PartitionProgress, len(c.spaces)+len(c.extra))
 	maps.Copy(all, c.extra)
-	for _, p := range c.parts {
-		all[p.id], _ = p.tracker.progress()
+	for _, n := range c.spaces {
+		for _, p := range n.partitions() {
+			all[p.id], _ = p.tracker.progress()
+		}
 	}
 	if err := c.cfg.Checkpoints.SaveCopyProgress(c.cfg.Shard.Source, all); err != nil {
 		return fmt.Errorf("save the copy checkpoint: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -38,6 +39,9 @@ type fakeSource struct {
 	// its filter and its order, as a server's would.
 	caseless map[string]bool
 	simple   []bool // each find's simpleCollation
+	// ranges are the bounds of each FindRange; sampleErr fails SampleIDs.
+	ranges    [][2]bson.RawValue
+	sampleErr error
 }
 
 func newFakeSource() *fakeSource {
@@ -88,6 +92,50 @@ func (s *fakeSource) Find(ctx context.Context, db, coll string, filter bson.D, o
 		delete(s.failAt, ns)
 	}
 	return cur, nil
+}
+
+// FindRange scans [min, max) of the _id order, as find's min and max on the _id
+// index do: across type classes.
+func (s *fakeSource) FindRange(ctx context.Context, db, coll string, min, max bson.RawValue) (Cursor, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ns := db + "." + coll
+	s.ranges = append(s.ranges, [2]bson.RawValue{min, max})
+	docs := slices.Clone(s.colls[ns])
+	slices.SortStableFunc(docs, func(a, b bson.Raw) int { return compareIDs(a.Lookup("_id"), b.Lookup("_id")) })
+	var out []bson.Raw
+	for _, d := range docs {
+		id := d.Lookup("_id")
+		if (min.Type == 0 || compareIDs(id, min) >= 0) && (max.Type == 0 || compareIDs(id, max) < 0) {
+			out = append(out, d)
+		}
+	}
+	cur := &fakeCursor{src: s, docs: out, failAt: -1}
+	if n, ok := s.failAt[ns]; ok {
+		cur.failAt, cur.failErr = n, s.failErr
+		delete(s.failAt, ns)
+	}
+	return cur, nil
+}
+
+// SampleIDs draws n _ids with replacement, as $sample's random cursor may
+// repeat a document, from a fixed seed.
+func (s *fakeSource) SampleIDs(_ context.Context, db, coll string, n int) ([]bson.RawValue, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sampleErr != nil {
+		return nil, s.sampleErr
+	}
+	docs := s.colls[db+"."+coll]
+	if len(docs) == 0 {
+		return nil, nil
+	}
+	rnd := rand.New(rand.NewPCG(1, uint64(len(docs))))
+	ids := make([]bson.RawValue, n)
+	for i := range ids {
+		ids[i] = docs[rnd.IntN(len(docs))].Lookup("_id")
+	}
+	return ids, nil
 }
 
 // compareCaseless orders _ids as a case-insensitive collation does: strings by

@@ -74,7 +74,7 @@ func (n *nsBuilds) release() { <-n.turn }
 func (c *Copier) BuildIndexes(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.cfg.Namespaces)
-	for _, p := range c.parts {
+	for _, p := range c.spaces {
 		g.Go(func() error {
 			if err := c.buildIndexes(gctx, p); err != nil {
 				return fmt.Errorf("indexes of %s: %w", p.id, err)
@@ -88,7 +88,7 @@ func (c *Copier) BuildIndexes(ctx context.Context) error {
 	return nil
 }
 
-func (c *Copier) buildIndexes(ctx context.Context, p *partition) error {
+func (c *Copier) buildIndexes(ctx context.Context, p *namespace) error {
 	var specs []bson.Raw
 	err := c.retrying(ctx, p.id, func() error {
 		var err error
@@ -147,7 +147,7 @@ func (c *Copier) buildIndexes(ctx context.Context, p *partition) error {
 	return nil
 }
 
-func (c *Copier) createIndexes(ctx context.Context, p *partition, specs []bson.Raw) error {
+func (c *Copier) createIndexes(ctx context.Context, p *namespace, specs []bson.Raw) error {
 	return c.retrying(ctx, p.id, func() error {
 		return c.cfg.Destination.CreateIndexes(ctx, p.ns.DB, p.ns.Name, specs)
 	})

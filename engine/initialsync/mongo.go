@@ -69,6 +69,47 @@ func (s *mongoSource) Find(ctx context.Context, db, coll string, filter bson.D, 
 		}
 		topology.InSimpleCollation(opts, version)
 	}
+	return s.find(ctx, db, coll, filter, opts)
+}
+
+// FindRange bounds the scan with find's min and max on the _id index (hinted, as
+// 4.2 and later require; 3.6 and 4.0 accept it): index key bounds, in MongoDB's
+// order across types, where a filter's $gte/$lt would match one type class only.
+func (s *mongoSource) FindRange(ctx context.Context, db, coll string, min, max bson.RawValue) (Cursor, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetHint(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(scanBatch)
+	if min.Type != 0 {
+		opts.SetMin(bson.D{{Key: "_id", Value: min}})
+	}
+	if max.Type != 0 {
+		opts.SetMax(bson.D{{Key: "_id", Value: max}})
+	}
+	return s.find(ctx, db, coll, bson.D{}, opts)
+}
+
+// SampleIDs runs {$sample: {size: n}}: with n under 5% of a collection of more
+// than 100 documents, MongoDB draws it with a random cursor (n random seeks),
+// else it sorts the collection by random keys, which only small collections meet
+// here (split only large ones).
+func (s *mongoSource) SampleIDs(ctx context.Context, db, coll string, n int) ([]bson.RawValue, error) {
+	cur, err := s.client.Database(db).Collection(coll).Aggregate(ctx, bson.A{
+		bson.D{{Key: "$sample", Value: bson.D{{Key: "size", Value: n}}}},
+		bson.D{{Key: "$project", Value: bson.D{{Key: "_id", Value: 1}}}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	var ids []bson.RawValue
+	for cur.Next(ctx) {
+		if id := cur.Current.Lookup("_id"); id.Type != 0 {
+			ids = append(ids, cloneValue(id))
+		}
+	}
+	return ids, cur.Err()
+}
+
+// find runs a scan at read concern majority after T0, in a session of its own.
+func (s *mongoSource) find(ctx context.Context, db, coll string, filter bson.D, opts *options.FindOptions) (Cursor, error) {
 	sess, err := topology.MajorityReadsAfter(s.client, s.t0)
 	if err != nil {
 		return nil, err

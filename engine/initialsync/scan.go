@@ -22,6 +22,7 @@ const orphanRun = 10
 // batch is a run of scanned documents: the owned ones to write, and where the
 // run ends in the scan.
 type batch struct {
+	part   *partition
 	seq    uint64
 	arena  []byte // the documents, back to back
 	ends   []int  // end offset of each document in arena
@@ -39,40 +40,51 @@ func (b *batch) docs() []bson.Raw {
 	return out
 }
 
-// copyPartition runs one namespace's scanner and writers until the namespace is
-// copied or one of them fails.
-func (c *Copier) copyPartition(ctx context.Context, p *partition) error {
+// copyNamespace splits a namespace that has no partitions yet, then runs the
+// scanners of its partitions (Config.Partitions at once) and its writers until
+// every partition is copied or one of them fails.
+func (c *Copier) copyNamespace(ctx context.Context, n *namespace) error {
 	start := time.Now()
+	if n.partitions() == nil {
+		c.split(ctx, n)
+	}
 	writers := c.cfg.Writers
-	if p.ns.Capped {
+	if n.ns.Capped {
 		// Natural order is the collection's content: one ordered writer keeps it.
 		writers = 1
-		if err := c.restartCapped(ctx, p); err != nil {
+		if err := c.restartCapped(ctx, n); err != nil {
 			return err
 		}
 	}
+	parts := n.partitions()
 	g, gctx := errgroup.WithContext(ctx)
 	batches := make(chan *batch, writers)
 	for range writers {
-		g.Go(func() error { return c.writeLoop(gctx, p, batches) })
+		g.Go(func() error { return c.writeLoop(gctx, batches) })
 	}
 	g.Go(func() error {
 		defer close(batches)
-		return c.scan(gctx, p, batches)
+		scans, sctx := errgroup.WithContext(gctx)
+		scans.SetLimit(c.cfg.Partitions)
+		for _, p := range parts {
+			if prog, _ := p.tracker.progress(); !prog.Done {
+				scans.Go(func() error { return c.scan(sctx, p, batches) })
+			}
+		}
+		return scans.Wait()
 	})
 	err := g.Wait()
 	for b := range batches {
 		c.mem.release(b.weight) // left in the queue by writers that stopped early
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", p.id, err)
+		return fmt.Errorf("%s: %w", n.id, err)
 	}
-	if !p.tracker.finish() {
-		return fmt.Errorf("%s: internal error: the scan ended with batches still pending", p.id)
+	if !partsDone(parts) {
+		return fmt.Errorf("%s: internal error: the scans ended with batches still pending", n.id)
 	}
-	p.done.Store(true)
-	prog, _ := p.tracker.progress()
-	c.log.Info("namespace copied", "ns", p.id, "docs", prog.Docs, "bytes", prog.Bytes, "elapsed", time.Since(start))
+	n.done.Store(true)
+	c.log.Info("namespace copied", "ns", n.id, "partitions", len(parts), "docs", n.docs.Load(), "bytes", n.bytes.Load(), "elapsed", time.Since(start))
 	return nil
 }
 
@@ -80,9 +92,9 @@ func (c *Copier) copyPartition(ctx context.Context, p *partition) error {
 // cannot be resumed by _id, and a run interrupted before its first checkpoint
 // leaves documents behind too, so it is always copied whole into an empty
 // collection (New started its progress from nothing).
-func (c *Copier) restartCapped(ctx context.Context, p *partition) error {
-	if err := c.cfg.Destination.Empty(ctx, p.ns.Collection); err != nil {
-		return fmt.Errorf("empty capped %s before copying it: %w", p.id, err)
+func (c *Copier) restartCapped(ctx context.Context, n *namespace) error {
+	if err := c.cfg.Destination.Empty(ctx, n.ns.Collection); err != nil {
+		return fmt.Errorf("empty capped %s before copying it: %w", n.id, err)
 	}
 	return nil
 }
@@ -103,7 +115,7 @@ type scanner struct {
 // scan reads the partition from its resume point and hands batches to the writers.
 func (c *Copier) scan(ctx context.Context, p *partition, out chan<- *batch) error {
 	prog, _ := p.tracker.progress()
-	s := &scanner{c: c, p: p, out: out, last: prog.LastID, cur: &batch{}}
+	s := &scanner{c: c, p: p, out: out, last: prog.LastID, cur: &batch{part: p}}
 	order := ByID
 	if p.ns.Capped {
 		order, s.last = Natural, bson.RawValue{}
@@ -133,7 +145,11 @@ func (c *Copier) scan(ctx context.Context, p *partition, out chan<- *batch) erro
 			return err
 		}
 	}
-	return s.emit(ctx)
+	if err := s.emit(ctx); err != nil {
+		return err
+	}
+	p.tracker.end()
+	return nil
 }
 
 // fatalError is a scan failure that retrying cannot fix.
@@ -144,6 +160,9 @@ func (e *fatalError) Unwrap() error { return e.err }
 
 // read opens a cursor after s.last and consumes it to the end.
 func (s *scanner) read(ctx context.Context, order Order) error {
+	if s.p.ranged {
+		return s.readRange(ctx)
+	}
 	filter := bson.D{}
 	from := s.last
 	if from.Type != 0 {
@@ -161,6 +180,35 @@ func (s *scanner) read(ctx context.Context, order Order) error {
 	defer cur.Close(context.WithoutCancel(ctx))
 	for cur.Next(ctx) {
 		if err := s.add(ctx, cur.Current(), order, from); err != nil {
+			return err
+		}
+	}
+	return cur.Err()
+}
+
+// readRange opens a cursor on the partition's range from s.last (included, by
+// index bounds: no type class is skipped) and consumes it to the end.
+func (s *scanner) readRange(ctx context.Context) error {
+	from := s.p.min
+	if s.last.Type != 0 {
+		from = s.last
+	}
+	cur, err := s.c.cfg.Source.FindRange(ctx, s.p.ns.DB, s.p.ns.Name, from, s.p.max)
+	if err != nil {
+		return err
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	resumed := s.last
+	for cur.Next(ctx) {
+		doc := cur.Current()
+		id := doc.Lookup("_id")
+		if id.Type != 0 && !s.p.inRange(id) {
+			return &fatalError{fmt.Errorf("the shard returned _id %s outside partition %s: the scan cannot be trusted to cover its range exactly", id, s.p.id)}
+		}
+		if resumed.Type != 0 && sameID(id, resumed) {
+			continue // the resume point itself, copied before the cursor was opened
+		}
+		if err := s.add(ctx, doc, ByID, bson.RawValue{}); err != nil {
 			return err
 		}
 	}
@@ -219,7 +267,7 @@ func (s *scanner) emit(ctx context.Context) error {
 	if s.scanned == 0 {
 		return nil
 	}
-	s.cur, s.scanned = &batch{}, 0
+	s.cur, s.scanned = &batch{part: s.p}, 0
 	b.lastID = s.last
 	if len(b.ends) == 0 {
 		s.p.tracker.complete(s.p.tracker.issue(b.lastID, 0, 0))

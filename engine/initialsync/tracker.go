@@ -9,9 +9,14 @@ import (
 	"golang.org/x/sync/semaphore"
 )
 
-// PartitionProgress is the saved copy progress of one partition (a namespace):
-// everything up to and including LastID, in _id order, is on the destination.
+// PartitionProgress is the saved copy progress of one partition (a whole
+// namespace, or one _id range of it): everything from its start up to and
+// including LastID, in _id order, is on the destination.
 type PartitionProgress struct {
+	// Min and Max bound a range partition's _ids, Min included, Max excluded, in
+	// MongoDB's order across types; zero (Type 0) leaves that end open. Both are
+	// zero for a namespace copied whole.
+	Min, Max bson.RawValue
 	// Done is set once every document of the partition is durable.
 	Done bool
 	// LastID is the _id of the last document scanned (copied or skipped as an
@@ -33,6 +38,7 @@ type tracker struct {
 		head    uint64 // sequence number of pending[0]
 		pending []mark
 		version uint64 // bumped whenever durable changes
+		ended   bool   // the scan issued its last batch
 	}
 }
 
@@ -83,19 +89,20 @@ func (t *tracker) complete(seq uint64) {
 	clear(t.mu.pending[:n])
 	t.mu.pending = t.mu.pending[n:]
 	t.mu.head += uint64(n)
+	t.mu.durable.Done = t.mu.ended && len(t.mu.pending) == 0
 	t.mu.version++
 }
 
-// finish marks the partition done; it refuses (false) while any batch is pending.
-func (t *tracker) finish() bool {
+// end records that the scan issued its last batch: the partition is done once
+// every batch is durable (at once if none is pending).
+func (t *tracker) end() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.mu.pending) > 0 {
-		return false
+	t.mu.ended = true
+	if len(t.mu.pending) == 0 && !t.mu.durable.Done {
+		t.mu.durable.Done = true
+		t.mu.version++
 	}
-	t.mu.durable.Done = true
-	t.mu.version++
-	return true
 }
 
 // progress is the durable prefix and its version.

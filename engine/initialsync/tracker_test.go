@@ -29,18 +29,16 @@ func TestTrackerCheckpointIsTheDurablePrefix(t *testing.T) {
 	check(20, 21)
 	tr.complete(seqs[0]) // twice is harmless
 	check(20, 21)
-	if tr.finish() {
-		t.Fatal("finish succeeded with batches pending")
+	tr.end()
+	if p, _ := tr.progress(); p.Done {
+		t.Fatal("the partition is done with batches pending")
 	}
 	tr.complete(seqs[2])
 	check(40, 41)
 	tr.complete(seqs[4])
 	check(50, 51)
-	if !tr.finish() {
-		t.Fatal("finish refused with nothing pending")
-	}
 	if p, _ := tr.progress(); !p.Done {
-		t.Fatal("finished partition is not done")
+		t.Fatal("the partition is not done once its scan ended and every batch is durable")
 	}
 }
 

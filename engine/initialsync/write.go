@@ -11,23 +11,26 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 )
 
-// writeLoop writes the batches of one partition until the scanner closes the
-// channel or a write fails. A batch is completed in the tracker only once it is
-// written, so a failed batch holds the checkpoint before it.
-func (c *Copier) writeLoop(ctx context.Context, p *partition, in <-chan *batch) error {
+// writeLoop writes the batches of one namespace's partitions until the scanners
+// close the channel or a write fails. A batch is completed in its partition's
+// tracker only once it is written, so a failed batch holds the checkpoint before it.
+func (c *Copier) writeLoop(ctx context.Context, in <-chan *batch) error {
 	for b := range in {
 		if err := ctx.Err(); err != nil {
 			c.mem.release(b.weight)
 			return err
 		}
+		p := b.part
 		err := c.write(ctx, p, b)
 		c.mem.release(b.weight)
 		if err != nil {
 			return err
 		}
+		// The namespace's counters first: once the tracker marks the last batch
+		// done, they are final.
+		p.owner.docs.Add(int64(len(b.ends)))
+		p.owner.bytes.Add(int64(len(b.arena)))
 		p.tracker.complete(b.seq)
-		p.docs.Add(int64(len(b.ends)))
-		p.bytes.Add(int64(len(b.arena)))
 	}
 	return nil
 }

@@ -125,6 +125,12 @@ func (n *node) find(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if ci, ok := n.cat.get(cmd.DB + "." + coll); ok && ci.isView() {
 		return n.viewFind(ctx, cmd, ci)
 	}
+	if bounded, reply, ok := boundedFind(cmd); ok {
+		if reply != nil {
+			return reply
+		}
+		cmd = bounded
+	}
 	if reply, ok := n.keyedFind(ctx, cmd, coll); ok {
 		return reply
 	}

@@ -276,8 +276,8 @@ func (n *node) viewCount(ctx context.Context, cmd *wire.Command, ci collInfo) bs
 	return wire.OK(bson.E{Key: "n", Value: int32(count)})
 }
 
-// aggregate runs pipelines on views by prefixing the view's pipeline, and simple ones
-// on the oplog.
+// aggregate runs pipelines on views by prefixing the view's pipeline, simple ones
+// on the oplog, and $sample.
 func (n *node) aggregate(ctx context.Context, cmd *wire.Command) bson.Raw {
 	coll, isColl := collName(cmd)
 	if !isColl {
@@ -285,6 +285,9 @@ func (n *node) aggregate(ctx context.Context, cmd *wire.Command) bson.Raw {
 	}
 	if isOplog(cmd.DB, coll) {
 		return n.oplogAggregate(cmd)
+	}
+	if stages := values(cmd.Lookup("pipeline")); len(stages) > 0 && bson.Raw(stages[0].Value).Lookup("$sample").Type != 0 {
+		return n.sample(ctx, cmd, coll, stages)
 	}
 	ci, ok := n.cat.get(cmd.DB + "." + coll)
 	if !ok || !ci.isView() {

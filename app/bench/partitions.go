@@ -1,0 +1,48 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+)
+
+// partitionsSide is the number of cursors figure 10 compares with one.
+const partitionsSide = 8
+
+// partitionedCopy is figure 10: the copy of one collection that holds the data
+// (bench.docs, hashed over the shards), by one cursor per shard and by 8 _id
+// ranges per shard, each in a child, one after the other in the same run.
+func (r *runner) partitionedCopy(ctx context.Context) error {
+	if r.seeded < r.o.Docs {
+		if err := r.seed(ctx, r.o.Docs); err != nil {
+			return err
+		}
+	}
+	// Whatever the source holds: figure 5 seeds 4x as many before this one.
+	docs := r.seeded
+	var res [2]childResult
+	for i, parts := range []int{1, partitionsSide} {
+		if err := r.dropDestination(ctx); err != nil {
+			return err
+		}
+		r.logf("10. the copy of %d documents in one collection, %d cursor(s) per shard", docs, parts)
+		cp, err := runChildProcess(ctx, "copy", r.src.URI(), r.dst.URI(), 0, "", r.o.Log, "--partitions", fmt.Sprint(parts))
+		if err != nil {
+			return err
+		}
+		// The source may hold a few more than bench.docs: the lag figure's load.
+		if cp.Docs < int64(docs) || (i > 0 && cp.Docs != res[0].Docs) {
+			return fmt.Errorf("the copy by %d cursor(s) per shard wrote %d documents; bench.docs holds %d, the copy by one cursor wrote %d", parts, cp.Docs, docs, res[0].Docs)
+		}
+		r.logf("   %s in %.1f s; %s", rate(cp.docsPerSec(), "docs/s"), cp.Seconds, cp.cpuShare())
+		res[i] = cp
+	}
+	one, eight := res[0], res[1]
+	r.note("figure 10: CPU while one cursor per shard copied: %s; with %d: %s", one.cpuShare(), partitionsSide, eight.cpuShare())
+	r.t.Rows = append(r.t.Rows, Row{
+		Figure:    fmt.Sprintf("10. copy of one collection, %s docs, %d shards: %d _id ranges per shard against 1", thousands(eight.Docs), r.o.Shards, partitionsSide),
+		Shardlift: fmt.Sprintf("%s, %.1f s (%d ranges)", rate(eight.docsPerSec(), "docs/s"), eight.Seconds, partitionsSide),
+		Ceiling:   fmt.Sprintf("%s, %.1f s (1 cursor)", rate(one.docsPerSec(), "docs/s"), one.Seconds),
+		Ratio:     Ratio(eight.docsPerSec(), one.docsPerSec()),
+	})
+	return nil
+}
