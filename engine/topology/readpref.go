@@ -147,7 +147,11 @@ func (rp ReadPreference) String() string {
 	if len(rp.Tags) > 0 {
 		var sets []string
 		for _, set := range tagSets(rp.Tags) {
-			sets = append(sets, set.String())
+			var pairs []string
+			for _, t := range set {
+				pairs = append(pairs, t.Name+":"+t.Value) // as readPreferenceTags writes them
+			}
+			sets = append(sets, strings.Join(pairs, ","))
 		}
 		more = append(more, "tags "+strings.Join(sets, " or "))
 	}
