@@ -132,7 +132,11 @@ func RunFor(ctx context.Context, source, destination topology.Endpoint, migratio
 	})
 	_ = g.Wait()
 	if in.Source != nil && in.Source.Kind == topology.KindMongos {
-		in.ReadRates = measureReadRates(ctx, source, in.Source)
+		reads := in.Reads
+		if in.ReadsErr != nil {
+			reads = topology.ReadPreference{Mode: "primary"}
+		}
+		in.ReadRates = measureReadRates(ctx, source, in.Source, reads)
 	}
 	return Report{Findings: Check(in), Source: in.Source, Destination: in.Destination, Elapsed: time.Since(start)}
 }

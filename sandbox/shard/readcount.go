@@ -8,7 +8,8 @@ import (
 )
 
 // MemberReads counts the reads a member's clients sent it (the sandbox's router
-// left out): finds and getMores of user data, and of local.oplog.rs. A majority read
+// left out): finds and getMores of user data, and tailable finds and getMores of
+// local.oplog.rs (a tail's reads; a find of the newest entry is not one). A majority read
 // the member hands to another (readconcern.go) counts where the client sent it: the
 // counts say which members a client chose to read.
 type MemberReads struct {
@@ -35,7 +36,9 @@ func (c readCounts) count(member int, s *wire.Session, cmd *wire.Command) {
 	}
 	switch {
 	case cmd.DB == "local" && coll == "oplog.rs":
-		c[member].oplog.Add(1)
+		if tailable, _ := cmd.Lookup("tailable").BooleanOK(); tailable || strings.EqualFold(cmd.Name, "getMore") {
+			c[member].oplog.Add(1)
+		}
 	case cmd.DB != "local" && cmd.DB != "admin" && cmd.DB != "config":
 		c[member].data.Add(1)
 	}
