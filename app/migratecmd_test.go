@@ -338,6 +338,10 @@ func TestACancelledRunPrintsItsReasonOnce(t *testing.T) {
 func TestTheStateFileKeepsTheHostMapForAResumedRun(t *testing.T) {
 	e := topology.Endpoint{URI: "mongodb://mongos.example:27017/", HostMap: topology.HostMap{"s0.internal:27018": "10.0.0.5:27018"}}
 	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
+// A resumed `migrate` reads the members its first run chose unless
+// --source-read-preference chooses again, which the next resume keeps.
+func TestMigrateResumeReadsAsTheFirstRunChose(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,6 +352,23 @@ func TestTheStateFileKeepsTheHostMapForAResumedRun(t *testing.T) {
 	got, err := recordedHostMap(st, "m1")
 	if err != nil || got.Reachable("s0.internal:27018") != "10.0.0.5:27018" || len(got) != 1 {
 		t.Fatalf("recorded host map %v, %v", got, err)
+	src, dst := fakeCluster("a", 1), fakeCluster("b", 2)
+	src.endpoint.ReadPreference = "secondary"
+	src.settings = connSettings(src.endpoint, "")
+	id, _, err := findOrCreateMigration(st, src, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := topology.Endpoint{URI: "mongodb://a:27017/"}
+	if e, err := resumedReadPreference(st, id, again); err != nil || e.ReadPreference != "secondary" {
+		t.Fatalf("resumed without the flag: %q, %v; want secondary", e.ReadPreference, err)
+	}
+	again.ReadPreference = "primary"
+	if e, err := resumedReadPreference(st, id, again); err != nil || e.ReadPreference != "primary" {
+		t.Fatalf("resumed with --source-read-preference primary: %q, %v", e.ReadPreference, err)
+	}
+	if e, err := resumedReadPreference(st, id, topology.Endpoint{URI: "mongodb://a:27017/"}); err != nil || e.ReadPreference != "primary" {
+		t.Fatalf("the next resume: %q, %v; want the choice kept", e.ReadPreference, err)
 	}
 }
 
