@@ -338,10 +338,6 @@ func TestACancelledRunPrintsItsReasonOnce(t *testing.T) {
 func TestTheStateFileKeepsTheHostMapForAResumedRun(t *testing.T) {
 	e := topology.Endpoint{URI: "mongodb://mongos.example:27017/", HostMap: topology.HostMap{"s0.internal:27018": "10.0.0.5:27018"}}
 	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
-// A resumed `migrate` reads the members its first run chose unless
-// --source-read-preference chooses again, which the next resume keeps.
-func TestMigrateResumeReadsAsTheFirstRunChose(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,6 +348,17 @@ func TestMigrateResumeReadsAsTheFirstRunChose(t *testing.T) {
 	got, err := recordedHostMap(st, "m1")
 	if err != nil || got.Reachable("s0.internal:27018") != "10.0.0.5:27018" || len(got) != 1 {
 		t.Fatalf("recorded host map %v, %v", got, err)
+	}
+}
+
+// A resumed `migrate` reads the members its first run chose unless
+// --source-read-preference chooses again, which the next resume keeps.
+func TestMigrateResumeReadsAsTheFirstRunChose(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	src, dst := fakeCluster("a", 1), fakeCluster("b", 2)
 	src.endpoint.ReadPreference = "secondary"
 	src.settings = connSettings(src.endpoint, "")
