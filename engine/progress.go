@@ -21,7 +21,7 @@ func (m *Migration) Snapshot() Snapshot {
 		Reason:         m.mu.reason,
 		StartedAt:      m.mu.startedAt,
 		DestinationURI: withoutPassword(m.cfg.Destination),
-		SourceReads:    sourceReads(m.cfg.Source),
+		SourceReads:    m.sourceReads,
 		TimerDeadline:  m.mu.deadline,
 		History:        slices.Clone(m.mu.history),
 		SourceUsers:    slices.Clone(m.mu.users),
