@@ -125,8 +125,8 @@ func TestReadPreference_TailReadsTheChosenMemberBoundedByItsOwnCommitPoint(t *te
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bound != held[1].Applied.TS {
-		t.Fatalf("the bound is %v, want member 1's own commit point %v (the set's is %v)", bound, held[1].Applied.TS, setPoint)
+	if bound.TS != held[1].Applied.TS {
+		t.Fatalf("the bound is %v, want member 1's own commit point %v (the set's is %v)", bound.TS, held[1].Applied.TS, setPoint)
 	}
 	after, err := src.ShardReads(name)
 	if err != nil {
