@@ -262,9 +262,6 @@ func (s *Session) UserDB() string {
 // User is the authenticated user name, or "" before authentication (or without auth).
 func (s *Session) User() string { return s.user }
 
-// RouterAppName is the application name the sandbox's router gives the shards.
-const RouterAppName = "sandbox-router"
-
 // AppName is the application name the client gave in its handshake ("" if none).
 func (s *Session) AppName() string { return s.appName }
 
