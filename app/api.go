@@ -23,7 +23,8 @@ import (
 // optimeGapSeconds null while a shard has no lag yet; sizes are bytes, rates per
 // second):
 //
-//	GET  /status                  the migration's snapshot as JSON
+//	GET  /status                  the migration's snapshot as JSON (sourceReadPreference
+//	                              says which members of the source's shards are read)
 //	POST /cutover/start           ready -> cutting over: 409 naming the shard not in sync
 //	POST /cutover/done[?override=true]  I'm done: 409 naming the shard not in sync, or
 //	                              with the gap while it is not 0
@@ -76,6 +77,7 @@ type statusJSON struct {
 	SourceWriteAgeSeconds *float64          `json:"sourceWriteAgeSeconds"`
 	TimerDeadline         *time.Time        `json:"timerDeadline"`
 	DestinationURI        string            `json:"destinationUri"`
+	SourceReadPreference  string            `json:"sourceReadPreference"`
 	Verification          *verificationJSON `json:"verification"`
 	// Placement is how far the start placed the destination's sharded collections
 	// (null before it began placing them).
@@ -189,7 +191,8 @@ func toStatus(s engine.Snapshot) statusJSON {
 	out := statusJSON{
 		ID: s.ID, Name: s.Name, State: s.State, Reason: s.Reason,
 		OptimeGapSeconds: seconds(s.OptimeGap, s.OptimeGapKnown), DestinationURI: s.DestinationURI,
-		Verification: toVerificationJSON(s.Verification), Overall: toProgress(s.Overall),
+		SourceReadPreference: s.SourceReads,
+		Verification:         toVerificationJSON(s.Verification), Overall: toProgress(s.Overall),
 		Shards: []shardJSON{}, SourceUsers: []userJSON{},
 	}
 	out.StartedAt, out.TimerDeadline, out.GapShard = optionalTime(s.StartedAt), optionalTime(s.TimerDeadline), s.GapShard

@@ -52,7 +52,7 @@ func (f *fakeControl) Verify(context.Context) (*engine.Verification, error) {
 
 func newFakeControl() *fakeControl {
 	return &fakeControl{snap: engine.Snapshot{
-		ID: "m1", State: engine.CuttingOver, OptimeGap: 41 * time.Second, OptimeGapKnown: true,
+		ID: "m1", State: engine.CuttingOver, OptimeGap: 41 * time.Second, OptimeGapKnown: true, SourceReads: "secondary (tags dc:east)",
 		TimerDeadline: time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC),
 		Shards: []engine.ShardProgress{{Name: "rs0", Phase: engine.Synced, Progress: engine.Progress{
 			DocsCopied: 10, DocsTotal: 10, BytesCopied: 1000, BytesTotal: 1000, Lag: 2 * time.Second, LagKnown: true},
@@ -81,7 +81,8 @@ func TestStatusHasTheFieldsScriptsRead(t *testing.T) {
 	if err := json.Unmarshal(body, &st); err != nil {
 		t.Fatal(err)
 	}
-	if st["state"] != "cutting_over" || st["optimeGapSeconds"] != 41.0 || st["timerDeadline"] != "2026-03-04T09:00:00Z" {
+	if st["state"] != "cutting_over" || st["optimeGapSeconds"] != 41.0 || st["timerDeadline"] != "2026-03-04T09:00:00Z" ||
+		st["sourceReadPreference"] != "secondary (tags dc:east)" {
 		t.Fatalf("status %s", body)
 	}
 	if _, ok := st["verification"]; !ok {

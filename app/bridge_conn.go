@@ -118,6 +118,18 @@ func connOf(side ui.Side, c ui.Connection, timeout time.Duration) (conn, error) 
 		err.Side = side
 		return conn{}, err
 	}
+	if c.ReadPreference != "" {
+		mode, err := topology.ParseReadPreferenceMode(c.ReadPreference)
+		if err != nil {
+			return conn{}, fieldErr(ui.FieldReadPreference, "%v", err)
+		}
+		e.ReadPreference, set.ReadPreference = mode, mode
+	}
+	if side == ui.Source {
+		if _, err := e.Reads(); err != nil {
+			return conn{}, fieldErr(ui.FieldReadPreference, "%v", err)
+		}
+	}
 	if _, err := e.ClientOptions(); err != nil {
 		return conn{}, classified(fieldOf(err), err)
 	}
@@ -252,7 +264,7 @@ func checkCA(data []byte) error {
 // string was kept have only the host list, and resume as they always did.
 func endpointFromSettings(s store.ConnSettings, password string, timeout time.Duration) topology.Endpoint {
 	e := topology.Endpoint{Username: s.Username, Password: password, TLS: s.TLS, CAFile: s.CAFile, Timeout: timeout,
-		AuthMechanism: s.AuthMechanism, AuthMechanismProperties: s.AuthMechanismProperties, CertificateKeyFile: s.CertificateKeyFile}
+		AuthMechanism: s.AuthMechanism, AuthMechanismProperties: s.AuthMechanismProperties, CertificateKeyFile: s.CertificateKeyFile, ReadPreference: s.ReadPreference}
 	if len(s.HostMap) > 0 {
 		e.HostMap = topology.HostMap(s.HostMap)
 	}

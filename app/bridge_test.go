@@ -584,8 +584,10 @@ func connView(t *testing.T, e topology.Endpoint) string {
 	if o.ReplicaSet != nil {
 		v += " replicaSet=" + *o.ReplicaSet
 	}
-	if o.ReadPreference != nil {
-		v += " readPreference=" + o.ReadPreference.Mode().String()
+	// The client reads the primary; the shards are read as the endpoint's read
+	// preference says.
+	if rp, err := e.Reads(); err == nil {
+		v += " readPreference=" + rp.String()
 	}
 	if o.Direct != nil {
 		v += fmt.Sprintf(" direct=%t", *o.Direct)
@@ -754,5 +756,30 @@ func TestResumedMigrationConnectsAsTheConnectionStringEntered(t *testing.T) {
 	hostsOnly.URI = ""
 	if err := connect(endpointFromSettings(hostsOnly, c.password, 10*time.Second)); !errors.Is(err, topology.ErrUnknownAuthority) {
 		t.Errorf("without the connection string's options: %v, want %v (else this test proves nothing)", err, topology.ErrUnknownAuthority)
+	}
+}
+
+// The source form's read preference reaches the endpoint and the state file, and a
+// resumed migration reads the same members; one the form cannot take is named.
+func TestSourceReadPreferenceIsKeptForTheResume(t *testing.T) {
+	c, err := connOf(ui.Source, ui.Connection{Hosts: "mongodb://h1:27017/?readPreference=nearest&readPreferenceTags=dc:east", ReadPreference: "secondary"}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.endpoint.ReadPreference != "secondary" || c.settings.ReadPreference != "secondary" {
+		t.Fatalf("endpoint %q, settings %q; want secondary", c.endpoint.ReadPreference, c.settings.ReadPreference)
+	}
+	resumed := endpointFromSettings(c.settings, "", time.Second)
+	if rp, err := resumed.Reads(); err != nil || rp.String() != "secondary (tags dc:east)" {
+		t.Fatalf("resumed reads %v, %v; want secondary (tags dc:east)", rp, err)
+	}
+	_, err = connOf(ui.Source, ui.Connection{Hosts: "h1:27017", ReadPreference: "fastest"}, time.Second)
+	var fe *ui.FieldError
+	if !errors.As(err, &fe) || fe.Field != ui.FieldReadPreference || !strings.Contains(err.Error(), "use one of primary") {
+		t.Fatalf("an unknown mode: %v", err)
+	}
+	_, err = connOf(ui.Source, ui.Connection{Hosts: "mongodb://h1:27017/?readPreference=secondary&maxStalenessSeconds=30"}, time.Second)
+	if !errors.As(err, &fe) || fe.Field != ui.FieldReadPreference || !strings.Contains(err.Error(), "at least 90") {
+		t.Fatalf("a staleness bound under 90 s: %v", err)
 	}
 }

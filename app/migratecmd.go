@@ -71,6 +71,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	partitions := f.Int("copy-partitions", initialsync.DefaultPartitions, "read each large collection of a shard with `N` cursors in parallel, each its own _id range (1: one cursor)")
 	partitionSize := f.String("partition-min-size", humanize.IBytes(initialsync.DefaultPartitionBytes), "a collection's part on a shard is large from `SIZE` (such as 512MiB) or 4 million documents")
 	hostMapF := addHostMapFlags(f)
+	readPref := addReadPreferenceFlag(f)
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
@@ -98,6 +99,9 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	}
 	src, err := endpointFor("--source", *source, *sourceCA, envSourcePassword, *timeout)
 	if err != nil {
+		return usageError(s, f.prog, "%v", err)
+	}
+	if src, err = withReadPreference(src, *readPref); err != nil {
 		return usageError(s, f.prog, "%v", err)
 	}
 	dst, err := endpointFor("--destination", *destination, *destinationCA, envDestinationPassword, *timeout)
@@ -170,6 +174,11 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 			fmt.Fprintf(out, "host map: %d names, as the migration started with (--host-map or --map-host replace it)\n", n)
 		}
 	}
+	if resumed {
+		if src, err = resumedReadPreference(st, id, src); err != nil {
+			return fail("state file %s: %v", *statePath, err)
+		}
+	}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
@@ -195,6 +204,9 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		fmt.Fprintf(out, "migration %s: %s -> %s, state in %s\n", id, src, dst, *statePath)
 	}
 	fmt.Fprintf(out, "log: %s\n", logs.Path(id))
+	if reads, err := src.Reads(); err == nil {
+		fmt.Fprintf(out, "source shards read: %s\n", reads)
+	}
 	if *apiAddr != "" {
 		stopAPI, err := serveAPI(ctx, *apiAddr, m, token)
 		if err != nil {
@@ -490,6 +502,23 @@ func findOrCreateMigration(st *store.Store, src, dst cluster) (id string, resume
 	return id, false, err
 }
 
+// resumedReadPreference is src reading as the resumed migration id did, unless
+// --source-read-preference chose again (then recorded for the next resume).
+func resumedReadPreference(st *store.Store, id string, src topology.Endpoint) (topology.Endpoint, error) {
+	m, err := st.Migration(id)
+	if err != nil {
+		return src, err
+	}
+	switch {
+	case src.ReadPreference == "":
+		src.ReadPreference = m.Source.ReadPreference
+	case src.ReadPreference != m.Source.ReadPreference:
+		m.Source.ReadPreference = src.ReadPreference
+		return src, st.SaveMigration(m)
+	}
+	return src, nil
+}
+
 // recordedHostMap is the host map a migration started with, which a resumed run
 // given none dials again (nil when it had none).
 func recordedHostMap(st *store.Store, id string) (topology.HostMap, error) {
@@ -528,5 +557,6 @@ func connSettings(e topology.Endpoint, caFile string) store.ConnSettings {
 	user, _ := topology.URIUser(e.URI)
 	q := strings.ToLower(e.URI)
 	tls := strings.HasPrefix(q, "mongodb+srv://") || strings.Contains(q, "tls=true") || strings.Contains(q, "ssl=true") || caFile != ""
-	return store.ConnSettings{Hosts: hosts, Username: user, TLS: tls, CAFile: caFile, URI: store.RedactURI(e.URI), HostMap: e.HostMap}
+	return store.ConnSettings{Hosts: hosts, Username: user, TLS: tls, CAFile: caFile, URI: store.RedactURI(e.URI), HostMap: e.HostMap,
+		ReadPreference: e.ReadPreference}
 }

@@ -351,6 +351,34 @@ func TestTheStateFileKeepsTheHostMapForAResumedRun(t *testing.T) {
 	}
 }
 
+// A resumed `migrate` reads the members its first run chose unless
+// --source-read-preference chooses again, which the next resume keeps.
+func TestMigrateResumeReadsAsTheFirstRunChose(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	src, dst := fakeCluster("a", 1), fakeCluster("b", 2)
+	src.endpoint.ReadPreference = "secondary"
+	src.settings = connSettings(src.endpoint, "")
+	id, _, err := findOrCreateMigration(st, src, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := topology.Endpoint{URI: "mongodb://a:27017/"}
+	if e, err := resumedReadPreference(st, id, again); err != nil || e.ReadPreference != "secondary" {
+		t.Fatalf("resumed without the flag: %q, %v; want secondary", e.ReadPreference, err)
+	}
+	again.ReadPreference = "primary"
+	if e, err := resumedReadPreference(st, id, again); err != nil || e.ReadPreference != "primary" {
+		t.Fatalf("resumed with --source-read-preference primary: %q, %v", e.ReadPreference, err)
+	}
+	if e, err := resumedReadPreference(st, id, topology.Endpoint{URI: "mongodb://a:27017/"}); err != nil || e.ReadPreference != "primary" {
+		t.Fatalf("the next resume: %q, %v; want the choice kept", e.ReadPreference, err)
+	}
+}
+
 func TestMigratePartitionFlagsRefuseBadValues(t *testing.T) {
 	base := []string{"migrate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1", "--state", filepath.Join(t.TempDir(), "s.db")}
 	for _, c := range []struct {

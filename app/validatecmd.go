@@ -53,6 +53,7 @@ func runValidate(ctx context.Context, s streams, args []string) int {
 	asJSON := f.Bool("json", false, "print the report as JSON")
 	timeout := f.Duration("timeout", topology.DefaultTimeout, "wait at most `D` for each connection and each command")
 	hostMapF := addHostMapFlags(f)
+	readPref := addReadPreferenceFlag(f)
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
@@ -68,6 +69,9 @@ func runValidate(ctx context.Context, s streams, args []string) int {
 	}
 	src, err := endpointFor("--source", *source, *sourceCA, envSourcePassword, *timeout)
 	if err != nil {
+		return usageError(s, f.prog, "%v", err)
+	}
+	if src, err = withReadPreference(src, *readPref); err != nil {
 		return usageError(s, f.prog, "%v", err)
 	}
 	dst, err := endpointFor("--destination", *destination, *destinationCA, envDestinationPassword, *timeout)

@@ -28,6 +28,10 @@ func TestValidateBadUsageExitsTwo(t *testing.T) {
 		{[]string{"validate", "--source", "a:99999", "--destination", "mongodb://b:1"}, []string{"--source", "from 1 to 65535"}},
 		{[]string{"validate", "--source", "migrator:Sup3rSecret@a:1", "--destination", "mongodb://b:1"}, []string{"names a user", "mongodb://USER@host:port/"}},
 		{[]string{"validate", "--source", "mongodb://migrator@a:1", "--destination", "mongodb://b:1"}, []string{`user "migrator"`, envSourcePassword}},
+		{[]string{"validate", "--source", "a:1", "--destination", "mongodb://b:1", "--source-read-preference", "fastest"},
+			[]string{"--source-read-preference", `"fastest"`, "use one of primary, primaryPreferred, secondary, secondaryPreferred, nearest"}},
+		{[]string{"migrate", "--source", "mongodb://a:1/?readPreference=secondary&maxStalenessSeconds=30", "--destination", "mongodb://b:1", "--state", "s.db"},
+			[]string{"--source", "maxStalenessSeconds=30", "at least 90"}},
 	}
 	for _, c := range cases {
 		code, out, errOut := runCLI(t, c.args...)

@@ -126,12 +126,14 @@ func WithConnector(c Connector) Option { return func(m *Migration) { m.connect =
 // from other goroutines while Run is active and are serialized among themselves.
 // Snapshot is cheap and never does I/O.
 type Migration struct {
-	cfg     Config
-	cp      Checkpoints
-	connect Connector
-	clock   Clock
-	log     *slog.Logger
-	relaxed *relaxedLog
+	cfg Config
+	// sourceReads names the source's read preference, for the snapshots.
+	sourceReads string
+	cp          Checkpoints
+	connect     Connector
+	clock       Clock
+	log         *slog.Logger
+	relaxed     *relaxedLog
 
 	// life serializes the lifecycle's operations, held during their I/O. Shard
 	// pipelines never take it: an action holding it may wait for them.
@@ -187,7 +189,8 @@ func New(cfg Config, cp Checkpoints, opts ...Option) (*Migration, error) {
 	if cp == nil {
 		return nil, errors.New("migration: no checkpoints")
 	}
-	m := &Migration{cfg: cfg, cp: cp, clock: cfg.Clock, log: cfg.Logger.With("migration", cfg.ID), wake: make(chan struct{}, 1)}
+	m := &Migration{cfg: cfg, cp: cp, clock: cfg.Clock, log: cfg.Logger.With("migration", cfg.ID), wake: make(chan struct{}, 1),
+		sourceReads: sourceReads(cfg.Source)}
 	m.connect = NewMongoClusters
 	for _, o := range opts {
 		o(m)

@@ -686,6 +686,9 @@ func TestSnapshotCountsAndMasksThePassword(t *testing.T) {
 	if len(s.SourceUsers) != 1 || s.SourceUsers[0].Roles[0] != "readWrite@shop" {
 		t.Fatalf("users %+v", s.SourceUsers)
 	}
+	if s.SourceReads != "nearest" {
+		t.Fatalf("source reads %q, want the default nearest", s.SourceReads)
+	}
 }
 
 func TestActionsNeedARunningMigration(t *testing.T) {

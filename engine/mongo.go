@@ -40,11 +40,17 @@ type mongoClusters struct {
 
 	keys shardKeys // shard key fields of the sharded collections, as the source has them now
 
+	// reads chooses the members of each source shard the copy and the tail read.
+	reads topology.ReadPreference
+
 	mu struct {
 		sync.Mutex
 		plan   *prepare.Plan
 		shards map[string]*mongo.Client
-		ddl    *replay.DDLOnce
+		// members are direct connections to source shard members, by address: the
+		// ones the tails read.
+		members map[string]*mongo.Client
+		ddl     *replay.DDLOnce
 	}
 	ddlReady  chan struct{} // closed once the DDL applier exists
 	replaying chan struct{} // closed when the first replay is made: the destination is prepared
@@ -86,6 +92,10 @@ func (k *shardKeys) of(ns oplog.Namespace) []string {
 
 // NewMongoClusters connects to both mongos; it is the default Connector.
 func NewMongoClusters(ctx context.Context, cfg Config, relaxed RelaxSink) (Clusters, error) {
+	reads, err := cfg.Source.Reads()
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", cfg.Source, err)
+	}
 	src, err := topology.Connect(ctx, cfg.Source)
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", cfg.Source, err)
@@ -96,7 +106,7 @@ func NewMongoClusters(ctx context.Context, cfg Config, relaxed RelaxSink) (Clust
 		return nil, fmt.Errorf("destination %s: %w", cfg.Destination, err)
 	}
 	c := &mongoClusters{cfg: cfg, relaxed: relaxed, log: cfg.Logger, src: src, dst: dst, builds: initialsync.NewIndexBuilds(),
-		ddlReady: make(chan struct{}), replaying: make(chan struct{})}
+		reads: reads, ddlReady: make(chan struct{}), replaying: make(chan struct{})}
 	c.mu.shards = map[string]*mongo.Client{}
 	return c, nil
 }
@@ -187,8 +197,9 @@ func (c *mongoClusters) Discover(ctx context.Context) (Inventory, error) {
 	return inv, nil
 }
 
-// connectShard opens a connection to a source shard's primary (the replica set
-// when the shard has several members, so that it follows a failover).
+// connectShard opens a connection to a source shard's replica set (to its one
+// member when it has one): it reads the primary, following a failover, and the
+// copy's scans choose other members by the read preference.
 func (c *mongoClusters) connectShard(ctx context.Context, sh topology.Shard) error {
 	c.mu.Lock()
 	_, ok := c.mu.shards[sh.Name]
@@ -408,7 +419,7 @@ func (c *mongoClusters) NewCopier(shard string, t0 primitive.Timestamp, saved ma
 		return nil, err
 	}
 	return initialsync.New(initialsync.Config{
-		Shard: sp, Source: initialsync.MongoSource(client, t0), Destination: existingIndexesSkipped{initialsync.MongoDestination(c.dst), c.dst},
+		Shard: sp, Source: initialsync.MongoSourceReading(client, t0, c.reads), Destination: existingIndexesSkipped{initialsync.MongoDestination(c.dst), c.dst},
 		Saved: saved, Checkpoints: sink, Indexes: c.relaxed, IndexBuilds: c.builds, Logger: c.log,
 		Partitions: c.cfg.Partitions, PartitionBytes: c.cfg.PartitionBytes, PartitionDocs: c.cfg.PartitionDocs,
 	})
@@ -475,12 +486,38 @@ func (c *mongoClusters) NewReplayer(shard string, from ReplayStart, ddlApplied [
 	ddl.Recover(shard, ddlApplied, sink)
 	c.replayed.Do(func() { close(c.replaying) })
 	return replay.New(replay.Config{
-		Shard: shard, Source: replay.NewMongoSource(client, replay.MongoSourceOptions{}),
+		Shard: shard, Source: replay.NewMongoSource(client, replay.MongoSourceOptions{Reads: &c.reads, Member: c.member}),
 		Destination: replay.NewMongoDestination(c.dst), DDL: ddl, Checkpoints: sink,
 		Resume: from.Resume.TS, ResumeTerm: from.Resume.Term, T0: from.T0, T0Term: from.T0Term, TxnStart: from.TxnStart, ConsistencyPoint: from.ConsistencyPoint,
 		Translator: oplog.Config{KeyFields: c.keys.of, ShardKeyChanged: func(ns oplog.Namespace, fields []string) { c.keys.set(ns.String(), fields) }},
 		Logger:     c.log,
 	})
+}
+
+// member is a direct connection to the source shard member at addr (as its
+// replica set names it), opened once.
+func (c *mongoClusters) member(ctx context.Context, addr string) (*mongo.Client, error) {
+	c.mu.Lock()
+	client, ok := c.mu.members[addr]
+	c.mu.Unlock()
+	if ok {
+		return client, nil
+	}
+	client, err := topology.Connect(ctx, c.cfg.Source.ForHosts([]string{addr}, ""))
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if existing, ok := c.mu.members[addr]; ok {
+		client.Disconnect(context.WithoutCancel(ctx))
+		return existing, nil
+	}
+	if c.mu.members == nil {
+		c.mu.members = map[string]*mongo.Client{}
+	}
+	c.mu.members[addr] = client
+	return client, nil
 }
 
 func (c *mongoClusters) RunDDL(ctx context.Context) error {
@@ -605,7 +642,11 @@ func (c *mongoClusters) Close(ctx context.Context) error {
 	for _, s := range c.mu.shards {
 		clients = append(clients, s)
 	}
+	for _, m := range c.mu.members {
+		clients = append(clients, m)
+	}
 	c.mu.shards = map[string]*mongo.Client{}
+	c.mu.members = map[string]*mongo.Client{}
 	c.mu.Unlock()
 	var errs []error
 	for _, cl := range clients {

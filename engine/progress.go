@@ -21,6 +21,7 @@ func (m *Migration) Snapshot() Snapshot {
 		Reason:         m.mu.reason,
 		StartedAt:      m.mu.startedAt,
 		DestinationURI: withoutPassword(m.cfg.Destination),
+		SourceReads:    m.sourceReads,
 		TimerDeadline:  m.mu.deadline,
 		History:        slices.Clone(m.mu.history),
 		SourceUsers:    slices.Clone(m.mu.users),
@@ -151,4 +152,14 @@ func withoutPassword(e topology.Endpoint) string {
 		return "mongodb://" + strings.Join(e.Hosts, ",") + "/"
 	}
 	return strings.Replace(topology.MaskURI(e.URI), ":****@", "@", 1)
+}
+
+// sourceReads names the source's read preference ("" when it is invalid: starting
+// the migration says why).
+func sourceReads(e topology.Endpoint) string {
+	rp, err := e.Reads()
+	if err != nil {
+		return ""
+	}
+	return rp.String()
 }

@@ -20,6 +20,9 @@ type Snapshot struct {
 	// DestinationURI is the connection string the applications will use after the
 	// cutover, without a password.
 	DestinationURI string
+	// SourceReads is the read preference the copy and the tails read the source's
+	// shards with ("secondary (tags member:1)"); "" when it is invalid.
+	SourceReads string
 
 	Overall Progress
 	Shards  []ShardProgress

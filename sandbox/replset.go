@@ -68,3 +68,13 @@ func (c *Cluster) RevealEntries(name string) error {
 	}
 	return f.RevealEntries()
 }
+
+// ShardReads are the finds and getMores each member of a shard served its clients
+// (the router's left out), by member index: which members a client reads.
+func (c *Cluster) ShardReads(name string) ([]shard.MemberReads, error) {
+	f, err := c.front(name)
+	if err != nil {
+		return nil, err
+	}
+	return f.Reads(), nil
+}

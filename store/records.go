@@ -36,6 +36,10 @@ type ConnSettings struct {
 	// HostMap is where this workstation reaches the members the cluster names
 	// (internal host:port -> reachable host:port): a resumed migration dials the same.
 	HostMap map[string]string `bson:"hostMap,omitempty"`
+	// ReadPreference is the mode chosen for the source's shards (a flag or the
+	// form), so that a resumed migration reads the members it read; "" leaves the
+	// URI's readPreference, else the default.
+	ReadPreference string `bson:"readPreference,omitempty"`
 }
 
 // RedactURI is a mongodb:// or mongodb+srv:// connection string without its secrets:

@@ -104,6 +104,10 @@ type Connection struct {
 	// HostMap maps the names the cluster gives its shard members (listShards, hello)
 	// to the host:port this workstation reaches them at; nil: every name as it is.
 	HostMap map[string]string
+	// ReadPreference is the source's: which members of each shard the copy and the
+	// tail read (one of topology.ReadPreferenceModes; "" leaves the connection
+	// string's, else the default). The destination's form has none.
+	ReadPreference string
 }
 
 // Passwords are typed again when the keyring could not give them back.
@@ -243,6 +247,8 @@ const (
 	FieldKeyPassword
 	// FieldHostMap is the host map, which both forms share.
 	FieldHostMap
+	// FieldReadPreference is the source's read preference.
+	FieldReadPreference
 )
 
 // FieldError ties an error to the form field to fix, so that the form can show it
@@ -272,4 +278,5 @@ var fieldNames = map[Field]string{
 	FieldClientCert:          "client certificate",
 	FieldKeyPassword:         "key password",
 	FieldHostMap:             "shard addresses",
+	FieldReadPreference:      "read preference",
 }

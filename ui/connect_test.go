@@ -646,3 +646,35 @@ func TestAMarkerThatCouldNotBeClearedSaysWhy(t *testing.T) {
 	h.mustShow("The marker was not cleared")
 	h.mustShow("it now names migration m2")
 }
+
+// The source's form has the read preference, explained; the destination's has none.
+// The choice goes to Validate with the connection, the default as "" (the
+// connection string's, else nearest), and fill shows a connection's again.
+func TestSourceReadPreferenceIsChosenInTheSourceForm(t *testing.T) {
+	b := &fakeBackend{validation: Validation{Checks: []Check{{Status: Passed, Title: "Source is a sharded cluster (3 shards)"}}}}
+	h := newHarness(t, b)
+	fillForms(h)
+	f := h.a.forms
+	if f.src.readPref == nil || f.dst.readPref != nil {
+		t.Fatal("the read preference must be on the source's form only")
+	}
+	h.mustShow("Read shards from")
+	h.mustShow("A secondary spares the production primaries")
+	if f.src.connection().ReadPreference != "" {
+		t.Fatalf("the default sends %q, want \"\"", f.src.connection().ReadPreference)
+	}
+	f.src.readPref.SetSelected("secondary")
+	test.Tap(h.button("Validate"))
+	h.q.drain()
+	if len(b.validated) != 1 || b.validated[0][0].ReadPreference != "secondary" || b.validated[0][1].ReadPreference != "" {
+		t.Fatalf("validated %+v; want the source read from secondaries", b.validated)
+	}
+	f.src.fill(Connection{Hosts: "db1:27017", ReadPreference: "nearest"})
+	if f.src.readPref.Selected != "nearest" {
+		t.Fatalf("fill selected %q", f.src.readPref.Selected)
+	}
+	f.src.fill(Connection{Hosts: "db1:27017"})
+	if f.src.readPref.Selected != readPreferenceDefault {
+		t.Fatalf("fill of a connection without one selected %q", f.src.readPref.Selected)
+	}
+}

@@ -97,8 +97,10 @@ type connForm struct {
 	// which then shows **** in its place (see takeURIPassword).
 	uriPassword string
 	tls         *widget.Check
-	pem         *escEntry
-	caFile      string
+	// readPref is the source's read preference (nil on the destination's form).
+	readPref *widget.Select
+	pem      *escEntry
+	caFile   string
 	// reading is set while the CA file caFile is read, off the event goroutine;
 	// readGen counts the reads, so that the result of one overtaken by another
 	// choice (or Clear) is dropped.
@@ -148,7 +150,7 @@ func newConnForm(a *App, side Side, hm *hostMap, onChange, onSubmit func()) *con
 	f.choose = widget.NewButtonWithIcon("Choose file…", theme.FolderOpenIcon(), f.chooseFile)
 	f.clear = widget.NewButtonWithIcon("Clear", theme.ContentClearIcon(), f.clearCA)
 	f.clear.Importance = widget.LowImportance
-	for _, fl := range []Field{FieldHosts, FieldUsername, FieldPassword, FieldTLS, FieldCA} {
+	for _, fl := range []Field{FieldHosts, FieldUsername, FieldPassword, FieldTLS, FieldCA, FieldReadPreference} {
 		n := wrapped("")
 		n.Hide()
 		f.notes[fl] = n
@@ -189,6 +191,12 @@ func newConnForm(a *App, side Side, hm *hostMap, onChange, onSubmit func()) *con
 		label("TLS"), container.NewVBox(f.tls, f.notes[FieldTLS]),
 		label("CA certificate"), ca)
 	form := container.New(layout.NewFormLayout(), rows...)
+	if side == Source {
+		f.readPref = widget.NewSelect(readPreferenceChoices(), func(string) { f.changedField(FieldReadPreference) })
+		f.readPref.SetSelected(readPreferenceDefault)
+		form.Add(label("Read shards from"))
+		form.Add(container.NewVBox(f.readPref, wrapped(readPreferenceHelp), f.notes[FieldReadPreference]))
+	}
 	head := widget.NewLabelWithStyle(title, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	f.obj = container.NewVBox(head, wrapped(what), form)
 	f.refreshCA()
@@ -420,6 +428,9 @@ func (f *connForm) connection() Connection {
 			c.Password = f.uriPassword
 		}
 	}
+	if f.readPref != nil && f.readPref.Selected != readPreferenceDefault {
+		c.ReadPreference = f.readPref.Selected
+	}
 	if c.TLS {
 		if f.caFile != "" {
 			c.CAFile = f.caFile
@@ -448,6 +459,13 @@ func (f *connForm) fill(c Connection) {
 	f.user.SetText(c.Username)
 	f.pass.SetText(c.Password)
 	f.tls.SetChecked(c.TLS)
+	if f.readPref != nil {
+		sel := readPreferenceDefault
+		if c.ReadPreference != "" {
+			sel = c.ReadPreference
+		}
+		f.readPref.SetSelected(sel)
+	}
 	f.readGen++
 	f.caFile, f.reading = "", false
 	f.pemState = pemCheck{}
@@ -486,6 +504,10 @@ func (f *connForm) focus(fl Field) {
 		o = f.pass
 	case FieldTLS:
 		o = f.tls
+	case FieldReadPreference:
+		if f.readPref != nil {
+			o = f.readPref
+		}
 	case FieldCA:
 		o = f.pem
 		if f.caFile != "" {
@@ -504,6 +526,19 @@ func (f *connForm) focus(fl Field) {
 		return
 	}
 	f.a.win.Canvas().Focus(o)
+}
+
+// readPreferenceDefault is the choice that leaves the connection string's
+// readPreference, else topology.DefaultReadPreference.
+var readPreferenceDefault = "default (the connection string's, else " + topology.DefaultReadPreference + ")"
+
+// readPreferenceHelp explains the choice under it.
+const readPreferenceHelp = "Which members of each shard the copy and the oplog tail read. A secondary spares the " +
+	"production primaries; every read is majority-committed, so any member gives the same data, only a member far " +
+	"behind makes the sync slower (validation says how far behind each is)."
+
+func readPreferenceChoices() []string {
+	return append([]string{readPreferenceDefault}, topology.ReadPreferenceModes...)
 }
 
 // localPath is the file of a file dialog's URI as the system writes paths: Fyne's

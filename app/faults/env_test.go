@@ -114,6 +114,7 @@ type env struct {
 	api      string
 	log      *lockedLog
 	extra    []string // more migrate flags
+	srcQuery string   // options added to the source's connection string
 
 	balancerBefore string
 	stats          load.Stats
@@ -288,7 +289,15 @@ func (e *env) start() *faults.Migrator {
 			e.t.Fatal("start: shardlift migrate is already running")
 		}
 	}
-	args := append([]string{"--source", e.src.URI(), "--destination", e.dst.URI(), "--state", e.state,
+	source := e.src.URI()
+	if e.srcQuery != "" {
+		sep := "?"
+		if strings.Contains(source, "?") {
+			sep = "&"
+		}
+		source += sep + e.srcQuery
+	}
+	args := append([]string{"--source", source, "--destination", e.dst.URI(), "--state", e.state,
 		"--api", e.api, "--wipe-destination", "--progress-every", "2s"}, e.extra...)
 	fmt.Fprintf(e.log, "=== %s start\n", time.Now().Format("15:04:05.000"))
 	m, err := faults.StartMigrator(e.s.bin, args, e.api, e.log)

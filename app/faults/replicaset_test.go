@@ -74,6 +74,10 @@ func stepdownDuringCopy(t *testing.T, e *env, row *faults.Row) {
 // down and rolls back what they had not replicated. The destination must not keep
 // the rolled-back writes, and the shard resumes on the new primary without a Restart.
 func stepdownRollbackSteady(t *testing.T, e *env, row *faults.Row) {
+	// The primary's tail is the one that meets unreplicated writes: with the default
+	// (nearest) the tail may read a held secondary, which never holds them, and the
+	// shard then just falls behind instead of waiting for the majority.
+	e.extra = append(e.extra, "--source-read-preference", "primary")
 	e.startLoad(e.s.size.rate)
 	e.start()
 	e.await("ready", 5*time.Minute, func(s faults.Status) bool { e.neverFailed(s); return s.State == "ready" && allSynced(s) })

@@ -41,12 +41,23 @@ func RecordT0(ctx context.Context, shard *mongo.Client) (primitive.Timestamp, er
 // majority commit point, so every write up to it is in what a scan reads, and a
 // scan never copies a write a failover can roll back (docs/correctness.md).
 func MongoSource(shard *mongo.Client, t0 primitive.Timestamp) Source {
-	return &mongoSource{client: shard, t0: t0, version: topology.NewServerVersion(shard)}
+	return MongoSourceReading(shard, t0, topology.ReadPreference{Mode: "primary"})
+}
+
+// MongoSourceReading is MongoSource whose scans read the members reads chooses (the
+// driver's server selection on the shard's replica set connection). Any member
+// serves the same documents: a scan waits on it until its majority-committed
+// snapshot reaches t0. The collections' indexes are read on the primary: a member
+// behind it may not have an index created before T0 yet, and the replay, from T0,
+// would not create it either.
+func MongoSourceReading(shard *mongo.Client, t0 primitive.Timestamp, reads topology.ReadPreference) Source {
+	return &mongoSource{client: shard, t0: t0, reads: reads, version: topology.NewServerVersion(shard)}
 }
 
 type mongoSource struct {
 	client  *mongo.Client
 	t0      primitive.Timestamp
+	reads   topology.ReadPreference
 	version *topology.ServerVersion
 }
 
@@ -114,7 +125,7 @@ func (s *mongoSource) find(ctx context.Context, db, coll string, filter bson.D, 
 	if err != nil {
 		return nil, err
 	}
-	cur, err := s.client.Database(db).Collection(coll, topology.MajorityRead()).Find(mongo.NewSessionContext(ctx, sess), filter, opts)
+	cur, err := s.client.Database(db).Collection(coll, topology.MajorityRead().SetReadPreference(s.reads.Driver())).Find(mongo.NewSessionContext(ctx, sess), filter, opts)
 	if err != nil {
 		sess.EndSession(context.WithoutCancel(ctx))
 		return nil, topology.MajorityReadError(err)

@@ -9,6 +9,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // ErrOplogGap: the shard's oplog no longer holds the entry the replay must resume
@@ -163,6 +165,13 @@ func isTransient(err error) bool {
 		}
 	}
 	return hasCode(err, transientCodes...)
+}
+
+// memberGone: the member being read changed role, or none matches the read
+// preference now (all down, or none a secondary during an election): the next
+// run chooses again.
+func memberGone(err error) bool {
+	return errors.Is(err, topology.ErrMemberChanged) || errors.Is(err, topology.ErrNoEligibleMember)
 }
 
 // hasCode reports whether err carries one of the server error codes.

@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // The correctness rules of a shard read from a replica set (docs/correctness.md):
@@ -446,5 +448,37 @@ func TestMajorityBound_AReopenedCursorMustStartAtTheLastEntryHandedOn(t *testing
 	}
 	if got := ids(dest, ns); !slices.Equal(got, []int32{2, 3}) {
 		t.Fatalf("the destination holds %v, want [2 3]: nothing after the gap", got)
+	}
+}
+
+// Rule "read preference": when the member the tail reads changes role (or no member
+// matches the preference a moment), the replay resumes from its checkpoint on a
+// member chosen again, saying why meanwhile; the shard does not fail.
+func TestReadPreference_AMemberGoneIsChosenAgainNotAFailure(t *testing.T) {
+	for _, gone := range []error{
+		fmt.Errorf("read the majority commit point: %w: m1:27017 is the primary now, and the read preference is secondary", topology.ErrMemberChanged),
+		fmt.Errorf("choose the member to tail (read preference secondary): %w", topology.ErrNoEligibleMember),
+	} {
+		var entries []bson.Raw
+		for i := 1; i <= 20; i++ {
+			entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+		}
+		src := newFakeOplog(entries[:10]...)
+		s := testShard(t, Config{Source: src, Destination: newFakeDest(), Resume: at(1)})
+		wait := start(t, context.Background(), s)
+		eventually(t, "the first entries applied", func() bool { return s.Snapshot().Applied == at(10) })
+		src.inject(gone)
+		eventually(t, "the member change reported", func() bool { return strings.Contains(s.Snapshot().Retrying, "read preference") })
+		src.append(entries[10:]...)
+		eventually(t, "every entry applied", func() bool { return s.Snapshot().Applied == at(20) })
+		if from := src.tailedFrom(); len(from) != 2 || from[1] != at(10) {
+			t.Errorf("%v: tailed from %v, want the resume point again", gone, from)
+		}
+		if err := s.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := wait(); err != nil {
+			t.Fatalf("%v: the shard failed: %v", gone, err)
+		}
 	}
 }

@@ -258,7 +258,7 @@ func (s *Shard) loop(ctx context.Context) error {
 			return ctx.Err()
 		case s.stopping():
 			return nil
-		case isTransient(err) || errors.Is(err, errCursorClosed):
+		case isTransient(err) || errors.Is(err, errCursorClosed) || memberGone(err):
 			s.setRetrying(retryWork, "retrying: "+err.Error())
 			s.cfg.Logger.Warn("replay interrupted, resuming from the checkpoint", "from", tsString(s.wm.Load().Floor()), "err", err)
 			if err := retry.wait(ctx, s.stop); err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -46,11 +47,15 @@ type Cursor interface {
 	Close(ctx context.Context) error
 }
 
-// MongoSource tails local.oplog.rs of one shard's primary.
+// MongoSource tails local.oplog.rs of one shard: of its primary, or of the member
+// the read preference chooses.
 type MongoSource struct {
 	client  *mongo.Client
 	opts    MongoSourceOptions
 	version *topology.ServerVersion
+
+	mu      sync.Mutex
+	reading *mongo.Client // the member the last Tail reads (with Reads), else nil
 }
 
 // MongoSourceOptions tune the oplog cursor.
@@ -60,11 +65,21 @@ type MongoSourceOptions struct {
 	BatchSize int32
 	// MaxAwait is how long a getMore waits for new entries; zero means 1 s.
 	MaxAwait time.Duration
+	// Reads, with Member, makes each Tail read the oplog of one member the read
+	// preference chooses (topology.SelectMember), through a direct connection
+	// Member gives; Majority and Oldest then ask that member. Without them the
+	// client's primary is read.
+	Reads  *topology.ReadPreference
+	Member func(ctx context.Context, addr string) (*mongo.Client, error)
 }
+
+// MemberPollEvery is how often Tail asks a member behind the resume point again.
+const MemberPollEvery = 100 * time.Millisecond
 
 // NewMongoSource reads the oplog through client, which must reach the shard's
 // primary: a direct connection (directConnection=true) to it, or the shard's
-// replica set. The client's credentials need read access to the local database.
+// replica set (which opts.Reads then chooses members of). The client's credentials
+// need read access to the local database.
 func NewMongoSource(client *mongo.Client, opts MongoSourceOptions) *MongoSource {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1000
@@ -75,8 +90,69 @@ func NewMongoSource(client *mongo.Client, opts MongoSourceOptions) *MongoSource 
 	return &MongoSource{client: client, opts: opts, version: topology.NewServerVersion(client)}
 }
 
+// oplog is the oplog Tail reads: the chosen member's, else the client's.
 func (s *MongoSource) oplog() *mongo.Collection {
-	return s.client.Database("local").Collection("oplog.rs")
+	return s.oplogOf(s.member())
+}
+
+func (s *MongoSource) oplogOf(c *mongo.Client) *mongo.Collection {
+	return c.Database("local").Collection("oplog.rs")
+}
+
+// member is the client of the member being read: the client without Reads.
+func (s *MongoSource) member() *mongo.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reading != nil {
+		return s.reading
+	}
+	return s.client
+}
+
+// choose connects to a member the read preference reads and waits until its
+// majority commit point reaches from: from is an entry of the set's committed
+// history (a checkpoint, or T0), and a member whose own commit point is at or past
+// it holds it. A member merely behind gets there; one on a branch the set will roll
+// back (an old primary not yet rolled back) does not, and is left when it changes
+// role (ErrMemberChanged).
+func (s *MongoSource) choose(ctx context.Context, from primitive.Timestamp) (*mongo.Client, error) {
+	addr, err := topology.SelectMember(ctx, s.client, *s.opts.Reads)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.opts.Member(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to member %s: %w", addr, err)
+	}
+	for {
+		point, err := s.commitPointOf(ctx, c)
+		if err != nil && !errors.Is(err, topology.ErrNoCommitPoint) {
+			return nil, fmt.Errorf("member %s: %w", addr, err)
+		}
+		if err == nil && !point.TS.Before(from) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(MemberPollEvery):
+		}
+	}
+	s.mu.Lock()
+	s.reading = c
+	s.mu.Unlock()
+	return c, nil
+}
+
+// commitPointOf is member c's view of the majority commit point; a one-member set
+// that reports none has its newest entry committed.
+func (s *MongoSource) commitPointOf(ctx context.Context, c *mongo.Client) (OpTime, error) {
+	ts, term, err := topology.MemberCommitPoint(ctx, c, *s.opts.Reads)
+	if errors.Is(err, topology.ErrOneMember) {
+		ts, err = s.end(ctx, s.oplogOf(c), -1)
+		return OpTime{TS: ts}, err
+	}
+	return OpTime{TS: ts, Term: term}, err
 }
 
 // Tail runs a tailable, awaitData find on {ts: {$gte: from}}. On a server older
@@ -99,26 +175,35 @@ func (s *MongoSource) Tail(ctx context.Context, from primitive.Timestamp) (Curso
 			opts.SetOplogReplay(true) // deprecated by the driver for 4.4+, which ignore it
 		}
 	}
-	cur, err := s.oplog().Find(ctx, filter, opts)
+	oplog := s.oplogOf(s.client)
+	if s.opts.Reads != nil {
+		member, err := s.choose(ctx, from)
+		if err != nil {
+			return nil, fmt.Errorf("choose the member to tail (read preference %s): %w", s.opts.Reads, err)
+		}
+		oplog = s.oplogOf(member)
+	}
+	cur, err := oplog.Find(ctx, filter, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open a tailable cursor on local.oplog.rs: %w", err)
 	}
 	return &mongoCursor{cur: cur}, nil
 }
 
-// Newest reads the last entry in natural order.
+// Newest reads the last entry in natural order, on the primary: how far the shard's
+// writes are, whichever member is read.
 func (s *MongoSource) Newest(ctx context.Context) (primitive.Timestamp, error) {
-	return s.end(ctx, -1)
+	return s.end(ctx, s.oplogOf(s.client), -1)
 }
 
 // end reads the ts of the oplog's first (natural 1) or last (-1) entry.
-func (s *MongoSource) end(ctx context.Context, natural int) (primitive.Timestamp, error) {
+func (s *MongoSource) end(ctx context.Context, oplog *mongo.Collection, natural int) (primitive.Timestamp, error) {
 	which := "newest"
 	if natural > 0 {
 		which = "oldest"
 	}
 	opts := options.FindOne().SetSort(bson.D{{Key: "$natural", Value: natural}}).SetProjection(bson.D{{Key: "ts", Value: 1}})
-	raw, err := s.oplog().FindOne(ctx, bson.D{}, opts).Raw()
+	raw, err := oplog.FindOne(ctx, bson.D{}, opts).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return primitive.Timestamp{}, nil
 	}
@@ -133,7 +218,8 @@ func (s *MongoSource) end(ctx context.Context, natural int) (primitive.Timestamp
 }
 
 // After reads at most limit entries after ts, in oplog order (a plain find, not
-// a tail); more is set when the oplog holds more of them.
+// a tail), on the primary: every write the source took, whichever member the tail
+// reads; more is set when the oplog holds more of them.
 func (s *MongoSource) After(ctx context.Context, ts primitive.Timestamp, limit int) (raws []bson.Raw, more bool, err error) {
 	opts := options.Find().SetSort(bson.D{{Key: "$natural", Value: 1}}).SetLimit(int64(limit) + 1)
 	version, err := s.version.Get(ctx)
@@ -143,7 +229,7 @@ func (s *MongoSource) After(ctx context.Context, ts primitive.Timestamp, limit i
 	if topology.NeedsOplogReplay(version) {
 		opts.SetOplogReplay(true)
 	}
-	cur, err := s.oplog().Find(ctx, bson.D{{Key: "ts", Value: bson.D{{Key: "$gt", Value: ts}}}}, opts)
+	cur, err := s.oplogOf(s.client).Find(ctx, bson.D{{Key: "ts", Value: bson.D{{Key: "$gt", Value: ts}}}}, opts)
 	if err != nil {
 		return nil, false, fmt.Errorf("read local.oplog.rs after %s: %w", tsString(ts), err)
 	}
@@ -160,15 +246,26 @@ func (s *MongoSource) After(ctx context.Context, ts primitive.Timestamp, limit i
 	return raws, false, nil
 }
 
-// Oldest reads the first entry in natural order.
+// Oldest reads the first entry in natural order, of the member being read.
 func (s *MongoSource) Oldest(ctx context.Context) (primitive.Timestamp, error) {
-	return s.end(ctx, 1)
+	return s.end(ctx, s.oplog(), 1)
 }
 
-// Majority asks the shard's primary for its majority commit point (see
+// Majority is the majority commit point as the member being read sees it (see
+// topology.MemberCommitPoint), or as the primary does without Reads (see
 // topology.MajorityCommitPoint); a one-member set that reports none has its
-// newest entry committed (its term is not read: 0).
+// newest entry committed (its term is not read: 0). The member's own view bounds
+// what its oplog serves: the primary's can be past entries of a branch that member
+// holds and the set rolled back (docs/correctness.md, "Read preference").
 func (s *MongoSource) Majority(ctx context.Context) (OpTime, error) {
+	if s.opts.Reads != nil {
+		s.mu.Lock()
+		member := s.reading
+		s.mu.Unlock()
+		if member != nil {
+			return s.commitPointOf(ctx, member)
+		}
+	}
 	ts, term, err := topology.MajorityCommitPoint(ctx, s.client)
 	if errors.Is(err, topology.ErrOneMember) {
 		ts, err = s.Newest(ctx)

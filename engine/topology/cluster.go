@@ -94,8 +94,15 @@ type Member struct {
 	Node
 	// SetName is the replica set the member says it belongs to ("" for a standalone).
 	SetName string
-	// Primary is true when the member answered as the writable primary.
-	Primary bool
+	// Primary is true when the member answered as the writable primary, Secondary
+	// when it answered as a secondary (neither: arbiter, recovering, rolling back).
+	Primary, Secondary bool
+	// Tags are the member's replica set tags (hello's tags), for readPreferenceTags.
+	Tags map[string]string
+	// LastWrite is the wall time of the member's newest oplog entry (hello's
+	// lastWrite.lastWriteDate; zero when it does not say): a secondary's distance
+	// behind its primary is the difference, as drivers measure staleness.
+	LastWrite time.Time
 }
 
 // Shard is one shard of the cluster.

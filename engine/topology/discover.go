@@ -468,6 +468,22 @@ func (d *discovery) inspectMembers(ctx context.Context, hosts []string) (probed,
 
 // probeMember connects to one server directly and reads its role and version. The
 // client is returned open (nil on failure) for the caller to reuse and close.
+// tagsOf reads hello's tags (nil when none).
+func tagsOf(hello bson.Raw) map[string]string {
+	doc, ok := hello.Lookup("tags").DocumentOK()
+	if !ok {
+		return nil
+	}
+	elems, _ := doc.Elements()
+	out := map[string]string{}
+	for _, e := range elems {
+		if v, ok := e.Value().StringValueOK(); ok {
+			out[e.Key()] = v
+		}
+	}
+	return out
+}
+
 func probeMember(ctx context.Context, e Endpoint, host string) (Member, *mongo.Client) {
 	m := Member{Node: Node{Host: host}}
 	client, s, err := connect(ctx, e)
@@ -479,6 +495,11 @@ func probeMember(ctx context.Context, e Endpoint, host string) (Member, *mongo.C
 	if err == nil {
 		m.SetName = str(hello, "setName")
 		m.Primary = isTrue(hello.Lookup("isWritablePrimary")) || isTrue(hello.Lookup("ismaster"))
+		m.Secondary = isTrue(hello.Lookup("secondary"))
+		m.Tags = tagsOf(hello)
+		if ms, ok := hello.Lookup("lastWrite", "lastWriteDate").DateTimeOK(); ok {
+			m.LastWrite = time.UnixMilli(ms)
+		}
 		m.Version, m.FCV, err = versionOf(ctx, client, e.timeout())
 	}
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/readpref"
 	"go.mongodb.org/mongo-driver/x/mongo/driver/connstring"
 	"golang.org/x/sync/errgroup"
 )
@@ -68,6 +69,10 @@ type Endpoint struct {
 	AllowInvalidHostnames bool
 	// Timeout bounds each connection and each command (DefaultTimeout when zero).
 	Timeout time.Duration
+	// ReadPreference is the mode in which the copy and the oplog tail read each shard
+	// of a source (one of ReadPreferenceModes); "" leaves the connection string's
+	// readPreference, else DefaultReadPreference. See Reads.
+	ReadPreference string
 	// Hosts maps the names the cluster gives its members to the addresses this
 	// workstation reaches them at; it applies to every connection, shards' included.
 	HostMap HostMap
@@ -367,6 +372,10 @@ func (e Endpoint) clientOptions(s *settings) (*options.ClientOptions, error) {
 			opts.SetDirect(true)
 		}
 	}
+	// Every connection reads the primary by default, whatever readPreference the
+	// connection string gives: the copy and the tail read the members it names
+	// explicitly (Endpoint.Reads), every other read needs the primary.
+	opts.SetReadPreference(readpref.Primary())
 	if cred := s.credential(); cred != nil {
 		opts.SetAuth(*cred)
 	}

@@ -19,6 +19,7 @@ const (
 	IDSourceMetadata       = "source.metadata"
 	IDSourceConfigServers  = "source.config-servers"
 	IDSourceMembers        = "source.members"
+	IDSourceReadPreference = "source.read-preference"
 	IDSourceReadAccess     = "source.privileges.read"
 	IDSourceOplogAccess    = "source.privileges.oplog"
 	IDSourceConfigAccess   = "source.privileges.config"
@@ -66,6 +67,7 @@ func Check(in Input) []Finding {
 	c.metadata(IDSourceMetadata, "Source sharding metadata readable", IDSourceSharded, in.Source, in.SourceErr)
 	c.configServers()
 	c.members()
+	c.readPreference()
 	c.readAccess()
 	c.oplogAccess()
 	c.configAccess()

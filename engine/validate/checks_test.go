@@ -123,7 +123,7 @@ func expect(t *testing.T, fs []Finding, id string, status Status, detail ...stri
 }
 
 var allIDs = []string{IDSourceReachable, IDSourceSharded, IDSourceMetadata, IDSourceConfigServers, IDSourceMembers,
-	IDSourceReadAccess, IDSourceOplogAccess, IDSourceConfigAccess, IDSourceBalancerAccess, IDDestReachable,
+	IDSourceReadPreference, IDSourceReadAccess, IDSourceOplogAccess, IDSourceConfigAccess, IDSourceBalancerAccess, IDDestReachable,
 	IDDestSharded, IDDestMetadata, IDDistinct, IDDestHeld, IDShardCount, IDVersion, IDFCV, IDVersionCrossing, IDDestEmpty,
 	IDDestPrivileges, IDUsers, IDCollectionKinds, IDCollations, IDZones, IDOplogWindow}
 
@@ -157,7 +157,7 @@ func TestChecksThatCannotRunAreReportedNotDropped(t *testing.T) {
 	if f.Fix != topology.Fix(in.SourceErr) {
 		t.Errorf("fix %q, want the classified fix", f.Fix)
 	}
-	for _, id := range []string{IDSourceSharded, IDSourceMetadata, IDSourceConfigServers, IDSourceMembers, IDSourceReadAccess,
+	for _, id := range []string{IDSourceSharded, IDSourceMetadata, IDSourceConfigServers, IDSourceMembers, IDSourceReadPreference, IDSourceReadAccess,
 		IDSourceOplogAccess, IDSourceConfigAccess, IDSourceBalancerAccess, IDShardCount, IDVersion, IDFCV, IDVersionCrossing,
 		IDDestPrivileges, IDUsers, IDCollectionKinds, IDCollations, IDZones, IDOplogWindow} {
 		expect(t, fs, id, NotRun, "Source reachable")

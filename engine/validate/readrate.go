@@ -47,8 +47,8 @@ func (r ReadRate) BytesPerSecond() float64 {
 
 // measureReadRates reads every source shard that holds data for a moment, all at
 // once as the copy does, and returns each one's rate by shard name. A shard holding
-// no collection is not read.
-func measureReadRates(ctx context.Context, e topology.Endpoint, src *topology.Cluster) map[string]ReadRate {
+// no collection is not read. Each is read on the members the copy will read (reads).
+func measureReadRates(ctx context.Context, e topology.Endpoint, src *topology.Cluster, reads topology.ReadPreference) map[string]ReadRate {
 	shares, _ := shardShares(src)
 	out := make(map[string]ReadRate, len(src.Shards))
 	results := make([]ReadRate, len(src.Shards))
@@ -59,7 +59,7 @@ func measureReadRates(ctx context.Context, e topology.Endpoint, src *topology.Cl
 			continue
 		}
 		g.Go(func() error {
-			results[i] = measureReadRate(ctx, e.ForHosts(sh.Hosts, sh.SetName), largest.ns)
+			results[i] = measureReadRate(ctx, e.ForHosts(sh.Hosts, sh.SetName), largest.ns, reads)
 			return nil
 		})
 	}
@@ -73,7 +73,7 @@ func measureReadRates(ctx context.Context, e topology.Endpoint, src *topology.Cl
 }
 
 // measureReadRate reads one collection of a shard from its start, in _id order.
-func measureReadRate(ctx context.Context, e topology.Endpoint, ns topology.Namespace) ReadRate {
+func measureReadRate(ctx context.Context, e topology.Endpoint, ns topology.Namespace, reads topology.ReadPreference) ReadRate {
 	r := ReadRate{NS: ns.Name()}
 	client, err := topology.Connect(ctx, e)
 	if err != nil {
@@ -94,7 +94,7 @@ func measureReadRate(ctx context.Context, e topology.Endpoint, ns topology.Names
 		_, err := ns.Options.LookupErr("collation")
 		simple = err == nil
 	}
-	cur, err := initialsync.MongoSource(client, primitive.Timestamp{}).Find(ctx, ns.DB, ns.Collection, bson.D{}, initialsync.ByID, simple)
+	cur, err := initialsync.MongoSourceReading(client, primitive.Timestamp{}, reads).Find(ctx, ns.DB, ns.Collection, bson.D{}, initialsync.ByID, simple)
 	if err != nil {
 		r.Err = fmt.Errorf("read %s: %w", r.NS, err)
 		return r

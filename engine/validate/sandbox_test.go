@@ -204,7 +204,7 @@ func expect(t *testing.T, r validate.Report, id string, status validate.Status, 
 // lists its migration user (users are not migrated) and its router answers neither
 // rolesInfo nor collStats, so roles and collection sizes are unknown there.
 var coreChecks = []string{validate.IDSourceReachable, validate.IDSourceSharded, validate.IDSourceMetadata,
-	validate.IDSourceConfigServers, validate.IDSourceMembers, validate.IDSourceReadAccess, validate.IDSourceOplogAccess,
+	validate.IDSourceConfigServers, validate.IDSourceMembers, validate.IDSourceReadPreference, validate.IDSourceReadAccess, validate.IDSourceOplogAccess,
 	validate.IDSourceConfigAccess, validate.IDSourceBalancerAccess, validate.IDDestReachable, validate.IDDestSharded,
 	validate.IDDestMetadata, validate.IDShardCount, validate.IDVersion, validate.IDFCV, validate.IDVersionCrossing, validate.IDDestEmpty,
 	validate.IDDestPrivileges, validate.IDCollectionKinds}

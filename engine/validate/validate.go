@@ -10,7 +10,7 @@
 //	                                     ▼
 //	   Check(source, destination, read rates) — pure: clusters in, findings out
 //	                                     ▼
-//	Report{Findings: [reachable, sharded, CSRS, members, privileges, two clusters
+//	Report{Findings: [reachable, sharded, CSRS, members, read preference, privileges, two clusters
 //	        (clusterId, servers), destination not held, shard count, versions, FCV,
 //	        what cannot cross, destination empty, destination privileges, users,
 //	        collection kinds, zones, oplog window],
@@ -121,6 +121,7 @@ func RunFor(ctx context.Context, source, destination topology.Endpoint, migratio
 		in = Input{MigrationID: migrationID}
 		g  errgroup.Group
 	)
+	in.Reads, in.ReadsErr = source.Reads()
 	g.Go(func() error {
 		in.Source, in.SourceErr = topology.Discover(ctx, source)
 		return nil
@@ -131,7 +132,11 @@ func RunFor(ctx context.Context, source, destination topology.Endpoint, migratio
 	})
 	_ = g.Wait()
 	if in.Source != nil && in.Source.Kind == topology.KindMongos {
-		in.ReadRates = measureReadRates(ctx, source, in.Source)
+		reads := in.Reads
+		if in.ReadsErr != nil {
+			reads = topology.ReadPreference{Mode: "primary"}
+		}
+		in.ReadRates = measureReadRates(ctx, source, in.Source, reads)
 	}
 	return Report{Findings: Check(in), Source: in.Source, Destination: in.Destination, Elapsed: time.Since(start)}
 }
@@ -146,4 +151,8 @@ type Input struct {
 	MigrationID string
 	// ReadRates are the source shards' measured read rates, by shard name.
 	ReadRates map[string]ReadRate
+	// Reads is the source's read preference (Endpoint.Reads), or ReadsErr why it
+	// is invalid.
+	Reads    topology.ReadPreference
+	ReadsErr error
 }

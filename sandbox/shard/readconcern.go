@@ -102,9 +102,9 @@ func (n *node) readConcern(s *wire.Session, cmd *wire.Command) (bson.Raw, bool) 
 	if !majorityRead {
 		return nil, false
 	}
-	_, at := majority(nodes)
-	if at == n {
-		return nil, false
+	op, at := majority(nodes)
+	if at == n || n.opTime().TS == op.TS {
+		return nil, false // n holds the majority-committed state itself
 	}
 	return n.front.forward(at, s, cmd, 0), true
 }

@@ -36,10 +36,12 @@ import (
 // in one FerretDB would save the idle servers but not the writes, and would leak into
 // listDatabases, dbStats and the catalog's reconciliation of every member.
 //
-// The majority commit point is the newest optime a majority of members hold. Reads at
-// readConcern majority are served by the member that holds exactly that point (on a 3-
-// member set, the most advanced secondary, or the primary when they are level), see
-// readconcern.go. StepDown hands the primary role to the most advanced secondary: it
+// The majority commit point is the newest optime a majority of members hold; a
+// secondary reports it no further than its own last entry. Reads at readConcern
+// majority are served by the member the client sent them to when it holds exactly
+// that point, else by one that does (on a 3-member set, the most advanced secondary,
+// or the primary when they are level), see readconcern.go: FerretDB keeps no older
+// snapshot for a member behind it to serve from. StepDown hands the primary role to the most advanced secondary: it
 // first catches up (as MongoDB's stepDown waits for one), unless rollback is asked,
 // in which case the old primary's entries beyond the new primary's last one are cut
 // from its oplog and their documents refetched from the new primary, as MongoDB's

@@ -106,6 +106,7 @@ type Front struct {
 	set     replSet
 	// names are the members' own names by address (NameMembers); nil: their addresses.
 	names atomic.Pointer[map[string]string]
+	reads readCounts // by member index (readcount.go)
 	// replicaSetID is the shard's replica set id (settings.replicaSetId).
 	replicaSetID primitive.ObjectID
 
@@ -172,6 +173,7 @@ func Start(cfg Config) (*Front, error) {
 		return nil, fmt.Errorf("shard %s: %w", cfg.Name, err)
 	}
 	f.mu.nodes = nodes
+	f.reads = make(readCounts, cfg.Members)
 	for i := range cfg.Members {
 		addr := cfg.Addr
 		if i > 0 {
@@ -227,6 +229,7 @@ func (f *Front) handle(ctx context.Context, member int, s *wire.Session, cmd *wi
 	if f.mu.nodes == nil {
 		return wire.ErrorReply(&wire.Error{Code: 91, Name: "ShutdownInProgress", Msg: "shard " + f.cfg.Name + " is stopped"})
 	}
+	f.reads.count(member, s, cmd)
 	return f.mu.nodes[member].handle(s, cmd)
 }
 

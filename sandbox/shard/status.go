@@ -2,6 +2,7 @@ package shard
 
 import (
 	"os"
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -40,6 +41,12 @@ func (n *node) setView() setView {
 		}
 	}
 	v.majority, _ = majority(nodes)
+	// A secondary's commit point is never past what it applied (MongoDB's
+	// secondaries take the sync source's point no further than their last applied
+	// entry): the entries it serves up to its point are committed ones.
+	if own := n.opTime(); !n.primary.Load() && compareTS(own.TS, v.majority.TS) < 0 {
+		v.majority = own
+	}
 	return v
 }
 
@@ -73,6 +80,9 @@ func (n *node) replFields() bson.D {
 		d = append(d, bson.E{Key: "primary", Value: v.primary})
 	}
 	d = append(d, bson.E{Key: "me", Value: n.name()})
+	// Each member is tagged with its index, for readPreferenceTags (member:1 reads
+	// member 1 while it is a secondary).
+	d = append(d, bson.E{Key: "tags", Value: bson.D{{Key: "member", Value: strconv.Itoa(n.member)}}})
 	if primary {
 		n.termMu.Lock()
 		d = append(d, bson.E{Key: "electionId", Value: n.electionID})

@@ -243,6 +243,7 @@ type Session struct {
 	user     string
 	userDB   string // the database the user is defined on: admin or $external
 	internal bool
+	appName  string // the handshake's client.application.name
 	conv     *conversation
 	conn     net.Conn
 	// router is set once the handshake named the client a sandbox router.
@@ -260,6 +261,9 @@ func (s *Session) UserDB() string {
 
 // User is the authenticated user name, or "" before authentication (or without auth).
 func (s *Session) User() string { return s.user }
+
+// AppName is the application name the client gave in its handshake ("" if none).
+func (s *Session) AppName() string { return s.appName }
 
 // Internal reports whether the client authenticated as the cluster's internal member
 // identity (Config.Internal), as a mongos does to its shards.
@@ -342,6 +346,9 @@ func (s *Server) waitWhileBlackholed() bool {
 
 func (s *Server) dispatch(sess *Session, cmd *Command) bson.Raw {
 	lower := strings.ToLower(cmd.Name)
+	if name, ok := cmd.Body.Lookup("client", "application", "name").StringValueOK(); ok && (lower == "hello" || lower == "ismaster") {
+		sess.appName = name
+	}
 	if s.auth != nil {
 		switch lower {
 		case "saslstart":

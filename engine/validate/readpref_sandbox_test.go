@@ -1,0 +1,73 @@
+package validate_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/engine/validate"
+	"github.com/shardlift/shardlift/sandbox"
+)
+
+// The read preference check on 3-member shards: a member the preference reads
+// that is over validate.MaxReadLag behind its primary is a warning naming it; a
+// preference no member matches fails, saying what to choose.
+func TestReadPreferenceCheckOnReplicaSetShards(t *testing.T) {
+	if _, _, real := realPair(); real {
+		t.Skip("holds a member's replication: sandbox only")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	src, err := sandbox.Start(ctx, "source", sandbox.Options{Shards: 2, Members: 3, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	_, dst := goodPair(t)
+	router, err := mongo.Connect(ctx, options.Client().ApplyURI(src.URI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer router.Disconnect(context.Background())
+	for _, sh := range src.Shards() {
+		if err := src.SetReplicationLag(sh.Name, 1, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Writes until a shard's member 1, held, is past MaxReadLag behind its primary.
+	var behind string
+	for i := 0; behind == ""; i++ {
+		if _, err := router.Database("rp").Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: i}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, sh := range src.Shards() {
+			ms, err := src.ShardMembers(sh.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ms[0].Applied.Wall.Sub(ms[1].Applied.Wall) > validate.MaxReadLag+time.Second {
+				behind = ms[1].Addr
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	endpoint := func(query string) topology.Endpoint {
+		return topology.Endpoint{URI: src.URI() + "?" + query, Timeout: testTimeout}
+	}
+	r := run(t, endpoint("readPreference=secondary&readPreferenceTags=member:1"), dst)
+	expect(t, r, validate.IDSourceReadPreference, validate.Warning, "member "+behind+" is", "behind its primary", "|", "choose primary or nearest")
+	r = run(t, endpoint("readPreference=secondary&readPreferenceTags=member:2"), dst)
+	expect(t, r, validate.IDSourceReadPreference, validate.Passed, "secondary (tags member:2): 2 members answered in 2 shards")
+	r = run(t, endpoint("readPreference=secondary&readPreferenceTags=member:9"), dst)
+	expect(t, r, validate.IDSourceReadPreference, validate.Failed, "has no member secondary (tags member:9) reads", "tags member:1",
+		"|", "Choose the read preference primary or nearest")
+	if f, _ := r.Finding(validate.IDSourceReadPreference); !strings.Contains(f.Detail, src.Shards()[0].Name) {
+		t.Errorf("the failure does not name the shard: %s", f.Detail)
+	}
+}

@@ -1,0 +1,74 @@
+package validate
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/shardlift/shardlift/engine/topology"
+)
+
+// threeMembers is a shard of a primary and two secondaries, tagged dc:a, dc:b, dc:c,
+// whose secondaries are behind1 and behind2 behind it.
+func threeMembers(name string, behind1, behind2 time.Duration) topology.Shard {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	m := func(host, dc string, primary bool, behind time.Duration) topology.Member {
+		return topology.Member{Node: topology.Node{Host: host}, SetName: name, Primary: primary, Secondary: !primary,
+			Tags: map[string]string{"dc": dc}, LastWrite: now.Add(-behind)}
+	}
+	return topology.Shard{Name: name, SetName: name, Hosts: []string{name + "-a:27018", name + "-b:27018", name + "-c:27018"},
+		Primary: name + "-a:27018", Members: []topology.Member{
+			m(name+"-a:27018", "a", true, 0), m(name+"-b:27018", "b", false, behind1), m(name+"-c:27018", "c", false, behind2)}}
+}
+
+func withShards(shards ...topology.Shard) Input {
+	in := goodInput()
+	src := *in.Source
+	src.Shards = shards
+	in.Source = &src
+	return in
+}
+
+func TestReadPreferencePassesWhenTheMembersItReadsAreCloseBehind(t *testing.T) {
+	in := withShards(threeMembers("s0", time.Second, 2*time.Second), threeMembers("s1", 0, 0))
+	in.Reads = topology.ReadPreference{Mode: "secondary"}
+	expect(t, Check(in), IDSourceReadPreference, Passed, "secondary", "4 members", "2 shards", "2s behind")
+}
+
+func TestReadPreferenceWarnsAboutAMemberItReadsFarBehind(t *testing.T) {
+	in := withShards(threeMembers("s0", time.Second, 30*time.Second))
+	for _, mode := range []string{"secondary", "nearest", "secondaryPreferred"} {
+		in.Reads = topology.ReadPreference{Mode: mode}
+		expect(t, Check(in), IDSourceReadPreference, Warning, "shard s0 member s0-c:27018 is 30s behind its primary")
+	}
+	// The primary alone, or a staleness bound leaving it out, or tags naming
+	// another member: nothing read is behind.
+	for _, rp := range []topology.ReadPreference{{Mode: "primary"}, {Mode: "primaryPreferred"},
+		{Mode: "secondary", MaxStaleness: 90 * time.Second / 4}, {Mode: "secondary", Tags: []map[string]string{{"dc": "b"}}}} {
+		in.Reads = rp
+		expect(t, Check(in), IDSourceReadPreference, Passed)
+	}
+}
+
+func TestReadPreferenceFailsAShardWithNoMemberItReads(t *testing.T) {
+	lone := threeMembers("s1", 0, 0)
+	lone.Members[1].Err, lone.Members[2].Secondary = errors.New("connection refused"), false
+	in := withShards(threeMembers("s0", 0, 0), lone)
+	in.Reads = topology.ReadPreference{Mode: "secondary"}
+	f := expect(t, Check(in), IDSourceReadPreference, Failed, "shard s1 has no member secondary reads",
+		"s1-b:27018 unreachable", "s1-c:27018 neither primary nor secondary, tags dc:c")
+	if want := "Choose the read preference primary or nearest"; f.Fix[:len(want)] != want {
+		t.Errorf("fix %q", f.Fix)
+	}
+	in.Reads = topology.ReadPreference{Mode: "nearest", Tags: []map[string]string{{"dc": "x"}}}
+	expect(t, Check(in), IDSourceReadPreference, Failed, "shard s0 has no member nearest (tags dc:x) reads")
+	// secondaryPreferred falls back on the primary.
+	in.Reads = topology.ReadPreference{Mode: "secondaryPreferred"}
+	expect(t, Check(in), IDSourceReadPreference, Passed)
+}
+
+func TestReadPreferenceInvalidIsAFailureSayingWhatToChoose(t *testing.T) {
+	in := goodInput()
+	in.ReadsErr = errors.New(`read preference "fastest": use one of primary, primaryPreferred, secondary, secondaryPreferred, nearest`)
+	expect(t, Check(in), IDSourceReadPreference, Failed, "fastest")
+}
