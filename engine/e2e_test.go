@@ -261,9 +261,53 @@ func (e *e2e) finish(m *Migration) Snapshot {
 	await(e.t, m, time.Minute, "closed the optime gap", func(s Snapshot) bool { return s.OptimeGapKnown && s.OptimeGap == 0 })
 	e.t.Logf("optime gap 0:00 %v after the load stopped", time.Since(began).Round(time.Millisecond))
 	if err := m.Done(context.Background(), false); err != nil {
+		e.explainMismatch(m.Snapshot())
 		e.t.Fatalf("I'm done: %v", err)
 	}
 	return m.Snapshot()
+}
+
+// explainMismatch logs, for each document a failed verification names, the
+// entries of the source shards' oplogs that wrote it: what a lost or extra
+// document's story is.
+func (e *e2e) explainMismatch(s Snapshot) {
+	v := s.Verification
+	if v == nil || e.srcBox == nil {
+		return
+	}
+	ctx := context.Background()
+	for _, mm := range v.Mismatches {
+		e.t.Logf("differs: %s %s: source %d, destination %d, _ids %v", mm.Namespace, mm.Range, mm.SourceCount, mm.DestCount, mm.SampleIDs)
+		for _, sh := range e.srcBox.Shards() {
+			client, err := topology.Connect(ctx, e.src.ForHosts([]string{sh.Addr}, ""))
+			if err != nil {
+				e.t.Logf("shard %s: %v", sh.Name, err)
+				continue
+			}
+			cur, err := client.Database("local").Collection("oplog.rs").Find(ctx, bson.D{{Key: "ns", Value: mm.Namespace}})
+			if err == nil {
+				for cur.Next(ctx) {
+					var id bson.RawValue
+					if o2, ok := cur.Current.Lookup("o2").DocumentOK(); ok {
+						id = o2.Lookup("_id")
+					} else if o, ok := cur.Current.Lookup("o").DocumentOK(); ok {
+						id = o.Lookup("_id")
+					}
+					idJSON, _ := bson.MarshalExtJSON(bson.D{{Key: "v", Value: id}}, true, false)
+					for _, want := range mm.SampleIDs {
+						if strings.Contains(string(idJSON), want) {
+							e.t.Logf("  shard %s: %s", sh.Name, cur.Current)
+						}
+					}
+				}
+				cur.Close(ctx)
+			}
+			client.Disconnect(ctx)
+		}
+	}
+	for _, p := range s.Shards {
+		e.t.Logf("shard %s: phase %s, applied up to %v", p.Name, p.Phase, p.AppliedUpTo)
+	}
 }
 
 // sameData compares every seed collection of both clusters document by document,
