@@ -48,6 +48,9 @@ type shardState struct {
 	// read it; unreachable, that its last look failed.
 	watched     primitive.Timestamp
 	unreachable bool
+	// moved names the chunk or collection move that made the shard copy again,
+	// until it is in sync again.
+	moved string
 }
 
 // sample is one look at a shard's counters, for rates and estimates.
@@ -196,8 +199,13 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 		if t0.IsZero() {
 			return fmt.Errorf("record T0 of shard %s: its oplog is empty (is it a replica set member?)", sh.name)
 		}
+		own, err := c.Ownership(sh.name)
+		if err != nil {
+			return err
+		}
 		err = m.shardPhase(sh, nil, Copying, "copy started; the oplog replay will start after T0 "+tsText(t0), func(cp *ShardCheckpoint) {
 			cp.T0, cp.T0Term, cp.TxnStart, cp.ConsistencyPoint, cp.Copied, cp.DDLApplied = t0, start.T0Term, start.TxnStart, primitive.Timestamp{}, nil, nil
+			cp.Owned = &own
 			cp.Applied, cp.AppliedTerm = primitive.Timestamp{}, 0
 		})
 		if err != nil {
@@ -207,8 +215,20 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 	}
 	var copier Copier
 	if cp.Phase == Copying || cp.Phase == BuildingIndexes {
+		if cp.Owned == nil {
+			// A state file older than the saved ownership: the chunk map of now,
+			// saved so that the move watcher compares with it from now on.
+			own, err := c.Ownership(sh.name)
+			if err != nil {
+				return err
+			}
+			if err := m.saveShard(sh, func(cp *ShardCheckpoint) { cp.Owned = &own }); err != nil {
+				return fmt.Errorf("save the checkpoint of shard %s: %w", sh.name, err)
+			}
+			cp = sh.checkpoint()
+		}
 		var err error
-		if copier, err = c.NewCopier(sh.name, cp.T0, cp.Copied, sink); err != nil {
+		if copier, err = c.NewCopier(sh.name, cp.T0, *cp.Owned, cp.Copied, sink); err != nil {
 			return err
 		}
 		m.mu.Lock()
@@ -317,6 +337,9 @@ func (m *Migration) shardPhase(sh *shardState, from []Phase, to Phase, reason st
 	sh.phase, sh.err, sh.t0, sh.applied = to, next.Error, next.T0, next.Applied
 	if to != ShardFailed {
 		sh.watched, sh.unreachable = primitive.Timestamp{}, false
+	}
+	if to == Synced {
+		sh.moved = ""
 	}
 	m.mu.history = append(m.mu.history, ev)
 	m.mu.Unlock()
