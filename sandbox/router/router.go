@@ -213,6 +213,7 @@ func init() {
 	routerCommands["refinecollectionshardkey"] = (*Router).refineCollectionShardKey
 	routerCommands["_sandboxsetchunks"] = (*Router).setChunks
 	routerCommands["moveprimary"] = (*Router).movePrimary
+	routerCommands["reshardcollection"] = (*Router).reshardCollection
 }
 
 func (r *Router) hello(ctx context.Context, s *wire.Session, cmd *wire.Command) (bson.Raw, error) {
