@@ -492,7 +492,7 @@ func (f *fakeClusters) StartPoint(ctx context.Context, shard string) (StartPoint
 	return StartPoint{T0: t0, T0Term: f.shards[shard].t0Term, TxnStart: f.shards[shard].txnStart}, err
 }
 
-func (f *fakeClusters) Ownership(shard string) (prepare.Ownership, error) {
+func (f *fakeClusters) Ownership(_ context.Context, shard string) (prepare.Ownership, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.owners[shard], nil

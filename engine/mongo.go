@@ -398,18 +398,6 @@ func startPointOf(before, oldest primitive.Timestamp, open bool, t0 primitive.Ti
 	return sp
 }
 
-func (c *mongoClusters) Ownership(shard string) (prepare.Ownership, error) {
-	plan, err := c.plan()
-	if err != nil {
-		return prepare.Ownership{}, err
-	}
-	own, ok := plan.Ownership(shard)
-	if !ok {
-		return prepare.Ownership{}, fmt.Errorf("source shard %s: %w", shard, ErrUnknownShard)
-	}
-	return own, nil
-}
-
 func (c *mongoClusters) NewCopier(shard string, t0 primitive.Timestamp, own prepare.Ownership, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
 	plan, err := c.plan()
 	if err != nil {

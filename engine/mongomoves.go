@@ -41,25 +41,12 @@ func (c *mongoClusters) Moves(ctx context.Context, owned map[string]prepare.Owne
 	c.movesMu.Lock()
 	defer c.movesMu.Unlock()
 	w := &c.moves
-	if w.resharded == nil {
-		w.resharded = map[string]bool{}
-	}
-	entries, err := topology.Changelog(ctx, c.src, timeout, w.since, moveEvents)
+	entries, err := c.readMoveLog(ctx, timeout)
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range entries {
-		w.since = e.Time
-		if e.What == "resharding.coordinator.transition" {
-			w.resharded[e.NS] = true
-		}
-		w.recent = append(w.recent, e)
-	}
-	if n := len(w.recent); n > 100 {
-		w.recent = slices.Delete(w.recent, 0, n-100)
-	}
 	now := time.Now()
-	if len(entries) == 0 && !w.lastFull.IsZero() && now.Sub(w.lastFull) < fullMoveCheckEvery {
+	if entries == 0 && !w.lastFull.IsZero() && now.Sub(w.lastFull) < fullMoveCheckEvery {
 		return nil, nil
 	}
 	dbs, colls, err := topology.Placement(ctx, c.src, timeout)
@@ -84,6 +71,30 @@ func (c *mongoClusters) Moves(ctx context.Context, owned map[string]prepare.Owne
 		return nil, fmt.Errorf("plan again after %s: %w", changes[0].What, err)
 	}
 	return changes, nil
+}
+
+// readMoveLog reads the move entries the changelog gained since the last read,
+// and returns how many. Called with movesMu held.
+func (c *mongoClusters) readMoveLog(ctx context.Context, timeout time.Duration) (int, error) {
+	w := &c.moves
+	if w.resharded == nil {
+		w.resharded = map[string]bool{}
+	}
+	entries, err := topology.Changelog(ctx, c.src, timeout, w.since, moveEvents)
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		w.since = e.Time
+		if e.What == "resharding.coordinator.transition" {
+			w.resharded[e.NS] = true
+		}
+		w.recent = append(w.recent, e)
+	}
+	if n := len(w.recent); n > 100 {
+		w.recent = slices.Delete(w.recent, 0, n-100)
+	}
+	return len(entries), nil
 }
 
 // named adds to a change the latest changelog entry of its namespace: which
@@ -117,4 +128,40 @@ func (c *mongoClusters) named(ch prepare.Change) prepare.Change {
 		break
 	}
 	return ch
+}
+
+func (c *mongoClusters) Ownership(ctx context.Context, shard string) (prepare.Ownership, error) {
+	plan, err := c.plan()
+	if err != nil {
+		return prepare.Ownership{}, err
+	}
+	planned, ok := plan.Ownership(shard)
+	if !ok {
+		return prepare.Ownership{}, fmt.Errorf("source shard %s: %w", shard, ErrUnknownShard)
+	}
+	timeout := c.cfg.Source.Timeout
+	if timeout <= 0 {
+		timeout = topology.DefaultTimeout
+	}
+	dbs, colls, err := topology.Placement(ctx, c.src, timeout)
+	if err != nil {
+		return prepare.Ownership{}, fmt.Errorf("read the chunk map of source shard %s: %w", shard, err)
+	}
+	own, err := prepare.OwnershipOf(dbs, colls, shard)
+	if err != nil {
+		return prepare.Ownership{}, err
+	}
+	// A collection resharded since the plan: the destination was prepared with
+	// its old shard key.
+	c.movesMu.Lock()
+	defer c.movesMu.Unlock()
+	if _, err := c.readMoveLog(ctx, timeout); err != nil {
+		return prepare.Ownership{}, err
+	}
+	for _, ch := range prepare.Changes(shard, planned, own, c.moves.resharded) {
+		if ch.Resharded {
+			return prepare.Ownership{}, &ReshardedError{What: c.named(ch).What}
+		}
+	}
+	return own, nil
 }

@@ -119,8 +119,7 @@ func (m *Migration) lookForMoves(ctx context.Context, r *runState) {
 // and no copy of a shard can make that right. Called with life held.
 func (m *Migration) stopForResharding(ctx context.Context, r *runState, what []string) {
 	m.stopSync(ctx, r)
-	reason := strings.Join(what, "; ") + " during the migration: the destination has the old shard key and cannot follow it, so syncing stopped. " +
-		"Cancel this migration and start a new one (and reshard, move or unshard collections only before a migration or after its cutover)"
+	reason := (&ReshardedError{What: strings.Join(what, "; ")}).Error()
 	m.noteAt(slog.LevelError, reason)
 	if err := m.transition(Failed, reason); err != nil {
 		m.log.Error("stop the migration after a resharding", "err", err)

@@ -65,9 +65,10 @@ type Clusters interface {
 	// majority commit point, and where the replay must read from to see every
 	// transaction open at T0 (docs/correctness.md).
 	StartPoint(ctx context.Context, shard string) (StartPoint, error)
-	// Ownership is what a source shard owns in the chunk map of the last
-	// Discover: saved with the shard's T0, its copy takes exactly that.
-	Ownership(shard string) (prepare.Ownership, error)
+	// Ownership reads what a source shard owns in the source's chunk map now:
+	// read before and after its T0, and saved with it, its copy takes exactly
+	// that. A collection resharded since the plan is a *ReshardedError.
+	Ownership(ctx context.Context, shard string) (prepare.Ownership, error)
 	// NewCopier prepares one shard's copy from its saved progress: it reads what
 	// the shard's majority committed, as of t0 or later, of what the shard owned
 	// at t0 (own).

@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/replay"
 )
 
@@ -160,6 +161,11 @@ func (m *Migration) launch(r *runState, sh *shardState, clear bool) {
 		if err == nil || ctx.Err() != nil {
 			return
 		}
+		var resharded *ReshardedError
+		if errors.As(err, &resharded) {
+			r.wg.Go(func() { m.stopOnResharding(r, resharded.What) })
+			return
+		}
 		m.failShard(sh, err)
 		r.clusters.ReleaseDDL(sh.name)
 	}()
@@ -187,21 +193,13 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 				return fmt.Errorf("clear what shard %s owns on the destination: %w", sh.name, err)
 			}
 		}
-		var start StartPoint
-		err := replay.RetryTransient(ctx, stepPatience, func(ctx context.Context) (err error) {
-			start, err = c.StartPoint(ctx, sh.name)
-			return err
-		})
+		start, own, err := startWithOwnership(ctx, c, sh.name)
 		if err != nil {
-			return fmt.Errorf("record T0 of shard %s: %w", sh.name, err)
+			return err
 		}
 		t0 := start.T0
 		if t0.IsZero() {
 			return fmt.Errorf("record T0 of shard %s: its oplog is empty (is it a replica set member?)", sh.name)
-		}
-		own, err := c.Ownership(sh.name)
-		if err != nil {
-			return err
 		}
 		err = m.shardPhase(sh, nil, Copying, "copy started; the oplog replay will start after T0 "+tsText(t0), func(cp *ShardCheckpoint) {
 			cp.T0, cp.T0Term, cp.TxnStart, cp.ConsistencyPoint, cp.Copied, cp.DDLApplied = t0, start.T0Term, start.TxnStart, primitive.Timestamp{}, nil, nil
@@ -218,7 +216,7 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 		if cp.Owned == nil {
 			// A state file older than the saved ownership: the chunk map of now,
 			// saved so that the move watcher compares with it from now on.
-			own, err := c.Ownership(sh.name)
+			own, err := c.Ownership(ctx, sh.name)
 			if err != nil {
 				return err
 			}
@@ -287,6 +285,51 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 	sh.replayer = rp
 	m.mu.Unlock()
 	return rp.Run(ctx)
+}
+
+// ownershipAttempts bounds how often a shard's start reads the chunk map again
+// because a chunk moved while it recorded its T0.
+const ownershipAttempts = 5
+
+// startWithOwnership records a shard's start point (T0) with what it owns then:
+// the chunk map read before and after T0, again until both reads agree, so that
+// no move falls between the ownership the copy takes and its T0.
+func startWithOwnership(ctx context.Context, c Clusters, shard string) (StartPoint, prepare.Ownership, error) {
+	for attempt := 1; ; attempt++ {
+		before, err := c.Ownership(ctx, shard)
+		if err != nil {
+			return StartPoint{}, prepare.Ownership{}, err
+		}
+		var start StartPoint
+		err = replay.RetryTransient(ctx, stepPatience, func(ctx context.Context) (err error) {
+			start, err = c.StartPoint(ctx, shard)
+			return err
+		})
+		if err != nil {
+			return StartPoint{}, prepare.Ownership{}, fmt.Errorf("record T0 of shard %s: %w", shard, err)
+		}
+		after, err := c.Ownership(ctx, shard)
+		if err != nil {
+			return StartPoint{}, prepare.Ownership{}, err
+		}
+		moved := prepare.Changes(shard, before, after, nil)
+		if len(moved) == 0 {
+			return start, after, nil
+		}
+		if attempt == ownershipAttempts {
+			return StartPoint{}, prepare.Ownership{}, fmt.Errorf("record T0 of shard %s: the source's chunks kept moving (%s): stop moving chunks, then restart this shard", shard, moved[0].What)
+		}
+	}
+}
+
+// stopOnResharding stops the migration because a shard found a collection
+// resharded when it started.
+func (m *Migration) stopOnResharding(r *runState, what string) {
+	m.life.Lock()
+	defer m.life.Unlock()
+	if m.run == r && !r.stopped {
+		m.stopForResharding(r.ctx, r, []string{what})
+	}
 }
 
 // failShard records why a shard's sync stopped; the others keep syncing.
