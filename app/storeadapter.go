@@ -62,6 +62,8 @@ type (
 		DDLApplied       []ddlCopyDoc        `bson:"ddlApplied,omitempty"`
 		// Owned is what the shard owned at its T0 (the chunk map it copies).
 		Owned *prepare.Ownership `bson:"owned,omitempty"`
+		// Moved names the move that made the shard copy again.
+		Moved string `bson:"moved,omitempty"`
 	}
 	ddlCopyDoc struct {
 		TS     primitive.Timestamp `bson:"ts"`
@@ -303,7 +305,7 @@ func (c *storeCheckpoints) SaveShard(cp engine.ShardCheckpoint) error {
 	if cp.Shard == metaShard {
 		return fmt.Errorf("a source shard is named %q, which Shardlift reserves: rename the shard", metaShard)
 	}
-	extras := shardExtras{ConsistencyPoint: cp.ConsistencyPoint, Owned: cp.Owned}
+	extras := shardExtras{ConsistencyPoint: cp.ConsistencyPoint, Owned: cp.Owned, Moved: cp.Moved}
 	for _, e := range cp.History {
 		extras.History = append(extras.History, eventDoc{At: e.At, From: e.From, To: e.To, Reason: e.Reason})
 	}
@@ -340,7 +342,7 @@ func fromStoreShard(cp store.ShardCheckpoint) (engine.ShardCheckpoint, error) {
 	if err := decodeExtras(cp, &extras); err != nil {
 		return out, err
 	}
-	out.ConsistencyPoint, out.Owned = extras.ConsistencyPoint, extras.Owned
+	out.ConsistencyPoint, out.Owned, out.Moved = extras.ConsistencyPoint, extras.Owned, extras.Moved
 	for _, e := range extras.History {
 		out.History = append(out.History, engine.Event{At: e.At, Shard: cp.Shard, From: e.From, To: e.To, Reason: e.Reason})
 	}

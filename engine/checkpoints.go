@@ -155,6 +155,9 @@ type ShardCheckpoint struct {
 	DDLApplied []replay.DDLCopy
 	// Error is why the shard failed (Phase ShardFailed).
 	Error string
+	// Moved names the chunk or collection move that made the shard copy again,
+	// until it is in sync again.
+	Moved string
 	// History are the shard's phase changes, oldest first.
 	History []Event
 }

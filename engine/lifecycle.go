@@ -625,10 +625,7 @@ func (m *Migration) RestartShard(ctx context.Context, name string) error {
 		return ErrNotRunning
 	}
 	m.haltShard(r, name)
-	m.mu.Lock()
-	sh.moved = ""
-	m.mu.Unlock()
-	return m.relaunch(r, sh, "restart requested: its data on the destination is cleared, then copied and replayed again")
+	return m.relaunch(r, sh, "restart requested: its data on the destination is cleared, then copied and replayed again", "")
 }
 
 // haltShard stops one shard's pipeline and waits for it. Called with life held.
@@ -643,8 +640,9 @@ func (m *Migration) haltShard(r *runState, name string) {
 
 // relaunch starts a halted shard again from scratch: its data on the destination
 // is cleared, then copied from a new T0 (and a new ownership) and replayed.
-// Called with life held.
-func (m *Migration) relaunch(r *runState, sh *shardState, reason string) error {
+// moved names the move that made it copy again ("" for none). Called with life
+// held.
+func (m *Migration) relaunch(r *runState, sh *shardState, reason, moved string) error {
 	st := m.State()
 	m.mu.Lock()
 	// Until its new copy counts them, the shard's totals are what it had copied: the
@@ -655,7 +653,7 @@ func (m *Migration) relaunch(r *runState, sh *shardState, reason string) error {
 	m.mu.Unlock()
 	err := m.shardPhase(sh, nil, Pending, reason, func(cp *ShardCheckpoint) {
 		cp.T0, cp.ConsistencyPoint, cp.Applied, cp.Copied, cp.Error = primitive.Timestamp{}, primitive.Timestamp{}, primitive.Timestamp{}, nil, ""
-		cp.DDLApplied, cp.Owned = nil, nil
+		cp.DDLApplied, cp.Owned, cp.Moved = nil, nil, moved
 	})
 	if err != nil {
 		return err

@@ -104,11 +104,8 @@ func (m *Migration) lookForMoves(ctx context.Context, r *runState) {
 	for _, sh := range shards {
 		why := strings.Join(moved[sh.name], "; ")
 		m.noteAt(slog.LevelWarn, "shard "+sh.name+" copies again: "+why+" during the migration")
-		m.mu.Lock()
-		sh.moved = why
-		m.mu.Unlock()
 		reason := "restarted because the source's chunks moved during the migration (" + why + "): its data on the destination is cleared, then copied and replayed again"
-		if err := m.relaunch(r, sh, reason); err != nil {
+		if err := m.relaunch(r, sh, reason, why); err != nil {
 			m.log.Error("restart a shard after a chunk move", "shard", sh.name, "err", err)
 		}
 	}

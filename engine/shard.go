@@ -49,8 +49,7 @@ type shardState struct {
 	// read it; unreachable, that its last look failed.
 	watched     primitive.Timestamp
 	unreachable bool
-	// moved names the chunk or collection move that made the shard copy again,
-	// until it is in sync again.
+	// moved is the checkpoint's Moved.
 	moved string
 }
 
@@ -68,7 +67,7 @@ func newShardState(cp ShardCheckpoint) *shardState {
 	if cp.Phase == "" {
 		cp.Phase = Pending
 	}
-	sh := &shardState{name: cp.Shard, cp: cp, phase: cp.Phase, err: cp.Error, t0: cp.T0, applied: cp.Applied}
+	sh := &shardState{name: cp.Shard, cp: cp, phase: cp.Phase, err: cp.Error, t0: cp.T0, applied: cp.Applied, moved: cp.Moved}
 	for _, p := range cp.Copied {
 		sh.copiedDocs += p.Docs
 		sh.copiedBytes += p.Bytes
@@ -365,6 +364,9 @@ func (m *Migration) shardPhase(sh *shardState, from []Phase, to Phase, reason st
 	if to != ShardFailed {
 		next.Error = ""
 	}
+	if to == Synced {
+		next.Moved = ""
+	}
 	next.Phase = to
 	ev := Event{At: m.clock.Now(), Shard: sh.name, From: string(prev), To: string(to), Reason: reason}
 	next.History = append(slices.Clip(next.History), ev)
@@ -381,9 +383,7 @@ func (m *Migration) shardPhase(sh *shardState, from []Phase, to Phase, reason st
 	if to != ShardFailed {
 		sh.watched, sh.unreachable = primitive.Timestamp{}, false
 	}
-	if to == Synced {
-		sh.moved = ""
-	}
+	sh.moved = next.Moved
 	m.mu.history = append(m.mu.history, ev)
 	m.mu.Unlock()
 	m.log.Info("shard phase", "shard", sh.name, "from", prev, "to", to, "reason", reason)
