@@ -3,10 +3,10 @@ package topology
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
-	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 )
@@ -50,24 +50,38 @@ type ChangelogEntry struct {
 	Details bson.Raw
 }
 
-// Changelog reads the config.changelog entries written after since whose what is
-// one of whats, oldest first. A real config.changelog is capped: old entries go.
+// changelogNewest bounds how many of config.changelog's newest entries Changelog
+// reads.
+const changelogNewest = 500
+
+// Changelog reads, of config.changelog's newest entries, those written after since
+// whose what is one of whats, oldest first. config.changelog is capped and has no
+// index on time: it is read backwards in natural order, which stops after the
+// newest entries instead of scanning the collection (entries past those are left
+// out: a caller that must not miss a change reads the chunk map too).
 func Changelog(ctx context.Context, client *mongo.Client, timeout time.Duration, since time.Time, whats []string) ([]ChangelogEntry, error) {
-	filter := bson.D{{Key: "time", Value: bson.D{{Key: "$gt", Value: primitive.NewDateTimeFromTime(since)}}}, {Key: "what", Value: bson.D{{Key: "$in", Value: whats}}}}
-	docs, err := readAll(ctx, client.Database("config").Collection("changelog"), timeout, filter, options.Find().SetSort(bson.D{{Key: "time", Value: 1}}))
+	docs, err := readAll(ctx, client.Database("config").Collection("changelog"), timeout, bson.D{},
+		options.Find().SetSort(bson.D{{Key: "$natural", Value: -1}}).SetLimit(changelogNewest))
 	if err != nil {
 		return nil, fmt.Errorf("read config.changelog: %w", err)
 	}
-	out := make([]ChangelogEntry, 0, len(docs))
+	var out []ChangelogEntry
 	for _, d := range docs {
 		e := ChangelogEntry{What: str(d, "what"), NS: str(d, "ns")}
+		if !slices.Contains(whats, e.What) {
+			continue
+		}
 		if t, ok := d.Lookup("time").DateTimeOK(); ok {
 			e.Time = time.UnixMilli(t).UTC()
+		}
+		if !e.Time.After(since) {
+			continue
 		}
 		if det, ok := d.Lookup("details").DocumentOK(); ok {
 			e.Details = cloneRaw(det)
 		}
 		out = append(out, e)
 	}
+	slices.SortStableFunc(out, func(a, b ChangelogEntry) int { return a.Time.Compare(b.Time) })
 	return out, nil
 }
