@@ -52,6 +52,7 @@ func TestFaultSuite(t *testing.T) {
 		{"11-oplog-holes", oplogHoles},
 		{"12-ddl-patterns", ddlPatterns},
 		{"17-kill-partitioned-copy", killDuringPartitionedCopy},
+		{"14-chunk-move-killed", chunkMoveKilled},
 	}
 	var rows []faults.Row
 	for i, sc := range scenarios {
