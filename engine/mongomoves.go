@@ -49,11 +49,13 @@ func (c *mongoClusters) Moves(ctx context.Context, owned map[string]prepare.Owne
 	if entries == 0 && !w.lastFull.IsZero() && now.Sub(w.lastFull) < fullMoveCheckEvery {
 		return nil, nil
 	}
+	// A look that fails after the changelog was read is made whole at the next
+	// one: the moves it read are only in the chunk map now.
+	w.lastFull = time.Time{}
 	dbs, colls, err := topology.Placement(ctx, c.src, timeout)
 	if err != nil {
 		return nil, err
 	}
-	w.lastFull = now
 	var changes []prepare.Change
 	for _, shard := range slices.Sorted(maps.Keys(owned)) {
 		current, err := prepare.OwnershipOf(dbs, colls, shard)
@@ -64,12 +66,12 @@ func (c *mongoClusters) Moves(ctx context.Context, owned map[string]prepare.Owne
 			changes = append(changes, c.named(ch))
 		}
 	}
-	if len(changes) == 0 {
-		return nil, nil
+	if len(changes) > 0 {
+		if _, err := c.Discover(ctx); err != nil {
+			return nil, fmt.Errorf("plan again after %s: %w", changes[0].What, err)
+		}
 	}
-	if _, err := c.Discover(ctx); err != nil {
-		return nil, fmt.Errorf("plan again after %s: %w", changes[0].What, err)
-	}
+	w.lastFull = now
 	return changes, nil
 }
 
