@@ -12,30 +12,24 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/shardlift/shardlift/sandbox"
-	"github.com/shardlift/shardlift/sandbox/router"
 )
 
 // A DBA moves data between the source's shards by hand while the migration runs
-// (issue 15), with the balancer off. The move lands after the migration read the
-// source's chunk map and before the shards' T0 (the destination's Prepare is slowed
-// down to make room for it): on a code that copies the chunk map it planned with,
-// the moved documents are skipped by both shards (gone from the donor; orphans on
-// the recipient, whose replay starts after the move). The move watcher must find
-// it and copy both shards again, so that the destination ends equal to the source;
+// (issue 15), with the balancer off. The first move lands after the migration read
+// the source's chunk map and before the shards' T0 (the destination's Prepare is held
+// there): on a code that copies the chunk map it planned with, the moved documents
+// are skipped by both shards (gone from the donor; orphans on the recipient, whose
+// replay starts after the move). The second lands during the sync: the move watcher
+// must find it and copy both shards again. The destination ends equal to the source;
 // a resharding, which the destination cannot follow, stops the migration.
 
 // movesDB holds the collections the DBA moves: items sharded on {k: 1} in two
 // chunks, both on the database's primary shard, and notes, unsharded.
 const movesDB = "moves"
 
-// startMovesE2E is a seeded source with the moves database and a destination whose
-// chunk placement takes a second per command.
+// startMovesE2E is a seeded source with the moves database, and a destination.
 func startMovesE2E(t *testing.T) *e2e {
-	e := startE2EShaped(t, 1000, "a move timed between the plan and T0", func(side string, o *sandbox.Options) {
-		if side == "destination" {
-			o.CommandLatency = router.CommandLatency{Split: time.Second, MoveChunk: time.Second}
-		}
-	})
+	e := startE2EShaped(t, 1000, "a move timed between the plan and T0", func(string, *sandbox.Options) {})
 	ctx := context.Background()
 	admin := e.srcC.Database("admin")
 	if err := admin.RunCommand(ctx, bson.D{{Key: "shardCollection", Value: movesDB + ".items"}, {Key: "key", Value: bson.D{{Key: "k", Value: 1}}}}).Err(); err != nil {
@@ -83,6 +77,7 @@ func (e *e2e) movesShards() (primary, other string) {
 type movesLoad struct {
 	stop   context.CancelFunc
 	done   sync.WaitGroup
+	ended  sync.Once
 	writes int
 	err    error
 }
@@ -90,6 +85,7 @@ type movesLoad struct {
 func (e *e2e) startMovesLoad() *movesLoad {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &movesLoad{stop: cancel}
+	e.t.Cleanup(func() { l.end(e.t) }) // a failed test stops it too
 	items, notes := e.srcC.Database(movesDB).Collection("items"), e.srcC.Database(movesDB).Collection("notes")
 	r := rand.New(rand.NewPCG(1, 2))
 	l.done.Go(func() {
@@ -116,31 +112,39 @@ func (e *e2e) startMovesLoad() *movesLoad {
 }
 
 func (l *movesLoad) end(t *testing.T) {
-	l.stop()
-	l.done.Wait()
-	if l.err != nil {
-		t.Fatalf("moves load: %v", l.err)
-	}
-	t.Logf("moves load: %d writes", l.writes)
+	l.ended.Do(func() {
+		l.stop()
+		l.done.Wait()
+		if l.err != nil {
+			t.Errorf("moves load: %v", l.err)
+		}
+		t.Logf("moves load: %d writes", l.writes)
+	})
 }
 
-// moveBetweenPlanAndT0 waits until the migration has read the source's chunk map
-// and is preparing the destination (moves.items is sharded there), runs the DBA's
-// command on the source, and checks that no shard had recorded its T0 yet.
-func (e *e2e) moveBetweenPlanAndT0(m *Migration, cmd bson.D) {
+// runWithMoveBeforeT0 starts the migration with the destination's chunk commands
+// held, waits until the migration has read the source's chunk map and is preparing
+// the destination (it created moves.items there; chunk placement waits), runs the DBA's
+// command on the source, checks that no shard recorded its T0 yet, and lets the
+// preparation go on.
+func (e *e2e) runWithMoveBeforeT0(m *Migration, cmd bson.D) *running {
 	e.t.Helper()
 	ctx := context.Background()
+	release := e.dstBox.HoldChunkCommands()
+	defer release()
+	r := run(m, StartOptions{WipeDestination: true})
 	await(e.t, m, 3*time.Minute, "preparing the destination", func(s Snapshot) bool {
-		n, err := e.dstC.Database("config").Collection("collections").CountDocuments(ctx, bson.D{{Key: "_id", Value: movesDB + ".items"}})
-		return err == nil && n == 1
+		names, err := e.dstC.Database(movesDB).ListCollectionNames(ctx, bson.D{{Key: "name", Value: "items"}})
+		return err == nil && len(names) == 1
 	})
 	if err := e.srcC.Database("admin").RunCommand(ctx, cmd).Err(); err != nil {
 		e.t.Fatalf("%s: %v", cmd[0].Key, err)
 	}
-	if s := m.Snapshot(); s.State != Starting {
-		e.t.Fatalf("the %s ended when the migration was %s: it must land before the shards' T0 (the destination's prepare was too quick)", cmd[0].Key, s.State)
+	if s := m.Snapshot(); s.State != Starting || len(s.Shards) > 0 {
+		e.t.Fatalf("the %s ended when the migration was %s (shards %s): it must land before the shards' T0", cmd[0].Key, s.State, phases(s))
 	}
 	e.t.Logf("%s done while the destination is being prepared", cmd[0].Key)
+	return r
 }
 
 // sameMoves compares both moves collections document by document.
@@ -184,8 +188,7 @@ func runMove(t *testing.T, first, second func(primary, other string) bson.D, nam
 	e.startLoad(50)
 	ml := e.startMovesLoad()
 	m := e.migration(newMemCheckpoints("e2e"))
-	r := run(m, StartOptions{WipeDestination: true})
-	e.moveBetweenPlanAndT0(m, first(primary, other))
+	r := e.runWithMoveBeforeT0(m, first(primary, other))
 	await(t, m, 4*time.Minute, "ready after the first move", isState(Ready))
 	cmd := second(primary, other)
 	if err := e.srcC.Database("admin").RunCommand(context.Background(), cmd).Err(); err != nil {
@@ -231,12 +234,10 @@ func TestSandboxMovePrimaryDuringTheMigrationLosesNothing(t *testing.T) {
 // names it and says what to do; nothing is skipped silently.
 func TestSandboxReshardCollectionDuringTheMigrationStopsIt(t *testing.T) {
 	e := startMovesE2E(t)
-	ml := e.startMovesLoad()
-	defer ml.end(t)
+	e.startMovesLoad()
 	m := e.migration(newMemCheckpoints("e2e"))
-	r := run(m, StartOptions{WipeDestination: true})
+	r := e.runWithMoveBeforeT0(m, bson.D{{Key: "reshardCollection", Value: movesDB + ".items"}, {Key: "key", Value: bson.D{{Key: "j", Value: 1}}}})
 	defer r.kill()
-	e.moveBetweenPlanAndT0(m, bson.D{{Key: "reshardCollection", Value: movesDB + ".items"}, {Key: "key", Value: bson.D{{Key: "j", Value: 1}}}})
 	end := time.Now().Add(4 * time.Minute)
 	for m.State() != Failed {
 		if time.Now().After(end) {

@@ -190,3 +190,26 @@ func TestReshardCollectionGivesANewKeyAndUUID(t *testing.T) {
 		t.Errorf("find by the new key n=5 returned %d documents, want 1", len(got))
 	}
 }
+
+// A held router keeps every chunk command from acting until the release: one cut by
+// its maxTimeMS meanwhile changed nothing; after the release they run.
+func TestHeldChunkCommandsWaitForTheRelease(t *testing.T) {
+	c := startCluster(t, Options{})
+	cl := routerClient(t, c)
+	ctx := context.Background()
+	run(t, cl, "admin", bson.D{{Key: "shardCollection", Value: "app.h"}, {Key: "key", Value: bson.D{{Key: "k", Value: 1}}}})
+	release := c.HoldChunkCommands()
+	err := cl.Database("admin").RunCommand(ctx, bson.D{{Key: "split", Value: "app.h"}, {Key: "middle", Value: bson.D{{Key: "k", Value: 5}}}, {Key: "maxTimeMS", Value: 300}}).Err()
+	if err == nil {
+		t.Fatal("a split returned while chunk commands are held")
+	}
+	if _, m := chunkMap(t, cl, "app.h"); m.Len() != 1 {
+		t.Fatalf("%d chunks after a held split, want 1", m.Len())
+	}
+	release()
+	release() // twice is harmless
+	run(t, cl, "admin", bson.D{{Key: "split", Value: "app.h"}, {Key: "middle", Value: bson.D{{Key: "k", Value: 5}}}})
+	if _, m := chunkMap(t, cl, "app.h"); m.Len() != 2 {
+		t.Fatalf("%d chunks after the release, want 2", m.Len())
+	}
+}

@@ -73,6 +73,8 @@ type Router struct {
 
 	nsMu   sync.Mutex
 	nsLock map[string]*sync.RWMutex
+
+	hold chunkHold // HoldChunkCommands
 }
 
 // New connects a router to its shards (lazily: the driver dials on first use).

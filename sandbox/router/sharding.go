@@ -382,7 +382,7 @@ func (r *Router) split(ctx context.Context, _ *wire.Session, cmd *wire.Command) 
 			return nil, err
 		}
 	}
-	if err := pause(ctx, r.cfg.CommandLatency.Split); err != nil {
+	if err := r.chunkPause(ctx, r.cfg.CommandLatency.Split); err != nil {
 		return nil, err
 	}
 	if err := r.cat.SplitChunk(ns, at); err != nil {
@@ -470,7 +470,7 @@ func (r *Router) moveChunkTo(ctx context.Context, rt *Routing, ch ChunkDoc, reci
 	if err != nil {
 		return err
 	}
-	if err := pause(ctx, r.cfg.CommandLatency.MoveChunk); err != nil {
+	if err := r.chunkPause(ctx, r.cfg.CommandLatency.MoveChunk); err != nil {
 		return err
 	}
 	moved, err := r.migrate(ctx, rt, ch, donor, recipient, db, coll)
