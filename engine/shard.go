@@ -295,7 +295,7 @@ const ownershipAttempts = 5
 // no move falls between the ownership the copy takes and its T0.
 func startWithOwnership(ctx context.Context, c Clusters, shard string) (StartPoint, prepare.Ownership, error) {
 	for attempt := 1; ; attempt++ {
-		before, err := c.Ownership(ctx, shard)
+		before, err := ownershipNow(ctx, c, shard)
 		if err != nil {
 			return StartPoint{}, prepare.Ownership{}, err
 		}
@@ -307,7 +307,7 @@ func startWithOwnership(ctx context.Context, c Clusters, shard string) (StartPoi
 		if err != nil {
 			return StartPoint{}, prepare.Ownership{}, fmt.Errorf("record T0 of shard %s: %w", shard, err)
 		}
-		after, err := c.Ownership(ctx, shard)
+		after, err := ownershipNow(ctx, c, shard)
 		if err != nil {
 			return StartPoint{}, prepare.Ownership{}, err
 		}
@@ -319,6 +319,16 @@ func startWithOwnership(ctx context.Context, c Clusters, shard string) (StartPoi
 			return StartPoint{}, prepare.Ownership{}, fmt.Errorf("record T0 of shard %s: the source's chunks kept moving (%s): stop moving chunks, then restart this shard", shard, moved[0].What)
 		}
 	}
+}
+
+// ownershipNow reads what a shard owns now, riding out a failover of the config
+// servers or a restarted mongos as reading T0 does.
+func ownershipNow(ctx context.Context, c Clusters, shard string) (own prepare.Ownership, err error) {
+	err = replay.RetryTransient(ctx, stepPatience, func(ctx context.Context) (err error) {
+		own, err = c.Ownership(ctx, shard)
+		return err
+	})
+	return own, err
 }
 
 // stopOnResharding stops the migration because a shard found a collection
