@@ -169,6 +169,9 @@ type Migration struct {
 		verifying    bool
 		// blocking is the shard that keeps the cutover from finishing, as last noted.
 		blocking string
+		// lastT0 is when a shard last recorded its T0; movesLooked when the last
+		// completed look for chunk moves started (movesUnseenLocked).
+		lastT0, movesLooked time.Time
 	}
 }
 
@@ -682,7 +685,12 @@ func (m *Migration) check(ctx context.Context, r *runState) {
 	_, notSynced := snap.firstNotSynced(false)
 	switch st {
 	case Syncing:
+		m.mu.Lock()
+		unseen := m.movesUnseenLocked()
+		m.mu.Unlock()
 		switch {
+		case notSynced == "" && len(snap.Shards) > 0 && unseen:
+			m.setReason("every shard is in sync; looking for chunk moves on the source since the last shard started")
 		case notSynced == "" && len(snap.Shards) > 0:
 			m.becomeReady(now)
 		case !snap.TimerDeadline.IsZero():

@@ -26,6 +26,7 @@ const DefaultMovesWatchEvery = 5 * time.Second
 // follow, stops the migration. Nothing is skipped silently.
 func (m *Migration) watchMoves(ctx context.Context, r *runState) {
 	for {
+		m.lookForMoves(ctx, r)
 		t := m.clock.NewTimer(m.cfg.MovesWatchEvery)
 		select {
 		case <-ctx.Done():
@@ -33,17 +34,26 @@ func (m *Migration) watchMoves(ctx context.Context, r *runState) {
 			return
 		case <-t.C():
 		}
-		m.lookForMoves(ctx, r)
 	}
+}
+
+// movesUnseen reports whether a shard recorded its T0 after the start of the last
+// completed look for moves: the migration is not ready until a look has covered
+// every shard's ownership (a move right after a T0 must not reach the cutover).
+// Called with mu held.
+func (m *Migration) movesUnseenLocked() bool {
+	return m.mu.movesLooked.Before(m.mu.lastT0)
 }
 
 // lookForMoves compares what each copying or replaying shard owned at its T0 with
 // the source's chunk map now, and restarts or stops on a move.
 func (m *Migration) lookForMoves(ctx context.Context, r *runState) {
-	switch m.State() {
-	case Syncing, Ready, CuttingOver:
-	default:
-		return
+	started := m.clock.Now()
+	seen := func() {
+		m.mu.Lock()
+		m.mu.movesLooked = started
+		m.mu.Unlock()
+		m.poke()
 	}
 	owned := map[string]prepare.Ownership{}
 	for _, sh := range m.shardList() {
@@ -51,7 +61,9 @@ func (m *Migration) lookForMoves(ctx context.Context, r *runState) {
 			owned[sh.name] = *cp.Owned
 		}
 	}
-	if len(owned) == 0 {
+	switch st := m.State(); {
+	case st != Syncing && st != Ready && st != CuttingOver, len(owned) == 0:
+		seen() // nothing recorded a T0 before this look: nothing to look at
 		return
 	}
 	changes, err := r.clusters.Moves(ctx, owned)
@@ -62,6 +74,7 @@ func (m *Migration) lookForMoves(ctx context.Context, r *runState) {
 		return
 	}
 	if len(changes) == 0 {
+		seen()
 		return
 	}
 	m.life.Lock()

@@ -208,6 +208,9 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 		if err != nil {
 			return err
 		}
+		m.mu.Lock()
+		m.mu.lastT0 = m.clock.Now()
+		m.mu.Unlock()
 		cp = sh.checkpoint()
 	}
 	var copier Copier
