@@ -113,6 +113,8 @@ type shardJSON struct {
 	Error    string `json:"error,omitempty"`
 	Retrying string `json:"retrying,omitempty"`
 	Waiting  string `json:"waiting,omitempty"`
+	// Moved names the chunk or collection move that made the shard copy again.
+	Moved string `json:"moved,omitempty"`
 	// GapSeconds is the shard's optime gap; AppliedUpTo the source time up to which
 	// it applied every entry (null before it applied one).
 	GapSeconds  float64    `json:"gapSeconds"`
@@ -207,7 +209,7 @@ func toStatus(s engine.Snapshot) statusJSON {
 		out.Placement = &placementJSON{Collections: p.Collections, CollectionsPlaced: p.CollectionsPlaced, Ranges: p.Ranges, RangesPlaced: p.RangesPlaced}
 	}
 	for _, sh := range s.Shards {
-		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying, Waiting: sh.Waiting,
+		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying, Waiting: sh.Waiting, Moved: sh.Moved,
 			GapSeconds: sh.Gap.Seconds(), AppliedUpTo: optionalTime(sh.AppliedUpTo)})
 	}
 	if sum := s.Summary; sum != nil {

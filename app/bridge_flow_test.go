@@ -403,10 +403,15 @@ func TestGUIValidatesTheSandboxClusters(t *testing.T) {
 		t.Fatalf("validation on the sandbox: %s", summary)
 	}
 	t.Logf("validation: %s", summary)
+	warnsOfMoves := false
 	for _, w := range d.texts("") {
 		if strings.Contains(w, "Fix:") {
 			t.Logf("  %s", w)
 		}
+		warnsOfMoves = warnsOfMoves || strings.Contains(w, "No chunk or collection moves during the migration")
+	}
+	if !warnsOfMoves {
+		t.Error("the check list does not warn the DBA against moving chunks during the migration")
 	}
 	if _, enabled := d.button("Start migration"); !enabled {
 		t.Error("Start migration is not enabled after a validation without failures")

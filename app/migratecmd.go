@@ -404,6 +404,8 @@ func progressLine(s engine.Snapshot, now time.Time) string {
 			p += " (" + sh.Retrying + ")"
 		} else if sh.Waiting != "" {
 			p += " (" + sh.Waiting + ")"
+		} else if sh.Moved != "" {
+			p += " (copying again: " + sh.Moved + ")"
 		}
 		shards = append(shards, p)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/initialsync"
 	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/store"
@@ -59,6 +60,10 @@ type (
 		ConsistencyPoint primitive.Timestamp `bson:"consistencyPoint"`
 		History          []eventDoc          `bson:"history,omitempty"`
 		DDLApplied       []ddlCopyDoc        `bson:"ddlApplied,omitempty"`
+		// Owned is what the shard owned at its T0 (the chunk map it copies).
+		Owned *prepare.Ownership `bson:"owned,omitempty"`
+		// Moved names the move that made the shard copy again.
+		Moved string `bson:"moved,omitempty"`
 	}
 	ddlCopyDoc struct {
 		TS     primitive.Timestamp `bson:"ts"`
@@ -300,7 +305,7 @@ func (c *storeCheckpoints) SaveShard(cp engine.ShardCheckpoint) error {
 	if cp.Shard == metaShard {
 		return fmt.Errorf("a source shard is named %q, which Shardlift reserves: rename the shard", metaShard)
 	}
-	extras := shardExtras{ConsistencyPoint: cp.ConsistencyPoint}
+	extras := shardExtras{ConsistencyPoint: cp.ConsistencyPoint, Owned: cp.Owned, Moved: cp.Moved}
 	for _, e := range cp.History {
 		extras.History = append(extras.History, eventDoc{At: e.At, From: e.From, To: e.To, Reason: e.Reason})
 	}
@@ -337,7 +342,7 @@ func fromStoreShard(cp store.ShardCheckpoint) (engine.ShardCheckpoint, error) {
 	if err := decodeExtras(cp, &extras); err != nil {
 		return out, err
 	}
-	out.ConsistencyPoint = extras.ConsistencyPoint
+	out.ConsistencyPoint, out.Owned, out.Moved = extras.ConsistencyPoint, extras.Owned, extras.Moved
 	for _, e := range extras.History {
 		out.History = append(out.History, engine.Event{At: e.At, Shard: cp.Shard, From: e.From, To: e.To, Reason: e.Reason})
 	}

@@ -9,10 +9,12 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/initialsync"
 	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/store"
@@ -97,6 +99,13 @@ func TestStoreCheckpointsKeepEverythingTheEngineSaves(t *testing.T) {
 		DDLApplied: []replay.DDLCopy{{TS: primitive.Timestamp{T: 171, I: 1}, Key: oplog.DDLKey{1, 2, 3}}, {TS: primitive.Timestamp{T: 171, I: 1}, Key: oplog.DDLKey{4}},
 			{TS: primitive.Timestamp{T: 172, I: 1}, Key: oplog.DDLKey{5}, Effect: replay.DDLEffect{Kind: oplog.DDLRename, NS: oplog.ParseNamespace("shop.tmp.agg_out.1"), To: oplog.ParseNamespace("shop.report"), UUID: "0123456789abcdef", DropTarget: true, DropTargetUUID: "fedcba9876543210"}},
 			{TS: primitive.Timestamp{T: 173, I: 1}, Key: oplog.DDLKey{6}, Effect: replay.DDLEffect{Kind: oplog.DDLDropDatabase, NS: oplog.Namespace{DB: "old"}}}},
+		// What the shard owned at T0, which its copy takes on a resume, and the move
+		// that made it copy again.
+		Owned: &prepare.Ownership{Primaries: map[string]string{"shop": "rs0"}, Collections: []prepare.OwnedCollection{{
+			NS: "shop.orders", UUID: []byte("0123456789abcdef"), Key: bson.Raw(bsoncore.NewDocumentBuilder().AppendInt32("c", 1).Build()),
+			Ranges: []prepare.OwnedRange{{Min: bson.Raw(bsoncore.NewDocumentBuilder().AppendMinKey("c").Build()), Max: bson.Raw(bsoncore.NewDocumentBuilder().AppendInt32("c", 7).Build())}},
+		}}},
+		Moved: "a chunk of shop.orders moved from shard rs1 to rs0",
 	}
 	if err := cp.SaveShard(shard); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/topology"
 )
@@ -142,6 +143,10 @@ type ShardCheckpoint struct {
 	// entry's term, checked on resume (0: unknown, in a state file older than it).
 	Applied     primitive.Timestamp
 	AppliedTerm int64
+	// Owned is what the shard owned when its copy started (the chunk map at T0):
+	// its copy, resumed or not, takes exactly that; nil in a state file older than
+	// it, and before T0.
+	Owned *prepare.Ownership
 	// Copied is the copy progress per partition (namespace).
 	Copied map[string]initialsync.PartitionProgress
 	// DDLApplied are the DDL entries after Applied that the shard read and whose
@@ -150,6 +155,9 @@ type ShardCheckpoint struct {
 	DDLApplied []replay.DDLCopy
 	// Error is why the shard failed (Phase ShardFailed).
 	Error string
+	// Moved names the chunk or collection move that made the shard copy again,
+	// until it is in sync again.
+	Moved string
 	// History are the shard's phase changes, oldest first.
 	History []Event
 }

@@ -37,11 +37,12 @@ type e2e struct {
 	t          *testing.T
 	src, dst   topology.Endpoint
 	srcC, dstC *mongo.Client
-	// srcBox is the source sandbox, for tests that need it (nil on real clusters).
-	srcBox   *sandbox.Cluster
-	stats    load.Stats
-	stopLoad context.CancelFunc
-	loadDone chan error
+	// srcBox and dstBox are the sandboxes, for tests that need them (nil on real
+	// clusters).
+	srcBox, dstBox *sandbox.Cluster
+	stats          load.Stats
+	stopLoad       context.CancelFunc
+	loadDone       chan error
 }
 
 func startE2E(t *testing.T, docs int) *e2e {
@@ -76,7 +77,7 @@ func startE2EShaped(t *testing.T, docs int, needs string, shape func(side string
 	if (srcURI != "" && dstURI != "") && shape != nil {
 		t.Skip("needs the sandbox: " + needs)
 	}
-	var srcBox *sandbox.Cluster
+	var srcBox, dstBox *sandbox.Cluster
 	if srcURI == "" || dstURI == "" {
 		var uris [2]string
 		for i, name := range []string{"source", "destination"} {
@@ -99,11 +100,13 @@ func startE2EShaped(t *testing.T, docs int, needs string, shape func(side string
 			uris[i] = c.URI()
 			if i == 0 {
 				srcBox = c
+			} else {
+				dstBox = c
 			}
 		}
 		srcURI, dstURI = uris[0], uris[1]
 	}
-	e := &e2e{t: t, src: topology.Endpoint{URI: srcURI, Timeout: 30 * time.Second}, dst: topology.Endpoint{URI: dstURI, Timeout: 30 * time.Second}, srcBox: srcBox}
+	e := &e2e{t: t, src: topology.Endpoint{URI: srcURI, Timeout: 30 * time.Second}, dst: topology.Endpoint{URI: dstURI, Timeout: 30 * time.Second}, srcBox: srcBox, dstBox: dstBox}
 	var err error
 	if e.srcC, err = topology.Connect(ctx, e.src); err != nil {
 		t.Fatal(err)

@@ -190,3 +190,15 @@ func (e *MismatchError) Error() string {
 }
 
 func (e *MismatchError) Unwrap() error { return ErrVerificationMismatch }
+
+// ReshardedError says that a collection was resharded (reshardCollection, or 8.0's
+// moveCollection or unshardCollection) during the migration: the destination has
+// its old shard key and cannot follow, so the migration stops.
+type ReshardedError struct {
+	What string // the resharding, in words
+}
+
+func (e *ReshardedError) Error() string {
+	return e.What + " during the migration: the destination has the old shard key and cannot follow it, so syncing stopped. " +
+		"Cancel this migration and start a new one (and reshard, move or unshard collections only before a migration or after its cutover)"
+}

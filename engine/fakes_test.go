@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/topology"
 )
@@ -194,6 +195,14 @@ type fakeClusters struct {
 	shards map[string]*fakeShard
 	relax  RelaxSink
 	closed int
+
+	// owners is what Ownership returns per shard (empty when absent); copierOwned
+	// records the ownership each NewCopier was given; moves is what the next
+	// Moves returns (then nothing), and movesAsked what each Moves was asked.
+	owners      map[string]prepare.Ownership
+	copierOwned map[string]prepare.Ownership
+	moves       []prepare.Change
+	movesAsked  []map[string]prepare.Ownership
 
 	// srcID and dstID are what Identify reads; marker is the destination's.
 	srcID, dstID topology.Identity
@@ -483,10 +492,29 @@ func (f *fakeClusters) StartPoint(ctx context.Context, shard string) (StartPoint
 	return StartPoint{T0: t0, T0Term: f.shards[shard].t0Term, TxnStart: f.shards[shard].txnStart}, err
 }
 
-func (f *fakeClusters) NewCopier(shard string, _ primitive.Timestamp, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
+func (f *fakeClusters) Ownership(_ context.Context, shard string) (prepare.Ownership, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.owners[shard], nil
+}
+
+func (f *fakeClusters) Moves(_ context.Context, owned map[string]prepare.Ownership) ([]prepare.Change, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.movesAsked = append(f.movesAsked, maps.Clone(owned))
+	moves := f.moves
+	f.moves = nil
+	return moves, nil
+}
+
+func (f *fakeClusters) NewCopier(shard string, _ primitive.Timestamp, own prepare.Ownership, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
 	f.call("NewCopier %s", shard)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.copierOwned == nil {
+		f.copierOwned = map[string]prepare.Ownership{}
+	}
+	f.copierOwned[shard] = own
 	if f.world != nil {
 		return f.world.newCopier(shard, saved, sink, f.relax)
 	}

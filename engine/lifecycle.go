@@ -624,12 +624,26 @@ func (m *Migration) RestartShard(ctx context.Context, name string) error {
 	if r == nil || r.stopped {
 		return ErrNotRunning
 	}
+	m.haltShard(r, name)
+	return m.relaunch(r, sh, "restart requested: its data on the destination is cleared, then copied and replayed again", "")
+}
+
+// haltShard stops one shard's pipeline and waits for it. Called with life held.
+func (m *Migration) haltShard(r *runState, name string) {
 	if p := r.pipes[name]; p != nil {
 		p.cancel()
 		<-p.done
 		delete(r.pipes, name)
 	}
 	r.clusters.ReleaseDDL(name)
+}
+
+// relaunch starts a halted shard again from scratch: its data on the destination
+// is cleared, then copied from a new T0 (and a new ownership) and replayed.
+// moved names the move that made it copy again ("" for none). Called with life
+// held.
+func (m *Migration) relaunch(r *runState, sh *shardState, reason, moved string) error {
+	st := m.State()
 	m.mu.Lock()
 	// Until its new copy counts them, the shard's totals are what it had copied: the
 	// overall progress must not read 100% while it copies again.
@@ -637,9 +651,9 @@ func (m *Migration) RestartShard(ctx context.Context, name string) error {
 	sh.expectedDocs, sh.expectedBytes = max(row.DocsTotal, sh.expectedDocs), max(row.BytesTotal, sh.expectedBytes)
 	sh.copier, sh.replayer, sh.samples, sh.copiedDocs, sh.copiedBytes = nil, nil, nil, 0, 0
 	m.mu.Unlock()
-	err := m.shardPhase(sh, nil, Pending, "restart requested: its data on the destination is cleared, then copied and replayed again", func(cp *ShardCheckpoint) {
+	err := m.shardPhase(sh, nil, Pending, reason, func(cp *ShardCheckpoint) {
 		cp.T0, cp.ConsistencyPoint, cp.Applied, cp.Copied, cp.Error = primitive.Timestamp{}, primitive.Timestamp{}, primitive.Timestamp{}, nil, ""
-		cp.DDLApplied = nil
+		cp.DDLApplied, cp.Owned, cp.Moved = nil, nil, moved
 	})
 	if err != nil {
 		return err

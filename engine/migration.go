@@ -45,6 +45,9 @@ type Config struct {
 	// DrainTimeout bounds I'm done's wait for every shard to apply the source's
 	// newest entry, and the graceful stop of the replays.
 	DrainTimeout time.Duration
+	// MovesWatchEvery is how often the move watcher looks for chunk and
+	// collection moves on the source (DefaultMovesWatchEvery).
+	MovesWatchEvery time.Duration
 	// Workstation names the machine running the migration in the destination's
 	// marker, for a second migration's refusal to say who holds it (os.Hostname
 	// when empty).
@@ -79,6 +82,9 @@ func (c *Config) defaults() error {
 	}
 	if c.PollEvery <= 0 {
 		c.PollEvery = DefaultPollEvery
+	}
+	if c.MovesWatchEvery <= 0 {
+		c.MovesWatchEvery = DefaultMovesWatchEvery
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout
@@ -165,6 +171,9 @@ type Migration struct {
 		verifying    bool
 		// blocking is the shard that keeps the cutover from finishing, as last noted.
 		blocking string
+		// lastT0 is when a shard last recorded its T0; movesLooked when the last
+		// completed look for chunk moves started (movesUnseenLocked).
+		lastT0, movesLooked time.Time
 	}
 }
 
@@ -341,12 +350,16 @@ func (m *Migration) Run(ctx context.Context, opts StartOptions) error {
 	m.life.Lock()
 	m.noteIf(recorded)
 	m.life.Unlock()
-	r.wg.Add(2)
+	r.wg.Add(3)
 	go func() {
 		defer r.wg.Done()
 		if err := clusters.RunDDL(rctx); err != nil && rctx.Err() == nil {
 			m.log.Error("DDL applier stopped", "err", err)
 		}
+	}()
+	go func() {
+		defer r.wg.Done()
+		m.watchMoves(rctx, r)
 	}()
 	go func() {
 		defer r.wg.Done()
@@ -675,7 +688,12 @@ func (m *Migration) check(ctx context.Context, r *runState) {
 	_, notSynced := snap.firstNotSynced(false)
 	switch st {
 	case Syncing:
+		m.mu.Lock()
+		unseen := m.movesUnseenLocked()
+		m.mu.Unlock()
 		switch {
+		case notSynced == "" && len(snap.Shards) > 0 && unseen:
+			m.setReason("every shard is in sync; looking for chunk moves on the source since the last shard started")
 		case notSynced == "" && len(snap.Shards) > 0:
 			m.becomeReady(now)
 		case !snap.TimerDeadline.IsZero():

@@ -52,6 +52,10 @@ type mongoClusters struct {
 		members map[string]*mongo.Client
 		ddl     *replay.DDLOnce
 	}
+	// movesMu serializes the move watcher's looks (Moves).
+	movesMu sync.Mutex
+	moves   moveWatch
+
 	ddlReady  chan struct{} // closed once the DDL applier exists
 	replaying chan struct{} // closed when the first replay is made: the destination is prepared
 	replayed  sync.Once
@@ -405,14 +409,17 @@ func startPointOf(before, oldest primitive.Timestamp, open bool, t0 primitive.Ti
 	return sp
 }
 
-func (c *mongoClusters) NewCopier(shard string, t0 primitive.Timestamp, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
+func (c *mongoClusters) NewCopier(shard string, t0 primitive.Timestamp, own prepare.Ownership, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
 	plan, err := c.plan()
 	if err != nil {
 		return nil, err
 	}
-	sp, ok := plan.Shard(shard)
-	if !ok {
+	if _, ok := plan.Shard(shard); !ok {
 		return nil, fmt.Errorf("source shard %s: %w", shard, ErrUnknownShard)
+	}
+	sp, err := plan.ShardAt(shard, own)
+	if err != nil {
+		return nil, err
 	}
 	client, err := c.shardClient(shard)
 	if err != nil {

@@ -65,9 +65,19 @@ type Clusters interface {
 	// majority commit point, and where the replay must read from to see every
 	// transaction open at T0 (docs/correctness.md).
 	StartPoint(ctx context.Context, shard string) (StartPoint, error)
+	// Ownership reads what a source shard owns in the source's chunk map now:
+	// read before and after its T0, and saved with it, its copy takes exactly
+	// that. A collection resharded since the plan is a *ReshardedError.
+	Ownership(ctx context.Context, shard string) (prepare.Ownership, error)
 	// NewCopier prepares one shard's copy from its saved progress: it reads what
-	// the shard's majority committed, as of t0 or later.
-	NewCopier(shard string, t0 primitive.Timestamp, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error)
+	// the shard's majority committed, as of t0 or later, of what the shard owned
+	// at t0 (own).
+	NewCopier(shard string, t0 primitive.Timestamp, own prepare.Ownership, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error)
+	// Moves compares what each shard owned at its T0 (owned) with the source's
+	// chunk map now and returns every chunk or collection move between them (nil
+	// when nothing moved). When something moved it plans again from the chunk map
+	// of now, for the shards that copy again.
+	Moves(ctx context.Context, owned map[string]prepare.Ownership) ([]prepare.Change, error)
 	// NewReplayer prepares one shard's oplog replay, starting after from.Resume.
 	// ddlApplied are the DDL entries after resume that the shard read before and
 	// whose DDL is applied; sink keeps the replay's checkpoints.

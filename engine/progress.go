@@ -80,7 +80,7 @@ func (m *Migration) Snapshot() Snapshot {
 
 // progressLocked is one shard's row. Called with Migration.mu held.
 func (sh *shardState) progressLocked() ShardProgress {
-	row := ShardProgress{Name: sh.name, Phase: sh.phase, Error: sh.err}
+	row := ShardProgress{Name: sh.name, Phase: sh.phase, Error: sh.err, Moved: sh.moved}
 	row.CopyUnfinished = sh.phase == Pending || sh.phase == Copying || sh.phase == BuildingIndexes
 	switch {
 	case sh.copier != nil:

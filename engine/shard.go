@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/replay"
 )
 
@@ -48,6 +49,8 @@ type shardState struct {
 	// read it; unreachable, that its last look failed.
 	watched     primitive.Timestamp
 	unreachable bool
+	// moved is the checkpoint's Moved.
+	moved string
 }
 
 // sample is one look at a shard's counters, for rates and estimates.
@@ -64,7 +67,7 @@ func newShardState(cp ShardCheckpoint) *shardState {
 	if cp.Phase == "" {
 		cp.Phase = Pending
 	}
-	sh := &shardState{name: cp.Shard, cp: cp, phase: cp.Phase, err: cp.Error, t0: cp.T0, applied: cp.Applied}
+	sh := &shardState{name: cp.Shard, cp: cp, phase: cp.Phase, err: cp.Error, t0: cp.T0, applied: cp.Applied, moved: cp.Moved}
 	for _, p := range cp.Copied {
 		sh.copiedDocs += p.Docs
 		sh.copiedBytes += p.Bytes
@@ -157,6 +160,11 @@ func (m *Migration) launch(r *runState, sh *shardState, clear bool) {
 		if err == nil || ctx.Err() != nil {
 			return
 		}
+		var resharded *ReshardedError
+		if errors.As(err, &resharded) {
+			r.wg.Go(func() { m.stopOnResharding(r, resharded.What) })
+			return
+		}
 		m.failShard(sh, err)
 		r.clusters.ReleaseDDL(sh.name)
 	}()
@@ -184,13 +192,9 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 				return fmt.Errorf("clear what shard %s owns on the destination: %w", sh.name, err)
 			}
 		}
-		var start StartPoint
-		err := replay.RetryTransient(ctx, stepPatience, func(ctx context.Context) (err error) {
-			start, err = c.StartPoint(ctx, sh.name)
-			return err
-		})
+		start, own, err := startWithOwnership(ctx, c, sh.name)
 		if err != nil {
-			return fmt.Errorf("record T0 of shard %s: %w", sh.name, err)
+			return err
 		}
 		t0 := start.T0
 		if t0.IsZero() {
@@ -198,17 +202,33 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 		}
 		err = m.shardPhase(sh, nil, Copying, "copy started; the oplog replay will start after T0 "+tsText(t0), func(cp *ShardCheckpoint) {
 			cp.T0, cp.T0Term, cp.TxnStart, cp.ConsistencyPoint, cp.Copied, cp.DDLApplied = t0, start.T0Term, start.TxnStart, primitive.Timestamp{}, nil, nil
+			cp.Owned = &own
 			cp.Applied, cp.AppliedTerm = primitive.Timestamp{}, 0
 		})
 		if err != nil {
 			return err
 		}
+		m.mu.Lock()
+		m.mu.lastT0 = m.clock.Now()
+		m.mu.Unlock()
 		cp = sh.checkpoint()
 	}
 	var copier Copier
 	if cp.Phase == Copying || cp.Phase == BuildingIndexes {
+		if cp.Owned == nil {
+			// A state file older than the saved ownership: the chunk map of now,
+			// saved so that the move watcher compares with it from now on.
+			own, err := c.Ownership(ctx, sh.name)
+			if err != nil {
+				return err
+			}
+			if err := m.saveShard(sh, func(cp *ShardCheckpoint) { cp.Owned = &own }); err != nil {
+				return fmt.Errorf("save the checkpoint of shard %s: %w", sh.name, err)
+			}
+			cp = sh.checkpoint()
+		}
 		var err error
-		if copier, err = c.NewCopier(sh.name, cp.T0, cp.Copied, sink); err != nil {
+		if copier, err = c.NewCopier(sh.name, cp.T0, *cp.Owned, cp.Copied, sink); err != nil {
 			return err
 		}
 		m.mu.Lock()
@@ -269,6 +289,61 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 	return rp.Run(ctx)
 }
 
+// ownershipAttempts bounds how often a shard's start reads the chunk map again
+// because a chunk moved while it recorded its T0.
+const ownershipAttempts = 5
+
+// startWithOwnership records a shard's start point (T0) with what it owns then:
+// the chunk map read before and after T0, again until both reads agree, so that
+// no move falls between the ownership the copy takes and its T0.
+func startWithOwnership(ctx context.Context, c Clusters, shard string) (StartPoint, prepare.Ownership, error) {
+	for attempt := 1; ; attempt++ {
+		before, err := ownershipNow(ctx, c, shard)
+		if err != nil {
+			return StartPoint{}, prepare.Ownership{}, err
+		}
+		var start StartPoint
+		err = replay.RetryTransient(ctx, stepPatience, func(ctx context.Context) (err error) {
+			start, err = c.StartPoint(ctx, shard)
+			return err
+		})
+		if err != nil {
+			return StartPoint{}, prepare.Ownership{}, fmt.Errorf("record T0 of shard %s: %w", shard, err)
+		}
+		after, err := ownershipNow(ctx, c, shard)
+		if err != nil {
+			return StartPoint{}, prepare.Ownership{}, err
+		}
+		moved := prepare.Changes(shard, before, after, nil)
+		if len(moved) == 0 {
+			return start, after, nil
+		}
+		if attempt == ownershipAttempts {
+			return StartPoint{}, prepare.Ownership{}, fmt.Errorf("record T0 of shard %s: the source's chunks kept moving (%s): stop moving chunks, then restart this shard", shard, moved[0].What)
+		}
+	}
+}
+
+// ownershipNow reads what a shard owns now, riding out a failover of the config
+// servers or a restarted mongos as reading T0 does.
+func ownershipNow(ctx context.Context, c Clusters, shard string) (own prepare.Ownership, err error) {
+	err = replay.RetryTransient(ctx, stepPatience, func(ctx context.Context) (err error) {
+		own, err = c.Ownership(ctx, shard)
+		return err
+	})
+	return own, err
+}
+
+// stopOnResharding stops the migration because a shard found a collection
+// resharded when it started.
+func (m *Migration) stopOnResharding(r *runState, what string) {
+	m.life.Lock()
+	defer m.life.Unlock()
+	if m.run == r && !r.stopped {
+		m.stopForResharding(r.ctx, r, []string{what})
+	}
+}
+
 // failShard records why a shard's sync stopped; the others keep syncing.
 func (m *Migration) failShard(sh *shardState, err error) {
 	msg := err.Error()
@@ -302,6 +377,9 @@ func (m *Migration) shardPhase(sh *shardState, from []Phase, to Phase, reason st
 	if to != ShardFailed {
 		next.Error = ""
 	}
+	if to == Synced {
+		next.Moved = ""
+	}
 	next.Phase = to
 	ev := Event{At: m.clock.Now(), Shard: sh.name, From: string(prev), To: string(to), Reason: reason}
 	next.History = append(slices.Clip(next.History), ev)
@@ -318,6 +396,7 @@ func (m *Migration) shardPhase(sh *shardState, from []Phase, to Phase, reason st
 	if to != ShardFailed {
 		sh.watched, sh.unreachable = primitive.Timestamp{}, false
 	}
+	sh.moved = next.Moved
 	m.mu.history = append(m.mu.history, ev)
 	m.mu.Unlock()
 	m.log.Info("shard phase", "shard", sh.name, "from", prev, "to", to, "reason", reason)

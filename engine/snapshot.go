@@ -128,6 +128,9 @@ type ShardProgress struct {
 	Error    string
 	Retrying string
 	Waiting  string
+	// Moved names the chunk or collection move during the migration that made the
+	// shard copy again, until it is in sync again.
+	Moved string
 	// Gap is this shard's optime gap: its source's newest entry minus its last
 	// applied one. A failed shard's keeps growing with the source's clock (with the
 	// wall clock while its source does not answer); a shard still copying counts

@@ -803,6 +803,14 @@ func (c *Cluster) HeldCommits() int {
 	return c.mu.router.HeldCommits()
 }
 
+// HoldChunkCommands makes the router's split, moveChunk and moveRange wait until
+// release is called (a restarted router holds none).
+func (c *Cluster) HoldChunkCommands() (release func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.router.HoldChunkCommands()
+}
+
 // RestartRouter stops the router (its connections and cursors are lost) and starts
 // it again on the same address, as a restarted mongos.
 func (c *Cluster) RestartRouter() error {

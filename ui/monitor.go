@@ -525,6 +525,9 @@ func (r *shardRow) show(p engine.ShardProgress) {
 	case p.Waiting != "":
 		r.retrying.SetText(capitalized(p.Waiting))
 		r.retrying.Show()
+	case p.Moved != "":
+		r.retrying.SetText("Copying again: " + p.Moved + " during the migration")
+		r.retrying.Show()
 	default:
 		r.retrying.Hide()
 	}

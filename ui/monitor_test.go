@@ -360,6 +360,10 @@ func TestShardRowSaysWhatItWaitsForOrRetries(t *testing.T) {
 	m.snap.Shards[0].Retrying = ""
 	h.tick()
 	h.mustNotShow("Retrying")
+	// A shard copying again because a DBA moved a chunk says which.
+	m.snap.Shards[0].Moved = "a chunk of shop.orders [{customerId: 10}, {customerId: 20}) moved from shard rs0 to rs1 at 10:03:00 UTC (moveChunk or moveRange)"
+	h.tick()
+	h.mustShow("Copying again: a chunk of shop.orders [{customerId: 10}, {customerId: 20}) moved from shard rs0 to rs1")
 }
 
 // A shard whose replay waits for its source replica set's majority says so in its

@@ -51,8 +51,9 @@ func TestFaultSuite(t *testing.T) {
 		{"10-stepdown-rollback-steady", stepdownRollbackSteady},
 		{"11-oplog-holes", oplogHoles},
 		{"12-ddl-patterns", ddlPatterns},
-		{"17-kill-partitioned-copy", killDuringPartitionedCopy},
+		{"13-kill-partitioned-copy", killDuringPartitionedCopy},
 		{"14-lagging-secondary-read", laggingSecondary},
+		{"15-chunk-move-killed", chunkMoveKilled},
 	}
 	var rows []faults.Row
 	for i, sc := range scenarios {

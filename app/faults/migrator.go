@@ -95,6 +95,7 @@ type Shard struct {
 	Error      string   `json:"error"`
 	Retrying   string   `json:"retrying"`
 	Waiting    string   `json:"waiting"`
+	Moved      string   `json:"moved"` // the move that made the shard copy again
 }
 
 // GapClosed reports whether the optime gap is known and 0.

@@ -31,6 +31,14 @@ type Plan struct {
 	// DestinationVersion is the destination's MongoDB version (its mongos'),
 	// which decides the commands Prepare uses where they changed.
 	DestinationVersion string
+	// owned is what each source shard owns (Ownership).
+	owned map[string]Ownership
+}
+
+// Ownership is what a source shard owns in the chunk map the plan was built from.
+func (p *Plan) Ownership(source string) (Ownership, bool) {
+	o, ok := p.owned[source]
+	return o, ok
 }
 
 // Database is one user database and where its primary is on both sides.
@@ -183,9 +191,12 @@ func NewPlan(src, dst *topology.Cluster) (*Plan, error) {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
 
-	p := &Plan{DestinationVersion: dst.Router.Version}
+	p := &Plan{DestinationVersion: dst.Router.Version, owned: map[string]Ownership{}}
 	for _, s := range src.Shards {
 		p.Shards = append(p.Shards, ShardPlan{Source: s.Name, Destination: twin[s.Name], Zones: s.Zones})
+		if p.owned[s.Name], err = OwnershipOf(src.Databases, src.Collections, s.Name); err != nil {
+			return nil, fmt.Errorf("plan: %w", err)
+		}
 	}
 	for _, z := range src.Zones {
 		if namespaces.MigratedNS(z.Namespace) {

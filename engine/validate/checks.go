@@ -84,6 +84,7 @@ func Check(in Input) []Finding {
 	c.destinationEmpty()
 	c.destinationPrivileges()
 	c.users()
+	c.manualMoves()
 	c.collectionKinds()
 	c.collations()
 	c.zones()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -70,4 +71,49 @@ func pause(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// chunkHold holds the router's chunk commands while a test or a drill wants them
+// held (HoldChunkCommands): nil channel, none held.
+type chunkHold struct {
+	mu   sync.Mutex
+	held chan struct{} // closed on release
+}
+
+// HoldChunkCommands makes every split, moveChunk and moveRange wait, before it
+// changes anything, until release is called: a test's barrier (a migration's
+// Prepare stopped at a known point) or a drill's stalled chunk migration.
+func (r *Router) HoldChunkCommands() (release func()) {
+	r.hold.mu.Lock()
+	defer r.hold.mu.Unlock()
+	if r.hold.held == nil {
+		r.hold.held = make(chan struct{})
+	}
+	ch := r.hold.held
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.hold.mu.Lock()
+			defer r.hold.mu.Unlock()
+			if r.hold.held == ch {
+				r.hold.held = nil
+			}
+			close(ch)
+		})
+	}
+}
+
+// chunkPause is what a chunk command waits before it acts: a hold, then its latency.
+func (r *Router) chunkPause(ctx context.Context, d time.Duration) error {
+	r.hold.mu.Lock()
+	held := r.hold.held
+	r.hold.mu.Unlock()
+	if held != nil {
+		select {
+		case <-held:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return pause(ctx, d)
 }

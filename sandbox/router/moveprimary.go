@@ -111,23 +111,12 @@ func (r *Router) cloneCollection(ctx context.Context, donor, recipient *backend,
 	if err != nil {
 		return err
 	}
-	for start := 0; start < len(docs); start += migrationBatch {
-		arr := bson.A{}
-		for _, d := range docs[start:min(start+migrationBatch, len(docs))] {
-			arr = append(arr, d)
-		}
-		reply, err := recipient.run(ctx, db, bson.D{{Key: "insert", Value: coll}, {Key: "documents", Value: arr}, {Key: "ordered", Value: true}, {Key: "fromMigrate", Value: true}})
-		if err != nil {
-			return err
-		}
-		if we := writeErrorsOf(reply); len(we) > 0 {
-			return fmt.Errorf("copy to %s: %s", recipient.Name, we[0])
-		}
-	}
-	return nil
+	return insertFromMigrate(ctx, recipient, db, coll, docs)
 }
 
-// setPrimary records db's new primary shard, with a new database version.
+// setPrimary records db's new primary shard, with a new database version, and
+// logs movePrimary.start and movePrimary.commit as the config server does
+// ({database, from, to}: MovePrimarySourceManager's log entry).
 func (c *Catalog) setPrimary(db, primary string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -135,6 +124,9 @@ func (c *Catalog) setPrimary(db, primary string) error {
 	if !ok {
 		return wire.NamespaceNotFound("database " + db + " not found")
 	}
+	details := bson.D{{Key: "database", Value: db}, {Key: "from", Value: d.Primary}, {Key: "to", Value: primary}}
+	c.logChangeLocked("movePrimary.start", db, details)
+	defer c.logChangeLocked("movePrimary.commit", db, details)
 	d.Primary = primary
 	d.Version.LastMod++
 	d.Version.Timestamp = c.nextTimestampLocked()

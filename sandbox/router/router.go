@@ -73,6 +73,8 @@ type Router struct {
 
 	nsMu   sync.Mutex
 	nsLock map[string]*sync.RWMutex
+
+	hold chunkHold // HoldChunkCommands
 }
 
 // New connects a router to its shards (lazily: the driver dials on first use).
@@ -213,6 +215,7 @@ func init() {
 	routerCommands["refinecollectionshardkey"] = (*Router).refineCollectionShardKey
 	routerCommands["_sandboxsetchunks"] = (*Router).setChunks
 	routerCommands["moveprimary"] = (*Router).movePrimary
+	routerCommands["reshardcollection"] = (*Router).reshardCollection
 }
 
 func (r *Router) hello(ctx context.Context, s *wire.Session, cmd *wire.Command) (bson.Raw, error) {

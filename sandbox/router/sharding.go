@@ -382,7 +382,7 @@ func (r *Router) split(ctx context.Context, _ *wire.Session, cmd *wire.Command) 
 			return nil, err
 		}
 	}
-	if err := pause(ctx, r.cfg.CommandLatency.Split); err != nil {
+	if err := r.chunkPause(ctx, r.cfg.CommandLatency.Split); err != nil {
 		return nil, err
 	}
 	if err := r.cat.SplitChunk(ns, at); err != nil {
@@ -470,7 +470,7 @@ func (r *Router) moveChunkTo(ctx context.Context, rt *Routing, ch ChunkDoc, reci
 	if err != nil {
 		return err
 	}
-	if err := pause(ctx, r.cfg.CommandLatency.MoveChunk); err != nil {
+	if err := r.chunkPause(ctx, r.cfg.CommandLatency.MoveChunk); err != nil {
 		return err
 	}
 	moved, err := r.migrate(ctx, rt, ch, donor, recipient, db, coll)
@@ -501,21 +501,8 @@ func (r *Router) migrate(ctx context.Context, rt *Routing, ch ChunkDoc, donor, r
 	if err != nil {
 		return nil, err
 	}
-	for start := 0; start < len(docs); start += migrationBatch {
-		batch := docs[start:min(start+migrationBatch, len(docs))]
-		arr := make(bson.A, len(batch))
-		for i, d := range batch {
-			arr[i] = d
-		}
-		reply, err := recipient.run(ctx, db, bson.D{
-			{Key: "insert", Value: coll}, {Key: "documents", Value: arr}, {Key: "ordered", Value: true}, {Key: "fromMigrate", Value: true},
-		})
-		if err != nil {
-			return nil, err
-		}
-		if we := writeErrorsOf(reply); len(we) > 0 {
-			return nil, fmt.Errorf("copy to %s: %s", recipient.Name, we[0])
-		}
+	if err := insertFromMigrate(ctx, recipient, db, coll, docs); err != nil {
+		return nil, err
 	}
 	if err := r.cat.MoveChunk(rt.NS, ch.Min, recipient.Name); err != nil {
 		return nil, err

@@ -1,0 +1,137 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shardlift/shardlift/engine/prepare"
+)
+
+// DefaultMovesWatchEvery is how often the move watcher looks at the source's
+// changelog (and, when it shows a move or a minute passed, at its chunk map).
+const DefaultMovesWatchEvery = 5 * time.Second
+
+// watchMoves looks for chunk and collection moves on the source while the
+// migration syncs (a DBA's moveChunk, moveRange, movePrimary, reshardCollection,
+// moveCollection or unshardCollection; the balancer is off). A move makes
+// documents that both of its shards skip: the donor's copy or ownership no longer
+// has them, the recipient's plan calls them orphans and its replay skips their
+// fromMigrate inserts. So every shard whose ownership changed since its T0 is
+// restarted (its copy then takes the chunk map of now), the move named in the
+// history, the log and its row; a resharding, which the destination cannot
+// follow, stops the migration. Nothing is skipped silently.
+func (m *Migration) watchMoves(ctx context.Context, r *runState) {
+	for {
+		m.lookForMoves(ctx, r)
+		t := m.clock.NewTimer(m.cfg.MovesWatchEvery)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+	}
+}
+
+// movesUnseen reports whether a shard recorded its T0 after the start of the last
+// completed look for moves: the migration is not ready until a look has covered
+// every shard's ownership (a move right after a T0 must not reach the cutover).
+// Called with mu held.
+func (m *Migration) movesUnseenLocked() bool {
+	return m.mu.movesLooked.Before(m.mu.lastT0)
+}
+
+// lookForMoves compares what each copying or replaying shard owned at its T0 with
+// the source's chunk map now, and restarts or stops on a move.
+func (m *Migration) lookForMoves(ctx context.Context, r *runState) {
+	started := m.clock.Now()
+	seen := func() {
+		m.mu.Lock()
+		m.mu.movesLooked = started
+		m.mu.Unlock()
+		m.poke()
+	}
+	owned := map[string]prepare.Ownership{}
+	for _, sh := range m.shardList() {
+		if cp := sh.checkpoint(); cp.Owned != nil && cp.Phase != Pending && cp.Phase != ShardFailed {
+			owned[sh.name] = *cp.Owned
+		}
+	}
+	switch st := m.State(); {
+	case st != Syncing && st != Ready && st != CuttingOver, len(owned) == 0:
+		seen() // nothing recorded a T0 before this look: nothing to look at
+		return
+	}
+	changes, err := r.clusters.Moves(ctx, owned)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("look for chunk and collection moves on the source", "err", err)
+		}
+		return
+	}
+	if len(changes) == 0 {
+		seen()
+		return
+	}
+	m.life.Lock()
+	defer m.life.Unlock()
+	if m.run != r || r.stopped {
+		return
+	}
+	switch m.State() {
+	case Syncing, Ready, CuttingOver:
+	default:
+		return
+	}
+	var resharded []string
+	moved := map[string][]string{}
+	for _, c := range changes {
+		if c.Resharded {
+			resharded = append(resharded, c.What)
+			continue
+		}
+		for _, s := range c.Shards {
+			if !slices.Contains(moved[s], c.What) {
+				moved[s] = append(moved[s], c.What)
+			}
+		}
+	}
+	if len(resharded) > 0 {
+		m.stopForResharding(ctx, r, resharded)
+		return
+	}
+	names := slices.Sorted(maps.Keys(moved))
+	var shards []*shardState
+	for _, name := range names {
+		if sh := m.shard(name); sh != nil {
+			// Every affected shard stops before any is cleared: a donor's
+			// replay must not apply an old write over its recipient's new copy.
+			m.haltShard(r, name)
+			shards = append(shards, sh)
+		}
+	}
+	for _, sh := range shards {
+		why := strings.Join(moved[sh.name], "; ")
+		m.noteAt(slog.LevelWarn, "shard "+sh.name+" copies again: "+why+" during the migration")
+		reason := "restarted because the source's chunks moved during the migration (" + why + "): its data on the destination is cleared, then copied and replayed again"
+		if err := m.relaunch(r, sh, reason, why); err != nil {
+			m.log.Error("restart a shard after a chunk move", "shard", sh.name, "err", err)
+		}
+	}
+}
+
+// stopForResharding stops syncing for good and fails the migration: a resharded
+// collection has a new shard key and new chunks the destination does not have,
+// and no copy of a shard can make that right. Called with life held.
+func (m *Migration) stopForResharding(ctx context.Context, r *runState, what []string) {
+	m.stopSync(ctx, r)
+	reason := (&ReshardedError{What: strings.Join(what, "; ")}).Error()
+	m.noteAt(slog.LevelError, reason)
+	if err := m.transition(Failed, reason); err != nil {
+		m.log.Error("stop the migration after a resharding", "err", err)
+	}
+}
