@@ -98,6 +98,11 @@ func TestSandboxPrivateHostnamesMigrateThroughTheHostMap(t *testing.T) {
 	}
 
 	e.src.HostMap, e.dst.HostMap = hostMap, hostMap
+	// SHARDLIFT_TEST_READ_PREFERENCE runs it reading the source as another mode
+	// asks (primary: the copy and the tail on the primaries).
+	if rp := os.Getenv("SHARDLIFT_TEST_READ_PREFERENCE"); rp != "" {
+		e.src.ReadPreference = rp
+	}
 	if r := validate.Run(context.Background(), e.src, e.dst); !r.Passed() {
 		t.Fatalf("with the host map, validation: %s %+v", r.Summary(), r.Findings)
 	}
