@@ -34,6 +34,8 @@ import (
 const (
 	// envLong selects the long form: more data, 20 kills, 30 s outages.
 	envLong = "SHARDLIFT_FAULTS_LONG"
+	// envParallel is how many scenarios run at once.
+	envParallel = "SHARDLIFT_FAULTS_PARALLEL"
 	// envSeed replays a run: every random choice of every scenario derives from it.
 	envSeed = "SHARDLIFT_FAULTS_SEED"
 	// envReport names a file the table is written to.
@@ -62,6 +64,9 @@ type suite struct {
 	seed uint64
 	size size
 	long bool
+	// parallel is how many scenarios run at once (envParallel; 3 in the short
+	// form, 1 in the long one).
+	parallel int
 }
 
 // buildBinary builds shardlift once into dir: the migration runs as a child process
@@ -83,9 +88,16 @@ func buildBinary(t *testing.T, dir string) string {
 }
 
 func newSuite(t *testing.T) *suite {
-	s := &suite{size: short}
+	s := &suite{size: short, parallel: 3}
 	if os.Getenv(envLong) != "" {
-		s.size, s.long = long, true
+		s.size, s.long, s.parallel = long, true, 1
+	}
+	if v := os.Getenv(envParallel); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("%s=%q: give how many scenarios may run at once (1 or more)", envParallel, v)
+		}
+		s.parallel = n
 	}
 	s.seed = uint64(time.Now().UnixNano())
 	if v := os.Getenv(envSeed); v != "" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,27 +56,51 @@ func TestFaultSuite(t *testing.T) {
 		{"14-lagging-secondary-read", laggingSecondary},
 		{"15-chunk-move-killed", chunkMoveKilled},
 	}
-	var rows []faults.Row
-	for i, sc := range scenarios {
-		row := faults.Row{Scenario: sc.name, Seed: s.seed}
-		started := false // false when -run filtered the scenario out
-		ok := t.Run(sc.name, func(t *testing.T) {
-			started = true
-			began := time.Now()
-			e := s.newEnv(t, uint64(i+1), sourceOptions[sc.name])
-			sc.run(t, e, &row)
-			row.Notes = strings.TrimPrefix(row.Notes+fmt.Sprintf("; %s in all", time.Since(began).Round(time.Second)), "; ")
-		})
-		if !started {
-			continue
-		}
-		if !ok && row.Err == nil {
-			row.Err = errors.New("the scenario failed: see the test log")
-		}
-		rows = append(rows, row)
+	// Scenarios run side by side (parallelScenarios at once): each has its own
+	// sandboxes, load and child process, and spends most of its time waiting for
+	// what it checks, so that the suite's time is not the sum of theirs. The table
+	// keeps the list's order.
+	rows := make([]*faults.Row, len(scenarios))
+	next := make(chan int)
+	var workers sync.WaitGroup
+	for range s.parallel {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for i := range next {
+				sc := scenarios[i]
+				row := faults.Row{Scenario: sc.name, Seed: s.seed}
+				started := false // false when -run filtered the scenario out
+				ok := t.Run(sc.name, func(t *testing.T) {
+					started = true
+					began := time.Now()
+					e := s.newEnv(t, uint64(i+1), sourceOptions[sc.name])
+					sc.run(t, e, &row)
+					row.Notes = strings.TrimPrefix(row.Notes+fmt.Sprintf("; %s in all", time.Since(began).Round(time.Second)), "; ")
+				})
+				if !started {
+					continue
+				}
+				if !ok && row.Err == nil {
+					row.Err = errors.New("the scenario failed: see the test log")
+				}
+				rows[i] = &row
+			}
+		}()
 	}
+	for i := range scenarios {
+		next <- i
+	}
+	close(next)
+	workers.Wait()
 	var table bytes.Buffer
-	if err := faults.WriteTable(&table, rows); err != nil {
+	var ran []faults.Row
+	for _, r := range rows {
+		if r != nil {
+			ran = append(ran, *r)
+		}
+	}
+	if err := faults.WriteTable(&table, ran); err != nil {
 		t.Fatal(err)
 	}
 	header := fmt.Sprintf("fault suite, %s form, seed %d\n", form, s.seed)
