@@ -69,7 +69,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	window := f.Duration("cutover-window", engine.DefaultCutoverWindow, "how long the cutover window stays open once every shard is in sync, `D` (shorter for trial runs)")
 	verbose := f.Bool("verbose", false, "log every step of the engine")
 	partitions := f.Int("copy-partitions", initialsync.DefaultPartitions, "read each large collection of a shard with `N` cursors in parallel, each its own _id range (1: one cursor)")
-	partitionSize := f.String("partition-min-size", humanize.IBytes(initialsync.DefaultPartitionBytes), "a collection's part on a shard is large from `SIZE` (such as 512MiB) or 4 million documents")
+	partitionSize := f.String("partition-min-size", units.Bytes(initialsync.DefaultPartitionBytes), "a collection's part on a shard is large from `SIZE` (such as 512MiB) or 4 million documents")
 	hostMapF := addHostMapFlags(f)
 	readPref := addReadPreferenceFlag(f)
 	if code, ok := f.parse(s, args); !ok {

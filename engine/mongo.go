@@ -337,6 +337,27 @@ func (c *mongoClusters) shardClient(shard string) (*mongo.Client, error) {
 	return client, nil
 }
 
+// connectedShard is shardClient for a step that may run without a sync (a finalize
+// resumed after a restart, which discovers nothing): a shard not connected yet is
+// found in the source's shard list and connected.
+func (c *mongoClusters) connectedShard(ctx context.Context, shard string) (*mongo.Client, error) {
+	if client, err := c.shardClient(shard); err == nil {
+		return client, nil
+	}
+	src, err := topology.Discover(ctx, c.cfg.Source)
+	if err != nil {
+		return nil, err
+	}
+	for _, sh := range src.Shards {
+		if sh.Name == shard {
+			if err := c.connectShard(ctx, sh); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return c.shardClient(shard)
+}
+
 func (c *mongoClusters) Newest(ctx context.Context, shard string) (primitive.Timestamp, error) {
 	client, err := c.shardClient(shard)
 	if err != nil {
@@ -347,7 +368,7 @@ func (c *mongoClusters) Newest(ctx context.Context, shard string) (primitive.Tim
 
 func (c *mongoClusters) WritesAfter(ctx context.Context, shard string, ts primitive.Timestamp) (LateWrites, error) {
 	late := LateWrites{Shard: shard}
-	client, err := c.shardClient(shard)
+	client, err := c.connectedShard(ctx, shard)
 	if err != nil {
 		return late, err
 	}

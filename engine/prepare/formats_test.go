@@ -200,13 +200,14 @@ func TestPrepareMovesSeveralCollectionsAtOnce(t *testing.T) {
 	var mu sync.Mutex
 	inFlight, most := 0, 0
 	together := make(chan struct{})
+	closeTogether := sync.OnceFunc(func() { close(together) })
 	fake.Handle = func(m *fakemongos.Mongos, cmd *wire.Command) (bson.Raw, bool) {
 		if cmd.Name == "moveRange" {
 			mu.Lock()
 			inFlight++
 			most = max(most, inFlight)
 			if inFlight == 2 {
-				close(together)
+				closeTogether()
 			}
 			mu.Unlock()
 			// Wait for a second move to arrive (bounded, so that serial moves end
