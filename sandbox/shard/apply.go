@@ -45,15 +45,18 @@ func (n *node) applyOp(ctx context.Context, op, ns string, o, post, raw bson.Raw
 	return fmt.Errorf("cannot apply an entry with op %q", op)
 }
 
-// replaceDoc makes doc the document with its _id.
+// replaceDoc makes doc the document with its _id, in one write (an upserting
+// replacement), as a real secondary applies an entry: a delete then an insert
+// left a moment without the document, and a read served by this member meanwhile
+// (a copy at read concern majority) missed a document the set never lost.
 func (n *node) replaceDoc(ctx context.Context, db, coll string, doc bson.Raw) error {
-	if _, err := n.be.deleteByID(ctx, db, coll, doc.Lookup("_id")); ignoreMissing(err) != nil {
+	reply, err := n.be.run(ctx, db, bson.D{{Key: "update", Value: coll}, {Key: "updates", Value: bson.A{
+		bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: doc.Lookup("_id")}}}, {Key: "u", Value: doc}, {Key: "upsert", Value: true}},
+	}}})
+	if err != nil {
 		return err
 	}
-	if err := n.insertOne(ctx, db, coll, doc); err != nil {
-		return err
-	}
-	return nil
+	return firstWriteError(reply)
 }
 
 // refetch makes the document with _id id what it is on member from (absent if it is
