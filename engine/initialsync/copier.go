@@ -159,6 +159,7 @@ type Copier struct {
 
 	orphans  atomic.Int64
 	retryMsg atomic.Pointer[string]
+	watch    *sourceWatch
 }
 
 // New checks the configuration and restores the saved progress.
@@ -184,6 +185,8 @@ func New(cfg Config) (*Copier, error) {
 	if c.builds == nil {
 		c.builds = NewIndexBuilds()
 	}
+	c.watch = newSourceWatch(time.Now)
+	c.cfg.Source = watchedSource{src: cfg.Source, w: c.watch}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -257,11 +260,13 @@ func (c *Copier) Snapshot() Progress {
 // setRetrying records the transient failure being retried ("" once it is over).
 func (c *Copier) setRetrying(msg string) { c.retryMsg.Store(&msg) }
 
+// retryingNow is the failure being retried, else a source read unanswered for
+// StallAfter, else "".
 func (c *Copier) retryingNow() string {
-	if p := c.retryMsg.Load(); p != nil {
+	if p := c.retryMsg.Load(); p != nil && *p != "" {
 		return *p
 	}
-	return ""
+	return c.watch.stalled(StallAfter)
 }
 
 // Copy copies every document the shard owns that the saved progress does not

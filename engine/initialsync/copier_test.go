@@ -787,3 +787,71 @@ func TestAnInsertInFlightWhenStoppedIsWaitedFor(t *testing.T) {
 		t.Fatal("the insert in flight was cancelled with the copy: its server would have run it anyway")
 	}
 }
+
+// A source read that blocks without an error (a stopped shard the driver waits to
+// select, a link that drops packets) shows on the row once it has waited StallAfter,
+// and the row clears once the source answers again.
+func TestASourceReadThatHangsShowsOnTheRow(t *testing.T) {
+	src := newFakeSource()
+	for i := range 30 {
+		src.add("app.c", doc(t, bson.D{{Key: "_id", Value: int32(i)}}))
+	}
+	blocked, release := make(chan struct{}), make(chan struct{})
+	hanging := &hangingSource{fakeSource: src, after: 10, blocked: blocked, release: release}
+	c := newCopier(t, plan(unsharded("app", "c")), hanging, newFakeDestination(), &sinks{}, nil, nil)
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 6, 19, 6, 31, 0, time.UTC)
+	c.watch.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	done := make(chan error, 1)
+	go func() { done <- c.Copy(context.Background()) }()
+	<-blocked
+	if got := c.Snapshot().Retrying; got != "" {
+		t.Fatalf("a read just started shows %q", got)
+	}
+	mu.Lock()
+	now = now.Add(StallAfter)
+	mu.Unlock()
+	want := "waiting: the source shard has not answered since 19:06:31 (read app.c)"
+	if got := c.Snapshot().Retrying; got != want {
+		t.Fatalf("a read unanswered for %v shows %q, want %q", StallAfter, got, want)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Snapshot().Retrying; got != "" {
+		t.Fatalf("after the source answered, the row still shows %q", got)
+	}
+}
+
+// hangingSource's cursors block after `after` documents until release is closed.
+type hangingSource struct {
+	*fakeSource
+	after   int
+	blocked chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *hangingSource) Find(ctx context.Context, db, coll string, filter bson.D, order Order, simple bool) (Cursor, error) {
+	cur, err := s.fakeSource.Find(ctx, db, coll, filter, order, simple)
+	if err != nil {
+		return nil, err
+	}
+	return &hangingCursor{Cursor: cur, s: s}, nil
+}
+
+type hangingCursor struct {
+	Cursor
+	s *hangingSource
+	n int
+}
+
+func (c *hangingCursor) Next(ctx context.Context) bool {
+	if c.n == c.s.after {
+		c.s.once.Do(func() { close(c.s.blocked) })
+		<-c.s.release
+	}
+	c.n++
+	return c.Cursor.Next(ctx)
+}
