@@ -1042,7 +1042,11 @@ func resizeFix(sh topology.Shard, need time.Duration) string {
 	if w := sh.Oplog.Window(); w > 0 && sh.Oplog.UsedBytes > 0 {
 		size := int64(float64(sh.Oplog.UsedBytes) * need.Seconds() / w.Seconds())
 		mib := max((size+1<<20-1)>>20, 990) // replSetResizeOplog takes MiB, 990 at least
-		fix += fmt.Sprintf(": about %s at its current write rate (db.adminCommand({replSetResizeOplog: 1, size: %d}) on each member, size in MiB)", units.Bytes(size), mib)
+		fix += fmt.Sprintf(": about %s at its current write rate (db.adminCommand({replSetResizeOplog: 1, size: %d}) on each member, size in MiB", units.Bytes(size), mib)
+		if size < 990<<20 {
+			fix += ", 990 being the least it accepts"
+		}
+		fix += ")"
 	} else {
 		fix += " (replSetResizeOplog on each member)"
 	}

@@ -452,6 +452,23 @@ func TestShortOplogWindowFailsWithTheNumbers(t *testing.T) {
 	expect(t, Check(in), IDOplogWindow, Passed, "src-shard1: copying its 10 GiB at the measured 20 MiB/s", "oplog holds 1h40m0s")
 }
 
+// replSetResizeOplog refuses less than 990 MiB: a smaller need is rounded up to it,
+// and the fix says why its size is not the one it names (seen on the sandbox:
+// "about 290 MiB ... size: 990").
+func TestOplogResizeFixSaysWhyItsSizeIsLarger(t *testing.T) {
+	sh := topology.Shard{Name: "s0", Oplog: topology.Oplog{First: primitive.Timestamp{T: 1000}, Last: primitive.Timestamp{T: 1180}, UsedBytes: 64 << 20, MaxBytes: 64 << 20}}
+	fix := resizeFix(sh, 13*time.Minute)
+	for _, want := range []string{"about 277 MiB", "size: 990}", "990 being the least it accepts"} {
+		if !strings.Contains(fix, want) {
+			t.Errorf("fix %q lacks %q", fix, want)
+		}
+	}
+	sh.Oplog.UsedBytes, sh.Oplog.MaxBytes = 1<<30, 1<<30
+	if fix := resizeFix(sh, time.Hour); strings.Contains(fix, "least it accepts") {
+		t.Errorf("fix %q explains a minimum it does not use", fix)
+	}
+}
+
 // The case found on the sandbox: 13 MiB to copy were judged "under a second" at an
 // assumed 20 MiB/s next to an oplog holding 9 s, while the copy read 0.3 MB/s.
 func TestTheMeasuredRateDecidesNotAnAssumedOne(t *testing.T) {
