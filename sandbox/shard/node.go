@@ -107,7 +107,7 @@ func openNode(f *Front, i int, cat *catalog) (*node, error) {
 			return fail(err)
 		}
 	}
-	if n.oplog, err = openOplogFile(filepath.Join(dir, "oplog.bson"), f.oplogSize(), f.forms, cat == nil); err != nil {
+	if n.oplog, err = openOplogFile(filepath.Join(dir, "oplog.bson"), f.memberOplogSize(i), f.forms, cat == nil); err != nil {
 		return fail(err)
 	}
 	n.oplog.setHoles(f.cfg.OplogHoles)
@@ -246,6 +246,8 @@ func (n *node) command(ctx context.Context, s *wire.Session, cmd *wire.Command) 
 		return n.serverStatus()
 	case "appendoplognote":
 		return n.appendOplogNote(cmd)
+	case "replsetresizeoplog":
+		return n.replSetResizeOplog(cmd)
 	case "saslstart", "saslcontinue":
 		// Only reached when the shard runs without credentials.
 		return wire.ErrorReply(wire.AuthenticationFailed())
