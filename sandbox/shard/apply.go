@@ -112,14 +112,20 @@ func (n *node) applyCommand(ctx context.Context, db string, o bson.Raw, from *no
 		return run(bson.D{{Key: "dropDatabase", Value: 1}})
 	case "renameCollection":
 		to, _ := o.Lookup("to").StringValueOK()
-		cmd := bson.D{{Key: "renameCollection", Value: coll}, {Key: "to", Value: to}}
-		if drop, ok := o.Lookup("dropTarget").BooleanOK(); ok && drop {
-			toDB, toColl, _ := strings.Cut(to, ".")
+		toDB, toColl, _ := strings.Cut(to, ".")
+		// dropTarget is a boolean up to 4.2, the dropped target's UUID from 4.4.
+		drop, _ := o.Lookup("dropTarget").BooleanOK()
+		if _, _, uuid := o.Lookup("dropTarget").BinaryOK(); drop || uuid {
 			if _, err := n.be.run(ctx, toDB, bson.D{{Key: "drop", Value: toColl}}); ignoreMissing(err) != nil {
 				return err
 			}
 		}
-		_, err := n.be.run(ctx, "admin", cmd)
+		fromDB, fromColl, _ := strings.Cut(coll, ".")
+		if fromDB == toDB {
+			// As the primary does: FerretDB refuses $out's tmp.agg_out.<uuid> names.
+			return n.renameInBackend(ctx, toDB, fromColl, toColl)
+		}
+		_, err := n.be.run(ctx, "admin", bson.D{{Key: "renameCollection", Value: coll}, {Key: "to", Value: to}})
 		return err
 	case "createIndexes":
 		spec := bson.D{}

@@ -1,0 +1,54 @@
+package shard
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/shardlift/shardlift/sandbox/wire"
+)
+
+// $out's last step renames tmp.agg_out.<uuid> over its target, with dropTarget a
+// boolean up to 4.2 and the target's UUID from 4.4: secondaries apply it as the
+// primary ran it. (Found migrating as a user: every secondary of the set stopped
+// replicating at such a rename, and the majority commit point with them.)
+func TestSecondariesApplyTheRenameOfAnOut(t *testing.T) {
+	for _, version := range []string{"4.2", "7.0"} {
+		t.Run(version, func(t *testing.T) {
+			f := startFront(t, Config{Members: 3, Identity: wire.Identity{Version: version}})
+			p := connectMember(t, f, 0)
+			ctx := context.Background()
+			db := p.Database("app")
+			if _, err := db.Collection("report").InsertOne(ctx, bson.D{{Key: "_id", Value: "old"}}); err != nil {
+				t.Fatal(err)
+			}
+			tmp := "tmp.agg_out.0123456789abcdef"
+			if _, err := db.Collection(tmp).InsertMany(ctx, []any{bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: 2}}}); err != nil {
+				t.Fatal(err)
+			}
+			rename := bson.D{{Key: "renameCollection", Value: "app." + tmp}, {Key: "to", Value: "app.report"}, {Key: "dropTarget", Value: true}}
+			if err := p.Database("admin").RunCommand(ctx, rename).Err(); err != nil {
+				t.Fatal(err)
+			}
+			want := docsOf(t, p, "app", "report", nil)
+			if len(want) != 2 {
+				t.Fatalf("the primary's report holds %v", want)
+			}
+			last := lastTS(t, p)
+			for i := 1; i < 3; i++ {
+				s := connectMember(t, f, i)
+				waitFor(t, fmt.Sprintf("member %d to apply %v", i, last), func() bool { return lastTS(t, s) == last })
+				if got := docsOf(t, s, "app", "report", nil); !slices.Equal(got, want) {
+					t.Errorf("member %d's report holds %v, the primary's %v", i, got, want)
+				}
+				names, err := s.Database("app").ListCollectionNames(ctx, bson.D{})
+				if err != nil || slices.Contains(names, tmp) {
+					t.Errorf("member %d lists %v (%v): %s should be gone", i, names, err, tmp)
+				}
+			}
+		})
+	}
+}
