@@ -49,7 +49,24 @@ func (n *node) applyOp(ctx context.Context, op, ns string, o, post, raw bson.Raw
 // replacement), as a real secondary applies an entry: a delete then an insert
 // left a moment without the document, and a read served by this member meanwhile
 // (a copy at read concern majority) missed a document the set never lost.
+//
+// FerretDB finds a document by a full scan unless its _id is an ObjectId or a string
+// (pushedDown): other _ids take the keyed path, which rewrites the row in place
+// (a secondary applied an update of a numeric _id 0.5 s late per 5,000 documents).
 func (n *node) replaceDoc(ctx context.Context, db, coll string, doc bson.Raw) error {
+	if id := doc.Lookup("_id"); !pushedDown(id) {
+		if _, keyed := idKeys(id); keyed {
+			docs, err := n.be.fetchByID(ctx, db, coll, id)
+			if ignoreMissing(err) != nil {
+				return err
+			}
+			if len(docs) == 0 {
+				return n.insertOne(ctx, db, coll, doc)
+			}
+			_, err = n.be.modifyByID(ctx, db, coll, docs[0].Lookup("_id"), bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: doc}, bson.RawValue{})
+			return err
+		}
+	}
 	reply, err := n.be.run(ctx, db, bson.D{{Key: "update", Value: coll}, {Key: "updates", Value: bson.A{
 		bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: doc.Lookup("_id")}}}, {Key: "u", Value: doc}, {Key: "upsert", Value: true}},
 	}}})

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
@@ -50,5 +52,31 @@ func TestSecondariesApplyTheRenameOfAnOut(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A secondary applies every entry its primary wrote without waiting for a later one:
+// it was woken only by appends after its last read, so an entry appended between its
+// read and its wait sat there until the next write (a no-op, 10 s later), and the
+// set's majority commit point with it. Updates one at a time open that gap often.
+func TestSecondariesCatchUpWithoutALaterWrite(t *testing.T) {
+	f := startFront(t, Config{Members: 3, NoopInterval: time.Hour})
+	p := connectMember(t, f, 0)
+	ctx := context.Background()
+	coll := p.Database("app").Collection("items")
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	secondaries := []*mongo.Client{connectMember(t, f, 1), connectMember(t, f, 2)}
+	for round := range 20 {
+		for i := range 10 {
+			if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 0}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: round*10 + i}}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		last := lastTS(t, p)
+		for i, s := range secondaries {
+			waitFor(t, fmt.Sprintf("member %d to apply %v with no write after it (round %d)", i+1, last, round), func() bool { return lastTS(t, s) == last })
+		}
 	}
 }

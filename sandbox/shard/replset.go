@@ -261,6 +261,10 @@ func (n *node) replicate(nodes []*node) {
 		var timer *time.Timer
 		if primary != n.member {
 			src := nodes[primary]
+			// Taken before reading: an entry appended after the read closes it. Taken
+			// after, an entry appended between the two waited for the next one (a
+			// no-op, 10 s later), and the majority point with it.
+			wait, _ = src.oplog.changed()
 			applied, pending, err := n.pull(src, lags[n.member])
 			switch {
 			case err != nil && n.ctx.Err() != nil:
@@ -273,7 +277,6 @@ func (n *node) replicate(nodes []*node) {
 			case pending > 0:
 				timer = time.NewTimer(pending)
 			}
-			wait, _ = src.oplog.changed()
 		}
 		var tick <-chan time.Time
 		if timer != nil {
