@@ -3,6 +3,7 @@ package initialsync
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"errors"
 	"strings"
 	"sync"
@@ -854,4 +855,42 @@ func (c *hangingCursor) Next(ctx context.Context) bool {
 	}
 	c.n++
 	return c.Cursor.Next(ctx)
+}
+
+// An insert the destination does not answer within insertTimeout, while the copy
+// runs, is retried, not turned into a failed shard (seen as a user on a loaded
+// machine: "insert into the destination: ... i/o timeout" failed both shards).
+func TestAnInsertThatTimesOutIsRetried(t *testing.T) {
+	defer func(d time.Duration) { insertTimeout = d }(insertTimeout)
+	insertTimeout = 50 * time.Millisecond
+	src := newFakeSource()
+	for i := range 30 {
+		src.add("app.c", doc(t, bson.D{{Key: "_id", Value: int32(i)}}))
+	}
+	dst := &stallingDestination{fakeDestination: newFakeDestination()}
+	c := newCopier(t, plan(unsharded("app", "c")), src, dst, &sinks{}, nil, func(cfg *Config) { cfg.Writers = 1 })
+	if err := c.Copy(context.Background()); err != nil {
+		t.Fatalf("the copy failed on an insert that timed out once: %v", err)
+	}
+	if dst.stalled.Load() != 1 {
+		t.Fatalf("the destination stalled %d inserts, want 1", dst.stalled.Load())
+	}
+	if got := len(dst.docs("app.c")); got != 30 {
+		t.Fatalf("the destination holds %d documents, want 30", got)
+	}
+}
+
+// stallingDestination leaves its first insert unanswered until its context ends.
+type stallingDestination struct {
+	*fakeDestination
+	stalled atomic.Int32
+}
+
+func (d *stallingDestination) Insert(ctx context.Context, db, coll string, docs []bson.Raw, ordered bool) error {
+	if d.stalled.Add(1) == 1 {
+		<-ctx.Done()
+		return fmt.Errorf("connection(127.0.0.1:1) incomplete read of message header: %w", ctx.Err())
+	}
+	d.stalled.Add(-1)
+	return d.fakeDestination.Insert(ctx, db, coll, docs, ordered)
 }
