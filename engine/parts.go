@@ -51,8 +51,9 @@ type Clusters interface {
 	// placed is told how far the placement of the sharded collections is, from
 	// the start and after each range (one call at a time).
 	PrepareDestination(ctx context.Context, placed func(Placement)) error
-	// ClearShard deletes from the destination what one source shard owns.
-	ClearShard(ctx context.Context, shard string) error
+	// ClearShard deletes from the destination what one source shard owns, telling
+	// progress (never nil) what it clears as it goes.
+	ClearShard(ctx context.Context, shard string, progress func(string)) error
 	// Restore re-applies one relaxed original on the destination; restoring one
 	// already restored, or of a namespace or index gone since, does nothing.
 	Restore(ctx context.Context, r Relaxed) error

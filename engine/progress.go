@@ -121,6 +121,9 @@ func (sh *shardState) progressLocked() ShardProgress {
 		}
 		row.Waiting = p.Waiting
 	}
+	if sh.clearing != "" {
+		row.Waiting = sh.clearing
+	}
 	if n := len(sh.samples); n >= 2 {
 		first, last := sh.samples[0], sh.samples[n-1]
 		if dt := last.at.Sub(first.at).Seconds(); dt >= 1 {

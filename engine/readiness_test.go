@@ -301,3 +301,24 @@ func TestAShardBehindAfterARestartMakesTheMigrationSyncing(t *testing.T) {
 		t.Fatalf("s1 41 s behind: state %s reason %q", s.State, s.Reason)
 	}
 }
+
+// While a restarted shard clears its data on the destination (hours for a large
+// shard on a real cluster), its row says so, not only "pending"; the words go once
+// the clear ends.
+func TestARestartedShardsRowSaysItClears(t *testing.T) {
+	h := newHarness(t, "s0", "s1")
+	h.ready()
+	h.fc.mu.Lock()
+	h.fc.clearGate = make(chan struct{})
+	h.fc.mu.Unlock()
+	if err := h.m.RestartShard(bg, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	const clearing = "clearing its data on the destination before copying again: shop.orders (0 of 1 namespaces cleared)"
+	h.eventually("s1's row to say it clears", func() bool { return h.row("s1").Waiting == clearing })
+	close(h.fc.clearGate)
+	h.eventually("s1 replaying again", func() bool { return h.fc.replayers("s1") == 2 && h.phase("s1") == CatchingUp })
+	if w := h.row("s1").Waiting; w != "" {
+		t.Fatalf("after the clear, s1's row still says %q", w)
+	}
+}

@@ -45,6 +45,8 @@ type shardState struct {
 	samples                     []sample
 	// applied is the checkpoint's resume point.
 	applied primitive.Timestamp
+	// clearing says what a restarted shard clears on the destination ("" when not).
+	clearing string
 	// watched is the newest entry of a failed shard's source, as watchFailed last
 	// read it; unreachable, that its last look failed.
 	watched     primitive.Timestamp
@@ -170,6 +172,13 @@ func (m *Migration) launch(r *runState, sh *shardState, clear bool) {
 	}()
 }
 
+// setClearing records what the shard clears on the destination, for its row.
+func (m *Migration) setClearing(sh *shardState, what string) {
+	m.mu.Lock()
+	sh.clearing = what
+	m.mu.Unlock()
+}
+
 // stepPatience is how long reading T0 or the consistency point retries a transient
 // failure (a failover of the source shard takes 10 to 30 seconds) before the shard
 // fails.
@@ -188,7 +197,9 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 	}
 	if cp.Phase == Pending {
 		if clear {
-			if err := c.ClearShard(ctx, sh.name); err != nil {
+			err := c.ClearShard(ctx, sh.name, func(what string) { m.setClearing(sh, what) })
+			m.setClearing(sh, "")
+			if err != nil {
 				return fmt.Errorf("clear what shard %s owns on the destination: %w", sh.name, err)
 			}
 		}

@@ -535,7 +535,7 @@ func TestMigrationCopyMakesTheDestinationEqualAndSurvivesRestarts(t *testing.T) 
 
 	t.Run("clear one shard and copy it again", func(t *testing.T) {
 		shard := p.Shards[1].Source
-		if err := prepare.ClearShard(ctx, e.dstC, p, shard); err != nil {
+		if err := prepare.ClearShard(ctx, e.dstC, p, shard, nil); err != nil {
 			t.Fatal(err)
 		}
 		sp, _ := p.Shard(shard)

@@ -28,13 +28,19 @@ const deleteBatch = 99
 // on the shard key index where the destination takes a hint (4.4+). A hashed key,
 // whose ranges hold hashes no query can compare, or a range bound of a type the
 // filter does not bracket, is cleared by a scan instead (scanAndDelete).
-func ClearShard(ctx context.Context, client *mongo.Client, plan *Plan, shard string) error {
+//
+// progress, when not nil, is told before each namespace which one it is (done
+// namespaces of total), so that a clear lasting hours says where it is.
+func ClearShard(ctx context.Context, client *mongo.Client, plan *Plan, shard string, progress func(done, total int, ns string)) error {
 	sp, ok := plan.Shard(shard)
 	if !ok {
 		return fmt.Errorf("clear shard %s: the plan has no such source shard", shard)
 	}
 	for i := range sp.Namespaces {
 		n := &sp.Namespaces[i]
+		if progress != nil {
+			progress(i, len(sp.Namespaces), n.NS())
+		}
 		var err error
 		if n.Ranges == nil {
 			err = EmptyCollection(ctx, client, n.Collection)

@@ -105,7 +105,7 @@ func TestClearShardDeletesEachRangeWithOneCommand(t *testing.T) {
 				}
 			}
 		}
-		if err := prepare.ClearShard(ctx, c, plan, sp.Source); err != nil {
+		if err := prepare.ClearShard(ctx, c, plan, sp.Source, nil); err != nil {
 			t.Fatalf("ClearShard %s: %v", sp.Source, err)
 		}
 		c.Disconnect(ctx)
