@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/store"
 )
 
 // fakeControl answers the API as a migration would, with errors set by the test.
@@ -248,8 +249,11 @@ func TestMigrateBadUsageExitsTwo(t *testing.T) {
 
 func TestMigrateReportsALockedStateFile(t *testing.T) {
 	path := t.TempDir() + "/state.db"
-	st := openStore(t, path)
-	_ = st
+	st, err := store.Open(path, store.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	code, _, errOut := runCLI(t, "migrate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1", "--state", path)
 	if code != exitFail || !strings.Contains(errOut, "another Shardlift is using this state file") {
 		t.Fatalf("exit %d: %s", code, errOut)

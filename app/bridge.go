@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shardlift/shardlift/app/checkpoints"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/engine/validate"
@@ -212,7 +213,7 @@ func (b *bridge) Migrations(ctx context.Context) ([]ui.MigrationInfo, error) {
 			return nil, err
 		}
 		for _, cp := range cps {
-			if cp.Shard == metaShard {
+			if cp.Shard == checkpoints.MetaShard {
 				continue
 			}
 			info.Shards++
@@ -600,7 +601,7 @@ func (b *bridge) drop(id string) {
 func (b *bridge) newLive(id string, src, dst topology.Endpoint) (*liveMigration, error) {
 	m, err := engine.New(engine.Config{
 		ID: id, Source: src, Destination: dst, PollEvery: b.pollEvery, Logger: b.log,
-	}, newStoreCheckpoints(b.st, id))
+	}, checkpoints.New(b.st, id))
 	if err != nil {
 		return nil, err
 	}

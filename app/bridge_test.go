@@ -25,6 +25,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/x/mongo/driver/connstring"
 
+	"github.com/shardlift/shardlift/app/checkpoints"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/engine/validate"
@@ -368,7 +369,7 @@ func TestMigrationsListStateReasonShardsAndGapFromTheStateFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := newStoreCheckpoints(st, "cancelled").SaveRecord(engine.Record{ID: "cancelled", Summary: &engine.Summary{OptimeGap: 83 * time.Second}}); err != nil {
+	if err := checkpoints.New(st, "cancelled").SaveRecord(engine.Record{ID: "cancelled", Summary: &engine.Summary{OptimeGap: 83 * time.Second}}); err != nil {
 		t.Fatal(err)
 	}
 

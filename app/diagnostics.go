@@ -20,6 +20,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
+	"github.com/shardlift/shardlift/app/checkpoints"
 	"github.com/shardlift/shardlift/app/logfile"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
@@ -272,7 +273,7 @@ func (b *bridge) ExportDiagnostics(ctx context.Context, id string, w io.Writer) 
 	if err != nil {
 		return err
 	}
-	engRec, engShards, err := newStoreCheckpoints(st, id).Load()
+	engRec, engShards, err := checkpoints.New(st, id).Load()
 	if err != nil {
 		return err
 	}

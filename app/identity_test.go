@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 
+	"github.com/shardlift/shardlift/app/checkpoints"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/prepare"
@@ -218,7 +219,7 @@ func TestGUIResumeOnAnotherClusterIsRefused(t *testing.T) {
 	}
 	rec := store.Migration{ID: "m-old", Name: "old", State: string(engine.Draft),
 		Source: connSettings(topology.Endpoint{URI: src.URI()}, ""), Destination: connSettings(topology.Endpoint{URI: dst.URI()}, ""),
-		SourceIdentity: toStoreIdentity(&srcID), DestinationIdentity: toStoreIdentity(&recordedDst)}
+		SourceIdentity: checkpoints.ToStoreIdentity(&srcID), DestinationIdentity: checkpoints.ToStoreIdentity(&recordedDst)}
 	if err := st.SaveMigration(rec); err != nil {
 		t.Fatal(err)
 	}

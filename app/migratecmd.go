@@ -17,6 +17,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/shardlift/shardlift/app/checkpoints"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/initialsync"
 	"github.com/shardlift/shardlift/engine/topology"
@@ -194,7 +195,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	m, err := engine.New(engine.Config{
 		ID: id, Source: src, Destination: dst, CutoverWindow: *window, Logger: log,
 		Partitions: *partitions, PartitionBytes: int64(min(minSize, 1<<62)),
-	}, newStoreCheckpoints(st, id))
+	}, checkpoints.New(st, id))
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -459,7 +460,7 @@ func (c cluster) isIn(m store.Migration, role string) error {
 	case recorded != nil && recorded.ClusterID == c.id.ClusterID:
 		return nil
 	case recorded != nil:
-		was = *fromStoreIdentity(recorded)
+		was = *checkpoints.FromStoreIdentity(recorded)
 	}
 	return &engine.WrongClusterError{MigrationID: m.ID, Role: role, Endpoint: c.endpoint.String(), Recorded: was, Found: c.id}
 }

@@ -17,6 +17,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
+	"github.com/shardlift/shardlift/app/checkpoints"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/sandbox/load"
@@ -263,7 +264,7 @@ func TestAStateFileOfOtherClustersIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec, _ := st.Migration(id)
-	rec.SourceIdentity, rec.DestinationIdentity = toStoreIdentity(&src.id), toStoreIdentity(&dst.id)
+	rec.SourceIdentity, rec.DestinationIdentity = checkpoints.ToStoreIdentity(&src.id), checkpoints.ToStoreIdentity(&dst.id)
 	if err := st.SaveMigration(rec); err != nil {
 		t.Fatal(err)
 	}
