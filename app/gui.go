@@ -22,6 +22,7 @@ import (
 	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/shardlift/shardlift/app/api"
 	"github.com/shardlift/shardlift/assets"
 	"github.com/shardlift/shardlift/store"
 	"github.com/shardlift/shardlift/ui"
@@ -269,7 +270,7 @@ func keepSyncing(ctx context.Context, b *bridge, path string, s streams) {
 	requests := make(chan net.Conn)
 	sock := handoverPath(path)
 	_ = os.Remove(sock) // a socket left by a background Shardlift that crashed; this process holds the state file
-	token, _, err := loadOrCreateAPIToken(handoverTokenPath(path))
+	token, _, err := api.LoadOrCreateToken(handoverTokenPath(path))
 	var ln net.Listener
 	if err == nil {
 		ln, err = net.Listen("unix", sock)
@@ -359,7 +360,7 @@ func acceptHandovers(ln net.Listener, token string, requests chan<- net.Conn, st
 // release it, with the handover token, and waits until it has. It returns the ids of
 // the migrations that were syncing there ("released id1 id2").
 func requestHandover(ctx context.Context, statePath string) ([]string, error) {
-	token, err := readAPIToken(handoverTokenPath(statePath))
+	token, err := api.ReadToken(handoverTokenPath(statePath))
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/shardlift/shardlift/app/api"
 	"github.com/shardlift/shardlift/app/checkpoints"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/initialsync"
@@ -114,7 +115,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	}
 	dst.HostMap = src.HostMap
 	if *apiAddr != "" {
-		if err := checkLoopback(*apiAddr); err != nil {
+		if err := api.CheckLoopback(*apiAddr); err != nil {
 			return usageError(s, f.prog, "%v", err)
 		}
 	}
@@ -124,7 +125,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 			return usageError(s, f.prog, "--api-token-file protects the API: give --api ADDR as well")
 		}
 		var created bool
-		if token, created, err = loadOrCreateAPIToken(*tokenFile); err != nil {
+		if token, created, err = api.LoadOrCreateToken(*tokenFile); err != nil {
 			fmt.Fprintf(s.err, "%s: %v\n", f.prog, err)
 			return exitFail
 		}
@@ -333,12 +334,12 @@ func printSteps(w io.Writer, history []engine.Event, done int) int {
 }
 
 // serveAPI serves the API until the returned stop is called.
-func serveAPI(ctx context.Context, addr string, m migrationControl, token string) (stop func(), err error) {
+func serveAPI(ctx context.Context, addr string, m api.Control, token string) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("serve the API on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: newAPIHandler(ctx, m, token), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: api.NewHandler(ctx, m, token), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
