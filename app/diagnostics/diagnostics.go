@@ -1,4 +1,4 @@
-package app
+package diagnostics
 
 import (
 	"archive/zip"
