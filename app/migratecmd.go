@@ -19,6 +19,7 @@ import (
 
 	"github.com/shardlift/shardlift/app/api"
 	"github.com/shardlift/shardlift/app/checkpoints"
+	"github.com/shardlift/shardlift/app/diagnostics"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/initialsync"
 	"github.com/shardlift/shardlift/engine/topology"
@@ -186,12 +187,12 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		level = slog.LevelInfo
 	}
 	// The migration's log file, as the app writes it: every step, whatever --verbose says.
-	logSecrets := &secretSet{}
-	logSecrets.add(secrets...)
-	logs := newMigrationLogs(logDir(*statePath), logSecrets)
+	logSecrets := &diagnostics.SecretSet{}
+	logSecrets.Add(secrets...)
+	logs := diagnostics.NewMigrationLogs(diagnostics.LogDir(*statePath), logSecrets)
 	defer logs.Close()
 	log := slog.New(slog.NewMultiHandler(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: level}), logs.Handler()))
-	log.Info("shardlift migrate", "migration", id, "version", appVersion, "source", src.String(), "destination", dst.String(),
+	log.Info("shardlift migrate", "migration", id, "version", diagnostics.AppVersion, "source", src.String(), "destination", dst.String(),
 		"state", *statePath, "resumed", resumed)
 	m, err := engine.New(engine.Config{
 		ID: id, Source: src, Destination: dst, CutoverWindow: *window, Logger: log,
@@ -443,7 +444,7 @@ type cluster struct {
 }
 
 func clusterOf(e topology.Endpoint, caFile string, id topology.Identity) cluster {
-	return cluster{endpoint: e, settings: connSettings(e, caFile), id: id}
+	return cluster{endpoint: e, settings: checkpoints.ConnSettings(e, caFile), id: id}
 }
 
 // isIn refuses c as the source or destination (role) of m unless it is the
@@ -534,33 +535,4 @@ func recordedHostMap(st *store.Store, id string) (topology.HostMap, error) {
 		return nil, nil
 	}
 	return topology.HostMap(rec.Source.HostMap), nil
-}
-
-// connSettings are what the state file keeps of an endpoint: hosts, user, TLS, the
-// connection string without its secrets and the host map (which a GUI resuming this
-// record connects with), never the password.
-func connSettings(e topology.Endpoint, caFile string) store.ConnSettings {
-	list := e.Hosts // a host list; else the connection string's hosts
-	if e.URI != "" {
-		rest := e.URI[strings.Index(e.URI, "://")+3:]
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			rest = rest[at+1:]
-		}
-		if end := strings.IndexAny(rest, "/?"); end >= 0 {
-			rest = rest[:end]
-		}
-		list = strings.Split(rest, ",")
-	}
-	var hosts []string
-	for _, h := range list {
-		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
-			hosts = append(hosts, h)
-		}
-	}
-	slices.Sort(hosts)
-	user, _ := topology.URIUser(e.URI)
-	q := strings.ToLower(e.URI)
-	tls := strings.HasPrefix(q, "mongodb+srv://") || strings.Contains(q, "tls=true") || strings.Contains(q, "ssl=true") || caFile != ""
-	return store.ConnSettings{Hosts: hosts, Username: user, TLS: tls, CAFile: caFile, URI: store.RedactURI(e.URI), HostMap: e.HostMap,
-		ReadPreference: e.ReadPreference}
 }

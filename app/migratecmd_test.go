@@ -104,7 +104,7 @@ func TestMigrateOnTheSandboxDrivenByTheAPIClients(t *testing.T) {
 	creds := &wire.Credentials{User: "migrator", Password: "pa55-word"}
 	src, dst := startPair(t, creds)
 	ctx := context.Background()
-	client, err := connect(ctx, src)
+	client, err := src.Connect(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestMigrateTakesAHostList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set := connSettings(e, "/etc/ssl/ca.pem")
+	set := checkpoints.ConnSettings(e, "/etc/ssl/ca.pem")
 	if want := []string{"db1.example:27017", "db2.example:27017"}; !slices.Equal(set.Hosts, want) || set.URI != "" || !set.TLS || set.CAFile != "/etc/ssl/ca.pem" {
 		t.Errorf("recorded %+v, want the hosts %v, no connection string, TLS with the CA file", set, want)
 	}
@@ -350,7 +350,7 @@ func TestTheStateFileKeepsTheHostMapForAResumedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if err := st.SaveMigration(store.Migration{ID: "m1", State: string(engine.Syncing), Source: connSettings(e, ""), Destination: connSettings(e, "")}); err != nil {
+	if err := st.SaveMigration(store.Migration{ID: "m1", State: string(engine.Syncing), Source: checkpoints.ConnSettings(e, ""), Destination: checkpoints.ConnSettings(e, "")}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := recordedHostMap(st, "m1")
@@ -369,7 +369,7 @@ func TestMigrateResumeReadsAsTheFirstRunChose(t *testing.T) {
 	defer st.Close()
 	src, dst := fakeCluster("a", 1), fakeCluster("b", 2)
 	src.endpoint.ReadPreference = "secondary"
-	src.settings = connSettings(src.endpoint, "")
+	src.settings = checkpoints.ConnSettings(src.endpoint, "")
 	id, _, err := findOrCreateMigration(st, src, dst)
 	if err != nil {
 		t.Fatal(err)
@@ -437,7 +437,7 @@ func TestConnSettingsKeepNoPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := connSettings(e, "")
+	got := checkpoints.ConnSettings(e, "")
 	if fmt.Sprint(got.Hosts) != "[a.example:27018 b.example:27017]" || got.Username != "app" || !got.TLS {
 		t.Fatalf("settings %+v", got)
 	}
@@ -517,7 +517,7 @@ func TestMetricsDuringASandboxMigration(t *testing.T) {
 	}
 	src, dst := startPair(t, nil)
 	ctx := context.Background()
-	client, err := connect(ctx, src)
+	client, err := src.Connect(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

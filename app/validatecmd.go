@@ -113,9 +113,9 @@ func endpointFor(flagName, uri, caFile, passwordEnv string, timeout time.Duratio
 	e := topology.Endpoint{URI: uri, CAFile: caFile, Timeout: timeout}
 	if !strings.Contains(uri, "://") {
 		if strings.Contains(uri, "@") {
-			return e, fmt.Errorf("%s %q names a user: write it as a connection string, mongodb://USER@host:port/", flagName, maskHost(uri))
+			return e, fmt.Errorf("%s %q names a user: write it as a connection string, mongodb://USER@host:port/", flagName, topology.MaskHostUser(uri))
 		}
-		hosts, err := hostList(uri)
+		hosts, err := topology.ParseHostList(uri)
 		if err != nil {
 			return e, fmt.Errorf("%s: %v (give a mongos host:port list or a mongodb:// connection string)", flagName, err)
 		}
