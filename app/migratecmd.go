@@ -59,10 +59,7 @@ refused or interrupted, 2 for bad usage.`
 
 func runMigrate(ctx context.Context, s streams, args []string) int {
 	f := newFlags("migrate", "--source URI --destination URI --state FILE [flags]", migrateDescription)
-	source := f.String("source", "", "the source cluster's mongos connection string `URI`, or its mongos host:port list")
-	destination := f.String("destination", "", "the destination cluster's mongos connection string `URI`, or its mongos host:port list")
-	sourceCA := f.String("source-ca", "", "PEM `FILE` of the CA that signed the source's certificates (turns TLS on)")
-	destinationCA := f.String("destination-ca", "", "PEM `FILE` of the CA that signed the destination's certificates (turns TLS on)")
+	clusters := addClusterFlags(f)
 	statePath := f.String("state", "", "the state `FILE` that keeps the checkpoints of this source and destination (created when absent)")
 	apiAddr := f.String("api", "", "serve the JSON API on `ADDR`, a loopback HOST:PORT such as 127.0.0.1:8321")
 	tokenFile := f.String("api-token-file", "", "make the API require the token kept in `FILE` (created owner-only with a new token, printed once, when missing)")
@@ -73,17 +70,15 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	verbose := f.Bool("verbose", false, "log every step of the engine")
 	partitions := f.Int("copy-partitions", initialsync.DefaultPartitions, "read each large collection of a shard with `N` cursors in parallel, each its own _id range (1: one cursor)")
 	partitionSize := f.String("partition-min-size", units.Bytes(initialsync.DefaultPartitionBytes), "a collection's part on a shard is large from `SIZE` (such as 512MiB) or 4 million documents")
-	hostMapF := addHostMapFlags(f)
-	readPref := addReadPreferenceFlag(f)
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
 	switch {
 	case f.NArg() > 0:
 		return usageError(s, f.prog, "unexpected argument %q", f.Arg(0))
-	case *source == "":
+	case *clusters.source == "":
 		return usageError(s, f.prog, "--source is required")
-	case *destination == "":
+	case *clusters.destination == "":
 		return usageError(s, f.prog, "--destination is required")
 	case *statePath == "":
 		return usageError(s, f.prog, "--state is required")
@@ -100,21 +95,10 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	if err != nil || minSize == 0 {
 		return usageError(s, f.prog, "--partition-min-size %q: give a size such as 512MiB or 2GB", *partitionSize)
 	}
-	src, err := endpointFor("--source", *source, *sourceCA, envSourcePassword, *timeout)
+	src, dst, err := clusters.endpoints(*timeout)
 	if err != nil {
 		return usageError(s, f.prog, "%v", err)
 	}
-	if src, err = withReadPreference(src, *readPref); err != nil {
-		return usageError(s, f.prog, "%v", err)
-	}
-	dst, err := endpointFor("--destination", *destination, *destinationCA, envDestinationPassword, *timeout)
-	if err != nil {
-		return usageError(s, f.prog, "%v", err)
-	}
-	if src.HostMap, err = hostMapF.hostMap(); err != nil {
-		return usageError(s, f.prog, "%v", err)
-	}
-	dst.HostMap = src.HostMap
 	if *apiAddr != "" {
 		if err := api.CheckLoopback(*apiAddr); err != nil {
 			return usageError(s, f.prog, "%v", err)
@@ -164,7 +148,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		}
 		defer st.Close()
 	}
-	id, resumed, err := findOrCreateMigration(st, clusterOf(src, *sourceCA, srcID), clusterOf(dst, *destinationCA, dstID))
+	id, resumed, err := findOrCreateMigration(st, clusterOf(src, *clusters.sourceCA, srcID), clusterOf(dst, *clusters.destinationCA, dstID))
 	if err != nil {
 		return fail("state file %s: %v", *statePath, err)
 	}
