@@ -5,11 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"maps"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,12 +15,9 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/app/api"
-	"github.com/shardlift/shardlift/app/api/apitest"
 	"github.com/shardlift/shardlift/app/checkpoints"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
@@ -400,210 +394,5 @@ func TestMigratePartitionFlagsRefuseBadValues(t *testing.T) {
 		if code != exitUsage || out != "" || !strings.Contains(errOut, c.say) {
 			t.Errorf("shardlift %v: exit %d, stdout %q, stderr %q; want 2 saying %q", c.args, code, out, errOut, c.say)
 		}
-	}
-}
-
-func TestMigrateBadUsageExitsTwo(t *testing.T) {
-	cases := [][]string{
-		{"migrate"},
-		{"migrate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1"},
-		{"migrate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1", "--state", "x.db", "--api", "0.0.0.0:1"},
-		{"migrate", "--source", "a:1,,b:2", "--destination", "mongodb://b:1", "--state", "x.db"},
-		{"migrate", "--source", "mongodb://u@a:1", "--destination", "mongodb://b:1", "--state", "x.db"},
-	}
-	for _, args := range cases {
-		t.Setenv(envSourcePassword, "")
-		if code, _, errOut := runCLI(t, args...); code != exitUsage {
-			t.Errorf("%v: exit %d (%s)", args, code, errOut)
-		}
-	}
-}
-
-func TestMigrateReportsALockedStateFile(t *testing.T) {
-	path := t.TempDir() + "/state.db"
-	st, err := store.Open(path, store.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	code, _, errOut := runCLI(t, "migrate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1", "--state", path)
-	if code != exitFail || !strings.Contains(errOut, "another Shardlift is using this state file") {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-}
-
-func TestConnSettingsKeepNoPassword(t *testing.T) {
-	e, err := endpointFor("--source", "mongodb://app:pa55word@B.example:27017,a.example:27018/admin?tls=true", "", envSourcePassword, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := checkpoints.ConnSettings(e, "")
-	if fmt.Sprint(got.Hosts) != "[a.example:27018 b.example:27017]" || got.Username != "app" || !got.TLS {
-		t.Fatalf("settings %+v", got)
-	}
-	if strings.Contains(fmt.Sprintf("%+v", got), "pa55word") {
-		t.Fatal("the password reached the state file's settings")
-	}
-}
-
-func TestProgressLineSaysWhatMatters(t *testing.T) {
-	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	s := engine.Snapshot{
-		State: engine.Ready, TimerDeadline: now.Add(72 * time.Hour), Reason: "shard rs1 fell behind: lag 0:41",
-		Overall: engine.Progress{DocsCopied: 12345, DocsTotal: 20000, BytesCopied: 1 << 20, BytesTotal: 2 << 20, Lag: 41 * time.Second, LagKnown: true},
-		Shards: []engine.ShardProgress{{Name: "rs0", Phase: engine.Synced, Progress: engine.Progress{Lag: time.Second, LagKnown: true}},
-			{Name: "rs1", Phase: engine.CatchingUp, Progress: engine.Progress{Lag: 41 * time.Second, LagKnown: true}, Waiting: "waiting for every shard to pass the drop of shop.carts"}},
-	}
-	line := progressLine(s, now)
-	for _, want := range []string{"ready", "12,345/20,000 docs", "1.0 MiB/2.0 MiB)", "lag 0:41", "window closes in 72h00m", "rs0 synced 0:01", "rs1 catching up 0:41 (waiting for every shard to pass the drop of shop.carts)", "fell behind"} {
-		if !strings.Contains(line, want) {
-			t.Errorf("line %q lacks %q", line, want)
-		}
-	}
-}
-
-// While a shard copies, the line labels the totals as estimates and says the lag
-// is not known, instead of "lag 0:00".
-func TestProgressLineLabelsEstimatesAndUnknownLag(t *testing.T) {
-	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	s := engine.Snapshot{
-		State:   engine.Syncing,
-		Overall: engine.Progress{DocsCopied: 2106, DocsTotal: 20341, BytesCopied: 2_829_050, BytesTotal: 27_262_976, TotalsEstimated: true},
-		Shards: []engine.ShardProgress{{Name: "rs0", Phase: engine.Copying, Progress: engine.Progress{TotalsEstimated: true}},
-			{Name: "rs1", Phase: engine.CatchingUp}},
-	}
-	line := progressLine(s, now)
-	for _, want := range []string{"copied 2,106/~20,341 docs (2.7 MiB/~26 MiB, totals estimated)", "lag — (not every shard replays yet)", "rs0 copying", "rs1 catching up —"} {
-		if !strings.Contains(line, want) {
-			t.Errorf("line %q lacks %q", line, want)
-		}
-	}
-	if strings.Contains(line, "lag 0:00") || strings.Contains(line, "up 0:00") {
-		t.Errorf("line %q shows a lag of 0:00 that nobody measured", line)
-	}
-	s.State = engine.CuttingOver
-	if line := progressLine(s, now); !strings.Contains(line, "optime gap — (not every shard replays yet)") {
-		t.Errorf("cutting over with a shard restarted: %q", line)
-	}
-}
-
-// While the start places the destination's collections, the status says how far.
-func TestStatusCarriesThePlacement(t *testing.T) {
-	f := apitest.NewControl()
-	f.Snap.State = engine.Starting
-	f.Snap.Placement = &engine.Placement{Collections: 3, CollectionsPlaced: 1, Ranges: 41, RangesPlaced: 17}
-	_, body, err := api.Call(context.Background(), apitest.Serve(t, f), http.MethodGet, "/status", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st struct{ Placement map[string]int }
-	if err := json.Unmarshal(body, &st); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]int{"collections": 3, "collectionsPlaced": 1, "ranges": 41, "rangesPlaced": 17}
-	if !maps.Equal(st.Placement, want) {
-		t.Errorf("placement %v, want %v: %s", st.Placement, want, body)
-	}
-	if line := progressLine(f.Snap, time.Now()); !strings.Contains(line, "starting | placed 17 of 41 ranges, 1 of 3 sharded collections") {
-		t.Errorf("progress line %q lacks the placement", line)
-	}
-}
-
-// A headless migration of a sandbox, its API behind a token: /metrics, scraped while
-// it runs and parsed by Prometheus's parser, says what GET /status says.
-func TestMetricsDuringASandboxMigration(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: starts two sandbox clusters")
-	}
-	src, dst := startPair(t, nil)
-	ctx := context.Background()
-	client, err := src.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Disconnect(ctx)
-	if _, err := seed.Populate(ctx, client, 1500, rand.New(rand.NewPCG(5, 6))); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "api.token")
-	addr := freeAddr(t)
-	mig := startCommand("migrate", "--source", src.URI(), "--destination", dst.URI(), "--state", filepath.Join(dir, "state.db"),
-		"--api", addr, "--api-token-file", tokenFile, "--source-ca", src.CAFile(), "--destination-ca", dst.CAFile(), "--progress-every", "1s")
-	token := awaitToken(t, mig, tokenFile)
-
-	// Scraped while the migration starts, copies and replays: every scrape parses.
-	var fam map[string]*dto.MetricFamily
-	end := time.Now().Add(2 * time.Minute)
-	for {
-		fam = apitest.Scrape(t, addr, token)
-		if v, _ := apitest.MetricValue(fam, "shardlift_migration_state", "state", "ready"); v == 1 {
-			break
-		}
-		if v, _ := apitest.MetricValue(fam, "shardlift_migration_state", "state", "failed"); v == 1 || time.Now().After(end) {
-			t.Fatalf("never ready; last scrape: %v\n%s", fam["shardlift_migration_state"], mig.err.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	code, body, err := api.Call(ctx, addr, http.MethodGet, "/status", token)
-	if err != nil || code != http.StatusOK {
-		t.Fatalf("status: %d %v", code, err)
-	}
-	var st api.Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		t.Fatal(err)
-	}
-	if deadline, ok := apitest.MetricValue(fam, "shardlift_cutover_deadline_timestamp_seconds"); !ok || st.TimerDeadline == nil ||
-		time.Unix(0, int64(deadline*1e9)).Sub(*st.TimerDeadline).Abs() > time.Millisecond {
-		t.Errorf("deadline %v (present %v), status %v", deadline, ok, st.TimerDeadline)
-	}
-	if _, ok := apitest.MetricValue(fam, "shardlift_optime_gap_seconds"); !ok {
-		t.Error("no optime gap once ready")
-	}
-	var copied float64
-	for _, sh := range st.Shards {
-		docs, _ := apitest.MetricValue(fam, "shardlift_shard_copied_documents", "shard", sh.Name)
-		all, _ := apitest.MetricValue(fam, "shardlift_shard_expected_documents", "shard", sh.Name)
-		copied += docs
-		if docs <= 0 || docs != all {
-			t.Errorf("shard %s: copied %v of %v documents once ready", sh.Name, docs, all)
-		}
-		if _, ok := apitest.MetricValue(fam, "shardlift_shard_lag_seconds", "shard", sh.Name); !ok {
-			t.Errorf("shard %s has no lag once ready", sh.Name)
-		}
-		for _, name := range []string{"shardlift_shard_copied_bytes", "shardlift_shard_expected_bytes", "shardlift_shard_apply_entries_per_second",
-			"shardlift_shard_copy_documents_per_second", "shardlift_shard_copy_bytes_per_second", "shardlift_shard_failures_total", "shardlift_shard_retrying"} {
-			if _, ok := apitest.MetricValue(fam, name, "shard", sh.Name); !ok {
-				t.Errorf("shard %s lacks %s", sh.Name, name)
-			}
-		}
-	}
-	if copied != 1500 {
-		t.Errorf("the shards copied %v documents, want the 1500 seeded", copied)
-	}
-	if code, _, errOut := runCLI(t, "cancel", "--api", addr, "--api-token-file", tokenFile); code != exitOK {
-		t.Fatalf("cancel: %s", errOut)
-	}
-	if code := mig.wait(t); code != exitOK {
-		t.Fatalf("migrate: exit %d\n%s", code, mig.err.String())
-	}
-	if strings.Count(mig.out.String(), token) != 1 {
-		t.Errorf("the token is not printed exactly once:\n%s", mig.out.String())
-	}
-}
-
-// awaitToken waits until migrate created the token file and serves its API, and
-// returns the token.
-func awaitToken(t *testing.T, mig *background, path string) string {
-	t.Helper()
-	end := time.Now().Add(time.Minute)
-	for {
-		if token, err := api.ReadToken(path); err == nil && strings.Contains(mig.out.String(), "\napi: http://") {
-			return token
-		}
-		if time.Now().After(end) {
-			t.Fatalf("no token file %s or no API:\n%s\n%s", path, mig.out.String(), mig.err.String())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

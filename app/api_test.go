@@ -3,16 +3,19 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/shardlift/shardlift/app/api"
 	"github.com/shardlift/shardlift/app/api/apitest"
+	"github.com/shardlift/shardlift/app/checkpoints"
 	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/store"
 )
 
 func TestClientCommandsPrintTheAnswerAndExitByIt(t *testing.T) {
@@ -45,6 +48,65 @@ func TestClientCommandsPrintTheAnswerAndExitByIt(t *testing.T) {
 	ln.Close()
 	if code, _, errOut := runCLI(t, "extend", "--api", closed); code != exitFail || !strings.Contains(errOut, "cannot reach the API") {
 		t.Fatalf("extend with nothing listening: %d %s", code, errOut)
+	}
+}
+
+func TestMigrateBadUsageExitsTwo(t *testing.T) {
+	cases := [][]string{
+		{"migrate"},
+		{"migrate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1"},
+		{"migrate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1", "--state", "x.db", "--api", "0.0.0.0:1"},
+		{"migrate", "--source", "a:1,,b:2", "--destination", "mongodb://b:1", "--state", "x.db"},
+		{"migrate", "--source", "mongodb://u@a:1", "--destination", "mongodb://b:1", "--state", "x.db"},
+	}
+	for _, args := range cases {
+		t.Setenv(envSourcePassword, "")
+		if code, _, errOut := runCLI(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d (%s)", args, code, errOut)
+		}
+	}
+}
+
+func TestMigrateReportsALockedStateFile(t *testing.T) {
+	path := t.TempDir() + "/state.db"
+	st, err := store.Open(path, store.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	code, _, errOut := runCLI(t, "migrate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1", "--state", path)
+	if code != exitFail || !strings.Contains(errOut, "another Shardlift is using this state file") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
+func TestConnSettingsKeepNoPassword(t *testing.T) {
+	e, err := endpointFor("--source", "mongodb://app:pa55word@B.example:27017,a.example:27018/admin?tls=true", "", envSourcePassword, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := checkpoints.ConnSettings(e, "")
+	if fmt.Sprint(got.Hosts) != "[a.example:27018 b.example:27017]" || got.Username != "app" || !got.TLS {
+		t.Fatalf("settings %+v", got)
+	}
+	if strings.Contains(fmt.Sprintf("%+v", got), "pa55word") {
+		t.Fatal("the password reached the state file's settings")
+	}
+}
+
+func TestProgressLineSaysWhatMatters(t *testing.T) {
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	s := engine.Snapshot{
+		State: engine.Ready, TimerDeadline: now.Add(72 * time.Hour), Reason: "shard rs1 fell behind: lag 0:41",
+		Overall: engine.Progress{DocsCopied: 12345, DocsTotal: 20000, BytesCopied: 1 << 20, BytesTotal: 2 << 20, Lag: 41 * time.Second, LagKnown: true},
+		Shards: []engine.ShardProgress{{Name: "rs0", Phase: engine.Synced, Progress: engine.Progress{Lag: time.Second, LagKnown: true}},
+			{Name: "rs1", Phase: engine.CatchingUp, Progress: engine.Progress{Lag: 41 * time.Second, LagKnown: true}, Waiting: "waiting for every shard to pass the drop of shop.carts"}},
+	}
+	line := progressLine(s, now)
+	for _, want := range []string{"ready", "12,345/20,000 docs", "1.0 MiB/2.0 MiB)", "lag 0:41", "window closes in 72h00m", "rs0 synced 0:01", "rs1 catching up 0:41 (waiting for every shard to pass the drop of shop.carts)", "fell behind"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("line %q lacks %q", line, want)
+		}
 	}
 }
 
@@ -117,19 +179,49 @@ func TestCancelClientSaysWhereEachShardStopped(t *testing.T) {
 	}
 }
 
-// The thin clients send the token of --api-token-file, and say what to do without it.
-func TestClientsCarryTheTokenFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "api.token")
-	token, created, err := api.LoadOrCreateToken(path)
-	if err != nil || !created {
-		t.Fatal(created, err)
+// While a shard copies, the line labels the totals as estimates and says the lag
+// is not known, instead of "lag 0:00".
+func TestProgressLineLabelsEstimatesAndUnknownLag(t *testing.T) {
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	s := engine.Snapshot{
+		State:   engine.Syncing,
+		Overall: engine.Progress{DocsCopied: 2106, DocsTotal: 20341, BytesCopied: 2_829_050, BytesTotal: 27_262_976, TotalsEstimated: true},
+		Shards: []engine.ShardProgress{{Name: "rs0", Phase: engine.Copying, Progress: engine.Progress{TotalsEstimated: true}},
+			{Name: "rs1", Phase: engine.CatchingUp}},
 	}
-	addr := apitest.ServeWithToken(t, apitest.NewControl(), token)
-	if code, out, errOut := runCLI(t, "status", "--api", addr); code != exitFail || !strings.Contains(errOut, "requires its token") {
-		t.Fatalf("status without the token: %d %s %s", code, out, errOut)
+	line := progressLine(s, now)
+	for _, want := range []string{"copied 2,106/~20,341 docs (2.7 MiB/~26 MiB, totals estimated)", "lag — (not every shard replays yet)", "rs0 copying", "rs1 catching up —"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("line %q lacks %q", line, want)
+		}
 	}
-	if code, out, errOut := runCLI(t, "status", "--api", addr, "--api-token-file", path); code != exitOK || !strings.Contains(out, `"state": "cutting_over"`) {
-		t.Fatalf("status with the token: %d %s %s", code, out, errOut)
+	if strings.Contains(line, "lag 0:00") || strings.Contains(line, "up 0:00") {
+		t.Errorf("line %q shows a lag of 0:00 that nobody measured", line)
+	}
+	s.State = engine.CuttingOver
+	if line := progressLine(s, now); !strings.Contains(line, "optime gap — (not every shard replays yet)") {
+		t.Errorf("cutting over with a shard restarted: %q", line)
+	}
+}
+
+// While the start places the destination's collections, the status says how far.
+func TestStatusCarriesThePlacement(t *testing.T) {
+	f := apitest.NewControl()
+	f.Snap.State = engine.Starting
+	f.Snap.Placement = &engine.Placement{Collections: 3, CollectionsPlaced: 1, Ranges: 41, RangesPlaced: 17}
+	_, body, err := api.Call(context.Background(), apitest.Serve(t, f), http.MethodGet, "/status", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct{ Placement map[string]int }
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"collections": 3, "collectionsPlaced": 1, "ranges": 41, "rangesPlaced": 17}
+	if !maps.Equal(st.Placement, want) {
+		t.Errorf("placement %v, want %v: %s", st.Placement, want, body)
+	}
+	if line := progressLine(f.Snap, time.Now()); !strings.Contains(line, "starting | placed 17 of 41 ranges, 1 of 3 sharded collections") {
+		t.Errorf("progress line %q lacks the placement", line)
 	}
 }
