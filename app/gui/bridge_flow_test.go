@@ -260,7 +260,7 @@ func TestReopeningTakesOverAMigrationSyncingInTheBackground(t *testing.T) {
 	id := mig.Snapshot().ID
 	awaitSnapshot(t, mig, "syncing", func(s engine.Snapshot) bool { return s.State == engine.Syncing })
 	// The window's close button asks; Keep syncing in the background hands the
-	// migration to this process, which runs on headless (runGUI's keepSyncing).
+	// migration to this process, which runs on headless (Run's keepSyncing).
 	closeWindowAnswering(t, first, "Keep syncing in the background")
 	if !mig.(*liveMigration).active() {
 		t.Fatal("the migration stopped when the window closed")
@@ -303,7 +303,7 @@ func TestReopeningTakesOverAMigrationSyncingInTheBackground(t *testing.T) {
 	if err != nil || len(list) != 1 || (list[0].State != engine.Syncing && list[0].State != engine.Ready) {
 		t.Fatalf("the new window's list: %+v, %v", list, err)
 	}
-	// As runGUI does: the new window resumes what it took over, without a click:
+	// As Run does: the new window resumes what it took over, without a click:
 	// the user asked it to keep syncing.
 	resumeHandedOver(ctx, second.bridge, handed)
 	if l := second.live(id); l == nil || !l.active() {
