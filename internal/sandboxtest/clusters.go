@@ -7,11 +7,12 @@ import (
 	"slices"
 	"testing"
 
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+
 	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/sandbox"
 	"github.com/shardlift/shardlift/sandbox/seed"
-	"go.mongodb.org/mongo-driver/bson"
-	"go.mongodb.org/mongo-driver/mongo"
 )
 
 // StartCluster starts one sandbox cluster, seeded with docs documents when docs > 0.
