@@ -52,7 +52,7 @@ screenshots: deps-test build
 # The Linux package (tar.xz with the binary, a desktop entry and the icon) in dist/,
 # built by the fyne tool from FyneApp.toml; the tool is installed when missing. The
 # tool bumps Build in FyneApp.toml after each package: the file is put back, since the
-# binary's metadata (app/gui.go) must match it.
+# binary's metadata (app/diagnostics/diagnostics.go) must match it.
 FYNE_TOOL := fyne.io/tools/cmd/fyne@v1.7.4
 GOBIN_DIR = $(shell $(GO) env GOPATH)/bin
 package: deps

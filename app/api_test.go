@@ -7,211 +7,32 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shardlift/shardlift/app/api"
+	"github.com/shardlift/shardlift/app/api/apitest"
+	"github.com/shardlift/shardlift/app/checkpoints"
 	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/store"
 )
 
-// fakeControl answers the API as a migration would, with errors set by the test.
-type fakeControl struct {
-	snap     engine.Snapshot
-	err      error
-	calls    []string
-	override bool
-}
-
-func (f *fakeControl) Snapshot() engine.Snapshot { return f.snap }
-func (f *fakeControl) StartCutover(context.Context) error {
-	f.calls = append(f.calls, "cutover")
-	return f.err
-}
-func (f *fakeControl) Done(_ context.Context, override bool) error {
-	f.calls = append(f.calls, "done")
-	f.override = override
-	return f.err
-}
-func (f *fakeControl) Cancel(context.Context) error {
-	f.calls = append(f.calls, "cancel")
-	return f.err
-}
-func (f *fakeControl) ExtendTimer(context.Context) error {
-	f.calls = append(f.calls, "extend")
-	return f.err
-}
-func (f *fakeControl) RestartShard(_ context.Context, name string) error {
-	f.calls = append(f.calls, "restart "+name)
-	return f.err
-}
-func (f *fakeControl) Verify(context.Context) (*engine.Verification, error) {
-	f.calls = append(f.calls, "verify")
-	return nil, f.err
-}
-
-func newFakeControl() *fakeControl {
-	return &fakeControl{snap: engine.Snapshot{
-		ID: "m1", State: engine.CuttingOver, OptimeGap: 41 * time.Second, OptimeGapKnown: true, SourceReads: "secondary (tags dc:east)",
-		TimerDeadline: time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC),
-		Shards: []engine.ShardProgress{{Name: "rs0", Phase: engine.Synced, Progress: engine.Progress{
-			DocsCopied: 10, DocsTotal: 10, BytesCopied: 1000, BytesTotal: 1000, Lag: 2 * time.Second, LagKnown: true},
-			Waiting: "waiting for every shard to pass the drop of shop.carts"}},
-	}}
-}
-
-// serve starts the API on a loopback port and returns its address.
-func serve(t *testing.T, m migrationControl) string { return serveWithToken(t, m, "") }
-
-// serveWithToken starts the API requiring token ("": none) and returns its address.
-func serveWithToken(t *testing.T, m migrationControl, token string) string {
-	t.Helper()
-	srv := httptest.NewServer(newAPIHandler(context.Background(), m, token))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
-
-func TestStatusHasTheFieldsScriptsRead(t *testing.T) {
-	addr := serve(t, newFakeControl())
-	code, body, err := callAPI(context.Background(), addr, http.MethodGet, "/status", "")
-	if err != nil || code != http.StatusOK {
-		t.Fatalf("GET /status: %d %v", code, err)
-	}
-	var st map[string]any
-	if err := json.Unmarshal(body, &st); err != nil {
-		t.Fatal(err)
-	}
-	if st["state"] != "cutting_over" || st["optimeGapSeconds"] != 41.0 || st["timerDeadline"] != "2026-03-04T09:00:00Z" ||
-		st["sourceReadPreference"] != "secondary (tags dc:east)" {
-		t.Fatalf("status %s", body)
-	}
-	if _, ok := st["verification"]; !ok {
-		t.Fatalf("status lacks verification: %s", body)
-	}
-	shard := st["shards"].([]any)[0].(map[string]any)
-	for k, want := range map[string]any{"name": "rs0", "phase": "synced", "waiting": "waiting for every shard to pass the drop of shop.carts", "lagSeconds": 2.0, "docsCopied": 10.0, "docsTotal": 10.0, "bytesCopied": 1000.0, "bytesTotal": 1000.0, "totalsEstimated": false} {
-		if shard[k] != want {
-			t.Errorf("shard %s = %v, want %v (%s)", k, shard[k], want, body)
-		}
-	}
-}
-
-// While shards copy, their totals are estimates and their lag is not known: the
-// status says so (totalsEstimated, lagSeconds and optimeGapSeconds null), never a
-// lag of 0 next to a gap of several seconds.
-func TestStatusSaysWhatIsNotKnownYet(t *testing.T) {
-	f := newFakeControl()
-	f.snap.State, f.snap.OptimeGap, f.snap.OptimeGapKnown = engine.Syncing, 6400*time.Millisecond, false
-	copying := engine.Progress{DocsCopied: 2106, DocsTotal: 20341, BytesCopied: 2_829_050, BytesTotal: 27_000_000, TotalsEstimated: true}
-	replaying := engine.Progress{DocsCopied: 500, DocsTotal: 500, BytesCopied: 50_000, BytesTotal: 50_000, Lag: 3 * time.Second, LagKnown: true}
-	f.snap.Overall = copying
-	f.snap.Shards = []engine.ShardProgress{{Name: "rs0", Phase: engine.Copying, Progress: copying}, {Name: "rs1", Phase: engine.CatchingUp, Progress: replaying}}
-	_, body, err := callAPI(context.Background(), serve(t, f), http.MethodGet, "/status", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st struct {
-		OptimeGapSeconds *float64 `json:"optimeGapSeconds"`
-		Overall          map[string]any
-		Shards           []map[string]any
-	}
-	if err := json.Unmarshal(body, &st); err != nil {
-		t.Fatal(err)
-	}
-	for what, p := range map[string]map[string]any{"overall": st.Overall, "copying shard": st.Shards[0]} {
-		if lag, ok := p["lagSeconds"]; !ok || lag != nil {
-			t.Errorf("%s: lagSeconds %v (present %v), want null: %s", what, lag, ok, body)
-		}
-		if p["totalsEstimated"] != true {
-			t.Errorf("%s: totalsEstimated %v, want true: %s", what, p["totalsEstimated"], body)
-		}
-	}
-	if st.Shards[1]["lagSeconds"] != 3.0 || st.Shards[1]["totalsEstimated"] != false {
-		t.Errorf("replaying shard: %v", st.Shards[1])
-	}
-	if st.OptimeGapSeconds != nil || !strings.Contains(string(body), `"optimeGapSeconds": null`) {
-		t.Errorf("optimeGapSeconds %v while a shard copies, want null: %s", st.OptimeGapSeconds, body)
-	}
-}
-
-func TestActionsMapRefusalsToStatusCodes(t *testing.T) {
-	cases := []struct {
-		err  error
-		code int
-		say  string
-	}{
-		{&engine.GapError{Gap: 41 * time.Second, Shard: "rs1"}, http.StatusConflict, `"optimeGapSeconds": 41`},
-		{&engine.RefusedError{Action: "finish the cutover", State: engine.Ready}, http.StatusConflict, "cannot finish the cutover"},
-		{&engine.MismatchError{Verification: &engine.Verification{Ranges: 2, Mismatches: []engine.Mismatch{{Namespace: "a.b"}}}}, http.StatusConflict, `"namespace": "a.b"`},
-		{&engine.MismatchError{Verification: &engine.Verification{Ranges: 2, Late: []engine.LateWrites{{Shard: "rs1", Writes: 4}}}}, http.StatusConflict, `"text": "shard rs1 took 4 writes after the sync stopped"`},
-		{fmt.Errorf("restart shard x: %w", engine.ErrUnknownShard), http.StatusNotFound, "no such source shard"},
-		{engine.ErrNotRunning, http.StatusServiceUnavailable, "not running"},
-		{fmt.Errorf("disk full"), http.StatusInternalServerError, "disk full"},
-		{nil, http.StatusOK, `"state": "cutting_over"`},
-	}
-	for _, c := range cases {
-		f := newFakeControl()
-		f.err = c.err
-		code, body, err := callAPI(context.Background(), serve(t, f), http.MethodPost, "/cutover/done", "")
-		if err != nil || code != c.code || !strings.Contains(string(body), c.say) {
-			t.Errorf("error %v: answered %d %s, want %d with %q", c.err, code, body, c.code, c.say)
-		}
-	}
-}
-
-func TestEveryEndpointReachesItsAction(t *testing.T) {
-	f := newFakeControl()
-	addr := serve(t, f)
-	for _, p := range []string{"/cutover/start", "/cutover/done?override=true", "/cancel", "/timer/extend", "/shards/rs%2F1/restart", "/verify"} {
-		if code, body, err := callAPI(context.Background(), addr, http.MethodPost, p, ""); err != nil || code != http.StatusOK {
-			t.Fatalf("POST %s: %d %s %v", p, code, body, err)
-		}
-	}
-	want := []string{"cutover", "done", "cancel", "extend", "restart rs/1", "verify"}
-	if fmt.Sprint(f.calls) != fmt.Sprint(want) || !f.override {
-		t.Fatalf("calls %v override %v", f.calls, f.override)
-	}
-	if code, _, _ := callAPI(context.Background(), addr, http.MethodGet, "/cancel", ""); code != http.StatusMethodNotAllowed {
-		t.Fatalf("GET /cancel: %d", code)
-	}
-}
-
-func TestAPIListensOnLoopbackOnly(t *testing.T) {
-	for _, ok := range []string{"127.0.0.1:8321", "localhost:1", "[::1]:9"} {
-		if err := checkLoopback(ok); err != nil {
-			t.Errorf("%s: %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"0.0.0.0:8321", ":8321", "10.1.2.3:80", "db.example.com:80", "127.0.0.1"} {
-		if err := checkLoopback(bad); err == nil {
-			t.Errorf("%s accepted", bad)
-		}
-	}
-	req := httptest.NewRequest(http.MethodPost, "/cancel", nil)
-	req.RemoteAddr = "10.1.2.3:5555"
-	rec := httptest.NewRecorder()
-	f := newFakeControl()
-	newAPIHandler(context.Background(), f, "").ServeHTTP(rec, req)
-	if rec.Code != http.StatusForbidden || len(f.calls) != 0 {
-		t.Fatalf("a remote request: %d, calls %v", rec.Code, f.calls)
-	}
-}
-
 func TestClientCommandsPrintTheAnswerAndExitByIt(t *testing.T) {
-	f := newFakeControl()
-	addr := serve(t, f)
+	f := apitest.NewControl()
+	addr := apitest.Serve(t, f)
 	code, out, errOut := runCLI(t, "status", "--api", addr)
 	if code != exitOK || !strings.Contains(out, `"state": "cutting_over"`) {
 		t.Fatalf("status: %d %s %s", code, out, errOut)
 	}
-	f.err = &engine.GapError{Gap: 41 * time.Second, Shard: "rs1"}
+	f.Err = &engine.GapError{Gap: 41 * time.Second, Shard: "rs1"}
 	code, out, errOut = runCLI(t, "done", "--api", addr, "--override")
-	if code != exitFail || !strings.Contains(errOut, "0:41") || !strings.Contains(out, "optimeGapSeconds") || !f.override {
+	if code != exitFail || !strings.Contains(errOut, "0:41") || !strings.Contains(out, "optimeGapSeconds") || !f.Override {
 		t.Fatalf("done with a gap: %d %s %s", code, out, errOut)
 	}
-	f.err = nil
-	if code, _, errOut := runCLI(t, "restart-shard", "--api", addr, "rs1"); code != exitOK || f.calls[len(f.calls)-1] != "restart rs1" {
-		t.Fatalf("restart-shard: %d %s %v", code, errOut, f.calls)
+	f.Err = nil
+	if code, _, errOut := runCLI(t, "restart-shard", "--api", addr, "rs1"); code != exitOK || f.Calls[len(f.Calls)-1] != "restart rs1" {
+		t.Fatalf("restart-shard: %d %s %v", code, errOut, f.Calls)
 	}
 	if code, _, errOut := runCLI(t, "restart-shard", "--api", addr); code != exitUsage || !strings.Contains(errOut, "name the shard") {
 		t.Fatalf("restart-shard without a shard: %d %s", code, errOut)
@@ -248,8 +69,11 @@ func TestMigrateBadUsageExitsTwo(t *testing.T) {
 
 func TestMigrateReportsALockedStateFile(t *testing.T) {
 	path := t.TempDir() + "/state.db"
-	st := openStore(t, path)
-	_ = st
+	st, err := store.Open(path, store.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	code, _, errOut := runCLI(t, "migrate", "--source", "mongodb://a:1", "--destination", "mongodb://b:1", "--state", path)
 	if code != exitFail || !strings.Contains(errOut, "another Shardlift is using this state file") {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -261,7 +85,7 @@ func TestConnSettingsKeepNoPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := connSettings(e, "")
+	got := checkpoints.ConnSettings(e, "")
 	if fmt.Sprint(got.Hosts) != "[a.example:27018 b.example:27017]" || got.Username != "app" || !got.TLS {
 		t.Fatalf("settings %+v", got)
 	}
@@ -289,16 +113,16 @@ func TestProgressLineSaysWhatMatters(t *testing.T) {
 // A shard that is not in sync blocks the cutover: the status says so, naming the
 // shard, and both cutover actions answer 409 with it; the thin clients print why.
 func TestAShardNotInSyncBlocksTheCutoverNamingIt(t *testing.T) {
-	f := newFakeControl()
+	f := apitest.NewControl()
 	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	f.snap.State = engine.Ready
-	f.snap.OptimeGap, f.snap.GapShard = 5*time.Minute, "rs1"
-	f.snap.LastSourceWrite, f.snap.SourceWriteAge = now.Add(-4*time.Second), 4*time.Second
+	f.Snap.State = engine.Ready
+	f.Snap.OptimeGap, f.Snap.GapShard = 5*time.Minute, "rs1"
+	f.Snap.LastSourceWrite, f.Snap.SourceWriteAge = now.Add(-4*time.Second), 4*time.Second
 	failure := "the oplog of shard rs1 no longer reaches back to 10:02:11: restart this shard"
-	f.snap.Shards = append(f.snap.Shards, engine.ShardProgress{Name: "rs1", Phase: engine.ShardFailed, Error: failure,
+	f.Snap.Shards = append(f.Snap.Shards, engine.ShardProgress{Name: "rs1", Phase: engine.ShardFailed, Error: failure,
 		Gap: 5 * time.Minute, AppliedUpTo: now.Add(-5 * time.Minute)})
-	addr := serve(t, f)
-	_, body, err := callAPI(context.Background(), addr, http.MethodGet, "/status", "")
+	addr := apitest.Serve(t, f)
+	_, body, err := api.Call(context.Background(), addr, http.MethodGet, "/status", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,9 +142,9 @@ func TestAShardNotInSyncBlocksTheCutoverNamingIt(t *testing.T) {
 		t.Errorf("rs1 %v", rs1)
 	}
 
-	f.err = &engine.NotSyncedError{Action: "start the cutover", Shard: "rs1", Phase: engine.ShardFailed, Why: "shard rs1 failed: " + failure}
+	f.Err = &engine.NotSyncedError{Action: "start the cutover", Shard: "rs1", Phase: engine.ShardFailed, Why: "shard rs1 failed: " + failure}
 	for _, p := range []string{"/cutover/start", "/cutover/done"} {
-		code, body, err := callAPI(context.Background(), addr, http.MethodPost, p, "")
+		code, body, err := api.Call(context.Background(), addr, http.MethodPost, p, "")
 		if err != nil || code != http.StatusConflict || !strings.Contains(string(body), `"shard": "rs1"`) || !strings.Contains(string(body), "shard rs1 failed") {
 			t.Errorf("POST %s: %d %s %v", p, code, body, err)
 		}
@@ -333,15 +157,15 @@ func TestAShardNotInSyncBlocksTheCutoverNamingIt(t *testing.T) {
 
 // Cancel's answer says where each shard stopped, in the JSON and for people.
 func TestCancelClientSaysWhereEachShardStopped(t *testing.T) {
-	f := newFakeControl()
+	f := apitest.NewControl()
 	at := time.Date(2026, 3, 1, 10, 20, 11, 0, time.UTC)
-	f.snap.State = engine.Cancelled
-	f.snap.Reason = "cancelled during the cutover: the destination is not a consistent staging copy: shard rs1 failed and stopped at 2026-03-01 10:02:11 UTC"
-	f.snap.Summary = &engine.Summary{FinishedAt: at, Shards: []engine.ShardPosition{
+	f.Snap.State = engine.Cancelled
+	f.Snap.Reason = "cancelled during the cutover: the destination is not a consistent staging copy: shard rs1 failed and stopped at 2026-03-01 10:02:11 UTC"
+	f.Snap.Summary = &engine.Summary{FinishedAt: at, Shards: []engine.ShardPosition{
 		{Shard: "rs0", Phase: engine.Synced, AppliedUpTo: at, Consistent: true, Text: "shard rs0 applied every entry up to 2026-03-01 10:20:11 UTC (source time)"},
 		{Shard: "rs1", Phase: engine.ShardFailed, AppliedUpTo: at.Add(-18 * time.Minute), Text: "shard rs1 failed and stopped at 2026-03-01 10:02:11 UTC: not a consistent staging copy"},
 	}}
-	code, out, errOut := runCLI(t, "cancel", "--api", serve(t, f))
+	code, out, errOut := runCLI(t, "cancel", "--api", apitest.Serve(t, f))
 	if code != exitOK {
 		t.Fatalf("cancel: %d %s", code, errOut)
 	}
@@ -382,10 +206,10 @@ func TestProgressLineLabelsEstimatesAndUnknownLag(t *testing.T) {
 
 // While the start places the destination's collections, the status says how far.
 func TestStatusCarriesThePlacement(t *testing.T) {
-	f := newFakeControl()
-	f.snap.State = engine.Starting
-	f.snap.Placement = &engine.Placement{Collections: 3, CollectionsPlaced: 1, Ranges: 41, RangesPlaced: 17}
-	_, body, err := callAPI(context.Background(), serve(t, f), http.MethodGet, "/status", "")
+	f := apitest.NewControl()
+	f.Snap.State = engine.Starting
+	f.Snap.Placement = &engine.Placement{Collections: 3, CollectionsPlaced: 1, Ranges: 41, RangesPlaced: 17}
+	_, body, err := api.Call(context.Background(), apitest.Serve(t, f), http.MethodGet, "/status", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +221,7 @@ func TestStatusCarriesThePlacement(t *testing.T) {
 	if !maps.Equal(st.Placement, want) {
 		t.Errorf("placement %v, want %v: %s", st.Placement, want, body)
 	}
-	if line := progressLine(f.snap, time.Now()); !strings.Contains(line, "starting | placed 17 of 41 ranges, 1 of 3 sharded collections") {
+	if line := progressLine(f.Snap, time.Now()); !strings.Contains(line, "starting | placed 17 of 41 ranges, 1 of 3 sharded collections") {
 		t.Errorf("progress line %q lacks the placement", line)
 	}
 }

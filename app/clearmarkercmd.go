@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"go.mongodb.org/mongo-driver/mongo"
-
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/topology"
 )
@@ -75,7 +73,7 @@ func runClearMarker(ctx context.Context, s streams, args []string) int {
 	if *confirm == "" {
 		return fail("nothing cleared. Clear the marker only if that migration is dead: its Shardlift no longer runs (on %s) and will not be resumed. To clear it, run again with --confirm %s", m.Workstation, id.ClusterID.Hex())
 	}
-	gone, err := removeMarker(ctx, client, id, *confirm, m.MigrationID)
+	gone, err := prepare.ClearMarker(ctx, client, id, *confirm, m.MigrationID)
 	switch {
 	case err != nil:
 		return fail("%v", err)
@@ -85,24 +83,4 @@ func runClearMarker(ctx context.Context, s streams, args []string) int {
 		fmt.Fprintf(out, "cleared: the marker of migration %s is removed from %s; a new migration may start into it\n", m.MigrationID, id)
 	}
 	return exitOK
-}
-
-// removeMarker removes the marker of migration migrationID from the destination
-// client reaches, whose identity is id, once confirm is that destination's clusterId.
-// gone reports a marker already removed; a marker that names another migration by
-// now is left and refused.
-func removeMarker(ctx context.Context, client *mongo.Client, id topology.Identity, confirm, migrationID string) (gone bool, err error) {
-	if clusterID := id.ClusterID.Hex(); confirm != clusterID {
-		return false, fmt.Errorf("nothing cleared: %s is not this destination's clusterId, %s", confirm, clusterID)
-	}
-	found, err := prepare.RemoveMarker(ctx, client, migrationID)
-	switch {
-	case err != nil:
-		return false, err
-	case found == nil:
-		return true, nil
-	case found.MigrationID != migrationID:
-		return false, fmt.Errorf("nothing cleared: the marker changed meanwhile, it now names %s; look again before clearing it", found)
-	}
-	return false, nil
 }

@@ -1,9 +1,18 @@
-// Package app is Shardlift's composition root: the command line, and the wiring of the
-// engine, the store and the user interface behind it.
+// Package app is Shardlift's entry point and its command line: main calls Run, which
+// starts the desktop app (package gui) without arguments, or runs a command.
 //
-//	main ─► Run(args) ─► signal context (SIGINT/SIGTERM) ─┬─ no arguments: the desktop app (gui.go)
+//	main ─► Run(args) ─► signal context (SIGINT/SIGTERM) ─┬─ no arguments: gui.Run (the desktop app)
 //	                                                       └─ commands table ─► the command's own
 //	                                                          FlagSet ─► the command's run ─► exit code
+//
+//	migrate ─► engine.Migration ─┬─ checkpoints (the state file)
+//	                             ├─ diagnostics (its log file, secrets masked)
+//	                             └─ api.NewHandler (--api) ◄── status, cutover, done, ... (apiclient.go)
+//	validate, replay, sandbox, clear-marker, version: one file each (*cmd.go)
+//
+// The command line and Run share one package because the command table is the
+// dispatch: what each command needs of the rest lives in packages of its own (api,
+// checkpoints, diagnostics, gui), which never import app.
 //
 // Exit codes: 0 success, 1 failure, 2 bad usage (unknown command or flag, missing or
 // invalid value).
@@ -20,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+
+	"github.com/shardlift/shardlift/app/gui"
 )
 
 // Exit codes.
@@ -71,7 +82,10 @@ func Run(args []string) int {
 		stop()
 	}()
 	if len(args) == 0 {
-		return runGUI(ctx, streams{out: os.Stdout, err: os.Stderr})
+		if !gui.Run(ctx, os.Stderr) {
+			return exitFail
+		}
+		return exitOK
 	}
 	attachConsole()
 	return run(ctx, streams{out: os.Stdout, err: os.Stderr}, args)

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardlift/shardlift/app/diagnostics"
 	"github.com/shardlift/shardlift/engine"
-	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/internal/units"
 )
 
@@ -122,12 +122,12 @@ func TestOplogSizeTakesBytesOrUnits(t *testing.T) {
 func TestVersionPrintsTheAppsVersionGoAndCommit(t *testing.T) {
 	for _, args := range [][]string{{"--version"}, {"version"}} {
 		code, out, errOut := runCLI(t, args...)
-		want := fmt.Sprintf("Shardlift %s (build %d)\n%s %s/%s\n", appMetadata().Version, appMetadata().Build, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		want := fmt.Sprintf("Shardlift %s (build %d)\n%s %s/%s\n", diagnostics.AppVersion, diagnostics.AppBuild, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		if code != exitOK || !strings.HasPrefix(out, want) || errOut != "" {
 			t.Errorf("shardlift %v: exit %d, stdout %q, stderr %q; want it to start with %q", args, code, out, errOut, want)
 		}
 	}
-	v := versionInfo()
+	v := diagnostics.VersionInfo()
 	v.Revision, v.RevisionAt, v.Modified = "6842b6f0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6", "2026-11-25T07:00:00Z", "true"
 	if got := versionText(v); !strings.HasSuffix(got, "\ncommit 6842b6f0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6 (2026-11-25T07:00:00Z, with uncommitted changes)\n") {
 		t.Errorf("with a commit: %q", got)
@@ -137,14 +137,13 @@ func TestVersionPrintsTheAppsVersionGoAndCommit(t *testing.T) {
 	}
 }
 
-// Sizes the commands and the GUI bridge write are binary (MiB), never SI (MB): the
-// progress line, the wipe question's description of the destination.
+// Sizes the commands write are binary (MiB), never SI (MB): the progress line (the
+// GUI bridge's are tested in package gui).
 func TestCommandOutputsWriteBinaryUnits(t *testing.T) {
 	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	for what, text := range map[string]string{
 		"progress line": progressLine(engine.Snapshot{State: engine.Syncing, Overall: engine.Progress{
 			DocsCopied: 1_400_000, DocsTotal: 2_000_000, BytesCopied: 412_000_000_000, BytesTotal: 640_000_000_000, TotalsEstimated: true}}, now),
-		"destination contents": contentsOf([]topology.Namespace{{DB: "shop", Collection: "orders", Type: "collection", SizeKnown: true, Count: 20_365, Size: 27_262_976}}),
 	} {
 		if si := units.FindSI(text); si != "" || !strings.Contains(text, "iB") {
 			t.Errorf("%s %q: want binary units, found %q", what, text, si)

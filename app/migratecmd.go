@@ -17,6 +17,9 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/shardlift/shardlift/app/api"
+	"github.com/shardlift/shardlift/app/checkpoints"
+	"github.com/shardlift/shardlift/app/diagnostics"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/initialsync"
 	"github.com/shardlift/shardlift/engine/topology"
@@ -56,10 +59,7 @@ refused or interrupted, 2 for bad usage.`
 
 func runMigrate(ctx context.Context, s streams, args []string) int {
 	f := newFlags("migrate", "--source URI --destination URI --state FILE [flags]", migrateDescription)
-	source := f.String("source", "", "the source cluster's mongos connection string `URI`, or its mongos host:port list")
-	destination := f.String("destination", "", "the destination cluster's mongos connection string `URI`, or its mongos host:port list")
-	sourceCA := f.String("source-ca", "", "PEM `FILE` of the CA that signed the source's certificates (turns TLS on)")
-	destinationCA := f.String("destination-ca", "", "PEM `FILE` of the CA that signed the destination's certificates (turns TLS on)")
+	clusters := addClusterFlags(f)
 	statePath := f.String("state", "", "the state `FILE` that keeps the checkpoints of this source and destination (created when absent)")
 	apiAddr := f.String("api", "", "serve the JSON API on `ADDR`, a loopback HOST:PORT such as 127.0.0.1:8321")
 	tokenFile := f.String("api-token-file", "", "make the API require the token kept in `FILE` (created owner-only with a new token, printed once, when missing)")
@@ -70,17 +70,15 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	verbose := f.Bool("verbose", false, "log every step of the engine")
 	partitions := f.Int("copy-partitions", initialsync.DefaultPartitions, "read each large collection of a shard with `N` cursors in parallel, each its own _id range (1: one cursor)")
 	partitionSize := f.String("partition-min-size", units.Bytes(initialsync.DefaultPartitionBytes), "a collection's part on a shard is large from `SIZE` (such as 512MiB) or 4 million documents")
-	hostMapF := addHostMapFlags(f)
-	readPref := addReadPreferenceFlag(f)
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
 	switch {
 	case f.NArg() > 0:
 		return usageError(s, f.prog, "unexpected argument %q", f.Arg(0))
-	case *source == "":
+	case *clusters.source == "":
 		return usageError(s, f.prog, "--source is required")
-	case *destination == "":
+	case *clusters.destination == "":
 		return usageError(s, f.prog, "--destination is required")
 	case *statePath == "":
 		return usageError(s, f.prog, "--state is required")
@@ -97,23 +95,12 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	if err != nil || minSize == 0 {
 		return usageError(s, f.prog, "--partition-min-size %q: give a size such as 512MiB or 2GB", *partitionSize)
 	}
-	src, err := endpointFor("--source", *source, *sourceCA, envSourcePassword, *timeout)
+	src, dst, err := clusters.endpoints(*timeout)
 	if err != nil {
 		return usageError(s, f.prog, "%v", err)
 	}
-	if src, err = withReadPreference(src, *readPref); err != nil {
-		return usageError(s, f.prog, "%v", err)
-	}
-	dst, err := endpointFor("--destination", *destination, *destinationCA, envDestinationPassword, *timeout)
-	if err != nil {
-		return usageError(s, f.prog, "%v", err)
-	}
-	if src.HostMap, err = hostMapF.hostMap(); err != nil {
-		return usageError(s, f.prog, "%v", err)
-	}
-	dst.HostMap = src.HostMap
 	if *apiAddr != "" {
-		if err := checkLoopback(*apiAddr); err != nil {
+		if err := api.CheckLoopback(*apiAddr); err != nil {
 			return usageError(s, f.prog, "%v", err)
 		}
 	}
@@ -123,7 +110,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 			return usageError(s, f.prog, "--api-token-file protects the API: give --api ADDR as well")
 		}
 		var created bool
-		if token, created, err = loadOrCreateAPIToken(*tokenFile); err != nil {
+		if token, created, err = api.LoadOrCreateToken(*tokenFile); err != nil {
 			fmt.Fprintf(s.err, "%s: %v\n", f.prog, err)
 			return exitFail
 		}
@@ -161,7 +148,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		}
 		defer st.Close()
 	}
-	id, resumed, err := findOrCreateMigration(st, clusterOf(src, *sourceCA, srcID), clusterOf(dst, *destinationCA, dstID))
+	id, resumed, err := findOrCreateMigration(st, clusterOf(src, *clusters.sourceCA, srcID), clusterOf(dst, *clusters.destinationCA, dstID))
 	if err != nil {
 		return fail("state file %s: %v", *statePath, err)
 	}
@@ -184,17 +171,17 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		level = slog.LevelInfo
 	}
 	// The migration's log file, as the app writes it: every step, whatever --verbose says.
-	logSecrets := &secretSet{}
-	logSecrets.add(secrets...)
-	logs := newMigrationLogs(logDir(*statePath), logSecrets)
+	logSecrets := &diagnostics.SecretSet{}
+	logSecrets.Add(secrets...)
+	logs := diagnostics.NewMigrationLogs(diagnostics.LogDir(*statePath), logSecrets)
 	defer logs.Close()
 	log := slog.New(slog.NewMultiHandler(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: level}), logs.Handler()))
-	log.Info("shardlift migrate", "migration", id, "version", appVersion, "source", src.String(), "destination", dst.String(),
+	log.Info("shardlift migrate", "migration", id, "version", diagnostics.AppVersion, "source", src.String(), "destination", dst.String(),
 		"state", *statePath, "resumed", resumed)
 	m, err := engine.New(engine.Config{
 		ID: id, Source: src, Destination: dst, CutoverWindow: *window, Logger: log,
 		Partitions: *partitions, PartitionBytes: int64(min(minSize, 1<<62)),
-	}, newStoreCheckpoints(st, id))
+	}, checkpoints.New(st, id))
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -332,12 +319,12 @@ func printSteps(w io.Writer, history []engine.Event, done int) int {
 }
 
 // serveAPI serves the API until the returned stop is called.
-func serveAPI(ctx context.Context, addr string, m migrationControl, token string) (stop func(), err error) {
+func serveAPI(ctx context.Context, addr string, m api.Control, token string) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("serve the API on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: newAPIHandler(ctx, m, token), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: api.NewHandler(ctx, m, token), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -441,7 +428,7 @@ type cluster struct {
 }
 
 func clusterOf(e topology.Endpoint, caFile string, id topology.Identity) cluster {
-	return cluster{endpoint: e, settings: connSettings(e, caFile), id: id}
+	return cluster{endpoint: e, settings: checkpoints.ConnSettings(e, caFile), id: id}
 }
 
 // isIn refuses c as the source or destination (role) of m unless it is the
@@ -459,7 +446,7 @@ func (c cluster) isIn(m store.Migration, role string) error {
 	case recorded != nil && recorded.ClusterID == c.id.ClusterID:
 		return nil
 	case recorded != nil:
-		was = *fromStoreIdentity(recorded)
+		was = *checkpoints.FromStoreIdentity(recorded)
 	}
 	return &engine.WrongClusterError{MigrationID: m.ID, Role: role, Endpoint: c.endpoint.String(), Recorded: was, Found: c.id}
 }
@@ -532,33 +519,4 @@ func recordedHostMap(st *store.Store, id string) (topology.HostMap, error) {
 		return nil, nil
 	}
 	return topology.HostMap(rec.Source.HostMap), nil
-}
-
-// connSettings are what the state file keeps of an endpoint: hosts, user, TLS, the
-// connection string without its secrets and the host map (which a GUI resuming this
-// record connects with), never the password.
-func connSettings(e topology.Endpoint, caFile string) store.ConnSettings {
-	list := e.Hosts // a host list; else the connection string's hosts
-	if e.URI != "" {
-		rest := e.URI[strings.Index(e.URI, "://")+3:]
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			rest = rest[at+1:]
-		}
-		if end := strings.IndexAny(rest, "/?"); end >= 0 {
-			rest = rest[:end]
-		}
-		list = strings.Split(rest, ",")
-	}
-	var hosts []string
-	for _, h := range list {
-		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
-			hosts = append(hosts, h)
-		}
-	}
-	slices.Sort(hosts)
-	user, _ := topology.URIUser(e.URI)
-	q := strings.ToLower(e.URI)
-	tls := strings.HasPrefix(q, "mongodb+srv://") || strings.Contains(q, "tls=true") || strings.Contains(q, "ssl=true") || caFile != ""
-	return store.ConnSettings{Hosts: hosts, Username: user, TLS: tls, CAFile: caFile, URI: store.RedactURI(e.URI), HostMap: e.HostMap,
-		ReadPreference: e.ReadPreference}
 }

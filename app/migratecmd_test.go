@@ -17,6 +17,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
+	"github.com/shardlift/shardlift/app/api"
+	"github.com/shardlift/shardlift/app/checkpoints"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/sandbox/load"
@@ -62,17 +64,17 @@ func freeAddr(t *testing.T) string {
 }
 
 // apiStatus reads GET /status through the status client.
-func apiStatus(t *testing.T, addr string) (statusJSON, bool) {
+func apiStatus(t *testing.T, addr string) (api.Status, bool) {
 	t.Helper()
 	code, out, _ := runCLI(t, "status", "--api", addr)
-	var st statusJSON
+	var st api.Status
 	if code != exitOK || json.Unmarshal([]byte(out), &st) != nil {
 		return st, false
 	}
 	return st, true
 }
 
-func awaitStatus(t *testing.T, addr, what string, cond func(statusJSON) bool) statusJSON {
+func awaitStatus(t *testing.T, addr, what string, cond func(api.Status) bool) api.Status {
 	t.Helper()
 	end := time.Now().Add(2 * time.Minute)
 	for {
@@ -96,7 +98,7 @@ func TestMigrateOnTheSandboxDrivenByTheAPIClients(t *testing.T) {
 	creds := &wire.Credentials{User: "migrator", Password: "pa55-word"}
 	src, dst := startPair(t, creds)
 	ctx := context.Background()
-	client, err := connect(ctx, src)
+	client, err := src.Connect(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +127,7 @@ func TestMigrateOnTheSandboxDrivenByTheAPIClients(t *testing.T) {
 	// Under the load, the interruption and the resume come once every shard
 	// replays (ready or not: whether a busy machine outpaces 100 writes/s is not
 	// what this test is about).
-	replaying := func(s statusJSON) bool {
+	replaying := func(s api.Status) bool {
 		if len(s.Shards) == 0 || (s.State != "ready" && s.State != "syncing") {
 			return false
 		}
@@ -152,7 +154,7 @@ func TestMigrateOnTheSandboxDrivenByTheAPIClients(t *testing.T) {
 	<-loadDone
 	// Under the load a shard may have fallen behind (the migration is syncing then):
 	// without it, every shard catches up.
-	st := awaitStatus(t, addr, "every shard in sync", func(s statusJSON) bool { return s.State == "ready" && s.CanCutover })
+	st := awaitStatus(t, addr, "every shard in sync", func(s api.Status) bool { return s.State == "ready" && s.CanCutover })
 	if st.TimerDeadline == nil || len(st.Shards) != 2 {
 		t.Fatalf("status %+v", st)
 	}
@@ -165,7 +167,7 @@ func TestMigrateOnTheSandboxDrivenByTheAPIClients(t *testing.T) {
 	if code, _, errOut := runCLI(t, "cutover", "--api", addr); code != exitOK {
 		t.Fatalf("cutover: %s", errOut)
 	}
-	awaitStatus(t, addr, "closed the optime gap", func(s statusJSON) bool { return s.OptimeGapSeconds != nil && *s.OptimeGapSeconds == 0 })
+	awaitStatus(t, addr, "closed the optime gap", func(s api.Status) bool { return s.OptimeGapSeconds != nil && *s.OptimeGapSeconds == 0 })
 	code, out, errOut := runCLI(t, "done", "--api", addr)
 	if code != exitOK || !strings.Contains(out, `"state": "done"`) || !strings.Contains(out, `"ok": true`) {
 		t.Fatalf("done: %d\n%s\n%s", code, out, errOut)
@@ -263,7 +265,7 @@ func TestAStateFileOfOtherClustersIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec, _ := st.Migration(id)
-	rec.SourceIdentity, rec.DestinationIdentity = toStoreIdentity(&src.id), toStoreIdentity(&dst.id)
+	rec.SourceIdentity, rec.DestinationIdentity = checkpoints.ToStoreIdentity(&src.id), checkpoints.ToStoreIdentity(&dst.id)
 	if err := st.SaveMigration(rec); err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +319,7 @@ func TestMigrateTakesAHostList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set := connSettings(e, "/etc/ssl/ca.pem")
+	set := checkpoints.ConnSettings(e, "/etc/ssl/ca.pem")
 	if want := []string{"db1.example:27017", "db2.example:27017"}; !slices.Equal(set.Hosts, want) || set.URI != "" || !set.TLS || set.CAFile != "/etc/ssl/ca.pem" {
 		t.Errorf("recorded %+v, want the hosts %v, no connection string, TLS with the CA file", set, want)
 	}
@@ -342,7 +344,7 @@ func TestTheStateFileKeepsTheHostMapForAResumedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if err := st.SaveMigration(store.Migration{ID: "m1", State: string(engine.Syncing), Source: connSettings(e, ""), Destination: connSettings(e, "")}); err != nil {
+	if err := st.SaveMigration(store.Migration{ID: "m1", State: string(engine.Syncing), Source: checkpoints.ConnSettings(e, ""), Destination: checkpoints.ConnSettings(e, "")}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := recordedHostMap(st, "m1")
@@ -361,7 +363,7 @@ func TestMigrateResumeReadsAsTheFirstRunChose(t *testing.T) {
 	defer st.Close()
 	src, dst := fakeCluster("a", 1), fakeCluster("b", 2)
 	src.endpoint.ReadPreference = "secondary"
-	src.settings = connSettings(src.endpoint, "")
+	src.settings = checkpoints.ConnSettings(src.endpoint, "")
 	id, _, err := findOrCreateMigration(st, src, dst)
 	if err != nil {
 		t.Fatal(err)

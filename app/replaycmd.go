@@ -170,14 +170,14 @@ type relaxedList struct {
 }
 
 func (l *relaxedList) IndexRelaxed(ns oplog.Namespace, original bson.Raw) error {
-	return l.add(fmt.Sprintf("index on %s %s", ns, original))
+	return l.Add(fmt.Sprintf("index on %s %s", ns, original))
 }
 
 func (l *relaxedList) OptionsWithheld(ns oplog.Namespace, withheld bson.Raw) error {
-	return l.add(fmt.Sprintf("options of %s %s", ns, withheld))
+	return l.Add(fmt.Sprintf("options of %s %s", ns, withheld))
 }
 
-func (l *relaxedList) add(s string) error {
+func (l *relaxedList) Add(s string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.items = append(l.items, s)

@@ -19,7 +19,6 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"go.mongodb.org/mongo-driver/mongo"
-	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/shardlift/shardlift/internal/units"
 	"github.com/shardlift/shardlift/sandbox"
@@ -35,10 +34,6 @@ const sandboxLabel = "shardlift sandbox: a test and demo tool, not a database fo
 
 // statusEvery is how often the load's progress is reported.
 const statusEvery = 10 * time.Second
-
-// seedSource is the random source of the seed data set: fixed, so every sandbox holds
-// the same documents.
-var seedSource = [2]uint64{0x5eed, 0x5ba1d}
 
 const sandboxDescription = `Starts a source and a destination sandbox sharded cluster on 127.0.0.1 (FerretDB
 servers behind a router that answers as mongos), each presenting a MongoDB release (3.6
@@ -242,7 +237,7 @@ func sandboxMain(ctx context.Context, s streams, cfg sandboxConfig) (code int) {
 	}
 	defer closeCluster("destination", dst)
 
-	client, err := connect(ctx, src)
+	client, err := src.Connect(ctx)
 	if err != nil {
 		return fail("connect to the source router: %v", err)
 	}
@@ -437,27 +432,13 @@ func seedOnce(ctx context.Context, s streams, client *mongo.Client, o seed.Optio
 	}
 	fmt.Fprintf(s.err, "seed: inserting %d documents with %s _ids into the source\n", o.Docs, o.IDs)
 	began := time.Now()
-	sum, err := seed.PopulateWith(ctx, client, o, rand.New(rand.NewPCG(seedSource[0], seedSource[1])))
+	sum, err := seed.PopulateWith(ctx, client, o, rand.New(rand.NewPCG(seed.Source[0], seed.Source[1])))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(s.err, "seed: %d documents (%s) in %d collections in %s\n",
 		sum.Docs(), units.Bytes(sum.Bytes()), len(sum.Collections), time.Since(began).Round(time.Millisecond))
 	return nil
-}
-
-// connect opens a client on a cluster's router.
-func connect(ctx context.Context, c *sandbox.Cluster) (*mongo.Client, error) {
-	opts := options.Client().ApplyURI(c.URI()).SetServerSelectionTimeout(10 * time.Second)
-	client, err := mongo.Connect(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := client.Ping(ctx, nil); err != nil {
-		client.Disconnect(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	return client, nil
 }
 
 // byteSize is a flag value in bytes that also takes units ("64MiB", "1 GB").

@@ -2,20 +2,13 @@ package app
 
 import (
 	"context"
-	"errors"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/shardlift/shardlift/engine"
-	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/sandbox"
 	"github.com/shardlift/shardlift/sandbox/wire"
-	"github.com/shardlift/shardlift/store"
-	"github.com/shardlift/shardlift/ui"
 )
 
 // `shardlift validate` takes the sandbox's URIs as `shardlift sandbox --auth x509`
@@ -104,37 +97,5 @@ func TestHostMapFlagsTakeTheDocumentedFormat(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errOut, strings.TrimLeft(args[0], "-")) {
 			t.Errorf("%v: exit %d, want %d naming %s:\n%s", args, code, exitUsage, args[0], errOut)
 		}
-	}
-}
-
-// A migration resumed from the state file gets its client certificate key's password
-// back from the keyring: the connection string kept there has lost it.
-func TestResumedEndpointsTakeTheKeyPasswordFromTheKeyring(t *testing.T) {
-	const keyPassword = "K3y-from-the-keyring"
-	entered := "mongodb://migrator@db1:27017/?tls=true&tlsCertificateKeyFile=" + url.QueryEscape(writeEncryptedClientCert(t, keyPassword)) +
-		"&tlsCertificateKeyFilePassword=" + url.QueryEscape(keyPassword)
-	c, err := connOf(ui.Destination, ui.Connection{Hosts: entered, Password: "pw"}, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(c.settings.URI, keyPassword) {
-		t.Fatalf("the settings keep the key password: %s", c.settings.URI)
-	}
-	rec := store.Migration{ID: "m1", State: string(engine.Syncing), Source: c.settings, Destination: c.settings}
-	k := newMemKeyring()
-	b := newTestBridge(t, k, "")
-	if err := b.savePasswords("m1", c, c); err != nil {
-		t.Fatal(err)
-	}
-	src, dst := b.resumedEndpoints("m1", engine.Syncing, rec, "pw", "pw", nil)
-	for _, e := range []topology.Endpoint{src, dst} {
-		if _, err := e.ClientOptions(); err != nil {
-			t.Errorf("resumed endpoint: %v", err)
-		}
-	}
-	k.DeleteAll("m1")
-	src, _ = b.resumedEndpoints("m1", engine.Syncing, rec, "pw", "pw", nil)
-	if _, err := src.ClientOptions(); !errors.Is(err, topology.ErrClientKeyPassword) {
-		t.Errorf("without the keyring's key password: %v, want %v (else this test proves nothing)", err, topology.ErrClientKeyPassword)
 	}
 }

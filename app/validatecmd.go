@@ -46,42 +46,26 @@ func keyPasswordEnv(passwordEnv string) string {
 
 func runValidate(ctx context.Context, s streams, args []string) int {
 	f := newFlags("validate", "--source URI --destination URI [flags]", validateDescription)
-	source := f.String("source", "", "the source cluster's mongos connection string `URI`, or its mongos host:port list")
-	destination := f.String("destination", "", "the destination cluster's mongos connection string `URI`, or its mongos host:port list")
-	sourceCA := f.String("source-ca", "", "PEM `FILE` of the CA that signed the source's certificates (turns TLS on)")
-	destinationCA := f.String("destination-ca", "", "PEM `FILE` of the CA that signed the destination's certificates (turns TLS on)")
+	clusters := addClusterFlags(f)
 	asJSON := f.Bool("json", false, "print the report as JSON")
 	timeout := f.Duration("timeout", topology.DefaultTimeout, "wait at most `D` for each connection and each command")
-	hostMapF := addHostMapFlags(f)
-	readPref := addReadPreferenceFlag(f)
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
 	switch {
 	case f.NArg() > 0:
 		return usageError(s, f.prog, "unexpected argument %q", f.Arg(0))
-	case *source == "":
+	case *clusters.source == "":
 		return usageError(s, f.prog, "--source is required")
-	case *destination == "":
+	case *clusters.destination == "":
 		return usageError(s, f.prog, "--destination is required")
 	case *timeout <= 0:
 		return usageError(s, f.prog, "--timeout %v: the timeout must be positive", *timeout)
 	}
-	src, err := endpointFor("--source", *source, *sourceCA, envSourcePassword, *timeout)
+	src, dst, err := clusters.endpoints(*timeout)
 	if err != nil {
 		return usageError(s, f.prog, "%v", err)
 	}
-	if src, err = withReadPreference(src, *readPref); err != nil {
-		return usageError(s, f.prog, "%v", err)
-	}
-	dst, err := endpointFor("--destination", *destination, *destinationCA, envDestinationPassword, *timeout)
-	if err != nil {
-		return usageError(s, f.prog, "%v", err)
-	}
-	if src.HostMap, err = hostMapF.hostMap(); err != nil {
-		return usageError(s, f.prog, "%v", err)
-	}
-	dst.HostMap = src.HostMap
 	// Whatever a finding quotes, the passwords do not reach the terminal.
 	out := &redactingWriter{w: s.out, secrets: endpointSecrets(src, dst)}
 
@@ -113,9 +97,9 @@ func endpointFor(flagName, uri, caFile, passwordEnv string, timeout time.Duratio
 	e := topology.Endpoint{URI: uri, CAFile: caFile, Timeout: timeout}
 	if !strings.Contains(uri, "://") {
 		if strings.Contains(uri, "@") {
-			return e, fmt.Errorf("%s %q names a user: write it as a connection string, mongodb://USER@host:port/", flagName, maskHost(uri))
+			return e, fmt.Errorf("%s %q names a user: write it as a connection string, mongodb://USER@host:port/", flagName, topology.MaskHostUser(uri))
 		}
-		hosts, err := hostList(uri)
+		hosts, err := topology.ParseHostList(uri)
 		if err != nil {
 			return e, fmt.Errorf("%s: %v (give a mongos host:port list or a mongodb:// connection string)", flagName, err)
 		}

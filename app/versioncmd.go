@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/shardlift/shardlift/app/diagnostics"
 )
 
 const versionDescription = `Prints Shardlift's version, as the desktop app shows it, the Go version it was built
@@ -17,13 +19,13 @@ func runVersion(_ context.Context, s streams, args []string) int {
 	if f.NArg() > 0 {
 		return usageError(s, f.prog, "unexpected argument %q", f.Arg(0))
 	}
-	fmt.Fprint(s.out, versionText(versionInfo()))
+	fmt.Fprint(s.out, versionText(diagnostics.VersionInfo()))
 	return exitOK
 }
 
 // versionText is the version for people: "Shardlift 0.1.0 (build 1)", the Go version
 // and platform, and the commit when the build has one.
-func versionText(v diagVersion) string {
+func versionText(v diagnostics.Version) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s (build %d)\n%s %s/%s\n", v.App, v.Version, v.Build, v.Go, v.OS, v.Arch)
 	if v.Revision != "" {

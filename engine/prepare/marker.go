@@ -82,3 +82,23 @@ func heldByAnother(ctx context.Context, client *mongo.Client, migrationID string
 	}
 	return nil
 }
+
+// ClearMarker removes the marker of migration migrationID from the destination
+// client reaches, whose identity is id, once confirm is that destination's clusterId.
+// gone reports a marker already removed; a marker that names another migration by
+// now is left and refused.
+func ClearMarker(ctx context.Context, client *mongo.Client, id topology.Identity, confirm, migrationID string) (gone bool, err error) {
+	if clusterID := id.ClusterID.Hex(); confirm != clusterID {
+		return false, fmt.Errorf("nothing cleared: %s is not this destination's clusterId, %s", confirm, clusterID)
+	}
+	found, err := RemoveMarker(ctx, client, migrationID)
+	switch {
+	case err != nil:
+		return false, err
+	case found == nil:
+		return true, nil
+	case found.MigrationID != migrationID:
+		return false, fmt.Errorf("nothing cleared: the marker changed meanwhile, it now names %s; look again before clearing it", found)
+	}
+	return false, nil
+}

@@ -1,6 +1,7 @@
-// Package sandboxtest starts what the engine's tests of the real-MongoDB adapters
-// need from a sandbox: a one-shard cluster holding a few documents, and a direct
-// connection to its shard that records the finds it sends.
+// Package sandboxtest starts what tests need from a sandbox: for the engine's tests of
+// the real-MongoDB adapters, a one-shard cluster holding a few documents and a direct
+// connection to its shard that records the finds it sends; for the app's tests of the
+// CLI and the desktop app, a seeded cluster and its contents (clusters.go).
 package sandboxtest
 
 import (

@@ -1,4 +1,4 @@
-package app
+package gui
 
 import (
 	"crypto/ecdsa"
@@ -20,19 +20,11 @@ import (
 // PKCS#8-encrypted with password, to one PEM file (as tlsCertificateKeyFile takes it).
 func writeEncryptedClientCert(t *testing.T, password string) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	key, der := selfSigned(t, &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "migrator"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	keyDER, err := pkcs8.MarshalPrivateKey(key, []byte(password), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -44,4 +36,18 @@ func writeEncryptedClientCert(t *testing.T, password string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// selfSigned makes a new P-256 key and the certificate of tmpl it signs itself (DER).
+func selfSigned(t *testing.T, tmpl *x509.Certificate) (*ecdsa.PrivateKey, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, der
 }

@@ -1,11 +1,8 @@
-package app
+package gui
 
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -25,9 +22,13 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/x/mongo/driver/connstring"
 
+	"github.com/shardlift/shardlift/app/checkpoints"
+	"github.com/shardlift/shardlift/app/diagnostics"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/engine/validate"
+	"github.com/shardlift/shardlift/internal/sandboxtest"
+	"github.com/shardlift/shardlift/internal/units"
 	"github.com/shardlift/shardlift/store"
 	"github.com/shardlift/shardlift/ui"
 )
@@ -110,12 +111,12 @@ func newTestBridge(t *testing.T, k secretStore, path string) *testBridge {
 
 func newTestBridgeOn(t *testing.T, k secretStore, st *store.Store, path string) *testBridge {
 	t.Helper()
-	secrets := &secretSet{}
-	ring := newLogRing(logRingSize, secrets)
-	logs := newMigrationLogs(logDir(path), secrets)
+	secrets := &diagnostics.SecretSet{}
+	ring := diagnostics.NewLogRing(diagnostics.LogRingSize, secrets)
+	logs := diagnostics.NewMigrationLogs(diagnostics.LogDir(path), secrets)
 	stderr := &syncBuffer{}
 	b := newBridge(context.Background(), bridgeConfig{
-		Store: st, Keyring: k, Log: newAppLogger(ring, stderr, secrets, logs), Ring: ring, Secrets: secrets, Logs: logs,
+		Store: st, Keyring: k, Log: diagnostics.NewAppLogger(ring, stderr, secrets, logs), Ring: ring, Secrets: secrets, Logs: logs,
 		Timeout: 30 * time.Second, Sandbox: sandboxOptions{Docs: 1000, Rate: 20}, PollEvery: 100 * time.Millisecond,
 	})
 	t.Cleanup(func() {
@@ -157,19 +158,11 @@ func newSerialApp(t *testing.T) fyne.App {
 // writeCA writes a self-signed CA certificate in PEM and returns its path and text.
 func writeCA(t *testing.T) (string, string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	_, der := selfSigned(t, &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	text := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	path := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
@@ -368,7 +361,7 @@ func TestMigrationsListStateReasonShardsAndGapFromTheStateFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := newStoreCheckpoints(st, "cancelled").SaveRecord(engine.Record{ID: "cancelled", Summary: &engine.Summary{OptimeGap: 83 * time.Second}}); err != nil {
+	if err := checkpoints.New(st, "cancelled").SaveRecord(engine.Record{ID: "cancelled", Summary: &engine.Summary{OptimeGap: 83 * time.Second}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -450,7 +443,7 @@ func TestLockedStateFileIsReportedNotWaitedOn(t *testing.T) {
 	}
 	defer holder.Close()
 	var errOut syncBuffer
-	_, _, err = openStateFile(context.Background(), path, streams{out: &errOut, err: &errOut})
+	_, _, err = openStateFile(context.Background(), path, &errOut)
 	if !errors.Is(err, store.ErrLocked) {
 		t.Fatalf("open a held state file: %v, want ErrLocked", err)
 	}
@@ -499,27 +492,8 @@ func TestApplicationConnectionStringKeepsTLSAndTheCAButNoUser(t *testing.T) {
 	}
 }
 
-func TestLogRingKeepsTheNewestLinesWithSecretsMasked(t *testing.T) {
-	secrets := &secretSet{}
-	secrets.add("p@ss word!", "abc")
-	r := newLogRing(3, secrets)
-	for i := range 5 {
-		fmt.Fprintf(r, "line %d uri=mongodb://u:%s@h p@ss word! abc\n", i, "p%40ss%20word%21")
-	}
-	got := r.lines()
-	// A connection string keeps its user, not even a masked password.
-	want := []string{
-		"line 2 uri=mongodb://u@h **** abc",
-		"line 3 uri=mongodb://u@h **** abc",
-		"line 4 uri=mongodb://u@h **** abc",
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("lines\n%q\nwant\n%q", got, want)
-	}
-}
-
 func TestMetadataMatchesFyneAppToml(t *testing.T) {
-	data, err := os.ReadFile("../FyneApp.toml")
+	data, err := os.ReadFile("../../FyneApp.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,9 +526,9 @@ func TestMetadataMatchesFyneAppToml(t *testing.T) {
 func TestWithoutADisplayTheAppPointsToTheHeadlessCommands(t *testing.T) {
 	t.Setenv("DISPLAY", "")
 	t.Setenv("WAYLAND_DISPLAY", "")
-	var out, errOut syncBuffer
-	if code := runGUI(context.Background(), streams{out: &out, err: &errOut}); code != exitFail {
-		t.Errorf("exit %d, want %d", code, exitFail)
+	var errOut syncBuffer
+	if ok := Run(context.Background(), &errOut); ok {
+		t.Error("Run succeeded without a display")
 	}
 	for _, w := range []string{"no display", "shardlift validate", "shardlift migrate", "shardlift sandbox"} {
 		if !strings.Contains(errOut.String(), w) {
@@ -564,8 +538,8 @@ func TestWithoutADisplayTheAppPointsToTheHeadlessCommands(t *testing.T) {
 
 	t.Setenv("DISPLAY", ":93")
 	errOut = syncBuffer{}
-	if code := runGUI(context.Background(), streams{out: &out, err: &errOut}); code != exitFail || !strings.Contains(errOut.String(), "no X server answers on DISPLAY=:93") {
-		t.Errorf("a display nobody serves: exit %d, message:\n%s", code, errOut.String())
+	if ok := Run(context.Background(), &errOut); ok || !strings.Contains(errOut.String(), "no X server answers on DISPLAY=:93") {
+		t.Errorf("a display nobody serves: ok %v, message:\n%s", ok, errOut.String())
 	}
 }
 
@@ -643,7 +617,7 @@ func TestResumedConnectionKeepsEveryConnectionStringOption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resumed := endpointFromSettings(rec.Source, first.password, 7*time.Second)
+	resumed := checkpoints.EndpointOf(rec.Source, first.password, 7*time.Second)
 	if got := connView(t, resumed); got != want {
 		t.Errorf("the resumed migration connects with\n  %s\nthe one entered with\n  %s", got, want)
 	}
@@ -671,7 +645,7 @@ func TestResumedSRVConnectionIsResolvedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := endpointFromSettings(rec.Destination, "Atl@sPw", time.Second)
+	e := checkpoints.EndpointOf(rec.Destination, "Atl@sPw", time.Second)
 	const want = "mongodb+srv://migrator@cluster0.abcde.mongodb.net/?authSource=admin&replicaSet=atlas-abc-shard-0&retryWrites=true&w=majority"
 	if e.URI != want || len(e.Hosts) != 0 || e.Username != "migrator" || e.Password != "Atl@sPw" || !e.TLS {
 		t.Errorf("resumed endpoint %+v, want URI %s with the keyring's password", e, want)
@@ -681,7 +655,7 @@ func TestResumedSRVConnectionIsResolvedAgain(t *testing.T) {
 // TestRecordWithoutConnectionStringResumesFromItsHosts: a record written before the
 // connection string was kept resumes from its host list, as it always did.
 func TestRecordWithoutConnectionStringResumesFromItsHosts(t *testing.T) {
-	e := endpointFromSettings(store.ConnSettings{Hosts: []string{"db1:27017", "db2:27017"}, Username: "migrator", TLS: true}, "pw", time.Second)
+	e := checkpoints.EndpointOf(store.ConnSettings{Hosts: []string{"db1:27017", "db2:27017"}, Username: "migrator", TLS: true}, "pw", time.Second)
 	got := connView(t, e)
 	const want = "hosts=[db1:27017 db2:27017] tls=true user=migrator password=pw authSource=admin mechanism="
 	if !strings.HasPrefix(got, want) || e.URI != "" {
@@ -694,16 +668,13 @@ func TestRecordWithoutConnectionStringResumesFromItsHosts(t *testing.T) {
 // secrets, so that the GUI resuming that record connects the same way.
 func TestCLIRecordKeepsTheConnectionStringWithoutItsPassword(t *testing.T) {
 	const uri = "mongodb://app:pa55word@a.example:27018/?authSource=users&replicaSet=rs0&tls=true"
-	e, err := endpointFor("--source", uri, "", envSourcePassword, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := connSettings(e, "")
+	e := topology.Endpoint{URI: uri, Timeout: time.Second} // as the CLI's --source makes it
+	set := checkpoints.ConnSettings(e, "")
 	if set.URI != "mongodb://app@a.example:27018/?authSource=users&replicaSet=rs0&tls=true" {
 		t.Fatalf("the CLI keeps %q", set.URI)
 	}
 	// The password the GUI would have in the keyring for it.
-	if got, want := connView(t, endpointFromSettings(set, "pa55word", time.Second)), connView(t, e); got != want {
+	if got, want := connView(t, checkpoints.EndpointOf(set, "pa55word", time.Second)), connView(t, e); got != want {
 		t.Errorf("resumed from the CLI's record:\n  %s\nas run:\n  %s", got, want)
 	}
 }
@@ -713,7 +684,7 @@ func TestCLIRecordKeepsTheConnectionStringWithoutItsPassword(t *testing.T) {
 // tlsInsecure (no CA given) is what lets TLS through still connects once rebuilt from
 // the state file, where the host list alone (a record without the string) cannot.
 func TestResumedMigrationConnectsAsTheConnectionStringEntered(t *testing.T) {
-	needSandbox(t)
+	sandboxtest.NeedSandbox(t)
 	ctx := context.Background()
 	b := newTestBridge(t, newMemKeyring(), "")
 	_, dst, err := b.StartSandbox(ctx)
@@ -749,12 +720,12 @@ func TestResumedMigrationConnectsAsTheConnectionStringEntered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := connect(endpointFromSettings(rec.Destination, c.password, 10*time.Second)); err != nil {
+	if err := connect(checkpoints.EndpointOf(rec.Destination, c.password, 10*time.Second)); err != nil {
 		t.Errorf("the resumed destination does not connect: %v", err)
 	}
 	hostsOnly := rec.Destination
 	hostsOnly.URI = ""
-	if err := connect(endpointFromSettings(hostsOnly, c.password, 10*time.Second)); !errors.Is(err, topology.ErrUnknownAuthority) {
+	if err := connect(checkpoints.EndpointOf(hostsOnly, c.password, 10*time.Second)); !errors.Is(err, topology.ErrUnknownAuthority) {
 		t.Errorf("without the connection string's options: %v, want %v (else this test proves nothing)", err, topology.ErrUnknownAuthority)
 	}
 }
@@ -769,7 +740,7 @@ func TestSourceReadPreferenceIsKeptForTheResume(t *testing.T) {
 	if c.endpoint.ReadPreference != "secondary" || c.settings.ReadPreference != "secondary" {
 		t.Fatalf("endpoint %q, settings %q; want secondary", c.endpoint.ReadPreference, c.settings.ReadPreference)
 	}
-	resumed := endpointFromSettings(c.settings, "", time.Second)
+	resumed := checkpoints.EndpointOf(c.settings, "", time.Second)
 	if rp, err := resumed.Reads(); err != nil || rp.String() != "secondary (tags dc:east)" {
 		t.Fatalf("resumed reads %v, %v; want secondary (tags dc:east)", rp, err)
 	}
@@ -781,5 +752,14 @@ func TestSourceReadPreferenceIsKeptForTheResume(t *testing.T) {
 	_, err = connOf(ui.Source, ui.Connection{Hosts: "mongodb://h1:27017/?readPreference=secondary&maxStalenessSeconds=30"}, time.Second)
 	if !errors.As(err, &fe) || fe.Field != ui.FieldReadPreference || !strings.Contains(err.Error(), "at least 90") {
 		t.Fatalf("a staleness bound under 90 s: %v", err)
+	}
+}
+
+// Sizes the GUI bridge writes are binary (MiB), never SI (MB): the wipe question's
+// description of the destination.
+func TestBridgeWritesBinaryUnits(t *testing.T) {
+	text := contentsOf([]topology.Namespace{{DB: "shop", Collection: "orders", Type: "collection", SizeKnown: true, Count: 20_365, Size: 27_262_976}})
+	if si := units.FindSI(text); si != "" || !strings.Contains(text, "iB") {
+		t.Errorf("destination contents %q: want binary units, found %q", text, si)
 	}
 }

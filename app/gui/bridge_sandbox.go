@@ -1,4 +1,4 @@
-package app
+package gui
 
 import (
 	"context"
@@ -84,7 +84,7 @@ func (b *bridge) StartSandbox(ctx context.Context) (src, dst ui.Connection, err 
 		return src, dst, fmt.Errorf("make the sandbox password: %w", err)
 	}
 	p := &sandboxPair{password: hex.EncodeToString(raw[:])}
-	b.secrets.add(p.password)
+	b.secrets.Add(p.password)
 	ok := false
 	defer func() {
 		if !ok {
@@ -109,10 +109,10 @@ func (b *bridge) StartSandbox(ctx context.Context) (src, dst ui.Connection, err 
 		}
 		*side.c = c
 	}
-	if p.client, err = connect(ctx, p.src); err != nil {
+	if p.client, err = p.src.Connect(ctx); err != nil {
 		return src, dst, fmt.Errorf("connect to the source sandbox cluster: %w", err)
 	}
-	sum, err := seed.Populate(ctx, p.client, b.sbOpts.Docs, mrand.New(mrand.NewPCG(seedSource[0], seedSource[1])))
+	sum, err := seed.Populate(ctx, p.client, b.sbOpts.Docs, mrand.New(mrand.NewPCG(seed.Source[0], seed.Source[1])))
 	if err != nil {
 		return src, dst, fmt.Errorf("seed the source sandbox cluster: %w", err)
 	}

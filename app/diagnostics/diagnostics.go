@@ -1,4 +1,4 @@
-package app
+package diagnostics
 
 import (
 	"archive/zip"
@@ -20,6 +20,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
+	"github.com/shardlift/shardlift/app/checkpoints"
 	"github.com/shardlift/shardlift/app/logfile"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
@@ -28,30 +29,39 @@ import (
 
 // Diagnostics: what a DBA attaches when asking for help, with no secret in it.
 //
-//	slog records of the app ─► logRing (recent lines, secrets masked) ──────────┐
+//	slog records of the app ─► LogRing (recent lines, secrets masked) ──────────┐
 //	the migration's log file (migrationlog.go) ─────────────────────────────────┤
-//	store: the migration's record, history, shard checkpoints ─► JSON ──────────┼─► secretSet.redact ─► zip
+//	store: the migration's record, history, shard checkpoints ─► JSON ──────────┼─► SecretSet.redact ─► zip
 //	live migration's snapshot, version and build info ─► JSON ──────────────────┘
 //
 // The state file holds no password by construction (store.ConnSettings has no field
-// for one); secretSet is the second fence: every password the app has seen is masked
+// for one); SecretSet is the second fence: every password the app has seen is masked
 // in the log lines as they are written and in every file of the zip.
 
-// logRingSize is how many recent log lines the diagnostics keep.
-const logRingSize = 4000
+// The app's metadata, as in FyneApp.toml (the desktop app sets it from these, and a
+// test of package gui keeps the two equal).
+const (
+	AppName    = "Shardlift"
+	AppID      = "io.shardlift.app"
+	AppVersion = "0.1.0"
+	AppBuild   = 1
+)
+
+// LogRingSize is how many recent log lines the diagnostics keep.
+const LogRingSize = 4000
 
 // minSecretLen: shorter secrets are not masked, since masking them would garble
 // ordinary words; a password that short is refused by any real cluster's policy.
 const minSecretLen = 4
 
-// secretSet is every password the app has seen in this process, to mask them.
-type secretSet struct {
+// SecretSet is every password the app has seen in this process, to mask them.
+type SecretSet struct {
 	mu   sync.RWMutex
 	list []string
 }
 
 // add remembers secrets, with the forms a connection string escapes them into.
-func (s *secretSet) add(secrets ...string) {
+func (s *SecretSet) Add(secrets ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sec := range secrets {
@@ -72,7 +82,7 @@ func (s *secretSet) add(secrets ...string) {
 // redact returns p with every secret replaced by ****, and every connection string
 // in it without its secrets: its password, even one the app never saw, and the
 // options that hold one (store.RedactURI).
-func (s *secretSet) redact(p []byte) []byte {
+func (s *SecretSet) Redact(p []byte) []byte {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, sec := range s.list {
@@ -102,20 +112,20 @@ func redactConnectionStrings(p []byte) []byte {
 // redactWriter masks the secrets in what passes through it to w.
 type redactWriter struct {
 	w       io.Writer
-	secrets *secretSet
+	secrets *SecretSet
 }
 
 func (r redactWriter) Write(p []byte) (int, error) {
-	if _, err := r.w.Write(r.secrets.redact(bytes.Clone(p))); err != nil {
+	if _, err := r.w.Write(r.secrets.Redact(bytes.Clone(p))); err != nil {
 		return 0, err
 	}
 	return len(p), nil
 }
 
-// logRing keeps the most recent log lines. slog's text handler writes each record
+// LogRing keeps the most recent log lines. slog's text handler writes each record
 // in one Write call, so one Write is one line.
-type logRing struct {
-	secrets *secretSet
+type LogRing struct {
+	secrets *SecretSet
 	mu      struct {
 		sync.Mutex
 		lines []string
@@ -124,12 +134,12 @@ type logRing struct {
 	size int
 }
 
-func newLogRing(size int, secrets *secretSet) *logRing {
-	return &logRing{size: size, secrets: secrets}
+func NewLogRing(size int, secrets *SecretSet) *LogRing {
+	return &LogRing{size: size, secrets: secrets}
 }
 
-func (r *logRing) Write(p []byte) (int, error) {
-	line := strings.TrimRight(string(r.secrets.redact(bytes.Clone(p))), "\n")
+func (r *LogRing) Write(p []byte) (int, error) {
+	line := strings.TrimRight(string(r.secrets.Redact(bytes.Clone(p))), "\n")
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.mu.lines) < r.size {
@@ -142,7 +152,7 @@ func (r *logRing) Write(p []byte) (int, error) {
 }
 
 // lines returns the kept lines, oldest first.
-func (r *logRing) lines() []string {
+func (r *LogRing) Lines() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]string, 0, len(r.mu.lines))
@@ -150,10 +160,10 @@ func (r *logRing) lines() []string {
 	return append(out, r.mu.lines[:r.mu.next]...)
 }
 
-// newAppLogger logs to the ring (info and above), to stderr (warnings and above) and,
+// NewAppLogger logs to the ring (info and above), to stderr (warnings and above) and,
 // when logs is not nil, each record about a migration to that migration's log file
 // (info and above), all with the secrets masked.
-func newAppLogger(ring *logRing, stderr io.Writer, secrets *secretSet, logs *migrationLogs) *slog.Logger {
+func NewAppLogger(ring *LogRing, stderr io.Writer, secrets *SecretSet, logs *MigrationLogs) *slog.Logger {
 	handlers := []slog.Handler{
 		slog.NewTextHandler(ring, &slog.HandlerOptions{Level: slog.LevelInfo}),
 		slog.NewTextHandler(redactWriter{w: stderr, secrets: secrets}, &slog.HandlerOptions{Level: slog.LevelWarn}),
@@ -166,7 +176,7 @@ func newAppLogger(ring *logRing, stderr io.Writer, secrets *secretSet, logs *mig
 
 // The JSON files of the zip. Their field names are for people reading them.
 type (
-	diagMigration struct {
+	Migration struct {
 		ID            string               `json:"id"`
 		Name          string               `json:"name"`
 		CreatedAt     time.Time            `json:"createdAt"`
@@ -209,9 +219,9 @@ type (
 		Kind     string `json:"kind"`
 		Original string `json:"original"`
 	}
-	// diagShard is one shard's checkpoint. The _id where each partition's copy
+	// Shard is one shard's checkpoint. The _id where each partition's copy
 	// stopped is left out: it is the user's data.
-	diagShard struct {
+	Shard struct {
 		Shard            string                   `json:"shard"`
 		Phase            string                   `json:"phase"`
 		T0               string                   `json:"t0"`
@@ -227,7 +237,7 @@ type (
 		Docs  int64 `json:"docs"`
 		Bytes int64 `json:"bytes"`
 	}
-	diagVersion struct {
+	Version struct {
 		App        string            `json:"app"`
 		ID         string            `json:"id"`
 		Version    string            `json:"version"`
@@ -258,12 +268,18 @@ No password is in this file: the state file never holds one, and every password
 Shardlift saw while running is masked (****) in each file.
 `
 
-// ExportDiagnostics implements ui.Backend.
-func (b *bridge) ExportDiagnostics(ctx context.Context, id string, w io.Writer) error {
-	st, err := b.stateStore()
-	if err != nil {
-		return err
-	}
+// Sources are what a diagnostics zip is made of.
+type Sources struct {
+	Store    *store.Store
+	Snapshot *engine.Snapshot // the migration's, when it runs in this process
+	Ring     *LogRing
+	Logs     *MigrationLogs // nil when the app keeps no log files
+	Secrets  *SecretSet
+}
+
+// Export writes the diagnostics zip of migration id to w.
+func Export(ctx context.Context, w io.Writer, id string, from Sources) error {
+	st := from.Store
 	rec, err := st.Migration(id)
 	if err != nil {
 		return err
@@ -272,7 +288,7 @@ func (b *bridge) ExportDiagnostics(ctx context.Context, id string, w io.Writer) 
 	if err != nil {
 		return err
 	}
-	engRec, engShards, err := newStoreCheckpoints(st, id).Load()
+	engRec, engShards, err := checkpoints.New(st, id).Load()
 	if err != nil {
 		return err
 	}
@@ -285,13 +301,13 @@ func (b *bridge) ExportDiagnostics(ctx context.Context, id string, w io.Writer) 
 		{"migration.json", diagMigrationOf(rec, engRec)},
 		{"checkpoints.json", diagShardsOf(cps, engShards)},
 	}
-	if l := b.live(id); l != nil {
-		files = append(files, file{"snapshot.json", l.Snapshot()})
+	if from.Snapshot != nil {
+		files = append(files, file{"snapshot.json", *from.Snapshot})
 	}
-	files = append(files, file{"log.txt", strings.Join(b.ring.lines(), "\n") + "\n"})
-	if b.logs != nil {
+	files = append(files, file{"log.txt", strings.Join(from.Ring.Lines(), "\n") + "\n"})
+	if from.Logs != nil {
 		var log []byte
-		for _, path := range logfile.Files(b.logs.Path(id)) {
+		for _, path := range logfile.Files(from.Logs.Path(id)) {
 			data, err := os.ReadFile(path)
 			if err != nil {
 				return fmt.Errorf("diagnostics: %w", err)
@@ -302,7 +318,7 @@ func (b *bridge) ExportDiagnostics(ctx context.Context, id string, w io.Writer) 
 			files = append(files, file{"migration.log", string(log)})
 		}
 	}
-	files = append(files, file{"version.json", versionInfo()})
+	files = append(files, file{"version.json", VersionInfo()})
 	z := zip.NewWriter(w)
 	for _, f := range files {
 		if err := ctx.Err(); err != nil {
@@ -318,14 +334,13 @@ func (b *bridge) ExportDiagnostics(ctx context.Context, id string, w io.Writer) 
 		if err != nil {
 			return fmt.Errorf("diagnostics: %w", err)
 		}
-		if _, err := fw.Write(b.secrets.redact(data)); err != nil {
+		if _, err := fw.Write(from.Secrets.Redact(data)); err != nil {
 			return fmt.Errorf("diagnostics: write %s: %w", f.name, err)
 		}
 	}
 	if err := z.Close(); err != nil {
 		return fmt.Errorf("diagnostics: %w", err)
 	}
-	b.log.Info("diagnostics exported", "migration", id)
 	return nil
 }
 
@@ -338,8 +353,8 @@ func diagConnOf(c store.ConnSettings) diagConn {
 	return d
 }
 
-func diagMigrationOf(m store.Migration, r engine.Record) diagMigration {
-	d := diagMigration{
+func diagMigrationOf(m store.Migration, r engine.Record) Migration {
+	d := Migration{
 		ID: m.ID, Name: m.Name, CreatedAt: m.CreatedAt, State: m.State,
 		Source: diagConnOf(m.Source), Destination: diagConnOf(m.Destination),
 		BalancerWasOn: m.BalancerWasOn, Summary: m.Summary, Verification: r.Verification, SourceUsers: r.Users,
@@ -357,14 +372,14 @@ func diagMigrationOf(m store.Migration, r engine.Record) diagMigration {
 	return d
 }
 
-func diagShardsOf(cps []store.ShardCheckpoint, shards []engine.ShardCheckpoint) []diagShard {
+func diagShardsOf(cps []store.ShardCheckpoint, shards []engine.ShardCheckpoint) []Shard {
 	updated := map[string]time.Time{}
 	for _, cp := range cps {
 		updated[cp.Shard] = cp.UpdatedAt
 	}
-	out := []diagShard{}
+	out := []Shard{}
 	for _, s := range shards {
-		d := diagShard{
+		d := Shard{
 			Shard: s.Shard, Phase: string(s.Phase), T0: tsText(s.T0), ConsistencyPoint: tsText(s.ConsistencyPoint),
 			Applied: tsText(s.Applied), Error: s.Error, UpdatedAt: updated[s.Shard], Partitions: map[string]diagPartition{},
 		}
@@ -387,10 +402,10 @@ func tsText(ts primitive.Timestamp) string {
 	return fmt.Sprintf("Timestamp(%d, %d) %s", ts.T, ts.I, time.Unix(int64(ts.T), 0).UTC().Format(time.RFC3339))
 }
 
-// versionInfo is this build's version, from the app's metadata and Go's build info.
-func versionInfo() diagVersion {
-	v := diagVersion{
-		App: appName, ID: appID, Version: appVersion, Build: appBuild,
+// VersionInfo is this build's version, from the app's metadata and Go's build info.
+func VersionInfo() Version {
+	v := Version{
+		App: AppName, ID: AppID, Version: AppVersion, Build: AppBuild,
 		Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
 		Modules: map[string]string{}, ExportedAt: time.Now().UTC(),
 	}

@@ -1,8 +1,9 @@
-package app
+package gui
 
 import (
 	"context"
 	"errors"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardlift/shardlift/app/checkpoints"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/engine/validate"
@@ -41,7 +43,7 @@ func TestFormAuthenticationAndHostMapReachTheEndpointAndTheStateFile(t *testing.
 	if set.AuthMechanism != topology.MechanismGSSAPI || set.CertificateKeyFile != certFile || !reflect.DeepEqual(set.HostMap, hostMap) || !set.TLS {
 		t.Fatalf("settings for the state file %+v", set)
 	}
-	resumed := endpointFromSettings(set, "pw", time.Second)
+	resumed := checkpoints.EndpointOf(set, "pw", time.Second)
 	if resumed.AuthMechanism != topology.MechanismGSSAPI || resumed.AuthMechanismProperties["SERVICE_NAME"] != "mongo" ||
 		resumed.HostMap.Reachable("s0.cluster.internal:27018") != "10.0.0.5:27018" || resumed.CertificateKeyFile != certFile {
 		t.Fatalf("resumed endpoint %+v", resumed)
@@ -155,7 +157,7 @@ func TestNoMechanismSecretReachesTheChecksLogsOrStateFile(t *testing.T) {
 	if !strings.Contains(shown.String(), "127.0.0.1:1") {
 		t.Fatalf("the connections were not tried:\n%s", shown.String())
 	}
-	logs := strings.Join(b.ring.lines(), "\n") + b.stderr.String()
+	logs := strings.Join(b.ring.Lines(), "\n") + b.stderr.String()
 	if !strings.Contains(stateFiles.String(), "AKIAIOSFODNN7EXAMPLE") {
 		t.Fatal("the state file never held the refused migrations' records: the scan proves nothing")
 	}
@@ -188,5 +190,37 @@ func TestValidationListsTheSourceShardMembersForTheHostMap(t *testing.T) {
 	}
 	if got := checksOf(validate.Report{}).ShardHosts; got != nil {
 		t.Fatalf("an unreachable source lists %+v", got)
+	}
+}
+
+// A migration resumed from the state file gets its client certificate key's password
+// back from the keyring: the connection string kept there has lost it.
+func TestResumedEndpointsTakeTheKeyPasswordFromTheKeyring(t *testing.T) {
+	const keyPassword = "K3y-from-the-keyring"
+	entered := "mongodb://migrator@db1:27017/?tls=true&tlsCertificateKeyFile=" + url.QueryEscape(writeEncryptedClientCert(t, keyPassword)) +
+		"&tlsCertificateKeyFilePassword=" + url.QueryEscape(keyPassword)
+	c, err := connOf(ui.Destination, ui.Connection{Hosts: entered, Password: "pw"}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(c.settings.URI, keyPassword) {
+		t.Fatalf("the settings keep the key password: %s", c.settings.URI)
+	}
+	rec := store.Migration{ID: "m1", State: string(engine.Syncing), Source: c.settings, Destination: c.settings}
+	k := newMemKeyring()
+	b := newTestBridge(t, k, "")
+	if err := b.savePasswords("m1", c, c); err != nil {
+		t.Fatal(err)
+	}
+	src, dst := b.resumedEndpoints("m1", engine.Syncing, rec, "pw", "pw", nil)
+	for _, e := range []topology.Endpoint{src, dst} {
+		if _, err := e.ClientOptions(); err != nil {
+			t.Errorf("resumed endpoint: %v", err)
+		}
+	}
+	k.DeleteAll("m1")
+	src, _ = b.resumedEndpoints("m1", engine.Syncing, rec, "pw", "pw", nil)
+	if _, err := src.ClientOptions(); !errors.Is(err, topology.ErrClientKeyPassword) {
+		t.Errorf("without the keyring's key password: %v, want %v (else this test proves nothing)", err, topology.ErrClientKeyPassword)
 	}
 }

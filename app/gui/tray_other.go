@@ -1,6 +1,6 @@
 //go:build !linux
 
-package app
+package gui
 
 // desktopHasTray reports whether the session shows tray entries: Windows' notification
 // area and macOS's menu bar always do.

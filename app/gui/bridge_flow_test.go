@@ -1,4 +1,4 @@
-package app
+package gui
 
 import (
 	"archive/zip"
@@ -17,8 +17,10 @@ import (
 
 	"fyne.io/fyne/v2"
 
+	"github.com/shardlift/shardlift/app/diagnostics"
 	"github.com/shardlift/shardlift/app/logfile"
 	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/internal/sandboxtest"
 	"github.com/shardlift/shardlift/store"
 	"github.com/shardlift/shardlift/ui"
 )
@@ -27,13 +29,6 @@ import (
 
 // flowLimit only keeps a broken flow from hanging the test.
 const flowLimit = 3 * time.Minute
-
-func needSandbox(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts two sandbox clusters and runs a migration")
-	}
-}
 
 // awaitSnapshot polls m until cond holds; a failed migration ends the wait.
 func awaitSnapshot(t *testing.T, m ui.Migration, what string, cond func(engine.Snapshot) bool) engine.Snapshot {
@@ -67,7 +62,7 @@ func startCutover(t *testing.T, m ui.Migration) {
 }
 
 func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
-	needSandbox(t)
+	sandboxtest.NeedSandbox(t)
 	ctx := context.Background()
 	k := newMemKeyring()
 	b := newTestBridge(t, k, "")
@@ -144,7 +139,7 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 			t.Errorf("the diagnostics lack %s", name)
 		}
 	}
-	var rec diagMigration
+	var rec diagnostics.Migration
 	if err := json.Unmarshal(files["migration.json"], &rec); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +148,7 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 		rec.State != string(engine.Done) || len(rec.History) == 0 {
 		t.Errorf("migration.json does not hold the settings and history: %+v", rec)
 	}
-	var shards []diagShard
+	var shards []diagnostics.Shard
 	if err := json.Unmarshal(files["checkpoints.json"], &shards); err != nil || len(shards) != 2 {
 		t.Errorf("checkpoints.json: %v, %d shards, want 2", err, len(shards))
 	}
@@ -161,13 +156,13 @@ func TestNoSecretInStateFileLogsOrDiagnostics(t *testing.T) {
 		t.Errorf("log.txt lacks the app's log lines:\n%s", files["log.txt"])
 	}
 
-	logs := strings.Join(b.ring.lines(), "\n") + b.stderr.String()
+	logs := strings.Join(b.ring.Lines(), "\n") + b.stderr.String()
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
 	// The migration's own log file, next to the state file.
 	var logFile []byte
-	for _, path := range logfile.Files(filepath.Join(logDir(b.path), id+".log")) {
+	for _, path := range logfile.Files(filepath.Join(diagnostics.LogDir(b.path), id+".log")) {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -258,14 +253,14 @@ func startBeforeClosing(t *testing.T, k secretStore) (host, first *testBridge, m
 // syncing in this process; a new window takes it over, resumes it at once, and the
 // resumed migration finishes with every range verified.
 func TestReopeningTakesOverAMigrationSyncingInTheBackground(t *testing.T) {
-	needSandbox(t)
+	sandboxtest.NeedSandbox(t)
 	ctx := context.Background()
 	k := newMemKeyring()
 	host, first, mig := startBeforeClosing(t, k)
 	id := mig.Snapshot().ID
 	awaitSnapshot(t, mig, "syncing", func(s engine.Snapshot) bool { return s.State == engine.Syncing })
 	// The window's close button asks; Keep syncing in the background hands the
-	// migration to this process, which runs on headless (runGUI's keepSyncing).
+	// migration to this process, which runs on headless (Run's keepSyncing).
 	closeWindowAnswering(t, first, "Keep syncing in the background")
 	if !mig.(*liveMigration).active() {
 		t.Fatal("the migration stopped when the window closed")
@@ -276,7 +271,7 @@ func TestReopeningTakesOverAMigrationSyncingInTheBackground(t *testing.T) {
 	bgDone := make(chan struct{})
 	go func() {
 		defer close(bgDone)
-		keepSyncing(bgCtx, first.bridge, first.path, streams{out: &bgOut, err: &bgOut})
+		keepSyncing(bgCtx, first.bridge, first.path, &bgOut)
 	}()
 
 	// The new window finds the state file held and asks for it.
@@ -285,7 +280,7 @@ func TestReopeningTakesOverAMigrationSyncingInTheBackground(t *testing.T) {
 	var handed []string
 	var err error
 	for end := time.Now().Add(flowLimit); ; {
-		st, handed, err = openStateFile(ctx, first.path, streams{out: &out, err: &out})
+		st, handed, err = openStateFile(ctx, first.path, &out)
 		if !errors.Is(err, store.ErrLocked) || time.Now().After(end) {
 			break // the background process may not listen yet on the first try
 		}
@@ -308,7 +303,7 @@ func TestReopeningTakesOverAMigrationSyncingInTheBackground(t *testing.T) {
 	if err != nil || len(list) != 1 || (list[0].State != engine.Syncing && list[0].State != engine.Ready) {
 		t.Fatalf("the new window's list: %+v, %v", list, err)
 	}
-	// As runGUI does: the new window resumes what it took over, without a click:
+	// As Run does: the new window resumes what it took over, without a click:
 	// the user asked it to keep syncing.
 	resumeHandedOver(ctx, second.bridge, handed)
 	if l := second.live(id); l == nil || !l.active() {
@@ -333,7 +328,7 @@ func TestReopeningTakesOverAMigrationSyncingInTheBackground(t *testing.T) {
 }
 
 func TestASandboxMigrationStaysWithTheProcessThatRunsItsClusters(t *testing.T) {
-	needSandbox(t)
+	sandboxtest.NeedSandbox(t)
 	ctx := context.Background()
 	b := newTestBridge(t, newMemKeyring(), "")
 	src, dst, err := b.StartSandbox(ctx)
@@ -352,12 +347,12 @@ func TestASandboxMigrationStaysWithTheProcessThatRunsItsClusters(t *testing.T) {
 	bgDone := make(chan struct{})
 	go func() {
 		defer close(bgDone)
-		keepSyncing(bgCtx, b.bridge, b.path, streams{out: &bgOut, err: &bgOut})
+		keepSyncing(bgCtx, b.bridge, b.path, &bgOut)
 	}()
 	var out syncBuffer
 	var refused *handoverRefused
 	for end := time.Now().Add(flowLimit); ; {
-		_, _, err = openStateFile(ctx, b.path, streams{out: &out, err: &out})
+		_, _, err = openStateFile(ctx, b.path, &out)
 		if errors.As(err, &refused) || time.Now().After(end) {
 			break // the background process may not listen yet on the first try
 		}
@@ -376,7 +371,7 @@ func TestASandboxMigrationStaysWithTheProcessThatRunsItsClusters(t *testing.T) {
 }
 
 func TestGUIValidatesTheSandboxClusters(t *testing.T) {
-	needSandbox(t)
+	sandboxtest.NeedSandbox(t)
 	a := newSerialApp(t)
 	b := newTestBridge(t, newMemKeyring(), "")
 	u := ui.New(a, b)
@@ -423,7 +418,7 @@ func TestGUIValidatesTheSandboxClusters(t *testing.T) {
 // checkpoints, and a new process (a new bridge on the same state file) resumes it
 // from the list, replaying from the checkpoint.
 func TestClosingTheWindowToPauseThenReopeningResumes(t *testing.T) {
-	needSandbox(t)
+	sandboxtest.NeedSandbox(t)
 	ctx := context.Background()
 	k := newMemKeyring()
 	_, first, mig := startBeforeClosing(t, k)

@@ -1,4 +1,4 @@
-package app
+package gui
 
 import (
 	"bufio"
@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"image/color"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -22,6 +23,8 @@ import (
 	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/shardlift/shardlift/app/api"
+	"github.com/shardlift/shardlift/app/diagnostics"
 	"github.com/shardlift/shardlift/assets"
 	"github.com/shardlift/shardlift/store"
 	"github.com/shardlift/shardlift/ui"
@@ -35,15 +38,8 @@ import (
 //	       a signal arrives, or a new Shardlift asks to take over ─► bridge.Close
 //
 // A plain `go build` behaves like `fyne build`: the metadata of FyneApp.toml is set
-// here (a test keeps the two equal), with the fyneDo migration on.
-
-// The app's metadata, as in FyneApp.toml.
-const (
-	appName    = "Shardlift"
-	appID      = "io.shardlift.app"
-	appVersion = "0.1.0"
-	appBuild   = 1
-)
+// here, from package diagnostics's (a test keeps the two equal), with the fyneDo
+// migration on.
 
 // screenshotsEnv names a folder: the app then walks its own screens through the
 // sandbox flow, saves a PNG of each, and quits (make screenshots).
@@ -55,35 +51,36 @@ const handoverWait = 2 * time.Minute
 
 func appMetadata() fyne.AppMetadata {
 	return fyne.AppMetadata{
-		ID: appID, Name: appName, Version: appVersion, Build: appBuild, Icon: assets.Icon,
+		ID: diagnostics.AppID, Name: diagnostics.AppName, Version: diagnostics.AppVersion, Build: diagnostics.AppBuild, Icon: assets.Icon,
 		Migrations: map[string]bool{"fyneDo": true},
 	}
 }
 
-// runGUI runs the desktop app until its window is closed and the migrations handed
-// to the background have ended.
-func runGUI(ctx context.Context, s streams) int {
+// Run runs the desktop app until its window is closed and the migrations handed
+// to the background have ended. It returns false when the app could not run or the
+// screenshot tour failed, having said why on stderr.
+func Run(ctx context.Context, stderr io.Writer) (ok bool) {
 	if err := displayAvailable(); err != nil {
-		fmt.Fprintf(s.err, "shardlift: %v.\n\nThe desktop app needs a graphical session. Without one, use the headless commands:\n"+
+		fmt.Fprintf(stderr, "shardlift: %v.\n\nThe desktop app needs a graphical session. Without one, use the headless commands:\n"+
 			"  shardlift validate --source URI --destination URI\n"+
 			"  shardlift migrate --source URI --destination URI --state FILE [--api ADDR]\n"+
 			"  shardlift sandbox\n"+
 			"Run 'shardlift --help' for every command.\n", err)
-		return exitFail
+		return false
 	}
-	secrets := &secretSet{}
-	ring := newLogRing(logRingSize, secrets)
+	secrets := &diagnostics.SecretSet{}
+	ring := diagnostics.NewLogRing(diagnostics.LogRingSize, secrets)
 	path, err := store.DefaultPath()
-	var logs *migrationLogs // the migrations' log files, next to the state file
+	var logs *diagnostics.MigrationLogs // the migrations' log files, next to the state file
 	if err == nil {
-		logs = newMigrationLogs(logDir(path), secrets)
+		logs = diagnostics.NewMigrationLogs(diagnostics.LogDir(path), secrets)
 	}
-	log := newAppLogger(ring, s.err, secrets, logs)
+	log := diagnostics.NewAppLogger(ring, stderr, secrets, logs)
 
 	var st *store.Store
 	var handed []string
 	if err == nil {
-		st, handed, err = openStateFile(ctx, path, s)
+		st, handed, err = openStateFile(ctx, path, stderr)
 	}
 	if err != nil {
 		log.Warn("the state file is not available", "err", err)
@@ -93,13 +90,13 @@ func runGUI(ctx context.Context, s streams) int {
 	})
 	defer func() {
 		if err := b.Close(); err != nil {
-			fmt.Fprintf(s.err, "shardlift: %v\n", err)
+			fmt.Fprintf(stderr, "shardlift: %v\n", err)
 		}
 	}()
 
 	resumeHandedOver(ctx, b, handed)
 	fyneapp.SetMetadata(appMetadata())
-	fa := fyneapp.NewWithID(appID)
+	fa := fyneapp.NewWithID(diagnostics.AppID)
 	u := ui.New(fa, b)
 	if tray, ok := fa.(desktop.App); ok && desktopHasTray() {
 		u.UseSystemTray(tray)
@@ -123,12 +120,12 @@ func runGUI(ctx context.Context, s streams) int {
 	defer stopTour()
 	if dir := os.Getenv(screenshotsEnv); dir != "" {
 		tourErr = make(chan error, 1)
-		go func() { tourErr <- runTour(tourCtx, u, b, dir, s) }()
+		go func() { tourErr <- runTour(tourCtx, u, b, dir, stderr) }()
 	}
 	u.ShowAndRun()
 	close(guiDone)
 
-	code := exitOK
+	ok = true
 	if tourErr != nil {
 		// The tour closes the window when it is over; a window closed otherwise
 		// leaves it waiting on an event loop that has stopped.
@@ -136,16 +133,16 @@ func runGUI(ctx context.Context, s streams) int {
 		select {
 		case err := <-tourErr:
 			if err != nil {
-				fmt.Fprintf(s.err, "shardlift: screenshots: %v\n", err)
-				code = exitFail
+				fmt.Fprintf(stderr, "shardlift: screenshots: %v\n", err)
+				ok = false
 			}
 		case <-time.After(5 * time.Second):
-			fmt.Fprintln(s.err, "shardlift: screenshots: the window closed before the tour was over")
-			code = exitFail
+			fmt.Fprintln(stderr, "shardlift: screenshots: the window closed before the tour was over")
+			ok = false
 		}
 	}
-	keepSyncing(ctx, b, path, s)
-	return code
+	keepSyncing(ctx, b, path, stderr)
+	return ok
 }
 
 // displayAvailable reports why the app cannot open a window, if it cannot. Fyne
@@ -194,12 +191,12 @@ func displayAvailable() error {
 // openStateFile opens the state file. When a background Shardlift holds it, that
 // one is asked to pause its migrations and release it, so that this window shows
 // them and resumes them: handed lists the ids of those that were syncing.
-func openStateFile(ctx context.Context, path string, s streams) (st *store.Store, handed []string, err error) {
+func openStateFile(ctx context.Context, path string, stderr io.Writer) (st *store.Store, handed []string, err error) {
 	st, err = store.Open(path, store.Options{})
 	if !errors.Is(err, store.ErrLocked) {
 		return st, nil, err
 	}
-	fmt.Fprintln(s.err, "shardlift: another Shardlift holds the state file; asking it to hand its migrations over…")
+	fmt.Fprintln(stderr, "shardlift: another Shardlift holds the state file; asking it to hand its migrations over…")
 	handed, herr := requestHandover(ctx, path)
 	if herr != nil {
 		var refused *handoverRefused
@@ -253,7 +250,7 @@ func showStateFileProblem(win fyne.Window, path string, err error) {
 // keepSyncing runs headless while migrations handed to the background still sync:
 // until they end, a signal arrives, or a new Shardlift takes over (it asks through
 // a socket next to the state file, and opens the file once this process released it).
-func keepSyncing(ctx context.Context, b *bridge, path string, s streams) {
+func keepSyncing(ctx context.Context, b *bridge, path string, stderr io.Writer) {
 	bg := b.detachedRunning()
 	if len(bg) == 0 {
 		return
@@ -262,20 +259,20 @@ func keepSyncing(ctx context.Context, b *bridge, path string, s streams) {
 	for _, l := range bg {
 		names = append(names, l.name)
 	}
-	fmt.Fprintf(s.err, "shardlift: the window is closed; syncing continues in the background (process %d): %s.\n"+
+	fmt.Fprintf(stderr, "shardlift: the window is closed; syncing continues in the background (process %d): %s.\n"+
 		"Open Shardlift again to see it: the new window takes it over from this process. Ctrl-C or SIGTERM pauses it at its checkpoints.\n",
 		os.Getpid(), strings.Join(names, "; "))
 	b.log.Info("running in the background", "pid", os.Getpid(), "migrations", len(bg))
 	requests := make(chan net.Conn)
 	sock := handoverPath(path)
 	_ = os.Remove(sock) // a socket left by a background Shardlift that crashed; this process holds the state file
-	token, _, err := loadOrCreateAPIToken(handoverTokenPath(path))
+	token, _, err := api.LoadOrCreateToken(handoverTokenPath(path))
 	var ln net.Listener
 	if err == nil {
 		ln, err = net.Listen("unix", sock)
 	}
 	if err != nil {
-		fmt.Fprintf(s.err, "shardlift: a new window cannot take the migrations over (%v): quit this process first to open it.\n", err)
+		fmt.Fprintf(stderr, "shardlift: a new window cannot take the migrations over (%v): quit this process first to open it.\n", err)
 	} else {
 		stop := make(chan struct{})
 		defer func() {
@@ -287,11 +284,11 @@ func keepSyncing(ctx context.Context, b *bridge, path string, s streams) {
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(s.err, "shardlift: stopping; the migrations pause at their checkpoints and resume when Shardlift is opened again.")
+			fmt.Fprintln(stderr, "shardlift: stopping; the migrations pause at their checkpoints and resume when Shardlift is opened again.")
 			return
 		case <-b.changed:
 			if len(b.detachedRunning()) == 0 {
-				fmt.Fprintln(s.err, "shardlift: the migrations in the background have stopped; see their state in Shardlift.")
+				fmt.Fprintln(stderr, "shardlift: the migrations in the background have stopped; see their state in Shardlift.")
 				return
 			}
 		case c := <-requests:
@@ -359,7 +356,7 @@ func acceptHandovers(ln net.Listener, token string, requests chan<- net.Conn, st
 // release it, with the handover token, and waits until it has. It returns the ids of
 // the migrations that were syncing there ("released id1 id2").
 func requestHandover(ctx context.Context, statePath string) ([]string, error) {
-	token, err := readAPIToken(handoverTokenPath(statePath))
+	token, err := api.ReadToken(handoverTokenPath(statePath))
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package app
+package checkpoints
 
 import (
 	"path/filepath"
@@ -47,7 +47,7 @@ func TestStoreCheckpointsKeepEverythingTheEngineSaves(t *testing.T) {
 	if err := st.SaveMigration(store.Migration{ID: "m1", State: string(engine.Draft), Source: store.ConnSettings{Hosts: []string{"src:27017"}}}); err != nil {
 		t.Fatal(err)
 	}
-	cp := newStoreCheckpoints(st, "m1")
+	cp := New(st, "m1")
 	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	for _, ev := range []engine.Event{
 		{At: at, From: "draft", To: "validated", Reason: "checks passed"},
@@ -115,7 +115,7 @@ func TestStoreCheckpointsKeepEverythingTheEngineSaves(t *testing.T) {
 	}
 
 	st = openStore(t, path)
-	got, shards, err := newStoreCheckpoints(st, "m1").Load()
+	got, shards, err := New(st, "m1").Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,9 +140,9 @@ func TestStoreCheckpointsRefuseReservedNames(t *testing.T) {
 	if err := st.SaveMigration(store.Migration{ID: "m1", State: "draft"}); err != nil {
 		t.Fatal(err)
 	}
-	cp := newStoreCheckpoints(st, "m1")
-	if err := cp.SaveShard(engine.ShardCheckpoint{Shard: metaShard, Phase: engine.Pending}); err == nil || !strings.Contains(err.Error(), "reserves") {
-		t.Fatalf("a shard named %s: %v", metaShard, err)
+	cp := New(st, "m1")
+	if err := cp.SaveShard(engine.ShardCheckpoint{Shard: MetaShard, Phase: engine.Pending}); err == nil || !strings.Contains(err.Error(), "reserves") {
+		t.Fatalf("a shard named %s: %v", MetaShard, err)
 	}
 	if err := cp.AppendEvent(engine.Event{Shard: "rs0", From: "draft", To: "draft"}); err == nil {
 		t.Fatal("a shard's event went to the migration's history")

@@ -1,4 +1,4 @@
-package app
+package api
 
 import (
 	"crypto/rand"
@@ -19,18 +19,18 @@ import (
 // migration. The token travels as "Authorization: Bearer <token>", which Prometheus
 // sends from a scrape config's credentials_file as well.
 
-// apiTokenBytes is the token's entropy; it is written as hex.
-const apiTokenBytes = 32
+// TokenBytes is the token's entropy; it is written as hex.
+const TokenBytes = 32
 
-// loadOrCreateAPIToken returns the token of the file at path, creating the file
+// LoadOrCreateToken returns the token of the file at path, creating the file
 // with a new token (owner-only) when it does not exist; created says so, and the
 // caller prints the token that once.
-func loadOrCreateAPIToken(path string) (token string, created bool, err error) {
-	token, err = readAPIToken(path)
+func LoadOrCreateToken(path string) (token string, created bool, err error) {
+	token, err = ReadToken(path)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return token, false, err
 	}
-	raw := make([]byte, apiTokenBytes)
+	raw := make([]byte, TokenBytes)
 	if _, err := rand.Read(raw); err != nil {
 		return "", false, err
 	}
@@ -50,9 +50,9 @@ func loadOrCreateAPIToken(path string) (token string, created bool, err error) {
 	return token, true, nil
 }
 
-// readAPIToken reads the token of an existing file. A file other users may read
+// ReadToken reads the token of an existing file. A file other users may read
 // gives the token away: it is refused on the systems where modes mean that.
-func readAPIToken(path string) (string, error) {
+func ReadToken(path string) (string, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return "", err
@@ -81,7 +81,7 @@ func requireToken(token string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="shardlift"`)
-			writeJSON(w, http.StatusUnauthorized, errorJSON{Error: "this Shardlift API requires its token: give the file of " +
+			writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: "this Shardlift API requires its token: give the file of " +
 				"'shardlift migrate --api-token-file FILE' to the client (--api-token-file FILE)"})
 			return
 		}

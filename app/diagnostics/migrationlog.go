@@ -1,4 +1,4 @@
-package app
+package diagnostics
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ import (
 // Each migration's own log, which a DBA can read later and attach to a question:
 //
 //	slog record naming a migration (attribute "migration": the engine's logger
-//	carries it, the app adds it) ─► migrationHandler ─► secretSet.redact
+//	carries it, the app adds it) ─► migrationHandler ─► SecretSet.redact
 //	    ─► <folder of the state file>/logs/<migration id>.log, rotated
 //
 // The folder is next to the state file: the app's data folder for the desktop app,
@@ -34,14 +34,14 @@ const (
 	logFilesKept = 3
 )
 
-// logDir is the folder of the migration logs of the state file at statePath.
-func logDir(statePath string) string { return filepath.Join(filepath.Dir(statePath), "logs") }
+// LogDir is the folder of the migration logs of the state file at statePath.
+func LogDir(statePath string) string { return filepath.Join(filepath.Dir(statePath), "logs") }
 
-// migrationLogs are the log files of the migrations in one folder, opened as they
+// MigrationLogs are the log files of the migrations in one folder, opened as they
 // are first written to.
-type migrationLogs struct {
+type MigrationLogs struct {
 	dir     string
-	secrets *secretSet
+	secrets *SecretSet
 	mu      struct {
 		sync.Mutex
 		files  map[string]*logfile.File
@@ -50,21 +50,21 @@ type migrationLogs struct {
 	}
 }
 
-func newMigrationLogs(dir string, secrets *secretSet) *migrationLogs {
-	l := &migrationLogs{dir: dir, secrets: secrets}
+func NewMigrationLogs(dir string, secrets *SecretSet) *MigrationLogs {
+	l := &MigrationLogs{dir: dir, secrets: secrets}
 	l.mu.files, l.mu.failed = map[string]*logfile.File{}, map[string]error{}
 	return l
 }
 
 // Path is the log file of migration id (the newest, when it has rotated). An id
 // that is not a plain file name (none Shardlift makes) stays inside the folder.
-func (l *migrationLogs) Path(id string) string {
+func (l *MigrationLogs) Path(id string) string {
 	return filepath.Join(l.dir, strings.NewReplacer("/", "_", string(filepath.Separator), "_").Replace(id)+".log")
 }
 
 // handler is slog's text form of records, written to id's file with the secrets
 // masked; the file is opened on first use.
-func (l *migrationLogs) handler(id string) (slog.Handler, error) {
+func (l *MigrationLogs) handler(id string) (slog.Handler, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {
@@ -86,10 +86,10 @@ func (l *migrationLogs) handler(id string) (slog.Handler, error) {
 }
 
 // Handler routes each record that names a migration to that migration's log.
-func (l *migrationLogs) Handler() slog.Handler { return migrationHandler{logs: l} }
+func (l *MigrationLogs) Handler() slog.Handler { return migrationHandler{logs: l} }
 
 // Remove closes and deletes the log of migration id.
-func (l *migrationLogs) Remove(id string) error {
+func (l *MigrationLogs) Remove(id string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if f := l.mu.files[id]; f != nil {
@@ -100,7 +100,7 @@ func (l *migrationLogs) Remove(id string) error {
 }
 
 // Close closes every log file; later records are dropped.
-func (l *migrationLogs) Close() error {
+func (l *MigrationLogs) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.mu.closed = true
@@ -119,7 +119,7 @@ const migrationKey = "migration"
 // level: given to the logger (With) or to the call. Records naming none are left
 // to the other handlers.
 type migrationHandler struct {
-	logs *migrationLogs
+	logs *MigrationLogs
 	id   string
 	// ops are the logger's With and WithGroup calls, replayed on the file's handler.
 	ops   []func(slog.Handler) slog.Handler
@@ -169,12 +169,13 @@ func (h migrationHandler) WithGroup(name string) slog.Handler {
 	return out
 }
 
-// OpenLog implements ui.Backend.
-func (b *bridge) OpenLog(ctx context.Context, id string) (string, error) {
-	if b.logs == nil {
+// Open opens the log file of migration id with the desktop's opener and returns its
+// path. A nil l is an app that keeps no log files.
+func (l *MigrationLogs) Open(ctx context.Context, id string) (string, error) {
+	if l == nil {
 		return "", errors.New("this Shardlift keeps no log files: it found no folder for its data")
 	}
-	path := b.logs.Path(id)
+	path := l.Path(id)
 	if _, err := os.Stat(path); err != nil {
 		return path, fmt.Errorf("there is no log file yet (%w)", errors.Unwrap(err))
 	}

@@ -1,4 +1,4 @@
-package app
+package gui
 
 import (
 	"context"
@@ -6,13 +6,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/shardlift/shardlift/app/checkpoints"
+	"github.com/shardlift/shardlift/app/diagnostics"
 	"github.com/shardlift/shardlift/engine"
+	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/engine/validate"
 	"github.com/shardlift/shardlift/store"
@@ -27,7 +31,7 @@ import (
 //	              ├─ Open ─► store record + keyring password ─► engine.New ─► liveMigration.run (resume)
 //	              ├─ Migrations, Remove ─► store + keyring
 //	              ├─ StartSandbox ─► sandboxPair (two clusters, seed, write load)
-//	              └─ ExportDiagnostics ─► zip (diagnostics.go)
+//	              └─ ExportDiagnostics ─► diagnostics.Export ─► zip
 //
 // The bridge owns every goroutine it starts (the migrations' Runs, the sandbox's
 // load) under its context, which is the process's, not the window's: a migration
@@ -41,9 +45,9 @@ type bridge struct {
 	stErr   error
 	keyring secretStore
 	log     *slog.Logger
-	ring    *logRing
-	logs    *migrationLogs // nil: no log files
-	secrets *secretSet
+	ring    *diagnostics.LogRing
+	logs    *diagnostics.MigrationLogs // nil: no log files
+	secrets *diagnostics.SecretSet
 	timeout time.Duration
 	sbOpts  sandboxOptions
 	// pollEvery is the engine's look at lag and timer (0: the engine's default).
@@ -76,10 +80,10 @@ type bridgeConfig struct {
 	StoreErr error
 	Keyring  secretStore
 	Log      *slog.Logger
-	Ring     *logRing
+	Ring     *diagnostics.LogRing
 	// Logs are the migrations' log files Log writes to (nil: none); Close closes them.
-	Logs    *migrationLogs
-	Secrets *secretSet
+	Logs    *diagnostics.MigrationLogs
+	Secrets *diagnostics.SecretSet
 	// Timeout bounds each connection and command (topology.DefaultTimeout when 0).
 	Timeout   time.Duration
 	Sandbox   sandboxOptions
@@ -92,10 +96,10 @@ var _ ui.Backend = (*bridge)(nil)
 func newBridge(ctx context.Context, cfg bridgeConfig) *bridge {
 	ctx, stop := context.WithCancel(ctx)
 	if cfg.Secrets == nil {
-		cfg.Secrets = &secretSet{}
+		cfg.Secrets = &diagnostics.SecretSet{}
 	}
 	if cfg.Ring == nil {
-		cfg.Ring = newLogRing(logRingSize, cfg.Secrets)
+		cfg.Ring = diagnostics.NewLogRing(diagnostics.LogRingSize, cfg.Secrets)
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(cfg.Ring, nil))
@@ -212,7 +216,7 @@ func (b *bridge) Migrations(ctx context.Context) ([]ui.MigrationInfo, error) {
 			return nil, err
 		}
 		for _, cp := range cps {
-			if cp.Shard == metaShard {
+			if cp.Shard == checkpoints.MetaShard {
 				continue
 			}
 			info.Shards++
@@ -260,7 +264,7 @@ func (b *bridge) Validate(ctx context.Context, src, dst ui.Connection) (ui.Valid
 	if err != nil {
 		return ui.Validation{}, err
 	}
-	b.secrets.add(s.password, d.password, s.keyPassword, d.keyPassword)
+	b.secrets.Add(s.password, d.password, s.keyPassword, d.keyPassword)
 	r := validate.Run(ctx, s.endpoint, d.endpoint)
 	if err := ctx.Err(); err != nil {
 		return ui.Validation{}, err
@@ -275,13 +279,13 @@ func (b *bridge) Validate(ctx context.Context, src, dst ui.Connection) (ui.Valid
 	v := checksOf(r)
 	for i := range v.Checks {
 		c := &v.Checks[i]
-		c.Title = string(b.secrets.redact([]byte(c.Title)))
-		c.Detail = string(b.secrets.redact([]byte(c.Detail)))
-		c.Fix = string(b.secrets.redact([]byte(c.Fix)))
+		c.Title = string(b.secrets.Redact([]byte(c.Title)))
+		c.Detail = string(b.secrets.Redact([]byte(c.Detail)))
+		c.Fix = string(b.secrets.Redact([]byte(c.Fix)))
 	}
 	for i := range v.ShardHosts {
 		h := &v.ShardHosts[i]
-		h.Problem = string(b.secrets.redact([]byte(h.Problem)))
+		h.Problem = string(b.secrets.Redact([]byte(h.Problem)))
 	}
 	return v, nil
 }
@@ -293,7 +297,7 @@ func (b *bridge) ClearMarker(ctx context.Context, dst ui.Connection, clusterID, 
 	if err != nil {
 		return err
 	}
-	b.secrets.add(d.password)
+	b.secrets.Add(d.password)
 	client, err := topology.Connect(ctx, d.endpoint)
 	if err != nil {
 		return fmt.Errorf("destination %s: %w", d.endpoint, err)
@@ -303,7 +307,7 @@ func (b *bridge) ClearMarker(ctx context.Context, dst ui.Connection, clusterID, 
 	if err != nil {
 		return fmt.Errorf("destination %s: %w", d.endpoint, err)
 	}
-	if _, err := removeMarker(ctx, client, id, clusterID, migrationID); err != nil {
+	if _, err := prepare.ClearMarker(ctx, client, id, clusterID, migrationID); err != nil {
 		return err
 	}
 	b.log.Warn("cleared another migration's marker from the destination", "destination", d.endpoint.String(), "migration", migrationID, "cluster", clusterID)
@@ -328,7 +332,7 @@ func (b *bridge) Start(ctx context.Context, src, dst ui.Connection, wipeConfirme
 	if err != nil {
 		return nil, err
 	}
-	b.secrets.add(s.password, d.password, s.keyPassword, d.keyPassword)
+	b.secrets.Add(s.password, d.password, s.keyPassword, d.keyPassword)
 	id, err := newMigrationID()
 	if err != nil {
 		return nil, err
@@ -344,7 +348,7 @@ func (b *bridge) Start(ctx context.Context, src, dst ui.Connection, wipeConfirme
 		b.forget(id)
 		return nil, err
 	}
-	b.log.Info("migration starting", "migration", id, "name", name, "wipeConfirmed", wipeConfirmed, "version", appVersion)
+	b.log.Info("migration starting", "migration", id, "name", name, "wipeConfirmed", wipeConfirmed, "version", diagnostics.AppVersion)
 	opts := engine.StartOptions{WipeDestination: wipeConfirmed}
 	if err := l.awaitStarted(ctx, l.run(opts)); err != nil {
 		if st := l.m.State(); st == engine.Draft || st == engine.Validated {
@@ -447,7 +451,7 @@ func (b *bridge) Open(ctx context.Context, id string, pw *ui.Passwords) (ui.Migr
 		return nil, err
 	}
 	if resumable(state) {
-		b.log.Info("migration resuming from its checkpoints", "migration", id, "state", state, "version", appVersion)
+		b.log.Info("migration resuming from its checkpoints", "migration", id, "state", state, "version", diagnostics.AppVersion)
 		l.run(engine.StartOptions{})
 	}
 	return l, nil
@@ -524,8 +528,8 @@ func (b *bridge) resumedEndpoints(id string, state engine.State, rec store.Migra
 	if pw != nil && pw.DestinationKey != "" {
 		dstKey = pw.DestinationKey
 	}
-	b.secrets.add(srcPw, dstPw, srcKey, dstKey)
-	src, dst = endpointFromSettings(rec.Source, srcPw, b.timeout), endpointFromSettings(rec.Destination, dstPw, b.timeout)
+	b.secrets.Add(srcPw, dstPw, srcKey, dstKey)
+	src, dst = checkpoints.EndpointOf(rec.Source, srcPw, b.timeout), checkpoints.EndpointOf(rec.Destination, dstPw, b.timeout)
 	src.CertificateKeyPassword, dst.CertificateKeyPassword = srcKey, dstKey
 	return src, dst
 }
@@ -600,7 +604,7 @@ func (b *bridge) drop(id string) {
 func (b *bridge) newLive(id string, src, dst topology.Endpoint) (*liveMigration, error) {
 	m, err := engine.New(engine.Config{
 		ID: id, Source: src, Destination: dst, PollEvery: b.pollEvery, Logger: b.log,
-	}, newStoreCheckpoints(b.st, id))
+	}, checkpoints.New(b.st, id))
 	if err != nil {
 		return nil, err
 	}
@@ -636,4 +640,27 @@ func newMigrationID() (string, error) {
 		return "", fmt.Errorf("make a migration id: %w", err)
 	}
 	return time.Now().UTC().Format("m20060102-150405-") + hex.EncodeToString(r[:]), nil
+}
+
+// ExportDiagnostics implements ui.Backend.
+func (b *bridge) ExportDiagnostics(ctx context.Context, id string, w io.Writer) error {
+	st, err := b.stateStore()
+	if err != nil {
+		return err
+	}
+	from := diagnostics.Sources{Store: st, Ring: b.ring, Logs: b.logs, Secrets: b.secrets}
+	if l := b.live(id); l != nil {
+		snap := l.Snapshot()
+		from.Snapshot = &snap
+	}
+	if err := diagnostics.Export(ctx, w, id, from); err != nil {
+		return err
+	}
+	b.log.Info("diagnostics exported", "migration", id)
+	return nil
+}
+
+// OpenLog implements ui.Backend.
+func (b *bridge) OpenLog(ctx context.Context, id string) (string, error) {
+	return b.logs.Open(ctx, id)
 }

@@ -1,4 +1,4 @@
-package app
+package gui
 
 import (
 	"context"
@@ -242,7 +242,7 @@ func (l *liveMigration) Retry(ctx context.Context) error {
 }
 
 // Detach implements ui.Migration: the process keeps running without a window until
-// the migration ends or Shardlift is opened again (see runGUI).
+// the migration ends or Shardlift is opened again (see Run).
 func (l *liveMigration) Detach(ctx context.Context) error {
 	if !l.active() {
 		return errors.New("the migration is not syncing: there is nothing to keep running in the background")

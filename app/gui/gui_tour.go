@@ -1,9 +1,10 @@
-package app
+package gui
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -202,7 +203,7 @@ type tour struct {
 }
 
 // runTour walks the flow, then closes the window.
-func runTour(ctx context.Context, u *ui.App, b *bridge, dir string, s streams) error {
+func runTour(ctx context.Context, u *ui.App, b *bridge, dir string, stderr io.Writer) error {
 	win := u.Window()
 	defer fyne.Do(win.Close)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -210,9 +211,9 @@ func runTour(ctx context.Context, u *ui.App, b *bridge, dir string, s streams) e
 	}
 	t := &tour{screenDriver: screenDriver{win: win}, u: u, dir: dir}
 	err := t.walk(ctx)
-	fmt.Fprintf(s.err, "shardlift: screenshots: %d written to %s\n", len(t.shots), dir)
+	fmt.Fprintf(stderr, "shardlift: screenshots: %d written to %s\n", len(t.shots), dir)
 	for _, p := range t.shots {
-		fmt.Fprintln(s.err, "  "+p)
+		fmt.Fprintln(stderr, "  "+p)
 	}
 	if err != nil {
 		// Keep what the window showed when the tour broke.

@@ -1,4 +1,4 @@
-package app
+package checkpoints
 
 import (
 	"bytes"
@@ -33,8 +33,8 @@ import (
 // The store's records have no fields yet for what is marked "extras": they are kept
 // as one BSON document under the reserved partition key extrasKey of a shard's
 // Copied map, and the migration's own in the checkpoint of the pseudo-shard
-// metaShard. Neither name can clash with real ones: partition keys are namespaces
-// ("db.coll", and database names cannot contain '$'), and metaShard is refused as
+// MetaShard. Neither name can clash with real ones: partition keys are namespaces
+// ("db.coll", and database names cannot contain '$'), and MetaShard is refused as
 // a real shard's name.
 type storeCheckpoints struct {
 	st *store.Store
@@ -47,10 +47,10 @@ type storeCheckpoints struct {
 
 const (
 	extrasKey = "$shardlift"
-	metaShard = "$shardlift"
+	MetaShard = "$shardlift"
 )
 
-func newStoreCheckpoints(st *store.Store, id string) *storeCheckpoints {
+func New(st *store.Store, id string) *storeCheckpoints {
 	return &storeCheckpoints{st: st, id: id}
 }
 
@@ -155,7 +155,7 @@ func (c *storeCheckpoints) Load() (engine.Record, []engine.ShardCheckpoint, erro
 	}
 	rec := engine.Record{
 		ID: m.ID, State: engine.State(m.State), BalancerWasOn: m.BalancerWasOn, TimerDeadline: m.TimerDeadline,
-		SourceIdentity: fromStoreIdentity(m.SourceIdentity), DestinationIdentity: fromStoreIdentity(m.DestinationIdentity),
+		SourceIdentity: FromStoreIdentity(m.SourceIdentity), DestinationIdentity: FromStoreIdentity(m.DestinationIdentity),
 	}
 	for _, e := range m.History {
 		rec.History = append(rec.History, engine.Event{At: e.At, From: e.From, To: e.To, Reason: e.Reason})
@@ -163,7 +163,7 @@ func (c *storeCheckpoints) Load() (engine.Record, []engine.ShardCheckpoint, erro
 	var extras migrationExtras
 	var shards []engine.ShardCheckpoint
 	for _, cp := range cps {
-		if cp.Shard == metaShard {
+		if cp.Shard == MetaShard {
 			if err := decodeExtras(cp, &extras); err != nil {
 				return engine.Record{}, nil, fmt.Errorf("migration %s: %w", c.id, err)
 			}
@@ -236,7 +236,7 @@ func (c *storeCheckpoints) SaveRecord(r engine.Record) error {
 		return fmt.Errorf("encode the migration's details: %w", err)
 	}
 	if !bytes.Equal(doc, c.lastMeta) {
-		cp := store.ShardCheckpoint{Shard: metaShard, Phase: "meta", Copied: map[string]store.PartitionProgress{
+		cp := store.ShardCheckpoint{Shard: MetaShard, Phase: "meta", Copied: map[string]store.PartitionProgress{
 			extrasKey: {LastID: bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: doc}},
 		}}
 		if err := c.st.SaveShardCheckpoint(c.id, cp); err != nil {
@@ -249,7 +249,7 @@ func (c *storeCheckpoints) SaveRecord(r engine.Record) error {
 		return err
 	}
 	m.BalancerWasOn, m.TimerDeadline, m.Summary = r.BalancerWasOn, r.TimerDeadline, nil
-	m.SourceIdentity, m.DestinationIdentity = toStoreIdentity(r.SourceIdentity), toStoreIdentity(r.DestinationIdentity)
+	m.SourceIdentity, m.DestinationIdentity = ToStoreIdentity(r.SourceIdentity), ToStoreIdentity(r.DestinationIdentity)
 	if s := r.Summary; s != nil {
 		m.Summary = &store.Summary{
 			FinishedAt: s.FinishedAt, Documents: s.Documents, Bytes: s.Bytes, OptimeGap: s.OptimeGap,
@@ -277,8 +277,8 @@ func sameRecord(a, b store.Migration) bool {
 	return err1 == nil && err2 == nil && bytes.Equal(ab, bb)
 }
 
-// toStoreIdentity and fromStoreIdentity convert a cluster's identity.
-func toStoreIdentity(id *topology.Identity) *store.ClusterIdentity {
+// ToStoreIdentity and FromStoreIdentity convert a cluster's identity.
+func ToStoreIdentity(id *topology.Identity) *store.ClusterIdentity {
 	if id == nil {
 		return nil
 	}
@@ -289,7 +289,7 @@ func toStoreIdentity(id *topology.Identity) *store.ClusterIdentity {
 	return out
 }
 
-func fromStoreIdentity(id *store.ClusterIdentity) *topology.Identity {
+func FromStoreIdentity(id *store.ClusterIdentity) *topology.Identity {
 	if id == nil {
 		return nil
 	}
@@ -302,8 +302,8 @@ func fromStoreIdentity(id *store.ClusterIdentity) *topology.Identity {
 
 // SaveShard implements engine.Checkpoints.
 func (c *storeCheckpoints) SaveShard(cp engine.ShardCheckpoint) error {
-	if cp.Shard == metaShard {
-		return fmt.Errorf("a source shard is named %q, which Shardlift reserves: rename the shard", metaShard)
+	if cp.Shard == MetaShard {
+		return fmt.Errorf("a source shard is named %q, which Shardlift reserves: rename the shard", MetaShard)
 	}
 	extras := shardExtras{ConsistencyPoint: cp.ConsistencyPoint, Owned: cp.Owned, Moved: cp.Moved}
 	for _, e := range cp.History {

@@ -1,4 +1,4 @@
-package app
+package api
 
 import (
 	"bytes"
@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/shardlift/shardlift/engine"
@@ -42,8 +40,8 @@ import (
 // migration is not running, 500 otherwise. The thin clients (`shardlift status`,
 // `cutover`, `done`, ...) print the answer.
 
-// migrationControl is what the API drives: *engine.Migration.
-type migrationControl interface {
+// Control is what the API drives: *engine.Migration.
+type Control interface {
 	Snapshot() engine.Snapshot
 	StartCutover(ctx context.Context) error
 	Done(ctx context.Context, override bool) error
@@ -53,10 +51,10 @@ type migrationControl interface {
 	Verify(ctx context.Context) (*engine.Verification, error)
 }
 
-var _ migrationControl = (*engine.Migration)(nil)
+var _ Control = (*engine.Migration)(nil)
 
-// statusJSON is GET /status.
-type statusJSON struct {
+// Status is GET /status.
+type Status struct {
 	ID               string       `json:"id"`
 	Name             string       `json:"name"`
 	State            engine.State `json:"state"`
@@ -179,8 +177,8 @@ type userJSON struct {
 	IsRole bool     `json:"isRole,omitempty"`
 }
 
-// errorJSON is the body of a refused or failed action.
-type errorJSON struct {
+// ErrorBody is the body of a refused or failed action.
+type ErrorBody struct {
 	Error string       `json:"error"`
 	State engine.State `json:"state"`
 	// Shard is the shard that is not in sync, or furthest behind.
@@ -189,8 +187,8 @@ type errorJSON struct {
 	Verification     *verificationJSON `json:"verification,omitempty"`
 }
 
-func toStatus(s engine.Snapshot) statusJSON {
-	out := statusJSON{
+func toStatus(s engine.Snapshot) Status {
+	out := Status{
 		ID: s.ID, Name: s.Name, State: s.State, Reason: s.Reason,
 		OptimeGapSeconds: seconds(s.OptimeGap, s.OptimeGapKnown), DestinationURI: s.DestinationURI,
 		SourceReadPreference: s.SourceReads,
@@ -278,11 +276,11 @@ func toVerificationJSON(v *engine.Verification) *verificationJSON {
 	return out
 }
 
-// newAPIHandler serves the API. Actions run in a context derived from base (the
+// NewHandler serves the API. Actions run in a context derived from base (the
 // migrate command's): a client that disconnects does not interrupt a finalize.
 // With a token (--api-token-file), every request must carry it; "" serves anyone
 // on this machine.
-func newAPIHandler(base context.Context, m migrationControl, token string) http.Handler {
+func NewHandler(base context.Context, m Control, token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, toStatus(m.Snapshot()))
@@ -319,16 +317,16 @@ func loopbackOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, _, err := net.SplitHostPort(r.RemoteAddr)
 		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-			writeJSON(w, http.StatusForbidden, errorJSON{Error: "the Shardlift API answers only this machine"})
+			writeJSON(w, http.StatusForbidden, ErrorBody{Error: "the Shardlift API answers only this machine"})
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-func writeError(w http.ResponseWriter, m migrationControl, err error) {
+func writeError(w http.ResponseWriter, m Control, err error) {
 	s := m.Snapshot()
-	body := errorJSON{Error: err.Error(), State: s.State}
+	body := ErrorBody{Error: err.Error(), State: s.State}
 	code := http.StatusInternalServerError
 	var gap *engine.GapError
 	var notSynced *engine.NotSyncedError
@@ -363,8 +361,8 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// checkLoopback refuses an --api address other machines could reach.
-func checkLoopback(addr string) error {
+// CheckLoopback refuses an --api address other machines could reach.
+func CheckLoopback(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || port == "" {
 		return fmt.Errorf("--api %q: give HOST:PORT, such as 127.0.0.1:8321", addr)
@@ -378,100 +376,9 @@ func checkLoopback(addr string) error {
 	return nil
 }
 
-// apiClients are the thin clients of the API, one command each.
-var apiClients = []struct {
-	name, summary, method, path, synopsis string
-}{
-	{"status", "print the status of a running headless migration (GET /status)", http.MethodGet, "/status", "--api ADDR"},
-	{"cutover", "start the cutover of a ready migration (POST /cutover/start)", http.MethodPost, "/cutover/start", "--api ADDR"},
-	{"done", "finish the cutover once the optime gap is 0 (POST /cutover/done)", http.MethodPost, "/cutover/done", "--api ADDR [--override]"},
-	{"cancel", "stop syncing, keep the migrated data, restore the balancers (POST /cancel)", http.MethodPost, "/cancel", "--api ADDR"},
-	{"extend", "add 24 hours to the cutover window (POST /timer/extend)", http.MethodPost, "/timer/extend", "--api ADDR"},
-	{"restart-shard", "copy and replay one shard again (POST /shards/{name}/restart)", http.MethodPost, "/shards/{name}/restart", "--api ADDR SHARD"},
-	{"verify", "compare source and destination now, while ready (POST /verify)", http.MethodPost, "/verify", "--api ADDR"},
-}
-
-// clientCommand is the command table's entry of the named thin client.
-func clientCommand(name string) command {
-	for _, c := range apiClients {
-		if c.name == name {
-			return command{name: c.name, summary: c.summary, run: func(ctx context.Context, s streams, args []string) int {
-				return runClient(ctx, s, args, c.name, c.method, c.path, c.synopsis)
-			}}
-		}
-	}
-	panic("no API client " + name)
-}
-
-func runClient(ctx context.Context, s streams, args []string, name, method, path, synopsis string) int {
-	f := newFlags(name, synopsis, fmt.Sprintf(`Calls %s %s on the API of a running 'shardlift migrate --api ADDR' and prints the
-answer (the migration's status as JSON, or the error). Exit status: 0 when the action
-was accepted, 1 when it was refused or failed, 2 for bad usage.`, method, path))
-	addr := f.String("api", "", "the `ADDR` (HOST:PORT) given to shardlift migrate --api")
-	tokenFile := f.String("api-token-file", "", "the token `FILE` given to shardlift migrate --api-token-file, when it has one")
-	timeout := f.Duration("timeout", 30*time.Minute, "wait at most `D` for the answer (I'm done verifies the destination first)")
-	var override *bool
-	if name == "done" {
-		override = f.Bool("override", false, "finish even though verification found ranges that differ (recorded in the history)")
-	}
-	if code, ok := f.parse(s, args); !ok {
-		return code
-	}
-	switch {
-	case *addr == "":
-		return usageError(s, f.prog, "--api is required")
-	case strings.Contains(path, "{name}") && f.NArg() != 1:
-		return usageError(s, f.prog, "name the shard to restart: %s", synopsis)
-	case !strings.Contains(path, "{name}") && f.NArg() > 0:
-		return usageError(s, f.prog, "unexpected argument %q", f.Arg(0))
-	}
-	if strings.Contains(path, "{name}") {
-		path = strings.Replace(path, "{name}", url.PathEscape(f.Arg(0)), 1)
-	}
-	if override != nil && *override {
-		path += "?override=true"
-	}
-	var token string
-	if *tokenFile != "" {
-		var err error
-		if token, err = readAPIToken(*tokenFile); err != nil {
-			fmt.Fprintf(s.err, "%s: %v\n", f.prog, err)
-			return exitFail
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	code, body, err := callAPI(ctx, *addr, method, path, token)
-	if err != nil {
-		fmt.Fprintf(s.err, "%s: cannot reach the API at %s (is 'shardlift migrate --api %s' running?): %v\n", f.prog, *addr, *addr, err)
-		return exitFail
-	}
-	s.out.Write(body)
-	if code/100 != 2 {
-		var e errorJSON
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			fmt.Fprintf(s.err, "%s: %s\n", f.prog, e.Error)
-		} else {
-			fmt.Fprintf(s.err, "%s: the API answered %d\n", f.prog, code)
-		}
-		return exitFail
-	}
-	var st statusJSON
-	if name == "cancel" && json.Unmarshal(body, &st) == nil {
-		// What the staging copy holds, shard by shard, for people.
-		fmt.Fprintf(s.err, "%s: %s\n", f.prog, st.Reason)
-		if st.Summary != nil {
-			for _, p := range st.Summary.Shards {
-				fmt.Fprintf(s.err, "  %s\n", p.Text)
-			}
-		}
-	}
-	return exitOK
-}
-
-// callAPI makes one request, with the API's token when it has one, and returns the
+// Call makes one request, with the API's token when it has one, and returns the
 // status code and body.
-func callAPI(ctx context.Context, addr, method, path, token string) (int, []byte, error) {
+func Call(ctx context.Context, addr, method, path, token string) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(nil))
 	if err != nil {
 		return 0, nil, err

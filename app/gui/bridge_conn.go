@@ -1,13 +1,11 @@
-package app
+package gui
 
 import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +25,7 @@ import (
 //	ui.Connection ─► connOf ─┬─► topology.Endpoint (with the password, for this process)
 //	                         └─► store.ConnSettings (connection string through
 //	                             store.RedactURI: no secret, for the state file)
-//	store.ConnSettings + password from the keyring ─► endpointFromSettings (resume)
+//	store.ConnSettings + password from the keyring ─► checkpoints.EndpointOf (resume)
 //
 // Anything wrong with one field comes back as a *ui.FieldError naming it.
 
@@ -88,7 +86,7 @@ func connOf(side ui.Side, c ui.Connection, timeout time.Duration) (conn, error) 
 			c.CAFile = cs.SSLCaFile
 		}
 	} else {
-		list, err := hostList(hosts)
+		list, err := topology.ParseHostList(hosts)
 		if err != nil {
 			return conn{}, &ui.FieldError{Side: side, Field: ui.FieldHosts, Err: err}
 		}
@@ -193,43 +191,6 @@ func schemeOf(uri string) string {
 	return uri
 }
 
-// hostList parses "host1:port1, host2:port2"; a host without a port is on 27017.
-func hostList(s string) ([]string, error) {
-	var out []string
-	for _, h := range strings.Split(s, ",") {
-		h = strings.TrimSpace(h)
-		if h == "" {
-			return nil, fmt.Errorf("%q has an empty entry: separate the mongos hosts with single commas", s)
-		}
-		if strings.ContainsAny(h, "@/? \t") {
-			return nil, fmt.Errorf("%q is not host:port: enter each mongos as host:port (the user and password go in their own fields)", maskHost(h))
-		}
-		host, port, err := net.SplitHostPort(h)
-		if err != nil {
-			if strings.Count(h, ":") > 0 && !strings.HasPrefix(h, "[") {
-				return nil, fmt.Errorf("%q is not host:port: %v", h, err)
-			}
-			host, port = strings.Trim(h, "[]"), "27017"
-		}
-		if host == "" {
-			return nil, fmt.Errorf("%q has no host name before the port", h)
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("%q: the port must be a number from 1 to 65535", h)
-		}
-		out = append(out, net.JoinHostPort(host, port))
-	}
-	return out, nil
-}
-
-// maskHost hides what precedes an '@' in a host entry: it may be user:password.
-func maskHost(h string) string {
-	if i := strings.LastIndex(h, "@"); i >= 0 {
-		return "****" + h[i:]
-	}
-	return h
-}
-
 // checkCA accepts PEM text holding at least one certificate and no private key.
 func checkCA(data []byte) error {
 	if strings.Contains(string(data), "PRIVATE KEY") {
@@ -254,29 +215,6 @@ func checkCA(data []byte) error {
 		return errors.New("not a PEM certificate: it must hold the text from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----")
 	}
 	return nil
-}
-
-// endpointFromSettings rebuilds an endpoint from what the state file kept (the
-// mechanism, the client certificate's path and the host map included) and the
-// password, to resume a migration: the connection string as entered (without its
-// secrets) when there is one, so authSource, replicaSet, an SRV name and every other
-// option apply again; else the host list. Records written before the connection
-// string was kept have only the host list, and resume as they always did.
-func endpointFromSettings(s store.ConnSettings, password string, timeout time.Duration) topology.Endpoint {
-	e := topology.Endpoint{Username: s.Username, Password: password, TLS: s.TLS, CAFile: s.CAFile, Timeout: timeout,
-		AuthMechanism: s.AuthMechanism, AuthMechanismProperties: s.AuthMechanismProperties, CertificateKeyFile: s.CertificateKeyFile, ReadPreference: s.ReadPreference}
-	if len(s.HostMap) > 0 {
-		e.HostMap = topology.HostMap(s.HostMap)
-	}
-	if s.URI != "" {
-		e.URI = s.URI
-	} else {
-		e.Hosts = s.Hosts
-	}
-	if s.CAPEM != "" {
-		e.CAPEM = []byte(s.CAPEM)
-	}
-	return e
 }
 
 // applicationURI is the connection string the cutover screen gives the applications
