@@ -18,6 +18,7 @@ import (
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/engine/verify"
 )
 
 // fakeClock moves only when a test advances it.
@@ -556,6 +557,14 @@ func (f *fakeClusters) Verify(_ context.Context, progress func(done, total int))
 	}
 	v := *f.verifyRes
 	return &v, nil
+}
+
+// The continuous verification finds nothing to compare in the lifecycle's fake
+// (continuous_test.go tests it on its own fake).
+func (f *fakeClusters) VerifyPlan(context.Context) ([]verify.Namespace, error) { return nil, nil }
+func (f *fakeClusters) VerifySides() (verify.Side, verify.Side)                { return nil, nil }
+func (f *fakeClusters) OplogAfter(context.Context, string, primitive.Timestamp, int) ([]bson.Raw, bool, error) {
+	return nil, false, nil
 }
 
 func (f *fakeClusters) Close(context.Context) error {

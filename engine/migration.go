@@ -22,6 +22,9 @@ const (
 	DefaultExtension     = 24 * time.Hour
 	DefaultPollEvery     = 500 * time.Millisecond
 	DefaultDrainTimeout  = time.Minute
+	// DefaultContinuousPause: the continuous verification compares a namespace, or
+	// rechecks what changed, at most once a second.
+	DefaultContinuousPause = time.Second
 )
 
 // Config is one migration.
@@ -52,6 +55,11 @@ type Config struct {
 	// marker, for a second migration's refusal to say who holds it (os.Hostname
 	// when empty).
 	Workstation string
+	// ContinuousPause is the pause between two steps of the continuous
+	// verification (DefaultContinuousPause): what bounds its load on the clusters
+	// while the replay runs. Negative turns it off: finalize then compares
+	// everything.
+	ContinuousPause time.Duration
 	// Partitions, PartitionBytes and PartitionDocs tune the copy of large
 	// collections (initialsync.Config; zero: its defaults).
 	Partitions                    int
@@ -88,6 +96,9 @@ func (c *Config) defaults() error {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.ContinuousPause == 0 {
+		c.ContinuousPause = DefaultContinuousPause
 	}
 	if c.Clock == nil {
 		c.Clock = SystemClock{}
@@ -164,6 +175,7 @@ type Migration struct {
 		deadline     time.Time
 		verification *Verification
 		placement    *Placement
+		continuous   *continuousVerifier // the Run's, for its progress
 		summary      *Summary
 		users        []User
 		shards       []*shardState
@@ -188,6 +200,10 @@ type runState struct {
 	cancelStart context.CancelFunc
 	startDone   chan struct{}
 	fresh       bool // the destination was found empty (or wiped) by this Run
+	// continuous is the continuous verification (nil when turned off); contMu
+	// serializes its steps with finalize's use of it.
+	continuous *continuousVerifier
+	contMu     sync.Mutex
 }
 
 // New loads the migration's checkpoints; Run then starts or resumes it.
@@ -350,6 +366,22 @@ func (m *Migration) Run(ctx context.Context, opts StartOptions) error {
 	m.life.Lock()
 	m.noteIf(recorded)
 	m.life.Unlock()
+	if m.cfg.ContinuousPause > 0 {
+		m.recMu.Lock()
+		saved := cloneContinuous(m.rec.Continuous)
+		m.recMu.Unlock()
+		r.continuous = newContinuousVerifier(clusters, saved, m.replayPositions, func(st *ContinuousState) error {
+			return m.saveRecord(func(rec *Record) { rec.Continuous = st })
+		})
+		m.mu.Lock()
+		m.mu.continuous = r.continuous
+		m.mu.Unlock()
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			m.verifyContinuously(rctx, r)
+		}()
+	}
 	r.wg.Add(3)
 	go func() {
 		defer r.wg.Done()

@@ -624,6 +624,25 @@ func (c *mongoClusters) ReleaseDDL(shard string) {
 // Verify compares every collection of the source with the destination, and every
 // destination collection the source does not have, from a fresh discovery of both.
 func (c *mongoClusters) Verify(ctx context.Context, progress func(done, total int)) (*Verification, error) {
+	nss, err := c.VerifyPlan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	src, dst := c.VerifySides()
+	res, err := verify.Run(ctx, src, dst, nss, verify.Options{}, progress)
+	if err != nil {
+		return nil, err
+	}
+	v := &Verification{Namespaces: res.Namespaces, Ranges: res.Ranges, Matched: res.Matched, Documents: res.Documents}
+	for _, mm := range res.Mismatches {
+		v.Mismatches = append(v.Mismatches, Mismatch{
+			Namespace: mm.Namespace, Range: mm.Range, SourceCount: mm.SourceCount, DestCount: mm.DestCount, SampleIDs: mm.SampleIDs,
+		})
+	}
+	return v, nil
+}
+
+func (c *mongoClusters) VerifyPlan(ctx context.Context) ([]verify.Namespace, error) {
 	var src, dst *topology.Cluster
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) { src, err = topology.Discover(gctx, c.cfg.Source); return err })
@@ -653,17 +672,27 @@ func (c *mongoClusters) Verify(ctx context.Context, progress func(done, total in
 			nss = append(nss, verify.Namespace{DB: n.DB, Coll: n.Collection})
 		}
 	}
-	res, err := verify.Run(ctx, verify.MongoSide(c.src), verify.MongoSide(c.dst), nss, verify.Options{}, progress)
+	return nss, nil
+}
+
+func (c *mongoClusters) VerifySides() (verify.Side, verify.Side) {
+	return verify.MongoSide(c.src), verify.MongoSide(c.dst)
+}
+
+func (c *mongoClusters) OplogAfter(ctx context.Context, shard string, ts primitive.Timestamp, limit int) ([]bson.Raw, bool, error) {
+	client, err := c.connectedShard(ctx, shard)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	v := &Verification{Namespaces: res.Namespaces, Ranges: res.Ranges, Matched: res.Matched, Documents: res.Documents}
-	for _, mm := range res.Mismatches {
-		v.Mismatches = append(v.Mismatches, Mismatch{
-			Namespace: mm.Namespace, Range: mm.Range, SourceCount: mm.SourceCount, DestCount: mm.DestCount, SampleIDs: mm.SampleIDs,
-		})
+	src := replay.NewMongoSource(client, replay.MongoSourceOptions{})
+	oldest, err := src.Oldest(ctx)
+	if err != nil {
+		return nil, false, err
 	}
-	return v, nil
+	if ts.Before(oldest) {
+		return nil, false, fmt.Errorf("shard %s, after %v (the oldest entry is %v): %w", shard, ts, oldest, ErrOplogRolledPast)
+	}
+	return src.After(ctx, ts, limit)
 }
 
 func (c *mongoClusters) Close(ctx context.Context) error {
