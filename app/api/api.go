@@ -79,11 +79,14 @@ type Status struct {
 	Verification          *verificationJSON `json:"verification"`
 	// Placement is how far the start placed the destination's sharded collections
 	// (null before it began placing them).
-	Placement   *placementJSON `json:"placement"`
-	Overall     progressJSON   `json:"overall"`
-	Shards      []shardJSON    `json:"shards"`
-	SourceUsers []userJSON     `json:"sourceUsers"`
-	Summary     *summaryJSON   `json:"summary"`
+	Placement *placementJSON `json:"placement"`
+	// Continuous is the continuous verification's progress (null before every
+	// shard replays).
+	Continuous  *continuousJSON `json:"continuous"`
+	Overall     progressJSON    `json:"overall"`
+	Shards      []shardJSON     `json:"shards"`
+	SourceUsers []userJSON      `json:"sourceUsers"`
+	Summary     *summaryJSON    `json:"summary"`
 }
 
 type placementJSON struct {
@@ -91,6 +94,16 @@ type placementJSON struct {
 	CollectionsPlaced int `json:"collectionsPlaced"`
 	Ranges            int `json:"ranges"`
 	RangesPlaced      int `json:"rangesPlaced"`
+}
+
+type continuousJSON struct {
+	Namespaces         int   `json:"namespaces"`
+	NamespacesCompared int   `json:"namespacesCompared"`
+	Ranges             int   `json:"ranges"`
+	RangesCompared     int   `json:"rangesCompared"`
+	Rechecked          int64 `json:"documentsRechecked"`
+	Pending            int   `json:"mismatchesPendingRecheck"`
+	Persisting         int   `json:"mismatchesPersisting"`
 }
 
 type progressJSON struct {
@@ -205,6 +218,10 @@ func toStatus(s engine.Snapshot) Status {
 	}
 	if p := s.Placement; p != nil {
 		out.Placement = &placementJSON{Collections: p.Collections, CollectionsPlaced: p.CollectionsPlaced, Ranges: p.Ranges, RangesPlaced: p.RangesPlaced}
+	}
+	if c := s.Continuous; c != nil {
+		out.Continuous = &continuousJSON{Namespaces: c.Namespaces, NamespacesCompared: c.NamespacesCompared, Ranges: c.Ranges,
+			RangesCompared: c.RangesCompared, Rechecked: c.Rechecked, Pending: c.Pending, Persisting: c.Persisting}
 	}
 	for _, sh := range s.Shards {
 		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying, Waiting: sh.Waiting, Moved: sh.Moved,
