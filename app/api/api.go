@@ -164,6 +164,15 @@ type verificationJSON struct {
 	Mismatches []mismatchJSON `json:"mismatches"`
 	// LateWrites are the writes the source took after the sync stopped.
 	LateWrites []lateWriteJSON `json:"lateWrites"`
+	// Continuous is what the finalize took from the continuous verification
+	// (null when it compared everything).
+	Continuous *reuseJSON `json:"continuous,omitempty"`
+}
+
+type reuseJSON struct {
+	NamespacesReused   int   `json:"namespacesReused"`
+	DocumentsRechecked int64 `json:"documentsRechecked"`
+	NamespacesCompared int   `json:"namespacesCompared"`
 }
 
 type lateWriteJSON struct {
@@ -283,6 +292,9 @@ func toVerificationJSON(v *engine.Verification) *verificationJSON {
 	}
 	out := &verificationJSON{At: v.At.UTC(), OK: v.OK(), Namespaces: v.Namespaces, Ranges: v.Ranges, Matched: v.Matched,
 		Documents: v.Documents, Overridden: v.Overridden, Mismatches: []mismatchJSON{}, LateWrites: []lateWriteJSON{}}
+	if c := v.Continuous; c != nil {
+		out.Continuous = &reuseJSON{NamespacesReused: c.Reused, DocumentsRechecked: c.Rechecked, NamespacesCompared: c.Compared}
+	}
 	for _, l := range v.Late {
 		out.LateWrites = append(out.LateWrites, lateWriteJSON{Shard: l.Shard, Writes: l.Writes, AtLeast: l.AtLeast, First: l.First.UTC(),
 			Namespaces: append([]string{}, l.Namespaces...), Text: l.String()})
