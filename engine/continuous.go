@@ -52,6 +52,10 @@ const (
 type ContinuousState struct {
 	// Shards are the source shards' positions, in the shards' order.
 	Shards []ContinuousShard
+	// Destination are the destination shards' cursors: a write there after its
+	// namespace was compared (the replay's, or one behind Shardlift's back) is
+	// rechecked too.
+	Destination []ShardTS
 	// Namespaces are the namespaces compared, with what is left to recheck.
 	Namespaces []ComparedNamespace
 	// Rechecked counts the documents rechecked since their namespace was compared.
@@ -122,6 +126,9 @@ type continuousClusters interface {
 	VerifySides() (src, dst verify.Side)
 	OplogAfter(ctx context.Context, shard string, after primitive.Timestamp, limit int) ([]bson.Raw, bool, error)
 	Newest(ctx context.Context, shard string) (primitive.Timestamp, error)
+	DestinationShards(ctx context.Context) ([]string, error)
+	DestinationOplogAfter(ctx context.Context, shard string, after primitive.Timestamp, limit int) ([]bson.Raw, bool, error)
+	DestinationNewest(ctx context.Context, shard string) (primitive.Timestamp, error)
 }
 
 // ErrOplogRolledPast is OplogAfter's error when the oplog no longer holds the
@@ -159,7 +166,7 @@ func (v *continuousVerifier) step(ctx context.Context) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	if err := v.startIfVoid(pos); err != nil {
+	if err := v.startIfVoid(ctx, pos); err != nil {
 		return false, err
 	}
 	if v.plan == nil {
@@ -192,23 +199,27 @@ func (v *continuousVerifier) step(ctx context.Context) (bool, error) {
 
 // startIfVoid begins again (cursors at what each shard applied, nothing
 // compared) when there is no state or a shard copied again since.
-func (v *continuousVerifier) startIfVoid(pos []shardPosition) error {
+func (v *continuousVerifier) startIfVoid(ctx context.Context, pos []shardPosition) error {
 	v.mu.Lock()
 	same := v.st != nil && len(v.st.Shards) == len(pos)
 	for i := 0; same && i < len(pos); i++ {
 		same = v.st.Shards[i].Shard == pos[i].Shard && v.st.Shards[i].T0 == pos[i].T0
 	}
-	if !same {
-		st := &ContinuousState{}
-		for _, p := range pos {
-			st.Shards = append(st.Shards, ContinuousShard{Shard: p.Shard, T0: p.T0, Cursor: p.Applied})
-		}
-		v.st = st
-	}
 	v.mu.Unlock()
 	if same {
 		return nil
 	}
+	st := &ContinuousState{}
+	for _, p := range pos {
+		st.Shards = append(st.Shards, ContinuousShard{Shard: p.Shard, T0: p.T0, Cursor: p.Applied})
+	}
+	var err error
+	if st.Destination, err = v.destinationNewest(ctx); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.st = st
+	v.mu.Unlock()
 	return v.saveState()
 }
 
@@ -224,7 +235,7 @@ func cloneContinuous(st *ContinuousState) *ContinuousState {
 		return nil
 	}
 	c := *st
-	c.Shards = slices.Clone(st.Shards)
+	c.Shards, c.Destination = slices.Clone(st.Shards), slices.Clone(st.Destination)
 	c.Namespaces = make([]ComparedNamespace, len(st.Namespaces))
 	for i, n := range st.Namespaces {
 		n.Pending, n.SeenAt, n.Persisting = slices.Clone(n.Pending), slices.Clone(n.SeenAt), slices.Clone(n.Persisting)
@@ -283,6 +294,23 @@ func (v *continuousVerifier) newest(ctx context.Context) ([]ShardTS, error) {
 	return out, nil
 }
 
+// destinationNewest is every destination shard's newest oplog entry.
+func (v *continuousVerifier) destinationNewest(ctx context.Context) ([]ShardTS, error) {
+	shards, err := v.c.DestinationShards(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the destination's shards: %w", err)
+	}
+	var out []ShardTS
+	for _, s := range shards {
+		ts, err := v.c.DestinationNewest(ctx, s)
+		if err != nil {
+			return nil, fmt.Errorf("read the newest oplog entry of destination shard %s: %w", s, err)
+		}
+		out = append(out, ShardTS{Shard: s, TS: ts})
+	}
+	return out, nil
+}
+
 // changes are the writes a pass read: _ids per namespace, and what DDL voided.
 type changes struct {
 	ids     map[string][]bson.RawValue
@@ -301,18 +329,28 @@ func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, fina
 	cursors := make([]primitive.Timestamp, len(pos))
 	v.mu.Lock()
 	shards := slices.Clone(v.st.Shards)
+	dstShards := slices.Clone(v.st.Destination)
 	v.mu.Unlock()
-	for i, s := range shards {
-		cur, err := v.readChanges(ctx, s, pos[i].Applied, &ch)
-		if errors.Is(err, ErrOplogRolledPast) {
-			// What was compared cannot be followed any more: compare everything again.
-			v.mu.Lock()
-			v.st = nil
-			v.mu.Unlock()
-			return v.startIfVoid(pos)
+	dstNewest, err := v.destinationNewest(ctx)
+	if err != nil {
+		return err
+	}
+	dstCursors := make([]ShardTS, len(dstShards))
+	for i, s := range dstShards {
+		upTo := s.TS
+		if j := slices.IndexFunc(dstNewest, func(n ShardTS) bool { return n.Shard == s.Shard }); j >= 0 {
+			upTo = dstNewest[j].TS
 		}
+		cur, err := readChanges(ctx, v.c.DestinationOplogAfter, s.Shard, s.TS, upTo, &ch)
 		if err != nil {
-			return err
+			return v.voidIfRolled(ctx, pos, fmt.Errorf("destination shard %s: %w", s.Shard, err))
+		}
+		dstCursors[i] = ShardTS{Shard: s.Shard, TS: cur}
+	}
+	for i, s := range shards {
+		cur, err := readChanges(ctx, v.c.OplogAfter, s.Shard, s.Cursor, pos[i].Applied, &ch)
+		if err != nil {
+			return v.voidIfRolled(ctx, pos, fmt.Errorf("source shard %s: %w", s.Shard, err))
 		}
 		cursors[i] = cur
 	}
@@ -395,8 +433,21 @@ func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, fina
 	for i := range v.st.Shards {
 		v.st.Shards[i].Cursor = cursors[i]
 	}
+	v.st.Destination = dstCursors
 	v.mu.Unlock()
 	return v.saveState()
+}
+
+// voidIfRolled starts again when err says an oplog no longer holds a cursor:
+// what was compared cannot be followed any more. Other errors are returned.
+func (v *continuousVerifier) voidIfRolled(ctx context.Context, pos []shardPosition, err error) error {
+	if !errors.Is(err, ErrOplogRolledPast) {
+		return err
+	}
+	v.mu.Lock()
+	v.st = nil
+	v.mu.Unlock()
+	return v.startIfVoid(ctx, pos)
 }
 
 // passed reports whether every shard applied past its position in seen.
@@ -419,22 +470,25 @@ func (v *continuousVerifier) namespace(ns string) (verify.Namespace, bool) {
 	return v.plan[i], true
 }
 
-// readChanges reads one shard's oplog after its cursor up to upTo into ch and
+// oplogReader reads up to limit entries of one shard's oplog after ts.
+type oplogReader func(ctx context.Context, shard string, after primitive.Timestamp, limit int) ([]bson.Raw, bool, error)
+
+// readChanges reads one shard's oplog after cursor up to upTo into ch and
 // returns the next cursor: upTo, or just before the first entry of a transaction
 // still open there (its writes take effect at its commit, read by a later pass).
-func (v *continuousVerifier) readChanges(ctx context.Context, s ContinuousShard, upTo primitive.Timestamp, ch *changes) (primitive.Timestamp, error) {
+func readChanges(ctx context.Context, read oplogReader, shard string, cursor, upTo primitive.Timestamp, ch *changes) (primitive.Timestamp, error) {
 	open := map[string]primitive.Timestamp{}
-	after := s.Cursor
+	after := cursor
 	for after.Before(upTo) {
-		raws, more, err := v.c.OplogAfter(ctx, s.Shard, after, continuousOplogBatch)
+		raws, more, err := read(ctx, shard, after, continuousOplogBatch)
 		if err != nil {
-			return primitive.Timestamp{}, fmt.Errorf("read the oplog of shard %s: %w", s.Shard, err)
+			return primitive.Timestamp{}, fmt.Errorf("read the oplog: %w", err)
 		}
 		done := !more || len(raws) == 0
 		for _, raw := range raws {
 			e, err := oplog.Decode(raw)
 			if err != nil {
-				return primitive.Timestamp{}, fmt.Errorf("read the oplog of shard %s: %w", s.Shard, err)
+				return primitive.Timestamp{}, fmt.Errorf("read the oplog: %w", err)
 			}
 			if upTo.Before(e.TS) {
 				done = true
@@ -453,8 +507,8 @@ func (v *continuousVerifier) readChanges(ctx context.Context, s ContinuousShard,
 			next = before
 		}
 	}
-	if next.Before(s.Cursor) {
-		next = s.Cursor
+	if next.Before(cursor) {
+		next = cursor
 	}
 	return next, nil
 }
@@ -622,7 +676,7 @@ func (v *continuousVerifier) final(ctx context.Context, pos []shardPosition) (*V
 	if !usable {
 		return nil, false, nil
 	}
-	if err := v.startIfVoid(pos); err != nil {
+	if err := v.startIfVoid(ctx, pos); err != nil {
 		return nil, false, err
 	}
 	plan, err := v.c.VerifyPlan(ctx) // what the source holds now, after the last DDL

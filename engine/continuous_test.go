@@ -93,8 +93,10 @@ type contClusters struct {
 	src, dst *contSide
 	plan     []verify.Namespace
 	mu       sync.Mutex
-	oplog    []bson.Raw
-	newest   primitive.Timestamp
+	// oplog and newest are the source shard's; dstOplog and dstNewest the one
+	// destination shard's.
+	oplog, dstOplog   []bson.Raw
+	newest, dstNewest primitive.Timestamp
 }
 
 func newContClusters(nss ...string) *contClusters {
@@ -132,8 +134,26 @@ func (c *contClusters) Newest(context.Context, string) (primitive.Timestamp, err
 func (c *contClusters) OplogAfter(_ context.Context, _ string, ts primitive.Timestamp, limit int) ([]bson.Raw, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return after(c.oplog, ts, limit)
+}
+
+func (c *contClusters) DestinationShards(context.Context) ([]string, error) {
+	return []string{"d0"}, nil
+}
+func (c *contClusters) DestinationNewest(context.Context, string) (primitive.Timestamp, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dstNewest, nil
+}
+func (c *contClusters) DestinationOplogAfter(_ context.Context, _ string, ts primitive.Timestamp, limit int) ([]bson.Raw, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return after(c.dstOplog, ts, limit)
+}
+
+func after(oplog []bson.Raw, ts primitive.Timestamp, limit int) ([]bson.Raw, bool, error) {
 	var out []bson.Raw
-	for _, raw := range c.oplog {
+	for _, raw := range oplog {
 		t, i := raw.Lookup("ts").Timestamp()
 		if ts.Before(primitive.Timestamp{T: t, I: i}) {
 			out = append(out, raw)
@@ -154,17 +174,32 @@ func (c *contClusters) write(t uint32, ns string, id int, v string) {
 }
 
 func (c *contClusters) log(e bson.D, t uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	appendEntry(&c.oplog, &c.newest, e, t)
+}
+
+// tamper changes a destination document behind Shardlift's back, at ts t of the
+// destination shard's oplog.
+func (c *contClusters) tamper(t uint32, ns string, id int) {
+	c.dst.put(ns, id, "tampered")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	appendEntry(&c.dstOplog, &c.dstNewest, bson.D{{Key: "op", Value: "u"}, {Key: "ns", Value: ns},
+		{Key: "o", Value: bson.D{{Key: "$v", Value: 2}, {Key: "diff", Value: bson.D{{Key: "u", Value: bson.D{{Key: "v", Value: "tampered"}}}}}}},
+		{Key: "o2", Value: bson.D{{Key: "_id", Value: int32(id)}}}}, t)
+}
+
+func appendEntry(oplog *[]bson.Raw, newest *primitive.Timestamp, e bson.D, t uint32) {
 	ts := primitive.Timestamp{T: t, I: 1}
 	e = append(bson.D{{Key: "ts", Value: ts}, {Key: "t", Value: int64(1)}, {Key: "v", Value: int64(2)}, {Key: "wall", Value: primitive.DateTime(int64(t) * 1000)}}, e...)
 	raw, err := bson.Marshal(e)
 	if err != nil {
 		panic(err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.oplog = append(c.oplog, raw)
-	if c.newest.Before(ts) {
-		c.newest = ts
+	*oplog = append(*oplog, raw)
+	if newest.Before(ts) {
+		*newest = ts
 	}
 }
 
@@ -335,5 +370,22 @@ func TestContinuousVerificationWaitsForATransactionsCommit(t *testing.T) {
 	v := r.final()
 	if v.Continuous.Reused != 1 || len(v.Mismatches) != 1 || !slices.Equal(v.Mismatches[0].SampleIDs, []string{`{"$numberInt":"20"}`}) {
 		t.Fatalf("verification %+v, reuse %+v", v, v.Continuous)
+	}
+}
+
+// A destination document changed behind Shardlift's back after its namespace was
+// compared (no write on the source) is found in the destination's oplog and
+// rechecked: the finalize reports it.
+func TestContinuousVerificationRechecksWritesOnTheDestination(t *testing.T) {
+	c := newContClusters("shop.orders")
+	r := newContRun(t, c, nil)
+	r.step()
+	c.tamper(50, "shop.orders", 6)
+	v := r.final()
+	if v.OK() || len(v.Mismatches) != 1 || !slices.Equal(v.Mismatches[0].SampleIDs, []string{`{"$numberInt":"6"}`}) {
+		t.Fatalf("verification %+v", v)
+	}
+	if v.Continuous.Reused != 1 || c.src.scans["shop.orders"] != 1 {
+		t.Fatalf("reuse %+v, scans %v", v.Continuous, c.src.scans)
 	}
 }

@@ -566,6 +566,13 @@ func (f *fakeClusters) VerifySides() (verify.Side, verify.Side)                {
 func (f *fakeClusters) OplogAfter(context.Context, string, primitive.Timestamp, int) ([]bson.Raw, bool, error) {
 	return nil, false, nil
 }
+func (f *fakeClusters) DestinationShards(context.Context) ([]string, error) { return nil, nil }
+func (f *fakeClusters) DestinationNewest(context.Context, string) (primitive.Timestamp, error) {
+	return primitive.Timestamp{}, nil
+}
+func (f *fakeClusters) DestinationOplogAfter(context.Context, string, primitive.Timestamp, int) ([]bson.Raw, bool, error) {
+	return nil, false, nil
+}
 
 func (f *fakeClusters) Close(context.Context) error {
 	f.mu.Lock()

@@ -100,6 +100,12 @@ type Clusters interface {
 	// OplogAfter reads up to limit entries of a source shard's oplog after ts, and
 	// whether more follow; ErrOplogRolledPast when the oplog no longer holds ts.
 	OplogAfter(ctx context.Context, shard string, ts primitive.Timestamp, limit int) ([]bson.Raw, bool, error)
+	// DestinationShards lists the destination's shards; DestinationNewest and
+	// DestinationOplogAfter read their oplogs as Newest and OplogAfter read the
+	// source's (the continuous verification rechecks what changed on either side).
+	DestinationShards(ctx context.Context) ([]string, error)
+	DestinationNewest(ctx context.Context, shard string) (primitive.Timestamp, error)
+	DestinationOplogAfter(ctx context.Context, shard string, ts primitive.Timestamp, limit int) ([]bson.Raw, bool, error)
 	// Close releases the connections.
 	Close(ctx context.Context) error
 }

@@ -103,9 +103,10 @@ type (
 	// continuousDoc is an engine.ContinuousState: the continuous verification's
 	// progress, which a resumed Run goes on from.
 	continuousDoc struct {
-		Shards     []continuousShardDoc `bson:"shards"`
-		Namespaces []comparedDoc        `bson:"namespaces,omitempty"`
-		Rechecked  int64                `bson:"rechecked"`
+		Shards      []continuousShardDoc `bson:"shards"`
+		Destination []shardTSDoc         `bson:"destination,omitempty"`
+		Namespaces  []comparedDoc        `bson:"namespaces,omitempty"`
+		Rechecked   int64                `bson:"rechecked"`
 	}
 	continuousShardDoc struct {
 		Shard  string              `bson:"shard"`
@@ -311,6 +312,9 @@ func toContinuousDoc(st *engine.ContinuousState) *continuousDoc {
 	for _, s := range st.Shards {
 		d.Shards = append(d.Shards, continuousShardDoc{Shard: s.Shard, T0: s.T0, Cursor: s.Cursor})
 	}
+	for _, s := range st.Destination {
+		d.Destination = append(d.Destination, shardTSDoc{Shard: s.Shard, TS: s.TS})
+	}
 	for _, n := range st.Namespaces {
 		c := comparedDoc{NS: n.NS, Ranges: n.Ranges, Documents: n.Documents, Pending: n.Pending, Persisting: n.Persisting}
 		for _, s := range n.SeenAt {
@@ -328,6 +332,9 @@ func fromContinuousDoc(d *continuousDoc) *engine.ContinuousState {
 	st := &engine.ContinuousState{Rechecked: d.Rechecked}
 	for _, s := range d.Shards {
 		st.Shards = append(st.Shards, engine.ContinuousShard{Shard: s.Shard, T0: s.T0, Cursor: s.Cursor})
+	}
+	for _, s := range d.Destination {
+		st.Destination = append(st.Destination, engine.ShardTS{Shard: s.Shard, TS: s.TS})
 	}
 	for _, c := range d.Namespaces {
 		n := engine.ComparedNamespace{NS: c.NS, Ranges: c.Ranges, Documents: c.Documents, Pending: c.Pending, Persisting: c.Persisting}
