@@ -797,6 +797,7 @@ func (m *Migration) verifyContinuously(ctx context.Context, r *runState) {
 // not covered, or everything without it.
 func (m *Migration) finalVerify(ctx context.Context, r *runState) (*Verification, error) {
 	if r.continuous != nil {
+		r.stopContinuous()
 		r.contMu.Lock()
 		m.setReason("verifying what changed since the continuous verification compared it, and what it did not compare")
 		v, ok, err := r.continuous.final(ctx, m.finalPositions())

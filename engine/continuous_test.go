@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
+	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/verify"
 )
 
@@ -387,5 +388,62 @@ func TestContinuousVerificationRechecksWritesOnTheDestination(t *testing.T) {
 	}
 	if v.Continuous.Reused != 1 || c.src.scans["shop.orders"] != 1 {
 		t.Fatalf("reuse %+v, scans %v", v.Continuous, c.src.scans)
+	}
+}
+
+// blockingSide is a cluster whose scans hang until their context ends.
+type blockingSide struct {
+	once    sync.Once
+	entered chan struct{}
+}
+
+func (b *blockingSide) Scan(ctx context.Context, _, _ string, _, _ bool) (verify.Cursor, error) {
+	b.once.Do(func() { close(b.entered) })
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (b *blockingSide) Find(ctx context.Context, _, _ string, _ []bson.RawValue, _ bool) (verify.Cursor, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// I'm done does not wait for a comparison of the continuous verification under
+// way: the finalize abandons it (it would otherwise wait a whole namespace's
+// scan) and verifies on its own.
+func TestFinalizeAbandonsTheContinuousComparisonUnderWay(t *testing.T) {
+	h := newHarness(t, "s0")
+	h.fc.verifyRes = &Verification{Namespaces: 1, Ranges: 1, Matched: 1}
+	side := &blockingSide{entered: make(chan struct{})}
+	h.fc.contPlan = []verify.Namespace{{DB: "shop", Coll: "orders"}}
+	h.fc.contSides = [2]verify.Side{side, side}
+	rs := h.cuttingOver()
+	if err := rs["s0"].sink.SaveApplied("s0", replay.OpTime{TS: rs["s0"].Snapshot().Applied}); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("a comparison under way", func() bool {
+		h.clk.Advance(DefaultContinuousPause)
+		select {
+		case <-side.entered:
+			return true
+		default:
+			return false
+		}
+	})
+	done := make(chan error, 1)
+	go func() { done <- h.m.Done(context.Background(), false) }()
+	h.eventually("I'm done returned", func() bool {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return true
+		default:
+			return false
+		}
+	})
+	if s := h.m.Snapshot(); s.State != Done || h.fc.called("Verify") != 1 {
+		t.Fatalf("state %s, Verify called %d times", s.State, h.fc.called("Verify"))
 	}
 }

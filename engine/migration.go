@@ -201,9 +201,12 @@ type runState struct {
 	startDone   chan struct{}
 	fresh       bool // the destination was found empty (or wiped) by this Run
 	// continuous is the continuous verification (nil when turned off); contMu
-	// serializes its steps with finalize's use of it.
-	continuous *continuousVerifier
-	contMu     sync.Mutex
+	// serializes its steps with finalize's use of it; stopContinuous ends its
+	// steps (the finalize's first act: a comparison under way is abandoned
+	// rather than waited for).
+	continuous     *continuousVerifier
+	contMu         sync.Mutex
+	stopContinuous context.CancelFunc
 }
 
 // New loads the migration's checkpoints; Run then starts or resumes it.
@@ -376,10 +379,12 @@ func (m *Migration) Run(ctx context.Context, opts StartOptions) error {
 		m.mu.Lock()
 		m.mu.continuous = r.continuous
 		m.mu.Unlock()
+		cctx, stop := context.WithCancel(rctx)
+		r.stopContinuous = stop
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			m.verifyContinuously(rctx, r)
+			m.verifyContinuously(cctx, r)
 		}()
 	}
 	r.wg.Add(3)
