@@ -170,16 +170,21 @@ func (v *continuousVerifier) step(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	if v.plan == nil {
-		plan, err := v.c.VerifyPlan(ctx)
-		if err != nil {
+		if err := v.refreshPlan(ctx); err != nil {
 			return false, err
 		}
-		v.mu.Lock()
-		v.plan = plan
-		v.mu.Unlock()
 	}
-	if err := v.pass(ctx, pos, false); err != nil {
+	replan, err := v.pass(ctx, pos, false)
+	if err != nil {
 		return false, err
+	}
+	if replan {
+		// A namespace the plan lacks (created since, or changed by DDL): the next
+		// step discovers the clusters again.
+		v.mu.Lock()
+		v.plan = nil
+		v.mu.Unlock()
+		return false, nil
 	}
 	n, ok := v.nextNamespace()
 	if !ok {
@@ -195,6 +200,18 @@ func (v *continuousVerifier) step(ctx context.Context) (bool, error) {
 	v.st.Namespaces = append(v.st.Namespaces, cn)
 	v.mu.Unlock()
 	return true, v.saveState()
+}
+
+// refreshPlan discovers both clusters again for the namespaces to compare.
+func (v *continuousVerifier) refreshPlan(ctx context.Context) error {
+	plan, err := v.c.VerifyPlan(ctx)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.plan = plan
+	v.mu.Unlock()
+	return nil
 }
 
 // startIfVoid begins again (cursors at what each shard applied, nothing
@@ -317,6 +334,27 @@ type changes struct {
 	voidNS  map[string]bool // more writes than continuousMaxIDs
 	voidDB  map[string]bool
 	voidAll bool
+	// created is set by a create entry: a namespace the plan may lack.
+	created bool
+}
+
+// replan reports whether the plan may lack a namespace these changes touch: a
+// write to one it does not hold, a create, a DDL.
+func (ch *changes) replan(planned func(ns string) bool) bool {
+	if ch.created || ch.voidAll || len(ch.voidDB) > 0 {
+		return true
+	}
+	for ns := range ch.voidNS {
+		if !planned(ns) {
+			return true
+		}
+	}
+	for ns := range ch.ids {
+		if !planned(ns) {
+			return true
+		}
+	}
+	return false
 }
 
 // pass reads every shard's oplog from its cursor to what it applied (pos) and
@@ -324,7 +362,7 @@ type changes struct {
 // ones whose SeenAt the replay passed. final is finalize's pass (the sync
 // stopped): every pending and persisting document is rechecked, and what differs
 // then persists.
-func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, final bool) error {
+func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, final bool) (replan bool, err error) {
 	ch := changes{ids: map[string][]bson.RawValue{}, voidNS: map[string]bool{}, voidDB: map[string]bool{}}
 	cursors := make([]primitive.Timestamp, len(pos))
 	v.mu.Lock()
@@ -333,7 +371,7 @@ func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, fina
 	v.mu.Unlock()
 	dstNewest, err := v.destinationNewest(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	dstCursors := make([]ShardTS, len(dstShards))
 	for i, s := range dstShards {
@@ -343,14 +381,14 @@ func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, fina
 		}
 		cur, err := readChanges(ctx, v.c.DestinationOplogAfter, s.Shard, s.TS, upTo, &ch)
 		if err != nil {
-			return v.voidIfRolled(ctx, pos, fmt.Errorf("destination shard %s: %w", s.Shard, err))
+			return true, v.voidIfRolled(ctx, pos, fmt.Errorf("destination shard %s: %w", s.Shard, err))
 		}
 		dstCursors[i] = ShardTS{Shard: s.Shard, TS: cur}
 	}
 	for i, s := range shards {
 		cur, err := readChanges(ctx, v.c.OplogAfter, s.Shard, s.Cursor, pos[i].Applied, &ch)
 		if err != nil {
-			return v.voidIfRolled(ctx, pos, fmt.Errorf("source shard %s: %w", s.Shard, err))
+			return true, v.voidIfRolled(ctx, pos, fmt.Errorf("source shard %s: %w", s.Shard, err))
 		}
 		cursors[i] = cur
 	}
@@ -392,7 +430,7 @@ func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, fina
 		src, dst := v.c.VerifySides()
 		differ, err := verify.Recheck(ctx, src, dst, n, ids)
 		if err != nil {
-			return fmt.Errorf("recheck %s: %w", cn.NS, err)
+			return false, fmt.Errorf("recheck %s: %w", cn.NS, err)
 		}
 		rechecked += int64(len(ids))
 		next := cn
@@ -418,7 +456,7 @@ func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, fina
 		if len(next.Pending) > 0 && !final {
 			if newest == nil {
 				if newest, err = v.newest(ctx); err != nil {
-					return err
+					return false, err
 				}
 			}
 			next.SeenAt = newest
@@ -435,7 +473,14 @@ func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, fina
 	}
 	v.st.Destination = dstCursors
 	v.mu.Unlock()
-	return v.saveState()
+	replan = ch.replan(func(ns string) bool { _, ok := v.namespace(ns); return ok || !migratedNS(ns) })
+	return replan, v.saveState()
+}
+
+// migratedNS reports whether "db.coll" is a namespace a migration copies.
+func migratedNS(ns string) bool {
+	db, coll := namespaces.Split(ns)
+	return coll != "" && namespaces.Migrated(db, coll)
 }
 
 // voidIfRolled starts again when err says an oplog no longer holds a cursor:
@@ -558,7 +603,9 @@ func (ch *changes) add(e *oplog.Entry, open map[string]primitive.Timestamp) {
 			}
 		case oplog.CmdAbortTransaction:
 			delete(open, txn)
-		case oplog.CmdCreate, oplog.CmdCreateIndexes, oplog.CmdStartIndexBuild, oplog.CmdCommitIndexBuild,
+		case oplog.CmdCreate:
+			ch.created = true
+		case oplog.CmdCreateIndexes, oplog.CmdStartIndexBuild, oplog.CmdCommitIndexBuild,
 			oplog.CmdAbortIndexBuild, oplog.CmdDropIndexes, oplog.CmdDeleteIndexes, oplog.CmdDeleteIndex,
 			oplog.CmdCollMod, oplog.CmdDBCheck:
 			// No document changes (a TTL's deletions are entries of their own).
@@ -679,17 +726,30 @@ func (v *continuousVerifier) final(ctx context.Context, pos []shardPosition) (*V
 	if err := v.startIfVoid(ctx, pos); err != nil {
 		return nil, false, err
 	}
-	plan, err := v.c.VerifyPlan(ctx) // what the source holds now, after the last DDL
+	// The plan of the last steps holds every namespace unless the writes since
+	// touched one it lacks (then the clusters are discovered again, as after a
+	// restart): discovery costs seconds on a large cluster.
+	v.mu.Lock()
+	replan := v.plan == nil
+	before := v.st.Rechecked
+	v.mu.Unlock()
+	if replan {
+		if err := v.refreshPlan(ctx); err != nil {
+			return nil, false, err
+		}
+	}
+	replan, err := v.pass(ctx, pos, true)
 	if err != nil {
 		return nil, false, err
 	}
-	v.mu.Lock()
-	v.plan = plan
-	before := v.st.Rechecked
-	v.mu.Unlock()
-	if err := v.pass(ctx, pos, true); err != nil {
-		return nil, false, err
+	if replan {
+		if err := v.refreshPlan(ctx); err != nil {
+			return nil, false, err
+		}
 	}
+	v.mu.Lock()
+	plan := slices.Clone(v.plan)
+	v.mu.Unlock()
 	v.mu.Lock()
 	st := cloneContinuous(v.st)
 	v.mu.Unlock()

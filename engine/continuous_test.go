@@ -98,6 +98,7 @@ type contClusters struct {
 	// destination shard's.
 	oplog, dstOplog   []bson.Raw
 	newest, dstNewest primitive.Timestamp
+	plans             int // VerifyPlan calls: discoveries of both clusters
 }
 
 func newContClusters(nss ...string) *contClusters {
@@ -123,6 +124,9 @@ func cutNS(ns string) (string, string, bool) {
 }
 
 func (c *contClusters) VerifyPlan(context.Context) ([]verify.Namespace, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.plans++
 	return slices.Clone(c.plan), nil
 }
 func (c *contClusters) VerifySides() (verify.Side, verify.Side) { return c.src, c.dst }
@@ -445,5 +449,33 @@ func TestFinalizeAbandonsTheContinuousComparisonUnderWay(t *testing.T) {
 	})
 	if s := h.m.Snapshot(); s.State != Done || h.fc.called("Verify") != 1 {
 		t.Fatalf("state %s, Verify called %d times", s.State, h.fc.called("Verify"))
+	}
+}
+
+// The finalize discovers the clusters again only when the writes since touched a
+// namespace the plan lacks: then the new namespace is compared whole.
+func TestContinuousVerificationDiscoversAgainOnlyForANewNamespace(t *testing.T) {
+	c := newContClusters("shop.a")
+	r := newContRun(t, c, nil)
+	r.step()
+	c.write(11, "shop.a", 1, "v1")
+	c.dst.put("shop.a", 1, "v1")
+	r.applied = primitive.Timestamp{T: 11, I: 1}
+	v := r.final()
+	if c.plans != 1 || !v.OK() || v.Continuous.Rechecked != 1 {
+		t.Fatalf("%d discoveries, verification %+v, reuse %+v: want the first one only", c.plans, v, v.Continuous)
+	}
+
+	c = newContClusters("shop.a")
+	r = newContRun(t, c, nil)
+	r.step()
+	// An application creates shop.new by inserting into it; the replay lost it.
+	c.plan = append(c.plan, verify.Namespace{DB: "shop", Coll: "new"})
+	c.src.put("shop.new", 1, "v0")
+	c.log(bson.D{{Key: "op", Value: "i"}, {Key: "ns", Value: "shop.new"}, {Key: "o", Value: bson.D{{Key: "_id", Value: int32(1)}}}}, 11)
+	r.applied = primitive.Timestamp{T: 11, I: 1}
+	v = r.final()
+	if c.plans != 2 || v.Continuous.Compared != 1 || len(v.Mismatches) != 1 || v.Mismatches[0].Namespace != "shop.new" {
+		t.Fatalf("%d discoveries, verification %+v, reuse %+v: want shop.new compared whole", c.plans, v, v.Continuous)
 	}
 }
