@@ -7,10 +7,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shardlift/shardlift/app/faults"
@@ -23,7 +25,8 @@ import (
 // Figure 9 (issue 17) is the finalize of a migration of the seed's data set of
 // Options.Docs documents (its ranged, hashed and unique keys, secondary, unique and
 // TTL indexes), twice in the same run, each on new clusters: a real `shardlift
-// migrate` child copies and replays until ready, the cutover starts, and I'm done
+// migrate` child copies and replays until ready, 100 documents of each collection
+// are updated (the applications' last writes), the cutover starts, and I'm done
 // (POST /cutover/done) is timed until the migration is done: it stops the sync,
 // restores what was relaxed (the unique indexes), restores the balancers and
 // verifies. Before: `--continuous-verify=false`, the finalize compares every
@@ -131,6 +134,10 @@ func (r *runner) finalizeOnce(ctx context.Context, continuous bool) (finalizeRes
 		}
 		r.logf("9 (%s). every namespace compared %.1f s after ready", label, time.Since(began).Seconds())
 	}
+	// The applications' last writes before they stop: the same in both runs.
+	if err := incrementSome(ctx, srcC, finalizeWritesPerCollection); err != nil {
+		return res, err
+	}
 	if _, err := m.API().Post(ctx, "/cutover/start"); err != nil {
 		return res, fmt.Errorf("start the cutover: %w", err)
 	}
@@ -183,6 +190,43 @@ func (r *runner) finalizeOnce(ctx context.Context, continuous bool) (finalizeRes
 	}
 	r.logf("   one read of both clusters' %d documents: %.1f s", srcDocs, res.read.Seconds())
 	return res, nil
+}
+
+// finalizeWritesPerCollection is how many documents of each seed collection
+// figure 9 updates between ready and the cutover.
+const finalizeWritesPerCollection = 100
+
+// incrementSome increments the counter of the first n documents of every seed
+// collection, one update each, through the source's router.
+func incrementSome(ctx context.Context, client *mongo.Client, n int) error {
+	for _, c := range seed.Collections() {
+		coll := client.Database(c.DB).Collection(c.Name)
+		cur, err := coll.Find(ctx, bson.D{}, options.Find().SetLimit(int64(n)))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", c.Namespace(), err)
+		}
+		var docs []bson.Raw
+		for cur.Next(ctx) {
+			docs = append(docs, append(bson.Raw(nil), cur.Current...))
+		}
+		err = cur.Err()
+		cur.Close(ctx)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", c.Namespace(), err)
+		}
+		for _, doc := range docs {
+			filter := bson.D{{Key: "_id", Value: doc.Lookup("_id")}}
+			for _, f := range c.KeyFields() {
+				if f != "_id" {
+					filter = append(filter, bson.E{Key: f, Value: doc.Lookup(strings.Split(f, ".")...)})
+				}
+			}
+			if _, err := coll.UpdateOne(ctx, filter, bson.D{{Key: "$inc", Value: bson.D{{Key: c.Counter, Value: 1}}}}); err != nil {
+				return fmt.Errorf("update %s: %w", c.Namespace(), err)
+			}
+		}
+	}
+	return nil
 }
 
 // readEverything reads every document of every user collection through client's
