@@ -41,9 +41,12 @@ import (
 
 // Bounds of the continuous verification.
 const (
-	// continuousMaxIDs bounds the _ids kept or rechecked per namespace in one pass:
+	// continuousMaxIDs bounds the _ids kept or rechecked per namespace in one pass
+	// (about 10,000 x 30 bytes):
 	// a namespace with more changed or differing documents is compared again whole.
-	continuousMaxIDs = 1000
+	continuousMaxIDs = 10000
+	// recheckBatch is how many _ids one recheck reads ($in).
+	recheckBatch = 1000
 	// continuousOplogBatch is how many oplog entries one read returns.
 	continuousOplogBatch = 5000
 )
@@ -192,8 +195,8 @@ func (v *continuousVerifier) step(ctx context.Context) (bool, error) {
 	}
 	// The pass just set each cursor at or before what its shard had applied: every
 	// write the comparison may miss is after it.
-	cn, err := v.compare(ctx, n)
-	if err != nil {
+	cn, ok, err := v.compare(ctx, n)
+	if err != nil || !ok {
 		return false, err
 	}
 	v.mu.Lock()
@@ -276,23 +279,33 @@ func (v *continuousVerifier) comparedLocked(ns string) int {
 	return slices.IndexFunc(v.st.Namespaces, func(c ComparedNamespace) bool { return c.NS == ns })
 }
 
-// compare compares one namespace whole; its differing _ids become pending.
-func (v *continuousVerifier) compare(ctx context.Context, n verify.Namespace) (ComparedNamespace, error) {
+// compare compares one namespace whole; its differing _ids become pending. ok is
+// false when more differ than continuousMaxIDs (the list is then incomplete):
+// the namespace is compared again by a later step.
+func (v *continuousVerifier) compare(ctx context.Context, n verify.Namespace) (cn ComparedNamespace, ok bool, err error) {
 	src, dst := v.c.VerifySides()
 	res, err := verify.Run(ctx, src, dst, []verify.Namespace{n}, verify.Options{Parallel: 1, Samples: continuousMaxIDs}, nil)
 	if err != nil {
-		return ComparedNamespace{}, fmt.Errorf("verify %s: %w", n.Name(), err)
+		return cn, false, fmt.Errorf("verify %s: %w", n.Name(), err)
 	}
-	cn := ComparedNamespace{NS: n.Name(), Ranges: res.Ranges, Documents: res.Documents}
+	cn = ComparedNamespace{NS: n.Name(), Ranges: res.Ranges, Documents: res.Documents}
+	pending := &idSet{}
 	for _, mm := range res.Mismatches {
-		cn.Pending = appendNew(cn.Pending, mm.IDs...)
+		if len(mm.IDs) >= continuousMaxIDs {
+			return cn, false, nil
+		}
+		pending.add(mm.IDs...)
 	}
+	if len(pending.list) > continuousMaxIDs {
+		return cn, false, nil
+	}
+	cn.Pending = pending.list
 	if len(cn.Pending) > 0 {
 		if cn.SeenAt, err = v.newest(ctx); err != nil {
-			return ComparedNamespace{}, err
+			return cn, false, err
 		}
 	}
-	return cn, nil
+	return cn, true, nil
 }
 
 // newest is every source shard's newest oplog entry.
@@ -330,7 +343,7 @@ func (v *continuousVerifier) destinationNewest(ctx context.Context) ([]ShardTS, 
 
 // changes are the writes a pass read: _ids per namespace, and what DDL voided.
 type changes struct {
-	ids     map[string][]bson.RawValue
+	ids     map[string]*idSet
 	voidNS  map[string]bool // more writes than continuousMaxIDs
 	voidDB  map[string]bool
 	voidAll bool
@@ -363,7 +376,7 @@ func (ch *changes) replan(planned func(ns string) bool) bool {
 // stopped): every pending and persisting document is rechecked, and what differs
 // then persists.
 func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, final bool) (replan bool, err error) {
-	ch := changes{ids: map[string][]bson.RawValue{}, voidNS: map[string]bool{}, voidDB: map[string]bool{}}
+	ch := changes{ids: map[string]*idSet{}, voidNS: map[string]bool{}, voidDB: map[string]bool{}}
 	cursors := make([]primitive.Timestamp, len(pos))
 	v.mu.Lock()
 	shards := slices.Clone(v.st.Shards)
@@ -408,14 +421,19 @@ func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, fina
 			continue // compared again whole
 		}
 		changed := ch.ids[cn.NS]
+		if changed == nil {
+			changed = &idSet{}
+		}
 		due := final || passed(cn.SeenAt, applied)
-		ids := appendNew(nil, changed...)
+		all := &idSet{}
+		all.add(changed.list...)
 		if due {
-			ids = appendNew(ids, cn.Pending...)
+			all.add(cn.Pending...)
 		}
 		if final {
-			ids = appendNew(ids, cn.Persisting...)
+			all.add(cn.Persisting...)
 		}
+		ids := all.list
 		if len(ids) == 0 {
 			kept = append(kept, cn)
 			continue
@@ -428,29 +446,36 @@ func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, fina
 			continue // gone from the plan: compared again from a new one
 		}
 		src, dst := v.c.VerifySides()
-		differ, err := verify.Recheck(ctx, src, dst, n, ids)
-		if err != nil {
-			return false, fmt.Errorf("recheck %s: %w", cn.NS, err)
+		var differ []bson.RawValue
+		for batch := range slices.Chunk(ids, recheckBatch) {
+			d, err := verify.Recheck(ctx, src, dst, n, batch)
+			if err != nil {
+				return false, fmt.Errorf("recheck %s: %w", cn.NS, err)
+			}
+			differ = append(differ, d...)
 		}
 		rechecked += int64(len(ids))
 		next := cn
 		next.Pending, next.Persisting = nil, nil
 		for _, id := range cn.Pending {
-			if !due && !containsID(changed, id) {
+			if !due && !changed.has(id) {
 				next.Pending = append(next.Pending, id) // the replay has not passed it yet
 			}
 		}
 		for _, id := range cn.Persisting {
-			if !final && !containsID(changed, id) {
+			if !final && !changed.has(id) {
 				next.Persisting = append(next.Persisting, id)
 			}
 		}
+		wasPending := &idSet{}
+		wasPending.add(cn.Pending...)
+		// differ holds each _id once, none of those kept above.
 		for _, id := range differ {
 			switch {
-			case final || (due && containsID(cn.Pending, id) && !containsID(changed, id)):
-				next.Persisting = appendNew(next.Persisting, id)
+			case final || (due && wasPending.has(id) && !changed.has(id)):
+				next.Persisting = append(next.Persisting, id)
 			default:
-				next.Pending = appendNew(next.Pending, id)
+				next.Pending = append(next.Pending, id)
 			}
 		}
 		if len(next.Pending) > 0 && !final {
@@ -664,26 +689,40 @@ func (ch *changes) id(ns string, id bson.RawValue) {
 	if ch.voidNS[ns] {
 		return
 	}
-	if len(ch.ids[ns]) >= continuousMaxIDs {
+	set := ch.ids[ns]
+	if set == nil {
+		set = &idSet{}
+		ch.ids[ns] = set
+	}
+	if len(set.list) >= continuousMaxIDs {
 		ch.voidNS[ns] = true // too many to recheck one by one: compared again whole
 		delete(ch.ids, ns)
 		return
 	}
-	ch.ids[ns] = appendNew(ch.ids[ns], id)
+	set.add(id)
 }
 
-func containsID(ids []bson.RawValue, id bson.RawValue) bool {
-	return slices.ContainsFunc(ids, func(x bson.RawValue) bool { return x.Equal(id) })
+// idSet is a set of _ids in the order added.
+type idSet struct {
+	list []bson.RawValue
+	seen map[string]bool
 }
 
-// appendNew appends the ids not in list yet, copied.
-func appendNew(list []bson.RawValue, ids ...bson.RawValue) []bson.RawValue {
+func idKey(id bson.RawValue) string { return string(rune(id.Type)) + string(id.Value) }
+
+func (s *idSet) has(id bson.RawValue) bool { return s.seen[idKey(id)] }
+
+// add adds copies of the ids not in the set yet.
+func (s *idSet) add(ids ...bson.RawValue) {
+	if s.seen == nil {
+		s.seen = map[string]bool{}
+	}
 	for _, id := range ids {
-		if !containsID(list, id) {
-			list = append(list, bson.RawValue{Type: id.Type, Value: slices.Clone(id.Value)})
+		if k := idKey(id); !s.seen[k] {
+			s.seen[k] = true
+			s.list = append(s.list, bson.RawValue{Type: id.Type, Value: slices.Clone(id.Value)})
 		}
 	}
-	return list
 }
 
 // progress is the continuous verification's progress for the snapshot; nil

@@ -479,3 +479,27 @@ func TestContinuousVerificationDiscoversAgainOnlyForANewNamespace(t *testing.T) 
 		t.Fatalf("%d discoveries, verification %+v, reuse %+v: want shop.new compared whole", c.plans, v, v.Continuous)
 	}
 }
+
+// A namespace where more documents differ than the verification keeps is not
+// taken as compared (its list of differences would be incomplete): a later step
+// compares it again.
+func TestContinuousVerificationComparesAgainWhenTooManyDiffer(t *testing.T) {
+	c := newContClusters("shop.a")
+	for id := range continuousMaxIDs + 1 {
+		c.src.put("shop.big", id, "v0") // not copied yet
+	}
+	c.plan = append(c.plan, verify.Namespace{DB: "shop", Coll: "big"})
+	r := newContRun(t, c, nil)
+	r.step()
+	r.step()
+	if p := r.v.progress(); p.NamespacesCompared != 1 || p.Pending != 0 {
+		t.Fatalf("progress %+v: shop.big must not count as compared", p)
+	}
+	for id := range continuousMaxIDs + 1 {
+		c.dst.put("shop.big", id, "v0")
+	}
+	r.step()
+	if p := r.v.progress(); p.NamespacesCompared != 2 || p.Pending != 0 {
+		t.Fatalf("progress %+v: shop.big compared again, matching", p)
+	}
+}
