@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/replay"
+	"github.com/shardlift/shardlift/engine/shardkey"
 	"github.com/shardlift/shardlift/engine/verify"
 )
 
@@ -488,7 +489,13 @@ func TestContinuousVerificationComparesAgainWhenTooManyDiffer(t *testing.T) {
 	for id := range continuousMaxIDs + 1 {
 		c.src.put("shop.big", id, "v0") // not copied yet
 	}
-	c.plan = append(c.plan, verify.Namespace{DB: "shop", Coll: "big"})
+	// Sharded on _id in one chunk: one range holds every difference.
+	byID, err := shardkey.NewPattern(bson.D{{Key: "_id", Value: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.plan = append(c.plan, verify.Namespace{DB: "shop", Coll: "big", Pattern: byID,
+		Chunks: []shardkey.Chunk{{Min: byID.GlobalMin(), Max: byID.GlobalMax(), Shard: "s0"}}})
 	r := newContRun(t, c, nil)
 	r.step()
 	r.step()
