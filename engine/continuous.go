@@ -15,7 +15,7 @@ import (
 	"github.com/shardlift/shardlift/engine/verify"
 )
 
-// Continuous verification (issue 17): while every shard replays, the destination
+// Continuous verification (issue 17): while every shard is in sync, the destination
 // is compared with the source one namespace at a time (its ranges, engine/verify),
 // and every write the source takes after a namespace was compared is rechecked,
 // document by document, from the source shards' oplogs. Finalize then compares
@@ -833,7 +833,9 @@ func (v *continuousVerifier) final(ctx context.Context, pos []shardPosition) (*V
 }
 
 // replayPositions are the shards' T0 and durably applied entries, in order; ok is
-// false unless the migration syncs with every shard replaying.
+// false unless the migration syncs with every shard in sync: while a shard
+// catches up (after its copy, or fallen behind), the verification yields the
+// clusters to its replay.
 func (m *Migration) replayPositions() ([]shardPosition, bool) {
 	switch m.State() {
 	case Syncing, Ready, CuttingOver:
@@ -846,7 +848,7 @@ func (m *Migration) replayPositions() ([]shardPosition, bool) {
 		m.mu.Lock()
 		phase := sh.phase
 		m.mu.Unlock()
-		if phase != CatchingUp && phase != Synced {
+		if phase != Synced {
 			return nil, false
 		}
 		sh.saveMu.Lock()

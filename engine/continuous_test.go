@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -509,4 +510,37 @@ func TestContinuousVerificationComparesAgainWhenTooManyDiffer(t *testing.T) {
 	if p := r.v.progress(); p.NamespacesCompared != 2 || p.Pending != 0 {
 		t.Fatalf("progress %+v: shop.big compared again, matching", p)
 	}
+}
+
+// While a shard catches up the continuous verification compares nothing (its
+// scans would take the clusters from the replay); once every shard is in sync
+// again it goes on.
+func TestContinuousVerificationYieldsToAShardCatchingUp(t *testing.T) {
+	h := newHarness(t, "s0")
+	c := newContClusters("shop.a")
+	h.fc.contPlan = c.plan
+	h.fc.contSides = [2]verify.Side{c.src, c.dst}
+	rs := h.ready()
+	rs["s0"].behind(time.Minute)
+	h.eventually("s0 catching up", func() bool { return h.phase("s0") == CatchingUp })
+	if err := rs["s0"].sink.SaveApplied("s0", replay.OpTime{TS: rs["s0"].Snapshot().Applied}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.m.replayPositions(); ok {
+		t.Fatal("the continuous verification may step while s0 catches up")
+	}
+	c.src.mu.Lock()
+	scans := c.src.scans["shop.a"]
+	c.src.mu.Unlock()
+	if scans != 0 {
+		t.Fatalf("%d scans while s0 caught up", scans)
+	}
+	rs["s0"].behind(0)
+	h.waitState(Ready)
+	h.eventually("shop.a compared", func() bool {
+		h.clk.Advance(DefaultContinuousPause)
+		c.src.mu.Lock()
+		defer c.src.mu.Unlock()
+		return c.src.scans["shop.a"] > 0
+	})
 }
