@@ -4,8 +4,8 @@ import (
 	"context"
 	"slices"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
