@@ -151,6 +151,9 @@ type continuousVerifier struct {
 	// does not replay (copying, failed).
 	positions func() (pos []shardPosition, ok bool)
 	save      func(*ContinuousState) error
+	// perSecond bounds the documents each side's scans and rechecks read a
+	// second while the sync runs (0: no bound); the finalize's are not bound.
+	perSecond int
 
 	mu   sync.Mutex // guards st and plan, which progress reads
 	st   *ContinuousState
@@ -159,6 +162,16 @@ type continuousVerifier struct {
 
 func newContinuousVerifier(c continuousClusters, saved *ContinuousState, positions func() ([]shardPosition, bool), save func(*ContinuousState) error) *continuousVerifier {
 	return &continuousVerifier{c: c, st: saved, positions: positions, save: save}
+}
+
+// sides are the clusters to read, bound to perSecond during the sync (final
+// is the finalize's, with the sync stopped: as fast as they go).
+func (v *continuousVerifier) sides(final bool) (verify.Side, verify.Side) {
+	src, dst := v.c.VerifySides()
+	if final || v.perSecond <= 0 {
+		return src, dst
+	}
+	return throttle(src, v.perSecond), throttle(dst, v.perSecond)
 }
 
 // step does one unit of work: a pass over the writes since the cursors, then the
@@ -283,7 +296,7 @@ func (v *continuousVerifier) comparedLocked(ns string) int {
 // false when more differ than continuousMaxIDs (the list is then incomplete):
 // the namespace is compared again by a later step.
 func (v *continuousVerifier) compare(ctx context.Context, n verify.Namespace) (cn ComparedNamespace, ok bool, err error) {
-	src, dst := v.c.VerifySides()
+	src, dst := v.sides(false)
 	res, err := verify.Run(ctx, src, dst, []verify.Namespace{n}, verify.Options{Parallel: 1, Samples: continuousMaxIDs}, nil)
 	if err != nil {
 		return cn, false, fmt.Errorf("verify %s: %w", n.Name(), err)
@@ -445,7 +458,7 @@ func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, fina
 		if !ok {
 			continue // gone from the plan: compared again from a new one
 		}
-		src, dst := v.c.VerifySides()
+		src, dst := v.sides(final)
 		var differ []bson.RawValue
 		for batch := range slices.Chunk(ids, recheckBatch) {
 			d, err := verify.Recheck(ctx, src, dst, n, batch)

@@ -25,6 +25,9 @@ const (
 	// DefaultContinuousPause: the continuous verification compares a namespace, or
 	// rechecks what changed, at most once a second.
 	DefaultContinuousPause = time.Second
+	// DefaultContinuousDocsPerSecond: on the sandbox, about a fifth of a core of
+	// its servers' time per cluster; a real cluster reads far more.
+	DefaultContinuousDocsPerSecond = 1500
 )
 
 // Config is one migration.
@@ -60,6 +63,9 @@ type Config struct {
 	// while the replay runs. Negative turns it off: finalize then compares
 	// everything.
 	ContinuousPause time.Duration
+	// ContinuousDocsPerSecond bounds the documents the continuous verification
+	// reads a second from each cluster (DefaultContinuousDocsPerSecond).
+	ContinuousDocsPerSecond int
 	// Partitions, PartitionBytes and PartitionDocs tune the copy of large
 	// collections (initialsync.Config; zero: its defaults).
 	Partitions                    int
@@ -99,6 +105,9 @@ func (c *Config) defaults() error {
 	}
 	if c.ContinuousPause == 0 {
 		c.ContinuousPause = DefaultContinuousPause
+	}
+	if c.ContinuousDocsPerSecond <= 0 {
+		c.ContinuousDocsPerSecond = DefaultContinuousDocsPerSecond
 	}
 	if c.Clock == nil {
 		c.Clock = SystemClock{}
@@ -376,6 +385,7 @@ func (m *Migration) Run(ctx context.Context, opts StartOptions) error {
 		r.continuous = newContinuousVerifier(clusters, saved, m.replayPositions, func(st *ContinuousState) error {
 			return m.saveRecord(func(rec *Record) { rec.Continuous = st })
 		})
+		r.continuous.perSecond = m.cfg.ContinuousDocsPerSecond
 		m.mu.Lock()
 		m.mu.continuous = r.continuous
 		m.mu.Unlock()
