@@ -70,6 +70,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	verbose := f.Bool("verbose", false, "log every step of the engine")
 	partitions := f.Int("copy-partitions", initialsync.DefaultPartitions, "read each large collection of a shard with `N` cursors in parallel, each its own _id range (1: one cursor)")
 	partitionSize := f.String("partition-min-size", units.Bytes(initialsync.DefaultPartitionBytes), "a collection's part on a shard is large from `SIZE` (such as 512MiB) or 4 million documents")
+	continuous := f.Bool("continuous-verify", true, "compare the destination with the source while it syncs, so that I'm done verifies only what changed since (false: I'm done verifies everything)")
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
@@ -180,7 +181,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		"state", *statePath, "resumed", resumed)
 	m, err := engine.New(engine.Config{
 		ID: id, Source: src, Destination: dst, CutoverWindow: *window, Logger: log,
-		Partitions: *partitions, PartitionBytes: int64(min(minSize, 1<<62)),
+		Partitions: *partitions, PartitionBytes: int64(min(minSize, 1<<62)), ContinuousPause: continuousPause(*continuous),
 	}, checkpoints.New(st, id))
 	if err != nil {
 		return fail("%v", err)
@@ -341,6 +342,14 @@ func serveAPI(ctx context.Context, addr string, m api.Control, token string) (st
 	}, nil
 }
 
+// continuousPause is engine.Config.ContinuousPause for --continuous-verify.
+func continuousPause(on bool) time.Duration {
+	if on {
+		return engine.DefaultContinuousPause
+	}
+	return -1
+}
+
 // progressLine is one line of progress for people.
 func progressLine(s engine.Snapshot, now time.Time) string {
 	var b strings.Builder
@@ -372,6 +381,9 @@ func progressLine(s engine.Snapshot, now time.Time) string {
 		} else {
 			b.WriteString(" | optime gap — (not every shard replays yet)")
 		}
+	}
+	if c := s.Continuous; c != nil && (s.State == engine.Syncing || s.State == engine.Ready || s.State == engine.CuttingOver) {
+		fmt.Fprintf(&b, " | %s", c.Text())
 	}
 	if (s.State == engine.Syncing || s.State == engine.Ready || s.State == engine.CuttingOver) && !s.TimerDeadline.IsZero() {
 		left := max(s.TimerDeadline.Sub(now), 0)

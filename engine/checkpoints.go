@@ -51,6 +51,8 @@ type Record struct {
 	// restored when the migration finishes, is cancelled or expires.
 	Relaxed      []Relaxed
 	Verification *Verification
+	// Continuous is the continuous verification's progress (continuous.go).
+	Continuous *ContinuousState
 	// Users are the source's users and roles, as discovery last found them.
 	Users []User
 	// Summary is set when the migration ends (done, cancelled or expired).

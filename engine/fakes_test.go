@@ -18,6 +18,7 @@ import (
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/engine/verify"
 )
 
 // fakeClock moves only when a test advances it.
@@ -194,7 +195,10 @@ type fakeClusters struct {
 
 	shards map[string]*fakeShard
 	relax  RelaxSink
-	closed int
+	// contPlan and contSides are what the continuous verification compares.
+	contPlan  []verify.Namespace
+	contSides [2]verify.Side
+	closed    int
 
 	// owners is what Ownership returns per shard (empty when absent); copierOwned
 	// records the ownership each NewCopier was given; moves is what the next
@@ -556,6 +560,30 @@ func (f *fakeClusters) Verify(_ context.Context, progress func(done, total int))
 	}
 	v := *f.verifyRes
 	return &v, nil
+}
+
+// The continuous verification finds nothing to compare in the lifecycle's fake
+// unless a test gives contPlan and contSides (continuous_test.go tests it on its
+// own fake).
+func (f *fakeClusters) VerifyPlan(context.Context) ([]verify.Namespace, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.contPlan, nil
+}
+func (f *fakeClusters) VerifySides() (verify.Side, verify.Side) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.contSides[0], f.contSides[1]
+}
+func (f *fakeClusters) OplogAfter(context.Context, string, primitive.Timestamp, int) ([]bson.Raw, bool, error) {
+	return nil, false, nil
+}
+func (f *fakeClusters) DestinationShards(context.Context) ([]string, error) { return nil, nil }
+func (f *fakeClusters) DestinationNewest(context.Context, string) (primitive.Timestamp, error) {
+	return primitive.Timestamp{}, nil
+}
+func (f *fakeClusters) DestinationOplogAfter(context.Context, string, primitive.Timestamp, int) ([]bson.Raw, bool, error) {
+	return nil, false, nil
 }
 
 func (f *fakeClusters) Close(context.Context) error {

@@ -223,7 +223,7 @@ func (m *Migration) finalize(ctx context.Context, r *runState, override bool) er
 	if v == nil || !override {
 		step("verifying the destination against the source")
 		var err error
-		if v, err = m.verify(ctx, r.clusters); err != nil {
+		if v, err = m.finalVerify(ctx, r); err != nil {
 			return fail(err)
 		}
 		step("looking for writes the source took after the sync stopped")

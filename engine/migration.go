@@ -22,6 +22,12 @@ const (
 	DefaultExtension     = 24 * time.Hour
 	DefaultPollEvery     = 500 * time.Millisecond
 	DefaultDrainTimeout  = time.Minute
+	// DefaultContinuousPause: the continuous verification compares a namespace, or
+	// rechecks what changed, at most once a second.
+	DefaultContinuousPause = time.Second
+	// DefaultContinuousDocsPerSecond: on the sandbox, about a fifth of a core of
+	// its servers' time per cluster; a real cluster reads far more.
+	DefaultContinuousDocsPerSecond = 1500
 )
 
 // Config is one migration.
@@ -52,6 +58,14 @@ type Config struct {
 	// marker, for a second migration's refusal to say who holds it (os.Hostname
 	// when empty).
 	Workstation string
+	// ContinuousPause is the pause between two steps of the continuous
+	// verification (DefaultContinuousPause): what bounds its load on the clusters
+	// while the replay runs. Negative turns it off: finalize then compares
+	// everything.
+	ContinuousPause time.Duration
+	// ContinuousDocsPerSecond bounds the documents the continuous verification
+	// reads a second from each cluster (DefaultContinuousDocsPerSecond).
+	ContinuousDocsPerSecond int
 	// Partitions, PartitionBytes and PartitionDocs tune the copy of large
 	// collections (initialsync.Config; zero: its defaults).
 	Partitions                    int
@@ -88,6 +102,12 @@ func (c *Config) defaults() error {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.ContinuousPause == 0 {
+		c.ContinuousPause = DefaultContinuousPause
+	}
+	if c.ContinuousDocsPerSecond <= 0 {
+		c.ContinuousDocsPerSecond = DefaultContinuousDocsPerSecond
 	}
 	if c.Clock == nil {
 		c.Clock = SystemClock{}
@@ -164,6 +184,7 @@ type Migration struct {
 		deadline     time.Time
 		verification *Verification
 		placement    *Placement
+		continuous   *continuousVerifier // the Run's, for its progress
 		summary      *Summary
 		users        []User
 		shards       []*shardState
@@ -188,6 +209,13 @@ type runState struct {
 	cancelStart context.CancelFunc
 	startDone   chan struct{}
 	fresh       bool // the destination was found empty (or wiped) by this Run
+	// continuous is the continuous verification (nil when turned off); contMu
+	// serializes its steps with finalize's use of it; stopContinuous ends its
+	// steps (the finalize's first act: a comparison under way is abandoned
+	// rather than waited for).
+	continuous     *continuousVerifier
+	contMu         sync.Mutex
+	stopContinuous context.CancelFunc
 }
 
 // New loads the migration's checkpoints; Run then starts or resumes it.
@@ -350,6 +378,25 @@ func (m *Migration) Run(ctx context.Context, opts StartOptions) error {
 	m.life.Lock()
 	m.noteIf(recorded)
 	m.life.Unlock()
+	if m.cfg.ContinuousPause > 0 {
+		m.recMu.Lock()
+		saved := cloneContinuous(m.rec.Continuous)
+		m.recMu.Unlock()
+		r.continuous = newContinuousVerifier(clusters, saved, m.replayPositions, func(st *ContinuousState) error {
+			return m.saveRecord(func(rec *Record) { rec.Continuous = st })
+		})
+		r.continuous.perSecond = m.cfg.ContinuousDocsPerSecond
+		m.mu.Lock()
+		m.mu.continuous = r.continuous
+		m.mu.Unlock()
+		cctx, stop := context.WithCancel(rctx)
+		r.stopContinuous = stop
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			m.verifyContinuously(cctx, r)
+		}()
+	}
 	r.wg.Add(3)
 	go func() {
 		defer r.wg.Done()

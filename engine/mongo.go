@@ -51,6 +51,9 @@ type mongoClusters struct {
 		// ones the tails read.
 		members map[string]*mongo.Client
 		ddl     *replay.DDLOnce
+		// dstShards are connections to the destination's shards, by name (the
+		// continuous verification reads their oplogs).
+		dstShards map[string]*mongo.Client
 	}
 	// movesMu serializes the move watcher's looks (Moves).
 	movesMu sync.Mutex
@@ -624,6 +627,25 @@ func (c *mongoClusters) ReleaseDDL(shard string) {
 // Verify compares every collection of the source with the destination, and every
 // destination collection the source does not have, from a fresh discovery of both.
 func (c *mongoClusters) Verify(ctx context.Context, progress func(done, total int)) (*Verification, error) {
+	nss, err := c.VerifyPlan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	src, dst := c.VerifySides()
+	res, err := verify.Run(ctx, src, dst, nss, verify.Options{}, progress)
+	if err != nil {
+		return nil, err
+	}
+	v := &Verification{Namespaces: res.Namespaces, Ranges: res.Ranges, Matched: res.Matched, Documents: res.Documents}
+	for _, mm := range res.Mismatches {
+		v.Mismatches = append(v.Mismatches, Mismatch{
+			Namespace: mm.Namespace, Range: mm.Range, SourceCount: mm.SourceCount, DestCount: mm.DestCount, SampleIDs: mm.SampleIDs,
+		})
+	}
+	return v, nil
+}
+
+func (c *mongoClusters) VerifyPlan(ctx context.Context) ([]verify.Namespace, error) {
 	var src, dst *topology.Cluster
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) { src, err = topology.Discover(gctx, c.cfg.Source); return err })
@@ -653,22 +675,114 @@ func (c *mongoClusters) Verify(ctx context.Context, progress func(done, total in
 			nss = append(nss, verify.Namespace{DB: n.DB, Coll: n.Collection})
 		}
 	}
-	res, err := verify.Run(ctx, verify.MongoSide(c.src), verify.MongoSide(c.dst), nss, verify.Options{}, progress)
+	return nss, nil
+}
+
+func (c *mongoClusters) VerifySides() (verify.Side, verify.Side) {
+	return verify.MongoSide(c.src), verify.MongoSide(c.dst)
+}
+
+func (c *mongoClusters) OplogAfter(ctx context.Context, shard string, ts primitive.Timestamp, limit int) ([]bson.Raw, bool, error) {
+	client, err := c.connectedShard(ctx, shard)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	v := &Verification{Namespaces: res.Namespaces, Ranges: res.Ranges, Matched: res.Matched, Documents: res.Documents}
-	for _, mm := range res.Mismatches {
-		v.Mismatches = append(v.Mismatches, Mismatch{
-			Namespace: mm.Namespace, Range: mm.Range, SourceCount: mm.SourceCount, DestCount: mm.DestCount, SampleIDs: mm.SampleIDs,
-		})
+	return oplogAfter(ctx, client, ts, limit)
+}
+
+// oplogAfter reads up to limit entries of a shard's oplog after ts, refusing
+// (ErrOplogRolledPast) when the oplog no longer reaches back to ts.
+func oplogAfter(ctx context.Context, client *mongo.Client, ts primitive.Timestamp, limit int) ([]bson.Raw, bool, error) {
+	src := replay.NewMongoSource(client, replay.MongoSourceOptions{})
+	oldest, err := src.Oldest(ctx)
+	if err != nil {
+		return nil, false, err
 	}
-	return v, nil
+	if ts.Before(oldest) {
+		return nil, false, fmt.Errorf("after %v (the oldest entry is %v): %w", ts, oldest, ErrOplogRolledPast)
+	}
+	return src.After(ctx, ts, limit)
+}
+
+// DestinationShards lists the destination's shards from listShards and connects
+// to each, once.
+func (c *mongoClusters) DestinationShards(ctx context.Context) ([]string, error) {
+	c.mu.Lock()
+	known := slices.Sorted(maps.Keys(c.mu.dstShards))
+	c.mu.Unlock()
+	if len(known) > 0 {
+		return known, nil
+	}
+	var reply struct {
+		Shards []struct {
+			ID   string `bson:"_id"`
+			Host string `bson:"host"`
+		} `bson:"shards"`
+	}
+	if err := c.dst.Database("admin").RunCommand(ctx, bson.D{{Key: "listShards", Value: 1}}).Decode(&reply); err != nil {
+		return nil, fmt.Errorf("listShards: %w", err)
+	}
+	clients := map[string]*mongo.Client{}
+	for _, sh := range reply.Shards {
+		set, hosts, err := topology.ParseHostString(sh.Host)
+		if err == nil {
+			var client *mongo.Client
+			if client, err = topology.Connect(ctx, c.cfg.Destination.ForHosts(hosts, set)); err == nil {
+				clients[sh.ID] = client
+				continue
+			}
+		}
+		for _, cl := range clients {
+			cl.Disconnect(context.WithoutCancel(ctx))
+		}
+		return nil, fmt.Errorf("connect to destination shard %s: %w", sh.ID, err)
+	}
+	c.mu.Lock()
+	if len(c.mu.dstShards) > 0 { // another call connected meanwhile
+		for _, cl := range clients {
+			cl.Disconnect(context.WithoutCancel(ctx))
+		}
+	} else {
+		c.mu.dstShards = clients
+	}
+	known = slices.Sorted(maps.Keys(c.mu.dstShards))
+	c.mu.Unlock()
+	return known, nil
+}
+
+func (c *mongoClusters) destinationShard(shard string) (*mongo.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	client, ok := c.mu.dstShards[shard]
+	if !ok {
+		return nil, fmt.Errorf("destination shard %s: %w", shard, ErrUnknownShard)
+	}
+	return client, nil
+}
+
+func (c *mongoClusters) DestinationNewest(ctx context.Context, shard string) (primitive.Timestamp, error) {
+	client, err := c.destinationShard(shard)
+	if err != nil {
+		return primitive.Timestamp{}, err
+	}
+	return replay.NewMongoSource(client, replay.MongoSourceOptions{}).Newest(ctx)
+}
+
+func (c *mongoClusters) DestinationOplogAfter(ctx context.Context, shard string, ts primitive.Timestamp, limit int) ([]bson.Raw, bool, error) {
+	client, err := c.destinationShard(shard)
+	if err != nil {
+		return nil, false, err
+	}
+	return oplogAfter(ctx, client, ts, limit)
 }
 
 func (c *mongoClusters) Close(ctx context.Context) error {
 	c.mu.Lock()
 	clients := []*mongo.Client{c.src, c.dst}
+	for _, s := range c.mu.dstShards {
+		clients = append(clients, s)
+	}
+	c.mu.dstShards = nil
 	for _, s := range c.mu.shards {
 		clients = append(clients, s)
 	}

@@ -3,12 +3,14 @@ package engine
 import (
 	"context"
 
+	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/initialsync"
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/engine/verify"
 )
 
 // Clusters is everything the lifecycle does to the source and the destination. The
@@ -91,6 +93,19 @@ type Clusters interface {
 	// Verify compares source and destination, namespace by namespace and range by
 	// range; progress is called as namespaces finish.
 	Verify(ctx context.Context, progress func(done, total int)) (*Verification, error)
+	// VerifyPlan lists, from a fresh discovery of both clusters, the namespaces
+	// Verify compares; VerifySides reads them (the continuous verification).
+	VerifyPlan(ctx context.Context) ([]verify.Namespace, error)
+	VerifySides() (src, dst verify.Side)
+	// OplogAfter reads up to limit entries of a source shard's oplog after ts, and
+	// whether more follow; ErrOplogRolledPast when the oplog no longer holds ts.
+	OplogAfter(ctx context.Context, shard string, ts primitive.Timestamp, limit int) ([]bson.Raw, bool, error)
+	// DestinationShards lists the destination's shards; DestinationNewest and
+	// DestinationOplogAfter read their oplogs as Newest and OplogAfter read the
+	// source's (the continuous verification rechecks what changed on either side).
+	DestinationShards(ctx context.Context) ([]string, error)
+	DestinationNewest(ctx context.Context, shard string) (primitive.Timestamp, error)
+	DestinationOplogAfter(ctx context.Context, shard string, ts primitive.Timestamp, limit int) ([]bson.Raw, bool, error)
 	// Close releases the connections.
 	Close(ctx context.Context) error
 }

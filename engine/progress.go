@@ -30,6 +30,9 @@ func (m *Migration) Snapshot() Snapshot {
 		c := *p
 		s.Placement = &c
 	}
+	if cv := m.mu.continuous; cv != nil {
+		s.Continuous = cv.progress()
+	}
 	if v := m.mu.verification; v != nil {
 		c := *v
 		c.Mismatches = slices.Clone(v.Mismatches)

@@ -51,6 +51,9 @@ type Snapshot struct {
 	// their twin shards, from the start of Prepare on (nil before; it stays once
 	// Prepare ended, complete, and is not known again after a resume).
 	Placement *Placement
+	// Continuous is the continuous verification's progress (nil before it starts:
+	// once every shard replays).
+	Continuous *ContinuousProgress
 
 	History      []Event
 	Verification *Verification
@@ -154,6 +157,9 @@ type Verification struct {
 	Late []LateWrites
 	// Overridden is set when the user chose to finish despite mismatches.
 	Overridden bool
+	// Continuous is what a finalize's verification took from the continuous
+	// one; nil when it compared everything.
+	Continuous *ContinuousReuse
 }
 
 // OK reports whether every range matched and no write reached the source after

@@ -43,9 +43,11 @@ type monitorScreen struct {
 	failedText *widget.Label
 	retry      *widget.Button
 
-	bar       *widget.ProgressBar
-	counts    *widget.Label
-	rates     *widget.Label
+	bar    *widget.ProgressBar
+	counts *widget.Label
+	rates  *widget.Label
+	// verified is the continuous verification's progress (hidden before it runs).
+	verified  *widget.Label
 	remaining *widget.Label
 	cancel    *widget.Button
 	toggle    *widget.Button
@@ -102,6 +104,8 @@ func newMonitorScreen(a *App, at *attachment) *monitorScreen {
 	s.bar = widget.NewProgressBar()
 	s.counts = widget.NewLabel("")
 	s.rates = widget.NewLabel("")
+	s.verified = widget.NewLabel("")
+	s.verified.Hide()
 	s.remaining = widget.NewLabelWithStyle("", fyne.TextAlignTrailing, fyne.TextStyle{Bold: true})
 	s.cancel = widget.NewButtonWithIcon("Cancel migration", theme.CancelIcon(), s.confirmCancel)
 	s.toggle = widget.NewButton("Hide progress per shard", s.toggleShards)
@@ -110,6 +114,7 @@ func newMonitorScreen(a *App, at *attachment) *monitorScreen {
 		container.NewBorder(nil, nil, nil, s.remaining, s.counts),
 		s.bar,
 		container.NewBorder(nil, nil, nil, s.cancel, s.rates),
+		s.verified,
 	)
 
 	s.shards = newShardTable(s.confirmRestart)
@@ -229,6 +234,8 @@ func (s *monitorScreen) show(snap engine.Snapshot, now time.Time) {
 			rateText(o.CopyRate), rateText(o.ApplyRate), lag))
 		s.remaining.SetText(overallRemaining(snap))
 	}
+
+	s.showContinuous(snap)
 
 	// Shards: a failed shard always shows its row and its Restart.
 	anyFailed := slices.ContainsFunc(snap.Shards, func(p engine.ShardProgress) bool { return p.Phase == engine.ShardFailed })
@@ -665,4 +672,19 @@ func happened(e engine.Event) string {
 	default:
 		return "now " + stateText(st)
 	}
+}
+
+// showContinuous shows how far the continuous verification is while the
+// migration syncs: what the finalize will not have to compare again.
+func (s *monitorScreen) showContinuous(snap engine.Snapshot) {
+	c := snap.Continuous
+	switch {
+	case c == nil:
+	case snap.State == engine.Syncing, snap.State == engine.Ready, snap.State == engine.CuttingOver:
+		s.verified.SetText(fmt.Sprintf("Continuous verification: %s of %s ranges compared (%d of %d namespaces)  ·  %s documents rechecked since  ·  %d differing, pending recheck  ·  %d still differing",
+			countText(int64(c.RangesCompared)), countText(int64(c.Ranges)), c.NamespacesCompared, c.Namespaces, countText(c.Rechecked), c.Pending, c.Persisting))
+		s.verified.Show()
+		return
+	}
+	s.verified.Hide()
 }

@@ -438,3 +438,17 @@ func TestStartingShowsThePlacement(t *testing.T) {
 	h.attach(newFakeMigration(snap))
 	h.mustShow("Starting: preparing the destination: placed 17 of 41 ranges, 1 of 3 sharded collections…")
 }
+
+// While it syncs, the screen says how far the continuous verification is; it
+// says nothing before it runs.
+func TestMonitorShowsTheContinuousVerification(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	snap := syncing()
+	m := newFakeMigration(snap)
+	h.attach(m)
+	h.mustNotShow("Continuous verification")
+	snap.Continuous = &engine.ContinuousProgress{Namespaces: 5, NamespacesCompared: 3, Ranges: 40, RangesCompared: 12, Rechecked: 1500, Pending: 2, Persisting: 1}
+	m.snap = snap
+	h.tick()
+	h.mustShow("Continuous verification: 12 of 40 ranges compared (3 of 5 namespaces)  ·  1,500 documents rechecked since  ·  2 differing, pending recheck  ·  1 still differing")
+}

@@ -79,11 +79,14 @@ type Status struct {
 	Verification          *verificationJSON `json:"verification"`
 	// Placement is how far the start placed the destination's sharded collections
 	// (null before it began placing them).
-	Placement   *placementJSON `json:"placement"`
-	Overall     progressJSON   `json:"overall"`
-	Shards      []shardJSON    `json:"shards"`
-	SourceUsers []userJSON     `json:"sourceUsers"`
-	Summary     *summaryJSON   `json:"summary"`
+	Placement *placementJSON `json:"placement"`
+	// Continuous is the continuous verification's progress (null before every
+	// shard replays).
+	Continuous  *continuousJSON `json:"continuous"`
+	Overall     progressJSON    `json:"overall"`
+	Shards      []shardJSON     `json:"shards"`
+	SourceUsers []userJSON      `json:"sourceUsers"`
+	Summary     *summaryJSON    `json:"summary"`
 }
 
 type placementJSON struct {
@@ -91,6 +94,16 @@ type placementJSON struct {
 	CollectionsPlaced int `json:"collectionsPlaced"`
 	Ranges            int `json:"ranges"`
 	RangesPlaced      int `json:"rangesPlaced"`
+}
+
+type continuousJSON struct {
+	Namespaces         int   `json:"namespaces"`
+	NamespacesCompared int   `json:"namespacesCompared"`
+	Ranges             int   `json:"ranges"`
+	RangesCompared     int   `json:"rangesCompared"`
+	Rechecked          int64 `json:"documentsRechecked"`
+	Pending            int   `json:"mismatchesPendingRecheck"`
+	Persisting         int   `json:"mismatchesPersisting"`
 }
 
 type progressJSON struct {
@@ -151,6 +164,15 @@ type verificationJSON struct {
 	Mismatches []mismatchJSON `json:"mismatches"`
 	// LateWrites are the writes the source took after the sync stopped.
 	LateWrites []lateWriteJSON `json:"lateWrites"`
+	// Continuous is what the finalize took from the continuous verification
+	// (null when it compared everything).
+	Continuous *reuseJSON `json:"continuous,omitempty"`
+}
+
+type reuseJSON struct {
+	NamespacesReused   int   `json:"namespacesReused"`
+	DocumentsRechecked int64 `json:"documentsRechecked"`
+	NamespacesCompared int   `json:"namespacesCompared"`
 }
 
 type lateWriteJSON struct {
@@ -205,6 +227,10 @@ func toStatus(s engine.Snapshot) Status {
 	}
 	if p := s.Placement; p != nil {
 		out.Placement = &placementJSON{Collections: p.Collections, CollectionsPlaced: p.CollectionsPlaced, Ranges: p.Ranges, RangesPlaced: p.RangesPlaced}
+	}
+	if c := s.Continuous; c != nil {
+		out.Continuous = &continuousJSON{Namespaces: c.Namespaces, NamespacesCompared: c.NamespacesCompared, Ranges: c.Ranges,
+			RangesCompared: c.RangesCompared, Rechecked: c.Rechecked, Pending: c.Pending, Persisting: c.Persisting}
 	}
 	for _, sh := range s.Shards {
 		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying, Waiting: sh.Waiting, Moved: sh.Moved,
@@ -266,6 +292,9 @@ func toVerificationJSON(v *engine.Verification) *verificationJSON {
 	}
 	out := &verificationJSON{At: v.At.UTC(), OK: v.OK(), Namespaces: v.Namespaces, Ranges: v.Ranges, Matched: v.Matched,
 		Documents: v.Documents, Overridden: v.Overridden, Mismatches: []mismatchJSON{}, LateWrites: []lateWriteJSON{}}
+	if c := v.Continuous; c != nil {
+		out.Continuous = &reuseJSON{NamespacesReused: c.Reused, DocumentsRechecked: c.Rechecked, NamespacesCompared: c.Compared}
+	}
 	for _, l := range v.Late {
 		out.LateWrites = append(out.LateWrites, lateWriteJSON{Shard: l.Shard, Writes: l.Writes, AtLeast: l.AtLeast, First: l.First.UTC(),
 			Namespaces: append([]string{}, l.Namespaces...), Text: l.String()})

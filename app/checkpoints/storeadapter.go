@@ -98,6 +98,32 @@ type (
 		Notes        []string         `bson:"notes,omitempty"`
 		Cancelling   *cancelDoc       `bson:"cancelling,omitempty"`
 		Positions    []positionDoc    `bson:"positions,omitempty"` // the summary's
+		Continuous   *continuousDoc   `bson:"continuous,omitempty"`
+	}
+	// continuousDoc is an engine.ContinuousState: the continuous verification's
+	// progress, which a resumed Run goes on from.
+	continuousDoc struct {
+		Shards      []continuousShardDoc `bson:"shards"`
+		Destination []shardTSDoc         `bson:"destination,omitempty"`
+		Namespaces  []comparedDoc        `bson:"namespaces,omitempty"`
+		Rechecked   int64                `bson:"rechecked"`
+	}
+	continuousShardDoc struct {
+		Shard  string              `bson:"shard"`
+		T0     primitive.Timestamp `bson:"t0"`
+		Cursor primitive.Timestamp `bson:"cursor"`
+	}
+	comparedDoc struct {
+		NS         string          `bson:"ns"`
+		Ranges     int             `bson:"ranges"`
+		Documents  int64           `bson:"documents"`
+		Pending    []bson.RawValue `bson:"pending,omitempty"`
+		SeenAt     []shardTSDoc    `bson:"seenAt,omitempty"`
+		Persisting []bson.RawValue `bson:"persisting,omitempty"`
+	}
+	shardTSDoc struct {
+		Shard string              `bson:"shard"`
+		TS    primitive.Timestamp `bson:"ts"`
 	}
 	positionDoc struct {
 		Shard       string    `bson:"shard"`
@@ -179,6 +205,7 @@ func (c *storeCheckpoints) Load() (engine.Record, []engine.ShardCheckpoint, erro
 		rec.Relaxed = append(rec.Relaxed, engine.Relaxed{NS: r.NS, Kind: engine.RelaxedKind(r.Kind), Original: r.Original})
 	}
 	rec.Verification = fromVerificationDoc(extras.Verification)
+	rec.Continuous = fromContinuousDoc(extras.Continuous)
 	if c := extras.Cancelling; c != nil {
 		rec.Cancelling = &engine.CancelRequest{At: c.At, From: engine.State(c.From), OptimeGap: c.OptimeGap}
 	}
@@ -214,7 +241,7 @@ func (c *storeCheckpoints) AppendEvent(ev engine.Event) error {
 func (c *storeCheckpoints) SaveRecord(r engine.Record) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	extras := migrationExtras{Verification: toVerificationDoc(r.Verification)}
+	extras := migrationExtras{Verification: toVerificationDoc(r.Verification), Continuous: toContinuousDoc(r.Continuous)}
 	for _, x := range r.Relaxed {
 		extras.Relaxed = append(extras.Relaxed, relaxedDoc{NS: x.NS, Kind: string(x.Kind), Original: x.Original})
 	}
@@ -275,6 +302,48 @@ func sameRecord(a, b store.Migration) bool {
 	ab, err1 := bson.Marshal(parts(a))
 	bb, err2 := bson.Marshal(parts(b))
 	return err1 == nil && err2 == nil && bytes.Equal(ab, bb)
+}
+
+func toContinuousDoc(st *engine.ContinuousState) *continuousDoc {
+	if st == nil {
+		return nil
+	}
+	d := &continuousDoc{Rechecked: st.Rechecked}
+	for _, s := range st.Shards {
+		d.Shards = append(d.Shards, continuousShardDoc{Shard: s.Shard, T0: s.T0, Cursor: s.Cursor})
+	}
+	for _, s := range st.Destination {
+		d.Destination = append(d.Destination, shardTSDoc{Shard: s.Shard, TS: s.TS})
+	}
+	for _, n := range st.Namespaces {
+		c := comparedDoc{NS: n.NS, Ranges: n.Ranges, Documents: n.Documents, Pending: n.Pending, Persisting: n.Persisting}
+		for _, s := range n.SeenAt {
+			c.SeenAt = append(c.SeenAt, shardTSDoc{Shard: s.Shard, TS: s.TS})
+		}
+		d.Namespaces = append(d.Namespaces, c)
+	}
+	return d
+}
+
+func fromContinuousDoc(d *continuousDoc) *engine.ContinuousState {
+	if d == nil {
+		return nil
+	}
+	st := &engine.ContinuousState{Rechecked: d.Rechecked}
+	for _, s := range d.Shards {
+		st.Shards = append(st.Shards, engine.ContinuousShard{Shard: s.Shard, T0: s.T0, Cursor: s.Cursor})
+	}
+	for _, s := range d.Destination {
+		st.Destination = append(st.Destination, engine.ShardTS{Shard: s.Shard, TS: s.TS})
+	}
+	for _, c := range d.Namespaces {
+		n := engine.ComparedNamespace{NS: c.NS, Ranges: c.Ranges, Documents: c.Documents, Pending: c.Pending, Persisting: c.Persisting}
+		for _, s := range c.SeenAt {
+			n.SeenAt = append(n.SeenAt, engine.ShardTS{Shard: s.Shard, TS: s.TS})
+		}
+		st.Namespaces = append(st.Namespaces, n)
+	}
+	return st
 }
 
 // ToStoreIdentity and FromStoreIdentity convert a cluster's identity.

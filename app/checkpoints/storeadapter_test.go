@@ -80,6 +80,17 @@ func TestStoreCheckpointsKeepEverythingTheEngineSaves(t *testing.T) {
 				{Shard: "rs1", Phase: engine.ShardFailed, AppliedUpTo: at.Add(20 * time.Minute), Text: "shard rs1 failed and stopped at 09:20:00"},
 			}},
 		Cancelling: &engine.CancelRequest{At: at.Add(50 * time.Minute), From: engine.CuttingOver, OptimeGap: 7 * time.Second},
+		// The continuous verification's progress, which a resumed Run goes on from.
+		Continuous: &engine.ContinuousState{
+			Shards:      []engine.ContinuousShard{{Shard: "rs0", T0: primitive.Timestamp{T: 100, I: 1}, Cursor: primitive.Timestamp{T: 160, I: 2}}},
+			Destination: []engine.ShardTS{{Shard: "d0", TS: primitive.Timestamp{T: 161, I: 3}}},
+			Namespaces: []engine.ComparedNamespace{
+				{NS: "shop.orders", Ranges: 3, Documents: 50, Pending: []bson.RawValue{{Type: bson.TypeInt32, Value: []byte{7, 0, 0, 0}}},
+					SeenAt: []engine.ShardTS{{Shard: "rs0", TS: primitive.Timestamp{T: 165, I: 1}}}, Persisting: []bson.RawValue{{Type: bson.TypeString, Value: []byte{2, 0, 0, 0, 'x', 0}}}},
+				{NS: "shop.carts", Ranges: 1, Documents: 9},
+			},
+			Rechecked: 12,
+		},
 	}
 	if err := cp.SaveRecord(rec); err != nil {
 		t.Fatal(err)

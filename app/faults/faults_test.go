@@ -55,6 +55,7 @@ func TestFaultSuite(t *testing.T) {
 		{"13-kill-partitioned-copy", killDuringPartitionedCopy},
 		{"14-lagging-secondary-read", laggingSecondary},
 		{"15-chunk-move-killed", chunkMoveKilled},
+		{"16-kill-continuous-verification", killDuringContinuousVerification},
 	}
 	// Scenarios run side by side (parallelScenarios at once): each has its own
 	// sandboxes, load and child process, and spends most of its time waiting for

@@ -83,6 +83,24 @@ type Status struct {
 	Reason           string   `json:"reason"`
 	OptimeGapSeconds *float64 `json:"optimeGapSeconds"` // nil while not known
 	Shards           []Shard  `json:"shards"`
+	// Continuous is the continuous verification's progress (nil before it runs).
+	Continuous *struct {
+		Namespaces         int `json:"namespaces"`
+		NamespacesCompared int `json:"namespacesCompared"`
+	} `json:"continuous"`
+	Verification *struct {
+		Documents  int64 `json:"documents"`
+		Continuous *struct {
+			NamespacesReused   int   `json:"namespacesReused"`
+			DocumentsRechecked int64 `json:"documentsRechecked"`
+			NamespacesCompared int   `json:"namespacesCompared"`
+		} `json:"continuous"`
+	} `json:"verification"`
+}
+
+// Verified reports whether the continuous verification compared every namespace.
+func (s Status) Verified() bool {
+	return s.Continuous != nil && s.Continuous.Namespaces > 0 && s.Continuous.NamespacesCompared == s.Continuous.Namespaces
 }
 
 // Shard is one row of the per-shard progress.

@@ -25,6 +25,19 @@ func (s mongoSide) Scan(ctx context.Context, db, coll string, idOnly, simpleColl
 	if idOnly {
 		opts.SetProjection(bson.D{{Key: "_id", Value: 1}})
 	}
+	return s.find(ctx, db, coll, bson.D{}, opts, simpleCollation)
+}
+
+func (s mongoSide) Find(ctx context.Context, db, coll string, ids []bson.RawValue, simpleCollation bool) (Cursor, error) {
+	in := make(bson.A, len(ids))
+	for i, id := range ids {
+		in[i] = id
+	}
+	filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: in}}}}
+	return s.find(ctx, db, coll, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}), simpleCollation)
+}
+
+func (s mongoSide) find(ctx context.Context, db, coll string, filter bson.D, opts *options.FindOptions, simpleCollation bool) (Cursor, error) {
 	if simpleCollation {
 		version, err := s.version.Get(ctx)
 		if err != nil {
@@ -32,7 +45,7 @@ func (s mongoSide) Scan(ctx context.Context, db, coll string, idOnly, simpleColl
 		}
 		topology.InSimpleCollation(opts, version)
 	}
-	cur, err := s.client.Database(db).Collection(coll).Find(ctx, bson.D{}, opts)
+	cur, err := s.client.Database(db).Collection(coll).Find(ctx, filter, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -75,6 +75,8 @@ type Side interface {
 	// simpleCollation compares string _ids by their bytes, whatever the collection's
 	// default collation. A collection that does not exist scans as empty.
 	Scan(ctx context.Context, db, coll string, idOnly, simpleCollation bool) (Cursor, error)
+	// Find streams the documents of the given _ids, sorted by _id as Scan sorts.
+	Find(ctx context.Context, db, coll string, ids []bson.RawValue, simpleCollation bool) (Cursor, error)
 }
 
 // Cursor iterates a scan. Current is valid until the next call to Next.
@@ -91,8 +93,10 @@ type Mismatch struct {
 	Range       string
 	SourceCount int64
 	DestCount   int64
-	// SampleIDs are differing _ids, as extended JSON.
+	// SampleIDs are differing _ids, as extended JSON; IDs are the same _ids as
+	// they are (at most Options.Samples: fewer means every differing _id).
 	SampleIDs []string
+	IDs       []bson.RawValue
 }
 
 // Result is a comparison's outcome.
@@ -227,7 +231,10 @@ func compare(ctx context.Context, src, dst Side, n Namespace, opts Options) (nsR
 		return nsResult{}, err
 	}
 	for k, i := range differ {
-		res.mismatches[k].SampleIDs = samples[i]
+		res.mismatches[k].IDs = samples[i]
+		for _, id := range samples[i] {
+			res.mismatches[k].SampleIDs = append(res.mismatches[k].SampleIDs, id.String())
+		}
 	}
 	return res, nil
 }
@@ -262,19 +269,19 @@ func hashSide(ctx context.Context, s Side, n Namespace, rs ranges) ([]acc, error
 
 // sampleDifferences merges both sides' _id-ordered scans and lists, for each range
 // in differ, up to max _ids that are on one side only or differ.
-func sampleDifferences(ctx context.Context, src, dst Side, n Namespace, rs ranges, differ []int, limit int) (map[int][]string, error) {
+func sampleDifferences(ctx context.Context, src, dst Side, n Namespace, rs ranges, differ []int, limit int) (map[int][]bson.RawValue, error) {
 	wanted := map[int]bool{}
 	for _, i := range differ {
 		wanted[i] = true
 	}
-	out := map[int][]string{}
+	out := map[int][]bson.RawValue{}
 	note := func(doc bson.Raw) {
 		i := rs.locate(doc)
 		if i < 0 {
 			i = rs.len()
 		}
 		if wanted[i] && len(out[i]) < limit {
-			out[i] = append(out[i], doc.Lookup("_id").String())
+			out[i] = append(out[i], cloneValue(doc.Lookup("_id")))
 		}
 	}
 	full := func() bool {
@@ -295,8 +302,15 @@ func sampleDifferences(ctx context.Context, src, dst Side, n Namespace, rs range
 		return nil, err
 	}
 	defer b.Close(context.WithoutCancel(ctx))
+	return out, mergeDiffering(ctx, a, b, note, full)
+}
+
+// mergeDiffering walks two _id-sorted cursors together and calls note with each
+// document on one side only, and the source's of each pair that differs, until
+// both end or done says to stop.
+func mergeDiffering(ctx context.Context, a, b Cursor, note func(bson.Raw), done func() bool) error {
 	okA, okB := a.Next(ctx), b.Next(ctx)
-	for (okA || okB) && !full() {
+	for (okA || okB) && !done() {
 		switch {
 		case !okB:
 			note(a.Current())
@@ -322,9 +336,39 @@ func sampleDifferences(ctx context.Context, src, dst Side, n Namespace, rs range
 		}
 	}
 	if err := a.Err(); err != nil {
+		return err
+	}
+	return b.Err()
+}
+
+// Recheck compares the documents of ids in n on both sides, now, and returns the
+// _ids whose documents differ or are on one side only. It reads only those
+// documents: what the continuous verification uses for a document written after
+// its range was compared.
+func Recheck(ctx context.Context, src, dst Side, n Namespace, ids []bson.RawValue) ([]bson.RawValue, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	a, err := src.Find(ctx, n.DB, n.Coll, ids, n.Collated)
+	if err != nil {
 		return nil, err
 	}
-	return out, b.Err()
+	defer a.Close(context.WithoutCancel(ctx))
+	b, err := dst.Find(ctx, n.DB, n.Coll, ids, n.Collated)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close(context.WithoutCancel(ctx))
+	var differ []bson.RawValue
+	note := func(doc bson.Raw) { differ = append(differ, cloneValue(doc.Lookup("_id"))) }
+	if err := mergeDiffering(ctx, a, b, note, func() bool { return false }); err != nil {
+		return nil, err
+	}
+	return differ, nil
+}
+
+func cloneValue(v bson.RawValue) bson.RawValue {
+	return bson.RawValue{Type: v.Type, Value: slices.Clone(v.Value)}
 }
 
 func compareIDs(a, b bson.RawValue) int {

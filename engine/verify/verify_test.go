@@ -20,6 +20,7 @@ import (
 type memSide struct {
 	colls map[string][]bson.Raw
 	scans atomic.Int64
+	finds atomic.Int64
 	// caseless are the namespaces with a case-insensitive default collation: a scan
 	// without the simple collation orders their string _ids without case.
 	caseless map[string]bool
@@ -64,6 +65,19 @@ func (s *memSide) Scan(_ context.Context, db, coll string, idOnly, simple bool) 
 	if idOnly {
 		for i, d := range docs {
 			docs[i], _ = bson.Marshal(bson.D{{Key: "_id", Value: d.Lookup("_id")}})
+		}
+	}
+	return &memCursor{docs: docs, i: -1}, nil
+}
+
+func (s *memSide) Find(ctx context.Context, db, coll string, ids []bson.RawValue, simple bool) (Cursor, error) {
+	s.finds.Add(1)
+	all, _ := s.Scan(ctx, db, coll, false, simple)
+	s.scans.Add(-1) // a Find reads only the documents asked for
+	var docs []bson.Raw
+	for _, d := range all.(*memCursor).docs {
+		if slices.ContainsFunc(ids, func(id bson.RawValue) bool { return compareIDs(id, d.Lookup("_id")) == 0 }) {
+			docs = append(docs, d)
 		}
 	}
 	return &memCursor{docs: docs, i: -1}, nil
@@ -235,5 +249,46 @@ func TestCollatedCollectionsAreMergedInBytewiseOrder(t *testing.T) {
 	}
 	if len(res.Mismatches) != 1 || !slices.Equal(res.Mismatches[0].SampleIDs, []string{`"a"`}) {
 		t.Fatalf("mismatches %+v, want one naming \"a\" alone", res.Mismatches)
+	}
+}
+
+func TestRecheckReadsOnlyTheDocumentsAskedForAndNamesThoseThatDiffer(t *testing.T) {
+	src, dst, nss := twoSides(t)
+	orders := nss[0]
+	dst.put("shop.orders", bson.D{{Key: "_id", Value: 5}, {Key: "k", Value: 5}, {Key: "v", Value: "stale"}})
+	dst.remove("shop.orders", int32(6))
+	src.put("shop.orders", bson.D{{Key: "_id", Value: 999}, {Key: "k", Value: 999}}) // not asked for
+	ids := []bson.RawValue{}
+	for _, id := range []int{4, 5, 6, 7} {
+		_, v, _ := bson.MarshalValue(id)
+		ids = append(ids, bson.RawValue{Type: bson.TypeInt32, Value: v})
+	}
+	differ, err := Recheck(context.Background(), src, dst, orders, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, id := range differ {
+		got = append(got, id.String())
+	}
+	if want := []string{`{"$numberInt":"5"}`, `{"$numberInt":"6"}`}; !slices.Equal(got, want) {
+		t.Fatalf("differ %v, want %v", got, want)
+	}
+	if src.scans.Load() != 0 || dst.scans.Load() != 0 || src.finds.Load() != 1 {
+		t.Fatalf("scans %d/%d, finds %d: a recheck reads the _ids asked for only", src.scans.Load(), dst.scans.Load(), src.finds.Load())
+	}
+}
+
+func TestMismatchListsEveryDifferingIDUpToSamples(t *testing.T) {
+	src, dst, nss := twoSides(t)
+	for _, id := range []int{150, 151, 152} {
+		dst.put("shop.orders", bson.D{{Key: "_id", Value: id}, {Key: "k", Value: id}, {Key: "v", Value: "stale"}})
+	}
+	res, err := Run(context.Background(), src, dst, nss[:1], Options{Samples: 100}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Mismatches) != 1 || len(res.Mismatches[0].IDs) != 3 || res.Mismatches[0].IDs[2].String() != `{"$numberInt":"152"}` {
+		t.Fatalf("mismatches %+v", res.Mismatches)
 	}
 }

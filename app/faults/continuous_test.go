@@ -1,0 +1,85 @@
+package faults_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/shardlift/shardlift/app/faults"
+	"github.com/shardlift/shardlift/store"
+)
+
+// killDuringContinuousVerification: under the load, the process is killed (-9)
+// once the continuous verification has compared a namespace; the state file
+// must hold what it compared. Restarted on the same state file, the migration
+// is driven to done: the finalize's verification passes, reusing what was
+// compared, and nothing is lost or duplicated. Long form only (make faults):
+// reaching ready twice under the load takes minutes on the shared machine.
+func killDuringContinuousVerification(t *testing.T, e *env, row *faults.Row) {
+	if !e.s.long {
+		t.Skip("long form only (SHARDLIFT_FAULTS_LONG=1): reaching ready twice under the load takes minutes")
+	}
+	e.startLoad(e.s.size.rate)
+	e.start()
+	s := e.await("a namespace compared by the continuous verification", 10*time.Minute, func(s faults.Status) bool {
+		return s.Continuous != nil && s.Continuous.NamespacesCompared >= 1
+	})
+	e.kill(fmt.Sprintf("during the continuous verification, %d of %d namespaces compared", s.Continuous.NamespacesCompared, s.Continuous.Namespaces))
+	saved := e.savedCompared()
+	if saved == 0 {
+		t.Fatalf("killed with %d namespaces compared, the state file holds none", s.Continuous.NamespacesCompared)
+	}
+	e.start()
+	began := time.Now()
+	e.endLoad()
+	e.await("ready or cutting over", 10*time.Minute, isState("ready", "cutting_over"))
+	e.startCutover()
+	e.await("the optime gap closed", 5*time.Minute, func(s faults.Status) bool { return s.State == "cutting_over" && s.GapClosed() })
+	done := e.post("/cutover/done")
+	e.awaitExit(0)
+	row.Converge = time.Since(began)
+	reuse := "the finalize compared everything"
+	if v := done.Verification; v != nil && v.Continuous != nil {
+		reuse = fmt.Sprintf("the finalize reused %d namespaces, rechecked %d documents, compared %d whole", v.Continuous.NamespacesReused, v.Continuous.DocumentsRechecked, v.Continuous.NamespacesCompared)
+	}
+	row.Notes = fmt.Sprintf("killed with %d namespaces compared (%d saved); %s", s.Continuous.NamespacesCompared, saved, reuse)
+	t.Log(row.Notes)
+	e.verify(row)
+}
+
+// savedCompared counts the namespaces the continuous verification compared, as
+// the state file holds them (the process is stopped).
+func (e *env) savedCompared() int {
+	e.t.Helper()
+	st, err := store.Open(e.state, store.Options{})
+	if err != nil {
+		e.t.Fatalf("open the state file: %v", err)
+	}
+	defer st.Close()
+	all, err := st.Migrations()
+	if err != nil || len(all) == 0 {
+		e.t.Fatalf("the state file holds no migration (%v)", err)
+	}
+	shards, err := st.ShardCheckpoints(all[0].ID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, sh := range shards {
+		if sh.Shard != "$shardlift" {
+			continue
+		}
+		doc, ok := sh.Copied["$shardlift"].LastID.DocumentOK()
+		if !ok {
+			return 0
+		}
+		nss, ok := doc.Lookup("continuous", "namespaces").ArrayOK()
+		if !ok {
+			return 0
+		}
+		values, _ := bson.Raw(nss).Values()
+		return len(values)
+	}
+	return 0
+}

@@ -1,0 +1,929 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/namespaces"
+	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/verify"
+)
+
+// Continuous verification (issue 17): while every shard is in sync, the destination
+// is compared with the source one namespace at a time (its ranges, engine/verify),
+// and every write the source takes after a namespace was compared is rechecked,
+// document by document, from the source shards' oplogs. Finalize then compares
+// only the namespaces not compared yet and the documents written since, so its
+// time follows the writes of the last moments, not the data.
+//
+// Why it is sound (docs/correctness.md, "Continuous verification"): each source
+// shard has a cursor, an oplog position at or before the entry its replay applied
+// last when a comparison began. A document compared equal at some moment differs
+// later only through a write after that moment, which is in the oplog after the
+// cursor: the next pass reads it and rechecks the document. A document that
+// differed may differ only because the replay had not applied a write yet: it is
+// pending, rechecked once every shard applied past the newest entry its oplog had
+// when the difference was seen, and reported only if it still differs (it
+// persists). A write whose effect comes later than its entry (the parts of a
+// transaction, before its commit) keeps the cursor before the transaction's first
+// entry until the commit is read. A DDL entry (drop, rename, ...) voids what was
+// compared of its database; a shard that copies again (another T0), or an oplog
+// that no longer holds a cursor, voids everything: compared again from the start.
+//
+// The state is in the record (Record.Continuous), saved after each comparison and
+// each pass: a Run resumed after a kill goes on from there.
+
+// Bounds of the continuous verification.
+const (
+	// continuousMaxIDs bounds the _ids kept or rechecked per namespace in one pass
+	// (about 10,000 x 30 bytes):
+	// a namespace with more changed or differing documents is compared again whole.
+	continuousMaxIDs = 10000
+	// recheckBatch is how many _ids one recheck reads ($in).
+	recheckBatch = 1000
+	// continuousOplogBatch is how many oplog entries one read returns.
+	continuousOplogBatch = 5000
+)
+
+// ContinuousState is the continuous verification's progress, kept in the record.
+type ContinuousState struct {
+	// Shards are the source shards' positions, in the shards' order.
+	Shards []ContinuousShard
+	// Destination are the destination shards' cursors: a write there after its
+	// namespace was compared (the replay's, or one behind Shardlift's back) is
+	// rechecked too.
+	Destination []ShardTS
+	// Namespaces are the namespaces compared, with what is left to recheck.
+	Namespaces []ComparedNamespace
+	// Rechecked counts the documents rechecked since their namespace was compared.
+	Rechecked int64
+}
+
+// ContinuousShard is one source shard's position: T0 is its copy's (another T0
+// means it copied again), Cursor the oplog entry after which the writes are yet to
+// be rechecked.
+type ContinuousShard struct {
+	Shard  string
+	T0     primitive.Timestamp
+	Cursor primitive.Timestamp
+}
+
+// ShardTS is an oplog position on one source shard.
+type ShardTS struct {
+	Shard string
+	TS    primitive.Timestamp
+}
+
+// ComparedNamespace is one namespace the continuous verification compared.
+type ComparedNamespace struct {
+	NS        string
+	Ranges    int
+	Documents int64
+	// Pending are _ids that differed, rechecked once every shard's replay applied
+	// past SeenAt (each shard's newest entry when they differed).
+	Pending []bson.RawValue
+	SeenAt  []ShardTS
+	// Persisting are _ids that still differed when rechecked after the replay
+	// passed SeenAt. Finalize rechecks them once more, the writes stopped.
+	Persisting []bson.RawValue
+}
+
+// ContinuousProgress is what the continuous verification has done (Snapshot).
+type ContinuousProgress struct {
+	// Namespaces compared of total; Ranges compared of total (a collection's ranges
+	// are known once compared: until then a sharded one counts its chunks, an
+	// unsharded one 1).
+	NamespacesCompared, Namespaces int
+	RangesCompared, Ranges         int
+	// Rechecked counts documents rechecked since their namespace was compared.
+	Rechecked int64
+	// Pending are differing documents waiting for the replay to pass them;
+	// Persisting those that still differed after it did.
+	Pending, Persisting int
+}
+
+// Text is the progress in a line.
+func (p ContinuousProgress) Text() string {
+	return fmt.Sprintf("verified %d of %d ranges (%d of %d namespaces), %d documents rechecked, %d differing pending recheck, %d persisting",
+		p.RangesCompared, p.Ranges, p.NamespacesCompared, p.Namespaces, p.Rechecked, p.Pending, p.Persisting)
+}
+
+// ContinuousReuse says what a finalize's verification took from the continuous
+// one: the namespaces compared before, the documents rechecked and the
+// namespaces compared whole at the finalize.
+type ContinuousReuse struct {
+	Reused    int
+	Rechecked int64
+	Compared  int
+}
+
+// continuousClusters is what the continuous verification reads (Clusters has it).
+type continuousClusters interface {
+	VerifyPlan(ctx context.Context) ([]verify.Namespace, error)
+	VerifySides() (src, dst verify.Side)
+	OplogAfter(ctx context.Context, shard string, after primitive.Timestamp, limit int) ([]bson.Raw, bool, error)
+	Newest(ctx context.Context, shard string) (primitive.Timestamp, error)
+	DestinationShards(ctx context.Context) ([]string, error)
+	DestinationOplogAfter(ctx context.Context, shard string, after primitive.Timestamp, limit int) ([]bson.Raw, bool, error)
+	DestinationNewest(ctx context.Context, shard string) (primitive.Timestamp, error)
+}
+
+// ErrOplogRolledPast is OplogAfter's error when the oplog no longer holds the
+// entry asked after.
+var ErrOplogRolledPast = errors.New("the oplog no longer holds that entry")
+
+// shardPosition is what a replaying shard has applied (durably) since its T0.
+type shardPosition struct {
+	Shard       string
+	T0, Applied primitive.Timestamp
+}
+
+// continuousVerifier runs the continuous verification, one step at a time.
+type continuousVerifier struct {
+	c continuousClusters
+	// positions are the shards' positions, in order; ok is false while a shard
+	// does not replay (copying, failed).
+	positions func() (pos []shardPosition, ok bool)
+	save      func(*ContinuousState) error
+	// perSecond bounds the documents each side's scans and rechecks read a
+	// second while the sync runs (0: no bound); the finalize's are not bound.
+	perSecond int
+
+	mu   sync.Mutex // guards st and plan, which progress reads
+	st   *ContinuousState
+	plan []verify.Namespace
+}
+
+func newContinuousVerifier(c continuousClusters, saved *ContinuousState, positions func() ([]shardPosition, bool), save func(*ContinuousState) error) *continuousVerifier {
+	return &continuousVerifier{c: c, st: saved, positions: positions, save: save}
+}
+
+// sides are the clusters to read, bound to perSecond during the sync (final
+// is the finalize's, with the sync stopped: as fast as they go).
+func (v *continuousVerifier) sides(final bool) (verify.Side, verify.Side) {
+	src, dst := v.c.VerifySides()
+	if final || v.perSecond <= 0 {
+		return src, dst
+	}
+	return throttle(src, v.perSecond), throttle(dst, v.perSecond)
+}
+
+// step does one unit of work: a pass over the writes since the cursors, then the
+// comparison of the next namespace not compared. It reports whether it compared
+// a namespace (false: nothing left but passes, or the shards do not all replay).
+func (v *continuousVerifier) step(ctx context.Context) (bool, error) {
+	pos, ok := v.positions()
+	if !ok {
+		return false, nil
+	}
+	if err := v.startIfVoid(ctx, pos); err != nil {
+		return false, err
+	}
+	if v.plan == nil {
+		if err := v.refreshPlan(ctx); err != nil {
+			return false, err
+		}
+	}
+	replan, err := v.pass(ctx, pos, false)
+	if err != nil {
+		return false, err
+	}
+	if replan {
+		// A namespace the plan lacks (created since, or changed by DDL): the next
+		// step discovers the clusters again.
+		v.mu.Lock()
+		v.plan = nil
+		v.mu.Unlock()
+		return false, nil
+	}
+	n, ok := v.nextNamespace()
+	if !ok {
+		return false, nil
+	}
+	// The pass just set each cursor at or before what its shard had applied: every
+	// write the comparison may miss is after it.
+	cn, ok, err := v.compare(ctx, n)
+	if err != nil || !ok {
+		return false, err
+	}
+	v.mu.Lock()
+	v.st.Namespaces = append(v.st.Namespaces, cn)
+	v.mu.Unlock()
+	return true, v.saveState()
+}
+
+// refreshPlan discovers both clusters again for the namespaces to compare.
+func (v *continuousVerifier) refreshPlan(ctx context.Context) error {
+	plan, err := v.c.VerifyPlan(ctx)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.plan = plan
+	v.mu.Unlock()
+	return nil
+}
+
+// startIfVoid begins again (cursors at what each shard applied, nothing
+// compared) when there is no state or a shard copied again since.
+func (v *continuousVerifier) startIfVoid(ctx context.Context, pos []shardPosition) error {
+	v.mu.Lock()
+	same := v.st != nil && len(v.st.Shards) == len(pos)
+	for i := 0; same && i < len(pos); i++ {
+		same = v.st.Shards[i].Shard == pos[i].Shard && v.st.Shards[i].T0 == pos[i].T0
+	}
+	v.mu.Unlock()
+	if same {
+		return nil
+	}
+	st := &ContinuousState{}
+	for _, p := range pos {
+		st.Shards = append(st.Shards, ContinuousShard{Shard: p.Shard, T0: p.T0, Cursor: p.Applied})
+	}
+	var err error
+	if st.Destination, err = v.destinationNewest(ctx); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.st = st
+	v.mu.Unlock()
+	return v.saveState()
+}
+
+func (v *continuousVerifier) saveState() error {
+	v.mu.Lock()
+	st := cloneContinuous(v.st)
+	v.mu.Unlock()
+	return v.save(st)
+}
+
+func cloneContinuous(st *ContinuousState) *ContinuousState {
+	if st == nil {
+		return nil
+	}
+	c := *st
+	c.Shards, c.Destination = slices.Clone(st.Shards), slices.Clone(st.Destination)
+	c.Namespaces = make([]ComparedNamespace, len(st.Namespaces))
+	for i, n := range st.Namespaces {
+		n.Pending, n.SeenAt, n.Persisting = slices.Clone(n.Pending), slices.Clone(n.SeenAt), slices.Clone(n.Persisting)
+		c.Namespaces[i] = n
+	}
+	return &c
+}
+
+func (v *continuousVerifier) nextNamespace() (verify.Namespace, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, n := range v.plan {
+		if v.comparedLocked(n.Name()) < 0 {
+			return n, true
+		}
+	}
+	return verify.Namespace{}, false
+}
+
+func (v *continuousVerifier) comparedLocked(ns string) int {
+	return slices.IndexFunc(v.st.Namespaces, func(c ComparedNamespace) bool { return c.NS == ns })
+}
+
+// compare compares one namespace whole; its differing _ids become pending. ok is
+// false when more differ than continuousMaxIDs (the list is then incomplete):
+// the namespace is compared again by a later step.
+func (v *continuousVerifier) compare(ctx context.Context, n verify.Namespace) (cn ComparedNamespace, ok bool, err error) {
+	src, dst := v.sides(false)
+	res, err := verify.Run(ctx, src, dst, []verify.Namespace{n}, verify.Options{Parallel: 1, Samples: continuousMaxIDs}, nil)
+	if err != nil {
+		return cn, false, fmt.Errorf("verify %s: %w", n.Name(), err)
+	}
+	cn = ComparedNamespace{NS: n.Name(), Ranges: res.Ranges, Documents: res.Documents}
+	pending := &idSet{}
+	for _, mm := range res.Mismatches {
+		if len(mm.IDs) >= continuousMaxIDs {
+			return cn, false, nil
+		}
+		pending.add(mm.IDs...)
+	}
+	if len(pending.list) > continuousMaxIDs {
+		return cn, false, nil
+	}
+	cn.Pending = pending.list
+	if len(cn.Pending) > 0 {
+		if cn.SeenAt, err = v.newest(ctx); err != nil {
+			return cn, false, err
+		}
+	}
+	return cn, true, nil
+}
+
+// newest is every source shard's newest oplog entry.
+func (v *continuousVerifier) newest(ctx context.Context) ([]ShardTS, error) {
+	v.mu.Lock()
+	shards := slices.Clone(v.st.Shards)
+	v.mu.Unlock()
+	var out []ShardTS
+	for _, s := range shards {
+		ts, err := v.c.Newest(ctx, s.Shard)
+		if err != nil {
+			return nil, fmt.Errorf("read the newest oplog entry of shard %s: %w", s.Shard, err)
+		}
+		out = append(out, ShardTS{Shard: s.Shard, TS: ts})
+	}
+	return out, nil
+}
+
+// destinationNewest is every destination shard's newest oplog entry.
+func (v *continuousVerifier) destinationNewest(ctx context.Context) ([]ShardTS, error) {
+	shards, err := v.c.DestinationShards(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the destination's shards: %w", err)
+	}
+	var out []ShardTS
+	for _, s := range shards {
+		ts, err := v.c.DestinationNewest(ctx, s)
+		if err != nil {
+			return nil, fmt.Errorf("read the newest oplog entry of destination shard %s: %w", s, err)
+		}
+		out = append(out, ShardTS{Shard: s, TS: ts})
+	}
+	return out, nil
+}
+
+// changes are the writes a pass read: _ids per namespace, and what DDL voided.
+type changes struct {
+	ids     map[string]*idSet
+	voidNS  map[string]bool // more writes than continuousMaxIDs
+	voidDB  map[string]bool
+	voidAll bool
+	// created is set by a create entry: a namespace the plan may lack.
+	created bool
+}
+
+// replan reports whether the plan may lack a namespace these changes touch: a
+// write to one it does not hold, a create, a DDL.
+func (ch *changes) replan(planned func(ns string) bool) bool {
+	if ch.created || ch.voidAll || len(ch.voidDB) > 0 {
+		return true
+	}
+	for ns := range ch.voidNS {
+		if !planned(ns) {
+			return true
+		}
+	}
+	for ns := range ch.ids {
+		if !planned(ns) {
+			return true
+		}
+	}
+	return false
+}
+
+// pass reads every shard's oplog from its cursor to what it applied (pos) and
+// rechecks the documents written in the namespaces compared, and the pending
+// ones whose SeenAt the replay passed. final is finalize's pass (the sync
+// stopped): every pending and persisting document is rechecked, and what differs
+// then persists.
+func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, final bool) (replan bool, err error) {
+	ch := changes{ids: map[string]*idSet{}, voidNS: map[string]bool{}, voidDB: map[string]bool{}}
+	cursors := make([]primitive.Timestamp, len(pos))
+	v.mu.Lock()
+	shards := slices.Clone(v.st.Shards)
+	dstShards := slices.Clone(v.st.Destination)
+	v.mu.Unlock()
+	dstNewest, err := v.destinationNewest(ctx)
+	if err != nil {
+		return false, err
+	}
+	dstCursors := make([]ShardTS, len(dstShards))
+	for i, s := range dstShards {
+		upTo := s.TS
+		if j := slices.IndexFunc(dstNewest, func(n ShardTS) bool { return n.Shard == s.Shard }); j >= 0 {
+			upTo = dstNewest[j].TS
+		}
+		cur, err := readChanges(ctx, v.c.DestinationOplogAfter, s.Shard, s.TS, upTo, &ch)
+		if err != nil {
+			return true, v.voidIfRolled(ctx, pos, fmt.Errorf("destination shard %s: %w", s.Shard, err))
+		}
+		dstCursors[i] = ShardTS{Shard: s.Shard, TS: cur}
+	}
+	for i, s := range shards {
+		cur, err := readChanges(ctx, v.c.OplogAfter, s.Shard, s.Cursor, pos[i].Applied, &ch)
+		if err != nil {
+			return true, v.voidIfRolled(ctx, pos, fmt.Errorf("source shard %s: %w", s.Shard, err))
+		}
+		cursors[i] = cur
+	}
+	applied := map[string]primitive.Timestamp{}
+	for _, p := range pos {
+		applied[p.Shard] = p.Applied
+	}
+	v.mu.Lock()
+	compared := cloneContinuous(v.st).Namespaces
+	v.mu.Unlock()
+	var kept []ComparedNamespace
+	var rechecked int64
+	var newest []ShardTS
+	for _, cn := range compared {
+		db, _ := namespaces.Split(cn.NS)
+		if ch.voidAll || ch.voidDB[db] || ch.voidNS[cn.NS] {
+			continue // compared again whole
+		}
+		changed := ch.ids[cn.NS]
+		if changed == nil {
+			changed = &idSet{}
+		}
+		due := final || passed(cn.SeenAt, applied)
+		all := &idSet{}
+		all.add(changed.list...)
+		if due {
+			all.add(cn.Pending...)
+		}
+		if final {
+			all.add(cn.Persisting...)
+		}
+		ids := all.list
+		if len(ids) == 0 {
+			kept = append(kept, cn)
+			continue
+		}
+		if len(ids) > continuousMaxIDs && !final {
+			continue // too many to follow one by one: compared again whole
+		}
+		n, ok := v.namespace(cn.NS)
+		if !ok {
+			continue // gone from the plan: compared again from a new one
+		}
+		src, dst := v.sides(final)
+		var differ []bson.RawValue
+		for batch := range slices.Chunk(ids, recheckBatch) {
+			d, err := verify.Recheck(ctx, src, dst, n, batch)
+			if err != nil {
+				return false, fmt.Errorf("recheck %s: %w", cn.NS, err)
+			}
+			differ = append(differ, d...)
+		}
+		rechecked += int64(len(ids))
+		next := cn
+		next.Pending, next.Persisting = nil, nil
+		for _, id := range cn.Pending {
+			if !due && !changed.has(id) {
+				next.Pending = append(next.Pending, id) // the replay has not passed it yet
+			}
+		}
+		for _, id := range cn.Persisting {
+			if !final && !changed.has(id) {
+				next.Persisting = append(next.Persisting, id)
+			}
+		}
+		wasPending := &idSet{}
+		wasPending.add(cn.Pending...)
+		// differ holds each _id once, none of those kept above.
+		for _, id := range differ {
+			switch {
+			case final || (due && wasPending.has(id) && !changed.has(id)):
+				next.Persisting = append(next.Persisting, id)
+			default:
+				next.Pending = append(next.Pending, id)
+			}
+		}
+		if len(next.Pending) > 0 && !final {
+			if newest == nil {
+				if newest, err = v.newest(ctx); err != nil {
+					return false, err
+				}
+			}
+			next.SeenAt = newest
+		} else if len(next.Pending) == 0 {
+			next.SeenAt = nil
+		}
+		kept = append(kept, next)
+	}
+	v.mu.Lock()
+	v.st.Namespaces = kept
+	v.st.Rechecked += rechecked
+	for i := range v.st.Shards {
+		v.st.Shards[i].Cursor = cursors[i]
+	}
+	v.st.Destination = dstCursors
+	v.mu.Unlock()
+	replan = ch.replan(func(ns string) bool { _, ok := v.namespace(ns); return ok || !migratedNS(ns) })
+	return replan, v.saveState()
+}
+
+// migratedNS reports whether "db.coll" is a namespace a migration copies.
+func migratedNS(ns string) bool {
+	db, coll := namespaces.Split(ns)
+	return coll != "" && namespaces.Migrated(db, coll)
+}
+
+// voidIfRolled starts again when err says an oplog no longer holds a cursor:
+// what was compared cannot be followed any more. Other errors are returned.
+func (v *continuousVerifier) voidIfRolled(ctx context.Context, pos []shardPosition, err error) error {
+	if !errors.Is(err, ErrOplogRolledPast) {
+		return err
+	}
+	v.mu.Lock()
+	v.st = nil
+	v.mu.Unlock()
+	return v.startIfVoid(ctx, pos)
+}
+
+// passed reports whether every shard applied past its position in seen.
+func passed(seen []ShardTS, applied map[string]primitive.Timestamp) bool {
+	for _, s := range seen {
+		if applied[s.Shard].Before(s.TS) {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *continuousVerifier) namespace(ns string) (verify.Namespace, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	i := slices.IndexFunc(v.plan, func(n verify.Namespace) bool { return n.Name() == ns })
+	if i < 0 {
+		return verify.Namespace{}, false
+	}
+	return v.plan[i], true
+}
+
+// oplogReader reads up to limit entries of one shard's oplog after ts.
+type oplogReader func(ctx context.Context, shard string, after primitive.Timestamp, limit int) ([]bson.Raw, bool, error)
+
+// readChanges reads one shard's oplog after cursor up to upTo into ch and
+// returns the next cursor: upTo, or just before the first entry of a transaction
+// still open there (its writes take effect at its commit, read by a later pass).
+func readChanges(ctx context.Context, read oplogReader, shard string, cursor, upTo primitive.Timestamp, ch *changes) (primitive.Timestamp, error) {
+	open := map[string]primitive.Timestamp{}
+	after := cursor
+	for after.Before(upTo) {
+		raws, more, err := read(ctx, shard, after, continuousOplogBatch)
+		if err != nil {
+			return primitive.Timestamp{}, fmt.Errorf("read the oplog: %w", err)
+		}
+		done := !more || len(raws) == 0
+		for _, raw := range raws {
+			e, err := oplog.Decode(raw)
+			if err != nil {
+				return primitive.Timestamp{}, fmt.Errorf("read the oplog: %w", err)
+			}
+			if upTo.Before(e.TS) {
+				done = true
+				break
+			}
+			after = e.TS
+			ch.add(&e, open)
+		}
+		if done {
+			break
+		}
+	}
+	next := upTo
+	for _, first := range open {
+		if before := justBefore(first); before.Before(next) {
+			next = before
+		}
+	}
+	if next.Before(cursor) {
+		next = cursor
+	}
+	return next, nil
+}
+
+// justBefore is the largest timestamp before ts.
+func justBefore(ts primitive.Timestamp) primitive.Timestamp {
+	if ts.I > 0 {
+		return primitive.Timestamp{T: ts.T, I: ts.I - 1}
+	}
+	if ts.T == 0 {
+		return ts
+	}
+	return primitive.Timestamp{T: ts.T - 1, I: ^uint32(0)}
+}
+
+// add notes what one entry writes; open tracks the transactions whose writes
+// are not visible yet, by session and number.
+func (ch *changes) add(e *oplog.Entry, open map[string]primitive.Timestamp) {
+	if e.FromMigrate {
+		return // a chunk migration moves documents; it does not change them
+	}
+	txn := string(e.LSID) + fmt.Sprint(e.TxnNumber)
+	switch e.Op {
+	case oplog.OpInsert, oplog.OpDelete:
+		ch.id(e.NS.String(), e.O.Lookup("_id"))
+	case oplog.OpUpdate:
+		ch.id(e.NS.String(), e.O2.Lookup("_id"))
+	case oplog.OpCommand:
+		switch e.Command {
+		case oplog.CmdApplyOps:
+			ch.applyOps(e.O)
+			switch _, wasOpen := open[txn]; {
+			case e.PartialTxn || e.Prepare:
+				if !wasOpen {
+					open[txn] = e.TS
+				}
+			case wasOpen:
+				delete(open, txn)
+			case e.HasPrevOpTime && !e.PrevOpTime.TS.IsZero():
+				ch.voidAll = true // the commit of parts read before the cursor
+			}
+		case oplog.CmdCommitTransaction:
+			if _, wasOpen := open[txn]; wasOpen {
+				delete(open, txn)
+			} else {
+				ch.voidAll = true // its prepare was before the cursor
+			}
+		case oplog.CmdAbortTransaction:
+			delete(open, txn)
+		case oplog.CmdCreate:
+			ch.created = true
+		case oplog.CmdCreateIndexes, oplog.CmdStartIndexBuild, oplog.CmdCommitIndexBuild,
+			oplog.CmdAbortIndexBuild, oplog.CmdDropIndexes, oplog.CmdDeleteIndexes, oplog.CmdDeleteIndex,
+			oplog.CmdCollMod, oplog.CmdDBCheck:
+			// No document changes (a TTL's deletions are entries of their own).
+		default:
+			ch.void(e.NS.DB)
+		}
+	}
+}
+
+func (ch *changes) void(db string) {
+	if namespaces.UserDatabase(db) {
+		ch.voidDB[db] = true
+	} else {
+		ch.voidAll = true // admin's renameCollection names other databases
+	}
+}
+
+// applyOps notes the writes of an applyOps's inner operations.
+func (ch *changes) applyOps(o bson.Raw) {
+	ops, ok := o.Lookup("applyOps").ArrayOK()
+	if !ok {
+		ch.voidAll = true
+		return
+	}
+	values, err := ops.Values()
+	if err != nil {
+		ch.voidAll = true
+		return
+	}
+	for _, val := range values {
+		op, ok := val.DocumentOK()
+		if !ok {
+			continue
+		}
+		kind, _ := op.Lookup("op").StringValueOK()
+		ns, _ := op.Lookup("ns").StringValueOK()
+		inner, _ := op.Lookup("o").DocumentOK()
+		switch kind {
+		case "i", "d":
+			ch.id(ns, inner.Lookup("_id"))
+		case "u":
+			key, _ := op.Lookup("o2").DocumentOK()
+			ch.id(ns, key.Lookup("_id"))
+		case "c":
+			db, _ := namespaces.Split(ns)
+			ch.void(db)
+		}
+	}
+}
+
+func (ch *changes) id(ns string, id bson.RawValue) {
+	if id.Type == 0 {
+		ch.void(oplog.ParseNamespace(ns).DB) // a write without an _id: its namespace is compared again
+		return
+	}
+	if ch.voidNS[ns] {
+		return
+	}
+	set := ch.ids[ns]
+	if set == nil {
+		set = &idSet{}
+		ch.ids[ns] = set
+	}
+	if len(set.list) >= continuousMaxIDs {
+		ch.voidNS[ns] = true // too many to recheck one by one: compared again whole
+		delete(ch.ids, ns)
+		return
+	}
+	set.add(id)
+}
+
+// idSet is a set of _ids in the order added.
+type idSet struct {
+	list []bson.RawValue
+	seen map[string]bool
+}
+
+func idKey(id bson.RawValue) string { return string(rune(id.Type)) + string(id.Value) }
+
+func (s *idSet) has(id bson.RawValue) bool { return s.seen[idKey(id)] }
+
+// add adds copies of the ids not in the set yet.
+func (s *idSet) add(ids ...bson.RawValue) {
+	if s.seen == nil {
+		s.seen = map[string]bool{}
+	}
+	for _, id := range ids {
+		if k := idKey(id); !s.seen[k] {
+			s.seen[k] = true
+			s.list = append(s.list, bson.RawValue{Type: id.Type, Value: slices.Clone(id.Value)})
+		}
+	}
+}
+
+// progress is the continuous verification's progress for the snapshot; nil
+// before it started.
+func (v *continuousVerifier) progress() *ContinuousProgress {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.st == nil {
+		return nil
+	}
+	p := &ContinuousProgress{Rechecked: v.st.Rechecked}
+	for _, cn := range v.st.Namespaces {
+		p.NamespacesCompared++
+		p.RangesCompared += cn.Ranges
+		p.Pending += len(cn.Pending)
+		p.Persisting += len(cn.Persisting)
+	}
+	p.Namespaces, p.Ranges = p.NamespacesCompared, p.RangesCompared
+	for _, n := range v.plan {
+		if v.comparedLocked(n.Name()) >= 0 {
+			continue
+		}
+		p.Namespaces++
+		p.Ranges += max(len(n.Chunks), 1)
+	}
+	return p
+}
+
+// final is finalize's verification, the sync stopped with every shard at pos:
+// the writes since the cursors and every differing document are rechecked, the
+// namespaces not compared yet are compared whole. ok is false when nothing can be
+// reused (no state, or a shard copied again since): the caller compares everything.
+func (v *continuousVerifier) final(ctx context.Context, pos []shardPosition) (*Verification, bool, error) {
+	v.mu.Lock()
+	usable := v.st != nil && len(v.st.Namespaces) > 0
+	v.mu.Unlock()
+	if !usable {
+		return nil, false, nil
+	}
+	if err := v.startIfVoid(ctx, pos); err != nil {
+		return nil, false, err
+	}
+	// The plan of the last steps holds every namespace unless the writes since
+	// touched one it lacks (then the clusters are discovered again, as after a
+	// restart): discovery costs seconds on a large cluster.
+	v.mu.Lock()
+	replan := v.plan == nil
+	before := v.st.Rechecked
+	v.mu.Unlock()
+	if replan {
+		if err := v.refreshPlan(ctx); err != nil {
+			return nil, false, err
+		}
+	}
+	replan, err := v.pass(ctx, pos, true)
+	if err != nil {
+		return nil, false, err
+	}
+	if replan {
+		if err := v.refreshPlan(ctx); err != nil {
+			return nil, false, err
+		}
+	}
+	v.mu.Lock()
+	plan := slices.Clone(v.plan)
+	v.mu.Unlock()
+	v.mu.Lock()
+	st := cloneContinuous(v.st)
+	v.mu.Unlock()
+	out := &Verification{Namespaces: len(plan), Continuous: &ContinuousReuse{Rechecked: st.Rechecked - before}}
+	var rest []verify.Namespace
+	for _, n := range plan {
+		i := slices.IndexFunc(st.Namespaces, func(c ComparedNamespace) bool { return c.NS == n.Name() })
+		if i < 0 {
+			rest = append(rest, n)
+			continue
+		}
+		cn := st.Namespaces[i]
+		out.Continuous.Reused++
+		out.Ranges += cn.Ranges
+		out.Documents += cn.Documents
+		if len(cn.Persisting) == 0 {
+			out.Matched += cn.Ranges
+			continue
+		}
+		mm := Mismatch{Namespace: cn.NS, Range: "documents written or differing since it was compared"}
+		for _, id := range cn.Persisting[:min(len(cn.Persisting), verify.DefaultSamples)] {
+			mm.SampleIDs = append(mm.SampleIDs, id.String())
+		}
+		out.Matched += cn.Ranges - 1
+		out.Mismatches = append(out.Mismatches, mm)
+	}
+	if len(rest) > 0 {
+		src, dst := v.c.VerifySides()
+		res, err := verify.Run(ctx, src, dst, rest, verify.Options{}, nil)
+		if err != nil {
+			return nil, false, fmt.Errorf("verify the destination: %w", err)
+		}
+		out.Continuous.Compared = len(rest)
+		out.Ranges += res.Ranges
+		out.Matched += res.Matched
+		out.Documents += res.Documents
+		for _, mm := range res.Mismatches {
+			out.Mismatches = append(out.Mismatches, Mismatch{Namespace: mm.Namespace, Range: mm.Range, SourceCount: mm.SourceCount, DestCount: mm.DestCount, SampleIDs: mm.SampleIDs})
+		}
+	}
+	return out, true, nil
+}
+
+// replayPositions are the shards' T0 and durably applied entries, in order; ok is
+// false unless the migration syncs with every shard in sync: while a shard
+// catches up (after its copy, or fallen behind), the verification yields the
+// clusters to its replay.
+func (m *Migration) replayPositions() ([]shardPosition, bool) {
+	switch m.State() {
+	case Syncing, Ready, CuttingOver:
+	default:
+		return nil, false
+	}
+	shards := m.shardList()
+	var out []shardPosition
+	for _, sh := range shards {
+		m.mu.Lock()
+		phase := sh.phase
+		m.mu.Unlock()
+		if phase != Synced {
+			return nil, false
+		}
+		sh.saveMu.Lock()
+		cp := sh.cp
+		sh.saveMu.Unlock()
+		if cp.Applied.IsZero() || cp.T0.IsZero() {
+			return nil, false
+		}
+		out = append(out, shardPosition{Shard: sh.name, T0: cp.T0, Applied: cp.Applied})
+	}
+	return out, len(out) > 0
+}
+
+// finalPositions are the shards' last applied entries once the sync stopped.
+func (m *Migration) finalPositions() []shardPosition {
+	var out []shardPosition
+	for _, sh := range m.shardList() {
+		sh.saveMu.Lock()
+		out = append(out, shardPosition{Shard: sh.name, T0: sh.cp.T0, Applied: sh.cp.Applied})
+		sh.saveMu.Unlock()
+	}
+	return out
+}
+
+// verifyContinuously runs the continuous verification's steps, a pause apart,
+// until ctx ends. A step that fails is logged and tried again: it only costs the
+// finalize more to compare.
+func (m *Migration) verifyContinuously(ctx context.Context, r *runState) {
+	for {
+		r.contMu.Lock()
+		_, err := r.continuous.step(ctx)
+		r.contMu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			m.log.Warn("continuous verification", "err", err)
+		}
+		t := m.clock.NewTimer(m.cfg.ContinuousPause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+	}
+}
+
+// finalVerify is finalize's verification: what the continuous verification has
+// not covered, or everything without it.
+func (m *Migration) finalVerify(ctx context.Context, r *runState) (*Verification, error) {
+	if r.continuous != nil {
+		r.stopContinuous()
+		r.contMu.Lock()
+		m.setReason("verifying what changed since the continuous verification compared it, and what it did not compare")
+		v, ok, err := r.continuous.final(ctx, m.finalPositions())
+		r.contMu.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("verify the destination: %w", err)
+		}
+		if ok {
+			v.At = m.clock.Now()
+			m.setReason("")
+			return v, nil
+		}
+	}
+	return m.verify(ctx, r.clusters)
+}
