@@ -153,6 +153,9 @@ type Migration struct {
 
 	running atomic.Bool
 	wake    chan struct{}
+	// lookNow wakes the move watcher before its next look is due (a replay read
+	// a fromMigrate insert it cannot explain).
+	lookNow chan struct{}
 
 	// mu guards what Snapshot reads; held only to copy values, never during I/O.
 	mu struct {
@@ -199,7 +202,7 @@ func New(cfg Config, cp Checkpoints, opts ...Option) (*Migration, error) {
 		return nil, errors.New("migration: no checkpoints")
 	}
 	m := &Migration{cfg: cfg, cp: cp, clock: cfg.Clock, log: cfg.Logger.With("migration", cfg.ID), wake: make(chan struct{}, 1),
-		sourceReads: sourceReads(cfg.Source)}
+		lookNow: make(chan struct{}, 1), sourceReads: sourceReads(cfg.Source)}
 	m.connect = NewMongoClusters
 	for _, o := range opts {
 		o(m)
