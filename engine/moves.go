@@ -15,7 +15,7 @@ import (
 )
 
 // DefaultMovesWatchEvery is how often the move watcher looks at the source's
-// changelog (and, when it shows a move or a minute passed, at its chunk map).
+// changelog and at what changed in its chunk map (topology.PlacementWatch).
 const DefaultMovesWatchEvery = 5 * time.Second
 
 // watchMoves looks for chunk and collection moves on the source while the
