@@ -55,6 +55,11 @@ func TestFaultSuite(t *testing.T) {
 		{"13-kill-partitioned-copy", killDuringPartitionedCopy},
 		{"14-lagging-secondary-read", laggingSecondary},
 		{"15-chunk-move-killed", chunkMoveKilled},
+		{"16-index-build-killed", indexBuildKilled},
+		{"17-merge-killed", mergeKilled},
+		{"18-move-primary-killed", movePrimaryKilled},
+		{"19-move-range-killed", moveRangeKilled},
+		{"20-reshard-killed", reshardKilled},
 	}
 	// Scenarios run side by side (parallelScenarios at once): each has its own
 	// sandboxes, load and child process, and spends most of its time waiting for
@@ -69,6 +74,9 @@ func TestFaultSuite(t *testing.T) {
 			defer workers.Done()
 			for i := range next {
 				sc := scenarios[i]
+				if longOnly[sc.name] && !s.long {
+					continue // over a minute: make faults runs it
+				}
 				row := faults.Row{Scenario: sc.name, Seed: s.seed}
 				started := false // false when -run filtered the scenario out
 				ok := t.Run(sc.name, func(t *testing.T) {
