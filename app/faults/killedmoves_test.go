@@ -35,6 +35,9 @@ type dbaCommand struct {
 	what string                     // in words, for the notes and messages
 	run  func(e *env) error         // the command, on the source
 	left func(t *testing.T, e *env) // checks what it leaves on the destination (nil: Compare's check is enough)
+	// named, for a move, is what a shard's row must say while it copies again
+	// ("" for a DDL, which moves nothing).
+	named string
 }
 
 // killedDuring starts the migration under the load, waits for a shard past its T0
@@ -54,13 +57,25 @@ func (e *env) killedDuring(row *faults.Row, cmd dbaCommand) {
 	}
 	resumed := time.Now()
 	e.start()
+	moved := ""
 	e.await("in sync after "+cmd.what, 5*time.Minute, func(s faults.Status) bool {
+		for _, sh := range s.Shards {
+			if moved == "" && sh.Moved != "" {
+				moved = sh.Name + ": " + sh.Moved
+			}
+		}
 		e.neverFailed(s)
 		return s.State == "ready" && allSynced(s)
 	})
+	if cmd.named != "" && !strings.Contains(moved, cmd.named) {
+		e.t.Errorf("no shard's row named %s (%q) while copying again: %q", cmd.what, cmd.named, moved)
+	}
 	e.finish()
 	row.Converge = time.Since(resumed)
 	row.Notes = fmt.Sprintf("killed during %s while %s ran; resumed", momentNames[momentOf(s)], cmd.what)
+	if moved != "" {
+		row.Notes += fmt.Sprintf("; rows said %q", moved)
+	}
 	e.t.Log(row.Notes)
 	e.verify(row)
 	if cmd.left != nil {
@@ -169,7 +184,8 @@ func movePrimaryKilled(t *testing.T, e *env, row *faults.Row) {
 		}
 	}
 	e.killedDuring(row, dbaCommand{
-		what: fmt.Sprintf("a movePrimary of %s from %s to %s", db, d.Primary, to),
+		what:  fmt.Sprintf("a movePrimary of %s from %s to %s", db, d.Primary, to),
+		named: "the primary shard of database " + db + " moved",
 		run: func(e *env) error {
 			return e.srcC.Database("admin").RunCommand(context.Background(), bson.D{{Key: "movePrimary", Value: db}, {Key: "to", Value: to}}).Err()
 		},
@@ -181,7 +197,8 @@ func movePrimaryKilled(t *testing.T, e *env, row *faults.Row) {
 func moveRangeKilled(t *testing.T, e *env, row *faults.Row) {
 	ch := e.chunkToMove("shop.orders")
 	e.killedDuring(row, dbaCommand{
-		what: fmt.Sprintf("a moveRange of %s [%s, %s) from %s to %s", ch.ns, ch.min, ch.max, ch.from, ch.to),
+		what:  fmt.Sprintf("a moveRange of %s [%s, %s) from %s to %s", ch.ns, ch.min, ch.max, ch.from, ch.to),
+		named: "a chunk of " + ch.ns,
 		run: func(e *env) error {
 			return e.srcC.Database("admin").RunCommand(context.Background(), bson.D{{Key: "moveRange", Value: ch.ns},
 				{Key: "min", Value: ch.min}, {Key: "max", Value: ch.max}, {Key: "toShard", Value: ch.to}}).Err()
