@@ -30,6 +30,13 @@ func (m *Migration) StartCutover(ctx context.Context) error {
 	if st != Ready {
 		return &RefusedError{Action: "start the cutover", State: st, Why: whyNotReady(st)}
 	}
+	m.mu.Lock()
+	unseen := m.movesUnseenLocked()
+	m.mu.Unlock()
+	if unseen {
+		return &RefusedError{Action: "start the cutover", State: st,
+			Why: "Shardlift is looking for chunk moves on the source since the migration resumed or a shard started; try again in a few seconds"}
+	}
 	if m.expiredNow() {
 		return m.refuseExpired(ctx, "start the cutover")
 	}

@@ -174,8 +174,9 @@ type Migration struct {
 		verifying    bool
 		// blocking is the shard that keeps the cutover from finishing, as last noted.
 		blocking string
-		// lastT0 is when a shard last recorded its T0; movesLooked when the last
-		// completed look for chunk moves started (movesUnseenLocked).
+		// lastT0 is when a shard last recorded its T0 (or the Run began);
+		// movesLooked when the last completed look for chunk moves started
+		// (movesUnseenLocked).
 		lastT0, movesLooked time.Time
 	}
 }
@@ -360,6 +361,12 @@ func (m *Migration) Run(ctx context.Context, opts StartOptions) error {
 			m.log.Error("DDL applier stopped", "err", err)
 		}
 	}()
+	// No look has compared the shards' saved ownerships with the source since
+	// this Run began: a move made while Shardlift was down must not reach the
+	// cutover unseen.
+	m.mu.Lock()
+	m.mu.lastT0 = m.clock.Now()
+	m.mu.Unlock()
 	go func() {
 		defer r.wg.Done()
 		m.watchMoves(rctx, r)

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -166,5 +168,37 @@ func TestAFromMigrateInsertNoMoveExplainsRestartsTheShardNamingTheRange(t *testi
 	}
 	if h.fc.replayers("s0") != 1 || h.fc.replayer("s0").isStopped() {
 		t.Error("s0, which owned the range, was disturbed")
+	}
+}
+
+// A migration resumed ready is not cut over before a look for moves has compared
+// the shards' saved ownerships with the source: a move made while Shardlift was
+// down must not reach the cutover unseen (fault scenario 18 saw the resumed
+// migration ready, every shard synced, before its first look restarted them).
+func TestAResumedMigrationStartsNoCutoverBeforeItLookedForMoves(t *testing.T) {
+	h := newHarness(t, "s0", "s1")
+	h.ready()
+	h.fc.mu.Lock()
+	h.fc.movesErr = errors.New("config server away")
+	h.fc.mu.Unlock()
+	h.restart()
+	for _, r := range h.replaying() {
+		r.behind(0)
+	}
+	h.eventually("every shard in sync, the look for moves awaited", func() bool {
+		return strings.Contains(h.m.Snapshot().Reason, "looking for chunk moves") || h.m.State() == Ready
+	})
+	err := h.m.StartCutover(context.Background())
+	var refused *RefusedError
+	if !errors.As(err, &refused) {
+		t.Fatalf("start the cutover before any look: %v, want refused", err)
+	}
+	h.fc.mu.Lock()
+	h.fc.movesErr = nil
+	h.fc.mu.Unlock()
+	h.lookForMoves()
+	h.waitState(Ready)
+	if err := h.m.StartCutover(context.Background()); err != nil {
+		t.Fatalf("start the cutover after a look: %v", err)
 	}
 }
