@@ -47,8 +47,9 @@ func (m *Migration) watchMoves(ctx context.Context, r *runState) {
 // chunk migration into it, whose documents the replay skips and the shard's copy
 // never had. A move the watcher saw restarts the shard with a new T0 that owns
 // the range; one it did not see must not be skipped silently: the range is
-// recorded and the watcher looks at once, and restarts the shard if that look
-// finds no move that explains it (lookForMoves). Only inserts are checked: a
+// recorded, the migration is not ready meanwhile, the watcher looks at once, and
+// restarts the shard if no look missedMoveGrace after the insert found a move
+// that explains it (lookForMoves). Only inserts are checked: a
 // fromMigrate delete of a range the shard did not own removes orphans, which no
 // copy took (the range deleter runs up to 15 minutes after a move, which may
 // predate T0).
@@ -78,15 +79,22 @@ func (m *Migration) fromMigrateCheck(sh *shardState, own prepare.Ownership) func
 	}
 }
 
+// missedMoveGrace is how long a fromMigrate insert no look explained waits before
+// its shard copies again: a recipient receives a chunk's documents before the move
+// commits in the chunk map, so a look right after the first of them finds the move
+// only once it committed.
+const missedMoveGrace = 30 * time.Second
+
 // unexplainedBefore returns the ranges the shards' replays read fromMigrate
-// inserts into, that they did not own at T0, by t (a look that started then
-// found any move that explains them). Only shards in owned count.
+// inserts into, that they did not own at T0, missedMoveGrace or more before t (a
+// look that started then found any move that explains them). Only shards in owned
+// count.
 func (m *Migration) unexplainedBefore(t time.Time, owned map[string]prepare.Ownership) map[string]string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := map[string]string{}
 	for _, sh := range m.mu.shards {
-		if _, ok := owned[sh.name]; ok && sh.unexplained != "" && !sh.unexplainedAt.After(t) {
+		if _, ok := owned[sh.name]; ok && sh.unexplained != "" && !sh.unexplainedAt.Add(missedMoveGrace).After(t) {
 			out[sh.name] = sh.unexplained
 		}
 	}

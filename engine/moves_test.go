@@ -155,8 +155,17 @@ func TestAFromMigrateInsertNoMoveExplainsRestartsTheShardNamingTheRange(t *testi
 		t.Fatalf("an insert into what s0 owned restarted it, or the migration is %s", h.m.State())
 	}
 	h.fc.replayer("s1").from.FromMigrate("shop.orders", doc) // s1 did not
-	h.eventually("s1 replaying again", func() bool { return h.fc.replayers("s1") == 2 })
 	const what = "fromMigrate inserts into shop.orders (unsharded; its database's primary shard at T0 was s0), a range shard s1 did not own at its T0"
+	h.lookForMoves() // the move may commit after its documents arrived: not yet
+	if s := h.m.Snapshot(); noted(s, what) || s.Shards[1].Phase != Synced {
+		t.Fatalf("s1 copies again (%s) before the grace for the move's commit ended: %v", s.Shards[1].Phase, h.events())
+	}
+	if err := h.m.StartCutover(context.Background()); err == nil {
+		t.Fatal("the cutover started while a fromMigrate insert waited for its move")
+	}
+	h.clk.Advance(missedMoveGrace)
+	h.lookForMoves()
+	h.eventually("s1 replaying again", func() bool { return h.fc.replayers("s1") >= 2 })
 	s := h.m.Snapshot()
 	if !noted(s, what) {
 		t.Errorf("the history does not name the range %q: %v", what, h.events())
