@@ -206,6 +206,7 @@ type fakeClusters struct {
 	owners      map[string]prepare.Ownership
 	copierOwned map[string]prepare.Ownership
 	moves       []prepare.Change
+	movesErr    error // every Moves fails with it while set
 	movesAsked  []map[string]prepare.Ownership
 
 	// srcID and dstID are what Identify reads; marker is the destination's.
@@ -507,6 +508,9 @@ func (f *fakeClusters) Moves(_ context.Context, owned map[string]prepare.Ownersh
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.movesAsked = append(f.movesAsked, maps.Clone(owned))
+	if f.movesErr != nil {
+		return nil, f.movesErr
+	}
 	moves := f.moves
 	f.moves = nil
 	return moves, nil

@@ -30,6 +30,13 @@ func (m *Migration) StartCutover(ctx context.Context) error {
 	if st != Ready {
 		return &RefusedError{Action: "start the cutover", State: st, Why: whyNotReady(st)}
 	}
+	m.mu.Lock()
+	unseen := m.movesUnseenLocked()
+	m.mu.Unlock()
+	if unseen {
+		return &RefusedError{Action: "start the cutover", State: st,
+			Why: "Shardlift is looking for chunk moves on the source since the migration resumed or a shard started; try again in a few seconds"}
+	}
 	if m.expiredNow() {
 		return m.refuseExpired(ctx, "start the cutover")
 	}
@@ -650,6 +657,7 @@ func (m *Migration) relaunch(r *runState, sh *shardState, reason, moved string) 
 	row := sh.progressLocked()
 	sh.expectedDocs, sh.expectedBytes = max(row.DocsTotal, sh.expectedDocs), max(row.BytesTotal, sh.expectedBytes)
 	sh.copier, sh.replayer, sh.samples, sh.copiedDocs, sh.copiedBytes = nil, nil, nil, 0, 0
+	sh.unexplained, sh.unexplainedAt = "", time.Time{} // its new T0 reads the chunk map again
 	m.mu.Unlock()
 	err := m.shardPhase(sh, nil, Pending, reason, func(cp *ShardCheckpoint) {
 		cp.T0, cp.ConsistencyPoint, cp.Applied, cp.Copied, cp.Error = primitive.Timestamp{}, primitive.Timestamp{}, primitive.Timestamp{}, nil, ""

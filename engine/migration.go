@@ -173,6 +173,9 @@ type Migration struct {
 
 	running atomic.Bool
 	wake    chan struct{}
+	// lookNow wakes the move watcher before its next look is due (a replay read
+	// a fromMigrate insert it cannot explain).
+	lookNow chan struct{}
 
 	// mu guards what Snapshot reads; held only to copy values, never during I/O.
 	mu struct {
@@ -192,8 +195,9 @@ type Migration struct {
 		verifying    bool
 		// blocking is the shard that keeps the cutover from finishing, as last noted.
 		blocking string
-		// lastT0 is when a shard last recorded its T0; movesLooked when the last
-		// completed look for chunk moves started (movesUnseenLocked).
+		// lastT0 is when a shard last recorded its T0 (or the Run began);
+		// movesLooked when the last completed look for chunk moves started
+		// (movesUnseenLocked).
 		lastT0, movesLooked time.Time
 	}
 }
@@ -227,7 +231,7 @@ func New(cfg Config, cp Checkpoints, opts ...Option) (*Migration, error) {
 		return nil, errors.New("migration: no checkpoints")
 	}
 	m := &Migration{cfg: cfg, cp: cp, clock: cfg.Clock, log: cfg.Logger.With("migration", cfg.ID), wake: make(chan struct{}, 1),
-		sourceReads: sourceReads(cfg.Source)}
+		lookNow: make(chan struct{}, 1), sourceReads: sourceReads(cfg.Source)}
 	m.connect = NewMongoClusters
 	for _, o := range opts {
 		o(m)
@@ -404,6 +408,12 @@ func (m *Migration) Run(ctx context.Context, opts StartOptions) error {
 			m.log.Error("DDL applier stopped", "err", err)
 		}
 	}()
+	// No look has compared the shards' saved ownerships with the source since
+	// this Run began: a move made while Shardlift was down must not reach the
+	// cutover unseen.
+	m.mu.Lock()
+	m.mu.lastT0 = m.clock.Now()
+	m.mu.Unlock()
 	go func() {
 		defer r.wg.Done()
 		m.watchMoves(rctx, r)

@@ -518,12 +518,16 @@ func (c *mongoClusters) NewReplayer(shard string, from ReplayStart, ddlApplied [
 	c.mu.Unlock()
 	ddl.Recover(shard, ddlApplied, sink)
 	c.replayed.Do(func() { close(c.replaying) })
+	var fromMigrate func(oplog.Namespace, bson.Raw)
+	if from.FromMigrate != nil {
+		fromMigrate = func(ns oplog.Namespace, doc bson.Raw) { from.FromMigrate(ns.String(), doc) }
+	}
 	return replay.New(replay.Config{
 		Shard: shard, Source: replay.NewMongoSource(client, replay.MongoSourceOptions{Reads: &c.reads, Member: c.member}),
 		Destination: replay.NewMongoDestination(c.dst), DDL: ddl, Checkpoints: sink,
 		Resume: from.Resume.TS, ResumeTerm: from.Resume.Term, T0: from.T0, T0Term: from.T0Term, TxnStart: from.TxnStart, ConsistencyPoint: from.ConsistencyPoint,
 		Translator: oplog.Config{KeyFields: c.keys.of, ShardKeyChanged: func(ns oplog.Namespace, fields []string) { c.keys.set(ns.String(), fields) }},
-		Logger:     c.log,
+		Logger:     c.log, FromMigrate: fromMigrate,
 	})
 }
 

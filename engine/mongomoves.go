@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"time"
 
@@ -20,15 +21,14 @@ import (
 // which reshard).
 var moveEvents = []string{"moveChunk.commit", "movePrimary.start", "movePrimary.commit", "resharding.coordinator.transition"}
 
-// fullMoveCheckEvery is how often the move watcher reads the whole chunk map even
-// when the changelog shows no move (it is capped, and a move it lost must still
-// be found).
-const fullMoveCheckEvery = time.Minute
-
 // moveWatch is what the move watcher remembers between two looks.
 type moveWatch struct {
-	since     time.Time       // the newest changelog entry read
-	lastFull  time.Time       // the last read of the whole chunk map (zero: none yet)
+	since     time.Time // the newest changelog entry read
+	placement topology.PlacementWatch
+	// compared are the shards' T0 ownerships the last complete look compared
+	// with the chunk map: a look at a cluster that did not change since, with
+	// the same ownerships, has nothing to compare.
+	compared  map[string]prepare.Ownership
 	resharded map[string]bool // collections the changelog showed resharded
 	recent    []topology.ChangelogEntry
 }
@@ -45,17 +45,16 @@ func (c *mongoClusters) Moves(ctx context.Context, owned map[string]prepare.Owne
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	if entries == 0 && !w.lastFull.IsZero() && now.Sub(w.lastFull) < fullMoveCheckEvery {
-		return nil, nil
-	}
-	// A look that fails after the changelog was read is made whole at the next
-	// one: the moves it read are only in the chunk map now.
-	w.lastFull = time.Time{}
-	dbs, colls, err := topology.Placement(ctx, c.src, timeout)
+	dbs, colls, changed, err := w.placement.Read(ctx, c.src, timeout)
 	if err != nil {
 		return nil, err
 	}
+	if entries == 0 && !changed && reflect.DeepEqual(owned, w.compared) {
+		return nil, nil
+	}
+	// A look that fails from here on is made whole at the next one: the moves it
+	// read are only in the chunk map now.
+	w.compared = nil
 	var changes []prepare.Change
 	for _, shard := range slices.Sorted(maps.Keys(owned)) {
 		current, err := prepare.OwnershipOf(dbs, colls, shard)
@@ -71,7 +70,7 @@ func (c *mongoClusters) Moves(ctx context.Context, owned map[string]prepare.Owne
 			return nil, fmt.Errorf("plan again after %s: %w", changes[0].What, err)
 		}
 	}
-	w.lastFull = now
+	w.compared = owned
 	return changes, nil
 }
 

@@ -2,17 +2,20 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/bson"
+
 	"github.com/shardlift/shardlift/engine/prepare"
 )
 
 // DefaultMovesWatchEvery is how often the move watcher looks at the source's
-// changelog (and, when it shows a move or a minute passed, at its chunk map).
+// changelog and at what changed in its chunk map (topology.PlacementWatch).
 const DefaultMovesWatchEvery = 5 * time.Second
 
 // watchMoves looks for chunk and collection moves on the source while the
@@ -33,8 +36,69 @@ func (m *Migration) watchMoves(ctx context.Context, r *runState) {
 			t.Stop()
 			return
 		case <-t.C():
+		case <-m.lookNow:
+			t.Stop()
 		}
 	}
+}
+
+// fromMigrateCheck is a shard replay's cross-check of the moves the watcher saw:
+// a fromMigrate insert into a range the shard did not own at its T0 (own) is a
+// chunk migration into it, whose documents the replay skips and the shard's copy
+// never had. A move the watcher saw restarts the shard with a new T0 that owns
+// the range; one it did not see must not be skipped silently: the range is
+// recorded, the migration is not ready meanwhile, the watcher looks at once, and
+// restarts the shard if no look missedMoveGrace after the insert found a move
+// that explains it (lookForMoves). Only inserts are checked: a
+// fromMigrate delete of a range the shard did not own removes orphans, which no
+// copy took (the range deleter runs up to 15 minutes after a move, which may
+// predate T0).
+func (m *Migration) fromMigrateCheck(sh *shardState, own prepare.Ownership) func(ns string, doc bson.Raw) {
+	unowned := prepare.NewUnowned(sh.name, own)
+	return func(ns string, doc bson.Raw) {
+		what, err := unowned.Range(ns, doc)
+		if err != nil {
+			what = fmt.Sprintf("%s (a document whose range cannot be told: %v)", ns, err)
+		}
+		if what == "" {
+			return
+		}
+		m.mu.Lock()
+		first := sh.unexplained == ""
+		if first {
+			sh.unexplained, sh.unexplainedAt = what, m.clock.Now()
+		}
+		m.mu.Unlock()
+		if first {
+			m.log.Warn("a fromMigrate insert into a range the shard did not own at its T0: looking for the move", "shard", sh.name, "range", what)
+			select {
+			case m.lookNow <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// missedMoveGrace is how long a fromMigrate insert no look explained waits before
+// its shard copies again: a recipient receives a chunk's documents before the move
+// commits in the chunk map, so a look right after the first of them finds the move
+// only once it committed.
+const missedMoveGrace = 30 * time.Second
+
+// unexplainedBefore returns the ranges the shards' replays read fromMigrate
+// inserts into, that they did not own at T0, missedMoveGrace or more before t (a
+// look that started then found any move that explains them). Only shards in owned
+// count.
+func (m *Migration) unexplainedBefore(t time.Time, owned map[string]prepare.Ownership) map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]string{}
+	for _, sh := range m.mu.shards {
+		if _, ok := owned[sh.name]; ok && sh.unexplained != "" && !sh.unexplainedAt.Add(missedMoveGrace).After(t) {
+			out[sh.name] = sh.unexplained
+		}
+	}
+	return out
 }
 
 // movesUnseen reports whether a shard recorded its T0 after the start of the last
@@ -42,7 +106,11 @@ func (m *Migration) watchMoves(ctx context.Context, r *runState) {
 // every shard's ownership (a move right after a T0 must not reach the cutover).
 // Called with mu held.
 func (m *Migration) movesUnseenLocked() bool {
-	return m.mu.movesLooked.Before(m.mu.lastT0)
+	if m.mu.movesLooked.Before(m.mu.lastT0) {
+		return true
+	}
+	// A fromMigrate insert no look has explained yet may be a move.
+	return slices.ContainsFunc(m.mu.shards, func(sh *shardState) bool { return sh.unexplained != "" })
 }
 
 // lookForMoves compares what each copying or replaying shard owned at its T0 with
@@ -73,7 +141,8 @@ func (m *Migration) lookForMoves(ctx context.Context, r *runState) {
 		}
 		return
 	}
-	if len(changes) == 0 {
+	missed := m.unexplainedBefore(started, owned)
+	if len(changes) == 0 && len(missed) == 0 {
 		seen()
 		return
 	}
@@ -103,6 +172,11 @@ func (m *Migration) lookForMoves(ctx context.Context, r *runState) {
 	if len(resharded) > 0 {
 		m.stopForResharding(ctx, r, resharded)
 		return
+	}
+	for s, what := range missed {
+		if _, restarts := moved[s]; !restarts {
+			moved[s] = []string{"fromMigrate inserts into " + what + ", a range shard " + s + " did not own at its T0, which no move on the source's chunk map or changelog explains (a chunk move Shardlift did not see)"}
+		}
 	}
 	names := slices.Sorted(maps.Keys(moved))
 	var shards []*shardState

@@ -11,6 +11,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 
+	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/sandbox"
 )
 
@@ -252,4 +253,57 @@ func TestSandboxReshardCollectionDuringTheMigrationStopsIt(t *testing.T) {
 		}
 	}
 	t.Logf("stopped: %s", s.Reason)
+}
+
+// A move no metadata shows (issue 15's cross-check): a shard's oplog gets a
+// fromMigrate insert into a range it did not own at its T0 while the chunk map and
+// the changelog say nothing moved. Its replay skips the entry as a migration's; the
+// shard must copy again with a message naming the range, not skip it silently. The
+// inserted document is an orphan there (the router hides it): the destination
+// still ends equal.
+func TestSandboxAFromMigrateInsertNoMoveExplainsRestartsTheShardNamingTheRange(t *testing.T) {
+	e := startMovesE2E(t)
+	primary, other := e.movesShards()
+	ctx := context.Background()
+	// other holds moves.items' upper chunk; primary keeps [MinKey, 500).
+	if err := e.srcC.Database("admin").RunCommand(ctx, bson.D{{Key: "moveChunk", Value: movesDB + ".items"}, {Key: "find", Value: bson.D{{Key: "k", Value: 600}}}, {Key: "to", Value: other}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.startLoad(20)
+	m := e.migration(newMemCheckpoints("e2e"))
+	r := run(m, StartOptions{WipeDestination: true})
+	await(t, m, 4*time.Minute, "ready", isState(Ready))
+	var addr string
+	for _, s := range e.srcBox.Shards() {
+		if s.Name == other {
+			addr = s.Addr
+		}
+	}
+	shard, err := topology.Connect(ctx, e.src.ForHosts([]string{addr}, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shard.Disconnect(ctx)
+	if err := shard.Database(movesDB).RunCommand(ctx, bson.D{{Key: "insert", Value: "items"},
+		{Key: "documents", Value: bson.A{bson.D{{Key: "_id", Value: -1}, {Key: "k", Value: 100}, {Key: "j", Value: -1}, {Key: "v", Value: 0}}}},
+		{Key: "fromMigrate", Value: true}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	named := "fromMigrate inserts into moves.items [{\"k\": {\"$minKey\":1}}, "
+	s := await(t, m, 4*time.Minute, "shard "+other+" copying again, naming the range", func(s Snapshot) bool { return noted(s, named) })
+	for _, p := range s.Shards {
+		if named := strings.Contains(p.Moved, named) && strings.Contains(p.Moved, "shard "+other+" did not own at its T0"); named != (p.Name == other) {
+			t.Errorf("shard %s's row says moved %q", p.Name, p.Moved)
+		}
+	}
+	t.Logf("primary %s, other %s: %s", primary, other, phases(s))
+	await(t, m, 4*time.Minute, "ready again", isState(Ready))
+	s = e.finish(m)
+	if err := <-r.done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if s.State != Done || !s.Verification.OK() {
+		t.Errorf("state %s, verification %+v", s.State, s.Verification)
+	}
+	t.Logf("%d documents equal on both sides", e.sameMoves()+e.sameData())
 }

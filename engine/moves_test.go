@@ -1,9 +1,14 @@
 package engine
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 
 	"github.com/shardlift/shardlift/engine/prepare"
 )
@@ -132,5 +137,77 @@ func TestAReshardingStopsTheMigration(t *testing.T) {
 		if r := h.fc.replayer(name); !r.isStopped() {
 			t.Errorf("shard %s still replays after the stop", name)
 		}
+	}
+}
+
+// Issue 15's cross-check: a fromMigrate insert into a range a shard did not own
+// at its T0 is a move into it. When no look for moves explains it, the shard
+// copies again, its row and the history naming the range; never a silent skip.
+// An insert into what the shard owned changes nothing.
+func TestAFromMigrateInsertNoMoveExplainsRestartsTheShardNamingTheRange(t *testing.T) {
+	h := newHarness(t, "s0", "s1")
+	h.fc.owners = map[string]prepare.Ownership{"s0": owning("s0"), "s1": owning("s0")} // shop's primary is s0
+	h.ready()
+	doc := bson.Raw(bsoncore.NewDocumentBuilder().AppendInt32("_id", 7).Build())
+	h.fc.replayer("s0").from.FromMigrate("shop.orders", doc) // s0 owned it: no news
+	h.lookForMoves()
+	if h.fc.replayers("s0") != 1 || h.m.State() != Ready {
+		t.Fatalf("an insert into what s0 owned restarted it, or the migration is %s", h.m.State())
+	}
+	h.fc.replayer("s1").from.FromMigrate("shop.orders", doc) // s1 did not
+	const what = "fromMigrate inserts into shop.orders (unsharded; its database's primary shard at T0 was s0), a range shard s1 did not own at its T0"
+	h.lookForMoves() // the move may commit after its documents arrived: not yet
+	if s := h.m.Snapshot(); noted(s, what) || s.Shards[1].Phase != Synced {
+		t.Fatalf("s1 copies again (%s) before the grace for the move's commit ended: %v", s.Shards[1].Phase, h.events())
+	}
+	if err := h.m.StartCutover(context.Background()); err == nil {
+		t.Fatal("the cutover started while a fromMigrate insert waited for its move")
+	}
+	h.clk.Advance(missedMoveGrace)
+	h.lookForMoves()
+	h.eventually("s1 replaying again", func() bool { return h.fc.replayers("s1") >= 2 })
+	s := h.m.Snapshot()
+	if !noted(s, what) {
+		t.Errorf("the history does not name the range %q: %v", what, h.events())
+	}
+	for _, p := range s.Shards {
+		if named := strings.Contains(p.Moved, what); named != (p.Name == "s1") {
+			t.Errorf("shard %s's row says moved %q", p.Name, p.Moved)
+		}
+	}
+	if h.fc.replayers("s0") != 1 || h.fc.replayer("s0").isStopped() {
+		t.Error("s0, which owned the range, was disturbed")
+	}
+}
+
+// A migration resumed ready is not cut over before a look for moves has compared
+// the shards' saved ownerships with the source: a move made while Shardlift was
+// down must not reach the cutover unseen (fault scenario 18 saw the resumed
+// migration ready, every shard synced, before its first look restarted them).
+func TestAResumedMigrationStartsNoCutoverBeforeItLookedForMoves(t *testing.T) {
+	h := newHarness(t, "s0", "s1")
+	h.ready()
+	h.fc.mu.Lock()
+	h.fc.movesErr = errors.New("config server away")
+	h.fc.mu.Unlock()
+	h.restart()
+	for _, r := range h.replaying() {
+		r.behind(0)
+	}
+	h.eventually("every shard in sync, the look for moves awaited", func() bool {
+		return strings.Contains(h.m.Snapshot().Reason, "looking for chunk moves") || h.m.State() == Ready
+	})
+	err := h.m.StartCutover(context.Background())
+	var refused *RefusedError
+	if !errors.As(err, &refused) {
+		t.Fatalf("start the cutover before any look: %v, want refused", err)
+	}
+	h.fc.mu.Lock()
+	h.fc.movesErr = nil
+	h.fc.mu.Unlock()
+	h.lookForMoves()
+	h.waitState(Ready)
+	if err := h.m.StartCutover(context.Background()); err != nil {
+		t.Fatalf("start the cutover after a look: %v", err)
 	}
 }

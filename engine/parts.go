@@ -133,6 +133,9 @@ type ReplayStart struct {
 	// where its copy ended.
 	T0, TxnStart, ConsistencyPoint primitive.Timestamp
 	T0Term                         int64
+	// FromMigrate, when set, receives each fromMigrate insert the replay reads
+	// after T0 (replay.Config.FromMigrate): the move watcher's cross-check.
+	FromMigrate func(ns string, doc bson.Raw)
 }
 
 // Connector opens the Clusters of a migration; it is called once per Run (and by a

@@ -53,6 +53,11 @@ type shardState struct {
 	unreachable bool
 	// moved is the checkpoint's Moved.
 	moved string
+	// unexplained names the range of a fromMigrate insert the shard's replay read
+	// that the shard did not own at its T0, until a look for moves acts on it;
+	// unexplainedAt is when it was read (moves.go).
+	unexplained   string
+	unexplainedAt time.Time
 }
 
 // sample is one look at a shard's counters, for rates and estimates.
@@ -287,6 +292,9 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 		return fmt.Errorf("shard %s: unexpected phase %q in its checkpoint", sh.name, cp.Phase)
 	}
 	from := ReplayStart{Resume: replay.OpTime{TS: cp.Applied, Term: cp.AppliedTerm}, T0: cp.T0, T0Term: cp.T0Term, TxnStart: cp.TxnStart, ConsistencyPoint: cp.ConsistencyPoint}
+	if cp.Owned != nil {
+		from.FromMigrate = m.fromMigrateCheck(sh, *cp.Owned)
+	}
 	if cp.Applied.IsZero() {
 		from.Resume = replay.OpTime{TS: cp.T0, Term: cp.T0Term}
 	}

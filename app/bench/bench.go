@@ -105,8 +105,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 10 {
-			fmt.Fprintf(stderr, "shardlift-bench: --only %q: figures are numbered 1 to 10\n", *only)
+		if err != nil || n < 1 || n > 11 {
+			fmt.Fprintf(stderr, "shardlift-bench: --only %q: figures are numbered 1 to 11\n", *only)
 			return 2
 		}
 		o.Only = append(o.Only, n)
@@ -177,6 +177,11 @@ func (r *runner) run(ctx context.Context, want func(int) bool) error {
 	}
 	if want(9) {
 		if err := r.finalize(ctx); err != nil {
+			return err
+		}
+	}
+	if want(11) {
+		if err := r.movesWatch(ctx); err != nil {
 			return err
 		}
 	}

@@ -18,9 +18,6 @@ import (
 // compared, and nothing is lost or duplicated. Long form only (make faults):
 // reaching ready twice under the load takes minutes on the shared machine.
 func killDuringContinuousVerification(t *testing.T, e *env, row *faults.Row) {
-	if !e.s.long {
-		t.Skip("long form only (SHARDLIFT_FAULTS_LONG=1): reaching ready twice under the load takes minutes")
-	}
 	e.startLoad(e.s.size.rate)
 	e.start()
 	s := e.await("a namespace compared by the continuous verification", 10*time.Minute, func(s faults.Status) bool {

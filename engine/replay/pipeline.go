@@ -405,6 +405,9 @@ func (r *run) entry(ctx context.Context, raw bson.Raw) error {
 	if !r.cfg.T0.IsZero() && !r.cfg.T0.Before(e.TS) {
 		return r.copiedEntry(&e, key, inTxn)
 	}
+	if e.FromMigrate && e.Op == oplog.OpInsert && r.cfg.FromMigrate != nil {
+		r.cfg.FromMigrate(e.NS, e.O)
+	}
 	items, err := r.tr.Process(&e, r.items[:0])
 	r.items = items
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/oplog"
@@ -68,6 +69,13 @@ type Config struct {
 	// after it. The replay also tolerates them up to the newest entry at its own start,
 	// which a previous run (killed before it checkpointed) may have applied already.
 	ConsistencyPoint primitive.Timestamp
+
+	// FromMigrate, when set, is called with the namespace and document of each
+	// fromMigrate insert read after T0, which the replay skips (a chunk
+	// migration's recipient logs what it receives so): the move watcher's
+	// cross-check for a move it did not see (engine/moves.go). It runs in the
+	// reader and must be quick; doc is only valid during the call.
+	FromMigrate func(ns oplog.Namespace, doc bson.Raw)
 
 	// Translator configures the decoding of entries into writes (shard key fields of
 	// sharded collections, the transaction buffer's bound).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -730,5 +731,31 @@ func TestAWriteInFlightWhenStoppedIsWaitedFor(t *testing.T) {
 	}
 	if cancelledWhileSent.Load() {
 		t.Fatal("the write in flight was cancelled with the shard: its server would have run it anyway")
+	}
+}
+
+// The replay hands each fromMigrate insert after T0 to Config.FromMigrate before
+// skipping it (the move watcher's cross-check); deletes, client inserts and
+// entries up to T0 are not handed on.
+func TestFromMigrateInsertsAfterT0AreHandedToTheCrossCheck(t *testing.T) {
+	src := newFakeOplog(
+		entry(at(1), "i", ns, bson.E{Key: "o", Value: doc(7, 0)}, bson.E{Key: "fromMigrate", Value: true}),
+		insertOp(at(2), ns, doc(1, 0)),
+		entry(at(3), "i", ns, bson.E{Key: "o", Value: doc(9, 0)}, bson.E{Key: "fromMigrate", Value: true}),
+		entry(at(4), "d", ns, bson.E{Key: "o", Value: bson.D{{Key: "_id", Value: int32(8)}}}, bson.E{Key: "fromMigrate", Value: true}),
+		noopOp(at(5)),
+	)
+	src.finite = true
+	var seen []string
+	s := testShard(t, Config{Source: src, Destination: newFakeDest(), Checkpoints: &fakeCheckpoints{}, Resume: at(1), T0: at(1),
+		FromMigrate: func(n oplog.Namespace, d bson.Raw) { seen = append(seen, n.String()+" "+d.Lookup("_id").String()) }})
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{ns + ` {"$numberInt":"9"}`}; !slices.Equal(seen, want) {
+		t.Fatalf("handed on %q, want %q", seen, want)
+	}
+	if p := s.Snapshot(); p.Skipped[SkipFromMigrate] != 2 || p.Inserts != 1 {
+		t.Fatalf("skipped %v fromMigrate, %d inserts; want both fromMigrate entries skipped and the client's insert applied", p.Skipped[SkipFromMigrate], p.Inserts)
 	}
 }

@@ -51,36 +51,58 @@ type ChangelogEntry struct {
 }
 
 // changelogNewest bounds how many of config.changelog's newest entries Changelog
-// reads.
-const changelogNewest = 500
+// reads; changelogBatch is how many it asks for at once.
+const (
+	changelogNewest = 500
+	changelogBatch  = 16
+)
 
 // Changelog reads, of config.changelog's newest entries, those written after since
 // whose what is one of whats, oldest first. config.changelog is capped and has no
-// index on time: it is read backwards in natural order, which stops after the
-// newest entries instead of scanning the collection (entries past those are left
-// out: a caller that must not miss a change reads the chunk map too).
+// index on time: it is read backwards in natural order, in small batches, and the
+// read stops at the first entry not after since (or after the newest
+// changelogNewest: entries past those are left out, and a caller that must not
+// miss a change reads the chunk map too). A look at a changelog that did not grow
+// costs one batch.
 func Changelog(ctx context.Context, client *mongo.Client, timeout time.Duration, since time.Time, whats []string) ([]ChangelogEntry, error) {
-	docs, err := readAll(ctx, client.Database("config").Collection("changelog"), timeout, bson.D{},
-		options.Find().SetSort(bson.D{{Key: "$natural", Value: -1}}).SetLimit(changelogNewest))
+	fctx, cancel := context.WithTimeout(ctx, timeout)
+	cur, err := client.Database("config").Collection("changelog").Find(fctx, bson.D{},
+		options.Find().SetSort(bson.D{{Key: "$natural", Value: -1}}).SetLimit(changelogNewest).SetBatchSize(changelogBatch))
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("read config.changelog: %w", err)
 	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		_ = cur.Close(cctx)
+	}()
 	var out []ChangelogEntry
-	for _, d := range docs {
-		e := ChangelogEntry{What: str(d, "what"), NS: str(d, "ns")}
-		if !slices.Contains(whats, e.What) {
-			continue
+	for {
+		nctx, cancel := context.WithTimeout(ctx, timeout)
+		ok := cur.Next(nctx)
+		cancel()
+		if !ok {
+			break
 		}
+		d := cur.Current
+		e := ChangelogEntry{What: str(d, "what"), NS: str(d, "ns")}
 		if t, ok := d.Lookup("time").DateTimeOK(); ok {
 			e.Time = time.UnixMilli(t).UTC()
 		}
 		if !e.Time.After(since) {
+			break
+		}
+		if !slices.Contains(whats, e.What) {
 			continue
 		}
 		if det, ok := d.Lookup("details").DocumentOK(); ok {
 			e.Details = cloneRaw(det)
 		}
 		out = append(out, e)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("read config.changelog: %w", err)
 	}
 	slices.SortStableFunc(out, func(a, b ChangelogEntry) int { return a.Time.Compare(b.Time) })
 	return out, nil

@@ -1,0 +1,254 @@
+package faults_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/shardlift/shardlift/app/faults"
+	"github.com/shardlift/shardlift/sandbox/seed"
+)
+
+// Scenarios 17 to 21 (issue 15): a DBA's DDL or move lands while shardlift is
+// killed (-9) in the middle of the migration; the resumed migration ends with
+// nothing lost or duplicated and its own verification passing, or, for a
+// resharding the destination cannot follow, stops with a message naming it.
+// They take a minute or more each (most of it starting the sandboxes and copying),
+// so they run only in the long form (make faults).
+
+// dbaCommand is what a DBA runs during the migration, and what it must leave.
+type dbaCommand struct {
+	what string                     // in words, for the notes and messages
+	run  func(e *env) error         // the command, on the source
+	left func(t *testing.T, e *env) // checks what it leaves on the destination (nil: Compare's check is enough)
+	// named, for a move, is what a shard's row must say while it copies again
+	// ("" for a DDL, which moves nothing).
+	named string
+}
+
+// killedDuring starts the migration under the load, waits for a shard past its T0
+// (copying or catching up) or for the migration ready (the seed chooses), runs the
+// DBA's command and kills shardlift (-9) while it runs, waits for the command to
+// end, resumes, and drives the migration to done.
+func (e *env) killedDuring(row *faults.Row, cmd dbaCommand) {
+	e.t.Helper()
+	e.startLoad(e.s.size.rate)
+	e.start()
+	s := e.awaitKillMoment()
+	done := make(chan error, 1)
+	go func() { done <- cmd.run(e) }()
+	e.kill(fmt.Sprintf("while %s runs, at %s", cmd.what, s.Phases()))
+	if err := <-done; err != nil {
+		e.t.Fatalf("%s: %v", cmd.what, err)
+	}
+	resumed := time.Now()
+	e.start()
+	moved := ""
+	seen := func(s faults.Status) {
+		for _, sh := range s.Shards {
+			if moved == "" && sh.Moved != "" {
+				moved = sh.Name + ": " + sh.Moved
+			}
+		}
+		e.neverFailed(s)
+	}
+	if cmd.named != "" {
+		// Resumed ready, the migration reads in sync until its first look for
+		// moves restarts the shards the move touched.
+		e.await("a shard's row naming "+cmd.what, 5*time.Minute, func(s faults.Status) bool {
+			seen(s)
+			return strings.Contains(moved, cmd.named)
+		})
+	}
+	e.await("in sync after "+cmd.what, 5*time.Minute, func(s faults.Status) bool {
+		seen(s)
+		return s.State == "ready" && allSynced(s)
+	})
+	e.finish()
+	row.Converge = time.Since(resumed)
+	row.Notes = fmt.Sprintf("killed during %s while %s ran; resumed", momentNames[momentOf(s)], cmd.what)
+	if moved != "" {
+		row.Notes += fmt.Sprintf("; rows said %q", moved)
+	}
+	e.t.Log(row.Notes)
+	e.verify(row)
+	if cmd.left != nil {
+		cmd.left(e.t, e)
+	}
+}
+
+// awaitKillMoment waits, as the seed chooses, for a shard past its T0 or for the
+// migration ready.
+func (e *env) awaitKillMoment() faults.Status {
+	e.t.Helper()
+	if e.rnd.IntN(2) == 0 {
+		return e.await("ready", 5*time.Minute, isState("ready"))
+	}
+	return e.await("a shard past its T0", 5*time.Minute, func(s faults.Status) bool {
+		return slices.ContainsFunc(s.Shards, func(sh faults.Shard) bool { return sh.Phase != "pending" })
+	})
+}
+
+// largestCollection is the seed's collection with the most documents.
+func (e *env) largestCollection() seed.Collection {
+	e.t.Helper()
+	largest, most := seed.Collection{}, int64(-1)
+	for _, c := range seed.Collections() {
+		n, err := e.srcC.Database(c.DB).Collection(c.Name).EstimatedDocumentCount(e.ctx)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if n > most {
+			largest, most = c, n
+		}
+	}
+	return largest
+}
+
+// 17. A DBA builds an index on the largest collection.
+func indexBuildKilled(t *testing.T, e *env, row *faults.Row) {
+	c := e.largestCollection()
+	e.killedDuring(row, dbaCommand{
+		what: "an index build on " + c.Namespace(),
+		run: func(e *env) error {
+			return e.srcC.Database(c.DB).RunCommand(context.Background(), bson.D{{Key: "createIndexes", Value: c.Name},
+				{Key: "indexes", Value: bson.A{bson.D{{Key: "key", Value: bson.D{{Key: "dba", Value: 1}}}, {Key: "name", Value: "dba_1"}}}}}).Err()
+		},
+		left: func(t *testing.T, e *env) {
+			var names []string
+			specs, err := e.dstC.Database(c.DB).Collection(c.Name).Indexes().ListSpecifications(e.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range specs {
+				names = append(names, s.Name)
+			}
+			if !slices.Contains(names, "dba_1") {
+				t.Errorf("the index dba_1 built on the source's %s is not on the destination (it has %v)", c.Namespace(), names)
+			}
+		},
+	})
+}
+
+// 18. An application's $merge fills a new collection from the largest one.
+func mergeKilled(t *testing.T, e *env, row *faults.Row) {
+	c := e.largestCollection()
+	e.killedDuring(row, dbaCommand{
+		what: "a $merge from " + c.Namespace() + " into the new " + c.DB + ".merged",
+		run: func(e *env) error {
+			cur, err := e.srcC.Database(c.DB).Collection(c.Name).Aggregate(context.Background(),
+				bson.A{bson.D{{Key: "$merge", Value: bson.D{{Key: "into", Value: "merged"}}}}})
+			if err != nil {
+				return err
+			}
+			return cur.Close(context.Background())
+		},
+		left: func(t *testing.T, e *env) {
+			n, err := e.dstC.Database(c.DB).Collection("merged").CountDocuments(e.ctx, bson.D{})
+			if err != nil || n == 0 {
+				t.Errorf("%s.merged on the destination: %d documents, %v", c.DB, n, err)
+			}
+		},
+	})
+}
+
+// 19. A DBA moves the primary shard of the database of the seed's unsharded
+// collection (its collection moves with it).
+func movePrimaryKilled(t *testing.T, e *env, row *faults.Row) {
+	var db string
+	for _, c := range seed.Collections() {
+		if len(c.Key) == 0 {
+			db = c.DB
+			break
+		}
+	}
+	if db == "" {
+		t.Fatal("the seed has no unsharded collection")
+	}
+	var d struct {
+		Primary string `bson:"primary"`
+	}
+	if err := e.srcC.Database("config").Collection("databases").FindOne(e.ctx, bson.D{{Key: "_id", Value: db}}).Decode(&d); err != nil {
+		t.Fatalf("config.databases %s: %v", db, err)
+	}
+	to := ""
+	for _, s := range e.src.Shards() {
+		if s.Name != d.Primary {
+			to = s.Name
+		}
+	}
+	e.killedDuring(row, dbaCommand{
+		what:  fmt.Sprintf("a movePrimary of %s from %s to %s", db, d.Primary, to),
+		named: "the primary shard of database " + db + " moved",
+		run: func(e *env) error {
+			return e.srcC.Database("admin").RunCommand(context.Background(), bson.D{{Key: "movePrimary", Value: db}, {Key: "to", Value: to}}).Err()
+		},
+	})
+}
+
+// 20. A DBA moves a range of shop.orders to the other shard (moveRange, the
+// balancer off).
+func moveRangeKilled(t *testing.T, e *env, row *faults.Row) {
+	ch := e.chunkToMove("shop.orders")
+	e.killedDuring(row, dbaCommand{
+		what:  fmt.Sprintf("a moveRange of %s [%s, %s) from %s to %s", ch.ns, ch.min, ch.max, ch.from, ch.to),
+		named: "a chunk of " + ch.ns,
+		run: func(e *env) error {
+			return e.srcC.Database("admin").RunCommand(context.Background(), bson.D{{Key: "moveRange", Value: ch.ns},
+				{Key: "min", Value: ch.min}, {Key: "max", Value: ch.max}, {Key: "toShard", Value: ch.to}}).Err()
+		},
+	})
+}
+
+// 21. A DBA reshards shop.orders: the destination cannot follow a new shard key,
+// so the resumed migration must stop, failed, with a message naming the
+// resharding and saying what to do; it must not go on copying the old chunks.
+func reshardKilled(t *testing.T, e *env, row *faults.Row) {
+	const ns = "shop.orders"
+	e.startLoad(e.s.size.rate)
+	e.start()
+	s := e.awaitKillMoment()
+	done := make(chan error, 1)
+	go func() {
+		done <- e.srcC.Database("admin").RunCommand(context.Background(), bson.D{{Key: "reshardCollection", Value: ns},
+			{Key: "key", Value: bson.D{{Key: "_id", Value: 1}}}}).Err()
+	}()
+	e.kill(fmt.Sprintf("while a reshardCollection of %s runs, at %s", ns, s.Phases()))
+	if err := <-done; err != nil {
+		t.Fatalf("reshardCollection: %v", err)
+	}
+	resumed := time.Now()
+	e.start()
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Minute)
+	defer cancel()
+	reason := ""
+	st, err := e.m.Await(ctx, "failed", isState("failed"))
+	switch {
+	case err == nil:
+		reason = st.Reason
+	default:
+		if _, exited := e.m.Exited(); !exited {
+			t.Fatal(err)
+		}
+		// It ended before a status showed it: its last words say why.
+		reason = e.log.tail(20)
+	}
+	e.m.Kill()
+	e.endLoad()
+	for _, want := range []string{ns + " was resharded", "Cancel this migration and start a new one"} {
+		if !strings.Contains(reason, want) {
+			t.Errorf("the migration did not stop naming the resharding: %q lacks %q", reason, want)
+		}
+	}
+	if got := e.storedState(); got != "failed" {
+		t.Errorf("the state file says %q, want failed", got)
+	}
+	row.Converge = time.Since(resumed)
+	row.Notes = fmt.Sprintf("killed during %s while %s was resharded; resumed, stopped: %.120s", momentNames[momentOf(s)], ns, reason)
+	t.Log(row.Notes)
+}
