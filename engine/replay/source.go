@@ -38,6 +38,13 @@ type Source interface {
 	Majority(ctx context.Context) (OpTime, error)
 }
 
+// MemberReporter is a Source that can say where each member of the shard's replica
+// set is (MongoSource): while entries wait for the majority commit point, the
+// shard's progress names the members that hold them and those behind.
+type MemberReporter interface {
+	Members(ctx context.Context) ([]topology.MemberOpTime, error)
+}
+
 // Cursor reads entries from a Source.
 type Cursor interface {
 	// Next returns the next entries, in oplog order, each in its own buffer that the
@@ -272,6 +279,12 @@ func (s *MongoSource) Majority(ctx context.Context) (OpTime, error) {
 		return OpTime{TS: ts}, err
 	}
 	return OpTime{TS: ts, Term: term}, err
+}
+
+// Members reads each member's last applied entry from the primary's
+// replSetGetStatus (see topology.MemberOpTimes).
+func (s *MongoSource) Members(ctx context.Context) ([]topology.MemberOpTime, error) {
+	return topology.MemberOpTimes(ctx, s.client)
 }
 
 type mongoCursor struct {
