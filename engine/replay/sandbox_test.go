@@ -335,8 +335,14 @@ func compare(t testing.TB, c *clusters) {
 var loadSeed uint64
 
 func runLoad(t testing.TB, c *clusters, rate int) (stop func() *load.Stats) {
+	stop, _ = runLoadCounted(t, c, rate)
+	return stop
+}
+
+// runLoadCounted is runLoad that also gives the load's counts as it runs.
+func runLoadCounted(t testing.TB, c *clusters, rate int) (stop func() *load.Stats, stats *load.Stats) {
 	ctx, cancel := context.WithCancel(context.Background())
-	stats := &load.Stats{}
+	stats = &load.Stats{}
 	done := make(chan error, 1)
 	loadSeed++
 	rnd := rand.New(rand.NewPCG(7, loadSeed))
@@ -347,7 +353,7 @@ func runLoad(t testing.TB, c *clusters, rate int) (stop func() *load.Stats) {
 			t.Fatalf("load: %v", err)
 		}
 		return stats
-	}
+	}, stats
 }
 
 func TestReplayConvergesUnderLoadAndAcrossAKill(t *testing.T) {
@@ -410,19 +416,25 @@ func TestReplayRetriesWhileASourceShardIsDown(t *testing.T) {
 	copyData(t, c)
 	m.cp = newest(t, c)
 	m.start(t)
-	stopLoad := runLoad(t, c, 300)
-	time.Sleep(time.Second)
-	// The load stops first, and its last writes (abandoned by the client, still
-	// running on the router) get a moment to end: a sandbox shard stopped in the
-	// middle of a write can keep the write's data without its oplog entry, which a
-	// real shard never does.
+	stopLoad, writes := runLoadCounted(t, c, 300)
+	// The replay must have writes to catch up with after the outage: wait for them
+	// (a second's sleep stopped the load before its first write on a busy machine).
+	deadline := time.Now().Add(time.Minute)
+	for writes.Total() < 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the load made %d writes in a minute (%d failed, last: %v)", writes.Total(), writes.Errors(), writes.LastError())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The load stops first. Its last writes, abandoned by the client, may still run
+	// on the router: a sandbox shard stops between two writes (never between a
+	// write's data and its oplog entry), so they land whole or fail whole.
 	t.Logf("load: %v", stopLoad())
-	time.Sleep(time.Second)
 	name := c.shards[0].name
 	if err := c.sandbox.StopShard(name); err != nil {
-		t.Fatal(err)
+		t.Fatalf("stop shard %s: %v", name, err)
 	}
-	deadline := time.Now().Add(time.Minute)
+	deadline = time.Now().Add(time.Minute)
 	for !strings.HasPrefix(m.shards[0].Snapshot().Retrying, "retrying: ") {
 		if time.Now().After(deadline) {
 			t.Fatalf("shard %s down, and its replay does not say it retries: %+v", name, m.shards[0].Snapshot())
@@ -431,7 +443,7 @@ func TestReplayRetriesWhileASourceShardIsDown(t *testing.T) {
 	}
 	t.Logf("shard %s down: %s", name, m.shards[0].Snapshot().Retrying)
 	if err := c.sandbox.RestartShard(name); err != nil {
-		t.Fatal(err)
+		t.Fatalf("restart shard %s: %v", name, err)
 	}
 	for m.shards[0].Snapshot().Retrying != "" {
 		if time.Now().After(deadline) {

@@ -3,8 +3,8 @@ package validate
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
