@@ -71,7 +71,13 @@ func startClusters(t testing.TB, opts sandbox.Options) *clusters {
 	for _, s := range reply.Shards {
 		rs, hosts, _ := strings.Cut(s.Host, "/")
 		ep := topology.Endpoint{URI: srcURI}.ForHosts(strings.Split(hosts, ","), rs)
+		// A sandbox just started on a loaded machine can take longer than one
+		// connect's timeout to answer (once under a load average of 34).
 		client, err := topology.Connect(ctx, ep)
+		for deadline := time.Now().Add(2 * time.Minute); err != nil && time.Now().Before(deadline); {
+			t.Logf("connect to shard %s: %v; again", s.ID, err)
+			client, err = topology.Connect(ctx, ep)
+		}
 		if err != nil {
 			t.Fatalf("connect to shard %s: %v", s.ID, err)
 		}
