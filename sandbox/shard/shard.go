@@ -408,9 +408,10 @@ func (f *Front) SetOplogSize(bytes int64) {
 	}
 }
 
-// SetMemberOplogSize changes one member's oplog cap (a secondary's oplog may be
-// smaller than its primary's on a real set): shrinking rolls its old entries off now.
-// A restart gives the member the shard's size again.
+// SetMemberOplogSize changes one member's oplog cap, as replSetResizeOplog run on
+// that member does but to any size (a secondary's oplog may be smaller than its
+// primary's on a real set): shrinking rolls its old entries off now; the member keeps
+// the size across restarts.
 func (f *Front) SetMemberOplogSize(member int, bytes int64) error {
 	f.lifeMu.Lock()
 	defer f.lifeMu.Unlock()
@@ -424,7 +425,7 @@ func (f *Front) SetMemberOplogSize(member int, bytes int64) error {
 	if bytes <= 0 {
 		return fmt.Errorf("an oplog size must be positive, not %d", bytes)
 	}
-	return nodes[member].oplog.setMax(bytes)
+	return nodes[member].resizeOplog(bytes)
 }
 
 // Close stops the shard for good and frees its address; the data stays in Dir.
