@@ -626,3 +626,58 @@ func directModels(b *testing.B, backlog []byte) []mongo.WriteModel {
 	}
 	return models
 }
+
+// Rule "open transactions at T0", on a sandbox shard's oplog: from any link of a
+// transaction's chain that more entries follow, TxnChainStart reads back, entry by
+// entry on the primary, to the chain's first entry.
+func TestTxnChainStartOnAShardsOplog(t *testing.T) {
+	if os.Getenv("SHARDLIFT_TEST_SOURCE_URI") != "" {
+		t.Skip("needs a source that logs a transaction of one operation per entry: the sandbox")
+	}
+	c := startClusters(t, sandbox.Options{Shards: 1, TxnOpsPerEntry: 1})
+	ctx := context.Background()
+	coll := c.src.Database("txn").Collection("c")
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.src.StartSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.EndSession(ctx)
+	if _, err := sess.WithTransaction(ctx, func(sc mongo.SessionContext) (any, error) {
+		for i := 1; i <= 3; i++ {
+			if _, err := coll.InsertOne(sc, bson.D{{Key: "_id", Value: i}}); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}); err != nil {
+		t.Fatalf("the transaction: %v", err)
+	}
+	src := replay.NewMongoSource(c.shards[0].client, replay.MongoSourceOptions{})
+	raws, _, err := src.After(ctx, primitive.Timestamp{}, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var links []primitive.Timestamp // the transaction's entries, oldest first
+	for _, raw := range raws {
+		if raw.Lookup("lsid").Type != 0 && raw.Lookup("o", "applyOps").Type != 0 {
+			t, i, _ := raw.Lookup("ts").TimestampOK()
+			links = append(links, primitive.Timestamp{T: t, I: i})
+		}
+	}
+	if len(links) != 3 {
+		t.Fatalf("the transaction logged %d applyOps entries, want 3 (one operation each)", len(links))
+	}
+	for i, at := range links {
+		want := links[0]
+		if i == len(links)-1 {
+			want = primitive.Timestamp{} // the last entry ends the chain
+		}
+		got, err := src.TxnChainStart(ctx, at)
+		if err != nil || got != want {
+			t.Errorf("entry %d at %v: chain start %v (%v), want %v", i, at, got, err, want)
+		}
+	}
+}
