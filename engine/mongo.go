@@ -395,17 +395,31 @@ func (c *mongoClusters) StartPoint(ctx context.Context, shard string) (StartPoin
 	if err != nil {
 		return StartPoint{}, err
 	}
-	return startPoint(ctx, replay.NewMongoSource(client, replay.MongoSourceOptions{}),
+	src := replay.NewMongoSource(client, replay.MongoSourceOptions{})
+	return startPoint(ctx, src, src.TxnChainStart,
 		func(ctx context.Context, after primitive.Timestamp) (primitive.Timestamp, bool, error) {
 			return topology.OldestOpenTransaction(ctx, client, after)
 		})
 }
 
-// startPoint is StartPoint on a shard's oplog and its oldest open transaction.
-func startPoint(ctx context.Context, src replay.Source, oldestOpen func(ctx context.Context, after primitive.Timestamp) (primitive.Timestamp, bool, error)) (StartPoint, error) {
+// startPoint is StartPoint on a shard's oplog, the start of a transaction chain
+// through an entry (replay.TxnChainStart) and its oldest open transaction. A commit
+// point inside a transaction's chain of entries (a secondary applied part of it)
+// sees no config.transactions record of it yet: the replay then reads from the
+// chain's first entry, as it would for a listed transaction.
+func startPoint(ctx context.Context, src replay.Source, chainStart func(context.Context, primitive.Timestamp) (primitive.Timestamp, error),
+	oldestOpen func(ctx context.Context, after primitive.Timestamp) (primitive.Timestamp, bool, error)) (StartPoint, error) {
 	before, err := src.Majority(ctx)
 	if err != nil {
 		return StartPoint{}, err
+	}
+	from := before.TS
+	first, err := chainStart(ctx, before.TS)
+	if err != nil {
+		return StartPoint{}, err
+	}
+	if !first.IsZero() && first.Before(from) {
+		from = first
 	}
 	oldest, open, err := oldestOpen(ctx, before.TS)
 	if err != nil {
@@ -415,7 +429,7 @@ func startPoint(ctx context.Context, src replay.Source, oldestOpen func(ctx cont
 	if err != nil {
 		return StartPoint{}, err
 	}
-	sp := startPointOf(before.TS, oldest, open, t0.TS)
+	sp := startPointOf(from, oldest, open, t0.TS)
 	sp.T0Term = t0.Term
 	return sp, nil
 }

@@ -110,7 +110,7 @@ func TestT0AtTheMajorityPoint_NotTheNewestEntry(t *testing.T) {
 	ts := func(n uint32) primitive.Timestamp { return primitive.Timestamp{T: n, I: 1} }
 	src := &movingOplog{newest: ts(20), committed: []replay.OpTime{{TS: ts(10), Term: 2}, {TS: ts(12), Term: 3}}}
 	var readAfter primitive.Timestamp
-	sp, err := startPoint(context.Background(), src, func(_ context.Context, after primitive.Timestamp) (primitive.Timestamp, bool, error) {
+	sp, err := startPoint(context.Background(), src, noChain, func(_ context.Context, after primitive.Timestamp) (primitive.Timestamp, bool, error) {
 		readAfter = after
 		return primitive.Timestamp{}, false, nil
 	})
@@ -122,6 +122,36 @@ func TestT0AtTheMajorityPoint_NotTheNewestEntry(t *testing.T) {
 	}
 	if readAfter != ts(10) {
 		t.Fatalf("config.transactions read as of %v, want the first commit point %v", readAfter, ts(10))
+	}
+}
+
+// noChain: the entry at the commit point is no link of an unfinished transaction.
+func noChain(context.Context, primitive.Timestamp) (primitive.Timestamp, error) {
+	return primitive.Timestamp{}, nil
+}
+
+// Rule "open transactions at T0": a commit point read inside a transaction's chain
+// of entries (a secondary had applied part of it) sees no config.transactions
+// record of it; the replay reads from the chain's first entry all the same, else
+// the transaction's commit after T0 would fail the shard ("commits a prepared
+// transaction this sync never saw": fault scenario 8, once).
+func TestOpenTransactionsAtT0_ACommitPointInsideATransactionsChainReadsFromItsFirstEntry(t *testing.T) {
+	ts := func(n uint32) primitive.Timestamp { return primitive.Timestamp{T: n, I: 1} }
+	src := &movingOplog{newest: ts(20), committed: []replay.OpTime{{TS: ts(10), Term: 2}, {TS: ts(12), Term: 2}}}
+	chainAt := func(_ context.Context, at primitive.Timestamp) (primitive.Timestamp, error) {
+		if at != ts(10) {
+			t.Errorf("chain looked for at %v, want the first commit point %v", at, ts(10))
+		}
+		return ts(7), nil
+	}
+	sp, err := startPoint(context.Background(), src, chainAt, func(context.Context, primitive.Timestamp) (primitive.Timestamp, bool, error) {
+		return primitive.Timestamp{}, false, nil // its record is not in the snapshot yet
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (StartPoint{T0: ts(12), T0Term: 2, TxnStart: ts(7)}); sp != want {
+		t.Fatalf("start point %+v, want %+v: the replay must read the transaction's first entry", sp, want)
 	}
 }
 

@@ -752,6 +752,16 @@ func (c *Cluster) RestartShard(name string) error {
 	return f.Restart()
 }
 
+// SetMemberOplogSize changes one member's oplog cap on a shard (member 0 is the
+// first primary); shrinking it rolls that member's old entries off now.
+func (c *Cluster) SetMemberOplogSize(name string, member int, bytes int64) error {
+	f, err := c.front(name)
+	if err != nil {
+		return err
+	}
+	return f.SetMemberOplogSize(member, bytes)
+}
+
 // SetOplogSize changes a shard's oplog cap; shrinking it rolls old entries off now.
 func (c *Cluster) SetOplogSize(name string, bytes int64) error {
 	f, err := c.front(name)

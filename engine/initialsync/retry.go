@@ -10,6 +10,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/x/mongo/driver/topology"
+
+	shtopology "github.com/shardlift/shardlift/engine/topology"
 )
 
 // retryPolicy is how often and how patiently a transient failure is retried: a
@@ -93,7 +95,7 @@ func transient(err error) bool {
 	}
 	var sel topology.ServerSelectionError
 	var netErr net.Error
-	return mongo.IsNetworkError(err) || errors.As(err, &sel) || errors.As(err, &netErr) ||
+	return mongo.IsNetworkError(err) || errors.As(err, &sel) || errors.As(err, &netErr) || shtopology.IsRetryablePoolError(err) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED)
 }

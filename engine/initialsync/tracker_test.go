@@ -3,6 +3,7 @@ package initialsync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -115,6 +116,15 @@ func TestOutcomeIgnoresIDDuplicatesAndRetriesOnlyTransientDocuments(t *testing.T
 	}
 }
 
+// poolCleared is the driver's error for an operation waiting on a connection pool
+// that another operation's network error cleared (driver.RetryablePoolError).
+type poolCleared struct{}
+
+func (poolCleared) Error() string {
+	return "connection pool for h:1 was cleared because another operation failed with: EOF"
+}
+func (poolCleared) Retryable() bool { return true }
+
 func TestTransientClassification(t *testing.T) {
 	for _, c := range []struct {
 		err  error
@@ -126,6 +136,7 @@ func TestTransientClassification(t *testing.T) {
 		{mongo.CommandError{Code: 1, Labels: []string{"RetryableWriteError"}}, true},
 		{context.Canceled, false},
 		{errors.New("boom"), false},
+		{fmt.Errorf("read: %w", poolCleared{}), true}, // the driver's RetryablePoolError
 	} {
 		if got := transient(c.err); got != c.want {
 			t.Errorf("transient(%v) = %v, want %v", c.err, got, c.want)

@@ -153,7 +153,7 @@ func isTransient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
-	if mongo.IsNetworkError(err) || mongo.IsTimeout(err) {
+	if mongo.IsNetworkError(err) || mongo.IsTimeout(err) || topology.IsRetryablePoolError(err) {
 		return true
 	}
 	var le mongo.LabeledError

@@ -291,7 +291,9 @@ func (r *run) awaitCommitted(ctx context.Context, entry bson.Raw) error {
 	ts := primitive.Timestamp{T: t, I: i}
 	r.s.setCommitWait(true)
 	defer r.s.setCommitWait(false)
+	members, reports := r.cfg.Source.(MemberReporter)
 	var tick *time.Timer
+	var asked time.Time // when the members were last asked where they are
 	for {
 		bound, err := r.cfg.Source.Majority(ctx)
 		switch {
@@ -312,6 +314,10 @@ func (r *run) awaitCommitted(ctx context.Context, entry bson.Raw) error {
 			return nil
 		}
 		r.s.c.commitWaits.Add(1)
+		if reports && r.s.commitWaitShown() && time.Since(asked) >= membersEvery {
+			asked = time.Now()
+			r.s.setCommitMembers(ts, readMembers(ctx, members))
+		}
 		if tick == nil {
 			tick = time.NewTimer(r.cfg.CommitPollEvery)
 			defer tick.Stop()

@@ -8,6 +8,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/oplog"
 )
 
 // Cross-shard transactions as a 4.2+ participant shard logs them (the sandbox's shards
@@ -181,5 +183,37 @@ func TestOpenTransactionsAtT0_ResumeAfterAnAppliedTransactionSkipsItsCommit(t *t
 	}
 	if got := ids(dest, ns); !slices.Equal(got, []int32{1, 2, 3, 7}) {
 		t.Fatalf("the destination holds %v, want [1 2 3 7]", got)
+	}
+}
+
+// Rule "open transactions at T0": the start of a transaction's chain is found from
+// any link of it that more entries follow, by the links' prevOpTime; an entry that
+// ends its chain (the prepare), or is no transaction's, starts none.
+func TestOpenTransactionsAtT0_TxnChainStartFollowsTheLinksBack(t *testing.T) {
+	chain := preparedChain(session(1), 4, []primitive.Timestamp{ts(2, 1), ts(2, 3), ts(2, 5)},
+		innerInsert(ns, doc(1, 0)), innerInsert(ns, doc(2, 0)), innerInsert(ns, doc(3, 0)))
+	entries := []bson.Raw{chain[0], insertOp(ts(2, 2), ns, doc(10, 0)), chain[1], insertOp(ts(2, 4), ns, doc(11, 0)), chain[2]}
+	entryAt := func(_ context.Context, at primitive.Timestamp) (bson.Raw, error) {
+		for _, raw := range entries {
+			if got, _ := oplog.Decode(raw); !got.TS.Before(at) {
+				return raw, nil
+			}
+		}
+		return nil, nil
+	}
+	for _, c := range []struct {
+		name     string
+		at, want primitive.Timestamp
+	}{
+		{"the second link", ts(2, 3), ts(2, 1)},
+		{"the first entry itself", ts(2, 1), ts(2, 1)},
+		{"the prepare, which ends the chain", ts(2, 5), primitive.Timestamp{}},
+		{"a write between the links", ts(2, 2), primitive.Timestamp{}},
+		{"past the end", ts(9, 1), primitive.Timestamp{}},
+	} {
+		got, err := TxnChainStart(context.Background(), entryAt, c.at)
+		if err != nil || got != c.want {
+			t.Errorf("%s: chain start %v (%v), want %v", c.name, got, err, c.want)
+		}
 	}
 }

@@ -307,6 +307,53 @@ func TestMajorityBound_NoCommitPointYetWaitsForOne(t *testing.T) {
 	}
 }
 
+// reportingOplog is a fake oplog whose replica set's members are where members says.
+type reportingOplog struct {
+	*fakeOplog
+	members []topology.MemberOpTime
+}
+
+func (o reportingOplog) Members(context.Context) ([]topology.MemberOpTime, error) {
+	return o.members, nil
+}
+
+// Rule "majority bound", as the DBA sees it: while entries wait for the majority, the
+// shard's progress says which members hold the entry waited for, how many are
+// needed, and how far behind each other member is or that it is unreachable.
+func TestMajorityBound_ProgressNamesTheMembersBehind(t *testing.T) {
+	entries := []bson.Raw{noopOp(at(1))}
+	for i := 2; i <= 10; i++ {
+		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+	}
+	src := reportingOplog{fakeOplog: newFakeOplog(entries...), members: []topology.MemberOpTime{
+		{Name: "rs0-0:27018", State: "PRIMARY", Reachable: true, TS: at(10)},
+		{Name: "rs0-1:27018", State: "SECONDARY", Reachable: true, TS: at(4)},
+		{Name: "rs0-2:27018", State: "(not reachable/healthy)", TS: at(3)},
+	}}
+	src.commit(at(5))
+	s := testShard(t, Config{Source: src, Destination: newFakeDest(), Resume: at(1)})
+	wait := start(t, context.Background(), s)
+	eventually(t, "the members shown", func() bool { return strings.Contains(s.Snapshot().Waiting, "needed") })
+	got := s.Snapshot().Waiting
+	want := "waiting for a majority of the source shard's members to catch up: 1 of 3 members holds the entry of " +
+		time.Unix(6, 0).UTC().Format("15:04:05 UTC") + " (2 needed); rs0-1:27018 is 2s behind, rs0-2:27018 is unreachable; " +
+		"entries are applied once a majority holds them, so that a failover cannot take back a write applied here"
+	if got != want {
+		t.Errorf("waiting\n%q, want\n%q", got, want)
+	}
+	src.commit(at(10))
+	eventually(t, "everything applied once committed", func() bool { return s.Snapshot().Applied == at(10) })
+	if got := s.Snapshot().Waiting; got != "" {
+		t.Errorf("still waiting once the point passed every entry: %q", got)
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Rule "majority bound", as the DBA sees it: while entries wait for the majority
 // commit point for longer than a moment, the shard's progress says so and by how
 // much the majority is behind, so that a growing lag explains itself; once the point

@@ -71,7 +71,13 @@ func startClusters(t testing.TB, opts sandbox.Options) *clusters {
 	for _, s := range reply.Shards {
 		rs, hosts, _ := strings.Cut(s.Host, "/")
 		ep := topology.Endpoint{URI: srcURI}.ForHosts(strings.Split(hosts, ","), rs)
+		// A sandbox just started on a loaded machine can take longer than one
+		// connect's timeout to answer (once under a load average of 34).
 		client, err := topology.Connect(ctx, ep)
+		for deadline := time.Now().Add(2 * time.Minute); err != nil && time.Now().Before(deadline); {
+			t.Logf("connect to shard %s: %v; again", s.ID, err)
+			client, err = topology.Connect(ctx, ep)
+		}
 		if err != nil {
 			t.Fatalf("connect to shard %s: %v", s.ID, err)
 		}
@@ -335,8 +341,14 @@ func compare(t testing.TB, c *clusters) {
 var loadSeed uint64
 
 func runLoad(t testing.TB, c *clusters, rate int) (stop func() *load.Stats) {
+	stop, _ = runLoadCounted(t, c, rate)
+	return stop
+}
+
+// runLoadCounted is runLoad that also gives the load's counts as it runs.
+func runLoadCounted(t testing.TB, c *clusters, rate int) (stop func() *load.Stats, stats *load.Stats) {
 	ctx, cancel := context.WithCancel(context.Background())
-	stats := &load.Stats{}
+	stats = &load.Stats{}
 	done := make(chan error, 1)
 	loadSeed++
 	rnd := rand.New(rand.NewPCG(7, loadSeed))
@@ -347,7 +359,7 @@ func runLoad(t testing.TB, c *clusters, rate int) (stop func() *load.Stats) {
 			t.Fatalf("load: %v", err)
 		}
 		return stats
-	}
+	}, stats
 }
 
 func TestReplayConvergesUnderLoadAndAcrossAKill(t *testing.T) {
@@ -410,19 +422,25 @@ func TestReplayRetriesWhileASourceShardIsDown(t *testing.T) {
 	copyData(t, c)
 	m.cp = newest(t, c)
 	m.start(t)
-	stopLoad := runLoad(t, c, 300)
-	time.Sleep(time.Second)
-	// The load stops first, and its last writes (abandoned by the client, still
-	// running on the router) get a moment to end: a sandbox shard stopped in the
-	// middle of a write can keep the write's data without its oplog entry, which a
-	// real shard never does.
+	stopLoad, writes := runLoadCounted(t, c, 300)
+	// The replay must have writes to catch up with after the outage: wait for them
+	// (a second's sleep stopped the load before its first write on a busy machine).
+	deadline := time.Now().Add(time.Minute)
+	for writes.Total() < 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the load made %d writes in a minute (%d failed, last: %v)", writes.Total(), writes.Errors(), writes.LastError())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The load stops first. Its last writes, abandoned by the client, may still run
+	// on the router: a sandbox shard stops between two writes (never between a
+	// write's data and its oplog entry), so they land whole or fail whole.
 	t.Logf("load: %v", stopLoad())
-	time.Sleep(time.Second)
 	name := c.shards[0].name
 	if err := c.sandbox.StopShard(name); err != nil {
-		t.Fatal(err)
+		t.Fatalf("stop shard %s: %v", name, err)
 	}
-	deadline := time.Now().Add(time.Minute)
+	deadline = time.Now().Add(time.Minute)
 	for !strings.HasPrefix(m.shards[0].Snapshot().Retrying, "retrying: ") {
 		if time.Now().After(deadline) {
 			t.Fatalf("shard %s down, and its replay does not say it retries: %+v", name, m.shards[0].Snapshot())
@@ -431,7 +449,7 @@ func TestReplayRetriesWhileASourceShardIsDown(t *testing.T) {
 	}
 	t.Logf("shard %s down: %s", name, m.shards[0].Snapshot().Retrying)
 	if err := c.sandbox.RestartShard(name); err != nil {
-		t.Fatal(err)
+		t.Fatalf("restart shard %s: %v", name, err)
 	}
 	for m.shards[0].Snapshot().Retrying != "" {
 		if time.Now().After(deadline) {
@@ -607,4 +625,59 @@ func directModels(b *testing.B, backlog []byte) []mongo.WriteModel {
 		}
 	}
 	return models
+}
+
+// Rule "open transactions at T0", on a sandbox shard's oplog: from any link of a
+// transaction's chain that more entries follow, TxnChainStart reads back, entry by
+// entry on the primary, to the chain's first entry.
+func TestTxnChainStartOnAShardsOplog(t *testing.T) {
+	if os.Getenv("SHARDLIFT_TEST_SOURCE_URI") != "" {
+		t.Skip("needs a source that logs a transaction of one operation per entry: the sandbox")
+	}
+	c := startClusters(t, sandbox.Options{Shards: 1, TxnOpsPerEntry: 1})
+	ctx := context.Background()
+	coll := c.src.Database("txn").Collection("c")
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.src.StartSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.EndSession(ctx)
+	if _, err := sess.WithTransaction(ctx, func(sc mongo.SessionContext) (any, error) {
+		for i := 1; i <= 3; i++ {
+			if _, err := coll.InsertOne(sc, bson.D{{Key: "_id", Value: i}}); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}); err != nil {
+		t.Fatalf("the transaction: %v", err)
+	}
+	src := replay.NewMongoSource(c.shards[0].client, replay.MongoSourceOptions{})
+	raws, _, err := src.After(ctx, primitive.Timestamp{}, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var links []primitive.Timestamp // the transaction's entries, oldest first
+	for _, raw := range raws {
+		if raw.Lookup("lsid").Type != 0 && raw.Lookup("o", "applyOps").Type != 0 {
+			t, i, _ := raw.Lookup("ts").TimestampOK()
+			links = append(links, primitive.Timestamp{T: t, I: i})
+		}
+	}
+	if len(links) != 3 {
+		t.Fatalf("the transaction logged %d applyOps entries, want 3 (one operation each)", len(links))
+	}
+	for i, at := range links {
+		want := links[0]
+		if i == len(links)-1 {
+			want = primitive.Timestamp{} // the last entry ends the chain
+		}
+		got, err := src.TxnChainStart(ctx, at)
+		if err != nil || got != want {
+			t.Errorf("entry %d at %v: chain start %v (%v), want %v", i, at, got, err, want)
+		}
+	}
 }

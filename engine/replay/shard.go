@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // Checkpointer keeps each shard's resume point durably.
@@ -176,7 +177,11 @@ type Shard struct {
 		// commitWait is when the entry the tailer holds began waiting for the
 		// majority commit point (zero: none waits).
 		commitWait time.Time
-		err        error
+		// commitMembers are where the set's members were (MemberReporter) when
+		// last asked during that wait, for the entry commitAwaited; nil: not known.
+		commitMembers []topology.MemberOpTime
+		commitAwaited primitive.Timestamp
+		err           error
 	}
 }
 
@@ -455,7 +460,7 @@ func (s *Shard) Snapshot() Progress {
 	p.Retrying, p.Err = s.mu.retrying[retryWork], s.mu.err
 	var waits []string
 	if since := s.mu.commitWait; !since.IsZero() && time.Since(since) >= commitWaitShown {
-		waits = append(waits, commitWaitText(p.Newest, p.Committed))
+		waits = append(waits, commitWaitText(p.Newest, p.Committed, s.mu.commitAwaited, s.mu.commitMembers))
 	}
 	var waiting *hold
 	if len(s.mu.waiting) > 0 {
@@ -476,16 +481,85 @@ func (s *Shard) Snapshot() Progress {
 	return p
 }
 
-// commitWaitText says why entries wait for the majority commit point, and how far
-// the shard's majority is behind its newest entry (as last read): the lag grows by
-// that much while it lasts.
-func commitWaitText(newest, committed primitive.Timestamp) string {
+// commitWaitText says why entries wait for the majority commit point and, when
+// the members' positions are known, which members hold the entry waited for
+// (awaited) and how far the others are behind it; else how far the shard's majority
+// is behind its newest entry (as last read): the lag grows by that much while it
+// lasts.
+func commitWaitText(newest, committed, awaited primitive.Timestamp, members []topology.MemberOpTime) string {
+	why := "; entries are applied once a majority holds them, so that a failover cannot take back a write applied here"
+	if len(members) > 0 {
+		return "waiting for a majority of the source shard's members to catch up: " + membersText(awaited, members) + why
+	}
 	behind := ""
 	if newest.T > committed.T && !committed.IsZero() {
 		behind = fmt.Sprintf(": its majority commit point is %s behind its newest entry", time.Duration(newest.T-committed.T)*time.Second)
 	}
-	return "waiting for a majority of the source shard's members to catch up" + behind +
-		"; entries are applied once a majority holds them, so that a failover cannot take back a write applied here"
+	return "waiting for a majority of the source shard's members to catch up" + behind + why
+}
+
+// membersText says how many members hold the entry awaited, of how many a
+// majority needs, and where each other member is: "1 of 3 members holds the entry
+// of 19:06:31 UTC (2 needed); rs0-1:27018 is 6s behind, rs0-2:27019 is unreachable".
+func membersText(awaited primitive.Timestamp, members []topology.MemberOpTime) string {
+	holding := 0
+	var others []string
+	for _, m := range members {
+		switch {
+		case !m.Reachable:
+			others = append(others, m.Name+" is unreachable")
+		case m.TS.IsZero():
+			others = append(others, fmt.Sprintf("%s (%s) reports no position", m.Name, strings.ToLower(m.State)))
+		case !m.TS.Before(awaited):
+			holding++
+		case m.Behind(awaited) == 0:
+			others = append(others, m.Name+" is under 1s behind")
+		default:
+			others = append(others, fmt.Sprintf("%s is %s behind", m.Name, m.Behind(awaited)))
+		}
+	}
+	verb := "hold"
+	if holding == 1 {
+		verb = "holds"
+	}
+	text := fmt.Sprintf("%d of %d members %s the entry of %s (%d needed)", holding, len(members), verb,
+		time.Unix(int64(awaited.T), 0).UTC().Format("15:04:05 UTC"), len(members)/2+1)
+	if len(others) > 0 {
+		text += "; " + strings.Join(others, ", ")
+	}
+	return text
+}
+
+// membersEvery is how often, while entries wait for the majority, the members'
+// positions are read again for the shard's progress.
+const membersEvery = time.Second
+
+// readMembers asks src where the members are; nil when it cannot say (the
+// progress then says less, and the wait goes on).
+func readMembers(ctx context.Context, src MemberReporter) []topology.MemberOpTime {
+	ctx, cancel := context.WithTimeout(ctx, membersEvery)
+	defer cancel()
+	members, err := src.Members(ctx)
+	if err != nil {
+		return nil
+	}
+	return members
+}
+
+// commitWaitShown reports whether entries have waited for the majority long
+// enough for the progress to say so.
+func (s *Shard) commitWaitShown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.mu.commitWait.IsZero() && time.Since(s.mu.commitWait) >= commitWaitShown
+}
+
+// setCommitMembers records where the members were while the entry at awaited
+// waits for the majority.
+func (s *Shard) setCommitMembers(awaited primitive.Timestamp, members []topology.MemberOpTime) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.commitAwaited, s.mu.commitMembers = awaited, members
 }
 
 // setCommitWait records that the tailer's entries wait for the majority commit
@@ -496,6 +570,7 @@ func (s *Shard) setCommitWait(on bool) {
 	switch {
 	case !on:
 		s.mu.commitWait = time.Time{}
+		s.mu.commitMembers, s.mu.commitAwaited = nil, primitive.Timestamp{}
 	case s.mu.commitWait.IsZero():
 		s.mu.commitWait = time.Now()
 	}

@@ -38,6 +38,13 @@ type Source interface {
 	Majority(ctx context.Context) (OpTime, error)
 }
 
+// MemberReporter is a Source that can say where each member of the shard's replica
+// set is (MongoSource): while entries wait for the majority commit point, the
+// shard's progress names the members that hold them and those behind.
+type MemberReporter interface {
+	Members(ctx context.Context) ([]topology.MemberOpTime, error)
+}
+
 // Cursor reads entries from a Source.
 type Cursor interface {
 	// Next returns the next entries, in oplog order, each in its own buffer that the
@@ -274,6 +281,12 @@ func (s *MongoSource) Majority(ctx context.Context) (OpTime, error) {
 	return OpTime{TS: ts, Term: term}, err
 }
 
+// Members reads each member's last applied entry from the primary's
+// replSetGetStatus (see topology.MemberOpTimes).
+func (s *MongoSource) Members(ctx context.Context) ([]topology.MemberOpTime, error) {
+	return topology.MemberOpTimes(ctx, s.client)
+}
+
 type mongoCursor struct {
 	cur *mongo.Cursor
 }
@@ -426,4 +439,61 @@ func tsString(ts primitive.Timestamp) string {
 		return "the start"
 	}
 	return fmt.Sprintf("Timestamp(%d, %d)", ts.T, ts.I)
+}
+
+// TxnChainStart returns the first entry of the transaction whose chain of entries
+// the entry at ts continues without ending it (an applyOps with partialTxn), read
+// on the primary by following each entry's prevOpTime back; zero when the entry at
+// ts is not such a link. MongoDB writes a transaction's chain, and its
+// config.transactions record, at once, but a majority commit point can fall inside
+// the chain (a secondary applied part of it): config.transactions read at that
+// point does not list the transaction yet, although its first entry is before the
+// point (docs/correctness.md, "Open transactions at T0").
+func (s *MongoSource) TxnChainStart(ctx context.Context, ts primitive.Timestamp) (primitive.Timestamp, error) {
+	return TxnChainStart(ctx, func(ctx context.Context, ts primitive.Timestamp) (bson.Raw, error) {
+		raws, _, err := s.After(ctx, justBefore(ts), 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(raws) == 0 {
+			return nil, nil
+		}
+		return raws[0], nil
+	}, ts)
+}
+
+// TxnChainStart is MongoSource.TxnChainStart on a reader of the entry at a ts (the
+// first entry after it when none is there, nil at the end of the oplog).
+func TxnChainStart(ctx context.Context, entryAt func(context.Context, primitive.Timestamp) (bson.Raw, error), ts primitive.Timestamp) (primitive.Timestamp, error) {
+	if ts.IsZero() {
+		return primitive.Timestamp{}, nil
+	}
+	from := ts
+	for link := 0; ; link++ {
+		raw, err := entryAt(ctx, ts)
+		if err != nil {
+			return primitive.Timestamp{}, fmt.Errorf("read the transaction entry at %s: %w", tsString(ts), err)
+		}
+		if raw == nil {
+			return primitive.Timestamp{}, nil
+		}
+		e, err := oplog.Decode(raw)
+		if err != nil {
+			return primitive.Timestamp{}, err
+		}
+		if e.TS != ts {
+			if link == 0 {
+				return primitive.Timestamp{}, nil
+			}
+			return primitive.Timestamp{}, fmt.Errorf("the oplog no longer holds the entry at %s of the transaction through %s (it rolled over)", tsString(ts), tsString(from))
+		}
+		isLink := e.Command == oplog.CmdApplyOps && e.LSID != nil && e.HasTxnNumber
+		if link == 0 && !(isLink && e.PartialTxn) {
+			return primitive.Timestamp{}, nil
+		}
+		if !e.HasPrevOpTime || e.PrevOpTime.TS.IsZero() {
+			return e.TS, nil
+		}
+		ts = e.PrevOpTime.TS
+	}
 }

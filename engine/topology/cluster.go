@@ -103,6 +103,10 @@ type Member struct {
 	// lastWrite.lastWriteDate; zero when it does not say): a secondary's distance
 	// behind its primary is the difference, as drivers measure staleness.
 	LastWrite time.Time
+	// Oplog is the member's own oplog (a secondary's can be smaller than its
+	// primary's): read on every member that answered, for the oplog window of the
+	// members the read preference reads; Err set when it could not be read.
+	Oplog Oplog
 }
 
 // Shard is one shard of the cluster.

@@ -372,6 +372,16 @@ func (d *discovery) inspectShard(ctx context.Context, sh *Shard) {
 	if sh.Oplog.Err != nil {
 		sh.Oplog.Err = classify(ctx, "read the oplog of shard "+sh.Name+" on", sh.Primary, d.s.tlsOn, d.e.timeout()/2, sh.Oplog.Err)
 	}
+	for i := range sh.Members {
+		switch m := &sh.Members[i]; {
+		case i == primary:
+			m.Oplog = sh.Oplog
+		case m.Err == nil && members.clients[i] != nil:
+			m.Oplog = readOplog(ctx, members.clients[i], d.e.timeout())
+		default:
+			m.Oplog.Err = fmt.Errorf("member %s did not answer", m.Host)
+		}
+	}
 	a, err := readAccessWithin(ctx, client, d.e.timeout())
 	if err != nil {
 		d.problem(ctx, PartAccess+" on shard "+sh.Name, err)

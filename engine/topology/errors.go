@@ -328,3 +328,13 @@ func speaksTLS(ctx context.Context, host string, timeout time.Duration) bool {
 	var alert tls.AlertError
 	return errors.As(err, &alert) && !errors.As(err, &recordErr)
 }
+
+// IsRetryablePoolError reports a connection pool error the driver marks retryable:
+// "connection pool for HOST was cleared because another operation failed with:
+// ...", returned to the operations waiting on a pool that another operation's
+// network error cleared. It carries no NetworkError label and does not wrap the
+// network error it names, so the usual checks miss it.
+func IsRetryablePoolError(err error) bool {
+	var pe interface{ Retryable() bool } // the driver's driver.RetryablePoolError
+	return errors.As(err, &pe) && pe.Retryable()
+}

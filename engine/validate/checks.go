@@ -3,6 +3,7 @@ package validate
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -969,14 +970,23 @@ func (c *checker) oplogWindow() {
 			unknown = append(unknown, fmt.Sprintf("shard %s: read rate unknown (%s)", sh.Name, why))
 			continue
 		}
-		e := copyEstimate(sh, bytes[sh.Name], rate)
-		have := sh.Oplog.Capacity()
-		if have >= e.need {
-			ok = append(ok, fmt.Sprintf("shard %s: %s, oplog holds %s", sh.Name, e, round(have)))
+		read, host, err := c.readOplog(sh)
+		if err != nil {
+			unknown = append(unknown, fmt.Sprintf("shard %s: %v", sh.Name, err))
 			continue
 		}
-		short = append(short, fmt.Sprintf("shard %s's oplog holds %s of writes; %s", sh.Name, round(have), e))
-		fixes = append(fixes, resizeFix(sh, e.need))
+		e := copyEstimate(sh, bytes[sh.Name], rate)
+		have := read.Capacity()
+		on := ""
+		if host != "" {
+			on = " on " + host
+		}
+		if have >= e.need {
+			ok = append(ok, fmt.Sprintf("shard %s: %s, oplog%s holds %s", sh.Name, e, on, round(have)))
+			continue
+		}
+		short = append(short, fmt.Sprintf("shard %s's oplog%s holds %s of writes; %s", sh.Name, on, round(have), e))
+		fixes = append(fixes, resizeFix(sh, host, read, e.need))
 	}
 	switch {
 	case len(short) > 0:
@@ -1035,12 +1045,50 @@ func about(d time.Duration) string {
 	return "about " + round(d)
 }
 
-// resizeFix says how large the shard's oplog must be to hold need: in time, and in
+// readOplog is the oplog the shard's tail may read whose window is the shortest:
+// of the members the read preference reads (the tail follows one of them from T0,
+// and a secondary's oplog can be smaller than its primary's), the one holding the
+// least time, and "member host" ("" for the primary's: the shard's oplog as
+// before). The primary's when the preference is not known.
+func (c *checker) readOplog(sh topology.Shard) (topology.Oplog, string, error) {
+	primary := func() (topology.Oplog, string, error) { return sh.Oplog, "", nil }
+	if c.in.ReadsErr != nil {
+		return primary()
+	}
+	rp := c.in.Reads
+	if rp.Mode == "" {
+		rp.Mode = topology.DefaultReadPreference
+	}
+	members := readMembers(sh, rp)
+	var least *topology.Member
+	for i, m := range members {
+		if m.Primary {
+			continue // sh.Oplog, below
+		}
+		if m.Oplog.Err != nil {
+			return topology.Oplog{}, "", fmt.Errorf("the oplog of member %s, which the read preference %s reads, not read (%v)", m.Host, rp, m.Oplog.Err)
+		}
+		if least == nil || m.Oplog.Capacity() < least.Oplog.Capacity() {
+			least = &members[i]
+		}
+	}
+	readsPrimary := len(members) == 0 || slices.ContainsFunc(members, func(m topology.Member) bool { return m.Primary })
+	if least == nil || readsPrimary && sh.Oplog.Capacity() <= least.Oplog.Capacity() {
+		return primary()
+	}
+	return least.Oplog, "member " + least.Host, nil
+}
+
+// resizeFix says how large the oplog on host must be to hold need: in time, and in
 // bytes at the write rate its oplog shows now.
-func resizeFix(sh topology.Shard, need time.Duration) string {
-	fix := fmt.Sprintf("Enlarge the oplog of shard %s to hold at least %s of writes", sh.Name, round(need))
-	if w := sh.Oplog.Window(); w > 0 && sh.Oplog.UsedBytes > 0 {
-		size := int64(float64(sh.Oplog.UsedBytes) * need.Seconds() / w.Seconds())
+func resizeFix(sh topology.Shard, host string, o topology.Oplog, need time.Duration) string {
+	on := ""
+	if host != "" {
+		on = " on " + host
+	}
+	fix := fmt.Sprintf("Enlarge the oplog of shard %s%s to hold at least %s of writes", sh.Name, on, round(need))
+	if w := o.Window(); w > 0 && o.UsedBytes > 0 {
+		size := int64(float64(o.UsedBytes) * need.Seconds() / w.Seconds())
 		mib := max((size+1<<20-1)>>20, 990) // replSetResizeOplog takes MiB, 990 at least
 		fix += fmt.Sprintf(": about %s at its current write rate (db.adminCommand({replSetResizeOplog: 1, size: %d}) on each member, size in MiB", units.Bytes(size), mib)
 		if size < 990<<20 {

@@ -457,14 +457,14 @@ func TestShortOplogWindowFailsWithTheNumbers(t *testing.T) {
 // "about 290 MiB ... size: 990").
 func TestOplogResizeFixSaysWhyItsSizeIsLarger(t *testing.T) {
 	sh := topology.Shard{Name: "s0", Oplog: topology.Oplog{First: primitive.Timestamp{T: 1000}, Last: primitive.Timestamp{T: 1180}, UsedBytes: 64 << 20, MaxBytes: 64 << 20}}
-	fix := resizeFix(sh, 13*time.Minute)
+	fix := resizeFix(sh, "", sh.Oplog, 13*time.Minute)
 	for _, want := range []string{"about 277 MiB", "size: 990}", "990 being the least it accepts"} {
 		if !strings.Contains(fix, want) {
 			t.Errorf("fix %q lacks %q", fix, want)
 		}
 	}
 	sh.Oplog.UsedBytes, sh.Oplog.MaxBytes = 1<<30, 1<<30
-	if fix := resizeFix(sh, time.Hour); strings.Contains(fix, "least it accepts") {
+	if fix := resizeFix(sh, "", sh.Oplog, time.Hour); strings.Contains(fix, "least it accepts") {
 		t.Errorf("fix %q explains a minimum it does not use", fix)
 	}
 }

@@ -71,3 +71,65 @@ func TestReadPreferenceCheckOnReplicaSetShards(t *testing.T) {
 		t.Errorf("the failure does not name the shard: %s", f.Detail)
 	}
 }
+
+// The oplog window check on 3-member shards whose member 1 has a much smaller oplog
+// than the others (rolled over after a burst of writes): read from member 1, each
+// shard's oplog finding names member 1 and its window; read from the primary, it
+// names no member. Discovery reads each member's own oplog.
+func TestOplogWindowOfTheMembersReadOnReplicaSetShards(t *testing.T) {
+	if _, _, real := realPair(); real {
+		t.Skip("shrinks a member's oplog: sandbox only")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	src, err := sandbox.Start(ctx, "source", sandbox.Options{Shards: 2, Members: 3, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	_, dst := goodPair(t)
+	router, err := mongo.Connect(ctx, options.Client().ApplyURI(src.URI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer router.Disconnect(context.Background())
+	const small = 64 << 10
+	small1 := map[string]string{} // shard -> member 1's address
+	for _, sh := range src.Shards() {
+		if err := src.SetMemberOplogSize(sh.Name, 1, small); err != nil {
+			t.Fatal(err)
+		}
+		ms, err := src.ShardMembers(sh.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		small1[sh.Name] = ms[1].Addr
+	}
+	pad := strings.Repeat("x", 1000)
+	for i := range 400 { // about 400 KB on the shards: member 1's oplogs roll over
+		if _, err := router.Database("rp").Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: i}, {Key: "pad", Value: pad}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	endpoint := func(query string) topology.Endpoint {
+		return topology.Endpoint{URI: src.URI() + "?" + query, Timeout: testTimeout}
+	}
+	r := run(t, endpoint("readPreference=secondary&readPreferenceTags=member:1"), dst)
+	f, _ := r.Finding(validate.IDOplogWindow)
+	for shard, addr := range small1 {
+		if !strings.Contains(f.Detail, "on member "+addr+" holds") {
+			t.Errorf("reading member 1 (%s) of shard %s, the oplog finding does not name it: %s", addr, shard, f.Detail)
+		}
+	}
+	for _, sh := range r.Source.Shards {
+		for _, m := range sh.Members {
+			if m.Host == small1[sh.Name] && m.Oplog.MaxBytes != small {
+				t.Errorf("shard %s member %s: oplog of %d bytes read, want %d", sh.Name, m.Host, m.Oplog.MaxBytes, small)
+			}
+		}
+	}
+	r = run(t, endpoint("readPreference=primary"), dst)
+	if f, _ := r.Finding(validate.IDOplogWindow); strings.Contains(f.Detail, "on member") {
+		t.Errorf("reading the primaries, the oplog finding names a member: %s", f.Detail)
+	}
+}

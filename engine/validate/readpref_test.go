@@ -2,8 +2,11 @@ package validate
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/topology"
 )
@@ -71,4 +74,35 @@ func TestReadPreferenceInvalidIsAFailureSayingWhatToChoose(t *testing.T) {
 	in := goodInput()
 	in.ReadsErr = errors.New(`read preference "fastest": use one of primary, primaryPreferred, secondary, secondaryPreferred, nearest`)
 	expect(t, Check(in), IDSourceReadPreference, Failed, "fastest")
+}
+
+// The oplog window that counts is the one of the members the read preference reads
+// (the tail follows one of them from T0): a secondary with a smaller oplog than
+// its primary's fails the check by name, the smallest of those read decides, and
+// reading the primary only leaves the secondaries' oplogs out.
+func TestOplogWindowIsThatOfTheMembersTheReadPreferenceReads(t *testing.T) {
+	sh := threeMembers("s0", time.Second, time.Second)
+	// 10 GiB at 20 MiB/s and 1 GiB of indexes: the oplog must hold about 19 minutes.
+	sh.DataBytes, sh.IndexBytes, sh.DataBytesKnown = 10<<30, 1<<30, true
+	window := func(d time.Duration) topology.Oplog {
+		return topology.Oplog{First: primitive.Timestamp{T: 1000}, Last: primitive.Timestamp{T: 1000 + uint32(d.Seconds())}, UsedBytes: 1 << 30, MaxBytes: 1 << 30}
+	}
+	sh.Oplog = window(time.Hour)
+	sh.Members[0].Oplog, sh.Members[1].Oplog, sh.Members[2].Oplog = sh.Oplog, window(10*time.Minute), window(2*time.Hour)
+	in := withShards(sh)
+	in.ReadRates = map[string]ReadRate{"s0": measured("shop.orders", 20<<20)}
+
+	in.Reads = topology.ReadPreference{Mode: "secondary", Tags: []map[string]string{{"dc": "b"}}}
+	f := expect(t, Check(in), IDOplogWindow, Failed, "s0's oplog on member s0-b:27018 holds 10m0s of writes")
+	if want := "Enlarge the oplog of shard s0 on member s0-b:27018 to hold at least 19m0s"; !strings.Contains(f.Fix, want) {
+		t.Errorf("fix %q lacks %q", f.Fix, want)
+	}
+	in.Reads = topology.ReadPreference{Mode: "secondary"}
+	expect(t, Check(in), IDOplogWindow, Failed, "s0's oplog on member s0-b:27018 holds 10m0s")
+	in.Reads = topology.ReadPreference{Mode: "secondary", Tags: []map[string]string{{"dc": "c"}}}
+	expect(t, Check(in), IDOplogWindow, Passed, "oplog on member s0-c:27018 holds 2h0m0s")
+	in.Reads = topology.ReadPreference{Mode: "primary"}
+	expect(t, Check(in), IDOplogWindow, Passed, "s0: copying its 10 GiB", "oplog holds 1h0m0s")
+	in.Reads = topology.ReadPreference{Mode: "nearest"} // the primary, b or c: b is the shortest
+	expect(t, Check(in), IDOplogWindow, Failed, "on member s0-b:27018 holds 10m0s")
 }

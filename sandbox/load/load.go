@@ -126,7 +126,8 @@ const (
 // Run writes opsPerSec writes per second, at most maxWorkers at a time, to the seed
 // collections through the router client talks to, counting them in stats, until ctx
 // ends; it then waits for the writes in flight and returns nil. Failed writes are
-// counted, not returned: Run returns an error only when it cannot start. When the
+// counted, not returned: Run returns an error only when it cannot start (a ctx that
+// ends while it starts is a stop, not an error). When the
 // router falls behind, writes more than a second late are skipped rather than sent in
 // a burst.
 func Run(ctx context.Context, client *mongo.Client, opsPerSec int, rnd *rand.Rand, stats *Stats) error {
@@ -142,6 +143,9 @@ func RunIDs(ctx context.Context, client *mongo.Client, opsPerSec int, ids seed.I
 	}
 	targets, err := sample(ctx, client, ids)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before its first write: a stop, not a failure
+		}
 		return err
 	}
 	jobs := make(chan job)

@@ -134,6 +134,23 @@ func TestLoadFillsAnEmptyCluster(t *testing.T) {
 	}
 }
 
+// A load stopped while it starts (sampling the documents it will write to) has
+// stopped, not failed: a test that stopped its load a moment after starting it
+// failed on "sample the documents of ...: context canceled" on a busy machine
+// (TestReplayRetriesWhileASourceShardIsDown, 10 of 11 runs under two busy loops).
+func TestLoadStoppedWhileItStartsIsNoError(t *testing.T) {
+	client := seeded(t, 200, seed.ObjectIDs)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var stats load.Stats
+	if err := load.Run(ctx, client, 100, rand.New(rand.NewPCG(3, 4)), &stats); err != nil {
+		t.Fatalf("a load stopped before its first write: %v", err)
+	}
+	if stats.Total() != 0 {
+		t.Fatalf("a load stopped before it started wrote: %s", &stats)
+	}
+}
+
 // TestLoadOnNumberIDsKeepsToNumbers: on a data set seeded with numeric _ids, every kind
 // of write runs without errors and what the load inserts has numeric _ids too, ints,
 // longs and doubles alike.

@@ -43,15 +43,22 @@ func (n *node) replSetResizeOplog(cmd *wire.Command) bson.Raw {
 	case mib > maxOplogMiB:
 		return wire.ErrorReply(&wire.Error{Code: 72, Name: "InvalidOptions", Msg: fmt.Sprintf("oplog size in MB cannot exceed maximum of %dMB", maxOplogMiB)})
 	}
-	bytes := int64(math.Round(mib * (1 << 20)))
-	if err := n.oplog.setMax(bytes); err != nil {
+	if err := n.resizeOplog(int64(math.Round(mib * (1 << 20)))); err != nil {
 		return wire.ErrorReply(err)
+	}
+	return wire.OK()
+}
+
+// resizeOplog sets this member's oplog cap and keeps it for its restarts.
+func (n *node) resizeOplog(bytes int64) error {
+	if err := n.oplog.setMax(bytes); err != nil {
+		return err
 	}
 	path := filepath.Join(n.front.memberDir(n.member), oplogSizeFile)
 	if err := os.WriteFile(path, []byte(strconv.FormatInt(bytes, 10)+"\n"), 0o600); err != nil {
-		return wire.ErrorReply(fmt.Errorf("keep the oplog size: %w", err))
+		return fmt.Errorf("keep the oplog size: %w", err)
 	}
-	return wire.OK()
+	return nil
 }
 
 // memberOplogSize is member i's oplog cap: what replSetResizeOplog set, else the shard's.

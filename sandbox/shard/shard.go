@@ -408,6 +408,26 @@ func (f *Front) SetOplogSize(bytes int64) {
 	}
 }
 
+// SetMemberOplogSize changes one member's oplog cap, as replSetResizeOplog run on
+// that member does but to any size (a secondary's oplog may be smaller than its
+// primary's on a real set): shrinking rolls its old entries off now; the member keeps
+// the size across restarts.
+func (f *Front) SetMemberOplogSize(member int, bytes int64) error {
+	f.lifeMu.Lock()
+	defer f.lifeMu.Unlock()
+	nodes, err := f.running()
+	if err != nil {
+		return err
+	}
+	if member < 0 || member >= len(nodes) {
+		return fmt.Errorf("shard %s has members 0 to %d, not %d", f.cfg.Name, len(nodes)-1, member)
+	}
+	if bytes <= 0 {
+		return fmt.Errorf("an oplog size must be positive, not %d", bytes)
+	}
+	return nodes[member].resizeOplog(bytes)
+}
+
 // Close stops the shard for good and frees its address; the data stays in Dir.
 func (f *Front) Close() error {
 	f.lifeMu.Lock()
