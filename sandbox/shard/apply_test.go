@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/sandbox/wire"
@@ -78,5 +79,45 @@ func TestSecondariesCatchUpWithoutALaterWrite(t *testing.T) {
 		for i, s := range secondaries {
 			waitFor(t, fmt.Sprintf("member %d to apply %v with no write after it (round %d)", i+1, last, round), func() bool { return lastTS(t, s) == last })
 		}
+	}
+}
+
+// A prepared transaction's entries and its config.transactions record commit as one on
+// a real shard: nobody reads the prepare in the oplog (and no majority point passes
+// it) before the record is there, so a T0 taken past the prepare finds the
+// transaction open. The sandbox writes the record second and hides the entries until
+// then. (Fault scenario 8 and a user's migration at --txn-rate 3 failed on "commits a
+// prepared transaction this sync never saw": T0 passed a prepare whose record was
+// not written yet, so the replay started after it.)
+func TestAPreparedTransactionsEntriesShowNoEarlierThanItsRecord(t *testing.T) {
+	f := startFront(t, Config{Members: 3})
+	p := connectMember(t, f, 0)
+	ctx := context.Background()
+	recording, release := make(chan struct{}), make(chan struct{})
+	testHookPrepareRecord = func() { close(recording); <-release }
+	defer func() { testHookPrepareRecord = nil }()
+	lsid := bson.D{{Key: "id", Value: primitive.Binary{Subtype: 4, Data: make([]byte, 16)}}}
+	insert := bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{bson.D{{Key: "_id", Value: 1}}}},
+		{Key: routerLSID, Value: lsid}, {Key: "txnNumber", Value: int64(1)}, {Key: "autocommit", Value: false}, {Key: "startTransaction", Value: true}}
+	if err := p.Database("app").RunCommand(ctx, insert).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := lastTS(t, p)
+	prepared := make(chan error, 1)
+	go func() {
+		prepared <- p.Database("admin").RunCommand(ctx, bson.D{{Key: "prepareTransaction", Value: 1},
+			{Key: routerLSID, Value: lsid}, {Key: "txnNumber", Value: int64(1)}, {Key: "autocommit", Value: false}}).Err()
+	}()
+	<-recording
+	if es := entriesAfter(t, p, before); len(es) > 0 {
+		close(release)
+		t.Fatalf("the prepare's entries are read before its config.transactions record is written: %v", es)
+	}
+	close(release)
+	if err := <-prepared; err != nil {
+		t.Fatal(err)
+	}
+	if es := entriesAfter(t, p, before); len(es) == 0 {
+		t.Fatal("the prepare's entries stay hidden after its record is written")
 	}
 }

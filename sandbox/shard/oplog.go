@@ -38,6 +38,11 @@ type draft struct {
 	session     *stmtSession // the session fields of a retryable write; nil otherwise
 	multiOpType int32        // 1: the applyOps of a vectored insert (8.0)
 	post        bson.Raw     // an update's document after it (see entry.post)
+	// held, when set, hides the entry until it is revealed (revealHeld): a write
+	// whose other effects (a prepared transaction's config.transactions record)
+	// must be visible no later than its entry, as they commit together on a real
+	// server.
+	held *hole
 }
 
 // stmtSession is what an entry of a retryable write carries: lsid, txnNumber, stmtId
@@ -227,7 +232,11 @@ func (l *oplog) appendLocked(drafts []draft) error {
 			ts = primitive.Timestamp{T: l.mu.last.T, I: l.mu.last.I + 1}
 		}
 		raw := l.forms.encodeEntry(d, ts, l.mu.last, l.mu.term, now)
-		l.mu.entries = append(l.mu.entries, entry{ts: ts, raw: raw, post: d.post, hole: l.mu.holes.next(d)})
+		h := d.held
+		if h == nil {
+			h = l.mu.holes.next(d)
+		}
+		l.mu.entries = append(l.mu.entries, entry{ts: ts, raw: raw, post: d.post, hole: h})
 		l.mu.size += int64(len(raw))
 		l.mu.last, l.mu.wall = ts, now
 		buf = append(buf, raw...)

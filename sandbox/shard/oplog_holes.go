@@ -97,6 +97,15 @@ func (l *oplog) revealAll() {
 	l.mu.changed = make(chan struct{})
 }
 
+// revealHeld shows the entries a draft's held hole hid, and wakes their readers.
+func (l *oplog) revealHeld(h *hole) {
+	h.close()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	close(l.mu.changed)
+	l.mu.changed = make(chan struct{})
+}
+
 // HideNextEntries makes the primary's next n entries of writes invisible to readers of
 // its oplog, the entries after them visible, until RevealEntries: oplog holes for a
 // test to place exactly.

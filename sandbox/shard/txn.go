@@ -390,7 +390,7 @@ func (n *node) txnChunks(ops []txnOp) [][]txnOp {
 // logTxn writes a transaction's applyOps entries, chained by prevOpTime; last is the
 // final entry's mark (prepare, or for an unprepared transaction of several entries,
 // count). It returns the first and last entries' ts.
-func (n *node) logTxn(tx *shardTxn, prepare bool) (first, last primitive.Timestamp, err error) {
+func (n *node) logTxn(tx *shardTxn, prepare bool, held *hole) (first, last primitive.Timestamp, err error) {
 	chunks := n.txnChunks(tx.ops)
 	for i, chunk := range chunks {
 		arr := make(bson.A, len(chunk))
@@ -406,7 +406,7 @@ func (n *node) logTxn(tx *shardTxn, prepare bool) (first, last primitive.Timesta
 		case len(chunks) > 1:
 			o = append(o, bson.E{Key: "count", Value: int64(len(tx.ops))})
 		}
-		d := draft{op: "c", ns: "admin.$cmd", o: mustMarshal(o),
+		d := draft{op: "c", ns: "admin.$cmd", o: mustMarshal(o), held: held,
 			session: &stmtSession{lsid: tx.lsid, txnNumber: tx.txnNumber, stmtID: noStmtID, prev: link{ts: last}}}
 		if last, err = n.oplog.write(d); err != nil {
 			return first, last, err
@@ -418,13 +418,28 @@ func (n *node) logTxn(tx *shardTxn, prepare bool) (first, last primitive.Timesta
 	return first, last, nil
 }
 
+// testHookPrepareRecord, set by a test, runs before a prepared transaction's record
+// is written.
+var testHookPrepareRecord func()
+
 // prepareTxn logs the transaction's operations and records it prepared.
+//
+// On a real shard the prepare's entries and the record commit as one storage
+// transaction: whoever reads the oplog past them (a majority commit point, a
+// T0) finds the transaction open in config.transactions. Here the record is a
+// second write, so the entries stay hidden, and the secondaries (so the majority
+// point) stay before them, until the record is written.
 func (n *node) prepareTxn(tx *shardTxn) (primitive.Timestamp, error) {
-	first, last, err := n.logTxn(tx, true)
+	held := &hole{}
+	defer n.oplog.revealHeld(held)
+	first, last, err := n.logTxn(tx, true, held)
 	if err != nil {
 		return last, err
 	}
 	tx.prepared, tx.prepareTS = true, last
+	if testHookPrepareRecord != nil {
+		testHookPrepareRecord()
+	}
 	return last, n.recordTxn(tx.lsid, tx.txnNumber, first, last, txnPrepared)
 }
 
@@ -452,7 +467,7 @@ func (n *node) commitTxn(ctx context.Context, tx *shardTxn, cmd *wire.Command) (
 		if len(tx.ops) == 0 {
 			return primitive.Timestamp{}, nil // a transaction that wrote nothing logs nothing
 		}
-		_, last, err := n.logTxn(tx, false)
+		_, last, err := n.logTxn(tx, false, nil)
 		if err != nil {
 			return last, err
 		}
