@@ -193,4 +193,3 @@ func TestARoundsDeletesGoBesideItsOtherWritesAndTheResumePointWaitsForBoth(t *te
 		t.Errorf("resume point %v, want %v", got, at(4))
 	}
 }
-
