@@ -39,6 +39,15 @@ func replayBacklog(ctx context.Context, dst *mongo.Client, b *backlog, serial bo
 	if err := resetBacklogColl(ctx, dst); err != nil {
 		return 0, err
 	}
+	elapsed, err := replayStreams(ctx, dst, b, serial)
+	if err != nil {
+		return 0, err
+	}
+	return elapsed, checkBacklogResult(ctx, dst, b)
+}
+
+// replayStreams is replayBacklog's timed part: the replay of every stream.
+func replayStreams(ctx context.Context, dst *mongo.Client, b *backlog, serial bool) (time.Duration, error) {
 	names := make([]string, len(b.streams))
 	for i := range names {
 		names[i] = fmt.Sprintf("backlog-%d", i)
@@ -70,7 +79,7 @@ func replayBacklog(ctx context.Context, dst *mongo.Client, b *backlog, serial bo
 	if err != nil {
 		return 0, fmt.Errorf("replay the backlog: %w", err)
 	}
-	return elapsed, checkBacklogResult(ctx, dst, b)
+	return elapsed, nil
 }
 
 // directBacklog translates the backlog into driver write models once (not timed),

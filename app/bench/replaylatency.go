@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -11,18 +10,18 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/engine/topology"
-	"github.com/shardlift/shardlift/sandbox"
 )
 
 // replayLatencies are figure 11's network delays between Shardlift and the
 // destination.
 var replayLatencies = []time.Duration{0, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond}
 
-// replayAtLatencies is figure 11 (issue 17): figure 2's replay on a destination
-// each of replayLatencies away (a cluster started for each, sandbox.Options.Latency),
-// by the applier that writes in rounds and by the one before it (one bulk write per
-// batch, ordered when a document repeats: replay.Config.SerialBulks), one after the
-// other on the same cluster, the serial one first.
+// replayAtLatencies is figure 11 (issue 17): figure 2's replay into a destination
+// that acknowledges every write at once, each of replayLatencies away (ackServer),
+// by the applier that writes in rounds and by the one before it (one bulk write
+// per batch, ordered when a document repeats: replay.Config.SerialBulks), one after
+// the other; with the write commands each sent. On a destination that costs nothing
+// but round trips, what remains is how the appliers wait on them.
 func (r *runner) replayAtLatencies(ctx context.Context) error {
 	b, err := makeBacklog(r.o.Backlog, r.o.Shards)
 	if err != nil {
@@ -32,11 +31,11 @@ func (r *runner) replayAtLatencies(ctx context.Context) error {
 	for _, latency := range replayLatencies {
 		var rates, commands [2]float64
 		var writes atomic.Int64
-		err := withDestination(ctx, r, latency, &writes, func(dst *mongo.Client) error {
+		err := withAckServer(ctx, latency, &writes, func(dst *mongo.Client) error {
 			for i, serial := range []bool{true, false} {
-				r.logf("11. the replay of %d entries, %v from the destination, serial applier: %v", b.entries, latency, serial)
+				r.logf("11. the replay of %d entries, %v from a destination that only acknowledges, serial applier: %v", b.entries, latency, serial)
 				before := writes.Load()
-				took, err := replayBacklog(ctx, dst, b, serial)
+				took, err := replayStreams(ctx, dst, b, serial)
 				if err != nil {
 					return err
 				}
@@ -55,7 +54,7 @@ func (r *runner) replayAtLatencies(ctx context.Context) error {
 		}
 		perK := func(n float64) float64 { return n * 1000 / float64(b.entries) }
 		r.t.Rows = append(r.t.Rows, Row{
-			Figure:    fmt.Sprintf("11. oplog replay at %v added latency, %s entries: rounds against one bulk per batch", latency, thousands(int64(b.entries))),
+			Figure:    fmt.Sprintf("11. oplog replay, %s entries, %v from a destination that only acknowledges: rounds against one bulk per batch", thousands(int64(b.entries)), latency),
 			Shardlift: fmt.Sprintf("%s, %.0f write commands per 1,000 entries (%.2f of rounds at 0 ms)", rate(rounds, "entries/s"), perK(commands[1]), Ratio(rounds, atZero)),
 			Ceiling:   fmt.Sprintf("%s, %.0f write commands per 1,000 entries (one bulk per batch)", rate(serial, "entries/s"), perK(commands[0])),
 			Ratio:     Ratio(rounds, serial),
@@ -64,29 +63,23 @@ func (r *runner) replayAtLatencies(ctx context.Context) error {
 	return nil
 }
 
-// withDestination starts a destination cluster latency away from this process,
-// connects to it as figure 2 does, counting the write commands sent (each a round
-// trip) in writes, runs f and stops the cluster.
-func withDestination(ctx context.Context, r *runner, latency time.Duration, writes *atomic.Int64, f func(dst *mongo.Client) error) error {
-	log := slog.New(slog.NewTextHandler(r.o.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := sandbox.Start(ctx, "destination", sandbox.Options{Shards: r.o.Shards, Latency: latency, Logger: log.With("cluster", "destination")})
+// withAckServer starts an ackServer latency away, connects to it counting the
+// write commands sent (each a round trip) in writes, runs f and stops the server.
+func withAckServer(ctx context.Context, latency time.Duration, writes *atomic.Int64, f func(dst *mongo.Client) error) error {
+	srv, err := ackServer(latency)
 	if err != nil {
-		return fmt.Errorf("start a destination sandbox %v away: %w", latency, err)
+		return fmt.Errorf("start a destination that only acknowledges: %w", err)
 	}
-	defer func() {
-		if err := c.Close(); err != nil {
-			r.logf("stop a sandbox cluster: %v", err)
-		}
-	}()
+	defer srv.Close()
 	count := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
 		switch e.CommandName {
 		case "insert", "update", "delete":
 			writes.Add(1)
 		}
 	}}
-	client, err := connectMajorityMonitored(ctx, topology.Endpoint{URI: c.URI(), Timeout: time.Minute}, count)
+	client, err := connectMajorityMonitored(ctx, topology.Endpoint{URI: "mongodb://" + srv.Addr() + "/?directConnection=true", Timeout: time.Minute}, count)
 	if err != nil {
-		return fmt.Errorf("connect to the destination: %w", err)
+		return fmt.Errorf("connect to the destination that only acknowledges: %w", err)
 	}
 	defer client.Disconnect(context.WithoutCancel(ctx))
 	return f(client)
