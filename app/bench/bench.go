@@ -190,6 +190,11 @@ func (r *runner) run(ctx context.Context, want func(int) bool) error {
 			return err
 		}
 	}
+	if want(12) {
+		if err := r.partitionedCopyFar(ctx); err != nil {
+			return err
+		}
+	}
 	if !want(1) && !want(2) && !want(3) && !want(5) && !want(8) && !want(10) {
 		return nil
 	}

@@ -12,14 +12,16 @@ import (
 // writeRounds applies writes (one namespace, oplog order) in rounds, so that a batch
 // costs one round trip per round rather than one per run of a kind:
 //
-//   - round k holds the k-th write of every document the batch touches, so no round
-//     writes a document twice, and a document's writes keep their order from round
-//     to round (each round is sent once the one before it is answered);
-//   - the writes of a round touch different documents, so they commute: its deletes
-//     and its other writes (replace-upserts and updates, which travel in one update
-//     command) go as two bulk writes at once, each unordered at the server.
+//   - a document's writes are cut into segments where they change between a delete
+//     and any other write (a replace-upsert or an update, which travel in one update
+//     command), and round k holds the k-th segment of every document the batch
+//     touches; each round is sent once the one before it is answered, so a
+//     document's writes keep their order from round to round, and within a round
+//     the writes of a segment stay in oplog order (the bulk write is then ordered);
+//   - the documents of a round's deletes and of its other writes differ, so the two
+//     commute: they go as two bulk writes at once.
 //
-// A batch whose documents are all distinct (the usual case) is one round.
+// A batch whose documents are each written once, or only updated, is one round.
 //
 // It returns how many leading writes are applied: len(writes) and nil when all are.
 // When a round fails, the rounds after it are not sent, and the answer is the index
@@ -49,16 +51,27 @@ func writeRounds(ctx context.Context, dest Destination, ns oplog.Namespace, writ
 
 // cutRounds returns the indices of writes by round, each round's in rising order.
 func cutRounds(writes []oplog.Write) [][]int {
-	seen := make(map[string]int, len(writes)) // writes so far by document
+	type segment struct {
+		k      int // the document's current segment
+		delete bool
+	}
+	seen := make(map[string]segment, len(writes))
 	var rounds [][]int
 	for i := range writes {
 		key := docKey(writes[i].Filter)
-		k := seen[key]
-		seen[key] = k + 1
-		if k == len(rounds) {
+		del := writes[i].Kind == oplog.Delete
+		seg, ok := seen[key]
+		switch {
+		case !ok:
+			seg = segment{k: 0, delete: del}
+		case seg.delete != del:
+			seg = segment{k: seg.k + 1, delete: del}
+		}
+		seen[key] = seg
+		if seg.k == len(rounds) {
 			rounds = append(rounds, nil)
 		}
-		rounds[k] = append(rounds[k], i)
+		rounds[seg.k] = append(rounds[seg.k], i)
 	}
 	return rounds
 }
