@@ -12,7 +12,7 @@ import (
 
 // ackServer is a MongoDB-speaking server that acknowledges every write at once and
 // stores nothing, each reply latency late: a destination whose only cost is the
-// round trip, so that figure 11 measures how the replay's writes wait on round
+// round trip, so that figure 12 measures how the replay's writes wait on round
 // trips, apart from any server's work (the sandbox's servers are CPU-bound on this
 // machine, and serialise a shard's writes).
 func ackServer(latency time.Duration) (*wire.Server, error) {

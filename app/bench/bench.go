@@ -105,8 +105,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 12 {
-			fmt.Fprintf(stderr, "shardlift-bench: --only %q: figures are numbered 1 to 12\n", *only)
+		if err != nil || n < 1 || n > 13 {
+			fmt.Fprintf(stderr, "shardlift-bench: --only %q: figures are numbered 1 to 13\n", *only)
 			return 2
 		}
 		o.Only = append(o.Only, n)
@@ -190,7 +190,7 @@ func (r *runner) run(ctx context.Context, want func(int) bool) error {
 			return err
 		}
 	}
-	if want(12) {
+	if want(13) {
 		if err := r.partitionedCopyFar(ctx); err != nil {
 			return err
 		}

@@ -243,13 +243,13 @@ func TestTinyRunMeasuresEveryFigure(t *testing.T) {
 	}
 }
 
-// Figure 11 replays a backlog into a destination that only acknowledges, 0 to 80
+// Figure 12 replays a backlog into a destination that only acknowledges, 0 to 80
 // ms away, with both appliers: a row per latency, the rounds sending fewer write
 // commands than one bulk per batch (a backlog of few live documents repeats them in
 // nearly every batch).
-func TestFigure11ComparesTheAppliersAtEachLatency(t *testing.T) {
+func TestFigure12ComparesTheAppliersAtEachLatency(t *testing.T) {
 	var log bytes.Buffer
-	tab, err := Run(context.Background(), Options{Backlog: 300, Shards: 3, Only: []int{11}, Log: &log})
+	tab, err := Run(context.Background(), Options{Backlog: 300, Shards: 3, Only: []int{12}, Log: &log})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
@@ -264,7 +264,7 @@ func TestFigure11ComparesTheAppliersAtEachLatency(t *testing.T) {
 		if _, err := fmt.Sscanf(r.Ceiling[strings.Index(r.Ceiling, ", ")+2:], "%f write commands", &serial); err != nil {
 			t.Fatalf("row %q: %v", r.Ceiling, err)
 		}
-		if !strings.HasPrefix(r.Figure, "11. ") || rounds <= 0 || rounds >= serial {
+		if !strings.HasPrefix(r.Figure, "12. ") || rounds <= 0 || rounds >= serial {
 			t.Errorf("row %q: %v write commands per 1,000 entries in rounds, %v in one bulk per batch", r.Figure, rounds, serial)
 		}
 	}

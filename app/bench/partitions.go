@@ -20,7 +20,7 @@ func (r *runner) partitionedCopy(ctx context.Context) error {
 	return r.copyByPartitions(ctx, 10, "")
 }
 
-// partitionedCopyFar is figure 12: figure 10 on a second pair of clusters
+// partitionedCopyFar is figure 13: figure 10 on a second pair of clusters
 // benchLatency away (figure 8's), where a cursor's round trips, not the servers'
 // CPU, should bound one cursor.
 func (r *runner) partitionedCopyFar(ctx context.Context) error {
@@ -32,7 +32,7 @@ func (r *runner) partitionedCopyFar(ctx context.Context) error {
 	if err := far.seed(ctx, r.o.Docs); err != nil {
 		return err
 	}
-	return far.copyByPartitions(ctx, 12, fmt.Sprintf(", at %v added latency", benchLatency))
+	return far.copyByPartitions(ctx, 13, fmt.Sprintf(", at %v added latency", benchLatency))
 }
 
 // copyByPartitions copies whatever bench.docs holds on r's source by one cursor

@@ -34,7 +34,7 @@ func resetBacklogColl(ctx context.Context, dst *mongo.Client) error {
 // replayBacklog replays every stream with engine/replay, one replay.Shard per
 // stream as a migration runs one per source shard, and returns the elapsed time.
 // serial replays with the applier as it was before it wrote in rounds
-// (replay.Config.SerialBulks), for figure 11's before-and-after.
+// (replay.Config.SerialBulks), for figure 12's before-and-after.
 func replayBacklog(ctx context.Context, dst *mongo.Client, b *backlog, serial bool) (time.Duration, error) {
 	if err := resetBacklogColl(ctx, dst); err != nil {
 		return 0, err

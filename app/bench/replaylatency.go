@@ -12,11 +12,11 @@ import (
 	"github.com/shardlift/shardlift/engine/topology"
 )
 
-// replayLatencies are figure 11's network delays between Shardlift and the
+// replayLatencies are figure 12's network delays between Shardlift and the
 // destination.
 var replayLatencies = []time.Duration{0, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond}
 
-// replayAtLatencies is figure 11 (issue 17): figure 2's replay into a destination
+// replayAtLatencies is figure 12 (issue 17): figure 2's replay into a destination
 // that acknowledges every write at once, each of replayLatencies away (ackServer),
 // by the applier that writes in rounds and by the one before it (one bulk write
 // per batch, ordered when a document repeats: replay.Config.SerialBulks), one after
@@ -33,7 +33,7 @@ func (r *runner) replayAtLatencies(ctx context.Context) error {
 		var writes atomic.Int64
 		err := withAckServer(ctx, latency, &writes, func(dst *mongo.Client) error {
 			for i, serial := range []bool{true, false} {
-				r.logf("11. the replay of %d entries, %v from a destination that only acknowledges, serial applier: %v", b.entries, latency, serial)
+				r.logf("12. the replay of %d entries, %v from a destination that only acknowledges, serial applier: %v", b.entries, latency, serial)
 				before := writes.Load()
 				took, err := replayStreams(ctx, dst, b, serial)
 				if err != nil {
@@ -54,7 +54,7 @@ func (r *runner) replayAtLatencies(ctx context.Context) error {
 		}
 		perK := func(n float64) float64 { return n * 1000 / float64(b.entries) }
 		r.t.Rows = append(r.t.Rows, Row{
-			Figure:    fmt.Sprintf("11. oplog replay, %s entries, %v from a destination that only acknowledges: rounds against one bulk per batch", thousands(int64(b.entries)), latency),
+			Figure:    fmt.Sprintf("12. oplog replay, %s entries, %v from a destination that only acknowledges: rounds against one bulk per batch", thousands(int64(b.entries)), latency),
 			Shardlift: fmt.Sprintf("%s, %.0f write commands per 1,000 entries (%.2f of rounds at 0 ms)", rate(rounds, "entries/s"), perK(commands[1]), Ratio(rounds, atZero)),
 			Ceiling:   fmt.Sprintf("%s, %.0f write commands per 1,000 entries (one bulk per batch)", rate(serial, "entries/s"), perK(commands[0])),
 			Ratio:     Ratio(rounds, serial),
