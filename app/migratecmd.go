@@ -406,6 +406,9 @@ func progressLine(s engine.Snapshot, now time.Time) string {
 		} else if sh.Moved != "" {
 			p += " (copying again: " + sh.Moved + ")"
 		}
+		if r := sh.RangesText(); r != "" {
+			p += " (" + r + ")"
+		}
 		shards = append(shards, p)
 	}
 	if len(shards) > 0 {

@@ -94,6 +94,11 @@ func (sh *shardState) progressLocked() ShardProgress {
 		if sh.phase == Copying || sh.phase == BuildingIndexes {
 			row.Retrying = p.Retrying
 		}
+		if sh.phase == Copying {
+			for _, r := range p.Ranges {
+				row.Ranges = append(row.Ranges, NamespaceRanges(r))
+			}
+		}
 	case sh.phase == CatchingUp || sh.phase == Synced:
 		// Resumed past its copy: the checkpoint counts what it copied.
 		row.DocsCopied, row.BytesCopied = sh.copiedDocs, sh.copiedBytes

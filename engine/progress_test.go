@@ -470,3 +470,24 @@ func TestSnapshotCarriesThePlacementWhilePreparing(t *testing.T) {
 	close(h.fc.prepareGate)
 	h.waitState(Syncing)
 }
+
+// rangesCopier is a copier whose progress names namespaces copied in _id ranges.
+type rangesCopier struct{ Copier }
+
+func (rangesCopier) Snapshot() initialsync.Progress {
+	return initialsync.Progress{Ranges: []initialsync.NamespaceRanges{{Namespace: "shop.orders", Done: 3, Total: 8}}}
+}
+
+// A copying shard's row names its namespaces copied in _id ranges, done of all; once
+// it builds its indexes (every range copied) it names none.
+func TestACopyingShardsRowNamesItsRanges(t *testing.T) {
+	sh := &shardState{name: "s0", phase: Copying, copier: rangesCopier{}}
+	want := []NamespaceRanges{{Namespace: "shop.orders", Done: 3, Total: 8}}
+	if got := sh.progressLocked().Ranges; !slices.Equal(got, want) {
+		t.Fatalf("ranges %+v, want %+v", got, want)
+	}
+	sh.phase = BuildingIndexes
+	if got := sh.progressLocked().Ranges; len(got) != 0 {
+		t.Fatalf("ranges %+v while building indexes, want none", got)
+	}
+}

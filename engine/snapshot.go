@@ -142,6 +142,26 @@ type ShardProgress struct {
 	// AppliedUpTo is the source time up to which every entry of the shard is applied
 	// on the destination; zero before its replay applied one.
 	AppliedUpTo time.Time
+	// Ranges are the namespaces the shard copies in _id ranges (several cursors at
+	// once), each with its ranges copied and in all; empty outside the copy.
+	Ranges []NamespaceRanges
+}
+
+// NamespaceRanges is a namespace copied in _id ranges: Done of its Total ranges
+// are copied.
+type NamespaceRanges struct {
+	Namespace   string
+	Done, Total int
+}
+
+// RangesText says in a line how far the shard's namespaces copied in ranges are
+// ("shop.orders: 3 of 8 ranges copied"), "" when it copies none in ranges.
+func (p ShardProgress) RangesText() string {
+	parts := make([]string, len(p.Ranges))
+	for i, r := range p.Ranges {
+		parts[i] = fmt.Sprintf("%s: %d of %d ranges copied", r.Namespace, r.Done, r.Total)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Verification is the result of comparing source and destination.

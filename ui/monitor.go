@@ -470,6 +470,7 @@ type shardRow struct {
 	cells                                []fyne.CanvasObject
 	problem                              *fyne.Container
 	errText, retrying                    *widget.Label
+	ranges                               *widget.Label // the namespaces copied in _id ranges
 	restart                              *widget.Button
 	obj                                  fyne.CanvasObject
 }
@@ -494,9 +495,11 @@ func newShardRow(name string, onRestart func(string), cols *columns) *shardRow {
 	r.retrying = wrapped("")
 	r.retrying.Importance = widget.WarningImportance
 	r.retrying.Hide()
+	r.ranges = wrapped("")
+	r.ranges.Hide()
 	r.cells = []fyne.CanvasObject{r.name, r.phase, r.bar, r.copied, r.rate, r.lag, r.left}
 	line := container.New(cols, r.cells...)
-	r.obj = container.NewVBox(line, r.problem, r.retrying)
+	r.obj = container.NewVBox(line, r.problem, r.retrying, r.ranges)
 	return r
 }
 func (r *shardRow) show(p engine.ShardProgress) {
@@ -537,6 +540,12 @@ func (r *shardRow) show(p engine.ShardProgress) {
 		r.retrying.Show()
 	default:
 		r.retrying.Hide()
+	}
+	if text := p.RangesText(); text != "" {
+		r.ranges.SetText("Copying in parallel _id ranges: " + text)
+		r.ranges.Show()
+	} else {
+		r.ranges.Hide()
 	}
 }
 

@@ -452,3 +452,21 @@ func TestMonitorShowsTheContinuousVerification(t *testing.T) {
 	h.tick()
 	h.mustShow("Continuous verification: 12 of 40 ranges compared (3 of 5 namespaces)  ·  1,500 documents rechecked since  ·  2 differing, pending recheck  ·  1 still differing")
 }
+
+// A shard copying a large collection in _id ranges says in its row how many of
+// each namespace's ranges are copied, and stops once its copy is over.
+func TestShardRowSaysHowManyRangesAreCopied(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := syncing()
+	s.Shards[0].Ranges = []engine.NamespaceRanges{{Namespace: "shop.orders", Done: 3, Total: 8}}
+	m := newFakeMigration(s)
+	h.attach(m)
+	h.mustShow("Copying in parallel _id ranges: shop.orders: 3 of 8 ranges copied")
+	m.snap.Shards[0].Ranges = []engine.NamespaceRanges{{Namespace: "shop.orders", Done: 8, Total: 8}, {Namespace: "shop.items", Done: 1, Total: 8}}
+	h.tick()
+	h.mustShow("Copying in parallel _id ranges: shop.orders: 8 of 8 ranges copied, shop.items: 1 of 8 ranges copied")
+	m.snap.Shards[0].Ranges = nil
+	m.snap.Shards[0].Phase = engine.CatchingUp
+	h.tick()
+	h.mustNotShow("ranges copied")
+}

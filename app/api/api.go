@@ -117,6 +117,12 @@ type progressJSON struct {
 	LagSeconds      *float64 `json:"lagSeconds"`
 }
 
+type rangesJSON struct {
+	Namespace string `json:"namespace"`
+	Done      int    `json:"done"`
+	Total     int    `json:"total"`
+}
+
 type shardJSON struct {
 	Name  string       `json:"name"`
 	Phase engine.Phase `json:"phase"`
@@ -126,6 +132,9 @@ type shardJSON struct {
 	Waiting  string `json:"waiting,omitempty"`
 	// Moved names the chunk or collection move that made the shard copy again.
 	Moved string `json:"moved,omitempty"`
+	// Ranges are the namespaces the shard copies in _id ranges, with the ranges
+	// copied and in all.
+	Ranges []rangesJSON `json:"ranges,omitempty"`
 	// GapSeconds is the shard's optime gap; AppliedUpTo the source time up to which
 	// it applied every entry (null before it applied one).
 	GapSeconds  float64    `json:"gapSeconds"`
@@ -235,6 +244,10 @@ func toStatus(s engine.Snapshot) Status {
 	for _, sh := range s.Shards {
 		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying, Waiting: sh.Waiting, Moved: sh.Moved,
 			GapSeconds: sh.Gap.Seconds(), AppliedUpTo: optionalTime(sh.AppliedUpTo)})
+		for _, r := range sh.Ranges {
+			last := &out.Shards[len(out.Shards)-1]
+			last.Ranges = append(last.Ranges, rangesJSON{Namespace: r.Namespace, Done: r.Done, Total: r.Total})
+		}
 	}
 	if sum := s.Summary; sum != nil {
 		out.Summary = &summaryJSON{FinishedAt: sum.FinishedAt.UTC(), Documents: sum.Documents, Bytes: sum.Bytes, OptimeGapSeconds: sum.OptimeGap.Seconds(),

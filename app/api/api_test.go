@@ -49,7 +49,8 @@ func TestStatusSaysWhatIsNotKnownYet(t *testing.T) {
 	copying := engine.Progress{DocsCopied: 2106, DocsTotal: 20341, BytesCopied: 2_829_050, BytesTotal: 27_000_000, TotalsEstimated: true}
 	replaying := engine.Progress{DocsCopied: 500, DocsTotal: 500, BytesCopied: 50_000, BytesTotal: 50_000, Lag: 3 * time.Second, LagKnown: true}
 	f.Snap.Overall = copying
-	f.Snap.Shards = []engine.ShardProgress{{Name: "rs0", Phase: engine.Copying, Progress: copying}, {Name: "rs1", Phase: engine.CatchingUp, Progress: replaying}}
+	f.Snap.Shards = []engine.ShardProgress{{Name: "rs0", Phase: engine.Copying, Progress: copying,
+		Ranges: []engine.NamespaceRanges{{Namespace: "shop.orders", Done: 3, Total: 8}}}, {Name: "rs1", Phase: engine.CatchingUp, Progress: replaying}}
 	_, body, err := api.Call(context.Background(), apitest.Serve(t, f), http.MethodGet, "/status", "")
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +73,13 @@ func TestStatusSaysWhatIsNotKnownYet(t *testing.T) {
 	}
 	if st.Shards[1]["lagSeconds"] != 3.0 || st.Shards[1]["totalsEstimated"] != false {
 		t.Errorf("replaying shard: %v", st.Shards[1])
+	}
+	// The copying shard's namespace in _id ranges: how many are copied, of how many.
+	if got := fmt.Sprint(st.Shards[0]["ranges"]); got != "[map[done:3 namespace:shop.orders total:8]]" {
+		t.Errorf("copying shard's ranges %s, want shop.orders 3 of 8: %s", got, body)
+	}
+	if _, ok := st.Shards[1]["ranges"]; ok {
+		t.Errorf("replaying shard has ranges: %s", body)
 	}
 	if st.OptimeGapSeconds != nil || !strings.Contains(string(body), `"optimeGapSeconds": null`) {
 		t.Errorf("optimeGapSeconds %v while a shard copies, want null: %s", st.OptimeGapSeconds, body)

@@ -105,8 +105,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 11 {
-			fmt.Fprintf(stderr, "shardlift-bench: --only %q: figures are numbered 1 to 11\n", *only)
+		if err != nil || n < 1 || n > 13 {
+			fmt.Fprintf(stderr, "shardlift-bench: --only %q: figures are numbered 1 to 13\n", *only)
 			return 2
 		}
 		o.Only = append(o.Only, n)
@@ -182,6 +182,16 @@ func (r *runner) run(ctx context.Context, want func(int) bool) error {
 	}
 	if want(11) {
 		if err := r.movesWatch(ctx); err != nil {
+			return err
+		}
+	}
+	if want(12) {
+		if err := r.replayAtLatencies(ctx); err != nil {
+			return err
+		}
+	}
+	if want(13) {
+		if err := r.partitionedCopyFar(ctx); err != nil {
 			return err
 		}
 	}
@@ -379,7 +389,7 @@ func (r *runner) replay(ctx context.Context) (ceiling, got float64, err error) {
 	r.logf("   %s in %v", rate(ceiling, "entries/s"), direct.Round(time.Millisecond))
 	stopProfile = r.startProfile("replay.cpu")
 	r.logf("2. Shardlift's replay (engine/replay) of the backlog")
-	rep, err := replayBacklog(ctx, r.dstC, b)
+	rep, err := replayBacklog(ctx, r.dstC, b, false)
 	stopProfile()
 	if err != nil {
 		return 0, 0, err

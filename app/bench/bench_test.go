@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -239,6 +240,33 @@ func TestTinyRunMeasuresEveryFigure(t *testing.T) {
 	}
 	if !strings.Contains(tab.Rows[3].Figure, "4x: 4,") {
 		t.Errorf("the memory point copied %q, want 4x the documents", tab.Rows[3].Figure)
+	}
+}
+
+// Figure 12 replays a backlog into a destination that only acknowledges, 0 to 80
+// ms away, with both appliers: a row per latency, the rounds sending fewer write
+// commands than one bulk per batch (a backlog of few live documents repeats them in
+// nearly every batch).
+func TestFigure12ComparesTheAppliersAtEachLatency(t *testing.T) {
+	var log bytes.Buffer
+	tab, err := Run(context.Background(), Options{Backlog: 300, Shards: 3, Only: []int{12}, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if len(tab.Rows) != len(replayLatencies) {
+		t.Fatalf("rows %+v, want one per latency", tab.Rows)
+	}
+	for _, r := range tab.Rows {
+		var rounds, serial float64
+		if _, err := fmt.Sscanf(r.Shardlift[strings.Index(r.Shardlift, ", ")+2:], "%f write commands", &rounds); err != nil {
+			t.Fatalf("row %q: %v", r.Shardlift, err)
+		}
+		if _, err := fmt.Sscanf(r.Ceiling[strings.Index(r.Ceiling, ", ")+2:], "%f write commands", &serial); err != nil {
+			t.Fatalf("row %q: %v", r.Ceiling, err)
+		}
+		if !strings.HasPrefix(r.Figure, "12. ") || rounds <= 0 || rounds >= serial {
+			t.Errorf("row %q: %v write commands per 1,000 entries in rounds, %v in one bulk per batch", r.Figure, rounds, serial)
+		}
 	}
 }
 

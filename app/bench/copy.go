@@ -21,6 +21,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/event"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/writeconcern"
@@ -331,11 +332,19 @@ func firstWrite(ctx context.Context, copiers []*initialsync.Copier, start time.T
 // connectMajority connects as the migration connects to its destination: writes
 // acknowledged by a majority.
 func connectMajority(ctx context.Context, e topology.Endpoint) (*mongo.Client, error) {
+	return connectMajorityMonitored(ctx, e, nil)
+}
+
+// connectMajorityMonitored is connectMajority with a command monitor (nil: none).
+func connectMajorityMonitored(ctx context.Context, e topology.Endpoint, monitor *event.CommandMonitor) (*mongo.Client, error) {
 	opts, err := e.ClientOptions()
 	if err != nil {
 		return nil, err
 	}
 	opts.SetWriteConcern(writeconcern.Majority())
+	if monitor != nil {
+		opts.SetMonitor(monitor)
+	}
 	client, err := mongo.Connect(ctx, opts)
 	if err != nil {
 		return nil, err

@@ -33,10 +33,21 @@ func resetBacklogColl(ctx context.Context, dst *mongo.Client) error {
 
 // replayBacklog replays every stream with engine/replay, one replay.Shard per
 // stream as a migration runs one per source shard, and returns the elapsed time.
-func replayBacklog(ctx context.Context, dst *mongo.Client, b *backlog) (time.Duration, error) {
+// serial replays with the applier as it was before it wrote in rounds
+// (replay.Config.SerialBulks), for figure 12's before-and-after.
+func replayBacklog(ctx context.Context, dst *mongo.Client, b *backlog, serial bool) (time.Duration, error) {
 	if err := resetBacklogColl(ctx, dst); err != nil {
 		return 0, err
 	}
+	elapsed, err := replayStreams(ctx, dst, b, serial)
+	if err != nil {
+		return 0, err
+	}
+	return elapsed, checkBacklogResult(ctx, dst, b)
+}
+
+// replayStreams is replayBacklog's timed part: the replay of every stream.
+func replayStreams(ctx context.Context, dst *mongo.Client, b *backlog, serial bool) (time.Duration, error) {
 	names := make([]string, len(b.streams))
 	for i := range names {
 		names[i] = fmt.Sprintf("backlog-%d", i)
@@ -46,7 +57,7 @@ func replayBacklog(ctx context.Context, dst *mongo.Client, b *backlog) (time.Dur
 	for i, name := range names {
 		s, err := replay.New(replay.Config{
 			Shard: name, Source: replay.NewReaderSource(bytes.NewReader(b.streams[i])),
-			Destination: replay.NewMongoDestination(dst), DDL: ddl, Translator: keyIsID,
+			Destination: replay.NewMongoDestination(dst), DDL: ddl, Translator: keyIsID, SerialBulks: serial,
 		})
 		if err != nil {
 			return 0, err
@@ -68,7 +79,7 @@ func replayBacklog(ctx context.Context, dst *mongo.Client, b *backlog) (time.Dur
 	if err != nil {
 		return 0, fmt.Errorf("replay the backlog: %w", err)
 	}
-	return elapsed, checkBacklogResult(ctx, dst, b)
+	return elapsed, nil
 }
 
 // directBacklog translates the backlog into driver write models once (not timed),

@@ -144,6 +144,16 @@ type Progress struct {
 	// Retrying describes a transient failure being retried ("retrying: ..."), so the
 	// shard's row shows a source or destination that went away; "" otherwise.
 	Retrying string
+	// Ranges are the namespaces being copied in _id ranges (not done yet, ranges
+	// chosen), in the plan's order.
+	Ranges []NamespaceRanges
+}
+
+// NamespaceRanges is the copy of one namespace in _id ranges: how many of its
+// ranges are durably copied, of how many.
+type NamespaceRanges struct {
+	Namespace   string
+	Done, Total int
 }
 
 // Copier copies one shard. Copy and BuildIndexes are meant to be called once
@@ -253,8 +263,27 @@ func (c *Copier) Snapshot() Progress {
 		p.Estimated = true
 		p.DocsTotal += max(part.ns.Docs, docs)
 		p.BytesTotal += max(part.ns.Bytes, bytes)
+		if r, ok := part.ranges(); ok {
+			p.Ranges = append(p.Ranges, r)
+		}
 	}
 	return p
+}
+
+// ranges is the progress of a namespace copied in _id ranges; ok is false for a
+// namespace read whole, or whose ranges are not chosen yet.
+func (n *namespace) ranges() (r NamespaceRanges, ok bool) {
+	parts := n.partitions()
+	if len(parts) == 0 || !parts[0].ranged {
+		return r, false
+	}
+	r = NamespaceRanges{Namespace: n.id, Total: len(parts)}
+	for _, p := range parts {
+		if prog, _ := p.tracker.progress(); prog.Done {
+			r.Done++
+		}
+	}
+	return r, true
 }
 
 // setRetrying records the transient failure being retried ("" once it is over).

@@ -239,6 +239,11 @@ func TestPartitionedCopyResumesMidPartition(t *testing.T) {
 	dst.hook = nil
 	src.ranges = nil
 	again := newCopier(t, plan(largeUnsharded("app", "big", 1000)), src, dst, s, saved, partitioned(3))
+	// The progress names the namespace's ranges, done of all, from the checkpoint on.
+	want := []NamespaceRanges{{Namespace: "app.big", Done: done, Total: 8}}
+	if got := again.Snapshot().Ranges; !slices.Equal(got, want) {
+		t.Fatalf("ranges in the resumed copy's progress: %+v, want %+v", got, want)
+	}
 	if err := again.Copy(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -263,8 +268,8 @@ func TestPartitionedCopyResumesMidPartition(t *testing.T) {
 			}
 		}
 	}
-	if p := again.Snapshot(); p.Docs != 1000 {
-		t.Fatalf("progress counts %d documents, want 1000", p.Docs)
+	if p := again.Snapshot(); p.Docs != 1000 || len(p.Ranges) != 0 {
+		t.Fatalf("progress counts %d documents and ranges %+v, want 1000 and no namespace in ranges left", p.Docs, p.Ranges)
 	}
 	if got := s.last(); len(got) != 8 {
 		t.Fatalf("the resumed copy saved %d partitions, want the 8 the first run chose", len(got))

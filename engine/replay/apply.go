@@ -142,16 +142,18 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 	for start := 0; start < len(tasks); {
 		end, perr := r.prepare(ctx, ns, tasks, start, &p)
 		var err error
+		sent := true // every write of p applied: perr (if any) is that of tasks[end]
 		if len(p.writes) > 0 {
 			var n int
 			n, err = r.writeInFlight(ctx, ns, p.writes)
-			if err != nil {
-				// The writes before the failed one are applied, and so are the tasks
-				// before its own (diffs of absent documents send nothing).
+			if err != nil || n < len(p.writes) {
+				// The writes before the first one not applied are, and so are the
+				// tasks before its own (diffs of absent documents send nothing).
 				end = p.task[min(max(n, 0), len(p.writes)-1)]
+				sent = false
 			}
 		}
-		if err == nil {
+		if err == nil && sent {
 			err = perr
 		}
 		r.applied(tasks[start:end])
@@ -208,14 +210,19 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 // was told to stop.
 const inFlightGrace = 15 * time.Second
 
-// writeInFlight sends one bulk write and waits for its answer even when the shard is told
-// to stop meanwhile (up to inFlightGrace): a write abandoned by its client still
-// runs on the server, and could land after the process that takes over (a resume,
-// a hand-over to another window) has written a later state of the same document.
+// writeInFlight sends writes (in rounds, see writeRounds) and waits for their answers
+// even when the shard is told to stop meanwhile (up to inFlightGrace): a write
+// abandoned by its client still runs on the server, and could land after the
+// process that takes over (a resume, a hand-over to another window) has written a
+// later state of the same document. It returns how many leading writes are
+// applied; fewer than all with a nil error when the rest must be sent again.
 func (r *run) writeInFlight(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) (int, error) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inFlightGrace)
 	defer cancel()
-	return r.cfg.Destination.Write(wctx, ns, writes)
+	if r.cfg.SerialBulks {
+		return r.cfg.Destination.Write(wctx, ns, writes)
+	}
+	return writeRounds(wctx, r.cfg.Destination, ns, writes)
 }
 
 // expected reports whether err, the failure of t's write up to the consistency
@@ -325,8 +332,7 @@ func (r *run) resolve(ctx context.Context, ns oplog.Namespace, t *task, p *prepa
 	if p.images == nil {
 		p.images = map[string]image{}
 	}
-	id := t.write.Filter.Lookup("_id")
-	key := string(rune(id.Type)) + string(id.Value)
+	key := docKey(t.write.Filter)
 	img, seen := p.images[key]
 	if !byDiff(t) {
 		p.images[key] = image{}

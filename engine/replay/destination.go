@@ -75,8 +75,7 @@ func (d *MongoDestination) Write(ctx context.Context, ns oplog.Namespace, writes
 func sharesDocument(writes []oplog.Write) bool {
 	seen := make(map[string]struct{}, len(writes))
 	for i := range writes {
-		id := writes[i].Filter.Lookup("_id")
-		k := string(rune(id.Type)) + string(id.Value)
+		k := docKey(writes[i].Filter)
 		if _, dup := seen[k]; dup {
 			return true
 		}

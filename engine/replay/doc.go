@@ -4,9 +4,11 @@
 //	(from the      │          oplog.Decode, Translator.Process      (bulk writes,   (mongos)
 //	 resume point, │          (filter, transactions, translate)     cut by count,
 //	 first entry   │          PartitionKey(write) % K               bytes, updates;
-//	 = resume)     │          bytes taken from the queue budget     unordered when
-//	               │                                                no document is
-//	               │                                                written twice)
+//	 = resume)     │          bytes taken from the queue budget     each batch sent
+//	               │                                                in rounds: one
+//	               │                                                write per document
+//	               │                                                per round, deletes
+//	               │                                                beside the rest)
 //	               │              │                                      │
 //	               │              ├─ DDL: barrier through every applier, │
 //	               │              │  then DDLApplier (once for all       │
