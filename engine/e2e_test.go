@@ -245,9 +245,13 @@ func (e *e2e) startCutover(m *Migration) {
 	e.t.Helper()
 	var err error
 	var ns *NotSyncedError
-	await(e.t, m, time.Minute, "the cutover started", func(Snapshot) bool {
+	var refused *RefusedError
+	// A shard the move watcher restarts (a DBA's move during the test) copies again
+	// first (the migration syncs meanwhile), and a ready migration waits for the
+	// watcher's look after that.
+	await(e.t, m, 3*time.Minute, "the cutover started", func(Snapshot) bool {
 		err = m.StartCutover(context.Background())
-		return !errors.As(err, &ns)
+		return !errors.As(err, &ns) && !(errors.As(err, &refused) && (refused.State == Syncing || refused.State == Ready))
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -34,9 +34,6 @@ var sourceOptions = map[string]sandbox.Options{
 	"9-stepdown-during-copy":      {Members: replicaSetMembers},
 	"10-stepdown-rollback-steady": {Members: replicaSetMembers},
 	"11-oplog-holes":              {Members: replicaSetMembers, OplogHoles: holeTime},
-	// $out's rename of tmp.agg_out.<uuid> once stopped every secondary: the DDL
-	// patterns run on replica sets, as on a real cluster.
-	"12-ddl-patterns": {Members: replicaSetMembers},
 }
 
 // unreplicatedWrites is how many writes a shard's primary takes while its

@@ -41,7 +41,7 @@ func (n *node) replSetResizeOplog(cmd *wire.Command) bson.Raw {
 	case mib < minOplogMiB:
 		return wire.ErrorReply(&wire.Error{Code: 72, Name: "InvalidOptions", Msg: "oplog size should be 990MB at least"})
 	case mib > maxOplogMiB:
-		return wire.ErrorReply(&wire.Error{Code: 72, Name: "InvalidOptions", Msg: fmt.Sprintf("oplog size in MB cannot exceed maximum of %dMB", maxOplogMiB)})
+		return wire.ErrorReply(&wire.Error{Code: 72, Name: "InvalidOptions", Msg: fmt.Sprintf("oplog size cannot exceed the maximum of %dMB", maxOplogMiB)})
 	}
 	if err := n.resizeOplog(int64(math.Round(mib * (1 << 20)))); err != nil {
 		return wire.ErrorReply(err)
