@@ -212,6 +212,11 @@ func (r *tailer) tailError(err error) error {
 	if r.stopping() {
 		return nil
 	}
+	var gap *GapError
+	var rollback *RollbackError
+	if errors.As(err, &gap) || errors.As(err, &rollback) {
+		return err // a buffered source's fetcher found it: its message says all
+	}
 	return fmt.Errorf("tail the oplog: %w", err)
 }
 
