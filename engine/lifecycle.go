@@ -257,7 +257,11 @@ func (m *Migration) finalize(ctx context.Context, r *runState, override bool) er
 		return fail(err)
 	}
 	m.writeSummary(0, v, nil)
-	return m.transition(Done, "the destination is finalized: "+verificationText(v))
+	if err := m.transition(Done, "the destination is finalized: "+verificationText(v)); err != nil {
+		return err
+	}
+	m.removeBuffers()
+	return nil
 }
 
 // finalVerification is the verification made since the migration started
@@ -480,6 +484,7 @@ func (m *Migration) finishCancel(ctx context.Context, r *runState, c Clusters, r
 	if err := m.transition(Cancelled, reason); err != nil {
 		return errors.Join(err, restoreErr)
 	}
+	m.removeBuffers()
 	if restoreErr != nil {
 		return fmt.Errorf("the migration is cancelled, but %w", restoreErr)
 	}

@@ -71,6 +71,17 @@ func (c Config) oplogBuffer() int64 {
 	return bufferLimit(c.OplogBufferLimit, 0, c.OplogBufferDir, 1)
 }
 
+// removeBuffers deletes the shards' oplog buffers once the migration ended (done or
+// cancelled; the sync is stopped, so no fetcher runs): nothing replays them again.
+func (m *Migration) removeBuffers() {
+	if m.cfg.OplogBufferDir == "" {
+		return
+	}
+	if err := oplogbuf.Remove(m.cfg.OplogBufferDir); err != nil {
+		m.log.Warn("the migration ended, but its oplog buffers stay on disk: delete them by hand", "dir", m.cfg.OplogBufferDir, "err", err)
+	}
+}
+
 // bufferFolder is the folder of one shard's buffer: the shard's name escaped, so
 // that any name is one folder.
 func bufferFolder(dir, shard string) string {

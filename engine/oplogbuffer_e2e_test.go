@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -173,6 +175,9 @@ func TestSandboxCopyOutlastingTheOplogWindowEndsVerified(t *testing.T) {
 				t.Fatalf("state %s verification %+v", s.State, s.Verification)
 			}
 			t.Logf("%d documents equal on both sides", e.sameEverything())
+			if _, err := os.Stat(cfg.OplogBufferDir); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the oplog buffers outlived the migration: %v", err)
+			}
 		})
 	}
 }
