@@ -661,7 +661,7 @@ func (m *Migration) relaunch(r *runState, sh *shardState, reason, moved string) 
 	// overall progress must not read 100% while it copies again.
 	row := sh.progressLocked()
 	sh.expectedDocs, sh.expectedBytes = max(row.DocsTotal, sh.expectedDocs), max(row.BytesTotal, sh.expectedBytes)
-	sh.copier, sh.replayer, sh.samples, sh.copiedDocs, sh.copiedBytes = nil, nil, nil, 0, 0
+	sh.copier, sh.replayer, sh.fetcher, sh.samples, sh.copiedDocs, sh.copiedBytes = nil, nil, nil, nil, 0, 0
 	sh.unexplained, sh.unexplainedAt = "", time.Time{} // its new T0 reads the chunk map again
 	m.mu.Unlock()
 	err := m.shardPhase(sh, nil, Pending, reason, func(cp *ShardCheckpoint) {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"os"
 	"log/slog"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -79,8 +79,8 @@ func (e *e2e) oplogOldest(shard string) primitive.Timestamp {
 // A copy that outlasts its shard's oplog window: while the copies are held, the
 // source's oplogs shrink to 2 MiB and 4 MiB go to one shard, whose oplog rolls
 // past its T0. Without the buffer that shard fails on the gap once its copy ends;
-// with it, the fetcher has buffered the oplog from T0 on and the migration ends
-// verified.
+// with it, the fetcher has buffered the oplog from T0 on, Shardlift is killed and
+// started again (the buffers are reused), and the migration ends verified.
 func TestSandboxCopyOutlastingTheOplogWindowEndsVerified(t *testing.T) {
 	for _, buffered := range []bool{false, true} {
 		name := "without the buffer the shard fails on the gap"
@@ -98,14 +98,18 @@ func TestSandboxCopyOutlastingTheOplogWindowEndsVerified(t *testing.T) {
 			if buffered {
 				cfg.OplogBufferDir = t.TempDir()
 			}
-			m, err := New(cfg, cp, WithConnector(func(ctx context.Context, cfg Config, relaxed RelaxSink) (Clusters, error) {
-				c, err := NewMongoClusters(ctx, cfg, relaxed)
-				held.Clusters = c
-				return held, err
-			}))
-			if err != nil {
-				t.Fatal(err)
+			migration := func() *Migration {
+				m, err := New(cfg, cp, WithConnector(func(ctx context.Context, cfg Config, relaxed RelaxSink) (Clusters, error) {
+					c, err := NewMongoClusters(ctx, cfg, relaxed)
+					held.Clusters = c
+					return held, err
+				}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return m
 			}
+			m := migration()
 			r := run(m, StartOptions{WipeDestination: true})
 			shards := len(e.srcBox.Shards())
 			await(t, m, 3*time.Minute, "every copy started and held", func(s Snapshot) bool {
@@ -141,6 +145,16 @@ func TestSandboxCopyOutlastingTheOplogWindowEndsVerified(t *testing.T) {
 						t.Fatalf("the oplog of %s still holds its T0 %v (oldest entry %v): the test needs it rolled past", rolled, c.T0, oldest)
 					}
 				}
+			}
+			if buffered {
+				// Shardlift is killed with the oplog from T0 on in the buffers only,
+				// and started again: the buffers are reused, not fetched again from
+				// T0 (which would be the gap).
+				if err := r.kill(); !errors.Is(err, context.Canceled) {
+					t.Fatalf("kill: %v", err)
+				}
+				m = migration()
+				r = run(m, StartOptions{})
 			}
 			close(held.release)
 
