@@ -172,7 +172,7 @@ func TestSandboxCopyOutlastingTheOplogWindowEndsVerified(t *testing.T) {
 				}
 				return
 			}
-			s := await(t, m, 4*time.Minute, "ready", func(s Snapshot) bool {
+			s := await(t, m, 8*time.Minute, "ready", func(s Snapshot) bool {
 				if anyShard(s, func(p ShardProgress) bool { return p.Phase == ShardFailed }) {
 					t.Fatalf("a shard failed: %+v", s.Shards)
 				}
