@@ -113,6 +113,11 @@ func TestSandboxCopyOutlastingTheOplogWindowEndsVerified(t *testing.T) {
 			r := run(m, StartOptions{WipeDestination: true})
 			shards := len(e.srcBox.Shards())
 			await(t, m, 3*time.Minute, "every copy started and held", func(s Snapshot) bool {
+				select {
+				case err := <-r.done:
+					t.Fatalf("Run ended before the copies: %v", err)
+				default:
+				}
 				return int(held.held.Load()) == shards && (!buffered || !anyShard(s, func(p ShardProgress) bool { return p.Buffer == nil || p.Buffer.FetchedUpTo.IsZero() }))
 			})
 
