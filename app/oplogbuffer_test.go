@@ -1,7 +1,6 @@
 package app
 
 import (
-	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,17 +39,5 @@ func TestProgressLineShowsTheOplogBuffer(t *testing.T) {
 	want := "rs0 copying [buffer 10 GiB of 10 GiB, fetched to 08:59:00] (oplog buffer full (10 GiB): fetching waits for the replay)"
 	if !strings.Contains(line, want) {
 		t.Errorf("line %q lacks %q", line, want)
-	}
-}
-
-func TestStatusShowsTheOplogBuffer(t *testing.T) {
-	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	raw, err := json.Marshal(toStatus(bufferedSnapshot(now)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := `"oplogBuffer":{"bytes":10737418240,"limit":10737418240,"fetchedUpTo":"2026-03-01T08:59:00Z","full":true}`
-	if !strings.Contains(string(raw), want) {
-		t.Errorf("status %s lacks %s", raw, want)
 	}
 }
