@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/oplogbuf"
+	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/internal/units"
 )
 
@@ -261,7 +262,7 @@ func (f *Fetcher) Snapshot() BufferProgress {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if since := f.mu.commitWait; !since.IsZero() && time.Since(since) >= commitWaitShown && p.Waiting == "" {
-		p.Waiting = commitWaitText(p.Fetched, unpackTS(f.committed.Load()))
+		p.Waiting = commitWaitText(p.Fetched, unpackTS(f.committed.Load()), primitive.Timestamp{}, nil)
 	}
 	for _, msg := range f.mu.retrying {
 		if p.Retrying == "" {
@@ -292,6 +293,11 @@ func (f *Fetcher) setRetrying(kind int, msg string) {
 
 func (f *Fetcher) sawCommitPoint(ts primitive.Timestamp) { raiseTS(&f.committed, ts) }
 func (f *Fetcher) commitWaited()                         {}
+
+// commitWaitShown is false: the fetcher's row says only that it waits for the
+// majority (Snapshot), so its tailer never asks the members where they are.
+func (f *Fetcher) commitWaitShown() bool                                         { return false }
+func (f *Fetcher) setCommitMembers(primitive.Timestamp, []topology.MemberOpTime) {}
 
 // Source is the shard's oplog as the replay reads it: the buffer, from any entry
 // it holds on, growing as the fetcher appends; the newest entry (for the lag) is
