@@ -22,6 +22,8 @@ import (
 	"github.com/shardlift/shardlift/app/diagnostics"
 	"github.com/shardlift/shardlift/engine"
 	"github.com/shardlift/shardlift/engine/initialsync"
+	"github.com/shardlift/shardlift/engine/oplogbuf"
+	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/internal/units"
 	"github.com/shardlift/shardlift/store"
@@ -71,6 +73,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	partitions := f.Int("copy-partitions", initialsync.DefaultPartitions, "read each large collection of a shard with `N` cursors in parallel, each its own _id range (1: one cursor)")
 	partitionSize := f.String("partition-min-size", units.Bytes(initialsync.DefaultPartitionBytes), "a collection's part on a shard is large from `SIZE` (such as 512MiB) or 4 million documents")
 	continuous := f.Bool("continuous-verify", true, "compare the destination with the source while it syncs, so that I'm done verifies only what changed since (false: I'm done verifies everything)")
+	bufferSize := f.String("oplog-buffer-size", units.Bytes(replay.DefaultBufferLimit), "buffer each source shard's oplog on local disk, beside the state file, up to `SIZE` (such as 10GiB; at most what the free disk allows; 0: replay straight from the source's oplog, whose window then bounds the copy's duration)")
 	if code, ok := f.parse(s, args); !ok {
 		return code
 	}
@@ -95,6 +98,10 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	minSize, err := humanize.ParseBytes(*partitionSize)
 	if err != nil || minSize == 0 {
 		return usageError(s, f.prog, "--partition-min-size %q: give a size such as 512MiB or 2GB", *partitionSize)
+	}
+	bufferBytes, err := humanize.ParseBytes(*bufferSize)
+	if err != nil || bufferBytes > 0 && bufferBytes < oplogbuf.DefaultSegmentBytes {
+		return usageError(s, f.prog, "--oplog-buffer-size %q: give a size of %s or more, such as 10GiB, or 0 to read the oplog straight from the source", *bufferSize, units.Bytes(oplogbuf.DefaultSegmentBytes))
 	}
 	src, dst, err := clusters.endpoints(*timeout)
 	if err != nil {
@@ -179,9 +186,14 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	log := slog.New(slog.NewMultiHandler(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: level}), logs.Handler()))
 	log.Info("shardlift migrate", "migration", id, "version", diagnostics.AppVersion, "source", src.String(), "destination", dst.String(),
 		"state", *statePath, "resumed", resumed)
+	bufferDir := checkpoints.OplogBufferDir(*statePath, id)
+	if bufferBytes == 0 {
+		bufferDir = ""
+	}
 	m, err := engine.New(engine.Config{
 		ID: id, Source: src, Destination: dst, CutoverWindow: *window, Logger: log,
 		Partitions: *partitions, PartitionBytes: int64(min(minSize, 1<<62)), ContinuousPause: continuousPause(*continuous),
+		OplogBufferDir: bufferDir, OplogBufferLimit: int64(min(bufferBytes, 1<<62)),
 	}, checkpoints.New(st, id))
 	if err != nil {
 		return fail("%v", err)
@@ -398,6 +410,9 @@ func progressLine(s engine.Snapshot, now time.Time) string {
 			} else {
 				p += " —"
 			}
+		}
+		if sh.Buffer != nil && sh.Phase != engine.ShardFailed {
+			p += " [" + sh.Buffer.String() + "]"
 		}
 		if sh.Retrying != "" {
 			p += " (" + sh.Retrying + ")"

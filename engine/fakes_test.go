@@ -533,6 +533,11 @@ func (f *fakeClusters) NewCopier(shard string, _ primitive.Timestamp, own prepar
 	return c, nil
 }
 
+// OplogSource: the lifecycle's tests run without an oplog buffer (Config.OplogBufferDir).
+func (f *fakeClusters) OplogSource(shard string) (replay.Source, error) {
+	return nil, fmt.Errorf("shard %s: the fake clusters have no oplog to buffer", shard)
+}
+
 func (f *fakeClusters) NewReplayer(shard string, from ReplayStart, ddlApplied []replay.DDLCopy, sink ReplaySink) (Replayer, error) {
 	resume, consistency := from.Resume.TS, from.ConsistencyPoint
 	f.call("NewReplayer %s", shard)

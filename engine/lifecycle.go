@@ -257,7 +257,11 @@ func (m *Migration) finalize(ctx context.Context, r *runState, override bool) er
 		return fail(err)
 	}
 	m.writeSummary(0, v, nil)
-	return m.transition(Done, "the destination is finalized: "+verificationText(v))
+	if err := m.transition(Done, "the destination is finalized: "+verificationText(v)); err != nil {
+		return err
+	}
+	m.removeBuffers()
+	return nil
 }
 
 // finalVerification is the verification made since the migration started
@@ -480,6 +484,7 @@ func (m *Migration) finishCancel(ctx context.Context, r *runState, c Clusters, r
 	if err := m.transition(Cancelled, reason); err != nil {
 		return errors.Join(err, restoreErr)
 	}
+	m.removeBuffers()
 	if restoreErr != nil {
 		return fmt.Errorf("the migration is cancelled, but %w", restoreErr)
 	}
@@ -656,7 +661,7 @@ func (m *Migration) relaunch(r *runState, sh *shardState, reason, moved string) 
 	// overall progress must not read 100% while it copies again.
 	row := sh.progressLocked()
 	sh.expectedDocs, sh.expectedBytes = max(row.DocsTotal, sh.expectedDocs), max(row.BytesTotal, sh.expectedBytes)
-	sh.copier, sh.replayer, sh.samples, sh.copiedDocs, sh.copiedBytes = nil, nil, nil, 0, 0
+	sh.copier, sh.replayer, sh.fetcher, sh.samples, sh.copiedDocs, sh.copiedBytes = nil, nil, nil, nil, 0, 0
 	sh.unexplained, sh.unexplainedAt = "", time.Time{} // its new T0 reads the chunk map again
 	m.mu.Unlock()
 	err := m.shardPhase(sh, nil, Pending, reason, func(cp *ShardCheckpoint) {

@@ -70,6 +70,14 @@ type Config struct {
 	// collections (initialsync.Config; zero: its defaults).
 	Partitions                    int
 	PartitionBytes, PartitionDocs int64
+	// OplogBufferDir, when set, holds each source shard's oplog buffer (a folder
+	// per shard): its oplog is fetched from T0 while its copy runs and the replay
+	// reads it from there, so a copy longer than the shard's oplog window still
+	// ends consistent. Empty: the replay reads the source's oplog directly.
+	OplogBufferDir string
+	// OplogBufferLimit bounds each shard's buffer (replay.DefaultBufferLimit when
+	// zero); a buffer never takes more than its share of the free disk.
+	OplogBufferLimit int64
 	// Clock is the time of the lifecycle (SystemClock when nil).
 	Clock  Clock
 	Logger *slog.Logger

@@ -145,7 +145,7 @@ func connectDestination(ctx context.Context, e topology.Endpoint) (*mongo.Client
 }
 
 func (c *mongoClusters) Validate(ctx context.Context) (Inventory, error) {
-	report := validate.RunFor(ctx, c.cfg.Source, c.cfg.Destination, c.cfg.ID)
+	report := validate.RunFor(ctx, c.cfg.Source, c.cfg.Destination, validate.Options{MigrationID: c.cfg.ID, OplogBuffer: c.cfg.oplogBuffer()})
 	if err := ctx.Err(); err != nil {
 		return Inventory{}, err
 	}
@@ -536,13 +536,31 @@ func (c *mongoClusters) NewReplayer(shard string, from ReplayStart, ddlApplied [
 	if from.FromMigrate != nil {
 		fromMigrate = func(ns oplog.Namespace, doc bson.Raw) { from.FromMigrate(ns.String(), doc) }
 	}
+	var src replay.Source = c.oplogOf(client)
+	if from.Buffered != nil {
+		src = from.Buffered
+	}
 	return replay.New(replay.Config{
-		Shard: shard, Source: replay.NewMongoSource(client, replay.MongoSourceOptions{Reads: &c.reads, Member: c.member}),
+		Shard: shard, Source: src,
 		Destination: replay.NewMongoDestination(c.dst), DDL: ddl, Checkpoints: sink,
 		Resume: from.Resume.TS, ResumeTerm: from.Resume.Term, T0: from.T0, T0Term: from.T0Term, TxnStart: from.TxnStart, ConsistencyPoint: from.ConsistencyPoint,
 		Translator: oplog.Config{KeyFields: c.keys.of, ShardKeyChanged: func(ns oplog.Namespace, fields []string) { c.keys.set(ns.String(), fields) }},
 		Logger:     c.log, FromMigrate: fromMigrate,
 	})
+}
+
+func (c *mongoClusters) OplogSource(shard string) (replay.Source, error) {
+	client, err := c.shardClient(shard)
+	if err != nil {
+		return nil, err
+	}
+	return c.oplogOf(client), nil
+}
+
+// oplogOf is the oplog of the shard client reaches, read where the read
+// preference says.
+func (c *mongoClusters) oplogOf(client *mongo.Client) *replay.MongoSource {
+	return replay.NewMongoSource(client, replay.MongoSourceOptions{Reads: &c.reads, Member: c.member})
 }
 
 // member is a direct connection to the source shard member at addr (as its

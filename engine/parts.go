@@ -81,6 +81,9 @@ type Clusters interface {
 	// when nothing moved). When something moved it plans again from the chunk map
 	// of now, for the shards that copy again.
 	Moves(ctx context.Context, owned map[string]prepare.Ownership) ([]prepare.Change, error)
+	// OplogSource is a source shard's oplog, as the replay reads it without a
+	// buffer (and the buffer's fetcher reads it).
+	OplogSource(shard string) (replay.Source, error)
 	// NewReplayer prepares one shard's oplog replay, starting after from.Resume.
 	// ddlApplied are the DDL entries after resume that the shard read before and
 	// whose DDL is applied; sink keeps the replay's checkpoints.
@@ -136,6 +139,9 @@ type ReplayStart struct {
 	// FromMigrate, when set, receives each fromMigrate insert the replay reads
 	// after T0 (replay.Config.FromMigrate): the move watcher's cross-check.
 	FromMigrate func(ns string, doc bson.Raw)
+	// Buffered, when not nil, is the shard's oplog buffer, which the replay reads
+	// instead of the source's oplog (see Config.OplogBufferDir).
+	Buffered replay.Source
 }
 
 // Connector opens the Clusters of a migration; it is called once per Run (and by a

@@ -132,6 +132,7 @@ func (sh *shardState) progressLocked() ShardProgress {
 	if sh.clearing != "" {
 		row.Waiting = sh.clearing
 	}
+	sh.bufferRow(&row)
 	if n := len(sh.samples); n >= 2 {
 		first, last := sh.samples[0], sh.samples[n-1]
 		if dt := last.at.Sub(first.at).Seconds(); dt >= 1 {

@@ -33,6 +33,7 @@ type shardState struct {
 	t0       primitive.Timestamp
 	copier   Copier
 	replayer Replayer
+	fetcher  *replay.Fetcher // the oplog buffer's, when the migration buffers it
 	// copied are the copy's counters from the checkpoint, for a shard resumed past
 	// its copy (no copier).
 	copiedDocs, copiedBytes int64
@@ -192,7 +193,7 @@ const stepPatience = 2 * time.Minute
 // pipeline runs one shard from its checkpoint's phase: T0, copy, consistency point,
 // index builds, replay. Each step is saved before the next begins, so a restart
 // resumes at the step it stopped in. It returns nil when the replay is stopped.
-func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, clear bool) error {
+func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, clear bool) (err error) {
 	c := r.clusters
 	cp := sh.checkpoint()
 	sink := shardSink{m: m, sh: sh}
@@ -229,6 +230,17 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 		m.mu.Unlock()
 		cp = sh.checkpoint()
 	}
+	parent := ctx
+	ctx, buffered, stopFetch, err := m.bufferOplog(ctx, c, sh, replayStartOf(cp))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if ctx.Err() != nil && parent.Err() == nil {
+			err = context.Cause(ctx) // the fetcher failed: a gap behind its buffer
+		}
+		stopFetch()
+	}()
 	var copier Copier
 	if cp.Phase == Copying || cp.Phase == BuildingIndexes {
 		if cp.Owned == nil {
@@ -291,12 +303,10 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 	if cp.Phase != CatchingUp && cp.Phase != Synced {
 		return fmt.Errorf("shard %s: unexpected phase %q in its checkpoint", sh.name, cp.Phase)
 	}
-	from := ReplayStart{Resume: replay.OpTime{TS: cp.Applied, Term: cp.AppliedTerm}, T0: cp.T0, T0Term: cp.T0Term, TxnStart: cp.TxnStart, ConsistencyPoint: cp.ConsistencyPoint}
+	from := replayStartOf(cp)
+	from.Buffered = buffered
 	if cp.Owned != nil {
 		from.FromMigrate = m.fromMigrateCheck(sh, *cp.Owned)
-	}
-	if cp.Applied.IsZero() {
-		from.Resume = replay.OpTime{TS: cp.T0, Term: cp.T0Term}
 	}
 	rp, err := c.NewReplayer(sh.name, from, cp.DDLApplied, sink)
 	if err != nil {
@@ -306,6 +316,15 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 	sh.replayer = rp
 	m.mu.Unlock()
 	return rp.Run(ctx)
+}
+
+// replayStartOf is where a shard's replay starts, from its checkpoint.
+func replayStartOf(cp ShardCheckpoint) ReplayStart {
+	from := ReplayStart{Resume: replay.OpTime{TS: cp.Applied, Term: cp.AppliedTerm}, T0: cp.T0, T0Term: cp.T0Term, TxnStart: cp.TxnStart, ConsistencyPoint: cp.ConsistencyPoint}
+	if cp.Applied.IsZero() {
+		from.Resume = replay.OpTime{TS: cp.T0, Term: cp.T0Term}
+	}
+	return from
 }
 
 // ownershipAttempts bounds how often a shard's start reads the chunk map again
@@ -461,7 +480,14 @@ func (s shardSink) SaveApplied(_ string, at replay.OpTime) error {
 	if err == nil {
 		s.m.mu.Lock()
 		s.sh.applied = ts
+		f := s.sh.fetcher
 		s.m.mu.Unlock()
+		if f != nil {
+			// The buffer's segments before the checkpoint are applied: they go.
+			if rerr := f.Release(ts); rerr != nil {
+				s.m.log.Warn("oplog buffer: remove applied segments", "shard", s.sh.name, "err", rerr)
+			}
+		}
 	}
 	return err
 }

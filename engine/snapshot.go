@@ -145,6 +145,9 @@ type ShardProgress struct {
 	// Ranges are the namespaces the shard copies in _id ranges (several cursors at
 	// once), each with its ranges copied and in all; empty outside the copy.
 	Ranges []NamespaceRanges
+	// Buffer is the shard's oplog buffer; nil when the migration reads the oplog
+	// directly (Config.OplogBufferDir empty) or before its fetcher started.
+	Buffer *OplogBuffer
 }
 
 // NamespaceRanges is a namespace copied in _id ranges: Done of its Total ranges
@@ -162,6 +165,16 @@ func (p ShardProgress) RangesText() string {
 		parts[i] = fmt.Sprintf("%s: %d of %d ranges copied", r.Namespace, r.Done, r.Total)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// OplogBuffer is a shard's oplog buffer: the bytes it holds on disk and may hold,
+// and the source time up to which the oplog is fetched into it. Full: it is at its
+// limit and fetching waits for the replay (the shard's oplog window matters again
+// meanwhile).
+type OplogBuffer struct {
+	Bytes, Limit int64
+	FetchedUpTo  time.Time
+	Full         bool
 }
 
 // Verification is the result of comparing source and destination.

@@ -139,6 +139,17 @@ type shardJSON struct {
 	// it applied every entry (null before it applied one).
 	GapSeconds  float64    `json:"gapSeconds"`
 	AppliedUpTo *time.Time `json:"appliedUpTo"`
+	// Buffer is the shard's oplog buffer (absent when the oplog is read directly).
+	Buffer *bufferJSON `json:"oplogBuffer,omitempty"`
+}
+
+// bufferJSON is a shard's oplog buffer: bytes on disk, its limit, the source time
+// fetched up to, and whether it is full (fetching waits for the replay).
+type bufferJSON struct {
+	Bytes       int64      `json:"bytes"`
+	Limit       int64      `json:"limit"`
+	FetchedUpTo *time.Time `json:"fetchedUpTo"`
+	Full        bool       `json:"full"`
 }
 
 // summaryJSON is what remains once the migration ended.
@@ -247,6 +258,9 @@ func toStatus(s engine.Snapshot) Status {
 		for _, r := range sh.Ranges {
 			last := &out.Shards[len(out.Shards)-1]
 			last.Ranges = append(last.Ranges, rangesJSON{Namespace: r.Namespace, Done: r.Done, Total: r.Total})
+		}
+		if b := sh.Buffer; b != nil {
+			out.Shards[len(out.Shards)-1].Buffer = &bufferJSON{Bytes: b.Bytes, Limit: b.Limit, FetchedUpTo: optionalTime(b.FetchedUpTo), Full: b.Full}
 		}
 	}
 	if sum := s.Summary; sum != nil {

@@ -604,6 +604,7 @@ func (b *bridge) drop(id string) {
 func (b *bridge) newLive(id string, src, dst topology.Endpoint) (*liveMigration, error) {
 	m, err := engine.New(engine.Config{
 		ID: id, Source: src, Destination: dst, PollEvery: b.pollEvery, Logger: b.log,
+		OplogBufferDir: checkpoints.OplogBufferDir(b.st.Path(), id),
 	}, checkpoints.New(b.st, id))
 	if err != nil {
 		return nil, err

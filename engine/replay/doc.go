@@ -30,6 +30,11 @@
 // the resume point is still the one applied (its ts and term): else the source
 // rolled back and the shard fails with a *RollbackError. See docs/correctness.md.
 //
+// A Fetcher (buffer.go) runs the same tailer from the replay's first entry on,
+// while the shard's copy runs, into an oplogbuf.Store on local disk; the replay
+// then reads Fetcher.Source, the buffer, so a copy longer than the oplog window
+// loses nothing. Entries in the buffer were majority-committed when fetched.
+//
 // A transient fault (network, step-down, shutdown) ends the run; the Shard starts a
 // new one from the resume point after a backoff. An oplog that no longer holds the
 // resume point fails the shard with a *GapError: nothing continues from a gap.

@@ -2,11 +2,8 @@ package replay
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -15,7 +12,6 @@ import (
 
 	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/oplog"
-	"github.com/shardlift/shardlift/engine/topology"
 )
 
 // run is one pass of a shard's pipeline, from a resume point until a stop, the end
@@ -40,7 +36,7 @@ type run struct {
 	budget   *budget
 	queues   []*queue
 	batches  chan []bson.Raw
-	eof      bool                // set by the tailer before it closes batches
+	tl       *tailer             // reads the source into batches
 	tailErr  error               // why the tailer stopped; read once the run is over
 	lastRead primitive.Timestamp // the newest entry dispatched; read once the run is over
 
@@ -114,6 +110,7 @@ func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
 	if !from.TS.IsZero() && !(s.cfg.Resume == s.cfg.T0 && from == s.start) {
 		r.tr.AppliedBefore(from.TS)
 	}
+	r.tl = &tailer{src: s.cfg.Source, shard: s.cfg.Shard, pollEvery: s.cfg.CommitPollEvery, out: r.batches, notes: s, stopping: s.stopping}
 	for range s.cfg.Appliers {
 		r.queues = append(r.queues, newQueue())
 	}
@@ -164,179 +161,13 @@ func (r *run) run(ctx context.Context) error {
 }
 
 // tail reads the oplog into batches until the source ends, the shard stops or an
-// error. It hands on only entries that the majority commit point read before the
-// cursor passed them covers (see sendCommitted); after entries had to wait for the
-// point to move, it opens the cursor again after the last entry it handed on, so
-// that an entry that was in an oplog hole when the cursor passed it is read now.
+// error (see tailer).
 func (r *run) tail(ctx context.Context) error {
-	defer close(r.batches)
 	from := r.from
 	if r.txnStart {
 		from = r.cfg.TxnStart // r.from is just before it, where an entry may be
 	}
-	// The commit point as of now covers the entries the first cursor reads up to
-	// it; a source that cannot say yet is asked again when an entry waits.
-	if bound, err := r.cfg.Source.Majority(ctx); err == nil && r.bound.Before(bound.TS) {
-		r.bound = bound.TS
-		raiseTS(&r.s.c.committed, bound.TS)
-	}
-	var sent OpTime // the newest entry handed on by this run (zero: none yet)
-	for {
-		reopen, err := r.tailCursor(ctx, from, &sent)
-		if err != nil || !reopen {
-			return err
-		}
-		if !sent.TS.IsZero() {
-			from = sent.TS
-		}
-	}
-}
-
-// tailCursor reads one cursor opened at from until it must be opened again
-// (reopen), the source ends, the shard stops or an error. A cursor opened again at
-// the entry handed on last (sent) must start with that entry, which it skips.
-func (r *run) tailCursor(ctx context.Context, from primitive.Timestamp, sent *OpTime) (reopen bool, err error) {
-	cur, err := r.cfg.Source.Tail(ctx, from)
-	if isCappedPositionLost(err) {
-		return false, &GapError{Shard: r.cfg.Shard, Resume: from}
-	}
-	if err != nil {
-		return false, r.tailError(err)
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = cur.Close(cctx) // the server reaps a cursor it cannot close after 10 minutes
-	}()
-	last := from
-	again := !sent.TS.IsZero() && sent.TS == from
-	for {
-		batch, err := cur.Next(ctx)
-		switch {
-		case err == io.EOF:
-			r.eof = true
-			return false, nil
-		case isCappedPositionLost(err):
-			return false, &GapError{Shard: r.cfg.Shard, Resume: last}
-		case err != nil:
-			return false, r.tailError(err)
-		case len(batch) == 0:
-			continue
-		}
-		if again {
-			again = false
-			if first := tsOf(batch[0]); first != sent.TS {
-				return false, r.lost(ctx, *sent, first)
-			}
-			if batch = batch[1:]; len(batch) == 0 {
-				continue
-			}
-		}
-		last = tsOf(batch[len(batch)-1])
-		reopen, err := r.sendCommitted(ctx, batch, sent)
-		if err != nil {
-			return false, r.tailError(err)
-		}
-		if reopen {
-			return true, nil
-		}
-	}
-}
-
-// tsOf is an entry's ts (zero without one: the decoder reports such an entry).
-func tsOf(raw bson.Raw) primitive.Timestamp {
-	t, i, _ := raw.Lookup("ts").TimestampOK()
-	return primitive.Timestamp{T: t, I: i}
-}
-
-// sendCommitted hands on the entries of batch the source's majority commit point
-// covers, as last read: an entry past it could still be rolled back by a failover,
-// or follow an entry that was in an oplog hole when the cursor read the batch (the
-// point is never past a hole). When an entry is past it, sendCommitted waits,
-// asking the source again every CommitPollEvery, until the point moves past it,
-// and asks for the cursor to be opened again (reopen) rather than trust the rest
-// of the batch. Meanwhile the tailer reads nothing more: what waits is this one
-// batch. sent is the newest entry handed on.
-func (r *run) sendCommitted(ctx context.Context, batch []bson.Raw, sent *OpTime) (reopen bool, err error) {
-	n := 0
-	for n < len(batch) {
-		if ts := tsOf(batch[n]); !ts.IsZero() && r.bound.Before(ts) {
-			break
-		}
-		n++ // an entry without ts is the decoder's to report
-	}
-	if n > 0 {
-		select {
-		case r.batches <- batch[:n]:
-		case <-ctx.Done():
-			return false, ctx.Err()
-		}
-		if ts := tsOf(batch[n-1]); !ts.IsZero() {
-			term, _ := batch[n-1].Lookup("t").AsInt64OK()
-			*sent = OpTime{TS: ts, Term: term}
-		}
-	}
-	if n == len(batch) {
-		return false, nil
-	}
-	if err := r.awaitCommitted(ctx, batch[n]); err != nil {
-		return false, err
-	}
-	return true, nil
-}
-
-// awaitCommitted reads the majority commit point until it is at or past entry.
-func (r *run) awaitCommitted(ctx context.Context, entry bson.Raw) error {
-	t, i, _ := entry.Lookup("ts").TimestampOK()
-	ts := primitive.Timestamp{T: t, I: i}
-	r.s.setCommitWait(true)
-	defer r.s.setCommitWait(false)
-	members, reports := r.cfg.Source.(MemberReporter)
-	var tick *time.Timer
-	var asked time.Time // when the members were last asked where they are
-	for {
-		bound, err := r.cfg.Source.Majority(ctx)
-		switch {
-		case errors.Is(err, topology.ErrNoCommitPoint):
-			// A primary elected a moment ago: the point will come; say why nothing
-			// is applied meanwhile.
-			r.s.setRetrying(retryCommit, "retrying: "+err.Error())
-		case err != nil:
-			return fmt.Errorf("read the majority commit point: %w", err)
-		default:
-			r.s.setRetrying(retryCommit, "")
-		}
-		if r.bound.Before(bound.TS) {
-			r.bound = bound.TS
-			raiseTS(&r.s.c.committed, bound.TS)
-		}
-		if !r.bound.Before(ts) {
-			return nil
-		}
-		r.s.c.commitWaits.Add(1)
-		if reports && r.s.commitWaitShown() && time.Since(asked) >= membersEvery {
-			asked = time.Now()
-			r.s.setCommitMembers(ts, readMembers(ctx, members))
-		}
-		if tick == nil {
-			tick = time.NewTimer(r.cfg.CommitPollEvery)
-			defer tick.Stop()
-		} else {
-			tick.Reset(r.cfg.CommitPollEvery)
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done(): // also on Stop
-			return ctx.Err()
-		}
-	}
-}
-
-func (r *run) tailError(err error) error {
-	if r.s.stopping() {
-		return nil
-	}
-	return fmt.Errorf("tail the oplog: %w", err)
+	return r.tl.run(ctx, from)
 }
 
 // dispatch decodes, filters and translates entries and hands their items out, in
@@ -351,7 +182,7 @@ func (r *run) dispatch(ctx context.Context) error {
 		select {
 		case batch, ok := <-r.batches:
 			if !ok {
-				if !r.eof {
+				if !r.tl.eof {
 					return nil // stopped, or the source failed: apply what was read
 				}
 				return r.drainHolds(ctx)
@@ -487,14 +318,7 @@ func (r *run) checkAtT0(e *oplog.Entry) error {
 // want: it rolled past want (a gap), or, when it still holds older entries, rolled
 // want back.
 func (r *run) lost(ctx context.Context, want OpTime, first primitive.Timestamp) error {
-	oldest, err := r.cfg.Source.Oldest(ctx)
-	if err != nil {
-		return fmt.Errorf("read the oldest oplog entry: %w", err)
-	}
-	if !oldest.IsZero() && oldest.Before(want.TS) {
-		return &RollbackError{Shard: r.cfg.Shard, Applied: want}
-	}
-	return &GapError{Shard: r.cfg.Shard, Resume: want.TS, First: first}
+	return lostEntry(ctx, r.cfg.Source, r.cfg.Shard, want, first)
 }
 
 // buffered holds the resume point before a buffered part of an open transaction

@@ -600,3 +600,8 @@ func maxTS(a, b primitive.Timestamp) primitive.Timestamp {
 	}
 	return a
 }
+
+// sawCommitPoint and commitWaited implement tailNotes (setCommitWait and
+// setRetrying are above).
+func (s *Shard) sawCommitPoint(ts primitive.Timestamp) { raiseTS(&s.c.committed, ts) }
+func (s *Shard) commitWaited()                         { s.c.commitWaits.Add(1) }

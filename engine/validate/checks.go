@@ -952,7 +952,7 @@ func (c *checker) oplogWindow() {
 	}
 	src := c.in.Source
 	bytes, complete := shardBytes(src)
-	var short, fixes, unknown, ok []string
+	var short, fixes, unknown, over, ok []string
 	for _, sh := range src.Shards {
 		rate := c.in.ReadRates[sh.Name]
 		switch {
@@ -981,6 +981,27 @@ func (c *checker) oplogWindow() {
 		if host != "" {
 			on = " on " + host
 		}
+		if c.in.OplogBuffer > 0 {
+			// The copy's oplog goes to the buffer: the oplog need hold only what
+			// the buffer cannot, once it is full, and never more than the copy
+			// would need without the buffer.
+			b := bufferEstimate(read, e, c.in.OplogBuffer)
+			need := min(e.need, max(BufferStartNeed, b.need))
+			switch {
+			case have < need && b.need == 0:
+				// Even buffered, the oplog must hold T0 until the fetch reads it.
+				short = append(short, fmt.Sprintf("shard %s's oplog%s holds %s of writes; %s; the oplog buffer's fetch starts from T0 within seconds, with %s of margin", sh.Name, on, round(have), e, round(need)))
+				fixes = append(fixes, resizeFix(sh, host, read, need))
+			case have < need:
+				short = append(short, fmt.Sprintf("shard %s's oplog%s holds %s of writes; %s, %s", sh.Name, on, round(have), e, b))
+				fixes = append(fixes, resizeFix(sh, host, read, need)+fmt.Sprintf(" Or give each shard an oplog buffer of %s or more (--oplog-buffer-size).", units.Bytes(b.volume)))
+			case b.need > 0:
+				over = append(over, fmt.Sprintf("shard %s: %s, %s; its oplog%s holds %s", sh.Name, e, b, on, round(have)))
+			default:
+				ok = append(ok, fmt.Sprintf("shard %s: %s, %s; its oplog%s holds %s", sh.Name, e, b, on, round(have)))
+			}
+			continue
+		}
 		if have >= e.need {
 			ok = append(ok, fmt.Sprintf("shard %s: %s, oplog%s holds %s", sh.Name, e, on, round(have)))
 			continue
@@ -989,6 +1010,10 @@ func (c *checker) oplogWindow() {
 		fixes = append(fixes, resizeFix(sh, host, read, e.need))
 	}
 	switch {
+	case len(short) > 0 && c.in.OplogBuffer > 0:
+		c.add(Finding{ID: id, Status: Failed, Title: title,
+			Detail: fmt.Sprintf("the oplog would roll past what the oplog buffer (%s per shard) has not fetched (%d× margin): %s", units.Bytes(c.in.OplogBuffer), OplogSafetyFactor, list(short)),
+			Fix:    strings.Join(fixes, " ")})
 	case len(short) > 0:
 		c.add(Finding{ID: id, Status: Failed, Title: title,
 			Detail: fmt.Sprintf("the oplog would roll past T0 before the copy and index builds end (their replay starts from T0; %d× margin): %s", OplogSafetyFactor, list(short)),
@@ -996,9 +1021,55 @@ func (c *checker) oplogWindow() {
 	case len(unknown) > 0:
 		c.add(Finding{ID: id, Status: Warning, Title: title, Detail: "not fully checked: " + list(unknown),
 			Fix: "Compare each shard's oplog window (rs.printReplicationInfo()) with the time to copy its data and build its indexes."})
+	case len(over) > 0:
+		c.add(Finding{ID: id, Status: Warning, Title: title,
+			Detail: fmt.Sprintf("the oplog written during the copy would outgrow the oplog buffer (%s per shard): once it is full, fetching waits for the replay and the oplog window matters again: %s", units.Bytes(c.in.OplogBuffer), list(over)),
+			Fix:    "Give each shard a larger oplog buffer (--oplog-buffer-size, on a disk with the room), or migrate when the source takes fewer writes."})
+	case c.in.OplogBuffer > 0:
+		c.add(Finding{ID: id, Status: Passed, Title: title,
+			Detail: fmt.Sprintf("each shard's oplog is buffered on local disk from T0 on while the copy runs (up to %s per shard): the oplog need hold only the seconds from T0 to the fetch's start: %s", units.Bytes(c.in.OplogBuffer), list(ok))})
 	default:
 		c.add(Finding{ID: id, Status: Passed, Title: title, Detail: list(ok)})
 	}
+}
+
+// BufferStartNeed is how much time a shard's oplog must hold when it is buffered:
+// the fetch starts from T0 a few seconds after T0 is read (the chunk map read
+// again, the buffer opened); a minute of margin. A copy that needs less without
+// the buffer is asked no more with it.
+const BufferStartNeed = time.Minute
+
+// bufferEst is what a shard's oplog buffer takes during its copy.
+type bufferEst struct {
+	limit, volume int64         // the buffer's limit; the oplog bytes written during the copy (0: unknown)
+	need          time.Duration // what the oplog must still hold once the buffer is full (0: it never fills)
+}
+
+// bufferEstimate is the oplog written during the copy and index builds (with the
+// margin), at the write rate the shard's oplog shows, against the buffer's limit.
+func bufferEstimate(o topology.Oplog, e estimate, limit int64) bufferEst {
+	b := bufferEst{limit: limit}
+	w := o.Window()
+	if w <= 0 || o.UsedBytes <= 0 {
+		return b
+	}
+	perSecond := float64(o.UsedBytes) / w.Seconds()
+	b.volume = int64(perSecond * e.need.Seconds())
+	if b.volume > limit {
+		fills := time.Duration(float64(limit) / perSecond * float64(time.Second))
+		b.need = max((e.need - fills).Truncate(time.Second), BufferStartNeed)
+	}
+	return b
+}
+
+func (b bufferEst) String() string {
+	switch {
+	case b.volume == 0:
+		return "its oplog's write rate unknown (the buffer's fill is not estimated)"
+	case b.need == 0:
+		return fmt.Sprintf("about %s of oplog to buffer, within the %s buffer", units.Bytes(b.volume), units.Bytes(b.limit))
+	}
+	return fmt.Sprintf("about %s of oplog to buffer, more than the %s buffer: once it is full the oplog must hold the remaining %s", units.Bytes(b.volume), units.Bytes(b.limit), round(b.need))
 }
 
 // estimate is how long one shard's copy and index builds take at its measured read

@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/topology"
 )
 
@@ -109,16 +110,26 @@ func (r Report) Summary() string {
 // them. Each discovery is bounded by its endpoint's Timeout per step; ctx bounds the
 // whole.
 func Run(ctx context.Context, source, destination topology.Endpoint) Report {
-	return RunFor(ctx, source, destination, "")
+	return RunFor(ctx, source, destination, Options{OplogBuffer: replay.DefaultBufferLimit})
 }
 
-// RunFor is Run for the migration migrationID about to start: its own marker on
-// the destination (left by an interrupted start) does not fail the check that
-// no other migration holds the destination.
-func RunFor(ctx context.Context, source, destination topology.Endpoint, migrationID string) Report {
+// Options are what the migration about to start does that the checks judge.
+type Options struct {
+	// MigrationID is the migration being started ("" when validating alone).
+	MigrationID string
+	// OplogBuffer is each shard's oplog buffer limit in bytes (0: the replay
+	// reads the source's oplog directly, without a buffer).
+	OplogBuffer int64
+}
+
+// RunFor is Run for the migration about to start (opts.MigrationID): its own
+// marker on the destination (left by an interrupted start) does not fail the check
+// that no other migration holds the destination, and the oplog window is judged
+// with its oplog buffer (opts.OplogBuffer). Run assumes the default buffer.
+func RunFor(ctx context.Context, source, destination topology.Endpoint, opts Options) Report {
 	start := time.Now()
 	var (
-		in = Input{MigrationID: migrationID}
+		in = Input{MigrationID: opts.MigrationID, OplogBuffer: opts.OplogBuffer}
 		g  errgroup.Group
 	)
 	in.Reads, in.ReadsErr = source.Reads()
@@ -149,6 +160,8 @@ type Input struct {
 	SourceErr, DestinationErr error
 	// MigrationID is the migration being started ("" when validating alone).
 	MigrationID string
+	// OplogBuffer is each shard's oplog buffer limit (Options.OplogBuffer).
+	OplogBuffer int64
 	// ReadRates are the source shards' measured read rates, by shard name.
 	ReadRates map[string]ReadRate
 	// Reads is the source's read preference (Endpoint.Reads), or ReadsErr why it
