@@ -359,10 +359,15 @@ func TestTimerDeadlineSurvivesARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.restart()
-	if s := h.m.Snapshot(); s.State != Ready || !s.TimerDeadline.Equal(deadline.Add(24*time.Hour)) {
-		t.Fatalf("after restart: state %s deadline %v, want ready until %v", s.State, s.TimerDeadline, deadline.Add(24*time.Hour))
+	// The restarted replay starts behind (the fakes' 30 s): the migration may fall
+	// back to syncing before its shard catches up, the window kept running.
+	if s := h.m.Snapshot(); !s.TimerDeadline.Equal(deadline.Add(24 * time.Hour)) {
+		t.Fatalf("after restart: deadline %v, want %v", s.TimerDeadline, deadline.Add(24*time.Hour))
 	}
-	h.replaying()
+	h.ready()
+	if s := h.m.Snapshot(); !s.TimerDeadline.Equal(deadline.Add(24 * time.Hour)) {
+		t.Fatalf("ready again after the restart: deadline %v, want %v", s.TimerDeadline, deadline.Add(24*time.Hour))
+	}
 	// The process is down when the deadline passes: the next start expires it at once.
 	h.crash()
 	h.clk.Advance(96 * time.Hour)
