@@ -62,10 +62,11 @@ var weights = [numKinds]int{Insert: 20, Set: 16, Unset: 8, Inc: 14, Replace: 8, 
 
 // Stats counts the writes done. It is safe to read while Run writes to it.
 type Stats struct {
-	ops     [numKinds]atomic.Int64
-	missed  atomic.Int64
-	errors  atomic.Int64
-	lastErr atomic.Pointer[error]
+	ops      [numKinds]atomic.Int64
+	missed   atomic.Int64
+	errors   atomic.Int64
+	cutShort atomic.Int64
+	lastErr  atomic.Pointer[error]
 }
 
 // Ops is the number of writes of kind k that succeeded.
@@ -88,6 +89,10 @@ func (s *Stats) Missed() int64 { return s.missed.Load() }
 // Errors is the number of writes that failed.
 func (s *Stats) Errors() int64 { return s.errors.Load() }
 
+// CutShort is the number of writes still unanswered stopGrace after the load was
+// stopped, given up on: the server may have applied them after Run returned.
+func (s *Stats) CutShort() int64 { return s.cutShort.Load() }
+
 // LastError is the most recent failure, or nil.
 func (s *Stats) LastError() error {
 	if p := s.lastErr.Load(); p != nil {
@@ -103,6 +108,9 @@ func (s *Stats) String() string {
 		parts[i] = fmt.Sprintf("%s %d", k, s.Ops(k))
 	}
 	line := fmt.Sprintf("%d writes (%s), %d missed, %d errors", s.Total(), strings.Join(parts, ", "), s.Missed(), s.Errors())
+	if n := s.CutShort(); n > 0 {
+		line += fmt.Sprintf(", %d cut short by the stop", n)
+	}
 	if err := s.LastError(); err != nil {
 		line += "; last: " + err.Error()
 	}
@@ -125,7 +133,10 @@ const (
 
 // Run writes opsPerSec writes per second, at most maxWorkers at a time, to the seed
 // collections through the router client talks to, counting them in stats, until ctx
-// ends; it then waits for the writes in flight and returns nil. Failed writes are
+// ends; it then waits for the writes in flight to be answered (stopGrace at most) and
+// returns nil, as an application stopped for a cutover finishes what it sent: a write
+// abandoned by its client may still be applied by the server, after the caller took
+// the load for stopped. Failed writes are
 // counted, not returned: Run returns an error only when it cannot start (a ctx that
 // ends while it starts is a stop, not an error). When the
 // router falls behind, writes more than a second late are skipped rather than sent in
@@ -149,11 +160,13 @@ func RunIDs(ctx context.Context, client *mongo.Client, opsPerSec int, ids seed.I
 		return err
 	}
 	jobs := make(chan job)
+	writeCtx, cutShort := afterGrace(ctx)
+	defer cutShort()
 	var wg sync.WaitGroup
 	for range min(maxWorkers, opsPerSec) {
 		wg.Go(func() {
 			for j := range jobs {
-				j.do(ctx, stats)
+				j.do(writeCtx, ctx, stats)
 			}
 		})
 	}
@@ -331,6 +344,17 @@ func stopping(ctx context.Context) bool {
 	return ok && !time.Now().Before(deadline)
 }
 
+// stopGrace is how long writes in flight may take to be answered once the load stops.
+const stopGrace = 10 * time.Second
+
+// afterGrace is the context a load's writes run on: it ends stopGrace after ctx does
+// (or when cancel is called), so that a stop lets the writes already sent finish.
+func afterGrace(ctx context.Context) (writes context.Context, cancel context.CancelFunc) {
+	writes, cancel = context.WithCancel(context.WithoutCancel(ctx))
+	context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, cancel) })
+	return writes, cancel
+}
+
 // job is one write, ready to send.
 type job struct {
 	kind   Kind
@@ -341,7 +365,9 @@ type job struct {
 	doc    bson.D // inserted or replacement document
 }
 
-func (j job) do(ctx context.Context, stats *Stats) {
+// do sends the write on ctx; run is the load's own context, whose end makes a write
+// cut short by ctx's end a stop rather than a failure.
+func (j job) do(ctx, run context.Context, stats *Stats) {
 	var err error
 	matched := int64(1)
 	switch j.kind {
@@ -369,8 +395,9 @@ func (j job) do(ctx context.Context, stats *Stats) {
 		if matched == 0 {
 			stats.missed.Add(1)
 		}
-	case stopping(ctx):
+	case stopping(run):
 		// A write cut short by the end of the load is not a failure.
+		stats.cutShort.Add(1)
 	default:
 		stats.fail(fmt.Errorf("%s on %s %v: %w", j.kind, j.ns, j.filter, err))
 	}

@@ -89,11 +89,13 @@ func RunTxns(ctx context.Context, client *mongo.Client, txnPerSec int, ids seed.
 	}
 	jobs := make(chan txnJob)
 	done := make(chan struct{})
+	txnCtx, cutShort := afterGrace(ctx)
+	defer cutShort()
 	for range txnWorkers {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			for j := range jobs {
-				j.run(ctx, client, stats)
+				j.run(txnCtx, ctx, client, stats)
 			}
 		}()
 	}
@@ -148,7 +150,9 @@ func nextTxn(r *rand.Rand, t *target, abort bool) txnJob {
 	return j
 }
 
-func (j txnJob) run(ctx context.Context, client *mongo.Client, stats *TxnStats) {
+// run runs the transaction on ctx; the end of run, the load's own context, makes one
+// cut short a stop rather than a failure.
+func (j txnJob) run(ctx, load context.Context, client *mongo.Client, stats *TxnStats) {
 	sess, err := client.StartSession()
 	if err == nil {
 		defer sess.EndSession(context.WithoutCancel(ctx))
@@ -179,7 +183,7 @@ func (j txnJob) run(ctx context.Context, client *mongo.Client, stats *TxnStats) 
 		stats.committed.Add(1)
 	case errors.Is(err, errAbortOnPurpose):
 		stats.aborted.Add(1)
-	case stopping(ctx):
+	case stopping(load):
 	default:
 		stats.errors.Add(1)
 		err = fmt.Errorf("transaction on %s: %w", j.coll.Name(), err)
