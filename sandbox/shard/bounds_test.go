@@ -87,3 +87,59 @@ func TestFindMinMaxBoundTheIDIndexAcrossTypes(t *testing.T) {
 		t.Fatalf("$sample of 5 gave %d documents", len(sampled))
 	}
 }
+
+// TestSampleDecodesItsDrawAtOnce: the front decodes a stored row on its workbench
+// while it holds the shard's write lock; a $sample of the copy's partition bounds (up
+// to 32 per partition) decoded one row at a time held every write of the shard for
+// two FerretDB round trips per document, minutes under load (a user's migration with
+// --partition-min-size 1MiB stopped the source's writes for 5 minutes). A real
+// server's $sample blocks no write; the front's holds the lock for a fixed number of
+// round trips, whatever the size.
+func TestSampleDecodesItsDrawAtOnce(t *testing.T) {
+	f := startFront(t, Config{})
+	coll := connect(t, f).Database("app").Collection("numbers")
+	ctx := context.Background()
+	want := map[int64]bool{}
+	var docs []any
+	for i := range int64(300) {
+		want[i*7] = true
+		docs = append(docs, bson.D{{Key: "_id", Value: i * 7}, {Key: "v", Value: strings.Repeat("x", int(i%50))}})
+	}
+	if _, err := coll.InsertMany(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.RLock()
+	bench := f.mu.nodes[0].be.bench
+	f.mu.RUnlock()
+	before := bench.trips.Load()
+	cur, err := coll.Aggregate(ctx, bson.A{bson.D{{Key: "$sample", Value: bson.D{{Key: "size", Value: 200}}}}, bson.D{{Key: "$project", Value: bson.D{{Key: "_id", Value: 1}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sampled []bson.Raw
+	if err := cur.All(ctx, &sampled); err != nil {
+		t.Fatal(err)
+	}
+	if trips := bench.trips.Load() - before; trips > 2 {
+		t.Errorf("a $sample of 200 took %d workbench round trips under the write lock; want at most 2", trips)
+	}
+	seen := map[int64]bool{}
+	for _, d := range sampled {
+		id, ok := d.Lookup("_id").AsInt64OK()
+		if elems, _ := d.Elements(); !ok || !want[id] || seen[id] || len(elems) != 1 {
+			t.Fatalf("$sample gave %s: want distinct _ids of the collection, alone", d)
+		}
+		seen[id] = true
+	}
+	if len(seen) != 200 {
+		t.Fatalf("$sample of 200 gave %d documents", len(seen))
+	}
+	// The bench held 200 documents: a keyed update after it still changes one.
+	if res, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: int64(7)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "y"}}}}); err != nil || res.ModifiedCount != 1 {
+		t.Fatalf("update after the sample: %+v, %v", res, err)
+	}
+	var got bson.M
+	if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: int64(7)}}).Decode(&got); err != nil || got["v"] != "y" {
+		t.Fatalf("after the update: %v, %v", got, err)
+	}
+}

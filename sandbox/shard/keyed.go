@@ -16,10 +16,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 
 	"github.com/shardlift/shardlift/sandbox/match"
@@ -550,6 +552,9 @@ type workbench struct {
 	holds string
 	// seen remembers what the bench decoded and wrote, by stored text.
 	seen decodedTexts
+	// trips counts the requests sent to the bench's FerretDB: each costs the shard's
+	// write lock a round trip.
+	trips atomic.Int64
 }
 
 // decodedTexts maps stored texts to the documents FerretDB reads from them, for the
@@ -673,12 +678,70 @@ func (w *workbench) decode(ctx context.Context, text string) (bson.Raw, error) {
 		return nil, err
 	}
 	var doc bson.Raw
+	w.trips.Add(1)
 	err := w.client.Database(workbenchDB).Collection(workbenchColl).FindOne(ctx, bson.D{}).Decode(&doc)
 	if err != nil {
 		return nil, fmt.Errorf("decode a stored document on the workbench: %w", err)
 	}
 	w.seen.put(text, doc)
 	return doc, nil
+}
+
+// decodeAll returns the documents the stored texts hold, in no particular order, in
+// two FerretDB round trips however many there are (decode takes two per document): a
+// $sample's draw, whose order does not matter, holds the shard's write lock for as
+// long as its decode lasts, and a real server's $sample blocks no write.
+func (w *workbench) decodeAll(ctx context.Context, texts []string) ([]bson.Raw, error) {
+	docs := make([]bson.Raw, 0, len(texts))
+	var todo []string
+	for _, text := range texts {
+		if doc, ok := w.seen.get(text); ok {
+			docs = append(docs, doc)
+		} else {
+			todo = append(todo, text)
+		}
+	}
+	if len(todo) == 0 {
+		return docs, nil
+	}
+	w.holds = "" // the bench holds several documents: the next put clears them
+	conn, err := w.files.open(workbenchDB)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("copy documents onto the workbench: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %q`, w.table)); err != nil {
+		return nil, fmt.Errorf("clear the workbench: %w", err)
+	}
+	insert := fmt.Sprintf(`INSERT INTO %q (_ferretdb_sjson) VALUES (?)`, w.table)
+	for _, text := range todo {
+		if _, err := tx.ExecContext(ctx, insert, text); err != nil {
+			return nil, fmt.Errorf("copy documents onto the workbench: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("copy documents onto the workbench: %w", err)
+	}
+	w.trips.Add(1)
+	cur, err := w.client.Database(workbenchDB).Collection(workbenchColl).Find(ctx, bson.D{}, options.Find().SetBatchSize(int32(len(todo))))
+	if err != nil {
+		return nil, fmt.Errorf("decode stored documents on the workbench: %w", err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		docs = append(docs, slices.Clone(bson.Raw(cur.Current)))
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("decode stored documents on the workbench: %w", err)
+	}
+	if want := len(texts); len(docs) != want {
+		return nil, fmt.Errorf("decode stored documents on the workbench: %d documents read back of %d", len(docs), want)
+	}
+	return docs, nil
 }
 
 // apply has FerretDB update the document a stored row's text holds and returns the
@@ -699,6 +762,7 @@ func (w *workbench) apply(ctx context.Context, text string, update, arrayFilters
 	if arrayFilters.Type != 0 {
 		cmd = append(cmd, bson.E{Key: "arrayFilters", Value: arrayFilters})
 	}
+	w.trips.Add(1)
 	raw, err := w.client.Database(workbenchDB).RunCommand(ctx, cmd).Raw()
 	if len(raw) > 0 && !isOK(raw) {
 		return nil, "", &backendError{reply: raw}

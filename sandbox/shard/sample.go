@@ -43,20 +43,22 @@ func (n *node) sample(ctx context.Context, cmd *wire.Command, coll string, stage
 	if err != nil {
 		return wire.ErrorReply(&wire.Error{Code: 1, Name: "InternalError", Msg: err.Error()})
 	}
+	texts := make([]string, len(rows))
+	for i, r := range rows {
+		texts[i] = r.text
+	}
 	// The workbench is the write lock holder's (keyedFind).
 	n.writeMu.Lock()
-	defer n.writeMu.Unlock()
-	docs := make([]bson.Raw, 0, len(rows))
-	for _, r := range rows {
-		doc, err := n.be.bench.decode(ctx, r.text)
-		if err != nil {
-			return wire.ErrorReply(&wire.Error{Code: 1, Name: "InternalError", Msg: err.Error()})
-		}
-		if idOnly {
+	docs, err := n.be.bench.decodeAll(ctx, texts)
+	n.writeMu.Unlock()
+	if err != nil {
+		return wire.ErrorReply(&wire.Error{Code: 1, Name: "InternalError", Msg: err.Error()})
+	}
+	if idOnly {
+		for i, doc := range docs {
 			id := doc.Lookup("_id")
-			doc = bson.Raw(bsoncore.BuildDocumentFromElements(nil, bsoncore.AppendValueElement(nil, "_id", bsoncore.Value{Type: id.Type, Data: id.Value})))
+			docs[i] = bson.Raw(bsoncore.BuildDocumentFromElements(nil, bsoncore.AppendValueElement(nil, "_id", bsoncore.Value{Type: id.Type, Data: id.Value})))
 		}
-		docs = append(docs, doc)
 	}
 	return firstBatchReply(cmd.DB+"."+coll, docs)
 }
