@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -246,15 +247,25 @@ func TestStopMidWriteNeverLeavesDataWithoutAnOplogEntry(t *testing.T) {
 		coll := c.Database("db").Collection("stop")
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
+		var landed atomic.Int64
 		for w := 0; w < 4; w++ {
 			go func(w int) {
 				defer func() { done <- struct{}{} }()
 				for i := 0; ctx.Err() == nil; i++ {
-					coll.InsertOne(ctx, bson.D{{Key: "_id", Value: primitive.NewObjectID()}, {Key: "w", Value: w}, {Key: "round", Value: round}})
+					if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: primitive.NewObjectID()}, {Key: "w", Value: w}, {Key: "round", Value: round}}); err == nil {
+						landed.Add(1)
+					}
 				}
 			}(w)
 		}
-		time.Sleep(time.Duration(20+round*15) * time.Millisecond)
+		// Stop once some writes landed (more each round), with others in flight: a
+		// fixed sleep stopped a busy machine's shard before its first write.
+		for limit := time.Now().Add(time.Minute); landed.Load() < int64(1+round*4); {
+			if time.Now().After(limit) {
+				t.Fatalf("round %d: no write landed in a minute", round)
+			}
+			time.Sleep(time.Millisecond)
+		}
 		if err := f.Stop(); err != nil {
 			t.Fatal(err)
 		}
