@@ -77,9 +77,10 @@ func (n *node) replaceDoc(ctx context.Context, db, coll string, doc bson.Raw) er
 }
 
 // refetch makes the document with _id id what it is on member from (absent if it is
-// absent there), as MongoDB's refetch-based rollback does.
+// absent there), as MongoDB's refetch-based rollback does. It holds n's write lock,
+// not from's: from is read without its workbench.
 func (n *node) refetch(ctx context.Context, from *node, db, coll string, id bson.RawValue) error {
-	docs, err := from.be.fetchByID(ctx, db, coll, id)
+	docs, _, err := n.be.readByID(ctx, from.be, db, coll, id)
 	if ignoreMissing(err) != nil {
 		return err
 	}

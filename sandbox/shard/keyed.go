@@ -81,39 +81,56 @@ func pushedDown(id bson.RawValue) bool {
 }
 
 // fetchByID returns the documents whose _id MongoDB counts as equal to id (more than one
-// only when FerretDB stored equal numbers as distinct _ids, e.g. 0 and -0.0).
+// only when FerretDB stored equal numbers as distinct _ids, e.g. 0 and -0.0), and keeps
+// their rows in b.fetched for the write that follows.
 func (b *backend) fetchByID(ctx context.Context, db, coll string, id bson.RawValue) ([]bson.Raw, error) {
+	docs, rows, err := b.readByID(ctx, b, db, coll, id)
+	clear(b.fetched)
+	for i, doc := range docs {
+		if own, ok := idKeys(doc.Lookup("_id")); ok && rows[i] != nil {
+			b.fetched[fetchedKey(db, coll, own[0])] = *rows[i]
+		}
+	}
+	return docs, err
+}
+
+// readByID returns the documents of src (b itself, or another member's backend, such
+// as the primary a secondary refetches from) whose _id MongoDB counts as equal to id,
+// each with its row when read from src's files (nil when FerretDB found it). Rows are
+// decoded on b's workbench, which only b's write lock holder uses; src's own workbench
+// and fetched rows are left alone, so that reading another member takes none of its
+// locks (a secondary refetching through the primary's workbench raced its writes:
+// "concurrent map writes" in fetchByID).
+func (b *backend) readByID(ctx context.Context, src *backend, db, coll string, id bson.RawValue) ([]bson.Raw, []*storedRow, error) {
 	keys, ok := idKeys(id)
 	if pushedDown(id) || !ok {
-		doc, err := b.ferretFetchByID(ctx, db, coll, id)
+		doc, err := src.ferretFetchByID(ctx, db, coll, id)
 		if doc == nil || err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return []bson.Raw{doc}, nil
+		return []bson.Raw{doc}, []*storedRow{nil}, nil
 	}
-	rows, err := b.files.rowsByID(ctx, db, coll, keys)
+	rows, err := src.files.rowsByID(ctx, db, coll, keys)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	same, err := sameID(id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	clear(b.fetched)
 	var docs []bson.Raw
-	for _, r := range rows {
-		doc, err := b.bench.decode(ctx, r.text)
+	var from []*storedRow
+	for i := range rows {
+		doc, err := b.bench.decode(ctx, rows[i].text)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if same.Match(doc) {
 			docs = append(docs, doc)
-			if own, ok := idKeys(doc.Lookup("_id")); ok {
-				b.fetched[fetchedKey(db, coll, own[0])] = r
-			}
+			from = append(from, &rows[i])
 		}
 	}
-	return docs, nil
+	return docs, from, nil
 }
 
 // fetchedKey names a row in backend.fetched.

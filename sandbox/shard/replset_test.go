@@ -478,3 +478,44 @@ func TestSetStopsWhileSecondariesApply(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A secondary refetching a document from its primary (a transaction's or an update's
+// apply, a rollback) reads the primary's rows and decodes them on its own workbench:
+// the primary's workbench and fetched rows belong to the primary's write lock holder,
+// and a secondary using them raced the primary's writes (a user's sandbox died of
+// "concurrent map writes" in fetchByID under a load with transactions).
+func TestSecondaryRefetchLeavesThePrimarysWorkbenchAlone(t *testing.T) {
+	f := startFront(t, Config{Members: 3})
+	p := connectMember(t, f, 0)
+	ctx := context.Background()
+	coll := p.Database("app").Collection("items")
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: int64(42)}, {Key: "n", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: int64(42)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 2}}}}); err != nil {
+		t.Fatal(err)
+	}
+	last := lastTS(t, p)
+	s := connectMember(t, f, 1)
+	waitFor(t, "member 1 to apply the update", func() bool { return lastTS(t, s) == last })
+	f.mu.RLock()
+	primary, secondary := f.mu.nodes[0], f.mu.nodes[1]
+	f.mu.RUnlock()
+	primary.writeMu.Lock()
+	primary.be.bench.seen = decodedTexts{} // what the primary decoded is not at hand
+	trips := primary.be.bench.trips.Load()
+	primary.writeMu.Unlock()
+	idType, idData, _ := bson.MarshalValue(int64(42))
+	secondary.writeMu.Lock()
+	err := secondary.refetch(ctx, primary, "app", "items", bson.RawValue{Type: idType, Value: idData})
+	secondary.writeMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := primary.be.bench.trips.Load() - trips; n != 0 {
+		t.Errorf("the refetch sent %d requests to the primary's workbench; want none", n)
+	}
+	if got, want := docsOf(t, s, "app", "items", nil), docsOf(t, p, "app", "items", nil); !slices.Equal(got, want) {
+		t.Errorf("after the refetch member 1 holds %v, the primary %v", got, want)
+	}
+}
