@@ -174,12 +174,13 @@ type fakeClusters struct {
 	destData    []string
 	srcBalancer bool // the source balancer is on
 	dstBalancer bool
-	// prepareGate, when set, holds PrepareDestination until closed (or ctx ends).
-	prepareGate chan struct{}
-	prepareErr  error
-	restoreErr  error
-	verifyErr   error
-	verifyRes   *Verification
+	// validateGate and prepareGate, when set, hold Validate and PrepareDestination
+	// until closed (or ctx ends).
+	validateGate, prepareGate chan struct{}
+	prepareErr                error
+	restoreErr                error
+	verifyErr                 error
+	verifyRes                 *Verification
 	// late are WritesAfter's answers by shard, and lateAfter the ts each was asked after.
 	late      map[string]LateWrites
 	lateAfter map[string]primitive.Timestamp
@@ -279,8 +280,14 @@ func (f *fakeClusters) called(name string) int {
 	return n
 }
 
-func (f *fakeClusters) Validate(context.Context) (Inventory, error) {
+func (f *fakeClusters) Validate(ctx context.Context) (Inventory, error) {
 	f.call("Validate")
+	f.mu.Lock()
+	gate := f.validateGate
+	f.mu.Unlock()
+	if err := passGate(ctx, gate); err != nil {
+		return Inventory{}, err
+	}
 	return f.inv, f.validateErr
 }
 

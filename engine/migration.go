@@ -488,6 +488,7 @@ func (m *Migration) begin(ctx context.Context, r *runState, opts StartOptions) e
 // has been changed on either cluster when it refuses. It then marks the destination
 // as this migration's and wipes it (each database dropped is in the history).
 func (m *Migration) validate(ctx context.Context, r *runState, opts StartOptions) (Inventory, error) {
+	m.setReason("running the pre-migration checks")
 	inv, err := r.clusters.Validate(ctx)
 	if err != nil {
 		return Inventory{}, err
@@ -617,6 +618,7 @@ func (m *Migration) startSteps(ctx context.Context, r *runState, inv Inventory) 
 			}
 		}
 	}
+	m.setReason("reading both clusters' metadata with the source balancer stopped")
 	inv, err = r.clusters.Discover(ctx)
 	if err != nil {
 		return fmt.Errorf("discover the clusters with the balancer stopped: %w", err)
@@ -625,6 +627,7 @@ func (m *Migration) startSteps(ctx context.Context, r *runState, inv Inventory) 
 	if err := r.clusters.SetDestinationBalancer(ctx, false); err != nil {
 		return fmt.Errorf("stop the destination balancer: %w", err)
 	}
+	m.setReason("preparing the destination: its databases, collections, indexes and chunk placement")
 	if err := r.clusters.PrepareDestination(ctx, m.setPlacement); err != nil {
 		return err
 	}

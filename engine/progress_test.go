@@ -471,6 +471,21 @@ func TestSnapshotCarriesThePlacementWhilePreparing(t *testing.T) {
 	h.waitState(Syncing)
 }
 
+// A migration validating or preparing the destination says which: a headless user
+// saw "draft" and "starting" repeated for 20 s each with nothing else.
+func TestSnapshotSaysWhatTheStartIsDoing(t *testing.T) {
+	h := newHarness(t, "s0")
+	h.fc.validateGate, h.fc.prepareGate = make(chan struct{}), make(chan struct{})
+	h.start(StartOptions{})
+	h.eventually("the checks named", func() bool { return h.m.Snapshot().Reason == "running the pre-migration checks" })
+	close(h.fc.validateGate)
+	h.eventually("the preparation named", func() bool {
+		return strings.HasPrefix(h.m.Snapshot().Reason, "preparing the destination")
+	})
+	close(h.fc.prepareGate)
+	h.waitState(Syncing)
+}
+
 // rangesCopier is a copier whose progress names namespaces copied in _id ranges.
 type rangesCopier struct{ Copier }
 
