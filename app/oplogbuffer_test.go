@@ -29,14 +29,14 @@ func bufferedSnapshot(now time.Time) engine.Snapshot {
 	return engine.Snapshot{
 		State: engine.Syncing,
 		Shards: []engine.ShardProgress{{Name: "rs0", Phase: engine.Copying, Waiting: "oplog buffer full (10 GiB): fetching waits for the replay",
-			Buffer: &engine.OplogBuffer{Bytes: 10 << 30, Limit: 10 << 30, FetchedUpTo: now.Add(-time.Minute), Full: true}}},
+			Buffer: &engine.OplogBuffer{Bytes: 10 << 30, Entries: 34_000_000, Limit: 10 << 30, FetchedUpTo: now.Add(-time.Minute), Full: true}}},
 	}
 }
 
 func TestProgressLineShowsTheOplogBuffer(t *testing.T) {
 	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	line := progressLine(bufferedSnapshot(now), now)
-	want := "rs0 copying [buffer 10 GiB of 10 GiB, fetched to 08:59:00] (oplog buffer full (10 GiB): fetching waits for the replay)"
+	want := "rs0 copying [buffered 10 GiB (34,000,000 entries) of 10 GiB, fetched to 08:59:00] (oplog buffer full (10 GiB): fetching waits for the replay)"
 	if !strings.Contains(line, want) {
 		t.Errorf("line %q lacks %q", line, want)
 	}

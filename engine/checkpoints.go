@@ -160,6 +160,9 @@ type ShardCheckpoint struct {
 	// Moved names the chunk or collection move that made the shard copy again,
 	// until it is in sync again.
 	Moved string
+	// Buffered is the shard's oplog buffer as the checkpoint's save found it (zero
+	// without one): a resumed migration shows it before its fetcher opens the buffer.
+	Buffered BufferedOplog
 	// History are the shard's phase changes, oldest first.
 	History []Event
 }

@@ -666,7 +666,7 @@ func (m *Migration) relaunch(r *runState, sh *shardState, reason, moved string) 
 	m.mu.Unlock()
 	err := m.shardPhase(sh, nil, Pending, reason, func(cp *ShardCheckpoint) {
 		cp.T0, cp.ConsistencyPoint, cp.Applied, cp.Copied, cp.Error = primitive.Timestamp{}, primitive.Timestamp{}, primitive.Timestamp{}, nil, ""
-		cp.DDLApplied, cp.Owned, cp.Moved = nil, nil, moved
+		cp.DDLApplied, cp.Owned, cp.Moved, cp.Buffered = nil, nil, moved, BufferedOplog{}
 	})
 	if err != nil {
 		return err

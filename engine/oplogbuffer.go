@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/shardlift/shardlift/engine/oplogbuf"
 	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/internal/units"
@@ -45,6 +47,9 @@ func (m *Migration) bufferOplog(ctx context.Context, c Clusters, sh *shardState,
 	}
 	fctx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
+	m.mu.Lock()
+	sh.fetcher = f
+	m.mu.Unlock()
 	go func() {
 		defer close(done)
 		defer store.Close()
@@ -52,12 +57,15 @@ func (m *Migration) bufferOplog(ctx context.Context, c Clusters, sh *shardState,
 			cancel(err)
 		}
 	}()
-	m.mu.Lock()
-	sh.fetcher = f
-	m.mu.Unlock()
+	saved := make(chan struct{})
+	go func() {
+		defer close(saved)
+		m.saveBufferSize(fctx, sh)
+	}()
 	stop = func() {
 		cancel(nil)
 		<-done
+		<-saved
 	}
 	return fctx, f.Source(), stop, nil
 }
@@ -101,13 +109,61 @@ func bufferLimit(configured, held int64, dir string, shards int) int64 {
 	return max(limit, oplogbuf.DefaultSegmentBytes)
 }
 
-// bufferRow is a shard's buffer for its progress row. Called with Migration.mu held.
+// stampBuffer records in a shard's next checkpoint what its running fetcher's
+// buffer holds (kept as it was when none runs).
+func (m *Migration) stampBuffer(sh *shardState, next *ShardCheckpoint) {
+	m.mu.Lock()
+	f := sh.fetcher
+	m.mu.Unlock()
+	if f != nil {
+		p := f.Snapshot()
+		next.Buffered = BufferedOplog{Bytes: p.Bytes, Entries: p.Entries}
+	}
+}
+
+// bufferSaveEvery is how often a shard's checkpoint takes what its buffer holds
+// when nothing else saved it (a copy or replay that waits): the size a resumed
+// migration shows before its fetcher opens the buffer.
+const bufferSaveEvery = 5 * time.Second
+
+// saveBufferSize saves the shard's checkpoint whenever its buffer changed since
+// the checkpoint last took it, until ctx ends.
+func (m *Migration) saveBufferSize(ctx context.Context, sh *shardState) {
+	tick := time.NewTicker(bufferSaveEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		m.mu.Lock()
+		f, last := sh.fetcher, sh.buffered
+		m.mu.Unlock()
+		if f == nil {
+			continue
+		}
+		if p := f.Snapshot(); (BufferedOplog{Bytes: p.Bytes, Entries: p.Entries}) == last {
+			continue
+		}
+		if err := m.saveShard(sh, func(*ShardCheckpoint) {}); err != nil {
+			m.log.Warn("oplog buffer: save its size in the checkpoint", "shard", sh.name, "err", err)
+		}
+	}
+}
+
+// bufferRow is a shard's buffer for its progress row: its fetcher's, else what the
+// checkpoint last saved of it (a resumed migration, before its fetcher opens the
+// buffer). Called with Migration.mu held.
 func (sh *shardState) bufferRow(row *ShardProgress) {
 	if sh.fetcher == nil {
+		if sh.buffered != (BufferedOplog{}) {
+			row.Buffer = &OplogBuffer{Bytes: sh.buffered.Bytes, Entries: sh.buffered.Entries}
+		}
 		return
 	}
 	p := sh.fetcher.Snapshot()
-	row.Buffer = &OplogBuffer{Bytes: p.Bytes, Limit: p.Limit, Full: p.Full}
+	row.Buffer = &OplogBuffer{Bytes: p.Bytes, Limit: p.Limit, Entries: p.Entries, Full: p.Full}
 	if !p.Fetched.IsZero() {
 		row.Buffer.FetchedUpTo = time.Unix(int64(p.Fetched.T), 0).UTC()
 	}
@@ -122,12 +178,28 @@ func (sh *shardState) bufferRow(row *ShardProgress) {
 	}
 }
 
+// Held says what the buffer holds, "buffered 1.2 GiB (340,000 entries)", "" when
+// nothing (for the shard row).
+func (b *OplogBuffer) Held() string {
+	if b == nil || (b.Bytes == 0 && b.Entries == 0) {
+		return ""
+	}
+	return b.held()
+}
+
+func (b *OplogBuffer) held() string {
+	return fmt.Sprintf("buffered %s (%s entries)", units.Bytes(b.Bytes), humanize.Comma(b.Entries))
+}
+
 // String says in a few words how far a shard's buffer is, for the CLI line.
 func (b *OplogBuffer) String() string {
 	if b == nil {
 		return ""
 	}
-	s := fmt.Sprintf("buffer %s of %s", units.Bytes(b.Bytes), units.Bytes(b.Limit))
+	s := b.held()
+	if b.Limit > 0 {
+		s += " of " + units.Bytes(b.Limit)
+	}
 	if !b.FetchedUpTo.IsZero() {
 		s += ", fetched to " + b.FetchedUpTo.Format("15:04:05")
 	}

@@ -154,11 +154,35 @@ func TestSandboxCopyOutlastingTheOplogWindowEndsVerified(t *testing.T) {
 			if buffered {
 				// Shardlift is killed with the oplog from T0 on in the buffers only,
 				// and started again: the buffers are reused, not fetched again from
-				// T0 (which would be the gap).
+				// T0 (which would be the gap). The state file keeps what each
+				// buffer holds (nothing is applied yet: every entry counts), and the
+				// resumed migration shows it before its fetchers open the buffers.
+				var kept BufferedOplog
+				deadline := time.Now().Add(time.Minute)
+				for kept.Bytes < 3<<20 || kept.Entries < 40 {
+					if time.Now().After(deadline) {
+						t.Fatalf("the checkpoint of %s keeps its buffer as %+v a minute after the burst: want its 40 entries of 100 KiB at least", rolled, kept)
+					}
+					time.Sleep(100 * time.Millisecond)
+					_, saved, err := cp.Load()
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, c := range saved {
+						if c.Shard == rolled {
+							kept = c.Buffered
+						}
+					}
+				}
 				if err := r.kill(); !errors.Is(err, context.Canceled) {
 					t.Fatalf("kill: %v", err)
 				}
 				m = migration()
+				for _, p := range m.Snapshot().Shards {
+					if p.Name == rolled && (p.Buffer == nil || p.Buffer.Held() == "") {
+						t.Fatalf("resumed, %s's row shows no buffer before its fetcher runs: %+v", rolled, p.Buffer)
+					}
+				}
 				r = run(m, StartOptions{})
 			}
 			close(held.release)

@@ -54,6 +54,8 @@ type shardState struct {
 	unreachable bool
 	// moved is the checkpoint's Moved.
 	moved string
+	// buffered is the checkpoint's Buffered: the row's buffer until a fetcher runs.
+	buffered BufferedOplog
 	// unexplained names the range of a fromMigrate insert the shard's replay read
 	// that the shard did not own at its T0, until a look for moves acts on it;
 	// unexplainedAt is when it was read (moves.go).
@@ -75,7 +77,7 @@ func newShardState(cp ShardCheckpoint) *shardState {
 	if cp.Phase == "" {
 		cp.Phase = Pending
 	}
-	sh := &shardState{name: cp.Shard, cp: cp, phase: cp.Phase, err: cp.Error, t0: cp.T0, applied: cp.Applied, moved: cp.Moved}
+	sh := &shardState{name: cp.Shard, cp: cp, phase: cp.Phase, err: cp.Error, t0: cp.T0, applied: cp.Applied, moved: cp.Moved, buffered: cp.Buffered}
 	for _, p := range cp.Copied {
 		sh.copiedDocs += p.Docs
 		sh.copiedBytes += p.Bytes
@@ -421,6 +423,7 @@ func (m *Migration) shardPhase(sh *shardState, from []Phase, to Phase, reason st
 	next.Phase = to
 	ev := Event{At: m.clock.Now(), Shard: sh.name, From: string(prev), To: string(to), Reason: reason}
 	next.History = append(slices.Clip(next.History), ev)
+	m.stampBuffer(sh, &next)
 	err := m.cp.SaveShard(next)
 	if err == nil {
 		sh.cp = next
@@ -434,7 +437,7 @@ func (m *Migration) shardPhase(sh *shardState, from []Phase, to Phase, reason st
 	if to != ShardFailed {
 		sh.watched, sh.unreachable = primitive.Timestamp{}, false
 	}
-	sh.moved = next.Moved
+	sh.moved, sh.buffered = next.Moved, next.Buffered
 	m.mu.history = append(m.mu.history, ev)
 	m.mu.Unlock()
 	m.log.Info("shard phase", "shard", sh.name, "from", prev, "to", to, "reason", reason)
@@ -449,10 +452,14 @@ func (m *Migration) saveShard(sh *shardState, change func(*ShardCheckpoint)) err
 	next := sh.cp
 	next.Shard = sh.name
 	change(&next)
+	m.stampBuffer(sh, &next)
 	if err := m.cp.SaveShard(next); err != nil {
 		return err
 	}
 	sh.cp = next
+	m.mu.Lock()
+	sh.buffered = next.Buffered
+	m.mu.Unlock()
 	return nil
 }
 

@@ -173,8 +173,17 @@ func (p ShardProgress) RangesText() string {
 // meanwhile).
 type OplogBuffer struct {
 	Bytes, Limit int64
-	FetchedUpTo  time.Time
-	Full         bool
+	// Entries are those held that the replay has not applied yet (after its
+	// checkpoint).
+	Entries     int64
+	FetchedUpTo time.Time
+	Full        bool
+}
+
+// BufferedOplog is what a shard's oplog buffer holds: bytes on disk, and entries
+// not applied yet.
+type BufferedOplog struct {
+	Bytes, Entries int64
 }
 
 // Verification is the result of comparing source and destination.

@@ -471,6 +471,7 @@ type shardRow struct {
 	problem                              *fyne.Container
 	errText, retrying                    *widget.Label
 	ranges                               *widget.Label // the namespaces copied in _id ranges
+	buffered                             *widget.Label // what the shard's oplog buffer holds
 	restart                              *widget.Button
 	obj                                  fyne.CanvasObject
 }
@@ -497,9 +498,11 @@ func newShardRow(name string, onRestart func(string), cols *columns) *shardRow {
 	r.retrying.Hide()
 	r.ranges = wrapped("")
 	r.ranges.Hide()
+	r.buffered = wrapped("")
+	r.buffered.Hide()
 	r.cells = []fyne.CanvasObject{r.name, r.phase, r.bar, r.copied, r.rate, r.lag, r.left}
 	line := container.New(cols, r.cells...)
-	r.obj = container.NewVBox(line, r.problem, r.retrying, r.ranges)
+	r.obj = container.NewVBox(line, r.problem, r.retrying, r.ranges, r.buffered)
 	return r
 }
 func (r *shardRow) show(p engine.ShardProgress) {
@@ -546,6 +549,12 @@ func (r *shardRow) show(p engine.ShardProgress) {
 		r.ranges.Show()
 	} else {
 		r.ranges.Hide()
+	}
+	if text := p.Buffer.Held(); text != "" {
+		r.buffered.SetText("Oplog " + text)
+		r.buffered.Show()
+	} else {
+		r.buffered.Hide()
 	}
 }
 

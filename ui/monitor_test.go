@@ -470,3 +470,20 @@ func TestShardRowSaysHowManyRangesAreCopied(t *testing.T) {
 	h.tick()
 	h.mustNotShow("ranges copied")
 }
+
+// A shard whose oplog buffer holds entries says in its row how much, and says
+// nothing once the buffer is empty or absent.
+func TestShardRowSaysWhatItsOplogBufferHolds(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := syncing()
+	s.Shards[0].Buffer = &engine.OplogBuffer{Bytes: 1288490189, Entries: 340_000, Limit: 10 << 30}
+	m := newFakeMigration(s)
+	h.attach(m)
+	h.mustShow("Oplog buffered 1.2 GiB (340,000 entries)")
+	m.snap.Shards[0].Buffer = &engine.OplogBuffer{Limit: 10 << 30}
+	h.tick()
+	h.mustNotShow("Oplog buffered")
+	m.snap.Shards[0].Buffer = nil
+	h.tick()
+	h.mustNotShow("Oplog buffered")
+}

@@ -146,7 +146,9 @@ type shardJSON struct {
 // bufferJSON is a shard's oplog buffer: bytes on disk, its limit, the source time
 // fetched up to, and whether it is full (fetching waits for the replay).
 type bufferJSON struct {
-	Bytes       int64      `json:"bytes"`
+	Bytes int64 `json:"bytes"`
+	// Entries are those held that the replay has not applied yet.
+	Entries     int64      `json:"entries"`
 	Limit       int64      `json:"limit"`
 	FetchedUpTo *time.Time `json:"fetchedUpTo"`
 	Full        bool       `json:"full"`
@@ -260,7 +262,7 @@ func toStatus(s engine.Snapshot) Status {
 			last.Ranges = append(last.Ranges, rangesJSON{Namespace: r.Namespace, Done: r.Done, Total: r.Total})
 		}
 		if b := sh.Buffer; b != nil {
-			out.Shards[len(out.Shards)-1].Buffer = &bufferJSON{Bytes: b.Bytes, Limit: b.Limit, FetchedUpTo: optionalTime(b.FetchedUpTo), Full: b.Full}
+			out.Shards[len(out.Shards)-1].Buffer = &bufferJSON{Bytes: b.Bytes, Entries: b.Entries, Limit: b.Limit, FetchedUpTo: optionalTime(b.FetchedUpTo), Full: b.Full}
 		}
 	}
 	if sum := s.Summary; sum != nil {

@@ -64,6 +64,12 @@ type (
 		Owned *prepare.Ownership `bson:"owned,omitempty"`
 		// Moved names the move that made the shard copy again.
 		Moved string `bson:"moved,omitempty"`
+		// Buffered is what the shard's oplog buffer held at the save.
+		Buffered *bufferedDoc `bson:"buffered,omitempty"`
+	}
+	bufferedDoc struct {
+		Bytes   int64 `bson:"bytes"`
+		Entries int64 `bson:"entries"`
 	}
 	ddlCopyDoc struct {
 		TS     primitive.Timestamp `bson:"ts"`
@@ -375,6 +381,9 @@ func (c *storeCheckpoints) SaveShard(cp engine.ShardCheckpoint) error {
 		return fmt.Errorf("a source shard is named %q, which Shardlift reserves: rename the shard", MetaShard)
 	}
 	extras := shardExtras{ConsistencyPoint: cp.ConsistencyPoint, Owned: cp.Owned, Moved: cp.Moved}
+	if cp.Buffered != (engine.BufferedOplog{}) {
+		extras.Buffered = &bufferedDoc{Bytes: cp.Buffered.Bytes, Entries: cp.Buffered.Entries}
+	}
 	for _, e := range cp.History {
 		extras.History = append(extras.History, eventDoc{At: e.At, From: e.From, To: e.To, Reason: e.Reason})
 	}
@@ -412,6 +421,9 @@ func fromStoreShard(cp store.ShardCheckpoint) (engine.ShardCheckpoint, error) {
 		return out, err
 	}
 	out.ConsistencyPoint, out.Owned, out.Moved = extras.ConsistencyPoint, extras.Owned, extras.Moved
+	if b := extras.Buffered; b != nil {
+		out.Buffered = engine.BufferedOplog{Bytes: b.Bytes, Entries: b.Entries}
+	}
 	for _, e := range extras.History {
 		out.History = append(out.History, engine.Event{At: e.At, Shard: cp.Shard, From: e.From, To: e.To, Reason: e.Reason})
 	}

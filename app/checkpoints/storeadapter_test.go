@@ -117,6 +117,9 @@ func TestStoreCheckpointsKeepEverythingTheEngineSaves(t *testing.T) {
 			Ranges: []prepare.OwnedRange{{Min: bson.Raw(bsoncore.NewDocumentBuilder().AppendMinKey("c").Build()), Max: bson.Raw(bsoncore.NewDocumentBuilder().AppendInt32("c", 7).Build())}},
 		}}},
 		Moved: "a chunk of shop.orders moved from shard rs1 to rs0",
+		// Its oplog buffer as the save found it, shown on a resume before the
+		// fetcher opens it.
+		Buffered: engine.BufferedOplog{Bytes: 3 << 30, Entries: 340_000},
 	}
 	if err := cp.SaveShard(shard); err != nil {
 		t.Fatal(err)

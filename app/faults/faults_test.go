@@ -29,6 +29,7 @@ var longOnly = map[string]bool{
 	"19-move-primary-killed":          true,
 	"20-move-range-killed":            true,
 	"21-reshard-killed":               true,
+	"22-kill-buffered-replay":         true, // in sync, a roll-over, a restart to sync again: over a minute
 }
 
 // TestFaultSuite runs every scenario of issue 9 on two sandboxes with a write load
@@ -71,6 +72,7 @@ func TestFaultSuite(t *testing.T) {
 		{"19-move-primary-killed", movePrimaryKilled},
 		{"20-move-range-killed", moveRangeKilled},
 		{"21-reshard-killed", reshardKilled},
+		{"22-kill-buffered-replay", killDuringBufferedReplay},
 	}
 	// Scenarios run side by side (parallelScenarios at once): each has its own
 	// sandboxes, load and child process, and spends most of its time waiting for

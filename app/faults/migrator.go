@@ -114,6 +114,16 @@ type Shard struct {
 	Retrying   string   `json:"retrying"`
 	Waiting    string   `json:"waiting"`
 	Moved      string   `json:"moved"` // the move that made the shard copy again
+	// AppliedUpTo is the source time up to which the shard applied every entry.
+	AppliedUpTo *time.Time `json:"appliedUpTo"`
+	// Buffer is the shard's oplog buffer (nil when the oplog is read directly).
+	Buffer *Buffer `json:"oplogBuffer"`
+}
+
+// Buffer is a shard's oplog buffer as the API shows it.
+type Buffer struct {
+	Bytes       int64      `json:"bytes"`
+	FetchedUpTo *time.Time `json:"fetchedUpTo"`
 }
 
 // GapClosed reports whether the optime gap is known and 0.

@@ -108,7 +108,8 @@ type Config struct {
 	// IndexBuilds is shared by the copiers of all shards so that each index is
 	// built once; nil gives this copier a registry of its own.
 	IndexBuilds *IndexBuilds
-	// Namespaces are copied this many at once; Writers write each one's batches.
+	// Namespaces are copied this many at once; Writers write each one's batches
+	// (a namespace read in ranges has at least one writer per range read at once).
 	Namespaces, Writers int
 	// Partitions cursors read a namespace of at least PartitionBytes or
 	// PartitionDocs (the plan's estimate for the shard), each its own _id range;

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -336,4 +338,46 @@ func TestCheckpointWithAGapBetweenPartitionsIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "restart the shard") {
 		t.Fatalf("New = %v, want a refusal saying to restart the shard", err)
 	}
+}
+
+// TestEveryRangeHasAnInsertInFlight: with 8 ranges and 4 writers configured, a
+// destination whose inserts all wait (as each waits a round trip to a distant
+// cluster) must see one insert per range at once, not the 4 writers' worth: the
+// ranges run in parallel through the inserts too, not only the reads.
+func TestEveryRangeHasAnInsertInFlight(t *testing.T) {
+	src := newFakeSource()
+	all := mixedCollection(t, src, "app.big", 1000)
+	dst := newFakeDestination()
+	var inFlight, most atomic.Int64
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	open := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(open) // a failed wait leaves no insert blocked
+	dst.hook = func(string, []bson.Raw, bool) error {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		return nil
+	}
+	c := newCopier(t, plan(largeUnsharded("app", "big", 1000)), src, dst, &sinks{}, nil, func(cfg *Config) {
+		partitioned(8)(cfg)
+		cfg.Writers = 4
+	})
+	done := make(chan error, 1)
+	go func() { done <- c.Copy(context.Background()) }()
+	waitFor(t, "8 inserts in flight at once (one per range)", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("the copy ended (%v) before the inserts were released", err)
+		default:
+		}
+		return most.Load() >= 8
+	})
+	open()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	sameDocs(t, all, dst.docs("app.big"))
 }

@@ -57,6 +57,11 @@ func (c *Copier) copyNamespace(ctx context.Context, n *namespace) error {
 		}
 	}
 	parts := n.partitions()
+	if len(parts) > 1 {
+		// Each range's cursor hands over a batch per round trip: with fewer writers
+		// than ranges read at once, the inserts' round trips bound the copy instead.
+		writers = max(writers, min(len(parts), c.cfg.Partitions))
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	batches := make(chan *batch, writers)
 	for range writers {

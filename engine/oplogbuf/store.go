@@ -56,7 +56,11 @@ type Store struct {
 	mu      sync.Mutex
 	segs    []*segment // oldest first
 	size    int64      // bytes of every segment
-	w       *os.File   // the last segment, open for appending (nil: none yet)
+	entries int64      // entries of every segment
+	// applied counts the first segment's entries at or before the last Release's
+	// ts, read from its start up to off: entries-applied.n are not applied yet.
+	applied appliedCount
+	w       *os.File // the last segment, open for appending (nil: none yet)
 	changed chan struct{}
 	closed  bool
 }
@@ -67,6 +71,13 @@ type segment struct {
 	seq         uint64
 	first, last Position
 	size        int64
+	entries     int64
+}
+
+// appliedCount is how many of segment seq's entries, up to byte off, are applied.
+type appliedCount struct {
+	seq    uint64
+	off, n int64
 }
 
 func (g *segment) path(dir string) string {
@@ -112,6 +123,7 @@ func Open(dir string, opts Options) (*Store, Opened, error) {
 		if bad == 0 && good > 0 {
 			s.segs = append(s.segs, g)
 			s.size += good
+			s.entries += g.entries
 			last = g.last
 			continue
 		}
@@ -124,6 +136,7 @@ func Open(dir string, opts Options) (*Store, Opened, error) {
 			}
 			s.segs = append(s.segs, g)
 			s.size += good
+			s.entries += g.entries
 		} else if err := os.Remove(g.path(dir)); err != nil {
 			return nil, Opened{}, fmt.Errorf("remove the oplog buffer's corrupt tail: %w", err)
 		}
@@ -192,6 +205,7 @@ func scan(path string, prev Position, g *segment) (good, bad int64, err error) {
 					g.first = pos
 				}
 				g.last, prev = pos, pos
+				g.entries++
 				r.off = r.next0
 				continue
 			}
@@ -328,7 +342,9 @@ func (s *Store) Append(entries []bson.Raw) error {
 	}
 	tail.last = last
 	tail.size += int64(len(buf))
+	tail.entries += int64(len(entries))
 	s.size += int64(len(buf))
+	s.entries += int64(len(entries))
 	s.notifyLocked()
 	return nil
 }
@@ -419,6 +435,17 @@ func (s *Store) Size() int64 {
 	return s.size
 }
 
+// Pending is the number of entries held after the ts of the last Release (all
+// of them before the first): those the replay has not applied yet.
+func (s *Store) Pending() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.segs) > 0 && s.applied.seq == s.segs[0].seq {
+		return s.entries - s.applied.n
+	}
+	return s.entries
+}
+
 // Find reads the entry at ts (ok false when the buffer holds none there).
 func (s *Store) Find(ts primitive.Timestamp) (pos Position, ok bool, err error) {
 	c := s.Read(ts)
@@ -432,8 +459,16 @@ func (s *Store) Find(ts primitive.Timestamp) (pos Position, ok bool, err error) 
 }
 
 // Release deletes the segments wholly before ts: the replay's checkpoint is at ts,
-// and the entry there (which a resume reads again) stays.
+// and the entry there (which a resume reads again) stays. The entries up to ts
+// stop counting as Pending.
 func (s *Store) Release(ts primitive.Timestamp) error {
+	if err := s.release(ts); err != nil {
+		return err
+	}
+	return s.countApplied(ts)
+}
+
+func (s *Store) release(ts primitive.Timestamp) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -445,6 +480,7 @@ func (s *Store) Release(ts primitive.Timestamp) error {
 			return fmt.Errorf("remove an applied oplog buffer segment: %w", err)
 		}
 		s.size -= g.size
+		s.entries -= g.entries
 	}
 	if n > 0 {
 		s.segs = slices.Delete(s.segs, 0, n)
@@ -466,8 +502,56 @@ func (s *Store) Reset() error {
 			return fmt.Errorf("clear the oplog buffer: %w", err)
 		}
 	}
-	s.segs, s.size = nil, 0
+	s.segs, s.size, s.entries, s.applied = nil, 0, 0, appliedCount{}
 	s.notifyLocked()
+	return nil
+}
+
+// countApplied reads the first segment's entries from where the last count
+// stopped, up to ts (outside the lock: the replay has just read them, and
+// appends go on meanwhile).
+func (s *Store) countApplied(ts primitive.Timestamp) error {
+	s.mu.Lock()
+	if len(s.segs) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	g := s.segs[0]
+	if s.applied.seq != g.seq {
+		s.applied = appliedCount{seq: g.seq}
+	}
+	from, path, end := s.applied, g.path(s.dir), g.size
+	s.mu.Unlock()
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("count the oplog buffer's applied entries: %w", err)
+	}
+	defer f.Close()
+	r := &recordReader{f: f, off: from.off, end: end}
+	var n int64
+	for {
+		raw, err := r.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("count the oplog buffer's applied entries: %w", err)
+		}
+		pos, err := positionOf(raw)
+		if err != nil {
+			return err
+		}
+		if ts.Before(pos.TS) {
+			break
+		}
+		r.off = r.next0
+		n++
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.applied == from { // no Reset or other Release meanwhile
+		s.applied.off, s.applied.n = r.off, from.n+n
+	}
 	return nil
 }
 

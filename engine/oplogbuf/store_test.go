@@ -331,3 +331,45 @@ func TestResetClears(t *testing.T) {
 		t.Fatalf("%d files after a reset and an append", len(files))
 	}
 }
+
+// TestPendingCountsTheEntriesAfterTheCheckpoint: the entries not yet applied are
+// those after the last Release's ts, exactly, whether the checkpoint sits inside a
+// segment or at its start, and after a reopen (which counts them from the files).
+func TestPendingCountsTheEntriesAfterTheCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 300)
+	appendEach(t, s, 1, 40)
+	if got := s.Pending(); got != 40 {
+		t.Fatalf("pending %d before any checkpoint, want all 40", got)
+	}
+	second := s.segs[1].first.TS.T
+	for _, at := range []uint32{3, second - 1, second, second + 2, 39, 40, 100} {
+		if err := s.Release(ts(at)); err != nil {
+			t.Fatal(err)
+		}
+		want := int64(40 - min(at, 40))
+		if got := s.Pending(); got != want {
+			t.Fatalf("pending %d after the checkpoint at %d, want %d", got, at, want)
+		}
+	}
+	if err := s.Append(entries(41, 45)); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Pending(); got != 5 {
+		t.Fatalf("pending %d after 5 more appends, want 5", got)
+	}
+	s.Close()
+	s2, _ := open(t, dir, 300)
+	if err := s2.Release(ts(42)); err != nil {
+		t.Fatal(err)
+	}
+	if got := s2.Pending(); got != 3 {
+		t.Fatalf("reopened, pending %d after the checkpoint at 42, want 3", got)
+	}
+	if err := s2.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s2.Pending(); got != 0 {
+		t.Fatalf("pending %d after a reset", got)
+	}
+}

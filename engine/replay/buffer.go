@@ -244,6 +244,9 @@ func (f *Fetcher) Failed() <-chan struct{} { return f.failed }
 type BufferProgress struct {
 	// Bytes is what the buffer holds on disk, Limit what it may hold.
 	Bytes, Limit int64
+	// Entries are the entries held that the replay has not applied (past its last
+	// checkpoint).
+	Entries int64
 	// Fetched is the newest entry buffered.
 	Fetched primitive.Timestamp
 	// Full: the buffer is at its limit and fetching waits for the replay.
@@ -255,7 +258,7 @@ type BufferProgress struct {
 
 // Snapshot returns the fetcher's progress, without I/O.
 func (f *Fetcher) Snapshot() BufferProgress {
-	p := BufferProgress{Bytes: f.cfg.Store.Size(), Limit: f.cfg.Limit, Fetched: unpackTS(f.fetched.Load()), Full: f.full.Load()}
+	p := BufferProgress{Bytes: f.cfg.Store.Size(), Entries: f.cfg.Store.Pending(), Limit: f.cfg.Limit, Fetched: unpackTS(f.fetched.Load()), Full: f.full.Load()}
 	if p.Full {
 		p.Waiting = fmt.Sprintf("oplog buffer full (%s): fetching waits for the replay", units.Bytes(p.Limit))
 	}
