@@ -32,8 +32,9 @@ import (
 // when the difference was seen, and reported only if it still differs (it
 // persists). A write whose effect comes later than its entry (the parts of a
 // transaction, before its commit) keeps the cursor before the transaction's first
-// entry until the commit is read. A DDL entry (drop, rename, ...) voids what was
-// compared of its database; a shard that copies again (another T0), or an oplog
+// entry until the commit is read. A DDL entry voids what was compared of the
+// namespaces it changes (a drop its collection, a rename both names, a
+// dropDatabase its database); a shard that copies again (another T0), or an oplog
 // that no longer holds a cursor, voids everything: compared again from the start.
 //
 // The state is in the record (Record.Continuous), saved after each comparison and
@@ -195,12 +196,15 @@ func (v *continuousVerifier) step(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	if replan {
-		// A namespace the plan lacks (created since, or changed by DDL): the next
-		// step discovers the clusters again.
-		v.mu.Lock()
-		v.plan = nil
-		v.mu.Unlock()
-		return false, nil
+		// A namespace the plan lacks (created since, or changed by DDL): the
+		// clusters are discovered again before this step compares. The pass's
+		// cursors stay at or before what each shard applied, so comparing after
+		// the discovery misses nothing. (Leaving it to the next step starved the
+		// comparisons under an application's DDL every few seconds: every step
+		// found a new DDL and compared nothing.)
+		if err := v.refreshPlan(ctx); err != nil {
+			return false, err
+		}
 	}
 	n, ok := v.nextNamespace()
 	if !ok {
@@ -357,18 +361,23 @@ func (v *continuousVerifier) destinationNewest(ctx context.Context) ([]ShardTS, 
 // changes are the writes a pass read: _ids per namespace, and what DDL voided.
 type changes struct {
 	ids     map[string]*idSet
-	voidNS  map[string]bool // more writes than continuousMaxIDs
+	voidNS  map[string]bool // more writes than continuousMaxIDs, or changed by DDL
 	voidDB  map[string]bool
 	voidAll bool
-	// created is set by a create entry: a namespace the plan may lack.
-	created bool
+	// created are the namespaces a create or a rename made: the plan may lack them.
+	created []string
 }
 
 // replan reports whether the plan may lack a namespace these changes touch: a
 // write to one it does not hold, a create, a DDL.
 func (ch *changes) replan(planned func(ns string) bool) bool {
-	if ch.created || ch.voidAll || len(ch.voidDB) > 0 {
+	if ch.voidAll || len(ch.voidDB) > 0 {
 		return true
+	}
+	for _, ns := range ch.created {
+		if !planned(ns) {
+			return true
+		}
 	}
 	for ns := range ch.voidNS {
 		if !planned(ns) {
@@ -642,7 +651,31 @@ func (ch *changes) add(e *oplog.Entry, open map[string]primitive.Timestamp) {
 		case oplog.CmdAbortTransaction:
 			delete(open, txn)
 		case oplog.CmdCreate:
-			ch.created = true
+			// A new namespace: nothing compared changes (a re-create follows the
+			// drop that voided its name), but the plan may lack it.
+			if coll, ok := e.O.Lookup("create").StringValueOK(); ok {
+				ch.created = append(ch.created, e.NS.DB+"."+coll)
+			} else {
+				ch.void(e.NS.DB)
+			}
+		case oplog.CmdDrop, oplog.CmdEmptyCapped, oplog.CmdConvertToCapped:
+			// One collection's documents change: it alone is compared again.
+			if coll, ok := e.O.Lookup(string(e.Command)).StringValueOK(); ok {
+				ch.voidNS[e.NS.DB+"."+coll] = true
+			} else {
+				ch.void(e.NS.DB)
+			}
+		case oplog.CmdRenameCollection:
+			// Both names change ($out's rename over its target included), in
+			// whichever databases they are.
+			from, okFrom := e.O.Lookup("renameCollection").StringValueOK()
+			to, okTo := e.O.Lookup("to").StringValueOK()
+			if !okFrom || !okTo {
+				ch.void(e.NS.DB)
+				break
+			}
+			ch.voidNS[from], ch.voidNS[to] = true, true
+			ch.created = append(ch.created, to)
 		case oplog.CmdCreateIndexes, oplog.CmdStartIndexBuild, oplog.CmdCommitIndexBuild,
 			oplog.CmdAbortIndexBuild, oplog.CmdDropIndexes, oplog.CmdDeleteIndexes, oplog.CmdDeleteIndex,
 			oplog.CmdCollMod, oplog.CmdDBCheck:
@@ -739,12 +772,12 @@ func (s *idSet) add(ids ...bson.RawValue) {
 }
 
 // progress is the continuous verification's progress for the snapshot; nil
-// before it started.
+// before it started or knew what it will compare.
 func (v *continuousVerifier) progress() *ContinuousProgress {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.st == nil {
-		return nil
+	if v.st == nil || (v.plan == nil && len(v.st.Namespaces) == 0) {
+		return nil // nothing to say before the first discovery: not "0 of 0"
 	}
 	p := &ContinuousProgress{Rechecked: v.st.Rechecked}
 	for _, cn := range v.st.Namespaces {
