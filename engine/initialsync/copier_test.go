@@ -736,8 +736,10 @@ func TestTotalsAreEstimatesUntilEachNamespaceIsCopied(t *testing.T) {
 	}
 }
 
-// inFlightDestination holds its first insert until released, and records whether
-// that insert's context was cancelled meanwhile.
+// inFlightDestination holds every insert until released (sent is closed once the
+// first is), and records whether an insert's context was cancelled meanwhile.
+// Holding them all, not only the first, keeps the other writers from finishing the
+// copy before the test stops it.
 type inFlightDestination struct {
 	*fakeDestination
 	once      sync.Once
@@ -747,12 +749,10 @@ type inFlightDestination struct {
 }
 
 func (d *inFlightDestination) Insert(ctx context.Context, db, coll string, docs []bson.Raw, ordered bool) error {
-	first := false
-	d.once.Do(func() { first = true })
-	if first {
-		close(d.sent)
-		<-d.release
-		d.cancelled.Store(ctx.Err() != nil)
+	d.once.Do(func() { close(d.sent) })
+	<-d.release
+	if ctx.Err() != nil {
+		d.cancelled.Store(true)
 	}
 	return d.fakeDestination.Insert(ctx, db, coll, docs, ordered)
 }
