@@ -101,11 +101,12 @@ func TestProgressLineSaysWhatMatters(t *testing.T) {
 		Overall: engine.Progress{DocsCopied: 12345, DocsTotal: 20000, BytesCopied: 1 << 20, BytesTotal: 2 << 20, Lag: 41 * time.Second, LagKnown: true},
 		Shards: []engine.ShardProgress{{Name: "rs0", Phase: engine.Synced, Progress: engine.Progress{Lag: time.Second, LagKnown: true}},
 			{Name: "rs1", Phase: engine.CatchingUp, Progress: engine.Progress{Lag: 41 * time.Second, LagKnown: true}, Waiting: "waiting for every shard to pass the drop of shop.carts"},
-			{Name: "rs2", Phase: engine.Copying, Ranges: []engine.NamespaceRanges{{Namespace: "shop.orders", Done: 3, Total: 8}, {Namespace: "shop.items", Done: 0, Total: 8}}}},
+			{Name: "rs2", Phase: engine.Copying, Ranges: []engine.NamespaceRanges{{Namespace: "shop.orders", Done: 3, Total: 8}, {Namespace: "shop.items", Done: 0, Total: 8}}},
+			{Name: "rs3", Phase: engine.Clearing, Clearing: engine.ClearProgress{Namespace: "shop.orders", Done: 2, Total: 5}}},
 	}
 	line := progressLine(s, now)
 	for _, want := range []string{"ready", "12,345/20,000 docs", "1.0 MiB/2.0 MiB)", "lag 0:41", "window closes in 72h00m", "rs0 synced 0:01", "rs1 catching up 0:41 (waiting for every shard to pass the drop of shop.carts)", "fell behind",
-		"rs2 copying (shop.orders: 3 of 8 ranges copied, shop.items: 0 of 8 ranges copied)"} {
+		"rs2 copying (shop.orders: 3 of 8 ranges copied, shop.items: 0 of 8 ranges copied)", "rs3 clearing (shop.orders, 2 of 5 namespaces cleared)"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("line %q lacks %q", line, want)
 		}

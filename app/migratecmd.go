@@ -416,6 +416,8 @@ func progressLine(s engine.Snapshot, now time.Time) string {
 		}
 		if sh.Retrying != "" {
 			p += " (" + sh.Retrying + ")"
+		} else if at := sh.Clearing.String(); sh.Phase == engine.Clearing && at != "" {
+			p += " (" + at + ")"
 		} else if sh.Waiting != "" {
 			p += " (" + sh.Waiting + ")"
 		} else if sh.Moved != "" {

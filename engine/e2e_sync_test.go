@@ -319,25 +319,7 @@ func TestSandboxOplogRolloverFailsTheShardAndItsRestartConverges(t *testing.T) {
 
 	// While Shardlift is down, the oplogs shrink to 2 MiB (large enough when the
 	// migration was validated) and 4 MiB go to one shard: a new database's primary.
-	for _, sh := range e.srcBox.Shards() {
-		if err := e.srcBox.SetOplogSize(sh.Name, 2<<20); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fill := e.srcC.Database("burst").Collection("fill")
-	pad := strings.Repeat("x", 100<<10)
-	for i := range 40 {
-		if _, err := fill.InsertOne(ctx, bson.D{{Key: "_id", Value: i}, {Key: "pad", Value: pad}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var db struct {
-		Primary string `bson:"primary"`
-	}
-	if err := e.srcC.Database("config").Collection("databases").FindOne(ctx, bson.D{{Key: "_id", Value: "burst"}}).Decode(&db); err != nil {
-		t.Fatal(err)
-	}
-	rolled := db.Primary
+	rolled := e.rollOverAShard()
 
 	m = e.migration(cp)
 	r = run(m, StartOptions{})

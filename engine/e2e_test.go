@@ -128,6 +128,33 @@ func startE2EShaped(t *testing.T, docs int, needs string, shape func(side string
 	return e
 }
 
+// rollOverAShard shrinks every source shard's oplog to 2 MiB and writes 4 MiB to
+// one shard (the primary of a new database, burst), so that its oplog rolls over
+// past what a migration read of it; it returns that shard.
+func (e *e2e) rollOverAShard() string {
+	e.t.Helper()
+	ctx, t := context.Background(), e.t
+	for _, sh := range e.srcBox.Shards() {
+		if err := e.srcBox.SetOplogSize(sh.Name, 2<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fill := e.srcC.Database("burst").Collection("fill")
+	pad := strings.Repeat("x", 100<<10)
+	for i := range 40 {
+		if _, err := fill.InsertOne(ctx, bson.D{{Key: "_id", Value: i}, {Key: "pad", Value: pad}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var db struct {
+		Primary string `bson:"primary"`
+	}
+	if err := e.srcC.Database("config").Collection("databases").FindOne(ctx, bson.D{{Key: "_id", Value: "burst"}}).Decode(&db); err != nil {
+		t.Fatal(err)
+	}
+	return db.Primary
+}
+
 // startLoad keeps opsPerSec writes per second going to the source.
 func (e *e2e) startLoad(opsPerSec int) {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -437,9 +437,9 @@ func (f *fakeClusters) PrepareDestination(ctx context.Context, placed func(Place
 	return err
 }
 
-func (f *fakeClusters) ClearShard(ctx context.Context, shard string, progress func(string)) error {
+func (f *fakeClusters) ClearShard(ctx context.Context, shard string, progress func(ClearProgress)) error {
 	f.call("ClearShard %s", shard)
-	progress("clearing its data on the destination before copying again: shop.orders (0 of 1 namespaces cleared)")
+	progress(ClearProgress{Namespace: "shop.orders", Done: 0, Total: 1})
 	f.mu.Lock()
 	gate := f.clearGate
 	f.mu.Unlock()

@@ -315,13 +315,13 @@ func (c *mongoClusters) PrepareDestination(ctx context.Context, placed func(Plac
 	return prepare.Prepare(ctx, c.dst, plan, c.relaxed, c.log, placed)
 }
 
-func (c *mongoClusters) ClearShard(ctx context.Context, shard string, progress func(string)) error {
+func (c *mongoClusters) ClearShard(ctx context.Context, shard string, progress func(ClearProgress)) error {
 	plan, err := c.plan()
 	if err != nil {
 		return err
 	}
 	return prepare.ClearShard(ctx, c.dst, plan, shard, func(done, total int, ns string) {
-		progress(fmt.Sprintf("clearing its data on the destination before copying again: %s (%d of %d namespaces cleared)", ns, done, total))
+		progress(ClearProgress{Namespace: ns, Done: done, Total: total})
 	})
 }
 

@@ -89,7 +89,6 @@ func TestSandboxCopyOutlastingTheOplogWindowEndsVerified(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			e := startE2EWith(t, 1000, "an oplog that rolls over during the copy", func(*sandbox.Options) {})
-			ctx := context.Background()
 			e.startLoad(50)
 			cp := newMemCheckpoints("e2e")
 			held := &heldCopies{release: make(chan struct{})}
@@ -121,25 +120,7 @@ func TestSandboxCopyOutlastingTheOplogWindowEndsVerified(t *testing.T) {
 				return int(held.held.Load()) == shards && (!buffered || !anyShard(s, func(p ShardProgress) bool { return p.Buffer == nil || p.Buffer.FetchedUpTo.IsZero() }))
 			})
 
-			for _, sh := range e.srcBox.Shards() {
-				if err := e.srcBox.SetOplogSize(sh.Name, 2<<20); err != nil {
-					t.Fatal(err)
-				}
-			}
-			fill := e.srcC.Database("burst").Collection("fill")
-			pad := strings.Repeat("x", 100<<10)
-			for i := range 40 {
-				if _, err := fill.InsertOne(ctx, bson.D{{Key: "_id", Value: i}, {Key: "pad", Value: pad}}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var db struct {
-				Primary string `bson:"primary"`
-			}
-			if err := e.srcC.Database("config").Collection("databases").FindOne(ctx, bson.D{{Key: "_id", Value: "burst"}}).Decode(&db); err != nil {
-				t.Fatal(err)
-			}
-			rolled := db.Primary
+			rolled := e.rollOverAShard()
 			_, shardCPs, err := cp.Load()
 			if err != nil {
 				t.Fatal(err)

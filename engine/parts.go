@@ -54,8 +54,8 @@ type Clusters interface {
 	// the start and after each range (one call at a time).
 	PrepareDestination(ctx context.Context, placed func(Placement)) error
 	// ClearShard deletes from the destination what one source shard owns, telling
-	// progress (never nil) what it clears as it goes.
-	ClearShard(ctx context.Context, shard string, progress func(string)) error
+	// progress (never nil) where it is as it goes.
+	ClearShard(ctx context.Context, shard string, progress func(ClearProgress)) error
 	// Restore re-applies one relaxed original on the destination; restoring one
 	// already restored, or of a namespace or index gone since, does nothing.
 	Restore(ctx context.Context, r Relaxed) error

@@ -129,8 +129,8 @@ func (sh *shardState) progressLocked() ShardProgress {
 		}
 		row.Waiting = p.Waiting
 	}
-	if sh.clearing != "" {
-		row.Waiting = sh.clearing
+	if sh.clearing != nil {
+		row.Phase, row.Clearing = Clearing, *sh.clearing
 	}
 	sh.bufferRow(&row)
 	if n := len(sh.samples); n >= 2 {

@@ -303,8 +303,8 @@ func TestAShardBehindAfterARestartMakesTheMigrationSyncing(t *testing.T) {
 }
 
 // While a restarted shard clears its data on the destination (hours for a large
-// shard on a real cluster), its row says so, not only "pending"; the words go once
-// the clear ends.
+// shard on a real cluster), its row is in the clearing phase and says where the
+// clear is, not only "pending"; both go once the clear ends.
 func TestARestartedShardsRowSaysItClears(t *testing.T) {
 	h := newHarness(t, "s0", "s1")
 	h.ready()
@@ -314,11 +314,14 @@ func TestARestartedShardsRowSaysItClears(t *testing.T) {
 	if err := h.m.RestartShard(bg, "s1"); err != nil {
 		t.Fatal(err)
 	}
-	const clearing = "clearing its data on the destination before copying again: shop.orders (0 of 1 namespaces cleared)"
-	h.eventually("s1's row to say it clears", func() bool { return h.row("s1").Waiting == clearing })
+	want := ClearProgress{Namespace: "shop.orders", Done: 0, Total: 1}
+	h.eventually("s1's row to say it clears", func() bool { r := h.row("s1"); return r.Phase == Clearing && r.Clearing == want })
+	if w := h.row("s1").Waiting; w != "" {
+		t.Fatalf("while it clears, s1's row waits for %q", w)
+	}
 	close(h.fc.clearGate)
 	h.eventually("s1 replaying again", func() bool { return h.fc.replayers("s1") == 2 && h.phase("s1") == CatchingUp })
-	if w := h.row("s1").Waiting; w != "" {
-		t.Fatalf("after the clear, s1's row still says %q", w)
+	if r := h.row("s1"); r.Phase == Clearing || r.Clearing != (ClearProgress{}) {
+		t.Fatalf("after the clear, s1's row is %s, clearing %+v", r.Phase, r.Clearing)
 	}
 }

@@ -46,8 +46,9 @@ type shardState struct {
 	samples                     []sample
 	// applied is the checkpoint's resume point.
 	applied primitive.Timestamp
-	// clearing says what a restarted shard clears on the destination ("" when not).
-	clearing string
+	// clearing is where a restarted shard's clear of the destination is (nil
+	// when it does not clear).
+	clearing *ClearProgress
 	// watched is the newest entry of a failed shard's source, as watchFailed last
 	// read it; unreachable, that its last look failed.
 	watched     primitive.Timestamp
@@ -180,10 +181,11 @@ func (m *Migration) launch(r *runState, sh *shardState, clear bool) {
 	}()
 }
 
-// setClearing records what the shard clears on the destination, for its row.
-func (m *Migration) setClearing(sh *shardState, what string) {
+// setClearing records where the shard's clear of the destination is, for its
+// row (nil once it ended).
+func (m *Migration) setClearing(sh *shardState, at *ClearProgress) {
 	m.mu.Lock()
-	sh.clearing = what
+	sh.clearing = at
 	m.mu.Unlock()
 }
 
@@ -205,8 +207,9 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 	}
 	if cp.Phase == Pending {
 		if clear {
-			err := c.ClearShard(ctx, sh.name, func(what string) { m.setClearing(sh, what) })
-			m.setClearing(sh, "")
+			m.setClearing(sh, &ClearProgress{})
+			err := c.ClearShard(ctx, sh.name, func(at ClearProgress) { m.setClearing(sh, &at) })
+			m.setClearing(sh, nil)
 			if err != nil {
 				return fmt.Errorf("clear what shard %s owns on the destination: %w", sh.name, err)
 			}

@@ -145,6 +145,9 @@ type ShardProgress struct {
 	// Ranges are the namespaces the shard copies in _id ranges (several cursors at
 	// once), each with its ranges copied and in all; empty outside the copy.
 	Ranges []NamespaceRanges
+	// Clearing is where the clear of a restarted shard's data on the destination
+	// is, while Phase is Clearing.
+	Clearing ClearProgress
 	// Buffer is the shard's oplog buffer; nil when the migration reads the oplog
 	// directly (Config.OplogBufferDir empty) or before its fetcher started.
 	Buffer *OplogBuffer
@@ -165,6 +168,23 @@ func (p ShardProgress) RangesText() string {
 		parts[i] = fmt.Sprintf("%s: %d of %d ranges copied", r.Namespace, r.Done, r.Total)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// ClearProgress is where the clear of a restarted shard's data on the destination
+// is: the namespace it clears (empty before the first), and how many of its
+// namespaces are cleared, of how many.
+type ClearProgress struct {
+	Namespace   string
+	Done, Total int
+}
+
+// String is the clear's progress for people ("shop.orders, 0 of 1 namespaces
+// cleared"), or "" before it reached its first namespace.
+func (c ClearProgress) String() string {
+	if c.Namespace == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s, %d of %d namespaces cleared", c.Namespace, c.Done, c.Total)
 }
 
 // OplogBuffer is a shard's oplog buffer: the bytes it holds on disk and may hold,

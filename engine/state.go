@@ -90,7 +90,11 @@ func Transition(from, to State, at time.Time, reason string) (Event, error) {
 type Phase string
 
 const (
-	Pending         Phase = "pending"
+	Pending Phase = "pending"
+	// Clearing is a restarted shard deleting what it owns on the destination
+	// before it copies again. It is a phase of the snapshot only: the checkpoint
+	// says Pending meanwhile, so that a restart clears again.
+	Clearing        Phase = "clearing"
 	Copying         Phase = "copying"
 	BuildingIndexes Phase = "building_indexes"
 	CatchingUp      Phase = "catching_up"

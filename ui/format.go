@@ -103,6 +103,8 @@ func phaseText(p engine.Phase) string {
 	switch p {
 	case engine.Pending:
 		return "waiting"
+	case engine.Clearing:
+		return "clearing"
 	case engine.Copying:
 		return "copying"
 	case engine.BuildingIndexes:

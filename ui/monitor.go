@@ -515,7 +515,7 @@ func (r *shardRow) show(p engine.ShardProgress) {
 	r.copied.SetText(fmt.Sprintf("%s / %s%s\n%s / %s%s docs",
 		units.Bytes(p.BytesCopied), about, units.Bytes(p.BytesTotal), countText(p.DocsCopied), about, countText(p.DocsTotal)))
 	switch p.Phase {
-	case engine.Copying, engine.Pending, engine.BuildingIndexes:
+	case engine.Copying, engine.Pending, engine.Clearing, engine.BuildingIndexes:
 		r.rate.SetText(rateText(p.CopyRate) + " docs/s\n" + units.Rate(p.CopyBytesRate))
 	default:
 		r.rate.SetText(rateText(p.ApplyRate) + " ops/s")
@@ -534,6 +534,9 @@ func (r *shardRow) show(p engine.ShardProgress) {
 	switch {
 	case p.Retrying != "":
 		r.retrying.SetText(retryingText(p.Retrying))
+		r.retrying.Show()
+	case p.Phase == engine.Clearing:
+		r.retrying.SetText(clearingText(p.Clearing))
 		r.retrying.Show()
 	case p.Waiting != "":
 		r.retrying.SetText(capitalized(p.Waiting))
@@ -556,6 +559,15 @@ func (r *shardRow) show(p engine.ShardProgress) {
 	} else {
 		r.buffered.Hide()
 	}
+}
+
+// clearingText says what a shard in the clearing phase does, and where it is.
+func clearingText(c engine.ClearProgress) string {
+	text := "Clearing its data on the destination before copying again"
+	if at := c.String(); at != "" {
+		text += ": " + at
+	}
+	return text
 }
 
 // retryingText is the engine's retry note as a sentence: "Retrying: <cause>", once.

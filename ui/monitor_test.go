@@ -366,6 +366,24 @@ func TestShardRowSaysWhatItWaitsForOrRetries(t *testing.T) {
 	h.mustShow("Copying again: a chunk of shop.orders [{customerId: 10}, {customerId: 20}) moved from shard rs0 to rs1")
 }
 
+// A restarted shard clearing its data on the destination is in a phase of its own,
+// and its row says where the clear is; both go once it copies.
+func TestShardRowSaysItClears(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := syncing()
+	s.Shards[1].Phase = engine.Clearing
+	s.Shards[1].Clearing = engine.ClearProgress{Namespace: "shop.orders", Done: 2, Total: 5}
+	m := newFakeMigration(s)
+	h.attach(m)
+	h.mustShow("clearing")
+	h.mustShow("Clearing its data on the destination before copying again: shop.orders, 2 of 5 namespaces cleared")
+	m.snap.Shards[1].Phase = engine.Copying
+	m.snap.Shards[1].Clearing = engine.ClearProgress{}
+	h.tick()
+	h.mustNotShow("Clearing its data")
+	h.mustNotShow("clearing")
+}
+
 // A shard whose replay waits for its source replica set's majority says so in its
 // row, with how far the majority is behind, so that the DBA sees why its lag grows
 // (the secondaries are behind, not Shardlift), and stops saying it once they catch up.

@@ -123,6 +123,14 @@ type rangesJSON struct {
 	Total     int    `json:"total"`
 }
 
+type clearingJSON struct {
+	// Namespace is the one being cleared (empty before the first); Done of Total
+	// namespaces are cleared.
+	Namespace string `json:"namespace"`
+	Done      int    `json:"done"`
+	Total     int    `json:"total"`
+}
+
 type shardJSON struct {
 	Name  string       `json:"name"`
 	Phase engine.Phase `json:"phase"`
@@ -132,6 +140,9 @@ type shardJSON struct {
 	Waiting  string `json:"waiting,omitempty"`
 	// Moved names the chunk or collection move that made the shard copy again.
 	Moved string `json:"moved,omitempty"`
+	// Clearing is where a restarted shard's clear of its data on the destination
+	// is, while its phase is clearing.
+	Clearing *clearingJSON `json:"clearing,omitempty"`
 	// Ranges are the namespaces the shard copies in _id ranges, with the ranges
 	// copied and in all.
 	Ranges []rangesJSON `json:"ranges,omitempty"`
@@ -257,6 +268,10 @@ func toStatus(s engine.Snapshot) Status {
 	for _, sh := range s.Shards {
 		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying, Waiting: sh.Waiting, Moved: sh.Moved,
 			GapSeconds: sh.Gap.Seconds(), AppliedUpTo: optionalTime(sh.AppliedUpTo)})
+		if sh.Phase == engine.Clearing {
+			c := sh.Clearing
+			out.Shards[len(out.Shards)-1].Clearing = &clearingJSON{Namespace: c.Namespace, Done: c.Done, Total: c.Total}
+		}
 		for _, r := range sh.Ranges {
 			last := &out.Shards[len(out.Shards)-1]
 			last.Ranges = append(last.Ranges, rangesJSON{Namespace: r.Namespace, Done: r.Done, Total: r.Total})

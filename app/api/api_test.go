@@ -74,6 +74,9 @@ func TestStatusSaysWhatIsNotKnownYet(t *testing.T) {
 	if st.Shards[1]["lagSeconds"] != 3.0 || st.Shards[1]["totalsEstimated"] != false {
 		t.Errorf("replaying shard: %v", st.Shards[1])
 	}
+	if _, ok := st.Shards[0]["clearing"]; ok {
+		t.Errorf("copying shard says it clears: %s", body)
+	}
 	// The copying shard's namespace in _id ranges: how many are copied, of how many.
 	if got := fmt.Sprint(st.Shards[0]["ranges"]); got != "[map[done:3 namespace:shop.orders total:8]]" {
 		t.Errorf("copying shard's ranges %s, want shop.orders 3 of 8: %s", got, body)
@@ -146,5 +149,28 @@ func TestAPIListensOnLoopbackOnly(t *testing.T) {
 	api.NewHandler(context.Background(), f, "").ServeHTTP(rec, req)
 	if rec.Code != http.StatusForbidden || len(f.Calls) != 0 {
 		t.Fatalf("a remote request: %d, calls %v", rec.Code, f.Calls)
+	}
+}
+
+// A restarted shard clearing its data on the destination is in the clearing phase,
+// and says which namespace it clears and how many of how many are cleared.
+func TestStatusSaysWhereAClearingShardIs(t *testing.T) {
+	f := apitest.NewControl()
+	f.Snap.State = engine.Syncing
+	f.Snap.Shards = []engine.ShardProgress{{Name: "rs1", Phase: engine.Clearing,
+		Clearing: engine.ClearProgress{Namespace: "shop.orders", Done: 2, Total: 5}}}
+	_, body, err := api.Call(context.Background(), apitest.Serve(t, f), http.MethodGet, "/status", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct{ Shards []map[string]any }
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Shards[0]["phase"]; got != "clearing" {
+		t.Errorf("phase %v, want clearing: %s", got, body)
+	}
+	if got := fmt.Sprint(st.Shards[0]["clearing"]); got != "map[done:2 namespace:shop.orders total:5]" {
+		t.Errorf("clearing %s, want shop.orders, 2 of 5: %s", got, body)
 	}
 }

@@ -23,7 +23,7 @@ import (
 var (
 	migrationStates = []engine.State{engine.Draft, engine.Validated, engine.Starting, engine.Syncing, engine.Ready,
 		engine.CuttingOver, engine.Finalizing, engine.Done, engine.Cancelled, engine.Expired, engine.Failed}
-	shardPhases = []engine.Phase{engine.Pending, engine.Copying, engine.BuildingIndexes, engine.CatchingUp, engine.Synced, engine.ShardFailed}
+	shardPhases = []engine.Phase{engine.Pending, engine.Clearing, engine.Copying, engine.BuildingIndexes, engine.CatchingUp, engine.Synced, engine.ShardFailed}
 )
 
 func metricDesc(name, help string, labels ...string) *prometheus.Desc {

@@ -35,6 +35,7 @@ func TestMetricsLeaveOutWhatIsNotKnown(t *testing.T) {
 		{"shardlift_migration_state", []string{"state", "ready"}, 0},
 		{"shardlift_shard_phase", []string{"shard", "rs1", "phase", "copying"}, 1},
 		{"shardlift_shard_phase", []string{"shard", "rs1", "phase", "synced"}, 0},
+		{"shardlift_shard_phase", []string{"shard", "rs1", "phase", "clearing"}, 0},
 		{"shardlift_shard_expected_documents", []string{"shard", "rs1"}, 50},
 		{"shardlift_shard_totals_estimated", []string{"shard", "rs1"}, 1},
 		{"shardlift_shard_retrying", []string{"shard", "rs1"}, 1},

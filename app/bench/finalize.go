@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -80,34 +79,14 @@ func (r *runner) finalizeOnce(ctx context.Context, continuous bool) (finalizeRes
 	if continuous {
 		label = "after, continuous verification"
 	}
-	dir, err := os.MkdirTemp("", "shardlift-bench-finalize-")
+	// Oplogs large enough that validation, measuring the seed's burst, finds them
+	// outlasting the copy.
+	pair, err := startOwnPair(ctx, "finalize", sandbox.Options{Shards: r.o.Shards, OplogSize: 2 << 30}, r.logf)
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(dir)
-	var clusters []*sandbox.Cluster
-	defer func() {
-		for _, c := range clusters {
-			if err := c.Close(); err != nil {
-				r.logf("stop a sandbox cluster: %v", err)
-			}
-		}
-	}()
-	for _, name := range []string{"source", "destination"} {
-		// Oplogs large enough that validation, measuring the seed's burst, finds
-		// them outlasting the copy.
-		c, err := sandbox.Start(ctx, name, sandbox.Options{Shards: r.o.Shards, Dir: filepath.Join(dir, name), OplogSize: 2 << 30})
-		if err != nil {
-			return res, fmt.Errorf("start the %s sandbox: %w", name, err)
-		}
-		clusters = append(clusters, c)
-	}
-	src, dst := clusters[0], clusters[1]
-	srcC, err := topology.Connect(ctx, topology.Endpoint{URI: src.URI(), Timeout: time.Minute})
-	if err != nil {
-		return res, fmt.Errorf("connect to the source: %w", err)
-	}
-	defer srcC.Disconnect(context.WithoutCancel(ctx))
+	defer pair.stop(ctx, r.logf)
+	dir, src, dst, srcC := pair.dir, pair.src, pair.dst, pair.srcC
 	began := time.Now()
 	if _, err := seed.Populate(ctx, srcC, r.o.Docs, rand.New(rand.NewPCG(0x5eed, 9))); err != nil {
 		return res, err

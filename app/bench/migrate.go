@@ -8,13 +8,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/shardlift/shardlift/app/faults"
-	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/sandbox"
 	"github.com/shardlift/shardlift/sandbox/load"
 	"github.com/shardlift/shardlift/sandbox/seed"
@@ -105,32 +103,12 @@ func (r *runner) migrateUnderLoad(ctx context.Context) error {
 // measureMigration runs figure 6 on its own clusters.
 func measureMigration(ctx context.Context, bin string, docs int, window time.Duration, log io.Writer, logf func(string, ...any)) (migrateResult, error) {
 	res := migrateResult{readyAfter: -1}
-	dir, err := os.MkdirTemp("", "shardlift-bench-migrate-")
+	pair, err := startOwnPair(ctx, "migrate", sandbox.Options{Shards: 2, MongoDBVersion: "8.0"}, logf)
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(dir)
-	var clusters []*sandbox.Cluster
-	defer func() {
-		for _, c := range clusters {
-			if err := c.Close(); err != nil {
-				logf("stop a sandbox cluster: %v", err)
-			}
-		}
-	}()
-	for _, name := range []string{"source", "destination"} {
-		c, err := sandbox.Start(ctx, name, sandbox.Options{Shards: 2, Dir: filepath.Join(dir, name), MongoDBVersion: "8.0"})
-		if err != nil {
-			return res, fmt.Errorf("start the %s sandbox: %w", name, err)
-		}
-		clusters = append(clusters, c)
-	}
-	src, dst := clusters[0], clusters[1]
-	client, err := topology.Connect(ctx, topology.Endpoint{URI: src.URI(), Timeout: time.Minute})
-	if err != nil {
-		return res, fmt.Errorf("connect to the source: %w", err)
-	}
-	defer client.Disconnect(context.WithoutCancel(ctx))
+	defer pair.stop(ctx, logf)
+	dir, src, dst, client := pair.dir, pair.src, pair.dst, pair.srcC
 	if _, err := seed.PopulateIDs(ctx, client, docs, rand.New(rand.NewPCG(0x5eed, 0x5ba1d)), seed.NumberIDs); err != nil {
 		return res, err
 	}

@@ -736,8 +736,10 @@ func TestTotalsAreEstimatesUntilEachNamespaceIsCopied(t *testing.T) {
 	}
 }
 
-// inFlightDestination holds its first insert until released, and records whether
-// that insert's context was cancelled meanwhile.
+// inFlightDestination holds every insert until released (sent is closed once the
+// first is), and records whether an insert's context was cancelled meanwhile.
+// Holding them all, not only the first, keeps the other writers from finishing the
+// copy before the test stops it.
 type inFlightDestination struct {
 	*fakeDestination
 	once      sync.Once
@@ -747,12 +749,10 @@ type inFlightDestination struct {
 }
 
 func (d *inFlightDestination) Insert(ctx context.Context, db, coll string, docs []bson.Raw, ordered bool) error {
-	first := false
-	d.once.Do(func() { first = true })
-	if first {
-		close(d.sent)
-		<-d.release
-		d.cancelled.Store(ctx.Err() != nil)
+	d.once.Do(func() { close(d.sent) })
+	<-d.release
+	if ctx.Err() != nil {
+		d.cancelled.Store(true)
 	}
 	return d.fakeDestination.Insert(ctx, db, coll, docs, ordered)
 }
@@ -859,18 +859,19 @@ func (c *hangingCursor) Next(ctx context.Context) bool {
 	return c.Cursor.Next(ctx)
 }
 
-// An insert the destination does not answer within insertTimeout, while the copy
+// An insert the destination does not answer within Config.InsertTimeout, while the copy
 // runs, is retried, not turned into a failed shard (seen as a user on a loaded
 // machine: "insert into the destination: ... i/o timeout" failed both shards).
 func TestAnInsertThatTimesOutIsRetried(t *testing.T) {
-	defer func(d time.Duration) { insertTimeout = d }(insertTimeout)
-	insertTimeout = 50 * time.Millisecond
 	src := newFakeSource()
 	for i := range 30 {
 		src.add("app.c", doc(t, bson.D{{Key: "_id", Value: int32(i)}}))
 	}
 	dst := &stallingDestination{fakeDestination: newFakeDestination()}
-	c := newCopier(t, plan(unsharded("app", "c")), src, dst, &sinks{}, nil, func(cfg *Config) { cfg.Writers = 1 })
+	c := newCopier(t, plan(unsharded("app", "c")), src, dst, &sinks{}, nil, func(cfg *Config) {
+		cfg.Writers = 1
+		cfg.InsertTimeout = 50 * time.Millisecond
+	})
 	if err := c.Copy(context.Background()); err != nil {
 		t.Fatalf("the copy failed on an insert that timed out once: %v", err)
 	}
@@ -895,4 +896,13 @@ func (d *stallingDestination) Insert(ctx context.Context, db, coll string, docs 
 	}
 	d.stalled.Add(-1)
 	return d.fakeDestination.Insert(ctx, db, coll, docs, ordered)
+}
+
+// A copier configured without an insert timeout gets the default minute: long
+// enough for a busy destination, short enough that a silent one is retried.
+func TestInsertTimeoutDefaultsToAMinute(t *testing.T) {
+	c := newCopier(t, plan(unsharded("app", "c")), newFakeSource(), newFakeDestination(), &sinks{}, nil, nil)
+	if c.cfg.InsertTimeout != time.Minute {
+		t.Fatalf("InsertTimeout = %v, want 1m0s", c.cfg.InsertTimeout)
+	}
 }

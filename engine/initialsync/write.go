@@ -215,12 +215,7 @@ func duplicateOn(we mongo.WriteError) int {
 // told to stop.
 const inFlightGrace = 15 * time.Second
 
-// insertTimeout bounds one insert while the copy runs. One that takes longer (a
-// destination that stopped answering, or a busy one) is retried: the documents it
-// wrote after all come back as duplicates and are skipped.
-var insertTimeout = time.Minute
-
-// errInsertTimedOut is an insert that ran out of insertTimeout while the copy ran: a
+// errInsertTimedOut is an insert that ran out of Config.InsertTimeout while the copy ran: a
 // transient failure, unlike the copy's own context expiring.
 var errInsertTimedOut = errors.New("the destination did not answer the insert in time")
 
@@ -229,13 +224,13 @@ var errInsertTimedOut = errors.New("the destination did not answer the insert in
 // runs on the server, and landing after the process that takes over replayed a
 // delete of the same document, it would bring that document back.
 func (c *Copier) insertInFlight(ctx context.Context, p *partition, docs []bson.Raw, ordered bool) error {
-	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), insertTimeout)
+	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.InsertTimeout)
 	defer cancel()
 	stopped := context.AfterFunc(ctx, func() { time.AfterFunc(inFlightGrace, cancel) })
 	defer stopped()
 	err := c.cfg.Destination.Insert(ictx, p.ns.DB, p.ns.Name, docs, ordered)
 	if err != nil && ictx.Err() != nil && ctx.Err() == nil {
-		return fmt.Errorf("%w (%v): %w", errInsertTimedOut, insertTimeout, err)
+		return fmt.Errorf("%w (%v): %w", errInsertTimedOut, c.cfg.InsertTimeout, err)
 	}
 	return err
 }

@@ -26,24 +26,8 @@ func TestClearShardDeletesEachRangeWithOneCommand(t *testing.T) {
 		t.Skip("integration test: starts sandbox clusters")
 	}
 	ctx := context.Background()
-	src := startSandbox(t, "source", "8.0")
-	dst := startSandbox(t, "destination", "8.0")
-	srcClient, _ := countingClient(t, src.URI())
-	if _, err := seed.PopulateWith(ctx, srcClient, seed.Options{Docs: 600, Chunks: 60}, rand.New(rand.NewPCG(3, 17))); err != nil {
-		t.Fatal(err)
-	}
-	srcTopo, err := topology.Discover(ctx, topology.Endpoint{URI: src.URI()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dstTopo, err := topology.Discover(ctx, topology.Endpoint{URI: dst.URI()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := prepare.NewPlan(srcTopo, dstTopo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sb := seededPair(t, "8.0", seed.Options{Docs: 600, Chunks: 60}, rand.New(rand.NewPCG(3, 17)))
+	dst, srcClient, plan := sb.dst, sb.srcClient, sb.plan
 	client, _ := countingClient(t, dst.URI())
 	if err := prepare.Prepare(ctx, client, plan, nil, nil, nil); err != nil {
 		t.Fatalf("Prepare: %v", err)

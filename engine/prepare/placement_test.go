@@ -48,6 +48,38 @@ func startSandbox(t *testing.T, name, version string) *sandbox.Cluster {
 	return c
 }
 
+// seeded is a source seeded with documents and chunks, an empty destination, and
+// the plan to migrate the one into the other.
+type seeded struct {
+	src, dst  *sandbox.Cluster
+	srcClient *mongo.Client
+	plan      *prepare.Plan
+}
+
+// seededPair starts a source and a destination of the release, seeds the source
+// as opts and rnd say, and plans the migration; all end at cleanup.
+func seededPair(t *testing.T, version string, opts seed.Options, rnd *rand.Rand) seeded {
+	t.Helper()
+	ctx := context.Background()
+	sb := seeded{src: startSandbox(t, "source", version), dst: startSandbox(t, "destination", version)}
+	sb.srcClient, _ = countingClient(t, sb.src.URI())
+	if _, err := seed.PopulateWith(ctx, sb.srcClient, opts, rnd); err != nil {
+		t.Fatal(err)
+	}
+	srcTopo, err := topology.Discover(ctx, topology.Endpoint{URI: sb.src.URI()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dstTopo, err := topology.Discover(ctx, topology.Endpoint{URI: sb.dst.URI()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb.plan, err = prepare.NewPlan(srcTopo, dstTopo); err != nil {
+		t.Fatal(err)
+	}
+	return sb
+}
+
 // countingClient connects to a cluster, counting its commands.
 func countingClient(t *testing.T, uri string) (*mongo.Client, *commandCounter) {
 	t.Helper()
@@ -78,24 +110,8 @@ func TestPlacementByRanges(t *testing.T) {
 	for _, version := range []string{"8.0", "5.0"} {
 		t.Run(version, func(t *testing.T) {
 			ctx := context.Background()
-			src := startSandbox(t, "source", version)
-			dst := startSandbox(t, "destination", version)
-			srcClient, _ := countingClient(t, src.URI())
-			if _, err := seed.PopulateWith(ctx, srcClient, seed.Options{Docs: 600, Chunks: 300}, rand.New(rand.NewPCG(1, 17))); err != nil {
-				t.Fatal(err)
-			}
-			srcTopo, err := topology.Discover(ctx, topology.Endpoint{URI: src.URI()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			dstTopo, err := topology.Discover(ctx, topology.Endpoint{URI: dst.URI()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			plan, err := prepare.NewPlan(srcTopo, dstTopo)
-			if err != nil {
-				t.Fatal(err)
-			}
+			sb := seededPair(t, version, seed.Options{Docs: 600, Chunks: 300}, rand.New(rand.NewPCG(1, 17)))
+			dst, plan := sb.dst, sb.plan
 			chunks, runs, sharded := 0, 0, 0
 			for _, c := range plan.Collections {
 				if !c.Sharded {
@@ -134,7 +150,7 @@ func TestPlacementByRanges(t *testing.T) {
 			if last.Collections != sharded || last.CollectionsPlaced != sharded || last.Ranges < runs || last.RangesPlaced != last.Ranges {
 				t.Errorf("placement progress %+v, want %d collections and at least %d ranges, all placed", last, sharded, runs)
 			}
-			dstTopo, err = topology.Discover(ctx, topology.Endpoint{URI: dst.URI()})
+			dstTopo, err := topology.Discover(ctx, topology.Endpoint{URI: dst.URI()})
 			if err != nil {
 				t.Fatal(err)
 			}

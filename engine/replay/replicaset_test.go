@@ -52,14 +52,45 @@ func ids(d *fakeDest, ns string) []int32 {
 	return out
 }
 
+// insertsUpTo is an oplog of a no-op at 1, then an insert of document i at i for
+// each i from 2 to last.
+func insertsUpTo(last int) []bson.Raw {
+	entries := []bson.Raw{noopOp(at(1))}
+	for i := 2; i <= last; i++ {
+		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+	}
+	return entries
+}
+
+// stopAndWait stops s and waits for its Run to return; either failing fails the test.
+func stopAndWait(t *testing.T, s *Shard, wait func() error) {
+	t.Helper()
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// commitAllAndStop moves the majority commit point of src, an oplog of entries up
+// to 10, past them all; the shard applies them all and waits no more; then it is
+// stopped.
+func commitAllAndStop(t *testing.T, src *fakeOplog, s *Shard, wait func() error) {
+	t.Helper()
+	src.commit(at(10))
+	eventually(t, "everything applied once committed", func() bool { return s.Snapshot().Applied == at(10) })
+	if got := s.Snapshot().Waiting; got != "" {
+		t.Errorf("still waiting once the point passed every entry: %q", got)
+	}
+	stopAndWait(t, s, wait)
+}
+
 // Rule "majority bound": entries past the source's majority commit point wait,
 // unapplied, until the point moves past them; meanwhile the tailer reads nothing
 // more than the batch it holds.
 func TestMajorityBound_ReplayNeverAppliesPastTheMajorityCommitPoint(t *testing.T) {
-	entries := []bson.Raw{noopOp(at(1))}
-	for i := 2; i <= 10; i++ {
-		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
-	}
+	entries := insertsUpTo(10)
 	src := newFakeOplog(entries...) // batches of 3
 	src.commit(at(5))
 	dest := newFakeDest()
@@ -88,12 +119,7 @@ func TestMajorityBound_ReplayNeverAppliesPastTheMajorityCommitPoint(t *testing.T
 
 	src.commit(at(100))
 	eventually(t, "everything applied once committed", func() bool { return s.Snapshot().Applied == at(100) })
-	if err := s.Stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
+	stopAndWait(t, s, wait)
 	if got := len(ids(dest, ns)); got != 99 {
 		t.Fatalf("%d documents, want 99", got)
 	}
@@ -106,12 +132,7 @@ func TestResumeCheck_CheckpointRecordsTheTermOfTheLastEntry(t *testing.T) {
 	s := testShard(t, Config{Source: src, Destination: newFakeDest(), Checkpoints: cps, Resume: at(1), ResumeTerm: 3})
 	wait := start(t, context.Background(), s)
 	eventually(t, "every entry applied", func() bool { return s.Snapshot().Applied == at(3) })
-	if err := s.Stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
+	stopAndWait(t, s, wait)
 	if got, term := cps.last(), cps.lastTerm(); got != at(3) || term != 4 {
 		t.Fatalf("checkpoint %v of term %d, want %v of term 4", got, term, at(3))
 	}
@@ -299,12 +320,7 @@ func TestMajorityBound_NoCommitPointYetWaitsForOne(t *testing.T) {
 	if got := s.Snapshot().Retrying; got != "" {
 		t.Errorf("still retrying: %q", got)
 	}
-	if err := s.Stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
+	stopAndWait(t, s, wait)
 }
 
 // reportingOplog is a fake oplog whose replica set's members are where members says.
@@ -321,10 +337,7 @@ func (o reportingOplog) Members(context.Context) ([]topology.MemberOpTime, error
 // shard's progress says which members hold the entry waited for, how many are
 // needed, and how far behind each other member is or that it is unreachable.
 func TestMajorityBound_ProgressNamesTheMembersBehind(t *testing.T) {
-	entries := []bson.Raw{noopOp(at(1))}
-	for i := 2; i <= 10; i++ {
-		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
-	}
+	entries := insertsUpTo(10)
 	src := reportingOplog{fakeOplog: newFakeOplog(entries...), members: []topology.MemberOpTime{
 		{Name: "rs0-0:27018", State: "PRIMARY", Reachable: true, TS: at(10)},
 		{Name: "rs0-1:27018", State: "SECONDARY", Reachable: true, TS: at(4)},
@@ -341,17 +354,7 @@ func TestMajorityBound_ProgressNamesTheMembersBehind(t *testing.T) {
 	if got != want {
 		t.Errorf("waiting\n%q, want\n%q", got, want)
 	}
-	src.commit(at(10))
-	eventually(t, "everything applied once committed", func() bool { return s.Snapshot().Applied == at(10) })
-	if got := s.Snapshot().Waiting; got != "" {
-		t.Errorf("still waiting once the point passed every entry: %q", got)
-	}
-	if err := s.Stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
+	commitAllAndStop(t, src.fakeOplog, s, wait)
 }
 
 // Rule "majority bound", as the DBA sees it: while entries wait for the majority
@@ -359,10 +362,7 @@ func TestMajorityBound_ProgressNamesTheMembersBehind(t *testing.T) {
 // much the majority is behind, so that a growing lag explains itself; once the point
 // moves past them it no longer does.
 func TestMajorityBound_ProgressSaysEntriesWaitForTheMajority(t *testing.T) {
-	entries := []bson.Raw{noopOp(at(1))}
-	for i := 2; i <= 10; i++ {
-		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
-	}
+	entries := insertsUpTo(10)
 	src := newFakeOplog(entries...)
 	src.commit(at(5))
 	s := testShard(t, Config{Source: src, Destination: newFakeDest(), Resume: at(1)})
@@ -375,17 +375,7 @@ func TestMajorityBound_ProgressSaysEntriesWaitForTheMajority(t *testing.T) {
 			t.Errorf("waiting %q, want it to say %q", got, want)
 		}
 	}
-	src.commit(at(10))
-	eventually(t, "everything applied once committed", func() bool { return s.Snapshot().Applied == at(10) })
-	if got := s.Snapshot().Waiting; got != "" {
-		t.Errorf("still waiting once the point passed every entry: %q", got)
-	}
-	if err := s.Stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
+	commitAllAndStop(t, src, s, wait)
 }
 
 // Rule "majority bound", for oplog holes: a cursor can pass an entry that is not yet
@@ -394,10 +384,7 @@ func TestMajorityBound_ProgressSaysEntriesWaitForTheMajority(t *testing.T) {
 // that waited for it are read again, once it has moved, by a cursor opened after the
 // last entry handed on: the entry of the hole is applied, not lost.
 func TestMajorityBound_AnEntryInAnOplogHoleIsReadOnceTheMajorityPassesIt(t *testing.T) {
-	entries := []bson.Raw{noopOp(at(1))}
-	for i := 2; i <= 6; i++ {
-		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
-	}
+	entries := insertsUpTo(6)
 	src := newFakeOplog(entries...) // batches of 3: [1 2 3], then [5 6] past the hole at 4
 	src.hide(at(4))
 	src.commit(at(3))
@@ -410,12 +397,7 @@ func TestMajorityBound_AnEntryInAnOplogHoleIsReadOnceTheMajorityPassesIt(t *test
 	src.reveal()
 	src.commit(at(6))
 	eventually(t, "everything applied", func() bool { return s.Snapshot().Applied == at(6) })
-	if err := s.Stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
+	stopAndWait(t, s, wait)
 	if got := ids(dest, ns); !slices.Equal(got, []int32{2, 3, 4, 5, 6}) {
 		t.Fatalf("the destination holds %v, want [2 3 4 5 6]: the entry of the hole must be applied", got)
 	}
@@ -475,10 +457,7 @@ func TestResumeCheck_EntryAtT0MustBeOfT0sTerm(t *testing.T) {
 // entry handed on last; an oplog that rolled past it meanwhile is a gap (the shard
 // fails saying so), never a silent jump over the entries it lost.
 func TestMajorityBound_AReopenedCursorMustStartAtTheLastEntryHandedOn(t *testing.T) {
-	entries := []bson.Raw{noopOp(at(1))}
-	for i := 2; i <= 6; i++ {
-		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
-	}
+	entries := insertsUpTo(6)
 	src := newFakeOplog(entries...) // batches of 3: [1 2 3] handed on, [4 5 6] waits
 	src.commit(at(3))
 	dest := newFakeDest()

@@ -19,22 +19,7 @@ import (
 // that is over validate.MaxReadLag behind its primary is a warning naming it; a
 // preference no member matches fails, saying what to choose.
 func TestReadPreferenceCheckOnReplicaSetShards(t *testing.T) {
-	if _, _, real := realPair(); real {
-		t.Skip("holds a member's replication: sandbox only")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	src, err := sandbox.Start(ctx, "source", sandbox.Options{Shards: 2, Members: 3, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	_, dst := goodPair(t)
-	router, err := mongo.Connect(ctx, options.Client().ApplyURI(src.URI()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer router.Disconnect(context.Background())
+	ctx, src, router, dst := replicaSetSource(t, "holds a member's replication")
 	for _, sh := range src.Shards() {
 		if err := src.SetReplicationLag(sh.Name, 1, -1); err != nil {
 			t.Fatal(err)
@@ -77,22 +62,7 @@ func TestReadPreferenceCheckOnReplicaSetShards(t *testing.T) {
 // shard's oplog finding names member 1 and its window; read from the primary, it
 // names no member. Discovery reads each member's own oplog.
 func TestOplogWindowOfTheMembersReadOnReplicaSetShards(t *testing.T) {
-	if _, _, real := realPair(); real {
-		t.Skip("shrinks a member's oplog: sandbox only")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	src, err := sandbox.Start(ctx, "source", sandbox.Options{Shards: 2, Members: 3, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	_, dst := goodPair(t)
-	router, err := mongo.Connect(ctx, options.Client().ApplyURI(src.URI()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer router.Disconnect(context.Background())
+	ctx, src, router, dst := replicaSetSource(t, "shrinks a member's oplog")
 	const small = 64 << 10
 	small1 := map[string]string{} // shard -> member 1's address
 	for _, sh := range src.Shards() {
@@ -132,4 +102,29 @@ func TestOplogWindowOfTheMembersReadOnReplicaSetShards(t *testing.T) {
 	if f, _ := r.Finding(validate.IDOplogWindow); strings.Contains(f.Detail, "on member") {
 		t.Errorf("reading the primaries, the oplog finding names a member: %s", f.Detail)
 	}
+}
+
+// replicaSetSource starts a sandbox source of two 3-member shards, connects to its
+// router, and gives the destination to validate against; all end with the test.
+// what is what the test does to a member that only the sandbox allows: on a real
+// pair (SHARDLIFT_TEST_SOURCE_URI) the test is skipped, saying so.
+func replicaSetSource(t *testing.T, what string) (context.Context, *sandbox.Cluster, *mongo.Client, topology.Endpoint) {
+	t.Helper()
+	if _, _, real := realPair(); real {
+		t.Skip(what + ": sandbox only")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	src, err := sandbox.Start(ctx, "source", sandbox.Options{Shards: 2, Members: 3, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	_, dst := goodPair(t)
+	router, err := mongo.Connect(ctx, options.Client().ApplyURI(src.URI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { router.Disconnect(context.Background()) })
+	return ctx, src, router, dst
 }
