@@ -161,7 +161,7 @@ func momentOf(s faults.Status) moment {
 		m := catchingUp
 		for _, sh := range s.Shards {
 			switch sh.Phase {
-			case "pending", "copying":
+			case "pending", "clearing", "copying":
 				return copying
 			case "building_indexes":
 				m = indexing
