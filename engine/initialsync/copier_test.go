@@ -814,7 +814,7 @@ func TestASourceReadThatHangsShowsOnTheRow(t *testing.T) {
 	mu.Lock()
 	now = now.Add(StallAfter)
 	mu.Unlock()
-	want := "waiting: the source shard has not answered since 19:06:31 (read app.c)"
+	want := "waiting: a read has had no answer from the source shard since 19:06:31 (read app.c)"
 	if got := c.Snapshot().Retrying; got != want {
 		t.Fatalf("a read unanswered for %v shows %q, want %q", StallAfter, got, want)
 	}

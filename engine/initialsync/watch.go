@@ -90,7 +90,9 @@ func (w *sourceWatch) stalled(after time.Duration) string {
 	if w.now().Sub(since) < after {
 		return ""
 	}
-	return fmt.Sprintf("waiting: the source shard has not answered since %s (%s)", since.UTC().Format("15:04:05"), oldest.what)
+	// "a read": the shard may answer others meanwhile (a slow $sample beside a
+	// copy that goes on); when it is down, every read waits and this is the oldest.
+	return fmt.Sprintf("waiting: a read has had no answer from the source shard since %s (%s)", since.UTC().Format("15:04:05"), oldest.what)
 }
 
 // watchedSource is a Source whose every call, and every cursor step, is watched.
