@@ -113,3 +113,73 @@ func TestCommandLatencyDelaysSplitAndMoveChunk(t *testing.T) {
 		t.Errorf("after the interrupted commands: %d chunks on %v, want 1 on %s", after.Len(), after.Shards(), owner)
 	}
 }
+
+// The config server answers config.chunks queries as its indexes on {uuid, min} and
+// {uuid, lastmod} let a real one: a query naming a collection examines that
+// collection's chunks only, one with a lastmod bound beside it (the move watcher's
+// look, one $or branch per collection) only the chunks above the bound; any other
+// filter scans every chunk. Each returns what the scan would
+// (serverStatus' metrics.queryExecutor.scannedObjects counts what was examined).
+func TestConfigChunksQueriesUseTheirIndexes(t *testing.T) {
+	c := startCluster(t, Options{Shards: 2})
+	cl := routerClient(t, c)
+	cfg := connect(t, configClientOptions(c))
+	ctx := context.Background()
+	const chunks = 400
+	if _, err := seed.PopulateWith(ctx, cl, seed.Options{Docs: 500, Chunks: chunks}, rand.New(rand.NewPCG(5, 6))); err != nil {
+		t.Fatal(err)
+	}
+	chunkColl := cl.Database("config").Collection("chunks")
+	all := findAll(t, chunkColl, bson.D{})
+	var coll struct {
+		UUID primitive.Binary `bson:"uuid"`
+	}
+	if err := cl.Database("config").Collection("collections").FindOne(ctx, bson.D{{Key: "_id", Value: "shop.customers"}}).Decode(&coll); err != nil {
+		t.Fatal(err)
+	}
+	var mine []primitive.Timestamp // shop.customers' chunks' lastmods
+	for _, d := range all {
+		if _, data, _ := d.Lookup("uuid").BinaryOK(); string(data) == string(coll.UUID.Data) {
+			t, i, _ := d.Lookup("lastmod").TimestampOK()
+			mine = append(mine, primitive.Timestamp{T: t, I: i})
+		}
+	}
+	slices.SortFunc(mine, func(a, b primitive.Timestamp) int { return a.Compare(b) })
+	if len(mine) < 10 || len(mine) == len(all) {
+		t.Fatalf("shop.customers has %d of the %d chunks: the test needs several collections of many chunks", len(mine), len(all))
+	}
+	newest, third := mine[len(mine)-1], mine[len(mine)-3]
+	scanned := func() int64 {
+		raw := run(t, cfg, "admin", bson.D{{Key: "serverStatus", Value: 1}})
+		n, _ := raw.Lookup("metrics", "queryExecutor", "scannedObjects").AsInt64OK()
+		return n
+	}
+	byUUID := bson.D{{Key: "uuid", Value: coll.UUID}}
+	above := func(ts primitive.Timestamp) bson.D {
+		return bson.D{{Key: "uuid", Value: coll.UUID}, {Key: "lastmod", Value: bson.D{{Key: "$gt", Value: ts}}}}
+	}
+	for _, q := range []struct {
+		name        string
+		filter      bson.D
+		returned    int
+		maxExamined int
+	}{
+		{"one collection", byUUID, len(mine), len(mine)},
+		{"its chunks above its version (an unchanged collection)", above(newest), 0, 0},
+		{"$or of a lastmod bound", bson.D{{Key: "$or", Value: bson.A{above(third)}}}, 2, 2},
+		{"$gte bound", bson.D{{Key: "uuid", Value: coll.UUID}, {Key: "lastmod", Value: bson.D{{Key: "$gte", Value: third}}}}, 3, 3},
+		{"a collection that does not exist", bson.D{{Key: "uuid", Value: primitive.Binary{Subtype: 4, Data: make([]byte, 16)}}}, 0, 0},
+		{"no index (scans)", bson.D{{Key: "$and", Value: bson.A{byUUID}}}, len(mine), len(all)},
+	} {
+		before := scanned()
+		got := findAll(t, chunkColl, q.filter)
+		examined := scanned() - before
+		if len(got) != q.returned || examined > int64(q.maxExamined) {
+			t.Errorf("%s: %d chunks returned, %d examined; want %d returned, at most %d examined", q.name, len(got), examined, q.returned, q.maxExamined)
+		}
+		// The same query through the config server directly.
+		if direct := findAll(t, cfg.Database("config").Collection("chunks"), q.filter); len(direct) != len(got) {
+			t.Errorf("%s: the config server returned %d chunks, the router %d", q.name, len(direct), len(got))
+		}
+	}
+}

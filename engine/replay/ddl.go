@@ -109,7 +109,7 @@ type DDLOnce struct {
 		copies    map[ddlCopy]*ddlGroup
 		logs      map[string]DDLLog // by shard; see Recover
 		scheduled []scheduledDDL
-		builds    []*ddlGroup // index builds running
+		running   int // groups running, index builds left out
 		nextID    uint64
 	}
 }
@@ -333,17 +333,13 @@ func (o *DDLOnce) Applied(shard string, ts primitive.Timestamp) {
 func (o *DDLOnce) dueScheduled() []scheduledDDL {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.mu.running > 0 {
+		return nil // after them: the last to finish pokes Run again
+	}
 	var due []scheduledDDL
 	kept := o.mu.scheduled[:0]
 	for _, sd := range o.mu.scheduled {
-		passed := true
-		for _, s := range o.shards {
-			if pos, ok := o.mu.applied[s]; !ok || pos.Compare(sd.ts) <= 0 {
-				passed = false
-				break
-			}
-		}
-		if passed {
+		if o.dueLocked(sd) {
 			due = append(due, sd)
 		} else {
 			kept = append(kept, sd)
@@ -351,6 +347,16 @@ func (o *DDLOnce) dueScheduled() []scheduledDDL {
 	}
 	o.mu.scheduled = kept
 	return due
+}
+
+// dueLocked reports whether every shard has applied past sd. Called with mu held.
+func (o *DDLOnce) dueLocked(sd scheduledDDL) bool {
+	for _, s := range o.shards {
+		if pos, ok := o.mu.applied[s]; !ok || pos.Compare(sd.ts) <= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Position implements DDLApplier.
@@ -442,49 +448,55 @@ func (o *DDLOnce) poke() {
 
 // Run applies the groups as they become ready until ctx ends. Transient errors
 // are retried; any other error fails the shards whose copies joined the group.
+// Groups whose namespaces do not overlap run side by side (up to ddlParallel at
+// once, index builds beside them): each still waits for every other shard's
+// position and for the older groups of its namespaces, so that the order that
+// matters (per namespace) is kept, and one slow DDL on the destination does not
+// hold every shard's DDL behind it. A DDL no shard read (Schedule) runs alone.
 func (o *DDLOnce) Run(ctx context.Context) error {
-	var builds sync.WaitGroup
-	defer builds.Wait()
+	var running sync.WaitGroup
+	defer running.Wait()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-o.wake:
 		}
-		for {
-			g, async := o.next()
-			if g == nil {
-				break
-			}
-			if !async {
-				o.finish(g, o.apply(ctx, g))
-				continue
-			}
-			builds.Go(func() {
-				o.finish(g, o.apply(ctx, g))
-				o.poke()
-			})
-		}
 		for _, sd := range o.dueScheduled() {
 			_, err := o.run(ctx, sd.ddl, sd.ts, nil)
 			sd.done(err)
 		}
+		for g := o.next(); g != nil; g = o.next() {
+			running.Go(func() {
+				o.finish(g, o.apply(ctx, g))
+				o.poke()
+			})
+		}
 	}
 }
 
-// next takes the oldest group that is ready and marks it running; async is set for
-// an index build, which runs beside the others.
-func (o *DDLOnce) next() (g *ddlGroup, async bool) {
+// ddlParallel is how many DDL other than index builds run on the destination at
+// once.
+const ddlParallel = 4
+
+// next takes the oldest group that is ready and marks it running (nil: none, or
+// ddlParallel running already, or a scheduled DDL due waits for those running).
+func (o *DDLOnce) next() *ddlGroup {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	full := o.mu.running >= ddlParallel || slices.ContainsFunc(o.mu.scheduled, o.dueLocked)
 	for _, g := range o.mu.groups {
-		if g.state != groupWaiting || !o.othersPassed(g) || o.olderOnSameNamespace(g) != nil {
+		build := g.ddl.Kind == oplog.DDLCreateIndexes
+		if g.state != groupWaiting || !build && full || !o.othersPassed(g) || o.olderOnSameNamespace(g) != nil {
 			continue
 		}
 		g.state = groupRunning
-		return g, g.ddl.Kind == oplog.DDLCreateIndexes
+		if !build {
+			o.mu.running++
+		}
+		return g
 	}
-	return nil, false
+	return nil
 }
 
 // othersPassed reports whether every replaying shard without a copy in g has
@@ -530,6 +542,9 @@ func (o *DDLOnce) finish(g *ddlGroup, err error) {
 	}
 	o.mu.Lock()
 	g.state, g.err = groupApplied, err
+	if g.ddl.Kind != oplog.DDLCreateIndexes {
+		o.mu.running--
+	}
 	o.mu.Unlock()
 	close(g.done)
 }

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -308,5 +309,56 @@ func TestWritesReadAgainAfterARestartAreRoutedPastTheAppliedDrop(t *testing.T) {
 	}
 	if ns, ok := second.Route(nsOf("db.x"), nil, at(11)); !ok || ns != nsOf("db.y") {
 		t.Errorf("a write read again from before the rename goes to %v, %v; want db.y", ns, ok)
+	}
+}
+
+// stallingExec holds every DDL of one namespace until released, as a destination
+// busy with that one DDL would, and runs the others.
+type stallingExec struct {
+	fakeExec
+	ns      oplog.Namespace
+	release chan struct{}
+	started chan struct{}
+	once    sync.Once
+}
+
+func (e *stallingExec) Exec(ctx context.Context, d oplog.DDL) error {
+	if d.NS == e.ns {
+		e.once.Do(func() { close(e.started) })
+		select {
+		case <-e.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return e.fakeExec.Exec(ctx, d)
+}
+
+// DDL of other namespaces run beside a slow one, and a later DDL of its namespace
+// waits for it. (Issue 15: on a busy destination each DDL took 0.2 s; applied one
+// at a time they fell behind an application creating, dropping and replacing
+// collections 8 times a second on two shards, and the lag grew to minutes.)
+func TestDDLOfOtherNamespacesRunBesideASlowOne(t *testing.T) {
+	exec := &stallingExec{ns: nsOf("app0.slow"), release: make(chan struct{}), started: make(chan struct{})}
+	o := startDDL(t, []string{"a", "b"}, exec)
+	ctx := ddlCtx(t)
+	o.Position("a", at(30))
+	o.Position("b", at(30))
+	slow := add(t, o, "a", 10, oplog.DDL{Kind: oplog.DDLCreateCollection, NS: nsOf("app0.slow"), UUID: uuidA})
+	<-exec.started
+	// Shard b's create, and a's own drop of another collection, do not wait for it.
+	must(t, ctx, add(t, o, "b", 11, oplog.DDL{Kind: oplog.DDLCreateCollection, NS: nsOf("app1.batch"), UUID: uuidB}))
+	must(t, ctx, add(t, o, "a", 12, oplog.DDL{Kind: oplog.DDLDrop, NS: nsOf("app0.old"), UUID: []byte("CCCCCCCCCCCCCCCC")}))
+	drop := oplog.DDL{Kind: oplog.DDLDrop, NS: nsOf("app0.slow"), UUID: uuidA}
+	dropped := add(t, o, "a", 13, drop)
+	if w := o.Waiting("a", at(13), drop); !strings.Contains(w, "waits for the create of app0.slow") {
+		t.Errorf("the drop behind the slow create says %q", w)
+	}
+	close(exec.release)
+	must(t, ctx, slow)
+	must(t, ctx, dropped)
+	want := []string{"create app1.batch", "drop app0.old", "create app0.slow", "drop app0.slow"}
+	if got := kinds(exec.ran()); !slices.Equal(got, want) {
+		t.Fatalf("ran %v, want %v", got, want)
 	}
 }

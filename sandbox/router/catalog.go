@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -236,6 +237,8 @@ type Catalog struct {
 	id   wire.Identity
 	rel  release.Release
 	auth *wire.Credentials
+	// scanned counts the config.chunks documents queries examined (Scanned).
+	scanned atomic.Int64
 
 	mu struct {
 		sync.RWMutex

@@ -172,7 +172,7 @@ func TestCatalogSurvivesReopenWithMinKeyMaxKeyBounds(t *testing.T) {
 	if d, _ := again.Database("db"); !d.Partitioned || d.Primary != "s-shard0" {
 		t.Errorf("database after reopen: %+v", d)
 	}
-	docs := again.configServerDocs("config", "chunks")
+	docs := again.ConfigServerDocs("config", "chunks", nil)
 	docs = slices.DeleteFunc(docs, func(d bson.Raw) bool { return !bytes.Equal(d.Lookup("uuid").Value, rawValue(rt.Coll.UUID).Value) })
 	if len(docs) != 2 || docs[0].Lookup("uuid").Type != bsontype.Binary || docs[0].Lookup("history").Type != bsontype.Array {
 		t.Errorf("config.chunks documents: %v", docs)

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"time"
@@ -137,13 +138,157 @@ func (c *Catalog) collectionDocsLocked() []bson.Raw {
 func (c *Catalog) chunkDocsLocked() []bson.Raw {
 	var out []bson.Raw
 	for _, ns := range sortedKeys(c.mu.routing) {
-		r := c.mu.routing[ns]
-		for _, ch := range r.Chunks {
+		out = append(out, c.renderChunksLocked(c.mu.routing[ns], lastmodAbove{})...)
+	}
+	return out
+}
+
+// renderChunksLocked renders r's chunks whose lastmod is within bound.
+func (c *Catalog) renderChunksLocked(r *Routing, bound lastmodAbove) []bson.Raw {
+	var out []bson.Raw
+	for _, ch := range r.Chunks {
+		if bound.holds(ch.Lastmod) {
 			out = append(out, sysdb.Raw(renderChunk(c.rel, r.Coll, ch)))
 		}
 	}
 	return out
 }
+
+// chunkDocsForLocked are the config.chunks documents a query with filter examines
+// on a real config server, which answers it from its indexes on {uuid, min} and
+// {uuid, lastmod} ({ns, ...} before 5.0): a filter naming one collection (at its
+// top level, or in each branch of a top-level $or) examines that collection's
+// chunks only, and with a lastmod bound ($gt, $gte) beside it only the chunks
+// above the bound. Any other filter examines every chunk. The caller still applies
+// the whole filter to what this returns.
+func (c *Catalog) chunkDocsForLocked(filter bson.Raw) []bson.Raw {
+	branches := []bson.Raw{filter}
+	if or, ok := filter.Lookup("$or").ArrayOK(); ok && len(mustElements(filter)) == 1 {
+		vals, _ := or.Values()
+		branches = branches[:0]
+		for _, v := range vals {
+			d, ok := v.DocumentOK()
+			if !ok {
+				return c.chunkDocsLocked()
+			}
+			branches = append(branches, d)
+		}
+	}
+	type lookup struct {
+		r     *Routing
+		bound lastmodAbove
+	}
+	var lookups []lookup
+	for _, b := range branches {
+		r, found := c.chunkCollectionLocked(b)
+		if !found {
+			return c.chunkDocsLocked()
+		}
+		if r == nil {
+			continue // names no sharded collection: nothing in the index
+		}
+		lookups = append(lookups, lookup{r, lastmodBound(b)})
+	}
+	var out []bson.Raw
+	seen := map[*Routing]bool{}
+	for _, l := range lookups {
+		if seen[l.r] {
+			return c.chunkDocsLocked() // two branches on one collection: rare, scan
+		}
+		seen[l.r] = true
+		out = append(out, c.renderChunksLocked(l.r, l.bound)...)
+	}
+	return out
+}
+
+// chunkCollectionLocked is the sharded collection a filter's uuid (ns before 5.0)
+// equality names: found false when the filter names none, r nil when it names one
+// that does not exist.
+func (c *Catalog) chunkCollectionLocked(filter bson.Raw) (r *Routing, found bool) {
+	field := "ns"
+	if c.rel.ChunksByUUID() {
+		field = "uuid"
+	}
+	v, err := filter.LookupErr(field)
+	if err != nil {
+		return nil, false
+	}
+	if d, ok := v.DocumentOK(); ok {
+		eq, err := d.LookupErr("$eq")
+		if err != nil || len(mustElements(d)) != 1 {
+			return nil, false
+		}
+		v = eq
+	}
+	for _, rt := range c.mu.routing {
+		if rt.Coll == nil {
+			continue
+		}
+		if field == "ns" {
+			if ns, ok := v.StringValueOK(); ok && ns == rt.Coll.ID {
+				return rt, true
+			}
+			continue
+		}
+		if sub, data, ok := v.BinaryOK(); ok && sub == rt.Coll.UUID.Subtype && bytes.Equal(data, rt.Coll.UUID.Data) {
+			return rt, true
+		}
+	}
+	_, isString := v.StringValueOK()
+	_, _, isBinary := v.BinaryOK()
+	return nil, isString || isBinary // another type: leave it to the scan
+}
+
+// lastmodAbove is a lower bound on lastmod, as the {uuid, lastmod} index serves
+// it; the zero value holds for every chunk.
+type lastmodAbove struct {
+	ts        primitive.Timestamp
+	inclusive bool // $gte, else $gt
+	bounded   bool
+}
+
+func (b lastmodAbove) holds(lastmod primitive.Timestamp) bool {
+	return !b.bounded || b.ts.Before(lastmod) || b.inclusive && b.ts == lastmod
+}
+
+// lastmodBound is a filter's lower bound on lastmod ({$gt: ts} or {$gte: ts}).
+func lastmodBound(filter bson.Raw) lastmodAbove {
+	d, ok := filter.Lookup("lastmod").DocumentOK()
+	if !ok {
+		return lastmodAbove{}
+	}
+	if t, i, ok := d.Lookup("$gt").TimestampOK(); ok {
+		return lastmodAbove{ts: primitive.Timestamp{T: t, I: i}, bounded: true}
+	}
+	if t, i, ok := d.Lookup("$gte").TimestampOK(); ok {
+		return lastmodAbove{ts: primitive.Timestamp{T: t, I: i}, inclusive: true, bounded: true}
+	}
+	return lastmodAbove{}
+}
+
+func mustElements(d bson.Raw) []bson.RawElement {
+	elems, _ := d.Elements()
+	return elems
+}
+
+// ConfigServerDocs are the documents of one of the config server's config or admin
+// collections that a query with filter examines (none for a collection the server
+// does not have): for config.chunks those its indexes lead to, see chunkDocsForLocked.
+func (c *Catalog) ConfigServerDocs(db, coll string, filter bson.Raw) []bson.Raw {
+	if db == "config" && coll == "chunks" {
+		c.mu.RLock()
+		docs := c.chunkDocsForLocked(filter)
+		c.mu.RUnlock()
+		c.scanned.Add(int64(len(docs)))
+		return docs
+	}
+	found, _ := c.ConfigServerCollections(func(d, n string) bool { return d == db && n == coll }).Find(db, coll)
+	return found.Docs
+}
+
+// Scanned is how many config.chunks documents the config server's queries
+// examined: its serverStatus' metrics.queryExecutor.scannedObjects.
+func (c *Catalog) Scanned() int64 { return c.scanned.Load() }
 
 func (c *Catalog) tagDocsLocked() []bson.Raw {
 	return sysdb.Raws(mapSlice(c.mu.tags, func(t TagDoc) bson.D { return renderTag(c.rel, t) }))

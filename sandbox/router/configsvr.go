@@ -83,7 +83,7 @@ func (c *ConfigServer) handle(ctx context.Context, s *wire.Session, cmd *wire.Co
 		if err != nil {
 			return nil, err
 		}
-		it, err := memoryFind(c.docs(cmd.DB, coll), q)
+		it, err := memoryFind(c.cat.ConfigServerDocs(cmd.DB, coll, q.filter), q)
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +94,7 @@ func (c *ConfigServer) handle(ctx context.Context, s *wire.Session, cmd *wire.Co
 			return nil, err
 		}
 		query, _ := cmd.Lookup("query").DocumentOK()
-		it, err := memoryFind(c.docs(cmd.DB, coll), findQuery{filter: query})
+		it, err := memoryFind(c.cat.ConfigServerDocs(cmd.DB, coll, query), findQuery{filter: query})
 		if err != nil {
 			return nil, err
 		}
@@ -116,7 +116,7 @@ func (c *ConfigServer) handle(ctx context.Context, s *wire.Session, cmd *wire.Co
 		if err != nil {
 			return nil, err
 		}
-		it, err := memoryFind(c.docs(cmd.DB, coll), findQuery{filter: filter})
+		it, err := memoryFind(c.cat.ConfigServerDocs(cmd.DB, coll, filter), findQuery{filter: filter})
 		if err != nil {
 			return nil, err
 		}
@@ -154,12 +154,6 @@ func (c *ConfigServer) collections(load func(db, name string) bool) sysdb.Set {
 	n := c.node()
 	set := c.cat.ConfigServerCollections(load)
 	return append(set, n.LocalCollections([]bson.Raw{sysdb.Raw(n.StartupLog())})...)
-}
-
-// docs are one collection's documents (none for a collection the server does not have).
-func (c *ConfigServer) docs(db, coll string) []bson.Raw {
-	found, _ := c.collections(func(d, n string) bool { return d == db && n == coll }).Find(db, coll)
-	return found.Docs
 }
 
 func (c *ConfigServer) hello(ctx context.Context, s *wire.Session, cmd *wire.Command) bson.D {
@@ -206,6 +200,7 @@ func (c *ConfigServer) serverStatus() bson.Raw {
 			{Key: "electionId", Value: c.election},
 		}},
 		bson.E{Key: "sharding", Value: shardingSection(c.cat)},
+		bson.E{Key: "metrics", Value: bson.D{{Key: "queryExecutor", Value: bson.D{{Key: "scannedObjects", Value: c.cat.Scanned()}}}}},
 	)
 }
 

@@ -95,7 +95,7 @@ func (r *Router) openRead(ctx context.Context, db, coll string, q findQuery) (do
 		return r.openFind(ctx, rt, q)
 	}
 	if sysdb.Internal(db) {
-		return memoryFind(r.cat.configServerDocs(db, coll), q)
+		return memoryFind(r.cat.ConfigServerDocs(db, coll, q.filter), q)
 	}
 	rt, ok := r.cat.Route(db + "." + coll)
 	if !ok {
@@ -350,7 +350,7 @@ func (r *Router) count(ctx context.Context, _ *wire.Session, cmd *wire.Command) 
 func (r *Router) countDocs(ctx context.Context, db, coll string, query bson.Raw, skip, limit int64) (int64, error) {
 	q := findQuery{filter: query, skip: skip, limit: limit}
 	if rt, ok := r.cat.Route(db + "." + coll); sysdb.Internal(db) && !(ok && rt.Sharded()) {
-		it, err := memoryFind(r.cat.configServerDocs(db, coll), q)
+		it, err := memoryFind(r.cat.ConfigServerDocs(db, coll, q.filter), q)
 		if err != nil {
 			return 0, err
 		}

@@ -14,13 +14,6 @@ import (
 // Listing the internal databases (admin, config, local) a node holds in memory: shared
 // by the config server and the router, which lists the config server's.
 
-// configServerDocs are the documents of one of the config server's config or admin
-// collections (none for one it does not have).
-func (c *Catalog) configServerDocs(db, coll string) []bson.Raw {
-	found, _ := c.ConfigServerCollections(func(d, n string) bool { return d == db && n == coll }).Find(db, coll)
-	return found.Docs
-}
-
 func listInternalCollections(ctx context.Context, cursors *cursorTable, cmd *wire.Command, colls []sysdb.Collection, id wire.Identity) (bson.Raw, error) {
 	nameOnly := truthy(cmd.Lookup("nameOnly"))
 	filter, _ := cmd.Lookup("filter").DocumentOK()
