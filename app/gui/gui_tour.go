@@ -417,7 +417,8 @@ func (t *tour) awaitEnabled(ctx context.Context, text string, limit time.Duratio
 func (t *tour) shot(name string) error {
 	for _, size := range shotSizes {
 		fyne.DoAndWait(func() { t.win.Resize(size) })
-		err := await(context.Background(), 10*time.Second, fmt.Sprintf("a %vx%v window", size.Width, size.Height), func() bool {
+		// A minute: a busy machine (load 20) took more than 10 s to resize it.
+		err := await(context.Background(), time.Minute, fmt.Sprintf("a %vx%v window", size.Width, size.Height), func() bool {
 			var got fyne.Size
 			fyne.DoAndWait(func() { got = t.win.Canvas().Size() })
 			return got == size
