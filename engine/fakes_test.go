@@ -523,7 +523,7 @@ func (f *fakeClusters) Moves(_ context.Context, owned map[string]prepare.Ownersh
 	return moves, nil
 }
 
-func (f *fakeClusters) NewCopier(shard string, _ primitive.Timestamp, own prepare.Ownership, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
+func (f *fakeClusters) NewCopier(_ context.Context, shard string, _ primitive.Timestamp, own prepare.Ownership, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
 	f.call("NewCopier %s", shard)
 	f.mu.Lock()
 	defer f.mu.Unlock()

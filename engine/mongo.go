@@ -45,8 +45,10 @@ type mongoClusters struct {
 
 	mu struct {
 		sync.Mutex
-		plan   *prepare.Plan
-		shards map[string]*mongo.Client
+		plan *prepare.Plan
+		// planBegan is when the discovery that made plan began (planSince).
+		planBegan time.Time
+		shards    map[string]*mongo.Client
 		// members are direct connections to source shard members, by address: the
 		// ones the tails read.
 		members map[string]*mongo.Client
@@ -55,6 +57,8 @@ type mongoClusters struct {
 		// continuous verification reads their oplogs).
 		dstShards map[string]*mongo.Client
 	}
+	// replanMu serializes the discoveries planSince makes.
+	replanMu sync.Mutex
 	// movesMu serializes the move watcher's looks (Moves).
 	movesMu sync.Mutex
 	moves   moveWatch
@@ -162,6 +166,7 @@ func (c *mongoClusters) Validate(ctx context.Context) (Inventory, error) {
 }
 
 func (c *mongoClusters) Discover(ctx context.Context) (Inventory, error) {
+	began := time.Now()
 	var src, dst *topology.Cluster
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) { src, err = topology.Discover(gctx, c.cfg.Source); return err })
@@ -187,7 +192,7 @@ func (c *mongoClusters) Discover(ctx context.Context) (Inventory, error) {
 	c.keys.reset(keys)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.mu.plan = plan
+	c.mu.plan, c.mu.planBegan = plan, began
 	inv := inventory(src)
 	inv.Estimates = map[string]Estimate{}
 	for _, s := range plan.Shards {
@@ -307,6 +312,43 @@ func (c *mongoClusters) plan() (*prepare.Plan, error) {
 	return c.mu.plan, nil
 }
 
+// planSince returns a plan whose discovery began at or after since, discovering
+// both clusters again when the current plan is older, and builds on the
+// destination what the new plan adds. A copier calls it once its shard's T0 is
+// recorded: a collection created (or renamed into) between the plan's discovery
+// and T0 is in neither the old plan, which the copy would take, nor the replay,
+// which starts after T0; a user's sandbox lost shop.batch_0003_done, created 6 s
+// before T0 while the destination was prepared. Collections created after T0 are
+// then both copied and replayed, which the replay's idempotent writes and its
+// UUID-routed DDL allow, as MongoDB's initial sync does.
+func (c *mongoClusters) planSince(ctx context.Context, since time.Time) (*prepare.Plan, error) {
+	c.replanMu.Lock()
+	defer c.replanMu.Unlock()
+	c.mu.Lock()
+	old, began := c.mu.plan, c.mu.planBegan
+	c.mu.Unlock()
+	if old == nil {
+		return nil, errors.New("internal error: the migration has no plan (Discover was not called)")
+	}
+	if !began.Before(since) {
+		return old, nil
+	}
+	if _, err := c.Discover(ctx); err != nil {
+		return nil, fmt.Errorf("discover the source's collections after T0: %w", err)
+	}
+	plan, err := c.plan()
+	if err != nil {
+		return nil, err
+	}
+	if added := plan.Added(old); !added.Empty() {
+		c.log.Info("collections created since the last discovery", "databases", len(added.Databases), "collections", len(added.Collections))
+		if err := prepare.Prepare(ctx, c.dst, added, c.relaxed, c.log, nil); err != nil {
+			return nil, fmt.Errorf("prepare the collections created since the last discovery: %w", err)
+		}
+	}
+	return plan, nil
+}
+
 func (c *mongoClusters) PrepareDestination(ctx context.Context, placed func(Placement)) error {
 	plan, err := c.plan()
 	if err != nil {
@@ -316,7 +358,9 @@ func (c *mongoClusters) PrepareDestination(ctx context.Context, placed func(Plac
 }
 
 func (c *mongoClusters) ClearShard(ctx context.Context, shard string, progress func(ClearProgress)) error {
-	plan, err := c.plan()
+	// What the shard holds now: collections created since the last discovery
+	// (replayed onto the destination) are cleared too.
+	plan, err := c.planSince(ctx, time.Now())
 	if err != nil {
 		return err
 	}
@@ -449,8 +493,9 @@ func startPointOf(before, oldest primitive.Timestamp, open bool, t0 primitive.Ti
 	return sp
 }
 
-func (c *mongoClusters) NewCopier(shard string, t0 primitive.Timestamp, own prepare.Ownership, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
-	plan, err := c.plan()
+func (c *mongoClusters) NewCopier(ctx context.Context, shard string, t0 primitive.Timestamp, own prepare.Ownership, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
+	// The shard's T0 is recorded: the copy takes the collections that exist now.
+	plan, err := c.planSince(ctx, time.Now())
 	if err != nil {
 		return nil, err
 	}

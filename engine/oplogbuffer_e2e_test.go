@@ -29,8 +29,8 @@ type heldCopies struct {
 	held    atomic.Int32 // copies waiting
 }
 
-func (h *heldCopies) NewCopier(shard string, t0 primitive.Timestamp, own prepare.Ownership, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
-	c, err := h.Clusters.NewCopier(shard, t0, own, saved, sink)
+func (h *heldCopies) NewCopier(ctx context.Context, shard string, t0 primitive.Timestamp, own prepare.Ownership, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error) {
+	c, err := h.Clusters.NewCopier(ctx, shard, t0, own, saved, sink)
 	if err != nil {
 		return nil, err
 	}

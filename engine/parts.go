@@ -75,7 +75,7 @@ type Clusters interface {
 	// NewCopier prepares one shard's copy from its saved progress: it reads what
 	// the shard's majority committed, as of t0 or later, of what the shard owned
 	// at t0 (own).
-	NewCopier(shard string, t0 primitive.Timestamp, own prepare.Ownership, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error)
+	NewCopier(ctx context.Context, shard string, t0 primitive.Timestamp, own prepare.Ownership, saved map[string]initialsync.PartitionProgress, sink initialsync.CheckpointSink) (Copier, error)
 	// Moves compares what each shard owned at its T0 (owned) with the source's
 	// chunk map now and returns every chunk or collection move between them (nil
 	// when nothing moved). When something moved it plans again from the chunk map

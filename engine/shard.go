@@ -261,7 +261,7 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 			cp = sh.checkpoint()
 		}
 		var err error
-		if copier, err = c.NewCopier(sh.name, cp.T0, *cp.Owned, cp.Copied, sink); err != nil {
+		if copier, err = c.NewCopier(ctx, sh.name, cp.T0, *cp.Owned, cp.Copied, sink); err != nil {
 			return err
 		}
 		m.mu.Lock()

@@ -364,3 +364,36 @@ func cmpInt64(a, b int64) int {
 	}
 	return 0
 }
+
+// Added is the part of p that old lacks: the databases and collections (with their
+// zone ranges) created since old was discovered, for Prepare to build on the
+// destination before a copy that uses p. It shares Shards and the ownership with p.
+func (p *Plan) Added(old *Plan) *Plan {
+	had := map[string]bool{}
+	for _, d := range old.Databases {
+		had["db "+d.Name] = true
+	}
+	for _, c := range old.Collections {
+		had[c.NS()] = true
+	}
+	added := &Plan{Shards: p.Shards, DestinationVersion: p.DestinationVersion, owned: p.owned}
+	for _, d := range p.Databases {
+		if !had["db "+d.Name] {
+			added.Databases = append(added.Databases, d)
+		}
+	}
+	for _, c := range p.Collections {
+		if !had[c.NS()] {
+			added.Collections = append(added.Collections, c)
+		}
+	}
+	for _, z := range p.Zones {
+		if slices.ContainsFunc(added.Collections, func(c *Collection) bool { return c.NS() == z.Namespace }) {
+			added.Zones = append(added.Zones, z)
+		}
+	}
+	return added
+}
+
+// Empty reports whether the plan holds no database and no collection.
+func (p *Plan) Empty() bool { return len(p.Databases) == 0 && len(p.Collections) == 0 }
