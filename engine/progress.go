@@ -166,10 +166,10 @@ func withoutPassword(e topology.Endpoint) string {
 	return strings.Replace(topology.MaskURI(e.URI), ":****@", "@", 1)
 }
 
-// sourceReads names the source's read preference ("" when it is invalid: starting
-// the migration says why).
+// sourceReads names the source's read preference and its shards' own ("" when it is
+// invalid: starting the migration says why).
 func sourceReads(e topology.Endpoint) string {
-	rp, err := e.Reads()
+	rp, err := e.ReadsByShard()
 	if err != nil {
 		return ""
 	}

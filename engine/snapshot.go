@@ -21,7 +21,8 @@ type Snapshot struct {
 	// cutover, without a password.
 	DestinationURI string
 	// SourceReads is the read preference the copy and the tails read the source's
-	// shards with ("secondary (tags member:1)"); "" when it is invalid.
+	// shards with ("secondary (tags member:1)"), then each shard read otherwise
+	// ("nearest; shard s1: primary"); "" when it is invalid.
 	SourceReads string
 
 	Overall Progress

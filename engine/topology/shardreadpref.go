@@ -107,16 +107,21 @@ func (r ShardReads) String() string {
 	return s
 }
 
-// Unknown are the shards given their own preference that are not among shards
-// (the source's), sorted.
-func (r ShardReads) Unknown(shards []string) []string {
-	var out []string
+// Known checks that every shard given its own preference is among shards (the
+// source's): one that is not is a typo or a shard removed since, and its reads
+// would silently follow the default.
+func (r ShardReads) Known(shards []string) error {
+	var unknown []string
 	for _, name := range slices.Sorted(maps.Keys(r.Shards)) {
 		if !slices.Contains(shards, name) {
-			out = append(out, name)
+			unknown = append(unknown, name)
 		}
 	}
-	return out
+	if len(unknown) == 0 {
+		return nil
+	}
+	return fmt.Errorf("a read preference is given for shard %s, which the source does not have (its shards: %s): name one of its shards, or leave the shard out",
+		strings.Join(unknown, ", "), strings.Join(shards, ", "))
 }
 
 // ReadsByShard is the endpoint's read preference (Reads) and each shard's own

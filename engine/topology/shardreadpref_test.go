@@ -24,8 +24,11 @@ func TestShardReadPreferenceOverridesModeAndTagsKeepsTheStalenessBound(t *testin
 	if got := r.String(); got != "secondary (tags dc:east; max staleness 2m0s); shard s1: primary; shard s2: nearest (tags dc:west,rack:2 or ; max staleness 2m0s)" {
 		t.Errorf("String %q", got)
 	}
-	if u := r.Unknown([]string{"s0", "s1"}); len(u) != 1 || u[0] != "s2" {
-		t.Errorf("unknown %v, want [s2]", u)
+	if err := r.Known([]string{"s0", "s1"}); err == nil || !strings.Contains(err.Error(), "shard s2, which the source does not have (its shards: s0, s1): name one of its shards") {
+		t.Errorf("s2 unknown: %v", err)
+	}
+	if err := r.Known([]string{"s0", "s1", "s2"}); err != nil {
+		t.Errorf("all known: %v", err)
 	}
 	// A default of primary still gives a shard reading secondaries the URI's bound.
 	e.ReadPreference = "primary"
