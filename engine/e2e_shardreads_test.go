@@ -58,6 +58,12 @@ func TestEachShardIsReadWithItsOwnReadPreference(t *testing.T) {
 	if want := "primary; shard " + a + ": secondary (tags member:1)"; s.SourceReads != want {
 		t.Errorf("snapshot reads %q, want %q", s.SourceReads, want)
 	}
+	for _, sh := range s.Shards {
+		want := map[string]string{a: "secondary (tags member:1)", b: "primary"}[sh.Name]
+		if sh.Reads != want {
+			t.Errorf("snapshot: shard %s reads %q, want %q", sh.Name, sh.Reads, want)
+		}
+	}
 	ra, rb := reads(a), reads(b)
 	if ra[1].Data == 0 || ra[0] != (shard.MemberReads{}) || ra[2] != (shard.MemberReads{}) {
 		t.Errorf("shard %s (secondary;member:1): members served %v; want the copy and the tail on member 1 only", a, ra)
