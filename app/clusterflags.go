@@ -8,11 +8,11 @@ import (
 
 // clusterFlags are the flags that name the source and the destination cluster, which
 // validate and migrate share: connection strings or mongos host lists, CAs, the
-// source's read preference and the host map.
+// source's read preference (and its shards' own) and the host map.
 type clusterFlags struct {
 	source, destination     *string
 	sourceCA, destinationCA *string
-	readPreference          *string
+	readPreference          *readPreferenceFlags
 	hostMap                 *hostMapFlags
 }
 
@@ -22,7 +22,7 @@ func addClusterFlags(f *flags) *clusterFlags {
 		destination:    f.String("destination", "", "the destination cluster's mongos connection string `URI`, or its mongos host:port list"),
 		sourceCA:       f.String("source-ca", "", "PEM `FILE` of the CA that signed the source's certificates (turns TLS on)"),
 		destinationCA:  f.String("destination-ca", "", "PEM `FILE` of the CA that signed the destination's certificates (turns TLS on)"),
-		readPreference: addReadPreferenceFlag(f),
+		readPreference: addReadPreferenceFlags(f),
 		hostMap:        addHostMapFlags(f),
 	}
 }
@@ -33,7 +33,7 @@ func (c *clusterFlags) endpoints(timeout time.Duration) (src, dst topology.Endpo
 	if src, err = endpointFor("--source", *c.source, *c.sourceCA, envSourcePassword, timeout); err != nil {
 		return src, dst, err
 	}
-	if src, err = withReadPreference(src, *c.readPreference); err != nil {
+	if src, err = c.readPreference.withReadPreference(src); err != nil {
 		return src, dst, err
 	}
 	if dst, err = endpointFor("--destination", *c.destination, *c.destinationCA, envDestinationPassword, timeout); err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -524,17 +525,27 @@ func findOrCreateMigration(st *store.Store, src, dst cluster) (id string, resume
 }
 
 // resumedReadPreference is src reading as the resumed migration id did, unless
-// --source-read-preference chose again (then recorded for the next resume).
+// --source-read-preference or --shard-read-preference chose again (then recorded
+// for the next resume): each replaces what was kept of its own.
 func resumedReadPreference(st *store.Store, id string, src topology.Endpoint) (topology.Endpoint, error) {
 	m, err := st.Migration(id)
 	if err != nil {
 		return src, err
 	}
+	changed := false
 	switch {
 	case src.ReadPreference == "":
 		src.ReadPreference = m.Source.ReadPreference
 	case src.ReadPreference != m.Source.ReadPreference:
-		m.Source.ReadPreference = src.ReadPreference
+		m.Source.ReadPreference, changed = src.ReadPreference, true
+	}
+	switch {
+	case len(src.ShardReadPreferences) == 0:
+		src.ShardReadPreferences = m.Source.ShardReadPreferences
+	case !maps.Equal(src.ShardReadPreferences, m.Source.ShardReadPreferences):
+		m.Source.ShardReadPreferences, changed = src.ShardReadPreferences, true
+	}
+	if changed {
 		return src, st.SaveMigration(m)
 	}
 	return src, nil

@@ -161,8 +161,9 @@ func WithConnector(c Connector) Option { return func(m *Migration) { m.connect =
 // Snapshot is cheap and never does I/O.
 type Migration struct {
 	cfg Config
-	// sourceReads names the source's read preference, for the snapshots.
-	sourceReads string
+	// sourceReads are the source's read preference and its shards' own, for the
+	// snapshots (zero when invalid: starting the migration says why).
+	sourceReads topology.ShardReads
 	cp          Checkpoints
 	connect     Connector
 	clock       Clock

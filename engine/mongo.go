@@ -41,7 +41,7 @@ type mongoClusters struct {
 	keys shardKeys // shard key fields of the sharded collections, as the source has them now
 
 	// reads chooses the members of each source shard the copy and the tail read.
-	reads topology.ReadPreference
+	reads topology.ShardReads
 
 	mu struct {
 		sync.Mutex
@@ -103,7 +103,7 @@ func (k *shardKeys) of(ns oplog.Namespace) []string {
 
 // NewMongoClusters connects to both mongos; it is the default Connector.
 func NewMongoClusters(ctx context.Context, cfg Config, relaxed RelaxSink) (Clusters, error) {
-	reads, err := cfg.Source.Reads()
+	reads, err := cfg.Source.ReadsByShard()
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", cfg.Source, err)
 	}
@@ -173,6 +173,9 @@ func (c *mongoClusters) Discover(ctx context.Context) (Inventory, error) {
 	g.Go(func() (err error) { dst, err = topology.Discover(gctx, c.cfg.Destination); return err })
 	if err := g.Wait(); err != nil {
 		return Inventory{}, err
+	}
+	if err := c.reads.Known(src.ShardNames()); err != nil {
+		return Inventory{}, fmt.Errorf("source %s: %w", c.cfg.Source, err)
 	}
 	plan, err := prepare.NewPlan(src, dst)
 	if err != nil {
@@ -511,7 +514,7 @@ func (c *mongoClusters) NewCopier(ctx context.Context, shard string, t0 primitiv
 		return nil, err
 	}
 	return initialsync.New(initialsync.Config{
-		Shard: sp, Source: initialsync.MongoSourceReading(client, t0, c.reads), Destination: existingIndexesSkipped{initialsync.MongoDestination(c.dst), c.dst},
+		Shard: sp, Source: initialsync.MongoSourceReading(client, t0, c.reads.Of(shard)), Destination: existingIndexesSkipped{initialsync.MongoDestination(c.dst), c.dst},
 		Saved: saved, Checkpoints: sink, Indexes: c.relaxed, IndexBuilds: c.builds, Logger: c.log,
 		Partitions: c.cfg.Partitions, PartitionBytes: c.cfg.PartitionBytes, PartitionDocs: c.cfg.PartitionDocs,
 	})
@@ -581,7 +584,7 @@ func (c *mongoClusters) NewReplayer(shard string, from ReplayStart, ddlApplied [
 	if from.FromMigrate != nil {
 		fromMigrate = func(ns oplog.Namespace, doc bson.Raw) { from.FromMigrate(ns.String(), doc) }
 	}
-	var src replay.Source = c.oplogOf(client)
+	var src replay.Source = c.oplogOf(shard, client)
 	if from.Buffered != nil {
 		src = from.Buffered
 	}
@@ -599,13 +602,14 @@ func (c *mongoClusters) OplogSource(shard string) (replay.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.oplogOf(client), nil
+	return c.oplogOf(shard, client), nil
 }
 
-// oplogOf is the oplog of the shard client reaches, read where the read
+// oplogOf is the oplog of the shard client reaches, read where the shard's read
 // preference says.
-func (c *mongoClusters) oplogOf(client *mongo.Client) *replay.MongoSource {
-	return replay.NewMongoSource(client, replay.MongoSourceOptions{Reads: &c.reads, Member: c.member})
+func (c *mongoClusters) oplogOf(shard string, client *mongo.Client) *replay.MongoSource {
+	reads := c.reads.Of(shard)
+	return replay.NewMongoSource(client, replay.MongoSourceOptions{Reads: &reads, Member: c.member})
 }
 
 // member is a direct connection to the source shard member at addr (as its

@@ -21,7 +21,6 @@ func (m *Migration) Snapshot() Snapshot {
 		Reason:         m.mu.reason,
 		StartedAt:      m.mu.startedAt,
 		DestinationURI: withoutPassword(m.cfg.Destination),
-		SourceReads:    m.sourceReads,
 		TimerDeadline:  m.mu.deadline,
 		History:        slices.Clone(m.mu.history),
 		SourceUsers:    slices.Clone(m.mu.users),
@@ -43,8 +42,14 @@ func (m *Migration) Snapshot() Snapshot {
 	o.TotalsEstimated = len(m.mu.shards) == 0
 	o.LagKnown = len(m.mu.shards) > 0
 	gapKnown := true
+	if m.sourceReads.Default.Mode != "" {
+		s.SourceReads = m.sourceReads.String()
+	}
 	for _, sh := range m.mu.shards {
 		row := sh.progressLocked()
+		if m.sourceReads.Default.Mode != "" {
+			row.Reads = m.sourceReads.Of(row.Name).String()
+		}
 		s.Shards = append(s.Shards, row)
 		o.DocsCopied += row.DocsCopied
 		o.DocsTotal += row.DocsTotal
@@ -166,12 +171,12 @@ func withoutPassword(e topology.Endpoint) string {
 	return strings.Replace(topology.MaskURI(e.URI), ":****@", "@", 1)
 }
 
-// sourceReads names the source's read preference ("" when it is invalid: starting
-// the migration says why).
-func sourceReads(e topology.Endpoint) string {
-	rp, err := e.Reads()
+// sourceReads are the source's read preference and its shards' own (zero when they
+// are invalid: starting the migration says why).
+func sourceReads(e topology.Endpoint) topology.ShardReads {
+	r, err := e.ReadsByShard()
 	if err != nil {
-		return ""
+		return topology.ShardReads{}
 	}
-	return rp.String()
+	return r
 }

@@ -21,7 +21,8 @@ type Snapshot struct {
 	// cutover, without a password.
 	DestinationURI string
 	// SourceReads is the read preference the copy and the tails read the source's
-	// shards with ("secondary (tags member:1)"); "" when it is invalid.
+	// shards with ("secondary (tags member:1)"), then each shard read otherwise
+	// ("nearest; shard s1: primary"); "" when it is invalid.
 	SourceReads string
 
 	Overall Progress
@@ -134,6 +135,9 @@ type ShardProgress struct {
 	// Moved names the chunk or collection move during the migration that made the
 	// shard copy again, until it is in sync again.
 	Moved string
+	// Reads is the read preference the shard's copy and tail read it with (the
+	// source's, or the shard's own: "secondary (tags dc:west)"); "" when invalid.
+	Reads string
 	// Gap is this shard's optime gap: its source's newest entry minus its last
 	// applied one. A failed shard's keeps growing with the source's clock (with the
 	// wall clock while its source does not answer); a shard still copying counts

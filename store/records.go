@@ -40,6 +40,9 @@ type ConnSettings struct {
 	// form), so that a resumed migration reads the members it read; "" leaves the
 	// URI's readPreference, else the default.
 	ReadPreference string `bson:"readPreference,omitempty"`
+	// ShardReadPreferences are the source shards read otherwise, shard name -> mode
+	// and tag sets (topology.ShardReadPreferenceFormat), kept for the same reason.
+	ShardReadPreferences map[string]string `bson:"shardReadPreferences,omitempty"`
 }
 
 // RedactURI is a mongodb:// or mongodb+srv:// connection string without its secrets:

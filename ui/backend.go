@@ -108,6 +108,10 @@ type Connection struct {
 	// tail read (one of topology.ReadPreferenceModes; "" leaves the connection
 	// string's, else the default). The destination's form has none.
 	ReadPreference string
+	// ShardReadPreferences are the source's shards read otherwise, shard name ->
+	// mode (or mode and tag sets, topology.ShardReadPreferenceFormat); nil: every
+	// shard as ReadPreference says. The destination's form has none.
+	ShardReadPreferences map[string]string
 }
 
 // Passwords are typed again when the keyring could not give them back.
@@ -249,6 +253,9 @@ const (
 	FieldHostMap
 	// FieldReadPreference is the source's read preference.
 	FieldReadPreference
+	// FieldShardReadPreferences are the source's shards read otherwise (the Read
+	// each shard from table).
+	FieldShardReadPreferences
 )
 
 // FieldError ties an error to the form field to fix, so that the form can show it
@@ -268,15 +275,16 @@ func (e *FieldError) Error() string {
 func (e *FieldError) Unwrap() error { return e.Err }
 
 var fieldNames = map[Field]string{
-	FieldHosts:               "mongos hosts",
-	FieldUsername:            "username",
-	FieldPassword:            "password",
-	FieldTLS:                 "TLS",
-	FieldCA:                  "CA certificate",
-	FieldMechanism:           "authentication mechanism",
-	FieldMechanismProperties: "mechanism properties",
-	FieldClientCert:          "client certificate",
-	FieldKeyPassword:         "key password",
-	FieldHostMap:             "shard addresses",
-	FieldReadPreference:      "read preference",
+	FieldHosts:                "mongos hosts",
+	FieldUsername:             "username",
+	FieldPassword:             "password",
+	FieldTLS:                  "TLS",
+	FieldCA:                   "CA certificate",
+	FieldMechanism:            "authentication mechanism",
+	FieldMechanismProperties:  "mechanism properties",
+	FieldClientCert:           "client certificate",
+	FieldKeyPassword:          "key password",
+	FieldHostMap:              "shard addresses",
+	FieldReadPreference:       "read preference",
+	FieldShardReadPreferences: "shard read preferences",
 }

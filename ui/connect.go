@@ -81,7 +81,7 @@ func newConnectScreen(a *App) *connectScreen {
 
 	forms := container.NewGridWithColumns(2, a.forms.src.view(), a.forms.dst.view())
 	s.validateRow = container.NewHBox(s.validate, s.stopValidate, s.activity, s.status)
-	body := container.NewVBox(forms, a.forms.hosts.view(), widget.NewSeparator(), s.validateRow, s.summary, s.results, s.hints)
+	body := container.NewVBox(forms, a.forms.hosts.view(), a.forms.reads.view(), widget.NewSeparator(), s.validateRow, s.summary, s.results, s.hints)
 	top := container.NewVBox(heading("Connect the clusters"), s.where, s.banner)
 	footer := container.NewVBox(widget.NewSeparator(), container.NewHBox(s.back, layout.NewSpacer(), s.startHint, s.start))
 	s.scroll = container.NewVScroll(container.NewPadded(body))
@@ -282,6 +282,13 @@ func (s *connectScreen) showFieldError(prefix string, err error) {
 		s.showBanner(levelError, errorText(prefix, err), func() bool { return !problem.Visible() })
 		return
 	}
+	if fe.Field == FieldShardReadPreferences {
+		s.f.reads.setProblem(fe.Err.Error())
+		s.f.reads.focus()
+		problem := s.f.reads.problem
+		s.showBanner(levelError, errorText(prefix, err), func() bool { return !problem.Visible() })
+		return
+	}
 	f := s.f.side(fe.Side)
 	note := f.notes[fe.Field]
 	f.setNote(fe.Field, levelError, fe.Err.Error())
@@ -292,6 +299,7 @@ func (s *connectScreen) showFieldError(prefix string, err error) {
 
 func (s *connectScreen) showResults(v Validation) {
 	s.f.hosts.show(v.ShardHosts)
+	s.f.reads.show(v.ShardHosts)
 	s.results.RemoveAll()
 	var passed, warned, failed, notRun int
 	for _, c := range v.Checks {

@@ -32,6 +32,8 @@ type connectForms struct {
 	src, dst *connForm
 	// hosts is the host map both forms' connections carry (the CLI's --host-map).
 	hosts *hostMap
+	// reads are the source's shards read otherwise (the CLI's --shard-read-preference).
+	reads *shardReads
 	// gen counts edits; val is the last validation, of the forms as they were at valGen.
 	gen, valGen int
 	val         *Validation
@@ -42,7 +44,9 @@ type connectForms struct {
 func newConnectForms(a *App) *connectForms {
 	f := &connectForms{a: a}
 	f.hosts = newHostMap(a, f.edited)
+	f.reads = newShardReads(a, f.edited)
 	f.src = newConnForm(a, Source, f.hosts, f.edited, f.submitted)
+	f.src.shardReads = f.reads
 	f.dst = newConnForm(a, Destination, f.hosts, f.edited, f.submitted)
 	return f
 }
@@ -83,6 +87,7 @@ func (f *connectForms) reset() {
 	f.src.fill(Connection{})
 	f.dst.fill(Connection{})
 	f.hosts.clear()
+	f.reads.clear()
 	f.val = nil
 }
 
@@ -124,6 +129,9 @@ type connForm struct {
 	syncing               bool
 	// hostMap is the host map both forms share (hostmap.go).
 	hostMap *hostMap
+	// shardReads are the source's shards read otherwise (shardreads.go); nil on the
+	// destination's form.
+	shardReads *shardReads
 
 	onChange, onSubmit func()
 	obj                fyne.CanvasObject
@@ -447,6 +455,9 @@ func (f *connForm) connection() Connection {
 		c.Password = ""
 	}
 	c.HostMap = f.hostMap.entries()
+	if f.shardReads != nil {
+		c.ShardReadPreferences = f.shardReads.entries()
+	}
 	return c
 }
 
@@ -476,6 +487,9 @@ func (f *connForm) fill(c Connection) {
 	f.keyPass.SetText(c.CertificateKeyPassword)
 	if len(c.HostMap) > 0 {
 		f.hostMap.add(c.HostMap)
+	}
+	if f.shardReads != nil && len(c.ShardReadPreferences) > 0 {
+		f.shardReads.add(c.ShardReadPreferences)
 	}
 	for fl := range f.notes {
 		f.setNote(fl, levelError, "")
@@ -523,6 +537,11 @@ func (f *connForm) focus(fl Field) {
 		o = f.keyPass
 	case FieldHostMap:
 		f.hostMap.focus()
+		return
+	case FieldShardReadPreferences:
+		if f.shardReads != nil {
+			f.shardReads.focus()
+		}
 		return
 	}
 	f.a.win.Canvas().Focus(o)

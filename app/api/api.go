@@ -22,7 +22,8 @@ import (
 // second):
 //
 //	GET  /status                  the migration's snapshot as JSON (sourceReadPreference
-//	                              says which members of the source's shards are read)
+//	                              says which members of the source's shards are read,
+//	                              each shard's readPreference those of that shard)
 //	POST /cutover/start           ready -> cutting over: 409 naming the shard not in sync
 //	POST /cutover/done[?override=true]  I'm done: 409 naming the shard not in sync, or
 //	                              with the gap while it is not 0
@@ -143,6 +144,9 @@ type shardJSON struct {
 	// Clearing is where a restarted shard's clear of its data on the destination
 	// is, while its phase is clearing.
 	Clearing *clearingJSON `json:"clearing,omitempty"`
+	// ReadPreference is the one the shard's copy and tail read it with: the source's
+	// (sourceReadPreference), or the shard's own (--shard-read-preference).
+	ReadPreference string `json:"readPreference,omitempty"`
 	// Ranges are the namespaces the shard copies in _id ranges, with the ranges
 	// copied and in all.
 	Ranges []rangesJSON `json:"ranges,omitempty"`
@@ -266,7 +270,7 @@ func toStatus(s engine.Snapshot) Status {
 			RangesCompared: c.RangesCompared, Rechecked: c.Rechecked, Pending: c.Pending, Persisting: c.Persisting}
 	}
 	for _, sh := range s.Shards {
-		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying, Waiting: sh.Waiting, Moved: sh.Moved,
+		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying, Waiting: sh.Waiting, Moved: sh.Moved, ReadPreference: sh.Reads,
 			GapSeconds: sh.Gap.Seconds(), AppliedUpTo: optionalTime(sh.AppliedUpTo)})
 		if sh.Phase == engine.Clearing {
 			c := sh.Clearing

@@ -26,14 +26,14 @@ func TestStatusHasTheFieldsScriptsRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st["state"] != "cutting_over" || st["optimeGapSeconds"] != 41.0 || st["timerDeadline"] != "2026-03-04T09:00:00Z" ||
-		st["sourceReadPreference"] != "secondary (tags dc:east)" {
+		st["sourceReadPreference"] != "secondary (tags dc:east); shard rs0: primary" {
 		t.Fatalf("status %s", body)
 	}
 	if _, ok := st["verification"]; !ok {
 		t.Fatalf("status lacks verification: %s", body)
 	}
 	shard := st["shards"].([]any)[0].(map[string]any)
-	for k, want := range map[string]any{"name": "rs0", "phase": "synced", "waiting": "waiting for every shard to pass the drop of shop.carts", "lagSeconds": 2.0, "docsCopied": 10.0, "docsTotal": 10.0, "bytesCopied": 1000.0, "bytesTotal": 1000.0, "totalsEstimated": false} {
+	for k, want := range map[string]any{"name": "rs0", "phase": "synced", "waiting": "waiting for every shard to pass the drop of shop.carts", "lagSeconds": 2.0, "docsCopied": 10.0, "docsTotal": 10.0, "bytesCopied": 1000.0, "bytesTotal": 1000.0, "totalsEstimated": false, "readPreference": "primary"} {
 		if shard[k] != want {
 			t.Errorf("shard %s = %v, want %v (%s)", k, shard[k], want, body)
 		}

@@ -35,7 +35,7 @@ func ConnSettings(e topology.Endpoint, caFile string) store.ConnSettings {
 	q := strings.ToLower(e.URI)
 	tls := strings.HasPrefix(q, "mongodb+srv://") || strings.Contains(q, "tls=true") || strings.Contains(q, "ssl=true") || caFile != ""
 	return store.ConnSettings{Hosts: hosts, Username: user, TLS: tls, CAFile: caFile, URI: store.RedactURI(e.URI), HostMap: e.HostMap,
-		ReadPreference: e.ReadPreference}
+		ReadPreference: e.ReadPreference, ShardReadPreferences: e.ShardReadPreferences}
 }
 
 // EndpointOf rebuilds an endpoint from what the state file kept (the
@@ -46,7 +46,8 @@ func ConnSettings(e topology.Endpoint, caFile string) store.ConnSettings {
 // string was kept have only the host list, and resume as they always did.
 func EndpointOf(s store.ConnSettings, password string, timeout time.Duration) topology.Endpoint {
 	e := topology.Endpoint{Username: s.Username, Password: password, TLS: s.TLS, CAFile: s.CAFile, Timeout: timeout,
-		AuthMechanism: s.AuthMechanism, AuthMechanismProperties: s.AuthMechanismProperties, CertificateKeyFile: s.CertificateKeyFile, ReadPreference: s.ReadPreference}
+		AuthMechanism: s.AuthMechanism, AuthMechanismProperties: s.AuthMechanismProperties, CertificateKeyFile: s.CertificateKeyFile, ReadPreference: s.ReadPreference,
+		ShardReadPreferences: s.ShardReadPreferences}
 	if len(s.HostMap) > 0 {
 		e.HostMap = topology.HostMap(s.HostMap)
 	}

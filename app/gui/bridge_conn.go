@@ -127,12 +127,34 @@ func connOf(side ui.Side, c ui.Connection, timeout time.Duration) (conn, error) 
 		if _, err := e.Reads(); err != nil {
 			return conn{}, fieldErr(ui.FieldReadPreference, "%v", err)
 		}
+		if err := shardReadsOf(c, &e, &set); err != nil {
+			return conn{}, err
+		}
 	}
 	if _, err := e.ClientOptions(); err != nil {
 		return conn{}, classified(fieldOf(err), err)
 	}
 	out.endpoint, out.settings = e, set
 	return out, nil
+}
+
+// shardReadsOf takes the source's shards read otherwise, each checked with the
+// source's staleness bound (ReadsByShard).
+func shardReadsOf(c ui.Connection, e *topology.Endpoint, set *store.ConnSettings) error {
+	if len(c.ShardReadPreferences) == 0 {
+		return nil
+	}
+	m := map[string]string{}
+	for shard, spec := range c.ShardReadPreferences {
+		if err := topology.AddShardReadPreference(m, shard+"="+spec); err != nil {
+			return &ui.FieldError{Side: ui.Source, Field: ui.FieldShardReadPreferences, Err: err}
+		}
+	}
+	e.ShardReadPreferences, set.ShardReadPreferences = m, m
+	if _, err := e.ReadsByShard(); err != nil {
+		return &ui.FieldError{Side: ui.Source, Field: ui.FieldShardReadPreferences, Err: err}
+	}
+	return nil
 }
 
 // authOf takes the form's authentication mechanism and its properties, the client

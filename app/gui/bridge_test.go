@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -752,6 +753,37 @@ func TestSourceReadPreferenceIsKeptForTheResume(t *testing.T) {
 	_, err = connOf(ui.Source, ui.Connection{Hosts: "mongodb://h1:27017/?readPreference=secondary&maxStalenessSeconds=30"}, time.Second)
 	if !errors.As(err, &fe) || fe.Field != ui.FieldReadPreference || !strings.Contains(err.Error(), "at least 90") {
 		t.Fatalf("a staleness bound under 90 s: %v", err)
+	}
+}
+
+// The Read each shard from table's choices reach the endpoint and the state file
+// (a resumed migration reads each shard the same way); one the bridge cannot take
+// is a FieldError on the table.
+func TestShardReadPreferencesAreKeptForTheResume(t *testing.T) {
+	c, err := connOf(ui.Source, ui.Connection{Hosts: "mongodb://h1:27017/?readPreference=nearest&maxStalenessSeconds=120",
+		ShardReadPreferences: map[string]string{"s0": "SECONDARY;dc:west", "s1": "primary"}}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"s0": "secondary;dc:west", "s1": "primary"}
+	if !maps.Equal(c.endpoint.ShardReadPreferences, want) || !maps.Equal(c.settings.ShardReadPreferences, want) {
+		t.Fatalf("endpoint %v, settings %v; want %v", c.endpoint.ShardReadPreferences, c.settings.ShardReadPreferences, want)
+	}
+	reads, err := checkpoints.EndpointOf(c.settings, "", time.Second).ReadsByShard()
+	if err != nil || reads.Of("s0").String() != "secondary (tags dc:west; max staleness 2m0s)" || reads.Of("s1").String() != "primary" || reads.Of("s2").String() != "nearest (max staleness 2m0s)" {
+		t.Fatalf("resumed reads %v, %v", reads, err)
+	}
+	var fe *ui.FieldError
+	for _, tc := range []struct {
+		hosts, spec, say string
+	}{
+		{"h1:27017", "fastest", "use one of primary"},
+		{"mongodb://h1:27017/?maxStalenessSeconds=30&readPreference=primary", "secondary", "shard s0: maxStalenessSeconds=30"},
+	} {
+		_, err = connOf(ui.Source, ui.Connection{Hosts: tc.hosts, ShardReadPreferences: map[string]string{"s0": tc.spec}}, time.Second)
+		if !errors.As(err, &fe) || fe.Field != ui.FieldShardReadPreferences || !strings.Contains(err.Error(), tc.say) {
+			t.Errorf("%s with s0=%s: %v, want a shard read preferences error saying %q", tc.hosts, tc.spec, err, tc.say)
+		}
 	}
 }
 

@@ -328,6 +328,15 @@ const (
 )
 
 // ProblemsWith lists the problems of one part (a Part* name, or its prefix).
+// ShardNames are the names of the cluster's shards, in listShards order.
+func (c *Cluster) ShardNames() []string {
+	names := make([]string, len(c.Shards))
+	for i, sh := range c.Shards {
+		names[i] = sh.Name
+	}
+	return names
+}
+
 func (c *Cluster) ProblemsWith(part string) []Problem {
 	var out []Problem
 	for _, p := range c.Problems {

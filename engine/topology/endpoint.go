@@ -73,6 +73,11 @@ type Endpoint struct {
 	// of a source (one of ReadPreferenceModes); "" leaves the connection string's
 	// readPreference, else DefaultReadPreference. See Reads.
 	ReadPreference string
+	// ShardReadPreferences choose again for some source shards, by shard name: each
+	// a ShardReadPreferenceFormat spec ("secondary;dc:west") whose mode and tag sets
+	// replace the default's for that shard (maxStalenessSeconds stays the connection
+	// string's). See ReadsByShard.
+	ShardReadPreferences map[string]string
 	// Hosts maps the names the cluster gives its members to the addresses this
 	// workstation reaches them at; it applies to every connection, shards' included.
 	HostMap HostMap

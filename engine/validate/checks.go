@@ -1117,7 +1117,7 @@ func about(d time.Duration) string {
 }
 
 // readOplog is the oplog the shard's tail may read whose window is the shortest:
-// of the members the read preference reads (the tail follows one of them from T0,
+// of the members the shard's read preference reads (the tail follows one of them from T0,
 // and a secondary's oplog can be smaller than its primary's), the one holding the
 // least time, and "member host" ("" for the primary's: the shard's oplog as
 // before). The primary's when the preference is not known.
@@ -1126,10 +1126,7 @@ func (c *checker) readOplog(sh topology.Shard) (topology.Oplog, string, error) {
 	if c.in.ReadsErr != nil {
 		return primary()
 	}
-	rp := c.in.Reads
-	if rp.Mode == "" {
-		rp.Mode = topology.DefaultReadPreference
-	}
+	rp := c.readsOf(sh.Name)
 	members := readMembers(sh, rp)
 	var least *topology.Member
 	for i, m := range members {

@@ -15,10 +15,12 @@ import (
 // and the sync stays as far behind.
 const MaxReadLag = 10 * time.Second
 
-// readPreference checks, for each source shard, the members the read preference
-// reads (docs/correctness.md, "Read preference"): at least one must answer in the
-// role the mode asks for and match the tags and staleness bound (else the copy and
-// the tail of that shard cannot start), and each should be close behind the primary.
+// readPreference checks, for each source shard, the members its read preference
+// reads (the source's, or the shard's own; docs/correctness.md, "Read
+// preference"): every shard given its own must exist, at least one member must
+// answer in the role the mode asks for and match the tags and staleness bound
+// (else the copy and the tail of that shard cannot start), and each should be close
+// behind the primary.
 func (c *checker) readPreference() {
 	const id, title = IDSourceReadPreference, "Source shard members the read preference reads are reachable and close behind"
 	if c.blocked(id, title, IDSourceSharded) {
@@ -26,12 +28,8 @@ func (c *checker) readPreference() {
 	}
 	if c.in.ReadsErr != nil {
 		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: c.in.ReadsErr.Error(),
-			Fix: "Choose one of " + strings.Join(topology.ReadPreferenceModes, ", ") + ", and give maxStalenessSeconds of 90 or more in the source's connection string, or none."})
+			Fix: "Choose one of " + strings.Join(topology.ReadPreferenceModes, ", ") + " (for the source, and for each shard read otherwise), tags as NAME:VALUE pairs, and give maxStalenessSeconds of 90 or more in the source's connection string, or none."})
 		return
-	}
-	rp := c.in.Reads
-	if rp.Mode == "" {
-		rp.Mode = topology.DefaultReadPreference
 	}
 	src := c.in.Source
 	if len(src.Shards) == 0 {
@@ -39,10 +37,17 @@ func (c *checker) readPreference() {
 			Fix: "Fix \"Source sharding metadata readable\" first."})
 		return
 	}
+	reads := topology.ShardReads{Default: c.readsOf(""), Shards: c.in.ShardReads}
+	if err := reads.Known(src.ShardNames()); err != nil {
+		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: err.Error(),
+			Fix: "Correct the shard's name in --shard-read-preference (or the API request's shardReadPreferences), or remove it: the form lists the source's shards."})
+		return
+	}
 	var none, behind []string
 	worst := time.Duration(0)
 	read := 0
 	for _, sh := range src.Shards {
+		rp := c.readsOf(sh.Name)
 		members := readMembers(sh, rp)
 		if len(members) == 0 {
 			none = append(none, fmt.Sprintf("shard %s has no member %s reads (%s)", sh.Name, rp, describeMembers(sh)))
@@ -63,14 +68,27 @@ func (c *checker) readPreference() {
 	switch {
 	case len(none) > 0:
 		c.add(Finding{ID: id, Status: Failed, Title: title, Detail: list(none),
-			Fix: "Choose the read preference primary or nearest (Read shards from, or --source-read-preference), fix the shard's secondaries (rs.status()), or change readPreferenceTags to tags its members have."})
+			Fix: "Choose the read preference primary or nearest for that shard (Read shards from, or --source-read-preference; one shard alone: its row in the form, or --shard-read-preference SHARD=MODE), fix the shard's secondaries (rs.status()), or change readPreferenceTags to tags its members have."})
 	case len(behind) > 0:
 		c.add(Finding{ID: id, Status: Warning, Title: title, Detail: list(behind),
-			Fix: fmt.Sprintf("Reading a member far behind is safe (every read is majority-committed) but slow: the copy waits for it to reach the start point and the sync stays as far behind. Fix its replication, or choose primary or nearest, or give maxStalenessSeconds (90 or more) in the source's connection string to leave out members further behind than that; validation warns above %s.", MaxReadLag)})
+			Fix: fmt.Sprintf("Reading a member far behind is safe (every read is majority-committed) but slow: the copy waits for it to reach the start point and the sync stays as far behind. Fix its replication, or choose primary or nearest for that shard (one shard alone: its row in the form, or --shard-read-preference SHARD=MODE), or give maxStalenessSeconds (90 or more) in the source's connection string to leave out members further behind than that; validation warns above %s.", MaxReadLag)})
 	default:
 		c.add(Finding{ID: id, Status: Passed, Title: title, Detail: fmt.Sprintf("%s: %s answered in %s, at most %s behind their primary",
-			rp, plural(read, "member", "members"), plural(len(src.Shards), "shard", "shards"), worst.Round(time.Second))})
+			reads, plural(read, "member", "members"), plural(len(src.Shards), "shard", "shards"), worst.Round(time.Second))})
 	}
+}
+
+// readsOf is the read preference of the named source shard: its own, else the
+// source's, the default mode when none is given.
+func (c *checker) readsOf(shard string) topology.ReadPreference {
+	if rp, ok := c.in.ShardReads[shard]; ok {
+		return rp
+	}
+	rp := c.in.Reads
+	if rp.Mode == "" {
+		rp.Mode = topology.DefaultReadPreference
+	}
+	return rp
 }
 
 // readMembers are the members of sh that rp reads, as the driver's server selection

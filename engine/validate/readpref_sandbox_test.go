@@ -57,6 +57,71 @@ func TestReadPreferenceCheckOnReplicaSetShards(t *testing.T) {
 	}
 }
 
+// Each shard judged with its own read preference on 3-member shards: the shard
+// whose own preference reads its member 1, held past validate.MaxReadLag, is the one
+// the warning names (the other shard, read from its primary, is not); a shard whose
+// own preference no member matches fails, named; a shard the source lacks fails.
+func TestReadPreferenceOfEachShardOnReplicaSetShards(t *testing.T) {
+	if _, _, real := realPair(); real {
+		t.Skip("holds a member's replication: sandbox only")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	src, err := sandbox.Start(ctx, "source", sandbox.Options{Shards: 2, Members: 3, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	_, dst := goodPair(t)
+	router, err := mongo.Connect(ctx, options.Client().ApplyURI(src.URI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer router.Disconnect(context.Background())
+	for _, sh := range src.Shards() {
+		if err := src.SetReplicationLag(sh.Name, 1, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Writes until a shard's member 1, held, is past MaxReadLag behind its primary.
+	var lagging, behind, other string
+	for i := 0; behind == ""; i++ {
+		if _, err := router.Database("rp").Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: i}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, sh := range src.Shards() {
+			ms, err := src.ShardMembers(sh.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ms[0].Applied.Wall.Sub(ms[1].Applied.Wall) > validate.MaxReadLag+time.Second {
+				lagging, behind = sh.Name, ms[1].Addr
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, sh := range src.Shards() {
+		if sh.Name != lagging {
+			other = sh.Name
+		}
+	}
+	endpoint := func(shards map[string]string) topology.Endpoint {
+		return topology.Endpoint{URI: src.URI() + "?readPreference=primary", Timeout: testTimeout, ShardReadPreferences: shards}
+	}
+	r := run(t, endpoint(map[string]string{lagging: "secondary;member:1"}), dst)
+	expect(t, r, validate.IDSourceReadPreference, validate.Warning, "shard "+lagging+" member "+behind+" is", "behind its primary",
+		"|", "--shard-read-preference")
+	if f, _ := r.Finding(validate.IDSourceReadPreference); strings.Contains(f.Detail, other) {
+		t.Errorf("the warning names shard %s, read from its primary: %s", other, f.Detail)
+	}
+	r = run(t, endpoint(map[string]string{other: "secondary;member:2"}), dst)
+	expect(t, r, validate.IDSourceReadPreference, validate.Passed, "primary; shard "+other+": secondary (tags member:2): 2 members answered in 2 shards")
+	r = run(t, endpoint(map[string]string{other: "secondary;member:9"}), dst)
+	expect(t, r, validate.IDSourceReadPreference, validate.Failed, "shard "+other+" has no member secondary (tags member:9) reads")
+	r = run(t, endpoint(map[string]string{"shard9": "secondary"}), dst)
+	expect(t, r, validate.IDSourceReadPreference, validate.Failed, "shard shard9, which the source does not have", "|", "Correct the shard's name")
+}
+
 // The oplog window check on 3-member shards whose member 1 has a much smaller oplog
 // than the others (rolled over after a burst of writes): read from member 1, each
 // shard's oplog finding names member 1 and its window; read from the primary, it

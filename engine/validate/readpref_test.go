@@ -106,3 +106,49 @@ func TestOplogWindowIsThatOfTheMembersTheReadPreferenceReads(t *testing.T) {
 	in.Reads = topology.ReadPreference{Mode: "nearest"} // the primary, b or c: b is the shortest
 	expect(t, Check(in), IDOplogWindow, Failed, "on member s0-b:27018 holds 10m0s")
 }
+
+// Each shard is judged with its own read preference where it has one: the warning
+// names the shard whose chosen members are far behind, not the one read elsewhere.
+func TestReadPreferenceJudgesEachShardWithItsOwn(t *testing.T) {
+	in := withShards(threeMembers("s0", 30*time.Second, 30*time.Second), threeMembers("s1", 40*time.Second, 40*time.Second))
+	in.Reads = topology.ReadPreference{Mode: "primary"}
+	in.ShardReads = map[string]topology.ReadPreference{"s0": {Mode: "secondary", Tags: []map[string]string{{"dc": "b"}}}}
+	f := expect(t, Check(in), IDSourceReadPreference, Warning, "shard s0 member s0-b:27018 is 30s behind its primary")
+	if !strings.Contains(f.Fix, "--shard-read-preference") {
+		t.Errorf("fix %q does not say how to choose for one shard", f.Fix)
+	}
+	if strings.Contains(f.Detail, "s1") || strings.Contains(f.Detail, "s0-c") {
+		t.Errorf("names a member not read: %s", f.Detail)
+	}
+	in.ShardReads = map[string]topology.ReadPreference{"s1": {Mode: "secondary", Tags: []map[string]string{{"dc": "x"}}}}
+	expect(t, Check(in), IDSourceReadPreference, Failed, "shard s1 has no member secondary (tags dc:x) reads")
+	in.ShardReads = map[string]topology.ReadPreference{"s0": {Mode: "primary"}, "s1": {Mode: "primary"}}
+	in.Reads = topology.ReadPreference{Mode: "secondary"}
+	expect(t, Check(in), IDSourceReadPreference, Passed, "secondary; shard s0: primary; shard s1: primary: 2 members answered in 2 shards")
+}
+
+func TestReadPreferenceForAShardTheSourceLacksFailsNamingIt(t *testing.T) {
+	in := withShards(threeMembers("s0", 0, 0), threeMembers("s1", 0, 0))
+	in.ShardReads = map[string]topology.ReadPreference{"s9": {Mode: "primary"}}
+	f := expect(t, Check(in), IDSourceReadPreference, Failed, "shard s9, which the source does not have (its shards: s0, s1)")
+	if !strings.HasPrefix(f.Fix, "Correct the shard's name") {
+		t.Errorf("fix %q", f.Fix)
+	}
+}
+
+// The oplog window of a shard read otherwise is that of the members its own
+// preference reads.
+func TestOplogWindowIsThatOfTheMembersTheShardsOwnPreferenceReads(t *testing.T) {
+	sh := threeMembers("s0", time.Second, time.Second)
+	sh.DataBytes, sh.IndexBytes, sh.DataBytesKnown = 10<<30, 1<<30, true
+	window := func(d time.Duration) topology.Oplog {
+		return topology.Oplog{First: primitive.Timestamp{T: 1000}, Last: primitive.Timestamp{T: 1000 + uint32(d.Seconds())}, UsedBytes: 1 << 30, MaxBytes: 1 << 30}
+	}
+	sh.Oplog = window(time.Hour)
+	sh.Members[0].Oplog, sh.Members[1].Oplog, sh.Members[2].Oplog = sh.Oplog, window(10*time.Minute), window(2*time.Hour)
+	in := withShards(sh)
+	in.ReadRates = map[string]ReadRate{"s0": measured("shop.orders", 20<<20)}
+	in.Reads = topology.ReadPreference{Mode: "primary"}
+	in.ShardReads = map[string]topology.ReadPreference{"s0": {Mode: "secondary", Tags: []map[string]string{{"dc": "b"}}}}
+	expect(t, Check(in), IDOplogWindow, Failed, "s0's oplog on member s0-b:27018 holds 10m0s of writes")
+}

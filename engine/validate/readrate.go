@@ -47,8 +47,9 @@ func (r ReadRate) BytesPerSecond() float64 {
 
 // measureReadRates reads every source shard that holds data for a moment, all at
 // once as the copy does, and returns each one's rate by shard name. A shard holding
-// no collection is not read. Each is read on the members the copy will read (reads).
-func measureReadRates(ctx context.Context, e topology.Endpoint, src *topology.Cluster, reads topology.ReadPreference) map[string]ReadRate {
+// no collection is not read. Each is read on the members the copy will read (its
+// preference in reads).
+func measureReadRates(ctx context.Context, e topology.Endpoint, src *topology.Cluster, reads topology.ShardReads) map[string]ReadRate {
 	shares, _ := shardShares(src)
 	out := make(map[string]ReadRate, len(src.Shards))
 	results := make([]ReadRate, len(src.Shards))
@@ -59,7 +60,7 @@ func measureReadRates(ctx context.Context, e topology.Endpoint, src *topology.Cl
 			continue
 		}
 		g.Go(func() error {
-			results[i] = measureReadRate(ctx, e.ForHosts(sh.Hosts, sh.SetName), largest.ns, reads)
+			results[i] = measureReadRate(ctx, e.ForHosts(sh.Hosts, sh.SetName), largest.ns, reads.Of(sh.Name))
 			return nil
 		})
 	}

@@ -132,7 +132,8 @@ func RunFor(ctx context.Context, source, destination topology.Endpoint, opts Opt
 		in = Input{MigrationID: opts.MigrationID, OplogBuffer: opts.OplogBuffer}
 		g  errgroup.Group
 	)
-	in.Reads, in.ReadsErr = source.Reads()
+	reads, err := source.ReadsByShard()
+	in.Reads, in.ShardReads, in.ReadsErr = reads.Default, reads.Shards, err
 	g.Go(func() error {
 		in.Source, in.SourceErr = topology.Discover(ctx, source)
 		return nil
@@ -143,9 +144,8 @@ func RunFor(ctx context.Context, source, destination topology.Endpoint, opts Opt
 	})
 	_ = g.Wait()
 	if in.Source != nil && in.Source.Kind == topology.KindMongos {
-		reads := in.Reads
 		if in.ReadsErr != nil {
-			reads = topology.ReadPreference{Mode: "primary"}
+			reads = topology.ShardReads{Default: topology.ReadPreference{Mode: "primary"}}
 		}
 		in.ReadRates = measureReadRates(ctx, source, in.Source, reads)
 	}
@@ -164,8 +164,10 @@ type Input struct {
 	OplogBuffer int64
 	// ReadRates are the source shards' measured read rates, by shard name.
 	ReadRates map[string]ReadRate
-	// Reads is the source's read preference (Endpoint.Reads), or ReadsErr why it
-	// is invalid.
-	Reads    topology.ReadPreference
-	ReadsErr error
+	// Reads is the source's read preference (Endpoint.Reads) and ShardReads each
+	// shard's own where it has one (Endpoint.ReadsByShard), or ReadsErr why they
+	// are invalid.
+	Reads      topology.ReadPreference
+	ShardReads map[string]topology.ReadPreference
+	ReadsErr   error
 }

@@ -59,11 +59,11 @@ func (f *Control) Verify(context.Context) (*engine.Verification, error) {
 
 func NewControl() *Control {
 	return &Control{Snap: engine.Snapshot{
-		ID: "m1", State: engine.CuttingOver, OptimeGap: 41 * time.Second, OptimeGapKnown: true, SourceReads: "secondary (tags dc:east)",
+		ID: "m1", State: engine.CuttingOver, OptimeGap: 41 * time.Second, OptimeGapKnown: true, SourceReads: "secondary (tags dc:east); shard rs0: primary",
 		TimerDeadline: time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC),
 		Shards: []engine.ShardProgress{{Name: "rs0", Phase: engine.Synced, Progress: engine.Progress{
 			DocsCopied: 10, DocsTotal: 10, BytesCopied: 1000, BytesTotal: 1000, Lag: 2 * time.Second, LagKnown: true},
-			Waiting: "waiting for every shard to pass the drop of shop.carts"}},
+			Waiting: "waiting for every shard to pass the drop of shop.carts", Reads: "primary"}},
 	}}
 }
 
