@@ -522,5 +522,11 @@ func ready() engine.Snapshot {
 		sh.Lag, sh.LagKnown = time.Second, true
 		sh.DocsCopied, sh.BytesCopied, sh.TotalsEstimated = sh.DocsTotal, sh.BytesTotal, false
 	}
+	// What a real migration shows once ready: each shard's oplog buffer (on by
+	// default) and the continuous verification's progress.
+	for i := range s.Shards {
+		s.Shards[i].Buffer = &engine.OplogBuffer{Bytes: 393 << 10, Limit: 10 << 30, Entries: 19, FetchedUpTo: t0}
+	}
+	s.Continuous = &engine.ContinuousProgress{NamespacesCompared: 4, Namespaces: 5, RangesCompared: 8, Ranges: 10, Rechecked: 168}
 	return s
 }

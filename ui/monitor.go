@@ -105,6 +105,7 @@ func newMonitorScreen(a *App, at *attachment) *monitorScreen {
 	s.counts = widget.NewLabel("")
 	s.rates = widget.NewLabel("")
 	s.verified = widget.NewLabel("")
+	s.verified.Wrapping = fyne.TextWrapWord // its line is wider than a 1024-pixel window
 	s.verified.Hide()
 	s.remaining = widget.NewLabelWithStyle("", fyne.TextAlignTrailing, fyne.TextStyle{Bold: true})
 	s.cancel = widget.NewButtonWithIcon("Cancel migration", theme.CancelIcon(), s.confirmCancel)
