@@ -97,7 +97,7 @@ func (g *txnGroup) finish() {
 	}
 }
 
-func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
+func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp, appliers int) *run {
 	r := &run{
 		s: s, cfg: &s.cfg, from: from.TS, fromTerm: from.Term, check: from.TS != (primitive.Timestamp{}), tolerateUntil: tolerateUntil,
 		txnStart: s.beforeTxns && from == s.start, checkT0: from.TS.Before(s.cfg.T0),
@@ -111,7 +111,7 @@ func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
 		r.tr.AppliedBefore(from.TS)
 	}
 	r.tl = &tailer{src: s.cfg.Source, shard: s.cfg.Shard, pollEvery: s.cfg.CommitPollEvery, out: r.batches, notes: s, stopping: s.stopping}
-	for range s.cfg.Appliers {
+	for range appliers {
 		r.queues = append(r.queues, newQueue())
 	}
 	s.wm.Store(r.wm)
