@@ -40,19 +40,21 @@ func (r *runner) replayAtLatencies(ctx context.Context) error {
 	}
 	var atZero [3]float64
 	for _, latency := range replayLatencies {
-		var rates, commands [3]float64
-		var writes atomic.Int64
-		err := withAckServer(ctx, latency, &writes, func(dst *mongo.Client) error {
+		var rates, commands, inFlight [3]float64
+		var w writeCounts
+		err := withAckServer(ctx, latency, &w, func(dst *mongo.Client) error {
 			for i, a := range appliers {
 				r.logf("12. the replay of %d entries, %v from a destination that only acknowledges: %s", b.entries, latency, a.name)
-				before := writes.Load()
+				before, busy := w.commands.Load(), w.busy.Load()
 				took, err := replayStreams(ctx, dst, b, a.a)
 				if err != nil {
 					return err
 				}
 				rates[i] = float64(b.entries) / took.Seconds()
-				commands[i] = float64(writes.Load() - before)
-				r.logf("   %s in %v, %.0f write commands", rate(rates[i], "entries/s"), took.Round(time.Millisecond), commands[i])
+				commands[i] = float64(w.commands.Load() - before)
+				// Little's law: the write commands' total time over the elapsed time.
+				inFlight[i] = float64(w.busy.Load()-busy) / float64(took)
+				r.logf("   %s in %v, %.0f write commands, %.1f in flight on average", rate(rates[i], "entries/s"), took.Round(time.Millisecond), commands[i], inFlight[i])
 			}
 			return nil
 		})
@@ -64,7 +66,7 @@ func (r *runner) replayAtLatencies(ctx context.Context) error {
 		}
 		perK := func(n float64) float64 { return n * 1000 / float64(b.entries) }
 		cell := func(i int) string {
-			return fmt.Sprintf("%s: %s, %.0f write commands per 1,000 entries (%.2f of its 0 ms)", appliers[i].name, rate(rates[i], "entries/s"), perK(commands[i]), Ratio(rates[i], atZero[i]))
+			return fmt.Sprintf("%s: %s, %.0f write commands per 1,000 entries, %.1f in flight (%.2f of its 0 ms)", appliers[i].name, rate(rates[i], "entries/s"), perK(commands[i]), inFlight[i], Ratio(rates[i], atZero[i]))
 		}
 		ratio := Ratio(rates[0], atZero[0])
 		row := Row{
@@ -81,20 +83,36 @@ func (r *runner) replayAtLatencies(ctx context.Context) error {
 	return nil
 }
 
+// writeCounts are the write commands sent (each a round trip) and the sum of
+// their durations.
+type writeCounts struct {
+	commands, busy atomic.Int64
+}
+
+func isWrite(command string) bool {
+	return command == "insert" || command == "update" || command == "delete"
+}
+
 // withAckServer starts an ackServer latency away, connects to it counting the
-// write commands sent (each a round trip) in writes, runs f and stops the server.
-func withAckServer(ctx context.Context, latency time.Duration, writes *atomic.Int64, f func(dst *mongo.Client) error) error {
+// write commands sent in writes, runs f and stops the server.
+func withAckServer(ctx context.Context, latency time.Duration, writes *writeCounts, f func(dst *mongo.Client) error) error {
 	srv, err := ackServer(latency)
 	if err != nil {
 		return fmt.Errorf("start a destination that only acknowledges: %w", err)
 	}
 	defer srv.Close()
-	count := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
-		switch e.CommandName {
-		case "insert", "update", "delete":
-			writes.Add(1)
-		}
-	}}
+	count := &event.CommandMonitor{
+		Started: func(_ context.Context, e *event.CommandStartedEvent) {
+			if isWrite(e.CommandName) {
+				writes.commands.Add(1)
+			}
+		},
+		Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
+			if isWrite(e.CommandName) {
+				writes.busy.Add(int64(e.Duration))
+			}
+		},
+	}
 	client, err := connectMajorityMonitored(ctx, topology.Endpoint{URI: "mongodb://" + srv.Addr() + "/?directConnection=true", Timeout: time.Minute}, count)
 	if err != nil {
 		return fmt.Errorf("connect to the destination that only acknowledges: %w", err)
