@@ -244,9 +244,8 @@ func TestTinyRunMeasuresEveryFigure(t *testing.T) {
 }
 
 // Figure 12 replays a backlog into a destination that only acknowledges, 0 to 80
-// ms away, with three appliers: a row per latency, the rounds sending fewer write
-// commands than one bulk per batch (a backlog of few live documents repeats them in
-// nearly every batch), and the 40 ms row judged against the target.
+// ms away, with the sized appliers and with 4: a row per latency, each with both
+// appliers' write commands, and the 40 ms row judged against the target.
 func TestFigure12ComparesTheAppliersAtEachLatency(t *testing.T) {
 	var log bytes.Buffer
 	tab, err := Run(context.Background(), Options{Backlog: 300, Shards: 3, Only: []int{12}, Log: &log})
@@ -264,15 +263,8 @@ func TestFigure12ComparesTheAppliersAtEachLatency(t *testing.T) {
 		return n
 	}
 	for _, r := range tab.Rows {
-		before := strings.Split(r.Ceiling, "; ")
-		if len(before) != 2 {
-			t.Fatalf("row %q: ceiling %q, want the two earlier appliers", r.Figure, r.Ceiling)
-		}
-		sized, rounds, serial := commands(r.Shardlift), commands(before[0]), commands(before[1])
-		// Sized far from the destination, 100 entries a shard spread over 20 to 32
-		// appliers cut batches of a few writes: only the rounds' own saving is checked.
-		if !strings.HasPrefix(r.Figure, "12. ") || sized <= 0 || rounds >= serial {
-			t.Errorf("row %q: %v write commands per 1,000 entries in sized rounds, %v in rounds, %v in one bulk per batch", r.Figure, sized, rounds, serial)
+		if !strings.HasPrefix(r.Figure, "12. ") || commands(r.Shardlift) <= 0 || commands(r.Ceiling) <= 0 {
+			t.Errorf("row %q: %q against %q", r.Figure, r.Shardlift, r.Ceiling)
 		}
 		if judged := r.Target != ""; judged != strings.Contains(r.Figure, benchLatency.String()+" from") {
 			t.Errorf("row %q: target %q, want one at %v only", r.Figure, r.Target, benchLatency)

@@ -20,12 +20,11 @@ import (
 // destination.
 const defaultAppliers = replay.DefaultAppliers
 
-// applier is how the benchmark's replay applies a batch: as a migration does
-// (rounds, appliers sized to the destination's round trip), or as it did before,
-// for figure 12's comparison.
+// applier is how many appliers per shard the benchmark's replay runs: as a
+// migration does (zero: sized to the destination's round trip), or a fixed
+// number, for figure 12's comparison.
 type applier struct {
-	serial   bool // one bulk write per batch (replay.Config.SerialBulks)
-	appliers int  // per shard; zero: sized to the round trip
+	appliers int
 }
 
 // sizedRounds is the applier of a migration.
@@ -67,7 +66,7 @@ func replayStreams(ctx context.Context, dst *mongo.Client, b *backlog, a applier
 	for i, name := range names {
 		s, err := replay.New(replay.Config{
 			Shard: name, Source: replay.NewReaderSource(bytes.NewReader(b.streams[i])),
-			Destination: replay.NewMongoDestination(dst), DDL: ddl, Translator: keyIsID, SerialBulks: a.serial, Appliers: a.appliers,
+			Destination: replay.NewMongoDestination(dst), DDL: ddl, Translator: keyIsID, Appliers: a.appliers,
 		})
 		if err != nil {
 			return 0, err

@@ -219,9 +219,6 @@ const inFlightGrace = 15 * time.Second
 func (r *run) writeInFlight(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) (int, error) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inFlightGrace)
 	defer cancel()
-	if r.cfg.SerialBulks {
-		return r.cfg.Destination.Write(wctx, ns, writes)
-	}
 	return writeRounds(wctx, r.cfg.Destination, ns, writes)
 }
 

@@ -99,11 +99,6 @@ type Config struct {
 	BatchWrites  int
 	BatchBytes   int64
 	BatchUpdates int
-	// SerialBulks writes each batch as one bulk write per namespace, ordered when a
-	// document repeats (the driver then sends a command per run of one kind, a round
-	// trip each), as the applier did before it wrote in rounds (see writeRounds):
-	// only for the benchmark's before-and-after.
-	SerialBulks bool
 	// Linger is how long an applier waits for more writes before it writes a batch
 	// that is not full; zero means 5 ms.
 	Linger time.Duration
