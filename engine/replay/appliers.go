@@ -37,22 +37,29 @@ func appliersFor(rtt time.Duration) int {
 	return min(DefaultAppliers+int(rtt/applierRoundTrip), MaxAppliers)
 }
 
-// appliers is the number of appliers of the next run: Config.Appliers when set,
-// or else sized to the destination's round trip as measured now.
-func (s *Shard) appliers(ctx context.Context) int {
+// sizing is the appliers of a run and the round trip they were sized to (zero
+// when they were not: Config.Appliers, or a destination that could not be timed).
+type sizing struct {
+	appliers  int
+	roundTrip time.Duration
+}
+
+// appliers sizes the next run: Config.Appliers when set, or else to the
+// destination's round trip as measured now.
+func (s *Shard) appliers(ctx context.Context) sizing {
 	if s.cfg.Appliers > 0 {
-		return s.cfg.Appliers
+		return sizing{appliers: s.cfg.Appliers}
 	}
 	timer, ok := s.cfg.Destination.(RoundTripTimer)
 	if !ok {
-		return DefaultAppliers
+		return sizing{appliers: DefaultAppliers}
 	}
 	var best time.Duration
 	for i := range roundTripSamples {
 		rtt, err := timer.RoundTrip(ctx)
 		if err != nil {
 			s.cfg.Logger.Warn("could not time a round trip to the destination: the replay runs with the default number of appliers", "appliers", DefaultAppliers, "err", err)
-			return DefaultAppliers
+			return sizing{appliers: DefaultAppliers}
 		}
 		if i == 0 || rtt < best {
 			best = rtt
@@ -60,5 +67,5 @@ func (s *Shard) appliers(ctx context.Context) int {
 	}
 	n := appliersFor(best)
 	s.cfg.Logger.Info("appliers sized to the destination's round trip", "round_trip", best, "appliers", n)
-	return n
+	return sizing{appliers: n, roundTrip: best}
 }

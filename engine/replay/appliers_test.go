@@ -127,7 +127,7 @@ func TestAppliersFollowTheRoundTripWithinBounds(t *testing.T) {
 	} {
 		c.cfg.Source = newFakeOplog()
 		s := testShard(t, c.cfg)
-		if got := s.appliers(context.Background()); got != c.want {
+		if got := s.appliers(context.Background()).appliers; got != c.want {
 			t.Errorf("%s: %d appliers, want %d", c.what, got, c.want)
 		}
 	}
