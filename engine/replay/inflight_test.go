@@ -65,12 +65,15 @@ func TestAWriteIsAbandonedOnlyWhenTheDestinationAnswersNone(t *testing.T) {
 	if deadline, ok := ctx.Deadline(); ok {
 		t.Fatalf("the write carries a deadline of its own (%v): abandoned there while the destination still runs it, it would be sent again on top of itself", deadline)
 	}
+	r.gate.mu.Lock()
+	abandoned := r.gate.stalled // done when the held write is abandoned
+	r.gate.mu.Unlock()
 	for i := 1; i <= 3; i++ {
 		if _, err := r.writeInFlight(context.Background(), oplog.ParseNamespace(ns), insertOf(i)); err != nil {
 			t.Fatal(err)
 		}
 		r.gate.tick()
-		if ctx.Err() != nil {
+		if abandoned.Err() != nil {
 			t.Fatalf("tick %d abandoned the held write while the destination answered another one since the tick before", i)
 		}
 	}
