@@ -22,17 +22,19 @@ type timedDest struct {
 
 func (d *timedDest) RoundTrip(context.Context) (time.Duration, error) { return d.rtt, d.err }
 
-// inFlight gates every bulk write of dest until release is closed, counting the
-// bulk writes waiting at once: the round trips a shard has in flight.
+// inFlight gates every bulk write of dest until one is let through by next or all
+// by closing release, counting the bulk writes waiting at once: the round trips a
+// shard has in flight.
 type inFlight struct {
 	mu      sync.Mutex
 	now     int
 	most    int
+	next    chan struct{}
 	release chan struct{}
 }
 
 func gateInFlight(dest *fakeDest) *inFlight {
-	f := &inFlight{release: make(chan struct{})}
+	f := &inFlight{next: make(chan struct{}), release: make(chan struct{})}
 	dest.gate = func(ctx context.Context, _ oplog.Namespace, _ []oplog.Write) error {
 		f.mu.Lock()
 		f.now++
@@ -40,6 +42,8 @@ func gateInFlight(dest *fakeDest) *inFlight {
 		f.mu.Unlock()
 		defer func() { f.mu.Lock(); f.now--; f.mu.Unlock() }()
 		select {
+		case <-f.next:
+			return nil
 		case <-f.release:
 			return nil
 		case <-ctx.Done():
@@ -69,8 +73,13 @@ func insertsOf(n int) *fakeOplog {
 
 // A destination 40 ms away gets as many bulk writes in flight at once as the
 // appliers sized to that round trip, each one's documents its own, where 4
-// appliers (one bulk write each) left the shard waiting on 4 round trips.
+// appliers (one bulk write each) left the shard waiting on 4 round trips: the
+// writes in flight start at 4 and grow while the answers come back in time (the
+// clock stands still here, so every answer is in time).
 func TestAFarDestinationGetsAsManyWritesInFlightAsItsRoundTripNeeds(t *testing.T) {
+	stopped := time.Unix(0, 0)
+	gateClock = func() time.Time { return stopped }
+	t.Cleanup(func() { gateClock = time.Now })
 	inner := newFakeDest()
 	gate := gateInFlight(inner)
 	dest := &timedDest{fakeDest: inner, rtt: 40 * time.Millisecond}
@@ -79,12 +88,18 @@ func TestAFarDestinationGetsAsManyWritesInFlightAsItsRoundTripNeeds(t *testing.T
 		t.Fatalf("appliersFor(%v) = %d: no more than next to the destination", dest.rtt, want)
 	}
 	const docs = 2000
-	s := testShard(t, Config{Source: insertsOf(docs), Destination: dest, Resume: at(1),
+	s := testShard(t, Config{Source: insertsOf(docs), Destination: dest, Resume: at(1), BatchWrites: 10, // each applier has many bulk writes to send
 		DDL: startDDL(t, []string{"s0"}, &fakeExec{dest: inner})})
 	wait := start(t, context.Background(), s)
 	eventually(t, "as many bulk writes in flight as appliers sized to 40 ms", func() bool {
-		now, _ := gate.counts()
-		return now == want
+		if now, _ := gate.counts(); now == want {
+			return true
+		}
+		select {
+		case gate.next <- struct{}{}: // an answer in time: room for more
+		default:
+		}
+		return false
 	})
 	close(gate.release)
 	if err := wait(); err != nil {

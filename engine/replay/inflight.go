@@ -20,19 +20,24 @@ var errDestinationStalled = errors.New("the destination answered no write for a 
 // own (the router, the primary, a majority acknowledging), so one that takes far
 // longer waited in the destination's queues, behind the other writes in flight.
 const (
-	slowRoundTrips = 4
-	slowWork       = 100 * time.Millisecond
+	slowRoundTrips = 8
+	slowWork       = 250 * time.Millisecond
 )
+
+// gateClock times the answers of a run's writes (see writeGate).
+var gateClock = time.Now
 
 // writeGate bounds a run's bulk writes in flight, shared by its appliers, and tells
 // a destination that stopped answering from one that is merely busy.
 //
 // When the appliers were sized to the round trip, the bound adapts to the answers'
-// latency (AIMD): it starts at the ceiling (the appliers), rises by one per window
-// of answers that come back in time, and halves, down to DefaultAppliers, when one
-// comes back slow (see slowRoundTrips): more writes in flight no longer go faster,
-// they wait in the destination's queues, and a destination that cannot take more
-// is not buried. Appliers set by the user are the bound as they are.
+// latency (AIMD): it starts at DefaultAppliers and doubles per window of answers
+// that come back in time, up to the ceiling (the appliers), until one comes back
+// slow (see slowRoundTrips); from then on it halves, down to DefaultAppliers, on a
+// slow answer, and rises by one per window otherwise. A slow answer says that more
+// writes in flight no longer go faster, they wait in the destination's queues: a
+// destination that cannot take more is not buried. Appliers set by the user are the
+// bound as they are.
 //
 // A write has no deadline of its own: one abandoned by its client still runs on the
 // server, and sent again it would pile onto it (the destination's queue grows
@@ -47,6 +52,7 @@ type writeGate struct {
 
 	mu        sync.Mutex
 	limit     float64
+	probing   bool // no answer was slow yet: the bound doubles per window
 	inFlight  int
 	started   uint64 // writes started so far
 	cutBefore uint64 // a write started before this one cut the bound already
@@ -63,7 +69,7 @@ func newWriteGate(size sizing, now func() time.Time) *writeGate {
 		g.floor = float64(min(size.appliers, DefaultAppliers))
 		g.slow = slowRoundTrips*size.roundTrip + slowWork
 	}
-	g.limit = g.ceiling
+	g.limit, g.probing = g.floor, true
 	g.stalled, g.abandon = context.WithCancel(context.Background())
 	return g
 }
@@ -113,7 +119,10 @@ func (g *writeGate) release(s flight, answered bool) {
 		if s.seq > g.cutBefore { // once per window: the writes sent before the cut all wait alike
 			g.limit = max(g.floor, g.limit/2)
 			g.cutBefore = g.started
+			g.probing = false
 		}
+	case g.probing:
+		g.limit = min(g.ceiling, g.limit+1)
 	default:
 		g.limit = min(g.ceiling, g.limit+1/g.limit)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -116,7 +115,7 @@ func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp, size sizin
 	for range size.appliers {
 		r.queues = append(r.queues, newQueue())
 	}
-	r.gate = newWriteGate(size, time.Now)
+	r.gate = newWriteGate(size, gateClock)
 	s.wm.Store(r.wm)
 	s.pos.Store(r.pos)
 	s.budget.Store(r.budget)
