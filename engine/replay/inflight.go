@@ -15,13 +15,16 @@ import (
 // (a transient failure: see isTransient).
 var errDestinationStalled = errors.New("the destination answered no write for a while")
 
-// A write answered later than slowRoundTrips round trips plus slowWork cuts the
-// writes in flight: a real cluster's bulk write costs it tens of milliseconds of its
-// own (the router, the primary, a majority acknowledging), so one that takes far
-// longer waited in the destination's queues, behind the other writes in flight.
+// Answers that take longer than slowRoundTrips round trips plus slowWork, on
+// average over the last few (an average weighing each new answer 1/smoothing), cut
+// the writes in flight: a real cluster's bulk write costs it tens of milliseconds of
+// its own (the router, the primary, a majority acknowledging), so answers that take
+// far longer waited in the destination's queues, behind the other writes in flight.
+// One slow answer alone (a pause of the client's own process) does not.
 const (
 	slowRoundTrips = 8
 	slowWork       = 250 * time.Millisecond
+	smoothing      = 8
 )
 
 // gateClock times the answers of a run's writes (see writeGate).
@@ -33,8 +36,8 @@ var gateClock = time.Now
 // When the appliers were sized to the round trip, the bound adapts to the answers'
 // latency (AIMD): it starts at DefaultAppliers and doubles per window of answers
 // that come back in time, up to the ceiling (the appliers), until one comes back
-// slow (see slowRoundTrips); from then on it halves, down to DefaultAppliers, on a
-// slow answer, and rises by one per window otherwise. A slow answer says that more
+// slow (see slowRoundTrips); from then on it halves, down to DefaultAppliers, when
+// the answers are slow, and rises by one per window otherwise. A slow answer says that more
 // writes in flight no longer go faster, they wait in the destination's queues: a
 // destination that cannot take more is not buried. Appliers set by the user are the
 // bound as they are.
@@ -52,7 +55,8 @@ type writeGate struct {
 
 	mu        sync.Mutex
 	limit     float64
-	probing   bool // no answer was slow yet: the bound doubles per window
+	probing   bool          // no answer was slow yet: the bound doubles per window
+	latency   time.Duration // the answers' latency, smoothed
 	inFlight  int
 	started   uint64 // writes started so far
 	cutBefore uint64 // a write started before this one cut the bound already
@@ -114,8 +118,13 @@ func (g *writeGate) release(s flight, answered bool) {
 		return
 	}
 	g.answered++
+	if took := g.now().Sub(s.start); g.latency == 0 {
+		g.latency = took
+	} else {
+		g.latency += (took - g.latency) / smoothing
+	}
 	switch {
-	case g.slow > 0 && g.now().Sub(s.start) > g.slow:
+	case g.slow > 0 && g.latency > g.slow:
 		if s.seq > g.cutBefore { // once per window: the writes sent before the cut all wait alike
 			g.limit = max(g.floor, g.limit/2)
 			g.cutBefore = g.started
