@@ -34,13 +34,14 @@ var gateClock = time.Now
 // a destination that stopped answering from one that is merely busy.
 //
 // When the appliers were sized to the round trip, the bound adapts to the answers'
-// latency (AIMD): it starts at DefaultAppliers and doubles per window of answers
-// that come back in time, up to the ceiling (the appliers), until one comes back
-// slow (see slowRoundTrips); from then on it halves, down to DefaultAppliers, when
-// the answers are slow, and rises by one per window otherwise. A slow answer says that more
-// writes in flight no longer go faster, they wait in the destination's queues: a
-// destination that cannot take more is not buried. Appliers set by the user are the
-// bound as they are.
+// latency (AIMD): it starts where DefaultAppliers would be and doubles per window
+// of answers that come back in time, up to the ceiling (the appliers, each with up
+// to writesPerApplier writes), until the answers come back slow (see
+// slowRoundTrips); from then on it halves, down to where it started, when the
+// answers are slow, and rises by one per window otherwise. Slow answers say that
+// more writes in flight no longer go faster, they wait in the destination's queues:
+// a destination that cannot take more is not buried. Appliers set by the user are
+// the bound as they are.
 //
 // A write has no deadline of its own: one abandoned by its client still runs on the
 // server, and sent again it would pile onto it (the destination's queue grows
@@ -51,7 +52,7 @@ var gateClock = time.Now
 type writeGate struct {
 	now            func() time.Time
 	floor, ceiling float64
-	slow           time.Duration // an answer slower than this cuts the bound; zero: never
+	slow           time.Duration // answers slower than this cut the bound; zero: never
 
 	mu        sync.Mutex
 	limit     float64
@@ -67,10 +68,15 @@ type writeGate struct {
 	freed     chan struct{} // closed when a write ends, for those waiting for room
 }
 
+// writesPerApplier is the most bulk writes an applier has in flight: a round's
+// deletes and its other writes go at once (see writeRound).
+const writesPerApplier = 2
+
 func newWriteGate(size sizing, now func() time.Time) *writeGate {
-	g := &writeGate{now: now, ceiling: float64(size.appliers), floor: float64(size.appliers), freed: make(chan struct{})}
+	most := float64(writesPerApplier * size.appliers)
+	g := &writeGate{now: now, ceiling: most, floor: most, freed: make(chan struct{})}
 	if size.roundTrip > 0 {
-		g.floor = float64(min(size.appliers, DefaultAppliers))
+		g.floor = float64(writesPerApplier * min(size.appliers, DefaultAppliers))
 		g.slow = slowRoundTrips*size.roundTrip + slowWork
 	}
 	g.limit, g.probing = g.floor, true

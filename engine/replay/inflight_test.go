@@ -136,26 +136,27 @@ func drive(t *testing.T, g *writeGate, clock *fakeClock, latency func(inFlight i
 func TestWritesInFlightComeDownWhenTheDestinationQueuesThem(t *testing.T) {
 	const rtt = 40 * time.Millisecond
 	size := sizing{appliers: appliersFor(rtt), roundTrip: rtt}
-	queues := func(inFlight int) time.Duration { return rtt + time.Duration(inFlight)*30*time.Millisecond }
+	queues := func(inFlight int) time.Duration { return rtt + time.Duration(inFlight)*15*time.Millisecond }
 	keepsUp := func(inFlight int) time.Duration { return rtt + 10*time.Millisecond }
 
 	clock := &fakeClock{now: time.Unix(0, 0)}
 	bound, most := drive(t, newWriteGate(size, clock.Now), clock, queues)
-	if most >= size.appliers || bound < DefaultAppliers {
-		t.Errorf("against a destination whose latency climbs with the writes in flight: %d in flight at most over the last rounds, bound %d; want fewer than the %d appliers, at least %d",
-			most, bound, size.appliers, DefaultAppliers)
+	ceiling, floor := writesPerApplier*size.appliers, writesPerApplier*DefaultAppliers
+	if most >= ceiling || bound < floor {
+		t.Errorf("against a destination whose latency climbs with the writes in flight: %d in flight at most over the last rounds, bound %d; want fewer than the %d the appliers can send, at least %d",
+			most, bound, ceiling, floor)
 	}
 	if slowest := queues(most); slowest > 2*(slowRoundTrips*rtt+slowWork) {
 		t.Errorf("writes still take %v with %d in flight", slowest, most)
 	}
 
 	clock = &fakeClock{now: time.Unix(0, 0)}
-	if bound, most := drive(t, newWriteGate(size, clock.Now), clock, keepsUp); bound != size.appliers || most != size.appliers {
-		t.Errorf("against a destination that keeps up: bound %d, %d in flight; want the %d appliers", bound, most, size.appliers)
+	if bound, most := drive(t, newWriteGate(size, clock.Now), clock, keepsUp); bound != ceiling || most != ceiling {
+		t.Errorf("against a destination that keeps up: bound %d, %d in flight; want the %d the appliers can send", bound, most, ceiling)
 	}
 
 	clock = &fakeClock{now: time.Unix(0, 0)}
-	if bound, _ := drive(t, newWriteGate(sizing{appliers: 16}, clock.Now), clock, queues); bound != 16 {
-		t.Errorf("appliers set to 16: bound %d", bound)
+	if bound, _ := drive(t, newWriteGate(sizing{appliers: 16}, clock.Now), clock, queues); bound != writesPerApplier*16 {
+		t.Errorf("appliers set to 16: bound %d, want %d", bound, writesPerApplier*16)
 	}
 }
