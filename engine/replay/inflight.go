@@ -1,0 +1,199 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/shardlift/shardlift/engine/oplog"
+)
+
+// errDestinationStalled: the destination answered none of a run's writes for
+// inFlightGrace while some were in flight, so they were abandoned to be sent again
+// (a transient failure: see isTransient).
+var errDestinationStalled = errors.New("the destination answered no write for a while")
+
+// Answers that take longer than slowRoundTrips round trips plus slowWork, on
+// average over the last few (an average weighing each new answer 1/smoothing), cut
+// the writes in flight: a real cluster's bulk write costs it tens of milliseconds of
+// its own (the router, the primary, a majority acknowledging), so answers that take
+// far longer waited in the destination's queues, behind the other writes in flight.
+// One slow answer alone (a pause of the client's own process) does not.
+const (
+	slowRoundTrips = 8
+	slowWork       = 250 * time.Millisecond
+	smoothing      = 8
+)
+
+// gateClock times the answers of a run's writes (see writeGate).
+var gateClock = time.Now
+
+// writeGate bounds a run's bulk writes in flight, shared by its appliers, and tells
+// a destination that stopped answering from one that is merely busy.
+//
+// When the appliers were sized to the round trip, the bound adapts to the answers'
+// latency (AIMD): it starts where DefaultAppliers would be and doubles per window
+// of answers that come back in time, up to the ceiling (the appliers, each with up
+// to writesPerApplier writes), until the answers come back slow (see
+// slowRoundTrips); from then on it halves, down to where it started, when the
+// answers are slow, and rises by one per window otherwise. Slow answers say that
+// more writes in flight no longer go faster, they wait in the destination's queues:
+// a destination that cannot take more is not buried. Appliers set by the user are
+// the bound as they are.
+//
+// A write has no deadline of its own: one abandoned by its client still runs on the
+// server, and sent again it would pile onto it (the destination's queue grows
+// without bound) and could land before it, which then takes a document back to an
+// older state. Writes are abandoned only when the destination answered none of them
+// between two ticks (every inFlightGrace): a destination that stopped answering,
+// whose writes the replay sends again once it answers.
+type writeGate struct {
+	now            func() time.Time
+	floor, ceiling float64
+	slow           time.Duration // answers slower than this cut the bound; zero: never
+
+	mu        sync.Mutex
+	limit     float64
+	probing   bool          // no answer was slow yet: the bound doubles per window
+	latency   time.Duration // the answers' latency, smoothed
+	inFlight  int
+	started   uint64 // writes started so far
+	cutBefore uint64 // a write started before this one cut the bound already
+	answered  uint64 // writes answered so far
+	atTick    uint64 // answered at the last tick
+	stalled   context.Context
+	abandon   context.CancelFunc
+	freed     chan struct{} // closed when a write ends, for those waiting for room
+}
+
+// writesPerApplier is the most bulk writes an applier has in flight: a round's
+// deletes and its other writes go at once (see writeRound).
+const writesPerApplier = 2
+
+func newWriteGate(size sizing, now func() time.Time) *writeGate {
+	most := float64(writesPerApplier * size.appliers)
+	g := &writeGate{now: now, ceiling: most, floor: most, freed: make(chan struct{})}
+	if size.roundTrip > 0 {
+		g.floor = float64(writesPerApplier * min(size.appliers, DefaultAppliers))
+		g.slow = slowRoundTrips*size.roundTrip + slowWork
+	}
+	g.limit, g.probing = g.floor, true
+	g.stalled, g.abandon = context.WithCancel(context.Background())
+	return g
+}
+
+// flight is one write in flight.
+type flight struct {
+	seq     uint64
+	start   time.Time
+	stalled context.Context // done when the write is abandoned
+}
+
+// acquire waits for room for one more write in flight.
+func (g *writeGate) acquire(ctx context.Context) (flight, error) {
+	for {
+		g.mu.Lock()
+		if float64(g.inFlight) < g.limit {
+			g.inFlight++
+			g.started++
+			s := flight{seq: g.started, start: g.now(), stalled: g.stalled}
+			g.mu.Unlock()
+			return s, nil
+		}
+		freed := g.freed
+		g.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return flight{}, ctx.Err()
+		}
+	}
+}
+
+// release ends a write; answered is false when it got no answer (its context
+// ended), whose latency says nothing.
+func (g *writeGate) release(s flight, answered bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inFlight--
+	close(g.freed)
+	g.freed = make(chan struct{})
+	if !answered {
+		return
+	}
+	g.answered++
+	if took := g.now().Sub(s.start); g.latency == 0 {
+		g.latency = took
+	} else {
+		g.latency += (took - g.latency) / smoothing
+	}
+	switch {
+	case g.slow > 0 && g.latency > g.slow:
+		if s.seq > g.cutBefore { // once per window: the writes sent before the cut all wait alike
+			g.limit = max(g.floor, g.limit/2)
+			g.cutBefore = g.started
+			g.probing = false
+		}
+	case g.probing:
+		g.limit = min(g.ceiling, g.limit+1)
+	default:
+		g.limit = min(g.ceiling, g.limit+1/g.limit)
+	}
+}
+
+// bound is the number of writes allowed in flight now.
+func (g *writeGate) bound() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return int(g.limit)
+}
+
+// tick abandons the writes in flight when none was answered since the last tick.
+func (g *writeGate) tick() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inFlight > 0 && g.answered == g.atTick {
+		g.abandon()
+		g.stalled, g.abandon = context.WithCancel(context.Background())
+	}
+	g.atTick = g.answered
+}
+
+// watch ticks every period until ctx ends.
+func (g *writeGate) watch(ctx context.Context, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			g.tick()
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// gatedDestination writes through a writeGate.
+type gatedDestination struct {
+	Destination
+	gate *writeGate
+}
+
+func (d gatedDestination) Write(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) (int, error) {
+	s, err := d.gate.acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(s.stalled, func() { cancel(errDestinationStalled) })
+	defer stop()
+	n, err := d.Destination.Write(wctx, ns, writes)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(wctx), errDestinationStalled) {
+		err = fmt.Errorf("%w: %v", errDestinationStalled, err)
+	}
+	d.gate.release(s, err == nil || wctx.Err() == nil)
+	return n, err
+}
