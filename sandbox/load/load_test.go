@@ -114,20 +114,28 @@ func runUntil(t *testing.T, client *mongo.Client, rate int, ids seed.IDs, rnd *r
 	return stats
 }
 
-func TestLoadFillsAnEmptyCluster(t *testing.T) {
-	if os.Getenv("SHARDLIFT_TEST_SOURCE_URI") != "" {
-		t.Skip("needs an empty cluster")
-	}
-	c, err := sandbox.Start(t.Context(), "source", sandbox.Options{Shards: 2, Dir: t.TempDir()})
+// emptySandbox is a router client on a new two-shard sandbox holding no data, whose
+// replies take latency.
+func emptySandbox(t *testing.T, latency time.Duration) *mongo.Client {
+	t.Helper()
+	c, err := sandbox.Start(t.Context(), "source", sandbox.Options{Shards: 2, Dir: t.TempDir(), Latency: latency})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	client, err := mongo.Connect(t.Context(), options.Client().ApplyURI(c.URI()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Disconnect(context.Background())
+	t.Cleanup(func() { client.Disconnect(context.Background()) })
+	return client
+}
+
+func TestLoadFillsAnEmptyCluster(t *testing.T) {
+	if os.Getenv("SHARDLIFT_TEST_SOURCE_URI") != "" {
+		t.Skip("needs an empty cluster")
+	}
+	client := emptySandbox(t, 0)
 	stats := runUntil(t, client, 100, seed.ObjectIDs, rand.New(rand.NewPCG(5, 6)), func(s *load.Stats) bool { return s.Total() >= 50 })
 	if stats.Errors() != 0 || stats.Ops(load.Insert) == 0 {
 		t.Fatalf("load on an empty cluster: %s", stats)
@@ -187,16 +195,7 @@ func TestLoadStopWaitsForTheWritesInFlight(t *testing.T) {
 	if os.Getenv("SHARDLIFT_TEST_SOURCE_URI") != "" {
 		t.Skip("needs a sandbox whose replies are slow")
 	}
-	c, err := sandbox.Start(t.Context(), "source", sandbox.Options{Shards: 2, Dir: t.TempDir(), Latency: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	client, err := mongo.Connect(t.Context(), options.Client().ApplyURI(c.URI()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Disconnect(context.Background())
+	client := emptySandbox(t, 300*time.Millisecond)
 	stats := runUntil(t, client, 50, seed.ObjectIDs, rand.New(rand.NewPCG(7, 8)), func(s *load.Stats) bool { return s.Total() >= 20 })
 	if stats.CutShort() != 0 || stats.Errors() != 0 {
 		t.Fatalf("the stop cut writes short: %s", stats)
