@@ -177,10 +177,13 @@ type fakeClusters struct {
 	// validateGate and prepareGate, when set, hold Validate and PrepareDestination
 	// until closed (or ctx ends).
 	validateGate, prepareGate chan struct{}
-	prepareErr                error
-	restoreErr                error
-	verifyErr                 error
-	verifyRes                 *Verification
+	// rediscoverFails is how many NewCopier calls fail on a discovery a source
+	// shard did not answer.
+	rediscoverFails int
+	prepareErr      error
+	restoreErr      error
+	verifyErr       error
+	verifyRes       *Verification
 	// late are WritesAfter's answers by shard, and lateAfter the ts each was asked after.
 	late      map[string]LateWrites
 	lateAfter map[string]primitive.Timestamp
@@ -527,6 +530,10 @@ func (f *fakeClusters) NewCopier(_ context.Context, shard string, _ primitive.Ti
 	f.call("NewCopier %s", shard)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.rediscoverFails > 0 {
+		f.rediscoverFails--
+		return nil, fmt.Errorf("%w: shard s9 did not answer in time", errRediscover)
+	}
 	if f.copierOwned == nil {
 		f.copierOwned = map[string]prepare.Ownership{}
 	}

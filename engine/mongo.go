@@ -315,6 +315,12 @@ func (c *mongoClusters) plan() (*prepare.Plan, error) {
 	return c.mu.plan, nil
 }
 
+// errRediscover marks a failed discovery of planSince: every source shard must
+// answer it (its databases' primaries list their collections), so a shard that is
+// away, or failing over, fails it for a while; the pipeline tries again
+// (retryRediscovery) rather than failing the shard that asked.
+var errRediscover = errors.New("discover the source's collections after T0")
+
 // planSince returns a plan whose discovery began at or after since, discovering
 // both clusters again when the current plan is older, and builds on the
 // destination what the new plan adds. A copier calls it once its shard's T0 is
@@ -337,7 +343,7 @@ func (c *mongoClusters) planSince(ctx context.Context, since time.Time) (*prepar
 		return old, nil
 	}
 	if _, err := c.Discover(ctx); err != nil {
-		return nil, fmt.Errorf("discover the source's collections after T0: %w", err)
+		return nil, fmt.Errorf("%w: %w", errRediscover, err)
 	}
 	plan, err := c.plan()
 	if err != nil {

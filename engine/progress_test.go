@@ -486,6 +486,23 @@ func TestSnapshotSaysWhatTheStartIsDoing(t *testing.T) {
 	h.waitState(Syncing)
 }
 
+// A copy whose discovery after T0 fails because a source shard is away (fault
+// scenarios 2 and 9 failed the shard) tries again until it answers.
+func TestACopyWaitsForTheDiscoveryAfterT0(t *testing.T) {
+	h := newHarness(t, "s0")
+	h.fc.rediscoverFails = 2
+	h.start(StartOptions{})
+	// The clock moves on each look, so that a retry's wait ends whenever it began.
+	h.eventually("the copy asked for a third time", func() bool {
+		h.clk.Advance(2 * time.Second)
+		return h.fc.called("NewCopier s0") >= 3
+	})
+	h.waitState(Syncing)
+	if s := h.m.Snapshot(); anyShard(s, func(p ShardProgress) bool { return p.Phase == ShardFailed }) {
+		t.Fatalf("a shard failed: %+v", s.Shards)
+	}
+}
+
 // rangesCopier is a copier whose progress names namespaces copied in _id ranges.
 type rangesCopier struct{ Copier }
 

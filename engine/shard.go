@@ -189,6 +189,28 @@ func (m *Migration) setClearing(sh *shardState, at *ClearProgress) {
 	m.mu.Unlock()
 }
 
+// retryRediscovery runs op (which discovers the source again) until it succeeds,
+// fails otherwise than on that discovery, or stepPatience has passed: a source
+// shard away or failing over fails the discovery for a while, and the shard that
+// asked must wait for it, not fail (fault scenarios 2 and 9).
+func (m *Migration) retryRediscovery(ctx context.Context, shard string, op func() error) error {
+	deadline := m.clock.Now().Add(stepPatience)
+	for wait := time.Second; ; wait = min(2*wait, 10*time.Second) {
+		err := op()
+		if err == nil || !errors.Is(err, errRediscover) || ctx.Err() != nil || m.clock.Now().After(deadline) {
+			return err
+		}
+		m.log.Warn("retrying", "shard", shard, "err", err)
+		t := m.clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C():
+		}
+	}
+}
+
 // stepPatience is how long reading T0 or the consistency point retries a transient
 // failure (a failover of the source shard takes 10 to 30 seconds) before the shard
 // fails.
@@ -208,7 +230,9 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 	if cp.Phase == Pending {
 		if clear {
 			m.setClearing(sh, &ClearProgress{})
-			err := c.ClearShard(ctx, sh.name, func(at ClearProgress) { m.setClearing(sh, &at) })
+			err := m.retryRediscovery(ctx, sh.name, func() error {
+				return c.ClearShard(ctx, sh.name, func(at ClearProgress) { m.setClearing(sh, &at) })
+			})
 			m.setClearing(sh, nil)
 			if err != nil {
 				return fmt.Errorf("clear what shard %s owns on the destination: %w", sh.name, err)
@@ -260,8 +284,11 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 			}
 			cp = sh.checkpoint()
 		}
-		var err error
-		if copier, err = c.NewCopier(ctx, sh.name, cp.T0, *cp.Owned, cp.Copied, sink); err != nil {
+		err := m.retryRediscovery(ctx, sh.name, func() (err error) {
+			copier, err = c.NewCopier(ctx, sh.name, cp.T0, *cp.Owned, cp.Copied, sink)
+			return err
+		})
+		if err != nil {
 			return err
 		}
 		m.mu.Lock()
