@@ -207,24 +207,22 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 }
 
 // inFlightGrace bounds how long a bulk write already sent goes on after the shard
-// was told to stop, and how long the destination may answer none of a run's writes
-// before they are abandoned (see writeGate).
+// was told to stop.
 const inFlightGrace = 15 * time.Second
 
-// writeInFlight sends writes (in rounds, see writeRounds) through the run's
-// writeGate and waits for their answers, however long a busy destination takes,
+// writeInFlight sends writes (in rounds, see writeRounds) and waits for their answers
 // even when the shard is told to stop meanwhile (up to inFlightGrace): a write
 // abandoned by its client still runs on the server, and could land after the
-// process that takes over (a resume, a hand-over to another window), or this run's
-// own retry, has written a later state of the same document. It returns how many
-// leading writes are applied; fewer than all with a nil error when the rest must be
-// sent again.
+// process that takes over (a resume, a hand-over to another window) has written a
+// later state of the same document. It returns how many leading writes are
+// applied; fewer than all with a nil error when the rest must be sent again.
 func (r *run) writeInFlight(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) (int, error) {
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inFlightGrace)
 	defer cancel()
-	stopped := context.AfterFunc(ctx, func() { time.AfterFunc(inFlightGrace, cancel) })
-	defer stopped()
-	return writeRounds(wctx, gatedDestination{Destination: r.cfg.Destination, gate: r.gate}, ns, writes)
+	if r.cfg.SerialBulks {
+		return r.cfg.Destination.Write(wctx, ns, writes)
+	}
+	return writeRounds(wctx, r.cfg.Destination, ns, writes)
 }
 
 // expected reports whether err, the failure of t's write up to the consistency

@@ -150,9 +150,6 @@ var idempotencyCodes = []int{codeDuplicateKey, codePathNotViable, codeTypeMismat
 // errors listed in transientCodes. Callers check their own context first: its end
 // is never a fault to retry.
 func isTransient(err error) bool {
-	if errors.Is(err, errDestinationStalled) {
-		return true
-	}
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
