@@ -10,7 +10,6 @@ import (
 
 	"github.com/shardlift/shardlift/app/faults"
 	"github.com/shardlift/shardlift/sandbox/wire"
-	"github.com/shardlift/shardlift/store"
 )
 
 // bufferedReplayOplog is the victim shard's oplog while its replay is held: small
@@ -103,19 +102,7 @@ func killDuringBufferedReplay(t *testing.T, e *env, row *faults.Row) {
 // process is stopped).
 func (e *env) appliedCheckpoint(shard string) bson.RawValue {
 	e.t.Helper()
-	st, err := store.Open(e.state, store.Options{})
-	if err != nil {
-		e.t.Fatalf("open the state file: %v", err)
-	}
-	defer st.Close()
-	all, err := st.Migrations()
-	if err != nil || len(all) == 0 {
-		e.t.Fatalf("the state file holds no migration (%v)", err)
-	}
-	cps, err := st.ShardCheckpoints(all[0].ID)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	cps := e.savedCheckpoints()
 	for _, cp := range cps {
 		if cp.Shard == shard {
 			return tsValue(cp.Applied)

@@ -46,9 +46,9 @@ func killDuringContinuousVerification(t *testing.T, e *env, row *faults.Row) {
 	e.verify(row)
 }
 
-// savedCompared counts the namespaces the continuous verification compared, as
-// the state file holds them (the process is stopped).
-func (e *env) savedCompared() int {
+// savedCheckpoints are the shard checkpoints the state file holds for its one
+// migration (the process is stopped).
+func (e *env) savedCheckpoints() []store.ShardCheckpoint {
 	e.t.Helper()
 	st, err := store.Open(e.state, store.Options{})
 	if err != nil {
@@ -59,10 +59,18 @@ func (e *env) savedCompared() int {
 	if err != nil || len(all) == 0 {
 		e.t.Fatalf("the state file holds no migration (%v)", err)
 	}
-	shards, err := st.ShardCheckpoints(all[0].ID)
+	cps, err := st.ShardCheckpoints(all[0].ID)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return cps
+}
+
+// savedCompared counts the namespaces the continuous verification compared, as
+// the state file holds them (the process is stopped).
+func (e *env) savedCompared() int {
+	e.t.Helper()
+	shards := e.savedCheckpoints()
 	for _, sh := range shards {
 		if sh.Shard != "$shardlift" {
 			continue

@@ -9,7 +9,6 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/shardlift/shardlift/app/faults"
-	"github.com/shardlift/shardlift/store"
 )
 
 // partitionedKills is how many times the partitioned copy is killed.
@@ -100,19 +99,7 @@ func (e *env) seedMixedIDs(n int) {
 // stopped), and those of them done.
 func (e *env) savedRanges() (ranges, done int) {
 	e.t.Helper()
-	st, err := store.Open(e.state, store.Options{})
-	if err != nil {
-		e.t.Fatalf("open the state file: %v", err)
-	}
-	defer st.Close()
-	all, err := st.Migrations()
-	if err != nil || len(all) == 0 {
-		e.t.Fatalf("the state file holds no migration (%v)", err)
-	}
-	shards, err := st.ShardCheckpoints(all[0].ID)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	shards := e.savedCheckpoints()
 	for _, sh := range shards {
 		for key, p := range sh.Copied {
 			if strings.Contains(key, "$") && !strings.HasPrefix(key, "$") {
