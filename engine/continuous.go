@@ -235,7 +235,9 @@ func (v *continuousVerifier) refreshPlan(ctx context.Context) error {
 }
 
 // startIfVoid begins again (cursors at what each shard applied, nothing
-// compared) when there is no state or a shard copied again since.
+// compared) when there is no state or a shard copied again since. The plan is
+// discovered again too: a namespace created before the new cursors is in no
+// oplog the passes will read, so a plan older than them may lack it for good.
 func (v *continuousVerifier) startIfVoid(ctx context.Context, pos []shardPosition) error {
 	v.mu.Lock()
 	same := v.st != nil && len(v.st.Shards) == len(pos)
@@ -255,7 +257,7 @@ func (v *continuousVerifier) startIfVoid(ctx context.Context, pos []shardPositio
 		return err
 	}
 	v.mu.Lock()
-	v.st = st
+	v.st, v.plan = st, nil
 	v.mu.Unlock()
 	return v.saveState()
 }

@@ -217,11 +217,12 @@ type contRun struct {
 	c       *contClusters
 	v       *continuousVerifier
 	applied primitive.Timestamp
+	t0      primitive.Timestamp // the shard's T0: a new one when it copies again
 	saved   *ContinuousState
 }
 
 func newContRun(t *testing.T, c *contClusters, saved *ContinuousState) *contRun {
-	r := &contRun{t: t, c: c, applied: primitive.Timestamp{T: 10, I: 1}, saved: saved}
+	r := &contRun{t: t, c: c, applied: primitive.Timestamp{T: 10, I: 1}, t0: primitive.Timestamp{T: 1, I: 1}, saved: saved}
 	if saved != nil {
 		r.applied = saved.Shards[0].Cursor
 	}
@@ -230,7 +231,7 @@ func newContRun(t *testing.T, c *contClusters, saved *ContinuousState) *contRun 
 }
 
 func (r *contRun) positions() ([]shardPosition, bool) {
-	return []shardPosition{{Shard: "s0", T0: primitive.Timestamp{T: 1, I: 1}, Applied: r.applied}}, true
+	return []shardPosition{{Shard: "s0", T0: r.t0, Applied: r.applied}}, true
 }
 
 func (r *contRun) step() bool {
@@ -521,6 +522,29 @@ func TestContinuousVerificationDiscoversAgainOnlyForANewNamespace(t *testing.T) 
 	v = r.final()
 	if c.plans != 2 || v.Continuous.Compared != 1 || len(v.Mismatches) != 1 || v.Mismatches[0].Namespace != "shop.new" {
 		t.Fatalf("%d discoveries, verification %+v, reuse %+v: want shop.new compared whole", c.plans, v, v.Continuous)
+	}
+}
+
+// A shard that copies again starts the comparisons over from what it applied: a
+// namespace created before that new cursor is in no oplog the verification will
+// read, so the plan must be discovered again, not kept. (A user's sandbox run
+// created shop.orders_report with $out while a shard copied again after a DBA's
+// moveChunk: the finalize said "verified: 6 namespaces, every range matches" and
+// never compared the seventh.)
+func TestContinuousVerificationDiscoversAgainWhenAShardCopiesAgain(t *testing.T) {
+	c := newContClusters("shop.a")
+	r := newContRun(t, c, nil)
+	r.step()
+	// shop.new is created (its entry at 11) and the shard copies again, its new T0
+	// and cursor at 12; its copy lost shop.new's document.
+	c.plan = append(c.plan, verify.Namespace{DB: "shop", Coll: "new"})
+	c.src.put("shop.new", 1, "v0")
+	c.log(bson.D{{Key: "op", Value: "i"}, {Key: "ns", Value: "shop.new"}, {Key: "o", Value: bson.D{{Key: "_id", Value: int32(1)}}}}, 11)
+	r.t0 = primitive.Timestamp{T: 12, I: 1}
+	r.applied = primitive.Timestamp{T: 12, I: 1}
+	v := r.final()
+	if v.Namespaces != 2 || len(v.Mismatches) != 1 || v.Mismatches[0].Namespace != "shop.new" {
+		t.Fatalf("verification %+v (%d discoveries): want both namespaces compared and shop.new's loss found", v, c.plans)
 	}
 }
 

@@ -41,11 +41,14 @@ func (c *mongoClusters) Moves(ctx context.Context, owned map[string]prepare.Owne
 	c.movesMu.Lock()
 	defer c.movesMu.Unlock()
 	w := &c.moves
-	entries, err := c.readMoveLog(ctx, timeout)
+	// The chunk map before the changelog: a move committed between the two reads
+	// is then in the changelog the changes are named from (the other way round, a
+	// change would be named after an older move of its collection).
+	dbs, colls, changed, err := w.placement.Read(ctx, c.src, timeout)
 	if err != nil {
 		return nil, err
 	}
-	dbs, colls, changed, err := w.placement.Read(ctx, c.src, timeout)
+	entries, err := c.readMoveLog(ctx, timeout)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -181,9 +182,9 @@ func noted(s Snapshot, text string) bool {
 
 // runMove migrates under a load with a DBA's command landing between the plan and
 // T0 (first) and another during the sync (second), and checks that the history
-// names the second one, whose shards copy again, and that the destination ends
-// equal to the source.
-func runMove(t *testing.T, first, second func(primary, other string) bson.D, named string) {
+// names the second one (named: what only its changelog entry says, not the first
+// one's), whose shards copy again, and that the destination ends equal to the source.
+func runMove(t *testing.T, first, second func(primary, other string) bson.D, named func(primary, other string) string) {
 	e := startMovesE2E(t)
 	primary, other := e.movesShards()
 	e.startLoad(50)
@@ -195,7 +196,8 @@ func runMove(t *testing.T, first, second func(primary, other string) bson.D, nam
 	if err := e.srcC.Database("admin").RunCommand(context.Background(), cmd).Err(); err != nil {
 		t.Fatalf("%s during the sync: %v", cmd[0].Key, err)
 	}
-	s := await(t, m, 4*time.Minute, "the move during the sync named", func(s Snapshot) bool { return noted(s, named) })
+	want := named(primary, other)
+	s := await(t, m, 4*time.Minute, "the move during the sync named: "+want, func(s Snapshot) bool { return noted(s, want) })
 	for _, p := range s.Shards {
 		t.Logf("shard %s: %s %s", p.Name, p.Phase, p.Moved)
 	}
@@ -220,7 +222,7 @@ func TestSandboxManualMoveChunkAndMoveRangeDuringTheMigrationLoseNothing(t *test
 	}, func(_, other string) bson.D {
 		return bson.D{{Key: "moveRange", Value: movesDB + ".items"}, {Key: "min", Value: bson.D{{Key: "k", Value: 200}}},
 			{Key: "max", Value: bson.D{{Key: "k", Value: 300}}}, {Key: "toShard", Value: other}}
-	}, "a chunk of moves.items")
+	}, func(string, string) string { return `a chunk of moves.items [{"k": {"$numberInt":"200"}}` })
 }
 
 func TestSandboxMovePrimaryDuringTheMigrationLosesNothing(t *testing.T) {
@@ -228,7 +230,9 @@ func TestSandboxMovePrimaryDuringTheMigrationLosesNothing(t *testing.T) {
 		return bson.D{{Key: "movePrimary", Value: movesDB}, {Key: "to", Value: other}}
 	}, func(primary, _ string) bson.D {
 		return bson.D{{Key: "movePrimary", Value: movesDB}, {Key: "to", Value: primary}}
-	}, "the primary shard of database moves moved")
+	}, func(primary, other string) string {
+		return fmt.Sprintf("the primary shard of database moves moved from %s to %s", other, primary)
+	})
 }
 
 // A resharding cannot be followed: the migration stops, failed, with a message that

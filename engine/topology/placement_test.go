@@ -67,4 +67,19 @@ func TestPlacementAndChangelogSeeAChunkMove(t *testing.T) {
 			t.Errorf("after the move, %s holds %d chunks of app.p, want 1", other, len(coll.ChunksOn(other)))
 		}
 	}
+	// A move after a read is found by the next read from where it stopped: the
+	// changelog is read newest first ({$natural: -1}, config.changelog being capped)
+	// down to the last entry read. A server answering oldest first stops that read at
+	// its first entry, and the watcher never sees a move again.
+	must(t, client, bson.D{{Key: "moveChunk", Value: "app.p"}, {Key: "find", Value: bson.D{{Key: "k", Value: 20}}}, {Key: "to", Value: primary}})
+	later, err := topology.Changelog(ctx, client, time.Minute, entries[1].Time, []string{"moveChunk.commit", "movePrimary.commit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(later) != 1 || later[0].What != "moveChunk.commit" {
+		t.Fatalf("changelog since the movePrimary: %+v, want the moveChunk back", later)
+	}
+	if to, _ := later[0].Details.Lookup("to").StringValueOK(); to != primary {
+		t.Errorf("moveChunk.commit details %s, want to %s", later[0].Details, primary)
+	}
 }

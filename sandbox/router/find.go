@@ -297,6 +297,14 @@ func (m *mergeIter) Close(ctx context.Context) {
 
 // memoryFind runs a find over documents held in memory (the catalog).
 func memoryFind(docs []bson.Raw, q findQuery) (docIter, error) {
+	natural, err := naturalDirection(q.sort)
+	if err != nil {
+		return nil, err
+	}
+	if natural < 0 {
+		docs = slices.Clone(docs)
+		slices.Reverse(docs)
+	}
 	var it docIter = &sliceIter{docs: docs}
 	if len(q.filter) > 0 {
 		m, err := match.Compile(q.filter)
@@ -305,7 +313,7 @@ func memoryFind(docs []bson.Raw, q findQuery) (docIter, error) {
 		}
 		it = &funcIter{in: it, fn: func(d bson.Raw) (bson.Raw, bool) { return d, m.Match(d) }}
 	}
-	if len(q.sort) > 0 {
+	if len(q.sort) > 0 && natural == 0 {
 		spec, err := parseSort(q.sort)
 		if err != nil {
 			return nil, err

@@ -36,6 +36,28 @@ func parseSort(spec bson.Raw) (sortSpec, error) {
 	return s, nil
 }
 
+// naturalDirection is 1 or -1 for a sort by {$natural: 1|-1}, the order documents were
+// inserted in (a capped collection's such as config.changelog, read newest first with
+// -1), and 0 for any other sort. As on a mongod, $natural cannot be combined with
+// other sort fields.
+func naturalDirection(spec bson.Raw) (int, error) {
+	elems, err := spec.Elements()
+	if err != nil || len(elems) == 0 {
+		return 0, err
+	}
+	for _, e := range elems {
+		if e.Key() != "$natural" {
+			continue
+		}
+		n, ok := asInt64(e.Value())
+		if len(elems) > 1 || !ok || (n != 1 && n != -1) {
+			return 0, wire.BadValue(fmt.Sprintf("bad sort %s: $natural takes 1 or -1 and cannot be combined with other sort fields", spec))
+		}
+		return int(n), nil
+	}
+	return 0, nil
+}
+
 // compare orders two documents by the spec, as MongoDB's sort does: a missing field
 // sorts as null, an array by its smallest element ascending and its largest
 // descending (an empty array before null).
