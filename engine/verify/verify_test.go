@@ -18,7 +18,7 @@ import (
 // memSide is a cluster in memory: every scan returns the documents sorted by _id,
 // as a mongos does.
 type memSide struct {
-	colls map[string][]bson.Raw
+	colls      map[string][]bson.Raw
 	scans      atomic.Int64
 	finds      atomic.Int64
 	rangeScans atomic.Int64
