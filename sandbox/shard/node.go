@@ -25,6 +25,9 @@ type node struct {
 	oplog      *oplog
 	cat        *catalog
 	cursors    *cursorRegistry
+	// keyBounded are the open cursors of finds bounded on a shard key index, by
+	// id, with their bounds (keybounds.go).
+	keyBounded sync.Map
 	electionID primitive.ObjectID
 	topo       *wire.Topology
 	started    time.Time
