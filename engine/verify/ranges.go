@@ -26,8 +26,8 @@ import (
 
 // RangeResult is what CompareRange found.
 type RangeResult struct {
-	// Documents counts the source's documents in the range.
-	Documents int64
+	// Documents and DestDocuments count each side's documents in the range.
+	Documents, DestDocuments int64
 	// Differ are _ids whose documents differ or are on one side only (at most
 	// the limit asked; More says there were more).
 	Differ []bson.RawValue
@@ -50,7 +50,7 @@ func CompareRange(ctx context.Context, src, dst Side, n Namespace, r shardkey.Ra
 	if err := g.Wait(); err != nil {
 		return RangeResult{}, err
 	}
-	res := RangeResult{Documents: digests[0].count}
+	res := RangeResult{Documents: digests[0].count, DestDocuments: digests[1].count}
 	if digests[0] == digests[1] {
 		return res, nil
 	}
