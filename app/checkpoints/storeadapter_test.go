@@ -12,11 +12,11 @@ import (
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 
 	"github.com/shardlift/shardlift/engine"
-	"github.com/shardlift/shardlift/engine/shardkey"
 	"github.com/shardlift/shardlift/engine/initialsync"
 	"github.com/shardlift/shardlift/engine/oplog"
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/replay"
+	"github.com/shardlift/shardlift/engine/shardkey"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/store"
 )
