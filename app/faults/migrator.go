@@ -94,6 +94,7 @@ type Status struct {
 			NamespacesReused   int   `json:"namespacesReused"`
 			DocumentsRechecked int64 `json:"documentsRechecked"`
 			NamespacesCompared int   `json:"namespacesCompared"`
+			RangesCompared     int   `json:"rangesCompared"`
 		} `json:"continuous"`
 	} `json:"verification"`
 }
