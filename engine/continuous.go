@@ -18,17 +18,20 @@ import (
 )
 
 // Continuous verification (issue 17): while every shard is in sync, the destination
-// is compared with the source one namespace at a time (its ranges, engine/verify),
-// and every write the source takes after a namespace was compared is rechecked,
-// document by document, from the source shards' oplogs. Finalize then compares
-// only the namespaces not compared yet and the documents written since, so its
-// time follows the writes of the last moments, not the data.
+// is compared with the source one unit at a time (a run of a sharded collection's
+// chunks, scanned on its own by shard key bounds, or an unsharded collection
+// whole: continuousranges.go), and every write the source takes after a range
+// was compared is rechecked, document by document, from the source shards'
+// oplogs. Finalize then compares only the ranges and namespaces not compared yet
+// and the documents written since, so its time follows the writes of the last
+// moments, not the data.
 //
 // Why it is sound (docs/correctness.md, "Continuous verification"): each source
 // shard has a cursor, an oplog position at or before the entry its replay applied
 // last when a comparison began. A document compared equal at some moment differs
 // later only through a write after that moment, which is in the oplog after the
-// cursor: the next pass reads it and rechecks the document. A document that
+// cursor: the next pass reads it and rechecks the document (more writes than it
+// rechecks one by one: the ranges they fall in are compared again). A document that
 // differed may differ only because the replay had not applied a write yet: it is
 // pending, rechecked once every shard applied past the newest entry its oplog had
 // when the difference was seen, and reported only if it still differs (it
