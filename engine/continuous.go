@@ -10,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/oplog"
@@ -181,8 +182,8 @@ type continuousVerifier struct {
 	mu   sync.Mutex // guards st, plan and whole, which progress reads
 	st   *ContinuousState
 	plan []verify.Namespace
-	// whole are the namespaces whose range scans failed (a destination without
-	// the source's shard key index): compared whole from then on.
+	// whole are the namespaces whose range scans a server refused (no index of
+	// exactly the shard key): compared whole from then on, in this process.
 	whole map[string]bool
 }
 
@@ -350,11 +351,15 @@ func (v *continuousVerifier) compareRange(ctx context.Context, n verify.Namespac
 	src, dst := v.sides(false)
 	res, err := verify.CompareRange(ctx, src, dst, n, u.Range, continuousMaxIDs)
 	if err != nil {
-		if ctx.Err() == nil {
-			v.mu.Lock()
-			v.whole[n.Name()] = true
-			v.mu.Unlock()
+		var refused mongo.ServerError
+		if !errors.As(err, &refused) {
+			return false, fmt.Errorf("verify %s in [%s, %s): %w", n.Name(), u.Min, u.Max, err)
 		}
+		// A server refused the range scan (a cluster without an index of
+		// exactly the shard key: one prefixed by it serves the key too).
+		v.mu.Lock()
+		v.whole[n.Name()] = true
+		v.mu.Unlock()
 		return false, fmt.Errorf("verify %s in [%s, %s) (the next steps compare it whole): %w", n.Name(), u.Min, u.Max, err)
 	}
 	if res.More {

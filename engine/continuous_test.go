@@ -11,6 +11,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/shardkey"
@@ -27,6 +28,8 @@ type contSide struct {
 	// rangeScans count the scans of each range, by namespace and the range's
 	// min _id (the fake's shard keys are {_id: 1}).
 	rangeScans map[string]map[string]int
+	// noKeyIndex makes range scans fail as a server without the index does.
+	noKeyIndex bool
 }
 
 func newContSide() *contSide {
@@ -37,6 +40,9 @@ func (s *contSide) ScanRange(_ context.Context, db, coll string, keyPattern bson
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ns := db + "." + coll
+	if s.noKeyIndex {
+		return nil, mongo.CommandError{Code: 2, Name: "BadValue", Message: "hint provided does not correspond to an existing index"}
+	}
 	p, err := shardkey.ParsePattern(keyPattern)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -145,5 +146,30 @@ func TestFinalizeComparesTheRangesNotComparedAndCatchesATamperedDocument(t *test
 	ranges, whole := c.src.scansOf("shop.big")
 	if whole != 0 || len(ranges) != 4 || ranges[`{"$minKey":1}`] != 1 {
 		t.Fatalf("scans %v (whole %d): each range once", ranges, whole)
+	}
+}
+
+// A destination whose range scans the server refuses (no index of exactly the
+// shard key: one prefixed by it serves the key too) has its namespace compared
+// whole from the next step on, instead of failing every step.
+func TestContinuousVerificationComparesWholeWhereAServerRefusesRangeScans(t *testing.T) {
+	c := &contClusters{src: newContSide(), dst: newContSide()}
+	shardedOnID(t, c, "shop.big", 40, 10, 20, 30)
+	c.dst.noKeyIndex = true
+	r := newContRun(t, c, nil)
+	if _, err := r.v.step(context.Background()); err == nil {
+		t.Fatal("the refused range scan passed")
+	}
+	if !r.step() {
+		t.Fatal("the next step compared nothing")
+	}
+	if _, whole := c.src.scansOf("shop.big"); whole != 1 {
+		t.Fatalf("%d whole scans, want 1", whole)
+	}
+	if p := r.v.progress(); p.NamespacesCompared != 1 || p.Namespaces != 1 {
+		t.Fatalf("progress %s", p.Text())
+	}
+	if v := r.final(); !v.OK() || v.Continuous.Reused != 1 || v.Continuous.RangesCompared != 0 {
+		t.Fatalf("verification %+v, reuse %+v", v, v.Continuous)
 	}
 }
