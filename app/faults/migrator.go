@@ -87,6 +87,8 @@ type Status struct {
 	Continuous *struct {
 		Namespaces         int `json:"namespaces"`
 		NamespacesCompared int `json:"namespacesCompared"`
+		Ranges             int `json:"ranges"`
+		RangesCompared     int `json:"rangesCompared"`
 	} `json:"continuous"`
 	Verification *struct {
 		Documents  int64 `json:"documents"`
