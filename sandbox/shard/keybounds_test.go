@@ -67,6 +67,7 @@ func TestFindMinMaxBoundAShardKeyIndex(t *testing.T) {
 		{"within one leading value", key(int32(2), int32(9)), key(int32(3), int32(13)), []int{9, 10, 11, 12}},
 		{"open below: null keys first", key(primitive.MinKey{}, primitive.MinKey{}), key(int32(1), primitive.MinKey{}), []int{0, 1, 2, 3, 36, 37, 38, 39}},
 		{"to the end", key(int32(8), int32(34)), key(primitive.MaxKey{}, primitive.MaxKey{}), []int{34, 35}},
+		{"from null", key(nil, int32(37)), key(int32(0), int32(2)), []int{0, 1, 37, 38, 39}},
 	} {
 		if got := scan(compound, tc.min, tc.max); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
