@@ -292,6 +292,9 @@ func migrateResult(out, errw io.Writer, prog, statePath string, snap engine.Snap
 		for _, l := range v.Late {
 			fmt.Fprintf(out, "  late writes: %s: the destination lacks them\n", l)
 		}
+		for _, d := range v.Indexes {
+			fmt.Fprintf(out, "  index differs: %s\n", d)
+		}
 	}
 	if len(snap.SourceUsers) > 0 {
 		fmt.Fprintln(out, "users and roles are not migrated; re-create them on the destination:")

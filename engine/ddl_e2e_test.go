@@ -10,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/shardlift/shardlift/sandbox/seed"
 )
@@ -237,6 +238,28 @@ func TestSandboxDDLIndexBuildAndMovePrimary(t *testing.T) {
 		return false
 	})
 
+	// An application stages a collection with a unique index and renames it into
+	// place: the destination builds the index relaxed during the sync, under the
+	// staging name; the finalize must make it unique under the final one. (A user's
+	// hand run ended done, "every range matches", with the index not unique on the
+	// destination.)
+	stagingDB := e.srcC.Database(l.dbs[len(l.dbs)-1])
+	var staged []any
+	for i := range 50 {
+		staged = append(staged, bson.D{{Key: "_id", Value: i}, {Key: "v", Value: i}})
+	}
+	began = time.Now()
+	if _, err := stagingDB.Collection("staging").InsertMany(ctx, staged); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stagingDB.Collection("staging").Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "v", Value: 1}}, Options: options.Index().SetUnique(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srcC.Database("admin").RunCommand(ctx, bson.D{{Key: "renameCollection", Value: stagingDB.Name() + ".staging"}, {Key: "to", Value: stagingDB.Name() + ".final"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	l.caughtUp(t, "a unique index staged and renamed into place", began, l.sameColl(stagingDB.Name(), "final"))
+
 	moved := l.dbs[0]
 	var d struct{ Primary string }
 	if err := e.srcC.Database("config").Collection("databases").FindOne(ctx, bson.D{{Key: "_id", Value: moved}}).Decode(&d); err != nil {
@@ -267,4 +290,13 @@ func TestSandboxDDLIndexBuildAndMovePrimary(t *testing.T) {
 	}
 	l.caughtUp(t, "movePrimary of "+moved, began, l.sameColl(moved, "events"))
 	l.finishDDL(t)
+	unique := false
+	for _, spec := range e.indexes(ctx, e.dstC, stagingDB.Name(), "final") {
+		if name, _ := spec.Lookup("name").StringValueOK(); name == "v_1" {
+			unique, _ = spec.Lookup("unique").BooleanOK()
+		}
+	}
+	if !unique {
+		t.Errorf("%s.final's index v_1 is not unique on the destination", stagingDB.Name())
+	}
 }

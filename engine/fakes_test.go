@@ -187,9 +187,11 @@ type fakeClusters struct {
 	// late are WritesAfter's answers by shard, and lateAfter the ts each was asked after.
 	late      map[string]LateWrites
 	lateAfter map[string]primitive.Timestamp
-	wiped     bool
-	cleared   []string
-	restored  []Relaxed
+	// indexDiffs are what IndexDifferences reports.
+	indexDiffs []IndexDifference
+	wiped      bool
+	cleared    []string
+	restored   []Relaxed
 	// beforeStop sees the recorded balancer state when the balancer is stopped.
 	beforeStop func()
 	// restoreGate, when set, holds Restore until closed (or ctx ends).
@@ -472,6 +474,11 @@ func (f *fakeClusters) Restore(ctx context.Context, r Relaxed) error {
 		return f.restoreErr
 	}
 	f.restored = append(f.restored, r)
+	// A relaxed index restored from the source's specification differs no more.
+	name, _ := r.Original.Lookup("name").StringValueOK()
+	f.indexDiffs = slices.DeleteFunc(f.indexDiffs, func(d IndexDifference) bool {
+		return d.Relaxed && d.Namespace == r.NS && d.Index == name
+	})
 	return nil
 }
 
@@ -484,6 +491,13 @@ func (f *fakeClusters) Newest(_ context.Context, shard string) (primitive.Timest
 	}
 	s.newestReads++
 	return s.newest, s.newestErr
+}
+
+func (f *fakeClusters) IndexDifferences(context.Context) ([]IndexDifference, error) {
+	f.call("IndexDifferences")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.indexDiffs), nil
 }
 
 func (f *fakeClusters) WritesAfter(_ context.Context, shard string, ts primitive.Timestamp) (LateWrites, error) {

@@ -216,6 +216,9 @@ func (m *Migration) finalize(ctx context.Context, r *runState, override bool) er
 	if err := m.restoreRelaxed(ctx, r.clusters); err != nil {
 		return fail(err)
 	}
+	if err := m.restoreFromSource(ctx, r.clusters); err != nil {
+		return fail(err)
+	}
 	step("restoring the source balancer")
 	if err := m.restoreSourceBalancer(ctx, r.clusters); err != nil {
 		return fail(err)
@@ -236,6 +239,10 @@ func (m *Migration) finalize(ctx context.Context, r *runState, override bool) er
 		step("looking for writes the source took after the sync stopped")
 		if v.Late, err = m.lateWrites(ctx, r.clusters); err != nil {
 			return fail(err)
+		}
+		step("comparing every collection's indexes with the source's")
+		if v.Indexes, err = r.clusters.IndexDifferences(ctx); err != nil {
+			return fail(fmt.Errorf("compare the indexes: %w", err))
 		}
 		m.setReason("")
 		if err := m.saveVerification(v); err != nil {

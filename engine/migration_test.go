@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/shardlift/shardlift/engine/replay"
@@ -506,6 +508,55 @@ func TestVerificationMismatchBlocksDoneUnlessOverridden(t *testing.T) {
 	}
 	if !h.cp.record().Verification.Overridden {
 		t.Fatal("the override is not saved")
+	}
+}
+
+// An index the destination does not hold as the source does (a relaxed unique
+// index never restored) stops the finalize as a differing range does: every
+// document can match while the destination would accept a duplicate the source
+// refuses.
+func TestIndexDifferencesBlockDoneUnlessOverridden(t *testing.T) {
+	h := newHarness(t, "s0")
+	h.fc.indexDiffs = []IndexDifference{{Namespace: "shop.orders", Index: "sku_1", What: "unique on the source, not on the destination"}}
+	h.cuttingOver()
+	err := h.m.Done(bg, false)
+	var me *MismatchError
+	if !errors.As(err, &me) || !strings.Contains(err.Error(), "1 index difference (shop.orders index sku_1: unique on the source, not on the destination)") {
+		t.Fatalf("Done with an index difference: %v", err)
+	}
+	if s := h.m.Snapshot(); s.State != Finalizing || s.Verification.OK() || len(s.Verification.Indexes) != 1 {
+		t.Fatalf("state %s verification %+v", s.State, s.Verification)
+	}
+	if len(h.cp.record().Verification.Indexes) != 1 {
+		t.Fatal("the index difference is not saved")
+	}
+	if err := h.m.Done(bg, true); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.m.Snapshot(); s.State != Done || !s.Verification.Overridden {
+		t.Fatalf("state %s verification %+v", s.State, s.Verification)
+	}
+}
+
+// A relaxed index the recorded originals do not reach (its collection renamed since
+// it was built) is restored from the source's specification before the
+// verification, which then passes.
+func TestFinalizeRestoresRelaxedIndexesNoRecordReaches(t *testing.T) {
+	h := newHarness(t, "s0")
+	spec, err := bson.Marshal(bson.D{{Key: "v", Value: 2}, {Key: "key", Value: bson.D{{Key: "v", Value: 1}}}, {Key: "name", Value: "v_1"}, {Key: "unique", Value: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.fc.indexDiffs = []IndexDifference{{Namespace: "app.final", Index: "v_1", What: "unique on the source, not on the destination", Relaxed: true, Source: spec}}
+	h.cuttingOver()
+	if err := h.m.Done(bg, false); err != nil {
+		t.Fatalf("Done: %v", err)
+	}
+	if !slices.ContainsFunc(h.fc.restored, func(r Relaxed) bool { return r.NS == "app.final" && bytes.Equal(r.Original, spec) }) {
+		t.Fatalf("restored %+v: want app.final's v_1 from the source's specification", h.fc.restored)
+	}
+	if s := h.m.Snapshot(); s.State != Done || !s.Verification.OK() {
+		t.Fatalf("state %s verification %+v", s.State, s.Verification)
 	}
 }
 

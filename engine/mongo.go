@@ -769,6 +769,29 @@ func (c *mongoClusters) VerifyPlan(ctx context.Context) ([]verify.Namespace, err
 	return nss, nil
 }
 
+func (c *mongoClusters) IndexDifferences(ctx context.Context) ([]IndexDifference, error) {
+	var src, dst *topology.Cluster
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { src, err = topology.Discover(gctx, c.cfg.Source); return err })
+	g.Go(func() (err error) { dst, err = topology.Discover(gctx, c.cfg.Destination); return err })
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	onDst := map[string]topology.Namespace{}
+	for _, n := range dst.Namespaces {
+		onDst[n.Name()] = n
+	}
+	var out []IndexDifference
+	for _, n := range src.Namespaces {
+		d, ok := onDst[n.Name()]
+		if n.Type != "collection" || !ok || !namespaces.Migrated(n.DB, n.Collection) {
+			continue // a collection missing on the destination is the document comparison's
+		}
+		out = append(out, verify.CompareIndexes(n.Name(), n.Indexes, d.Indexes)...)
+	}
+	return out, nil
+}
+
 func (c *mongoClusters) VerifySides() (verify.Side, verify.Side) {
 	return verify.MongoSide(c.src), verify.MongoSide(c.dst)
 }

@@ -96,6 +96,10 @@ type Clusters interface {
 	// Verify compares source and destination, namespace by namespace and range by
 	// range; progress is called as namespaces finish.
 	Verify(ctx context.Context, progress func(done, total int)) (*Verification, error)
+	// IndexDifferences compares every migrated collection's indexes on both
+	// clusters (a fresh discovery of both): the finalize's check that the
+	// destination holds each index as the source does, relaxed ones restored.
+	IndexDifferences(ctx context.Context) ([]IndexDifference, error)
 	// VerifyPlan lists, from a fresh discovery of both clusters, the namespaces
 	// Verify compares; VerifySides reads them (the continuous verification).
 	VerifyPlan(ctx context.Context) ([]verify.Namespace, error)

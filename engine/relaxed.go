@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 
@@ -54,4 +55,32 @@ func (l *relaxedLog) IndexRelaxed(ns oplog.Namespace, original bson.Raw) error {
 // OptionsWithheld implements replay.RelaxedSink.
 func (l *relaxedLog) OptionsWithheld(ns oplog.Namespace, withheld bson.Raw) error {
 	return l.add(ns.DB+"."+ns.Coll, RelaxedOptions, withheld)
+}
+
+// restoreFromSource makes unique or TTL again, from the source's specification,
+// every destination index still held as the sync relaxes it once the recorded
+// originals are restored. An original names the collection the index was built
+// in; one renamed since (an application staging a collection and renaming it into
+// place, $out over a target) holds the index under another name, where no record
+// points. With the source's writes stopped, the source says what each index is.
+func (m *Migration) restoreFromSource(ctx context.Context, c Clusters) error {
+	diffs, err := c.IndexDifferences(ctx)
+	if err != nil {
+		return fmt.Errorf("compare the indexes: %w", err)
+	}
+	restored := map[string]bool{}
+	for _, d := range diffs {
+		key := d.Namespace + "\x00" + d.Index
+		if !d.Relaxed || restored[key] {
+			continue
+		}
+		restored[key] = true
+		if err := c.Restore(ctx, Relaxed{NS: d.Namespace, Kind: RelaxedIndex, Original: d.Source}); err != nil {
+			return fmt.Errorf("make index %s of %s as the source has it (%s): %w", d.Index, d.Namespace, d.What, err)
+		}
+	}
+	if n := len(restored); n > 0 {
+		m.note(fmt.Sprintf("restored %d relaxed index option%s from the source's specifications (collections renamed since the index was built)", n, map[bool]string{true: "", false: "s"}[n == 1]))
+	}
+	return nil
 }

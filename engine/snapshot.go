@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/shardlift/shardlift/engine/verify"
 )
 
 // Snapshot is a migration's progress at one moment: an immutable value, copied out
@@ -221,6 +223,9 @@ type Verification struct {
 	// Late are the writes the source took after the sync stopped (latewrites.go):
 	// the destination lacks them even where every range matched.
 	Late []LateWrites
+	// Indexes are the indexes the destination does not hold as the source does,
+	// compared by the finalize once the relaxed ones are restored.
+	Indexes []IndexDifference
 	// Overridden is set when the user chose to finish despite mismatches.
 	Overridden bool
 	// Continuous is what a finalize's verification took from the continuous
@@ -230,17 +235,40 @@ type Verification struct {
 
 // OK reports whether every range matched and no write reached the source after
 // the sync stopped.
-func (v *Verification) OK() bool { return v != nil && len(v.Mismatches) == 0 && len(v.Late) == 0 }
+func (v *Verification) OK() bool {
+	return v != nil && len(v.Mismatches) == 0 && len(v.Late) == 0 && len(v.Indexes) == 0
+}
+
+// IndexDifference is an index the destination does not hold as the source does.
+type IndexDifference = verify.IndexDifference
+
+// indexDifferencesNamed is how many index differences Differences names.
+const indexDifferencesNamed = 3
 
 // Differences says in a line what keeps the verification from passing: the
-// ranges that differ, then each shard's late writes.
+// ranges that differ, each shard's late writes, then the indexes that differ
+// (the first few named).
 func (v *Verification) Differences() string {
 	var parts []string
-	if len(v.Mismatches) > 0 || len(v.Late) == 0 {
+	if len(v.Mismatches) > 0 || (len(v.Late) == 0 && len(v.Indexes) == 0) {
 		parts = append(parts, fmt.Sprintf("%d of %d ranges differ", len(v.Mismatches), v.Ranges))
 	}
 	for _, l := range v.Late {
 		parts = append(parts, l.String())
+	}
+	if n := len(v.Indexes); n > 0 {
+		var named []string
+		for _, d := range v.Indexes[:min(n, indexDifferencesNamed)] {
+			named = append(named, d.String())
+		}
+		if n > indexDifferencesNamed {
+			named = append(named, fmt.Sprintf("and %d more", n-indexDifferencesNamed))
+		}
+		noun := "index differences"
+		if n == 1 {
+			noun = "index difference"
+		}
+		parts = append(parts, fmt.Sprintf("%d %s (%s)", n, noun, strings.Join(named, "; ")))
 	}
 	return strings.Join(parts, "; ")
 }

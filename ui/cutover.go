@@ -350,9 +350,23 @@ func (s *cutoverScreen) askOverride(v *engine.Verification) {
 			lines.Add(wrapped("•  " + l.String() + ": the destination lacks them."))
 		}
 	}
+	indexes := 0
+	if v != nil {
+		indexes = len(v.Indexes)
+		for i, d := range v.Indexes {
+			if i == mismatchesShown {
+				lines.Add(widget.NewLabel(fmt.Sprintf("… and %d more index differences, in the diagnostics export.", indexes-mismatchesShown)))
+				break
+			}
+			lines.Add(wrapped("•  " + d.String()))
+		}
+	}
+	if indexes > 0 {
+		lines.Add(wrapped("The destination does not hold these indexes as the source does: an application may then insert what the source refuses (a unique index), keep what the source deletes (a TTL index), or run slower. Build them on the destination as the source has them (the source's db.collection.getIndexes() shows each), then press I'm done again to verify again."))
+	}
 	if late > 0 {
 		lines.Add(wrapped("Something still writes to the source. The sync has stopped, so these writes cannot reach the destination any more: stop whatever writes, then cancel and start a new migration, or finish anyway if the destination may lack them."))
-	} else {
+	} else if n > 0 {
 		lines.Add(wrapped("This usually means something still wrote to the source after the gap reached 0:00. Check that every application is stopped, then press I'm done again to verify again."))
 	}
 	var c *confirmDialog
@@ -361,7 +375,7 @@ func (s *cutoverScreen) askOverride(v *engine.Verification) {
 		verb = "differs"
 	}
 	label := fmt.Sprintf("I accept that %d range%s %s", n, plural(n), verb)
-	if late > 0 {
+	if late > 0 || indexes > 0 {
 		label = "I accept that the destination lacks what is listed"
 	}
 	accept := newEscCheck(label, func(on bool) {

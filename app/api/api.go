@@ -201,9 +201,18 @@ type verificationJSON struct {
 	Mismatches []mismatchJSON `json:"mismatches"`
 	// LateWrites are the writes the source took after the sync stopped.
 	LateWrites []lateWriteJSON `json:"lateWrites"`
+	// IndexDifferences are the indexes the destination does not hold as the
+	// source does (the finalize compares them once the relaxed ones are restored).
+	IndexDifferences []indexDiffJSON `json:"indexDifferences"`
 	// Continuous is what the finalize took from the continuous verification
 	// (null when it compared everything).
 	Continuous *reuseJSON `json:"continuous,omitempty"`
+}
+
+type indexDiffJSON struct {
+	Namespace string `json:"namespace"`
+	Index     string `json:"index"`
+	What      string `json:"what"`
 }
 
 type reuseJSON struct {
@@ -342,13 +351,16 @@ func toVerificationJSON(v *engine.Verification) *verificationJSON {
 		return nil
 	}
 	out := &verificationJSON{At: v.At.UTC(), OK: v.OK(), Namespaces: v.Namespaces, Ranges: v.Ranges, Matched: v.Matched,
-		Documents: v.Documents, Overridden: v.Overridden, Mismatches: []mismatchJSON{}, LateWrites: []lateWriteJSON{}}
+		Documents: v.Documents, Overridden: v.Overridden, Mismatches: []mismatchJSON{}, LateWrites: []lateWriteJSON{}, IndexDifferences: []indexDiffJSON{}}
 	if c := v.Continuous; c != nil {
 		out.Continuous = &reuseJSON{NamespacesReused: c.Reused, DocumentsRechecked: c.Rechecked, NamespacesCompared: c.Compared, RangesCompared: c.RangesCompared}
 	}
 	for _, l := range v.Late {
 		out.LateWrites = append(out.LateWrites, lateWriteJSON{Shard: l.Shard, Writes: l.Writes, AtLeast: l.AtLeast, First: l.First.UTC(),
 			Namespaces: append([]string{}, l.Namespaces...), Text: l.String()})
+	}
+	for _, d := range v.Indexes {
+		out.IndexDifferences = append(out.IndexDifferences, indexDiffJSON{Namespace: d.Namespace, Index: d.Index, What: d.What})
 	}
 	for _, m := range v.Mismatches {
 		out.Mismatches = append(out.Mismatches, mismatchJSON{Namespace: m.Namespace, Range: m.Range, SourceCount: m.SourceCount, DestCount: m.DestCount, SampleIDs: m.SampleIDs})

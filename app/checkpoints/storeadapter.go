@@ -162,7 +162,13 @@ type (
 		Documents  int64          `bson:"documents"`
 		Mismatches []mismatchDoc  `bson:"mismatches,omitempty"`
 		Late       []lateWriteDoc `bson:"lateWrites,omitempty"`
+		Indexes    []indexDiffDoc `bson:"indexes,omitempty"`
 		Overridden bool           `bson:"overridden,omitempty"`
+	}
+	indexDiffDoc struct {
+		Namespace string `bson:"ns"`
+		Index     string `bson:"index"`
+		What      string `bson:"what"`
 	}
 	lateWriteDoc struct {
 		Shard      string    `bson:"shard"`
@@ -496,6 +502,9 @@ func toVerificationDoc(v *engine.Verification) *verificationDoc {
 	for _, l := range v.Late {
 		d.Late = append(d.Late, lateWriteDoc(l))
 	}
+	for _, x := range v.Indexes {
+		d.Indexes = append(d.Indexes, indexDiffDoc{Namespace: x.Namespace, Index: x.Index, What: x.What})
+	}
 	return d
 }
 
@@ -509,6 +518,9 @@ func fromVerificationDoc(d *verificationDoc) *engine.Verification {
 	}
 	for _, l := range d.Late {
 		v.Late = append(v.Late, engine.LateWrites(l))
+	}
+	for _, x := range d.Indexes {
+		v.Indexes = append(v.Indexes, engine.IndexDifference{Namespace: x.Namespace, Index: x.Index, What: x.What})
 	}
 	return v
 }
