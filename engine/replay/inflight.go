@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,7 +47,7 @@ type writeGate struct {
 	inFlight  int
 	started   uint64        // writes started so far
 	cutBefore uint64        // a write started before this one cut the bound already
-	freed     chan struct{} // closed when a write ends, for those waiting for room
+	waiters   []chan flight // the writes waiting for room, in the order they asked
 }
 
 // writesPerApplier is the most bulk writes an applier has in flight: a round's
@@ -55,7 +56,7 @@ const writesPerApplier = 2
 
 func newWriteGate(size sizing, now func() time.Time) *writeGate {
 	most := float64(writesPerApplier * size.appliers)
-	g := &writeGate{now: now, ceiling: most, floor: most, freed: make(chan struct{})}
+	g := &writeGate{now: now, ceiling: most, floor: most}
 	if size.roundTrip > 0 {
 		g.floor = float64(writesPerApplier * min(size.appliers, DefaultAppliers))
 		g.slow = slowRoundTrips*size.roundTrip + slowWork
@@ -70,24 +71,49 @@ type flight struct {
 	start time.Time
 }
 
-// acquire waits for room for one more write in flight.
+// acquire waits for room for one more write in flight, after the writes that asked
+// before it: room goes to the write that waited longest, never to an applier that
+// was just answered and asks again at once (overtaken again and again, a waiting
+// write would hold the shard's resume point while the others go on).
 func (g *writeGate) acquire(ctx context.Context) (flight, error) {
-	for {
-		g.mu.Lock()
-		if float64(g.inFlight) < g.limit {
-			g.inFlight++
-			g.started++
-			s := flight{seq: g.started, start: g.now()}
-			g.mu.Unlock()
-			return s, nil
-		}
-		freed := g.freed
+	g.mu.Lock()
+	if len(g.waiters) == 0 && float64(g.inFlight) < g.limit {
+		f := g.startLocked()
 		g.mu.Unlock()
-		select {
-		case <-freed:
-		case <-ctx.Done():
-			return flight{}, ctx.Err()
+		return f, nil
+	}
+	w := make(chan flight, 1)
+	g.waiters = append(g.waiters, w)
+	g.mu.Unlock()
+	select {
+	case f := <-w:
+		return f, nil
+	case <-ctx.Done():
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if i := slices.Index(g.waiters, w); i >= 0 {
+			g.waiters = slices.Delete(g.waiters, i, i+1)
+		} else { // let in meanwhile: the room goes to the next
+			g.inFlight--
+			g.admitLocked()
 		}
+		return flight{}, ctx.Err()
+	}
+}
+
+// startLocked counts one more write in flight.
+func (g *writeGate) startLocked() flight {
+	g.inFlight++
+	g.started++
+	return flight{seq: g.started, start: g.now()}
+}
+
+// admitLocked lets the waiting writes in, oldest first, while there is room.
+func (g *writeGate) admitLocked() {
+	for len(g.waiters) > 0 && float64(g.inFlight) < g.limit {
+		w := g.waiters[0]
+		g.waiters = g.waiters[1:]
+		w <- g.startLocked()
 	}
 }
 
@@ -97,8 +123,7 @@ func (g *writeGate) release(s flight, answered bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.inFlight--
-	close(g.freed)
-	g.freed = make(chan struct{})
+	defer g.admitLocked()
 	if !answered {
 		return
 	}

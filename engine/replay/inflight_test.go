@@ -77,3 +77,43 @@ func TestWritesInFlightComeDownWhenTheDestinationQueuesThem(t *testing.T) {
 		t.Errorf("appliers set to 16: bound %d, want %d", bound, writesPerApplier*16)
 	}
 }
+
+// The gate lets writes in in the order they asked for room: a write that finds the
+// gate full is not overtaken by the writes of appliers that keep getting answers
+// and ask again at once. Overtaken, it waits while they go on, holding the shard's
+// resume point (more appliers than writes in flight, as when the appliers are sized
+// to a round trip and the bound came down: see fault scenario 6 in correctness.md).
+func TestTheGateLetsWritesInInTheOrderTheyAsked(t *testing.T) {
+	g := newWriteGate(sizing{appliers: 1}, time.Now) // 2 writes in flight
+	first, _ := g.acquire(context.Background())
+	second, _ := g.acquire(context.Background())
+	waiting := make(chan struct{})
+	go func() {
+		f, err := g.acquire(context.Background()) // finds the gate full
+		if err == nil {
+			close(waiting)
+			g.release(f, true)
+		}
+	}()
+	eventually(t, "a write waiting for room", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return len(g.waiters) == 1
+	})
+	g.release(first, true)
+	asksAgain, cancel := context.WithCancel(context.Background())
+	cancel() // asks only once: room now, or never
+	if f, err := g.acquire(asksAgain); err == nil { // the applier answered first asks again at once
+		t.Error("a write that asked for room after the waiting one was let in first")
+		g.release(f, true)
+	}
+	eventually(t, "the write that waited let in", func() bool {
+		select {
+		case <-waiting:
+			return true
+		default:
+			return false
+		}
+	})
+	g.release(second, true)
+}
