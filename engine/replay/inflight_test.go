@@ -102,7 +102,7 @@ func TestTheGateLetsWritesInInTheOrderTheyAsked(t *testing.T) {
 	})
 	g.release(first, true)
 	asksAgain, cancel := context.WithCancel(context.Background())
-	cancel() // asks only once: room now, or never
+	cancel()                                        // asks only once: room now, or never
 	if f, err := g.acquire(asksAgain); err == nil { // the applier answered first asks again at once
 		t.Error("a write that asked for room after the waiting one was let in first")
 		g.release(f, true)
