@@ -394,7 +394,7 @@ func (r *runner) replay(ctx context.Context) (ceiling, got float64, err error) {
 	r.logf("   %s in %v", rate(ceiling, "entries/s"), direct.Round(time.Millisecond))
 	stopProfile = r.startProfile("replay.cpu")
 	r.logf("2. Shardlift's replay (engine/replay) of the backlog")
-	rep, err := replayBacklog(ctx, r.dstC, b, sizedRounds)
+	rep, err := replayBacklog(ctx, r.dstC, b, false)
 	stopProfile()
 	if err != nil {
 		return 0, 0, err

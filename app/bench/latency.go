@@ -52,7 +52,7 @@ func (r *runner) latency(ctx context.Context, copied childResult, replayed float
 	}
 	r.logf("8. Shardlift's replay of the backlog's %d entries, %v away from the destination", b.entries, benchLatency)
 	stopProfile = r.startProfile("replay-latency.cpu")
-	rep, err := replayBacklog(ctx, far.dstC, b, sizedRounds)
+	rep, err := replayBacklog(ctx, far.dstC, b, false)
 	stopProfile()
 	if err != nil {
 		return err

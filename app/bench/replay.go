@@ -16,19 +16,8 @@ import (
 	"github.com/shardlift/shardlift/engine/replay"
 )
 
-// defaultAppliers is replay.Config's number of appliers per shard next to the
-// destination.
-const defaultAppliers = replay.DefaultAppliers
-
-// applier is how many appliers per shard the benchmark's replay runs: as a
-// migration does (zero: sized to the destination's round trip), or a fixed
-// number, for figure 12's comparison.
-type applier struct {
-	appliers int
-}
-
-// sizedRounds is the applier of a migration.
-var sizedRounds = applier{}
+// defaultAppliers is replay.Config's default number of appliers per shard.
+const defaultAppliers = 4
 
 // keyIsID is the translator configuration of a collection sharded on _id.
 var keyIsID = oplog.Config{KeyFields: func(oplog.Namespace) []string { return []string{"_id"} }}
@@ -44,11 +33,13 @@ func resetBacklogColl(ctx context.Context, dst *mongo.Client) error {
 
 // replayBacklog replays every stream with engine/replay, one replay.Shard per
 // stream as a migration runs one per source shard, and returns the elapsed time.
-func replayBacklog(ctx context.Context, dst *mongo.Client, b *backlog, a applier) (time.Duration, error) {
+// serial replays with the applier as it was before it wrote in rounds
+// (replay.Config.SerialBulks), for figure 12's before-and-after.
+func replayBacklog(ctx context.Context, dst *mongo.Client, b *backlog, serial bool) (time.Duration, error) {
 	if err := resetBacklogColl(ctx, dst); err != nil {
 		return 0, err
 	}
-	elapsed, err := replayStreams(ctx, dst, b, a)
+	elapsed, err := replayStreams(ctx, dst, b, serial)
 	if err != nil {
 		return 0, err
 	}
@@ -56,7 +47,7 @@ func replayBacklog(ctx context.Context, dst *mongo.Client, b *backlog, a applier
 }
 
 // replayStreams is replayBacklog's timed part: the replay of every stream.
-func replayStreams(ctx context.Context, dst *mongo.Client, b *backlog, a applier) (time.Duration, error) {
+func replayStreams(ctx context.Context, dst *mongo.Client, b *backlog, serial bool) (time.Duration, error) {
 	names := make([]string, len(b.streams))
 	for i := range names {
 		names[i] = fmt.Sprintf("backlog-%d", i)
@@ -66,7 +57,7 @@ func replayStreams(ctx context.Context, dst *mongo.Client, b *backlog, a applier
 	for i, name := range names {
 		s, err := replay.New(replay.Config{
 			Shard: name, Source: replay.NewReaderSource(bytes.NewReader(b.streams[i])),
-			Destination: replay.NewMongoDestination(dst), DDL: ddl, Translator: keyIsID, Appliers: a.appliers,
+			Destination: replay.NewMongoDestination(dst), DDL: ddl, Translator: keyIsID, SerialBulks: serial,
 		})
 		if err != nil {
 			return 0, err

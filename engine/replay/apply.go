@@ -210,8 +210,8 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 // was told to stop.
 const inFlightGrace = 15 * time.Second
 
-// writeInFlight sends writes (in rounds, see writeRounds) through the run's
-// writeGate, which bounds how many are in flight, and waits for their answers however long the destination takes, and even when the shard is told to
+// writeInFlight sends writes (in rounds, see writeRounds) and waits for their
+// answers however long the destination takes, and even when the shard is told to
 // stop meanwhile (up to inFlightGrace). A write has no deadline of its own: one
 // abandoned by its client still runs on the server (a write waiting on a lock, or
 // queued behind others), so sending it again, as a deadline led to, could have the
@@ -229,7 +229,10 @@ func (r *run) writeInFlight(ctx context.Context, ns oplog.Namespace, writes []op
 	defer cancel()
 	stopped := context.AfterFunc(ctx, func() { time.AfterFunc(inFlightGrace, cancel) })
 	defer stopped()
-	return writeRounds(wctx, gatedDestination{Destination: r.cfg.Destination, gate: r.gate}, ns, writes)
+	if r.cfg.SerialBulks {
+		return r.cfg.Destination.Write(wctx, ns, writes)
+	}
+	return writeRounds(wctx, r.cfg.Destination, ns, writes)
 }
 
 // expected reports whether err, the failure of t's write up to the consistency

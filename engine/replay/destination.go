@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -69,16 +68,6 @@ func (d *MongoDestination) Write(ctx context.Context, ns oplog.Namespace, writes
 		return first.Index, err
 	}
 	return 0, err
-}
-
-// RoundTrip implements RoundTripTimer: one ping, which the server it writes
-// through (a mongos) answers itself.
-func (d *MongoDestination) RoundTrip(ctx context.Context) (time.Duration, error) {
-	start := time.Now()
-	if err := d.client.Database("admin").RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
-		return 0, err
-	}
-	return time.Since(start), nil
 }
 
 // sharesDocument reports whether two of writes target the same document (by _id,

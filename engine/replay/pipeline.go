@@ -35,7 +35,6 @@ type run struct {
 
 	budget   *budget
 	queues   []*queue
-	gate     *writeGate // the appliers' writes in flight
 	batches  chan []bson.Raw
 	tl       *tailer             // reads the source into batches
 	tailErr  error               // why the tailer stopped; read once the run is over
@@ -98,7 +97,7 @@ func (g *txnGroup) finish() {
 	}
 }
 
-func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp, size sizing) *run {
+func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
 	r := &run{
 		s: s, cfg: &s.cfg, from: from.TS, fromTerm: from.Term, check: from.TS != (primitive.Timestamp{}), tolerateUntil: tolerateUntil,
 		txnStart: s.beforeTxns && from == s.start, checkT0: from.TS.Before(s.cfg.T0),
@@ -112,10 +111,9 @@ func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp, size sizin
 		r.tr.AppliedBefore(from.TS)
 	}
 	r.tl = &tailer{src: s.cfg.Source, shard: s.cfg.Shard, pollEvery: s.cfg.CommitPollEvery, out: r.batches, notes: s, stopping: s.stopping}
-	for range size.appliers {
+	for range s.cfg.Appliers {
 		r.queues = append(r.queues, newQueue())
 	}
-	r.gate = newWriteGate(size, gateClock)
 	s.wm.Store(r.wm)
 	s.pos.Store(r.pos)
 	s.budget.Store(r.budget)

@@ -82,10 +82,7 @@ type Config struct {
 	// sharded collections, the transaction buffer's bound).
 	Translator oplog.Config
 
-	// Appliers is the number of parallel appliers (K). Zero sizes it to the
-	// destination's round trip, measured at the start of each run when the
-	// destination is a RoundTripTimer (see appliersFor): 4 next to it, more far
-	// from it; 4 when it cannot be measured.
+	// Appliers is the number of parallel appliers (K); zero means 4.
 	Appliers int
 	// QueueBytes bounds the bytes of the writes read and not yet applied, over all
 	// appliers and the writes waiting behind a DDL; zero means 64 MiB. Outside it: the
@@ -99,6 +96,11 @@ type Config struct {
 	BatchWrites  int
 	BatchBytes   int64
 	BatchUpdates int
+	// SerialBulks writes each batch as one bulk write per namespace, ordered when a
+	// document repeats (the driver then sends a command per run of one kind, a round
+	// trip each), as the applier did before it wrote in rounds (see writeRounds):
+	// only for the benchmark's before-and-after.
+	SerialBulks bool
 	// Linger is how long an applier waits for more writes before it writes a batch
 	// that is not full; zero means 5 ms.
 	Linger time.Duration
@@ -117,6 +119,9 @@ func (c *Config) defaults() error {
 		return errors.New("replay: the shard has no name")
 	case c.Source == nil || c.Destination == nil || c.DDL == nil:
 		return fmt.Errorf("replay of shard %s: Source, Destination and DDL are required", c.Shard)
+	}
+	if c.Appliers <= 0 {
+		c.Appliers = 4
 	}
 	if c.QueueBytes <= 0 {
 		c.QueueBytes = 64 << 20
@@ -255,7 +260,7 @@ func (s *Shard) loop(ctx context.Context) error {
 			raiseTS(&s.c.newest, newest)
 			tolerate = maxTS(tolerate, newest)
 			from := s.wm.Load().At()
-			r := newRun(s, from, tolerate, s.appliers(ctx))
+			r := newRun(s, from, tolerate)
 			err = r.run(ctx)
 			tolerate = maxTS(tolerate, r.lastRead)
 			if s.wm.Load().Floor().After(from.TS) {
