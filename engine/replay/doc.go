@@ -18,7 +18,6 @@
 //	               │              └─ Watermark.Dispatch / Skip ◄─────────┘ Applied(ticket)
 //	               └─ newest source ts (and Source.Newest every 2 s) ─► lag
 //	  every second: Checkpointer.SaveApplied(Watermark.Floor()), DDLApplier.Position
-//	  and Beside (the position leaving aside its own held DDL and parked writes)
 //
 // The Watermark is the resume point: the newest ts at and before which everything is
 // applied, which is the minimum over appliers, never the maximum. The entries of an
