@@ -821,6 +821,22 @@ func (c *Cluster) HoldChunkCommands() (release func()) {
 	return c.mu.router.HoldChunkCommands()
 }
 
+// HoldCommands keeps the router's commands matching h in flight, as a slow server
+// would, until release: they then run, or with abort answer Interrupted without
+// acting (router.HoldCommands). A restarted router holds none.
+func (c *Cluster) HoldCommands(h router.CommandHold) (release func(abort bool)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.router.HoldCommands(h)
+}
+
+// HeldCommands are the commands waiting on a hold now.
+func (c *Cluster) HeldCommands() []router.HeldCommand {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.router.HeldCommands()
+}
+
 // RestartRouter stops the router (its connections and cursors are lost) and starts
 // it again on the same address, as a restarted mongos.
 func (c *Cluster) RestartRouter() error {
