@@ -19,8 +19,8 @@ type CommandHold struct {
 	// Command is the command's name, any case: "createIndexes", "create", "drop",
 	// "renameCollection", "insert", "delete"...
 	Command string
-	// NS is "db" or "db.coll": only the commands on it are held ("" for any). A
-	// renameCollection is on its source namespace.
+	// NS is "db" or "db.coll": only the commands on it (on a collection of db)
+	// are held ("" for any). A renameCollection is on its source namespace.
 	NS string
 	// Value is a string the command must carry somewhere (an index's name, a
 	// rename's target, a document's _id), "" for any.
@@ -141,7 +141,7 @@ func (h CommandHold) matches(cmd *wire.Command, ns string) bool {
 	if !strings.EqualFold(h.Command, cmd.Name) {
 		return false
 	}
-	if h.NS != "" && h.NS != ns && (strings.Contains(h.NS, ".") || h.NS != cmd.DB) {
+	if h.NS != "" && h.NS != ns && (strings.Contains(h.NS, ".") || !strings.HasPrefix(ns+".", h.NS+".")) {
 		return false
 	}
 	return h.Value == "" || carries(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: cmd.Body}, h.Value)
