@@ -15,7 +15,8 @@
 // A Cluster is used through its URI with any MongoDB driver; its Go API adds the
 // fault hooks tests need (stop, restart or isolate a shard, restart the router, step a
 // shard's primary down with or without rollback, lag its secondaries, open oplog
-// holes: replset.go), also served over HTTP for failure drills (Control).
+// holes: replset.go; hold chosen commands in flight as a slow server would:
+// HoldCommands), also served over HTTP for failure drills (Control).
 // It is a test and demo tool, not a database.
 package sandbox
 
