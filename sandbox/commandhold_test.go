@@ -118,4 +118,25 @@ func TestHeldCommandsWaitForTheRelease(t *testing.T) {
 	if err := createIndex("late"); err != nil {
 		t.Fatal(err)
 	}
+
+	// A rename is held by its source's database and its target (as $out's rename of
+	// its temporary collection over the report); a held command ends at its maxTimeMS.
+	if err := db.CreateCollection(ctx, "tmp.agg_out.1"); err != nil {
+		t.Fatal(err)
+	}
+	call("POST", "/destination/commands/hold?command=renameCollection&ns=app&value=app.report")
+	admin := db.Client().Database("admin")
+	rename := bson.D{{Key: "renameCollection", Value: "app.tmp.agg_out.1"}, {Key: "to", Value: "app.report"}, {Key: "dropTarget", Value: true}}
+	go func() { done <- admin.RunCommand(ctx, rename).Err() }()
+	awaitHeld(1)
+	if err := admin.RunCommand(ctx, append(rename, bson.E{Key: "maxTimeMS", Value: 100})).Err(); !errors.As(err, &ce) || ce.Code != 50 {
+		t.Errorf("a held rename with maxTimeMS 100 answered %v, want MaxTimeMSExpired (50)", err)
+	}
+	call("POST", "/destination/commands/release")
+	if err := <-done; err != nil {
+		t.Fatalf("the released rename: %v", err)
+	}
+	if names, err := db.ListCollectionNames(ctx, bson.D{{Key: "name", Value: "report"}}); err != nil || len(names) != 1 {
+		t.Errorf("after the released rename: %v %v, want app.report", names, err)
+	}
 }
