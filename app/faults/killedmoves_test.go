@@ -117,7 +117,9 @@ func (e *env) killedDuring(row *faults.Row, cmd dbaCommand) {
 			return strings.Contains(moved, cmd.named)
 		})
 	}
-	e.await("in sync after "+cmd.what, 5*time.Minute, func(s faults.Status) bool {
+	// A kill during a restart's clear makes the resumed migration clear and copy
+	// those shards again in full: minutes on a loaded machine.
+	e.await("in sync after "+cmd.what, 10*time.Minute, func(s faults.Status) bool {
 		seen(s)
 		return s.State == "ready" && allSynced(s)
 	})
