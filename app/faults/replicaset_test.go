@@ -34,6 +34,11 @@ var sourceOptions = map[string]sandbox.Options{
 	"9-stepdown-during-copy":      {Members: replicaSetMembers},
 	"10-stepdown-rollback-steady": {Members: replicaSetMembers},
 	"11-oplog-holes":              {Members: replicaSetMembers, OplogHoles: holeTime},
+	// The DDL applications' rounds add to the load: 64 MiB oplogs held under a
+	// minute of writes on the loaded machine, and the pre-migration check refused
+	// to start (the copy measured at 228 KiB/s).
+	"23-create-killed": {OplogSize: 256 << 20},
+	"24-out-killed":    {OplogSize: 256 << 20},
 }
 
 // unreplicatedWrites is how many writes a shard's primary takes while its
