@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
+	"github.com/shardlift/shardlift/sandbox/router"
 	"github.com/shardlift/shardlift/sandbox/shard"
 )
 
@@ -23,6 +25,9 @@ import (
 //	POST /{cluster}/shards/{shard}/start
 //	POST /{cluster}/transactions/hold      cross-shard commits wait, prepared
 //	POST /{cluster}/transactions/release[?abort=true]   the held commits go on (or abort)
+//	POST /{cluster}/commands/hold?command=C[&ns=DB.COLL][&value=V]   commands C wait, in flight
+//	GET  /{cluster}/commands/held          the commands waiting on a hold
+//	POST /{cluster}/commands/release[?abort=true]   they run (or answer Interrupted)
 //
 // Each answers JSON saying what happened, or {"error": ...} saying what to do.
 func Control(clusters map[string]*Cluster) http.Handler {
@@ -138,6 +143,37 @@ func Control(clusters map[string]*Cluster) http.Handler {
 		}
 		held := c.HeldCommits()
 		c.ReleaseCommits(abort)
+		return map[string]any{"action": "release", "released": held, "aborted": abort}, 0, nil
+	})
+	var holdsMu sync.Mutex
+	releases := map[string][]func(abort bool){} // by cluster: the holds the API made
+	handle("POST /{cluster}/commands/hold", func(c *Cluster, _ string, r *http.Request) (any, int, error) {
+		q := r.URL.Query()
+		h := router.CommandHold{Command: q.Get("command"), NS: q.Get("ns"), Value: q.Get("value")}
+		if h.Command == "" {
+			return nil, http.StatusBadRequest, errors.New("hold needs ?command=NAME (createIndexes, create, drop, renameCollection, insert...), and optionally &ns=DB.COLL and &value=A_STRING_IT_CARRIES")
+		}
+		holdsMu.Lock()
+		defer holdsMu.Unlock()
+		releases[r.PathValue("cluster")] = append(releases[r.PathValue("cluster")], c.HoldCommands(h))
+		return map[string]any{"action": "hold", "hold": h.String(), "note": "matching commands stay in flight until release"}, 0, nil
+	})
+	handle("GET /{cluster}/commands/held", func(c *Cluster, _ string, r *http.Request) (any, int, error) {
+		held := c.HeldCommands()
+		return map[string]any{"held": len(held), "commands": held}, 0, nil
+	})
+	handle("POST /{cluster}/commands/release", func(c *Cluster, _ string, r *http.Request) (any, int, error) {
+		abort, err := boolParam(r, "abort")
+		if err != nil {
+			return nil, http.StatusBadRequest, err
+		}
+		held := len(c.HeldCommands())
+		holdsMu.Lock()
+		defer holdsMu.Unlock()
+		for _, release := range releases[r.PathValue("cluster")] {
+			release(abort)
+		}
+		delete(releases, r.PathValue("cluster"))
 		return map[string]any{"action": "release", "released": held, "aborted": abort}, 0, nil
 	})
 	return mux

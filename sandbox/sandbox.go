@@ -15,7 +15,8 @@
 // A Cluster is used through its URI with any MongoDB driver; its Go API adds the
 // fault hooks tests need (stop, restart or isolate a shard, restart the router, step a
 // shard's primary down with or without rollback, lag its secondaries, open oplog
-// holes: replset.go), also served over HTTP for failure drills (Control).
+// holes: replset.go; hold chosen commands in flight as a slow server would:
+// HoldCommands), also served over HTTP for failure drills (Control).
 // It is a test and demo tool, not a database.
 package sandbox
 
@@ -819,6 +820,22 @@ func (c *Cluster) HoldChunkCommands() (release func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.mu.router.HoldChunkCommands()
+}
+
+// HoldCommands keeps the router's commands matching h in flight, as a slow server
+// would, until release: they then run, or with abort answer Interrupted without
+// acting (router.HoldCommands). A restarted router holds none.
+func (c *Cluster) HoldCommands(h router.CommandHold) (release func(abort bool)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.router.HoldCommands(h)
+}
+
+// HeldCommands are the commands waiting on a hold now.
+func (c *Cluster) HeldCommands() []router.HeldCommand {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.router.HeldCommands()
 }
 
 // RestartRouter stops the router (its connections and cursors are lost) and starts

@@ -14,19 +14,25 @@ import (
 )
 
 // ddlApp is an application that changes collections all day, in one database per
-// source shard (each its primary): every round it creates a collection and writes
-// to it, drops the one of two rounds before, and replaces a report with $out.
+// source shard (each its primary), one round every period in each database: by
+// default (allRound) it creates a collection and writes to it, drops the one of two
+// rounds before, and replaces a report with $out.
 type ddlApp struct {
 	e      *env
 	dbs    []string
+	round  func(a *ddlApp, ctx context.Context, db string, n int) error
+	period time.Duration
 	rounds atomic.Int64
 	stop   context.CancelFunc
 	done   chan error
 }
 
-func (e *env) startDDLApp() *ddlApp {
+func (e *env) startDDLApp() *ddlApp { return e.startApp((*ddlApp).allRound, time.Second) }
+
+// startApp starts an application making round every period in each database.
+func (e *env) startApp(round func(a *ddlApp, ctx context.Context, db string, n int) error, period time.Duration) *ddlApp {
 	e.t.Helper()
-	a := &ddlApp{e: e, done: make(chan error, 1)}
+	a := &ddlApp{e: e, round: round, period: period, done: make(chan error, 1)}
 	for i, s := range e.src.Shards() {
 		db := fmt.Sprintf("ddlapp%d", i)
 		if err := e.srcC.Database("admin").RunCommand(e.ctx, bson.D{{Key: "enableSharding", Value: db}, {Key: "primaryShard", Value: s.Name}}).Err(); err != nil {
@@ -44,7 +50,7 @@ func (e *env) startDDLApp() *ddlApp {
 }
 
 func (a *ddlApp) run(ctx context.Context) error {
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(a.period)
 	defer tick.Stop()
 	for n := 0; ; n++ {
 		select {
@@ -55,7 +61,7 @@ func (a *ddlApp) run(ctx context.Context) error {
 		var wg sync.WaitGroup
 		errs := make([]error, len(a.dbs))
 		for i, name := range a.dbs {
-			wg.Go(func() { errs[i] = a.round(ctx, name, n) })
+			wg.Go(func() { errs[i] = a.round(a, ctx, name, n) })
 		}
 		wg.Wait()
 		for _, err := range errs {
@@ -67,7 +73,16 @@ func (a *ddlApp) run(ctx context.Context) error {
 	}
 }
 
-func (a *ddlApp) round(ctx context.Context, name string, n int) error {
+func (a *ddlApp) allRound(ctx context.Context, name string, n int) error {
+	if err := a.createRound(ctx, name, n); err != nil {
+		return err
+	}
+	return a.outRound(ctx, name, n)
+}
+
+// createRound creates a collection and writes to it, and drops the one of two
+// rounds before.
+func (a *ddlApp) createRound(ctx context.Context, name string, n int) error {
 	db := a.e.srcC.Database(name)
 	coll := fmt.Sprintf("batch_%04d", n)
 	if err := db.CreateCollection(ctx, coll); err != nil {
@@ -76,13 +91,20 @@ func (a *ddlApp) round(ctx context.Context, name string, n int) error {
 	if _, err := db.Collection(coll).InsertMany(ctx, []any{bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: n}}, bson.D{{Key: "_id", Value: 2}}}); err != nil {
 		return err
 	}
-	if _, err := db.Collection("events").InsertOne(ctx, bson.D{{Key: "_id", Value: 1 + n}, {Key: "n", Value: n}}); err != nil {
-		return err
-	}
 	if n >= 2 {
 		if err := db.Collection(fmt.Sprintf("batch_%04d", n-2)).Drop(ctx); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// outRound writes an event and replaces the report with $out: a temporary
+// collection filled and renamed over the report (dropTarget).
+func (a *ddlApp) outRound(ctx context.Context, name string, n int) error {
+	db := a.e.srcC.Database(name)
+	if _, err := db.Collection("events").InsertOne(ctx, bson.D{{Key: "_id", Value: 1 + n}, {Key: "n", Value: n}}); err != nil {
+		return err
 	}
 	cur, err := db.Collection("events").Aggregate(ctx, bson.A{bson.D{{Key: "$match", Value: bson.D{}}}, bson.D{{Key: "$out", Value: "report"}}})
 	if err != nil {

@@ -30,6 +30,8 @@ var longOnly = map[string]bool{
 	"20-move-range-killed":            true,
 	"21-reshard-killed":               true,
 	"22-kill-buffered-replay":         true, // in sync, a roll-over, a restart to sync again: over a minute
+	"23-create-killed":                true,
+	"24-out-killed":                   true,
 }
 
 // TestFaultSuite runs every scenario of issue 9 on two sandboxes with a write load
@@ -73,6 +75,8 @@ func TestFaultSuite(t *testing.T) {
 		{"20-move-range-killed", moveRangeKilled},
 		{"21-reshard-killed", reshardKilled},
 		{"22-kill-buffered-replay", killDuringBufferedReplay},
+		{"23-create-killed", createKilled},
+		{"24-out-killed", outKilled},
 	}
 	// Scenarios run side by side (parallelScenarios at once): each has its own
 	// sandboxes, load and child process, and spends most of its time waiting for

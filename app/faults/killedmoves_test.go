@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/shardlift/shardlift/app/faults"
+	"github.com/shardlift/shardlift/sandbox/router"
 	"github.com/shardlift/shardlift/sandbox/seed"
 )
 
@@ -23,26 +24,77 @@ import (
 
 // dbaCommand is what a DBA runs during the migration, and what it must leave.
 type dbaCommand struct {
-	what string                     // in words, for the notes and messages
-	run  func(e *env) error         // the command, on the source
-	left func(t *testing.T, e *env) // checks what it leaves on the destination (nil: Compare's check is enough)
+	what string                                  // in words, for the notes and messages
+	run  func(ctx context.Context, e *env) error // the command, on the source
+	left func(t *testing.T, e *env)              // checks what it leaves on the destination (nil: Compare's check is enough)
 	// named, for a move, is what a shard's row must say while it copies again
 	// ("" for a DDL, which moves nothing).
 	named string
+	// midway is where shardlift is killed, in the middle of applying the command.
+	midway midway
+}
+
+// midway is a moment in the middle of shardlift's work on a pattern: a command it
+// sends the destination for it (a DDL handed over, a restarted shard's clear), held
+// in flight by the destination (sandbox HoldCommands, as a slow server) so that the
+// kill lands while shardlift waits for the answer; and, where the command alone
+// does not say it, what the status must show at that moment.
+type midway struct {
+	what   string // in words: "the create of db.merged handed to the destination"
+	hold   router.CommandHold
+	status func(faults.Status) bool // nil: the held command is enough
+}
+
+// killMidway kills shardlift (-9) once the destination holds a command of mid's
+// and the status shows mid's moment, and checks that the command was still
+// unanswered after the kill (the kill landed in the middle, not after it); the held
+// command is then interrupted, done nothing, as a server ends an operation whose
+// client died: the resumed migration must apply it again. release was made by
+// e.holdMidway before the pattern started.
+func (e *env) killMidway(mid midway, release func(abort bool)) {
+	e.t.Helper()
+	var held []router.HeldCommand
+	e.await(mid.what, 5*time.Minute, func(s faults.Status) bool {
+		held = e.dst.HeldCommands()
+		return len(held) > 0 && (mid.status == nil || mid.status(s))
+	})
+	why := fmt.Sprintf("in the middle: %s (held: %s %.300s)", mid.what, held[0].Command, held[0].Body)
+	e.kill(why)
+	e.t.Log("killed (-9) " + why)
+	after := e.dst.HeldCommands()
+	release(true)
+	if len(after) == 0 {
+		e.t.Fatalf("the kill did not land in the middle: the destination no longer held %s once shardlift was killed", mid.hold)
+	}
+}
+
+// holdMidway starts holding mid's commands on the destination.
+func (e *env) holdMidway(mid midway) func(abort bool) {
+	release := e.dst.HoldCommands(mid.hold)
+	e.t.Cleanup(func() { release(true) })
+	return release
 }
 
 // killedDuring starts the migration under the load, waits for a shard past its T0
 // (copying or catching up) or for the migration ready (the seed chooses), runs the
-// DBA's command and kills shardlift (-9) while it runs, waits for the command to
-// end, resumes, and drives the migration to done.
+// DBA's command and kills shardlift (-9) in the middle of its work on it
+// (killMidway), waits for the command to end, resumes, and drives the migration to
+// done.
 func (e *env) killedDuring(row *faults.Row, cmd dbaCommand) {
 	e.t.Helper()
 	e.startLoad(e.s.size.rate)
 	e.start()
 	s := e.awaitKillMoment()
+	release := e.holdMidway(cmd.midway)
 	done := make(chan error, 1)
-	go func() { done <- cmd.run(e) }()
-	e.kill(fmt.Sprintf("while %s runs, at %s", cmd.what, s.Phases()))
+	go func() {
+		// A DBA's command may run for minutes on a loaded machine: longer than the
+		// test clients' minute.
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Minute)
+		defer cancel()
+		done <- cmd.run(ctx, e)
+	}()
+	e.killMidway(cmd.midway, release)
 	if err := <-done; err != nil {
 		e.t.Fatalf("%s: %v", cmd.what, err)
 	}
@@ -65,13 +117,15 @@ func (e *env) killedDuring(row *faults.Row, cmd dbaCommand) {
 			return strings.Contains(moved, cmd.named)
 		})
 	}
-	e.await("in sync after "+cmd.what, 5*time.Minute, func(s faults.Status) bool {
+	// A kill during a restart's clear makes the resumed migration clear and copy
+	// those shards again in full: minutes on a loaded machine.
+	e.await("in sync after "+cmd.what, 10*time.Minute, func(s faults.Status) bool {
 		seen(s)
 		return s.State == "ready" && allSynced(s)
 	})
 	e.finish()
 	row.Converge = time.Since(resumed)
-	row.Notes = fmt.Sprintf("killed during %s while %s ran; resumed", momentNames[momentOf(s)], cmd.what)
+	row.Notes = fmt.Sprintf("after %s, killed while %s; resumed", momentNames[momentOf(s)], cmd.midway.what)
 	if moved != "" {
 		row.Notes += fmt.Sprintf("; rows said %q", moved)
 	}
@@ -79,6 +133,15 @@ func (e *env) killedDuring(row *faults.Row, cmd dbaCommand) {
 	e.verify(row)
 	if cmd.left != nil {
 		cmd.left(e.t, e)
+	}
+}
+
+// clearing is a status with shard's restart clearing ns on the destination.
+func clearing(ns string) func(faults.Status) bool {
+	return func(s faults.Status) bool {
+		return slices.ContainsFunc(s.Shards, func(sh faults.Shard) bool {
+			return sh.Phase == "clearing" && sh.Clearing != nil && sh.Clearing.Namespace == ns
+		})
 	}
 }
 
@@ -115,8 +178,10 @@ func indexBuildKilled(t *testing.T, e *env, row *faults.Row) {
 	c := e.largestCollection()
 	e.killedDuring(row, dbaCommand{
 		what: "an index build on " + c.Namespace(),
-		run: func(e *env) error {
-			return e.srcC.Database(c.DB).RunCommand(context.Background(), bson.D{{Key: "createIndexes", Value: c.Name},
+		midway: midway{what: "the build of dba_1 on " + c.Namespace() + " was handed to the destination",
+			hold: router.CommandHold{Command: "createIndexes", NS: c.Namespace(), Value: "dba_1"}},
+		run: func(ctx context.Context, e *env) error {
+			return e.srcC.Database(c.DB).RunCommand(ctx, bson.D{{Key: "createIndexes", Value: c.Name},
 				{Key: "indexes", Value: bson.A{bson.D{{Key: "key", Value: bson.D{{Key: "dba", Value: 1}}}, {Key: "name", Value: "dba_1"}}}}}).Err()
 		},
 		left: func(t *testing.T, e *env) {
@@ -135,18 +200,21 @@ func indexBuildKilled(t *testing.T, e *env, row *faults.Row) {
 	})
 }
 
-// 18. An application's $merge fills a new collection from the largest one.
+// 18. An application's $merge fills a new collection from the largest one (its
+// first 500 documents: the sandbox's $merge upserts one by one).
 func mergeKilled(t *testing.T, e *env, row *faults.Row) {
 	c := e.largestCollection()
 	e.killedDuring(row, dbaCommand{
 		what: "a $merge from " + c.Namespace() + " into the new " + c.DB + ".merged",
-		run: func(e *env) error {
-			cur, err := e.srcC.Database(c.DB).Collection(c.Name).Aggregate(context.Background(),
-				bson.A{bson.D{{Key: "$merge", Value: bson.D{{Key: "into", Value: "merged"}}}}})
+		midway: midway{what: "the create of " + c.DB + ".merged was handed to the destination",
+			hold: router.CommandHold{Command: "create", NS: c.DB + ".merged"}},
+		run: func(ctx context.Context, e *env) error {
+			cur, err := e.srcC.Database(c.DB).Collection(c.Name).Aggregate(ctx,
+				bson.A{bson.D{{Key: "$limit", Value: 500}}, bson.D{{Key: "$merge", Value: bson.D{{Key: "into", Value: "merged"}}}}})
 			if err != nil {
 				return err
 			}
-			return cur.Close(context.Background())
+			return cur.Close(ctx)
 		},
 		left: func(t *testing.T, e *env) {
 			n, err := e.dstC.Database(c.DB).Collection("merged").CountDocuments(e.ctx, bson.D{})
@@ -160,10 +228,10 @@ func mergeKilled(t *testing.T, e *env, row *faults.Row) {
 // 19. A DBA moves the primary shard of the database of the seed's unsharded
 // collection (its collection moves with it).
 func movePrimaryKilled(t *testing.T, e *env, row *faults.Row) {
-	var db string
+	var db, ns string
 	for _, c := range seed.Collections() {
 		if len(c.Key) == 0 {
-			db = c.DB
+			db, ns = c.DB, c.Namespace()
 			break
 		}
 	}
@@ -185,8 +253,10 @@ func movePrimaryKilled(t *testing.T, e *env, row *faults.Row) {
 	e.killedDuring(row, dbaCommand{
 		what:  fmt.Sprintf("a movePrimary of %s from %s to %s", db, d.Primary, to),
 		named: "the primary shard of database " + db + " moved",
-		run: func(e *env) error {
-			return e.srcC.Database("admin").RunCommand(context.Background(), bson.D{{Key: "movePrimary", Value: db}, {Key: "to", Value: to}}).Err()
+		midway: midway{what: "the move was seen and a restarted shard's clear of " + ns + " was handed to the destination",
+			hold: router.CommandHold{Command: "delete", NS: ns}, status: clearing(ns)},
+		run: func(ctx context.Context, e *env) error {
+			return e.srcC.Database("admin").RunCommand(ctx, bson.D{{Key: "movePrimary", Value: db}, {Key: "to", Value: to}}).Err()
 		},
 	})
 }
@@ -198,8 +268,10 @@ func moveRangeKilled(t *testing.T, e *env, row *faults.Row) {
 	e.killedDuring(row, dbaCommand{
 		what:  fmt.Sprintf("a moveRange of %s [%s, %s) from %s to %s", ch.ns, ch.min, ch.max, ch.from, ch.to),
 		named: "a chunk of " + ch.ns,
-		run: func(e *env) error {
-			return e.srcC.Database("admin").RunCommand(context.Background(), bson.D{{Key: "moveRange", Value: ch.ns},
+		midway: midway{what: "the move was seen and a restarted shard's clear of " + ch.ns + " was handed to the destination",
+			hold: router.CommandHold{Command: "delete", NS: ch.ns}, status: clearing(ch.ns)},
+		run: func(ctx context.Context, e *env) error {
+			return e.srcC.Database("admin").RunCommand(ctx, bson.D{{Key: "moveRange", Value: ch.ns},
 				{Key: "min", Value: ch.min}, {Key: "max", Value: ch.max}, {Key: "toShard", Value: ch.to}}).Err()
 		},
 	})

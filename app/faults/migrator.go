@@ -119,10 +119,18 @@ type Shard struct {
 	Retrying   string   `json:"retrying"`
 	Waiting    string   `json:"waiting"`
 	Moved      string   `json:"moved"` // the move that made the shard copy again
+	// Clearing is where a restarted shard's clear of the destination is (nil
+	// unless its phase is clearing).
+	Clearing *Clearing `json:"clearing"`
 	// AppliedUpTo is the source time up to which the shard applied every entry.
 	AppliedUpTo *time.Time `json:"appliedUpTo"`
 	// Buffer is the shard's oplog buffer (nil when the oplog is read directly).
 	Buffer *Buffer `json:"oplogBuffer"`
+}
+
+// Clearing is a restarted shard's clear as the API shows it.
+type Clearing struct {
+	Namespace string `json:"namespace"`
 }
 
 // Buffer is a shard's oplog buffer as the API shows it.

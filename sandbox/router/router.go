@@ -74,7 +74,8 @@ type Router struct {
 	nsMu   sync.Mutex
 	nsLock map[string]*sync.RWMutex
 
-	hold chunkHold // HoldChunkCommands
+	hold     chunkHold    // HoldChunkCommands
+	cmdHolds commandHolds // HoldCommands
 }
 
 // New connects a router to its shards (lazily: the driver dials on first use).
@@ -143,7 +144,11 @@ func (r *Router) Handle(ctx context.Context, s *wire.Session, cmd *wire.Command)
 	}
 	ctx, cancel := opContext(ctx, cmd)
 	defer cancel()
-	reply, err := h(r, ctx, s, cmd)
+	err := r.awaitCommandHold(ctx, cmd)
+	var reply bson.Raw
+	if err == nil {
+		reply, err = h(r, ctx, s, cmd)
+	}
 	if err != nil {
 		r.log.Debug("command failed", "cmd", cmd.Name, "db", cmd.DB, "err", err)
 		reply = wire.ErrorReply(err)
