@@ -242,7 +242,7 @@ func (m *Migration) finalize(ctx context.Context, r *runState, override bool) er
 		if v.Late, err = m.lateWrites(ctx, r.clusters); err != nil {
 			return fail(err)
 		}
-		step("comparing every collection's indexes with the source's")
+		step("comparing the destination's collections and indexes with the source's")
 		if v.Indexes, err = r.clusters.IndexDifferences(ctx); err != nil {
 			return fail(fmt.Errorf("compare the indexes: %w", err))
 		}

@@ -349,6 +349,20 @@ func (c *mongoClusters) planSince(ctx context.Context, since time.Time) (*prepar
 	if err != nil {
 		return nil, err
 	}
+	// What Prepare created from the old plan and the source no longer has was
+	// dropped (or renamed away) there before this discovery: a replay that
+	// started before that drop applies it (writes it replays to the collection
+	// before the drop create it again, the drop removes it), one that started
+	// after never reads it, and the destination would keep the collection, empty
+	// or holding what another shard copied before the drop. So it goes now.
+	for _, gone := range plan.Removed(old) {
+		err := c.dst.Database(gone.DB).RunCommand(ctx, bson.D{{Key: "drop", Value: gone.Name}}).Err()
+		var se mongo.ServerError
+		if err != nil && !(errors.As(err, &se) && se.HasErrorCode(26)) { // NamespaceNotFound
+			return nil, fmt.Errorf("drop %s on the destination, dropped on the source since the last discovery: %w", gone.NS(), err)
+		}
+		c.log.Info("dropped on the destination a collection the source dropped since the last discovery", "ns", gone.NS())
+	}
 	if added := plan.Added(old); !added.Empty() {
 		c.log.Info("collections created since the last discovery", "databases", len(added.Databases), "collections", len(added.Collections))
 		if err := prepare.Prepare(ctx, c.dst, added, c.relaxed, c.log, nil); err != nil {
@@ -777,11 +791,19 @@ func (c *mongoClusters) IndexDifferences(ctx context.Context) ([]IndexDifference
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	onDst := map[string]topology.Namespace{}
+	onDst, onSrc := map[string]topology.Namespace{}, map[string]bool{}
 	for _, n := range dst.Namespaces {
 		onDst[n.Name()] = n
 	}
+	for _, n := range src.Namespaces {
+		onSrc[n.Name()] = true
+	}
 	var out []IndexDifference
+	for _, n := range dst.Namespaces {
+		if n.Type == "collection" && !onSrc[n.Name()] && namespaces.Migrated(n.DB, n.Collection) {
+			out = append(out, verify.DestinationOnly(n.Name()))
+		}
+	}
 	for _, n := range src.Namespaces {
 		d, ok := onDst[n.Name()]
 		if n.Type != "collection" || !ok || !namespaces.Migrated(n.DB, n.Collection) {

@@ -311,3 +311,42 @@ func TestSandboxAFromMigrateInsertNoMoveExplainsRestartsTheShardNamingTheRange(t
 	}
 	t.Logf("%d documents equal on both sides", e.sameMoves()+e.sameData())
 }
+
+// A collection the plan listed, and Prepare created on the destination, is dropped
+// on the source before the shards' T0: no replay reads the drop. The destination
+// must not end with it, even empty, while the verification says every range
+// matches (fault scenario 23 found it: an application dropping its collections
+// every few seconds).
+func TestSandboxACollectionDroppedBeforeT0IsNotLeftOnTheDestination(t *testing.T) {
+	e := startMovesE2E(t)
+	m := e.migration(newMemCheckpoints("e2e"))
+	ctx := context.Background()
+	release := e.dstBox.HoldChunkCommands()
+	r := run(m, StartOptions{WipeDestination: true})
+	await(t, m, 3*time.Minute, "preparing the destination", func(s Snapshot) bool {
+		names, err := e.dstC.Database(movesDB).ListCollectionNames(ctx, bson.D{{Key: "name", Value: "notes"}})
+		return err == nil && len(names) == 1
+	})
+	if err := e.srcC.Database(movesDB).Collection("notes").Drop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := m.Snapshot(); s.State != Starting || len(s.Shards) > 0 {
+		t.Fatalf("the drop ended when the migration was %s (shards %s): it must land before the shards' T0", s.State, phases(s))
+	}
+	release()
+	await(t, m, 4*time.Minute, "ready", isState(Ready))
+	s := e.finish(m)
+	if err := <-r.done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	names, err := e.dstC.Database(movesDB).ListCollectionNames(ctx, bson.D{{Key: "name", Value: "notes"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 0 {
+		t.Errorf("%s.notes, dropped on the source before T0, is still on the destination (state %s, verification %s)", movesDB, s.State, verificationText(s.Verification))
+	}
+	if s.State != Done || !s.Verification.OK() {
+		t.Errorf("state %s, verification %+v", s.State, s.Verification)
+	}
+}

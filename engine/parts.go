@@ -98,7 +98,9 @@ type Clusters interface {
 	Verify(ctx context.Context, progress func(done, total int)) (*Verification, error)
 	// IndexDifferences compares every migrated collection's indexes on both
 	// clusters (a fresh discovery of both): the finalize's check that the
-	// destination holds each index as the source does, relaxed ones restored.
+	// destination holds each index as the source does, relaxed ones restored, and
+	// no collection the source does not have (an empty one passes the document
+	// comparison).
 	IndexDifferences(ctx context.Context) ([]IndexDifference, error)
 	// VerifyPlan lists, from a fresh discovery of both clusters, the namespaces
 	// Verify compares; VerifySides reads them (the continuous verification).

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -267,9 +268,12 @@ func (v *Verification) Differences() string {
 		if n > indexDifferencesNamed {
 			named = append(named, fmt.Sprintf("and %d more", n-indexDifferencesNamed))
 		}
-		noun := "index differences"
-		if n == 1 {
-			noun = "index difference"
+		noun := "index difference"
+		if slices.ContainsFunc(v.Indexes, func(d IndexDifference) bool { return d.Index == "" }) {
+			noun = "collection or index difference"
+		}
+		if n > 1 {
+			noun += "s"
 		}
 		parts = append(parts, fmt.Sprintf("%d %s (%s)", n, noun, strings.Join(named, "; ")))
 	}

@@ -395,5 +395,21 @@ func (p *Plan) Added(old *Plan) *Plan {
 	return added
 }
 
+// Removed lists the collections (and views) of old that p lacks: dropped, or
+// renamed away, on the source since old was discovered.
+func (p *Plan) Removed(old *Plan) []*Collection {
+	has := map[string]bool{}
+	for _, c := range p.Collections {
+		has[c.NS()] = true
+	}
+	var out []*Collection
+	for _, c := range old.Collections {
+		if !has[c.NS()] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // Empty reports whether the plan holds no database and no collection.
 func (p *Plan) Empty() bool { return len(p.Databases) == 0 && len(p.Collections) == 0 }

@@ -11,10 +11,11 @@ import (
 	"github.com/shardlift/shardlift/engine/shardkey"
 )
 
-// IndexDifference is an index the destination does not hold as the source does.
+// IndexDifference is an index the destination does not hold as the source does,
+// or, with no Index, a collection the destination holds and the source does not.
 type IndexDifference struct {
 	Namespace string
-	Index     string // the index's name
+	Index     string // the index's name; "" for the collection itself
 	What      string // in words: "unique on the source, not on the destination"
 	// Relaxed says the destination holds the index as the sync builds it
 	// (oplog.RelaxIndexForSync): the source's unique flag or TTL missing, nothing
@@ -24,7 +25,16 @@ type IndexDifference struct {
 }
 
 func (d IndexDifference) String() string {
+	if d.Index == "" {
+		return fmt.Sprintf("%s: %s", d.Namespace, d.What)
+	}
 	return fmt.Sprintf("%s index %s: %s", d.Namespace, d.Index, d.What)
+}
+
+// DestinationOnly is the difference of a collection the destination holds and
+// the source does not: even empty, an application would find it there.
+func DestinationOnly(ns string) IndexDifference {
+	return IndexDifference{Namespace: ns, What: "the collection is on the destination, not on the source"}
 }
 
 // indexBehaviour are the fields of an index specification that change what the
