@@ -750,12 +750,17 @@ func (c *mongoClusters) Verify(ctx context.Context, progress func(done, total in
 	return v, nil
 }
 
-func (c *mongoClusters) VerifyPlan(ctx context.Context) ([]verify.Namespace, error) {
-	var src, dst *topology.Cluster
+// discoverBoth discovers the source and the destination at once, as they are now.
+func (c *mongoClusters) discoverBoth(ctx context.Context) (src, dst *topology.Cluster, err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) { src, err = topology.Discover(gctx, c.cfg.Source); return err })
 	g.Go(func() (err error) { dst, err = topology.Discover(gctx, c.cfg.Destination); return err })
-	if err := g.Wait(); err != nil {
+	return src, dst, g.Wait()
+}
+
+func (c *mongoClusters) VerifyPlan(ctx context.Context) ([]verify.Namespace, error) {
+	src, dst, err := c.discoverBoth(ctx)
+	if err != nil {
 		return nil, err
 	}
 	plan, err := prepare.NewPlan(src, dst)
@@ -784,11 +789,8 @@ func (c *mongoClusters) VerifyPlan(ctx context.Context) ([]verify.Namespace, err
 }
 
 func (c *mongoClusters) IndexDifferences(ctx context.Context) ([]IndexDifference, error) {
-	var src, dst *topology.Cluster
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { src, err = topology.Discover(gctx, c.cfg.Source); return err })
-	g.Go(func() (err error) { dst, err = topology.Discover(gctx, c.cfg.Destination); return err })
-	if err := g.Wait(); err != nil {
+	src, dst, err := c.discoverBoth(ctx)
+	if err != nil {
 		return nil, err
 	}
 	onDst, onSrc := map[string]topology.Namespace{}, map[string]bool{}

@@ -172,14 +172,18 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 			return ctx.Err()
 		}
 		why := ""
+		// tolerate counts the failed write as applied: before the consistency point,
+		// its document is in a later state than the entry wrote.
+		tolerate := func(what string) {
+			r.s.c.tolerated.Add(1)
+			r.cfg.Logger.Debug(what, "ns", ns, "entry", tsString(failed.done.entry), "err", err)
+			r.applied(tasks[start : start+1])
+			start++
+		}
 		if failed.ordered && !isTransient(err) && hasCode(err, codeDuplicateKey) {
 			// Every earlier write of this shard to ns is applied, in oplog order.
 			if failed.done.tolerate {
-				r.s.c.tolerated.Add(1)
-				r.cfg.Logger.Debug("tolerated a duplicate key on a restored unique index before the consistency point (a document in a later state)",
-					"ns", ns, "entry", tsString(failed.done.entry), "err", err)
-				r.applied(tasks[start : start+1])
-				start++
+				tolerate("tolerated a duplicate key on a restored unique index before the consistency point (a document in a later state)")
 				continue
 			}
 			return refused(ns, failed, err, fmt.Sprintf("the document %s meets a unique index restored on the destination although every earlier write of this shard to %s is applied, in the source's order: the destination holds a document the source does not, it diverged (verify, then restart this shard)", failed.write.Filter, ns))
@@ -195,11 +199,7 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 			case cerr != nil:
 				err = cerr // retried below
 			case expected:
-				r.s.c.tolerated.Add(1)
-				r.cfg.Logger.Debug("tolerated an idempotency error before the consistency point",
-					"ns", ns, "entry", tsString(failed.done.entry), "err", err)
-				r.applied(tasks[start : start+1])
-				start++
+				tolerate("tolerated an idempotency error before the consistency point")
 				continue
 			}
 		}
