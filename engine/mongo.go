@@ -788,10 +788,45 @@ func (c *mongoClusters) VerifyPlan(ctx context.Context) ([]verify.Namespace, err
 	return nss, nil
 }
 
+// incompleteTries bounds how many discoveries IndexDifferences makes while one of
+// them cannot read a collection list or an index list (a shard failing over),
+// incompleteWait apart.
+const (
+	incompleteTries = 10
+	incompleteWait  = 3 * time.Second
+)
+
 func (c *mongoClusters) IndexDifferences(ctx context.Context) ([]IndexDifference, error) {
-	src, dst, err := c.discoverBoth(ctx)
-	if err != nil {
-		return nil, err
+	// A collection or index list a discovery could not read is not an empty one:
+	// compared as such, every index of it would be "only on the other side".
+	var src, dst *topology.Cluster
+	for try := 1; ; try++ {
+		var err error
+		if src, dst, err = c.discoverBoth(ctx); err != nil {
+			return nil, err
+		}
+		var unread []error
+		for _, cl := range []*topology.Cluster{src, dst} {
+			for _, part := range []string{topology.PartInventory, topology.PartIndexes} {
+				for _, p := range cl.ProblemsWith(part) {
+					unread = append(unread, p)
+				}
+			}
+		}
+		if len(unread) == 0 {
+			break
+		}
+		if try == incompleteTries {
+			return nil, fmt.Errorf("read every collection's indexes on both clusters (%d tries): %w", try, errors.Join(unread...))
+		}
+		c.log.Warn("a collection or index list could not be read; comparing the indexes again shortly", "err", errors.Join(unread...))
+		t := time.NewTimer(incompleteWait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
 	}
 	onDst, onSrc := map[string]topology.Namespace{}, map[string]bool{}
 	for _, n := range dst.Namespaces {

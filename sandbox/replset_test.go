@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 )
 
 // The router follows a shard's stepdown as a mongos does, and the shards are listed
@@ -166,5 +168,42 @@ func waitLevel(t *testing.T, c *Cluster, shardName string) {
 			t.Fatalf("the members of %s did not catch up: %+v", shardName, ms)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A secondary builds the indexes its primary built (an index build logged on a
+// collection with documents, and on an empty one): after a stepdown the new primary
+// serves them. Before, each member's FerretDB refused the logged spec's "v" and the
+// new primary listed only _id (fault scenario 9 then found "only on the destination"
+// for every index the finalize compared).
+func TestIndexesSurviveAStepDown(t *testing.T) {
+	c := startCluster(t, Options{Shards: 1, Members: 3})
+	sh := c.Shards()[0]
+	cl := routerClient(t, c)
+	ctx := context.Background()
+	full, empty := cl.Database("app").Collection("full"), cl.Database("app").Collection("empty")
+	if _, err := full.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "e", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, cc := range []*mongo.Collection{full, empty} {
+		if _, err := cc.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "e", Value: 1}}, Options: options.Index().SetUnique(true)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.StepDown(sh.Name, false); err != nil { // the new primary catches up first
+		t.Fatal(err)
+	}
+	for _, cc := range []*mongo.Collection{full, empty} {
+		cur, err := cc.Indexes().List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var specs []bson.M
+		if err := cur.All(ctx, &specs); err != nil {
+			t.Fatal(err)
+		}
+		if len(specs) != 2 || specs[1]["name"] != "e_1" || specs[1]["unique"] != true {
+			t.Errorf("%s's indexes on the new primary: %v, want _id_ and e_1 (unique)", cc.Name(), specs)
+		}
 	}
 }

@@ -327,7 +327,6 @@ const (
 	PartIndexes       = "indexes"
 )
 
-// ProblemsWith lists the problems of one part (a Part* name, or its prefix).
 // ShardNames are the names of the cluster's shards, in listShards order.
 func (c *Cluster) ShardNames() []string {
 	names := make([]string, len(c.Shards))
@@ -337,6 +336,7 @@ func (c *Cluster) ShardNames() []string {
 	return names
 }
 
+// ProblemsWith lists the problems of one part (a Part* name, or its prefix).
 func (c *Cluster) ProblemsWith(part string) []Problem {
 	var out []Problem
 	for _, p := range c.Problems {

@@ -179,12 +179,32 @@ func (n *node) applyCommand(ctx context.Context, db string, o bson.Raw, from *no
 	return nil
 }
 
-// buildIndexes creates the indexes FerretDB can hold; those it cannot stay in the set's
-// catalog, as on the primary.
+// buildIndexes creates in this member's FerretDB the indexes the primary built in
+// its own: each spec as the primary gave it to FerretDB (splitIndexSpec: without the
+// version FerretDB refuses, "Index option v is unknown", and without the options the
+// set's catalog keeps); a virtual index lives in the catalog alone, as on the primary.
+// (Before, every spec went as logged, FerretDB refused each, and a secondary that
+// became primary served no index but _id.)
 func (n *node) buildIndexes(ctx context.Context, db, coll string, specs bson.A) error {
 	for _, s := range specs {
-		if _, err := n.be.run(ctx, db, bson.D{{Key: "createIndexes", Value: coll}, {Key: "indexes", Value: bson.A{s}}}); err != nil {
-			n.front.cfg.Logger.Debug("secondary left an index to the catalog", "shard", n.front.cfg.Name, "ns", db+"."+coll, "err", err)
+		raw, err := bson.Marshal(bson.D{{Key: "spec", Value: s}})
+		if err != nil {
+			return err
+		}
+		spec, ok := bson.Raw(raw).Lookup("spec").DocumentOK()
+		if !ok {
+			return fmt.Errorf("index build on %s.%s: a spec is not a document: %v", db, coll, s)
+		}
+		normalized, err := normalizeIndexSpec(spec)
+		if err != nil {
+			return fmt.Errorf("index build on %s.%s: %w", db, coll, err)
+		}
+		backendSpec, _, virtual := splitIndexSpec(normalized)
+		if virtual {
+			continue
+		}
+		if _, err := n.be.run(ctx, db, bson.D{{Key: "createIndexes", Value: coll}, {Key: "indexes", Value: bson.A{backendSpec}}}); err != nil {
+			return fmt.Errorf("index build %s on %s.%s: %w", specName(normalized), db, coll, err)
 		}
 	}
 	return nil
