@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
@@ -35,6 +36,7 @@ type Watermark struct {
 		floor   OpTime
 		head    Ticket // ticket of pending[0]
 		pending []slot // dispatched, in dispatch order, from head on
+		drained chan struct{}
 	}
 }
 
@@ -53,6 +55,7 @@ func NewWatermark(floor primitive.Timestamp) *Watermark {
 func newWatermarkAt(floor OpTime) *Watermark {
 	w := &Watermark{}
 	w.mu.floor = floor
+	w.mu.drained = closedChan()
 	return w
 }
 
@@ -73,6 +76,9 @@ func (w *Watermark) DispatchAt(at OpTime) (Ticket, error) {
 	}
 	if ts.Before(last) {
 		return 0, fmt.Errorf("oplog entry %v dispatched after %v: entries must arrive in ts order", ts, last)
+	}
+	if len(w.mu.pending) == 0 {
+		w.mu.drained = make(chan struct{})
 	}
 	t := w.mu.head + Ticket(len(w.mu.pending))
 	w.mu.pending = append(w.mu.pending, slot{ts: ts, term: at.Term})
@@ -137,6 +143,7 @@ func (w *Watermark) Applied(t Ticket) {
 	w.mu.pending = w.mu.pending[n:]
 	w.mu.head += Ticket(n)
 	if len(w.mu.pending) == 0 {
+		close(w.mu.drained)
 		w.mu.pending = nil
 	}
 }
@@ -158,4 +165,23 @@ func (w *Watermark) InFlight() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.mu.pending)
+}
+
+// WaitDrained blocks until every dispatched entry is applied.
+func (w *Watermark) WaitDrained(ctx context.Context) error {
+	w.mu.Lock()
+	ch := w.mu.drained
+	w.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func closedChan() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
 }

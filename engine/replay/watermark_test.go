@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"context"
 	"math/rand"
 	"sync"
 	"testing"
@@ -89,6 +90,25 @@ func TestOutOfOrderDispatchIsRefused(t *testing.T) {
 	w.Dispatch(ts(12, 0))
 	if _, err := w.Dispatch(ts(11, 0)); err == nil {
 		t.Fatal("an entry older than the last dispatched one was accepted")
+	}
+}
+
+func TestWaitDrainedReleasesOnlyWhenEverythingIsApplied(t *testing.T) {
+	w := NewWatermark(ts(1, 0))
+	if err := w.WaitDrained(context.Background()); err != nil {
+		t.Fatalf("empty watermark is drained: %v", err)
+	}
+	a, _ := w.Dispatch(ts(2, 0))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := w.WaitDrained(ctx); err == nil {
+		t.Fatal("drained with an entry in flight")
+	}
+	done := make(chan error)
+	go func() { done <- w.WaitDrained(context.Background()) }()
+	w.Applied(a)
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 
