@@ -406,7 +406,6 @@ func (r *run) applied(tasks []task) {
 			r.s.c.deletes.Add(1)
 		}
 	}
-	r.queued.applied(tasks)
 	r.budget.release(bytes)
 	r.s.c.bytes.Add(bytes)
 }

@@ -10,8 +10,7 @@
 //	               │                                                per round, deletes
 //	               │                                                beside the rest)
 //	               │              │                                      │
-//	               │              ├─ DDL: waits for the writes queued to │
-//	               │              │  its namespaces (the others go on),  │
+//	               │              ├─ DDL: barrier through every applier, │
 //	               │              │  then DDLApplier (once for all       │
 //	               │              │  shards); later writes to its        │
 //	               │              │  namespaces wait, the rest go on     │

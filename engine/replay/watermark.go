@@ -167,7 +167,8 @@ func (w *Watermark) InFlight() int {
 	return len(w.mu.pending)
 }
 
-// WaitDrained blocks until every dispatched entry is applied.
+// WaitDrained blocks until every dispatched entry is applied: the barrier a DDL entry
+// waits on before it is applied.
 func (w *Watermark) WaitDrained(ctx context.Context) error {
 	w.mu.Lock()
 	ch := w.mu.drained
