@@ -153,8 +153,6 @@ type (
 		NS       string   `bson:"ns"`
 		Kind     string   `bson:"kind"`
 		Original bson.Raw `bson:"original"`
-		InOrder  bool     `bson:"inOrder,omitempty"`
-		Unique   bool     `bson:"uniqueRestored,omitempty"`
 	}
 	verificationDoc struct {
 		At         time.Time      `bson:"at"`
@@ -227,7 +225,7 @@ func (c *storeCheckpoints) Load() (engine.Record, []engine.ShardCheckpoint, erro
 		shards = append(shards, sc)
 	}
 	for _, r := range extras.Relaxed {
-		rec.Relaxed = append(rec.Relaxed, engine.Relaxed{NS: r.NS, Kind: engine.RelaxedKind(r.Kind), Original: r.Original, InOrder: r.InOrder, UniqueRestored: r.Unique})
+		rec.Relaxed = append(rec.Relaxed, engine.Relaxed{NS: r.NS, Kind: engine.RelaxedKind(r.Kind), Original: r.Original})
 	}
 	rec.Verification = fromVerificationDoc(extras.Verification)
 	rec.Continuous = fromContinuousDoc(extras.Continuous)
@@ -268,7 +266,7 @@ func (c *storeCheckpoints) SaveRecord(r engine.Record) error {
 	defer c.mu.Unlock()
 	extras := migrationExtras{Verification: toVerificationDoc(r.Verification), Continuous: toContinuousDoc(r.Continuous)}
 	for _, x := range r.Relaxed {
-		extras.Relaxed = append(extras.Relaxed, relaxedDoc{NS: x.NS, Kind: string(x.Kind), Original: x.Original, InOrder: x.InOrder, Unique: x.UniqueRestored})
+		extras.Relaxed = append(extras.Relaxed, relaxedDoc{NS: x.NS, Kind: string(x.Kind), Original: x.Original})
 	}
 	for _, u := range r.Users {
 		extras.Users = append(extras.Users, userDoc{Name: u.Name, DB: u.DB, Roles: u.Roles, IsRole: u.IsRole})

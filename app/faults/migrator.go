@@ -90,9 +90,7 @@ type Status struct {
 		Ranges             int `json:"ranges"`
 		RangesCompared     int `json:"rangesCompared"`
 	} `json:"continuous"`
-	// UniqueIndexes is the restore of the relaxed unique indexes while syncing.
-	UniqueIndexes string `json:"uniqueIndexes"`
-	Verification  *struct {
+	Verification *struct {
 		Documents  int64 `json:"documents"`
 		Continuous *struct {
 			NamespacesReused   int   `json:"namespacesReused"`

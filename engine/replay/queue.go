@@ -74,9 +74,6 @@ type task struct {
 	done    *completion // what to mark once the write is applied
 	bytes   int64
 	barrier *barrier
-	// ordered: the write's namespace is applied in oplog order (see
-	// OrderedNamespaces), in ordered bulk writes.
-	ordered bool
 }
 
 // completion ties a write (or a DDL) to the positions it completes.
