@@ -87,8 +87,6 @@ type Status struct {
 	Continuous *struct {
 		Namespaces         int `json:"namespaces"`
 		NamespacesCompared int `json:"namespacesCompared"`
-		Ranges             int `json:"ranges"`
-		RangesCompared     int `json:"rangesCompared"`
 	} `json:"continuous"`
 	Verification *struct {
 		Documents  int64 `json:"documents"`
@@ -96,7 +94,6 @@ type Status struct {
 			NamespacesReused   int   `json:"namespacesReused"`
 			DocumentsRechecked int64 `json:"documentsRechecked"`
 			NamespacesCompared int   `json:"namespacesCompared"`
-			RangesCompared     int   `json:"rangesCompared"`
 		} `json:"continuous"`
 	} `json:"verification"`
 }
