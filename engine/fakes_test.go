@@ -493,6 +493,17 @@ func (f *fakeClusters) Newest(_ context.Context, shard string) (primitive.Timest
 	return s.newest, s.newestErr
 }
 
+func (f *fakeClusters) BuildIndex(_ context.Context, ns string, spec bson.Raw) error {
+	f.call("BuildIndex")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	name, _ := spec.Lookup("name").StringValueOK()
+	f.indexDiffs = slices.DeleteFunc(f.indexDiffs, func(d IndexDifference) bool {
+		return d.Missing && d.Namespace == ns && d.Index == name
+	})
+	return nil
+}
+
 func (f *fakeClusters) IndexDifferences(context.Context) ([]IndexDifference, error) {
 	f.call("IndexDifferences")
 	f.mu.Lock()

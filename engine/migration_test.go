@@ -560,6 +560,25 @@ func TestFinalizeRestoresRelaxedIndexesNoRecordReaches(t *testing.T) {
 	}
 }
 
+// An index gone from the destination (a kill between the drop and the build of a
+// restore that rebuilds it: fault scenario 1 found it) is built again from the
+// source's specification before the verification, which then passes.
+func TestFinalizeBuildsAnIndexTheDestinationLost(t *testing.T) {
+	h := newHarness(t, "s0")
+	spec, err := bson.Marshal(bson.D{{Key: "v", Value: 2}, {Key: "key", Value: bson.D{{Key: "token", Value: 1}}}, {Key: "name", Value: "token_1"}, {Key: "unique", Value: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.fc.indexDiffs = []IndexDifference{{Namespace: "analytics.sessions", Index: "token_1", What: "missing on the destination", Missing: true, Source: spec}}
+	h.cuttingOver()
+	if err := h.m.Done(bg, false); err != nil {
+		t.Fatalf("Done: %v", err)
+	}
+	if h.fc.called("BuildIndex") != 1 {
+		t.Fatalf("BuildIndex called %d times, want once", h.fc.called("BuildIndex"))
+	}
+}
+
 func TestFinalizeResumesAfterACrash(t *testing.T) {
 	h := newHarness(t, "s0")
 	h.fc.verifyErr = errBoom

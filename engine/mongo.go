@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -748,6 +749,12 @@ func (c *mongoClusters) Verify(ctx context.Context, progress func(done, total in
 		})
 	}
 	return v, nil
+}
+
+func (c *mongoClusters) BuildIndex(ctx context.Context, ns string, spec bson.Raw) error {
+	db, coll, _ := strings.Cut(ns, ".")
+	cmd := bson.D{{Key: "createIndexes", Value: coll}, {Key: "indexes", Value: bson.A{oplog.DestinationIndexSpec(spec)}}}
+	return c.dst.Database(db).RunCommand(ctx, cmd).Err()
 }
 
 // discoverBoth discovers the source and the destination at once, as they are now.

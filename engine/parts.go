@@ -96,6 +96,9 @@ type Clusters interface {
 	// Verify compares source and destination, namespace by namespace and range by
 	// range; progress is called as namespaces finish.
 	Verify(ctx context.Context, progress func(done, total int)) (*Verification, error)
+	// BuildIndex builds on the destination an index the source has (spec as the
+	// source lists it); an index of that name already there is left as it is.
+	BuildIndex(ctx context.Context, ns string, spec bson.Raw) error
 	// IndexDifferences compares every migrated collection's indexes on both
 	// clusters (a fresh discovery of both): the finalize's check that the
 	// destination holds each index as the source does, relaxed ones restored, and

@@ -71,10 +71,18 @@ func (m *Migration) restoreFromSource(ctx context.Context, c Clusters) error {
 	restored := map[string]bool{}
 	for _, d := range diffs {
 		key := d.Namespace + "\x00" + d.Index
-		if !d.Relaxed || restored[key] {
+		if (!d.Relaxed && !d.Missing) || restored[key] {
 			continue
 		}
 		restored[key] = true
+		if d.Missing {
+			// Gone from the destination: a kill between the drop and the build of a
+			// restore that rebuilds the index (a server without collMod unique).
+			if err := c.BuildIndex(ctx, d.Namespace, d.Source); err != nil {
+				return fmt.Errorf("build index %s of %s as the source has it (%s): %w", d.Index, d.Namespace, d.What, err)
+			}
+			continue
+		}
 		if err := c.Restore(ctx, Relaxed{NS: d.Namespace, Kind: RelaxedIndex, Original: d.Source}); err != nil {
 			return fmt.Errorf("make index %s of %s as the source has it (%s): %w", d.Index, d.Namespace, d.What, err)
 		}

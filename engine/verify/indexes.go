@@ -22,6 +22,8 @@ type IndexDifference struct {
 	// else different. Source, the source's specification, restores it.
 	Relaxed bool
 	Source  bson.Raw
+	// Missing says the destination lacks the index altogether (Source builds it).
+	Missing bool
 }
 
 func (d IndexDifference) String() string {
@@ -68,7 +70,7 @@ func CompareIndexes(ns string, src, dst []bson.Raw) []IndexDifference {
 	for _, name := range sortedNames(srcBy) {
 		d, ok := dstBy[name]
 		if !ok {
-			out = append(out, IndexDifference{Namespace: ns, Index: name, What: "missing on the destination", Source: srcBy[name]})
+			out = append(out, IndexDifference{Namespace: ns, Index: name, What: "missing on the destination", Source: srcBy[name], Missing: true})
 			continue
 		}
 		var diffs []IndexDifference
