@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -538,25 +537,38 @@ func TestIndexDifferencesBlockDoneUnlessOverridden(t *testing.T) {
 	}
 }
 
-// A relaxed index the recorded originals do not reach (its collection renamed since
-// it was built) is restored from the source's specification before the
-// verification, which then passes.
-func TestFinalizeRestoresRelaxedIndexesNoRecordReaches(t *testing.T) {
+// finalizeWithIndexDifference runs I'm done on a destination that differs from the
+// source by d (its Source the spec named name), and checks the migration ends done
+// and verified.
+func finalizeWithIndexDifference(t *testing.T, d IndexDifference, name string) *harness {
+	t.Helper()
 	h := newHarness(t, "s0")
-	spec, err := bson.Marshal(bson.D{{Key: "v", Value: 2}, {Key: "key", Value: bson.D{{Key: "v", Value: 1}}}, {Key: "name", Value: "v_1"}, {Key: "unique", Value: true}})
+	spec, err := bson.Marshal(bson.D{{Key: "v", Value: 2}, {Key: "key", Value: bson.D{{Key: "k", Value: 1}}}, {Key: "name", Value: name}, {Key: "unique", Value: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.fc.indexDiffs = []IndexDifference{{Namespace: "app.final", Index: "v_1", What: "unique on the source, not on the destination", Relaxed: true, Source: spec}}
+	d.Index, d.Source = name, spec
+	h.fc.indexDiffs = []IndexDifference{d}
 	h.cuttingOver()
 	if err := h.m.Done(bg, false); err != nil {
 		t.Fatalf("Done: %v", err)
 	}
-	if !slices.ContainsFunc(h.fc.restored, func(r Relaxed) bool { return r.NS == "app.final" && bytes.Equal(r.Original, spec) }) {
-		t.Fatalf("restored %+v: want app.final's v_1 from the source's specification", h.fc.restored)
-	}
 	if s := h.m.Snapshot(); s.State != Done || !s.Verification.OK() {
 		t.Fatalf("state %s verification %+v", s.State, s.Verification)
+	}
+	return h
+}
+
+// A relaxed index the recorded originals do not reach (its collection renamed since
+// it was built) is restored from the source's specification before the
+// verification, which then passes.
+func TestFinalizeRestoresRelaxedIndexesNoRecordReaches(t *testing.T) {
+	h := finalizeWithIndexDifference(t, IndexDifference{Namespace: "app.final", What: "unique on the source, not on the destination", Relaxed: true}, "v_1")
+	if !slices.ContainsFunc(h.fc.restored, func(r Relaxed) bool {
+		n, _ := r.Original.Lookup("name").StringValueOK()
+		return r.NS == "app.final" && n == "v_1"
+	}) {
+		t.Fatalf("restored %+v: want app.final's v_1 from the source's specification", h.fc.restored)
 	}
 }
 
@@ -564,16 +576,7 @@ func TestFinalizeRestoresRelaxedIndexesNoRecordReaches(t *testing.T) {
 // restore that rebuilds it: fault scenario 1 found it) is built again from the
 // source's specification before the verification, which then passes.
 func TestFinalizeBuildsAnIndexTheDestinationLost(t *testing.T) {
-	h := newHarness(t, "s0")
-	spec, err := bson.Marshal(bson.D{{Key: "v", Value: 2}, {Key: "key", Value: bson.D{{Key: "token", Value: 1}}}, {Key: "name", Value: "token_1"}, {Key: "unique", Value: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.fc.indexDiffs = []IndexDifference{{Namespace: "analytics.sessions", Index: "token_1", What: "missing on the destination", Missing: true, Source: spec}}
-	h.cuttingOver()
-	if err := h.m.Done(bg, false); err != nil {
-		t.Fatalf("Done: %v", err)
-	}
+	h := finalizeWithIndexDifference(t, IndexDifference{Namespace: "analytics.sessions", What: "missing on the destination", Missing: true}, "token_1")
 	if h.fc.called("BuildIndex") != 1 {
 		t.Fatalf("BuildIndex called %d times, want once", h.fc.called("BuildIndex"))
 	}

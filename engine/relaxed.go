@@ -59,14 +59,16 @@ func (l *relaxedLog) OptionsWithheld(ns oplog.Namespace, withheld bson.Raw) erro
 
 // restoreFromSource makes unique or TTL again, from the source's specification,
 // every destination index still held as the sync relaxes it once the recorded
-// originals are restored. An original names the collection the index was built
-// in; one renamed since (an application staging a collection and renaming it into
-// place, $out over a target) holds the index under another name, where no record
-// points. With the source's writes stopped, the source says what each index is.
-func (m *Migration) restoreFromSource(ctx context.Context, c Clusters) error {
+// originals are restored, and builds the ones the destination lost. An original
+// names the collection the index was built in; one renamed since (an application
+// staging a collection and renaming it into place, $out over a target) holds the
+// index under another name, where no record points. With the source's writes
+// stopped, the source says what each index is. It returns the differences left:
+// compared again when it changed anything, else those it found.
+func (m *Migration) restoreFromSource(ctx context.Context, c Clusters) ([]IndexDifference, error) {
 	diffs, err := c.IndexDifferences(ctx)
 	if err != nil {
-		return fmt.Errorf("compare the indexes: %w", err)
+		return nil, fmt.Errorf("compare the indexes: %w", err)
 	}
 	restored := map[string]bool{}
 	for _, d := range diffs {
@@ -79,16 +81,21 @@ func (m *Migration) restoreFromSource(ctx context.Context, c Clusters) error {
 			// Gone from the destination: a kill between the drop and the build of a
 			// restore that rebuilds the index (a server without collMod unique).
 			if err := c.BuildIndex(ctx, d.Namespace, d.Source); err != nil {
-				return fmt.Errorf("build index %s of %s as the source has it (%s): %w", d.Index, d.Namespace, d.What, err)
+				return nil, fmt.Errorf("build index %s of %s as the source has it (%s): %w", d.Index, d.Namespace, d.What, err)
 			}
 			continue
 		}
 		if err := c.Restore(ctx, Relaxed{NS: d.Namespace, Kind: RelaxedIndex, Original: d.Source}); err != nil {
-			return fmt.Errorf("make index %s of %s as the source has it (%s): %w", d.Index, d.Namespace, d.What, err)
+			return nil, fmt.Errorf("make index %s of %s as the source has it (%s): %w", d.Index, d.Namespace, d.What, err)
 		}
 	}
-	if n := len(restored); n > 0 {
-		m.note(fmt.Sprintf("restored %d relaxed index option%s from the source's specifications (collections renamed since the index was built)", n, map[bool]string{true: "", false: "s"}[n == 1]))
+	if len(restored) == 0 {
+		return diffs, nil
 	}
-	return nil
+	m.note(fmt.Sprintf("made %d destination indexes as the source's specifications say (relaxed under a collection renamed since, or lost in an interrupted restore)", len(restored)))
+	diffs, err = c.IndexDifferences(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("compare the indexes: %w", err)
+	}
+	return diffs, nil
 }
