@@ -125,7 +125,6 @@ type env struct {
 	srcC     *mongo.Client
 	dstC     *mongo.Client
 	state    string
-	api      string
 	log      *lockedLog
 	extra    []string // more migrate flags
 	srcQuery string   // options added to the source's connection string
@@ -168,7 +167,7 @@ func (l *lockedLog) String() string {
 func (s *suite) newEnv(t *testing.T, stream uint64, srcOpts sandbox.Options) *env {
 	t.Helper()
 	e := &env{t: t, s: s, ctx: context.Background(), rnd: rand.New(rand.NewPCG(s.seed, stream)),
-		srcDir: t.TempDir(), state: filepath.Join(t.TempDir(), "state.db"), api: freeAddr(t), log: &lockedLog{}}
+		srcDir: t.TempDir(), state: filepath.Join(t.TempDir(), "state.db"), log: &lockedLog{}}
 	var err error
 	srcOpts.Shards, srcOpts.Dir = 2, e.srcDir
 	if e.src, err = sandbox.Start(e.ctx, "source", srcOpts); err != nil {
@@ -311,10 +310,14 @@ func (e *env) start() *faults.Migrator {
 		}
 		source += sep + e.srcQuery
 	}
+	// A port chosen at each start, not once per scenario: between a kill and the
+	// resume, another scenario's sandbox could take the old one ("bind: address
+	// already in use" failed scenario 12 once).
+	api := freeAddr(e.t)
 	args := append([]string{"--source", source, "--destination", e.dst.URI(), "--state", e.state,
-		"--api", e.api, "--wipe-destination", "--progress-every", "2s"}, e.extra...)
+		"--api", api, "--wipe-destination", "--progress-every", "2s"}, e.extra...)
 	fmt.Fprintf(e.log, "=== %s start\n", time.Now().Format("15:04:05.000"))
-	m, err := faults.StartMigrator(e.s.bin, args, e.api, e.log)
+	m, err := faults.StartMigrator(e.s.bin, args, api, e.log)
 	if err != nil {
 		e.t.Fatal(err)
 	}
