@@ -89,10 +89,29 @@ func CompareIndexes(ns string, src, dst []bson.Raw) []IndexDifference {
 	}
 	for _, name := range sortedNames(dstBy) {
 		if _, ok := srcBy[name]; !ok {
-			out = append(out, IndexDifference{Namespace: ns, Index: name, What: "only on the destination"})
+			if what := extraIndexEffect(dstBy[name]); what != "" {
+				out = append(out, IndexDifference{Namespace: ns, Index: name, What: "only on the destination, " + what})
+			}
 		}
 	}
 	return out
+}
+
+// extraIndexEffect is what an index only the destination holds changes for an
+// application: a unique index refuses writes the source takes, a TTL index deletes
+// documents the source keeps. "" for any other: it serves queries, and changes no
+// document nor any write's outcome. That is the shard key index the destination
+// builds when Shardlift shards a collection whose source serves the same key with a
+// longer compound index (a real cluster's shardCollection accepts either); it must
+// not keep the DBA from "I'm done".
+func extraIndexEffect(spec bson.Raw) string {
+	switch {
+	case truthy(spec.Lookup("unique")):
+		return "unique: it refuses writes the source takes"
+	case spec.Lookup("expireAfterSeconds").Type != 0:
+		return "TTL: it deletes documents the source keeps"
+	}
+	return ""
 }
 
 func sortedNames(m map[string]bson.Raw) []string {

@@ -17,9 +17,11 @@ func spec(t *testing.T, d bson.D) bson.Raw {
 }
 
 // What the finalize's index comparison reports: an index whose unique flag or TTL
-// the destination lacks (a relaxed index never restored), one missing or extra, a
-// key in another order; and what it must not: the versions and leftovers each
-// release writes its own way, numbers of another type, flags given as false.
+// the destination lacks (a relaxed index never restored), one missing, an extra
+// one that is unique or TTL, a key in another order; and what it must not: the
+// versions and leftovers each release writes its own way, numbers of another type,
+// flags given as false, an extra index that only serves queries (x_1: the shard key
+// index a destination builds when the source serves its key with a longer one).
 func TestCompareIndexes(t *testing.T) {
 	id := bson.D{{Key: "v", Value: 2}, {Key: "key", Value: bson.D{{Key: "_id", Value: 1}}}, {Key: "name", Value: "_id_"}}
 	src := []bson.Raw{
@@ -51,6 +53,8 @@ func TestCompareIndexes(t *testing.T) {
 		spec(t, bson.D{{Key: "v", Value: 2}, {Key: "key", Value: bson.D{{Key: "t", Value: "text"}}}, {Key: "name", Value: "t_text"},
 			{Key: "collation", Value: bson.D{{Key: "locale", Value: "de"}}}}),
 		spec(t, bson.D{{Key: "v", Value: 2}, {Key: "key", Value: bson.D{{Key: "x", Value: 1}}}, {Key: "name", Value: "x_1"}}),
+		spec(t, bson.D{{Key: "v", Value: 2}, {Key: "key", Value: bson.D{{Key: "y", Value: 1}}}, {Key: "name", Value: "y_1"}, {Key: "unique", Value: true}}),
+		spec(t, bson.D{{Key: "v", Value: 2}, {Key: "key", Value: bson.D{{Key: "z", Value: 1}}}, {Key: "name", Value: "z_1"}, {Key: "expireAfterSeconds", Value: int32(60)}}),
 	}
 	var got []string
 	for _, d := range CompareIndexes("a.b", src, differ) {
@@ -62,7 +66,8 @@ func TestCompareIndexes(t *testing.T) {
 		`a.b index gone_1: missing on the destination`,
 		`a.b index t_text: collation {"locale":"fr"} on the source, {"locale":"de"} on the destination`,
 		`a.b index v_1: unique on the source, not on the destination`,
-		`a.b index x_1: only on the destination`,
+		`a.b index y_1: only on the destination, unique: it refuses writes the source takes`,
+		`a.b index z_1: only on the destination, TTL: it deletes documents the source keeps`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("differences:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
