@@ -357,10 +357,12 @@ func (e *env) await(what string, limit time.Duration, cond func(faults.Status) b
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, limit)
 	defer cancel()
+	began := time.Now()
 	s, err := e.m.Await(ctx, what, cond)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.t.Logf("waited %s until %s", time.Since(began).Round(time.Second), what)
 	return s
 }
 

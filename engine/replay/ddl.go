@@ -28,11 +28,13 @@ type DDLApplier interface {
 	// destination (from its copy or another shard's), holding only the namespaces
 	// d touches meanwhile.
 	AddDDL(shard string, ts primitive.Timestamp, d oplog.DDL) (wait func(context.Context) error, err error)
-	// Position reports that shard has applied every entry up to ts, leaving aside the
-	// namespaces it holds for a DDL of its own. Pipelines call it several times a
-	// second; the owner of a failed or restarting shard reports it with a maximal
-	// ts so that it holds nobody's DDL.
-	Position(shard string, ts primitive.Timestamp)
+	// Position reports that shard has applied every entry up to ts, leaving aside
+	// held: the namespaces where it parked entries behind a DDL of its own, each
+	// with the ts of its oldest entry there not yet applied. Pipelines call it as
+	// their position moves and several times a second; the owner of a failed or
+	// restarting shard reports it with a maximal ts and nothing held, so that it
+	// holds nobody's DDL.
+	Position(shard string, ts primitive.Timestamp, held ...HeldScope)
 	// Applied reports that shard has applied every entry up to ts, those of the
 	// namespaces it holds included (its resume point), for the DDL no shard read
 	// (Schedule). Reported like Position.
@@ -62,8 +64,12 @@ type DDLExecutor interface {
 //     Copies without a UUID (3.6 at FCV 3.4, dropDatabase) match when their ts are
 //     within ddlMatchWindow of each other.
 //   - A group is applied once every other shard whose replay runs has applied
-//     every entry up to its first copy's ts (Position): their earlier writes are
-//     then on the destination, and their later ones come after it. No group waits
+//     every entry up to its first copy's ts (Position) that touches the group's
+//     namespaces: their earlier writes are then on the destination, and their
+//     later ones come after it. A shard's position leaves aside the entries it
+//     parked behind a DDL of its own and reports their namespaces apart
+//     (HeldScope), so that its own DDL waiting on the destination holds only the
+//     other shards' DDL of those namespaces, not all of them. No group waits
 //     for a copy another shard may log (a DDL of an unsharded collection is logged
 //     by its database's primary shard alone; newer releases log the participants'
 //     copies of a sharded DDL fromMigrate, which the replay skips), nor for a
@@ -104,6 +110,7 @@ type DDLOnce struct {
 	mu struct {
 		sync.Mutex
 		positions map[string]primitive.Timestamp // of the shards whose replay runs
+		held      map[string][]HeldScope         // what each position leaves aside
 		applied   map[string]primitive.Timestamp // see Applied
 		groups    []*ddlGroup                    // waiting, running, and applied ones copies may still join
 		copies    map[ddlCopy]*ddlGroup
@@ -212,6 +219,7 @@ func NewDDLOnce(shards []string, exec DDLExecutor, logger *slog.Logger) *DDLOnce
 	o := &DDLOnce{shards: slices.Clone(shards), exec: exec, log: logger, wake: make(chan struct{}, 1)}
 	o.cat.init()
 	o.mu.positions = map[string]primitive.Timestamp{}
+	o.mu.held = map[string][]HeldScope{}
 	o.mu.applied = map[string]primitive.Timestamp{}
 	o.mu.copies = map[ddlCopy]*ddlGroup{}
 	o.mu.logs = map[string]DDLLog{}
@@ -232,6 +240,7 @@ func (o *DDLOnce) Recover(shard string, applied []DDLCopy, log DDLLog) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.mu.positions[shard] = primitive.Timestamp{} // until its replay reports one
+	delete(o.mu.held, shard)
 	for c, g := range o.mu.copies {
 		if c.shard == shard && g.state == groupApplied {
 			delete(o.mu.copies, c)
@@ -360,11 +369,23 @@ func (o *DDLOnce) dueLocked(sd scheduledDDL) bool {
 }
 
 // Position implements DDLApplier.
-func (o *DDLOnce) Position(shard string, ts primitive.Timestamp) {
+func (o *DDLOnce) Position(shard string, ts primitive.Timestamp, held ...HeldScope) {
 	o.mu.Lock()
 	o.mu.positions[shard] = ts
+	if len(held) == 0 {
+		delete(o.mu.held, shard)
+	} else {
+		o.mu.held[shard] = held
+	}
+	// A copy is forgotten once the shard can no longer read it again: its resume
+	// point (Applied) has passed it too, not only its position, which runs ahead
+	// of what it parked.
+	done := o.mu.applied[shard]
+	if ts.Before(done) {
+		done = ts
+	}
 	for c, g := range o.mu.copies {
-		if c.shard == shard && !ts.Before(c.ts) && g.state == groupApplied {
+		if c.shard == shard && !done.Before(c.ts) && g.state == groupApplied {
 			delete(o.mu.copies, c)
 		}
 	}
@@ -378,7 +399,7 @@ func (o *DDLOnce) Position(shard string, ts primitive.Timestamp) {
 
 // forgetApplied drops the applied groups no copy can join any more: every shard
 // replays and has applied past the group (past its match window, for a DDL
-// without a UUID). Called with mu held.
+// without a UUID), its position and its resume point both. Called with mu held.
 func (o *DDLOnce) forgetApplied() {
 	o.mu.groups = slices.DeleteFunc(o.mu.groups, func(g *ddlGroup) bool {
 		if g.state != groupApplied {
@@ -389,7 +410,7 @@ func (o *DDLOnce) forgetApplied() {
 			horizon.T += uint32(ddlMatchWindow / time.Second)
 		}
 		for _, s := range o.shards {
-			if pos, ok := o.mu.positions[s]; !ok || pos.Before(horizon) {
+			if pos, ok := o.mu.positions[s]; !ok || pos.Before(horizon) || o.mu.applied[s].Before(horizon) {
 				return false
 			}
 		}
@@ -424,8 +445,11 @@ func (o *DDLOnce) Waiting(shard string, ts primitive.Timestamp, d oplog.DDL) str
 	}
 	var behind []string
 	for _, s := range o.shards {
-		if pos, ok := o.mu.positions[s]; ok && !slices.Contains(g.shards, s) && pos.Before(g.first) {
-			behind = append(behind, fmt.Sprintf("%s (at %s)", s, clock(pos)))
+		if slices.Contains(g.shards, s) {
+			continue
+		}
+		if at, behindIt := o.behind(s, g); behindIt {
+			behind = append(behind, fmt.Sprintf("%s (at %s)", s, clock(at)))
 		}
 	}
 	return fmt.Sprintf("the %s of %s (%s) waits for shards %s to apply their writes up to it; writes to it wait too",
@@ -502,12 +526,37 @@ func (o *DDLOnce) next() *ddlGroup {
 // othersPassed reports whether every replaying shard without a copy in g has
 // applied up to its first copy. Called with mu held.
 func (o *DDLOnce) othersPassed(g *ddlGroup) bool {
-	for s, pos := range o.mu.positions {
-		if pos.Before(g.first) && !slices.Contains(g.shards, s) {
+	for s := range o.mu.positions {
+		if _, behindIt := o.behind(s, g); behindIt && !slices.Contains(g.shards, s) {
 			return false
 		}
 	}
 	return true
+}
+
+// behind reports whether shard, if its replay runs, has an entry before g's first
+// copy not yet applied that g must follow, and how far it is for g: its position,
+// or the oldest entry it parked on a namespace of g's. Called with mu held.
+func (o *DDLOnce) behind(shard string, g *ddlGroup) (primitive.Timestamp, bool) {
+	pos, ok := o.mu.positions[shard]
+	if !ok {
+		return pos, false
+	}
+	if pos.Before(g.first) {
+		return pos, true
+	}
+	scopes := ddlScopes(&g.ddl)
+	for _, h := range o.mu.held[shard] { // oldest first
+		if !h.TS.Before(g.first) {
+			break
+		}
+		for _, sc := range scopes {
+			if overlaps(h.NS, sc) {
+				return justBefore(h.TS), true
+			}
+		}
+	}
+	return pos, false
 }
 
 // olderOnSameNamespace returns a group older than g, not yet applied, that touches

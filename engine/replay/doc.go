@@ -16,11 +16,14 @@
 //	               │              │  namespaces wait, the rest go on     │
 //	               │              └─ Watermark.Dispatch / Skip ◄─────────┘ Applied(ticket)
 //	               └─ newest source ts (and Source.Newest every 2 s) ─► lag
-//	  every second: Checkpointer.SaveApplied(Watermark.Floor()), DDLApplier.Position
+//	  every second: Checkpointer.SaveApplied(Watermark.Floor())
+//	  as it moves:  DDLApplier.Position(position, held scopes)
 //
 // The Watermark is the resume point: the newest ts at and before which everything is
 // applied, which is the minimum over appliers, never the maximum. The entries of an
-// open transaction hold it until the transaction's commit is applied.
+// open transaction hold it until the transaction's commit is applied. A second
+// Watermark, the position other shards' DDL wait for, leaves aside the entries
+// parked behind the shard's own DDL, reported apart by namespace (heldScopes).
 //
 // The tailer hands on only what the shard's majority committed (Source.Majority):
 // entries past the majority commit point wait, one batch, until it moves, so no

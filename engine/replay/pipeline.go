@@ -43,6 +43,7 @@ type run struct {
 	g        *errgroup.Group
 	holdCtx  context.Context
 	holdDone chan *hold
+	held     *heldScopes // parked items, left out of pos
 
 	// Dispatcher state.
 	items    []oplog.Item
@@ -69,7 +70,7 @@ type parkedItem struct {
 	write oplog.Write
 	diff  bson.Raw
 	ddl   *oplog.DDL
-	pos   tsTicket // a DDL's ticket in the position (a write's is in done)
+	held  *heldMark // a DDL's mark in the held scopes (a write's is in done)
 	done  *completion
 	bytes int64
 }
@@ -101,8 +102,8 @@ func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
 	r := &run{
 		s: s, cfg: &s.cfg, from: from.TS, fromTerm: from.Term, check: from.TS != (primitive.Timestamp{}), tolerateUntil: tolerateUntil,
 		txnStart: s.beforeTxns && from == s.start, checkT0: from.TS.Before(s.cfg.T0),
-		wm: newWatermarkAt(from), pos: newWatermarkAt(from), tr: oplog.NewTranslator(s.cfg.Translator),
-		budget: newBudget(s.cfg.QueueBytes), batches: make(chan []bson.Raw, 1), holdDone: make(chan *hold),
+		wm: newWatermarkAt(from), pos: s.newPosition(from), tr: oplog.NewTranslator(s.cfg.Translator),
+		budget: newBudget(s.cfg.QueueBytes), batches: make(chan []bson.Raw, 1), holdDone: make(chan *hold), held: newHeldScopes(),
 		txns: map[string][]Ticket{}, parkedNS: map[oplog.Namespace]int{}, parkedDB: map[string]int{}, dbWide: map[string]int{},
 	}
 	// A run that starts where the replay got by applying (not at T0 or TxnStart)
@@ -116,6 +117,7 @@ func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
 	}
 	s.wm.Store(r.wm)
 	s.pos.Store(r.pos)
+	s.held.Store(r.held)
 	s.budget.Store(r.budget)
 	return r
 }
@@ -407,13 +409,23 @@ func (r *run) write(ctx context.Context, w oplog.Write, diff bson.Raw, ts primit
 	if err != nil {
 		return err
 	}
-	c.pos = tsTicket{t: pt, ok: true}
-	if r.blocked([]oplog.Namespace{w.NS}) {
+	if scopes := []oplog.Namespace{w.NS}; r.blocked(scopes) {
+		c.held = r.leaveAside(scopes, ts, pt)
 		r.park(parkedItem{write: w, diff: diff, done: c, bytes: n})
 		return nil
 	}
+	c.pos = tsTicket{t: pt, ok: true}
 	r.queueWrite(w, diff, c, n)
 	return nil
+}
+
+// leaveAside records an item parked on scopes as held and moves the position
+// past it (see heldScopes), in that order: a position read after the move finds
+// the mark.
+func (r *run) leaveAside(scopes []oplog.Namespace, ts primitive.Timestamp, pt Ticket) *heldMark {
+	m := r.held.add(scopes, ts)
+	r.pos.Applied(pt)
+	return m
 }
 
 func (r *run) queueWrite(w oplog.Write, diff bson.Raw, c *completion, n int64) {
@@ -448,11 +460,11 @@ func (r *run) ddl(d *oplog.DDL, ts primitive.Timestamp, grp *txnGroup) error {
 	if err != nil {
 		return err
 	}
-	if r.blocked(ddlScopes(d)) {
-		r.park(parkedItem{ddl: d, done: c, pos: tsTicket{t: pt, ok: true}})
+	if scopes := ddlScopes(d); r.blocked(scopes) {
+		r.park(parkedItem{ddl: d, done: c, held: r.leaveAside(scopes, ts, pt)})
 		return nil
 	}
-	r.startHold(d, c, tsTicket{t: pt, ok: true})
+	r.startHold(d, c, tsTicket{t: pt, ok: true}, nil)
 	return nil
 }
 
@@ -461,7 +473,11 @@ func (r *run) ddl(d *oplog.DDL, ts primitive.Timestamp, grp *txnGroup) error {
 // before and after it apply beside it (unique and TTL indexes are built relaxed,
 // so no write can fail on it or be deleted by it), and the DDL applier runs it
 // beside the other DDL; the resume point stays before it until it is built.
-func (r *run) startHold(d *oplog.DDL, c *completion, pos tsTicket) {
+//
+// pos is the DDL's ticket in the position, or held its mark when it was parked:
+// either is let go once the DDL applier has its copy (its group then orders the
+// other shards' DDL of its namespaces after it).
+func (r *run) startHold(d *oplog.DDL, c *completion, pos tsTicket, held *heldMark) {
 	h := &hold{ddl: *d, ts: c.entry, done: c}
 	r.holds = append(r.holds, h)
 	var b *barrier
@@ -488,6 +504,7 @@ func (r *run) startHold(d *oplog.DDL, c *completion, pos tsTicket) {
 		if pos.ok {
 			r.pos.Applied(pos.t)
 		}
+		r.held.release(held)
 		r.s.waitingFor(h, true)
 		defer r.s.waitingFor(h, false)
 		if err := wait(ctx); err != nil {
@@ -524,7 +541,7 @@ func (r *run) finishHold(h *hold) {
 		case r.blocked(p.scopes()):
 			r.park(p)
 		case p.ddl != nil:
-			r.startHold(p.ddl, p.done, p.pos)
+			r.startHold(p.ddl, p.done, tsTicket{}, p.held)
 		default:
 			r.queueWrite(p.write, p.diff, p.done, p.bytes)
 		}
@@ -586,6 +603,7 @@ func (r *run) complete(c *completion) {
 	if c.pos.ok {
 		r.pos.Applied(c.pos.t)
 	}
+	r.held.release(c.held)
 	if c.txn != nil {
 		c.txn.finish()
 	}

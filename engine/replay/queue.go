@@ -81,6 +81,7 @@ type completion struct {
 	entry    primitive.Timestamp // ts of the entry (the commit's, in a transaction)
 	ts       Ticket              // in the resume point's Watermark
 	pos      tsTicket            // in the DDL position's Watermark, when it waits for this item
+	held     *heldMark           // in the held scopes, for an item parked (then pos is none)
 	txn      *txnGroup           // the transaction this item commits, if any
 	tolerate bool                // idempotency errors are tolerated (up to the consistency point)
 }

@@ -171,9 +171,14 @@ type Shard struct {
 	start      OpTime
 	beforeTxns bool
 
-	wm     atomic.Pointer[Watermark] // resume point of the current run
-	pos    atomic.Pointer[Watermark] // position for other shards' DDL (see DDLApplier.Position)
+	wm     atomic.Pointer[Watermark]  // resume point of the current run
+	pos    atomic.Pointer[Watermark]  // position for other shards' DDL (see DDLApplier.Position)
+	held   atomic.Pointer[heldScopes] // the scopes pos leaves aside
 	budget atomic.Pointer[budget]
+	// posMoved wakes housekeep when pos moves: another shard's DDL may wait for
+	// it, and each DDL that waits for a tick of positionEvery holds the DDL after
+	// it too (see housekeep).
+	posMoved chan struct{}
 
 	mu struct {
 		sync.Mutex
@@ -195,13 +200,14 @@ func New(cfg Config) (*Shard, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Shard{cfg: cfg, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Shard{cfg: cfg, stop: make(chan struct{}), done: make(chan struct{}), posMoved: make(chan struct{}, 1)}
 	s.start = OpTime{TS: cfg.Resume, Term: cfg.ResumeTerm}
 	if !cfg.TxnStart.IsZero() && cfg.Resume == cfg.T0 && cfg.TxnStart.Before(cfg.T0) {
 		s.start, s.beforeTxns = OpTime{TS: justBefore(cfg.TxnStart)}, true
 	}
 	s.wm.Store(newWatermarkAt(s.start))
-	s.pos.Store(newWatermarkAt(s.start))
+	s.pos.Store(s.newPosition(s.start))
+	s.held.Store(newHeldScopes())
 	s.budget.Store(newBudget(cfg.QueueBytes))
 	return s, nil
 }
@@ -343,8 +349,25 @@ func (s *Shard) setRetrying(kind int, msg string) {
 	s.mu.Unlock()
 }
 
+// newPosition is a position watermark that wakes housekeep when it moves.
+func (s *Shard) newPosition(from OpTime) *Watermark {
+	w := newWatermarkAt(from)
+	w.moved = s.posMoved
+	return w
+}
+
+// reportPosition tells the DDL applier the shard's position and the scopes it
+// leaves aside, read in that order (see run.leaveAside).
+func (s *Shard) reportPosition() {
+	floor := s.pos.Load().Floor()
+	s.cfg.DDL.Position(s.cfg.Shard, floor, s.held.Load().snapshot()...)
+}
+
 // housekeep saves checkpoints, tells the DDL applier the shard's position and
-// samples the apply rate, until ctx ends.
+// samples the apply rate, until ctx ends. The position goes out as soon as it
+// moves, not only at the tick: two shards whose DDL alternate (each waits for the
+// other to pass it) would otherwise wait half a tick per DDL on average, which a
+// few DDL a second turn into a lag that never shrinks.
 func (s *Shard) housekeep(ctx context.Context) {
 	tick := time.NewTicker(positionEvery)
 	defer tick.Stop()
@@ -357,8 +380,11 @@ func (s *Shard) housekeep(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.posMoved:
+			s.reportPosition()
+			continue
 		case now := <-tick.C:
-			s.cfg.DDL.Position(s.cfg.Shard, s.pos.Load().Floor())
+			s.reportPosition()
 			at := s.wm.Load().At()
 			floor := at.TS
 			s.cfg.DDL.Applied(s.cfg.Shard, floor)

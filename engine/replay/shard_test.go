@@ -663,6 +663,58 @@ func TestDDLHoldsOnlyItsNamespaces(t *testing.T) {
 	eventually(t, "shard a's resume point at its last entry", func() bool { return a.Snapshot().Applied == at(104) })
 }
 
+// A shard whose DDL waits on the destination holds the other shards' DDL of its
+// namespaces only: shard b's create of another collection, after the write shard a
+// parked behind its slow create, is applied while a's create still runs. (Before,
+// a's position stopped at that parked write: every DDL of b waited for a's, and two
+// shards whose DDL alternate applied them one at a time between them, which fault
+// scenario 12 showed on a busy destination as a lag of 15 s that never shrank.)
+func TestASlowDDLHoldsOtherShardsDDLOfItsNamespacesOnly(t *testing.T) {
+	dest := newFakeDest()
+	exec := &stallingExec{fakeExec: fakeExec{dest: dest}, ns: nsOf("one.c"), release: make(chan struct{}), started: make(chan struct{})}
+	ddl := startDDL(t, []string{"a", "b"}, exec)
+	srcA := newFakeOplog(
+		noopOp(at(100)),
+		commandOp(at(101), "one", bson.D{{Key: "create", Value: "c"}}),
+		insertOp(at(102), "one.c", doc(1, 0)),
+		insertOp(at(103), "db.d", doc(2, 0)),
+		noopOp(at(110)),
+	)
+	srcB := newFakeOplog(
+		noopOp(at(100)),
+		commandOp(at(105), "two", bson.D{{Key: "create", Value: "c"}}),
+		insertOp(at(106), "two.c", doc(3, 0)),
+		commandOp(at(107), "one", bson.D{{Key: "drop", Value: "c"}}),
+		noopOp(at(110)),
+	)
+	a := testShard(t, Config{Shard: "a", Source: srcA, Destination: dest, DDL: ddl, Resume: at(100)})
+	b := testShard(t, Config{Shard: "b", Source: srcB, Destination: dest, DDL: ddl, Resume: at(100)})
+	start(t, context.Background(), a)
+	start(t, context.Background(), b)
+	<-exec.started
+	eventually(t, "shard b's write after its create, while a's create of one.c runs", func() bool { return len(dest.docs("two.c")) == 1 })
+	if got := len(dest.docs("one.c")); got != 0 {
+		t.Fatalf("one.c holds %d documents before its create was applied", got)
+	}
+	// b's drop of one.c follows a's write there, which waits for a's create.
+	drop := oplog.DDL{Kind: oplog.DDLDrop, NS: nsOf("one.c")}
+	eventually(t, "shard b saying its drop waits", func() bool {
+		return strings.Contains(b.Snapshot().Waiting, "drop of one.c")
+	})
+	if w := ddl.Waiting("b", at(107), drop); !strings.Contains(w, "create of one.c") {
+		t.Errorf("b's drop of one.c says %q, want it to wait for the create of one.c", w)
+	}
+	close(exec.release)
+	eventually(t, "b's drop of one.c applied", func() bool { return len(exec.ran()) == 3 })
+	want := []string{"create two.c", "create one.c", "drop one.c"}
+	if got := kinds(exec.ran()); !slices.Equal(got, want) {
+		t.Fatalf("ran %v, want %v", got, want)
+	}
+	if ran := exec.ran(); ran[2].writesApplied != 3 {
+		t.Fatalf("the drop of one.c ran after %d writes, want 3: after a's write to one.c", ran[2].writesApplied)
+	}
+}
+
 // LastWrite is the newest entry that writes user data: no-ops, chunk migrations'
 // entries and internal namespaces' do not show applications writing.
 func TestLastWriteIgnoresNoopsMigrationsAndInternalNamespaces(t *testing.T) {

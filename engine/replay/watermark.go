@@ -31,7 +31,8 @@ type Ticket uint64
 // transaction carry the commit's ts) move the floor only when all of them are applied,
 // so a resume never starts after a half-applied transaction.
 type Watermark struct {
-	mu struct {
+	moved chan<- struct{} // poked, without blocking, when the floor moves (nil: none)
+	mu    struct {
 		sync.Mutex
 		floor   OpTime
 		head    Ticket // ticket of pending[0]
@@ -145,6 +146,12 @@ func (w *Watermark) Applied(t Ticket) {
 	if len(w.mu.pending) == 0 {
 		close(w.mu.drained)
 		w.mu.pending = nil
+	}
+	if w.moved != nil {
+		select {
+		case w.moved <- struct{}{}:
+		default:
+		}
 	}
 }
 
