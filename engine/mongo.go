@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
+
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -358,8 +360,7 @@ func (c *mongoClusters) planSince(ctx context.Context, since time.Time) (*prepar
 	// or holding what another shard copied before the drop. So it goes now.
 	for _, gone := range plan.Removed(old) {
 		err := c.dst.Database(gone.DB).RunCommand(ctx, bson.D{{Key: "drop", Value: gone.Name}}).Err()
-		var se mongo.ServerError
-		if err != nil && !(errors.As(err, &se) && se.HasErrorCode(26)) { // NamespaceNotFound
+		if err != nil && !mongoerr.HasCode(err, 26) { // NamespaceNotFound
 			return nil, fmt.Errorf("drop %s on the destination, dropped on the source since the last discovery: %w", gone.NS(), err)
 		}
 		c.log.Info("dropped on the destination a collection the source dropped since the last discovery", "ns", gone.NS())

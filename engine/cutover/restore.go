@@ -17,9 +17,10 @@ package cutover
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/shardlift/shardlift/engine/mongoerr"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -81,7 +82,7 @@ func RestoreOptions(ctx context.Context, client *mongo.Client, ns string, withhe
 	}
 	if ttl := withheld.Lookup("expireAfterSeconds"); ttl.Type != 0 {
 		cmd := bson.D{{Key: "collMod", Value: coll}, {Key: "expireAfterSeconds", Value: ttl}}
-		if err := client.Database(db).RunCommand(ctx, cmd).Err(); err != nil && !hasCode(err, codeNamespaceNotFound) {
+		if err := client.Database(db).RunCommand(ctx, cmd).Err(); err != nil && !mongoerr.HasCode(err, codeNamespaceNotFound) {
 			return fmt.Errorf("collMod %s expireAfterSeconds %s: %w", ns, ttl, err)
 		}
 	}
@@ -132,12 +133,12 @@ func restore(ctx context.Context, client *mongo.Client, db, coll string, current
 	if err == nil {
 		return nil
 	}
-	if !hasCode(err, fallbackCodes...) {
+	if !mongoerr.HasCode(err, fallbackCodes...) {
 		return fmt.Errorf("index %s of %s.%s: %w", name, db, coll, explain(err))
 	}
 	// The server cannot change the index in place: build it again as it should be.
 	database := client.Database(db)
-	if err := database.RunCommand(ctx, bson.D{{Key: "dropIndexes", Value: coll}, {Key: "index", Value: name}}).Err(); err != nil && !hasCode(err, codeIndexNotFound, codeNamespaceNotFound) {
+	if err := database.RunCommand(ctx, bson.D{{Key: "dropIndexes", Value: coll}, {Key: "index", Value: name}}).Err(); err != nil && !mongoerr.HasCode(err, codeIndexNotFound, codeNamespaceNotFound) {
 		return fmt.Errorf("index %s of %s.%s: drop it to build it again with its original options: %w", name, db, coll, err)
 	}
 	create := func(spec bson.Raw) error {
@@ -179,7 +180,7 @@ func collModIndex(ctx context.Context, client *mongo.Client, db, coll, name stri
 
 // explain adds what a DBA should do to a unique index that cannot be built.
 func explain(err error) error {
-	if hasCode(err, codeDuplicateKey, codeCannotConvertIndexToUni) {
+	if mongoerr.HasCode(err, codeDuplicateKey, codeCannotConvertIndexToUni) {
 		return fmt.Errorf("%w: the destination holds documents that violate the unique index the source has; verification lists the ranges that differ", err)
 	}
 	return err
@@ -189,7 +190,7 @@ func explain(err error) error {
 // none or the collection is gone.
 func findIndex(ctx context.Context, client *mongo.Client, db, coll string, match func(bson.Raw) bool) (bson.Raw, error) {
 	cur, err := client.Database(db).Collection(coll).Indexes().List(ctx)
-	if hasCode(err, codeNamespaceNotFound) {
+	if mongoerr.HasCode(err, codeNamespaceNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -201,23 +202,10 @@ func findIndex(ctx context.Context, client *mongo.Client, db, coll string, match
 			return append(bson.Raw(nil), cur.Current...), nil
 		}
 	}
-	if err := cur.Err(); err != nil && !hasCode(err, codeNamespaceNotFound) {
+	if err := cur.Err(); err != nil && !mongoerr.HasCode(err, codeNamespaceNotFound) {
 		return nil, fmt.Errorf("list the indexes of %s.%s on the destination: %w", db, coll, err)
 	}
 	return nil, nil
-}
-
-func hasCode(err error, codes ...int) bool {
-	var se mongo.ServerError
-	if !errors.As(err, &se) {
-		return false
-	}
-	for _, c := range codes {
-		if se.HasErrorCode(c) {
-			return true
-		}
-	}
-	return false
 }
 
 func truthy(v bson.RawValue) bool {

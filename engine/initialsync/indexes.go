@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
+
 	"go.mongodb.org/mongo-driver/bson"
-	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 	"golang.org/x/sync/errgroup"
 
@@ -172,8 +173,7 @@ func (c *Copier) retrying(ctx context.Context, what string, op func() error) err
 }
 
 func conflict(err error) bool {
-	var se mongo.ServerError
-	return errors.As(err, &se) && (se.HasErrorCode(codeIndexOptionsConflict) || se.HasErrorCode(codeIndexKeySpecsConflict))
+	return mongoerr.HasCode(err, codeIndexOptionsConflict, codeIndexKeySpecsConflict)
 }
 
 // sameKey reports whether an index spec's key is the shard key pattern: same

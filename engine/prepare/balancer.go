@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
+
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
@@ -60,7 +62,7 @@ func balancerMode(ctx context.Context, client *mongo.Client) (string, error) {
 		}
 		return mode, nil
 	}
-	if !isCode(err, codeCommandNotFound) {
+	if !mongoerr.HasCode(err, codeCommandNotFound) {
 		return "", err
 	}
 	settings, err := client.Database("config").Collection("settings").FindOne(ctx, bson.D{{Key: "_id", Value: "balancer"}}).Raw()
@@ -98,7 +100,7 @@ func setBalancer(ctx context.Context, client *mongo.Client, on bool) error {
 			break
 		}
 	}
-	if err == nil || !isCode(err, codeCommandNotFound) {
+	if err == nil || !mongoerr.HasCode(err, codeCommandNotFound) {
 		return err
 	}
 	_, err = client.Database("config").Collection("settings").UpdateOne(ctx,
@@ -135,7 +137,7 @@ func balancerBusy(ctx context.Context, client *mongo.Client) (string, error) {
 		if in, _ := status.Lookup("inBalancerRound").BooleanOK(); in {
 			return "a balancing round is still running", nil
 		}
-	case !isCode(err, codeCommandNotFound):
+	case !mongoerr.HasCode(err, codeCommandNotFound):
 		return "", err
 	}
 	var moving bson.Raw

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
+
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
@@ -66,7 +68,7 @@ func EmptyCollection(ctx context.Context, client *mongo.Client, c *Collection) e
 		}
 		return nil
 	}
-	if err := coll.Drop(ctx); err != nil && !isCode(err, codeNamespaceNotFound) {
+	if err := coll.Drop(ctx); err != nil && !mongoerr.HasCode(err, codeNamespaceNotFound) {
 		return fmt.Errorf("empty capped %s (drop): %w", c.NS(), err)
 	}
 	if err := createCollection(ctx, client, c, nil); err != nil {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
+
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
@@ -282,7 +284,7 @@ func createCollection(ctx context.Context, client *mongo.Client, c *Collection, 
 		return err
 	}
 	err = client.Database(c.DB).RunCommand(ctx, cmd).Err()
-	if err != nil && !isCode(err, codeNamespaceExists) {
+	if err != nil && !mongoerr.HasCode(err, codeNamespaceExists) {
 		return fmt.Errorf("create %s %s on the destination with the source's options: %w", c.Type, c.NS(), err)
 	}
 	return nil
@@ -325,7 +327,7 @@ func shardWithKey(ctx context.Context, client *mongo.Client, ns string, key bson
 		return nil
 	}
 	// Servers before 4.4 refuse to shard a collection twice even with the same key.
-	if isCode(err, codeAlreadyInit) || isCode(err, codeIllegalOperation) {
+	if mongoerr.HasCode(err, codeAlreadyInit) || mongoerr.HasCode(err, codeIllegalOperation) {
 		if have, sharded, ferr := destinationKey(ctx, client, ns); ferr == nil && sharded && SameShardKey(have, key) {
 			return nil
 		}

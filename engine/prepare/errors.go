@@ -2,8 +2,6 @@ package prepare
 
 import (
 	"errors"
-
-	"go.mongodb.org/mongo-driver/mongo"
 )
 
 // ErrUnsupportedNamespace is matched (errors.Is) by Prepare's refusal of a
@@ -20,9 +18,3 @@ const (
 	codeAlreadyInit       = 23
 	codeIllegalOperation  = 20
 )
-
-// isCode reports whether err carries a server error code.
-func isCode(err error, code int) bool {
-	var se mongo.ServerError
-	return errors.As(err, &se) && se.HasErrorCode(code)
-}

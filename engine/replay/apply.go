@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
+
 	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/shardlift/shardlift/engine/oplog"
@@ -162,7 +164,7 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 			continue
 		}
 		failed := &tasks[start]
-		if _, ok := r.cfg.Destination.(ImageReader); ok && byDiff(failed) && hasCode(err, codeNotImplemented) {
+		if _, ok := r.cfg.Destination.(ImageReader); ok && byDiff(failed) && mongoerr.HasCode(err, codeNotImplemented) {
 			if !r.s.noPipelines.Swap(true) {
 				r.cfg.Logger.Warn("the destination runs no pipeline updates: applying those from their diff, reading and replacing the document", "err", err)
 			}
@@ -180,7 +182,7 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 			r.applied(tasks[start : start+1])
 			start++
 		}
-		if !isTransient(err) && failed.done.tolerate && (hasCode(err, idempotencyCodes...) || errors.Is(err, errDiffMismatch)) {
+		if !isTransient(err) && failed.done.tolerate && (mongoerr.HasCode(err, idempotencyCodes...) || errors.Is(err, errDiffMismatch)) {
 			var expected bool
 			var cerr error
 			expected, why, cerr = r.expected(ctx, ns, failed, err)
@@ -252,13 +254,13 @@ func (r *run) expected(ctx context.Context, ns oplog.Namespace, t *task, err err
 		return false, "", nil
 	}
 	switch {
-	case t.write.Kind == oplog.InsertReplace && hasCode(err, codeDuplicateKey):
+	case t.write.Kind == oplog.InsertReplace && mongoerr.HasCode(err, codeDuplicateKey):
 		held, cerr := check.HoldsID(ctx, ns, t.write.Filter.Lookup("_id"))
 		if cerr != nil || held {
 			return held, "", cerr
 		}
 		return false, "no document has this _id: the duplicate is on a unique index of other fields, which the source does not have or does not hold this value in", nil
-	case t.write.Kind == oplog.Update && hasCode(err, codePathNotViable, codeTypeMismatch):
+	case t.write.Kind == oplog.Update && mongoerr.HasCode(err, codePathNotViable, codeTypeMismatch):
 		ferr := check.AcceptsUpdate(ctx, ns, t.write)
 		switch {
 		case ferr == nil:

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
+
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -699,7 +701,7 @@ func (m *MongoDDL) Exec(ctx context.Context, d oplog.DDL) error {
 	db := m.client.Database(d.NS.DB)
 	run := func(cmd bson.D, tolerated ...int) error {
 		err := db.RunCommand(ctx, cmd).Err()
-		if err != nil && hasCode(err, tolerated...) {
+		if err != nil && mongoerr.HasCode(err, tolerated...) {
 			return nil
 		}
 		return err
@@ -720,7 +722,7 @@ func (m *MongoDDL) Exec(ctx context.Context, d oplog.DDL) error {
 		return run(cmd, codeNamespaceExists)
 	case oplog.DDLCreateView:
 		err := run(appendFields(bson.D{{Key: "create", Value: d.NS.Coll}}, d.Options))
-		if hasCode(err, codeNamespaceExists) {
+		if mongoerr.HasCode(err, codeNamespaceExists) {
 			return run(appendFields(bson.D{{Key: "collMod", Value: d.NS.Coll}}, viewDefinition(d.Options)))
 		}
 		return err
@@ -802,13 +804,13 @@ func (m *MongoDDL) rename(ctx context.Context, d oplog.DDL) error {
 	renamed := func(dropTarget bool) error {
 		cmd := bson.D{{Key: "renameCollection", Value: d.NS.String()}, {Key: "to", Value: d.To.String()}, {Key: "dropTarget", Value: dropTarget}}
 		err := admin.RunCommand(ctx, cmd).Err()
-		if hasCode(err, codeNamespaceNotFound) {
+		if mongoerr.HasCode(err, codeNamespaceNotFound) {
 			return nil // the source is gone: the rename happened before
 		}
 		return err
 	}
 	err := renamed(d.DropTarget)
-	if err == nil || !d.DropTarget || !hasCode(err, optionRefusedCodes...) {
+	if err == nil || !d.DropTarget || !mongoerr.HasCode(err, optionRefusedCodes...) {
 		return err
 	}
 	names, lerr := m.client.Database(d.NS.DB).ListCollectionNames(ctx, bson.D{{Key: "name", Value: d.NS.Coll}})
@@ -819,7 +821,7 @@ func (m *MongoDDL) rename(ctx context.Context, d oplog.DDL) error {
 		return nil // the source is gone: the rename happened before
 	}
 	drop := bson.D{{Key: "drop", Value: d.To.Coll}}
-	if derr := m.client.Database(d.To.DB).RunCommand(ctx, drop).Err(); derr != nil && !hasCode(derr, codeNamespaceNotFound) {
+	if derr := m.client.Database(d.To.DB).RunCommand(ctx, drop).Err(); derr != nil && !mongoerr.HasCode(derr, codeNamespaceNotFound) {
 		return fmt.Errorf("the destination refused renameCollection's dropTarget (%v); drop %s before the rename instead: %w", err, d.To, derr)
 	}
 	return renamed(false)

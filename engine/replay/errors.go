@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
+
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 
@@ -164,7 +166,7 @@ func isTransient(err error) bool {
 			}
 		}
 	}
-	return hasCode(err, transientCodes...)
+	return mongoerr.HasCode(err, transientCodes...)
 }
 
 // memberGone: the member being read changed role, or none matches the read
@@ -174,23 +176,9 @@ func memberGone(err error) bool {
 	return errors.Is(err, topology.ErrMemberChanged) || errors.Is(err, topology.ErrNoEligibleMember)
 }
 
-// hasCode reports whether err carries one of the server error codes.
-func hasCode(err error, codes ...int) bool {
-	var se mongo.ServerError
-	if !errors.As(err, &se) {
-		return false
-	}
-	for _, c := range codes {
-		if se.HasErrorCode(c) {
-			return true
-		}
-	}
-	return false
-}
-
 // isCappedPositionLost reports the server's way of saying that a tailable cursor's
 // position was overwritten: the oplog rolled past it.
-func isCappedPositionLost(err error) bool { return hasCode(err, codeCappedPositionLost) }
+func isCappedPositionLost(err error) bool { return mongoerr.HasCode(err, codeCappedPositionLost) }
 
 // errStopped ends a pipeline run whose owner asked it to stop.
 var errStopped = errors.New("replay stopped")

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
+
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -492,7 +494,7 @@ func TestIdempotencyErrorsAreToleratedOnlyBeforeTheConsistencyPoint(t *testing.T
 	}
 	src.append(setOp(at(11), ns, int32(11), bson.D{{Key: "x", Value: int32(1)}}))
 	err := wait()
-	if err == nil || !strings.Contains(err.Error(), "Timestamp(11, 1)") || !hasCode(err, codePathNotViable) {
+	if err == nil || !strings.Contains(err.Error(), "Timestamp(11, 1)") || !mongoerr.HasCode(err, codePathNotViable) {
 		t.Fatalf("error %v, want the write of the entry at Timestamp(11, 1) failing the shard", err)
 	}
 	if got := s.Snapshot().Applied; got != at(10) {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
+
 	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/shardlift/shardlift/engine/oplog"
@@ -34,7 +36,7 @@ func TestAnUpdateFormTheDestinationRefusesStopsTheShardEvenBeforeTheConsistencyP
 	}
 	s := testShard(t, Config{Source: src, Destination: dest, Resume: at(1), ConsistencyPoint: at(10), Appliers: 1})
 	err := s.Run(context.Background())
-	if err == nil || !hasCode(err, codeTypeMismatch) || !strings.Contains(err.Error(), "Timestamp(3, 1)") ||
+	if err == nil || !mongoerr.HasCode(err, codeTypeMismatch) || !strings.Contains(err.Error(), "Timestamp(3, 1)") ||
 		!strings.Contains(err.Error(), "refuses this form of update whatever the document") {
 		t.Fatalf("error %v, want the shard stopped at the refused update of Timestamp(3, 1)", err)
 	}
@@ -63,7 +65,7 @@ func TestADuplicateKeyOnAnotherUniqueIndexIsNotAnIdempotencyError(t *testing.T) 
 	}
 	s := testShard(t, Config{Source: src, Destination: dest, Resume: at(1), ConsistencyPoint: at(10), Appliers: 1})
 	err := s.Run(context.Background())
-	if err == nil || !hasCode(err, codeDuplicateKey) || !strings.Contains(err.Error(), "Timestamp(3, 1)") || !strings.Contains(err.Error(), "unique index of other fields") {
+	if err == nil || !mongoerr.HasCode(err, codeDuplicateKey) || !strings.Contains(err.Error(), "Timestamp(3, 1)") || !strings.Contains(err.Error(), "unique index of other fields") {
 		t.Fatalf("error %v, want the shard stopped at the insert of Timestamp(3, 1)", err)
 	}
 	if p := s.Snapshot(); p.Tolerated != 0 || p.Applied != at(2) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
+
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/bson/primitive"
@@ -169,7 +171,7 @@ const codeReadConcernMajorityNotEnabled = 148
 
 // MajorityReadError explains a refused majority read, or returns err.
 func MajorityReadError(err error) error {
-	if hasCode(err, codeReadConcernMajorityNotEnabled) {
+	if mongoerr.HasCode(err, codeReadConcernMajorityNotEnabled) {
 		return fmt.Errorf("the shard refuses read concern majority (its members run with enableMajorityReadConcern: false): Shardlift reads only what a majority committed, so that a failover can never leave on the destination a write the source lost; enable it on the shard's members (the default) and restart this shard: %w", err)
 	}
 	return err

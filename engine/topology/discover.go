@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
+
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -172,7 +174,7 @@ func helloOf(ctx context.Context, client *mongo.Client, timeout time.Duration) (
 // that was never named.
 func loginNeeded(ctx context.Context, client *mongo.Client, timeout time.Duration) error {
 	_, err := runCommand(ctx, client, timeout, "admin", bson.D{{Key: "listDatabases", Value: 1}, {Key: "nameOnly", Value: true}})
-	if hasCode(err, codeUnauthorized) {
+	if mongoerr.HasCode(err, codeUnauthorized) {
 		return err
 	}
 	return nil

@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"go.mongodb.org/mongo-driver/mongo"
-	"go.mongodb.org/mongo-driver/x/mongo/driver"
+	"github.com/shardlift/shardlift/engine/mongoerr"
+
 	"go.mongodb.org/mongo-driver/x/mongo/driver/auth"
 	"go.mongodb.org/mongo-driver/x/mongo/driver/topology"
 )
@@ -262,12 +262,12 @@ func kindOf(err error) error {
 		return ErrNotTLS
 	case clientCertRefused(err):
 		return ErrClientCertRefused
-	case hasCode(err, codeMechanismUnavailable), strings.Contains(err.Error(), "GSSAPI support not enabled"):
+	case mongoerr.HasCode(err, codeMechanismUnavailable), strings.Contains(err.Error(), "GSSAPI support not enabled"):
 		// The driver's only report of a build without Kerberos is this message.
 		return ErrMechanismUnavailable
-	case hasCode(err, codeAuthFailed):
+	case mongoerr.HasCode(err, codeAuthFailed):
 		return ErrAuthFailed
-	case hasCode(err, codeUnauthorized):
+	case mongoerr.HasCode(err, codeUnauthorized):
 		return ErrUnauthorized
 	case errors.As(err, &authErr):
 		return ErrAuthFailed
@@ -284,25 +284,14 @@ func kindOf(err error) error {
 	return nil
 }
 
-// hasCode reports whether err carries the MongoDB error code, from a command reply
-// (mongo.CommandError) or from the driver's handshake (driver.Error inside auth errors).
-func hasCode(err error, code int32) bool {
-	var se mongo.ServerError
-	if errors.As(err, &se) && se.HasErrorCode(int(code)) {
-		return true
-	}
-	var de driver.Error
-	return errors.As(err, &de) && de.Code == code
-}
-
 // IsUnauthorized reports whether err is a missing-privilege failure (code 13).
 func IsUnauthorized(err error) bool {
-	return errors.Is(err, ErrUnauthorized) || hasCode(err, codeUnauthorized)
+	return errors.Is(err, ErrUnauthorized) || mongoerr.HasCode(err, codeUnauthorized)
 }
 
 // isCommandNotFound reports whether the server does not know the command (code 59),
 // as older versions and the sandbox answer for commands they lack.
-func isCommandNotFound(err error) bool { return hasCode(err, 59) }
+func isCommandNotFound(err error) bool { return mongoerr.HasCode(err, 59) }
 
 // speaksTLS tells whether host completes a TLS handshake. It is asked only after a
 // plain connection was closed during the MongoDB handshake, to tell "this server
