@@ -467,11 +467,14 @@ func Connect(ctx context.Context, e Endpoint) (*mongo.Client, error) {
 	return client, err
 }
 
-// closedRetries is how many more times connect tries a server that accepted the
-// connection and closed it without saying why: a mongos or member restarting (or a
-// load balancer draining) does that for a moment, and one such moment must not fail a
-// validation or a resume. A server that always closes it (a wrong protocol) is still
-// reported, a couple of seconds later.
+// closedRetries is how many more times connect tries a server that refused the
+// connection, or accepted it and closed it without saying why: a mongos or member
+// restarting (or a load balancer draining) does that for a moment, and one such
+// moment must not fail a validation or a resume (fault scenario 4 restarts the
+// source's mongos while the pre-migration checks connect: the checks failed with
+// "the connection was refused" and the migration did not start). A server that
+// always does it (nothing listens there, a wrong protocol) is still reported, a
+// couple of seconds later.
 const closedRetries = 2
 
 // pauseBeforeRetry waits before each of those tries (a test replaces it).
@@ -487,7 +490,7 @@ var pauseBeforeRetry = func(ctx context.Context) error {
 func connect(ctx context.Context, e Endpoint) (*mongo.Client, *settings, error) {
 	for attempt := 0; ; attempt++ {
 		client, s, err := connectOnce(ctx, e)
-		if attempt == closedRetries || !errors.Is(err, ErrConnectionClosed) {
+		if attempt == closedRetries || !errors.Is(err, ErrConnectionClosed) && !errors.Is(err, ErrRefused) {
 			return client, s, err
 		}
 		if pauseBeforeRetry(ctx) != nil {

@@ -407,6 +407,32 @@ func TestAServerClosingConnectionsForAMomentIsTriedAgain(t *testing.T) {
 	}
 }
 
+// A mongos that refuses connections for a moment (restarting, not listening yet)
+// costs a retry, not a failed validation.
+func TestAServerRefusingConnectionsForAMomentIsTriedAgain(t *testing.T) {
+	addr := freeAddr(t)
+	listening := false
+	pauses := countPauses(t, func() {
+		if listening {
+			return
+		}
+		s, err := wire.Listen(wire.Config{Addr: addr, Handler: wire.HandlerFunc(fakeNode{role: "mongos", version: "7.0.14"}.handle)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		listening = true
+	})
+	client, err := Connect(context.Background(), Endpoint{Hosts: []string{addr}, Timeout: shortTimeout})
+	if err != nil {
+		t.Fatalf("connect to a mongos listening again after a pause: %v (%d pauses)", err, *pauses)
+	}
+	disconnect(context.Background(), client, time.Second)
+	if *pauses != 1 {
+		t.Errorf("%d pauses; want one", *pauses)
+	}
+}
+
 // A server that always closes the connection is reported as such after the retries.
 func TestAServerThatAlwaysClosesIsReportedAfterTheRetries(t *testing.T) {
 	s := startNode(t, fakeNode{role: "mongos"}, wire.Config{})
