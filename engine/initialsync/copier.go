@@ -23,7 +23,6 @@ const (
 	DefaultBatchBytes      = 8 << 20
 	DefaultQueueBytes      = 64 << 20
 	DefaultCheckpointEvery = time.Second
-	DefaultInsertTimeout   = time.Minute
 	// DefaultPartitions cursors read a large namespace at once (see docs/performance.md).
 	DefaultPartitions = 8
 	// A namespace is large from DefaultPartitionBytes or DefaultPartitionDocs on the shard.
@@ -125,11 +124,7 @@ type Config struct {
 	QueueBytes int64
 	// CheckpointEvery is the shortest time between two checkpoints.
 	CheckpointEvery time.Duration
-	// InsertTimeout bounds one insert while the copy runs. One that takes longer
-	// (a destination that stopped answering, or a busy one) is retried: the
-	// documents it wrote after all come back as duplicates and are skipped.
-	InsertTimeout time.Duration
-	Logger        *slog.Logger
+	Logger          *slog.Logger
 }
 
 // Progress is a copy's progress at one moment.
@@ -194,7 +189,6 @@ func New(cfg Config) (*Copier, error) {
 	cfg.BatchBytes = orDefault(cfg.BatchBytes, DefaultBatchBytes)
 	cfg.QueueBytes = orDefault(cfg.QueueBytes, DefaultQueueBytes)
 	cfg.CheckpointEvery = orDefault(cfg.CheckpointEvery, DefaultCheckpointEvery)
-	cfg.InsertTimeout = orDefault(cfg.InsertTimeout, DefaultInsertTimeout)
 	cfg.Partitions = orDefault(cfg.Partitions, DefaultPartitions)
 	cfg.PartitionBytes = orDefault(cfg.PartitionBytes, DefaultPartitionBytes)
 	cfg.PartitionDocs = orDefault(cfg.PartitionDocs, DefaultPartitionDocs)

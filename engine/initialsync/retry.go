@@ -76,9 +76,6 @@ func transientCode(code int) bool { return transientCodes[code] }
 // failure, a server that cannot be selected for now, or a server error of a
 // transient kind. Context cancellation is never transient.
 func transient(err error) bool {
-	if errors.Is(err, errInsertTimedOut) {
-		return true
-	}
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}

@@ -215,22 +215,18 @@ func duplicateOn(we mongo.WriteError) int {
 // told to stop.
 const inFlightGrace = 15 * time.Second
 
-// errInsertTimedOut is an insert that ran out of Config.InsertTimeout while the copy ran: a
-// transient failure, unlike the copy's own context expiring.
-var errInsertTimedOut = errors.New("the destination did not answer the insert in time")
-
-// insertInFlight sends one insert and waits for its answer even when the copy is
-// stopped meanwhile (up to inFlightGrace): an insert abandoned by its client still
-// runs on the server, and landing after the process that takes over replayed a
-// delete of the same document, it would bring that document back.
+// insertInFlight sends one insert and waits for its answer however long the
+// destination takes, and even when the copy is stopped meanwhile (up to
+// inFlightGrace). An insert has no deadline of its own: one abandoned by its client
+// still runs on the server (waiting on a lock, queued behind others), so sending it
+// again, as a deadline led to, could have the first copy land after the shard's
+// replay has deleted the document, bringing it back. A process that takes over after
+// a stop (a resume, another window) replays deletes of the same documents: the grace
+// lets the inserts in flight end first.
 func (c *Copier) insertInFlight(ctx context.Context, p *partition, docs []bson.Raw, ordered bool) error {
-	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.InsertTimeout)
+	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stopped := context.AfterFunc(ctx, func() { time.AfterFunc(inFlightGrace, cancel) })
 	defer stopped()
-	err := c.cfg.Destination.Insert(ictx, p.ns.DB, p.ns.Name, docs, ordered)
-	if err != nil && ictx.Err() != nil && ctx.Err() == nil {
-		return fmt.Errorf("%w (%v): %w", errInsertTimedOut, c.cfg.InsertTimeout, err)
-	}
-	return err
+	return c.cfg.Destination.Insert(ictx, p.ns.DB, p.ns.Name, docs, ordered)
 }

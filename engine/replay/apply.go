@@ -216,15 +216,25 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 // was told to stop.
 const inFlightGrace = 15 * time.Second
 
-// writeInFlight sends writes (in rounds, see writeRounds) and waits for their answers
-// even when the shard is told to stop meanwhile (up to inFlightGrace): a write
-// abandoned by its client still runs on the server, and could land after the
-// process that takes over (a resume, a hand-over to another window) has written a
-// later state of the same document. It returns how many leading writes are
-// applied; fewer than all with a nil error when the rest must be sent again.
+// writeInFlight sends writes (in rounds, see writeRounds) and waits for their
+// answers however long the destination takes, and even when the shard is told to
+// stop meanwhile (up to inFlightGrace). A write has no deadline of its own: one
+// abandoned by its client still runs on the server (a write waiting on a lock, or
+// queued behind others), so sending it again, as a deadline led to, could have the
+// first copy land after the document's next writes and take it back (a delete run
+// late removes the document inserted again after it). The server makes a copy sent
+// again safe only when it carries the first one's session and txnNumber (a
+// retryable write), which is what the driver itself does once after a network
+// error, and never after a client-side timeout. A process that takes over after a
+// stop (a resume, a hand-over to another window) writes the same documents again:
+// the grace lets the writes in flight end first. It returns how many leading
+// writes are applied; fewer than all with a nil error when the rest must be sent
+// again.
 func (r *run) writeInFlight(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) (int, error) {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inFlightGrace)
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	stopped := context.AfterFunc(ctx, func() { time.AfterFunc(inFlightGrace, cancel) })
+	defer stopped()
 	if r.cfg.SerialBulks {
 		return r.cfg.Destination.Write(wctx, ns, writes)
 	}
