@@ -182,7 +182,7 @@ func (e *MismatchError) Error() string {
 		return v.Late[0].String() + ": the destination lacks them. Stop whatever still writes to the source, then cancel the migration and start a new one, or finish with an override to accept the difference"
 	}
 	if len(v.Mismatches) == 0 && len(v.Indexes) > 0 {
-		return "verification found " + v.Differences() + ": make the destination's collections and indexes as the source's (build each index as the source's getIndexes() shows it, drop a collection the source does not have) and press I'm done again, or finish with an override"
+		return "verification found " + v.Differences() + ": make the destination's collections and indexes as the source's (build each index as the source's getIndexes() shows it, drop an index or a collection the source does not have) and press I'm done again, or finish with an override"
 	}
 	msg := fmt.Sprintf("verification found %d of %d ranges that differ", len(v.Mismatches), v.Ranges)
 	if len(v.Mismatches) > 0 {

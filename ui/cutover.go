@@ -362,7 +362,7 @@ func (s *cutoverScreen) askOverride(v *engine.Verification) {
 		}
 	}
 	if indexes > 0 {
-		lines.Add(wrapped("The destination does not hold these indexes as the source does: an application may then insert what the source refuses (a unique index), keep what the source deletes (a TTL index), or run slower. Build them on the destination as the source has them (the source's db.collection.getIndexes() shows each), then press I'm done again to verify again."))
+		lines.Add(wrapped("The destination does not hold these indexes as the source does: an application may then insert what the source refuses (a unique index), keep what the source deletes (a TTL index), or run slower. Build them on the destination as the source has them (the source's db.collection.getIndexes() shows each), drop those only the destination holds, then press I'm done again to verify again."))
 	}
 	if late > 0 {
 		lines.Add(wrapped("Something still writes to the source. The sync has stopped, so these writes cannot reach the destination any more: stop whatever writes, then cancel and start a new migration, or finish anyway if the destination may lack them."))
