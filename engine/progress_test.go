@@ -117,6 +117,8 @@ func (w *copyWorld) newCopier(shard string, saved map[string]initialsync.Partiti
 	return initialsync.New(initialsync.Config{
 		Shard: w.plans[shard], Source: worldSource{w, shard}, Destination: &worldDest{w: w, shard: shard, gated: first && shard == w.gateShard},
 		Saved: saved, Checkpoints: sink, Indexes: idx, BatchDocs: 7, Writers: 3, Namespaces: 2, Partitions: 1,
+		// The held insert is never answered: a restart abandons it after this grace.
+		StopGrace: 50 * time.Millisecond,
 	})
 }
 

@@ -124,7 +124,11 @@ type Config struct {
 	QueueBytes int64
 	// CheckpointEvery is the shortest time between two checkpoints.
 	CheckpointEvery time.Duration
-	Logger          *slog.Logger
+	// StopGrace is how long an insert already sent may run on once the copy is
+	// told to stop (0: DefaultStopGrace); tests whose destination never answers a
+	// held insert shorten it.
+	StopGrace time.Duration
+	Logger    *slog.Logger
 }
 
 // Progress is a copy's progress at one moment.
@@ -189,6 +193,7 @@ func New(cfg Config) (*Copier, error) {
 	cfg.BatchBytes = orDefault(cfg.BatchBytes, DefaultBatchBytes)
 	cfg.QueueBytes = orDefault(cfg.QueueBytes, DefaultQueueBytes)
 	cfg.CheckpointEvery = orDefault(cfg.CheckpointEvery, DefaultCheckpointEvery)
+	cfg.StopGrace = orDefault(cfg.StopGrace, DefaultStopGrace)
 	cfg.Partitions = orDefault(cfg.Partitions, DefaultPartitions)
 	cfg.PartitionBytes = orDefault(cfg.PartitionBytes, DefaultPartitionBytes)
 	cfg.PartitionDocs = orDefault(cfg.PartitionDocs, DefaultPartitionDocs)

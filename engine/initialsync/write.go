@@ -211,13 +211,13 @@ func duplicateOn(we mongo.WriteError) int {
 	return dupUnnamed
 }
 
-// inFlightGrace bounds how long an insert already sent goes on after the copy was
-// told to stop.
-const inFlightGrace = 15 * time.Second
+// DefaultStopGrace bounds how long an insert already sent goes on after the copy
+// was told to stop (Config.StopGrace).
+const DefaultStopGrace = 15 * time.Second
 
 // insertInFlight sends one insert and waits for its answer however long the
 // destination takes, and even when the copy is stopped meanwhile (up to
-// inFlightGrace). An insert has no deadline of its own: one abandoned by its client
+// Config.StopGrace). An insert has no deadline of its own: one abandoned by its client
 // still runs on the server (waiting on a lock, queued behind others), so sending it
 // again, as a deadline led to, could have the first copy land after the shard's
 // replay has deleted the document, bringing it back. A process that takes over after
@@ -226,7 +226,7 @@ const inFlightGrace = 15 * time.Second
 func (c *Copier) insertInFlight(ctx context.Context, p *partition, docs []bson.Raw, ordered bool) error {
 	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	stopped := context.AfterFunc(ctx, func() { time.AfterFunc(inFlightGrace, cancel) })
+	stopped := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.StopGrace, cancel) })
 	defer stopped()
 	return c.cfg.Destination.Insert(ictx, p.ns.DB, p.ns.Name, docs, ordered)
 }
