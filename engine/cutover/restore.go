@@ -20,12 +20,11 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/shardlift/shardlift/engine/mongoerr"
-
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
 	"github.com/shardlift/shardlift/engine/oplog"
 )
 

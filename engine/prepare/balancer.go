@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/shardlift/shardlift/engine/mongoerr"
-
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/shardlift/shardlift/engine/mongoerr"
 )
 
 // balancerPoll is how often StopBalancer looks again for a balancing round or a

@@ -7,10 +7,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/shardlift/shardlift/engine/mongoerr"
-
 	"go.mongodb.org/mongo-driver/bson"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
 	"github.com/shardlift/shardlift/engine/oplog"
 )
 

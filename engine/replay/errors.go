@@ -7,11 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shardlift/shardlift/engine/mongoerr"
-
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
 	"github.com/shardlift/shardlift/engine/topology"
 )
 

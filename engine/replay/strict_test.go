@@ -5,10 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shardlift/shardlift/engine/mongoerr"
-
 	"go.mongodb.org/mongo-driver/bson"
 
+	"github.com/shardlift/shardlift/engine/mongoerr"
 	"github.com/shardlift/shardlift/engine/oplog"
 )
 

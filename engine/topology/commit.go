@@ -5,14 +5,14 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/shardlift/shardlift/engine/mongoerr"
-
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readconcern"
+
+	"github.com/shardlift/shardlift/engine/mongoerr"
 )
 
 // What a shard's replica set has committed, and the transactions it holds open:

@@ -7,12 +7,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shardlift/shardlift/engine/mongoerr"
-
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/shardlift/shardlift/engine/mongoerr"
 )
 
 // parallelism bounds how many shards, members and collections discovery inspects at

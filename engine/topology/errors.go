@@ -12,10 +12,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/shardlift/shardlift/engine/mongoerr"
-
 	"go.mongodb.org/mongo-driver/x/mongo/driver/auth"
 	"go.mongodb.org/mongo-driver/x/mongo/driver/topology"
+
+	"github.com/shardlift/shardlift/engine/mongoerr"
 )
 
 // Kinds of connection and permission failures. Every error Connect, Discover and the
