@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"context"
 	"fmt"
 	"sync"
 
@@ -37,7 +36,6 @@ type Watermark struct {
 		floor   OpTime
 		head    Ticket // ticket of pending[0]
 		pending []slot // dispatched, in dispatch order, from head on
-		drained chan struct{}
 	}
 }
 
@@ -56,7 +54,6 @@ func NewWatermark(floor primitive.Timestamp) *Watermark {
 func newWatermarkAt(floor OpTime) *Watermark {
 	w := &Watermark{}
 	w.mu.floor = floor
-	w.mu.drained = closedChan()
 	return w
 }
 
@@ -77,9 +74,6 @@ func (w *Watermark) DispatchAt(at OpTime) (Ticket, error) {
 	}
 	if ts.Before(last) {
 		return 0, fmt.Errorf("oplog entry %v dispatched after %v: entries must arrive in ts order", ts, last)
-	}
-	if len(w.mu.pending) == 0 {
-		w.mu.drained = make(chan struct{})
 	}
 	t := w.mu.head + Ticket(len(w.mu.pending))
 	w.mu.pending = append(w.mu.pending, slot{ts: ts, term: at.Term})
@@ -144,7 +138,6 @@ func (w *Watermark) Applied(t Ticket) {
 	w.mu.pending = w.mu.pending[n:]
 	w.mu.head += Ticket(n)
 	if len(w.mu.pending) == 0 {
-		close(w.mu.drained)
 		w.mu.pending = nil
 	}
 	if w.moved != nil {
@@ -172,24 +165,4 @@ func (w *Watermark) InFlight() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.mu.pending)
-}
-
-// WaitDrained blocks until every dispatched entry is applied: the barrier a DDL entry
-// waits on before it is applied.
-func (w *Watermark) WaitDrained(ctx context.Context) error {
-	w.mu.Lock()
-	ch := w.mu.drained
-	w.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func closedChan() chan struct{} {
-	ch := make(chan struct{})
-	close(ch)
-	return ch
 }

@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"context"
 	"math/rand"
 	"sync"
 	"testing"
@@ -93,27 +92,6 @@ func TestOutOfOrderDispatchIsRefused(t *testing.T) {
 	}
 }
 
-func TestWaitDrainedReleasesOnlyWhenEverythingIsApplied(t *testing.T) {
-	w := NewWatermark(ts(1, 0))
-	if err := w.WaitDrained(context.Background()); err != nil {
-		t.Fatalf("empty watermark is drained: %v", err)
-	}
-	a, _ := w.Dispatch(ts(2, 0))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if err := w.WaitDrained(ctx); err == nil {
-		t.Fatal("drained with an entry in flight")
-	}
-	done := make(chan error)
-	go func() { done <- w.WaitDrained(context.Background()) }()
-	w.Applied(a)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-}
-
-// The floor, observed at any moment under concurrent appliers, never exceeds the
-// newest ts all of whose predecessors are applied.
 func TestFloorUnderConcurrentAppliers(t *testing.T) {
 	const n = 20000
 	w := NewWatermark(ts(0, 0))
