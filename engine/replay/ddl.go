@@ -328,10 +328,23 @@ func (o *DDLOnce) Schedule(ts primitive.Timestamp, d oplog.DDL, done func(error)
 	o.poke()
 }
 
-// Applied implements DDLApplier.
+// Applied implements DDLApplier. It is also where applied DDL are forgotten: a copy once the shard's resume
+// point (and its position) passed it, since a pipeline that starts again reads
+// from the resume point, which can be well behind the position (the position
+// leaves aside what the shard parked); a group once every shard passed it.
 func (o *DDLOnce) Applied(shard string, ts primitive.Timestamp) {
 	o.mu.Lock()
 	o.mu.applied[shard] = ts
+	done := ts
+	if pos := o.mu.positions[shard]; pos.Before(done) {
+		done = pos
+	}
+	for c, g := range o.mu.copies {
+		if c.shard == shard && !done.Before(c.ts) && g.state == groupApplied {
+			delete(o.mu.copies, c)
+		}
+	}
+	o.forgetApplied()
 	pending := len(o.mu.scheduled)
 	o.mu.Unlock()
 	if pending > 0 {
@@ -378,19 +391,6 @@ func (o *DDLOnce) Position(shard string, ts primitive.Timestamp, held ...HeldSco
 	} else {
 		o.mu.held[shard] = held
 	}
-	// A copy is forgotten once the shard can no longer read it again: its resume
-	// point (Applied) has passed it too, not only its position, which runs ahead
-	// of what it parked.
-	done := o.mu.applied[shard]
-	if ts.Before(done) {
-		done = ts
-	}
-	for c, g := range o.mu.copies {
-		if c.shard == shard && !done.Before(c.ts) && g.state == groupApplied {
-			delete(o.mu.copies, c)
-		}
-	}
-	o.forgetApplied()
 	waiting := slices.ContainsFunc(o.mu.groups, func(g *ddlGroup) bool { return g.state == groupWaiting })
 	o.mu.Unlock()
 	if waiting {
@@ -446,9 +446,6 @@ func (o *DDLOnce) Waiting(shard string, ts primitive.Timestamp, d oplog.DDL) str
 	}
 	var behind []string
 	for _, s := range o.shards {
-		if slices.Contains(g.shards, s) {
-			continue
-		}
 		if at, behindIt := o.behind(s, g); behindIt {
 			behind = append(behind, fmt.Sprintf("%s (at %s)", s, clock(at)))
 		}
@@ -528,19 +525,20 @@ func (o *DDLOnce) next() *ddlGroup {
 // applied up to its first copy. Called with mu held.
 func (o *DDLOnce) othersPassed(g *ddlGroup) bool {
 	for s := range o.mu.positions {
-		if _, behindIt := o.behind(s, g); behindIt && !slices.Contains(g.shards, s) {
+		if _, behindIt := o.behind(s, g); behindIt {
 			return false
 		}
 	}
 	return true
 }
 
-// behind reports whether shard, if its replay runs, has an entry before g's first
-// copy not yet applied that g must follow, and how far it is for g: its position,
-// or the oldest entry it parked on a namespace of g's. Called with mu held.
+// behind reports whether shard, if its replay runs and it has no copy in g, has
+// an entry before g's first copy not yet applied that g must follow, and how far
+// it is for g: its position, or the oldest entry it parked on a namespace of g's.
+// Called with mu held.
 func (o *DDLOnce) behind(shard string, g *ddlGroup) (primitive.Timestamp, bool) {
 	pos, ok := o.mu.positions[shard]
-	if !ok {
+	if !ok || slices.Contains(g.shards, shard) {
 		return pos, false
 	}
 	if pos.Before(g.first) {

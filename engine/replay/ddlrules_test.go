@@ -96,6 +96,37 @@ func TestTwoShardsHoldingDDLDoNotWaitForEachOther(t *testing.T) {
 	must(t, ctx, waitB)
 }
 
+// Apply once: a copy the shard reads again after its pipeline started over from
+// its resume point joins the group it joined the first time, even when the
+// shard's position had passed it (the position leaves aside what the shard
+// parked, and runs ahead of the resume point). Forgetting copies and groups on
+// the position alone ran the DDL a second time.
+func TestDDLReadAgainFromTheResumePointIsAppliedOnce(t *testing.T) {
+	exec := &fakeExec{}
+	o := startDDL(t, []string{"a", "b"}, exec)
+	o.Position("b", at(100))
+	o.Applied("b", at(100))
+	ctx := ddlCtx(t)
+	create := oplog.DDL{Kind: oplog.DDLCreateCollection, NS: nsOf("db.c"), UUID: uuidA}
+	must(t, ctx, add(t, o, "a", 10, create))
+	// a's position passed the create; a write it parked at 8 behind another DDL
+	// of its own holds its resume point before it.
+	o.Position("a", at(12), HeldScope{NS: nsOf("db.other"), TS: at(8)})
+	o.Applied("a", at(7))
+	must(t, ctx, add(t, o, "a", 10, create))
+	if got := kinds(exec.ran()); !slices.Equal(got, []string{"create db.c"}) {
+		t.Fatalf("ran %v, want the create once", got)
+	}
+	// Once the resume point passes it, it is forgotten.
+	o.Applied("a", at(12))
+	o.mu.Lock()
+	copies, groups := len(o.mu.copies), len(o.mu.groups)
+	o.mu.Unlock()
+	if copies != 0 || groups != 0 {
+		t.Fatalf("%d copies and %d groups kept once every shard's resume point passed the create", copies, groups)
+	}
+}
+
 // Copies of one collection's DDL match by its UUID however far apart their ts
 // are; a copy arriving after its group was applied is done at once.
 func TestLateCopyOfAnAppliedDDLIsNotAppliedAgain(t *testing.T) {
