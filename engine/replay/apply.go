@@ -38,8 +38,8 @@ func (r *run) full(b *batch) bool {
 }
 
 // apply is one applier: it takes tasks in queue order, accumulates writes into a
-// batch and writes it when it is full, when a barrier comes, or when no more writes
-// arrived within the linger.
+// batch and writes it when it is full or when no more writes arrived within the
+// linger.
 func (r *run) apply(ctx context.Context, q *queue) error {
 	var b batch
 	linger := time.NewTimer(time.Hour)
@@ -79,13 +79,6 @@ func (r *run) apply(ctx context.Context, q *queue) error {
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			continue
-		}
-		if t.barrier != nil {
-			if err := flush(); err != nil {
-				return err
-			}
-			t.barrier.pass()
 			continue
 		}
 		if !r.fits(&b, &t) {
@@ -395,6 +388,7 @@ func (r *run) applied(tasks []task) {
 			r.s.c.deletes.Add(1)
 		}
 	}
+	r.queued.applied(tasks)
 	r.budget.release(bytes)
 	r.s.c.bytes.Add(bytes)
 }

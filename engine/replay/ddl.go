@@ -430,7 +430,7 @@ func (o *DDLOnce) Waiting(shard string, ts primitive.Timestamp, d oplog.DDL) str
 	defer o.mu.Unlock()
 	g := o.mu.copies[ddlCopy{shard, ts, d.Key()}]
 	if g == nil {
-		return "waiting to hand the " + d.Kind.String() + " of " + d.NS.String() + " over once the shard's earlier writes are applied"
+		return "waiting to hand the " + d.Kind.String() + " of " + d.NS.String() + " over once the shard's earlier writes to it are applied"
 	}
 	switch g.state {
 	case groupRunning:

@@ -10,7 +10,8 @@
 //	               │                                                per round, deletes
 //	               │                                                beside the rest)
 //	               │              │                                      │
-//	               │              ├─ DDL: barrier through every applier, │
+//	               │              ├─ DDL: waits for the writes queued to │
+//	               │              │  its namespaces (the others go on),  │
 //	               │              │  then DDLApplier (once for all       │
 //	               │              │  shards); later writes to its        │
 //	               │              │  namespaces wait, the rest go on     │

@@ -35,6 +35,7 @@ type run struct {
 
 	budget   *budget
 	queues   []*queue
+	queued   *queuedWrites // the writes in queues, by namespace: what a DDL waits for
 	batches  chan []bson.Raw
 	tl       *tailer             // reads the source into batches
 	tailErr  error               // why the tailer stopped; read once the run is over
@@ -103,7 +104,7 @@ func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
 		s: s, cfg: &s.cfg, from: from.TS, fromTerm: from.Term, check: from.TS != (primitive.Timestamp{}), tolerateUntil: tolerateUntil,
 		txnStart: s.beforeTxns && from == s.start, checkT0: from.TS.Before(s.cfg.T0),
 		wm: newWatermarkAt(from), pos: s.newPosition(from), tr: oplog.NewTranslator(s.cfg.Translator),
-		budget: newBudget(s.cfg.QueueBytes), batches: make(chan []bson.Raw, 1), holdDone: make(chan *hold), held: newHeldScopes(),
+		budget: newBudget(s.cfg.QueueBytes), queued: newQueuedWrites(), batches: make(chan []bson.Raw, 1), holdDone: make(chan *hold), held: newHeldScopes(),
 		txns: map[string][]Ticket{}, parkedNS: map[oplog.Namespace]int{}, parkedDB: map[string]int{}, dbWide: map[string]int{},
 	}
 	// A run that starts where the replay got by applying (not at T0 or TxnStart)
@@ -430,6 +431,7 @@ func (r *run) leaveAside(scopes []oplog.Namespace, ts primitive.Timestamp, pt Ti
 
 func (r *run) queueWrite(w oplog.Write, diff bson.Raw, c *completion, n int64) {
 	q := r.queues[oplog.PartitionKey(&w)%uint64(len(r.queues))]
+	r.queued.add(w.NS)
 	q.push(task{write: w, diff: diff, done: c, bytes: n})
 }
 
@@ -468,11 +470,16 @@ func (r *run) ddl(d *oplog.DDL, ts primitive.Timestamp, grp *txnGroup) error {
 	return nil
 }
 
-// startHold sends a barrier through every applier and, once all have passed it,
-// hands the DDL to the DDL applier. An index build holds nothing: the writes
-// before and after it apply beside it (unique and TTL indexes are built relaxed,
-// so no write can fail on it or be deleted by it), and the DDL applier runs it
-// beside the other DDL; the resume point stays before it until it is built.
+// startHold waits until the writes queued before a DDL to the namespaces it touches
+// are applied, then hands it to the DDL applier; writes to those namespaces that
+// come after it are parked until it is applied, and the writes to every other
+// namespace go on meanwhile, before and after it. The resume point stays before the
+// DDL until it is applied: the writes after it that were applied first are applied
+// again after a restart from there, as any write past the resume point is. An index
+// build holds nothing: the writes before and after it apply beside it (unique and
+// TTL indexes are built relaxed, so no write can fail on it or be deleted by it),
+// and the DDL applier runs it beside the other DDL; the resume point stays before it
+// until it is built.
 //
 // pos is the DDL's ticket in the position, or held its mark when it was parked:
 // either is let go once the DDL applier has its copy (its group then orders the
@@ -480,22 +487,13 @@ func (r *run) ddl(d *oplog.DDL, ts primitive.Timestamp, grp *txnGroup) error {
 func (r *run) startHold(d *oplog.DDL, c *completion, pos tsTicket, held *heldMark) {
 	h := &hold{ddl: *d, ts: c.entry, done: c}
 	r.holds = append(r.holds, h)
-	var b *barrier
 	if d.Kind != oplog.DDLCreateIndexes {
 		h.scopes = ddlScopes(d)
-		b = newBarrier(len(r.queues))
-		for _, q := range r.queues {
-			q.push(task{barrier: b})
-		}
 	}
 	r.g.Go(func() error {
 		ctx := r.holdCtx
-		if b != nil {
-			select {
-			case <-b.done:
-			case <-ctx.Done():
-				return nil
-			}
+		if err := r.queued.wait(ctx, h.scopes); err != nil {
+			return nil // the run is over
 		}
 		wait, err := r.cfg.DDL.AddDDL(r.cfg.Shard, h.ts, h.ddl)
 		if err != nil {

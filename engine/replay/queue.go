@@ -63,17 +63,15 @@ func (b *budget) used() int64 {
 	return b.mu.used
 }
 
-// task is one thing an applier does, in queue order: a write to apply, or a barrier
-// to pass once everything queued before it is applied.
+// task is one write for an applier, in queue order.
 type task struct {
 	write oplog.Write
 	// diff is the $v: 2 diff a pipeline-form update reproduces, when the entry is at
 	// hand (a top-level update): destinations without pipeline updates apply it by
 	// reading and replacing the document (see ImageReader).
-	diff    bson.Raw
-	done    *completion // what to mark once the write is applied
-	bytes   int64
-	barrier *barrier
+	diff  bson.Raw
+	done  *completion // what to mark once the write is applied
+	bytes int64
 }
 
 // completion ties a write (or a DDL) to the positions it completes.
@@ -92,22 +90,71 @@ type tsTicket struct {
 	ok bool
 }
 
-// barrier is passed once every applier has applied what was queued before it.
-type barrier struct {
-	left atomic.Int32
-	done chan struct{}
+// queuedWrites counts the writes handed to the appliers and not yet applied, by
+// namespace and by database, so that a DDL waits for the writes before it to the
+// namespaces it touches only, while the others' go on. Once a DDL holds its
+// namespaces no write to them is queued until it is applied (they are parked): the
+// counts it waits on only fall.
+type queuedWrites struct {
+	mu    sync.Mutex
+	count map[oplog.Namespace]int           // {DB, ""} counts the whole database
+	idle  map[oplog.Namespace]chan struct{} // closed when the count falls to 0
 }
 
-func newBarrier(n int) *barrier {
-	b := &barrier{done: make(chan struct{})}
-	b.left.Store(int32(n))
-	return b
+func newQueuedWrites() *queuedWrites {
+	return &queuedWrites{count: map[oplog.Namespace]int{}, idle: map[oplog.Namespace]chan struct{}{}}
 }
 
-func (b *barrier) pass() {
-	if b.left.Add(-1) == 0 {
-		close(b.done)
+func (q *queuedWrites) add(ns oplog.Namespace) {
+	q.mu.Lock()
+	q.count[ns]++
+	q.count[oplog.Namespace{DB: ns.DB}]++
+	q.mu.Unlock()
+}
+
+// applied counts tasks out.
+func (q *queuedWrites) applied(tasks []task) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i := range tasks {
+		ns := tasks[i].write.NS
+		q.fall(ns)
+		q.fall(oplog.Namespace{DB: ns.DB})
 	}
+}
+
+func (q *queuedWrites) fall(key oplog.Namespace) {
+	if q.count[key]--; q.count[key] > 0 {
+		return
+	}
+	delete(q.count, key)
+	if ch, ok := q.idle[key]; ok {
+		close(ch)
+		delete(q.idle, key)
+	}
+}
+
+// wait returns once no write to scopes (a database is {DB, ""}) is queued.
+func (q *queuedWrites) wait(ctx context.Context, scopes []oplog.Namespace) error {
+	for _, sc := range scopes {
+		q.mu.Lock()
+		if q.count[sc] == 0 {
+			q.mu.Unlock()
+			continue
+		}
+		ch, ok := q.idle[sc]
+		if !ok {
+			ch = make(chan struct{})
+			q.idle[sc] = ch
+		}
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // queue is one applier's input, in dispatch order. Its length is bounded by the

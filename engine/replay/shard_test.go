@@ -266,6 +266,147 @@ func TestDDLWaitsForAppliersToDrain(t *testing.T) {
 	}
 }
 
+// ddlBesideASlowWrite is an oplog where a write to db.d (document 1, at ts 2) is
+// slow on the destination and a drop of db.c (at 4) follows it: the drop concerns
+// db.c alone. Documents c1 of db.c, inserted before the drop, and c2, inserted
+// after it, go to other appliers than the slow write; 8 documents of db.e follow.
+func ddlBesideASlowWrite(appliers int) (entries []bson.Raw, c1, c2 int) {
+	held := partitionIn("db.d", 1, appliers)
+	c1 = 1
+	for partitionIn(ns, c1, appliers) == held {
+		c1++
+	}
+	c2 = c1 + 1
+	for partitionIn(ns, c2, appliers) == held {
+		c2++
+	}
+	entries = []bson.Raw{
+		noopOp(at(1)),
+		insertOp(at(2), "db.d", doc(1, 0)),
+		insertOp(at(3), ns, doc(c1, 0)),
+		commandOp(at(4), "db", bson.D{{Key: "drop", Value: "c"}}),
+		insertOp(at(5), ns, doc(c2, 0)),
+	}
+	for i := range 8 {
+		entries = append(entries, insertOp(at(uint32(6+i)), "db.e", doc(i, 0)))
+	}
+	return entries, c1, c2
+}
+
+func TestDDLWaitsOnlyForTheWritesToItsNamespaces(t *testing.T) {
+	// The drop of db.c runs once db.c's earlier write is applied, while the slow
+	// write to db.d before it is still unanswered; db.c's write after the drop
+	// follows it, db.e's writes go on. The resume point stays before the slow write.
+	const appliers = 4
+	entries, _, c2 := ddlBesideASlowWrite(appliers)
+	src := newFakeOplog(entries...)
+	src.finite = true
+	dest := newFakeDest()
+	release := make(chan struct{})
+	dest.gate = func(ctx context.Context, n oplog.Namespace, _ []oplog.Write) error {
+		if n.Coll != "d" {
+			return nil
+		}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	exec := &fakeExec{dest: dest}
+	s := testShard(t, Config{Source: src, Destination: dest, DDL: startDDL(t, []string{"s0"}, exec), Resume: at(1), Appliers: appliers, BatchWrites: 1})
+	wait := start(t, context.Background(), s)
+	eventually(t, "the drop of db.c run while the write to db.d before it is held", func() bool { return len(exec.ran()) == 1 })
+	eventually(t, "db.c's insert after the drop applied", func() bool { return len(dest.docs(ns)) == 1 })
+	if got := ids(dest, ns); !slices.Equal(got, []int32{int32(c2)}) {
+		t.Fatalf("db.c holds documents %v, want only %d, inserted after the drop", got, c2)
+	}
+	others := 0
+	for i := range 8 {
+		if partitionIn("db.e", i, appliers) != partitionIn("db.d", 1, appliers) {
+			others++
+		}
+	}
+	eventually(t, "db.e's writes on the other appliers applied", func() bool { return len(dest.docs("db.e")) == others })
+	if got := s.Snapshot().Applied; got != at(1) {
+		t.Fatalf("resume point %v while the write at %v is unanswered, want %v", got, at(2), at(1))
+	}
+	close(release)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if len(dest.docs("db.d")) != 1 || len(dest.docs("db.e")) != 8 || len(dest.docs(ns)) != 1 {
+		t.Fatalf("db.d %d, db.e %d, db.c %d documents, want 1, 8 and 1", len(dest.docs("db.d")), len(dest.docs("db.e")), len(dest.docs(ns)))
+	}
+	if got := s.Snapshot().Applied; got != at(13) {
+		t.Fatalf("resume point %v, want the last entry %v", got, at(13))
+	}
+}
+
+func TestAKillWhileADDLWentAheadOfAnEarlierWriteSkipsNothing(t *testing.T) {
+	// The drop of db.c (at 4) and the writes after it are applied while the write
+	// to db.d at 2 is unanswered; then the process dies and that write never
+	// lands. The checkpoints stay before it, and the next process, resuming from
+	// them, applies it, does not bring back db.c's document from before the drop
+	// (the drop is recorded applied), and ends with every document it should.
+	const appliers = 4
+	entries, _, c2 := ddlBesideASlowWrite(appliers)
+	src := newFakeOplog(entries...)
+	dest := newFakeDest()
+	killed := make(chan struct{})
+	dest.gate = func(_ context.Context, n oplog.Namespace, _ []oplog.Write) error {
+		if n.Coll != "d" {
+			return nil
+		}
+		<-killed
+		return errors.New("connection closed")
+	}
+	exec := &fakeExec{dest: dest}
+	log := &memDDLLog{}
+	cps := &fakeCheckpoints{}
+	first := startDDL(t, []string{"s0"}, exec)
+	first.Recover("s0", nil, log)
+	s := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, DDL: first, Resume: at(1), Appliers: appliers, BatchWrites: 1, CheckpointEvery: time.Millisecond})
+	ctx, kill := context.WithCancel(context.Background())
+	wait := start(t, ctx, s)
+	eventually(t, "the drop run and db.c's insert after it applied", func() bool { return len(exec.ran()) == 1 && len(dest.docs(ns)) == 1 })
+	saved := len(cps.all())
+	eventually(t, "a checkpoint saved since", func() bool { return len(cps.all()) > saved })
+	kill()
+	close(killed)
+	if err := wait(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v, want context.Canceled", err)
+	}
+	for _, ts := range cps.all() {
+		if ts.After(at(1)) {
+			t.Fatalf("checkpoint %v passed the write at %v that never landed (saved: %v)", ts, at(2), cps.all())
+		}
+	}
+
+	resume := cps.last()
+	dest.gate = nil
+	src.finite = true
+	second := startDDL(t, []string{"s0"}, exec)
+	second.Recover("s0", log.after("s0", resume), log)
+	s2 := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, DDL: second, Resume: resume, Appliers: appliers, BatchWrites: 1})
+	if err := s2.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(dest.docs("db.d")) != 1 {
+		t.Fatalf("db.d holds %d documents after the resume, want the 1 whose write was lost in the kill", len(dest.docs("db.d")))
+	}
+	if got := ids(dest, ns); !slices.Equal(got, []int32{int32(c2)}) {
+		t.Fatalf("db.c holds documents %v, want only %d, inserted after the drop", got, c2)
+	}
+	if len(dest.docs("db.e")) != 8 {
+		t.Fatalf("db.e holds %d documents, want 8", len(dest.docs("db.e")))
+	}
+	if n := len(exec.ran()); n != 1 {
+		t.Fatalf("the drop ran %d times, want once", n)
+	}
+}
+
 func TestDDLSeenOnSeveralShardsIsAppliedOnce(t *testing.T) {
 	// Both shards hold documents of db.c and both oplogs show the drop. Shard b is
 	// slow: the drop must wait for b's earlier inserts, run once, and the inserts
@@ -613,9 +754,12 @@ func idInt(key string) int {
 }
 
 // partition is the applier a write to document id of db.c goes to.
-func partition(id, appliers int) uint64 {
+func partition(id, appliers int) uint64 { return partitionIn(ns, id, appliers) }
+
+// partitionIn is the applier a write to document id of namespace n goes to.
+func partitionIn(n string, id, appliers int) uint64 {
 	key, _ := bson.Marshal(bson.D{{Key: "_id", Value: int32(id)}})
-	w := oplog.Write{NS: oplog.ParseNamespace(ns), Filter: key}
+	w := oplog.Write{NS: oplog.ParseNamespace(n), Filter: key}
 	return oplog.PartitionKey(&w) % uint64(appliers)
 }
 
