@@ -30,9 +30,10 @@ type DDLApplier interface {
 	// d touches meanwhile.
 	AddDDL(shard string, ts primitive.Timestamp, d oplog.DDL) (wait func(context.Context) error, err error)
 	// Position reports that shard has applied every entry up to ts, leaving aside
-	// held: the namespaces where it parked entries behind a DDL of its own, each
-	// with the ts of its oldest entry there not yet applied. Pipelines call it as
-	// their position moves and several times a second; the owner of a failed or
+	// held: the namespaces of the entries it has read and not applied yet (writes
+	// on their way or parked behind a DDL of its own, DDL not yet handed over),
+	// each with the ts of its oldest entry there not yet applied. Pipelines call it
+	// as their position or held scopes move and several times a second; the owner of a failed or
 	// restarting shard reports it with a maximal ts and nothing held, so that it
 	// holds nobody's DDL.
 	Position(shard string, ts primitive.Timestamp, held ...HeldScope)
@@ -67,10 +68,11 @@ type DDLExecutor interface {
 //   - A group is applied once every other shard whose replay runs has applied
 //     every entry up to its first copy's ts (Position) that touches the group's
 //     namespaces: their earlier writes are then on the destination, and their
-//     later ones come after it. A shard's position leaves aside the entries it
-//     parked behind a DDL of its own and reports their namespaces apart
-//     (HeldScope), so that its own DDL waiting on the destination holds only the
-//     other shards' DDL of those namespaces, not all of them. No group waits
+//     later ones come after it. A shard's position is how far it has read; the
+//     entries it has not applied yet are reported apart by namespace
+//     (HeldScope), so that a group waits for another shard's pipeline only where
+//     it holds entries of the group's namespaces, and one shard's DDL waiting on
+//     the destination holds only the other shards' DDL of those namespaces. No group waits
 //     for a copy another shard may log (a DDL of an unsharded collection is logged
 //     by its database's primary shard alone; newer releases log the participants'
 //     copies of a sharded DDL fromMigrate, which the replay skips), nor for a

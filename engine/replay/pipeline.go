@@ -30,7 +30,7 @@ type run struct {
 	tolerateUntil primitive.Timestamp // idempotency errors are tolerated up to here
 
 	wm  *Watermark // the resume point
-	pos *Watermark // the position reported for other shards' DDL: wm without the held namespaces
+	pos *Watermark // the position reported for other shards' DDL: how far entries were dispatched (the held scopes say what of it is not applied)
 	tr  *oplog.Translator
 
 	budget   *budget
@@ -44,7 +44,7 @@ type run struct {
 	g        *errgroup.Group
 	holdCtx  context.Context
 	holdDone chan *hold
-	held     *heldScopes // parked items, left out of pos
+	held     *heldScopes // dispatched items not applied yet, by namespace, left out of pos
 
 	// Dispatcher state.
 	items    []oplog.Item
@@ -104,7 +104,7 @@ func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
 		s: s, cfg: &s.cfg, from: from.TS, fromTerm: from.Term, check: from.TS != (primitive.Timestamp{}), tolerateUntil: tolerateUntil,
 		txnStart: s.beforeTxns && from == s.start, checkT0: from.TS.Before(s.cfg.T0),
 		wm: newWatermarkAt(from), pos: s.newPosition(from), tr: oplog.NewTranslator(s.cfg.Translator),
-		budget: newBudget(s.cfg.QueueBytes), queued: newQueuedWrites(), batches: make(chan []bson.Raw, 1), holdDone: make(chan *hold), held: newHeldScopes(),
+		budget: newBudget(s.cfg.QueueBytes), queued: newQueuedWrites(), batches: make(chan []bson.Raw, 1), holdDone: make(chan *hold), held: s.newHeldScopes(),
 		txns: map[string][]Ticket{}, parkedNS: map[oplog.Namespace]int{}, parkedDB: map[string]int{}, dbWide: map[string]int{},
 	}
 	// A run that starts where the replay got by applying (not at T0 or TxnStart)
@@ -410,19 +410,19 @@ func (r *run) write(ctx context.Context, w oplog.Write, diff bson.Raw, ts primit
 	if err != nil {
 		return err
 	}
-	if scopes := []oplog.Namespace{w.NS}; r.blocked(scopes) {
-		c.held = r.leaveAside(scopes, ts, pt)
+	scopes := []oplog.Namespace{w.NS}
+	c.held = r.leaveAside(scopes, ts, pt)
+	if r.blocked(scopes) {
 		r.park(parkedItem{write: w, diff: diff, done: c, bytes: n})
 		return nil
 	}
-	c.pos = tsTicket{t: pt, ok: true}
 	r.queueWrite(w, diff, c, n)
 	return nil
 }
 
-// leaveAside records an item parked on scopes as held and moves the position
-// past it (see heldScopes), in that order: a position read after the move finds
-// the mark.
+// leaveAside records a dispatched item on scopes as held until it is applied and
+// moves the position past it (see heldScopes), in that order: a position read
+// after the move finds the mark.
 func (r *run) leaveAside(scopes []oplog.Namespace, ts primitive.Timestamp, pt Ticket) *heldMark {
 	m := r.held.add(scopes, ts)
 	r.pos.Applied(pt)
@@ -462,11 +462,13 @@ func (r *run) ddl(d *oplog.DDL, ts primitive.Timestamp, grp *txnGroup) error {
 	if err != nil {
 		return err
 	}
-	if scopes := ddlScopes(d); r.blocked(scopes) {
-		r.park(parkedItem{ddl: d, done: c, held: r.leaveAside(scopes, ts, pt)})
+	scopes := ddlScopes(d)
+	held := r.leaveAside(scopes, ts, pt)
+	if r.blocked(scopes) {
+		r.park(parkedItem{ddl: d, done: c, held: held})
 		return nil
 	}
-	r.startHold(d, c, tsTicket{t: pt, ok: true}, nil)
+	r.startHold(d, c, held)
 	return nil
 }
 
@@ -481,10 +483,10 @@ func (r *run) ddl(d *oplog.DDL, ts primitive.Timestamp, grp *txnGroup) error {
 // and the DDL applier runs it beside the other DDL; the resume point stays before it
 // until it is built.
 //
-// pos is the DDL's ticket in the position, or held its mark when it was parked:
-// either is let go once the DDL applier has its copy (its group then orders the
-// other shards' DDL of its namespaces after it).
-func (r *run) startHold(d *oplog.DDL, c *completion, pos tsTicket, held *heldMark) {
+// held is the DDL's mark in the held scopes: it is let go once the DDL applier has
+// its copy (its group then orders the other shards' DDL of its namespaces after
+// it).
+func (r *run) startHold(d *oplog.DDL, c *completion, held *heldMark) {
 	h := &hold{ddl: *d, ts: c.entry, done: c}
 	r.holds = append(r.holds, h)
 	if d.Kind != oplog.DDLCreateIndexes {
@@ -498,9 +500,6 @@ func (r *run) startHold(d *oplog.DDL, c *completion, pos tsTicket, held *heldMar
 		wait, err := r.cfg.DDL.AddDDL(r.cfg.Shard, h.ts, h.ddl)
 		if err != nil {
 			return fmt.Errorf("%s on %s at %s: %w", h.ddl.Kind, h.ddl.NS, tsString(h.ts), err)
-		}
-		if pos.ok {
-			r.pos.Applied(pos.t)
 		}
 		r.held.release(held)
 		r.s.waitingFor(h, true)
@@ -539,7 +538,7 @@ func (r *run) finishHold(h *hold) {
 		case r.blocked(p.scopes()):
 			r.park(p)
 		case p.ddl != nil:
-			r.startHold(p.ddl, p.done, tsTicket{}, p.held)
+			r.startHold(p.ddl, p.done, p.held)
 		default:
 			r.queueWrite(p.write, p.diff, p.done, p.bytes)
 		}
@@ -598,9 +597,6 @@ func overlaps(a, b oplog.Namespace) bool {
 // complete marks what a write or DDL completes.
 func (r *run) complete(c *completion) {
 	r.wm.Applied(c.ts)
-	if c.pos.ok {
-		r.pos.Applied(c.pos.t)
-	}
 	r.held.release(c.held)
 	if c.txn != nil {
 		c.txn.finish()

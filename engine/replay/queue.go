@@ -78,16 +78,9 @@ type task struct {
 type completion struct {
 	entry    primitive.Timestamp // ts of the entry (the commit's, in a transaction)
 	ts       Ticket              // in the resume point's Watermark
-	pos      tsTicket            // in the DDL position's Watermark, when it waits for this item
-	held     *heldMark           // in the held scopes, for an item parked (then pos is none)
+	held     *heldMark           // in the held scopes (a DDL's is in its hold or parked item)
 	txn      *txnGroup           // the transaction this item commits, if any
 	tolerate bool                // idempotency errors are tolerated (up to the consistency point)
-}
-
-// tsTicket is a Watermark ticket that may be absent.
-type tsTicket struct {
-	t  Ticket
-	ok bool
 }
 
 // queuedWrites counts the writes handed to the appliers and not yet applied, by

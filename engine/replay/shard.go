@@ -173,9 +173,9 @@ type Shard struct {
 
 	wm     atomic.Pointer[Watermark]  // resume point of the current run
 	pos    atomic.Pointer[Watermark]  // position for other shards' DDL (see DDLApplier.Position)
-	held   atomic.Pointer[heldScopes] // the scopes pos leaves aside
+	held   atomic.Pointer[heldScopes] // what pos leaves aside: the entries not applied yet, by namespace
 	budget atomic.Pointer[budget]
-	// posMoved wakes housekeep when pos moves: another shard's DDL may wait for
+	// posMoved wakes housekeep when pos or held moves: another shard's DDL may wait for
 	// it, and each DDL that waits for a tick of positionEvery holds the DDL after
 	// it too (see housekeep).
 	posMoved chan struct{}
@@ -207,7 +207,7 @@ func New(cfg Config) (*Shard, error) {
 	}
 	s.wm.Store(newWatermarkAt(s.start))
 	s.pos.Store(s.newPosition(s.start))
-	s.held.Store(newHeldScopes())
+	s.held.Store(s.newHeldScopes())
 	s.budget.Store(newBudget(cfg.QueueBytes))
 	return s, nil
 }
@@ -355,6 +355,8 @@ func (s *Shard) newPosition(from OpTime) *Watermark {
 	w.moved = s.posMoved
 	return w
 }
+
+func (s *Shard) newHeldScopes() *heldScopes { return newHeldScopes(s.posMoved) }
 
 // reportPosition tells the DDL applier the shard's position and the scopes it
 // leaves aside, read in that order (see run.leaveAside).

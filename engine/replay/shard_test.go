@@ -956,3 +956,61 @@ func TestFromMigrateInsertsAfterT0AreHandedToTheCrossCheck(t *testing.T) {
 		t.Fatalf("skipped %v fromMigrate, %d inserts; want both fromMigrate entries skipped and the client's insert applied", p.Skipped[SkipFromMigrate], p.Inserts)
 	}
 }
+
+// A shard's DDL waits for another shard's earlier entries on its own namespaces
+// only: a write of the other shard to another collection still on its way to the
+// destination holds nothing, while one to the DDL's collection holds it. (Waiting
+// for the other shard's whole pipeline to pass the DDL's second costs every DDL of
+// a chain, such as $out's create and rename, the other shard's apply lag.)
+func TestADDLWaitsForOtherShardsWritesToItsNamespacesOnly(t *testing.T) {
+	dest := newFakeDest()
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	dest.gate = func(ctx context.Context, ns oplog.Namespace, _ []oplog.Write) error {
+		if ns != nsOf("db.d") {
+			return nil
+		}
+		once.Do(func() { close(held) })
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	exec := &fakeExec{dest: dest}
+	ddl := startDDL(t, []string{"a", "b"}, exec)
+	srcA := newFakeOplog(
+		noopOp(at(100)),
+		insertOp(at(101), "db.d", doc(1, 0)),
+		insertOp(at(102), "db.e", doc(2, 0)),
+		noopOp(at(110)),
+	)
+	srcB := newFakeOplog(
+		noopOp(at(100)),
+		commandOp(at(105), "two", bson.D{{Key: "create", Value: "c"}}),
+		insertOp(at(106), "two.c", doc(3, 0)),
+		commandOp(at(107), "db", bson.D{{Key: "drop", Value: "d"}}),
+		noopOp(at(110)),
+	)
+	a := testShard(t, Config{Shard: "a", Source: srcA, Destination: dest, DDL: ddl, Resume: at(100)})
+	b := testShard(t, Config{Shard: "b", Source: srcB, Destination: dest, DDL: ddl, Resume: at(100)})
+	start(t, context.Background(), a)
+	start(t, context.Background(), b)
+	<-held
+	eventually(t, "shard b's create of two.c and its write applied while a's write to db.d is unanswered", func() bool {
+		return len(dest.docs("two.c")) == 1
+	})
+	if got := kinds(exec.ran()); !slices.Equal(got, []string{"create two.c"}) {
+		t.Fatalf("ran %v while a's write to db.d is unanswered, want only the create of two.c", got)
+	}
+	drop := oplog.DDL{Kind: oplog.DDLDrop, NS: nsOf("db.d")}
+	eventually(t, "b's drop of db.d saying it waits for shard a", func() bool {
+		return strings.Contains(ddl.Waiting("b", at(107), drop), "waits for shards a ")
+	})
+	close(release)
+	eventually(t, "b's drop of db.d applied", func() bool { return len(exec.ran()) == 2 })
+	if got := len(dest.docs("db.d")); got != 0 {
+		t.Fatalf("db.d holds %d documents after its drop, want a's write to it applied before the drop", got)
+	}
+}
