@@ -239,7 +239,10 @@ func New(cfg Config, cp Checkpoints, opts ...Option) (*Migration, error) {
 	if cp == nil {
 		return nil, errors.New("migration: no checkpoints")
 	}
-	m := &Migration{cfg: cfg, cp: cp, clock: cfg.Clock, log: cfg.Logger.With("migration", cfg.ID), wake: make(chan struct{}, 1),
+	// Every record names the migration, the clusters' (DDL applied, retries) too: the
+	// app files a record by that name, and drops one that names none.
+	cfg.Logger = cfg.Logger.With("migration", cfg.ID)
+	m := &Migration{cfg: cfg, cp: cp, clock: cfg.Clock, log: cfg.Logger, wake: make(chan struct{}, 1),
 		lookNow: make(chan struct{}, 1), sourceReads: sourceReads(cfg.Source)}
 	m.connect = NewMongoClusters
 	for _, o := range opts {
