@@ -136,7 +136,8 @@ type ddlGroup struct {
 	first  primitive.Timestamp // ts of the first copy
 	shards []string            // shards that added a copy, in order
 	state  groupState
-	ran    bool // the DDL ran on the destination (see catalog.effect)
+	ran    bool      // the DDL ran on the destination (see catalog.effect)
+	handed time.Time // when the first copy was handed over (for the log)
 	done   chan struct{}
 	err    error
 }
@@ -275,7 +276,7 @@ func (o *DDLOnce) AddDDL(shard string, ts primitive.Timestamp, d oplog.DDL) (fun
 		g = o.match(shard, ts, &d, cp.key)
 		if g == nil {
 			o.mu.nextID++
-			g = &ddlGroup{id: o.mu.nextID, key: cp.key, ddl: d, first: ts, done: make(chan struct{})}
+			g = &ddlGroup{id: o.mu.nextID, key: cp.key, ddl: d, first: ts, handed: time.Now(), done: make(chan struct{})}
 			i, _ := slices.BinarySearchFunc(o.mu.groups, ts, func(x *ddlGroup, ts primitive.Timestamp) int { return x.first.Compare(ts) })
 			o.mu.groups = slices.Insert(o.mu.groups, i, g)
 		} else if g.state == groupApplied && g.err == nil {
@@ -487,7 +488,7 @@ func (o *DDLOnce) Run(ctx context.Context) error {
 		case <-o.wake:
 		}
 		for _, sd := range o.dueScheduled() {
-			_, err := o.run(ctx, sd.ddl, sd.ts, nil)
+			_, err := o.run(ctx, sd.ddl, sd.ts, nil, 0)
 			sd.done(err)
 		}
 		for g := o.next(); g != nil; g = o.next() {
@@ -631,7 +632,7 @@ func (o *DDLOnce) logCopy(log DDLLog, c ddlCopy, d *oplog.DDL, ran bool) {
 
 // apply runs a group's DDL and notes whether it ran.
 func (o *DDLOnce) apply(ctx context.Context, g *ddlGroup) error {
-	ran, err := o.run(ctx, g.ddl, g.first, g.shards)
+	ran, err := o.run(ctx, g.ddl, g.first, g.shards, time.Since(g.handed))
 	o.mu.Lock()
 	g.ran = ran
 	o.mu.Unlock()
@@ -640,7 +641,8 @@ func (o *DDLOnce) apply(ctx context.Context, g *ddlGroup) error {
 
 // run runs d on the destination, as the catalog says it applies there now; ran
 // is false when it changes nothing there.
-func (o *DDLOnce) run(ctx context.Context, d oplog.DDL, first primitive.Timestamp, shards []string) (ran bool, err error) {
+// waited is how long the DDL waited for the other shards and older DDL (for the log).
+func (o *DDLOnce) run(ctx context.Context, d oplog.DDL, first primitive.Timestamp, shards []string, waited time.Duration) (ran bool, err error) {
 	d, run, why, record := o.cat.effect(d, first)
 	if !run {
 		o.log.Info("DDL changes nothing on the destination", "kind", d.Kind, "ns", d.NS, "shards", shards, "ts", tsString(first), "why", why)
@@ -648,10 +650,12 @@ func (o *DDLOnce) run(ctx context.Context, d oplog.DDL, first primitive.Timestam
 		return false, nil
 	}
 	b := newBackoff()
+	began := time.Now()
 	for {
 		err := o.exec.Exec(ctx, d)
 		if err == nil {
-			o.log.Info("applied DDL", "kind", d.Kind, "ns", d.NS, "shards", shards, "ts", tsString(first))
+			o.log.Info("applied DDL", "kind", d.Kind, "ns", d.NS, "shards", shards, "ts", tsString(first),
+				"waited", waited.Round(time.Millisecond), "took", time.Since(began).Round(time.Millisecond))
 			o.cat.commit(record)
 			return true, nil
 		}
