@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"unsafe"
@@ -42,18 +43,22 @@ type run struct {
 	lastRead primitive.Timestamp // the newest entry dispatched; read once the run is over
 
 	g        *errgroup.Group
+	stopTail context.CancelFunc
 	holdCtx  context.Context
 	holdDone chan *hold
 	held     *heldScopes // dispatched items not applied yet, by namespace, left out of pos
 
 	// Dispatcher state.
-	items    []oplog.Item
-	txns     map[string][]Ticket // tickets of the buffered entries of open transactions
-	holds    []*hold             // DDL waiting to be applied, each holding its namespaces
-	parked   []parkedItem        // items for held namespaces, in oplog order
-	parkedNS map[oplog.Namespace]int
-	parkedDB map[string]int // parked items by database
-	dbWide   map[string]int // parked dropDatabase by database
+	items       []oplog.Item
+	txns        map[string][]Ticket // tickets of the buffered entries of open transactions
+	holds       []*hold             // DDL waiting to be applied, each holding its namespaces
+	parked      []parkedItem        // items for held namespaces, in oplog order
+	parkedBytes int64               // the bytes of the writes in parked
+	aside       []oplog.Namespace   // scopes whose items are set aside until the next run (see setAside)
+	readAgain   bool                // the run ends to read the set-aside items again
+	parkedNS    map[oplog.Namespace]int
+	parkedDB    map[string]int // parked items by database
+	dbWide      map[string]int // parked dropDatabase by database
 }
 
 // hold is a DDL on its way: the shard's appliers drain, the DDL applier applies it
@@ -136,7 +141,7 @@ func (r *run) run(ctx context.Context) error {
 	tailCtx, stopTail := context.WithCancel(gctx)
 	holdCtx, stopHolds := context.WithCancel(gctx)
 	defer stopHolds()
-	r.holdCtx = holdCtx
+	r.holdCtx, r.stopTail = holdCtx, stopTail
 	g.Go(func() error {
 		select {
 		case <-r.s.stop:
@@ -160,8 +165,16 @@ func (r *run) run(ctx context.Context) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	if r.readAgain {
+		return errReadAgain
+	}
 	return r.tailErr
 }
+
+// errReadAgain ends a run that set items aside (see setAside) once what held
+// their namespaces is applied: the next run reads them again from the resume
+// point, which stayed before them.
+var errReadAgain = errors.New("reading again from the resume point the items set aside behind a DDL")
 
 // tail reads the oplog into batches until the source ends, the shard stops or an
 // error (see tailer).
@@ -399,6 +412,10 @@ func (r *run) newCompletion(ts primitive.Timestamp, grp *txnGroup) (*completion,
 // write queues a write to its applier, or parks it behind a DDL on its namespace.
 func (r *run) write(ctx context.Context, w oplog.Write, diff bson.Raw, ts primitive.Timestamp, grp *txnGroup) error {
 	n := writeSize(&w)
+	scopes := []oplog.Namespace{w.NS}
+	if r.isAside(scopes) || r.blocked(scopes) && r.parkedBytes+n > r.cfg.QueueBytes/parkedShare {
+		return r.setAside(scopes, ts, grp)
+	}
 	if err := r.take(ctx, n); err != nil {
 		return err
 	}
@@ -410,7 +427,6 @@ func (r *run) write(ctx context.Context, w oplog.Write, diff bson.Raw, ts primit
 	if err != nil {
 		return err
 	}
-	scopes := []oplog.Namespace{w.NS}
 	c.held = r.leaveAside(scopes, ts, pt)
 	if r.blocked(scopes) {
 		r.park(parkedItem{write: w, diff: diff, done: c, bytes: n})
@@ -454,6 +470,9 @@ func (r *run) take(ctx context.Context, n int64) error {
 
 // ddl starts a hold for a DDL, or parks it behind one on the same namespaces.
 func (r *run) ddl(d *oplog.DDL, ts primitive.Timestamp, grp *txnGroup) error {
+	if scopes := ddlScopes(d); r.isAside(scopes) {
+		return r.setAside(scopes, ts, grp)
+	}
 	c, err := r.newCompletion(ts, grp)
 	if err != nil {
 		return err
@@ -529,7 +548,7 @@ func (r *run) finishHold(h *hold) {
 	r.s.c.ddl.Add(1)
 	r.complete(h.done)
 	parked := r.parked
-	r.parked = nil
+	r.parked, r.parkedBytes = nil, 0
 	clear(r.parkedNS)
 	clear(r.parkedDB)
 	clear(r.dbWide)
@@ -543,6 +562,65 @@ func (r *run) finishHold(h *hold) {
 			r.queueWrite(p.write, p.diff, p.done, p.bytes)
 		}
 	}
+	if len(r.aside) > 0 && !r.readAgain && !r.blocked(r.aside) {
+		r.readAgain = true
+		r.stopTail()
+	}
+}
+
+// parkedShare: the writes parked behind DDL take at most 1/parkedShare of the
+// shard's queue bytes (Config.QueueBytes); past it, the items for the held
+// namespaces are set aside (see setAside).
+const parkedShare = 4
+
+// setAside leaves out an item for a held namespace once the parked writes reached
+// their share of the queue, and every later item touching a namespace set aside,
+// until the run ends: the writes to every other namespace go on meanwhile, where
+// parking them all would fill the queue and stop the shard's every namespace for
+// as long as a DDL takes on the destination (a rename across databases copies the
+// collection). The first item set aside keeps its ticket in the resume point,
+// which therefore stays before it; the position moves past the items, each scope
+// reported held from the first of its items. Once nothing holds the scopes set
+// aside any more (finishHold), the run ends and the next one reads again from the
+// resume point: what was applied after it is applied again, as after any restart.
+func (r *run) setAside(scopes []oplog.Namespace, ts primitive.Timestamp, grp *txnGroup) error {
+	if len(r.aside) == 0 {
+		// Never completed in this run: the resume point (and grp's) stays before it.
+		if _, err := r.newCompletion(ts, grp); err != nil {
+			return err
+		}
+	} else if err := r.wm.SkipAt(OpTime{TS: ts, Term: r.term}); err != nil {
+		return err
+	}
+	pt, err := r.pos.Dispatch(ts)
+	if err != nil {
+		return err
+	}
+	var fresh []oplog.Namespace
+	for _, sc := range scopes {
+		if !r.isAside([]oplog.Namespace{sc}) {
+			fresh = append(fresh, sc)
+		}
+	}
+	if len(fresh) > 0 {
+		r.held.add(fresh, ts) // never released: the next run has its own
+		r.aside = append(r.aside, fresh...)
+	}
+	r.pos.Applied(pt)
+	r.s.c.setAside.Add(1)
+	return nil
+}
+
+// isAside reports whether any of scopes overlaps a scope set aside in this run.
+func (r *run) isAside(scopes []oplog.Namespace) bool {
+	for _, sc := range scopes {
+		for _, a := range r.aside {
+			if overlaps(sc, a) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // blocked reports whether any of scopes is held by a DDL on its way or by an item
@@ -569,6 +647,7 @@ func (r *run) blocked(scopes []oplog.Namespace) bool {
 
 func (r *run) park(p parkedItem) {
 	r.parked = append(r.parked, p)
+	r.parkedBytes += p.bytes
 	for _, sc := range p.scopes() {
 		if sc.Coll == "" {
 			r.dbWide[sc.DB]++

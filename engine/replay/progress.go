@@ -57,6 +57,9 @@ type Progress struct {
 	Skipped [numSkipReasons]int64
 	// Tolerated counts write errors tolerated before the consistency point.
 	Tolerated int64
+	// SetAside counts the items set aside behind a DDL on the destination, read
+	// again once it was applied (see run.setAside).
+	SetAside int64
 	// Entries counts the oplog entries read; Bytes the bytes of the writes applied.
 	Entries, Bytes int64
 	// ApplyRate is writes applied per second over the last few seconds.
@@ -103,6 +106,7 @@ type counters struct {
 	inserts, updates, deletes, ddl, txns atomic.Int64
 	skipped                              [numSkipReasons]atomic.Int64
 	tolerated, entries, bytes, queued    atomic.Int64
+	setAside                             atomic.Int64
 	newest, lastWrite, committed         atomic.Uint64 // timestamps, T<<32|I
 	commitWaits                          atomic.Int64
 }

@@ -269,6 +269,11 @@ func (s *Shard) loop(ctx context.Context) error {
 			r := newRun(s, from, tolerate)
 			err = r.run(ctx)
 			tolerate = maxTS(tolerate, r.lastRead)
+			if errors.Is(err, errReadAgain) {
+				s.cfg.Logger.Info("reading again the entries set aside behind a DDL", "shard", s.cfg.Shard, "from", tsString(s.wm.Load().Floor()))
+				retry.reset()
+				continue
+			}
 			if s.wm.Load().Floor().After(from.TS) {
 				retry.reset() // it made progress: the fault is new, retry soon
 			}
@@ -472,6 +477,7 @@ func (s *Shard) Snapshot() Progress {
 		DDL:          s.c.ddl.Load(),
 		Transactions: s.c.txns.Load(),
 		Tolerated:    s.c.tolerated.Load(),
+		SetAside:     s.c.setAside.Load(),
 		Entries:      s.c.entries.Load(),
 		Bytes:        s.c.bytes.Load(),
 		ApplyRate:    s.rates.rate(),

@@ -1014,3 +1014,53 @@ func TestADDLWaitsForOtherShardsWritesToItsNamespacesOnly(t *testing.T) {
 		t.Fatalf("db.d holds %d documents after its drop, want a's write to it applied before the drop", got)
 	}
 }
+
+// The writes parked behind a DDL that takes long on the destination never take the
+// shard's whole queue: past a bound they are set aside, the writes to every other
+// namespace go on, and once the DDL is applied the shard reads again from its
+// resume point (still before the DDL) and applies what it set aside, in order.
+// (Issue 15: an application writing fast to a collection renamed across databases,
+// a copy on the destination, filled the 64 MiB queue with parked writes and stopped
+// the shard's every namespace until the rename ended.)
+func TestParkedWritesPastTheirBoundAreReadAgainNotHeld(t *testing.T) {
+	exec := &stallingExec{fakeExec: fakeExec{}, ns: nsOf("one.c"), release: make(chan struct{}), started: make(chan struct{})}
+	dest := newFakeDest()
+	exec.dest = dest
+	ddl := startDDL(t, []string{"a"}, exec)
+	entries := []bson.Raw{noopOp(at(1)), commandOp(at(2), "one", bson.D{{Key: "create", Value: "c"}})}
+	const parked = 200
+	for i := range parked {
+		entries = append(entries, insertOp(at(uint32(3+i)), "one.c", bson.D{{Key: "_id", Value: i}, {Key: "pad", Value: strings.Repeat("x", 400)}}))
+	}
+	const others = 50
+	for i := range others {
+		entries = append(entries, insertOp(at(uint32(3+parked+i)), "db.d", doc(i, 0)))
+	}
+	src := newFakeOplog(entries...)
+	const limit = 32 << 10 // 200 parked writes of ~450 bytes are ~90 KiB
+	s := testShard(t, Config{Shard: "a", Source: src, Destination: dest, DDL: ddl, Resume: at(1), QueueBytes: limit})
+	start(t, context.Background(), s)
+	<-exec.started
+	eventually(t, "the writes to db.d applied while the create of one.c is held on the destination", func() bool {
+		return len(dest.docs("db.d")) == others
+	})
+	if peak := s.Snapshot().PeakQueuedBytes; peak > limit {
+		t.Errorf("queues held %d bytes at their peak, over the %d limit", peak, limit)
+	}
+	if p := s.Snapshot(); !p.Applied.Before(at(2)) {
+		t.Fatalf("resume point at %v, past the create at %v still on its way", p.Applied, at(2))
+	}
+	close(exec.release)
+	eventually(t, "every write to one.c applied after its create, in order", func() bool {
+		return len(dest.docs("one.c")) == parked && s.Snapshot().Applied == at(uint32(2+parked+others))
+	})
+	if got := kinds(exec.ran()); !slices.Equal(got, []string{"create one.c"}) {
+		t.Fatalf("ran %v, want the create of one.c once", got)
+	}
+	if from := src.tailedFrom(); s.Snapshot().SetAside == 0 || len(from) < 2 || !from[1].Before(at(3+parked)) {
+		t.Errorf("%d items set aside, the source read from %v; want some set aside and read again from before them", s.Snapshot().SetAside, from)
+	}
+	if r := s.Snapshot().Retrying; r != "" {
+		t.Errorf("the shard says %q: reading again what it set aside is not a fault", r)
+	}
+}
