@@ -139,7 +139,7 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 		sent := true // every write of p applied: perr (if any) is that of tasks[end]
 		if len(p.writes) > 0 {
 			var n int
-			n, err = r.writeInFlight(ctx, ns, p.writes)
+			n, err = r.writeInFlight(ctx, ns, p.writes, tasks[start].ordered)
 			if err != nil || n < len(p.writes) {
 				// The writes before the first one not applied are, and so are the
 				// tasks before its own (diffs of absent documents send nothing).
@@ -173,6 +173,14 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 			r.cfg.Logger.Debug(what, "ns", ns, "entry", tsString(failed.done.entry), "err", err)
 			r.applied(tasks[start : start+1])
 			start++
+		}
+		if failed.ordered && !isTransient(err) && mongoerr.HasCode(err, codeDuplicateKey) {
+			// Every earlier write of this shard to ns is applied, in oplog order.
+			if failed.done.tolerate {
+				tolerate("tolerated a duplicate key on a restored unique index before the consistency point (a document in a later state)")
+				continue
+			}
+			return refused(ns, failed, err, fmt.Sprintf("the document %s meets a unique index restored on the destination although every earlier write of this shard to %s is applied, in the source's order: the destination holds a document the source does not, it diverged (verify, then restart this shard)", failed.write.Filter, ns))
 		}
 		if !isTransient(err) && failed.done.tolerate && (mongoerr.HasCode(err, idempotencyCodes...) || errors.Is(err, errDiffMismatch)) {
 			var expected bool
@@ -208,9 +216,10 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 // was told to stop.
 const inFlightGrace = 15 * time.Second
 
-// writeInFlight sends writes (in rounds, see writeRounds) and waits for their
-// answers however long the destination takes, and even when the shard is told to
-// stop meanwhile (up to inFlightGrace). A write has no deadline of its own: one
+// writeInFlight sends writes (in rounds, see writeRounds; in one ordered bulk write
+// for an ordered namespace, see OrderedNamespaces) and waits for their answers
+// however long the destination takes, and even when the shard is told to stop
+// meanwhile (up to inFlightGrace). A write has no deadline of its own: one
 // abandoned by its client still runs on the server (a write waiting on a lock, or
 // queued behind others), so sending it again, as a deadline led to, could have the
 // first copy land after the document's next writes and take it back (a delete run
@@ -222,12 +231,15 @@ const inFlightGrace = 15 * time.Second
 // the grace lets the writes in flight end first. It returns how many leading
 // writes are applied; fewer than all with a nil error when the rest must be sent
 // again.
-func (r *run) writeInFlight(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) (int, error) {
+func (r *run) writeInFlight(ctx context.Context, ns oplog.Namespace, writes []oplog.Write, ordered bool) (int, error) {
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stopped := context.AfterFunc(ctx, func() { time.AfterFunc(inFlightGrace, cancel) })
 	defer stopped()
-	if r.cfg.SerialBulks {
+	if ow, ok := r.cfg.Destination.(OrderedWriter); ordered && ok {
+		return ow.WriteOrdered(wctx, ns, writes)
+	}
+	if r.cfg.SerialBulks || ordered {
 		return r.cfg.Destination.Write(wctx, ns, writes)
 	}
 	return writeRounds(wctx, r.cfg.Destination, ns, writes)

@@ -42,6 +42,12 @@ type run struct {
 	tailErr  error               // why the tailer stopped; read once the run is over
 	lastRead primitive.Timestamp // the newest entry dispatched; read once the run is over
 
+	// ordered are the namespaces applied in oplog order, as of version orderedV of
+	// cfg.Ordered; orderedCh closes when it changes (nil without cfg.Ordered).
+	ordered   map[oplog.Namespace]bool
+	orderedV  uint64
+	orderedCh <-chan struct{}
+
 	g        *errgroup.Group
 	stopTail context.CancelFunc
 	holdCtx  context.Context
@@ -120,6 +126,11 @@ func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
 	r.tl = &tailer{src: s.cfg.Source, shard: s.cfg.Shard, pollEvery: s.cfg.CommitPollEvery, out: r.batches, notes: s, stopping: s.stopping}
 	for range s.cfg.Appliers {
 		r.queues = append(r.queues, newQueue())
+	}
+	if s.cfg.Ordered != nil {
+		// Nothing of this run is in flight yet: it applies the set as it is.
+		r.ordered, r.orderedV, r.orderedCh = s.cfg.Ordered.snapshot()
+		s.cfg.Ordered.ack(s.cfg.Shard, r.orderedV)
 	}
 	s.wm.Store(r.wm)
 	s.pos.Store(r.pos)
@@ -210,10 +221,34 @@ func (r *run) dispatch(ctx context.Context) error {
 			}
 		case h := <-r.holdDone:
 			r.finishHold(h)
+		case <-r.orderedCh:
+			if err := r.reorder(ctx); err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+}
+
+// reorder takes the new set of ordered namespaces: the writes queued before by
+// document to a namespace that becomes ordered are applied first, so that none is
+// still in flight on another applier when the next one goes to its namespace's
+// applier. Then the shard acknowledges it.
+func (r *run) reorder(ctx context.Context) error {
+	set, v, ch := r.cfg.Ordered.snapshot()
+	var changed []oplog.Namespace
+	for ns := range set {
+		if !r.ordered[ns] {
+			changed = append(changed, ns)
+		}
+	}
+	if err := r.queued.wait(ctx, changed); err != nil {
+		return err
+	}
+	r.ordered, r.orderedV, r.orderedCh = set, v, ch
+	r.cfg.Ordered.ack(r.cfg.Shard, r.orderedV)
+	return nil
 }
 
 // drainHolds waits, at the end of a finite source, for the DDL still on its way.
@@ -445,10 +480,17 @@ func (r *run) leaveAside(scopes []oplog.Namespace, ts primitive.Timestamp, pt Ti
 	return m
 }
 
+// queueWrite hands a write to its applier: by document, or by namespace when the
+// namespace is ordered (all its writes on one applier, in oplog order).
 func (r *run) queueWrite(w oplog.Write, diff bson.Raw, c *completion, n int64) {
-	q := r.queues[oplog.PartitionKey(&w)%uint64(len(r.queues))]
+	ordered := r.ordered[w.NS]
+	key := oplog.PartitionKey(&w)
+	if ordered {
+		key = oplog.PartitionKey(&oplog.Write{NS: w.NS})
+	}
+	q := r.queues[key%uint64(len(r.queues))]
 	r.queued.add(w.NS)
-	q.push(task{write: w, diff: diff, done: c, bytes: n})
+	q.push(task{write: w, diff: diff, done: c, bytes: n, ordered: ordered})
 }
 
 // take waits until the queues have room for n more bytes, finishing DDL meanwhile.

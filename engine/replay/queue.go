@@ -72,6 +72,9 @@ type task struct {
 	diff  bson.Raw
 	done  *completion // what to mark once the write is applied
 	bytes int64
+	// ordered: the write's namespace is applied in oplog order (see
+	// OrderedNamespaces), in ordered bulk writes.
+	ordered bool
 }
 
 // completion ties a write (or a DDL) to the positions it completes.

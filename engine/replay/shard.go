@@ -101,6 +101,10 @@ type Config struct {
 	// trip each), as the applier did before it wrote in rounds (see writeRounds):
 	// only for the benchmark's before-and-after.
 	SerialBulks bool
+	// Ordered, when set, are the namespaces whose writes are applied in oplog order
+	// (their unique indexes are restored on the destination): see
+	// OrderedNamespaces. Shared by every shard's replay.
+	Ordered *OrderedNamespaces
 	// Linger is how long an applier waits for more writes before it writes a batch
 	// that is not full; zero means 5 ms.
 	Linger time.Duration
