@@ -20,12 +20,15 @@ import (
 // inside the application's downtime, so once every shard is in sync (the migration
 // ready, or cutting over) they are restored while the sync runs, one at a time:
 //
-//  1. the index is marked InOrder in the record (a resume orders its namespace from
-//     its first write, whatever happened next);
-//  2. its namespace joins the replays' ordered namespaces (replay.OrderedNamespaces)
-//     and every running replay acknowledges it: from then on the writes of that
-//     namespace reach the destination in each shard's oplog order, an order in which
-//     the source never held a duplicate;
+//  1. the index is marked InOrder in the record (a resume orders its namespace's
+//     writes by it from its first write, whatever happened next);
+//  2. it joins the replays' ordered namespaces (replay.OrderedNamespaces) and every
+//     running replay acknowledges it: from then on the writes of that namespace
+//     still go to the appliers by document, but a write that gives a document a
+//     key of the index waits for the earlier writes that give it the same key,
+//     and one refused as a duplicate is sent again once every earlier write of
+//     its namespace is applied, so the destination never keeps a duplicate the
+//     source did not hold;
 //  3. the destination's index is made unique (collMod prepareUnique then unique, or
 //     a rebuild: cutover.RestoreIndex), its TTL left relaxed for the finalize;
 //  4. it is marked UniqueRestored.
@@ -35,12 +38,12 @@ import (
 // documents that break the index: it differs from the source) is noted for the
 // DBA and left to the finalize, which tries again and fails there, as before.
 
-// orderedOf are the namespaces the record says are applied in oplog order.
-func orderedOf(rec *Record) []oplog.Namespace {
-	var out []oplog.Namespace
+// orderedOf are the unique indexes the record says the replays order writes by.
+func orderedOf(rec *Record) []replay.UniqueIndex {
+	var out []replay.UniqueIndex
 	for _, x := range rec.Relaxed {
 		if x.InOrder {
-			out = append(out, oplog.ParseNamespace(x.NS))
+			out = append(out, replay.UniqueIndex{NS: oplog.ParseNamespace(x.NS), Spec: x.Original})
 		}
 	}
 	return out
@@ -124,7 +127,7 @@ func (m *Migration) restoreUniqueWhileSyncing(ctx context.Context, r *runState) 
 	m.recMu.Lock()
 	todo := uniqueToRestore(&m.rec)
 	m.recMu.Unlock()
-	m.note(fmt.Sprintf("every shard is in sync: restoring %d unique indexes on the destination while the sync runs (their namespaces are applied in oplog order from now on), so that the finalize does not build them", len(todo)))
+	m.note(fmt.Sprintf("every shard is in sync: restoring %d unique indexes on the destination while the sync runs (their writes keep the order those indexes need from now on), so that the finalize does not build them", len(todo)))
 	restored := 0
 	for i, x := range todo {
 		if st := m.State(); st != Ready && st != CuttingOver || ctx.Err() != nil {
@@ -154,7 +157,7 @@ func (m *Migration) restoreUnique(ctx context.Context, r *runState, x Relaxed) e
 	if err := m.markRelaxed(x, func(y *Relaxed) { y.InOrder = true }); err != nil {
 		return err
 	}
-	v := m.ordered.Add(oplog.ParseNamespace(x.NS))
+	v := m.ordered.Add(replay.UniqueIndex{NS: oplog.ParseNamespace(x.NS), Spec: x.Original})
 	for _, sh := range m.shardList() {
 		gone := func() bool {
 			m.mu.Lock()

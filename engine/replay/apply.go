@@ -18,6 +18,11 @@ type batch struct {
 	tasks   []task
 	bytes   int64
 	updates int
+	// ordered is the one namespace of OrderedNamespaces whose writes the batch holds,
+	// if any: writes of a second one wait for the next batch, since an applier may
+	// wait on the one it writes first (see uniqueOrder) and must not hold back
+	// earlier writes of another behind that wait.
+	ordered *oplog.Namespace
 }
 
 func isUpdateStatement(w *oplog.Write) bool {
@@ -28,6 +33,9 @@ func isUpdateStatement(w *oplog.Write) bool {
 func (r *run) fits(b *batch, t *task) bool {
 	if len(b.tasks) == 0 {
 		return true
+	}
+	if t.mark != nil && b.ordered != nil && *b.ordered != t.write.NS {
+		return false
 	}
 	return len(b.tasks) < r.cfg.BatchWrites && b.bytes+t.bytes <= r.cfg.BatchBytes &&
 		(!isUpdateStatement(&t.write) || b.updates < r.cfg.BatchUpdates)
@@ -88,6 +96,9 @@ func (r *run) apply(ctx context.Context, q *queue) error {
 		}
 		b.tasks = append(b.tasks, t)
 		b.bytes += t.bytes
+		if t.mark != nil {
+			b.ordered = &t.write.NS
+		}
 		if isUpdateStatement(&t.write) {
 			b.updates++
 		}
@@ -125,6 +136,24 @@ next:
 	return nil
 }
 
+// sendable returns the end of the run of tasks from start that may be sent now:
+// up to the first write of an ordered namespace that takes a key an earlier write
+// not applied yet takes (see OrderedNamespaces). It first waits until tasks[start]
+// is not one.
+func sendable(ctx context.Context, tasks []task, start int) (int, error) {
+	if m := tasks[start].mark; m != nil {
+		if err := m.wait(ctx, m.mayTake); err != nil {
+			return 0, err
+		}
+	}
+	for i := start + 1; i < len(tasks); i++ {
+		if m := tasks[i].mark; m != nil && !m.mayTake() {
+			return i, nil
+		}
+	}
+	return len(tasks), nil
+}
+
 // writeNS writes tasks to ns, retrying transient errors and, up to the consistency
 // point, stepping over the idempotency errors it can confirm (see expected). On a
 // destination that runs no pipeline updates, those with a diff at hand go as
@@ -133,13 +162,17 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 	var p prepared
 	retry := newBackoff()
 	retried := false
+	var waited *orderMark // the write sent again after every earlier one was applied
 	for start := 0; start < len(tasks); {
-		end, perr := r.prepare(ctx, ns, tasks, start, &p)
-		var err error
+		limit, err := sendable(ctx, tasks, start)
+		if err != nil {
+			return err
+		}
+		end, perr := r.prepare(ctx, ns, tasks[:limit], start, &p)
 		sent := true // every write of p applied: perr (if any) is that of tasks[end]
 		if len(p.writes) > 0 {
 			var n int
-			n, err = r.writeInFlight(ctx, ns, p.writes, tasks[start].ordered)
+			n, err = r.writeInFlight(ctx, ns, p.writes)
 			if err != nil || n < len(p.writes) {
 				// The writes before the first one not applied are, and so are the
 				// tasks before its own (diffs of absent documents send nothing).
@@ -174,13 +207,25 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 			r.applied(tasks[start : start+1])
 			start++
 		}
-		if failed.ordered && !isTransient(err) && mongoerr.HasCode(err, codeDuplicateKey) {
-			// Every earlier write of this shard to ns is applied, in oplog order.
-			if failed.done.tolerate {
-				tolerate("tolerated a duplicate key on a restored unique index before the consistency point (a document in a later state)")
+		if m := failed.mark; m != nil && !isTransient(err) && mongoerr.HasCode(err, codeDuplicateKey) {
+			if waited != m {
+				// An earlier write of another document may not have left the key yet
+				// (a swap of unique values, applied by document in another order):
+				// once every earlier write of ns is applied, the source's own state
+				// before this write holds no duplicate.
+				r.cfg.Logger.Debug("a duplicate key on a restored unique index: sending the write again once every earlier one is applied", "ns", ns, "entry", tsString(failed.done.entry), "err", err)
+				waited = m
+				r.s.c.uniqueWaits.Add(1)
+				if err := m.wait(ctx, m.earlierApplied); err != nil {
+					return err
+				}
 				continue
 			}
-			return refused(ns, failed, err, fmt.Sprintf("the document %s meets a unique index restored on the destination although every earlier write of this shard to %s is applied, in the source's order: the destination holds a document the source does not, it diverged (verify, then restart this shard)", failed.write.Filter, ns))
+			if failed.done.tolerate {
+				tolerate("tolerated a duplicate key on a restored unique index before the consistency point or a restart (a document in a later state)")
+				continue
+			}
+			return refused(ns, failed, err, fmt.Sprintf("the document %s meets a unique index restored on the destination although every earlier write of this shard to %s is applied and no later one gives that key: the destination holds a document the source does not, it diverged (verify, then restart this shard)", failed.write.Filter, ns))
 		}
 		if !isTransient(err) && failed.done.tolerate && (mongoerr.HasCode(err, idempotencyCodes...) || errors.Is(err, errDiffMismatch)) {
 			var expected bool
@@ -216,10 +261,9 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 // was told to stop.
 const inFlightGrace = 15 * time.Second
 
-// writeInFlight sends writes (in rounds, see writeRounds; in one ordered bulk write
-// for an ordered namespace, see OrderedNamespaces) and waits for their answers
-// however long the destination takes, and even when the shard is told to stop
-// meanwhile (up to inFlightGrace). A write has no deadline of its own: one
+// writeInFlight sends writes (in rounds, see writeRounds) and waits for their
+// answers however long the destination takes, and even when the shard is told to
+// stop meanwhile (up to inFlightGrace). A write has no deadline of its own: one
 // abandoned by its client still runs on the server (a write waiting on a lock, or
 // queued behind others), so sending it again, as a deadline led to, could have the
 // first copy land after the document's next writes and take it back (a delete run
@@ -231,15 +275,12 @@ const inFlightGrace = 15 * time.Second
 // the grace lets the writes in flight end first. It returns how many leading
 // writes are applied; fewer than all with a nil error when the rest must be sent
 // again.
-func (r *run) writeInFlight(ctx context.Context, ns oplog.Namespace, writes []oplog.Write, ordered bool) (int, error) {
+func (r *run) writeInFlight(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) (int, error) {
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stopped := context.AfterFunc(ctx, func() { time.AfterFunc(inFlightGrace, cancel) })
 	defer stopped()
-	if ow, ok := r.cfg.Destination.(OrderedWriter); ordered && ok {
-		return ow.WriteOrdered(wctx, ns, writes)
-	}
-	if r.cfg.SerialBulks || ordered {
+	if r.cfg.SerialBulks {
 		return r.cfg.Destination.Write(wctx, ns, writes)
 	}
 	return writeRounds(wctx, r.cfg.Destination, ns, writes)
@@ -390,6 +431,9 @@ func (r *run) applied(tasks []task) {
 	for i := range tasks {
 		t := &tasks[i]
 		r.complete(t.done)
+		if t.mark != nil {
+			t.mark.finish()
+		}
 		bytes += t.bytes
 		switch t.write.Kind {
 		case oplog.InsertReplace:

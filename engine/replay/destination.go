@@ -25,14 +25,6 @@ type Destination interface {
 	Write(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) (applied int, err error)
 }
 
-// OrderedWriter is a Destination that can apply a bulk write strictly in the order
-// of its writes, stopping at the first that fails (an ordered bulk write), for the
-// namespaces applied in oplog order (see OrderedNamespaces). A Destination that is
-// not one is given those bulks through Write, which must then keep their order.
-type OrderedWriter interface {
-	WriteOrdered(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) (applied int, err error)
-}
-
 // MongoDestination writes through a mongos (or any MongoDB-compatible server).
 // Durability is the client's write concern: give the destination URI
 // w=majority so that a checkpoint never covers a write a failover can lose.
@@ -50,15 +42,6 @@ func NewMongoDestination(client *mongo.Client) *MongoDestination {
 // each shard its part at once, where an ordered bulk goes shard by shard, in runs
 // that end wherever the next write targets another shard.
 func (d *MongoDestination) Write(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) (int, error) {
-	return d.write(ctx, ns, writes, sharesDocument(writes))
-}
-
-// WriteOrdered implements OrderedWriter: one ordered bulk write.
-func (d *MongoDestination) WriteOrdered(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) (int, error) {
-	return d.write(ctx, ns, writes, true)
-}
-
-func (d *MongoDestination) write(ctx context.Context, ns oplog.Namespace, writes []oplog.Write, ordered bool) (int, error) {
 	models := make([]mongo.WriteModel, len(writes))
 	for i := range writes {
 		m, err := writeModel(&writes[i])
@@ -70,7 +53,7 @@ func (d *MongoDestination) write(ctx context.Context, ns oplog.Namespace, writes
 	coll := d.client.Database(ns.DB).Collection(ns.Coll)
 	// Document validation is bypassed as the copy bypasses it: the source accepted
 	// these documents (before its validator changed, or under a moderate level).
-	_, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(ordered).SetBypassDocumentValidation(true))
+	_, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(sharesDocument(writes)).SetBypassDocumentValidation(true))
 	if err == nil {
 		return len(writes), nil
 	}

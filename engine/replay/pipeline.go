@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"unsafe"
 
@@ -42,11 +43,15 @@ type run struct {
 	tailErr  error               // why the tailer stopped; read once the run is over
 	lastRead primitive.Timestamp // the newest entry dispatched; read once the run is over
 
-	// ordered are the namespaces applied in oplog order, as of version orderedV of
-	// cfg.Ordered; orderedCh closes when it changes (nil without cfg.Ordered).
-	ordered   map[oplog.Namespace]bool
+	// ordered are the namespaces whose writes keep the order their restored unique
+	// indexes need (see OrderedNamespaces), as of version orderedV of cfg.Ordered;
+	// orderedCh closes when it changes (nil without cfg.Ordered). orders holds
+	// their writes not applied yet; orderSeq numbers their writes in dispatch order.
+	ordered   map[oplog.Namespace][]uniqueIndex
 	orderedV  uint64
 	orderedCh <-chan struct{}
+	orders    map[oplog.Namespace]*uniqueOrder
+	orderSeq  uint64
 
 	g        *errgroup.Group
 	stopTail context.CancelFunc
@@ -130,6 +135,7 @@ func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
 	if s.cfg.Ordered != nil {
 		// Nothing of this run is in flight yet: it applies the set as it is.
 		r.ordered, r.orderedV, r.orderedCh = s.cfg.Ordered.snapshot()
+		r.orders = newUniqueOrders(r.ordered)
 		s.cfg.Ordered.ack(s.cfg.Shard, r.orderedV)
 	}
 	s.wm.Store(r.wm)
@@ -231,20 +237,25 @@ func (r *run) dispatch(ctx context.Context) error {
 	}
 }
 
-// reorder takes the new set of ordered namespaces: the writes queued before by
-// document to a namespace that becomes ordered are applied first, so that none is
-// still in flight on another applier when the next one goes to its namespace's
-// applier. Then the shard acknowledges it.
+// reorder takes the new set of ordered namespaces: the writes queued before to a
+// namespace whose indexes changed are applied first, so that no write dispatched
+// without its place in the new order is still to apply when the next ones wait
+// for the earlier ones. Then the shard acknowledges it.
 func (r *run) reorder(ctx context.Context) error {
 	set, v, ch := r.cfg.Ordered.snapshot()
 	var changed []oplog.Namespace
-	for ns := range set {
-		if !r.ordered[ns] {
+	for ns, ix := range set {
+		if len(ix) != len(r.ordered[ns]) {
 			changed = append(changed, ns)
 		}
 	}
 	if err := r.queued.wait(ctx, changed); err != nil {
 		return err
+	}
+	for ns, o := range newUniqueOrders(set) {
+		if slices.Contains(changed, ns) {
+			r.orders[ns] = o
+		}
 	}
 	r.ordered, r.orderedV, r.orderedCh = set, v, ch
 	r.cfg.Ordered.ack(r.cfg.Shard, r.orderedV)
@@ -480,17 +491,17 @@ func (r *run) leaveAside(scopes []oplog.Namespace, ts primitive.Timestamp, pt Ti
 	return m
 }
 
-// queueWrite hands a write to its applier: by document, or by namespace when the
-// namespace is ordered (all its writes on one applier, in oplog order).
+// queueWrite hands a write to its applier, by document, with its place in its
+// namespace's order when the namespace is ordered.
 func (r *run) queueWrite(w oplog.Write, diff bson.Raw, c *completion, n int64) {
-	ordered := r.ordered[w.NS]
-	key := oplog.PartitionKey(&w)
-	if ordered {
-		key = oplog.PartitionKey(&oplog.Write{NS: w.NS})
+	var mark *orderMark
+	if o := r.orders[w.NS]; o != nil {
+		r.orderSeq++
+		mark = o.add(r.orderSeq, takenKeys(r.ordered[w.NS], &w))
 	}
-	q := r.queues[key%uint64(len(r.queues))]
+	q := r.queues[oplog.PartitionKey(&w)%uint64(len(r.queues))]
 	r.queued.add(w.NS)
-	q.push(task{write: w, diff: diff, done: c, bytes: n, ordered: ordered})
+	q.push(task{write: w, diff: diff, done: c, bytes: n, mark: mark})
 }
 
 // take waits until the queues have room for n more bytes, finishing DDL meanwhile.

@@ -482,6 +482,7 @@ func (s *Shard) Snapshot() Progress {
 		Transactions: s.c.txns.Load(),
 		Tolerated:    s.c.tolerated.Load(),
 		SetAside:     s.c.setAside.Load(),
+		UniqueWaits:  s.c.uniqueWaits.Load(),
 		Entries:      s.c.entries.Load(),
 		Bytes:        s.c.bytes.Load(),
 		ApplyRate:    s.rates.rate(),
