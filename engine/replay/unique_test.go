@@ -285,3 +285,37 @@ func TestTakenKeysNameAlikeTheValuesAUniqueIndexHoldsEqual(t *testing.T) {
 		t.Errorf("a delete: key %q, want none", k)
 	}
 }
+
+func TestAReplayRestartedBehindALaterStateStepsOverTheDuplicateItMeets(t *testing.T) {
+	// A run before this one (or the process before a resume) applied up to the
+	// end: X left u 1 for u 2 and Y took u 1. This run starts from an earlier
+	// resume point: X's insert with u 1 meets Y's, with every write before it
+	// applied, inside the window where re-applied writes meet later states. It is
+	// stepped over (X is past it), and the writes after it bring X back to u 2.
+	x, y := onOtherAppliers(t, 2)
+	src := newFakeOplog(noopOp(at(1)),
+		insertOp(at(2), ns, bson.D{{Key: "_id", Value: x}, {Key: "u", Value: int32(1)}}),
+		replaceOp(at(3), x, 2),
+		insertOp(at(4), ns, bson.D{{Key: "_id", Value: y}, {Key: "u", Value: int32(1)}}))
+	src.finite = true
+	dest := newFakeDest()
+	dest.unique = "u"
+	key := func(id int32) string {
+		raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: id}})
+		return idKey(bson.Raw(raw).Lookup("_id"))
+	}
+	dest.mu.docs[oplog.ParseNamespace(ns)] = map[string]bson.D{
+		key(x): {{Key: "_id", Value: x}, {Key: "u", Value: int32(2)}},
+		key(y): {{Key: "_id", Value: y}, {Key: "u", Value: int32(1)}},
+	}
+	s := testShard(t, Config{Source: src, Destination: dest, Resume: at(1), Appliers: 2, Ordered: uniqueU()})
+	if err := start(t, context.Background(), s)(); err != nil {
+		t.Fatalf("the restarted replay failed: %v", err)
+	}
+	if got := uValues(dest); got[x] != 2 || got[y] != 1 || len(got) != 2 {
+		t.Errorf("documents %v, want %d with u 2 and %d with u 1", got, x, y)
+	}
+	if p := s.Snapshot(); p.Applied != at(4) || p.Tolerated != 1 {
+		t.Errorf("resume point %v, tolerated %d; want %v, 1", p.Applied, p.Tolerated, at(4))
+	}
+}
