@@ -275,8 +275,18 @@ func TestTakenKeysNameAlikeTheValuesAUniqueIndexHoldsEqual(t *testing.T) {
 		raw, _ := bson.Marshal(diff)
 		return &oplog.Write{Kind: oplog.Update, Diff: raw, Pipeline: []bson.Raw{}}
 	}
-	if k := keys(false, update(bson.D{{Key: "sa", Value: bson.D{{Key: "u", Value: bson.D{{Key: "b", Value: int32(2)}}}}}})); k != "0:*" {
-		t.Errorf("an update of a.b: key %q, want any (0:*)", k)
+	same("an update setting a.b to 2 and a replacement with a.b 2", false,
+		update(bson.D{{Key: "sa", Value: bson.D{{Key: "u", Value: bson.D{{Key: "b", Value: int32(2)}}}}}}), replace(bson.D{{Key: "b", Value: int32(2)}}))
+	set, _ := bson.Marshal(bson.D{{Key: "$set", Value: bson.D{{Key: "a.b", Value: "x"}}}})
+	same("a $set of a.b to x and a replacement with a.b x", false,
+		&oplog.Write{Kind: oplog.Update, Update: set}, replace(bson.D{{Key: "b", Value: "x"}}))
+	for what, diff := range map[string]bson.D{
+		"an update of a.c only (a.b as it was)": {{Key: "sa", Value: bson.D{{Key: "u", Value: bson.D{{Key: "c", Value: int32(2)}}}}}},
+		"an update of an array a":               {{Key: "sa", Value: bson.D{{Key: "a", Value: true}, {Key: "u0", Value: int32(2)}}}},
+	} {
+		if k := keys(false, update(diff)); k != "0:*" {
+			t.Errorf("%s: key %q, want any (0:*)", what, k)
+		}
 	}
 	if k := keys(false, update(bson.D{{Key: "u", Value: bson.D{{Key: "c", Value: int32(2)}}}})); k != "" {
 		t.Errorf("an update of c only: key %q, want none", k)

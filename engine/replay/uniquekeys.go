@@ -33,9 +33,10 @@ func parseUniqueIndex(spec bson.Raw) uniqueIndex {
 
 // takenKeys are the keys of the restored unique indexes ix (the i-th index's keys
 // start with "i:") a write gives its document: those of the whole document an
-// insert or replacement writes; for an update that changes a field of an index,
-// "i:*", any key of that index (the key the update leaves depends on fields the
-// update does not carry). A delete takes none. A key stands for every key the
+// insert or replacement writes; for an update that changes a field of an index, the
+// key it sets when it sets every field of the index to a value, else "i:*", any key
+// of that index (the key the update leaves depends on fields the update does not
+// carry). A delete takes none. A key stands for every key the
 // index holds equal to it (numbers of any type by value, strings under a
 // collation all alike, embedded documents all alike), so two writes whose keys
 // could be equal always share one; keys that merely could be share one too,
@@ -50,9 +51,10 @@ func takenKeys(ix []uniqueIndex, w *oplog.Write) []string {
 	case oplog.Update:
 		touched, known := touchedFields(w)
 		for i, u := range ix {
-			if !known || len(u.paths) == 0 || u.touchedBy(touched) {
-				keys = append(keys, anyKey(i))
+			if known && len(u.paths) > 0 && !u.touchedBy(touched) {
+				continue
 			}
+			keys = append(keys, u.keySetBy(i, w))
 		}
 	}
 	return keys
@@ -75,6 +77,108 @@ func (u uniqueIndex) touchedBy(touched map[string]bool) bool {
 		}
 	}
 	return false
+}
+
+// keySetBy is the key update w leaves index u (the i-th) with, when w sets each
+// of its fields to a value it carries; any key otherwise.
+func (u uniqueIndex) keySetBy(i int, w *oplog.Write) string {
+	if len(u.paths) == 0 {
+		return anyKey(i)
+	}
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(i))
+	b.WriteByte(':')
+	for _, p := range u.paths {
+		v, ok := valueSetBy(w, p)
+		if !ok {
+			return anyKey(i)
+		}
+		b.WriteString(u.valueKey(v))
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// valueSetBy is the value update w leaves at path (a zero RawValue when it
+// removes it); ok is false when w does not set it, or not to a value it carries
+// (a pipeline without its diff, an array on the way, a change below the path).
+func valueSetBy(w *oplog.Write, path string) (bson.RawValue, bool) {
+	if w.Diff != nil {
+		return diffSets(w.Diff, strings.Split(path, "."))
+	}
+	if w.Pipeline != nil || w.Update == nil {
+		return bson.RawValue{}, false
+	}
+	ops, err := w.Update.Elements()
+	if err != nil {
+		return bson.RawValue{}, false
+	}
+	var v bson.RawValue
+	set := false
+	for _, op := range ops {
+		fields, ok := op.Value().DocumentOK()
+		if !ok {
+			return bson.RawValue{}, false
+		}
+		fe, _ := fields.Elements()
+		for _, f := range fe {
+			k := f.Key()
+			switch {
+			case k == path || strings.HasPrefix(path, k+"."):
+				if op.Key() != "$set" {
+					v, set = bson.RawValue{}, true // $unset: missing
+					continue
+				}
+				if k == path {
+					v, set = f.Value(), true
+					continue
+				}
+				doc, isDoc := f.Value().DocumentOK()
+				if !isDoc {
+					v, set = bson.RawValue{}, true // a scalar on the way: missing
+					continue
+				}
+				var found bool
+				if v, found = lookupPath(doc, strings.TrimPrefix(path, k+".")); !found {
+					return bson.RawValue{}, false
+				}
+				set = true
+			case strings.HasPrefix(k, path+"."):
+				return bson.RawValue{}, false // a change below the path
+			}
+		}
+	}
+	if !set || v.Type == bsontype.Array {
+		return bson.RawValue{}, false
+	}
+	return v, true
+}
+
+// diffSets is valueSetBy for a $v: 2 diff, the path cut into its fields.
+func diffSets(diff bson.Raw, path []string) (bson.RawValue, bool) {
+	if _, isArray := diff.Lookup("a").BooleanOK(); isArray {
+		return bson.RawValue{}, false
+	}
+	field := path[0]
+	for _, section := range []string{"u", "i"} {
+		if v, err := diff.LookupErr(section, field); err == nil {
+			if len(path) == 1 {
+				return v, v.Type != bsontype.Array
+			}
+			doc, isDoc := v.DocumentOK()
+			if !isDoc {
+				return bson.RawValue{}, true // a scalar on the way: missing
+			}
+			return lookupPath(doc, strings.Join(path[1:], "."))
+		}
+	}
+	if _, err := diff.LookupErr("d", field); err == nil {
+		return bson.RawValue{}, true
+	}
+	if sub, ok := diff.Lookup("s" + field).DocumentOK(); ok && len(path) > 1 {
+		return diffSets(sub, path[1:])
+	}
+	return bson.RawValue{}, false // not set here, or changed below the path
 }
 
 // keyOf is the key doc gives index u (the i-th), or any key where a path meets
