@@ -497,7 +497,7 @@ func (r *run) queueWrite(w oplog.Write, diff bson.Raw, c *completion, n int64) {
 	var mark *orderMark
 	if o := r.orders[w.NS]; o != nil {
 		r.orderSeq++
-		mark = o.add(r.orderSeq, takenKeys(r.ordered[w.NS], &w))
+		mark = o.add(r.orderSeq, docKey(w.Filter), takenKeys(r.ordered[w.NS], &w))
 	}
 	q := r.queues[oplog.PartitionKey(&w)%uint64(len(r.queues))]
 	r.queued.add(w.NS)

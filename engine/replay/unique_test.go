@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -327,5 +328,27 @@ func TestAReplayRestartedBehindALaterStateStepsOverTheDuplicateItMeets(t *testin
 	}
 	if p := s.Snapshot(); p.Applied != at(4) || p.Tolerated != 1 {
 		t.Errorf("resume point %v, tolerated %d; want %v, 1", p.Applied, p.Tolerated, at(4))
+	}
+}
+
+func TestADocumentsOwnEarlierWriteOfAKeyDoesNotCutItsBulk(t *testing.T) {
+	// An insert and a replacement of one document that keeps its unique value:
+	// the replacement waits for no one (its document's writes keep their order on
+	// its applier), so both go in one bulk write, not one round trip each.
+	src := newFakeOplog(noopOp(at(1)))
+	dest := newFakeDest()
+	dest.unique = "u"
+	var bulks atomic.Int32
+	dest.gate = func(context.Context, oplog.Namespace, []oplog.Write) error { bulks.Add(1); return nil }
+	s := testShard(t, Config{Source: src, Destination: dest, Resume: at(1), Appliers: 1, Linger: time.Hour, BatchWrites: 2, Ordered: uniqueU()})
+	start(t, context.Background(), s)
+	eventually(t, "the shard started", func() bool { return s.Snapshot().Newest == at(1) })
+	src.append(insertOp(at(2), ns, bson.D{{Key: "_id", Value: int32(1)}, {Key: "u", Value: int32(1)}}), replaceOp(at(3), 1, 1))
+	eventually(t, "the writes applied, or the shard failed", func() bool { p := s.Snapshot(); return p.Applied == at(3) || p.Err != nil })
+	if err := s.Snapshot().Err; err != nil {
+		t.Fatal(err)
+	}
+	if n := bulks.Load(); n != 1 {
+		t.Errorf("%d bulk writes, want 1", n)
 	}
 }

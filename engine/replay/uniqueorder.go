@@ -25,6 +25,7 @@ type uniqueOrder struct {
 type orderMark struct {
 	o    *uniqueOrder
 	seq  uint64   // dispatch order
+	doc  string   // the document written (docKey)
 	keys []string // the keys it takes (takenKeys)
 	done bool     // applied; under o.mu
 }
@@ -40,10 +41,19 @@ func (l *markList) trim() {
 	}
 }
 
-// before reports whether a write dispatched before seq is in l, not applied.
-func (l *markList) before(seq uint64) bool {
+// before reports whether a write dispatched before m is in l, not applied; with
+// other, only a write of another document counts.
+func (l *markList) before(m *orderMark, other bool) bool {
 	l.trim()
-	return len(*l) > 0 && (*l)[0].seq < seq
+	for _, e := range *l {
+		if e.seq >= m.seq {
+			return false
+		}
+		if !e.done && (!other || e.doc != m.doc) {
+			return true
+		}
+	}
+	return false
 }
 
 func newUniqueOrders(set map[oplog.Namespace][]uniqueIndex) map[oplog.Namespace]*uniqueOrder {
@@ -54,9 +64,9 @@ func newUniqueOrders(set map[oplog.Namespace][]uniqueIndex) map[oplog.Namespace]
 	return orders
 }
 
-// add records a write dispatched as seq that takes keys.
-func (o *uniqueOrder) add(seq uint64, keys []string) *orderMark {
-	m := &orderMark{o: o, seq: seq, keys: keys}
+// add records a write of doc dispatched as seq that takes keys.
+func (o *uniqueOrder) add(seq uint64, doc string, keys []string) *orderMark {
+	m := &orderMark{o: o, seq: seq, doc: doc, keys: keys}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.pending = append(o.pending, m)
@@ -105,8 +115,10 @@ func (o *uniqueOrder) trimKey(key string) {
 	}
 }
 
-// mayTake reports whether no write dispatched before m that takes a key m takes
-// (or any key of its index, where either takes any) is left to apply.
+// mayTake reports whether no write of another document dispatched before m that
+// takes a key m takes (or any key of its index, where either takes any) is left to
+// apply. The earlier writes of m's own document are before it on its applier, in
+// order, bulk write after bulk write.
 func (m *orderMark) mayTake() bool {
 	o := m.o
 	o.mu.Lock()
@@ -118,7 +130,7 @@ func (m *orderMark) mayTake() bool {
 			lists = []string{prefix}
 		}
 		for _, key := range lists {
-			if l := o.byKey[key]; l != nil && l.before(m.seq) {
+			if l := o.byKey[key]; l != nil && l.before(m, true) {
 				return false
 			}
 		}
@@ -131,7 +143,7 @@ func (m *orderMark) earlierApplied() bool {
 	o := m.o
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return !o.pending.before(m.seq)
+	return !o.pending.before(m, false)
 }
 
 // wait blocks until ok reports true.
