@@ -401,6 +401,9 @@ func progressLine(s engine.Snapshot, now time.Time) string {
 	if c := s.Continuous; c != nil && (s.State == engine.Syncing || s.State == engine.Ready || s.State == engine.CuttingOver) {
 		fmt.Fprintf(&b, " | %s", c.Text())
 	}
+	if s.UniqueIndexes != "" && (s.State == engine.Ready || s.State == engine.CuttingOver) {
+		fmt.Fprintf(&b, " | %s", s.UniqueIndexes)
+	}
 	if (s.State == engine.Syncing || s.State == engine.Ready || s.State == engine.CuttingOver) && !s.TimerDeadline.IsZero() {
 		left := max(s.TimerDeadline.Sub(now), 0)
 		fmt.Fprintf(&b, " | window closes in %dh%02dm", int(left.Hours()), int(left.Minutes())%60)

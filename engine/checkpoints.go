@@ -91,6 +91,12 @@ type Relaxed struct {
 	NS       string // "db.collection"
 	Kind     RelaxedKind
 	Original bson.Raw
+	// InOrder: the replays apply the writes of NS in oplog order, because this
+	// index's unique option is being (or was) restored while the sync runs; set
+	// before the destination's index changes, so a resume orders NS from its
+	// first write. UniqueRestored: the destination's index is unique again (the
+	// finalize restores only what else is relaxed in it: its TTL).
+	InOrder, UniqueRestored bool
 }
 
 // Summary is what remains of a migration once it ended.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/cutover"
 )
 
 // StartCutover moves a ready migration to the cutover: the applications must now
@@ -547,9 +549,24 @@ func (m *Migration) restoreRelaxed(ctx context.Context, c Clusters) error {
 		return fmt.Errorf("restore the options relaxed for the sync on the destination: %s", strings.Join(failed, "; "))
 	}
 	if len(relaxed) > 0 {
-		m.note(fmt.Sprintf("restored %d index and collection options relaxed for the sync (unique, TTL)", len(relaxed)))
+		m.note(restoredText(relaxed))
 	}
 	return nil
+}
+
+// restoredText says what restoreRelaxed restored: the unique indexes restored
+// while syncing (unique.go) were not built again.
+func restoredText(relaxed []Relaxed) string {
+	early, unique := 0, 0
+	for _, x := range relaxed {
+		switch {
+		case x.UniqueRestored:
+			early++
+		case x.Kind == RelaxedIndex && cutover.WantsUnique(x.Original):
+			unique++
+		}
+	}
+	return fmt.Sprintf("restored %d index and collection options relaxed for the sync (unique, TTL): %d unique indexes made unique now, %d already restored while syncing", len(relaxed), unique, early)
 }
 
 // restoreSourceBalancer puts the source balancer back as the migration found it.

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/topology"
 )
 
@@ -169,6 +170,9 @@ type Migration struct {
 	clock       Clock
 	log         *slog.Logger
 	relaxed     *relaxedLog
+	// ordered are the namespaces the replays apply in oplog order (their unique
+	// indexes restored while syncing: unique.go); set by Run before any replay.
+	ordered *replay.OrderedNamespaces
 
 	// life serializes the lifecycle's operations, held during their I/O. Shard
 	// pipelines never take it: an action holding it may wait for them.
@@ -202,6 +206,7 @@ type Migration struct {
 		shards       []*shardState
 		finalGap     time.Duration // frozen when syncing stopped for good
 		verifying    bool
+		uniqueText   string // the restore of the unique indexes while syncing
 		// blocking is the shard that keeps the cutover from finishing, as last noted.
 		blocking string
 		// lastT0 is when a shard last recorded its T0 (or the Run began);
@@ -229,6 +234,11 @@ type runState struct {
 	continuous     *continuousVerifier
 	contMu         sync.Mutex
 	stopContinuous context.CancelFunc
+	// stopUnique and uniqueDone are the restore of the unique indexes while the
+	// sync runs (unique.go); nil when it was not started.
+	stopUnique  context.CancelFunc
+	uniqueDone  chan struct{}
+	uniqueTried atomic.Bool // it went through every index once in this Run
 }
 
 // New loads the migration's checkpoints; Run then starts or resumes it.
@@ -370,6 +380,7 @@ func (m *Migration) Run(ctx context.Context, opts StartOptions) error {
 	r := &runState{ctx: rctx, clusters: clusters, pipes: map[string]*pipe{}}
 	m.life.Lock()
 	m.run = r
+	m.ordered = m.orderedNamespaces()
 	m.life.Unlock()
 	defer func() {
 		m.life.Lock()
@@ -782,6 +793,9 @@ func (m *Migration) check(ctx context.Context, r *runState) {
 		}
 	case CuttingOver:
 		m.judgeCutover(snap, notSynced)
+	}
+	if st := m.State(); st == Ready || st == CuttingOver {
+		m.startUniqueRestore(r)
 	}
 }
 

@@ -614,7 +614,7 @@ func (c *mongoClusters) NewReplayer(shard string, from ReplayStart, ddlApplied [
 		Destination: replay.NewMongoDestination(c.dst), DDL: ddl, Checkpoints: sink,
 		Resume: from.Resume.TS, ResumeTerm: from.Resume.Term, T0: from.T0, T0Term: from.T0Term, TxnStart: from.TxnStart, ConsistencyPoint: from.ConsistencyPoint,
 		Translator: oplog.Config{KeyFields: c.keys.of, ShardKeyChanged: func(ns oplog.Namespace, fields []string) { c.keys.set(ns.String(), fields) }},
-		Logger:     c.log, FromMigrate: fromMigrate,
+		Logger:     c.log, FromMigrate: fromMigrate, Ordered: from.Ordered,
 	})
 }
 

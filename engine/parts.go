@@ -151,6 +151,8 @@ type ReplayStart struct {
 	// Buffered, when not nil, is the shard's oplog buffer, which the replay reads
 	// instead of the source's oplog (see Config.OplogBufferDir).
 	Buffered replay.Source
+	// Ordered are the namespaces applied in oplog order (replay.Config.Ordered).
+	Ordered *replay.OrderedNamespaces
 }
 
 // Connector opens the Clusters of a migration; it is called once per Run (and by a

@@ -32,6 +32,7 @@ func (m *Migration) Snapshot() Snapshot {
 	if cv := m.mu.continuous; cv != nil {
 		s.Continuous = cv.progress()
 	}
+	s.UniqueIndexes = m.mu.uniqueText
 	if v := m.mu.verification; v != nil {
 		c := *v
 		c.Mismatches = slices.Clone(v.Mismatches)

@@ -58,7 +58,10 @@ func TestOpenTransactionsAtT0_StartPointIsRecordedAndReachesTheReplay(t *testing
 	if got.FromMigrate == nil {
 		t.Fatal("the replay has no fromMigrate cross-check")
 	}
-	if got.FromMigrate = nil; !reflect.DeepEqual(got, want) {
+	if got.Ordered == nil {
+		t.Fatal("the replay has no ordered namespaces")
+	}
+	if got.FromMigrate, got.Ordered = nil, nil; !reflect.DeepEqual(got, want) {
 		t.Fatalf("replay starts %+v, want %+v", got, want)
 	}
 }

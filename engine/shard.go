@@ -337,6 +337,7 @@ func (m *Migration) pipeline(ctx context.Context, r *runState, sh *shardState, c
 	}
 	from := replayStartOf(cp)
 	from.Buffered = buffered
+	from.Ordered = m.ordered
 	if cp.Owned != nil {
 		from.FromMigrate = m.fromMigrateCheck(sh, *cp.Owned)
 	}
@@ -569,6 +570,7 @@ func (m *Migration) stopSync(ctx context.Context, r *runState) {
 	if r == nil || r.stopped {
 		return
 	}
+	m.stopUniqueRestore(r)
 	r.stopped = true
 	var wg sync.WaitGroup
 	for name, p := range r.pipes {

@@ -58,6 +58,9 @@ type Snapshot struct {
 	// Continuous is the continuous verification's progress (nil before it starts:
 	// once every shard replays).
 	Continuous *ContinuousProgress
+	// UniqueIndexes says how far the restore of the relaxed unique indexes while
+	// the sync runs got ("" before it starts: once every shard is in sync).
+	UniqueIndexes string
 
 	History      []Event
 	Verification *Verification

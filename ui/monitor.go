@@ -706,16 +706,20 @@ func happened(e engine.Event) string {
 }
 
 // showContinuous shows how far the continuous verification is while the
-// migration syncs: what the finalize will not have to compare again.
+// migration syncs (what the finalize will not have to compare again), and, once it
+// is ready, how far the unique indexes are made unique (what the finalize will not
+// have to build).
 func (s *monitorScreen) showContinuous(snap engine.Snapshot) {
-	c := snap.Continuous
-	switch {
-	case c == nil:
-	case snap.State == engine.Syncing, snap.State == engine.Ready, snap.State == engine.CuttingOver:
-		s.verified.SetText(fmt.Sprintf("Continuous verification: %s of %s ranges compared (%d of %d namespaces)  ·  %s documents rechecked since  ·  %d differing, pending recheck  ·  %d still differing",
+	syncing := snap.State == engine.Syncing || snap.State == engine.Ready || snap.State == engine.CuttingOver
+	var lines []string
+	if c := snap.Continuous; c != nil && syncing {
+		lines = append(lines, fmt.Sprintf("Continuous verification: %s of %s ranges compared (%d of %d namespaces)  ·  %s documents rechecked since  ·  %d differing, pending recheck  ·  %d still differing",
 			countText(int64(c.RangesCompared)), countText(int64(c.Ranges)), c.NamespacesCompared, c.Namespaces, countText(c.Rechecked), c.Pending, c.Persisting))
-		s.verified.Show()
-		return
 	}
-	s.verified.Hide()
+	if snap.UniqueIndexes != "" && (snap.State == engine.Ready || snap.State == engine.CuttingOver) {
+		lines = append(lines, "Unique indexes: "+snap.UniqueIndexes)
+	}
+	s.verified.SetText(strings.Join(lines, "\n"))
+	s.verified.Hidden = len(lines) == 0
+	s.verified.Refresh()
 }

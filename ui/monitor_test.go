@@ -471,6 +471,16 @@ func TestMonitorShowsTheContinuousVerification(t *testing.T) {
 	h.mustShow("Continuous verification: 12 of 40 ranges compared (3 of 5 namespaces)  ·  1,500 documents rechecked since  ·  2 differing, pending recheck  ·  1 still differing")
 }
 
+// Once ready, the screen says how far the unique indexes are made unique on the
+// destination (the status line and the API say it too).
+func TestMonitorShowsTheUniqueIndexesRestoredWhileReady(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	snap := ready()
+	snap.UniqueIndexes = "1 of 2 unique indexes restored on the destination while syncing"
+	h.attach(newFakeMigration(snap))
+	h.mustShow("Unique indexes: 1 of 2 unique indexes restored on the destination while syncing")
+}
+
 // A shard copying a large collection in _id ranges says in its row how many of
 // each namespace's ranges are copied, and stops once its copy is over.
 func TestShardRowSaysHowManyRangesAreCopied(t *testing.T) {

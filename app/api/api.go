@@ -83,11 +83,14 @@ type Status struct {
 	Placement *placementJSON `json:"placement"`
 	// Continuous is the continuous verification's progress (null before every
 	// shard replays).
-	Continuous  *continuousJSON `json:"continuous"`
-	Overall     progressJSON    `json:"overall"`
-	Shards      []shardJSON     `json:"shards"`
-	SourceUsers []userJSON      `json:"sourceUsers"`
-	Summary     *summaryJSON    `json:"summary"`
+	Continuous *continuousJSON `json:"continuous"`
+	// UniqueIndexes says how far the restore of the unique indexes relaxed for the
+	// sync got while it runs (empty before every shard is in sync).
+	UniqueIndexes string       `json:"uniqueIndexes,omitempty"`
+	Overall       progressJSON `json:"overall"`
+	Shards        []shardJSON  `json:"shards"`
+	SourceUsers   []userJSON   `json:"sourceUsers"`
+	Summary       *summaryJSON `json:"summary"`
 }
 
 type placementJSON struct {
@@ -274,6 +277,7 @@ func toStatus(s engine.Snapshot) Status {
 	if p := s.Placement; p != nil {
 		out.Placement = &placementJSON{Collections: p.Collections, CollectionsPlaced: p.CollectionsPlaced, Ranges: p.Ranges, RangesPlaced: p.RangesPlaced}
 	}
+	out.UniqueIndexes = s.UniqueIndexes
 	if c := s.Continuous; c != nil {
 		out.Continuous = &continuousJSON{Namespaces: c.Namespaces, NamespacesCompared: c.NamespacesCompared, Ranges: c.Ranges,
 			RangesCompared: c.RangesCompared, Rechecked: c.Rechecked, Pending: c.Pending, Persisting: c.Persisting}

@@ -35,7 +35,7 @@ type Options struct {
 	Shards int
 	// DecodeTime is the decode benchmark's -benchtime.
 	DecodeTime string
-	// Only lists the figures to measure (1-14); empty means all. Figure 3 needs 2's
+	// Only lists the figures to measure (1-15); empty means all. Figure 3 needs 2's
 	// ceiling, and 5 the copy of 1: they run what they need.
 	Only []int
 	// Shardlift is the shardlift binary figure 6 runs `migrate` with.
@@ -105,8 +105,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 14 {
-			fmt.Fprintf(stderr, "shardlift-bench: --only %q: figures are numbered 1 to 14\n", *only)
+		if err != nil || n < 1 || n > 15 {
+			fmt.Fprintf(stderr, "shardlift-bench: --only %q: figures are numbered 1 to 15\n", *only)
 			return 2
 		}
 		o.Only = append(o.Only, n)
@@ -192,6 +192,11 @@ func (r *runner) run(ctx context.Context, want func(int) bool) error {
 	}
 	if want(13) {
 		if err := r.partitionedCopyFar(ctx); err != nil {
+			return err
+		}
+	}
+	if want(15) {
+		if err := r.replayUniqueRestored(ctx); err != nil {
 			return err
 		}
 	}

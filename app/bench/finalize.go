@@ -113,6 +113,16 @@ func (r *runner) finalizeOnce(ctx context.Context, continuous bool) (finalizeRes
 		}
 		r.logf("9 (%s). every namespace compared %.1f s after ready", label, time.Since(began).Seconds())
 	}
+	// Every shard in sync, the relaxed unique indexes are made unique while the
+	// sync runs; a DBA starts the cutover once the status says so.
+	began = time.Now()
+	st, err := m.Await(ctx, "the unique indexes restored while syncing", func(s faults.Status) bool {
+		return strings.Contains(s.UniqueIndexes, "restored on the destination while syncing")
+	})
+	if err != nil {
+		return res, err
+	}
+	r.logf("9 (%s). %s, %.1f s after ready", label, st.UniqueIndexes, time.Since(began).Seconds())
 	// The applications' last writes before they stop: the same in both runs.
 	if err := incrementSome(ctx, srcC, finalizeWritesPerCollection); err != nil {
 		return res, err
@@ -125,7 +135,7 @@ func (r *runner) finalizeOnce(ctx context.Context, continuous bool) (finalizeRes
 	}
 	r.logf("9 (%s). I'm done: the finalize of %d documents", label, r.o.Docs)
 	began = time.Now()
-	st, err := m.API().Post(ctx, "/cutover/done")
+	st, err = m.API().Post(ctx, "/cutover/done")
 	if err != nil {
 		return res, fmt.Errorf("I'm done: %w", err)
 	}

@@ -39,15 +39,16 @@ func replayBacklog(ctx context.Context, dst *mongo.Client, b *backlog, serial bo
 	if err := resetBacklogColl(ctx, dst); err != nil {
 		return 0, err
 	}
-	elapsed, err := replayStreams(ctx, dst, b, serial)
+	elapsed, err := replayStreams(ctx, dst, b, serial, nil)
 	if err != nil {
 		return 0, err
 	}
 	return elapsed, checkBacklogResult(ctx, dst, b)
 }
 
-// replayStreams is replayBacklog's timed part: the replay of every stream.
-func replayStreams(ctx context.Context, dst *mongo.Client, b *backlog, serial bool) (time.Duration, error) {
+// replayStreams is replayBacklog's timed part: the replay of every stream; ordered,
+// when set, are the unique indexes restored on the destination (figure 15).
+func replayStreams(ctx context.Context, dst *mongo.Client, b *backlog, serial bool, ordered *replay.OrderedNamespaces) (time.Duration, error) {
 	names := make([]string, len(b.streams))
 	for i := range names {
 		names[i] = fmt.Sprintf("backlog-%d", i)
@@ -57,7 +58,7 @@ func replayStreams(ctx context.Context, dst *mongo.Client, b *backlog, serial bo
 	for i, name := range names {
 		s, err := replay.New(replay.Config{
 			Shard: name, Source: replay.NewReaderSource(bytes.NewReader(b.streams[i])),
-			Destination: replay.NewMongoDestination(dst), DDL: ddl, Translator: keyIsID, SerialBulks: serial,
+			Destination: replay.NewMongoDestination(dst), DDL: ddl, Translator: keyIsID, SerialBulks: serial, Ordered: ordered,
 		})
 		if err != nil {
 			return 0, err

@@ -35,7 +35,7 @@ func (r *runner) replayAtLatencies(ctx context.Context) error {
 			for i, serial := range []bool{true, false} {
 				r.logf("12. the replay of %d entries, %v from a destination that only acknowledges, serial applier: %v", b.entries, latency, serial)
 				before := writes.Load()
-				took, err := replayStreams(ctx, dst, b, serial)
+				took, err := replayStreams(ctx, dst, b, serial, nil)
 				if err != nil {
 					return err
 				}

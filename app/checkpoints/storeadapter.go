@@ -142,6 +142,8 @@ type (
 		NS       string   `bson:"ns"`
 		Kind     string   `bson:"kind"`
 		Original bson.Raw `bson:"original"`
+		InOrder  bool     `bson:"inOrder,omitempty"`
+		Unique   bool     `bson:"uniqueRestored,omitempty"`
 	}
 	verificationDoc struct {
 		At         time.Time      `bson:"at"`
@@ -214,7 +216,7 @@ func (c *storeCheckpoints) Load() (engine.Record, []engine.ShardCheckpoint, erro
 		shards = append(shards, sc)
 	}
 	for _, r := range extras.Relaxed {
-		rec.Relaxed = append(rec.Relaxed, engine.Relaxed{NS: r.NS, Kind: engine.RelaxedKind(r.Kind), Original: r.Original})
+		rec.Relaxed = append(rec.Relaxed, engine.Relaxed{NS: r.NS, Kind: engine.RelaxedKind(r.Kind), Original: r.Original, InOrder: r.InOrder, UniqueRestored: r.Unique})
 	}
 	rec.Verification = fromVerificationDoc(extras.Verification)
 	rec.Continuous = fromContinuousDoc(extras.Continuous)
@@ -255,7 +257,7 @@ func (c *storeCheckpoints) SaveRecord(r engine.Record) error {
 	defer c.mu.Unlock()
 	extras := migrationExtras{Verification: toVerificationDoc(r.Verification), Continuous: toContinuousDoc(r.Continuous)}
 	for _, x := range r.Relaxed {
-		extras.Relaxed = append(extras.Relaxed, relaxedDoc{NS: x.NS, Kind: string(x.Kind), Original: x.Original})
+		extras.Relaxed = append(extras.Relaxed, relaxedDoc{NS: x.NS, Kind: string(x.Kind), Original: x.Original, InOrder: x.InOrder, Unique: x.UniqueRestored})
 	}
 	for _, u := range r.Users {
 		extras.Users = append(extras.Users, userDoc{Name: u.Name, DB: u.DB, Roles: u.Roles, IsRole: u.IsRole})

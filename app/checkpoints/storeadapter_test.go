@@ -66,7 +66,7 @@ func TestStoreCheckpointsKeepEverythingTheEngineSaves(t *testing.T) {
 		DestinationIdentity: &topology.Identity{ClusterID: primitive.ObjectID{8}, Routers: []string{"dst:27017"},
 			Shards: []topology.ShardHosts{{Name: "d0", Hosts: []string{"c:27018"}}}},
 		Relaxed: []engine.Relaxed{
-			{NS: "shop.users", Kind: engine.RelaxedIndex, Original: mustRaw(t, bson.D{{Key: "v", Value: 2}, {Key: "key", Value: bson.D{{Key: "email", Value: 1}}}, {Key: "name", Value: "email_1"}, {Key: "unique", Value: true}})},
+			{NS: "shop.users", Kind: engine.RelaxedIndex, Original: mustRaw(t, bson.D{{Key: "v", Value: 2}, {Key: "key", Value: bson.D{{Key: "email", Value: 1}}}, {Key: "name", Value: "email_1"}, {Key: "unique", Value: true}}), InOrder: true, UniqueRestored: true},
 			{NS: "shop.events", Kind: engine.RelaxedOptions, Original: mustRaw(t, bson.D{{Key: "expireAfterSeconds", Value: int32(60)}})},
 		},
 		Verification: &engine.Verification{At: at, Namespaces: 2, Ranges: 5, Matched: 4, Documents: 99,

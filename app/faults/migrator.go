@@ -88,7 +88,9 @@ type Status struct {
 		Namespaces         int `json:"namespaces"`
 		NamespacesCompared int `json:"namespacesCompared"`
 	} `json:"continuous"`
-	Verification *struct {
+	// UniqueIndexes is the restore of the relaxed unique indexes while syncing.
+	UniqueIndexes string `json:"uniqueIndexes"`
+	Verification  *struct {
 		Documents  int64 `json:"documents"`
 		Continuous *struct {
 			NamespacesReused   int   `json:"namespacesReused"`

@@ -90,6 +90,7 @@ func stepdownRollbackSteady(t *testing.T, e *env, row *faults.Row) {
 	e.startLoad(e.s.size.rate)
 	e.start()
 	e.await("ready", 5*time.Minute, func(s faults.Status) bool { e.neverFailed(s); return s.State == "ready" && allSynced(s) })
+	e.awaitUniqueRestored()
 	victim := e.src.Shards()[e.rnd.IntN(len(e.src.Shards()))].Name
 	e.holdSecondaries(victim)
 	held := e.awaitUnreplicated(victim, unreplicatedWrites)
@@ -123,6 +124,7 @@ func oplogHoles(t *testing.T, e *env, row *faults.Row) {
 	e.startLoad(e.s.size.rate)
 	e.start()
 	e.await("ready", 5*time.Minute, func(s faults.Status) bool { e.neverFailed(s); return s.State == "ready" && allSynced(s) })
+	e.awaitUniqueRestored()
 	synced := time.Now()
 	// The tail with holes, under the load, for a few hundred more writes.
 	more := e.stats.Total() + int64(4*e.s.size.rate)
@@ -132,6 +134,21 @@ func oplogHoles(t *testing.T, e *env, row *faults.Row) {
 	row.Notes = fmt.Sprintf("every other entry hidden for %v under %d writes/s, at T0 and through the tail", holeTime, e.s.size.rate)
 	t.Log(row.Notes)
 	e.verify(row)
+}
+
+// awaitUniqueRestored waits until every unique index the sync relaxed is unique
+// again on the destination while the sync runs: from then on the replay orders
+// their namespaces' writes by them (replay.OrderedNamespaces), which a fault must
+// not leave behind.
+func (e *env) awaitUniqueRestored() {
+	e.t.Helper()
+	s := e.await("the unique indexes restored while syncing", 5*time.Minute, func(s faults.Status) bool {
+		e.neverFailed(s)
+		var restored, of int
+		_, err := fmt.Sscanf(s.UniqueIndexes, "%d of %d unique indexes restored", &restored, &of)
+		return err == nil && of > 0 && restored == of
+	})
+	e.t.Logf("unique indexes: %s", s.UniqueIndexes)
 }
 
 // holdSecondaries stops a source shard's secondaries from replicating: its majority

@@ -73,6 +73,9 @@ func RestoreIndex(ctx context.Context, client *mongo.Client, ns string, original
 	return restore(ctx, client, db, coll, current, oplog.DestinationIndexSpec(original))
 }
 
+// WantsUnique reports whether an index specification is unique.
+func WantsUnique(spec bson.Raw) bool { return truthy(spec.Lookup("unique")) }
+
 // RestoreOptions applies collection options withheld during the sync.
 func RestoreOptions(ctx context.Context, client *mongo.Client, ns string, withheld bson.Raw) error {
 	db, coll, ok := strings.Cut(ns, ".")

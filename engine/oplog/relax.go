@@ -20,9 +20,10 @@ import (
 //   - expireAfterSeconds becomes RelaxedExpireAfterSeconds (about 68 years).
 //
 // The engine records the original of every index and collection option it
-// relaxed, in the store, and re-applies them at finalize (collMod
-// prepareUnique then unique on 6.0 and later, or drop and re-create; collMod
-// expireAfterSeconds).
+// relaxed, in the store, and re-applies them: a unique index once every shard
+// is in sync, its namespace then applied in oplog order (engine/unique.go), and
+// what is left at finalize (collMod prepareUnique then unique on 6.0 and later,
+// or drop and re-create; collMod expireAfterSeconds).
 
 // RelaxedExpireAfterSeconds is the TTL given to TTL indexes during sync: the
 // largest value MongoDB accepts.

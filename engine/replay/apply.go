@@ -18,6 +18,11 @@ type batch struct {
 	tasks   []task
 	bytes   int64
 	updates int
+	// ordered is the one namespace of OrderedNamespaces whose writes the batch holds,
+	// if any: writes of a second one wait for the next batch, since an applier may
+	// wait on the one it writes first (see uniqueOrder) and must not hold back
+	// earlier writes of another behind that wait.
+	ordered *oplog.Namespace
 }
 
 func isUpdateStatement(w *oplog.Write) bool {
@@ -28,6 +33,9 @@ func isUpdateStatement(w *oplog.Write) bool {
 func (r *run) fits(b *batch, t *task) bool {
 	if len(b.tasks) == 0 {
 		return true
+	}
+	if t.mark != nil && b.ordered != nil && *b.ordered != t.write.NS {
+		return false
 	}
 	return len(b.tasks) < r.cfg.BatchWrites && b.bytes+t.bytes <= r.cfg.BatchBytes &&
 		(!isUpdateStatement(&t.write) || b.updates < r.cfg.BatchUpdates)
@@ -88,6 +96,9 @@ func (r *run) apply(ctx context.Context, q *queue) error {
 		}
 		b.tasks = append(b.tasks, t)
 		b.bytes += t.bytes
+		if t.mark != nil {
+			b.ordered = &t.write.NS
+		}
 		if isUpdateStatement(&t.write) {
 			b.updates++
 		}
@@ -125,6 +136,24 @@ next:
 	return nil
 }
 
+// sendable returns the end of the run of tasks from start that may be sent now:
+// up to the first write of an ordered namespace that takes a key an earlier write
+// not applied yet takes (see OrderedNamespaces). It first waits until tasks[start]
+// is not one.
+func sendable(ctx context.Context, tasks []task, start int) (int, error) {
+	if m := tasks[start].mark; m != nil {
+		if err := m.wait(ctx, m.mayTake); err != nil {
+			return 0, err
+		}
+	}
+	for i := start + 1; i < len(tasks); i++ {
+		if m := tasks[i].mark; m != nil && !m.mayTake() {
+			return i, nil
+		}
+	}
+	return len(tasks), nil
+}
+
 // writeNS writes tasks to ns, retrying transient errors and, up to the consistency
 // point, stepping over the idempotency errors it can confirm (see expected). On a
 // destination that runs no pipeline updates, those with a diff at hand go as
@@ -133,9 +162,13 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 	var p prepared
 	retry := newBackoff()
 	retried := false
+	var waited *orderMark // the write sent again after every earlier one was applied
 	for start := 0; start < len(tasks); {
-		end, perr := r.prepare(ctx, ns, tasks, start, &p)
-		var err error
+		limit, err := sendable(ctx, tasks, start)
+		if err != nil {
+			return err
+		}
+		end, perr := r.prepare(ctx, ns, tasks[:limit], start, &p)
 		sent := true // every write of p applied: perr (if any) is that of tasks[end]
 		if len(p.writes) > 0 {
 			var n int
@@ -173,6 +206,26 @@ func (r *run) writeNS(ctx context.Context, ns oplog.Namespace, tasks []task) err
 			r.cfg.Logger.Debug(what, "ns", ns, "entry", tsString(failed.done.entry), "err", err)
 			r.applied(tasks[start : start+1])
 			start++
+		}
+		if m := failed.mark; m != nil && !isTransient(err) && mongoerr.HasCode(err, codeDuplicateKey) {
+			if waited != m {
+				// An earlier write of another document may not have left the key yet
+				// (a swap of unique values, applied by document in another order):
+				// once every earlier write of ns is applied, the source's own state
+				// before this write holds no duplicate.
+				r.cfg.Logger.Debug("a duplicate key on a restored unique index: sending the write again once every earlier one is applied", "ns", ns, "entry", tsString(failed.done.entry), "err", err)
+				waited = m
+				r.s.c.uniqueWaits.Add(1)
+				if err := m.wait(ctx, m.earlierApplied); err != nil {
+					return err
+				}
+				continue
+			}
+			if failed.done.tolerate {
+				tolerate("tolerated a duplicate key on a restored unique index before the consistency point or a restart (a document in a later state)")
+				continue
+			}
+			return refused(ns, failed, err, fmt.Sprintf("the document %s meets a unique index restored on the destination although every earlier write of this shard to %s is applied and no later one gives that key: the destination holds a document the source does not, it diverged (verify, then restart this shard)", failed.write.Filter, ns))
 		}
 		if !isTransient(err) && failed.done.tolerate && (mongoerr.HasCode(err, idempotencyCodes...) || errors.Is(err, errDiffMismatch)) {
 			var expected bool
@@ -378,6 +431,9 @@ func (r *run) applied(tasks []task) {
 	for i := range tasks {
 		t := &tasks[i]
 		r.complete(t.done)
+		if t.mark != nil {
+			t.mark.finish()
+		}
 		bytes += t.bytes
 		switch t.write.Kind {
 		case oplog.InsertReplace:

@@ -136,7 +136,8 @@ var transientLabels = []string{"NetworkError", "RetryableWriteError", "Transient
 //     key) meets the document under another shard key value, because the copy read
 //     it after a shard key change that a later entry of this oplog records. Unique
 //     secondary indexes are built relaxed during sync (oplog.RelaxIndexForSync), so
-//     a duplicate key can only be on _id.
+//     a duplicate key can only be on _id, except on an ordered namespace (its
+//     unique index restored: see OrderedNamespaces), which writeNS handles first.
 //   - PathNotViable (28) and TypeMismatch (14): an update's $set descends into a field
 //     (or array element) that is no longer a document or an array in the copied
 //     state; the later entry that changed that field is replayed after it.

@@ -303,6 +303,10 @@ type fakeDest struct {
 	// gate, when set, is waited on before every bulk write.
 	gate  func(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) error
 	delay bool // sleep a random few hundred microseconds per bulk write
+	// unique, when set, is a field whose values the destination holds unique per
+	// namespace, as a unique index {unique: 1} would (a document without it is not
+	// indexed).
+	unique string
 
 	mu struct {
 		sync.Mutex
@@ -433,6 +437,9 @@ func (d *fakeDest) applyLocked(ns oplog.Namespace, w *oplog.Write) error {
 			}
 		}
 	}
+	if err := d.uniqueLocked(coll, id, after); err != nil {
+		return err
+	}
 	coll[id] = after
 	v := int32(-1)
 	for _, e := range after {
@@ -441,6 +448,33 @@ func (d *fakeDest) applyLocked(ns oplog.Namespace, w *oplog.Write) error {
 		}
 	}
 	d.mu.log = append(d.mu.log, appliedWrite{ns, w.Kind, id, v})
+	return nil
+}
+
+// uniqueLocked refuses doc as document id when another document of coll holds its
+// value of the unique field, as MongoDB does (E11000, the index and the key).
+func (d *fakeDest) uniqueLocked(coll map[string]bson.D, id string, doc bson.D) error {
+	if d.unique == "" {
+		return nil
+	}
+	value := func(doc bson.D) (any, bool) {
+		for _, e := range doc {
+			if e.Key == d.unique {
+				return e.Value, true
+			}
+		}
+		return nil, false
+	}
+	v, ok := value(doc)
+	if !ok {
+		return nil
+	}
+	for other, o := range coll {
+		if ov, ok := value(o); ok && other != id && ov == v {
+			return mongo.BulkWriteException{WriteErrors: []mongo.BulkWriteError{{WriteError: mongo.WriteError{Code: codeDuplicateKey,
+				Message: fmt.Sprintf("E11000 duplicate key error collection: index: %s_1 dup key: { %s: %v }", d.unique, d.unique, v)}}}}
+		}
+	}
 	return nil
 }
 

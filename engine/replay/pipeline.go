@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"unsafe"
 
@@ -41,6 +42,16 @@ type run struct {
 	tl       *tailer             // reads the source into batches
 	tailErr  error               // why the tailer stopped; read once the run is over
 	lastRead primitive.Timestamp // the newest entry dispatched; read once the run is over
+
+	// ordered are the namespaces whose writes keep the order their restored unique
+	// indexes need (see OrderedNamespaces), as of version orderedV of cfg.Ordered;
+	// orderedCh closes when it changes (nil without cfg.Ordered). orders holds
+	// their writes not applied yet; orderSeq numbers their writes in dispatch order.
+	ordered   map[oplog.Namespace][]uniqueIndex
+	orderedV  uint64
+	orderedCh <-chan struct{}
+	orders    map[oplog.Namespace]*uniqueOrder
+	orderSeq  uint64
 
 	g        *errgroup.Group
 	stopTail context.CancelFunc
@@ -120,6 +131,12 @@ func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
 	r.tl = &tailer{src: s.cfg.Source, shard: s.cfg.Shard, pollEvery: s.cfg.CommitPollEvery, out: r.batches, notes: s, stopping: s.stopping}
 	for range s.cfg.Appliers {
 		r.queues = append(r.queues, newQueue())
+	}
+	if s.cfg.Ordered != nil {
+		// Nothing of this run is in flight yet: it applies the set as it is.
+		r.ordered, r.orderedV, r.orderedCh = s.cfg.Ordered.snapshot()
+		r.orders = newUniqueOrders(r.ordered)
+		s.cfg.Ordered.ack(s.cfg.Shard, r.orderedV)
 	}
 	s.wm.Store(r.wm)
 	s.pos.Store(r.pos)
@@ -210,10 +227,39 @@ func (r *run) dispatch(ctx context.Context) error {
 			}
 		case h := <-r.holdDone:
 			r.finishHold(h)
+		case <-r.orderedCh:
+			if err := r.reorder(ctx); err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+}
+
+// reorder takes the new set of ordered namespaces: the writes queued before to a
+// namespace whose indexes changed are applied first, so that no write dispatched
+// without its place in the new order is still to apply when the next ones wait
+// for the earlier ones. Then the shard acknowledges it.
+func (r *run) reorder(ctx context.Context) error {
+	set, v, ch := r.cfg.Ordered.snapshot()
+	var changed []oplog.Namespace
+	for ns, ix := range set {
+		if len(ix) != len(r.ordered[ns]) {
+			changed = append(changed, ns)
+		}
+	}
+	if err := r.queued.wait(ctx, changed); err != nil {
+		return err
+	}
+	for ns, o := range newUniqueOrders(set) {
+		if slices.Contains(changed, ns) {
+			r.orders[ns] = o
+		}
+	}
+	r.ordered, r.orderedV, r.orderedCh = set, v, ch
+	r.cfg.Ordered.ack(r.cfg.Shard, r.orderedV)
+	return nil
 }
 
 // drainHolds waits, at the end of a finite source, for the DDL still on its way.
@@ -445,10 +491,17 @@ func (r *run) leaveAside(scopes []oplog.Namespace, ts primitive.Timestamp, pt Ti
 	return m
 }
 
+// queueWrite hands a write to its applier, by document, with its place in its
+// namespace's order when the namespace is ordered.
 func (r *run) queueWrite(w oplog.Write, diff bson.Raw, c *completion, n int64) {
+	var mark *orderMark
+	if o := r.orders[w.NS]; o != nil {
+		r.orderSeq++
+		mark = o.add(r.orderSeq, docKey(w.Filter), takenKeys(r.ordered[w.NS], &w))
+	}
 	q := r.queues[oplog.PartitionKey(&w)%uint64(len(r.queues))]
 	r.queued.add(w.NS)
-	q.push(task{write: w, diff: diff, done: c, bytes: n})
+	q.push(task{write: w, diff: diff, done: c, bytes: n, mark: mark})
 }
 
 // take waits until the queues have room for n more bytes, finishing DDL meanwhile.

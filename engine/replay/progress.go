@@ -60,6 +60,10 @@ type Progress struct {
 	// SetAside counts the items set aside behind a DDL on the destination, read
 	// again once it was applied (see run.setAside).
 	SetAside int64
+	// UniqueWaits counts the writes refused as a duplicate on a restored unique
+	// index and sent again once every earlier write of their namespace was applied
+	// (see OrderedNamespaces).
+	UniqueWaits int64
 	// Entries counts the oplog entries read; Bytes the bytes of the writes applied.
 	Entries, Bytes int64
 	// ApplyRate is writes applied per second over the last few seconds.
@@ -108,7 +112,7 @@ type counters struct {
 	tolerated, entries, bytes, queued    atomic.Int64
 	setAside                             atomic.Int64
 	newest, lastWrite, committed         atomic.Uint64 // timestamps, T<<32|I
-	commitWaits                          atomic.Int64
+	commitWaits, uniqueWaits             atomic.Int64
 }
 
 func packTS(ts primitive.Timestamp) uint64 { return uint64(ts.T)<<32 | uint64(ts.I) }

@@ -72,6 +72,9 @@ type task struct {
 	diff  bson.Raw
 	done  *completion // what to mark once the write is applied
 	bytes int64
+	// mark is the write's place in its namespace's order, when the namespace has a
+	// unique index restored (see OrderedNamespaces); nil otherwise.
+	mark *orderMark
 }
 
 // completion ties a write (or a DDL) to the positions it completes.

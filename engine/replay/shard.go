@@ -101,6 +101,10 @@ type Config struct {
 	// trip each), as the applier did before it wrote in rounds (see writeRounds):
 	// only for the benchmark's before-and-after.
 	SerialBulks bool
+	// Ordered, when set, are the namespaces whose writes are applied in oplog order
+	// (their unique indexes are restored on the destination): see
+	// OrderedNamespaces. Shared by every shard's replay.
+	Ordered *OrderedNamespaces
 	// Linger is how long an applier waits for more writes before it writes a batch
 	// that is not full; zero means 5 ms.
 	Linger time.Duration
@@ -478,6 +482,7 @@ func (s *Shard) Snapshot() Progress {
 		Transactions: s.c.txns.Load(),
 		Tolerated:    s.c.tolerated.Load(),
 		SetAside:     s.c.setAside.Load(),
+		UniqueWaits:  s.c.uniqueWaits.Load(),
 		Entries:      s.c.entries.Load(),
 		Bytes:        s.c.bytes.Load(),
 		ApplyRate:    s.rates.rate(),
