@@ -97,8 +97,12 @@ func (m *Migration) startUniqueRestore(r *runState) {
 	}
 	m.recMu.Lock()
 	left := len(uniqueToRestore(&m.rec))
+	restored, all := uniqueTally(&m.rec)
 	m.recMu.Unlock()
 	if left == 0 {
+		if all > 0 { // restored before a resume: say so again
+			m.setUniqueText(uniqueRestoredText(restored, all))
+		}
 		return
 	}
 	ctx, stop := context.WithCancel(r.ctx)
@@ -128,7 +132,6 @@ func (m *Migration) restoreUniqueWhileSyncing(ctx context.Context, r *runState) 
 	todo := uniqueToRestore(&m.rec)
 	m.recMu.Unlock()
 	m.note(fmt.Sprintf("every shard is in sync: restoring %d unique indexes on the destination while the sync runs (their writes keep the order those indexes need from now on), so that the finalize does not build them", len(todo)))
-	restored := 0
 	for i, x := range todo {
 		if st := m.State(); st != Ready && st != CuttingOver || ctx.Err() != nil {
 			return // again once the migration is ready
@@ -144,11 +147,31 @@ func (m *Migration) restoreUniqueWhileSyncing(ctx context.Context, r *runState) 
 			m.noteAt(slog.LevelWarn, fmt.Sprintf("the unique index %s of %s could not be restored while syncing: %v; it stays relaxed, and the finalize tries again", name, x.NS, err))
 			continue
 		}
-		restored++
 		m.note(fmt.Sprintf("unique index %s of %s restored on the destination while syncing, in %v", name, x.NS, m.clock.Now().Sub(start).Round(time.Millisecond)))
 	}
-	m.setUniqueText(fmt.Sprintf("%d of %d unique indexes restored on the destination while syncing", restored, len(todo)))
+	m.recMu.Lock()
+	restored, all := uniqueTally(&m.rec)
+	m.recMu.Unlock()
+	m.setUniqueText(uniqueRestoredText(restored, all))
 	r.uniqueTried.Store(true)
+}
+
+// uniqueTally counts the relaxed unique indexes, and those of them restored while
+// syncing, in this Run or before a resume.
+func uniqueTally(rec *Record) (restored, all int) {
+	for _, x := range rec.Relaxed {
+		if x.Kind == RelaxedIndex && cutover.WantsUnique(x.Original) {
+			all++
+			if x.UniqueRestored {
+				restored++
+			}
+		}
+	}
+	return restored, all
+}
+
+func uniqueRestoredText(restored, all int) string {
+	return fmt.Sprintf("%d of %d unique indexes restored on the destination while syncing", restored, all)
 }
 
 // restoreUnique orders x's namespace, makes x unique on the destination (a second

@@ -47,3 +47,30 @@ func TestAUniqueIndexRestoreKilledBeforeItsReplaysOrderedResumesOrdered(t *testi
 		t.Fatal("the resumed replay does not apply shop.orders in order")
 	}
 }
+
+// A migration resumed once its unique indexes were restored while syncing still
+// says so: the status is what a DBA reads to know the finalize will not build them.
+func TestAResumedMigrationSaysItsUniqueIndexesWereRestored(t *testing.T) {
+	h := newHarness(t, "s0")
+	spec, err := bson.Marshal(bson.D{{Key: "name", Value: "email_1"}, {Key: "key", Value: bson.D{{Key: "email", Value: 1}}}, {Key: "unique", Value: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.fc.shards["s0"].relaxIndex = spec
+	h.start(StartOptions{})
+	h.ready()
+	h.eventually("the index recorded", func() bool { return len(h.cp.record().Relaxed) > 0 })
+	h.crash()
+	rec := h.cp.record()
+	for i := range rec.Relaxed {
+		rec.Relaxed[i].InOrder, rec.Relaxed[i].UniqueRestored = true, true
+	}
+	if err := h.cp.SaveRecord(rec); err != nil {
+		t.Fatal(err)
+	}
+	h.m = h.newMigration()
+	h.start(StartOptions{})
+	h.ready()
+	want := "1 of 1 unique indexes restored on the destination while syncing"
+	h.eventually("the status saying "+want, func() bool { return h.m.Snapshot().UniqueIndexes == want })
+}
