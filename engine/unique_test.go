@@ -13,14 +13,7 @@ import (
 // every replay acknowledged it. A process killed meanwhile resumes with the
 // namespace ordered from its replays' first write, its index still to restore.
 func TestAUniqueIndexRestoreKilledBeforeItsReplaysOrderedResumesOrdered(t *testing.T) {
-	h := newHarness(t, "s0")
-	spec, err := bson.Marshal(bson.D{{Key: "name", Value: "email_1"}, {Key: "key", Value: bson.D{{Key: "email", Value: 1}}}, {Key: "unique", Value: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.fc.shards["s0"].relaxIndex = spec
-	h.start(StartOptions{})
-	h.ready()
+	h := readyWithRelaxedUniqueIndex(t)
 	index := func() Relaxed {
 		for _, x := range h.cp.record().Relaxed {
 			if x.Kind == RelaxedIndex {
@@ -51,14 +44,7 @@ func TestAUniqueIndexRestoreKilledBeforeItsReplaysOrderedResumesOrdered(t *testi
 // A migration resumed once its unique indexes were restored while syncing still
 // says so: the status is what a DBA reads to know the finalize will not build them.
 func TestAResumedMigrationSaysItsUniqueIndexesWereRestored(t *testing.T) {
-	h := newHarness(t, "s0")
-	spec, err := bson.Marshal(bson.D{{Key: "name", Value: "email_1"}, {Key: "key", Value: bson.D{{Key: "email", Value: 1}}}, {Key: "unique", Value: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.fc.shards["s0"].relaxIndex = spec
-	h.start(StartOptions{})
-	h.ready()
+	h := readyWithRelaxedUniqueIndex(t)
 	h.eventually("the index recorded", func() bool { return len(h.cp.record().Relaxed) > 0 })
 	h.crash()
 	rec := h.cp.record()
@@ -73,4 +59,19 @@ func TestAResumedMigrationSaysItsUniqueIndexesWereRestored(t *testing.T) {
 	h.ready()
 	want := "1 of 1 unique indexes restored on the destination while syncing"
 	h.eventually("the status saying "+want, func() bool { return h.m.Snapshot().UniqueIndexes == want })
+}
+
+// readyWithRelaxedUniqueIndex runs a migration on fakes whose shard relaxes a unique
+// index of shop.orders, until it is ready.
+func readyWithRelaxedUniqueIndex(t *testing.T) *harness {
+	t.Helper()
+	h := newHarness(t, "s0")
+	spec, err := bson.Marshal(bson.D{{Key: "name", Value: "email_1"}, {Key: "key", Value: bson.D{{Key: "email", Value: 1}}}, {Key: "unique", Value: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.fc.shards["s0"].relaxIndex = spec
+	h.start(StartOptions{})
+	h.ready()
+	return h
 }

@@ -82,6 +82,12 @@ func (u uniqueIndex) touchedBy(touched map[string]bool) bool {
 // keySetBy is the key update w leaves index u (the i-th) with, when w sets each
 // of its fields to a value it carries; any key otherwise.
 func (u uniqueIndex) keySetBy(i int, w *oplog.Write) string {
+	return u.key(i, func(p string) (bson.RawValue, bool) { return valueSetBy(w, p) })
+}
+
+// key is the key index u (the i-th) holds for the values value finds at its
+// paths, or any key where one is not found.
+func (u uniqueIndex) key(i int, value func(path string) (bson.RawValue, bool)) string {
 	if len(u.paths) == 0 {
 		return anyKey(i)
 	}
@@ -89,7 +95,7 @@ func (u uniqueIndex) keySetBy(i int, w *oplog.Write) string {
 	b.WriteString(strconv.Itoa(i))
 	b.WriteByte(':')
 	for _, p := range u.paths {
-		v, ok := valueSetBy(w, p)
+		v, ok := value(p)
 		if !ok {
 			return anyKey(i)
 		}
@@ -185,21 +191,7 @@ func diffSets(diff bson.Raw, path []string) (bson.RawValue, bool) {
 // an array (a multikey index holds a key per element) or the key pattern is
 // unknown.
 func (u uniqueIndex) keyOf(i int, doc bson.Raw) string {
-	if len(u.paths) == 0 {
-		return anyKey(i)
-	}
-	var b strings.Builder
-	b.WriteString(strconv.Itoa(i))
-	b.WriteByte(':')
-	for _, p := range u.paths {
-		v, ok := lookupPath(doc, p)
-		if !ok {
-			return anyKey(i)
-		}
-		b.WriteString(u.valueKey(v))
-		b.WriteByte(0)
-	}
-	return b.String()
+	return u.key(i, func(p string) (bson.RawValue, bool) { return lookupPath(doc, p) })
 }
 
 // lookupPath is the value at a dotted path (a zero RawValue when missing); ok is
