@@ -55,6 +55,11 @@ type Config struct {
 	// MovesWatchEvery is how often the move watcher looks for chunk and
 	// collection moves on the source (DefaultMovesWatchEvery).
 	MovesWatchEvery time.Duration
+	// MissedMoveGrace is how long a fromMigrate insert into a range its shard did
+	// not own at T0 waits for a look at the chunk map to explain it before the
+	// shard copies again (DefaultMissedMoveGrace); tests that insert one with no
+	// move at all shorten it.
+	MissedMoveGrace time.Duration
 	// Workstation names the machine running the migration in the destination's
 	// marker, for a second migration's refusal to say who holds it (os.Hostname
 	// when empty).
@@ -108,6 +113,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MovesWatchEvery <= 0 {
 		c.MovesWatchEvery = DefaultMovesWatchEvery
+	}
+	if c.MissedMoveGrace <= 0 {
+		c.MissedMoveGrace = DefaultMissedMoveGrace
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout

@@ -163,7 +163,7 @@ func TestAFromMigrateInsertNoMoveExplainsRestartsTheShardNamingTheRange(t *testi
 	if err := h.m.StartCutover(context.Background()); err == nil {
 		t.Fatal("the cutover started while a fromMigrate insert waited for its move")
 	}
-	h.clk.Advance(missedMoveGrace)
+	h.clk.Advance(DefaultMissedMoveGrace)
 	h.lookForMoves()
 	h.eventually("s1 replaying again", func() bool { return h.fc.replayers("s1") >= 2 })
 	s := h.m.Snapshot()
