@@ -195,7 +195,8 @@ type Migration struct {
 	running atomic.Bool
 	wake    chan struct{}
 	// lookNow wakes the move watcher before its next look is due (a replay read
-	// a fromMigrate insert it cannot explain).
+	// a fromMigrate insert it cannot explain; every shard in sync waits for a
+	// look that covers the last T0: lookForReady).
 	lookNow chan struct{}
 
 	// mu guards what Snapshot reads; held only to copy values, never during I/O.
@@ -219,8 +220,9 @@ type Migration struct {
 		blocking string
 		// lastT0 is when a shard last recorded its T0 (or the Run began);
 		// movesLooked when the last completed look for chunk moves started
-		// (movesUnseenLocked).
-		lastT0, movesLooked time.Time
+		// (movesUnseenLocked); lookAskedFor the lastT0 lookForReady last asked a
+		// look for.
+		lastT0, movesLooked, lookAskedFor time.Time
 	}
 }
 
@@ -785,6 +787,7 @@ func (m *Migration) check(ctx context.Context, r *runState) {
 		switch {
 		case notSynced == "" && len(snap.Shards) > 0 && unseen:
 			m.setReason("every shard is in sync; looking for chunk moves on the source since the last shard started")
+			m.lookForReady()
 		case notSynced == "" && len(snap.Shards) > 0:
 			m.becomeReady(now)
 		case !snap.TimerDeadline.IsZero():

@@ -113,6 +113,26 @@ func (m *Migration) movesUnseenLocked() bool {
 	return slices.ContainsFunc(m.mu.shards, func(sh *shardState) bool { return sh.unexplained != "" })
 }
 
+// lookForReady wakes the move watcher when every shard is in sync and no look
+// has covered the last T0 yet, once per T0: the migration becomes ready after
+// that look, not after the next periodic one (up to MovesWatchEvery later; a
+// small collection copies in less). A look in progress, started before the T0,
+// is followed by another at once.
+func (m *Migration) lookForReady() {
+	m.mu.Lock()
+	ask := m.mu.movesLooked.Before(m.mu.lastT0) && !m.mu.lookAskedFor.Equal(m.mu.lastT0)
+	if ask {
+		m.mu.lookAskedFor = m.mu.lastT0
+	}
+	m.mu.Unlock()
+	if ask {
+		select {
+		case m.lookNow <- struct{}{}:
+		default: // a look is asked for already
+		}
+	}
+}
+
 // lookForMoves compares what each copying or replaying shard owned at its T0 with
 // the source's chunk map now, and restarts or stops on a move.
 func (m *Migration) lookForMoves(ctx context.Context, r *runState) {
