@@ -208,13 +208,18 @@ func (e *e2e) awaitQuietSource() {
 	}
 }
 
-// migration returns a Migration on real clusters, keeping its state in cp.
-func (e *e2e) migration(cp Checkpoints) *Migration {
+// migration returns a Migration on real clusters, keeping its state in cp; tune
+// changes its Config first.
+func (e *e2e) migration(cp Checkpoints, tune ...func(*Config)) *Migration {
 	e.t.Helper()
-	m, err := New(Config{
+	cfg := Config{
 		ID: "e2e", Source: e.src, Destination: e.dst, PollEvery: 100 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}, cp)
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	m, err := New(cfg, cp)
 	if err != nil {
 		e.t.Fatal(err)
 	}

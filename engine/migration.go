@@ -55,6 +55,11 @@ type Config struct {
 	// MovesWatchEvery is how often the move watcher looks for chunk and
 	// collection moves on the source (DefaultMovesWatchEvery).
 	MovesWatchEvery time.Duration
+	// MissedMoveGrace is how long a fromMigrate insert into a range its shard did
+	// not own at T0 waits for a look at the chunk map to explain it before the
+	// shard copies again (DefaultMissedMoveGrace); tests that insert one with no
+	// move at all shorten it.
+	MissedMoveGrace time.Duration
 	// Workstation names the machine running the migration in the destination's
 	// marker, for a second migration's refusal to say who holds it (os.Hostname
 	// when empty).
@@ -108,6 +113,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MovesWatchEvery <= 0 {
 		c.MovesWatchEvery = DefaultMovesWatchEvery
+	}
+	if c.MissedMoveGrace <= 0 {
+		c.MissedMoveGrace = DefaultMissedMoveGrace
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout
@@ -187,7 +195,8 @@ type Migration struct {
 	running atomic.Bool
 	wake    chan struct{}
 	// lookNow wakes the move watcher before its next look is due (a replay read
-	// a fromMigrate insert it cannot explain).
+	// a fromMigrate insert it cannot explain; every shard in sync waits for a
+	// look that covers the last T0: lookForReady).
 	lookNow chan struct{}
 
 	// mu guards what Snapshot reads; held only to copy values, never during I/O.
@@ -211,8 +220,9 @@ type Migration struct {
 		blocking string
 		// lastT0 is when a shard last recorded its T0 (or the Run began);
 		// movesLooked when the last completed look for chunk moves started
-		// (movesUnseenLocked).
-		lastT0, movesLooked time.Time
+		// (movesUnseenLocked); lookAskedFor the lastT0 lookForReady last asked a
+		// look for.
+		lastT0, movesLooked, lookAskedFor time.Time
 	}
 }
 
@@ -777,6 +787,7 @@ func (m *Migration) check(ctx context.Context, r *runState) {
 		switch {
 		case notSynced == "" && len(snap.Shards) > 0 && unseen:
 			m.setReason("every shard is in sync; looking for chunk moves on the source since the last shard started")
+			m.lookForReady()
 		case notSynced == "" && len(snap.Shards) > 0:
 			m.becomeReady(now)
 		case !snap.TimerDeadline.IsZero():

@@ -48,7 +48,7 @@ func (m *Migration) watchMoves(ctx context.Context, r *runState) {
 // never had. A move the watcher saw restarts the shard with a new T0 that owns
 // the range; one it did not see must not be skipped silently: the range is
 // recorded, the migration is not ready meanwhile, the watcher looks at once, and
-// restarts the shard if no look missedMoveGrace after the insert found a move
+// restarts the shard if no look Config.MissedMoveGrace after the insert found a move
 // that explains it (lookForMoves). Only inserts are checked: a
 // fromMigrate delete of a range the shard did not own removes orphans, which no
 // copy took (the range deleter runs up to 15 minutes after a move, which may
@@ -79,14 +79,14 @@ func (m *Migration) fromMigrateCheck(sh *shardState, own prepare.Ownership) func
 	}
 }
 
-// missedMoveGrace is how long a fromMigrate insert no look explained waits before
-// its shard copies again: a recipient receives a chunk's documents before the move
-// commits in the chunk map, so a look right after the first of them finds the move
-// only once it committed.
-const missedMoveGrace = 30 * time.Second
+// DefaultMissedMoveGrace is how long a fromMigrate insert no look explained waits
+// before its shard copies again (Config.MissedMoveGrace): a recipient receives a
+// chunk's documents before the move commits in the chunk map, so a look right
+// after the first of them finds the move only once it committed.
+const DefaultMissedMoveGrace = 30 * time.Second
 
 // unexplainedBefore returns the ranges the shards' replays read fromMigrate
-// inserts into, that they did not own at T0, missedMoveGrace or more before t (a
+// inserts into, that they did not own at T0, Config.MissedMoveGrace or more before t (a
 // look that started then found any move that explains them). Only shards in owned
 // count.
 func (m *Migration) unexplainedBefore(t time.Time, owned map[string]prepare.Ownership) map[string]string {
@@ -94,7 +94,7 @@ func (m *Migration) unexplainedBefore(t time.Time, owned map[string]prepare.Owne
 	defer m.mu.Unlock()
 	out := map[string]string{}
 	for _, sh := range m.mu.shards {
-		if _, ok := owned[sh.name]; ok && sh.unexplained != "" && !sh.unexplainedAt.Add(missedMoveGrace).After(t) {
+		if _, ok := owned[sh.name]; ok && sh.unexplained != "" && !sh.unexplainedAt.Add(m.cfg.MissedMoveGrace).After(t) {
 			out[sh.name] = sh.unexplained
 		}
 	}
@@ -111,6 +111,26 @@ func (m *Migration) movesUnseenLocked() bool {
 	}
 	// A fromMigrate insert no look has explained yet may be a move.
 	return slices.ContainsFunc(m.mu.shards, func(sh *shardState) bool { return sh.unexplained != "" })
+}
+
+// lookForReady wakes the move watcher when every shard is in sync and no look
+// has covered the last T0 yet, once per T0: the migration becomes ready after
+// that look, not after the next periodic one (up to MovesWatchEvery later; a
+// small collection copies in less). A look in progress, started before the T0,
+// is followed by another at once.
+func (m *Migration) lookForReady() {
+	m.mu.Lock()
+	ask := m.mu.movesLooked.Before(m.mu.lastT0) && !m.mu.lookAskedFor.Equal(m.mu.lastT0)
+	if ask {
+		m.mu.lookAskedFor = m.mu.lastT0
+	}
+	m.mu.Unlock()
+	if ask {
+		select {
+		case m.lookNow <- struct{}{}:
+		default: // a look is asked for already
+		}
+	}
 }
 
 // lookForMoves compares what each copying or replaying shard owned at its T0 with

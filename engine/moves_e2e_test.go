@@ -274,7 +274,9 @@ func TestSandboxAFromMigrateInsertNoMoveExplainsRestartsTheShardNamingTheRange(t
 		t.Fatal(err)
 	}
 	e.startLoad(20)
-	m := e.migration(newMemCheckpoints("e2e"))
+	// No move will ever explain the insert: the default grace for a move's commit
+	// (30 s on the real clock) only delays the restart this test waits for.
+	m := e.migration(newMemCheckpoints("e2e"), func(c *Config) { c.MissedMoveGrace = time.Second })
 	r := run(m, StartOptions{WipeDestination: true})
 	await(t, m, 4*time.Minute, "ready", isState(Ready))
 	var addr string

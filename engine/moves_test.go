@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
@@ -163,7 +164,7 @@ func TestAFromMigrateInsertNoMoveExplainsRestartsTheShardNamingTheRange(t *testi
 	if err := h.m.StartCutover(context.Background()); err == nil {
 		t.Fatal("the cutover started while a fromMigrate insert waited for its move")
 	}
-	h.clk.Advance(missedMoveGrace)
+	h.clk.Advance(DefaultMissedMoveGrace)
 	h.lookForMoves()
 	h.eventually("s1 replaying again", func() bool { return h.fc.replayers("s1") >= 2 })
 	s := h.m.Snapshot()
@@ -210,4 +211,20 @@ func TestAResumedMigrationStartsNoCutoverBeforeItLookedForMoves(t *testing.T) {
 	if err := h.m.StartCutover(context.Background()); err != nil {
 		t.Fatalf("start the cutover after a look: %v", err)
 	}
+}
+
+// A shard in sync again soon after its new T0 (a small collection copied at once)
+// makes the migration ready after one look for moves that covers that T0, asked
+// for then, not after the watcher's next periodic look (MovesWatchEvery): the
+// fake clock stays 1 s after the last look, so that look never comes due.
+func TestReadyAfterARestartDoesNotWaitForThePeriodicLookForMoves(t *testing.T) {
+	h := newHarness(t, "s0", "s1")
+	h.ready()
+	h.clk.Advance(time.Second) // the watcher's next look is due 4 s later
+	if err := h.m.RestartShard(context.Background(), "s1"); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("s1 replaying again", func() bool { return h.fc.replayers("s1") == 2 && h.phase("s1") == CatchingUp })
+	h.fc.replayer("s1").behind(0)
+	h.waitState(Ready)
 }

@@ -203,7 +203,7 @@ func (n *node) buildIndexes(ctx context.Context, db, coll string, specs bson.A) 
 		if virtual {
 			continue
 		}
-		if _, err := n.be.run(ctx, db, bson.D{{Key: "createIndexes", Value: coll}, {Key: "indexes", Value: bson.A{backendSpec}}}); err != nil {
+		if err := n.be.createIndexes(ctx, db, coll, []bson.Raw{backendSpec}); err != nil {
 			return fmt.Errorf("index build %s on %s.%s: %w", specName(normalized), db, coll, err)
 		}
 	}

@@ -276,18 +276,18 @@ func (n *node) renameInBackend(ctx context.Context, db, from, to string) error {
 	if err := n.be.ensureIDIndex(ctx, db, to); err != nil {
 		return err
 	}
-	indexes, err := n.backendIndexes(ctx, db, from)
+	indexes, err := n.be.indexes(ctx, db, from)
 	if err != nil {
 		return err
 	}
-	var specs bson.A
+	var specs []bson.Raw
 	for _, spec := range indexes {
 		if name, _ := spec.Lookup("name").StringValueOK(); name != "_id_" {
 			specs = append(specs, stripped(spec, "v", "ns"))
 		}
 	}
 	if len(specs) > 0 {
-		if _, err := n.be.run(ctx, db, bson.D{{Key: "createIndexes", Value: to}, {Key: "indexes", Value: specs}}); err != nil {
+		if err := n.be.createIndexes(ctx, db, to, specs); err != nil {
 			return err
 		}
 	}
@@ -422,20 +422,6 @@ func splitIndexSpec(spec bson.Raw) (backendSpec, overlay bson.Raw, virtual bool)
 	return bb, ob, false
 }
 
-// backendIndexes lists FerretDB's indexes of a collection (none when it does not exist).
-func (n *node) backendIndexes(ctx context.Context, db, coll string) ([]bson.Raw, error) {
-	reply, err := n.be.run(ctx, db, bson.D{{Key: "listIndexes", Value: coll}})
-	if err != nil {
-		if be, ok := err.(*backendError); ok {
-			if code, _, _ := be.parts(); code == 26 {
-				return nil, nil
-			}
-		}
-		return nil, err
-	}
-	return n.be.drain(ctx, db, reply)
-}
-
 // mergedIndexes is the index list as the client sees it: FerretDB's, with the front's
 // overlay options, then the front's virtual indexes.
 func mergedIndexes(backend []bson.Raw, ci collInfo) []bson.Raw {
@@ -499,7 +485,7 @@ func (n *node) createIndexes(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if ci.isView() {
 		return wire.ErrorReply(notSupportedOnView(ns))
 	}
-	existing, err := n.backendIndexes(ctx, cmd.DB, coll)
+	existing, err := n.be.indexes(ctx, cmd.DB, coll)
 	if err != nil {
 		return relay(nil, err)
 	}
@@ -509,7 +495,7 @@ func (n *node) createIndexes(ctx context.Context, cmd *wire.Command) bson.Raw {
 		virtual                bool
 	}
 	var plan []planned
-	var toBackend bson.A
+	var toBackend []bson.Raw
 	for _, raw := range rawSpecs {
 		spec, err := normalizeIndexSpec(raw)
 		if err != nil {
@@ -548,7 +534,7 @@ func (n *node) createIndexes(ctx context.Context, cmd *wire.Command) bson.Raw {
 		return relay(nil, err) // FerretDB unreachable: HostUnreachable, which clients retry
 	}
 	if len(toBackend) > 0 {
-		if _, err = n.be.run(ctx, cmd.DB, bson.D{{Key: "createIndexes", Value: coll}, {Key: "indexes", Value: toBackend}}); err != nil {
+		if err = n.be.createIndexes(ctx, cmd.DB, coll, toBackend); err != nil {
 			if errLog := build.abort(err); errLog != nil {
 				return wire.ErrorReply(errLog)
 			}
@@ -575,7 +561,7 @@ func (n *node) createIndexes(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if err := build.commit(); err != nil {
 		return wire.ErrorReply(err)
 	}
-	after, err := n.backendIndexes(ctx, cmd.DB, coll)
+	after, err := n.be.indexes(ctx, cmd.DB, coll)
 	if err != nil {
 		return relay(nil, err)
 	}
@@ -627,7 +613,7 @@ func (n *node) dropIndexes(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if !ci.Exists {
 		return wire.ErrorReply(wire.NamespaceNotFound("ns not found " + ns))
 	}
-	backend, err := n.backendIndexes(ctx, cmd.DB, coll)
+	backend, err := n.be.indexes(ctx, cmd.DB, coll)
 	if err != nil {
 		return relay(nil, err)
 	}
@@ -761,7 +747,7 @@ func (n *node) collMod(ctx context.Context, cmd *wire.Command) bson.Raw {
 	o2 := bson.D{{Key: "collectionOptions_old", Value: oldOptions}}
 	var result []bson.E
 	if ixArg, ok := cmd.Lookup("index").DocumentOK(); ok {
-		backend, err := n.backendIndexes(ctx, cmd.DB, coll)
+		backend, err := n.be.indexes(ctx, cmd.DB, coll)
 		if err != nil {
 			return relay(nil, err)
 		}
