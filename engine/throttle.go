@@ -50,6 +50,14 @@ func (s *throttledSide) Find(ctx context.Context, db, coll string, ids []bson.Ra
 	return &throttledCursor{Cursor: c, s: s, start: s.now()}, nil
 }
 
+func (s *throttledSide) ScanRange(ctx context.Context, db, coll string, keyPattern bson.Raw, min, max []byte, simple bool) (verify.Cursor, error) {
+	c, err := s.Side.ScanRange(ctx, db, coll, keyPattern, min, max, simple)
+	if err != nil {
+		return nil, err
+	}
+	return &throttledCursor{Cursor: c, s: s, start: s.now()}, nil
+}
+
 // throttledCursor waits, every throttleEvery documents, until the documents
 // handed on are no more than perSecond a second since the cursor opened.
 type throttledCursor struct {

@@ -222,6 +222,9 @@ type reuseJSON struct {
 	NamespacesReused   int   `json:"namespacesReused"`
 	DocumentsRechecked int64 `json:"documentsRechecked"`
 	NamespacesCompared int   `json:"namespacesCompared"`
+	// RangesCompared are the ranges (chunks) of namespaces compared by range
+	// that the continuous verification had not compared.
+	RangesCompared int `json:"rangesCompared"`
 }
 
 type lateWriteJSON struct {
@@ -354,7 +357,7 @@ func toVerificationJSON(v *engine.Verification) *verificationJSON {
 	out := &verificationJSON{At: v.At.UTC(), OK: v.OK(), Namespaces: v.Namespaces, Ranges: v.Ranges, Matched: v.Matched,
 		Documents: v.Documents, Overridden: v.Overridden, Mismatches: []mismatchJSON{}, LateWrites: []lateWriteJSON{}, IndexDifferences: []indexDiffJSON{}}
 	if c := v.Continuous; c != nil {
-		out.Continuous = &reuseJSON{NamespacesReused: c.Reused, DocumentsRechecked: c.Rechecked, NamespacesCompared: c.Compared}
+		out.Continuous = &reuseJSON{NamespacesReused: c.Reused, DocumentsRechecked: c.Rechecked, NamespacesCompared: c.Compared, RangesCompared: c.RangesCompared}
 	}
 	for _, l := range v.Late {
 		out.LateWrites = append(out.LateWrites, lateWriteJSON{Shard: l.Shard, Writes: l.Writes, AtLeast: l.AtLeast, First: l.First.UTC(),
