@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
@@ -175,9 +176,9 @@ type continuousVerifier struct {
 	// does not replay (copying, failed).
 	positions func() (pos []shardPosition, ok bool)
 	save      func(*ContinuousState) error
-	// perSecond bounds the documents each side's scans and rechecks read a
-	// second while the sync runs (0: no bound); the finalize's are not bound.
-	perSecond int
+	// gov paces each side's scans and rechecks while the sync runs (nil: no
+	// bound); the finalize's are not paced.
+	gov *readGovernor
 
 	mu   sync.Mutex // guards st, plan and whole, which progress reads
 	st   *ContinuousState
@@ -191,14 +192,14 @@ func newContinuousVerifier(c continuousClusters, saved *ContinuousState, positio
 	return &continuousVerifier{c: c, st: saved, positions: positions, save: save, whole: map[string]bool{}}
 }
 
-// sides are the clusters to read, bound to perSecond during the sync (final
-// is the finalize's, with the sync stopped: as fast as they go).
+// sides are the clusters to read, paced by gov during the sync (final is the
+// finalize's, with the sync stopped: as fast as they go).
 func (v *continuousVerifier) sides(final bool) (verify.Side, verify.Side) {
 	src, dst := v.c.VerifySides()
-	if final || v.perSecond <= 0 {
+	if final || v.gov == nil {
 		return src, dst
 	}
-	return throttle(src, v.perSecond), throttle(dst, v.perSecond)
+	return v.gov.govern(src), v.gov.govern(dst)
 }
 
 // step does one unit of work: a pass over the writes since the cursors, then the
@@ -1130,6 +1131,26 @@ func (m *Migration) replayPositions() ([]shardPosition, bool) {
 	return out, len(out) > 0
 }
 
+// replayLag is the largest lag of the shards' replays; ok is false unless every
+// shard is in sync (replayPositions' rule): the continuous verification's reads
+// yield to the replays (readGovernor).
+func (m *Migration) replayLag() (time.Duration, bool) {
+	if _, ok := m.replayPositions(); !ok {
+		return 0, false
+	}
+	var lag time.Duration
+	for _, sh := range m.shardList() {
+		m.mu.Lock()
+		rp := sh.replayer
+		m.mu.Unlock()
+		if rp == nil {
+			return 0, false
+		}
+		lag = max(lag, rp.Snapshot().Lag)
+	}
+	return lag, true
+}
+
 // finalPositions are the shards' last applied entries once the sync stopped.
 func (m *Migration) finalPositions() []shardPosition {
 	var out []shardPosition
@@ -1149,7 +1170,10 @@ func (m *Migration) verifyContinuously(ctx context.Context, r *runState) {
 		r.contMu.Lock()
 		_, err := r.continuous.step(ctx)
 		r.contMu.Unlock()
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case errors.Is(err, errReplayFirst):
+			m.log.Debug("continuous verification yields to the replay", "err", err)
+		case err != nil && ctx.Err() == nil:
 			m.log.Warn("continuous verification", "err", err)
 		}
 		t := m.clock.NewTimer(m.cfg.ContinuousPause)
