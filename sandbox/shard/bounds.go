@@ -80,19 +80,14 @@ func idHint(h bson.RawValue) bool {
 
 // idRangeFilter selects the _ids in [lo, hi) in MongoDB's order; a zero bound
 // leaves its end open.
-func idRangeFilter(lo, hi bson.RawValue) bson.D { return valueRangeFilter("_id", lo, hi, "$lt") }
-
-// valueRangeFilter selects the documents whose field lies from lo to hi in
-// MongoDB's order, hi excluded (hiOp "$lt") or included ("$lte"); a zero bound
-// leaves its end open.
-func valueRangeFilter(field string, lo, hi bson.RawValue, hiOp string) bson.D {
+func idRangeFilter(lo, hi bson.RawValue) bson.D {
 	class := func(v bson.RawValue) int { return shardkey.CanonicalType(v.Type) }
 	if lo.Type != 0 && hi.Type != 0 && class(lo) == class(hi) {
-		return bson.D{{Key: field, Value: bson.D{{Key: "$gte", Value: lo}, {Key: hiOp, Value: hi}}}}
+		return bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: lo}, {Key: "$lt", Value: hi}}}}
 	}
 	var or bson.A
 	if lo.Type != 0 {
-		or = append(or, bson.D{{Key: field, Value: bson.D{{Key: "$gte", Value: lo}}}})
+		or = append(or, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: lo}}}})
 	}
 	var between bson.A
 	for _, t := range bsonTypes {
@@ -102,10 +97,10 @@ func valueRangeFilter(field string, lo, hi bson.RawValue, hiOp string) bson.D {
 		}
 	}
 	if len(between) > 0 {
-		or = append(or, bson.D{{Key: field, Value: bson.D{{Key: "$type", Value: between}}}})
+		or = append(or, bson.D{{Key: "_id", Value: bson.D{{Key: "$type", Value: between}}}})
 	}
 	if hi.Type != 0 {
-		or = append(or, bson.D{{Key: field, Value: bson.D{{Key: hiOp, Value: hi}}}})
+		or = append(or, bson.D{{Key: "_id", Value: bson.D{{Key: "$lt", Value: hi}}}})
 	}
 	return bson.D{{Key: "$or", Value: or}}
 }
