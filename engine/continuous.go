@@ -179,6 +179,9 @@ type continuousVerifier struct {
 	// gov paces each side's scans and rechecks while the sync runs (nil: no
 	// bound); the finalize's are not paced.
 	gov *readGovernor
+	// rangeChunks is the most chunks a unit of comparison holds
+	// (continuousRangeChunks).
+	rangeChunks int
 
 	mu   sync.Mutex // guards st, plan and whole, which progress reads
 	st   *ContinuousState
@@ -189,7 +192,7 @@ type continuousVerifier struct {
 }
 
 func newContinuousVerifier(c continuousClusters, saved *ContinuousState, positions func() ([]shardPosition, bool), save func(*ContinuousState) error) *continuousVerifier {
-	return &continuousVerifier{c: c, st: saved, positions: positions, save: save, whole: map[string]bool{}}
+	return &continuousVerifier{c: c, st: saved, positions: positions, save: save, whole: map[string]bool{}, rangeChunks: continuousRangeChunks}
 }
 
 // sides are the clusters to read, paced by gov during the sync (final is the
@@ -326,7 +329,7 @@ func (v *continuousVerifier) nextUnit() (verify.Namespace, verifyUnit, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for _, n := range v.plan {
-		units := unitsOf(n, v.whole[n.Name()])
+		units := unitsOf(n, v.whole[n.Name()], v.rangeChunks)
 		i := v.comparedLocked(n.Name())
 		if i < 0 {
 			return n, units[0], true
@@ -948,7 +951,7 @@ func (v *continuousVerifier) progress() *ContinuousProgress {
 	for _, n := range v.plan {
 		planned[n.Name()] = true
 		p.Namespaces++
-		units := unitsOf(n, v.whole[n.Name()])
+		units := unitsOf(n, v.whole[n.Name()], v.rangeChunks)
 		i := v.comparedLocked(n.Name())
 		if i >= 0 && !v.st.Namespaces[i].ByRange {
 			p.NamespacesCompared++
@@ -1038,7 +1041,7 @@ func (v *continuousVerifier) final(ctx context.Context, pos []shardPosition) (*V
 		var missing []verifyUnit
 		if cn.ByRange {
 			done := comparedSet(&cn)
-			for _, u := range unitsOf(n, whole[n.Name()]) {
+			for _, u := range unitsOf(n, whole[n.Name()], v.rangeChunks) {
 				if !done[rangeKey(u.Min, u.Max)] || u.Whole {
 					missing = append(missing, u)
 				}

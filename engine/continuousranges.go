@@ -11,17 +11,22 @@ import (
 )
 
 // The continuous verification's unit of comparison (docs/correctness.md,
-// "Continuous verification"): for a sharded collection, a run of adjacent chunks
-// of one source shard, at most continuousRangeChunks of them, compared on its own
+// "Continuous verification"): for a sharded collection, a run of adjacent chunks,
+// at most continuousRangeChunks of them, compared on its own
 // (verify.CompareRange: both sides scanned by shard key bounds on the shard key
-// index, a hashed key's in hash space). Why 16 chunks: a chunk of a cluster
-// begun before 6.0 holds at most 64 MB, so a unit is at most about 1 GB, which
-// is what a kill can throw away; 50,000 chunks make about 3,100 units, whose 1 s
+// index, a hashed key's in hash space). Why 16 chunks: a chunk holds at most
+// 128 MB on 7.0 (64 MB before 6.0), so a unit is at most about 2 GB, which is
+// what a kill can throw away; 50,000 chunks make about 3,100 units, whose 1 s
 // pauses add under an hour to scans that take many on such a cluster, where one
 // unit per chunk would add 14 hours of pauses and as many oplog passes. A run
-// stops at a change of shard, so that each unit's scan goes to one shard. An
-// unsharded collection has no index bounds both clusters share: it is compared
-// whole (verify.Run), as before.
+// does not stop where the chunks' shard changes: a find bounded by min and max
+// is not targeted by them (the mongos sends it to every shard, each walking its
+// own index between the bounds), so a run across shards costs each shard only
+// its own documents, and a balancer's moves leave the units as they were. (The
+// session 8 runs stopped at each change of shard: on a sandbox whose chunks
+// alternate between shards, one unit per chunk, each a read of the whole
+// collection there: sandbox/shard/keybounds.go.) An unsharded collection has no
+// index bounds both clusters share: it is compared whole (verify.Run), as before.
 const continuousRangeChunks = 16
 
 // verifyUnit is one step's comparison: a shard key range of Chunks chunks, or a
@@ -32,20 +37,19 @@ type verifyUnit struct {
 	Whole  bool
 }
 
-// unitsOf are n's units in key order; whole makes it one unit.
-func unitsOf(n verify.Namespace, whole bool) []verifyUnit {
+// unitsOf are n's units in key order, runs of at most perUnit chunks; whole
+// makes it one unit.
+func unitsOf(n verify.Namespace, whole bool, perUnit int) []verifyUnit {
 	if n.Pattern == nil || len(n.Chunks) == 0 || whole {
 		return []verifyUnit{{Whole: true, Chunks: 1}}
 	}
 	var out []verifyUnit
-	shard := ""
 	for _, c := range n.Chunks {
-		if k := len(out) - 1; k >= 0 && c.Shard == shard && out[k].Chunks < continuousRangeChunks {
+		if k := len(out) - 1; k >= 0 && out[k].Chunks < perUnit && shardkey.CompareKeys(out[k].Max, c.Min) == 0 {
 			out[k].Max = c.Max
 			out[k].Chunks++
 			continue
 		}
-		shard = c.Shard
 		out = append(out, verifyUnit{Range: shardkey.Range{Min: c.Min, Max: c.Max}, Chunks: 1})
 	}
 	return out

@@ -52,6 +52,7 @@ func TestContinuousVerificationResumesFromTheNextRangeAfterAKill(t *testing.T) {
 	c := &contClusters{src: newContSide(), dst: newContSide()}
 	shardedOnID(t, c, "shop.big", 40, 10, 20, 30)
 	first := newContRun(t, c, nil)
+	first.v.rangeChunks = 1 // a unit per chunk: four units
 	first.step()
 	first.step()
 	if p := first.v.progress(); p.RangesCompared != 2 || p.Ranges != 4 || p.NamespacesCompared != 0 || p.Namespaces != 1 {
@@ -59,6 +60,7 @@ func TestContinuousVerificationResumesFromTheNextRangeAfterAKill(t *testing.T) {
 	}
 	saved := first.saved // the process is killed here
 	resumed := newContRun(t, c, saved)
+	resumed.v.rangeChunks = 1
 	for range 3 {
 		resumed.step()
 	}
@@ -84,6 +86,7 @@ func TestContinuousVerificationComparesAgainOnlyTheRangesManyWritesTouched(t *te
 	big := continuousMaxIDs + 10
 	shardedOnID(t, c, "shop.big", 40+big, 10, 20, 40)
 	r := newContRun(t, c, nil)
+	r.v.rangeChunks = 1
 	for range 4 {
 		r.step()
 	}
@@ -126,6 +129,7 @@ func TestFinalizeComparesTheRangesNotComparedAndCatchesATamperedDocument(t *test
 	c := &contClusters{src: newContSide(), dst: newContSide()}
 	shardedOnID(t, c, "shop.big", 40, 10, 20, 30)
 	r := newContRun(t, c, nil)
+	r.v.rangeChunks = 1
 	r.step()
 	r.step()
 	c.dst.put("shop.big", 33, "tampered")
@@ -171,5 +175,30 @@ func TestContinuousVerificationComparesWholeWhereAServerRefusesRangeScans(t *tes
 	}
 	if v := r.final(); !v.OK() || v.Continuous.Reused != 1 || v.Continuous.RangesCompared != 0 {
 		t.Fatalf("verification %+v, reuse %+v", v, v.Continuous)
+	}
+}
+
+// A unit is a run of adjacent chunks, at most 16, whichever shards hold them (a
+// range scan is not targeted by its bounds: every shard walks its own index
+// between them): 40 chunks alternating between two shards make units of 16, 16
+// and 8 chunks, each ending where the next begins.
+func TestContinuousUnitsRunAcrossShards(t *testing.T) {
+	c := &contClusters{src: newContSide(), dst: newContSide()}
+	mins := make([]int, 39)
+	for i := range mins {
+		mins[i] = 10 * (i + 1)
+	}
+	shardedOnID(t, c, "shop.big", 0, mins...)
+	units := unitsOf(c.plan[0], false, continuousRangeChunks)
+	var chunks []int
+	for i, u := range units {
+		chunks = append(chunks, u.Chunks)
+		if i > 0 && shardkey.CompareKeys(units[i-1].Max, u.Min) != 0 {
+			t.Fatalf("unit %d begins at %s, the one before ends at %s", i, u.Min, units[i-1].Max)
+		}
+	}
+	n := c.plan[0]
+	if !slices.Equal(chunks, []int{16, 16, 8}) || shardkey.CompareKeys(units[0].Min, n.Chunks[0].Min) != 0 || shardkey.CompareKeys(units[2].Max, n.Chunks[39].Max) != 0 {
+		t.Fatalf("units of %v chunks from %s to %s", chunks, units[0].Min, units[len(units)-1].Max)
 	}
 }

@@ -53,6 +53,9 @@ type migrateResult struct {
 	rates  []float64
 	during float64
 	total  float64 // over the whole window after the copy
+	// verified is the continuous verification's progress at the end ("" when it
+	// never ran): what it read while the lags were measured.
+	verified string
 }
 
 // loadWindow is the span of each sustained-rate sample.
@@ -79,8 +82,12 @@ func (r *runner) migrateUnderLoad(ctx context.Context) error {
 	if res.readyAfter >= 0 {
 		ready = fmt.Sprintf("ready %.0f s after the copy", res.readyAfter.Seconds())
 	}
-	r.logf("   copy ended %v after the start; %s; lag median %.0f s, worst %.0f s (once ready: %.0f s, %.0f s); load %.0f writes/s (slowest %v: %.0f, during the copy %.0f)",
-		res.copyEnded.Round(time.Second), ready, median, worst, readyMedian, readyWorst, res.total, loadWindow, minRate, res.during)
+	verified := "the continuous verification never ran"
+	if res.verified != "" {
+		verified = "the continuous verification compared " + res.verified
+	}
+	r.logf("   copy ended %v after the start; %s; lag median %.0f s, worst %.0f s (once ready: %.0f s, %.0f s); load %.0f writes/s (slowest %v: %.0f, during the copy %.0f); %s",
+		res.copyEnded.Round(time.Second), ready, median, worst, readyMedian, readyWorst, res.total, loadWindow, minRate, res.during, verified)
 	ratio := Ratio(res.total, migrateLoad)
 	met := res.readyAfter >= 0 && res.readyAfter <= time.Minute && readyWorst < 2 && ratio >= 0.95
 	verdict := Missed
@@ -176,6 +183,9 @@ func followMigration(ctx context.Context, m *faults.Migrator, stats *load.Stats,
 			res.readyAfter = now.Sub(copyEnd)
 		}
 		res.lags = append(res.lags, worstLag(st))
+		if c := st.Continuous; c != nil {
+			res.verified = fmt.Sprintf("%d of %d ranges", c.RangesCompared, c.Ranges)
+		}
 		if res.readyAfter >= 0 {
 			res.readyLags = append(res.readyLags, worstLag(st))
 		}
