@@ -31,7 +31,6 @@ import (
 // of the window after the copy (the largest shard lag, as `shardlift status` shows it,
 // 1 s resolution).
 
-
 // migrateWarmUp is how long the load runs before the migration starts: the oplog
 // check of validation measures the write rate, and a sandbox that has just been
 // seeded would show the seed's burst.
