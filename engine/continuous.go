@@ -129,12 +129,19 @@ type ContinuousProgress struct {
 	// Pending are differing documents waiting for the replay to pass them;
 	// Persisting those that still differed after it did.
 	Pending, Persisting int
+	// WaitingForReplay says its reads wait now for a replay that lags: the
+	// replay has priority.
+	WaitingForReplay bool
 }
 
 // Text is the progress in a line.
 func (p ContinuousProgress) Text() string {
-	return fmt.Sprintf("verified %d of %d ranges (%d of %d namespaces), %d documents rechecked, %d differing pending recheck, %d persisting",
-		p.RangesCompared, p.Ranges, p.NamespacesCompared, p.Namespaces, p.Rechecked, p.Pending, p.Persisting)
+	waiting := ""
+	if p.WaitingForReplay {
+		waiting = " (waiting: the replay goes first)"
+	}
+	return fmt.Sprintf("verified %d of %d ranges (%d of %d namespaces)%s, %d documents rechecked, %d differing pending recheck, %d persisting",
+		p.RangesCompared, p.Ranges, p.NamespacesCompared, p.Namespaces, waiting, p.Rechecked, p.Pending, p.Persisting)
 }
 
 // ContinuousReuse says what a finalize's verification took from the continuous
@@ -946,7 +953,7 @@ func (v *continuousVerifier) progress() *ContinuousProgress {
 	if v.st == nil || (v.plan == nil && len(v.st.Namespaces) == 0) {
 		return nil // nothing to say before the first discovery: not "0 of 0"
 	}
-	p := &ContinuousProgress{Rechecked: v.st.Rechecked}
+	p := &ContinuousProgress{Rechecked: v.st.Rechecked, WaitingForReplay: v.gov.waiting()}
 	planned := map[string]bool{}
 	for _, n := range v.plan {
 		planned[n.Name()] = true

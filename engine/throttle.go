@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -47,6 +48,8 @@ type readGovernor struct {
 	lag   func() (lag time.Duration, ok bool)
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
+	// yielding counts the cursors waiting for a replay now (the progress says so).
+	yielding atomic.Int32
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -62,6 +65,12 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // yield waits while a replay lags; errReplayFirst once a shard is not in sync.
 func (g *readGovernor) yield(ctx context.Context) error {
+	waiting := false
+	defer func() {
+		if waiting {
+			g.yielding.Add(-1)
+		}
+	}()
 	for {
 		lag, ok := g.lag()
 		if !ok {
@@ -70,11 +79,18 @@ func (g *readGovernor) yield(ctx context.Context) error {
 		if lag < g.yieldLag {
 			return nil
 		}
+		if !waiting {
+			waiting = true
+			g.yielding.Add(1)
+		}
 		if err := g.sleep(ctx, yieldPoll); err != nil {
 			return err
 		}
 	}
 }
+
+// waiting reports whether a cursor waits for a replay now.
+func (g *readGovernor) waiting() bool { return g != nil && g.yielding.Load() > 0 }
 
 // govern returns s with its cursors paced by g.
 func (g *readGovernor) govern(s verify.Side) verify.Side { return &governedSide{Side: s, g: g} }

@@ -127,7 +127,12 @@ func TestGovernedScanYieldsToALaggingReplay(t *testing.T) {
 		return 0, true
 	}
 	startLag := func() { lagging, since, waited = true, clock.now, 0 }
+	var g *readGovernor
+	notWaiting := 0 // yield polls the progress did not show
 	clock.onSleep = func(d time.Duration) {
+		if lagging && d == yieldPoll && !g.waiting() {
+			notWaiting++
+		}
 		if lagging && d == yieldPoll {
 			if waited++; waited == 10 {
 				lagging = false
@@ -144,7 +149,7 @@ func TestGovernedScanYieldsToALaggingReplay(t *testing.T) {
 			startLag()
 		}
 	}}
-	g := &readGovernor{duty: 0.5, yieldLag: time.Second, now: clock.Now, sleep: clock.sleep, lag: lag}
+	g = &readGovernor{duty: 0.5, yieldLag: time.Second, now: clock.Now, sleep: clock.sleep, lag: lag}
 	startLag()
 	n, err := scanAll(t, g.govern(costly))
 	if err != nil || n != 1000 {
@@ -152,6 +157,10 @@ func TestGovernedScanYieldsToALaggingReplay(t *testing.T) {
 	}
 	if late != 0 {
 		t.Fatalf("%d reads began more than %v into a replay's lag", late, yieldPoll)
+	}
+	// The progress says the verification waits while it does, and only then.
+	if notWaiting != 0 || g.waiting() {
+		t.Fatalf("%d waits for the replay not shown; shown after: %v", notWaiting, g.waiting())
 	}
 
 	notSynced := &readGovernor{duty: 0.5, yieldLag: time.Second, now: clock.Now, sleep: clock.sleep,

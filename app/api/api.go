@@ -108,6 +108,8 @@ type continuousJSON struct {
 	Rechecked          int64 `json:"documentsRechecked"`
 	Pending            int   `json:"mismatchesPendingRecheck"`
 	Persisting         int   `json:"mismatchesPersisting"`
+	// WaitingForReplay: its reads wait now for a replay that lags.
+	WaitingForReplay bool `json:"waitingForReplay"`
 }
 
 type progressJSON struct {
@@ -283,7 +285,8 @@ func toStatus(s engine.Snapshot) Status {
 	out.UniqueIndexes = s.UniqueIndexes
 	if c := s.Continuous; c != nil {
 		out.Continuous = &continuousJSON{Namespaces: c.Namespaces, NamespacesCompared: c.NamespacesCompared, Ranges: c.Ranges,
-			RangesCompared: c.RangesCompared, Rechecked: c.Rechecked, Pending: c.Pending, Persisting: c.Persisting}
+			RangesCompared: c.RangesCompared, Rechecked: c.Rechecked, Pending: c.Pending, Persisting: c.Persisting,
+			WaitingForReplay: c.WaitingForReplay}
 	}
 	for _, sh := range s.Shards {
 		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying, Waiting: sh.Waiting, Moved: sh.Moved, ReadPreference: sh.Reads,
