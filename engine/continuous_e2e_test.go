@@ -30,7 +30,10 @@ func keyFilter(c seed.Collection, doc bson.Raw) bson.D {
 // tampered with.
 func TestSandboxFinalizeVerifiesOnlyWhatChangedSinceTheContinuousVerification(t *testing.T) {
 	e := startE2E(t, 1000)
-	m := e.migration(newMemCheckpoints("e2e"))
+	// Its reads unpaced (they still yield to the replays): what this test checks
+	// is what the finalize reuses, not the pacing (throttle_test.go), and the
+	// default duty cycle added 30 s to it on a loaded machine.
+	m := e.migration(newMemCheckpoints("e2e"), func(c *Config) { c.ContinuousDuty = 1 })
 	r := run(m, StartOptions{WipeDestination: true})
 	await(t, m, 3*time.Minute, "ready", isState(Ready))
 	s := await(t, m, 3*time.Minute, "every namespace compared", func(s Snapshot) bool {
