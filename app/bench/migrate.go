@@ -83,8 +83,14 @@ func (r *runner) migrateUnderLoad(ctx context.Context) error {
 	if res.verified != "" {
 		verified = "the continuous verification compared " + res.verified
 	}
-	r.logf("   copy ended %v after the start; %s; lag median %.0f s, worst %.0f s (once ready: %.0f s, %.0f s); load %.0f writes/s (slowest %v: %.0f, during the copy %.0f); %s",
-		res.copyEnded.Round(time.Second), ready, median, worst, readyMedian, readyWorst, res.total, loadWindow, minRate, res.during, verified)
+	over := 0
+	for _, l := range res.readyLags {
+		if l >= 2 {
+			over++
+		}
+	}
+	r.logf("   copy ended %v after the start; %s; lag median %.0f s, worst %.0f s (once ready: %.0f s, %.0f s, 2 s or more in %d of %d polls); load %.0f writes/s (slowest %v: %.0f, during the copy %.0f); %s",
+		res.copyEnded.Round(time.Second), ready, median, worst, readyMedian, readyWorst, over, len(res.readyLags), res.total, loadWindow, minRate, res.during, verified)
 	ratio := Ratio(res.total, float64(r.o.MigrateLoad))
 	met := res.readyAfter >= 0 && res.readyAfter <= time.Minute && readyWorst < 2 && ratio >= 0.95
 	verdict := Missed
