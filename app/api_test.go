@@ -234,20 +234,20 @@ func TestStatusCarriesThePlacement(t *testing.T) {
 func TestStatusCarriesTheContinuousVerification(t *testing.T) {
 	f := apitest.NewControl()
 	f.Snap.State = engine.Ready
-	f.Snap.Continuous = &engine.ContinuousProgress{Namespaces: 5, NamespacesCompared: 3, Ranges: 40, RangesCompared: 12, Rechecked: 77, Pending: 2, Persisting: 1}
+	f.Snap.Continuous = &engine.ContinuousProgress{Namespaces: 5, NamespacesCompared: 3, Ranges: 40, RangesCompared: 12, Rechecked: 77, Pending: 2, Persisting: 1, WaitingForReplay: true}
 	_, body, err := api.Call(context.Background(), apitest.Serve(t, f), http.MethodGet, "/status", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st struct{ Continuous map[string]int }
+	var st struct{ Continuous map[string]any }
 	if err := json.Unmarshal(body, &st); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"namespaces": 5, "namespacesCompared": 3, "ranges": 40, "rangesCompared": 12, "documentsRechecked": 77, "mismatchesPendingRecheck": 2, "mismatchesPersisting": 1}
+	want := map[string]any{"namespaces": 5.0, "namespacesCompared": 3.0, "ranges": 40.0, "rangesCompared": 12.0, "documentsRechecked": 77.0, "mismatchesPendingRecheck": 2.0, "mismatchesPersisting": 1.0, "waitingForReplay": true}
 	if !maps.Equal(st.Continuous, want) {
 		t.Errorf("continuous %v, want %v: %s", st.Continuous, want, body)
 	}
-	if line := progressLine(f.Snap, time.Now()); !strings.Contains(line, "| verified 12 of 40 ranges (3 of 5 namespaces), 77 documents rechecked, 2 differing pending recheck, 1 persisting") {
+	if line := progressLine(f.Snap, time.Now()); !strings.Contains(line, "| verified 12 of 40 ranges (3 of 5 namespaces) (waiting: the replay goes first), 77 documents rechecked, 2 differing pending recheck, 1 persisting") {
 		t.Errorf("progress line %q lacks the continuous verification", line)
 	}
 }

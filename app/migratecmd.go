@@ -74,6 +74,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	partitions := f.Int("copy-partitions", initialsync.DefaultPartitions, "read each large collection of a shard with `N` cursors in parallel, each its own _id range (1: one cursor)")
 	partitionSize := f.String("partition-min-size", units.Bytes(initialsync.DefaultPartitionBytes), "a collection's part on a shard is large from `SIZE` (such as 512MiB) or 4 million documents")
 	continuous := f.Bool("continuous-verify", true, "compare the destination with the source while it syncs, so that I'm done verifies only what changed since (false: I'm done verifies everything)")
+	duty := f.Float64("continuous-duty", engine.DefaultContinuousDuty, "the fraction `F` of its time each cursor of the continuous verification may spend reading (above 0, at most 1); it always waits while a shard's replay lags")
 	bufferSize := f.String("oplog-buffer-size", units.Bytes(replay.DefaultBufferLimit), "buffer each source shard's oplog on local disk, beside the state file, up to `SIZE` (such as 10GiB; at most what the free disk allows; 0: replay straight from the source's oplog, whose window then bounds the copy's duration)")
 	if code, ok := f.parse(s, args); !ok {
 		return code
@@ -95,6 +96,8 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 		return usageError(s, f.prog, "--cutover-window %v: the window must be positive", *window)
 	case *partitions < 1:
 		return usageError(s, f.prog, "--copy-partitions %d: give 1 or more cursors per collection", *partitions)
+	case !(*duty > 0 && *duty <= 1):
+		return usageError(s, f.prog, "--continuous-duty %v: give a fraction above 0 and at most 1, such as 0.2 (a fifth of the time)", *duty)
 	}
 	minSize, err := humanize.ParseBytes(*partitionSize)
 	if err != nil || minSize == 0 {
@@ -193,7 +196,7 @@ func runMigrate(ctx context.Context, s streams, args []string) int {
 	}
 	m, err := engine.New(engine.Config{
 		ID: id, Source: src, Destination: dst, CutoverWindow: *window, Logger: log,
-		Partitions: *partitions, PartitionBytes: int64(min(minSize, 1<<62)), ContinuousPause: continuousPause(*continuous),
+		Partitions: *partitions, PartitionBytes: int64(min(minSize, 1<<62)), ContinuousPause: continuousPause(*continuous), ContinuousDuty: *duty,
 		OplogBufferDir: bufferDir, OplogBufferLimit: int64(min(bufferBytes, 1<<62)),
 	}, checkpoints.New(st, id))
 	if err != nil {

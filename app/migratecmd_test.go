@@ -389,6 +389,8 @@ func TestMigratePartitionFlagsRefuseBadValues(t *testing.T) {
 	}{
 		{[]string{"--copy-partitions", "0"}, "--copy-partitions 0: give 1 or more"},
 		{[]string{"--partition-min-size", "big"}, `--partition-min-size "big": give a size such as 512MiB`},
+		{[]string{"--continuous-duty", "0"}, "--continuous-duty 0: give a fraction above 0 and at most 1"},
+		{[]string{"--continuous-duty", "20"}, "--continuous-duty 20: give a fraction above 0 and at most 1"},
 	} {
 		code, out, errOut := runCLI(t, append(base, c.args...)...)
 		if code != exitUsage || out != "" || !strings.Contains(errOut, c.say) {

@@ -4,29 +4,36 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/engine/namespaces"
 	"github.com/shardlift/shardlift/engine/oplog"
+	"github.com/shardlift/shardlift/engine/shardkey"
 	"github.com/shardlift/shardlift/engine/verify"
 )
 
 // Continuous verification (issue 17): while every shard is in sync, the destination
-// is compared with the source one namespace at a time (its ranges, engine/verify),
-// and every write the source takes after a namespace was compared is rechecked,
-// document by document, from the source shards' oplogs. Finalize then compares
-// only the namespaces not compared yet and the documents written since, so its
-// time follows the writes of the last moments, not the data.
+// is compared with the source one unit at a time (a run of a sharded collection's
+// chunks, scanned on its own by shard key bounds, or an unsharded collection
+// whole: continuousranges.go), and every write the source takes after a range
+// was compared is rechecked, document by document, from the source shards'
+// oplogs. Finalize then compares only the ranges and namespaces not compared yet
+// and the documents written since, so its time follows the writes of the last
+// moments, not the data.
 //
 // Why it is sound (docs/correctness.md, "Continuous verification"): each source
 // shard has a cursor, an oplog position at or before the entry its replay applied
 // last when a comparison began. A document compared equal at some moment differs
 // later only through a write after that moment, which is in the oplog after the
-// cursor: the next pass reads it and rechecks the document. A document that
+// cursor: the next pass reads it and rechecks the document (more writes than it
+// rechecks one by one: the ranges they fall in are compared again). A document that
 // differed may differ only because the replay had not applied a write yet: it is
 // pending, rechecked once every shard applied past the newest entry its oplog had
 // when the difference was seen, and reported only if it still differs (it
@@ -81,11 +88,18 @@ type ShardTS struct {
 	TS    primitive.Timestamp
 }
 
-// ComparedNamespace is one namespace the continuous verification compared.
+// ComparedNamespace is one namespace the continuous verification compared,
+// whole or some of its ranges.
 type ComparedNamespace struct {
-	NS        string
+	NS string
+	// Ranges and Documents are what was compared: the ranges (chunks) and the
+	// source's documents.
 	Ranges    int
 	Documents int64
+	// ByRange says the namespace is compared range by range, Units being the
+	// ranges compared so far; else it was compared whole.
+	ByRange bool
+	Units   []ComparedRange
 	// Pending are _ids that differed, rechecked once every shard's replay applied
 	// past SeenAt (each shard's newest entry when they differed).
 	Pending []bson.RawValue
@@ -95,11 +109,19 @@ type ComparedNamespace struct {
 	Persisting []bson.RawValue
 }
 
+// ComparedRange is one shard key range compared on its own: Chunks chunks
+// holding Documents source documents.
+type ComparedRange struct {
+	Min, Max  shardkey.Key
+	Chunks    int
+	Documents int64
+}
+
 // ContinuousProgress is what the continuous verification has done (Snapshot).
 type ContinuousProgress struct {
-	// Namespaces compared of total; Ranges compared of total (a collection's ranges
-	// are known once compared: until then a sharded one counts its chunks, an
-	// unsharded one 1).
+	// Namespaces compared whole (every range) of total; Ranges compared of total:
+	// a sharded collection's chunks, compared in runs of adjacent chunks; an
+	// unsharded one counts 1 until compared, then the _id ranges verify.Run cut.
 	NamespacesCompared, Namespaces int
 	RangesCompared, Ranges         int
 	// Rechecked counts documents rechecked since their namespace was compared.
@@ -107,21 +129,30 @@ type ContinuousProgress struct {
 	// Pending are differing documents waiting for the replay to pass them;
 	// Persisting those that still differed after it did.
 	Pending, Persisting int
+	// WaitingForReplay says its reads wait now for a replay that lags: the
+	// replay has priority.
+	WaitingForReplay bool
 }
 
 // Text is the progress in a line.
 func (p ContinuousProgress) Text() string {
-	return fmt.Sprintf("verified %d of %d ranges (%d of %d namespaces), %d documents rechecked, %d differing pending recheck, %d persisting",
-		p.RangesCompared, p.Ranges, p.NamespacesCompared, p.Namespaces, p.Rechecked, p.Pending, p.Persisting)
+	waiting := ""
+	if p.WaitingForReplay {
+		waiting = " (waiting: the replay goes first)"
+	}
+	return fmt.Sprintf("verified %d of %d ranges (%d of %d namespaces)%s, %d documents rechecked, %d differing pending recheck, %d persisting",
+		p.RangesCompared, p.Ranges, p.NamespacesCompared, p.Namespaces, waiting, p.Rechecked, p.Pending, p.Persisting)
 }
 
 // ContinuousReuse says what a finalize's verification took from the continuous
 // one: the namespaces compared before, the documents rechecked and the
-// namespaces compared whole at the finalize.
+// namespaces compared whole at the finalize, and the ranges (chunks) of the
+// namespaces compared by range that it compared then.
 type ContinuousReuse struct {
-	Reused    int
-	Rechecked int64
-	Compared  int
+	Reused         int
+	Rechecked      int64
+	Compared       int
+	RangesCompared int
 }
 
 // continuousClusters is what the continuous verification reads (Clusters has it).
@@ -152,27 +183,33 @@ type continuousVerifier struct {
 	// does not replay (copying, failed).
 	positions func() (pos []shardPosition, ok bool)
 	save      func(*ContinuousState) error
-	// perSecond bounds the documents each side's scans and rechecks read a
-	// second while the sync runs (0: no bound); the finalize's are not bound.
-	perSecond int
+	// gov paces each side's scans and rechecks while the sync runs (nil: no
+	// bound); the finalize's are not paced.
+	gov *readGovernor
+	// rangeChunks is the most chunks a unit of comparison holds
+	// (continuousRangeChunks).
+	rangeChunks int
 
-	mu   sync.Mutex // guards st and plan, which progress reads
+	mu   sync.Mutex // guards st, plan and whole, which progress reads
 	st   *ContinuousState
 	plan []verify.Namespace
+	// whole are the namespaces whose range scans a server refused (no index of
+	// exactly the shard key): compared whole from then on, in this process.
+	whole map[string]bool
 }
 
 func newContinuousVerifier(c continuousClusters, saved *ContinuousState, positions func() ([]shardPosition, bool), save func(*ContinuousState) error) *continuousVerifier {
-	return &continuousVerifier{c: c, st: saved, positions: positions, save: save}
+	return &continuousVerifier{c: c, st: saved, positions: positions, save: save, whole: map[string]bool{}, rangeChunks: continuousRangeChunks}
 }
 
-// sides are the clusters to read, bound to perSecond during the sync (final
-// is the finalize's, with the sync stopped: as fast as they go).
+// sides are the clusters to read, paced by gov during the sync (final is the
+// finalize's, with the sync stopped: as fast as they go).
 func (v *continuousVerifier) sides(final bool) (verify.Side, verify.Side) {
 	src, dst := v.c.VerifySides()
-	if final || v.perSecond <= 0 {
+	if final || v.gov == nil {
 		return src, dst
 	}
-	return throttle(src, v.perSecond), throttle(dst, v.perSecond)
+	return v.gov.govern(src), v.gov.govern(dst)
 }
 
 // step does one unit of work: a pass over the writes since the cursors, then the
@@ -206,19 +243,29 @@ func (v *continuousVerifier) step(ctx context.Context) (bool, error) {
 			return false, err
 		}
 	}
-	n, ok := v.nextNamespace()
+	n, u, ok := v.nextUnit()
 	if !ok {
 		return false, nil
 	}
 	// The pass just set each cursor at or before what its shard had applied: every
 	// write the comparison may miss is after it.
-	cn, ok, err := v.compare(ctx, n)
-	if err != nil || !ok {
+	if u.Whole {
+		cn, ok, err := v.compare(ctx, n)
+		if err != nil || !ok {
+			return false, err
+		}
+		v.mu.Lock()
+		if i := v.comparedLocked(n.Name()); i >= 0 {
+			v.st.Namespaces[i] = cn // compared by range before: whole now
+		} else {
+			v.st.Namespaces = append(v.st.Namespaces, cn)
+		}
+		v.mu.Unlock()
+		return true, v.saveState()
+	}
+	if ok, err := v.compareRange(ctx, n, u); err != nil || !ok {
 		return false, err
 	}
-	v.mu.Lock()
-	v.st.Namespaces = append(v.st.Namespaces, cn)
-	v.mu.Unlock()
 	return true, v.saveState()
 }
 
@@ -278,20 +325,90 @@ func cloneContinuous(st *ContinuousState) *ContinuousState {
 	c.Namespaces = make([]ComparedNamespace, len(st.Namespaces))
 	for i, n := range st.Namespaces {
 		n.Pending, n.SeenAt, n.Persisting = slices.Clone(n.Pending), slices.Clone(n.SeenAt), slices.Clone(n.Persisting)
+		n.Units = slices.Clone(n.Units)
 		c.Namespaces[i] = n
 	}
 	return &c
 }
 
-func (v *continuousVerifier) nextNamespace() (verify.Namespace, bool) {
+// nextUnit is the first unit of the plan not compared.
+func (v *continuousVerifier) nextUnit() (verify.Namespace, verifyUnit, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for _, n := range v.plan {
-		if v.comparedLocked(n.Name()) < 0 {
-			return n, true
+		units := unitsOf(n, v.whole[n.Name()], v.rangeChunks)
+		i := v.comparedLocked(n.Name())
+		if i < 0 {
+			return n, units[0], true
+		}
+		cn := &v.st.Namespaces[i]
+		if !cn.ByRange {
+			continue // compared whole
+		}
+		done := comparedSet(cn)
+		for _, u := range units {
+			if u.Whole || !done[rangeKey(u.Min, u.Max)] {
+				return n, u, true
+			}
 		}
 	}
-	return verify.Namespace{}, false
+	return verify.Namespace{}, verifyUnit{}, false
+}
+
+// compareRange compares one range of n; its differing _ids become pending. ok
+// is false when more differ than continuousMaxIDs: it is compared again by a
+// later step.
+func (v *continuousVerifier) compareRange(ctx context.Context, n verify.Namespace, u verifyUnit) (ok bool, err error) {
+	src, dst := v.sides(false)
+	res, err := verify.CompareRange(ctx, src, dst, n, u.Range, continuousMaxIDs)
+	if err != nil {
+		var refused mongo.ServerError
+		if !errors.As(err, &refused) {
+			return false, fmt.Errorf("verify %s in [%s, %s): %w", n.Name(), u.Min, u.Max, err)
+		}
+		// A server refused the range scan (a cluster without an index of
+		// exactly the shard key: one prefixed by it serves the key too).
+		v.mu.Lock()
+		v.whole[n.Name()] = true
+		v.mu.Unlock()
+		return false, fmt.Errorf("verify %s in [%s, %s) (the next steps compare it whole): %w", n.Name(), u.Min, u.Max, err)
+	}
+	if res.More {
+		return false, nil
+	}
+	var seen []ShardTS
+	if len(res.Differ) > 0 {
+		if seen, err = v.newest(ctx); err != nil {
+			return false, err
+		}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	i := v.comparedLocked(n.Name())
+	if i < 0 {
+		v.st.Namespaces = append(v.st.Namespaces, ComparedNamespace{NS: n.Name(), ByRange: true})
+		i = len(v.st.Namespaces) - 1
+	}
+	cn := &v.st.Namespaces[i]
+	persisting := &idSet{}
+	persisting.add(cn.Persisting...)
+	pending := &idSet{}
+	pending.add(cn.Pending...)
+	for _, id := range res.Differ {
+		if !persisting.has(id) {
+			pending.add(id)
+		}
+	}
+	if len(pending.list) > continuousMaxIDs {
+		return false, nil
+	}
+	cn.Units = append(cn.Units, ComparedRange{Min: u.Min, Max: u.Max, Chunks: u.Chunks, Documents: res.Documents})
+	cn.Ranges += u.Chunks
+	cn.Documents += res.Documents
+	if len(res.Differ) > 0 {
+		cn.Pending, cn.SeenAt = pending.list, seen
+	}
+	return true, nil
 }
 
 func (v *continuousVerifier) comparedLocked(ns string) int {
@@ -363,9 +480,16 @@ func (v *continuousVerifier) destinationNewest(ctx context.Context) ([]ShardTS, 
 // changes are the writes a pass read: _ids per namespace, and what DDL voided.
 type changes struct {
 	ids     map[string]*idSet
-	voidNS  map[string]bool // more writes than continuousMaxIDs, or changed by DDL
+	voidNS  map[string]bool // changed by DDL, or written without an _id
 	voidDB  map[string]bool
 	voidAll bool
+	// over are the namespaces with more changed _ids than continuousMaxIDs: one
+	// compared by range compares again the ranges its writes touched (touched,
+	// by bounds), unless a write's range could not be told (unplaced); any other
+	// is compared again whole.
+	over, unplaced map[string]bool
+	touched        map[string]map[string]bool
+	locate         *rangeLocator
 	// created are the namespaces a create or a rename made: the plan may lack them.
 	created []string
 }
@@ -386,6 +510,11 @@ func (ch *changes) replan(planned func(ns string) bool) bool {
 			return true
 		}
 	}
+	for ns := range ch.over {
+		if !planned(ns) {
+			return true
+		}
+	}
 	for ns := range ch.ids {
 		if !planned(ns) {
 			return true
@@ -400,12 +529,22 @@ func (ch *changes) replan(planned func(ns string) bool) bool {
 // stopped): every pending and persisting document is rechecked, and what differs
 // then persists.
 func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, final bool) (replan bool, err error) {
-	ch := changes{ids: map[string]*idSet{}, voidNS: map[string]bool{}, voidDB: map[string]bool{}}
-	cursors := make([]primitive.Timestamp, len(pos))
 	v.mu.Lock()
 	shards := slices.Clone(v.st.Shards)
 	dstShards := slices.Clone(v.st.Destination)
+	compared := cloneContinuous(v.st).Namespaces
 	v.mu.Unlock()
+	ch := changes{ids: map[string]*idSet{}, voidNS: map[string]bool{}, voidDB: map[string]bool{},
+		over: map[string]bool{}, unplaced: map[string]bool{}, touched: map[string]map[string]bool{},
+		locate: &rangeLocator{cache: map[string]*locatedNS{}, compared: func(ns string) (*ComparedNamespace, *shardkey.Pattern) {
+			i := slices.IndexFunc(compared, func(c ComparedNamespace) bool { return c.NS == ns })
+			n, ok := v.namespace(ns)
+			if i < 0 || !ok {
+				return nil, nil
+			}
+			return &compared[i], n.Pattern
+		}}}
+	cursors := make([]primitive.Timestamp, len(pos))
 	dstNewest, err := v.destinationNewest(ctx)
 	if err != nil {
 		return false, err
@@ -433,20 +572,24 @@ func (v *continuousVerifier) pass(ctx context.Context, pos []shardPosition, fina
 	for _, p := range pos {
 		applied[p.Shard] = p.Applied
 	}
-	v.mu.Lock()
-	compared := cloneContinuous(v.st).Namespaces
-	v.mu.Unlock()
 	var kept []ComparedNamespace
 	var rechecked int64
 	var newest []ShardTS
 	for _, cn := range compared {
 		db, _ := namespaces.Split(cn.NS)
-		if ch.voidAll || ch.voidDB[db] || ch.voidNS[cn.NS] {
+		if ch.voidAll || ch.voidDB[db] || ch.voidNS[cn.NS] || ch.over[cn.NS] && (!cn.ByRange || ch.unplaced[cn.NS]) {
 			continue // compared again whole
 		}
 		changed := ch.ids[cn.NS]
 		if changed == nil {
 			changed = &idSet{}
+		}
+		if ch.over[cn.NS] {
+			// Too many to recheck one by one: the ranges they are in are
+			// compared again; what differed elsewhere is still rechecked.
+			if cn = withoutRanges(cn, ch.touched[cn.NS]); len(cn.Units) == 0 {
+				continue
+			}
 		}
 		due := final || passed(cn.SeenAt, applied)
 		all := &idSet{}
@@ -627,9 +770,9 @@ func (ch *changes) add(e *oplog.Entry, open map[string]primitive.Timestamp) {
 	txn := string(e.LSID) + fmt.Sprint(e.TxnNumber)
 	switch e.Op {
 	case oplog.OpInsert, oplog.OpDelete:
-		ch.id(e.NS.String(), e.O.Lookup("_id"))
+		ch.id(e.NS.String(), e.O.Lookup("_id"), keyChange{op: byte(e.Op), o: e.O})
 	case oplog.OpUpdate:
-		ch.id(e.NS.String(), e.O2.Lookup("_id"))
+		ch.id(e.NS.String(), e.O2.Lookup("_id"), keyChange{op: byte(e.Op), o: e.O, o2: e.O2})
 	case oplog.OpCommand:
 		switch e.Command {
 		case oplog.CmdApplyOps:
@@ -718,10 +861,10 @@ func (ch *changes) applyOps(o bson.Raw) {
 		inner, _ := op.Lookup("o").DocumentOK()
 		switch kind {
 		case "i", "d":
-			ch.id(ns, inner.Lookup("_id"))
+			ch.id(ns, inner.Lookup("_id"), keyChange{op: kind[0], o: inner})
 		case "u":
 			key, _ := op.Lookup("o2").DocumentOK()
-			ch.id(ns, key.Lookup("_id"))
+			ch.id(ns, key.Lookup("_id"), keyChange{op: 'u', o: inner, o2: key})
 		case "c":
 			db, _ := namespaces.Split(ns)
 			ch.void(db)
@@ -729,12 +872,29 @@ func (ch *changes) applyOps(o bson.Raw) {
 	}
 }
 
-func (ch *changes) id(ns string, id bson.RawValue) {
+func (ch *changes) id(ns string, id bson.RawValue, k keyChange) {
 	if id.Type == 0 {
 		ch.void(oplog.ParseNamespace(ns).DB) // a write without an _id: its namespace is compared again
 		return
 	}
 	if ch.voidNS[ns] {
+		return
+	}
+	if ch.locate != nil && !ch.unplaced[ns] {
+		// Every write's range, while its _id is rechecked too: those before the
+		// bound was passed count as much as those after.
+		if touched, ok := ch.locate.locate(ns, k); !ok {
+			ch.unplaced[ns] = true
+		} else {
+			for _, t := range touched {
+				if ch.touched[ns] == nil {
+					ch.touched[ns] = map[string]bool{}
+				}
+				ch.touched[ns][t] = true
+			}
+		}
+	}
+	if ch.over[ns] {
 		return
 	}
 	set := ch.ids[ns]
@@ -743,11 +903,23 @@ func (ch *changes) id(ns string, id bson.RawValue) {
 		ch.ids[ns] = set
 	}
 	if len(set.list) >= continuousMaxIDs {
-		ch.voidNS[ns] = true // too many to recheck one by one: compared again whole
+		ch.over[ns] = true // too many to recheck one by one: compared again, by range or whole
 		delete(ch.ids, ns)
 		return
 	}
 	set.add(id)
+}
+
+// withoutRanges is cn without the ranges in touched (by bounds), which are to
+// be compared again.
+func withoutRanges(cn ComparedNamespace, touched map[string]bool) ComparedNamespace {
+	cn.Units = slices.DeleteFunc(slices.Clone(cn.Units), func(u ComparedRange) bool { return touched[rangeKey(u.Min, u.Max)] })
+	cn.Ranges, cn.Documents = 0, 0
+	for _, u := range cn.Units {
+		cn.Ranges += u.Chunks
+		cn.Documents += u.Documents
+	}
+	return cn
 }
 
 // idSet is a set of _ids in the order added.
@@ -781,20 +953,45 @@ func (v *continuousVerifier) progress() *ContinuousProgress {
 	if v.st == nil || (v.plan == nil && len(v.st.Namespaces) == 0) {
 		return nil // nothing to say before the first discovery: not "0 of 0"
 	}
-	p := &ContinuousProgress{Rechecked: v.st.Rechecked}
-	for _, cn := range v.st.Namespaces {
-		p.NamespacesCompared++
-		p.RangesCompared += cn.Ranges
-		p.Pending += len(cn.Pending)
-		p.Persisting += len(cn.Persisting)
-	}
-	p.Namespaces, p.Ranges = p.NamespacesCompared, p.RangesCompared
+	p := &ContinuousProgress{Rechecked: v.st.Rechecked, WaitingForReplay: v.gov.waiting()}
+	planned := map[string]bool{}
 	for _, n := range v.plan {
-		if v.comparedLocked(n.Name()) >= 0 {
+		planned[n.Name()] = true
+		p.Namespaces++
+		units := unitsOf(n, v.whole[n.Name()], v.rangeChunks)
+		i := v.comparedLocked(n.Name())
+		if i >= 0 && !v.st.Namespaces[i].ByRange {
+			p.NamespacesCompared++
+			p.Ranges += v.st.Namespaces[i].Ranges
+			p.RangesCompared += v.st.Namespaces[i].Ranges
 			continue
 		}
-		p.Namespaces++
-		p.Ranges += max(len(n.Chunks), 1)
+		done := map[string]bool{}
+		if i >= 0 {
+			done = comparedSet(&v.st.Namespaces[i])
+		}
+		all := true
+		for _, u := range units {
+			p.Ranges += u.Chunks
+			if !u.Whole && done[rangeKey(u.Min, u.Max)] {
+				p.RangesCompared += u.Chunks
+			} else {
+				all = false
+			}
+		}
+		if all {
+			p.NamespacesCompared++
+		}
+	}
+	for _, cn := range v.st.Namespaces {
+		p.Pending += len(cn.Pending)
+		p.Persisting += len(cn.Persisting)
+		if !planned[cn.NS] && !cn.ByRange { // before the first discovery of a resumed Run
+			p.Namespaces++
+			p.NamespacesCompared++
+			p.Ranges += cn.Ranges
+			p.RangesCompared += cn.Ranges
+		}
 	}
 	return p
 }
@@ -836,9 +1033,8 @@ func (v *continuousVerifier) final(ctx context.Context, pos []shardPosition) (*V
 	}
 	v.mu.Lock()
 	plan := slices.Clone(v.plan)
-	v.mu.Unlock()
-	v.mu.Lock()
 	st := cloneContinuous(v.st)
+	whole := maps.Clone(v.whole)
 	v.mu.Unlock()
 	out := &Verification{Namespaces: len(plan), Continuous: &ContinuousReuse{Rechecked: st.Rechecked - before}}
 	var rest []verify.Namespace
@@ -849,19 +1045,54 @@ func (v *continuousVerifier) final(ctx context.Context, pos []shardPosition) (*V
 			continue
 		}
 		cn := st.Namespaces[i]
+		var missing []verifyUnit
+		if cn.ByRange {
+			done := comparedSet(&cn)
+			for _, u := range unitsOf(n, whole[n.Name()], v.rangeChunks) {
+				if !done[rangeKey(u.Min, u.Max)] || u.Whole {
+					missing = append(missing, u)
+				}
+			}
+			if slices.ContainsFunc(missing, func(u verifyUnit) bool { return u.Whole }) {
+				rest = append(rest, n) // its range scans failed: compared whole
+				continue
+			}
+		}
 		out.Continuous.Reused++
 		out.Ranges += cn.Ranges
 		out.Documents += cn.Documents
 		if len(cn.Persisting) == 0 {
 			out.Matched += cn.Ranges
-			continue
+		} else {
+			mm := Mismatch{Namespace: cn.NS, Range: "documents written or differing since it was compared"}
+			for _, id := range cn.Persisting[:min(len(cn.Persisting), verify.DefaultSamples)] {
+				mm.SampleIDs = append(mm.SampleIDs, id.String())
+			}
+			out.Matched += cn.Ranges - 1
+			out.Mismatches = append(out.Mismatches, mm)
 		}
-		mm := Mismatch{Namespace: cn.NS, Range: "documents written or differing since it was compared"}
-		for _, id := range cn.Persisting[:min(len(cn.Persisting), verify.DefaultSamples)] {
-			mm.SampleIDs = append(mm.SampleIDs, id.String())
+		// The ranges the continuous verification did not compare (not reached,
+		// or voided by many writes): compared now, each on its own.
+		src, dst := v.c.VerifySides()
+		for _, u := range missing {
+			res, err := verify.CompareRange(ctx, src, dst, n, u.Range, verify.DefaultSamples)
+			if err != nil {
+				return nil, false, fmt.Errorf("verify %s in [%s, %s): %w", n.Name(), u.Min, u.Max, err)
+			}
+			out.Continuous.RangesCompared += u.Chunks
+			out.Ranges += u.Chunks
+			out.Documents += res.Documents
+			if len(res.Differ) == 0 {
+				out.Matched += u.Chunks
+				continue
+			}
+			mm := Mismatch{Namespace: n.Name(), Range: "[" + u.Min.String() + ", " + u.Max.String() + ")", SourceCount: res.Documents, DestCount: res.DestDocuments}
+			for _, id := range res.Differ {
+				mm.SampleIDs = append(mm.SampleIDs, id.String())
+			}
+			out.Matched += u.Chunks - 1
+			out.Mismatches = append(out.Mismatches, mm)
 		}
-		out.Matched += cn.Ranges - 1
-		out.Mismatches = append(out.Mismatches, mm)
 	}
 	if len(rest) > 0 {
 		src, dst := v.c.VerifySides()
@@ -910,6 +1141,26 @@ func (m *Migration) replayPositions() ([]shardPosition, bool) {
 	return out, len(out) > 0
 }
 
+// replayLag is the largest lag of the shards' replays; ok is false unless every
+// shard is in sync (replayPositions' rule): the continuous verification's reads
+// yield to the replays (readGovernor).
+func (m *Migration) replayLag() (time.Duration, bool) {
+	if _, ok := m.replayPositions(); !ok {
+		return 0, false
+	}
+	var lag time.Duration
+	for _, sh := range m.shardList() {
+		m.mu.Lock()
+		rp := sh.replayer
+		m.mu.Unlock()
+		if rp == nil {
+			return 0, false
+		}
+		lag = max(lag, rp.Snapshot().Lag)
+	}
+	return lag, true
+}
+
 // finalPositions are the shards' last applied entries once the sync stopped.
 func (m *Migration) finalPositions() []shardPosition {
 	var out []shardPosition
@@ -929,7 +1180,10 @@ func (m *Migration) verifyContinuously(ctx context.Context, r *runState) {
 		r.contMu.Lock()
 		_, err := r.continuous.step(ctx)
 		r.contMu.Unlock()
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case errors.Is(err, errReplayFirst):
+			m.log.Debug("continuous verification yields to the replay", "err", err)
+		case err != nil && ctx.Err() == nil:
 			m.log.Warn("continuous verification", "err", err)
 		}
 		t := m.clock.NewTimer(m.cfg.ContinuousPause)

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/shardkey"
@@ -23,10 +25,44 @@ type contSide struct {
 	docs  map[string]map[int]bson.Raw
 	scans map[string]int // whole-namespace scans
 	found int            // documents read by _id
+	// rangeScans count the scans of each range, by namespace and the range's
+	// min _id (the fake's shard keys are {_id: 1}).
+	rangeScans map[string]map[string]int
+	// noKeyIndex makes range scans fail as a server without the index does.
+	noKeyIndex bool
 }
 
 func newContSide() *contSide {
-	return &contSide{docs: map[string]map[int]bson.Raw{}, scans: map[string]int{}}
+	return &contSide{docs: map[string]map[int]bson.Raw{}, scans: map[string]int{}, rangeScans: map[string]map[string]int{}}
+}
+
+func (s *contSide) ScanRange(_ context.Context, db, coll string, keyPattern bson.Raw, min, max []byte, _ bool) (verify.Cursor, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ns := db + "." + coll
+	if s.noKeyIndex {
+		return nil, mongo.CommandError{Code: 2, Name: "BadValue", Message: "hint provided does not correspond to an existing index"}
+	}
+	p, err := shardkey.ParsePattern(keyPattern)
+	if err != nil {
+		return nil, err
+	}
+	if s.rangeScans[ns] == nil {
+		s.rangeScans[ns] = map[string]int{}
+	}
+	s.rangeScans[ns][bson.Raw(min).Lookup("_id").String()]++
+	docs := s.sorted(ns, func(id int) bool {
+		key, err := p.Extract(s.docs[ns][id])
+		return err == nil && shardkey.CompareKeys(key, min) >= 0 && shardkey.CompareKeys(key, max) < 0
+	})
+	return &contCursor{docs: docs, i: -1}, nil
+}
+
+// scansOf are the scans of ns's ranges by min _id, and its whole scans.
+func (s *contSide) scansOf(ns string) (map[string]int, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.rangeScans[ns]), s.scans[ns]
 }
 
 func (s *contSide) put(ns string, id int, v string) {
@@ -447,6 +483,12 @@ type blockingSide struct {
 }
 
 func (b *blockingSide) Scan(ctx context.Context, _, _ string, _, _ bool) (verify.Cursor, error) {
+	b.once.Do(func() { close(b.entered) })
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (b *blockingSide) ScanRange(ctx context.Context, _, _ string, _ bson.Raw, _, _ []byte, _ bool) (verify.Cursor, error) {
 	b.once.Do(func() { close(b.entered) })
 	<-ctx.Done()
 	return nil, ctx.Err()

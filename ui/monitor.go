@@ -713,8 +713,12 @@ func (s *monitorScreen) showContinuous(snap engine.Snapshot) {
 	syncing := snap.State == engine.Syncing || snap.State == engine.Ready || snap.State == engine.CuttingOver
 	var lines []string
 	if c := snap.Continuous; c != nil && syncing {
-		lines = append(lines, fmt.Sprintf("Continuous verification: %s of %s ranges compared (%d of %d namespaces)  ·  %s documents rechecked since  ·  %d differing, pending recheck  ·  %d still differing",
-			countText(int64(c.RangesCompared)), countText(int64(c.Ranges)), c.NamespacesCompared, c.Namespaces, countText(c.Rechecked), c.Pending, c.Persisting))
+		waiting := ""
+		if c.WaitingForReplay {
+			waiting = "  ·  waiting: the replay goes first"
+		}
+		lines = append(lines, fmt.Sprintf("Continuous verification: %s of %s ranges compared (%d of %d namespaces)%s  ·  %s documents rechecked since  ·  %d differing, pending recheck  ·  %d still differing",
+			countText(int64(c.RangesCompared)), countText(int64(c.Ranges)), c.NamespacesCompared, c.Namespaces, waiting, countText(c.Rechecked), c.Pending, c.Persisting))
 	}
 	if snap.UniqueIndexes != "" && (snap.State == engine.Ready || snap.State == engine.CuttingOver) {
 		lines = append(lines, "Unique indexes: "+snap.UniqueIndexes)

@@ -108,6 +108,8 @@ type continuousJSON struct {
 	Rechecked          int64 `json:"documentsRechecked"`
 	Pending            int   `json:"mismatchesPendingRecheck"`
 	Persisting         int   `json:"mismatchesPersisting"`
+	// WaitingForReplay: its reads wait now for a replay that lags.
+	WaitingForReplay bool `json:"waitingForReplay"`
 }
 
 type progressJSON struct {
@@ -222,6 +224,9 @@ type reuseJSON struct {
 	NamespacesReused   int   `json:"namespacesReused"`
 	DocumentsRechecked int64 `json:"documentsRechecked"`
 	NamespacesCompared int   `json:"namespacesCompared"`
+	// RangesCompared are the ranges (chunks) of namespaces compared by range
+	// that the continuous verification had not compared.
+	RangesCompared int `json:"rangesCompared"`
 }
 
 type lateWriteJSON struct {
@@ -280,7 +285,8 @@ func toStatus(s engine.Snapshot) Status {
 	out.UniqueIndexes = s.UniqueIndexes
 	if c := s.Continuous; c != nil {
 		out.Continuous = &continuousJSON{Namespaces: c.Namespaces, NamespacesCompared: c.NamespacesCompared, Ranges: c.Ranges,
-			RangesCompared: c.RangesCompared, Rechecked: c.Rechecked, Pending: c.Pending, Persisting: c.Persisting}
+			RangesCompared: c.RangesCompared, Rechecked: c.Rechecked, Pending: c.Pending, Persisting: c.Persisting,
+			WaitingForReplay: c.WaitingForReplay}
 	}
 	for _, sh := range s.Shards {
 		out.Shards = append(out.Shards, shardJSON{Name: sh.Name, Phase: sh.Phase, progressJSON: toProgress(sh.Progress), Error: sh.Error, Retrying: sh.Retrying, Waiting: sh.Waiting, Moved: sh.Moved, ReadPreference: sh.Reads,
@@ -354,7 +360,7 @@ func toVerificationJSON(v *engine.Verification) *verificationJSON {
 	out := &verificationJSON{At: v.At.UTC(), OK: v.OK(), Namespaces: v.Namespaces, Ranges: v.Ranges, Matched: v.Matched,
 		Documents: v.Documents, Overridden: v.Overridden, Mismatches: []mismatchJSON{}, LateWrites: []lateWriteJSON{}, IndexDifferences: []indexDiffJSON{}}
 	if c := v.Continuous; c != nil {
-		out.Continuous = &reuseJSON{NamespacesReused: c.Reused, DocumentsRechecked: c.Rechecked, NamespacesCompared: c.Compared}
+		out.Continuous = &reuseJSON{NamespacesReused: c.Reused, DocumentsRechecked: c.Rechecked, NamespacesCompared: c.Compared, RangesCompared: c.RangesCompared}
 	}
 	for _, l := range v.Late {
 		out.LateWrites = append(out.LateWrites, lateWriteJSON{Shard: l.Shard, Writes: l.Writes, AtLeast: l.AtLeast, First: l.First.UTC(),

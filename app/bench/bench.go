@@ -44,6 +44,9 @@ type Options struct {
 	// the copy.
 	MigrateDocs int
 	MigrateFor  time.Duration
+	// MigrateLoad is figure 6's load in writes per second (300, the issue's): less
+	// lets a loaded machine reach steady sync, to compare two runs side by side.
+	MigrateLoad int
 	// ProfileDir, when set, receives CPU profiles: the copy child's (copy.cpu), the
 	// insert child's (insert.cpu), and this process's (the sandbox's FerretDB servers,
 	// and the replay itself) while they run (servers-copy.cpu, servers-insert.cpu)
@@ -56,7 +59,7 @@ type Options struct {
 // DefaultOptions are the sizes of issue 8.
 func DefaultOptions() Options {
 	return Options{Docs: 200_000, Backlog: 100_000, LagFor: time.Minute, Shards: 3, DecodeTime: "1s",
-		MigrateDocs: 20_000, MigrateFor: 3 * time.Minute}
+		MigrateDocs: 20_000, MigrateFor: 3 * time.Minute, MigrateLoad: 300}
 }
 
 // Scaled shrinks (or grows) the data sizes and the lag's duration by f, for a quick
@@ -86,6 +89,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	only := f.String("only", "", "measure only these figures, such as `1,5` (default: all)")
 	f.StringVar(&o.ProfileDir, "profile-dir", "", "write CPU profiles of the copy, the insert and the replays to `DIR`")
 	f.StringVar(&o.Shardlift, "shardlift", "", "the shardlift `BINARY` figure 6 runs `migrate` with")
+	f.IntVar(&o.MigrateLoad, "migrate-load", o.MigrateLoad, "figure 6's load in `writes/s`")
+	f.DurationVar(&o.MigrateFor, "migrate-for", o.MigrateFor, "how long figure 6 measures after the copy (--scale changes it too)")
 	f.StringVar(&o.DecodeTime, "decode-benchtime", o.DecodeTime, "the decode benchmark's -benchtime")
 	if err := f.Parse(args); err != nil {
 		if err == flag.ErrHelp {

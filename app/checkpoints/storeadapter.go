@@ -17,6 +17,7 @@ import (
 	"github.com/shardlift/shardlift/engine/oplog"
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/replay"
+	"github.com/shardlift/shardlift/engine/shardkey"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/store"
 )
@@ -126,6 +127,16 @@ type (
 		Pending    []bson.RawValue `bson:"pending,omitempty"`
 		SeenAt     []shardTSDoc    `bson:"seenAt,omitempty"`
 		Persisting []bson.RawValue `bson:"persisting,omitempty"`
+		// ByRange and Units: compared range by range, those ranges so far (a
+		// record without them was compared whole).
+		ByRange bool               `bson:"byRange,omitempty"`
+		Units   []comparedRangeDoc `bson:"units,omitempty"`
+	}
+	comparedRangeDoc struct {
+		Min       bson.Raw `bson:"min"`
+		Max       bson.Raw `bson:"max"`
+		Chunks    int      `bson:"chunks"`
+		Documents int64    `bson:"documents"`
 	}
 	shardTSDoc struct {
 		Shard string              `bson:"shard"`
@@ -330,7 +341,10 @@ func toContinuousDoc(st *engine.ContinuousState) *continuousDoc {
 		d.Destination = append(d.Destination, shardTSDoc{Shard: s.Shard, TS: s.TS})
 	}
 	for _, n := range st.Namespaces {
-		c := comparedDoc{NS: n.NS, Ranges: n.Ranges, Documents: n.Documents, Pending: n.Pending, Persisting: n.Persisting}
+		c := comparedDoc{NS: n.NS, Ranges: n.Ranges, Documents: n.Documents, Pending: n.Pending, Persisting: n.Persisting, ByRange: n.ByRange}
+		for _, u := range n.Units {
+			c.Units = append(c.Units, comparedRangeDoc{Min: bson.Raw(u.Min), Max: bson.Raw(u.Max), Chunks: u.Chunks, Documents: u.Documents})
+		}
 		for _, s := range n.SeenAt {
 			c.SeenAt = append(c.SeenAt, shardTSDoc{Shard: s.Shard, TS: s.TS})
 		}
@@ -351,7 +365,10 @@ func fromContinuousDoc(d *continuousDoc) *engine.ContinuousState {
 		st.Destination = append(st.Destination, engine.ShardTS{Shard: s.Shard, TS: s.TS})
 	}
 	for _, c := range d.Namespaces {
-		n := engine.ComparedNamespace{NS: c.NS, Ranges: c.Ranges, Documents: c.Documents, Pending: c.Pending, Persisting: c.Persisting}
+		n := engine.ComparedNamespace{NS: c.NS, Ranges: c.Ranges, Documents: c.Documents, Pending: c.Pending, Persisting: c.Persisting, ByRange: c.ByRange}
+		for _, u := range c.Units {
+			n.Units = append(n.Units, engine.ComparedRange{Min: shardkey.Key(u.Min), Max: shardkey.Key(u.Max), Chunks: u.Chunks, Documents: u.Documents})
+		}
 		for _, s := range c.SeenAt {
 			n.SeenAt = append(n.SeenAt, engine.ShardTS{Shard: s.Shard, TS: s.TS})
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/shardlift/shardlift/engine/oplog"
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/replay"
+	"github.com/shardlift/shardlift/engine/shardkey"
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/store"
 )
@@ -88,6 +89,8 @@ func TestStoreCheckpointsKeepEverythingTheEngineSaves(t *testing.T) {
 				{NS: "shop.orders", Ranges: 3, Documents: 50, Pending: []bson.RawValue{{Type: bson.TypeInt32, Value: []byte{7, 0, 0, 0}}},
 					SeenAt: []engine.ShardTS{{Shard: "rs0", TS: primitive.Timestamp{T: 165, I: 1}}}, Persisting: []bson.RawValue{{Type: bson.TypeString, Value: []byte{2, 0, 0, 0, 'x', 0}}}},
 				{NS: "shop.carts", Ranges: 1, Documents: 9},
+				{NS: "shop.big", Ranges: 16, Documents: 70, ByRange: true, Units: []engine.ComparedRange{
+					{Min: mustKey(bson.D{{Key: "k", Value: primitive.MinKey{}}}), Max: mustKey(bson.D{{Key: "k", Value: 5}}), Chunks: 16, Documents: 70}}},
 			},
 			Rechecked: 12,
 		},
@@ -147,6 +150,14 @@ func TestStoreCheckpointsKeepEverythingTheEngineSaves(t *testing.T) {
 	if m, _ := st.Migration("m1"); m.Source.Hosts[0] != "src:27017" {
 		t.Fatalf("settings lost: %+v", m.Source)
 	}
+}
+
+func mustKey(d bson.D) shardkey.Key {
+	b, err := bson.Marshal(d)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func TestStoreCheckpointsRefuseReservedNames(t *testing.T) {

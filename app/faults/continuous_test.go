@@ -12,21 +12,22 @@ import (
 )
 
 // killDuringContinuousVerification: under the load, the process is killed (-9)
-// once the continuous verification has compared a namespace; the state file
-// must hold what it compared. Restarted on the same state file, the migration
+// once the continuous verification has compared a range (its unit: a run of a
+// sharded collection's chunks, or an unsharded collection); the state file must
+// hold the ranges it compared. Restarted on the same state file, the migration
 // is driven to done: the finalize's verification passes, reusing what was
 // compared, and nothing is lost or duplicated. Long form only (make faults):
 // reaching ready twice under the load takes minutes on the shared machine.
 func killDuringContinuousVerification(t *testing.T, e *env, row *faults.Row) {
 	e.startLoad(e.s.size.rate)
 	e.start()
-	s := e.await("a namespace compared by the continuous verification", 10*time.Minute, func(s faults.Status) bool {
-		return s.Continuous != nil && s.Continuous.NamespacesCompared >= 1
+	s := e.await("a range compared by the continuous verification", 10*time.Minute, func(s faults.Status) bool {
+		return s.Continuous != nil && s.Continuous.RangesCompared >= 1
 	})
-	e.kill(fmt.Sprintf("during the continuous verification, %d of %d namespaces compared", s.Continuous.NamespacesCompared, s.Continuous.Namespaces))
+	e.kill(fmt.Sprintf("during the continuous verification, %d of %d ranges compared", s.Continuous.RangesCompared, s.Continuous.Ranges))
 	saved := e.savedCompared()
 	if saved == 0 {
-		t.Fatalf("killed with %d namespaces compared, the state file holds none", s.Continuous.NamespacesCompared)
+		t.Fatalf("killed with %d ranges compared, the state file holds none", s.Continuous.RangesCompared)
 	}
 	e.start()
 	began := time.Now()
@@ -39,9 +40,9 @@ func killDuringContinuousVerification(t *testing.T, e *env, row *faults.Row) {
 	row.Converge = time.Since(began)
 	reuse := "the finalize compared everything"
 	if v := done.Verification; v != nil && v.Continuous != nil {
-		reuse = fmt.Sprintf("the finalize reused %d namespaces, rechecked %d documents, compared %d whole", v.Continuous.NamespacesReused, v.Continuous.DocumentsRechecked, v.Continuous.NamespacesCompared)
+		reuse = fmt.Sprintf("the finalize reused %d namespaces, rechecked %d documents, compared %d whole and %d ranges", v.Continuous.NamespacesReused, v.Continuous.DocumentsRechecked, v.Continuous.NamespacesCompared, v.Continuous.RangesCompared)
 	}
-	row.Notes = fmt.Sprintf("killed with %d namespaces compared (%d saved); %s", s.Continuous.NamespacesCompared, saved, reuse)
+	row.Notes = fmt.Sprintf("killed with %d ranges compared (%d runs or namespaces saved); %s", s.Continuous.RangesCompared, saved, reuse)
 	t.Log(row.Notes)
 	e.verify(row)
 }
@@ -66,8 +67,9 @@ func (e *env) savedCheckpoints() []store.ShardCheckpoint {
 	return cps
 }
 
-// savedCompared counts the namespaces the continuous verification compared, as
-// the state file holds them (the process is stopped).
+// savedCompared counts what the continuous verification compared, as the state
+// file holds it (the process is stopped): each range of a namespace compared by
+// range, each namespace compared whole.
 func (e *env) savedCompared() int {
 	e.t.Helper()
 	shards := e.savedCheckpoints()
@@ -84,7 +86,18 @@ func (e *env) savedCompared() int {
 			return 0
 		}
 		values, _ := bson.Raw(nss).Values()
-		return len(values)
+		n := 0
+		for _, v := range values {
+			doc, _ := v.DocumentOK()
+			units, _ := doc.Lookup("units").ArrayOK()
+			byRange, _ := doc.Lookup("byRange").BooleanOK()
+			if ranges, _ := bson.Raw(units).Values(); byRange {
+				n += len(ranges)
+			} else {
+				n++
+			}
+		}
+		return n
 	}
 	return 0
 }

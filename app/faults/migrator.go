@@ -87,6 +87,8 @@ type Status struct {
 	Continuous *struct {
 		Namespaces         int `json:"namespaces"`
 		NamespacesCompared int `json:"namespacesCompared"`
+		Ranges             int `json:"ranges"`
+		RangesCompared     int `json:"rangesCompared"`
 	} `json:"continuous"`
 	// UniqueIndexes is the restore of the relaxed unique indexes while syncing.
 	UniqueIndexes string `json:"uniqueIndexes"`
@@ -96,6 +98,7 @@ type Status struct {
 			NamespacesReused   int   `json:"namespacesReused"`
 			DocumentsRechecked int64 `json:"documentsRechecked"`
 			NamespacesCompared int   `json:"namespacesCompared"`
+			RangesCompared     int   `json:"rangesCompared"`
 		} `json:"continuous"`
 	} `json:"verification"`
 }

@@ -83,17 +83,20 @@ func (s *mongoSource) Find(ctx context.Context, db, coll string, filter bson.D, 
 	return s.find(ctx, db, coll, filter, opts)
 }
 
-// FindRange bounds the scan with find's min and max on the _id index (hinted, as
-// 4.2 and later require; 3.6 and 4.0 accept it): index key bounds, in MongoDB's
-// order across types, where a filter's $gte/$lt would match one type class only.
+// FindRange bounds the scan with find's min and max on the hinted _id index
+// (topology.InIndexBounds): index key bounds, in MongoDB's order across types,
+// where a filter's $gte/$lt would match one type class only.
 func (s *mongoSource) FindRange(ctx context.Context, db, coll string, min, max bson.RawValue) (Cursor, error) {
-	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetHint(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(scanBatch)
-	if min.Type != 0 {
-		opts.SetMin(bson.D{{Key: "_id", Value: min}})
+	idIndex := bson.D{{Key: "_id", Value: 1}}
+	bound := func(v bson.RawValue) []byte {
+		if v.Type == 0 {
+			return nil
+		}
+		b, _ := bson.Marshal(bson.D{{Key: "_id", Value: v}})
+		return b
 	}
-	if max.Type != 0 {
-		opts.SetMax(bson.D{{Key: "_id", Value: max}})
-	}
+	hint, _ := bson.Marshal(idIndex)
+	opts := topology.InIndexBounds(options.Find().SetSort(idIndex).SetBatchSize(scanBatch), hint, bound(min), bound(max))
 	return s.find(ctx, db, coll, bson.D{}, opts)
 }
 

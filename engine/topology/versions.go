@@ -112,6 +112,22 @@ func InSimpleCollation(opts *options.FindOptions, version string) *options.FindO
 	return opts
 }
 
+// InIndexBounds bounds a find to the keys of one index in [min, max) (documents
+// {field: value} naming the index's fields; nil leaves that end open) with find's
+// min and max, the index hinted as 4.2 and later require (3.6 and 4.0 accept it).
+// Index bounds follow MongoDB's order across types, where a filter's $gte and $lt
+// match one type class only; a hashed index's bounds are hash values.
+func InIndexBounds(opts *options.FindOptions, index bson.Raw, min, max []byte) *options.FindOptions {
+	opts.SetHint(index)
+	if min != nil {
+		opts.SetMin(bson.Raw(min))
+	}
+	if max != nil {
+		opts.SetMax(bson.Raw(max))
+	}
+	return opts
+}
+
 // NeedsOplogReplay reports whether a find on the oplog of a server of this version
 // must say oplogReplay to seek to its {ts: {$gte: ...}} bound: 3.6 to 4.2 otherwise
 // scan the oplog from its oldest entry (hours on a large oplog); 4.4 and later seek

@@ -37,6 +37,10 @@ func (s mongoSide) Find(ctx context.Context, db, coll string, ids []bson.RawValu
 	return s.find(ctx, db, coll, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}), simpleCollation)
 }
 
+func (s mongoSide) ScanRange(ctx context.Context, db, coll string, keyPattern bson.Raw, min, max []byte, simpleCollation bool) (Cursor, error) {
+	return s.find(ctx, db, coll, bson.D{}, topology.InIndexBounds(options.Find(), keyPattern, min, max), simpleCollation)
+}
+
 func (s mongoSide) find(ctx context.Context, db, coll string, filter bson.D, opts *options.FindOptions, simpleCollation bool) (Cursor, error) {
 	if simpleCollation {
 		version, err := s.version.Get(ctx)

@@ -77,6 +77,10 @@ type Side interface {
 	Scan(ctx context.Context, db, coll string, idOnly, simpleCollation bool) (Cursor, error)
 	// Find streams the documents of the given _ids, sorted by _id as Scan sorts.
 	Find(ctx context.Context, db, coll string, ids []bson.RawValue, simpleCollation bool) (Cursor, error)
+	// ScanRange streams the documents whose key in the index keyPattern (a shard
+	// key's) lies in [min, max), in the index's order (find's min and max, the
+	// index hinted): CompareRange.
+	ScanRange(ctx context.Context, db, coll string, keyPattern bson.Raw, min, max []byte, simpleCollation bool) (Cursor, error)
 }
 
 // Cursor iterates a scan. Current is valid until the next call to Next.

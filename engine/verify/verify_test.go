@@ -18,9 +18,12 @@ import (
 // memSide is a cluster in memory: every scan returns the documents sorted by _id,
 // as a mongos does.
 type memSide struct {
-	colls map[string][]bson.Raw
-	scans atomic.Int64
-	finds atomic.Int64
+	colls      map[string][]bson.Raw
+	scans      atomic.Int64
+	finds      atomic.Int64
+	rangeScans atomic.Int64
+	// ignoreBounds makes ScanRange return every document.
+	ignoreBounds bool
 	// caseless are the namespaces with a case-insensitive default collation: a scan
 	// without the simple collation orders their string _ids without case.
 	caseless map[string]bool
@@ -77,6 +80,25 @@ func (s *memSide) Find(ctx context.Context, db, coll string, ids []bson.RawValue
 	var docs []bson.Raw
 	for _, d := range all.(*memCursor).docs {
 		if slices.ContainsFunc(ids, func(id bson.RawValue) bool { return compareIDs(id, d.Lookup("_id")) == 0 }) {
+			docs = append(docs, d)
+		}
+	}
+	return &memCursor{docs: docs, i: -1}, nil
+}
+
+// ScanRange returns the documents whose key lies in [min, max), in reverse _id
+// order: an index gives no _id order. ignoreBounds returns them all, as a server
+// that ignored find's min and max would.
+func (s *memSide) ScanRange(_ context.Context, db, coll string, keyPattern bson.Raw, min, max []byte, _ bool) (Cursor, error) {
+	s.rangeScans.Add(1)
+	p, err := shardkey.ParsePattern(keyPattern)
+	if err != nil {
+		return nil, err
+	}
+	var docs []bson.Raw
+	for _, d := range slices.Backward(s.colls[db+"."+coll]) {
+		key, err := p.Extract(d)
+		if s.ignoreBounds || err == nil && shardkey.CompareKeys(key, min) >= 0 && shardkey.CompareKeys(key, max) < 0 {
 			docs = append(docs, d)
 		}
 	}

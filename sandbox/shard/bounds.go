@@ -75,7 +75,7 @@ func idHint(h bson.RawValue) bool {
 		return false
 	}
 	elems, _ := doc.Elements()
-	return len(elems) == 1 && elems[0].Key() == "_id"
+	return len(elems) == 1 && elems[0].Key() == "_id" && elems[0].Value().Type != bsontype.String // {_id: "hashed"} is another index
 }
 
 // idRangeFilter selects the _ids in [lo, hi) in MongoDB's order; a zero bound

@@ -125,6 +125,9 @@ func (n *node) find(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if ci, ok := n.cat.get(cmd.DB + "." + coll); ok && ci.isView() {
 		return n.viewFind(ctx, cmd, ci)
 	}
+	if reply, ok := n.keyBoundedFind(ctx, cmd); ok {
+		return reply
+	}
 	if bounded, reply, ok := boundedFind(cmd); ok {
 		if reply != nil {
 			return reply
@@ -287,6 +290,9 @@ func tsLowerBound(filter bson.Raw) (ts primitive.Timestamp, strict, ok bool) {
 
 func (n *node) getMore(ctx context.Context, cmd *wire.Command) bson.Raw {
 	coll, _ := cmd.Lookup("collection").StringValueOK()
+	if reply, ok := n.keyBoundedGetMore(ctx, cmd); ok {
+		return reply
+	}
 	if !isOplog(cmd.DB, coll) {
 		return n.passthrough(ctx, cmd)
 	}
@@ -339,6 +345,10 @@ func (n *node) getMore(ctx context.Context, cmd *wire.Command) bson.Raw {
 func (n *node) killCursors(ctx context.Context, cmd *wire.Command) bson.Raw {
 	coll, _ := collName(cmd)
 	if !isOplog(cmd.DB, coll) {
+		for _, v := range values(cmd.Lookup("cursors")) {
+			id, _ := v.AsInt64OK()
+			n.keyBounded.Delete(id)
+		}
 		return n.passthrough(ctx, cmd)
 	}
 	ids := values(cmd.Lookup("cursors"))

@@ -18,13 +18,16 @@ import (
 // node is one running incarnation of a shard, from Start or Restart to Stop: FerretDB,
 // the oplog, the catalog and the cursors on the oplog.
 type node struct {
-	front      *Front
-	ctx        context.Context // ends at Stop: aborts backend calls and cursor waits
-	cancel     context.CancelFunc
-	be         *backend
-	oplog      *oplog
-	cat        *catalog
-	cursors    *cursorRegistry
+	front   *Front
+	ctx     context.Context // ends at Stop: aborts backend calls and cursor waits
+	cancel  context.CancelFunc
+	be      *backend
+	oplog   *oplog
+	cat     *catalog
+	cursors *cursorRegistry
+	// keyBounded are the open cursors of finds bounded on a shard key index, by
+	// id, with their bounds (keybounds.go).
+	keyBounded sync.Map
 	electionID primitive.ObjectID
 	topo       *wire.Topology
 	started    time.Time
