@@ -778,10 +778,7 @@ func TestDDLHoldsOnlyItsNamespaces(t *testing.T) {
 		insertOp(at(104), "db.d", doc(3, 0)),
 	)
 	srcB := newFakeOplog(noopOp(at(100)))
-	a := testShard(t, Config{Shard: "a", Source: srcA, Destination: dest, DDL: ddl, Resume: at(100)})
-	b := testShard(t, Config{Shard: "b", Source: srcB, Destination: dest, DDL: ddl, Resume: at(100)})
-	start(t, context.Background(), a)
-	start(t, context.Background(), b)
+	a, b := startShardsAB(t, srcA, srcB, dest, ddl)
 	eventually(t, "the write to db.d after the DDL applied", func() bool { return len(dest.docs("db.d")) == 1 })
 	if got := len(dest.docs(ns)); got != 1 {
 		t.Fatalf("db.c holds %d documents while its collMod waits for shard b, want 1", got)
@@ -832,10 +829,7 @@ func TestASlowDDLHoldsOtherShardsDDLOfItsNamespacesOnly(t *testing.T) {
 		commandOp(at(107), "one", bson.D{{Key: "drop", Value: "c"}}),
 		noopOp(at(110)),
 	)
-	a := testShard(t, Config{Shard: "a", Source: srcA, Destination: dest, DDL: ddl, Resume: at(100)})
-	b := testShard(t, Config{Shard: "b", Source: srcB, Destination: dest, DDL: ddl, Resume: at(100)})
-	start(t, context.Background(), a)
-	start(t, context.Background(), b)
+	_, b := startShardsAB(t, srcA, srcB, dest, ddl)
 	<-exec.started
 	eventually(t, "shard b's write after its create, while a's create of one.c runs", func() bool { return len(dest.docs("two.c")) == 1 })
 	if got := len(dest.docs("one.c")); got != 0 {
@@ -993,10 +987,7 @@ func TestADDLWaitsForOtherShardsWritesToItsNamespacesOnly(t *testing.T) {
 		commandOp(at(107), "db", bson.D{{Key: "drop", Value: "d"}}),
 		noopOp(at(110)),
 	)
-	a := testShard(t, Config{Shard: "a", Source: srcA, Destination: dest, DDL: ddl, Resume: at(100)})
-	b := testShard(t, Config{Shard: "b", Source: srcB, Destination: dest, DDL: ddl, Resume: at(100)})
-	start(t, context.Background(), a)
-	start(t, context.Background(), b)
+	startShardsAB(t, srcA, srcB, dest, ddl)
 	<-held
 	eventually(t, "shard b's create of two.c and its write applied while a's write to db.d is unanswered", func() bool {
 		return len(dest.docs("two.c")) == 1
@@ -1063,4 +1054,15 @@ func TestParkedWritesPastTheirBoundAreReadAgainNotHeld(t *testing.T) {
 	if r := s.Snapshot().Retrying; r != "" {
 		t.Errorf("the shard says %q: reading again what it set aside is not a fault", r)
 	}
+}
+
+// startShardsAB runs shards a and b, replaying srcA and srcB from at(100) into dest
+// through ddl.
+func startShardsAB(t *testing.T, srcA, srcB Source, dest Destination, ddl DDLApplier) (a, b *Shard) {
+	t.Helper()
+	a = testShard(t, Config{Shard: "a", Source: srcA, Destination: dest, DDL: ddl, Resume: at(100)})
+	b = testShard(t, Config{Shard: "b", Source: srcB, Destination: dest, DDL: ddl, Resume: at(100)})
+	start(t, context.Background(), a)
+	start(t, context.Background(), b)
+	return a, b
 }
