@@ -70,6 +70,9 @@ type Options struct {
 	Plain *wire.Credentials
 	// OplogSize is each shard's oplog size in bytes (0: the shard's default).
 	OplogSize int64
+	// NoopInterval is how long a shard's oplog may stay quiet before its primary
+	// writes a periodic no-op (0: 10 s, as MongoDB's periodicNoopIntervalSecs).
+	NoopInterval time.Duration
 	// MongoDBVersion is the MongoDB release the cluster presents, "3.6" to "8.0"
 	// (default: the one Dir's cluster presents, else "7.0"): hello, buildInfo, FCV,
 	// the config database's formats and the internal namespaces of that release
@@ -354,6 +357,7 @@ func (c *Cluster) startShard(cfg shard.Config) (*shard.Front, error) {
 	cfg.Cluster = &c.view
 	cfg.Identity = c.opts.Identity
 	cfg.OplogSize = c.opts.OplogSize
+	cfg.NoopInterval = c.opts.NoopInterval
 	cfg.Members = c.opts.Members
 	cfg.OplogHoles = c.opts.OplogHoles
 	cfg.TxnOpsPerEntry = c.opts.TxnOpsPerEntry

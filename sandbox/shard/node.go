@@ -203,6 +203,12 @@ func (n *node) close() error {
 
 // handle answers one command.
 func (n *node) handle(s *wire.Session, cmd *wire.Command) bson.Raw {
+	n.gossipIn(cmd)
+	return n.gossipOut(cmd, n.serve(s, cmd))
+}
+
+// serve answers a command (handle without the cluster time's gossip).
+func (n *node) serve(s *wire.Session, cmd *wire.Command) bson.Raw {
 	if r, ok := n.front.cfg.Identity.AnswerCommon(s, cmd); ok {
 		return r
 	}

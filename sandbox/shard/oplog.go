@@ -84,7 +84,10 @@ type oplog struct {
 		max     int64
 		last    primitive.Timestamp
 		wall    time.Time
-		term    int64 // the replica set term new entries carry (t)
+		// clock is the newest cluster time gossiped to the member (clustertime.go):
+		// the next entry comes after it.
+		clock primitive.Timestamp
+		term  int64 // the replica set term new entries carry (t)
 		// secondary refuses the entries of writes: a secondary's come from its
 		// primary (appendEntries).
 		secondary bool
@@ -228,8 +231,12 @@ func (l *oplog) appendLocked(drafts []draft) error {
 	for _, d := range drafts {
 		now := time.Now()
 		ts := primitive.Timestamp{T: uint32(now.Unix()), I: 1}
-		if ts.T <= l.mu.last.T {
-			ts = primitive.Timestamp{T: l.mu.last.T, I: l.mu.last.I + 1}
+		after := l.mu.last
+		if after.Before(l.mu.clock) {
+			after = l.mu.clock
+		}
+		if ts.T <= after.T {
+			ts = primitive.Timestamp{T: after.T, I: after.I + 1}
 		}
 		raw := l.forms.encodeEntry(d, ts, l.mu.last, l.mu.term, now)
 		h := d.held

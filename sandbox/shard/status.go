@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"time"
@@ -254,10 +255,27 @@ func (n *node) appendOplogNote(cmd *wire.Command) bson.Raw {
 	}
 	n.writeMu.Lock()
 	defer n.writeMu.Unlock()
+	// With maxClusterTime (3.6 and later, what a primary runs for a read whose
+	// afterClusterTime it has not reached), the note is written only when the
+	// member's last entry is older.
+	if t, i, ok := cmd.Lookup("maxClusterTime").TimestampOK(); ok {
+		max := primitive.Timestamp{T: t, I: i}
+		if last, _ := n.oplog.last(); !last.Before(max) {
+			return wire.ErrorReply(&wire.Error{Code: 209, Name: "StaleClusterTime",
+				Msg: fmt.Sprintf("Requested maxClusterTime %s is less or equal to the last primary OpTime: %s", logicalTime(max), logicalTime(last))})
+		}
+	} else if v := cmd.Lookup("maxClusterTime"); v.Type != 0 {
+		return wire.ErrorReply(&wire.Error{Code: 14, Name: "TypeMismatch", Msg: "\"maxClusterTime\" had the wrong type. Expected timestamp, found " + v.Type.String()})
+	}
 	if err := n.oplog.append(draft{op: "n", o: data}); err != nil {
 		return wire.ErrorReply(err)
 	}
 	return wire.OK()
+}
+
+// logicalTime is how a server writes a cluster time in a message.
+func logicalTime(ts primitive.Timestamp) string {
+	return fmt.Sprintf("{ ts: Timestamp(%d, %d) }", ts.T, ts.I)
 }
 
 // shardingNoop answers the router's {_sandboxNoop: coll, o, o2}: the no-op a primary
