@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
+	"github.com/shardlift/shardlift/sandbox"
 	"github.com/shardlift/shardlift/sandbox/seed"
 )
 
@@ -301,4 +302,41 @@ func TestSandboxDDLIndexBuildAndMovePrimary(t *testing.T) {
 	if !unique {
 		t.Errorf("%s.final's index v_1 is not unique on the destination", stagingDB.Name())
 	}
+}
+
+// With no write load, a DDL one shard logs waits for the other shard to read past
+// it, and an idle shard reads nothing new until its primary's next entry: the
+// periodic no-op, every 10 s on a real server, never here (the source's no-ops
+// are an hour apart). Shardlift asks the idle shard's primary for an entry past
+// the DDL (appendOplogNote with maxClusterTime, the cluster time gossiped), so each
+// create reaches the destination without waiting for it. (Issue 15: found by hand,
+// a create in one database waited 2 to 3 s, up to 10, for the other shard.)
+func TestSandboxDDLBesideAnIdleShardDoesNotWaitForItsNoOp(t *testing.T) {
+	e := startE2EWith(t, 300, "shards whose periodic no-ops are an hour apart", func(o *sandbox.Options) { o.NoopInterval = time.Hour })
+	dbs := e.setUpDDLDatabases()
+	m := e.migration(newMemCheckpoints("e2e"))
+	r := run(m, StartOptions{WipeDestination: true})
+	t.Cleanup(func() { r.kill() })
+	await(t, m, 5*time.Minute, "ready", isState(Ready))
+	l := &ddlLoad{e: e, m: m, dbs: dbs}
+	ctx := context.Background()
+	for i := range 3 {
+		for _, db := range dbs {
+			coll := fmt.Sprintf("quiet_%d", i)
+			if err := e.srcC.Database(db).CreateCollection(ctx, coll); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.srcC.Database(db).Collection(coll).InsertOne(ctx, bson.D{{Key: "_id", Value: i}}); err != nil {
+				t.Fatal(err)
+			}
+			// Far below the hour without asking, far above the ask's second.
+			s := await(t, m, time.Minute, "the create of "+db+"."+coll+" and its insert on the destination", func(Snapshot) bool { return l.sameColl(db, coll)() })
+			for _, sh := range s.Shards {
+				if sh.Waiting != "" {
+					t.Logf("%s: %s", sh.Name, sh.Waiting)
+				}
+			}
+		}
+	}
+	l.finishDDL(t)
 }

@@ -209,6 +209,7 @@ func (c *mongoClusters) Discover(ctx context.Context) (Inventory, error) {
 			names[i] = s.Source
 		}
 		c.mu.ddl = replay.NewDDLOnce(names, replay.NewMongoDDL(c.dst, c.relaxed), c.log)
+		c.mu.ddl.AdvanceIdleShards(c.advancePast)
 		close(c.ddlReady)
 	}
 	return inv, nil
@@ -616,6 +617,24 @@ func (c *mongoClusters) NewReplayer(shard string, from ReplayStart, ddlApplied [
 		Translator: oplog.Config{KeyFields: c.keys.of, ShardKeyChanged: func(ns oplog.Namespace, fields []string) { c.keys.set(ns.String(), fields) }},
 		Logger:     c.log, FromMigrate: fromMigrate, Ordered: from.Ordered,
 	})
+}
+
+// advancePast asks a source shard's primary for an oplog entry past ts (see
+// replay.Advancer), with the cluster time of shard from gossiped.
+func (c *mongoClusters) advancePast(ctx context.Context, shard, from string, ts primitive.Timestamp) error {
+	client, err := c.shardClient(shard)
+	if err != nil {
+		return err
+	}
+	var gossip bson.Raw
+	if from != "" {
+		if fc, err := c.shardClient(from); err == nil {
+			if gossip, err = replay.ClusterTimeOf(ctx, fc); err != nil {
+				return err
+			}
+		}
+	}
+	return replay.AdvancePast(ctx, client, ts, gossip)
 }
 
 func (c *mongoClusters) OplogSource(shard string) (replay.Source, error) {

@@ -109,6 +109,7 @@ type DDLOnce struct {
 	log    *slog.Logger
 	wake   chan struct{}
 	cat    catalog
+	idle   idleShards
 
 	mu struct {
 		sync.Mutex
@@ -478,13 +479,20 @@ func (o *DDLOnce) poke() {
 // position and for the older groups of its namespaces, so that the order that
 // matters (per namespace) is kept, and one slow DDL on the destination does not
 // hold every shard's DDL behind it. A DDL no shard read (Schedule) runs alone.
+// A shard a DDL waits for whose oplog ends before it is asked for an entry past
+// it (AdvanceIdleShards, idle.go).
 func (o *DDLOnce) Run(ctx context.Context) error {
 	var running sync.WaitGroup
 	defer running.Wait()
+	tick := time.NewTicker(advanceAfter)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-tick.C:
+			o.askIdleShards(ctx, &running)
+			continue
 		case <-o.wake:
 		}
 		for _, sd := range o.dueScheduled() {
