@@ -661,6 +661,7 @@ func (r *run) setAside(scopes []oplog.Namespace, ts primitive.Timestamp, grp *tx
 	}
 	r.pos.Applied(pt)
 	r.s.c.setAside.Add(1)
+	r.s.noteAside(scopes)
 	return nil
 }
 

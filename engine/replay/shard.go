@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -195,7 +196,10 @@ type Shard struct {
 		// last asked during that wait, for the entry commitAwaited; nil: not known.
 		commitMembers []topology.MemberOpTime
 		commitAwaited primitive.Timestamp
-		err           error
+		// aside counts the items the current run set aside behind a DDL on the
+		// destination, by namespace (see run.setAside).
+		aside map[string]int64
+		err   error
 	}
 }
 
@@ -272,6 +276,7 @@ func (s *Shard) loop(ctx context.Context) error {
 			from := s.wm.Load().At()
 			r := newRun(s, from, tolerate)
 			err = r.run(ctx)
+			s.noteAside(nil)
 			tolerate = maxTS(tolerate, r.lastRead)
 			if errors.Is(err, errReadAgain) {
 				s.cfg.Logger.Info("reading again the entries set aside behind a DDL", "shard", s.cfg.Shard, "from", tsString(s.wm.Load().Floor()))
@@ -510,6 +515,7 @@ func (s *Shard) Snapshot() Progress {
 	if len(s.mu.waiting) > 0 {
 		waiting = s.mu.waiting[0]
 	}
+	aside := asideText(s.mu.aside)
 	for _, kind := range []int{retryCheckpoint, retrySource, retryCommit} {
 		if p.Retrying == "" {
 			p.Retrying = s.mu.retrying[kind]
@@ -520,6 +526,9 @@ func (s *Shard) Snapshot() Progress {
 		if w := s.cfg.DDL.Waiting(s.cfg.Shard, waiting.ts, waiting.ddl); w != "" {
 			waits = append(waits, w)
 		}
+	}
+	if aside != "" {
+		waits = append(waits, aside)
 	}
 	p.Waiting = strings.Join(waits, "; ")
 	return p
@@ -644,3 +653,32 @@ func maxTS(a, b primitive.Timestamp) primitive.Timestamp {
 // setRetrying are above).
 func (s *Shard) sawCommitPoint(ts primitive.Timestamp) { raiseTS(&s.c.committed, ts) }
 func (s *Shard) commitWaited()                         { s.c.commitWaits.Add(1) }
+
+// noteAside counts an item set aside for the namespaces scopes; nil clears the
+// count when a run ends (the next one reads them again).
+func (s *Shard) noteAside(scopes []oplog.Namespace) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if scopes == nil {
+		s.mu.aside = nil
+		return
+	}
+	if s.mu.aside == nil {
+		s.mu.aside = map[string]int64{}
+	}
+	for _, sc := range scopes {
+		s.mu.aside[sc.String()]++
+	}
+}
+
+// asideText says what the current run set aside, for the shard's row.
+func asideText(aside map[string]int64) string {
+	if len(aside) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, ns := range slices.Sorted(maps.Keys(aside)) {
+		parts = append(parts, fmt.Sprintf("%s (%d)", ns, aside[ns]))
+	}
+	return "writes set aside until the DDL on them is applied, then read again from the resume point: " + strings.Join(parts, ", ")
+}

@@ -1041,6 +1041,9 @@ func TestParkedWritesPastTheirBoundAreReadAgainNotHeld(t *testing.T) {
 	if p := s.Snapshot(); !p.Applied.Before(at(2)) {
 		t.Fatalf("resume point at %v, past the create at %v still on its way", p.Applied, at(2))
 	}
+	if w := s.Snapshot().Waiting; !strings.Contains(w, "set aside until the DDL on them is applied") || !strings.Contains(w, "one.c (") {
+		t.Errorf("the shard's row says %q: it must say the writes to one.c are set aside", w)
+	}
 	close(exec.release)
 	eventually(t, "every write to one.c applied after its create, in order", func() bool {
 		return len(dest.docs("one.c")) == parked && s.Snapshot().Applied == at(uint32(2+parked+others))
@@ -1053,6 +1056,9 @@ func TestParkedWritesPastTheirBoundAreReadAgainNotHeld(t *testing.T) {
 	}
 	if r := s.Snapshot().Retrying; r != "" {
 		t.Errorf("the shard says %q: reading again what it set aside is not a fault", r)
+	}
+	if w := s.Snapshot().Waiting; w != "" {
+		t.Errorf("the shard's row still says %q once everything is applied", w)
 	}
 }
 
