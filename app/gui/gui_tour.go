@@ -16,6 +16,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
+	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/shardlift/shardlift/ui"
 )
@@ -26,8 +27,10 @@ import (
 //
 //	start ─► before you start ─► connections (sandbox) ─► validated ─► progress
 //	  ─► cancel dialog ─► ready (after chartsLinger) ─► close question ─► cutover
-//	  at gap 0:00, the source quiet ─► I'm done's confirmation ─► summary ─► start (the
-//	  list) ─► a new migration's connections, a connection string pasted
+//	  at gap 0:00, the source quiet ─► (a document changed on the destination) I'm
+//	  done's confirmation ─► the verification's differences, declined ─► (the
+//	  document put back) I'm done again ─► summary ─► start (the list) ─► a new
+//	  migration's connections, a connection string pasted
 //
 // screenDriver finds widgets by their text in what the window shows; the app's
 // headless test drives the same way.
@@ -198,6 +201,7 @@ func (d screenDriver) waitFor(ctx context.Context, s string, limit time.Duration
 type tour struct {
 	screenDriver
 	u     *ui.App
+	b     *bridge
 	dir   string
 	shots []string
 }
@@ -209,7 +213,7 @@ func runTour(ctx context.Context, u *ui.App, b *bridge, dir string, stderr io.Wr
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	t := &tour{screenDriver: screenDriver{win: win}, u: u, dir: dir}
+	t := &tour{screenDriver: screenDriver{win: win}, u: u, b: b, dir: dir}
 	err := t.walk(ctx)
 	fmt.Fprintf(stderr, "shardlift: screenshots: %d written to %s\n", len(t.shots), dir)
 	for _, p := range t.shots {
@@ -224,6 +228,7 @@ func runTour(ctx context.Context, u *ui.App, b *bridge, dir string, stderr io.Wr
 }
 
 func (t *tour) walk(ctx context.Context) error {
+	var restore func(context.Context) error
 	steps := []struct {
 		what string
 		do   func() error
@@ -259,6 +264,10 @@ func (t *tour) walk(ctx context.Context) error {
 		{"", func() error { return t.waitFor(ctx, "Pause and close", tourStepLimit) }},
 		{"", func() error { return t.shot("08-close-question") }},
 		{"", func() error { return t.tap(ctx, "Don't close", tourStepLimit) }},
+		// A write that reached the destination by mistake makes the verification
+		// find a range that differs: I'm done then lists it and finishes only on an
+		// override.
+		{"a destination document changed", func() (err error) { restore, err = t.alterDestinationDocument(ctx); return err }},
 		// The sandbox's load stops with the cutover, so the gap closes within a second.
 		{"cutover", func() error { return t.tap(ctx, "Start cutover", tourStepLimit) }},
 		{"gap 0:00", func() error { return t.awaitEnabled(ctx, "I'm done", tourSyncLimit) }},
@@ -274,11 +283,17 @@ func (t *tour) walk(ctx context.Context) error {
 		{"", func() error { return t.waitFor(ctx, "Finish the cutover?", tourStepLimit) }},
 		{"", func() error { return t.shot("10-finish-confirm") }},
 		{"", func() error { return t.tap(ctx, "Finish the cutover", tourStepLimit) }},
+		{"override dialog", func() error { return t.waitFor(ctx, "The destination differs from the source", tourSyncLimit) }},
+		{"", func() error { return t.shot("11-verification-differs") }},
+		// The DBA declines, puts the document back and verifies again.
+		{"", func() error { return t.tap(ctx, "Don't finish", tourStepLimit) }},
+		{"document restored", func() error { return restore(ctx) }},
+		{"finish again", func() error { return t.tap(ctx, "I'm done", tourStepLimit) }},
 		{"summary", func() error { return t.waitFor(ctx, "Back to migrations", tourSyncLimit) }},
-		{"", func() error { return t.shot("11-summary") }},
+		{"", func() error { return t.shot("12-summary") }},
 		{"list", func() error { return t.tap(ctx, "Back to migrations", tourStepLimit) }},
 		{"", func() error { return t.waitFor(ctx, "Summary", tourStepLimit) }},
-		{"", func() error { return t.shot("12-start-with-history") }},
+		{"", func() error { return t.shot("13-start-with-history") }},
 		// A new migration after the sandbox's starts from empty forms; a connection
 		// string pasted with its password shows **** in its place.
 		{"new migration", func() error { return t.tap(ctx, "New migration", tourStepLimit) }},
@@ -286,7 +301,7 @@ func (t *tour) walk(ctx context.Context) error {
 		{"", func() error { return t.waitFor(ctx, "Fill in both clusters' mongos hosts", tourStepLimit) }},
 		{"", func() error { return t.pasteInFirstField(tourPastedURI) }},
 		{"", func() error { return t.waitFor(ctx, "Fill in both clusters' mongos hosts", tourStepLimit) }},
-		{"", func() error { return t.shot("13-new-migration-pasted-uri") }},
+		{"", func() error { return t.shot("14-new-migration-pasted-uri") }},
 	}
 	step := ""
 	for _, st := range steps {
@@ -437,4 +452,45 @@ func (t *tour) shot(name string) error {
 		t.shots = append(t.shots, path)
 	}
 	return nil
+}
+
+// alterDestinationDocument changes one document of the sandbox's destination, as a
+// write that reached it by mistake would, and then the same document on the
+// source, so that every verification compares it again (I'm done rechecks what the
+// source wrote since the continuous verification compared it); restore puts the
+// source's version back on the destination.
+func (t *tour) alterDestinationDocument(ctx context.Context) (restore func(context.Context) error, err error) {
+	p := t.b.sandboxPair()
+	if p == nil {
+		return nil, errors.New("the tour runs on the sandbox, which is not running")
+	}
+	client, err := p.dst.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the destination sandbox: %w", err)
+	}
+	dst := client.Database("shop").Collection("customers")
+	src := p.client.Database("shop").Collection("customers")
+	doc, err := dst.FindOne(ctx, bson.D{}).Raw()
+	if err == nil {
+		filter := bson.D{{Key: "_id", Value: doc.Lookup("_id")}}
+		if _, err = dst.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "changedByMistake", Value: true}}}}); err == nil {
+			_, err = src.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "touchedByTheTour", Value: true}}}})
+		}
+		restore = func(ctx context.Context) error {
+			defer client.Disconnect(context.WithoutCancel(ctx))
+			original, err := src.FindOne(ctx, filter).Raw()
+			if err == nil {
+				_, err = dst.ReplaceOne(ctx, filter, original)
+			}
+			if err != nil {
+				return fmt.Errorf("put the source's version of the document changed on the destination back: %w", err)
+			}
+			return nil
+		}
+	}
+	if err != nil {
+		client.Disconnect(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("change a document of shop.customers on the destination and on the source: %w", err)
+	}
+	return restore, nil
 }
