@@ -367,7 +367,9 @@ func (s *cutoverScreen) askOverride(v *engine.Verification) {
 	if late > 0 {
 		lines.Add(wrapped("Something still writes to the source. The sync has stopped, so these writes cannot reach the destination any more: stop whatever writes, then cancel and start a new migration, or finish anyway if the destination may lack them."))
 	} else if n > 0 {
-		lines.Add(wrapped("This usually means something still wrote to the source after the gap reached 0:00. Check that every application is stopped, then press I'm done again to verify again."))
+		// Every write the source took before the sync stopped was replayed, and it
+		// took none after (late is empty): something else wrote to the destination.
+		lines.Add(wrapped("Shardlift found no write to the source after the sync stopped, so every source write reached the destination: the destination was most likely written to by something else during the migration (an application, a script or a user connected to it too early). Compare the documents named above on both clusters, put the destination's back as the source holds them and stop whatever writes to it, then press I'm done again to verify again."))
 	}
 	var c *confirmDialog
 	verb := "differ"

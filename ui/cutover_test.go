@@ -138,6 +138,7 @@ func TestVerificationMismatchNeedsAnExplicitOverride(t *testing.T) {
 	h.finish()
 	h.mustShow("The destination differs from the source")
 	h.mustShow("shop.orders {customer: 1042} to {customer: 2210}: source 1,204 documents, destination 1,198 (for example _id 1)")
+	h.mustShow("Shardlift found no write to the source after the sync stopped")
 	if !h.button("Finish anyway").Disabled() {
 		t.Fatal("Finish anyway is enabled before the mismatch was accepted")
 	}

@@ -207,7 +207,10 @@ func restoreFacts(snap engine.Snapshot) (restored []string, problem string) {
 		}
 		r := e.Reason
 		if strings.HasPrefix(r, "source balancer ") || strings.HasPrefix(r, "destination balancer ") || strings.HasPrefix(r, "restored ") {
-			restored = append(restored, strings.ToUpper(r[:1])+r[1:]+".")
+			// A finalize that stopped and ran again put the same back again.
+			if fact := strings.ToUpper(r[:1]) + r[1:] + "."; !slices.Contains(restored, fact) {
+				restored = append(restored, fact)
+			}
 		}
 	}
 	switch snap.State {

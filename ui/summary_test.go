@@ -43,6 +43,30 @@ func TestDoneSummaryHasCountsDurationVerificationAndUsers(t *testing.T) {
 	}
 }
 
+// A finalize that stopped (a verification that found a range differing) and ran
+// again restores the relaxed options and the balancers again, and the history says
+// so twice; the summary says what was put back once.
+func TestASecondFinalizeDoesNotRepeatWhatTheSummarySaysWasRestored(t *testing.T) {
+	h := newHarness(t, &fakeBackend{})
+	s := finished(engine.Done)
+	s.Verification = &engine.Verification{Namespaces: 5, Ranges: 10, Matched: 10, Documents: 5116}
+	end := s.History[len(s.History)-1]
+	s.History = s.History[:len(s.History)-1]
+	restoredText := "restored 4 index and collection options relaxed for the sync (unique, TTL): 0 unique indexes made unique now, 2 already restored while syncing"
+	for range 2 {
+		for _, r := range []string{restoredText, "source balancer started again, as it was on before the migration", "destination balancer started"} {
+			s.History = append(s.History, engine.Event{At: end.At, From: "finalizing", To: "finalizing", Reason: r})
+		}
+	}
+	s.History = append(s.History, end)
+	h.attach(newFakeMigration(s))
+	for _, want := range []string{"Restored 4 index and collection options", "Source balancer started again", "Destination balancer started."} {
+		if n := strings.Count(h.textDump(), `"`+want); n != 1 {
+			t.Errorf("the summary says %q %d times, want once:\n%s", want, n, h.textDump())
+		}
+	}
+}
+
 func TestOverriddenVerificationIsReportedAsSuch(t *testing.T) {
 	h := newHarness(t, &fakeBackend{})
 	s := finished(engine.Done)
