@@ -66,6 +66,14 @@ func (r *runner) finalize(ctx context.Context) error {
 	return nil
 }
 
+// childTimeout is the `--timeout` of the migrations figures 9 and 16 run on the
+// seed data set: their metadata commands' bound. At 200,000 documents on a loaded
+// machine the sandbox's listDatabases took more than the default 10 s (FerretDB
+// sizes every database, walking its SQLite pages, even for nameOnly, and the
+// router asks the shards one after the other), where a mongod answers nameOnly
+// from its catalog.
+const childTimeout = "1m"
+
 // finalizeResult is one finalize of figure 9.
 type finalizeResult struct {
 	took, read time.Duration
@@ -98,7 +106,7 @@ func (r *runner) finalizeOnce(ctx context.Context, continuous bool) (finalizeRes
 		return res, err
 	}
 	m, err := faults.StartMigrator(r.o.Shardlift, []string{"--source", src.URI(), "--destination", dst.URI(),
-		"--state", filepath.Join(dir, "state.db"), "--api", api, fmt.Sprintf("--continuous-verify=%v", continuous)}, api, r.o.Log)
+		"--state", filepath.Join(dir, "state.db"), "--api", api, "--timeout", childTimeout, fmt.Sprintf("--continuous-verify=%v", continuous)}, api, r.o.Log)
 	if err != nil {
 		return res, err
 	}
