@@ -62,7 +62,7 @@ type commandHold struct {
 // HoldCommands keeps every command matching h waiting before it acts, until release:
 // then the held commands run (abort false), or answer Interrupted without acting
 // (abort true), as an operation a DBA's killOp ended. A held command still ends at its
-// maxTimeMS (defaultOpTimeout without one). Commands arriving after the release are
+// maxTimeMS (never without one, as on a mongos). Commands arriving after the release are
 // not held.
 func (r *Router) HoldCommands(h CommandHold) (release func(abort bool)) {
 	ch := &commandHold{match: h, released: make(chan struct{}), held: map[*HeldCommand]struct{}{}}

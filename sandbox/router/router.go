@@ -55,8 +55,8 @@ type Config struct {
 	Logger         *slog.Logger
 }
 
-// defaultOpTimeout bounds a command that gives no maxTimeMS, so a client never
-// waits forever on a shard that swallows requests.
+// defaultOpTimeout bounds the second phase of a cross-shard transaction's commit,
+// which goes on once decided even when its client gave up (txn.go).
 const defaultOpTimeout = 2 * time.Minute
 
 // Router is the mongos stand-in. It is a wire.Handler.
@@ -159,12 +159,17 @@ func (r *Router) Handle(ctx context.Context, s *wire.Session, cmd *wire.Command)
 	return reply
 }
 
-// opContext bounds a command by its maxTimeMS, or by defaultOpTimeout.
+// opContext bounds a command by its maxTimeMS, and a command without one not at
+// all, as a mongos does: its requests to the shards take their timeout from the
+// operation's deadline, none without maxTimeMS (RemoteCommandRequest's
+// kNoTimeout). A shard's first batch of a large sorted find may take minutes on
+// the sandbox (FerretDB sorts the shard's whole collection in memory first); the
+// client's own timeout is the one that gives up.
 func opContext(ctx context.Context, cmd *wire.Command) (context.Context, context.CancelFunc) {
 	if ms, ok := asInt64(cmd.Lookup("maxTimeMS")); ok && ms > 0 {
 		return context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
 	}
-	return context.WithTimeout(ctx, defaultOpTimeout)
+	return context.WithCancel(ctx)
 }
 
 // routerCommands maps lower-case command names to their handlers.

@@ -210,7 +210,7 @@ func (n *node) keyedFind(ctx context.Context, cmd *wire.Command, coll string) (b
 	}
 	ids, ok := m.IDValues()
 	sort, _ := body.Lookup("sort").DocumentOK()
-	if !ok || (len(sort) > 0 && len(ids) > 1) {
+	if !ok || (len(sort) > 0 && len(ids) > 1 && idSortOrder(sort) == 0) {
 		return nil, false
 	}
 	var proj *projection

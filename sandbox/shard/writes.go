@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -12,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 
+	"github.com/shardlift/shardlift/engine/shardkey"
 	"github.com/shardlift/shardlift/sandbox/match"
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
@@ -430,7 +432,11 @@ func (n *node) targets(ctx context.Context, db, coll string, filter, sort bson.R
 	m, err := match.Compile(filter)
 	if err != nil {
 		m = nil
-	} else if ids, ok := m.IDValues(); ok && (len(sort) == 0 || len(ids) == 1) {
+	} else if ids, ok := m.IDValues(); ok && (len(sort) == 0 || len(ids) == 1 || idSortOrder(sort) != 0) {
+		dir := 0
+		if len(ids) > 1 {
+			dir = idSortOrder(sort)
+		}
 		var docs []bson.Raw
 		seen := map[string]bool{}
 	ids:
@@ -445,10 +451,20 @@ func (n *node) targets(ctx context.Context, db, coll string, filter, sort bson.R
 				if k := string(rune(got.Type)) + string(got.Value); !seen[k] && m.Match(doc) {
 					seen[k] = true
 					docs = append(docs, doc)
-					if limit > 0 && int64(len(docs)) >= limit {
+					if dir == 0 && limit > 0 && int64(len(docs)) >= limit {
 						break ids
 					}
 				}
+			}
+		}
+		if dir != 0 {
+			// Sorted on _id alone, as a mongod walks its _id index between the
+			// values: every document found, in _id order, then the limit.
+			slices.SortFunc(docs, func(a, b bson.Raw) int {
+				return dir * shardkey.Compare(rawValue(a.Lookup("_id")), rawValue(b.Lookup("_id")))
+			})
+			if limit > 0 && int64(len(docs)) > limit {
+				docs = docs[:limit]
 			}
 		}
 		return docs, m, nil
@@ -456,6 +472,25 @@ func (n *node) targets(ctx context.Context, db, coll string, filter, sort bson.R
 	docs, err := n.be.find(ctx, db, coll, filter, sort, limit)
 	return docs, m, err
 }
+
+// idSortOrder is 1 or -1 when sort orders by _id alone, ascending or descending,
+// else 0.
+func idSortOrder(sort bson.Raw) int {
+	elems, err := sort.Elements()
+	if err != nil || len(elems) != 1 || elems[0].Key() != "_id" {
+		return 0
+	}
+	switch d, ok := asFloat(elems[0].Value()); {
+	case ok && d == 1:
+		return 1
+	case ok && d == -1:
+		return -1
+	}
+	return 0
+}
+
+// rawValue is v as bsoncore's value.
+func rawValue(v bson.RawValue) bsoncore.Value { return bsoncore.Value{Type: v.Type, Data: v.Value} }
 
 // ---- update ----
 
