@@ -827,8 +827,10 @@ func (c *mongoClusters) IndexDifferences(ctx context.Context) ([]IndexDifference
 	// compared as such, every index of it would be "only on the other side".
 	var src, dst *topology.Cluster
 	for try := 1; ; try++ {
-		var err error
-		if src, dst, err = c.discoverBoth(ctx); err != nil {
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() (err error) { src, err = topology.DiscoverIndexes(gctx, c.cfg.Source); return err })
+		g.Go(func() (err error) { dst, err = topology.DiscoverIndexes(gctx, c.cfg.Destination); return err })
+		if err := g.Wait(); err != nil {
 			return nil, err
 		}
 		var unread []error

@@ -45,6 +45,33 @@ func Discover(ctx context.Context, e Endpoint) (*Cluster, error) {
 	return discoverOnce(ctx, e)
 }
 
+// DiscoverIndexes reads only what a comparison of two clusters' indexes needs: the
+// user collections and views and each collection's indexes, through the endpoint
+// (no sizes, shards, chunks, users or privileges, which Discover reads too and which
+// cost a full read of the data on some servers). Like Discover, it returns what it
+// could not read in Cluster.Problems, and runs once more after a connection the
+// server closed.
+func DiscoverIndexes(ctx context.Context, e Endpoint) (*Cluster, error) {
+	c, err := discoverIndexesOnce(ctx, e)
+	if !closedDuring(c, err) || pauseBeforeRetry(ctx) != nil {
+		return c, err
+	}
+	return discoverIndexesOnce(ctx, e)
+}
+
+func discoverIndexesOnce(ctx context.Context, e Endpoint) (*Cluster, error) {
+	start := time.Now()
+	client, s, err := connect(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	defer disconnect(ctx, client, e.timeout())
+	d := &discovery{e: e, s: s, client: client, c: &Cluster{Endpoint: e.String()}}
+	d.readNamespaces(ctx, false)
+	d.c.Elapsed = time.Since(start)
+	return d.c, nil
+}
+
 // closedDuring tells whether a discovery met a connection the server closed after
 // connect had succeeded (connect retries its own).
 func closedDuring(c *Cluster, err error) bool {

@@ -17,6 +17,13 @@ import (
 // readInventory lists every user database's collections and views with their sizes,
 // then the user-defined roles of admin and of each database.
 func (d *discovery) readInventory(ctx context.Context) {
+	d.readNamespaces(ctx, true)
+}
+
+// readNamespaces lists every user database's collections and views with their
+// indexes; sized, also each collection's size and the user-defined roles of admin
+// and of each database.
+func (d *discovery) readNamespaces(ctx context.Context, sized bool) {
 	dbs, err := listDatabases(ctx, d.client, d.e.timeout())
 	if err != nil {
 		d.problem(ctx, PartInventory, err)
@@ -37,7 +44,9 @@ func (d *discovery) readInventory(ctx context.Context) {
 			}
 			for i := range nss {
 				if nss[i].Type == "collection" {
-					d.sizeOf(ctx, &nss[i])
+					if sized {
+						d.sizeOf(ctx, &nss[i])
+					}
 					d.indexesOf(ctx, &nss[i])
 				}
 			}
@@ -47,7 +56,9 @@ func (d *discovery) readInventory(ctx context.Context) {
 			return nil
 		})
 	}
-	g.Go(func() error { d.readRoles(ctx, append([]string{"admin"}, dbs...)); return nil })
+	if sized {
+		g.Go(func() error { d.readRoles(ctx, append([]string{"admin"}, dbs...)); return nil })
+	}
 	_ = g.Wait()
 	sort.Slice(all, func(i, j int) bool { return all[i].Name() < all[j].Name() })
 	d.c.Namespaces = all

@@ -1,6 +1,7 @@
 package topology_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/sandbox"
@@ -341,5 +343,60 @@ func TestIdentityIsTheClusterIDItKeepsAcrossRestarts(t *testing.T) {
 	}
 	if o := topology.Compare(id, otherID); o.Any() {
 		t.Fatalf("two sandboxes share %s", o.Describe())
+	}
+}
+
+// The index comparison's discovery reads every collection's indexes as Discover
+// does, and nothing of their data: no sizes (a collStats on a server that counts by
+// reading), no shards, chunks or users.
+func TestDiscoverIndexesReadsTheIndexesAndNoSizes(t *testing.T) {
+	e, _ := source(t, sandbox.Options{Shards: 2})
+	ctx := context.Background()
+	client := connect(t, e)
+	db := fmt.Sprintf("shardlift_indexes_%d", time.Now().UnixNano())
+	t.Cleanup(func() { client.Database(db).Drop(context.Background()) })
+	if _, err := client.Database(db).Collection("people").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "email", Value: "a@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Database(db).Collection("people").Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "email", Value: 1}}, Options: options.Index().SetUnique(true)}); err != nil {
+		t.Fatal(err)
+	}
+	full, err := topology.Discover(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	light, err := topology.DiscoverIndexes(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(light.Problems) > 0 {
+		t.Fatalf("problems: %v", light.Problems)
+	}
+	if len(light.Shards) > 0 || len(light.Collections) > 0 || len(light.Users) > 0 {
+		t.Errorf("read %d shards, %d sharded collections, %d users: more than the indexes", len(light.Shards), len(light.Collections), len(light.Users))
+	}
+	byName := map[string]topology.Namespace{}
+	for _, n := range full.Namespaces {
+		byName[n.Name()] = n
+	}
+	if len(light.Namespaces) != len(full.Namespaces) {
+		t.Fatalf("%d namespaces, Discover %d", len(light.Namespaces), len(full.Namespaces))
+	}
+	for _, n := range light.Namespaces {
+		f, ok := byName[n.Name()]
+		if !ok || n.Type != f.Type || len(n.Indexes) != len(f.Indexes) {
+			t.Errorf("%s: type %q, %d indexes; Discover: %v type %q, %d indexes", n.Name(), n.Type, len(n.Indexes), ok, f.Type, len(f.Indexes))
+		}
+		for i := range n.Indexes {
+			if !bytes.Equal(n.Indexes[i], f.Indexes[i]) {
+				t.Errorf("%s index %d: %s, Discover %s", n.Name(), i, n.Indexes[i], f.Indexes[i])
+			}
+		}
+		if n.SizeKnown {
+			t.Errorf("%s: size read (%d documents)", n.Name(), n.Count)
+		}
+	}
+	if p, ok := byName[db+".people"]; !ok || !p.SizeKnown || len(p.Indexes) != 2 {
+		t.Fatalf("Discover's %s.people: %+v", db, p)
 	}
 }
