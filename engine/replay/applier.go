@@ -236,7 +236,10 @@ func (a *applier) send(ctx context.Context) error {
 	}
 	tasks := a.b.tasks
 	f := &flight{keys: a.batchKeys}
-	a.b, a.batchKeys = batch{}, nil
+	// The next batch's slices are new (these two go with the flight), sized as
+	// these were.
+	a.b = batch{tasks: make([]task, 0, cap(tasks))}
+	a.batchKeys = make([]string, 0, cap(f.keys))
 	clear(a.batchDocs)
 	for _, k := range f.keys {
 		a.inFlight[k] = f
