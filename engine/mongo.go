@@ -125,7 +125,8 @@ func NewMongoClusters(ctx context.Context, cfg Config, relaxed RelaxSink) (Clust
 }
 
 // connectDestination connects with a majority write concern unless the URI sets
-// one: a checkpoint must never cover a write that a failover can lose.
+// one: a checkpoint must never cover a write that a failover can lose; and a pool
+// sized for the replay's writes in flight (replay.SizePool).
 func connectDestination(ctx context.Context, e topology.Endpoint) (*mongo.Client, error) {
 	probe, err := topology.Connect(ctx, e) // classified errors for an unreachable destination
 	if err != nil {
@@ -139,6 +140,7 @@ func connectDestination(ctx context.Context, e topology.Endpoint) (*mongo.Client
 	if opts.WriteConcern == nil {
 		opts.SetWriteConcern(writeconcern.Majority())
 	}
+	replay.SizePool(opts)
 	client, err := mongo.Connect(ctx, opts)
 	if err != nil {
 		return nil, err

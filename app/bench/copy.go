@@ -29,6 +29,7 @@ import (
 
 	"github.com/shardlift/shardlift/engine/initialsync"
 	"github.com/shardlift/shardlift/engine/prepare"
+	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/topology"
 )
 
@@ -330,7 +331,7 @@ func firstWrite(ctx context.Context, copiers []*initialsync.Copier, start time.T
 }
 
 // connectMajority connects as the migration connects to its destination: writes
-// acknowledged by a majority.
+// acknowledged by a majority, the pool sized for the replay (replay.SizePool).
 func connectMajority(ctx context.Context, e topology.Endpoint) (*mongo.Client, error) {
 	return connectMajorityMonitored(ctx, e, nil)
 }
@@ -342,6 +343,7 @@ func connectMajorityMonitored(ctx context.Context, e topology.Endpoint, monitor 
 		return nil, err
 	}
 	opts.SetWriteConcern(writeconcern.Majority())
+	replay.SizePool(opts)
 	if monitor != nil {
 		opts.SetMonitor(monitor)
 	}

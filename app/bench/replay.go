@@ -49,6 +49,12 @@ func replayBacklog(ctx context.Context, dst *mongo.Client, b *backlog, serial bo
 // replayStreams is replayBacklog's timed part: the replay of every stream; ordered,
 // when set, are the unique indexes restored on the destination (figure 15).
 func replayStreams(ctx context.Context, dst *mongo.Client, b *backlog, serial bool, ordered *replay.OrderedNamespaces) (time.Duration, error) {
+	return replayStreamsPipelined(ctx, dst, b, serial, ordered, 0)
+}
+
+// replayStreamsPipelined is replayStreams with replay.Config.Pipeline (0: the
+// default), for figure 12's before-and-after.
+func replayStreamsPipelined(ctx context.Context, dst *mongo.Client, b *backlog, serial bool, ordered *replay.OrderedNamespaces, pipeline int) (time.Duration, error) {
 	names := make([]string, len(b.streams))
 	for i := range names {
 		names[i] = fmt.Sprintf("backlog-%d", i)
@@ -58,7 +64,7 @@ func replayStreams(ctx context.Context, dst *mongo.Client, b *backlog, serial bo
 	for i, name := range names {
 		s, err := replay.New(replay.Config{
 			Shard: name, Source: replay.NewReaderSource(bytes.NewReader(b.streams[i])),
-			Destination: replay.NewMongoDestination(dst), DDL: ddl, Translator: keyIsID, SerialBulks: serial, Ordered: ordered,
+			Destination: replay.NewMongoDestination(dst), DDL: ddl, Translator: keyIsID, SerialBulks: serial, Ordered: ordered, Pipeline: pipeline,
 		})
 		if err != nil {
 			return 0, err

@@ -25,6 +25,31 @@ type Destination interface {
 	Write(ctx context.Context, ns oplog.Namespace, writes []oplog.Write) (applied int, err error)
 }
 
+// SizePool sets, on the options of a destination client that leave them unset
+// (maxPoolSize, maxConnecting in the URI), a connection pool for the replay's bulk
+// writes in flight: each shard's appliers (Config.Appliers, 4) keep up to
+// Config.Pipeline (4) batches in flight, a round's deletes beside its other
+// writes, so up to 32 write commands per shard at once, beside the copy's
+// writers. The driver's defaults, 100 connections to a server made 2 at a time
+// (each a round trip or more away), held the pipelined replay of 3 shards 40 ms
+// away to the pool's pace (figure 12, docs/performance.md). A mongos takes
+// thousands of connections; the replay's own bounds (appliers, Pipeline, the
+// queue's bytes) keep the count of those in use.
+func SizePool(opts *options.ClientOptions) {
+	if opts.MaxPoolSize == nil {
+		opts.SetMaxPoolSize(DestinationPoolSize)
+	}
+	if opts.MaxConnecting == nil {
+		opts.SetMaxConnecting(destinationConnecting)
+	}
+}
+
+// DestinationPoolSize is the destination client's maxPoolSize unless its URI sets
+// one (SizePool).
+const DestinationPoolSize = 512
+
+const destinationConnecting = 16
+
 // MongoDestination writes through a mongos (or any MongoDB-compatible server).
 // Durability is the client's write concern: give the destination URI
 // w=majority so that a checkpoint never covers a write a failover can lose.

@@ -8,7 +8,10 @@
 //	               │                                                in rounds: one
 //	               │                                                write per document
 //	               │                                                per round, deletes
-//	               │                                                beside the rest)
+//	               │                                                beside the rest;
+//	               │                                                up to Pipeline full
+//	               │                                                batches in flight,
+//	               │                                                a document in one)
 //	               │              │                                      │
 //	               │              ├─ DDL: waits for the writes queued to │
 //	               │              │  its namespaces (the others go on),  │

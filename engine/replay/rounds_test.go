@@ -118,7 +118,9 @@ func TestAFailedWriteIsTheOneNamedAndTheResumePointStaysBeforeWhatWasNotApplied(
 		return nil
 	}
 	cps := &fakeCheckpoints{}
-	s := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(1), Appliers: 1, Linger: time.Hour, CheckpointEvery: time.Millisecond})
+	// One batch in flight at a time: the batch is then written in rounds (with
+	// pipelining, A's delete would wait for a later batch, after the failure).
+	s := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(1), Appliers: 1, Pipeline: 1, Linger: time.Hour, CheckpointEvery: time.Millisecond})
 	err := s.Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "Timestamp(5, 1)") {
 		t.Fatalf("error %v, want the refused insert's entry (Timestamp(5, 1)) named", err)

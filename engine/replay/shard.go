@@ -102,6 +102,10 @@ type Config struct {
 	// trip each), as the applier did before it wrote in rounds (see writeRounds):
 	// only for the benchmark's before-and-after.
 	SerialBulks bool
+	// Pipeline is how many full batches an applier may have in flight at once (each
+	// written in rounds), its documents' writes kept in order (see run.apply); zero
+	// means 4, 1 waits for each batch before the next (as SerialBulks does).
+	Pipeline int
 	// Ordered, when set, are the namespaces whose writes are applied in oplog order
 	// (their unique indexes are restored on the destination): see
 	// OrderedNamespaces. Shared by every shard's replay.
@@ -139,6 +143,12 @@ func (c *Config) defaults() error {
 	}
 	if c.BatchUpdates <= 0 {
 		c.BatchUpdates = 99
+	}
+	switch {
+	case c.SerialBulks:
+		c.Pipeline = 1
+	case c.Pipeline <= 0:
+		c.Pipeline = 4
 	}
 	if c.Linger <= 0 {
 		c.Linger = 5 * time.Millisecond

@@ -139,15 +139,15 @@ func TestApplierFailureHoldsTheCheckpoint(t *testing.T) {
 	cps := &fakeCheckpoints{}
 	s := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(1), Appliers: 4, BatchWrites: 1, CheckpointEvery: time.Millisecond})
 	wait := start(t, context.Background(), s)
-	// The writes queued behind document 1's on its applier wait with it; the others
-	// go through.
+	// The writes of the other appliers go through (and, pipelined, some of those
+	// queued behind document 1's on its applier).
 	others := 0
 	for id := 2; id <= 39; id++ {
 		if partition(id, 4) != partition(1, 4) {
 			others++
 		}
 	}
-	eventually(t, "the writes of the other appliers applied", func() bool { return dest.applied.Load() == int64(others) })
+	eventually(t, "the writes of the other appliers applied", func() bool { return dest.applied.Load() >= int64(others) })
 	eventually(t, "a checkpoint taken with them applied", func() bool { return len(cps.all()) > 0 })
 	close(release)
 	err := wait()
@@ -328,7 +328,7 @@ func TestDDLWaitsOnlyForTheWritesToItsNamespaces(t *testing.T) {
 			others++
 		}
 	}
-	eventually(t, "db.e's writes on the other appliers applied", func() bool { return len(dest.docs("db.e")) == others })
+	eventually(t, "db.e's writes on the other appliers applied", func() bool { return len(dest.docs("db.e")) >= others })
 	if got := s.Snapshot().Applied; got != at(1) {
 		t.Fatalf("resume point %v while the write at %v is unanswered, want %v", got, at(2), at(1))
 	}
