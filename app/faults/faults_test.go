@@ -510,13 +510,7 @@ func oplogRollover(t *testing.T, e *env, row *faults.Row) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.src.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if e.src, err = sandbox.Start(e.ctx, "source", sandbox.Options{Dir: e.srcDir, OplogSize: rolloverOplog}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.src.Close() })
+	e.restartSource(sandbox.Options{OplogSize: rolloverOplog})
 	writes := e.rollPast(victim, checkpointish)
 	e.startLoad(e.s.size.rate)
 	e.start()
