@@ -194,6 +194,26 @@ func (s *suite) newEnv(t *testing.T, stream uint64, srcOpts sandbox.Options) *en
 	return e
 }
 
+// restartSource stops the source and starts it again from its directory with opts,
+// with a new client: the old one is disconnected while its cluster still answers. A client left connected across the restart took 30 s
+// to disconnect at the scenario's end (its monitors waited on the stopped router).
+func (e *env) restartSource(opts sandbox.Options) {
+	e.t.Helper()
+	if err := e.srcC.Disconnect(e.ctx); err != nil {
+		e.t.Fatalf("disconnect from the source: %v", err)
+	}
+	if err := e.src.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	opts.Dir = e.srcDir
+	var err error
+	if e.src, err = sandbox.Start(e.ctx, "source", opts); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { e.src.Close() })
+	e.srcC = connect(e.t, e.src.URI())
+}
+
 func connect(t *testing.T, uri string) *mongo.Client {
 	t.Helper()
 	c, err := mongo.Connect(context.Background(), options.Client().ApplyURI(uri).SetTimeout(time.Minute))

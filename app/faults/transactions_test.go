@@ -35,14 +35,7 @@ const (
 // down; a third time the held transactions are aborted, prepared.
 // The migration must finish with the destination equal to the source.
 func preparedTransactions(t *testing.T, e *env, row *faults.Row) {
-	if err := e.src.Close(); err != nil {
-		t.Fatal(err)
-	}
-	var err error
-	if e.src, err = sandbox.Start(e.ctx, "source", sandbox.Options{Shards: 2, Dir: e.srcDir, Members: 3, TxnOpsPerEntry: txnOpsPerEntry}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.src.Close() })
+	e.restartSource(sandbox.Options{Shards: 2, Members: 3, TxnOpsPerEntry: txnOpsPerEntry})
 	e.startLoad(e.s.size.rate)
 	var stats load.TxnStats
 	ctx, stopTxns := context.WithCancel(e.ctx)
