@@ -38,11 +38,15 @@ const parallelism = 8
 // run once more after a pause, so that a moment's restart does not read as a
 // cluster with unreadable parts.
 func Discover(ctx context.Context, e Endpoint) (*Cluster, error) {
-	c, err := discoverOnce(ctx, e)
-	if !closedDuring(c, err) || pauseBeforeRetry(ctx) != nil {
-		return c, err
-	}
-	return discoverOnce(ctx, e)
+	return discoverRetried(ctx, e, func(ctx context.Context, d *discovery) error {
+		if err := d.identify(ctx); err != nil {
+			return err
+		}
+		if d.c.Kind == KindMongos {
+			d.sharded(ctx)
+		}
+		return nil
+	})
 }
 
 // DiscoverIndexes reads only what a comparison of two clusters' indexes needs: the
@@ -52,24 +56,20 @@ func Discover(ctx context.Context, e Endpoint) (*Cluster, error) {
 // could not read in Cluster.Problems, and runs once more after a connection the
 // server closed.
 func DiscoverIndexes(ctx context.Context, e Endpoint) (*Cluster, error) {
-	c, err := discoverIndexesOnce(ctx, e)
+	return discoverRetried(ctx, e, func(ctx context.Context, d *discovery) error {
+		d.readNamespaces(ctx, false)
+		return nil
+	})
+}
+
+// discoverRetried runs read on a new connection to the endpoint, and once more after
+// a pause when the server closed connections meanwhile.
+func discoverRetried(ctx context.Context, e Endpoint, read func(context.Context, *discovery) error) (*Cluster, error) {
+	c, err := discoverOnce(ctx, e, read)
 	if !closedDuring(c, err) || pauseBeforeRetry(ctx) != nil {
 		return c, err
 	}
-	return discoverIndexesOnce(ctx, e)
-}
-
-func discoverIndexesOnce(ctx context.Context, e Endpoint) (*Cluster, error) {
-	start := time.Now()
-	client, s, err := connect(ctx, e)
-	if err != nil {
-		return nil, err
-	}
-	defer disconnect(ctx, client, e.timeout())
-	d := &discovery{e: e, s: s, client: client, c: &Cluster{Endpoint: e.String()}}
-	d.readNamespaces(ctx, false)
-	d.c.Elapsed = time.Since(start)
-	return d.c, nil
+	return discoverOnce(ctx, e, read)
 }
 
 // closedDuring tells whether a discovery met a connection the server closed after
@@ -90,7 +90,7 @@ func closedDuring(c *Cluster, err error) bool {
 	return false
 }
 
-func discoverOnce(ctx context.Context, e Endpoint) (*Cluster, error) {
+func discoverOnce(ctx context.Context, e Endpoint, read func(context.Context, *discovery) error) (*Cluster, error) {
 	start := time.Now()
 	client, s, err := connect(ctx, e)
 	if err != nil {
@@ -98,11 +98,8 @@ func discoverOnce(ctx context.Context, e Endpoint) (*Cluster, error) {
 	}
 	defer disconnect(ctx, client, e.timeout())
 	d := &discovery{e: e, s: s, client: client, c: &Cluster{Endpoint: e.String()}}
-	if err := d.identify(ctx); err != nil {
+	if err := read(ctx, d); err != nil {
 		return nil, err
-	}
-	if d.c.Kind == KindMongos {
-		d.sharded(ctx)
 	}
 	d.c.Elapsed = time.Since(start)
 	return d.c, errors.Join(d.malformed...)
