@@ -10,6 +10,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/readpref"
 
 	"github.com/shardlift/shardlift/engine/mongoerr"
 )
@@ -139,7 +141,7 @@ func ClusterTimeOf(ctx context.Context, c *mongo.Client) (bson.Raw, error) {
 		return nil, err
 	}
 	defer sess.EndSession(context.WithoutCancel(ctx))
-	if err := c.Database("admin").RunCommand(mongo.NewSessionContext(ctx, sess), bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
+	if err := primaryAdmin(c).RunCommand(mongo.NewSessionContext(ctx, sess), bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
 		return nil, fmt.Errorf("read the cluster time: %w", err)
 	}
 	return sess.ClusterTime(), nil
@@ -159,7 +161,7 @@ func AdvancePast(ctx context.Context, c *mongo.Client, ts primitive.Timestamp, c
 			return err
 		}
 	}
-	err = c.Database("admin").RunCommand(mongo.NewSessionContext(ctx, sess), bson.D{
+	err = primaryAdmin(c).RunCommand(mongo.NewSessionContext(ctx, sess), bson.D{
 		{Key: "appendOplogNote", Value: 1},
 		{Key: "maxClusterTime", Value: ts},
 		{Key: "data", Value: bson.D{{Key: "msg", Value: "shardlift: position past " + tsString(ts)}}},
@@ -168,6 +170,13 @@ func AdvancePast(ctx context.Context, c *mongo.Client, ts primitive.Timestamp, c
 		return nil
 	}
 	return err
+}
+
+// primaryAdmin is the admin database on the primary, whatever read preference the
+// source's connection string gives the client: only a primary writes the no-op, and
+// only the primary of the shard that read a DDL is sure to be past it.
+func primaryAdmin(c *mongo.Client) *mongo.Database {
+	return c.Database("admin", options.Database().SetReadPreference(readpref.Primary()))
 }
 
 // codeStaleClusterTime: appendOplogNote's maxClusterTime is not after the last entry.
