@@ -164,6 +164,7 @@ func (b *backend) modifyByID(ctx context.Context, db, coll string, id, update, a
 			return nil, err
 		}
 		rewritten, err := b.files.rewrite(ctx, db, coll, row, text)
+		b.gens.wrote(db, coll)
 		if err != nil {
 			return nil, err
 		}
@@ -184,6 +185,7 @@ func (b *backend) deleteByID(ctx context.Context, db, coll string, id bson.RawVa
 	if pushedDown(id) || !ok {
 		return b.ferretDeleteByID(ctx, db, coll, id)
 	}
+	defer b.gens.wrote(db, coll)
 	return b.files.deleteByKey(ctx, db, coll, keys[0])
 }
 
