@@ -42,6 +42,9 @@ type backend struct {
 	// looking it up again. Only the write lock holder uses it.
 	fetched map[string]storedRow
 	sockDir string // a temporary directory holding the sockets, removed on close; "" when in Dir
+	// gens counts the writes made here, for the statistics answered again while
+	// nothing changed (writegen.go).
+	gens *writeGens
 }
 
 // startBackend runs FerretDB on dir's SQLite files and connects to it.
@@ -50,7 +53,7 @@ func startBackend(dir string, logger *slog.Logger) (*backend, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create shard data directory: %w", err)
 	}
-	b := &backend{dataDir: dataDir, files: newSQLFiles(dataDir, shardSync), fetched: map[string]storedRow{}}
+	b := &backend{dataDir: dataDir, files: newSQLFiles(dataDir, shardSync), fetched: map[string]storedRow{}, gens: newWriteGens()}
 	sockDir := dir
 	if len(filepath.Join(dir, "workbench.sock")) > maxSocketPath {
 		// The data directory's path is too long for a socket: use a short private one.
@@ -177,7 +180,9 @@ func (b *backend) ensureIDIndex(ctx context.Context, db, coll string) error {
 		return fmt.Errorf("find the SQLite table of %s.%s: FerretDB has none", db, coll)
 	}
 	q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (%s)`, table+"_shardlift_id", table, idColumn)
-	if _, err := conn.ExecContext(ctx, q); err != nil {
+	_, err = conn.ExecContext(ctx, q)
+	b.gens.wrote(db, coll)
+	if err != nil {
 		return fmt.Errorf("index _id of %s.%s: %w", db, coll, err)
 	}
 	return nil
@@ -204,6 +209,7 @@ func (e *backendError) parts() (int32, string, string) {
 // included; ok: 0 comes back as a *backendError carrying the reply.
 func (b *backend) run(ctx context.Context, db string, cmd any) (bson.Raw, error) {
 	raw, err := b.client.Database(db).RunCommand(ctx, cmd).Raw()
+	b.gens.wroteBy(db, cmd)
 	if len(raw) > 0 {
 		if isOK(raw) {
 			return raw, nil

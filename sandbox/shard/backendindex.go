@@ -98,6 +98,7 @@ func (b *backend) dropLeftoverIndexes(ctx context.Context, db, coll string, spec
 	if err != nil || table == "" {
 		return err // no table: no index either
 	}
+	defer b.gens.wrote(db, coll)
 	for _, s := range specs {
 		if name := specName(s); !known[name] {
 			if _, err := conn.ExecContext(ctx, fmt.Sprintf(`DROP INDEX IF EXISTS %q`, table+"_"+name)); err != nil {

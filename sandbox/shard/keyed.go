@@ -82,9 +82,15 @@ func pushedDown(id bson.RawValue) bool {
 
 // fetchByID returns the documents whose _id MongoDB counts as equal to id (more than one
 // only when FerretDB stored equal numbers as distinct _ids, e.g. 0 and -0.0), and keeps
-// their rows in b.fetched for the write that follows.
+// their rows in b.fetched for the write that follows. An _id FerretDB looks up itself
+// leaves b.fetched alone: finds pinning such _ids run without the write lock
+// (keyedFind), beside a writer using b.fetched (a stale row there is harmless: the
+// rewrite checks the row is unchanged).
 func (b *backend) fetchByID(ctx context.Context, db, coll string, id bson.RawValue) ([]bson.Raw, error) {
 	docs, rows, err := b.readByID(ctx, b, db, coll, id)
+	if pushedDown(id) {
+		return docs, err
+	}
 	clear(b.fetched)
 	for i, doc := range docs {
 		if own, ok := idKeys(doc.Lookup("_id")); ok && rows[i] != nil {
@@ -164,6 +170,7 @@ func (b *backend) modifyByID(ctx context.Context, db, coll string, id, update, a
 			return nil, err
 		}
 		rewritten, err := b.files.rewrite(ctx, db, coll, row, text)
+		b.gens.wrote(db, coll)
 		if err != nil {
 			return nil, err
 		}
@@ -184,6 +191,7 @@ func (b *backend) deleteByID(ctx context.Context, db, coll string, id bson.RawVa
 	if pushedDown(id) || !ok {
 		return b.ferretDeleteByID(ctx, db, coll, id)
 	}
+	defer b.gens.wrote(db, coll)
 	return b.files.deleteByKey(ctx, db, coll, keys[0])
 }
 

@@ -410,3 +410,41 @@ func TestKeyedUpdateRereadsARowThatChangedSinceItsLookup(t *testing.T) {
 		t.Errorf("stored n is %s, want 6", stored)
 	}
 }
+
+// A find that pins string or ObjectId _ids runs without the write lock (FerretDB
+// looks them up): its lookups must leave the rows the write lock holder kept for its
+// next rewrite alone. They cleared them, and a find of {_id: {$in: [ObjectIds]}} beside
+// updates by numeric _id ended the process ("concurrent map writes", fault suite).
+func TestAFindByObjectIDLeavesTheWritersFetchedRowsAlone(t *testing.T) {
+	f := startFront(t, Config{})
+	coll := connect(t, f).Database("app").Collection("c")
+	ctx := context.Background()
+	oid := primitive.NewObjectID()
+	if _, err := coll.InsertMany(ctx, []any{bson.D{{Key: "_id", Value: int64(3)}}, bson.D{{Key: "_id", Value: oid}}}); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.RLock()
+	n := f.mu.nodes[0]
+	f.mu.RUnlock()
+	n.writeMu.Lock()
+	numeric := bson.RawValue{Type: bson.TypeInt64, Value: bsoncore.AppendInt64(nil, 3)}
+	if docs, err := n.be.fetchByID(ctx, "app", "c", numeric); err != nil || len(docs) != 1 {
+		t.Fatalf("fetch 3: %v, %v", docs, err)
+	}
+	kept := len(n.be.fetched)
+	n.writeMu.Unlock()
+	if kept != 1 {
+		t.Fatalf("the writer's lookup kept %d rows, want 1", kept)
+	}
+
+	// The reader's lookup, as keyedFind makes it: no write lock.
+	byOID := bson.RawValue{Type: bson.TypeObjectID, Value: oid[:]}
+	if docs, err := n.be.fetchByID(ctx, "app", "c", byOID); err != nil || len(docs) != 1 {
+		t.Fatalf("fetch %v: %v, %v", oid, docs, err)
+	}
+	n.writeMu.Lock()
+	defer n.writeMu.Unlock()
+	if len(n.be.fetched) != 1 {
+		t.Fatalf("a lookup FerretDB answered changed the writer's kept rows: %d left, want 1", len(n.be.fetched))
+	}
+}

@@ -148,7 +148,11 @@ func (n *node) listDatabases(ctx context.Context, cmd *wire.Command) bson.Raw {
 		// A filter beyond the sandbox's matcher: FerretDB's own answer.
 		return n.passthrough(ctx, cmd)
 	}
-	reply, err := n.be.run(ctx, cmd.DB, bson.D{{Key: "listDatabases", Value: 1}})
+	// FerretDB reads every page of every database for the sizes (even for nameOnly):
+	// its answer is kept until the next write.
+	reply, err := n.be.gens.statsOnce("listDatabases", "any", func() (bson.Raw, error) {
+		return n.be.run(ctx, cmd.DB, bson.D{{Key: "listDatabases", Value: 1}})
+	})
 	if err != nil {
 		return relay(nil, err)
 	}

@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 
@@ -20,43 +21,60 @@ import (
 const sizeSample = 256
 
 // userCollStats is collStats of a user collection: FerretDB's reply with MongoDB's
-// size and avgObjSize.
+// size and avgObjSize, answered again while nothing was written to the collection.
 func (n *node) userCollStats(ctx context.Context, cmd *wire.Command) bson.Raw {
-	reply, err := n.be.run(ctx, cmd.DB, stripped(cmd.Body))
-	if err != nil {
-		return relay(reply, err)
-	}
 	coll, _ := collName(cmd)
-	count, _ := reply.Lookup("count").AsInt64OK()
-	avg, err := n.averageSize(ctx, cmd.DB, coll)
-	if err != nil {
-		return relay(nil, err)
-	}
-	return withInt64s(reply, map[string]int64{"size": count * avg, "avgObjSize": avg})
+	return relay(n.collStatsOf(ctx, cmd.DB, coll, stripped(cmd.Body)))
+}
+
+// collStatsOf runs a collStats command (body) of db.coll, or answers it as it did
+// last if nothing was written to the collection since.
+func (n *node) collStatsOf(ctx context.Context, db, coll string, body bson.Raw) (bson.Raw, error) {
+	return n.be.gens.statsOnce("collStats "+db+" "+string(body), "coll:"+db+"."+coll, func() (bson.Raw, error) {
+		reply, err := n.be.run(ctx, db, body)
+		if err != nil {
+			return reply, err
+		}
+		count, _ := reply.Lookup("count").AsInt64OK()
+		avg, err := n.averageSize(ctx, db, coll)
+		if err != nil {
+			return nil, err
+		}
+		return withInt64s(reply, map[string]int64{"size": count * avg, "avgObjSize": avg}), nil
+	})
 }
 
 // dbStats is FerretDB's dbStats with MongoDB's dataSize and avgObjSize: the sum of
-// the collections' sizes as collStats reports them.
+// the collections' sizes as collStats reports them; answered again while nothing was
+// written to the database.
 func (n *node) dbStats(ctx context.Context, cmd *wire.Command) bson.Raw {
-	reply, err := n.be.run(ctx, cmd.DB, stripped(cmd.Body))
+	body := stripped(cmd.Body)
+	return relay(n.be.gens.statsOnce("dbStats "+cmd.DB+" "+string(body), "db:"+cmd.DB, func() (bson.Raw, error) {
+		return n.computeDBStats(ctx, cmd.DB, body)
+	}))
+}
+
+func (n *node) computeDBStats(ctx context.Context, db string, body bson.Raw) (bson.Raw, error) {
+	reply, err := n.be.run(ctx, db, body)
 	if err != nil {
-		return relay(reply, err)
+		return reply, err
 	}
 	var objects, size int64
-	for _, ci := range n.cat.inDB(cmd.DB) {
+	for _, ci := range n.cat.inDB(db) {
 		if !ci.Exists || ci.isView() {
 			continue
 		}
-		coll := ci.NS[len(cmd.DB)+1:]
-		stats, err := n.be.run(ctx, cmd.DB, bson.D{{Key: "collStats", Value: coll}})
-		if err != nil {
+		coll := ci.NS[len(db)+1:]
+		stats, err := n.collStatsOf(ctx, db, coll, mustMarshal(bson.D{{Key: "collStats", Value: coll}}))
+		var refused *backendError
+		if errors.As(err, &refused) {
 			continue // dropped meanwhile
 		}
-		count, _ := stats.Lookup("count").AsInt64OK()
-		avg, err := n.averageSize(ctx, cmd.DB, coll)
 		if err != nil {
-			return relay(nil, err)
+			return nil, err
 		}
+		count, _ := stats.Lookup("count").AsInt64OK()
+		avg, _ := stats.Lookup("avgObjSize").AsInt64OK()
 		objects += count
 		size += count * avg
 	}
@@ -64,7 +82,7 @@ func (n *node) dbStats(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if objects > 0 {
 		avg = size / objects
 	}
-	return withInt64s(reply, map[string]int64{"dataSize": size, "avgObjSize": avg})
+	return withInt64s(reply, map[string]int64{"dataSize": size, "avgObjSize": avg}), nil
 }
 
 // averageSize is the average BSON size of the collection's first documents in
