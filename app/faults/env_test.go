@@ -195,8 +195,9 @@ func (s *suite) newEnv(t *testing.T, stream uint64, srcOpts sandbox.Options) *en
 }
 
 // restartSource stops the source and starts it again from its directory with opts,
-// with a new client: the old one is disconnected while its cluster still answers. A client left connected across the restart took 30 s
-// to disconnect at the scenario's end (its monitors waited on the stopped router).
+// with a new client: the old one is disconnected while its cluster still answers. A
+// client left connected across the restart took 30 s to disconnect at the scenario's
+// end (its monitors waited on the stopped router).
 func (e *env) restartSource(opts sandbox.Options) {
 	e.t.Helper()
 	if err := e.srcC.Disconnect(e.ctx); err != nil {

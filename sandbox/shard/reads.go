@@ -150,7 +150,7 @@ func (n *node) listDatabases(ctx context.Context, cmd *wire.Command) bson.Raw {
 	}
 	// FerretDB reads every page of every database for the sizes (even for nameOnly):
 	// its answer is kept until the next write.
-	reply, err := n.be.gens.statsOnce("listDatabases", "any", func() (bson.Raw, error) {
+	reply, err := n.be.gens.statsOnce("listDatabases", n.be.gens.ofAll, func() (bson.Raw, error) {
 		return n.be.run(ctx, cmd.DB, bson.D{{Key: "listDatabases", Value: 1}})
 	})
 	if err != nil {

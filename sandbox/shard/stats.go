@@ -30,7 +30,7 @@ func (n *node) userCollStats(ctx context.Context, cmd *wire.Command) bson.Raw {
 // collStatsOf runs a collStats command (body) of db.coll, or answers it as it did
 // last if nothing was written to the collection since.
 func (n *node) collStatsOf(ctx context.Context, db, coll string, body bson.Raw) (bson.Raw, error) {
-	return n.be.gens.statsOnce("collStats "+db+" "+string(body), "coll:"+db+"."+coll, func() (bson.Raw, error) {
+	return n.be.gens.statsOnce("collStats "+db+" "+string(body), n.be.gens.ofCollection(db+"."+coll), func() (bson.Raw, error) {
 		reply, err := n.be.run(ctx, db, body)
 		if err != nil {
 			return reply, err
@@ -49,7 +49,7 @@ func (n *node) collStatsOf(ctx context.Context, db, coll string, body bson.Raw) 
 // written to the database.
 func (n *node) dbStats(ctx context.Context, cmd *wire.Command) bson.Raw {
 	body := stripped(cmd.Body)
-	return relay(n.be.gens.statsOnce("dbStats "+cmd.DB+" "+string(body), "db:"+cmd.DB, func() (bson.Raw, error) {
+	return relay(n.be.gens.statsOnce("dbStats "+cmd.DB+" "+string(body), n.be.gens.ofDatabase(cmd.DB), func() (bson.Raw, error) {
 		return n.computeDBStats(ctx, cmd.DB, body)
 	}))
 }

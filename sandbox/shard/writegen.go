@@ -58,59 +58,42 @@ func (g *writeGens) wrote(db, coll string) {
 	g.colls[db+"."+coll]++
 }
 
-// wroteAnywhere counts a write whose targets are not known.
+// wroteAnywhere counts a write whose targets are not known: every reply kept so far
+// depends on wide.
 func (g *writeGens) wroteAnywhere() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.any++
 	g.wide++
-	clear(g.stats)
 }
 
-// genLocked is the count a reply in scope depends on; scope is "coll:db.c",
-// "db:db" or "any".
-func (g *writeGens) genLocked(scope string) statsGen {
-	kind, name, _ := strings.Cut(scope, ":")
-	switch kind {
-	case "coll":
-		return statsGen{g.wide, g.colls[name]}
-	case "db":
-		return statsGen{g.wide, g.dbs[name]}
-	}
-	return statsGen{g.wide, g.any}
+// A reply depends on the writes to one collection, to one database, or to any.
+func (g *writeGens) ofCollection(ns string) func() statsGen {
+	return func() statsGen { return statsGen{g.wide, g.colls[ns]} }
 }
 
-// cached is the reply stored under key if nothing in its scope was written since.
-func (g *writeGens) cached(key, scope string) (bson.Raw, bool) {
+func (g *writeGens) ofDatabase(db string) func() statsGen {
+	return func() statsGen { return statsGen{g.wide, g.dbs[db]} }
+}
+
+func (g *writeGens) ofAll() statsGen { return statsGen{g.wide, g.any} }
+
+// statsOnce answers the reply kept under key if the counts gen reads (under g.mu) are
+// those it was computed under, or computes it and keeps it when it succeeded.
+func (g *writeGens) statsOnce(key string, gen func() statsGen, compute func() (bson.Raw, error)) (bson.Raw, error) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	c, ok := g.stats[key]
-	if !ok || c.gen != g.genLocked(scope) {
-		return nil, false
+	now := gen()
+	if c, ok := g.stats[key]; ok && c.gen == now {
+		g.mu.Unlock()
+		return c.reply, nil
 	}
-	return c.reply, true
-}
-
-// keep stores a reply computed under gen (read before computing it).
-func (g *writeGens) keep(key string, gen statsGen, reply bson.Raw) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.stats[key] = cachedStats{gen: gen, reply: reply}
-}
-
-// statsOnce answers from the cache, or computes the reply and keeps it when it
-// succeeded.
-func (g *writeGens) statsOnce(key, scope string, compute func() (bson.Raw, error)) (bson.Raw, error) {
-	if reply, ok := g.cached(key, scope); ok {
-		return reply, nil
-	}
-	g.mu.Lock()
-	gen := g.genLocked(scope)
 	g.computed++
 	g.mu.Unlock()
 	reply, err := compute()
 	if err == nil {
-		g.keep(key, gen, reply)
+		g.mu.Lock()
+		g.stats[key] = cachedStats{gen: now, reply: reply}
+		g.mu.Unlock()
 	}
 	return reply, err
 }
