@@ -25,7 +25,7 @@ func TestMigrateRefusesTheSameClusterAsSourceAndDestination(t *testing.T) {
 	sandboxtest.NeedSandbox(t)
 	c, client := sandboxtest.StartCluster(t, "source", 300)
 	before := sandboxtest.Contents(t, client)
-	id, err := topology.ReadIdentity(context.Background(), topology.Endpoint{URI: c.URI()})
+	id, err := topology.ReadIdentity(context.Background(), sandboxtest.Endpoint(c.URI()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,11 +75,11 @@ func TestMigrateRefusesAStateFileOfOtherClustersAndLeavesItAsItWas(t *testing.T)
 	if code, _, errOut := runCLI(t, "migrate", "--source", src.URI(), "--destination", dst.URI(), "--state", state); code != exitFail || !strings.Contains(errOut, "already holds data") {
 		t.Fatalf("first run: exit %d\n%s", code, errOut)
 	}
-	dstID, err := topology.ReadIdentity(context.Background(), topology.Endpoint{URI: dst.URI()})
+	dstID, err := topology.ReadIdentity(context.Background(), sandboxtest.Endpoint(dst.URI()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srcID, err := topology.ReadIdentity(context.Background(), topology.Endpoint{URI: src.URI()})
+	srcID, err := topology.ReadIdentity(context.Background(), sandboxtest.Endpoint(src.URI()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestClearMarkerShowsTheMarkerAndClearsItOnlyWhenConfirmed(t *testing.T) {
 	sandboxtest.NeedSandbox(t)
 	dst, client := sandboxtest.StartCluster(t, "destination", 0)
 	ctx := context.Background()
-	id, err := topology.ReadIdentity(ctx, topology.Endpoint{URI: dst.URI()})
+	id, err := topology.ReadIdentity(ctx, sandboxtest.Endpoint(dst.URI()))
 	if err != nil {
 		t.Fatal(err)
 	}

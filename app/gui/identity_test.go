@@ -57,7 +57,7 @@ func TestGUIResumeOnAnotherClusterIsRefused(t *testing.T) {
 	src, _ := sandboxtest.StartCluster(t, "source", 0)
 	dst, _ := sandboxtest.StartCluster(t, "destination", 0)
 	ctx := context.Background()
-	srcID, err := topology.ReadIdentity(ctx, topology.Endpoint{URI: src.URI()})
+	srcID, err := topology.ReadIdentity(ctx, sandboxtest.Endpoint(src.URI()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestGUIResumeOnAnotherClusterIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := store.Migration{ID: "m-old", Name: "old", State: string(engine.Draft),
-		Source: checkpoints.ConnSettings(topology.Endpoint{URI: src.URI()}, ""), Destination: checkpoints.ConnSettings(topology.Endpoint{URI: dst.URI()}, ""),
+		Source: checkpoints.ConnSettings(sandboxtest.Endpoint(src.URI()), ""), Destination: checkpoints.ConnSettings(sandboxtest.Endpoint(dst.URI()), ""),
 		SourceIdentity: checkpoints.ToStoreIdentity(&srcID), DestinationIdentity: checkpoints.ToStoreIdentity(&recordedDst)}
 	if err := st.SaveMigration(rec); err != nil {
 		t.Fatal(err)
@@ -119,7 +119,7 @@ func TestGUIClearsAMarkerOnlyOfTheConfirmedClusterAndMigration(t *testing.T) {
 	src, _ := sandboxtest.StartCluster(t, "source", 0)
 	dst, client := sandboxtest.StartCluster(t, "destination", 0)
 	ctx := context.Background()
-	id, err := topology.ReadIdentity(ctx, topology.Endpoint{URI: dst.URI()})
+	id, err := topology.ReadIdentity(ctx, sandboxtest.Endpoint(dst.URI()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/internal/sandboxtest"
 	"github.com/shardlift/shardlift/sandbox"
 )
 
@@ -43,7 +44,7 @@ func routerOf(t *testing.T, env string) *mongo.Client {
 		t.Cleanup(func() { c.Close() })
 		uri = c.URI()
 	}
-	client, err := topology.Connect(ctx, topology.Endpoint{URI: uri})
+	client, err := topology.Connect(ctx, sandboxtest.Endpoint(uri))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/shardkey"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/internal/sandboxtest"
 	"github.com/shardlift/shardlift/sandbox"
 	"github.com/shardlift/shardlift/sandbox/seed"
 )
@@ -66,11 +67,11 @@ func seededPair(t *testing.T, version string, opts seed.Options, rnd *rand.Rand)
 	if _, err := seed.PopulateWith(ctx, sb.srcClient, opts, rnd); err != nil {
 		t.Fatal(err)
 	}
-	srcTopo, err := topology.Discover(ctx, topology.Endpoint{URI: sb.src.URI()})
+	srcTopo, err := topology.Discover(ctx, sandboxtest.Endpoint(sb.src.URI()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dstTopo, err := topology.Discover(ctx, topology.Endpoint{URI: sb.dst.URI()})
+	dstTopo, err := topology.Discover(ctx, sandboxtest.Endpoint(sb.dst.URI()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func TestPlacementByRanges(t *testing.T) {
 			if last.Collections != sharded || last.CollectionsPlaced != sharded || last.Ranges < runs || last.RangesPlaced != last.Ranges {
 				t.Errorf("placement progress %+v, want %d collections and at least %d ranges, all placed", last, sharded, runs)
 			}
-			dstTopo, err := topology.Discover(ctx, topology.Endpoint{URI: dst.URI()})
+			dstTopo, err := topology.Discover(ctx, sandboxtest.Endpoint(dst.URI()))
 			if err != nil {
 				t.Fatal(err)
 			}

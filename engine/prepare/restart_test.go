@@ -6,6 +6,7 @@ import (
 
 	"github.com/shardlift/shardlift/engine/prepare"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/internal/sandboxtest"
 	"github.com/shardlift/shardlift/sandbox"
 )
 
@@ -21,7 +22,7 @@ func TestBalancerIsRestoredAfterTheRouterRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	client, err := topology.Connect(ctx, topology.Endpoint{URI: c.URI()})
+	client, err := topology.Connect(ctx, sandboxtest.Endpoint(c.URI()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,11 +6,13 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/shardlift/shardlift/engine/namespaces"
+	"github.com/shardlift/shardlift/engine/topology"
 	"github.com/shardlift/shardlift/sandbox"
 	"github.com/shardlift/shardlift/sandbox/seed"
 )
@@ -73,4 +75,16 @@ func NeedSandbox(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two sandbox clusters and runs a migration")
 	}
+}
+
+// EndpointTimeout is the connect and command timeout of Endpoint: the driver's
+// own server selection timeout rather than the app's 10 s (topology.DefaultTimeout).
+// A sandbox runs inside the test process, so a stall of the machine stalls it too:
+// a CI run on a loaded shared machine once saw no answer to a local sandbox's
+// hello for 10 s (TestGUIResumeOnAnotherClusterIsRefused, session 13).
+const EndpointTimeout = 30 * time.Second
+
+// Endpoint is a test's endpoint for a sandbox cluster's URI (see EndpointTimeout).
+func Endpoint(uri string) topology.Endpoint {
+	return topology.Endpoint{URI: uri, Timeout: EndpointTimeout}
 }
