@@ -22,7 +22,8 @@ var replayLatencies = []time.Duration{0, 20 * time.Millisecond, 40 * time.Millis
 // (one bulk write per batch, ordered when a document repeats:
 // replay.Config.SerialBulks), the one that writes in rounds one batch at a time
 // (replay.Config.Pipeline 1, session 11's before) and the default, which keeps
-// several full batches of each applier in flight; with the write commands each
+// several full batches of each applier in flight when the destination is 1 ms or
+// more away (one nearer: at 0 ms it is the one before); with the write commands each
 // sent. On a destination that costs nothing but round trips, what remains is how
 // the appliers wait on them. The client's connections are opened first (see
 // below).

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
+	"github.com/shardlift/shardlift/app/diagnostics"
 	"github.com/shardlift/shardlift/app/faults"
 	"github.com/shardlift/shardlift/internal/repo"
 	"github.com/shardlift/shardlift/sandbox"
@@ -163,8 +165,9 @@ func (l *lockedLog) String() string {
 }
 
 // newEnv starts both sandboxes (the source, with srcOpts, keeps its directory, so it
-// can be started again with other options), seeds the source and records its balancer.
-func (s *suite) newEnv(t *testing.T, stream uint64, srcOpts sandbox.Options) *env {
+// can be started again with other options; the destination with dstOpts), seeds the
+// source and records its balancer.
+func (s *suite) newEnv(t *testing.T, stream uint64, srcOpts, dstOpts sandbox.Options) *env {
 	t.Helper()
 	e := &env{t: t, s: s, ctx: context.Background(), rnd: rand.New(rand.NewPCG(s.seed, stream)),
 		srcDir: t.TempDir(), state: filepath.Join(t.TempDir(), "state.db"), log: &lockedLog{}}
@@ -174,7 +177,8 @@ func (s *suite) newEnv(t *testing.T, stream uint64, srcOpts sandbox.Options) *en
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.src.Close() })
-	if e.dst, err = sandbox.Start(e.ctx, "destination", sandbox.Options{Shards: 2, Dir: t.TempDir()}); err != nil {
+	dstOpts.Shards, dstOpts.Dir = 2, t.TempDir()
+	if e.dst, err = sandbox.Start(e.ctx, "destination", dstOpts); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.dst.Close() })
@@ -485,4 +489,27 @@ func (e *env) watch(d time.Duration, see func(faults.Status)) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// requireLogged fails the test unless a line of the migration's log file holds
+// every one of parts.
+func (e *env) requireLogged(parts ...string) {
+	e.t.Helper()
+	dir := diagnostics.LogDir(e.state)
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for line := range strings.Lines(string(data)) {
+			if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(line, p) }) {
+				return
+			}
+		}
+	}
+	e.t.Errorf("no line of the migration's log (%s) says %q", dir, parts)
 }

@@ -130,7 +130,7 @@ func TestFaultSuite(t *testing.T) {
 				ok := t.Run(sc.name, func(t *testing.T) {
 					started = true
 					began := time.Now()
-					e := s.newEnv(t, uint64(i+1), sourceOptions[sc.name])
+					e := s.newEnv(t, uint64(i+1), sourceOptions[sc.name], destinationOptions[sc.name])
 					sc.run(t, e, &row)
 					row.Notes = strings.TrimPrefix(row.Notes+fmt.Sprintf("; %s in all", time.Since(began).Round(time.Second)), "; ")
 				})
@@ -211,9 +211,18 @@ func momentOf(s faults.Status) moment {
 	return startingUp
 }
 
+// destinationOptions are the destination sandboxes' options, by scenario.
+var destinationOptions = map[string]sandbox.Options{
+	// 2 ms between Shardlift and the destination: the replay keeps 4 batches in
+	// flight per applier (1 ms or more away: see replay's farRoundTrip), so that the
+	// kills land on pipelined batches in flight; nearer, it keeps one.
+	"1-crash-anywhere": {Latency: 2 * time.Millisecond},
+}
+
 // 1. Crash anywhere: kill -9 at seeded random moments over copy, index builds,
 // catch-up, steady sync, cutover and finalize, restarting with the same state file
-// each time; it must resume and converge.
+// each time; it must resume and converge. The destination is a little away (see
+// destinationOptions): the replay's batches are pipelined.
 func crashAnywhere(t *testing.T, e *env, row *faults.Row) {
 	e.startLoad(e.s.size.rate)
 	maxDelay := map[moment]time.Duration{copying: 2 * time.Second, indexing: 300 * time.Millisecond, catchingUp: time.Second,
@@ -289,6 +298,7 @@ func crashAnywhere(t *testing.T, e *env, row *faults.Row) {
 	if e.kills < sum(e.s.size.kills)-e.s.size.kills[finalizing] {
 		t.Errorf("only %d kills made", e.kills)
 	}
+	e.requireLogged("replay batches in flight per applier", "batches=4")
 	e.verify(row)
 }
 

@@ -11,9 +11,10 @@ import (
 // batch and writes it when it is full or, when no more writes arrived within the
 // linger, once none of its batches is in flight.
 //
-// Full batches are pipelined: up to Config.Pipeline of them are in flight at once,
-// so that a destination far away costs a round trip per Pipeline batches rather
-// than per round of every batch. A document's writes keep their order: a write
+// Full batches are pipelined: up to the run's window of them (Config.Pipeline, or
+// chosen from the destination's round trip: see Shard.pipelineDepth) are in
+// flight at once, so that a destination far away costs a round trip per window
+// of batches rather than per round of every batch. A document's writes keep their order: a write
 // waits (deferred) while its document has a write in a batch in flight, or an
 // earlier write deferred, or while the batch being filled holds a write of the
 // document on the other side of a delete (which would need a second round: see
@@ -30,9 +31,9 @@ import (
 // rounds; its waits on other appliers' writes (see sendable) then never hold up
 // a deferred write.
 func (r *run) apply(ctx context.Context, q *queue) error {
-	a := &applier{r: r, q: q, window: r.cfg.Pipeline,
+	a := &applier{r: r, q: q, window: r.window,
 		inFlight: map[string]*flight{}, deferred: map[string][]task{}, batchDocs: map[string]bool{},
-		landed: make(chan *flight, max(r.cfg.Pipeline, 1))}
+		landed: make(chan *flight, max(r.window, 1))}
 	err := a.loop(ctx)
 	if werr := a.settleFlights(); err == nil {
 		err = werr
@@ -44,7 +45,7 @@ func (r *run) apply(ctx context.Context, q *queue) error {
 type applier struct {
 	r      *run
 	q      *queue
-	window int // batches in flight at most (Config.Pipeline)
+	window int // batches in flight at most (run.window)
 
 	b         batch
 	batchKeys []string        // flightKey of each of b.tasks, when pipelining

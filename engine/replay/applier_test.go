@@ -2,8 +2,11 @@ package replay
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,4 +165,70 @@ func TestADocumentsWritesWaitForItsBatchInFlightWhileTheOthersGoOn(t *testing.T)
 func bsonInt(i int) bson.RawValue {
 	_, b, _ := bson.MarshalValue(int32(i))
 	return bson.RawValue{Type: bson.TypeInt32, Value: b}
+}
+
+// roundTripDest is a fake destination a given round trip away (see RoundTripper).
+type roundTripDest struct {
+	*fakeDest
+	rtt   time.Duration
+	err   error
+	asked atomic.Int32
+}
+
+func (d *roundTripDest) RoundTrip(context.Context) (time.Duration, error) {
+	d.asked.Add(1)
+	return d.rtt, d.err
+}
+
+func TestTheBatchesInFlightFollowTheDestinationsRoundTrip(t *testing.T) {
+	// One applier, a batch per write, 20 documents, the destination answering
+	// nothing: a destination 40 ms away (or one that cannot be timed) gets 4 bulk
+	// writes at once, one on the same host gets one at a time, and Pipeline, when
+	// set, is taken as it is without asking.
+	for _, c := range []struct {
+		name     string
+		rtt      time.Duration
+		err      error
+		pipeline int
+		want     int
+		asked    int32
+	}{
+		{name: "40 ms away", rtt: 40 * time.Millisecond, want: 4, asked: 1},
+		{name: "on the same host", rtt: 80 * time.Microsecond, want: 1, asked: 1},
+		{name: "not timed", err: errors.New("ping: connection refused"), want: 4, asked: 1},
+		{name: "pipeline set", rtt: 80 * time.Microsecond, pipeline: 2, want: 2, asked: 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			entries := []bson.Raw{noopOp(at(1))}
+			for i := 2; i <= 21; i++ {
+				entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+			}
+			src := newFakeOplog(entries...)
+			src.finite = true
+			dest := &roundTripDest{fakeDest: newFakeDest(), rtt: c.rtt, err: c.err}
+			held := &heldWrites{release: make(chan struct{})}
+			dest.gate = held.gate
+			s := testShard(t, Config{Source: src, Destination: dest, DDL: startDDL(t, []string{"s0"}, &fakeExec{dest: dest.fakeDest}),
+				Resume: at(1), Appliers: 1, BatchWrites: 1, Pipeline: c.pipeline})
+			wait := start(t, context.Background(), s)
+			eventually(t, "the replay's run", func() bool { return s.Snapshot().Pipeline != 0 })
+			if got := s.Snapshot().Pipeline; got != c.want {
+				t.Fatalf("%d batches in flight per applier, want %d", got, c.want)
+			}
+			eventually(t, fmt.Sprintf("%d bulk writes in flight at once", c.want), func() bool { now, _ := held.counts(); return now == c.want })
+			close(held.release)
+			if err := wait(); err != nil {
+				t.Fatal(err)
+			}
+			if _, most := held.counts(); most != c.want {
+				t.Fatalf("%d bulk writes in flight at once, want at most %d", most, c.want)
+			}
+			if n := dest.asked.Load(); n != c.asked {
+				t.Fatalf("the round trip was timed %d times, want %d", n, c.asked)
+			}
+			if n := len(dest.docs(ns)); n != 20 {
+				t.Fatalf("%d documents, want 20", n)
+			}
+		})
+	}
 }

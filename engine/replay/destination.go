@@ -28,7 +28,7 @@ type Destination interface {
 // SizePool sets, on the options of a destination client that leave them unset
 // (maxPoolSize, maxConnecting in the URI), a connection pool for the replay's bulk
 // writes in flight: each shard's appliers (Config.Appliers, 4) keep up to
-// Config.Pipeline (4) batches in flight, a round's deletes beside its other
+// 4 batches in flight (Config.Pipeline, for a destination 1 ms or more away), a round's deletes beside its other
 // writes, so up to 32 write commands per shard at once, beside the copy's
 // writers. The driver's defaults, 100 connections to a server made 2 at a time
 // (each a round trip or more away), held the pipelined replay of 3 shards 40 ms

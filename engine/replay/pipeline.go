@@ -30,6 +30,7 @@ type run struct {
 	bound         primitive.Timestamp // the source's majority commit point, as last read
 	term          int64               // the term of the entry being dispatched
 	tolerateUntil primitive.Timestamp // idempotency errors are tolerated up to here
+	window        int                 // batches in flight per applier at most (see Shard.pipelineDepth)
 
 	wm  *Watermark // the resume point
 	pos *Watermark // the position reported for other shards' DDL: how far entries were dispatched (the held scopes say what of it is not applied)
@@ -115,9 +116,9 @@ func (g *txnGroup) finish() {
 	}
 }
 
-func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp) *run {
+func newRun(s *Shard, from OpTime, tolerateUntil primitive.Timestamp, window int) *run {
 	r := &run{
-		s: s, cfg: &s.cfg, from: from.TS, fromTerm: from.Term, check: from.TS != (primitive.Timestamp{}), tolerateUntil: tolerateUntil,
+		s: s, cfg: &s.cfg, window: window, from: from.TS, fromTerm: from.Term, check: from.TS != (primitive.Timestamp{}), tolerateUntil: tolerateUntil,
 		txnStart: s.beforeTxns && from == s.start, checkT0: from.TS.Before(s.cfg.T0),
 		wm: newWatermarkAt(from), pos: s.newPosition(from), tr: oplog.NewTranslator(s.cfg.Translator),
 		budget: newBudget(s.cfg.QueueBytes), queued: newQueuedWrites(), batches: make(chan []bson.Raw, 1), holdDone: make(chan *hold), held: s.newHeldScopes(),

@@ -57,6 +57,9 @@ type Progress struct {
 	Skipped [numSkipReasons]int64
 	// Tolerated counts write errors tolerated before the consistency point.
 	Tolerated int64
+	// Pipeline is how many batches each applier keeps in flight at most, as last
+	// chosen (see Config.Pipeline); zero before the first run.
+	Pipeline int
 	// SetAside counts the items set aside behind a DDL on the destination, read
 	// again once it was applied (see run.setAside).
 	SetAside int64

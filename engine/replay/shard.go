@@ -107,8 +107,10 @@ type Config struct {
 	// only for the benchmark's before-and-after.
 	SerialBulks bool
 	// Pipeline is how many full batches an applier may have in flight at once (each
-	// written in rounds), its documents' writes kept in order (see run.apply); zero
-	// means 4, 1 waits for each batch before the next (as SerialBulks does).
+	// written in rounds), its documents' writes kept in order (see run.apply); 1
+	// waits for each batch before the next (as SerialBulks does). Zero chooses it
+	// from the destination's round trip at the start of each run (see
+	// pipelineDepth).
 	Pipeline int
 	// Ordered, when set, are the namespaces whose writes are applied in oplog order
 	// (their unique indexes are restored on the destination): see
@@ -151,8 +153,8 @@ func (c *Config) defaults() error {
 	switch {
 	case c.SerialBulks:
 		c.Pipeline = 1
-	case c.Pipeline <= 0:
-		c.Pipeline = 4
+	case c.Pipeline < 0:
+		c.Pipeline = 0
 	}
 	if c.Linger <= 0 {
 		c.Linger = 5 * time.Millisecond
@@ -183,7 +185,9 @@ type Shard struct {
 	done     chan struct{}
 	started  atomic.Bool
 
-	noPipelines atomic.Bool // the destination refused a pipeline update (see ImageReader)
+	noPipelines atomic.Bool  // the destination refused a pipeline update (see ImageReader)
+	depth       atomic.Int32 // the batches in flight per applier chosen last (see pipelineDepth)
+	timedDepth  atomic.Bool  // depth was chosen from a timed round trip
 
 	// start is the resume point the replay was given: never saved again. Before
 	// TxnStart when the replay reads from there (beforeTxns), else Resume.
@@ -288,7 +292,7 @@ func (s *Shard) loop(ctx context.Context) error {
 			raiseTS(&s.c.newest, newest)
 			tolerate = maxTS(tolerate, newest)
 			from := s.wm.Load().At()
-			r := newRun(s, from, tolerate)
+			r := newRun(s, from, tolerate, s.pipelineDepth(ctx))
 			err = r.run(ctx)
 			s.noteAside(nil)
 			tolerate = maxTS(tolerate, r.lastRead)
@@ -500,6 +504,7 @@ func (s *Shard) Snapshot() Progress {
 		DDL:          s.c.ddl.Load(),
 		Transactions: s.c.txns.Load(),
 		Tolerated:    s.c.tolerated.Load(),
+		Pipeline:     int(s.depth.Load()),
 		SetAside:     s.c.setAside.Load(),
 		UniqueWaits:  s.c.uniqueWaits.Load(),
 		Entries:      s.c.entries.Load(),
