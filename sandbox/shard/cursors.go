@@ -44,23 +44,24 @@ type oplogCursor struct {
 	skip     int64
 }
 
-type cursorRegistry struct {
+// cursorRegistry holds a node's own cursors (those FerretDB does not keep), by id.
+type cursorRegistry[C any] struct {
 	mu      sync.Mutex
-	cursors map[int64]*registered
+	cursors map[int64]*registered[C]
 }
 
-type registered struct {
-	c       *oplogCursor
+type registered[C any] struct {
+	c       C
 	lastUse time.Time
 }
 
-func newCursorRegistry() *cursorRegistry {
-	return &cursorRegistry{cursors: map[int64]*registered{}}
+func newCursorRegistry[C any]() *cursorRegistry[C] {
+	return &cursorRegistry[C]{cursors: map[int64]*registered[C]{}}
 }
 
 // add registers a cursor under a fresh id, forgetting cursors idle for too long (as
 // MongoDB times them out).
-func (r *cursorRegistry) add(c *oplogCursor) int64 {
+func (r *cursorRegistry[C]) add(c C) int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
@@ -74,24 +75,25 @@ func (r *cursorRegistry) add(c *oplogCursor) int64 {
 		rand.Read(b[:])
 		id := int64(binary.LittleEndian.Uint64(b[:]) >> 1)
 		if _, taken := r.cursors[id]; id != 0 && !taken {
-			r.cursors[id] = &registered{c: c, lastUse: now}
+			r.cursors[id] = &registered[C]{c: c, lastUse: now}
 			return id
 		}
 	}
 }
 
-func (r *cursorRegistry) get(id int64) *oplogCursor {
+func (r *cursorRegistry[C]) get(id int64) (C, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	reg, ok := r.cursors[id]
 	if !ok {
-		return nil
+		var none C
+		return none, false
 	}
 	reg.lastUse = time.Now()
-	return reg.c
+	return reg.c, true
 }
 
-func (r *cursorRegistry) remove(id int64) bool {
+func (r *cursorRegistry[C]) remove(id int64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_, ok := r.cursors[id]
@@ -99,7 +101,7 @@ func (r *cursorRegistry) remove(id int64) bool {
 	return ok
 }
 
-func (r *cursorRegistry) clear() {
+func (r *cursorRegistry[C]) clear() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(r.cursors)
@@ -135,6 +137,9 @@ func (n *node) find(ctx context.Context, cmd *wire.Command) bson.Raw {
 		cmd = bounded
 	}
 	if reply, ok := n.keyedFind(ctx, cmd, coll); ok {
+		return reply
+	}
+	if reply, ok := n.idOrderedFind(ctx, cmd, coll); ok {
 		return reply
 	}
 	return n.passthrough(ctx, cmd)
@@ -197,13 +202,7 @@ func (n *node) oplogFind(cmd *wire.Command) bson.Raw {
 }
 
 func cursorReply(batchName string, id int64, docs []bson.Raw) bson.Raw {
-	arr := make(bson.A, len(docs))
-	for i, d := range docs {
-		arr[i] = d
-	}
-	return wire.OK(bson.E{Key: "cursor", Value: bson.D{
-		{Key: batchName, Value: arr}, {Key: "id", Value: id}, {Key: "ns", Value: oplogNS},
-	}})
+	return cursorBatch(batchName, id, oplogNS, docs)
 }
 
 // done reports whether a cursor has nothing more to give: its limit is reached, or it
@@ -293,12 +292,15 @@ func (n *node) getMore(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if reply, ok := n.keyBoundedGetMore(ctx, cmd); ok {
 		return reply
 	}
+	if reply, ok := n.idOrderedGetMore(cmd); ok {
+		return reply
+	}
 	if !isOplog(cmd.DB, coll) {
 		return n.passthrough(ctx, cmd)
 	}
 	id, _ := cmd.Lookup("getMore").AsInt64OK()
-	c := n.cursors.get(id)
-	if c == nil {
+	c, ok := n.cursors.get(id)
+	if !ok {
 		return wire.ErrorReply(wire.CursorNotFound(fmt.Sprintf("cursor id %d not found", id)))
 	}
 	c.mu.Lock()
@@ -345,11 +347,7 @@ func (n *node) getMore(ctx context.Context, cmd *wire.Command) bson.Raw {
 func (n *node) killCursors(ctx context.Context, cmd *wire.Command) bson.Raw {
 	coll, _ := collName(cmd)
 	if !isOplog(cmd.DB, coll) {
-		for _, v := range values(cmd.Lookup("cursors")) {
-			id, _ := v.AsInt64OK()
-			n.keyBounded.Delete(id)
-		}
-		return n.passthrough(ctx, cmd)
+		return n.killUserCursors(ctx, cmd, coll)
 	}
 	ids := values(cmd.Lookup("cursors"))
 	killed, notFound := bson.A{}, bson.A{}
@@ -622,4 +620,42 @@ func countGroup(docs []bson.Raw, spec bson.Raw) ([]bson.Raw, error) {
 		return nil, nil
 	}
 	return []bson.Raw{mustMarshal(out)}, nil
+}
+
+// killCursors of a user collection: the front's own cursors (idorder.go) are
+// forgotten here, FerretDB's (keybounds.go's among them) killed there.
+func (n *node) killUserCursors(ctx context.Context, cmd *wire.Command, coll string) bson.Raw {
+	var own, theirs bson.A
+	for _, v := range values(cmd.Lookup("cursors")) {
+		id, _ := v.AsInt64OK()
+		if n.idOrdered.remove(id) {
+			own = append(own, id)
+			continue
+		}
+		n.keyBounded.Delete(id)
+		theirs = append(theirs, id)
+	}
+	if len(own) == 0 {
+		return n.passthrough(ctx, cmd)
+	}
+	killed, notFound := own, bson.A{}
+	if len(theirs) > 0 {
+		reply := n.passthrough(ctx, &wire.Command{Name: cmd.Name, DB: cmd.DB,
+			Body: mustMarshal(bson.D{{Key: "killCursors", Value: coll}, {Key: "cursors", Value: theirs}})})
+		if reply.Lookup("cursorsKilled").Type == 0 {
+			return reply // an error
+		}
+		for _, v := range values(reply.Lookup("cursorsKilled")) {
+			killed = append(killed, v)
+		}
+		for _, v := range values(reply.Lookup("cursorsNotFound")) {
+			notFound = append(notFound, v)
+		}
+	}
+	return wire.OK(
+		bson.E{Key: "cursorsKilled", Value: killed},
+		bson.E{Key: "cursorsNotFound", Value: notFound},
+		bson.E{Key: "cursorsAlive", Value: bson.A{}},
+		bson.E{Key: "cursorsUnknown", Value: bson.A{}},
+	)
 }

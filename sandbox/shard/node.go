@@ -24,7 +24,10 @@ type node struct {
 	be      *backend
 	oplog   *oplog
 	cat     *catalog
-	cursors *cursorRegistry
+	cursors *cursorRegistry[*oplogCursor]
+	// idOrdered are the open cursors of finds sorted by _id, which the front
+	// answers itself (idorder.go).
+	idOrdered *cursorRegistry[*idOrderedCursor]
 	// keyBounded are the open cursors of finds bounded on a shard key index, by
 	// id, with their bounds (keybounds.go).
 	keyBounded sync.Map
@@ -81,7 +84,8 @@ func openNode(f *Front, i int, cat *catalog) (*node, error) {
 		ctx:        ctx,
 		cancel:     cancel,
 		be:         be,
-		cursors:    newCursorRegistry(),
+		cursors:    newCursorRegistry[*oplogCursor](),
+		idOrdered:  newCursorRegistry[*idOrderedCursor](),
 		electionID: primitive.NewObjectID(),
 		topo:       wire.NewTopology(),
 		started:    time.Now(),
@@ -193,6 +197,7 @@ func (n *node) close() error {
 	<-n.sessionsDone
 	<-n.replDone
 	n.cursors.clear()
+	n.idOrdered.clear()
 	errBe := n.be.close()
 	errLog := n.oplog.close()
 	if errBe != nil {
