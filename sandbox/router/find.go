@@ -479,12 +479,33 @@ func (r *Router) aggregate(ctx context.Context, sess *wire.Session, cmd *wire.Co
 	}
 	batchSize, _ := asInt64(cmd.Body.Lookup("cursor", "batchSize"))
 	pipeline, into, intoSpec := writeStage(pipeline)
+	statsSpec, afterStats, isStats, err := collStatsStage(pipeline)
+	if err != nil {
+		return nil, err
+	}
+	if isStats {
+		pipeline = afterStats
+	}
 	filter, stages, err := parsePipeline(pipeline)
 	if err != nil {
 		return nil, err
 	}
-	it, err := r.openRead(ctx, cmd.DB, coll, findQuery{filter: filter})
-	if err != nil {
+	var it docIter
+	if isStats {
+		docs, err := r.collStatsDocs(ctx, cmd.DB, coll, statsSpec)
+		if err != nil {
+			return nil, err
+		}
+		it = &sliceIter{docs: docs}
+		if filter != nil {
+			// The pipeline's $match after $collStats filters its documents.
+			st, err := parseStage("$match", bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: filter})
+			if err != nil {
+				return nil, err
+			}
+			stages = append([]stage{st}, stages...)
+		}
+	} else if it, err = r.openRead(ctx, cmd.DB, coll, findQuery{filter: filter}); err != nil {
 		return nil, err
 	}
 	for _, st := range stages {

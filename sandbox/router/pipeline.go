@@ -120,7 +120,7 @@ func parseStage(name string, spec bson.RawValue) (stage, error) {
 		return func(in docIter) (docIter, error) { return &groupIter{in: in, spec: g}, nil }, nil
 	}
 	return nil, &wire.Error{Code: 40324, Name: "Location40324", Msg: fmt.Sprintf(
-		"Unrecognized pipeline stage name: '%s' (the sandbox router runs only $match, $project, $sort, $skip, $limit, $group and $count)", name)}
+		"Unrecognized pipeline stage name: '%s' (the sandbox router runs only $match, $project, $sort, $skip, $limit, $group and $count, $collStats first and $out or $merge last)", name)}
 }
 
 // funcIter maps and filters a stream.
