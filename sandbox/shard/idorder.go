@@ -33,8 +33,24 @@ import (
 // no projection, skip, collation, hint other than _id's, or returnKey; the rest goes
 // to FerretDB as it was.
 
-// idOrderReadBatch is the batch size of the front's own reads of FerretDB.
-const idOrderReadBatch = 10000
+// The front reads FerretDB one document first, then in batches of as many
+// as fit in idOrderReadBytes at the documents' average size so far, at most
+// idOrderReadBatch: FerretDB cuts batches by count only, and a reply over 48 MB
+// (the wire's largest message) would fail.
+const (
+	idOrderFirstRead = 1
+	idOrderReadBatch = 10000
+	idOrderReadBytes = 16 << 20
+)
+
+// nextReadBatch is the batch size of the front's next read of FerretDB, after docs
+// documents of bytes bytes in all.
+func nextReadBatch(docs int, bytes int64) int32 {
+	if docs == 0 || bytes == 0 {
+		return idOrderFirstRead
+	}
+	return int32(max(1, min(idOrderReadBatch, int64(idOrderReadBytes)*int64(docs)/bytes)))
+}
 
 // idOrderedCursor is the rest of an _id-ordered find's documents.
 type idOrderedCursor struct {
@@ -134,7 +150,7 @@ func (n *node) idOrderedFind(ctx context.Context, cmd *wire.Command, coll string
 		}
 		return false
 	})
-	d = append(d, bson.E{Key: "batchSize", Value: int32(idOrderReadBatch)})
+	d = append(d, bson.E{Key: "batchSize", Value: nextReadBatch(0, 0)})
 	docs, ns, errReply := n.readAll(ctx, cmd.DB, coll, d)
 	if errReply != nil {
 		return errReply, true
@@ -170,6 +186,7 @@ func (n *node) idOrderedFind(ctx context.Context, cmd *wire.Command, coll string
 func (n *node) readAll(ctx context.Context, db, coll string, d bson.D) (docs []bson.Raw, ns string, errReply bson.Raw) {
 	reply := n.passthrough(ctx, &wire.Command{Name: "find", DB: db, Body: mustMarshal(d)})
 	batchName := "firstBatch"
+	var bytes int64
 	for {
 		cursor, ok := reply.Lookup("cursor").DocumentOK()
 		if !ok {
@@ -182,6 +199,7 @@ func (n *node) readAll(ctx context.Context, db, coll string, d bson.D) (docs []b
 		for _, v := range values {
 			if doc, ok := v.DocumentOK(); ok {
 				docs = append(docs, slices.Clone(doc))
+				bytes += int64(len(doc))
 			}
 		}
 		if id == 0 {
@@ -193,7 +211,7 @@ func (n *node) readAll(ctx context.Context, db, coll string, d bson.D) (docs []b
 			return nil, "", wire.ErrorReply(&wire.Error{Code: 11601, Name: "Interrupted", Msg: "operation was interrupted"})
 		}
 		reply = n.passthrough(ctx, &wire.Command{Name: "getMore", DB: db,
-			Body: mustMarshal(bson.D{{Key: "getMore", Value: id}, {Key: "collection", Value: coll}, {Key: "batchSize", Value: int32(idOrderReadBatch)}})})
+			Body: mustMarshal(bson.D{{Key: "getMore", Value: id}, {Key: "collection", Value: coll}, {Key: "batchSize", Value: nextReadBatch(len(docs), bytes)}})})
 		batchName = "nextBatch"
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,5 +127,38 @@ func TestAFindSortedByIDStreamsInMongoDBsOrderFromTheFrontsCursor(t *testing.T) 
 	defer proj.Close(ctx)
 	if _, own := n.idOrdered.get(proj.ID()); own {
 		t.Fatal("a find with a projection went to the front's cursor")
+	}
+}
+
+// Large documents are read from FerretDB in batches that fit in a wire message:
+// 60 documents of 1 MiB, 60 MiB in all, come back sorted.
+func TestAFindSortedByIDReadsLargeDocumentsInBatchesThatFit(t *testing.T) {
+	f := startFront(t, Config{})
+	c := connect(t, f)
+	ctx := context.Background()
+	coll := c.Database("shop").Collection("large")
+	pad := strings.Repeat("x", 1<<20)
+	var docs []any
+	for i := range 60 {
+		docs = append(docs, bson.D{{Key: "_id", Value: int32(59 - i)}, {Key: "pad", Value: pad}})
+	}
+	for start := 0; start < len(docs); start += 10 {
+		if _, err := coll.InsertMany(ctx, docs[start:start+10]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur, err := coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int32
+	for cur.Next(ctx) {
+		ids = append(ids, cur.Current.Lookup("_id").Int32())
+	}
+	if err := cur.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 60 || !slices.IsSorted(ids) {
+		t.Fatalf("%d documents, in order %v", len(ids), ids)
 	}
 }
