@@ -53,6 +53,18 @@ func (c *fakeClock) NewTimer(d time.Duration) Timer {
 	return t
 }
 
+// hasTimerIn reports whether a timer waits for exactly d from now.
+func (c *fakeClock) hasTimerIn(d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.timers {
+		if t.at.Sub(c.now) == d {
+			return true
+		}
+	}
+	return false
+}
+
 // Advance moves the clock and fires the timers now due.
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()

@@ -106,7 +106,8 @@ func (m *Migration) ExtendTimer(ctx context.Context) error {
 }
 
 // Done is I'm done: refused unless the migration is cutting over with an optime
-// gap of 0 (a *GapError carries the gap). It then waits for every shard to apply
+// gap of 0, or of settlingGap or less (a *GapError carries the gap). It then waits
+// for every shard to apply
 // the source's newest entry, stops tailing and finalizes the destination: the
 // relaxed index and collection options are restored, the source balancer is put
 // back as it was, the destination balancer started, and the destination verified.
@@ -123,7 +124,7 @@ func (m *Migration) Done(ctx context.Context, override bool) error {
 	r := m.run
 	switch st {
 	case CuttingOver:
-		if err := m.Snapshot().finishRefusal(); err != nil {
+		if err := m.Snapshot().finishRefusal(); err != nil && !settling(err) {
 			return err
 		}
 		if r == nil {
@@ -150,6 +151,20 @@ func (m *Migration) Done(ctx context.Context, override bool) error {
 		return &RefusedError{Action: "finish the cutover", State: st, Why: whyNotReady(st)}
 	}
 	return m.finalize(ctx, r, override)
+}
+
+// settlingGap is the largest optime gap I'm done waits out (see drain) rather
+// than refuses: the last entries written before the writes stopped, or the
+// no-op a primary writes every 10 s with no write to replicate (a gap of 0:01 for
+// the moment its shard's replay takes to apply it), arriving while the DBA reads
+// 0:00 and presses I'm done.
+const settlingGap = 2 * time.Second
+
+// settling reports whether err refuses I'm done only for a gap of settlingGap or
+// less.
+func settling(err error) bool {
+	var ge *GapError
+	return errors.As(err, &ge) && ge.Gap <= settlingGap
 }
 
 // drain waits until every shard has applied the newest entry its source oplog had

@@ -226,6 +226,42 @@ func TestDoneWaitsForTheNewestEntryBeforeStoppingTheTail(t *testing.T) {
 	}
 }
 
+// The DBA reads 0:00 and presses I'm done while one more entry arrives (the no-op a
+// primary writes every 10 s, or the applications' last write): a gap of a second or
+// two is waited out, not refused; a larger one is refused at once.
+func TestDoneWaitsOutAGapOfASecond(t *testing.T) {
+	h := newHarness(t, "s0", "s1")
+	rs := h.cuttingOver()
+	r := rs["s1"]
+	r.behind(time.Second)
+	h.fc.mu.Lock()
+	h.fc.shards["s1"].newest = r.Snapshot().Newest
+	h.fc.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- h.m.Done(bg, false) }()
+	// The drain polls every 50 ms: its timer says it waits.
+	h.eventually("the drain to wait", func() bool { return len(done) == 1 || h.clk.hasTimerIn(50*time.Millisecond) })
+	if len(done) == 1 {
+		t.Fatalf("I'm done with a gap of 0:01 did not wait: %v", <-done)
+	}
+	r.behind(0)
+	h.eventually("Done to return", func() bool { h.clk.Advance(50 * time.Millisecond); return len(done) == 1 })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if s := h.m.State(); s != Done && s != Finalizing {
+		t.Fatalf("state %s after I'm done", s)
+	}
+
+	h2 := newHarness(t, "s0")
+	rs2 := h2.cuttingOver()
+	rs2["s0"].behind(3 * time.Second)
+	var ge *GapError
+	if err := h2.m.Done(bg, false); !errors.As(err, &ge) || ge.Gap != 3*time.Second {
+		t.Fatalf("Done with a gap of 0:03: %v", err)
+	}
+}
+
 func TestStartCutoverOnlyWhenReady(t *testing.T) {
 	h := newHarness(t, "s0")
 	h.start(StartOptions{})
