@@ -359,12 +359,7 @@ func (n *node) killCursors(ctx context.Context, cmd *wire.Command) bson.Raw {
 			notFound = append(notFound, id)
 		}
 	}
-	return wire.OK(
-		bson.E{Key: "cursorsKilled", Value: killed},
-		bson.E{Key: "cursorsNotFound", Value: notFound},
-		bson.E{Key: "cursorsAlive", Value: bson.A{}},
-		bson.E{Key: "cursorsUnknown", Value: bson.A{}},
-	)
+	return killCursorsReply(killed, notFound)
 }
 
 func (n *node) count(ctx context.Context, cmd *wire.Command) bson.Raw {
@@ -652,6 +647,11 @@ func (n *node) killUserCursors(ctx context.Context, cmd *wire.Command, coll stri
 			notFound = append(notFound, v)
 		}
 	}
+	return killCursorsReply(killed, notFound)
+}
+
+// killCursorsReply is killCursors' answer.
+func killCursorsReply(killed, notFound bson.A) bson.Raw {
 	return wire.OK(
 		bson.E{Key: "cursorsKilled", Value: killed},
 		bson.E{Key: "cursorsNotFound", Value: notFound},
