@@ -253,6 +253,29 @@ func TestOpenTransactionsAtT0_ResumeInsideInterleavedChainsBeforeT0SkipsTheAppli
 	}
 }
 
+// A participant whose statements changed nothing logs an empty prepare
+// ({applyOps: [], prepare: true}, as MongoDB does); its commit applies nothing and
+// releases the resume point it held, which then moves on.
+func TestAnEmptyPreparedTransactionCommitsToNothingAndReleasesTheResumePoint(t *testing.T) {
+	a := session(1)
+	empty := commandOp(at(2), "admin", bson.D{{Key: "applyOps", Value: bson.A{}}, {Key: "prepare", Value: true}},
+		bson.E{Key: "lsid", Value: a}, bson.E{Key: "txnNumber", Value: int64(4)},
+		bson.E{Key: "prevOpTime", Value: bson.D{{Key: "ts", Value: primitive.Timestamp{}}, {Key: "t", Value: int64(-1)}}})
+	src := newFakeOplog(noopOp(at(1)), empty, insertOp(at(3), ns, doc(1, 0)), commitTxn(at(4), at(2), a, 4), insertOp(at(5), ns, doc(2, 0)))
+	src.finite = true
+	dest := newFakeDest()
+	cps := &fakeCheckpoints{}
+	if err := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(1)}).Run(context.Background()); err != nil {
+		t.Fatalf("the replay failed on an empty prepared transaction: %v", err)
+	}
+	if got := ids(dest, ns); !slices.Equal(got, []int32{1, 2}) {
+		t.Fatalf("the destination holds %v, want [1 2]", got)
+	}
+	if saved := cps.all(); len(saved) == 0 || saved[len(saved)-1] != at(5) {
+		t.Fatalf("checkpoints %v: the last is not past the empty transaction's commit, at %v", saved, at(5))
+	}
+}
+
 // Rule "open transactions at T0": the start of a transaction's chain is found from
 // any link of it that more entries follow, by the links' prevOpTime; an entry that
 // ends its chain (the prepare), or is no transaction's, starts none.
