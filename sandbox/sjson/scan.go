@@ -142,8 +142,12 @@ func appendUnquoted(dst, raw []byte) []byte {
 			}
 			i += 2
 		case c < utf8.RuneSelf:
-			dst = append(dst, c)
-			i++
+			j := i + 1
+			for j < len(raw) && raw[j] != '\\' && raw[j] < utf8.RuneSelf {
+				j++
+			}
+			dst = append(dst, raw[i:j]...)
+			i = j
 		default:
 			r, size := utf8.DecodeRune(raw[i:])
 			dst = utf8.AppendRune(dst, r)
