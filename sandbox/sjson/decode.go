@@ -104,7 +104,10 @@ func (d *decoder) nameIs(raw []byte, flags uint8, want []byte) bool {
 func (d *decoder) slowMembers(dst []byte, t *tree, obj int32, open int, top bool, depth int) ([]byte, int, error) {
 	text := d.text
 	base := len(d.pending)
-	defer func() { d.pending = d.pending[:base] }()
+	defer func() {
+		clear(d.pending[base:]) // holds no text once the decoder is back in the pool
+		d.pending = d.pending[:base]
+	}()
 	schemas := 0
 	end, err := walkMembers(text, open, func(name []byte, flags uint8, value int) (int, error) {
 		if top && d.nameIs(name, flags, schemaName) {

@@ -89,8 +89,8 @@ func errAt(p int, format string, args ...any) error {
 	return &Error{Offset: p, Msg: fmt.Sprintf(format, args...)}
 }
 
-// maxDepth bounds the nesting of schemas and values (FerretDB accepts 100 levels of
-// BSON nesting at most; the bound only keeps hostile texts from recursing deeply).
+// maxDepth bounds the nesting of schemas and values (MongoDB's documents nest 100
+// levels at most; the bound only keeps hostile texts from recursing deeply).
 const maxDepth = 1000
 
 // decoder holds what a decode reuses: the cached schemas and scratch space.
