@@ -76,7 +76,7 @@ func idOrderIndexSQL(table string) string {
 
 // idClass is the class of an _id value, as idClassSQL gives it, and whether the
 // index orders values of the class as MongoDB does.
-func idClass(t bsontype.Type) (class int, ordered bool) {
+func idClass(t bsontype.Type) (class int64, ordered bool) {
 	switch t {
 	case bsontype.Null:
 		return 5, true
@@ -102,15 +102,6 @@ func idClass(t bsontype.Type) (class int, ordered bool) {
 		return 50, false
 	}
 	return 99, false
-}
-
-// orderedClass reports whether the index orders the values of class as MongoDB does.
-func orderedClass(class int64) bool {
-	switch class {
-	case 5, 10, 15, 35, 40, 45:
-		return true
-	}
-	return false
 }
 
 // idSQLValue is v as idValueSQL gives it, for a value of an ordered class; ok is
@@ -308,24 +299,30 @@ func (s *idScan) read(ctx context.Context, want int) ([]bson.Raw, error) {
 			}
 			continue
 		}
-		if !orderedClass(rows[0].class) {
-			// A class the index does not order: read all of it, sort it in memory.
-			if docs, err = s.wholeClass(ctx, rows[0].class); err != nil {
+		// A row's place in the index (class, value) is read from its decoded _id, not
+		// from SQLite: selecting the indexed expressions would parse each row's JSON
+		// twice more.
+		for i, r := range rows {
+			doc, err := s.decode(r.text)
+			if err != nil {
 				return nil, err
 			}
-			s.started, s.inClass, s.afterClass = true, false, rows[0].class
-		} else {
-			for _, r := range rows {
-				if !orderedClass(r.class) {
-					break // the next page reads that class whole
+			id := doc.Lookup("_id")
+			class, ordered := idClass(id.Type)
+			if !ordered {
+				if i > 0 {
+					break // the next page starts with that class
 				}
-				doc, err := s.decode(r.text)
-				if err != nil {
+				// A class the index does not order: read all of it, sort it in memory.
+				if docs, err = s.wholeClass(ctx, class); err != nil {
 					return nil, err
 				}
-				docs = append(docs, doc)
-				s.started, s.inClass, s.afterClass, s.afterValue, s.afterRow = true, true, r.class, r.value, r.rowid
+				s.started, s.inClass, s.afterClass = true, false, class
+				break
 			}
+			value, _ := idSQLValue(bsoncore.Value{Type: id.Type, Data: id.Value})
+			docs = append(docs, doc)
+			s.started, s.inClass, s.afterClass, s.afterValue, s.afterRow = true, true, class, value, r.rowid
 		}
 		for _, doc := range docs {
 			id := doc.Lookup("_id")
@@ -367,17 +364,15 @@ func (s *idScan) decode(text []byte) (bson.Raw, error) {
 	return bson.Raw(append([]byte(nil), s.decoded...)), nil
 }
 
-// indexRow is a row as the index orders it.
-type indexRow struct {
-	class int64
-	value any
+// storedText is a row of a collection's table.
+type storedText struct {
 	rowid int64
 	text  []byte
 }
 
 // page reads up to n rows after the last one read, in the index's order, down to hi:
 // fewer when the rows read so far say n would pass idScanPageBytes.
-func (s *idScan) page(ctx context.Context, n int) ([]indexRow, error) {
+func (s *idScan) page(ctx context.Context, n int) ([]storedText, error) {
 	conn, table, err := s.files.table(ctx, s.db, s.coll)
 	if err != nil || table == "" {
 		return nil, err
@@ -402,7 +397,7 @@ func (s *idScan) page(ctx context.Context, n int) ([]indexRow, error) {
 // pageSQL is the query of page.
 func (s *idScan) pageSQL(table string, n int) (string, []any) {
 	if s.natural {
-		return fmt.Sprintf(`SELECT 0, 0, rowid, _ferretdb_sjson FROM %q WHERE rowid > ? ORDER BY rowid LIMIT ?`, table), []any{s.afterRow, n}
+		return fmt.Sprintf(`SELECT rowid, _ferretdb_sjson FROM %q WHERE rowid > ? ORDER BY rowid LIMIT ?`, table), []any{s.afterRow, n}
 	}
 	var where []string
 	var args []any
@@ -425,7 +420,7 @@ func (s *idScan) pageSQL(table string, n int) (string, []any) {
 		where = append(where, fmt.Sprintf(`(%s, %s) < (?, ?)`, idClassSQL, idValueSQL))
 		args = append(args, class, value)
 	}
-	q := fmt.Sprintf(`SELECT %s, %s, rowid, _ferretdb_sjson FROM %q`, idClassSQL, idValueSQL, table)
+	q := fmt.Sprintf(`SELECT rowid, _ferretdb_sjson FROM %q`, table)
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -439,7 +434,7 @@ func (s *idScan) wholeClass(ctx context.Context, class int64) ([]bson.Raw, error
 	if err != nil || table == "" {
 		return nil, err
 	}
-	rows, err := s.query(ctx, conn, fmt.Sprintf(`SELECT %s, %s, rowid, _ferretdb_sjson FROM %q WHERE %s = ?`, idClassSQL, idValueSQL, table, idClassSQL), class)
+	rows, err := s.query(ctx, conn, fmt.Sprintf(`SELECT rowid, _ferretdb_sjson FROM %q WHERE %s = ?`, table, idClassSQL), class)
 	if err != nil {
 		return nil, err
 	}
@@ -453,20 +448,17 @@ func (s *idScan) wholeClass(ctx context.Context, class int64) ([]bson.Raw, error
 	return docs, nil
 }
 
-func (s *idScan) query(ctx context.Context, conn *sql.DB, q string, args ...any) ([]indexRow, error) {
+func (s *idScan) query(ctx context.Context, conn *sql.DB, q string, args ...any) ([]storedText, error) {
 	rows, err := conn.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("scan the _id index of %s.%s: %w", s.db, s.coll, err)
 	}
 	defer rows.Close()
-	var out []indexRow
+	var out []storedText
 	for rows.Next() {
-		var r indexRow
-		if err := rows.Scan(&r.class, &r.value, &r.rowid, &r.text); err != nil {
+		var r storedText
+		if err := rows.Scan(&r.rowid, &r.text); err != nil {
 			return nil, fmt.Errorf("scan the _id index of %s.%s: %w", s.db, s.coll, err)
-		}
-		if b, ok := r.value.([]byte); ok {
-			r.value = string(b) // bound back as text, not as a blob (which sorts after text)
 		}
 		out = append(out, r)
 	}
