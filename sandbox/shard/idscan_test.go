@@ -193,12 +193,14 @@ func TestAnIDScanPageSearchesTheIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn, table := shardSQL(t, dir, "app", "c")
-	num := func(v int32) bsoncore.Value { return bsoncore.Value{Type: bson.TypeInt32, Data: bsoncore.AppendInt32(nil, v)} }
+	num := func(v int32) bsoncore.Value {
+		return bsoncore.Value{Type: bson.TypeInt32, Data: bsoncore.AppendInt32(nil, v)}
+	}
 	oid := primitive.NewObjectID()
 	for name, s := range map[string]*idScan{
-		"first page":         {},
-		"from min to max":    {lo: num(5), hi: bsoncore.Value{Type: bson.TypeObjectID, Data: oid[:]}},
-		"after a row":        {started: true, inClass: true, afterClass: 10, afterValue: int64(7), afterRow: 3, hi: num(9)},
+		"first page":          {},
+		"from min to max":     {lo: num(5), hi: bsoncore.Value{Type: bson.TypeObjectID, Data: oid[:]}},
+		"after a row":         {started: true, inClass: true, afterClass: 10, afterValue: int64(7), afterRow: 3, hi: num(9)},
 		"after a whole class": {started: true, afterClass: 20},
 	} {
 		q, args := s.pageSQL(table, 100)
