@@ -153,11 +153,15 @@ type idScan struct {
 	lo, hi   bsoncore.Value // Type 0: unbounded
 	filter   *match.Matcher // nil: every document
 	// after is the key of the last row read: its class, SQL value and rowid; afterClass
-	// alone when a whole class was read (inClass false).
+	// alone when a whole class was read (inClass false). ties are the rows served whose
+	// _id equals the last one's (the rows read again at the start of the next page),
+	// afterID that _id.
 	started    bool
 	afterClass int64
 	afterValue any
 	afterRow   int64
+	afterID    bsoncore.Value
+	ties       map[int64]bool
 	inClass    bool
 	done       bool
 	last       bsoncore.Value // the _id served last, for the order check
@@ -317,12 +321,17 @@ func (s *idScan) read(ctx context.Context, want int) ([]bson.Raw, error) {
 				if docs, err = s.wholeClass(ctx, class); err != nil {
 					return nil, err
 				}
-				s.started, s.inClass, s.afterClass = true, false, class
+				s.started, s.inClass, s.afterClass, s.ties = true, false, class, nil
 				break
 			}
-			value, _ := idSQLValue(bsoncore.Value{Type: id.Type, Data: id.Value})
+			v := bsoncore.Value{Type: id.Type, Data: id.Value}
+			value, _ := idSQLValue(v)
 			docs = append(docs, doc)
-			s.started, s.inClass, s.afterClass, s.afterValue, s.afterRow = true, true, class, value, r.rowid
+			if !s.inClass || s.afterClass != class || shardkey.Compare(s.afterID, v) != 0 {
+				s.ties = map[int64]bool{}
+			}
+			s.ties[r.rowid] = true
+			s.started, s.inClass, s.afterClass, s.afterValue, s.afterRow, s.afterID = true, true, class, value, r.rowid, v
 		}
 		for _, doc := range docs {
 			id := doc.Lookup("_id")
@@ -382,50 +391,81 @@ func (s *idScan) page(ctx context.Context, n int) ([]storedText, error) {
 	} else if fit := int(idScanPageBytes * s.rows / max(s.bytes, 1)); fit < n {
 		n = max(fit, 1)
 	}
-	q, args := s.pageSQL(table, n)
-	rows, err := s.query(ctx, conn, q, args...)
-	for _, r := range rows {
-		s.rows++
-		s.bytes += int64(len(r.text))
+	var rows []storedText
+	for _, q := range s.pageSQL(table, n) {
+		got, err := s.query(ctx, conn, q.sql, q.args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range got {
+			if s.counter != nil {
+				s.counter.Add(1)
+			}
+			s.rows++
+			s.bytes += int64(len(r.text))
+			if !s.ties[r.rowid] && len(rows) < n {
+				rows = append(rows, r)
+			}
+		}
+		if len(rows) == n {
+			break
+		}
 	}
-	if s.counter != nil {
-		s.counter.Add(int64(len(rows)))
-	}
-	return rows, err
+	return rows, nil
 }
 
-// pageSQL is the query of page.
-func (s *idScan) pageSQL(table string, n int) (string, []any) {
+// pageQuery is one query of a page.
+type pageQuery struct {
+	sql  string
+	args []any
+}
+
+// pageSQL are the queries of a page of n rows, to run in order until n rows came.
+// SQLite seeks in an index only on equality and ranges of its leading columns, not on
+// a row value ((class, value, rowid) > (...) walks the index from its start, every
+// page), so a page reads the rest of the current class (from the last value served,
+// that value's rows again: those served are skipped, see ties), then the classes
+// after it.
+func (s *idScan) pageSQL(table string, n int) []pageQuery {
 	if s.natural {
-		return fmt.Sprintf(`SELECT rowid, _ferretdb_sjson FROM %q WHERE rowid > ? ORDER BY rowid LIMIT ?`, table), []any{s.afterRow, n}
+		return []pageQuery{{fmt.Sprintf(`SELECT rowid, _ferretdb_sjson FROM %q WHERE rowid > ? ORDER BY rowid LIMIT ?`, table), []any{s.afterRow, n}}}
 	}
-	var where []string
-	var args []any
+	order := fmt.Sprintf(` ORDER BY %s, %s, rowid LIMIT ?`, idClassSQL, idValueSQL)
+	hiClass := int64(math.MaxInt64)
+	var hiValue any
+	if s.hi.Type != 0 {
+		hiClass, _ = idClass(s.hi.Type)
+		hiValue, _ = idSQLValue(s.hi)
+	}
+	var out []pageQuery
+	// The rest of a class, from value on.
+	within := func(class int64, value any) {
+		q := fmt.Sprintf(`SELECT rowid, _ferretdb_sjson FROM %q WHERE %s = ? AND %s >= ?`, table, idClassSQL, idValueSQL)
+		args := []any{class, value}
+		if class == hiClass {
+			q += fmt.Sprintf(` AND %s < ?`, idValueSQL)
+			args = append(args, hiValue)
+		}
+		out = append(out, pageQuery{q + fmt.Sprintf(` ORDER BY %s, rowid LIMIT ?`, idValueSQL), append(args, n+len(s.ties))})
+	}
+	after := int64(-1) // the classes after this one
 	switch {
 	case s.started && s.inClass:
-		where = append(where, fmt.Sprintf(`(%s, %s, rowid) > (?, ?, ?)`, idClassSQL, idValueSQL))
-		args = append(args, s.afterClass, s.afterValue, s.afterRow)
+		within(s.afterClass, s.afterValue)
+		after = s.afterClass
 	case s.started:
-		where = append(where, fmt.Sprintf(`%s > ?`, idClassSQL))
-		args = append(args, s.afterClass)
+		after = s.afterClass
 	case s.lo.Type != 0:
 		class, _ := idClass(s.lo.Type)
 		value, _ := idSQLValue(s.lo)
-		where = append(where, fmt.Sprintf(`(%s, %s) >= (?, ?)`, idClassSQL, idValueSQL))
-		args = append(args, class, value)
+		within(class, value)
+		after = class
 	}
-	if s.hi.Type != 0 {
-		class, _ := idClass(s.hi.Type)
-		value, _ := idSQLValue(s.hi)
-		where = append(where, fmt.Sprintf(`(%s, %s) < (?, ?)`, idClassSQL, idValueSQL))
-		args = append(args, class, value)
+	if after < hiClass {
+		out = append(out, pageQuery{fmt.Sprintf(`SELECT rowid, _ferretdb_sjson FROM %q WHERE %s > ? AND %s <= ?`, table, idClassSQL, idClassSQL) + order,
+			[]any{after, hiClass, n}})
 	}
-	q := fmt.Sprintf(`SELECT rowid, _ferretdb_sjson FROM %q`, table)
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += fmt.Sprintf(` ORDER BY %s, %s, rowid LIMIT ?`, idClassSQL, idValueSQL)
-	return q, append(args, n)
+	return out
 }
 
 // wholeClass reads every document whose _id is of class, sorted by _id.

@@ -85,7 +85,8 @@ func TestAnIDScanReadsWhatItServesNotTheCollection(t *testing.T) {
 	if got := readN(t, cur); !slices.Equal(got, count(1000, 1500)) {
 		t.Fatalf("the range [1000, 1500) gave %v", got)
 	}
-	if read := n.idScanRows.Load() - before; read != 500 {
+	// Each page reads again the row it starts after.
+	if read := n.idScanRows.Load() - before; read < 500 || read > 505 {
 		t.Fatalf("the range of 500 documents read %d rows", read)
 	}
 }
@@ -183,8 +184,8 @@ func TestAnIDScanKeepsMongoDBsOrderAcrossTypeClassesWithinBounds(t *testing.T) {
 	}
 }
 
-// Every page of a scan is a search of the index of _id order: no scan of the table,
-// no sort.
+// Every query of a page is a search of the index of _id order: no scan of the table
+// or of the index from its start, no sort.
 func TestAnIDScanPageSearchesTheIndex(t *testing.T) {
 	dir := t.TempDir()
 	f := startFront(t, Config{Dir: dir})
@@ -203,24 +204,25 @@ func TestAnIDScanPageSearchesTheIndex(t *testing.T) {
 		"after a row":         {started: true, inClass: true, afterClass: 10, afterValue: int64(7), afterRow: 3, hi: num(9)},
 		"after a whole class": {started: true, afterClass: 20},
 	} {
-		q, args := s.pageSQL(table, 100)
-		rows, err := conn.Query("EXPLAIN QUERY PLAN "+q, args...)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
+		for _, q := range s.pageSQL(table, 100) {
+			rows, err := conn.Query("EXPLAIN QUERY PLAN "+q.sql, q.args...)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
 			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		joined := strings.Join(plan, "; ")
-		if !strings.Contains(joined, "USING INDEX "+table+"_shardlift_idorder") || strings.Contains(joined, "TEMP B-TREE") {
-			t.Errorf("%s: plan %s; want a walk of the _id order index", name, joined)
+			var plan []string
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			rows.Close()
+			joined := strings.Join(plan, "; ")
+			if !strings.HasPrefix(joined, "SEARCH "+table+" USING INDEX "+table+"_shardlift_idorder") || strings.Contains(joined, "SCAN") || strings.Contains(joined, "TEMP B-TREE") {
+				t.Errorf("%s: %s\nplan %s; want a search of the _id order index", name, q.sql, joined)
+			}
 		}
 	}
 }
