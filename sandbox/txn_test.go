@@ -285,6 +285,62 @@ func crossShardTransactionPreparedThenCommitted(t *testing.T, version string) {
 	}
 }
 
+// A participant whose statements changed nothing (a delete that matched no document)
+// is prepared all the same, and logs what MongoDB logs then (op_observer_impl.cpp,
+// "Log an empty 'prepare' oplog entry"): {applyOps: [], prepare: true}, which its
+// config.transactions record starts at and its commit points to. Without it the
+// commit's prevOpTime was the null optime and no record showed the transaction open,
+// so a replay from T0 met a commit of a transaction it never saw (fault scenario 8).
+func TestAParticipantThatChangedNothingLogsAnEmptyPrepare(t *testing.T) {
+	c, cl := txnCluster(t)
+	c.HoldCommits()
+	t.Cleanup(func() { c.ReleaseCommits(true) }) // a failure leaves no commit held: the cluster closes
+	done := make(chan error, 1)
+	go func() {
+		ctx := context.Background()
+		sess, err := cl.StartSession()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer sess.EndSession(ctx)
+		coll := cl.Database("app").Collection("c")
+		_, err = sess.WithTransaction(ctx, func(sc mongo.SessionContext) (any, error) {
+			if _, err := coll.InsertOne(sc, bson.D{{Key: "_id", Value: 20}, {Key: "k", Value: 20}}); err != nil {
+				return nil, err
+			}
+			_, err := coll.DeleteOne(sc, bson.D{{Key: "_id", Value: 65}, {Key: "k", Value: 65}}) // none on shard1
+			return nil, err
+		})
+		done <- err
+	}()
+	awaitHeld(t, c, 1, done)
+	s1 := c.Shards()[1]
+	sc := shardClient(t, c, s1)
+	entries := txnEntries(t, sc)
+	if len(entries) != 1 {
+		t.Fatalf("%s logged %d transaction entries while prepared, want the empty prepare: %v", s1.Name, len(entries), entries)
+	}
+	prepare := entries[0]
+	if ops := values(prepare.Lookup("o", "applyOps")); prepare.Lookup("o", "applyOps").Type != bson.TypeArray || len(ops) != 0 {
+		t.Errorf("the prepare is not an empty applyOps: %s", prepare)
+	}
+	if p, _ := prepare.Lookup("o", "prepare").BooleanOK(); !p {
+		t.Errorf("the entry is not marked prepare: %s", prepare)
+	}
+	if rec := txnRecord(t, sc, "prepared"); !rec.Lookup("startOpTime", "ts").Equal(prepare.Lookup("ts")) {
+		t.Errorf("the prepared record's startOpTime %v, want the empty prepare's ts %v", rec.Lookup("startOpTime"), prepare.Lookup("ts"))
+	}
+	c.ReleaseCommits(false)
+	if err := <-done; err != nil {
+		t.Fatalf("the transaction: %v", err)
+	}
+	entries = txnEntries(t, sc)
+	if commit := entries[len(entries)-1]; commit.Lookup("o", "commitTransaction").Type == 0 || !commit.Lookup("prevOpTime", "ts").Equal(prepare.Lookup("ts")) {
+		t.Errorf("the commit does not point to the empty prepare: %s", commit)
+	}
+}
+
 // A coordinator that aborts a prepared transaction answers NoSuchTransaction, labelled
 // TransientTransactionError: each shard logs abortTransaction for it, and the driver's
 // withTransaction runs the transaction again, under a new txnNumber, which commits.

@@ -106,12 +106,15 @@ func (t *Translator) Process(e *Entry, out []Item) ([]Item, error) {
 // transaction that ends here (commit, abort, or the last applyOps of a chain) is
 // dropped, its writes in the copy too; one continued here whose first entry came
 // before what was read is ignored: it ended before T0, or it would have been the
-// oldest open transaction.
+// oldest open transaction, or (a replay resumed before T0) it was applied whole
+// before the resume point, and its commit after T0 is skipped too.
 func (t *Translator) ProcessCopied(e *Entry, out []Item) ([]Item, error) {
 	if e.LSID != nil && e.HasTxnNumber && !e.FromMigrate {
 		key := txnKey(e)
 		tx := t.txns[key]
 		switch {
+		case tx == nil && t.appliedTxn(key, e):
+			// Applied whole before the resume point: its commit after T0 is skipped.
 		case e.Command == CmdApplyOps && e.MultiOpType != 1 && (e.PartialTxn || e.Prepare) && (tx != nil || e.prevIsNull()):
 			return t.Process(e, out)
 		case tx != nil && (e.Command == CmdApplyOps || e.Command == CmdCommitTransaction || e.Command == CmdAbortTransaction):
@@ -131,12 +134,15 @@ func (t *Translator) AppliedBefore(ts primitive.Timestamp) {
 
 // appliedTxn reports whether e, of a transaction this sync has not seen begin,
 // belongs to one applied before the resume point (AppliedBefore): its previous
-// entry is before that point, or an earlier entry of it was skipped so.
+// entry is at or before that point, or an earlier entry of it was skipped so. An
+// entry of a transaction is at or before the resume point only once the whole
+// transaction is applied (its entries hold the resume point before them until its
+// commit), and the resume point can be its last entry (the prepare) itself.
 func (t *Translator) appliedTxn(key string, e *Entry) bool {
 	if t.applied == nil {
 		return false
 	}
-	if t.applied[key] || (!e.prevIsNull() && e.PrevOpTime.TS.Before(t.appliedBefore)) {
+	if t.applied[key] || (!e.prevIsNull() && !e.PrevOpTime.TS.After(t.appliedBefore)) {
 		t.applied[key] = !endsTransaction(e)
 		if !t.applied[key] {
 			delete(t.applied, key)

@@ -186,6 +186,96 @@ func TestOpenTransactionsAtT0_ResumeAfterAnAppliedTransactionSkipsItsCommit(t *t
 	}
 }
 
+// resumeAt runs cfg until its newest checkpoint is want, stops it, appends more to
+// src, ends it there and replays again from want: a kill that left the resume point
+// at want.
+func resumeAt(t *testing.T, src *fakeOplog, cfg Config, want primitive.Timestamp, more ...bson.Raw) error {
+	t.Helper()
+	cps := &fakeCheckpoints{}
+	cfg.Checkpoints, cfg.CheckpointEvery = cps, time.Millisecond
+	s := testShard(t, cfg)
+	wait := start(t, context.Background(), s)
+	eventually(t, "a checkpoint at "+tsString(want), func() bool {
+		saved := cps.all()
+		return len(saved) > 0 && saved[len(saved)-1] == want
+	})
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	src.append(more...)
+	src.finite = true
+	cfg.Resume = want
+	return testShard(t, cfg).Run(context.Background())
+}
+
+// Rule "open transactions at T0": the resume point can be the last entry of a
+// transaction applied whole (the prepare), when the next entry opens another one
+// still open; a replay resumed there reads the applied one's commit, which points to
+// the resume point itself, and skips it (fault scenario 8 failed so, now and then,
+// with "commits a prepared transaction this sync never saw").
+func TestOpenTransactionsAtT0_ResumeAtAnAppliedPrepareSkipsItsCommit(t *testing.T) {
+	a, b := session(1), session(2)
+	ca := preparedChain(a, 2, []primitive.Timestamp{at(2)}, innerInsert(ns, doc(1, 0)))
+	cb := preparedChain(b, 6, []primitive.Timestamp{at(3), at(4)}, innerInsert(ns, doc(2, 0)), innerInsert(ns, doc(3, 0)))
+	src := newFakeOplog(noopOp(at(1)), ca[0], cb[0], cb[1], commitTxn(at(5), at(2), a, 2), insertOp(at(6), ns, doc(7, 0)))
+	dest := newFakeDest()
+	err := resumeAt(t, src, Config{Source: src, Destination: dest, Resume: at(1)}, at(2), commitTxn(at(7), at(4), b, 6))
+	if err != nil {
+		t.Fatalf("the replay resumed at the applied prepare: %v", err)
+	}
+	if got := ids(dest, ns); !slices.Equal(got, []int32{1, 2, 3, 7}) {
+		t.Fatalf("the destination holds %v, want [1 2 3 7]", got)
+	}
+}
+
+// Rule "open transactions at T0": two transactions open at T0 interleave (the first
+// begins, the second begins, the first prepares); the first commits after T0 and the
+// resume point moves to its first entry, held there by the second. A replay resumed
+// there reads the first one's prepare again (before T0, where only transactions are
+// used) without its first entry: it follows the chain from the resume point and skips
+// the commit instead of failing the shard.
+func TestOpenTransactionsAtT0_ResumeInsideInterleavedChainsBeforeT0SkipsTheAppliedCommit(t *testing.T) {
+	a, b := session(1), session(2)
+	ca := preparedChain(a, 2, []primitive.Timestamp{at(2), at(4)}, innerInsert(ns, doc(1, 0)), innerInsert(ns, doc(2, 0)))
+	cb := preparedChain(b, 6, []primitive.Timestamp{at(3), at(5)}, innerInsert(ns, doc(3, 0)), innerInsert(ns, doc(4, 0)))
+	src := newFakeOplog(noopOp(at(1)), ca[0], cb[0], ca[1], cb[1], noopOp(at(6)), // T0
+		commitTxn(at(7), at(4), a, 2), insertOp(at(8), ns, doc(7, 0)))
+	dest := newFakeDest()
+	cfg := Config{Source: src, Destination: dest, Resume: at(6), T0: at(6), TxnStart: at(2)}
+	if err := resumeAt(t, src, cfg, at(2), commitTxn(at(9), at(5), b, 6)); err != nil {
+		t.Fatalf("the replay resumed inside the interleaved chains: %v", err)
+	}
+	if got := ids(dest, ns); !slices.Equal(got, []int32{1, 2, 3, 4, 7}) {
+		t.Fatalf("the destination holds %v, want [1 2 3 4 7]", got)
+	}
+}
+
+// A participant whose statements changed nothing logs an empty prepare
+// ({applyOps: [], prepare: true}, as MongoDB does); its commit applies nothing and
+// releases the resume point it held, which then moves on.
+func TestAnEmptyPreparedTransactionCommitsToNothingAndReleasesTheResumePoint(t *testing.T) {
+	a := session(1)
+	empty := commandOp(at(2), "admin", bson.D{{Key: "applyOps", Value: bson.A{}}, {Key: "prepare", Value: true}},
+		bson.E{Key: "lsid", Value: a}, bson.E{Key: "txnNumber", Value: int64(4)},
+		bson.E{Key: "prevOpTime", Value: bson.D{{Key: "ts", Value: primitive.Timestamp{}}, {Key: "t", Value: int64(-1)}}})
+	src := newFakeOplog(noopOp(at(1)), empty, insertOp(at(3), ns, doc(1, 0)), commitTxn(at(4), at(2), a, 4), insertOp(at(5), ns, doc(2, 0)))
+	src.finite = true
+	dest := newFakeDest()
+	cps := &fakeCheckpoints{}
+	if err := testShard(t, Config{Source: src, Destination: dest, Checkpoints: cps, Resume: at(1)}).Run(context.Background()); err != nil {
+		t.Fatalf("the replay failed on an empty prepared transaction: %v", err)
+	}
+	if got := ids(dest, ns); !slices.Equal(got, []int32{1, 2}) {
+		t.Fatalf("the destination holds %v, want [1 2]", got)
+	}
+	if saved := cps.all(); len(saved) == 0 || saved[len(saved)-1] != at(5) {
+		t.Fatalf("checkpoints %v: the last is not past the empty transaction's commit, at %v", saved, at(5))
+	}
+}
+
 // Rule "open transactions at T0": the start of a transaction's chain is found from
 // any link of it that more entries follow, by the links' prevOpTime; an entry that
 // ends its chain (the prepare), or is no transaction's, starts none.

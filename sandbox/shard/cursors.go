@@ -130,6 +130,9 @@ func (n *node) find(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if reply, ok := n.keyBoundedFind(ctx, cmd); ok {
 		return reply
 	}
+	if reply, ok := n.idScanFind(ctx, cmd, coll); ok {
+		return reply
+	}
 	if bounded, reply, ok := boundedFind(cmd); ok {
 		if reply != nil {
 			return reply
@@ -292,7 +295,7 @@ func (n *node) getMore(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if reply, ok := n.keyBoundedGetMore(ctx, cmd); ok {
 		return reply
 	}
-	if reply, ok := n.idOrderedGetMore(cmd); ok {
+	if reply, ok := n.idOrderedGetMore(ctx, cmd); ok {
 		return reply
 	}
 	if !isOplog(cmd.DB, coll) {

@@ -52,15 +52,32 @@ func nextReadBatch(docs int, bytes int64) int32 {
 	return int32(max(1, min(idOrderReadBatch, int64(idOrderReadBytes)*int64(docs)/bytes)))
 }
 
-// idOrderedCursor is the rest of an _id-ordered find's documents.
+// idOrderedCursor is the rest of an _id-ordered find's documents: those read
+// already, and the _id index scan that reads more (nil when all were read at once).
 type idOrderedCursor struct {
 	mu   sync.Mutex // one getMore at a time
 	ns   string
 	docs []bson.Raw
+	scan *idScan
+	left int64 // documents the find's limit still allows; 0: no limit
 }
 
 // next takes up to n documents (0: no count limit) and at most maxBatchBytes.
-func (c *idOrderedCursor) next(n int64) []bson.Raw {
+func (c *idOrderedCursor) next(ctx context.Context, n int64) ([]bson.Raw, error) {
+	if c.left > 0 && (n <= 0 || n > c.left) {
+		n = c.left
+	}
+	if c.scan != nil && (n <= 0 || int64(len(c.docs)) < n) {
+		want := idScanPage
+		if n > 0 {
+			want = int(n) - len(c.docs)
+		}
+		more, err := c.scan.read(ctx, want)
+		if err != nil {
+			return nil, err
+		}
+		c.docs = append(c.docs, more...)
+	}
 	size, k := 0, 0
 	for k < len(c.docs) && (n <= 0 || int64(k) < n) {
 		if size += len(c.docs[k]); k > 0 && size > maxBatchBytes-(1<<10) {
@@ -70,7 +87,17 @@ func (c *idOrderedCursor) next(n int64) []bson.Raw {
 	}
 	out := c.docs[:k]
 	c.docs = c.docs[k:]
-	return out
+	if c.left > 0 {
+		if c.left -= int64(k); c.left == 0 {
+			c.docs, c.scan = nil, nil
+		}
+	}
+	return out, nil
+}
+
+// exhausted reports whether the cursor has nothing more to give.
+func (c *idOrderedCursor) exhausted() bool {
+	return len(c.docs) == 0 && (c.scan == nil || c.scan.done)
 }
 
 // idOrder is a find's _id sort direction (1 or -1), 0 when the front leaves the
@@ -155,30 +182,36 @@ func (n *node) idOrderedFind(ctx context.Context, cmd *wire.Command, coll string
 	if errReply != nil {
 		return errReply, true
 	}
-	keys := make([]bsoncore.Value, len(docs))
-	for i, doc := range docs {
-		id := doc.Lookup("_id")
-		keys[i] = bsoncore.Value{Type: id.Type, Data: id.Value}
-	}
-	order := make([]int, len(docs))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return dir * shardkey.Compare(keys[a], keys[b]) })
-	sorted := make([]bson.Raw, len(docs))
-	for i, j := range order {
-		sorted[i] = docs[j]
-	}
+	sorted := sortByID(docs, dir)
 	if limit > 0 && int64(len(sorted)) > limit {
 		sorted = sorted[:limit]
 	}
 	c := &idOrderedCursor{ns: ns, docs: sorted}
-	first := c.next(batchSize)
+	first, _ := c.next(ctx, batchSize)
 	var id int64
-	if !single && len(c.docs) > 0 {
+	if !single && !c.exhausted() {
 		id = n.idOrdered.add(c)
 	}
 	return cursorBatch("firstBatch", id, ns, first), true
+}
+
+// sortByID sorts docs by _id in MongoDB's order across types, ascending (dir 1) or
+// descending (-1), in place.
+func sortByID(docs []bson.Raw, dir int) []bson.Raw {
+	type keyed struct {
+		id  bsoncore.Value
+		doc bson.Raw
+	}
+	pairs := make([]keyed, len(docs))
+	for i, doc := range docs {
+		id := doc.Lookup("_id")
+		pairs[i] = keyed{bsoncore.Value{Type: id.Type, Data: id.Value}, doc}
+	}
+	slices.SortStableFunc(pairs, func(a, b keyed) int { return dir * shardkey.Compare(a.id, b.id) })
+	for i, p := range pairs {
+		docs[i] = p.doc
+	}
+	return docs
 }
 
 // readAll runs find (the body d) on FerretDB and reads its cursor to the end; a
@@ -218,7 +251,7 @@ func (n *node) readAll(ctx context.Context, db, coll string, d bson.D) (docs []b
 
 // idOrderedGetMore answers a getMore of a cursor idOrderedFind opened; ok is false
 // for any other cursor.
-func (n *node) idOrderedGetMore(cmd *wire.Command) (bson.Raw, bool) {
+func (n *node) idOrderedGetMore(ctx context.Context, cmd *wire.Command) (bson.Raw, bool) {
 	id, _ := cmd.Lookup("getMore").AsInt64OK()
 	c, ok := n.idOrdered.get(id)
 	if !ok {
@@ -227,8 +260,12 @@ func (n *node) idOrderedGetMore(cmd *wire.Command) (bson.Raw, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	batchSize, _ := cmd.Lookup("batchSize").AsInt64OK()
-	docs := c.next(batchSize)
-	if len(c.docs) == 0 {
+	docs, err := c.next(ctx, batchSize)
+	if err != nil {
+		n.idOrdered.remove(id)
+		return errorReply(err, c.ns), true
+	}
+	if c.exhausted() {
 		n.idOrdered.remove(id)
 		id = 0
 	}

@@ -28,6 +28,8 @@ type node struct {
 	// idOrdered are the open cursors of finds sorted by _id, which the front
 	// answers itself (idorder.go).
 	idOrdered *cursorRegistry[*idOrderedCursor]
+	// idScanRows counts the rows the _id index scans read (idscan.go).
+	idScanRows atomic.Int64
 	// keyBounded are the open cursors of finds bounded on a shard key index, by
 	// id, with their bounds (keybounds.go).
 	keyBounded sync.Map

@@ -392,6 +392,13 @@ func (n *node) txnChunks(ops []txnOp) [][]txnOp {
 // count). It returns the first and last entries' ts.
 func (n *node) logTxn(tx *shardTxn, prepare bool, held *hole) (first, last primitive.Timestamp, err error) {
 	chunks := n.txnChunks(tx.ops)
+	if prepare && len(chunks) == 0 {
+		// A participant whose statements changed nothing is prepared all the same:
+		// MongoDB logs an empty applyOps marked prepare (op_observer_impl.cpp, "Log an
+		// empty 'prepare' oplog entry"), which its record starts at and its commit or
+		// abort points to.
+		chunks = [][]txnOp{nil}
+	}
 	for i, chunk := range chunks {
 		arr := make(bson.A, len(chunk))
 		for k, op := range chunk {
