@@ -43,9 +43,8 @@ func txnClusterOf(t *testing.T, version string) (*Cluster, *mongo.Client) {
 	return c, cl
 }
 
-// crossShardTxn runs, in the background, a transaction writing on both shards: three
-// operations on shard0 (a chain of two entries there) and two on shard1.
-func crossShardTxn(cl *mongo.Client) <-chan error {
+// runTxn runs body on app.c in a transaction, in the background.
+func runTxn(cl *mongo.Client, body func(sc mongo.SessionContext, coll *mongo.Collection) error) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		ctx := context.Background()
@@ -56,25 +55,31 @@ func crossShardTxn(cl *mongo.Client) <-chan error {
 		}
 		defer sess.EndSession(ctx)
 		coll := cl.Database("app").Collection("c")
-		_, err = sess.WithTransaction(ctx, func(sc mongo.SessionContext) (any, error) {
-			if _, err := coll.UpdateOne(sc, bson.D{{Key: "_id", Value: 10}, {Key: "k", Value: 10}}, bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}}); err != nil {
-				return nil, err
-			}
-			if _, err := coll.InsertOne(sc, bson.D{{Key: "_id", Value: 20}, {Key: "k", Value: 20}}); err != nil {
-				return nil, err
-			}
-			if _, err := coll.InsertOne(sc, bson.D{{Key: "_id", Value: 30}, {Key: "k", Value: 30}}); err != nil {
-				return nil, err
-			}
-			if _, err := coll.DeleteOne(sc, bson.D{{Key: "_id", Value: 60}, {Key: "k", Value: 60}}); err != nil {
-				return nil, err
-			}
-			_, err := coll.InsertOne(sc, bson.D{{Key: "_id", Value: 70}, {Key: "k", Value: 70}})
-			return nil, err
-		})
+		_, err = sess.WithTransaction(ctx, func(sc mongo.SessionContext) (any, error) { return nil, body(sc, coll) })
 		done <- err
 	}()
 	return done
+}
+
+// crossShardTxn runs, in the background, a transaction writing on both shards: three
+// operations on shard0 (a chain of two entries there) and two on shard1.
+func crossShardTxn(cl *mongo.Client) <-chan error {
+	return runTxn(cl, func(sc mongo.SessionContext, coll *mongo.Collection) error {
+		if _, err := coll.UpdateOne(sc, bson.D{{Key: "_id", Value: 10}, {Key: "k", Value: 10}}, bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}}); err != nil {
+			return err
+		}
+		if _, err := coll.InsertOne(sc, bson.D{{Key: "_id", Value: 20}, {Key: "k", Value: 20}}); err != nil {
+			return err
+		}
+		if _, err := coll.InsertOne(sc, bson.D{{Key: "_id", Value: 30}, {Key: "k", Value: 30}}); err != nil {
+			return err
+		}
+		if _, err := coll.DeleteOne(sc, bson.D{{Key: "_id", Value: 60}, {Key: "k", Value: 60}}); err != nil {
+			return err
+		}
+		_, err := coll.InsertOne(sc, bson.D{{Key: "_id", Value: 70}, {Key: "k", Value: 70}})
+		return err
+	})
 }
 
 // awaitHeld waits until the router holds n prepared commits.
@@ -295,25 +300,13 @@ func TestAParticipantThatChangedNothingLogsAnEmptyPrepare(t *testing.T) {
 	c, cl := txnCluster(t)
 	c.HoldCommits()
 	t.Cleanup(func() { c.ReleaseCommits(true) }) // a failure leaves no commit held: the cluster closes
-	done := make(chan error, 1)
-	go func() {
-		ctx := context.Background()
-		sess, err := cl.StartSession()
-		if err != nil {
-			done <- err
-			return
+	done := runTxn(cl, func(sc mongo.SessionContext, coll *mongo.Collection) error {
+		if _, err := coll.InsertOne(sc, bson.D{{Key: "_id", Value: 20}, {Key: "k", Value: 20}}); err != nil {
+			return err
 		}
-		defer sess.EndSession(ctx)
-		coll := cl.Database("app").Collection("c")
-		_, err = sess.WithTransaction(ctx, func(sc mongo.SessionContext) (any, error) {
-			if _, err := coll.InsertOne(sc, bson.D{{Key: "_id", Value: 20}, {Key: "k", Value: 20}}); err != nil {
-				return nil, err
-			}
-			_, err := coll.DeleteOne(sc, bson.D{{Key: "_id", Value: 65}, {Key: "k", Value: 65}}) // none on shard1
-			return nil, err
-		})
-		done <- err
-	}()
+		_, err := coll.DeleteOne(sc, bson.D{{Key: "_id", Value: 65}, {Key: "k", Value: 65}}) // none on shard1
+		return err
+	})
 	awaitHeld(t, c, 1, done)
 	s1 := c.Shards()[1]
 	sc := shardClient(t, c, s1)

@@ -205,21 +205,7 @@ func TestAnIDScanPageSearchesTheIndex(t *testing.T) {
 		"after a whole class": {started: true, afterClass: 20},
 	} {
 		for _, q := range s.pageSQL(table, 100) {
-			rows, err := conn.Query("EXPLAIN QUERY PLAN "+q.sql, q.args...)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			var plan []string
-			for rows.Next() {
-				var id, parent, unused int
-				var detail string
-				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, detail)
-			}
-			rows.Close()
-			joined := strings.Join(plan, "; ")
+			joined := queryPlan(t, conn, q.sql, q.args...)
 			if !strings.HasPrefix(joined, "SEARCH "+table+" USING INDEX "+table+"_shardlift_idorder") || strings.Contains(joined, "SCAN") || strings.Contains(joined, "TEMP B-TREE") {
 				t.Errorf("%s: %s\nplan %s; want a search of the _id order index", name, q.sql, joined)
 			}

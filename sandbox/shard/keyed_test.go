@@ -54,6 +54,26 @@ func shardSQL(t *testing.T, dir, db, coll string) (*sql.DB, string) {
 	return conn, table
 }
 
+// queryPlan is SQLite's EXPLAIN QUERY PLAN of q, its steps joined by "; ".
+func queryPlan(t *testing.T, conn *sql.DB, q string, args ...any) string {
+	t.Helper()
+	rows, err := conn.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "; ")
+}
+
 // poisonAllBut replaces the stored text of every document of the table whose k is not
 // keep with one FerretDB cannot decode (it has no schema) but whose _id text is intact,
 // so unique indexes still hold. A write that reads any of them (a scan) fails; one that
@@ -240,21 +260,7 @@ func TestKeyedSQLSearchesTheIDIndex(t *testing.T) {
 		for i := range args {
 			args[i] = "1"
 		}
-		rows, err := conn.Query("EXPLAIN QUERY PLAN "+q, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		joined := strings.Join(plan, "; ")
+		joined := queryPlan(t, conn, q, args...)
 		if !strings.Contains(joined, "USING INDEX "+table+"_shardlift_id") || strings.Contains(joined, "SCAN") {
 			t.Errorf("%s\nplan: %s; want a search of the _id index", q, joined)
 		}
