@@ -32,6 +32,10 @@ import (
 // then), and holds them as raw bytes rather than trees. Only plain scans are taken:
 // no projection, skip, collation, hint other than _id's, or returnKey; the rest goes
 // to FerretDB as it was.
+//
+// An ascending scan with no filter or one on _id alone, the copy's, is idscan.go's
+// (an index walk, batch by batch); this path keeps the rest: descending scans and
+// filters on other fields.
 
 // The front reads FerretDB one document first, then in batches of as many
 // as fit in idOrderReadBytes at the documents' average size so far, at most

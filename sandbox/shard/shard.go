@@ -8,6 +8,7 @@
 //	                                      ├─ local.oplog.rs reads ─► oplog (memory + file, capped)
 //	                                      ├─ admin/config/local internal collections ─► memory (sysns.go)
 //	                                      ├─ writes, DDL ─► write lock ─► FerretDB by {_id} ─► oplog entry
+//	                                      ├─ scans by _id, collection scans ─► SQLite pages ─► sjson decode (idscan.go)
 //	                                      └─ other reads ─► FerretDB (+ UUIDs, views, kept indexes)
 //
 // FerretDB's own oplog cannot serve as a shard's (entries out of order, no DDL, updates
