@@ -149,6 +149,7 @@ const (
 type idScan struct {
 	files    *sqlFiles
 	db, coll string
+	table    string // the collection's table when the scan began ("": none)
 	natural  bool           // rowid order: a collection scan, unfiltered and unbounded
 	lo, hi   bsoncore.Value // Type 0: unbounded
 	filter   *match.Matcher // nil: every document
@@ -382,7 +383,7 @@ type storedText struct {
 // page reads up to n rows after the last one read, in the index's order, down to hi:
 // fewer when the rows read so far say n would pass idScanPageBytes.
 func (s *idScan) page(ctx context.Context, n int) ([]storedText, error) {
-	conn, table, err := s.files.table(ctx, s.db, s.coll)
+	conn, table, err := s.scanned(ctx)
 	if err != nil || table == "" {
 		return nil, err
 	}
@@ -412,6 +413,25 @@ func (s *idScan) page(ctx context.Context, n int) ([]storedText, error) {
 		}
 	}
 	return rows, nil
+}
+
+// scanned returns the connection to the collection's file and its table, the one the
+// scan began on. A collection dropped or renamed under a scan (its name now leads to
+// no table, or to another) kills the scan as a mongod kills its cursor, with
+// QueryPlanKilled: ending it quietly would tell the reader it read the whole
+// collection.
+func (s *idScan) scanned(ctx context.Context) (*sql.DB, string, error) {
+	conn, table, err := s.files.table(ctx, s.db, s.coll)
+	switch {
+	case err != nil:
+		return nil, "", err
+	case !s.started && s.rows == 0 && s.table == "":
+		s.table = table
+	case table != s.table:
+		return nil, "", &wire.Error{Code: 175, Name: "QueryPlanKilled",
+			Msg: fmt.Sprintf("collection %s.%s was dropped or renamed during the scan", s.db, s.coll)}
+	}
+	return conn, table, nil
 }
 
 // pageQuery is one query of a page.
@@ -470,7 +490,7 @@ func (s *idScan) pageSQL(table string, n int) []pageQuery {
 
 // wholeClass reads every document whose _id is of class, sorted by _id.
 func (s *idScan) wholeClass(ctx context.Context, class int64) ([]bson.Raw, error) {
-	conn, table, err := s.files.table(ctx, s.db, s.coll)
+	conn, table, err := s.scanned(ctx)
 	if err != nil || table == "" {
 		return nil, err
 	}

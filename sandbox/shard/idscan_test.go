@@ -258,3 +258,36 @@ func TestACollectionScanReadsTheTableInPages(t *testing.T) {
 		t.Fatalf("a filtered collection scan read %d rows itself", read)
 	}
 }
+
+// A collection renamed or dropped under a scan kills it with QueryPlanKilled, as a
+// mongod kills its cursor: a scan that ended quietly would say it read everything.
+func TestAnIDScanOfACollectionRenamedOrDroppedIsKilled(t *testing.T) {
+	f := startFront(t, Config{})
+	c := connect(t, f)
+	ctx := context.Background()
+	for _, ddl := range []string{"renameCollection", "drop"} {
+		t.Run(ddl, func(t *testing.T) {
+			coll := c.Database("shop").Collection("orders_" + ddl)
+			insertShuffled(t, coll, count(0, 100))
+			cur, err := coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(10))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := bson.D{{Key: "drop", Value: coll.Name()}}
+			db := "shop"
+			if ddl == "renameCollection" {
+				cmd, db = bson.D{{Key: "renameCollection", Value: "shop." + coll.Name()}, {Key: "to", Value: "shop.renamed"}}, "admin"
+			}
+			if err := c.Database(db).RunCommand(ctx, cmd).Err(); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for cur.Next(ctx) {
+				n++
+			}
+			if n != 10 || commandCode(cur.Err()) != 175 {
+				t.Fatalf("read %d documents, then %v; want the first batch of 10, then QueryPlanKilled", n, cur.Err())
+			}
+		})
+	}
+}
