@@ -149,7 +149,7 @@ const (
 type idScan struct {
 	files    *sqlFiles
 	db, coll string
-	table    string // the collection's table when the scan began ("": none)
+	table    string         // the collection's table when the scan began ("": none)
 	natural  bool           // rowid order: a collection scan, unfiltered and unbounded
 	lo, hi   bsoncore.Value // Type 0: unbounded
 	filter   *match.Matcher // nil: every document
