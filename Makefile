@@ -98,6 +98,8 @@ test-windows: package-windows build
 
 vet: deps
 	$(GO) vet ./...
+	@unformatted=$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')); \
+	if [ -n "$$unformatted" ]; then echo "not gofmt-formatted (run gofmt -w on them):" $$unformatted >&2; exit 1; fi
 
 # Every test, with a real Secret Service for the keyring tests. go test runs the
 # packages' tests in the order given, 3 at once (-p 3; the default is one per core, 2
