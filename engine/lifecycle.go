@@ -107,10 +107,10 @@ func (m *Migration) ExtendTimer(ctx context.Context) error {
 
 // Done is I'm done: refused unless the migration is cutting over with an optime
 // gap of 0, or of settlingGap or less (a *GapError carries the gap). It then waits
-// for every shard to apply
-// the source's newest entry, stops tailing and finalizes the destination: the
-// relaxed index and collection options are restored, the source balancer is put
-// back as it was, the destination balancer started, and the destination verified.
+// for every shard to apply the source's newest entry, stops tailing and finalizes
+// the destination: the relaxed index and collection options are restored, the
+// source balancer is put back as it was, the destination balancer started, and the
+// destination verified.
 // Mismatches keep the migration finalizing (a *MismatchError) unless override is
 // set, which is recorded in the history. Calling Done again resumes a finalize that
 // did not complete; a restart of the process does too.
