@@ -107,7 +107,7 @@ func (c *idOrderedCursor) exhausted() bool {
 // idOrder is a find's _id sort direction (1 or -1), 0 when the front leaves the
 // find to FerretDB (see above).
 func idOrder(cmd *wire.Command, coll string) int {
-	if strings.HasPrefix(coll, "system.") || cmd.DB == "admin" || cmd.DB == "config" || cmd.DB == "local" {
+	if !plainScan(cmd, coll) {
 		return 0
 	}
 	sort, ok := cmd.Lookup("sort").DocumentOK()
@@ -122,18 +122,31 @@ func idOrder(cmd *wire.Command, coll string) int {
 	if !ok || dir != 1 && dir != -1 {
 		return 0
 	}
-	for _, field := range []string{"projection", "collation", "returnKey", "showRecordId", "tailable", "min", "max"} {
+	for _, field := range []string{"min", "max"} {
 		if v := cmd.Lookup(field); v.Type != 0 && !emptyOrFalse(v) {
 			return 0
 		}
 	}
-	if skip, _ := cmd.Lookup("skip").AsInt64OK(); skip != 0 {
-		return 0
-	}
-	if h := cmd.Lookup("hint"); h.Type != 0 && !idHint(h) {
-		return 0
-	}
 	return int(dir)
+}
+
+// plainScan reports whether cmd is a find the front may answer from its own cursor:
+// on a user collection, with no projection, skip, collation, returnKey,
+// showRecordId, tailable cursor or hint other than _id's.
+func plainScan(cmd *wire.Command, coll string) bool {
+	if strings.HasPrefix(coll, "system.") || cmd.DB == "admin" || cmd.DB == "config" || cmd.DB == "local" {
+		return false
+	}
+	for _, field := range []string{"projection", "collation", "returnKey", "showRecordId", "tailable"} {
+		if v := cmd.Lookup(field); v.Type != 0 && !emptyOrFalse(v) {
+			return false
+		}
+	}
+	if skip, _ := cmd.Lookup("skip").AsInt64OK(); skip != 0 {
+		return false
+	}
+	h := cmd.Lookup("hint")
+	return h.Type == 0 || idHint(h)
 }
 
 // emptyOrFalse reports whether an option's value asks for nothing: an empty document,
@@ -165,15 +178,6 @@ func (n *node) idOrderedFind(ctx context.Context, cmd *wire.Command, coll string
 	if err := bson.Unmarshal(cmd.Body, &d); err != nil {
 		return wire.ErrorReply(wire.BadValue(err.Error())), true
 	}
-	limit, _ := cmd.Lookup("limit").AsInt64OK()
-	batchSize, hasBatch := cmd.Lookup("batchSize").AsInt64OK()
-	single, _ := cmd.Lookup("singleBatch").BooleanOK()
-	if limit < 0 { // the legacy form of a single batch
-		limit, single = -limit, true
-	}
-	if !hasBatch {
-		batchSize = defaultBatchSize
-	}
 	d = slices.DeleteFunc(d, func(e bson.E) bool {
 		switch e.Key {
 		case "sort", "limit", "batchSize", "singleBatch", "hint", "collation":
@@ -186,17 +190,31 @@ func (n *node) idOrderedFind(ctx context.Context, cmd *wire.Command, coll string
 	if errReply != nil {
 		return errReply, true
 	}
-	sorted := sortByID(docs, dir)
-	if limit > 0 && int64(len(sorted)) > limit {
-		sorted = sorted[:limit]
+	return n.firstIDOrderedBatch(ctx, cmd, &idOrderedCursor{ns: ns, docs: sortByID(docs, dir)}), true
+}
+
+// firstIDOrderedBatch answers a find from c (its limit, batchSize and singleBatch) and
+// keeps c open for the getMores when documents are left.
+func (n *node) firstIDOrderedBatch(ctx context.Context, cmd *wire.Command, c *idOrderedCursor) bson.Raw {
+	limit, _ := cmd.Lookup("limit").AsInt64OK()
+	single, _ := cmd.Lookup("singleBatch").BooleanOK()
+	if limit < 0 { // the legacy form of a single batch
+		limit, single = -limit, true
 	}
-	c := &idOrderedCursor{ns: ns, docs: sorted}
-	first, _ := c.next(ctx, batchSize)
+	c.left = limit
+	batchSize, hasBatch := cmd.Lookup("batchSize").AsInt64OK()
+	if !hasBatch {
+		batchSize = defaultBatchSize
+	}
+	first, err := c.next(ctx, batchSize)
+	if err != nil {
+		return errorReply(err, c.ns)
+	}
 	var id int64
 	if !single && !c.exhausted() {
 		id = n.idOrdered.add(c)
 	}
-	return cursorBatch("firstBatch", id, ns, first), true
+	return cursorBatch("firstBatch", id, c.ns, first)
 }
 
 // sortByID sorts docs by _id in MongoDB's order across types, ascending (dir 1) or

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
-	"strings"
 	"sync/atomic"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -19,11 +18,11 @@ import (
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
-// Scans of the _id index and of the collection: a mongod answers a find sorted by _id ascending (a copy's
-// scan of a shard, each partition of a partitioned copy bounded by find's min and max
-// on the hinted _id index, a verification's range) by walking its _id index from the
-// lower bound, fetching each document as it goes: the first batch comes at once, and
-// a range costs what it holds, not what the collection holds.
+// Scans of the _id index and of the collection: a mongod answers a find sorted by _id
+// ascending (a copy's scan of a shard, each partition of a partitioned copy bounded by
+// find's min and max on the hinted _id index, a verification's range) by walking its
+// _id index from the lower bound, fetching each document as it goes: the first batch
+// comes at once, and a range costs what it holds, not what the collection holds.
 //
 // FerretDB v1.24.2 can do neither: it filters and sorts in memory, so every such find
 // decoded the shard's whole collection before its first batch (minutes under load,
@@ -56,9 +55,8 @@ import (
 // {_id: {$in: [...]}}) is keyedFind's, and the rest keeps the path it had
 // (idorder.go, bounds.go, FerretDB).
 
-// idClassSQL is a row's _id type class, in MongoDB's order across types (canonical
-// type ranks: null 5, numbers 10, strings 15, documents 20, arrays 25, binaries 30,
-// ObjectIds 35, booleans 40, dates 45, timestamps 47, regular expressions 50).
+// idClassSQL is a row's _id type class, in MongoDB's order across types: the canonical
+// rank of its type (shardkey.CanonicalType) for every type FerretDB stores.
 const idClassSQL = `CASE _ferretdb_sjson->>'$."$s".p._id.t'` +
 	` WHEN 'null' THEN 5 WHEN 'int' THEN 10 WHEN 'long' THEN 10 WHEN 'double' THEN 10` +
 	` WHEN 'string' THEN 15 WHEN 'object' THEN 20 WHEN 'array' THEN 25 WHEN 'binData' THEN 30` +
@@ -74,34 +72,15 @@ func idOrderIndexSQL(table string) string {
 	return fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (%s, %s)`, table+"_shardlift_idorder", table, idClassSQL, idValueSQL)
 }
 
-// idClass is the class of an _id value, as idClassSQL gives it, and whether the
-// index orders values of the class as MongoDB does.
+// idClass is the class of an _id value, as idClassSQL gives it (MongoDB's canonical
+// rank of its type), and whether the index orders values of the class as MongoDB does.
 func idClass(t bsontype.Type) (class int64, ordered bool) {
 	switch t {
-	case bsontype.Null:
-		return 5, true
-	case bsontype.Int32, bsontype.Int64, bsontype.Double:
-		return 10, true
-	case bsontype.String:
-		return 15, true
-	case bsontype.EmbeddedDocument:
-		return 20, false
-	case bsontype.Array:
-		return 25, false
-	case bsontype.Binary:
-		return 30, false
-	case bsontype.ObjectID:
-		return 35, true
-	case bsontype.Boolean:
-		return 40, true
-	case bsontype.DateTime:
-		return 45, true
-	case bsontype.Timestamp:
-		return 47, false
-	case bsontype.Regex:
-		return 50, false
+	case bsontype.Null, bsontype.Int32, bsontype.Int64, bsontype.Double, bsontype.String,
+		bsontype.ObjectID, bsontype.Boolean, bsontype.DateTime:
+		ordered = true
 	}
-	return 99, false
+	return int64(shardkey.CanonicalType(t)), ordered
 }
 
 // idSQLValue is v as idValueSQL gives it, for a value of an ordered class; ok is
@@ -179,32 +158,12 @@ func (n *node) idScanFind(ctx context.Context, cmd *wire.Command, coll string) (
 	if !ok {
 		return nil, false
 	}
-	ns := cmd.DB + "." + coll
-	c := &idOrderedCursor{ns: ns, scan: s}
-	limit, _ := cmd.Lookup("limit").AsInt64OK()
-	single, _ := cmd.Lookup("singleBatch").BooleanOK()
-	if limit < 0 { // the legacy form of a single batch
-		limit, single = -limit, true
-	}
-	c.left = limit
-	batchSize, hasBatch := cmd.Lookup("batchSize").AsInt64OK()
-	if !hasBatch {
-		batchSize = defaultBatchSize
-	}
-	first, err := c.next(ctx, batchSize)
-	if err != nil {
-		return errorReply(err, ns), true
-	}
-	var id int64
-	if !single && !c.exhausted() {
-		id = n.idOrdered.add(c)
-	}
-	return cursorBatch("firstBatch", id, ns, first), true
+	return n.firstIDOrderedBatch(ctx, cmd, &idOrderedCursor{ns: cmd.DB + "." + coll, scan: s}), true
 }
 
 // newIDScan is the scan cmd asks for, if the front takes it.
 func (n *node) newIDScan(cmd *wire.Command, coll string) (*idScan, bool) {
-	if strings.HasPrefix(coll, "system.") || cmd.DB == "admin" || cmd.DB == "config" || cmd.DB == "local" {
+	if !plainScan(cmd, coll) {
 		return nil, false
 	}
 	natural := false
@@ -224,17 +183,6 @@ func (n *node) newIDScan(cmd *wire.Command, coll string) (*idScan, bool) {
 			return nil, false
 		}
 	default:
-		return nil, false
-	}
-	for _, field := range []string{"projection", "collation", "returnKey", "showRecordId", "tailable"} {
-		if v := cmd.Lookup(field); v.Type != 0 && !emptyOrFalse(v) {
-			return nil, false
-		}
-	}
-	if skip, _ := cmd.Lookup("skip").AsInt64OK(); skip != 0 {
-		return nil, false
-	}
-	if h := cmd.Lookup("hint"); h.Type != 0 && !idHint(h) {
 		return nil, false
 	}
 	s := &idScan{files: n.be.files, db: cmd.DB, coll: coll, natural: natural, counter: &n.idScanRows}
