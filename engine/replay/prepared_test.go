@@ -211,12 +211,13 @@ func resumeAt(t *testing.T, src *fakeOplog, cfg Config, want primitive.Timestamp
 	return testShard(t, cfg).Run(context.Background())
 }
 
-// Rule "open transactions at T0": the resume point can be the last entry of a
-// transaction applied whole (the prepare), when the next entry opens another one
-// still open; a replay resumed there reads the applied one's commit, which points to
-// the resume point itself, and skips it (fault scenario 8 failed so, now and then,
-// with "commits a prepared transaction this sync never saw").
-func TestOpenTransactionsAtT0_ResumeAtAnAppliedPrepareSkipsItsCommit(t *testing.T) {
+// Rule "transactions" (buffered by session, applied at their commit): the resume
+// point can be the last entry of a transaction applied whole (the prepare), when the
+// next entry opens another one still open; a replay resumed there reads the applied
+// one's commit, which points to the resume point itself, and skips it (fault scenario
+// 8 failed so, now and then, with "commits a prepared transaction this sync never
+// saw").
+func TestTransactions_ResumeAtAnAppliedPrepareSkipsItsCommit(t *testing.T) {
 	a, b := session(1), session(2)
 	ca := preparedChain(a, 2, []primitive.Timestamp{at(2)}, innerInsert(ns, doc(1, 0)))
 	cb := preparedChain(b, 6, []primitive.Timestamp{at(3), at(4)}, innerInsert(ns, doc(2, 0)), innerInsert(ns, doc(3, 0)))
@@ -253,10 +254,10 @@ func TestOpenTransactionsAtT0_ResumeInsideInterleavedChainsBeforeT0SkipsTheAppli
 	}
 }
 
-// A participant whose statements changed nothing logs an empty prepare
-// ({applyOps: [], prepare: true}, as MongoDB does); its commit applies nothing and
-// releases the resume point it held, which then moves on.
-func TestAnEmptyPreparedTransactionCommitsToNothingAndReleasesTheResumePoint(t *testing.T) {
+// Rule "transactions": a participant whose statements changed nothing logs an empty
+// prepare ({applyOps: [], prepare: true}, as MongoDB does); its commit applies nothing
+// and releases the resume point it held, which then moves on.
+func TestTransactions_AnEmptyPrepareCommitsToNothingAndReleasesTheResumePoint(t *testing.T) {
 	a := session(1)
 	empty := commandOp(at(2), "admin", bson.D{{Key: "applyOps", Value: bson.A{}}, {Key: "prepare", Value: true}},
 		bson.E{Key: "lsid", Value: a}, bson.E{Key: "txnNumber", Value: int64(4)},
