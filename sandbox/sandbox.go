@@ -514,24 +514,7 @@ func (c *Cluster) external() *wire.External {
 
 // startRouter starts the router on c.mu.addr (the caller holds c.mu or is Start).
 func (c *Cluster) startRouter() error {
-	var shards []router.Shard
-	for _, f := range c.fronts {
-		s := router.Shard{Name: f.Name(), Addr: f.Addr(), Members: membersOf(f)}
-		if f.Name() == "config" {
-			s.SetName = router.ConfigReplSet
-		}
-		shards = append(shards, s)
-	}
-	rt, err := router.New(router.Config{
-		Catalog:        c.catalog,
-		Shards:         shards,
-		ClientOptions:  c.shardClientOptions,
-		Identity:       c.opts.Identity,
-		Credentials:    c.opts.Auth,
-		LeaveOrphans:   c.opts.LeaveOrphans,
-		CommandLatency: c.opts.CommandLatency,
-		Logger:         c.log.With("node", "router"),
-	})
+	rt, err := router.New(c.routerConfig())
 	if err != nil {
 		return err
 	}
@@ -544,6 +527,28 @@ func (c *Cluster) startRouter() error {
 	c.mu.router, c.mu.server, c.mu.addr = rt, s, s.Addr()
 	rt.Register(s.Addr())
 	return nil
+}
+
+// routerConfig is the configuration of a router of the cluster.
+func (c *Cluster) routerConfig() router.Config {
+	var shards []router.Shard
+	for _, f := range c.fronts {
+		s := router.Shard{Name: f.Name(), Addr: f.Addr(), Members: membersOf(f)}
+		if f.Name() == "config" {
+			s.SetName = router.ConfigReplSet
+		}
+		shards = append(shards, s)
+	}
+	return router.Config{
+		Catalog:        c.catalog,
+		Shards:         shards,
+		ClientOptions:  c.shardClientOptions,
+		Identity:       c.opts.Identity,
+		Credentials:    c.opts.Auth,
+		LeaveOrphans:   c.opts.LeaveOrphans,
+		CommandLatency: c.opts.CommandLatency,
+		Logger:         c.log.With("node", "router"),
+	}
 }
 
 // shardClientOptions are the driver options the router uses to reach its shards: it

@@ -15,18 +15,13 @@ import (
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
-// Write routing. Inserts go to the shard owning each document's chunk, in runs
-// that keep an ordered insert's order. Updates and deletes pinned to one shard key
-// go to its shard; multi-document ones without it go to every shard owning a
-// chunk; single-document ones without it first find a matching document the way
-// a find does (orphans excluded), then write it on its shard by _id. An update
-// that moves a document to another chunk's shard becomes an insert there and a
-// delete on the old shard.
-
-const (
-	insertBatchDocs  = 1000
-	insertBatchBytes = 8 << 20
-)
+// Write routing. Inserts go to the shard owning each document's chunk. Updates and
+// deletes pinned to one shard key go to its shard; multi-document ones without it go
+// to every shard owning a chunk; single-document ones without it first find a
+// matching document the way a find does (orphans excluded), then write it on its
+// shard by _id. An update that moves a document to another chunk's shard becomes an
+// insert there and a delete on the old shard. The statements that go to one shard as
+// they are travel in child batches (batchwrite.go); the others run alone.
 
 // retryableWrite is the session of a client's retryable write (lsid and txnNumber),
 // which mongos forwards to the shards with the ids of the statements each runs, so that
@@ -97,8 +92,11 @@ func (w writeError) doc() bson.D {
 }
 
 // writeErrorsOf returns the writeErrors of a shard's write reply.
-func writeErrorsOf(reply bson.Raw) []bson.Raw {
-	arr, ok := reply.Lookup("writeErrors").ArrayOK()
+func writeErrorsOf(reply bson.Raw) []bson.Raw { return docsOf(reply, "writeErrors") }
+
+// docsOf returns the documents of an array field of a reply.
+func docsOf(reply bson.Raw, field string) []bson.Raw {
+	arr, ok := reply.Lookup(field).ArrayOK()
 	if !ok {
 		return nil
 	}
@@ -156,7 +154,7 @@ func (r *Router) insert(ctx context.Context, _ *wire.Session, cmd *wire.Command)
 	if err := checkWritable(db); err != nil {
 		return nil, err
 	}
-	docs, err := statements(cmd, "documents")
+	docs, err := statements(cmd, insertKind.field)
 	if err != nil {
 		return nil, err
 	}
@@ -168,104 +166,18 @@ func (r *Router) insert(ctx context.Context, _ *wire.Session, cmd *wire.Command)
 		return nil, err
 	}
 	rt, _ := r.cat.Route(ns)
-	shardOf := make([]string, len(docs))
+	w := newWriteCommand(cmd, insertKind, coll, docs)
 	targetErr := make([]error, len(docs))
 	for i, d := range docs {
 		docs[i] = ensureID(d)
-		shardOf[i], targetErr[i] = docShard(rt, docs[i])
+		w.shards[i], targetErr[i] = docShard(rt, docs[i])
 	}
-	rw := retryableOf(cmd)
-	var n int64
-	var errs []writeError
-	if ordered(cmd) {
-		for i := 0; i < len(docs); {
-			if targetErr[i] != nil {
-				errs = append(errs, writeError{i, targetErr[i]})
-				break
-			}
-			j := i
-			idx := []int{}
-			for j < len(docs) && targetErr[j] == nil && shardOf[j] == shardOf[i] {
-				idx = append(idx, j)
-				j++
-			}
-			nn, werrs := r.insertOn(ctx, shardOf[i], db, coll, docs, idx, true, rw)
-			n += nn
-			errs = append(errs, werrs...)
-			if len(werrs) > 0 {
-				break
-			}
-			i = j
-		}
-	} else {
-		byShard := map[string][]int{}
-		for i := range docs {
-			if targetErr[i] != nil {
-				errs = append(errs, writeError{i, targetErr[i]})
-				continue
-			}
-			byShard[shardOf[i]] = append(byShard[shardOf[i]], i)
-		}
-		for _, s := range sortedKeys(byShard) {
-			nn, werrs := r.insertOn(ctx, s, db, coll, docs, byShard[s], false, rw)
-			n += nn
-			errs = append(errs, werrs...)
-		}
-	}
-	return writeReply(bson.D{{Key: "n", Value: narrowInt(n)}}, errs), nil
+	// A document without a shard runs alone, to fail where it stands.
+	w.alone = func(_ context.Context, i int) (stmtResult, error) { return stmtResult{}, targetErr[i] }
+	return r.execute(ctx, w).reply(insertKind), nil
 }
 
-// insertOn inserts docs[idx...] on one shard in batches, reporting write errors
-// with the client's indexes (which are also the statement ids of a retryable write).
-func (r *Router) insertOn(ctx context.Context, shard, db, coll string, docs []bson.Raw, idx []int, isOrdered bool, rw *retryableWrite) (int64, []writeError) {
-	b, err := r.backend(shard)
-	if err != nil {
-		return 0, []writeError{{idx[0], err}}
-	}
-	var n int64
-	var errs []writeError
-	for start := 0; start < len(idx); {
-		end, size := start, 0
-		for end < len(idx) && end-start < insertBatchDocs && (end == start || size+len(docs[idx[end]]) <= insertBatchBytes) {
-			size += len(docs[idx[end]])
-			end++
-		}
-		batch := idx[start:end]
-		arr := make(bson.A, len(batch))
-		for i, k := range batch {
-			arr[i] = docs[k]
-		}
-		cmd := append(bson.D{{Key: "insert", Value: coll}, {Key: "documents", Value: arr}, {Key: "ordered", Value: isOrdered}}, rw.fields(batch...)...)
-		r.txns.join(shard, cmd)
-		reply, err := b.run(ctx, db, cmd)
-		if err != nil {
-			// The shard did not take the batch: every statement in it failed.
-			for _, k := range batch {
-				errs = append(errs, writeError{k, err})
-				if isOrdered {
-					return n, errs
-				}
-			}
-			start = end
-			continue
-		}
-		got, _ := asInt64(reply.Lookup("n"))
-		n += got
-		for _, we := range writeErrorsOf(reply) {
-			local, _ := asInt64(we.Lookup("index"))
-			if local >= 0 && int(local) < len(batch) {
-				errs = append(errs, writeError{batch[local], &stmtError{we}})
-			}
-		}
-		if isOrdered && len(errs) > 0 {
-			return n, errs
-		}
-		start = end
-	}
-	return n, errs
-}
-
-// stmtResult is what one update or delete statement did.
+// stmtResult is what one statement the router runs alone did.
 type stmtResult struct {
 	n, modified int64
 	upserted    bson.RawValue // the new _id, when the statement inserted
@@ -275,7 +187,7 @@ func (r *Router) update(ctx context.Context, _ *wire.Session, cmd *wire.Command)
 	if coll, _ := cmd.Lookup(cmd.Name).StringValueOK(); cmd.DB == "config" && coll == "collections" {
 		return r.setCollectionBalancing(cmd)
 	}
-	return r.writeStatements(ctx, cmd, "updates", r.updateStmt)
+	return r.writeStatements(ctx, cmd, updateKind, updateShard, r.updateStmt)
 }
 
 // setCollectionBalancing is the one write a mongos takes on config.collections here:
@@ -309,13 +221,14 @@ func (r *Router) setCollectionBalancing(cmd *wire.Command) (bson.Raw, error) {
 }
 
 func (r *Router) delete(ctx context.Context, _ *wire.Session, cmd *wire.Command) (bson.Raw, error) {
-	return r.writeStatements(ctx, cmd, "deletes", r.deleteStmt)
+	return r.writeStatements(ctx, cmd, deleteKind, deleteShard, r.deleteStmt)
 }
 
-// writeStatements runs an update or delete command statement by statement; session
-// holds the fields that carry a retryable write's session and the statement's id.
-func (r *Router) writeStatements(ctx context.Context, cmd *wire.Command, field string,
-	run func(ctx context.Context, rt *Routing, db, coll string, stmt bson.Raw, session bson.D) (stmtResult, error)) (bson.Raw, error) {
+// writeStatements runs an update or delete command: shardOf gives the shard a
+// statement goes to as it is (in a child batch), alone runs the others; session holds
+// the fields that carry a retryable write's session and the statement's id.
+func (r *Router) writeStatements(ctx context.Context, cmd *wire.Command, kind writeKind, shardOf func(rt *Routing, stmt bson.Raw) string,
+	alone func(ctx context.Context, rt *Routing, db, coll string, stmt bson.Raw, session bson.D) (stmtResult, error)) (bson.Raw, error) {
 	coll, err := collName(cmd)
 	if err != nil {
 		return nil, err
@@ -324,7 +237,7 @@ func (r *Router) writeStatements(ctx context.Context, cmd *wire.Command, field s
 	if err := checkWritable(db); err != nil {
 		return nil, err
 	}
-	stmts, err := statements(cmd, field)
+	stmts, err := statements(cmd, kind.field)
 	if err != nil {
 		return nil, err
 	}
@@ -341,47 +254,46 @@ func (r *Router) writeStatements(ctx context.Context, cmd *wire.Command, field s
 		}
 	}
 	rt, exists := r.cat.Route(ns)
-	rw := retryableOf(cmd)
-	var n, modified int64
-	var upserted bson.A
-	var errs []writeError
+	if !exists {
+		return (&writeResult{}).reply(kind), nil // nothing to update or delete in a database that does not exist
+	}
+	w := newWriteCommand(cmd, kind, coll, stmts)
 	for i, s := range stmts {
-		if !exists {
-			continue // nothing to update or delete in a database that does not exist
-		}
-		res, err := run(ctx, rt, db, coll, s, rw.fields(i))
-		if err != nil {
-			errs = append(errs, writeError{i, err})
-			if ordered(cmd) {
-				break
-			}
-			continue
-		}
-		n += res.n
-		modified += res.modified
-		if res.upserted.Type != 0 {
-			upserted = append(upserted, bson.D{{Key: "index", Value: int32(i)}, {Key: "_id", Value: res.upserted}})
-		}
+		w.shards[i] = shardOf(rt, s)
 	}
-	fields := bson.D{{Key: "n", Value: narrowInt(n)}}
-	if field == "updates" {
-		fields = append(fields, bson.E{Key: "nModified", Value: narrowInt(modified)})
-		if len(upserted) > 0 {
-			fields = append(fields, bson.E{Key: "upserted", Value: upserted})
-		}
+	w.alone = func(ctx context.Context, i int) (stmtResult, error) {
+		return alone(ctx, rt, db, coll, stmts[i], w.rw.fields(i))
 	}
-	return writeReply(fields, errs), nil
+	return r.execute(ctx, w).reply(kind), nil
 }
 
+// updateShard is the one shard an update statement goes to as the client wrote it; ""
+// when the router runs it alone (updateStmt), as mongos does a write it broadcasts, a
+// single-document one without the shard key, and one that may change the shard key.
+func updateShard(rt *Routing, stmt bson.Raw) string {
+	if !rt.Sharded() {
+		return rt.DB.Primary
+	}
+	q, _ := stmt.Lookup("q").DocumentOK()
+	shards, pinned := target(rt, q)
+	if len(shards) != 1 || changesShardKey(rt, q, stmt.Lookup("u"), pinned) {
+		return ""
+	}
+	if !pinned && !truthy(stmt.Lookup("multi")) {
+		return "" // found first: the router picks the one document (findOneOwned)
+	}
+	return shards[0]
+}
+
+// updateStmt runs an update statement of a sharded collection that updateShard gives
+// no shard: a multi-document update broadcast to the shards, an update that must find
+// its document first (no shard key in its filter) or may change its shard key.
 func (r *Router) updateStmt(ctx context.Context, rt *Routing, db, coll string, stmt bson.Raw, session bson.D) (stmtResult, error) {
 	q, _ := stmt.Lookup("q").DocumentOK()
 	u := stmt.Lookup("u")
 	multi, upsert := truthy(stmt.Lookup("multi")), truthy(stmt.Lookup("upsert"))
-	if !rt.Sharded() {
-		return r.sendUpdate(ctx, rt.DB.Primary, db, coll, stmt, session)
-	}
 	shards, pinned := target(rt, q)
-	changesKey := touchesPaths(u, rt.Pattern.Fields()) && !(pinned && keepsKey(rt, q, u))
+	changesKey := changesShardKey(rt, q, u, pinned)
 	if multi {
 		if changesKey {
 			return stmtResult{}, &wire.Error{Code: 66, Name: "ImmutableField", Msg: fmt.Sprintf(
@@ -400,9 +312,6 @@ func (r *Router) updateStmt(ctx context.Context, rt *Routing, db, coll string, s
 			}
 		}
 		return total, nil
-	}
-	if pinned && !changesKey {
-		return r.sendUpdate(ctx, shards[0], db, coll, stmt, session)
 	}
 	if !pinned && upsert {
 		return stmtResult{}, upsertNeedsKey(rt)
@@ -433,6 +342,13 @@ func (r *Router) updateStmt(ctx context.Context, rt *Routing, db, coll string, s
 		}
 	}
 	return r.sendUpdate(ctx, shard, db, coll, pinnedStmt, session)
+}
+
+// changesShardKey reports whether an update may change its document's shard key, so
+// that the router must compute the new document (and move it when its key moves to
+// another shard): not when it is a replacement keeping the key its filter pins.
+func changesShardKey(rt *Routing, q bson.Raw, u bson.RawValue, pinned bool) bool {
+	return touchesPaths(u, rt.Pattern.Fields()) && !(pinned && keepsKey(rt, q, u))
 }
 
 // keepsKey reports whether a replacement keeps the shard key its filter pins, so
@@ -545,11 +461,26 @@ func (r *Router) sendStatement(ctx context.Context, shard, db string, cmd bson.D
 	return reply, nil
 }
 
-func (r *Router) deleteStmt(ctx context.Context, rt *Routing, db, coll string, stmt bson.Raw, session bson.D) (stmtResult, error) {
+// deleteShard is the one shard a delete statement goes to as the client wrote it; ""
+// when the router runs it alone (deleteStmt): a delete it broadcasts, and a
+// single-document one without the shard key.
+func deleteShard(rt *Routing, stmt bson.Raw) string {
 	q, _ := stmt.Lookup("q").DocumentOK()
 	limit, _ := asInt64(stmt.Lookup("limit"))
 	shards, pinned := target(rt, q)
-	if pinned || limit != 1 {
+	if len(shards) != 1 || (!pinned && limit == 1) {
+		return ""
+	}
+	return shards[0]
+}
+
+// deleteStmt runs a delete statement that deleteShard gives no shard: a multi-document
+// delete broadcast to the shards, or a single-document one that finds its document
+// first.
+func (r *Router) deleteStmt(ctx context.Context, rt *Routing, db, coll string, stmt bson.Raw, session bson.D) (stmtResult, error) {
+	q, _ := stmt.Lookup("q").DocumentOK()
+	if limit, _ := asInt64(stmt.Lookup("limit")); limit != 1 {
+		shards, _ := target(rt, q)
 		var total stmtResult
 		for _, s := range shards {
 			res, err := r.sendDelete(ctx, s, db, coll, stmt, session)
@@ -618,7 +549,7 @@ func (r *Router) findAndModify(ctx context.Context, _ *wire.Session, cmd *wire.C
 		return send(rt.DB.Primary, body)
 	}
 	shards, pinned := target(rt, query)
-	changesKey := !remove && touchesPaths(u, rt.Pattern.Fields()) && !(pinned && keepsKey(rt, query, u))
+	changesKey := !remove && changesShardKey(rt, query, u, pinned)
 	if pinned && !changesKey {
 		return send(shards[0], body)
 	}
