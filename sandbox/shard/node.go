@@ -30,6 +30,8 @@ type node struct {
 	idOrdered *cursorRegistry[*idOrderedCursor]
 	// idScanRows counts the rows the _id index scans read (idscan.go).
 	idScanRows atomic.Int64
+	// upsertsTogether counts the replace-upserts inserted with others (upsertbatch.go).
+	upsertsTogether atomic.Int64
 	// keyBounded are the open cursors of finds bounded on a shard key index, by
 	// id, with their bounds (keybounds.go).
 	keyBounded sync.Map

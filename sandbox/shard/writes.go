@@ -520,27 +520,31 @@ func (n *node) update(ctx context.Context, cmd *wire.Command) bson.Raw {
 	if err != nil {
 		return wire.ErrorReply(err)
 	}
-	matched, modified := 0, 0
-	var upserted bson.A
-	var werrs []writeError
-	for i, s := range stmts {
-		res, err := n.updateStatement(ctx, cmd.DB, coll, s, rw, i)
-		matched += res.matched
-		modified += res.modified
-		if res.upsertedID.Type != 0 {
-			matched++
-			upserted = append(upserted, bson.D{{Key: "index", Value: int32(i)}, {Key: "_id", Value: res.upsertedID}})
-		}
-		if err != nil {
-			code, _, msg := classify(err, ns)
-			werrs = append(werrs, writeError{i, code, msg})
-			if ordered {
+	var plain []*plainUpsert
+	if ci := n.cat.lookup(ns); !ci.isView() {
+		plain = plainUpserts(stmts, rw)
+	}
+	if err := n.dropPresent(ctx, cmd.DB, coll, plain); err != nil {
+		return errorReply(err, ns)
+	}
+	var out updateOutcome
+	for i := 0; i < len(stmts); {
+		if end := upsertRun(plain, i); end-i >= minUpsertRun {
+			next, failed := n.insertUpserts(ctx, cmd.DB, coll, plain, i, end, rw, &out)
+			if failed && ordered {
 				break
 			}
+			i = next
+			continue
 		}
+		res, err := n.updateStatement(ctx, cmd.DB, coll, stmts[i], rw, i)
+		if out.note(i, res, err, ns) && ordered {
+			break
+		}
+		i++
 	}
 	n.saveSession(rw)
-	return writeReply(matched, modified, upserted, werrs)
+	return writeReply(out.matched, out.modified, out.upserted, out.werrs)
 }
 
 // errMultiRetryable is MongoDB's refusal of a retryable write that may touch several
@@ -751,23 +755,33 @@ func (n *node) insertOne(ctx context.Context, db, coll string, doc bson.Raw) err
 // upsertReplacement inserts the replacement document, with the filter's _id when it
 // has none of its own.
 func (n *node) upsertReplacement(ctx context.Context, db, coll string, m *match.Matcher, repl bson.Raw) (bson.Raw, error) {
-	if _, err := repl.LookupErr("_id"); err != nil {
-		if id, ok := m.IDEquality(); ok {
-			idx, b := bsoncore.AppendDocumentStart(nil)
-			b = appendValue(b, "_id", id)
-			elems, _ := repl.Elements()
-			for _, e := range elems {
-				b = append(b, e...)
-			}
-			b, _ = bsoncore.AppendDocumentEnd(b, idx)
-			repl = b
-		}
+	var doc bson.Raw
+	if id, ok := m.IDEquality(); ok {
+		doc = replacementWithID(repl, id)
+	} else {
+		doc, _ = withIDFirst(repl)
 	}
-	doc, _ := withIDFirst(repl)
 	if err := n.insertOne(ctx, db, coll, doc); err != nil {
 		return nil, err
 	}
 	return doc, nil
+}
+
+// replacementWithID is the document a replace-upsert whose filter pins _id to id
+// inserts: the replacement, with id first when it has no _id of its own.
+func replacementWithID(repl bson.Raw, id bson.RawValue) bson.Raw {
+	if _, err := repl.LookupErr("_id"); err != nil {
+		idx, b := bsoncore.AppendDocumentStart(nil)
+		b = appendValue(b, "_id", id)
+		elems, _ := repl.Elements()
+		for _, e := range elems {
+			b = append(b, e...)
+		}
+		b, _ = bsoncore.AppendDocumentEnd(b, idx)
+		repl = b
+	}
+	doc, _ := withIDFirst(repl)
+	return doc
 }
 
 // upsertWithOperators inserts the document seeded from the filter's equality fields,
