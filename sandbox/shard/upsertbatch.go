@@ -37,6 +37,7 @@ type plainUpsert struct {
 func plainUpserts(stmts []bson.Raw, rw *retryable) []*plainUpsert {
 	plain := make([]*plainUpsert, len(stmts))
 	seen := map[string]bool{}
+	count := 0
 	for i, stmt := range stmts {
 		q, _ := stmt.Lookup("q").DocumentOK()
 		m, err := match.Compile(q)
@@ -55,8 +56,9 @@ func plainUpserts(stmts []bson.Raw, rw *retryable) []*plainUpsert {
 		if !ok {
 			continue
 		}
-		first := !seen[keys[0]]
+		first := true
 		for _, k := range keys {
+			first = first && !seen[k]
 			seen[k] = true
 		}
 		if !first || (rw != nil && rw.written(i)) {
@@ -64,7 +66,11 @@ func plainUpserts(stmts []bson.Raw, rw *retryable) []*plainUpsert {
 		}
 		if doc, ok := plainReplacement(stmt, m); ok {
 			plain[i] = &plainUpsert{doc: doc, keys: keys}
+			count++
 		}
+	}
+	if count < minUpsertRun {
+		return nil // (no look-up for a command that has no run to insert)
 	}
 	return plain
 }
