@@ -743,6 +743,10 @@ type fakeReplayer struct {
 	stopOnce            sync.Once
 	fail                chan error
 	stopped             bool
+	// noFinalCheckpoint: Stop saves nothing, as when the process dies first;
+	// onCheckpoint runs at each Checkpoint.
+	noFinalCheckpoint bool
+	onCheckpoint      func()
 }
 
 func (r *fakeReplayer) Run(ctx context.Context) error {
@@ -753,8 +757,11 @@ func (r *fakeReplayer) Run(ctx context.Context) error {
 	case <-r.stop:
 		r.mu.Lock()
 		r.stopped = true
-		applied := r.p.Applied
+		applied, save := r.p.Applied, !r.noFinalCheckpoint
 		r.mu.Unlock()
+		if !save {
+			return nil
+		}
 		return r.sink.SaveApplied(r.shard, replay.OpTime{TS: applied})
 	case err := <-r.fail:
 		return err
@@ -769,6 +776,16 @@ func (r *fakeReplayer) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+func (r *fakeReplayer) Checkpoint() error {
+	r.mu.Lock()
+	applied, hook := r.p.Applied, r.onCheckpoint
+	r.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return r.sink.SaveApplied(r.shard, replay.OpTime{TS: applied})
 }
 
 func (r *fakeReplayer) Snapshot() replay.Progress {

@@ -9,6 +9,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
+
+	"github.com/shardlift/shardlift/engine/replay"
 )
 
 // A write the source takes after the sync stopped never reaches the destination:
@@ -57,6 +59,39 @@ func TestNoLateWritesLetTheVerificationPass(t *testing.T) {
 	}
 	if s := h.m.Snapshot(); s.State != Done || !s.Verification.OK() || h.fc.called("WritesAfter") != 1 {
 		t.Fatalf("state %s verification %+v, WritesAfter called %d times", s.State, s.Verification, h.fc.called("WritesAfter"))
+	}
+}
+
+// I'm done saves each shard's resume point once it reached the source's newest
+// entry, before the migration is recorded finalizing: a crash before the sync's
+// final checkpoint leaves the finalize that point, not the periodic checkpoint a
+// second older, whose following writes (applied) read as the source's writes after
+// the sync stopped and kept the finalize from passing (fault scenario 6, killed
+// during finalize: "took 63 writes after the sync stopped").
+func TestImDoneSavesTheDrainedResumePointBeforeFinalizing(t *testing.T) {
+	h := newHarness(t, "s0")
+	r := h.cuttingOver()["s0"]
+	r.checkpoint(t) // the last periodic checkpoint
+	drained := r.Snapshot().Applied
+	drained.T++
+	r.set(func(p *replay.Progress) { p.Applied, p.Newest = drained, drained })
+	h.fc.mu.Lock()
+	h.fc.shards["s0"].newest = drained
+	h.fc.mu.Unlock()
+	var stateAtCheckpoint State
+	r.mu.Lock()
+	r.noFinalCheckpoint = true
+	r.onCheckpoint = func() { stateAtCheckpoint = h.m.State() }
+	r.mu.Unlock()
+
+	if err := h.m.Done(bg, false); err != nil {
+		t.Fatal(err)
+	}
+	if after := h.fc.lateAfter["s0"]; after != drained {
+		t.Fatalf("finalize looked for late writes after %v; the replay had applied up to %v", after, drained)
+	}
+	if stateAtCheckpoint != CuttingOver {
+		t.Fatalf("the drained resume point was saved while %q; want it saved before the migration is recorded finalizing", stateAtCheckpoint)
 	}
 }
 

@@ -192,6 +192,8 @@ type Replayer interface {
 	// Stop stops reading, applies what was read, saves a final checkpoint and
 	// waits for Run to return.
 	Stop(ctx context.Context) error
+	// Checkpoint saves the resume point now: everything applied so far.
+	Checkpoint() error
 	Snapshot() replay.Progress
 }
 

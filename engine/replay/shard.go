@@ -202,6 +202,10 @@ type Shard struct {
 	// it, and each DDL that waits for a tick of positionEvery holds the DDL after
 	// it too (see housekeep).
 	posMoved chan struct{}
+	// saveMu serializes the saves of the resume point (housekeep's, Checkpoint's and
+	// the final one); saved is the last one saved, which a save never goes back from.
+	saveMu sync.Mutex
+	saved  OpTime
 
 	mu struct {
 		sync.Mutex
@@ -230,6 +234,7 @@ func New(cfg Config) (*Shard, error) {
 	s.start = OpTime{TS: cfg.Resume, Term: cfg.ResumeTerm}
 	if !cfg.TxnStart.IsZero() && cfg.Resume == cfg.T0 && cfg.TxnStart.Before(cfg.T0) {
 		s.start, s.beforeTxns = OpTime{TS: justBefore(cfg.TxnStart)}, true
+		s.saved = s.start // before TxnStart is no entry: never saved
 	}
 	s.wm.Store(newWatermarkAt(s.start))
 	s.pos.Store(s.newPosition(s.start))
@@ -405,10 +410,6 @@ func (s *Shard) reportPosition() {
 func (s *Shard) housekeep(ctx context.Context) {
 	tick := time.NewTicker(positionEvery)
 	defer tick.Stop()
-	var saved OpTime
-	if s.beforeTxns {
-		saved = s.start // before TxnStart is no entry: never saved
-	}
 	var lastSave, lastSample time.Time
 	for {
 		select {
@@ -419,45 +420,73 @@ func (s *Shard) housekeep(ctx context.Context) {
 			continue
 		case now := <-tick.C:
 			s.reportPosition()
-			at := s.wm.Load().At()
-			floor := at.TS
+			floor := s.wm.Load().At().TS
 			s.cfg.DDL.Applied(s.cfg.Shard, floor)
 			if now.Sub(lastSample) >= time.Second {
 				lastSample = now
 				s.rates.add(now, s.c.inserts.Load()+s.c.updates.Load()+s.c.deletes.Load())
 			}
-			if s.cfg.Checkpoints == nil || at == saved || now.Sub(lastSave) < s.cfg.CheckpointEvery {
+			if s.cfg.Checkpoints == nil || now.Sub(lastSave) < s.cfg.CheckpointEvery {
 				continue
 			}
 			lastSave = now
-			if err := s.cfg.Checkpoints.SaveApplied(s.cfg.Shard, at); err != nil {
+			if at, err := s.saveCheckpoint(); err != nil {
 				// Retried at the next period, with the newest floor: never skipped.
-				s.setRetrying(retryCheckpoint, fmt.Sprintf("retrying: save the checkpoint %s: %v", tsString(floor), err))
+				s.setRetrying(retryCheckpoint, fmt.Sprintf("retrying: save the checkpoint %s: %v", tsString(at.TS), err))
 				continue
 			}
 			s.setRetrying(retryCheckpoint, "")
-			saved = at
 		}
 	}
+}
+
+// saveCheckpoint saves the resume point (everything applied so far) unless it is
+// the one saved last, and returns it.
+func (s *Shard) saveCheckpoint() (OpTime, error) {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	at := s.wm.Load().At()
+	if at == s.saved {
+		return at, nil
+	}
+	if err := s.cfg.Checkpoints.SaveApplied(s.cfg.Shard, at); err != nil {
+		return at, err
+	}
+	s.saved = at
+	return at, nil
+}
+
+// Checkpoint saves the resume point now rather than at the next period: I'm done
+// calls it once every shard applied the source's newest entry, so that a crash
+// before the final checkpoint does not leave the finalize an older resume point
+// (the writes between the two would read as the source's writes after the sync
+// stopped).
+func (s *Shard) Checkpoint() error {
+	if s.cfg.Checkpoints == nil {
+		return nil
+	}
+	at, err := s.saveCheckpoint()
+	if err != nil {
+		return fmt.Errorf("save the checkpoint %s of shard %s: %w", tsString(at.TS), s.cfg.Shard, err)
+	}
+	return nil
 }
 
 // finalCheckpoint saves the resume point once the pipeline has stopped, retrying
 // until it is saved or ctx ends.
 func (s *Shard) finalCheckpoint(ctx context.Context) error {
-	at := s.wm.Load().At()
-	floor := at.TS
-	if s.cfg.Checkpoints == nil || s.beforeTxns && at == s.start {
-		return nil // before TxnStart is no entry: nothing to save
+	if s.cfg.Checkpoints == nil {
+		return nil
 	}
 	b := newBackoff()
 	for {
-		err := s.cfg.Checkpoints.SaveApplied(s.cfg.Shard, at)
+		at, err := s.saveCheckpoint()
 		if err == nil {
 			return nil
 		}
-		s.setRetrying(retryCheckpoint, fmt.Sprintf("retrying: save the checkpoint %s: %v", tsString(floor), err))
+		s.setRetrying(retryCheckpoint, fmt.Sprintf("retrying: save the checkpoint %s: %v", tsString(at.TS), err))
 		if werr := b.wait(ctx, nil); werr != nil {
-			return fmt.Errorf("save the final checkpoint %s of shard %s: %w", tsString(floor), s.cfg.Shard, err)
+			return fmt.Errorf("save the final checkpoint %s of shard %s: %w", tsString(at.TS), s.cfg.Shard, err)
 		}
 	}
 }

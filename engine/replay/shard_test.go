@@ -664,6 +664,37 @@ func TestStopAppliesWhatWasReadAndSavesAFinalCheckpoint(t *testing.T) {
 	}
 }
 
+// Checkpoint saves what is applied at once, not at the next period (I'm done calls
+// it once the shard applied the source's newest entry), and no save repeats or goes
+// back from it.
+func TestCheckpointSavesTheResumePointAtOnce(t *testing.T) {
+	var entries []bson.Raw
+	for i := 1; i <= 50; i++ {
+		entries = append(entries, insertOp(at(uint32(i)), ns, doc(i, 0)))
+	}
+	cps := &fakeCheckpoints{}
+	s := testShard(t, Config{Source: newFakeOplog(entries...), Destination: newFakeDest(), Checkpoints: cps, Resume: at(1), CheckpointEvery: time.Hour})
+	wait := start(t, context.Background(), s)
+	eventually(t, "the backlog applied", func() bool { return s.Snapshot().Applied == at(50) })
+	for range 2 {
+		if err := s.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := cps.all(); !slices.Equal(got, []primitive.Timestamp{at(50)}) {
+		t.Fatalf("saved %v after Checkpoint twice; want %v once", got, at(50))
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := cps.all(); !slices.Equal(got, []primitive.Timestamp{at(50)}) {
+		t.Fatalf("saved %v once stopped; want %v once", got, at(50))
+	}
+}
+
 func TestFailedCheckpointIsRetriedNotSkipped(t *testing.T) {
 	src := newFakeOplog(noopOp(at(1)), insertOp(at(2), ns, doc(1, 0)))
 	dest := newFakeDest()

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.mongodb.org/mongo-driver/x/mongo/driver"
 	"go.mongodb.org/mongo-driver/x/mongo/driver/auth"
 	"go.mongodb.org/mongo-driver/x/mongo/driver/topology"
 
@@ -246,6 +247,7 @@ func kindOf(err error) error {
 		recordErr   tls.RecordHeaderError
 		authErr     *auth.Error
 		netErr      net.Error
+		poolErr     driver.RetryablePoolError
 	)
 	switch {
 	case errors.As(err, &dnsErr):
@@ -272,6 +274,12 @@ func kindOf(err error) error {
 	case errors.As(err, &authErr):
 		return ErrAuthFailed
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return ErrConnectionClosed
+	case errors.As(err, &poolErr) && poolErr.Retryable():
+		// The driver cleared its pool for the server because a connection to it
+		// failed, and says why only in the message ("connection pool for ... was
+		// cleared because another operation failed with: ... EOF"): a mongos
+		// restarting under the connect (fault scenario 4's migration did not start).
 		return ErrConnectionClosed
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, topology.ErrServerSelectionTimeout),
 		errors.As(err, &netErr) && netErr.Timeout():

@@ -3,6 +3,7 @@ package topology
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -77,6 +78,24 @@ func TestClassifiesClosedPortAsRefused(t *testing.T) {
 	_, err := Connect(context.Background(), e)
 	expectKind(t, err, ErrRefused, addr)
 	expectKind(t, driverOnly(t, e), ErrRefused, addr)
+}
+
+// clearedPool is what the driver returns when a command meets the server's pool
+// cleared by another operation's failed connection: a retryable pool error whose
+// cause is only in its message (the driver's own type is unexported).
+type clearedPool struct{}
+
+func (clearedPool) Error() string {
+	return "connection pool for 127.0.0.1:45959 was cleared because another operation failed with: connection(127.0.0.1:45959[-8]) socket was unexpectedly closed: EOF"
+}
+func (clearedPool) Retryable() bool { return true }
+
+// A pool cleared under the connect is a server closing connections for a moment:
+// classified so, connect tries again (fault scenario 4 restarts the source's mongos
+// while the migration connects, and the migration exited on the driver's message).
+func TestClassifiesAClearedPoolAsClosedConnections(t *testing.T) {
+	err := classify(context.Background(), "connect", "", false, shortTimeout, fmt.Errorf("ping: %w", clearedPool{}))
+	expectKind(t, err, ErrConnectionClosed, "")
 }
 
 func TestClassifiesSilentServerAsTimeout(t *testing.T) {
