@@ -18,6 +18,7 @@ import (
 	"github.com/shardlift/shardlift/engine/initialsync"
 	"github.com/shardlift/shardlift/engine/replay"
 	"github.com/shardlift/shardlift/engine/topology"
+	"github.com/shardlift/shardlift/sandbox/load"
 )
 
 // lagSample is how often the lag is sampled.
@@ -263,11 +264,9 @@ func runLoad(ctx context.Context, src *mongo.Client, seeded, rate int, writes *a
 	// server may still apply it after the replay was found caught up, and the counts
 	// then differ by a write the replay never had the chance to see (the tiny run
 	// once found 1,051 documents on the destination against 1,050: a delete that
-	// landed on the source after the check). A write still unanswered a minute
-	// after the end is abandoned.
-	wctx, abandon := context.WithCancel(context.WithoutCancel(gctx))
+	// landed on the source after the check).
+	wctx, abandon := load.AfterGrace(gctx)
 	defer abandon()
-	context.AfterFunc(gctx, func() { time.AfterFunc(time.Minute, abandon) })
 	var mu sync.Mutex
 	r := rand.New(rand.NewPCG(4, 2))
 	inserted, deleted := 0, 0

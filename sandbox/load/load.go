@@ -160,7 +160,7 @@ func RunIDs(ctx context.Context, client *mongo.Client, opsPerSec int, ids seed.I
 		return err
 	}
 	jobs := make(chan job)
-	writeCtx, cutShort := afterGrace(ctx)
+	writeCtx, cutShort := AfterGrace(ctx)
 	defer cutShort()
 	var wg sync.WaitGroup
 	for range min(maxWorkers, opsPerSec) {
@@ -347,9 +347,11 @@ func stopping(ctx context.Context) bool {
 // stopGrace is how long writes in flight may take to be answered once the load stops.
 const stopGrace = 10 * time.Second
 
-// afterGrace is the context a load's writes run on: it ends stopGrace after ctx does
-// (or when cancel is called), so that a stop lets the writes already sent finish.
-func afterGrace(ctx context.Context) (writes context.Context, cancel context.CancelFunc) {
+// AfterGrace is the context a load's writes run on: it ends stopGrace after ctx does
+// (or when cancel is called), so that a stop lets the writes already sent finish. A
+// write cancelled in flight may still be applied by the server after the load ended,
+// when whoever stopped the load has already compared the clusters.
+func AfterGrace(ctx context.Context) (writes context.Context, cancel context.CancelFunc) {
 	writes, cancel = context.WithCancel(context.WithoutCancel(ctx))
 	context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, cancel) })
 	return writes, cancel

@@ -89,7 +89,7 @@ func RunTxns(ctx context.Context, client *mongo.Client, txnPerSec int, ids seed.
 	}
 	jobs := make(chan txnJob)
 	done := make(chan struct{})
-	txnCtx, cutShort := afterGrace(ctx)
+	txnCtx, cutShort := AfterGrace(ctx)
 	defer cutShort()
 	for range txnWorkers {
 		go func() {
