@@ -3,6 +3,7 @@ package shard
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -376,5 +377,50 @@ func TestKeyedUpdatesInProcessThroughTheCommand(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestInProcessUpdatesBesideReadersByObjectID: finds by ObjectId run without the
+// write lock, through FerretDB, beside the in-process rewrites of the same row; each
+// must see a whole document, before or after an update, never a mix or nothing.
+func TestInProcessUpdatesBesideReadersByObjectID(t *testing.T) {
+	f := startFront(t, Config{})
+	coll := connect(t, f).Database("app").Collection("c")
+	ctx := context.Background()
+	oid := primitive.NewObjectID()
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: oid}, {Key: "n", Value: int32(0)}, {Key: "m", Value: int32(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for last := int32(0); ; {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			var d struct{ N, M int32 }
+			if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Decode(&d); err != nil {
+				errs <- err
+				return
+			}
+			if d.N != d.M || d.N < last {
+				errs <- fmt.Errorf("read n %d, m %d after n %d", d.N, d.M, last)
+				return
+			}
+			last = d.N
+		}
+	}()
+	for i := int32(1); i <= 200; i++ {
+		res, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: oid}}, op("$set", "n", i, "m", i))
+		if err != nil || res.ModifiedCount != 1 {
+			t.Fatalf("update %d: %v, %v", i, res, err)
+		}
+	}
+	close(done)
+	if err := <-errs; err != nil {
+		t.Error(err)
 	}
 }
