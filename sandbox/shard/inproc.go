@@ -29,10 +29,10 @@ var inProcessOps = map[string]bool{"$set": true, "$unset": true, "$inc": true, "
 const maxInProcessBSON = 15 << 20
 
 // inProcessUpdate reports whether the update is one applyInProcess may take: a
-// non-empty replacement, or field operators on paths that are plain field names
-// (no array indexes or positional operators, not _id) none of which is another's
-// prefix (MongoDB refuses those as conflicting; modify would apply both), and no
-// arrayFilters.
+// non-empty replacement, or field operators, each named once, on paths that are plain
+// field names (no array indexes or positional operators, not _id) none of which is
+// another's prefix (MongoDB refuses those as conflicting; modify would apply both),
+// and no arrayFilters.
 func inProcessUpdate(update, arrayFilters bson.RawValue) bool {
 	if arrayFilters.Type != 0 {
 		return false
@@ -56,11 +56,13 @@ func inProcessUpdate(update, arrayFilters bson.RawValue) bool {
 		return true
 	}
 	var paths []string
+	seen := map[string]bool{}
 	for _, op := range ops {
 		fields, ok := op.Value().DocumentOK()
-		if !inProcessOps[op.Key()] || !ok {
+		if !inProcessOps[op.Key()] || !ok || seen[op.Key()] {
 			return false
 		}
+		seen[op.Key()] = true
 		elems, err := fields.Elements()
 		if err != nil || len(elems) == 0 {
 			return false

@@ -141,6 +141,7 @@ var inProcFallback = []inProcCase{
 	{name: "inc a string", update: op("$inc", "b", int32(1))},
 	{name: "set through a scalar", update: op("$set", "a.b", int32(1))},
 	{name: "set through an array", update: op("$set", "arr.x", int32(1))},
+	{name: "an operator twice", update: append(op("$set", "a", int32(5)), op("$set", "b", int32(6))...)},
 	{name: "empty update", update: bson.D{}},
 	{name: "empty operator", update: op("$set")},
 	{name: "replacement that changes _id", update: bson.D{{Key: "_id", Value: int64(8)}}},
