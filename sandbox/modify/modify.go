@@ -1,8 +1,9 @@
 // Package modify computes the document an update produces, for the sandbox's router
 // (an update that may move a document to another shard) and shards (a transaction's
-// update, applied at its commit): replacements and the field operators ($set, $unset,
-// $inc, $mul, $min, $max, $rename, $currentDate); array operators are refused with a
-// clear error.
+// update, applied at its commit, and keyed updates of one stored row, which the shard
+// takes in process when modify computes them as MongoDB does): replacements and the
+// field operators ($set, $unset, $inc, $mul, $min, $max, $rename, $currentDate); array
+// operators are refused with a clear error.
 package modify
 
 import (
