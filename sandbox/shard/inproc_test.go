@@ -95,6 +95,10 @@ var inProcSame = []inProcCase{
 	{name: "replacement", update: bson.D{{Key: "x", Value: int32(1)}, {Key: "y", Value: bson.D{{Key: "z", Value: "w"}}}}},
 	{name: "replacement with the same _id", update: bson.D{{Key: "_id", Value: int64(7)}, {Key: "x", Value: bson.A{}}}},
 	{name: "replacement with the same fields (no-op)", update: inProcBase()[1:]},
+	// MongoDB's replacement sets an empty timestamp among the first two fields to the
+	// current time; FerretDB stores it as is, and so does modify (as it did before).
+	{name: "replacement with an empty timestamp", update: bson.D{{Key: "ts", Value: primitive.Timestamp{}}}},
+	{name: "set an empty timestamp", update: op("$set", "ts", primitive.Timestamp{})},
 }
 
 // inProcMongo are updates where FerretDB v1.24.2 differs from MongoDB: the in-process
