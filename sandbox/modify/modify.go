@@ -1,8 +1,9 @@
 // Package modify computes the document an update produces, for the sandbox's router
 // (an update that may move a document to another shard) and shards (a transaction's
-// update, applied at its commit): replacements and the field operators ($set, $unset,
-// $inc, $mul, $min, $max, $rename, $currentDate); array operators are refused with a
-// clear error.
+// update, applied at its commit, and keyed updates of one stored row, which the shard
+// takes in process when modify computes them as MongoDB does): replacements and the
+// field operators ($set, $unset, $inc, $mul, $min, $max, $rename, $currentDate); array
+// operators are refused with a clear error.
 package modify
 
 import (
@@ -78,7 +79,7 @@ func Apply(pre bson.Raw, u bson.Raw) (bson.Raw, error) {
 	}
 	// MongoDB applies modifications in field-path order, which is also the order new
 	// fields are appended in.
-	slices.SortStableFunc(mods, func(a, b mod) int { return strings.Compare(a.path, b.path) })
+	slices.SortStableFunc(mods, func(a, b mod) int { return comparePaths(a.path, b.path) })
 	var out any = doc
 	var err error
 	for _, m := range mods {
@@ -134,6 +135,36 @@ func Apply(pre bson.Raw, u bson.Raw) (bson.Raw, error) {
 		}
 	}
 	return bson.Marshal(out)
+}
+
+// comparePaths orders dotted paths as MongoDB (5.0 on) orders the fields an update
+// touches, which is also the order it appends new fields in: part by part, so that a
+// document's fields come before a sibling whose name merely starts with its name
+// ("a.x" before "a-b": "a" < "a-b", where the whole strings compare the other way),
+// and names that start with a digit other than a leading zero (array indexes) shorter
+// first ("9" before "10").
+func comparePaths(a, b string) int {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(pa) && i < len(pb); i++ {
+		if c := compareNames(pa[i], pb[i]); c != 0 {
+			return c
+		}
+	}
+	return len(pa) - len(pb)
+}
+
+// compareNames is MongoDB's order of the field names at one level of an update
+// (pathsupport's cmpPathsAndArrayIndexes).
+func compareNames(a, b string) int {
+	if numberLike(a) && numberLike(b) && len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
+}
+
+// numberLike: starts with a digit, and is "0" or has no leading zero.
+func numberLike(s string) bool {
+	return s != "" && '0' <= s[0] && s[0] <= '9' && (s[0] != '0' || len(s) == 1)
 }
 
 func withIDFirst(doc bson.Raw, id bson.RawValue) bson.Raw {

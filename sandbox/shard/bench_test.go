@@ -3,6 +3,7 @@ package shard
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -106,6 +107,53 @@ func BenchmarkSecondaryApply(b *testing.B) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+		})
+	}
+}
+
+// BenchmarkUpdateCommandOfExistingDocuments measures one unordered update command of
+// 500 $set statements, each by _id, of documents that exist, by _id type (ObjectIds
+// FerretDB looks up itself; ints the front looks up). It reports the median time of
+// a command. Run with: go test -run x -bench UpdateCommandOf -benchtime 5x ./sandbox/shard
+func BenchmarkUpdateCommandOfExistingDocuments(b *testing.B) {
+	for _, idType := range []string{"objectid", "int"} {
+		b.Run("id="+idType, func(b *testing.B) {
+			f := startFront(b, Config{})
+			db := connect(b, f).Database("bench")
+			ctx := context.Background()
+			const size = 500
+			ids := make([]any, size)
+			docs := make([]any, size)
+			for i := range ids {
+				ids[i] = int32(i * 7)
+				if idType == "objectid" {
+					ids[i] = primitive.NewObjectID()
+				}
+				docs[i] = bson.D{{Key: "_id", Value: ids[i]}, {Key: "n", Value: int32(0)}, {Key: "pad", Value: "0123456789abcdef0123456789abcdef"}}
+			}
+			if _, err := db.Collection("c").InsertMany(ctx, docs); err != nil {
+				b.Fatal(err)
+			}
+			var times []time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				updates := make(bson.A, size)
+				for j, id := range ids {
+					updates[j] = bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: id}}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: int32(i + 1)}}}}}}
+				}
+				start := time.Now()
+				var res bson.Raw
+				err := db.RunCommand(ctx, bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: updates}, {Key: "ordered", Value: false}}).Decode(&res)
+				times = append(times, time.Since(start))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n, _ := res.Lookup("nModified").AsInt64OK(); n != size {
+					b.Fatalf("nModified %d of %d: %s", n, size, res)
+				}
+			}
+			slices.Sort(times)
+			b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms/command")
 		})
 	}
 }

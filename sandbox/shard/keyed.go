@@ -49,28 +49,37 @@ import (
 //     with the sjson texts of every value MongoDB counts as equal to the _id (5, 5L
 //     and 5.0 are one _id; 2^62 as a long and as a double are written differently).
 //     EXPLAIN QUERY PLAN shows an index search (TestKeyedLookupSearchesTheIDIndex).
-//   - decode: the front never interprets a stored row. It copies the row's text, as
-//     is, onto a workbench (a private FerretDB with a one-document collection, never
-//     reachable by clients) and asks that FerretDB for the document: FerretDB's own
-//     decoding, with no second codec to drift from it. Texts are not unique per _id
-//     (the date 42 and the int 42 both store `42`), so the decoded _id is compared
-//     with MongoDB's rules before the document counts.
-//   - update: the workbench's FerretDB applies the update (its operators, arrayFilters,
-//     validation and errors) to the copy, and the front writes the resulting row text
-//     back with `UPDATE ... WHERE rowid = ? AND <text> = <the text read>` (the row its
-//     lookup read, read again if it changed). SQLite still checks the collection's
-//     unique indexes on that write. The workbench remembers the documents it decoded
-//     and wrote by their text (decodedTexts), so a document updated again is not
-//     decoded again.
+//   - decode: a keyed read does not interpret a stored row itself. It copies the
+//     row's text, as is, onto a workbench (a private FerretDB with a one-document
+//     collection, never reachable by clients) and asks that FerretDB for the document:
+//     FerretDB's own decoding. (An in-process update decodes the row it changes with
+//     sandbox/sjson, whose tests hold it byte for byte to FerretDB's.) Texts are not
+//     unique per _id (the date 42 and the int 42 both store `42`), so the decoded _id
+//     is compared with MongoDB's rules before the document counts.
+//   - update: in process when it can be. The row's text is decoded (sandbox/sjson),
+//     the update computed by sandbox/modify (a replacement, or $set, $unset, $inc,
+//     $mul, $min, $max, $currentDate on plain field paths: inproc.go says which), and
+//     the result written as the text FerretDB would store for it (sjson.Encode).
+//     Anything else (array operators and indexes, $rename, arrayFilters, conflicting
+//     paths, a modify error, a result FerretDB refuses or would store as another
+//     document) goes to the workbench's FerretDB, which applies it (its operators,
+//     validation and errors) to the copy and gives back the resulting row text. Either
+//     way the front writes the text with `UPDATE ... WHERE rowid = ? AND <text> = <the
+//     text read>` (the row its lookup read, read again if it changed). SQLite still
+//     checks the collection's unique indexes on that write. The workbench remembers
+//     the documents it decoded and the updates wrote by their text (decodedTexts), so
+//     a document updated again is not decoded again.
 //   - delete: `DELETE ... WHERE _ferretdb_sjson->'$._id' = <the document's exact text>`,
 //     one row: FerretDB's unique index on the _id text allows no second one.
 //
 // All of this runs under the shard's write lock, as FerretDB's own path did: the
 // workbench holds one document at a time, and a write is still one SQL statement on
 // the collection, so a crash leaves either the old row or the new one. String and
-// ObjectId _ids keep FerretDB's own keyed path (one round trip instead of several).
-// _id types with no text form here (regular expressions, timestamps' neighbours the
-// sandbox refuses anyway) fall back to FerretDB's scan.
+// ObjectId _ids keep FerretDB's own keyed reads and deletes; their updates take the
+// in-process path too (the row found by its _id text, which FerretDB's unique _id
+// index holds once), and FerretDB's own findAndModify for what that path leaves, not
+// the workbench. _id types with no text form here (regular expressions, timestamps'
+// neighbours the sandbox refuses anyway) fall back to FerretDB's scan.
 
 // idColumn is FerretDB's expression for a row's _id, which ensureIDIndex indexes.
 const idColumn = `_ferretdb_sjson->'$._id'`
@@ -146,11 +155,13 @@ func fetchedKey(db, coll, idText string) string { return db + "\x00" + coll + "\
 // it) and returns the post-image.
 func (b *backend) modifyByID(ctx context.Context, db, coll string, id, update, arrayFilters bson.RawValue) (bson.Raw, error) {
 	keys, ok := idKeys(id)
-	if pushedDown(id) || !ok {
+	inProcess := ok && inProcessUpdate(update, arrayFilters)
+	if !ok || pushedDown(id) && !inProcess {
 		return b.ferretModifyByID(ctx, db, coll, id, update, arrayFilters)
 	}
-	// The row fetchByID has just read, when it has (an update finds its document
-	// first): the rewrite checks it is unchanged, else the row is read again.
+	// The row fetchByID has just read, when it has (an update by a numeric, date...
+	// _id finds its document first): the rewrite checks it is unchanged, else the row
+	// is read again.
 	k := fetchedKey(db, coll, keys[0])
 	row, known := b.fetched[k]
 	delete(b.fetched, k)
@@ -160,24 +171,43 @@ func (b *backend) modifyByID(ctx context.Context, db, coll string, id, update, a
 			if err != nil {
 				return nil, err
 			}
+			if len(rows) != 1 && pushedDown(id) {
+				return b.ferretModifyByID(ctx, db, coll, id, update, arrayFilters)
+			}
 			if len(rows) != 1 {
 				return nil, fmt.Errorf("FerretDB lost document _id %s of %s.%s during an update", id, db, coll)
 			}
 			row = rows[0]
 		}
-		post, text, err := b.bench.apply(ctx, row.text, update, arrayFilters)
-		if err != nil {
-			return nil, err
+		var post bson.Raw
+		var text string
+		done := false
+		if inProcess {
+			post, text, done = applyInProcess(row.text, id, update)
+		}
+		switch {
+		case !done && pushedDown(id):
+			return b.ferretModifyByID(ctx, db, coll, id, update, arrayFilters)
+		case !done:
+			var err error
+			if post, text, err = b.bench.apply(ctx, row.text, update, arrayFilters); err != nil {
+				return nil, err
+			}
+		case !pushedDown(id):
+			// A later keyed read of the row decodes it without the workbench.
+			b.bench.seen.put(text, post)
 		}
 		rewritten, err := b.files.rewrite(ctx, db, coll, row, text)
 		b.gens.wrote(db, coll)
 		if err != nil {
 			return nil, err
 		}
-		if rewritten {
+		switch {
+		case rewritten:
 			return post, nil
-		}
-		if !known {
+		case pushedDown(id):
+			return b.ferretModifyByID(ctx, db, coll, id, update, arrayFilters)
+		case !known:
 			return nil, fmt.Errorf("FerretDB lost document _id %s of %s.%s during an update", id, db, coll)
 		}
 		known = false

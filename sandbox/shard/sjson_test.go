@@ -351,3 +351,113 @@ func TestSJSONFerretDBStoresNoNaNOrInfinity(t *testing.T) {
 		t.Errorf("%d documents stored", n)
 	}
 }
+
+// TestSJSONEncodeMatchesFerretDB stores the corpus through the front and checks that
+// sjson.Encode writes, byte for byte, the text FerretDB wrote for each document, or
+// refuses exactly the documents FerretDB stores as other documents (-0.0, strings
+// that are not UTF-8, an _id not first); then stores the documents FerretDB reads
+// back, which Encode must all write as FerretDB does. Documents FerretDB refuses or
+// alters are refused by Encode too.
+func TestSJSONEncodeMatchesFerretDB(t *testing.T) {
+	dir := t.TempDir()
+	f := startFront(t, Config{Dir: dir})
+	c := connect(t, f)
+	ctx := context.Background()
+
+	// store inserts docs into coll and returns FerretDB's texts by _id (decoded, as
+	// the corpus has no two _ids of one text) and the documents FerretDB reads back.
+	store := func(coll string, docs []any) (map[string]string, map[string]bson.Raw) {
+		if _, err := c.Database("app").Collection(coll).InsertMany(ctx, docs); err != nil {
+			t.Fatal(err)
+		}
+		back, err := ferretFind(t, f, "app", coll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readBack := map[string]bson.Raw{}
+		for _, d := range back {
+			readBack[idKey(t, d)] = d
+		}
+		texts := map[string]string{}
+		for _, text := range storedRows(t, dir, "app", coll) {
+			d, err := sjson.Decode(nil, []byte(text))
+			if err != nil {
+				t.Fatalf("decode %s: %v", text, err)
+			}
+			texts[idKey(t, d)] = text
+		}
+		if len(texts) != len(docs) || len(readBack) != len(docs) {
+			t.Fatalf("%d documents inserted, %d rows, FerretDB reads %d", len(docs), len(texts), len(readBack))
+		}
+		return texts, readBack
+	}
+
+	corpus := sjsonCorpus()
+	batch := make([]any, len(corpus))
+	for i, d := range corpus {
+		batch[i] = d
+	}
+	texts, readBack := store("sjson", batch)
+	refused := 0
+	var again []any
+	for _, d := range corpus {
+		doc, err := bson.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := idKey(t, doc)
+		got, err := sjson.Encode(nil, doc)
+		switch {
+		case err != nil && bytes.Equal(readBack[k], doc):
+			t.Errorf("Encode refuses %s (%v), which FerretDB stores as is", bson.Raw(doc), err)
+		case err != nil:
+			refused++
+		case string(got) != texts[k]:
+			t.Errorf("Encode\n got %s\nFerretDB %s", got, texts[k])
+		case !bytes.Equal(readBack[k], doc):
+			t.Errorf("Encode writes %s for %s, which FerretDB reads back as %s", got, bson.Raw(doc), readBack[k])
+		}
+		again = append(again, readBack[k])
+	}
+	// -0.0 (documents 1 and 6), invalid UTF-8 (3), an _id second (7).
+	if refused != 4 {
+		t.Errorf("Encode refused %d documents of the corpus, want 4", refused)
+	}
+	texts2, readBack2 := store("sjson2", again)
+	for _, d := range again {
+		doc := d.(bson.Raw)
+		k := idKey(t, doc)
+		got, err := sjson.Encode(nil, doc)
+		if err != nil || string(got) != texts2[k] || !bytes.Equal(readBack2[k], doc) {
+			t.Errorf("document FerretDB read back %s: Encode = %s, %v\nFerretDB wrote %s and reads %s", doc, got, err, texts2[k], readBack2[k])
+		}
+	}
+
+	// What Encode refuses beyond the corpus: FerretDB refuses it or reads back
+	// another document.
+	negZero := math.Copysign(0, -1)
+	for i, d := range []bson.D{
+		{{Key: "v", Value: bson.A{bson.A{int32(1)}}}},
+		{{Key: "v", Value: primitive.NewDecimal128(0, 1)}},
+		{{Key: "v", Value: primitive.MinKey{}}},
+		{{Key: "v", Value: bson.D{{Key: "$w", Value: int32(1)}}}},
+		{{Key: "v", Value: bson.A{bson.D{{Key: "a.b", Value: int32(1)}}}}},
+		{{Key: "v", Value: bson.D{{Key: "w", Value: int32(1)}, {Key: "_id", Value: int32(2)}}}},
+		{{Key: "v", Value: bson.A{negZero, bson.D{{Key: "z", Value: negZero}}}}},
+		{{Key: "v", Value: primitive.Regex{Pattern: "a\xffb"}}},
+	} {
+		d = append(bson.D{{Key: "_id", Value: int32(100 + i)}}, d...)
+		doc, _ := bson.Marshal(d)
+		if got, err := sjson.Encode(nil, doc); err == nil {
+			t.Errorf("Encode(%s) = %s", bson.Raw(doc), got)
+		}
+		coll := fmt.Sprintf("refused%d", i)
+		if _, err := c.Database("app").Collection(coll).InsertOne(ctx, d); err != nil {
+			continue
+		}
+		back, err := ferretFind(t, f, "app", coll)
+		if err == nil && len(back) == 1 && bytes.Equal(back[0], doc) {
+			t.Errorf("FerretDB stores %s as is; Encode refuses it", bson.Raw(doc))
+		}
+	}
+}

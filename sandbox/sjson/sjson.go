@@ -1,6 +1,7 @@
 // Package sjson turns the text FerretDB v1.24.2 stores for a document (its "sjson",
 // one SQLite row per document, column _ferretdb_sjson) into the BSON document FerretDB
-// itself would return for that row.
+// itself would return for that row (Decode), and a BSON document into the text
+// FerretDB would store for it (Encode, which the shard's in-process updates write).
 //
 // Why: a shard front that scans a whole collection (in _id order, resuming after the
 // last _id it read) reads the rows straight from SQLite. Until now the front never
