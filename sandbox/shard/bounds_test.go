@@ -88,13 +88,12 @@ func TestFindMinMaxBoundTheIDIndexAcrossTypes(t *testing.T) {
 	}
 }
 
-// TestSampleDecodesItsDrawAtOnce: the front decodes a stored row on its workbench
-// while it holds the shard's write lock; a $sample of the copy's partition bounds (up
-// to 32 per partition) decoded one row at a time held every write of the shard for
-// two FerretDB round trips per document, minutes under load (a user's migration with
-// --partition-min-size 1MiB stopped the source's writes for 5 minutes). A real
-// server's $sample blocks no write; the front's holds the lock for a fixed number of
-// round trips, whatever the size.
+// TestSampleDecodesItsDrawAtOnce: a $sample of the copy's partition bounds (up to 32
+// per partition) decoded one row at a time on the workbench, under the shard's write
+// lock, held every write of the shard for two FerretDB round trips per document,
+// minutes under load (a user's migration with --partition-min-size 1MiB stopped the
+// source's writes for 5 minutes). A real server's $sample blocks no write; the front
+// decodes its draw in process (sandbox/sjson), with no workbench round trip.
 func TestSampleDecodesItsDrawAtOnce(t *testing.T) {
 	f := startFront(t, Config{})
 	coll := connect(t, f).Database("app").Collection("numbers")

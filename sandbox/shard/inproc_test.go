@@ -429,3 +429,33 @@ func TestInProcessUpdatesBesideReadersByObjectID(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// An update that leaves a document as it was writes nothing: the row keeps its text
+// and the collection's cached statistics (collStats, dbStats) stay valid, as a mongod
+// neither logs nor writes a no-op.
+func TestANoOpKeyedUpdateWritesNothing(t *testing.T) {
+	f := startFront(t, Config{})
+	coll := connect(t, f).Database("app").Collection("c")
+	ctx := context.Background()
+	n, err := f.primaryNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []any{int64(7), primitive.NewObjectID()} {
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "n", Value: int32(1)}}); err != nil {
+			t.Fatal(err)
+		}
+		gen := n.be.gens.ofCollection("app.c")
+		before := gen()
+		res, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, op("$set", "n", int32(1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.MatchedCount != 1 || res.ModifiedCount != 0 {
+			t.Fatalf("_id %v: matched %d, modified %d; want 1 and 0", id, res.MatchedCount, res.ModifiedCount)
+		}
+		if after := gen(); after != before {
+			t.Errorf("_id %v: a no-op update wrote to the collection (write generation %v -> %v)", id, before, after)
+		}
+	}
+}

@@ -21,10 +21,10 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/mongo"
-	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 
 	"github.com/shardlift/shardlift/sandbox/match"
+	"github.com/shardlift/shardlift/sandbox/sjson"
 	"github.com/shardlift/shardlift/sandbox/wire"
 )
 
@@ -49,26 +49,23 @@ import (
 //     with the sjson texts of every value MongoDB counts as equal to the _id (5, 5L
 //     and 5.0 are one _id; 2^62 as a long and as a double are written differently).
 //     EXPLAIN QUERY PLAN shows an index search (TestKeyedLookupSearchesTheIDIndex).
-//   - decode: a keyed read does not interpret a stored row itself. It copies the
-//     row's text, as is, onto a workbench (a private FerretDB with a one-document
-//     collection, never reachable by clients) and asks that FerretDB for the document:
-//     FerretDB's own decoding. (An in-process update decodes the row it changes with
-//     sandbox/sjson, whose tests hold it byte for byte to FerretDB's.) Texts are not
-//     unique per _id (the date 42 and the int 42 both store `42`), so the decoded _id
-//     is compared with MongoDB's rules before the document counts.
+//   - decode: sandbox/sjson reads the row's text into the BSON FerretDB answers for
+//     it, byte for byte (FerretDB is its test oracle, as for the scans of idscan.go).
+//     Texts are not unique per _id (the date 42 and the int 42 both store `42`), so
+//     the decoded _id is compared with MongoDB's rules before the document counts.
 //   - update: in process when it can be. The row's text is decoded (sandbox/sjson),
 //     the update computed by sandbox/modify (a replacement, or $set, $unset, $inc,
 //     $mul, $min, $max, $currentDate on plain field paths: inproc.go says which), and
 //     the result written as the text FerretDB would store for it (sjson.Encode).
 //     Anything else (array operators and indexes, $rename, arrayFilters, conflicting
 //     paths, a modify error, a result FerretDB refuses or would store as another
-//     document) goes to the workbench's FerretDB, which applies it (its operators,
-//     validation and errors) to the copy and gives back the resulting row text. Either
-//     way the front writes the text with `UPDATE ... WHERE rowid = ? AND <text> = <the
-//     text read>` (the row its lookup read, read again if it changed). SQLite still
-//     checks the collection's unique indexes on that write. The workbench remembers
-//     the documents it decoded and the updates wrote by their text (decodedTexts), so
-//     a document updated again is not decoded again.
+//     document) goes to a workbench (a private FerretDB with a one-document
+//     collection, never reachable by clients): the row's text is copied onto it, as
+//     is, and its FerretDB applies the update (its operators, validation and errors)
+//     and gives back the resulting row text. Either way the front writes the text
+//     with `UPDATE ... WHERE rowid = ? AND <text> = <the text read>` (the row its
+//     lookup read, read again if it changed), unless the update left it as it was.
+//     SQLite still checks the collection's unique indexes on that write.
 //   - delete: `DELETE ... WHERE _ferretdb_sjson->'$._id' = <the document's exact text>`,
 //     one row: FerretDB's unique index on the _id text allows no second one.
 //
@@ -111,11 +108,10 @@ func (b *backend) fetchByID(ctx context.Context, db, coll string, id bson.RawVal
 
 // readByID returns the documents of src (b itself, or another member's backend, such
 // as the primary a secondary refetches from) whose _id MongoDB counts as equal to id,
-// each with its row when read from src's files (nil when FerretDB found it). Rows are
-// decoded on b's workbench, which only b's write lock holder uses; src's own workbench
-// and fetched rows are left alone, so that reading another member takes none of its
-// locks (a secondary refetching through the primary's workbench raced its writes:
-// "concurrent map writes" in fetchByID).
+// each with its row when read from src's files (nil when FerretDB found it). src's
+// fetched rows are left alone, so that reading another member takes none of its locks
+// (a secondary refetching through the primary raced its writes: "concurrent map
+// writes" in fetchByID).
 func (b *backend) readByID(ctx context.Context, src *backend, db, coll string, id bson.RawValue) ([]bson.Raw, []*storedRow, error) {
 	keys, ok := idKeys(id)
 	if pushedDown(id) || !ok {
@@ -136,7 +132,7 @@ func (b *backend) readByID(ctx context.Context, src *backend, db, coll string, i
 	var docs []bson.Raw
 	var from []*storedRow
 	for i := range rows {
-		doc, err := b.bench.decode(ctx, rows[i].text)
+		doc, err := decodeRow(db, coll, rows[i].text)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -193,9 +189,10 @@ func (b *backend) modifyByID(ctx context.Context, db, coll string, id, update, a
 			if post, text, err = b.bench.apply(ctx, row.text, update, arrayFilters); err != nil {
 				return nil, err
 			}
-		case !pushedDown(id):
-			// A later keyed read of the row decodes it without the workbench.
-			b.bench.seen.put(text, post)
+		}
+		if text == row.text {
+			// A no-op: the row, read under this write lock, already holds it.
+			return post, nil
 		}
 		rewritten, err := b.files.rewrite(ctx, db, coll, row, text)
 		b.gens.wrote(db, coll)
@@ -259,8 +256,9 @@ func (n *node) keyedFind(ctx context.Context, cmd *wire.Command, coll string) (b
 	}
 	limit, _ := asFloat(body.Lookup("limit"))
 	batchSize, _ := asFloat(body.Lookup("batchSize"))
-	// The front's own lookups (the workbench, its SQLite connections) are the write
-	// lock holder's; string and ObjectId lookups are FerretDB's and run concurrently.
+	// The front's own lookups (its SQLite connections, the rows it keeps for the
+	// write that follows: fetchByID) are the write lock holder's; string and ObjectId
+	// lookups are FerretDB's and run concurrently.
 	if slices.ContainsFunc(ids, func(id bson.RawValue) bool { return !pushedDown(id) }) {
 		n.writeMu.Lock()
 		defer n.writeMu.Unlock()
@@ -595,64 +593,19 @@ func (f *sqlFiles) deleteByKey(ctx context.Context, db, coll, key string) (bool,
 
 // workbench is a private FerretDB (its own SQLite directory, a socket only the front
 // knows) with one collection that holds at most one document: the copy of a stored row
-// the front needs decoded or updated. It is replaced before each use and wiped at start.
+// the front updates. It is replaced before each use and wiped at start.
 // Only the shard's write lock holder uses it.
 type workbench struct {
 	client *mongo.Client
 	stop   func()
 	files  *sqlFiles
 	table  string
-	// holds is the text of the document on the bench ("" when unknown): a decode
-	// followed by an update of the same document copies it once.
+	// holds is the text of the document on the bench ("" when unknown): an update of
+	// the document the last update left there copies nothing.
 	holds string
-	// seen remembers what the bench decoded and wrote, by stored text.
-	seen decodedTexts
 	// trips counts the requests sent to the bench's FerretDB: each costs the shard's
 	// write lock a round trip.
 	trips atomic.Int64
-}
-
-// decodedTexts maps stored texts to the documents FerretDB reads from them, for the
-// texts the workbench decoded or produced by an update: a document updated again (a
-// load, a replay, touches the same documents over and over) is decoded without a copy
-// onto the bench and a FerretDB round trip, two of the five steps of a keyed update.
-// A text always decodes to the same document, so an entry never goes stale; the map
-// is capped at decodedTextsMax bytes of texts and documents, dropping arbitrary
-// entries when full.
-type decodedTexts struct {
-	docs  map[string]bson.Raw
-	bytes int
-}
-
-// decodedTextsMax bounds a workbench's decodedTexts: about 6,000 documents of 1 KiB.
-const decodedTextsMax = 16 << 20
-
-func (d *decodedTexts) get(text string) (bson.Raw, bool) {
-	doc, ok := d.docs[text]
-	return doc, ok
-}
-
-func (d *decodedTexts) put(text string, doc bson.Raw) {
-	size := len(text) + len(doc)
-	if size > decodedTextsMax/16 {
-		return
-	}
-	if _, ok := d.docs[text]; ok {
-		return
-	}
-	if d.docs == nil {
-		d.docs = map[string]bson.Raw{}
-	}
-	for k, v := range d.docs {
-		if d.bytes+size <= decodedTextsMax {
-			break
-		}
-		d.bytes -= len(k) + len(v)
-		delete(d.docs, k)
-	}
-	// Clipped: a caller appending to the document gets a copy, not another's bytes.
-	d.docs[text] = slices.Clip(doc)
-	d.bytes += size
 }
 
 const workbenchDB, workbenchColl = "workbench", "doc"
@@ -724,79 +677,13 @@ func (w *workbench) put(ctx context.Context, text string) error {
 	return nil
 }
 
-// decode returns the document a stored row's text holds, as FerretDB reads it.
-func (w *workbench) decode(ctx context.Context, text string) (bson.Raw, error) {
-	if doc, ok := w.seen.get(text); ok {
-		return doc, nil
-	}
-	if err := w.put(ctx, text); err != nil {
-		return nil, err
-	}
-	var doc bson.Raw
-	w.trips.Add(1)
-	err := w.client.Database(workbenchDB).Collection(workbenchColl).FindOne(ctx, bson.D{}).Decode(&doc)
+// decodeRow returns the document a stored row's text holds, as FerretDB reads it.
+func decodeRow(db, coll, text string) (bson.Raw, error) {
+	doc, err := sjson.Decode(nil, []byte(text))
 	if err != nil {
-		return nil, fmt.Errorf("decode a stored document on the workbench: %w", err)
+		return nil, fmt.Errorf("decode a stored document of %s.%s: %w", db, coll, err)
 	}
-	w.seen.put(text, doc)
 	return doc, nil
-}
-
-// decodeAll returns the documents the stored texts hold, in no particular order, in
-// two FerretDB round trips however many there are (decode takes two per document): a
-// $sample's draw, whose order does not matter, holds the shard's write lock for as
-// long as its decode lasts, and a real server's $sample blocks no write.
-func (w *workbench) decodeAll(ctx context.Context, texts []string) ([]bson.Raw, error) {
-	docs := make([]bson.Raw, 0, len(texts))
-	var todo []string
-	for _, text := range texts {
-		if doc, ok := w.seen.get(text); ok {
-			docs = append(docs, doc)
-		} else {
-			todo = append(todo, text)
-		}
-	}
-	if len(todo) == 0 {
-		return docs, nil
-	}
-	w.holds = "" // the bench holds several documents: the next put clears them
-	conn, err := w.files.open(workbenchDB)
-	if err != nil {
-		return nil, err
-	}
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("copy documents onto the workbench: %w", err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %q`, w.table)); err != nil {
-		return nil, fmt.Errorf("clear the workbench: %w", err)
-	}
-	insert := fmt.Sprintf(`INSERT INTO %q (_ferretdb_sjson) VALUES (?)`, w.table)
-	for _, text := range todo {
-		if _, err := tx.ExecContext(ctx, insert, text); err != nil {
-			return nil, fmt.Errorf("copy documents onto the workbench: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("copy documents onto the workbench: %w", err)
-	}
-	w.trips.Add(1)
-	cur, err := w.client.Database(workbenchDB).Collection(workbenchColl).Find(ctx, bson.D{}, options.Find().SetBatchSize(int32(len(todo))))
-	if err != nil {
-		return nil, fmt.Errorf("decode stored documents on the workbench: %w", err)
-	}
-	defer cur.Close(ctx)
-	for cur.Next(ctx) {
-		docs = append(docs, slices.Clone(bson.Raw(cur.Current)))
-	}
-	if err := cur.Err(); err != nil {
-		return nil, fmt.Errorf("decode stored documents on the workbench: %w", err)
-	}
-	if want := len(texts); len(docs) != want {
-		return nil, fmt.Errorf("decode stored documents on the workbench: %d documents read back of %d", len(docs), want)
-	}
-	return docs, nil
 }
 
 // apply has FerretDB update the document a stored row's text holds and returns the
@@ -837,8 +724,6 @@ func (w *workbench) apply(ctx context.Context, text string, update, arrayFilters
 	if err := conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT _ferretdb_sjson FROM %q`, w.table)).Scan(&out); err != nil {
 		return nil, "", fmt.Errorf("read the workbench's updated document: %w", err)
 	}
-	// The text now on the bench (and soon in the shard's row) reads as post.
 	w.holds = out
-	w.seen.put(out, post)
 	return post, out, nil
 }

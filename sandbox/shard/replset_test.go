@@ -488,8 +488,8 @@ func TestSetStopsWhileSecondariesApply(t *testing.T) {
 }
 
 // A secondary refetching a document from its primary (a transaction's or an update's
-// apply, a rollback) reads the primary's rows and decodes them on its own workbench:
-// the primary's workbench and fetched rows belong to the primary's write lock holder,
+// apply, a rollback) reads the primary's rows and decodes them itself: the primary's
+// workbench and fetched rows belong to the primary's write lock holder,
 // and a secondary using them raced the primary's writes (a user's sandbox died of
 // "concurrent map writes" in fetchByID under a load with transactions).
 func TestSecondaryRefetchLeavesThePrimarysWorkbenchAlone(t *testing.T) {
@@ -510,7 +510,6 @@ func TestSecondaryRefetchLeavesThePrimarysWorkbenchAlone(t *testing.T) {
 	primary, secondary := f.mu.nodes[0], f.mu.nodes[1]
 	f.mu.RUnlock()
 	primary.writeMu.Lock()
-	primary.be.bench.seen = decodedTexts{} // what the primary decoded is not at hand
 	trips := primary.be.bench.trips.Load()
 	primary.writeMu.Unlock()
 	idType, idData, _ := bson.MarshalValue(int64(42))

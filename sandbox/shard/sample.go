@@ -17,7 +17,7 @@ const maxSample = 10_000
 // FerretDB does not implement. MongoDB draws a large collection's sample with a
 // random cursor, n seeks; the front draws n random rows of the collection's SQLite
 // table (SQLite orders the row ids at random without decoding a document) and
-// decodes only those on the workbench, as its keyed finds do. The only stage taken
+// decodes only those (sandbox/sjson), as its keyed finds do. The only stage taken
 // after it is {$project: {_id: 1}}, which is what a copy asks.
 func (n *node) sample(ctx context.Context, cmd *wire.Command, coll string, stages []bson.RawValue) bson.Raw {
 	first, _ := stages[0].DocumentOK()
@@ -43,16 +43,11 @@ func (n *node) sample(ctx context.Context, cmd *wire.Command, coll string, stage
 	if err != nil {
 		return wire.ErrorReply(&wire.Error{Code: 1, Name: "InternalError", Msg: err.Error()})
 	}
-	texts := make([]string, len(rows))
+	docs := make([]bson.Raw, len(rows))
 	for i, r := range rows {
-		texts[i] = r.text
-	}
-	// The workbench is the write lock holder's (keyedFind).
-	n.writeMu.Lock()
-	docs, err := n.be.bench.decodeAll(ctx, texts)
-	n.writeMu.Unlock()
-	if err != nil {
-		return wire.ErrorReply(&wire.Error{Code: 1, Name: "InternalError", Msg: err.Error()})
+		if docs[i], err = decodeRow(cmd.DB, coll, r.text); err != nil {
+			return wire.ErrorReply(&wire.Error{Code: 1, Name: "InternalError", Msg: err.Error()})
+		}
 	}
 	if idOnly {
 		for i, doc := range docs {
