@@ -157,6 +157,8 @@ type runner struct {
 	srcEnd   topology.Endpoint
 	dstEnd   topology.Endpoint
 	seeded   int
+	// piped is figure 1's pipe, which figure 8 compares its own pipe with.
+	piped childResult
 }
 
 func (r *runner) logf(format string, a ...any) {
@@ -362,6 +364,7 @@ func (r *runner) copy(ctx context.Context) (childResult, error) {
 	if pipe.Docs != int64(r.o.Docs) {
 		return childResult{}, fmt.Errorf("the pipe wrote %d documents, the source holds %d", pipe.Docs, r.o.Docs)
 	}
+	r.piped = pipe
 	if err := r.dropDestination(ctx); err != nil {
 		return childResult{}, err
 	}
