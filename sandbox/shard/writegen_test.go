@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -72,6 +73,9 @@ func TestStatisticsAreComputedAgainOnlyAfterAWrite(t *testing.T) {
 	}
 
 	expect("after the inserts", count("c"), 20, objects(), 21)
+	// The inserts were retryable writes: their sessions' records reach
+	// config.transactions up to sessionFlushInterval later, a write of its own.
+	flushedSessions(n)
 	names()
 	before := computed()
 	for range 3 {
@@ -122,5 +126,22 @@ func TestStatisticsAreComputedAgainOnlyAfterAWrite(t *testing.T) {
 	}
 	if got := names(); slices.Contains(got, "fresh") {
 		t.Fatalf("listDatabases after dropping fresh: %v", got)
+	}
+}
+
+// flushedSessions returns once the node's session records marked so far are written
+// to config.transactions: none is left marked, and no flush is under way (a flush
+// holds recordsMu from the moment it takes the marked records until they are written).
+func flushedSessions(n *node) {
+	for {
+		n.writeMu.Lock()
+		marked := len(n.dirtySessions)
+		n.recordsMu.Lock()
+		n.recordsMu.Unlock()
+		n.writeMu.Unlock()
+		if marked == 0 {
+			return
+		}
+		time.Sleep(sessionFlushInterval / 4)
 	}
 }
