@@ -124,14 +124,17 @@ func conflicting(paths []string) bool {
 	return false
 }
 
-// applyInProcess applies update to the document stored as text, whose _id must be
+// applyInProcess applies update to the document the row stores, whose _id must be
 // exactly id, and returns the result and its text; ok is false when the update is
 // left to FerretDB (the row does not hold that _id, modify refuses the update, or the
 // result is one FerretDB would refuse or store as another document).
-func applyInProcess(text string, id, update bson.RawValue) (post bson.Raw, out string, ok bool) {
-	pre, err := sjson.Decode(nil, []byte(text))
-	if err != nil {
-		return nil, "", false
+func applyInProcess(row storedRow, id, update bson.RawValue) (post bson.Raw, out string, ok bool) {
+	pre := row.doc
+	if pre == nil {
+		var err error
+		if pre, err = sjson.Decode(nil, []byte(row.text)); err != nil {
+			return nil, "", false
+		}
 	}
 	preID := bson.Raw(pre).Lookup("_id")
 	if preID.Type != id.Type || !bytes.Equal(preID.Value, id.Value) {
@@ -141,7 +144,8 @@ func applyInProcess(text string, id, update bson.RawValue) (post bson.Raw, out s
 	if newID, err := u.LookupErr("_id"); err == nil && (newID.Type != id.Type || !bytes.Equal(newID.Value, id.Value)) {
 		return nil, "", false // a replacement that changes the _id: MongoDB's error
 	}
-	if post, err = modify.Apply(pre, u); err != nil || len(post) > maxInProcessBSON {
+	post, err := modify.Apply(pre, u)
+	if err != nil || len(post) > maxInProcessBSON {
 		return nil, "", false
 	}
 	enc, err := sjson.Encode(nil, post)

@@ -198,7 +198,7 @@ func TestInProcessUpdatesMatchFerretDB(t *testing.T) {
 			t.Errorf("%s: %s is left to FerretDB", c.name, bson.Raw(u.Value))
 			continue
 		}
-		post, out, ok := applyInProcess(text, id, u)
+		post, out, ok := applyInProcess(storedRow{text: text}, id, u)
 		switch {
 		case !ok:
 			t.Errorf("%s: applyInProcess refuses %s", c.name, bson.Raw(u.Value))
@@ -223,7 +223,7 @@ func TestInProcessUpdatesMatchFerretDB(t *testing.T) {
 		var out string
 		ok := false
 		if inProcessUpdate(u, none) {
-			got, out, ok = applyInProcess(text, id, u)
+			got, out, ok = applyInProcess(storedRow{text: text}, id, u)
 		}
 		if !ok || !bytes.Equal(got, want) {
 			t.Errorf("%s: %s: in process %s (%v), MongoDB %s", c.name, bson.Raw(u.Value), got, ok, bson.Raw(want))
@@ -237,7 +237,7 @@ func TestInProcessUpdatesMatchFerretDB(t *testing.T) {
 	for _, c := range inProcFallback {
 		u := rawValueOf(t, c.update)
 		if inProcessUpdate(u, none) {
-			if post, _, ok := applyInProcess(text, id, u); ok {
+			if post, _, ok := applyInProcess(storedRow{text: text}, id, u); ok {
 				t.Errorf("%s: %s is applied in process: %s", c.name, bson.Raw(u.Value), post)
 			}
 		}
@@ -256,7 +256,7 @@ func TestInProcessUpdatesMatchFerretDB(t *testing.T) {
 			t.Errorf("$currentDate %v is left to FerretDB", spec)
 			continue
 		}
-		post, out, ok := applyInProcess(text, id, u)
+		post, out, ok := applyInProcess(storedRow{text: text}, id, u)
 		after := time.Now().Add(time.Millisecond)
 		if !ok {
 			t.Errorf("$currentDate %v: applyInProcess refuses it", spec)

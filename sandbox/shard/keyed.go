@@ -137,6 +137,7 @@ func (b *backend) readByID(ctx context.Context, src *backend, db, coll string, i
 			return nil, nil, err
 		}
 		if same.Match(doc) {
+			rows[i].doc = doc
 			docs = append(docs, doc)
 			from = append(from, &rows[i])
 		}
@@ -179,7 +180,7 @@ func (b *backend) modifyByID(ctx context.Context, db, coll string, id, update, a
 		var text string
 		done := false
 		if inProcess {
-			post, text, done = applyInProcess(row.text, id, update)
+			post, text, done = applyInProcess(row, id, update)
 		}
 		switch {
 		case !done && pushedDown(id):
@@ -512,6 +513,9 @@ func (f *sqlFiles) table(ctx context.Context, db, coll string) (*sql.DB, string,
 type storedRow struct {
 	rowid int64
 	text  string
+	// doc is the document text holds, when the row's reader decoded it (readByID):
+	// the update that follows does not decode it again.
+	doc bson.Raw
 }
 
 // lookupSQL selects the rows whose _id text is one of n texts, through the _id index.
